@@ -1,0 +1,51 @@
+// The one typed engine API. The CLI calls it in-process; the extension calls it through the worker process.
+import path from 'node:path';
+import { loadModel } from './onnx/model';
+import { openDataset } from './data/dataset';
+import { evaluateModel } from './runtime/evaluate';
+import { resolveProvider, ProviderChoice, ProviderReport } from './runtime/providers';
+import type {
+  EvaluateRequest, EvaluateResult, FinetuneRequest, FinetuneResult, FuseRequest, FuseResult, InspectRequest, InspectResult, JobContext,
+} from './types';
+import { analyzeAlignment } from './graph/summary';
+import { fuseModels } from './fusion/run';
+import { finetuneModel } from './train/finetune';
+
+export * from './types';
+
+export interface EngineApi {
+  providers(choice?: ProviderChoice): Promise<ProviderReport>;
+  inspect(request: InspectRequest): Promise<InspectResult>;
+  evaluate(request: EvaluateRequest, context?: JobContext): Promise<EvaluateResult>;
+  fuse(request: FuseRequest, context?: JobContext): Promise<FuseResult>;
+  finetune(request: FinetuneRequest, context?: JobContext): Promise<FinetuneResult>;
+}
+
+export const engine: EngineApi = {
+  providers: (choice = 'auto') => resolveProvider(choice),
+
+  async inspect(request) {
+    const model = loadModel(request.model);
+    const provider = await resolveProvider(request.provider ?? 'auto');
+    const result: InspectResult = { summary: model.summary(), provider };
+    if (request.alignment) result.alignment = analyzeAlignment(model);
+    return result;
+  },
+
+  async evaluate(request, context = {}) {
+    const model = loadModel(request.model);
+    const dataset = openDataset(request.data);
+    context.onProgress?.({ stage: 'evaluate', message: `evaluating ${path.basename(request.model)}`, done: 0, total: Math.min(request.limit ?? dataset.size, dataset.size) });
+    const result = await evaluateModel(model, dataset, {
+      provider: request.provider,
+      batchSize: request.batchSize,
+      limit: request.limit,
+      signal: context.signal,
+      onProgress: (done, total) => context.onProgress?.({ stage: 'evaluate', done, total }),
+    });
+    return { model: request.model, ...result };
+  },
+
+  fuse: (request, context = {}) => fuseModels(request, context),
+  finetune: (request, context = {}) => finetuneModel(request, context),
+};

@@ -1,0 +1,68 @@
+// A small flag parser: `--name value`, `--name=value`, boolean `--flag`, `--no-flag`, short aliases.
+import { OtfuseError } from '../errors';
+
+export interface ParsedArgs {
+  positional: string[];
+  flags: Map<string, string | boolean>;
+}
+
+export function parseArgs(argv: string[], booleans: ReadonlySet<string>, aliases: Record<string, string> = {}): ParsedArgs {
+  const positional: string[] = [];
+  const flags = new Map<string, string | boolean>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') { positional.push(...argv.slice(i + 1)); break; }
+    if (!arg.startsWith('-') || arg === '-') { positional.push(arg); continue; }
+    let name = arg.replace(/^--?/, '');
+    let value: string | boolean | undefined;
+    const eq = name.indexOf('=');
+    if (eq >= 0) { value = name.slice(eq + 1); name = name.slice(0, eq); }
+    name = aliases[name] ?? name;
+    if (booleans.has(name)) { flags.set(name, value === undefined ? true : value !== 'false'); continue; }
+    if (name.startsWith('no-') && booleans.has(name.slice(3))) { flags.set(name.slice(3), false); continue; }
+    if (value === undefined) {
+      if (i + 1 >= argv.length) throw new OtfuseError('BAD_USAGE', `--${name} needs a value`);
+      value = argv[++i];
+    }
+    flags.set(name, value);
+  }
+  return { positional, flags };
+}
+
+export function str(args: ParsedArgs, name: string): string | undefined {
+  const v = args.flags.get(name);
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function num(args: ParsedArgs, name: string): number | undefined {
+  const v = str(args, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new OtfuseError('BAD_USAGE', `--${name} must be a number, got '${v}'`);
+  return n;
+}
+
+export function numList(args: ParsedArgs, name: string): number[] | undefined {
+  const v = str(args, name);
+  if (v === undefined) return undefined;
+  const list = v.split(',').map((s) => Number(s.trim()));
+  if (list.some((n) => !Number.isFinite(n))) throw new OtfuseError('BAD_USAGE', `--${name} must be a comma-separated list of numbers, got '${v}'`);
+  return list;
+}
+
+export function bool(args: ParsedArgs, name: string): boolean | undefined {
+  const v = args.flags.get(name);
+  return typeof v === 'boolean' ? v : undefined;
+}
+
+export function oneOf<T extends string>(args: ParsedArgs, name: string, allowed: readonly T[]): T | undefined {
+  const v = str(args, name);
+  if (v === undefined) return undefined;
+  if (!allowed.includes(v as T)) throw new OtfuseError('BAD_USAGE', `--${name} must be one of ${allowed.join(', ')}; got '${v}'`);
+  return v as T;
+}
+
+/** Flags no command knows are usage errors, not silently ignored. */
+export function rejectUnknown(args: ParsedArgs, known: ReadonlySet<string>): void {
+  for (const name of args.flags.keys()) if (!known.has(name)) throw new OtfuseError('BAD_USAGE', `unknown option --${name}`);
+}

@@ -1,0 +1,322 @@
+// ONNX model files: read (embedded and external data), list, replace initializers, add outputs, write atomically.
+import fs from 'node:fs';
+import path from 'node:path';
+import { onnx } from 'onnx-proto';
+import { OtfuseError } from '../errors';
+import { writeFileAtomic } from './atomic';
+
+export const DataType = onnx.TensorProto.DataType;
+export type ModelProto = onnx.ModelProto;
+export type NodeProto = onnx.INodeProto;
+export type TensorProto = onnx.ITensorProto;
+
+/** A float view of one initializer (every float type is read into float32). */
+export interface Initializer {
+  name: string;
+  dims: number[];
+  dataType: number;
+  data: Float32Array;
+}
+
+export interface ModelSummary {
+  file: string;
+  irVersion: number;
+  opsets: Record<string, number>;
+  producer: string;
+  inputs: { name: string; type: string; shape: (number | string)[] }[];
+  outputs: { name: string; type: string; shape: (number | string)[] }[];
+  nodeCount: number;
+  initializerCount: number;
+  parameterCount: number;
+  opHistogram: Record<string, number>;
+}
+
+export class OnnxModel {
+  readonly file: string;
+  readonly proto: ModelProto;
+  private readonly byName = new Map<string, onnx.ITensorProto>();
+
+  constructor(proto: ModelProto, file: string) {
+    this.proto = proto;
+    this.file = file;
+    for (const t of this.graph.initializer ?? []) this.byName.set(t.name ?? '', t);
+  }
+
+  get graph(): onnx.IGraphProto {
+    return this.proto.graph!;
+  }
+
+  get nodes(): onnx.INodeProto[] {
+    return this.graph.node ?? [];
+  }
+
+  initializerNames(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  hasInitializer(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  /** Reads an initializer as float32 (fp16, bf16, fp64 are converted); integer tensors too, as numbers. */
+  getInitializer(name: string): Initializer {
+    const t = this.byName.get(name);
+    if (!t) throw new OtfuseError('BAD_MODEL', `no initializer named '${name}'`, { file: this.file });
+    return { name, dims: dimsOf(t), dataType: t.dataType ?? 0, data: tensorToFloat32(t, this.file) };
+  }
+
+  /** Replaces an initializer's values, keeping its name, dims and element type. */
+  setInitializer(name: string, data: Float32Array, dims?: number[]): void {
+    const t = this.byName.get(name);
+    if (!t) throw new OtfuseError('BAD_MODEL', `no initializer named '${name}'`, { file: this.file });
+    const newDims = dims ?? dimsOf(t);
+    const count = newDims.reduce((a, b) => a * b, 1);
+    if (count !== data.length) throw new OtfuseError('INTERNAL', `initializer '${name}': ${data.length} values for dims [${newDims}]`, { file: this.file });
+    t.dims = newDims;
+    t.rawData = float32ToRaw(data, t.dataType ?? DataType.FLOAT, name, this.file);
+    t.floatData = [];
+    t.doubleData = [];
+    t.int32Data = [];
+    t.externalData = [];
+    t.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
+  }
+
+  /** Exposes intermediate tensors as extra graph outputs (for activation capture). */
+  addOutputs(names: string[]): void {
+    const existing = new Set((this.graph.output ?? []).map((o) => o.name));
+    for (const name of names) {
+      if (existing.has(name)) continue;
+      this.graph.output!.push(onnx.ValueInfoProto.create({ name }));
+    }
+  }
+
+  /** Keeps only the given graph outputs, in that order (for sessions that fetch intermediates only). */
+  setOutputs(names: string[]): void {
+    this.graph.output = names.map((name) => onnx.ValueInfoProto.create({ name }));
+  }
+
+  clone(): OnnxModel {
+    return new OnnxModel(onnx.ModelProto.decode(this.toBytes()), this.file);
+  }
+
+  toBytes(): Uint8Array {
+    return onnx.ModelProto.encode(this.proto).finish();
+  }
+
+  save(target: string): void {
+    writeFileAtomic(target, this.toBytes());
+  }
+
+  summary(): ModelSummary {
+    const opHistogram: Record<string, number> = {};
+    for (const n of this.nodes) opHistogram[n.opType ?? '?'] = (opHistogram[n.opType ?? '?'] ?? 0) + 1;
+    const opsets: Record<string, number> = {};
+    for (const o of this.proto.opsetImport ?? []) opsets[o.domain || 'ai.onnx'] = Number(o.version);
+    const initNames = new Set(this.byName.keys());
+    const io = (v: onnx.IValueInfoProto) => ({
+      name: v.name ?? '',
+      type: DataType[v.type?.tensorType?.elemType ?? 0] ?? 'UNDEFINED',
+      shape: (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : Number(d.dimValue ?? 0))),
+    });
+    return {
+      file: this.file,
+      irVersion: Number(this.proto.irVersion ?? 0),
+      opsets,
+      producer: `${this.proto.producerName ?? ''} ${this.proto.producerVersion ?? ''}`.trim(),
+      inputs: (this.graph.input ?? []).filter((i) => !initNames.has(i.name ?? '')).map(io),
+      outputs: (this.graph.output ?? []).map(io),
+      nodeCount: this.nodes.length,
+      initializerCount: this.byName.size,
+      parameterCount: [...this.byName.values()].filter(isFloatTensor).reduce((s, t) => s + dimsOf(t).reduce((a, b) => a * b, 1), 0),
+      opHistogram,
+    };
+  }
+}
+
+export function isFloatTensor(t: onnx.ITensorProto): boolean {
+  const dt = t.dataType ?? 0;
+  return dt === DataType.FLOAT || dt === DataType.FLOAT16 || dt === DataType.BFLOAT16 || dt === DataType.DOUBLE;
+}
+
+export function dimsOf(t: onnx.ITensorProto): number[] {
+  return (t.dims ?? []).map((d) => Number(d));
+}
+
+/** Reads and validates an ONNX file; external data is loaded (and kept inside the model's folder). */
+export function loadModel(file: string): OnnxModel {
+  let bytes: Uint8Array;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (err) {
+    throw new OtfuseError('BAD_MODEL', `cannot read model: ${(err as Error).message}`, { file });
+  }
+  return parseModel(bytes, file);
+}
+
+export function parseModel(bytes: Uint8Array, file: string): OnnxModel {
+  let proto: ModelProto;
+  try {
+    proto = onnx.ModelProto.decode(bytes);
+  } catch (err) {
+    throw new OtfuseError('BAD_MODEL', `not a valid ONNX model (the file is truncated or not ONNX protobuf: ${(err as Error).message})`, { file });
+  }
+  const graph = proto.graph;
+  if (!graph || !graph.node || graph.node.length === 0 || !proto.irVersion || (proto.opsetImport ?? []).length === 0) {
+    throw new OtfuseError('BAD_MODEL', 'not a valid ONNX model (no graph, nodes, IR version or opset)', { file });
+  }
+  for (const n of graph.node) {
+    if (!n.opType) throw new OtfuseError('BAD_MODEL', 'not a valid ONNX model (a node has no op type)', { file });
+  }
+  for (const t of graph.initializer ?? []) {
+    if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL || (t.externalData ?? []).length > 0) loadExternal(t, file);
+    checkTensorSize(t, file);
+  }
+  return new OnnxModel(proto, file);
+}
+
+function checkTensorSize(t: onnx.ITensorProto, file: string): void {
+  const count = dimsOf(t).reduce((a, b) => a * b, 1);
+  const width = bytesPerElement(t.dataType ?? 0);
+  if (t.rawData && t.rawData.length > 0 && width > 0 && t.rawData.length !== count * width) {
+    throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' has ${t.rawData.length} bytes, expected ${count * width} (truncated file?)`, { file });
+  }
+}
+
+function loadExternal(t: onnx.ITensorProto, file: string): void {
+  const info = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
+  const location = info.get('location');
+  if (!location) throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' has external data without a location`, { file });
+  const dir = path.dirname(path.resolve(file));
+  const target = path.resolve(dir, location);
+  if (path.isAbsolute(location) || (target !== dir && !target.startsWith(dir + path.sep))) {
+    throw new OtfuseError('BAD_MODEL', `initializer '${t.name}': external data path '${location}' escapes the model's folder`, { file });
+  }
+  const offset = Number(info.get('offset') ?? 0);
+  const count = dimsOf(t).reduce((a, b) => a * b, 1);
+  const length = info.has('length') ? Number(info.get('length')) : count * bytesPerElement(t.dataType ?? 0);
+  let buf: Buffer;
+  try {
+    const fd = fs.openSync(target, 'r');
+    try {
+      buf = Buffer.alloc(length);
+      const read = fs.readSync(fd, buf, 0, length, offset);
+      if (read !== length) throw new Error(`read ${read} of ${length} bytes at offset ${offset}`);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    throw new OtfuseError('BAD_MODEL', `initializer '${t.name}': cannot read external data '${location}': ${(err as Error).message}`, { file });
+  }
+  t.rawData = new Uint8Array(buf);
+  t.externalData = [];
+  t.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
+}
+
+function bytesPerElement(dataType: number): number {
+  switch (dataType) {
+    case DataType.FLOAT: case DataType.INT32: case DataType.UINT32: return 4;
+    case DataType.DOUBLE: case DataType.INT64: case DataType.UINT64: return 8;
+    case DataType.FLOAT16: case DataType.BFLOAT16: case DataType.INT16: case DataType.UINT16: return 2;
+    case DataType.INT8: case DataType.UINT8: case DataType.BOOL: return 1;
+    default: return 0;
+  }
+}
+
+export function tensorToFloat32(t: onnx.ITensorProto, file = ''): Float32Array {
+  const count = dimsOf(t).reduce((a, b) => a * b, 1);
+  const dt = t.dataType ?? 0;
+  const raw = t.rawData && t.rawData.length > 0 ? t.rawData : undefined;
+  const out = new Float32Array(count);
+  if (raw) {
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    for (let i = 0; i < count; i++) {
+      switch (dt) {
+        case DataType.FLOAT: out[i] = view.getFloat32(i * 4, true); break;
+        case DataType.DOUBLE: out[i] = view.getFloat64(i * 8, true); break;
+        case DataType.FLOAT16: out[i] = halfToFloat(view.getUint16(i * 2, true)); break;
+        case DataType.BFLOAT16: out[i] = bf16ToFloat(view.getUint16(i * 2, true)); break;
+        case DataType.INT64: out[i] = Number(view.getBigInt64(i * 8, true)); break;
+        case DataType.INT32: out[i] = view.getInt32(i * 4, true); break;
+        case DataType.INT8: out[i] = view.getInt8(i); break;
+        case DataType.UINT8: case DataType.BOOL: out[i] = view.getUint8(i); break;
+        default: throw new OtfuseError('UNSUPPORTED', `initializer '${t.name}' has unsupported element type ${DataType[dt] ?? dt}`, { file });
+      }
+    }
+    return out;
+  }
+  // Typed fields: fp16/bf16 values live in int32Data as bit patterns.
+  const source: ArrayLike<number | { toNumber(): number }> =
+    dt === DataType.FLOAT ? t.floatData ?? [] :
+    dt === DataType.DOUBLE ? t.doubleData ?? [] :
+    dt === DataType.INT64 ? (t.int64Data as ArrayLike<number>) ?? [] :
+    t.int32Data ?? [];
+  if (source.length !== count && count > 0) {
+    throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' has ${source.length} values for dims [${dimsOf(t)}]`, { file });
+  }
+  for (let i = 0; i < count; i++) {
+    const v = source[i];
+    const n = typeof v === 'number' ? v : v.toNumber();
+    out[i] = dt === DataType.FLOAT16 ? halfToFloat(n) : dt === DataType.BFLOAT16 ? bf16ToFloat(n) : n;
+  }
+  return out;
+}
+
+function float32ToRaw(data: Float32Array, dt: number, name: string, file: string): Uint8Array {
+  switch (dt) {
+    case DataType.FLOAT: return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+    case DataType.DOUBLE: { const d = Float64Array.from(data); return new Uint8Array(d.buffer); }
+    case DataType.FLOAT16: { const h = new Uint16Array(data.length); for (let i = 0; i < data.length; i++) h[i] = floatToHalf(data[i]); return new Uint8Array(h.buffer); }
+    case DataType.BFLOAT16: { const h = new Uint16Array(data.length); for (let i = 0; i < data.length; i++) h[i] = floatToBf16(data[i]); return new Uint8Array(h.buffer); }
+    default: throw new OtfuseError('UNSUPPORTED', `cannot write initializer '${name}' of element type ${DataType[dt] ?? dt}`, { file });
+  }
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
+}
+
+export function floatToHalf(v: number): number {
+  f32[0] = v;
+  const x = u32[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && (half & 1))) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++;
+  return sign | half;
+}
+
+export function bf16ToFloat(b: number): number {
+  u32[0] = b << 16;
+  return f32[0];
+}
+
+export function floatToBf16(v: number): number {
+  f32[0] = v;
+  const x = u32[0];
+  if (Number.isNaN(v)) return 0x7fc0;
+  const rounding = 0x7fff + ((x >>> 16) & 1);
+  return ((x + rounding) >>> 16) & 0xffff;
+}

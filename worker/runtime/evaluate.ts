@@ -1,0 +1,63 @@
+// Classifier evaluation: accuracy and mean cross-entropy over a dataset, streamed in batches.
+import { throwIfCancelled } from '../errors';
+import { OnnxModel } from '../onnx/model';
+import { Dataset, batches } from '../data/dataset';
+import { ModelRunner, SessionOptions, checkFinite } from './session';
+import { ProviderReport } from './providers';
+
+export interface EvalResult {
+  accuracy: number;
+  loss: number;
+  samples: number;
+  seconds: number;
+  provider: ProviderReport;
+}
+
+export interface EvalOptions extends SessionOptions {
+  batchSize?: number;
+  limit?: number;
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void;
+  /** Receives the logits of each batch (e.g. to compare models). */
+  onLogits?: (logits: Float32Array, start: number, classes: number) => void;
+}
+
+export async function evaluateModel(model: OnnxModel, dataset: Dataset, options: EvalOptions = {}): Promise<EvalResult> {
+  const runner = await ModelRunner.create(model, options);
+  try {
+    return await evaluateWithRunner(runner, dataset, options);
+  } finally {
+    await runner.release();
+  }
+}
+
+export async function evaluateWithRunner(runner: ModelRunner, dataset: Dataset, options: EvalOptions = {}): Promise<EvalResult> {
+  const binding = runner.bind(dataset);
+  const total = Math.min(options.limit ?? dataset.size, dataset.size);
+  const t0 = performance.now();
+  let correct = 0;
+  let lossSum = 0;
+  let done = 0;
+  const output = runner.outputNames[0];
+  for (const batch of batches(dataset, options.batchSize ?? 256, total)) {
+    throwIfCancelled(options.signal);
+    checkFinite(batch, dataset.source);
+    const result = await runner.run(batch, binding, [output]);
+    const logits = result[output].data as Float32Array;
+    const classes = logits.length / batch.labels.length;
+    options.onLogits?.(logits, done, classes);
+    for (let i = 0; i < batch.labels.length; i++) {
+      const row = logits.subarray(i * classes, (i + 1) * classes);
+      let best = 0;
+      let max = -Infinity;
+      for (let c = 0; c < classes; c++) if (row[c] > max) { max = row[c]; best = c; }
+      let sum = 0;
+      for (let c = 0; c < classes; c++) sum += Math.exp(row[c] - max);
+      lossSum += Math.log(sum) + max - row[batch.labels[i]];
+      if (best === batch.labels[i]) correct++;
+    }
+    done += batch.labels.length;
+    options.onProgress?.(done, total);
+  }
+  return { accuracy: done ? correct / done : 0, loss: done ? lossSum / done : 0, samples: done, seconds: (performance.now() - t0) / 1000, provider: runner.provider };
+}

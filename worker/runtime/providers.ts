@@ -1,0 +1,116 @@
+// Execution provider choice: auto tries CUDA, then WebGPU, then CPU, and says why each one was or was not used.
+import fs from 'node:fs';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { OtfuseError } from '../errors';
+
+export type ProviderChoice = 'auto' | 'cpu' | 'cuda' | 'webgpu';
+export type ProviderName = 'cpu' | 'cuda' | 'webgpu';
+
+export interface ProviderReport {
+  /** The provider that runs the sessions. */
+  used: ProviderName;
+  requested: ProviderChoice;
+  /** One line per provider that was tried or skipped, e.g. "cuda: skipped (CUDA provider libraries not installed; …)". */
+  reasons: string[];
+}
+
+const ortBinDir = (): string => path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch);
+
+function cudaLibraryPresent(): boolean {
+  try {
+    return fs.existsSync(path.join(ortBinDir(), 'libonnxruntime_providers_cuda.so'));
+  } catch {
+    return false;
+  }
+}
+
+function vulkanLoaderPresent(): boolean {
+  if (process.platform !== 'linux') return true; // Dawn uses D3D12/Metal elsewhere.
+  const dirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/usr/local/lib',
+    ...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean)];
+  return dirs.some((d) => fs.existsSync(path.join(d, 'libvulkan.so.1')));
+}
+
+/** A one-node model (Identity) used to check that a provider can start a session. */
+function probeModel(): Uint8Array {
+  // Hand-encoded ModelProto: ir_version 8, opset 17, graph with Identity x -> y, float [1].
+  // Built with onnx-proto at first use to keep it readable.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { onnx } = require('onnx-proto') as typeof import('onnx-proto');
+  const vi = (name: string) => onnx.ValueInfoProto.create({
+    name,
+    type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }] } } },
+  });
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 17 }],
+    graph: { name: 'probe', node: [{ opType: 'Identity', input: ['x'], output: ['y'] }], input: [vi('x')], output: [vi('y')] },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+async function tryProvider(name: ProviderName): Promise<string | undefined> {
+  try {
+    const session = await ort.InferenceSession.create(probeModel(), { executionProviders: [name], logSeverityLevel: 4 });
+    await session.run({ x: new ort.Tensor('float32', new Float32Array([1]), [1]) });
+    await session.release();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message.split('\n')[0].slice(0, 240);
+  }
+}
+
+const cache = new Map<ProviderChoice, Promise<ProviderReport>>();
+
+/** Resolves a provider choice once per process. An explicit GPU choice that cannot run is an error. */
+export function resolveProvider(choice: ProviderChoice = 'auto'): Promise<ProviderReport> {
+  let pending = cache.get(choice);
+  if (!pending) {
+    pending = resolveUncached(choice);
+    cache.set(choice, pending);
+    pending.catch(() => cache.delete(choice));
+  }
+  return pending;
+}
+
+async function resolveUncached(choice: ProviderChoice): Promise<ProviderReport> {
+  if (!['auto', 'cpu', 'cuda', 'webgpu'].includes(choice)) {
+    throw new OtfuseError('BAD_USAGE', `unknown execution provider '${choice}' (use auto, cpu, cuda or webgpu)`);
+  }
+  const reasons: string[] = [];
+  if (choice === 'cpu') return { used: 'cpu', requested: choice, reasons: ['cpu: requested'] };
+  const candidates: ProviderName[] = choice === 'auto' ? ['cuda', 'webgpu'] : [choice];
+  for (const name of candidates) {
+    const why = await checkProvider(name, choice === 'auto');
+    if (why === undefined) {
+      reasons.push(`${name}: available, used`);
+      return { used: name, requested: choice, reasons };
+    }
+    reasons.push(`${name}: not used (${why})`);
+  }
+  if (choice !== 'auto') {
+    throw new OtfuseError('PROVIDER', `execution provider '${choice}' is not available: ${reasons.join('; ')}. Use --provider auto or cpu.`);
+  }
+  reasons.push('cpu: used (fallback)');
+  return { used: 'cpu', requested: choice, reasons };
+}
+
+async function checkProvider(name: ProviderName, quiet: boolean): Promise<string | undefined> {
+  // In auto mode skip attempts that are sure to fail: ONNX Runtime prints native errors to stderr on failure.
+  if (name === 'cuda' && quiet && !cudaLibraryPresent()) {
+    return 'CUDA provider libraries are not installed; install them with ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node';
+  }
+  if (name === 'webgpu' && quiet && !vulkanLoaderPresent()) {
+    return 'no Vulkan loader (libvulkan.so.1) found, so WebGPU has no GPU adapter';
+  }
+  const failure = await tryProvider(name);
+  if (failure === undefined) return undefined;
+  if (name === 'cuda') return `CUDA provider failed to start: ${failure}`;
+  return `WebGPU has no usable GPU adapter: ${failure}`;
+}
+
+export function describeProvider(report: ProviderReport): string {
+  const skipped = report.reasons.filter((r) => !r.startsWith(`${report.used}:`));
+  return skipped.length ? `provider ${report.used} (${skipped.join('; ')})` : `provider ${report.used}`;
+}
