@@ -1,0 +1,238 @@
+// Exact optimal transport (earth mover's distance) between discrete measures.
+// - square problem with uniform marginals: linear assignment (Jonker–Volgenant), plan = permutation · mass;
+// - anything else: a primal network simplex on the bipartite transportation network with an artificial root
+//   (big-M start), block-search pricing and a strongly feasible spanning tree (no cycling on degenerate pivots).
+import { OtfuseError } from '../errors';
+import { linearAssignment } from './lap';
+import { checkProblem, type Weights } from './validate';
+
+export interface EmdOptions {
+  /** Use the assignment fast path for square uniform problems (default true). */
+  assignment?: boolean;
+  /** Pivot limit for the network simplex (default 50·(n+m)² capped at 1e8). */
+  maxIter?: number;
+}
+
+export interface EmdResult {
+  plan: Float64Array; // n×m row-major
+  n: number;
+  m: number;
+  cost: number; // Σ plan ⊙ M
+  method: 'assignment' | 'network-simplex';
+  iterations: number; // pivots (network simplex) or augmentations (assignment)
+  converged: boolean;
+  /** For square uniform problems: rowToCol[i] = matched column. */
+  permutation?: Int32Array;
+}
+
+function isUniform(x: Float64Array): boolean {
+  const first = x[0];
+  for (let i = 1; i < x.length; i++) if (Math.abs(x[i] - first) > 1e-12 * first) return false;
+  return true;
+}
+
+export function emd(aIn: Weights, bIn: Weights, MIn: Float64Array | Float32Array, options: EmdOptions = {}): EmdResult {
+  const { a, b: bRaw, M, n, m, sumA, sumB } = checkProblem(aIn, bIn, MIn, 'EMD');
+  // as POT: rescale b onto a's total mass so the network is balanced
+  const b = sumA === sumB ? bRaw : bRaw.map((x) => (x * sumA) / sumB);
+
+  if (n === m && options.assignment !== false && isUniform(a) && isUniform(b)) {
+    const res = linearAssignment(M, n);
+    const plan = new Float64Array(n * m);
+    const w = sumA / n;
+    let cost = 0;
+    for (let i = 0; i < n; i++) {
+      const j = res.rowToCol[i];
+      plan[i * m + j] = w;
+      cost += M[i * m + j] * w;
+    }
+    return { plan, n, m, cost, method: 'assignment', iterations: n, converged: true, permutation: res.rowToCol };
+  }
+  return networkSimplex(a, b, M, n, m, options.maxIter);
+}
+
+/** Transportation problem by network simplex. a, b > 0 entries are solved; zero entries get zero rows/cols. */
+export function networkSimplex(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: number, maxIter?: number): EmdResult {
+  // Drop zero-mass rows and columns.
+  const rows: number[] = [], cols: number[] = [];
+  for (let i = 0; i < n; i++) if (a[i] > 0) rows.push(i);
+  for (let j = 0; j < m; j++) if (b[j] > 0) cols.push(j);
+  const nr = rows.length, nc = cols.length;
+  let C: Float64Array;
+  if (nr === n && nc === m) C = M;
+  else {
+    C = new Float64Array(nr * nc);
+    for (let r = 0; r < nr; r++) { const o = rows[r] * m; for (let c = 0; c < nc; c++) C[r * nc + c] = M[o + cols[c]]; }
+  }
+  const supply = new Float64Array(nr + nc + 1);
+  for (let r = 0; r < nr; r++) supply[r] = a[rows[r]];
+  for (let c = 0; c < nc; c++) supply[nr + c] = -b[cols[c]];
+
+  const sub = solveTransport(C, supply, nr, nc, maxIter ?? Math.min(1e8, 50 * (nr + nc) * (nr + nc)));
+
+  const plan = new Float64Array(n * m);
+  let cost = 0;
+  for (let r = 0; r < nr; r++) {
+    const o = rows[r] * m;
+    for (let c = 0; c < nc; c++) {
+      const f = sub.flow[r * nc + c];
+      if (f !== 0) { plan[o + cols[c]] = f; cost += f * C[r * nc + c]; }
+    }
+  }
+  return { plan, n, m, cost, method: 'network-simplex', iterations: sub.iterations, converged: sub.converged };
+}
+
+interface TransportSolution { flow: Float64Array; iterations: number; converged: boolean }
+
+/**
+ * Network simplex on nodes 0..n-1 (supplies), n..n+m-1 (demands), root n+m. Real arcs i→n+j (id i*m+j, cost
+ * C[i*m+j]); artificial arcs: row→root and root→column (cost ART). Only tree arcs carry flow, stored per node
+ * on the arc to its parent.
+ */
+function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: number, maxIter: number): TransportSolution {
+  const N = n + m + 1;
+  const root = N - 1;
+  const nm = n * m;
+  let maxC = 0;
+  for (let e = 0; e < nm; e++) { const c = Math.abs(C[e]); if (c > maxC) maxC = c; }
+  const ART = (maxC + 1) * N;
+  const tol = 1e-14 * ART;
+
+  const parent = new Int32Array(N);
+  const predArc = new Int32Array(N); // arc id: < nm real; nm + node for that node's artificial arc
+  const predUp = new Uint8Array(N); // 1: arc goes node → parent
+  const flow = new Float64Array(N); // flow on the arc to the parent
+  const depth = new Int32Array(N);
+  const pi = new Float64Array(N);
+  const firstChild = new Int32Array(N).fill(-1);
+  const nextSib = new Int32Array(N).fill(-1);
+  const prevSib = new Int32Array(N).fill(-1);
+
+  const attach = (u: number, p: number): void => {
+    const f = firstChild[p];
+    nextSib[u] = f; prevSib[u] = -1;
+    if (f >= 0) prevSib[f] = u;
+    firstChild[p] = u;
+  };
+  const detach = (u: number, p: number): void => {
+    const nx = nextSib[u], pv = prevSib[u];
+    if (pv >= 0) nextSib[pv] = nx; else firstChild[p] = nx;
+    if (nx >= 0) prevSib[nx] = pv;
+    nextSib[u] = prevSib[u] = -1;
+  };
+  const arcCost = (e: number): number => (e < nm ? C[e] : ART);
+
+  parent[root] = -1; depth[root] = 0; pi[root] = 0;
+  for (let u = 0; u < root; u++) {
+    parent[u] = root; predArc[u] = nm + u; depth[u] = 1;
+    if (u < n) { predUp[u] = 1; flow[u] = supply[u]; pi[u] = -ART; }
+    else { predUp[u] = 0; flow[u] = -supply[u]; pi[u] = ART; }
+    attach(u, root);
+  }
+
+  const stack = new Int32Array(N);
+  /** Recomputes depth and potentials in the subtree below s (s itself included). */
+  const refreshSubtree = (s: number): void => {
+    let top = 0;
+    stack[top++] = s;
+    while (top > 0) {
+      const u = stack[--top];
+      const p = parent[u];
+      depth[u] = depth[p] + 1;
+      const c = arcCost(predArc[u]);
+      pi[u] = predUp[u] ? pi[p] - c : pi[p] + c;
+      for (let ch = firstChild[u]; ch >= 0; ch = nextSib[ch]) stack[top++] = ch;
+    }
+  };
+
+  const blockSize = Math.max(10, Math.ceil(Math.sqrt(nm)));
+  let nextI = 0, nextJ = 0;
+  let iterations = 0;
+  let converged = false;
+
+  for (;;) {
+    // --- pricing: block search over real arcs, cyclically from where the last search stopped
+    let best = -1, bestRc = -tol;
+    {
+      let i = nextI, j = nextJ, cnt = blockSize;
+      let piI = pi[i];
+      for (let k = 0; k < nm; k++) {
+        const rc = C[i * m + j] + piI - pi[n + j];
+        if (rc < bestRc) { bestRc = rc; best = i * m + j; }
+        if (++j === m) { j = 0; if (++i === n) i = 0; piI = pi[i]; }
+        if (--cnt === 0) { if (best >= 0) break; cnt = blockSize; }
+      }
+      nextI = i; nextJ = j;
+    }
+    if (best < 0) { converged = true; break; }
+    if (iterations >= maxIter) break;
+    iterations++;
+
+    const first = (best / m) | 0; // source row node
+    const second = n + (best - first * m); // target column node
+    // --- join node (lowest common ancestor)
+    let x = first, y = second;
+    while (x !== y) {
+      if (depth[x] > depth[y]) x = parent[x];
+      else if (depth[y] > depth[x]) y = parent[y];
+      else { x = parent[x]; y = parent[y]; }
+    }
+    const join = x;
+    // --- leaving arc: last blocking arc met when going round the cycle from the join in the flow direction
+    let delta = Infinity, uOut = -1, side = 0;
+    for (let u = first; u !== join; u = parent[u]) {
+      if (predUp[u] && flow[u] < delta) { delta = flow[u]; uOut = u; side = 1; }
+    }
+    for (let u = second; u !== join; u = parent[u]) {
+      if (!predUp[u] && flow[u] <= delta) { delta = flow[u]; uOut = u; side = 2; }
+    }
+    if (uOut < 0) throw new OtfuseError('INTERNAL', 'network simplex: unbounded cycle (should not happen)');
+    // --- push delta round the cycle
+    if (delta > 0) {
+      for (let u = first; u !== join; u = parent[u]) flow[u] += predUp[u] ? -delta : delta;
+      for (let u = second; u !== join; u = parent[u]) flow[u] += predUp[u] ? delta : -delta;
+    }
+    // --- tree update: cut the arc above uOut, hang the cut part under the other end of the entering arc
+    const uIn = side === 1 ? first : second;
+    let newParent = side === 1 ? second : first;
+    let newArc = best;
+    let newUp = side === 1 ? 1 : 0; // first→second is a row→column arc
+    let newFlow = delta;
+    let u = uIn;
+    for (;;) {
+      const oldParent = parent[u], oldArc = predArc[u], oldUp = predUp[u], oldFlow = flow[u];
+      detach(u, oldParent);
+      parent[u] = newParent; predArc[u] = newArc; predUp[u] = newUp; flow[u] = newFlow;
+      attach(u, newParent);
+      if (u === uOut) break;
+      newParent = u; newArc = oldArc; newUp = oldUp ? 0 : 1; newFlow = oldFlow;
+      u = oldParent;
+    }
+    refreshSubtree(uIn);
+  }
+
+  // Recompute tree flows from the supplies (leaves first) so the marginals hold to rounding.
+  const order = new Int32Array(N);
+  let len = 0;
+  order[len++] = root;
+  for (let k = 0; k < len; k++) for (let ch = firstChild[order[k]]; ch >= 0; ch = nextSib[ch]) order[len++] = ch;
+  const excess = Float64Array.from(supply);
+  for (let k = len - 1; k > 0; k--) {
+    const u = order[k];
+    const f = predUp[u] ? excess[u] : -excess[u];
+    flow[u] = f > 0 ? f : 0;
+    excess[parent[u]] += excess[u];
+  }
+  const out = new Float64Array(nm);
+  let artificial = 0, total = 0;
+  for (let u = 0; u < root; u++) {
+    const e = predArc[u];
+    if (e < nm) out[e] = flow[u];
+    else artificial += flow[u];
+  }
+  for (let i = 0; i < n; i++) total += supply[i];
+  if (converged && artificial > 1e-9 * total) {
+    throw new OtfuseError('NUMERIC', `EMD: ${artificial} of ${total} mass left on artificial arcs (problem infeasible or ill-conditioned)`);
+  }
+  return { flow: out, iterations, converged };
+}

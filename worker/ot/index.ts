@@ -1,0 +1,40 @@
+// Optimal-transport core: ground metrics, exact (EMD) and entropic (Sinkhorn) solvers, plan diagnostics.
+// Every solver has the same shape: (a, b, M, options) → { plan, n, m, cost, ... } with M n×m row-major float64.
+import { OtfuseError } from '../errors';
+import { emd, type EmdOptions, type EmdResult } from './emd';
+import { sinkhorn, type SinkhornOptions, type SinkhornResult } from './sinkhorn';
+import type { Weights } from './validate';
+
+export { emd, networkSimplex, type EmdOptions, type EmdResult } from './emd';
+export { sinkhorn, type SinkhornOptions, type SinkhornResult, type SinkhornMethod } from './sinkhorn';
+export { linearAssignment, type AssignmentResult } from './lap';
+export { groundMetric, gram, median, type GroundMetricOptions, type GroundMetricResult, type MetricKind, type Normalisation } from './metric';
+export { uniform, checkProblem, type Weights } from './validate';
+export {
+  transportCost, planEntropy, meanBestMatchMass, permutationDistance, planPreview, diagnose,
+  type PermutationDistance, type Preview, type PlanDiagnostics,
+} from './diagnostics';
+
+export type OTResult = EmdResult | SinkhornResult;
+export type OTSolver<O> = (a: Weights, b: Weights, M: Float64Array | Float32Array, options: O) => OTResult;
+
+export type EmdSolverOptions = EmdOptions;
+export interface SinkhornSolverOptions extends SinkhornOptions { reg: number }
+
+/** Exact OT with the uniform signature. */
+export const emdSolver: OTSolver<EmdSolverOptions> = (a, b, M, options = {}) => emd(a, b, M, options);
+/** Sinkhorn with the uniform signature (reg inside the options). */
+export const sinkhornSolver: OTSolver<SinkhornSolverOptions> = (a, b, M, options) => {
+  if (!options || options.reg === undefined) throw new OtfuseError('BAD_DATA', 'Sinkhorn needs options.reg');
+  const { reg, ...rest } = options;
+  return sinkhorn(a, b, M, reg, rest);
+};
+
+export type SolveOptions = ({ solver: 'emd' } & EmdSolverOptions) | ({ solver: 'sinkhorn' } & SinkhornSolverOptions);
+
+/** Dispatches on options.solver ('emd' | 'sinkhorn'); the other options go to that solver. */
+export function solveOT(a: Weights, b: Weights, M: Float64Array | Float32Array, options: SolveOptions): OTResult {
+  if (options.solver === 'emd') { const { solver: _s, ...rest } = options; return emdSolver(a, b, M, rest); }
+  if (options.solver === 'sinkhorn') { const { solver: _s, ...rest } = options; return sinkhornSolver(a, b, M, rest); }
+  throw new OtfuseError('BAD_DATA', `unknown OT solver '${(options as { solver: string }).solver}' (expected 'emd' or 'sinkhorn')`);
+}
