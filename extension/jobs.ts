@@ -1,0 +1,109 @@
+// Long work (fuse, evaluate, finetune): a progress notification with cancel where it started, a status bar item,
+// log lines in the output channel, and live state for the Alignment view. `Cancel Run` aborts what is running.
+import * as vscode from 'vscode';
+import type { ProgressEvent } from '../worker/types';
+import type { LiveState } from '../webview/protocol';
+
+export interface Job {
+  id: number;
+  title: string;
+  controller: AbortController;
+  live: LiveState;
+}
+
+export class JobRunner implements vscode.Disposable {
+  private readonly jobs = new Map<number, Job>();
+  private counter = 0;
+  private readonly status: vscode.StatusBarItem;
+  private readonly liveEmitter = new vscode.EventEmitter<LiveState | null>();
+  readonly onLive = this.liveEmitter.event;
+  lastLive: LiveState | null = null;
+
+  constructor(private readonly log: vscode.LogOutputChannel) {
+    this.status = vscode.window.createStatusBarItem('otfuse.job', vscode.StatusBarAlignment.Left, 50);
+    this.status.name = 'otfuse job';
+    this.status.command = 'otfuse.cancelRun';
+  }
+
+  get busy(): boolean { return this.jobs.size > 0; }
+
+  /** Runs `work` with progress + cancel; errors propagate (callers show them). */
+  async run<T>(title: string, work: (ctx: { signal: AbortSignal; onProgress: (e: ProgressEvent) => void }) => Promise<T>): Promise<T> {
+    const job: Job = { id: ++this.counter, title, controller: new AbortController(), live: { title, stage: 'start', layersDone: [], loss: [], state: 'running' } };
+    this.jobs.set(job.id, job);
+    this.update(job);
+    this.log.info(`${title}: started`);
+    const started = Date.now();
+    try {
+      return await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `otfuse: ${title}`, cancellable: true },
+        async (progress, token) => {
+          token.onCancellationRequested(() => job.controller.abort());
+          let lastPct = 0;
+          const onProgress = (e: ProgressEvent) => {
+            const live = job.live;
+            live.stage = e.stage;
+            live.message = e.message ?? live.message;
+            live.done = e.done;
+            live.total = e.total;
+            if (e.layer && e.layer !== live.layer) {
+              if (live.layer && !live.layersDone.includes(live.layer)) live.layersDone.push(live.layer);
+              live.layer = e.layer;
+            }
+            if (e.stage === 'finetune' && e.metrics?.loss !== undefined) live.loss.push({ step: e.metrics.step ?? e.done ?? live.loss.length, loss: e.metrics.loss });
+            const pct = e.total ? Math.round((100 * (e.done ?? 0)) / e.total) : undefined;
+            const text = [e.stage, e.layer, e.message, pct !== undefined ? `${pct}%` : ''].filter(Boolean).join(' · ');
+            progress.report({ message: text, increment: pct !== undefined && pct >= lastPct ? pct - lastPct : undefined });
+            if (pct !== undefined) lastPct = pct;
+            if (e.message || e.layer) this.log.info(`${title}: ${text}`);
+            this.update(job);
+          };
+          return work({ signal: job.controller.signal, onProgress });
+        },
+      ).then((value) => {
+        job.live.state = 'done';
+        this.log.info(`${title}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        return value;
+      });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      job.live.state = code === 'CANCELLED' ? 'cancelled' : 'failed';
+      job.live.error = err instanceof Error ? err.message : String(err);
+      this.log.error(`${title}: ${job.live.state}: ${job.live.error}`);
+      throw err;
+    } finally {
+      this.jobs.delete(job.id);
+      this.update(job);
+    }
+  }
+
+  /** Aborts every running job; returns how many. */
+  cancelAll(): number {
+    const n = this.jobs.size;
+    for (const job of this.jobs.values()) job.controller.abort();
+    if (n) this.log.info(`cancel requested for ${n} job(s)`);
+    return n;
+  }
+
+  private update(job: Job): void {
+    const running = [...this.jobs.values()];
+    void vscode.commands.executeCommand('setContext', 'otfuse.busy', running.length > 0);
+    if (running.length) {
+      const j = running[running.length - 1];
+      const pct = j.live.total ? ` ${Math.round((100 * (j.live.done ?? 0)) / j.live.total)}%` : '';
+      this.status.text = `$(sync~spin) otfuse: ${j.live.stage}${pct}`;
+      this.status.tooltip = `${j.title}${j.live.layer ? ` — ${j.live.layer}` : ''}\nClick to cancel`;
+      this.status.show();
+    } else {
+      this.status.hide();
+    }
+    this.lastLive = { ...job.live, layersDone: [...job.live.layersDone], loss: [...job.live.loss] };
+    this.liveEmitter.fire(this.lastLive);
+  }
+
+  dispose(): void {
+    this.cancelAll();
+    this.status.dispose();
+    this.liveEmitter.dispose();
+  }
+}
