@@ -102,7 +102,8 @@ export class EngineClient implements EngineApi {
     const script = this.options.hostScript ?? path.join(__dirname, 'host.js');
     const child = fork(script, [], {
       execPath: this.options.execPath ?? process.execPath,
-      env: { ...process.env, ...this.options.env, ELECTRON_RUN_AS_NODE: '1' },
+      // Transparent huge pages for malloc: large OT buffers (75 MB at 3072²) page-fault ~2× faster with them.
+      env: { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', ...process.env, ...this.options.env, ELECTRON_RUN_AS_NODE: '1' },
       serialization: 'advanced',
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });

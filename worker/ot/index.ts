@@ -7,6 +7,10 @@ import type { Weights } from './validate';
 
 export { emd, networkSimplex, type EmdOptions, type EmdResult } from './emd';
 export { sinkhorn, type SinkhornOptions, type SinkhornResult, type SinkhornMethod } from './sinkhorn';
+export {
+  sinkhornAsync, releaseSinkhornSessions, ORT_AUTO_MIN_ENTRIES,
+  type SinkhornAsyncOptions, type SinkhornAsyncResult, type SinkhornBackend, type SinkhornProvider,
+} from './sinkhorn-ort';
 export { linearAssignment, type AssignmentResult } from './lap';
 export { groundMetric, gram, median, type GroundMetricOptions, type GroundMetricResult, type MetricKind, type Normalisation } from './metric';
 export { uniform, checkProblem, type Weights } from './validate';
