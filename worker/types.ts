@@ -92,6 +92,9 @@ export interface FuseRecipe {
   weights?: number[];
   /** Reference-compatible behaviour (per-sample batches, its quirks). */
   preset?: 'default' | 'reference' | 'exact' | 'weights';
+  /** Head-aware attention maps: heads matched as units (one head assignment for Q, K and V), one map shared by
+   * Q and K inside each head. With EMD, QKᵀ of every head is preserved exactly. */
+  headAware?: boolean;
 }
 
 export interface FuseRequest {
@@ -154,6 +157,10 @@ export interface RunRecord {
   mapsFile?: string;
   finetune?: FinetuneResult;
   error?: ErrorInfo;
+  /** The calibration data and the evaluation data the metrics were measured on (so a later finetune or
+   * re-evaluation can measure on the same set). Optional: the VS Code extension fills them in when missing. */
+  data?: DataArg;
+  evalData?: DataArg;
 }
 
 export interface FuseResult {
@@ -172,6 +179,16 @@ export interface FinetuneOptions {
   clipNorm?: number;
   seed?: number;
   provider?: ProviderChoice;
+  /** CPU threads for the training session (0/undefined = min(4, available cores)). */
+  threads?: number;
+  /** Which checkpoint ends up at `output`: the best eval accuracy (default when evalData is given) or the last. */
+  keep?: 'best' | 'last';
+  /** Evaluate on at most this many evalData samples. */
+  evalLimit?: number;
+  /** Also evaluate before the first step (reported as `initial`). */
+  evalBefore?: boolean;
+  /** Re-initialise the parameters first (train the architecture from scratch; uses `seed`). */
+  reinitialize?: boolean;
 }
 
 export interface FinetuneRequest extends FinetuneOptions {
@@ -190,4 +207,10 @@ export interface FinetuneResult {
   history: { step: number; loss: number; lr: number }[];
   evals: { epoch: number; accuracy: number; loss: number }[];
   best?: { epoch: number; accuracy: number };
+  /** Evaluation before the first step (when evalBefore is set). */
+  initial?: { accuracy: number; loss: number };
+  /** Training-set accuracy and mean loss over the steps of each epoch (as the model was while training). */
+  train?: { epoch: number; accuracy: number; loss: number }[];
+  /** Peak resident memory of the process during the run (MiB). */
+  peakRssMiB?: number;
 }
