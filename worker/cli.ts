@@ -7,10 +7,11 @@ import type { DataArg, DatasetSpec, FuseRecipe, FuseRequest, FuseResult, JobCont
 import { describeProvider, ProviderChoice } from './runtime/providers';
 import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str } from './cli/args';
 import { ProgressBar } from './cli/progress';
+import { validateRecipe } from './fusion/recipe';
 
 const VERSION = '0.1.0';
 const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
-const BOOLEANS = new Set(['json', 'help', 'alignment', 'eval', 'version', 'finetune']);
+const BOOLEANS = new Set(['json', 'help', 'alignment', 'eval', 'version', 'finetune', 'head-aware']);
 const ALIASES: Record<string, string> = { o: 'output', h: 'help', j: 'json', v: 'version' };
 const DATA_FLAGS = ['data', 'labels', 'mean', 'std', 'scale', 'limit', 'offset'];
 const COMMON = ['json', 'help', 'provider', 'batch-size'];
@@ -24,7 +25,7 @@ Usage:
          [--solver emd|sinkhorn] [--reg 0.08] [--align-by acts|wts] [--residual mean|no_resid|only_resid|
          weighted_scalar|weighted_matrix] [--qk separate|joint|eq_t_map] [--samples 200] [--token-filter all|cls|window]
          [--metric euclidean|sqeuclidean|cosine] [--cost-norm max|median|mean|none] [--weights 0.5,0.5]
-         [--preset default|reference|exact|weights] [--eval-data DATA] [--eval-limit N] [--no-eval] [--runs-dir DIR]
+         [--preset default|reference|exact|weights] [--head-aware] [--eval-data DATA] [--eval-limit N] [--no-eval] [--runs-dir DIR]
          [--finetune --train-data DATA --epochs 1 --lr 1e-4]
   otfuse finetune MODEL --data TRAIN [--eval EVAL] -o out.onnx [--epochs 1] [--max-steps N] [--lr 1e-4]
          [--batch-size 64] [--weight-decay 0.01] [--warmup-steps N] [--label-smoothing 0] [--clip-norm 1] [--seed 0]
@@ -156,6 +157,7 @@ function recipeFrom(args: ParsedArgs): FuseRecipe {
     } catch (err) {
       throw new OtfuseError('BAD_USAGE', `cannot read recipe: ${(err as Error).message}`, { file });
     }
+    recipe = validateRecipe(recipe, file);
   }
   const set = <K extends keyof FuseRecipe>(key: K, value: FuseRecipe[K] | undefined) => { if (value !== undefined) recipe[key] = value; };
   set('name', str(args, 'name'));
@@ -170,11 +172,12 @@ function recipeFrom(args: ParsedArgs): FuseRecipe {
   set('costNorm', oneOf(args, 'cost-norm', ['max', 'median', 'mean', 'none'] as const));
   set('weights', numList(args, 'weights'));
   set('preset', oneOf(args, 'preset', ['default', 'reference', 'exact', 'weights'] as const));
+  set('headAware', bool(args, 'head-aware'));
   return recipe;
 }
 
 const FUSE_FLAGS = ['anchor', 'output', 'recipe', 'name', 'solver', 'reg', 'align-by', 'residual', 'qk', 'samples', 'token-filter', 'metric',
-  'cost-norm', 'weights', 'preset', 'eval-data', 'eval-limit', 'eval', 'runs-dir', 'finetune', 'train-data', 'epochs', 'max-steps', 'lr'];
+  'cost-norm', 'weights', 'preset', 'head-aware', 'eval-data', 'eval-limit', 'eval', 'runs-dir', 'finetune', 'train-data', 'epochs', 'max-steps', 'lr'];
 
 async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
   rejectUnknown(args, known(...DATA_FLAGS, ...FUSE_FLAGS));
