@@ -1,0 +1,278 @@
+// Training-related graphs derived from an inference graph:
+// - the gradient graph (loss + gradients as outputs, parameters as inputs) used by gradient checks,
+// - the training-step graph (forward + loss + backward + clipping + AdamW in one ONNX graph) whose
+//   parameters and optimizer state are flat vectors fed in and returned every step,
+// - the evaluation graph (forward with the flat parameter vector as an input).
+import { onnx } from 'onnx-proto';
+import { OtfuseError } from '../errors';
+import { OnnxModel, dimsOf, isFloatTensor } from '../onnx/model';
+import { A, DT, GraphBuilder, makeTensor } from './builder';
+import { emitBackward, parametersOnGradientPath } from './autodiff';
+import { ProbeFeeds, TensorInfo, defaultProbeFeeds, probeShapes } from './probe';
+
+export type LossKind = 'cross-entropy' | 'weighted-sum';
+
+export interface ParamSlot {
+  name: string;
+  dims: number[];
+  offset: number;
+  size: number;
+  /** Whether AdamW's decoupled weight decay applies (matrices, kernels, embeddings; not biases/norms). */
+  decay: boolean;
+}
+
+export interface ParamLayout {
+  slots: ParamSlot[];
+  total: number;
+  /** Slots with decay come first: [0, decayed) decays, the rest does not. */
+  decayed: number;
+}
+
+/** Float initializers with more than one element: weights, biases, norms, embeddings. */
+export function trainableParameters(model: OnnxModel): string[] {
+  return (model.graph.initializer ?? [])
+    .filter((t) => isFloatTensor(t) && dimsOf(t).reduce((a, b) => a * b, 1) > 1)
+    .map((t) => t.name ?? '');
+}
+
+export function paramLayout(model: OnnxModel, names = trainableParameters(model)): ParamLayout {
+  const entries = names.map((name) => {
+    const dims = model.getInitializer(name).dims;
+    return { name, dims, size: dims.reduce((a, b) => a * b, 1), decay: dims.filter((d) => d > 1).length >= 2 };
+  });
+  const ordered = [...entries.filter((e) => e.decay), ...entries.filter((e) => !e.decay)];
+  let offset = 0;
+  const slots = ordered.map((e) => { const s = { ...e, offset }; offset += e.size; return s; });
+  return { slots, total: offset, decayed: slots.filter((s) => s.decay).reduce((a, s) => a + s.size, 0) };
+}
+
+/** The model's current parameter values as one flat vector in layout order. */
+export function flattenParams(model: OnnxModel, layout: ParamLayout): Float32Array {
+  const flat = new Float32Array(layout.total);
+  for (const s of layout.slots) flat.set(model.getInitializer(s.name).data, s.offset);
+  return flat;
+}
+
+/** A copy of the inference model with the flat parameter vector written back into its initializers. */
+export function modelWithParams(model: OnnxModel, layout: ParamLayout, flat: Float32Array): OnnxModel {
+  const out = model.clone();
+  for (const s of layout.slots) out.setInitializer(s.name, flat.slice(s.offset, s.offset + s.size));
+  return out;
+}
+
+function opsetOf(model: OnnxModel): number {
+  const entry = (model.proto.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx');
+  return entry ? Number(entry.version) : 0;
+}
+
+/**
+ * A copy of the model's proto ready for extra nodes; opset raised to 16 when below (ScatterND's 'add'
+ * reduction, used by Gather/Slice gradients, needs it; 13..15 → 16 changes no semantics these exports use).
+ */
+function workingCopy(model: OnnxModel): { proto: onnx.ModelProto; opset: number } {
+  const opset = opsetOf(model);
+  if (opset < 13) throw new OtfuseError('UNSUPPORTED', `training needs opset ≥ 13 (the model uses ${opset}); re-export it with a newer opset`, { file: model.file });
+  const proto = onnx.ModelProto.decode(model.toBytes());
+  const target = Math.max(opset, 16);
+  for (const o of proto.opsetImport ?? []) if (!o.domain || o.domain === 'ai.onnx') o.version = target;
+  if (Number(proto.irVersion) < 8) proto.irVersion = 8;
+  return { proto, opset: target };
+}
+
+function valueInfo(name: string, dataType: number, dims: (number | string)[]): onnx.ValueInfoProto {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: { tensorType: { elemType: dataType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+  });
+}
+
+/** Removes initializers (and any graph-input entries older IRs list for them). */
+function dropInitializers(graph: onnx.IGraphProto, names: Set<string>): void {
+  graph.initializer = (graph.initializer ?? []).filter((t) => !names.has(t.name ?? ''));
+  graph.input = (graph.input ?? []).filter((i) => !names.has(i.name ?? ''));
+}
+
+interface LossParts {
+  loss: string;
+  seed: string;
+  correct?: string;
+  extraInputs: onnx.ValueInfoProto[];
+}
+
+/** Softmax cross-entropy (mean over samples, optional label smoothing) or Σ logits·w, with dLoss/dLogits. */
+function emitLoss(b: GraphBuilder, logits: string, info: TensorInfo, kind: LossKind, smoothing: number): LossParts {
+  const dt = info.dataType;
+  if (kind === 'weighted-sum') {
+    const w = 'loss_weights';
+    const loss = b.reduce('ReduceSum', b.op('Mul', [logits, w]), info.dims.map((_, i) => i), false);
+    return { loss, seed: w, extraInputs: [valueInfo(w, dt, info.dims.map((d, i) => (i === 0 ? 'batch' : d)))] };
+  }
+  const classes = info.dims[info.dims.length - 1];
+  const l2 = b.reshape(logits, b.i64([-1, classes]));
+  const labels = b.reshape('labels', b.i64([-1]));
+  const logp = b.op('LogSoftmax', [l2], { axis: A.i(1) });
+  const off = smoothing / classes;
+  const target = b.op('OneHot', [labels, b.i64([classes], true), b.constant(dt, [2], [off, 1 - smoothing + off])], { axis: A.i(-1) });
+  const count = b.op('Cast', [b.op('Gather', [b.shape(l2), b.i64([0], true)], { axis: A.i(0) })], { to: A.i(dt) });
+  const nll = b.op('Neg', [b.reduce('ReduceSum', b.op('Mul', [target, logp]), [0, 1], false)]);
+  const loss = b.op('Div', [nll, count]);
+  const d2 = b.op('Div', [b.op('Sub', [b.op('Exp', [logp]), target]), count]);
+  const seed = b.reshape(d2, b.shape(logits));
+  const hits = b.op('Cast', [b.op('Equal', [b.op('ArgMax', [l2], { axis: A.i(1), keepdims: A.i(0) }), labels])], { to: A.i(DT.FLOAT) });
+  const correct = b.reduce('ReduceSum', hits, [0], false);
+  return { loss, seed, correct, extraInputs: [valueInfo('labels', DT.INT64, ['batch'])] };
+}
+
+export interface GradientGraphOptions {
+  /** Tensors to differentiate with respect to (default: trainableParameters). Initializers become inputs. */
+  wrt?: string[];
+  loss?: LossKind;
+  labelSmoothing?: number;
+  probeFeeds?: ProbeFeeds;
+}
+
+export interface GradientGraph {
+  model: OnnxModel;
+  wrt: string[];
+  /** Output name of each wrt tensor's gradient: `grad:<name>`. */
+  gradOutputs: string[];
+}
+
+/**
+ * The gradient graph: inputs = the model's inputs, the wrt tensors, and `labels` (cross-entropy) or
+ * `loss_weights` (weighted sum); outputs = `loss` and `grad:<name>` per wrt tensor.
+ */
+export async function buildGradientGraph(model: OnnxModel, options: GradientGraphOptions = {}): Promise<GradientGraph> {
+  const info = await probeShapes(model, options.probeFeeds ?? defaultProbeFeeds(model));
+  const wrt = options.wrt ?? trainableParameters(model);
+  const { proto, opset } = workingCopy(model);
+  const graph = proto.graph!;
+  const b = new GraphBuilder('grad', opset);
+  const logits = graph.output![0].name!;
+  const lossParts = emitLoss(b, logits, info.get(logits)!, options.loss ?? 'cross-entropy', options.labelSmoothing ?? 0);
+  const grads = emitBackward({ model, info, builder: b, wrt, seeds: new Map([[logits, lossParts.seed]]), nodes: graph.node ?? [] });
+  const initNames = new Set(model.initializerNames());
+  const lifted = wrt.filter((w) => initNames.has(w));
+  dropInitializers(graph, new Set(lifted));
+  graph.input = [...(graph.input ?? []), ...lifted.map((w) => valueInfo(w, info.get(w)!.dataType, info.get(w)!.dims)), ...lossParts.extraInputs];
+  graph.node = [...(graph.node ?? []), ...b.nodes];
+  graph.initializer = [...(graph.initializer ?? []), ...b.initializers];
+  const gradOutputs = wrt.map((w) => `grad:${w}`);
+  graph.node.push(onnx.NodeProto.create({ opType: 'Identity', name: 'grad/loss_out', input: [lossParts.loss], output: ['loss'] }));
+  wrt.forEach((w, i) => graph.node!.push(onnx.NodeProto.create({ opType: 'Identity', name: `grad/out_${i}`, input: [grads.get(w)!], output: [gradOutputs[i]] })));
+  graph.output = [onnx.ValueInfoProto.create({ name: 'loss' }), ...gradOutputs.map((name) => onnx.ValueInfoProto.create({ name }))];
+  return { model: new OnnxModel(proto, model.file), wrt, gradOutputs };
+}
+
+export interface OptimizerSettings {
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Clip gradients to this global L2 norm (0 = no clipping). */
+  clipNorm?: number;
+  labelSmoothing?: number;
+}
+
+export interface TrainingGraph {
+  /** Inputs: model inputs, labels, params, adam_m, adam_v, lr, step. Outputs: see STEP_OUTPUTS. */
+  model: OnnxModel;
+  layout: ParamLayout;
+  dataInputs: string[];
+}
+
+export const STEP_OUTPUTS = ['loss', 'params_out', 'adam_m_out', 'adam_v_out', 'grad_norm', 'correct'] as const;
+
+/** Splits the flat `params` input into the named parameter tensors the forward nodes read. */
+function emitParamSplit(b: GraphBuilder, layout: ParamLayout): void {
+  const names = layout.slots.map((s) => `${s.name}::flat`);
+  if (layout.slots.length === 1) b.node('Identity', ['params'], {}, names);
+  else b.node('Split', ['params', b.i64(layout.slots.map((s) => s.size))], { axis: A.i(0) }, names);
+  layout.slots.forEach((s, i) => b.node('Reshape', [names[i], b.i64(s.dims)], {}, [s.name]));
+}
+
+function dataInputsOf(model: OnnxModel): onnx.IValueInfoProto[] {
+  const initNames = new Set(model.initializerNames());
+  return (model.graph.input ?? []).filter((i) => !initNames.has(i.name ?? ''));
+}
+
+export async function buildTrainingGraph(model: OnnxModel, settings: OptimizerSettings = {}, options: { params?: string[]; probeFeeds?: ProbeFeeds } = {}): Promise<TrainingGraph> {
+  const info = await probeShapes(model, options.probeFeeds ?? defaultProbeFeeds(model));
+  const names = options.params ?? parametersOnGradientPath(model, info, trainableParameters(model), model.graph.output![0].name!);
+  if (names.length === 0) throw new OtfuseError('UNSUPPORTED', 'the model has no trainable parameters on the path to its first output', { file: model.file });
+  const layout = paramLayout(model, names);
+  for (const s of layout.slots) {
+    const dt = model.getInitializer(s.name).dataType;
+    if (dt !== DT.FLOAT) throw new OtfuseError('UNSUPPORTED', `parameter '${s.name}' is ${DT[dt]}; training supports float32 parameters`, { file: model.file });
+  }
+  const { proto, opset } = workingCopy(model);
+  const graph = proto.graph!;
+  const b = new GraphBuilder('train', opset);
+  emitParamSplit(b, layout);
+  const forwardNodes = graph.node ?? [];
+  const logits = graph.output![0].name!;
+  const lossParts = emitLoss(b, logits, info.get(logits)!, 'cross-entropy', settings.labelSmoothing ?? 0);
+  const grads = emitBackward({ model, info, builder: b, wrt: layout.slots.map((s) => s.name), seeds: new Map([[logits, lossParts.seed]]), nodes: forwardNodes });
+  const f = (v: number) => b.scalar(v, DT.FLOAT);
+  const flatGrad = b.op('Concat', layout.slots.map((s) => b.reshape(grads.get(s.name)!, b.i64([-1]))), { axis: A.i(0) });
+  const gradNorm = b.op('Sqrt', [b.op('ReduceSumSquare', [flatGrad], { keepdims: A.i(0) })]);
+  let g = flatGrad;
+  const clip = settings.clipNorm ?? 1;
+  if (clip > 0) g = b.op('Mul', [flatGrad, b.op('Min', [f(1), b.op('Div', [f(clip), b.op('Add', [gradNorm, f(1e-6)])])])]);
+  const beta1 = settings.beta1 ?? 0.9;
+  const beta2 = settings.beta2 ?? 0.999;
+  const eps = settings.eps ?? 1e-8;
+  const wd = settings.weightDecay ?? 0.01;
+  const m = b.op('Add', [b.op('Mul', ['adam_m', f(beta1)]), b.op('Mul', [g, f(1 - beta1)])]);
+  const v = b.op('Add', [b.op('Mul', ['adam_v', f(beta2)]), b.op('Mul', [b.op('Mul', [g, g]), f(1 - beta2)])]);
+  // Bias corrections: m̂ = m/(1−β1^t), v̂ = v/(1−β2^t); folded into one step size and one denominator scale.
+  const bc1 = b.op('Sub', [f(1), b.op('Pow', [f(beta1), 'step'])]);
+  const bc2 = b.op('Sub', [f(1), b.op('Pow', [f(beta2), 'step'])]);
+  const stepSize = b.op('Div', ['lr', bc1]);
+  const denom = b.op('Add', [b.op('Div', [b.op('Sqrt', [v]), b.op('Sqrt', [bc2])]), f(eps)]);
+  const update = b.op('Mul', [b.op('Div', [m, denom]), stepSize]);
+  let decayed = 'params';
+  if (wd > 0 && layout.decayed > 0) {
+    // Decoupled weight decay p ← p·(1 − lr·wd) on the leading `decayed` entries only (layout puts them first).
+    const factor = b.op('Sub', [f(1), b.op('Mul', ['lr', f(wd)])]);
+    const parts = [b.op('ConstantOfShape', [b.i64([layout.decayed])], { value: A.t(makeTensor('', DT.FLOAT, [1], [1])) })];
+    const ones = layout.total - layout.decayed;
+    const scaleVec = b.op('Concat', [b.op('Mul', [parts[0], factor]), ...(ones > 0 ? [b.op('ConstantOfShape', [b.i64([ones])], { value: A.t(makeTensor('', DT.FLOAT, [1], [1])) })] : [])], { axis: A.i(0) });
+    decayed = b.op('Mul', ['params', scaleVec]);
+  }
+  const outs: Record<(typeof STEP_OUTPUTS)[number], string> = {
+    loss: lossParts.loss, params_out: b.op('Sub', [decayed, update]), adam_m_out: m, adam_v_out: v, grad_norm: gradNorm, correct: lossParts.correct!,
+  };
+  for (const name of STEP_OUTPUTS) b.node('Identity', [outs[name]], {}, [name]);
+  dropInitializers(graph, new Set(layout.slots.map((s) => s.name)));
+  const dataInputs = dataInputsOf(model).map((i) => i.name ?? '');
+  graph.input = [
+    ...dataInputsOf(model),
+    ...lossParts.extraInputs,
+    valueInfo('params', DT.FLOAT, [layout.total]),
+    valueInfo('adam_m', DT.FLOAT, [layout.total]),
+    valueInfo('adam_v', DT.FLOAT, [layout.total]),
+    valueInfo('lr', DT.FLOAT, []),
+    valueInfo('step', DT.FLOAT, []),
+  ];
+  // Param split first (forward nodes read the params), then the original forward, then loss/backward/Adam.
+  const splitCount = layout.slots.length + 1;
+  graph.node = [...b.nodes.slice(0, splitCount), ...forwardNodes, ...b.nodes.slice(splitCount)];
+  graph.initializer = [...(graph.initializer ?? []), ...b.initializers];
+  graph.output = STEP_OUTPUTS.map((name) => onnx.ValueInfoProto.create({ name }));
+  return { model: new OnnxModel(proto, model.file), layout, dataInputs };
+}
+
+/** Forward graph reading its parameters from the flat `params` input; output: the model's first output. */
+export function buildEvalGraph(model: OnnxModel, layout: ParamLayout): OnnxModel {
+  const proto = onnx.ModelProto.decode(model.toBytes());
+  const graph = proto.graph!;
+  const b = new GraphBuilder('eval', Math.max(13, opsetOf(model)));
+  emitParamSplit(b, layout);
+  dropInitializers(graph, new Set(layout.slots.map((s) => s.name)));
+  graph.input = [...dataInputsOf(model), valueInfo('params', DT.FLOAT, [layout.total])];
+  graph.node = [...b.nodes, ...(graph.node ?? [])];
+  graph.initializer = [...(graph.initializer ?? []), ...b.initializers];
+  graph.output = [graph.output![0]];
+  return new OnnxModel(proto, model.file);
+}
