@@ -187,8 +187,37 @@ export const STEP_OUTPUTS = ['loss', 'params_out', 'adam_m_out', 'adam_v_out', '
 function emitParamSplit(b: GraphBuilder, layout: ParamLayout): void {
   const names = layout.slots.map((s) => `${s.name}::flat`);
   if (layout.slots.length === 1) b.node('Identity', ['params'], {}, names);
-  else b.node('Split', ['params', b.i64(layout.slots.map((s) => s.size))], { axis: A.i(0) }, names);
+  else emitChunkedSplit(b, 'params', layout.slots.map((s) => s.size), names);
   layout.slots.forEach((s, i) => b.node('Reshape', [names[i], b.i64(s.dims)], {}, [s.name]));
+}
+
+/**
+ * WebGPU kernels bind every input and output as a storage buffer and allow at most 16 per shader, so a Split or
+ * Concat over all ~60 parameters fails there. Both are emitted as a two-level tree of at most CHUNK pieces each.
+ */
+const CHUNK = 8;
+
+function chunks<T>(items: T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
+  return out;
+}
+
+function emitChunkedSplit(b: GraphBuilder, input: string, sizes: number[], outputs: string[]): void {
+  if (sizes.length <= CHUNK) { b.node('Split', [input, b.i64(sizes)], { axis: A.i(0) }, outputs); return; }
+  const groups = chunks(sizes.map((size, i) => ({ size, name: outputs[i] })));
+  const groupSizes = groups.map((g) => g.reduce((sum, x) => sum + x.size, 0));
+  const groupNames = b.node('Split', [input, b.i64(groupSizes)], { axis: A.i(0) }, groups.length);
+  groups.forEach((g, k) => {
+    if (g.length === 1) b.node('Identity', [groupNames[k]], {}, [g[0].name]);
+    else b.node('Split', [groupNames[k], b.i64(g.map((x) => x.size))], { axis: A.i(0) }, g.map((x) => x.name));
+  });
+}
+
+function emitChunkedConcat(b: GraphBuilder, inputs: string[]): string {
+  if (inputs.length <= CHUNK) return b.op('Concat', inputs, { axis: A.i(0) });
+  const parts = chunks(inputs).map((g) => (g.length === 1 ? g[0] : b.op('Concat', g, { axis: A.i(0) })));
+  return emitChunkedConcat(b, parts);
 }
 
 function dataInputsOf(model: OnnxModel): onnx.IValueInfoProto[] {
@@ -214,7 +243,7 @@ export async function buildTrainingGraph(model: OnnxModel, settings: OptimizerSe
   const lossParts = emitLoss(b, logits, info.get(logits)!, 'cross-entropy', settings.labelSmoothing ?? 0);
   const grads = emitBackward({ model, info, builder: b, wrt: layout.slots.map((s) => s.name), seeds: new Map([[logits, lossParts.seed]]), nodes: forwardNodes });
   const f = (v: number) => b.scalar(v, DT.FLOAT);
-  const flatGrad = b.op('Concat', layout.slots.map((s) => b.reshape(grads.get(s.name)!, b.i64([-1]))), { axis: A.i(0) });
+  const flatGrad = emitChunkedConcat(b, layout.slots.map((s) => b.reshape(grads.get(s.name)!, b.i64([-1]))));
   const gradNorm = b.op('Sqrt', [b.op('ReduceSumSquare', [flatGrad], { keepdims: A.i(0) })]);
   let g = flatGrad;
   const clip = settings.clipNorm ?? 1;
