@@ -20,7 +20,10 @@ export const PRESETS: Record<PresetId, { label: string; detail: string; recipe: 
 /** Options for running Fuse Models without prompts (tests, other extensions). */
 export interface FuseOptions {
   anchor?: string;
+  /** Calibration data (activations) — and evaluation data unless `evalData` is given. */
   data?: DataArg;
+  /** A separate data set to evaluate parents, vanilla and the fused model on (e.g. a held-out test split). */
+  evalData?: DataArg;
   preset?: PresetId;
   recipe?: FuseRecipe | string;
   runsDir?: string;
@@ -91,7 +94,7 @@ export function registerCommands(d: Deps): vscode.Disposable[] {
     files.sort((a, b) => (a === last ? -1 : b === last ? 1 : a.localeCompare(b)));
     const items: (vscode.QuickPickItem & { file?: string })[] = files.map((f) => ({ label: path.basename(f), description: f === last ? 'last used' : vscode.workspace.asRelativePath(f), file: f }));
     items.push({ label: '$(folder-opened) Browse…', alwaysShow: true });
-    const pick = await vscode.window.showQuickPick(items, { title, placeHolder: 'A data set: .npz (x + y), a .json data spec or IDX images' });
+    const pick = await vscode.window.showQuickPick(items, { title, placeHolder: 'A data set: .npz (x, or arrays named after the model inputs, + y), a .json data spec or IDX images' });
     if (!pick) return undefined;
     let file = pick.file;
     if (!file) {
@@ -151,19 +154,20 @@ export function registerCommands(d: Deps): vscode.Disposable[] {
       recipe = r.recipe;
     }
     const runsDir = options.runsDir ?? runsFolder();
+    const evalData = options.evalData;
     const ordered = [anchor, ...models.filter((m) => m !== anchor)];
     const title = `Fusing ${ordered.map((m) => path.basename(m)).join(' + ')}`;
     void vscode.commands.executeCommand('otfuse.alignment.focus');
     try {
       const result = await d.jobs.run(title, (ctx) => d.engines.engine.fuse({
-        models: ordered, anchor, data, recipe, runsDir, provider: d.engines.provider(), evalLimit: options.evalLimit ?? evalLimit(),
+        models: ordered, anchor, data, ...(evalData !== undefined ? { evalData } : {}), recipe, runsDir, provider: d.engines.provider(), evalLimit: options.evalLimit ?? evalLimit(),
       }, ctx));
-      if (result.record.data === undefined) {
+      if (result.record.data === undefined || result.record.evalData === undefined) {
         // Remember the data the metrics were measured on, so finetune / re-evaluate can use the same set.
-        result.record.data = data;
-        result.record.evalData = data;
+        const recorded = { data: result.record.data ?? data, evalData: result.record.evalData ?? evalData ?? data };
+        Object.assign(result.record, recorded);
         const onDisk = readRun(result.runDir).record;
-        if (onDisk) writeRun(result.runDir, { ...onDisk, data, evalData: data });
+        if (onDisk) writeRun(result.runDir, { ...onDisk, ...recorded });
       }
       d.log.info(`run written to ${result.runDir}: ${result.record.metrics.map((m) => `${m.label} ${pct(m.accuracy)}`).join(', ')}`);
       d.runs.refresh();

@@ -5,7 +5,7 @@ import {
 } from '@vscode/webview-ui-toolkit';
 import type { HostToWebview, LiveState, MapPayload, RunView, WebviewToHost } from './protocol';
 import { cellAt, describeCell, drawLine, drawMap, formatValue } from './heatmap';
-import type { InspectResult, LayerMapInfo, EvaluateResult } from '../worker/types';
+import type { DataArg, InspectResult, LayerMapInfo, EvaluateResult } from '../worker/types';
 
 provideVSCodeDesignSystem().register(vsCodeButton(), vsCodeDivider(), vsCodeProgressRing(), vsCodeTag(), vsCodeBadge());
 
@@ -64,6 +64,7 @@ function renderAlignment(): void {
       h('h1', { id: 'run-name' }, r.name),
       h('vscode-tag', { id: 'run-status', class: `status-${r.status}` }, r.status),
       h('div', { class: 'muted small' }, `${r.models.map(basename).join(' + ')} · anchor ${basename(r.anchor)}${r.provider ? ` · ${r.provider.used}` : ''}`),
+      dataLine(r.data, r.evalData),
       h('div', { class: 'actions' },
         r.status === 'done' ? button('Finetune', () => post({ type: 'action', action: 'finetuneRun' }), 'primary', 'btn-finetune') : null,
         r.status === 'done' ? button('Re-evaluate', () => post({ type: 'action', action: 'reevaluateRun' }), 'secondary', 'btn-reevaluate') : null,
@@ -77,6 +78,16 @@ function renderAlignment(): void {
   if (ft) app.append(ft);
   drawThumbs();
   drawDetail();
+}
+
+/** Which data the run was calibrated and evaluated on (a path or a data spec). */
+function dataLine(data?: DataArg, evalData?: DataArg): HTMLElement | null {
+  const name = (d?: DataArg) => { const p = typeof d === 'string' ? d : d?.path; return typeof p === 'string' && p ? basename(p) : undefined; };
+  const calib = name(data), evaluated = name(evalData);
+  if (!calib && !evaluated) return null;
+  const text = calib && evaluated && JSON.stringify(data) !== JSON.stringify(evalData)
+    ? `calibration data ${calib} · evaluated on ${evaluated}` : `data ${calib ?? evaluated}`;
+  return h('div', { class: 'muted small', id: 'run-data' }, text);
 }
 
 function renderLive(): HTMLElement | null {

@@ -11,7 +11,9 @@ import { validateRecipe } from './fusion/recipe';
 
 const VERSION = '0.1.0';
 const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
-const BOOLEANS = new Set(['json', 'help', 'alignment', 'eval', 'version', 'finetune', 'head-aware']);
+const BOOLEANS = new Set(['json', 'help', 'alignment', 'version', 'finetune', 'head-aware']);
+// Only `fuse` has the boolean --no-eval; elsewhere --eval takes a dataset (finetune --eval EVAL).
+const FUSE_BOOLEANS = new Set([...BOOLEANS, 'eval']);
 const ALIASES: Record<string, string> = { o: 'output', h: 'help', j: 'json', v: 'version' };
 const DATA_FLAGS = ['data', 'labels', 'mean', 'std', 'scale', 'limit', 'offset'];
 const COMMON = ['json', 'help', 'provider', 'batch-size'];
@@ -41,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') { console.log(USAGE); return command ? 0 : 2; }
   if (command === '--version' || command === '-v') { console.log(VERSION); return 0; }
-  const args = parseArgs(rest, BOOLEANS, ALIASES);
+  const args = parseArgs(rest, command === 'fuse' ? FUSE_BOOLEANS : BOOLEANS, ALIASES);
   if (bool(args, 'help')) { console.log(USAGE); return 0; }
   const controller = new AbortController();
   let interrupts = 0;
@@ -219,16 +221,15 @@ export function formatTable(header: string[], rows: string[][]): string {
 }
 
 async function cmdFinetune(args: ParsedArgs, context: JobContext): Promise<number> {
-  rejectUnknown(args, known(...DATA_FLAGS, 'eval', 'output', 'epochs', 'max-steps', 'lr', 'weight-decay', 'warmup-steps', 'label-smoothing', 'clip-norm', 'seed'));
+  rejectUnknown(args, known(...DATA_FLAGS, 'eval', 'eval-data', 'output', 'epochs', 'max-steps', 'lr', 'weight-decay', 'warmup-steps', 'label-smoothing', 'clip-norm', 'seed'));
   const model = requireOne(args, 'model');
   const data = dataArg(args);
   const output = str(args, 'output');
   if (!data) throw new OtfuseError('BAD_USAGE', 'finetune needs --data');
   if (!output) throw new OtfuseError('BAD_USAGE', 'finetune needs -o OUTPUT.onnx');
-  const evalFile = args.flags.get('eval');
   const result = await engine.finetune({
     model, data, output,
-    evalData: typeof evalFile === 'string' ? evalFile : undefined,
+    evalData: str(args, 'eval') ?? str(args, 'eval-data'),
     epochs: num(args, 'epochs'), maxSteps: num(args, 'max-steps'), lr: num(args, 'lr'), batchSize: num(args, 'batch-size'),
     weightDecay: num(args, 'weight-decay'), warmupSteps: num(args, 'warmup-steps'), labelSmoothing: num(args, 'label-smoothing'),
     clipNorm: num(args, 'clip-norm'), seed: num(args, 'seed'), provider: provider(args),

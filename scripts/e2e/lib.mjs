@@ -25,12 +25,32 @@ export function checkTools() {
   if (missing.length) throw new Error(`missing: ${missing.join(', ')}; run \`npm run e2e:install\` first`);
 }
 
-/** A scratch workspace with copies of the bundled example models and data. */
+/** The BERT fixtures (test/fixtures/bert) the BERT scenarios use: two 64-wide encoders, the 96-wide one (for
+ * heterogeneous fusion), calibration tokens and the held-out test split. */
+export const BERT_FILES = ['bertD_s20.onnx', 'bertD_s21.onnx', 'bertE_s24.onnx', 'calib.npz', 'test.npz'];
+
+/** Where the BERT fixtures are: $OTFUSE_BERT_FIXTURES, the in-repo copy, or the shared fixtures folder next to the
+ * checkout (the same places test/fusion/bert.test.ts looks). */
+export function bertFixtures() {
+  const candidates = [process.env.OTFUSE_BERT_FIXTURES, path.join(REPO, 'test/fixtures/bert'), path.resolve(REPO, '../shared/fixtures/bert-fortunes')].filter(Boolean);
+  const dir = candidates.find((d) => BERT_FILES.every((f) => fs.existsSync(path.join(d, f))));
+  if (!dir) throw new Error(`BERT fixtures (${BERT_FILES.join(', ')}) not found in ${candidates.join(' or ')}`);
+  return dir;
+}
+
+/** A scratch workspace with copies of the bundled example models and data, and the BERT fixtures in `bert/`. */
 export function makeWorkspace(root) {
   const ws = path.join(root, 'workspace');
   fs.rmSync(ws, { recursive: true, force: true });
   fs.mkdirSync(ws, { recursive: true });
   fs.cpSync(path.join(REPO, 'examples'), path.join(ws, 'examples'), { recursive: true });
+  // Without them the BERT tests fail on their own (with this message); the other tests still run.
+  let bert;
+  try { bert = bertFixtures(); } catch (err) { console.error(`warning: ${err.message}`); }
+  if (bert) {
+    fs.mkdirSync(path.join(ws, 'bert'));
+    for (const f of BERT_FILES) fs.copyFileSync(path.join(bert, f), path.join(ws, 'bert', f));
+  }
   fs.writeFileSync(path.join(ws, 'README.txt'), 'otfuse e2e workspace\n');
   return ws;
 }

@@ -1,12 +1,15 @@
 // UI test in a real editor: code-server + headless chromium. Selects both example models in the Explorer
 // (click + ctrl-click), right-click → Fuse Models, answers the prompts, waits for the run, then checks the
 // Alignment webview: one non-blank heatmap per aligned layer, an accuracy table equal to run.json, hover read-out.
-// Screenshots go to the scratch folder and media/screenshot-alignment.png. Final line: `N passed, N failed`.
+// Then a second scenario with BERT-style text encoders (three int64 inputs, a token .npz as data): right-click
+// fuse → non-blank heatmap per aligned layer group, accuracy table = run.json, the model view's three inputs.
+// Screenshots go to the scratch folder, media/screenshot-alignment.png and media/screenshot-bert.png.
+// Final line: `N passed, N failed`.
 // OTFUSE_UI_VSIX=<file.vsix>: run the same scenario against the packaged extension installed with
 // --install-extension instead of the repository loaded as a development extension.
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkTools, finish, tidy, launchBrowser, log, makeWorkspace, REPO, scratchRoot, startCodeServer } from './lib.mjs';
+import { bertFixtures, checkTools, finish, tidy, launchBrowser, log, makeWorkspace, REPO, scratchRoot, startCodeServer } from './lib.mjs';
 
 const root = scratchRoot('ui');
 const shots = path.join(root, 'shots');
@@ -49,6 +52,129 @@ async function pickQuick(titlePart, filter, rowText) {
   await widget.locator('.quick-input-title', { hasText: titlePart }).waitFor({ state: 'hidden', timeout: 10000 });
 }
 
+/** Like pickQuick, but clicks the row whose label is exactly `label` (a filter may also match similar names). */
+async function pickQuickExact(titlePart, filter, label) {
+  const widget = page.locator('.quick-input-widget');
+  await widget.locator('.quick-input-title', { hasText: titlePart }).waitFor({ timeout: 30000 });
+  await widget.locator('.quick-input-box input').fill(filter);
+  const exact = new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+  const row = widget.locator('.monaco-list-row').filter({ has: page.locator('.label-name', { hasText: exact }) }).first();
+  await row.waitFor({ timeout: 10000 });
+  await row.click();
+  await widget.locator('.quick-input-title', { hasText: titlePart }).waitFor({ state: 'hidden', timeout: 10000 });
+}
+
+/** Runs a palette command by its title. */
+async function palette(title) {
+  await page.keyboard.press('F1');
+  await page.locator('.quick-input-widget .quick-input-box input').fill(`>${title}`);
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 5000 });
+  await page.keyboard.press('Enter');
+}
+
+/** Selects two explorer rows (click + ctrl-click), right-clicks and chooses Fuse Models (retrying while the
+ * extension activates). */
+async function fuseFromExplorer(rowA, rowB, shot) {
+  // Enabled, too: right after start-up the item can show greyed out (its enablement, isWorkspaceTrusted, is not
+  // settled yet), and a click on it does nothing.
+  const item = page.locator('.monaco-menu .action-item:not(.disabled) .action-label:not(.disabled)', { hasText: 'Fuse Models' });
+  for (let attempt = 0; ; attempt++) {
+    await rowA.click();
+    await rowB.click({ modifiers: ['Control'] });
+    // While the first click's editor opens (and the extension activates) the ctrl-click can get lost: try again.
+    const selected = await page.locator('.explorer-folders-view .monaco-list-row.selected').count();
+    if (selected === 2) {
+      await rowB.click({ button: 'right' });
+      try { await item.waitFor({ timeout: 2000 }); break; } catch { await page.keyboard.press('Escape'); }
+    }
+    if (attempt > 40) throw new Error(selected === 2 ? 'Fuse Models never appeared (enabled) in the explorer context menu' : `${selected} rows selected`);
+    await page.waitForTimeout(500); // the extension activates a few seconds after the explorer shows
+  }
+  if (shot) await page.screenshot({ path: path.join(shots, shot) });
+  await item.click();
+}
+
+/** Waits for a finished run.json in a run folder not in `known`; returns { runDir, record }. */
+async function waitForRun(runsRoot, known, timeoutMs = 300000) {
+  const end = Date.now() + timeoutMs;
+  let record, runDir;
+  while (Date.now() < end) {
+    const dirs = fs.existsSync(runsRoot) ? fs.readdirSync(runsRoot).filter((d) => !known.has(d) && fs.existsSync(path.join(runsRoot, d, 'run.json'))) : [];
+    if (dirs.length) {
+      runDir = path.join(runsRoot, dirs[0]);
+      try { record = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')); } catch {}
+      if (record && record.status !== 'running') break;
+    }
+    await page.waitForTimeout(500);
+  }
+  if (!record) throw new Error('no run.json');
+  if (record.status !== 'done') throw new Error(`run ${record.status}: ${JSON.stringify(record.error)}`);
+  log(`run ${path.basename(runDir)}: ${record.layers.length} layer maps; ${record.metrics.map((m) => `${m.label} ${m.accuracy}`).join(', ')}`);
+  return { runDir, record };
+}
+
+/** The Alignment view shows `runDir`: one drawn, non-blank thumbnail per layer of run.json, a non-blank detail
+ * heatmap with the map's aspect ratio. */
+async function checkHeatmaps(frame, runDir, record) {
+  await frame.waitForFunction((dir) => document.body.dataset.run === dir, runDir, { timeout: 60000 });
+  await frame.waitForFunction((n) => document.querySelectorAll('canvas.thumb[data-drawn="1"]').length === n, record.layers.length, { timeout: 60000 });
+  const stats = await frame.evaluate(() => [...document.querySelectorAll('canvas.thumb')].map((c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let opaque = 0; const colours = new Set();
+    for (let k = 0; k < d.length; k += 4) { if (d[k + 3] > 0) opaque++; colours.add((d[k] << 16) | (d[k + 1] << 8) | d[k + 2]); }
+    return { tensor: c.dataset.tensor, opaque, pixels: d.length / 4, colours: colours.size };
+  }));
+  const tensors = record.layers.map((l) => l.tensor).sort();
+  const shown = stats.map((s) => s.tensor).sort();
+  if (JSON.stringify(tensors) !== JSON.stringify(shown)) throw new Error(`heatmaps ${shown} vs run.json layers ${tensors}`);
+  const blank = stats.filter((s) => s.opaque < s.pixels * 0.9 || s.colours < 2);
+  if (blank.length) throw new Error(`blank heatmaps: ${JSON.stringify(blank)}`);
+  const detail = await frame.evaluate(() => { const c = document.getElementById('heatmap'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const s = new Set(); for (let k = 0; k < d.length; k += 4) s.add((d[k] << 16) | (d[k + 1] << 8) | d[k + 2]); return s.size; });
+  if (detail < 2) throw new Error('the selected layer heatmap is blank');
+  const geom = await frame.evaluate(() => { const c = document.getElementById('heatmap'); const r = c.getBoundingClientRect(); return { w: r.width, h: r.height, style: c.getAttribute('style'), cw: c.width, ch: c.height }; });
+  const selected = await frame.evaluate(() => document.querySelector('.thumb-card[aria-selected="true"]')?.dataset.tensor);
+  const sel = record.layers.find((l) => l.tensor === selected) ?? record.layers[0];
+  if (Math.abs(geom.w / geom.h - sel.cols / sel.rows) > 0.05 * (sel.cols / sel.rows)) throw new Error(`heatmap aspect ${JSON.stringify(geom)} for a ${sel.rows}×${sel.cols} map`);
+  return stats.length;
+}
+
+/** The accuracy table shows exactly run.json's metrics (label, percentage, raw value). */
+async function checkAccuracyTable(frame, record) {
+  const rows = await frame.evaluate(() => [...document.querySelectorAll('#accuracy tbody tr')].map((tr) => ({
+    label: tr.dataset.label, text: tr.querySelector('td.acc').textContent, value: tr.querySelector('td.acc').dataset.accuracy,
+  })));
+  const expected = record.metrics.map((m) => ({ label: m.label, text: m.accuracy === undefined ? '—' : `${(100 * m.accuracy).toFixed(2)}%`, value: m.accuracy === undefined ? '' : String(m.accuracy) }));
+  if (JSON.stringify(rows) !== JSON.stringify(expected)) throw new Error(`table ${JSON.stringify(rows)}\nrun.json ${JSON.stringify(expected)}`);
+  log(`accuracy table: ${rows.map((r) => `${r.label} ${r.text}`).join(' · ')}`);
+}
+
+/** The model editor webview showing `file` (several may be open: they keep their context when hidden). */
+async function modelFrame(file, timeoutMs = 30000) {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    for (const f of page.frames()) {
+      try { if (await f.evaluate((name) => document.body?.dataset.view === 'model' && document.getElementById('model-name')?.textContent === name, file)) return f; } catch {}
+    }
+    await page.waitForTimeout(250);
+  }
+  throw new Error(`no model view of ${file}`);
+}
+
+/** Shows the otfuse side panel's Alignment view (the Explorer may be in front of it). */
+async function vscodeFocusAlignment() {
+  await palette('otfuse: Focus on Alignment View');
+  await page.waitForTimeout(300);
+}
+
+/** Clears notification toasts, scrolls the view to the top and saves a screenshot (copied to media/ when given). */
+async function screenshot(frame, name, mediaName) {
+  await palette('Notifications: Clear All Notifications');
+  await frame.evaluate(() => window.scrollTo(0, 0));
+  await page.waitForTimeout(800);
+  await page.screenshot({ path: path.join(shots, name) });
+  if (mediaName && !process.env.OTFUSE_UI_VSIX) fs.copyFileSync(path.join(shots, name), path.join(REPO, 'media', mediaName));
+}
+
 try {
   checkTools();
   const ws = makeWorkspace(root);
@@ -78,21 +204,7 @@ try {
   });
 
   await check('select both models (click + ctrl-click) → right-click shows Fuse Models', async () => {
-    const item = page.locator('.monaco-menu .action-item .action-label', { hasText: 'Fuse Models' });
-    for (let attempt = 0; ; attempt++) {
-      await rowA.click();
-      await rowB.click({ modifiers: ['Control'] });
-      const selected = await page.locator('.explorer-folders-view .monaco-list-row.selected').count();
-      if (selected !== 2) throw new Error(`${selected} rows selected`);
-      await rowB.click({ button: 'right' });
-      try { await item.waitFor({ timeout: 2000 }); break; } catch {
-        await page.keyboard.press('Escape');
-        if (attempt > 40) throw new Error('Fuse Models never appeared in the explorer context menu');
-        await page.waitForTimeout(500); // the extension activates a few seconds after the explorer shows
-      }
-    }
-    await page.screenshot({ path: path.join(shots, '01-context-menu.png') });
-    await item.click();
+    await fuseFromExplorer(rowA, rowB, '01-context-menu.png');
   });
 
   await check('answer the prompts: anchor, data, preset', async () => {
@@ -105,51 +217,17 @@ try {
   const runsRoot = path.join(ws, '.otfuse', 'runs');
   let record, runDir;
   await check('the run completes and run.json is written', async () => {
-    const end = Date.now() + 300000;
-    while (Date.now() < end) {
-      const dirs = fs.existsSync(runsRoot) ? fs.readdirSync(runsRoot).filter((d) => fs.existsSync(path.join(runsRoot, d, 'run.json'))) : [];
-      if (dirs.length) {
-        runDir = path.join(runsRoot, dirs[0]);
-        try { record = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')); } catch {}
-        if (record && record.status !== 'running') break;
-      }
-      await page.waitForTimeout(500);
-    }
-    if (!record) throw new Error('no run.json');
-    if (record.status !== 'done') throw new Error(`run ${record.status}: ${JSON.stringify(record.error)}`);
-    log(`run ${path.basename(runDir)}: ${record.layers.length} layer maps; ${record.metrics.map((m) => `${m.label} ${m.accuracy}`).join(', ')}`);
+    ({ runDir, record } = await waitForRun(runsRoot, new Set()));
   });
 
   let frame;
   await check('the Alignment view shows the run with one non-blank heatmap per aligned layer', async () => {
     frame = await webviewFrame('alignment');
-    await frame.waitForFunction((dir) => document.body.dataset.run === dir, runDir, { timeout: 60000 });
-    await frame.waitForFunction((n) => document.querySelectorAll('canvas.thumb[data-drawn="1"]').length === n, record.layers.length, { timeout: 60000 });
-    const stats = await frame.evaluate(() => [...document.querySelectorAll('canvas.thumb')].map((c) => {
-      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-      let opaque = 0; const colours = new Set();
-      for (let k = 0; k < d.length; k += 4) { if (d[k + 3] > 0) opaque++; colours.add((d[k] << 16) | (d[k + 1] << 8) | d[k + 2]); }
-      return { tensor: c.dataset.tensor, opaque, pixels: d.length / 4, colours: colours.size };
-    }));
-    const tensors = record.layers.map((l) => l.tensor).sort();
-    const shown = stats.map((s) => s.tensor).sort();
-    if (JSON.stringify(tensors) !== JSON.stringify(shown)) throw new Error(`heatmaps ${shown} vs run.json layers ${tensors}`);
-    const blank = stats.filter((s) => s.opaque < s.pixels * 0.9 || s.colours < 2);
-    if (blank.length) throw new Error(`blank heatmaps: ${JSON.stringify(blank)}`);
-    const detail = await frame.evaluate(() => { const c = document.getElementById('heatmap'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const s = new Set(); for (let k = 0; k < d.length; k += 4) s.add((d[k] << 16) | (d[k + 1] << 8) | d[k + 2]); return s.size; });
-    if (detail < 2) throw new Error('the selected layer heatmap is blank');
-    const geom = await frame.evaluate(() => { const c = document.getElementById('heatmap'); const r = c.getBoundingClientRect(); return { w: r.width, h: r.height, style: c.getAttribute('style'), cw: c.width, ch: c.height }; });
-    const sel = record.layers[0];
-    if (Math.abs(geom.w / geom.h - sel.cols / sel.rows) > 0.05 * (sel.cols / sel.rows)) throw new Error(`heatmap aspect ${JSON.stringify(geom)} for a ${sel.rows}×${sel.cols} map`);
+    await checkHeatmaps(frame, runDir, record);
   });
 
   await check('the accuracy table shows the numbers of run.json', async () => {
-    const rows = await frame.evaluate(() => [...document.querySelectorAll('#accuracy tbody tr')].map((tr) => ({
-      label: tr.dataset.label, text: tr.querySelector('td.acc').textContent, value: tr.querySelector('td.acc').dataset.accuracy,
-    })));
-    const expected = record.metrics.map((m) => ({ label: m.label, text: m.accuracy === undefined ? '—' : `${(100 * m.accuracy).toFixed(2)}%`, value: m.accuracy === undefined ? '' : String(m.accuracy) }));
-    if (JSON.stringify(rows) !== JSON.stringify(expected)) throw new Error(`table ${JSON.stringify(rows)}\nrun.json ${JSON.stringify(expected)}`);
-    log(`accuracy table: ${rows.map((r) => `${r.label} ${r.text}`).join(' · ')}`);
+    await checkAccuracyTable(frame, record);
   });
 
   await check('hovering the heatmap shows i, j and the value; keyboard selects another layer', async () => {
@@ -216,16 +294,102 @@ try {
     const pretty = record.layers.find((l) => /attn-k/.test(l.kind)) ?? record.layers[0];
     await frame.locator(`.thumb-card[data-tensor="${pretty.tensor}"]`).click();
     await frame.waitForFunction((t) => document.querySelector('.thumb-card[aria-selected="true"]')?.dataset.tensor === t, pretty.tensor, { timeout: 5000 });
-    await page.keyboard.press('F1');
-    await page.locator('.quick-input-widget .quick-input-box input').fill('>Notifications: Clear All Notifications');
-    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Clear All Notifications' }).first().waitFor({ timeout: 5000 });
-    await page.keyboard.press('Enter');
-    await frame.evaluate(() => window.scrollTo(0, 0));
-    await page.waitForTimeout(800);
+    await screenshot(frame, '03-alignment.png', 'screenshot-alignment.png');
     const geom = await frame.evaluate(() => { const c = document.getElementById('heatmap'); const r = c.getBoundingClientRect(); return { w: r.width, h: r.height, style: c.getAttribute('style'), cw: c.width, ch: c.height, app: document.getElementById('app').clientWidth }; });
     log(`heatmap geometry after resize: ${JSON.stringify(geom)}`);
-    await page.screenshot({ path: path.join(shots, '03-alignment.png') });
-    if (!vsix) fs.copyFileSync(path.join(shots, '03-alignment.png'), path.join(REPO, 'media', 'screenshot-alignment.png'));
+  });
+
+  // ---------- second scenario: BERT-style text encoders (input_ids, attention_mask, token_type_ids) on token data
+  const vitRun = runDir;
+  let bertRowA, bertRowB;
+  await check('BERT: the bert/ folder in the Explorer → select bertD_s20 + bertD_s21 → right-click → Fuse Models', async () => {
+    if (!fs.existsSync(path.join(ws, 'bert'))) bertFixtures(); // throws: where the fixtures were looked for
+    await palette('View: Show Explorer');
+    const folder = page.locator('.explorer-folders-view .monaco-list-row[aria-label^="bert"]').first();
+    await folder.waitFor({ timeout: 30000 });
+    bertRowA = page.locator('.explorer-folders-view .monaco-list-row[aria-label^="bertD_s20.onnx"]');
+    bertRowB = page.locator('.explorer-folders-view .monaco-list-row[aria-label^="bertD_s21.onnx"]');
+    if (!(await bertRowA.count())) await folder.click();
+    await bertRowA.waitFor({ timeout: 30000 });
+    await bertRowB.waitFor({ timeout: 30000 });
+    await fuseFromExplorer(bertRowA, bertRowB, '04-bert-context-menu.png');
+  });
+
+  await check('BERT: answer the prompts: anchor bertD_s20, data = the token set calib.npz, preset Recommended', async () => {
+    await pickQuick('anchor', 'bertD_s20', 'bertD_s20.onnx');
+    await pickQuickExact('data', 'calib.npz', 'calib.npz');
+    await pickQuick('preset', 'Recommended', 'Recommended');
+  });
+
+  let bertRecord, bertDir;
+  await check('BERT: the run completes; run.json records the token data and OT beats vanilla averaging', async () => {
+    ({ runDir: bertDir, record: bertRecord } = await waitForRun(runsRoot, new Set([path.basename(vitRun)])));
+    if (path.basename(bertRecord.data ?? '') !== 'calib.npz') throw new Error(`run.json data: ${JSON.stringify(bertRecord.data)}`);
+    const names = bertRecord.layers.map((l) => l.name);
+    for (const n of ['embed.tokens', 'blocks.0.attn.q', 'blocks.1.mlp.fc1', 'head.pooler']) if (!names.includes(n)) throw new Error(`no ${n} map in ${names.join(', ')}`);
+    const acc = (label) => bertRecord.metrics.find((m) => m.label === label)?.accuracy;
+    if (!(acc('ot') > acc('vanilla') + 0.1)) throw new Error(`ot ${acc('ot')} vs vanilla ${acc('vanilla')}`);
+  });
+
+  let bertFrame;
+  await check('BERT: the Alignment view shows one non-blank heatmap per aligned layer group', async () => {
+    bertFrame = await webviewFrame('alignment');
+    const n = await checkHeatmaps(bertFrame, bertDir, bertRecord);
+    const header = await bertFrame.locator('#run-data').textContent();
+    if (!/calib\.npz/.test(header)) throw new Error(`run header data line: ${header}`);
+    log(`BERT: ${n} heatmaps drawn; ${header}`);
+  });
+
+  await check('BERT: the accuracy table shows the numbers of run.json', async () => {
+    await checkAccuracyTable(bertFrame, bertRecord);
+  });
+
+  await check('BERT: the model view shows three int64 inputs and the alignment structure, and evaluates on token data', async () => {
+    await palette('View: Show Explorer');
+    await bertRowA.click();
+    const model = await modelFrame('bertD_s20.onnx');
+    await model.waitForSelector('#model-io', { timeout: 30000 });
+    const inputs = await model.evaluate(() => [...document.querySelectorAll('#model-io tbody tr')].map((tr) => [...tr.children].map((td) => td.textContent)).filter((r) => r[0] === 'input'));
+    const names = inputs.map((r) => r[1]);
+    if (JSON.stringify(names) !== JSON.stringify(['input_ids', 'attention_mask', 'token_type_ids'])) throw new Error(`inputs: ${JSON.stringify(inputs)}`);
+    if (!inputs.every((r) => /int64/i.test(r[2]))) throw new Error(`input types: ${JSON.stringify(inputs)}`);
+    await model.waitForSelector('#alignment-text', { timeout: 30000 });
+    const text = await model.locator('#alignment-text').textContent();
+    for (const g of ['embed.input_ids', 'embed.token_type_ids', 'blocks.1.ln2', 'head.pooler', 'head.classifier']) if (!text.includes(g)) throw new Error(`alignment text lacks ${g}: ${text.slice(0, 300)}`);
+    log(`BERT model view: inputs ${inputs.map((r) => `${r[1]} ${r[2]} ${r[3]}`).join(', ')}`);
+    await model.locator('#btn-evaluate').click();
+    await pickQuickExact('Evaluate bertD_s20.onnx', 'calib.npz', 'calib.npz');
+    await model.waitForSelector('#evaluation td[data-key="Accuracy"]', { timeout: 60000 });
+    const acc = await model.locator('#evaluation td[data-key="Accuracy"]').textContent();
+    const anchor = bertRecord.metrics.find((m) => m.file && path.basename(m.file) === 'bertD_s20.onnx');
+    if (acc !== `${(100 * anchor.accuracy).toFixed(2)}%`) throw new Error(`model view evaluation ${acc} vs run.json ${anchor.accuracy}`);
+    log(`BERT model view Evaluate: ${acc}`);
+  });
+
+  await check('BERT: screenshot of the Alignment view', async () => {
+    await vscodeFocusAlignment();
+    // A tall window so that the picture holds the whole view: accuracy, the selected map and every layer's heatmap.
+    await page.setViewportSize({ width: 1600, height: 1900 });
+    // … and the Runs list only as tall as its two runs (drag the sash between the two panes up).
+    const sash = page.locator('.part.sidebar .monaco-sash.horizontal').first();
+    const runsHeader = await page.locator('.part.sidebar .pane-header', { hasText: 'Runs' }).first().boundingBox();
+    const sb = await sash.boundingBox().catch(() => null);
+    if (sb && runsHeader) {
+      await page.mouse.move(sb.x + sb.width / 2, sb.y + sb.height / 2);
+      await page.mouse.down();
+      await page.mouse.move(sb.x + sb.width / 2, runsHeader.y + runsHeader.height + 3 * 22 + 6, { steps: 5 });
+      await page.mouse.up();
+    }
+    // The map with the most concentrated rows (soft Sinkhorn maps of these small encoders are diffuse).
+    const best = (l) => l.diagnostics?.meanBestMatch ?? 0;
+    const pretty = bertRecord.layers.reduce((a, b) => (best(b) > best(a) ? b : a), bertRecord.layers[0]);
+    await bertFrame.locator(`.thumb-card[data-tensor="${pretty.tensor}"]`).click();
+    await bertFrame.waitForFunction((t) => document.querySelector('.thumb-card[aria-selected="true"]')?.dataset.tensor === t, pretty.tensor, { timeout: 5000 });
+    await bertFrame.waitForFunction(() => document.getElementById('heatmap')?.dataset.drawn === '1', null, { timeout: 5000 });
+    await screenshot(bertFrame, '05-bert-alignment.png', 'screenshot-bert.png');
+    const visible = await bertFrame.evaluate(() => [...document.querySelectorAll('canvas.thumb')].filter((c) => c.getBoundingClientRect().bottom <= window.innerHeight).length);
+    log(`BERT screenshot: ${pretty.name} selected; ${visible} of ${bertRecord.layers.length} heatmaps in the picture`);
+    await page.setViewportSize({ width: 1600, height: 1000 });
   });
 
   await check('no request left the machine; strict CSP holds', async () => {

@@ -27,6 +27,13 @@ export function example(rel: string): string {
   throw new Error(`example file ${rel} not found under ${ws}`);
 }
 
+/** A BERT fixture file of the test workspace (the harness copies test/fixtures/bert/* it needs into `bert/`). */
+export function bert(file: string): string {
+  const ws = workspaceDir();
+  for (const p of [path.join(ws, 'bert', file), path.join(ws, 'test', 'fixtures', 'bert', file)]) if (fs.existsSync(p)) return p;
+  throw new Error(`BERT fixture ${file} not found under ${ws}`);
+}
+
 export function waitFor<T>(event: vscode.Event<T>, predicate: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { sub.dispose(); reject(new Error(`timed out waiting for ${what}`)); }, timeoutMs);

@@ -64,3 +64,20 @@ test('a bad recipe file is a usage error naming the file and field', () => {
   assert.match(r.stderr, new RegExp(`${recipe}.*'reg'`));
   assert.ok(!fs.existsSync(path.join(dir, 'runs')));
 });
+
+test('run.json records the data as absolute paths and finetune --eval takes a dataset', () => {
+  const dir = tempDir();
+  const bert = path.join(process.cwd(), 'test', 'fixtures', 'bert');
+  const r = runCli(['fuse', 'bertD_s21.onnx', 'bertD_s20.onnx', '--data', 'calib.npz', '--eval-data', 'test.npz', '--runs-dir', path.join(dir, 'runs'), '--json'], { cwd: bert });
+  assert.equal(r.code, 0, r.stderr);
+  const record = JSON.parse(r.stdout).record;
+  assert.equal(record.data, path.join(bert, 'calib.npz'));
+  assert.equal(record.evalData, path.join(bert, 'test.npz'));
+  const ft = runCli(['finetune', path.join(dir, 'runs', path.basename(JSON.parse(r.stdout).runDir), 'fused.onnx'), '--data', path.join(bert, 'calib.npz'),
+    '--eval', path.join(bert, 'test.npz'), '--max-steps', '3', '--batch-size', '64', '-o', path.join(dir, 'ft.onnx'), '--json']);
+  assert.equal(ft.code, 0, ft.stderr);
+  const result = JSON.parse(ft.stdout);
+  assert.equal(result.steps, 3);
+  assert.equal(result.evals.length, 1);
+  assert.ok(fs.existsSync(path.join(dir, 'ft.onnx')));
+});

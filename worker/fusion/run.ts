@@ -11,7 +11,7 @@ import { evaluateModel } from '../runtime/evaluate';
 import { finetuneModel } from '../train/finetune';
 import type { ProviderChoice, ProviderReport } from '../runtime/providers';
 import { analyzeModel, type ModelPlan } from '../graph/analyze';
-import type { FuseRequest, FuseResult, JobContext, LayerMapInfo, ModelMetrics, RunRecord, ProgressEvent, FinetuneResult } from '../types';
+import type { FuseRequest, FuseResult, JobContext, LayerMapInfo, ModelMetrics, RunRecord, ProgressEvent, FinetuneResult, DataArg } from '../types';
 import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions } from './activations';
 import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
@@ -317,8 +317,9 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
       models: files, anchor: files[0], fusedModel: request.output ? path.resolve(request.output) : path.join(runDir, 'fused.onnx'),
       versions: versions(), provider, timings, metrics, layers, mapsFile: 'maps.safetensors',
       ...(finetune ? { finetune } : {}),
-      ...(request.data !== undefined ? { data: request.data } : {}),
-      ...(evalSet ? { evalData: request.evalData ?? request.data } : {}),
+      // Absolute paths, so re-evaluating or finetuning the run later works from any working directory.
+      ...(request.data !== undefined ? { data: absoluteData(request.data) } : {}),
+      ...(evalSet ? { evalData: absoluteData((request.evalData ?? request.data)!) } : {}),
     };
     writeFileAtomic(path.join(tmp, 'run.json'), JSON.stringify(rec, null, 1));
     throwIfCancelled(context.signal);
@@ -336,4 +337,9 @@ function publicRecipe(r: ResolvedRecipe): RunRecord['recipe'] {
     residualPolicy: r.residualPolicy, qk: r.qk, samples: r.samples, tokenFilter: r.tokenFilter, standardize: r.standardize,
     weights: r.weights, preset: r.preset, headAware: r.headAware,
   };
+}
+
+function absoluteData(arg: DataArg): DataArg {
+  if (typeof arg === 'string') return path.resolve(arg);
+  return { ...arg, path: path.resolve(arg.path), ...(arg.labels ? { labels: path.resolve(arg.labels) } : {}) };
 }
