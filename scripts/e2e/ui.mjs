@@ -3,7 +3,8 @@
 // Alignment webview: one non-blank heatmap per aligned layer, an accuracy table equal to run.json, hover read-out.
 // Then a second scenario with BERT-style text encoders (three int64 inputs, a token .npz as data): right-click
 // fuse → non-blank heatmap per aligned layer group, accuracy table = run.json, the model view's three inputs.
-// Screenshots go to the scratch folder, media/screenshot-alignment.png and media/screenshot-bert.png.
+// Screenshots go to the scratch folder (printed at the end); OTFUSE_UPDATE_SCREENSHOTS=1 also refreshes
+// media/screenshot-alignment.png and media/screenshot-bert.png for the README.
 // Final line: `N passed, N failed`.
 // OTFUSE_UI_VSIX=<file.vsix>: run the same scenario against the packaged extension installed with
 // --install-extension instead of the repository loaded as a development extension.
@@ -166,13 +167,14 @@ async function vscodeFocusAlignment() {
   await page.waitForTimeout(300);
 }
 
-/** Clears notification toasts, scrolls the view to the top and saves a screenshot (copied to media/ when given). */
+/** Clears notification toasts, scrolls the view to the top and saves a screenshot. The README's copies in media/
+ * are refreshed only on request (OTFUSE_UPDATE_SCREENSHOTS=1), so a test run leaves the repository unchanged. */
 async function screenshot(frame, name, mediaName) {
   await palette('Notifications: Clear All Notifications');
   await frame.evaluate(() => window.scrollTo(0, 0));
   await page.waitForTimeout(800);
   await page.screenshot({ path: path.join(shots, name) });
-  if (mediaName && !process.env.OTFUSE_UI_VSIX) fs.copyFileSync(path.join(shots, name), path.join(REPO, 'media', mediaName));
+  if (mediaName && process.env.OTFUSE_UPDATE_SCREENSHOTS === '1') fs.copyFileSync(path.join(shots, name), path.join(REPO, 'media', mediaName));
 }
 
 try {
