@@ -13,20 +13,11 @@ import path from 'node:path';
 import { encodeNpy } from '../../worker/data/npy';
 import { emd, groundMetric, releaseSinkhornSessions, sinkhorn, sinkhornAsync, uniform } from '../../worker/ot';
 import potTimings from './pot-timings.json';
+import { seededRandom as rng } from '../../worker/random';
 
 const REG = 0.08;
 let REPS = 3;
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((p, q) => p - q);

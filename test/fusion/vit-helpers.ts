@@ -5,18 +5,9 @@ import { onnx } from 'onnx-proto';
 import { OnnxModel } from '../../worker/onnx/model';
 import { ModelRunner } from '../../worker/runtime/session';
 import type { Dataset } from '../../worker/data/dataset';
+import { seededRandom as rng } from '../../worker/random';
 
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as rng } from '../../worker/random';
 
 export function randomPerm(n: number, rand: () => number): number[] {
   const p = Array.from({ length: n }, (_, i) => i);

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import { readNpy } from '../../worker/data/npy';
+import { seededRandom as rng } from '../../worker/random';
 
 export const FIXTURES = path.join(process.cwd(), 'test/fixtures/pot');
 
@@ -38,17 +39,7 @@ export function f64(file: string): Float64Array {
   return arr.data;
 }
 
-/** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as rng } from '../../worker/random';
 
 export function maxAbsDiff(x: ArrayLike<number>, y: ArrayLike<number>): number {
   if (x.length !== y.length) throw new Error(`length ${x.length} vs ${y.length}`);

@@ -46,18 +46,29 @@ export async function evaluateWithRunner(runner: ModelRunner, dataset: Dataset, 
     const logits = result[output].data as Float32Array;
     const classes = logits.length / batch.labels.length;
     options.onLogits?.(logits, done, classes);
-    for (let i = 0; i < batch.labels.length; i++) {
-      const row = logits.subarray(i * classes, (i + 1) * classes);
-      let best = 0;
-      let max = -Infinity;
-      for (let c = 0; c < classes; c++) if (row[c] > max) { max = row[c]; best = c; }
-      let sum = 0;
-      for (let c = 0; c < classes; c++) sum += Math.exp(row[c] - max);
-      lossSum += Math.log(sum) + max - row[batch.labels[i]];
-      if (best === batch.labels[i]) correct++;
-    }
+    const score = scoreLogits(logits, batch.labels);
+    correct += score.correct;
+    lossSum += score.lossSum;
     done += batch.labels.length;
     options.onProgress?.(done, total);
   }
   return { accuracy: done ? correct / done : 0, loss: done ? lossSum / done : 0, samples: done, seconds: (performance.now() - t0) / 1000, provider: runner.provider };
+}
+
+/** Correct predictions and summed cross-entropy of one batch of logits ([labels.length, classes], row-major). */
+export function scoreLogits(logits: Float32Array, labels: Int32Array): { correct: number; lossSum: number } {
+  const classes = logits.length / labels.length;
+  let correct = 0;
+  let lossSum = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const row = logits.subarray(i * classes, (i + 1) * classes);
+    let best = 0;
+    let max = -Infinity;
+    for (let c = 0; c < classes; c++) if (row[c] > max) { max = row[c]; best = c; }
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += Math.exp(row[c] - max);
+    lossSum += Math.log(sum) + max - row[labels[i]];
+    if (best === labels[i]) correct++;
+  }
+  return { correct, lossSum };
 }

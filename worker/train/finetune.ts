@@ -8,6 +8,7 @@ import { OtfuseError, throwIfCancelled } from '../errors';
 import { OnnxModel, loadModel } from '../onnx/model';
 import { Batch, Dataset, openDataset, specFromArg, batches } from '../data/dataset';
 import { resolveProvider, ProviderReport } from '../runtime/providers';
+import { scoreLogits } from '../runtime/evaluate';
 import type { FinetuneRequest, FinetuneResult, JobContext } from '../types';
 import { ParamLayout, TrainingGraph, buildEvalGraph, buildTrainingGraph, flattenParams, modelWithParams } from './graphs';
 import { reinitializeParameters, seededRandom } from './init';
@@ -98,18 +99,9 @@ async function evaluateParams(session: ort.InferenceSession, params: ort.Tensor,
   for (const batch of batches(dataset, batchSize, Math.min(limit, dataset.size))) {
     throwIfCancelled(signal);
     const result = await session.run({ ...dataFeeds(batch, binding), params }, [output]);
-    const logits = result[output].data as Float32Array;
-    const classes = logits.length / batch.labels.length;
-    for (let i = 0; i < batch.labels.length; i++) {
-      const row = logits.subarray(i * classes, (i + 1) * classes);
-      let best = 0;
-      let max = -Infinity;
-      for (let c = 0; c < classes; c++) if (row[c] > max) { max = row[c]; best = c; }
-      let sum = 0;
-      for (let c = 0; c < classes; c++) sum += Math.exp(row[c] - max);
-      lossSum += Math.log(sum) + max - row[batch.labels[i]];
-      if (best === batch.labels[i]) correct++;
-    }
+    const score = scoreLogits(result[output].data as Float32Array, batch.labels);
+    correct += score.correct;
+    lossSum += score.lossSum;
     done += batch.labels.length;
   }
   return { accuracy: done ? correct / done : 0, loss: done ? lossSum / done : 0 };

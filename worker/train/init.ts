@@ -1,19 +1,10 @@
 // Fresh parameters for an existing architecture (training from scratch): the usual transformer scheme
 // (truncated normal σ = 0.02 for weights and embeddings, zero biases, LayerNorm scale 1 / shift 0).
 import { OnnxModel } from '../onnx/model';
+import { seededRandom } from '../random';
 import { trainableParameters } from './graphs';
 
-export function seededRandom(seed: number): () => number {
-  // mulberry32: small, fast, and good enough for shuffling and initialisation.
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 /** Returns a copy of the model with every trainable parameter re-drawn. */
 export function reinitializeParameters(model: OnnxModel, seed = 0, std = 0.02): OnnxModel {
