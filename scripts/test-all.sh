@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The README's test command: build, engine tests (node:test), the extension-host suite inside code-server, and the
-# UI test in headless Chromium. Installs the real-editor tools into .e2e/ on first use (cached afterwards).
+# The README's test command: build, engine tests (node:test), the extension-host suite inside code-server, the
+# UI test in headless Chromium, and the .vsix packaging check. Installs the real-editor tools into .e2e/ on first
+# use (cached afterwards).
 # Ends with one line "N passed, N failed" summing every suite; exits non-zero if any suite failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,9 @@ if [ "${OTFUSE_SKIP_E2E:-0}" != 1 ]; then
     count "$logs/exthost.log"
     run_suite ui node scripts/e2e/ui.mjs
     count "$logs/ui.log"
+    # The .vsix builds offline, carries the ONNX Runtime linux-x64 binaries and installs.
+    run_suite package bash -c 'node scripts/e2e/package.mjs && node scripts/e2e/check-vsix.mjs'
+    count "$logs/package.log"
   else
     failed=$((failed + 1))
   fi
