@@ -1,9 +1,8 @@
 // Text transformers (issue 7, graph + fusion part): BERT exports with summed Gather embeddings, post-LN blocks,
 // an additive attention mask and a pooler. Structure from the graph, exactness against a permuted copy on the
-// test set, and OT fusion vs vanilla averaging. Skipped when the shared BERT fixtures are absent.
+// test set, and OT fusion vs vanilla averaging.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { loadModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
@@ -14,11 +13,8 @@ import { evaluateModel } from '../../worker/runtime/evaluate';
 import { maxAbsDiff } from '../helpers';
 import { permutedBertCopy, logitsOf } from './vit-helpers';
 
-// In-repo copy first (test/fixtures/bert), then the shared fixtures folder next to the checkout.
-const CANDIDATES = [path.join(process.cwd(), 'test', 'fixtures', 'bert'), path.resolve(process.cwd(), '..', 'shared', 'fixtures', 'bert-fortunes')];
-const BERT = CANDIDATES.find((d) => fs.existsSync(path.join(d, 'bertD_s20.onnx'))) ?? CANDIDATES[0];
-const have = fs.existsSync(path.join(BERT, 'bertD_s20.onnx'));
-const opts = { skip: have ? false : 'BERT fixtures not found' };
+const BERT = path.join(process.cwd(), 'test', 'fixtures', 'bert');
+const opts = {};
 
 test('BERT: embeddings, post-LN blocks, masked attention and pooler come from the graph', opts, () => {
   const plan = analyzeModel(loadModel(path.join(BERT, 'bertD_s20.onnx')));

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import { OnnxModel } from '../../worker/onnx/model';
-import { Attr, DT, makeTensor } from '../../worker/train/builder';
+import { Attr, DT, makeTensor, toAttribute } from '../../worker/train/builder';
 import { gradientCheck, GradCheckEntry } from '../../worker/train/gradcheck';
 
 const AT = onnx.AttributeProto.AttributeType;
@@ -32,15 +32,6 @@ export function rand(): number {
   return seed / 2 ** 32;
 }
 
-function toAttr(name: string, a: Attr): onnx.IAttributeProto {
-  switch (a.kind) {
-    case 'i': return { name, type: AT.INT, i: a.v };
-    case 'f': return { name, type: AT.FLOAT, f: a.v };
-    case 'is': return { name, type: AT.INTS, ints: a.v };
-    case 's': return { name, type: AT.STRING, s: new TextEncoder().encode(a.v) };
-    case 't': return { name, type: AT.TENSOR, t: a.v };
-  }
-}
 
 /** Builds the graph with float tensors of element type `dataType`; all float inputs are graph inputs. */
 export function buildTiny(g: TinyGraph, dataType: number): OnnxModel {
@@ -50,7 +41,7 @@ export function buildTiny(g: TinyGraph, dataType: number): OnnxModel {
     input: g.inputs.map((i) => vi(i.name, i.dims, dataType)),
     output: [onnx.ValueInfoProto.create({ name: g.output })],
     initializer: (g.consts ?? []).map((c) => makeTensor(c.name, c.dataType === DT.FLOAT ? dataType : c.dataType, c.dims, c.values)),
-    node: g.nodes.map((n, k) => onnx.NodeProto.create({ opType: n.op, name: `${n.op}_${k}`, input: n.inputs, output: n.outputs, attribute: Object.entries(n.attrs ?? {}).map(([name, a]) => toAttr(name, a)) })),
+    node: g.nodes.map((n, k) => onnx.NodeProto.create({ opType: n.op, name: `${n.op}_${k}`, input: n.inputs, output: n.outputs, attribute: Object.entries(n.attrs ?? {}).map(([name, a]) => toAttribute(name, a)) })),
   });
   const proto = onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: g.opset ?? 17 }], graph, producerName: 'otfuse-test' });
   return new OnnxModel(proto, 'tiny.onnx');

@@ -21,7 +21,7 @@ export const A = {
   t: (v: onnx.ITensorProto): Attr => ({ kind: 't', v }),
 };
 
-function toAttribute(name: string, a: Attr): onnx.IAttributeProto {
+export function toAttribute(name: string, a: Attr): onnx.IAttributeProto {
   switch (a.kind) {
     case 'i': return { name, type: AT.INT, i: a.v };
     case 'f': return { name, type: AT.FLOAT, f: a.v };
