@@ -26,7 +26,9 @@ export class ProgressBar {
     if (event.layer) line += ` ${event.layer}`;
     if (event.message) line += ` ${event.message}`;
     if (event.metrics) line += ' ' + Object.entries(event.metrics).map(([k, v]) => `${k}=${formatNumber(v)}`).join(' ');
-    line = line.slice(0, (this.stream.columns ?? 100) - 1);
+    // A pseudo-terminal without a size reports 0 columns.
+    const columns = this.stream.columns && this.stream.columns > 20 ? this.stream.columns : 100;
+    line = line.slice(0, columns - 1);
     this.stream.write(`\r${line}${' '.repeat(Math.max(0, this.width - line.length))}`);
     this.width = line.length;
   }
