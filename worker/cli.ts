@@ -52,7 +52,6 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write('\notfuse: cancelling (Ctrl-C again to quit at once)…\n');
     controller.abort();
   });
-  const bar = new ProgressBar();
   const context: JobContext = { signal: controller.signal, onProgress: (e) => bar.update(e) };
   try {
     switch (command) {
@@ -104,7 +103,10 @@ function requireOne(args: ParsedArgs, what: string): string {
   return args.positional[0];
 }
 
+const bar = new ProgressBar();
+
 function print(args: ParsedArgs, json: unknown, human: () => string): void {
+  bar.done(); // the result starts on a clean line
   if (bool(args, 'json')) console.log(JSON.stringify(json, null, 2));
   else console.log(human());
 }
@@ -209,7 +211,7 @@ async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
 export function formatRun(result: FuseResult): string {
   const r: RunRecord = result.record;
   const rows = r.metrics.map((m) => [m.label, m.accuracy === undefined ? '—' : `${(m.accuracy * 100).toFixed(2)} %`, m.loss === undefined ? '—' : m.loss.toFixed(4)]);
-  const table = formatTable(['model', 'accuracy', 'loss'], rows);
+  const table = rows.length ? formatTable(['model', 'accuracy', 'loss'], rows) : '(evaluation skipped)';
   const timings = Object.entries(r.timings).map(([stage, s]) => `  ${stage.padEnd(14)} ${s.toFixed(2)} s`).join('\n');
   return [`run         ${result.runDir}`, `fused model ${r.fusedModel}`, `anchor      ${r.anchor}`, '', table, '', 'wall time per stage', timings].join('\n');
 }

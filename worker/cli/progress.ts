@@ -21,7 +21,7 @@ export class ProgressBar {
       const frac = Math.min(1, (event.done ?? 0) / event.total);
       const cells = 24;
       const filled = Math.round(frac * cells);
-      line += ` [${'#'.repeat(filled)}${'.'.repeat(cells - filled)}] ${event.done}/${event.total}`;
+      line += ` [${'#'.repeat(filled)}${'.'.repeat(cells - filled)}] ${event.done ?? 0}/${event.total}`;
     }
     if (event.layer) line += ` ${event.layer}`;
     if (event.message) line += ` ${event.message}`;
