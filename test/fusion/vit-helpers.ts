@@ -61,6 +61,33 @@ function biasAfter(model: OnnxModel, matmul: string): string {
   return add.input!.find((i) => i !== out)!;
 }
 
+type PermuteFn = (name: string, axis: number, p: number[]) => void;
+
+/**
+ * The linear layers of one encoder block (HF naming in the exported node paths; MatMul weights are [in, out]):
+ * Q/K/V take the residual permutation on their input side and the head permutation on their output side, O the
+ * reverse, fc1/fc2 the residual and MLP permutations. ViT and BERT differ only in the Q/K/V node prefix.
+ */
+function permuteBlockLinears(m: OnnxModel, P: PermuteFn, qkvPrefix: string, pre: string, p: { resid: number[]; qk: number[]; vo: number[]; mlp: number[] }): void {
+  for (const [proj, perm] of [['query', p.qk], ['key', p.qk], ['value', p.vo]] as const) {
+    const mm = `${qkvPrefix}/${proj}/MatMul`;
+    P(weightOf(m, mm), 0, p.resid);
+    P(weightOf(m, mm), 1, perm);
+    P(biasAfter(m, mm), 0, perm);
+  }
+  const o = `${pre}/attention/output/dense/MatMul`;
+  P(weightOf(m, o), 0, p.vo);
+  P(weightOf(m, o), 1, p.resid);
+  P(biasAfter(m, o), 0, p.resid);
+  const fc1 = `${pre}/intermediate/dense/MatMul`, fc2 = `${pre}/output/dense/MatMul`;
+  P(weightOf(m, fc1), 0, p.resid);
+  P(weightOf(m, fc1), 1, p.mlp);
+  P(biasAfter(m, fc1), 0, p.mlp);
+  P(weightOf(m, fc2), 0, p.mlp);
+  P(weightOf(m, fc2), 1, p.resid);
+  P(biasAfter(m, fc2), 0, p.resid);
+}
+
 export interface PermutedCopy {
   model: OnnxModel;
   perms: { resid: number[]; blocks: { qk: number[]; vo: number[]; mlp: number[] }[] };
@@ -93,23 +120,7 @@ export function permutedCopy(model: OnnxModel, seed: number, cfg = { hidden: 48,
       P(`vit.encoder.layer.${l}.${ln}.weight`, 0, resid);
       P(`vit.encoder.layer.${l}.${ln}.bias`, 0, resid);
     }
-    for (const [proj, p] of [['query', qk], ['key', qk], ['value', vo]] as const) {
-      const mm = `${pre}/attention/attention/${proj}/MatMul`;
-      P(weightOf(m, mm), 0, resid); // [in, out]
-      P(weightOf(m, mm), 1, p);
-      P(biasAfter(m, mm), 0, p);
-    }
-    const o = `${pre}/attention/output/dense/MatMul`;
-    P(weightOf(m, o), 0, vo);
-    P(weightOf(m, o), 1, resid);
-    P(biasAfter(m, o), 0, resid);
-    const fc1 = `${pre}/intermediate/dense/MatMul`, fc2 = `${pre}/output/dense/MatMul`;
-    P(weightOf(m, fc1), 0, resid);
-    P(weightOf(m, fc1), 1, mlp);
-    P(biasAfter(m, fc1), 0, mlp);
-    P(weightOf(m, fc2), 0, mlp);
-    P(weightOf(m, fc2), 1, resid);
-    P(biasAfter(m, fc2), 0, resid);
+    permuteBlockLinears(m, P, `${pre}/attention/attention`, pre, { resid, qk, vo, mlp });
   }
   P('vit.layernorm.weight', 0, resid);
   P('vit.layernorm.bias', 0, resid);
@@ -155,23 +166,7 @@ export function permutedBertCopy(model: OnnxModel, seed: number, cfg = { hidden:
     const pre = `/bert/encoder/layer.${l}`;
     const hp = randomPerm(cfg.heads, rand);
     const qk = headPerm(hp, hd, rand), vo = headPerm(hp, hd, rand), mlp = randomPerm(cfg.mlp, rand);
-    for (const [proj, p] of [['query', qk], ['key', qk], ['value', vo]] as const) {
-      const mm = `${pre}/attention/self/${proj}/MatMul`;
-      P(weightOf(m, mm), 0, resid);
-      P(weightOf(m, mm), 1, p);
-      P(biasAfter(m, mm), 0, p);
-    }
-    const o = `${pre}/attention/output/dense/MatMul`;
-    P(weightOf(m, o), 0, vo);
-    P(weightOf(m, o), 1, resid);
-    P(biasAfter(m, o), 0, resid);
-    const fc1 = `${pre}/intermediate/dense/MatMul`, fc2 = `${pre}/output/dense/MatMul`;
-    P(weightOf(m, fc1), 0, resid);
-    P(weightOf(m, fc1), 1, mlp);
-    P(biasAfter(m, fc1), 0, mlp);
-    P(weightOf(m, fc2), 0, mlp);
-    P(weightOf(m, fc2), 1, resid);
-    P(biasAfter(m, fc2), 0, resid);
+    permuteBlockLinears(m, P, `${pre}/attention/self`, pre, { resid, qk, vo, mlp });
     for (const ln of ['attention.output.LayerNorm', 'output.LayerNorm']) {
       P(`bert.encoder.layer.${l}.${ln}.weight`, 0, resid);
       P(`bert.encoder.layer.${l}.${ln}.bias`, 0, resid);
