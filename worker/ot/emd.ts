@@ -4,7 +4,7 @@
 //   (big-M start), block-search pricing and a strongly feasible spanning tree (no cycling on degenerate pivots).
 import { OtfuseError } from '../errors';
 import { linearAssignment } from './lap';
-import { checkProblem, type Weights } from './validate';
+import { checkProblem, type PlanResult, type Weights } from './validate';
 
 export interface EmdOptions {
   /** Use the assignment fast path for square uniform problems (default true). */
@@ -13,14 +13,10 @@ export interface EmdOptions {
   maxIter?: number;
 }
 
-export interface EmdResult {
-  plan: Float64Array; // n×m row-major
-  n: number;
-  m: number;
-  cost: number; // Σ plan ⊙ M
+export interface EmdResult extends PlanResult {
   method: 'assignment' | 'network-simplex';
-  iterations: number; // pivots (network simplex) or augmentations (assignment)
-  converged: boolean;
+  /** Pivots (network simplex) or augmentations (assignment). */
+  iterations: number;
   /** For square uniform problems: rowToCol[i] = matched column. */
   permutation?: Int32Array;
 }

@@ -13,7 +13,7 @@ export {
 } from './sinkhorn-ort';
 export { linearAssignment, type AssignmentResult } from './lap';
 export { groundMetric, gram, median, type GroundMetricOptions, type GroundMetricResult, type MetricKind, type Normalisation } from './metric';
-export { uniform, checkProblem, type Weights } from './validate';
+export { uniform, checkProblem, type PlanResult, type Weights } from './validate';
 export {
   transportCost, planEntropy, meanBestMatchMass, permutationDistance, planPreview, diagnose,
   type PermutationDistance, type Preview, type PlanDiagnostics,

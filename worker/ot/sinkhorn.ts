@@ -8,7 +8,7 @@
 // 'auto' (default): 'knopp' unless exp(−M/reg) would underflow a whole row or column (or Knopp hits numerical
 //          trouble), then 'stabilized'.
 import { OtfuseError } from '../errors';
-import { checkProblem, checkReg, type Weights } from './validate';
+import { checkProblem, checkReg, type PlanResult, type Weights } from './validate';
 
 export type SinkhornMethod = 'auto' | 'knopp' | 'stabilized';
 
@@ -20,15 +20,11 @@ export interface SinkhornOptions {
   tau?: number;
 }
 
-export interface SinkhornResult {
-  plan: Float64Array; // n×m row-major
-  n: number;
-  m: number;
-  cost: number; // Σ plan ⊙ M
+export interface SinkhornResult extends PlanResult {
   method: 'knopp' | 'stabilized';
   reg: number;
-  iterations: number; // iterations run (POT's ii + 1)
-  converged: boolean; // stopping rule met before numItermax
+  /** Iterations run (POT's ii + 1); `converged`: the stopping rule was met before numItermax. */
+  iterations: number;
   /** Last checked error: ‖colsum(plan) − b‖₂ (POT's rule). */
   marginalError: number;
   /** Of the returned plan: max |rowsum − a| and max |colsum − b|. */

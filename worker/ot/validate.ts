@@ -4,6 +4,16 @@ import { OtfuseError } from '../errors';
 /** Marginal weights: plain arrays are accepted and copied into float64. */
 export type Weights = Float64Array | Float32Array | readonly number[];
 
+/** What every solver returns; each adds its own details. */
+export interface PlanResult {
+  plan: Float64Array; // n×m row-major
+  n: number;
+  m: number;
+  cost: number; // Σ plan ⊙ M
+  iterations: number;
+  converged: boolean;
+}
+
 /** Relative tolerance on sum(a) vs sum(b) (POT checks 6 decimals). */
 export const MARGINAL_SUM_RTOL = 1e-6;
 
