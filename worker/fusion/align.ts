@@ -4,7 +4,8 @@
 // through LayerNorms unchanged, into residual Adds via the residual policy, from V into W_O's input side.
 // Results are keyed by the anchor's parameter names, in the anchor's storage layout.
 import { OtfuseError } from '../errors';
-import { emd, sinkhorn, uniform, diagnose } from '../ot/index';
+import { solveOT, pickSolverParams, uniform, diagnose } from '../ot/index';
+import { RESIDUAL_POLICIES } from './registry';
 import type { CostEngine } from './cost';
 import type { ModelPlan, LinearRef, NormRef } from '../graph/analyze';
 import type { ActivationStore } from './activations';
@@ -60,10 +61,11 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
   const size = (name: string) => A.params.get(name).data.length;
 
   const costOf = (f: Features) => ctx.costs.cost(f.X, f.Y, f.n, f.m, f.d, { metric: recipe.groundMetric, normalize: recipe.costNorm });
+  const solverParams = pickSolverParams(recipe.solver, recipe as unknown as Record<string, unknown>);
   /** OT with uniform marginals on a cost matrix (plan with total mass 1). */
   const transport = (M: Float64Array, n: number, m: number) => {
     const C = recipe.float32Cost ? Float32Array.from(M) : M;
-    const res = recipe.solver === 'emd' ? emd(uniform(n), uniform(m), C) : sinkhorn(uniform(n), uniform(m), C, recipe.reg);
+    const res = solveOT(uniform(n), uniform(m), C, { solver: recipe.solver, ...solverParams });
     return { plan: res.plan, iterations: res.iterations };
   };
   const record = (name: string, kind: string, solved: TMap, M: Float64Array, t0: number, extra: Record<string, number>): TMap => {
@@ -133,24 +135,7 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
   };
 
   const residual = (name: string, skip: TMap, branch: TMap, skipAbs: () => Float64Array, branchAbs: () => Float64Array): TMap => {
-    let map: TMap;
-    switch (recipe.residualPolicy) {
-      case 'no_resid': map = branch; break;
-      case 'only_resid': map = skip; break;
-      case 'mean': map = combineMaps(skip, branch, [0.5], [0.5]); break;
-      case 'weighted_scalar': {
-        const s = mean(skipAbs()), b = mean(branchAbs());
-        map = combineMaps(skip, branch, [s / (s + b)], [b / (s + b)]);
-        break;
-      }
-      case 'weighted_matrix': {
-        const s = skipAbs(), b = branchAbs();
-        const ws = new Float64Array(s.length), wb = new Float64Array(s.length);
-        for (let j = 0; j < s.length; j++) { const t = s[j] + b[j] || 1; ws[j] = s[j] / t; wb[j] = b[j] / t; }
-        map = combineMaps(skip, branch, ws, wb);
-        break;
-      }
-    }
+    const map = RESIDUAL_POLICIES[recipe.residualPolicy].combine({ skip, branch, skipAbs, branchAbs });
     ctx.onMap?.({ name, kind: 'residual', map, diagnostics: {} });
     return map;
   };
@@ -388,12 +373,6 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
   // Classifier: input side only; its outputs are the classes and are never permuted.
   putLinear(ha.classifier, inAligned(hb.classifier, ha.classifier, headIn), biasOf(B, hb.classifier));
   return out;
-}
-
-function mean(v: Float64Array): number {
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i];
-  return s / Math.max(1, v.length);
 }
 
 /** Rows scaled to unit L2 norm (the reference's weight-based cost), in float64. */

@@ -15,7 +15,8 @@ import type { FuseRequest, FuseResult, JobContext, LayerMapInfo, ModelMetrics, R
 import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions } from './activations';
 import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
-import { resolveRecipe, type ResolvedRecipe } from './recipe';
+import { resolveRecipe, RECIPE_FIELDS, type ResolvedRecipe } from './recipe';
+import { ALIGN_BY, REFITS, RESIDUAL_POLICIES } from './registry';
 import { encodeSafetensors, type StTensor } from './safetensors';
 import type { TMap } from './maps';
 
@@ -99,6 +100,7 @@ function checkCompatible(plans: ModelPlan[]): void {
 /** The fusion itself on loaded models (no files written). */
 export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusionResult> {
   const { models, recipe } = input;
+  if (recipe.refit !== 'none') throw new OtfuseError('UNSUPPORTED', `refit '${recipe.refit}' is not implemented yet`);
   const timings: Record<string, number> = {};
   const emit = (e: ProgressEvent) => input.onProgress?.(e);
   let t = performance.now();
@@ -115,7 +117,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   });
 
   // Activations (also needed by weight-based alignment when a weighted residual policy reads them).
-  const needActs = recipe.alignBy === 'acts' || recipe.residualPolicy.startsWith('weighted');
+  const needActs = ALIGN_BY[recipe.alignBy].needsActivations || RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations || REFITS[recipe.refit].needsActivations;
   const acts: (ActivationStore | undefined)[] = models.map(() => undefined);
   let activationBytes = 0;
   t = performance.now();
@@ -129,7 +131,10 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   // Staged capture (one block's activations at a time) when all at once would be large.
   const staged = needActs && (recipe.capture === 'staged' || (recipe.capture === 'auto' && plans.some((p) => estimateActivationBytes(p, recipe.samples) > STAGED_ABOVE_BYTES)));
   if (needActs) {
-    if (!input.calib) throw new OtfuseError('BAD_USAGE', `alignment by ${recipe.alignBy === 'acts' ? 'activations' : `residual policy '${recipe.residualPolicy}'`} needs calibration data (--data)`);
+    if (!input.calib) {
+      const why = ALIGN_BY[recipe.alignBy].needsActivations ? 'alignment by activations' : RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations ? `residual policy '${recipe.residualPolicy}'` : `refit '${recipe.refit}'`;
+      throw new OtfuseError('BAD_USAGE', `${why} needs calibration data (--data)`);
+    }
     for (let k = 0; k < models.length; k++) {
       throwIfCancelled(input.signal);
       if (staged) { acts[k] = new StagedActivations(models[k], plans[k], input.calib, captureOptions(k)); continue; }
@@ -331,12 +336,11 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   return { runDir, record };
 }
 
+/** The recipe as run.json records it: every public field (RECIPE_FIELDS), resolved. */
 function publicRecipe(r: ResolvedRecipe): RunRecord['recipe'] {
-  return {
-    name: r.name, alignBy: r.alignBy, solver: r.solver, reg: r.reg, groundMetric: r.groundMetric, costNorm: r.costNorm,
-    residualPolicy: r.residualPolicy, qk: r.qk, samples: r.samples, tokenFilter: r.tokenFilter, standardize: r.standardize,
-    weights: r.weights, preset: r.preset, headAware: r.headAware,
-  };
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(RECIPE_FIELDS)) if (k !== '$schema' && (r as unknown as Record<string, unknown>)[k] !== undefined) out[k] = (r as unknown as Record<string, unknown>)[k];
+  return out as RunRecord['recipe'];
 }
 
 function absoluteData(arg: DataArg): DataArg {
