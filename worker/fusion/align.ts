@@ -32,6 +32,8 @@ export interface AlignContext {
   onMap?: (record: MapRecord) => void;
   /** Called before each stage reads activations (0 = embedding, 1…L = blocks, L+1 = head): staged capture. */
   prepare?: (stage: number) => Promise<void>;
+  /** Called for every anchor linear layer with the map its input side takes from this model (null: none). */
+  onLinear?: (anchor: LinearRef, mapIn: TMap | null) => void;
   /** Replace a named map after solving (tests use it to break one axis on purpose). */
   tamper?: (name: string, map: TMap) => TMap;
 }
@@ -157,6 +159,7 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
     }
   };
   const inAligned = (lb: LinearRef, la: LinearRef, mapIn: TMap | null): Float64Array => {
+    ctx.onLinear?.(la, mapIn);
     const W = weightOf(B, lb);
     const r = alignInput(W, lb.outDim, mapIn, lb.inDim);
     if (r.inDim !== la.inDim) throw new OtfuseError('MISMATCH', `layer '${lb.node}' takes ${r.inDim} inputs after alignment, the anchor's '${la.node}' takes ${la.inDim}`, { file: B.plan.file });

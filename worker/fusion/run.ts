@@ -20,6 +20,7 @@ import { resolveRecipe, RECIPE_FIELDS, type ResolvedRecipe } from './recipe';
 import { ALIGN_BY, REFITS, RESIDUAL_POLICIES } from './registry';
 import { encodeSafetensors, type StTensor } from './safetensors';
 import type { TMap } from './maps';
+import { refitModel, type RefitLayerResult } from './refit';
 
 export const OTFUSE_VERSION = '0.1.0';
 
@@ -49,6 +50,8 @@ export interface LoadedFusionResult {
   maps: MapRecord[][];
   timings: Record<string, number>;
   activationBytes: number;
+  /** Per-layer results of the refit (recipe.refit ≠ 'none'). */
+  refit?: RefitLayerResult[];
 }
 
 function paramsOf(model: OnnxModel): Params {
@@ -138,7 +141,6 @@ function checkCompatible(plans: ModelPlan[]): void {
 /** The fusion itself on loaded models (no files written). */
 export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusionResult> {
   const { models, recipe } = input;
-  if (recipe.refit !== 'none') throw new OtfuseError('UNSUPPORTED', `refit '${recipe.refit}' is not implemented yet`);
   const timings: Record<string, number> = {};
   const emit = (e: ProgressEvent) => input.onProgress?.(e);
   let t = performance.now();
@@ -156,7 +158,8 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   });
 
   // Activations (also needed by weight-based alignment when a weighted residual policy reads them).
-  const needActs = ALIGN_BY[recipe.alignBy].needsActivations || RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations || REFITS[recipe.refit].needsActivations;
+  const needActs = ALIGN_BY[recipe.alignBy].needsActivations || RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations;
+  if (REFITS[recipe.refit].needsActivations && !input.calib) throw new OtfuseError('BAD_USAGE', `refit '${recipe.refit}' needs calibration data (--data)`);
   const acts: (ActivationStore | undefined)[] = models.map(() => undefined);
   let activationBytes = 0;
   t = performance.now();
@@ -189,12 +192,15 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   t = performance.now();
   const maps: MapRecord[][] = [[]];
   const aligned: Map<string, Float64Array>[] = [new Map()];
+  const inputMaps: Map<LinearRef, TMap | null>[] = [new Map()];
   const layerCount = solvedMapCount(plans[0], recipe);
   const costs = await CostEngine.create(recipe.costEngine === 'ort');
   try {
     for (let k = 1; k < models.length; k++) {
       throwIfCancelled(input.signal);
       const records: MapRecord[] = [];
+      const linearMaps = new Map<LinearRef, TMap | null>();
+      inputMaps.push(linearMaps);
       let done = 0;
       aligned.push(await alignModel({
         anchor: { plan: plans[0], params: params[0], acts: acts[0] },
@@ -206,6 +212,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
           if (r.kind !== 'residual') emit({ stage: 'align', layer: r.name, message: `model ${k}`, done: ++done, total: layerCount, metrics: { cost: r.diagnostics.cost, entropy: r.diagnostics.entropy } });
         },
         tamper: input.tamper ? (name, map) => input.tamper!(k, name, map) : undefined,
+        onLinear: (la, mapIn) => linearMaps.set(la, mapIn),
         prepare: staged ? async (stage) => {
           throwIfCancelled(input.signal);
           emit({ stage: 'activations', message: `stage ${stage} (model ${k})` });
@@ -242,6 +249,25 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   }
   timings.average = (performance.now() - t) / 1000;
 
+  // Optional closed-form refit of every aligned linear layer from calibration activations (refit.ts).
+  let refit: RefitLayerResult[] | undefined;
+  if (recipe.refit !== 'none') {
+    t = performance.now();
+    refit = await refitModel({
+      mode: recipe.refit, ridge: recipe.refitRidge, models, plans, fused, aligned, alpha: alpha.map((a) => a / asum), inputMaps,
+      calib: input.calib!, samples: recipe.samples, batchSize: recipe.batchSize, provider: input.provider, signal: input.signal,
+      onLayer: (r, done, total) => emit({ stage: 'refit', layer: r.name, done, total, metrics: { errorAverage: r.errorAverage, errorRefit: r.errorRefit } }),
+    });
+    // Per-layer diagnostics go with the layer's maps (the run's layer table); layers without a map of their own
+    // (the classifier, Q/K under a shared map) are listed in `refit`.
+    for (const r of refit) {
+      for (const rec of maps.slice(1).flat()) {
+        if (rec.name === r.name) Object.assign(rec.diagnostics, { refitErrorAverage: r.errorAverage, refitError: r.errorRefit, refitLambda: r.lambda });
+      }
+    }
+    timings.refit = (performance.now() - t) / 1000;
+  }
+
   let vanilla: OnnxModel | undefined;
   if (!heterogeneous) {
     // Plain average role by role (canonical values, so differently packed or laid-out exports still pair up).
@@ -258,7 +284,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     vanilla = models[0].clone();
     for (const [name, v] of sink.finish()) vanilla.setInitializer(name, Float32Array.from(v));
   }
-  return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes };
+  return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, refit };
 }
 
 function stamp(d = new Date()): string {
@@ -366,6 +392,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
       models: files, anchor: files[0], fusedModel: request.output ? path.resolve(request.output) : path.join(runDir, 'fused.onnx'),
       versions: versions(), provider, timings, metrics, layers, mapsFile: 'maps.safetensors',
       ...(finetune ? { finetune } : {}),
+      ...(result.refit ? { refit: result.refit } : {}),
       // Absolute paths, so re-evaluating or finetuning the run later works from any working directory.
       ...(request.data !== undefined ? { data: absoluteData(request.data) } : {}),
       ...(evalSet ? { evalData: absoluteData((request.evalData ?? request.data)!) } : {}),
