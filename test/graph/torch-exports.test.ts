@@ -77,7 +77,7 @@ test('inspect --alignment lists every group of a packed-attention model, with th
   want.push('head.classifier');
   assert.deepEqual([...names].sort(), [...want].sort());
   const k = groups.find((g) => g.name === 'blocks.1.attn.k')!;
-  assert.match(k.params[0], /outputs 24:48$/);
+  assert.match(k.params[0], /cols 24\.\.48/);
 });
 
 test('summary text names the layout and the packing', () => {

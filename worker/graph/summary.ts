@@ -10,7 +10,7 @@ export function analyzeAlignment(model: OnnxModel): AlignmentSummary {
 function lin(name: string, kind: string, l: LinearRef, inputFrom?: string, note?: string): AlignmentSummary['groups'][number] {
   return {
     name, kind, width: l.outDim,
-    params: [`${l.weight}${l.bias ? ` ${l.outIn ? '[out,in]' : '[in,out]'}` : ''}${l.slice ? ` outputs ${l.slice.offset}:${l.slice.offset + l.slice.size}` : ''}`, ...(l.bias ? [l.bias + (l.slice ? ` ${l.slice.offset}:${l.slice.offset + l.slice.size}` : '')] : [])],
+    params: [`${l.weight}${l.slice ? `${l.outIn ? ' rows' : ' cols'} ${l.slice.offset}..${l.slice.offset + l.slice.size}` : ''}${l.bias || l.slice ? ` ${l.outIn ? '[out,in]' : '[in,out]'}` : ''}`, ...(l.bias ? [`${l.bias}${l.slice ? `[${l.slice.offset}..${l.slice.offset + l.slice.size}]` : ''}`] : [])],
     inputFrom, note,
   };
 }
