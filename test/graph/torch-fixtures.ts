@@ -14,7 +14,8 @@ export const TRAINED = path.join(TORCH, 'trained');
 
 /** Every nn.TransformerEncoder variant: enc_{post|pre}_{relu|gelu}_{bf|sf}; then torchvision ViT and timm-style. */
 export const ENC_VARIANTS = ['post', 'pre'].flatMap((ln) => ['relu', 'gelu'].flatMap((act) => ['bf', 'sf'].map((lay) => `enc_${ln}_${act}_${lay}`)));
-export const ALL_VARIANTS = [...ENC_VARIANTS, 'tv', 'timm'];
+/** timm: qkv.unbind (Split); timm_index: qkv[0..2] (Gathers); timm_split: GPT-2's split of the last axis. */
+export const ALL_VARIANTS = [...ENC_VARIANTS, 'tv', 'timm', 'timm_index', 'timm_split'];
 export const OPSETS = [14, 17] as const;
 
 export function fixturePath(dir: string, name: string): string {
@@ -27,6 +28,10 @@ export function loadGz(file: string): OnnxModel {
 
 export function tiny(variant: string, opset: number, permuted = false): OnnxModel {
   return loadGz(fixturePath(TINY, `${variant}_tiny${permuted ? '_perm' : ''}_op${opset}`));
+}
+
+export function hasTiny(variant: string, opset: number): boolean {
+  return fs.existsSync(fixturePath(TINY, `${variant}_tiny_op${opset}`));
 }
 
 export function hasPermuted(variant: string, opset: number): boolean {
