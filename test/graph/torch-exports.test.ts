@@ -10,7 +10,7 @@ import { captureActivations } from '../../worker/fusion/activations';
 import { normalizeLayout } from '../../worker/fusion/activations';
 import { maxAbsDiff, runCli } from '../helpers';
 import { logitsOf } from '../fusion/vit-helpers';
-import { ALL_VARIANTS, OPSETS, TINY, fixturePath, hasTiny, referenceInputs, tiny, tinyReference, unpacked } from './torch-fixtures';
+import { ALL_VARIANTS, OPSETS, TINY, fixturePath, hasTiny, loadGz, referenceInputs, tiny, tinyReference, unpacked } from './torch-fixtures';
 
 const HIDDEN = 24, MLP = 48, HEADS = 4;
 
@@ -165,4 +165,24 @@ test('refusals: an initializer shared by two layers (tied across blocks) is name
   const node = model.nodes.find((n) => n.name === b.node)!;
   node.input![node.input![0] === b.weight ? 0 : 1] = a.weight;
   assert.throws(() => analyzeModel(model), /is shared by layers/);
+});
+
+test('refusals: a LayerNorm parameter merged across blocks (as exporters do for equal values) is named', () => {
+  const model = tiny('enc_pre_gelu_sf', 14);
+  const plan = analyzeModel(model);
+  const [a, b] = [plan.blocks[0].ln2!, plan.blocks[1].ln2!];
+  for (const n of model.nodes) n.input = n.input!.map((i) => (i === b.scale ? a.scale! : i));
+  assert.throws(() => analyzeModel(model), (e: unknown) => e instanceof OtfuseError && /parameter '.*norm2.*' is shared by layers/.test(e.message));
+});
+
+test('a BERT masked-LM export is refused with the reason: per-token head, decoder a transposed copy of the word embedding', () => {
+  const model = loadGz(fixturePath(TINY, 'bert_mlm_tiny_op17'));
+  assert.throws(() => analyzeModel(model), (e: unknown) => {
+    assert.ok(e instanceof OtfuseError);
+    assert.equal(e.code, 'UNSUPPORTED');
+    assert.equal(e.node, '/transform/MatMul');
+    assert.match(e.message, /per-token head/);
+    assert.match(e.message, /decoder '\/decoder\/MatMul' uses '.*', a transposed copy of the embedding table 'word\.weight'/);
+    return true;
+  });
 });

@@ -46,7 +46,7 @@ export function analyzeModel(model: OnnxModel): ModelPlan {
     const next = g.dataConsumers(stream)[0];
     throw new OtfuseError('BAD_MODEL', `not a transformer: no attention block follows the embedding (next op: ${next ? `${next.opType} '${next.name}'` : 'none'}; expected Q/K/V projections — separate MatMul/Gemm, or one packed projection split by Slice/Split/Gather — directly or after a LayerNorm)`, { file: g.file, node: next?.name ?? undefined });
   }
-  const head = matchHead(g, stream, w.placed, sf);
+  const head = matchHead(g, stream, w.placed, sf, embedding);
   if (sf && head.finalNorm) w.seqFirst.add(head.finalNorm.out);
   const a0 = blocks[0].attn;
   const hidden = blocks[0].attn.o.outDim;
@@ -54,7 +54,7 @@ export function analyzeModel(model: OnnxModel): ModelPlan {
     if (b.attn.heads !== a0.heads) throw g.unsupported(g.producer.get(b.attn.q.out), `block ${b.index} has ${b.attn.heads} heads, block 0 has ${a0.heads}`);
     if (b.attn.o.outDim !== hidden || b.fc2.outDim !== hidden) throw g.unsupported(g.producer.get(b.fc2.out), `block ${b.index} changes the hidden width`);
   }
-  checkShared(g, blocks, head);
+  checkShared(g, embedding, blocks, head);
   checkAllPlaced(g, w.placed);
   return {
     file: g.file, hidden, layers: blocks.length, heads: a0.heads, headDim: a0.headDim, mlp: blocks[0].fc1.outDim,
@@ -66,18 +66,24 @@ export function analyzeModel(model: OnnxModel): ModelPlan {
  * One initializer may serve only one layer (the parts of a packed projection are one layer's node): a weight
  * shared by two layers would be written twice with different maps.
  */
-function checkShared(g: GraphIndex, blocks: BlockRef[], head: ModelPlan['head']): void {
+function checkShared(g: GraphIndex, embedding: ModelPlan['embedding'], blocks: BlockRef[], head: ModelPlan['head']): void {
   const owner = new Map<string, string>();
   const lins: LinearRef[] = [];
   for (const b of blocks) lins.push(b.attn.q, b.attn.k, b.attn.v, b.attn.o, b.fc1, b.fc2);
   if (head.pooler) lins.push(head.pooler);
   lins.push(head.classifier);
-  for (const l of lins) {
-    for (const p of [l.weight, l.bias]) {
+  const norms: (NormRef | undefined)[] = [embedding.kind === 'tokens' ? embedding.ln : undefined, head.finalNorm];
+  for (const b of blocks) norms.push(b.ln1, b.ln2);
+  const owners: { node: string; params: (string | undefined)[] }[] = [
+    ...lins.map((l) => ({ node: l.node, params: [l.weight, l.bias] })),
+    ...norms.filter((n): n is NormRef => !!n).map((n) => ({ node: n.node, params: [n.scale, n.bias] })),
+  ];
+  for (const o of owners) {
+    for (const p of o.params) {
       if (!p) continue;
       const prev = owner.get(p);
-      if (prev !== undefined && prev !== l.node) throw g.unsupported(g.model.nodes.find((n) => n.name === l.node), `parameter '${p}' is shared by layers '${prev}' and '${l.node}' (tied weights between layers cannot take two alignments)`);
-      owner.set(p, l.node);
+      if (prev !== undefined && prev !== o.node) throw g.unsupported(g.model.nodes.find((n) => n.name === o.node), `parameter '${p}' is shared by layers '${prev}' and '${o.node}' (tied weights between layers cannot take two alignments; exporters also merge parameters that are merely equal, e.g. untrained LayerNorms)`);
+      owner.set(p, o.node);
     }
   }
 }

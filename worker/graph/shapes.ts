@@ -124,6 +124,10 @@ export class ShapeInfer {
         const v = this.value(ins[0]);
         return v ?? undefined;
       }
+      case 'Range': {
+        const [s0, l, d] = [this.scalar(ins[0]), this.scalar(ins[1]), this.scalar(ins[2])];
+        return [s0 !== undefined && l !== undefined && d ? Math.max(0, Math.ceil((l - s0) / d)) : null];
+      }
       case 'MatMul': {
         const a = sh(0), b = sh(1);
         if (!a || !b || a.length < 2 || b.length < 2) return undefined;
