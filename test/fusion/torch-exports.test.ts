@@ -15,7 +15,7 @@ import { analyzeModel } from '../../worker/graph/analyze';
 import { loadModel, type OnnxModel } from '../../worker/onnx/model';
 import { EXAMPLES, FMNIST_TEST, VIT, hasFullFmnist, maxAbsDiff, tempDir } from '../helpers';
 import { logitsOf } from './vit-helpers';
-import { ALL_VARIANTS, OPSETS, TRAINED, fixturePath, hasPermuted, loadGz, tiny } from '../graph/torch-fixtures';
+import { ALL_VARIANTS, OPSETS, TINY, TRAINED, fixturePath, hasPermuted, loadGz, tiny } from '../graph/torch-fixtures';
 
 const calib = openDataset({ path: path.join(VIT, 'calib200.npz'), limit: 64 });
 const N = 64;
@@ -64,6 +64,21 @@ for (const { variant, opset } of exactCases) {
     }
   });
 }
+
+test('exports without constant folding (weights behind Transpose nodes, all shapes computed at run time) fuse bit for bit', async (t) => {
+  for (const v of ['tv', 'timm']) {
+    const original = loadGz(fixturePath(TINY, `${v}_tiny_nofold_op14`)), permuted = loadGz(fixturePath(TINY, `${v}_tiny_nofold_perm_op14`));
+    const plan = analyzeModel(original);
+    assert.equal(plan.blocks[0].attn.q.outIn, true, 'the packed weight is read through its Transpose ([out, in] storage)');
+    assert.deepEqual(plan.blocks[1].attn.v.slice, { offset: 48, size: 24 });
+    const r = await fuseLoaded({ models: [original, permuted], recipe: resolveRecipe({ solver: 'emd', samples: N }), calib });
+    const want = await logitsOf(original, calib, N);
+    const err = maxAbsDiff(want, await logitsOf(r.fused, calib, N));
+    t.diagnostic(`${v}: max |Δlogit| ${err}`);
+    assert.equal(err, 0);
+    assert.ok(maxAbsDiff(want, await logitsOf(permuted, calib, N)) < 1e-5);
+  }
+});
 
 // ---- trained pairs (4 epochs on Fashion-MNIST, two seeds; test/fixtures/torch/trained) ----
 
