@@ -8,14 +8,18 @@ import type {
   EvaluateRequest, EvaluateResult, FinetuneRequest, FinetuneResult, FuseRequest, FuseResult, InspectRequest, InspectResult, JobContext,
 } from './types';
 import { analyzeAlignment } from './graph/summary';
+import { checkCompatibility, type CompatibilityReport } from './graph/compat';
 import { fuseModels } from './fusion/run';
 import { finetuneModel } from './train/finetune';
 
 export * from './types';
+export type { CompatibilityReport, ModelCheck } from './graph/compat';
 
 export interface EngineApi {
   providers(choice?: ProviderChoice): Promise<ProviderReport>;
   inspect(request: InspectRequest): Promise<InspectResult>;
+  /** Graph analysis only (no session, no data): can these models be fused? Cheap; call before any prompt. */
+  check(request: { models: string[] }): Promise<CompatibilityReport>;
   evaluate(request: EvaluateRequest, context?: JobContext): Promise<EvaluateResult>;
   fuse(request: FuseRequest, context?: JobContext): Promise<FuseResult>;
   finetune(request: FinetuneRequest, context?: JobContext): Promise<FinetuneResult>;
@@ -31,6 +35,8 @@ export const engine: EngineApi = {
     if (request.alignment) result.alignment = analyzeAlignment(model);
     return result;
   },
+
+  check: async (request) => checkCompatibility(request.models),
 
   async evaluate(request, context = {}) {
     const model = loadModel(request.model);

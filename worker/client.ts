@@ -45,6 +45,7 @@ export class EngineClient implements EngineApi {
 
   providers(choice?: Parameters<EngineApi['providers']>[0]) { return this.invoke('providers', choice) as ReturnType<EngineApi['providers']>; }
   inspect(request: Parameters<EngineApi['inspect']>[0]) { return this.invoke('inspect', request) as ReturnType<EngineApi['inspect']>; }
+  check(request: Parameters<EngineApi['check']>[0]) { return this.invoke('check', request) as ReturnType<EngineApi['check']>; }
   evaluate(request: Parameters<EngineApi['evaluate']>[0], context?: JobContext) { return this.invoke('evaluate', request, context) as ReturnType<EngineApi['evaluate']>; }
   fuse(request: Parameters<EngineApi['fuse']>[0], context?: JobContext) { return this.invoke('fuse', request, context) as ReturnType<EngineApi['fuse']>; }
   finetune(request: Parameters<EngineApi['finetune']>[0], context?: JobContext) { return this.invoke('finetune', request, context) as ReturnType<EngineApi['finetune']>; }

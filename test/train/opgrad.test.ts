@@ -139,6 +139,17 @@ const cases: Record<string, TinyGraph> = {
     nodes: [{ op: 'Concat', inputs: ['x', 'z', 'x'], outputs: ['y'], attrs: { axis: A.i(-1) } }],
     output: 'y',
   },
+  'Split (unequal parts, one part unused: timm\'s packed qkv)': {
+    inputs: [{ name: 'x', dims: [2, 7] }],
+    consts: [i64('sizes', [2, 4, 1])],
+    nodes: [
+      { op: 'Split', inputs: ['x', 'sizes'], outputs: ['a', 'b', 'c'], attrs: { axis: A.i(-1) } },
+      { op: 'Mul', inputs: ['a', 'a'], outputs: ['a2'] },
+      { op: 'ReduceSum', inputs: ['b'], outputs: ['bs'], attrs: { keepdims: A.i(1) } },
+      { op: 'Add', inputs: ['a2', 'bs'], outputs: ['y'] },
+    ],
+    output: 'y',
+  },
   'Gather (embedding rows, repeated and negative indices)': {
     inputs: [{ name: 'w', dims: [5, 3] }],
     consts: [i64('idx', [0, 2, 2, -1], [2, 2])],

@@ -6,7 +6,7 @@ import type { OnnxModel } from '../onnx/model';
 import type { Dataset } from '../data/dataset';
 import { ModelRunner, checkFinite } from '../runtime/session';
 import type { ProviderChoice } from '../runtime/providers';
-import type { ModelPlan } from '../graph/analyze';
+import type { ModelPlan, TensorView } from '../graph/analyze';
 
 /** tokens: [N, T, D]; nchw: [N, D, h, w] (patch tokens); vector: [N, D] (one value per sample, e.g. a pooler). */
 export type Layout = 'tokens' | 'nchw' | 'vector';
@@ -14,6 +14,10 @@ export type Layout = 'tokens' | 'nchw' | 'vector';
 export interface CaptureSpec {
   tensor: string;
   layout: Layout;
+  /** Stored [tokens, batch, …] (sequence-first); normalised to [batch, tokens, …] on capture. */
+  seqFirst?: boolean;
+  /** `tensor` names a range of the last axis of another graph tensor (a packed projection's part). */
+  view?: TensorView;
 }
 
 export interface NeuronActs {
@@ -39,6 +43,17 @@ export function captureSpecs(plan: ModelPlan): CaptureSpec[] {
 
 /** The tensors each stage of the alignment reads: [embedding, block 0, …, block L−1, head]. */
 export function captureGroups(plan: ModelPlan): CaptureSpec[][] {
+  return rawCaptureGroups(plan).map((g) => g.map((s) => withLayout(plan, s)));
+}
+
+/** Adds what the plan says about a tensor's storage: sequence-first order, or a view into a packed tensor. */
+function withLayout(plan: ModelPlan, s: CaptureSpec): CaptureSpec {
+  const view = plan.views?.[s.tensor];
+  const seqFirst = plan.seqFirst?.includes(view ? view.tensor : s.tensor) || plan.seqFirst?.includes(s.tensor);
+  return { ...s, ...(seqFirst ? { seqFirst: true } : {}), ...(view ? { view } : {}) };
+}
+
+function rawCaptureGroups(plan: ModelPlan): CaptureSpec[][] {
   const e = plan.embedding;
   const groups: CaptureSpec[][] = [e.kind === 'patch'
     ? [{ tensor: e.patch.out, layout: 'nchw' }, { tensor: e.out, layout: 'tokens' }]
@@ -123,7 +138,9 @@ interface Raw {
 export async function captureActivations(model: OnnxModel, plan: ModelPlan | undefined, dataset: Dataset, options: CaptureOptions, only?: CaptureSpec[]): Promise<ActivationStore> {
   const specs = only ?? captureSpecs(plan!);
   const probe = model.clone();
-  probe.setOutputs(specs.map((s) => s.tensor));
+  const sourceOf = (s: CaptureSpec) => s.view?.tensor ?? s.tensor;
+  const sources = [...new Set(specs.map(sourceOf))];
+  probe.setOutputs(sources);
   const runner = await ModelRunner.create(probe, { provider: options.provider });
   const raw = new Map<string, Raw>();
   try {
@@ -137,16 +154,17 @@ export async function captureActivations(model: OnnxModel, plan: ModelPlan | und
       const idx = Array.from({ length: Math.min(options.batchSize, total - start) }, (_, i) => start + i);
       const batch = dataset.take(idx);
       checkFinite(batch, dataset.source);
-      const result = await runner.run(batch, binding, specs.map((s) => s.tensor));
+      const result = await runner.run(batch, binding, sources);
       let mask: Uint8Array | undefined;
       if (maskArray) {
         const m = batch.feeds[maskArray].data;
         mask = Uint8Array.from(m as ArrayLike<number | bigint>, (v) => (Number(v) !== 0 ? 1 : 0));
       }
       for (const s of specs) {
-        const t = result[s.tensor];
-        const r = raw.get(s.tensor) ?? { chunks: [], dims: t.dims.map(Number), masks: [] };
-        r.chunks.push(new Float32Array(t.data as Float32Array));
+        const out = result[sourceOf(s)];
+        const t = normalizeLayout(out.data as Float32Array, out.dims.map(Number), s);
+        const r = raw.get(s.tensor) ?? { chunks: [], dims: t.dims, masks: [] };
+        r.chunks.push(t.data);
         r.masks.push(mask);
         raw.set(s.tensor, r);
       }
@@ -180,6 +198,30 @@ export async function captureActivations(model: OnnxModel, plan: ModelPlan | und
       return v;
     },
   };
+}
+
+/**
+ * One captured batch in the order the rest of this module reads: [batch, tokens, …] (sequence-first tensors
+ * transposed), and only a view's range of the last axis. Always returns a fresh copy.
+ */
+export function normalizeLayout(data: Float32Array, dims: number[], spec: Pick<CaptureSpec, 'seqFirst' | 'view'>): { data: Float32Array; dims: number[] } {
+  let out = data, d = dims.slice();
+  if (spec.view) {
+    const D = d[d.length - 1], { offset, size } = spec.view;
+    const rows = out.length / D;
+    const cut = new Float32Array(rows * size);
+    for (let r = 0; r < rows; r++) cut.set(out.subarray(r * D + offset, r * D + offset + size), r * size);
+    out = cut;
+    d[d.length - 1] = size;
+  }
+  if (spec.seqFirst && d.length >= 3) {
+    const [T, B] = d, inner = out.length / (T * B);
+    const tr = new Float32Array(out.length);
+    for (let t = 0; t < T; t++) for (let b = 0; b < B; b++) tr.set(out.subarray((t * B + b) * inner, (t * B + b + 1) * inner), (b * T + t) * inner);
+    out = tr;
+    d = [B, T, ...d.slice(2)];
+  }
+  return { data: out === data ? new Float32Array(data) : out, dims: d };
 }
 
 /** Token indices kept by the filter, for a tensor with `tokens` tokens (CLS first when hasCls). */

@@ -3,6 +3,7 @@
 // Identity/Cast/Unsqueeze/Concat — exporters emit shapes either way depending on constant folding).
 import { OtfuseError } from '../errors';
 import { OnnxModel, NodeProto, tensorToFloat32, dimsOf } from '../onnx/model';
+import { ShapeInfer } from './shapes';
 
 /** Ops that only move data around without mixing values across the hidden (neuron) axis. */
 export const SHAPE_OPS = new Set(['Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Cast', 'Dropout']);
@@ -16,6 +17,8 @@ export class GraphIndex {
   readonly inits: Set<string>;
   readonly outputs: Set<string>;
   readonly inputs: string[];
+  /** Static partial shapes and shape arithmetic (reshape targets, slice bounds computed at run time). */
+  readonly shapes: ShapeInfer;
 
   constructor(readonly model: OnnxModel) {
     this.inits = new Set(model.initializerNames());
@@ -30,6 +33,7 @@ export class GraphIndex {
     }
     this.outputs = new Set((model.graph.output ?? []).map((o) => o.name ?? ''));
     this.inputs = (model.graph.input ?? []).map((i) => i.name ?? '').filter((n) => !this.inits.has(n));
+    this.shapes = new ShapeInfer(this);
   }
 
   get file(): string {

@@ -58,7 +58,7 @@ export function summarizePlan(plan: ModelPlan): AlignmentSummary {
 
   const lines: string[] = [];
   lines.push(`${plan.file}`);
-  lines.push(`transformer: ${plan.layers} blocks (${plan.blocks[0].norm}-LN), hidden ${plan.hidden}, ${plan.heads} heads × ${plan.headDim}, MLP ${plan.mlp}${plan.tokens ? `, ${plan.tokens} tokens` : ''}, ${h.classes} classes`);
+  lines.push(`transformer: ${plan.layers} blocks (${plan.blocks[0].norm}-LN), hidden ${plan.hidden}, ${plan.heads} heads × ${plan.headDim}, MLP ${plan.mlp}${plan.tokens ? `, ${plan.tokens} tokens` : ''}, ${h.classes} classes${plan.seqFirst.includes(plan.blocks[0].input) ? ', sequence-first stream [tokens, batch, hidden]' : ''}${Object.keys(plan.views).length || plan.blocks[0].attn.q.slice ? ', packed Q/K/V' : ''}`);
   lines.push('');
   lines.push('aligned groups (name · kind · width · input map from · params):');
   for (const gr of groups) lines.push(`  ${gr.name.padEnd(22)} ${gr.kind.padEnd(12)} ${String(gr.width).padStart(5)}  ${(gr.inputFrom ?? '—').padEnd(16)} ${gr.params.join(', ')}${gr.note ? `  (${gr.note})` : ''}`);

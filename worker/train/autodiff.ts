@@ -35,7 +35,7 @@ const SUPPORTED = new Set([
   'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Sqrt', 'Neg', 'Exp', 'Log', 'Reciprocal', 'MatMul', 'Gemm', 'Sum',
   'ReduceMean', 'ReduceSum', 'LayerNormalization', 'Softmax', 'LogSoftmax', 'Erf', 'Tanh', 'Relu', 'Sigmoid',
   'Transpose', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout', 'Concat', 'Gather', 'Slice',
-  'Expand', 'Where', 'Cast', 'Conv',
+  'Expand', 'Where', 'Cast', 'Conv', 'Split',
 ]);
 
 export function supportedOps(): string[] {
@@ -101,6 +101,15 @@ export function emitBackward(opts: BackwardOptions): Map<string, string> {
     const op = n.opType ?? '';
     if (!SUPPORTED.has(op)) {
       throw new OtfuseError('UNSUPPORTED', `cannot differentiate op '${op}' on the gradient path (supported: ${supportedOps().join(', ')})`, { file, node: n.name || outs[0] });
+    }
+    if (op === 'Split') {
+      // Several outputs: their gradients (zeros where none flows) joined along the split axis.
+      const rank = ctx.dims(n.input![0]).length;
+      const axis = (attrInt(n, 'axis', 0) + rank) % rank;
+      const parts = outs.map((o) => (grads.has(o) ? b.sum(grads.get(o)!) : b.op('ConstantOfShape', [b.shape(o)], { value: A.t(makeTensor('', ctx.dtype(o), [1], [0])) })));
+      for (const o of outs) grads.delete(o);
+      addGrad(n.input![0], b.op('Concat', parts, { axis: A.i(axis) }));
+      continue;
     }
     for (let i = 1; i < outs.length; i++) {
       if (grads.has(outs[i])) throw new OtfuseError('UNSUPPORTED', `cannot differentiate output ${i} of op '${op}'`, { file, node: n.name || outs[0] });
