@@ -87,6 +87,10 @@ export interface FuseRecipe {
   /** Activation samples used for the cost (default 200). */
   samples?: number;
   tokenFilter?: 'all' | 'cls' | 'window';
+  /** Cap on activation samples × tokens per tensor (a seeded random subset beyond it; 0 = no cap; default 8192). */
+  tokenBudget?: number;
+  /** Seed of that token subsample (default 0). */
+  tokenSeed?: number;
   standardize?: boolean;
   /** Weights α per model (anchor first); default uniform. */
   weights?: number[];
@@ -161,6 +165,10 @@ export interface RunRecord {
    * re-evaluation can measure on the same set). Optional: the VS Code extension fills them in when missing. */
   data?: DataArg;
   evalData?: DataArg;
+  /** Activation capture: forward passes, kept/candidate tokens per tensor geometry, peak bytes (per model). */
+  capture?: { mode: 'all' | 'staged'; passes: number; seconds: number; tokenBudget: number; tokenSeed: number; tokens: { candidates: number; kept: number }[]; peakActivationBytes: number; peakCacheBytes: number };
+  /** Peak resident set size of the process during the run (bytes). */
+  peakRssBytes?: number;
 }
 
 export interface FuseResult {

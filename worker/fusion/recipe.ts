@@ -3,6 +3,7 @@
 import { OtfuseError } from '../errors';
 import type { FuseRecipe } from '../types';
 import type { OutNorm } from './maps';
+import { DEFAULT_TOKEN_BUDGET } from './activations';
 
 export interface ResolvedRecipe {
   name: string;
@@ -15,6 +16,8 @@ export interface ResolvedRecipe {
   qk: 'separate' | 'joint' | 'eq_t_map';
   samples: number;
   tokenFilter: 'all' | 'cls' | 'window';
+  tokenBudget: number;
+  tokenSeed: number;
   standardize: boolean;
   weights?: number[];
   headAware: boolean;
@@ -34,7 +37,7 @@ export interface ResolvedRecipe {
 
 const DEFAULTS: ResolvedRecipe = {
   name: 'fusion', alignBy: 'acts', solver: 'sinkhorn', reg: 0.08, groundMetric: 'euclidean', costNorm: 'max',
-  residualPolicy: 'mean', qk: 'separate', headAware: false, samples: 200, tokenFilter: 'all', standardize: true, preset: 'default',
+  residualPolicy: 'mean', qk: 'separate', headAware: false, samples: 200, tokenFilter: 'all', tokenBudget: DEFAULT_TOKEN_BUDGET, tokenSeed: 0, standardize: true, preset: 'default',
   outNorm: 'rows', batchSize: 50, float32Cost: false, costEngine: 'ort', capture: 'auto',
 };
 
@@ -43,7 +46,7 @@ const PRESETS: Record<ResolvedRecipe['preset'], Partial<ResolvedRecipe>> = {
   default: {},
   // graldij/transformer-fusion as run for the fixtures: acts, Sinkhorn 0.08, separate Q/K, n·P scaling on both
   // sides, all tokens, per-neuron standardisation, samples one at a time.
-  reference: { alignBy: 'acts', solver: 'sinkhorn', reg: 0.08, qk: 'separate', residualPolicy: 'mean', outNorm: 'rows', batchSize: 1, float32Cost: true, tokenFilter: 'all', standardize: true },
+  reference: { alignBy: 'acts', solver: 'sinkhorn', reg: 0.08, qk: 'separate', residualPolicy: 'mean', outNorm: 'rows', batchSize: 1, float32Cost: true, tokenFilter: 'all', tokenBudget: 0, standardize: true },
   // Hard alignment: exact OT, heads matched as units with one map shared by Q and K inside each head.
   exact: { solver: 'emd', qk: 'eq_t_map', headAware: true },
   // Weight-based alignment (no activations needed), Sinkhorn 0.06 as the paper uses for weights.
@@ -71,6 +74,8 @@ export const RECIPE_RULES: Record<string, Rule> = {
   qk: { type: 'string', enum: ['separate', 'joint', 'eq_t_map'] },
   samples: { type: 'number', integer: true, min: 1 },
   tokenFilter: { type: 'string', enum: ['all', 'cls', 'window'] },
+  tokenBudget: { type: 'number', integer: true, min: 0 },
+  tokenSeed: { type: 'number', integer: true, min: 0 },
   standardize: { type: 'boolean' },
   headAware: { type: 'boolean' },
   weights: { type: 'numberArray', min: 0 },

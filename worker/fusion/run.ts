@@ -12,7 +12,7 @@ import { finetuneModel } from '../train/finetune';
 import type { ProviderChoice, ProviderReport } from '../runtime/providers';
 import { analyzeModel, type ModelPlan } from '../graph/analyze';
 import type { FuseRequest, FuseResult, JobContext, LayerMapInfo, ModelMetrics, RunRecord, ProgressEvent, FinetuneResult, DataArg } from '../types';
-import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions } from './activations';
+import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions, type CaptureStats } from './activations';
 import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
 import { resolveRecipe, type ResolvedRecipe } from './recipe';
@@ -45,6 +45,8 @@ export interface LoadedFusionResult {
   maps: MapRecord[][];
   timings: Record<string, number>;
   activationBytes: number;
+  /** What activation capture did (run.json's `capture`). */
+  capture?: RunRecord['capture'];
 }
 
 function paramsOf(model: OnnxModel): Params {
@@ -123,11 +125,12 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     const e = plans[k].embedding;
     return {
       samples: recipe.samples, batchSize: recipe.batchSize, tokenFilter: recipe.tokenFilter, standardize: recipe.standardize,
+      tokenBudget: recipe.tokenBudget, tokenSeed: recipe.tokenSeed,
       provider: input.provider, signal: input.signal, grid: e.kind === 'patch' ? e.patch.grid : undefined, hasCls: e.kind === 'patch' ? !!e.cls : true,
     };
   };
   // Staged capture (one block's activations at a time) when all at once would be large.
-  const staged = needActs && (recipe.capture === 'staged' || (recipe.capture === 'auto' && plans.some((p) => estimateActivationBytes(p, recipe.samples) > STAGED_ABOVE_BYTES)));
+  const staged = needActs && (recipe.capture === 'staged' || (recipe.capture === 'auto' && plans.some((p) => estimateActivationBytes(p, recipe.samples, recipe.tokenBudget) > STAGED_ABOVE_BYTES)));
   if (needActs) {
     if (!input.calib) throw new OtfuseError('BAD_USAGE', `alignment by ${recipe.alignBy === 'acts' ? 'activations' : `residual policy '${recipe.residualPolicy}'`} needs calibration data (--data)`);
     for (let k = 0; k < models.length; k++) {
@@ -175,6 +178,17 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   }
   timings.align = (performance.now() - t) / 1000;
   if (staged) activationBytes = acts.reduce((s, a) => s + ((a as StagedActivations | undefined)?.peakBytes ?? 0), 0);
+  const stats = acts.map((a) => (a as { stats?: CaptureStats } | undefined)?.stats).filter((s): s is CaptureStats => !!s);
+  let capture: RunRecord['capture'];
+  if (stats.length) {
+    const seconds = stats.reduce((s, x) => s + x.seconds, 0);
+    // Staged capture runs inside the alignment loop: book its time under activations, not align.
+    if (staged) { timings.activations = seconds; timings.align = Math.max(0, timings.align - seconds); }
+    capture = {
+      mode: staged ? 'staged' : 'all', passes: stats.reduce((s, x) => s + x.passes, 0), seconds, tokenBudget: recipe.tokenBudget, tokenSeed: recipe.tokenSeed,
+      tokens: stats[0].tokens, peakActivationBytes: Math.max(...stats.map((x) => x.peakBytes)), peakCacheBytes: Math.max(...stats.map((x) => x.peakCacheBytes)),
+    };
+  }
 
   // Weighted average into a clone of the anchor.
   t = performance.now();
@@ -209,7 +223,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
       vanilla.setInitializer(name, Float32Array.from(acc));
     }
   }
-  return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes };
+  return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, capture };
 }
 
 function stamp(d = new Date()): string {
@@ -317,6 +331,8 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
       models: files, anchor: files[0], fusedModel: request.output ? path.resolve(request.output) : path.join(runDir, 'fused.onnx'),
       versions: versions(), provider, timings, metrics, layers, mapsFile: 'maps.safetensors',
       ...(finetune ? { finetune } : {}),
+      ...(result.capture ? { capture: result.capture } : {}),
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
       // Absolute paths, so re-evaluating or finetuning the run later works from any working directory.
       ...(request.data !== undefined ? { data: absoluteData(request.data) } : {}),
       ...(evalSet ? { evalData: absoluteData((request.evalData ?? request.data)!) } : {}),
@@ -334,7 +350,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
 function publicRecipe(r: ResolvedRecipe): RunRecord['recipe'] {
   return {
     name: r.name, alignBy: r.alignBy, solver: r.solver, reg: r.reg, groundMetric: r.groundMetric, costNorm: r.costNorm,
-    residualPolicy: r.residualPolicy, qk: r.qk, samples: r.samples, tokenFilter: r.tokenFilter, standardize: r.standardize,
+    residualPolicy: r.residualPolicy, qk: r.qk, samples: r.samples, tokenFilter: r.tokenFilter, tokenBudget: r.tokenBudget, tokenSeed: r.tokenSeed, standardize: r.standardize,
     weights: r.weights, preset: r.preset, headAware: r.headAware,
   };
 }
