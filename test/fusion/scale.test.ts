@@ -104,3 +104,27 @@ test('weight alignment products on ONNX Runtime match the float64 loops (f64 to 
     configureLinalg(prev);
   }
 });
+
+test('models can be written with external data next to them and read back bit-identical', async () => {
+  const fs = await import('node:fs');
+  const { saveWithExternalData, saveModelAuto, inlineDataBytes } = await import('../../worker/onnx/external');
+  const { tempDir } = await import('../helpers');
+  const src = loadModel(path.join(VIT, 'vit48_s10.onnx'));
+  const dir = tempDir();
+  const target = path.join(dir, 'm.onnx');
+  const data = saveWithExternalData(src, target);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['m.onnx', 'm.onnx.data'], 'no temp files left');
+  assert.equal(data, path.join(dir, 'm.onnx.data'));
+  assert.ok(fs.statSync(target).size < 100_000, `weights left the protobuf (${fs.statSync(target).size} bytes)`);
+  assert.ok(fs.statSync(data).size >= inlineDataBytes(src) * 0.9);
+  const back = loadModel(target);
+  let compared = 0;
+  for (const name of src.initializerNames()) {
+    assert.deepEqual(back.getInitializer(name).data, src.getInitializer(name).data, name);
+    compared++;
+  }
+  assert.ok(compared > 30);
+  assert.ok(src.graph.initializer!.every((t) => (t.externalData ?? []).length === 0), 'the source model is unchanged');
+  // Small models stay inline.
+  assert.deepEqual(saveModelAuto(src, path.join(dir, 'inline.onnx')), [path.join(dir, 'inline.onnx')]);
+});

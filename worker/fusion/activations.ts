@@ -318,7 +318,9 @@ class CaptureEngine {
     for (const t of part.liveIns) liveTypes.set(t, this.cache.get(t)![0]);
     const runner = part.nodes.length ? await ModelRunner.create(stageModel(this.model, part, liveTypes), { provider: this.options.provider }) : undefined;
     const binding = part.graphInputs.length ? await this.bindInputs() : {};
-    const produced = new Map<string, ort.Tensor[]>(part.outputs.map((t) => [t, []]));
+    // Only what later stages read is kept across batches; captured tensors go straight into their sinks.
+    const keep = part.outputs.filter((t) => this.plan.parts.some((p) => p.index > s && p.liveIns.includes(t)));
+    const produced = new Map<string, ort.Tensor[]>(keep.map((t) => [t, []]));
     try {
       let batchNo = 0;
       for (let start = 0; start < this.total; start += this.options.batchSize, batchNo++) {
@@ -339,7 +341,7 @@ class CaptureEngine {
             throw new OtfuseError('INTERNAL', `ONNX Runtime failed in capture stage ${s}: ${String(err instanceof Error ? err.message : err).split('\n')[0].slice(0, 300)}`, { file: this.model.file });
           }
         }
-        for (const t of part.outputs) produced.get(t)!.push(result[t]);
+        for (const t of keep) produced.get(t)!.push(result[t]);
         for (const spec of specs) {
           const tensor = result[spec.tensor] ?? feeds[spec.tensor];
           if (!tensor) throw new OtfuseError('INTERNAL', `capture stage ${s} did not produce '${spec.tensor}'`, { file: this.model.file });
@@ -361,7 +363,7 @@ class CaptureEngine {
       await runner?.release();
     }
     for (const t of part.release) this.cache.delete(t);
-    for (const [t, list] of produced) if (this.plan.parts.some((p) => p.index > s && p.liveIns.includes(t))) this.cache.set(t, list);
+    for (const [t, list] of produced) this.cache.set(t, list);
     for (const [tensor, sink] of sinks) {
       const S = sink.picks.length;
       if (this.options.standardize) standardizeRows(sink.X!, sink.neurons, S);

@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { OtfuseError, throwIfCancelled } from '../errors';
 import { loadModel, OnnxModel } from '../onnx/model';
 import { writeDirAtomic, writeFileAtomic } from '../onnx/atomic';
+import { saveModelAuto } from '../onnx/external';
 import { openDataset, type Dataset } from '../data/dataset';
 import { evaluateModel } from '../runtime/evaluate';
 import { finetuneModel } from '../train/finetune';
@@ -15,6 +16,7 @@ import type { FuseRequest, FuseResult, JobContext, LayerMapInfo, ModelMetrics, R
 import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions, type CaptureStats } from './activations';
 import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
+import { configureLinalg } from './linalg';
 import { resolveRecipe, type ResolvedRecipe } from './recipe';
 import { encodeSafetensors, type StTensor } from './safetensors';
 import type { TMap } from './maps';
@@ -149,7 +151,8 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   const maps: MapRecord[][] = [[]];
   const aligned: Map<string, Float64Array>[] = [new Map()];
   const layerCount = solvedMapCount(plans[0], recipe);
-  const costs = await CostEngine.create(recipe.costEngine === 'ort');
+  const costs = await CostEngine.create(recipe.costEngine === 'ort', input.provider);
+  configureLinalg({ provider: input.provider ?? 'cpu' });
   try {
     for (let k = 1; k < models.length; k++) {
       throwIfCancelled(input.signal);
@@ -276,7 +279,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     t = performance.now();
     emit({ stage: 'write', message: 'fused model and maps' });
     const fusedPath = path.join(tmp, 'fused.onnx');
-    result.fused.save(fusedPath);
+    saveModelAuto(result.fused, fusedPath); // over 2 GB: weights in fused.onnx.data next to it
     const tensors: Record<string, StTensor> = {};
     const layers: LayerMapInfo[] = [];
     for (let k = 1; k < result.maps.length; k++) {
@@ -340,7 +343,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     writeFileAtomic(path.join(tmp, 'run.json'), JSON.stringify(rec, null, 1));
     throwIfCancelled(context.signal);
     // The requested output goes last so a failure before it leaves neither the folder nor the file.
-    if (request.output) result.fused.save(path.resolve(request.output));
+    if (request.output) saveModelAuto(result.fused, path.resolve(request.output));
     return rec;
   });
   emit({ stage: 'done', message: runDir });
