@@ -91,6 +91,10 @@ export interface FuseRecipe {
   /** Activation samples used for the cost (default 200). */
   samples?: number;
   tokenFilter?: TokenFilter;
+  /** Cap on activation samples × tokens per tensor (a seeded random subset beyond it; 0 = no cap; default 8192). */
+  tokenBudget?: number;
+  /** Seed of that token subsample (default 0). */
+  tokenSeed?: number;
   standardize?: boolean;
   /** Weights α per model (anchor first); default uniform. */
   weights?: number[];
@@ -172,6 +176,10 @@ export interface RunRecord {
   /** Per-layer results of the alignment refit (recipe.refit ≠ 'none'): relative reconstruction error on the
    * calibration set with plain averaging and after the refit, and the ridge λ used. */
   refit?: { name: string; errorAverage: number; errorRefit: number; lambda: number; rows: number }[];
+  /** Activation capture: forward passes, kept/candidate tokens per tensor geometry, peak bytes (per model). */
+  capture?: { mode: 'all' | 'staged'; passes: number; seconds: number; tokenBudget: number; tokenSeed: number; tokens: { candidates: number; kept: number }[]; peakActivationBytes: number; peakCacheBytes: number };
+  /** Peak resident set size of the process during the run (bytes). */
+  peakRssBytes?: number;
 }
 
 export interface FuseResult {

@@ -1,12 +1,23 @@
-// Activation capture with ONNX Runtime: the tensors the alignment plan names become extra graph outputs of a
-// clone of the model; calibration samples are run in batches and each tensor is turned into a neuron-major
-// matrix (neurons × samples·tokens), token-filtered and optionally standardised per neuron.
+// Activation capture with ONNX Runtime. The tensors the alignment plan names are grouped by stage (embedding,
+// each block, head); the graph is cut into one subgraph per stage (stages.ts) and each stage runs over the
+// calibration batches fed with the cached outputs of the stage before, so a capture costs one forward pass of
+// the model however many stages there are. Each captured tensor is written, batch by batch, straight into a
+// neuron-major matrix (neurons × kept samples·tokens): token-filtered, padding dropped, optionally capped by a
+// token budget (a seeded random subset of the (sample, token) pairs, the same for every model) and
+// standardised per neuron.
+import * as ort from 'onnxruntime-node';
+import { onnx } from 'onnx-proto';
 import { throwIfCancelled, OtfuseError } from '../errors';
-import type { OnnxModel } from '../onnx/model';
-import type { Dataset } from '../data/dataset';
-import { ModelRunner, checkFinite } from '../runtime/session';
+import { OnnxModel } from '../onnx/model';
+import type { Dataset, Batch } from '../data/dataset';
+import { ModelRunner, checkFinite, toOrtTensor, type InputBinding } from '../runtime/session';
 import type { ProviderChoice } from '../runtime/providers';
 import type { ModelPlan, TensorView } from '../graph/analyze';
+import { seededRandom } from '../random';
+import { planStages, stageModel, type StagePlan } from './stages';
+import { DEFAULT_TOKEN_BUDGET, DEFAULT_TOKEN_SEED } from './recipe';
+
+export { DEFAULT_TOKEN_BUDGET, DEFAULT_TOKEN_SEED };
 
 /** tokens: [N, T, D]; nchw: [N, D, h, w] (patch tokens); vector: [N, D] (one value per sample, e.g. a pooler). */
 export type Layout = 'tokens' | 'nchw' | 'vector';
@@ -66,7 +77,7 @@ function rawCaptureGroups(plan: ModelPlan): CaptureSpec[][] {
 }
 
 /** Bytes one model's activations take for every tensor at once (neuron-major float32). */
-export function estimateActivationBytes(plan: ModelPlan, samples: number): number {
+export function estimateActivationBytes(plan: ModelPlan, samples: number, tokenBudget = DEFAULT_TOKEN_BUDGET): number {
   const tokens = plan.tokens ?? 1;
   let neurons = 0;
   for (const s of captureSpecs(plan)) {
@@ -74,31 +85,63 @@ export function estimateActivationBytes(plan: ModelPlan, samples: number): numbe
     else if (s.tensor === plan.blocks.find((b) => b.fc1.out === s.tensor)?.fc1.out) neurons += plan.mlp;
     else neurons += plan.hidden;
   }
-  return neurons * tokens * samples * 4;
+  return neurons * Math.min(tokens * samples, tokenBudget > 0 ? tokenBudget : Infinity) * 4;
+}
+
+
+export interface CaptureOptions {
+  samples: number;
+  batchSize: number;
+  tokenFilter: 'all' | 'cls' | 'window';
+  standardize: boolean;
+  provider?: ProviderChoice;
+  signal?: AbortSignal;
+  /** Grid of patch tokens (for the window filter) and whether token 0 is a CLS token. */
+  grid?: number[];
+  hasCls: boolean;
+  /** Cap on kept samples × tokens per tensor (0 = none; default DEFAULT_TOKEN_BUDGET). */
+  tokenBudget?: number;
+  /** Seed of the random token subsample (default DEFAULT_TOKEN_SEED). */
+  tokenSeed?: number;
+}
+
+/** What a capture did, for run.json. */
+export interface CaptureStats {
+  /** Seconds spent running stage subgraphs and extracting activations. */
+  seconds: number;
+  /** Forward passes of the whole model equivalent (1 per capture from stage 0). */
+  passes: number;
+  /** Largest bytes of captured (neuron-major) matrices held at once. */
+  peakBytes: number;
+  /** Largest bytes of cached stage outputs (the residual stream between stages) held at once. */
+  peakCacheBytes: number;
+  /** Per tensor geometry: candidate tokens and kept tokens after the budget. */
+  tokens: { candidates: number; kept: number }[];
 }
 
 /**
- * An ActivationStore that holds one stage's tensors at a time: `prepare(g)` runs the calibration data through
- * the model again for stage g's tensors and drops the previous stage's. Peak memory then scales with one block's
- * activations instead of the whole model's (one extra forward pass per stage).
+ * An ActivationStore that holds one stage's tensors at a time: `prepare(g)` runs stage g's subgraph over the
+ * calibration batches, fed with the cached outputs of stage g−1, and drops the previous stage's matrices and
+ * every cached tensor no later stage reads. A capture is one forward pass of the model in total; going back to
+ * an earlier stage (the anchor, when a third model is aligned) starts a new pass.
  */
 export class StagedActivations implements ActivationStore {
-  private current?: ActivationStore;
-  private stage = -1;
-  private readonly groups: CaptureSpec[][];
+  private readonly engine: CaptureEngine;
+  private current?: Collected;
   peakBytes = 0;
 
-  constructor(private readonly model: OnnxModel, plan: ModelPlan, private readonly dataset: Dataset, private readonly options: CaptureOptions) {
-    this.groups = captureGroups(plan);
+  constructor(model: OnnxModel, plan: ModelPlan, dataset: Dataset, options: CaptureOptions) {
+    this.engine = new CaptureEngine(model, captureGroups(plan), dataset, options, true);
   }
 
   async prepare(stage: number): Promise<void> {
-    if (stage === this.stage) return;
-    this.current = undefined; // let the previous stage's arrays go before capturing the next
-    const specs = this.groups[stage] ?? [];
-    this.current = specs.length ? await captureActivations(this.model, undefined, this.dataset, this.options, specs) : undefined;
-    this.stage = stage;
-    this.peakBytes = Math.max(this.peakBytes, this.current?.bytes ?? 0);
+    this.current = undefined; // let the previous stage's matrices go before capturing the next
+    this.current = await this.engine.advanceTo(stage);
+    this.peakBytes = this.engine.stats.peakBytes;
+  }
+
+  get stats(): CaptureStats {
+    return this.engine.stats;
   }
 
   get bytes(): number {
@@ -116,88 +159,277 @@ export class StagedActivations implements ActivationStore {
   }
 }
 
-export interface CaptureOptions {
-  samples: number;
-  batchSize: number;
-  tokenFilter: 'all' | 'cls' | 'window';
-  standardize: boolean;
-  provider?: ProviderChoice;
-  signal?: AbortSignal;
-  /** Grid of patch tokens (for the window filter) and whether token 0 is a CLS token. */
-  grid?: number[];
-  hasCls: boolean;
-}
+/** The graph tensor a capture spec reads (a view's packed source, or the tensor itself). */
+const sourceOf = (s: CaptureSpec): string => s.view?.tensor ?? s.tensor;
 
-interface Raw {
-  chunks: Float32Array[];
-  dims: number[];
-  /** Per chunk: token validity [batch × tokens] from the attention mask (padding never counts as a sample). */
-  masks: (Uint8Array | undefined)[];
-}
-
-export async function captureActivations(model: OnnxModel, plan: ModelPlan | undefined, dataset: Dataset, options: CaptureOptions, only?: CaptureSpec[]): Promise<ActivationStore> {
+/** Every tensor of the plan (or `only`) in one forward pass; the store holds them all. */
+export async function captureActivations(model: OnnxModel, plan: ModelPlan | undefined, dataset: Dataset, options: CaptureOptions, only?: CaptureSpec[]): Promise<ActivationStore & { stats: CaptureStats }> {
   const specs = only ?? captureSpecs(plan!);
-  const probe = model.clone();
-  const sourceOf = (s: CaptureSpec) => s.view?.tensor ?? s.tensor;
-  const sources = [...new Set(specs.map(sourceOf))];
-  probe.setOutputs(sources);
-  const runner = await ModelRunner.create(probe, { provider: options.provider });
-  const raw = new Map<string, Raw>();
-  try {
-    const binding = runner.bind(dataset, { checkLabels: false });
-    // Text models: the attention mask input says which tokens are real.
-    const maskArray = binding.attention_mask;
-    const total = Math.min(options.samples, dataset.size);
-    if (total < options.samples && total < 2) throw new OtfuseError('BAD_DATA', `need at least 2 calibration samples, the dataset has ${dataset.size}`, { file: dataset.source });
-    for (let start = 0; start < total; start += options.batchSize) {
-      throwIfCancelled(options.signal);
-      const idx = Array.from({ length: Math.min(options.batchSize, total - start) }, (_, i) => start + i);
-      const batch = dataset.take(idx);
-      checkFinite(batch, dataset.source);
-      const result = await runner.run(batch, binding, sources);
-      let mask: Uint8Array | undefined;
-      if (maskArray) {
-        const m = batch.feeds[maskArray].data;
-        mask = Uint8Array.from(m as ArrayLike<number | bigint>, (v) => (Number(v) !== 0 ? 1 : 0));
+  const engine = new CaptureEngine(model, [specs], dataset, options, false);
+  const store = await engine.advanceTo(0);
+  return Object.assign(store, { stats: engine.stats });
+}
+
+class Collected implements ActivationStore {
+  readonly acts = new Map<string, NeuronActs>();
+  readonly absMeans = new Map<string, Float64Array>();
+  get bytes(): number {
+    let b = 0;
+    for (const v of this.acts.values()) b += v.X.byteLength;
+    return b;
+  }
+  get(tensor: string): NeuronActs {
+    const v = this.acts.get(tensor);
+    if (!v) throw new OtfuseError('INTERNAL', `activation '${tensor}' was not captured`);
+    return v;
+  }
+  absMean(tensor: string): Float64Array {
+    const v = this.absMeans.get(tensor);
+    if (!v) throw new OtfuseError('INTERNAL', `activation '${tensor}' was not captured`);
+    return v;
+  }
+}
+
+/** One tensor being written batch by batch into its neuron-major matrix. */
+interface Sink {
+  spec: CaptureSpec;
+  neurons: number;
+  tokens: number;
+  /** Sorted flat (sample·tokens + token) indices kept. */
+  picks: Int32Array;
+  cursor: number;
+  X?: Float32Array;
+  abs: Float64Array;
+  absCount: number;
+}
+
+class CaptureEngine {
+  private readonly plan: StagePlan;
+  private stage = -1;
+  /** Cached stage outputs, one tensor per batch. */
+  private cache = new Map<string, ort.Tensor[]>();
+  private binding?: InputBinding;
+  private masks?: { data: Uint8Array; tokens: number } | null;
+  private readonly picksByGeometry = new Map<string, Int32Array>();
+  private readonly total: number;
+  readonly stats: CaptureStats = { seconds: 0, passes: 0, peakBytes: 0, peakCacheBytes: 0, tokens: [] };
+
+  constructor(private readonly model: OnnxModel, private readonly groups: CaptureSpec[][], private readonly dataset: Dataset, private readonly options: CaptureOptions, chain: boolean) {
+    const targets = groups.map((g, s) => {
+      const t = [...new Set(g.map(sourceOf))];
+      // The next block's input is computed here too, so only the residual stream (not the block's last
+      // operands) is cached between stages.
+      const next = chain ? groups[s + 1]?.[0] : undefined;
+      if (next && s + 1 < groups.length - 1) t.push(sourceOf(next));
+      return t;
+    });
+    this.plan = planStages(model, targets);
+    this.total = Math.min(options.samples, dataset.size);
+    if (this.total < options.samples && this.total < 2) throw new OtfuseError('BAD_DATA', `need at least 2 calibration samples, the dataset has ${dataset.size}`, { file: dataset.source });
+  }
+
+  /** Runs stages up to `stage` and returns that stage's activations. */
+  async advanceTo(stage: number): Promise<Collected> {
+    if (stage <= this.stage) { this.cache.clear(); this.stage = -1; }
+    const t0 = performance.now();
+    try {
+      let out = new Collected();
+      while (this.stage < stage) {
+        this.stage++;
+        out = await this.runStage(this.stage, this.stage === stage);
       }
-      for (const s of specs) {
-        const out = result[sourceOf(s)];
-        const t = normalizeLayout(out.data as Float32Array, out.dims.map(Number), s);
-        const r = raw.get(s.tensor) ?? { chunks: [], dims: t.dims, masks: [] };
-        r.chunks.push(t.data);
-        r.masks.push(mask);
-        raw.set(s.tensor, r);
-      }
+      return out;
+    } finally {
+      this.stats.seconds += (performance.now() - t0) / 1000;
     }
-  } finally {
-    await runner.release();
   }
-  // Convert each tensor to its neuron-major form now and drop the raw batches as we go, so the peak holds
-  // one copy of the activations (plus one tensor in flight), not two.
-  const acts = new Map<string, NeuronActs>();
-  const absMeans = new Map<string, Float64Array>();
-  let bytes = 0;
-  for (const spec of specs) {
-    const r = raw.get(spec.tensor)!;
-    absMeans.set(spec.tensor, absMeanOf(r, spec.layout));
-    const v = toNeuronMajor(r, spec.layout, options);
-    acts.set(spec.tensor, v);
-    bytes += v.X.byteLength;
-    raw.delete(spec.tensor);
+
+  private cacheBytes(): number {
+    let b = 0;
+    for (const list of this.cache.values()) for (const t of list) b += (t.data as ArrayLike<number> & { byteLength: number }).byteLength;
+    return b;
   }
-  return {
-    bytes,
-    get(tensor) {
-      const v = acts.get(tensor);
-      if (!v) throw new OtfuseError('INTERNAL', `activation '${tensor}' was not captured`);
-      return v;
-    },
-    absMean(tensor) {
-      const v = absMeans.get(tensor);
-      if (!v) throw new OtfuseError('INTERNAL', `activation '${tensor}' was not captured`);
-      return v;
-    },
-  };
+
+  private async bindInputs(): Promise<InputBinding> {
+    if (this.binding) return this.binding;
+    // A probe model with the graph's inputs only (Identity to outputs) lets the session layer check and bind them.
+    const g = this.model.graph;
+    const inputs = (g.input ?? []).filter((v) => this.plan.inputs.includes(v.name ?? ''));
+    const probe = new OnnxModel(onnx.ModelProto.create({
+      irVersion: this.model.proto.irVersion, opsetImport: this.model.proto.opsetImport,
+      graph: onnx.GraphProto.create({
+        name: 'inputs', input: inputs,
+        node: inputs.map((v, i) => onnx.NodeProto.create({ opType: 'Identity', input: [v.name!], output: [`probe_${i}`] })),
+        output: inputs.map((_, i) => onnx.ValueInfoProto.create({ name: `probe_${i}` })),
+      }),
+    }), this.model.file);
+    const runner = await ModelRunner.create(probe, { provider: 'cpu' });
+    try {
+      this.binding = runner.bind(this.dataset, { checkLabels: false });
+    } finally {
+      await runner.release();
+    }
+    return this.binding;
+  }
+
+  /** Token validity [samples × T] from the attention mask input, read once (null: no mask). */
+  private async maskOf(): Promise<{ data: Uint8Array; tokens: number } | null> {
+    if (this.masks !== undefined) return this.masks;
+    const binding = await this.bindInputs();
+    const name = binding.attention_mask;
+    this.masks = null;
+    if (!name) return null;
+    let data: Uint8Array | undefined, tokens = 0;
+    for (let start = 0; start < this.total; start += this.options.batchSize) {
+      const idx = Array.from({ length: Math.min(this.options.batchSize, this.total - start) }, (_, i) => start + i);
+      const feed = this.dataset.take(idx).feeds[name];
+      tokens = feed.dims[feed.dims.length - 1];
+      data ??= new Uint8Array(this.total * tokens);
+      const m = feed.data as ArrayLike<number | bigint>;
+      for (let k = 0; k < m.length; k++) data[start * tokens + k] = Number(m[k]) !== 0 ? 1 : 0;
+    }
+    this.masks = data ? { data, tokens } : null;
+    return this.masks;
+  }
+
+  /** The (sample, token) pairs a tensor keeps: filter, padding, then the budget's seeded subsample. */
+  private async picksFor(spec: CaptureSpec, tokens: number): Promise<Int32Array> {
+    const key = `${spec.layout}/${tokens}`;
+    const cached = this.picksByGeometry.get(key);
+    if (cached) return cached;
+    const o = this.options;
+    const kept = spec.layout === 'tokens' ? keptTokens(tokens, o.tokenFilter, o.hasCls, o.grid)
+      : spec.layout === 'vector' ? [0] : keptTokens(tokens, o.tokenFilter === 'window' ? 'window' : 'all', false, o.grid);
+    const mask = spec.layout === 'tokens' ? await this.maskOf() : null;
+    const useMask = mask && mask.tokens === tokens ? mask.data : undefined;
+    const all: number[] = [];
+    for (let b = 0; b < this.total; b++) for (const t of kept) if (!useMask || useMask[b * tokens + t]) all.push(b * tokens + t);
+    const budget = o.tokenBudget ?? DEFAULT_TOKEN_BUDGET;
+    let picks = Int32Array.from(all);
+    if (budget > 0 && all.length > budget) {
+      // Partial Fisher–Yates with the recipe's seed: every model draws the same pairs.
+      const rand = seededRandom(o.tokenSeed ?? DEFAULT_TOKEN_SEED);
+      for (let i = 0; i < budget; i++) {
+        const j = i + Math.floor(rand() * (all.length - i));
+        const tmp = all[i]; all[i] = all[j]; all[j] = tmp;
+      }
+      picks = Int32Array.from(all.slice(0, budget)).sort();
+    }
+    this.picksByGeometry.set(key, picks);
+    this.stats.tokens.push({ candidates: all.length, kept: picks.length });
+    return picks;
+  }
+
+  private async runStage(s: number, collect: boolean): Promise<Collected> {
+    const part = this.plan.parts[s];
+    if (s === 0) this.stats.passes++;
+    const specs = collect ? this.groups[s] : [];
+    const out = new Collected();
+    const sinks = new Map<string, Sink>();
+    const liveTypes = new Map<string, ort.Tensor>();
+    for (const t of part.liveIns) liveTypes.set(t, this.cache.get(t)![0]);
+    const runner = part.nodes.length ? await ModelRunner.create(stageModel(this.model, part, liveTypes), { provider: this.options.provider }) : undefined;
+    const binding = part.graphInputs.length ? await this.bindInputs() : {};
+    // Only what later stages read is kept across batches; captured tensors go straight into their sinks.
+    const keep = part.outputs.filter((t) => this.plan.parts.some((p) => p.index > s && p.liveIns.includes(t)));
+    const produced = new Map<string, ort.Tensor[]>(keep.map((t) => [t, []]));
+    try {
+      let batchNo = 0;
+      for (let start = 0; start < this.total; start += this.options.batchSize, batchNo++) {
+        throwIfCancelled(this.options.signal);
+        const count = Math.min(this.options.batchSize, this.total - start);
+        const feeds: Record<string, ort.Tensor> = {};
+        if (part.graphInputs.length) {
+          const batch: Batch = this.dataset.take(Array.from({ length: count }, (_, i) => start + i));
+          checkFinite(batch, this.dataset.source);
+          for (const name of part.graphInputs) feeds[name] = toOrtTensor(batch.feeds[binding[name]]);
+        }
+        for (const t of part.liveIns) feeds[t] = this.cache.get(t)![batchNo];
+        let result: Record<string, ort.Tensor> = {};
+        if (runner && part.outputs.length) {
+          try {
+            result = await runner.session.run(feeds, part.outputs);
+          } catch (err) {
+            throw new OtfuseError('INTERNAL', `ONNX Runtime failed in capture stage ${s}: ${String(err instanceof Error ? err.message : err).split('\n')[0].slice(0, 300)}`, { file: this.model.file });
+          }
+        }
+        for (const t of keep) produced.get(t)!.push(result[t]);
+        for (const spec of specs) {
+          const raw = result[sourceOf(spec)] ?? feeds[sourceOf(spec)];
+          if (!raw) throw new OtfuseError('INTERNAL', `capture stage ${s} did not produce '${sourceOf(spec)}'`, { file: this.model.file });
+          // Sequence-first tensors and views into packed tensors are brought to [batch, tokens, …] first.
+          const tensor = spec.view || spec.seqFirst ? normalizeLayout(raw.data as Float32Array, raw.dims.map(Number), spec) : { data: raw.data as Float32Array, dims: raw.dims.map(Number) };
+          let sink = sinks.get(spec.tensor);
+          if (!sink) {
+            const dims = tensor.dims;
+            const neurons = spec.layout === 'nchw' ? dims[1] : dims[dims.length - 1];
+            const tokens = spec.layout === 'tokens' ? dims[dims.length - 2] : spec.layout === 'vector' ? 1 : dims.slice(2).reduce((a, b) => a * b, 1);
+            sink = { spec, neurons, tokens, picks: await this.picksFor(spec, tokens), cursor: 0, abs: new Float64Array(neurons), absCount: 0 };
+            sink.X = new Float32Array(neurons * sink.picks.length);
+            sinks.set(spec.tensor, sink);
+          }
+          absorb(sink, tensor.data as Float32Array, start, count);
+        }
+        this.stats.peakCacheBytes = Math.max(this.stats.peakCacheBytes, this.cacheBytes() + bytesOfProduced(produced));
+        this.stats.peakBytes = Math.max(this.stats.peakBytes, sinkBytes(sinks));
+      }
+    } finally {
+      await runner?.release();
+    }
+    for (const t of part.release) this.cache.delete(t);
+    for (const [t, list] of produced) this.cache.set(t, list);
+    for (const [tensor, sink] of sinks) {
+      const S = sink.picks.length;
+      if (this.options.standardize) standardizeRows(sink.X!, sink.neurons, S);
+      for (let d = 0; d < sink.neurons; d++) sink.abs[d] /= Math.max(1, sink.absCount);
+      out.acts.set(tensor, { X: sink.X!, neurons: sink.neurons, samples: S });
+      out.absMeans.set(tensor, sink.abs);
+    }
+    return out;
+  }
+}
+
+function bytesOfProduced(m: Map<string, ort.Tensor[]>): number {
+  let b = 0;
+  for (const list of m.values()) for (const t of list) if (t) b += (t.data as unknown as { byteLength: number }).byteLength;
+  return b;
+}
+
+function sinkBytes(m: Map<string, Sink>): number {
+  let b = 0;
+  for (const s of m.values()) b += s.X?.byteLength ?? 0;
+  return b;
+}
+
+/** Writes one batch of a tensor into its sink: kept pairs into X (neuron-major), every value into |mean|. */
+function absorb(sink: Sink, c: Float32Array, start: number, count: number): void {
+  const { neurons: D, tokens: T, picks, spec } = sink;
+  const X = sink.X!, S = picks.length;
+  // Mean |activation| per neuron over every sample and token (padding included, as before).
+  if (spec.layout === 'nchw') {
+    for (let b = 0; b < count; b++) for (let d = 0; d < D; d++) {
+      const o = (b * D + d) * T;
+      let a = 0;
+      for (let t = 0; t < T; t++) a += Math.abs(c[o + t]);
+      sink.abs[d] += a;
+    }
+  } else {
+    for (let k = 0; k < c.length; k++) sink.abs[k % D] += Math.abs(c[k]);
+  }
+  sink.absCount += count * T;
+  const end = (start + count) * T;
+  let s = sink.cursor;
+  for (; s < S && picks[s] < end; s++) {
+    const bt = picks[s] - start * T;
+    if (spec.layout === 'nchw') {
+      const b = Math.floor(bt / T), t = bt % T;
+      for (let d = 0; d < D; d++) X[d * S + s] = c[(b * D + d) * T + t];
+    } else {
+      const base = bt * D;
+      for (let d = 0; d < D; d++) X[d * S + s] = c[base + d];
+    }
+  }
+  sink.cursor = s;
 }
 
 /**
@@ -238,43 +470,6 @@ export function keptTokens(tokens: number, filter: CaptureOptions['tokenFilter']
   return kept;
 }
 
-function toNeuronMajor(r: Raw, layout: Layout, o: CaptureOptions): NeuronActs {
-  // tokens: [N, T, D]; nchw: [N, D, h, w] (patch tokens only, no CLS); vector: [N, D]
-  const neurons = layout === 'nchw' ? r.dims[1] : r.dims[r.dims.length - 1];
-  const tokens = layout === 'tokens' ? r.dims[r.dims.length - 2] : layout === 'vector' ? 1 : r.dims.slice(2).reduce((a, b) => a * b, 1);
-  const kept = layout === 'tokens' ? keptTokens(tokens, o.tokenFilter, o.hasCls, o.grid)
-    : layout === 'vector' ? [0] : keptTokens(tokens, o.tokenFilter === 'window' ? 'window' : 'all', false, o.grid);
-  // Sample list: (chunk, sample, token) with padding tokens dropped.
-  const picks: number[][] = [];
-  let S = 0;
-  r.chunks.forEach((c, ci) => {
-    const bn = c.length / (tokens * neurons);
-    const mask = layout === 'tokens' ? r.masks[ci] : undefined;
-    const list: number[] = [];
-    for (let b = 0; b < bn; b++) {
-      for (const t of kept) if (!mask || mask.length !== bn * tokens || mask[b * tokens + t]) list.push(b * tokens + t);
-    }
-    picks.push(list);
-    S += list.length;
-  });
-  const X = new Float32Array(neurons * S);
-  let s = 0;
-  r.chunks.forEach((c, ci) => {
-    for (const bt of picks[ci]) {
-      if (layout === 'nchw') {
-        const b = Math.floor(bt / tokens), t = bt % tokens;
-        for (let d = 0; d < neurons; d++) X[d * S + s] = c[(b * neurons + d) * tokens + t];
-      } else {
-        const base = bt * neurons;
-        for (let d = 0; d < neurons; d++) X[d * S + s] = c[base + d];
-      }
-      s++;
-    }
-  });
-  if (o.standardize) standardizeRows(X, neurons, S);
-  return { X, neurons, samples: S };
-}
-
 /** (x − mean) / (std + 1e-9) per neuron, unbiased std — the reference's transform. */
 export function standardizeRows(X: Float32Array, rows: number, cols: number): void {
   for (let d = 0; d < rows; d++) {
@@ -290,19 +485,3 @@ export function standardizeRows(X: Float32Array, rows: number, cols: number): vo
   }
 }
 
-function absMeanOf(r: Raw, layout: Layout): Float64Array {
-  const neurons = layout === 'nchw' ? r.dims[1] : r.dims[r.dims.length - 1];
-  const out = new Float64Array(neurons);
-  let count = 0;
-  for (const c of r.chunks) {
-    if (layout !== 'nchw') {
-      for (let k = 0; k < c.length; k++) out[k % neurons] += Math.abs(c[k]);
-    } else {
-      const per = r.dims.slice(2).reduce((a, b) => a * b, 1);
-      for (let k = 0; k < c.length; k++) out[Math.floor(k / per) % neurons] += Math.abs(c[k]);
-    }
-    count += c.length / neurons;
-  }
-  for (let d = 0; d < neurons; d++) out[d] /= Math.max(1, count);
-  return out;
-}

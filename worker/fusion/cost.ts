@@ -7,6 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import { OtfuseError } from '../errors';
 import { groundMetric, median } from '../ot/index';
+import type { ProviderChoice } from '../runtime/providers';
 
 export interface CostOptions {
   metric: 'euclidean' | 'sqeuclidean' | 'cosine';
@@ -31,15 +32,22 @@ function gemmModel(): Uint8Array {
 export class CostEngine {
   private constructor(private readonly session: ort.InferenceSession | undefined) {}
 
-  /** useOrt=false keeps every product in float64 JS (bit-for-bit worker/ot groundMetric). */
-  static async create(useOrt = true): Promise<CostEngine> {
+  /**
+   * useOrt=false keeps every product in float64 JS (bit-for-bit worker/ot groundMetric). `provider` 'cuda' or
+   * 'webgpu' runs the Gram product there (falling back to CPU inside ONNX Runtime, then to JS).
+   */
+  static async create(useOrt = true, provider: ProviderChoice = 'cpu'): Promise<CostEngine> {
     if (!useOrt) return new CostEngine(undefined);
-    try {
-      const session = await ort.InferenceSession.create(gemmModel(), { executionProviders: ['cpu'], logSeverityLevel: 3 });
-      return new CostEngine(session);
-    } catch {
-      return new CostEngine(undefined); // the JS path is always available
+    const eps = provider === 'cuda' || provider === 'webgpu' ? [provider, 'cpu'] : ['cpu'];
+    for (const executionProviders of [eps, ['cpu']]) {
+      try {
+        const session = await ort.InferenceSession.create(gemmModel(), { executionProviders, logSeverityLevel: 3 });
+        return new CostEngine(session);
+      } catch {
+        // next choice
+      }
     }
+    return new CostEngine(undefined); // the JS path is always available
   }
 
   async cost(X: Float32Array | Float64Array, Y: Float32Array | Float64Array, n: number, m: number, d: number, options: CostOptions): Promise<{ cost: Float64Array; scale: number }> {

@@ -8,6 +8,8 @@
 //               ('rows'); for equal widths both are the same, for a wider partner 'cols' avoids scaling
 //               values up by n/m.
 
+import { matmul as gemm, linalgOptions } from './linalg';
+
 export interface TMap {
   plan: Float64Array;
   n: number;
@@ -35,19 +37,9 @@ export function outputT(map: TMap, norm: OutNorm): Float64Array {
   return out;
 }
 
-/** C[r×c] = A[r×k] · B[k×c] */
+/** C[r×c] = A[r×k] · B[k×c] (ONNX Runtime GEMM for large products, see linalg.ts). */
 export function matmul(A: Float64Array, B: Float64Array, r: number, k: number, c: number): Float64Array {
-  const C = new Float64Array(r * c);
-  for (let i = 0; i < r; i++) {
-    const ci = i * c;
-    for (let p = 0; p < k; p++) {
-      const a = A[i * k + p];
-      if (a === 0) continue;
-      const bp = p * c;
-      for (let j = 0; j < c; j++) C[ci + j] += a * B[bp + j];
-    }
-  }
-  return C;
+  return gemm(A, B, r, k, c);
 }
 
 export function transpose(A: ArrayLike<number>, r: number, c: number): Float64Array {
@@ -65,6 +57,12 @@ export function alignInput(W: Float64Array, out: number, map: TMap | null, inDim
 
 /** Tᵀ(m×n) · W[n × cols]: moves a layer's output neurons onto the anchor's. */
 export function alignOutput(W: Float64Array, cols: number, map: TMap, norm: OutNorm): Float64Array {
+  if (map.n * map.m * cols >= linalgOptions().minMacs) {
+    const s = norm === 'rows' ? map.n : map.m;
+    const Tt = new Float64Array(map.m * map.n);
+    for (let i = 0; i < map.n; i++) for (let j = 0; j < map.m; j++) Tt[j * map.n + i] = map.plan[i * map.m + j] * s;
+    return gemm(Tt, W, map.m, map.n, cols);
+  }
   const T = outputT(map, norm);
   const out = new Float64Array(map.m * cols);
   for (let i = 0; i < map.n; i++) {

@@ -12,6 +12,15 @@ import {
 } from './registry';
 import { solverParams } from '../ot/solvers';
 
+/**
+ * Default cap on samples × tokens per captured tensor (chosen on the fixtures, see BENCHMARKS.md "Scale"): the
+ * bundled fixtures stay below it (200 × 17 ViT tokens, 200 × ≤ 64 BERT tokens), 200 ViT-B images (39,400 tokens)
+ * are subsampled to it.
+ */
+export const DEFAULT_TOKEN_BUDGET = 8192;
+/** Default seed of the token subsample. */
+export const DEFAULT_TOKEN_SEED = 0;
+
 export interface ResolvedRecipe {
   name: string;
   alignBy: AlignBy;
@@ -23,6 +32,8 @@ export interface ResolvedRecipe {
   qk: QkMode;
   samples: number;
   tokenFilter: TokenFilter;
+  tokenBudget: number;
+  tokenSeed: number;
   standardize: boolean;
   weights?: number[];
   headAware: boolean;
@@ -63,7 +74,7 @@ export const PRESETS = {
   // sides, all tokens, per-neuron standardisation, samples one at a time.
   reference: {
     description: 'graldij/transformer-fusion\'s exact behaviour',
-    values: { alignBy: 'acts', solver: 'sinkhorn', reg: 0.08, qk: 'separate', residualPolicy: 'mean', outNorm: 'rows', batchSize: 1, float32Cost: true, tokenFilter: 'all', standardize: true, refit: 'none' },
+    values: { alignBy: 'acts', solver: 'sinkhorn', reg: 0.08, qk: 'separate', residualPolicy: 'mean', outNorm: 'rows', batchSize: 1, float32Cost: true, tokenFilter: 'all', tokenBudget: 0, standardize: true, refit: 'none' },
   },
   // Hard alignment: exact OT, heads matched as units with one map shared by Q and K inside each head.
   exact: { description: 'EMD with heads matched as units and one Q/K map per head', values: { solver: 'emd', qk: 'eq_t_map', headAware: true } },
@@ -89,6 +100,8 @@ export const RECIPE_FIELDS: Record<string, RecipeField> = {
   qk: enumOf(QK_MODES, 'separate', 'Q/K maps: one OT each, one OT on Q|K neurons together, or one map from Q and K together used for both.', 'qk'),
   samples: { type: 'number', integer: true, minimum: 1, default: 200, description: 'Calibration samples for activations.', flag: 'samples' },
   tokenFilter: enumOf(TOKEN_FILTERS, 'all', 'Which tokens count as activation samples.', 'token-filter'),
+  tokenBudget: { type: 'number', integer: true, minimum: 0, default: DEFAULT_TOKEN_BUDGET, description: 'Cap on activation samples × tokens per tensor (a seeded random subset beyond it; 0 = no cap).', flag: 'token-budget' },
+  tokenSeed: { type: 'number', integer: true, minimum: 0, default: 0, description: 'Seed of the token subsample.', flag: 'token-seed' },
   standardize: { type: 'boolean', default: true, description: 'Per-neuron standardisation of activations.', flag: 'standardize' },
   headAware: { type: 'boolean', default: false, description: 'Head-aware attention maps: heads matched as units (one assignment for Q, K and V), one map shared by Q and K inside each head (QKᵀ preserved exactly with EMD).', flag: 'head-aware' },
   weights: { type: 'numberArray', minItems: 2, itemMinimum: 0, description: 'Weights α per model, anchor first (default uniform).', flag: 'weights', example: '0.5,0.5' },
@@ -99,7 +112,7 @@ export const RECIPE_FIELDS: Record<string, RecipeField> = {
 
 // Compile-time check: FuseRecipe (worker/types.ts) and RECIPE_FIELDS name the same fields.
 type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : { missing: Exclude<keyof A, keyof B>; extra: Exclude<keyof B, keyof A> };
-const FIELD_NAMES = ['$schema', 'name', 'alignBy', 'solver', 'reg', 'groundMetric', 'costNorm', 'residualPolicy', 'qk', 'samples', 'tokenFilter', 'standardize', 'headAware', 'weights', 'refit', 'refitRidge', 'preset'] as const;
+const FIELD_NAMES = ['$schema', 'name', 'alignBy', 'solver', 'reg', 'groundMetric', 'costNorm', 'residualPolicy', 'qk', 'samples', 'tokenFilter', 'tokenBudget', 'tokenSeed', 'standardize', 'headAware', 'weights', 'refit', 'refitRidge', 'preset'] as const;
 const _fieldsMatch: SameKeys<Required<FuseRecipe>, Record<(typeof FIELD_NAMES)[number], unknown>> = true;
 void _fieldsMatch;
 

@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { OtfuseError, throwIfCancelled } from '../errors';
 import { loadModel, OnnxModel } from '../onnx/model';
 import { writeDirAtomic, writeFileAtomic } from '../onnx/atomic';
+import { saveModelAuto } from '../onnx/external';
 import { openDataset, type Dataset } from '../data/dataset';
 import { evaluateModel } from '../runtime/evaluate';
 import { finetuneModel } from '../train/finetune';
@@ -13,11 +14,12 @@ import type { ProviderChoice, ProviderReport } from '../runtime/providers';
 import { analyzeModel, type LinearRef, type ModelPlan } from '../graph/analyze';
 import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion } from './slices';
 import type { FuseRequest, FuseResult, JobContext, LayerMapInfo, ModelMetrics, RunRecord, ProgressEvent, FinetuneResult, DataArg } from '../types';
-import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions } from './activations';
+import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions, type CaptureStats } from './activations';
 import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
 import { resolveRecipe, RECIPE_FIELDS, type ResolvedRecipe } from './recipe';
 import { ALIGN_BY, REFITS, RESIDUAL_POLICIES } from './registry';
+import { configureLinalg } from './linalg';
 import { encodeSafetensors, type StTensor } from './safetensors';
 import type { TMap } from './maps';
 import { refitModel, type RefitLayerResult } from './refit';
@@ -52,6 +54,8 @@ export interface LoadedFusionResult {
   activationBytes: number;
   /** Per-layer results of the refit (recipe.refit ≠ 'none'). */
   refit?: RefitLayerResult[];
+  /** What activation capture did (run.json's `capture`). */
+  capture?: RunRecord['capture'];
 }
 
 function paramsOf(model: OnnxModel): Params {
@@ -167,11 +171,12 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     const e = plans[k].embedding;
     return {
       samples: recipe.samples, batchSize: recipe.batchSize, tokenFilter: recipe.tokenFilter, standardize: recipe.standardize,
+      tokenBudget: recipe.tokenBudget, tokenSeed: recipe.tokenSeed,
       provider: input.provider, signal: input.signal, grid: e.kind === 'patch' ? e.patch.grid : undefined, hasCls: e.kind === 'patch' ? !!e.cls : true,
     };
   };
   // Staged capture (one block's activations at a time) when all at once would be large.
-  const staged = needActs && (recipe.capture === 'staged' || (recipe.capture === 'auto' && plans.some((p) => estimateActivationBytes(p, recipe.samples) > STAGED_ABOVE_BYTES)));
+  const staged = needActs && (recipe.capture === 'staged' || (recipe.capture === 'auto' && plans.some((p) => estimateActivationBytes(p, recipe.samples, recipe.tokenBudget) > STAGED_ABOVE_BYTES)));
   if (needActs) {
     if (!input.calib) {
       const why = ALIGN_BY[recipe.alignBy].needsActivations ? 'alignment by activations' : RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations ? `residual policy '${recipe.residualPolicy}'` : `refit '${recipe.refit}'`;
@@ -194,7 +199,8 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   const aligned: Map<string, Float64Array>[] = [new Map()];
   const inputMaps: Map<LinearRef, TMap | null>[] = [new Map()];
   const layerCount = solvedMapCount(plans[0], recipe);
-  const costs = await CostEngine.create(recipe.costEngine === 'ort');
+  const costs = await CostEngine.create(recipe.costEngine === 'ort', input.provider);
+  configureLinalg({ provider: input.provider ?? 'cpu' });
   try {
     for (let k = 1; k < models.length; k++) {
       throwIfCancelled(input.signal);
@@ -226,6 +232,17 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   }
   timings.align = (performance.now() - t) / 1000;
   if (staged) activationBytes = acts.reduce((s, a) => s + ((a as StagedActivations | undefined)?.peakBytes ?? 0), 0);
+  const stats = acts.map((a) => (a as { stats?: CaptureStats } | undefined)?.stats).filter((s): s is CaptureStats => !!s);
+  let capture: RunRecord['capture'];
+  if (stats.length) {
+    const seconds = stats.reduce((s, x) => s + x.seconds, 0);
+    // Staged capture runs inside the alignment loop: book its time under activations, not align.
+    if (staged) { timings.activations = seconds; timings.align = Math.max(0, timings.align - seconds); }
+    capture = {
+      mode: staged ? 'staged' : 'all', passes: stats.reduce((s, x) => s + x.passes, 0), seconds, tokenBudget: recipe.tokenBudget, tokenSeed: recipe.tokenSeed,
+      tokens: stats[0].tokens, peakActivationBytes: Math.max(...stats.map((x) => x.peakBytes)), peakCacheBytes: Math.max(...stats.map((x) => x.peakCacheBytes)),
+    };
+  }
 
   // Weighted average into a clone of the anchor.
   t = performance.now();
@@ -284,7 +301,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     vanilla = models[0].clone();
     for (const [name, v] of sink.finish()) vanilla.setInitializer(name, Float32Array.from(v));
   }
-  return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, refit };
+  return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, refit, capture };
 }
 
 function stamp(d = new Date()): string {
@@ -337,7 +354,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     t = performance.now();
     emit({ stage: 'write', message: 'fused model and maps' });
     const fusedPath = path.join(tmp, 'fused.onnx');
-    result.fused.save(fusedPath);
+    saveModelAuto(result.fused, fusedPath); // over 2 GB: weights in fused.onnx.data next to it
     const tensors: Record<string, StTensor> = {};
     const layers: LayerMapInfo[] = [];
     for (let k = 1; k < result.maps.length; k++) {
@@ -393,6 +410,8 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
       versions: versions(), provider, timings, metrics, layers, mapsFile: 'maps.safetensors',
       ...(finetune ? { finetune } : {}),
       ...(result.refit ? { refit: result.refit } : {}),
+      ...(result.capture ? { capture: result.capture } : {}),
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
       // Absolute paths, so re-evaluating or finetuning the run later works from any working directory.
       ...(request.data !== undefined ? { data: absoluteData(request.data) } : {}),
       ...(evalSet ? { evalData: absoluteData((request.evalData ?? request.data)!) } : {}),
@@ -400,7 +419,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     writeFileAtomic(path.join(tmp, 'run.json'), JSON.stringify(rec, null, 1));
     throwIfCancelled(context.signal);
     // The requested output goes last so a failure before it leaves neither the folder nor the file.
-    if (request.output) result.fused.save(path.resolve(request.output));
+    if (request.output) saveModelAuto(result.fused, path.resolve(request.output));
     return rec;
   });
   emit({ stage: 'done', message: runDir });

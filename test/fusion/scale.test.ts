@@ -1,0 +1,130 @@
+// Scale paths (issue 16): staged capture as chained stage subgraphs (one forward pass), the token budget, and
+// weight-alignment products on ONNX Runtime against the float64 JS loops.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { loadModel } from '../../worker/onnx/model';
+import { openDataset } from '../../worker/data/dataset';
+import { analyzeModel } from '../../worker/graph/analyze';
+import { captureActivations, captureGroups, StagedActivations, type CaptureOptions } from '../../worker/fusion/activations';
+import { configureLinalg, linalgStats, matmulJs, matmul } from '../../worker/fusion/linalg';
+import { alignInput, alignOutput, type TMap } from '../../worker/fusion/maps';
+import { seededRandom } from '../../worker/random';
+import { VIT } from '../helpers';
+
+const BERT = path.join(process.cwd(), 'test', 'fixtures', 'bert');
+
+const options = (over: Partial<CaptureOptions> = {}): CaptureOptions => ({ samples: 40, batchSize: 16, tokenFilter: 'all', standardize: true, hasCls: true, ...over });
+
+for (const [label, file, data] of [
+  ['ViT', path.join(VIT, 'vit48_s10.onnx'), path.join(VIT, 'calib200.npz')],
+  ['BERT (masked, cached mask bias)', path.join(BERT, 'bertD_s20.onnx'), path.join(BERT, 'calib.npz')],
+] as const) {
+  test(`staged capture of ${label}: one forward pass, the same matrices as capturing everything at once`, async () => {
+    const model = loadModel(file);
+    const plan = analyzeModel(model);
+    const ds = openDataset(data);
+    const all = await captureActivations(model, plan, ds, options());
+    assert.equal(all.stats.passes, 1);
+    const staged = new StagedActivations(model, plan, ds, options());
+    const groups = captureGroups(plan);
+    let compared = 0;
+    for (let g = 0; g < groups.length; g++) {
+      await staged.prepare(g);
+      for (const spec of groups[g]) {
+        const a = all.get(spec.tensor), b = staged.get(spec.tensor);
+        assert.equal(b.samples, a.samples, spec.tensor);
+        assert.equal(b.neurons, a.neurons, spec.tensor);
+        let worst = 0;
+        for (let i = 0; i < a.X.length; i++) worst = Math.max(worst, Math.abs(a.X[i] - b.X[i]));
+        assert.ok(worst < 1e-4, `${spec.tensor}: max diff ${worst}`);
+        const ma = all.absMean(spec.tensor), mb = staged.absMean(spec.tensor);
+        for (let d = 0; d < ma.length; d++) assert.ok(Math.abs(ma[d] - mb[d]) < 1e-5 * (1 + ma[d]), `${spec.tensor} absMean`);
+        compared++;
+      }
+    }
+    assert.ok(compared > 10);
+    assert.equal(staged.stats.passes, 1, 'every stage fed from the one before, not a rerun of the model');
+    // Going back to stage 0 (the anchor when a third model is aligned) starts a second pass.
+    await staged.prepare(0);
+    assert.equal(staged.stats.passes, 2);
+  });
+}
+
+test('token budget: a seeded subset of exactly budget (sample, token) pairs, the same for every model, padding never drawn', async () => {
+  const a = loadModel(path.join(BERT, 'bertD_s20.onnx')), b = loadModel(path.join(BERT, 'bertD_s21.onnx'));
+  const ds = openDataset(path.join(BERT, 'calib.npz'));
+  const full = await captureActivations(a, analyzeModel(a), ds, options({ tokenBudget: 0, standardize: false }));
+  const cutA = await captureActivations(a, analyzeModel(a), ds, options({ tokenBudget: 300, standardize: false }));
+  const cutB = await captureActivations(b, analyzeModel(b), ds, options({ tokenBudget: 300, standardize: false }));
+  const tensor = analyzeModel(a).blocks[1].fc1.out;
+  const f = full.get(tensor), x = cutA.get(tensor), y = cutB.get(tensor);
+  assert.ok(f.samples > 600, `40 sentences have more than 600 real tokens (${f.samples})`);
+  assert.equal(x.samples, 300);
+  assert.equal(y.samples, 300);
+  assert.deepEqual(cutA.stats.tokens[0], { candidates: f.samples, kept: 300 });
+  // Every kept column is one of the full capture's (real, unpadded) columns, in order.
+  let j = 0;
+  for (let s = 0; s < x.samples; s++) {
+    while (j < f.samples && f.X[j] !== x.X[s]) j++;
+    assert.ok(j < f.samples, `kept column ${s} is not a real token of the full capture`);
+    for (let d = 0; d < x.neurons; d += 37) assert.equal(x.X[d * x.samples + s], f.X[d * f.samples + j]);
+    j++;
+  }
+  const other = await captureActivations(a, analyzeModel(a), ds, options({ tokenBudget: 300, tokenSeed: 7, standardize: false }));
+  assert.notDeepEqual(Array.from(other.get(tensor).X.slice(0, 300)), Array.from(x.X.slice(0, 300)), 'another seed draws other tokens');
+});
+
+test('weight alignment products on ONNX Runtime match the float64 loops (f64 to 1e-12, f32 to 1e-5)', () => {
+  const rand = seededRandom(3);
+  const [r, k, c] = [96, 200, 150];
+  const A = Float64Array.from({ length: r * k }, () => rand() - 0.5), B = Float64Array.from({ length: k * c }, () => rand() - 0.5);
+  const ref = matmulJs(A, B, r, k, c);
+  const relErr = (C: Float64Array) => { let e = 0, s = 0; for (let i = 0; i < C.length; i++) { e = Math.max(e, Math.abs(C[i] - ref[i])); s = Math.max(s, Math.abs(ref[i])); } return e / s; };
+  const prev = configureLinalg({ engine: 'ort', minMacs: 0, precision: 'f64' });
+  try {
+    const calls = linalgStats.ortCalls;
+    const C64 = matmul(A, B, r, k, c);
+    assert.equal(linalgStats.ortCalls, calls + 1, 'ran on ONNX Runtime');
+    assert.ok(relErr(C64) < 1e-12, `f64 ${relErr(C64)}`);
+    configureLinalg({ precision: 'f32' });
+    const C32 = matmul(A, B, r, k, c);
+    assert.ok(relErr(C32) < 1e-5 && relErr(C32) > 1e-12, `f32 ${relErr(C32)} (rounded, so not exact)`);
+    // The map products themselves: W·T and Tᵀ·W with a soft, rectangular map.
+    configureLinalg({ precision: 'f64' });
+    const plan = Float64Array.from({ length: k * c }, () => rand());
+    const sum = plan.reduce((s, v) => s + v, 0);
+    const map: TMap = { plan: plan.map((v) => v / sum), n: k, m: c };
+    const W = A;
+    const viaOrt = [alignInput(W, r, map, k).W, alignOutput(B.slice(0, k * 7), 7, map, 'cols')];
+    configureLinalg({ engine: 'js' });
+    const viaJs = [alignInput(W, r, map, k).W, alignOutput(B.slice(0, k * 7), 7, map, 'cols')];
+    for (let q = 0; q < 2; q++) for (let i = 0; i < viaJs[q].length; i++) assert.ok(Math.abs(viaOrt[q][i] - viaJs[q][i]) < 1e-12 * (1 + Math.abs(viaJs[q][i])));
+  } finally {
+    configureLinalg(prev);
+  }
+});
+
+test('models can be written with external data next to them and read back bit-identical', async () => {
+  const fs = await import('node:fs');
+  const { saveWithExternalData, saveModelAuto, inlineDataBytes } = await import('../../worker/onnx/external');
+  const { tempDir } = await import('../helpers');
+  const src = loadModel(path.join(VIT, 'vit48_s10.onnx'));
+  const dir = tempDir();
+  const target = path.join(dir, 'm.onnx');
+  const data = saveWithExternalData(src, target);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['m.onnx', 'm.onnx.data'], 'no temp files left');
+  assert.equal(data, path.join(dir, 'm.onnx.data'));
+  assert.ok(fs.statSync(target).size < 100_000, `weights left the protobuf (${fs.statSync(target).size} bytes)`);
+  assert.ok(fs.statSync(data).size >= inlineDataBytes(src) * 0.9);
+  const back = loadModel(target);
+  let compared = 0;
+  for (const name of src.initializerNames()) {
+    assert.deepEqual(back.getInitializer(name).data, src.getInitializer(name).data, name);
+    compared++;
+  }
+  assert.ok(compared > 30);
+  assert.ok(src.graph.initializer!.every((t) => (t.externalData ?? []).length === 0), 'the source model is unchanged');
+  // Small models stay inline.
+  assert.deepEqual(saveModelAuto(src, path.join(dir, 'inline.onnx')), [path.join(dir, 'inline.onnx')]);
+});
