@@ -36,3 +36,82 @@ export function runCliWatched(args: string[], options: { timeoutMs?: number; cwd
 export function hasStackTrace(text: string): boolean {
   return /^\s+at .+:\d+:\d+\)?$/m.test(text);
 }
+
+/** A tiny classifier over a wide input: x [N, …sample] → mean → × w [1, 10] + b → logits [N, 10]. */
+export function wideModel(file: string, width: number | number[]): void {
+  const sample = typeof width === 'number' ? [width] : width;
+  const axes = sample.map((_, i) => i + 1);
+  const vi = (name: string, dims: (number | string)[]) => onnx.ValueInfoProto.create({
+    name, type: { tensorType: { elemType: 1, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
+  });
+  const tensor = (name: string, dims: number[], values: number[]) => onnx.TensorProto.create({ name, dims, dataType: 1, rawData: new Uint8Array(Float32Array.from(values).buffer) });
+  const graph = onnx.GraphProto.create({
+    name: 'wide',
+    node: [
+      { opType: 'ReduceMean', input: ['x'], output: ['m0'], name: 'mean', attribute: [{ name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: axes }] },
+      { opType: 'Reshape', input: ['m0', 'shape'], output: ['m'], name: 'flatten' },
+      { opType: 'MatMul', input: ['m', 'w'], output: ['mw'], name: 'scale' },
+      { opType: 'Add', input: ['mw', 'b'], output: ['logits'], name: 'bias' },
+    ],
+    initializer: [tensor('w', [1, 10], [1, -1, 2, -2, 0.5, -0.5, 3, -3, 0, 1]), tensor('b', [10], [0, 0.1, 0, 0.2, 0, 0.3, 0, 0.4, 0, 0.5]),
+      onnx.TensorProto.create({ name: 'shape', dims: [2], dataType: 7, rawData: new Uint8Array(BigInt64Array.from([-1n, 1n]).buffer) })],
+    input: [vi('x', ['N', ...sample])],
+    output: [vi('logits', ['N', 10])],
+  });
+  const proto = onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph, producerName: 'otfuse-test' });
+  fs.writeFileSync(file, onnx.ModelProto.encode(proto).finish());
+}
+
+function npyHeader(descr: string, shape: number[]): Buffer {
+  const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n';
+  const out = Buffer.alloc(10 + header.length);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0], 0);
+  out.writeUInt16LE(header.length, 8);
+  out.write(header, 10, 'latin1');
+  return out;
+}
+
+export interface NpzMember { name: string; descr: string; shape: number[]; /** Bytes of the data, produced chunk by chunk. */ chunks: () => Iterable<Uint8Array> }
+
+/** Writes a deflated .npz without ever holding a member's data whole (for multi-GB test files). */
+export async function writeDeflatedNpz(file: string, members: NpzMember[]): Promise<void> {
+  const zlib = await import('node:zlib');
+  const out = fs.openSync(file, 'w');
+  let offset = 0;
+  const central: Buffer[] = [];
+  const write = (b: Uint8Array) => { fs.writeSync(out, b, 0, b.length, offset); offset += b.length; };
+  for (const m of members) {
+    const name = Buffer.from(`${m.name}.npy`);
+    const localOffset = offset;
+    write(Buffer.alloc(30 + name.length)); // patched below
+    const deflate = zlib.createDeflateRaw({ level: 6 });
+    let crc = 0;
+    let size = 0;
+    let comp = 0;
+    deflate.on('data', (c: Buffer) => { write(c); comp += c.length; });
+    const done = new Promise<void>((resolve, reject) => { deflate.on('end', resolve); deflate.on('error', reject); });
+    const feed = (b: Uint8Array) => new Promise<void>((resolve) => { crc = zlib.crc32(b, crc); size += b.length; if (deflate.write(b)) resolve(); else deflate.once('drain', resolve); });
+    await feed(npyHeader(m.descr, m.shape));
+    for (const c of m.chunks()) await feed(c);
+    deflate.end();
+    await done;
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0); local.writeUInt16LE(20, 4); local.writeUInt16LE(8, 8);
+    local.writeUInt32LE(crc >>> 0, 14); local.writeUInt32LE(comp, 18); local.writeUInt32LE(size, 22); local.writeUInt16LE(name.length, 26);
+    fs.writeSync(out, Buffer.concat([local, name]), 0, 30 + name.length, localOffset);
+    const c = Buffer.alloc(46);
+    c.writeUInt32LE(0x02014b50, 0); c.writeUInt16LE(20, 4); c.writeUInt16LE(20, 6); c.writeUInt16LE(8, 10);
+    c.writeUInt32LE(crc >>> 0, 16); c.writeUInt32LE(comp, 20); c.writeUInt32LE(size, 24); c.writeUInt16LE(name.length, 28); c.writeUInt32LE(localOffset, 42);
+    central.push(c, name);
+  }
+  const cd = Buffer.concat(central);
+  const cdOffset = offset;
+  write(cd);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0); end.writeUInt16LE(members.length, 8); end.writeUInt16LE(members.length, 10);
+  end.writeUInt32LE(cd.length, 12); end.writeUInt32LE(cdOffset, 16);
+  write(end);
+  fs.closeSync(out);
+}

@@ -12,6 +12,8 @@ export interface OpenedFile {
   fd: number;
   size: number;
   file: string;
+  /** Set once closed: a descriptor number is reused by the next open, so it must never be closed twice. */
+  closed?: boolean;
 }
 
 function kindOf(st: fs.Stats): string {
@@ -47,6 +49,7 @@ export function openRegular(file: string, code: ErrorCode, what = 'file'): Opene
 
 /** Reads exactly `length` bytes at `position`, or fails naming the file (a short read means a truncated file). */
 export function readExactly(opened: OpenedFile, length: number, position: number, code: ErrorCode, what = 'file'): Uint8Array {
+  if (opened.closed) throw new OtfuseError('INTERNAL', `${what}: read after close`, { file: opened.file });
   if (!Number.isSafeInteger(length) || length < 0 || !Number.isSafeInteger(position) || position < 0 || position + length > opened.size) {
     throw new OtfuseError(code, `${what}: ${length} bytes at offset ${position} do not fit the file (${opened.size} bytes; truncated?)`, { file: opened.file });
   }
@@ -66,7 +69,8 @@ export function readExactly(opened: OpenedFile, length: number, position: number
 }
 
 export function closeQuietly(opened: OpenedFile | undefined): void {
-  if (!opened) return;
+  if (!opened || opened.closed) return;
+  opened.closed = true;
   try { fs.closeSync(opened.fd); } catch { /* already closed */ }
 }
 
