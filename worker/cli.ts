@@ -213,7 +213,8 @@ export function formatRun(result: FuseResult): string {
   const rows = r.metrics.map((m) => [m.label, m.accuracy === undefined ? '—' : `${(m.accuracy * 100).toFixed(2)} %`, m.loss === undefined ? '—' : m.loss.toFixed(4)]);
   const table = rows.length ? formatTable(['model', 'accuracy', 'loss'], rows) : '(evaluation skipped)';
   const timings = Object.entries(r.timings).map(([stage, s]) => `  ${stage.padEnd(14)} ${s.toFixed(2)} s`).join('\n');
-  return [`run         ${result.runDir}`, `fused model ${r.fusedModel}`, `anchor      ${r.anchor}`, '', table, '', 'wall time per stage', timings].join('\n');
+  const warnings = (r.warnings ?? []).map((w) => `warning: ${w}`);
+  return [`run         ${result.runDir}`, `fused model ${r.fusedModel}`, `anchor      ${r.anchor}`, ...(warnings.length ? ['', ...warnings] : []), '', table, '', 'wall time per stage', timings].join('\n');
 }
 
 export function formatTable(header: string[], rows: string[][]): string {
