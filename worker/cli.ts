@@ -286,7 +286,8 @@ main(process.argv.slice(2)).then(
     const info = toErrorInfo(err);
     if (process.argv.includes('--json')) console.log(JSON.stringify({ error: info }, null, 2));
     console.error(`otfuse: error: ${info.message}`);
-    if (info.code === 'INTERNAL' && err instanceof Error && err.stack) console.error(err.stack);
+    if (process.env.OTFUSE_DEBUG === '1' && err instanceof Error && err.stack) console.error(err.stack);
+    else if (info.code === 'INTERNAL') console.error('otfuse: this looks like a bug; run with OTFUSE_DEBUG=1 for a stack trace and report it');
     process.exitCode = info.code === 'BAD_USAGE' ? 2 : 1;
   },
 );

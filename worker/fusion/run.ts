@@ -5,7 +5,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { OtfuseError, throwIfCancelled } from '../errors';
 import { loadModel, OnnxModel } from '../onnx/model';
-import { writeDirAtomic, writeFileAtomic } from '../onnx/atomic';
+import { cleanStaleTemps, writeDirAtomic, writeFileAtomic } from '../onnx/atomic';
 import { openDataset, type Dataset } from '../data/dataset';
 import { evaluateModel } from '../runtime/evaluate';
 import { finetuneModel } from '../train/finetune';
@@ -256,6 +256,8 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   const trainSet = request.finetune ? openDataset(request.finetune.data) : undefined;
   preflight({ inputs: files, output: request.output, runsDir, model: models[0], labelled: [evalSet, trainSet] });
   trainSet?.close();
+  // Hidden temp folders of runs that were killed (their process is gone) are removed.
+  cleanStaleTemps(runsDir);
   let id = `${stamp()}-${name}`;
   for (let i = 2; fs.existsSync(path.join(runsDir, id)); i++) id = `${stamp()}-${name}-${i}`;
   const runDir = path.join(runsDir, id);
