@@ -8,6 +8,7 @@ import { describeProvider, ProviderChoice } from './runtime/providers';
 import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str } from './cli/args';
 import { ProgressBar } from './cli/progress';
 import { validateRecipe } from './fusion/recipe';
+import { readRegularFile } from './onnx/files';
 
 const VERSION = '0.1.0';
 const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
@@ -157,7 +158,7 @@ function recipeFrom(args: ParsedArgs): FuseRecipe {
   let recipe: FuseRecipe = {};
   if (file) {
     try {
-      recipe = JSON.parse(fs.readFileSync(file, 'utf8')) as FuseRecipe;
+      recipe = JSON.parse(Buffer.from(readRegularFile(file, 'BAD_USAGE', 'recipe', 1 << 20)).toString('utf8')) as FuseRecipe;
     } catch (err) {
       throw new OtfuseError('BAD_USAGE', `cannot read recipe: ${(err as Error).message}`, { file });
     }
