@@ -3,7 +3,7 @@
 import * as vscode from 'vscode';
 import type { HostToWebview, LiveState, MapPayload, WebviewToHost } from '../webview/protocol';
 import { mapsPath, readRun, RunEntry } from './runs';
-import { downsample, MapsFile } from './safetensors';
+import { MapsFile } from './safetensors';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 
 const THUMB = 96;
@@ -92,8 +92,7 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
       for (const layer of entry.record.layers) {
         if (token !== this.generation) return; // another run was selected meanwhile
         if (!maps.header[layer.tensor]) continue;
-        const { rows, cols, data } = await maps.readAsync(layer.tensor);
-        batch.push(downsample(layer.tensor, rows, cols, data, THUMB));
+        batch.push(await maps.downsampledAsync(layer.tensor, THUMB));
         if (batch.length >= 8) { this.post({ type: 'thumbnails', runDir: entry.dir, maps: batch }); batch = []; }
       }
       if (batch.length) this.post({ type: 'thumbnails', runDir: entry.dir, maps: batch });
@@ -107,8 +106,7 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
     const file = entry && mapsPath(entry);
     if (!entry || !file) return;
     try {
-      const { rows, cols, data } = await MapsFile.open(file).readAsync(tensor);
-      this.post({ type: 'map', runDir: entry.dir, map: downsample(tensor, rows, cols, data, DETAIL) });
+      this.post({ type: 'map', runDir: entry.dir, map: await MapsFile.open(file).downsampledAsync(tensor, DETAIL) });
     } catch (err) {
       this.log.error(`reading map '${tensor}' from ${file}: ${err instanceof Error ? err.message : err}`);
     }

@@ -7,6 +7,7 @@ import type { DataArg, EvaluateResult, FinetuneResult, FuseRecipe, FuseResult, R
 import type { EngineHost } from './engineHost';
 import type { JobRunner } from './jobs';
 import { pct, readRun, runPath, runsFolder, writeRun } from './runs';
+import { isRunFolder } from '../worker/onnx/files';
 import type { RunsTree } from './runs';
 import type { AlignmentView } from './alignmentView';
 
@@ -351,7 +352,8 @@ export function registerCommands(d: Deps): vscode.Disposable[] {
 
   async function deleteRun(arg?: unknown, _b?: unknown, options: { confirm?: boolean } = {}): Promise<boolean> {
     const dir = dirOf(arg);
-    if (!dir || !fs.existsSync(path.join(dir, 'run.json'))) return false;
+    // Only a real otfuse run folder inside the runs folder (never any folder that happens to hold a run.json).
+    if (!dir || !isRunFolder(dir, path.dirname(dir))) return false;
     if (options.confirm !== false) {
       const ok = await vscode.window.showWarningMessage(`Delete run '${path.basename(dir)}' and its files?`, { modal: true }, 'Delete');
       if (ok !== 'Delete') return false;

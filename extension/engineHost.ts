@@ -1,5 +1,5 @@
 // Owns the engine worker process: started lazily on first use, a clear error (and a fresh worker on the next
-// call) when it dies, disposed on deactivate.
+// call) when it dies or stops answering (the client's heartbeat watchdog), disposed on deactivate.
 import * as vscode from 'vscode';
 import path from 'node:path';
 import { EngineClient } from '../worker/client';
@@ -24,6 +24,9 @@ export class EngineHost implements vscode.Disposable {
         hostScript: path.join(this.context.extensionPath, 'dist', 'host.js'),
         env,
         onLog: (line) => this.log.info(`[worker] ${line}`),
+        // Watchdog restarts (stuck worker, cancel that did not stop, memory left high): logged; the call's own
+        // error tells the user why it ended.
+        onRecycle: (reason) => this.log.warn(`engine worker restarted: ${reason}`),
         onCrash: (reason) => {
           this.crashCount++;
           this.log.error(`engine worker stopped: ${reason}`);

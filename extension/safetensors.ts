@@ -1,7 +1,15 @@
 // Reads transport maps from maps.safetensors (8-byte little-endian header length N, N bytes of JSON header,
 // then raw little-endian data) and down-samples them for the canvas. Pure functions plus one file reader.
+// A maps file comes from a workspace that may be untrusted: every header entry is checked against the file size
+// before anything is allocated, and reading + down-sampling run on a worker thread, never on the extension host's.
 import fs from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import type { MapPayload } from '../webview/protocol';
+
+/** The largest map read (elements): 8192² (256 MiB of float32); real maps are at most a few thousand per side. */
+export const MAX_MAP_ELEMENTS = 8192 * 8192;
+/** The longest JSON header read. */
+const MAX_HEADER_BYTES = 16 * 2 ** 20;
 
 export interface TensorEntry {
   dtype: string;
@@ -26,39 +34,75 @@ export function parseHeader(bytes: Uint8Array): { header: SafetensorsHeader; dat
 export class MapsFile {
   private constructor(private readonly file: string, readonly header: SafetensorsHeader, private readonly dataStart: number) {}
 
+  private size = 0;
+
   static open(file: string): MapsFile {
-    const fd = fs.openSync(file, 'r');
+    // Non-blocking open + regular-file check: a FIFO or device named maps.safetensors cannot hang the host.
+    const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
     try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw new Error(`${file}: not a regular file`);
+      const size = st.size;
+      if (size < 8) throw new Error(`${file}: safetensors file is too short (${size} bytes)`);
       const lenBuf = Buffer.alloc(8);
       fs.readSync(fd, lenBuf, 0, 8, 0);
       const n = Number(lenBuf.readBigUInt64LE(0));
-      const size = fs.fstatSync(fd).size;
-      if (n <= 0 || 8 + n > size) throw new Error(`${file}: safetensors header length ${n} does not fit the file (${size} bytes)`);
+      if (n <= 0 || n > MAX_HEADER_BYTES || 8 + n > size) throw new Error(`${file}: safetensors header length ${n} does not fit the file (${size} bytes)`);
       const head = Buffer.alloc(8 + n);
-      fs.readSync(fd, head, 0, 8 + n, 0);
+      if (fs.readSync(fd, head, 0, 8 + n, 0) !== 8 + n) throw new Error(`${file}: short read of the safetensors header`);
       const { header, dataStart } = parseHeader(head);
-      return new MapsFile(file, header, dataStart);
+      const maps = new MapsFile(file, header, dataStart);
+      maps.size = size;
+      for (const key of Object.keys(header)) maps.check(key);
+      return maps;
     } finally {
       fs.closeSync(fd);
     }
   }
 
-  private locate(key: string) {
-    const entry = this.header[key];
-    if (!entry) throw new Error(`${this.file}: no tensor '${key}'`);
-    if (entry.dtype !== 'F32') throw new Error(`${this.file}: tensor '${key}' is ${entry.dtype}, expected F32`);
-    const [start, end] = entry.data_offsets;
+  /** Validates one entry against the file: dtype, shape, offsets inside the data section, bytes = shape. */
+  private check(key: string): { rows: number; cols: number; position: number; bytes: number } {
+    const entry = this.header[key] as Partial<TensorEntry> | undefined;
+    if (!entry || typeof entry !== 'object') throw new Error(`${this.file}: no tensor '${key}'`);
+    const bad = (why: string) => new Error(`${this.file}: tensor '${key}' ${why}`);
+    if (!Array.isArray(entry.shape) || entry.shape.length > 2 || entry.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw bad(`has an invalid shape ${JSON.stringify(entry.shape)}`);
+    const offsets = entry.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1]) throw bad(`has invalid data_offsets ${JSON.stringify(offsets)}`);
+    const [start, end] = offsets;
+    if (this.dataStart + end > this.size) throw bad(`data [${start}, ${end}) lies past the end of the file (${this.size - this.dataStart} data bytes)`);
     const rows = entry.shape[0] ?? 1;
     const cols = entry.shape.length > 1 ? entry.shape[1] : 1;
-    if (end - start !== rows * cols * 4) throw new Error(`${this.file}: tensor '${key}' has ${end - start} bytes for shape [${entry.shape}]`);
-    return { rows, cols, position: this.dataStart + start, data: new Float32Array(rows * cols) };
+    const width = entry.dtype === 'F32' ? 4 : entry.dtype === 'F64' || entry.dtype === 'I64' ? 8 : entry.dtype === 'F16' || entry.dtype === 'BF16' ? 2 : 0;
+    if (width && end - start !== rows * cols * width) throw bad(`has ${end - start} bytes for shape [${entry.shape}] of ${entry.dtype}`);
+    return { rows, cols, position: this.dataStart + start, bytes: end - start };
+  }
+
+  private target(key: string) {
+    const { rows, cols, position } = this.check(key);
+    const entry = this.header[key];
+    if (entry.dtype !== 'F32') throw new Error(`${this.file}: tensor '${key}' is ${entry.dtype}, expected F32`);
+    if (rows * cols > MAX_MAP_ELEMENTS) throw new Error(`${this.file}: tensor '${key}' of [${rows}, ${cols}] is larger than a transport map can be`);
+    return { rows, cols, position };
+  }
+
+  private locate(key: string) {
+    const { rows, cols, position } = this.target(key);
+    return { rows, cols, position, data: new Float32Array(rows * cols) };
+  }
+
+  /** Reads one map and down-samples it on a worker thread (the extension host's thread stays free). */
+  async downsampledAsync(key: string, maxSide: number): Promise<MapPayload> {
+    const { rows, cols, position } = this.target(key);
+    return offThread({ file: this.file, position, rows, cols, tensor: key, maxSide });
   }
 
   read(key: string): { rows: number; cols: number; data: Float32Array } {
     const { rows, cols, position, data } = this.locate(key);
     const bytes = new Uint8Array(data.buffer); // little-endian host (x64, arm64), as the file
     const fd = fs.openSync(this.file, 'r');
-    try { fs.readSync(fd, bytes, 0, bytes.length, position); } finally { fs.closeSync(fd); }
+    try {
+      if (fs.readSync(fd, bytes, 0, bytes.length, position) !== bytes.length) throw new Error(`${this.file}: tensor '${key}' is truncated`);
+    } finally { fs.closeSync(fd); }
     return { rows, cols, data };
   }
 
@@ -66,7 +110,10 @@ export class MapsFile {
   async readAsync(key: string): Promise<{ rows: number; cols: number; data: Float32Array }> {
     const { rows, cols, position, data } = this.locate(key);
     const handle = await fs.promises.open(this.file, 'r');
-    try { await handle.read(new Uint8Array(data.buffer), 0, data.byteLength, position); } finally { await handle.close(); }
+    try {
+      const { bytesRead } = await handle.read(new Uint8Array(data.buffer), 0, data.byteLength, position);
+      if (bytesRead !== data.byteLength) throw new Error(`${this.file}: tensor '${key}' is truncated`);
+    } finally { await handle.close(); }
     return { rows, cols, data };
   }
 }
@@ -96,4 +143,56 @@ export function downsample(tensor: string, rows: number, cols: number, data: Flo
   for (const v of out) { if (v < min) min = v; if (v > max) max = v; }
   if (!Number.isFinite(min)) { min = 0; max = 0; }
   return { tensor, rows, cols, outRows, outCols, data: out, min, max };
+}
+
+interface MapJob { file: string; position: number; rows: number; cols: number; tensor: string; maxSide: number }
+
+let thread: { worker: Worker; next: number; pending: Map<number, { resolve: (p: MapPayload) => void; reject: (e: Error) => void }> } | undefined;
+
+/** One lazily started worker thread reads and down-samples maps; its code is `downsample` itself plus a reader. */
+function offThread(job: MapJob): Promise<MapPayload> {
+  if (!thread) {
+    const source = `const { parentPort } = require('node:worker_threads');
+      const fs = require('node:fs');
+      const downsample = ${downsample.toString()};
+      parentPort.on('message', ({ id, job }) => {
+        try {
+          const data = new Float32Array(job.rows * job.cols);
+          const fd = fs.openSync(job.file, 'r');
+          try {
+            const n = fs.readSync(fd, new Uint8Array(data.buffer), 0, data.byteLength, job.position);
+            if (n !== data.byteLength) throw new Error(job.file + ": tensor '" + job.tensor + "' is truncated");
+          } finally { fs.closeSync(fd); }
+          const payload = downsample(job.tensor, job.rows, job.cols, data, job.maxSide);
+          parentPort.postMessage({ id, payload }, [payload.data.buffer]);
+        } catch (err) {
+          parentPort.postMessage({ id, error: String(err && err.message || err) });
+        }
+      });`;
+    const worker = new Worker(source, { eval: true });
+    worker.unref();
+    const state = { worker, next: 0, pending: new Map<number, { resolve: (p: MapPayload) => void; reject: (e: Error) => void }>() };
+    worker.on('message', (m: { id: number; payload?: MapPayload; error?: string }) => {
+      const p = state.pending.get(m.id);
+      state.pending.delete(m.id);
+      if (!state.pending.size) worker.unref();
+      if (m.error !== undefined) p?.reject(new Error(m.error));
+      else p?.resolve(m.payload!);
+    });
+    const fail = (err: Error) => {
+      for (const p of [...state.pending.values()]) p.reject(err);
+      state.pending.clear();
+      if (thread === state) thread = undefined;
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the maps reader thread exited (${code})`)));
+    thread = state;
+  }
+  const state = thread;
+  return new Promise((resolve, reject) => {
+    const id = ++state.next;
+    state.pending.set(id, { resolve, reject });
+    state.worker.ref(); // kept alive while a job is pending
+    state.worker.postMessage({ id, job });
+  });
 }

@@ -11,6 +11,7 @@ import { analyzeAlignment } from './graph/summary';
 import { checkCompatibility, type CompatibilityReport } from './graph/compat';
 import { fuseModels } from './fusion/run';
 import { finetuneModel } from './train/finetune';
+import { checkRequestNumbers } from './numbers';
 
 export * from './types';
 export type { CompatibilityReport, ModelCheck } from './graph/compat';
@@ -39,6 +40,7 @@ export const engine: EngineApi = {
   check: async (request) => checkCompatibility(request.models),
 
   async evaluate(request, context = {}) {
+    checkRequestNumbers(request);
     const model = loadModel(request.model);
     const dataset = openDataset(request.data);
     context.onProgress?.({ stage: 'evaluate', message: `evaluating ${path.basename(request.model)}`, done: 0, total: Math.min(request.limit ?? dataset.size, dataset.size) });
@@ -52,6 +54,7 @@ export const engine: EngineApi = {
     return { model: request.model, ...result };
   },
 
-  fuse: (request, context = {}) => fuseModels(request, context),
-  finetune: (request, context = {}) => finetuneModel(request, context),
+  // Numbers are checked on entry (the extension calls here without the CLI's flag checks).
+  fuse: async (request, context = {}) => { checkRequestNumbers(request); return fuseModels(request, context); },
+  finetune: async (request, context = {}) => { checkRequestNumbers(request); return finetuneModel(request, context); },
 };

@@ -8,6 +8,7 @@ import { describeProvider, ProviderChoice } from './runtime/providers';
 import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str } from './cli/args';
 import { ProgressBar } from './cli/progress';
 import { recipeFlags, recipeUsage, validateRecipe } from './fusion/recipe';
+import { readRegularFile } from './onnx/files';
 
 const VERSION = '0.1.0';
 const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
@@ -165,7 +166,7 @@ function recipeFrom(args: ParsedArgs): FuseRecipe {
   let recipe: FuseRecipe = {};
   if (file) {
     try {
-      recipe = JSON.parse(fs.readFileSync(file, 'utf8')) as FuseRecipe;
+      recipe = JSON.parse(Buffer.from(readRegularFile(file, 'BAD_USAGE', 'recipe', 1 << 20)).toString('utf8')) as FuseRecipe;
     } catch (err) {
       throw new OtfuseError('BAD_USAGE', `cannot read recipe: ${(err as Error).message}`, { file });
     }
@@ -220,7 +221,8 @@ export function formatRun(result: FuseResult): string {
   const rows = r.metrics.map((m) => [m.label, m.accuracy === undefined ? '—' : `${(m.accuracy * 100).toFixed(2)} %`, m.loss === undefined ? '—' : m.loss.toFixed(4)]);
   const table = rows.length ? formatTable(['model', 'accuracy', 'loss'], rows) : '(evaluation skipped)';
   const timings = Object.entries(r.timings).map(([stage, s]) => `  ${stage.padEnd(14)} ${s.toFixed(2)} s`).join('\n');
-  return [`run         ${result.runDir}`, `fused model ${r.fusedModel}`, `anchor      ${r.anchor}`, '', table, '', 'wall time per stage', timings].join('\n');
+  const warnings = (r.warnings ?? []).map((w) => `warning: ${w}`);
+  return [`run         ${result.runDir}`, `fused model ${r.fusedModel}`, `anchor      ${r.anchor}`, ...(warnings.length ? ['', ...warnings] : []), '', table, '', 'wall time per stage', timings].join('\n');
 }
 
 export function formatTable(header: string[], rows: string[][]): string {
@@ -292,7 +294,8 @@ main(process.argv.slice(2)).then(
     const info = toErrorInfo(err);
     if (process.argv.includes('--json')) console.log(JSON.stringify({ error: info }, null, 2));
     console.error(`otfuse: error: ${info.message}`);
-    if (info.code === 'INTERNAL' && err instanceof Error && err.stack) console.error(err.stack);
+    if (process.env.OTFUSE_DEBUG === '1' && err instanceof Error && err.stack) console.error(err.stack);
+    else if (info.code === 'INTERNAL') console.error('otfuse: this looks like a bug; run with OTFUSE_DEBUG=1 for a stack trace and report it');
     process.exitCode = info.code === 'BAD_USAGE' ? 2 : 1;
   },
 );

@@ -1,11 +1,14 @@
 // Starts the worker process lazily and offers the same EngineApi as the in-process engine. A crash of the worker
-// rejects the calls in flight with WORKER_CRASHED; the next call starts a fresh worker.
+// rejects the calls in flight with WORKER_CRASHED; the next call starts a fresh worker. A watchdog listens to the
+// worker's heartbeat: a worker that stops beating (blocked in synchronous work, hung) is killed and the caller
+// told why; a cancelled call that does not stop within a grace period is ended the same way; and a worker left
+// holding much memory after a failed call is recycled.
 import { fork, ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import * as Comlink from 'comlink';
 import { OtfuseError, fromErrorInfo } from './errors';
 import type { EngineApi } from './api';
-import { Envelope, EngineMethod, HostApi, processEndpoint } from './ipc';
+import { Envelope, EngineMethod, HEARTBEAT_ENV, HostApi, Outcome, TestHook, processEndpoint } from './ipc';
 import type { JobContext, ProgressEvent } from './types';
 
 export interface EngineClientOptions {
@@ -18,13 +21,29 @@ export interface EngineClientOptions {
   onCrash?: (reason: string) => void;
   /** Receives the worker's stderr/stdout lines (for an output channel). */
   onLog?: (line: string) => void;
+  /** Heartbeat period of the worker (default 1 s). */
+  heartbeatMs?: number;
+  /** A worker silent for this long is killed and restarted (default 120 s: long enough for any synchronous step). */
+  deadlineMs?: number;
+  /** After a cancel, a call that has not ended within this time is ended by restarting the worker (default 10 s). */
+  cancelGraceMs?: number;
+  /** After a failed call, a worker above this resident memory is recycled (default 1.5 GiB). */
+  recycleAboveBytes?: number;
+  /** Told when the client restarts the worker on its own (watchdog, cancel, recycle). */
+  onRecycle?: (reason: string) => void;
 }
+
+export const WATCHDOG_DEFAULTS = { heartbeatMs: 1000, deadlineMs: 120_000, cancelGraceMs: 10_000, recycleAboveBytes: 1.5 * 2 ** 30 };
 
 interface Worker {
   child: ChildProcess;
   remote: Comlink.Remote<HostApi>;
   exited: Promise<string>;
   progress: Map<string, (event: ProgressEvent) => void>;
+  lastBeat: number;
+  rss: number;
+  /** Why the client itself killed this worker (so calls in flight get that reason, not "killed by SIGKILL"). */
+  killedBecause?: { code: 'WORKER_CRASHED' | 'CANCELLED'; message: string };
 }
 
 let jobCounter = 0;
@@ -41,6 +60,15 @@ export class EngineClient implements EngineApi {
 
   get running(): boolean {
     return this.worker !== undefined;
+  }
+
+  private get settings() {
+    return { ...WATCHDOG_DEFAULTS, ...Object.fromEntries(Object.entries(this.options).filter(([, v]) => v !== undefined)) } as typeof WATCHDOG_DEFAULTS;
+  }
+
+  /** Resident memory of the worker at its last heartbeat (bytes), if running. */
+  get workerRss(): number | undefined {
+    return this.worker?.rss;
   }
 
   providers(choice?: Parameters<EngineApi['providers']>[0]) { return this.invoke('providers', choice) as ReturnType<EngineApi['providers']>; }
@@ -62,6 +90,11 @@ export class EngineClient implements EngineApi {
     await worker.exited;
   }
 
+  /** Test hook (needs OTFUSE_TEST_HOOKS=1 in the worker's env): runs a hook as a call, under the watchdog. */
+  hookForTest(hook: TestHook, context: JobContext = {}): Promise<unknown> {
+    return this.invoke('providers', hook, context, (remote, jobId) => remote.hookForTest(jobId, hook));
+  }
+
   /** Stops the worker (e.g. to cancel everything, or on deactivate). */
   async restart(): Promise<void> {
     const worker = this.worker;
@@ -77,24 +110,58 @@ export class EngineClient implements EngineApi {
     this.worker = undefined;
   }
 
-  private async invoke(method: EngineMethod, request: unknown, context: JobContext = {}): Promise<unknown> {
+  private async invoke(method: EngineMethod, request: unknown, context: JobContext = {}, via?: (remote: Comlink.Remote<HostApi>, jobId: string) => Promise<Outcome<unknown>>): Promise<unknown> {
     if (context.signal?.aborted) throw new OtfuseError('CANCELLED', 'cancelled by the user');
     const worker = this.start();
     const jobId = `${process.pid}-${++jobCounter}`;
     if (context.onProgress) worker.progress.set(jobId, context.onProgress);
-    const onAbort = () => { void worker.remote.cancel(jobId); };
+    let grace: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      void worker.remote.cancel(jobId);
+      // A worker busy in synchronous work never sees the cancel: end the call by restarting the worker.
+      grace = setTimeout(() => this.kill(worker, 'CANCELLED', `cancelled by the user (the worker did not stop within ${this.settings.cancelGraceMs / 1000} s, so it was restarted)`), this.settings.cancelGraceMs);
+    };
     context.signal?.addEventListener('abort', onAbort);
+    let outcome: Outcome<unknown>;
     try {
-      const outcome = await Promise.race([
-        worker.remote.call(jobId, method, request),
-        worker.exited.then((reason) => { throw crashed(reason); }),
+      outcome = await Promise.race([
+        via ? via(worker.remote, jobId) : worker.remote.call(jobId, method, request),
+        worker.exited.then((reason) => {
+          if (worker.killedBecause) throw new OtfuseError(worker.killedBecause.code, worker.killedBecause.message);
+          throw crashed(reason);
+        }),
       ]);
-      if (!outcome.ok) throw fromErrorInfo(outcome.error);
-      return outcome.value;
     } finally {
+      if (grace) clearTimeout(grace);
       worker.progress.delete(jobId);
       context.signal?.removeEventListener('abort', onAbort);
     }
+    if (!outcome.ok) {
+      await this.recycleIfBloated(worker);
+      throw fromErrorInfo(outcome.error);
+    }
+    return outcome.value;
+  }
+
+  /** After a failed call: a worker still holding much memory (an out-of-memory failure, a huge input) is replaced. */
+  private async recycleIfBloated(worker: Worker): Promise<void> {
+    if (this.worker !== worker) return;
+    let rss = worker.rss;
+    try {
+      rss = (await Promise.race([worker.remote.ping(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000))])).memory;
+    } catch { /* use the last heartbeat */ }
+    if (rss > this.settings.recycleAboveBytes) {
+      this.kill(worker, 'WORKER_CRASHED', `the worker was recycled after a failed call left it holding ${Math.round(rss / 2 ** 20)} MiB`);
+    }
+  }
+
+  /** Kills a worker on the client's own initiative; its calls in flight fail with `code` and `message`. */
+  private kill(worker: Worker, code: 'WORKER_CRASHED' | 'CANCELLED', message: string): void {
+    if (worker.killedBecause) return;
+    worker.killedBecause = { code, message };
+    if (this.worker === worker) this.worker = undefined;
+    this.options.onRecycle?.(message);
+    worker.child.kill('SIGKILL');
   }
 
   private start(): Worker {
@@ -104,7 +171,7 @@ export class EngineClient implements EngineApi {
     const child = fork(script, [], {
       execPath: this.options.execPath ?? process.execPath,
       // Transparent huge pages for malloc: large OT buffers (75 MB at 3072²) page-fault ~2× faster with them.
-      env: { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', ...process.env, ...this.options.env, ELECTRON_RUN_AS_NODE: '1' },
+      env: { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', ...process.env, ...this.options.env, ELECTRON_RUN_AS_NODE: '1', [HEARTBEAT_ENV]: String(this.settings.heartbeatMs) },
       serialization: 'advanced',
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
@@ -115,14 +182,27 @@ export class EngineClient implements EngineApi {
     child.on('message', (message: unknown) => {
       const env = message as Envelope;
       if (env?.ch === 'progress') progress.get(env.jobId)?.(env.event);
+      else if (env?.ch === 'beat') { worker.lastBeat = Date.now(); worker.rss = env.rss; }
     });
     const exited = new Promise<string>((resolve) => {
       child.once('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exited with code ${code}`));
       child.once('error', (err) => resolve(`failed to start: ${err.message}`));
     });
-    const worker: Worker = { child, remote: Comlink.wrap<HostApi>(processEndpoint(child)), exited, progress };
+    const worker: Worker = { child, remote: Comlink.wrap<HostApi>(processEndpoint(child)), exited, progress, lastBeat: Date.now(), rss: 0 };
     this.worker = worker;
+    // The watchdog: no heartbeat for deadlineMs means the worker is stuck; it is killed, its calls fail with why.
+    const { deadlineMs, heartbeatMs } = this.settings;
+    const watchdog = setInterval(() => {
+      const silent = Date.now() - worker.lastBeat;
+      if (silent > deadlineMs) {
+        const message = `the otfuse worker stopped answering for ${(silent / 1000).toFixed(1)} s (blocked in synchronous work or hung), so it was killed; the next command starts a new one`;
+        this.kill(worker, 'WORKER_CRASHED', message);
+        if (!this.disposed) this.options.onCrash?.(message);
+      }
+    }, Math.max(50, Math.min(heartbeatMs, deadlineMs / 4)));
+    watchdog.unref();
     void exited.then((reason) => {
+      clearInterval(watchdog);
       if (this.worker === worker) {
         this.worker = undefined;
         if (!this.disposed) this.options.onCrash?.(reason);

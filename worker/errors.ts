@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'MISMATCH' // models that cannot be fused together
   | 'PROVIDER' // execution provider unavailable
   | 'NUMERIC' // NaN/Inf or diverging numbers
+  | 'IO' // the file system refused: no space, read-only, permission denied, quota
   | 'CANCELLED'
   | 'WORKER_CRASHED'
   | 'INTERNAL';
@@ -40,18 +41,54 @@ export class OtfuseError extends Error implements ErrorInfo {
   }
 }
 
-/** Turns anything thrown into an ErrorInfo that can cross a process boundary. */
+export const ERROR_CODES: readonly ErrorCode[] = ['BAD_USAGE', 'BAD_MODEL', 'BAD_DATA', 'UNSUPPORTED', 'MISMATCH', 'PROVIDER', 'NUMERIC', 'IO', 'CANCELLED', 'WORKER_CRASHED', 'INTERNAL'];
+
+/** Node's error codes in the documented vocabulary (anything else unexpected is INTERNAL). */
+const NODE_CODES: Record<string, { code: ErrorCode; say: string }> = {
+  ENOSPC: { code: 'IO', say: 'no space left on the device' },
+  EDQUOT: { code: 'IO', say: 'disk quota exceeded' },
+  EROFS: { code: 'IO', say: 'the file system is read-only' },
+  EACCES: { code: 'IO', say: 'permission denied' },
+  EPERM: { code: 'IO', say: 'operation not permitted' },
+  EMFILE: { code: 'IO', say: 'too many open files' },
+  ENFILE: { code: 'IO', say: 'too many open files' },
+  EIO: { code: 'IO', say: 'input/output error' },
+  ENOTEMPTY: { code: 'IO', say: 'the target folder already exists and is not empty' },
+  EEXIST: { code: 'IO', say: 'the target already exists' },
+  EISDIR: { code: 'IO', say: 'is a folder' },
+  ENOTDIR: { code: 'IO', say: 'a part of the path is not a folder' },
+  ENOENT: { code: 'IO', say: 'no such file or folder' },
+  ELOOP: { code: 'IO', say: 'too many levels of symbolic links' },
+  ENAMETOOLONG: { code: 'IO', say: 'the path is too long' },
+  Z_DATA_ERROR: { code: 'BAD_DATA', say: 'corrupt compressed data' },
+  Z_BUF_ERROR: { code: 'BAD_DATA', say: 'truncated compressed data' },
+  ERR_BUFFER_TOO_LARGE: { code: 'BAD_DATA', say: 'the data is too large to hold in memory' },
+  ERR_FS_FILE_TOO_LARGE: { code: 'BAD_DATA', say: 'the file is too large to read' },
+  ERR_STRING_TOO_LONG: { code: 'BAD_DATA', say: 'the text is too large to hold in memory' },
+};
+
+/** Turns anything thrown into an ErrorInfo that can cross a process boundary; the code is always documented. */
 export function toErrorInfo(err: unknown): ErrorInfo {
   if (err instanceof OtfuseError) return err.toInfo();
   if (err && typeof err === 'object' && 'code' in err && 'message' in err && typeof (err as ErrorInfo).message === 'string') {
-    const e = err as ErrorInfo;
-    return { code: (e.code as ErrorCode) ?? 'INTERNAL', message: e.message, file: e.file, node: e.node };
+    const e = err as ErrorInfo & { path?: string; dest?: string };
+    if ((ERROR_CODES as readonly string[]).includes(e.code)) return { code: e.code, message: e.message, file: e.file, node: e.node };
+    const known = NODE_CODES[e.code as string];
+    if (known) {
+      const file = e.file ?? e.path;
+      return { code: known.code, message: file ? `${file}: ${known.say} (${e.code})` : `${known.say} (${e.code})`, file };
+    }
+    const file = e.file ?? e.path;
+    return { code: 'INTERNAL', message: `${file && !e.message.includes(file) ? `${file}: ` : ''}${e.message} (${String(e.code)})`, file };
+  }
+  if (err instanceof RangeError && /Array buffer allocation failed|Invalid typed array length|Invalid array length/.test(err.message)) {
+    return { code: 'BAD_DATA', message: `out of memory: ${err.message} (the input declares more data than fits)` };
   }
   return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
 }
 
 export function fromErrorInfo(info: ErrorInfo): OtfuseError {
-  const e = new OtfuseError(info.code, info.message);
+  const e = new OtfuseError((ERROR_CODES as readonly string[]).includes(info.code) ? info.code : 'INTERNAL', info.message);
   // The message already carries file/node: keep it as it was formatted on the other side.
   Object.assign(e, { file: info.file, node: info.node, message: info.message });
   return e;

@@ -1,8 +1,8 @@
 // Entry point of the worker process: runs the engine and exposes it over comlink on the IPC channel.
 import * as Comlink from 'comlink';
 import { engine, EngineApi } from './api';
-import { toErrorInfo } from './errors';
-import { EngineMethod, HostApi, Outcome, ProgressEnvelope, processEndpoint } from './ipc';
+import { OtfuseError, toErrorInfo } from './errors';
+import { BeatEnvelope, EngineMethod, HEARTBEAT_ENV, HostApi, Outcome, ProgressEnvelope, TestHook, processEndpoint } from './ipc';
 
 if (!process.send) {
   console.error('otfuse worker host must be started with an IPC channel (child_process.fork)');
@@ -10,6 +10,13 @@ if (!process.send) {
 }
 
 const jobs = new Map<string, AbortController>();
+const leaked: Uint8Array[] = [];
+
+// Heartbeat from the event loop: the parent's watchdog kills and restarts a worker whose beats stop.
+const beatMs = Math.max(50, Number(process.env[HEARTBEAT_ENV]) || 1000);
+const beat = () => process.send?.({ ch: 'beat', rss: process.memoryUsage().rss } satisfies BeatEnvelope);
+setInterval(beat, beatMs);
+beat();
 
 const host: HostApi = {
   async call(jobId: string, method: EngineMethod, request: unknown): Promise<Outcome<unknown>> {
@@ -34,6 +41,17 @@ const host: HostApi = {
   },
   async ping() {
     return { pid: process.pid, memory: process.memoryUsage().rss };
+  },
+  async hookForTest(_jobId: string, hook: TestHook): Promise<Outcome<unknown>> {
+    if (process.env.OTFUSE_TEST_HOOKS !== '1') return { ok: false, error: { code: 'BAD_USAGE', message: 'test hooks are disabled' } };
+    if (hook.kind === 'block') {
+      const until = Date.now() + hook.ms;
+      while (Date.now() < until) { /* synchronous work: no beats, no answers */ }
+      return { ok: true, value: null };
+    }
+    // Memory that a failed call leaves behind (touched, so it is resident).
+    for (let i = 0; i < hook.mb; i++) leaked.push(new Uint8Array(2 ** 20).fill(1));
+    return { ok: false, error: toErrorInfo(new OtfuseError('BAD_DATA', `test hook: failed after allocating ${hook.mb} MiB`)) };
   },
   crashForTest() {
     if (process.env.OTFUSE_TEST_HOOKS !== '1') return;

@@ -7,7 +7,16 @@ import type { ProgressEvent } from './types';
 
 export interface RpcEnvelope { ch: 'rpc'; data: unknown }
 export interface ProgressEnvelope { ch: 'progress'; jobId: string; event: ProgressEvent }
-export type Envelope = RpcEnvelope | ProgressEnvelope;
+/** The worker's heartbeat: sent from its event loop, so it stops when the worker is blocked in synchronous work. */
+export interface BeatEnvelope { ch: 'beat'; rss: number }
+export type Envelope = RpcEnvelope | ProgressEnvelope | BeatEnvelope;
+
+/** Environment variable carrying the heartbeat period (ms) to the worker. */
+export const HEARTBEAT_ENV = 'OTFUSE_HEARTBEAT_MS';
+
+/** Test hooks of the worker (enabled only with OTFUSE_TEST_HOOKS=1): block the event loop, or fail a call
+ * after allocating memory that stays referenced. */
+export type TestHook = { kind: 'block'; ms: number } | { kind: 'leak'; mb: number };
 
 /** A result that keeps the error's code and location across the boundary (comlink would keep only the message). */
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo };
@@ -21,6 +30,8 @@ export interface HostApi {
   ping(): Promise<{ pid: number; memory: number }>;
   /** Test hook: makes the worker process die (enabled only with OTFUSE_TEST_HOOKS=1). */
   crashForTest(): void;
+  /** Test hooks as a failing call (enabled only with OTFUSE_TEST_HOOKS=1). */
+  hookForTest(jobId: string, hook: TestHook): Promise<Outcome<unknown>>;
 }
 
 interface ProcessLike {

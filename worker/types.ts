@@ -168,6 +168,9 @@ export interface RunRecord {
   layers: LayerMapInfo[];
   mapsFile?: string;
   finetune?: FinetuneResult;
+  /** Things the user must know about a run that still finished (a failed finetune stage, an OT solver that
+   * stopped at its iteration cap). */
+  warnings?: string[];
   error?: ErrorInfo;
   /** The calibration data and the evaluation data the metrics were measured on (so a later finetune or
    * re-evaluation can measure on the same set). Optional: the VS Code extension fills them in when missing. */

@@ -61,6 +61,7 @@ export function referenceInputs(): Dataset {
     size: n,
     arrays: [{ name: 'pixel_values', type: 'float32', sampleShape: [1, 28, 28] }],
     labels: new Int32Array(n),
+    close() {},
     take(indices: ArrayLike<number>): Batch {
       const idx = Array.from(indices);
       const data = new Float32Array(idx.length * 784);

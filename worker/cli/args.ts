@@ -1,5 +1,9 @@
 // A small flag parser: `--name value`, `--name=value`, boolean `--flag`, `--no-flag`, short aliases.
 import { OtfuseError } from '../errors';
+import { checkNumber, checkWeights } from '../numbers';
+
+/** A plain decimal number: no hex, no empty string, no whitespace (which Number() would read as 0). */
+const NUMBER_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
 export interface ParsedArgs {
   positional: string[];
@@ -38,15 +42,18 @@ export function num(args: ParsedArgs, name: string): number | undefined {
   const v = str(args, name);
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new OtfuseError('BAD_USAGE', `--${name} must be a number, got '${v}'`);
-  return n;
+  if (!NUMBER_TEXT.test(v.trim()) || !Number.isFinite(n)) throw new OtfuseError('BAD_USAGE', `--${name} must be a number, got '${v}'`);
+  return checkNumber(name, n);
 }
 
 export function numList(args: ParsedArgs, name: string): number[] | undefined {
   const v = str(args, name);
   if (v === undefined) return undefined;
-  const list = v.split(',').map((s) => Number(s.trim()));
-  if (list.some((n) => !Number.isFinite(n))) throw new OtfuseError('BAD_USAGE', `--${name} must be a comma-separated list of numbers, got '${v}'`);
+  const parts = v.split(',').map((s) => s.trim());
+  const list = parts.map(Number);
+  if (parts.some((s) => !NUMBER_TEXT.test(s)) || list.some((n) => !Number.isFinite(n))) throw new OtfuseError('BAD_USAGE', `--${name} must be a comma-separated list of numbers, got '${v}'`);
+  for (const n of list) checkNumber(name, n);
+  if (name === 'weights') checkWeights(list);
   return list;
 }
 

@@ -60,7 +60,7 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
   const transport = (M: Float64Array, n: number, m: number) => {
     const C = recipe.float32Cost ? Float32Array.from(M) : M;
     const res = solveOT(uniform(n), uniform(m), C, { solver: recipe.solver, ...solverParams });
-    return { plan: res.plan, iterations: res.iterations };
+    return { plan: res.plan, iterations: res.iterations, converged: res.converged };
   };
   const record = (name: string, kind: string, solved: TMap, M: Float64Array, t0: number, extra: Record<string, number>): TMap => {
     const map = ctx.tamper ? ctx.tamper(name, solved) : solved;
@@ -76,7 +76,7 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
     const t0 = performance.now();
     const gm = await costOf(f);
     const res = transport(gm.cost, f.n, f.m);
-    return record(name, kind, { plan: res.plan, n: f.n, m: f.m }, gm.cost, t0, { iterations: res.iterations, costScale: gm.scale });
+    return record(name, kind, { plan: res.plan, n: f.n, m: f.m }, gm.cost, t0, { iterations: res.iterations, converged: res.converged ? 1 : 0, costScale: gm.scale });
   };
 
   /**

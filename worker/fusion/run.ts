@@ -5,11 +5,13 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { OtfuseError, throwIfCancelled } from '../errors';
 import { loadModel, OnnxModel } from '../onnx/model';
-import { writeDirAtomic, writeFileAtomic } from '../onnx/atomic';
+import { cleanStaleTemps, writeDirAtomic, writeFileAtomic } from '../onnx/atomic';
 import { saveModelAuto } from '../onnx/external';
 import { openDataset, type Dataset } from '../data/dataset';
 import { evaluateModel } from '../runtime/evaluate';
 import { finetuneModel } from '../train/finetune';
+import { preflight } from '../preflight';
+import { toErrorInfo } from '../errors';
 import type { ProviderChoice, ProviderReport } from '../runtime/providers';
 import { analyzeModel, type LinearRef, type ModelPlan } from '../graph/analyze';
 import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion } from './slices';
@@ -342,6 +344,12 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
 
   const name = (recipe.name !== 'fusion' ? recipe.name : `${path.basename(files[1], '.onnx')}-into-${path.basename(files[0], '.onnx')}`).replace(/[^\w.-]+/g, '_');
   const runsDir = path.resolve(request.runsDir ?? path.join('.otfuse', 'runs'));
+  // Before any work: outputs writable and not an input model, evaluation and training labels inside the classes.
+  const trainSet = request.finetune ? openDataset(request.finetune.data) : undefined;
+  preflight({ inputs: files, output: request.output, runsDir, model: models[0], labelled: [evalSet, trainSet] });
+  trainSet?.close();
+  // Hidden temp folders of runs that were killed (their process is gone) are removed.
+  cleanStaleTemps(runsDir);
   let id = `${stamp()}-${name}`;
   for (let i = 2; fs.existsSync(path.join(runsDir, id)); i++) id = `${stamp()}-${name}-${i}`;
   const runDir = path.join(runsDir, id);
@@ -391,14 +399,28 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
 
     // Optional finetune of the fused model, as one more stage of the same run (its checkpoint lives in the folder).
     let finetune: FinetuneResult | undefined;
+    const warnings: string[] = [];
+    const unconverged = result.maps.flat().filter((r) => r.diagnostics.converged === 0).map((r) => r.name);
+    if (unconverged.length) {
+      warnings.push(`the OT solver stopped at its iteration cap without converging for ${unconverged.length} map(s) (${unconverged.slice(0, 3).join(', ')}${unconverged.length > 3 ? ', …' : ''}); the maps are approximate: raise --reg or use --solver emd`);
+    }
     if (request.finetune) {
       t = performance.now();
       const tuned = path.join(tmp, 'finetuned.onnx');
       const { data: trainData, evalData: ftEval, ...options } = request.finetune;
-      finetune = await finetuneModel({ ...options, provider: options.provider ?? request.provider, model: fusedPath, data: trainData, evalData: ftEval ?? request.evalData ?? request.data, output: tuned }, context);
-      finetune = { ...finetune, output: path.join(runDir, 'finetuned.onnx') };
+      try {
+        finetune = await finetuneModel({ ...options, provider: options.provider ?? request.provider, model: fusedPath, data: trainData, evalData: ftEval ?? request.evalData ?? request.data, output: tuned }, context);
+        finetune = { ...finetune, output: path.join(runDir, 'finetuned.onnx') };
+      } catch (err) {
+        // A failed finetune stage does not lose the fusion: the run keeps the fused model and says why.
+        const info = toErrorInfo(err);
+        if (info.code === 'CANCELLED') throw err;
+        warnings.push(`finetune stage failed (${info.code}): ${info.message}`);
+        emit({ stage: 'finetune', message: `failed: ${info.message}` });
+        fs.rmSync(tuned, { force: true });
+      }
       timings.finetune = (performance.now() - t) / 1000;
-      if (evalSet) {
+      if (evalSet && finetune) {
         const r = await evaluateModel(loadModel(tuned), evalSet, { limit: request.evalLimit, provider: request.provider, signal: context.signal, batchSize: 256 });
         metrics.push({ label: 'ot+finetune', file: finetune.output, accuracy: r.accuracy, loss: r.loss });
       }
@@ -412,6 +434,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
       ...(result.refit ? { refit: result.refit } : {}),
       ...(result.capture ? { capture: result.capture } : {}),
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      ...(warnings.length ? { warnings } : {}),
       // Absolute paths, so re-evaluating or finetuning the run later works from any working directory.
       ...(request.data !== undefined ? { data: absoluteData(request.data) } : {}),
       ...(evalSet ? { evalData: absoluteData((request.evalData ?? request.data)!) } : {}),

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { OtfuseError } from '../errors';
 import { writeFileAtomic } from './atomic';
+import { closeQuietly, openRegular, readExactly, readRegularFile, realPathInside } from './files';
 
 export const DataType = onnx.TensorProto.DataType;
 export type ModelProto = onnx.ModelProto;
@@ -144,13 +145,7 @@ export function dimsOf(t: onnx.ITensorProto): number[] {
 
 /** Reads and validates an ONNX file; external data is loaded (and kept inside the model's folder). */
 export function loadModel(file: string): OnnxModel {
-  let bytes: Uint8Array;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (err) {
-    throw new OtfuseError('BAD_MODEL', `cannot read model: ${(err as Error).message}`, { file });
-  }
-  return parseModel(bytes, file);
+  return parseModel(readRegularFile(file, 'BAD_MODEL', 'model'), file);
 }
 
 export function parseModel(bytes: Uint8Array, file: string): OnnxModel {
@@ -174,40 +169,60 @@ export function parseModel(bytes: Uint8Array, file: string): OnnxModel {
   return new OnnxModel(proto, file);
 }
 
+/** Dims are non-negative integers and the data present matches them (checked before anything is allocated). */
 function checkTensorSize(t: onnx.ITensorProto, file: string): void {
-  const count = dimsOf(t).reduce((a, b) => a * b, 1);
+  const dims = dimsOf(t);
+  if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' has invalid dims [${dims}]`, { file });
+  const count = dims.reduce((a, b) => a * b, 1);
   const width = bytesPerElement(t.dataType ?? 0);
-  if (t.rawData && t.rawData.length > 0 && width > 0 && t.rawData.length !== count * width) {
-    throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' has ${t.rawData.length} bytes, expected ${count * width} (truncated file?)`, { file });
+  if (!Number.isSafeInteger(count * Math.max(1, width))) throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' declares an impossible size [${dims}]`, { file });
+  if (t.rawData && t.rawData.length > 0) {
+    if (width > 0 && t.rawData.length !== count * width) {
+      throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' has ${t.rawData.length} bytes, expected ${count * width} for dims [${dims}] (truncated file?)`, { file });
+    }
+    return;
+  }
+  const typed = Math.max(t.floatData?.length ?? 0, t.doubleData?.length ?? 0, t.int32Data?.length ?? 0, t.int64Data?.length ?? 0, t.uint64Data?.length ?? 0, t.stringData?.length ?? 0);
+  if (count > 0 && typed !== count) {
+    throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' declares dims [${dims}] (${count} values) but holds ${typed}`, { file });
   }
 }
 
 function loadExternal(t: onnx.ITensorProto, file: string): void {
   const info = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
   const location = info.get('location');
-  if (!location) throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' has external data without a location`, { file });
+  const what = `initializer '${t.name}'`;
+  if (!location) throw new OtfuseError('BAD_MODEL', `${what} has external data without a location`, { file });
   const dir = path.dirname(path.resolve(file));
   const target = path.resolve(dir, location);
-  if (path.isAbsolute(location) || (target !== dir && !target.startsWith(dir + path.sep))) {
-    throw new OtfuseError('BAD_MODEL', `initializer '${t.name}': external data path '${location}' escapes the model's folder`, { file });
-  }
+  // Containment on real paths: a symlink inside the folder that points outside it is refused like '../x'.
+  const lexicallyInside = !path.isAbsolute(location) && target.startsWith(dir + path.sep);
+  if (!lexicallyInside) throw new OtfuseError('BAD_MODEL', `${what}: external data path '${location}' escapes the model's folder`, { file });
+  if (!fs.existsSync(target)) throw new OtfuseError('BAD_MODEL', `${what}: external data file '${location}' does not exist`, { file });
+  const real = realPathInside(dir, target);
+  if (!real) throw new OtfuseError('BAD_MODEL', `${what}: external data path '${location}' is a symbolic link that escapes the model's folder`, { file });
   const offset = Number(info.get('offset') ?? 0);
   const count = dimsOf(t).reduce((a, b) => a * b, 1);
-  const length = info.has('length') ? Number(info.get('length')) : count * bytesPerElement(t.dataType ?? 0);
-  let buf: Buffer;
-  try {
-    const fd = fs.openSync(target, 'r');
-    try {
-      buf = Buffer.alloc(length);
-      const read = fs.readSync(fd, buf, 0, length, offset);
-      if (read !== length) throw new Error(`read ${read} of ${length} bytes at offset ${offset}`);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch (err) {
-    throw new OtfuseError('BAD_MODEL', `initializer '${t.name}': cannot read external data '${location}': ${(err as Error).message}`, { file });
+  const width = bytesPerElement(t.dataType ?? 0);
+  if (width === 0) throw new OtfuseError('UNSUPPORTED', `${what} has external data of unsupported element type ${DataType[t.dataType ?? 0] ?? t.dataType}`, { file });
+  // The length is bounded by the tensor's declared size (never trusted on its own).
+  const declared = count * width;
+  const length = info.has('length') ? Number(info.get('length')) : declared;
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new OtfuseError('BAD_MODEL', `${what}: bad external data offset '${info.get('offset')}'`, { file });
+  if (!Number.isSafeInteger(count) || count < 0 || length !== declared) {
+    throw new OtfuseError('BAD_MODEL', `${what}: external data length ${length} does not match its dims [${dimsOf(t)}] (${declared} bytes)`, { file });
   }
-  t.rawData = new Uint8Array(buf);
+  let opened;
+  try {
+    opened = openRegular(real, 'BAD_MODEL', `external data file '${location}' of ${what}`);
+    t.rawData = readExactly(opened, length, offset, 'BAD_MODEL', `external data file '${location}' of ${what}`);
+  } catch (err) {
+    // Name the model (the file the user opened); the message names the data file.
+    const e = err as OtfuseError;
+    throw new OtfuseError('BAD_MODEL', e.file && e.file !== file ? e.message.slice(e.file.length + 2) : e.message, { file });
+  } finally {
+    closeQuietly(opened);
+  }
   t.externalData = [];
   t.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
 }

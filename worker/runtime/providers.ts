@@ -1,4 +1,5 @@
 // Execution provider choice: auto tries CUDA, then WebGPU, then CPU, and says why each one was or was not used.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -48,6 +49,24 @@ function probeModel(): Uint8Array {
     graph: { name: 'probe', node: [{ opType: 'Identity', input: ['x'], output: ['y'] }], input: [vi('x')], output: [vi('y')] },
   });
   return onnx.ModelProto.encode(model).finish();
+}
+
+/** Probes a provider in a short-lived child process whose stderr is captured: a GPU stack that fails prints
+ * native noise (Vulkan/XDG messages) that `auto` must not show the user. */
+function tryProviderIsolated(name: ProviderName): string | undefined {
+  const script = `const ort = require(${JSON.stringify(require.resolve('onnxruntime-node'))});
+    (async () => {
+      const s = await ort.InferenceSession.create(Buffer.from(process.argv[1], 'base64'), { executionProviders: [process.argv[2]], logSeverityLevel: 4 });
+      await s.run({ x: new ort.Tensor('float32', new Float32Array([1]), [1]) });
+      await s.release();
+      process.stdout.write('OK');
+    })().catch((e) => { process.stdout.write('FAIL ' + String(e && e.message || e).split('\\n')[0]); });`;
+  const r = spawnSync(process.execPath, ['-e', script, Buffer.from(probeModel()).toString('base64'), name], {
+    encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+  });
+  if (r.stdout === 'OK') return undefined;
+  if (r.stdout?.startsWith('FAIL ')) return r.stdout.slice(5, 245);
+  return `the probe process ${r.signal ? `was killed by ${r.signal}` : `exited with code ${r.status}`}`;
 }
 
 async function tryProvider(name: ProviderName): Promise<string | undefined> {
@@ -104,7 +123,8 @@ async function checkProvider(name: ProviderName, quiet: boolean): Promise<string
   if (name === 'webgpu' && quiet && !vulkanLoaderPresent()) {
     return 'no Vulkan loader (libvulkan.so.1) found, so WebGPU has no GPU adapter';
   }
-  const failure = await tryProvider(name);
+  // In auto mode a GPU provider is first probed out of process (quietly); only one that works is started here.
+  const failure = quiet ? tryProviderIsolated(name) ?? (await tryProvider(name)) : await tryProvider(name);
   if (failure === undefined) return undefined;
   if (name === 'cuda') return `CUDA provider failed to start: ${failure}`;
   return `WebGPU has no usable GPU adapter: ${failure}`;

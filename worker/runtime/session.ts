@@ -127,7 +127,11 @@ function firstLine(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n').filter(Boolean).slice(0, 2).join(' ').slice(0, 400);
 }
 
-function nodeInMessage(err: unknown): string | undefined {
-  const m = /[Nn]ode(?: name)?[:\s]+'?([\w/.:-]+)'?/.exec(err instanceof Error ? err.message : String(err));
-  return m?.[1];
+/** The graph node an ONNX Runtime message is about: "… MatMul node. Name:'/blocks.0/MatMul' …", "Node (name) Op
+ * (…)", "node name: x". "Node input 'x' is not a graph input" names a tensor, not a node: undefined then. */
+export function nodeInMessage(err: unknown): string | undefined {
+  const text = err instanceof Error ? err.message : String(err);
+  const m = /Name:\s*'([^']+)'/.exec(text) ?? /[Nn]ode \(([^)]+)\)/.exec(text) ?? /[Nn]ode name[:\s]+'?([^'\s,]+)'?/.exec(text)
+    ?? /(?:^|\s)[Nn]ode:\s*'?([^'\s,]+)'?/.exec(text);
+  return m?.[1] || undefined;
 }

@@ -9,9 +9,11 @@ import { OnnxModel, loadModel } from '../onnx/model';
 import { Batch, Dataset, openDataset, specFromArg, batches } from '../data/dataset';
 import { resolveProvider, ProviderReport } from '../runtime/providers';
 import { scoreLogits } from '../runtime/evaluate';
+import { checkFinite } from '../runtime/session';
 import type { FinetuneRequest, FinetuneResult, JobContext } from '../types';
 import { ParamLayout, TrainingGraph, buildEvalGraph, buildTrainingGraph, flattenParams, modelWithParams } from './graphs';
 import { reinitializeParameters, seededRandom } from './init';
+import { preflight } from '../preflight';
 
 /** Warmup (linear from 0) then cosine decay to 0; `step` counts from 1. */
 export function learningRate(step: number, totalSteps: number, baseLr: number, warmupSteps: number): number {
@@ -128,6 +130,8 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   if (batchSize < 1) throw new OtfuseError('BAD_USAGE', '--batch-size must be at least 1');
   if (labelSmoothing >= 1) throw new OtfuseError('BAD_USAGE', '--label-smoothing must be below 1');
 
+  // Before any work: the output is writable and is not the model being trained.
+  preflight({ inputs: [request.model], output: request.output });
   progress({ stage: 'finetune', message: 'loading model and data' });
   let model = loadModel(request.model);
   if (request.reinitialize) model = reinitializeParameters(model, seed);
@@ -175,7 +179,15 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   const result: FinetuneResult = { output: request.output, steps: 0, epochs: 0, seconds: 0, samplesPerSecond: 0, history: [], evals: [], train: [] };
   let peakRss = process.memoryUsage().rss;
   let written: { step: number; epoch: number } | undefined;
+  const diverged = (why: string, at: number): OtfuseError => {
+    const kept = written ? `the checkpoint from epoch ${written.epoch} (step ${written.step}) at ${request.output} is kept` : `nothing was written to ${request.output}`;
+    return new OtfuseError('NUMERIC', `training diverged: ${why} (step ${at}); stopped, ${kept}. Try a lower --lr or a --clip-norm.`, { file: request.model });
+  };
+  // "Good" parameters: all finite and not exploded (max |w| within 1000× the starting scale, at least 1e4).
+  const paramLimit = Math.max(1e4, 1e3 * maxAbs(paramRing[0].data as Float32Array));
+  const healthy = (flat: ort.Tensor) => maxAbs(flat.data as Float32Array) <= paramLimit;
   const save = (flat: ort.Tensor, step: number, epoch: number) => {
+    if (!healthy(flat)) throw diverged(`the parameters exploded (max |w| ${maxAbs(flat.data as Float32Array).toPrecision(3)}) by step ${step}`, step);
     modelWithParams(model, layout, flat.data as Float32Array).save(request.output);
     written = { step, epoch };
   };
@@ -190,6 +202,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
     let trainSeconds = 0;
     let samples = 0;
     let lastGood = params;
+    let firstLoss: number | undefined;
     let logLoss = 0;
     let logCount = 0;
     let lastLog = performance.now();
@@ -202,6 +215,8 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
       for (let start = 0; start < train.size && step < totalSteps; start += batchSize) {
         throwIfCancelled(signal);
         const batch = train.take(order.subarray(start, Math.min(start + batchSize, train.size)));
+        // NaN/Inf in the training inputs is an input error, not a divergence.
+        checkFinite(batch, train.source);
         const n = batch.labels.length;
         step++;
         const lr = learningRate(step, totalSteps, baseLr, warmupSteps);
@@ -219,11 +234,13 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
         }, fetches as unknown as ort.InferenceSession.FetchesType);
         trainSeconds += (performance.now() - t0) / 1000;
         const loss = (out.loss.data as Float32Array)[0];
-        if (!Number.isFinite(loss)) {
+        firstLoss ??= loss;
+        if (!Number.isFinite(loss) || loss > Math.max(1e3, 100 * (firstLoss ?? loss))) {
           // The loss of this step was computed with `params`: the parameters before them are the last good ones.
           let kept: string;
           if (written) kept = `the checkpoint from epoch ${written.epoch} (step ${written.step}) at ${request.output} is kept`;
-          else if (step > 1) { save(lastGood, step - 2, epoch); kept = `the last good parameters (after step ${step - 2}) were written to ${request.output}`; }
+          else if (step > 1 && healthy(lastGood)) { save(lastGood, step - 2, epoch); kept = `the last good parameters (after step ${step - 2}) were written to ${request.output}`; }
+          else if (step > 1) kept = 'no checkpoint was written (the last parameters before it had already exploded)';
           else kept = 'no checkpoint was written (the loss is not finite at the very first step: check the data and the model)';
           throw new OtfuseError('NUMERIC', `training diverged: the loss became ${loss} at step ${step} (epoch ${epoch}, lr ${lr.toPrecision(3)}); stopped, ${kept}. Try a lower --lr or a --clip-norm.`, { file: request.model });
         }
@@ -271,4 +288,14 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
     await sessions.step.release();
     await sessions.evaluate?.release();
   }
+}
+
+function maxAbs(data: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < data.length; i++) {
+    const a = Math.abs(data[i]);
+    if (!(a <= m)) m = a; // NaN propagates as NaN > any limit check below
+    if (Number.isNaN(a)) return Infinity;
+  }
+  return m;
 }

@@ -1,0 +1,75 @@
+// Issue 15.10: Node error codes map to the documented codes with the file named; ORT messages give the right
+// node; stale temp run folders of killed processes are cleaned; only real runs count as runs; `auto` prints no
+// provider-probe noise.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ERROR_CODES, toErrorInfo } from '../../worker/errors';
+import { nodeInMessage } from '../../worker/runtime/session';
+import { cleanStaleTemps } from '../../worker/onnx/atomic';
+import { isRunFolder } from '../../worker/onnx/files';
+import { VIT, runCli, tempDir } from '../helpers';
+
+test('Node error codes become documented codes that name the file', () => {
+  const cases: [string, string][] = [['ENOSPC', 'IO'], ['EROFS', 'IO'], ['ENOTEMPTY', 'IO'], ['Z_DATA_ERROR', 'BAD_DATA'], ['ERR_BUFFER_TOO_LARGE', 'BAD_DATA'], ['EWHATEVER', 'INTERNAL']];
+  for (const [code, expected] of cases) {
+    const err = Object.assign(new Error(`${code}: something, write`), { code, path: '/x/run/fused.onnx' });
+    const info = toErrorInfo(err);
+    assert.equal(info.code, expected, code);
+    assert.ok(ERROR_CODES.includes(info.code));
+    assert.equal(info.file, '/x/run/fused.onnx');
+    assert.ok(info.message.includes('/x/run/fused.onnx'), info.message);
+  }
+  assert.equal(toErrorInfo(new RangeError('Array buffer allocation failed')).code, 'BAD_DATA');
+});
+
+test("ORT messages: the node name, never the word after 'Node input'", () => {
+  assert.equal(nodeInMessage(new Error("Non-zero status code returned while running MatMul node. Name:'/blocks.0/attn/MatMul' Status Message: bad")), '/blocks.0/attn/MatMul');
+  assert.equal(nodeInMessage(new Error("Node (fc1) Op (Gemm) [ShapeInferenceError] Incompatible dimensions")), 'fc1');
+  assert.equal(nodeInMessage(new Error("This is an invalid model. Node input 'x_missing' is not a graph input, initializer, or output of a previous node.")), undefined);
+});
+
+test('a killed run leaves a hidden .tmp folder; the next cleanup removes it (live and fresh ones stay)', () => {
+  const dir = tempDir();
+  // A process that exits at once gives a pid that is certainly gone.
+  const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+  const stale = path.join(dir, `.20260101-000000-x.${gone}.abc123.tmp`);
+  const live = path.join(dir, `.20260101-000000-y.${process.ppid}.abc124.tmp`);
+  const fresh = path.join(dir, `.20260101-000000-z.${gone}.abc125.tmp`);
+  for (const d of [stale, live, fresh]) { fs.mkdirSync(d); fs.writeFileSync(path.join(d, 'fused.onnx'), 'x'); }
+  const old = new Date(Date.now() - 3600_000);
+  fs.utimesSync(stale, old, old);
+  fs.utimesSync(live, old, old);
+  assert.deepEqual(cleanStaleTemps(dir), [path.basename(stale)]);
+  assert.equal(fs.existsSync(stale), false);
+  assert.ok(fs.existsSync(live) && fs.existsSync(fresh));
+});
+
+test('isRunFolder accepts a real run and refuses look-alikes', async () => {
+  const dir = tempDir();
+  const runs = path.join(dir, 'runs');
+  const r = runCli(['fuse', path.join(VIT, 'vit48_s10.onnx'), path.join(VIT, 'vit48_s11.onnx'), '--data', path.join(VIT, 'calib200.npz'), '--samples', '20', '--no-eval', '--runs-dir', runs, '--provider', 'cpu', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const runDir = JSON.parse(r.stdout).runDir as string;
+  assert.equal(isRunFolder(runDir, runs), true);
+  // A folder with any run.json (e.g. the user's project) is not a run.
+  const fake = path.join(runs, 'project');
+  fs.mkdirSync(fake);
+  fs.writeFileSync(path.join(fake, 'run.json'), '{}');
+  fs.writeFileSync(path.join(fake, 'thesis.tex'), 'precious');
+  assert.equal(isRunFolder(fake, runs), false);
+  // A symlink to a real run is not deleted through the link.
+  fs.symlinkSync(runDir, path.join(runs, 'link'));
+  assert.equal(isRunFolder(path.join(runs, 'link'), runs), false);
+  // A run folder with extra user files is not deleted wholesale.
+  fs.writeFileSync(path.join(runDir, 'notes.txt'), 'mine');
+  assert.equal(isRunFolder(runDir, runs), false);
+});
+
+test('default provider auto prints no Vulkan/XDG probe noise on stderr', () => {
+  const r = runCli(['eval', path.join(VIT, 'vit48_s10.onnx'), '--data', path.join(VIT, 'calib200.npz'), '--limit', '8']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /XDG_RUNTIME_DIR|vulkan|Vulkan|wgpu|dawn/i);
+});

@@ -1,0 +1,194 @@
+// Opening files from a workspace that may be hostile: regular files only (no devices, FIFOs or sockets — a FIFO
+// is opened non-blocking so it cannot hang the open), lengths checked against the file before allocating, and
+// containment checked on real paths (symlinks resolved), not on path strings.
+import fs from 'node:fs';
+import path from 'node:path';
+import { ErrorCode, OtfuseError } from '../errors';
+
+/** The largest file read whole into memory (ONNX protobufs cannot exceed 2 GiB anyway). */
+export const MAX_WHOLE_FILE_BYTES = 2 ** 31 - 1;
+
+export interface OpenedFile {
+  fd: number;
+  size: number;
+  file: string;
+  /** Set once closed: a descriptor number is reused by the next open, so it must never be closed twice. */
+  closed?: boolean;
+}
+
+function kindOf(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a folder';
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/** Opens `file` for reading; anything but a regular file is refused with `code`, naming the file. */
+export function openRegular(file: string, code: ErrorCode, what = 'file'): OpenedFile {
+  let fd: number;
+  try {
+    // O_NONBLOCK: opening a FIFO without a writer returns at once instead of blocking the process.
+    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+  } catch (err) {
+    throw fileError(err, code, `cannot open ${what}`, file);
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.fstatSync(fd);
+  } catch (err) {
+    fs.closeSync(fd);
+    throw fileError(err, code, `cannot stat ${what}`, file);
+  }
+  if (!st.isFile()) {
+    fs.closeSync(fd);
+    throw new OtfuseError(code, `the ${what} is ${kindOf(st)}; only regular files are read`, { file });
+  }
+  return { fd, size: st.size, file };
+}
+
+/** Reads exactly `length` bytes at `position`, or fails naming the file (a short read means a truncated file). */
+export function readExactly(opened: OpenedFile, length: number, position: number, code: ErrorCode, what = 'file'): Uint8Array {
+  if (opened.closed) throw new OtfuseError('INTERNAL', `${what}: read after close`, { file: opened.file });
+  if (!Number.isSafeInteger(length) || length < 0 || !Number.isSafeInteger(position) || position < 0 || position + length > opened.size) {
+    throw new OtfuseError(code, `${what}: ${length} bytes at offset ${position} do not fit the file (${opened.size} bytes; truncated?)`, { file: opened.file });
+  }
+  const buf = new Uint8Array(length);
+  let done = 0;
+  try {
+    while (done < length) {
+      const n = fs.readSync(opened.fd, buf, done, length - done, position + done);
+      if (n === 0) break;
+      done += n;
+    }
+  } catch (err) {
+    throw fileError(err, code, `cannot read ${what}`, opened.file);
+  }
+  if (done !== length) throw new OtfuseError(code, `${what}: read ${done} of ${length} bytes at offset ${position} (truncated?)`, { file: opened.file });
+  return buf;
+}
+
+export function closeQuietly(opened: OpenedFile | undefined): void {
+  if (!opened || opened.closed) return;
+  opened.closed = true;
+  try { fs.closeSync(opened.fd); } catch { /* already closed */ }
+}
+
+/** Reads a whole regular file of at most `maxBytes` (checked before allocating). */
+export function readRegularFile(file: string, code: ErrorCode, what = 'file', maxBytes = MAX_WHOLE_FILE_BYTES): Uint8Array {
+  const opened = openRegular(file, code, what);
+  try {
+    if (opened.size > maxBytes) throw new OtfuseError(code, `the ${what} is ${opened.size} bytes, more than the ${maxBytes} this reader accepts`, { file });
+    return readExactly(opened, opened.size, 0, code, what);
+  } finally {
+    closeQuietly(opened);
+  }
+}
+
+/** The real path of `target` if it lies inside the real folder `dir` (symlinks resolved on both), else undefined. */
+export function realPathInside(dir: string, target: string): string | undefined {
+  let realDir: string;
+  let real: string;
+  try {
+    realDir = fs.realpathSync(dir);
+    real = fs.realpathSync(target);
+  } catch {
+    return undefined;
+  }
+  return real !== realDir && real.startsWith(realDir.endsWith(path.sep) ? realDir : realDir + path.sep) ? real : undefined;
+}
+
+/** True when `a` and `b` are the same file: same real path, or the same inode on the same device (hard links). */
+export function sameFile(a: string, b: string): boolean {
+  try {
+    if (fs.realpathSync(a) === fs.realpathSync(b)) return true;
+  } catch { /* one of them does not exist */ }
+  try {
+    const sa = fs.statSync(a);
+    const sb = fs.statSync(b);
+    return sa.ino === sb.ino && sa.dev === sb.dev;
+  } catch {
+    return false;
+  }
+}
+
+/** Refuses an output path that is one of the inputs (it would replace the user's source model). */
+export function refuseOverwritingInput(output: string | undefined, inputs: string[], flag = '-o'): void {
+  if (!output) return;
+  for (const input of inputs) {
+    if (sameFile(output, input)) {
+      throw new OtfuseError('BAD_USAGE', `${flag} ${output} is the input model ${input}; writing it would replace the source model. Choose another output path`, { file: output });
+    }
+  }
+}
+
+/** Node error codes in the documented OtfuseError vocabulary, with the file named. */
+export function fileError(err: unknown, code: ErrorCode, doing: string, file: string): OtfuseError {
+  if (err instanceof OtfuseError) return err;
+  const e = err as NodeJS.ErrnoException;
+  const reason = describeErrno(e);
+  return new OtfuseError(code, `${doing}: ${reason}`, { file });
+}
+
+export function describeErrno(e: NodeJS.ErrnoException): string {
+  switch (e?.code) {
+    case 'ENOENT': return 'no such file or folder';
+    case 'EACCES': case 'EPERM': return 'permission denied';
+    case 'EISDIR': return 'is a folder';
+    case 'ENOTDIR': return 'a part of the path is not a folder';
+    case 'ENOSPC': return 'no space left on the device';
+    case 'EROFS': return 'the file system is read-only';
+    case 'EDQUOT': return 'disk quota exceeded';
+    case 'ENOTEMPTY': case 'EEXIST': return 'the target already exists';
+    case 'ELOOP': return 'too many levels of symbolic links';
+    case 'ENAMETOOLONG': return 'the path is too long';
+    case 'EMFILE': case 'ENFILE': return 'too many open files';
+    case 'ERR_BUFFER_TOO_LARGE': case 'ERR_FS_FILE_TOO_LARGE': return 'the file is too large to read';
+    case 'Z_DATA_ERROR': case 'Z_BUF_ERROR': return 'corrupt compressed data';
+    default: return (e?.message ?? String(e)).split('\n')[0];
+  }
+}
+
+/** Fails now (not after an hour of work) when `target` cannot be written: a folder in its place, or no write
+ * permission on the nearest existing folder above it (read-only file system, permissions). */
+export function checkWritable(target: string, what: string, isDir = false): void {
+  const abs = path.resolve(target);
+  try {
+    const st = fs.statSync(abs);
+    if (!isDir && st.isDirectory()) throw new OtfuseError('BAD_USAGE', `the ${what} is a folder`, { file: abs });
+    if (isDir && !st.isDirectory()) throw new OtfuseError('BAD_USAGE', `the ${what} is not a folder`, { file: abs });
+    if (isDir) { fs.accessSync(abs, fs.constants.W_OK); return; }
+  } catch (err) {
+    if (err instanceof OtfuseError) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new OtfuseError('BAD_USAGE', `cannot write the ${what}: ${describeErrno(err as NodeJS.ErrnoException)}`, { file: abs });
+  }
+  let dir = isDir ? abs : path.dirname(abs);
+  while (!fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  try {
+    if (!fs.statSync(dir).isDirectory()) throw new OtfuseError('BAD_USAGE', `cannot write the ${what}: ${dir} is not a folder`, { file: abs });
+    fs.accessSync(dir, fs.constants.W_OK);
+    // access() ignores read-only mounts for root: probe with a real (hidden, removed at once) file.
+    const probe = path.join(dir, `.otfuse-probe-${process.pid}-${Date.now().toString(36)}`);
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe, { force: true });
+  } catch (err) {
+    if (err instanceof OtfuseError) throw err;
+    throw new OtfuseError('BAD_USAGE', `cannot write the ${what}: ${describeErrno(err as NodeJS.ErrnoException)} (${dir})`, { file: abs });
+  }
+}
+
+/** True only for a real otfuse run folder directly inside `runsDir`: not a symlink, a run.json that parses as a
+ * run record whose id is the folder's name, and nothing but the files a run writes. Callers that delete runs
+ * use this so a stray folder with a run.json (or a link to $HOME) is never removed. */
+export function isRunFolder(dir: string, runsDir: string): boolean {
+  try {
+    const real = fs.realpathSync(dir);
+    if (fs.lstatSync(dir).isSymbolicLink() || path.dirname(real) !== fs.realpathSync(runsDir)) return false;
+    const record = JSON.parse(Buffer.from(readRegularFile(path.join(real, 'run.json'), 'BAD_DATA', 'run record', 16 << 20)).toString('utf8')) as Record<string, unknown>;
+    if (!record || typeof record !== 'object' || record.id !== path.basename(real) || !Array.isArray(record.models) || typeof record.createdAt !== 'string') return false;
+    const allowed = /^(run\.json|fused\.onnx|finetuned\.onnx|maps\.safetensors|[\w.-]+\.onnx\.data|\..+\.tmp)$/;
+    return fs.readdirSync(real).every((name) => allowed.test(name));
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,42 @@
+// Checks that can fail a run must run before the run's work: outputs writable and not an input model, every
+// dataset's labels inside the model's classes. A late failure (after fusion or training) loses the work.
+import type { Dataset } from './data/dataset';
+import { OtfuseError } from './errors';
+import { checkWritable, refuseOverwritingInput } from './onnx/files';
+import type { OnnxModel } from './onnx/model';
+
+/** The class count of a classifier: the last static dimension of its first output. */
+export function classCountOf(model: OnnxModel): number | undefined {
+  const shape = model.summary().outputs[0]?.shape ?? [];
+  const last = shape[shape.length - 1];
+  return typeof last === 'number' && last > 0 ? last : undefined;
+}
+
+/** Labels inside [0, classes). */
+export function checkLabelRange(dataset: Dataset, classes: number | undefined): void {
+  for (let i = 0; i < dataset.labels.length; i++) {
+    const y = dataset.labels[i];
+    if (y < 0 || (classes !== undefined && y >= classes)) {
+      throw new OtfuseError('BAD_DATA', `label ${y} of sample ${i} is out of range (model has ${classes ?? '?'} classes)`, { file: dataset.source });
+    }
+  }
+}
+
+export interface PreflightInput {
+  inputs: string[];
+  output?: string;
+  runsDir?: string;
+  /** The model whose classes the datasets' labels must fit. */
+  model?: OnnxModel;
+  labelled?: (Dataset | undefined)[];
+}
+
+export function preflight(input: PreflightInput): void {
+  refuseOverwritingInput(input.output, input.inputs);
+  if (input.output) checkWritable(input.output, 'output model');
+  if (input.runsDir) checkWritable(input.runsDir, 'runs folder', true);
+  if (input.model) {
+    const classes = classCountOf(input.model);
+    for (const d of input.labelled ?? []) if (d) checkLabelRange(d, classes);
+  }
+}
