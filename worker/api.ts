@@ -10,8 +10,11 @@ import type {
 import { analyzeAlignment } from './graph/summary';
 import { fuseModels } from './fusion/run';
 import { finetuneModel } from './train/finetune';
+import './hf'; // Hugging Face folders load wherever an .onnx model does
+import { exportHf, importHfToFile, type HfExportRequest, type HfExportResult, type HfImportRequest, type HfImportResult } from './hf/export';
 
 export * from './types';
+export type { HfExportRequest, HfExportResult, HfImportRequest, HfImportResult } from './hf/export';
 
 export interface EngineApi {
   providers(choice?: ProviderChoice): Promise<ProviderReport>;
@@ -19,6 +22,10 @@ export interface EngineApi {
   evaluate(request: EvaluateRequest, context?: JobContext): Promise<EvaluateResult>;
   fuse(request: FuseRequest, context?: JobContext): Promise<FuseResult>;
   finetune(request: FinetuneRequest, context?: JobContext): Promise<FinetuneResult>;
+  /** Hugging Face folder → .onnx file. */
+  importHf(request: HfImportRequest): Promise<HfImportResult>;
+  /** ONNX model → Hugging Face folder in the layout of `like`. */
+  exportHf(request: HfExportRequest): Promise<HfExportResult>;
 }
 
 export const engine: EngineApi = {
@@ -48,4 +55,6 @@ export const engine: EngineApi = {
 
   fuse: (request, context = {}) => fuseModels(request, context),
   finetune: (request, context = {}) => finetuneModel(request, context),
+  importHf: (request) => importHfToFile(request),
+  exportHf: (request) => exportHf(request),
 };

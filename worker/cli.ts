@@ -8,10 +8,11 @@ import { describeProvider, ProviderChoice } from './runtime/providers';
 import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str } from './cli/args';
 import { ProgressBar } from './cli/progress';
 import { validateRecipe } from './fusion/recipe';
+import { cmdExport, cmdImport, HF_USAGE } from './hf/cli';
 
 const VERSION = '0.1.0';
 const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
-const BOOLEANS = new Set(['json', 'help', 'alignment', 'version', 'finetune', 'head-aware']);
+const BOOLEANS = new Set(['json', 'help', 'alignment', 'version', 'finetune', 'head-aware', 'force']);
 // Only `fuse` has the boolean --no-eval; elsewhere --eval takes a dataset (finetune --eval EVAL).
 const FUSE_BOOLEANS = new Set([...BOOLEANS, 'eval']);
 const ALIASES: Record<string, string> = { o: 'output', h: 'help', j: 'json', v: 'version' };
@@ -31,9 +32,11 @@ Usage:
          [--finetune --train-data DATA --epochs 1 --lr 1e-4]
   otfuse finetune MODEL --data TRAIN [--eval EVAL] -o out.onnx [--epochs 1] [--max-steps N] [--lr 1e-4]
          [--batch-size 64] [--weight-decay 0.01] [--warmup-steps N] [--label-smoothing 0] [--clip-norm 1] [--seed 0]
+${HF_USAGE}
   otfuse demo          fuse the bundled example ViTs on the bundled data, finetune briefly, print a table
   otfuse providers     which execution provider runs, and why the others do not
 
+MODEL may also be a Hugging Face folder (config.json + model.safetensors) or its model.safetensors.
 DATA is a .npz (x float32 + y int labels, or arrays named after the model inputs + y), a JSON dataset spec,
 or IDX images with --labels FILE --mean M --std S [--scale 255].
 Common options: --provider auto|cpu|cuda|webgpu (default auto), --json (machine-readable output on stdout).
@@ -61,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
       case 'finetune': return await cmdFinetune(args, context);
       case 'demo': return await cmdDemo(args, context);
       case 'providers': return await cmdProviders(args);
+      case 'import': return await cmdImport(args, print);
+      case 'export': return await cmdExport(args, print);
       default: throw new OtfuseError('BAD_USAGE', `unknown command '${command}' (try otfuse --help)`);
     }
   } finally {

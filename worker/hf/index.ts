@@ -1,0 +1,15 @@
+// Hugging Face checkpoints as a model source: every command that loads a model (eval, inspect, fuse, finetune)
+// also takes an HF folder, its model.safetensors or its shard index. Imported once by the engine API.
+import { registerModelSource } from '../onnx/model';
+import { hfFolderOf } from './checkpoint';
+import { importHf } from './import';
+
+export const hfModelSource = {
+  accepts: (file: string) => !file.endsWith('.onnx') && hfFolderOf(file) !== undefined,
+  load: (file: string) => importHf(file),
+};
+
+registerModelSource(hfModelSource);
+
+export { importHf } from './import';
+export { hfFolderOf } from './checkpoint';
