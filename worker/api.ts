@@ -11,6 +11,7 @@ import { analyzeAlignment } from './graph/summary';
 import { fuseModels } from './fusion/run';
 import { finetuneModel } from './train/finetune';
 import './hf'; // Hugging Face folders load wherever an .onnx model does
+import { attachModelFolder } from './hf/data';
 import { exportHf, importHfToFile, type HfExportRequest, type HfExportResult, type HfImportRequest, type HfImportResult } from './hf/export';
 
 export * from './types';
@@ -41,7 +42,7 @@ export const engine: EngineApi = {
 
   async evaluate(request, context = {}) {
     const model = loadModel(request.model);
-    const dataset = openDataset(request.data);
+    const dataset = openDataset(attachModelFolder(request.data, [request.model]));
     context.onProgress?.({ stage: 'evaluate', message: `evaluating ${path.basename(request.model)}`, done: 0, total: Math.min(request.limit ?? dataset.size, dataset.size) });
     const result = await evaluateModel(model, dataset, {
       provider: request.provider,
@@ -53,8 +54,18 @@ export const engine: EngineApi = {
     return { model: request.model, ...result };
   },
 
-  fuse: (request, context = {}) => fuseModels(request, context),
-  finetune: (request, context = {}) => finetuneModel(request, context),
+  fuse: (request, context = {}) => {
+    // Text/image data takes the tokenizer/preprocessor of a Hugging Face model folder among the models.
+    const models = request.anchor ? [request.anchor, ...request.models] : request.models;
+    const attach = <T extends FuseRequest['data']>(d: T) => attachModelFolder(d, models);
+    return fuseModels({
+      ...request, data: attach(request.data), evalData: attach(request.evalData),
+      ...(request.finetune ? { finetune: { ...request.finetune, data: attach(request.finetune.data)!, evalData: attach(request.finetune.evalData) } } : {}),
+    }, context);
+  },
+  finetune: (request, context = {}) => finetuneModel({
+    ...request, data: attachModelFolder(request.data, [request.model]), evalData: attachModelFolder(request.evalData, [request.model]),
+  }, context),
   importHf: (request) => importHfToFile(request),
   exportHf: (request) => exportHf(request),
 };

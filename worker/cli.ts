@@ -8,7 +8,7 @@ import { describeProvider, ProviderChoice } from './runtime/providers';
 import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str } from './cli/args';
 import { ProgressBar } from './cli/progress';
 import { validateRecipe } from './fusion/recipe';
-import { cmdExport, cmdImport, HF_USAGE } from './hf/cli';
+import { addHfDataFlags, cmdExport, cmdImport, HF_DATA_FLAGS, HF_USAGE } from './hf/cli';
 
 const VERSION = '0.1.0';
 const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
@@ -16,7 +16,7 @@ const BOOLEANS = new Set(['json', 'help', 'alignment', 'version', 'finetune', 'h
 // Only `fuse` has the boolean --no-eval; elsewhere --eval takes a dataset (finetune --eval EVAL).
 const FUSE_BOOLEANS = new Set([...BOOLEANS, 'eval']);
 const ALIASES: Record<string, string> = { o: 'output', h: 'help', j: 'json', v: 'version' };
-const DATA_FLAGS = ['data', 'labels', 'mean', 'std', 'scale', 'limit', 'offset'];
+const DATA_FLAGS = ['data', 'labels', 'mean', 'std', 'scale', 'limit', 'offset', ...HF_DATA_FLAGS];
 const COMMON = ['json', 'help', 'provider', 'batch-size'];
 
 const USAGE = `otfuse ${VERSION} — fuse transformer checkpoints (ONNX) with optimal transport
@@ -38,7 +38,9 @@ ${HF_USAGE}
 
 MODEL may also be a Hugging Face folder (config.json + model.safetensors) or its model.safetensors.
 DATA is a .npz (x float32 + y int labels, or arrays named after the model inputs + y), a JSON dataset spec,
-or IDX images with --labels FILE --mean M --std S [--scale 255].
+or IDX images with --labels FILE --mean M --std S [--scale 255], a .jsonl/.csv with text,label [--tokenizer HF_DIR]
+[--max-length N], or an image folder (one sub-folder per class) [--preprocessor HF_DIR]; by default text and images
+take the tokenizer / preprocessor_config.json of a Hugging Face model folder among the models.
 Common options: --provider auto|cpu|cuda|webgpu (default auto), --json (machine-readable output on stdout).
 Exit codes: 0 ok, 1 failed, 2 bad usage.`;
 
@@ -99,6 +101,7 @@ function dataArg(args: ParsedArgs, flag = 'data'): DataArg | undefined {
     if (limit !== undefined) spec.limit = limit;
     const offset = num(args, 'offset');
     if (offset !== undefined) spec.offset = offset;
+    addHfDataFlags(args, spec);
   }
   return Object.keys(spec).length === 1 ? file : spec;
 }

@@ -59,9 +59,23 @@ export function specFromArg(arg: string | DatasetSpec): DatasetSpec {
   return typeof arg === 'string' ? { path: arg } : arg;
 }
 
+/** Another dataset format (text files through a tokenizer, image folders, …) that openDataset can open. */
+export interface DatasetFormat {
+  accepts(spec: DatasetSpec): boolean;
+  open(spec: DatasetSpec): Dataset;
+}
+
+const datasetFormats: DatasetFormat[] = [];
+
+export function registerDatasetFormat(format: DatasetFormat): void {
+  if (!datasetFormats.includes(format)) datasetFormats.push(format);
+}
+
 export function openDataset(specArg: string | DatasetSpec): Dataset {
   let spec = specFromArg(specArg);
   if (spec.path.endsWith('.json')) spec = { ...readJsonSpec(spec.path), ...withoutPath(spec) };
+  const format = datasetFormats.find((f) => f.accepts(spec));
+  if (format) return window(format.open(spec), spec.offset ?? 0, spec.limit);
   if (!fs.existsSync(spec.path)) throw new OtfuseError('BAD_DATA', 'dataset file not found', { file: spec.path });
   const base = isIdx(spec.path) ? openIdx(spec) : openNpz(spec);
   return window(base, spec.offset ?? 0, spec.limit);

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { engine } from '../api';
 import { OtfuseError } from '../errors';
-import { bool, rejectUnknown, str, type ParsedArgs } from '../cli/args';
+import { bool, num, rejectUnknown, str, type ParsedArgs } from '../cli/args';
 
 export const HF_USAGE = `  otfuse import HF_DIR -o model.onnx      Hugging Face folder (config.json + model.safetensors) → ONNX
   otfuse export MODEL --like HF_DIR -o OUT_DIR [--force]
@@ -42,4 +42,20 @@ export async function cmdExport(args: ParsedArgs, print: Print): Promise<number>
     ].join('\n');
   });
   return 0;
+}
+
+/** Data flags for text and image-folder datasets (see worker/data/text.ts, worker/data/imagefolder.ts). */
+export const HF_DATA_FLAGS = ['tokenizer', 'max-length', 'preprocessor'];
+
+export function addHfDataFlags(args: ParsedArgs, spec: object): void {
+  const s = spec as { tokenizer?: string; maxLength?: number; preprocessor?: string };
+  const tokenizer = str(args, 'tokenizer');
+  if (tokenizer) s.tokenizer = path.resolve(tokenizer);
+  const preprocessor = str(args, 'preprocessor');
+  if (preprocessor) s.preprocessor = path.resolve(preprocessor);
+  const max = num(args, 'max-length');
+  if (max !== undefined) {
+    if (!Number.isInteger(max) || max < 3) throw new OtfuseError('BAD_USAGE', `--max-length must be an integer ≥ 3, got ${max}`);
+    s.maxLength = max;
+  }
 }

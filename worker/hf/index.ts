@@ -3,6 +3,7 @@
 import { registerModelSource } from '../onnx/model';
 import { hfFolderOf } from './checkpoint';
 import { importHf } from './import';
+import '../data/text'; // .jsonl/.csv text through a model folder's tokenizer
 
 export const hfModelSource = {
   accepts: (file: string) => !file.endsWith('.onnx') && hfFolderOf(file) !== undefined,
