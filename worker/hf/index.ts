@@ -4,6 +4,7 @@ import { registerModelSource } from '../onnx/model';
 import { hfFolderOf } from './checkpoint';
 import { importHf } from './import';
 import '../data/text'; // .jsonl/.csv text through a model folder's tokenizer
+import '../data/imagefolder'; // class folders of PNG/JPEG through preprocessor_config.json
 
 export const hfModelSource = {
   accepts: (file: string) => !file.endsWith('.onnx') && hfFolderOf(file) !== undefined,
