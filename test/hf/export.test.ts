@@ -10,6 +10,7 @@ import { engine } from '../../worker/api';
 import { importHf } from '../../worker/hf';
 import { exportHf } from '../../worker/hf/export';
 import { readCheckpoint } from '../../worker/hf/checkpoint';
+import { encodeSafetensorsRaw, parseSafetensors } from '../../worker/hf/safetensors';
 import { loadModel } from '../../worker/onnx/model';
 import { OtfuseError } from '../../worker/errors';
 import { VIT, maxAbsDiff, tempDir } from '../helpers';
@@ -89,4 +90,18 @@ test('export refuses an existing output without --force, a mismatched template, 
   const bad = path.join(tmp, 'bad');
   await assert.rejects(exportHf({ model: hfDir('bert-tiny-cls-a'), like: hfDir('vit-fmnist-s11'), output: bad }), (e: unknown) => e instanceof OtfuseError && e.code === 'MISMATCH');
   assert.deepEqual(fs.readdirSync(tmp).sort(), ['out']);
+});
+
+test('an older checkpoint with the position_ids buffer imports, and the buffer comes back byte for byte', async () => {
+  const tmp = tempDir();
+  const dir = path.join(tmp, 'old-bert');
+  fs.cpSync(hfDir('bert-tiny-cls-a'), dir, { recursive: true });
+  const st = parseSafetensors(fs.readFileSync(path.join(dir, 'model.safetensors')), 'model.safetensors');
+  const ids = new Uint8Array(BigInt64Array.from({ length: 32 }, (_, i) => BigInt(i)).buffer);
+  const entries = [...st.entries, { key: 'bert.embeddings.position_ids', dtype: 'I64' as const, shape: [1, 32], bytes: ids }];
+  fs.writeFileSync(path.join(dir, 'model.safetensors'), encodeSafetensorsRaw(entries, st.metadata));
+  const ref = reference('bert-tiny-cls-a');
+  assert.ok(maxAbsDiff(await runFeeds(importHf(dir), ref.feeds), ref.logits.data as Float32Array) <= 1e-5);
+  await exportHf({ model: dir, like: dir, output: path.join(tmp, 'out') });
+  assert.ok(fs.readFileSync(path.join(tmp, 'out', 'model.safetensors')).equals(fs.readFileSync(path.join(dir, 'model.safetensors'))));
 });

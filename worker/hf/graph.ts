@@ -142,8 +142,7 @@ export class HfGraph {
       metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
       graph: onnx.GraphProto.create({ name, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs }),
     });
-    // Round-trip through bytes so the model is exactly what a file would hold.
-    return new OnnxModel(onnx.ModelProto.decode(onnx.ModelProto.encode(proto).finish()), this.ckpt.dir);
+    return new OnnxModel(proto, this.ckpt.dir);
   }
 }
 
