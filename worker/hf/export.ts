@@ -12,7 +12,7 @@ import { buildFromCheckpoint } from './import';
 import { BUFFER_KEYS } from './graph';
 import { TIED_DECODER, TIED_DECODER_BIAS } from './build-bert';
 import { mapKeys } from './keymap';
-import { encodeSafetensorsRaw, fromFloat32, type StDtype } from './safetensors';
+import { fromFloat32, writeSafetensorsFile, type StDtype } from './safetensors';
 import { modelCard, type CardInfo } from './card';
 
 /** Files of a model folder that travel with the weights (tokenizer, image processor). */
@@ -58,7 +58,7 @@ export async function exportHf(request: HfExportRequest): Promise<HfExportResult
     const byKey = new Map(tensors.map((t) => [t.key, t]));
     for (const st of like.files) {
       const name = path.basename(st.file);
-      writeFileAtomic(path.join(tmp, name), encodeSafetensorsRaw(st.entries.map((e) => byKey.get(e.key)!), st.metadata));
+      writeSafetensorsFile(path.join(tmp, name), st.entries.map((e) => byKey.get(e.key)!), st.metadata);
       written.push(name);
     }
     if (like.index) {
@@ -74,7 +74,7 @@ export async function exportHf(request: HfExportRequest): Promise<HfExportResult
     writeFileAtomic(path.join(tmp, 'README.md'), modelCard({ ...card, like: like.dir, model: path.resolve(request.model), architecture: like.config.architecture, changes }));
     written.push('README.md');
     // The folder must load back as the model it came from.
-    buildFromCheckpoint(readCheckpoint(tmp));
+    buildFromCheckpoint(readCheckpoint(tmp), { dry: true });
     return written;
   });
   // Swap into place: the old folder (with --force) is removed only once the new one is complete.
@@ -91,7 +91,7 @@ export async function exportHf(request: HfExportRequest): Promise<HfExportResult
 
 /** Every tensor of the template, in its dtype, with the model's values and shapes. */
 function tensorsFor(like: HfCheckpoint, model: OnnxModel): OutTensor[] {
-  const template = buildFromCheckpoint(like);
+  const template = buildFromCheckpoint(like, { dry: true });
   const params = [...like.tensors.keys()].filter((k) => template.hasInitializer(k));
   const sources = mapKeys(template, model, params);
   const out = new Map<string, OutTensor>();

@@ -7,7 +7,7 @@ import { OnnxModel } from '../onnx/model';
 import { A, DT, makeTensor, toAttribute, type Attr } from '../train/builder';
 import type { HfCheckpoint } from './checkpoint';
 import type { HfActivation } from './config';
-import { toFloat32 } from './safetensors';
+import { toFloat32, WEIGHT_DTYPES } from './safetensors';
 
 export const OPSET = 17;
 /** HF's additive attention mask value: torch.finfo(torch.float32).min. */
@@ -26,7 +26,9 @@ export class HfGraph {
   private readonly names = new Map<string, number>();
   private readonly consts = new Map<string, string>();
 
-  constructor(readonly ckpt: HfCheckpoint) {}
+  /** `dry`: initializers get zero-filled (untouched, so not resident) data of the right size — for the structure
+   * and key names only (export templates, checks of written folders). */
+  constructor(readonly ckpt: HfCheckpoint, readonly dry = false) {}
 
   private unique(base: string): string {
     const n = this.names.get(base) ?? 0;
@@ -71,8 +73,14 @@ export class HfGraph {
     if (e.shape.join(',') !== dims.join(',')) {
       throw new OtfuseError('BAD_MODEL', `tensor '${key}' has shape [${e.shape}], config.json implies [${dims}]`, { file: e.file });
     }
-    const data = toFloat32(e, e.file);
-    this.initializers.push(onnx.TensorProto.create({ name: key, dataType: DT.FLOAT, dims, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }));
+    if (!WEIGHT_DTYPES.includes(e.dtype)) throw new OtfuseError('UNSUPPORTED', `tensor '${key}' has dtype ${e.dtype}; model weights must be F32, F16 or BF16`, { file: e.file });
+    let rawData: Uint8Array;
+    if (this.dry) rawData = new Uint8Array(dims.reduce((a, b) => a * b, 1) * 4);
+    else {
+      const data = toFloat32(e, e.file);
+      rawData = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    }
+    this.initializers.push(onnx.TensorProto.create({ name: key, dataType: DT.FLOAT, dims, rawData }));
     this.used.add(key);
     return key;
   }

@@ -10,8 +10,8 @@ import { HfGraph } from './graph';
 
 export const META = { source: 'otfuse.hf.source', architecture: 'otfuse.hf.architecture', dtypes: 'otfuse.hf.dtypes' } as const;
 
-export function buildFromCheckpoint(ckpt: HfCheckpoint): OnnxModel {
-  const g = new HfGraph(ckpt);
+export function buildFromCheckpoint(ckpt: HfCheckpoint, options: { dry?: boolean } = {}): OnnxModel {
+  const g = new HfGraph(ckpt, options.dry);
   const c = ckpt.config;
   if (c.family === 'vit') buildVit(g, c);
   else buildBert(g, c);

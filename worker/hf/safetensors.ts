@@ -123,8 +123,10 @@ export function fromFloat32(data: Float32Array, dtype: StDtype, key: string): Ui
   return out;
 }
 
-/** A safetensors file: tensors in the given order, header padded with spaces so the buffer starts 8-aligned. */
-export function encodeSafetensorsRaw(entries: { key: string; dtype: StDtype; shape: number[]; bytes: Uint8Array }[], metadata?: Record<string, string>): Uint8Array {
+type RawEntry = { key: string; dtype: StDtype; shape: number[]; bytes: Uint8Array };
+
+/** The 8-byte length and the JSON header (tensors in the given order), padded with spaces so data starts 8-aligned. */
+export function safetensorsHeader(entries: RawEntry[], metadata?: Record<string, string>): Uint8Array {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
@@ -137,10 +139,30 @@ export function encodeSafetensorsRaw(entries: { key: string; dtype: StDtype; sha
   let json = JSON.stringify(header);
   while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' ';
   const h = Buffer.from(json, 'utf8');
-  const out = new Uint8Array(8 + h.length + offset);
+  const out = new Uint8Array(8 + h.length);
   new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
   out.set(h, 8);
-  let p = 8 + h.length;
+  return out;
+}
+
+/** A whole safetensors file in memory. */
+export function encodeSafetensorsRaw(entries: RawEntry[], metadata?: Record<string, string>): Uint8Array {
+  const header = safetensorsHeader(entries, metadata);
+  const out = new Uint8Array(header.length + entries.reduce((n, e) => n + e.bytes.length, 0));
+  out.set(header, 0);
+  let p = header.length;
   for (const e of entries) { out.set(e.bytes, p); p += e.bytes.length; }
   return out;
+}
+
+/** Writes a safetensors file tensor by tensor (no second copy of the weights in memory); the caller makes it atomic. */
+export function writeSafetensorsFile(file: string, entries: RawEntry[], metadata?: Record<string, string>): void {
+  const fd = fs.openSync(file, 'w');
+  try {
+    const writeAll = (b: Uint8Array) => { for (let off = 0; off < b.length;) off += fs.writeSync(fd, b, off, b.length - off); };
+    writeAll(safetensorsHeader(entries, metadata));
+    for (const e of entries) writeAll(e.bytes);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
