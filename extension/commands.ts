@@ -10,6 +10,7 @@ import { pct, readRun, runPath, runsFolder, writeRun } from './runs';
 import { isRunFolder } from '../worker/onnx/files';
 import type { RunsTree } from './runs';
 import type { AlignmentView } from './alignmentView';
+import { hfModelFolder } from './hf';
 
 export type PresetId = 'recommended' | 'exact' | 'weight-based';
 export const PRESETS: Record<PresetId, { label: string; detail: string; recipe: FuseRecipe }> = {
@@ -62,7 +63,7 @@ export function registerCommands(d: Deps): vscode.Disposable[] {
   }
 
   async function pickModels(uri?: vscode.Uri, uris?: vscode.Uri[]): Promise<string[] | undefined> {
-    const selected = (uris && uris.length ? uris : uri ? [uri] : []).map((u) => u.fsPath).filter((p) => p.endsWith('.onnx'));
+    const selected = (uris && uris.length ? uris : uri ? [uri] : []).map((u) => u.fsPath).filter((p) => p.endsWith('.onnx') || hfModelFolder(p) !== undefined);
     if (selected.length >= 2) return selected;
     const found = await vscode.workspace.findFiles('**/*.onnx', EXCLUDE, 200);
     const items: (vscode.QuickPickItem & { file?: string })[] = found.map((u) => ({ label: path.basename(u.fsPath), description: vscode.workspace.asRelativePath(u), file: u.fsPath, picked: selected.includes(u.fsPath) }));
@@ -89,8 +90,8 @@ export function registerCommands(d: Deps): vscode.Disposable[] {
 
   async function pickData(title: string, key: string): Promise<string | undefined> {
     const last = state.get<string>(key);
-    const found = await vscode.workspace.findFiles('**/*.{npz,json}', EXCLUDE, 300);
-    const files = found.map((u) => u.fsPath).filter((f) => f.endsWith('.npz') || isDatasetSpec(f));
+    const found = await vscode.workspace.findFiles('**/*.{npz,json,jsonl,csv}', EXCLUDE, 300);
+    const files = found.map((u) => u.fsPath).filter((f) => f.endsWith('.npz') || /\.(jsonl|csv)$/.test(f) || isDatasetSpec(f));
     if (last && fs.existsSync(last) && !files.includes(last)) files.unshift(last);
     files.sort((a, b) => (a === last ? -1 : b === last ? 1 : a.localeCompare(b)));
     const items: (vscode.QuickPickItem & { file?: string })[] = files.map((f) => ({ label: path.basename(f), description: f === last ? 'last used' : vscode.workspace.asRelativePath(f), file: f }));
@@ -99,7 +100,7 @@ export function registerCommands(d: Deps): vscode.Disposable[] {
     if (!pick) return undefined;
     let file = pick.file;
     if (!file) {
-      const chosen = await vscode.window.showOpenDialog({ canSelectMany: false, title, filters: { 'Data sets': ['npz', 'json', 'gz', 'idx3-ubyte'] } });
+      const chosen = await vscode.window.showOpenDialog({ canSelectMany: false, title, filters: { 'Data sets': ['npz', 'json', 'jsonl', 'csv', 'gz', 'idx3-ubyte'] } });
       file = chosen?.[0]?.fsPath;
     }
     if (file) await state.update(key, file);

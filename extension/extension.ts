@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 import { AlignmentView } from './alignmentView';
 import { registerCommands } from './commands';
+import { registerHfCommands } from './hf';
 import { EngineHost } from './engineHost';
 import { JobRunner } from './jobs';
 import { ModelEditorProvider } from './modelEditor';
@@ -43,6 +44,7 @@ export function activate(context: vscode.ExtensionContext): OtfuseApi {
       if (e.affectsConfiguration('otfuse.runsFolder')) { runs.watch(); runs.refresh(); }
     }),
     ...registerCommands({ context, engines, jobs, runs, alignment, log }),
+    ...registerHfCommands({ engines, jobs, log }),
   );
   void vscode.commands.executeCommand('setContext', 'otfuse.busy', false);
   log.info(`otfuse activated (${context.extensionMode === vscode.ExtensionMode.Test ? 'test' : 'normal'} mode)`);

@@ -9,14 +9,15 @@ import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str } 
 import { ProgressBar } from './cli/progress';
 import { recipeFlags, recipeUsage, validateRecipe } from './fusion/recipe';
 import { readRegularFile } from './onnx/files';
+import { addHfDataFlags, cmdExport, cmdImport, HF_DATA_FLAGS, HF_USAGE } from './hf/cli';
 
 const VERSION = '0.1.0';
 const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
-const BOOLEANS = new Set(['json', 'help', 'alignment', 'version', 'finetune']);
+const BOOLEANS = new Set(['json', 'help', 'alignment', 'version', 'finetune', 'force']);
 // Only `fuse` has the boolean --no-eval; elsewhere --eval takes a dataset (finetune --eval EVAL).
 const FUSE_BOOLEANS = new Set([...BOOLEANS, 'eval', ...recipeFlags().filter((f) => f.spec.type === 'boolean').map((f) => f.flag)]);
 const ALIASES: Record<string, string> = { o: 'output', h: 'help', j: 'json', v: 'version' };
-const DATA_FLAGS = ['data', 'labels', 'mean', 'std', 'scale', 'limit', 'offset'];
+const DATA_FLAGS = ['data', 'labels', 'mean', 'std', 'scale', 'limit', 'offset', ...HF_DATA_FLAGS];
 const COMMON = ['json', 'help', 'provider', 'batch-size'];
 
 /** Usage tokens joined into lines of at most `width` characters, each indented by `indent`. */
@@ -40,11 +41,15 @@ Usage:
 ${wrapUsage([...recipeUsage(), '[--eval-data DATA]', '[--eval-limit N]', '[--no-eval]', '[--runs-dir DIR]', '[--finetune --train-data DATA --epochs 1 --lr 1e-4]'], 9, 118)}
   otfuse finetune MODEL --data TRAIN [--eval EVAL] -o out.onnx [--epochs 1] [--max-steps N] [--lr 1e-4]
          [--batch-size 64] [--weight-decay 0.01] [--warmup-steps N] [--label-smoothing 0] [--clip-norm 1] [--seed 0]
+${HF_USAGE}
   otfuse demo          fuse the bundled example ViTs on the bundled data, finetune briefly, print a table
   otfuse providers     which execution provider runs, and why the others do not
 
+MODEL may also be a Hugging Face folder (config.json + model.safetensors) or its model.safetensors.
 DATA is a .npz (x float32 + y int labels, or arrays named after the model inputs + y), a JSON dataset spec,
-or IDX images with --labels FILE --mean M --std S [--scale 255].
+or IDX images with --labels FILE --mean M --std S [--scale 255], a .jsonl/.csv with text,label [--tokenizer HF_DIR]
+[--max-length N], or an image folder (one sub-folder per class) [--preprocessor HF_DIR]; by default text and images
+take the tokenizer / preprocessor_config.json of a Hugging Face model folder among the models.
 Common options: --provider auto|cpu|cuda|webgpu (default auto), --json (machine-readable output on stdout).
 Exit codes: 0 ok, 1 failed, 2 bad usage.`;
 
@@ -70,6 +75,8 @@ async function main(argv: string[]): Promise<number> {
       case 'finetune': return await cmdFinetune(args, context);
       case 'demo': return await cmdDemo(args, context);
       case 'providers': return await cmdProviders(args);
+      case 'import': return await cmdImport(args, print);
+      case 'export': return await cmdExport(args, print);
       default: throw new OtfuseError('BAD_USAGE', `unknown command '${command}' (try otfuse --help)`);
     }
   } finally {
@@ -103,6 +110,7 @@ function dataArg(args: ParsedArgs, flag = 'data'): DataArg | undefined {
     if (limit !== undefined) spec.limit = limit;
     const offset = num(args, 'offset');
     if (offset !== undefined) spec.offset = offset;
+    addHfDataFlags(args, spec);
   }
   return Object.keys(spec).length === 1 ? file : spec;
 }

@@ -77,6 +77,8 @@ export class EngineClient implements EngineApi {
   evaluate(request: Parameters<EngineApi['evaluate']>[0], context?: JobContext) { return this.invoke('evaluate', request, context) as ReturnType<EngineApi['evaluate']>; }
   fuse(request: Parameters<EngineApi['fuse']>[0], context?: JobContext) { return this.invoke('fuse', request, context) as ReturnType<EngineApi['fuse']>; }
   finetune(request: Parameters<EngineApi['finetune']>[0], context?: JobContext) { return this.invoke('finetune', request, context) as ReturnType<EngineApi['finetune']>; }
+  importHf(request: Parameters<EngineApi['importHf']>[0]) { return this.invoke('importHf', request) as ReturnType<EngineApi['importHf']>; }
+  exportHf(request: Parameters<EngineApi['exportHf']>[0]) { return this.invoke('exportHf', request) as ReturnType<EngineApi['exportHf']>; }
 
   async ping(): Promise<{ pid: number; memory: number }> {
     const worker = this.start();

@@ -21,7 +21,7 @@ export type TestHook = { kind: 'block'; ms: number } | { kind: 'leak'; mb: numbe
 /** A result that keeps the error's code and location across the boundary (comlink would keep only the message). */
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo };
 
-export type EngineMethod = 'providers' | 'inspect' | 'check' | 'evaluate' | 'fuse' | 'finetune';
+export type EngineMethod = 'providers' | 'inspect' | 'check' | 'evaluate' | 'fuse' | 'finetune' | 'importHf' | 'exportHf';
 
 /** What the worker process exposes over comlink. */
 export interface HostApi {

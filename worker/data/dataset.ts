@@ -68,14 +68,27 @@ export function specFromArg(arg: string | DatasetSpec): DatasetSpec {
   return typeof arg === 'string' ? { path: arg } : arg;
 }
 
+/** Another dataset format (text files through a tokenizer, image folders, …) that openDataset can open. */
+export interface DatasetFormat {
+  accepts(spec: DatasetSpec): boolean;
+  open(spec: DatasetSpec): Dataset;
+}
+
+const datasetFormats: DatasetFormat[] = [];
+
+export function registerDatasetFormat(format: DatasetFormat): void {
+  if (!datasetFormats.includes(format)) datasetFormats.push(format);
+}
+
 export function openDataset(specArg: string | DatasetSpec): Dataset {
   let spec = specFromArg(specArg);
   if (spec.path.endsWith('.json')) spec = { ...readJsonSpec(spec.path), ...withoutPath(spec) };
   const offset = spec.offset ?? 0;
   if (!Number.isSafeInteger(offset) || offset < 0) throw new OtfuseError('BAD_USAGE', `the dataset offset must be a non-negative integer (got ${offset})`, { file: spec.path });
   if (spec.limit !== undefined && (!Number.isSafeInteger(spec.limit) || spec.limit < 1)) throw new OtfuseError('BAD_USAGE', `the dataset limit must be a positive integer (got ${spec.limit})`, { file: spec.path });
-  if (!fs.existsSync(spec.path)) throw new OtfuseError('BAD_DATA', 'dataset file not found', { file: spec.path });
-  const base = isIdx(spec.path) ? openIdx(spec) : openNpz(spec);
+  const format = datasetFormats.find((f) => f.accepts(spec));
+  if (!format && !fs.existsSync(spec.path)) throw new OtfuseError('BAD_DATA', 'dataset file not found', { file: spec.path });
+  const base = format ? format.open(spec) : isIdx(spec.path) ? openIdx(spec) : openNpz(spec);
   if (base.size === 0) { base.close(); throw new OtfuseError('BAD_DATA', 'the dataset has no samples', { file: spec.path }); }
   if (offset >= base.size) { base.close(); throw new OtfuseError('BAD_USAGE', `offset ${offset} is past the end of the dataset (${base.size} samples)`, { file: spec.path }); }
   let closed = false;

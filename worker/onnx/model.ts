@@ -143,8 +143,21 @@ export function dimsOf(t: onnx.ITensorProto): number[] {
   return (t.dims ?? []).map((d) => Number(d));
 }
 
+/** Another model format (e.g. a Hugging Face folder) that `loadModel` turns into an ONNX model in memory. */
+export interface ModelSource {
+  accepts(file: string): boolean;
+  load(file: string): OnnxModel;
+}
+
+const modelSources: ModelSource[] = [];
+
+export function registerModelSource(source: ModelSource): void {
+  if (!modelSources.includes(source)) modelSources.push(source);
+}
+
 /** Reads and validates an ONNX file; external data is loaded (and kept inside the model's folder). */
 export function loadModel(file: string): OnnxModel {
+  for (const source of modelSources) if (source.accepts(file)) return source.load(file);
   return parseModel(readRegularFile(file, 'BAD_MODEL', 'model'), file);
 }
 

@@ -1,0 +1,112 @@
+// BERT-style tokenization through Hugging Face's own pure-JS tokenizers (@huggingface/tokenizers): a model
+// folder's tokenizer.json, or one built from a vocab.txt-only folder (BERT normalizer + pre-tokenizer +
+// WordPiece). Truncation (longest_first) and [CLS]/[SEP] assembly are done here: tokenizers.js has no truncation.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { OtfuseError } from '../errors';
+
+export interface BertTokenizer {
+  /** The folder (or tokenizer.json) it came from. */
+  source: string;
+  encode(text: string, pair?: string, maxLength?: number): { ids: number[]; typeIds: number[] };
+  padId: number;
+  /** The model folder's config.json, when there is one (label2id, max_position_embeddings). */
+  modelConfig?: Record<string, unknown>;
+  /** tokenizer_config.json's model_max_length, when given. */
+  modelMaxLength?: number;
+}
+
+function readJson(file: string): Record<string, unknown> {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new OtfuseError('BAD_DATA', `cannot read ${path.basename(file)}: ${(err as Error).message}`, { file });
+  }
+}
+
+/** tokenizer.json for a vocab.txt (one token per line, line number = id), as BertTokenizerFast would build it. */
+export function wordPieceTokenizerJson(vocabFile: string, lowercase = true): Record<string, unknown> {
+  const vocab: Record<string, number> = {};
+  fs.readFileSync(vocabFile, 'utf8').split('\n').forEach((line, i, all) => {
+    const token = line.replace(/\r$/, '');
+    if (i === all.length - 1 && token === '') return;
+    if (!(token in vocab)) vocab[token] = i;
+  });
+  for (const t of ['[UNK]', '[CLS]', '[SEP]']) {
+    if (!(t in vocab)) throw new OtfuseError('BAD_DATA', `vocab.txt has no '${t}' token`, { file: vocabFile });
+  }
+  const special = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'].filter((t) => t in vocab);
+  return {
+    version: '1.0', truncation: null, padding: null,
+    added_tokens: special.map((t) => ({ id: vocab[t], content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase },
+    pre_tokenizer: { type: 'BertPreTokenizer' },
+    post_processor: { type: 'BertProcessing', sep: ['[SEP]', vocab['[SEP]']], cls: ['[CLS]', vocab['[CLS]']] },
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+  };
+}
+
+/** The tokenizer of a model folder (tokenizer.json, else vocab.txt), or of a tokenizer.json / vocab.txt file. */
+export function loadTokenizer(where: string): BertTokenizer {
+  let dir = where;
+  let tokFile: string | undefined;
+  let vocabFile: string | undefined;
+  if (fs.existsSync(where) && fs.statSync(where).isFile()) {
+    dir = path.dirname(where);
+    if (where.endsWith('.txt')) vocabFile = where;
+    else tokFile = where;
+  } else {
+    if (fs.existsSync(path.join(dir, 'tokenizer.json'))) tokFile = path.join(dir, 'tokenizer.json');
+    else if (fs.existsSync(path.join(dir, 'vocab.txt'))) vocabFile = path.join(dir, 'vocab.txt');
+    else throw new OtfuseError('BAD_DATA', 'no tokenizer.json or vocab.txt in the tokenizer folder', { file: where });
+  }
+  const configFile = path.join(dir, 'tokenizer_config.json');
+  const tokConfig = fs.existsSync(configFile) ? readJson(configFile) : {};
+  const json = tokFile ? readJson(tokFile) : wordPieceTokenizerJson(vocabFile!, tokConfig.do_lower_case !== false);
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = new Tokenizer(json, tokConfig);
+  } catch (err) {
+    throw new OtfuseError('BAD_DATA', `unsupported tokenizer: ${(err as Error).message}`, { file: tokFile ?? vocabFile });
+  }
+  const special = (name: string, fallback: string): number => {
+    const token = typeof tokConfig[name] === 'string' ? (tokConfig[name] as string) : fallback;
+    const id = tokenizer.token_to_id(token);
+    if (id === undefined) throw new OtfuseError('BAD_DATA', `the tokenizer has no '${token}' token (${name})`, { file: tokFile ?? vocabFile });
+    return id;
+  };
+  const cls = special('cls_token', '[CLS]');
+  const sep = special('sep_token', '[SEP]');
+  const padId = special('pad_token', '[PAD]');
+  const modelConfigFile = path.join(dir, 'config.json');
+  const modelConfig = fs.existsSync(modelConfigFile) ? readJson(modelConfigFile) : undefined;
+  const mml = tokConfig.model_max_length;
+  return {
+    source: where,
+    padId,
+    modelConfig,
+    modelMaxLength: typeof mml === 'number' && mml > 0 && mml < 1e6 ? mml : undefined,
+    encode(text, pair, maxLength) {
+      let a = tokenizer.encode(text, { add_special_tokens: false }).ids;
+      let b = pair === undefined ? undefined : tokenizer.encode(pair, { add_special_tokens: false }).ids;
+      if (maxLength !== undefined) {
+        const budget = maxLength - (b ? 3 : 2);
+        if (budget < 0) throw new OtfuseError('BAD_USAGE', `maxLength ${maxLength} leaves no room for the special tokens`);
+        // longest_first: drop one token at a time from the longer sequence (the second one on ties).
+        const excess = a.length + (b?.length ?? 0) - budget;
+        if (excess > 0) {
+          let la = a.length;
+          let lb = b?.length ?? 0;
+          for (let k = 0; k < excess; k++) { if (!b || la > lb) la--; else lb--; }
+          a = a.slice(0, la);
+          if (b) b = b.slice(0, lb);
+        }
+      }
+      const ids = [cls, ...a, sep, ...(b ? [...b, sep] : [])];
+      const typeIds = ids.map((_, i) => (i < a.length + 2 ? 0 : 1));
+      return { ids, typeIds };
+    },
+  };
+}

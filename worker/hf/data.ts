@@ -1,0 +1,32 @@
+// Data that needs a model folder: a text file takes the tokenizer of the first Hugging Face model folder among
+// the models of a request, an image folder its preprocessor_config.json — unless the data spec names one.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { DataArg, DatasetSpec } from '../types';
+import { hfFolderOf } from './checkpoint';
+
+const TEXT = /\.(jsonl|csv)$/i;
+
+function isDir(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The data argument with `tokenizer` / `preprocessor` filled in from the models when they are missing. */
+export function attachModelFolder<T extends DataArg | undefined>(data: T, models: string[]): T {
+  if (data === undefined) return data;
+  const spec: DatasetSpec & { tokenizer?: string; preprocessor?: string } = typeof data === 'string' ? { path: data } : { ...data };
+  const folders = models.map((m) => hfFolderOf(m)).filter((d): d is string => d !== undefined);
+  if (TEXT.test(spec.path) && !spec.tokenizer) {
+    const dir = folders.find((d) => fs.existsSync(path.join(d, 'tokenizer.json')) || fs.existsSync(path.join(d, 'vocab.txt')));
+    if (dir) return { ...spec, tokenizer: dir } as unknown as T;
+  }
+  if (!spec.path.endsWith('.json') && isDir(spec.path) && !spec.preprocessor) {
+    const dir = folders.find((d) => fs.existsSync(path.join(d, 'preprocessor_config.json')));
+    if (dir) return { ...spec, preprocessor: dir } as unknown as T;
+  }
+  return data;
+}

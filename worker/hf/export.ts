@@ -1,0 +1,177 @@
+// ONNX model → Hugging Face folder shaped like a template folder (`--like`): model.safetensors (or the same
+// shards) with exactly the template's keys, order, dtypes and metadata, shapes from the model (heterogeneous
+// fusion keeps the anchor's widths), config.json with the widths updated, tokenizer/preprocessor files copied,
+// and a model card. Written into a temporary folder and renamed into place.
+import fs from 'node:fs';
+import path from 'node:path';
+import { OtfuseError } from '../errors';
+import { loadModel, type OnnxModel } from '../onnx/model';
+import { writeDirAtomic, writeFileAtomic } from '../onnx/atomic';
+import { INDEX_FILE, readCheckpoint, type HfCheckpoint } from './checkpoint';
+import { buildFromCheckpoint } from './import';
+import { BUFFER_KEYS } from './graph';
+import { TIED_DECODER, TIED_DECODER_BIAS } from './build-bert';
+import { mapKeys } from './keymap';
+import { fromFloat32, writeSafetensorsFile, type StDtype } from './safetensors';
+import { modelCard, type CardInfo } from './card';
+
+/** Files of a model folder that travel with the weights (tokenizer, image processor). */
+const COPIED = /^(tokenizer(_config)?\.json|vocab\.(txt|json)|merges\.txt|special_tokens_map\.json|added_tokens\.json|preprocessor_config\.json|image_processor[\w-]*\.json|sentencepiece\.bpe\.model|spiece\.model|generation_config\.json)$/;
+
+export interface HfExportRequest {
+  /** The model to write: an .onnx file (e.g. a run's fused.onnx) or an HF folder. */
+  model: string;
+  /** The HF folder whose layout, config and tokenizer the output takes (for a fused model: the anchor's). */
+  like: string;
+  output: string;
+  /** Replace an existing output folder. */
+  force?: boolean;
+  /** Model-card facts; read from the run's run.json when the model lies in a run folder. */
+  card?: CardInfo;
+}
+
+export interface HfExportResult {
+  output: string;
+  tensors: number;
+  files: string[];
+  /** Config fields whose values changed (heterogeneous fusion). */
+  configChanges: Record<string, [unknown, unknown]>;
+}
+
+interface OutTensor { key: string; dtype: StDtype; shape: number[]; bytes: Uint8Array }
+
+export async function exportHf(request: HfExportRequest): Promise<HfExportResult> {
+  const like = readCheckpoint(request.like);
+  const model = loadModel(request.model);
+  const tensors = tensorsFor(like, model);
+  const { config, changes } = updatedConfig(like, tensors);
+  const output = path.resolve(request.output);
+  if (fs.existsSync(output)) {
+    if (!request.force) throw new OtfuseError('BAD_USAGE', 'the output folder exists (remove it or pass --force)', { file: output });
+    if (!fs.statSync(output).isDirectory()) throw new OtfuseError('BAD_USAGE', 'the output exists and is not a folder', { file: output });
+  }
+  const card = request.card ?? cardFromRun(request.model);
+  const staging = `${output}.partial`;
+  fs.rmSync(staging, { recursive: true, force: true });
+  const files = await writeDirAtomic(staging, async (tmp) => {
+    const written: string[] = [];
+    const byKey = new Map(tensors.map((t) => [t.key, t]));
+    for (const st of like.files) {
+      const name = path.basename(st.file);
+      writeSafetensorsFile(path.join(tmp, name), st.entries.map((e) => byKey.get(e.key)!), st.metadata);
+      written.push(name);
+    }
+    if (like.index) {
+      const total = tensors.reduce((s, t) => s + t.bytes.length, 0);
+      writeFileAtomic(path.join(tmp, INDEX_FILE), JSON.stringify({ ...like.index, metadata: { ...(like.index.metadata ?? {}), total_size: total } }, null, 2) + '\n');
+      written.push(INDEX_FILE);
+    }
+    writeFileAtomic(path.join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+    written.push('config.json');
+    for (const f of fs.readdirSync(like.dir)) {
+      if (COPIED.test(f) && fs.statSync(path.join(like.dir, f)).isFile()) { fs.copyFileSync(path.join(like.dir, f), path.join(tmp, f)); written.push(f); }
+    }
+    writeFileAtomic(path.join(tmp, 'README.md'), modelCard({ ...card, like: like.dir, model: path.resolve(request.model), architecture: like.config.architecture, changes }));
+    written.push('README.md');
+    // The folder must load back as the model it came from.
+    buildFromCheckpoint(readCheckpoint(tmp), { dry: true });
+    return written;
+  });
+  // Swap into place: the old folder (with --force) is removed only once the new one is complete.
+  if (fs.existsSync(output)) {
+    const old = `${output}.old-${process.pid}`;
+    fs.renameSync(output, old);
+    fs.renameSync(staging, output);
+    fs.rmSync(old, { recursive: true, force: true });
+  } else {
+    fs.renameSync(staging, output);
+  }
+  return { output, tensors: tensors.length, files, configChanges: changes };
+}
+
+/** Every tensor of the template, in its dtype, with the model's values and shapes. */
+function tensorsFor(like: HfCheckpoint, model: OnnxModel): OutTensor[] {
+  const template = buildFromCheckpoint(like, { dry: true });
+  const params = [...like.tensors.keys()].filter((k) => template.hasInitializer(k));
+  const sources = mapKeys(template, model, params);
+  const out = new Map<string, OutTensor>();
+  for (const key of params) {
+    const src = sources.get(key)!;
+    const e = like.tensors.get(key)!;
+    const init = model.getInitializer(src.name);
+    let { dims, data } = init;
+    if (src.transposed) {
+      if (dims.length !== 2) throw new OtfuseError('INTERNAL', `cannot transpose '${src.name}' [${dims}]`, { file: model.file });
+      const [r, c] = dims;
+      const t = new Float32Array(data.length);
+      for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) t[j * r + i] = data[i * c + j];
+      data = t;
+      dims = [c, r];
+    }
+    if (dims.length !== e.shape.length) throw new OtfuseError('MISMATCH', `initializer '${src.name}' has rank ${dims.length}, checkpoint tensor '${key}' rank ${e.shape.length}`, { file: model.file });
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) throw new OtfuseError('NUMERIC', `initializer '${src.name}' holds ${data[i]}; refusing to export it`, { file: model.file });
+    }
+    out.set(key, { key, dtype: e.dtype, shape: dims, bytes: fromFloat32(data, e.dtype, key) });
+  }
+  // Tensors that are not graph parameters: tied copies take their target's new bytes, buffers stay as they were.
+  for (const [key, e] of like.tensors) {
+    if (out.has(key)) continue;
+    const tiedTo = key === TIED_DECODER ? 'bert.embeddings.word_embeddings.weight' : key === TIED_DECODER_BIAS ? 'cls.predictions.bias' : undefined;
+    if (tiedTo && out.has(tiedTo)) { out.set(key, { ...out.get(tiedTo)!, key }); continue; }
+    if (BUFFER_KEYS.some((r) => r.test(key))) { out.set(key, { key, dtype: e.dtype, shape: e.shape, bytes: e.bytes }); continue; }
+    throw new OtfuseError('INTERNAL', `checkpoint tensor '${key}' has no source`, { file: e.file });
+  }
+  return [...like.tensors.keys()].map((k) => out.get(k)!);
+}
+
+/** config.json with the widths the new tensors imply (hidden_size, intermediate_size). */
+function updatedConfig(like: HfCheckpoint, tensors: OutTensor[]): { config: Record<string, unknown>; changes: Record<string, [unknown, unknown]> } {
+  const shape = (k: string) => tensors.find((t) => t.key === k)?.shape;
+  const fam = like.config.family;
+  const hidden = shape(fam === 'vit' ? 'vit.layernorm.weight' : 'bert.embeddings.LayerNorm.weight')?.[0];
+  const inter = shape(`${fam}.encoder.layer.0.intermediate.dense.weight`)?.[0];
+  const config = { ...like.rawConfig };
+  const changes: Record<string, [unknown, unknown]> = {};
+  const set = (field: string, value: number | undefined) => {
+    if (value === undefined || config[field] === value) return;
+    changes[field] = [config[field], value];
+    config[field] = value;
+  };
+  set('hidden_size', hidden);
+  set('intermediate_size', inter);
+  return { config, changes };
+}
+
+/** Parents, recipe and accuracies from run.json next to a run's fused.onnx / finetuned.onnx. */
+function cardFromRun(model: string): CardInfo {
+  const runJson = path.join(path.dirname(path.resolve(model)), 'run.json');
+  if (!fs.existsSync(runJson)) return {};
+  try {
+    const r = JSON.parse(fs.readFileSync(runJson, 'utf8'));
+    return { parents: r.models, anchor: r.anchor, recipe: r.recipe, metrics: r.metrics, run: path.dirname(runJson) };
+  } catch {
+    return {};
+  }
+}
+
+export interface HfImportRequest {
+  /** The HF folder (or its model.safetensors / shard index). */
+  model: string;
+  output: string;
+}
+
+export interface HfImportResult {
+  output: string;
+  architecture: string;
+  parameters: number;
+  dtypes: string;
+}
+
+export async function importHfToFile(request: HfImportRequest): Promise<HfImportResult> {
+  const model = loadModel(request.model);
+  const output = path.resolve(request.output);
+  model.save(output);
+  const meta = new Map((model.proto.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
+  return { output, architecture: meta.get('otfuse.hf.architecture') ?? '?', parameters: model.summary().parameterCount, dtypes: meta.get('otfuse.hf.dtypes') ?? '' };
+}
