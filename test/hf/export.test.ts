@@ -119,3 +119,21 @@ test('heterogeneous: a 72-wide HF folder fused into the 48-wide anchor exports i
   const d = maxAbsDiff(await runFeeds(importHf(out), ref.feeds), await runFeeds(loadModel(fused), ref.feeds));
   assert.ok(d <= 1e-6, String(d));
 });
+
+test('a pre-training checkpoint loaded as BertForMaskedLM (pooler, next-sentence head, gamma/beta names) imports and exports unchanged', async () => {
+  const tmp = tempDir();
+  const dir = path.join(tmp, 'pretraining');
+  fs.cpSync(hfDir('bert-tiny-mlm'), dir, { recursive: true });
+  const f = path.join(dir, 'model.safetensors');
+  const st = parseSafetensors(fs.readFileSync(f), f);
+  const extra = (key: string, shape: number[]) => ({ key, dtype: 'F32' as const, shape, bytes: new Uint8Array(new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5).buffer) });
+  const renamed = st.entries.map((e) => ({ ...e, key: e.key.replace(/LayerNorm\.weight$/, 'LayerNorm.gamma').replace(/LayerNorm\.bias$/, 'LayerNorm.beta') }));
+  const entries = [...renamed, extra('bert.pooler.dense.weight', [32, 32]), extra('bert.pooler.dense.bias', [32]), extra('cls.seq_relationship.weight', [2, 32]), extra('cls.seq_relationship.bias', [2])];
+  fs.writeFileSync(f, encodeSafetensorsRaw(entries, st.metadata));
+  const ref = reference('bert-tiny-mlm');
+  const model = importHf(dir);
+  assert.ok(model.hasInitializer('bert.embeddings.LayerNorm.gamma'));
+  assert.ok(maxAbsDiff(await runFeeds(model, ref.feeds), ref.logits.data as Float32Array) <= 1e-5);
+  await exportHf({ model: dir, like: dir, output: path.join(tmp, 'out') });
+  assert.ok(fs.readFileSync(path.join(tmp, 'out', 'model.safetensors')).equals(fs.readFileSync(f)));
+});
