@@ -105,3 +105,35 @@ test('an older checkpoint with the position_ids buffer imports, and the buffer c
   await exportHf({ model: dir, like: dir, output: path.join(tmp, 'out') });
   assert.ok(fs.readFileSync(path.join(tmp, 'out', 'model.safetensors')).equals(fs.readFileSync(path.join(dir, 'model.safetensors'))));
 });
+
+test('heterogeneous: a 72-wide HF folder fused into the 48-wide anchor exports in the 72-wide layout with config widths 48', async () => {
+  const tmp = tempDir();
+  const wide = path.join(tmp, 'vit72-hf');
+  await exportHf({ model: path.join(VIT, 'vit72_s12.onnx'), like: hfDir('vit-fmnist-s11'), output: wide });
+  const fused = path.join(tmp, 'fused.onnx');
+  await engine.fuse({ models: [hfDir('vit-fmnist-s11'), wide], anchor: hfDir('vit-fmnist-s11'), data: path.join(VIT, 'calib200.npz'), output: fused, runsDir: path.join(tmp, 'runs'), skipEval: true, recipe: { samples: 50 } });
+  const out = path.join(tmp, 'fused-hf');
+  const r = await exportHf({ model: fused, like: wide, output: out });
+  assert.deepEqual(r.configChanges, { hidden_size: [72, 48], intermediate_size: [288, 192] });
+  const ref = reference('vit-fmnist-s11');
+  const d = maxAbsDiff(await runFeeds(importHf(out), ref.feeds), await runFeeds(loadModel(fused), ref.feeds));
+  assert.ok(d <= 1e-6, String(d));
+});
+
+test('a pre-training checkpoint loaded as BertForMaskedLM (pooler, next-sentence head, gamma/beta names) imports and exports unchanged', async () => {
+  const tmp = tempDir();
+  const dir = path.join(tmp, 'pretraining');
+  fs.cpSync(hfDir('bert-tiny-mlm'), dir, { recursive: true });
+  const f = path.join(dir, 'model.safetensors');
+  const st = parseSafetensors(fs.readFileSync(f), f);
+  const extra = (key: string, shape: number[]) => ({ key, dtype: 'F32' as const, shape, bytes: new Uint8Array(new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5).buffer) });
+  const renamed = st.entries.map((e) => ({ ...e, key: e.key.replace(/LayerNorm\.weight$/, 'LayerNorm.gamma').replace(/LayerNorm\.bias$/, 'LayerNorm.beta') }));
+  const entries = [...renamed, extra('bert.pooler.dense.weight', [32, 32]), extra('bert.pooler.dense.bias', [32]), extra('cls.seq_relationship.weight', [2, 32]), extra('cls.seq_relationship.bias', [2])];
+  fs.writeFileSync(f, encodeSafetensorsRaw(entries, st.metadata));
+  const ref = reference('bert-tiny-mlm');
+  const model = importHf(dir);
+  assert.ok(model.hasInitializer('bert.embeddings.LayerNorm.gamma'));
+  assert.ok(maxAbsDiff(await runFeeds(model, ref.feeds), ref.logits.data as Float32Array) <= 1e-5);
+  await exportHf({ model: dir, like: dir, output: path.join(tmp, 'out') });
+  assert.ok(fs.readFileSync(path.join(tmp, 'out', 'model.safetensors')).equals(fs.readFileSync(f)));
+});

@@ -9,6 +9,8 @@ import { importHf } from '../../worker/hf';
 import { loadModel } from '../../worker/onnx/model';
 import { analyzeModel } from '../../worker/graph/analyze';
 import { OtfuseError } from '../../worker/errors';
+import { openDataset } from '../../worker/data/dataset';
+import { encodeSafetensorsRaw, parseSafetensors } from '../../worker/hf/safetensors';
 import { VIT, maxAbsDiff, tempDir } from '../helpers';
 import { hfDir, reference, runFeeds } from './helpers';
 
@@ -118,4 +120,31 @@ test('refuses weights that do not match config.json, or a damaged safetensors fi
   refuses(variant('vit-tiny-rgb-bf16-sharded', (d) => {
     fs.rmSync(path.join(d, 'model-00002-of-00002.safetensors'));
   }), 'BAD_MODEL', /cannot read safetensors file/);
+});
+
+test('qkv_bias: false builds Q/K/V without bias Adds; a one-label (regression) head is refused', () => {
+  const dir = variant('vit-fmnist-s11', (d, c) => {
+    c.qkv_bias = false;
+    const f = path.join(d, 'model.safetensors');
+    const st = parseSafetensors(fs.readFileSync(f), f);
+    fs.writeFileSync(f, encodeSafetensorsRaw(st.entries.filter((e) => !/attention\.attention\.(query|key|value)\.bias$/.test(e.key)), st.metadata));
+  });
+  const plan = analyzeModel(importHf(dir));
+  assert.equal(plan.blocks[0].attn.q.bias, undefined);
+  assert.equal(plan.blocks[0].attn.o.bias, 'vit.encoder.layer.0.attention.output.dense.bias');
+  refuses(variant('bert-tiny-cls-a', (_, c) => { c.id2label = { 0: 'score' }; delete c.label2id; }), 'UNSUPPORTED', /'num_labels'.*regression/);
+});
+
+test('a JSON data spec names the tokenizer relative to the data file', async () => {
+  const dir = tempDir();
+  fs.writeFileSync(path.join(dir, 't.jsonl'), '{"text": "the cat", "label": 1}\n{"text": "a dog", "label": "0"}\n');
+  fs.cpSync(hfDir('vocab-only'), path.join(dir, 'tok'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'spec.json'), JSON.stringify({ path: 't.jsonl', tokenizer: 'tok', maxLength: 8 }));
+  const ds = openDataset(path.join(dir, 'spec.json'));
+  assert.equal(ds.size, 2);
+  assert.deepEqual(Array.from(ds.take([0]).feeds.input_ids.data as BigInt64Array, Number), [2, 73, 74, 3]);
+  assert.deepEqual(Array.from(ds.labels), [1, 0]);
+  // A vocab-only folder has no config.json: label names cannot be mapped.
+  fs.writeFileSync(path.join(dir, 't.jsonl'), '{"text": "a dog", "label": "negative"}\n');
+  assert.throws(() => openDataset(path.join(dir, 'spec.json')), /line 1: label 'negative' is neither a class index nor a name/);
 });

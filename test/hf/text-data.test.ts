@@ -94,3 +94,11 @@ test('text data problems are named with the file and line', () => {
   bad('e.csv', 'text,label\nhi,0,3\n', /line 2: 3 fields/);
   bad('f.jsonl', '{"text": "hi", "label": 0}\n', /needs a tokenizer/, {});
 });
+
+test('a JSON spec pointing at a .jsonl gets the model folder\'s tokenizer too', async () => {
+  const dir = tempDir();
+  writeJsonl(dir);
+  fs.writeFileSync(path.join(dir, 'spec.json'), JSON.stringify({ path: 'reviews.jsonl', limit: 3 }));
+  const r = await engine.evaluate({ model: hfDir('bert-tiny-cls-a'), data: path.join(dir, 'spec.json') });
+  assert.equal(r.samples, 3);
+});

@@ -95,6 +95,7 @@ export function parseConfig(raw: Record<string, unknown>, file: string): HfConfi
     if (raw[flag] === true) throw refuse(flag, 'decoder / cross-attention models are not supported');
   }
   const labels = labelCount(raw, file);
+  if (labels === 1) throw refuse('num_labels', 'one label means regression in Hugging Face (MSE loss); otfuse fuses classifiers');
   if (family === 'vit') {
     const imageSize = int('image_size');
     const patchSize = int('patch_size');

@@ -20,7 +20,7 @@ export function attachModelFolder<T extends DataArg | undefined>(data: T, models
   if (data === undefined) return data;
   const spec: DatasetSpec & { tokenizer?: string; preprocessor?: string } = typeof data === 'string' ? { path: data } : { ...data };
   const folders = models.map((m) => hfFolderOf(m)).filter((d): d is string => d !== undefined);
-  if (TEXT.test(spec.path) && !spec.tokenizer) {
+  if ((TEXT.test(spec.path) || TEXT.test(jsonSpecPath(spec.path))) && !spec.tokenizer && !jsonSpecHas(spec.path, 'tokenizer')) {
     const dir = folders.find((d) => fs.existsSync(path.join(d, 'tokenizer.json')) || fs.existsSync(path.join(d, 'vocab.txt')));
     if (dir) return { ...spec, tokenizer: dir } as unknown as T;
   }
@@ -29,4 +29,25 @@ export function attachModelFolder<T extends DataArg | undefined>(data: T, models
     if (dir) return { ...spec, preprocessor: dir } as unknown as T;
   }
   return data;
+}
+
+/** The `path` a small .json data spec points to ('' when it is not one). */
+function jsonSpecPath(file: string): string {
+  const j = readSpec(file);
+  return typeof j?.path === 'string' ? j.path : '';
+}
+
+function jsonSpecHas(file: string, field: string): boolean {
+  return readSpec(file)?.[field] !== undefined;
+}
+
+function readSpec(file: string): Record<string, unknown> | undefined {
+  if (!file.endsWith('.json')) return undefined;
+  try {
+    if (fs.statSync(file).size > 64 * 1024) return undefined;
+    const j = JSON.parse(fs.readFileSync(file, 'utf8'));
+    return j && typeof j === 'object' ? (j as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }

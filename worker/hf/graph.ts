@@ -13,8 +13,17 @@ export const OPSET = 17;
 /** HF's additive attention mask value: torch.finfo(torch.float32).min. */
 export const MASK_MIN = -3.4028234663852886e38;
 
-/** Tensors a checkpoint may carry that are not parameters of the graph (kept as they are on export). */
-export const BUFFER_KEYS = [/(^|\.)embeddings\.position_ids$/];
+/** Tensors a checkpoint may carry that the architecture does not use — buffers, and the pooler / next-sentence
+ * head of a pre-training checkpoint loaded as BertForMaskedLM (transformers ignores them too). Copied unchanged on
+ * export. (A used tensor is never matched here: the builder places it first.) */
+export const BUFFER_KEYS = [/(^|\.)embeddings\.position_ids$/, /^bert\.pooler\./, /^vit\.pooler\./, /^cls\.seq_relationship\./];
+
+/** Older checkpoints name LayerNorm parameters gamma/beta (transformers renames them when loading). */
+function legacyName(key: string): string | undefined {
+  if (key.endsWith('LayerNorm.weight')) return key.replace(/weight$/, 'gamma');
+  if (key.endsWith('LayerNorm.bias')) return key.replace(/bias$/, 'beta');
+  return undefined;
+}
 
 export class HfGraph {
   readonly nodes: onnx.INodeProto[] = [];
@@ -65,7 +74,9 @@ export class HfGraph {
   }
 
   /** A parameter from the checkpoint, as a float32 initializer named by its key; its shape is checked. */
-  param(key: string, dims: number[]): string {
+  param(wanted: string, dims: number[]): string {
+    const legacy = legacyName(wanted);
+    const key = !this.ckpt.tensors.has(wanted) && legacy && this.ckpt.tensors.has(legacy) ? legacy : wanted;
     if (this.used.has(key)) return key;
     const e = this.ckpt.tensors.get(key);
     const where = this.ckpt.index ? 'the shards' : 'model.safetensors';
