@@ -3,7 +3,8 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { engine } from '../../worker/api';
-import { VIT, tempDir } from '../helpers';
+import { ROOT, VIT, tempDir } from '../helpers';
+import { EngineClient } from '../../worker/client';
 import { TINY, fixturePath, tiny, unpacked } from './torch-fixtures';
 
 test('two exports of the same torchvision ViT at different opsets are compatible', async () => {
@@ -39,4 +40,16 @@ test('an unsupported graph is reported once, with its node, without throwing', a
   assert.equal(r.models[0].error!.node, '/encoder/layers.0/self_attn/Slice');
   assert.match(r.models[0].error!.message, /packed projection/);
   assert.equal(r.models[1].ok, true);
+});
+
+test('the check crosses the worker-process boundary (the extension calls it through EngineClient)', async () => {
+  const client = new EngineClient({ hostScript: path.join(ROOT, 'dist', 'host.js') });
+  try {
+    const files = [unpacked(fixturePath(TINY, 'timm_tiny_op17')), unpacked(fixturePath(TINY, 'timm_tiny_perm_op17'))];
+    const r = await client.check({ models: files });
+    assert.equal(r.ok, true);
+    assert.deepEqual(r, await engine.check({ models: files }));
+  } finally {
+    client.dispose();
+  }
 });

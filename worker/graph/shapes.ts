@@ -21,7 +21,8 @@ function bcast(a: Dim[], b: Dim[]): Dim[] {
   const r = Math.max(a.length, b.length);
   const out: Dim[] = [];
   for (let i = 0; i < r; i++) {
-    const x = a[a.length - r + i] ?? 1, y = b[b.length - r + i] ?? 1;
+    const ia = a.length - r + i, ib = b.length - r + i;
+    const x = ia >= 0 ? a[ia] : 1, y = ib >= 0 ? b[ib] : 1; // missing leading dims are 1; null (unknown) stays null
     if (x === 1) out.push(y);
     else if (y === 1) out.push(x);
     else if (x === null) out.push(y);
