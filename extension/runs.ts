@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { RunRecord } from '../worker/types';
+import { readRegularFile } from '../worker/onnx/files';
 
 export interface RunEntry {
   dir: string;
@@ -20,7 +21,8 @@ export function runsFolder(): string | undefined {
 
 export function readRun(dir: string): RunEntry {
   try {
-    const raw = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as Partial<RunRecord>;
+    // A regular file of bounded size (a FIFO or a huge run.json in an untrusted workspace must not hang the host).
+    const raw = JSON.parse(Buffer.from(readRegularFile(path.join(dir, 'run.json'), 'BAD_DATA', 'run record', 64 << 20)).toString('utf8')) as Partial<RunRecord>;
     if (!raw || typeof raw !== 'object') throw new Error('run.json is not an object');
     // Tolerate records from older or newer engines: the views rely on these being present.
     const record = {

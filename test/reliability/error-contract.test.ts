@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ERROR_CODES, toErrorInfo } from '../../worker/errors';
+import { ERROR_CODES, OtfuseError, toErrorInfo } from '../../worker/errors';
 import { nodeInMessage } from '../../worker/runtime/session';
 import { cleanStaleTemps } from '../../worker/onnx/atomic';
 import { isRunFolder } from '../../worker/onnx/files';
@@ -72,4 +72,18 @@ test('default provider auto prints no Vulkan/XDG probe noise on stderr', () => {
   const r = runCli(['eval', path.join(VIT, 'vit48_s10.onnx'), '--data', path.join(VIT, 'calib200.npz'), '--limit', '8']);
   assert.equal(r.code, 0, r.stderr);
   assert.doesNotMatch(r.stderr, /XDG_RUNTIME_DIR|vulkan|Vulkan|wgpu|dawn/i);
+});
+
+test('a write the file system refuses is an IO error naming the target, with no temp file left', async () => {
+  const { writeFileAtomic, writeDirAtomic } = await import('../../worker/onnx/atomic');
+  const dir = tempDir();
+  fs.writeFileSync(path.join(dir, 'file'), 'x');
+  const target = path.join(dir, 'file', 'fused.onnx'); // parent is a file: ENOTDIR/EEXIST
+  assert.throws(() => writeFileAtomic(target, 'data'), (e: OtfuseError) => e.code === 'IO' && e.message.includes(target));
+  // A run folder whose final name is taken by a non-empty folder: ENOTEMPTY/EEXIST on rename, as IO naming it.
+  const taken = path.join(dir, 'run');
+  fs.mkdirSync(taken);
+  fs.writeFileSync(path.join(taken, 'keep'), 'x');
+  await assert.rejects(writeDirAtomic(taken, async (tmp) => { fs.writeFileSync(path.join(tmp, 'run.json'), '{}'); }), (e: OtfuseError) => e.code === 'IO' && e.message.includes(taken));
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['file', 'run']);
 });

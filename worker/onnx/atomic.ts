@@ -1,34 +1,56 @@
 // Atomic writes: a reader never sees a half-written file, and a failed write leaves nothing behind.
 import fs from 'node:fs';
 import path from 'node:path';
+import { OtfuseError } from '../errors';
+import { describeErrno } from './files';
+
+/** A file-system failure while writing `target`, as a documented IO error naming the target (not the temp). */
+function writeError(err: unknown, target: string): OtfuseError {
+  if (err instanceof OtfuseError) return err;
+  const e = err as NodeJS.ErrnoException;
+  return new OtfuseError('IO', `cannot write: ${describeErrno(e)}${e?.code ? ` (${e.code})` : ''}`, { file: target });
+}
 
 export function tempPathFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${Date.now().toString(36)}.tmp`);
 }
 
 export function writeFileAtomic(target: string, bytes: Uint8Array | string): void {
-  fs.mkdirSync(path.dirname(target), { recursive: true });
   const tmp = tempPathFor(target);
   try {
+    fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.writeFileSync(tmp, bytes);
     fs.renameSync(tmp, target);
   } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
+    removeQuietly(tmp);
+    throw writeError(err, target);
   }
+}
+
+/** Best-effort cleanup that never replaces the error being reported. */
+function removeQuietly(p: string): void {
+  try { fs.rmSync(p, { recursive: true, force: true }); } catch { /* the parent is gone or not a folder */ }
 }
 
 /** Builds a folder under a temporary name and renames it into place only when `fill` succeeds. */
 export async function writeDirAtomic<T>(target: string, fill: (tmpDir: string) => Promise<T>): Promise<T> {
-  fs.mkdirSync(path.dirname(target), { recursive: true });
   const tmp = tempPathFor(target);
-  fs.mkdirSync(tmp);
+  try {
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.mkdirSync(tmp);
+  } catch (err) {
+    throw writeError(err, target);
+  }
   try {
     const result = await fill(tmp);
-    fs.renameSync(tmp, target);
+    try {
+      fs.renameSync(tmp, target);
+    } catch (err) {
+      throw writeError(err, target);
+    }
     return result;
   } catch (err) {
-    fs.rmSync(tmp, { recursive: true, force: true });
+    removeQuietly(tmp);
     throw err;
   }
 }
