@@ -100,6 +100,8 @@ export interface CaptureOptions {
 export interface CaptureStats {
   /** Seconds spent running stage subgraphs and extracting activations. */
   seconds: number;
+  /** Process CPU seconds (every thread) over the same spans: comparable on a busy machine. */
+  cpuSeconds: number;
   /** Forward passes of the whole model equivalent (1 per capture from stage 0). */
   passes: number;
   /** Largest bytes of captured (neuron-major) matrices held at once. */
@@ -200,7 +202,7 @@ class CaptureEngine {
   private masks?: { data: Uint8Array; tokens: number } | null;
   private readonly picksByGeometry = new Map<string, Int32Array>();
   private readonly total: number;
-  readonly stats: CaptureStats = { seconds: 0, passes: 0, peakBytes: 0, peakCacheBytes: 0, tokens: [] };
+  readonly stats: CaptureStats = { seconds: 0, cpuSeconds: 0, passes: 0, peakBytes: 0, peakCacheBytes: 0, tokens: [] };
 
   constructor(private readonly model: OnnxModel, private readonly groups: CaptureSpec[][], private readonly dataset: Dataset, private readonly options: CaptureOptions, chain: boolean) {
     const targets = groups.map((g, s) => {
@@ -219,7 +221,7 @@ class CaptureEngine {
   /** Runs stages up to `stage` and returns that stage's activations. */
   async advanceTo(stage: number): Promise<Collected> {
     if (stage <= this.stage) { this.cache.clear(); this.stage = -1; }
-    const t0 = performance.now();
+    const t0 = performance.now(), c0 = process.cpuUsage();
     try {
       let out = new Collected();
       while (this.stage < stage) {
@@ -229,6 +231,8 @@ class CaptureEngine {
       return out;
     } finally {
       this.stats.seconds += (performance.now() - t0) / 1000;
+      const c = process.cpuUsage(c0);
+      this.stats.cpuSeconds += (c.user + c.system) / 1e6;
     }
   }
 

@@ -17,6 +17,7 @@ import { captureActivations, estimateActivationBytes, StagedActivations, type Ac
 import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
 import { configureLinalg } from './linalg';
+import { cloneForWeights, paramView } from './params';
 import { resolveRecipe, type ResolvedRecipe } from './recipe';
 import { encodeSafetensors, type StTensor } from './safetensors';
 import type { TMap } from './maps';
@@ -34,6 +35,8 @@ export interface LoadedFusionInput {
   provider?: ProviderChoice;
   signal?: AbortSignal;
   onProgress?: (e: ProgressEvent) => void;
+  /** Build the plain-average baseline too (default true; fuseModels skips it when nothing is evaluated). */
+  vanilla?: boolean;
   /** For tests: alter a solved map (model index, map name). */
   tamper?: (model: number, name: string, map: TMap) => TMap;
 }
@@ -52,14 +55,7 @@ export interface LoadedFusionResult {
 }
 
 function paramsOf(model: OnnxModel): Params {
-  const cache = new Map<string, { dims: number[]; data: Float32Array }>();
-  return {
-    get(name) {
-      let v = cache.get(name);
-      if (!v) { const i = model.getInitializer(name); v = { dims: i.dims, data: i.data }; cache.set(name, v); }
-      return v;
-    },
-  };
+  return paramView(model); // zero-copy float32 views where possible, a small LRU otherwise (params.ts)
 }
 
 /** Parameters by role (position in the plan), so models exported with different names still pair up. */
@@ -188,7 +184,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     // Staged capture runs inside the alignment loop: book its time under activations, not align.
     if (staged) { timings.activations = seconds; timings.align = Math.max(0, timings.align - seconds); }
     capture = {
-      mode: staged ? 'staged' : 'all', passes: stats.reduce((s, x) => s + x.passes, 0), seconds, tokenBudget: recipe.tokenBudget, tokenSeed: recipe.tokenSeed,
+      mode: staged ? 'staged' : 'all', passes: stats.reduce((s, x) => s + x.passes, 0), seconds, cpuSeconds: stats.reduce((s, x) => s + x.cpuSeconds, 0), tokenBudget: recipe.tokenBudget, tokenSeed: recipe.tokenSeed,
       tokens: stats[0].tokens, peakActivationBytes: Math.max(...stats.map((x) => x.peakBytes)), peakCacheBytes: Math.max(...stats.map((x) => x.peakCacheBytes)),
     };
   }
@@ -198,7 +194,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   const alpha = recipe.weights ?? models.map(() => 1 / models.length);
   if (alpha.length !== models.length) throw new OtfuseError('BAD_USAGE', `recipe.weights has ${alpha.length} entries for ${models.length} models`);
   const asum = alpha.reduce((a, b) => a + b, 0);
-  const fused = models[0].clone();
+  const fused = cloneForWeights(models[0]);
   const anchorParams = paramsOf(models[0]);
   for (const [, name] of roles[0]) {
     const base = anchorParams.get(name).data;
@@ -215,8 +211,8 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   timings.average = (performance.now() - t) / 1000;
 
   let vanilla: OnnxModel | undefined;
-  if (!heterogeneous) {
-    vanilla = models[0].clone();
+  if (!heterogeneous && input.vanilla !== false) {
+    vanilla = cloneForWeights(models[0]);
     for (const [role, name] of roles[0]) {
       const acc = new Float64Array(anchorParams.get(name).data.length);
       for (let k = 0; k < models.length; k++) {
@@ -271,7 +267,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   for (let i = 2; fs.existsSync(path.join(runsDir, id)); i++) id = `${stamp()}-${name}-${i}`;
   const runDir = path.join(runsDir, id);
 
-  const result = await fuseLoaded({ models, recipe, calib, provider: request.provider, signal: context.signal, onProgress: context.onProgress });
+  const result = await fuseLoaded({ models, recipe, calib, provider: request.provider, signal: context.signal, onProgress: context.onProgress, vanilla: !!evalSet });
   Object.assign(timings, result.timings);
   throwIfCancelled(context.signal);
 
