@@ -180,7 +180,7 @@ export interface RunRecord {
    * calibration set with plain averaging and after the refit, and the ridge λ used. */
   refit?: { name: string; errorAverage: number; errorRefit: number; lambda: number; rows: number }[];
   /** Activation capture: forward passes, kept/candidate tokens per tensor geometry, peak bytes (per model). */
-  capture?: { mode: 'all' | 'staged'; passes: number; seconds: number; tokenBudget: number; tokenSeed: number; tokens: { candidates: number; kept: number }[]; peakActivationBytes: number; peakCacheBytes: number };
+  capture?: { mode: 'all' | 'staged'; passes: number; seconds: number; cpuSeconds: number; tokenBudget: number; tokenSeed: number; tokens: { candidates: number; kept: number }[]; peakActivationBytes: number; peakCacheBytes: number };
   /** Peak resident set size of the process during the run (bytes). */
   peakRssBytes?: number;
 }

@@ -11,7 +11,7 @@ import { throwIfCancelled, OtfuseError } from '../errors';
 import { OnnxModel } from '../onnx/model';
 import type { Dataset, Batch } from '../data/dataset';
 import { ModelRunner, checkFinite, toOrtTensor, type InputBinding } from '../runtime/session';
-import type { ProviderChoice } from '../runtime/providers';
+import { resolveProvider, type ProviderChoice } from '../runtime/providers';
 import type { ModelPlan, TensorView } from '../graph/analyze';
 import { seededRandom } from '../random';
 import { planStages, stageModel, type StagePlan } from './stages';
@@ -89,6 +89,12 @@ export function estimateActivationBytes(plan: ModelPlan, samples: number, tokenB
 }
 
 
+/**
+ * Tokens per capture batch: ONNX Runtime's outputs for one batch (every captured tensor, an MLP one 4× wide) and
+ * its working memory scale with it; 4,096 keeps a ViT-B batch (20 images) around 100 MB of outputs.
+ */
+const TOKENS_PER_BATCH = 4096;
+
 export interface CaptureOptions {
   samples: number;
   batchSize: number;
@@ -109,6 +115,8 @@ export interface CaptureOptions {
 export interface CaptureStats {
   /** Seconds spent running stage subgraphs and extracting activations. */
   seconds: number;
+  /** Process CPU seconds (every thread) over the same spans: comparable on a busy machine. */
+  cpuSeconds: number;
   /** Forward passes of the whole model equivalent (1 per capture from stage 0). */
   passes: number;
   /** Largest bytes of captured (neuron-major) matrices held at once. */
@@ -131,7 +139,7 @@ export class StagedActivations implements ActivationStore {
   peakBytes = 0;
 
   constructor(model: OnnxModel, plan: ModelPlan, dataset: Dataset, options: CaptureOptions) {
-    this.engine = new CaptureEngine(model, captureGroups(plan), dataset, options, true);
+    this.engine = new CaptureEngine(model, captureGroups(plan), dataset, options, true, plan.tokens);
   }
 
   async prepare(stage: number): Promise<void> {
@@ -165,7 +173,7 @@ const sourceOf = (s: CaptureSpec): string => s.view?.tensor ?? s.tensor;
 /** Every tensor of the plan (or `only`) in one forward pass; the store holds them all. */
 export async function captureActivations(model: OnnxModel, plan: ModelPlan | undefined, dataset: Dataset, options: CaptureOptions, only?: CaptureSpec[]): Promise<ActivationStore & { stats: CaptureStats }> {
   const specs = only ?? captureSpecs(plan!);
-  const engine = new CaptureEngine(model, [specs], dataset, options, false);
+  const engine = new CaptureEngine(model, [specs], dataset, options, false, plan?.tokens);
   const store = await engine.advanceTo(0);
   return Object.assign(store, { stats: engine.stats });
 }
@@ -212,9 +220,11 @@ class CaptureEngine {
   private masks?: { data: Uint8Array; tokens: number } | null;
   private readonly picksByGeometry = new Map<string, Int32Array>();
   private readonly total: number;
-  readonly stats: CaptureStats = { seconds: 0, passes: 0, peakBytes: 0, peakCacheBytes: 0, tokens: [] };
+  /** Samples per batch: the recipe's, capped so one batch holds about TOKENS_PER_BATCH tokens. */
+  private readonly batch: number;
+  readonly stats: CaptureStats = { seconds: 0, cpuSeconds: 0, passes: 0, peakBytes: 0, peakCacheBytes: 0, tokens: [] };
 
-  constructor(private readonly model: OnnxModel, private readonly groups: CaptureSpec[][], private readonly dataset: Dataset, private readonly options: CaptureOptions, chain: boolean) {
+  constructor(private readonly model: OnnxModel, private readonly groups: CaptureSpec[][], private readonly dataset: Dataset, private readonly options: CaptureOptions, chain: boolean, tokens?: number) {
     const targets = groups.map((g, s) => {
       const t = [...new Set(g.map(sourceOf))];
       // The next block's input is computed here too, so only the residual stream (not the block's last
@@ -225,13 +235,14 @@ class CaptureEngine {
     });
     this.plan = planStages(model, targets);
     this.total = Math.min(options.samples, dataset.size);
+    this.batch = Math.max(1, Math.min(options.batchSize, Math.floor(TOKENS_PER_BATCH / Math.max(1, tokens ?? 1))));
     if (this.total < options.samples && this.total < 2) throw new OtfuseError('BAD_DATA', `need at least 2 calibration samples, the dataset has ${dataset.size}`, { file: dataset.source });
   }
 
   /** Runs stages up to `stage` and returns that stage's activations. */
   async advanceTo(stage: number): Promise<Collected> {
     if (stage <= this.stage) { this.cache.clear(); this.stage = -1; }
-    const t0 = performance.now();
+    const t0 = performance.now(), c0 = process.cpuUsage();
     try {
       let out = new Collected();
       while (this.stage < stage) {
@@ -241,6 +252,8 @@ class CaptureEngine {
       return out;
     } finally {
       this.stats.seconds += (performance.now() - t0) / 1000;
+      const c = process.cpuUsage(c0);
+      this.stats.cpuSeconds += (c.user + c.system) / 1e6;
     }
   }
 
@@ -328,16 +341,16 @@ class CaptureEngine {
     const sinks = new Map<string, Sink>();
     const liveTypes = new Map<string, ort.Tensor>();
     for (const t of part.liveIns) liveTypes.set(t, this.cache.get(t)![0]);
-    const runner = part.nodes.length ? await ModelRunner.create(stageModel(this.model, part, liveTypes), { provider: this.options.provider }) : undefined;
+    const runner = part.nodes.length ? await stageSession(stageModel(this.model, part, liveTypes), this.options.provider) : undefined;
     const binding = part.graphInputs.length ? await this.bindInputs() : {};
     // Only what later stages read is kept across batches; captured tensors go straight into their sinks.
     const keep = part.outputs.filter((t) => this.plan.parts.some((p) => p.index > s && p.liveIns.includes(t)));
     const produced = new Map<string, ort.Tensor[]>(keep.map((t) => [t, []]));
     try {
       let batchNo = 0;
-      for (let start = 0; start < this.total; start += this.options.batchSize, batchNo++) {
+      for (let start = 0; start < this.total; start += this.batch, batchNo++) {
         throwIfCancelled(this.options.signal);
-        const count = Math.min(this.options.batchSize, this.total - start);
+        const count = Math.min(this.batch, this.total - start);
         const feeds: Record<string, ort.Tensor> = {};
         if (part.graphInputs.length) {
           const batch: Batch = this.dataset.take(Array.from({ length: count }, (_, i) => start + i));
@@ -348,7 +361,7 @@ class CaptureEngine {
         let result: Record<string, ort.Tensor> = {};
         if (runner && part.outputs.length) {
           try {
-            result = await runner.session.run(feeds, part.outputs);
+            result = await runner.run(feeds, part.outputs);
           } catch (err) {
             throw new OtfuseError('INTERNAL', `ONNX Runtime failed in capture stage ${s}: ${String(err instanceof Error ? err.message : err).split('\n')[0].slice(0, 300)}`, { file: this.model.file });
           }
@@ -386,6 +399,19 @@ class CaptureEngine {
       out.absMeans.set(tensor, sink.abs);
     }
     return out;
+  }
+}
+
+/**
+ * A session for one stage. No CPU memory arena: each stage's session lives for one pass over the data, and an
+ * arena per stage left its high-water mark behind in the process (RSS grew by ~50 MB per ViT-S stage).
+ */
+async function stageSession(model: OnnxModel, provider: ProviderChoice | undefined): Promise<ort.InferenceSession> {
+  const used = (await resolveProvider(provider ?? 'auto')).used;
+  try {
+    return await ort.InferenceSession.create(model.toBytes(), { executionProviders: [used], logSeverityLevel: 3, graphOptimizationLevel: 'all', enableCpuMemArena: false });
+  } catch (err) {
+    throw new OtfuseError('BAD_MODEL', `ONNX Runtime cannot load capture stage: ${String(err instanceof Error ? err.message : err).split('\n')[0].slice(0, 300)}`, { file: model.file });
   }
 }
 

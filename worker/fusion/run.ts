@@ -22,6 +22,7 @@ import { CostEngine } from './cost';
 import { resolveRecipe, RECIPE_FIELDS, type ResolvedRecipe } from './recipe';
 import { ALIGN_BY, REFITS, RESIDUAL_POLICIES } from './registry';
 import { configureLinalg } from './linalg';
+import { cloneForWeights, paramView } from './params';
 import { encodeSafetensors, type StTensor } from './safetensors';
 import type { TMap } from './maps';
 import { refitModel, type RefitLayerResult } from './refit';
@@ -41,6 +42,8 @@ export interface LoadedFusionInput {
   onProgress?: (e: ProgressEvent) => void;
   /** Plans already derived (one per model, anchor first); by default each model's graph is analysed. */
   plans?: ModelPlan[];
+  /** Build the plain-average baseline too (default true; fuseModels skips it when nothing is evaluated). */
+  vanilla?: boolean;
   /** For tests: alter a solved map (model index, map name). */
   tamper?: (model: number, name: string, map: TMap) => TMap;
 }
@@ -61,14 +64,7 @@ export interface LoadedFusionResult {
 }
 
 function paramsOf(model: OnnxModel): Params {
-  const cache = new Map<string, { dims: number[]; data: Float32Array }>();
-  return {
-    get(name) {
-      let v = cache.get(name);
-      if (!v) { const i = model.getInitializer(name); v = { dims: i.dims, data: i.data }; cache.set(name, v); }
-      return v;
-    },
-  };
+  return paramView(model); // zero-copy float32 views where possible, a small LRU otherwise (params.ts)
 }
 
 /** A parameter by role (its position in the plan), so models exported with different names or packings pair up. */
@@ -241,7 +237,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     // Staged capture runs inside the alignment loop: book its time under activations, not align.
     if (staged) { timings.activations = seconds; timings.align = Math.max(0, timings.align - seconds); }
     capture = {
-      mode: staged ? 'staged' : 'all', passes: stats.reduce((s, x) => s + x.passes, 0), seconds, tokenBudget: recipe.tokenBudget, tokenSeed: recipe.tokenSeed,
+      mode: staged ? 'staged' : 'all', passes: stats.reduce((s, x) => s + x.passes, 0), seconds, cpuSeconds: stats.reduce((s, x) => s + x.cpuSeconds, 0), tokenBudget: recipe.tokenBudget, tokenSeed: recipe.tokenSeed,
       tokens: stats[0].tokens, peakActivationBytes: Math.max(...stats.map((x) => x.peakBytes)), peakCacheBytes: Math.max(...stats.map((x) => x.peakCacheBytes)),
     };
   }
@@ -251,7 +247,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   const alpha = recipe.weights ?? models.map(() => 1 / models.length);
   if (alpha.length !== models.length) throw new OtfuseError('BAD_USAGE', `recipe.weights has ${alpha.length} entries for ${models.length} models`);
   const asum = alpha.reduce((a, b) => a + b, 0);
-  const fused = models[0].clone();
+  const fused = cloneForWeights(models[0]);
   // Every initializer the plan places, once (a packed one is shared by the roles of its slices).
   const names = [...new Set([...roles[0].values()].map((r) => r.name))];
   for (const name of names) {
@@ -288,7 +284,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   }
 
   let vanilla: OnnxModel | undefined;
-  if (!heterogeneous) {
+  if (!heterogeneous && input.vanilla !== false) {
     // Plain average role by role (canonical values, so differently packed or laid-out exports still pair up).
     const sink = new ParamSink((name) => params[0].get(name).data.length, plans[0].file);
     for (const [role, ra] of roles[0]) {
@@ -300,7 +296,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
       }
       writeRole(sink, params[0], ra, acc!);
     }
-    vanilla = models[0].clone();
+    vanilla = cloneForWeights(models[0]);
     for (const [name, v] of sink.finish()) vanilla.setInitializer(name, Float32Array.from(v));
   }
   return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, refit, capture };
@@ -354,7 +350,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   for (let i = 2; fs.existsSync(path.join(runsDir, id)); i++) id = `${stamp()}-${name}-${i}`;
   const runDir = path.join(runsDir, id);
 
-  const result = await fuseLoaded({ models, recipe, calib, provider: request.provider, signal: context.signal, onProgress: context.onProgress });
+  const result = await fuseLoaded({ models, recipe, calib, provider: request.provider, signal: context.signal, onProgress: context.onProgress, vanilla: !!evalSet });
   Object.assign(timings, result.timings);
   throwIfCancelled(context.signal);
 
