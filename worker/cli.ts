@@ -5,7 +5,7 @@ import { engine } from './api';
 import { OtfuseError, toErrorInfo } from './errors';
 import type { DataArg, DatasetSpec, FuseRecipe, FuseRequest, FuseResult, JobContext, RunRecord } from './types';
 import { describeProvider, ProviderChoice } from './runtime/providers';
-import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str } from './cli/args';
+import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str, strList } from './cli/args';
 import { ProgressBar } from './cli/progress';
 import { validateRecipe } from './fusion/recipe';
 
@@ -31,6 +31,7 @@ Usage:
          [--finetune --train-data DATA --epochs 1 --lr 1e-4]
   otfuse finetune MODEL --data TRAIN [--eval EVAL] -o out.onnx [--epochs 1] [--max-steps N] [--lr 1e-4]
          [--batch-size 64] [--weight-decay 0.01] [--warmup-steps N] [--label-smoothing 0] [--clip-norm 1] [--seed 0]
+         [--teacher A.onnx --teacher B.onnx [--kd-temp 2] [--kd-alpha 0.5]]   (distillation from teachers)
   otfuse demo          fuse the bundled example ViTs on the bundled data, finetune briefly, print a table
   otfuse providers     which execution provider runs, and why the others do not
 
@@ -223,7 +224,9 @@ export function formatTable(header: string[], rows: string[][]): string {
 }
 
 async function cmdFinetune(args: ParsedArgs, context: JobContext): Promise<number> {
-  rejectUnknown(args, known(...DATA_FLAGS, 'eval', 'eval-data', 'output', 'epochs', 'max-steps', 'lr', 'weight-decay', 'warmup-steps', 'label-smoothing', 'clip-norm', 'seed'));
+  rejectUnknown(args, known(...DATA_FLAGS, 'eval', 'eval-data', 'output', 'epochs', 'max-steps', 'lr', 'weight-decay', 'warmup-steps', 'label-smoothing', 'clip-norm', 'seed', 'teacher', 'kd-temp', 'kd-alpha'));
+  const teachers = strList(args, 'teacher');
+  if (!teachers.length && (num(args, 'kd-temp') !== undefined || num(args, 'kd-alpha') !== undefined)) throw new OtfuseError('BAD_USAGE', '--kd-temp and --kd-alpha need at least one --teacher');
   const model = requireOne(args, 'model');
   const data = dataArg(args);
   const output = str(args, 'output');
@@ -235,11 +238,13 @@ async function cmdFinetune(args: ParsedArgs, context: JobContext): Promise<numbe
     epochs: num(args, 'epochs'), maxSteps: num(args, 'max-steps'), lr: num(args, 'lr'), batchSize: num(args, 'batch-size'),
     weightDecay: num(args, 'weight-decay'), warmupSteps: num(args, 'warmup-steps'), labelSmoothing: num(args, 'label-smoothing'),
     clipNorm: num(args, 'clip-norm'), seed: num(args, 'seed'), provider: provider(args),
+    ...(teachers.length ? { teachers, kdTemp: num(args, 'kd-temp'), kdAlpha: num(args, 'kd-alpha') } : {}),
   }, context);
   print(args, result, () => {
     const evals = result.evals.map((e) => `  epoch ${e.epoch}: accuracy ${(e.accuracy * 100).toFixed(2)} %, loss ${e.loss.toFixed(4)}`).join('\n');
     const last = result.history[result.history.length - 1];
-    return [`output      ${result.output}`, `steps       ${result.steps} (${result.epochs} epochs) in ${result.seconds.toFixed(1)} s, ${Math.round(result.samplesPerSecond)} samples/s`,
+    const kd = result.distill ? `distilled   from ${result.distill.teachers.map((t) => path.basename(t)).join(', ')} (T ${result.distill.temperature}, α ${result.distill.alpha})` : '';
+    return [`output      ${result.output}`, kd, `steps       ${result.steps} (${result.epochs} epochs) in ${result.seconds.toFixed(1)} s, ${Math.round(result.samplesPerSecond)} samples/s`,
       `final loss  ${last ? last.loss.toFixed(4) : '—'}`, evals].filter(Boolean).join('\n');
   });
   return 0;

@@ -188,7 +188,12 @@ export interface FinetuneOptions {
   /** Also evaluate before the first step (reported as `initial`). */
   evalBefore?: boolean;
   /** Re-initialise the parameters first (train the architecture from scratch; uses `seed`). */
-  reinitialize?: boolean;
+  reinitialize?: boolean;  /** Distillation: teacher models (ONNX) whose mean softened probabilities the model also learns from. */
+  teachers?: string[];
+  /** Distillation temperature T (default 2). */
+  kdTemp?: number;
+  /** Weight α of the distillation term: loss = (1−α)·CE + α·T²·KL (default 0.5). */
+  kdAlpha?: number;
 }
 
 export interface FinetuneRequest extends FinetuneOptions {
@@ -212,5 +217,6 @@ export interface FinetuneResult {
   /** Training-set accuracy and mean loss over the steps of each epoch (as the model was while training). */
   train?: { epoch: number; accuracy: number; loss: number }[];
   /** Peak resident memory of the process during the run (MiB). */
-  peakRssMiB?: number;
+  peakRssMiB?: number;  /** The distillation setting used (when teachers were given). */
+  distill?: { teachers: string[]; temperature: number; alpha: number };
 }
