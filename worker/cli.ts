@@ -7,16 +7,28 @@ import type { DataArg, DatasetSpec, FuseRecipe, FuseRequest, FuseResult, JobCont
 import { describeProvider, ProviderChoice } from './runtime/providers';
 import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str, strList } from './cli/args';
 import { ProgressBar } from './cli/progress';
-import { validateRecipe } from './fusion/recipe';
+import { recipeFlags, recipeUsage, validateRecipe } from './fusion/recipe';
 
 const VERSION = '0.1.0';
 const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
-const BOOLEANS = new Set(['json', 'help', 'alignment', 'version', 'finetune', 'head-aware']);
+const BOOLEANS = new Set(['json', 'help', 'alignment', 'version', 'finetune']);
 // Only `fuse` has the boolean --no-eval; elsewhere --eval takes a dataset (finetune --eval EVAL).
-const FUSE_BOOLEANS = new Set([...BOOLEANS, 'eval']);
+const FUSE_BOOLEANS = new Set([...BOOLEANS, 'eval', ...recipeFlags().filter((f) => f.spec.type === 'boolean').map((f) => f.flag)]);
 const ALIASES: Record<string, string> = { o: 'output', h: 'help', j: 'json', v: 'version' };
 const DATA_FLAGS = ['data', 'labels', 'mean', 'std', 'scale', 'limit', 'offset'];
 const COMMON = ['json', 'help', 'provider', 'batch-size'];
+
+/** Usage tokens joined into lines of at most `width` characters, each indented by `indent`. */
+function wrapUsage(tokens: string[], indent: number, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const t of tokens) {
+    if (line && indent + line.length + 1 + t.length > width) { lines.push(line); line = ''; }
+    line = line ? `${line} ${t}` : t;
+  }
+  if (line) lines.push(line);
+  return lines.map((l) => ' '.repeat(indent) + l).join('\n');
+}
 
 const USAGE = `otfuse ${VERSION} — fuse transformer checkpoints (ONNX) with optimal transport
 
@@ -24,11 +36,7 @@ Usage:
   otfuse eval MODEL --data DATA [--limit N] [--batch-size N]
   otfuse inspect MODEL [--alignment]
   otfuse fuse A.onnx B.onnx [C.onnx …] --data DATA [--anchor B.onnx] [-o fused.onnx] [--recipe r.json]
-         [--solver emd|sinkhorn] [--reg 0.08] [--align-by acts|wts] [--residual mean|no_resid|only_resid|
-         weighted_scalar|weighted_matrix] [--qk separate|joint|eq_t_map] [--samples 200] [--token-filter all|cls|window]
-         [--metric euclidean|sqeuclidean|cosine] [--cost-norm max|median|mean|none] [--weights 0.5,0.5]
-         [--preset default|reference|exact|weights] [--head-aware] [--eval-data DATA] [--eval-limit N] [--no-eval] [--runs-dir DIR]
-         [--finetune --train-data DATA --epochs 1 --lr 1e-4]
+${wrapUsage([...recipeUsage(), '[--eval-data DATA]', '[--eval-limit N]', '[--no-eval]', '[--runs-dir DIR]', '[--finetune --train-data DATA --epochs 1 --lr 1e-4]'], 9, 118)}
   otfuse finetune MODEL --data TRAIN [--eval EVAL] -o out.onnx [--epochs 1] [--max-steps N] [--lr 1e-4]
          [--batch-size 64] [--weight-decay 0.01] [--warmup-steps N] [--label-smoothing 0] [--clip-norm 1] [--seed 0]
          [--teacher A.onnx --teacher B.onnx [--kd-temp 2] [--kd-alpha 0.5]]   (distillation from teachers)
@@ -164,25 +172,24 @@ function recipeFrom(args: ParsedArgs): FuseRecipe {
     }
     recipe = validateRecipe(recipe, file);
   }
-  const set = <K extends keyof FuseRecipe>(key: K, value: FuseRecipe[K] | undefined) => { if (value !== undefined) recipe[key] = value; };
-  set('name', str(args, 'name'));
-  set('solver', oneOf(args, 'solver', ['emd', 'sinkhorn'] as const));
-  set('reg', num(args, 'reg'));
-  set('alignBy', oneOf(args, 'align-by', ['acts', 'wts'] as const));
-  set('residualPolicy', oneOf(args, 'residual', ['no_resid', 'only_resid', 'mean', 'weighted_scalar', 'weighted_matrix'] as const));
-  set('qk', oneOf(args, 'qk', ['separate', 'joint', 'eq_t_map'] as const));
-  set('samples', num(args, 'samples'));
-  set('tokenFilter', oneOf(args, 'token-filter', ['all', 'cls', 'window'] as const));
-  set('groundMetric', oneOf(args, 'metric', ['euclidean', 'sqeuclidean', 'cosine'] as const));
-  set('costNorm', oneOf(args, 'cost-norm', ['max', 'median', 'mean', 'none'] as const));
-  set('weights', numList(args, 'weights'));
-  set('preset', oneOf(args, 'preset', ['default', 'reference', 'exact', 'weights'] as const));
-  set('headAware', bool(args, 'head-aware'));
+  // Every recipe flag (and its allowed values) comes from RECIPE_FIELDS; flags override the file's fields.
+  const out = recipe as Record<string, unknown>;
+  for (const { flag, field, spec } of recipeFlags()) {
+    let value: unknown;
+    switch (spec.type) {
+      case 'enum': value = oneOf(args, flag, spec.values); break;
+      case 'number': value = num(args, flag); break;
+      case 'boolean': value = bool(args, flag); break;
+      case 'numberArray': value = numList(args, flag); break;
+      case 'string': value = str(args, flag); break;
+    }
+    if (value !== undefined) out[field] = value;
+  }
+  if (Object.keys(out).length) validateRecipe(out);
   return recipe;
 }
 
-const FUSE_FLAGS = ['anchor', 'output', 'recipe', 'name', 'solver', 'reg', 'align-by', 'residual', 'qk', 'samples', 'token-filter', 'metric',
-  'cost-norm', 'weights', 'preset', 'head-aware', 'eval-data', 'eval-limit', 'eval', 'runs-dir', 'finetune', 'train-data', 'epochs', 'max-steps', 'lr'];
+const FUSE_FLAGS = ['anchor', 'output', 'recipe', ...recipeFlags().map((f) => f.flag), 'eval-data', 'eval-limit', 'eval', 'runs-dir', 'finetune', 'train-data', 'epochs', 'max-steps', 'lr'];
 
 async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
   rejectUnknown(args, known(...DATA_FLAGS, ...FUSE_FLAGS));

@@ -4,6 +4,8 @@ import type { DatasetSpec } from './data/dataset';
 import type { ErrorInfo } from './errors';
 import type { ProviderChoice, ProviderReport } from './runtime/providers';
 import type { ModelSummary } from './onnx/model';
+import type { AlignBy, MetricKind, Normalisation, OtSolverName, QkMode, RefitMode, ResidualPolicy, TokenFilter } from './fusion/registry';
+import type { PresetName } from './fusion/recipe';
 
 export type { DatasetSpec, ErrorInfo, ProviderChoice, ProviderReport, ModelSummary };
 
@@ -69,32 +71,38 @@ export interface EvaluateResult {
   provider: ProviderReport;
 }
 
-export type OtSolver = 'emd' | 'sinkhorn';
-export type AlignBy = 'acts' | 'wts';
-export type ResidualPolicy = 'no_resid' | 'only_resid' | 'mean' | 'weighted_scalar' | 'weighted_matrix';
-export type QkMode = 'separate' | 'joint' | 'eq_t_map';
+// Option unions derive from the registries (worker/fusion/registry.ts, worker/ot/solvers.ts).
+export type OtSolver = OtSolverName;
+export type { AlignBy, ResidualPolicy, QkMode, TokenFilter, RefitMode, MetricKind, Normalisation };
 
-/** Everything a fusion run needs (also the JSON recipe's shape; flags override it). */
+/** Everything a fusion run needs (also the JSON recipe's shape; flags override it). Field docs, defaults and
+ * allowed values: RECIPE_FIELDS in worker/fusion/recipe.ts (and the generated recipe.schema.json). */
 export interface FuseRecipe {
+  $schema?: string;
   name?: string;
   alignBy?: AlignBy;
   solver?: OtSolver;
+  /** Sinkhorn regularisation (a solver parameter, see worker/ot/solvers.ts). */
   reg?: number;
-  groundMetric?: 'euclidean' | 'sqeuclidean' | 'cosine';
-  costNorm?: 'max' | 'median' | 'mean' | 'none';
+  groundMetric?: MetricKind;
+  costNorm?: Normalisation;
   residualPolicy?: ResidualPolicy;
   qk?: QkMode;
   /** Activation samples used for the cost (default 200). */
   samples?: number;
-  tokenFilter?: 'all' | 'cls' | 'window';
+  tokenFilter?: TokenFilter;
   standardize?: boolean;
   /** Weights α per model (anchor first); default uniform. */
   weights?: number[];
-  /** Reference-compatible behaviour (per-sample batches, its quirks). */
-  preset?: 'default' | 'reference' | 'exact' | 'weights';
+  /** A named partial recipe (worker/fusion/recipe.ts PRESETS). */
+  preset?: PresetName;
   /** Head-aware attention maps: heads matched as units (one head assignment for Q, K and V), one map shared by
    * Q and K inside each head. With EMD, QKᵀ of every head is preserved exactly. */
   headAware?: boolean;
+  /** Closed-form refit of the aligned linear layers from calibration activations (beyond the paper). */
+  refit?: RefitMode;
+  /** Ridge of the refit, relative to the mean diagonal of the summed input Gram matrix. */
+  refitRidge?: number;
 }
 
 export interface FuseRequest {

@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { encodeSafetensors, decodeSafetensors } from '../../worker/fusion/safetensors';
-import { validateRecipe, resolveRecipe, RECIPE_RULES } from '../../worker/fusion/recipe';
+import { validateRecipe, resolveRecipe, recipeSchemaText, recipeUsage, RECIPE_FIELDS } from '../../worker/fusion/recipe';
+import { RESIDUAL_POLICIES, namesOf } from '../../worker/fusion/registry';
+import { SOLVER_NAMES, solveOT } from '../../worker/ot/solvers';
 import { alignInput, alignOutput, combineMaps, identityMap, type TMap } from '../../worker/fusion/maps';
 import { keptTokens, standardizeRows } from '../../worker/fusion/activations';
 import { OtfuseError } from '../../worker/errors';
@@ -30,22 +32,33 @@ test('safetensors: byte layout and round trip', () => {
 
 test('recipe validation names the bad field', () => {
   const bad: [unknown, RegExp][] = [
-    [{ solver: 'simplex' }, /'solver' must be one of emd, sinkhorn/],
+    [{ solver: 'simplex' }, /'solver' must be one of emd, sinkhorn \(got 'simplex'\)/],
     [{ reg: 0 }, /'reg' must be > 0/],
     [{ samples: 2.5 }, /'samples' must be an integer/],
     [{ weights: [1] }, /'weights' must be an array of at least 2/],
     [{ weights: [1, -1] }, /'weights\[1\]' must be ≥ 0/],
+    [{ weights: [0, 0] }, /'weights' must not sum to 0/],
     [{ standardize: 'yes' }, /'standardize' must be true or false/],
+    [{ refit: 'ols' }, /'refit' must be one of none, regmean, regmean\+\+/],
+    [{ refitRidge: -1 }, /'refitRidge' must be ≥ 0/],
+    [{ reg: Infinity }, /'reg' must be a number/],
     [{ colour: 'red' }, /unknown field 'colour'/],
+    [JSON.parse('{"__proto__": {"solver": "emd"}}'), /forbidden field '__proto__'/],
+    [JSON.parse('{"constructor": {"prototype": {}}}'), /forbidden field 'constructor'/],
+    [{ residualPolicy: 'toString' }, /'residualPolicy' must be one of/],
     [[], /must be a JSON object/],
+    [null, /must be a JSON object/],
   ];
-  for (const [obj, re] of bad) assert.throws(() => validateRecipe(obj), (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_USAGE' && re.test(e.message));
+  for (const [obj, re] of bad) assert.throws(() => validateRecipe(obj), (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_USAGE' && re.test(e.message), String(re));
   assert.deepEqual(validateRecipe({ solver: 'emd', reg: 0.1, $schema: './x.json' }), { solver: 'emd', reg: 0.1, $schema: './x.json' });
+  assert.deepEqual(validateRecipe({ solver: undefined, refit: 'regmean++' }), { solver: undefined, refit: 'regmean++' });
+  assert.equal(({} as Record<string, unknown>).solver, undefined, 'no prototype pollution');
 });
 
 test('recipe defaults are the reference best settings; presets sit under explicit fields', () => {
   const d = resolveRecipe({});
   assert.deepEqual([d.alignBy, d.solver, d.reg, d.groundMetric, d.costNorm, d.residualPolicy, d.samples], ['acts', 'sinkhorn', 0.08, 'euclidean', 'max', 'mean', 200]);
+  assert.deepEqual([d.outNorm, d.batchSize, d.float32Cost, d.costEngine, d.capture, d.headAware, d.standardize, d.tokenFilter], ['rows', 50, false, 'ort', 'auto', false, true, 'all']);
   const r = resolveRecipe({ preset: 'reference', solver: 'emd' });
   assert.equal(r.solver, 'emd');
   assert.equal(r.batchSize, 1);
@@ -54,13 +67,34 @@ test('recipe defaults are the reference best settings; presets sit under explici
   assert.equal(resolveRecipe({ preset: 'exact' }).solver, 'emd');
 });
 
-test('the JSON Schema and the validator describe the same fields and enums', () => {
-  const schema = JSON.parse(fs.readFileSync(path.join(process.cwd(), 'worker', 'fusion', 'recipe.schema.json'), 'utf8'));
-  assert.deepEqual(Object.keys(schema.properties).sort(), Object.keys(RECIPE_RULES).sort());
-  for (const [k, rule] of Object.entries(RECIPE_RULES)) {
-    if (rule.type === 'string' && rule.enum) assert.deepEqual(schema.properties[k].enum, rule.enum, k);
-  }
+test('recipe.schema.json is generated from the registries (node scripts/gen-recipe-schema.mjs)', () => {
+  const committed = fs.readFileSync(path.join(process.cwd(), 'worker', 'fusion', 'recipe.schema.json'), 'utf8');
+  assert.equal(committed, recipeSchemaText(), 'recipe.schema.json is stale: run node scripts/gen-recipe-schema.mjs');
+  const schema = JSON.parse(committed);
+  assert.deepEqual(schema.properties.residualPolicy.enum, namesOf(RESIDUAL_POLICIES));
+  assert.deepEqual(schema.properties.solver.enum, SOLVER_NAMES);
   assert.equal(schema.additionalProperties, false);
+  assert.deepEqual(Object.keys(schema.properties), Object.keys(RECIPE_FIELDS));
+});
+
+test('README lists every recipe flag with its values (from the registries)', () => {
+  const readme = fs.readFileSync(path.join(process.cwd(), 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('<!-- recipe-options:start -->'), readme.indexOf('<!-- recipe-options:end -->')).replace(/\s+/g, ' ');
+  assert.ok(section.length > 100, 'README has the recipe-options section');
+  for (const token of recipeUsage()) {
+    const flag = token.slice(1, -1); // '[--solver emd|sinkhorn]' → '--solver emd|sinkhorn'
+    assert.ok(section.includes('`' + flag + '`'), `README is missing \`${flag}\``);
+  }
+});
+
+test('solveOT dispatches through the solver registry', () => {
+  const M = Float64Array.from([0, 1, 1, 0]);
+  const e = solveOT([0.5, 0.5], [0.5, 0.5], M, { solver: 'emd' });
+  assert.deepEqual(Array.from(e.plan), [0.5, 0, 0, 0.5]);
+  const s = solveOT([0.5, 0.5], [0.5, 0.5], M, { solver: 'sinkhorn', reg: 0.05 });
+  assert.ok(s.plan[0] > 0.49 && s.plan[1] < 0.01);
+  assert.throws(() => solveOT([0.5, 0.5], [0.5, 0.5], M, { solver: 'sinkhorn', reg: -1 }), /'reg' must be a finite number > 0/);
+  assert.throws(() => solveOT([0.5, 0.5], [0.5, 0.5], M, { solver: 'constructor' as never }), /unknown OT solver 'constructor'/);
 });
 
 test('map algebra: permutation maps move rows/columns; identity is a no-op; residual mix keeps marginals', () => {

@@ -4,11 +4,13 @@
 // through LayerNorms unchanged, into residual Adds via the residual policy, from V into W_O's input side.
 // Results are keyed by the anchor's parameter names, in the anchor's storage layout.
 import { OtfuseError } from '../errors';
-import { emd, sinkhorn, uniform, diagnose } from '../ot/index';
+import { solveOT, pickSolverParams, uniform, diagnose } from '../ot/index';
+import { RESIDUAL_POLICIES } from './registry';
 import type { CostEngine } from './cost';
 import type { ModelPlan, LinearRef, NormRef } from '../graph/analyze';
 import type { ActivationStore } from './activations';
 import type { ResolvedRecipe } from './recipe';
+import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion, type Region } from './slices';
 import { TMap, alignInput, alignOutput, alignVector, combineMaps, transpose, toF64 } from './maps';
 
 export interface Params {
@@ -47,23 +49,15 @@ interface Features {
 
 export async function alignModel(ctx: AlignContext): Promise<Aligned> {
   const { anchor: A, other: B, recipe } = ctx;
-  const out: Aligned = new Map();
-  const put = (name: string, v: Float64Array, expect: number) => {
-    if (v.length !== expect) throw new OtfuseError('INTERNAL', `aligned '${name}' has ${v.length} values, the anchor needs ${expect}`);
-    const prev = out.get(name);
-    // A shared (tied) initializer must come out the same from every role that uses it.
-    if (prev && prev.some((x, i) => Math.abs(x - v[i]) > 1e-6 * (1 + Math.abs(x)))) {
-      throw new OtfuseError('UNSUPPORTED', `parameter '${name}' is shared by layers whose alignments disagree`, { file: A.plan.file });
-    }
-    out.set(name, v);
-  };
-  const size = (name: string) => A.params.get(name).data.length;
+  const sink = new ParamSink((name) => A.params.get(name).data.length, A.plan.file);
+  const put = (name: string, v: Float64Array, region?: Region) => sink.put(name, v, region);
 
   const costOf = (f: Features) => ctx.costs.cost(f.X, f.Y, f.n, f.m, f.d, { metric: recipe.groundMetric, normalize: recipe.costNorm });
+  const solverParams = pickSolverParams(recipe.solver, recipe as unknown as Record<string, unknown>);
   /** OT with uniform marginals on a cost matrix (plan with total mass 1). */
   const transport = (M: Float64Array, n: number, m: number) => {
     const C = recipe.float32Cost ? Float32Array.from(M) : M;
-    const res = recipe.solver === 'emd' ? emd(uniform(n), uniform(m), C) : sinkhorn(uniform(n), uniform(m), C, recipe.reg);
+    const res = solveOT(uniform(n), uniform(m), C, { solver: recipe.solver, ...solverParams });
     return { plan: res.plan, iterations: res.iterations };
   };
   const record = (name: string, kind: string, solved: TMap, M: Float64Array, t0: number, extra: Record<string, number>): TMap => {
@@ -133,24 +127,7 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
   };
 
   const residual = (name: string, skip: TMap, branch: TMap, skipAbs: () => Float64Array, branchAbs: () => Float64Array): TMap => {
-    let map: TMap;
-    switch (recipe.residualPolicy) {
-      case 'no_resid': map = branch; break;
-      case 'only_resid': map = skip; break;
-      case 'mean': map = combineMaps(skip, branch, [0.5], [0.5]); break;
-      case 'weighted_scalar': {
-        const s = mean(skipAbs()), b = mean(branchAbs());
-        map = combineMaps(skip, branch, [s / (s + b)], [b / (s + b)]);
-        break;
-      }
-      case 'weighted_matrix': {
-        const s = skipAbs(), b = branchAbs();
-        const ws = new Float64Array(s.length), wb = new Float64Array(s.length);
-        for (let j = 0; j < s.length; j++) { const t = s[j] + b[j] || 1; ws[j] = s[j] / t; wb[j] = b[j] / t; }
-        map = combineMaps(skip, branch, ws, wb);
-        break;
-      }
-    }
+    const map = RESIDUAL_POLICIES[recipe.residualPolicy].combine({ skip, branch, skipAbs, branchAbs });
     ctx.onMap?.({ name, kind: 'residual', map, diagnostics: {} });
     return map;
   };
@@ -170,16 +147,13 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
   };
 
   // ---- linear layers ----
-  const weightOf = (side: typeof A, l: LinearRef): Float64Array => {
-    const w = side.params.get(l.weight).data;
-    return l.outIn ? toF64(w) : transpose(w, l.inDim, l.outDim); // canonical [out, in]
-  };
-  const biasOf = (side: typeof A, l: LinearRef): Float64Array | undefined => (l.bias ? toF64(side.params.get(l.bias).data) : undefined);
+  const weightOf = (side: typeof A, l: LinearRef): Float64Array => readWeight(side.params.get(l.weight), l); // canonical [out, in]
+  const biasOf = (side: typeof A, l: LinearRef): Float64Array | undefined => (l.bias ? readBias(side.params.get(l.bias), l) : undefined);
   const putLinear = (la: LinearRef, W: Float64Array, b: Float64Array | undefined) => {
-    put(la.weight, la.outIn ? W : transpose(W, la.outDim, la.inDim), size(la.weight));
+    put(la.weight, toStorage(W, la), weightRegion(la, A.params.get(la.weight).dims));
     if (la.bias) {
       if (!b) throw new OtfuseError('MISMATCH', `layer '${la.node}' has a bias in the anchor but not in ${B.plan.file}`, { file: B.plan.file });
-      put(la.bias, b, size(la.bias));
+      put(la.bias, b, biasRegion(la, A.params.get(la.bias).data.length));
     }
   };
   const inAligned = (lb: LinearRef, la: LinearRef, mapIn: TMap | null): Float64Array => {
@@ -209,7 +183,7 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
       const pa = na[key], pb = nb[key];
       if (!pa) continue;
       if (!pb) throw new OtfuseError('MISMATCH', `LayerNorm '${nb.node}' has no ${key}`, { file: B.plan.file });
-      put(pa, alignVector(toF64(B.params.get(pb).data), map, recipe.outNorm), size(pa));
+      put(pa, alignVector(toF64(B.params.get(pb).data), map, recipe.outNorm));
     }
   };
 
@@ -224,7 +198,7 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
       // CLS: one learned vector; its map comes from its own values (scalar per hidden neuron).
       const ca = A.params.get(ea.cls.name).data, cb = B.params.get(eb.cls.name).data;
       const map = await solve('embed.cls', 'cls-token', { X: cb, Y: ca, n: cb.length, m: ca.length, d: 1 });
-      put(ea.cls.name, alignVector(toF64(cb), map, recipe.outNorm), size(ea.cls.name));
+      put(ea.cls.name, alignVector(toF64(cb), map, recipe.outNorm));
     }
     let posMap: TMap | undefined;
     if (ea.pos && eb.pos) {
@@ -237,7 +211,7 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
       const Pb = transpose(B.params.get(eb.pos.name).data, T, Db);
       posMap = await solve('embed.pos', 'position', { X: Pb, Y: Pa, n: Db, m: Da, d: T });
       const aligned = alignOutput(Pb, T, posMap, recipe.outNorm); // Da × T
-      put(ea.pos.name, transpose(aligned, Da, T), size(ea.pos.name));
+      put(ea.pos.name, transpose(aligned, Da, T));
     }
     // Patch embedding: a Conv with stride = kernel is a linear layer on flattened patches.
     const pa = ea.patch, pb = eb.patch;
@@ -246,10 +220,10 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
     const Wpb = toF64(B.params.get(pb.weight).data);
     const Wpa = toF64(A.params.get(pa.weight).data);
     const patchMap = await solve('embed.patch', 'patch-conv', recipe.alignBy === 'acts' ? actFeatures(pb.out, pa.out) : wtsFeatures(Wpb, pb.channels, Wpa, pa.channels, kin));
-    put(pa.weight, alignOutput(Wpb, kin, patchMap, recipe.outNorm), size(pa.weight));
+    put(pa.weight, alignOutput(Wpb, kin, patchMap, recipe.outNorm));
     if (pa.bias) {
       if (!pb.bias) throw new OtfuseError('MISMATCH', 'patch embedding bias missing', { file: B.plan.file });
-      put(pa.bias, alignVector(toF64(B.params.get(pb.bias).data), patchMap, recipe.outNorm), size(pa.bias));
+      put(pa.bias, alignVector(toF64(B.params.get(pb.bias).data), patchMap, recipe.outNorm));
     }
     stream = patchMap;
     if (posMap) {
@@ -288,7 +262,7 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
     for (const { ta, tb } of pairs) {
       const R = tb.dims[0];
       const aligned = alignOutput(transpose(B.params.get(tb.name).data, R, Db), R, stream, recipe.outNorm); // Da × R
-      put(ta.name, transpose(aligned, Da, R), size(ta.name));
+      put(ta.name, transpose(aligned, Da, R));
     }
     norm(eb.ln, ea.ln, stream);
   } else {
@@ -387,13 +361,7 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
   if (ha.classes !== hb.classes) throw new OtfuseError('MISMATCH', `${hb.classes} classes vs the anchor's ${ha.classes}`, { file: B.plan.file });
   // Classifier: input side only; its outputs are the classes and are never permuted.
   putLinear(ha.classifier, inAligned(hb.classifier, ha.classifier, headIn), biasOf(B, hb.classifier));
-  return out;
-}
-
-function mean(v: Float64Array): number {
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i];
-  return s / Math.max(1, v.length);
+  return sink.finish();
 }
 
 /** Rows scaled to unit L2 norm (the reference's weight-based cost), in float64. */

@@ -1,24 +1,34 @@
-// Fusion recipes: defaults (the reference's best settings), presets, and a small hand-written validator that
-// checks a parsed JSON recipe against recipe.schema.json's rules and names the bad field.
+// Fusion recipes from one definition: RECIPE_FIELDS (built from the option registries) gives the JSON schema
+// (recipe.schema.json is generated from it: `node scripts/gen-recipe-schema.mjs`; a test checks it is current),
+// the validator (ajv compiles that same schema; errors name the field), the defaults, and the CLI flags and
+// usage text (worker/cli.ts). Presets sit between the defaults and the user's explicit fields.
+import Ajv, { type ErrorObject } from 'ajv';
 import { OtfuseError } from '../errors';
 import type { FuseRecipe } from '../types';
 import type { OutNorm } from './maps';
+import {
+  ALIGN_BY, COST_NORMS, FORBIDDEN_KEYS, GROUND_METRICS, QK_MODES, REFITS, RESIDUAL_POLICIES, SOLVERS, TOKEN_FILTERS, namesOf,
+  type AlignBy, type MetricKind, type Normalisation, type OtSolverName, type QkMode, type RefitMode, type ResidualPolicy, type TokenFilter,
+} from './registry';
+import { solverParams } from '../ot/solvers';
 
 export interface ResolvedRecipe {
   name: string;
-  alignBy: 'acts' | 'wts';
-  solver: 'emd' | 'sinkhorn';
+  alignBy: AlignBy;
+  solver: OtSolverName;
   reg: number;
-  groundMetric: 'euclidean' | 'sqeuclidean' | 'cosine';
-  costNorm: 'max' | 'median' | 'mean' | 'none';
-  residualPolicy: 'no_resid' | 'only_resid' | 'mean' | 'weighted_scalar' | 'weighted_matrix';
-  qk: 'separate' | 'joint' | 'eq_t_map';
+  groundMetric: MetricKind;
+  costNorm: Normalisation;
+  residualPolicy: ResidualPolicy;
+  qk: QkMode;
   samples: number;
-  tokenFilter: 'all' | 'cls' | 'window';
+  tokenFilter: TokenFilter;
   standardize: boolean;
   weights?: number[];
   headAware: boolean;
-  preset: 'default' | 'reference' | 'exact' | 'weights';
+  preset: PresetName;
+  refit: RefitMode;
+  refitRidge: number;
   /** How output-side values are averaged onto anchor neurons (see maps.ts). */
   outNorm: OutNorm;
   /** Samples per activation batch (the reference feeds one at a time). */
@@ -32,83 +42,192 @@ export interface ResolvedRecipe {
   capture: 'auto' | 'all' | 'staged';
 }
 
-const DEFAULTS: ResolvedRecipe = {
-  name: 'fusion', alignBy: 'acts', solver: 'sinkhorn', reg: 0.08, groundMetric: 'euclidean', costNorm: 'max',
-  residualPolicy: 'mean', qk: 'separate', headAware: false, samples: 200, tokenFilter: 'all', standardize: true, preset: 'default',
-  outNorm: 'rows', batchSize: 50, float32Cost: false, costEngine: 'ort', capture: 'auto',
-};
+/** A recipe field: its JSON-schema type, default, description and (optionally) its `otfuse fuse` flag. */
+export type RecipeField =
+  | { type: 'enum'; values: readonly string[]; default: string; description: string; flag?: string; valueDescriptions?: Record<string, string> }
+  | { type: 'number'; integer?: boolean; minimum?: number; exclusiveMinimum?: number; default?: number; description: string; flag?: string }
+  | { type: 'boolean'; default: boolean; description: string; flag?: string }
+  | { type: 'string'; default?: string; description: string; flag?: string }
+  | { type: 'numberArray'; minItems: number; itemMinimum: number; description: string; flag?: string; example: string };
 
-/** Preset values sit between the defaults and the user's explicit fields. */
-const PRESETS: Record<ResolvedRecipe['preset'], Partial<ResolvedRecipe>> = {
-  default: {},
+const enumOf = (table: Record<string, { description: string }>, def: string, description: string, flag: string): RecipeField => ({
+  type: 'enum', values: namesOf(table), default: def, description, flag,
+  valueDescriptions: Object.fromEntries(Object.entries(table).map(([k, v]) => [k, v.description])),
+});
+const described = (table: Record<string, string>) => Object.fromEntries(Object.entries(table).map(([k, v]) => [k, { description: v }]));
+
+/** Presets: named partial recipes (their values sit under the user's explicit fields). */
+export const PRESETS = {
+  default: { description: 'the defaults below', values: {} },
   // graldij/transformer-fusion as run for the fixtures: acts, Sinkhorn 0.08, separate Q/K, n·P scaling on both
   // sides, all tokens, per-neuron standardisation, samples one at a time.
-  reference: { alignBy: 'acts', solver: 'sinkhorn', reg: 0.08, qk: 'separate', residualPolicy: 'mean', outNorm: 'rows', batchSize: 1, float32Cost: true, tokenFilter: 'all', standardize: true },
+  reference: {
+    description: 'graldij/transformer-fusion\'s exact behaviour',
+    values: { alignBy: 'acts', solver: 'sinkhorn', reg: 0.08, qk: 'separate', residualPolicy: 'mean', outNorm: 'rows', batchSize: 1, float32Cost: true, tokenFilter: 'all', standardize: true, refit: 'none' },
+  },
   // Hard alignment: exact OT, heads matched as units with one map shared by Q and K inside each head.
-  exact: { solver: 'emd', qk: 'eq_t_map', headAware: true },
+  exact: { description: 'EMD with heads matched as units and one Q/K map per head', values: { solver: 'emd', qk: 'eq_t_map', headAware: true } },
   // Weight-based alignment (no activations needed), Sinkhorn 0.06 as the paper uses for weights.
-  weights: { alignBy: 'wts', solver: 'sinkhorn', reg: 0.06 },
+  weights: { description: 'weight-based Sinkhorn 0.06 (no activations)', values: { alignBy: 'wts', solver: 'sinkhorn', reg: 0.06 } },
+} as const satisfies Record<string, { description: string; values: Partial<ResolvedRecipe> }>;
+export type PresetName = keyof typeof PRESETS;
+
+const SOLVER_PARAM_FIELDS: Record<string, RecipeField> = Object.fromEntries(Object.entries(solverParams()).map(([k, p]) => [k, {
+  type: 'number', exclusiveMinimum: p.exclusiveMinimum, minimum: p.minimum, default: p.default, description: p.description, flag: k,
+} satisfies RecipeField]));
+
+/** Every recipe field, in the order the schema, the usage text and the docs list them. */
+export const RECIPE_FIELDS: Record<string, RecipeField> = {
+  $schema: { type: 'string', description: 'Path or URL of this schema (editor support).' },
+  name: { type: 'string', default: 'fusion', description: 'Run name (part of the run folder name).', flag: 'name' },
+  alignBy: enumOf(ALIGN_BY, 'acts', 'Cost from activations on calibration data, or from (input-aligned, L2-normalised) weights.', 'align-by'),
+  solver: enumOf(SOLVERS, 'sinkhorn', 'Exact OT (EMD) or entropic OT (Sinkhorn).', 'solver'),
+  ...SOLVER_PARAM_FIELDS,
+  groundMetric: enumOf(described(GROUND_METRICS), 'euclidean', 'Ground metric between neuron descriptions.', 'metric'),
+  costNorm: enumOf(described(COST_NORMS), 'max', 'Cost normalisation before OT.', 'cost-norm'),
+  residualPolicy: enumOf(RESIDUAL_POLICIES, 'mean', 'How the map after a residual Add combines the skip and branch maps.', 'residual'),
+  qk: enumOf(QK_MODES, 'separate', 'Q/K maps: one OT each, one OT on Q|K neurons together, or one map from Q and K together used for both.', 'qk'),
+  samples: { type: 'number', integer: true, minimum: 1, default: 200, description: 'Calibration samples for activations.', flag: 'samples' },
+  tokenFilter: enumOf(TOKEN_FILTERS, 'all', 'Which tokens count as activation samples.', 'token-filter'),
+  standardize: { type: 'boolean', default: true, description: 'Per-neuron standardisation of activations.', flag: 'standardize' },
+  headAware: { type: 'boolean', default: false, description: 'Head-aware attention maps: heads matched as units (one assignment for Q, K and V), one map shared by Q and K inside each head (QKᵀ preserved exactly with EMD).', flag: 'head-aware' },
+  weights: { type: 'numberArray', minItems: 2, itemMinimum: 0, description: 'Weights α per model, anchor first (default uniform).', flag: 'weights', example: '0.5,0.5' },
+  refit: enumOf(REFITS, 'none', 'After alignment, refit every aligned linear layer in closed form from calibration activations (beyond the paper).', 'refit'),
+  refitRidge: { type: 'number', minimum: 0, default: 0.01, description: 'Ridge of the refit, relative to the mean diagonal of the summed input Gram matrix (λ = refitRidge · mean diag).', flag: 'refit-ridge' },
+  preset: enumOf(Object.fromEntries(Object.entries(PRESETS).map(([k, v]) => [k, { description: v.description }])), 'default', 'A named partial recipe under the explicit fields.', 'preset'),
 };
+
+// Compile-time check: FuseRecipe (worker/types.ts) and RECIPE_FIELDS name the same fields.
+type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : { missing: Exclude<keyof A, keyof B>; extra: Exclude<keyof B, keyof A> };
+const FIELD_NAMES = ['$schema', 'name', 'alignBy', 'solver', 'reg', 'groundMetric', 'costNorm', 'residualPolicy', 'qk', 'samples', 'tokenFilter', 'standardize', 'headAware', 'weights', 'refit', 'refitRidge', 'preset'] as const;
+const _fieldsMatch: SameKeys<Required<FuseRecipe>, Record<(typeof FIELD_NAMES)[number], unknown>> = true;
+void _fieldsMatch;
+
+const INTERNAL_DEFAULTS = { outNorm: 'rows', batchSize: 50, float32Cost: false, costEngine: 'ort', capture: 'auto' } as const;
+
+function fieldDefaults(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, f] of Object.entries(RECIPE_FIELDS)) if ('default' in f && f.default !== undefined) out[k] = f.default;
+  return out;
+}
+
+export const DEFAULTS = { ...fieldDefaults(), ...INTERNAL_DEFAULTS } as unknown as ResolvedRecipe;
 
 export function resolveRecipe(recipe: FuseRecipe = {}): ResolvedRecipe {
   validateRecipe(recipe);
   const preset = recipe.preset ?? 'default';
-  const explicit = Object.fromEntries(Object.entries(recipe).filter(([, v]) => v !== undefined)) as Partial<ResolvedRecipe>;
-  return { ...DEFAULTS, ...PRESETS[preset], ...explicit, preset } as ResolvedRecipe;
+  const explicit = Object.fromEntries(Object.entries(recipe).filter(([k, v]) => v !== undefined && k !== '$schema')) as Partial<ResolvedRecipe>;
+  return { ...DEFAULTS, ...PRESETS[preset].values, ...explicit, preset } as ResolvedRecipe;
 }
 
-type Rule = { type: 'string'; enum?: string[] } | { type: 'number'; min?: number; exclusiveMin?: number; integer?: boolean } | { type: 'boolean' } | { type: 'numberArray'; min?: number };
+/** The recipe's JSON Schema (draft-07), generated from RECIPE_FIELDS. recipe.schema.json is this, pretty-printed. */
+export function recipeSchema(): Record<string, unknown> {
+  const properties: Record<string, unknown> = {};
+  for (const [k, f] of Object.entries(RECIPE_FIELDS)) {
+    const p: Record<string, unknown> = {};
+    switch (f.type) {
+      case 'enum': p.enum = [...f.values]; break;
+      case 'number':
+        p.type = f.integer ? 'integer' : 'number';
+        if (f.minimum !== undefined) p.minimum = f.minimum;
+        if (f.exclusiveMinimum !== undefined) p.exclusiveMinimum = f.exclusiveMinimum;
+        break;
+      case 'boolean': p.type = 'boolean'; break;
+      case 'string': p.type = 'string'; break;
+      case 'numberArray': p.type = 'array'; p.items = { type: 'number', minimum: f.itemMinimum }; p.minItems = f.minItems; break;
+    }
+    if ('default' in f && f.default !== undefined && k !== 'name') p.default = f.default;
+    let description = f.description;
+    if (f.type === 'enum' && f.valueDescriptions) description += ' ' + Object.entries(f.valueDescriptions).map(([v, d]) => `${v}: ${d}`).join('; ') + '.';
+    p.description = description;
+    properties[k] = p;
+  }
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    $id: 'https://otfuse.dev/schemas/recipe.schema.json',
+    title: 'otfuse fusion recipe',
+    description: 'Everything an OT fusion run needs besides the models and data. Command-line flags override these fields. Generated from worker/fusion/recipe.ts (node scripts/gen-recipe-schema.mjs).',
+    type: 'object',
+    additionalProperties: false,
+    properties,
+  };
+}
 
-/** The same rules as recipe.schema.json (kept side by side; a test checks they agree). */
-export const RECIPE_RULES: Record<string, Rule> = {
-  name: { type: 'string' },
-  alignBy: { type: 'string', enum: ['acts', 'wts'] },
-  solver: { type: 'string', enum: ['emd', 'sinkhorn'] },
-  reg: { type: 'number', exclusiveMin: 0 },
-  groundMetric: { type: 'string', enum: ['euclidean', 'sqeuclidean', 'cosine'] },
-  costNorm: { type: 'string', enum: ['max', 'median', 'mean', 'none'] },
-  residualPolicy: { type: 'string', enum: ['no_resid', 'only_resid', 'mean', 'weighted_scalar', 'weighted_matrix'] },
-  qk: { type: 'string', enum: ['separate', 'joint', 'eq_t_map'] },
-  samples: { type: 'number', integer: true, min: 1 },
-  tokenFilter: { type: 'string', enum: ['all', 'cls', 'window'] },
-  standardize: { type: 'boolean' },
-  headAware: { type: 'boolean' },
-  weights: { type: 'numberArray', min: 0 },
-  preset: { type: 'string', enum: ['default', 'reference', 'exact', 'weights'] },
-  $schema: { type: 'string' },
-};
+let compiled: ReturnType<Ajv['compile']> | undefined;
+function schemaValidator() {
+  compiled ??= new Ajv({ allErrors: false, strict: true, verbose: true }).compile(recipeSchema());
+  return compiled;
+}
+
+function describeError(e: ErrorObject): string {
+  // '/weights/1' → 'weights[1]'
+  const parts = e.instancePath.split('/').slice(1);
+  const field = parts.length ? parts[0] + parts.slice(1).map((p) => `[${p}]`).join('') : '';
+  const f = RECIPE_FIELDS[parts[0] ?? ''];
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = (e.params as { additionalProperty: string }).additionalProperty;
+      return `unknown field '${key}' (allowed: ${Object.keys(RECIPE_FIELDS).filter((k) => k !== '$schema').join(', ')})`;
+    }
+    case 'enum': return `field '${field}' must be one of ${(e.params as { allowedValues: string[] }).allowedValues.join(', ')}`;
+    case 'type': {
+      const t = (e.params as { type: string }).type;
+      if (!field) return 'must be a JSON object';
+      if (t === 'boolean') return `field '${field}' must be true or false`;
+      if (t === 'integer') return `field '${field}' must be an integer`;
+      if (t === 'array' && f?.type === 'numberArray') return `field '${field}' must be an array of at least ${f.minItems} numbers`;
+      return `field '${field}' must be a ${t}`;
+    }
+    case 'minItems': return `field '${field}' must be an array of at least ${(e.params as { limit: number }).limit} numbers`;
+    case 'minimum': return `field '${field}' must be ≥ ${(e.params as { limit: number }).limit}`;
+    case 'exclusiveMinimum': return `field '${field}' must be > ${(e.params as { limit: number }).limit}`;
+    default: return `field '${field}' ${e.message ?? 'is invalid'}`;
+  }
+}
 
 /** Throws BAD_USAGE naming the first bad field; returns the recipe typed when it is valid. */
 export function validateRecipe(obj: unknown, file?: string): FuseRecipe {
   const fail = (msg: string): never => { throw new OtfuseError('BAD_USAGE', `recipe: ${msg}`, { file }); };
   if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) fail('must be a JSON object');
-  for (const [key, value] of Object.entries(obj as Record<string, unknown>)) {
-    const rule = RECIPE_RULES[key];
-    if (!rule) fail(`unknown field '${key}' (allowed: ${Object.keys(RECIPE_RULES).filter((k) => k !== '$schema').join(', ')})`);
-    if (value === undefined) continue;
-    switch (rule.type) {
-      case 'string':
-        if (typeof value !== 'string') fail(`field '${key}' must be a string`);
-        if (rule.enum && !rule.enum.includes(value as string)) fail(`field '${key}' must be one of ${rule.enum.join(', ')} (got '${value}')`);
-        break;
-      case 'boolean':
-        if (typeof value !== 'boolean') fail(`field '${key}' must be true or false`);
-        break;
-      case 'number':
-        if (typeof value !== 'number' || !Number.isFinite(value)) fail(`field '${key}' must be a number`);
-        if (rule.integer && !Number.isInteger(value)) fail(`field '${key}' must be an integer`);
-        if (rule.min !== undefined && (value as number) < rule.min) fail(`field '${key}' must be ≥ ${rule.min}`);
-        if (rule.exclusiveMin !== undefined && (value as number) <= rule.exclusiveMin) fail(`field '${key}' must be > ${rule.exclusiveMin}`);
-        break;
-      case 'numberArray':
-        if (!Array.isArray(value) || value.length < 2) fail(`field '${key}' must be an array of at least 2 numbers`);
-        (value as unknown[]).forEach((v, i) => {
-          if (typeof v !== 'number' || !Number.isFinite(v)) fail(`field '${key}[${i}]' must be a number`);
-          if (rule.min !== undefined && (v as number) < rule.min) fail(`field '${key}[${i}]' must be ≥ ${rule.min}`);
-        });
-        if ((value as number[]).reduce((a, b) => a + b, 0) <= 0) fail(`field '${key}' must not sum to 0`);
-        break;
-    }
+  const rec = obj as Record<string, unknown>;
+  for (const key of Object.keys(rec)) if (FORBIDDEN_KEYS.has(key)) fail(`forbidden field '${key}'`);
+  if (Object.getPrototypeOf(rec) !== Object.prototype && Object.getPrototypeOf(rec) !== null) fail('must be a plain JSON object');
+  // Fields set to undefined (programmatic callers) count as absent.
+  const defined = Object.fromEntries(Object.entries(rec).filter(([, v]) => v !== undefined));
+  const validate = schemaValidator();
+  if (!validate(defined)) {
+    const e = validate.errors![0];
+    let msg = describeError(e);
+    if (e.keyword === 'enum') msg += ` (got '${String(e.data)}')`;
+    fail(msg);
   }
+  for (const [k, v] of Object.entries(defined)) {
+    if (typeof v === 'number' && !Number.isFinite(v)) fail(`field '${k}' must be a number`);
+    if (Array.isArray(v)) v.forEach((x, i) => { if (typeof x === 'number' && !Number.isFinite(x)) fail(`field '${k}[${i}]' must be a number`); });
+  }
+  if (Array.isArray(defined.weights) && (defined.weights as number[]).reduce((a, b) => a + b, 0) <= 0) fail(`field 'weights' must not sum to 0`);
   return obj as FuseRecipe;
+}
+
+/** The `otfuse fuse` recipe flags: flag → field, derived from RECIPE_FIELDS. */
+export function recipeFlags(): { flag: string; field: string; spec: RecipeField }[] {
+  return Object.entries(RECIPE_FIELDS).filter(([, f]) => f.flag).map(([field, spec]) => ({ flag: spec.flag!, field, spec }));
+}
+
+/** One usage token per recipe flag, e.g. `[--solver emd|sinkhorn]`. */
+export function recipeUsage(): string[] {
+  return recipeFlags().map(({ flag, spec }) => {
+    switch (spec.type) {
+      case 'enum': return `[--${flag} ${spec.values.join('|')}]`;
+      case 'boolean': return `[--${spec.default ? 'no-' : ''}${flag}]`;
+      case 'number': return `[--${flag} ${spec.default ?? 'N'}]`;
+      case 'numberArray': return `[--${flag} ${spec.example}]`;
+      case 'string': return `[--${flag} ${flag.toUpperCase()}]`;
+    }
+  });
+}
+
+/** recipe.schema.json's exact text (what scripts/gen-recipe-schema.mjs writes; a test compares). */
+export function recipeSchemaText(): string {
+  return JSON.stringify(recipeSchema(), null, 2) + '\n';
 }

@@ -10,12 +10,14 @@ import { openDataset, type Dataset } from '../data/dataset';
 import { evaluateModel } from '../runtime/evaluate';
 import { finetuneModel } from '../train/finetune';
 import type { ProviderChoice, ProviderReport } from '../runtime/providers';
-import { analyzeModel, type ModelPlan } from '../graph/analyze';
+import { analyzeModel, type LinearRef, type ModelPlan } from '../graph/analyze';
+import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion } from './slices';
 import type { FuseRequest, FuseResult, JobContext, LayerMapInfo, ModelMetrics, RunRecord, ProgressEvent, FinetuneResult, DataArg } from '../types';
 import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions } from './activations';
 import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
-import { resolveRecipe, type ResolvedRecipe } from './recipe';
+import { resolveRecipe, RECIPE_FIELDS, type ResolvedRecipe } from './recipe';
+import { ALIGN_BY, REFITS, RESIDUAL_POLICIES } from './registry';
 import { encodeSafetensors, type StTensor } from './safetensors';
 import type { TMap } from './maps';
 
@@ -32,6 +34,8 @@ export interface LoadedFusionInput {
   provider?: ProviderChoice;
   signal?: AbortSignal;
   onProgress?: (e: ProgressEvent) => void;
+  /** Plans already derived (one per model, anchor first); by default each model's graph is analysed. */
+  plans?: ModelPlan[];
   /** For tests: alter a solved map (model index, map name). */
   tamper?: (model: number, name: string, map: TMap) => TMap;
 }
@@ -58,23 +62,58 @@ function paramsOf(model: OnnxModel): Params {
   };
 }
 
+/** A parameter by role (its position in the plan), so models exported with different names or packings pair up. */
+export interface ParamRole {
+  role: string;
+  /** The initializer (the whole packed one when the layer is a slice). */
+  name: string;
+  /** Set for linear weights/biases: values are read and written in canonical form ([out, in]) through the slice. */
+  linear?: LinearRef;
+  part?: 'weight' | 'bias';
+}
+
 /** Parameters by role (position in the plan), so models exported with different names still pair up. */
-export function planParams(plan: ModelPlan): [string, string][] {
-  const out: [string, string][] = [];
-  const add = (role: string, name?: string) => { if (name) out.push([role, name]); };
+export function planParams(plan: ModelPlan): ParamRole[] {
+  const out: ParamRole[] = [];
+  const add = (role: string, name?: string) => { if (name) out.push({ role, name }); };
+  const lin = (role: string, l?: LinearRef) => {
+    if (!l) return;
+    out.push({ role: `${role}.w`, name: l.weight, linear: l, part: 'weight' });
+    if (l.bias) out.push({ role: `${role}.b`, name: l.bias, linear: l, part: 'bias' });
+  };
   const e = plan.embedding;
   if (e.kind === 'patch') { add('embed.cls', e.cls?.name); add('embed.pos', e.pos?.name); add('embed.patch.w', e.patch.weight); add('embed.patch.b', e.patch.bias); }
   else { for (const t of e.tables) add(`embed.table.${t.by}`, t.name); add('embed.ln.s', e.ln?.scale); add('embed.ln.b', e.ln?.bias); }
   for (const b of plan.blocks) {
     const p = `blocks.${b.index}`;
     add(`${p}.ln1.s`, b.ln1?.scale); add(`${p}.ln1.b`, b.ln1?.bias); add(`${p}.ln2.s`, b.ln2?.scale); add(`${p}.ln2.b`, b.ln2?.bias);
-    for (const [k, l] of [['q', b.attn.q], ['k', b.attn.k], ['v', b.attn.v], ['o', b.attn.o], ['fc1', b.fc1], ['fc2', b.fc2]] as const) { add(`${p}.${k}.w`, l.weight); add(`${p}.${k}.b`, l.bias); }
+    for (const [k, l] of [['q', b.attn.q], ['k', b.attn.k], ['v', b.attn.v], ['o', b.attn.o], ['fc1', b.fc1], ['fc2', b.fc2]] as const) lin(`${p}.${k}`, l);
   }
   const h = plan.head;
   add('head.ln.s', h.finalNorm?.scale); add('head.ln.b', h.finalNorm?.bias);
-  add('head.pooler.w', h.pooler?.weight); add('head.pooler.b', h.pooler?.bias);
-  add('head.cls.w', h.classifier.weight); add('head.cls.b', h.classifier.bias);
+  lin('head.pooler', h.pooler);
+  lin('head.cls', h.classifier);
   return out;
+}
+
+/** A role's values: linear parameters in canonical form through their slice, anything else as stored. */
+function readRole(params: Params, r: ParamRole): Float64Array {
+  const p = params.get(r.name);
+  if (r.linear && r.part === 'weight') return readWeight(p, r.linear);
+  if (r.linear && r.part === 'bias') return readBias(p, r.linear);
+  return Float64Array.from(p.data);
+}
+
+function writeRole(sink: ParamSink, params: Params, r: ParamRole, v: Float64Array): void {
+  if (r.linear && r.part === 'weight') sink.put(r.name, toStorage(v, r.linear), weightRegion(r.linear, params.get(r.name).dims));
+  else if (r.linear && r.part === 'bias') sink.put(r.name, v, biasRegion(r.linear, params.get(r.name).data.length));
+  else sink.put(r.name, v);
+}
+
+/** Role shape for pairing: canonical [out, in] of a linear, the stored dims otherwise. */
+function roleShape(params: Params, r: ParamRole): string {
+  if (r.linear) return r.part === 'weight' ? `${r.linear.outDim}x${r.linear.inDim}` : `${r.linear.outDim}`;
+  return params.get(r.name).dims.join('x');
 }
 
 /** How many OT maps one model's alignment solves (the total of the per-layer progress events). */
@@ -99,23 +138,25 @@ function checkCompatible(plans: ModelPlan[]): void {
 /** The fusion itself on loaded models (no files written). */
 export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusionResult> {
   const { models, recipe } = input;
+  if (recipe.refit !== 'none') throw new OtfuseError('UNSUPPORTED', `refit '${recipe.refit}' is not implemented yet`);
   const timings: Record<string, number> = {};
   const emit = (e: ProgressEvent) => input.onProgress?.(e);
   let t = performance.now();
-  const plans = models.map((m) => analyzeModel(m));
+  const plans = input.plans ?? models.map((m) => analyzeModel(m));
   checkCompatible(plans);
   timings.analyze = (performance.now() - t) / 1000;
-  const roles = plans.map((p) => new Map(planParams(p)));
-  const heterogeneous = models.slice(1).some((m, k) => {
-    for (const [role, name] of roles[0]) {
-      const other = roles[k + 1].get(role);
-      if (!other || m.getInitializer(other).dims.join() !== models[0].getInitializer(name).dims.join()) return true;
+  const params = models.map((m) => paramsOf(m));
+  const roles = plans.map((p) => new Map(planParams(p).map((r) => [r.role, r])));
+  const heterogeneous = models.slice(1).some((_, j) => {
+    for (const [role, ra] of roles[0]) {
+      const rb = roles[j + 1].get(role);
+      if (!rb || roleShape(params[j + 1], rb) !== roleShape(params[0], ra)) return true;
     }
     return false;
   });
 
   // Activations (also needed by weight-based alignment when a weighted residual policy reads them).
-  const needActs = recipe.alignBy === 'acts' || recipe.residualPolicy.startsWith('weighted');
+  const needActs = ALIGN_BY[recipe.alignBy].needsActivations || RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations || REFITS[recipe.refit].needsActivations;
   const acts: (ActivationStore | undefined)[] = models.map(() => undefined);
   let activationBytes = 0;
   t = performance.now();
@@ -129,7 +170,10 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   // Staged capture (one block's activations at a time) when all at once would be large.
   const staged = needActs && (recipe.capture === 'staged' || (recipe.capture === 'auto' && plans.some((p) => estimateActivationBytes(p, recipe.samples) > STAGED_ABOVE_BYTES)));
   if (needActs) {
-    if (!input.calib) throw new OtfuseError('BAD_USAGE', `alignment by ${recipe.alignBy === 'acts' ? 'activations' : `residual policy '${recipe.residualPolicy}'`} needs calibration data (--data)`);
+    if (!input.calib) {
+      const why = ALIGN_BY[recipe.alignBy].needsActivations ? 'alignment by activations' : RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations ? `residual policy '${recipe.residualPolicy}'` : `refit '${recipe.refit}'`;
+      throw new OtfuseError('BAD_USAGE', `${why} needs calibration data (--data)`);
+    }
     for (let k = 0; k < models.length; k++) {
       throwIfCancelled(input.signal);
       if (staged) { acts[k] = new StagedActivations(models[k], plans[k], input.calib, captureOptions(k)); continue; }
@@ -153,8 +197,8 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
       const records: MapRecord[] = [];
       let done = 0;
       aligned.push(await alignModel({
-        anchor: { plan: plans[0], params: paramsOf(models[0]), acts: acts[0] },
-        other: { plan: plans[k], params: paramsOf(models[k]), acts: acts[k] },
+        anchor: { plan: plans[0], params: params[0], acts: acts[0] },
+        other: { plan: plans[k], params: params[k], acts: acts[k] },
         recipe,
         costs,
         onMap: (r) => {
@@ -182,9 +226,10 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   if (alpha.length !== models.length) throw new OtfuseError('BAD_USAGE', `recipe.weights has ${alpha.length} entries for ${models.length} models`);
   const asum = alpha.reduce((a, b) => a + b, 0);
   const fused = models[0].clone();
-  const anchorParams = paramsOf(models[0]);
-  for (const [, name] of roles[0]) {
-    const base = anchorParams.get(name).data;
+  // Every initializer the plan places, once (a packed one is shared by the roles of its slices).
+  const names = [...new Set([...roles[0].values()].map((r) => r.name))];
+  for (const name of names) {
+    const base = params[0].get(name).data;
     const acc = new Float64Array(base.length);
     for (let i = 0; i < base.length; i++) acc[i] = (alpha[0] / asum) * base[i];
     for (let k = 1; k < models.length; k++) {
@@ -199,15 +244,19 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
 
   let vanilla: OnnxModel | undefined;
   if (!heterogeneous) {
-    vanilla = models[0].clone();
-    for (const [role, name] of roles[0]) {
-      const acc = new Float64Array(anchorParams.get(name).data.length);
+    // Plain average role by role (canonical values, so differently packed or laid-out exports still pair up).
+    const sink = new ParamSink((name) => params[0].get(name).data.length, plans[0].file);
+    for (const [role, ra] of roles[0]) {
+      let acc: Float64Array | undefined;
       for (let k = 0; k < models.length; k++) {
-        const d = models[k].getInitializer(roles[k].get(role)!).data;
-        for (let i = 0; i < acc.length; i++) acc[i] += (alpha[k] / asum) * d[i];
+        const v = readRole(params[k], roles[k].get(role)!);
+        acc ??= new Float64Array(v.length);
+        for (let i = 0; i < acc.length; i++) acc[i] += (alpha[k] / asum) * v[i];
       }
-      vanilla.setInitializer(name, Float32Array.from(acc));
+      writeRole(sink, params[0], ra, acc!);
     }
+    vanilla = models[0].clone();
+    for (const [name, v] of sink.finish()) vanilla.setInitializer(name, Float32Array.from(v));
   }
   return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes };
 }
@@ -331,12 +380,11 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   return { runDir, record };
 }
 
+/** The recipe as run.json records it: every public field (RECIPE_FIELDS), resolved. */
 function publicRecipe(r: ResolvedRecipe): RunRecord['recipe'] {
-  return {
-    name: r.name, alignBy: r.alignBy, solver: r.solver, reg: r.reg, groundMetric: r.groundMetric, costNorm: r.costNorm,
-    residualPolicy: r.residualPolicy, qk: r.qk, samples: r.samples, tokenFilter: r.tokenFilter, standardize: r.standardize,
-    weights: r.weights, preset: r.preset, headAware: r.headAware,
-  };
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(RECIPE_FIELDS)) if (k !== '$schema' && (r as unknown as Record<string, unknown>)[k] !== undefined) out[k] = (r as unknown as Record<string, unknown>)[k];
+  return out as RunRecord['recipe'];
 }
 
 function absoluteData(arg: DataArg): DataArg {

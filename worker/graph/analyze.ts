@@ -20,6 +20,12 @@ export interface LinearRef {
   outDim: number;
   /** Output tensor after the bias (the pre-activation values of this layer's neurons). */
   out: string;
+  /**
+   * A packed parameter (fused QKV, nn.MultiheadAttention's in_proj): this layer's output neurons are elements
+   * [offset, offset + size) of the stored weight's OUTPUT axis (rows when outIn, columns otherwise) and of the
+   * bias; `weight`/`bias` name the whole packed initializer, inDim/outDim describe the sliced layer (outDim === size).
+   */
+  slice?: { offset: number; size: number };
 }
 
 export interface NormRef {

@@ -9,7 +9,8 @@ export function analyzeAlignment(model: OnnxModel): AlignmentSummary {
 
 function lin(name: string, kind: string, l: LinearRef, inputFrom?: string, note?: string): AlignmentSummary['groups'][number] {
   return {
-    name, kind, width: l.outDim, params: [l.bias ? `${l.weight} ${l.outIn ? '[out,in]' : '[in,out]'}` : l.weight, ...(l.bias ? [l.bias] : [])],
+    name, kind, width: l.outDim,
+    params: [`${l.weight}${l.slice ? `${l.outIn ? ' rows' : ' cols'} ${l.slice.offset}..${l.slice.offset + l.slice.size}` : ''}${l.bias || l.slice ? ` ${l.outIn ? '[out,in]' : '[in,out]'}` : ''}`, ...(l.bias ? [`${l.bias}${l.slice ? `[${l.slice.offset}..${l.slice.offset + l.slice.size}]` : ''}`] : [])],
     inputFrom, note,
   };
 }

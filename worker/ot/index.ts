@@ -1,8 +1,8 @@
 // Optimal-transport core: ground metrics, exact (EMD) and entropic (Sinkhorn) solvers, plan diagnostics.
 // Every solver has the same shape: (a, b, M, options) → { plan, n, m, cost, ... } with M n×m row-major float64.
 import { OtfuseError } from '../errors';
-import { emd, type EmdOptions, type EmdResult } from './emd';
-import { sinkhorn, type SinkhornOptions, type SinkhornResult } from './sinkhorn';
+import { emd, type EmdOptions } from './emd';
+import { sinkhorn, type SinkhornOptions } from './sinkhorn';
 import type { Weights } from './validate';
 
 export { emd, networkSimplex, type EmdOptions, type EmdResult } from './emd';
@@ -12,14 +12,16 @@ export {
   type SinkhornAsyncOptions, type SinkhornAsyncResult, type SinkhornBackend, type SinkhornProvider,
 } from './sinkhorn-ort';
 export { linearAssignment, type AssignmentResult } from './lap';
-export { groundMetric, gram, median, type GroundMetricOptions, type GroundMetricResult, type MetricKind, type Normalisation } from './metric';
+export { groundMetric, gram, median, GROUND_METRICS, COST_NORMS, type GroundMetricOptions, type GroundMetricResult, type MetricKind, type Normalisation } from './metric';
 export { uniform, checkProblem, type PlanResult, type Weights } from './validate';
 export {
   transportCost, planEntropy, meanBestMatchMass, permutationDistance, planPreview, diagnose,
   type PermutationDistance, type Preview, type PlanDiagnostics,
 } from './diagnostics';
 
-export type OTResult = EmdResult | SinkhornResult;
+export { SOLVERS, SOLVER_NAMES, solveOT, solverParams, pickSolverParams, type OTResult, type OtSolverName, type SolverSpec, type SolverParam, type SolveOptions } from './solvers';
+import type { OTResult } from './solvers';
+
 export type OTSolver<O> = (a: Weights, b: Weights, M: Float64Array | Float32Array, options: O) => OTResult;
 
 export type EmdSolverOptions = EmdOptions;
@@ -33,12 +35,3 @@ export const sinkhornSolver: OTSolver<SinkhornSolverOptions> = (a, b, M, options
   const { reg, ...rest } = options;
   return sinkhorn(a, b, M, reg, rest);
 };
-
-export type SolveOptions = ({ solver: 'emd' } & EmdSolverOptions) | ({ solver: 'sinkhorn' } & SinkhornSolverOptions);
-
-/** Dispatches on options.solver ('emd' | 'sinkhorn'); the other options go to that solver. */
-export function solveOT(a: Weights, b: Weights, M: Float64Array | Float32Array, options: SolveOptions): OTResult {
-  if (options.solver === 'emd') { const { solver: _s, ...rest } = options; return emdSolver(a, b, M, rest); }
-  if (options.solver === 'sinkhorn') { const { solver: _s, ...rest } = options; return sinkhornSolver(a, b, M, rest); }
-  throw new OtfuseError('BAD_DATA', `unknown OT solver '${(options as { solver: string }).solver}' (expected 'emd' or 'sinkhorn')`);
-}

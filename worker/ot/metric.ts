@@ -2,8 +2,20 @@
 // Distances use ‖x‖² + ‖y‖² − 2·x·y with a cache-blocked float64 dot product (no n×m×d intermediate).
 import { OtfuseError } from '../errors';
 
-export type MetricKind = 'euclidean' | 'sqeuclidean' | 'cosine';
-export type Normalisation = 'max' | 'median' | 'mean' | 'none';
+/** Ground metrics and cost normalisations by name (the registry the recipe schema and CLI derive from). */
+export const GROUND_METRICS = {
+  euclidean: 'Euclidean distance',
+  sqeuclidean: 'squared Euclidean distance',
+  cosine: 'cosine distance 1 − cos, in [0, 2]',
+} as const;
+export const COST_NORMS = {
+  max: 'divide by the largest entry',
+  median: 'divide by the median entry',
+  mean: 'divide by the mean entry',
+  none: 'leave the cost as it is',
+} as const;
+export type MetricKind = keyof typeof GROUND_METRICS;
+export type Normalisation = keyof typeof COST_NORMS;
 
 export interface GroundMetricOptions {
   metric?: MetricKind; // default 'euclidean'
@@ -118,8 +130,8 @@ export function median(values: Float64Array): number {
 export function groundMetric(X: Vecs, Y: Vecs, n: number, m: number, d: number, options: GroundMetricOptions = {}): GroundMetricResult {
   const metric = options.metric ?? 'euclidean';
   const normalize = options.normalize ?? 'max';
-  if (!['euclidean', 'sqeuclidean', 'cosine'].includes(metric)) throw new OtfuseError('BAD_DATA', `unknown ground metric '${metric}'`);
-  if (!['max', 'median', 'mean', 'none'].includes(normalize)) throw new OtfuseError('BAD_DATA', `unknown cost normalisation '${normalize}'`);
+  if (!Object.prototype.hasOwnProperty.call(GROUND_METRICS, metric)) throw new OtfuseError('BAD_DATA', `unknown ground metric '${metric}'`);
+  if (!Object.prototype.hasOwnProperty.call(COST_NORMS, normalize)) throw new OtfuseError('BAD_DATA', `unknown cost normalisation '${normalize}'`);
   for (const [name, v] of [['n', n], ['m', m], ['d', d]] as const) {
     if (!Number.isInteger(v) || v <= 0) throw new OtfuseError('BAD_DATA', `ground metric: ${name} must be a positive integer, got ${v}`);
   }
