@@ -13,7 +13,7 @@ const VERSION = '0.1.0';
 const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
 const BOOLEANS = new Set(['json', 'help', 'alignment', 'version', 'finetune']);
 // Only `fuse` has the boolean --no-eval; elsewhere --eval takes a dataset (finetune --eval EVAL).
-const FUSE_BOOLEANS = new Set([...BOOLEANS, 'eval', ...recipeFlags().filter((f) => f.spec.type === 'boolean').map((f) => f.flag)]);
+const FUSE_BOOLEANS = new Set([...BOOLEANS, 'eval', 'autotune', 'baselines', ...recipeFlags().filter((f) => f.spec.type === 'boolean').map((f) => f.flag)]);
 const ALIASES: Record<string, string> = { o: 'output', h: 'help', j: 'json', v: 'version' };
 const DATA_FLAGS = ['data', 'labels', 'mean', 'std', 'scale', 'limit', 'offset'];
 const COMMON = ['json', 'help', 'provider', 'batch-size'];
@@ -36,7 +36,8 @@ Usage:
   otfuse eval MODEL --data DATA [--limit N] [--batch-size N]
   otfuse inspect MODEL [--alignment]
   otfuse fuse A.onnx B.onnx [C.onnx …] --data DATA [--anchor B.onnx] [-o fused.onnx] [--recipe r.json]
-${wrapUsage([...recipeUsage(), '[--eval-data DATA]', '[--eval-limit N]', '[--no-eval]', '[--runs-dir DIR]', '[--finetune --train-data DATA --epochs 1 --lr 1e-4]'], 9, 118)}
+${wrapUsage([...recipeUsage(), '[--eval-data DATA]', '[--eval-limit N]', '[--no-eval]', '[--runs-dir DIR]', '[--finetune --train-data DATA --epochs 1 --lr 1e-4 [--teacher A.onnx …]]', '[--baselines]', '[--no-autotune]', '[--autotune-budget 30]'], 9, 118)}
+         With no recipe flag, fuse auto-tunes the recipe: a budgeted sweep scored on a held-out slice of --data.
   otfuse finetune MODEL --data TRAIN [--eval EVAL] -o out.onnx [--epochs 1] [--max-steps N] [--lr 1e-4]
          [--batch-size 64] [--weight-decay 0.01] [--warmup-steps N] [--label-smoothing 0] [--clip-norm 1] [--seed 0]
          [--teacher A.onnx --teacher B.onnx [--kd-temp 2] [--kd-alpha 0.5]]   (distillation from teachers)
@@ -189,7 +190,8 @@ function recipeFrom(args: ParsedArgs): FuseRecipe {
   return recipe;
 }
 
-const FUSE_FLAGS = ['anchor', 'output', 'recipe', ...recipeFlags().map((f) => f.flag), 'eval-data', 'eval-limit', 'eval', 'runs-dir', 'finetune', 'train-data', 'epochs', 'max-steps', 'lr'];
+const FUSE_FLAGS = ['anchor', 'output', 'recipe', ...recipeFlags().map((f) => f.flag), 'eval-data', 'eval-limit', 'eval', 'runs-dir', 'finetune', 'train-data', 'epochs', 'max-steps', 'lr',
+  'autotune', 'autotune-budget', 'baselines', 'teacher', 'kd-temp', 'kd-alpha'];
 
 async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
   rejectUnknown(args, known(...DATA_FLAGS, ...FUSE_FLAGS));
@@ -205,11 +207,20 @@ async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
     skipEval: bool(args, 'eval') === false,
     evalLimit: num(args, 'eval-limit'),
     provider: provider(args),
+    baselines: bool(args, 'baselines'),
   };
+  // No recipe flag and no --recipe file: the recipe is auto-tuned (--no-autotune keeps the plain defaults).
+  const explicit = Object.keys(request.recipe ?? {}).filter((k) => k !== 'name' && k !== '$schema');
+  const budget = num(args, 'autotune-budget');
+  if (bool(args, 'autotune') !== false && (explicit.length === 0 || bool(args, 'autotune') === true) && request.data !== undefined) {
+    request.autotune = budget !== undefined ? { budgetSeconds: budget } : true;
+  } else if (budget !== undefined) throw new OtfuseError('BAD_USAGE', '--autotune-budget applies only when the recipe is auto-tuned (no recipe flags, or --autotune)');
   if (bool(args, 'finetune')) {
     const train = dataArg(args, 'train-data');
     if (!train) throw new OtfuseError('BAD_USAGE', '--finetune needs --train-data');
-    request.finetune = { data: train, evalData: request.evalData ?? request.data, epochs: num(args, 'epochs'), maxSteps: num(args, 'max-steps'), lr: num(args, 'lr'), batchSize: num(args, 'batch-size') };
+    const teachers = strList(args, 'teacher');
+    request.finetune = { data: train, evalData: request.evalData ?? request.data, epochs: num(args, 'epochs'), maxSteps: num(args, 'max-steps'), lr: num(args, 'lr'), batchSize: num(args, 'batch-size'),
+      ...(teachers.length ? { teachers, kdTemp: num(args, 'kd-temp'), kdAlpha: num(args, 'kd-alpha') } : {}) };
   }
   const result = await engine.fuse(request, context);
   print(args, result, () => formatRun(result));
@@ -221,7 +232,8 @@ export function formatRun(result: FuseResult): string {
   const rows = r.metrics.map((m) => [m.label, m.accuracy === undefined ? '—' : `${(m.accuracy * 100).toFixed(2)} %`, m.loss === undefined ? '—' : m.loss.toFixed(4)]);
   const table = rows.length ? formatTable(['model', 'accuracy', 'loss'], rows) : '(evaluation skipped)';
   const timings = Object.entries(r.timings).map(([stage, s]) => `  ${stage.padEnd(14)} ${s.toFixed(2)} s`).join('\n');
-  return [`run         ${result.runDir}`, `fused model ${r.fusedModel}`, `anchor      ${r.anchor}`, '', table, '', 'wall time per stage', timings].join('\n');
+  const tuned = r.autotune ? ['', `recipe      auto-tuned in ${r.autotune.seconds.toFixed(1)} s: ${r.autotune.chosenLabel} (held-out ${r.autotune.heldOutSamples} calibration samples; ${r.autotune.trials.filter((t) => !t.skipped).length} of ${r.autotune.trials.length} recipes tried)`] : [];
+  return [`run         ${result.runDir}`, `fused model ${r.fusedModel}`, `anchor      ${r.anchor}`, ...tuned, '', table, '', 'wall time per stage', timings].join('\n');
 }
 
 export function formatTable(header: string[], rows: string[][]): string {

@@ -123,6 +123,37 @@ export interface FuseRequest {
   provider?: ProviderChoice;
   /** Also finetune the fused model as a stage of the run. */
   finetune?: FinetuneOptions & { data: DataArg; evalData?: DataArg };
+  /** Honest protocol: also report the parents' logit ensemble and, with `finetune`, every parent and the vanilla
+   * average given the same finetune (adds rows to run.json's metrics). */
+  baselines?: boolean;
+  /** Pick the recipe by a budgeted sweep scored on a held-out slice of the calibration data (explicit recipe
+   * fields are kept fixed). The CLI turns it on when no recipe flag is given. */
+  autotune?: boolean | { budgetSeconds?: number };
+}
+
+/** One recipe tried by the auto-tune sweep. */
+export interface AutotuneTrial {
+  label: string;
+  recipe: FuseRecipe;
+  /** Accuracy and mean cross-entropy on the held-out calibration slice (absent when skipped). */
+  accuracy?: number;
+  loss?: number;
+  seconds: number;
+  /** Why the candidate was not scored (not implemented, not applicable, over budget). */
+  skipped?: string;
+}
+
+/** run.json's record of the auto-tune sweep. */
+export interface AutotuneRecord {
+  chosen: FuseRecipe;
+  chosenLabel: string;
+  trials: AutotuneTrial[];
+  /** Calibration samples the candidates were fused from, and how many were held out to score them. */
+  fitSamples: number;
+  heldOutSamples: number;
+  score: 'held-out cross-entropy';
+  budgetSeconds: number;
+  seconds: number;
 }
 
 export interface LayerMapInfo {
@@ -165,6 +196,8 @@ export interface RunRecord {
   mapsFile?: string;
   finetune?: FinetuneResult;
   error?: ErrorInfo;
+  /** The auto-tune sweep that chose the recipe (when the run was auto-tuned). */
+  autotune?: AutotuneRecord;
   /** The calibration data and the evaluation data the metrics were measured on (so a later finetune or
    * re-evaluation can measure on the same set). Optional: the VS Code extension fills them in when missing. */
   data?: DataArg;
