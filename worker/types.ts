@@ -125,7 +125,7 @@ export interface FuseRequest {
   finetune?: FinetuneOptions & { data: DataArg; evalData?: DataArg };
   /** Honest protocol: also report the parents' logit ensemble and, with `finetune`, every parent and the vanilla
    * average given the same finetune (adds rows to run.json's metrics). */
-  baselines?: boolean;
+  baselines?: boolean | { seeds?: number };
   /** Pick the recipe by a budgeted sweep scored on a held-out slice of the calibration data (explicit recipe
    * fields are kept fixed). The CLI turns it on when no recipe flag is given. */
   autotune?: boolean | { budgetSeconds?: number };
@@ -173,8 +173,12 @@ export interface LayerMapInfo {
 export interface ModelMetrics {
   label: string;
   file?: string;
+  /** With `seeds`: the mean over the finetune seeds. */
   accuracy?: number;
   loss?: number;
+  /** Accuracy per finetune seed (baseline rows of an honest-protocol run) and their sample standard deviation. */
+  seeds?: number[];
+  sd?: number;
 }
 
 /** run.json */

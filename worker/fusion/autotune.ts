@@ -38,7 +38,8 @@ export const AUTOTUNE_CANDIDATES: AutotuneCandidate[] = [
 
 export interface AutotuneOptions {
   budgetSeconds?: number;
-  /** Fraction of the calibration samples held out for scoring (default 0.25, at least 32 samples). */
+  /** When the calibration data has fewer than `samples` + 100 samples: the fraction of them held out for scoring
+   * (default 0.25, at least 32); otherwise the samples after the first `samples` (up to 500) are the held-out slice. */
   heldOutFraction?: number;
   /** Fields every candidate keeps (e.g. samples, weights, name). */
   base?: FuseRecipe;
@@ -66,9 +67,12 @@ export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, option
   const t0 = performance.now();
   const budget = options.budgetSeconds ?? AUTOTUNE_DEFAULT_BUDGET_S;
   const base = options.base ?? {};
-  const wanted = Math.min(calib.size, resolveRecipe(base).samples);
-  const heldOut = Math.max(32, Math.round(wanted * (options.heldOutFraction ?? 0.25)));
-  const fitSamples = wanted - heldOut;
+  const samples = resolveRecipe(base).samples;
+  // Calibration data beyond the samples the fusion uses: score on (up to 500 of) those; otherwise hold out the tail.
+  const spare = calib.size - samples;
+  const wanted = Math.min(calib.size, samples);
+  const heldOut = spare >= 100 ? Math.min(500, spare) : Math.max(32, Math.round(wanted * (options.heldOutFraction ?? 0.25)));
+  const fitSamples = spare >= 100 ? samples : wanted - heldOut;
   if (fitSamples < 16) throw new OtfuseError('BAD_DATA', `auto-tuning needs at least ${heldOut + 16} calibration samples (the data has ${calib.size}); give a recipe (e.g. --preset exact) or more data`, { file: calib.source });
   const fit = sliceDataset(calib, 0, fitSamples);
   const score = sliceDataset(calib, fitSamples, heldOut);

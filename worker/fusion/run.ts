@@ -368,7 +368,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
         metrics.push({ label: 'ot+finetune', file: finetune.output, accuracy: r.accuracy, loss: r.loss });
       }
     }
-    if (request.baselines && evalSet) metrics.push(...await baselineMetrics(models, result.vanilla, evalSet, request, context));
+    if (request.baselines && evalSet) metrics.push(...await baselineMetrics(result.fused, models, result.vanilla, evalSet, request, context));
     timings.total = (performance.now() - t0) / 1000;
     const rec: RunRecord = {
       id, name, status: 'done', createdAt: new Date().toISOString(), recipe: { ...request.recipe, ...publicRecipe(recipe) },

@@ -36,7 +36,9 @@ export class Teachers {
         if (classes !== undefined && typeof c === 'number' && c !== classes) {
           throw new OtfuseError('MISMATCH', `teacher ${path.basename(file)} has ${c} classes but the model being finetuned (${path.basename(options.student)}) has ${classes}`, { file });
         }
-        const runner = await ModelRunner.create(model, { provider: options.provider, threads: options.threads });
+        // One thread each by default: teachers run between training steps, and idle-spinning thread pools of extra
+        // sessions would compete with the training session's (measured: 3× slower steps on a 2-core machine).
+        const runner = await ModelRunner.create(model, { provider: options.provider, threads: options.threads || 1 });
         runners.push({ runner, binding: runner.bind(dataset), output: runner.outputNames[0] });
       }
     } catch (err) {
