@@ -5,7 +5,7 @@ import { engine } from './api';
 import { OtfuseError, toErrorInfo } from './errors';
 import type { DataArg, DatasetSpec, FuseRecipe, FuseRequest, FuseResult, JobContext, RunRecord } from './types';
 import { describeProvider, ProviderChoice } from './runtime/providers';
-import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str } from './cli/args';
+import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str, strList } from './cli/args';
 import { ProgressBar } from './cli/progress';
 import { recipeFlags, recipeUsage, validateRecipe } from './fusion/recipe';
 import { readRegularFile } from './onnx/files';
@@ -15,7 +15,7 @@ const VERSION = '0.1.0';
 const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
 const BOOLEANS = new Set(['json', 'help', 'alignment', 'version', 'finetune', 'force']);
 // Only `fuse` has the boolean --no-eval; elsewhere --eval takes a dataset (finetune --eval EVAL).
-const FUSE_BOOLEANS = new Set([...BOOLEANS, 'eval', ...recipeFlags().filter((f) => f.spec.type === 'boolean').map((f) => f.flag)]);
+const FUSE_BOOLEANS = new Set([...BOOLEANS, 'eval', 'autotune', 'baselines', ...recipeFlags().filter((f) => f.spec.type === 'boolean').map((f) => f.flag)]);
 const ALIASES: Record<string, string> = { o: 'output', h: 'help', j: 'json', v: 'version' };
 const DATA_FLAGS = ['data', 'labels', 'mean', 'std', 'scale', 'limit', 'offset', ...HF_DATA_FLAGS];
 const COMMON = ['json', 'help', 'provider', 'batch-size'];
@@ -38,11 +38,14 @@ Usage:
   otfuse eval MODEL --data DATA [--limit N] [--batch-size N]
   otfuse inspect MODEL [--alignment]
   otfuse fuse A.onnx B.onnx [C.onnx …] --data DATA [--anchor B.onnx] [-o fused.onnx] [--recipe r.json]
-${wrapUsage([...recipeUsage(), '[--eval-data DATA]', '[--eval-limit N]', '[--no-eval]', '[--runs-dir DIR]', '[--finetune --train-data DATA --epochs 1 --lr 1e-4]'], 9, 118)}
+${wrapUsage([...recipeUsage(), '[--eval-data DATA]', '[--eval-limit N]', '[--no-eval]', '[--runs-dir DIR]', '[--finetune --train-data DATA --epochs 1 --lr 1e-4 [--teacher A.onnx …]]', '[--baselines]', '[--no-autotune]', '[--autotune-budget 30]'], 9, 118)}
+         With no recipe flag, fuse auto-tunes the recipe: a budgeted sweep scored on a held-out slice of --data.
   otfuse finetune MODEL --data TRAIN [--eval EVAL] -o out.onnx [--epochs 1] [--max-steps N] [--lr 1e-4]
          [--batch-size 64] [--weight-decay 0.01] [--warmup-steps N] [--label-smoothing 0] [--clip-norm 1] [--seed 0]
+         [--teacher A.onnx --teacher B.onnx [--kd-temp 2] [--kd-alpha 0.5]]   (distillation from teachers)
 ${HF_USAGE}
-  otfuse demo          fuse the bundled example ViTs on the bundled data, finetune briefly, print a table
+  otfuse demo [--seeds 3]   fuse the bundled ViT pair (auto-tuned), give it, both parents and vanilla the same short
+                       distillation finetune, and print them next to the parents' ensemble
   otfuse providers     which execution provider runs, and why the others do not
 
 MODEL may also be a Hugging Face folder (config.json + model.safetensors) or its model.safetensors.
@@ -197,7 +200,8 @@ function recipeFrom(args: ParsedArgs): FuseRecipe {
   return recipe;
 }
 
-const FUSE_FLAGS = ['anchor', 'output', 'recipe', ...recipeFlags().map((f) => f.flag), 'eval-data', 'eval-limit', 'eval', 'runs-dir', 'finetune', 'train-data', 'epochs', 'max-steps', 'lr'];
+const FUSE_FLAGS = ['anchor', 'output', 'recipe', ...recipeFlags().map((f) => f.flag), 'eval-data', 'eval-limit', 'eval', 'runs-dir', 'finetune', 'train-data', 'epochs', 'max-steps', 'lr',
+  'autotune', 'autotune-budget', 'baselines', 'teacher', 'kd-temp', 'kd-alpha'];
 
 async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
   rejectUnknown(args, known(...DATA_FLAGS, ...FUSE_FLAGS));
@@ -213,11 +217,20 @@ async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
     skipEval: bool(args, 'eval') === false,
     evalLimit: num(args, 'eval-limit'),
     provider: provider(args),
+    baselines: bool(args, 'baselines'),
   };
+  // No recipe flag and no --recipe file: the recipe is auto-tuned (--no-autotune keeps the plain defaults).
+  const explicit = Object.keys(request.recipe ?? {}).filter((k) => k !== 'name' && k !== '$schema');
+  const budget = num(args, 'autotune-budget');
+  if (bool(args, 'autotune') !== false && (explicit.length === 0 || bool(args, 'autotune') === true) && request.data !== undefined) {
+    request.autotune = budget !== undefined ? { budgetSeconds: budget } : true;
+  } else if (budget !== undefined) throw new OtfuseError('BAD_USAGE', '--autotune-budget applies only when the recipe is auto-tuned (no recipe flags, or --autotune)');
   if (bool(args, 'finetune')) {
     const train = dataArg(args, 'train-data');
     if (!train) throw new OtfuseError('BAD_USAGE', '--finetune needs --train-data');
-    request.finetune = { data: train, evalData: request.evalData ?? request.data, epochs: num(args, 'epochs'), maxSteps: num(args, 'max-steps'), lr: num(args, 'lr'), batchSize: num(args, 'batch-size') };
+    const teachers = strList(args, 'teacher');
+    request.finetune = { data: train, evalData: request.evalData ?? request.data, epochs: num(args, 'epochs'), maxSteps: num(args, 'max-steps'), lr: num(args, 'lr'), batchSize: num(args, 'batch-size'),
+      ...(teachers.length ? { teachers, kdTemp: num(args, 'kd-temp'), kdAlpha: num(args, 'kd-alpha') } : {}) };
   }
   const result = await engine.fuse(request, context);
   print(args, result, () => formatRun(result));
@@ -226,11 +239,12 @@ async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
 
 export function formatRun(result: FuseResult): string {
   const r: RunRecord = result.record;
-  const rows = r.metrics.map((m) => [m.label, m.accuracy === undefined ? '—' : `${(m.accuracy * 100).toFixed(2)} %`, m.loss === undefined ? '—' : m.loss.toFixed(4)]);
+  const rows = r.metrics.map((m) => [m.label, m.accuracy === undefined ? '—' : `${(m.accuracy * 100).toFixed(2)} %${m.sd !== undefined ? ` ± ${(m.sd * 100).toFixed(2)}` : ''}`, m.loss === undefined ? '—' : m.loss.toFixed(4)]);
   const table = rows.length ? formatTable(['model', 'accuracy', 'loss'], rows) : '(evaluation skipped)';
   const timings = Object.entries(r.timings).map(([stage, s]) => `  ${stage.padEnd(14)} ${s.toFixed(2)} s`).join('\n');
   const warnings = (r.warnings ?? []).map((w) => `warning: ${w}`);
-  return [`run         ${result.runDir}`, `fused model ${r.fusedModel}`, `anchor      ${r.anchor}`, ...(warnings.length ? ['', ...warnings] : []), '', table, '', 'wall time per stage', timings].join('\n');
+  const tuned = r.autotune ? ['', `recipe      auto-tuned in ${r.autotune.seconds.toFixed(1)} s: ${r.autotune.chosenLabel} (held-out ${r.autotune.heldOutSamples} calibration samples; ${r.autotune.trials.filter((t) => !t.skipped).length} of ${r.autotune.trials.length} recipes tried)`] : [];
+  return [`run         ${result.runDir}`, `fused model ${r.fusedModel}`, `anchor      ${r.anchor}`, ...tuned, ...(warnings.length ? ['', ...warnings] : []), '', table, '', 'wall time per stage', timings].join('\n');
 }
 
 export function formatTable(header: string[], rows: string[][]): string {
@@ -240,7 +254,9 @@ export function formatTable(header: string[], rows: string[][]): string {
 }
 
 async function cmdFinetune(args: ParsedArgs, context: JobContext): Promise<number> {
-  rejectUnknown(args, known(...DATA_FLAGS, 'eval', 'eval-data', 'output', 'epochs', 'max-steps', 'lr', 'weight-decay', 'warmup-steps', 'label-smoothing', 'clip-norm', 'seed'));
+  rejectUnknown(args, known(...DATA_FLAGS, 'eval', 'eval-data', 'output', 'epochs', 'max-steps', 'lr', 'weight-decay', 'warmup-steps', 'label-smoothing', 'clip-norm', 'seed', 'teacher', 'kd-temp', 'kd-alpha'));
+  const teachers = strList(args, 'teacher');
+  if (!teachers.length && (num(args, 'kd-temp') !== undefined || num(args, 'kd-alpha') !== undefined)) throw new OtfuseError('BAD_USAGE', '--kd-temp and --kd-alpha need at least one --teacher');
   const model = requireOne(args, 'model');
   const data = dataArg(args);
   const output = str(args, 'output');
@@ -252,34 +268,66 @@ async function cmdFinetune(args: ParsedArgs, context: JobContext): Promise<numbe
     epochs: num(args, 'epochs'), maxSteps: num(args, 'max-steps'), lr: num(args, 'lr'), batchSize: num(args, 'batch-size'),
     weightDecay: num(args, 'weight-decay'), warmupSteps: num(args, 'warmup-steps'), labelSmoothing: num(args, 'label-smoothing'),
     clipNorm: num(args, 'clip-norm'), seed: num(args, 'seed'), provider: provider(args),
+    ...(teachers.length ? { teachers, kdTemp: num(args, 'kd-temp'), kdAlpha: num(args, 'kd-alpha') } : {}),
   }, context);
   print(args, result, () => {
     const evals = result.evals.map((e) => `  epoch ${e.epoch}: accuracy ${(e.accuracy * 100).toFixed(2)} %, loss ${e.loss.toFixed(4)}`).join('\n');
     const last = result.history[result.history.length - 1];
-    return [`output      ${result.output}`, `steps       ${result.steps} (${result.epochs} epochs) in ${result.seconds.toFixed(1)} s, ${Math.round(result.samplesPerSecond)} samples/s`,
+    const kd = result.distill ? `distilled   from ${result.distill.teachers.map((t) => path.basename(t)).join(', ')} (T ${result.distill.temperature}, α ${result.distill.alpha})` : '';
+    return [`output      ${result.output}`, kd, `steps       ${result.steps} (${result.epochs} epochs) in ${result.seconds.toFixed(1)} s, ${Math.round(result.samplesPerSecond)} samples/s`,
       `final loss  ${last ? last.loss.toFixed(4) : '—'}`, evals].filter(Boolean).join('\n');
   });
   return 0;
 }
 
-/** The README's main job: fuse the two bundled ViTs on the bundled data. */
+/**
+ * The README's main job: fuse the bundled converged ViT pair (auto-tuned recipe), then give the fused model, both
+ * parents and the vanilla average the SAME short finetune (distillation from the parents) over several seeds, and
+ * print them next to the parents' logit ensemble — including where fusion still loses.
+ */
 async function cmdDemo(args: ParsedArgs, context: JobContext): Promise<number> {
-  rejectUnknown(args, known('runs-dir'));
+  rejectUnknown(args, known('runs-dir', 'seeds', 'autotune-budget'));
   const root = findExamples();
+  const converged = ['vit48c_s20.onnx', 'vit48c_s21.onnx'].map((f) => path.join(root, f));
+  const pair = converged.every((f) => fs.existsSync(f)) ? converged : [path.join(root, 'vit48_s11.onnx'), path.join(root, 'vit48_s10.onnx')];
+  const seeds = num(args, 'seeds') ?? 3;
+  const calib = path.join(root, 'calib200.npz');
   const request: FuseRequest = {
-    models: [path.join(root, 'vit48_s11.onnx'), path.join(root, 'vit48_s10.onnx')],
-    data: path.join(root, 'calib200.npz'),
+    models: pair,
+    data: calib,
     evalData: path.join(root, 'data', 'fmnist-test-2k.json'),
     recipe: { name: 'demo' },
+    autotune: { budgetSeconds: num(args, 'autotune-budget') ?? 20 },
+    baselines: { seeds },
     runsDir: str(args, 'runs-dir'),
     provider: provider(args),
-    // A quick finetune of the fused model on the bundled 5,000 training images (one epoch, a few seconds).
-    finetune: { data: path.join(root, 'data', 'fmnist-train-5k.json'), epochs: 1 },
+    // One epoch on the bundled 5,000 training images with the parents as teachers; the last checkpoint is kept
+    // (nothing is selected on the test images).
+    finetune: { data: path.join(root, 'data', 'fmnist-train-5k.json'), epochs: 1, teachers: pair, keep: 'last', evalData: calib },
   };
-  console.error(`otfuse demo: fusing ${path.basename(request.models[1])} onto the anchor ${path.basename(request.models[0])} (activations: calib200.npz; evaluation: 2,000 Fashion-MNIST test images; then one epoch of finetuning on 5,000 training images)`);
+  console.error(`otfuse demo: fusing ${path.basename(pair[1])} onto ${path.basename(pair[0])} (recipe auto-tuned on calib200.npz; evaluation: 2,000 Fashion-MNIST test images), then the same finetune (1 epoch on 5,000 training images, distillation from both parents) for the fused model, each parent and the vanilla average, ${seeds} seed${seeds > 1 ? 's' : ''} each`);
   const result = await engine.fuse(request, context);
-  print(args, result, () => formatRun(result));
+  print(args, result, () => `${formatRun(result)}\n\n${demoVerdict(result.record)}`);
   return 0;
+}
+
+/** One honest paragraph: fused + finetune against the better parent given the same finetune and the ensemble. */
+export function demoVerdict(r: RunRecord): string {
+  const pct = (v: number) => `${(v * 100).toFixed(2)} %`;
+  const fused = r.metrics.find((m) => m.label.startsWith('ot+finetune (') && m.seeds);
+  const parentsTuned = r.metrics.filter((m) => m.seeds && m.label.includes('.onnx+finetune'));
+  const parents = r.metrics.filter((m) => r.models.includes(m.file ?? ''));
+  const ens = r.metrics.find((m) => m.label.startsWith('ensemble'));
+  if (!fused || !parentsTuned.length || fused.accuracy === undefined) return '';
+  const bestTuned = parentsTuned.reduce((a, b) => ((b.accuracy ?? 0) > (a.accuracy ?? 0) ? b : a));
+  const bestParent = Math.max(...parents.map((p) => p.accuracy ?? 0));
+  const beatsParents = fused.accuracy > bestParent;
+  const vsTuned = fused.accuracy - (bestTuned.accuracy ?? 0);
+  return [
+    `verdict     fused + finetune ${pct(fused.accuracy)} ± ${((fused.sd ?? 0) * 100).toFixed(2)} vs the parents ${parents.map((p) => pct(p.accuracy ?? 0)).join(' / ')}: ${beatsParents ? 'better than both' : 'NOT better than the better parent'};`,
+    `            vs the better parent given the same finetune ${pct(bestTuned.accuracy ?? 0)}: ${vsTuned >= 0 ? `+${(vsTuned * 100).toFixed(2)}` : (vsTuned * 100).toFixed(2)} points${vsTuned < 0 ? ' (fusion loses here)' : ''};`,
+    `            ensemble ceiling ${ens?.accuracy !== undefined ? pct(ens.accuracy) : '—'} (needs both models at inference). Full 10k-test numbers: BENCHMARKS.md (fusion quality).`,
+  ].join('\n');
 }
 
 function findExamples(): string {

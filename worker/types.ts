@@ -127,6 +127,37 @@ export interface FuseRequest {
   provider?: ProviderChoice;
   /** Also finetune the fused model as a stage of the run. */
   finetune?: FinetuneOptions & { data: DataArg; evalData?: DataArg };
+  /** Honest protocol: also report the parents' logit ensemble and, with `finetune`, every parent and the vanilla
+   * average given the same finetune (adds rows to run.json's metrics). */
+  baselines?: boolean | { seeds?: number };
+  /** Pick the recipe by a budgeted sweep scored on a held-out slice of the calibration data (explicit recipe
+   * fields are kept fixed). The CLI turns it on when no recipe flag is given. */
+  autotune?: boolean | { budgetSeconds?: number };
+}
+
+/** One recipe tried by the auto-tune sweep. */
+export interface AutotuneTrial {
+  label: string;
+  recipe: FuseRecipe;
+  /** Accuracy and mean cross-entropy on the held-out calibration slice (absent when skipped). */
+  accuracy?: number;
+  loss?: number;
+  seconds: number;
+  /** Why the candidate was not scored (not implemented, not applicable, over budget). */
+  skipped?: string;
+}
+
+/** run.json's record of the auto-tune sweep. */
+export interface AutotuneRecord {
+  chosen: FuseRecipe;
+  chosenLabel: string;
+  trials: AutotuneTrial[];
+  /** Calibration samples the candidates were fused from, and how many were held out to score them. */
+  fitSamples: number;
+  heldOutSamples: number;
+  score: 'held-out cross-entropy';
+  budgetSeconds: number;
+  seconds: number;
 }
 
 export interface LayerMapInfo {
@@ -146,8 +177,12 @@ export interface LayerMapInfo {
 export interface ModelMetrics {
   label: string;
   file?: string;
+  /** With `seeds`: the mean over the finetune seeds. */
   accuracy?: number;
   loss?: number;
+  /** Accuracy per finetune seed (baseline rows of an honest-protocol run) and their sample standard deviation. */
+  seeds?: number[];
+  sd?: number;
 }
 
 /** run.json */
@@ -172,6 +207,8 @@ export interface RunRecord {
    * stopped at its iteration cap). */
   warnings?: string[];
   error?: ErrorInfo;
+  /** The auto-tune sweep that chose the recipe (when the run was auto-tuned). */
+  autotune?: AutotuneRecord;
   /** The calibration data and the evaluation data the metrics were measured on (so a later finetune or
    * re-evaluation can measure on the same set). Optional: the VS Code extension fills them in when missing. */
   data?: DataArg;
@@ -210,7 +247,12 @@ export interface FinetuneOptions {
   /** Also evaluate before the first step (reported as `initial`). */
   evalBefore?: boolean;
   /** Re-initialise the parameters first (train the architecture from scratch; uses `seed`). */
-  reinitialize?: boolean;
+  reinitialize?: boolean;  /** Distillation: teacher models (ONNX) whose mean softened probabilities the model also learns from. */
+  teachers?: string[];
+  /** Distillation temperature T (default 2). */
+  kdTemp?: number;
+  /** Weight α of the distillation term: loss = (1−α)·CE + α·T²·KL (default 0.5). */
+  kdAlpha?: number;
 }
 
 export interface FinetuneRequest extends FinetuneOptions {
@@ -234,5 +276,6 @@ export interface FinetuneResult {
   /** Training-set accuracy and mean loss over the steps of each epoch (as the model was while training). */
   train?: { epoch: number; accuracy: number; loss: number }[];
   /** Peak resident memory of the process during the run (MiB). */
-  peakRssMiB?: number;
+  peakRssMiB?: number;  /** The distillation setting used (when teachers were given). */
+  distill?: { teachers: string[]; temperature: number; alpha: number };
 }

@@ -8,11 +8,14 @@ const NUMBER_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 export interface ParsedArgs {
   positional: string[];
   flags: Map<string, string | boolean>;
+  /** Every value of each value-taking flag, in order (for repeatable flags such as --teacher). */
+  all?: Map<string, string[]>;
 }
 
 export function parseArgs(argv: string[], booleans: ReadonlySet<string>, aliases: Record<string, string> = {}): ParsedArgs {
   const positional: string[] = [];
   const flags = new Map<string, string | boolean>();
+  const all = new Map<string, string[]>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--') { positional.push(...argv.slice(i + 1)); break; }
@@ -29,13 +32,19 @@ export function parseArgs(argv: string[], booleans: ReadonlySet<string>, aliases
       value = argv[++i];
     }
     flags.set(name, value);
+    all.set(name, [...(all.get(name) ?? []), String(value)]);
   }
-  return { positional, flags };
+  return { positional, flags, all };
 }
 
 export function str(args: ParsedArgs, name: string): string | undefined {
   const v = args.flags.get(name);
   return typeof v === 'string' ? v : undefined;
+}
+
+/** All values of a repeatable flag (`--teacher A --teacher B`), in order; [] when absent. */
+export function strList(args: ParsedArgs, name: string): string[] {
+  return args.all?.get(name) ?? (typeof args.flags.get(name) === 'string' ? [args.flags.get(name) as string] : []);
 }
 
 export function num(args: ParsedArgs, name: string): number | undefined {

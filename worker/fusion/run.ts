@@ -12,6 +12,8 @@ import { evaluateModel } from '../runtime/evaluate';
 import { finetuneModel } from '../train/finetune';
 import { preflight } from '../preflight';
 import { toErrorInfo } from '../errors';
+import { autotuneRecipe, AUTOTUNE_DEFAULT_BUDGET_S } from './autotune';
+import { baselineMetrics } from './baselines';
 import type { ProviderChoice, ProviderReport } from '../runtime/providers';
 import { analyzeModel, type LinearRef, type ModelPlan } from '../graph/analyze';
 import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion } from './slices';
@@ -318,7 +320,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   const t0 = performance.now();
   const emit = (e: ProgressEvent) => context.onProgress?.(e);
   if (!request.models || request.models.length < 2) throw new OtfuseError('BAD_USAGE', 'fusion needs at least two models');
-  const recipe = resolveRecipe(request.recipe ?? {});
+  let recipe = resolveRecipe(request.recipe ?? {});
   // Anchor first; the others keep their order.
   let files = request.models.map((f) => path.resolve(f));
   if (request.anchor) {
@@ -350,6 +352,12 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   for (let i = 2; fs.existsSync(path.join(runsDir, id)); i++) id = `${stamp()}-${name}-${i}`;
   const runDir = path.join(runsDir, id);
 
+  // Auto-tune (quality helper's hook): pick the recipe on a held-out slice of the calibration data.
+  const autotune = request.autotune && calib ? await autotuneRecipe(models, calib, {
+    base: request.recipe, provider: request.provider, signal: context.signal, onProgress: context.onProgress,
+    budgetSeconds: typeof request.autotune === 'object' ? request.autotune.budgetSeconds ?? AUTOTUNE_DEFAULT_BUDGET_S : AUTOTUNE_DEFAULT_BUDGET_S,
+  }) : undefined;
+  if (autotune) { recipe = resolveRecipe(autotune.chosen); timings.autotune = autotune.seconds; }
   const result = await fuseLoaded({ models, recipe, calib, provider: request.provider, signal: context.signal, onProgress: context.onProgress, vanilla: !!evalSet });
   Object.assign(timings, result.timings);
   throwIfCancelled(context.signal);
@@ -421,6 +429,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
         metrics.push({ label: 'ot+finetune', file: finetune.output, accuracy: r.accuracy, loss: r.loss });
       }
     }
+    if (request.baselines && evalSet) metrics.push(...await baselineMetrics(result.fused, models, result.vanilla, evalSet, request, context));
     timings.total = (performance.now() - t0) / 1000;
     const rec: RunRecord = {
       id, name, status: 'done', createdAt: new Date().toISOString(), recipe: { ...request.recipe, ...publicRecipe(recipe) },
@@ -431,6 +440,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
       ...(result.capture ? { capture: result.capture } : {}),
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       ...(warnings.length ? { warnings } : {}),
+      ...(autotune ? { autotune } : {}),
       // Absolute paths, so re-evaluating or finetuning the run later works from any working directory.
       ...(request.data !== undefined ? { data: absoluteData(request.data) } : {}),
       ...(evalSet ? { evalData: absoluteData((request.evalData ?? request.data)!) } : {}),

@@ -14,6 +14,7 @@ import type { FinetuneRequest, FinetuneResult, JobContext } from '../types';
 import { ParamLayout, TrainingGraph, buildEvalGraph, buildTrainingGraph, flattenParams, modelWithParams } from './graphs';
 import { reinitializeParameters, seededRandom } from './init';
 import { preflight } from '../preflight';
+import { Teachers } from './teachers';
 
 /** Warmup (linear from 0) then cosine decay to 0; `step` counts from 1. */
 export function learningRate(step: number, totalSteps: number, baseLr: number, warmupSteps: number): number {
@@ -33,7 +34,7 @@ export function shuffled(count: number, rand: () => number): Int32Array {
   return order;
 }
 
-export const FINETUNE_DEFAULTS = { batchSize: 128, lr: 2e-4, weightDecay: 0.01, clipNorm: 1, labelSmoothing: 0, seed: 0 };
+export const FINETUNE_DEFAULTS = { batchSize: 128, lr: 2e-4, weightDecay: 0.01, clipNorm: 1, labelSmoothing: 0, seed: 0, kdTemp: 2, kdAlpha: 0.5 };
 
 interface Sessions {
   step: ort.InferenceSession;
@@ -151,7 +152,9 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   const probe = train.take([0, 1, 2].map((i) => i % train.size));
   const inputs = model.summary().inputs.map((i) => i.name);
   const binding = bindInputs(inputs, train, model.file);
-  const graph: TrainingGraph = await buildTrainingGraph(model, { weightDecay, clipNorm, labelSmoothing }, { probeFeeds: dataFeeds(probe, binding) });
+  const teacherFiles = request.teachers ?? [];
+  const distill = teacherFiles.length ? { temperature: positive('kd-temp', request.kdTemp, FINETUNE_DEFAULTS.kdTemp), alpha: positive('kd-alpha', request.kdAlpha, FINETUNE_DEFAULTS.kdAlpha) } : undefined;
+  const graph: TrainingGraph = await buildTrainingGraph(model, { weightDecay, clipNorm, labelSmoothing, distill }, { probeFeeds: dataFeeds(probe, binding) });
   const layout: ParamLayout = graph.layout;
   const evalBinding = evalSet ? bindInputs(inputs, evalSet, model.file) : undefined;
   const provider = await resolveProvider(request.provider ?? 'auto');
@@ -162,6 +165,17 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   } catch (err) {
     await stepSession.release();
     throw err;
+  }
+  let teachers: Teachers | undefined;
+  if (distill) {
+    progress({ stage: 'finetune', message: `loading ${teacherFiles.length} teacher model${teacherFiles.length > 1 ? 's' : ''}` });
+    try {
+      teachers = await Teachers.open(teacherFiles, train, classes, distill.temperature, { provider: request.provider, threads: request.threads, student: request.model });
+    } catch (err) {
+      await stepSession.release();
+      await evaluate?.release();
+      throw err;
+    }
   }
   const sessions: Sessions = { step: stepSession, evaluate, provider };
   const evalLimit = request.evalLimit ?? Infinity;
@@ -177,6 +191,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   let params: ort.Tensor = paramRing[0];
   const keep = request.keep ?? (evalSet ? 'best' : 'last');
   const result: FinetuneResult = { output: request.output, steps: 0, epochs: 0, seconds: 0, samplesPerSecond: 0, history: [], evals: [], train: [] };
+  if (distill) result.distill = { teachers: teacherFiles, ...distill };
   let peakRss = process.memoryUsage().rss;
   let written: { step: number; epoch: number } | undefined;
   const diverged = (why: string, at: number): OtfuseError => {
@@ -228,6 +243,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
         const out = await sessions.step.run({
           ...dataFeeds(batch, binding),
           labels: new ort.Tensor('int64', BigInt64Array.from(batch.labels, (y) => BigInt(y)), [n]),
+          ...(teachers ? { teacher_probs: await teachers.probs(batch) } : {}),
           params, adam_m: m, adam_v: v,
           lr: new ort.Tensor('float32', Float32Array.of(lr), []),
           step: new ort.Tensor('float32', Float32Array.of(step), []),
@@ -287,6 +303,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   } finally {
     await sessions.step.release();
     await sessions.evaluate?.release();
+    await teachers?.release();
   }
 }
 

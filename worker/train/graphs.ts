@@ -99,8 +99,54 @@ interface LossParts {
   extraInputs: onnx.ValueInfoProto[];
 }
 
+/**
+ * Knowledge distillation: the loss becomes (1−α)·CE(labels) + α·T²·KL(p_t ‖ softmax(z/T)), where p_t is the
+ * `teacher_probs` input ([batch, classes]: the teachers' mean softened probabilities, computed outside the graph).
+ */
+export interface DistillSettings {
+  /** Softmax temperature T (> 0). */
+  temperature: number;
+  /** Weight α of the distillation term (0..1). */
+  alpha: number;
+}
+
+/** Teacher/student probability differences smaller than this are rounding, not signal (see emitDistill). */
+export const KD_DEADZONE = 1e-6;
+
+/** Name of the training/gradient graph input holding the teachers' mean softened probabilities. */
+export const TEACHER_INPUT = 'teacher_probs';
+
+/**
+ * Adds the distillation term to a cross-entropy loss: returns the mixed loss and its gradient w.r.t. the logits.
+ * d/dz [T²·KL(p_t ‖ softmax(z/T))] = T·(softmax(z/T) − p_t), averaged over the batch like the cross-entropy.
+ */
+function emitDistill(b: GraphBuilder, l2: string, count: string, ce: LossParts, logitsShape: string, dt: number, classes: number, d: DistillSettings): LossParts {
+  const f = (v: number) => b.scalar(v, dt);
+  const T = d.temperature;
+  const pt = TEACHER_INPUT;
+  const logq = b.op('LogSoftmax', [b.op('Div', [l2, f(T)])], { axis: A.i(1) });
+  // Σ p·(log p − log q); p·log p taken with log(max(p, 1e-30)) so that p = 0 contributes 0.
+  const logp = b.op('Log', [b.op('Max', [pt, f(1e-30)])]);
+  const kl = b.op('Div', [b.reduce('ReduceSum', b.op('Mul', [pt, b.op('Sub', [logp, logq])]), [0, 1], false), count]);
+  const loss = b.op('Add', [b.op('Mul', [ce.loss, f(1 - d.alpha)]), b.op('Mul', [kl, f(d.alpha * T * T)])]);
+  // Probability differences below KD_DEADZONE are float32 rounding between the teachers' inference sessions and
+  // this graph's forward (a model distilled into itself differs from itself by ~1e-7): they are treated as 0, so
+  // that Adam's normalisation (m/√v) does not turn rounding noise into full-size parameter steps.
+  const diff = b.op('Sub', [b.op('Exp', [logq]), pt]);
+  const kept = b.op('Where', [b.op('Less', [b.op('Abs', [diff]), f(KD_DEADZONE)]), f(0), diff]);
+  const dkd = b.op('Div', [b.op('Mul', [kept, f(d.alpha * T)]), count]);
+  const seed = b.op('Add', [b.op('Mul', [ce.seed, f(1 - d.alpha)]), b.reshape(dkd, logitsShape)]);
+  return { ...ce, loss, seed, extraInputs: [...ce.extraInputs, valueInfo(pt, dt, ['batch', classes])] };
+}
+
+export function checkDistill(d: DistillSettings | undefined): void {
+  if (!d) return;
+  if (!(d.temperature > 0) || !Number.isFinite(d.temperature)) throw new OtfuseError('BAD_USAGE', `--kd-temp must be a positive number (got ${d.temperature})`);
+  if (!(d.alpha >= 0 && d.alpha <= 1)) throw new OtfuseError('BAD_USAGE', `--kd-alpha must be between 0 and 1 (got ${d.alpha})`);
+}
+
 /** Softmax cross-entropy (mean over samples, optional label smoothing) or Σ logits·w, with dLoss/dLogits. */
-function emitLoss(b: GraphBuilder, logits: string, info: TensorInfo, kind: LossKind, smoothing: number): LossParts {
+function emitLoss(b: GraphBuilder, logits: string, info: TensorInfo, kind: LossKind, smoothing: number, distill?: DistillSettings): LossParts {
   const dt = info.dataType;
   if (kind === 'weighted-sum') {
     const w = 'loss_weights';
@@ -120,7 +166,8 @@ function emitLoss(b: GraphBuilder, logits: string, info: TensorInfo, kind: LossK
   const seed = b.reshape(d2, b.shape(logits));
   const hits = b.op('Cast', [b.op('Equal', [b.op('ArgMax', [l2], { axis: A.i(1), keepdims: A.i(0) }), labels])], { to: A.i(DT.FLOAT) });
   const correct = b.reduce('ReduceSum', hits, [0], false);
-  return { loss, seed, correct, extraInputs: [valueInfo('labels', DT.INT64, ['batch'])] };
+  const ce: LossParts = { loss, seed, correct, extraInputs: [valueInfo('labels', DT.INT64, ['batch'])] };
+  return distill ? emitDistill(b, l2, count, ce, b.shape(logits), dt, classes, distill) : ce;
 }
 
 export interface GradientGraphOptions {
@@ -129,6 +176,8 @@ export interface GradientGraphOptions {
   loss?: LossKind;
   labelSmoothing?: number;
   probeFeeds?: ProbeFeeds;
+  /** Cross-entropy mixed with distillation (adds the `teacher_probs` input). */
+  distill?: DistillSettings;
 }
 
 export interface GradientGraph {
@@ -149,7 +198,7 @@ export async function buildGradientGraph(model: OnnxModel, options: GradientGrap
   const graph = proto.graph!;
   const b = new GraphBuilder('grad', opset);
   const logits = graph.output![0].name!;
-  const lossParts = emitLoss(b, logits, info.get(logits)!, options.loss ?? 'cross-entropy', options.labelSmoothing ?? 0);
+  const lossParts = emitLoss(b, logits, info.get(logits)!, options.loss ?? 'cross-entropy', options.labelSmoothing ?? 0, options.distill);
   const grads = emitBackward({ model, info, builder: b, wrt, seeds: new Map([[logits, lossParts.seed]]), nodes: graph.node ?? [] });
   const initNames = new Set(model.initializerNames());
   const lifted = wrt.filter((w) => initNames.has(w));
@@ -172,6 +221,8 @@ export interface OptimizerSettings {
   /** Clip gradients to this global L2 norm (0 = no clipping). */
   clipNorm?: number;
   labelSmoothing?: number;
+  /** Distillation from teachers' softened probabilities (adds the `teacher_probs` input). */
+  distill?: DistillSettings;
 }
 
 export interface TrainingGraph {
@@ -240,7 +291,8 @@ export async function buildTrainingGraph(model: OnnxModel, settings: OptimizerSe
   emitParamSplit(b, layout);
   const forwardNodes = graph.node ?? [];
   const logits = graph.output![0].name!;
-  const lossParts = emitLoss(b, logits, info.get(logits)!, 'cross-entropy', settings.labelSmoothing ?? 0);
+  checkDistill(settings.distill);
+  const lossParts = emitLoss(b, logits, info.get(logits)!, 'cross-entropy', settings.labelSmoothing ?? 0, settings.distill);
   const grads = emitBackward({ model, info, builder: b, wrt: layout.slots.map((s) => s.name), seeds: new Map([[logits, lossParts.seed]]), nodes: forwardNodes });
   const f = (v: number) => b.scalar(v, DT.FLOAT);
   const flatGrad = emitChunkedConcat(b, layout.slots.map((s) => b.reshape(grads.get(s.name)!, b.i64([-1]))));

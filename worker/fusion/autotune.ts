@@ -1,0 +1,113 @@
+// The auto-tuned default recipe: a small, time-budgeted sweep of fusion recipes (solver, regularisation, Q/K and
+// head handling, residual policy, refit when the engine has it, weight- vs activation-based alignment), each one
+// fused from the first part of the calibration data and scored on a held-out slice of it (never on the
+// evaluation data). The winner is then used for the real fusion on all calibration samples; the sweep is recorded
+// in run.json.
+import path from 'node:path';
+import { OtfuseError, throwIfCancelled } from '../errors';
+import type { OnnxModel } from '../onnx/model';
+import type { Dataset } from '../data/dataset';
+import { evaluateModel } from '../runtime/evaluate';
+import type { ProviderChoice } from '../runtime/providers';
+import type { AutotuneRecord, AutotuneTrial, FuseRecipe, ProgressEvent } from '../types';
+
+export type { AutotuneRecord, AutotuneTrial };
+import { fuseLoaded } from './run';
+import { resolveRecipe } from './recipe';
+
+export interface AutotuneCandidate {
+  label: string;
+  recipe: FuseRecipe;
+}
+
+/**
+ * The sweep, most promising first (the budget may cut the tail). Ordered by what measured best on the bundled and
+ * converged ViT pairs (bench/quality): hard, head-aware alignment first, then the soft variants.
+ */
+export const AUTOTUNE_CANDIDATES: AutotuneCandidate[] = [
+  { label: 'exact (EMD, heads as units)', recipe: { preset: 'exact' } },
+  { label: 'exact + regmean refit', recipe: { preset: 'exact', refit: 'regmean' } },
+  { label: 'exact + regmean++ refit', recipe: { preset: 'exact', refit: 'regmean++' } },
+  { label: 'EMD, separate Q/K', recipe: { solver: 'emd' } },
+  { label: 'Sinkhorn 0.08 (paper)', recipe: { solver: 'sinkhorn', reg: 0.08 } },
+  { label: 'Sinkhorn 0.02', recipe: { solver: 'sinkhorn', reg: 0.02 } },
+  { label: 'exact, residual: skip map', recipe: { preset: 'exact', residualPolicy: 'only_resid' } },
+  { label: 'exact, residual: weighted', recipe: { preset: 'exact', residualPolicy: 'weighted_scalar' } },
+  { label: 'weights (Sinkhorn 0.06)', recipe: { preset: 'weights' } },
+];
+
+export interface AutotuneOptions {
+  budgetSeconds?: number;
+  /** When the calibration data has fewer than `samples` + 100 samples: the fraction of them held out for scoring
+   * (default 0.25, at least 32); otherwise the samples after the first `samples` (up to 500) are the held-out slice. */
+  heldOutFraction?: number;
+  /** Fields every candidate keeps (e.g. samples, weights, name). */
+  base?: FuseRecipe;
+  candidates?: AutotuneCandidate[];
+  provider?: ProviderChoice;
+  signal?: AbortSignal;
+  onProgress?: (e: ProgressEvent) => void;
+}
+
+export const AUTOTUNE_DEFAULT_BUDGET_S = 30;
+
+/** A view of samples [offset, offset + size) of a dataset. */
+export function sliceDataset(base: Dataset, offset: number, size: number): Dataset {
+  const n = Math.max(0, Math.min(size, base.size - offset));
+  return {
+    source: base.source,
+    size: n,
+    arrays: base.arrays,
+    labels: base.labels.subarray(offset, offset + n),
+    close: () => {}, // the view does not own the base dataset
+    take: (indices) => ({ ...base.take(Array.from(indices, (i) => i + offset)), indices: Int32Array.from(indices) }),
+  };
+}
+
+export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, options: AutotuneOptions = {}): Promise<AutotuneRecord> {
+  const t0 = performance.now();
+  const budget = options.budgetSeconds ?? AUTOTUNE_DEFAULT_BUDGET_S;
+  const base = options.base ?? {};
+  const samples = resolveRecipe(base).samples;
+  // Calibration data beyond the samples the fusion uses: score on (up to 500 of) those; otherwise hold out the tail.
+  const spare = calib.size - samples;
+  const wanted = Math.min(calib.size, samples);
+  const heldOut = spare >= 100 ? Math.min(500, spare) : Math.max(32, Math.round(wanted * (options.heldOutFraction ?? 0.25)));
+  const fitSamples = spare >= 100 ? samples : wanted - heldOut;
+  if (fitSamples < 16) throw new OtfuseError('BAD_DATA', `auto-tuning needs at least ${heldOut + 16} calibration samples (the data has ${calib.size}); give a recipe (e.g. --preset exact) or more data`, { file: calib.source });
+  const fit = sliceDataset(calib, 0, fitSamples);
+  const score = sliceDataset(calib, fitSamples, heldOut);
+  const candidates = options.candidates ?? AUTOTUNE_CANDIDATES;
+  const trials: AutotuneTrial[] = [];
+  let best: AutotuneTrial | undefined;
+  for (let i = 0; i < candidates.length; i++) {
+    throwIfCancelled(options.signal);
+    const c = candidates[i];
+    const recipe: FuseRecipe = { ...c.recipe, ...base, samples: fitSamples };
+    const elapsed = (performance.now() - t0) / 1000;
+    // Every candidate after the first must fit in what is left of the budget (estimated by the slowest so far).
+    const slowest = Math.max(0, ...trials.map((t) => t.seconds));
+    if (best && elapsed + slowest > budget) { trials.push({ label: c.label, recipe: c.recipe, seconds: 0, skipped: `over the ${budget} s budget` }); continue; }
+    options.onProgress?.({ stage: 'autotune', message: c.label, done: i, total: candidates.length });
+    const t = performance.now();
+    try {
+      const fused = await fuseLoaded({ models, recipe: resolveRecipe(recipe), calib: fit, provider: options.provider, signal: options.signal });
+      const r = await evaluateModel(fused.fused, score, { provider: options.provider, signal: options.signal, batchSize: 256 });
+      const trial: AutotuneTrial = { label: c.label, recipe: c.recipe, accuracy: r.accuracy, loss: r.loss, seconds: (performance.now() - t) / 1000 };
+      trials.push(trial);
+      if (!best || trial.loss! < best.loss!) best = trial;
+      options.onProgress?.({ stage: 'autotune', message: `${c.label}: ${(r.accuracy * 100).toFixed(1)} % on ${score.size} held-out samples`, done: i + 1, total: candidates.length, metrics: { accuracy: r.accuracy, loss: r.loss } });
+    } catch (err) {
+      if (err instanceof OtfuseError && (err.code === 'UNSUPPORTED' || err.code === 'BAD_USAGE')) {
+        trials.push({ label: c.label, recipe: c.recipe, seconds: (performance.now() - t) / 1000, skipped: err.message.split('\n')[0] });
+        continue;
+      }
+      throw err;
+    }
+  }
+  if (!best) throw new OtfuseError('UNSUPPORTED', `no auto-tune candidate could fuse ${models.map((m) => path.basename(m.file)).join(' + ')}: ${trials.map((t) => `${t.label}: ${t.skipped}`).join('; ')}`);
+  return {
+    chosen: { ...best.recipe, ...base }, chosenLabel: best.label, trials, fitSamples, heldOutSamples: score.size,
+    score: 'held-out cross-entropy', budgetSeconds: budget, seconds: (performance.now() - t0) / 1000,
+  };
+}
