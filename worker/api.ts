@@ -5,11 +5,13 @@ import { openDataset } from './data/dataset';
 import { evaluateModel } from './runtime/evaluate';
 import { resolveProvider, ProviderChoice, ProviderReport } from './runtime/providers';
 import type {
-  EvaluateRequest, EvaluateResult, FinetuneRequest, FinetuneResult, FuseRequest, FuseResult, InspectRequest, InspectResult, JobContext,
+  EvaluateRequest, EvaluateResult, FinetuneRequest, FinetuneResult, FinetuneRunRequest, FinetuneRunResult, FuseRequest, FuseResult, InspectRequest,
+  InspectResult, JobContext, ReevaluateRunRequest, ReevaluateRunResult,
 } from './types';
 import { analyzeAlignment } from './graph/summary';
 import { fuseModels } from './fusion/run';
 import { finetuneModel } from './train/finetune';
+import { finetuneRun, reevaluateRun } from './runs/actions';
 
 export * from './types';
 
@@ -19,6 +21,10 @@ export interface EngineApi {
   evaluate(request: EvaluateRequest, context?: JobContext): Promise<EvaluateResult>;
   fuse(request: FuseRequest, context?: JobContext): Promise<FuseResult>;
   finetune(request: FinetuneRequest, context?: JobContext): Promise<FinetuneResult>;
+  /** Finetunes a run's fused model into the run folder and records it in run.json. */
+  finetuneRun(request: FinetuneRunRequest, context?: JobContext): Promise<FinetuneRunResult>;
+  /** Evaluates a run's models again (run.json updated when measured on the run's own evaluation data). */
+  reevaluateRun(request: ReevaluateRunRequest, context?: JobContext): Promise<ReevaluateRunResult>;
 }
 
 export const engine: EngineApi = {
@@ -26,8 +32,8 @@ export const engine: EngineApi = {
 
   async inspect(request) {
     const model = loadModel(request.model);
-    const provider = await resolveProvider(request.provider ?? 'auto');
-    const result: InspectResult = { summary: model.summary(), provider };
+    const result: InspectResult = { summary: model.summary() };
+    if (!request.noSession) result.provider = await resolveProvider(request.provider ?? 'auto');
     if (request.alignment) result.alignment = analyzeAlignment(model);
     return result;
   },
@@ -48,4 +54,6 @@ export const engine: EngineApi = {
 
   fuse: (request, context = {}) => fuseModels(request, context),
   finetune: (request, context = {}) => finetuneModel(request, context),
+  finetuneRun: (request, context = {}) => finetuneRun(request, context),
+  reevaluateRun: (request, context = {}) => reevaluateRun(request, context),
 };

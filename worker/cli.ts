@@ -144,7 +144,7 @@ async function cmdInspect(args: ParsedArgs): Promise<number> {
       `inputs\n${io(s.inputs)}`,
       `outputs\n${io(s.outputs)}`,
       `ops         ${ops}`,
-      describeProvider(result.provider),
+      ...(result.provider ? [describeProvider(result.provider)] : []),
     ];
     if (result.alignment) lines.push('', result.alignment.text);
     return lines.join('\n');
@@ -211,7 +211,9 @@ async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
 export function formatRun(result: FuseResult): string {
   const r: RunRecord = result.record;
   const rows = r.metrics.map((m) => [m.label, m.accuracy === undefined ? '—' : `${(m.accuracy * 100).toFixed(2)} %`, m.loss === undefined ? '—' : m.loss.toFixed(4)]);
-  const table = rows.length ? formatTable(['model', 'accuracy', 'loss'], rows) : '(evaluation skipped)';
+  let table = rows.length ? formatTable(['model', 'accuracy', 'loss'], rows) : '(evaluation skipped)';
+  // Without --eval-data the numbers were measured on the calibration data itself: say so, they are no result.
+  if (rows.length && r.evalIsCalibration) table = `measured on the CALIBRATION data (no --eval-data): not a held-out result\n${table}`;
   const timings = Object.entries(r.timings).map(([stage, s]) => `  ${stage.padEnd(14)} ${s.toFixed(2)} s`).join('\n');
   return [`run         ${result.runDir}`, `fused model ${r.fusedModel}`, `anchor      ${r.anchor}`, '', table, '', 'wall time per stage', timings].join('\n');
 }

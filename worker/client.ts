@@ -48,6 +48,8 @@ export class EngineClient implements EngineApi {
   evaluate(request: Parameters<EngineApi['evaluate']>[0], context?: JobContext) { return this.invoke('evaluate', request, context) as ReturnType<EngineApi['evaluate']>; }
   fuse(request: Parameters<EngineApi['fuse']>[0], context?: JobContext) { return this.invoke('fuse', request, context) as ReturnType<EngineApi['fuse']>; }
   finetune(request: Parameters<EngineApi['finetune']>[0], context?: JobContext) { return this.invoke('finetune', request, context) as ReturnType<EngineApi['finetune']>; }
+  finetuneRun(request: Parameters<EngineApi['finetuneRun']>[0], context?: JobContext) { return this.invoke('finetuneRun', request, context) as ReturnType<EngineApi['finetuneRun']>; }
+  reevaluateRun(request: Parameters<EngineApi['reevaluateRun']>[0], context?: JobContext) { return this.invoke('reevaluateRun', request, context) as ReturnType<EngineApi['reevaluateRun']>; }
 
   async ping(): Promise<{ pid: number; memory: number }> {
     const worker = this.start();

@@ -12,7 +12,7 @@ export type Envelope = RpcEnvelope | ProgressEnvelope;
 /** A result that keeps the error's code and location across the boundary (comlink would keep only the message). */
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo };
 
-export type EngineMethod = 'providers' | 'inspect' | 'evaluate' | 'fuse' | 'finetune';
+export type EngineMethod = 'providers' | 'inspect' | 'evaluate' | 'fuse' | 'finetune' | 'finetuneRun' | 'reevaluateRun';
 
 /** What the worker process exposes over comlink. */
 export interface HostApi {

@@ -32,11 +32,14 @@ export interface InspectRequest {
   /** Also derive and return the alignment structure (transport-map flow graph). */
   alignment?: boolean;
   provider?: ProviderChoice;
+  /** Read-only views: describe the file without starting an ONNX Runtime session (no provider probe). */
+  noSession?: boolean;
 }
 
 export interface InspectResult {
   summary: ModelSummary;
-  provider: ProviderReport;
+  /** Absent when the request asked for no session. */
+  provider?: ProviderReport;
   /** Human-readable alignment structure, when requested. */
   alignment?: AlignmentSummary;
 }
@@ -156,11 +159,18 @@ export interface RunRecord {
   layers: LayerMapInfo[];
   mapsFile?: string;
   finetune?: FinetuneResult;
+  /** The anchor finetuned with the same data and settings (the baseline the ot+finetune row is read against). */
+  baselineFinetune?: FinetuneResult;
   error?: ErrorInfo;
   /** The calibration data and the evaluation data the metrics were measured on (so a later finetune or
    * re-evaluation can measure on the same set). Optional: the VS Code extension fills them in when missing. */
   data?: DataArg;
   evalData?: DataArg;
+  /** True when no separate evaluation data was given and the metrics were measured on the calibration data:
+   * then they are not a held-out result, and every view says so. */
+  evalIsCalibration?: boolean;
+  /** The parent model files with their sha256 (also in fused.onnx's metadata_props). */
+  parents?: { file: string; sha256: string }[];
 }
 
 export interface FuseResult {
@@ -196,6 +206,44 @@ export interface FinetuneRequest extends FinetuneOptions {
   data: DataArg;
   evalData?: DataArg;
   output: string;
+}
+
+/** Finetune a run's fused model into the run (finetuned.onnx, an ot+finetune row and, with `baseline`, the
+ * anchor finetuned the same way as the row that gives it meaning). */
+export interface FinetuneRunRequest extends FinetuneOptions {
+  runDir: string;
+  data: DataArg;
+  /** Default: the data the run was evaluated on. */
+  evalData?: DataArg;
+  /** Also finetune the anchor with the same data and settings ('anchor+finetune' row). */
+  baseline?: boolean;
+  /** Distillation teachers (model files), when the engine supports them. */
+  teachers?: string[];
+}
+
+export interface FinetuneRunResult {
+  runDir: string;
+  record: RunRecord;
+  finetune: FinetuneResult;
+  baseline?: FinetuneResult;
+}
+
+/** Evaluate a run's models again; on the run's own evaluation data run.json's metrics are updated. */
+export interface ReevaluateRunRequest {
+  runDir: string;
+  /** Default: the data the run was evaluated on. */
+  data?: DataArg;
+  limit?: number;
+  provider?: ProviderChoice;
+}
+
+export interface ReevaluateRunResult {
+  runDir: string;
+  record: RunRecord;
+  /** One per evaluated row (label of run.json's metrics). */
+  results: (EvaluateResult & { label: string })[];
+  /** Whether run.json was updated (the data was the run's own evaluation data). */
+  updated: boolean;
 }
 
 export interface FinetuneResult {

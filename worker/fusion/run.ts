@@ -1,25 +1,21 @@
 // `otfuse fuse`: load → analyse graphs → capture activations → align each model onto the anchor → average →
 // write the run folder (fused.onnx, maps.safetensors, run.json) atomically → evaluate parents, vanilla, OT.
-import fs from 'node:fs';
 import path from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { OtfuseError, throwIfCancelled } from '../errors';
 import { loadModel, OnnxModel } from '../onnx/model';
-import { writeDirAtomic, writeFileAtomic } from '../onnx/atomic';
 import { openDataset, type Dataset } from '../data/dataset';
-import { evaluateModel } from '../runtime/evaluate';
-import { finetuneModel } from '../train/finetune';
-import type { ProviderChoice, ProviderReport } from '../runtime/providers';
+import type { ProviderChoice } from '../runtime/providers';
 import { analyzeModel, type ModelPlan } from '../graph/analyze';
-import type { FuseRequest, FuseResult, JobContext, LayerMapInfo, ModelMetrics, RunRecord, ProgressEvent, FinetuneResult, DataArg } from '../types';
+import type { FuseRequest, FuseResult, JobContext, RunRecord, ProgressEvent } from '../types';
+import { abandonRun, claimRun, commitRun } from '../runs/store';
+import { writeRunFolder } from './runFolder';
 import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions } from './activations';
 import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
 import { resolveRecipe, type ResolvedRecipe } from './recipe';
-import { encodeSafetensors, type StTensor } from './safetensors';
 import type { TMap } from './maps';
 
-export const OTFUSE_VERSION = '0.1.0';
+export { OTFUSE_VERSION } from './runFolder';
 
 /** Above this many bytes of activations per model, 'auto' capture goes stage by stage. */
 const STAGED_ABOVE_BYTES = 512 * 2 ** 20;
@@ -212,18 +208,6 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes };
 }
 
-function stamp(d = new Date()): string {
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-}
-
-function versions(): Record<string, string> {
-  const v: Record<string, string> = { otfuse: OTFUSE_VERSION, node: process.version };
-  const ortVersions = (ort.env as unknown as { versions?: Record<string, string> }).versions;
-  if (ortVersions?.common) v.onnxruntime = ortVersions.common;
-  return v;
-}
-
 export async function fuseModels(request: FuseRequest, context: JobContext = {}): Promise<FuseResult> {
   const t0 = performance.now();
   const emit = (e: ProgressEvent) => context.onProgress?.(e);
@@ -248,98 +232,21 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   const calib = request.data !== undefined ? openDataset(request.data) : undefined;
   const evalSet = request.skipEval ? undefined : request.evalData !== undefined ? openDataset(request.evalData) : calib;
 
-  const name = (recipe.name !== 'fusion' ? recipe.name : `${path.basename(files[1], '.onnx')}-into-${path.basename(files[0], '.onnx')}`).replace(/[^\w.-]+/g, '_');
-  const runsDir = path.resolve(request.runsDir ?? path.join('.otfuse', 'runs'));
-  let id = `${stamp()}-${name}`;
-  for (let i = 2; fs.existsSync(path.join(runsDir, id)); i++) id = `${stamp()}-${name}-${i}`;
-  const runDir = path.join(runsDir, id);
-
-  const result = await fuseLoaded({ models, recipe, calib, provider: request.provider, signal: context.signal, onProgress: context.onProgress });
-  Object.assign(timings, result.timings);
-  throwIfCancelled(context.signal);
-
-  const record: RunRecord = await writeDirAtomic(runDir, async (tmp) => {
-    t = performance.now();
-    emit({ stage: 'write', message: 'fused model and maps' });
-    const fusedPath = path.join(tmp, 'fused.onnx');
-    result.fused.save(fusedPath);
-    const tensors: Record<string, StTensor> = {};
-    const layers: LayerMapInfo[] = [];
-    for (let k = 1; k < result.maps.length; k++) {
-      for (const r of result.maps[k]) {
-        const key = `m${k}/${r.name}`;
-        const data = new Float32Array(r.map.plan.length);
-        for (let i = 0; i < data.length; i++) data[i] = r.map.plan[i] * r.map.n;
-        tensors[key] = { shape: [r.map.n, r.map.m], data };
-        layers.push({ name: r.name, kind: r.kind, rows: r.map.n, cols: r.map.m, model: k, tensor: key, diagnostics: r.diagnostics });
-      }
-    }
-    writeFileAtomic(path.join(tmp, 'maps.safetensors'), encodeSafetensors(tensors, { format: 'otfuse-maps', scaling: 'n*P: rows sum to 1 (other model rows, anchor columns)' }));
-    timings.write = (performance.now() - t) / 1000;
-
-    const metrics: ModelMetrics[] = [];
-    let provider: ProviderReport | undefined;
-    t = performance.now();
-    if (evalSet) {
-      const targets: { label: string; file?: string; model: OnnxModel }[] = [
-        ...models.map((m, k) => ({ label: `${path.basename(m.file)}${k === 0 ? ' (anchor)' : ''}`, file: m.file, model: m })),
-        ...(result.vanilla ? [{ label: 'vanilla', model: result.vanilla }] : []),
-        { label: 'ot', file: request.output ? path.resolve(request.output) : path.join(runDir, 'fused.onnx'), model: result.fused },
-      ];
-      for (let i = 0; i < targets.length; i++) {
-        throwIfCancelled(context.signal);
-        emit({ stage: 'evaluate', message: targets[i].label, done: i, total: targets.length });
-        const r = await evaluateModel(targets[i].model, evalSet, { limit: request.evalLimit, provider: request.provider, signal: context.signal, batchSize: 256 });
-        provider = r.provider;
-        metrics.push({ label: targets[i].label, file: targets[i].file, accuracy: r.accuracy, loss: r.loss });
-        emit({ stage: 'evaluate', message: targets[i].label, done: i + 1, total: targets.length, metrics: { accuracy: r.accuracy, loss: r.loss } });
-      }
-    }
-    timings.evaluate = (performance.now() - t) / 1000;
-
-    // Optional finetune of the fused model, as one more stage of the same run (its checkpoint lives in the folder).
-    let finetune: FinetuneResult | undefined;
-    if (request.finetune) {
-      t = performance.now();
-      const tuned = path.join(tmp, 'finetuned.onnx');
-      const { data: trainData, evalData: ftEval, ...options } = request.finetune;
-      finetune = await finetuneModel({ ...options, provider: options.provider ?? request.provider, model: fusedPath, data: trainData, evalData: ftEval ?? request.evalData ?? request.data, output: tuned }, context);
-      finetune = { ...finetune, output: path.join(runDir, 'finetuned.onnx') };
-      timings.finetune = (performance.now() - t) / 1000;
-      if (evalSet) {
-        const r = await evaluateModel(loadModel(tuned), evalSet, { limit: request.evalLimit, provider: request.provider, signal: context.signal, batchSize: 256 });
-        metrics.push({ label: 'ot+finetune', file: finetune.output, accuracy: r.accuracy, loss: r.loss });
-      }
-    }
-    timings.total = (performance.now() - t0) / 1000;
-    const rec: RunRecord = {
-      id, name, status: 'done', createdAt: new Date().toISOString(), recipe: { ...request.recipe, ...publicRecipe(recipe) },
-      models: files, anchor: files[0], fusedModel: request.output ? path.resolve(request.output) : path.join(runDir, 'fused.onnx'),
-      versions: versions(), provider, timings, metrics, layers, mapsFile: 'maps.safetensors',
-      ...(finetune ? { finetune } : {}),
-      // Absolute paths, so re-evaluating or finetuning the run later works from any working directory.
-      ...(request.data !== undefined ? { data: absoluteData(request.data) } : {}),
-      ...(evalSet ? { evalData: absoluteData((request.evalData ?? request.data)!) } : {}),
-    };
-    writeFileAtomic(path.join(tmp, 'run.json'), JSON.stringify(rec, null, 1));
+  const name = recipe.name !== 'fusion' ? recipe.name : `${path.basename(files[1], '.onnx')}-into-${path.basename(files[0], '.onnx')}`;
+  // The run folder is claimed (a unique id, a writable folder) before the work, and built under a hidden name.
+  const claim = claimRun(request.runsDir ?? path.join('.otfuse', 'runs'), name);
+  const runDir = claim.dir;
+  let record: RunRecord;
+  try {
+    const result = await fuseLoaded({ models, recipe, calib, provider: request.provider, signal: context.signal, onProgress: context.onProgress });
+    Object.assign(timings, result.timings);
     throwIfCancelled(context.signal);
-    // The requested output goes last so a failure before it leaves neither the folder nor the file.
-    if (request.output) result.fused.save(path.resolve(request.output));
-    return rec;
-  });
+    record = await writeRunFolder({ request, context, claim, files, models, recipe, result, evalSet, timings, t0 });
+    commitRun(claim);
+  } catch (err) {
+    abandonRun(claim);
+    throw err;
+  }
   emit({ stage: 'done', message: runDir });
   return { runDir, record };
-}
-
-function publicRecipe(r: ResolvedRecipe): RunRecord['recipe'] {
-  return {
-    name: r.name, alignBy: r.alignBy, solver: r.solver, reg: r.reg, groundMetric: r.groundMetric, costNorm: r.costNorm,
-    residualPolicy: r.residualPolicy, qk: r.qk, samples: r.samples, tokenFilter: r.tokenFilter, standardize: r.standardize,
-    weights: r.weights, preset: r.preset, headAware: r.headAware,
-  };
-}
-
-function absoluteData(arg: DataArg): DataArg {
-  if (typeof arg === 'string') return path.resolve(arg);
-  return { ...arg, path: path.resolve(arg.path), ...(arg.labels ? { labels: path.resolve(arg.labels) } : {}) };
 }

@@ -29,6 +29,8 @@ export interface ModelSummary {
   initializerCount: number;
   parameterCount: number;
   opHistogram: Record<string, number>;
+  /** The model's metadata_props (otfuse writes its lineage there: see worker/runs/lineage.ts). */
+  metadata?: Record<string, string>;
 }
 
 export class OnnxModel {
@@ -129,6 +131,7 @@ export class OnnxModel {
       initializerCount: this.byName.size,
       parameterCount: [...this.byName.values()].filter(isFloatTensor).reduce((s, t) => s + dimsOf(t).reduce((a, b) => a * b, 1), 0),
       opHistogram,
+      ...(this.proto.metadataProps?.length ? { metadata: Object.fromEntries(this.proto.metadataProps.map((p) => [p.key ?? '', p.value ?? ''])) } : {}),
     };
   }
 }
