@@ -1,7 +1,7 @@
 // Reads transport maps from maps.safetensors (8-byte little-endian header length N, N bytes of JSON header,
 // then raw little-endian data) and down-samples them for the canvas. Pure functions plus one file reader.
 import fs from 'node:fs';
-import type { MapPayload } from '../webview/protocol';
+import type { MapPayload } from '../contracts/protocol';
 
 export interface TensorEntry {
   dtype: string;

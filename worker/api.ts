@@ -6,8 +6,9 @@ import { evaluateModel } from './runtime/evaluate';
 import { resolveProvider, ProviderChoice, ProviderReport } from './runtime/providers';
 import type {
   EvaluateRequest, EvaluateResult, FinetuneRequest, FinetuneResult, FinetuneRunRequest, FinetuneRunResult, FuseRequest, FuseResult, InspectRequest,
-  InspectResult, JobContext, ReevaluateRunRequest, ReevaluateRunResult,
+  InspectResult, JobContext, ReevaluateRunRequest, ReevaluateRunResult, DataDescription,
 } from './types';
+import fs from 'node:fs';
 import { analyzeAlignment } from './graph/summary';
 import { fuseModels } from './fusion/run';
 import { finetuneModel } from './train/finetune';
@@ -21,11 +22,16 @@ export interface EngineApi {
   evaluate(request: EvaluateRequest, context?: JobContext): Promise<EvaluateResult>;
   fuse(request: FuseRequest, context?: JobContext): Promise<FuseResult>;
   finetune(request: FinetuneRequest, context?: JobContext): Promise<FinetuneResult>;
+  /** Describes data files (sample count, arrays and shapes) for pickers; unreadable or huge files get an error. */
+  describeData(files: string[]): Promise<DataDescription[]>;
   /** Finetunes a run's fused model into the run folder and records it in run.json. */
   finetuneRun(request: FinetuneRunRequest, context?: JobContext): Promise<FinetuneRunResult>;
   /** Evaluates a run's models again (run.json updated when measured on the run's own evaluation data). */
   reevaluateRun(request: ReevaluateRunRequest, context?: JobContext): Promise<ReevaluateRunResult>;
 }
+
+/** describeData reads at most this much per file (pickers must stay quick). */
+const DESCRIBE_MAX_BYTES = 256 * 2 ** 20;
 
 export const engine: EngineApi = {
   providers: (choice = 'auto') => resolveProvider(choice),
@@ -54,6 +60,17 @@ export const engine: EngineApi = {
 
   fuse: (request, context = {}) => fuseModels(request, context),
   finetune: (request, context = {}) => finetuneModel(request, context),
+  async describeData(files) {
+    return files.map((file): DataDescription => {
+      try {
+        if (!file.endsWith('.json') && fs.statSync(file).size > DESCRIBE_MAX_BYTES) return { path: file, error: 'larger than 256 MiB: not inspected' };
+        const d = openDataset(file);
+        return { path: file, size: d.size, arrays: d.arrays.map((a) => ({ name: a.name, type: a.type, sampleShape: a.sampleShape })) };
+      } catch (err) {
+        return { path: file, error: err instanceof Error ? err.message : String(err) };
+      }
+    });
+  },
   finetuneRun: (request, context = {}) => finetuneRun(request, context),
   reevaluateRun: (request, context = {}) => reevaluateRun(request, context),
 };

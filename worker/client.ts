@@ -49,6 +49,7 @@ export class EngineClient implements EngineApi {
   fuse(request: Parameters<EngineApi['fuse']>[0], context?: JobContext) { return this.invoke('fuse', request, context) as ReturnType<EngineApi['fuse']>; }
   finetune(request: Parameters<EngineApi['finetune']>[0], context?: JobContext) { return this.invoke('finetune', request, context) as ReturnType<EngineApi['finetune']>; }
   finetuneRun(request: Parameters<EngineApi['finetuneRun']>[0], context?: JobContext) { return this.invoke('finetuneRun', request, context) as ReturnType<EngineApi['finetuneRun']>; }
+  describeData(files: string[]) { return this.invoke('describeData', files) as ReturnType<EngineApi['describeData']>; }
   reevaluateRun(request: Parameters<EngineApi['reevaluateRun']>[0], context?: JobContext) { return this.invoke('reevaluateRun', request, context) as ReturnType<EngineApi['reevaluateRun']>; }
 
   async ping(): Promise<{ pid: number; memory: number }> {

@@ -1,11 +1,71 @@
 // The engine's public data types: requests, results, progress events and the run record (run.json).
 // The extension, the CLI and the webview read only these shapes.
-import type { DatasetSpec } from './data/dataset';
-import type { ErrorInfo } from './errors';
-import type { ProviderChoice, ProviderReport } from './runtime/providers';
-import type { ModelSummary } from './onnx/model';
+// This file imports nothing: the modules that implement these shapes import them from here (and re-export them).
 
-export type { DatasetSpec, ErrorInfo, ProviderChoice, ProviderReport, ModelSummary };
+export type ErrorCode =
+  | 'BAD_USAGE' // wrong flags or arguments (CLI exit 2)
+  | 'BAD_MODEL' // not ONNX, truncated, unsupported structure
+  | 'BAD_DATA' // dataset unreadable or does not fit the model
+  | 'UNSUPPORTED' // op or structure the engine cannot place
+  | 'MISMATCH' // models that cannot be fused together
+  | 'PROVIDER' // execution provider unavailable
+  | 'NUMERIC' // NaN/Inf or diverging numbers
+  | 'CANCELLED'
+  | 'WORKER_CRASHED'
+  | 'INTERNAL';
+
+export interface ErrorInfo {
+  code: ErrorCode;
+  message: string;
+  file?: string;
+  node?: string;
+}
+
+export type ProviderChoice = 'auto' | 'cpu' | 'cuda' | 'webgpu';
+export type ProviderName = 'cpu' | 'cuda' | 'webgpu';
+
+export interface ProviderReport {
+  /** The provider that runs the sessions. */
+  used: ProviderName;
+  requested: ProviderChoice;
+  /** One line per provider that was tried or skipped, e.g. "cuda: skipped (CUDA provider libraries not installed; …)". */
+  reasons: string[];
+}
+
+/** How raw images become model inputs: x = (pixel / scale − mean[c]) / std[c], NCHW. */
+export interface Preprocess {
+  scale?: number;
+  mean?: number[];
+  std?: number[];
+  /** Channel count for IDX images (grayscale = 1). */
+  channels?: number;
+}
+
+/** What `--data` accepts: a path (.npz, .json spec, IDX images), or the spec object itself. */
+export interface DatasetSpec extends Preprocess {
+  path: string;
+  /** IDX labels file (required for IDX images). */
+  labels?: string;
+  /** Use only the first `limit` samples (after `offset`). */
+  limit?: number;
+  offset?: number;
+}
+
+export interface ModelSummary {
+  file: string;
+  irVersion: number;
+  opsets: Record<string, number>;
+  producer: string;
+  inputs: { name: string; type: string; shape: (number | string)[] }[];
+  outputs: { name: string; type: string; shape: (number | string)[] }[];
+  nodeCount: number;
+  initializerCount: number;
+  parameterCount: number;
+  opHistogram: Record<string, number>;
+  /** The model's metadata_props (otfuse writes its lineage there: see worker/runs/lineage.ts). */
+  metadata?: Record<string, string>;
+}
+
 
 /** A `--data` argument: a path (.npz, .json spec, IDX images) or a spec object. */
 export type DataArg = string | DatasetSpec;
@@ -206,6 +266,14 @@ export interface FinetuneRequest extends FinetuneOptions {
   data: DataArg;
   evalData?: DataArg;
   output: string;
+}
+
+/** What a data file holds, for pickers: sample count and the arrays' per-sample shapes (or why it cannot be read). */
+export interface DataDescription {
+  path: string;
+  size?: number;
+  arrays?: { name: string; type: string; sampleShape: number[] }[];
+  error?: string;
 }
 
 /** Finetune a run's fused model into the run (finetuned.onnx, an ot+finetune row and, with `baseline`, the

@@ -18,20 +18,9 @@ export interface Initializer {
   data: Float32Array;
 }
 
-export interface ModelSummary {
-  file: string;
-  irVersion: number;
-  opsets: Record<string, number>;
-  producer: string;
-  inputs: { name: string; type: string; shape: (number | string)[] }[];
-  outputs: { name: string; type: string; shape: (number | string)[] }[];
-  nodeCount: number;
-  initializerCount: number;
-  parameterCount: number;
-  opHistogram: Record<string, number>;
-  /** The model's metadata_props (otfuse writes its lineage there: see worker/runs/lineage.ts). */
-  metadata?: Record<string, string>;
-}
+import type { ModelSummary } from '../types';
+
+export type { ModelSummary };
 
 export class OnnxModel {
   readonly file: string;

@@ -1,0 +1,34 @@
+// Messages with the actions that help: errors name what failed and offer the log, provider failures offer
+// "Open Settings" and "Retry", trust problems offer "Manage Workspace Trust".
+import * as vscode from 'vscode';
+import type { Deps } from './deps';
+
+export function showError(d: Deps, what: string, err: unknown, retry?: () => unknown): void {
+  const e = err as { code?: string; message?: string };
+  if (e?.code === 'CANCELLED') { void vscode.window.showInformationMessage(`otfuse: ${what} cancelled.`); return; }
+  d.log.error(`${what}: ${e?.code ?? ''} ${e?.message ?? err}`);
+  const message = (e?.message ?? String(err)).split('\n')[0];
+  if (e?.code === 'PROVIDER') {
+    const provider = d.engines.provider();
+    const text = `otfuse: ${what} failed — the execution provider '${provider}' cannot run here: ${message.slice(0, 200)}. Choose another one (or 'auto', which falls back to the CPU) in the settings.`;
+    void vscode.window.showErrorMessage(text, 'Open Settings', 'Retry', 'Show Log').then((c) => {
+      if (c === 'Open Settings') void vscode.commands.executeCommand('otfuse.openProviderSettings');
+      else if (c === 'Retry') void retry?.();
+      else if (c) d.log.show();
+    });
+    return;
+  }
+  const actions = retry ? ['Retry', 'Show Log'] : ['Show Log'];
+  void vscode.window.showErrorMessage(`otfuse: ${what} failed — ${message}`, ...actions).then((c) => {
+    if (c === 'Retry') void retry?.();
+    else if (c) d.log.show();
+  });
+}
+
+/** Running models executes them with ONNX Runtime: only in a trusted workspace (limited mode otherwise). */
+export function trusted(what: string): boolean {
+  if (vscode.workspace.isTrusted) return true;
+  void vscode.window.showWarningMessage(`otfuse: ${what} needs a trusted workspace (it runs the model files with ONNX Runtime).`, 'Manage Workspace Trust')
+    .then((c) => { if (c) void vscode.commands.executeCommand('workbench.trust.manage'); });
+  return false;
+}
