@@ -7,12 +7,16 @@ export function showError(d: Deps, what: string, err: unknown, retry?: () => unk
   const e = err as { code?: string; message?: string };
   if (e?.code === 'CANCELLED') { void vscode.window.showInformationMessage(`otfuse: ${what} cancelled.`); return; }
   d.log.error(`${what}: ${e?.code ?? ''} ${e?.message ?? err}`);
-  const message = (e?.message ?? String(err)).split('\n')[0];
+  const message = (e?.message ?? String(err)).split('\n')[0].replace(/\s*Use --provider[^.]*\.?/, ''); // CLI advice means nothing here
   if (e?.code === 'PROVIDER') {
     const provider = d.engines.provider();
     const text = `otfuse: ${what} failed — the execution provider '${provider}' cannot run here: ${message.slice(0, 200)}. Choose another one (or 'auto', which falls back to the CPU) in the settings.`;
     void vscode.window.showErrorMessage(text, 'Open Settings', 'Retry', 'Show Log').then((c) => {
-      if (c === 'Open Settings') void vscode.commands.executeCommand('otfuse.openProviderSettings');
+      if (c === 'Open Settings') {
+        // The notification closes with the click: offer Retry again once the settings are open.
+        void vscode.commands.executeCommand('otfuse.openProviderSettings').then(() => vscode.window.showInformationMessage(`otfuse: choose an execution provider ('auto' falls back to the CPU), then retry ${what}.`, 'Retry'))
+          .then((again) => { if (again) void retry?.(); });
+      }
       else if (c === 'Retry') void retry?.();
       else if (c) d.log.show();
     });

@@ -50,7 +50,7 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
     : on ? h('caption', { id: 'accuracy-caption' }, `Measured on ${on}${r.metrics.some((m) => /finetune/.test(m.label)) ? ' · finetune rows: same data, same settings' : ''}`) : null;
   const table = h('table', { id: 'accuracy', class: 'grid' }, caption,
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Model'), h('th', { scope: 'col', class: 'num' }, 'Accuracy'), h('th', { scope: 'col', class: 'num', title: 'percentage points vs the best parent' }, 'Δ best parent'), h('th', { scope: 'col', class: 'num' }, 'Loss'))),
-    h('tbody', {}, ...metrics.map((m) => h('tr', { 'data-label': m.label, class: kindOf(m.label) },
+    h('tbody', {}, ...metrics.map((m) => h('tr', { 'data-label': m.label, class: `row-${kindOf(m.label).slice(4)}` },
       h('th', { scope: 'row', title: m.file ?? '' }, m.label),
       h('td', { class: 'num acc', 'data-accuracy': m.accuracy ?? '' }, pct(m.accuracy)),
       h('td', { class: 'num delta' }, delta(m)),

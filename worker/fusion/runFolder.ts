@@ -83,7 +83,9 @@ export async function writeRunFolder(input: RunFolderInput): Promise<RunRecord> 
 
   // The fused model says what it is (parents + sha256, anchor, recipe, version, accuracies); written after the
   // evaluation so that the accuracies are in it.
-  const evalIsCalibration = evalSet !== undefined && request.evalData === undefined;
+  // No separate evaluation data, or the calibration data again: the numbers are not a held-out result.
+  const evalIsCalibration = evalSet !== undefined && (request.evalData === undefined
+    || (request.data !== undefined && JSON.stringify(absoluteData(request.evalData)) === JSON.stringify(absoluteData(request.data))));
   const parents = files.map((file) => ({ file, sha256: sha256File(file) }));
   const evalLabel = dataLabel(evalSet && (request.evalData ?? request.data));
   stampLineage(result.fused, {
