@@ -1,44 +1,72 @@
-// The `Alignment` webview view: live progress of the running job, and for the selected run its aligned layers
-// (one heatmap each), the selected layer's map with diagnostics, and the accuracy table/chart + loss curve.
+// The `Alignment` webview view: live progress of the running job, and for the selected run its accuracy table,
+// per-layer overview chart, heatmaps and diagnostics. It subscribes to the run store (a change to the shown run
+// re-sends it) and to the job runner; the webview asks for maps and actions through the request/reply contract.
 import * as vscode from 'vscode';
-import type { HostToWebview, LiveState, MapPayload, WebviewToHost } from '../webview/protocol';
-import { mapsPath, readRun, RunEntry } from './runs';
+import type { LiveState, MapPayload, RunAction } from '../contracts/protocol';
+import { mapsPath, type RunEntry } from '../worker/runs/store';
+import type { RunStore } from './runStore';
+import type { JobRunner } from './jobs';
 import { MapsFile } from './safetensors';
 import { webviewHtml, webviewOptions } from './webviewHtml';
+import { send, serve } from './webviewRpc';
+import { saveWebviewFile } from './exports';
 
 const THUMB = 96;
-const DETAIL = 384;
 
 export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposable {
   static readonly id = 'otfuse.alignment';
   private view?: vscode.WebviewView;
   private ready = false;
   private current?: RunEntry;
-  private live: LiveState | null = null;
   private generation = 0;
   private readonly disposables: vscode.Disposable[] = [];
-  /** Resolves when the webview has rendered the given run (for tests and for the open-run command). */
+  private readonly viewSubs: vscode.Disposable[] = [];
+  /** Fires when the webview has been sent a run's record and thumbnails (for tests and Open Run). */
   private readonly shownEmitter = new vscode.EventEmitter<string>();
   readonly onShown = this.shownEmitter.event;
 
-  constructor(private readonly extensionUri: vscode.Uri, private readonly log: vscode.LogOutputChannel) {}
+  constructor(private readonly extensionUri: vscode.Uri, private readonly log: vscode.LogOutputChannel, private readonly store: RunStore, private readonly jobs: JobRunner) {
+    this.disposables.push(
+      store.onDidChange((c) => {
+        if (!this.current || (c.dir && c.dir !== this.current.dir)) return;
+        const fresh = store.get(this.current.dir);
+        if (!fresh.record && !fresh.error?.includes('ENOENT')) return; // half-visible write: keep what is shown
+        this.current = fresh.record ? fresh : undefined;
+        this.pushRun();
+      }),
+      jobs.onLive((live) => this.post({ type: 'live', live })),
+      jobs.onBusyRuns((runDirs) => this.post({ type: 'busyRuns', runDirs })),
+    );
+  }
 
   get currentRun(): string | undefined { return this.current?.dir; }
 
   resolveWebviewView(view: vscode.WebviewView): void {
+    for (const d of this.viewSubs.splice(0)) d.dispose();
     this.view = view;
     this.ready = false;
     view.webview.options = webviewOptions(this.extensionUri);
     view.webview.html = webviewHtml(view.webview, this.extensionUri, 'alignment', 'otfuse Alignment');
-    this.disposables.push(
-      view.webview.onDidReceiveMessage((m: WebviewToHost) => this.onMessage(m)),
+    this.viewSubs.push(
+      serve(view.webview, {
+        ready: () => {
+          this.ready = true;
+          this.post({ type: 'live', live: this.jobs.lastLive });
+          this.post({ type: 'busyRuns', runDirs: this.jobs.busyRuns() });
+          this.pushRun();
+        },
+        getMap: (p) => (this.current?.dir === p.runDir ? readMap(this.current, p.tensor, p.maxSide, this.log) : null),
+        action: (p) => this.action(p.action, p.runDir ?? this.current?.dir, p.tensor),
+        saveFile: (p) => saveWebviewFile(p.suggestedName, p.bytes),
+        dismissLive: (p) => this.jobs.dismiss(p.jobId),
+      }, this.log),
       view.onDidDispose(() => { this.view = undefined; this.ready = false; }),
     );
   }
 
-  /** Shows a run (reads run.json and the maps file again, so it also refreshes). */
+  /** Shows a run (the user picked it). */
   async showRun(dir: string, reveal = true): Promise<void> {
-    this.current = readRun(dir);
+    this.current = this.store.get(dir);
     if (reveal) {
       if (this.view) this.view.show(true); // keep the focus where it is (e.g. the Runs tree)
       else await vscode.commands.executeCommand(`${AlignmentView.id}.focus`);
@@ -46,28 +74,18 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
     this.pushRun();
   }
 
-  setLive(live: LiveState | null): void {
-    this.live = live;
-    this.post({ type: 'live', live });
-  }
-
-  private onMessage(m: WebviewToHost): void {
-    switch (m.type) {
-      case 'ready':
-        this.ready = true;
-        this.post({ type: 'live', live: this.live });
-        this.pushRun();
-        break;
-      case 'selectLayer':
-        if (this.current?.dir === m.runDir) void this.sendMap(m.tensor);
-        break;
-      case 'action':
-        if (m.action === 'cancel') void vscode.commands.executeCommand('otfuse.cancelRun');
-        else if (this.current && m.action === 'finetuneRun') void vscode.commands.executeCommand('otfuse.quickFinetune', this.current.dir);
-        else if (this.current && m.action === 'reevaluateRun') void vscode.commands.executeCommand('otfuse.reevaluateRun', this.current.dir);
-        else if (this.current && m.action === 'reveal') void vscode.commands.executeCommand('otfuse.revealFusedModel', this.current.dir);
-        break;
-    }
+  private async action(action: RunAction, runDir: string | undefined, tensor?: string): Promise<boolean> {
+    const commands: Partial<Record<RunAction, string>> = {
+      cancel: 'otfuse.cancelRun', finetuneRun: 'otfuse.quickFinetune', reevaluateRun: 'otfuse.reevaluateRun', reveal: 'otfuse.revealFusedModel',
+      compare: 'otfuse.compareRuns', rerun: 'otfuse.rerunWithEdits', openLarge: 'otfuse.openMapLarge', exportMapCsv: 'otfuse.exportMapCsv',
+      exportMapNpy: 'otfuse.exportMapNpy', exportAccuracyCsv: 'otfuse.exportAccuracyCsv', exportAccuracyMarkdown: 'otfuse.exportAccuracyMarkdown',
+      openRecipe: 'otfuse.newRecipe', openSettings: 'otfuse.openProviderSettings',
+    };
+    const command = commands[action];
+    if (!command) return false;
+    if (action === 'cancel' || action === 'openRecipe' || action === 'openSettings') await vscode.commands.executeCommand(command);
+    else if (runDir) await vscode.commands.executeCommand(command, runDir, tensor);
+    return true;
   }
 
   private pushRun(): void {
@@ -101,23 +119,27 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
     }
   }
 
-  private async sendMap(tensor: string): Promise<void> {
-    const entry = this.current;
-    const file = entry && mapsPath(entry);
-    if (!entry || !file) return;
-    try {
-      this.post({ type: 'map', runDir: entry.dir, map: await MapsFile.open(file).downsampledAsync(tensor, DETAIL) });
-    } catch (err) {
-      this.log.error(`reading map '${tensor}' from ${file}: ${err instanceof Error ? err.message : err}`);
-    }
-  }
-
-  private post(message: HostToWebview): void {
-    if (this.view && this.ready) void this.view.webview.postMessage(message);
+  private post(event: Parameters<typeof send>[1]): void {
+    if (this.view && this.ready) void send(this.view.webview, event);
   }
 
   dispose(): void {
-    for (const d of this.disposables) d.dispose();
+    for (const d of [...this.disposables, ...this.viewSubs]) d.dispose();
     this.shownEmitter.dispose();
+  }
+}
+
+/** One map of a run, down-sampled to at most maxSide per side (null when the run has no such map). */
+export async function readMap(entry: RunEntry, tensor: string, maxSide: number, log?: vscode.LogOutputChannel): Promise<MapPayload | null> {
+  const file = mapsPath(entry);
+  if (!file) return null;
+  try {
+    const maps = MapsFile.open(file);
+    if (!maps.header[tensor]) return null;
+    // Read and down-sampled on a worker thread: a large (or hostile) maps file never blocks the extension host.
+    return await maps.downsampledAsync(tensor, Math.max(8, Math.min(2048, maxSide)));
+  } catch (err) {
+    log?.error(`reading map '${tensor}' from ${file}: ${err instanceof Error ? err.message : err}`);
+    return null;
   }
 }

@@ -1,4 +1,5 @@
-// otfuse extension entry: wires the engine worker, commands, the Runs tree, the Alignment view and the model editor.
+// otfuse extension entry: wires the engine worker, the run store, commands, the Runs tree, the Alignment view,
+// the editor-tab panels and the model editor.
 import * as vscode from 'vscode';
 import { AlignmentView } from './alignmentView';
 import { registerCommands } from './commands';
@@ -6,14 +7,18 @@ import { registerHfCommands } from './hf';
 import { EngineHost } from './engineHost';
 import { JobRunner } from './jobs';
 import { ModelEditorProvider } from './modelEditor';
-import { RunsTree } from './runs';
+import { Panels } from './panels';
+import { RunStore } from './runStore';
+import { RunsTree } from './runsTree';
 
 /** What activate() returns: used by the extension-host tests. */
 export interface OtfuseApi {
   engines: EngineHost;
   jobs: JobRunner;
+  store: RunStore;
   runs: RunsTree;
   alignment: AlignmentView;
+  panels: Panels;
   log: vscode.LogOutputChannel;
 }
 
@@ -25,30 +30,28 @@ export function activate(context: vscode.ExtensionContext): OtfuseApi {
   host = engines;
   const jobs = new JobRunner(log);
   engines.busy = () => jobs.busy;
-  const runs = new RunsTree();
-  const alignment = new AlignmentView(context.extensionUri, log);
-  const tree = vscode.window.createTreeView('otfuse.runs', { treeDataProvider: runs, showCollapseAll: true });
+  const store = new RunStore();
+  const runs = new RunsTree(store, jobs);
+  const alignment = new AlignmentView(context.extensionUri, log, store, jobs);
+  const panels = new Panels(context, store, log);
+  const tree = vscode.window.createTreeView('otfuse.runs', { treeDataProvider: runs, showCollapseAll: true, canSelectMany: true });
 
   context.subscriptions.push(
-    log, engines, jobs, runs, alignment, tree,
+    log, engines, jobs, store, runs, alignment, panels, tree,
     vscode.window.registerWebviewViewProvider(AlignmentView.id, alignment, { webviewOptions: { retainContextWhenHidden: true } }),
-    vscode.window.registerCustomEditorProvider(ModelEditorProvider.viewType, new ModelEditorProvider(context, engines), {
+    vscode.window.registerCustomEditorProvider(ModelEditorProvider.viewType, new ModelEditorProvider(context, engines, log), {
       webviewOptions: { retainContextWhenHidden: true }, supportsMultipleEditorsPerDocument: true,
     }),
-    jobs.onLive((live) => alignment.setLive(live)),
     tree.onDidChangeSelection((e) => {
       const node = e.selection[0] as { kind?: string; entry?: { dir: string } } | undefined;
-      if (node?.kind === 'run' && node.entry) void alignment.showRun(node.entry.dir, false);
+      if (e.selection.length === 1 && node?.kind === 'run' && node.entry) void alignment.showRun(node.entry.dir, false);
     }),
-    vscode.workspace.onDidChangeConfiguration((e) => {
-      if (e.affectsConfiguration('otfuse.runsFolder')) { runs.watch(); runs.refresh(); }
-    }),
-    ...registerCommands({ context, engines, jobs, runs, alignment, log }),
+    ...registerCommands({ context, engines, jobs, store, runs, alignment, panels, log }),
     ...registerHfCommands({ engines, jobs, log }),
   );
   void vscode.commands.executeCommand('setContext', 'otfuse.busy', false);
   log.info(`otfuse activated (${context.extensionMode === vscode.ExtensionMode.Test ? 'test' : 'normal'} mode)`);
-  return { engines, jobs, runs, alignment, log };
+  return { engines, jobs, store, runs, alignment, panels, log };
 }
 
 export function deactivate(): void {

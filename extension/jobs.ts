@@ -1,8 +1,10 @@
 // Long work (fuse, evaluate, finetune): a progress notification with cancel where it started, a status bar item,
-// log lines in the output channel, and live state for the Alignment view. `Cancel Run` aborts what is running.
+// log lines in the output channel, and live state for the Alignment view. One job per run at a time; `Cancel Run`
+// aborts what is running.
 import * as vscode from 'vscode';
+import { OtfuseError } from '../worker/errors';
 import type { ProgressEvent } from '../worker/types';
-import type { LiveState } from '../webview/protocol';
+import type { LiveState } from '../contracts/protocol';
 
 export interface Job {
   id: number;
@@ -11,12 +13,20 @@ export interface Job {
   live: LiveState;
 }
 
+export interface JobOptions {
+  /** The run folder the job works on: a second job on the same run is refused while this one runs. */
+  runDir?: string;
+}
+
 export class JobRunner implements vscode.Disposable {
   private readonly jobs = new Map<number, Job>();
   private counter = 0;
   private readonly status: vscode.StatusBarItem;
   private readonly liveEmitter = new vscode.EventEmitter<LiveState | null>();
   readonly onLive = this.liveEmitter.event;
+  private readonly busyEmitter = new vscode.EventEmitter<string[]>();
+  /** Fires with the run folders that have a job in progress. */
+  readonly onBusyRuns = this.busyEmitter.event;
   lastLive: LiveState | null = null;
 
   constructor(private readonly log: vscode.LogOutputChannel) {
@@ -27,11 +37,20 @@ export class JobRunner implements vscode.Disposable {
 
   get busy(): boolean { return this.jobs.size > 0; }
 
+  busyRuns(): string[] { return [...new Set([...this.jobs.values()].map((j) => j.live.runDir).filter((d): d is string => !!d))]; }
+
+  isRunBusy(dir: string): boolean { return this.busyRuns().includes(dir); }
+
   /** Runs `work` with progress + cancel; errors propagate (callers show them). */
-  async run<T>(title: string, work: (ctx: { signal: AbortSignal; onProgress: (e: ProgressEvent) => void }) => Promise<T>): Promise<T> {
-    const job: Job = { id: ++this.counter, title, controller: new AbortController(), live: { title, stage: 'start', layersDone: [], loss: [], state: 'running' } };
+  async run<T>(title: string, work: (ctx: { signal: AbortSignal; onProgress: (e: ProgressEvent) => void }) => Promise<T>, options: JobOptions = {}): Promise<T> {
+    if (options.runDir && this.isRunBusy(options.runDir)) {
+      throw new OtfuseError('BAD_USAGE', 'a job is already running on this run: wait for it or cancel it first', { file: options.runDir });
+    }
+    const id = ++this.counter;
+    const job: Job = { id, title, controller: new AbortController(), live: { jobId: id, title, runDir: options.runDir, stage: 'start', layersDone: [], loss: [], state: 'running' } };
     this.jobs.set(job.id, job);
     this.update(job);
+    if (options.runDir) this.busyEmitter.fire(this.busyRuns());
     this.log.info(`${title}: started`);
     const started = Date.now();
     try {
@@ -74,6 +93,7 @@ export class JobRunner implements vscode.Disposable {
     } finally {
       this.jobs.delete(job.id);
       this.update(job);
+      if (options.runDir) this.busyEmitter.fire(this.busyRuns());
     }
   }
 
@@ -83,6 +103,14 @@ export class JobRunner implements vscode.Disposable {
     for (const job of this.jobs.values()) job.controller.abort();
     if (n) this.log.info(`cancel requested for ${n} job(s)`);
     return n;
+  }
+
+  /** Forgets a finished job's state (the view's Dismiss button). */
+  dismiss(jobId: number): void {
+    if (this.lastLive?.jobId === jobId && this.lastLive.state !== 'running') {
+      this.lastLive = null;
+      this.liveEmitter.fire(null);
+    }
   }
 
   private update(job: Job): void {
@@ -105,5 +133,6 @@ export class JobRunner implements vscode.Disposable {
     this.cancelAll();
     this.status.dispose();
     this.liveEmitter.dispose();
+    this.busyEmitter.dispose();
   }
 }

@@ -1,18 +1,19 @@
-// Read-only custom editor for .onnx files: inputs/outputs, parameter count, the detected alignment structure and
-// actions (Evaluate, Fuse with…, Finetune) instead of binary noise.
+// Read-only custom editor for .onnx files: inputs/outputs, parameter count, lineage (what otfuse made it from),
+// the detected alignment structure and actions (Evaluate, Fuse with…, Finetune). Viewing never starts an ONNX
+// Runtime session, so a broken execution provider setting cannot break it.
 import * as vscode from 'vscode';
-import type { HostToWebview, WebviewToHost } from '../webview/protocol';
 import type { EvaluateResult } from '../worker/types';
+import type { RunAction } from '../contracts/protocol';
 import type { EngineHost } from './engineHost';
 import { webviewHtml, webviewOptions } from './webviewHtml';
+import { send, serve } from './webviewRpc';
+
+const COMMANDS: Partial<Record<RunAction, string>> = { evaluate: 'otfuse.evaluateModel', fuseWith: 'otfuse.fuseModels', finetune: 'otfuse.quickFinetune', inspectAlignment: 'otfuse.inspectAlignment' };
 
 export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider {
   static readonly viewType = 'otfuse.modelEditor';
-  private readonly panels = new Map<string, Set<vscode.WebviewPanel>>();
 
-  constructor(private readonly context: vscode.ExtensionContext, private readonly engines: EngineHost) {}
-
-  private get extensionUri(): vscode.Uri { return this.context.extensionUri; }
+  constructor(private readonly context: vscode.ExtensionContext, private readonly engines: EngineHost, private readonly log: vscode.LogOutputChannel) {}
 
   openCustomDocument(uri: vscode.Uri): vscode.CustomDocument {
     return { uri, dispose: () => undefined };
@@ -20,39 +21,38 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
 
   resolveCustomEditor(document: vscode.CustomDocument, panel: vscode.WebviewPanel): void {
     const uri = document.uri;
-    const key = uri.toString();
-    if (!this.panels.has(key)) this.panels.set(key, new Set());
-    this.panels.get(key)!.add(panel);
-    panel.onDidDispose(() => this.panels.get(key)?.delete(panel));
-    panel.webview.options = webviewOptions(this.extensionUri);
-    panel.webview.html = webviewHtml(panel.webview, this.extensionUri, 'model', uri.fsPath);
-    panel.webview.onDidReceiveMessage(async (m: WebviewToHost) => {
-      if (m.type === 'ready') await this.load(uri, panel);
-      else if (m.type === 'action') {
-        const command = { evaluate: 'otfuse.evaluateModel', fuseWith: 'otfuse.fuseModels', finetune: 'otfuse.quickFinetune', inspectAlignment: 'otfuse.inspectAlignment' }[m.action as string];
-        if (!command) return;
+    panel.webview.options = webviewOptions(this.context.extensionUri);
+    panel.webview.html = webviewHtml(panel.webview, this.context.extensionUri, 'model', uri.fsPath);
+    const sub = serve(panel.webview, {
+      ready: () => this.load(uri, panel),
+      action: async (p) => {
+        if (p.action === 'retry') { await this.load(uri, panel); return true; }
+        const command = COMMANDS[p.action];
+        if (!command) return false;
+        // Fuse with…: this model is one of the models (the picker explains that a second one is needed).
         const result = await vscode.commands.executeCommand<EvaluateResult | undefined>(command, uri, [uri]);
-        if (m.action === 'evaluate' && result) {
+        if (p.action === 'evaluate' && result) {
           const data = this.context.workspaceState.get<string>('otfuse.evalData') ?? '';
-          void panel.webview.postMessage({ type: 'evaluation', result, data } satisfies HostToWebview);
+          void send(panel.webview, { type: 'evaluation', result, data });
         }
-      }
-    });
+        return true;
+      },
+    }, this.log);
+    panel.onDidDispose(() => sub.dispose());
   }
 
   private async load(uri: vscode.Uri, panel: vscode.WebviewPanel): Promise<void> {
-    const post = (m: HostToWebview) => void panel.webview.postMessage(m);
-    const provider = this.engines.provider();
+    const post = (m: Parameters<typeof send>[1]) => void send(panel.webview, m);
     try {
-      const inspect = await this.engines.engine.inspect({ model: uri.fsPath, alignment: true, provider });
+      const inspect = await this.engines.engine.inspect({ model: uri.fsPath, alignment: true, noSession: true });
       post({ type: 'model', file: uri.fsPath, inspect });
     } catch (first) {
       // Alignment analysis may fail for a structure the engine cannot place: still show the model itself.
       try {
-        const inspect = await this.engines.engine.inspect({ model: uri.fsPath, provider });
+        const inspect = await this.engines.engine.inspect({ model: uri.fsPath, noSession: true });
         post({ type: 'model', file: uri.fsPath, inspect, alignmentError: (first as Error).message });
       } catch (err) {
-        post({ type: 'model', file: uri.fsPath, error: (err as Error).message });
+        post({ type: 'model', file: uri.fsPath, error: (err as Error).message, errorActions: ['retry'] });
       }
     }
   }

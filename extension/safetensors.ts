@@ -4,7 +4,7 @@
 // before anything is allocated, and reading + down-sampling run on a worker thread, never on the extension host's.
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import type { MapPayload } from '../webview/protocol';
+import type { MapPayload } from '../contracts/protocol';
 
 /** The largest map read (elements): 8192² (256 MiB of float32); real maps are at most a few thousand per side. */
 export const MAX_MAP_ELEMENTS = 8192 * 8192;

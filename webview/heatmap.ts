@@ -1,15 +1,8 @@
 // Canvas heatmaps of transport maps (already down-sampled by the extension), with hover read-out.
-import type { MapPayload } from './protocol';
+import type { MapPayload } from '../contracts/protocol';
+import { colour, formatValue } from './mapMath';
 
-/** A perceptual colour ramp (viridis anchors), t in [0, 1] → rgb. */
-const RAMP: [number, number, number][] = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
-export function colour(t: number): [number, number, number] {
-  const x = Math.min(1, Math.max(0, Number.isFinite(t) ? t : 0)) * (RAMP.length - 1);
-  const k = Math.min(RAMP.length - 2, Math.floor(x));
-  const f = x - k;
-  const a = RAMP[k], b = RAMP[k + 1];
-  return [a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1]), a[2] + f * (b[2] - a[2])];
-}
+export { cellAt, colour, describeCell, formatValue } from './mapMath';
 
 export function drawMap(canvas: HTMLCanvasElement, map: MapPayload, cssSize: number): void {
   const aspect = map.outRows / Math.max(1, map.outCols);
@@ -32,28 +25,6 @@ export function drawMap(canvas: HTMLCanvasElement, map: MapPayload, cssSize: num
   const ctx = canvas.getContext('2d')!;
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
-}
-
-/** The map cell under a mouse position, with the full-map index ranges it covers. */
-export function cellAt(canvas: HTMLCanvasElement, map: MapPayload, clientX: number, clientY: number) {
-  const rect = canvas.getBoundingClientRect();
-  const oj = Math.min(map.outCols - 1, Math.max(0, Math.floor(((clientX - rect.left) / rect.width) * map.outCols)));
-  const oi = Math.min(map.outRows - 1, Math.max(0, Math.floor(((clientY - rect.top) / rect.height) * map.outRows)));
-  const i0 = Math.floor((oi * map.rows) / map.outRows), i1 = Math.max(i0, Math.floor(((oi + 1) * map.rows) / map.outRows) - 1);
-  const j0 = Math.floor((oj * map.cols) / map.outCols), j1 = Math.max(j0, Math.floor(((oj + 1) * map.cols) / map.outCols) - 1);
-  return { i0, i1, j0, j1, value: map.data[oi * map.outCols + oj] };
-}
-
-export function describeCell(c: ReturnType<typeof cellAt>): string {
-  const range = (a: number, b: number) => (a === b ? `${a}` : `${a}–${b}`);
-  const exact = c.i0 === c.i1 && c.j0 === c.j1;
-  return `i ${range(c.i0, c.i1)}, j ${range(c.j0, c.j1)}: ${exact ? '' : 'mean '}${formatValue(c.value)}`;
-}
-
-export function formatValue(v: number): string {
-  if (!Number.isFinite(v)) return String(v);
-  if (v === 0) return '0';
-  return Math.abs(v) >= 0.01 && Math.abs(v) < 1000 ? v.toFixed(4) : v.toExponential(3);
 }
 
 /** Draws a simple line chart (loss curve). */
@@ -80,4 +51,55 @@ export function drawLine(canvas: HTMLCanvasElement, points: { x: number; y: numb
   ctx.strokeStyle = line; ctx.lineWidth = 1.5; ctx.beginPath();
   points.forEach((p, k) => (k ? ctx.lineTo(sx(p.x), sy(p.y)) : ctx.moveTo(sx(p.x), sy(p.y))));
   ctx.stroke();
+}
+
+/** A vertical colour bar for [min, max] with three tick labels (max, middle, min), themed text. */
+export function drawColourBar(canvas: HTMLCanvasElement, min: number, max: number, cssHeight: number, cssWidth = 58): void {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(cssWidth * dpr);
+  canvas.height = Math.round(cssHeight * dpr);
+  canvas.style.width = `${cssWidth}px`;
+  canvas.style.height = `${cssHeight}px`;
+  const ctx = canvas.getContext('2d')!;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, cssWidth, cssHeight);
+  const barW = 12;
+  for (let y = 0; y < cssHeight; y++) {
+    const [r, g, b] = colour(1 - y / Math.max(1, cssHeight - 1));
+    ctx.fillStyle = `rgb(${r | 0},${g | 0},${b | 0})`;
+    ctx.fillRect(0, y, barW, 1);
+  }
+  const fg = getComputedStyle(document.body).getPropertyValue('--vscode-foreground').trim() || '#888';
+  ctx.fillStyle = fg;
+  ctx.strokeStyle = fg;
+  ctx.font = '10px sans-serif';
+  ctx.textBaseline = 'middle';
+  const ticks: [number, number][] = [[max, 5], [(min + max) / 2, cssHeight / 2], [min, cssHeight - 5]];
+  for (const [v, y] of ticks) {
+    ctx.beginPath(); ctx.moveTo(barW, y); ctx.lineTo(barW + 3, y); ctx.stroke();
+    ctx.fillText(formatValue(v), barW + 5, y);
+  }
+}
+
+/** One image of a map with its colour bar and a title (for "Export PNG"). */
+export function composeHeatmapImage(map: MapPayload, title: string, size = 512): HTMLCanvasElement {
+  const heat = document.createElement('canvas');
+  drawMap(heat, map, size);
+  const bar = document.createElement('canvas');
+  const h = parseFloat(heat.style.height);
+  drawColourBar(bar, map.min, map.max, h);
+  const pad = 8, top = 24;
+  const out = document.createElement('canvas');
+  out.width = size + bar.width / (window.devicePixelRatio || 1) + 3 * pad;
+  out.height = h + top + pad;
+  const ctx = out.getContext('2d')!;
+  ctx.fillStyle = getComputedStyle(document.body).getPropertyValue('--vscode-editor-background').trim() || '#fff';
+  ctx.fillRect(0, 0, out.width, out.height);
+  ctx.fillStyle = getComputedStyle(document.body).getPropertyValue('--vscode-foreground').trim() || '#000';
+  ctx.font = '12px sans-serif';
+  ctx.fillText(title, pad, 16);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(heat, pad, top, size, h);
+  ctx.drawImage(bar, size + 2 * pad, top, bar.width / (window.devicePixelRatio || 1), h);
+  return out;
 }

@@ -5,8 +5,10 @@ import { openDataset } from './data/dataset';
 import { evaluateModel } from './runtime/evaluate';
 import { resolveProvider, ProviderChoice, ProviderReport } from './runtime/providers';
 import type {
-  EvaluateRequest, EvaluateResult, FinetuneRequest, FinetuneResult, FuseRequest, FuseResult, InspectRequest, InspectResult, JobContext,
+  EvaluateRequest, EvaluateResult, FinetuneRequest, FinetuneResult, FinetuneRunRequest, FinetuneRunResult, FuseRequest, FuseResult, InspectRequest,
+  InspectResult, JobContext, ReevaluateRunRequest, ReevaluateRunResult, DataDescription,
 } from './types';
+import fs from 'node:fs';
 import { analyzeAlignment } from './graph/summary';
 import { checkCompatibility, type CompatibilityReport } from './graph/compat';
 import { fuseModels } from './fusion/run';
@@ -15,6 +17,7 @@ import { checkRequestNumbers } from './numbers';
 import './hf'; // Hugging Face folders load wherever an .onnx model does
 import { attachModelFolder } from './hf/data';
 import { exportHf, importHfToFile, type HfExportRequest, type HfExportResult, type HfImportRequest, type HfImportResult } from './hf/export';
+import { finetuneRun, reevaluateRun } from './runs/actions';
 
 export * from './types';
 export type { CompatibilityReport, ModelCheck } from './graph/compat';
@@ -32,15 +35,24 @@ export interface EngineApi {
   importHf(request: HfImportRequest): Promise<HfImportResult>;
   /** ONNX model → Hugging Face folder in the layout of `like`. */
   exportHf(request: HfExportRequest): Promise<HfExportResult>;
+  /** Describes data files (sample count, arrays and shapes) for pickers; unreadable or huge files get an error. */
+  describeData(files: string[]): Promise<DataDescription[]>;
+  /** Finetunes a run's fused model into the run folder and records it in run.json. */
+  finetuneRun(request: FinetuneRunRequest, context?: JobContext): Promise<FinetuneRunResult>;
+  /** Evaluates a run's models again (run.json updated when measured on the run's own evaluation data). */
+  reevaluateRun(request: ReevaluateRunRequest, context?: JobContext): Promise<ReevaluateRunResult>;
 }
+
+/** describeData reads at most this much per file (pickers must stay quick). */
+const DESCRIBE_MAX_BYTES = 256 * 2 ** 20;
 
 export const engine: EngineApi = {
   providers: (choice = 'auto') => resolveProvider(choice),
 
   async inspect(request) {
     const model = loadModel(request.model);
-    const provider = await resolveProvider(request.provider ?? 'auto');
-    const result: InspectResult = { summary: model.summary(), provider };
+    const result: InspectResult = { summary: model.summary() };
+    if (!request.noSession) result.provider = await resolveProvider(request.provider ?? 'auto');
     if (request.alignment) result.alignment = analyzeAlignment(model);
     return result;
   },
@@ -81,4 +93,17 @@ export const engine: EngineApi = {
   },
   importHf: (request) => importHfToFile(request),
   exportHf: (request) => exportHf(request),
+  async describeData(files) {
+    return files.map((file): DataDescription => {
+      try {
+        if (!file.endsWith('.json') && fs.statSync(file).size > DESCRIBE_MAX_BYTES) return { path: file, error: 'larger than 256 MiB: not inspected' };
+        const d = openDataset(file);
+        return { path: file, size: d.size, arrays: d.arrays.map((a) => ({ name: a.name, type: a.type, sampleShape: a.sampleShape })) };
+      } catch (err) {
+        return { path: file, error: err instanceof Error ? err.message : String(err) };
+      }
+    });
+  },
+  finetuneRun: (request, context = {}) => finetuneRun(request, context),
+  reevaluateRun: (request, context = {}) => reevaluateRun(request, context),
 };

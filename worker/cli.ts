@@ -164,7 +164,7 @@ async function cmdInspect(args: ParsedArgs): Promise<number> {
       `inputs\n${io(s.inputs)}`,
       `outputs\n${io(s.outputs)}`,
       `ops         ${ops}`,
-      describeProvider(result.provider),
+      ...(result.provider ? [describeProvider(result.provider)] : []),
     ];
     if (result.alignment) lines.push('', result.alignment.text);
     return lines.join('\n');
@@ -240,7 +240,9 @@ async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
 export function formatRun(result: FuseResult): string {
   const r: RunRecord = result.record;
   const rows = r.metrics.map((m) => [m.label, m.accuracy === undefined ? '—' : `${(m.accuracy * 100).toFixed(2)} %${m.sd !== undefined ? ` ± ${(m.sd * 100).toFixed(2)}` : ''}`, m.loss === undefined ? '—' : m.loss.toFixed(4)]);
-  const table = rows.length ? formatTable(['model', 'accuracy', 'loss'], rows) : '(evaluation skipped)';
+  let table = rows.length ? formatTable(['model', 'accuracy', 'loss'], rows) : '(evaluation skipped)';
+  // Without --eval-data the numbers were measured on the calibration data itself: say so, they are no result.
+  if (rows.length && r.evalIsCalibration) table = `measured on the CALIBRATION data (no separate --eval-data): not a held-out result\n${table}`;
   const timings = Object.entries(r.timings).map(([stage, s]) => `  ${stage.padEnd(14)} ${s.toFixed(2)} s`).join('\n');
   const warnings = (r.warnings ?? []).map((w) => `warning: ${w}`);
   const tuned = r.autotune ? ['', `recipe      auto-tuned in ${r.autotune.seconds.toFixed(1)} s: ${r.autotune.chosenLabel} (held-out ${r.autotune.heldOutSamples} calibration samples; ${r.autotune.trials.filter((t) => !t.skipped).length} of ${r.autotune.trials.length} recipes tried)`] : [];

@@ -79,6 +79,9 @@ export class EngineClient implements EngineApi {
   finetune(request: Parameters<EngineApi['finetune']>[0], context?: JobContext) { return this.invoke('finetune', request, context) as ReturnType<EngineApi['finetune']>; }
   importHf(request: Parameters<EngineApi['importHf']>[0]) { return this.invoke('importHf', request) as ReturnType<EngineApi['importHf']>; }
   exportHf(request: Parameters<EngineApi['exportHf']>[0]) { return this.invoke('exportHf', request) as ReturnType<EngineApi['exportHf']>; }
+  finetuneRun(request: Parameters<EngineApi['finetuneRun']>[0], context?: JobContext) { return this.invoke('finetuneRun', request, context) as ReturnType<EngineApi['finetuneRun']>; }
+  describeData(files: string[]) { return this.invoke('describeData', files) as ReturnType<EngineApi['describeData']>; }
+  reevaluateRun(request: Parameters<EngineApi['reevaluateRun']>[0], context?: JobContext) { return this.invoke('reevaluateRun', request, context) as ReturnType<EngineApi['reevaluateRun']>; }
 
   async ping(): Promise<{ pid: number; memory: number }> {
     const worker = this.start();

@@ -1,23 +1,7 @@
 // Errors are values with a code, a message a user can act on, and the file/node they concern.
-export type ErrorCode =
-  | 'BAD_USAGE' // wrong flags or arguments (CLI exit 2)
-  | 'BAD_MODEL' // not ONNX, truncated, unsupported structure
-  | 'BAD_DATA' // dataset unreadable or does not fit the model
-  | 'UNSUPPORTED' // op or structure the engine cannot place
-  | 'MISMATCH' // models that cannot be fused together
-  | 'PROVIDER' // execution provider unavailable
-  | 'NUMERIC' // NaN/Inf or diverging numbers
-  | 'IO' // the file system refused: no space, read-only, permission denied, quota
-  | 'CANCELLED'
-  | 'WORKER_CRASHED'
-  | 'INTERNAL';
+import type { ErrorCode, ErrorInfo } from './types';
 
-export interface ErrorInfo {
-  code: ErrorCode;
-  message: string;
-  file?: string;
-  node?: string;
-}
+export type { ErrorCode, ErrorInfo };
 
 export class OtfuseError extends Error implements ErrorInfo {
   readonly code: ErrorCode;

@@ -21,7 +21,7 @@ export type TestHook = { kind: 'block'; ms: number } | { kind: 'leak'; mb: numbe
 /** A result that keeps the error's code and location across the boundary (comlink would keep only the message). */
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo };
 
-export type EngineMethod = 'providers' | 'inspect' | 'check' | 'evaluate' | 'fuse' | 'finetune' | 'importHf' | 'exportHf';
+export type EngineMethod = 'providers' | 'inspect' | 'check' | 'evaluate' | 'fuse' | 'finetune' | 'importHf' | 'exportHf' | 'finetuneRun' | 'reevaluateRun' | 'describeData';
 
 /** What the worker process exposes over comlink. */
 export interface HostApi {
@@ -40,25 +40,28 @@ interface ProcessLike {
   off(event: 'message', listener: (message: unknown) => void): unknown;
 }
 
+/** comlink's listener type (a DOM type; named through Endpoint so the engine builds without the DOM lib). */
+type Listener = Parameters<Endpoint['addEventListener']>[1];
+
 /** A comlink Endpoint over a child-process IPC channel, using only the 'rpc' envelopes. */
 export function processEndpoint(target: ProcessLike): Endpoint {
-  const listeners = new Map<EventListenerOrEventListenerObject, (message: unknown) => void>();
+  const listeners = new Map<Listener, (message: unknown) => void>();
   return {
     postMessage(data: unknown) {
       target.send?.({ ch: 'rpc', data } satisfies RpcEnvelope);
     },
-    addEventListener(_type: string, listener: EventListenerOrEventListenerObject) {
+    addEventListener(_type: string, listener: Listener) {
       const wrapped = (message: unknown) => {
         const env = message as Envelope;
         if (!env || env.ch !== 'rpc') return;
-        const event = { data: env.data } as MessageEvent;
+        const event = { data: env.data } as Parameters<Extract<Listener, (...a: never[]) => unknown>>[0];
         if (typeof listener === 'function') listener(event);
         else listener.handleEvent(event);
       };
       listeners.set(listener, wrapped);
       target.on('message', wrapped);
     },
-    removeEventListener(_type: string, listener: EventListenerOrEventListenerObject) {
+    removeEventListener(_type: string, listener: Listener) {
       const wrapped = listeners.get(listener);
       if (wrapped) target.off('message', wrapped);
       listeners.delete(listener);

@@ -1,13 +1,72 @@
 // The engine's public data types: requests, results, progress events and the run record (run.json).
 // The extension, the CLI and the webview read only these shapes.
-import type { DatasetSpec } from './data/dataset';
-import type { ErrorInfo } from './errors';
-import type { ProviderChoice, ProviderReport } from './runtime/providers';
-import type { ModelSummary } from './onnx/model';
-import type { AlignBy, MetricKind, Normalisation, OtSolverName, QkMode, RefitMode, ResidualPolicy, TokenFilter } from './fusion/registry';
-import type { PresetName } from './fusion/recipe';
+// This file imports nothing: the modules that implement these shapes import them from here (and re-export them).
 
-export type { DatasetSpec, ErrorInfo, ProviderChoice, ProviderReport, ModelSummary };
+export type ErrorCode =
+  | 'BAD_USAGE' // wrong flags or arguments (CLI exit 2)
+  | 'BAD_MODEL' // not ONNX, truncated, unsupported structure
+  | 'BAD_DATA' // dataset unreadable or does not fit the model
+  | 'UNSUPPORTED' // op or structure the engine cannot place
+  | 'MISMATCH' // models that cannot be fused together
+  | 'PROVIDER' // execution provider unavailable
+  | 'NUMERIC' // NaN/Inf or diverging numbers
+  | 'IO' // the file system refused: no space, read-only, permission denied, quota
+  | 'CANCELLED'
+  | 'WORKER_CRASHED'
+  | 'INTERNAL';
+
+export interface ErrorInfo {
+  code: ErrorCode;
+  message: string;
+  file?: string;
+  node?: string;
+}
+
+export type ProviderChoice = 'auto' | 'cpu' | 'cuda' | 'webgpu';
+export type ProviderName = 'cpu' | 'cuda' | 'webgpu';
+
+export interface ProviderReport {
+  /** The provider that runs the sessions. */
+  used: ProviderName;
+  requested: ProviderChoice;
+  /** One line per provider that was tried or skipped, e.g. "cuda: skipped (CUDA provider libraries not installed; …)". */
+  reasons: string[];
+}
+
+/** How raw images become model inputs: x = (pixel / scale − mean[c]) / std[c], NCHW. */
+export interface Preprocess {
+  scale?: number;
+  mean?: number[];
+  std?: number[];
+  /** Channel count for IDX images (grayscale = 1). */
+  channels?: number;
+}
+
+/** What `--data` accepts: a path (.npz, .json spec, IDX images), or the spec object itself. */
+export interface DatasetSpec extends Preprocess {
+  path: string;
+  /** IDX labels file (required for IDX images). */
+  labels?: string;
+  /** Use only the first `limit` samples (after `offset`). */
+  limit?: number;
+  offset?: number;
+}
+
+export interface ModelSummary {
+  file: string;
+  irVersion: number;
+  opsets: Record<string, number>;
+  producer: string;
+  inputs: { name: string; type: string; shape: (number | string)[] }[];
+  outputs: { name: string; type: string; shape: (number | string)[] }[];
+  nodeCount: number;
+  initializerCount: number;
+  parameterCount: number;
+  opHistogram: Record<string, number>;
+  /** The model's metadata_props (otfuse writes its lineage there: see worker/runs/lineage.ts). */
+  metadata?: Record<string, string>;
+}
+
 
 /** A `--data` argument: a path (.npz, .json spec, IDX images) or a spec object. */
 export type DataArg = string | DatasetSpec;
@@ -34,11 +93,14 @@ export interface InspectRequest {
   /** Also derive and return the alignment structure (transport-map flow graph). */
   alignment?: boolean;
   provider?: ProviderChoice;
+  /** Read-only views: describe the file without starting an ONNX Runtime session (no provider probe). */
+  noSession?: boolean;
 }
 
 export interface InspectResult {
   summary: ModelSummary;
-  provider: ProviderReport;
+  /** Absent when the request asked for no session. */
+  provider?: ProviderReport;
   /** Human-readable alignment structure, when requested. */
   alignment?: AlignmentSummary;
 }
@@ -71,9 +133,18 @@ export interface EvaluateResult {
   provider: ProviderReport;
 }
 
-// Option unions derive from the registries (worker/fusion/registry.ts, worker/ot/solvers.ts).
-export type OtSolver = OtSolverName;
-export type { AlignBy, ResidualPolicy, QkMode, TokenFilter, RefitMode, MetricKind, Normalisation };
+// Option names. The registries are the source of truth (worker/fusion/registry.ts, worker/ot/solvers.ts,
+// worker/fusion/recipe.ts PRESETS); these mirrors keep this file import-free (the webview type-checks it without
+// Node), and a compile-time check in registry.ts fails the build when a mirror and its registry differ.
+export type OtSolver = 'emd' | 'sinkhorn';
+export type AlignBy = 'acts' | 'wts';
+export type ResidualPolicy = 'no_resid' | 'only_resid' | 'mean' | 'weighted_scalar' | 'weighted_matrix';
+export type QkMode = 'separate' | 'joint' | 'eq_t_map';
+export type TokenFilter = 'all' | 'cls' | 'window';
+export type RefitMode = 'none' | 'regmean' | 'regmean++';
+export type MetricKind = 'euclidean' | 'sqeuclidean' | 'cosine';
+export type Normalisation = 'max' | 'median' | 'mean' | 'none';
+export type PresetName = 'default' | 'reference' | 'exact' | 'weights';
 
 /** Everything a fusion run needs (also the JSON recipe's shape; flags override it). Field docs, defaults and
  * allowed values: RECIPE_FIELDS in worker/fusion/recipe.ts (and the generated recipe.schema.json). */
@@ -206,6 +277,8 @@ export interface RunRecord {
   /** Things the user must know about a run that still finished (a failed finetune stage, an OT solver that
    * stopped at its iteration cap). */
   warnings?: string[];
+  /** The anchor finetuned with the same data and settings (the baseline the ot+finetune row is read against). */
+  baselineFinetune?: FinetuneResult;
   error?: ErrorInfo;
   /** The auto-tune sweep that chose the recipe (when the run was auto-tuned). */
   autotune?: AutotuneRecord;
@@ -220,6 +293,11 @@ export interface RunRecord {
   capture?: { mode: 'all' | 'staged'; passes: number; seconds: number; cpuSeconds: number; tokenBudget: number; tokenSeed: number; tokens: { candidates: number; kept: number }[]; peakActivationBytes: number; peakCacheBytes: number };
   /** Peak resident set size of the process during the run (bytes). */
   peakRssBytes?: number;
+  /** True when no separate evaluation data was given and the metrics were measured on the calibration data:
+   * then they are not a held-out result, and every view says so. */
+  evalIsCalibration?: boolean;
+  /** The parent model files with their sha256 (also in fused.onnx's metadata_props). */
+  parents?: { file: string; sha256: string }[];
 }
 
 export interface FuseResult {
@@ -260,6 +338,52 @@ export interface FinetuneRequest extends FinetuneOptions {
   data: DataArg;
   evalData?: DataArg;
   output: string;
+}
+
+/** What a data file holds, for pickers: sample count and the arrays' per-sample shapes (or why it cannot be read). */
+export interface DataDescription {
+  path: string;
+  size?: number;
+  arrays?: { name: string; type: string; sampleShape: number[] }[];
+  error?: string;
+}
+
+/** Finetune a run's fused model into the run (finetuned.onnx, an ot+finetune row and, with `baseline`, the
+ * anchor finetuned the same way as the row that gives it meaning). */
+export interface FinetuneRunRequest extends FinetuneOptions {
+  runDir: string;
+  data: DataArg;
+  /** Default: the data the run was evaluated on. */
+  evalData?: DataArg;
+  /** Also finetune the anchor with the same data and settings ('anchor+finetune' row). */
+  baseline?: boolean;
+  /** Distillation teachers (model files), when the engine supports them. */
+  teachers?: string[];
+}
+
+export interface FinetuneRunResult {
+  runDir: string;
+  record: RunRecord;
+  finetune: FinetuneResult;
+  baseline?: FinetuneResult;
+}
+
+/** Evaluate a run's models again; on the run's own evaluation data run.json's metrics are updated. */
+export interface ReevaluateRunRequest {
+  runDir: string;
+  /** Default: the data the run was evaluated on. */
+  data?: DataArg;
+  limit?: number;
+  provider?: ProviderChoice;
+}
+
+export interface ReevaluateRunResult {
+  runDir: string;
+  record: RunRecord;
+  /** One per evaluated row (label of run.json's metrics). */
+  results: (EvaluateResult & { label: string })[];
+  /** Whether run.json was updated (the data was the run's own evaluation data). */
+  updated: boolean;
 }
 
 export interface FinetuneResult {

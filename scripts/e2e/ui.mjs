@@ -1,192 +1,90 @@
-// UI test in a real editor: code-server + headless chromium. Selects both example models in the Explorer
-// (click + ctrl-click), right-click → Fuse Models, answers the prompts, waits for the run, then checks the
-// Alignment webview: one non-blank heatmap per aligned layer, an accuracy table equal to run.json, hover read-out.
-// Then a second scenario with BERT-style text encoders (three int64 inputs, a token .npz as data): right-click
-// fuse → non-blank heatmap per aligned layer group, accuracy table = run.json, the model view's three inputs.
-// Screenshots go to the scratch folder (printed at the end); OTFUSE_UPDATE_SCREENSHOTS=1 also refreshes
-// media/screenshot-alignment.png and media/screenshot-bert.png for the README.
-// Final line: `N passed, N failed`.
-// OTFUSE_UI_VSIX=<file.vsix>: run the same scenario against the packaged extension installed with
-// --install-extension instead of the repository loaded as a development extension.
+// UI test in a real editor: code-server + headless chromium, the way a researcher uses otfuse (issue 17):
+//  - one model selected → Fuse Models explains why it needs two; two selected → right-click → Fuse Models;
+//  - the data picker ranks files by the model's inputs (N and shapes shown; BERT token sets "do not fit" a ViT);
+//    evaluation data is asked for separately (held-out set first) and the table says what it was measured on;
+//  - the Alignment view: one non-blank heatmap per layer, colour bar + scale, most informative layer selected,
+//    overview chart across depth, labelled diagnostics, hover read-out, keyboard, "open large";
+//  - exports: heatmap PNG, map CSV/NPY, accuracy CSV/Markdown, loss-curve PNG (through the Save dialog);
+//  - Finetune: button disabled while the job runs, live progress, ot+finetune and anchor+finetune rows;
+//  - lineage in fused.onnx shown in the model view; a broken provider setting: the model view still works, the
+//    error offers Open Settings/Retry, the failed job is a dismissible line; Retry works after the fix;
+//  - Re-run with edits (recipe form → *.otfuse.json → new run) and Compare (recipes diffed, accuracy merged,
+//    same layer side by side);
+//  - the side panel at 230 px in light, dark and high-contrast themes;
+//  - BERT encoders (three int64 inputs), and a run evaluated on its calibration data, labelled as such;
+//  - no request leaves the machine; strict CSP.
+// Screenshots go to the scratch folder; OTFUSE_UPDATE_SCREENSHOTS=1 also refreshes the README's in media/.
+// OTFUSE_UI_VSIX=<file.vsix>: the same scenario against the packaged extension. Final line: `N passed, N failed`.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { bertFixtures, checkTools, finish, tidy, launchBrowser, log, makeWorkspace, REPO, scratchRoot, startCodeServer } from './lib.mjs';
+import {
+  T, acceptSave, canvasColours, check, checkAccuracyTable, checkHeatmaps, explorerMenu, focusAlignment, modelFrame, palette, pickQuick, pickQuickExact,
+  quick, quickRows, readRecord, screenshot, sideBarWidth, waitForRun, webviewFrame,
+} from './ui-lib.mjs';
 
 const root = scratchRoot('ui');
-const shots = path.join(root, 'shots');
-fs.mkdirSync(shots, { recursive: true });
-const results = [];
-let server, browser, page;
+T.shots = path.join(root, 'shots');
+T.root = root;
+fs.mkdirSync(T.shots, { recursive: true });
+let server, browser;
+const fileSafe = (s) => s.replace(/[^\w.-]+/g, '_');
+const informativeness = (l) => (Number.isFinite(l.diagnostics?.meanBestMatch) ? (l.diagnostics.meanBestMatch - 1 / l.cols) / (1 - 1 / l.cols) : -1);
+const sha256 = (f) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 
-async function check(name, fn) {
-  const t = Date.now();
-  try {
-    await fn();
-    results.push({ name, ok: true });
-    log(`✔ ${name} (${Date.now() - t} ms)`);
-  } catch (err) {
-    results.push({ name, ok: false, error: String(err?.stack ?? err) });
-    log(`✘ ${name}: ${err?.message ?? err}`);
-    try { await page?.screenshot({ path: path.join(shots, `failed-${results.length}.png`) }); } catch {}
-    throw err;
-  }
-}
-
-/** The inner frame of the webview whose body has data-view=<view>. */
-async function webviewFrame(view, timeoutMs = 60000) {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    for (const f of page.frames()) {
-      try { if (await f.evaluate((v) => document.body?.dataset.view === v, view)) return f; } catch {}
-    }
-    await page.waitForTimeout(250);
-  }
-  throw new Error(`no ${view} webview`);
-}
-
-async function pickQuick(titlePart, filter, rowText) {
-  const widget = page.locator('.quick-input-widget');
-  await widget.locator('.quick-input-title', { hasText: titlePart }).waitFor({ timeout: 30000 });
-  await widget.locator('.quick-input-box input').fill(filter);
-  await widget.locator('.monaco-list-row', { hasText: rowText }).first().waitFor({ timeout: 10000 });
-  await page.keyboard.press('Enter');
-  await widget.locator('.quick-input-title', { hasText: titlePart }).waitFor({ state: 'hidden', timeout: 10000 });
-}
-
-/** Like pickQuick, but clicks the row whose label is exactly `label` (a filter may also match similar names). */
-async function pickQuickExact(titlePart, filter, label) {
-  const widget = page.locator('.quick-input-widget');
-  await widget.locator('.quick-input-title', { hasText: titlePart }).waitFor({ timeout: 30000 });
-  await widget.locator('.quick-input-box input').fill(filter);
-  const exact = new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
-  const row = widget.locator('.monaco-list-row').filter({ has: page.locator('.label-name', { hasText: exact }) }).first();
-  await row.waitFor({ timeout: 10000 });
+/** Opens a workspace file with Go to File (its default editor: the otfuse model view for .onnx). */
+async function openFile(file) {
+  await palette('Go to File...');
+  const input = quick().locator('.quick-input-box input');
+  await input.fill(path.relative(T.ws, file));
+  const name = path.basename(file);
+  const row = quick().locator('.monaco-list-row', { hasText: name }).filter({ hasText: path.basename(path.dirname(file)) }).first();
+  await row.waitFor({ timeout: 15000 });
   await row.click();
-  await widget.locator('.quick-input-title', { hasText: titlePart }).waitFor({ state: 'hidden', timeout: 10000 });
 }
 
-/** Runs a palette command by its title. */
-async function palette(title) {
-  await page.keyboard.press('F1');
-  await page.locator('.quick-input-widget .quick-input-box input').fill(`>${title}`);
-  await page.locator('.quick-input-widget .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 5000 });
-  await page.keyboard.press('Enter');
+/** Picks a value in the Settings editor showing otfuse.executionProvider (opened by the extension's command). */
+async function chooseInSettings(value) {
+  const select = page().locator('.settings-editor .setting-item-contents select').first();
+  await select.waitFor({ timeout: 20000 });
+  await select.selectOption(value);
+  await page().waitForTimeout(1000);
 }
 
-/** Selects two explorer rows (click + ctrl-click), right-clicks and chooses Fuse Models (retrying while the
- * extension activates). */
-async function fuseFromExplorer(rowA, rowB, shot) {
-  // Enabled, too: right after start-up the item can show greyed out (its enablement, isWorkspaceTrusted, is not
-  // settled yet), and a click on it does nothing.
-  const item = page.locator('.monaco-menu .action-item:not(.disabled) .action-label:not(.disabled)', { hasText: 'Fuse Models' });
-  for (let attempt = 0; ; attempt++) {
-    await rowA.click();
-    await rowB.click({ modifiers: ['Control'] });
-    // While the first click's editor opens (and the extension activates) the ctrl-click can get lost: try again.
-    const selected = await page.locator('.explorer-folders-view .monaco-list-row.selected').count();
-    if (selected === 2) {
-      await rowB.click({ button: 'right' });
-      try { await item.waitFor({ timeout: 2000 }); break; } catch { await page.keyboard.press('Escape'); }
-    }
-    if (attempt > 40) throw new Error(selected === 2 ? 'Fuse Models never appeared (enabled) in the explorer context menu' : `${selected} rows selected`);
-    await page.waitForTimeout(500); // the extension activates a few seconds after the explorer shows
-  }
-  if (shot) await page.screenshot({ path: path.join(shots, shot) });
-  await item.click();
+async function setProvider(value) {
+  await palette('otfuse: Choose Execution Provider…');
+  await chooseInSettings(value);
+  await palette('View: Close Editor');
 }
 
-/** Waits for a finished run.json in a run folder not in `known`; returns { runDir, record }. */
-async function waitForRun(runsRoot, known, timeoutMs = 300000) {
-  const end = Date.now() + timeoutMs;
-  let record, runDir;
-  while (Date.now() < end) {
-    const dirs = fs.existsSync(runsRoot) ? fs.readdirSync(runsRoot).filter((d) => !known.has(d) && fs.existsSync(path.join(runsRoot, d, 'run.json'))) : [];
-    if (dirs.length) {
-      runDir = path.join(runsRoot, dirs[0]);
-      try { record = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')); } catch {}
-      if (record && record.status !== 'running') break;
-    }
-    await page.waitForTimeout(500);
-  }
-  if (!record) throw new Error('no run.json');
-  if (record.status !== 'done') throw new Error(`run ${record.status}: ${JSON.stringify(record.error)}`);
-  log(`run ${path.basename(runDir)}: ${record.layers.length} layer maps; ${record.metrics.map((m) => `${m.label} ${m.accuracy}`).join(', ')}`);
-  return { runDir, record };
+/** Switches the colour theme with the workbench's own picker. */
+async function setTheme(label) {
+  await palette('Preferences: Color Theme');
+  await pickQuickExact('theme', label, label);
+  await page().waitForTimeout(500);
 }
 
-/** The Alignment view shows `runDir`: one drawn, non-blank thumbnail per layer of run.json, a non-blank detail
- * heatmap with the map's aspect ratio. */
-async function checkHeatmaps(frame, runDir, record) {
-  await frame.waitForFunction((dir) => document.body.dataset.run === dir, runDir, { timeout: 60000 });
-  await frame.waitForFunction((n) => document.querySelectorAll('canvas.thumb[data-drawn="1"]').length === n, record.layers.length, { timeout: 60000 });
-  const stats = await frame.evaluate(() => [...document.querySelectorAll('canvas.thumb')].map((c) => {
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let opaque = 0; const colours = new Set();
-    for (let k = 0; k < d.length; k += 4) { if (d[k + 3] > 0) opaque++; colours.add((d[k] << 16) | (d[k + 1] << 8) | d[k + 2]); }
-    return { tensor: c.dataset.tensor, opaque, pixels: d.length / 4, colours: colours.size };
-  }));
-  const tensors = record.layers.map((l) => l.tensor).sort();
-  const shown = stats.map((s) => s.tensor).sort();
-  if (JSON.stringify(tensors) !== JSON.stringify(shown)) throw new Error(`heatmaps ${shown} vs run.json layers ${tensors}`);
-  const blank = stats.filter((s) => s.opaque < s.pixels * 0.9 || s.colours < 2);
-  if (blank.length) throw new Error(`blank heatmaps: ${JSON.stringify(blank)}`);
-  const detail = await frame.evaluate(() => { const c = document.getElementById('heatmap'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; const s = new Set(); for (let k = 0; k < d.length; k += 4) s.add((d[k] << 16) | (d[k + 1] << 8) | d[k + 2]); return s.size; });
-  if (detail < 2) throw new Error('the selected layer heatmap is blank');
-  const geom = await frame.evaluate(() => { const c = document.getElementById('heatmap'); const r = c.getBoundingClientRect(); return { w: r.width, h: r.height, style: c.getAttribute('style'), cw: c.width, ch: c.height }; });
-  const selected = await frame.evaluate(() => document.querySelector('.thumb-card[aria-selected="true"]')?.dataset.tensor);
-  const sel = record.layers.find((l) => l.tensor === selected) ?? record.layers[0];
-  if (Math.abs(geom.w / geom.h - sel.cols / sel.rows) > 0.05 * (sel.cols / sel.rows)) throw new Error(`heatmap aspect ${JSON.stringify(geom)} for a ${sel.rows}×${sel.cols} map`);
-  return stats.length;
-}
+const page = () => T.page;
 
-/** The accuracy table shows exactly run.json's metrics (label, percentage, raw value). */
-async function checkAccuracyTable(frame, record) {
-  const rows = await frame.evaluate(() => [...document.querySelectorAll('#accuracy tbody tr')].map((tr) => ({
-    label: tr.dataset.label, text: tr.querySelector('td.acc').textContent, value: tr.querySelector('td.acc').dataset.accuracy,
-  })));
-  const expected = record.metrics.map((m) => ({ label: m.label, text: m.accuracy === undefined ? '—' : `${(100 * m.accuracy).toFixed(2)}%`, value: m.accuracy === undefined ? '' : String(m.accuracy) }));
-  if (JSON.stringify(rows) !== JSON.stringify(expected)) throw new Error(`table ${JSON.stringify(rows)}\nrun.json ${JSON.stringify(expected)}`);
-  log(`accuracy table: ${rows.map((r) => `${r.label} ${r.text}`).join(' · ')}`);
-}
-
-/** The model editor webview showing `file` (several may be open: they keep their context when hidden). */
-async function modelFrame(file, timeoutMs = 30000) {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    for (const f of page.frames()) {
-      try { if (await f.evaluate((name) => document.body?.dataset.view === 'model' && document.getElementById('model-name')?.textContent === name, file)) return f; } catch {}
-    }
-    await page.waitForTimeout(250);
-  }
-  throw new Error(`no model view of ${file}`);
-}
-
-/** Shows the otfuse side panel's Alignment view (the Explorer may be in front of it). */
-async function vscodeFocusAlignment() {
-  await palette('otfuse: Focus on Alignment View');
-  await page.waitForTimeout(300);
-}
-
-/** Clears notification toasts, scrolls the view to the top and saves a screenshot. The README's copies in media/
- * are refreshed only on request (OTFUSE_UPDATE_SCREENSHOTS=1), so a test run leaves the repository unchanged. */
-async function screenshot(frame, name, mediaName) {
-  await palette('Notifications: Clear All Notifications');
-  await frame.evaluate(() => window.scrollTo(0, 0));
-  await page.waitForTimeout(800);
-  await page.screenshot({ path: path.join(shots, name) });
-  if (mediaName && process.env.OTFUSE_UPDATE_SCREENSHOTS === '1') fs.copyFileSync(path.join(shots, name), path.join(REPO, 'media', mediaName));
+async function toast(text, timeout = 60000) {
+  const t = T.page.locator('.notifications-toasts .notification-toast', { hasText: text }).first();
+  await t.waitFor({ timeout });
+  return t;
 }
 
 try {
   checkTools();
   const ws = makeWorkspace(root);
+  T.ws = ws;
   const vsix = process.env.OTFUSE_UI_VSIX;
-  server = await startCodeServer(root, ws, { install: vsix ? path.resolve(vsix) : undefined });
+  server = await startCodeServer(root, ws, { install: vsix ? path.resolve(vsix) : undefined, settings: { 'workbench.colorTheme': 'Default Dark Modern' } });
   if (vsix) log(`testing the installed ${path.basename(vsix)}`);
   log(`code-server on :${server.port} (scratch ${root})`);
   browser = await launchBrowser();
   const ctx = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
-  page = await ctx.newPage();
+  const page = await ctx.newPage();
+  T.page = page;
   const offOrigin = new Set();
   page.on('request', (r) => { const u = new URL(r.url()); if (/^https?:$/.test(u.protocol) && !['127.0.0.1', 'localhost'].includes(u.hostname) && !u.hostname.endsWith('vscode-cdn.net')) offOrigin.add(u.origin); });
   const consoleLines = [];
@@ -205,106 +103,278 @@ try {
     await rowB.waitFor({ timeout: 30000 });
   });
 
-  await check('select both models (click + ctrl-click) → right-click shows Fuse Models', async () => {
-    await fuseFromExplorer(rowA, rowB, '01-context-menu.png');
+  await check('[12] one model selected → Fuse Models explains that fusion needs a second model', async () => {
+    await explorerMenu([rowA], 'Fuse Models');
+    const title = await quick().locator('.quick-input-title').textContent({ timeout: 30000 });
+    if (!/needs at least one partner/.test(title)) throw new Error(`title: ${title}`);
+    await page.screenshot({ path: path.join(T.shots, '01-single-model.png') });
+    await page.keyboard.press('Escape');
   });
 
-  await check('answer the prompts: anchor, data, preset', async () => {
+  await check('[2] two models → right-click → Fuse Models; the data picker ranks by the model inputs with N and shapes', async () => {
+    await explorerMenu([rowA, rowB], 'Fuse Models', '02-context-menu.png');
     await pickQuick('anchor', 'vit48_s10', 'vit48_s10.onnx');
-    await pickQuick('data', 'calib200', 'calib200.npz');
-    await page.screenshot({ path: path.join(shots, '02-preset.png') });
+    const rows = await quickRows('calibration data');
+    log(`data picker: ${rows.map((r) => `${r.separator ? `[${r.separator}] ` : ''}${r.label}`).join(' | ')}`);
+    const firstBert = rows.findIndex((r) => /bert\//.test(r.text));
+    const sep = rows.findIndex((r) => /Do not fit/.test(r.separator));
+    if (/bert/.test(rows[0].text)) throw new Error('a BERT token set is offered first for a ViT');
+    if (sep < 0 || firstBert < sep) throw new Error(`BERT files not below "Do not fit" (separator ${sep}, first bert ${firstBert})`);
+    const calib = rows.find((r) => r.label === 'calib200.npz');
+    if (!calib || !/N 200 · x \[1, 28, 28\]/.test(calib.text)) throw new Error(`calib200 row: ${calib?.text}`);
+    if (!/does not fit vit48_s10\.onnx: no array 'pixel_values'/.test(rows[firstBert].text)) throw new Error(`bert row: ${rows[firstBert].text}`);
+    await page.screenshot({ path: path.join(T.shots, '03-data-picker.png') });
+    await pickQuickExact('calibration data', 'calib200', 'calib200.npz');
+  });
+
+  await check('[1] evaluation data is asked for separately: the held-out set first, calibration data only as a labelled choice', async () => {
+    const rows = await quickRows('evaluation data');
+    if (rows[0].label !== 'fmnist-test-2k.json') throw new Error(`first evaluation candidate: ${rows[0].label}`);
+    if (rows.some((r) => r.label === 'calib200.npz')) throw new Error('the calibration file is offered as evaluation data');
+    const calibChoice = rows.find((r) => /Use the calibration data/.test(r.label));
+    if (!calibChoice || !/measured on calibration data/.test(calibChoice.text)) throw new Error('no labelled "Use the calibration data" choice');
+    await page.screenshot({ path: path.join(T.shots, '04-eval-picker.png') });
+    await pickQuickExact('evaluation data', 'fmnist-test', 'fmnist-test-2k.json');
     await pickQuick('preset', 'Recommended', 'Recommended');
   });
 
   const runsRoot = path.join(ws, '.otfuse', 'runs');
-  let record, runDir;
-  await check('the run completes and run.json is written', async () => {
+  let record, runDir, frame;
+  await check('the run completes; run.json records calibration and evaluation data apart', async () => {
     ({ runDir, record } = await waitForRun(runsRoot, new Set()));
+    if (path.basename(record.evalData) !== 'fmnist-test-2k.json' || path.basename(record.data) !== 'calib200.npz' || record.evalIsCalibration) throw new Error(`data ${record.data} eval ${record.evalData}`);
   });
 
-  let frame;
-  await check('the Alignment view shows the run with one non-blank heatmap per aligned layer', async () => {
+  await check('[5] Alignment view: a non-blank heatmap per layer, colour bar and scale, the most informative layer selected', async () => {
     frame = await webviewFrame('alignment');
     await checkHeatmaps(frame, runDir, record);
+    const best = record.layers.reduce((a, b) => (informativeness(b) > informativeness(a) ? b : a), record.layers[0]);
+    const selected = await frame.evaluate(() => document.querySelector('.thumb-card[aria-selected="true"]')?.dataset.tensor);
+    if (selected !== best.tensor) throw new Error(`selected ${selected}, most informative ${best.tensor}`);
+    const scale = await frame.locator('#scale').textContent();
+    if (!/from .* to .*rows sum to 1/.test(scale)) throw new Error(`scale: ${scale}`);
+    log(`default layer ${best.name} (row confidence ${best.diagnostics.meanBestMatch.toFixed(3)}); ${scale}`);
   });
 
-  await check('the accuracy table shows the numbers of run.json', async () => {
+  await check('[1] the accuracy table = run.json, and says it was measured on the held-out set', async () => {
     await checkAccuracyTable(frame, record);
+    const caption = await frame.locator('#accuracy-caption').textContent();
+    if (!/Measured on fmnist-test-2k\.json/.test(caption)) throw new Error(`caption: ${caption}`);
   });
 
-  await check('hovering the heatmap shows i, j and the value; keyboard selects another layer', async () => {
+  await check('[6][7] overview chart across depth; diagnostics with human labels and units', async () => {
+    await frame.waitForSelector('#overview[data-drawn="1"] canvas', { timeout: 10000 });
+    if ((await canvasColours(frame, '#overview canvas')) < 3) throw new Error('overview chart blank');
+    const labels = await frame.evaluate(() => [...document.querySelectorAll('#diagnostics th')].map((th) => th.textContent));
+    if (!labels.some((l) => /Row confidence/.test(l)) || labels.some((l) => /^(meanBestMatch|ms|hardness)\b/.test(l))) throw new Error(`diagnostics: ${labels}`);
+    const caption = await frame.locator('#diagnostics caption').textContent();
+    if (!/^Diagnostics of /.test(caption)) throw new Error(`caption '${caption}'`);
+  });
+
+  await check('[5] hover read-out above the map; keyboard selects the next layer and keeps it in view', async () => {
     const canvas = frame.locator('#heatmap');
     const box = await canvas.boundingBox();
     await canvas.hover({ position: { x: box.width * 0.3, y: box.height * 0.6 } });
     await frame.waitForFunction(() => /^i \d+(–\d+)?, j \d+(–\d+)?: /.test(document.getElementById('hover').textContent), null, { timeout: 5000 });
-    log(`hover: ${await frame.locator('#hover').textContent()}`);
-    if (record.layers.length > 1) {
-      await frame.locator('.thumb-card[aria-selected="true"]').focus();
-      await frame.locator('.thumb-card[aria-selected="true"]').press('ArrowRight');
-      await frame.waitForFunction((t) => document.querySelector('.thumb-card[aria-selected="true"]')?.dataset.tensor === t, record.layers[1].tensor, { timeout: 5000 });
-      await frame.waitForFunction(() => document.getElementById('heatmap')?.dataset.drawn === '1', null, { timeout: 5000 });
-    }
+    const card = frame.locator('.thumb-card[aria-selected="true"]');
+    const before = await card.getAttribute('data-tensor');
+    const idx = record.layers.findIndex((l) => l.tensor === before);
+    const next = record.layers[idx + 1 < record.layers.length ? idx + 1 : idx - 1];
+    await card.focus();
+    await card.press(idx + 1 < record.layers.length ? 'ArrowRight' : 'ArrowLeft');
+    await frame.waitForFunction((t) => document.querySelector('.thumb-card[aria-selected="true"]')?.dataset.tensor === t, next.tensor, { timeout: 5000 });
+    const inView = await frame.evaluate(() => { const r = document.querySelector('.thumb-card[aria-selected="true"]').getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; });
+    if (!inView) throw new Error('the selected layer is not scrolled into view');
+    await frame.waitForFunction((t) => document.getElementById('detail-name').textContent.startsWith(t), next.name, { timeout: 5000 });
   });
 
-  await check('Finetune from the webview button: live progress, ot+finetune row equals run.json, loss curve drawn', async () => {
+  await check('[5] "Open large" shows the map in an editor tab with zoom', async () => {
+    await frame.locator('#btn-open-large').click();
+    const large = await webviewFrame('large', 30000, '#large-map[data-drawn="1"]');
+    if ((await canvasColours(large, '#large-map')) < 2) throw new Error('large map blank');
+    await large.locator('#zoom').fill('1536');
+    await large.waitForFunction(() => parseFloat(document.getElementById('large-map').style.width) === 1536, null, { timeout: 5000 });
+    await page.screenshot({ path: path.join(T.shots, '05-open-large.png') });
+    await palette('View: Close Editor');
+  });
+
+  await check('[10] exports: heatmap PNG, map CSV and NPY, accuracy CSV and Markdown (through the Save dialog)', async () => {
+    const tensor = await frame.evaluate(() => document.querySelector('.thumb-card[aria-selected="true"]').dataset.tensor);
+    const layer = record.layers.find((l) => l.tensor === tensor);
+    await frame.locator('#btn-export-png').click();
+    const png = await acceptSave(fileSafe(`${record.name}-${layer.name}.png`));
+    const head = fs.readFileSync(png).subarray(0, 8).toString('hex');
+    if (head !== '89504e470d0a1a0a') throw new Error(`${png} is not a PNG`);
+    await frame.locator('#btn-export-csv').click();
+    const csv = fs.readFileSync(await acceptSave(`${fileSafe(record.name)}-${fileSafe(tensor)}.csv`), 'utf8').trim().split('\n');
+    if (csv.length !== layer.rows || csv[0].split(',').length !== layer.cols) throw new Error(`CSV ${csv.length}×${csv[0].split(',').length} for ${layer.rows}×${layer.cols}`);
+    const rowSum = csv[0].split(',').reduce((s, v) => s + Number(v), 0);
+    if (Math.abs(rowSum - 1) > 1e-3) throw new Error(`CSV row 0 sums to ${rowSum}`);
+    await frame.locator('#btn-export-npy').click();
+    const npy = fs.readFileSync(await acceptSave(`${fileSafe(record.name)}-${fileSafe(tensor)}.npy`));
+    if (npy.subarray(1, 6).toString() !== 'NUMPY' || !npy.toString('latin1', 0, 128).includes(`(${layer.rows}, ${layer.cols})`)) throw new Error('bad NPY header');
+    await frame.locator('#btn-export-acc-csv').click();
+    const acc = fs.readFileSync(await acceptSave(`${fileSafe(record.name)}-accuracy.csv`), 'utf8').trim().split('\n');
+    if (acc.length !== record.metrics.length + 1) throw new Error(`accuracy CSV has ${acc.length} lines`);
+    const ot = acc.find((l) => l.startsWith('ot,'));
+    if (!ot || ot.split(',')[1] !== (100 * record.metrics.find((m) => m.label === 'ot').accuracy).toFixed(2)) throw new Error(`ot row ${ot}`);
+    await frame.locator('#btn-export-acc-md').click();
+    const md = fs.readFileSync(await acceptSave(`${fileSafe(record.name)}-accuracy.md`), 'utf8');
+    if (!/\| ot \| \d+\.\d\d % \|/.test(md) || !/measured on fmnist-test-2k\.json/.test(md)) throw new Error(`markdown:\n${md}`);
+    log(`exported ${path.basename(png)}, CSV ${layer.rows}×${layer.cols}, NPY, accuracy CSV + Markdown`);
+  });
+
+  await check('[3][12] Finetune: button disabled while the job runs, live progress, ot+finetune with the anchor+finetune baseline, loss curve', async () => {
     await frame.evaluate(() => window.scrollTo(0, 0));
     await frame.locator('#btn-finetune').click();
     await pickQuick('training data', 'fmnist-train', 'fmnist-train-5k.json');
-    const end = Date.now() + 180000;
+    await frame.waitForSelector('#btn-finetune[disabled]', { timeout: 30000 });
+    await frame.waitForSelector('#live', { timeout: 30000 });
+    await page.screenshot({ path: path.join(T.shots, '06-finetune-running.png') });
+    const end = Date.now() + 240000;
     for (;;) {
-      try { record = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')); } catch {}
-      if (record.finetune) break;
+      try { record = readRecord(runDir); } catch {}
+      if (record.finetune && record.metrics.some((m) => m.label === 'anchor+finetune')) break;
       if (Date.now() > end) throw new Error('no finetune result in run.json');
       await page.waitForTimeout(500);
     }
-    const m = record.metrics.find((x) => x.label === 'ot+finetune');
-    if (!m) throw new Error('no ot+finetune metric');
-    await frame.waitForFunction((v) => document.querySelector('#accuracy tr[data-label="ot+finetune"] td.acc')?.dataset.accuracy === v, String(m.accuracy), { timeout: 30000 });
-    const text = await frame.locator('#accuracy tr[data-label="ot+finetune"] td.acc').textContent();
-    if (text !== `${(100 * m.accuracy).toFixed(2)}%`) throw new Error(`ot+finetune shows ${text}, run.json ${m.accuracy}`);
-    await frame.waitForFunction(() => { const c = document.getElementById('loss-curve'); if (!c || !c.width) return false; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; for (let k = 3; k < d.length; k += 4) if (d[k]) return true; return false; }, null, { timeout: 10000 });
+    await frame.waitForFunction((n) => document.querySelectorAll('#accuracy tbody tr').length === n, record.metrics.length, { timeout: 30000 });
+    await checkAccuracyTable(frame, record);
+    await frame.waitForSelector('#btn-finetune:not([disabled])', { timeout: 30000 });
+    await frame.waitForSelector('#loss-curve[data-drawn="1"] canvas', { timeout: 10000 });
+    if ((await canvasColours(frame, '#loss-curve canvas')) < 3) throw new Error('loss curve blank');
     const stages = await frame.evaluate(() => document.body.dataset.liveStages ?? '');
     if (!/\bfinetune\b/.test(stages)) throw new Error(`the webview saw no live finetune progress (stages: '${stages}')`);
-    log(`finetuned: ot+finetune ${text} (${record.finetune.steps} steps); live stages seen by the webview: ${stages}`);
+    await toast('ot+finetune');
+    await frame.locator('#btn-export-loss').click();
+    const png = await acceptSave(fileSafe(`${record.name}-loss.png`));
+    if (fs.readFileSync(png).subarray(1, 4).toString() !== 'PNG') throw new Error('loss PNG');
   });
 
-  await check('the .onnx model editor (opened by the click) shows the model, its alignment structure, and evaluates', async () => {
-    const model = await webviewFrame('model', 10000);
+  await check('[11] lineage: fused.onnx says what it is made of, and the model view shows it', async () => {
+    await openFile(path.join(runDir, 'fused.onnx'));
+    const model = await modelFrame('fused.onnx');
+    await model.waitForSelector('#model-lineage', { timeout: 30000 });
+    const text = await model.locator('#model-lineage').textContent();
+    for (const want of ['otfuse 0.1.0', 'vit48_s10.onnx', sha256(path.join(ws, 'examples', 'vit48_s10.onnx')).slice(0, 16), 'Accuracy when written', 'fmnist-test-2k.json']) {
+      if (!text.includes(want)) throw new Error(`lineage lacks '${want}': ${text}`);
+    }
+    await page.screenshot({ path: path.join(T.shots, '07-lineage.png') });
+  });
+
+  await check('[4] execution provider cuda on a machine without it: the model view still works; the error offers Open Settings/Retry; Retry works after the fix', async () => {
+    await setProvider('cuda');
+    await openFile(path.join(ws, 'examples', 'vit48_s11.onnx'));
+    const model = await modelFrame('vit48_s11.onnx');
     await model.waitForSelector('#model-summary', { timeout: 30000 });
-    const params = await model.locator('#model-summary td[data-key="Parameters"]').textContent();
-    if (!/^\d[\d,]*$/.test(params)) throw new Error(`parameters: ${params}`);
-    const text = await model.locator('#alignment-text').textContent();
-    if (!/aligned groups/.test(text)) throw new Error(`alignment text: ${text.slice(0, 200)}`);
-    log(`model editor: ${params} parameters`);
-    // Evaluate from the model view: same accuracy as the anchor's row in run.json (same data).
+    if (await model.locator('.error').count()) throw new Error('the model view shows an error');
     await model.locator('#btn-evaluate').click();
-    await pickQuick('Evaluate vit48_s10.onnx', 'calib200', 'calib200.npz');
+    await pickQuick('Evaluate vit48_s11.onnx', 'calib200', 'calib200.npz');
+    const t = await toast("'cuda' cannot run here");
+    const text = await t.textContent();
+    if (/--provider/.test(text)) throw new Error(`CLI advice in the editor: ${text}`);
+    for (const b of ['Open Settings', 'Retry']) if (!(await t.locator('.monaco-button', { hasText: b }).count())) throw new Error(`no '${b}' button: ${text}`);
+    await page.screenshot({ path: path.join(T.shots, '08-provider-error.png') });
+    // The failed job is one dismissible line in the Alignment view, not a block.
+    await focusAlignment();
+    await frame.waitForSelector('#live.live-failed #btn-dismiss', { timeout: 10000 });
+    const liveHeight = await frame.evaluate(() => document.getElementById('live').getBoundingClientRect().height);
+    if (liveHeight > 160) throw new Error(`failed job block is ${liveHeight}px tall`);
+    const tag = await frame.locator('#live-state').textContent();
+    if (tag !== 'FAILED') throw new Error(`status tag '${tag}'`);
+    await frame.locator('#btn-dismiss').click();
+    await frame.waitForSelector('#live', { state: 'detached', timeout: 5000 });
+    // Open Settings from the notification, choose 'auto' there, then Retry.
+    await t.locator('.monaco-button', { hasText: 'Open Settings' }).click();
+    await chooseInSettings('auto');
+    const retryToast = await toast('then retry', 15000);
+    await retryToast.locator('.monaco-button', { hasText: 'Retry' }).click();
+    await openFile(path.join(ws, 'examples', 'vit48_s11.onnx'));
     await model.waitForSelector('#evaluation td[data-key="Accuracy"]', { timeout: 60000 });
-    const acc = await model.locator('#evaluation td[data-key="Accuracy"]').textContent();
-    const anchor = record.metrics.find((m) => m.file && path.basename(m.file) === 'vit48_s10.onnx');
-    if (acc !== `${(100 * anchor.accuracy).toFixed(2)}%`) throw new Error(`model view evaluation ${acc} vs run.json ${anchor.accuracy}`);
-    log(`model editor Evaluate: ${acc}`);
+    log(`after Retry with 'auto': ${await model.locator('#evaluation td[data-key="Accuracy"]').textContent()}`);
+    await palette('View: Close All Editors');
   });
 
-  await check('screenshot', async () => {
-    // Widen the side bar so the panel reads well in the README screenshot.
-    const sash = page.locator('.monaco-sash.vertical').first();
-    const sb = await page.locator('.part.sidebar').boundingBox();
-    if (sb) { await page.mouse.move(sb.x + sb.width, sb.y + 300); await page.mouse.down(); await page.mouse.move(sb.x + 560, sb.y + 300, { steps: 5 }); await page.mouse.up(); }
-    void sash;
-    // A layer with visible structure for the picture, and no notification toasts over the editor.
-    const pretty = record.layers.find((l) => /attn-k/.test(l.kind)) ?? record.layers[0];
-    await frame.locator(`.thumb-card[data-tensor="${pretty.tensor}"]`).click();
-    await frame.waitForFunction((t) => document.querySelector('.thumb-card[aria-selected="true"]')?.dataset.tensor === t, pretty.tensor, { timeout: 5000 });
-    await screenshot(frame, '03-alignment.png', 'screenshot-alignment.png');
-    const geom = await frame.evaluate(() => { const c = document.getElementById('heatmap'); const r = c.getBoundingClientRect(); return { w: r.width, h: r.height, style: c.getAttribute('style'), cw: c.width, ch: c.height, app: document.getElementById('app').clientWidth }; });
-    log(`heatmap geometry after resize: ${JSON.stringify(geom)}`);
+  let emdDir;
+  await check('[9] Re-run with edits: the recipe form writes a *.otfuse.json and fuses the same models with it', async () => {
+    await focusAlignment();
+    await frame.evaluate(() => window.scrollTo(0, 0));
+    await frame.locator('#btn-rerun').click();
+    const form = await webviewFrame('recipe', 30000, '#recipe-form');
+    const fields = await form.evaluate(() => [...document.querySelectorAll('#recipe-form [name]')].map((e) => e.getAttribute('name')));
+    for (const f of ['solver', 'reg', 'residualPolicy', 'qk', 'weights']) if (!fields.includes(f)) throw new Error(`form lacks ${f}: ${fields}`);
+    await form.selectOption('#f-solver', 'emd');
+    await form.fill('#f-name', 'vit-emd');
+    await page.screenshot({ path: path.join(T.shots, '09-recipe-form.png') });
+    await form.locator('#btn-save-recipe').click();
+    const file = await acceptSave('vit-emd.otfuse.json');
+    const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
+    if (saved.solver !== 'emd' || saved.name !== 'vit-emd') throw new Error(`recipe file ${JSON.stringify(saved)}`);
+    const emd = await waitForRun(runsRoot, new Set([path.basename(runDir)]));
+    emdDir = emd.runDir;
+    if (emd.record.recipe.solver !== 'emd' || path.basename(emd.record.evalData) !== 'fmnist-test-2k.json') throw new Error(`re-run recipe ${JSON.stringify(emd.record.recipe)}, eval ${emd.record.evalData}`);
+    await palette('View: Close Editor');
   });
 
-  // ---------- second scenario: BERT-style text encoders (input_ids, attention_mask, token_type_ids) on token data
-  const vitRun = runDir;
-  let bertRowA, bertRowB;
-  await check('BERT: the bert/ folder in the Explorer → select bertD_s20 + bertD_s21 → right-click → Fuse Models', async () => {
+  await check('[9] Compare: recipes diffed, accuracy merged, the same layer side by side', async () => {
+    await focusAlignment();
+    await frame.waitForFunction((d) => document.body.dataset.run === d, emdDir, { timeout: 30000 });
+    await frame.locator('#btn-compare').click();
+    await pickQuick('Compare', record.name, record.name);
+    const cmp = await webviewFrame('compare', 30000, '#compare-recipe');
+    await cmp.waitForSelector('#compare-recipe tr.diff[data-key="solver"]', { timeout: 10000 });
+    const same = await cmp.locator('#compare-recipe tr[data-key="reg"]').getAttribute('class');
+    if (same === 'diff') throw new Error('reg is marked as different');
+    const acc = await cmp.evaluate(() => [...document.querySelectorAll('#compare-acc tbody tr[data-label="ot"] td')].map((td) => td.dataset.accuracy));
+    const emdRecord = readRecord(emdDir);
+    const expected = [emdRecord, record].map((r) => String(r.metrics.find((m) => m.label === 'ot').accuracy));
+    if (JSON.stringify(acc) !== JSON.stringify(expected)) throw new Error(`compare ot ${acc} vs ${expected}`);
+    await cmp.waitForFunction(() => document.querySelectorAll('canvas.compare-map[data-drawn="1"]').length === 2, null, { timeout: 15000 });
+    await screenshot(null, '10-compare.png', 'screenshot-compare.png');
+    await palette('View: Close Editor');
+  });
+
+  await check('[8] the side panel at 230 px in light, dark and high-contrast themes: no horizontal overflow, readable status', async () => {
+    await focusAlignment();
+    await palette('otfuse: Open Run');
+    await pickQuick('Open Run', record.name, record.name);
+    await frame.waitForFunction((d) => document.body.dataset.run === d, runDir, { timeout: 30000 });
+    const w = await sideBarWidth(230);
+    log(`side bar width ${w}px`);
+    for (const [theme, cls, shot] of [['Light Modern', 'vscode-light', 'light'], ['Dark Modern', 'vscode-dark', 'dark'], ['Dark High Contrast', 'vscode-high-contrast', 'high-contrast']]) {
+      await setTheme(theme);
+      await frame.waitForFunction((c) => document.body.classList.contains(c), cls, { timeout: 15000 });
+      await page.waitForTimeout(800);
+      const m = await frame.evaluate(() => {
+        const lum = (c) => { const v = c.match(/[\d.]+/g).slice(0, 3).map(Number).map((x) => { x /= 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; }); return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
+        const bg = getComputedStyle(document.documentElement).getPropertyValue('--vscode-sideBar-background').trim() || getComputedStyle(document.body).backgroundColor;
+        const hex = (h) => (h.startsWith('#') ? `rgb(${parseInt(h.slice(1, 3), 16)},${parseInt(h.slice(3, 5), 16)},${parseInt(h.slice(5, 7), 16)})` : h);
+        const fg = getComputedStyle(document.getElementById('run-status')).color;
+        const [a, b] = [lum(fg), lum(hex(bg))].sort((x, y) => y - x);
+        return { overflow: document.documentElement.scrollWidth - window.innerWidth, width: window.innerWidth, contrast: (a + 0.05) / (b + 0.05) };
+      });
+      if (m.overflow > 1) throw new Error(`${theme}: ${m.overflow}px horizontal overflow at ${m.width}px`);
+      if (m.contrast < 3) throw new Error(`${theme}: status tag contrast ${m.contrast.toFixed(2)}`);
+      const sb = await page.locator('.part.sidebar').boundingBox();
+      await palette('Notifications: Clear All Notifications');
+      await page.waitForTimeout(600);
+      await page.screenshot({ path: path.join(T.shots, `11-narrow-${shot}.png`), clip: { x: sb.x, y: sb.y, width: sb.width, height: Math.min(sb.height, 980) } });
+      if (process.env.OTFUSE_UPDATE_SCREENSHOTS === '1') fs.copyFileSync(path.join(T.shots, `11-narrow-${shot}.png`), path.join(REPO, 'media', `screenshot-narrow-${shot}.png`));
+      log(`${theme}: webview ${m.width}px, status contrast ${m.contrast.toFixed(1)}:1`);
+    }
+    await setTheme('Dark Modern');
+    await sideBarWidth(560);
+  });
+
+  await check('README screenshot of the ViT run', async () => {
+    await frame.waitForFunction(() => document.body.classList.contains('vscode-dark'), null, { timeout: 15000 });
+    await screenshot(frame, '12-alignment.png', 'screenshot-alignment.png');
+  });
+
+  // ---------- BERT-style text encoders (input_ids, attention_mask, token_type_ids) on token data
+  const vitRuns = () => new Set(fs.readdirSync(runsRoot));
+  let bertRowA, bertRowB, bertRecord, bertDir, bertFrame;
+  await check('BERT: select bertD_s20 + bertD_s21 → Fuse Models; token sets ranked first for a BERT, held-out test.npz for evaluation', async () => {
     if (!fs.existsSync(path.join(ws, 'bert'))) bertFixtures(); // throws: where the fixtures were looked for
     await palette('View: Show Explorer');
     const folder = page.locator('.explorer-folders-view .monaco-list-row[aria-label^="bert"]').first();
@@ -314,84 +384,70 @@ try {
     if (!(await bertRowA.count())) await folder.click();
     await bertRowA.waitFor({ timeout: 30000 });
     await bertRowB.waitFor({ timeout: 30000 });
-    await fuseFromExplorer(bertRowA, bertRowB, '04-bert-context-menu.png');
-  });
-
-  await check('BERT: answer the prompts: anchor bertD_s20, data = the token set calib.npz, preset Recommended', async () => {
+    const known = vitRuns();
+    await explorerMenu([bertRowA, bertRowB], 'Fuse Models');
     await pickQuick('anchor', 'bertD_s20', 'bertD_s20.onnx');
-    await pickQuickExact('data', 'calib.npz', 'calib.npz');
+    const rows = await quickRows('calibration data');
+    if (!/bert\//.test(rows[0].text)) throw new Error(`first candidate for a BERT: ${rows[0].text}`);
+    await pickQuickExact('calibration data', 'calib.npz', 'calib.npz');
+    const evalRows = await quickRows('evaluation data');
+    if (evalRows[0].label !== 'test.npz') throw new Error(`first evaluation candidate: ${evalRows[0].label}`);
+    await pickQuickExact('evaluation data', 'test.npz', 'test.npz');
     await pickQuick('preset', 'Recommended', 'Recommended');
-  });
-
-  let bertRecord, bertDir;
-  await check('BERT: the run completes; run.json records the token data and OT beats vanilla averaging', async () => {
-    ({ runDir: bertDir, record: bertRecord } = await waitForRun(runsRoot, new Set([path.basename(vitRun)])));
-    if (path.basename(bertRecord.data ?? '') !== 'calib.npz') throw new Error(`run.json data: ${JSON.stringify(bertRecord.data)}`);
+    ({ runDir: bertDir, record: bertRecord } = await waitForRun(runsRoot, known));
     const names = bertRecord.layers.map((l) => l.name);
     for (const n of ['embed.tokens', 'blocks.0.attn.q', 'blocks.1.mlp.fc1', 'head.pooler']) if (!names.includes(n)) throw new Error(`no ${n} map in ${names.join(', ')}`);
     const acc = (label) => bertRecord.metrics.find((m) => m.label === label)?.accuracy;
     if (!(acc('ot') > acc('vanilla') + 0.1)) throw new Error(`ot ${acc('ot')} vs vanilla ${acc('vanilla')}`);
   });
 
-  let bertFrame;
-  await check('BERT: the Alignment view shows one non-blank heatmap per aligned layer group', async () => {
+  await check('BERT: heatmaps, accuracy table = run.json, the model view shows three int64 inputs', async () => {
     bertFrame = await webviewFrame('alignment');
     const n = await checkHeatmaps(bertFrame, bertDir, bertRecord);
-    const header = await bertFrame.locator('#run-data').textContent();
-    if (!/calib\.npz/.test(header)) throw new Error(`run header data line: ${header}`);
-    log(`BERT: ${n} heatmaps drawn; ${header}`);
-  });
-
-  await check('BERT: the accuracy table shows the numbers of run.json', async () => {
     await checkAccuracyTable(bertFrame, bertRecord);
-  });
-
-  await check('BERT: the model view shows three int64 inputs and the alignment structure, and evaluates on token data', async () => {
+    const header = await bertFrame.locator('#run-data').textContent();
+    if (!/calibration data calib\.npz · evaluated on test\.npz/.test(header)) throw new Error(`run header data line: ${header}`);
+    log(`BERT: ${n} heatmaps; ${header}`);
     await palette('View: Show Explorer');
     await bertRowA.click();
     const model = await modelFrame('bertD_s20.onnx');
     await model.waitForSelector('#model-io', { timeout: 30000 });
     const inputs = await model.evaluate(() => [...document.querySelectorAll('#model-io tbody tr')].map((tr) => [...tr.children].map((td) => td.textContent)).filter((r) => r[0] === 'input'));
-    const names = inputs.map((r) => r[1]);
-    if (JSON.stringify(names) !== JSON.stringify(['input_ids', 'attention_mask', 'token_type_ids'])) throw new Error(`inputs: ${JSON.stringify(inputs)}`);
-    if (!inputs.every((r) => /int64/i.test(r[2]))) throw new Error(`input types: ${JSON.stringify(inputs)}`);
-    await model.waitForSelector('#alignment-text', { timeout: 30000 });
-    const text = await model.locator('#alignment-text').textContent();
-    for (const g of ['embed.input_ids', 'embed.token_type_ids', 'blocks.1.ln2', 'head.pooler', 'head.classifier']) if (!text.includes(g)) throw new Error(`alignment text lacks ${g}: ${text.slice(0, 300)}`);
-    log(`BERT model view: inputs ${inputs.map((r) => `${r[1]} ${r[2]} ${r[3]}`).join(', ')}`);
-    await model.locator('#btn-evaluate').click();
-    await pickQuickExact('Evaluate bertD_s20.onnx', 'calib.npz', 'calib.npz');
-    await model.waitForSelector('#evaluation td[data-key="Accuracy"]', { timeout: 60000 });
-    const acc = await model.locator('#evaluation td[data-key="Accuracy"]').textContent();
-    const anchor = bertRecord.metrics.find((m) => m.file && path.basename(m.file) === 'bertD_s20.onnx');
-    if (acc !== `${(100 * anchor.accuracy).toFixed(2)}%`) throw new Error(`model view evaluation ${acc} vs run.json ${anchor.accuracy}`);
-    log(`BERT model view Evaluate: ${acc}`);
+    if (JSON.stringify(inputs.map((r) => r[1])) !== JSON.stringify(['input_ids', 'attention_mask', 'token_type_ids']) || !inputs.every((r) => /int64/i.test(r[2]))) throw new Error(`inputs: ${JSON.stringify(inputs)}`);
   });
 
-  await check('BERT: screenshot of the Alignment view', async () => {
-    await vscodeFocusAlignment();
-    // A tall window so that the picture holds the whole view: accuracy, the selected map and every layer's heatmap.
+  await check('BERT: README screenshot of the Alignment view', async () => {
+    await focusAlignment();
     await page.setViewportSize({ width: 1600, height: 1900 });
-    // … and the Runs list only as tall as its two runs (drag the sash between the two panes up).
     const sash = page.locator('.part.sidebar .monaco-sash.horizontal').first();
     const runsHeader = await page.locator('.part.sidebar .pane-header', { hasText: 'Runs' }).first().boundingBox();
     const sb = await sash.boundingBox().catch(() => null);
     if (sb && runsHeader) {
       await page.mouse.move(sb.x + sb.width / 2, sb.y + sb.height / 2);
       await page.mouse.down();
-      await page.mouse.move(sb.x + sb.width / 2, runsHeader.y + runsHeader.height + 3 * 22 + 6, { steps: 5 });
+      await page.mouse.move(sb.x + sb.width / 2, runsHeader.y + runsHeader.height + 4 * 22 + 6, { steps: 5 });
       await page.mouse.up();
     }
-    // The map with the most concentrated rows (soft Sinkhorn maps of these small encoders are diffuse).
-    const best = (l) => l.diagnostics?.meanBestMatch ?? 0;
-    const pretty = bertRecord.layers.reduce((a, b) => (best(b) > best(a) ? b : a), bertRecord.layers[0]);
-    await bertFrame.locator(`.thumb-card[data-tensor="${pretty.tensor}"]`).click();
-    await bertFrame.waitForFunction((t) => document.querySelector('.thumb-card[aria-selected="true"]')?.dataset.tensor === t, pretty.tensor, { timeout: 5000 });
-    await bertFrame.waitForFunction(() => document.getElementById('heatmap')?.dataset.drawn === '1', null, { timeout: 5000 });
-    await screenshot(bertFrame, '05-bert-alignment.png', 'screenshot-bert.png');
-    const visible = await bertFrame.evaluate(() => [...document.querySelectorAll('canvas.thumb')].filter((c) => c.getBoundingClientRect().bottom <= window.innerHeight).length);
-    log(`BERT screenshot: ${pretty.name} selected; ${visible} of ${bertRecord.layers.length} heatmaps in the picture`);
+    await screenshot(bertFrame, '13-bert-alignment.png', 'screenshot-bert.png');
     await page.setViewportSize({ width: 1600, height: 1000 });
+  });
+
+  await check('[1] a run evaluated on its calibration data says so in the table', async () => {
+    const known = vitRuns();
+    await palette('View: Show Explorer');
+    await explorerMenu([bertRowA, bertRowB], 'Fuse Models');
+    await pickQuick('anchor', 'bertD_s20', 'bertD_s20.onnx');
+    await pickQuickExact('calibration data', 'calib.npz', 'calib.npz');
+    await pickQuick('evaluation data', 'Use the calibration', 'Use the calibration data');
+    await pickQuick('preset', 'Weight-based', 'Weight-based');
+    const { runDir: dir, record: r } = await waitForRun(runsRoot, known);
+    if (r.evalIsCalibration !== true) throw new Error('run.json does not flag calibration-data evaluation');
+    await focusAlignment();
+    await bertFrame.waitForFunction((d) => document.body.dataset.run === d, dir, { timeout: 30000 });
+    const caption = bertFrame.locator('#accuracy-caption.warning');
+    const text = await caption.textContent({ timeout: 10000 });
+    if (!/calibration data \(calib\.npz\) — not a held-out result/.test(text)) throw new Error(`caption: ${text}`);
+    await screenshot(bertFrame, '14-calibration-labelled.png');
   });
 
   await check('no request left the machine; strict CSP holds', async () => {
@@ -404,18 +460,19 @@ try {
     for (const view of ['alignment', 'model']) {
       const f = await webviewFrame(view, 5000).catch(() => null);
       if (!f) continue;
-      const styled = await f.evaluate(() => [...document.body.querySelectorAll('[style]')].filter((e) => !e.matches('canvas, .bar')).map((e) => e.outerHTML.slice(0, 80)));
+      // Canvas sizes, bar widths and uPlot's layout are set through the CSSOM (allowed by the CSP).
+      const styled = await f.evaluate(() => [...document.body.querySelectorAll('[style]')].filter((e) => !e.matches('canvas, .bar, .uplot, .uplot *')).map((e) => e.outerHTML.slice(0, 80)));
       if (styled.length) throw new Error(`style attributes in the ${view} webview: ${styled.join(', ')}`);
     }
   });
 } catch (err) {
-  if (!results.some((r) => !r.ok)) results.push({ name: 'harness', ok: false, error: String(err?.stack ?? err) });
+  if (!T.results.some((r) => !r.ok)) T.results.push({ name: 'harness', ok: false, error: String(err?.stack ?? err) });
 } finally {
-  try { fs.writeFileSync(path.join(root, 'results.json'), JSON.stringify(results, null, 2)); } catch {}
-  for (const r of results.filter((x) => !x.ok)) console.error(`FAILED: ${r.name}\n${r.error}\n`);
+  try { fs.writeFileSync(path.join(root, 'results.json'), JSON.stringify(T.results, null, 2)); } catch {}
+  for (const r of T.results.filter((x) => !x.ok)) console.error(`FAILED: ${r.name}\n${r.error}\n`);
   try { await browser?.close(); } catch {}
   server?.stop();
-  tidy(root, results.length > 0 && results.every((r) => r.ok));
-  log(`done; screenshots in ${shots}`);
-  finish(results.filter((r) => r.ok).length, results.filter((r) => !r.ok).length);
+  tidy(root, T.results.length > 0 && T.results.every((r) => r.ok));
+  log(`done; screenshots in ${T.shots}`);
+  finish(T.results.filter((r) => r.ok).length, T.results.filter((r) => !r.ok).length);
 }

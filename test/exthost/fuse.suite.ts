@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import type { FuseResult, RunRecord } from '../../worker/types';
-import { api, example, workspaceDir } from './helpers';
+import { api, example, waitFor, workspaceDir } from './helpers';
+import { patchRun } from '../../worker/runs/store';
 
 suite('otfuse extension: Fuse Models', () => {
   let result: FuseResult | undefined;
@@ -41,6 +42,11 @@ suite('otfuse extension: Fuse Models', () => {
     const dir = await vscode.commands.executeCommand<string>('otfuse.openRun', result!.runDir);
     assert.equal(dir, result!.runDir);
     assert.equal(otfuse.alignment.currentRun, result!.runDir);
+    // The view subscribes to the run store: a run.json rewritten outside the extension (e.g. by the CLI) is shown
+    // again without any refresh call.
+    const shown = waitFor(otfuse.alignment.onShown, (d) => d === result!.runDir, 15_000, 'the Alignment view to re-show the changed run');
+    patchRun(result!.runDir, (r) => { r.name = `${r.name}`; });
+    await shown;
   });
 
   test('Quick Finetune on the run writes finetuned.onnx and an ot+finetune metric measured on the run\'s data', async function () {
@@ -58,13 +64,38 @@ suite('otfuse extension: Fuse Models', () => {
     const direct = await otfuse.engines.engine.evaluate({ model: finetuned, data: example('calib200.npz') });
     assert.ok(Math.abs(direct.accuracy - m!.accuracy!) < 1e-9, `finetuned accuracy ${direct.accuracy} vs run.json ${m!.accuracy}`);
     assert.equal(otfuse.alignment.currentRun, result!.runDir);
+    // The baseline that gives the row its meaning: the anchor finetuned with the same data and settings.
+    const baseline = onDisk.metrics.find((x) => x.label === 'anchor+finetune');
+    assert.ok(baseline?.accuracy !== undefined, `anchor+finetune row in ${JSON.stringify(onDisk.metrics.map((x) => x.label))}`);
+    const directBase = await otfuse.engines.engine.evaluate({ model: path.join(result!.runDir, 'anchor-finetuned.onnx'), data: example('calib200.npz') });
+    assert.ok(Math.abs(directBase.accuracy - baseline!.accuracy!) < 1e-9);
+    assert.equal(onDisk.baselineFinetune?.steps, onDisk.finetune!.steps, 'same finetune for both');
+    // Measured on the calibration data (no evaluation data was given): run.json says so.
+    assert.equal(onDisk.evalIsCalibration, true);
+  });
+
+  test('one job per run: a second finetune of the same run is refused while the first runs', async function () {
+    assert.ok(result, 'needs the run made by the fuse test above, which failed');
+    const otfuse = await api();
+    const first = vscode.commands.executeCommand<any>('otfuse.quickFinetune', result!.runDir, undefined, { data: example('data/fmnist-train-5k.json'), quiet: true, baseline: false });
+    // (a command of this extension host may start synchronously, before a listener could see the event)
+    if (!otfuse.jobs.isRunBusy(result!.runDir)) await waitFor(otfuse.jobs.onBusyRuns, (dirs) => dirs.includes(result!.runDir), 30_000, 'the run to be busy');
+    assert.equal(otfuse.jobs.isRunBusy(result!.runDir), true);
+    const second = await vscode.commands.executeCommand<any>('otfuse.quickFinetune', result!.runDir, undefined, { data: example('data/fmnist-train-5k.json'), quiet: true });
+    assert.equal(second, undefined, 'the second job did not start');
+    await vscode.commands.executeCommand('otfuse.cancelRun');
+    await assert.rejects(Promise.resolve(first), (err: any) => err.code === 'CANCELLED');
+    assert.equal(otfuse.jobs.isRunBusy(result!.runDir), false);
+    // Cancelled: run.json still has the earlier finetune (nothing half-written).
+    const onDisk = JSON.parse(fs.readFileSync(path.join(result!.runDir, 'run.json'), 'utf8')) as RunRecord;
+    assert.ok(onDisk.metrics.some((m) => m.label === 'ot+finetune'));
   });
 
   test('Re-evaluate Run measures ot and ot+finetune again on the run\'s data (same numbers)', async function () {
     assert.ok(result, 'needs the run made by the fuse test above, which failed');
     const before = JSON.parse(fs.readFileSync(path.join(result!.runDir, 'run.json'), 'utf8')) as RunRecord;
     const results = await vscode.commands.executeCommand<any[]>('otfuse.reevaluateRun', result!.runDir, undefined, { quiet: true });
-    assert.equal(results.length, before.metrics.filter((m) => /^ot/.test(m.label)).length);
+    assert.deepEqual(results.map((r) => r.label).sort(), before.metrics.filter((m) => /^(ot|anchor\+)/.test(m.label)).map((m) => m.label).sort());
     const after = JSON.parse(fs.readFileSync(path.join(result!.runDir, 'run.json'), 'utf8')) as RunRecord;
     assert.deepEqual(after.metrics, before.metrics);
   });
@@ -85,6 +116,17 @@ suite('otfuse extension: Fuse Models', () => {
     await assert.rejects(Promise.resolve(job), (err: any) => err.code === 'CANCELLED');
     const after = fs.existsSync(runsRoot) ? fs.readdirSync(runsRoot).sort() : [];
     assert.deepEqual(after, before, 'nothing half-written');
+  });
+
+  test('Delete Run refuses a folder that is not an otfuse run', async () => {
+    const fake = path.join(workspaceDir(), 'not-a-run');
+    fs.mkdirSync(fake, { recursive: true });
+    fs.writeFileSync(path.join(fake, 'run.json'), '{"id":"x"}');
+    fs.writeFileSync(path.join(fake, 'notes.txt'), 'keep me');
+    const ok = await vscode.commands.executeCommand<boolean>('otfuse.deleteRun', fake, undefined, { confirm: false });
+    assert.equal(ok, false);
+    assert.ok(fs.existsSync(path.join(fake, 'notes.txt')));
+    fs.rmSync(fake, { recursive: true });
   });
 
   test('Delete Run removes the run folder', async function () {

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { encodeSafetensors } from '../../worker/fusion/safetensors';
 import { MapsFile, downsample, parseHeader } from '../../extension/safetensors';
-import { cellAt, colour, describeCell } from '../../webview/heatmap';
+import { cellAt, colour, describeCell } from '../../webview/mapMath';
 
 function tmpFile(bytes: Uint8Array): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'otfuse-maps-'));
@@ -60,7 +60,7 @@ test('downsample: exact copy when it fits, block means otherwise (3072×3072 →
 
 test('hover read-out: canvas position → index ranges of the full map and the value', () => {
   const map = downsample('t', 8, 4, Float32Array.from({ length: 32 }, (_, k) => k), 2);
-  const canvas = { getBoundingClientRect: () => ({ left: 10, top: 20, width: 100, height: 200 }) } as unknown as HTMLCanvasElement;
+  const canvas = { left: 10, top: 20, width: 100, height: 200 };
   const c = cellAt(canvas, map, 10 + 75, 20 + 10);
   assert.deepEqual({ i0: c.i0, i1: c.i1, j0: c.j0, j1: c.j1 }, { i0: 0, i1: 3, j0: 2, j1: 3 });
   assert.equal(describeCell(c), `i 0–3, j 2–3: mean ${c.value.toFixed(4)}`);

@@ -21,24 +21,9 @@ export interface Batch {
   indices: Int32Array;
 }
 
-/** How raw images become model inputs: x = (pixel / scale − mean[c]) / std[c], NCHW. */
-export interface Preprocess {
-  scale?: number;
-  mean?: number[];
-  std?: number[];
-  /** Channel count for IDX images (grayscale = 1). */
-  channels?: number;
-}
+import type { DatasetSpec, Preprocess } from '../types';
 
-/** What `--data` accepts: a path (.npz, .json spec, IDX images), or the spec object itself. */
-export interface DatasetSpec extends Preprocess {
-  path: string;
-  /** IDX labels file (required for IDX images). */
-  labels?: string;
-  /** Use only the first `limit` samples (after `offset`). */
-  limit?: number;
-  offset?: number;
-}
+export type { DatasetSpec, Preprocess };
 
 export interface ArrayInfo {
   name: string;

@@ -244,3 +244,7 @@ export function recipeUsage(): string[] {
 export function recipeSchemaText(): string {
   return JSON.stringify(recipeSchema(), null, 2) + '\n';
 }
+
+// The import-free mirror of the preset names in worker/types.ts must equal PRESETS' keys.
+const _presetMirror: [PresetName] extends [import('../types').PresetName] ? ([import('../types').PresetName] extends [PresetName] ? true : false) : false = true;
+void _presetMirror;

@@ -2,6 +2,7 @@
 // (worker/types.ts), recipe validation and JSON schema (recipe.ts, recipe.schema.json), the CLI's value lists and
 // usage text (worker/cli.ts) and README's option list all derive from these tables. Adding a residual policy =
 // one entry here (+ its test); adding an OT solver = one file + one entry in worker/ot/solvers.ts.
+import type * as Contract from '../types';
 import { combineMaps, type TMap } from './maps';
 export { SOLVERS, SOLVER_NAMES, type OtSolverName } from '../ot/solvers';
 export { GROUND_METRICS, COST_NORMS, type MetricKind, type Normalisation } from '../ot/metric';
@@ -97,3 +98,13 @@ export function namesOf<T extends object>(table: T): (keyof T & string)[] {
 export function isEntry<T extends object>(table: T, name: unknown): name is keyof T {
   return typeof name === 'string' && Object.prototype.hasOwnProperty.call(table, name);
 }
+
+// Compile-time check: the import-free mirrors of these names in worker/types.ts (which the webview type-checks)
+// equal the registries' keys. Adding an option here without updating the mirror fails the build.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _mirrors: [
+  Same<ResidualPolicy, Contract.ResidualPolicy>, Same<AlignBy, Contract.AlignBy>, Same<QkMode, Contract.QkMode>,
+  Same<TokenFilter, Contract.TokenFilter>, Same<RefitMode, Contract.RefitMode>, Same<import('../ot/metric').MetricKind, Contract.MetricKind>,
+  Same<import('../ot/metric').Normalisation, Contract.Normalisation>, Same<import('../ot/solvers').OtSolverName, Contract.OtSolver>,
+] = [true, true, true, true, true, true, true, true];
+void _mirrors;

@@ -1,35 +1,28 @@
 // `otfuse fuse`: load → analyse graphs → capture activations → align each model onto the anchor → average →
 // write the run folder (fused.onnx, maps.safetensors, run.json) atomically → evaluate parents, vanilla, OT.
-import fs from 'node:fs';
 import path from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { OtfuseError, throwIfCancelled } from '../errors';
 import { loadModel, OnnxModel } from '../onnx/model';
-import { cleanStaleTemps, writeDirAtomic, writeFileAtomic } from '../onnx/atomic';
-import { saveModelAuto } from '../onnx/external';
 import { openDataset, type Dataset } from '../data/dataset';
-import { evaluateModel } from '../runtime/evaluate';
-import { finetuneModel } from '../train/finetune';
 import { preflight } from '../preflight';
-import { toErrorInfo } from '../errors';
 import { autotuneRecipe, AUTOTUNE_DEFAULT_BUDGET_S } from './autotune';
-import { baselineMetrics } from './baselines';
-import type { ProviderChoice, ProviderReport } from '../runtime/providers';
+import type { ProviderChoice } from '../runtime/providers';
 import { analyzeModel, type LinearRef, type ModelPlan } from '../graph/analyze';
 import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion } from './slices';
-import type { FuseRequest, FuseResult, JobContext, LayerMapInfo, ModelMetrics, RunRecord, ProgressEvent, FinetuneResult, DataArg } from '../types';
+import type { FuseRequest, FuseResult, JobContext, RunRecord, ProgressEvent } from '../types';
+import { abandonRun, claimRun, commitRun } from '../runs/store';
+import { writeRunFolder } from './runFolder';
 import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions, type CaptureStats } from './activations';
 import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
-import { resolveRecipe, RECIPE_FIELDS, type ResolvedRecipe } from './recipe';
+import { resolveRecipe, type ResolvedRecipe } from './recipe';
 import { ALIGN_BY, REFITS, RESIDUAL_POLICIES } from './registry';
 import { configureLinalg } from './linalg';
 import { cloneForWeights, paramView } from './params';
-import { encodeSafetensors, type StTensor } from './safetensors';
 import type { TMap } from './maps';
 import { refitModel, type RefitLayerResult } from './refit';
 
-export const OTFUSE_VERSION = '0.1.0';
+export { OTFUSE_VERSION } from './runFolder';
 
 /** Above this many bytes of activations per model, 'auto' capture goes stage by stage. */
 const STAGED_ABOVE_BYTES = 512 * 2 ** 20;
@@ -304,18 +297,6 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, refit, capture };
 }
 
-function stamp(d = new Date()): string {
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-}
-
-function versions(): Record<string, string> {
-  const v: Record<string, string> = { otfuse: OTFUSE_VERSION, node: process.version };
-  const ortVersions = (ort.env as unknown as { versions?: Record<string, string> }).versions;
-  if (ortVersions?.common) v.onnxruntime = ortVersions.common;
-  return v;
-}
-
 export async function fuseModels(request: FuseRequest, context: JobContext = {}): Promise<FuseResult> {
   const t0 = performance.now();
   const emit = (e: ProgressEvent) => context.onProgress?.(e);
@@ -340,129 +321,32 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   const calib = request.data !== undefined ? openDataset(request.data) : undefined;
   const evalSet = request.skipEval ? undefined : request.evalData !== undefined ? openDataset(request.evalData) : calib;
 
-  const name = (recipe.name !== 'fusion' ? recipe.name : `${path.basename(files[1], '.onnx')}-into-${path.basename(files[0], '.onnx')}`).replace(/[^\w.-]+/g, '_');
+  const name = recipe.name !== 'fusion' ? recipe.name : `${path.basename(files[1], '.onnx')}-into-${path.basename(files[0], '.onnx')}`;
   const runsDir = path.resolve(request.runsDir ?? path.join('.otfuse', 'runs'));
   // Before any work: outputs writable and not an input model, evaluation and training labels inside the classes.
   const trainSet = request.finetune ? openDataset(request.finetune.data) : undefined;
   preflight({ inputs: files, output: request.output, runsDir, model: models[0], labelled: [evalSet, trainSet] });
   trainSet?.close();
-  // Hidden temp folders of runs that were killed (their process is gone) are removed.
-  cleanStaleTemps(runsDir);
-  let id = `${stamp()}-${name}`;
-  for (let i = 2; fs.existsSync(path.join(runsDir, id)); i++) id = `${stamp()}-${name}-${i}`;
-  const runDir = path.join(runsDir, id);
-
-  // Auto-tune (quality helper's hook): pick the recipe on a held-out slice of the calibration data.
-  const autotune = request.autotune && calib ? await autotuneRecipe(models, calib, {
-    base: request.recipe, provider: request.provider, signal: context.signal, onProgress: context.onProgress,
-    budgetSeconds: typeof request.autotune === 'object' ? request.autotune.budgetSeconds ?? AUTOTUNE_DEFAULT_BUDGET_S : AUTOTUNE_DEFAULT_BUDGET_S,
-  }) : undefined;
-  if (autotune) { recipe = resolveRecipe(autotune.chosen); timings.autotune = autotune.seconds; }
-  const result = await fuseLoaded({ models, recipe, calib, provider: request.provider, signal: context.signal, onProgress: context.onProgress, vanilla: !!evalSet });
-  Object.assign(timings, result.timings);
-  throwIfCancelled(context.signal);
-
-  const record: RunRecord = await writeDirAtomic(runDir, async (tmp) => {
-    t = performance.now();
-    emit({ stage: 'write', message: 'fused model and maps' });
-    const fusedPath = path.join(tmp, 'fused.onnx');
-    saveModelAuto(result.fused, fusedPath); // over 2 GB: weights in fused.onnx.data next to it
-    const tensors: Record<string, StTensor> = {};
-    const layers: LayerMapInfo[] = [];
-    for (let k = 1; k < result.maps.length; k++) {
-      for (const r of result.maps[k]) {
-        const key = `m${k}/${r.name}`;
-        const data = new Float32Array(r.map.plan.length);
-        for (let i = 0; i < data.length; i++) data[i] = r.map.plan[i] * r.map.n;
-        tensors[key] = { shape: [r.map.n, r.map.m], data };
-        layers.push({ name: r.name, kind: r.kind, rows: r.map.n, cols: r.map.m, model: k, tensor: key, diagnostics: r.diagnostics });
-      }
-    }
-    writeFileAtomic(path.join(tmp, 'maps.safetensors'), encodeSafetensors(tensors, { format: 'otfuse-maps', scaling: 'n*P: rows sum to 1 (other model rows, anchor columns)' }));
-    timings.write = (performance.now() - t) / 1000;
-
-    const metrics: ModelMetrics[] = [];
-    let provider: ProviderReport | undefined;
-    t = performance.now();
-    if (evalSet) {
-      const targets: { label: string; file?: string; model: OnnxModel }[] = [
-        ...models.map((m, k) => ({ label: `${path.basename(m.file)}${k === 0 ? ' (anchor)' : ''}`, file: m.file, model: m })),
-        ...(result.vanilla ? [{ label: 'vanilla', model: result.vanilla }] : []),
-        { label: 'ot', file: request.output ? path.resolve(request.output) : path.join(runDir, 'fused.onnx'), model: result.fused },
-      ];
-      for (let i = 0; i < targets.length; i++) {
-        throwIfCancelled(context.signal);
-        emit({ stage: 'evaluate', message: targets[i].label, done: i, total: targets.length });
-        const r = await evaluateModel(targets[i].model, evalSet, { limit: request.evalLimit, provider: request.provider, signal: context.signal, batchSize: 256 });
-        provider = r.provider;
-        metrics.push({ label: targets[i].label, file: targets[i].file, accuracy: r.accuracy, loss: r.loss });
-        emit({ stage: 'evaluate', message: targets[i].label, done: i + 1, total: targets.length, metrics: { accuracy: r.accuracy, loss: r.loss } });
-      }
-    }
-    timings.evaluate = (performance.now() - t) / 1000;
-
-    // Optional finetune of the fused model, as one more stage of the same run (its checkpoint lives in the folder).
-    let finetune: FinetuneResult | undefined;
-    const warnings: string[] = [];
-    const unconverged = result.maps.flat().filter((r) => r.diagnostics.converged === 0).map((r) => r.name);
-    if (unconverged.length) {
-      warnings.push(`the OT solver stopped at its iteration cap without converging for ${unconverged.length} map(s) (${unconverged.slice(0, 3).join(', ')}${unconverged.length > 3 ? ', …' : ''}); the maps are approximate: raise --reg or use --solver emd`);
-    }
-    if (request.finetune) {
-      t = performance.now();
-      const tuned = path.join(tmp, 'finetuned.onnx');
-      const { data: trainData, evalData: ftEval, ...options } = request.finetune;
-      try {
-        finetune = await finetuneModel({ ...options, provider: options.provider ?? request.provider, model: fusedPath, data: trainData, evalData: ftEval ?? request.evalData ?? request.data, output: tuned }, context);
-        finetune = { ...finetune, output: path.join(runDir, 'finetuned.onnx') };
-      } catch (err) {
-        // A failed finetune stage does not lose the fusion: the run keeps the fused model and says why.
-        const info = toErrorInfo(err);
-        if (info.code === 'CANCELLED') throw err;
-        warnings.push(`finetune stage failed (${info.code}): ${info.message}`);
-        emit({ stage: 'finetune', message: `failed: ${info.message}` });
-        fs.rmSync(tuned, { force: true });
-      }
-      timings.finetune = (performance.now() - t) / 1000;
-      if (evalSet && finetune) {
-        const r = await evaluateModel(loadModel(tuned), evalSet, { limit: request.evalLimit, provider: request.provider, signal: context.signal, batchSize: 256 });
-        metrics.push({ label: 'ot+finetune', file: finetune.output, accuracy: r.accuracy, loss: r.loss });
-      }
-    }
-    if (request.baselines && evalSet) metrics.push(...await baselineMetrics(result.fused, models, result.vanilla, evalSet, request, context));
-    timings.total = (performance.now() - t0) / 1000;
-    const rec: RunRecord = {
-      id, name, status: 'done', createdAt: new Date().toISOString(), recipe: { ...request.recipe, ...publicRecipe(recipe) },
-      models: files, anchor: files[0], fusedModel: request.output ? path.resolve(request.output) : path.join(runDir, 'fused.onnx'),
-      versions: versions(), provider, timings, metrics, layers, mapsFile: 'maps.safetensors',
-      ...(finetune ? { finetune } : {}),
-      ...(result.refit ? { refit: result.refit } : {}),
-      ...(result.capture ? { capture: result.capture } : {}),
-      peakRssBytes: process.resourceUsage().maxRSS * 1024,
-      ...(warnings.length ? { warnings } : {}),
-      ...(autotune ? { autotune } : {}),
-      // Absolute paths, so re-evaluating or finetuning the run later works from any working directory.
-      ...(request.data !== undefined ? { data: absoluteData(request.data) } : {}),
-      ...(evalSet ? { evalData: absoluteData((request.evalData ?? request.data)!) } : {}),
-    };
-    writeFileAtomic(path.join(tmp, 'run.json'), JSON.stringify(rec, null, 1));
+  // The run folder is claimed (a unique id, a writable folder) before the work, and built under a hidden name.
+  const claim = claimRun(runsDir, name);
+  const runDir = claim.dir;
+  let record: RunRecord;
+  try {
+    // Auto-tune: pick the recipe on a held-out slice of the calibration data (never the evaluation data).
+    const autotune = request.autotune && calib ? await autotuneRecipe(models, calib, {
+      base: request.recipe, provider: request.provider, signal: context.signal, onProgress: context.onProgress,
+      budgetSeconds: typeof request.autotune === 'object' ? request.autotune.budgetSeconds ?? AUTOTUNE_DEFAULT_BUDGET_S : AUTOTUNE_DEFAULT_BUDGET_S,
+    }) : undefined;
+    if (autotune) { recipe = resolveRecipe(autotune.chosen); timings.autotune = autotune.seconds; }
+    const result = await fuseLoaded({ models, recipe, calib, provider: request.provider, signal: context.signal, onProgress: context.onProgress, vanilla: !!evalSet });
+    Object.assign(timings, result.timings);
     throwIfCancelled(context.signal);
-    // The requested output goes last so a failure before it leaves neither the folder nor the file.
-    if (request.output) saveModelAuto(result.fused, path.resolve(request.output));
-    return rec;
-  });
+    record = await writeRunFolder({ request, context, claim, files, models, recipe, result, evalSet, timings, t0, autotune });
+    commitRun(claim);
+  } catch (err) {
+    abandonRun(claim);
+    throw err;
+  }
   emit({ stage: 'done', message: runDir });
   return { runDir, record };
-}
-
-/** The recipe as run.json records it: every public field (RECIPE_FIELDS), resolved. */
-function publicRecipe(r: ResolvedRecipe): RunRecord['recipe'] {
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(RECIPE_FIELDS)) if (k !== '$schema' && (r as unknown as Record<string, unknown>)[k] !== undefined) out[k] = (r as unknown as Record<string, unknown>)[k];
-  return out as RunRecord['recipe'];
-}
-
-function absoluteData(arg: DataArg): DataArg {
-  if (typeof arg === 'string') return path.resolve(arg);
-  return { ...arg, path: path.resolve(arg.path), ...(arg.labels ? { labels: path.resolve(arg.labels) } : {}) };
 }

@@ -19,18 +19,9 @@ export interface Initializer {
   data: Float32Array;
 }
 
-export interface ModelSummary {
-  file: string;
-  irVersion: number;
-  opsets: Record<string, number>;
-  producer: string;
-  inputs: { name: string; type: string; shape: (number | string)[] }[];
-  outputs: { name: string; type: string; shape: (number | string)[] }[];
-  nodeCount: number;
-  initializerCount: number;
-  parameterCount: number;
-  opHistogram: Record<string, number>;
-}
+import type { ModelSummary } from '../types';
+
+export type { ModelSummary };
 
 export class OnnxModel {
   readonly file: string;
@@ -130,6 +121,7 @@ export class OnnxModel {
       initializerCount: this.byName.size,
       parameterCount: [...this.byName.values()].filter(isFloatTensor).reduce((s, t) => s + dimsOf(t).reduce((a, b) => a * b, 1), 0),
       opHistogram,
+      ...(this.proto.metadataProps?.length ? { metadata: Object.fromEntries(this.proto.metadataProps.map((p) => [p.key ?? '', p.value ?? ''])) } : {}),
     };
   }
 }

@@ -5,16 +5,9 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { OtfuseError } from '../errors';
 
-export type ProviderChoice = 'auto' | 'cpu' | 'cuda' | 'webgpu';
-export type ProviderName = 'cpu' | 'cuda' | 'webgpu';
+import type { ProviderChoice, ProviderName, ProviderReport } from '../types';
 
-export interface ProviderReport {
-  /** The provider that runs the sessions. */
-  used: ProviderName;
-  requested: ProviderChoice;
-  /** One line per provider that was tried or skipped, e.g. "cuda: skipped (CUDA provider libraries not installed; …)". */
-  reasons: string[];
-}
+export type { ProviderChoice, ProviderName, ProviderReport };
 
 const ortBinDir = (): string => path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch);
 

@@ -1,0 +1,128 @@
+// Fuse Models: models (a single selection explains why two are needed), a compatibility check before any prompt,
+// anchor, calibration data, evaluation data (held out, or labelled calibration data), preset or recipe.
+import { hfModelFolder } from '../hf';
+import * as vscode from 'vscode';
+import path from 'node:path';
+import type { DataArg, FuseRecipe, FuseResult, RunRecord } from '../../worker/types';
+import { measuredOn, pct } from '../format';
+import type { Deps } from './deps';
+import { showError, trusted } from './notify';
+import { Pickers, recipeFor, SKIP_EVALUATION, USE_CALIBRATION, type PresetId } from './pickers';
+
+/** Options for running Fuse Models without prompts (tests, other extensions, Re-run with edits). */
+export interface FuseOptions {
+  models?: string[];
+  anchor?: string;
+  /** Calibration data (activations). */
+  data?: DataArg;
+  /** Held-out data to evaluate parents, vanilla and the fused model on. Without it (and with `data` given) the
+   * numbers are measured on the calibration data and labelled so. */
+  evalData?: DataArg;
+  skipEval?: boolean;
+  preset?: PresetId;
+  recipe?: FuseRecipe | string;
+  runsDir?: string;
+  evalLimit?: number;
+  /** Do not show the result notification. */
+  quiet?: boolean;
+}
+
+/** Why these models cannot be fused (checked from their graphs, without running them), or undefined. */
+export async function incompatibility(d: Deps, models: string[]): Promise<string | undefined> {
+  const infos = [];
+  for (const m of models) {
+    try {
+      infos.push({ file: m, r: await d.engines.engine.inspect({ model: m, alignment: true, noSession: true }) });
+    } catch (err) {
+      return `${path.basename(m)} cannot be fused: ${(err as Error).message.split('\n')[0]}`;
+    }
+  }
+  const [a, ...rest] = infos;
+  const classes = (x: typeof a) => x.r.summary.outputs[0]?.shape.at(-1);
+  for (const b of rest) {
+    const A = a.r.alignment!, B = b.r.alignment!;
+    const why = A.layers !== B.layers ? `${A.layers} vs ${B.layers} transformer blocks`
+      : A.heads !== B.heads ? `${A.heads} vs ${B.heads} attention heads`
+        : classes(a) !== classes(b) ? `${classes(a)} vs ${classes(b)} output classes`
+          : a.r.summary.inputs.map((i) => i.name).join() !== b.r.summary.inputs.map((i) => i.name).join() ? `different inputs (${a.r.summary.inputs.map((i) => i.name).join(', ')} vs ${b.r.summary.inputs.map((i) => i.name).join(', ')})`
+            : undefined;
+    if (why) return `${path.basename(a.file)} and ${path.basename(b.file)} cannot be fused: ${why} (fusion needs the same depth, heads, inputs and classes; widths may differ)`;
+  }
+  return undefined;
+}
+
+export function fuseCommands(d: Deps, pickers: Pickers) {
+  async function fuse(uri?: vscode.Uri, uris?: vscode.Uri[], options: FuseOptions = {}): Promise<FuseResult | undefined> {
+    if (!trusted('Fusing')) return undefined;
+    const selected = options.models ?? (uris && uris.length ? uris : uri ? [uri] : []).map((u) => u.fsPath).filter((p) => p.endsWith('.onnx') || hfModelFolder(p) !== undefined);
+    const models = selected.length >= 2 ? selected : await pickers.pickModels(selected);
+    if (!models) return undefined;
+    const problem = await incompatibility(d, models);
+    if (problem) {
+      void vscode.window.showErrorMessage(`otfuse: ${problem}.`);
+      if (options.quiet) throw Object.assign(new Error(problem), { code: 'MISMATCH' });
+      return undefined;
+    }
+    const anchor = options.anchor ?? await pickers.pickAnchor(models);
+    if (!anchor) return undefined;
+    const data = options.data ?? await pickers.pickFile(`Fuse Models: calibration data (activations for the alignment) for ${path.basename(anchor)}`, 'otfuse.data', anchor);
+    if (!data) return undefined;
+    let evalData = options.evalData;
+    let skipEval = options.skipEval ?? false;
+    if (evalData === undefined && options.data === undefined && !skipEval) {
+      const choice = await pickers.pickEvalData(anchor, typeof data === 'string' ? data : data.path);
+      if (choice === undefined) return undefined;
+      if (choice === SKIP_EVALUATION) skipEval = true;
+      else if (choice !== USE_CALIBRATION) evalData = choice as DataArg;
+    }
+    let recipe: FuseRecipe | undefined;
+    if (options.recipe) recipe = typeof options.recipe === 'string' ? recipeFor(options.recipe) : options.recipe;
+    else if (options.preset) recipe = recipeFor(options.preset);
+    else recipe = await pickers.pickRecipe();
+    if (!recipe) return undefined;
+    const runsDir = options.runsDir ?? d.store.root;
+    const ordered = [anchor, ...models.filter((m) => m !== anchor)];
+    const title = `Fusing ${ordered.map((m) => path.basename(m)).join(' + ')}`;
+    void vscode.commands.executeCommand('otfuse.alignment.focus');
+    const again = () => fuse(undefined, undefined, { ...options, models, anchor, data, evalData, skipEval, recipe });
+    try {
+      const result = await d.jobs.run(title, (ctx) => d.engines.engine.fuse({
+        models: ordered, anchor, data, ...(evalData !== undefined ? { evalData } : {}), skipEval, recipe, runsDir, provider: d.engines.provider(), evalLimit: options.evalLimit ?? pickers.evalLimit(),
+      }, ctx));
+      d.log.info(`run written to ${result.runDir}: ${result.record.metrics.map((m) => `${m.label} ${pct(m.accuracy)}`).join(', ')}`);
+      d.store.notify(result.runDir);
+      await d.alignment.showRun(result.runDir);
+      if (!options.quiet) notifyFused(result.runDir, result.record);
+      return result;
+    } catch (err) {
+      showError(d, 'fusion', err, again);
+      if (options.quiet) throw err;
+      return undefined;
+    }
+  }
+
+  /** Opens the recipe form with a run's recipe; saving it re-runs the fusion with the run's models and data. */
+  async function rerunWithEdits(arg?: unknown): Promise<void> {
+    const dir = typeof arg === 'string' ? arg : d.alignment.currentRun;
+    const record = dir ? d.store.get(dir).record : undefined;
+    if (!dir || !record) return;
+    d.panels.openRecipeForm({ recipe: record.recipe, run: { dir, record } });
+  }
+
+  return { fuse, rerunWithEdits };
+}
+
+/** "fused: ot 85.10% · vanilla 9.80% · best parent 86.20% on test.npz" with the next steps as buttons. */
+export function notifyFused(runDir: string, record: RunRecord): void {
+  const acc = (label: string) => record.metrics.find((m) => m.label === label)?.accuracy;
+  const parents = record.metrics.filter((m) => m.file && record.models.includes(m.file));
+  const best = parents.reduce<number | undefined>((b, m) => (m.accuracy !== undefined && (b === undefined || m.accuracy > b) ? m.accuracy : b), undefined);
+  const text = record.metrics.length
+    ? `otfuse: fused ${record.name} — OT ${pct(acc('ot'))}${acc('vanilla') !== undefined ? `, vanilla ${pct(acc('vanilla'))}` : ''}, best parent ${pct(best)} ${measuredOn(record)}.`
+    : `otfuse: fused ${record.name} (not evaluated).`;
+  void vscode.window.showInformationMessage(text, 'Open Run', 'Finetune', 'Reveal Fused Model').then((c) => {
+    if (c === 'Open Run') void vscode.commands.executeCommand('otfuse.openRun', runDir);
+    else if (c === 'Finetune') void vscode.commands.executeCommand('otfuse.quickFinetune', runDir);
+    else if (c) void vscode.commands.executeCommand('otfuse.revealFusedModel', runDir);
+  });
+}

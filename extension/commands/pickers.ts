@@ -1,0 +1,215 @@
+// The prompts: models, anchor, data (ranked and filtered by the model's inputs, with N and shapes), evaluation
+// data (held-out first; calibration data only as a labelled choice), preset or recipe.
+import * as vscode from 'vscode';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { DataArg, DataDescription, FuseRecipe, ModelSummary } from '../../worker/types';
+import { fitOf, rankData, type DataFit } from '../dataFit';
+import type { Deps } from './deps';
+
+export type PresetId = 'recommended' | 'exact' | 'weight-based';
+export const PRESETS: Record<PresetId, { label: string; detail: string; recipe: FuseRecipe }> = {
+  recommended: { label: 'Recommended', detail: 'activation-based soft alignment (Sinkhorn), residual mean — the paper\'s best setting', recipe: { preset: 'default' } },
+  exact: { label: 'Exact', detail: 'hard alignment (EMD), heads matched as units — reproduces a permuted copy exactly', recipe: { preset: 'exact' } },
+  'weight-based': { label: 'Weight-based', detail: 'no data needed for alignment: cost from the weights themselves', recipe: { preset: 'weights' } },
+};
+
+export const EXCLUDE = '**/{node_modules,.git,.otfuse,.e2e,dist,dist-test,out}/**';
+
+/** Evaluation choice that is not a file. */
+export const USE_CALIBRATION = Symbol('use calibration data');
+export const SKIP_EVALUATION = Symbol('skip evaluation');
+
+export function resolveWs(p: string): string {
+  if (path.isAbsolute(p)) return p;
+  const ws = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  return ws ? path.join(ws, p) : p;
+}
+
+/** A .json data spec has a string `path` (and no `name`/`version` like package.json). */
+export function isDatasetSpec(file: string): boolean {
+  if (/(^|[\\/])(package|tsconfig|package-lock|run)\.json$|\.otfuse\.json$/.test(file)) return false;
+  try {
+    if (fs.statSync(file).size > 64 * 1024) return false;
+    const j = JSON.parse(fs.readFileSync(file, 'utf8'));
+    return j && typeof j === 'object' && typeof j.path === 'string';
+  } catch {
+    return false;
+  }
+}
+
+export class Pickers {
+  private readonly described = new Map<string, { mtime: number; d: DataDescription }>();
+  private readonly inputs = new Map<string, { mtime: number; inputs: ModelSummary['inputs'] }>();
+
+  constructor(private readonly d: Deps) {}
+
+  private get state() { return this.d.context.workspaceState; }
+
+  evalLimit(): number | undefined {
+    const n = vscode.workspace.getConfiguration('otfuse').get<number>('evalLimit', 0);
+    return n > 0 ? n : undefined;
+  }
+
+  async pickModels(selected: string[], title = 'Fuse Models: choose two or more models'): Promise<string[] | undefined> {
+    const found = await vscode.workspace.findFiles('**/*.onnx', EXCLUDE, 200);
+    const items: (vscode.QuickPickItem & { file?: string })[] = found.map((u) => ({ label: path.basename(u.fsPath), description: vscode.workspace.asRelativePath(u), file: u.fsPath, picked: selected.includes(u.fsPath) }));
+    items.push({ label: '$(folder-opened) Browse…', alwaysShow: true });
+    const single = selected.length === 1;
+    const picked = await vscode.window.showQuickPick(items, {
+      canPickMany: true,
+      title: single ? `Fuse Models: ${path.basename(selected[0])} needs at least one partner — fusion averages two or more models of the same architecture after aligning their neurons` : title,
+      placeHolder: single ? 'Tick one or more other checkpoints of the same architecture (same depth, heads and classes)' : 'The models to fuse (.onnx)',
+    });
+    if (!picked) return undefined;
+    let files = picked.filter((p) => p.file).map((p) => p.file!);
+    if (picked.some((p) => !p.file)) {
+      const more = await vscode.window.showOpenDialog({ canSelectMany: true, filters: { 'ONNX models': ['onnx'] }, title: 'Models to fuse' });
+      if (more) files = [...new Set([...files, ...more.map((u) => u.fsPath)])];
+    }
+    if (files.length < 2) {
+      void vscode.window.showWarningMessage('otfuse: fusion needs two or more models — it aligns the neurons of each model onto an anchor with optimal transport and averages them. Select at least two .onnx files of the same architecture.');
+      return undefined;
+    }
+    return files;
+  }
+
+  async pickAnchor(models: string[]): Promise<string | undefined> {
+    const last = this.state.get<string>('otfuse.anchor');
+    const ordered = [...models].sort((a, b) => (a === last ? -1 : b === last ? 1 : 0));
+    const pick = await vscode.window.showQuickPick(ordered.map((m) => ({ label: path.basename(m), description: m === last ? 'last used' : vscode.workspace.asRelativePath(m), file: m })), {
+      title: 'Fuse Models: anchor', placeHolder: 'The anchor model: its graph and widths define the fused model',
+    });
+    if (pick) await this.state.update('otfuse.anchor', pick.file);
+    return pick?.file;
+  }
+
+  /** The model's inputs (names, shapes), read without an ONNX Runtime session; cached per file version. */
+  async modelInputs(model: string): Promise<ModelSummary['inputs'] | undefined> {
+    try {
+      const mtime = fs.statSync(model).mtimeMs;
+      const hit = this.inputs.get(model);
+      if (hit && hit.mtime === mtime) return hit.inputs;
+      const r = await this.d.engines.engine.inspect({ model, noSession: true });
+      this.inputs.set(model, { mtime, inputs: r.summary.inputs });
+      return r.summary.inputs;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async describe(files: string[]): Promise<Map<string, DataDescription>> {
+    const out = new Map<string, DataDescription>();
+    const todo: string[] = [];
+    for (const f of files) {
+      let mtime = 0;
+      try { mtime = fs.statSync(f).mtimeMs; } catch { /* gone */ }
+      const hit = this.described.get(f);
+      if (hit && hit.mtime === mtime) out.set(f, hit.d); else todo.push(f);
+    }
+    if (todo.length) {
+      let fresh: DataDescription[];
+      try { fresh = await this.d.engines.engine.describeData(todo); } catch (err) { fresh = todo.map((p) => ({ path: p, error: (err as Error).message })); }
+      for (const desc of fresh) {
+        let mtime = 0;
+        try { mtime = fs.statSync(desc.path).mtimeMs; } catch { /* gone */ }
+        this.described.set(desc.path, { mtime, d: desc });
+        out.set(desc.path, desc);
+      }
+    }
+    return out;
+  }
+
+  async candidates(model: string | undefined): Promise<{ file: string; fit: DataFit }[]> {
+    const found = await vscode.workspace.findFiles('**/*.{npz,json,jsonl,csv}', EXCLUDE, 300);
+    const files = found.map((u) => u.fsPath).filter((f) => f.endsWith('.npz') || /\.(jsonl|csv)$/.test(f) || isDatasetSpec(f));
+    const [inputs, described] = await Promise.all([model ? this.modelInputs(model) : Promise.resolve(undefined), this.describe(files)]);
+    return files.map((file) => ({ file, fit: fitOf(inputs, described.get(file) ?? { path: file, error: 'not inspected' }) }));
+  }
+
+  /** A data file for `model`: candidates that fit its inputs first (N and shapes shown), the others below. */
+  async pickData(title: string, key: string, model: string | undefined, options: { heldOut?: boolean; near?: string; exclude?: string; extra?: (vscode.QuickPickItem & { choice: symbol })[] } = {}): Promise<string | symbol | undefined> {
+    const last = this.state.get<string>(key);
+    const ranked = rankData((await this.candidates(model)).filter((c) => c.file !== options.exclude), { last, near: options.near, heldOut: options.heldOut });
+    type Item = vscode.QuickPickItem & { file?: string; choice?: symbol };
+    const item = (c: { file: string; fit: DataFit }): Item => ({
+      label: c.fit.score === 0 ? `$(warning) ${path.basename(c.file)}` : path.basename(c.file),
+      description: `${vscode.workspace.asRelativePath(c.file)}${c.file === last ? ' · last used' : ''}`,
+      detail: c.fit.score === 0 ? `does not fit ${model ? path.basename(model) : 'the model'}: ${c.fit.reason}` : c.fit.reason,
+      file: c.file,
+    });
+    const fits = ranked.filter((c) => c.fit.score > 0);
+    const misfits = ranked.filter((c) => c.fit.score === 0);
+    const items: Item[] = [
+      ...fits.map(item),
+      ...(options.extra ?? []),
+      ...(misfits.length ? [{ label: `Do not fit ${model ? path.basename(model) : 'the model'}`, kind: vscode.QuickPickItemKind.Separator } as Item, ...misfits.map(item)] : []),
+      { label: '$(folder-opened) Browse…', alwaysShow: true },
+    ];
+    const pick = await vscode.window.showQuickPick(items, { title, matchOnDescription: true, placeHolder: 'A data set: .npz (x, or arrays named after the model inputs, + y), a .json data spec or IDX images' });
+    if (!pick) return undefined;
+    if (pick.choice) return pick.choice;
+    let file = pick.file;
+    if (!file) {
+      const chosen = await vscode.window.showOpenDialog({ canSelectMany: false, title, filters: { 'Data sets': ['npz', 'json', 'jsonl', 'csv', 'gz', 'idx3-ubyte'] } });
+      file = chosen?.[0]?.fsPath;
+    }
+    if (file) await this.state.update(key, file);
+    return file;
+  }
+
+  /** Calibration data (activations) for fusing `model`. */
+  async pickFile(title: string, key: string, model: string | undefined): Promise<string | undefined> {
+    const r = await this.pickData(title, key, model);
+    return typeof r === 'string' ? r : undefined;
+  }
+
+  /** Evaluation data, separate from the calibration data: a held-out set next to it first. */
+  async pickEvalData(model: string, calibration: string): Promise<DataArg | typeof USE_CALIBRATION | typeof SKIP_EVALUATION | undefined> {
+    const r = await this.pickData(`Fuse Models: evaluation data (held out, not the calibration data)`, 'otfuse.evalData', model, {
+      heldOut: true, near: calibration, exclude: calibration,
+      extra: [
+        { label: '$(warning) Use the calibration data', description: path.basename(calibration), detail: 'accuracies will be labelled "measured on calibration data" — not a held-out result', choice: USE_CALIBRATION },
+        { label: '$(circle-slash) Skip evaluation', detail: 'fuse only; evaluate later with Re-evaluate Run', choice: SKIP_EVALUATION },
+      ],
+    });
+    return r as DataArg | typeof USE_CALIBRATION | typeof SKIP_EVALUATION | undefined;
+  }
+
+  async pickRecipe(): Promise<FuseRecipe | undefined> {
+    const configured = vscode.workspace.getConfiguration('otfuse').get<string>('defaultRecipe', 'recommended');
+    const last = this.state.get<string>('otfuse.preset') ?? configured;
+    type Item = vscode.QuickPickItem & { id: string };
+    const items: Item[] = (Object.keys(PRESETS) as PresetId[]).map((id) => ({ id, label: PRESETS[id].label, detail: PRESETS[id].detail, description: id === last ? 'last used' : undefined }));
+    if (last && !(last in PRESETS) && fs.existsSync(resolveWs(last))) items.push({ id: last, label: path.basename(last), detail: 'recipe file', description: 'last used' });
+    items.push({ id: 'open', label: '$(json) Open recipe JSON…', detail: 'a FuseRecipe file (*.otfuse.json)' });
+    items.push({ id: 'form', label: '$(edit) New recipe…', detail: 'a form: solver, regularisation, residual policy, Q/K mode, weights → *.otfuse.json' });
+    items.sort((a, b) => (a.id === last ? -1 : b.id === last ? 1 : 0));
+    const pick = await vscode.window.showQuickPick(items, { title: 'Fuse Models: preset', placeHolder: 'How to align the models' });
+    if (!pick) return undefined;
+    let id = pick.id;
+    if (id === 'form') { void vscode.commands.executeCommand('otfuse.newRecipe'); return undefined; }
+    if (id === 'open') {
+      const chosen = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Recipe JSON': ['json'] }, title: 'Recipe JSON' });
+      if (!chosen?.[0]) return undefined;
+      id = chosen[0].fsPath;
+    }
+    const recipe = recipeFor(id);
+    await this.state.update('otfuse.preset', id);
+    return recipe;
+  }
+
+  async pickOne(title: string): Promise<string | undefined> {
+    const tab = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
+    const active = tab instanceof vscode.TabInputCustom ? tab.uri.fsPath : vscode.window.activeTextEditor?.document.uri.fsPath;
+    if (active?.endsWith('.onnx')) return active;
+    const found = await vscode.workspace.findFiles('**/*.onnx', EXCLUDE, 200);
+    const pick = await vscode.window.showQuickPick(found.map((u) => ({ label: path.basename(u.fsPath), description: vscode.workspace.asRelativePath(u), file: u.fsPath })), { title });
+    return pick?.file;
+  }
+}
+
+export function recipeFor(id: string): FuseRecipe {
+  if (id in PRESETS) return { ...PRESETS[id as PresetId].recipe };
+  return JSON.parse(fs.readFileSync(resolveWs(id), 'utf8')) as FuseRecipe;
+}

@@ -1,0 +1,86 @@
+// Exports of what the views show: heatmap/chart PNGs (made by the webview), a map as CSV or NPY, the accuracy
+// table as CSV or Markdown. Each asks where to save (a sensible name in the run folder by default).
+import * as vscode from 'vscode';
+import fs from 'node:fs';
+import path from 'node:path';
+import { encodeNpy } from '../worker/data/npy';
+import { mapsPath, readRun } from '../worker/runs/store';
+import type { RunRecord } from '../worker/types';
+import { MapsFile } from './safetensors';
+import { measuredOn } from './format';
+
+/** Test hook: when set, saves go to this folder without a dialog. */
+let saveFolderForTests: string | undefined;
+export function setExportFolderForTests(dir: string | undefined): void { saveFolderForTests = dir; }
+
+async function target(suggested: string, filters: Record<string, string[]>): Promise<string | undefined> {
+  if (saveFolderForTests) return path.join(saveFolderForTests, path.basename(suggested));
+  const uri = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(suggested), filters });
+  return uri?.fsPath;
+}
+
+async function save(suggested: string, filters: Record<string, string[]>, bytes: Uint8Array | string): Promise<string | null> {
+  const file = await target(suggested, filters);
+  if (!file) return null;
+  fs.writeFileSync(file, bytes);
+  void vscode.window.showInformationMessage(`otfuse: saved ${path.basename(file)}`, 'Reveal').then((c) => {
+    if (c) void vscode.commands.executeCommand('revealFileInOS', vscode.Uri.file(file));
+  });
+  return file;
+}
+
+function defaultDir(): string {
+  return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? process.cwd();
+}
+
+/** A PNG the webview rendered (heatmap with its colour bar, the overview chart, the loss curve). */
+export function saveWebviewFile(suggestedName: string, bytes: Uint8Array): Promise<string | null> {
+  const name = suggestedName.replace(/[^\w.-]+/g, '_');
+  return save(path.join(defaultDir(), name), { 'PNG image': ['png'] }, bytes);
+}
+
+function recordOf(runDir: string): RunRecord {
+  const r = readRun(runDir).record;
+  if (!r) throw new Error(`${runDir}: run.json is not readable`);
+  return r;
+}
+
+function readFullMap(runDir: string, tensor: string) {
+  const file = mapsPath({ dir: runDir, record: recordOf(runDir) });
+  if (!file) throw new Error(`${runDir}: no maps file`);
+  return MapsFile.open(file).read(tensor);
+}
+
+const fileSafe = (s: string) => s.replace(/[^\w.-]+/g, '_');
+
+export function mapCsv(rows: number, cols: number, data: Float32Array): string {
+  const lines: string[] = [];
+  for (let i = 0; i < rows; i++) lines.push(Array.from(data.subarray(i * cols, (i + 1) * cols), (v) => String(v)).join(','));
+  return lines.join('\n') + '\n';
+}
+
+export async function exportMap(runDir: string, tensor: string, format: 'csv' | 'npy'): Promise<string | null> {
+  const { rows, cols, data } = readFullMap(runDir, tensor);
+  const name = `${fileSafe(recordOf(runDir).name)}-${fileSafe(tensor)}.${format}`;
+  const bytes = format === 'csv' ? mapCsv(rows, cols, data) : encodeNpy(data, [rows, cols]);
+  return save(path.join(defaultDir(), name), format === 'csv' ? { CSV: ['csv'] } : { 'NumPy array': ['npy'] }, bytes);
+}
+
+export function accuracyTable(record: RunRecord, format: 'csv' | 'markdown'): string {
+  const on = measuredOn(record);
+  const rows = record.metrics.map((m) => [m.label, m.accuracy === undefined ? '' : (100 * m.accuracy).toFixed(2), m.loss === undefined ? '' : m.loss.toFixed(4), m.file ?? '']);
+  if (format === 'csv') {
+    const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+    return ['model,accuracy_percent,loss,file', ...rows.map((r) => r.map(q).join(','))].join('\n') + '\n';
+  }
+  const esc = (s: string) => s.replace(/\|/g, '\\|');
+  return [`Accuracy of run **${esc(record.name)}** ${on ? `(measured ${esc(on)})` : ''}`.trim(), '',
+    '| model | accuracy | loss |', '| --- | ---: | ---: |',
+    ...rows.map((r) => `| ${esc(r[0])} | ${r[1] ? `${r[1]} %` : '—'} | ${r[2] || '—'} |`)].join('\n') + '\n';
+}
+
+export function exportAccuracy(runDir: string, format: 'csv' | 'markdown'): Promise<string | null> {
+  const record = recordOf(runDir);
+  const ext = format === 'csv' ? 'csv' : 'md';
+  return save(path.join(defaultDir(), `${fileSafe(record.name)}-accuracy.${ext}`), format === 'csv' ? { CSV: ['csv'] } : { Markdown: ['md'] }, accuracyTable(record, format));
+}

@@ -1,0 +1,49 @@
+// The data picker's ranking: files that fit the model's inputs (names and per-sample shapes) come first, with N and
+// shapes; a BERT token set never ranks above an image set for a ViT; held-out names next to the calibration data
+// come first for evaluation.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { describeArrays, fitOf, looksHeldOut, rankData } from '../../extension/dataFit';
+import type { DataDescription, ModelSummary } from '../../worker/types';
+
+const vit: ModelSummary['inputs'] = [{ name: 'pixel_values', type: 'FLOAT', shape: ['batch', 1, 28, 28] }];
+const bert: ModelSummary['inputs'] = [
+  { name: 'input_ids', type: 'INT64', shape: ['batch', 32] },
+  { name: 'attention_mask', type: 'INT64', shape: ['batch', 32] },
+  { name: 'token_type_ids', type: 'INT64', shape: ['batch', 32] },
+];
+const images: DataDescription = { path: '/ws/examples/calib200.npz', size: 200, arrays: [{ name: 'x', type: 'float32', sampleShape: [1, 28, 28] }] };
+const testImages: DataDescription = { path: '/ws/examples/data/fmnist-test-2k.json', size: 2000, arrays: [{ name: 'x', type: 'float32', sampleShape: [1, 28, 28] }] };
+const tokens: DataDescription = { path: '/ws/bert/calib.npz', size: 256, arrays: ['input_ids', 'attention_mask', 'token_type_ids'].map((name) => ({ name, type: 'int64', sampleShape: [32] })) };
+const small: DataDescription = { path: '/ws/small.npz', size: 8, arrays: [{ name: 'x', type: 'float32', sampleShape: [1, 14, 14] }] };
+
+test('fitOf: names and per-sample shapes decide; reasons say what is wrong', () => {
+  assert.equal(fitOf(vit, images).score, 2);
+  assert.equal(fitOf(vit, images).reason, 'N 200 · x [1, 28, 28]');
+  assert.equal(fitOf(bert, tokens).score, 2);
+  const wrong = fitOf(vit, tokens);
+  assert.equal(wrong.score, 0);
+  assert.match(wrong.reason, /no array 'pixel_values'/);
+  assert.equal(fitOf(bert, images).score, 0);
+  const shape = fitOf(vit, small);
+  assert.equal(shape.score, 0);
+  assert.match(shape.reason, /\[1, 14, 14\] per sample.*needs \[1, 28, 28\]/);
+  assert.equal(fitOf(vit, { path: '/x.npz', error: 'bad zip' }).score, 1, 'unknown files are not hidden');
+  assert.equal(describeArrays(tokens), 'N 256 · input_ids [32] · attention_mask [32] · token_type_ids [32]');
+});
+
+test('rankData: fitting first (a ViT never gets the BERT file first, despite "bert/" sorting before "examples/")', () => {
+  const items = [tokens, small, images, testImages].map((d) => ({ file: d.path, fit: fitOf(vit, d) }));
+  const ranked = rankData(items).map((x) => x.file);
+  assert.deepEqual(ranked.slice(0, 2), [images.path, testImages.path]);
+  assert.deepEqual(ranked.slice(2).sort(), [tokens.path, small.path].sort());
+  // For evaluation: held-out names first, and the last used one before the rest.
+  const evalRank = rankData(items, { heldOut: true, near: images.path }).map((x) => x.file);
+  assert.equal(evalRank[0], testImages.path);
+  assert.equal(rankData(items, { last: testImages.path })[0].file, testImages.path);
+});
+
+test('looksHeldOut recognises test/eval/validation names only', () => {
+  for (const f of ['test.npz', 'fmnist-test-2k.json', 'val.npz', 'eval_set.npz', 'heldout.npz', 'validation-1k.npz']) assert.ok(looksHeldOut(f), f);
+  for (const f of ['calib.npz', 'train.npz', 'latest.npz', 'contest.npz']) assert.ok(!looksHeldOut(f), f);
+});

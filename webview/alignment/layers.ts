@@ -1,0 +1,146 @@
+// Aligned layers: the per-layer overview across depth, the selected map (heatmap with colour bar and scale, hover
+// read-out kept above it, zoom into an editor tab, exports) with labelled diagnostics, and every layer's thumbnail.
+import type { LayerMapInfo, MapPayload, RunRecord } from '../../contracts/protocol';
+import { h, button, section, canvasPng } from '../dom';
+import { request } from '../rpc';
+import { cellAt, composeHeatmapImage, describeCell, drawColourBar, drawMap, formatValue } from '../heatmap';
+import { diagnosticLabel, informativeness } from '../labels';
+import { overviewChart } from '../chart';
+import { S, save, width } from './state';
+
+const HOVER_HINT = 'Hover the map: row i (other model), column j (anchor), value.';
+const DETAIL_SIDE = 384;
+
+/** The layer shown first: the most informative one (highest row confidence above uniform), not a near-uniform map. */
+export function defaultLayer(layers: LayerMapInfo[]): LayerMapInfo {
+  return layers.reduce((best, l) => (informativeness(l.diagnostics, l.cols) > informativeness(best.diagnostics, best.cols) ? l : best), layers[0]);
+}
+
+export function layersSection(r: RunRecord, runDir: string): HTMLElement {
+  const layers = r.layers;
+  if (!layers.length) return section('Aligned layers', 'layers', h('p', { class: 'muted' }, 'No transport maps in this run.'));
+  if (!S.persisted.selected || !layers.some((l) => l.tensor === S.persisted.selected)) { S.persisted.selected = defaultLayer(layers).tensor; save(); }
+  const overview = h('div', { id: 'overview', class: 'chart' });
+  const solved = layers.filter((l) => l.kind !== 'residual');
+  requestAnimationFrame(() => {
+    const plot = overviewChart(overview, solved, Math.max(160, width() - 24), (i) => select(solved[i].tensor, false, true));
+    if (plot) { overview.dataset.drawn = '1'; (overview as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas = plot.ctx.canvas; }
+  });
+  const overviewPng = button('PNG', () => {
+    const c = (overview as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas;
+    if (c) void canvasPng(c).then((bytes) => request('saveFile', { suggestedName: `${r.name}-overview.png`, bytes, filter: 'png' }));
+  }, 'secondary', 'btn-export-overview', 'Export the overview chart as PNG');
+  const list = h('div', { class: 'thumbs', role: 'listbox', 'aria-label': 'aligned layers', id: 'layer-list' },
+    ...layers.map((l, k) => h('div', {
+      class: 'thumb-card', role: 'option', tabindex: l.tensor === S.persisted.selected ? '0' : '-1', 'aria-selected': String(l.tensor === S.persisted.selected),
+      'data-tensor': l.tensor, title: `${l.name} (${l.kind}) ${l.rows}×${l.cols}${r.models.length > 2 ? ` · model ${l.model}` : ''}`,
+      onclick: () => select(l.tensor),
+      onkeydown: (e: KeyboardEvent) => {
+        if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); select(l.tensor); }
+        const next = e.key === 'ArrowRight' || e.key === 'ArrowDown' ? k + 1 : e.key === 'ArrowLeft' || e.key === 'ArrowUp' ? k - 1 : -1;
+        if (next >= 0 && next < layers.length) { e.preventDefault(); select(layers[next].tensor, true); }
+      },
+    },
+    h('canvas', { class: 'thumb', 'data-tensor': l.tensor, role: 'img', 'aria-label': `transport map of ${l.name}` }),
+    h('div', { class: 'thumb-name' }, l.name),
+    h('div', { class: 'muted small' }, `${l.kind} · ${l.rows}×${l.cols}${r.models.length > 2 ? ` · m${l.model}` : ''}`))));
+  const act = (action: 'openLarge' | 'exportMapCsv' | 'exportMapNpy') => () => void request('action', { action, runDir, tensor: S.persisted.selected });
+  return section(`Aligned layers (${layers.length})`, 'layers',
+    solved.length > 1 ? h('div', {}, h('h3', {}, 'Across depth'), h('div', { class: 'muted small' }, 'Per aligned map, input to output: how close each is to a permutation (hard alignment) and its OT cost. Click a point to select the layer.'), overview, h('div', { class: 'actions small-actions' }, overviewPng)) : null,
+    h('div', { id: 'detail' },
+      h('h3', { id: 'detail-name' }),
+      h('div', { id: 'hover', class: 'muted small', 'aria-live': 'polite' }, HOVER_HINT),
+      h('div', { class: 'heatmap-wrap' },
+        h('canvas', { id: 'heatmap', tabindex: '0', role: 'img' }),
+        h('canvas', { id: 'colourbar', role: 'img', 'aria-label': 'colour scale' })),
+      h('div', { id: 'scale', class: 'muted small' }),
+      h('div', { class: 'actions small-actions' },
+        button('Open large', act('openLarge'), 'secondary', 'btn-open-large', 'Open this map in an editor tab (zoom)'),
+        button('PNG', () => void exportPng(r.name), 'secondary', 'btn-export-png', 'Export the heatmap with its colour bar as PNG'),
+        button('CSV', act('exportMapCsv'), 'secondary', 'btn-export-csv', 'Export the full map as CSV'),
+        button('NPY', act('exportMapNpy'), 'secondary', 'btn-export-npy', 'Export the full map as a NumPy .npy file')),
+      h('div', { id: 'diagnostics-slot' })),
+    h('h3', {}, 'All layers'),
+    list);
+}
+
+async function exportPng(runName: string): Promise<void> {
+  const map = currentMap();
+  const l = S.run?.record.layers.find((x) => x.tensor === S.persisted.selected);
+  if (!map || !l) return;
+  const bytes = await canvasPng(composeHeatmapImage(map, `${runName} · ${l.name} (${l.kind}) ${l.rows}×${l.cols}`));
+  await request('saveFile', { suggestedName: `${runName}-${l.name}.png`, bytes, filter: 'png' });
+}
+
+function diagnostics(l: LayerMapInfo): HTMLElement {
+  const entries = Object.entries(l.diagnostics ?? {}).filter(([, v]) => typeof v === 'number');
+  if (!entries.length) return h('p', { class: 'muted small', id: 'diagnostics' }, l.kind === 'residual' ? 'Residual maps are combined from the layers around them, not solved by OT: no diagnostics.' : 'No diagnostics recorded for this map.');
+  return h('table', { id: 'diagnostics', class: 'grid' },
+    h('caption', {}, `Diagnostics of ${l.name}`),
+    h('tbody', {}, ...entries.map(([k, v]) => {
+      const d = diagnosticLabel(k);
+      return h('tr', { title: d.help, 'data-key': k }, h('th', { scope: 'row' }, d.label, h('span', { class: 'help', 'aria-label': d.help }, ' ⓘ')), h('td', { class: 'num' }, d.format(v, l.cols)));
+    })));
+}
+
+/** Selects a layer: updates the cards, the detail and the diagnostics in place, and asks for the full map. */
+export function select(tensor: string, focus = false, scroll = true): void {
+  const run = S.run;
+  if (!run) return;
+  S.persisted.selected = tensor;
+  save();
+  S.detail = null; // the thumbnail shows until the detailed map arrives
+  for (const card of document.querySelectorAll<HTMLElement>('.thumb-card')) {
+    const on = card.dataset.tensor === tensor;
+    card.setAttribute('aria-selected', String(on));
+    card.tabIndex = on ? 0 : -1;
+    if (on && focus) card.focus();
+    if (on && scroll) card.scrollIntoView({ block: 'nearest' });
+  }
+  const l = run.record.layers.find((x) => x.tensor === tensor);
+  if (!l) return;
+  const name = document.getElementById('detail-name');
+  if (name) name.textContent = `${l.name} — ${l.kind} · ${l.rows}×${l.cols}`;
+  document.getElementById('diagnostics-slot')?.replaceChildren(diagnostics(l));
+  drawDetail();
+  const runDir = run.runDir;
+  void request('getMap', { runDir, tensor, maxSide: DETAIL_SIDE }).then((map) => {
+    if (map && S.run?.runDir === runDir && S.persisted.selected === tensor) { S.detail = map; drawDetail(); }
+  });
+}
+
+function currentMap(): MapPayload | undefined {
+  const sel = S.persisted.selected ?? '';
+  return (S.detail && S.detail.tensor === sel ? S.detail : undefined) ?? S.thumbs.get(sel);
+}
+
+export function drawThumbs(): void {
+  document.querySelectorAll<HTMLCanvasElement>('canvas.thumb').forEach((c) => {
+    const m = S.thumbs.get(c.dataset.tensor!);
+    if (m && c.dataset.drawn !== '1') { drawMap(c, m, 72); c.dataset.drawn = '1'; }
+  });
+}
+
+export function redrawThumbs(): void {
+  document.querySelectorAll<HTMLCanvasElement>('canvas.thumb').forEach((c) => { c.dataset.drawn = ''; });
+  drawThumbs();
+}
+
+export function drawDetail(): void {
+  const canvas = document.getElementById('heatmap') as HTMLCanvasElement | null;
+  const bar = document.getElementById('colourbar') as HTMLCanvasElement | null;
+  const map = currentMap();
+  if (!canvas || !bar || !map) return;
+  const l = S.run?.record.layers.find((x) => x.tensor === map.tensor);
+  const barWidth = 58;
+  const size = Math.max(100, Math.min(480, width() - 24 - barWidth - 6));
+  drawMap(canvas, map, size);
+  drawColourBar(bar, map.min, map.max, parseFloat(canvas.style.height), barWidth);
+  canvas.dataset.drawn = '1';
+  canvas.setAttribute('aria-label', `transport map of ${l?.name ?? map.tensor}, ${map.rows} by ${map.cols}`);
+  const hover = document.getElementById('hover')!;
+  const scale = document.getElementById('scale')!;
+  scale.textContent = `${map.rows}×${map.cols}${map.outRows < map.rows || map.outCols < map.cols ? ` shown as ${map.outRows}×${map.outCols} block means` : ''} · colour: row-normalised mass n·P from ${formatValue(map.min)} to ${formatValue(map.max)} (rows sum to 1)`;
+  canvas.onmousemove = (e) => { hover.textContent = describeCell(cellAt(canvas.getBoundingClientRect(), map, e.clientX, e.clientY)); };
+  canvas.onmouseleave = () => { hover.textContent = HOVER_HINT; };
+}

@@ -1,0 +1,33 @@
+// Heatmap arithmetic without the DOM (unit-tested in node): the colour ramp, the cell under a pointer, value text.
+import type { MapPayload } from '../contracts/protocol';
+
+/** A perceptual colour ramp (viridis anchors), t in [0, 1] → rgb. */
+const RAMP: [number, number, number][] = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+export function colour(t: number): [number, number, number] {
+  const x = Math.min(1, Math.max(0, Number.isFinite(t) ? t : 0)) * (RAMP.length - 1);
+  const k = Math.min(RAMP.length - 2, Math.floor(x));
+  const f = x - k;
+  const a = RAMP[k], b = RAMP[k + 1];
+  return [a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1]), a[2] + f * (b[2] - a[2])];
+}
+
+/** The map cell under a mouse position, with the full-map index ranges it covers. */
+export function cellAt(rect: { left: number; top: number; width: number; height: number }, map: MapPayload, clientX: number, clientY: number) {
+  const oj = Math.min(map.outCols - 1, Math.max(0, Math.floor(((clientX - rect.left) / rect.width) * map.outCols)));
+  const oi = Math.min(map.outRows - 1, Math.max(0, Math.floor(((clientY - rect.top) / rect.height) * map.outRows)));
+  const i0 = Math.floor((oi * map.rows) / map.outRows), i1 = Math.max(i0, Math.floor(((oi + 1) * map.rows) / map.outRows) - 1);
+  const j0 = Math.floor((oj * map.cols) / map.outCols), j1 = Math.max(j0, Math.floor(((oj + 1) * map.cols) / map.outCols) - 1);
+  return { i0, i1, j0, j1, value: map.data[oi * map.outCols + oj] };
+}
+
+export function describeCell(c: ReturnType<typeof cellAt>): string {
+  const range = (a: number, b: number) => (a === b ? `${a}` : `${a}–${b}`);
+  const exact = c.i0 === c.i1 && c.j0 === c.j1;
+  return `i ${range(c.i0, c.i1)}, j ${range(c.j0, c.j1)}: ${exact ? '' : 'mean '}${formatValue(c.value)}`;
+}
+
+export function formatValue(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  if (v === 0) return '0';
+  return Math.abs(v) >= 0.01 && Math.abs(v) < 1000 ? v.toFixed(4) : v.toExponential(3);
+}

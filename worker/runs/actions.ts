@@ -1,0 +1,113 @@
+// Work on an existing run that ends in its run.json: finetune its fused model into the run (with the anchor
+// finetuned the same way as a baseline) and evaluate its models again. The record is patched atomically here,
+// so the extension and the CLI never write run.json themselves.
+import fs from 'node:fs';
+import path from 'node:path';
+import { OtfuseError, throwIfCancelled } from '../errors';
+import { loadModel } from '../onnx/model';
+import { openDataset } from '../data/dataset';
+import { evaluateModel } from '../runtime/evaluate';
+import { finetuneModel } from '../train/finetune';
+import type {
+  FinetuneRequest, FinetuneResult, FinetuneRunRequest, FinetuneRunResult, JobContext, ModelMetrics, ReevaluateRunRequest, ReevaluateRunResult, RunRecord,
+} from '../types';
+import { patchRun, readRun, runPath } from './store';
+import { accuraciesOf, sha256File, stampLineage } from './lineage';
+
+export const FINETUNED_FILE = 'finetuned.onnx';
+export const BASELINE_FILE = 'anchor-finetuned.onnx';
+const FT_LABEL = 'ot+finetune';
+const BASELINE_LABEL = 'anchor+finetune';
+
+function openRun(runDir: string): RunRecord {
+  const entry = readRun(runDir);
+  if (!entry.record) throw new OtfuseError('BAD_DATA', `not a readable otfuse run: ${entry.error}`, { file: path.join(runDir, 'run.json') });
+  return entry.record;
+}
+
+function upsert(metrics: ModelMetrics[], row: ModelMetrics): ModelMetrics[] {
+  const out = metrics.filter((m) => m.label !== row.label);
+  out.push(row);
+  return out;
+}
+
+export async function finetuneRun(request: FinetuneRunRequest, context: JobContext = {}): Promise<FinetuneRunResult> {
+  const runDir = path.resolve(request.runDir);
+  const record = openRun(runDir);
+  const model = runPath(runDir, record.fusedModel);
+  if (!model || !fs.existsSync(model)) throw new OtfuseError('BAD_MODEL', 'the run\'s fused model is missing', { file: model ?? runDir });
+  const evalData = request.evalData ?? record.evalData ?? record.data;
+  const { runDir: _r, data, evalData: _e, baseline, teachers, ...options } = request;
+  // Inputs are checked before the work: the data opens, the run folder is writable.
+  openDataset(data);
+  if (evalData !== undefined) openDataset(evalData);
+  try { fs.accessSync(runDir, fs.constants.W_OK); } catch { throw new OtfuseError('BAD_USAGE', 'the run folder is not writable', { file: runDir }); }
+  const base: Omit<FinetuneRequest, 'model' | 'output'> = { ...options, data, evalData, epochs: options.epochs ?? 1 };
+  if (teachers?.length) (base as Record<string, unknown>).teachers = teachers; // used by engines that support distillation
+  const output = path.join(runDir, FINETUNED_FILE);
+  const finetune = await finetuneModel({ ...base, model, output }, context);
+  throwIfCancelled(context.signal);
+  const last = finetune.best && options.keep !== 'last' ? finetune.evals.find((e) => e.epoch === finetune.best!.epoch) : finetune.evals[finetune.evals.length - 1];
+  const rows: ModelMetrics[] = [{ label: FT_LABEL, file: output, accuracy: last?.accuracy, loss: last?.loss }];
+
+  let baselineResult: FinetuneResult | undefined;
+  if (baseline && fs.existsSync(record.anchor)) {
+    context.onProgress?.({ stage: 'finetune', message: `baseline: ${path.basename(record.anchor)} finetuned the same way` });
+    const baselineOut = path.join(runDir, BASELINE_FILE);
+    baselineResult = await finetuneModel({ ...base, model: record.anchor, output: baselineOut }, context);
+    throwIfCancelled(context.signal);
+    const b = baselineResult.best && options.keep !== 'last' ? baselineResult.evals.find((e) => e.epoch === baselineResult!.best!.epoch) : baselineResult.evals[baselineResult.evals.length - 1];
+    rows.push({ label: BASELINE_LABEL, file: baselineOut, accuracy: b?.accuracy, loss: b?.loss });
+  }
+
+  // Lineage of the finetuned checkpoint: the fused model it started from.
+  try {
+    const tuned = loadModel(output);
+    stampLineage(tuned, {
+      version: record.versions.otfuse ?? '', kind: 'finetuned', parents: [{ file: model, sha256: sha256File(model) }], anchor: record.anchor,
+      recipe: record.recipe, run: record.id, accuracies: accuraciesOf(rows),
+    });
+    tuned.save(output);
+  } catch { /* a model the loader cannot re-read keeps no lineage; the run record still has it */ }
+
+  const sameEval = JSON.stringify(evalData) === JSON.stringify(record.evalData ?? record.data);
+  const next = patchRun(runDir, (r) => {
+    r.finetune = finetune;
+    if (baselineResult) r.baselineFinetune = baselineResult;
+    else delete r.baselineFinetune;
+    let metrics = r.metrics.filter((m) => m.label !== BASELINE_LABEL);
+    // Rows are comparable only on the run's own evaluation data; elsewhere the finetune keeps its own evals.
+    if (sameEval) for (const row of rows) metrics = upsert(metrics, row);
+    r.metrics = metrics;
+  });
+  return { runDir, record: next, finetune, ...(baselineResult ? { baseline: baselineResult } : {}) };
+}
+
+export async function reevaluateRun(request: ReevaluateRunRequest, context: JobContext = {}): Promise<ReevaluateRunResult> {
+  const runDir = path.resolve(request.runDir);
+  const record = openRun(runDir);
+  const runData = record.evalData ?? record.data;
+  const data = request.data ?? runData;
+  if (data === undefined) throw new OtfuseError('BAD_USAGE', 'the run has no evaluation data recorded: give data to evaluate on', { file: runDir });
+  const dataset = openDataset(data);
+  // The rows backed by a model file of this run (ot, ot+finetune, anchor+finetune), or the fused model.
+  const targets = record.metrics.filter((m) => m.file && /^(ot|anchor)/i.test(m.label) && fs.existsSync(runPath(runDir, m.file)!))
+    .map((m) => ({ label: m.label, file: runPath(runDir, m.file)! }));
+  if (!targets.length) targets.push({ label: 'ot', file: runPath(runDir, record.fusedModel)! });
+  const results: ReevaluateRunResult['results'] = [];
+  for (let i = 0; i < targets.length; i++) {
+    throwIfCancelled(context.signal);
+    context.onProgress?.({ stage: 'evaluate', message: targets[i].label, done: i, total: targets.length });
+    const r = await evaluateModel(loadModel(targets[i].file), dataset, { provider: request.provider, limit: request.limit, signal: context.signal, batchSize: 256 });
+    results.push({ model: targets[i].file, label: targets[i].label, ...r });
+  }
+  const updated = JSON.stringify(data) === JSON.stringify(runData);
+  const next = updated ? patchRun(runDir, (r) => {
+    r.metrics = r.metrics.map((m) => {
+      const k = results.findIndex((x) => x.label === m.label);
+      return k >= 0 ? { ...m, accuracy: results[k].accuracy, loss: results[k].loss } : m;
+    });
+    if (!r.metrics.some((m) => m.label === 'ot') && targets[0].label === 'ot') r.metrics.push({ label: 'ot', file: targets[0].file, accuracy: results[0].accuracy, loss: results[0].loss });
+  }) : record;
+  return { runDir, record: next, results, updated };
+}

@@ -1,0 +1,76 @@
+// Lineage of a model otfuse wrote: ONNX `producer_name` "otfuse" and `metadata_props` saying what it is made of
+// (parents with their sha256, the anchor, the recipe, the otfuse version and the measured accuracies), so the
+// file explains itself outside the run folder. Read back by ModelSummary.metadata / readLineage.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { OnnxModel } from '../onnx/model';
+import type { FuseRecipe, ModelMetrics } from '../types';
+
+export const LINEAGE_PREFIX = 'otfuse.';
+
+export interface Lineage {
+  version: string;
+  kind: 'fused' | 'finetuned';
+  parents: { file: string; sha256: string }[];
+  anchor?: string;
+  recipe?: FuseRecipe;
+  /** Accuracies measured when the model was written (label → accuracy), and on which data. */
+  accuracies?: Record<string, number>;
+  evalData?: string;
+  run?: string;
+}
+
+/** sha256 of a file, streamed in 4 MiB chunks (bounded memory for multi-GB models). */
+export function sha256File(file: string): string {
+  const hash = crypto.createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(4 * 2 ** 20);
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+export function accuraciesOf(metrics: ModelMetrics[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of metrics) if (m.accuracy !== undefined) out[m.label] = m.accuracy;
+  return out;
+}
+
+/** Stamps `model` (in memory) with its lineage; save it afterwards. */
+export function stampLineage(model: OnnxModel, lineage: Lineage): void {
+  const props: Record<string, string> = {
+    [`${LINEAGE_PREFIX}version`]: lineage.version,
+    [`${LINEAGE_PREFIX}kind`]: lineage.kind,
+    [`${LINEAGE_PREFIX}parents`]: JSON.stringify(lineage.parents.map((p) => ({ file: path.basename(p.file), path: p.file, sha256: p.sha256 }))),
+  };
+  if (lineage.anchor) props[`${LINEAGE_PREFIX}anchor`] = lineage.anchor;
+  if (lineage.recipe) props[`${LINEAGE_PREFIX}recipe`] = JSON.stringify(lineage.recipe);
+  if (lineage.accuracies && Object.keys(lineage.accuracies).length) props[`${LINEAGE_PREFIX}accuracies`] = JSON.stringify(lineage.accuracies);
+  if (lineage.evalData) props[`${LINEAGE_PREFIX}evalData`] = lineage.evalData;
+  if (lineage.run) props[`${LINEAGE_PREFIX}run`] = lineage.run;
+  const proto = model.proto;
+  proto.producerName = 'otfuse';
+  proto.producerVersion = lineage.version;
+  const kept = (proto.metadataProps ?? []).filter((p) => !(p.key ?? '').startsWith(LINEAGE_PREFIX));
+  proto.metadataProps = [...kept, ...Object.entries(props).map(([key, value]) => ({ key, value }))];
+}
+
+/** The lineage stored in a model's metadata (undefined when otfuse did not write it). */
+export function readLineage(metadata: Record<string, string> | undefined): Lineage | undefined {
+  if (!metadata?.[`${LINEAGE_PREFIX}version`]) return undefined;
+  const json = <T>(k: string): T | undefined => { try { return metadata[`${LINEAGE_PREFIX}${k}`] ? JSON.parse(metadata[`${LINEAGE_PREFIX}${k}`]) as T : undefined; } catch { return undefined; } };
+  return {
+    version: metadata[`${LINEAGE_PREFIX}version`],
+    kind: metadata[`${LINEAGE_PREFIX}kind`] === 'finetuned' ? 'finetuned' : 'fused',
+    parents: (json<{ path?: string; file: string; sha256: string }[]>('parents') ?? []).map((p) => ({ file: p.path ?? p.file, sha256: p.sha256 })),
+    anchor: metadata[`${LINEAGE_PREFIX}anchor`],
+    recipe: json<FuseRecipe>('recipe'),
+    accuracies: json<Record<string, number>>('accuracies'),
+    evalData: metadata[`${LINEAGE_PREFIX}evalData`],
+    run: metadata[`${LINEAGE_PREFIX}run`],
+  };
+}

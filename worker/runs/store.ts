@@ -1,0 +1,210 @@
+// The run folder's one owner: claims a unique run id before the work starts, builds the folder under a hidden
+// temporary name and moves it into the claimed place at the end, patches run.json atomically, reads and lists
+// runs, deletes only real otfuse run folders and cleans what killed runs left behind.
+//
+// Layout: <runsDir>/<id>/{run.json, fused.onnx, maps.safetensors, finetuned.onnx …}. While a run is being made,
+// <runsDir>/<id>/ exists and is empty (the claim) and <runsDir>/.<id>.<pid>.<rand>.tmp/ holds the files.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { OtfuseError } from '../errors';
+import { writeFileAtomic } from '../onnx/atomic';
+import { readRegularFile } from '../onnx/files';
+import type { RunRecord } from '../types';
+
+export const RUN_FILE = 'run.json';
+export const MAPS_FILE = 'maps.safetensors';
+/** The files an otfuse run folder may hold; deleteRun refuses a folder with anything else in it. */
+const RUN_FOLDER_FILES = /^(run\.json|fused\.onnx|finetuned\.onnx|maps\.safetensors|[\w.-]+\.onnx|[\w.-]+\.json|[\w.-]+\.safetensors|\.[\w.-]+\.tmp)$/;
+
+export interface RunEntry {
+  dir: string;
+  record?: RunRecord;
+  error?: string;
+}
+
+export interface RunClaim {
+  id: string;
+  /** The run's name (file-name safe). */
+  name: string;
+  dir: string;
+  /** The hidden folder the run is built in (moved onto `dir` by commit()). */
+  tmp: string;
+}
+
+function stamp(d = new Date()): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/** A file-name-safe run name. */
+export function safeRunName(name: string): string {
+  return name.replace(/[^\w.-]+/g, '_').replace(/^\.+/, '_').slice(0, 120) || 'run';
+}
+
+/** Claims a fresh run folder: `mkdir` without `recursive` fails when the name exists, so two processes that pick
+ * the same time stamp get different ids (`…-2`, `…-3`). Also checks that the runs folder is writable, before any
+ * work. */
+export function claimRun(runsDir: string, name: string, now = new Date()): RunClaim {
+  const root = path.resolve(runsDir);
+  try {
+    fs.mkdirSync(root, { recursive: true });
+  } catch (err) {
+    throw new OtfuseError('BAD_USAGE', `cannot create the runs folder: ${(err as Error).message}`, { file: root });
+  }
+  cleanStaleTemps(root);
+  const base = `${stamp(now)}-${safeRunName(name)}`;
+  for (let i = 1; i < 10000; i++) {
+    const id = i === 1 ? base : `${base}-${i}`;
+    const dir = path.join(root, id);
+    try {
+      fs.mkdirSync(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') continue;
+      throw new OtfuseError('BAD_USAGE', `cannot write in the runs folder (${code ?? (err as Error).message})`, { file: root });
+    }
+    const tmp = path.join(root, `.${id}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
+    try {
+      fs.mkdirSync(tmp);
+    } catch (err) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw new OtfuseError('BAD_USAGE', `cannot write in the runs folder (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { file: root });
+    }
+    return { id, name: safeRunName(name), dir, tmp };
+  }
+  throw new OtfuseError('BAD_USAGE', `too many runs named '${base}'`, { file: root });
+}
+
+/** Moves the finished temporary folder onto the claimed (empty) one. */
+export function commitRun(claim: RunClaim): void {
+  try {
+    fs.renameSync(claim.tmp, claim.dir); // POSIX: replaces the empty claimed folder atomically
+  } catch {
+    fs.rmdirSync(claim.dir); // elsewhere: free the (still empty) claim first
+    fs.renameSync(claim.tmp, claim.dir);
+  }
+}
+
+/** Gives a claim back: removes the temporary folder and the empty claimed folder. */
+export function abandonRun(claim: RunClaim): void {
+  fs.rmSync(claim.tmp, { recursive: true, force: true });
+  try { fs.rmdirSync(claim.dir); } catch { /* already gone, or not empty (then not ours to remove) */ }
+}
+
+/** Claims, fills the temporary folder with `fill`, commits; on any error nothing is left behind. */
+export async function createRun<T>(runsDir: string, name: string, fill: (claim: RunClaim) => Promise<T>): Promise<T> {
+  const claim = claimRun(runsDir, name);
+  try {
+    const result = await fill(claim);
+    commitRun(claim);
+    return result;
+  } catch (err) {
+    abandonRun(claim);
+    throw err;
+  }
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** Removes hidden `.…tmp` folders of runs whose process is gone (a killed run), and empty claimed folders left by
+ * them (older than a day: a claim is empty only while its run is being made). Returns what it removed. */
+export function cleanStaleTemps(runsDir: string, maxEmptyAgeMs = 24 * 3600 * 1000): string[] {
+  const removed: string[] = [];
+  let entries: fs.Dirent[];
+  try { entries = fs.readdirSync(runsDir, { withFileTypes: true }); } catch { return removed; }
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    const p = path.join(runsDir, e.name);
+    const tmp = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/.exec(e.name) ?? /^\..+\.(\d+)\.[0-9a-z]+\.tmp$/.exec(e.name);
+    try {
+      if (tmp) {
+        if (Number(tmp[1]) !== process.pid && !alive(Number(tmp[1]))) { fs.rmSync(p, { recursive: true, force: true }); removed.push(p); }
+      } else if (!e.name.startsWith('.') && fs.readdirSync(p).length === 0 && Date.now() - fs.statSync(p).mtimeMs > maxEmptyAgeMs) {
+        fs.rmdirSync(p);
+        removed.push(p);
+      }
+    } catch { /* raced with another process: leave it */ }
+  }
+  return removed;
+}
+
+/** Reads run.json, tolerating records from older or newer engines (the views rely on these fields). */
+export function readRun(dir: string): RunEntry {
+  try {
+    const file = path.join(dir, RUN_FILE);
+    // A regular file of bounded size (a FIFO or a huge run.json in an untrusted workspace must not hang the host).
+    const raw = JSON.parse(Buffer.from(readRegularFile(file, 'BAD_DATA', 'run record', 64 << 20)).toString('utf8')) as Partial<RunRecord>;
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('run.json is not an object');
+    const record = {
+      ...raw, id: raw.id ?? path.basename(dir), name: raw.name ?? path.basename(dir), status: raw.status ?? 'failed',
+      createdAt: raw.createdAt ?? fs.statSync(file).mtime.toISOString(),
+      models: Array.isArray(raw.models) ? raw.models : [], anchor: raw.anchor ?? raw.models?.[0] ?? '', fusedModel: raw.fusedModel ?? 'fused.onnx',
+      metrics: Array.isArray(raw.metrics) ? raw.metrics : [], layers: Array.isArray(raw.layers) ? raw.layers : [],
+      recipe: raw.recipe ?? {}, versions: raw.versions ?? {}, timings: raw.timings ?? {},
+    } as RunRecord;
+    return { dir, record };
+  } catch (err) {
+    return { dir, error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** Every run (folder with a run.json) in a runs folder, newest first. */
+export function listRuns(runsDir: string): RunEntry[] {
+  if (!fs.existsSync(runsDir)) return [];
+  return fs.readdirSync(runsDir, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && !d.name.startsWith('.') && fs.existsSync(path.join(runsDir, d.name, RUN_FILE)))
+    .map((d) => readRun(path.join(runsDir, d.name)))
+    .sort((a, b) => (b.record?.createdAt ?? path.basename(b.dir)).localeCompare(a.record?.createdAt ?? path.basename(a.dir)));
+}
+
+/** Writes run.json into a folder (temp file + rename: a reader never sees half a record). */
+export function writeRecord(dir: string, record: RunRecord): void {
+  writeFileAtomic(path.join(dir, RUN_FILE), JSON.stringify(record, null, 1) + '\n');
+}
+
+/** Reads run.json, applies `change` and writes it back atomically; returns the new record. */
+export function patchRun(dir: string, change: (record: RunRecord) => RunRecord | void): RunRecord {
+  const entry = readRun(dir);
+  if (!entry.record) throw new OtfuseError('BAD_DATA', `not a readable otfuse run: ${entry.error}`, { file: path.join(dir, RUN_FILE) });
+  const next = change(entry.record) ?? entry.record;
+  writeRecord(dir, next);
+  return next;
+}
+
+/** Resolves a path stored in run.json (absolute, or relative to the run folder). */
+export function runPath(dir: string, p: string | undefined): string | undefined {
+  if (!p) return undefined;
+  return path.isAbsolute(p) ? p : path.join(dir, p);
+}
+
+/** The maps file of a run, when it exists. */
+export function mapsPath(entry: RunEntry): string | undefined {
+  const p = runPath(entry.dir, entry.record?.mapsFile ?? MAPS_FILE);
+  return p && fs.existsSync(p) ? p : undefined;
+}
+
+/** Why `dir` is not an otfuse run folder that deleteRun may remove, or undefined when it is one. */
+export function notARunFolder(dir: string): string | undefined {
+  let st: fs.Stats;
+  try { st = fs.lstatSync(dir); } catch { return 'it does not exist'; }
+  if (st.isSymbolicLink()) return 'it is a symbolic link';
+  if (!st.isDirectory()) return 'it is not a folder';
+  const entry = readRun(dir);
+  if (!entry.record) return `its run.json is not readable (${entry.error})`;
+  const raw = entry.record as Partial<RunRecord>;
+  if (typeof raw.versions?.otfuse !== 'string' || !Array.isArray(raw.layers) || !Array.isArray(raw.metrics)) return 'its run.json was not written by otfuse';
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (!e.isFile() || !RUN_FOLDER_FILES.test(e.name)) return `it holds '${e.name}', which is not part of an otfuse run`;
+  }
+  return undefined;
+}
+
+/** Deletes a run folder, only when it is a real otfuse run (see notARunFolder). */
+export function deleteRun(dir: string): void {
+  const why = notARunFolder(dir);
+  if (why) throw new OtfuseError('BAD_USAGE', `refusing to delete: ${why}`, { file: dir });
+  fs.rmSync(dir, { recursive: true, force: false });
+}
