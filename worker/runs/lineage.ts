@@ -22,7 +22,13 @@ export interface Lineage {
 }
 
 /** sha256 of a file, streamed in 4 MiB chunks (bounded memory for multi-GB models). */
+/** sha256 of a model file; for a model folder (Hugging Face: config.json + safetensors), of its files' hashes in
+ * name order (`name sha256` lines), so the same checkpoint always gets the same id. */
 export function sha256File(file: string): string {
+  if (fs.statSync(file).isDirectory()) {
+    const names = fs.readdirSync(file).filter((n) => /\.(json|safetensors)$/.test(n) && fs.statSync(path.join(file, n)).isFile()).sort();
+    return crypto.createHash('sha256').update(names.map((n) => `${n} ${sha256File(path.join(file, n))}\n`).join('')).digest('hex');
+  }
   const hash = crypto.createHash('sha256');
   const fd = fs.openSync(file, 'r');
   try {
