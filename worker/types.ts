@@ -144,7 +144,7 @@ export type TokenFilter = 'all' | 'cls' | 'window';
 export type RefitMode = 'none' | 'regmean' | 'regmean++';
 export type MetricKind = 'euclidean' | 'sqeuclidean' | 'cosine';
 export type Normalisation = 'max' | 'median' | 'mean' | 'none';
-export type PresetName = 'default' | 'reference' | 'exact' | 'weights';
+export type PresetName = 'default' | 'reference' | 'exact' | 'paper' | 'weights';
 
 /** Everything a fusion run needs (also the JSON recipe's shape; flags override it). Field docs, defaults and
  * allowed values: RECIPE_FIELDS in worker/fusion/recipe.ts (and the generated recipe.schema.json). */

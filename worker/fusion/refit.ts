@@ -22,6 +22,7 @@ import type { LinearRef, ModelPlan } from '../graph/analyze';
 import type { ProviderChoice } from '../runtime/providers';
 import { ModelRunner, checkFinite } from '../runtime/session';
 import type { RefitMode } from './registry';
+import { compileSchedule, linearLevels } from './schedule';
 import { inputT, type TMap } from './maps';
 import { readBias, readWeight, toStorage, weightRegion, biasRegion, writeRegion, type StoredParam } from './slices';
 
@@ -62,27 +63,17 @@ export interface RefitInput {
   onLayer?: (r: RefitLayerResult, done: number, total: number) => void;
 }
 
-/** The linear layers in dependency order, grouped in levels whose inputs do not depend on each other. */
+/** The linear layers in dependency order (from the alignment schedule), grouped in levels whose inputs do not depend on each other. */
 export function refitLevels(plans: ModelPlan[]): RefitLayer[][] {
   const levels: RefitLayer[][] = [];
-  const at = (name: string, pick: (p: ModelPlan) => LinearRef | undefined): RefitLayer | undefined => {
-    const refs = plans.map(pick);
-    if (refs.some((r) => !r)) return undefined;
-    return { name, refs: refs as LinearRef[] };
-  };
-  const push = (list: (RefitLayer | undefined)[]) => {
-    const l = list.filter((x): x is RefitLayer => !!x);
-    if (l.length) levels.push(l);
-  };
-  for (let i = 0; i < plans[0].blocks.length; i++) {
-    const p = `blocks.${i}`;
-    push([at(`${p}.attn.q`, (m) => m.blocks[i].attn.q), at(`${p}.attn.k`, (m) => m.blocks[i].attn.k), at(`${p}.attn.v`, (m) => m.blocks[i].attn.v)]);
-    push([at(`${p}.attn.o`, (m) => m.blocks[i].attn.o)]);
-    push([at(`${p}.mlp.fc1`, (m) => m.blocks[i].fc1)]);
-    push([at(`${p}.mlp.fc2`, (m) => m.blocks[i].fc2)]);
+  for (const level of linearLevels(compileSchedule(plans[0]))) {
+    const layers: RefitLayer[] = [];
+    for (const l of level) {
+      const refs = plans.map((p) => l.ref(p));
+      if (refs.every((r) => r)) layers.push({ name: l.name, refs: refs as LinearRef[] });
+    }
+    if (layers.length) levels.push(layers);
   }
-  push([at('head.pooler', (m) => m.head.pooler)]);
-  push([at('head.classifier', (m) => m.head.classifier)]);
   return levels;
 }
 

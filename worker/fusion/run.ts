@@ -8,13 +8,16 @@ import { preflight } from '../preflight';
 import { autotuneRecipe, AUTOTUNE_DEFAULT_BUDGET_S } from './autotune';
 import type { ProviderChoice } from '../runtime/providers';
 import { analyzeModel, type LinearRef, type ModelPlan } from '../graph/analyze';
+export type { ParamRole } from './schedule';
 import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion } from './slices';
+import { compileSchedule, scheduleParams, solvedMapCount, type ParamRole } from './schedule';
 import type { FuseRequest, FuseResult, JobContext, RunRecord, ProgressEvent } from '../types';
 import { abandonRun, claimRun, commitRun } from '../runs/store';
 import { writeRunFolder } from './runFolder';
 import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions, type CaptureStats } from './activations';
 import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
+import { releaseSinkhornSessions } from '../ot/sinkhorn-ort';
 import { resolveRecipe, type ResolvedRecipe } from './recipe';
 import { ALIGN_BY, REFITS, RESIDUAL_POLICIES } from './registry';
 import { configureLinalg } from './linalg';
@@ -62,38 +65,9 @@ function paramsOf(model: OnnxModel): Params {
   return paramView(model); // zero-copy float32 views where possible, a small LRU otherwise (params.ts)
 }
 
-/** A parameter by role (its position in the plan), so models exported with different names or packings pair up. */
-export interface ParamRole {
-  role: string;
-  /** The initializer (the whole packed one when the layer is a slice). */
-  name: string;
-  /** Set for linear weights/biases: values are read and written in canonical form ([out, in]) through the slice. */
-  linear?: LinearRef;
-  part?: 'weight' | 'bias';
-}
-
-/** Parameters by role (position in the plan), so models exported with different names still pair up. */
+/** Parameters by role (position in the alignment schedule), so models exported with different names or packings pair up. */
 export function planParams(plan: ModelPlan): ParamRole[] {
-  const out: ParamRole[] = [];
-  const add = (role: string, name?: string) => { if (name) out.push({ role, name }); };
-  const lin = (role: string, l?: LinearRef) => {
-    if (!l) return;
-    out.push({ role: `${role}.w`, name: l.weight, linear: l, part: 'weight' });
-    if (l.bias) out.push({ role: `${role}.b`, name: l.bias, linear: l, part: 'bias' });
-  };
-  const e = plan.embedding;
-  if (e.kind === 'patch') { add('embed.cls', e.cls?.name); add('embed.pos', e.pos?.name); add('embed.patch.w', e.patch.weight); add('embed.patch.b', e.patch.bias); }
-  else { for (const t of e.tables) add(`embed.table.${t.by}`, t.name); add('embed.ln.s', e.ln?.scale); add('embed.ln.b', e.ln?.bias); }
-  for (const b of plan.blocks) {
-    const p = `blocks.${b.index}`;
-    add(`${p}.ln1.s`, b.ln1?.scale); add(`${p}.ln1.b`, b.ln1?.bias); add(`${p}.ln2.s`, b.ln2?.scale); add(`${p}.ln2.b`, b.ln2?.bias);
-    for (const [k, l] of [['q', b.attn.q], ['k', b.attn.k], ['v', b.attn.v], ['o', b.attn.o], ['fc1', b.fc1], ['fc2', b.fc2]] as const) lin(`${p}.${k}`, l);
-  }
-  const h = plan.head;
-  add('head.ln.s', h.finalNorm?.scale); add('head.ln.b', h.finalNorm?.bias);
-  lin('head.pooler', h.pooler);
-  lin('head.cls', h.classifier);
-  return out;
+  return scheduleParams(compileSchedule(plan), plan);
 }
 
 /** A role's values: linear parameters in canonical form through their slice, anything else as stored. */
@@ -114,14 +88,6 @@ function writeRole(sink: ParamSink, params: Params, r: ParamRole, v: Float64Arra
 function roleShape(params: Params, r: ParamRole): string {
   if (r.linear) return r.part === 'weight' ? `${r.linear.outDim}x${r.linear.inDim}` : `${r.linear.outDim}`;
   return params.get(r.name).dims.join('x');
-}
-
-/** How many OT maps one model's alignment solves (the total of the per-layer progress events). */
-function solvedMapCount(plan: ModelPlan, recipe: ResolvedRecipe): number {
-  const e = plan.embedding;
-  const embed = e.kind === 'patch' ? 1 + (e.cls ? 1 : 0) + (e.pos ? 1 : 0) : 1;
-  const attention = recipe.headAware ? 4 : recipe.qk === 'separate' ? 4 : 3; // (+ heads) q/k or qk, v, o
-  return embed + plan.layers * (attention + 2) + (plan.head.pooler ? 1 : 0);
 }
 
 function checkCompatible(plans: ModelPlan[]): void {
@@ -191,9 +157,11 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   const maps: MapRecord[][] = [[]];
   const aligned: Map<string, Float64Array>[] = [new Map()];
   const inputMaps: Map<LinearRef, TMap | null>[] = [new Map()];
-  const layerCount = solvedMapCount(plans[0], recipe);
+  const layerCount = solvedMapCount(compileSchedule(plans[0]), plans[0], recipe);
   const costs = await CostEngine.create(recipe.costEngine === 'ort', input.provider);
   configureLinalg({ provider: input.provider ?? 'cpu' });
+  // OT solvers follow the execution provider: a GPU provider runs those with an ONNX Runtime path there.
+  const otProvider = input.provider === 'cuda' || input.provider === 'webgpu' ? input.provider : recipe.otBackend === 'ort' ? 'cpu' : undefined;
   try {
     for (let k = 1; k < models.length; k++) {
       throwIfCancelled(input.signal);
@@ -212,6 +180,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
         },
         tamper: input.tamper ? (name, map) => input.tamper!(k, name, map) : undefined,
         onLinear: (la, mapIn) => linearMaps.set(la, mapIn),
+        otProvider,
         prepare: staged ? async (stage) => {
           throwIfCancelled(input.signal);
           emit({ stage: 'activations', message: `stage ${stage} (model ${k})` });
@@ -222,6 +191,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     }
   } finally {
     await costs.release();
+    if (otProvider) await releaseSinkhornSessions();
   }
   timings.align = (performance.now() - t) / 1000;
   if (staged) activationBytes = acts.reduce((s, a) => s + ((a as StagedActivations | undefined)?.peakBytes ?? 0), 0);
