@@ -206,6 +206,9 @@ export interface RunRecord {
    * re-evaluation can measure on the same set). Optional: the VS Code extension fills them in when missing. */
   data?: DataArg;
   evalData?: DataArg;
+  /** Per-layer results of the alignment refit (recipe.refit ≠ 'none'): relative reconstruction error on the
+   * calibration set with plain averaging and after the refit, and the ridge λ used. */
+  refit?: { name: string; errorAverage: number; errorRefit: number; lambda: number; rows: number }[];
 }
 
 export interface FuseResult {

@@ -77,14 +77,15 @@ async function main(): Promise<void> {
   const models = [loadModel(better), loadModel(parents.find((p) => p !== better)!)];
   const fit = openDataset({ path: splits.calib, limit: 200 });
   const oneShot: { label: string; recipe: FuseRecipe }[] = [
-    { label: 'OT, paper setting (acts, Sinkhorn 0.08)', recipe: { preset: 'default' } },
+    { label: 'OT, paper (acts, Sinkhorn 0.08, plain average)', recipe: { preset: 'paper' } },
     { label: 'OT, reference implementation', recipe: { preset: 'reference' } },
-    { label: 'OT, EMD', recipe: { solver: 'emd' } },
-    { label: 'OT, exact (EMD, heads as units)', recipe: { preset: 'exact' } },
-    { label: 'OT, weights', recipe: { preset: 'weights' } },
-    { label: 'OT + regmean refit', recipe: { preset: 'exact', refit: 'regmean' } },
-    { label: 'OT + regmean++ refit', recipe: { preset: 'exact', refit: 'regmean++' } },
+    { label: 'OT, exact (EMD, heads as units), no refit', recipe: { preset: 'exact', refit: 'none' } },
+    { label: 'OT, weights, no refit', recipe: { preset: 'weights' } },
+    { label: 'OT + regmean refit (engine default)', recipe: { preset: 'default', refit: 'regmean' } },
+    { label: 'OT + regmean++ refit', recipe: { refit: 'regmean++' } },
+    { label: 'OT exact + regmean refit', recipe: { preset: 'exact', refit: 'regmean' } },
   ];
+
   let vanilla: OnnxModel | undefined;
   for (const o of oneShot) {
     const t = performance.now();

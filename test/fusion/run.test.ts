@@ -44,7 +44,7 @@ test('a default run writes fused.onnx, run.json and maps.safetensors, and evalua
   for (const m of record.metrics) assert.ok(m.accuracy! > 0 && m.accuracy! <= 1 && Number.isFinite(m.loss));
   const acc = Object.fromEntries(record.metrics.map((m) => [m.label, m.accuracy!]));
   assert.ok(acc.ot > acc.vanilla + 0.1, `OT ${acc.ot} vs vanilla ${acc.vanilla}`);
-  for (const k of ['load', 'analyze', 'activations', 'align', 'write', 'evaluate', 'total']) assert.ok(record.timings[k] >= 0, `timing ${k}`);
+  for (const k of ['load', 'analyze', 'activations', 'align', 'refit', 'write', 'evaluate', 'total']) assert.ok(record.timings[k] >= 0, `timing ${k}`);
   // Maps: every layer record points at a tensor of its shape.
   const st = decodeSafetensors(new Uint8Array(fs.readFileSync(path.join(runDir, 'maps.safetensors'))));
   assert.equal(record.mapsFile, 'maps.safetensors');
@@ -64,7 +64,7 @@ test('a default run writes fused.onnx, run.json and maps.safetensors, and evalua
   assert.ok(record.layers.some((l) => l.name === 'blocks.2.attn.q' && l.rows === 48 && l.cols === 48));
   // Progress: stages in order, per-layer events.
   const stages = [...new Set(events.map((e) => e.stage))];
-  assert.deepEqual(stages, ['load', 'activations', 'align', 'write', 'evaluate', 'done']);
+  assert.deepEqual(stages, ['load', 'activations', 'align', 'refit', 'write', 'evaluate', 'done']);
   assert.ok(events.filter((e) => e.stage === 'align' && e.layer).length >= 3 + 3 * 6);
   // The fused model is the anchor's graph with new values.
   const fused = loadModel(path.join(runDir, 'fused.onnx'));

@@ -7,7 +7,8 @@ import { OtfuseError } from '../errors';
 import { solveOT, pickSolverParams, uniform, diagnose } from '../ot/index';
 import { RESIDUAL_POLICIES } from './registry';
 import type { CostEngine } from './cost';
-import type { ModelPlan, LinearRef, NormRef } from '../graph/analyze';
+import type { AttentionRef, ModelPlan, LinearRef, NormRef } from '../graph/analyze';
+import { compileSchedule, type Slot } from './schedule';
 import type { ActivationStore } from './activations';
 import type { ResolvedRecipe } from './recipe';
 import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion, type Region } from './slices';
@@ -32,6 +33,8 @@ export interface AlignContext {
   onMap?: (record: MapRecord) => void;
   /** Called before each stage reads activations (0 = embedding, 1…L = blocks, L+1 = head): staged capture. */
   prepare?: (stage: number) => Promise<void>;
+  /** Called for every anchor linear layer with the map its input side takes from this model (null: none). */
+  onLinear?: (anchor: LinearRef, mapIn: TMap | null) => void;
   /** Replace a named map after solving (tests use it to break one axis on purpose). */
   tamper?: (name: string, map: TMap) => TMap;
 }
@@ -157,6 +160,7 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
     }
   };
   const inAligned = (lb: LinearRef, la: LinearRef, mapIn: TMap | null): Float64Array => {
+    ctx.onLinear?.(la, mapIn);
     const W = weightOf(B, lb);
     const r = alignInput(W, lb.outDim, mapIn, lb.inDim);
     if (r.inDim !== la.inDim) throw new OtfuseError('MISMATCH', `layer '${lb.node}' takes ${r.inDim} inputs after alignment, the anchor's '${la.node}' takes ${la.inDim}`, { file: B.plan.file });
@@ -187,104 +191,98 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
     }
   };
 
-  // ---- embedding ----
-  await ctx.prepare?.(0);
-  const ea = A.plan.embedding, eb = B.plan.embedding;
-  if (ea.kind !== eb.kind) throw new OtfuseError('MISMATCH', `${eb.kind} embedding vs the anchor's ${ea.kind} embedding`, { file: B.plan.file });
-  let stream: TMap;
-  if (ea.kind === 'patch' && eb.kind === 'patch') {
-    if (!!ea.cls !== !!eb.cls || !!ea.pos !== !!eb.pos) throw new OtfuseError('MISMATCH', 'the models differ in CLS token / position embedding', { file: B.plan.file });
-    if (ea.cls && eb.cls) {
-      // CLS: one learned vector; its map comes from its own values (scalar per hidden neuron).
-      const ca = A.params.get(ea.cls.name).data, cb = B.params.get(eb.cls.name).data;
-      const map = await solve('embed.cls', 'cls-token', { X: cb, Y: ca, n: cb.length, m: ca.length, d: 1 });
-      put(ea.cls.name, alignVector(toF64(cb), map, recipe.outNorm));
-    }
-    let posMap: TMap | undefined;
-    if (ea.pos && eb.pos) {
-      // Positions: each hidden neuron described by its values over the token positions.
-      const T = ea.pos.dims[ea.pos.dims.length - 2];
-      const Tb = eb.pos.dims[eb.pos.dims.length - 2];
-      if (T !== Tb) throw new OtfuseError('MISMATCH', `position embeddings cover ${Tb} tokens, the anchor's ${T}`, { file: B.plan.file });
+  // ---- step handlers (one per schedule step kind; schedule.ts) ----
+  /** Embedding: CLS, positions and patches (ViT) or the summed lookup tables (BERT); returns the stream map. */
+  const embedding = async (): Promise<TMap> => {
+    const ea = A.plan.embedding, eb = B.plan.embedding;
+    if (ea.kind !== eb.kind) throw new OtfuseError('MISMATCH', `${eb.kind} embedding vs the anchor's ${ea.kind} embedding`, { file: B.plan.file });
+    let stream: TMap;
+    if (ea.kind === 'patch' && eb.kind === 'patch') {
+      if (!!ea.cls !== !!eb.cls || !!ea.pos !== !!eb.pos) throw new OtfuseError('MISMATCH', 'the models differ in CLS token / position embedding', { file: B.plan.file });
+      if (ea.cls && eb.cls) {
+        // CLS: one learned vector; its map comes from its own values (scalar per hidden neuron).
+        const ca = A.params.get(ea.cls.name).data, cb = B.params.get(eb.cls.name).data;
+        const map = await solve('embed.cls', 'cls-token', { X: cb, Y: ca, n: cb.length, m: ca.length, d: 1 });
+        put(ea.cls.name, alignVector(toF64(cb), map, recipe.outNorm));
+      }
+      let posMap: TMap | undefined;
+      if (ea.pos && eb.pos) {
+        // Positions: each hidden neuron described by its values over the token positions.
+        const T = ea.pos.dims[ea.pos.dims.length - 2];
+        const Tb = eb.pos.dims[eb.pos.dims.length - 2];
+        if (T !== Tb) throw new OtfuseError('MISMATCH', `position embeddings cover ${Tb} tokens, the anchor's ${T}`, { file: B.plan.file });
+        const Da = A.plan.hidden, Db = B.plan.hidden;
+        const Pa = transpose(A.params.get(ea.pos.name).data, T, Da); // channels × tokens
+        const Pb = transpose(B.params.get(eb.pos.name).data, T, Db);
+        posMap = await solve('embed.pos', 'position', { X: Pb, Y: Pa, n: Db, m: Da, d: T });
+        const aligned = alignOutput(Pb, T, posMap, recipe.outNorm); // Da × T
+        put(ea.pos.name, transpose(aligned, Da, T));
+      }
+      // Patch embedding: a Conv with stride = kernel is a linear layer on flattened patches.
+      const pa = ea.patch, pb = eb.patch;
+      if (pa.kernel.join() !== pb.kernel.join()) throw new OtfuseError('MISMATCH', `patch kernels differ ([${pb.kernel}] vs the anchor's [${pa.kernel}])`, { file: B.plan.file });
+      const kin = pa.kernel.reduce((x, y) => x * y, 1);
+      const Wpb = toF64(B.params.get(pb.weight).data);
+      const Wpa = toF64(A.params.get(pa.weight).data);
+      const patchMap = await solve('embed.patch', 'patch-conv', recipe.alignBy === 'acts' ? actFeatures(pb.out, pa.out) : wtsFeatures(Wpb, pb.channels, Wpa, pa.channels, kin));
+      put(pa.weight, alignOutput(Wpb, kin, patchMap, recipe.outNorm));
+      if (pa.bias) {
+        if (!pb.bias) throw new OtfuseError('MISMATCH', 'patch embedding bias missing', { file: B.plan.file });
+        put(pa.bias, alignVector(toF64(B.params.get(pb.bias).data), patchMap, recipe.outNorm));
+      }
+      stream = patchMap;
+      if (posMap) {
+        // The stream into block 0 = patch tokens + positions: combined like a residual (skip = positions).
+        const posName = ea.pos!.name;
+        const posAbs = () => {
+          const P = A.params.get(posName).data, D = A.plan.hidden, v = new Float64Array(D);
+          for (let k = 0; k < P.length; k++) v[k % D] += Math.abs(P[k]) / (P.length / D);
+          return v;
+        };
+        stream = residual('embed.stream', posMap, patchMap, posAbs, absOf(pa.out));
+      }
+    } else if (ea.kind === 'tokens' && eb.kind === 'tokens') {
+      // Summed lookups feed one residual stream: one map for it, from the summed activations (acts) or from the
+      // columns of the tables stacked (wts: each hidden neuron described by its values over every row).
+      const pairs = ea.tables.map((ta) => {
+        const tb = eb.tables.find((x) => x.by === ta.by);
+        if (!tb) throw new OtfuseError('MISMATCH', `the anchor's embedding table '${ta.name}' (indexed by ${ta.by}) has no counterpart`, { file: B.plan.file });
+        if (tb.dims[0] !== ta.dims[0]) throw new OtfuseError('MISMATCH', `embedding table '${tb.name}' has ${tb.dims[0]} rows, the anchor's '${ta.name}' ${ta.dims[0]}`, { file: B.plan.file });
+        return { ta, tb };
+      });
+      if (eb.tables.length !== ea.tables.length) throw new OtfuseError('MISMATCH', `${eb.tables.length} embedding tables vs the anchor's ${ea.tables.length}`, { file: B.plan.file });
       const Da = A.plan.hidden, Db = B.plan.hidden;
-      const Pa = transpose(A.params.get(ea.pos.name).data, T, Da); // channels × tokens
-      const Pb = transpose(B.params.get(eb.pos.name).data, T, Db);
-      posMap = await solve('embed.pos', 'position', { X: Pb, Y: Pa, n: Db, m: Da, d: T });
-      const aligned = alignOutput(Pb, T, posMap, recipe.outNorm); // Da × T
-      put(ea.pos.name, transpose(aligned, Da, T));
-    }
-    // Patch embedding: a Conv with stride = kernel is a linear layer on flattened patches.
-    const pa = ea.patch, pb = eb.patch;
-    if (pa.kernel.join() !== pb.kernel.join()) throw new OtfuseError('MISMATCH', `patch kernels differ ([${pb.kernel}] vs the anchor's [${pa.kernel}])`, { file: B.plan.file });
-    const kin = pa.kernel.reduce((x, y) => x * y, 1);
-    const Wpb = toF64(B.params.get(pb.weight).data);
-    const Wpa = toF64(A.params.get(pa.weight).data);
-    const patchMap = await solve('embed.patch', 'patch-conv', recipe.alignBy === 'acts' ? actFeatures(pb.out, pa.out) : wtsFeatures(Wpb, pb.channels, Wpa, pa.channels, kin));
-    put(pa.weight, alignOutput(Wpb, kin, patchMap, recipe.outNorm));
-    if (pa.bias) {
-      if (!pb.bias) throw new OtfuseError('MISMATCH', 'patch embedding bias missing', { file: B.plan.file });
-      put(pa.bias, alignVector(toF64(B.params.get(pb.bias).data), patchMap, recipe.outNorm));
-    }
-    stream = patchMap;
-    if (posMap) {
-      // The stream into block 0 = patch tokens + positions: combined like a residual (skip = positions).
-      const posName = ea.pos!.name;
-      const posAbs = () => {
-        const P = A.params.get(posName).data, D = A.plan.hidden, v = new Float64Array(D);
-        for (let k = 0; k < P.length; k++) v[k % D] += Math.abs(P[k]) / (P.length / D);
-        return v;
+      const colsOf = (side: typeof A, list: string[], D: number) => {
+        const parts = list.map((n) => side.params.get(n).data);
+        const rows = parts.reduce((s, p) => s + p.length / D, 0);
+        return { T: transpose(concatRows(...parts), rows, D), rows }; // D × rows
       };
-      stream = residual('embed.stream', posMap, patchMap, posAbs, absOf(pa.out));
+      let f: Features;
+      if (recipe.alignBy === 'acts') f = actFeatures(eb.sum, ea.sum);
+      else {
+        const cb = colsOf(B, pairs.map((p) => p.tb.name), Db), ca = colsOf(A, pairs.map((p) => p.ta.name), Da);
+        f = wtsFeatures(cb.T, Db, ca.T, Da, ca.rows);
+      }
+      stream = await solve('embed.tokens', 'embedding', f);
+      for (const { ta, tb } of pairs) {
+        const R = tb.dims[0];
+        const aligned = alignOutput(transpose(B.params.get(tb.name).data, R, Db), R, stream, recipe.outNorm); // Da × R
+        put(ta.name, transpose(aligned, Da, R));
+      }
+      norm(eb.ln, ea.ln, stream);
+    } else {
+      throw new OtfuseError('INTERNAL', 'unknown embedding kind');
     }
-  } else if (ea.kind === 'tokens' && eb.kind === 'tokens') {
-    // Summed lookups feed one residual stream: one map for it, from the summed activations (acts) or from the
-    // columns of the tables stacked (wts: each hidden neuron described by its values over every row).
-    const pairs = ea.tables.map((ta) => {
-      const tb = eb.tables.find((x) => x.by === ta.by);
-      if (!tb) throw new OtfuseError('MISMATCH', `the anchor's embedding table '${ta.name}' (indexed by ${ta.by}) has no counterpart`, { file: B.plan.file });
-      if (tb.dims[0] !== ta.dims[0]) throw new OtfuseError('MISMATCH', `embedding table '${tb.name}' has ${tb.dims[0]} rows, the anchor's '${ta.name}' ${ta.dims[0]}`, { file: B.plan.file });
-      return { ta, tb };
-    });
-    if (eb.tables.length !== ea.tables.length) throw new OtfuseError('MISMATCH', `${eb.tables.length} embedding tables vs the anchor's ${ea.tables.length}`, { file: B.plan.file });
-    const Da = A.plan.hidden, Db = B.plan.hidden;
-    const colsOf = (side: typeof A, list: string[], D: number) => {
-      const parts = list.map((n) => side.params.get(n).data);
-      const rows = parts.reduce((s, p) => s + p.length / D, 0);
-      return { T: transpose(concatRows(...parts), rows, D), rows }; // D × rows
-    };
-    let f: Features;
-    if (recipe.alignBy === 'acts') f = actFeatures(eb.sum, ea.sum);
-    else {
-      const cb = colsOf(B, pairs.map((p) => p.tb.name), Db), ca = colsOf(A, pairs.map((p) => p.ta.name), Da);
-      f = wtsFeatures(cb.T, Db, ca.T, Da, ca.rows);
-    }
-    stream = await solve('embed.tokens', 'embedding', f);
-    for (const { ta, tb } of pairs) {
-      const R = tb.dims[0];
-      const aligned = alignOutput(transpose(B.params.get(tb.name).data, R, Db), R, stream, recipe.outNorm); // Da × R
-      put(ta.name, transpose(aligned, Da, R));
-    }
-    norm(eb.ln, ea.ln, stream);
-  } else {
-    throw new OtfuseError('INTERNAL', 'unknown embedding kind');
-  }
+    return stream;
+  };
 
-  // ---- blocks ----
-  if (A.plan.blocks.length !== B.plan.blocks.length) throw new OtfuseError('MISMATCH', `${B.plan.blocks.length} blocks vs the anchor's ${A.plan.blocks.length}`, { file: B.plan.file });
-  for (let i = 0; i < A.plan.blocks.length; i++) {
-    const ba = A.plan.blocks[i], bb = B.plan.blocks[i];
-    const p = `blocks.${i}`;
-    await ctx.prepare?.(i + 1);
-    if (ba.norm !== bb.norm) throw new OtfuseError('MISMATCH', `block ${i} is ${bb.norm}-LN, the anchor's is ${ba.norm}-LN`, { file: B.plan.file });
-    if (ba.attn.heads !== bb.attn.heads) throw new OtfuseError('MISMATCH', `block ${i} has ${bb.attn.heads} heads, the anchor ${ba.attn.heads}`, { file: B.plan.file });
-    const skip1 = stream;
-    if (ba.norm === 'pre') norm(bb.ln1, ba.ln1, stream);
-    // Q and K
-    const qa = ba.attn.q, ka = ba.attn.k, qb = bb.attn.q, kb = bb.attn.k;
+  /** Q, K and V of one block by the Q/K mode (or head-aware); returns the V map (W_O's input side). */
+  const attention = async (p: string, aa: AttentionRef, ab: AttentionRef, stream: TMap): Promise<TMap> => {
+    const qa = aa.q, ka = aa.k, qb = ab.q, kb = ab.k;
     let vMap: TMap;
     if (recipe.headAware) {
       const Wq = inAligned(qb, qa, stream), Wk = inAligned(kb, ka, stream);
-      const va = ba.attn.v, vb = bb.attn.v;
+      const va = aa.v, vb = ab.v;
       const Wv = inAligned(vb, va, stream);
       const d = qa.inDim;
       let fqk: Features, fv: Features;
@@ -296,7 +294,7 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
         fqk = wtsFeatures(concatCols(Wq, Wk, qb.outDim, d, d), qb.outDim, concatCols(weightOf(A, qa), weightOf(A, ka), qa.outDim, d, d), qa.outDim, 2 * d);
         fv = wtsFeatures(Wv, vb.outDim, weightOf(A, va), va.outDim, d);
       }
-      const maps = await headMaps(p, ba.attn.heads, fqk, fv);
+      const maps = await headMaps(p, aa.heads, fqk, fv);
       putLinear(qa, alignOutput(Wq, d, maps.qk, recipe.outNorm), mapBias(biasOf(B, qb), maps.qk));
       putLinear(ka, alignOutput(Wk, d, maps.qk, recipe.outNorm), mapBias(biasOf(B, kb), maps.qk));
       putLinear(va, alignOutput(Wv, d, maps.v, recipe.outNorm), mapBias(biasOf(B, vb), maps.v));
@@ -336,31 +334,59 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
           putLinear(ka, Wj.slice(na * d), bj?.slice(na));
         }
       }
-      vMap = await linear(`${p}.attn.v`, 'attn-v', bb.attn.v, ba.attn.v, stream);
+      vMap = await linear(`${p}.attn.v`, 'attn-v', ab.v, aa.v, stream);
     }
-    const oMap = await linear(`${p}.attn.o`, 'attn-o', bb.attn.o, ba.attn.o, vMap);
-    stream = residual(`${p}.resid1`, skip1, oMap, absOf(ba.input), absOf(ba.attn.o.out));
-    if (ba.norm === 'post') norm(bb.ln1, ba.ln1, stream);
-    else norm(bb.ln2, ba.ln2, stream);
-    const skip2 = stream;
-    const fc1Map = await linear(`${p}.mlp.fc1`, 'mlp-fc1', bb.fc1, ba.fc1, stream);
-    const fc2Map = await linear(`${p}.mlp.fc2`, 'mlp-fc2', bb.fc2, ba.fc2, fc1Map);
-    stream = residual(`${p}.resid2`, skip2, fc2Map, absOf(ba.attnAdd), absOf(ba.fc2.out));
-    if (ba.norm === 'post') norm(bb.ln2, ba.ln2, stream);
+    return vMap;
+  };
+
+  // ---- the schedule ----
+  if (A.plan.blocks.length !== B.plan.blocks.length) throw new OtfuseError('MISMATCH', `${B.plan.blocks.length} blocks vs the anchor's ${A.plan.blocks.length}`, { file: B.plan.file });
+  const slots = new Map<Slot, TMap | null>();
+  const slot = (name: Slot): TMap | null => {
+    const v = slots.get(name);
+    if (v === undefined) throw new OtfuseError('INTERNAL', `alignment schedule: map slot '${name}' read before it is written`);
+    return v;
+  };
+  const mapOf = (name: Slot): TMap => {
+    const v = slot(name);
+    if (!v) throw new OtfuseError('INTERNAL', `alignment schedule: map slot '${name}' holds no map`);
+    return v;
+  };
+  for (const step of compileSchedule(A.plan)) {
+    switch (step.kind) {
+      case 'stage': {
+        await ctx.prepare?.(step.stage);
+        if (step.block === undefined) break;
+        const i = step.block, ba = A.plan.blocks[i], bb = B.plan.blocks[i];
+        if (ba.norm !== bb.norm) throw new OtfuseError('MISMATCH', `block ${i} is ${bb.norm}-LN, the anchor's is ${ba.norm}-LN`, { file: B.plan.file });
+        if (ba.attn.heads !== bb.attn.heads) throw new OtfuseError('MISMATCH', `block ${i} has ${bb.attn.heads} heads, the anchor ${ba.attn.heads}`, { file: B.plan.file });
+        break;
+      }
+      case 'embedding': slots.set(step.out, await embedding()); break;
+      case 'save': slots.set(step.to, slot(step.from)); break;
+      case 'norm': norm(step.ref(B.plan), step.ref(A.plan), slot(step.slot)); break;
+      case 'attention': slots.set(step.out, await attention(`blocks.${step.block}`, step.ref(A.plan), step.ref(B.plan), mapOf(step.in))); break;
+      case 'linear': {
+        const la = step.ref(A.plan), lb = step.ref(B.plan);
+        if (!la) break;
+        if (!lb) throw new OtfuseError('MISMATCH', `the anchor has a ${step.mapKind === 'pooler' ? 'pooler' : `layer '${step.name}'`}, the other model not`, { file: B.plan.file });
+        slots.set(step.out, await linear(step.name, step.mapKind, lb, la, slot(step.in)));
+        break;
+      }
+      case 'residual':
+        slots.set(step.out, residual(step.name, mapOf(step.skip), mapOf(step.branch), absOf(step.skipTensor(A.plan)), absOf(step.branchTensor(A.plan))));
+        break;
+      case 'classifier': {
+        const ha = A.plan.head, hb = B.plan.head;
+        if (ha.classes !== hb.classes) throw new OtfuseError('MISMATCH', `${hb.classes} classes vs the anchor's ${ha.classes}`, { file: B.plan.file });
+        // Input side only; its outputs are the classes and are never permuted.
+        const la = step.ref(A.plan), lb = step.ref(B.plan);
+        putLinear(la, inAligned(lb, la, slot(step.in)), biasOf(B, lb));
+        break;
+      }
+    }
   }
 
-  // ---- head ----
-  await ctx.prepare?.(A.plan.blocks.length + 1);
-  const ha = A.plan.head, hb = B.plan.head;
-  norm(hb.finalNorm, ha.finalNorm, stream);
-  let headIn: TMap | null = stream;
-  if (ha.pooler) {
-    if (!hb.pooler) throw new OtfuseError('MISMATCH', 'the anchor has a pooler, the other model not', { file: B.plan.file });
-    headIn = await linear('head.pooler', 'pooler', hb.pooler, ha.pooler, stream);
-  }
-  if (ha.classes !== hb.classes) throw new OtfuseError('MISMATCH', `${hb.classes} classes vs the anchor's ${ha.classes}`, { file: B.plan.file });
-  // Classifier: input side only; its outputs are the classes and are never permuted.
-  putLinear(ha.classifier, inAligned(hb.classifier, ha.classifier, headIn), biasOf(B, hb.classifier));
   return sink.finish();
 }
 

@@ -13,7 +13,9 @@ import { autotuneRecipe, AUTOTUNE_DEFAULT_BUDGET_S } from './autotune';
 import { baselineMetrics } from './baselines';
 import type { ProviderChoice, ProviderReport } from '../runtime/providers';
 import { analyzeModel, type LinearRef, type ModelPlan } from '../graph/analyze';
+export type { ParamRole } from './schedule';
 import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion } from './slices';
+import { compileSchedule, scheduleParams, solvedMapCount, type ParamRole } from './schedule';
 import type { FuseRequest, FuseResult, JobContext, LayerMapInfo, ModelMetrics, RunRecord, ProgressEvent, FinetuneResult, DataArg } from '../types';
 import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions } from './activations';
 import { alignModel, type MapRecord, type Params } from './align';
@@ -22,6 +24,7 @@ import { resolveRecipe, RECIPE_FIELDS, type ResolvedRecipe } from './recipe';
 import { ALIGN_BY, REFITS, RESIDUAL_POLICIES } from './registry';
 import { encodeSafetensors, type StTensor } from './safetensors';
 import type { TMap } from './maps';
+import { refitModel, type RefitLayerResult } from './refit';
 
 export const OTFUSE_VERSION = '0.1.0';
 
@@ -51,6 +54,8 @@ export interface LoadedFusionResult {
   maps: MapRecord[][];
   timings: Record<string, number>;
   activationBytes: number;
+  /** Per-layer results of the refit (recipe.refit ≠ 'none'). */
+  refit?: RefitLayerResult[];
 }
 
 function paramsOf(model: OnnxModel): Params {
@@ -64,38 +69,9 @@ function paramsOf(model: OnnxModel): Params {
   };
 }
 
-/** A parameter by role (its position in the plan), so models exported with different names or packings pair up. */
-export interface ParamRole {
-  role: string;
-  /** The initializer (the whole packed one when the layer is a slice). */
-  name: string;
-  /** Set for linear weights/biases: values are read and written in canonical form ([out, in]) through the slice. */
-  linear?: LinearRef;
-  part?: 'weight' | 'bias';
-}
-
-/** Parameters by role (position in the plan), so models exported with different names still pair up. */
+/** Parameters by role (position in the alignment schedule), so models exported with different names or packings pair up. */
 export function planParams(plan: ModelPlan): ParamRole[] {
-  const out: ParamRole[] = [];
-  const add = (role: string, name?: string) => { if (name) out.push({ role, name }); };
-  const lin = (role: string, l?: LinearRef) => {
-    if (!l) return;
-    out.push({ role: `${role}.w`, name: l.weight, linear: l, part: 'weight' });
-    if (l.bias) out.push({ role: `${role}.b`, name: l.bias, linear: l, part: 'bias' });
-  };
-  const e = plan.embedding;
-  if (e.kind === 'patch') { add('embed.cls', e.cls?.name); add('embed.pos', e.pos?.name); add('embed.patch.w', e.patch.weight); add('embed.patch.b', e.patch.bias); }
-  else { for (const t of e.tables) add(`embed.table.${t.by}`, t.name); add('embed.ln.s', e.ln?.scale); add('embed.ln.b', e.ln?.bias); }
-  for (const b of plan.blocks) {
-    const p = `blocks.${b.index}`;
-    add(`${p}.ln1.s`, b.ln1?.scale); add(`${p}.ln1.b`, b.ln1?.bias); add(`${p}.ln2.s`, b.ln2?.scale); add(`${p}.ln2.b`, b.ln2?.bias);
-    for (const [k, l] of [['q', b.attn.q], ['k', b.attn.k], ['v', b.attn.v], ['o', b.attn.o], ['fc1', b.fc1], ['fc2', b.fc2]] as const) lin(`${p}.${k}`, l);
-  }
-  const h = plan.head;
-  add('head.ln.s', h.finalNorm?.scale); add('head.ln.b', h.finalNorm?.bias);
-  lin('head.pooler', h.pooler);
-  lin('head.cls', h.classifier);
-  return out;
+  return scheduleParams(compileSchedule(plan), plan);
 }
 
 /** A role's values: linear parameters in canonical form through their slice, anything else as stored. */
@@ -118,14 +94,6 @@ function roleShape(params: Params, r: ParamRole): string {
   return params.get(r.name).dims.join('x');
 }
 
-/** How many OT maps one model's alignment solves (the total of the per-layer progress events). */
-function solvedMapCount(plan: ModelPlan, recipe: ResolvedRecipe): number {
-  const e = plan.embedding;
-  const embed = e.kind === 'patch' ? 1 + (e.cls ? 1 : 0) + (e.pos ? 1 : 0) : 1;
-  const attention = recipe.headAware ? 4 : recipe.qk === 'separate' ? 4 : 3; // (+ heads) q/k or qk, v, o
-  return embed + plan.layers * (attention + 2) + (plan.head.pooler ? 1 : 0);
-}
-
 function checkCompatible(plans: ModelPlan[]): void {
   const a = plans[0];
   for (const p of plans.slice(1)) {
@@ -140,7 +108,6 @@ function checkCompatible(plans: ModelPlan[]): void {
 /** The fusion itself on loaded models (no files written). */
 export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusionResult> {
   const { models, recipe } = input;
-  if (recipe.refit !== 'none') throw new OtfuseError('UNSUPPORTED', `refit '${recipe.refit}' is not implemented yet`);
   const timings: Record<string, number> = {};
   const emit = (e: ProgressEvent) => input.onProgress?.(e);
   let t = performance.now();
@@ -158,7 +125,8 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   });
 
   // Activations (also needed by weight-based alignment when a weighted residual policy reads them).
-  const needActs = ALIGN_BY[recipe.alignBy].needsActivations || RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations || REFITS[recipe.refit].needsActivations;
+  const needActs = ALIGN_BY[recipe.alignBy].needsActivations || RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations;
+  if (REFITS[recipe.refit].needsActivations && !input.calib) throw new OtfuseError('BAD_USAGE', `refit '${recipe.refit}' needs calibration data (--data)`);
   const acts: (ActivationStore | undefined)[] = models.map(() => undefined);
   let activationBytes = 0;
   t = performance.now();
@@ -191,12 +159,15 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   t = performance.now();
   const maps: MapRecord[][] = [[]];
   const aligned: Map<string, Float64Array>[] = [new Map()];
-  const layerCount = solvedMapCount(plans[0], recipe);
+  const inputMaps: Map<LinearRef, TMap | null>[] = [new Map()];
+  const layerCount = solvedMapCount(compileSchedule(plans[0]), plans[0], recipe);
   const costs = await CostEngine.create(recipe.costEngine === 'ort');
   try {
     for (let k = 1; k < models.length; k++) {
       throwIfCancelled(input.signal);
       const records: MapRecord[] = [];
+      const linearMaps = new Map<LinearRef, TMap | null>();
+      inputMaps.push(linearMaps);
       let done = 0;
       aligned.push(await alignModel({
         anchor: { plan: plans[0], params: params[0], acts: acts[0] },
@@ -208,6 +179,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
           if (r.kind !== 'residual') emit({ stage: 'align', layer: r.name, message: `model ${k}`, done: ++done, total: layerCount, metrics: { cost: r.diagnostics.cost, entropy: r.diagnostics.entropy } });
         },
         tamper: input.tamper ? (name, map) => input.tamper!(k, name, map) : undefined,
+        onLinear: (la, mapIn) => linearMaps.set(la, mapIn),
         prepare: staged ? async (stage) => {
           throwIfCancelled(input.signal);
           emit({ stage: 'activations', message: `stage ${stage} (model ${k})` });
@@ -244,6 +216,25 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   }
   timings.average = (performance.now() - t) / 1000;
 
+  // Optional closed-form refit of every aligned linear layer from calibration activations (refit.ts).
+  let refit: RefitLayerResult[] | undefined;
+  if (recipe.refit !== 'none') {
+    t = performance.now();
+    refit = await refitModel({
+      mode: recipe.refit, ridge: recipe.refitRidge, models, plans, fused, aligned, alpha: alpha.map((a) => a / asum), inputMaps,
+      calib: input.calib!, samples: recipe.samples, batchSize: recipe.batchSize, provider: input.provider, signal: input.signal,
+      onLayer: (r, done, total) => emit({ stage: 'refit', layer: r.name, done, total, metrics: { errorAverage: r.errorAverage, errorRefit: r.errorRefit } }),
+    });
+    // Per-layer diagnostics go with the layer's maps (the run's layer table); layers without a map of their own
+    // (the classifier, Q/K under a shared map) are listed in `refit`.
+    for (const r of refit) {
+      for (const rec of maps.slice(1).flat()) {
+        if (rec.name === r.name) Object.assign(rec.diagnostics, { refitErrorAverage: r.errorAverage, refitError: r.errorRefit, refitLambda: r.lambda });
+      }
+    }
+    timings.refit = (performance.now() - t) / 1000;
+  }
+
   let vanilla: OnnxModel | undefined;
   if (!heterogeneous) {
     // Plain average role by role (canonical values, so differently packed or laid-out exports still pair up).
@@ -260,7 +251,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     vanilla = models[0].clone();
     for (const [name, v] of sink.finish()) vanilla.setInitializer(name, Float32Array.from(v));
   }
-  return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes };
+  return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, refit };
 }
 
 function stamp(d = new Date()): string {
@@ -376,6 +367,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
       versions: versions(), provider, timings, metrics, layers, mapsFile: 'maps.safetensors',
       ...(finetune ? { finetune } : {}),
       ...(autotune ? { autotune } : {}),
+      ...(result.refit ? { refit: result.refit } : {}),
       // Absolute paths, so re-evaluating or finetuning the run later works from any working directory.
       ...(request.data !== undefined ? { data: absoluteData(request.data) } : {}),
       ...(evalSet ? { evalData: absoluteData((request.evalData ?? request.data)!) } : {}),

@@ -2,6 +2,7 @@
 import type { OnnxModel } from '../onnx/model';
 import type { AlignmentSummary } from '../types';
 import { analyzeModel, type LinearRef, type ModelPlan } from './analyze';
+import { compileSchedule, type Slot } from '../fusion/schedule';
 
 export function analyzeAlignment(model: OnnxModel): AlignmentSummary {
   return summarizePlan(analyzeModel(model));
@@ -18,43 +19,60 @@ function lin(name: string, kind: string, l: LinearRef, inputFrom?: string, note?
 export function summarizePlan(plan: ModelPlan): AlignmentSummary {
   const groups: AlignmentSummary['groups'] = [];
   const residualPoints: string[] = [];
-  const e = plan.embedding;
-  if (e.kind === 'tokens') {
-    for (const t of e.tables) groups.push({ name: `embed.${t.by}`, kind: 'embedding-table', width: t.dims[1], params: [t.name], note: `${t.dims[0]} rows, Gather by ${t.by}; aligned along the hidden axis with the stream map` });
-    groups.push({ name: 'embed.tokens', kind: 'embedding', width: plan.hidden, params: [e.ln?.scale, e.ln?.bias].filter(Boolean) as string[], note: `map from the summed lookups${e.ln ? `; ${e.ln.form} after the sum` : ''}` });
-    residualPoints.push(`embed: ${e.tables.length} lookups summed → one stream map`);
-  } else {
-  if (e.cls) groups.push({ name: 'embed.cls', kind: 'cls-token', width: e.cls.dims[e.cls.dims.length - 1], params: [e.cls.name], note: 'map from its own values' });
-  if (e.pos) groups.push({ name: 'embed.pos', kind: 'position', width: e.pos.dims[e.pos.dims.length - 1], params: [e.pos.name], note: `${e.pos.dims[e.pos.dims.length - 2]} tokens; map from its own values` });
-  groups.push({
-    name: 'embed.patch', kind: 'patch-conv', width: e.patch.channels, params: [e.patch.weight, ...(e.patch.bias ? [e.patch.bias] : [])],
-    note: `Conv ${e.patch.kernel.join('×')} as a linear layer on flattened patches${e.patch.grid.length ? `, grid ${e.patch.grid.join('×')}` : ''}`,
-  });
-  residualPoints.push(`embed: patch map + position map (residual policy) → stream`);
-  }
-  let stream = 'embed';
-  for (const b of plan.blocks) {
-    const p = `blocks.${b.index}`;
-    const a = b.attn;
-    if (b.ln1 && b.norm === 'pre') groups.push({ name: `${p}.ln1`, kind: 'layernorm', width: plan.hidden, params: [b.ln1.scale, b.ln1.bias].filter(Boolean) as string[], inputFrom: stream, note: `${b.ln1.form}; map passes through` });
-    groups.push(lin(`${p}.attn.q`, 'attn-q', a.q, stream, `${a.heads} heads × ${a.headDim}; left operand of QKᵀ`));
-    groups.push(lin(`${p}.attn.k`, 'attn-k', a.k, stream, 'right operand of QKᵀ'));
-    groups.push(lin(`${p}.attn.v`, 'attn-v', a.v, stream, `${a.heads} heads × ${a.vHeadDim}; right operand of softmax·V`));
-    groups.push(lin(`${p}.attn.o`, 'attn-o', a.o, `${p}.attn.v`, 'input side takes the V map'));
-    residualPoints.push(`${p}.attn: ${stream} (skip) + ${p}.attn.o (branch) at ${b.attnAddNode}`);
-    stream = `${p}.resid1`;
-    if (b.norm === 'post' && b.ln1) groups.push({ name: `${p}.ln1`, kind: 'layernorm', width: plan.hidden, params: [b.ln1.scale, b.ln1.bias].filter(Boolean) as string[], inputFrom: stream, note: `${b.ln1.form} after the residual Add` });
-    if (b.ln2 && b.norm === 'pre') groups.push({ name: `${p}.ln2`, kind: 'layernorm', width: plan.hidden, params: [b.ln2.scale, b.ln2.bias].filter(Boolean) as string[], inputFrom: stream, note: `${b.ln2.form}; map passes through` });
-    groups.push(lin(`${p}.mlp.fc1`, 'mlp-fc1', b.fc1, stream, `activation: ${b.activation.join('→')}`));
-    groups.push(lin(`${p}.mlp.fc2`, 'mlp-fc2', b.fc2, `${p}.mlp.fc1`));
-    residualPoints.push(`${p}.mlp: ${stream} (skip) + ${p}.mlp.fc2 (branch) at ${b.mlpAddNode}`);
-    stream = `${p}.resid2`;
-    if (b.norm === 'post' && b.ln2) groups.push({ name: `${p}.ln2`, kind: 'layernorm', width: plan.hidden, params: [b.ln2.scale, b.ln2.bias].filter(Boolean) as string[], inputFrom: stream, note: `${b.ln2.form} after the residual Add` });
+  // Which step last wrote each map slot (the "input map from" column).
+  const source = new Map<Slot, string>();
+  const steps = compileSchedule(plan);
+  for (const step of steps) {
+    switch (step.kind) {
+      case 'embedding': {
+        const e = step.ref(plan);
+        if (e.kind === 'tokens') {
+          for (const t of e.tables) groups.push({ name: `embed.${t.by}`, kind: 'embedding-table', width: t.dims[1], params: [t.name], note: `${t.dims[0]} rows, Gather by ${t.by}; aligned along the hidden axis with the stream map` });
+          groups.push({ name: 'embed.tokens', kind: 'embedding', width: plan.hidden, params: [e.ln?.scale, e.ln?.bias].filter(Boolean) as string[], note: `map from the summed lookups${e.ln ? `; ${e.ln.form} after the sum` : ''}` });
+          residualPoints.push(`embed: ${e.tables.length} lookups summed → one stream map`);
+        } else {
+          if (e.cls) groups.push({ name: 'embed.cls', kind: 'cls-token', width: e.cls.dims[e.cls.dims.length - 1], params: [e.cls.name], note: 'map from its own values' });
+          if (e.pos) groups.push({ name: 'embed.pos', kind: 'position', width: e.pos.dims[e.pos.dims.length - 1], params: [e.pos.name], note: `${e.pos.dims[e.pos.dims.length - 2]} tokens; map from its own values` });
+          groups.push({
+            name: 'embed.patch', kind: 'patch-conv', width: e.patch.channels, params: [e.patch.weight, ...(e.patch.bias ? [e.patch.bias] : [])],
+            note: `Conv ${e.patch.kernel.join('×')} as a linear layer on flattened patches${e.patch.grid.length ? `, grid ${e.patch.grid.join('×')}` : ''}`,
+          });
+          residualPoints.push(`embed: patch map + position map (residual policy) → stream`);
+        }
+        source.set(step.out, 'embed');
+        break;
+      }
+      case 'save': source.set(step.to, source.get(step.from) ?? '—'); break;
+      case 'norm': {
+        const n = step.ref(plan);
+        if (n) groups.push({ name: step.name, kind: 'layernorm', width: plan.hidden, params: [n.scale, n.bias].filter(Boolean) as string[], inputFrom: source.get(step.slot), note: step.note ? `${n.form}${step.note.startsWith('after') ? ' ' : '; '}${step.note}` : n.form });
+        break;
+      }
+      case 'attention': {
+        const a = step.ref(plan), from = source.get(step.in);
+        groups.push(lin(`${step.name}.q`, 'attn-q', a.q, from, `${a.heads} heads × ${a.headDim}; left operand of QKᵀ`));
+        groups.push(lin(`${step.name}.k`, 'attn-k', a.k, from, 'right operand of QKᵀ'));
+        groups.push(lin(`${step.name}.v`, 'attn-v', a.v, from, `${a.heads} heads × ${a.vHeadDim}; right operand of softmax·V`));
+        source.set(step.out, `${step.name}.v`);
+        break;
+      }
+      case 'linear': {
+        const l = step.ref(plan);
+        if (!l) break;
+        groups.push(lin(step.name, step.mapKind, l, source.get(step.in), step.note));
+        source.set(step.out, step.name);
+        break;
+      }
+      case 'residual':
+        residualPoints.push(`${step.point}: ${source.get(step.skip)} (skip) + ${source.get(step.branch)} (branch) at ${step.addNode(plan)}`);
+        source.set(step.out, step.name);
+        break;
+      case 'classifier':
+        groups.push(lin(step.name, 'classifier', step.ref(plan), source.get(step.in), `${plan.head.classes} classes; input side only (outputs never permuted)`));
+        break;
+    }
   }
   const h = plan.head;
-  if (h.finalNorm) groups.push({ name: 'head.ln', kind: 'layernorm', width: plan.hidden, params: [h.finalNorm.scale, h.finalNorm.bias].filter(Boolean) as string[], inputFrom: stream, note: h.finalNorm.form });
-  if (h.pooler) groups.push(lin('head.pooler', 'pooler', h.pooler, stream));
-  groups.push(lin('head.classifier', 'classifier', h.classifier, h.pooler ? 'head.pooler' : stream, `${h.classes} classes; input side only (outputs never permuted)`));
 
   const lines: string[] = [];
   lines.push(`${plan.file}`);

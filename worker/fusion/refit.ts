@@ -1,0 +1,458 @@
+// Alignment refit (beyond the paper): after OT alignment, every aligned linear layer of the fused model is refit
+// in closed form from calibration activations, RegMean-style. With Ẑ_k = [X_k·T_k, 1] the inputs of the layer in
+// model k moved into the anchor's basis (T_k: the layer's incoming transport map, n·P) plus a ones column for the
+// bias, and Ŵ_k = [W_kᵀ; b_kᵀ] model k's aligned layer:
+//
+//   regmean:   W = (Σ α_k Ẑ_kᵀẐ_k + λI)⁻¹ (Σ α_k Ẑ_kᵀẐ_k Ŵ_k + λ W̄)
+//   regmean++: W = (X̂ᵀX̂ + λI)⁻¹ (Σ α_k X̂ᵀẐ_k Ŵ_k + λ W̄)     X̂ = [X, 1], the fused model's own inputs to the
+//              layer, recomputed level by level (q/k/v → o → fc1 → fc2 per block) after the levels before it are refit
+//
+// where W̄ = Σ α_k Ŵ_k is plain averaging and λ = refitRidge · mean diag of the Gram on the left. The ridge pulls
+// towards W̄ (not towards 0), so λ → ∞ is plain averaging, and the objective at W is never above its value at W̄:
+// the refit never makes a layer's reconstruction error on the calibration set worse than plain averaging (checked
+// per layer; the diagnostics report both). Gram products are accumulated in float64 over streamed batches: only
+// (d+1)² numbers per input tensor and model are kept, never the activations themselves. The input Gram of a
+// parent is taken in its own basis and moved by the map afterwards (T̂ᵀ G T̂), which is cheaper than moving X.
+import * as ort from 'onnxruntime-node';
+import { onnx } from 'onnx-proto';
+import { OtfuseError, throwIfCancelled } from '../errors';
+import type { OnnxModel } from '../onnx/model';
+import type { Dataset } from '../data/dataset';
+import type { LinearRef, ModelPlan } from '../graph/analyze';
+import type { ProviderChoice } from '../runtime/providers';
+import { ModelRunner, checkFinite } from '../runtime/session';
+import type { RefitMode } from './registry';
+import { compileSchedule, linearLevels } from './schedule';
+import { inputT, type TMap } from './maps';
+import { readBias, readWeight, toStorage, weightRegion, biasRegion, writeRegion, type StoredParam } from './slices';
+
+/** One linear layer of the schedule, the same position in every model (anchor first). */
+export interface RefitLayer {
+  name: string;
+  refs: LinearRef[];
+}
+
+export interface RefitLayerResult {
+  name: string;
+  /** Relative reconstruction error Σα‖Ẑ_kW − Ẑ_kŴ_k‖² / Σα‖Ẑ_kŴ_k‖² on the calibration set (regmean++: with the fused inputs). */
+  errorAverage: number;
+  errorRefit: number;
+  lambda: number;
+  /** Input rows (samples × tokens) the Grams were accumulated over. */
+  rows: number;
+}
+
+export interface RefitInput {
+  mode: Exclude<RefitMode, 'none'>;
+  ridge: number;
+  models: OnnxModel[];
+  plans: ModelPlan[];
+  /** The averaged fused model; refit weights are written into it in place. */
+  fused: OnnxModel;
+  /** Aligned values of model k (k ≥ 1) by anchor initializer name, in the anchor's layout; index 0 unused. */
+  aligned: Map<string, Float64Array>[];
+  /** Normalised model weights (sum 1), anchor first. */
+  alpha: number[];
+  /** The incoming map of each anchor linear for model k (k ≥ 1; null: none), from the alignment. */
+  inputMaps: Map<LinearRef, TMap | null>[];
+  calib: Dataset;
+  samples: number;
+  batchSize: number;
+  provider?: ProviderChoice;
+  signal?: AbortSignal;
+  onLayer?: (r: RefitLayerResult, done: number, total: number) => void;
+}
+
+/** The linear layers in dependency order (from the alignment schedule), grouped in levels whose inputs do not depend on each other. */
+export function refitLevels(plans: ModelPlan[]): RefitLayer[][] {
+  const levels: RefitLayer[][] = [];
+  for (const level of linearLevels(compileSchedule(plans[0]))) {
+    const layers: RefitLayer[] = [];
+    for (const l of level) {
+      const refs = plans.map((p) => l.ref(p));
+      if (refs.every((r) => r)) layers.push({ name: l.name, refs: refs as LinearRef[] });
+    }
+    if (layers.length) levels.push(layers);
+  }
+  return levels;
+}
+
+/** The tensor a linear layer reads (its MatMul/Gemm node's first input). */
+function inputTensor(model: OnnxModel, l: LinearRef): string {
+  const node = model.nodes.find((n) => n.name === l.node);
+  const x = node?.input?.[0];
+  if (!x) throw new OtfuseError('INTERNAL', `refit: cannot find the input of layer '${l.node}'`, { file: model.file, node: l.node });
+  return x;
+}
+
+/** Rows of a [rows × d] activation block (optionally a subset), with a ones column appended: [rows × (d+1)] float32. */
+function augmentRows(A: Float32Array, d: number, rows: readonly number[] | null, nRows: number): { X: Float32Array; rows: number } {
+  const count = rows ? rows.length : nRows;
+  const X = new Float32Array(count * (d + 1));
+  for (let r = 0; r < count; r++) {
+    const src = (rows ? rows[r] : r) * d;
+    X.set(A.subarray(src, src + d), r * (d + 1));
+    X[r * (d + 1) + d] = 1;
+  }
+  return { X, rows: count };
+}
+
+/** Below this many multiply-adds a product stays in float64 JS; above, one float32 Gemm in ONNX Runtime. */
+const ORT_PRODUCT_THRESHOLD = 1_000_000;
+
+function gemmTransAModel(): Uint8Array {
+  const F = onnx.TensorProto.DataType.FLOAT;
+  const vi = (name: string, dims: string[]) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: F, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
+  const graph = onnx.GraphProto.create({
+    name: 'cross',
+    node: [onnx.NodeProto.create({ opType: 'Gemm', name: 'cross', input: ['A', 'B'], output: ['C'], attribute: [onnx.AttributeProto.create({ name: 'transA', type: onnx.AttributeProto.AttributeType.INT, i: 1 })] })],
+    input: [vi('A', ['r', 'a']), vi('B', ['r', 'b'])],
+    output: [vi('C', ['a', 'b'])],
+  });
+  return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph, producerName: 'otfuse' })).finish();
+}
+
+/** Accumulates AᵀB of augmented row blocks into float64 C: per batch in float32 ONNX Runtime (large) or float64 JS (small). */
+class CrossProducts {
+  private constructor(private readonly session: ort.InferenceSession | undefined) {}
+
+  static async create(): Promise<CrossProducts> {
+    try {
+      return new CrossProducts(await ort.InferenceSession.create(gemmTransAModel(), { executionProviders: ['cpu'], logSeverityLevel: 3 }));
+    } catch {
+      return new CrossProducts(undefined);
+    }
+  }
+
+  async add(C: Float64Array, A: Float32Array, a: number, B: Float32Array, b: number, rows: number): Promise<void> {
+    if (this.session && rows * a * b >= ORT_PRODUCT_THRESHOLD) {
+      const out = await this.session.run({ A: new ort.Tensor('float32', A, [rows, a]), B: new ort.Tensor('float32', B, [rows, b]) });
+      const P = out.C.data as Float32Array;
+      for (let i = 0; i < P.length; i++) C[i] += P[i];
+      return;
+    }
+    for (let r = 0; r < rows; r++) {
+      const ao = r * a, bo = r * b;
+      for (let i = 0; i < a; i++) {
+        const x = A[ao + i];
+        if (x === 0) continue;
+        const ci = i * b;
+        for (let j = 0; j < b; j++) C[ci + j] += x * B[bo + j];
+      }
+    }
+  }
+
+  async release(): Promise<void> {
+    await this.session?.release();
+  }
+}
+
+/** T̂ = blockdiag(T, 1) for an input map T (n×m, input-side scaling), or identity of size d+1. */
+function augmentedT(map: TMap | null, d: number): { T: Float64Array; n: number; m: number } {
+  if (!map) {
+    const T = new Float64Array((d + 1) * (d + 1));
+    for (let i = 0; i <= d; i++) T[i * (d + 1) + i] = 1;
+    return { T, n: d + 1, m: d + 1 };
+  }
+  const t = inputT(map), n = map.n + 1, m = map.m + 1;
+  const T = new Float64Array(n * m);
+  for (let i = 0; i < map.n; i++) for (let j = 0; j < map.m; j++) T[i * m + j] = t[i * map.m + j];
+  T[n * m - 1] = 1;
+  return { T, n, m };
+}
+
+/** C[r×c] = Aᵀ[r×k]·B[k×c] for A stored k×r. */
+function matTmul(A: Float64Array, B: Float64Array, k: number, r: number, c: number): Float64Array {
+  const C = new Float64Array(r * c);
+  for (let p = 0; p < k; p++) {
+    for (let i = 0; i < r; i++) {
+      const a = A[p * r + i];
+      if (a === 0) continue;
+      for (let j = 0; j < c; j++) C[i * c + j] += a * B[p * c + j];
+    }
+  }
+  return C;
+}
+
+function matmul(A: Float64Array, B: Float64Array, r: number, k: number, c: number): Float64Array {
+  const C = new Float64Array(r * c);
+  for (let i = 0; i < r; i++) {
+    for (let p = 0; p < k; p++) {
+      const a = A[i * k + p];
+      if (a === 0) continue;
+      for (let j = 0; j < c; j++) C[i * c + j] += a * B[p * c + j];
+    }
+  }
+  return C;
+}
+
+/** Solves (G + λI) X = B for SPD G (n×n) by Cholesky; B is n×c. */
+export function solveSpd(G: Float64Array, n: number, B: Float64Array, c: number, lambda: number): Float64Array {
+  const L = new Float64Array(n * n);
+  let jitter = 0;
+  for (let attempt = 0; attempt < 6; attempt++) {
+    let ok = true;
+    for (let j = 0; j < n && ok; j++) {
+      let s = G[j * n + j] + lambda + jitter;
+      for (let k = 0; k < j; k++) s -= L[j * n + k] ** 2;
+      if (!(s > 0)) { ok = false; break; }
+      const d = Math.sqrt(s);
+      L[j * n + j] = d;
+      for (let i = j + 1; i < n; i++) {
+        let t = G[i * n + j];
+        for (let k = 0; k < j; k++) t -= L[i * n + k] * L[j * n + k];
+        L[i * n + j] = t / d;
+      }
+    }
+    if (ok) break;
+    let md = 0;
+    for (let i = 0; i < n; i++) md += Math.abs(G[i * n + i]);
+    jitter = Math.max(jitter * 100, ((md / n) || 1) * 1e-10);
+    L.fill(0);
+    if (attempt === 5) throw new OtfuseError('NUMERIC', 'refit: the input Gram matrix is not positive definite (give refitRidge > 0)');
+  }
+  const X = Float64Array.from(B);
+  for (let col = 0; col < c; col++) {
+    for (let i = 0; i < n; i++) { // L y = b
+      let s = X[i * c + col];
+      for (let k = 0; k < i; k++) s -= L[i * n + k] * X[k * c + col];
+      X[i * c + col] = s / L[i * n + i];
+    }
+    for (let i = n - 1; i >= 0; i--) { // Lᵀ x = y
+      let s = X[i * c + col];
+      for (let k = i + 1; k < n; k++) s -= L[k * n + i] * X[k * c + col];
+      X[i * c + col] = s / L[i * n + i];
+    }
+  }
+  return X;
+}
+
+/** tr(Aᵀ G B) for A, B (n×c), G (n×n). */
+function traceForm(A: Float64Array, G: Float64Array, B: Float64Array, n: number, c: number): number {
+  const GB = matmul(G, B, n, n, c);
+  let s = 0;
+  for (let k = 0; k < A.length; k++) s += A[k] * GB[k];
+  return s;
+}
+
+interface Products {
+  /** Per model k: Ẑ_kᵀẐ_k in the anchor basis ((da+1)²). */
+  gkk: Float64Array[];
+  /** regmean++: X̂ᵀX̂ of the fused model and X̂ᵀẐ_k per model. */
+  gff?: Float64Array;
+  cfk?: Float64Array[];
+  rows: number;
+}
+
+/**
+ * Streams the calibration data through the parents (and, for regmean++, the current fused model) and returns
+ * the Gram products of the given input tensors, per tensor. Memory: the products only.
+ */
+async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: boolean, parentRunners?: ModelRunner[]): Promise<Map<string, Products>> {
+  const { models, calib } = input;
+  const K = models.length;
+  // Unique input tensors of this level (keyed by the anchor's tensor); the maps must agree for layers sharing one.
+  const entries: { key: string; tensors: string[]; maps: (TMap | null)[]; da: number; db: number[] }[] = [];
+  for (const l of layers) {
+    const tensors = l.refs.map((r, k) => inputTensor(models[k], r));
+    if (entries.some((e) => e.key === tensors[0])) continue;
+    const maps = l.refs.map((_, k) => (k === 0 ? null : input.inputMaps[k].get(l.refs[0]) ?? null));
+    entries.push({ key: tensors[0], tensors, maps, da: l.refs[0].inDim, db: l.refs.map((r) => r.inDim) });
+  }
+  const sources = [...models.map((m, k) => ({ model: m, k })), ...(withFused ? [{ model: input.fused, k: -1 }] : [])];
+  const runners: ModelRunner[] = [...(parentRunners ?? [])];
+  const owned: ModelRunner[] = [];
+  const products = await CrossProducts.create();
+  const out = new Map<string, Products>();
+  const raw = entries.map((e) => ({
+    kk: e.db.map((d) => new Float64Array((d + 1) * (d + 1))),
+    ff: withFused ? new Float64Array((e.da + 1) * (e.da + 1)) : undefined,
+    fk: withFused ? e.db.map((d) => new Float64Array((e.da + 1) * (d + 1))) : undefined,
+    rows: 0,
+  }));
+  try {
+    for (const s of sources.slice(runners.length)) {
+      const probe = s.model.clone();
+      probe.setOutputs(entries.map((e) => (s.k < 0 ? e.key : e.tensors[s.k])));
+      const runner = await ModelRunner.create(probe, { provider: input.provider });
+      runners.push(runner);
+      owned.push(runner);
+    }
+    const bindings = runners.map((r) => r.bind(calib, { checkLabels: false }));
+    const total = Math.min(input.samples, calib.size);
+    for (let start = 0; start < total; start += input.batchSize) {
+      throwIfCancelled(input.signal);
+      const idx = Array.from({ length: Math.min(input.batchSize, total - start) }, (_, i) => start + i);
+      const batch = calib.take(idx);
+      checkFinite(batch, calib.source);
+      const maskName = bindings[0].attention_mask;
+      const mask = maskName ? Array.from(batch.feeds[maskName].data as ArrayLike<number | bigint>, (v) => Number(v) !== 0) : undefined;
+      const results = await Promise.all(runners.map((r, i) => r.run(batch, bindings[i], entries.map((e) => (sources[i].k < 0 ? e.key : e.tensors[sources[i].k])))));
+      for (let ei = 0; ei < entries.length; ei++) {
+        const e = entries[ei];
+        const get = (i: number) => {
+          const t = results[i][sources[i].k < 0 ? e.key : e.tensors[sources[i].k]];
+          const dims = t.dims.map(Number);
+          return { data: t.data as Float32Array, d: dims[dims.length - 1], n: t.data.length / dims[dims.length - 1], tokens: dims.length === 3 ? dims[1] : 1 };
+        };
+        const xs = sources.map((_, i) => get(i));
+        const n = xs[0].n;
+        if (xs.some((x) => x.n !== n)) throw new OtfuseError('MISMATCH', `refit: the models see different numbers of tokens at '${e.key}'`);
+        // Padding tokens (text models) are not samples.
+        let rows: number[] | null = null;
+        if (mask && xs[0].tokens > 1 && mask.length === n) { rows = []; for (let r = 0; r < n; r++) if (mask[r]) rows.push(r); }
+        const aug = xs.map((x) => augmentRows(x.data, x.d, rows, n));
+        const r = raw[ei];
+        const count = aug[0].rows;
+        r.rows += count;
+        for (let k = 0; k < K; k++) await products.add(r.kk[k], aug[k].X, xs[k].d + 1, aug[k].X, xs[k].d + 1, count);
+        if (withFused) {
+          const f = aug[K];
+          await products.add(r.ff!, f.X, xs[K].d + 1, f.X, xs[K].d + 1, count);
+          for (let k = 0; k < K; k++) await products.add(r.fk![k], f.X, xs[K].d + 1, aug[k].X, xs[k].d + 1, count);
+        }
+      }
+    }
+  } finally {
+    for (const r of owned) await r.release();
+    await products.release();
+  }
+  entries.forEach((e, ei) => {
+    const r = raw[ei];
+    const gkk: Float64Array[] = [];
+    const cfk: Float64Array[] = [];
+    for (let k = 0; k < K; k++) {
+      const db = e.db[k];
+      const T = augmentedT(e.maps[k], db);
+      if (T.n !== db + 1 || T.m !== e.da + 1) throw new OtfuseError('INTERNAL', `refit: the input map of '${e.key}' is ${T.n - 1}×${T.m - 1}, the layers take ${db} → ${e.da}`);
+      gkk.push(matTmul(T.T, matmul(r.kk[k], T.T, db + 1, db + 1, e.da + 1), db + 1, e.da + 1, e.da + 1)); // T̂ᵀ G T̂
+      if (withFused) cfk.push(matmul(r.fk![k], T.T, e.da + 1, db + 1, e.da + 1)); // (X̂ᵀX̂_k) T̂
+    }
+    out.set(e.key, { gkk, gff: r.ff, cfk: withFused ? cfk : undefined, rows: r.rows });
+  });
+  return out;
+}
+
+/** Top-left (n−1)×(n−1) block (drops the bias row/column) of an n×n matrix. */
+function dropLast(G: Float64Array, n: number): Float64Array {
+  const m = n - 1, out = new Float64Array(m * m);
+  for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) out[i * m + j] = G[i * n + j];
+  return out;
+}
+
+/** Runs the refit over every level; writes the refit weights into input.fused; returns per-layer diagnostics. */
+export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]> {
+  const { fused, alpha } = input;
+  const K = input.models.length;
+  const levels = refitLevels(input.plans);
+  const total = levels.reduce((s, l) => s + l.length, 0);
+  const results: RefitLayerResult[] = [];
+  const anchorParam = (name: string): StoredParam => input.models[0].getInitializer(name);
+  const pending = new Map<string, Float64Array>();
+  const current = (name: string): Float64Array => {
+    let v = pending.get(name);
+    if (!v) { v = Float64Array.from(fused.getInitializer(name).data); pending.set(name, v); }
+    return v;
+  };
+  // regmean: the parents' inputs do not depend on the refit, so one pass collects every level's Grams.
+  const once = input.mode === 'regmean' ? await gramProducts(input, levels.flat(), false) : undefined;
+  // regmean++: the parents' sessions serve every level (only the fused model changes between levels).
+  const parents: ModelRunner[] = [];
+  if (!once) {
+    for (let k = 0; k < K; k++) {
+      const probe = input.models[k].clone();
+      probe.setOutputs([...new Set(levels.flat().map((l) => inputTensor(input.models[k], l.refs[k])))]);
+      parents.push(await ModelRunner.create(probe, { provider: input.provider }));
+    }
+  }
+  try {
+  for (const level of levels) {
+    const products = once ?? await gramProducts(input, level, true, parents);
+    for (const layer of level) {
+      const la = layer.refs[0];
+      const key = inputTensor(input.models[0], la);
+      const pr = products.get(key)!;
+      const d = la.inDim, o = la.outDim, hasBias = !!la.bias;
+      const n = hasBias ? d + 1 : d;
+      // Ŵ_k = [W_kᵀ; b_kᵀ] (n × o) of every model, in the anchor's basis.
+      const stacked = (k: number): Float64Array => {
+        const dims = anchorParam(la.weight).dims;
+        const W = k === 0 ? readWeight(anchorParam(la.weight), la) : readWeight({ dims, data: input.aligned[k].get(la.weight)! }, la); // [o, d]
+        const b = !hasBias ? undefined : k === 0 ? readBias(anchorParam(la.bias!), la) : readBias({ dims: [0], data: input.aligned[k].get(la.bias!)! }, la);
+        const out = new Float64Array(n * o);
+        for (let r = 0; r < o; r++) {
+          for (let c = 0; c < d; c++) out[c * o + r] = W[r * d + c];
+          if (b) out[d * o + r] = b[r];
+        }
+        return out;
+      };
+      const Ws = Array.from({ length: K }, (_, k) => stacked(k));
+      const Wbar = new Float64Array(n * o);
+      for (let k = 0; k < K; k++) for (let i = 0; i < Wbar.length; i++) Wbar[i] += alpha[k] * Ws[k][i];
+      const sub = (G: Float64Array, size: number) => (hasBias ? G : dropLast(G, size));
+      const gkk = pr.gkk.map((G) => sub(G, d + 1));
+      let lhs: Float64Array, rhs: Float64Array;
+      if (input.mode === 'regmean') {
+        lhs = new Float64Array(n * n);
+        rhs = new Float64Array(n * o);
+        for (let k = 0; k < K; k++) {
+          for (let i = 0; i < lhs.length; i++) lhs[i] += alpha[k] * gkk[k][i];
+          const GW = matmul(gkk[k], Ws[k], n, n, o);
+          for (let i = 0; i < rhs.length; i++) rhs[i] += alpha[k] * GW[i];
+        }
+      } else {
+        lhs = sub(pr.gff!, d + 1);
+        rhs = new Float64Array(n * o);
+        for (let k = 0; k < K; k++) {
+          const C = hasBias ? pr.cfk![k] : dropLast(pr.cfk![k], d + 1);
+          const CW = matmul(C, Ws[k], n, n, o);
+          for (let i = 0; i < rhs.length; i++) rhs[i] += alpha[k] * CW[i];
+        }
+      }
+      let diag = 0;
+      for (let i = 0; i < n; i++) diag += lhs[i * n + i];
+      const lambda = input.ridge * (diag / n);
+      const b = Float64Array.from(rhs);
+      for (let i = 0; i < b.length; i++) b[i] += lambda * Wbar[i];
+      let W = solveSpd(lhs, n, b, o, lambda);
+      // Reconstruction error (relative) of a candidate W.
+      const denom = gkk.reduce((s, G, k) => s + alpha[k] * traceForm(Ws[k], G, Ws[k], n, o), 0) || 1;
+      const errorOf = (X: Float64Array): number => {
+        let s = 0;
+        for (let k = 0; k < K; k++) {
+          if (input.mode === 'regmean') {
+            const D = X.map((x, i) => x - Ws[k][i]);
+            s += alpha[k] * traceForm(D, gkk[k], D, n, o);
+          } else {
+            const C = hasBias ? pr.cfk![k] : dropLast(pr.cfk![k], d + 1);
+            s += alpha[k] * (traceForm(X, lhs, X, n, o) - 2 * traceForm(X, C, Ws[k], n, o) + traceForm(Ws[k], gkk[k], Ws[k], n, o));
+          }
+        }
+        return Math.max(0, s) / denom;
+      };
+      const errorAverage = errorOf(Wbar);
+      let errorRefit = errorOf(W);
+      // The ridge towards W̄ makes this impossible in exact arithmetic; guard against round-off all the same.
+      if (!(errorRefit <= errorAverage)) { W = Wbar; errorRefit = errorAverage; }
+      // Write back into the fused model (through the layer's slice), in the anchor's layout.
+      const Wc = new Float64Array(o * d), bc = new Float64Array(o);
+      for (let r = 0; r < o; r++) {
+        for (let c = 0; c < d; c++) Wc[r * d + c] = W[c * o + r];
+        if (hasBias) bc[r] = W[d * o + r];
+      }
+      const wDims = fused.getInitializer(la.weight).dims;
+      writeRegion(current(la.weight), toStorage(Wc, la), weightRegion(la, wDims));
+      if (hasBias) writeRegion(current(la.bias!), bc, biasRegion(la, current(la.bias!).length));
+      const res: RefitLayerResult = { name: layer.name, errorAverage, errorRefit, lambda, rows: pr.rows };
+      results.push(res);
+      input.onLayer?.(res, results.length, total);
+    }
+    // The next level reads the refit layers (regmean++ forwards the fused model).
+    for (const [name, v] of pending) fused.setInitializer(name, Float32Array.from(v));
+    pending.clear();
+  }
+  } finally {
+    for (const r of parents) await r.release();
+  }
+  return results;
+}
