@@ -21,19 +21,20 @@ export interface AutotuneCandidate {
 }
 
 /**
- * The sweep, most promising first (the budget may cut the tail). Ordered by what measured best on the bundled and
- * converged ViT pairs (bench/quality): hard, head-aware alignment first, then the soft variants.
+ * The sweep, most promising first (the budget may cut the tail): the alignment refit (regmean, regmean++) on top of
+ * soft and hard OT, then the paper's plain averaging. Ordered by what measured best on the bundled ViT pairs and
+ * the BERT pair (bench/quality, bench/fusion).
  */
 export const AUTOTUNE_CANDIDATES: AutotuneCandidate[] = [
-  { label: 'exact (EMD, heads as units)', recipe: { preset: 'exact' } },
-  { label: 'exact + regmean refit', recipe: { preset: 'exact', refit: 'regmean' } },
+  { label: 'Sinkhorn 0.08 + regmean refit', recipe: { solver: 'sinkhorn', reg: 0.08, refit: 'regmean' } },
+  { label: 'exact (EMD, heads as units) + regmean refit', recipe: { preset: 'exact', refit: 'regmean' } },
+  { label: 'Sinkhorn 0.08 + regmean++ refit', recipe: { solver: 'sinkhorn', reg: 0.08, refit: 'regmean++' } },
+  { label: 'EMD + regmean refit', recipe: { solver: 'emd', refit: 'regmean' } },
   { label: 'exact + regmean++ refit', recipe: { preset: 'exact', refit: 'regmean++' } },
-  { label: 'EMD, separate Q/K', recipe: { solver: 'emd' } },
-  { label: 'Sinkhorn 0.08 (paper)', recipe: { solver: 'sinkhorn', reg: 0.08 } },
-  { label: 'Sinkhorn 0.02', recipe: { solver: 'sinkhorn', reg: 0.02 } },
-  { label: 'exact, residual: skip map', recipe: { preset: 'exact', residualPolicy: 'only_resid' } },
-  { label: 'exact, residual: weighted', recipe: { preset: 'exact', residualPolicy: 'weighted_scalar' } },
-  { label: 'weights (Sinkhorn 0.06)', recipe: { preset: 'weights' } },
+  { label: 'Sinkhorn 0.08 + regmean refit, ridge 0.1', recipe: { solver: 'sinkhorn', reg: 0.08, refit: 'regmean', refitRidge: 0.1 } },
+  { label: 'exact, no refit', recipe: { preset: 'exact', refit: 'none' } },
+  { label: 'Sinkhorn 0.08, no refit (paper)', recipe: { solver: 'sinkhorn', reg: 0.08, refit: 'none' } },
+  { label: 'weights (Sinkhorn 0.06), no refit', recipe: { preset: 'weights' } },
 ];
 
 export interface AutotuneOptions {
