@@ -85,7 +85,9 @@ export class EngineClient implements EngineApi {
 
   async ping(): Promise<{ pid: number; memory: number }> {
     const worker = this.start();
-    return Promise.race([worker.remote.ping(), worker.exited.then((reason) => { throw crashed(reason); })]);
+    return Promise.race([worker.remote.ping(), worker.exited.then((reason) => {
+      throw worker.killedBecause ? new OtfuseError(worker.killedBecause.code, worker.killedBecause.message) : crashed(reason);
+    })]);
   }
 
   /** Test hook: asks the worker to die (needs OTFUSE_TEST_HOOKS=1 in its env). */

@@ -57,3 +57,20 @@ test('the engine API checks numbers too (the extension path has no CLI parser)',
   await assert.rejects(engine.fuse({ models: [MODEL, path.join(VIT, 'vit48_s11.onnx')], data: CALIB, recipe: { weights: [1e308, 1e308] } }), (e: OtfuseError) => e.code === 'BAD_USAGE' && /finite, positive sum/.test(e.message));
   await assert.rejects(engine.finetune({ model: MODEL, data: CALIB, output: '/tmp/x.onnx', epochs: 0 }), (e: OtfuseError) => e.code === 'BAD_USAGE');
 });
+
+test('a model with no inputs (a constant output) is refused, not scored', async () => {
+  const { onnx } = await import('onnx-proto');
+  const dir = tempDir();
+  const value = onnx.TensorProto.create({ name: 'v', dims: [1, 10], dataType: 1, rawData: new Uint8Array(new Float32Array(10).fill(0.5).buffer) });
+  const graph = onnx.GraphProto.create({
+    name: 'const',
+    node: [{ opType: 'Constant', output: ['logits'], name: 'c', attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: value }] }],
+    output: [onnx.ValueInfoProto.create({ name: 'logits', type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }, { dimValue: 10 }] } } } })],
+  });
+  const file = path.join(dir, 'const.onnx');
+  fs.writeFileSync(file, onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph })).finish());
+  const r = runCli(['eval', file, '--data', CALIB, '--provider', 'cpu']);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /const\.onnx: the model has no inputs/);
+  assert.doesNotMatch(r.stdout, /accuracy/);
+});

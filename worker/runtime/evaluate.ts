@@ -1,5 +1,5 @@
 // Classifier evaluation: accuracy and mean cross-entropy over a dataset, streamed in batches.
-import { throwIfCancelled } from '../errors';
+import { OtfuseError, throwIfCancelled } from '../errors';
 import { OnnxModel } from '../onnx/model';
 import { Dataset, batches } from '../data/dataset';
 import { ModelRunner, SessionOptions, checkFinite } from './session';
@@ -45,6 +45,7 @@ export async function evaluateWithRunner(runner: ModelRunner, dataset: Dataset, 
     const result = await runner.run(batch, binding, [output]);
     const logits = result[output].data as Float32Array;
     const classes = logits.length / batch.labels.length;
+    checkLogits(result[output].dims, classes, batch.labels, runner.file, dataset.source);
     options.onLogits?.(logits, done, classes);
     const score = scoreLogits(logits, batch.labels);
     correct += score.correct;
@@ -71,4 +72,14 @@ export function scoreLogits(logits: Float32Array, labels: Int32Array): { correct
     if (best === labels[i]) correct++;
   }
   return { correct, lossSum };
+}
+
+/** The first output must be [batch, classes] logits and every label a valid class (dynamic class dims included). */
+function checkLogits(dims: readonly number[], classes: number, labels: Int32Array, model: string, data: string): void {
+  if (!Number.isInteger(classes) || classes < 1 || Number(dims[0]) !== labels.length) {
+    throw new OtfuseError('BAD_MODEL', `the first output has shape [${dims.join(', ')}] for a batch of ${labels.length}; a classifier's logits are [batch, classes]`, { file: model });
+  }
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i] >= classes) throw new OtfuseError('BAD_DATA', `label ${labels[i]} is out of range: the model gives ${classes} class scores`, { file: data });
+  }
 }

@@ -50,6 +50,9 @@ export class ModelRunner {
   /** Maps the model's inputs to the dataset's arrays and checks shapes, element types and label range. */
   bind(dataset: Dataset, options: { checkLabels?: boolean } = {}): InputBinding {
     const binding: InputBinding = {};
+    if (this.summary.inputs.length === 0) {
+      throw new OtfuseError('BAD_MODEL', 'the model has no inputs, so its output does not depend on the data; there is nothing to evaluate', { file: this.file });
+    }
     const byName = new Map(dataset.arrays.map((a) => [a.name, a]));
     for (const input of this.summary.inputs) {
       let array = byName.get(input.name);
