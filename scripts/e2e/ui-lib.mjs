@@ -93,6 +93,10 @@ export async function explorerMenu(rows, itemText, shot) {
   }
   if (shot) await T.page.screenshot({ path: path.join(T.shots, shot) });
   await item.first().click();
+  // Right after start-up a click can land while the menu re-renders: click again if the menu is still open.
+  for (let i = 0; i < 3; i++) {
+    try { await T.page.locator('.monaco-menu').first().waitFor({ state: 'hidden', timeout: 2000 }); return; } catch { await item.first().click().catch(() => {}); }
+  }
 }
 
 /** Waits for a finished run.json in a run folder not in `known`; returns { runDir, record }. */
