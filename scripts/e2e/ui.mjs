@@ -73,6 +73,18 @@ async function setTheme(label) {
 
 const page = () => T.page;
 
+/** Drags the sash between the Runs and Alignment panes up so that Runs is only `rows` rows tall. */
+async function shrinkRunsPane(rows) {
+  const sash = page().locator('.part.sidebar .monaco-sash.horizontal').first();
+  const runsHeader = await page().locator('.part.sidebar .pane-header', { hasText: 'Runs' }).first().boundingBox();
+  const sb = await sash.boundingBox().catch(() => null);
+  if (!sb || !runsHeader) return;
+  await page().mouse.move(sb.x + sb.width / 2, sb.y + sb.height / 2);
+  await page().mouse.down();
+  await page().mouse.move(sb.x + sb.width / 2, runsHeader.y + runsHeader.height + rows * 22 + 6, { steps: 5 });
+  await page().mouse.up();
+}
+
 async function toast(text, timeout = 60000) {
   const t = T.page.locator('.notifications-toasts .notification-toast', { hasText: text }).first();
   await t.waitFor({ timeout });
@@ -375,7 +387,12 @@ try {
 
   await check('README screenshot of the ViT run', async () => {
     await frame.waitForFunction(() => document.body.classList.contains('vscode-dark'), null, { timeout: 15000 });
+    // A tall window so that the picture holds the whole view: accuracy, overview, the selected map, the layers.
+    await page.setViewportSize({ width: 1600, height: 1900 });
+    await shrinkRunsPane(3);
+    await page.waitForTimeout(800);
     await screenshot(frame, '12-alignment.png', 'screenshot-alignment.png');
+    await page.setViewportSize({ width: 1600, height: 1000 });
   });
 
   // ---------- BERT-style text encoders (input_ids, attention_mask, token_type_ids) on token data
@@ -426,15 +443,7 @@ try {
   await check('BERT: README screenshot of the Alignment view', async () => {
     await focusAlignment();
     await page.setViewportSize({ width: 1600, height: 1900 });
-    const sash = page.locator('.part.sidebar .monaco-sash.horizontal').first();
-    const runsHeader = await page.locator('.part.sidebar .pane-header', { hasText: 'Runs' }).first().boundingBox();
-    const sb = await sash.boundingBox().catch(() => null);
-    if (sb && runsHeader) {
-      await page.mouse.move(sb.x + sb.width / 2, sb.y + sb.height / 2);
-      await page.mouse.down();
-      await page.mouse.move(sb.x + sb.width / 2, runsHeader.y + runsHeader.height + 4 * 22 + 6, { steps: 5 });
-      await page.mouse.up();
-    }
+    await shrinkRunsPane(4);
     await screenshot(bertFrame, '13-bert-alignment.png', 'screenshot-bert.png');
     await page.setViewportSize({ width: 1600, height: 1000 });
   });
