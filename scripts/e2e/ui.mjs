@@ -405,7 +405,11 @@ try {
     await folder.waitFor({ timeout: 30000 });
     bertRowA = page.locator('.explorer-folders-view .monaco-list-row[aria-label^="bertD_s20.onnx"]');
     bertRowB = page.locator('.explorer-folders-view .monaco-list-row[aria-label^="bertD_s21.onnx"]');
-    if (!(await bertRowA.count())) await folder.click();
+    // Expand bert/ (a click toggles it: try until its files show).
+    for (let i = 0; i < 6 && !(await bertRowA.isVisible()); i++) {
+      await folder.click();
+      await bertRowA.waitFor({ timeout: 2000 }).catch(() => {});
+    }
     await bertRowA.waitFor({ timeout: 30000 });
     await bertRowB.waitFor({ timeout: 30000 });
     const known = vitRuns();
