@@ -87,7 +87,8 @@ export class JobRunner implements vscode.Disposable {
     } catch (err) {
       const code = (err as { code?: string }).code;
       job.live.state = code === 'CANCELLED' ? 'cancelled' : 'failed';
-      job.live.error = err instanceof Error ? err.message : String(err);
+      // The engine's advice for the CLI ("Use --provider …") means nothing in the editor.
+      job.live.error = (err instanceof Error ? err.message : String(err)).replace(/\s*Use --provider[^.]*\.?/, '');
       this.log.error(`${title}: ${job.live.state}: ${job.live.error}`);
       throw err;
     } finally {

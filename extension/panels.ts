@@ -75,8 +75,8 @@ export class Panels implements vscode.Disposable {
         if (recipeFolderForTests) file = path.join(recipeFolderForTests, name);
         else file = (await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(path.join(ws, name)), filters: { 'otfuse recipe': ['otfuse.json', 'json'] } }))?.fsPath;
         if (!file) return null;
-        const recipe = { $schema: vscode.Uri.joinPath(this.context.extensionUri, 'worker', 'fusion', 'recipe.schema.json').toString(), ...p.recipe };
-        fs.writeFileSync(file, JSON.stringify(recipe, null, 2) + '\n');
+        // (*.otfuse.json files are validated against the schema by the extension's jsonValidation: no $schema needed)
+        fs.writeFileSync(file, JSON.stringify(p.recipe, null, 2) + '\n');
         if (p.fuse && run) {
           const r = run.record;
           void vscode.commands.executeCommand('otfuse.fuseModels', undefined, undefined, {

@@ -94,16 +94,19 @@ export function modelCommands(d: Deps, pickers: Pickers) {
     const evalData = options.evalData ?? record.evalData ?? record.data ?? await pickers.pickFile(`Quick Finetune ${record.name}: evaluation data (held out)`, 'otfuse.evalData', fused);
     if (!evalData) return undefined;
     const baseline = options.baseline ?? vscode.workspace.getConfiguration('otfuse').get<boolean>('finetuneBaseline', true);
-    // TODO(quality branch): with engine support for distillation teachers, pass `teachers: record.models` when a
-    // setting "use the run's parents as teachers" is on, and show the ensemble row the quality helper adds.
+    // The run's parents as distillation teachers (setting otfuse.finetuneTeachers; the engine's distillation
+    // finetune reads FinetuneRequest.teachers and reports `distill` in its result).
+    const teachers = vscode.workspace.getConfiguration('otfuse').get<boolean>('finetuneTeachers', false) ? record.models : undefined;
     try {
       const result = await d.jobs.run(`Finetuning ${record.name}`, (ctx) => d.engines.engine.finetuneRun({
-        runDir, data, evalData, epochs: options.epochs ?? 1, baseline, provider: d.engines.provider(),
+        runDir, data, evalData, epochs: options.epochs ?? 1, baseline, provider: d.engines.provider(), ...(teachers ? { teachers } : {}),
       }, ctx), { runDir });
+      const distilled = (result.finetune as { distill?: unknown }).distill !== undefined;
+      if (teachers && !distilled) d.log.warn('otfuse.finetuneTeachers is on, but this engine has no distillation finetune: trained on the labels only');
       d.store.notify(runDir);
       if (d.alignment.currentRun !== runDir) await d.alignment.showRun(runDir, false);
       const row = (label: string) => result.record.metrics.find((m) => m.label === label)?.accuracy;
-      const text = `${record.name}: ot+finetune ${pct(row('ot+finetune'))}${row('anchor+finetune') !== undefined ? ` vs anchor+finetune ${pct(row('anchor+finetune'))}` : ''} ${measuredOn(result.record)} (${result.finetune.steps} steps)`;
+      const text = `${record.name}: ot+finetune ${pct(row('ot+finetune'))}${row('anchor+finetune') !== undefined ? ` vs anchor+finetune ${pct(row('anchor+finetune'))}` : ''} ${measuredOn(result.record)} (${result.finetune.steps} steps${teachers ? distilled ? ', distilled from the parents' : ', teachers ignored: no distillation in this engine' : ''})`;
       d.log.info(`finetuned ${text}`);
       if (!options.quiet) void vscode.window.showInformationMessage(`otfuse: ${text}`, 'Open Run', 'Export Table').then((c) => {
         if (c === 'Open Run') void vscode.commands.executeCommand('otfuse.openRun', runDir);

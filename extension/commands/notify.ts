@@ -10,7 +10,8 @@ export function showError(d: Deps, what: string, err: unknown, retry?: () => unk
   const message = (e?.message ?? String(err)).split('\n')[0].replace(/\s*Use --provider[^.]*\.?/, ''); // CLI advice means nothing here
   if (e?.code === 'PROVIDER') {
     const provider = d.engines.provider();
-    const text = `otfuse: ${what} failed — the execution provider '${provider}' cannot run here: ${message.slice(0, 200)}. Choose another one (or 'auto', which falls back to the CPU) in the settings.`;
+    const reason = message.replace(/^.*?is not available:\s*/, '').replace(/^\w+: not used \(/, '').replace(/\)?\.?\s*$/, '');
+    const text = `otfuse: ${what} failed — the execution provider '${provider}' cannot run here (${reason.slice(0, 140)}). Choose another one, or 'auto', which falls back to the CPU.`;
     void vscode.window.showErrorMessage(text, 'Open Settings', 'Retry', 'Show Log').then((c) => {
       if (c === 'Open Settings') {
         // The notification closes with the click: offer Retry again once the settings are open.

@@ -211,5 +211,7 @@ export class Pickers {
 
 export function recipeFor(id: string): FuseRecipe {
   if (id in PRESETS) return { ...PRESETS[id as PresetId].recipe };
-  return JSON.parse(fs.readFileSync(resolveWs(id), 'utf8')) as FuseRecipe;
+  const raw = JSON.parse(fs.readFileSync(resolveWs(id), 'utf8')) as Record<string, unknown>;
+  // Editor hints such as "$schema" are not recipe options.
+  return Object.fromEntries(Object.entries(raw).filter(([k]) => !k.startsWith('$'))) as FuseRecipe;
 }

@@ -18,7 +18,8 @@ export function runCommands(d: Deps, pickers: Pickers) {
   }
 
   async function openRun(arg?: unknown): Promise<string | undefined> {
-    const dir = dirOf(d, arg) ?? await pickRun('Open Run');
+    // From the palette (no argument) always ask, even when the Alignment view shows a run.
+    const dir = (arg !== undefined ? dirOf(d, arg) : undefined) ?? await pickRun('Open Run');
     if (!dir) return undefined;
     await d.alignment.showRun(dir);
     return dir;

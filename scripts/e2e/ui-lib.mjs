@@ -73,8 +73,17 @@ export async function quickRows(titlePart) {
 export async function palette(title) {
   await T.page.keyboard.press('F1');
   await quick().locator('.quick-input-box input').fill(`>${title}`);
-  await quick().locator('.monaco-list-row', { hasText: title }).first().waitFor({ timeout: 5000 });
-  await T.page.keyboard.press('Enter');
+  // Click the row whose label is exactly the title (Enter would run the first fuzzy match, e.g. "Preferences:
+  // Browse Color Themes in Marketplace" for "Preferences: Color Theme").
+  const exact = new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+  const row = quick().locator('.monaco-list-row').filter({ has: T.page.locator('.label-name', { hasText: exact }) }).first();
+  try {
+    await row.waitFor({ timeout: 5000 });
+    await row.click();
+  } catch {
+    await quick().locator('.monaco-list-row', { hasText: title }).first().waitFor({ timeout: 5000 });
+    await T.page.keyboard.press('Enter');
+  }
 }
 
 /** Right-clicks `rowB` after selecting rowA (+ ctrl-click rowB when rowA is given), and picks an enabled item. */
@@ -93,6 +102,10 @@ export async function explorerMenu(rows, itemText, shot) {
   }
   if (shot) await T.page.screenshot({ path: path.join(T.shots, shot) });
   await item.first().click();
+  // Right after start-up a click can land while the menu re-renders: click again if the menu is still open.
+  for (let i = 0; i < 3; i++) {
+    try { await T.page.locator('.monaco-menu').first().waitFor({ state: 'hidden', timeout: 2000 }); return; } catch { await item.first().click().catch(() => {}); }
+  }
 }
 
 /** Waits for a finished run.json in a run folder not in `known`; returns { runDir, record }. */

@@ -6,7 +6,7 @@ import path from 'node:path';
 import * as vscode from 'vscode';
 import type { FuseResult, RunRecord } from '../../worker/types';
 import { MapsFile } from '../../extension/safetensors';
-import { api, bert } from './helpers';
+import { api, bert, example } from './helpers';
 
 const readRecord = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as RunRecord;
 const base = (p?: string) => (p ? path.basename(p) : '');
@@ -24,6 +24,16 @@ suite('otfuse extension: BERT encoders and token data', () => {
     assert.equal(a.layers, 2);
     const names = a.groups.map((g) => g.name);
     for (const n of ['embed.input_ids', 'embed.tokens', 'blocks.0.attn.q', 'blocks.1.mlp.fc1', 'head.pooler', 'head.classifier']) assert.ok(names.includes(n), `${n} in ${names.join(', ')}`);
+  });
+
+  test('incompatible models (a ViT and a BERT) are rejected before any prompt, naming both', async () => {
+    const vit = vscode.Uri.file(example('vit48_s10.onnx'));
+    const b = vscode.Uri.file(bert('bertD_s20.onnx'));
+    await assert.rejects(Promise.resolve(vscode.commands.executeCommand('otfuse.fuseModels', vit, [vit, b], { quiet: true })), (err: any) => {
+      assert.equal(err.code, 'MISMATCH');
+      assert.match(err.message, /vit48_s10\.onnx and bertD_s20\.onnx cannot be fused: .*(blocks|heads|classes|inputs)/);
+      return true;
+    });
   });
 
   test('Fuse Models on two BERT encoders (calib.npz → activations, test.npz → evaluation): run.json = engine report, OT beats vanilla', async () => {

@@ -79,7 +79,7 @@ function diagnostics(l: LayerMapInfo): HTMLElement {
     h('caption', {}, `Diagnostics of ${l.name}`),
     h('tbody', {}, ...entries.map(([k, v]) => {
       const d = diagnosticLabel(k);
-      return h('tr', { title: d.help, 'data-key': k }, h('th', { scope: 'row' }, d.label, h('span', { class: 'help', 'aria-label': d.help }, ' ⓘ')), h('td', { class: 'num' }, d.format(v, l.cols)));
+      return h('tr', { title: d.help, 'data-key': k }, h('th', { scope: 'row' }, h('span', { class: 'help', 'aria-description': d.help }, d.label)), h('td', { class: 'num' }, d.format(v, l.cols)));
     })));
 }
 

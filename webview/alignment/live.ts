@@ -50,7 +50,11 @@ export function render(): void {
   p.loss.hidden = !(live.state === 'running' && live.loss.length > 1);
   if (!p.loss.hidden) drawLine(p.loss, live.loss.map((x) => ({ x: x.step, y: x.loss })), Math.max(160, width() - 24), 80);
   p.error.hidden = !live.error;
-  p.error.textContent = live.error ? `${live.title}: ${live.error}` : '';
+  // One or two lines; the whole message is in the tooltip and the otfuse log.
+  const short = (live.error ?? '').split('\n')[0];
+  p.error.textContent = short.length > 140 ? `${short.slice(0, 137)}…` : short;
+  p.error.title = live.error ?? '';
+  p.stage.hidden = live.state !== 'running';
   p.cancel.hidden = live.state !== 'running';
   p.dismiss.hidden = live.state === 'running';
   void app;

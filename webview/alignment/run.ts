@@ -49,12 +49,12 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
     ? h('caption', { class: 'warning', id: 'accuracy-caption' }, `Measured on the calibration data (${on}) — not a held-out result. Fuse with separate evaluation data for numbers you can report.`)
     : on ? h('caption', { id: 'accuracy-caption' }, `Measured on ${on}${r.metrics.some((m) => /finetune/.test(m.label)) ? ' · finetune rows: same data, same settings' : ''}`) : null;
   const table = h('table', { id: 'accuracy', class: 'grid' }, caption,
-    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Model'), h('th', { scope: 'col', class: 'num' }, 'Accuracy'), h('th', { scope: 'col', class: 'num', title: 'percentage points vs the best parent' }, 'Δ best parent'), h('th', { scope: 'col', class: 'num' }, 'Loss'))),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Model'), h('th', { scope: 'col', class: 'num' }, 'Accuracy'), h('th', { scope: 'col', class: 'num delta', title: 'percentage points vs the best parent' }, 'Δ best parent'), h('th', { scope: 'col', class: 'num loss' }, 'Loss'))),
     h('tbody', {}, ...metrics.map((m) => h('tr', { 'data-label': m.label, class: `row-${kindOf(m.label).slice(4)}` },
-      h('th', { scope: 'row', title: m.file ?? '' }, m.label),
+      h('th', { scope: 'row', title: `${m.label}${m.file ? ` — ${m.file}` : ''}${m.loss !== undefined ? ` · loss ${m.loss.toFixed(4)}` : ''}` }, m.label),
       h('td', { class: 'num acc', 'data-accuracy': m.accuracy ?? '' }, pct(m.accuracy)),
       h('td', { class: 'num delta' }, delta(m)),
-      h('td', { class: 'num', 'data-loss': m.loss ?? '' }, m.loss === undefined ? '—' : m.loss.toFixed(4)),
+      h('td', { class: 'num loss', 'data-loss': m.loss ?? '' }, m.loss === undefined ? '—' : m.loss.toFixed(4)),
     ))));
   const max = Math.max(1e-9, ...metrics.map((m) => m.accuracy ?? 0));
   const chart = h('div', { class: 'bars', role: 'img', 'aria-label': 'accuracy chart: ' + metrics.map((m) => `${m.label} ${pct(m.accuracy)}`).join(', ') },
