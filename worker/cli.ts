@@ -25,7 +25,7 @@ Usage:
   otfuse inspect MODEL [--alignment]
   otfuse fuse A.onnx B.onnx [C.onnx …] --data DATA [--anchor B.onnx] [-o fused.onnx] [--recipe r.json]
          [--solver emd|sinkhorn] [--reg 0.08] [--align-by acts|wts] [--residual mean|no_resid|only_resid|
-         weighted_scalar|weighted_matrix] [--qk separate|joint|eq_t_map] [--samples 200] [--token-filter all|cls|window] [--token-budget 8192]
+         weighted_scalar|weighted_matrix] [--qk separate|joint|eq_t_map] [--samples 200] [--token-filter all|cls|window] [--token-budget 8192] [--maps-dtype F32|F16]
          [--metric euclidean|sqeuclidean|cosine] [--cost-norm max|median|mean|none] [--weights 0.5,0.5]
          [--preset default|reference|exact|weights] [--head-aware] [--eval-data DATA] [--eval-limit N] [--no-eval] [--runs-dir DIR]
          [--finetune --train-data DATA --epochs 1 --lr 1e-4]
@@ -173,6 +173,7 @@ function recipeFrom(args: ParsedArgs): FuseRecipe {
   set('samples', num(args, 'samples'));
   set('tokenFilter', oneOf(args, 'token-filter', ['all', 'cls', 'window'] as const));
   set('tokenBudget', num(args, 'token-budget'));
+  set('mapsDtype', oneOf(args, 'maps-dtype', ['F32', 'F16'] as const));
   set('groundMetric', oneOf(args, 'metric', ['euclidean', 'sqeuclidean', 'cosine'] as const));
   set('costNorm', oneOf(args, 'cost-norm', ['max', 'median', 'mean', 'none'] as const));
   set('weights', numList(args, 'weights'));
@@ -181,7 +182,7 @@ function recipeFrom(args: ParsedArgs): FuseRecipe {
   return recipe;
 }
 
-const FUSE_FLAGS = ['anchor', 'output', 'recipe', 'name', 'solver', 'reg', 'align-by', 'residual', 'qk', 'samples', 'token-filter', 'token-budget', 'metric',
+const FUSE_FLAGS = ['anchor', 'output', 'recipe', 'name', 'solver', 'reg', 'align-by', 'residual', 'qk', 'samples', 'token-filter', 'token-budget', 'maps-dtype', 'metric',
   'cost-norm', 'weights', 'preset', 'head-aware', 'eval-data', 'eval-limit', 'eval', 'runs-dir', 'finetune', 'train-data', 'epochs', 'max-steps', 'lr'];
 
 async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {

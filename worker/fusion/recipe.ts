@@ -18,6 +18,7 @@ export interface ResolvedRecipe {
   tokenFilter: 'all' | 'cls' | 'window';
   tokenBudget: number;
   tokenSeed: number;
+  mapsDtype: 'F32' | 'F16';
   standardize: boolean;
   weights?: number[];
   headAware: boolean;
@@ -37,7 +38,7 @@ export interface ResolvedRecipe {
 
 const DEFAULTS: ResolvedRecipe = {
   name: 'fusion', alignBy: 'acts', solver: 'sinkhorn', reg: 0.08, groundMetric: 'euclidean', costNorm: 'max',
-  residualPolicy: 'mean', qk: 'separate', headAware: false, samples: 200, tokenFilter: 'all', tokenBudget: DEFAULT_TOKEN_BUDGET, tokenSeed: 0, standardize: true, preset: 'default',
+  residualPolicy: 'mean', qk: 'separate', headAware: false, samples: 200, tokenFilter: 'all', tokenBudget: DEFAULT_TOKEN_BUDGET, tokenSeed: 0, mapsDtype: 'F32', standardize: true, preset: 'default',
   outNorm: 'rows', batchSize: 50, float32Cost: false, costEngine: 'ort', capture: 'auto',
 };
 
@@ -76,6 +77,7 @@ export const RECIPE_RULES: Record<string, Rule> = {
   tokenFilter: { type: 'string', enum: ['all', 'cls', 'window'] },
   tokenBudget: { type: 'number', integer: true, min: 0 },
   tokenSeed: { type: 'number', integer: true, min: 0 },
+  mapsDtype: { type: 'string', enum: ['F32', 'F16'] },
   standardize: { type: 'boolean' },
   headAware: { type: 'boolean' },
   weights: { type: 'numberArray', min: 0 },

@@ -18,8 +18,8 @@ import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
 import { configureLinalg } from './linalg';
 import { cloneForWeights, paramView } from './params';
+import { MapStore } from './mapstore';
 import { resolveRecipe, type ResolvedRecipe } from './recipe';
-import { encodeSafetensors, type StTensor } from './safetensors';
 import type { TMap } from './maps';
 
 export const OTFUSE_VERSION = '0.1.0';
@@ -52,6 +52,8 @@ export interface LoadedFusionResult {
   activationBytes: number;
   /** What activation capture did (run.json's `capture`). */
   capture?: RunRecord['capture'];
+  /** The maps in their stored form (large ones spooled to a temp file; maps[k][i].map.plan is then empty). */
+  mapStore: MapStore;
 }
 
 function paramsOf(model: OnnxModel): Params {
@@ -145,6 +147,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   // Align every other model onto the anchor.
   t = performance.now();
   const maps: MapRecord[][] = [[]];
+  const mapStore = new MapStore(recipe.mapsDtype);
   const aligned: Map<string, Float64Array>[] = [new Map()];
   const layerCount = solvedMapCount(plans[0], recipe);
   const costs = await CostEngine.create(recipe.costEngine === 'ort', input.provider);
@@ -160,7 +163,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
         recipe,
         costs,
         onMap: (r) => {
-          records.push(r);
+          records.push(mapStore.add(k, r));
           if (r.kind !== 'residual') emit({ stage: 'align', layer: r.name, message: `model ${k}`, done: ++done, total: layerCount, metrics: { cost: r.diagnostics.cost, entropy: r.diagnostics.entropy } });
         },
         tamper: input.tamper ? (name, map) => input.tamper!(k, name, map) : undefined,
@@ -222,7 +225,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
       vanilla.setInitializer(name, Float32Array.from(acc));
     }
   }
-  return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, capture };
+  return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, capture, mapStore };
 }
 
 function stamp(d = new Date()): string {
@@ -276,18 +279,16 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     emit({ stage: 'write', message: 'fused model and maps' });
     const fusedPath = path.join(tmp, 'fused.onnx');
     saveModelAuto(result.fused, fusedPath); // over 2 GB: weights in fused.onnx.data next to it
-    const tensors: Record<string, StTensor> = {};
     const layers: LayerMapInfo[] = [];
     for (let k = 1; k < result.maps.length; k++) {
-      for (const r of result.maps[k]) {
-        const key = `m${k}/${r.name}`;
-        const data = new Float32Array(r.map.plan.length);
-        for (let i = 0; i < data.length; i++) data[i] = r.map.plan[i] * r.map.n;
-        tensors[key] = { shape: [r.map.n, r.map.m], data };
-        layers.push({ name: r.name, kind: r.kind, rows: r.map.n, cols: r.map.m, model: k, tensor: key, diagnostics: r.diagnostics });
-      }
+      for (const r of result.maps[k]) layers.push({ name: r.name, kind: r.kind, rows: r.map.n, cols: r.map.m, model: k, tensor: `m${k}/${r.name}`, diagnostics: r.diagnostics });
     }
-    writeFileAtomic(path.join(tmp, 'maps.safetensors'), encodeSafetensors(tensors, { format: 'otfuse-maps', scaling: 'n*P: rows sum to 1 (other model rows, anchor columns)' }));
+    // Streamed from the map store (float32, or float16 with recipe.mapsDtype 'F16'), never built in memory.
+    try {
+      result.mapStore.write(path.join(tmp, 'maps.safetensors'), { format: 'otfuse-maps', scaling: 'n*P: rows sum to 1 (other model rows, anchor columns)' });
+    } finally {
+      result.mapStore.release();
+    }
     timings.write = (performance.now() - t) / 1000;
 
     const metrics: ModelMetrics[] = [];
@@ -349,7 +350,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
 function publicRecipe(r: ResolvedRecipe): RunRecord['recipe'] {
   return {
     name: r.name, alignBy: r.alignBy, solver: r.solver, reg: r.reg, groundMetric: r.groundMetric, costNorm: r.costNorm,
-    residualPolicy: r.residualPolicy, qk: r.qk, samples: r.samples, tokenFilter: r.tokenFilter, tokenBudget: r.tokenBudget, tokenSeed: r.tokenSeed, standardize: r.standardize,
+    residualPolicy: r.residualPolicy, qk: r.qk, samples: r.samples, tokenFilter: r.tokenFilter, tokenBudget: r.tokenBudget, tokenSeed: r.tokenSeed, standardize: r.standardize, mapsDtype: r.mapsDtype,
     weights: r.weights, preset: r.preset, headAware: r.headAware,
   };
 }
