@@ -166,3 +166,28 @@ test('map store: large maps are spooled and streamed into maps.safetensors; F16 
   }
   assert.ok(sizes.F16 < 0.6 * sizes.F32, `F16 ${sizes.F16} vs F32 ${sizes.F32} bytes`);
 });
+
+test('Sinkhorn on ONNX Runtime through the synchronous call: POT\'s plans on the fixtures to 1e-14, JS fallback for the rest', async () => {
+  const { sinkhorn, configureSinkhornEngine } = await import('../../worker/ot/sinkhorn');
+  const { potCases, f64 } = await import('../ot/helpers');
+  const prev = configureSinkhornEngine({ kind: 'ort', minEntries: 0 });
+  try {
+    for (const c of potCases()) {
+      for (const reg of ['0.08', '0.01']) {
+        const ref = f64(`${c.name}_sinkhorn${reg}_plan.npy`);
+        const viaOrt = sinkhorn(c.a, c.b, c.M, Number(reg));
+        configureSinkhornEngine({ kind: 'js' });
+        const viaJs = sinkhorn(c.a, c.b, c.M, Number(reg));
+        configureSinkhornEngine({ kind: 'ort' });
+        let dPot = 0, dJs = 0;
+        for (let k = 0; k < ref.length; k++) { dPot = Math.max(dPot, Math.abs(viaOrt.plan[k] - ref[k])); dJs = Math.max(dJs, Math.abs(viaOrt.plan[k] - viaJs.plan[k])); }
+        assert.ok(dPot < 1e-14, `${c.name} reg ${reg}: ${dPot} from POT`);
+        assert.ok(dJs < 1e-14, `${c.name} reg ${reg}: ${dJs} from JS`);
+        assert.equal(viaOrt.iterations, viaJs.iterations, `${c.name} reg ${reg} iterations`);
+        assert.equal(viaOrt.method, viaJs.method);
+      }
+    }
+  } finally {
+    configureSinkhornEngine(prev);
+  }
+});
