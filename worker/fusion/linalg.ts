@@ -30,7 +30,7 @@ export interface LinalgOptions {
 const options: LinalgOptions = {
   engine: process.env.OTFUSE_LINALG === 'js' ? 'js' : 'ort',
   precision: process.env.OTFUSE_LINALG_PRECISION === 'f32' ? 'f32' : 'f64',
-  minMacs: 4_000_000,
+  minMacs: Number(process.env.OTFUSE_LINALG_MIN_MACS ?? 4_000_000),
   provider: 'cpu',
 };
 
