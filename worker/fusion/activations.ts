@@ -143,7 +143,10 @@ export class StagedActivations implements ActivationStore {
   }
 
   async prepare(stage: number): Promise<void> {
-    this.current = undefined; // let the previous stage's matrices go before capturing the next
+    // The previous stage's matrices are reused for the next one's (same shapes block after block): garbage
+    // collection frees large buffers late, and a stage's worth of them lingering doubled the peak.
+    if (this.current) this.engine.recycle(this.current);
+    this.current = undefined;
     this.current = await this.engine.advanceTo(stage);
     this.peakBytes = this.engine.stats.peakBytes;
   }
@@ -219,6 +222,8 @@ class CaptureEngine {
   private binding?: InputBinding;
   private masks?: { data: Uint8Array; tokens: number } | null;
   private readonly picksByGeometry = new Map<string, Int32Array>();
+  /** Matrices of a finished stage, handed back for reuse. */
+  private pool: Float32Array[] = [];
   private readonly total: number;
   /** Samples per batch: the recipe's, capped so one batch holds about TOKENS_PER_BATCH tokens. */
   private readonly batch: number;
@@ -237,6 +242,17 @@ class CaptureEngine {
     this.total = Math.min(options.samples, dataset.size);
     this.batch = Math.max(1, Math.min(options.batchSize, Math.floor(TOKENS_PER_BATCH / Math.max(1, tokens ?? 1))));
     if (this.total < options.samples && this.total < 2) throw new OtfuseError('BAD_DATA', `need at least 2 calibration samples, the dataset has ${dataset.size}`, { file: dataset.source });
+  }
+
+  recycle(done: Collected): void {
+    for (const v of done.acts.values()) this.pool.push(v.X);
+    done.acts.clear();
+  }
+
+  private allocate(length: number): Float32Array {
+    const k = this.pool.findIndex((x) => x.length === length);
+    if (k >= 0) return this.pool.splice(k, 1)[0];
+    return new Float32Array(length);
   }
 
   /** Runs stages up to `stage` and returns that stage's activations. */
@@ -378,7 +394,7 @@ class CaptureEngine {
             const neurons = spec.layout === 'nchw' ? dims[1] : dims[dims.length - 1];
             const tokens = spec.layout === 'tokens' ? dims[dims.length - 2] : spec.layout === 'vector' ? 1 : dims.slice(2).reduce((a, b) => a * b, 1);
             sink = { spec, neurons, tokens, picks: await this.picksFor(spec, tokens), cursor: 0, abs: new Float64Array(neurons), absCount: 0 };
-            sink.X = new Float32Array(neurons * sink.picks.length);
+            sink.X = this.allocate(neurons * sink.picks.length); // every entry is written below
             sinks.set(spec.tensor, sink);
           }
           absorb(sink, tensor.data as Float32Array, start, count);
@@ -390,6 +406,7 @@ class CaptureEngine {
       await runner?.release();
     }
     for (const t of part.release) this.cache.delete(t);
+    this.pool = []; // what this stage did not reuse goes
     for (const [t, list] of produced) this.cache.set(t, list);
     for (const [tensor, sink] of sinks) {
       const S = sink.picks.length;

@@ -34,6 +34,7 @@ export interface ResolvedRecipe {
   tokenFilter: TokenFilter;
   tokenBudget: number;
   tokenSeed: number;
+  mapsDtype: 'F32' | 'F16';
   standardize: boolean;
   weights?: number[];
   headAware: boolean;
@@ -107,6 +108,7 @@ export const RECIPE_FIELDS: Record<string, RecipeField> = {
   tokenFilter: enumOf(TOKEN_FILTERS, 'all', 'Which tokens count as activation samples.', 'token-filter'),
   tokenBudget: { type: 'number', integer: true, minimum: 0, default: DEFAULT_TOKEN_BUDGET, description: 'Cap on activation samples × tokens per tensor (a seeded random subset beyond it; 0 = no cap).', flag: 'token-budget' },
   tokenSeed: { type: 'number', integer: true, minimum: 0, default: 0, description: 'Seed of the token subsample.', flag: 'token-seed' },
+  mapsDtype: { type: 'enum', values: ['F32', 'F16'], default: 'F32', description: 'Element type of maps.safetensors: F32, or F16 (half the size; at most 4.9e-4 relative error per entry).', flag: 'maps-dtype' },
   standardize: { type: 'boolean', default: true, description: 'Per-neuron standardisation of activations.', flag: 'standardize' },
   headAware: { type: 'boolean', default: false, description: 'Head-aware attention maps: heads matched as units (one assignment for Q, K and V), one map shared by Q and K inside each head (QKᵀ preserved exactly with EMD).', flag: 'head-aware' },
   weights: { type: 'numberArray', minItems: 2, itemMinimum: 0, description: 'Weights α per model, anchor first (default uniform).', flag: 'weights', example: '0.5,0.5' },
@@ -117,7 +119,7 @@ export const RECIPE_FIELDS: Record<string, RecipeField> = {
 
 // Compile-time check: FuseRecipe (worker/types.ts) and RECIPE_FIELDS name the same fields.
 type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : { missing: Exclude<keyof A, keyof B>; extra: Exclude<keyof B, keyof A> };
-const FIELD_NAMES = ['$schema', 'name', 'alignBy', 'solver', 'reg', 'groundMetric', 'costNorm', 'residualPolicy', 'qk', 'samples', 'tokenFilter', 'tokenBudget', 'tokenSeed', 'standardize', 'headAware', 'weights', 'refit', 'refitRidge', 'preset'] as const;
+const FIELD_NAMES = ['$schema', 'name', 'alignBy', 'solver', 'reg', 'groundMetric', 'costNorm', 'residualPolicy', 'qk', 'samples', 'tokenFilter', 'tokenBudget', 'tokenSeed', 'mapsDtype', 'standardize', 'headAware', 'weights', 'refit', 'refitRidge', 'preset'] as const;
 const _fieldsMatch: SameKeys<Required<FuseRecipe>, Record<(typeof FIELD_NAMES)[number], unknown>> = true;
 void _fieldsMatch;
 

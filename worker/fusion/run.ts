@@ -22,6 +22,7 @@ import { resolveRecipe, type ResolvedRecipe } from './recipe';
 import { ALIGN_BY, REFITS, RESIDUAL_POLICIES } from './registry';
 import { configureLinalg } from './linalg';
 import { cloneForWeights, paramView } from './params';
+import { MapStore } from './mapstore';
 import type { TMap } from './maps';
 import { refitModel, type RefitLayerResult } from './refit';
 
@@ -59,6 +60,8 @@ export interface LoadedFusionResult {
   refit?: RefitLayerResult[];
   /** What activation capture did (run.json's `capture`). */
   capture?: RunRecord['capture'];
+  /** The maps in their stored form (large ones spooled to a temp file; maps[k][i].map.plan is then empty). */
+  mapStore: MapStore;
 }
 
 function paramsOf(model: OnnxModel): Params {
@@ -155,6 +158,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   // Align every other model onto the anchor.
   t = performance.now();
   const maps: MapRecord[][] = [[]];
+  const mapStore = new MapStore(recipe.mapsDtype);
   const aligned: Map<string, Float64Array>[] = [new Map()];
   const inputMaps: Map<LinearRef, TMap | null>[] = [new Map()];
   const layerCount = solvedMapCount(compileSchedule(plans[0]), plans[0], recipe);
@@ -175,7 +179,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
         recipe,
         costs,
         onMap: (r) => {
-          records.push(r);
+          records.push(mapStore.add(k, r));
           if (r.kind !== 'residual') emit({ stage: 'align', layer: r.name, message: `model ${k}`, done: ++done, total: layerCount, metrics: { cost: r.diagnostics.cost, entropy: r.diagnostics.entropy } });
         },
         tamper: input.tamper ? (name, map) => input.tamper!(k, name, map) : undefined,
@@ -264,7 +268,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     vanilla = cloneForWeights(models[0]);
     for (const [name, v] of sink.finish()) vanilla.setInitializer(name, Float32Array.from(v));
   }
-  return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, refit, capture };
+  return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, refit, capture, mapStore };
 }
 
 export async function fuseModels(request: FuseRequest, context: JobContext = {}): Promise<FuseResult> {

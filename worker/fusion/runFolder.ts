@@ -18,7 +18,7 @@ import type { MapRecord } from './align';
 import { RECIPE_FIELDS, type ResolvedRecipe } from './recipe';
 import { baselineMetrics } from './baselines';
 import type { RefitLayerResult } from './refit';
-import { encodeSafetensors, type StTensor } from './safetensors';
+import type { MapStore } from './mapstore';
 
 export const OTFUSE_VERSION = '0.1.0';
 
@@ -30,7 +30,7 @@ export interface RunFolderInput {
   files: string[];
   models: OnnxModel[];
   recipe: ResolvedRecipe;
-  result: { fused: OnnxModel; vanilla?: OnnxModel; maps: MapRecord[][]; refit?: RefitLayerResult[]; capture?: RunRecord['capture'] };
+  result: { fused: OnnxModel; vanilla?: OnnxModel; maps: MapRecord[][]; refit?: RefitLayerResult[]; capture?: RunRecord['capture']; mapStore: MapStore };
   evalSet?: Dataset;
   timings: Record<string, number>;
   t0: number;
@@ -52,18 +52,16 @@ export async function writeRunFolder(input: RunFolderInput): Promise<RunRecord> 
   let t = performance.now();
   emit({ stage: 'write', message: 'fused model and maps' });
   const fusedPath = path.join(tmp, 'fused.onnx');
-  const tensors: Record<string, StTensor> = {};
   const layers: LayerMapInfo[] = [];
   for (let k = 1; k < result.maps.length; k++) {
-    for (const r of result.maps[k]) {
-      const key = `m${k}/${r.name}`;
-      const data = new Float32Array(r.map.plan.length);
-      for (let i = 0; i < data.length; i++) data[i] = r.map.plan[i] * r.map.n;
-      tensors[key] = { shape: [r.map.n, r.map.m], data };
-      layers.push({ name: r.name, kind: r.kind, rows: r.map.n, cols: r.map.m, model: k, tensor: key, diagnostics: r.diagnostics });
-    }
+    for (const r of result.maps[k]) layers.push({ name: r.name, kind: r.kind, rows: r.map.n, cols: r.map.m, model: k, tensor: `m${k}/${r.name}`, diagnostics: r.diagnostics });
   }
-  writeFileAtomic(path.join(tmp, MAPS_FILE), encodeSafetensors(tensors, { format: 'otfuse-maps', scaling: 'n*P: rows sum to 1 (other model rows, anchor columns)' }));
+  // Streamed from the map store (float32, or float16 with recipe.mapsDtype 'F16'), never built in memory.
+  try {
+    result.mapStore.write(path.join(tmp, MAPS_FILE), { format: 'otfuse-maps', scaling: 'n*P: rows sum to 1 (other model rows, anchor columns)' });
+  } finally {
+    result.mapStore.release();
+  }
   timings.write = (performance.now() - t) / 1000;
 
   const metrics: ModelMetrics[] = [];

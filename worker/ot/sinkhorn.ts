@@ -7,8 +7,55 @@
 //          underflows, and u, v are folded into (α, β) whenever they leave [1/τ, τ]. Works for tiny reg.
 // 'auto' (default): 'knopp' unless exp(−M/reg) would underflow a whole row or column (or Knopp hits numerical
 //          trouble), then 'stabilized'.
+import os from 'node:os';
 import { OtfuseError } from '../errors';
 import { checkProblem, checkReg, type PlanResult, type Weights } from './validate';
+import { buildSinkhornModel } from './sinkhorn-ort';
+import { runSync } from '../runtime/syncrun';
+
+/**
+ * Where sinkhorn() runs the Knopp loop for large problems. 'js' (default): this file's loops. 'ort': ONNX
+ * Runtime's float64 graph (sinkhorn-ort.ts: MLAS exp and matrix–vector products, POT's iterate) through a
+ * synchronous worker-thread call, from `minEntries` cost entries up; any failure or unusual case falls back to
+ * the JS loops, which then decide exactly as before. Not the default: measured in CPU seconds on the 2-core
+ * machine it is no faster than the JS loops (1024²: 53 vs 48 ms; 3072²: 461 vs 382 ms; POT 10 / 257 ms), see
+ * BENCHMARKS.md "Scale". Kept as the hook for a GPU provider.
+ */
+const engine = { kind: 'js' as 'js' | 'ort', minEntries: 256 * 256 };
+
+export function configureSinkhornEngine(change: Partial<typeof engine>): typeof engine {
+  const prev = { ...engine };
+  Object.assign(engine, change);
+  return prev;
+}
+
+let sinkhornModel: Uint8Array | undefined;
+
+/** The Knopp solve on ONNX Runtime, synchronously; undefined when it cannot answer (the caller runs JS). */
+function knoppOrtSync(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: number, reg: number, numItermax: number, stopThr: number, auto: boolean): SinkhornResult | undefined {
+  sinkhornModel ??= buildSinkhornModel();
+  const f64 = (data: Float64Array, dims: number[]) => ({ type: 'float64' as const, data, dims });
+  const i64 = (v: number) => ({ type: 'int64' as const, data: BigInt64Array.from([BigInt(v)]), dims: [] });
+  const out = runSync('sinkhorn-knopp', sinkhornModel, {
+    M: f64(M, [n, m]), a: f64(a, [n, 1]), b: f64(b, [m, 1]),
+    u0: f64(new Float64Array(n).fill(1 / n), [n, 1]), v0: f64(new Float64Array(m).fill(1 / m), [m, 1]),
+    negInvReg: f64(new Float64Array([-1 / reg]), []),
+    negLimit: f64(new Float64Array([auto ? -AUTO_LIMIT : -Infinity]), []),
+    colLimit: f64(new Float64Array([auto ? Math.exp(-AUTO_LIMIT) * (1 + 1e-9) : -Infinity]), []),
+    stopThr: f64(new Float64Array([stopThr]), []),
+    maxIter: i64(numItermax), phase1Iters: i64(31),
+  }, { threads: os.cpus().length <= 2 ? 1 : 0 });
+  if (!out) return undefined;
+  const scalar = (name: string) => Number((out[name].data as Float64Array | BigInt64Array)[0]);
+  const flag = (name: string) => Boolean((out[name].data as Uint8Array)[0]);
+  const cost = scalar('cost');
+  if (!flag('started') || flag('bad') || !Number.isFinite(cost)) return undefined;
+  const err = scalar('err');
+  return {
+    plan: out.plan.data as Float64Array, n, m, cost, method: 'knopp', reg, iterations: scalar('iters'), converged: err < stopThr,
+    marginalError: err, rowError: scalar('rowErr'), colError: scalar('colErr'), numericalError: false,
+  };
+}
 
 export type SinkhornMethod = 'auto' | 'knopp' | 'stabilized';
 
@@ -47,6 +94,10 @@ export function sinkhorn(aIn: Weights, bIn: Weights, MIn: Float64Array | Float32
   const method = options.method ?? 'auto';
   if (!['auto', 'knopp', 'stabilized'].includes(method)) throw new OtfuseError('BAD_DATA', `unknown Sinkhorn method '${method}'`);
 
+  if (engine.kind === 'ort' && method !== 'stabilized' && n * m >= engine.minEntries) {
+    const r = knoppOrtSync(a, b, M, n, m, reg, numItermax, stopThr, method === 'auto');
+    if (r) return r;
+  }
   let useKnopp = method === 'knopp';
   if (method === 'auto') {
     const { rowMin, colMin } = rowColMin(M, n, m);

@@ -1,0 +1,127 @@
+// Transport maps of a run, kept out of memory as they are solved (issue 16): a ViT-B alignment makes 1.3 GB of
+// float64 plans. Each map is converted once to its stored form (n·P: rows sum to 1; float32, or float16 when
+// asked) and, when large, appended to a spool file in the temp folder, leaving its MapRecord with an empty plan;
+// small maps stay in memory untouched (tests and views read them). `write` streams the spool into
+// maps.safetensors without holding it.
+// float16 precision: relative error ≤ 2⁻¹¹ ≈ 4.9e-4 per entry for values ≥ 6.1e-5 (normal range); smaller
+// entries are subnormal (absolute error ≤ 3e-8) and entries below 3e-8 become 0 — of n·P, whose rows sum to 1.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { floatToHalf } from '../onnx/model';
+import { tempPathFor } from '../onnx/atomic';
+import type { MapRecord } from './align';
+
+export type MapDtype = 'F32' | 'F16';
+
+/** Maps with more entries than this are spooled to disk as they arrive. */
+export const SPOOL_ABOVE_ENTRIES = 1 << 18;
+
+interface Entry {
+  key: string;
+  shape: [number, number];
+  /** In memory (small maps), or where it lies in the spool. */
+  bytes?: Uint8Array;
+  offset?: number;
+  length: number;
+}
+
+export class MapStore {
+  private readonly entries: Entry[] = [];
+  private spool?: { file: string; fd: number; size: number };
+
+  constructor(readonly dtype: MapDtype = 'F32', private readonly spoolAbove = SPOOL_ABOVE_ENTRIES) {}
+
+  /** Stores record `r` of model `k` under `m<k>/<name>`; returns the record to keep (plan dropped if spooled). */
+  add(k: number, r: MapRecord): MapRecord {
+    const { n, m, plan } = r.map;
+    const bytes = encode(plan, n, this.dtype);
+    const key = `m${k}/${r.name}`;
+    if (plan.length <= this.spoolAbove) {
+      this.entries.push({ key, shape: [n, m], bytes, length: bytes.length });
+      return r;
+    }
+    if (!this.spool) {
+      const file = tempPathFor(path.join(os.tmpdir(), 'otfuse-maps.spool'));
+      this.spool = { file, fd: fs.openSync(file, 'w+'), size: 0 };
+    }
+    let w = 0;
+    while (w < bytes.length) w += fs.writeSync(this.spool.fd, bytes, w, bytes.length - w, this.spool.size + w);
+    this.entries.push({ key, shape: [n, m], offset: this.spool.size, length: bytes.length });
+    this.spool.size += bytes.length;
+    return { ...r, map: { n, m, plan: new Float64Array(0) } };
+  }
+
+  keys(): string[] {
+    return this.entries.map((e) => e.key);
+  }
+
+  /** Total bytes of the stored maps. */
+  get bytes(): number {
+    return this.entries.reduce((s, e) => s + e.length, 0);
+  }
+
+  /** Writes a safetensors file (header, then every map in order) streaming from the spool; atomic. */
+  write(target: string, metadata: Record<string, string>): void {
+    const header: Record<string, unknown> = { __metadata__: { ...metadata, dtype: this.dtype } };
+    let offset = 0;
+    for (const e of this.entries) {
+      header[e.key] = { dtype: this.dtype, shape: e.shape, data_offsets: [offset, offset + e.length] };
+      offset += e.length;
+    }
+    let json = JSON.stringify(header);
+    while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' ';
+    const head = Buffer.alloc(8 + Buffer.byteLength(json));
+    head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)), 0);
+    head.write(json, 8, 'utf8');
+    const tmp = tempPathFor(target);
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(fd, head);
+      const chunk = Buffer.alloc(8 << 20);
+      for (const e of this.entries) {
+        if (e.bytes) { fs.writeSync(fd, e.bytes); continue; }
+        for (let done = 0; done < e.length;) {
+          const want = Math.min(chunk.length, e.length - done);
+          const got = fs.readSync(this.spool!.fd, chunk, 0, want, e.offset! + done);
+          if (got <= 0) throw new Error(`map spool ended early at ${e.key}`);
+          fs.writeSync(fd, chunk, 0, got);
+          done += got;
+        }
+      }
+      fs.closeSync(fd);
+      fs.renameSync(tmp, target);
+    } catch (err) {
+      try { fs.closeSync(fd); } catch { /* already closed */ }
+      fs.rmSync(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  release(): void {
+    if (!this.spool) return;
+    try { fs.closeSync(this.spool.fd); } catch { /* already closed */ }
+    fs.rmSync(this.spool.file, { force: true });
+    this.spool = undefined;
+  }
+}
+
+/** n·P as little-endian F32 or F16 bytes. */
+function encode(plan: Float64Array, n: number, dtype: MapDtype): Uint8Array {
+  if (dtype === 'F16') {
+    const out = new Uint16Array(plan.length);
+    for (let i = 0; i < plan.length; i++) out[i] = floatToHalf(plan[i] * n);
+    return littleEndianBytes(out);
+  }
+  const out = new Float32Array(plan.length);
+  for (let i = 0; i < plan.length; i++) out[i] = plan[i] * n;
+  return littleEndianBytes(out);
+}
+
+function littleEndianBytes(a: Float32Array | Uint16Array): Uint8Array {
+  const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  if (new Uint8Array(new Uint16Array([1]).buffer)[0] === 1) return bytes;
+  const swapped = new Uint8Array(bytes.length), w = a.BYTES_PER_ELEMENT;
+  for (let i = 0; i < bytes.length; i += w) for (let b = 0; b < w; b++) swapped[i + b] = bytes[i + w - 1 - b];
+  return swapped;
+}
