@@ -402,6 +402,7 @@ export interface FinetuneResult {
   /** Training-set accuracy and mean loss over the steps of each epoch (as the model was while training). */
   train?: { epoch: number; accuracy: number; loss: number }[];
   /** Peak resident memory of the process during the run (MiB). */
-  peakRssMiB?: number;  /** The distillation setting used (when teachers were given). */
+  peakRssMiB?: number;
+  /** The distillation setting used (when teachers were given). */
   distill?: { teachers: string[]; temperature: number; alpha: number };
 }

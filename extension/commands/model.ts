@@ -96,7 +96,7 @@ export function modelCommands(d: Deps, pickers: Pickers) {
     const baseline = options.baseline ?? vscode.workspace.getConfiguration('otfuse').get<boolean>('finetuneBaseline', true);
     // The run's parents as distillation teachers (setting otfuse.finetuneTeachers; the engine's distillation
     // finetune reads FinetuneRequest.teachers and reports `distill` in its result).
-    const teachers = vscode.workspace.getConfiguration('otfuse').get<boolean>('finetuneTeachers', false) ? record.models : undefined;
+    const teachers = vscode.workspace.getConfiguration('otfuse').get<boolean>('finetuneTeachers', true) ? record.models : undefined;
     try {
       const result = await d.jobs.run(`Finetuning ${record.name}`, (ctx) => d.engines.engine.finetuneRun({
         runDir, data, evalData, epochs: options.epochs ?? 1, baseline, provider: d.engines.provider(), ...(teachers ? { teachers } : {}),
