@@ -29,6 +29,12 @@ export interface FuseOptions {
 
 /** Why these models cannot be fused (checked from their graphs, without running them), or undefined. */
 export async function incompatibility(d: Deps, models: string[]): Promise<string | undefined> {
+  // The engine's analysis-only check (engine.check, from the real-exports work) when this engine has it.
+  const engine = d.engines.engine as unknown as { check?: (r: { models: string[] }) => Promise<{ ok: boolean; problems: string[] }> };
+  if (typeof engine.check === 'function') {
+    const report = await engine.check({ models });
+    return report.ok ? undefined : `these models cannot be fused: ${report.problems.join('; ')}`;
+  }
   const infos = [];
   for (const m of models) {
     try {

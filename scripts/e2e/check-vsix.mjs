@@ -21,7 +21,7 @@ let entries = [];
 check('the .vsix exists and is a zip', () => { entries = listVsix(vsix); });
 const names = new Set(entries.map((e) => e.name));
 const required = [
-  'extension/package.json', 'extension/dist/extension.js', 'extension/dist/host.js', 'extension/dist/webview.js', 'extension/media/webview.css',
+  'extension/package.json', 'extension/dist/extension.js', 'extension/dist/host.js', 'extension/dist/webview.js', 'extension/dist/webview.css', 'extension/media/webview.css', 'extension/worker/fusion/recipe.schema.json',
   'extension/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
   'extension/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1',
   'extension/node_modules/onnxruntime-node/dist/index.js', 'extension/node_modules/onnxruntime-common/dist/cjs/index.js',

@@ -18,7 +18,7 @@ const t0 = Date.now();
 
 const vsce = path.join(PREFIX, 'node_modules/@vscode/vsce/vsce');
 if (!fs.existsSync(vsce)) { console.error(`@vscode/vsce not found in ${PREFIX}: run \`npm run e2e:install\``); process.exit(1); }
-for (const f of ['dist/extension.js', 'dist/host.js', 'dist/webview.js']) {
+for (const f of ['dist/extension.js', 'dist/host.js', 'dist/webview.js', 'dist/webview.css']) {
   if (!fs.existsSync(path.join(REPO, f))) { console.error(`${f} missing: run \`npm run build\``); process.exit(1); }
 }
 
@@ -42,7 +42,7 @@ delete pkg.bin;
 pkg.dependencies = { 'onnxruntime-node': ortVersion };
 fs.writeFileSync(path.join(stage, 'package.json'), JSON.stringify(pkg, null, 2));
 
-for (const f of ['extension.js', 'host.js', 'webview.js']) copy(`dist/${f}`);
+for (const f of ['extension.js', 'host.js', 'webview.js', 'webview.css']) copy(`dist/${f}`); // webview.css: the CSS the webview bundle imports (uPlot)
 for (const f of fs.readdirSync(path.join(REPO, 'media'))) if (!/^screenshot/.test(f)) copy(`media/${f}`);
 if (!copy('extension/README-extension.md', 'README.md')) copy('README.md');
 const hasLicense = copy('LICENSE') || copy('LICENSE.md');

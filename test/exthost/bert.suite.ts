@@ -31,7 +31,8 @@ suite('otfuse extension: BERT encoders and token data', () => {
     const b = vscode.Uri.file(bert('bertD_s20.onnx'));
     await assert.rejects(Promise.resolve(vscode.commands.executeCommand('otfuse.fuseModels', vit, [vit, b], { quiet: true })), (err: any) => {
       assert.equal(err.code, 'MISMATCH');
-      assert.match(err.message, /vit48_s10\.onnx and bertD_s20\.onnx cannot be fused: .*(blocks|heads|classes|inputs)/);
+      assert.match(err.message, /cannot be fused/);
+      assert.match(err.message, /bertD_s20\.onnx/);
       return true;
     });
   });
