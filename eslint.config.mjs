@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'dist-test/**', 'dist-bench/**', 'node_modules/**', '.e2e/**', '.cache/**', '.gpu/**', 'out/**', '**/*.js', '**/*.mjs'] },
+  { ignores: ['dist/**', 'dist-test/**', 'dist-bench/**', 'node_modules/**', '.e2e/**', '.cache/**', '.gpu/**', 'out/**', '**/*.js', '**/*.mjs', '**/*.cjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -11,5 +11,10 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       '@typescript-eslint/no-non-null-assertion': 'off',
     },
+  },
+  {
+    // Tests drive VS Code commands whose results are untyped (`executeCommand` returns whatever the command does).
+    files: ['test/**/*.ts'],
+    rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
 );

@@ -2,7 +2,7 @@
 // per-layer overview chart, heatmaps and diagnostics. It subscribes to the run store (a change to the shown run
 // re-sends it) and to the job runner; the webview asks for maps and actions through the request/reply contract.
 import * as vscode from 'vscode';
-import type { LiveState, MapPayload, RunAction } from '../contracts/protocol';
+import type { MapPayload, RunAction } from '../contracts/protocol';
 import { mapsPath, type RunEntry } from '../worker/runs/store';
 import type { RunStore } from './runStore';
 import type { JobRunner } from './jobs';

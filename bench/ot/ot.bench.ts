@@ -38,7 +38,7 @@ async function runOne(n: number, m: number, withPot: boolean, withEmd: boolean, 
   const r = rng(1000 * n + m);
   const d = 16;
   const X = Float32Array.from({ length: n * d }, r), Y = Float32Array.from({ length: m * d }, r);
-  let t = performance.now();
+  const t = performance.now();
   const M = groundMetric(X, Y, n, m, d, { metric: 'euclidean', normalize: 'max' }).cost;
   const metric_ms = performance.now() - t;
   const a = uniform(n), b = uniform(m);

@@ -15,6 +15,7 @@ export function registerCommands(d: Deps): vscode.Disposable[] {
   const fusion = fuseCommands(d, pickers);
   const models = modelCommands(d, pickers);
   const runs = runCommands(d, pickers);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- command handlers take whatever VS Code passes
   const reg = (id: string, fn: (...args: any[]) => unknown) => vscode.commands.registerCommand(id, fn);
   return [
     models.alignmentProvider,

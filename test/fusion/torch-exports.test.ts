@@ -4,7 +4,6 @@
 // layout; finetune runs on the fused models.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { openDataset } from '../../worker/data/dataset';
 import { fuseLoaded } from '../../worker/fusion/run';

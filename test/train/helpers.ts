@@ -7,7 +7,6 @@ import { OnnxModel } from '../../worker/onnx/model';
 import { Attr, DT, makeTensor, toAttribute } from '../../worker/train/builder';
 import { gradientCheck, GradCheckEntry } from '../../worker/train/gradcheck';
 
-const AT = onnx.AttributeProto.AttributeType;
 
 export interface NodeSpec {
   op: string;

@@ -2,7 +2,6 @@
 // gradient from the generated graph against central differences (float32: ORT has no float64 Conv/Erf).
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../worker/onnx/model';

@@ -53,7 +53,7 @@ test('downsample: exact copy when it fits, block means otherwise (3072×3072 →
   const big = downsample('p', n, n, perm, 384);
   assert.equal(big.outRows, 384); assert.equal(big.outCols, 384);
   let diag = 0, off = 0;
-  for (let i = 0; i < 384; i++) for (let j = 0; j < 384; j++) (i === j ? (diag += big.data[i * 384 + j]) : (off += big.data[i * 384 + j]));
+  for (let i = 0; i < 384; i++) for (let j = 0; j < 384; j++) { if (i === j) diag += big.data[i * 384 + j]; else off += big.data[i * 384 + j]; }
   assert.ok(Math.abs(diag * 64 - n) < 1e-3, `mass ${diag * 64}`);
   assert.equal(off, 0);
 });

@@ -12,7 +12,7 @@ import { compileSchedule, type Slot } from './schedule';
 import type { ActivationStore } from './activations';
 import type { ResolvedRecipe } from './recipe';
 import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion, type Region } from './slices';
-import { TMap, alignInput, alignOutput, alignVector, combineMaps, transpose, toF64 } from './maps';
+import { TMap, alignInput, alignOutput, alignVector, transpose, toF64 } from './maps';
 
 export interface Params {
   get(name: string): { dims: number[]; data: Float32Array };

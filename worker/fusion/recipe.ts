@@ -119,8 +119,8 @@ export const RECIPE_FIELDS: Record<string, RecipeField> = {
 
 // Compile-time check: FuseRecipe (worker/types.ts) and RECIPE_FIELDS name the same fields.
 type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : { missing: Exclude<keyof A, keyof B>; extra: Exclude<keyof B, keyof A> };
-const FIELD_NAMES = ['$schema', 'name', 'alignBy', 'solver', 'reg', 'groundMetric', 'costNorm', 'residualPolicy', 'qk', 'samples', 'tokenFilter', 'tokenBudget', 'tokenSeed', 'mapsDtype', 'standardize', 'headAware', 'weights', 'refit', 'refitRidge', 'preset'] as const;
-const _fieldsMatch: SameKeys<Required<FuseRecipe>, Record<(typeof FIELD_NAMES)[number], unknown>> = true;
+const _FIELD_NAMES = ['$schema', 'name', 'alignBy', 'solver', 'reg', 'groundMetric', 'costNorm', 'residualPolicy', 'qk', 'samples', 'tokenFilter', 'tokenBudget', 'tokenSeed', 'mapsDtype', 'standardize', 'headAware', 'weights', 'refit', 'refitRidge', 'preset'] as const;
+const _fieldsMatch: SameKeys<Required<FuseRecipe>, Record<(typeof _FIELD_NAMES)[number], unknown>> = true;
 void _fieldsMatch;
 
 const INTERNAL_DEFAULTS = { outNorm: 'rows', batchSize: 50, float32Cost: false, costEngine: 'ort', capture: 'auto', otBackend: 'js' } as const;

@@ -286,7 +286,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   if (recipe.weights && recipe.weights.length !== files.length) throw new OtfuseError('BAD_USAGE', `recipe.weights has ${recipe.weights.length} entries for ${files.length} models`);
 
   const timings: Record<string, number> = {};
-  let t = performance.now();
+  const t = performance.now();
   emit({ stage: 'load', total: files.length });
   const models = files.map((f) => loadModel(f));
   timings.load = (performance.now() - t) / 1000;

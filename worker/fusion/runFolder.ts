@@ -4,7 +4,6 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { throwIfCancelled, toErrorInfo } from '../errors';
 import { loadModel, type OnnxModel } from '../onnx/model';
-import { writeFileAtomic } from '../onnx/atomic';
 import { saveModelAuto } from '../onnx/external';
 import fs from 'node:fs';
 import type { Dataset } from '../data/dataset';

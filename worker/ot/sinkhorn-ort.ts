@@ -70,7 +70,7 @@ const ATTR_INT = 2, ATTR_GRAPH = 5, ATTR_INTS = 7;
 
 let ortModule: typeof Ort | undefined;
 function ortLib(): typeof Ort {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded lazily on first use
   return (ortModule ??= require('onnxruntime-node') as typeof Ort);
 }
 
@@ -222,7 +222,7 @@ export function buildSinkhornModel(): Uint8Array {
       node('ReduceMax', ['colAbs'], ['colErr'], [attrInt('keepdims', 0)]),
     ],
   };
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded lazily on first use
   const { onnx: proto } = require('onnx-proto') as typeof import('onnx-proto');
   const model = proto.ModelProto.create({ irVersion: 8, producerName: 'otfuse', opsetImport: [{ domain: '', version: 17 }], graph });
   return proto.ModelProto.encode(model).finish();

@@ -182,7 +182,7 @@ function knopp(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: 
   let u = new Float64Array(n).fill(1 / n);
   let v = new Float64Array(m).fill(1 / m);
   let uPrev = new Float64Array(n), vPrev = new Float64Array(m);
-  let ktu = new Float64Array(m);
+  const ktu = new Float64Array(m);
   // K = exp(−M/reg), fused with ktu = Kᵀ u0
   const u0 = 1 / n, negInv = -1 / reg;
   for (let k = 0; k < nm; k++) K[k] = Math.exp(M[k] * negInv);
@@ -245,7 +245,8 @@ function stabilized(a: Float64Array, b: Float64Array, M: Float64Array, n: number
   };
   rebuild();
   const lo = 1 / tau;
-  let err = Infinity, iterations = 0, converged = false, numericalError = false;
+  let err = Infinity, iterations = 0, converged = false;
+  const numericalError = false;
   for (let ii = 0; ii < numItermax; ii++) {
     for (let j = 0; j < m; j++) v[j] = b[j] / ktu[j];
     const ok = sweep(K, n, m, a, v, u, ktu);

@@ -30,7 +30,7 @@ function vulkanLoaderPresent(): boolean {
 function probeModel(): Uint8Array {
   // Hand-encoded ModelProto: ir_version 8, opset 17, graph with Identity x -> y, float [1].
   // Built with onnx-proto at first use to keep it readable.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded lazily on first use
   const { onnx } = require('onnx-proto') as typeof import('onnx-proto');
   const vi = (name: string) => onnx.ValueInfoProto.create({
     name,
