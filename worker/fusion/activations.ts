@@ -442,22 +442,30 @@ function absorb(sink: Sink, c: Float32Array, start: number, count: number): void
       sink.abs[d] += a;
     }
   } else {
-    for (let k = 0; k < c.length; k++) sink.abs[k % D] += Math.abs(c[k]);
+    const abs = sink.abs;
+    for (let p = 0; p < c.length; p += D) for (let d = 0; d < D; d++) abs[d] += Math.abs(c[p + d]);
   }
   sink.absCount += count * T;
   const end = (start + count) * T;
-  let s = sink.cursor;
-  for (; s < S && picks[s] < end; s++) {
-    const bt = picks[s] - start * T;
-    if (spec.layout === 'nchw') {
-      const b = Math.floor(bt / T), t = bt % T;
-      for (let d = 0; d < D; d++) X[d * S + s] = c[(b * D + d) * T + t];
-    } else {
-      const base = bt * D;
-      for (let d = 0; d < D; d++) X[d * S + s] = c[base + d];
+  const first = sink.cursor;
+  let last = first;
+  while (last < S && picks[last] < end) last++;
+  // Neuron blocks of 64: each pick's 64 contiguous values go to 64 rows of X, written in column order, so the
+  // writes stream through 64 rows instead of touching a new cache line per value.
+  for (let d0 = 0; d0 < D; d0 += 64) {
+    const d1 = Math.min(D, d0 + 64);
+    for (let s = first; s < last; s++) {
+      const bt = picks[s] - start * T;
+      if (spec.layout === 'nchw') {
+        const b = Math.floor(bt / T), t = bt % T;
+        for (let d = d0; d < d1; d++) X[d * S + s] = c[(b * D + d) * T + t];
+      } else {
+        const base = bt * D;
+        for (let d = d0; d < d1; d++) X[d * S + s] = c[base + d];
+      }
     }
   }
-  sink.cursor = s;
+  sink.cursor = last;
 }
 
 /** Token indices kept by the filter, for a tensor with `tokens` tokens (CLS first when hasCls). */
