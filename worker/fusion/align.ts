@@ -34,8 +34,9 @@ export interface AlignContext {
   tamper?: (name: string, map: TMap) => TMap;
 }
 
-/** Aligned values of the other model, keyed by anchor parameter name (anchor layout, float64). */
-export type Aligned = Map<string, Float64Array>;
+/** Aligned values of the other model, keyed by anchor parameter name (anchor layout; computed in float64, kept
+ * in float32 — the fused model's type — so a ViT-B/BERT-base alignment holds 4, not 8, bytes per parameter). */
+export type Aligned = Map<string, Float32Array>;
 
 interface Features {
   X: Float64Array | Float32Array;
@@ -55,7 +56,7 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
     if (prev && prev.some((x, i) => Math.abs(x - v[i]) > 1e-6 * (1 + Math.abs(x)))) {
       throw new OtfuseError('UNSUPPORTED', `parameter '${name}' is shared by layers whose alignments disagree`, { file: A.plan.file });
     }
-    out.set(name, v);
+    out.set(name, Float32Array.from(v));
   };
   const size = (name: string) => A.params.get(name).data.length;
 

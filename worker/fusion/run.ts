@@ -148,7 +148,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   t = performance.now();
   const maps: MapRecord[][] = [[]];
   const mapStore = new MapStore(recipe.mapsDtype);
-  const aligned: Map<string, Float64Array>[] = [new Map()];
+  const aligned: Map<string, Float32Array>[] = [new Map()];
   const layerCount = solvedMapCount(plans[0], recipe);
   const costs = await CostEngine.create(recipe.costEngine === 'ort', input.provider);
   configureLinalg({ provider: input.provider ?? 'cpu' });
