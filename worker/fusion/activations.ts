@@ -262,7 +262,7 @@ class CaptureEngine {
 
   private cacheBytes(): number {
     let b = 0;
-    for (const list of this.cache.values()) for (const t of list) b += (t.data as ArrayLike<number> & { byteLength: number }).byteLength;
+    for (const list of this.cache.values()) for (const t of list) if (t) b += (t.data as ArrayLike<number> & { byteLength: number }).byteLength;
     return b;
   }
 
@@ -361,6 +361,9 @@ class CaptureEngine {
           for (const name of part.graphInputs) feeds[name] = toOrtTensor(batch.feeds[binding[name]]);
         }
         for (const t of part.liveIns) feeds[t] = this.cache.get(t)![batchNo];
+        // A cached batch whose last reader is this stage goes as soon as it has been fed (the next stage's
+        // stream is being produced meanwhile: without this both would be held in full).
+        const dropAfter = part.release.filter((t) => !specs.some((x) => x.tensor === t));
         let result: Record<string, ort.Tensor> = {};
         if (runner && part.outputs.length) {
           try {
@@ -370,6 +373,7 @@ class CaptureEngine {
           }
         }
         for (const t of keep) produced.get(t)!.push(result[t]);
+        for (const t of dropAfter) (this.cache.get(t) as (ort.Tensor | undefined)[])[batchNo] = undefined;
         for (const spec of specs) {
           const tensor = result[spec.tensor] ?? feeds[spec.tensor];
           if (!tensor) throw new OtfuseError('INTERNAL', `capture stage ${s} did not produce '${spec.tensor}'`, { file: this.model.file });
