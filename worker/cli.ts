@@ -215,7 +215,8 @@ export function formatRun(result: FuseResult): string {
   const rows = r.metrics.map((m) => [m.label, m.accuracy === undefined ? '—' : `${(m.accuracy * 100).toFixed(2)} %`, m.loss === undefined ? '—' : m.loss.toFixed(4)]);
   const table = rows.length ? formatTable(['model', 'accuracy', 'loss'], rows) : '(evaluation skipped)';
   const timings = Object.entries(r.timings).map(([stage, s]) => `  ${stage.padEnd(14)} ${s.toFixed(2)} s`).join('\n');
-  return [`run         ${result.runDir}`, `fused model ${r.fusedModel}`, `anchor      ${r.anchor}`, '', table, '', 'wall time per stage', timings].join('\n');
+  const memory = r.peakRssBytes ? [`  ${'peak RSS'.padEnd(14)} ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GB`] : [];
+  return [`run         ${result.runDir}`, `fused model ${r.fusedModel}`, `anchor      ${r.anchor}`, '', table, '', 'wall time per stage', timings, ...memory].join('\n');
 }
 
 export function formatTable(header: string[], rows: string[][]): string {
