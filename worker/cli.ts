@@ -244,9 +244,10 @@ export function formatRun(result: FuseResult): string {
   // Without --eval-data the numbers were measured on the calibration data itself: say so, they are no result.
   if (rows.length && r.evalIsCalibration) table = `measured on the CALIBRATION data (no separate --eval-data): not a held-out result\n${table}`;
   const timings = Object.entries(r.timings).map(([stage, s]) => `  ${stage.padEnd(14)} ${s.toFixed(2)} s`).join('\n');
+  const memory = r.peakRssBytes ? [`  ${'peak RSS'.padEnd(14)} ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GB`] : [];
   const warnings = (r.warnings ?? []).map((w) => `warning: ${w}`);
   const tuned = r.autotune ? ['', `recipe      auto-tuned in ${r.autotune.seconds.toFixed(1)} s: ${r.autotune.chosenLabel} (held-out ${r.autotune.heldOutSamples} calibration samples; ${r.autotune.trials.filter((t) => !t.skipped).length} of ${r.autotune.trials.length} recipes tried)`] : [];
-  return [`run         ${result.runDir}`, `fused model ${r.fusedModel}`, `anchor      ${r.anchor}`, ...tuned, ...(warnings.length ? ['', ...warnings] : []), '', table, '', 'wall time per stage', timings].join('\n');
+  return [`run         ${result.runDir}`, `fused model ${r.fusedModel}`, `anchor      ${r.anchor}`, ...tuned, ...(warnings.length ? ['', ...warnings] : []), '', table, '', 'wall time per stage', timings, ...memory].join('\n');
 }
 
 export function formatTable(header: string[], rows: string[][]): string {

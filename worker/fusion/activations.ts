@@ -275,7 +275,7 @@ class CaptureEngine {
 
   private cacheBytes(): number {
     let b = 0;
-    for (const list of this.cache.values()) for (const t of list) b += (t.data as ArrayLike<number> & { byteLength: number }).byteLength;
+    for (const list of this.cache.values()) for (const t of list) if (t) b += (t.data as ArrayLike<number> & { byteLength: number }).byteLength;
     return b;
   }
 
@@ -374,6 +374,9 @@ class CaptureEngine {
           for (const name of part.graphInputs) feeds[name] = toOrtTensor(batch.feeds[binding[name]]);
         }
         for (const t of part.liveIns) feeds[t] = this.cache.get(t)![batchNo];
+        // A cached batch whose last reader is this stage goes as soon as it has been fed (the next stage's
+        // stream is being produced meanwhile: without this both would be held in full).
+        const dropAfter = part.release.filter((t) => !specs.some((x) => x.tensor === t));
         let result: Record<string, ort.Tensor> = {};
         if (runner && part.outputs.length) {
           try {
@@ -383,6 +386,7 @@ class CaptureEngine {
           }
         }
         for (const t of keep) produced.get(t)!.push(result[t]);
+        for (const t of dropAfter) (this.cache.get(t) as (ort.Tensor | undefined)[])[batchNo] = undefined;
         for (const spec of specs) {
           const raw = result[sourceOf(spec)] ?? feeds[sourceOf(spec)];
           if (!raw) throw new OtfuseError('INTERNAL', `capture stage ${s} did not produce '${sourceOf(spec)}'`, { file: this.model.file });
@@ -457,22 +461,30 @@ function absorb(sink: Sink, c: Float32Array, start: number, count: number): void
       sink.abs[d] += a;
     }
   } else {
-    for (let k = 0; k < c.length; k++) sink.abs[k % D] += Math.abs(c[k]);
+    const abs = sink.abs;
+    for (let p = 0; p < c.length; p += D) for (let d = 0; d < D; d++) abs[d] += Math.abs(c[p + d]);
   }
   sink.absCount += count * T;
   const end = (start + count) * T;
-  let s = sink.cursor;
-  for (; s < S && picks[s] < end; s++) {
-    const bt = picks[s] - start * T;
-    if (spec.layout === 'nchw') {
-      const b = Math.floor(bt / T), t = bt % T;
-      for (let d = 0; d < D; d++) X[d * S + s] = c[(b * D + d) * T + t];
-    } else {
-      const base = bt * D;
-      for (let d = 0; d < D; d++) X[d * S + s] = c[base + d];
+  const first = sink.cursor;
+  let last = first;
+  while (last < S && picks[last] < end) last++;
+  // Neuron blocks of 64: each pick's 64 contiguous values go to 64 rows of X, written in column order, so the
+  // writes stream through 64 rows instead of touching a new cache line per value.
+  for (let d0 = 0; d0 < D; d0 += 64) {
+    const d1 = Math.min(D, d0 + 64);
+    for (let s = first; s < last; s++) {
+      const bt = picks[s] - start * T;
+      if (spec.layout === 'nchw') {
+        const b = Math.floor(bt / T), t = bt % T;
+        for (let d = d0; d < d1; d++) X[d * S + s] = c[(b * D + d) * T + t];
+      } else {
+        const base = bt * D;
+        for (let d = d0; d < d1; d++) X[d * S + s] = c[base + d];
+      }
     }
   }
-  sink.cursor = s;
+  sink.cursor = last;
 }
 
 /**

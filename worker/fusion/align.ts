@@ -41,7 +41,8 @@ export interface AlignContext {
   tamper?: (name: string, map: TMap) => TMap;
 }
 
-/** Aligned values of the other model, keyed by anchor parameter name (anchor layout, float64). */
+/** Aligned values of the other model, keyed by anchor parameter name (anchor layout, float64: the refit reads
+ * them). */
 export type Aligned = Map<string, Float64Array>;
 
 interface Features {

@@ -12,7 +12,7 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  * kept in an LRU of `cacheEntries` tensors (alignment walks the model block by block, so a few blocks' worth
  * of tensors covers every re-read).
  */
-export function paramView(model: OnnxModel, cacheEntries = 48): Params {
+export function paramView(model: OnnxModel, cacheEntries = 16): Params {
   const byName = new Map((model.graph.initializer ?? []).map((t) => [t.name ?? '', t]));
   const lru = new Map<string, { dims: number[]; data: Float32Array }>();
   return {
