@@ -9,7 +9,8 @@ import type { Deps } from './deps';
 
 export type PresetId = 'recommended' | 'exact' | 'weight-based';
 export const PRESETS: Record<PresetId, { label: string; detail: string; recipe: FuseRecipe }> = {
-  recommended: { label: 'Recommended', detail: 'activation-based soft alignment (Sinkhorn), residual mean — the paper\'s best setting', recipe: { preset: 'default' } },
+  // The engine default: what measured best on held-out data (the auto-tune's choice on the examples; BENCHMARKS.md).
+  recommended: { label: 'Recommended', detail: 'soft alignment (Sinkhorn) + closed-form refit of every layer — measured best on held-out data', recipe: { preset: 'default' } },
   exact: { label: 'Exact', detail: 'hard alignment (EMD), heads matched as units — reproduces a permuted copy exactly', recipe: { preset: 'exact' } },
   'weight-based': { label: 'Weight-based', detail: 'no data needed for alignment: cost from the weights themselves', recipe: { preset: 'weights' } },
 };
