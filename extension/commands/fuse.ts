@@ -94,6 +94,8 @@ export function fuseCommands(d: Deps, pickers: Pickers) {
     try {
       const result = await d.jobs.run(title, (ctx) => d.engines.engine.fuse({
         models: ordered, anchor, data, ...(evalData !== undefined ? { evalData } : {}), skipEval, recipe, runsDir, provider: d.engines.provider(), evalLimit: options.evalLimit ?? pickers.evalLimit(),
+        // The parents' logit ensemble next to them: the ceiling a single fused model tries to reach.
+        baselines: true,
       }, ctx));
       d.log.info(`run written to ${result.runDir}: ${result.record.metrics.map((m) => `${m.label} ${pct(m.accuracy)}`).join(', ')}`);
       d.store.notify(result.runDir);

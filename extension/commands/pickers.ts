@@ -1,5 +1,6 @@
 // The prompts: models, anchor, data (ranked and filtered by the model's inputs, with N and shapes), evaluation
 // data (held-out first; calibration data only as a labelled choice), preset or recipe.
+import { readRegularFile } from '../../worker/onnx/files';
 import * as vscode from 'vscode';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -31,8 +32,8 @@ export function resolveWs(p: string): string {
 export function isDatasetSpec(file: string): boolean {
   if (/(^|[\\/])(package|tsconfig|package-lock|run)\.json$|\.otfuse\.json$/.test(file)) return false;
   try {
-    if (fs.statSync(file).size > 64 * 1024) return false;
-    const j = JSON.parse(fs.readFileSync(file, 'utf8'));
+    // A regular file of at most 64 KiB (a FIFO or a device named *.json in the workspace must not block the host).
+    const j = JSON.parse(Buffer.from(readRegularFile(file, 'BAD_DATA', 'dataset spec', 64 * 1024)).toString('utf8'));
     return j && typeof j === 'object' && typeof j.path === 'string';
   } catch {
     return false;
@@ -212,7 +213,7 @@ export class Pickers {
 
 export function recipeFor(id: string): FuseRecipe {
   if (id in PRESETS) return { ...PRESETS[id as PresetId].recipe };
-  const raw = JSON.parse(fs.readFileSync(resolveWs(id), 'utf8')) as Record<string, unknown>;
+  const raw = JSON.parse(Buffer.from(readRegularFile(resolveWs(id), 'BAD_USAGE', 'recipe', 1 << 20)).toString('utf8')) as Record<string, unknown>;
   // Editor hints such as "$schema" are not recipe options.
   return Object.fromEntries(Object.entries(raw).filter(([k]) => !k.startsWith('$'))) as FuseRecipe;
 }
