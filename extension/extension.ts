@@ -10,17 +10,10 @@ import { ModelEditorProvider } from './modelEditor';
 import { Panels } from './panels';
 import { RunStore } from './runStore';
 import { RunsTree } from './runsTree';
+import type { Deps } from './commands/deps';
 
-/** What activate() returns: used by the extension-host tests. */
-export interface OtfuseApi {
-  engines: EngineHost;
-  jobs: JobRunner;
-  store: RunStore;
-  runs: RunsTree;
-  alignment: AlignmentView;
-  panels: Panels;
-  log: vscode.LogOutputChannel;
-}
+/** What activate() returns: used by the extension-host tests (the services every command family gets). */
+export type OtfuseApi = Omit<Deps, 'context'>;
 
 let host: EngineHost | undefined;
 

@@ -10,18 +10,9 @@ import { engine } from '../../worker/api';
 import { ERROR_CODES, toErrorInfo } from '../../worker/errors';
 import { loadModel } from '../../worker/onnx/model';
 import { VIT, tempDir } from '../helpers';
+import { seededRandom as mulberry32 } from '../../worker/random';
 import { hasStackTrace, runCliWatched } from './helpers';
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A mutated copy: 1–16 random byte flips, or a truncation, or flips inside the first 256 bytes (headers). */
 function mutate(src: Buffer, rand: () => number): { bytes: Buffer; what: string } {
