@@ -18,6 +18,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { bertFixtures, checkTools, finish, tidy, launchBrowser, log, makeWorkspace, REPO, scratchRoot, startCodeServer } from './lib.mjs';
 import {
   T, acceptSave, canvasColours, check, checkAccuracyTable, checkHeatmaps, explorerMenu, focusAlignment, modelFrame, palette, pickQuick, pickQuickExact,
@@ -95,6 +96,11 @@ try {
   checkTools();
   const ws = makeWorkspace(root);
   T.ws = ws;
+  // torchvision's VisionTransformer, trained on Fashion-MNIST (test/fixtures/torch/README.md): input pixel_values
+  // [batch,1,28,28] with the examples' preprocessing ((x/255 − 0.286)/0.353), so examples/calib200.npz and the
+  // data/*.json specs fit as they are (a single-input model takes the array `x`).
+  fs.mkdirSync(path.join(ws, 'torchvision'));
+  for (const seed of [1, 2]) fs.writeFileSync(path.join(ws, 'torchvision', `tv_s${seed}.onnx`), zlib.gunzipSync(fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'torch', 'trained', `tv_s${seed}_op17.onnx.gz`))));
   const vsix = process.env.OTFUSE_UI_VSIX;
   server = await startCodeServer(root, ws, { install: vsix ? path.resolve(vsix) : undefined, settings: { 'workbench.colorTheme': 'Default Dark Modern' } });
   if (vsix) log(`testing the installed ${path.basename(vsix)}`);
@@ -398,6 +404,7 @@ try {
   // ---------- BERT-style text encoders (input_ids, attention_mask, token_type_ids) on token data
   const vitRuns = () => new Set(fs.readdirSync(runsRoot));
   let bertRowA, bertRowB, bertRecord, bertDir, bertFrame;
+  let tvRowA, tvRowB, tvRecord, tvDir;
   await check('BERT: select bertD_s20 + bertD_s21 → Fuse Models; token sets ranked first for a BERT, held-out test.npz for evaluation', async () => {
     if (!fs.existsSync(path.join(ws, 'bert'))) bertFixtures(); // throws: where the fixtures were looked for
     await palette('View: Show Explorer');
@@ -468,6 +475,55 @@ try {
     const text = await caption.textContent({ timeout: 10000 });
     if (!/calibration data \(calib\.npz\) — not a held-out result/.test(text)) throw new Error(`caption: ${text}`);
     await screenshot(bertFrame, '14-calibration-labelled.png');
+  });
+
+  // ---------- torchvision's VisionTransformer (issue 13): the trained pair from test/fixtures/torch/trained
+  await check('[13] torchvision ViT pair: select tv_s1 + tv_s2 → Fuse Models; calib200.npz fits (single input pixel_values ← x), held-out set for evaluation', async () => {
+    await palette('View: Show Explorer');
+    // Collapse the expanded folders so that torchvision/ is in the (virtualised) list.
+    for (const name of ['bert', 'examples']) {
+      const row = page.locator(`.explorer-folders-view .monaco-list-row[aria-label^="${name}"][aria-expanded="true"]`).first();
+      if (await row.count()) await row.click();
+    }
+    const folder = page.locator('.explorer-folders-view .monaco-list-row[aria-label^="torchvision"]').first();
+    await folder.waitFor({ timeout: 30000 });
+    tvRowA = page.locator('.explorer-folders-view .monaco-list-row[aria-label^="tv_s1.onnx"]');
+    tvRowB = page.locator('.explorer-folders-view .monaco-list-row[aria-label^="tv_s2.onnx"]');
+    for (let i = 0; i < 6 && !(await tvRowA.isVisible()); i++) {
+      await folder.click();
+      await tvRowA.waitFor({ timeout: 2000 }).catch(() => {});
+    }
+    await tvRowA.waitFor({ timeout: 30000 });
+    await tvRowB.waitFor({ timeout: 30000 });
+    const known = vitRuns();
+    await explorerMenu([tvRowA, tvRowB], 'Fuse Models');
+    await pickQuick('anchor', 'tv_s1', 'tv_s1.onnx');
+    const rows = await quickRows('calibration data');
+    const sep = rows.findIndex((r) => /Do not fit/.test(r.separator));
+    const calib = rows.findIndex((r) => r.label === 'calib200.npz');
+    if (calib < 0 || (sep >= 0 && calib >= sep) || !/N 200 · x \[1, 28, 28\]/.test(rows[calib].text)) throw new Error(`calib200.npz does not fit tv_s1.onnx: ${rows[calib]?.text}`);
+    await pickQuickExact('calibration data', 'calib200', 'calib200.npz');
+    const evalRows = await quickRows('evaluation data');
+    if (evalRows[0].label !== 'fmnist-test-2k.json') throw new Error(`first evaluation candidate: ${evalRows[0].label}`);
+    await pickQuickExact('evaluation data', 'fmnist-test', 'fmnist-test-2k.json');
+    await pickQuick('preset', 'Recommended', 'Recommended');
+    ({ runDir: tvDir, record: tvRecord } = await waitForRun(runsRoot, known));
+    if (path.basename(tvRecord.anchor) !== 'tv_s1.onnx' || path.basename(tvRecord.evalData) !== 'fmnist-test-2k.json') throw new Error(`anchor ${tvRecord.anchor}, eval ${tvRecord.evalData}`);
+  });
+
+  await check('[13] torchvision ViT pair: OT ≥ vanilla + 10 pt and within 15 pt of the anchor; both encoder layers aligned; one heatmap per layer; accuracy table = run.json', async () => {
+    const acc = (label) => tvRecord.metrics.find((m) => m.label === label)?.accuracy;
+    const anchorAcc = tvRecord.metrics.find((m) => /tv_s1\.onnx/.test(m.label))?.accuracy;
+    if (!(acc('ot') >= acc('vanilla') + 0.1)) throw new Error(`ot ${acc('ot')} vs vanilla ${acc('vanilla')}`);
+    if (!(anchorAcc > 0.8 && acc('ot') >= anchorAcc - 0.15)) throw new Error(`ot ${acc('ot')} vs anchor ${anchorAcc}`);
+    const names = tvRecord.layers.map((l) => l.name);
+    for (const n of ['embed.patch', 'blocks.0.attn.q', 'blocks.0.mlp.fc1', 'blocks.1.attn.o', 'blocks.1.mlp.fc2']) if (!names.includes(n)) throw new Error(`no ${n} map in ${names.join(', ')}`);
+    await focusAlignment();
+    const tvFrame = await webviewFrame('alignment');
+    const n = await checkHeatmaps(tvFrame, tvDir, tvRecord);
+    await checkAccuracyTable(tvFrame, tvRecord);
+    log(`torchvision ViT: ${n} heatmaps; anchor ${anchorAcc}, vanilla ${acc('vanilla')}, ot ${acc('ot')}`);
+    await screenshot(tvFrame, '15-torchvision-alignment.png');
   });
 
   await check('no request left the machine; strict CSP holds', async () => {
