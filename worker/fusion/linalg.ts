@@ -60,7 +60,7 @@ function ortMatmul(A: ArrayLike<number>, B: ArrayLike<number>, r: number, k: num
   const out = runSync(`matmul-${type}-${options.provider}`, f64 ? models.float64 : models.float32, {
     A: { type, data: Arr.from(A), dims: [r, k] },
     B: { type, data: Arr.from(B), dims: [k, c] },
-  }, { providers: onCpu ? ['cpu'] : [options.provider, 'cpu'] });
+  }, { providers: onCpu ? ['cpu'] : [options.provider, 'cpu'], transferFeeds: true }); // the copies above move, not copied again
   if (!out) return undefined;
   const C = out.C.data as Float64Array | Float32Array;
   return C instanceof Float64Array ? C : Float64Array.from(C);

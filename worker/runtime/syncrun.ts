@@ -27,9 +27,12 @@ parentPort.on('message', async (job) => {
     const feeds = {};
     for (const [name, t] of Object.entries(job.feeds)) feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
     const out = await s.run(feeds);
-    const reply = {};
-    for (const [name, t] of Object.entries(out)) reply[name] = { type: t.type, data: t.data, dims: t.dims.map(Number) };
-    port.postMessage({ ok: true, out: reply });
+    const reply = {}, transfer = [];
+    for (const [name, t] of Object.entries(out)) {
+      reply[name] = { type: t.type, data: t.data, dims: t.dims.map(Number) };
+      if (t.data.buffer && !(t.data.buffer instanceof SharedArrayBuffer) && !transfer.includes(t.data.buffer)) transfer.push(t.data.buffer);
+    }
+    try { port.postMessage({ ok: true, out: reply }, transfer); } catch { port.postMessage({ ok: true, out: reply }); }
   } catch (err) {
     port.postMessage({ ok: false, error: String(err && err.message ? err.message : err) });
   }
@@ -66,10 +69,12 @@ export let lastSyncError: string | undefined;
 /**
  * Runs model `model` (cached per `key`) on `feeds` and returns every output, synchronously; undefined on any failure.
  */
-export function runSync(key: string, model: Uint8Array, feeds: Record<string, SyncTensor>, options: { providers?: string[]; threads?: number; timeoutMs?: number } = {}): Record<string, SyncTensor> | undefined {
+export function runSync(key: string, model: Uint8Array, feeds: Record<string, SyncTensor>, options: { providers?: string[]; threads?: number; timeoutMs?: number; transferFeeds?: boolean } = {}): Record<string, SyncTensor> | undefined {
   if (!start()) return undefined;
   const ctl = new SharedArrayBuffer(4);
-  worker!.postMessage({ key, model, feeds, ctl, providers: options.providers ?? ['cpu'], threads: options.threads ?? 0 });
+  // transferFeeds: the feeds' buffers move to the worker instead of being copied (the caller must not reuse them).
+  const transfer = options.transferFeeds ? [...new Set(Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer))] : [];
+  worker!.postMessage({ key, model, feeds, ctl, providers: options.providers ?? ['cpu'], threads: options.threads ?? 0 }, transfer);
   const res = Atomics.wait(new Int32Array(ctl), 0, 0, options.timeoutMs ?? 300_000);
   const msg = receiveMessageOnPort(port!)?.message as { ok: boolean; out?: Record<string, SyncTensor>; error?: string } | undefined;
   if (res === 'timed-out' || !msg) {
