@@ -7,7 +7,7 @@ import { loadModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
 import { fuseLoaded } from '../../worker/fusion/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
-import { solveSpd } from '../../worker/fusion/refit';
+import { solveSpd, mm, mmT, releaseRefitSessions } from '../../worker/fusion/refit';
 import { VIT, maxAbsDiff } from '../helpers';
 import { permutedCopy, logitsOf } from './vit-helpers';
 
@@ -21,6 +21,21 @@ test('solveSpd solves (G + λI) X = B', () => {
   const X = solveSpd(G, 2, Float64Array.from([1, 2, 2, 1]), 2, 1); // (G + I) = [[5,1],[1,4]]
   const back = [5 * X[0] + 1 * X[2], 5 * X[1] + 1 * X[3], 1 * X[0] + 4 * X[2], 1 * X[1] + 4 * X[3]];
   assert.ok(maxAbsDiff(back, [1, 2, 2, 1]) < 1e-12);
+});
+
+test('large float64 products (ONNX Runtime) equal the JS products', async () => {
+  const n = 300, rand = (i: number) => Math.sin(i * 12.9898) * 43758.5453 % 1;
+  const A = Float64Array.from({ length: n * n }, (_, i) => rand(i)), B = Float64Array.from({ length: n * n }, (_, i) => rand(i + 7));
+  const C = await mm(A, B, n, n, n), Ct = await mmT(A, B, n, n, n);
+  let e = 0, et = 0;
+  for (const [i, j] of [[0, 0], [17, 250], [299, 3], [150, 150]]) {
+    let s = 0, st = 0;
+    for (let k = 0; k < n; k++) { s += A[i * n + k] * B[k * n + j]; st += A[k * n + i] * B[k * n + j]; }
+    e = Math.max(e, Math.abs(s - C[i * n + j]));
+    et = Math.max(et, Math.abs(st - Ct[i * n + j]));
+  }
+  await releaseRefitSessions();
+  assert.ok(e < 1e-10 && et < 1e-10, `${e} ${et}`);
 });
 
 for (const refit of ['regmean', 'regmean++'] as const) {

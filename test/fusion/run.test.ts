@@ -62,6 +62,12 @@ test('a default run writes fused.onnx, run.json and maps.safetensors, and evalua
     }
   }
   assert.ok(record.layers.some((l) => l.name === 'blocks.2.attn.q' && l.rows === 48 && l.cols === 48));
+  // The default refit (regmean) is recorded per layer: in run.json's refit list and in the layers' diagnostics.
+  assert.equal(record.recipe.refit, 'regmean');
+  assert.equal(record.refit?.length, 3 * 6 + 1);
+  for (const r of record.refit!) assert.ok(r.errorRefit <= r.errorAverage && r.errorAverage > 0, r.name);
+  const fc1 = record.layers.find((l) => l.name === 'blocks.0.mlp.fc1')!;
+  assert.ok(fc1.diagnostics.refitError < fc1.diagnostics.refitErrorAverage);
   // Progress: stages in order, per-layer events.
   const stages = [...new Set(events.map((e) => e.stage))];
   assert.deepEqual(stages, ['load', 'activations', 'align', 'refit', 'write', 'evaluate', 'done']);

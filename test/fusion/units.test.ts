@@ -134,3 +134,15 @@ test('token filters and standardisation', () => {
   assert.ok(Math.abs(sd - 1) < 1e-6);
   assert.deepEqual(Array.from(X.slice(4)), [0, 0, 0, 0]);
 });
+
+test('CLI: fuse flags and their values come from the registries', async () => {
+  const { runCli } = await import('../helpers');
+  const help = runCli(['--help']);
+  for (const token of recipeUsage()) assert.ok(help.stdout.replace(/\s+/g, ' ').includes(token), `usage lacks ${token}`);
+  const bad = runCli(['fuse', 'a.onnx', 'b.onnx', '--refit', 'ols']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--refit must be one of none, regmean, regmean\+\+; got 'ols'/);
+  const ridge = runCli(['fuse', 'a.onnx', 'b.onnx', '--refit-ridge', '-1']);
+  assert.equal(ridge.code, 2);
+  assert.match(ridge.stderr, /'refitRidge' must be ≥ 0/);
+});

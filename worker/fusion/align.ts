@@ -4,7 +4,7 @@
 // through LayerNorms unchanged, into residual Adds via the residual policy, from V into W_O's input side.
 // Results are keyed by the anchor's parameter names, in the anchor's storage layout.
 import { OtfuseError } from '../errors';
-import { solveOT, pickSolverParams, uniform, diagnose } from '../ot/index';
+import { solveOTAsync, pickSolverParams, uniform, diagnose, type OrtProvider } from '../ot/index';
 import { RESIDUAL_POLICIES } from './registry';
 import type { CostEngine } from './cost';
 import type { AttentionRef, ModelPlan, LinearRef, NormRef } from '../graph/analyze';
@@ -33,6 +33,8 @@ export interface AlignContext {
   onMap?: (record: MapRecord) => void;
   /** Called before each stage reads activations (0 = embedding, 1…L = blocks, L+1 = head): staged capture. */
   prepare?: (stage: number) => Promise<void>;
+  /** Run OT solvers that have an ONNX Runtime path there, on this provider (undefined: the JS solvers). */
+  otProvider?: OrtProvider;
   /** Called for every anchor linear layer with the map its input side takes from this model (null: none). */
   onLinear?: (anchor: LinearRef, mapIn: TMap | null) => void;
   /** Replace a named map after solving (tests use it to break one axis on purpose). */
@@ -58,10 +60,10 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
   const costOf = (f: Features) => ctx.costs.cost(f.X, f.Y, f.n, f.m, f.d, { metric: recipe.groundMetric, normalize: recipe.costNorm });
   const solverParams = pickSolverParams(recipe.solver, recipe as unknown as Record<string, unknown>);
   /** OT with uniform marginals on a cost matrix (plan with total mass 1). */
-  const transport = (M: Float64Array, n: number, m: number) => {
+  const transport = async (M: Float64Array, n: number, m: number) => {
     const C = recipe.float32Cost ? Float32Array.from(M) : M;
-    const res = solveOT(uniform(n), uniform(m), C, { solver: recipe.solver, ...solverParams });
-    return { plan: res.plan, iterations: res.iterations };
+    const res = await solveOTAsync(uniform(n), uniform(m), C, { solver: recipe.solver, ...solverParams }, ctx.otProvider);
+    return { plan: res.plan, iterations: res.iterations, ort: 'backend' in res && res.backend === 'ort' };
   };
   const record = (name: string, kind: string, solved: TMap, M: Float64Array, t0: number, extra: Record<string, number>): TMap => {
     const map = ctx.tamper ? ctx.tamper(name, solved) : solved;
@@ -76,8 +78,8 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
   const solve = async (name: string, kind: string, f: Features): Promise<TMap> => {
     const t0 = performance.now();
     const gm = await costOf(f);
-    const res = transport(gm.cost, f.n, f.m);
-    return record(name, kind, { plan: res.plan, n: f.n, m: f.m }, gm.cost, t0, { iterations: res.iterations, costScale: gm.scale });
+    const res = await transport(gm.cost, f.n, f.m);
+    return record(name, kind, { plan: res.plan, n: f.n, m: f.m }, gm.cost, t0, { iterations: res.iterations, costScale: gm.scale, ...(res.ort ? { onnxRuntime: 1 } : {}) });
   };
 
   /**
@@ -88,20 +90,20 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
   const headMaps = async (p: string, heads: number, fqk: Features, fv: Features): Promise<{ qk: TMap; v: TMap }> => {
     const t0 = performance.now();
     const Cqk = (await costOf(fqk)).cost, Cv = (await costOf(fv)).cost;
-    const inner = (C: Float64Array, n: number, m: number, ho: number, ha: number) => {
+    const inner = async (C: Float64Array, n: number, m: number, ho: number, ha: number) => {
       const dO = n / heads, dA = m / heads;
       const sub = new Float64Array(dO * dA);
       for (let i = 0; i < dO; i++) for (let j = 0; j < dA; j++) sub[i * dA + j] = C[(ho * dO + i) * m + ha * dA + j];
-      const r = transport(sub, dO, dA);
+      const r = await transport(sub, dO, dA);
       let cost = 0;
       for (let k = 0; k < sub.length; k++) cost += r.plan[k] * sub[k];
       return { plan: r.plan, cost, dO, dA };
     };
-    const innerQK: ReturnType<typeof inner>[] = [], innerV: ReturnType<typeof inner>[] = [];
+    const innerQK: Awaited<ReturnType<typeof inner>>[] = [], innerV: Awaited<ReturnType<typeof inner>>[] = [];
     const Ch = new Float64Array(heads * heads);
     for (let ho = 0; ho < heads; ho++) {
       for (let ha = 0; ha < heads; ha++) {
-        const a = inner(Cqk, fqk.n, fqk.m, ho, ha), b = inner(Cv, fv.n, fv.m, ho, ha);
+        const a = await inner(Cqk, fqk.n, fqk.m, ho, ha), b = await inner(Cv, fv.n, fv.m, ho, ha);
         innerQK.push(a); innerV.push(b);
         Ch[ho * heads + ha] = a.cost + b.cost;
       }
@@ -109,9 +111,9 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
     let mx = 0;
     for (const c of Ch) mx = Math.max(mx, c);
     const ChN = Ch.map((c) => (mx > 0 ? c / mx : c));
-    const hp = transport(ChN, heads, heads);
+    const hp = await transport(ChN, heads, heads);
     const headMap = record(`${p}.attn.heads`, 'attn-heads', { plan: hp.plan, n: heads, m: heads }, ChN, t0, { iterations: hp.iterations });
-    const expand = (list: ReturnType<typeof inner>[], n: number, m: number): TMap => {
+    const expand = (list: Awaited<ReturnType<typeof inner>>[], n: number, m: number): TMap => {
       const plan = new Float64Array(n * m);
       for (let ho = 0; ho < heads; ho++) {
         for (let ha = 0; ha < heads; ha++) {

@@ -40,6 +40,9 @@ export interface ResolvedRecipe {
   /** Activation capture: every tensor in one pass ('all'), one stage at a time ('staged'), or 'staged' only when
    * all at once would exceed ~512 MiB per model ('auto'). */
   capture: 'auto' | 'all' | 'staged';
+  /** Where OT solvers with an ONNX Runtime path run: 'js' (default; bit-exact POT parity) or 'ort' (ONNX Runtime on
+   * the CPU). A GPU provider (--provider cuda|webgpu) always sends them to ONNX Runtime on that provider. */
+  otBackend: 'js' | 'ort';
 }
 
 /** A recipe field: its JSON-schema type, default, description and (optionally) its `otfuse fuse` flag. */
@@ -105,7 +108,7 @@ const FIELD_NAMES = ['$schema', 'name', 'alignBy', 'solver', 'reg', 'groundMetri
 const _fieldsMatch: SameKeys<Required<FuseRecipe>, Record<(typeof FIELD_NAMES)[number], unknown>> = true;
 void _fieldsMatch;
 
-const INTERNAL_DEFAULTS = { outNorm: 'rows', batchSize: 50, float32Cost: false, costEngine: 'ort', capture: 'auto' } as const;
+const INTERNAL_DEFAULTS = { outNorm: 'rows', batchSize: 50, float32Cost: false, costEngine: 'ort', capture: 'auto', otBackend: 'js' } as const;
 
 function fieldDefaults(): Record<string, unknown> {
   const out: Record<string, unknown> = {};

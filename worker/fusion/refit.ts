@@ -161,6 +161,57 @@ function augmentedT(map: TMap | null, d: number): { T: Float64Array; n: number; 
   return { T, n, m };
 }
 
+/** Above this many multiply-adds a float64 product goes to ONNX Runtime (MatMul, double) instead of plain JS. */
+const ORT_F64_THRESHOLD = 20_000_000;
+
+let f64Sessions: Promise<{ mm: ort.InferenceSession; mmT: ort.InferenceSession } | undefined> | undefined;
+function f64Models(): Promise<{ mm: ort.InferenceSession; mmT: ort.InferenceSession } | undefined> {
+  f64Sessions ??= (async () => {
+    try {
+      const D = onnx.TensorProto.DataType.DOUBLE;
+      const vi = (name: string, dims: string[]) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: D, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
+      const build = (transA: boolean) => {
+        const nodes = transA
+          ? [onnx.NodeProto.create({ opType: 'Transpose', name: 't', input: ['A'], output: ['At'], attribute: [onnx.AttributeProto.create({ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 0] })] }),
+            onnx.NodeProto.create({ opType: 'MatMul', name: 'mm', input: ['At', 'B'], output: ['C'] })]
+          : [onnx.NodeProto.create({ opType: 'MatMul', name: 'mm', input: ['A', 'B'], output: ['C'] })];
+        const graph = onnx.GraphProto.create({ name: 'mm64', node: nodes, input: [vi('A', ['p', 'q']), vi('B', ['k', 'c'])], output: [vi('C', ['r', 'c'])] });
+        return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph, producerName: 'otfuse' })).finish();
+      };
+      const opts = { executionProviders: ['cpu'], logSeverityLevel: 3 as const };
+      return { mm: await ort.InferenceSession.create(build(false), opts), mmT: await ort.InferenceSession.create(build(true), opts) };
+    } catch {
+      return undefined; // plain JS is always there
+    }
+  })();
+  return f64Sessions;
+}
+
+/** Releases the float64 product sessions (refitModel calls it when done). */
+export async function releaseRefitSessions(): Promise<void> {
+  const s = await f64Sessions;
+  f64Sessions = undefined;
+  if (s) { await s.mm.release(); await s.mmT.release(); }
+}
+
+/** C[r×c] = A[r×k]·B[k×c] (float64; large products in ONNX Runtime). */
+export async function mm(A: Float64Array, B: Float64Array, r: number, k: number, c: number): Promise<Float64Array> {
+  if (r * k * c >= ORT_F64_THRESHOLD) {
+    const s = await f64Models();
+    if (s) return Float64Array.from((await s.mm.run({ A: new ort.Tensor('float64', A, [r, k]), B: new ort.Tensor('float64', B, [k, c]) })).C.data as Float64Array);
+  }
+  return matmul(A, B, r, k, c);
+}
+
+/** C[r×c] = Aᵀ·B for A stored k×r (float64; large products in ONNX Runtime). */
+export async function mmT(A: Float64Array, B: Float64Array, k: number, r: number, c: number): Promise<Float64Array> {
+  if (r * k * c >= ORT_F64_THRESHOLD) {
+    const s = await f64Models();
+    if (s) return Float64Array.from((await s.mmT.run({ A: new ort.Tensor('float64', A, [k, r]), B: new ort.Tensor('float64', B, [k, c]) })).C.data as Float64Array);
+  }
+  return matTmul(A, B, k, r, c);
+}
+
 /** C[r×c] = Aᵀ[r×k]·B[k×c] for A stored k×r. */
 function matTmul(A: Float64Array, B: Float64Array, k: number, r: number, c: number): Float64Array {
   const C = new Float64Array(r * c);
@@ -228,8 +279,8 @@ export function solveSpd(G: Float64Array, n: number, B: Float64Array, c: number,
 }
 
 /** tr(Aᵀ G B) for A, B (n×c), G (n×n). */
-function traceForm(A: Float64Array, G: Float64Array, B: Float64Array, n: number, c: number): number {
-  const GB = matmul(G, B, n, n, c);
+async function traceForm(A: Float64Array, G: Float64Array, B: Float64Array, n: number, c: number): Promise<number> {
+  const GB = await mm(G, B, n, n, c);
   let s = 0;
   for (let k = 0; k < A.length; k++) s += A[k] * GB[k];
   return s;
@@ -317,7 +368,8 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
     for (const r of owned) await r.release();
     await products.release();
   }
-  entries.forEach((e, ei) => {
+  for (let ei = 0; ei < entries.length; ei++) {
+    const e = entries[ei];
     const r = raw[ei];
     const gkk: Float64Array[] = [];
     const cfk: Float64Array[] = [];
@@ -325,11 +377,11 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
       const db = e.db[k];
       const T = augmentedT(e.maps[k], db);
       if (T.n !== db + 1 || T.m !== e.da + 1) throw new OtfuseError('INTERNAL', `refit: the input map of '${e.key}' is ${T.n - 1}×${T.m - 1}, the layers take ${db} → ${e.da}`);
-      gkk.push(matTmul(T.T, matmul(r.kk[k], T.T, db + 1, db + 1, e.da + 1), db + 1, e.da + 1, e.da + 1)); // T̂ᵀ G T̂
-      if (withFused) cfk.push(matmul(r.fk![k], T.T, e.da + 1, db + 1, e.da + 1)); // (X̂ᵀX̂_k) T̂
+      gkk.push(await mmT(T.T, await mm(r.kk[k], T.T, db + 1, db + 1, e.da + 1), db + 1, e.da + 1, e.da + 1)); // T̂ᵀ G T̂
+      if (withFused) cfk.push(await mm(r.fk![k], T.T, e.da + 1, db + 1, e.da + 1)); // (X̂ᵀX̂_k) T̂
     }
     out.set(e.key, { gkk, gff: r.ff, cfk: withFused ? cfk : undefined, rows: r.rows });
-  });
+  }
   return out;
 }
 
@@ -397,7 +449,7 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
         rhs = new Float64Array(n * o);
         for (let k = 0; k < K; k++) {
           for (let i = 0; i < lhs.length; i++) lhs[i] += alpha[k] * gkk[k][i];
-          const GW = matmul(gkk[k], Ws[k], n, n, o);
+          const GW = await mm(gkk[k], Ws[k], n, n, o);
           for (let i = 0; i < rhs.length; i++) rhs[i] += alpha[k] * GW[i];
         }
       } else {
@@ -405,7 +457,7 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
         rhs = new Float64Array(n * o);
         for (let k = 0; k < K; k++) {
           const C = hasBias ? pr.cfk![k] : dropLast(pr.cfk![k], d + 1);
-          const CW = matmul(C, Ws[k], n, n, o);
+          const CW = await mm(C, Ws[k], n, n, o);
           for (let i = 0; i < rhs.length; i++) rhs[i] += alpha[k] * CW[i];
         }
       }
@@ -416,22 +468,24 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
       for (let i = 0; i < b.length; i++) b[i] += lambda * Wbar[i];
       let W = solveSpd(lhs, n, b, o, lambda);
       // Reconstruction error (relative) of a candidate W.
-      const denom = gkk.reduce((s, G, k) => s + alpha[k] * traceForm(Ws[k], G, Ws[k], n, o), 0) || 1;
-      const errorOf = (X: Float64Array): number => {
+      let denom = 0;
+      for (let k = 0; k < K; k++) denom += alpha[k] * await traceForm(Ws[k], gkk[k], Ws[k], n, o);
+      denom ||= 1;
+      const errorOf = async (X: Float64Array): Promise<number> => {
         let s = 0;
         for (let k = 0; k < K; k++) {
           if (input.mode === 'regmean') {
             const D = X.map((x, i) => x - Ws[k][i]);
-            s += alpha[k] * traceForm(D, gkk[k], D, n, o);
+            s += alpha[k] * await traceForm(D, gkk[k], D, n, o);
           } else {
             const C = hasBias ? pr.cfk![k] : dropLast(pr.cfk![k], d + 1);
-            s += alpha[k] * (traceForm(X, lhs, X, n, o) - 2 * traceForm(X, C, Ws[k], n, o) + traceForm(Ws[k], gkk[k], Ws[k], n, o));
+            s += alpha[k] * (await traceForm(X, lhs, X, n, o) - 2 * await traceForm(X, C, Ws[k], n, o) + await traceForm(Ws[k], gkk[k], Ws[k], n, o));
           }
         }
         return Math.max(0, s) / denom;
       };
-      const errorAverage = errorOf(Wbar);
-      let errorRefit = errorOf(W);
+      const errorAverage = await errorOf(Wbar);
+      let errorRefit = await errorOf(W);
       // The ridge towards W̄ makes this impossible in exact arithmetic; guard against round-off all the same.
       if (!(errorRefit <= errorAverage)) { W = Wbar; errorRefit = errorAverage; }
       // Write back into the fused model (through the layer's slice), in the anchor's layout.
@@ -453,6 +507,7 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
   }
   } finally {
     for (const r of parents) await r.release();
+    await releaseRefitSessions();
   }
   return results;
 }

@@ -20,6 +20,7 @@ import type { FuseRequest, FuseResult, JobContext, LayerMapInfo, ModelMetrics, R
 import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions } from './activations';
 import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
+import { releaseSinkhornSessions } from '../ot/sinkhorn-ort';
 import { resolveRecipe, RECIPE_FIELDS, type ResolvedRecipe } from './recipe';
 import { ALIGN_BY, REFITS, RESIDUAL_POLICIES } from './registry';
 import { encodeSafetensors, type StTensor } from './safetensors';
@@ -162,6 +163,8 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   const inputMaps: Map<LinearRef, TMap | null>[] = [new Map()];
   const layerCount = solvedMapCount(compileSchedule(plans[0]), plans[0], recipe);
   const costs = await CostEngine.create(recipe.costEngine === 'ort');
+  // OT solvers follow the execution provider: a GPU provider runs those with an ONNX Runtime path there.
+  const otProvider = input.provider === 'cuda' || input.provider === 'webgpu' ? input.provider : recipe.otBackend === 'ort' ? 'cpu' : undefined;
   try {
     for (let k = 1; k < models.length; k++) {
       throwIfCancelled(input.signal);
@@ -180,6 +183,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
         },
         tamper: input.tamper ? (name, map) => input.tamper!(k, name, map) : undefined,
         onLinear: (la, mapIn) => linearMaps.set(la, mapIn),
+        otProvider,
         prepare: staged ? async (stage) => {
           throwIfCancelled(input.signal);
           emit({ stage: 'activations', message: `stage ${stage} (model ${k})` });
@@ -190,6 +194,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     }
   } finally {
     await costs.release();
+    if (otProvider) await releaseSinkhornSessions();
   }
   timings.align = (performance.now() - t) / 1000;
   if (staged) activationBytes = acts.reduce((s, a) => s + ((a as StagedActivations | undefined)?.peakBytes ?? 0), 0);

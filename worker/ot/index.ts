@@ -19,7 +19,7 @@ export {
   type PermutationDistance, type Preview, type PlanDiagnostics,
 } from './diagnostics';
 
-export { SOLVERS, SOLVER_NAMES, solveOT, solverParams, pickSolverParams, type OTResult, type OtSolverName, type SolverSpec, type SolverParam, type SolveOptions } from './solvers';
+export { SOLVERS, SOLVER_NAMES, solveOT, solveOTAsync, type OrtProvider, solverParams, pickSolverParams, type OTResult, type OtSolverName, type SolverSpec, type SolverParam, type SolveOptions } from './solvers';
 import type { OTResult } from './solvers';
 
 export type OTSolver<O> = (a: Weights, b: Weights, M: Float64Array | Float32Array, options: O) => OTResult;

@@ -4,6 +4,7 @@
 import { OtfuseError } from '../errors';
 import { emd, type EmdResult } from './emd';
 import { sinkhorn, type SinkhornResult } from './sinkhorn';
+import { sinkhornAsync } from './sinkhorn-ort';
 import type { Weights } from './validate';
 
 export type OTResult = EmdResult | SinkhornResult;
@@ -22,7 +23,12 @@ export interface SolverSpec {
   params: Record<string, SolverParam>;
   /** Solve with marginals a, b and cost M (n×m row-major); `params` holds the declared parameters, `extra` solver-specific options. */
   solve(a: Weights, b: Weights, M: Float64Array | Float32Array, params: Record<string, number>, extra: Record<string, unknown>): OTResult;
+  /** Optional: the same solve through ONNX Runtime on an execution provider (GPU), with the same result contract. */
+  solveOrt?(a: Weights, b: Weights, M: Float64Array | Float32Array, params: Record<string, number>, extra: Record<string, unknown>, provider: OrtProvider): Promise<OTResult>;
 }
+
+/** Execution providers a solver's ONNX Runtime path can run on. */
+export type OrtProvider = 'cpu' | 'cuda' | 'webgpu';
 
 export const SOLVERS = {
   emd: {
@@ -38,6 +44,11 @@ export const SOLVERS = {
     solve: (a, b, M, params, extra) => {
       if (params.reg === undefined) throw new OtfuseError('BAD_DATA', 'Sinkhorn needs options.reg');
       return sinkhorn(a, b, M, params.reg, extra);
+    },
+    // POT's Knopp iteration as one float64 ONNX graph (sinkhorn-ort.ts); hard cases fall back to the JS solver.
+    solveOrt: (a, b, M, params, extra, provider) => {
+      if (params.reg === undefined) throw new OtfuseError('BAD_DATA', 'Sinkhorn needs options.reg');
+      return sinkhornAsync(a, b, M, params.reg, { ...extra, backend: 'ort', provider });
     },
   },
 } as const satisfies Record<string, SolverSpec>;
@@ -69,12 +80,7 @@ function lookup(solver: string): SolverSpec {
 
 export type SolveOptions = { solver: OtSolverName } & Record<string, unknown>;
 
-/**
- * The one OT entry point: `options.solver` names a registered solver; its declared parameters are taken from
- * `options` (and checked), every other field goes to the solver as an option.
- */
-export function solveOT(a: Weights, b: Weights, M: Float64Array | Float32Array, options: SolveOptions): OTResult {
-  const { solver, ...rest } = options;
+function split(solver: string, rest: Record<string, unknown>): { spec: SolverSpec; params: Record<string, number>; extra: Record<string, unknown> } {
   const spec = lookup(solver);
   const params: Record<string, number> = {};
   const extra: Record<string, unknown> = {};
@@ -89,5 +95,25 @@ export function solveOT(a: Weights, b: Weights, M: Float64Array | Float32Array, 
       throw new OtfuseError('BAD_DATA', `${solver}: parameter '${k}' must be a finite number${p.exclusiveMinimum !== undefined ? ` > ${p.exclusiveMinimum}` : ''} (got ${v})`);
     }
   }
+  return { spec, params, extra };
+}
+
+/**
+ * solveOT with an execution provider: solvers with an ONNX Runtime path (solveOrt) run there when `ort` is given,
+ * the others (and every solver without `ort`) run in JS. Callers never branch on solver names.
+ */
+export async function solveOTAsync(a: Weights, b: Weights, M: Float64Array | Float32Array, options: SolveOptions, ort?: OrtProvider): Promise<OTResult> {
+  const { solver, ...rest } = options;
+  const { spec, params, extra } = split(solver, rest);
+  return ort && spec.solveOrt ? spec.solveOrt(a, b, M, params, extra, ort) : spec.solve(a, b, M, params, extra);
+}
+
+/**
+ * The one OT entry point: `options.solver` names a registered solver; its declared parameters are taken from
+ * `options` (and checked), every other field goes to the solver as an option.
+ */
+export function solveOT(a: Weights, b: Weights, M: Float64Array | Float32Array, options: SolveOptions): OTResult {
+  const { solver, ...rest } = options;
+  const { spec, params, extra } = split(solver, rest);
   return spec.solve(a, b, M, params, extra);
 }

@@ -7,6 +7,7 @@ import { OtfuseError } from '../errors';
 import { OnnxModel, tensorToFloat32 } from '../onnx/model';
 import { A, DT, GraphBuilder, isFloatType, makeTensor } from './builder';
 import type { TensorInfo } from './probe';
+import { GRADIENTS, differentiableInputs } from './gradients';
 
 /** Ops whose outputs never carry a gradient (shape arithmetic, comparisons, index computations). */
 const NON_DIFFERENTIABLE = new Set([
@@ -16,30 +17,8 @@ const NON_DIFFERENTIABLE = new Set([
   'RandomNormalLike', 'RandomUniformLike', 'Bernoulli',
 ]);
 
-/** Which inputs of an op a gradient flows into (others are shapes, indices, conditions, exponents). */
-function differentiableInputs(op: string, inputCount: number): number[] {
-  switch (op) {
-    case 'Add': case 'Sub': case 'Mul': case 'Div': case 'MatMul': case 'Sum': case 'Concat':
-      return Array.from({ length: inputCount }, (_, i) => i);
-    case 'Gemm': case 'LayerNormalization': case 'Conv':
-      return Array.from({ length: Math.min(inputCount, 3) }, (_, i) => i);
-    case 'Where': return [1, 2];
-    case 'Pow':
-      // The exponent is listed so that a trainable exponent is reported as unsupported instead of ignored.
-      return [0, 1];
-    default: return [0];
-  }
-}
-
-const SUPPORTED = new Set([
-  'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Sqrt', 'Neg', 'Exp', 'Log', 'Reciprocal', 'MatMul', 'Gemm', 'Sum',
-  'ReduceMean', 'ReduceSum', 'LayerNormalization', 'Softmax', 'LogSoftmax', 'Erf', 'Tanh', 'Relu', 'Sigmoid',
-  'Transpose', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout', 'Concat', 'Gather', 'Slice',
-  'Expand', 'Where', 'Cast', 'Conv',
-]);
-
 export function supportedOps(): string[] {
-  return [...SUPPORTED].sort();
+  return Object.keys(GRADIENTS).sort();
 }
 
 export interface BackwardOptions {
@@ -99,7 +78,7 @@ export function emitBackward(opts: BackwardOptions): Map<string, string> {
     const outs = n.output ?? [];
     if (!outs.some((o) => grads.has(o))) continue;
     const op = n.opType ?? '';
-    if (!SUPPORTED.has(op)) {
+    if (!Object.prototype.hasOwnProperty.call(GRADIENTS, op)) {
       throw new OtfuseError('UNSUPPORTED', `cannot differentiate op '${op}' on the gradient path (supported: ${supportedOps().join(', ')})`, { file, node: n.name || outs[0] });
     }
     for (let i = 1; i < outs.length; i++) {
@@ -207,7 +186,7 @@ function attr(n: onnx.INodeProto, name: string): onnx.IAttributeProto | undefine
   return (n.attribute ?? []).find((a) => a.name === name);
 }
 
-function attrInt(n: onnx.INodeProto, name: string, fallback: number): number {
+export function attrInt(n: onnx.INodeProto, name: string, fallback: number): number {
   const a = attr(n, name);
   return a && a.i !== undefined && a.i !== null ? Number(a.i) : fallback;
 }
@@ -217,19 +196,19 @@ function attrFloat(n: onnx.INodeProto, name: string, fallback: number): number {
   return a && a.type === onnx.AttributeProto.AttributeType.FLOAT ? Number(a.f) : fallback;
 }
 
-function attrInts(n: onnx.INodeProto, name: string): number[] | undefined {
+export function attrInts(n: onnx.INodeProto, name: string): number[] | undefined {
   const a = attr(n, name);
   return a ? (a.ints ?? []).map(Number) : undefined;
 }
 
-function inversePerm(perm: number[]): number[] {
+export function inversePerm(perm: number[]): number[] {
   const inv = new Array<number>(perm.length);
   perm.forEach((p, i) => { inv[p] = i; });
   return inv;
 }
 
 /** The backward rules; each returns one gradient (or undefined) per forward input. */
-class RuleContext {
+export class RuleContext {
   constructor(
     readonly b: GraphBuilder,
     readonly info: Map<string, TensorInfo>,
@@ -277,118 +256,14 @@ class RuleContext {
   }
 
   rule(n: onnx.INodeProto, gy: string, want: boolean[]): (string | undefined)[] {
-    const b = this.b;
     const op = n.opType ?? '';
+    const r = Object.prototype.hasOwnProperty.call(GRADIENTS, op) ? GRADIENTS[op] : undefined;
+    if (!r) this.unsupported(n, 'no gradient rule');
     const ins = n.input ?? [];
     const y = n.output![0];
-    const ydims = this.dims(y);
-    const [x0, x1] = ins;
-    switch (op) {
-      case 'Add':
-        return [want[0] ? this.reduceTo(gy, ydims, x0) : undefined, want[1] ? this.reduceTo(gy, ydims, x1) : undefined];
-      case 'Sub':
-        return [want[0] ? this.reduceTo(gy, ydims, x0) : undefined, want[1] ? this.reduceTo(b.op('Neg', [gy]), ydims, x1) : undefined];
-      case 'Sum':
-        return ins.map((x, i) => (want[i] ? this.reduceTo(gy, ydims, x) : undefined));
-      case 'Mul':
-        return [
-          want[0] ? this.reduceTo(b.op('Mul', [gy, x1]), ydims, x0) : undefined,
-          want[1] ? this.reduceTo(b.op('Mul', [gy, x0]), ydims, x1) : undefined,
-        ];
-      case 'Div':
-        return [
-          want[0] ? this.reduceTo(b.op('Div', [gy, x1]), ydims, x0) : undefined,
-          // d(a/b)/db = −y/b
-          want[1] ? this.reduceTo(b.op('Neg', [b.op('Div', [b.op('Mul', [gy, y]), x1])]), ydims, x1) : undefined,
-        ];
-      case 'Pow': {
-        if (want[1]) this.unsupported(n, 'the exponent depends on trainable tensors');
-        const c = b.op('Cast', [x1], { to: A.i(this.dtype(x0)) });
-        const cm1 = b.op('Sub', [c, this.scalarLike(1, x0)]);
-        const g = b.op('Mul', [gy, b.op('Mul', [c, b.op('Pow', [x0, cm1])])]);
-        return [this.reduceTo(g, ydims, x0)];
-      }
-      case 'Sqrt':
-        return [b.op('Div', [b.op('Mul', [gy, this.scalarLike(0.5, y)]), y])];
-      case 'Reciprocal':
-        return [b.op('Neg', [b.op('Mul', [gy, b.op('Mul', [y, y])])])];
-      case 'Neg':
-        return [b.op('Neg', [gy])];
-      case 'Exp':
-        return [b.op('Mul', [gy, y])];
-      case 'Log':
-        return [b.op('Div', [gy, x0])];
-      case 'Erf': {
-        // d erf(x)/dx = 2/√π · exp(−x²)
-        const e = b.op('Exp', [b.op('Neg', [b.op('Mul', [x0, x0])])]);
-        return [b.op('Mul', [gy, b.op('Mul', [e, this.scalarLike(2 / Math.sqrt(Math.PI), x0)])])];
-      }
-      case 'Tanh':
-        return [b.op('Mul', [gy, b.op('Sub', [this.scalarLike(1, y), b.op('Mul', [y, y])])])];
-      case 'Sigmoid':
-        return [b.op('Mul', [gy, b.op('Mul', [y, b.op('Sub', [this.scalarLike(1, y), y])])])];
-      case 'Relu':
-        return [b.op('Where', [b.op('Greater', [x0, this.scalarLike(0, x0)]), gy, this.scalarLike(0, x0)])];
-      case 'Identity':
-        return [gy];
-      case 'Dropout':
-        // Inference graphs run dropout as identity (training_mode is not set).
-        return [gy];
-      case 'Cast':
-        return [b.op('Cast', [gy], { to: A.i(this.dtype(x0)) })];
-      case 'Reshape': case 'Flatten': case 'Squeeze': case 'Unsqueeze':
-        return [b.reshape(gy, b.shape(x0))];
-      case 'Expand':
-        return [this.reduceTo(gy, ydims, x0)];
-      case 'Transpose': {
-        const perm = attrInts(n, 'perm') ?? ydims.map((_, i) => ydims.length - 1 - i);
-        return [b.transpose(gy, inversePerm(perm))];
-      }
-      case 'Where': {
-        const zero = this.scalarLike(0, y);
-        return [
-          undefined,
-          want[1] ? this.reduceTo(b.op('Where', [x0, gy, zero]), ydims, x1) : undefined,
-          want[2] ? this.reduceTo(b.op('Where', [x0, zero, gy]), ydims, ins[2]) : undefined,
-        ];
-      }
-      case 'Softmax': case 'LogSoftmax': {
-        const axis = this.softmaxAxis(n, ydims.length);
-        if (op === 'Softmax') {
-          const s = b.reduce('ReduceSum', b.op('Mul', [gy, y]), [axis], true);
-          return [b.op('Mul', [y, b.op('Sub', [gy, s])])];
-        }
-        const s = b.reduce('ReduceSum', gy, [axis], true);
-        return [b.op('Sub', [gy, b.op('Mul', [b.op('Exp', [y]), s])])];
-      }
-      case 'ReduceMean': case 'ReduceSum':
-        return [this.reduceGrad(n, gy)];
-      case 'Concat': {
-        const rank = ydims.length;
-        const axis = (attrInt(n, 'axis', 0) + rank) % rank;
-        const sizes = ins.map((x) => b.op('Slice', [b.shape(x), b.i64([axis]), b.i64([axis + 1])]));
-        const parts = b.node('Split', [gy, b.op('Concat', sizes, { axis: A.i(0) })], { axis: A.i(axis) }, ins.length);
-        return parts.map((p, i) => (want[i] ? p : undefined));
-      }
-      case 'MatMul':
-        return this.matmulGrad(x0, x1, gy, want);
-      case 'Gemm':
-        return this.gemmGrad(n, gy, want);
-      case 'LayerNormalization':
-        return this.layerNormGrad(n, gy, want);
-      case 'Gather': {
-        const dims = this.dims(x0);
-        const axis = (attrInt(n, 'axis', 0) + dims.length) % dims.length;
-        return [this.gatherGrad(gy, b.shape(x0), x1, axis, dims.length, this.dims(x1).length, this.dtype(x0))];
-      }
-      case 'Slice':
-        return [this.sliceGrad(n, gy)];
-      case 'Conv':
-        return this.convGrad(n, gy, want);
-      default:
-        this.unsupported(n, 'no gradient rule');
-    }
+    return r.grad(this, { n, gy, want, b: this.b, ins, y, ydims: this.dims(y), x0: ins[0], x1: ins[1], op });
   }
+
 
   /** d/dx [h · x · (1 + erf(x/√2))] = h · (1 + erf(x/√2)) + h · x · √(2/π) · exp(−x²/2). */
   geluGrad(x: string, onePlusErf: string, gy: string, half: number): string {
