@@ -65,7 +65,7 @@ function main(): void {
     ['model', 'params', 'samples', 'tokens kept / candidates', 'wall s', 'CPU s', 'peak RSS GB', 'capture s (CPU s)', 'align s', 'average + write s', 'load avg'],
     rows.map((r) => {
       const cap = r.capture as { tokens?: { candidates: number; kept: number }[]; cpuSeconds?: number } | undefined;
-      const tok = cap?.tokens?.[cap.tokens.length > 1 ? 1 : 0];
+      const tok = cap?.tokens?.reduce((best, t) => (t.candidates > best.candidates ? t : best), cap.tokens[0]); // the token tensors, not a pooler
       return [r.model, `${(r.params / 1e6).toFixed(1)} M`, r.samples, tok ? `${tok.kept} / ${tok.candidates}` : '—', f(r.wall_s, 0), f(r.cpu_s, 0), f(r.peak_rss_mb / 1024, 2),
         `${f(r.timings.activations, 0)} (${f(cap?.cpuSeconds, 0)})`, f(r.timings.align, 0), f((r.timings.average ?? 0) + (r.timings.write ?? 0), 1), r.load_avg.map((x) => x.toFixed(0)).join('/')];
     }),

@@ -44,6 +44,9 @@ export class MapStore {
     if (!this.spool) {
       const file = tempPathFor(path.join(os.tmpdir(), 'otfuse-maps.spool'));
       this.spool = { file, fd: fs.openSync(file, 'w+'), size: 0 };
+      // Unlinked at once where the OS allows (the descriptor keeps it readable): nothing is left behind even when
+      // the process is killed or a caller never calls release().
+      try { fs.unlinkSync(file); } catch { /* Windows: removed by release() */ }
     }
     let w = 0;
     while (w < bytes.length) w += fs.writeSync(this.spool.fd, bytes, w, bytes.length - w, this.spool.size + w);

@@ -11,7 +11,6 @@ import os from 'node:os';
 import { OtfuseError } from '../errors';
 import { checkProblem, checkReg, type PlanResult, type Weights } from './validate';
 import { buildSinkhornModel } from './sinkhorn-ort';
-import { runSync } from '../runtime/syncrun';
 
 /**
  * Where sinkhorn() runs the Knopp loop for large problems. 'js' (default): this file's loops. 'ort': ONNX
@@ -21,7 +20,10 @@ import { runSync } from '../runtime/syncrun';
  * machine it is no faster than the JS loops (1024²: 53 vs 48 ms; 3072²: 461 vs 382 ms; POT 10 / 257 ms), see
  * BENCHMARKS.md "Scale". Kept as the hook for a GPU provider.
  */
-const engine = { kind: 'js' as 'js' | 'ort', minEntries: 256 * 256 };
+type SyncTensor = { type: 'float64' | 'int64'; data: Float64Array | BigInt64Array; dims: number[] };
+/** A synchronous ONNX Runtime call (runtime/syncrun.ts's runSync), injected so that ot/ stays below runtime/. */
+export type SyncRunner = (key: string, model: Uint8Array, feeds: Record<string, SyncTensor>, options: { threads?: number }) => Record<string, { data: ArrayLike<unknown> }> | undefined;
+const engine: { kind: 'js' | 'ort'; minEntries: number; runner?: SyncRunner } = { kind: 'js', minEntries: 256 * 256 };
 
 export function configureSinkhornEngine(change: Partial<typeof engine>): typeof engine {
   const prev = { ...engine };
@@ -33,10 +35,11 @@ let sinkhornModel: Uint8Array | undefined;
 
 /** The Knopp solve on ONNX Runtime, synchronously; undefined when it cannot answer (the caller runs JS). */
 function knoppOrtSync(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: number, reg: number, numItermax: number, stopThr: number, auto: boolean): SinkhornResult | undefined {
+  if (!engine.runner) return undefined;
   sinkhornModel ??= buildSinkhornModel();
   const f64 = (data: Float64Array, dims: number[]) => ({ type: 'float64' as const, data, dims });
   const i64 = (v: number) => ({ type: 'int64' as const, data: BigInt64Array.from([BigInt(v)]), dims: [] });
-  const out = runSync('sinkhorn-knopp', sinkhornModel, {
+  const out = engine.runner('sinkhorn-knopp', sinkhornModel, {
     M: f64(M, [n, m]), a: f64(a, [n, 1]), b: f64(b, [m, 1]),
     u0: f64(new Float64Array(n).fill(1 / n), [n, 1]), v0: f64(new Float64Array(m).fill(1 / m), [m, 1]),
     negInvReg: f64(new Float64Array([-1 / reg]), []),
