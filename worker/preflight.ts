@@ -1,6 +1,6 @@
 // Checks that can fail a run must run before the run's work: outputs writable and not an input model, every
 // dataset's labels inside the model's classes. A late failure (after fusion or training) loses the work.
-import type { Dataset } from './data/dataset';
+import { IGNORE_LABEL, type Dataset } from './data/dataset';
 import { OtfuseError } from './errors';
 import { checkWritable, refuseOverwritingInput } from './onnx/files';
 import type { OnnxModel } from './onnx/model';
@@ -16,6 +16,7 @@ export function classCountOf(model: OnnxModel): number | undefined {
 export function checkLabelRange(dataset: Dataset, classes: number | undefined): void {
   for (let i = 0; i < dataset.labels.length; i++) {
     const y = dataset.labels[i];
+    if (dataset.labelsPerSample && y === IGNORE_LABEL) continue;
     if (y < 0 || (classes !== undefined && y >= classes)) {
       throw new OtfuseError('BAD_DATA', `label ${y} of sample ${i} is out of range (model has ${classes ?? '?'} classes)`, { file: dataset.source });
     }

@@ -37,12 +37,21 @@ export interface Dataset {
   size: number;
   arrays: ArrayInfo[];
   labels: Int32Array;
+  /**
+   * Token labels (masked-LM data: `labels` [N, T]): labels per sample (T); `labels` and every batch's labels are
+   * then [samples × T], row-major, with IGNORE_LABEL (−100) at positions that are not predicted. Undefined: one
+   * class label per sample.
+   */
+  labelsPerSample?: number;
   /** Builds a batch of the given sample indices; inputs are materialised only for those samples (read from the
    * file on demand: sequential batches stream, a shuffled order spills a compressed member once). */
   take(indices: ArrayLike<number>): Batch;
   /** Releases the file handles (also done when the dataset is garbage-collected). */
   close(): void;
 }
+
+/** Token positions a masked-LM label array does not score (PyTorch's CrossEntropyLoss ignore_index). */
+export const IGNORE_LABEL = -100;
 
 /** Label arrays are read whole: at most this many bytes. */
 const MAX_LABEL_BYTES = 256 * 2 ** 20;
@@ -84,10 +93,11 @@ export function openDataset(specArg: string | DatasetSpec): Dataset {
 }
 
 /** Labels must be class indices: finite non-negative integers below 2³¹ (not silently cast). */
-function toLabels(values: ArrayLike<number | bigint>, file: string, array: string): Int32Array {
+function toLabels(values: ArrayLike<number | bigint>, file: string, array: string, ignore = false): Int32Array {
   const out = new Int32Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const v = Number(values[i]);
+    if (ignore && v === IGNORE_LABEL) { out[i] = v; continue; }
     if (!Number.isInteger(v) || v < 0 || v > 2 ** 31 - 1) {
       throw new OtfuseError('BAD_DATA', `label ${values[i]} of sample ${i} (array '${array}') is not a class index (a non-negative integer)`, { file });
     }
@@ -196,11 +206,14 @@ function openNpz(spec: DatasetSpec): Dataset {
     const yName = arrays.y ? 'y' : arrays.labels ? 'labels' : undefined;
     if (!yName) throw new OtfuseError('BAD_DATA', `no label array 'y' (arrays: ${Object.keys(arrays).join(', ') || 'none'})`, { file: spec.path });
     const y = arrays[yName];
-    if (y.shape.length !== 1) throw new OtfuseError('BAD_DATA', `label array '${yName}' must be one-dimensional, got shape [${y.shape}]`, { file: spec.path });
+    // Masked-LM data: 'labels' [N, T] (token ids, −100 where no token is predicted).
+    const perSample = yName === 'labels' && y.shape.length === 2 ? y.shape[1] : undefined;
+    if (y.shape.length !== 1 && !perSample) throw new OtfuseError('BAD_DATA', `label array '${yName}' must be one-dimensional (or 'labels' [samples, tokens] for masked-LM data), got shape [${y.shape}]`, { file: spec.path });
     if (y.header.byteLength > MAX_LABEL_BYTES) throw new OtfuseError('BAD_DATA', `label array '${yName}' has ${y.header.count} entries, more than this reader accepts`, { file: spec.path });
     if (!['i8', 'i4', 'u1', 'i1', 'u2', 'i2', 'f4', 'f8', 'b1'].includes(y.dtype)) throw new OtfuseError('BAD_DATA', `label array '${yName}' has unsupported dtype ${y.dtype}`, { file: spec.path });
     const n = y.shape[0];
-    const labels = toLabels(y.elements(0, n) as ArrayLike<number | bigint>, spec.path, yName);
+    const L = perSample ?? 1;
+    const labels = toLabels(y.elements(0, n * L) as ArrayLike<number | bigint>, spec.path, yName, !!perSample);
     const inputs: { info: ArrayInfo; array: LazyNpy }[] = [];
     for (const [name, array] of Object.entries(arrays)) {
       if (array === y) continue;
@@ -215,11 +228,12 @@ function openNpz(spec: DatasetSpec): Dataset {
       size: n,
       arrays: inputs.map((i) => i.info),
       labels,
+      ...(perSample ? { labelsPerSample: perSample } : {}),
       take(indices) {
         checkIndices(indices, n, spec.path);
         const feeds: Record<string, FeedTensor> = {};
         for (const { info, array } of inputs) feeds[info.name] = gatherRows(array, info, indices, spec);
-        return { feeds, labels: pick(labels, indices), indices: Int32Array.from(indices) };
+        return { feeds, labels: pick(labels, indices, L), indices: Int32Array.from(indices) };
       },
       close: () => npz.close(),
     };
@@ -256,9 +270,9 @@ function gatherRows(array: LazyNpy, info: ArrayInfo, indices: ArrayLike<number>,
   return info.type === 'int64' ? { type: 'int64', data: out, dims } : { type: 'float32', data: out, dims };
 }
 
-function pick(labels: Int32Array, indices: ArrayLike<number>): Int32Array {
-  const out = new Int32Array(indices.length);
-  for (let i = 0; i < indices.length; i++) out[i] = labels[indices[i]];
+function pick(labels: Int32Array, indices: ArrayLike<number>, per = 1): Int32Array {
+  const out = new Int32Array(indices.length * per);
+  for (let i = 0; i < indices.length; i++) out.set(labels.subarray(indices[i] * per, (indices[i] + 1) * per), i * per);
   return out;
 }
 
@@ -269,7 +283,8 @@ function window(base: Dataset, offset: number, limit?: number): Dataset {
     source: base.source,
     size,
     arrays: base.arrays,
-    labels: base.labels.subarray(offset, offset + size),
+    labels: base.labels.subarray(offset * (base.labelsPerSample ?? 1), (offset + size) * (base.labelsPerSample ?? 1)),
+    ...(base.labelsPerSample ? { labelsPerSample: base.labelsPerSample } : {}),
     close: () => base.close(),
     take: (indices) => {
       checkIndices(indices, size, base.source);

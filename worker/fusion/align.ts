@@ -373,7 +373,12 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
         const la = step.ref(A.plan), lb = step.ref(B.plan);
         if (!la) break;
         if (!lb) throw new OtfuseError('MISMATCH', `the anchor has a ${step.mapKind === 'pooler' ? 'pooler' : `layer '${step.name}'`}, the other model not`, { file: B.plan.file });
-        slots.set(step.out, await linear(step.name, step.mapKind, lb, la, slot(step.in)));
+        if (step.fixedOut) {
+          // No OT: the outputs take a given map (the masked-LM transform takes the embedding map).
+          const map = mapOf(step.fixedOut);
+          putLinear(la, alignOutput(inAligned(lb, la, slot(step.in)), la.inDim, map, recipe.outNorm), mapBias(biasOf(B, lb), map));
+          slots.set(step.out, map);
+        } else slots.set(step.out, await linear(step.name, step.mapKind, lb, la, slot(step.in)));
         break;
       }
       case 'residual':
@@ -384,6 +389,15 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
         if (ha.classes !== hb.classes) throw new OtfuseError('MISMATCH', `${hb.classes} classes vs the anchor's ${ha.classes}`, { file: B.plan.file });
         // Input side only; its outputs are the classes and are never permuted.
         const la = step.ref(A.plan), lb = step.ref(B.plan);
+        if (step.tied) {
+          // The weight is the embedding table, aligned once by the embedding with this very map: write the bias only.
+          if (la.weight !== A.plan.head.mlm?.table || lb.weight !== B.plan.head.mlm?.table) throw new OtfuseError('MISMATCH', `decoder '${lb.node}' is not tied to the word embedding in both models`, { file: B.plan.file, node: lb.node });
+          ctx.onLinear?.(la, slot(step.in));
+          const b = biasOf(B, lb);
+          if (la.bias && b) put(la.bias, b, biasRegion(la, A.params.get(la.bias).data.length));
+          else if (la.bias) throw new OtfuseError('MISMATCH', `layer '${la.node}' has a bias in the anchor but not in ${B.plan.file}`, { file: B.plan.file });
+          break;
+        }
         putLinear(la, inAligned(lb, la, slot(step.in)), biasOf(B, lb));
         break;
       }

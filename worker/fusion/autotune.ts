@@ -59,7 +59,8 @@ export function sliceDataset(base: Dataset, offset: number, size: number): Datas
     source: base.source,
     size: n,
     arrays: base.arrays,
-    labels: base.labels.subarray(offset, offset + n),
+    labels: base.labels.subarray(offset * (base.labelsPerSample ?? 1), (offset + n) * (base.labelsPerSample ?? 1)),
+    ...(base.labelsPerSample ? { labelsPerSample: base.labelsPerSample } : {}),
     close: () => {}, // the view does not own the base dataset
     take: (indices) => ({ ...base.take(Array.from(indices, (i) => i + offset)), indices: Int32Array.from(indices) }),
   };

@@ -6,7 +6,7 @@
 import type { AttentionRef, EmbeddingRef, LinearRef, ModelPlan, NormRef } from '../graph/analyze';
 
 /** Where a step reads / leaves a transport map: the residual stream, the saved skip path, a branch, V, fc1, the head. */
-export type Slot = 'stream' | 'skip' | 'branch' | 'v' | 'fc1' | 'head';
+export type Slot = 'stream' | 'skip' | 'branch' | 'v' | 'fc1' | 'head' | 'embed';
 
 /** Start of an activation stage (0 = embedding, 1…L = blocks, L+1 = head); `block` for the block checks. */
 export interface StageStep { kind: 'stage'; name: string; stage: number; block?: number }
@@ -18,9 +18,16 @@ export interface NormStep { kind: 'norm'; name: string; slot: Slot; note: string
 /** Q, K, V (one or more OT problems by Q/K mode): input side from `in`, V's map into `out`. */
 export interface AttentionStep { kind: 'attention'; name: string; block: number; in: Slot; out: Slot; ref(p: ModelPlan): AttentionRef }
 /** A linear layer: input side from `in`, one OT map for its outputs into `out`. */
-export interface LinearStep { kind: 'linear'; name: string; mapKind: string; in: Slot; out: Slot; note?: string; ref(p: ModelPlan): LinearRef | undefined }
-/** The classifier: input side only; its outputs (the classes) are never permuted. */
-export interface ClassifierStep { kind: 'classifier'; name: string; in: Slot; ref(p: ModelPlan): LinearRef }
+export interface LinearStep {
+  kind: 'linear'; name: string; mapKind: string; in: Slot; out: Slot; note?: string; ref(p: ModelPlan): LinearRef | undefined;
+  /** No OT: the output side takes this slot's map (a masked-LM transform feeding a decoder tied to the embedding). */
+  fixedOut?: Slot;
+}
+/**
+ * The classifier: input side only; its outputs (the classes) are never permuted. `tied`: its weight is the
+ * word-embedding table, already aligned by the embedding with the map `in` holds; only the bias is written.
+ */
+export interface ClassifierStep { kind: 'classifier'; name: string; in: Slot; tied?: boolean; ref(p: ModelPlan): LinearRef }
 /** A residual Add: the map after it combines the skip and branch maps by the residual policy. */
 export interface ResidualStep {
   kind: 'residual';
@@ -43,6 +50,8 @@ export function compileSchedule(plan: ModelPlan): Step[] {
   const steps: Step[] = [];
   steps.push({ kind: 'stage', name: 'stage.embed', stage: 0 });
   steps.push({ kind: 'embedding', name: 'embed', out: 'stream', ref: (p) => p.embedding });
+  const mlm = plan.head.kind === 'mlm';
+  if (mlm) steps.push({ kind: 'save', name: 'embed.tied', from: 'stream', to: 'embed' });
   plan.blocks.forEach((b, i) => {
     const p = `blocks.${i}`;
     const post = b.norm === 'post';
@@ -62,6 +71,13 @@ export function compileSchedule(plan: ModelPlan): Step[] {
   });
   steps.push({ kind: 'stage', name: 'stage.head', stage: plan.blocks.length + 1 });
   steps.push({ kind: 'norm', name: 'head.ln', slot: 'stream', note: '', ref: (m) => m.head.finalNorm });
+  if (mlm) {
+    // Masked-LM head: the decoder is the embedding table, so the transform's outputs take the embedding map.
+    steps.push({ kind: 'linear', name: 'head.transform', mapKind: 'mlm-transform', in: 'stream', out: 'head', fixedOut: 'embed', note: 'outputs take the embedding map (tied decoder)', ref: (m) => m.head.mlm?.transform });
+    steps.push({ kind: 'norm', name: 'head.transform.ln', slot: 'head', note: 'map passes through', ref: (m) => m.head.mlm?.norm });
+    steps.push({ kind: 'classifier', name: 'head.decoder', in: 'head', tied: true, ref: (m) => m.head.classifier });
+    return steps;
+  }
   if (plan.head.pooler) steps.push({ kind: 'linear', name: 'head.pooler', mapKind: 'pooler', in: 'stream', out: 'head', ref: (m) => m.head.pooler });
   steps.push({ kind: 'classifier', name: 'head.classifier', in: plan.head.pooler ? 'head' : 'stream', ref: (m) => m.head.classifier });
   return steps;
@@ -73,7 +89,7 @@ export function solvedMapCount(steps: Step[], plan: ModelPlan, recipe: { headAwa
   for (const s of steps) {
     if (s.kind === 'embedding') { const e = s.ref(plan); n += e.kind === 'patch' ? 1 + (e.cls ? 1 : 0) + (e.pos ? 1 : 0) : 1; }
     else if (s.kind === 'attention') n += recipe.headAware ? 3 : recipe.qk === 'separate' ? 3 : 2; // heads, qk, v | q, k, v | qk, v
-    else if (s.kind === 'linear') n += 1;
+    else if (s.kind === 'linear' && !s.fixedOut) n += 1;
   }
   return n;
 }
@@ -104,7 +120,13 @@ export function scheduleParams(steps: Step[], plan: ModelPlan): ParamRole[] {
       case 'norm': { const n = s.ref(plan); add(`${s.name}.s`, n?.scale); add(`${s.name}.b`, n?.bias); break; }
       case 'attention': { const a = s.ref(plan); lin(`${s.name}.q`, a.q); lin(`${s.name}.k`, a.k); lin(`${s.name}.v`, a.v); break; }
       case 'linear': lin(s.name, s.ref(plan)); break;
-      case 'classifier': lin(s.name, s.ref(plan)); break;
+      case 'classifier': {
+        const l = s.ref(plan);
+        // A tied decoder's weight is the embedding table (role embed.table.*); only its bias is a role here.
+        if (s.tied) { if (l.bias) out.push({ role: `${s.name}.b`, name: l.bias, linear: l, part: 'bias' }); }
+        else lin(s.name, l);
+        break;
+      }
     }
   }
   return out;
@@ -115,7 +137,7 @@ export function linearLevels(steps: Step[]): { name: string; ref(p: ModelPlan): 
   const levels: { name: string; ref(p: ModelPlan): LinearRef | undefined }[][] = [];
   for (const s of steps) {
     if (s.kind === 'attention') levels.push((['q', 'k', 'v'] as const).map((x) => ({ name: `${s.name}.${x}`, ref: (p: ModelPlan) => s.ref(p)[x] })));
-    else if (s.kind === 'linear' || s.kind === 'classifier') levels.push([{ name: s.name, ref: s.ref }]);
+    else if (s.kind === 'linear' || (s.kind === 'classifier' && !s.tied)) levels.push([{ name: s.name, ref: s.ref }]);
   }
   return levels;
 }

@@ -71,8 +71,9 @@ function checkShared(g: GraphIndex, embedding: ModelPlan['embedding'], blocks: B
   const lins: LinearRef[] = [];
   for (const b of blocks) lins.push(b.attn.q, b.attn.k, b.attn.v, b.attn.o, b.fc1, b.fc2);
   if (head.pooler) lins.push(head.pooler);
+  if (head.mlm) lins.push(head.mlm.transform);
   lins.push(head.classifier);
-  const norms: (NormRef | undefined)[] = [embedding.kind === 'tokens' ? embedding.ln : undefined, head.finalNorm];
+  const norms: (NormRef | undefined)[] = [embedding.kind === 'tokens' ? embedding.ln : undefined, head.finalNorm, head.mlm?.norm];
   for (const b of blocks) norms.push(b.ln1, b.ln2);
   const owners: { node: string; params: (string | undefined)[] }[] = [
     ...lins.map((l) => ({ node: l.node, params: [l.weight, l.bias] })),

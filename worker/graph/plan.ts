@@ -110,7 +110,25 @@ export interface TokenEmbedding {
 
 export type EmbeddingRef = PatchEmbedding | TokenEmbedding;
 
+/**
+ * A masked-LM head (BertForMaskedLM's cls.predictions): transform dense → activation → LayerNorm → decoder, whose
+ * weight is the word-embedding table itself (tied: the same initializer a Gather reads) + a vocabulary bias.
+ */
+export interface MlmHeadRef {
+  transform: LinearRef;
+  activation: string[];
+  norm: NormRef;
+  /** The decoder (same LinearRef as `HeadRef.classifier`); `decoder.weight === table`. */
+  decoder: LinearRef;
+  /** The tied word-embedding table. */
+  table: string;
+}
+
 export interface HeadRef {
+  /** 'classifier' (default: token selection → [pooler] → classifier) or a per-token masked-LM head. */
+  kind?: 'classifier' | 'mlm';
+  /** For kind 'mlm': the transform and the tied decoder; `classifier` is the decoder, `classes` the vocabulary. */
+  mlm?: MlmHeadRef;
   finalNorm?: NormRef;
   tokenSelect: string;
   /** The axis the token selection works on: 1 for [batch, tokens, …], 0 for sequence-first streams. */

@@ -68,7 +68,7 @@ export function summarizePlan(plan: ModelPlan): AlignmentSummary {
         source.set(step.out, step.name);
         break;
       case 'classifier':
-        groups.push(lin(step.name, 'classifier', step.ref(plan), source.get(step.in), `${plan.head.classes} classes; input side only (outputs never permuted)`));
+        groups.push(lin(step.name, 'classifier', step.ref(plan), source.get(step.in), `${plan.head.classes} classes; input side only (outputs never permuted)${step.tied ? `; weight tied to the word embedding '${plan.head.mlm?.table}' (aligned once, by the embedding)` : ''}`));
         break;
     }
   }

@@ -44,6 +44,7 @@ export async function evaluateEnsemble(models: (string | OnnxModel)[], dataset: 
     let correct = 0;
     let lossSum = 0;
     let done = 0;
+    let scored = 0;
     let classes = 0;
     for (const batch of batches(dataset, options.batchSize ?? 256, total)) {
       throwIfCancelled(options.signal);
@@ -62,10 +63,11 @@ export async function evaluateEnsemble(models: (string | OnnxModel)[], dataset: 
       const score = scoreLogits(mean!, batch.labels);
       correct += score.correct;
       lossSum += score.lossSum;
-      done += batch.labels.length;
+      scored += score.scored; // masked-LM data: labelled positions only
+      done += dataset.labelsPerSample ? batch.labels.length / dataset.labelsPerSample : batch.labels.length;
     }
     return {
-      models: runners.map((r) => r.runner.file), accuracy: done ? correct / done : 0, loss: done ? lossSum / done : 0,
+      models: runners.map((r) => r.runner.file), accuracy: scored ? correct / scored : 0, loss: scored ? lossSum / scored : 0,
       samples: done, seconds: (performance.now() - t0) / 1000, provider: runners[0].runner.provider,
     };
   } finally {

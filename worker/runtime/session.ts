@@ -2,7 +2,7 @@
 import * as ort from 'onnxruntime-node';
 import { OtfuseError } from '../errors';
 import { OnnxModel, ModelSummary } from '../onnx/model';
-import { Batch, Dataset, FeedTensor } from '../data/dataset';
+import { Batch, Dataset, FeedTensor, IGNORE_LABEL } from '../data/dataset';
 import { ProviderChoice, ProviderReport, resolveProvider } from './providers';
 
 export interface SessionOptions {
@@ -105,6 +105,7 @@ export function toOrtTensor(feed: FeedTensor): ort.Tensor {
 function checkLabels(dataset: Dataset, classes: number | undefined): void {
   for (let i = 0; i < dataset.labels.length; i++) {
     const y = dataset.labels[i];
+    if (dataset.labelsPerSample && y === IGNORE_LABEL) continue;
     if (y < 0 || (classes !== undefined && y >= classes)) {
       throw new OtfuseError('BAD_DATA', `label ${y} of sample ${i} is out of range (model has ${classes ?? '?'} classes)`, { file: dataset.source });
     }

@@ -6,7 +6,7 @@ import os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { OtfuseError, throwIfCancelled } from '../errors';
 import { OnnxModel, loadModel } from '../onnx/model';
-import { Batch, Dataset, openDataset, specFromArg, batches } from '../data/dataset';
+import { Batch, Dataset, IGNORE_LABEL, openDataset, specFromArg, batches } from '../data/dataset';
 import { resolveProvider, ProviderReport } from '../runtime/providers';
 import { scoreLogits } from '../runtime/evaluate';
 import { checkFinite } from '../runtime/session';
@@ -87,6 +87,7 @@ function classCount(model: OnnxModel): number | undefined {
 function checkLabels(dataset: Dataset, classes: number | undefined): void {
   for (let i = 0; i < dataset.labels.length; i++) {
     const y = dataset.labels[i];
+    if (dataset.labelsPerSample && y === IGNORE_LABEL) continue;
     if (y < 0 || (classes !== undefined && y >= classes)) {
       throw new OtfuseError('BAD_DATA', `label ${y} of sample ${i} is out of range (model has ${classes ?? '?'} classes)`, { file: dataset.source });
     }
@@ -105,7 +106,7 @@ async function evaluateParams(session: ort.InferenceSession, params: ort.Tensor,
     const score = scoreLogits(result[output].data as Float32Array, batch.labels);
     correct += score.correct;
     lossSum += score.lossSum;
-    done += batch.labels.length;
+    done += score.scored; // masked-LM data: the labelled positions only
   }
   return { accuracy: done ? correct / done : 0, loss: done ? lossSum / done : 0 };
 }
@@ -154,7 +155,9 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   const binding = bindInputs(inputs, train, model.file);
   const teacherFiles = request.teachers ?? [];
   const distill = teacherFiles.length ? { temperature: positive('kd-temp', request.kdTemp, FINETUNE_DEFAULTS.kdTemp), alpha: positive('kd-alpha', request.kdAlpha, FINETUNE_DEFAULTS.kdAlpha) } : undefined;
-  const graph: TrainingGraph = await buildTrainingGraph(model, { weightDecay, clipNorm, labelSmoothing, distill }, { probeFeeds: dataFeeds(probe, binding) });
+  const maskedLabels = !!train.labelsPerSample;
+  if (evalSet && !!evalSet.labelsPerSample !== maskedLabels) throw new OtfuseError('BAD_DATA', `the evaluation set has ${evalSet.labelsPerSample ? 'masked-LM token labels' : 'one label per sample'} but the training set ${maskedLabels ? 'masked-LM token labels' : 'one label per sample'}`, { file: evalSet.source });
+  const graph: TrainingGraph = await buildTrainingGraph(model, { weightDecay, clipNorm, labelSmoothing, distill, maskedLabels }, { probeFeeds: dataFeeds(probe, binding) });
   const layout: ParamLayout = graph.layout;
   const evalBinding = evalSet ? bindInputs(inputs, evalSet, model.file) : undefined;
   const provider = await resolveProvider(request.provider ?? 'auto');
@@ -264,8 +267,10 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
         ring = (ring + 1) % 3;
         params = paramsOut;
         samples += n;
-        epochSamples += n;
-        epochLoss += loss * n;
+        // Masked-LM data: loss and accuracy are means over the labelled positions.
+        const scored = maskedLabels ? batch.labels.reduce((c, y) => c + (y === IGNORE_LABEL ? 0 : 1), 0) : n;
+        epochSamples += scored;
+        epochLoss += loss * scored;
         epochCorrect += (out.correct.data as Float32Array)[0];
         logLoss += loss;
         logCount++;

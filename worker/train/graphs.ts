@@ -7,6 +7,7 @@ import { onnx } from 'onnx-proto';
 import { OtfuseError } from '../errors';
 import { OnnxModel, dimsOf, isFloatTensor } from '../onnx/model';
 import { A, DT, GraphBuilder, makeTensor } from './builder';
+import { IGNORE_LABEL } from '../data/dataset';
 import { emitBackward, parametersOnGradientPath } from './autodiff';
 import { ProbeFeeds, TensorInfo, defaultProbeFeeds, probeShapes } from './probe';
 
@@ -146,7 +147,7 @@ export function checkDistill(d: DistillSettings | undefined): void {
 }
 
 /** Softmax cross-entropy (mean over samples, optional label smoothing) or Σ logits·w, with dLoss/dLogits. */
-function emitLoss(b: GraphBuilder, logits: string, info: TensorInfo, kind: LossKind, smoothing: number, distill?: DistillSettings): LossParts {
+function emitLoss(b: GraphBuilder, logits: string, info: TensorInfo, kind: LossKind, smoothing: number, distill?: DistillSettings, masked = false): LossParts {
   const dt = info.dataType;
   if (kind === 'weighted-sum') {
     const w = 'loss_weights';
@@ -154,6 +155,7 @@ function emitLoss(b: GraphBuilder, logits: string, info: TensorInfo, kind: LossK
     return { loss, seed: w, extraInputs: [valueInfo(w, dt, info.dims.map((d, i) => (i === 0 ? 'batch' : d)))] };
   }
   const classes = info.dims[info.dims.length - 1];
+  if (masked) return emitMaskedLoss(b, logits, dt, classes, smoothing);
   const l2 = b.reshape(logits, b.i64([-1, classes]));
   const labels = b.reshape('labels', b.i64([-1]));
   const logp = b.op('LogSoftmax', [l2], { axis: A.i(1) });
@@ -168,6 +170,31 @@ function emitLoss(b: GraphBuilder, logits: string, info: TensorInfo, kind: LossK
   const correct = b.reduce('ReduceSum', hits, [0], false);
   const ce: LossParts = { loss, seed, correct, extraInputs: [valueInfo('labels', DT.INT64, ['batch'])] };
   return distill ? emitDistill(b, l2, count, ce, b.shape(logits), dt, classes, distill) : ce;
+}
+
+/**
+ * Masked-LM cross-entropy: per-token logits [batch, tokens, vocab] against token labels (flattened [batch·tokens]);
+ * positions labelled IGNORE_LABEL (−100) add nothing; the loss is the mean over the labelled positions (at least
+ * one), `correct` counts labelled positions predicted right.
+ */
+function emitMaskedLoss(b: GraphBuilder, logits: string, dt: number, classes: number, smoothing: number): LossParts {
+  const l2 = b.reshape(logits, b.i64([-1, classes]));
+  const labels = b.reshape('labels', b.i64([-1]));
+  const ignored = b.op('Equal', [labels, b.i64([IGNORE_LABEL], true)]);
+  const valid = b.op('Cast', [b.op('Not', [ignored])], { to: A.i(dt) });
+  const safe = b.op('Where', [ignored, b.i64([0], true), labels]);
+  const logp = b.op('LogSoftmax', [l2], { axis: A.i(1) });
+  const off = smoothing / classes;
+  const validCol = b.op('Unsqueeze', [valid, b.i64([1])]);
+  const target = b.op('Mul', [b.op('OneHot', [safe, b.i64([classes], true), b.constant(dt, [2], [off, 1 - smoothing + off])], { axis: A.i(-1) }), validCol]);
+  const count = b.op('Max', [b.reduce('ReduceSum', valid, [0], false), b.constant(dt, [], [1])]);
+  const nll = b.op('Neg', [b.reduce('ReduceSum', b.op('Mul', [target, logp]), [0, 1], false)]);
+  const loss = b.op('Div', [nll, count]);
+  const d2 = b.op('Div', [b.op('Sub', [b.op('Mul', [b.op('Exp', [logp]), validCol]), target]), count]);
+  const seed = b.reshape(d2, b.shape(logits));
+  const hits = b.op('Mul', [b.op('Cast', [b.op('Equal', [b.op('ArgMax', [l2], { axis: A.i(1), keepdims: A.i(0) }), labels])], { to: A.i(dt) }), valid]);
+  const correct = b.reduce('ReduceSum', hits, [0], false);
+  return { loss, seed, correct, extraInputs: [valueInfo('labels', DT.INT64, ['batch_tokens'])] };
 }
 
 export interface GradientGraphOptions {
@@ -223,6 +250,8 @@ export interface OptimizerSettings {
   labelSmoothing?: number;
   /** Distillation from teachers' softened probabilities (adds the `teacher_probs` input). */
   distill?: DistillSettings;
+  /** Masked-LM data: `labels` are token labels [batch·tokens] with IGNORE_LABEL (−100) at unscored positions. */
+  maskedLabels?: boolean;
 }
 
 export interface TrainingGraph {
@@ -292,7 +321,8 @@ export async function buildTrainingGraph(model: OnnxModel, settings: OptimizerSe
   const forwardNodes = graph.node ?? [];
   const logits = graph.output![0].name!;
   checkDistill(settings.distill);
-  const lossParts = emitLoss(b, logits, info.get(logits)!, 'cross-entropy', settings.labelSmoothing ?? 0, settings.distill);
+  if (settings.maskedLabels && settings.distill) throw new OtfuseError('BAD_USAGE', 'distillation (--teacher) is not supported on masked-LM data');
+  const lossParts = emitLoss(b, logits, info.get(logits)!, 'cross-entropy', settings.labelSmoothing ?? 0, settings.distill, settings.maskedLabels);
   const grads = emitBackward({ model, info, builder: b, wrt: layout.slots.map((s) => s.name), seeds: new Map([[logits, lossParts.seed]]), nodes: forwardNodes });
   const f = (v: number) => b.scalar(v, DT.FLOAT);
   const flatGrad = emitChunkedConcat(b, layout.slots.map((s) => b.reshape(grads.get(s.name)!, b.i64([-1]))));

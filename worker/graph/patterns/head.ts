@@ -1,6 +1,6 @@
 // The classifier head after the last block: [final LayerNorm] → token selection → [pooler + Tanh] → classifier.
 import { GraphIndex } from '../ir';
-import type { EmbeddingRef, HeadRef, LinearRef } from '../plan';
+import type { EmbeddingRef, HeadRef, LinearRef, NormRef } from '../plan';
 import { firstConsumer, followShapes, linearsOf, matchLinearAt, matchNorm } from './common';
 
 /** `seqFirst`: the stream is [tokens, batch, hidden], so tokens are selected on axis 0. */
@@ -15,6 +15,8 @@ export function matchHead(g: GraphIndex, x: string, placed: Set<string>, seqFirs
   const sel = cons[0];
   if (!['Gather', 'Slice', 'ReduceMean'].includes(sel.opType ?? '')) {
     const lin = matchLinearAt(g, sel, t);
+    const mlm = lin ? matchMlmHead(g, lin, placed, embedding) : undefined;
+    if (mlm) return { ...mlm, finalNorm };
     if (lin) throw g.unsupported(sel, `a per-token head follows the encoder (no CLS selection or pooling${tokenHeadNote(g, lin, embedding)}); only sequence-classification heads (CLS token or mean pooling → [pooler] → classifier) are supported so far`);
     throw g.unsupported(sel, 'expected token selection (Gather/Slice of the CLS token, or mean pooling) before the classifier');
   }
@@ -38,6 +40,43 @@ export function matchHead(g: GraphIndex, x: string, placed: Set<string>, seqFirs
     if (l.bias) placed.add(l.bias);
   }
   return { finalNorm, tokenSelect: sel.name ?? '', tokenAxis, pooler, classifier, classes: classifier.outDim };
+}
+
+/** Elementwise ops a head transform's activation may use (GELU in any form, ReLU, tanh, ...). */
+const ACTIVATION_OPS = new Set(['Div', 'Mul', 'Add', 'Sub', 'Erf', 'Tanh', 'Pow', 'Sigmoid', 'Relu', 'Gelu', 'FastGelu', 'Sqrt', 'Neg', 'Softplus', 'Identity', 'Cast', 'Exp', 'HardSigmoid', 'Dropout']);
+
+/**
+ * A masked-LM head: transform dense (`first`) → elementwise activation → LayerNorm → decoder MatMul/Gemm whose
+ * weight IS the word-embedding table (one initializer, also read by the embedding Gather) [+ vocabulary bias].
+ * Undefined when the graph does not have that form (the caller then refuses with a note on what it found).
+ */
+function matchMlmHead(g: GraphIndex, first: LinearRef, placed: Set<string>, embedding?: EmbeddingRef): HeadRef | undefined {
+  if (embedding?.kind !== 'tokens') return undefined;
+  const ops: string[] = [];
+  let norm: NormRef | undefined;
+  const queue = [first.out];
+  const seen = new Set(queue);
+  for (let guard = 0; guard < 64 && queue.length && !norm; guard++) {
+    const t = queue.shift()!;
+    if (t !== first.out) norm = matchNorm(g, t);
+    if (norm) break;
+    for (const n of g.dataConsumers(t)) {
+      if (!ACTIVATION_OPS.has(n.opType ?? '')) return undefined;
+      ops.push(n.opType ?? '');
+      for (const o of n.output ?? []) if (o && !seen.has(o)) { seen.add(o); queue.push(o); }
+    }
+  }
+  if (!norm) return undefined;
+  const decs = linearsOf(g, norm.out);
+  if (decs.length !== 1) return undefined;
+  const decoder = decs[0];
+  const table = embedding.tables.find((x) => x.name === decoder.weight);
+  if (!table || first.outDim !== first.inDim || decoder.inDim !== first.outDim || decoder.outDim !== table.dims[0]) return undefined;
+  for (const p of [first.weight, first.bias, norm.scale, norm.bias, decoder.bias]) if (p) placed.add(p);
+  return {
+    kind: 'mlm', mlm: { transform: first, activation: ops, norm, decoder, table: table.name },
+    tokenSelect: '', tokenAxis: 1, classifier: decoder, classes: decoder.outDim,
+  };
 }
 
 /**
