@@ -24,6 +24,7 @@ import { ModelRunner, checkFinite } from '../runtime/session';
 import type { RefitMode } from './registry';
 import { compileSchedule, linearLevels } from './schedule';
 import { inputT, type TMap } from './maps';
+import { solveSpd } from './dense';
 import { readBias, readWeight, toStorage, weightRegion, biasRegion, writeRegion, type StoredParam } from './slices';
 
 /** One linear layer of the schedule, the same position in every model (anchor first). */
@@ -237,46 +238,7 @@ function matmul(A: Float64Array, B: Float64Array, r: number, k: number, c: numbe
   return C;
 }
 
-/** Solves (G + λI) X = B for SPD G (n×n) by Cholesky; B is n×c. */
-export function solveSpd(G: Float64Array, n: number, B: Float64Array, c: number, lambda: number): Float64Array {
-  const L = new Float64Array(n * n);
-  let jitter = 0;
-  for (let attempt = 0; attempt < 6; attempt++) {
-    let ok = true;
-    for (let j = 0; j < n && ok; j++) {
-      let s = G[j * n + j] + lambda + jitter;
-      for (let k = 0; k < j; k++) s -= L[j * n + k] ** 2;
-      if (!(s > 0)) { ok = false; break; }
-      const d = Math.sqrt(s);
-      L[j * n + j] = d;
-      for (let i = j + 1; i < n; i++) {
-        let t = G[i * n + j];
-        for (let k = 0; k < j; k++) t -= L[i * n + k] * L[j * n + k];
-        L[i * n + j] = t / d;
-      }
-    }
-    if (ok) break;
-    let md = 0;
-    for (let i = 0; i < n; i++) md += Math.abs(G[i * n + i]);
-    jitter = Math.max(jitter * 100, ((md / n) || 1) * 1e-10);
-    L.fill(0);
-    if (attempt === 5) throw new OtfuseError('NUMERIC', 'refit: the input Gram matrix is not positive definite (give refitRidge > 0)');
-  }
-  const X = Float64Array.from(B);
-  for (let col = 0; col < c; col++) {
-    for (let i = 0; i < n; i++) { // L y = b
-      let s = X[i * c + col];
-      for (let k = 0; k < i; k++) s -= L[i * n + k] * X[k * c + col];
-      X[i * c + col] = s / L[i * n + i];
-    }
-    for (let i = n - 1; i >= 0; i--) { // Lᵀ x = y
-      let s = X[i * c + col];
-      for (let k = i + 1; k < n; k++) s -= L[k * n + i] * X[k * c + col];
-      X[i * c + col] = s / L[i * n + i];
-    }
-  }
-  return X;
-}
+export { solveSpd } from './dense';
 
 /** tr(Aᵀ G B) for A, B (n×c), G (n×n). */
 async function traceForm(A: Float64Array, G: Float64Array, B: Float64Array, n: number, c: number): Promise<number> {
