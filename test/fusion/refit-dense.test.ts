@@ -2,7 +2,13 @@
 // solution to float64 rounding, with the products in JS and in ONNX Runtime, across uneven block edges.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { choleskyBlocked, solveSpd, solveSpdBlocked, solveSpdDirect } from '../../worker/fusion/dense';
+import path from 'node:path';
+import { choleskyBlocked, setDenseBlock, solveSpd, solveSpdBlocked, solveSpdDirect } from '../../worker/fusion/dense';
+import { loadModel } from '../../worker/onnx/model';
+import { openDataset } from '../../worker/data/dataset';
+import { fuseLoaded } from '../../worker/fusion/run';
+import { resolveRecipe } from '../../worker/fusion/recipe';
+import { VIT, maxAbsDiff } from '../helpers';
 import { configureLinalg, linalgStats } from '../../worker/fusion/linalg';
 import { OtfuseError } from '../../worker/errors';
 
@@ -66,7 +72,7 @@ test('blocked Cholesky solve equals the unblocked one with the products in ONNX 
     assert.ok(linalgStats.ortCalls > before, 'the products should have run in ONNX Runtime');
     const e = relErr(X, ref);
     assert.ok(e < 1e-9, String(e));
-    const auto = solveSpd(G, n, B, c, lambda); // n > BLOCK: the default path is blocked too
+    const auto = solveSpd(G, n, B, c, lambda); // n = 300 > 256: the default path is blocked too
     assert.ok(relErr(auto, ref) < 1e-9);
   } finally {
     configureLinalg(previous);
@@ -93,4 +99,28 @@ test('an indefinite matrix is a NUMERIC error, a singular one is solved with jit
   assert.equal(choleskyBlocked(singular, n, 0, 64), null);
   const X = solveSpd(singular, n, B, c, 0);
   assert.ok(X.every(Number.isFinite));
+});
+
+test('a whole refit with the blocked solver (block 40 on widths 48/192) gives the unblocked refit', async () => {
+  const calib = openDataset({ path: path.join(VIT, 'calib200.npz'), limit: 64 });
+  const models = [loadModel(path.join(VIT, 'vit48_s11.onnx')), loadModel(path.join(VIT, 'vit48_s10.onnx'))];
+  const recipe = resolveRecipe({ samples: 64, refit: 'regmean', refitRidge: 0.01 });
+  const plain = await fuseLoaded({ models, recipe, calib }); // n ≤ 193 < 256: unblocked
+  const previous = setDenseBlock(40);
+  try {
+    const blocked = await fuseLoaded({ models, recipe, calib });
+    let worst = 0, changed = 0;
+    for (const l of plain.refit!) {
+      const b = blocked.refit!.find((x) => x.name === l.name)!;
+      worst = Math.max(worst, Math.abs(b.errorRefit - l.errorRefit) / l.errorRefit);
+      if (l.errorRefit < 0.9 * l.errorAverage) changed++;
+    }
+    assert.ok(worst < 1e-6, `relative difference of the refit errors ${worst}`);
+    assert.ok(changed > 5, 'the refit should change layers (not a no-op)');
+    let w = 0;
+    for (const t of plain.fused.initializerNames()) w = Math.max(w, maxAbsDiff(plain.fused.getInitializer(t).data, blocked.fused.getInitializer(t).data));
+    assert.ok(w < 1e-5, `max abs weight difference ${w}`);
+  } finally {
+    setDenseBlock(previous);
+  }
 });

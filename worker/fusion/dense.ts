@@ -1,7 +1,7 @@
 // Dense float64 SPD solves for the alignment refit at GEMM speed. The refit solves (G + λI) X = B with G the
 // (d+1)² input Gram of a linear layer (d = 3072 for a ViT-B/BERT-base fc2) and B its (d+1)×o right-hand side.
 // Plain JS Cholesky + substitution is O(n³/3 + 2n²c) scalar operations (tens of seconds per fc2 layer); here the
-// factorisation is blocked and right-looking: each diagonal block (≤ BLOCK wide) is factorised and inverted in JS,
+// factorisation is blocked and right-looking: each diagonal block (at most 256 wide by default) is factorised and inverted in JS,
 // the panel below it is L21 = A21·L11⁻ᵀ and the trailing update A22 −= L21·L21ᵀ is one product, and the two
 // triangular solves are blocked the same way (diagonal-block inverses times panels, off-diagonal updates as
 // products). Every product goes through linalg.ts's `matmul` (ONNX Runtime MatMul in float64 on the CPU provider,
@@ -9,8 +9,16 @@
 import { OtfuseError } from '../errors';
 import { configureLinalg, matmul } from './linalg';
 
-/** Diagonal block width of the blocked factorisation (JS work per block is O(BLOCK³)). */
-export const BLOCK = 256;
+/** Diagonal block width of the blocked factorisation (JS work per block is O(block³)); matrices up to one block are solved unblocked. */
+const settings = { block: 256 };
+
+/** Changes the block width from now on (tests use a small one to run the blocked path on small models); returns the previous one. */
+export function setDenseBlock(block: number): number {
+  if (!(Number.isInteger(block) && block >= 1)) throw new OtfuseError('INTERNAL', `dense: block width must be a positive integer, got ${block}`);
+  const previous = settings.block;
+  settings.block = block;
+  return previous;
+}
 
 /** In-place unblocked Cholesky of the n×n matrix A (lower triangle read, L written there); false if not PD. */
 function cholJs(A: Float64Array, n: number): boolean {
@@ -71,7 +79,7 @@ export interface Factor {
 }
 
 /** Cholesky factor of G + shift·I (G symmetric n×n; only its lower triangle is read), or null if not positive definite. */
-export function choleskyBlocked(G: Float64Array, n: number, shift: number, nb = BLOCK): Factor | null {
+export function choleskyBlocked(G: Float64Array, n: number, shift: number, nb = settings.block): Factor | null {
   const A = Float64Array.from(G);
   for (let i = 0; i < n; i++) A[i * n + i] += shift;
   const blocks: Factor['blocks'] = [];
@@ -141,7 +149,7 @@ export function solveSpdDirect(G: Float64Array, n: number, B: Float64Array, c: n
 }
 
 /** Blocked solve of (G + shift·I) X = B, or null if not positive definite. Products in float64 on the CPU whatever linalg is set to. */
-export function solveSpdBlocked(G: Float64Array, n: number, B: Float64Array, c: number, shift: number, nb = BLOCK): Float64Array | null {
+export function solveSpdBlocked(G: Float64Array, n: number, B: Float64Array, c: number, shift: number, nb = settings.block): Float64Array | null {
   const previous = configureLinalg({ precision: 'f64', provider: 'cpu' });
   try {
     const f = choleskyBlocked(G, n, shift, nb);
@@ -160,7 +168,7 @@ export function solveSpd(G: Float64Array, n: number, B: Float64Array, c: number,
   let md = 0;
   for (let i = 0; i < n; i++) md += Math.abs(G[i * n + i]);
   for (let attempt = 0; attempt < 6; attempt++) {
-    const X = engine === 'direct' || n <= BLOCK ? solveSpdDirect(G, n, B, c, lambda + jitter) : solveSpdBlocked(G, n, B, c, lambda + jitter);
+    const X = engine === 'direct' || n <= settings.block ? solveSpdDirect(G, n, B, c, lambda + jitter) : solveSpdBlocked(G, n, B, c, lambda + jitter);
     if (X) return X;
     jitter = Math.max(jitter * 100, ((md / n) || 1) * 1e-10);
   }
