@@ -337,6 +337,11 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
     const cfk: Float64Array[] = [];
     for (let k = 0; k < K; k++) {
       const db = e.db[k];
+      if (!e.maps[k] && db === e.da) { // no map (the anchor): T̂ = I, skip two (d+1)³ products
+        gkk.push(r.kk[k]);
+        if (withFused) cfk.push(r.fk![k]);
+        continue;
+      }
       const T = augmentedT(e.maps[k], db);
       if (T.n !== db + 1 || T.m !== e.da + 1) throw new OtfuseError('INTERNAL', `refit: the input map of '${e.key}' is ${T.n - 1}×${T.m - 1}, the layers take ${db} → ${e.da}`);
       gkk.push(await mmT(T.T, await mm(r.kk[k], T.T, db + 1, db + 1, e.da + 1), db + 1, e.da + 1, e.da + 1)); // T̂ᵀ G T̂
@@ -406,12 +411,15 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
       const sub = (G: Float64Array, size: number) => (hasBias ? G : dropLast(G, size));
       const gkk = pr.gkk.map((G) => sub(G, d + 1));
       let lhs: Float64Array, rhs: Float64Array;
+      // G_kŴ_k (regmean) or C_kŴ_k (regmean++) per model: the right-hand side and, reused, the error traces.
+      const mw: Float64Array[] = [];
       if (input.mode === 'regmean') {
         lhs = new Float64Array(n * n);
         rhs = new Float64Array(n * o);
         for (let k = 0; k < K; k++) {
           for (let i = 0; i < lhs.length; i++) lhs[i] += alpha[k] * gkk[k][i];
           const GW = await mm(gkk[k], Ws[k], n, n, o);
+          mw.push(GW);
           for (let i = 0; i < rhs.length; i++) rhs[i] += alpha[k] * GW[i];
         }
       } else {
@@ -420,6 +428,7 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
         for (let k = 0; k < K; k++) {
           const C = hasBias ? pr.cfk![k] : dropLast(pr.cfk![k], d + 1);
           const CW = await mm(C, Ws[k], n, n, o);
+          mw.push(CW);
           for (let i = 0; i < rhs.length; i++) rhs[i] += alpha[k] * CW[i];
         }
       }
@@ -430,19 +439,23 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
       for (let i = 0; i < b.length; i++) b[i] += lambda * Wbar[i];
       let W = solveSpd(lhs, n, b, o, lambda);
       // Reconstruction error (relative) of a candidate W.
+      const dot = (A: Float64Array, B: Float64Array): number => { let t = 0; for (let i = 0; i < A.length; i++) t += A[i] * B[i]; return t; };
+      // tr(Ŵ_kᵀ G_k Ŵ_k) per model (regmean: from the right-hand side's products).
+      const wgw: number[] = [];
+      for (let k = 0; k < K; k++) wgw.push(input.mode === 'regmean' ? dot(Ws[k], mw[k]) : await traceForm(Ws[k], gkk[k], Ws[k], n, o));
       let denom = 0;
-      for (let k = 0; k < K; k++) denom += alpha[k] * await traceForm(Ws[k], gkk[k], Ws[k], n, o);
+      for (let k = 0; k < K; k++) denom += alpha[k] * wgw[k];
       denom ||= 1;
       const errorOf = async (X: Float64Array): Promise<number> => {
         let s = 0;
-        for (let k = 0; k < K; k++) {
-          if (input.mode === 'regmean') {
+        if (input.mode === 'regmean') {
+          for (let k = 0; k < K; k++) {
             const D = X.map((x, i) => x - Ws[k][i]);
             s += alpha[k] * await traceForm(D, gkk[k], D, n, o);
-          } else {
-            const C = hasBias ? pr.cfk![k] : dropLast(pr.cfk![k], d + 1);
-            s += alpha[k] * (await traceForm(X, lhs, X, n, o) - 2 * await traceForm(X, C, Ws[k], n, o) + await traceForm(Ws[k], gkk[k], Ws[k], n, o));
           }
+        } else {
+          const xlx = await traceForm(X, lhs, X, n, o); // tr(XᵀX̂ᵀX̂X), the same for every model
+          for (let k = 0; k < K; k++) s += alpha[k] * (xlx - 2 * dot(X, mw[k]) + wgw[k]); // tr(Xᵀ C_k Ŵ_k) = ⟨X, C_kŴ_k⟩
         }
         return Math.max(0, s) / denom;
       };
