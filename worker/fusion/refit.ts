@@ -98,6 +98,9 @@ function augmentRows(A: Float32Array, d: number, rows: readonly number[] | null,
   return { X, rows: count };
 }
 
+/** The most activation floats (all sources, all captured tensors) one calibration batch of the refit may hold: 256 MB. */
+const ACTIVATION_BUDGET = 64 * 2 ** 20;
+
 /** Below this many multiply-adds a product stays in float64 JS; above, one float32 Gemm in ONNX Runtime. */
 const ORT_PRODUCT_THRESHOLD = 1_000_000;
 
@@ -292,15 +295,22 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
       owned.push(runner);
     }
     const bindings = runners.map((r) => r.bind(calib, { checkLabels: false }));
+    let floatsPerSample = 0;
+    const batchFor = (max: number) => Math.max(1, Math.min(max, Math.floor(ACTIVATION_BUDGET / Math.max(1, floatsPerSample))));
     const total = Math.min(input.samples, calib.size);
-    for (let start = 0; start < total; start += input.batchSize) {
+    // Bounded memory: one sample first, then as many per batch as keep the captured activations of all sources
+    // under ACTIVATION_BUDGET floats (at most batchSize).
+    let step = 1;
+    for (let start = 0; start < total; start += step) {
       throwIfCancelled(input.signal);
-      const idx = Array.from({ length: Math.min(input.batchSize, total - start) }, (_, i) => start + i);
+      if (start > 0) step = batchFor(input.batchSize);
+      const idx = Array.from({ length: Math.min(step, total - start) }, (_, i) => start + i);
       const batch = calib.take(idx);
       checkFinite(batch, calib.source);
       const maskName = bindings[0].attention_mask;
       const mask = maskName ? Array.from(batch.feeds[maskName].data as ArrayLike<number | bigint>, (v) => Number(v) !== 0) : undefined;
       const results = await Promise.all(runners.map((r, i) => r.run(batch, bindings[i], entries.map((e) => (sources[i].k < 0 ? e.key : e.tensors[sources[i].k])))));
+      if (start === 0) floatsPerSample = results.reduce((s, res) => s + Object.values(res).reduce((t, v) => t + v.data.length, 0), 0);
       for (let ei = 0; ei < entries.length; ei++) {
         const e = entries[ei];
         const get = (i: number) => {
