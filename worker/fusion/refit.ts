@@ -24,6 +24,7 @@ import { ModelRunner, checkFinite } from '../runtime/session';
 import type { RefitMode } from './registry';
 import { compileSchedule, linearLevels } from './schedule';
 import { inputT, type TMap } from './maps';
+import { solveSpd } from './dense';
 import { readBias, readWeight, toStorage, weightRegion, biasRegion, writeRegion, type StoredParam } from './slices';
 
 /** One linear layer of the schedule, the same position in every model (anchor first). */
@@ -96,6 +97,9 @@ function augmentRows(A: Float32Array, d: number, rows: readonly number[] | null,
   }
   return { X, rows: count };
 }
+
+/** The most activation floats (all sources, all captured tensors) one calibration batch of the refit may hold: 256 MB. */
+const ACTIVATION_BUDGET = 64 * 2 ** 20;
 
 /** Below this many multiply-adds a product stays in float64 JS; above, one float32 Gemm in ONNX Runtime. */
 const ORT_PRODUCT_THRESHOLD = 1_000_000;
@@ -237,46 +241,7 @@ function matmul(A: Float64Array, B: Float64Array, r: number, k: number, c: numbe
   return C;
 }
 
-/** Solves (G + λI) X = B for SPD G (n×n) by Cholesky; B is n×c. */
-export function solveSpd(G: Float64Array, n: number, B: Float64Array, c: number, lambda: number): Float64Array {
-  const L = new Float64Array(n * n);
-  let jitter = 0;
-  for (let attempt = 0; attempt < 6; attempt++) {
-    let ok = true;
-    for (let j = 0; j < n && ok; j++) {
-      let s = G[j * n + j] + lambda + jitter;
-      for (let k = 0; k < j; k++) s -= L[j * n + k] ** 2;
-      if (!(s > 0)) { ok = false; break; }
-      const d = Math.sqrt(s);
-      L[j * n + j] = d;
-      for (let i = j + 1; i < n; i++) {
-        let t = G[i * n + j];
-        for (let k = 0; k < j; k++) t -= L[i * n + k] * L[j * n + k];
-        L[i * n + j] = t / d;
-      }
-    }
-    if (ok) break;
-    let md = 0;
-    for (let i = 0; i < n; i++) md += Math.abs(G[i * n + i]);
-    jitter = Math.max(jitter * 100, ((md / n) || 1) * 1e-10);
-    L.fill(0);
-    if (attempt === 5) throw new OtfuseError('NUMERIC', 'refit: the input Gram matrix is not positive definite (give refitRidge > 0)');
-  }
-  const X = Float64Array.from(B);
-  for (let col = 0; col < c; col++) {
-    for (let i = 0; i < n; i++) { // L y = b
-      let s = X[i * c + col];
-      for (let k = 0; k < i; k++) s -= L[i * n + k] * X[k * c + col];
-      X[i * c + col] = s / L[i * n + i];
-    }
-    for (let i = n - 1; i >= 0; i--) { // Lᵀ x = y
-      let s = X[i * c + col];
-      for (let k = i + 1; k < n; k++) s -= L[k * n + i] * X[k * c + col];
-      X[i * c + col] = s / L[i * n + i];
-    }
-  }
-  return X;
-}
+export { solveSpd } from './dense';
 
 /** tr(Aᵀ G B) for A, B (n×c), G (n×n). */
 async function traceForm(A: Float64Array, G: Float64Array, B: Float64Array, n: number, c: number): Promise<number> {
@@ -330,15 +295,22 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
       owned.push(runner);
     }
     const bindings = runners.map((r) => r.bind(calib, { checkLabels: false }));
+    let floatsPerSample = 0;
+    const batchFor = (max: number) => Math.max(1, Math.min(max, Math.floor(ACTIVATION_BUDGET / Math.max(1, floatsPerSample))));
     const total = Math.min(input.samples, calib.size);
-    for (let start = 0; start < total; start += input.batchSize) {
+    // Bounded memory: one sample first, then as many per batch as keep the captured activations of all sources
+    // under ACTIVATION_BUDGET floats (at most batchSize).
+    let step = 1;
+    for (let start = 0; start < total; start += step) {
       throwIfCancelled(input.signal);
-      const idx = Array.from({ length: Math.min(input.batchSize, total - start) }, (_, i) => start + i);
+      if (start > 0) step = batchFor(input.batchSize);
+      const idx = Array.from({ length: Math.min(step, total - start) }, (_, i) => start + i);
       const batch = calib.take(idx);
       checkFinite(batch, calib.source);
       const maskName = bindings[0].attention_mask;
       const mask = maskName ? Array.from(batch.feeds[maskName].data as ArrayLike<number | bigint>, (v) => Number(v) !== 0) : undefined;
       const results = await Promise.all(runners.map((r, i) => r.run(batch, bindings[i], entries.map((e) => (sources[i].k < 0 ? e.key : e.tensors[sources[i].k])))));
+      if (start === 0) floatsPerSample = results.reduce((s, res) => s + Object.values(res).reduce((t, v) => t + v.data.length, 0), 0);
       for (let ei = 0; ei < entries.length; ei++) {
         const e = entries[ei];
         const get = (i: number) => {
@@ -375,6 +347,11 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
     const cfk: Float64Array[] = [];
     for (let k = 0; k < K; k++) {
       const db = e.db[k];
+      if (!e.maps[k] && db === e.da) { // no map (the anchor): T̂ = I, skip two (d+1)³ products
+        gkk.push(r.kk[k]);
+        if (withFused) cfk.push(r.fk![k]);
+        continue;
+      }
       const T = augmentedT(e.maps[k], db);
       if (T.n !== db + 1 || T.m !== e.da + 1) throw new OtfuseError('INTERNAL', `refit: the input map of '${e.key}' is ${T.n - 1}×${T.m - 1}, the layers take ${db} → ${e.da}`);
       gkk.push(await mmT(T.T, await mm(r.kk[k], T.T, db + 1, db + 1, e.da + 1), db + 1, e.da + 1, e.da + 1)); // T̂ᵀ G T̂
@@ -444,12 +421,15 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
       const sub = (G: Float64Array, size: number) => (hasBias ? G : dropLast(G, size));
       const gkk = pr.gkk.map((G) => sub(G, d + 1));
       let lhs: Float64Array, rhs: Float64Array;
+      // G_kŴ_k (regmean) or C_kŴ_k (regmean++) per model: the right-hand side and, reused, the error traces.
+      const mw: Float64Array[] = [];
       if (input.mode === 'regmean') {
         lhs = new Float64Array(n * n);
         rhs = new Float64Array(n * o);
         for (let k = 0; k < K; k++) {
           for (let i = 0; i < lhs.length; i++) lhs[i] += alpha[k] * gkk[k][i];
           const GW = await mm(gkk[k], Ws[k], n, n, o);
+          mw.push(GW);
           for (let i = 0; i < rhs.length; i++) rhs[i] += alpha[k] * GW[i];
         }
       } else {
@@ -458,6 +438,7 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
         for (let k = 0; k < K; k++) {
           const C = hasBias ? pr.cfk![k] : dropLast(pr.cfk![k], d + 1);
           const CW = await mm(C, Ws[k], n, n, o);
+          mw.push(CW);
           for (let i = 0; i < rhs.length; i++) rhs[i] += alpha[k] * CW[i];
         }
       }
@@ -468,19 +449,23 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
       for (let i = 0; i < b.length; i++) b[i] += lambda * Wbar[i];
       let W = solveSpd(lhs, n, b, o, lambda);
       // Reconstruction error (relative) of a candidate W.
+      const dot = (A: Float64Array, B: Float64Array): number => { let t = 0; for (let i = 0; i < A.length; i++) t += A[i] * B[i]; return t; };
+      // tr(Ŵ_kᵀ G_k Ŵ_k) per model (regmean: from the right-hand side's products).
+      const wgw: number[] = [];
+      for (let k = 0; k < K; k++) wgw.push(input.mode === 'regmean' ? dot(Ws[k], mw[k]) : await traceForm(Ws[k], gkk[k], Ws[k], n, o));
       let denom = 0;
-      for (let k = 0; k < K; k++) denom += alpha[k] * await traceForm(Ws[k], gkk[k], Ws[k], n, o);
+      for (let k = 0; k < K; k++) denom += alpha[k] * wgw[k];
       denom ||= 1;
       const errorOf = async (X: Float64Array): Promise<number> => {
         let s = 0;
-        for (let k = 0; k < K; k++) {
-          if (input.mode === 'regmean') {
+        if (input.mode === 'regmean') {
+          for (let k = 0; k < K; k++) {
             const D = X.map((x, i) => x - Ws[k][i]);
             s += alpha[k] * await traceForm(D, gkk[k], D, n, o);
-          } else {
-            const C = hasBias ? pr.cfk![k] : dropLast(pr.cfk![k], d + 1);
-            s += alpha[k] * (await traceForm(X, lhs, X, n, o) - 2 * await traceForm(X, C, Ws[k], n, o) + await traceForm(Ws[k], gkk[k], Ws[k], n, o));
           }
+        } else {
+          const xlx = await traceForm(X, lhs, X, n, o); // tr(XᵀX̂ᵀX̂X), the same for every model
+          for (let k = 0; k < K; k++) s += alpha[k] * (xlx - 2 * dot(X, mw[k]) + wgw[k]); // tr(Xᵀ C_k Ŵ_k) = ⟨X, C_kŴ_k⟩
         }
         return Math.max(0, s) / denom;
       };
