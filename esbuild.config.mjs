@@ -21,7 +21,15 @@ function findEntries(dir, suffix) {
 const builds = [
   { ...common, entryPoints: { cli: 'worker/cli.ts', host: 'worker/host.ts' }, outdir: 'dist' },
   { ...common, entryPoints: { extension: 'extension/extension.ts' }, outdir: 'dist', skip: !fs.existsSync('extension/extension.ts') },
-  { ...common, platform: 'browser', format: 'iife', target: 'es2022', entryPoints: { webview: 'webview/main.ts' }, outdir: 'dist', skip: !fs.existsSync('webview/main.ts') },
+  {
+    ...common,
+    platform: 'browser',
+    format: 'iife',
+    target: 'es2022',
+    entryPoints: { webview: 'webview/main.ts' },
+    outdir: 'dist',
+    skip: !fs.existsSync('webview/main.ts'),
+  },
   // Engine tests (node:test) and benchmarks: each file its own bundle so they run without a TS loader.
   { ...common, entryPoints: findEntries('test', '.test.ts'), outdir: 'dist-test', outbase: 'test' },
   { ...common, entryPoints: findEntries('bench', '.ts'), outdir: 'dist-bench', outbase: 'bench' },

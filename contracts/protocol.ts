@@ -64,9 +64,24 @@ export interface RequestMap {
 }
 
 export type RunAction =
-  | 'evaluate' | 'fuseWith' | 'finetune' | 'inspectAlignment' // model editor
-  | 'cancel' | 'finetuneRun' | 'reevaluateRun' | 'reveal' | 'compare' | 'rerun' | 'openLarge' | 'openRecipe'
-  | 'exportMapCsv' | 'exportMapNpy' | 'exportAccuracyCsv' | 'exportAccuracyMarkdown' | 'openSettings' | 'retry';
+  | 'evaluate'
+  | 'fuseWith'
+  | 'finetune'
+  | 'inspectAlignment' // model editor
+  | 'cancel'
+  | 'finetuneRun'
+  | 'reevaluateRun'
+  | 'reveal'
+  | 'compare'
+  | 'rerun'
+  | 'openLarge'
+  | 'openRecipe'
+  | 'exportMapCsv'
+  | 'exportMapNpy'
+  | 'exportAccuracyCsv'
+  | 'exportAccuracyMarkdown'
+  | 'openSettings'
+  | 'retry';
 
 export type RequestName = keyof RequestMap;
 

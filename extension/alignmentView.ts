@@ -25,7 +25,12 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
   private readonly shownEmitter = new vscode.EventEmitter<string>();
   readonly onShown = this.shownEmitter.event;
 
-  constructor(private readonly extensionUri: vscode.Uri, private readonly log: vscode.LogOutputChannel, private readonly store: RunStore, private readonly jobs: JobRunner) {
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly log: vscode.LogOutputChannel,
+    private readonly store: RunStore,
+    private readonly jobs: JobRunner,
+  ) {
     this.disposables.push(
       store.onDidChange((c) => {
         if (!this.current || (c.dir && c.dir !== this.current.dir)) return;
@@ -39,7 +44,9 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
     );
   }
 
-  get currentRun(): string | undefined { return this.current?.dir; }
+  get currentRun(): string | undefined {
+    return this.current?.dir;
+  }
 
   resolveWebviewView(view: vscode.WebviewView): void {
     for (const d of this.viewSubs.splice(0)) d.dispose();
@@ -48,19 +55,26 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
     view.webview.options = webviewOptions(this.extensionUri);
     view.webview.html = webviewHtml(view.webview, this.extensionUri, 'alignment', 'otfuse Alignment');
     this.viewSubs.push(
-      serve(view.webview, {
-        ready: () => {
-          this.ready = true;
-          this.post({ type: 'live', live: this.jobs.lastLive });
-          this.post({ type: 'busyRuns', runDirs: this.jobs.busyRuns() });
-          this.pushRun();
+      serve(
+        view.webview,
+        {
+          ready: () => {
+            this.ready = true;
+            this.post({ type: 'live', live: this.jobs.lastLive });
+            this.post({ type: 'busyRuns', runDirs: this.jobs.busyRuns() });
+            this.pushRun();
+          },
+          getMap: (p) => (this.current?.dir === p.runDir ? readMap(this.current, p.tensor, p.maxSide, this.log) : null),
+          action: (p) => this.action(p.action, p.runDir ?? this.current?.dir, p.tensor),
+          saveFile: (p) => saveWebviewFile(p.suggestedName, p.bytes),
+          dismissLive: (p) => this.jobs.dismiss(p.jobId),
         },
-        getMap: (p) => (this.current?.dir === p.runDir ? readMap(this.current, p.tensor, p.maxSide, this.log) : null),
-        action: (p) => this.action(p.action, p.runDir ?? this.current?.dir, p.tensor),
-        saveFile: (p) => saveWebviewFile(p.suggestedName, p.bytes),
-        dismissLive: (p) => this.jobs.dismiss(p.jobId),
-      }, this.log),
-      view.onDidDispose(() => { this.view = undefined; this.ready = false; }),
+        this.log,
+      ),
+      view.onDidDispose(() => {
+        this.view = undefined;
+        this.ready = false;
+      }),
     );
   }
 
@@ -68,7 +82,8 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
   async showRun(dir: string, reveal = true): Promise<void> {
     this.current = this.store.get(dir);
     if (reveal) {
-      if (this.view) this.view.show(true); // keep the focus where it is (e.g. the Runs tree)
+      if (this.view)
+        this.view.show(true); // keep the focus where it is (e.g. the Runs tree)
       else await vscode.commands.executeCommand(`${AlignmentView.id}.focus`);
     }
     this.pushRun();
@@ -76,10 +91,19 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
 
   private async action(action: RunAction, runDir: string | undefined, tensor?: string): Promise<boolean> {
     const commands: Partial<Record<RunAction, string>> = {
-      cancel: 'otfuse.cancelRun', finetuneRun: 'otfuse.quickFinetune', reevaluateRun: 'otfuse.reevaluateRun', reveal: 'otfuse.revealFusedModel',
-      compare: 'otfuse.compareRuns', rerun: 'otfuse.rerunWithEdits', openLarge: 'otfuse.openMapLarge', exportMapCsv: 'otfuse.exportMapCsv',
-      exportMapNpy: 'otfuse.exportMapNpy', exportAccuracyCsv: 'otfuse.exportAccuracyCsv', exportAccuracyMarkdown: 'otfuse.exportAccuracyMarkdown',
-      openRecipe: 'otfuse.newRecipe', openSettings: 'otfuse.openProviderSettings',
+      cancel: 'otfuse.cancelRun',
+      finetuneRun: 'otfuse.quickFinetune',
+      reevaluateRun: 'otfuse.reevaluateRun',
+      reveal: 'otfuse.revealFusedModel',
+      compare: 'otfuse.compareRuns',
+      rerun: 'otfuse.rerunWithEdits',
+      openLarge: 'otfuse.openMapLarge',
+      exportMapCsv: 'otfuse.exportMapCsv',
+      exportMapNpy: 'otfuse.exportMapNpy',
+      exportAccuracyCsv: 'otfuse.exportAccuracyCsv',
+      exportAccuracyMarkdown: 'otfuse.exportAccuracyMarkdown',
+      openRecipe: 'otfuse.newRecipe',
+      openSettings: 'otfuse.openProviderSettings',
     };
     const command = commands[action];
     if (!command) return false;
@@ -111,7 +135,10 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
         if (token !== this.generation) return; // another run was selected meanwhile
         if (!maps.header[layer.tensor]) continue;
         batch.push(await maps.downsampledAsync(layer.tensor, THUMB));
-        if (batch.length >= 8) { this.post({ type: 'thumbnails', runDir: entry.dir, maps: batch }); batch = []; }
+        if (batch.length >= 8) {
+          this.post({ type: 'thumbnails', runDir: entry.dir, maps: batch });
+          batch = [];
+        }
       }
       if (batch.length) this.post({ type: 'thumbnails', runDir: entry.dir, maps: batch });
     } catch (err) {

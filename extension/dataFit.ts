@@ -31,7 +31,11 @@ export function fitOf(inputs: ModelSummary['inputs'] | undefined, d: DataDescrip
   for (const input of inputs) {
     const a = byName.get(input.name) ?? (inputs.length === 1 ? byName.get('x') : undefined);
     if (!a) return { score: 0, reason: `no array '${input.name}' (has ${d.arrays.map((x) => x.name).join(', ')})` };
-    if (!shapeFits(input.shape, a.sampleShape)) return { score: 0, reason: `'${a.name}' is ${shapeText(a.sampleShape)} per sample, the model's '${input.name}' needs ${shapeText(input.shape.slice(1))}` };
+    if (!shapeFits(input.shape, a.sampleShape))
+      return {
+        score: 0,
+        reason: `'${a.name}' is ${shapeText(a.sampleShape)} per sample, the model's '${input.name}' needs ${shapeText(input.shape.slice(1))}`,
+      };
   }
   return { score: 2, reason: describeArrays(d) };
 }
@@ -51,7 +55,8 @@ export function rankData<T extends { file: string; fit: DataFit }>(items: T[], o
     options.near && dir(x.file) === dir(options.near) ? 0 : 1,
   ];
   return [...items].sort((a, b) => {
-    const ka = key(a), kb = key(b);
+    const ka = key(a),
+      kb = key(b);
     for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i] - kb[i];
     return a.file.localeCompare(b.file);
   });

@@ -14,7 +14,10 @@ export class EngineHost implements vscode.Disposable {
   /** True while a command is running: its own error message then tells the user about the crash. */
   busy: () => boolean = () => false;
 
-  constructor(private readonly context: vscode.ExtensionContext, private readonly log: vscode.LogOutputChannel) {}
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
 
   get engine(): EngineClient {
     if (!this.client) {
@@ -32,8 +35,11 @@ export class EngineHost implements vscode.Disposable {
           this.log.error(`engine worker stopped: ${reason}`);
           this.crashEmitter.fire(reason);
           if (this.busy()) return;
-          void vscode.window.showErrorMessage(`otfuse: the engine worker stopped (${reason}). The next command starts a new one.`, 'Show Log')
-            .then((choice) => { if (choice) this.log.show(); });
+          void vscode.window
+            .showErrorMessage(`otfuse: the engine worker stopped (${reason}). The next command starts a new one.`, 'Show Log')
+            .then((choice) => {
+              if (choice) this.log.show();
+            });
         },
       });
       this.log.info('engine worker client created (the process starts on first use)');
@@ -41,7 +47,9 @@ export class EngineHost implements vscode.Disposable {
     return this.client;
   }
 
-  get pid(): number | undefined { return this.client?.pid; }
+  get pid(): number | undefined {
+    return this.client?.pid;
+  }
 
   provider(): ProviderChoice {
     return vscode.workspace.getConfiguration('otfuse').get<ProviderChoice>('executionProvider', 'auto');

@@ -11,7 +11,9 @@ import { measuredOn } from './format';
 
 /** Test hook: when set, saves go to this folder without a dialog. */
 let saveFolderForTests: string | undefined;
-export function setExportFolderForTests(dir: string | undefined): void { saveFolderForTests = dir; }
+export function setExportFolderForTests(dir: string | undefined): void {
+  saveFolderForTests = dir;
+}
 
 async function target(suggested: string, filters: Record<string, string[]>): Promise<string | undefined> {
   if (saveFolderForTests) return path.join(saveFolderForTests, path.basename(suggested));
@@ -68,19 +70,34 @@ export async function exportMap(runDir: string, tensor: string, format: 'csv' | 
 
 export function accuracyTable(record: RunRecord, format: 'csv' | 'markdown'): string {
   const on = measuredOn(record);
-  const rows = record.metrics.map((m) => [m.label, m.accuracy === undefined ? '' : (100 * m.accuracy).toFixed(2), m.loss === undefined ? '' : m.loss.toFixed(4), m.file ?? '']);
+  const rows = record.metrics.map((m) => [
+    m.label,
+    m.accuracy === undefined ? '' : (100 * m.accuracy).toFixed(2),
+    m.loss === undefined ? '' : m.loss.toFixed(4),
+    m.file ?? '',
+  ]);
   if (format === 'csv') {
     const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
     return ['model,accuracy_percent,loss,file', ...rows.map((r) => r.map(q).join(','))].join('\n') + '\n';
   }
   const esc = (s: string) => s.replace(/\|/g, '\\|');
-  return [`Accuracy of run **${esc(record.name)}** ${on ? `(measured ${esc(on)})` : ''}`.trim(), '',
-    '| model | accuracy | loss |', '| --- | ---: | ---: |',
-    ...rows.map((r) => `| ${esc(r[0])} | ${r[1] ? `${r[1]} %` : '—'} | ${r[2] || '—'} |`)].join('\n') + '\n';
+  return (
+    [
+      `Accuracy of run **${esc(record.name)}** ${on ? `(measured ${esc(on)})` : ''}`.trim(),
+      '',
+      '| model | accuracy | loss |',
+      '| --- | ---: | ---: |',
+      ...rows.map((r) => `| ${esc(r[0])} | ${r[1] ? `${r[1]} %` : '—'} | ${r[2] || '—'} |`),
+    ].join('\n') + '\n'
+  );
 }
 
 export function exportAccuracy(runDir: string, format: 'csv' | 'markdown'): Promise<string | null> {
   const record = recordOf(runDir);
   const ext = format === 'csv' ? 'csv' : 'md';
-  return save(path.join(defaultDir(), `${fileSafe(record.name)}-accuracy.${ext}`), format === 'csv' ? { CSV: ['csv'] } : { Markdown: ['md'] }, accuracyTable(record, format));
+  return save(
+    path.join(defaultDir(), `${fileSafe(record.name)}-accuracy.${ext}`),
+    format === 'csv' ? { CSV: ['csv'] } : { Markdown: ['md'] },
+    accuracyTable(record, format),
+  );
 }

@@ -30,10 +30,18 @@ export function activate(context: vscode.ExtensionContext): OtfuseApi {
   const tree = vscode.window.createTreeView('otfuse.runs', { treeDataProvider: runs, showCollapseAll: true, canSelectMany: true });
 
   context.subscriptions.push(
-    log, engines, jobs, store, runs, alignment, panels, tree,
+    log,
+    engines,
+    jobs,
+    store,
+    runs,
+    alignment,
+    panels,
+    tree,
     vscode.window.registerWebviewViewProvider(AlignmentView.id, alignment, { webviewOptions: { retainContextWhenHidden: true } }),
     vscode.window.registerCustomEditorProvider(ModelEditorProvider.viewType, new ModelEditorProvider(context, engines, log), {
-      webviewOptions: { retainContextWhenHidden: true }, supportsMultipleEditorsPerDocument: true,
+      webviewOptions: { retainContextWhenHidden: true },
+      supportsMultipleEditorsPerDocument: true,
     }),
     tree.onDidChangeSelection((e) => {
       const node = e.selection[0] as { kind?: string; entry?: { dir: string } } | undefined;

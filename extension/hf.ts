@@ -31,7 +31,9 @@ export function registerHfCommands(d: Deps): vscode.Disposable[] {
     const e = err as { code?: string; message?: string };
     if (e?.code === 'CANCELLED') return;
     d.log.error(`${what}: ${e?.code ?? ''} ${e?.message ?? err}`);
-    void vscode.window.showErrorMessage(`otfuse: ${what} failed — ${e?.message ?? err}`, 'Show Log').then((c) => { if (c) d.log.show(); });
+    void vscode.window.showErrorMessage(`otfuse: ${what} failed — ${e?.message ?? err}`, 'Show Log').then((c) => {
+      if (c) d.log.show();
+    });
   };
 
   /** Explorer selection of HF folders / safetensors files → Fuse Models with those folders. */
@@ -40,18 +42,32 @@ export function registerHfCommands(d: Deps): vscode.Disposable[] {
     const folders = [...new Set(picked.map(hfModelFolder).filter((f): f is string => !!f))];
     const notHf = picked.filter((p) => !hfModelFolder(p) && !p.endsWith('.onnx'));
     if (notHf.length) {
-      void vscode.window.showWarningMessage(`otfuse: not a Hugging Face model folder (config.json + model.safetensors): ${notHf.map((p) => path.basename(p)).join(', ')}`);
+      void vscode.window.showWarningMessage(
+        `otfuse: not a Hugging Face model folder (config.json + model.safetensors): ${notHf.map((p) => path.basename(p)).join(', ')}`,
+      );
       return undefined;
     }
     const models = [...folders, ...picked.filter((p) => p.endsWith('.onnx'))];
     // Fuse Models takes it from here (anchor, data, preset prompts unless `options` answers them).
-    return vscode.commands.executeCommand('otfuse.fuseModels', undefined, models.map((m) => vscode.Uri.file(m)), options);
+    return vscode.commands.executeCommand(
+      'otfuse.fuseModels',
+      undefined,
+      models.map((m) => vscode.Uri.file(m)),
+      options,
+    );
   }
 
   async function convertToOnnx(uri?: vscode.Uri): Promise<string | undefined> {
     const folder = uri ? hfModelFolder(uri.fsPath) : undefined;
-    if (!folder) { void vscode.window.showWarningMessage('otfuse: choose a Hugging Face model folder (config.json + model.safetensors).'); return undefined; }
-    const target = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(`${folder}.onnx`), filters: { 'ONNX model': ['onnx'] }, title: 'Convert to ONNX' });
+    if (!folder) {
+      void vscode.window.showWarningMessage('otfuse: choose a Hugging Face model folder (config.json + model.safetensors).');
+      return undefined;
+    }
+    const target = await vscode.window.showSaveDialog({
+      defaultUri: vscode.Uri.file(`${folder}.onnx`),
+      filters: { 'ONNX model': ['onnx'] },
+      title: 'Convert to ONNX',
+    });
     if (!target) return undefined;
     try {
       const r = await d.jobs.run(`Converting ${path.basename(folder)}`, () => d.engines.engine.importHf({ model: folder, output: target.fsPath }));
@@ -65,21 +81,38 @@ export function registerHfCommands(d: Deps): vscode.Disposable[] {
   }
 
   /** Run (tree item, folder or path) → HF folder shaped like the anchor (or a chosen HF folder). */
-  async function saveRunAsHf(arg?: unknown, _b?: unknown, options: { output?: string; like?: string; model?: 'fused' | 'finetuned' } = {}): Promise<string | undefined> {
+  async function saveRunAsHf(
+    arg?: unknown,
+    _b?: unknown,
+    options: { output?: string; like?: string; model?: 'fused' | 'finetuned' } = {},
+  ): Promise<string | undefined> {
     const dir = arg instanceof vscode.Uri ? arg.fsPath : typeof arg === 'string' ? arg : (arg as { entry?: { dir: string } } | undefined)?.entry?.dir;
     const record = dir ? readRun(dir).record : undefined;
-    if (!dir || !record) { void vscode.window.showWarningMessage('otfuse: choose a run in the Runs view.'); return undefined; }
+    if (!dir || !record) {
+      void vscode.window.showWarningMessage('otfuse: choose a run in the Runs view.');
+      return undefined;
+    }
     const fused = runPath(dir, record.fusedModel)!;
     const finetuned = record.finetune?.output && fs.existsSync(runPath(dir, record.finetune.output)!) ? runPath(dir, record.finetune.output)! : undefined;
     let model = options.model === 'finetuned' && finetuned ? finetuned : fused;
     if (!options.model && finetuned) {
-      const pick = await vscode.window.showQuickPick([{ label: 'Fused model', file: fused }, { label: 'Fused + finetuned model', file: finetuned }], { title: 'Save as Hugging Face Folder: which model' });
+      const pick = await vscode.window.showQuickPick(
+        [
+          { label: 'Fused model', file: fused },
+          { label: 'Fused + finetuned model', file: finetuned },
+        ],
+        { title: 'Save as Hugging Face Folder: which model' },
+      );
       if (!pick) return undefined;
       model = pick.file;
     }
     let like = options.like ?? (record.anchor ? hfModelFolder(record.anchor) : undefined);
     if (!like) {
-      const chosen = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, title: 'A Hugging Face folder of the same architecture (layout, dtype, config and tokenizer to use)' });
+      const chosen = await vscode.window.showOpenDialog({
+        canSelectFolders: true,
+        canSelectFiles: false,
+        title: 'A Hugging Face folder of the same architecture (layout, dtype, config and tokenizer to use)',
+      });
       like = chosen?.[0] ? hfModelFolder(chosen[0].fsPath) : undefined;
       if (!like) return undefined;
     }
@@ -91,7 +124,9 @@ export function registerHfCommands(d: Deps): vscode.Disposable[] {
     }
     try {
       const out = output;
-      const r = await d.jobs.run(`Saving ${record.name} as a Hugging Face folder`, () => d.engines.engine.exportHf({ model, like: like!, output: out, force: options.output !== undefined }));
+      const r = await d.jobs.run(`Saving ${record.name} as a Hugging Face folder`, () =>
+        d.engines.engine.exportHf({ model, like: like!, output: out, force: options.output !== undefined }),
+      );
       d.log.info(`${model} → ${r.output}: ${r.files.join(', ')}`);
       if (!options.output) {
         void vscode.window.showInformationMessage(`otfuse: saved ${path.basename(r.output)} (${r.tensors} tensors)`, 'Reveal').then((c) => {

@@ -35,28 +35,42 @@ export class JobRunner implements vscode.Disposable {
     this.status.command = 'otfuse.cancelRun';
   }
 
-  get busy(): boolean { return this.jobs.size > 0; }
+  get busy(): boolean {
+    return this.jobs.size > 0;
+  }
 
-  busyRuns(): string[] { return [...new Set([...this.jobs.values()].map((j) => j.live.runDir).filter((d): d is string => !!d))]; }
+  busyRuns(): string[] {
+    return [...new Set([...this.jobs.values()].map((j) => j.live.runDir).filter((d): d is string => !!d))];
+  }
 
-  isRunBusy(dir: string): boolean { return this.busyRuns().includes(dir); }
+  isRunBusy(dir: string): boolean {
+    return this.busyRuns().includes(dir);
+  }
 
   /** Runs `work` with progress + cancel; errors propagate (callers show them). */
-  async run<T>(title: string, work: (ctx: { signal: AbortSignal; onProgress: (e: ProgressEvent) => void }) => Promise<T>, options: JobOptions = {}): Promise<T> {
+  async run<T>(
+    title: string,
+    work: (ctx: { signal: AbortSignal; onProgress: (e: ProgressEvent) => void }) => Promise<T>,
+    options: JobOptions = {},
+  ): Promise<T> {
     if (options.runDir && this.isRunBusy(options.runDir)) {
       throw new OtfuseError('BAD_USAGE', 'a job is already running on this run: wait for it or cancel it first', { file: options.runDir });
     }
     const id = ++this.counter;
-    const job: Job = { id, title, controller: new AbortController(), live: { jobId: id, title, runDir: options.runDir, stage: 'start', layersDone: [], loss: [], state: 'running' } };
+    const job: Job = {
+      id,
+      title,
+      controller: new AbortController(),
+      live: { jobId: id, title, runDir: options.runDir, stage: 'start', layersDone: [], loss: [], state: 'running' },
+    };
     this.jobs.set(job.id, job);
     this.update(job);
     if (options.runDir) this.busyEmitter.fire(this.busyRuns());
     this.log.info(`${title}: started`);
     const started = Date.now();
     try {
-      return await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `otfuse: ${title}`, cancellable: true },
-        async (progress, token) => {
+      return await vscode.window
+        .withProgress({ location: vscode.ProgressLocation.Notification, title: `otfuse: ${title}`, cancellable: true }, async (progress, token) => {
           token.onCancellationRequested(() => job.controller.abort());
           let lastPct = 0;
           const onProgress = (e: ProgressEvent) => {
@@ -69,7 +83,8 @@ export class JobRunner implements vscode.Disposable {
               if (live.layer && !live.layersDone.includes(live.layer)) live.layersDone.push(live.layer);
               live.layer = e.layer;
             }
-            if (e.stage === 'finetune' && e.metrics?.loss !== undefined) live.loss.push({ step: e.metrics.step ?? e.done ?? live.loss.length, loss: e.metrics.loss });
+            if (e.stage === 'finetune' && e.metrics?.loss !== undefined)
+              live.loss.push({ step: e.metrics.step ?? e.done ?? live.loss.length, loss: e.metrics.loss });
             const pct = e.total ? Math.round((100 * (e.done ?? 0)) / e.total) : undefined;
             const text = [e.stage, e.layer, e.message, pct !== undefined ? `${pct}%` : ''].filter(Boolean).join(' · ');
             progress.report({ message: text, increment: pct !== undefined && pct >= lastPct ? pct - lastPct : undefined });
@@ -78,12 +93,12 @@ export class JobRunner implements vscode.Disposable {
             this.update(job);
           };
           return work({ signal: job.controller.signal, onProgress });
-        },
-      ).then((value) => {
-        job.live.state = 'done';
-        this.log.info(`${title}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-        return value;
-      });
+        })
+        .then((value) => {
+          job.live.state = 'done';
+          this.log.info(`${title}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+          return value;
+        });
     } catch (err) {
       const code = (err as { code?: string }).code;
       job.live.state = code === 'CANCELLED' ? 'cancelled' : 'failed';

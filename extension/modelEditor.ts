@@ -8,12 +8,21 @@ import type { EngineHost } from './engineHost';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 import { send, serve } from './webviewRpc';
 
-const COMMANDS: Partial<Record<RunAction, string>> = { evaluate: 'otfuse.evaluateModel', fuseWith: 'otfuse.fuseModels', finetune: 'otfuse.quickFinetune', inspectAlignment: 'otfuse.inspectAlignment' };
+const COMMANDS: Partial<Record<RunAction, string>> = {
+  evaluate: 'otfuse.evaluateModel',
+  fuseWith: 'otfuse.fuseModels',
+  finetune: 'otfuse.quickFinetune',
+  inspectAlignment: 'otfuse.inspectAlignment',
+};
 
 export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider {
   static readonly viewType = 'otfuse.modelEditor';
 
-  constructor(private readonly context: vscode.ExtensionContext, private readonly engines: EngineHost, private readonly log: vscode.LogOutputChannel) {}
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly engines: EngineHost,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
 
   openCustomDocument(uri: vscode.Uri): vscode.CustomDocument {
     return { uri, dispose: () => undefined };
@@ -23,21 +32,28 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
     const uri = document.uri;
     panel.webview.options = webviewOptions(this.context.extensionUri);
     panel.webview.html = webviewHtml(panel.webview, this.context.extensionUri, 'model', uri.fsPath);
-    const sub = serve(panel.webview, {
-      ready: () => this.load(uri, panel),
-      action: async (p) => {
-        if (p.action === 'retry') { await this.load(uri, panel); return true; }
-        const command = COMMANDS[p.action];
-        if (!command) return false;
-        // Fuse with…: this model is one of the models (the picker explains that a second one is needed).
-        const result = await vscode.commands.executeCommand<EvaluateResult | undefined>(command, uri, [uri]);
-        if (p.action === 'evaluate' && result) {
-          const data = this.context.workspaceState.get<string>('otfuse.evalData') ?? '';
-          void send(panel.webview, { type: 'evaluation', result, data });
-        }
-        return true;
+    const sub = serve(
+      panel.webview,
+      {
+        ready: () => this.load(uri, panel),
+        action: async (p) => {
+          if (p.action === 'retry') {
+            await this.load(uri, panel);
+            return true;
+          }
+          const command = COMMANDS[p.action];
+          if (!command) return false;
+          // Fuse with…: this model is one of the models (the picker explains that a second one is needed).
+          const result = await vscode.commands.executeCommand<EvaluateResult | undefined>(command, uri, [uri]);
+          if (p.action === 'evaluate' && result) {
+            const data = this.context.workspaceState.get<string>('otfuse.evalData') ?? '';
+            void send(panel.webview, { type: 'evaluation', result, data });
+          }
+          return true;
+        },
       },
-    }, this.log);
+      this.log,
+    );
     panel.onDidDispose(() => sub.dispose());
   }
 

@@ -9,7 +9,9 @@ import { deleteRun, listRuns, readRun, type RunEntry } from '../worker/runs/stor
 export type { RunEntry };
 
 /** `dir`: the run that changed (undefined: the list itself may have changed). */
-export interface RunChange { dir?: string }
+export interface RunChange {
+  dir?: string;
+}
 
 export function runsFolder(): string | undefined {
   const setting = vscode.workspace.getConfiguration('otfuse').get<string>('runsFolder', '.otfuse/runs') || '.otfuse/runs';
@@ -29,16 +31,26 @@ export class RunStore implements vscode.Disposable {
 
   constructor() {
     this.watch();
-    this.subs.push(vscode.workspace.onDidChangeConfiguration((e) => {
-      if (e.affectsConfiguration('otfuse.runsFolder')) { this.watch(); this.notify(); }
-    }));
+    this.subs.push(
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('otfuse.runsFolder')) {
+          this.watch();
+          this.notify();
+        }
+      }),
+    );
   }
 
-  get root(): string | undefined { return runsFolder(); }
+  get root(): string | undefined {
+    return runsFolder();
+  }
 
   /** Every run, newest first (cached until something changes). */
   list(): RunEntry[] {
-    if (!this.cache) { const root = this.root; this.cache = root ? listRuns(root) : []; }
+    if (!this.cache) {
+      const root = this.root;
+      this.cache = root ? listRuns(root) : [];
+    }
     return this.cache;
   }
 

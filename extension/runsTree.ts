@@ -14,14 +14,21 @@ export class RunsTree implements vscode.TreeDataProvider<Node>, vscode.Disposabl
   readonly onDidChangeTreeData = this.emitter.event;
   private readonly subs: vscode.Disposable[];
 
-  constructor(private readonly store: RunStore, private readonly jobs: JobRunner) {
+  constructor(
+    private readonly store: RunStore,
+    private readonly jobs: JobRunner,
+  ) {
     this.subs = [store.onDidChange(() => this.emitter.fire(undefined)), jobs.onBusyRuns(() => this.emitter.fire(undefined))];
   }
 
   /** Kept for the refresh command: re-reads the folder. */
-  refresh(): void { this.store.notify(); }
+  refresh(): void {
+    this.store.notify();
+  }
 
-  runs(): RunEntry[] { return this.store.list(); }
+  runs(): RunEntry[] {
+    return this.store.list();
+  }
 
   getChildren(node?: Node): Node[] {
     if (!node) return this.store.list().map((entry) => ({ kind: 'run', entry }));
@@ -29,7 +36,10 @@ export class RunsTree implements vscode.TreeDataProvider<Node>, vscode.Disposabl
     const r = node.entry.record;
     const on = measuredOn(r);
     const out: Node[] = r.metrics.map((m) => ({
-      kind: 'detail', label: m.label, icon: 'graph', tooltip: `${m.label}: ${pct(m.accuracy)} ${on}`,
+      kind: 'detail',
+      label: m.label,
+      icon: 'graph',
+      tooltip: `${m.label}: ${pct(m.accuracy)} ${on}`,
       description: `${pct(m.accuracy)}${m.loss !== undefined ? `  loss ${m.loss.toFixed(3)}` : ''}${r.evalIsCalibration ? '  (calibration data)' : ''}`,
     }));
     out.push({ kind: 'detail', label: `${r.layers.length} aligned layer maps`, icon: 'type-hierarchy' });
@@ -59,11 +69,17 @@ export class RunsTree implements vscode.TreeDataProvider<Node>, vscode.Disposabl
     const finetuned = !!r?.finetune;
     const busy = this.jobs.isRunBusy(entry.dir);
     item.contextValue = `run.${status === 'done' && finetuned ? 'finetuned' : status}${busy ? '.busy' : ''}`;
-    item.iconPath = busy || status === 'running' ? new vscode.ThemeIcon('sync~spin')
-      : status === 'done' ? new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'))
-        : status === 'cancelled' ? new vscode.ThemeIcon('circle-slash')
-          : new vscode.ThemeIcon('error', new vscode.ThemeColor('testing.iconFailed'));
-    item.description = r ? `${pct(mainAccuracy(r))}${r.evalIsCalibration ? ' (calib.)' : ''} · ${new Date(r.createdAt).toLocaleString()}` : 'unreadable run.json';
+    item.iconPath =
+      busy || status === 'running'
+        ? new vscode.ThemeIcon('sync~spin')
+        : status === 'done'
+          ? new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'))
+          : status === 'cancelled'
+            ? new vscode.ThemeIcon('circle-slash')
+            : new vscode.ThemeIcon('error', new vscode.ThemeColor('testing.iconFailed'));
+    item.description = r
+      ? `${pct(mainAccuracy(r))}${r.evalIsCalibration ? ' (calib.)' : ''} · ${new Date(r.createdAt).toLocaleString()}`
+      : 'unreadable run.json';
     item.tooltip = r
       ? `${r.name}\n${status}${finetuned ? ' (finetuned)' : ''}${busy ? ' — a job is running on it' : ''}\nmodels: ${r.models.map((m) => path.basename(m)).join(', ')}\nanchor: ${path.basename(r.anchor)}\nmeasured ${measuredOn(r) || '—'}\n${entry.dir}`
       : entry.error;
@@ -71,7 +87,9 @@ export class RunsTree implements vscode.TreeDataProvider<Node>, vscode.Disposabl
     return item;
   }
 
-  getParent(): undefined { return undefined; }
+  getParent(): undefined {
+    return undefined;
+  }
 
   dispose(): void {
     for (const s of this.subs) s.dispose();

@@ -32,7 +32,11 @@ export function parseHeader(bytes: Uint8Array): { header: SafetensorsHeader; dat
 
 /** Opens a maps file and reads tensors one at a time (a 3072×3072 map is 36 MB: read only what is shown). */
 export class MapsFile {
-  private constructor(private readonly file: string, readonly header: SafetensorsHeader, private readonly dataStart: number) {}
+  private constructor(
+    private readonly file: string,
+    readonly header: SafetensorsHeader,
+    private readonly dataStart: number,
+  ) {}
 
   private size = 0;
 
@@ -65,9 +69,11 @@ export class MapsFile {
     const entry = this.header[key] as Partial<TensorEntry> | undefined;
     if (!entry || typeof entry !== 'object') throw new Error(`${this.file}: no tensor '${key}'`);
     const bad = (why: string) => new Error(`${this.file}: tensor '${key}' ${why}`);
-    if (!Array.isArray(entry.shape) || entry.shape.length > 2 || entry.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw bad(`has an invalid shape ${JSON.stringify(entry.shape)}`);
+    if (!Array.isArray(entry.shape) || entry.shape.length > 2 || entry.shape.some((d) => !Number.isSafeInteger(d) || d < 0))
+      throw bad(`has an invalid shape ${JSON.stringify(entry.shape)}`);
     const offsets = entry.data_offsets;
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1]) throw bad(`has invalid data_offsets ${JSON.stringify(offsets)}`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1])
+      throw bad(`has invalid data_offsets ${JSON.stringify(offsets)}`);
     const [start, end] = offsets;
     if (this.dataStart + end > this.size) throw bad(`data [${start}, ${end}) lies past the end of the file (${this.size - this.dataStart} data bytes)`);
     const rows = entry.shape[0] ?? 1;
@@ -102,7 +108,9 @@ export class MapsFile {
     const fd = fs.openSync(this.file, 'r');
     try {
       if (fs.readSync(fd, bytes, 0, bytes.length, position) !== bytes.length) throw new Error(`${this.file}: tensor '${key}' is truncated`);
-    } finally { fs.closeSync(fd); }
+    } finally {
+      fs.closeSync(fd);
+    }
     return { rows, cols, data };
   }
 
@@ -113,7 +121,9 @@ export class MapsFile {
     try {
       const { bytesRead } = await handle.read(new Uint8Array(data.buffer), 0, data.byteLength, position);
       if (bytesRead !== data.byteLength) throw new Error(`${this.file}: tensor '${key}' is truncated`);
-    } finally { await handle.close(); }
+    } finally {
+      await handle.close();
+    }
     return { rows, cols, data };
   }
 }
@@ -140,12 +150,25 @@ export function downsample(tensor: string, rows: number, cols: number, data: Flo
   }
   let min = Infinity;
   let max = -Infinity;
-  for (const v of out) { if (v < min) min = v; if (v > max) max = v; }
-  if (!Number.isFinite(min)) { min = 0; max = 0; }
+  for (const v of out) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (!Number.isFinite(min)) {
+    min = 0;
+    max = 0;
+  }
   return { tensor, rows, cols, outRows, outCols, data: out, min, max };
 }
 
-interface MapJob { file: string; position: number; rows: number; cols: number; tensor: string; maxSide: number }
+interface MapJob {
+  file: string;
+  position: number;
+  rows: number;
+  cols: number;
+  tensor: string;
+  maxSide: number;
+}
 
 let thread: { worker: Worker; next: number; pending: Map<number, { resolve: (p: MapPayload) => void; reject: (e: Error) => void }> } | undefined;
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's test command: build, engine tests (node:test), the extension-host suite inside code-server, the
+# The README's test command: lint (ESLint + Prettier), build, type checks, engine tests (node:test), the extension-host suite inside code-server, the
 # UI test in headless Chromium, and the .vsix packaging check. Installs the real-editor tools into .e2e/ on first
 # use (cached afterwards).
 # Ends with one line "N passed, N failed" summing every suite; exits non-zero if any suite failed.
@@ -10,8 +10,10 @@ status=0
 passed=0
 failed=0
 
+npm run lint --silent || { echo "lint failed (eslint + prettier --check; 'npm run format' fixes formatting)"; exit 1; }
 npm run build --silent || exit 1
 npm run typecheck --silent || exit 1
+node scripts/gen-recipe-schema.mjs --check || exit 1
 
 run_suite() { # name, command...
   local name=$1; shift

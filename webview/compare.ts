@@ -6,7 +6,10 @@ import { on, request } from './rpc';
 import { drawColourBar, drawMap } from './heatmap';
 import { defaultLayer } from './alignment/layers';
 
-const dataName = (d?: DataArg) => { const p = typeof d === 'string' ? d : d?.path; return typeof p === 'string' ? basename(p) : '—'; };
+const dataName = (d?: DataArg) => {
+  const p = typeof d === 'string' ? d : d?.path;
+  return typeof p === 'string' ? basename(p) : '—';
+};
 const show = (v: unknown) => (v === undefined ? '—' : Array.isArray(v) ? v.join(', ') : String(v));
 
 function render(runs: RunView[]): void {
@@ -15,45 +18,88 @@ function render(runs: RunView[]): void {
   const recipeRows = keys.map((k) => {
     const vals = runs.map((r) => (r.record.recipe as Record<string, unknown>)[k]);
     const differs = new Set(vals.map((v) => JSON.stringify(v))).size > 1;
-    return h('tr', { class: differs ? 'diff' : '', 'data-key': k }, h('th', { scope: 'row' }, k, differs ? h('span', { class: 'diff-mark', title: 'differs' }, ' ≠') : null), ...vals.map((v) => h('td', {}, show(v))));
+    return h(
+      'tr',
+      { class: differs ? 'diff' : '', 'data-key': k },
+      h('th', { scope: 'row' }, k, differs ? h('span', { class: 'diff-mark', title: 'differs' }, ' ≠') : null),
+      ...vals.map((v) => h('td', {}, show(v))),
+    );
   });
   const labels = [...new Set(runs.flatMap((r) => r.record.metrics.map((m) => m.label)))];
   const evalOn = runs.map((r) => `${dataName(r.record.evalData ?? r.record.data)}${r.record.evalIsCalibration ? ' (calibration!)' : ''}`);
   const sameData = new Set(evalOn).size === 1;
-  const accRows = labels.map((label) => h('tr', { 'data-label': label }, h('th', { scope: 'row' }, label),
-    ...runs.map((r) => { const m = r.record.metrics.find((x) => x.label === label); return h('td', { class: 'num', 'data-accuracy': m?.accuracy ?? '' }, pct(m?.accuracy)); })));
+  const accRows = labels.map((label) =>
+    h(
+      'tr',
+      { 'data-label': label },
+      h('th', { scope: 'row' }, label),
+      ...runs.map((r) => {
+        const m = r.record.metrics.find((x) => x.label === label);
+        return h('td', { class: 'num', 'data-accuracy': m?.accuracy ?? '' }, pct(m?.accuracy));
+      }),
+    ),
+  );
   const head = () => h('thead', {}, h('tr', {}, h('th', {}, ''), ...runs.map((r) => h('th', { scope: 'col', title: r.runDir }, r.record.name))));
   const names = [...new Set(runs.flatMap((r) => r.record.layers.map((l) => l.name)))];
   const first = defaultLayer(runs[0].record.layers)?.name ?? names[0];
-  const picker = h('select', { id: 'compare-layer', 'aria-label': 'layer to compare' }, ...names.map((n) => h('option', { value: n, selected: n === first }, n))) as HTMLSelectElement;
+  const picker = h(
+    'select',
+    { id: 'compare-layer', 'aria-label': 'layer to compare' },
+    ...names.map((n) => h('option', { value: n, selected: n === first }, n)),
+  ) as HTMLSelectElement;
   const maps = h('div', { class: 'compare-maps', id: 'compare-maps' });
   picker.addEventListener('change', () => void drawLayer(runs, picker.value, maps));
   app.replaceChildren(
     h('h1', {}, `Compare ${runs.length} runs`),
     section('Recipes', 'compare-recipes', h('table', { class: 'grid', id: 'compare-recipe' }, head(), h('tbody', {}, ...recipeRows))),
-    section('Accuracy', 'compare-accuracy',
-      h('table', { class: 'grid', id: 'compare-acc' }, h('caption', { class: sameData ? '' : 'warning' }, sameData ? `Measured on ${evalOn[0]}` : `Measured on different data (${evalOn.join(' vs ')}): rows are not directly comparable`), head(), h('tbody', {}, ...accRows))),
+    section(
+      'Accuracy',
+      'compare-accuracy',
+      h(
+        'table',
+        { class: 'grid', id: 'compare-acc' },
+        h(
+          'caption',
+          { class: sameData ? '' : 'warning' },
+          sameData ? `Measured on ${evalOn[0]}` : `Measured on different data (${evalOn.join(' vs ')}): rows are not directly comparable`,
+        ),
+        head(),
+        h('tbody', {}, ...accRows),
+      ),
+    ),
     section('Same layer', 'compare-layers', picker, maps),
   );
   void drawLayer(runs, first, maps);
 }
 
 async function drawLayer(runs: RunView[], name: string, target: HTMLElement): Promise<void> {
-  const cells = await Promise.all(runs.map(async (r) => {
-    const layer = r.record.layers.find((l) => l.name === name);
-    const cell = h('figure', { class: 'compare-cell', 'data-run': r.runDir }, h('figcaption', {}, `${r.record.name}${layer ? ` · ${layer.rows}×${layer.cols}` : ''}`));
-    if (!layer) { cell.append(h('p', { class: 'muted' }, 'no such layer in this run')); return cell; }
-    const map = await request('getMap', { runDir: r.runDir, tensor: layer.tensor, maxSide: 256 });
-    if (!map) { cell.append(h('p', { class: 'muted' }, 'map not readable')); return cell; }
-    const c = h('canvas', { class: 'compare-map', role: 'img', 'aria-label': `${name} in ${r.record.name}` }) as HTMLCanvasElement;
-    const bar = h('canvas', { role: 'img', 'aria-label': 'colour scale' }) as HTMLCanvasElement;
-    const side = Math.max(120, Math.min(360, Math.floor((document.getElementById('app')!.clientWidth - 40) / runs.length) - 70));
-    drawMap(c, map, side);
-    drawColourBar(bar, map.min, map.max, parseFloat(c.style.height));
-    c.dataset.drawn = '1';
-    cell.append(h('div', { class: 'heatmap-wrap' }, c, bar));
-    return cell;
-  }));
+  const cells = await Promise.all(
+    runs.map(async (r) => {
+      const layer = r.record.layers.find((l) => l.name === name);
+      const cell = h(
+        'figure',
+        { class: 'compare-cell', 'data-run': r.runDir },
+        h('figcaption', {}, `${r.record.name}${layer ? ` · ${layer.rows}×${layer.cols}` : ''}`),
+      );
+      if (!layer) {
+        cell.append(h('p', { class: 'muted' }, 'no such layer in this run'));
+        return cell;
+      }
+      const map = await request('getMap', { runDir: r.runDir, tensor: layer.tensor, maxSide: 256 });
+      if (!map) {
+        cell.append(h('p', { class: 'muted' }, 'map not readable'));
+        return cell;
+      }
+      const c = h('canvas', { class: 'compare-map', role: 'img', 'aria-label': `${name} in ${r.record.name}` }) as HTMLCanvasElement;
+      const bar = h('canvas', { role: 'img', 'aria-label': 'colour scale' }) as HTMLCanvasElement;
+      const side = Math.max(120, Math.min(360, Math.floor((document.getElementById('app')!.clientWidth - 40) / runs.length) - 70));
+      drawMap(c, map, side);
+      drawColourBar(bar, map.min, map.max, parseFloat(c.style.height));
+      c.dataset.drawn = '1';
+      cell.append(h('div', { class: 'heatmap-wrap' }, c, bar));
+      return cell;
+    }),
+  );
   target.replaceChildren(...cells);
   document.body.dataset.compared = name;
 }

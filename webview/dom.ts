@@ -19,7 +19,13 @@ export function h(tag: string, props: Record<string, unknown> = {}, ...children:
 export const pct = (x?: number | null) => (x === undefined || x === null || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(2)}%`);
 export const basename = (p: string) => p.split(/[\\/]/).pop() ?? p;
 
-export function button(label: string, onclick: () => void, appearance: 'primary' | 'secondary' | 'icon' = 'secondary', id?: string, title?: string): HTMLElement {
+export function button(
+  label: string,
+  onclick: () => void,
+  appearance: 'primary' | 'secondary' | 'icon' = 'secondary',
+  id?: string,
+  title?: string,
+): HTMLElement {
   return h('vscode-button', { appearance, onclick, id, 'aria-label': title ?? label, title: title ?? label }, label);
 }
 
@@ -34,7 +40,9 @@ export function statusTag(status: string, id?: string): HTMLElement {
 
 /** PNG bytes of a canvas (for "Export PNG"). */
 export function canvasPng(canvas: HTMLCanvasElement): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => canvas.toBlob((b) => (b ? b.arrayBuffer().then((a) => resolve(new Uint8Array(a)), reject) : reject(new Error('no image'))), 'image/png'));
+  return new Promise((resolve, reject) =>
+    canvas.toBlob((b) => (b ? b.arrayBuffer().then((a) => resolve(new Uint8Array(a)), reject) : reject(new Error('no image'))), 'image/png'),
+  );
 }
 
 export function themeColour(name: string, fallback: string): string {

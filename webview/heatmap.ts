@@ -17,10 +17,14 @@ export function drawMap(canvas: HTMLCanvasElement, map: MapPayload, cssSize: num
   const span = map.max - map.min || 1;
   for (let k = 0; k < map.data.length; k++) {
     const [r, g, b] = colour((map.data[k] - map.min) / span);
-    img.data[4 * k] = r; img.data[4 * k + 1] = g; img.data[4 * k + 2] = b; img.data[4 * k + 3] = 255;
+    img.data[4 * k] = r;
+    img.data[4 * k + 1] = g;
+    img.data[4 * k + 2] = b;
+    img.data[4 * k + 3] = 255;
   }
   const off = document.createElement('canvas');
-  off.width = map.outCols; off.height = map.outRows;
+  off.width = map.outCols;
+  off.height = map.outRows;
   off.getContext('2d')!.putImageData(img, 0, 0);
   const ctx = canvas.getContext('2d')!;
   ctx.imageSmoothingEnabled = false;
@@ -28,10 +32,18 @@ export function drawMap(canvas: HTMLCanvasElement, map: MapPayload, cssSize: num
 }
 
 /** Draws a simple line chart (loss curve). */
-export function drawLine(canvas: HTMLCanvasElement, points: { x: number; y: number }[], cssWidth: number, cssHeight: number, colourVar = '--vscode-charts-blue'): void {
+export function drawLine(
+  canvas: HTMLCanvasElement,
+  points: { x: number; y: number }[],
+  cssWidth: number,
+  cssHeight: number,
+  colourVar = '--vscode-charts-blue',
+): void {
   const dpr = window.devicePixelRatio || 1;
-  canvas.width = cssWidth * dpr; canvas.height = cssHeight * dpr;
-  canvas.style.width = `${cssWidth}px`; canvas.style.height = `${cssHeight}px`;
+  canvas.width = cssWidth * dpr;
+  canvas.height = cssHeight * dpr;
+  canvas.style.width = `${cssWidth}px`;
+  canvas.style.height = `${cssHeight}px`;
   const ctx = canvas.getContext('2d')!;
   ctx.scale(dpr, dpr);
   const style = getComputedStyle(document.body);
@@ -39,16 +51,30 @@ export function drawLine(canvas: HTMLCanvasElement, points: { x: number; y: numb
   const line = style.getPropertyValue(colourVar).trim() || '#3794ff';
   ctx.clearRect(0, 0, cssWidth, cssHeight);
   if (points.length === 0) return;
-  const xs = points.map((p) => p.x), ys = points.map((p) => p.y);
-  const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+  const xs = points.map((p) => p.x),
+    ys = points.map((p) => p.y);
+  const x0 = Math.min(...xs),
+    x1 = Math.max(...xs),
+    y0 = Math.min(...ys),
+    y1 = Math.max(...ys);
   const pad = 24;
   const sx = (x: number) => pad + ((x - x0) / (x1 - x0 || 1)) * (cssWidth - pad - 6);
   const sy = (y: number) => 6 + (1 - (y - y0) / (y1 - y0 || 1)) * (cssHeight - pad - 6);
-  ctx.strokeStyle = fg; ctx.globalAlpha = 0.4; ctx.beginPath();
-  ctx.moveTo(pad, 6); ctx.lineTo(pad, cssHeight - pad); ctx.lineTo(cssWidth - 6, cssHeight - pad); ctx.stroke();
-  ctx.globalAlpha = 1; ctx.fillStyle = fg; ctx.font = '10px sans-serif';
-  ctx.fillText(y1.toPrecision(3), 0, 12); ctx.fillText(y0.toPrecision(3), 0, cssHeight - pad);
-  ctx.strokeStyle = line; ctx.lineWidth = 1.5; ctx.beginPath();
+  ctx.strokeStyle = fg;
+  ctx.globalAlpha = 0.4;
+  ctx.beginPath();
+  ctx.moveTo(pad, 6);
+  ctx.lineTo(pad, cssHeight - pad);
+  ctx.lineTo(cssWidth - 6, cssHeight - pad);
+  ctx.stroke();
+  ctx.globalAlpha = 1;
+  ctx.fillStyle = fg;
+  ctx.font = '10px sans-serif';
+  ctx.fillText(y1.toPrecision(3), 0, 12);
+  ctx.fillText(y0.toPrecision(3), 0, cssHeight - pad);
+  ctx.strokeStyle = line;
+  ctx.lineWidth = 1.5;
+  ctx.beginPath();
   points.forEach((p, k) => (k ? ctx.lineTo(sx(p.x), sy(p.y)) : ctx.moveTo(sx(p.x), sy(p.y))));
   ctx.stroke();
 }
@@ -74,9 +100,16 @@ export function drawColourBar(canvas: HTMLCanvasElement, min: number, max: numbe
   ctx.strokeStyle = fg;
   ctx.font = '10px sans-serif';
   ctx.textBaseline = 'middle';
-  const ticks: [number, number][] = [[max, 5], [(min + max) / 2, cssHeight / 2], [min, cssHeight - 5]];
+  const ticks: [number, number][] = [
+    [max, 5],
+    [(min + max) / 2, cssHeight / 2],
+    [min, cssHeight - 5],
+  ];
   for (const [v, y] of ticks) {
-    ctx.beginPath(); ctx.moveTo(barW, y); ctx.lineTo(barW + 3, y); ctx.stroke();
+    ctx.beginPath();
+    ctx.moveTo(barW, y);
+    ctx.lineTo(barW + 3, y);
+    ctx.stroke();
     ctx.fillText(formatValue(v), barW + 5, y);
   }
 }
@@ -88,7 +121,8 @@ export function composeHeatmapImage(map: MapPayload, title: string, size = 512):
   const bar = document.createElement('canvas');
   const h = parseFloat(heat.style.height);
   drawColourBar(bar, map.min, map.max, h);
-  const pad = 8, top = 24;
+  const pad = 8,
+    top = 24;
   const out = document.createElement('canvas');
   out.width = size + bar.width / (window.devicePixelRatio || 1) + 3 * pad;
   out.height = h + top + pad;

@@ -10,13 +10,41 @@ const num = (v: number) => (!Number.isFinite(v) ? String(v) : v === 0 ? '0' : Ma
 const share = (v: number) => `${(100 * v).toFixed(1)} %`;
 
 export const DIAGNOSTICS: Record<string, DiagnosticLabel> = {
-  cost: { label: 'Transport cost', format: num, help: '⟨P, C⟩: total cost of the plan on the normalised cost matrix. Lower means the two models\' neurons match more closely.' },
-  entropy: { label: 'Plan entropy', format: (v) => `${num(v)} nats`, help: 'Entropy of the transport plan: 0 for a hard one-to-one map, log(n·m) for a uniform one. Soft (entropic) alignment keeps some.' },
-  meanBestMatch: { label: 'Row confidence', format: (v, cols) => `${share(v)} (uniform ${share(1 / Math.max(1, cols))})`, help: 'Mean share of each neuron\'s mass that goes to its single best partner: 100 % for a permutation, 1/m for a uniform plan.' },
-  hardness: { label: 'Distance to a permutation', format: share, help: 'Mass not on the best permutation: 0 % for a permutation (hard alignment), near 100 % for a uniform plan.' },
-  frobeniusToPermutation: { label: 'Frobenius distance to nearest permutation', format: num, help: '‖nP − Π‖ / √(2n): 0 for a permutation, 1 for maximally far.' },
-  ms: { label: 'Solve time', format: (v) => (v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(1)} ms`), help: 'Wall time to build the cost and solve this map.' },
-  iterations: { label: 'Solver iterations', format: (v) => String(Math.round(v)), help: 'Iterations the OT solver took (Sinkhorn: scaling updates; EMD: network-simplex pivots).' },
+  cost: {
+    label: 'Transport cost',
+    format: num,
+    help: "⟨P, C⟩: total cost of the plan on the normalised cost matrix. Lower means the two models' neurons match more closely.",
+  },
+  entropy: {
+    label: 'Plan entropy',
+    format: (v) => `${num(v)} nats`,
+    help: 'Entropy of the transport plan: 0 for a hard one-to-one map, log(n·m) for a uniform one. Soft (entropic) alignment keeps some.',
+  },
+  meanBestMatch: {
+    label: 'Row confidence',
+    format: (v, cols) => `${share(v)} (uniform ${share(1 / Math.max(1, cols))})`,
+    help: "Mean share of each neuron's mass that goes to its single best partner: 100 % for a permutation, 1/m for a uniform plan.",
+  },
+  hardness: {
+    label: 'Distance to a permutation',
+    format: share,
+    help: 'Mass not on the best permutation: 0 % for a permutation (hard alignment), near 100 % for a uniform plan.',
+  },
+  frobeniusToPermutation: {
+    label: 'Frobenius distance to nearest permutation',
+    format: num,
+    help: '‖nP − Π‖ / √(2n): 0 for a permutation, 1 for maximally far.',
+  },
+  ms: {
+    label: 'Solve time',
+    format: (v) => (v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(1)} ms`),
+    help: 'Wall time to build the cost and solve this map.',
+  },
+  iterations: {
+    label: 'Solver iterations',
+    format: (v) => String(Math.round(v)),
+    help: 'Iterations the OT solver took (Sinkhorn: scaling updates; EMD: network-simplex pivots).',
+  },
 };
 
 export function diagnosticLabel(key: string): DiagnosticLabel {

@@ -2,12 +2,19 @@
 import type { MapPayload } from '../contracts/protocol';
 
 /** A perceptual colour ramp (viridis anchors), t in [0, 1] → rgb. */
-const RAMP: [number, number, number][] = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+const RAMP: [number, number, number][] = [
+  [68, 1, 84],
+  [59, 82, 139],
+  [33, 145, 140],
+  [94, 201, 98],
+  [253, 231, 37],
+];
 export function colour(t: number): [number, number, number] {
   const x = Math.min(1, Math.max(0, Number.isFinite(t) ? t : 0)) * (RAMP.length - 1);
   const k = Math.min(RAMP.length - 2, Math.floor(x));
   const f = x - k;
-  const a = RAMP[k], b = RAMP[k + 1];
+  const a = RAMP[k],
+    b = RAMP[k + 1];
   return [a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1]), a[2] + f * (b[2] - a[2])];
 }
 
@@ -15,8 +22,10 @@ export function colour(t: number): [number, number, number] {
 export function cellAt(rect: { left: number; top: number; width: number; height: number }, map: MapPayload, clientX: number, clientY: number) {
   const oj = Math.min(map.outCols - 1, Math.max(0, Math.floor(((clientX - rect.left) / rect.width) * map.outCols)));
   const oi = Math.min(map.outRows - 1, Math.max(0, Math.floor(((clientY - rect.top) / rect.height) * map.outRows)));
-  const i0 = Math.floor((oi * map.rows) / map.outRows), i1 = Math.max(i0, Math.floor(((oi + 1) * map.rows) / map.outRows) - 1);
-  const j0 = Math.floor((oj * map.cols) / map.outCols), j1 = Math.max(j0, Math.floor(((oj + 1) * map.cols) / map.outCols) - 1);
+  const i0 = Math.floor((oi * map.rows) / map.outRows),
+    i1 = Math.max(i0, Math.floor(((oi + 1) * map.rows) / map.outRows) - 1);
+  const j0 = Math.floor((oj * map.cols) / map.outCols),
+    j1 = Math.max(j0, Math.floor(((oj + 1) * map.cols) / map.outCols) - 1);
   return { i0, i1, j0, j1, value: map.data[oi * map.outCols + oj] };
 }
 

@@ -5,19 +5,65 @@ import { h, button, basename } from './dom';
 import { on, request } from './rpc';
 
 const LABELS: Record<string, string> = {
-  name: 'Run name', alignBy: 'Align by', solver: 'OT solver', reg: 'Entropic regularisation (Sinkhorn)', groundMetric: 'Ground metric', costNorm: 'Cost normalisation',
-  residualPolicy: 'Residual policy', qk: 'Q/K mode', samples: 'Activation samples', tokenFilter: 'Tokens used', standardize: 'Standardise activations',
-  headAware: 'Heads matched as units', weights: 'Model weights α (anchor first)', preset: 'Preset (base settings)',
+  name: 'Run name',
+  alignBy: 'Align by',
+  solver: 'OT solver',
+  reg: 'Entropic regularisation (Sinkhorn)',
+  groundMetric: 'Ground metric',
+  costNorm: 'Cost normalisation',
+  residualPolicy: 'Residual policy',
+  qk: 'Q/K mode',
+  samples: 'Activation samples',
+  tokenFilter: 'Tokens used',
+  standardize: 'Standardise activations',
+  headAware: 'Heads matched as units',
+  weights: 'Model weights α (anchor first)',
+  preset: 'Preset (base settings)',
 };
 
 function field(f: RecipeField, value: unknown, models?: string[]): HTMLElement {
   const id = `f-${f.key}`;
   let input: HTMLElement;
-  if (f.enum) input = h('select', { id, name: f.key }, h('option', { value: '' }, `(default${f.default !== undefined ? `: ${f.default}` : ''})`), ...f.enum.map((v) => h('option', { value: v, selected: value === v }, v)));
-  else if (f.type === 'boolean') input = h('select', { id, name: f.key }, h('option', { value: '' }, `(default${f.default !== undefined ? `: ${f.default}` : ''})`), h('option', { value: 'true', selected: value === true }, 'yes'), h('option', { value: 'false', selected: value === false }, 'no'));
-  else if (f.type === 'array') input = h('input', { id, name: f.key, type: 'text', value: Array.isArray(value) ? value.join(', ') : '', placeholder: models ? `e.g. ${models.map(() => (1 / models.length).toFixed(2)).join(', ')} for ${models.map(basename).join(', ')}` : 'e.g. 0.5, 0.5' });
-  else input = h('input', { id, name: f.key, type: f.type === 'string' ? 'text' : 'number', value: value === undefined ? '' : String(value), placeholder: f.default !== undefined ? String(f.default) : '', ...(f.minimum !== undefined ? { min: String(f.minimum) } : {}), ...(f.type === 'number' ? { step: 'any' } : {}) });
-  return h('div', { class: 'form-row' }, h('label', { for: id, title: f.description ?? '' }, LABELS[f.key] ?? f.key, h('span', { class: 'muted small' }, ` ${f.key}`)), input, f.description ? h('div', { class: 'muted small' }, f.description) : null);
+  if (f.enum)
+    input = h(
+      'select',
+      { id, name: f.key },
+      h('option', { value: '' }, `(default${f.default !== undefined ? `: ${f.default}` : ''})`),
+      ...f.enum.map((v) => h('option', { value: v, selected: value === v }, v)),
+    );
+  else if (f.type === 'boolean')
+    input = h(
+      'select',
+      { id, name: f.key },
+      h('option', { value: '' }, `(default${f.default !== undefined ? `: ${f.default}` : ''})`),
+      h('option', { value: 'true', selected: value === true }, 'yes'),
+      h('option', { value: 'false', selected: value === false }, 'no'),
+    );
+  else if (f.type === 'array')
+    input = h('input', {
+      id,
+      name: f.key,
+      type: 'text',
+      value: Array.isArray(value) ? value.join(', ') : '',
+      placeholder: models ? `e.g. ${models.map(() => (1 / models.length).toFixed(2)).join(', ')} for ${models.map(basename).join(', ')}` : 'e.g. 0.5, 0.5',
+    });
+  else
+    input = h('input', {
+      id,
+      name: f.key,
+      type: f.type === 'string' ? 'text' : 'number',
+      value: value === undefined ? '' : String(value),
+      placeholder: f.default !== undefined ? String(f.default) : '',
+      ...(f.minimum !== undefined ? { min: String(f.minimum) } : {}),
+      ...(f.type === 'number' ? { step: 'any' } : {}),
+    });
+  return h(
+    'div',
+    { class: 'form-row' },
+    h('label', { for: id, title: f.description ?? '' }, LABELS[f.key] ?? f.key, h('span', { class: 'muted small' }, ` ${f.key}`)),
+    input,
+    f.description ? h('div', { class: 'muted small' }, f.description) : null,
+  );
 }
 
 function read(fields: RecipeField[]): { recipe: FuseRecipe; errors: string[] } {
@@ -30,10 +76,14 @@ function read(fields: RecipeField[]): { recipe: FuseRecipe; errors: string[] } {
     if (f.type === 'boolean') recipe[f.key] = raw === 'true';
     else if (f.type === 'number' || f.type === 'integer') {
       const n = Number(raw);
-      if (!Number.isFinite(n) || (f.type === 'integer' && !Number.isInteger(n)) || (f.minimum !== undefined && n < f.minimum)) errors.push(`${LABELS[f.key] ?? f.key}: '${raw}' is not a valid ${f.type}${f.minimum !== undefined ? ` ≥ ${f.minimum}` : ''}`);
+      if (!Number.isFinite(n) || (f.type === 'integer' && !Number.isInteger(n)) || (f.minimum !== undefined && n < f.minimum))
+        errors.push(`${LABELS[f.key] ?? f.key}: '${raw}' is not a valid ${f.type}${f.minimum !== undefined ? ` ≥ ${f.minimum}` : ''}`);
       else recipe[f.key] = n;
     } else if (f.type === 'array') {
-      const xs = raw.split(/[,\s]+/).filter(Boolean).map(Number);
+      const xs = raw
+        .split(/[,\s]+/)
+        .filter(Boolean)
+        .map(Number);
       if (xs.some((x) => !Number.isFinite(x) || x < 0)) errors.push(`${LABELS[f.key] ?? f.key}: numbers ≥ 0, separated by commas`);
       else recipe[f.key] = xs;
     } else recipe[f.key] = raw;
@@ -46,7 +96,11 @@ function render(fields: RecipeField[], recipe: FuseRecipe, models?: string[]): v
   const status = h('p', { id: 'form-status', role: 'status', class: 'muted' });
   const submit = async (fuse: boolean) => {
     const { recipe: r, errors } = read(fields);
-    if (errors.length) { status.className = 'error'; status.textContent = errors.join('; '); return; }
+    if (errors.length) {
+      status.className = 'error';
+      status.textContent = errors.join('; ');
+      return;
+    }
     const file = await request('saveRecipe', { recipe: r, suggestedName: r.name ?? 'recipe', fuse });
     status.className = 'muted';
     status.textContent = file ? `Saved ${basename(file)}${fuse ? ' — fusing…' : ''}` : 'Not saved.';
@@ -55,12 +109,28 @@ function render(fields: RecipeField[], recipe: FuseRecipe, models?: string[]): v
   const values = recipe as Record<string, unknown>;
   app.replaceChildren(
     h('h1', {}, models ? 'Re-run with edits' : 'New otfuse recipe'),
-    models ? h('p', { class: 'muted small' }, `Models: ${models.map(basename).join(' + ')} (anchor first). Empty fields keep the defaults.`) : h('p', { class: 'muted small' }, 'Empty fields keep the defaults. The file can be chosen in Fuse Models → preset, or with otfuse fuse --recipe.'),
-    h('form', { id: 'recipe-form', onsubmit: (e: Event) => { e.preventDefault(); void submit(!!models); } }, ...fields.map((f) => field(f, values[f.key], models)),
-      h('div', { class: 'actions' },
+    models
+      ? h('p', { class: 'muted small' }, `Models: ${models.map(basename).join(' + ')} (anchor first). Empty fields keep the defaults.`)
+      : h('p', { class: 'muted small' }, 'Empty fields keep the defaults. The file can be chosen in Fuse Models → preset, or with otfuse fuse --recipe.'),
+    h(
+      'form',
+      {
+        id: 'recipe-form',
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          void submit(!!models);
+        },
+      },
+      ...fields.map((f) => field(f, values[f.key], models)),
+      h(
+        'div',
+        { class: 'actions' },
         button(models ? 'Save and fuse' : 'Save recipe', () => void submit(!!models), 'primary', 'btn-save-recipe'),
-        models ? button('Save only', () => void submit(false), 'secondary', 'btn-save-only') : null)),
-    status);
+        models ? button('Save only', () => void submit(false), 'secondary', 'btn-save-only') : null,
+      ),
+    ),
+    status,
+  );
 }
 
 export function startRecipe(): void {

@@ -28,7 +28,8 @@ window.addEventListener('message', (event: MessageEvent<HostToWebview>) => {
     const p = pending.get(m.id);
     if (!p) return;
     pending.delete(m.id);
-    if (m.ok) p.resolve(m.value); else p.reject(new Error(m.error ?? 'request failed'));
+    if (m.ok) p.resolve(m.value);
+    else p.reject(new Error(m.error ?? 'request failed'));
   } else if (m?.kind === 'event') {
     for (const fn of listeners.get(m.type) ?? []) fn(m);
   }

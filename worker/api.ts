@@ -5,8 +5,20 @@ import { openDataset } from './data/dataset';
 import { evaluateModel } from './runtime/evaluate';
 import { resolveProvider, ProviderChoice, ProviderReport } from './runtime/providers';
 import type {
-  EvaluateRequest, EvaluateResult, FinetuneRequest, FinetuneResult, FinetuneRunRequest, FinetuneRunResult, FuseRequest, FuseResult, InspectRequest,
-  InspectResult, JobContext, ReevaluateRunRequest, ReevaluateRunResult, DataDescription,
+  EvaluateRequest,
+  EvaluateResult,
+  FinetuneRequest,
+  FinetuneResult,
+  FinetuneRunRequest,
+  FinetuneRunResult,
+  FuseRequest,
+  FuseResult,
+  InspectRequest,
+  InspectResult,
+  JobContext,
+  ReevaluateRunRequest,
+  ReevaluateRunResult,
+  DataDescription,
 } from './types';
 import fs from 'node:fs';
 import { analyzeAlignment } from './graph/summary';
@@ -63,7 +75,12 @@ export const engine: EngineApi = {
     checkRequestNumbers(request);
     const model = loadModel(request.model);
     const dataset = openDataset(attachModelFolder(request.data, [request.model]));
-    context.onProgress?.({ stage: 'evaluate', message: `evaluating ${path.basename(request.model)}`, done: 0, total: Math.min(request.limit ?? dataset.size, dataset.size) });
+    context.onProgress?.({
+      stage: 'evaluate',
+      message: `evaluating ${path.basename(request.model)}`,
+      done: 0,
+      total: Math.min(request.limit ?? dataset.size, dataset.size),
+    });
     const result = await evaluateModel(model, dataset, {
       provider: request.provider,
       batchSize: request.batchSize,
@@ -80,16 +97,26 @@ export const engine: EngineApi = {
     // Text/image data takes the tokenizer/preprocessor of a Hugging Face model folder among the models.
     const models = request.anchor ? [request.anchor, ...request.models] : request.models;
     const attach = <T extends FuseRequest['data']>(d: T) => attachModelFolder(d, models);
-    return fuseModels({
-      ...request, data: attach(request.data), evalData: attach(request.evalData),
-      ...(request.finetune ? { finetune: { ...request.finetune, data: attach(request.finetune.data)!, evalData: attach(request.finetune.evalData) } } : {}),
-    }, context);
+    return fuseModels(
+      {
+        ...request,
+        data: attach(request.data),
+        evalData: attach(request.evalData),
+        ...(request.finetune ? { finetune: { ...request.finetune, data: attach(request.finetune.data)!, evalData: attach(request.finetune.evalData) } } : {}),
+      },
+      context,
+    );
   },
   finetune: async (request, context = {}) => {
     checkRequestNumbers(request);
-    return finetuneModel({
-      ...request, data: attachModelFolder(request.data, [request.model]), evalData: attachModelFolder(request.evalData, [request.model]),
-    }, context);
+    return finetuneModel(
+      {
+        ...request,
+        data: attachModelFolder(request.data, [request.model]),
+        evalData: attachModelFolder(request.evalData, [request.model]),
+      },
+      context,
+    );
   },
   importHf: (request) => importHfToFile(request),
   exportHf: (request) => exportHf(request),

@@ -15,7 +15,15 @@ const VERSION = '0.1.0';
 const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
 const BOOLEANS = new Set(['json', 'help', 'alignment', 'version', 'finetune', 'force']);
 // Only `fuse` has the boolean --no-eval; elsewhere --eval takes a dataset (finetune --eval EVAL).
-const FUSE_BOOLEANS = new Set([...BOOLEANS, 'eval', 'autotune', 'baselines', ...recipeFlags().filter((f) => f.spec.type === 'boolean').map((f) => f.flag)]);
+const FUSE_BOOLEANS = new Set([
+  ...BOOLEANS,
+  'eval',
+  'autotune',
+  'baselines',
+  ...recipeFlags()
+    .filter((f) => f.spec.type === 'boolean')
+    .map((f) => f.flag),
+]);
 const ALIASES: Record<string, string> = { o: 'output', h: 'help', j: 'json', v: 'version' };
 const DATA_FLAGS = ['data', 'labels', 'mean', 'std', 'scale', 'limit', 'offset', ...HF_DATA_FLAGS];
 const COMMON = ['json', 'help', 'provider', 'batch-size'];
@@ -25,7 +33,10 @@ function wrapUsage(tokens: string[], indent: number, width: number): string {
   const lines: string[] = [];
   let line = '';
   for (const t of tokens) {
-    if (line && indent + line.length + 1 + t.length > width) { lines.push(line); line = ''; }
+    if (line && indent + line.length + 1 + t.length > width) {
+      lines.push(line);
+      line = '';
+    }
     line = line ? `${line} ${t}` : t;
   }
   if (line) lines.push(line);
@@ -58,10 +69,19 @@ Exit codes: 0 ok, 1 failed, 2 bad usage.`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === '-h' || command === 'help') { console.log(USAGE); return command ? 0 : 2; }
-  if (command === '--version' || command === '-v') { console.log(VERSION); return 0; }
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(USAGE);
+    return command ? 0 : 2;
+  }
+  if (command === '--version' || command === '-v') {
+    console.log(VERSION);
+    return 0;
+  }
   const args = parseArgs(rest, command === 'fuse' ? FUSE_BOOLEANS : BOOLEANS, ALIASES);
-  if (bool(args, 'help')) { console.log(USAGE); return 0; }
+  if (bool(args, 'help')) {
+    console.log(USAGE);
+    return 0;
+  }
   const controller = new AbortController();
   let interrupts = 0;
   process.on('SIGINT', () => {
@@ -72,15 +92,24 @@ async function main(argv: string[]): Promise<number> {
   const context: JobContext = { signal: controller.signal, onProgress: (e) => bar.update(e) };
   try {
     switch (command) {
-      case 'eval': return await cmdEval(args, context);
-      case 'inspect': return await cmdInspect(args);
-      case 'fuse': return await cmdFuse(args, context);
-      case 'finetune': return await cmdFinetune(args, context);
-      case 'demo': return await cmdDemo(args, context);
-      case 'providers': return await cmdProviders(args);
-      case 'import': return await cmdImport(args, print);
-      case 'export': return await cmdExport(args, print);
-      default: throw new OtfuseError('BAD_USAGE', `unknown command '${command}' (try otfuse --help)`);
+      case 'eval':
+        return await cmdEval(args, context);
+      case 'inspect':
+        return await cmdInspect(args);
+      case 'fuse':
+        return await cmdFuse(args, context);
+      case 'finetune':
+        return await cmdFinetune(args, context);
+      case 'demo':
+        return await cmdDemo(args, context);
+      case 'providers':
+        return await cmdProviders(args);
+      case 'import':
+        return await cmdImport(args, print);
+      case 'export':
+        return await cmdExport(args, print);
+      default:
+        throw new OtfuseError('BAD_USAGE', `unknown command '${command}' (try otfuse --help)`);
     }
   } finally {
     bar.done();
@@ -137,14 +166,16 @@ async function cmdEval(args: ParsedArgs, context: JobContext): Promise<number> {
   const data = dataArg(args);
   if (!data) throw new OtfuseError('BAD_USAGE', 'eval needs --data');
   const result = await engine.evaluate({ model, data, provider: provider(args), batchSize: num(args, 'batch-size') }, context);
-  print(args, result, () => [
-    `model     ${model}`,
-    `samples   ${result.samples}`,
-    `accuracy  ${(result.accuracy * 100).toFixed(2)} %`,
-    `loss      ${result.loss.toFixed(4)}`,
-    `time      ${result.seconds.toFixed(2)} s (${Math.round(result.samples / Math.max(result.seconds, 1e-9))} samples/s)`,
-    describeProvider(result.provider),
-  ].join('\n'));
+  print(args, result, () =>
+    [
+      `model     ${model}`,
+      `samples   ${result.samples}`,
+      `accuracy  ${(result.accuracy * 100).toFixed(2)} %`,
+      `loss      ${result.loss.toFixed(4)}`,
+      `time      ${result.seconds.toFixed(2)} s (${Math.round(result.samples / Math.max(result.seconds, 1e-9))} samples/s)`,
+      describeProvider(result.provider),
+    ].join('\n'),
+  );
   return 0;
 }
 
@@ -155,10 +186,15 @@ async function cmdInspect(args: ParsedArgs): Promise<number> {
   print(args, result, () => {
     const s = result.summary;
     const io = (list: typeof s.inputs) => list.map((v) => `  ${v.name}: ${v.type} [${v.shape.join(', ')}]`).join('\n');
-    const ops = Object.entries(s.opHistogram).sort((a, b) => b[1] - a[1]).map(([op, n]) => `${op} ${n}`).join(', ');
+    const ops = Object.entries(s.opHistogram)
+      .sort((a, b) => b[1] - a[1])
+      .map(([op, n]) => `${op} ${n}`)
+      .join(', ');
     const lines = [
       `model       ${s.file}`,
-      `producer    ${s.producer || '?'} (IR ${s.irVersion}, opset ${Object.entries(s.opsets).map(([d, v]) => `${d} ${v}`).join(', ')})`,
+      `producer    ${s.producer || '?'} (IR ${s.irVersion}, opset ${Object.entries(s.opsets)
+        .map(([d, v]) => `${d} ${v}`)
+        .join(', ')})`,
       `parameters  ${s.parameterCount.toLocaleString('en-US')} in ${s.initializerCount} initializers`,
       `nodes       ${s.nodeCount}`,
       `inputs\n${io(s.inputs)}`,
@@ -188,11 +224,21 @@ function recipeFrom(args: ParsedArgs): FuseRecipe {
   for (const { flag, field, spec } of recipeFlags()) {
     let value: unknown;
     switch (spec.type) {
-      case 'enum': value = oneOf(args, flag, spec.values); break;
-      case 'number': value = num(args, flag); break;
-      case 'boolean': value = bool(args, flag); break;
-      case 'numberArray': value = numList(args, flag); break;
-      case 'string': value = str(args, flag); break;
+      case 'enum':
+        value = oneOf(args, flag, spec.values);
+        break;
+      case 'number':
+        value = num(args, flag);
+        break;
+      case 'boolean':
+        value = bool(args, flag);
+        break;
+      case 'numberArray':
+        value = numList(args, flag);
+        break;
+      case 'string':
+        value = str(args, flag);
+        break;
     }
     if (value !== undefined) out[field] = value;
   }
@@ -200,8 +246,27 @@ function recipeFrom(args: ParsedArgs): FuseRecipe {
   return recipe;
 }
 
-const FUSE_FLAGS = ['anchor', 'output', 'recipe', ...recipeFlags().map((f) => f.flag), 'eval-data', 'eval-limit', 'eval', 'runs-dir', 'finetune', 'train-data', 'epochs', 'max-steps', 'lr',
-  'autotune', 'autotune-budget', 'baselines', 'teacher', 'kd-temp', 'kd-alpha'];
+const FUSE_FLAGS = [
+  'anchor',
+  'output',
+  'recipe',
+  ...recipeFlags().map((f) => f.flag),
+  'eval-data',
+  'eval-limit',
+  'eval',
+  'runs-dir',
+  'finetune',
+  'train-data',
+  'epochs',
+  'max-steps',
+  'lr',
+  'autotune',
+  'autotune-budget',
+  'baselines',
+  'teacher',
+  'kd-temp',
+  'kd-alpha',
+];
 
 async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
   rejectUnknown(args, known(...DATA_FLAGS, ...FUSE_FLAGS));
@@ -224,13 +289,21 @@ async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
   const budget = num(args, 'autotune-budget');
   if (bool(args, 'autotune') !== false && (explicit.length === 0 || bool(args, 'autotune') === true) && request.data !== undefined) {
     request.autotune = budget !== undefined ? { budgetSeconds: budget } : true;
-  } else if (budget !== undefined) throw new OtfuseError('BAD_USAGE', '--autotune-budget applies only when the recipe is auto-tuned (no recipe flags, or --autotune)');
+  } else if (budget !== undefined)
+    throw new OtfuseError('BAD_USAGE', '--autotune-budget applies only when the recipe is auto-tuned (no recipe flags, or --autotune)');
   if (bool(args, 'finetune')) {
     const train = dataArg(args, 'train-data');
     if (!train) throw new OtfuseError('BAD_USAGE', '--finetune needs --train-data');
     const teachers = strList(args, 'teacher');
-    request.finetune = { data: train, evalData: request.evalData ?? request.data, epochs: num(args, 'epochs'), maxSteps: num(args, 'max-steps'), lr: num(args, 'lr'), batchSize: num(args, 'batch-size'),
-      ...(teachers.length ? { teachers, kdTemp: num(args, 'kd-temp'), kdAlpha: num(args, 'kd-alpha') } : {}) };
+    request.finetune = {
+      data: train,
+      evalData: request.evalData ?? request.data,
+      epochs: num(args, 'epochs'),
+      maxSteps: num(args, 'max-steps'),
+      lr: num(args, 'lr'),
+      batchSize: num(args, 'batch-size'),
+      ...(teachers.length ? { teachers, kdTemp: num(args, 'kd-temp'), kdAlpha: num(args, 'kd-alpha') } : {}),
+    };
   }
   const result = await engine.fuse(request, context);
   print(args, result, () => formatRun(result));
@@ -239,15 +312,38 @@ async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
 
 export function formatRun(result: FuseResult): string {
   const r: RunRecord = result.record;
-  const rows = r.metrics.map((m) => [m.label, m.accuracy === undefined ? '—' : `${(m.accuracy * 100).toFixed(2)} %${m.sd !== undefined ? ` ± ${(m.sd * 100).toFixed(2)}` : ''}`, m.loss === undefined ? '—' : m.loss.toFixed(4)]);
+  const rows = r.metrics.map((m) => [
+    m.label,
+    m.accuracy === undefined ? '—' : `${(m.accuracy * 100).toFixed(2)} %${m.sd !== undefined ? ` ± ${(m.sd * 100).toFixed(2)}` : ''}`,
+    m.loss === undefined ? '—' : m.loss.toFixed(4),
+  ]);
   let table = rows.length ? formatTable(['model', 'accuracy', 'loss'], rows) : '(evaluation skipped)';
   // Without --eval-data the numbers were measured on the calibration data itself: say so, they are no result.
   if (rows.length && r.evalIsCalibration) table = `measured on the CALIBRATION data (no separate --eval-data): not a held-out result\n${table}`;
-  const timings = Object.entries(r.timings).map(([stage, s]) => `  ${stage.padEnd(14)} ${s.toFixed(2)} s`).join('\n');
+  const timings = Object.entries(r.timings)
+    .map(([stage, s]) => `  ${stage.padEnd(14)} ${s.toFixed(2)} s`)
+    .join('\n');
   const memory = r.peakRssBytes ? [`  ${'peak RSS'.padEnd(14)} ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GB`] : [];
   const warnings = (r.warnings ?? []).map((w) => `warning: ${w}`);
-  const tuned = r.autotune ? ['', `recipe      auto-tuned in ${r.autotune.seconds.toFixed(1)} s: ${r.autotune.chosenLabel} (held-out ${r.autotune.heldOutSamples} calibration samples; ${r.autotune.trials.filter((t) => !t.skipped).length} of ${r.autotune.trials.length} recipes tried)`] : [];
-  return [`run         ${result.runDir}`, `fused model ${r.fusedModel}`, `anchor      ${r.anchor}`, ...tuned, ...(warnings.length ? ['', ...warnings] : []), '', table, '', 'wall time per stage', timings, ...memory].join('\n');
+  const tuned = r.autotune
+    ? [
+        '',
+        `recipe      auto-tuned in ${r.autotune.seconds.toFixed(1)} s: ${r.autotune.chosenLabel} (held-out ${r.autotune.heldOutSamples} calibration samples; ${r.autotune.trials.filter((t) => !t.skipped).length} of ${r.autotune.trials.length} recipes tried)`,
+      ]
+    : [];
+  return [
+    `run         ${result.runDir}`,
+    `fused model ${r.fusedModel}`,
+    `anchor      ${r.anchor}`,
+    ...tuned,
+    ...(warnings.length ? ['', ...warnings] : []),
+    '',
+    table,
+    '',
+    'wall time per stage',
+    timings,
+    ...memory,
+  ].join('\n');
 }
 
 export function formatTable(header: string[], rows: string[][]): string {
@@ -257,28 +353,69 @@ export function formatTable(header: string[], rows: string[][]): string {
 }
 
 async function cmdFinetune(args: ParsedArgs, context: JobContext): Promise<number> {
-  rejectUnknown(args, known(...DATA_FLAGS, 'eval', 'eval-data', 'output', 'epochs', 'max-steps', 'lr', 'weight-decay', 'warmup-steps', 'label-smoothing', 'clip-norm', 'seed', 'teacher', 'kd-temp', 'kd-alpha'));
+  rejectUnknown(
+    args,
+    known(
+      ...DATA_FLAGS,
+      'eval',
+      'eval-data',
+      'output',
+      'epochs',
+      'max-steps',
+      'lr',
+      'weight-decay',
+      'warmup-steps',
+      'label-smoothing',
+      'clip-norm',
+      'seed',
+      'teacher',
+      'kd-temp',
+      'kd-alpha',
+    ),
+  );
   const teachers = strList(args, 'teacher');
-  if (!teachers.length && (num(args, 'kd-temp') !== undefined || num(args, 'kd-alpha') !== undefined)) throw new OtfuseError('BAD_USAGE', '--kd-temp and --kd-alpha need at least one --teacher');
+  if (!teachers.length && (num(args, 'kd-temp') !== undefined || num(args, 'kd-alpha') !== undefined))
+    throw new OtfuseError('BAD_USAGE', '--kd-temp and --kd-alpha need at least one --teacher');
   const model = requireOne(args, 'model');
   const data = dataArg(args);
   const output = str(args, 'output');
   if (!data) throw new OtfuseError('BAD_USAGE', 'finetune needs --data');
   if (!output) throw new OtfuseError('BAD_USAGE', 'finetune needs -o OUTPUT.onnx');
-  const result = await engine.finetune({
-    model, data, output,
-    evalData: str(args, 'eval') ?? str(args, 'eval-data'),
-    epochs: num(args, 'epochs'), maxSteps: num(args, 'max-steps'), lr: num(args, 'lr'), batchSize: num(args, 'batch-size'),
-    weightDecay: num(args, 'weight-decay'), warmupSteps: num(args, 'warmup-steps'), labelSmoothing: num(args, 'label-smoothing'),
-    clipNorm: num(args, 'clip-norm'), seed: num(args, 'seed'), provider: provider(args),
-    ...(teachers.length ? { teachers, kdTemp: num(args, 'kd-temp'), kdAlpha: num(args, 'kd-alpha') } : {}),
-  }, context);
+  const result = await engine.finetune(
+    {
+      model,
+      data,
+      output,
+      evalData: str(args, 'eval') ?? str(args, 'eval-data'),
+      epochs: num(args, 'epochs'),
+      maxSteps: num(args, 'max-steps'),
+      lr: num(args, 'lr'),
+      batchSize: num(args, 'batch-size'),
+      weightDecay: num(args, 'weight-decay'),
+      warmupSteps: num(args, 'warmup-steps'),
+      labelSmoothing: num(args, 'label-smoothing'),
+      clipNorm: num(args, 'clip-norm'),
+      seed: num(args, 'seed'),
+      provider: provider(args),
+      ...(teachers.length ? { teachers, kdTemp: num(args, 'kd-temp'), kdAlpha: num(args, 'kd-alpha') } : {}),
+    },
+    context,
+  );
   print(args, result, () => {
     const evals = result.evals.map((e) => `  epoch ${e.epoch}: accuracy ${(e.accuracy * 100).toFixed(2)} %, loss ${e.loss.toFixed(4)}`).join('\n');
     const last = result.history[result.history.length - 1];
-    const kd = result.distill ? `distilled   from ${result.distill.teachers.map((t) => path.basename(t)).join(', ')} (T ${result.distill.temperature}, α ${result.distill.alpha})` : '';
-    return [`output      ${result.output}`, kd, `steps       ${result.steps} (${result.epochs} epochs) in ${result.seconds.toFixed(1)} s, ${Math.round(result.samplesPerSecond)} samples/s`,
-      `final loss  ${last ? last.loss.toFixed(4) : '—'}`, evals].filter(Boolean).join('\n');
+    const kd = result.distill
+      ? `distilled   from ${result.distill.teachers.map((t) => path.basename(t)).join(', ')} (T ${result.distill.temperature}, α ${result.distill.alpha})`
+      : '';
+    return [
+      `output      ${result.output}`,
+      kd,
+      `steps       ${result.steps} (${result.epochs} epochs) in ${result.seconds.toFixed(1)} s, ${Math.round(result.samplesPerSecond)} samples/s`,
+      `final loss  ${last ? last.loss.toFixed(4) : '—'}`,
+      evals,
+    ]
+      .filter(Boolean)
+      .join('\n');
   });
   return 0;
 }
@@ -308,7 +445,9 @@ async function cmdDemo(args: ParsedArgs, context: JobContext): Promise<number> {
     // (nothing is selected on the test images).
     finetune: { data: path.join(root, 'data', 'fmnist-train-5k.json'), epochs: 1, teachers: pair, keep: 'last', evalData: calib },
   };
-  console.error(`otfuse demo: fusing ${path.basename(pair[1])} onto ${path.basename(pair[0])} (recipe auto-tuned on calib200.npz; evaluation: 2,000 Fashion-MNIST test images), then the same finetune (1 epoch on 5,000 training images, distillation from both parents) for the fused model, each parent and the vanilla average, ${seeds} seed${seeds > 1 ? 's' : ''} each`);
+  console.error(
+    `otfuse demo: fusing ${path.basename(pair[1])} onto ${path.basename(pair[0])} (recipe auto-tuned on calib200.npz; evaluation: 2,000 Fashion-MNIST test images), then the same finetune (1 epoch on 5,000 training images, distillation from both parents) for the fused model, each parent and the vanilla average, ${seeds} seed${seeds > 1 ? 's' : ''} each`,
+  );
   const result = await engine.fuse(request, context);
   print(args, result, () => `${formatRun(result)}\n\n${demoVerdict(result.record)}`);
   return 0;
@@ -348,7 +487,9 @@ async function cmdProviders(args: ParsedArgs): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (err) => {
     const info = toErrorInfo(err);
     if (process.argv.includes('--json')) console.log(JSON.stringify({ error: info }, null, 2));

@@ -71,23 +71,48 @@ export class EngineClient implements EngineApi {
     return this.worker?.rss;
   }
 
-  providers(choice?: Parameters<EngineApi['providers']>[0]) { return this.invoke('providers', choice) as ReturnType<EngineApi['providers']>; }
-  inspect(request: Parameters<EngineApi['inspect']>[0]) { return this.invoke('inspect', request) as ReturnType<EngineApi['inspect']>; }
-  check(request: Parameters<EngineApi['check']>[0]) { return this.invoke('check', request) as ReturnType<EngineApi['check']>; }
-  evaluate(request: Parameters<EngineApi['evaluate']>[0], context?: JobContext) { return this.invoke('evaluate', request, context) as ReturnType<EngineApi['evaluate']>; }
-  fuse(request: Parameters<EngineApi['fuse']>[0], context?: JobContext) { return this.invoke('fuse', request, context) as ReturnType<EngineApi['fuse']>; }
-  finetune(request: Parameters<EngineApi['finetune']>[0], context?: JobContext) { return this.invoke('finetune', request, context) as ReturnType<EngineApi['finetune']>; }
-  importHf(request: Parameters<EngineApi['importHf']>[0]) { return this.invoke('importHf', request) as ReturnType<EngineApi['importHf']>; }
-  exportHf(request: Parameters<EngineApi['exportHf']>[0]) { return this.invoke('exportHf', request) as ReturnType<EngineApi['exportHf']>; }
-  finetuneRun(request: Parameters<EngineApi['finetuneRun']>[0], context?: JobContext) { return this.invoke('finetuneRun', request, context) as ReturnType<EngineApi['finetuneRun']>; }
-  describeData(files: string[]) { return this.invoke('describeData', files) as ReturnType<EngineApi['describeData']>; }
-  reevaluateRun(request: Parameters<EngineApi['reevaluateRun']>[0], context?: JobContext) { return this.invoke('reevaluateRun', request, context) as ReturnType<EngineApi['reevaluateRun']>; }
+  providers(choice?: Parameters<EngineApi['providers']>[0]) {
+    return this.invoke('providers', choice) as ReturnType<EngineApi['providers']>;
+  }
+  inspect(request: Parameters<EngineApi['inspect']>[0]) {
+    return this.invoke('inspect', request) as ReturnType<EngineApi['inspect']>;
+  }
+  check(request: Parameters<EngineApi['check']>[0]) {
+    return this.invoke('check', request) as ReturnType<EngineApi['check']>;
+  }
+  evaluate(request: Parameters<EngineApi['evaluate']>[0], context?: JobContext) {
+    return this.invoke('evaluate', request, context) as ReturnType<EngineApi['evaluate']>;
+  }
+  fuse(request: Parameters<EngineApi['fuse']>[0], context?: JobContext) {
+    return this.invoke('fuse', request, context) as ReturnType<EngineApi['fuse']>;
+  }
+  finetune(request: Parameters<EngineApi['finetune']>[0], context?: JobContext) {
+    return this.invoke('finetune', request, context) as ReturnType<EngineApi['finetune']>;
+  }
+  importHf(request: Parameters<EngineApi['importHf']>[0]) {
+    return this.invoke('importHf', request) as ReturnType<EngineApi['importHf']>;
+  }
+  exportHf(request: Parameters<EngineApi['exportHf']>[0]) {
+    return this.invoke('exportHf', request) as ReturnType<EngineApi['exportHf']>;
+  }
+  finetuneRun(request: Parameters<EngineApi['finetuneRun']>[0], context?: JobContext) {
+    return this.invoke('finetuneRun', request, context) as ReturnType<EngineApi['finetuneRun']>;
+  }
+  describeData(files: string[]) {
+    return this.invoke('describeData', files) as ReturnType<EngineApi['describeData']>;
+  }
+  reevaluateRun(request: Parameters<EngineApi['reevaluateRun']>[0], context?: JobContext) {
+    return this.invoke('reevaluateRun', request, context) as ReturnType<EngineApi['reevaluateRun']>;
+  }
 
   async ping(): Promise<{ pid: number; memory: number }> {
     const worker = this.start();
-    return Promise.race([worker.remote.ping(), worker.exited.then((reason) => {
-      throw worker.killedBecause ? new OtfuseError(worker.killedBecause.code, worker.killedBecause.message) : crashed(reason);
-    })]);
+    return Promise.race([
+      worker.remote.ping(),
+      worker.exited.then((reason) => {
+        throw worker.killedBecause ? new OtfuseError(worker.killedBecause.code, worker.killedBecause.message) : crashed(reason);
+      }),
+    ]);
   }
 
   /** Test hook: asks the worker to die (needs OTFUSE_TEST_HOOKS=1 in its env). */
@@ -117,7 +142,12 @@ export class EngineClient implements EngineApi {
     this.worker = undefined;
   }
 
-  private async invoke(method: EngineMethod, request: unknown, context: JobContext = {}, via?: (remote: Comlink.Remote<HostApi>, jobId: string) => Promise<Outcome<unknown>>): Promise<unknown> {
+  private async invoke(
+    method: EngineMethod,
+    request: unknown,
+    context: JobContext = {},
+    via?: (remote: Comlink.Remote<HostApi>, jobId: string) => Promise<Outcome<unknown>>,
+  ): Promise<unknown> {
     if (context.signal?.aborted) throw new OtfuseError('CANCELLED', 'cancelled by the user');
     const worker = this.start();
     const jobId = `${process.pid}-${++jobCounter}`;
@@ -126,7 +156,11 @@ export class EngineClient implements EngineApi {
     const onAbort = () => {
       void worker.remote.cancel(jobId);
       // A worker busy in synchronous work never sees the cancel: end the call by restarting the worker.
-      grace = setTimeout(() => this.kill(worker, 'CANCELLED', `cancelled by the user (the worker did not stop within ${this.settings.cancelGraceMs / 1000} s, so it was restarted)`), this.settings.cancelGraceMs);
+      grace = setTimeout(
+        () =>
+          this.kill(worker, 'CANCELLED', `cancelled by the user (the worker did not stop within ${this.settings.cancelGraceMs / 1000} s, so it was restarted)`),
+        this.settings.cancelGraceMs,
+      );
     };
     context.signal?.addEventListener('abort', onAbort);
     let outcome: Outcome<unknown>;
@@ -156,7 +190,9 @@ export class EngineClient implements EngineApi {
     let rss = worker.rss;
     try {
       rss = (await Promise.race([worker.remote.ping(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000))])).memory;
-    } catch { /* use the last heartbeat */ }
+    } catch {
+      /* use the last heartbeat */
+    }
     if (rss > this.settings.recycleAboveBytes) {
       this.kill(worker, 'WORKER_CRASHED', `the worker was recycled after a failed call left it holding ${Math.round(rss / 2 ** 20)} MiB`);
     }
@@ -178,18 +214,29 @@ export class EngineClient implements EngineApi {
     const child = fork(script, [], {
       execPath: this.options.execPath ?? process.execPath,
       // Transparent huge pages for malloc: large OT buffers (75 MB at 3072²) page-fault ~2× faster with them.
-      env: { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1', ...process.env, ...this.options.env, ELECTRON_RUN_AS_NODE: '1', [HEARTBEAT_ENV]: String(this.settings.heartbeatMs) },
+      env: {
+        GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1',
+        ...process.env,
+        ...this.options.env,
+        ELECTRON_RUN_AS_NODE: '1',
+        [HEARTBEAT_ENV]: String(this.settings.heartbeatMs),
+      },
       serialization: 'advanced',
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     const progress = new Map<string, (event: ProgressEvent) => void>();
-    const forward = (chunk: Buffer) => { for (const line of chunk.toString().split('\n')) if (line.trim()) this.options.onLog?.(line); };
+    const forward = (chunk: Buffer) => {
+      for (const line of chunk.toString().split('\n')) if (line.trim()) this.options.onLog?.(line);
+    };
     child.stdout?.on('data', forward);
     child.stderr?.on('data', forward);
     child.on('message', (message: unknown) => {
       const env = message as Envelope;
       if (env?.ch === 'progress') progress.get(env.jobId)?.(env.event);
-      else if (env?.ch === 'beat') { worker.lastBeat = Date.now(); worker.rss = env.rss; }
+      else if (env?.ch === 'beat') {
+        worker.lastBeat = Date.now();
+        worker.rss = env.rss;
+      }
     });
     const exited = new Promise<string>((resolve) => {
       child.once('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exited with code ${code}`));
@@ -199,14 +246,17 @@ export class EngineClient implements EngineApi {
     this.worker = worker;
     // The watchdog: no heartbeat for deadlineMs means the worker is stuck; it is killed, its calls fail with why.
     const { deadlineMs, heartbeatMs } = this.settings;
-    const watchdog = setInterval(() => {
-      const silent = Date.now() - worker.lastBeat;
-      if (silent > deadlineMs) {
-        const message = `the otfuse worker stopped answering for ${(silent / 1000).toFixed(1)} s (blocked in synchronous work or hung), so it was killed; the next command starts a new one`;
-        this.kill(worker, 'WORKER_CRASHED', message);
-        if (!this.disposed) this.options.onCrash?.(message);
-      }
-    }, Math.max(50, Math.min(heartbeatMs, deadlineMs / 4)));
+    const watchdog = setInterval(
+      () => {
+        const silent = Date.now() - worker.lastBeat;
+        if (silent > deadlineMs) {
+          const message = `the otfuse worker stopped answering for ${(silent / 1000).toFixed(1)} s (blocked in synchronous work or hung), so it was killed; the next command starts a new one`;
+          this.kill(worker, 'WORKER_CRASHED', message);
+          if (!this.disposed) this.options.onCrash?.(message);
+        }
+      },
+      Math.max(50, Math.min(heartbeatMs, deadlineMs / 4)),
+    );
     watchdog.unref();
     void exited.then((reason) => {
       clearInterval(watchdog);

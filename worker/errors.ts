@@ -25,7 +25,19 @@ export class OtfuseError extends Error implements ErrorInfo {
   }
 }
 
-export const ERROR_CODES: readonly ErrorCode[] = ['BAD_USAGE', 'BAD_MODEL', 'BAD_DATA', 'UNSUPPORTED', 'MISMATCH', 'PROVIDER', 'NUMERIC', 'IO', 'CANCELLED', 'WORKER_CRASHED', 'INTERNAL'];
+export const ERROR_CODES: readonly ErrorCode[] = [
+  'BAD_USAGE',
+  'BAD_MODEL',
+  'BAD_DATA',
+  'UNSUPPORTED',
+  'MISMATCH',
+  'PROVIDER',
+  'NUMERIC',
+  'IO',
+  'CANCELLED',
+  'WORKER_CRASHED',
+  'INTERNAL',
+];
 
 /** Node's error codes in the documented vocabulary (anything else unexpected is INTERNAL). */
 const NODE_CODES: Record<string, { code: ErrorCode; say: string }> = {

@@ -46,7 +46,9 @@ const host: HostApi = {
     if (process.env.OTFUSE_TEST_HOOKS !== '1') return { ok: false, error: { code: 'BAD_USAGE', message: 'test hooks are disabled' } };
     if (hook.kind === 'block') {
       const until = Date.now() + hook.ms;
-      while (Date.now() < until) { /* synchronous work: no beats, no answers */ }
+      while (Date.now() < until) {
+        /* synchronous work: no beats, no answers */
+      }
       return { ok: true, value: null };
     }
     // Memory that a failed call leaves behind (touched, so it is resident).

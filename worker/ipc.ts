@@ -5,10 +5,20 @@ import type { Endpoint } from 'comlink';
 import type { ErrorInfo } from './errors';
 import type { ProgressEvent } from './types';
 
-export interface RpcEnvelope { ch: 'rpc'; data: unknown }
-export interface ProgressEnvelope { ch: 'progress'; jobId: string; event: ProgressEvent }
+export interface RpcEnvelope {
+  ch: 'rpc';
+  data: unknown;
+}
+export interface ProgressEnvelope {
+  ch: 'progress';
+  jobId: string;
+  event: ProgressEvent;
+}
 /** The worker's heartbeat: sent from its event loop, so it stops when the worker is blocked in synchronous work. */
-export interface BeatEnvelope { ch: 'beat'; rss: number }
+export interface BeatEnvelope {
+  ch: 'beat';
+  rss: number;
+}
 export type Envelope = RpcEnvelope | ProgressEnvelope | BeatEnvelope;
 
 /** Environment variable carrying the heartbeat period (ms) to the worker. */
@@ -21,7 +31,8 @@ export type TestHook = { kind: 'block'; ms: number } | { kind: 'leak'; mb: numbe
 /** A result that keeps the error's code and location across the boundary (comlink would keep only the message). */
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo };
 
-export type EngineMethod = 'providers' | 'inspect' | 'check' | 'evaluate' | 'fuse' | 'finetune' | 'importHf' | 'exportHf' | 'finetuneRun' | 'reevaluateRun' | 'describeData';
+export type EngineMethod =
+  'providers' | 'inspect' | 'check' | 'evaluate' | 'fuse' | 'finetune' | 'importHf' | 'exportHf' | 'finetuneRun' | 'reevaluateRun' | 'describeData';
 
 /** What the worker process exposes over comlink. */
 export interface HostApi {

@@ -47,10 +47,14 @@ function describe(rule: NumberRule): string {
 
 /** Checks one value against its flag's rule; returns it. */
 export function checkNumber(flag: string, value: number, rule: NumberRule | undefined = NUMBER_RULES[flag]): number {
-  const bad = typeof value !== 'number' || !Number.isFinite(value)
-    || (rule?.integer && !Number.isSafeInteger(value))
-    || (rule?.min !== undefined && value < rule.min) || (rule?.above !== undefined && value <= rule.above)
-    || (rule?.max !== undefined && value > rule.max) || (rule?.below !== undefined && value >= rule.below);
+  const bad =
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    (rule?.integer && !Number.isSafeInteger(value)) ||
+    (rule?.min !== undefined && value < rule.min) ||
+    (rule?.above !== undefined && value <= rule.above) ||
+    (rule?.max !== undefined && value > rule.max) ||
+    (rule?.below !== undefined && value >= rule.below);
   if (bad) throw new OtfuseError('BAD_USAGE', `--${flag} must be ${rule ? describe(rule) : 'a finite number'}${rule ? ` (${rule.what})` : ''}; got ${value}`);
   return value;
 }
@@ -83,8 +87,17 @@ export function checkDataArg(arg: unknown): void {
 
 /** Field name in engine requests → CLI flag. */
 const FIELDS: Record<string, string> = {
-  batchSize: 'batch-size', limit: 'limit', evalLimit: 'eval-limit', epochs: 'epochs', maxSteps: 'max-steps', warmupSteps: 'warmup-steps',
-  seed: 'seed', lr: 'lr', weightDecay: 'weight-decay', labelSmoothing: 'label-smoothing', clipNorm: 'clip-norm',
+  batchSize: 'batch-size',
+  limit: 'limit',
+  evalLimit: 'eval-limit',
+  epochs: 'epochs',
+  maxSteps: 'max-steps',
+  warmupSteps: 'warmup-steps',
+  seed: 'seed',
+  lr: 'lr',
+  weightDecay: 'weight-decay',
+  labelSmoothing: 'label-smoothing',
+  clipNorm: 'clip-norm',
 };
 
 /** Checks the numeric fields of an engine request (evaluate, fuse, finetune, or a fuse request's finetune stage). */

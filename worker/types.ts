@@ -67,7 +67,6 @@ export interface ModelSummary {
   metadata?: Record<string, string>;
 }
 
-
 /** A `--data` argument: a path (.npz, .json spec, IDX images) or a spec object. */
 export type DataArg = string | DatasetSpec;
 
@@ -292,7 +291,17 @@ export interface RunRecord {
    * calibration set with plain averaging and after the refit, and the ridge λ used. */
   refit?: { name: string; errorAverage: number; errorRefit: number; lambda: number; rows: number }[];
   /** Activation capture: forward passes, kept/candidate tokens per tensor geometry, peak bytes (per model). */
-  capture?: { mode: 'all' | 'staged'; passes: number; seconds: number; cpuSeconds: number; tokenBudget: number; tokenSeed: number; tokens: { candidates: number; kept: number }[]; peakActivationBytes: number; peakCacheBytes: number };
+  capture?: {
+    mode: 'all' | 'staged';
+    passes: number;
+    seconds: number;
+    cpuSeconds: number;
+    tokenBudget: number;
+    tokenSeed: number;
+    tokens: { candidates: number; kept: number }[];
+    peakActivationBytes: number;
+    peakCacheBytes: number;
+  };
   /** Peak resident set size of the process during the run (bytes). */
   peakRssBytes?: number;
   /** True when no separate evaluation data was given and the metrics were measured on the calibration data:
@@ -327,7 +336,7 @@ export interface FinetuneOptions {
   /** Also evaluate before the first step (reported as `initial`). */
   evalBefore?: boolean;
   /** Re-initialise the parameters first (train the architecture from scratch; uses `seed`). */
-  reinitialize?: boolean;  /** Distillation: teacher models (ONNX) whose mean softened probabilities the model also learns from. */
+  reinitialize?: boolean; /** Distillation: teacher models (ONNX) whose mean softened probabilities the model also learns from. */
   teachers?: string[];
   /** Distillation temperature T (default 2). */
   kdTemp?: number;

@@ -13,7 +13,10 @@ async function throughput(batchSize: number, samples: number): Promise<number> {
   await runner.run(batch, binding); // warm-up
   const t0 = performance.now();
   let done = 0;
-  while (done < samples) { await runner.run(batch, binding); done += batchSize; }
+  while (done < samples) {
+    await runner.run(batch, binding);
+    done += batchSize;
+  }
   const s = (performance.now() - t0) / 1000;
   await runner.release();
   return done / s;
@@ -28,8 +31,21 @@ async function main(): Promise<void> {
   const fm = '/usr/share/datasets/fashion-mnist';
   const rss: (string | number)[][] = [];
   for (const limit of [1000, 10000]) {
-    const r = runWithPeakRss(cli, ['eval', 'examples/vit48_s10.onnx', '--data', `${fm}/t10k-images-idx3-ubyte.gz`, '--labels', `${fm}/t10k-labels-idx1-ubyte.gz`,
-      '--mean', '0.286', '--std', '0.353', '--limit', String(limit), '--json']);
+    const r = runWithPeakRss(cli, [
+      'eval',
+      'examples/vit48_s10.onnx',
+      '--data',
+      `${fm}/t10k-images-idx3-ubyte.gz`,
+      '--labels',
+      `${fm}/t10k-labels-idx1-ubyte.gz`,
+      '--mean',
+      '0.286',
+      '--std',
+      '0.353',
+      '--limit',
+      String(limit),
+      '--json',
+    ]);
     rss.push([limit, r.seconds.toFixed(2), r.peakMiB.toFixed(0)]);
   }
   console.log(markdownTable(['images evaluated', 'wall s', 'peak RSS MiB'], rss));

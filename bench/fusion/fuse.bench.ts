@@ -13,20 +13,40 @@ import { machine, markdownTable, runWithPeakRss } from '../common';
 const VIT = path.join(process.cwd(), 'test', 'fixtures', 'vit');
 const ref = JSON.parse(fs.readFileSync(path.join(VIT, 'reference-results.json'), 'utf8'));
 
-interface Case { key: string; label: string; other: string; recipe: FuseRecipe; refKey: string }
+interface Case {
+  key: string;
+  label: string;
+  other: string;
+  recipe: FuseRecipe;
+  refKey: string;
+}
 const CASES: Case[] = [
   { key: 'sinkhorn', label: 'vit48_s10 → s11, Sinkhorn 0.08 (default)', other: 'vit48_s10.onnx', recipe: {}, refKey: 'vit48_sinkhorn' },
   { key: 'emd', label: 'vit48_s10 → s11, EMD', other: 'vit48_s10.onnx', recipe: { solver: 'emd' }, refKey: 'vit48_emd' },
   { key: 'het', label: 'vit72_s12 → s11 (heterogeneous), Sinkhorn 0.08', other: 'vit72_s12.onnx', recipe: {}, refKey: 'het72to48_sinkhorn' },
-  { key: 'reference', label: "vit48_s10 → s11, preset 'reference' (batch 1)", other: 'vit48_s10.onnx', recipe: { preset: 'reference' }, refKey: 'vit48_sinkhorn' },
+  {
+    key: 'reference',
+    label: "vit48_s10 → s11, preset 'reference' (batch 1)",
+    other: 'vit48_s10.onnx',
+    recipe: { preset: 'reference' },
+    refKey: 'vit48_sinkhorn',
+  },
 ];
 
 async function fuseOnce(c: Case): Promise<Record<string, number>> {
   const runsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'otfuse-bench-'));
   try {
-    const { record } = await fuseModels({
-      models: [path.join(VIT, 'vit48_s11.onnx'), path.join(VIT, c.other)], data: path.join(VIT, 'calib200.npz'), runsDir, skipEval: true, recipe: c.recipe, provider: 'cpu',
-    }, {});
+    const { record } = await fuseModels(
+      {
+        models: [path.join(VIT, 'vit48_s11.onnx'), path.join(VIT, c.other)],
+        data: path.join(VIT, 'calib200.npz'),
+        runsDir,
+        skipEval: true,
+        recipe: c.recipe,
+        provider: 'cpu',
+      },
+      {},
+    );
     const t = record.timings;
     return { ...t, endToEnd: t.load + t.analyze + t.activations + t.align + t.average + t.write };
   } finally {
@@ -55,16 +75,38 @@ async function main(): Promise<void> {
     const r = ref.fusion[c.refKey].timings_s;
     const refTotal = r.activations + r.otfusion + r.build_fused_model;
     rows.push([
-      c.label, med.activations.toFixed(3), (med.align + med.average).toFixed(3), med.write.toFixed(3), med.endToEnd.toFixed(3),
-      coldT.endToEnd.toFixed(3), cold.seconds.toFixed(2), cold.peakMiB.toFixed(0),
+      c.label,
+      med.activations.toFixed(3),
+      (med.align + med.average).toFixed(3),
+      med.write.toFixed(3),
+      med.endToEnd.toFixed(3),
+      coldT.endToEnd.toFixed(3),
+      cold.seconds.toFixed(2),
+      cold.peakMiB.toFixed(0),
       `${r.activations.toFixed(2)} + ${r.otfusion.toFixed(2)} + ${r.build_fused_model.toFixed(2)} = ${refTotal.toFixed(2)}`,
       `${(refTotal / med.endToEnd).toFixed(1)}× (cold ${(refTotal / coldT.endToEnd).toFixed(1)}×)`,
     ]);
   }
-  console.log(markdownTable(
-    ['pair', 'activations s', 'OT + average s', 'write s', 'end-to-end s (warm, median of 3)', 'end-to-end s (cold process)', 'process wall s (incl. Node + ORT start)', 'peak RSS MiB', 'reference s (acts + OT + build)', 'speed-up'],
-    rows,
-  ));
+  console.log(
+    markdownTable(
+      [
+        'pair',
+        'activations s',
+        'OT + average s',
+        'write s',
+        'end-to-end s (warm, median of 3)',
+        'end-to-end s (cold process)',
+        'process wall s (incl. Node + ORT start)',
+        'peak RSS MiB',
+        'reference s (acts + OT + build)',
+        'speed-up',
+      ],
+      rows,
+    ),
+  );
 }
 
-main().catch((err) => { console.error(err); process.exit(1); });
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -22,7 +22,12 @@ async function main(): Promise<void> {
     const s = (performance.now() - t0) / 1000;
     const v = (await evaluateModel(r.fused, val, { batchSize: 500, provider: 'cpu' })).accuracy;
     const t = (await evaluateModel(r.fused, test, { batchSize: 500, provider: 'cpu' })).accuracy;
-    console.log(`heterogeneous 72→48, refit ${refit} (ridge 0.01): val ${(v * 100).toFixed(2)} %, test (${test.size}) ${(t * 100).toFixed(2)} %, ${s.toFixed(1)} s`);
+    console.log(
+      `heterogeneous 72→48, refit ${refit} (ridge 0.01): val ${(v * 100).toFixed(2)} %, test (${test.size}) ${(t * 100).toFixed(2)} %, ${s.toFixed(1)} s`,
+    );
   }
 }
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

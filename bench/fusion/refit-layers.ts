@@ -15,4 +15,7 @@ async function main(): Promise<void> {
     for (const l of r.refit!) console.log(`  ${l.name.padEnd(22)} ${l.errorAverage.toFixed(4)} → ${l.errorRefit.toFixed(4)}`);
   }
 }
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -21,11 +21,20 @@ async function main(): Promise<void> {
   const models = [loadModel(path.join(EX, 'vit48_s11.onnx')), loadModel(path.join(EX, 'vit48_s10.onnx'))];
   for (const refit of ['none', 'regmean', 'regmean++'] as const) {
     for (const ridge of refit === 'none' ? [0] : [0, 0.01, 0.1]) {
-      const r = await fuseLoaded({ models, recipe: resolveRecipe({ refit, refitRidge: ridge }), calib, provider: 'cpu', tamper: (_k, _name, map) => identityMap(map.n) });
+      const r = await fuseLoaded({
+        models,
+        recipe: resolveRecipe({ refit, refitRidge: ridge }),
+        calib,
+        provider: 'cpu',
+        tamper: (_k, _name, map) => identityMap(map.n),
+      });
       const v = (await evaluateModel(r.fused, val, { batchSize: 500, provider: 'cpu' })).accuracy;
       const t = (await evaluateModel(r.fused, test, { batchSize: 500, provider: 'cpu' })).accuracy;
       console.log(`no alignment (identity maps), refit ${refit}, ridge ${ridge}: val ${(v * 100).toFixed(2)} %, test (${test.size}) ${(t * 100).toFixed(2)} %`);
     }
   }
 }
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -18,7 +18,9 @@ const FM = '/usr/share/datasets/fashion-mnist';
 const full = fs.existsSync(path.join(FM, 't10k-images-idx3-ubyte.gz'));
 const val = openDataset(path.join(EX, 'data', 'fmnist-train-5k.json'));
 const test2k = openDataset(path.join(EX, 'data', 'fmnist-test-2k.json'));
-const test10k = full ? openDataset({ path: path.join(FM, 't10k-images-idx3-ubyte.gz'), labels: path.join(FM, 't10k-labels-idx1-ubyte.gz'), mean: [0.286], std: [0.353] }) : undefined;
+const test10k = full
+  ? openDataset({ path: path.join(FM, 't10k-images-idx3-ubyte.gz'), labels: path.join(FM, 't10k-labels-idx1-ubyte.gz'), mean: [0.286], std: [0.353] })
+  : undefined;
 const calib = openDataset(path.join(EX, 'calib200.npz'));
 const quick = process.argv.includes('--quick');
 
@@ -29,11 +31,11 @@ async function acc(m: OnnxModel, d: Dataset): Promise<number> {
 const bases: [string, FuseRecipe][] = quick
   ? [['default (acts, Sinkhorn 0.08)', {}]]
   : [
-    ['default (acts, Sinkhorn 0.08)', {}],
-    ['EMD', { solver: 'emd' }],
-    ['head-aware EMD (preset exact)', { preset: 'exact' }],
-    ['Sinkhorn 0.08, weighted_matrix', { residualPolicy: 'weighted_matrix' }],
-  ];
+      ['default (acts, Sinkhorn 0.08)', {}],
+      ['EMD', { solver: 'emd' }],
+      ['head-aware EMD (preset exact)', { preset: 'exact' }],
+      ['Sinkhorn 0.08, weighted_matrix', { residualPolicy: 'weighted_matrix' }],
+    ];
 const ridges = quick ? [0.01, 0.1] : [0, 0.001, 0.01, 0.1, 1];
 
 async function main(): Promise<void> {
@@ -43,7 +45,10 @@ async function main(): Promise<void> {
   const pct = (x: number) => (x * 100).toFixed(2);
   const valRows: (string | number)[][] = [];
   const testRows: (string | number)[][] = [];
-  for (const [label, m] of [['parent vit48_s11 (anchor)', s11], ['parent vit48_s10', s10]] as const) {
+  for (const [label, m] of [
+    ['parent vit48_s11 (anchor)', s11],
+    ['parent vit48_s10', s10],
+  ] as const) {
     testRows.push([label, '', '', pct(await acc(m, val)), pct(await acc(m, test2k)), test10k ? pct(await acc(m, test10k)) : '—', '']);
   }
   for (const [label, base] of bases) {
@@ -59,7 +64,15 @@ async function main(): Promise<void> {
         if (!best || v > best.val) best = { ridge, val: v, fused: r.fused, secs, refitSecs: r.timings.refit ?? 0 };
       }
       const b = best!;
-      testRows.push([label, refit, refit === 'none' ? '—' : b.ridge, pct(b.val), pct(await acc(b.fused, test2k)), test10k ? pct(await acc(b.fused, test10k)) : '—', `${b.secs.toFixed(1)} (refit ${b.refitSecs.toFixed(1)})`]);
+      testRows.push([
+        label,
+        refit,
+        refit === 'none' ? '—' : b.ridge,
+        pct(b.val),
+        pct(await acc(b.fused, test2k)),
+        test10k ? pct(await acc(b.fused, test10k)) : '—',
+        `${b.secs.toFixed(1)} (refit ${b.refitSecs.toFixed(1)})`,
+      ]);
     }
   }
   console.log('\n### Ridge sweep on validation (5k train images)\n');
@@ -68,4 +81,7 @@ async function main(): Promise<void> {
   console.log(markdownTable(['model / base recipe', 'refit', 'refitRidge', 'val acc %', 'test 2k %', 'test 10k %', 'fusion s'], testRows));
 }
 
-main().catch((err) => { console.error(err); process.exit(1); });
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -36,16 +36,22 @@ async function main(): Promise<void> {
         if (fs.existsSync(cached)) return loadModel(cached);
         return opset === 17 ? loadGz(fixturePath(TRAINED, `${name}_s${seed}_op17`)) : undefined;
       };
-      const a = load(1), b = load(2);
+      const a = load(1),
+        b = load(2);
       if (!a || !b) continue;
       const t0 = performance.now();
       const r = await fuseLoaded({ models: [a, b], recipe: resolveRecipe({}), calib });
       const seconds = (performance.now() - t0) / 1000;
       const paper = await fuseLoaded({ models: [a, b], recipe: resolveRecipe({ preset: 'paper' }), calib });
       const emd = await fuseLoaded({ models: [a, b], recipe: resolveRecipe({ preset: 'paper', solver: 'emd' }), calib });
-      console.log(`| ${what} | ${opset} | ${pct(await acc(a))} | ${pct(await acc(b))} | ${pct(await acc(r.vanilla!))} | ${pct(await acc(r.fused))} | ${pct(await acc(paper.fused))} | ${pct(await acc(emd.fused))} | ${seconds.toFixed(1)} |`);
+      console.log(
+        `| ${what} | ${opset} | ${pct(await acc(a))} | ${pct(await acc(b))} | ${pct(await acc(r.vanilla!))} | ${pct(await acc(r.fused))} | ${pct(await acc(paper.fused))} | ${pct(await acc(emd.fused))} | ${seconds.toFixed(1)} |`,
+      );
     }
   }
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -47,32 +47,58 @@ async function runOn(provider: ProviderChoice, steps: number, work: string): Pro
   const t0 = performance.now();
   const fused = await engine.fuse({
     models: ['test/fixtures/vit/vit48_s11.onnx', 'test/fixtures/vit/vit48_s10.onnx'],
-    data: 'test/fixtures/vit/calib200.npz', evalData: fullTest, provider, runsDir: path.join(work, provider), recipe: { name: `device-${provider}` },
+    data: 'test/fixtures/vit/calib200.npz',
+    evalData: fullTest,
+    provider,
+    runsDir: path.join(work, provider),
+    recipe: { name: `device-${provider}` },
   });
   const fuseSeconds = (performance.now() - t0) / 1000;
   const record = fused.record;
   const mapsBytes = fs.readFileSync(path.join(fused.runDir, record.mapsFile ?? 'maps.safetensors'));
   const maps = Object.fromEntries(Object.entries(decodeSafetensors(mapsBytes).tensors).map(([k, t]) => [k, t.data]));
   const tuned = await engine.finetune({
-    model: path.join(fused.runDir, path.basename(record.fusedModel)), data: train, evalData: fullTest,
-    output: path.join(work, `${provider}-finetuned.onnx`), maxSteps: steps, batchSize: 64, lr: 1e-4, seed: 0, provider,
+    model: path.join(fused.runDir, path.basename(record.fusedModel)),
+    data: train,
+    evalData: fullTest,
+    output: path.join(work, `${provider}-finetuned.onnx`),
+    maxSteps: steps,
+    batchSize: 64,
+    lr: 1e-4,
+    seed: 0,
+    provider,
   });
   const finetunedAccuracy = tuned.evals[tuned.evals.length - 1]?.accuracy ?? NaN;
   // Sinkhorn at 3072² (the BERT-base MLP width) on the same provider.
-  const n = 3072, d = 16;
+  const n = 3072,
+    d = 16;
   let seed = 42;
-  const rand = () => { seed = (seed * 1664525 + 1013904223) >>> 0; return seed / 2 ** 32; };
+  const rand = () => {
+    seed = (seed * 1664525 + 1013904223) >>> 0;
+    return seed / 2 ** 32;
+  };
   const X = Float32Array.from({ length: n * d }, rand);
   const Y = Float32Array.from({ length: n * d }, rand);
   const M = groundMetric(X, Y, n, n, d, { metric: 'euclidean', normalize: 'max' }).cost;
-  await sinkhornAsync(uniform(256), uniform(256), M.subarray(0, 256 * 256), 0.08, { backend: 'ort', provider: provider === 'auto' ? 'cpu' : provider as 'cpu' });
+  await sinkhornAsync(uniform(256), uniform(256), M.subarray(0, 256 * 256), 0.08, {
+    backend: 'ort',
+    provider: provider === 'auto' ? 'cpu' : (provider as 'cpu'),
+  });
   const s0 = performance.now();
-  const sk = await sinkhornAsync(uniform(n), uniform(n), M, 0.08, { backend: 'ort', provider: provider === 'auto' ? 'cpu' : provider as 'cpu' });
+  const sk = await sinkhornAsync(uniform(n), uniform(n), M, 0.08, { backend: 'ort', provider: provider === 'auto' ? 'cpu' : (provider as 'cpu') });
   const sinkhornSeconds = (performance.now() - s0) / 1000;
   return {
-    provider, used: record.provider?.used ?? '?', fuseSeconds, fusedAccuracy: accuracyOf(record, 'ot'),
-    finetuneSeconds: tuned.seconds, finetuneSamplesPerSecond: tuned.samplesPerSecond, finetunedAccuracy,
-    sinkhornSeconds, sinkhornIterations: sk.iterations, maps, sinkhornPlanHead: sk.plan.slice(0, 4096),
+    provider,
+    used: record.provider?.used ?? '?',
+    fuseSeconds,
+    fusedAccuracy: accuracyOf(record, 'ot'),
+    finetuneSeconds: tuned.seconds,
+    finetuneSamplesPerSecond: tuned.samplesPerSecond,
+    finetunedAccuracy,
+    sinkhornSeconds,
+    sinkhornIterations: sk.iterations,
+    maps,
+    sinkhornPlanHead: sk.plan.slice(0, 4096),
   };
 }
 
@@ -90,7 +116,10 @@ async function main(): Promise<void> {
   console.log(`machine: ${machine()}`);
   const runs: ProviderRun[] = [];
   for (const p of providers) {
-    const report = await engine.providers(p).catch((e: Error) => { console.log(`${p}: unavailable — ${e.message}`); return undefined; });
+    const report = await engine.providers(p).catch((e: Error) => {
+      console.log(`${p}: unavailable — ${e.message}`);
+      return undefined;
+    });
     if (!report) continue;
     console.log(`${p}: ${report.reasons.join('; ')}`);
     try {
@@ -101,9 +130,21 @@ async function main(): Promise<void> {
       process.exitCode = 1;
     }
   }
-  const rows = runs.map((r) => [r.provider, r.used, r.fuseSeconds.toFixed(2), (r.fusedAccuracy * 100).toFixed(2), r.finetuneSeconds.toFixed(2),
-    Math.round(r.finetuneSamplesPerSecond), (r.finetunedAccuracy * 100).toFixed(2), (r.sinkhornSeconds * 1000).toFixed(0), r.sinkhornIterations]);
-  const table = markdownTable(['provider', 'ran on', 'fuse s', 'OT acc %', `finetune ${steps} steps s`, 'train img/s', 'finetuned acc %', 'Sinkhorn 3072² ms', 'iters'], rows);
+  const rows = runs.map((r) => [
+    r.provider,
+    r.used,
+    r.fuseSeconds.toFixed(2),
+    (r.fusedAccuracy * 100).toFixed(2),
+    r.finetuneSeconds.toFixed(2),
+    Math.round(r.finetuneSamplesPerSecond),
+    (r.finetunedAccuracy * 100).toFixed(2),
+    (r.sinkhornSeconds * 1000).toFixed(0),
+    r.sinkhornIterations,
+  ]);
+  const table = markdownTable(
+    ['provider', 'ran on', 'fuse s', 'OT acc %', `finetune ${steps} steps s`, 'train img/s', 'finetuned acc %', 'Sinkhorn 3072² ms', 'iters'],
+    rows,
+  );
   console.log(table);
   const agreement: string[] = [];
   let ok = true;
@@ -115,7 +156,9 @@ async function main(): Promise<void> {
     const dPlan = maxAbs(base.sinkhornPlanHead, r.sinkhornPlanHead);
     const pass = dAcc <= 0.2 && dFt <= 0.2 && dMap <= 1e-3;
     ok &&= pass;
-    agreement.push(`${r.provider} vs ${base.provider}: OT accuracy Δ ${dAcc.toFixed(2)} pt, finetuned Δ ${dFt.toFixed(2)} pt, maps max |Δ| ${dMap.toExponential(2)}, Sinkhorn plan max |Δ| ${dPlan.toExponential(2)} → ${pass ? 'agree' : 'DISAGREE'}`);
+    agreement.push(
+      `${r.provider} vs ${base.provider}: OT accuracy Δ ${dAcc.toFixed(2)} pt, finetuned Δ ${dFt.toFixed(2)} pt, maps max |Δ| ${dMap.toExponential(2)}, Sinkhorn plan max |Δ| ${dPlan.toExponential(2)} → ${pass ? 'agree' : 'DISAGREE'}`,
+    );
   }
   for (const line of agreement) console.log(line);
   if (out) {

@@ -21,7 +21,10 @@ if (!fs.existsSync(path.join(DIR, 'model.safetensors'))) {
 const onnxFile = path.join(ROOT, '.cache', 'hf-bench', 'bert-base.onnx');
 const out = path.join(ROOT, '.cache', 'hf-bench', 'bert-base-export');
 const rows: Record<string, { s: number[]; mib: number[] }> = {};
-const record = (what: string, s: number, mib: number) => { (rows[what] ??= { s: [], mib: [] }).s.push(s); rows[what].mib.push(mib); };
+const record = (what: string, s: number, mib: number) => {
+  (rows[what] ??= { s: [], mib: [] }).s.push(s);
+  rows[what].mib.push(mib);
+};
 
 for (let r = 0; r < rounds; r++) {
   const imp = runWithPeakRss(CLI, ['import', DIR, '-o', onnxFile]);
@@ -29,13 +32,17 @@ for (let r = 0; r < rounds; r++) {
   record('otfuse import (read safetensors, build graph, write .onnx)', imp.seconds, imp.peakMiB);
   const exp = runWithPeakRss(CLI, ['export', onnxFile, '--like', DIR, '-o', out, '--force']);
   if (exp.code !== 0) throw new Error('export failed');
-  if (!fs.readFileSync(path.join(out, 'model.safetensors')).equals(fs.readFileSync(path.join(DIR, 'model.safetensors')))) throw new Error('export is not byte-identical');
+  if (!fs.readFileSync(path.join(out, 'model.safetensors')).equals(fs.readFileSync(path.join(DIR, 'model.safetensors'))))
+    throw new Error('export is not byte-identical');
   record('otfuse export (.onnx → safetensors, checked byte-identical, reloaded)', exp.seconds, exp.peakMiB);
   const ev = runWithPeakRss(CLI, ['eval', DIR, '--data', BATCH, '--batch-size', '8', '--provider', 'cpu', '--json']);
   if (ev.code !== 0) throw new Error('eval failed');
   record('otfuse eval on the folder: import + ORT session + forward 8×128', ev.seconds, ev.peakMiB);
   const t0 = performance.now();
-  const py = spawnSync('/usr/bin/python3', [path.join(ROOT, 'scripts', 'fixtures', 'torch_load_hf.py'), DIR, BATCH], { encoding: 'utf8', env: { ...process.env, THREADS: '1' } });
+  const py = spawnSync('/usr/bin/python3', [path.join(ROOT, 'scripts', 'fixtures', 'torch_load_hf.py'), DIR, BATCH], {
+    encoding: 'utf8',
+    env: { ...process.env, THREADS: '1' },
+  });
   const seconds = (performance.now() - t0) / 1000;
   if (py.status !== 0) throw new Error(py.stderr);
   const j = JSON.parse(py.stdout);
@@ -43,6 +50,8 @@ for (let r = 0; r < rounds; r++) {
   record(`  of which PyTorch load ${j.load_s.toFixed(1)} s, forward ${j.forward_s.toFixed(1)} s`, NaN, NaN);
 }
 const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
-const table = markdownTable(['step (fresh process, wall time incl. start-up)', 'median s', 'peak RSS MiB'],
-  Object.entries(rows).map(([k, v]) => [k, Number.isNaN(med(v.s)) ? '' : med(v.s).toFixed(1), Number.isNaN(med(v.mib)) ? '' : med(v.mib).toFixed(0)]));
+const table = markdownTable(
+  ['step (fresh process, wall time incl. start-up)', 'median s', 'peak RSS MiB'],
+  Object.entries(rows).map(([k, v]) => [k, Number.isNaN(med(v.s)) ? '' : med(v.s).toFixed(1), Number.isNaN(med(v.mib)) ? '' : med(v.mib).toFixed(0)]),
+);
 console.log(`${machine()}; ${rounds} interleaved rounds\n\n${table}`);

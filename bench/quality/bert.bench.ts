@@ -16,7 +16,10 @@ import { finetuneModel, FINETUNE_DEFAULTS } from '../../worker/train/finetune';
 import { machine } from '../common';
 
 const argv = process.argv.slice(2);
-const arg = (name: string, fallback?: string) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback; };
+const arg = (name: string, fallback?: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : fallback;
+};
 const DIR = path.resolve('test/fixtures/bert');
 const SEEDS = Number(arg('seeds', '3'));
 const LR = Number(arg('lr', '1e-3'));
@@ -35,7 +38,10 @@ async function main(): Promise<void> {
   const parents = ['bertD_s20.onnx', 'bertD_s21.onnx'].map((f) => path.join(DIR, f));
   const val = openDataset(path.join(DIR, 'val.npz'));
   const test = openDataset(path.join(DIR, 'test.npz'));
-  const lines = ['| model | one-shot test % | finetune: test % mean ± sd (seeds) | finetune + distillation: test % mean ± sd (seeds) |', '| --- | --- | --- | --- |'];
+  const lines = [
+    '| model | one-shot test % | finetune: test % mean ± sd (seeds) | finetune + distillation: test % mean ± sd (seeds) |',
+    '| --- | --- | --- | --- |',
+  ];
   const pv = [await acc(parents[0], val), await acc(parents[1], val)];
   const better = parents[pv[0] >= pv[1] ? 0 : 1];
   const models = [loadModel(better), loadModel(parents.find((p) => p !== better)!)];
@@ -58,12 +64,28 @@ async function main(): Promise<void> {
   for (const s of starts) {
     const cells: string[] = [pct(await acc(s.file, test))];
     for (const mode of ['ce', 'kd']) {
-      if (!MODES.includes(mode)) { cells.push('—'); continue; }
+      if (!MODES.includes(mode)) {
+        cells.push('—');
+        continue;
+      }
       const accs: number[] = [];
       const speeds: number[] = [];
       for (let seed = 0; seed < SEEDS; seed++) {
         const out = path.join(WORK, `ft-${starts.indexOf(s)}-${mode}-${seed}.onnx`);
-        const f = await finetuneModel({ model: s.file, data: path.join(DIR, 'train.npz'), output: out, epochs: 1, batchSize: 32, lr: LR, seed, keep: 'last', ...(mode === 'kd' ? { teachers: parents } : {}) }, {});
+        const f = await finetuneModel(
+          {
+            model: s.file,
+            data: path.join(DIR, 'train.npz'),
+            output: out,
+            epochs: 1,
+            batchSize: 32,
+            lr: LR,
+            seed,
+            keep: 'last',
+            ...(mode === 'kd' ? { teachers: parents } : {}),
+          },
+          {},
+        );
         accs.push(await acc(out, test));
         speeds.push(f.samplesPerSecond);
         log(`${s.label} ${mode} seed ${seed}: ${accs[accs.length - 1]} (${Math.round(f.samplesPerSecond)} samples/s)`);
@@ -74,9 +96,18 @@ async function main(): Promise<void> {
     lines.push(`| ${s.label} | ${cells.join(' | ')} |`);
   }
   lines.push(`| parents' logit ensemble (ceiling) | ${pct(ens.accuracy)} | | |`);
-  lines.push('', `One epoch on train.npz (5,292 samples), batch 32, AdamW lr ${LR}, wd ${FINETUNE_DEFAULTS.weightDecay}, warm-up + cosine, last checkpoint; distillation from both parents with T ${FINETUNE_DEFAULTS.kdTemp}, α ${FINETUNE_DEFAULTS.kdAlpha}; test.npz = 662 samples (one sample = 0.15 points).`);
-  fs.writeFileSync(OUT, JSON.stringify({ machine: machine(), date: new Date().toISOString(), autotune: at, ensemble: ens.accuracy, results, table: lines.join('\n') }, null, 1));
+  lines.push(
+    '',
+    `One epoch on train.npz (5,292 samples), batch 32, AdamW lr ${LR}, wd ${FINETUNE_DEFAULTS.weightDecay}, warm-up + cosine, last checkpoint; distillation from both parents with T ${FINETUNE_DEFAULTS.kdTemp}, α ${FINETUNE_DEFAULTS.kdAlpha}; test.npz = 662 samples (one sample = 0.15 points).`,
+  );
+  fs.writeFileSync(
+    OUT,
+    JSON.stringify({ machine: machine(), date: new Date().toISOString(), autotune: at, ensemble: ens.accuracy, results, table: lines.join('\n') }, null, 1),
+  );
   console.log(lines.join('\n'));
 }
 
-main().catch((err) => { console.error(err); process.exit(1); });
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -23,7 +23,10 @@ import { machine } from '../common';
 import { prepareSplits } from './splits';
 
 const argv = process.argv.slice(2);
-const arg = (name: string, fallback?: string) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback; };
+const arg = (name: string, fallback?: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : fallback;
+};
 const flag = (name: string) => argv.includes(`--${name}`);
 
 const A = path.resolve(arg('a', 'examples/vit48c_s20.onnx')!);
@@ -37,7 +40,16 @@ const KD_ALPHA = Number(arg('kd-alpha', String(FINETUNE_DEFAULTS.kdAlpha)));
 const OUT = path.resolve(arg('out', '.cache/quality/results.json')!);
 const WORK = path.join(path.dirname(OUT), 'models');
 
-interface Row { group: string; label: string; test?: number; val?: number; seeds?: number[]; seconds?: number; imgPerSec?: number[]; note?: string }
+interface Row {
+  group: string;
+  label: string;
+  test?: number;
+  val?: number;
+  seeds?: number[];
+  seconds?: number;
+  imgPerSec?: number[];
+  note?: string;
+}
 
 const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 const sd = (v: number[]) => (v.length < 2 ? 0 : Math.sqrt(v.reduce((a, b) => a + (b - mean(v)) ** 2, 0) / (v.length - 1)));
@@ -57,7 +69,9 @@ async function main(): Promise<void> {
   const val = openDataset(splits.val);
   const calib = openDataset(splits.calib);
   const train = TRAIN_LIMIT ? { ...JSON.parse(fs.readFileSync(splits.train, 'utf8')), limit: TRAIN_LIMIT } : undefined;
-  const trainArg = train ? { ...train, path: path.resolve(path.dirname(splits.train), train.path), labels: path.resolve(path.dirname(splits.train), train.labels) } : splits.train;
+  const trainArg = train
+    ? { ...train, path: path.resolve(path.dirname(splits.train), train.path), labels: path.resolve(path.dirname(splits.train), train.labels) }
+    : splits.train;
   const rows: Row[] = [];
   const t0 = performance.now();
 
@@ -71,7 +85,12 @@ async function main(): Promise<void> {
     log(`${path.basename(p)}: val ${v}`);
   }
   const better = parents[pv[0] >= pv[1] ? 0 : 1];
-  rows.push({ group: 'parents', label: 'logit ensemble (ceiling)', val: (await evaluateEnsemble(parents, val)).accuracy, test: (await evaluateEnsemble(parents, test)).accuracy });
+  rows.push({
+    group: 'parents',
+    label: 'logit ensemble (ceiling)',
+    val: (await evaluateEnsemble(parents, val)).accuracy,
+    test: (await evaluateEnsemble(parents, test)).accuracy,
+  });
 
   // One-shot fusion: presets on the 200 calibration samples (anchor = the better parent on validation).
   const models = [loadModel(better), loadModel(parents.find((p) => p !== better)!)];
@@ -93,7 +112,14 @@ async function main(): Promise<void> {
       const r = await fuseLoaded({ models, recipe: resolveRecipe(o.recipe), calib: fit });
       const seconds = (performance.now() - t) / 1000;
       vanilla ??= r.vanilla;
-      rows.push({ group: 'one-shot', label: o.label, val: await acc(r.fused, val), test: await acc(r.fused, test), seconds, note: r.timings.refit !== undefined ? `refit ${r.timings.refit.toFixed(2)} s` : undefined });
+      rows.push({
+        group: 'one-shot',
+        label: o.label,
+        val: await acc(r.fused, val),
+        test: await acc(r.fused, test),
+        seconds,
+        note: r.timings.refit !== undefined ? `refit ${r.timings.refit.toFixed(2)} s` : undefined,
+      });
     } catch (err) {
       if (!(err instanceof OtfuseError) || err.code !== 'UNSUPPORTED') throw err;
       rows.push({ group: 'one-shot', label: o.label, note: `not available: ${err.message}` });
@@ -105,7 +131,14 @@ async function main(): Promise<void> {
   // The auto-tuned default (calib1k: fused from the first 200, scored on the next 500).
   const at = await autotuneRecipe(models, calib, {});
   const fusedAt = (await fuseLoaded({ models, recipe: resolveRecipe(at.chosen), calib: fit })).fused;
-  rows.push({ group: 'one-shot', label: `auto-tuned default → ${at.chosenLabel}`, val: await acc(fusedAt, val), test: await acc(fusedAt, test), seconds: at.seconds, note: `sweep ${at.seconds.toFixed(1)} s, ${at.trials.filter((t) => !t.skipped).length} recipes scored on ${at.heldOutSamples} held-out calibration samples` });
+  rows.push({
+    group: 'one-shot',
+    label: `auto-tuned default → ${at.chosenLabel}`,
+    val: await acc(fusedAt, val),
+    test: await acc(fusedAt, test),
+    seconds: at.seconds,
+    note: `sweep ${at.seconds.toFixed(1)} s, ${at.trials.filter((t) => !t.skipped).length} recipes scored on ${at.heldOutSamples} held-out calibration samples`,
+  });
   const fusedFile = path.join(WORK, 'fused-autotuned.onnx');
   fusedAt.save(fusedFile);
   const vanillaFile = path.join(WORK, 'vanilla.onnx');
@@ -119,7 +152,10 @@ async function main(): Promise<void> {
   if (!flag('skip-finetune') && LR_GRID.length > 1) {
     for (const lr of LR_GRID) {
       const out = path.join(WORK, `lr-${lr}.onnx`);
-      await finetuneModel({ model: fusedFile, data: trainArg, output: out, epochs: EPOCHS, lr, seed: 0, keep: 'last', teachers: parents, kdTemp: KD_TEMP, kdAlpha: KD_ALPHA }, {});
+      await finetuneModel(
+        { model: fusedFile, data: trainArg, output: out, epochs: EPOCHS, lr, seed: 0, keep: 'last', teachers: parents, kdTemp: KD_TEMP, kdAlpha: KD_ALPHA },
+        {},
+      );
       lrTrials.push({ lr, val: await acc(out, val) });
       log(`lr ${lr}: val ${lrTrials[lrTrials.length - 1].val}`);
     }
@@ -139,21 +175,43 @@ async function main(): Promise<void> {
         const speeds: number[] = [];
         for (let seed = 0; seed < SEEDS; seed++) {
           const out = path.join(WORK, `ft-${starts.indexOf(s)}-${kd ? 'kd' : 'ce'}-${seed}.onnx`);
-          const r = await finetuneModel({
-            model: s.file, data: trainArg, output: out, epochs: EPOCHS, lr: LR, seed, keep: 'last',
-            ...(kd ? { teachers: parents, kdTemp: KD_TEMP, kdAlpha: KD_ALPHA } : {}),
-          }, {});
+          const r = await finetuneModel(
+            {
+              model: s.file,
+              data: trainArg,
+              output: out,
+              epochs: EPOCHS,
+              lr: LR,
+              seed,
+              keep: 'last',
+              ...(kd ? { teachers: parents, kdTemp: KD_TEMP, kdAlpha: KD_ALPHA } : {}),
+            },
+            {},
+          );
           accs.push(await acc(out, test));
           speeds.push(r.samplesPerSecond);
-          log(`finetune ${s.label} ${kd ? 'KD' : 'CE'} seed ${seed}: test ${accs[accs.length - 1]} (${Math.round(r.samplesPerSecond)} img/s, ${r.seconds.toFixed(0)} s)`);
+          log(
+            `finetune ${s.label} ${kd ? 'KD' : 'CE'} seed ${seed}: test ${accs[accs.length - 1]} (${Math.round(r.samplesPerSecond)} img/s, ${r.seconds.toFixed(0)} s)`,
+          );
         }
         rows.push({ group: kd ? 'finetune + distillation' : 'finetune', label: s.label, seeds: accs, test: mean(accs), imgPerSec: speeds });
       }
     }
   }
   const result = {
-    machine: machine(), date: new Date().toISOString(), parents, anchor: better, seeds: SEEDS, epochs: EPOCHS, trainLimit: TRAIN_LIMIT ?? 54000,
-    lr: LR, lrTrials, kd: { temperature: KD_TEMP, alpha: KD_ALPHA }, autotune: at, rows, seconds: (performance.now() - t0) / 1000,
+    machine: machine(),
+    date: new Date().toISOString(),
+    parents,
+    anchor: better,
+    seeds: SEEDS,
+    epochs: EPOCHS,
+    trainLimit: TRAIN_LIMIT ?? 54000,
+    lr: LR,
+    lrTrials,
+    kd: { temperature: KD_TEMP, alpha: KD_ALPHA },
+    autotune: at,
+    rows,
+    seconds: (performance.now() - t0) / 1000,
   };
   fs.writeFileSync(OUT, JSON.stringify(result, null, 1));
   console.log(markdown(result));
@@ -163,15 +221,35 @@ function pct(v?: number): string {
   return v === undefined ? '—' : (v * 100).toFixed(2);
 }
 
-function markdown(r: { rows: Row[]; seeds: number; epochs: number; trainLimit: number; lr: number; lrTrials: { lr: number; val: number }[]; kd: { temperature: number; alpha: number } }): string {
+function markdown(r: {
+  rows: Row[];
+  seeds: number;
+  epochs: number;
+  trainLimit: number;
+  lr: number;
+  lrTrials: { lr: number; val: number }[];
+  kd: { temperature: number; alpha: number };
+}): string {
   const lines = ['| group | model | val5k % | test10k % (mean ± sd over finetune seeds) | notes |', '| --- | --- | --- | --- | --- |'];
   for (const row of r.rows) {
     const t = row.seeds ? `${pct(mean(row.seeds))} ± ${(sd(row.seeds) * 100).toFixed(2)} (${row.seeds.map(pct).join(', ')})` : pct(row.test);
-    const note = [row.note, row.imgPerSec ? `${Math.round(mean(row.imgPerSec))} img/s` : undefined, row.seconds !== undefined && !row.note ? `${row.seconds.toFixed(1)} s` : undefined].filter(Boolean).join('; ');
+    const note = [
+      row.note,
+      row.imgPerSec ? `${Math.round(mean(row.imgPerSec))} img/s` : undefined,
+      row.seconds !== undefined && !row.note ? `${row.seconds.toFixed(1)} s` : undefined,
+    ]
+      .filter(Boolean)
+      .join('; ');
     lines.push(`| ${row.group} | ${row.label} | ${pct(row.val)} | ${t} | ${note} |`);
   }
-  lines.push('', `Finetune: ${r.epochs} epoch(s) on ${r.trainLimit} training images, AdamW lr ${r.lr} (chosen on val5k among ${r.lrTrials.map((t) => `${t.lr}: ${pct(t.val)} %`).join(', ') || 'one value'}), batch 128, warm-up 5 %, cosine, last checkpoint kept; distillation from both parents with T ${r.kd.temperature}, α ${r.kd.alpha}.`);
+  lines.push(
+    '',
+    `Finetune: ${r.epochs} epoch(s) on ${r.trainLimit} training images, AdamW lr ${r.lr} (chosen on val5k among ${r.lrTrials.map((t) => `${t.lr}: ${pct(t.val)} %`).join(', ') || 'one value'}), batch 128, warm-up 5 %, cosine, last checkpoint kept; distillation from both parents with T ${r.kd.temperature}, α ${r.kd.alpha}.`,
+  );
   return lines.join('\n');
 }
 
-main().catch((err) => { console.error(err); process.exit(1); });
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -32,8 +32,22 @@ async function main(): Promise<void> {
   const npz = path.join(dir, 'big.npz');
   if (!fs.existsSync(npz)) {
     await writeDeflatedNpz(npz, [
-      { name: 'x', descr: '<f4', shape: [N, WIDTH], chunks: function* () { for (let i = 0; i < N; i++) yield new Uint8Array(new Float32Array(WIDTH).fill((i % 7) / 7).buffer); } },
-      { name: 'y', descr: '<i8', shape: [N], chunks: function* () { yield new Uint8Array(BigInt64Array.from({ length: N }, (_, i) => BigInt(i % 10)).buffer); } },
+      {
+        name: 'x',
+        descr: '<f4',
+        shape: [N, WIDTH],
+        chunks: function* () {
+          for (let i = 0; i < N; i++) yield new Uint8Array(new Float32Array(WIDTH).fill((i % 7) / 7).buffer);
+        },
+      },
+      {
+        name: 'y',
+        descr: '<i8',
+        shape: [N],
+        chunks: function* () {
+          yield new Uint8Array(BigInt64Array.from({ length: N }, (_, i) => BigInt(i % 10)).buffer);
+        },
+      },
     ]);
   }
   const images = path.join(dir, 'images-idx3-ubyte.gz');
@@ -44,16 +58,24 @@ async function main(): Promise<void> {
     const sink = fs.createWriteStream(images);
     gz.pipe(sink);
     const closed = new Promise<void>((resolve) => sink.on('close', () => resolve()));
-    const put = (b: Buffer) => new Promise<void>((resolve) => { if (gz.write(b)) resolve(); else gz.once('drain', () => resolve()); });
+    const put = (b: Buffer) =>
+      new Promise<void>((resolve) => {
+        if (gz.write(b)) resolve();
+        else gz.once('drain', () => resolve());
+      });
     const head = Buffer.alloc(16);
-    head.writeUInt32BE(0x803, 0); head.writeUInt32BE(n, 4); head.writeUInt32BE(28, 8); head.writeUInt32BE(28, 12);
+    head.writeUInt32BE(0x803, 0);
+    head.writeUInt32BE(n, 4);
+    head.writeUInt32BE(28, 8);
+    head.writeUInt32BE(28, 12);
     await put(head);
     const zeros = Buffer.alloc(8 * 2 ** 20);
     for (let left = n * 784; left > 0; left -= zeros.length) await put(left >= zeros.length ? zeros : zeros.subarray(0, left));
     gz.end();
     await closed;
     const lab = Buffer.alloc(8 + n);
-    lab.writeUInt32BE(0x801, 0); lab.writeUInt32BE(n, 4);
+    lab.writeUInt32BE(0x801, 0);
+    lab.writeUInt32BE(n, 4);
     fs.writeFileSync(labels, lab);
   }
   const idxModel = path.join(dir, 'wide784.onnx');
@@ -62,10 +84,31 @@ async function main(): Promise<void> {
   // Interleaved, two rounds (the machine is shared).
   for (let round = 1; round <= 2; round++) {
     const a = runWithPeakRss(CLI, ['eval', model, '--data', npz, '--batch-size', '16', '--provider', 'cpu', '--json']);
-    rows.push([`otfuse eval, 1 GB .npz (${(fs.statSync(npz).size / 2 ** 20).toFixed(2)} MiB compressed), batch 16`, round, a.peakMiB.toFixed(0), a.seconds.toFixed(2)]);
+    rows.push([
+      `otfuse eval, 1 GB .npz (${(fs.statSync(npz).size / 2 ** 20).toFixed(2)} MiB compressed), batch 16`,
+      round,
+      a.peakMiB.toFixed(0),
+      a.seconds.toFixed(2),
+    ]);
     const b = numpyPeak(npz);
     rows.push(["NumPy np.load(npz)['x'].mean() (anchor)", round, b.peakMiB.toFixed(0), b.seconds.toFixed(2)]);
-    const c = runWithPeakRss(CLI, ['eval', idxModel, '--data', images, '--labels', labels, '--mean', '0', '--std', '1', '--limit', '100', '--provider', 'cpu', '--json']);
+    const c = runWithPeakRss(CLI, [
+      'eval',
+      idxModel,
+      '--data',
+      images,
+      '--labels',
+      labels,
+      '--mean',
+      '0',
+      '--std',
+      '1',
+      '--limit',
+      '100',
+      '--provider',
+      'cpu',
+      '--json',
+    ]);
     rows.push(['otfuse eval --limit 100, gzip IDX declaring 784 MB', round, c.peakMiB.toFixed(0), c.seconds.toFixed(2)]);
   }
   console.log(`machine: ${machine()}`);

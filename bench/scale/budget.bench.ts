@@ -15,7 +15,10 @@ import { evaluateModel } from '../../worker/runtime/evaluate';
 import { machine } from '../common';
 
 const args = process.argv.slice(2);
-const opt = (name: string, dflt: string) => { const k = args.indexOf(name); return k >= 0 ? args[k + 1] : dflt; };
+const opt = (name: string, dflt: string) => {
+  const k = args.indexOf(name);
+  return k >= 0 ? args[k + 1] : dflt;
+};
 const budgets = opt('--budgets', '0,256,512,1024,2048').split(',').map(Number);
 const seeds = opt('--seeds', '0,1,2').split(',').map(Number);
 const out = opt('--out', '.cache/scale/budget.json');
@@ -23,15 +26,26 @@ const out = opt('--out', '.cache/scale/budget.json');
 const VIT = path.join('test', 'fixtures', 'vit');
 const BERT = path.join('test', 'fixtures', 'bert');
 const cases = [
-  { name: 'vit48 (s10 → s11)', models: [path.join(VIT, 'vit48_s11.onnx'), path.join(VIT, 'vit48_s10.onnx')], calib: path.join(VIT, 'calib200.npz'), val: { path: '.cache/scale/fmnist_val2000.npz' } },
-  { name: 'bertD (s20 → s21)', models: [path.join(BERT, 'bertD_s21.onnx'), path.join(BERT, 'bertD_s20.onnx')], calib: path.join(BERT, 'calib.npz'), val: { path: path.join(BERT, 'val.npz'), offset: 200 } },
+  {
+    name: 'vit48 (s10 → s11)',
+    models: [path.join(VIT, 'vit48_s11.onnx'), path.join(VIT, 'vit48_s10.onnx')],
+    calib: path.join(VIT, 'calib200.npz'),
+    val: { path: '.cache/scale/fmnist_val2000.npz' },
+  },
+  {
+    name: 'bertD (s20 → s21)',
+    models: [path.join(BERT, 'bertD_s21.onnx'), path.join(BERT, 'bertD_s20.onnx')],
+    calib: path.join(BERT, 'calib.npz'),
+    val: { path: path.join(BERT, 'val.npz'), offset: 200 },
+  },
 ];
 
 async function main(): Promise<void> {
   const rows: Record<string, unknown>[] = [];
   for (const c of cases) {
     const models = c.models.map((f) => loadModel(f));
-    const calib = openDataset(c.calib), val = openDataset(c.val);
+    const calib = openDataset(c.calib),
+      val = openDataset(c.val);
     for (const budget of budgets) {
       for (const seed of budget === 0 ? [0] : seeds) {
         const t0 = performance.now();

@@ -14,7 +14,10 @@ import { machine, markdownTable } from '../common';
 const args = process.argv.slice(2);
 const dashes = args.indexOf('--');
 const extra = dashes >= 0 ? args.slice(dashes + 1) : [];
-const opt = (name: string, dflt: string) => { const k = args.indexOf(name); return k >= 0 && (dashes < 0 || k < dashes) ? args[k + 1] : dflt; };
+const opt = (name: string, dflt: string) => {
+  const k = args.indexOf(name);
+  return k >= 0 && (dashes < 0 || k < dashes) ? args[k + 1] : dflt;
+};
 const cases = opt('--cases', 'vitS@64,vitS@200,vitB@200,bertB@200').split(',');
 const repeats = Number(opt('--repeats', '1'));
 const outMd = opt('--out', 'bench/scale/RESULTS.md');
@@ -22,30 +25,69 @@ const outJson = opt('--json', '.cache/scale/scale-results.json');
 const dir = '.cache/scale';
 
 interface Row {
-  case: string; model: string; params: number; width: number; samples: number;
-  wall_s: number; cpu_s: number; peak_rss_mb: number;
-  timings: Record<string, number>; capture?: Record<string, unknown>; peak_rss_run_json_mb?: number; load_avg: number[];
+  case: string;
+  model: string;
+  params: number;
+  width: number;
+  samples: number;
+  wall_s: number;
+  cpu_s: number;
+  peak_rss_mb: number;
+  timings: Record<string, number>;
+  capture?: Record<string, unknown>;
+  peak_rss_run_json_mb?: number;
+  load_avg: number[];
 }
 
 function runCase(c: string): Row {
   const [name, samplesText] = c.split('@');
   const samples = Number(samplesText ?? 200);
-  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Record<string, { config: { hidden: number }; calib: string; models: { file: string; params: number }[] }>;
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Record<
+    string,
+    { config: { hidden: number }; calib: string; models: { file: string; params: number }[] }
+  >;
   const m = manifest[name];
   if (!m) throw new Error(`no ${name} in ${dir}/manifest.json: run /usr/bin/python3 scripts/fixtures/make_scale.py`);
   const runs = fs.mkdtempSync(path.join(os.tmpdir(), 'otfuse-scale-'));
   const load_avg = os.loadavg();
-  const cli = ['dist/cli.js', 'fuse', ...m.models.map((x) => path.join(dir, x.file)), '--data', path.join(dir, m.calib), '--samples', String(samples), '--no-eval', '--runs-dir', runs, '--json', ...extra];
+  const cli = [
+    'dist/cli.js',
+    'fuse',
+    ...m.models.map((x) => path.join(dir, x.file)),
+    '--data',
+    path.join(dir, m.calib),
+    '--samples',
+    String(samples),
+    '--no-eval',
+    '--runs-dir',
+    runs,
+    '--json',
+    ...extra,
+  ];
   const r = spawnSync('/usr/bin/time', ['-v', process.execPath, ...cli], { encoding: 'utf8', maxBuffer: 1 << 26 });
   fs.rmSync(runs, { recursive: true, force: true });
   if (r.status !== 0) throw new Error(`${c} failed: ${r.stderr.slice(-2000)}`);
-  const field = (label: string) => Number(new RegExp(`${label}: ([\\d.:]+)`).exec(r.stderr)?.[1].split(':').reduce((s, x) => s * 60 + Number(x), 0));
+  const field = (label: string) =>
+    Number(
+      new RegExp(`${label}: ([\\d.:]+)`)
+        .exec(r.stderr)?.[1]
+        .split(':')
+        .reduce((s, x) => s * 60 + Number(x), 0),
+    );
   const rec = (JSON.parse(r.stdout) as { record: { timings: Record<string, number>; capture?: Record<string, unknown>; peakRssBytes?: number } }).record;
   return {
-    case: c, model: name, params: m.models[0].params, width: m.config.hidden, samples,
-    wall_s: field('Elapsed \\(wall clock\\) time \\(h:mm:ss or m:ss\\)'), cpu_s: field('User time \\(seconds\\)') + field('System time \\(seconds\\)'),
-    peak_rss_mb: field('Maximum resident set size \\(kbytes\\)') / 1024, timings: rec.timings, capture: rec.capture,
-    peak_rss_run_json_mb: rec.peakRssBytes ? rec.peakRssBytes / 2 ** 20 : undefined, load_avg,
+    case: c,
+    model: name,
+    params: m.models[0].params,
+    width: m.config.hidden,
+    samples,
+    wall_s: field('Elapsed \\(wall clock\\) time \\(h:mm:ss or m:ss\\)'),
+    cpu_s: field('User time \\(seconds\\)') + field('System time \\(seconds\\)'),
+    peak_rss_mb: field('Maximum resident set size \\(kbytes\\)') / 1024,
+    timings: rec.timings,
+    capture: rec.capture,
+    peak_rss_run_json_mb: rec.peakRssBytes ? rec.peakRssBytes / 2 ** 20 : undefined,
+    load_avg,
   };
 }
 
@@ -62,12 +104,35 @@ function main(): void {
   fs.writeFileSync(outJson, JSON.stringify({ machine: machine(), extra, rows }, null, 1));
   const f = (x: number | undefined, d = 1) => (x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(d));
   const table = markdownTable(
-    ['model', 'params', 'samples', 'tokens kept / candidates', 'wall s', 'CPU s', 'peak RSS GB', 'capture s (CPU s)', 'align s', 'average + write s', 'load avg'],
+    [
+      'model',
+      'params',
+      'samples',
+      'tokens kept / candidates',
+      'wall s',
+      'CPU s',
+      'peak RSS GB',
+      'capture s (CPU s)',
+      'align s',
+      'average + write s',
+      'load avg',
+    ],
     rows.map((r) => {
       const cap = r.capture as { tokens?: { candidates: number; kept: number }[]; cpuSeconds?: number } | undefined;
       const tok = cap?.tokens?.reduce((best, t) => (t.candidates > best.candidates ? t : best), cap.tokens[0]); // the token tensors, not a pooler
-      return [r.model, `${(r.params / 1e6).toFixed(1)} M`, r.samples, tok ? `${tok.kept} / ${tok.candidates}` : '—', f(r.wall_s, 0), f(r.cpu_s, 0), f(r.peak_rss_mb / 1024, 2),
-        `${f(r.timings.activations, 0)} (${f(cap?.cpuSeconds, 0)})`, f(r.timings.align, 0), f((r.timings.average ?? 0) + (r.timings.write ?? 0), 1), r.load_avg.map((x) => x.toFixed(0)).join('/')];
+      return [
+        r.model,
+        `${(r.params / 1e6).toFixed(1)} M`,
+        r.samples,
+        tok ? `${tok.kept} / ${tok.candidates}` : '—',
+        f(r.wall_s, 0),
+        f(r.cpu_s, 0),
+        f(r.peak_rss_mb / 1024, 2),
+        `${f(r.timings.activations, 0)} (${f(cap?.cpuSeconds, 0)})`,
+        f(r.timings.align, 0),
+        f((r.timings.average ?? 0) + (r.timings.write ?? 0), 1),
+        r.load_avg.map((x) => x.toFixed(0)).join('/'),
+      ];
     }),
   );
   const md = `# Scale benchmark (bench/scale/scale.bench.ts)\n\n${machine()}. \`otfuse fuse --no-eval\` ${extra.join(' ')}, default recipe.\n\n${table}\n`;

@@ -55,10 +55,21 @@ const sections: Record<string, () => Promise<unknown>> = {
     const rows = [];
     for (const threads of [1, 2, 0]) {
       const r = await run({ model: VIT('vit48_s10'), data: TRAIN, output: path.join(OUT_DIR, 'tp.onnx'), maxSteps: 200, batchSize: 128, lr: 1e-4, threads });
-      rows.push({ threads: threads || 'default (min(4, cores))', batchSize: 128, steps: r.steps, stepGraphSamplesPerSecond: Math.round(r.samplesPerSecond), loopSamplesPerSecond: Math.round(r.loopSamplesPerSecond ?? 0), peakRssMiB: r.peakRssMiB });
+      rows.push({
+        threads: threads || 'default (min(4, cores))',
+        batchSize: 128,
+        steps: r.steps,
+        stepGraphSamplesPerSecond: Math.round(r.samplesPerSecond),
+        loopSamplesPerSecond: Math.round(r.loopSamplesPerSecond ?? 0),
+        peakRssMiB: r.peakRssMiB,
+      });
       log({ section: 'throughput', ...rows[rows.length - 1] });
     }
-    return { rows, processMaxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), pytorchReference: '1,500–2,800 img/s (1 thread, test/fixtures/vit/README.md)' };
+    return {
+      rows,
+      processMaxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+      pytorchReference: '1,500–2,800 img/s (1 thread, test/fixtures/vit/README.md)',
+    };
   },
   async parent() {
     const model = VIT('vit48_s10');
@@ -67,24 +78,65 @@ const sections: Record<string, () => Promise<unknown>> = {
     const testBefore = await accuracyOf(model, TEST);
     const r = await run({ model, data: TRAIN, evalData: TEST, output: out, epochs: 1, batchSize: 128, lr: 3e-4, keep: 'last' });
     const trainAfter = await accuracyOf(out, TRAIN);
-    const row = { model: 'vit48_s10', settings: 'epochs 1, batch 128, lr 3e-4, wd 0.01, clip 1', trainLossBefore: trainBefore.loss, trainLossAfter: trainAfter.loss, testBefore: testBefore.accuracy, testAfter: r.evals[0].accuracy, seconds: r.seconds };
+    const row = {
+      model: 'vit48_s10',
+      settings: 'epochs 1, batch 128, lr 3e-4, wd 0.01, clip 1',
+      trainLossBefore: trainBefore.loss,
+      trainLossAfter: trainAfter.loss,
+      testBefore: testBefore.accuracy,
+      testAfter: r.evals[0].accuracy,
+      seconds: r.seconds,
+    };
     log({ section: 'parent', ...row });
     return row;
   },
   async scratch() {
     const rows = [];
     for (const lr of [1e-3, 2e-3]) {
-      const r = await run({ model: VIT('vit48_s10'), data: TRAIN, evalData: TEST, output: path.join(OUT_DIR, 'scratch.onnx'), epochs: 1, batchSize: 128, lr, reinitialize: true, seed: 0, keep: 'last' });
-      rows.push({ settings: `re-initialised vit48_s10 graph, epochs 1 (60k), batch 128, lr ${lr}, warmup 23, wd 0.01, clip 1, seed 0`, testAccuracy: r.evals[0].accuracy, seconds: r.seconds, samplesPerSecond: Math.round(r.samplesPerSecond) });
+      const r = await run({
+        model: VIT('vit48_s10'),
+        data: TRAIN,
+        evalData: TEST,
+        output: path.join(OUT_DIR, 'scratch.onnx'),
+        epochs: 1,
+        batchSize: 128,
+        lr,
+        reinitialize: true,
+        seed: 0,
+        keep: 'last',
+      });
+      rows.push({
+        settings: `re-initialised vit48_s10 graph, epochs 1 (60k), batch 128, lr ${lr}, warmup 23, wd 0.01, clip 1, seed 0`,
+        testAccuracy: r.evals[0].accuracy,
+        seconds: r.seconds,
+        samplesPerSecond: Math.round(r.samplesPerSecond),
+      });
       log({ section: 'scratch', ...rows[rows.length - 1] });
     }
     return rows;
   },
-  paper: () => paperClaim(RECIPE, [['vit48_otfused_ref', [0, 1, 2]], ['vit48_vanilla', [0, 1, 2]], ['vit48_s11', [0, 1, 2]], ['vit48_s10', [0]], ['vit48_otfused_emd_ref', [0]]]),
+  paper: () =>
+    paperClaim(RECIPE, [
+      ['vit48_otfused_ref', [0, 1, 2]],
+      ['vit48_vanilla', [0, 1, 2]],
+      ['vit48_s11', [0, 1, 2]],
+      ['vit48_s10', [0]],
+      ['vit48_otfused_emd_ref', [0]],
+    ]),
   /** Fewer, larger steps (469 at batch 128): the starting point matters more. */
-  'paper-b128': () => paperClaim(RECIPE_B128, [['vit48_otfused_ref', [0, 1, 2]], ['vit48_vanilla', [0, 1, 2]], ['vit48_s11', [0, 1, 2]]]),
+  'paper-b128': () =>
+    paperClaim(RECIPE_B128, [
+      ['vit48_otfused_ref', [0, 1, 2]],
+      ['vit48_vanilla', [0, 1, 2]],
+      ['vit48_s11', [0, 1, 2]],
+    ]),
   /** A very short finetune: 100 steps of 128 (0.21 epoch). */
-  'paper-100': () => paperClaim({ ...RECIPE_B128, maxSteps: 100 }, [['vit48_otfused_ref', [0, 1, 2]], ['vit48_vanilla', [0, 1, 2]], ['vit48_s11', [0, 1, 2]]]),
+  'paper-100': () =>
+    paperClaim({ ...RECIPE_B128, maxSteps: 100 }, [
+      ['vit48_otfused_ref', [0, 1, 2]],
+      ['vit48_vanilla', [0, 1, 2]],
+      ['vit48_s11', [0, 1, 2]],
+    ]),
   /** Writes the graphs bench/train/torch_compare.py compares against PyTorch (to `.cache/bench-train/export`). */
   async export() {
     const dir = path.join(OUT_DIR, 'export');
@@ -102,15 +154,33 @@ const sections: Record<string, () => Promise<unknown>> = {
     // Recipe selection without the test set: train on the first 55k, validate on the last 5k of train.
     const rows = [];
     const grid: Partial<FinetuneRequest>[] = [
-      { batchSize: 128, lr: 1e-3 }, { batchSize: 128, lr: 2e-3 }, { batchSize: 64, lr: 1e-3 }, { batchSize: 64, lr: 5e-4 },
-      { batchSize: 32, lr: 1e-3 }, { batchSize: 32, lr: 5e-4 }, { batchSize: 32, lr: 5e-4, seed: 1 }, { batchSize: 32, lr: 5e-4, seed: 2 },
-      { batchSize: 32, lr: 2e-4 }, { batchSize: 16, lr: 5e-4 }, { batchSize: 16, lr: 3e-4 },
-      { batchSize: 128, lr: 1e-3, labelSmoothing: 0.1 }, { batchSize: 64, lr: 1e-3, labelSmoothing: 0.1 },
-      { batchSize: 64, lr: 5e-4, labelSmoothing: 0.1 }, { batchSize: 32, lr: 5e-4, labelSmoothing: 0.1 },
+      { batchSize: 128, lr: 1e-3 },
+      { batchSize: 128, lr: 2e-3 },
+      { batchSize: 64, lr: 1e-3 },
+      { batchSize: 64, lr: 5e-4 },
+      { batchSize: 32, lr: 1e-3 },
+      { batchSize: 32, lr: 5e-4 },
+      { batchSize: 32, lr: 5e-4, seed: 1 },
+      { batchSize: 32, lr: 5e-4, seed: 2 },
+      { batchSize: 32, lr: 2e-4 },
+      { batchSize: 16, lr: 5e-4 },
+      { batchSize: 16, lr: 3e-4 },
+      { batchSize: 128, lr: 1e-3, labelSmoothing: 0.1 },
+      { batchSize: 64, lr: 1e-3, labelSmoothing: 0.1 },
+      { batchSize: 64, lr: 5e-4, labelSmoothing: 0.1 },
+      { batchSize: 32, lr: 5e-4, labelSmoothing: 0.1 },
     ];
     for (const g of grid) {
       const out = path.join(OUT_DIR, 'sweep.onnx');
-      const r = await run({ model: VIT('vit48_otfused_ref'), data: { ...TRAIN, limit: 55000 }, evalData: { ...TRAIN, offset: 55000 }, output: out, epochs: 1, keep: 'last', ...g });
+      const r = await run({
+        model: VIT('vit48_otfused_ref'),
+        data: { ...TRAIN, limit: 55000 },
+        evalData: { ...TRAIN, offset: 55000 },
+        output: out,
+        epochs: 1,
+        keep: 'last',
+        ...g,
+      });
       rows.push({ ...g, validation: r.evals[0].accuracy, test: (await accuracyOf(out, TEST)).accuracy });
       log({ section: 'sweep', ...rows[rows.length - 1] });
     }
@@ -119,12 +189,30 @@ const sections: Record<string, () => Promise<unknown>> = {
 };
 
 async function paperClaim(recipe: Partial<FinetuneRequest>, plan: [string, number[]][]) {
-  const rows: { model: string; seed: number; before?: number; after: number; trainLoss: number; seconds: number; samplesPerSecond: number; peakRssMiB?: number }[] = [];
+  const rows: {
+    model: string;
+    seed: number;
+    before?: number;
+    after: number;
+    trainLoss: number;
+    seconds: number;
+    samplesPerSecond: number;
+    peakRssMiB?: number;
+  }[] = [];
   for (const [name, seeds] of plan) {
     for (const seed of seeds) {
       const out = path.join(OUT_DIR, `paper_${name}_${seed}.onnx`);
       const r = await run({ model: VIT(name), data: TRAIN, evalData: TEST, output: out, ...recipe, seed, evalBefore: seed === 0, keep: 'last' });
-      rows.push({ model: name, seed, before: r.initial?.accuracy, after: r.evals[0].accuracy, trainLoss: r.train![0].loss, seconds: Math.round(r.seconds), samplesPerSecond: Math.round(r.samplesPerSecond), peakRssMiB: r.peakRssMiB });
+      rows.push({
+        model: name,
+        seed,
+        before: r.initial?.accuracy,
+        after: r.evals[0].accuracy,
+        trainLoss: r.train![0].loss,
+        seconds: Math.round(r.seconds),
+        samplesPerSecond: Math.round(r.samplesPerSecond),
+        peakRssMiB: r.peakRssMiB,
+      });
       log({ section: 'paper', ...rows[rows.length - 1] });
     }
   }
@@ -155,4 +243,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => { console.error(err); process.exit(1); });
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -33,15 +33,38 @@ async function main(): Promise<void> {
   const models = arg('models', 'fused,vanilla,vit48_s11').split(',');
   fs.mkdirSync(OUT, { recursive: true });
   const fused = await fuseModels({
-    models: [path.join(VIT, 'vit48_s11.onnx'), path.join(VIT, 'vit48_s10.onnx')], data: path.join(VIT, 'calib200.npz'), evalData: TEST,
-    recipe: { ...RECIPES[preset], name: `paper-${preset}` }, runsDir: OUT,
+    models: [path.join(VIT, 'vit48_s11.onnx'), path.join(VIT, 'vit48_s10.onnx')],
+    data: path.join(VIT, 'calib200.npz'),
+    evalData: TEST,
+    recipe: { ...RECIPES[preset], name: `paper-${preset}` },
+    runsDir: OUT,
   });
   const oneShot = fused.record.metrics.find((m) => m.label === 'ot')?.accuracy;
   console.log(JSON.stringify({ preset, oneShot }));
-  const files: Record<string, string> = { fused: path.join(fused.runDir, 'fused.onnx'), vanilla: path.join(VIT, 'vit48_vanilla.onnx'), vit48_s11: path.join(VIT, 'vit48_s11.onnx'), vit48_s10: path.join(VIT, 'vit48_s10.onnx') };
+  const files: Record<string, string> = {
+    fused: path.join(fused.runDir, 'fused.onnx'),
+    vanilla: path.join(VIT, 'vit48_vanilla.onnx'),
+    vit48_s11: path.join(VIT, 'vit48_s11.onnx'),
+    vit48_s10: path.join(VIT, 'vit48_s10.onnx'),
+  };
   for (const name of models) {
     for (const seed of seeds) {
-      const r = await finetuneModel({ model: files[name], data: TRAIN, evalData: TEST, output: path.join(OUT, `${preset}-${name}-${seed}.onnx`), epochs: 1, batchSize, lr, weightDecay: 0.01, clipNorm: 1, seed, keep: 'last' }, {});
+      const r = await finetuneModel(
+        {
+          model: files[name],
+          data: TRAIN,
+          evalData: TEST,
+          output: path.join(OUT, `${preset}-${name}-${seed}.onnx`),
+          epochs: 1,
+          batchSize,
+          lr,
+          weightDecay: 0.01,
+          clipNorm: 1,
+          seed,
+          keep: 'last',
+        },
+        {},
+      );
       console.log(JSON.stringify({ preset, model: name, seed, lr, batchSize, after: r.evals[0].accuracy, seconds: Math.round(r.seconds) }));
     }
   }

@@ -46,13 +46,20 @@ export async function incompatibility(d: Deps, models: string[]): Promise<string
   const [a, ...rest] = infos;
   const classes = (x: typeof a) => x.r.summary.outputs[0]?.shape.at(-1);
   for (const b of rest) {
-    const A = a.r.alignment!, B = b.r.alignment!;
-    const why = A.layers !== B.layers ? `${A.layers} vs ${B.layers} transformer blocks`
-      : A.heads !== B.heads ? `${A.heads} vs ${B.heads} attention heads`
-        : classes(a) !== classes(b) ? `${classes(a)} vs ${classes(b)} output classes`
-          : a.r.summary.inputs.map((i) => i.name).join() !== b.r.summary.inputs.map((i) => i.name).join() ? `different inputs (${a.r.summary.inputs.map((i) => i.name).join(', ')} vs ${b.r.summary.inputs.map((i) => i.name).join(', ')})`
-            : undefined;
-    if (why) return `${path.basename(a.file)} and ${path.basename(b.file)} cannot be fused: ${why} (fusion needs the same depth, heads, inputs and classes; widths may differ)`;
+    const A = a.r.alignment!,
+      B = b.r.alignment!;
+    const why =
+      A.layers !== B.layers
+        ? `${A.layers} vs ${B.layers} transformer blocks`
+        : A.heads !== B.heads
+          ? `${A.heads} vs ${B.heads} attention heads`
+          : classes(a) !== classes(b)
+            ? `${classes(a)} vs ${classes(b)} output classes`
+            : a.r.summary.inputs.map((i) => i.name).join() !== b.r.summary.inputs.map((i) => i.name).join()
+              ? `different inputs (${a.r.summary.inputs.map((i) => i.name).join(', ')} vs ${b.r.summary.inputs.map((i) => i.name).join(', ')})`
+              : undefined;
+    if (why)
+      return `${path.basename(a.file)} and ${path.basename(b.file)} cannot be fused: ${why} (fusion needs the same depth, heads, inputs and classes; widths may differ)`;
   }
   return undefined;
 }
@@ -60,7 +67,9 @@ export async function incompatibility(d: Deps, models: string[]): Promise<string
 export function fuseCommands(d: Deps, pickers: Pickers) {
   async function fuse(uri?: vscode.Uri, uris?: vscode.Uri[], options: FuseOptions = {}): Promise<FuseResult | undefined> {
     if (!trusted('Fusing')) return undefined;
-    const selected = options.models ?? (uris && uris.length ? uris : uri ? [uri] : []).map((u) => u.fsPath).filter((p) => p.endsWith('.onnx') || hfModelFolder(p) !== undefined);
+    const selected =
+      options.models ??
+      (uris && uris.length ? uris : uri ? [uri] : []).map((u) => u.fsPath).filter((p) => p.endsWith('.onnx') || hfModelFolder(p) !== undefined);
     const models = selected.length >= 2 ? selected : await pickers.pickModels(selected);
     if (!models) return undefined;
     const problem = await incompatibility(d, models);
@@ -69,9 +78,11 @@ export function fuseCommands(d: Deps, pickers: Pickers) {
       if (options.quiet) throw Object.assign(new Error(problem), { code: 'MISMATCH' });
       return undefined;
     }
-    const anchor = options.anchor ?? await pickers.pickAnchor(models);
+    const anchor = options.anchor ?? (await pickers.pickAnchor(models));
     if (!anchor) return undefined;
-    const data = options.data ?? await pickers.pickFile(`Fuse Models: calibration data (activations for the alignment) for ${path.basename(anchor)}`, 'otfuse.data', anchor);
+    const data =
+      options.data ??
+      (await pickers.pickFile(`Fuse Models: calibration data (activations for the alignment) for ${path.basename(anchor)}`, 'otfuse.data', anchor));
     if (!data) return undefined;
     let evalData = options.evalData;
     let skipEval = options.skipEval ?? false;
@@ -92,11 +103,24 @@ export function fuseCommands(d: Deps, pickers: Pickers) {
     void vscode.commands.executeCommand('otfuse.alignment.focus');
     const again = () => fuse(undefined, undefined, { ...options, models, anchor, data, evalData, skipEval, recipe });
     try {
-      const result = await d.jobs.run(title, (ctx) => d.engines.engine.fuse({
-        models: ordered, anchor, data, ...(evalData !== undefined ? { evalData } : {}), skipEval, recipe, runsDir, provider: d.engines.provider(), evalLimit: options.evalLimit ?? pickers.evalLimit(),
-        // The parents' logit ensemble next to them: the ceiling a single fused model tries to reach.
-        baselines: true,
-      }, ctx));
+      const result = await d.jobs.run(title, (ctx) =>
+        d.engines.engine.fuse(
+          {
+            models: ordered,
+            anchor,
+            data,
+            ...(evalData !== undefined ? { evalData } : {}),
+            skipEval,
+            recipe,
+            runsDir,
+            provider: d.engines.provider(),
+            evalLimit: options.evalLimit ?? pickers.evalLimit(),
+            // The parents' logit ensemble next to them: the ceiling a single fused model tries to reach.
+            baselines: true,
+          },
+          ctx,
+        ),
+      );
       d.log.info(`run written to ${result.runDir}: ${result.record.metrics.map((m) => `${m.label} ${pct(m.accuracy)}`).join(', ')}`);
       d.store.notify(result.runDir);
       await d.alignment.showRun(result.runDir);

@@ -12,12 +12,14 @@ import type { Pickers } from './pickers';
 export function modelCommands(d: Deps, pickers: Pickers) {
   async function evaluate(uri?: vscode.Uri, _uris?: unknown, options: { data?: DataArg; quiet?: boolean } = {}): Promise<EvaluateResult | undefined> {
     if (!trusted('Evaluating')) return undefined;
-    const model = uri?.fsPath ?? await pickers.pickOne('Evaluate Model: choose a model');
+    const model = uri?.fsPath ?? (await pickers.pickOne('Evaluate Model: choose a model'));
     if (!model) return undefined;
-    const data = options.data ?? await pickers.pickFile(`Evaluate ${path.basename(model)}: data`, 'otfuse.evalData', model);
+    const data = options.data ?? (await pickers.pickFile(`Evaluate ${path.basename(model)}: data`, 'otfuse.evalData', model));
     if (!data) return undefined;
     try {
-      const result = await d.jobs.run(`Evaluating ${path.basename(model)}`, (ctx) => d.engines.engine.evaluate({ model, data, provider: d.engines.provider(), limit: pickers.evalLimit() }, ctx));
+      const result = await d.jobs.run(`Evaluating ${path.basename(model)}`, (ctx) =>
+        d.engines.engine.evaluate({ model, data, provider: d.engines.provider(), limit: pickers.evalLimit() }, ctx),
+      );
       const text = `${path.basename(model)}: accuracy ${pct(result.accuracy)}, loss ${result.loss.toFixed(4)} on ${result.samples} samples of ${path.basename(typeof data === 'string' ? data : data.path)} (${result.provider.used}, ${result.seconds.toFixed(1)} s)`;
       d.log.info(text);
       if (!options.quiet) void vscode.window.showInformationMessage(`otfuse: ${text}`);
@@ -35,12 +37,14 @@ export function modelCommands(d: Deps, pickers: Pickers) {
   });
 
   async function inspectAlignment(uri?: vscode.Uri): Promise<string | undefined> {
-    const model = uri?.fsPath ?? await pickers.pickOne('Inspect Alignment Structure: choose a model');
+    const model = uri?.fsPath ?? (await pickers.pickOne('Inspect Alignment Structure: choose a model'));
     if (!model) return undefined;
     try {
       const result = await d.engines.engine.inspect({ model, alignment: true, noSession: true });
       const a = result.alignment!;
-      const text = [`# Alignment structure of ${model}`, `hidden ${a.hiddenSize} · layers ${a.layers} · heads ${a.heads} × ${a.headDim}`, '', a.text].join('\n');
+      const text = [`# Alignment structure of ${model}`, `hidden ${a.hiddenSize} · layers ${a.layers} · heads ${a.heads} × ${a.headDim}`, '', a.text].join(
+        '\n',
+      );
       const docPath = `/${path.basename(model)}.alignment.txt`;
       alignmentDocs.set(docPath, text);
       const doc = await vscode.workspace.openTextDocument(vscode.Uri.from({ scheme: 'otfuse-alignment', path: docPath }));
@@ -55,24 +59,35 @@ export function modelCommands(d: Deps, pickers: Pickers) {
   /** On a run: finetunes its fused model into the run through the engine (ot+finetune row, and the anchor
    * finetuned the same way as the baseline row unless otfuse.finetuneBaseline is off). On a model file: a
    * finetuned copy next to it. */
-  async function finetune(target?: vscode.Uri | string, _uris?: unknown, options: { data?: DataArg; evalData?: DataArg; epochs?: number; baseline?: boolean; quiet?: boolean } = {}): Promise<FinetuneResult | undefined> {
+  async function finetune(
+    target?: vscode.Uri | string,
+    _uris?: unknown,
+    options: { data?: DataArg; evalData?: DataArg; epochs?: number; baseline?: boolean; quiet?: boolean } = {},
+  ): Promise<FinetuneResult | undefined> {
     if (!trusted('Finetuning')) return undefined;
-    const p = typeof target === 'string' ? target : target instanceof vscode.Uri ? target.fsPath : (target as { entry?: { dir: string } } | undefined)?.entry?.dir;
+    const p =
+      typeof target === 'string' ? target : target instanceof vscode.Uri ? target.fsPath : (target as { entry?: { dir: string } } | undefined)?.entry?.dir;
     const runDir = p && fs.existsSync(path.join(p, 'run.json')) ? p : undefined;
     if (runDir) return finetuneRun(runDir, options);
     const model = p?.endsWith('.onnx') ? p : p ? undefined : await pickers.pickOne('Quick Finetune: choose a model');
     if (!model) return undefined;
-    const data = options.data ?? await pickers.pickFile(`Quick Finetune ${path.basename(model)}: training data`, 'otfuse.trainData', model);
+    const data = options.data ?? (await pickers.pickFile(`Quick Finetune ${path.basename(model)}: training data`, 'otfuse.trainData', model));
     if (!data) return undefined;
-    const evalData = options.evalData ?? await pickers.pickFile(`Quick Finetune ${path.basename(model)}: evaluation data (held out)`, 'otfuse.evalData', model);
+    const evalData =
+      options.evalData ?? (await pickers.pickFile(`Quick Finetune ${path.basename(model)}: evaluation data (held out)`, 'otfuse.evalData', model));
     if (!evalData) return undefined;
     const output = model.replace(/\.onnx$/, '.finetuned.onnx');
     try {
-      const result = await d.jobs.run(`Finetuning ${path.basename(model)}`, (ctx) => d.engines.engine.finetune({ model, data, evalData, output, epochs: options.epochs ?? 1, provider: d.engines.provider() }, ctx));
+      const result = await d.jobs.run(`Finetuning ${path.basename(model)}`, (ctx) =>
+        d.engines.engine.finetune({ model, data, evalData, output, epochs: options.epochs ?? 1, provider: d.engines.provider() }, ctx),
+      );
       const last = result.evals[result.evals.length - 1];
       const text = `finetuned ${path.basename(model)} → ${path.basename(output)}: ${result.steps} steps${last ? `, accuracy ${pct(last.accuracy)}` : ''}`;
       d.log.info(text);
-      if (!options.quiet) void vscode.window.showInformationMessage(`otfuse: ${text}`, 'Open Model').then((c) => { if (c) void vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(output), 'otfuse.modelEditor'); });
+      if (!options.quiet)
+        void vscode.window.showInformationMessage(`otfuse: ${text}`, 'Open Model').then((c) => {
+          if (c) void vscode.commands.executeCommand('vscode.openWith', vscode.Uri.file(output), 'otfuse.modelEditor');
+        });
       return result;
     } catch (err) {
       showError(d, `finetuning ${path.basename(model)}`, err, () => finetune(target, undefined, { ...options, data, evalData }));
@@ -81,37 +96,61 @@ export function modelCommands(d: Deps, pickers: Pickers) {
     }
   }
 
-  async function finetuneRun(runDir: string, options: { data?: DataArg; evalData?: DataArg; epochs?: number; baseline?: boolean; quiet?: boolean }): Promise<FinetuneResult | undefined> {
+  async function finetuneRun(
+    runDir: string,
+    options: { data?: DataArg; evalData?: DataArg; epochs?: number; baseline?: boolean; quiet?: boolean },
+  ): Promise<FinetuneResult | undefined> {
     const record = d.store.get(runDir).record;
     if (!record) return undefined;
     if (d.jobs.isRunBusy(runDir)) {
-      void vscode.window.showWarningMessage(`otfuse: a job is already running on ${record.name}; wait for it or cancel it.`, 'Cancel Run').then((c) => { if (c) void vscode.commands.executeCommand('otfuse.cancelRun'); });
+      void vscode.window.showWarningMessage(`otfuse: a job is already running on ${record.name}; wait for it or cancel it.`, 'Cancel Run').then((c) => {
+        if (c) void vscode.commands.executeCommand('otfuse.cancelRun');
+      });
       return undefined;
     }
     const fused = runPath(runDir, record.fusedModel);
-    const data = options.data ?? await pickers.pickFile(`Quick Finetune ${record.name}: training data`, 'otfuse.trainData', fused);
+    const data = options.data ?? (await pickers.pickFile(`Quick Finetune ${record.name}: training data`, 'otfuse.trainData', fused));
     if (!data) return undefined;
-    const evalData = options.evalData ?? record.evalData ?? record.data ?? await pickers.pickFile(`Quick Finetune ${record.name}: evaluation data (held out)`, 'otfuse.evalData', fused);
+    const evalData =
+      options.evalData ??
+      record.evalData ??
+      record.data ??
+      (await pickers.pickFile(`Quick Finetune ${record.name}: evaluation data (held out)`, 'otfuse.evalData', fused));
     if (!evalData) return undefined;
     const baseline = options.baseline ?? vscode.workspace.getConfiguration('otfuse').get<boolean>('finetuneBaseline', true);
     // The run's parents as distillation teachers (setting otfuse.finetuneTeachers; the engine's distillation
     // finetune reads FinetuneRequest.teachers and reports `distill` in its result).
     const teachers = vscode.workspace.getConfiguration('otfuse').get<boolean>('finetuneTeachers', true) ? record.models : undefined;
     try {
-      const result = await d.jobs.run(`Finetuning ${record.name}`, (ctx) => d.engines.engine.finetuneRun({
-        runDir, data, evalData, epochs: options.epochs ?? 1, baseline, provider: d.engines.provider(), ...(teachers ? { teachers } : {}),
-      }, ctx), { runDir });
+      const result = await d.jobs.run(
+        `Finetuning ${record.name}`,
+        (ctx) =>
+          d.engines.engine.finetuneRun(
+            {
+              runDir,
+              data,
+              evalData,
+              epochs: options.epochs ?? 1,
+              baseline,
+              provider: d.engines.provider(),
+              ...(teachers ? { teachers } : {}),
+            },
+            ctx,
+          ),
+        { runDir },
+      );
       const distilled = (result.finetune as { distill?: unknown }).distill !== undefined;
       if (teachers && !distilled) d.log.warn('otfuse.finetuneTeachers is on, but this engine has no distillation finetune: trained on the labels only');
       d.store.notify(runDir);
       if (d.alignment.currentRun !== runDir) await d.alignment.showRun(runDir, false);
       const row = (label: string) => result.record.metrics.find((m) => m.label === label)?.accuracy;
-      const text = `${record.name}: ot+finetune ${pct(row('ot+finetune'))}${row('anchor+finetune') !== undefined ? ` vs anchor+finetune ${pct(row('anchor+finetune'))}` : ''} ${measuredOn(result.record)} (${result.finetune.steps} steps${teachers ? distilled ? ', distilled from the parents' : ', teachers ignored: no distillation in this engine' : ''})`;
+      const text = `${record.name}: ot+finetune ${pct(row('ot+finetune'))}${row('anchor+finetune') !== undefined ? ` vs anchor+finetune ${pct(row('anchor+finetune'))}` : ''} ${measuredOn(result.record)} (${result.finetune.steps} steps${teachers ? (distilled ? ', distilled from the parents' : ', teachers ignored: no distillation in this engine') : ''})`;
       d.log.info(`finetuned ${text}`);
-      if (!options.quiet) void vscode.window.showInformationMessage(`otfuse: ${text}`, 'Open Run', 'Export Table').then((c) => {
-        if (c === 'Open Run') void vscode.commands.executeCommand('otfuse.openRun', runDir);
-        else if (c) void vscode.commands.executeCommand('otfuse.exportAccuracyMarkdown', runDir);
-      });
+      if (!options.quiet)
+        void vscode.window.showInformationMessage(`otfuse: ${text}`, 'Open Run', 'Export Table').then((c) => {
+          if (c === 'Open Run') void vscode.commands.executeCommand('otfuse.openRun', runDir);
+          else if (c) void vscode.commands.executeCommand('otfuse.exportAccuracyMarkdown', runDir);
+        });
       return result.finetune;
     } catch (err) {
       showError(d, `finetuning ${record.name}`, err, () => finetuneRun(runDir, { ...options, data, evalData }));

@@ -5,20 +5,29 @@ import type { Deps } from './deps';
 
 export function showError(d: Deps, what: string, err: unknown, retry?: () => unknown): void {
   const e = err as { code?: string; message?: string };
-  if (e?.code === 'CANCELLED') { void vscode.window.showInformationMessage(`otfuse: ${what} cancelled.`); return; }
+  if (e?.code === 'CANCELLED') {
+    void vscode.window.showInformationMessage(`otfuse: ${what} cancelled.`);
+    return;
+  }
   d.log.error(`${what}: ${e?.code ?? ''} ${e?.message ?? err}`);
   const message = (e?.message ?? String(err)).split('\n')[0].replace(/\s*Use --provider[^.]*\.?/, ''); // CLI advice means nothing here
   if (e?.code === 'PROVIDER') {
     const provider = d.engines.provider();
-    const reason = message.replace(/^.*?is not available:\s*/, '').replace(/^\w+: not used \(/, '').replace(/\)?\.?\s*$/, '');
+    const reason = message
+      .replace(/^.*?is not available:\s*/, '')
+      .replace(/^\w+: not used \(/, '')
+      .replace(/\)?\.?\s*$/, '');
     const text = `otfuse: ${what} failed — the execution provider '${provider}' cannot run here (${reason.slice(0, 140)}). Choose another one, or 'auto', which falls back to the CPU.`;
     void vscode.window.showErrorMessage(text, 'Open Settings', 'Retry', 'Show Log').then((c) => {
       if (c === 'Open Settings') {
         // The notification closes with the click: offer Retry again once the settings are open.
-        void vscode.commands.executeCommand('otfuse.openProviderSettings').then(() => vscode.window.showInformationMessage(`otfuse: choose an execution provider ('auto' falls back to the CPU), then retry ${what}.`, 'Retry'))
-          .then((again) => { if (again) void retry?.(); });
-      }
-      else if (c === 'Retry') void retry?.();
+        void vscode.commands
+          .executeCommand('otfuse.openProviderSettings')
+          .then(() => vscode.window.showInformationMessage(`otfuse: choose an execution provider ('auto' falls back to the CPU), then retry ${what}.`, 'Retry'))
+          .then((again) => {
+            if (again) void retry?.();
+          });
+      } else if (c === 'Retry') void retry?.();
       else if (c) d.log.show();
     });
     return;
@@ -33,7 +42,10 @@ export function showError(d: Deps, what: string, err: unknown, retry?: () => unk
 /** Running models executes them with ONNX Runtime: only in a trusted workspace (limited mode otherwise). */
 export function trusted(what: string): boolean {
   if (vscode.workspace.isTrusted) return true;
-  void vscode.window.showWarningMessage(`otfuse: ${what} needs a trusted workspace (it runs the model files with ONNX Runtime).`, 'Manage Workspace Trust')
-    .then((c) => { if (c) void vscode.commands.executeCommand('workbench.trust.manage'); });
+  void vscode.window
+    .showWarningMessage(`otfuse: ${what} needs a trusted workspace (it runs the model files with ONNX Runtime).`, 'Manage Workspace Trust')
+    .then((c) => {
+      if (c) void vscode.commands.executeCommand('workbench.trust.manage');
+    });
   return false;
 }

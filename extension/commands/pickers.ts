@@ -11,7 +11,11 @@ import type { Deps } from './deps';
 export type PresetId = 'recommended' | 'exact' | 'weight-based';
 export const PRESETS: Record<PresetId, { label: string; detail: string; recipe: FuseRecipe }> = {
   // The engine default: what measured best on held-out data (the auto-tune's choice on the examples; BENCHMARKS.md).
-  recommended: { label: 'Recommended', detail: 'soft alignment (Sinkhorn) + closed-form refit of every layer — measured best on held-out data', recipe: { preset: 'default' } },
+  recommended: {
+    label: 'Recommended',
+    detail: 'soft alignment (Sinkhorn) + closed-form refit of every layer — measured best on held-out data',
+    recipe: { preset: 'default' },
+  },
   exact: { label: 'Exact', detail: 'hard alignment (EMD), heads matched as units — reproduces a permuted copy exactly', recipe: { preset: 'exact' } },
   'weight-based': { label: 'Weight-based', detail: 'no data needed for alignment: cost from the weights themselves', recipe: { preset: 'weights' } },
 };
@@ -46,7 +50,9 @@ export class Pickers {
 
   constructor(private readonly d: Deps) {}
 
-  private get state() { return this.d.context.workspaceState; }
+  private get state() {
+    return this.d.context.workspaceState;
+  }
 
   evalLimit(): number | undefined {
     const n = vscode.workspace.getConfiguration('otfuse').get<number>('evalLimit', 0);
@@ -55,12 +61,19 @@ export class Pickers {
 
   async pickModels(selected: string[], title = 'Fuse Models: choose two or more models'): Promise<string[] | undefined> {
     const found = await vscode.workspace.findFiles('**/*.onnx', EXCLUDE, 200);
-    const items: (vscode.QuickPickItem & { file?: string })[] = found.map((u) => ({ label: path.basename(u.fsPath), description: vscode.workspace.asRelativePath(u), file: u.fsPath, picked: selected.includes(u.fsPath) }));
+    const items: (vscode.QuickPickItem & { file?: string })[] = found.map((u) => ({
+      label: path.basename(u.fsPath),
+      description: vscode.workspace.asRelativePath(u),
+      file: u.fsPath,
+      picked: selected.includes(u.fsPath),
+    }));
     items.push({ label: '$(folder-opened) Browse…', alwaysShow: true });
     const single = selected.length === 1;
     const picked = await vscode.window.showQuickPick(items, {
       canPickMany: true,
-      title: single ? `Fuse Models: ${path.basename(selected[0])} needs at least one partner — fusion averages two or more models of the same architecture after aligning their neurons` : title,
+      title: single
+        ? `Fuse Models: ${path.basename(selected[0])} needs at least one partner — fusion averages two or more models of the same architecture after aligning their neurons`
+        : title,
       placeHolder: single ? 'Tick one or more other checkpoints of the same architecture (same depth, heads and classes)' : 'The models to fuse (.onnx)',
     });
     if (!picked) return undefined;
@@ -70,7 +83,9 @@ export class Pickers {
       if (more) files = [...new Set([...files, ...more.map((u) => u.fsPath)])];
     }
     if (files.length < 2) {
-      void vscode.window.showWarningMessage('otfuse: fusion needs two or more models — it aligns the neurons of each model onto an anchor with optimal transport and averages them. Select at least two .onnx files of the same architecture.');
+      void vscode.window.showWarningMessage(
+        'otfuse: fusion needs two or more models — it aligns the neurons of each model onto an anchor with optimal transport and averages them. Select at least two .onnx files of the same architecture.',
+      );
       return undefined;
     }
     return files;
@@ -79,9 +94,13 @@ export class Pickers {
   async pickAnchor(models: string[]): Promise<string | undefined> {
     const last = this.state.get<string>('otfuse.anchor');
     const ordered = [...models].sort((a, b) => (a === last ? -1 : b === last ? 1 : 0));
-    const pick = await vscode.window.showQuickPick(ordered.map((m) => ({ label: path.basename(m), description: m === last ? 'last used' : vscode.workspace.asRelativePath(m), file: m })), {
-      title: 'Fuse Models: anchor', placeHolder: 'The anchor model: its graph and widths define the fused model',
-    });
+    const pick = await vscode.window.showQuickPick(
+      ordered.map((m) => ({ label: path.basename(m), description: m === last ? 'last used' : vscode.workspace.asRelativePath(m), file: m })),
+      {
+        title: 'Fuse Models: anchor',
+        placeHolder: 'The anchor model: its graph and widths define the fused model',
+      },
+    );
     if (pick) await this.state.update('otfuse.anchor', pick.file);
     return pick?.file;
   }
@@ -105,16 +124,29 @@ export class Pickers {
     const todo: string[] = [];
     for (const f of files) {
       let mtime = 0;
-      try { mtime = fs.statSync(f).mtimeMs; } catch { /* gone */ }
+      try {
+        mtime = fs.statSync(f).mtimeMs;
+      } catch {
+        /* gone */
+      }
       const hit = this.described.get(f);
-      if (hit && hit.mtime === mtime) out.set(f, hit.d); else todo.push(f);
+      if (hit && hit.mtime === mtime) out.set(f, hit.d);
+      else todo.push(f);
     }
     if (todo.length) {
       let fresh: DataDescription[];
-      try { fresh = await this.d.engines.engine.describeData(todo); } catch (err) { fresh = todo.map((p) => ({ path: p, error: (err as Error).message })); }
+      try {
+        fresh = await this.d.engines.engine.describeData(todo);
+      } catch (err) {
+        fresh = todo.map((p) => ({ path: p, error: (err as Error).message }));
+      }
       for (const desc of fresh) {
         let mtime = 0;
-        try { mtime = fs.statSync(desc.path).mtimeMs; } catch { /* gone */ }
+        try {
+          mtime = fs.statSync(desc.path).mtimeMs;
+        } catch {
+          /* gone */
+        }
         this.described.set(desc.path, { mtime, d: desc });
         out.set(desc.path, desc);
       }
@@ -130,9 +162,17 @@ export class Pickers {
   }
 
   /** A data file for `model`: candidates that fit its inputs first (N and shapes shown), the others below. */
-  async pickData(title: string, key: string, model: string | undefined, options: { heldOut?: boolean; near?: string; exclude?: string; extra?: (vscode.QuickPickItem & { choice: symbol })[] } = {}): Promise<string | symbol | undefined> {
+  async pickData(
+    title: string,
+    key: string,
+    model: string | undefined,
+    options: { heldOut?: boolean; near?: string; exclude?: string; extra?: (vscode.QuickPickItem & { choice: symbol })[] } = {},
+  ): Promise<string | symbol | undefined> {
     const last = this.state.get<string>(key);
-    const ranked = rankData((await this.candidates(model)).filter((c) => c.file !== options.exclude), { last, near: options.near, heldOut: options.heldOut });
+    const ranked = rankData(
+      (await this.candidates(model)).filter((c) => c.file !== options.exclude),
+      { last, near: options.near, heldOut: options.heldOut },
+    );
     type Item = vscode.QuickPickItem & { file?: string; choice?: symbol };
     const item = (c: { file: string; fit: DataFit }): Item => ({
       label: c.fit.score === 0 ? `$(warning) ${path.basename(c.file)}` : path.basename(c.file),
@@ -145,15 +185,25 @@ export class Pickers {
     const items: Item[] = [
       ...fits.map(item),
       ...(options.extra ?? []),
-      ...(misfits.length ? [{ label: `Do not fit ${model ? path.basename(model) : 'the model'}`, kind: vscode.QuickPickItemKind.Separator } as Item, ...misfits.map(item)] : []),
+      ...(misfits.length
+        ? [{ label: `Do not fit ${model ? path.basename(model) : 'the model'}`, kind: vscode.QuickPickItemKind.Separator } as Item, ...misfits.map(item)]
+        : []),
       { label: '$(folder-opened) Browse…', alwaysShow: true },
     ];
-    const pick = await vscode.window.showQuickPick(items, { title, matchOnDescription: true, placeHolder: 'A data set: .npz (x, or arrays named after the model inputs, + y), a .json data spec or IDX images' });
+    const pick = await vscode.window.showQuickPick(items, {
+      title,
+      matchOnDescription: true,
+      placeHolder: 'A data set: .npz (x, or arrays named after the model inputs, + y), a .json data spec or IDX images',
+    });
     if (!pick) return undefined;
     if (pick.choice) return pick.choice;
     let file = pick.file;
     if (!file) {
-      const chosen = await vscode.window.showOpenDialog({ canSelectMany: false, title, filters: { 'Data sets': ['npz', 'json', 'jsonl', 'csv', 'gz', 'idx3-ubyte'] } });
+      const chosen = await vscode.window.showOpenDialog({
+        canSelectMany: false,
+        title,
+        filters: { 'Data sets': ['npz', 'json', 'jsonl', 'csv', 'gz', 'idx3-ubyte'] },
+      });
       file = chosen?.[0]?.fsPath;
     }
     if (file) await this.state.update(key, file);
@@ -169,9 +219,16 @@ export class Pickers {
   /** Evaluation data, separate from the calibration data: a held-out set next to it first. */
   async pickEvalData(model: string, calibration: string): Promise<DataArg | typeof USE_CALIBRATION | typeof SKIP_EVALUATION | undefined> {
     const r = await this.pickData(`Fuse Models: evaluation data (held out, not the calibration data)`, 'otfuse.evalData', model, {
-      heldOut: true, near: calibration, exclude: calibration,
+      heldOut: true,
+      near: calibration,
+      exclude: calibration,
       extra: [
-        { label: '$(warning) Use the calibration data', description: path.basename(calibration), detail: 'accuracies will be labelled "measured on calibration data" — not a held-out result', choice: USE_CALIBRATION },
+        {
+          label: '$(warning) Use the calibration data',
+          description: path.basename(calibration),
+          detail: 'accuracies will be labelled "measured on calibration data" — not a held-out result',
+          choice: USE_CALIBRATION,
+        },
         { label: '$(circle-slash) Skip evaluation', detail: 'fuse only; evaluate later with Re-evaluate Run', choice: SKIP_EVALUATION },
       ],
     });
@@ -182,15 +239,24 @@ export class Pickers {
     const configured = vscode.workspace.getConfiguration('otfuse').get<string>('defaultRecipe', 'recommended');
     const last = this.state.get<string>('otfuse.preset') ?? configured;
     type Item = vscode.QuickPickItem & { id: string };
-    const items: Item[] = (Object.keys(PRESETS) as PresetId[]).map((id) => ({ id, label: PRESETS[id].label, detail: PRESETS[id].detail, description: id === last ? 'last used' : undefined }));
-    if (last && !(last in PRESETS) && fs.existsSync(resolveWs(last))) items.push({ id: last, label: path.basename(last), detail: 'recipe file', description: 'last used' });
+    const items: Item[] = (Object.keys(PRESETS) as PresetId[]).map((id) => ({
+      id,
+      label: PRESETS[id].label,
+      detail: PRESETS[id].detail,
+      description: id === last ? 'last used' : undefined,
+    }));
+    if (last && !(last in PRESETS) && fs.existsSync(resolveWs(last)))
+      items.push({ id: last, label: path.basename(last), detail: 'recipe file', description: 'last used' });
     items.push({ id: 'open', label: '$(json) Open recipe JSON…', detail: 'a FuseRecipe file (*.otfuse.json)' });
     items.push({ id: 'form', label: '$(edit) New recipe…', detail: 'a form: solver, regularisation, residual policy, Q/K mode, weights → *.otfuse.json' });
     items.sort((a, b) => (a.id === last ? -1 : b.id === last ? 1 : 0));
     const pick = await vscode.window.showQuickPick(items, { title: 'Fuse Models: preset', placeHolder: 'How to align the models' });
     if (!pick) return undefined;
     let id = pick.id;
-    if (id === 'form') { void vscode.commands.executeCommand('otfuse.newRecipe'); return undefined; }
+    if (id === 'form') {
+      void vscode.commands.executeCommand('otfuse.newRecipe');
+      return undefined;
+    }
     if (id === 'open') {
       const chosen = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'Recipe JSON': ['json'] }, title: 'Recipe JSON' });
       if (!chosen?.[0]) return undefined;
@@ -206,7 +272,10 @@ export class Pickers {
     const active = tab instanceof vscode.TabInputCustom ? tab.uri.fsPath : vscode.window.activeTextEditor?.document.uri.fsPath;
     if (active?.endsWith('.onnx')) return active;
     const found = await vscode.workspace.findFiles('**/*.onnx', EXCLUDE, 200);
-    const pick = await vscode.window.showQuickPick(found.map((u) => ({ label: path.basename(u.fsPath), description: vscode.workspace.asRelativePath(u), file: u.fsPath })), { title });
+    const pick = await vscode.window.showQuickPick(
+      found.map((u) => ({ label: path.basename(u.fsPath), description: vscode.workspace.asRelativePath(u), file: u.fsPath })),
+      { title },
+    );
     return pick?.file;
   }
 }

@@ -11,15 +11,24 @@ import type { Pickers } from './pickers';
 
 export function runCommands(d: Deps, pickers: Pickers) {
   async function pickRun(title: string, exclude?: string): Promise<string | undefined> {
-    const items = d.store.list().filter((e) => e.dir !== exclude && e.record)
-      .map((e) => ({ label: e.record!.name, description: `${e.record!.status} · ${pct(e.record!.metrics.at(-1)?.accuracy)} · ${new Date(e.record!.createdAt).toLocaleString()}`, dir: e.dir }));
-    if (!items.length) { void vscode.window.showInformationMessage('otfuse: no other run to choose.'); return undefined; }
+    const items = d.store
+      .list()
+      .filter((e) => e.dir !== exclude && e.record)
+      .map((e) => ({
+        label: e.record!.name,
+        description: `${e.record!.status} · ${pct(e.record!.metrics.at(-1)?.accuracy)} · ${new Date(e.record!.createdAt).toLocaleString()}`,
+        dir: e.dir,
+      }));
+    if (!items.length) {
+      void vscode.window.showInformationMessage('otfuse: no other run to choose.');
+      return undefined;
+    }
     return (await vscode.window.showQuickPick(items, { title }))?.dir;
   }
 
   async function openRun(arg?: unknown): Promise<string | undefined> {
     // From the palette (no argument) always ask, even when the Alignment view shows a run.
-    const dir = (arg !== undefined ? dirOf(d, arg) : undefined) ?? await pickRun('Open Run');
+    const dir = (arg !== undefined ? dirOf(d, arg) : undefined) ?? (await pickRun('Open Run'));
     if (!dir) return undefined;
     await d.alignment.showRun(dir);
     return dir;
@@ -31,14 +40,25 @@ export function runCommands(d: Deps, pickers: Pickers) {
     const dir = dirOf(d, arg);
     const record = dir ? d.store.get(dir).record : undefined;
     if (!dir || !record) return undefined;
-    const data = options.data ?? record.evalData ?? record.data ?? await pickers.pickFile(`Re-evaluate ${record.name}: data`, 'otfuse.evalData', runPath(dir, record.fusedModel));
+    const data =
+      options.data ??
+      record.evalData ??
+      record.data ??
+      (await pickers.pickFile(`Re-evaluate ${record.name}: data`, 'otfuse.evalData', runPath(dir, record.fusedModel)));
     if (!data) return undefined;
     try {
-      const r = await d.jobs.run(`Re-evaluating ${record.name}`, (ctx) => d.engines.engine.reevaluateRun({ runDir: dir, data, provider: d.engines.provider(), limit: pickers.evalLimit() }, ctx), { runDir: dir });
+      const r = await d.jobs.run(
+        `Re-evaluating ${record.name}`,
+        (ctx) => d.engines.engine.reevaluateRun({ runDir: dir, data, provider: d.engines.provider(), limit: pickers.evalLimit() }, ctx),
+        { runDir: dir },
+      );
       if (r.updated) d.store.notify(dir);
       const text = r.results.map((x) => `${x.label} ${pct(x.accuracy)}`).join(' · ');
       d.log.info(`re-evaluated ${record.name}: ${text}`);
-      if (!options.quiet) void vscode.window.showInformationMessage(`otfuse: ${record.name}: ${text} ${r.updated ? measuredOn(r.record) : `on ${path.basename(typeof data === 'string' ? data : data.path)} (run.json unchanged: not the run's evaluation data)`}`);
+      if (!options.quiet)
+        void vscode.window.showInformationMessage(
+          `otfuse: ${record.name}: ${text} ${r.updated ? measuredOn(r.record) : `on ${path.basename(typeof data === 'string' ? data : data.path)} (run.json unchanged: not the run's evaluation data)`}`,
+        );
       return r.results;
     } catch (err) {
       showError(d, `re-evaluating ${record.name}`, err, () => reevaluate(dir, undefined, { ...options, data }));
@@ -57,7 +77,10 @@ export function runCommands(d: Deps, pickers: Pickers) {
   async function deleteRun(arg?: unknown, _b?: unknown, options: { confirm?: boolean } = {}): Promise<boolean> {
     const dir = dirOf(d, arg);
     if (!dir) return false;
-    if (d.jobs.isRunBusy(dir)) { void vscode.window.showWarningMessage('otfuse: a job is running on this run; cancel it first.'); return false; }
+    if (d.jobs.isRunBusy(dir)) {
+      void vscode.window.showWarningMessage('otfuse: a job is running on this run; cancel it first.');
+      return false;
+    }
     if (options.confirm !== false) {
       const ok = await vscode.window.showWarningMessage(`Delete run '${path.basename(dir)}' and its files?`, { modal: true }, 'Delete');
       if (ok !== 'Delete') return false;
@@ -78,7 +101,7 @@ export function runCommands(d: Deps, pickers: Pickers) {
       d.panels.openCompare(dirs.slice(0, 4));
       return dirs;
     }
-    const a = dirOf(d, arg) ?? await pickRun('Compare Runs: first run');
+    const a = dirOf(d, arg) ?? (await pickRun('Compare Runs: first run'));
     if (!a) return undefined;
     const b = typeof other === 'string' ? other : await pickRun(`Compare ${path.basename(a)} with…`, a);
     if (!b) return undefined;
@@ -95,11 +118,21 @@ export function runCommands(d: Deps, pickers: Pickers) {
   const exporting = (what: string, fn: (dir: string, tensor?: string) => Promise<string | null>) => async (arg?: unknown, tensor?: string) => {
     const dir = dirOf(d, arg);
     if (!dir) return null;
-    try { return await fn(dir, tensor); } catch (err) { showError(d, `exporting ${what}`, err); return null; }
+    try {
+      return await fn(dir, tensor);
+    } catch (err) {
+      showError(d, `exporting ${what}`, err);
+      return null;
+    }
   };
 
   return {
-    openRun, reevaluate, reveal, deleteRun, compare, openMapLarge,
+    openRun,
+    reevaluate,
+    reveal,
+    deleteRun,
+    compare,
+    openMapLarge,
     exportMapCsv: exporting('the map', (dir, t) => exportMap(dir, t ?? '', 'csv')),
     exportMapNpy: exporting('the map', (dir, t) => exportMap(dir, t ?? '', 'npy')),
     exportAccuracyCsv: exporting('the accuracy table', (dir) => exportAccuracy(dir, 'csv')),

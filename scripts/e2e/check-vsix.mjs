@@ -12,21 +12,41 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const PREFIX = path.resolve(process.env.OTFUSE_E2E_PREFIX ?? path.join(REPO, '.e2e'));
 const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
 const vsix = process.argv[2] ?? path.join(REPO, `otfuse-linux-x64-${pkg.version}.vsix`);
-let passed = 0, failed = 0;
+let passed = 0,
+  failed = 0;
 const check = (name, fn) => {
-  try { fn(); passed++; console.log(`✔ ${name}`); } catch (err) { failed++; console.log(`✘ ${name}: ${err.message}`); }
+  try {
+    fn();
+    passed++;
+    console.log(`✔ ${name}`);
+  } catch (err) {
+    failed++;
+    console.log(`✘ ${name}: ${err.message}`);
+  }
 };
 
 let entries = [];
-check('the .vsix exists and is a zip', () => { entries = listVsix(vsix); });
+check('the .vsix exists and is a zip', () => {
+  entries = listVsix(vsix);
+});
 const names = new Set(entries.map((e) => e.name));
 const required = [
-  'extension/package.json', 'extension/dist/extension.js', 'extension/dist/host.js', 'extension/dist/webview.js', 'extension/dist/webview.css', 'extension/media/webview.css', 'extension/worker/fusion/recipe.schema.json',
+  'extension/package.json',
+  'extension/dist/extension.js',
+  'extension/dist/host.js',
+  'extension/dist/webview.js',
+  'extension/dist/webview.css',
+  'extension/media/webview.css',
+  'extension/worker/fusion/recipe.schema.json',
   'extension/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
   'extension/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1',
-  'extension/node_modules/onnxruntime-node/dist/index.js', 'extension/node_modules/onnxruntime-common/dist/cjs/index.js',
+  'extension/node_modules/onnxruntime-node/dist/index.js',
+  'extension/node_modules/onnxruntime-common/dist/cjs/index.js',
 ];
-for (const r of required) check(`contains ${r}`, () => { if (!names.has(r)) throw new Error('missing'); });
+for (const r of required)
+  check(`contains ${r}`, () => {
+    if (!names.has(r)) throw new Error('missing');
+  });
 check('no other platform binaries, no sources or maps', () => {
   const bad = [...names].filter((n) => /bin\/napi-v\d+\/(darwin|win32|linux\/arm64)|\.map$|^extension\/(worker|extension|webview|test)\/.*\.ts$/.test(n));
   if (bad.length) throw new Error(bad.join(', '));
@@ -44,10 +64,26 @@ if (fs.existsSync(cs)) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'otfuse-vsix-'));
   let installed;
   check('installs with --install-extension', () => {
-    const r = spawnSync(process.execPath, [cs, '--config', path.join(tmp, 'config.yaml'), '--user-data-dir', path.join(tmp, 'udd'), '--extensions-dir', path.join(tmp, 'ext'), '--install-extension', vsix],
-      { encoding: 'utf8', env: { ...process.env, HOME: tmp, EXTENSIONS_GALLERY: '{}' } });
+    const r = spawnSync(
+      process.execPath,
+      [
+        cs,
+        '--config',
+        path.join(tmp, 'config.yaml'),
+        '--user-data-dir',
+        path.join(tmp, 'udd'),
+        '--extensions-dir',
+        path.join(tmp, 'ext'),
+        '--install-extension',
+        vsix,
+      ],
+      { encoding: 'utf8', env: { ...process.env, HOME: tmp, EXTENSIONS_GALLERY: '{}' } },
+    );
     if (r.status !== 0) throw new Error(r.stdout + r.stderr);
-    installed = fs.readdirSync(path.join(tmp, 'ext')).map((d) => path.join(tmp, 'ext', d)).find((d) => path.basename(d).startsWith(`${pkg.publisher}.${pkg.name}-`));
+    installed = fs
+      .readdirSync(path.join(tmp, 'ext'))
+      .map((d) => path.join(tmp, 'ext', d))
+      .find((d) => path.basename(d).startsWith(`${pkg.publisher}.${pkg.name}-`));
     if (!installed) throw new Error(`not in ${path.join(tmp, 'ext')}`);
   });
   check('the installed copy loads ONNX Runtime and runs an example model', () => {

@@ -7,7 +7,8 @@ import { format } from 'node:util';
 import { checkTools, finish, tidy, launchBrowser, log, makeWorkspace, REPO, scratchRoot, startCodeServer } from './lib.mjs';
 
 const TIMEOUT_S = Number(process.env.OTFUSE_EXTHOST_TIMEOUT ?? 600);
-let passed = 0, failed = 0;
+let passed = 0,
+  failed = 0;
 // mocha's spec reporter lines arrive in the browser console as ('%c INFO', 'color: …', format, ...args).
 let server, browser;
 const root = scratchRoot('exthost');
@@ -34,15 +35,18 @@ try {
   });
   const exit = new Promise((resolve) => page.exposeFunction('codeAutomationExit', (code) => resolve(code)));
   await page.exposeFunction('codeAutomationLog', () => {});
-  await page.goto(server.url([
-    ['extensionDevelopmentPath', server.remote(REPO)],
-    ['extensionTestsPath', server.remote(suite)],
-  ]));
+  await page.goto(
+    server.url([
+      ['extensionDevelopmentPath', server.remote(REPO)],
+      ['extensionTestsPath', server.remote(suite)],
+    ]),
+  );
   const code = await Promise.race([exit, new Promise((r) => setTimeout(() => r('timeout'), TIMEOUT_S * 1000).unref())]);
   log(`extension host tests exited: ${code}`);
   if (fs.existsSync(results)) {
     const r = JSON.parse(fs.readFileSync(results, 'utf8'));
-    passed = r.passed; failed = r.failed;
+    passed = r.passed;
+    failed = r.failed;
     for (const f of r.failures ?? []) console.error(`FAILED: ${f.title}\n${f.error}\n`);
     if (r.pending) log(`${r.pending} skipped: ${r.skipped.join('; ')}`);
     if (code !== 0 && failed === 0) failed = 1;
@@ -54,7 +58,9 @@ try {
   console.error(err?.stack ?? err);
   failed = Math.max(failed, 1);
 } finally {
-  try { await browser?.close(); } catch {}
+  try {
+    await browser?.close();
+  } catch {}
   server?.stop();
   tidy(root, failed === 0 && passed > 0);
   log(`done (scratch folder ${root})`);

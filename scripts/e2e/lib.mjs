@@ -32,7 +32,9 @@ export const BERT_FILES = ['bertD_s20.onnx', 'bertD_s21.onnx', 'bertE_s24.onnx',
 /** Where the BERT fixtures are: $OTFUSE_BERT_FIXTURES, the in-repo copy, or the shared fixtures folder next to the
  * checkout (the same places test/fusion/bert.test.ts looks). */
 export function bertFixtures() {
-  const candidates = [process.env.OTFUSE_BERT_FIXTURES, path.join(REPO, 'test/fixtures/bert'), path.resolve(REPO, '../shared/fixtures/bert-fortunes')].filter(Boolean);
+  const candidates = [process.env.OTFUSE_BERT_FIXTURES, path.join(REPO, 'test/fixtures/bert'), path.resolve(REPO, '../shared/fixtures/bert-fortunes')].filter(
+    Boolean,
+  );
   const dir = candidates.find((d) => BERT_FILES.every((f) => fs.existsSync(path.join(d, f))));
   if (!dir) throw new Error(`BERT fixtures (${BERT_FILES.join(', ')}) not found in ${candidates.join(' or ')}`);
   return dir;
@@ -46,7 +48,11 @@ export function makeWorkspace(root) {
   fs.cpSync(path.join(REPO, 'examples'), path.join(ws, 'examples'), { recursive: true });
   // Without them the BERT tests fail on their own (with this message); the other tests still run.
   let bert;
-  try { bert = bertFixtures(); } catch (err) { console.error(`warning: ${err.message}`); }
+  try {
+    bert = bertFixtures();
+  } catch (err) {
+    console.error(`warning: ${err.message}`);
+  }
   if (bert) {
     fs.mkdirSync(path.join(ws, 'bert'));
     for (const f of BERT_FILES) fs.copyFileSync(path.join(bert, f), path.join(ws, 'bert', f));
@@ -65,23 +71,35 @@ export async function startCodeServer(root, ws, { settings = {}, install } = {})
   const port = 20000 + Math.floor(Math.random() * 20000);
   const udd = path.join(root, 'udd');
   fs.mkdirSync(path.join(udd, 'User'), { recursive: true });
-  fs.writeFileSync(path.join(udd, 'User/settings.json'), JSON.stringify({
-    'workbench.startupEditor': 'none',
-    'security.workspace.trust.enabled': false,
-    'workbench.tips.enabled': false,
-    'telemetry.telemetryLevel': 'off',
-    'update.mode': 'none',
-    'extensions.autoCheckUpdates': false,
-    'extensions.autoUpdate': false,
-    'workbench.enableExperiments': false,
-    'window.commandCenter': false,
-    ...settings,
-  }, null, 2));
+  fs.writeFileSync(
+    path.join(udd, 'User/settings.json'),
+    JSON.stringify(
+      {
+        'workbench.startupEditor': 'none',
+        'security.workspace.trust.enabled': false,
+        'workbench.tips.enabled': false,
+        'telemetry.telemetryLevel': 'off',
+        'update.mode': 'none',
+        'extensions.autoCheckUpdates': false,
+        'extensions.autoUpdate': false,
+        'workbench.enableExperiments': false,
+        'window.commandCenter': false,
+        ...settings,
+      },
+      null,
+      2,
+    ),
+  );
   const home = path.join(root, 'home');
   fs.mkdirSync(home, { recursive: true });
   const env = {
-    ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config'), XDG_DATA_HOME: path.join(home, '.local/share'),
-    XDG_CACHE_HOME: path.join(home, '.cache'), EXTENSIONS_GALLERY: '{}', OTFUSE_TEST_HOOKS: '1',
+    ...process.env,
+    HOME: home,
+    XDG_CONFIG_HOME: path.join(home, '.config'),
+    XDG_DATA_HOME: path.join(home, '.local/share'),
+    XDG_CACHE_HOME: path.join(home, '.cache'),
+    EXTENSIONS_GALLERY: '{}',
+    OTFUSE_TEST_HOOKS: '1',
   };
   const baseArgs = ['--config', path.join(root, 'config.yaml'), '--user-data-dir', udd, '--extensions-dir', path.join(root, 'extensions')];
   if (install) {
@@ -89,13 +107,36 @@ export async function startCodeServer(root, ws, { settings = {}, install } = {})
     if (r.status !== 0) throw new Error(`--install-extension ${install} failed: ${r.stdout}${r.stderr}`);
   }
   const out = fs.openSync(path.join(root, 'code-server.log'), 'w');
-  const cs = spawn(process.execPath, [CS_ENTRY, ...baseArgs, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`,
-    '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override', ws],
-  { env, stdio: ['ignore', out, out], detached: true });
-  const stop = () => { try { process.kill(-cs.pid, 'SIGTERM'); } catch {} };
+  const cs = spawn(
+    process.execPath,
+    [
+      CS_ENTRY,
+      ...baseArgs,
+      '--auth',
+      'none',
+      '--bind-addr',
+      `127.0.0.1:${port}`,
+      '--disable-telemetry',
+      '--disable-update-check',
+      '--disable-workspace-trust',
+      '--disable-getting-started-override',
+      ws,
+    ],
+    { env, stdio: ['ignore', out, out], detached: true },
+  );
+  const stop = () => {
+    try {
+      process.kill(-cs.pid, 'SIGTERM');
+    } catch {}
+  };
   for (let i = 0; ; i++) {
-    try { if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break; } catch {}
-    if (cs.exitCode !== null || i > 600) { stop(); throw new Error(`code-server did not start (see ${root}/code-server.log)`); }
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break;
+    } catch {}
+    if (cs.exitCode !== null || i > 600) {
+      stop();
+      throw new Error(`code-server did not start (see ${root}/code-server.log)`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   const remote = (p) => `vscode-remote://127.0.0.1:${port}${p}`;
@@ -107,7 +148,16 @@ export async function launchBrowser() {
   const { chromium } = await import(path.join(PREFIX, 'node_modules/playwright-core/index.mjs'));
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }
 

@@ -17,9 +17,15 @@ const [platform, arch] = TARGET.split('-');
 const t0 = Date.now();
 
 const vsce = path.join(PREFIX, 'node_modules/@vscode/vsce/vsce');
-if (!fs.existsSync(vsce)) { console.error(`@vscode/vsce not found in ${PREFIX}: run \`npm run e2e:install\``); process.exit(1); }
+if (!fs.existsSync(vsce)) {
+  console.error(`@vscode/vsce not found in ${PREFIX}: run \`npm run e2e:install\``);
+  process.exit(1);
+}
 for (const f of ['dist/extension.js', 'dist/host.js', 'dist/webview.js', 'dist/webview.css']) {
-  if (!fs.existsSync(path.join(REPO, f))) { console.error(`${f} missing: run \`npm run build\``); process.exit(1); }
+  if (!fs.existsSync(path.join(REPO, f))) {
+    console.error(`${f} missing: run \`npm run build\``);
+    process.exit(1);
+  }
 }
 
 const stage = path.join(PREFIX, `vsix-stage-${TARGET}`);
@@ -63,7 +69,10 @@ for (const lic of ['LICENSE', 'README.md']) copy(`${ort}/${lic}`);
 const napi = fs.readdirSync(path.join(REPO, ort, 'bin')).filter((d) => d.startsWith('napi-'));
 let natives = 0;
 for (const n of napi) if (copy(`${ort}/bin/${n}/${platform}/${arch}`)) natives++;
-if (!natives) { console.error(`no ONNX Runtime binaries for ${TARGET} in ${ort}/bin`); process.exit(1); }
+if (!natives) {
+  console.error(`no ONNX Runtime binaries for ${TARGET} in ${ort}/bin`);
+  process.exit(1);
+}
 copy('node_modules/onnxruntime-common/package.json');
 copy('node_modules/onnxruntime-common/dist/cjs');
 for (const lic of ['LICENSE', 'README.md']) copy(`node_modules/onnxruntime-common/${lic}`);
@@ -74,7 +83,10 @@ const out = path.join(REPO, `otfuse-${TARGET}-${pkg.version}.vsix`);
 const args = [vsce, 'package', '--target', TARGET, '--out', out, '--no-update-package-json', '--allow-missing-repository', '--no-rewrite-relative-links'];
 if (!hasLicense) args.push('--skip-license');
 const r = spawnSync(process.execPath, args, { cwd: stage, stdio: 'inherit', env: { ...process.env, VSCE_TELEMETRY: 'false' } });
-if (r.status !== 0) { console.error(`vsce package failed (${r.status})`); process.exit(1); }
+if (r.status !== 0) {
+  console.error(`vsce package failed (${r.status})`);
+  process.exit(1);
+}
 
 const entries = listVsix(out);
 const size = fs.statSync(out).size;

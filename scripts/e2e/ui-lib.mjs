@@ -14,7 +14,9 @@ export async function check(name, fn) {
   } catch (err) {
     T.results.push({ name, ok: false, error: String(err?.stack ?? err) });
     log(`✘ ${name}: ${err?.message ?? err}`);
-    try { await T.page?.screenshot({ path: path.join(T.shots, `failed-${T.results.length}.png`) }); } catch {}
+    try {
+      await T.page?.screenshot({ path: path.join(T.shots, `failed-${T.results.length}.png`) });
+    } catch {}
     throw err;
   }
 }
@@ -24,7 +26,9 @@ export async function webviewFrame(view, timeoutMs = 60000, where) {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     for (const f of T.page.frames()) {
-      try { if (await f.evaluate(([v, w]) => document.body?.dataset.view === v && (!w || !!document.querySelector(w)), [view, where])) return f; } catch {}
+      try {
+        if (await f.evaluate(([v, w]) => document.body?.dataset.view === v && (!w || !!document.querySelector(w)), [view, where])) return f;
+      } catch {}
     }
     await T.page.waitForTimeout(250);
   }
@@ -48,7 +52,10 @@ export async function pickQuickExact(titlePart, filter, label) {
   await widget.locator('.quick-input-title', { hasText: titlePart }).waitFor({ timeout: 30000 });
   await widget.locator('.quick-input-box input').fill(filter);
   const exact = new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
-  const row = widget.locator('.monaco-list-row').filter({ has: T.page.locator('.label-name', { hasText: exact }) }).first();
+  const row = widget
+    .locator('.monaco-list-row')
+    .filter({ has: T.page.locator('.label-name', { hasText: exact }) })
+    .first();
   await row.waitFor({ timeout: 10000 });
   await row.click();
   await widget.locator('.quick-input-title', { hasText: titlePart }).waitFor({ state: 'hidden', timeout: 10000 });
@@ -60,13 +67,15 @@ export async function quickRows(titlePart) {
   await widget.locator('.quick-input-title', { hasText: titlePart }).waitFor({ timeout: 30000 });
   await widget.locator('.monaco-list-row').first().waitFor({ timeout: 10000 });
   await T.page.waitForTimeout(300);
-  return widget.locator('.monaco-list-row').evaluateAll((rows) => rows.map((r) => ({
-    label: r.querySelector('.label-name')?.textContent?.trim() ?? '',
-    description: r.querySelector('.label-description')?.textContent?.trim() ?? '',
-    detail: r.querySelector('.quick-input-list-label-meta, .monaco-icon-label-container + *')?.textContent?.trim() ?? r.textContent,
-    separator: r.querySelector('.quick-input-list-separator')?.textContent?.trim() ?? '',
-    text: r.textContent,
-  })));
+  return widget.locator('.monaco-list-row').evaluateAll((rows) =>
+    rows.map((r) => ({
+      label: r.querySelector('.label-name')?.textContent?.trim() ?? '',
+      description: r.querySelector('.label-description')?.textContent?.trim() ?? '',
+      detail: r.querySelector('.quick-input-list-label-meta, .monaco-icon-label-container + *')?.textContent?.trim() ?? r.textContent,
+      separator: r.querySelector('.quick-input-list-separator')?.textContent?.trim() ?? '',
+      text: r.textContent,
+    })),
+  );
 }
 
 /** Runs a palette command by its title. */
@@ -76,7 +85,10 @@ export async function palette(title) {
   // Click the row whose label is exactly the title (Enter would run the first fuzzy match, e.g. "Preferences:
   // Browse Color Themes in Marketplace" for "Preferences: Color Theme").
   const exact = new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
-  const row = quick().locator('.monaco-list-row').filter({ has: T.page.locator('.label-name', { hasText: exact }) }).first();
+  const row = quick()
+    .locator('.monaco-list-row')
+    .filter({ has: T.page.locator('.label-name', { hasText: exact }) })
+    .first();
   try {
     await row.waitFor({ timeout: 5000 });
     await row.click();
@@ -95,16 +107,30 @@ export async function explorerMenu(rows, itemText, shot) {
     const selected = await T.page.locator('.explorer-folders-view .monaco-list-row.selected').count();
     if (selected === rows.length) {
       await rows[rows.length - 1].click({ button: 'right' });
-      try { await item.first().waitFor({ timeout: 2000 }); break; } catch { await T.page.keyboard.press('Escape'); }
+      try {
+        await item.first().waitFor({ timeout: 2000 });
+        break;
+      } catch {
+        await T.page.keyboard.press('Escape');
+      }
     }
-    if (attempt > 40) throw new Error(selected === rows.length ? `${itemText} never appeared (enabled) in the explorer context menu` : `${selected} rows selected`);
+    if (attempt > 40)
+      throw new Error(selected === rows.length ? `${itemText} never appeared (enabled) in the explorer context menu` : `${selected} rows selected`);
     await T.page.waitForTimeout(500); // the extension activates a few seconds after the explorer shows
   }
   if (shot) await T.page.screenshot({ path: path.join(T.shots, shot) });
   await item.first().click();
   // Right after start-up a click can land while the menu re-renders: click again if the menu is still open.
   for (let i = 0; i < 3; i++) {
-    try { await T.page.locator('.monaco-menu').first().waitFor({ state: 'hidden', timeout: 2000 }); return; } catch { await item.first().click().catch(() => {}); }
+    try {
+      await T.page.locator('.monaco-menu').first().waitFor({ state: 'hidden', timeout: 2000 });
+      return;
+    } catch {
+      await item
+        .first()
+        .click()
+        .catch(() => {});
+    }
   }
 }
 
@@ -113,10 +139,14 @@ export async function waitForRun(runsRoot, known, timeoutMs = 300000) {
   const end = Date.now() + timeoutMs;
   let record, runDir;
   while (Date.now() < end) {
-    const dirs = fs.existsSync(runsRoot) ? fs.readdirSync(runsRoot).filter((d) => !d.startsWith('.') && !known.has(d) && fs.existsSync(path.join(runsRoot, d, 'run.json'))) : [];
+    const dirs = fs.existsSync(runsRoot)
+      ? fs.readdirSync(runsRoot).filter((d) => !d.startsWith('.') && !known.has(d) && fs.existsSync(path.join(runsRoot, d, 'run.json')))
+      : [];
     if (dirs.length) {
       runDir = path.join(runsRoot, dirs[0]);
-      try { record = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')); } catch {}
+      try {
+        record = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
+      } catch {}
       if (record && record.status !== 'running') break;
     }
     await T.page.waitForTimeout(500);
@@ -130,26 +160,33 @@ export async function waitForRun(runsRoot, known, timeoutMs = 300000) {
 export const readRecord = (runDir) => JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
 
 /** Distinct colours of a canvas (0 when blank or missing). */
-export const canvasColours = (frame, selector) => frame.evaluate((sel) => {
-  const c = document.querySelector(sel);
-  if (!c || !c.width) return 0;
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  const s = new Set();
-  for (let k = 0; k < d.length; k += 4) if (d[k + 3]) s.add((d[k] << 16) | (d[k + 1] << 8) | d[k + 2]);
-  return s.size;
-}, selector);
+export const canvasColours = (frame, selector) =>
+  frame.evaluate((sel) => {
+    const c = document.querySelector(sel);
+    if (!c || !c.width) return 0;
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const s = new Set();
+    for (let k = 0; k < d.length; k += 4) if (d[k + 3]) s.add((d[k] << 16) | (d[k + 1] << 8) | d[k + 2]);
+    return s.size;
+  }, selector);
 
 /** The Alignment view shows `runDir`: one drawn, non-blank thumbnail per layer of run.json, a non-blank detail
  * heatmap with the map's aspect ratio and a colour bar. */
 export async function checkHeatmaps(frame, runDir, record) {
   await frame.waitForFunction((dir) => document.body.dataset.run === dir, runDir, { timeout: 60000 });
   await frame.waitForFunction((n) => document.querySelectorAll('canvas.thumb[data-drawn="1"]').length === n, record.layers.length, { timeout: 60000 });
-  const stats = await frame.evaluate(() => [...document.querySelectorAll('canvas.thumb')].map((c) => {
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    let opaque = 0; const colours = new Set();
-    for (let k = 0; k < d.length; k += 4) { if (d[k + 3] > 0) opaque++; colours.add((d[k] << 16) | (d[k + 1] << 8) | d[k + 2]); }
-    return { tensor: c.dataset.tensor, opaque, pixels: d.length / 4, colours: colours.size };
-  }));
+  const stats = await frame.evaluate(() =>
+    [...document.querySelectorAll('canvas.thumb')].map((c) => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let opaque = 0;
+      const colours = new Set();
+      for (let k = 0; k < d.length; k += 4) {
+        if (d[k + 3] > 0) opaque++;
+        colours.add((d[k] << 16) | (d[k + 1] << 8) | d[k + 2]);
+      }
+      return { tensor: c.dataset.tensor, opaque, pixels: d.length / 4, colours: colours.size };
+    }),
+  );
   const tensors = record.layers.map((l) => l.tensor).sort();
   const shown = stats.map((s) => s.tensor).sort();
   if (JSON.stringify(tensors) !== JSON.stringify(shown)) throw new Error(`heatmaps ${shown} vs run.json layers ${tensors}`);
@@ -158,20 +195,32 @@ export async function checkHeatmaps(frame, runDir, record) {
   await frame.waitForFunction(() => document.getElementById('heatmap')?.dataset.drawn === '1', null, { timeout: 10000 });
   if ((await canvasColours(frame, '#heatmap')) < 2) throw new Error('the selected layer heatmap is blank');
   if ((await canvasColours(frame, '#colourbar')) < 20) throw new Error('no colour bar next to the heatmap');
-  const geom = await frame.evaluate(() => { const r = document.getElementById('heatmap').getBoundingClientRect(); return { w: r.width, h: r.height }; });
+  const geom = await frame.evaluate(() => {
+    const r = document.getElementById('heatmap').getBoundingClientRect();
+    return { w: r.width, h: r.height };
+  });
   const selected = await frame.evaluate(() => document.querySelector('.thumb-card[aria-selected="true"]')?.dataset.tensor);
   const sel = record.layers.find((l) => l.tensor === selected) ?? record.layers[0];
-  if (Math.abs(geom.w / geom.h - sel.cols / sel.rows) > 0.05 * (sel.cols / sel.rows)) throw new Error(`heatmap aspect ${JSON.stringify(geom)} for a ${sel.rows}×${sel.cols} map`);
+  if (Math.abs(geom.w / geom.h - sel.cols / sel.rows) > 0.05 * (sel.cols / sel.rows))
+    throw new Error(`heatmap aspect ${JSON.stringify(geom)} for a ${sel.rows}×${sel.cols} map`);
   return stats.length;
 }
 
 /** The accuracy table shows exactly run.json's metrics (label, percentage, raw value). */
 export async function checkAccuracyTable(frame, record) {
   await frame.waitForFunction((n) => document.querySelectorAll('#accuracy tbody tr').length === n, record.metrics.length, { timeout: 30000 });
-  const rows = await frame.evaluate(() => [...document.querySelectorAll('#accuracy tbody tr')].map((tr) => ({
-    label: tr.dataset.label, text: tr.querySelector('td.acc').textContent, value: tr.querySelector('td.acc').dataset.accuracy,
-  })));
-  const expected = record.metrics.map((m) => ({ label: m.label, text: m.accuracy === undefined ? '—' : `${(100 * m.accuracy).toFixed(2)}%`, value: m.accuracy === undefined ? '' : String(m.accuracy) }));
+  const rows = await frame.evaluate(() =>
+    [...document.querySelectorAll('#accuracy tbody tr')].map((tr) => ({
+      label: tr.dataset.label,
+      text: tr.querySelector('td.acc').textContent,
+      value: tr.querySelector('td.acc').dataset.accuracy,
+    })),
+  );
+  const expected = record.metrics.map((m) => ({
+    label: m.label,
+    text: m.accuracy === undefined ? '—' : `${(100 * m.accuracy).toFixed(2)}%`,
+    value: m.accuracy === undefined ? '' : String(m.accuracy),
+  }));
   if (JSON.stringify(rows) !== JSON.stringify(expected)) throw new Error(`table ${JSON.stringify(rows)}\nrun.json ${JSON.stringify(expected)}`);
   log(`accuracy table: ${rows.map((r) => `${r.label} ${r.text}`).join(' · ')}`);
 }
@@ -181,7 +230,9 @@ export async function modelFrame(file, timeoutMs = 30000) {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     for (const f of T.page.frames()) {
-      try { if (await f.evaluate((name) => document.body?.dataset.view === 'model' && document.getElementById('model-name')?.textContent === name, file)) return f; } catch {}
+      try {
+        if (await f.evaluate((name) => document.body?.dataset.view === 'model' && document.getElementById('model-name')?.textContent === name, file)) return f;
+      } catch {}
     }
     await T.page.waitForTimeout(250);
   }
@@ -209,7 +260,11 @@ export async function acceptSave(expectedName, timeoutMs = 15000) {
   await input.waitFor({ timeout: 15000 });
   const end = Date.now() + 10000;
   let value = '';
-  while (Date.now() < end) { value = await input.inputValue(); if (value.includes(expectedName)) break; await T.page.waitForTimeout(200); }
+  while (Date.now() < end) {
+    value = await input.inputValue();
+    if (value.includes(expectedName)) break;
+    await T.page.waitForTimeout(200);
+  }
   if (!value.includes(expectedName)) throw new Error(`save dialog suggests '${value}', expected …${expectedName}`);
   await T.page.keyboard.press('Enter');
   const file = value.startsWith('/') ? value : path.join(T.ws, value);

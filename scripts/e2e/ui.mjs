@@ -21,8 +21,25 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { bertFixtures, checkTools, finish, tidy, launchBrowser, log, makeWorkspace, REPO, scratchRoot, startCodeServer } from './lib.mjs';
 import {
-  T, acceptSave, canvasColours, check, checkAccuracyTable, checkHeatmaps, explorerMenu, focusAlignment, modelFrame, palette, pickQuick, pickQuickExact,
-  quick, quickRows, readRecord, screenshot, sideBarWidth, waitForRun, webviewFrame,
+  T,
+  acceptSave,
+  canvasColours,
+  check,
+  checkAccuracyTable,
+  checkHeatmaps,
+  explorerMenu,
+  focusAlignment,
+  modelFrame,
+  palette,
+  pickQuick,
+  pickQuickExact,
+  quick,
+  quickRows,
+  readRecord,
+  screenshot,
+  sideBarWidth,
+  waitForRun,
+  webviewFrame,
 } from './ui-lib.mjs';
 
 const root = scratchRoot('ui');
@@ -40,7 +57,10 @@ async function openFile(file) {
   const input = quick().locator('.quick-input-box input');
   await input.fill(path.relative(T.ws, file));
   const name = path.basename(file);
-  const row = quick().locator('.monaco-list-row', { hasText: name }).filter({ hasText: path.basename(path.dirname(file)) }).first();
+  const row = quick()
+    .locator('.monaco-list-row', { hasText: name })
+    .filter({ hasText: path.basename(path.dirname(file)) })
+    .first();
   await row.waitFor({ timeout: 15000 });
   await row.click();
 }
@@ -65,7 +85,10 @@ async function setTheme(label) {
   await page().waitForTimeout(700);
   const input = quick().locator('.quick-input-box input');
   await input.fill(label);
-  const row = quick().locator('.monaco-list-row').filter({ has: page().locator('.label-name', { hasText: new RegExp(`^${label}$`) }) }).first();
+  const row = quick()
+    .locator('.monaco-list-row')
+    .filter({ has: page().locator('.label-name', { hasText: new RegExp(`^${label}$`) }) })
+    .first();
   await row.waitFor({ timeout: 10000 });
   await row.click();
   await quick().waitFor({ state: 'hidden', timeout: 10000 });
@@ -100,7 +123,11 @@ try {
   // [batch,1,28,28] with the examples' preprocessing ((x/255 − 0.286)/0.353), so examples/calib200.npz and the
   // data/*.json specs fit as they are (a single-input model takes the array `x`).
   fs.mkdirSync(path.join(ws, 'torchvision'));
-  for (const seed of [1, 2]) fs.writeFileSync(path.join(ws, 'torchvision', `tv_s${seed}.onnx`), zlib.gunzipSync(fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'torch', 'trained', `tv_s${seed}_op17.onnx.gz`))));
+  for (const seed of [1, 2])
+    fs.writeFileSync(
+      path.join(ws, 'torchvision', `tv_s${seed}.onnx`),
+      zlib.gunzipSync(fs.readFileSync(path.join(REPO, 'test', 'fixtures', 'torch', 'trained', `tv_s${seed}_op17.onnx.gz`))),
+    );
   const vsix = process.env.OTFUSE_UI_VSIX;
   server = await startCodeServer(root, ws, { install: vsix ? path.resolve(vsix) : undefined, settings: { 'workbench.colorTheme': 'Default Dark Modern' } });
   if (vsix) log(`testing the installed ${path.basename(vsix)}`);
@@ -110,7 +137,10 @@ try {
   const page = await ctx.newPage();
   T.page = page;
   const offOrigin = new Set();
-  page.on('request', (r) => { const u = new URL(r.url()); if (/^https?:$/.test(u.protocol) && !['127.0.0.1', 'localhost'].includes(u.hostname) && !u.hostname.endsWith('vscode-cdn.net')) offOrigin.add(u.origin); });
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (/^https?:$/.test(u.protocol) && !['127.0.0.1', 'localhost'].includes(u.hostname) && !u.hostname.endsWith('vscode-cdn.net')) offOrigin.add(u.origin);
+  });
   const consoleLines = [];
   page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   await page.goto(server.url(vsix ? [] : [['extensionDevelopmentPath', server.remote(REPO)]]));
@@ -166,7 +196,8 @@ try {
   let record, runDir, frame;
   await check('the run completes; run.json records calibration and evaluation data apart', async () => {
     ({ runDir, record } = await waitForRun(runsRoot, new Set()));
-    if (path.basename(record.evalData) !== 'fmnist-test-2k.json' || path.basename(record.data) !== 'calib200.npz' || record.evalIsCalibration) throw new Error(`data ${record.data} eval ${record.evalData}`);
+    if (path.basename(record.evalData) !== 'fmnist-test-2k.json' || path.basename(record.data) !== 'calib200.npz' || record.evalIsCalibration)
+      throw new Error(`data ${record.data} eval ${record.evalData}`);
   });
 
   await check('[5] Alignment view: a non-blank heatmap per layer, colour bar and scale, the most informative layer selected', async () => {
@@ -190,7 +221,8 @@ try {
     await frame.waitForSelector('#overview[data-drawn="1"] canvas', { timeout: 10000 });
     if ((await canvasColours(frame, '#overview canvas')) < 3) throw new Error('overview chart blank');
     const labels = await frame.evaluate(() => [...document.querySelectorAll('#diagnostics th')].map((th) => th.textContent));
-    if (!labels.some((l) => /Row confidence/.test(l)) || labels.some((l) => /^(meanBestMatch|ms|hardness)\b/.test(l))) throw new Error(`diagnostics: ${labels}`);
+    if (!labels.some((l) => /Row confidence/.test(l)) || labels.some((l) => /^(meanBestMatch|ms|hardness)\b/.test(l)))
+      throw new Error(`diagnostics: ${labels}`);
     const caption = await frame.locator('#diagnostics caption').textContent();
     if (!/^Diagnostics of /.test(caption)) throw new Error(`caption '${caption}'`);
   });
@@ -207,7 +239,10 @@ try {
     await card.focus();
     await card.press(idx + 1 < record.layers.length ? 'ArrowRight' : 'ArrowLeft');
     await frame.waitForFunction((t) => document.querySelector('.thumb-card[aria-selected="true"]')?.dataset.tensor === t, next.tensor, { timeout: 5000 });
-    const inView = await frame.evaluate(() => { const r = document.querySelector('.thumb-card[aria-selected="true"]').getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; });
+    const inView = await frame.evaluate(() => {
+      const r = document.querySelector('.thumb-card[aria-selected="true"]').getBoundingClientRect();
+      return r.top >= 0 && r.bottom <= window.innerHeight;
+    });
     if (!inView) throw new Error('the selected layer is not scrolled into view');
     await frame.waitForFunction((t) => document.getElementById('detail-name').textContent.startsWith(t), next.name, { timeout: 5000 });
   });
@@ -230,15 +265,23 @@ try {
     const head = fs.readFileSync(png).subarray(0, 8).toString('hex');
     if (head !== '89504e470d0a1a0a') throw new Error(`${png} is not a PNG`);
     await frame.locator('#btn-export-csv').click();
-    const csv = fs.readFileSync(await acceptSave(`${fileSafe(record.name)}-${fileSafe(tensor)}.csv`), 'utf8').trim().split('\n');
-    if (csv.length !== layer.rows || csv[0].split(',').length !== layer.cols) throw new Error(`CSV ${csv.length}×${csv[0].split(',').length} for ${layer.rows}×${layer.cols}`);
+    const csv = fs
+      .readFileSync(await acceptSave(`${fileSafe(record.name)}-${fileSafe(tensor)}.csv`), 'utf8')
+      .trim()
+      .split('\n');
+    if (csv.length !== layer.rows || csv[0].split(',').length !== layer.cols)
+      throw new Error(`CSV ${csv.length}×${csv[0].split(',').length} for ${layer.rows}×${layer.cols}`);
     const rowSum = csv[0].split(',').reduce((s, v) => s + Number(v), 0);
     if (Math.abs(rowSum - 1) > 1e-3) throw new Error(`CSV row 0 sums to ${rowSum}`);
     await frame.locator('#btn-export-npy').click();
     const npy = fs.readFileSync(await acceptSave(`${fileSafe(record.name)}-${fileSafe(tensor)}.npy`));
-    if (npy.subarray(1, 6).toString() !== 'NUMPY' || !npy.toString('latin1', 0, 128).includes(`(${layer.rows}, ${layer.cols})`)) throw new Error('bad NPY header');
+    if (npy.subarray(1, 6).toString() !== 'NUMPY' || !npy.toString('latin1', 0, 128).includes(`(${layer.rows}, ${layer.cols})`))
+      throw new Error('bad NPY header');
     await frame.locator('#btn-export-acc-csv').click();
-    const acc = fs.readFileSync(await acceptSave(`${fileSafe(record.name)}-accuracy.csv`), 'utf8').trim().split('\n');
+    const acc = fs
+      .readFileSync(await acceptSave(`${fileSafe(record.name)}-accuracy.csv`), 'utf8')
+      .trim()
+      .split('\n');
     if (acc.length !== record.metrics.length + 1) throw new Error(`accuracy CSV has ${acc.length} lines`);
     const ot = acc.find((l) => l.startsWith('ot,'));
     if (!ot || ot.split(',')[1] !== (100 * record.metrics.find((m) => m.label === 'ot').accuracy).toFixed(2)) throw new Error(`ot row ${ot}`);
@@ -257,7 +300,9 @@ try {
     await page.screenshot({ path: path.join(T.shots, '06-finetune-running.png') });
     const end = Date.now() + 240000;
     for (;;) {
-      try { record = readRecord(runDir); } catch {}
+      try {
+        record = readRecord(runDir);
+      } catch {}
       if (record.finetune && record.metrics.some((m) => m.label === 'anchor+finetune')) break;
       if (Date.now() > end) throw new Error('no finetune result in run.json');
       await page.waitForTimeout(500);
@@ -280,45 +325,55 @@ try {
     const model = await modelFrame('fused.onnx');
     await model.waitForSelector('#model-lineage', { timeout: 30000 });
     const text = await model.locator('#model-lineage').textContent();
-    for (const want of ['otfuse 0.1.0', 'vit48_s10.onnx', sha256(path.join(ws, 'examples', 'vit48_s10.onnx')).slice(0, 16), 'Accuracy when written', 'fmnist-test-2k.json']) {
+    for (const want of [
+      'otfuse 0.1.0',
+      'vit48_s10.onnx',
+      sha256(path.join(ws, 'examples', 'vit48_s10.onnx')).slice(0, 16),
+      'Accuracy when written',
+      'fmnist-test-2k.json',
+    ]) {
       if (!text.includes(want)) throw new Error(`lineage lacks '${want}': ${text}`);
     }
     await page.screenshot({ path: path.join(T.shots, '07-lineage.png') });
   });
 
-  await check('[4] execution provider cuda on a machine without it: the model view still works; the error offers Open Settings/Retry; Retry works after the fix', async () => {
-    await setProvider('cuda');
-    await openFile(path.join(ws, 'examples', 'vit48_s11.onnx'));
-    const model = await modelFrame('vit48_s11.onnx');
-    await model.waitForSelector('#model-summary', { timeout: 30000 });
-    if (await model.locator('.error').count()) throw new Error('the model view shows an error');
-    await model.locator('#btn-evaluate').click();
-    await pickQuick('Evaluate vit48_s11.onnx', 'calib200', 'calib200.npz');
-    const t = await toast("'cuda' cannot run here");
-    const text = await t.textContent();
-    if (/--provider/.test(text)) throw new Error(`CLI advice in the editor: ${text}`);
-    for (const b of ['Open Settings', 'Retry']) if (!(await t.locator('.monaco-button', { hasText: b }).count())) throw new Error(`no '${b}' button: ${text}`);
-    await page.screenshot({ path: path.join(T.shots, '08-provider-error.png') });
-    // The failed job is one dismissible line in the Alignment view, not a block.
-    await focusAlignment();
-    await frame.waitForSelector('#live.live-failed #btn-dismiss', { timeout: 10000 });
-    const liveHeight = await frame.evaluate(() => document.getElementById('live').getBoundingClientRect().height);
-    if (liveHeight > 160) throw new Error(`failed job block is ${liveHeight}px tall`);
-    const tag = await frame.locator('#live-state').textContent();
-    if (tag !== 'FAILED') throw new Error(`status tag '${tag}'`);
-    await frame.locator('#btn-dismiss').click();
-    await frame.waitForSelector('#live', { state: 'detached', timeout: 5000 });
-    // Open Settings from the notification, choose 'auto' there, then Retry.
-    await t.locator('.monaco-button', { hasText: 'Open Settings' }).click();
-    await chooseInSettings('auto');
-    const retryToast = await toast('then retry', 15000);
-    await retryToast.locator('.monaco-button', { hasText: 'Retry' }).click();
-    const done = await toast('vit48_s11.onnx: accuracy', 60000);
-    const text2 = await done.textContent();
-    if (!/on 200 samples of calib200\.npz \(cpu/.test(text2)) throw new Error(`after Retry: ${text2}`);
-    log(`after Retry with 'auto': ${text2.slice(0, 120)}`);
-    await palette('View: Close All Editors');
-  });
+  await check(
+    '[4] execution provider cuda on a machine without it: the model view still works; the error offers Open Settings/Retry; Retry works after the fix',
+    async () => {
+      await setProvider('cuda');
+      await openFile(path.join(ws, 'examples', 'vit48_s11.onnx'));
+      const model = await modelFrame('vit48_s11.onnx');
+      await model.waitForSelector('#model-summary', { timeout: 30000 });
+      if (await model.locator('.error').count()) throw new Error('the model view shows an error');
+      await model.locator('#btn-evaluate').click();
+      await pickQuick('Evaluate vit48_s11.onnx', 'calib200', 'calib200.npz');
+      const t = await toast("'cuda' cannot run here");
+      const text = await t.textContent();
+      if (/--provider/.test(text)) throw new Error(`CLI advice in the editor: ${text}`);
+      for (const b of ['Open Settings', 'Retry'])
+        if (!(await t.locator('.monaco-button', { hasText: b }).count())) throw new Error(`no '${b}' button: ${text}`);
+      await page.screenshot({ path: path.join(T.shots, '08-provider-error.png') });
+      // The failed job is one dismissible line in the Alignment view, not a block.
+      await focusAlignment();
+      await frame.waitForSelector('#live.live-failed #btn-dismiss', { timeout: 10000 });
+      const liveHeight = await frame.evaluate(() => document.getElementById('live').getBoundingClientRect().height);
+      if (liveHeight > 160) throw new Error(`failed job block is ${liveHeight}px tall`);
+      const tag = await frame.locator('#live-state').textContent();
+      if (tag !== 'FAILED') throw new Error(`status tag '${tag}'`);
+      await frame.locator('#btn-dismiss').click();
+      await frame.waitForSelector('#live', { state: 'detached', timeout: 5000 });
+      // Open Settings from the notification, choose 'auto' there, then Retry.
+      await t.locator('.monaco-button', { hasText: 'Open Settings' }).click();
+      await chooseInSettings('auto');
+      const retryToast = await toast('then retry', 15000);
+      await retryToast.locator('.monaco-button', { hasText: 'Retry' }).click();
+      const done = await toast('vit48_s11.onnx: accuracy', 60000);
+      const text2 = await done.textContent();
+      if (!/on 200 samples of calib200\.npz \(cpu/.test(text2)) throw new Error(`after Retry: ${text2}`);
+      log(`after Retry with 'auto': ${text2.slice(0, 120)}`);
+      await palette('View: Close All Editors');
+    },
+  );
 
   let emdDir;
   await check('[9] Re-run with edits: the recipe form writes a *.otfuse.json and fuses the same models with it', async () => {
@@ -337,7 +392,8 @@ try {
     if (saved.solver !== 'emd' || saved.name !== 'vit-emd') throw new Error(`recipe file ${JSON.stringify(saved)}`);
     const emd = await waitForRun(runsRoot, new Set([path.basename(runDir)]));
     emdDir = emd.runDir;
-    if (emd.record.recipe.solver !== 'emd' || path.basename(emd.record.evalData) !== 'fmnist-test-2k.json') throw new Error(`re-run recipe ${JSON.stringify(emd.record.recipe)}, eval ${emd.record.evalData}`);
+    if (emd.record.recipe.solver !== 'emd' || path.basename(emd.record.evalData) !== 'fmnist-test-2k.json')
+      throw new Error(`re-run recipe ${JSON.stringify(emd.record.recipe)}, eval ${emd.record.evalData}`);
     await palette('View: Close Editor');
   });
 
@@ -366,13 +422,28 @@ try {
     await frame.waitForFunction((d) => document.body.dataset.run === d, runDir, { timeout: 30000 });
     const w = await sideBarWidth(230);
     log(`side bar width ${w}px`);
-    for (const [theme, cls, shot] of [['Light Modern', 'vscode-light', 'light'], ['Dark Modern', 'vscode-dark', 'dark'], ['Dark High Contrast', 'vscode-high-contrast', 'high-contrast']]) {
+    for (const [theme, cls, shot] of [
+      ['Light Modern', 'vscode-light', 'light'],
+      ['Dark Modern', 'vscode-dark', 'dark'],
+      ['Dark High Contrast', 'vscode-high-contrast', 'high-contrast'],
+    ]) {
       await setTheme(theme);
       await frame.waitForFunction((c) => document.body.classList.contains(c), cls, { timeout: 15000 });
       await page.waitForTimeout(800);
       const m = await frame.evaluate(() => {
-        const lum = (c) => { const v = c.match(/[\d.]+/g).slice(0, 3).map(Number).map((x) => { x /= 255; return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; }); return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
-        const bg = getComputedStyle(document.documentElement).getPropertyValue('--vscode-sideBar-background').trim() || getComputedStyle(document.body).backgroundColor;
+        const lum = (c) => {
+          const v = c
+            .match(/[\d.]+/g)
+            .slice(0, 3)
+            .map(Number)
+            .map((x) => {
+              x /= 255;
+              return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+            });
+          return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2];
+        };
+        const bg =
+          getComputedStyle(document.documentElement).getPropertyValue('--vscode-sideBar-background').trim() || getComputedStyle(document.body).backgroundColor;
         const hex = (h) => (h.startsWith('#') ? `rgb(${parseInt(h.slice(1, 3), 16)},${parseInt(h.slice(3, 5), 16)},${parseInt(h.slice(5, 7), 16)})` : h);
         const fg = getComputedStyle(document.getElementById('run-status')).color;
         const [a, b] = [lum(fg), lum(hex(bg))].sort((x, y) => y - x);
@@ -383,8 +454,12 @@ try {
       const sb = await page.locator('.part.sidebar').boundingBox();
       await palette('Notifications: Clear All Notifications');
       await page.waitForTimeout(600);
-      await page.screenshot({ path: path.join(T.shots, `11-narrow-${shot}.png`), clip: { x: sb.x, y: sb.y, width: sb.width, height: Math.min(sb.height, 980) } });
-      if (process.env.OTFUSE_UPDATE_SCREENSHOTS === '1') fs.copyFileSync(path.join(T.shots, `11-narrow-${shot}.png`), path.join(REPO, 'media', `screenshot-narrow-${shot}.png`));
+      await page.screenshot({
+        path: path.join(T.shots, `11-narrow-${shot}.png`),
+        clip: { x: sb.x, y: sb.y, width: sb.width, height: Math.min(sb.height, 980) },
+      });
+      if (process.env.OTFUSE_UPDATE_SCREENSHOTS === '1')
+        fs.copyFileSync(path.join(T.shots, `11-narrow-${shot}.png`), path.join(REPO, 'media', `screenshot-narrow-${shot}.png`));
       log(`${theme}: webview ${m.width}px, status contrast ${m.contrast.toFixed(1)}:1`);
     }
     await setTheme('Dark Modern');
@@ -431,7 +506,8 @@ try {
     await pickQuick('preset', 'Recommended', 'Recommended');
     ({ runDir: bertDir, record: bertRecord } = await waitForRun(runsRoot, known));
     const names = bertRecord.layers.map((l) => l.name);
-    for (const n of ['embed.tokens', 'blocks.0.attn.q', 'blocks.1.mlp.fc1', 'head.pooler']) if (!names.includes(n)) throw new Error(`no ${n} map in ${names.join(', ')}`);
+    for (const n of ['embed.tokens', 'blocks.0.attn.q', 'blocks.1.mlp.fc1', 'head.pooler'])
+      if (!names.includes(n)) throw new Error(`no ${n} map in ${names.join(', ')}`);
     const acc = (label) => bertRecord.metrics.find((m) => m.label === label)?.accuracy;
     if (!(acc('ot') > acc('vanilla') + 0.1)) throw new Error(`ot ${acc('ot')} vs vanilla ${acc('vanilla')}`);
   });
@@ -447,8 +523,14 @@ try {
     await bertRowA.click();
     const model = await modelFrame('bertD_s20.onnx');
     await model.waitForSelector('#model-io', { timeout: 30000 });
-    const inputs = await model.evaluate(() => [...document.querySelectorAll('#model-io tbody tr')].map((tr) => [...tr.children].map((td) => td.textContent)).filter((r) => r[0] === 'input'));
-    if (JSON.stringify(inputs.map((r) => r[1])) !== JSON.stringify(['input_ids', 'attention_mask', 'token_type_ids']) || !inputs.every((r) => /int64/i.test(r[2]))) throw new Error(`inputs: ${JSON.stringify(inputs)}`);
+    const inputs = await model.evaluate(() =>
+      [...document.querySelectorAll('#model-io tbody tr')].map((tr) => [...tr.children].map((td) => td.textContent)).filter((r) => r[0] === 'input'),
+    );
+    if (
+      JSON.stringify(inputs.map((r) => r[1])) !== JSON.stringify(['input_ids', 'attention_mask', 'token_type_ids']) ||
+      !inputs.every((r) => /int64/i.test(r[2]))
+    )
+      throw new Error(`inputs: ${JSON.stringify(inputs)}`);
   });
 
   await check('BERT: README screenshot of the Alignment view', async () => {
@@ -478,53 +560,62 @@ try {
   });
 
   // ---------- torchvision's VisionTransformer (issue 13): the trained pair from test/fixtures/torch/trained
-  await check('[13] torchvision ViT pair: select tv_s1 + tv_s2 → Fuse Models; calib200.npz fits (single input pixel_values ← x), held-out set for evaluation', async () => {
-    await palette('View: Show Explorer');
-    // Collapse the expanded folders so that torchvision/ is in the (virtualised) list.
-    for (const name of ['bert', 'examples']) {
-      const row = page.locator(`.explorer-folders-view .monaco-list-row[aria-label^="${name}"][aria-expanded="true"]`).first();
-      if (await row.count()) await row.click();
-    }
-    const folder = page.locator('.explorer-folders-view .monaco-list-row[aria-label^="torchvision"]').first();
-    await folder.waitFor({ timeout: 30000 });
-    tvRowA = page.locator('.explorer-folders-view .monaco-list-row[aria-label^="tv_s1.onnx"]');
-    tvRowB = page.locator('.explorer-folders-view .monaco-list-row[aria-label^="tv_s2.onnx"]');
-    for (let i = 0; i < 6 && !(await tvRowA.isVisible()); i++) {
-      await folder.click();
-      await tvRowA.waitFor({ timeout: 2000 }).catch(() => {});
-    }
-    await tvRowA.waitFor({ timeout: 30000 });
-    await tvRowB.waitFor({ timeout: 30000 });
-    const known = vitRuns();
-    await explorerMenu([tvRowA, tvRowB], 'Fuse Models');
-    await pickQuick('anchor', 'tv_s1', 'tv_s1.onnx');
-    const rows = await quickRows('calibration data');
-    const sep = rows.findIndex((r) => /Do not fit/.test(r.separator));
-    const calib = rows.findIndex((r) => r.label === 'calib200.npz');
-    if (calib < 0 || (sep >= 0 && calib >= sep) || !/N 200 · x \[1, 28, 28\]/.test(rows[calib].text)) throw new Error(`calib200.npz does not fit tv_s1.onnx: ${rows[calib]?.text}`);
-    await pickQuickExact('calibration data', 'calib200', 'calib200.npz');
-    const evalRows = await quickRows('evaluation data');
-    if (evalRows[0].label !== 'fmnist-test-2k.json') throw new Error(`first evaluation candidate: ${evalRows[0].label}`);
-    await pickQuickExact('evaluation data', 'fmnist-test', 'fmnist-test-2k.json');
-    await pickQuick('preset', 'Recommended', 'Recommended');
-    ({ runDir: tvDir, record: tvRecord } = await waitForRun(runsRoot, known));
-    if (path.basename(tvRecord.anchor) !== 'tv_s1.onnx' || path.basename(tvRecord.evalData) !== 'fmnist-test-2k.json') throw new Error(`anchor ${tvRecord.anchor}, eval ${tvRecord.evalData}`);
-  });
+  await check(
+    '[13] torchvision ViT pair: select tv_s1 + tv_s2 → Fuse Models; calib200.npz fits (single input pixel_values ← x), held-out set for evaluation',
+    async () => {
+      await palette('View: Show Explorer');
+      // Collapse the expanded folders so that torchvision/ is in the (virtualised) list.
+      for (const name of ['bert', 'examples']) {
+        const row = page.locator(`.explorer-folders-view .monaco-list-row[aria-label^="${name}"][aria-expanded="true"]`).first();
+        if (await row.count()) await row.click();
+      }
+      const folder = page.locator('.explorer-folders-view .monaco-list-row[aria-label^="torchvision"]').first();
+      await folder.waitFor({ timeout: 30000 });
+      tvRowA = page.locator('.explorer-folders-view .monaco-list-row[aria-label^="tv_s1.onnx"]');
+      tvRowB = page.locator('.explorer-folders-view .monaco-list-row[aria-label^="tv_s2.onnx"]');
+      for (let i = 0; i < 6 && !(await tvRowA.isVisible()); i++) {
+        await folder.click();
+        await tvRowA.waitFor({ timeout: 2000 }).catch(() => {});
+      }
+      await tvRowA.waitFor({ timeout: 30000 });
+      await tvRowB.waitFor({ timeout: 30000 });
+      const known = vitRuns();
+      await explorerMenu([tvRowA, tvRowB], 'Fuse Models');
+      await pickQuick('anchor', 'tv_s1', 'tv_s1.onnx');
+      const rows = await quickRows('calibration data');
+      const sep = rows.findIndex((r) => /Do not fit/.test(r.separator));
+      const calib = rows.findIndex((r) => r.label === 'calib200.npz');
+      if (calib < 0 || (sep >= 0 && calib >= sep) || !/N 200 · x \[1, 28, 28\]/.test(rows[calib].text))
+        throw new Error(`calib200.npz does not fit tv_s1.onnx: ${rows[calib]?.text}`);
+      await pickQuickExact('calibration data', 'calib200', 'calib200.npz');
+      const evalRows = await quickRows('evaluation data');
+      if (evalRows[0].label !== 'fmnist-test-2k.json') throw new Error(`first evaluation candidate: ${evalRows[0].label}`);
+      await pickQuickExact('evaluation data', 'fmnist-test', 'fmnist-test-2k.json');
+      await pickQuick('preset', 'Recommended', 'Recommended');
+      ({ runDir: tvDir, record: tvRecord } = await waitForRun(runsRoot, known));
+      if (path.basename(tvRecord.anchor) !== 'tv_s1.onnx' || path.basename(tvRecord.evalData) !== 'fmnist-test-2k.json')
+        throw new Error(`anchor ${tvRecord.anchor}, eval ${tvRecord.evalData}`);
+    },
+  );
 
-  await check('[13] torchvision ViT pair: OT ≥ vanilla + 10 pt and within 15 pt of the anchor; both encoder layers aligned; one heatmap per layer; accuracy table = run.json', async () => {
-    const acc = (label) => tvRecord.metrics.find((m) => m.label === label)?.accuracy;
-    const anchorAcc = tvRecord.metrics.find((m) => /tv_s1\.onnx/.test(m.label))?.accuracy;
-    if (!(acc('ot') >= acc('vanilla') + 0.1)) throw new Error(`ot ${acc('ot')} vs vanilla ${acc('vanilla')}`);
-    if (!(anchorAcc > 0.8 && acc('ot') >= anchorAcc - 0.15)) throw new Error(`ot ${acc('ot')} vs anchor ${anchorAcc}`);
-    const names = tvRecord.layers.map((l) => l.name);
-    for (const n of ['embed.patch', 'blocks.0.attn.q', 'blocks.0.mlp.fc1', 'blocks.1.attn.o', 'blocks.1.mlp.fc2']) if (!names.includes(n)) throw new Error(`no ${n} map in ${names.join(', ')}`);
-    await focusAlignment();
-    const tvFrame = await webviewFrame('alignment');
-    const n = await checkHeatmaps(tvFrame, tvDir, tvRecord);
-    await checkAccuracyTable(tvFrame, tvRecord);
-    log(`torchvision ViT: ${n} heatmaps; anchor ${anchorAcc}, vanilla ${acc('vanilla')}, ot ${acc('ot')}`);
-    await screenshot(tvFrame, '15-torchvision-alignment.png');
-  });
+  await check(
+    '[13] torchvision ViT pair: OT ≥ vanilla + 10 pt and within 15 pt of the anchor; both encoder layers aligned; one heatmap per layer; accuracy table = run.json',
+    async () => {
+      const acc = (label) => tvRecord.metrics.find((m) => m.label === label)?.accuracy;
+      const anchorAcc = tvRecord.metrics.find((m) => /tv_s1\.onnx/.test(m.label))?.accuracy;
+      if (!(acc('ot') >= acc('vanilla') + 0.1)) throw new Error(`ot ${acc('ot')} vs vanilla ${acc('vanilla')}`);
+      if (!(anchorAcc > 0.8 && acc('ot') >= anchorAcc - 0.15)) throw new Error(`ot ${acc('ot')} vs anchor ${anchorAcc}`);
+      const names = tvRecord.layers.map((l) => l.name);
+      for (const n of ['embed.patch', 'blocks.0.attn.q', 'blocks.0.mlp.fc1', 'blocks.1.attn.o', 'blocks.1.mlp.fc2'])
+        if (!names.includes(n)) throw new Error(`no ${n} map in ${names.join(', ')}`);
+      await focusAlignment();
+      const tvFrame = await webviewFrame('alignment');
+      const n = await checkHeatmaps(tvFrame, tvDir, tvRecord);
+      await checkAccuracyTable(tvFrame, tvRecord);
+      log(`torchvision ViT: ${n} heatmaps; anchor ${anchorAcc}, vanilla ${acc('vanilla')}, ot ${acc('ot')}`);
+      await screenshot(tvFrame, '15-torchvision-alignment.png');
+    },
+  );
 
   await check('no request left the machine; strict CSP holds', async () => {
     if (offOrigin.size) throw new Error(`off-origin requests: ${[...offOrigin].join(', ')}`);
@@ -537,16 +628,22 @@ try {
       const f = await webviewFrame(view, 5000).catch(() => null);
       if (!f) continue;
       // Canvas sizes, bar widths and uPlot's layout are set through the CSSOM (allowed by the CSP).
-      const styled = await f.evaluate(() => [...document.body.querySelectorAll('[style]')].filter((e) => !e.matches('canvas, .bar, .uplot, .uplot *')).map((e) => e.outerHTML.slice(0, 80)));
+      const styled = await f.evaluate(() =>
+        [...document.body.querySelectorAll('[style]')].filter((e) => !e.matches('canvas, .bar, .uplot, .uplot *')).map((e) => e.outerHTML.slice(0, 80)),
+      );
       if (styled.length) throw new Error(`style attributes in the ${view} webview: ${styled.join(', ')}`);
     }
   });
 } catch (err) {
   if (!T.results.some((r) => !r.ok)) T.results.push({ name: 'harness', ok: false, error: String(err?.stack ?? err) });
 } finally {
-  try { fs.writeFileSync(path.join(root, 'results.json'), JSON.stringify(T.results, null, 2)); } catch {}
+  try {
+    fs.writeFileSync(path.join(root, 'results.json'), JSON.stringify(T.results, null, 2));
+  } catch {}
   for (const r of T.results.filter((x) => !x.ok)) console.error(`FAILED: ${r.name}\n${r.error}\n`);
-  try { await browser?.close(); } catch {}
+  try {
+    await browser?.close();
+  } catch {}
   server?.stop();
   tidy(root, T.results.length > 0 && T.results.every((r) => r.ok));
   log(`done; screenshots in ${T.shots}`);

@@ -17,13 +17,20 @@ suite('otfuse extension: BERT encoders and token data', () => {
   test('a BERT model: three int64 inputs and its alignment structure (what the model view shows)', async () => {
     const otfuse = await api();
     const inspect = await otfuse.engines.engine.inspect({ model: bert('bertD_s20.onnx'), alignment: true });
-    assert.deepEqual(inspect.summary.inputs.map((i) => i.name), ['input_ids', 'attention_mask', 'token_type_ids']);
-    assert.ok(inspect.summary.inputs.every((i) => /int64/i.test(i.type)), JSON.stringify(inspect.summary.inputs));
+    assert.deepEqual(
+      inspect.summary.inputs.map((i) => i.name),
+      ['input_ids', 'attention_mask', 'token_type_ids'],
+    );
+    assert.ok(
+      inspect.summary.inputs.every((i) => /int64/i.test(i.type)),
+      JSON.stringify(inspect.summary.inputs),
+    );
     const a = inspect.alignment!;
     assert.equal(a.hiddenSize, 64);
     assert.equal(a.layers, 2);
     const names = a.groups.map((g) => g.name);
-    for (const n of ['embed.input_ids', 'embed.tokens', 'blocks.0.attn.q', 'blocks.1.mlp.fc1', 'head.pooler', 'head.classifier']) assert.ok(names.includes(n), `${n} in ${names.join(', ')}`);
+    for (const n of ['embed.input_ids', 'embed.tokens', 'blocks.0.attn.q', 'blocks.1.mlp.fc1', 'head.pooler', 'head.classifier'])
+      assert.ok(names.includes(n), `${n} in ${names.join(', ')}`);
   });
 
   test('incompatible models (a ViT and a BERT) are rejected before any prompt, naming both', async () => {
@@ -43,7 +50,13 @@ suite('otfuse extension: BERT encoders and token data', () => {
     const b = vscode.Uri.file(bert('bertD_s21.onnx'));
     const data = bert('calib.npz');
     const evalData = bert('test.npz');
-    result = await vscode.commands.executeCommand<FuseResult>('otfuse.fuseModels', a, [a, b], { anchor: a.fsPath, data, evalData, preset: 'recommended', quiet: true });
+    result = await vscode.commands.executeCommand<FuseResult>('otfuse.fuseModels', a, [a, b], {
+      anchor: a.fsPath,
+      data,
+      evalData,
+      preset: 'recommended',
+      quiet: true,
+    });
     assert.ok(result, 'the command returns the FuseResult');
     const onDisk = readRecord(result.runDir);
     assert.equal(onDisk.status, 'done');
@@ -54,7 +67,8 @@ suite('otfuse extension: BERT encoders and token data', () => {
 
     // Every aligned layer group has its map, of the recorded size.
     const names = onDisk.layers.map((l) => l.name);
-    for (const n of ['embed.tokens', 'blocks.0.attn.q', 'blocks.0.attn.k', 'blocks.0.mlp.fc1', 'blocks.1.resid2', 'head.pooler']) assert.ok(names.includes(n), `${n} in ${names.join(', ')}`);
+    for (const n of ['embed.tokens', 'blocks.0.attn.q', 'blocks.0.attn.k', 'blocks.0.mlp.fc1', 'blocks.1.resid2', 'head.pooler'])
+      assert.ok(names.includes(n), `${n} in ${names.join(', ')}`);
     const maps = MapsFile.open(path.join(result.runDir, onDisk.mapsFile ?? 'maps.safetensors'));
     for (const l of onDisk.layers) assert.deepEqual(maps.header[l.tensor]?.shape, [l.rows, l.cols], `map ${l.tensor}`);
 
@@ -87,7 +101,7 @@ suite('otfuse extension: BERT encoders and token data', () => {
     assert.deepEqual(readRecord(result!.runDir).metrics, before.metrics);
   });
 
-  test('Quick Finetune on the BERT run trains on token data and adds ot+finetune measured on the run\'s test split', async function () {
+  test("Quick Finetune on the BERT run trains on token data and adds ot+finetune measured on the run's test split", async function () {
     assert.ok(result, 'needs the run made by the fuse test above, which failed');
     const otfuse = await api();
     // calib.npz (200 samples, 4 steps) keeps this a plumbing test: the finetune quality bar is the engine's.
@@ -104,7 +118,13 @@ suite('otfuse extension: BERT encoders and token data', () => {
   test('heterogeneous: the 96-wide bertE_s24 fused into the 64-wide bertD_s20 completes and reports accuracy', async () => {
     const a = vscode.Uri.file(bert('bertD_s20.onnx'));
     const e = vscode.Uri.file(bert('bertE_s24.onnx'));
-    const r = await vscode.commands.executeCommand<FuseResult>('otfuse.fuseModels', a, [a, e], { anchor: a.fsPath, data: bert('calib.npz'), evalData: bert('test.npz'), preset: 'recommended', quiet: true });
+    const r = await vscode.commands.executeCommand<FuseResult>('otfuse.fuseModels', a, [a, e], {
+      anchor: a.fsPath,
+      data: bert('calib.npz'),
+      evalData: bert('test.npz'),
+      preset: 'recommended',
+      quiet: true,
+    });
     const onDisk = readRecord(r.runDir);
     assert.equal(onDisk.status, 'done');
     assert.deepEqual(onDisk.metrics, JSON.parse(JSON.stringify(r.record.metrics)));

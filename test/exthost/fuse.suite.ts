@@ -25,7 +25,8 @@ suite('otfuse extension: Fuse Models', () => {
     const fused = path.isAbsolute(onDisk.fusedModel) ? onDisk.fusedModel : path.join(result.runDir, onDisk.fusedModel);
     assert.ok(fs.existsSync(fused), 'fused model written');
     // An independent evaluation of the fused model gives the number run.json reports for it.
-    const ot = onDisk.metrics.find((m) => m.file && path.resolve(result!.runDir, m.file) === path.resolve(fused)) ?? onDisk.metrics.find((m) => /^ot$/i.test(m.label));
+    const ot =
+      onDisk.metrics.find((m) => m.file && path.resolve(result!.runDir, m.file) === path.resolve(fused)) ?? onDisk.metrics.find((m) => /^ot$/i.test(m.label));
     assert.ok(ot?.accuracy !== undefined, `an OT metric in ${JSON.stringify(onDisk.metrics)}`);
     const direct = await otfuse.engines.engine.evaluate({ model: fused, data });
     assert.ok(Math.abs(direct.accuracy - ot!.accuracy!) < 1e-9, `fused accuracy ${direct.accuracy} vs run.json ${ot!.accuracy}`);
@@ -38,21 +39,29 @@ suite('otfuse extension: Fuse Models', () => {
     assert.ok(result, 'needs the run made by the fuse test above, which failed');
     const otfuse = await api();
     const children = otfuse.runs.getChildren() as { entry?: { dir: string } }[];
-    assert.ok(children.some((c) => c.entry?.dir === result!.runDir), 'run listed');
+    assert.ok(
+      children.some((c) => c.entry?.dir === result!.runDir),
+      'run listed',
+    );
     const dir = await vscode.commands.executeCommand<string>('otfuse.openRun', result!.runDir);
     assert.equal(dir, result!.runDir);
     assert.equal(otfuse.alignment.currentRun, result!.runDir);
     // The view subscribes to the run store: a run.json rewritten outside the extension (e.g. by the CLI) is shown
     // again without any refresh call.
     const shown = waitFor(otfuse.alignment.onShown, (d) => d === result!.runDir, 15_000, 'the Alignment view to re-show the changed run');
-    patchRun(result!.runDir, (r) => { r.name = `${r.name}`; });
+    patchRun(result!.runDir, (r) => {
+      r.name = `${r.name}`;
+    });
     await shown;
   });
 
-  test('Quick Finetune on the run writes finetuned.onnx and an ot+finetune metric measured on the run\'s data', async function () {
+  test("Quick Finetune on the run writes finetuned.onnx and an ot+finetune metric measured on the run's data", async function () {
     assert.ok(result, 'needs the run made by the fuse test above, which failed');
     const otfuse = await api();
-    const ft = await vscode.commands.executeCommand<any>('otfuse.quickFinetune', result!.runDir, undefined, { data: example('data/fmnist-train-5k.json'), quiet: true });
+    const ft = await vscode.commands.executeCommand<any>('otfuse.quickFinetune', result!.runDir, undefined, {
+      data: example('data/fmnist-train-5k.json'),
+      quiet: true,
+    });
     assert.ok(ft && ft.steps > 0, 'finetune ran');
     const onDisk = JSON.parse(fs.readFileSync(path.join(result!.runDir, 'run.json'), 'utf8')) as RunRecord;
     assert.ok(onDisk.finetune, 'run.json has the finetune result');
@@ -77,11 +86,18 @@ suite('otfuse extension: Fuse Models', () => {
   test('one job per run: a second finetune of the same run is refused while the first runs', async function () {
     assert.ok(result, 'needs the run made by the fuse test above, which failed');
     const otfuse = await api();
-    const first = vscode.commands.executeCommand<any>('otfuse.quickFinetune', result!.runDir, undefined, { data: example('data/fmnist-train-5k.json'), quiet: true, baseline: false });
+    const first = vscode.commands.executeCommand<any>('otfuse.quickFinetune', result!.runDir, undefined, {
+      data: example('data/fmnist-train-5k.json'),
+      quiet: true,
+      baseline: false,
+    });
     // (a command of this extension host may start synchronously, before a listener could see the event)
     if (!otfuse.jobs.isRunBusy(result!.runDir)) await waitFor(otfuse.jobs.onBusyRuns, (dirs) => dirs.includes(result!.runDir), 30_000, 'the run to be busy');
     assert.equal(otfuse.jobs.isRunBusy(result!.runDir), true);
-    const second = await vscode.commands.executeCommand<any>('otfuse.quickFinetune', result!.runDir, undefined, { data: example('data/fmnist-train-5k.json'), quiet: true });
+    const second = await vscode.commands.executeCommand<any>('otfuse.quickFinetune', result!.runDir, undefined, {
+      data: example('data/fmnist-train-5k.json'),
+      quiet: true,
+    });
     assert.equal(second, undefined, 'the second job did not start');
     await vscode.commands.executeCommand('otfuse.cancelRun');
     await assert.rejects(Promise.resolve(first), (err: any) => err.code === 'CANCELLED');
@@ -91,11 +107,17 @@ suite('otfuse extension: Fuse Models', () => {
     assert.ok(onDisk.metrics.some((m) => m.label === 'ot+finetune'));
   });
 
-  test('Re-evaluate Run measures ot and ot+finetune again on the run\'s data (same numbers)', async function () {
+  test("Re-evaluate Run measures ot and ot+finetune again on the run's data (same numbers)", async function () {
     assert.ok(result, 'needs the run made by the fuse test above, which failed');
     const before = JSON.parse(fs.readFileSync(path.join(result!.runDir, 'run.json'), 'utf8')) as RunRecord;
     const results = await vscode.commands.executeCommand<any[]>('otfuse.reevaluateRun', result!.runDir, undefined, { quiet: true });
-    assert.deepEqual(results.map((r) => r.label).sort(), before.metrics.filter((m) => /^(ot|anchor\+)/.test(m.label)).map((m) => m.label).sort());
+    assert.deepEqual(
+      results.map((r) => r.label).sort(),
+      before.metrics
+        .filter((m) => /^(ot|anchor\+)/.test(m.label))
+        .map((m) => m.label)
+        .sort(),
+    );
     const after = JSON.parse(fs.readFileSync(path.join(result!.runDir, 'run.json'), 'utf8')) as RunRecord;
     assert.deepEqual(after.metrics, before.metrics);
   });
@@ -107,9 +129,19 @@ suite('otfuse extension: Fuse Models', () => {
     const a = vscode.Uri.file(example('vit48_s10.onnx'));
     const b = vscode.Uri.file(example('vit48_s11.onnx'));
     const started = new Promise<void>((resolve) => {
-      const sub = otfuse.jobs.onLive((l) => { if (l?.state === 'running' && l.stage !== 'start') { sub.dispose(); resolve(); } });
+      const sub = otfuse.jobs.onLive((l) => {
+        if (l?.state === 'running' && l.stage !== 'start') {
+          sub.dispose();
+          resolve();
+        }
+      });
     });
-    const job = vscode.commands.executeCommand('otfuse.fuseModels', a, [a, b], { anchor: a.fsPath, data: example('calib200.npz'), preset: 'recommended', quiet: true });
+    const job = vscode.commands.executeCommand('otfuse.fuseModels', a, [a, b], {
+      anchor: a.fsPath,
+      data: example('calib200.npz'),
+      preset: 'recommended',
+      quiet: true,
+    });
     await started;
     const n = await vscode.commands.executeCommand<number>('otfuse.cancelRun');
     assert.equal(n, 1);

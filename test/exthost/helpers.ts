@@ -36,14 +36,26 @@ export function bert(file: string): string {
 
 export function waitFor<T>(event: vscode.Event<T>, predicate: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { sub.dispose(); reject(new Error(`timed out waiting for ${what}`)); }, timeoutMs);
-    const sub = event((v) => { if (predicate(v)) { clearTimeout(timer); sub.dispose(); resolve(v); } });
+    const timer = setTimeout(() => {
+      sub.dispose();
+      reject(new Error(`timed out waiting for ${what}`));
+    }, timeoutMs);
+    const sub = event((v) => {
+      if (predicate(v)) {
+        clearTimeout(timer);
+        sub.dispose();
+        resolve(v);
+      }
+    });
   });
 }
 
 // The mocha `tdd` globals the suites use (no @types/mocha in this project).
 declare global {
-  interface MochaContext { skip(): never; timeout(ms: number): void }
+  interface MochaContext {
+    skip(): never;
+    timeout(ms: number): void;
+  }
   function suite(title: string, fn: (this: MochaContext) => void): void;
   function test(title: string, fn: (this: MochaContext) => Promise<void> | void): void;
   function suiteSetup(fn: (this: MochaContext) => Promise<void> | void): void;

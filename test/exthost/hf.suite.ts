@@ -17,7 +17,12 @@ suite('otfuse extension: Hugging Face folders', () => {
     const a = vscode.Uri.file(path.join(ws, 'vit-fmnist-s11'));
     const b = vscode.Uri.file(path.join(ws, 'vit-fmnist-s10-f16', 'model.safetensors'));
     const data = example('calib200.npz');
-    const result = await vscode.commands.executeCommand<FuseResult>('otfuse.fuseHfModels', a, [a, b], { anchor: a.fsPath, data, preset: 'recommended', quiet: true });
+    const result = await vscode.commands.executeCommand<FuseResult>('otfuse.fuseHfModels', a, [a, b], {
+      anchor: a.fsPath,
+      data,
+      preset: 'recommended',
+      quiet: true,
+    });
     assert.ok(result, 'Fuse Models returns the FuseResult');
     assert.deepEqual(result.record.models.map((m) => path.basename(m)).sort(), ['vit-fmnist-s10-f16', 'vit-fmnist-s11']);
     const ot = result.record.metrics.find((m) => m.label === 'ot');

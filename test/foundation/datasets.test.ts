@@ -54,7 +54,10 @@ test('IDX subset: gzip and raw give the same images; preprocessing matches the f
   assert.equal(win.size, 5);
   assert.equal(win.labels[0], ds.labels[10]);
   const all = [...batches(win, 2)];
-  assert.deepEqual(all.map((x) => x.labels.length), [2, 2, 1]);
+  assert.deepEqual(
+    all.map((x) => x.labels.length),
+    [2, 2, 1],
+  );
 });
 
 test('the bundled calibration images are the fixture ones', () => {

@@ -19,13 +19,29 @@ for (const [name, acc] of Object.entries(README_ACC)) {
     assert.ok(Math.abs(out.accuracy - acc) <= 0.015, `accuracy ${out.accuracy} vs ${acc}`);
     assert.ok(out.loss > 0.2 && out.loss < 0.7, `loss ${out.loss}`);
   });
-  test(`eval ${name} on the full 10k test set (Debian dataset) is within 0.5 pt`, { skip: hasFullFmnist ? false : 'dataset-fashion-mnist not installed' }, () => {
-    const r = runCli(['eval', path.join(EXAMPLES, name), '--data', FMNIST_TEST.path, '--labels', FMNIST_TEST.labels, '--mean', '0.286', '--std', '0.353', '--json']);
-    assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout);
-    assert.equal(out.samples, 10000);
-    assert.ok(Math.abs(out.accuracy - acc) <= 0.005, `accuracy ${out.accuracy} vs ${acc}`);
-  });
+  test(
+    `eval ${name} on the full 10k test set (Debian dataset) is within 0.5 pt`,
+    { skip: hasFullFmnist ? false : 'dataset-fashion-mnist not installed' },
+    () => {
+      const r = runCli([
+        'eval',
+        path.join(EXAMPLES, name),
+        '--data',
+        FMNIST_TEST.path,
+        '--labels',
+        FMNIST_TEST.labels,
+        '--mean',
+        '0.286',
+        '--std',
+        '0.353',
+        '--json',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.samples, 10000);
+      assert.ok(Math.abs(out.accuracy - acc) <= 0.005, `accuracy ${out.accuracy} vs ${acc}`);
+    },
+  );
 }
 
 test('eval of a .npz with x/y needs no flags and matches the IDX path on the same images', () => {
@@ -47,8 +63,14 @@ test('provider auto reports CPU and why CUDA and WebGPU were skipped; explicit c
   assert.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout);
   assert.equal(report.used, 'cpu');
-  assert.ok(report.reasons.some((x: string) => x.startsWith('cuda: not used')), JSON.stringify(report));
-  assert.ok(report.reasons.some((x: string) => x.startsWith('webgpu: not used')), JSON.stringify(report));
+  assert.ok(
+    report.reasons.some((x: string) => x.startsWith('cuda: not used')),
+    JSON.stringify(report),
+  );
+  assert.ok(
+    report.reasons.some((x: string) => x.startsWith('webgpu: not used')),
+    JSON.stringify(report),
+  );
   const cuda = runCli(['eval', path.join(EXAMPLES, 'vit48_s10.onnx'), '--data', path.join(VIT, 'calib200.npz'), '--provider', 'cuda']);
   assert.equal(cuda.code, 1);
   assert.match(cuda.stderr, /execution provider 'cuda' is not available/);
@@ -90,10 +112,12 @@ test('bad data: wrong image size, labels out of range, NaN inputs', () => {
   const big = path.join(dir, 'big32.npz');
   fs.writeFileSync(big, encodeNpz({ x: { data: new Float32Array(n * 32 * 32), shape: [n, 1, 32, 32] }, y: { data: new BigInt64Array(n), shape: [n] } }));
   const labels = path.join(dir, 'labels.npz');
-  const y = new BigInt64Array(n); y[5] = 12n;
+  const y = new BigInt64Array(n);
+  y[5] = 12n;
   fs.writeFileSync(labels, encodeNpz({ x: { data: new Float32Array(n * 784), shape: [n, 1, 28, 28] }, y: { data: y, shape: [n] } }));
   const nan = path.join(dir, 'nan.npz');
-  const x = new Float32Array(n * 784); x[3 * 784 + 100] = NaN;
+  const x = new Float32Array(n * 784);
+  x[3 * 784 + 100] = NaN;
   fs.writeFileSync(nan, encodeNpz({ x: { data: x, shape: [n, 1, 28, 28] }, y: { data: new BigInt64Array(n), shape: [n] } }));
   expectFailure(['eval', model, '--data', big], new RegExp(`${big}.*\\[1,32,32\\].*expects \\[batch, 1, 28, 28\\]`), dir);
   expectFailure(['eval', model, '--data', labels], new RegExp(`${labels}.*label 12 of sample 5 is out of range`), dir);

@@ -17,7 +17,13 @@ test('fuse writes -o atomically, a complete run folder, and --json matches run.j
   const result = JSON.parse(r.stdout);
   assert.ok(fs.existsSync(out));
   const runDir = result.runDir as string;
-  assert.deepEqual(fs.readdirSync(runDir).sort().filter((f) => !f.startsWith('.')), ['fused.onnx', 'maps.safetensors', 'run.json']);
+  assert.deepEqual(
+    fs
+      .readdirSync(runDir)
+      .sort()
+      .filter((f) => !f.startsWith('.')),
+    ['fused.onnx', 'maps.safetensors', 'run.json'],
+  );
   const record = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
   assert.deepEqual(record.metrics, result.record.metrics);
   assert.equal(record.recipe.solver, 'emd');
@@ -68,13 +74,29 @@ test('a bad recipe file is a usage error naming the file and field', () => {
 test('run.json records the data as absolute paths and finetune --eval takes a dataset', () => {
   const dir = tempDir();
   const bert = path.join(process.cwd(), 'test', 'fixtures', 'bert');
-  const r = runCli(['fuse', 'bertD_s21.onnx', 'bertD_s20.onnx', '--data', 'calib.npz', '--eval-data', 'test.npz', '--runs-dir', path.join(dir, 'runs'), '--json'], { cwd: bert });
+  const r = runCli(
+    ['fuse', 'bertD_s21.onnx', 'bertD_s20.onnx', '--data', 'calib.npz', '--eval-data', 'test.npz', '--runs-dir', path.join(dir, 'runs'), '--json'],
+    { cwd: bert },
+  );
   assert.equal(r.code, 0, r.stderr);
   const record = JSON.parse(r.stdout).record;
   assert.equal(record.data, path.join(bert, 'calib.npz'));
   assert.equal(record.evalData, path.join(bert, 'test.npz'));
-  const ft = runCli(['finetune', path.join(dir, 'runs', path.basename(JSON.parse(r.stdout).runDir), 'fused.onnx'), '--data', path.join(bert, 'calib.npz'),
-    '--eval', path.join(bert, 'test.npz'), '--max-steps', '3', '--batch-size', '64', '-o', path.join(dir, 'ft.onnx'), '--json']);
+  const ft = runCli([
+    'finetune',
+    path.join(dir, 'runs', path.basename(JSON.parse(r.stdout).runDir), 'fused.onnx'),
+    '--data',
+    path.join(bert, 'calib.npz'),
+    '--eval',
+    path.join(bert, 'test.npz'),
+    '--max-steps',
+    '3',
+    '--batch-size',
+    '64',
+    '-o',
+    path.join(dir, 'ft.onnx'),
+    '--json',
+  ]);
   assert.equal(ft.code, 0, ft.stderr);
   const result = JSON.parse(ft.stdout);
   assert.equal(result.steps, 3);

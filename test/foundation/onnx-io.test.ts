@@ -47,7 +47,10 @@ test('a known perturbation of the classifier bias shifts exactly that logit', as
   // Scaling the classifier weight by 2 doubles (logits − bias).
   const weightName = gemm.input![1];
   const w = model.getInitializer(weightName);
-  model.setInitializer(weightName, w.data.map((v) => v * 2));
+  model.setInitializer(
+    weightName,
+    w.data.map((v) => v * 2),
+  );
   const doubled = await computeLogits(model, calib(), { limit: 32 });
   for (let i = 0; i < 32; i++) {
     for (let c = 0; c < 10; c++) {
@@ -63,7 +66,11 @@ test('external data next to the model is read; a path escaping the folder is ref
   const target = model.graph.initializer!.find((t) => (t.dims ?? []).length === 2)!;
   const original = model.getInitializer(target.name!).data;
   fs.writeFileSync(path.join(dir, 'weights.bin'), Buffer.concat([Buffer.alloc(16), Buffer.from(target.rawData!)]));
-  target.externalData = [{ key: 'location', value: 'weights.bin' }, { key: 'offset', value: '16' }, { key: 'length', value: String(target.rawData!.length) }];
+  target.externalData = [
+    { key: 'location', value: 'weights.bin' },
+    { key: 'offset', value: '16' },
+    { key: 'length', value: String(target.rawData!.length) },
+  ];
   target.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
   target.rawData = new Uint8Array(0);
   const file = path.join(dir, 'external.onnx');
@@ -74,7 +81,10 @@ test('external data next to the model is read; a path escaping the folder is ref
   target.externalData = [{ key: 'location', value: '../weights.bin' }];
   const evil = path.join(dir, 'evil.onnx');
   fs.writeFileSync(evil, onnx.ModelProto.encode(model.proto).finish());
-  assert.throws(() => loadModel(evil), (err: Error) => /escapes the model's folder/.test(err.message) && err.message.includes(evil) && err.message.includes(target.name!));
+  assert.throws(
+    () => loadModel(evil),
+    (err: Error) => /escapes the model's folder/.test(err.message) && err.message.includes(evil) && err.message.includes(target.name!),
+  );
 });
 
 test('fp16, bf16 and fp64 initializers are read as float32 and written back in their type', () => {
@@ -89,13 +99,17 @@ test('fp16, bf16 and fp64 initializers are read as float32 and written back in t
   const convert = (t: typeof t16, type: number, enc: (x: number) => number, width: 2) => {
     const src = model.getInitializer(t.name!).data;
     const out = new Uint16Array(src.length);
-    src.forEach((x, i) => { out[i] = enc(x); });
-    t.dataType = type; t.rawData = new Uint8Array(out.buffer);
+    src.forEach((x, i) => {
+      out[i] = enc(x);
+    });
+    t.dataType = type;
+    t.rawData = new Uint8Array(out.buffer);
     void width;
   };
   convert(t16, DataType.FLOAT16, floatToHalf, 2);
   convert(tbf, DataType.BFLOAT16, floatToBf16, 2);
-  t64.dataType = DataType.DOUBLE; t64.rawData = new Uint8Array(Float64Array.from(orig[2]).buffer);
+  t64.dataType = DataType.DOUBLE;
+  t64.rawData = new Uint8Array(Float64Array.from(orig[2]).buffer);
   const reparsed = parseModel(onnx.ModelProto.encode(model.proto).finish(), 'mem.onnx');
   const g16 = reparsed.getInitializer(t16.name!).data;
   const gbf = reparsed.getInitializer(tbf.name!).data;

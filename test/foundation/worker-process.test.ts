@@ -24,7 +24,10 @@ test('calls run in a separate process, stream progress and keep error codes', as
     const last = events[events.length - 1];
     assert.equal(last.done, 2000);
     assert.ok(events.filter((e) => e.stage === 'evaluate').length >= 8, `${events.length} events`);
-    await assert.rejects(client.inspect({ model: path.join(VIT, 'nope.onnx') }), (err: OtfuseError) => err.code === 'BAD_MODEL' && /nope\.onnx/.test(err.message));
+    await assert.rejects(
+      client.inspect({ model: path.join(VIT, 'nope.onnx') }),
+      (err: OtfuseError) => err.code === 'BAD_MODEL' && /nope\.onnx/.test(err.message),
+    );
     assert.deepEqual(crashes, []);
   } finally {
     client.dispose();
@@ -35,10 +38,15 @@ test('cancellation through an AbortSignal stops the job with CANCELLED', async (
   const client = new EngineClient({ hostScript });
   try {
     const controller = new AbortController();
-    const pending = client.evaluate({ model, data, batchSize: 1 }, {
-      signal: controller.signal,
-      onProgress: (e) => { if ((e.done ?? 0) >= 20) controller.abort(); },
-    });
+    const pending = client.evaluate(
+      { model, data, batchSize: 1 },
+      {
+        signal: controller.signal,
+        onProgress: (e) => {
+          if ((e.done ?? 0) >= 20) controller.abort();
+        },
+      },
+    );
     await assert.rejects(pending, (err: OtfuseError) => err.code === 'CANCELLED');
     // The worker is still alive and usable.
     const again = await client.evaluate({ model, data, limit: 100 });

@@ -20,11 +20,14 @@ test('BERT: embeddings, post-LN blocks, masked attention and pooler come from th
   const plan = analyzeModel(loadModel(path.join(BERT, 'bertD_s20.onnx')));
   assert.deepEqual([plan.layers, plan.hidden, plan.heads, plan.headDim, plan.mlp, plan.head.classes], [2, 64, 4, 16, 256, 8]);
   assert.ok(plan.embedding.kind === 'tokens');
-  assert.deepEqual(plan.embedding.tables.map((t) => [t.name, t.by]), [
-    ['bert.embeddings.word_embeddings.weight', 'input_ids'],
-    ['bert.embeddings.position_embeddings.weight', 'position'],
-    ['bert.embeddings.token_type_embeddings.weight', 'token_type_ids'],
-  ]);
+  assert.deepEqual(
+    plan.embedding.tables.map((t) => [t.name, t.by]),
+    [
+      ['bert.embeddings.word_embeddings.weight', 'input_ids'],
+      ['bert.embeddings.position_embeddings.weight', 'position'],
+      ['bert.embeddings.token_type_embeddings.weight', 'token_type_ids'],
+    ],
+  );
   assert.equal(plan.embedding.ln?.scale, 'bert.embeddings.LayerNorm.weight');
   for (const b of plan.blocks) {
     assert.equal(b.norm, 'post');
@@ -45,7 +48,11 @@ test('BERT: EMD fusion with a permuted copy reproduces the logits on the test se
   const calib = openDataset({ path: path.join(BERT, 'calib.npz'), limit: 64 });
   const want = await logitsOf(original, testSet, testSet.size);
   assert.ok(maxAbsDiff(want, await logitsOf(permuted, testSet, testSet.size)) < 1e-4, 'the permuted copy is functionally identical');
-  for (const [alignBy, qk] of [['acts', 'eq_t_map'], ['acts', 'separate'], ['wts', 'separate']] as const) {
+  for (const [alignBy, qk] of [
+    ['acts', 'eq_t_map'],
+    ['acts', 'separate'],
+    ['wts', 'separate'],
+  ] as const) {
     const r = await fuseLoaded({ models: [original, permuted], recipe: resolveRecipe({ solver: 'emd', alignBy, qk, samples: 64 }), calib });
     const err = maxAbsDiff(want, await logitsOf(r.fused, testSet, testSet.size));
     t.diagnostic(`${alignBy}/${qk}: max abs logit error over ${testSet.size} test samples ${err}`);

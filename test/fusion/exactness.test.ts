@@ -38,7 +38,9 @@ for (const c of cases) {
     t.diagnostic(`max abs logit error ${err}`);
     assert.ok(err < 1e-4, `max abs logit error ${err}`);
     // Every solved map is a permutation.
-    for (const m of r.maps[1]) if (m.kind !== 'residual') assert.ok(m.diagnostics.meanBestMatch > 0.999, `${m.name} is not a permutation (best-match mass ${m.diagnostics.meanBestMatch})`);
+    for (const m of r.maps[1])
+      if (m.kind !== 'residual')
+        assert.ok(m.diagnostics.meanBestMatch > 0.999, `${m.name} is not a permutation (best-match mass ${m.diagnostics.meanBestMatch})`);
   });
 }
 
@@ -66,7 +68,9 @@ for (const target of ['embed.patch', 'blocks.1.attn.q', 'blocks.0.attn.v', 'bloc
   test(`breaking one map (${target}) breaks exactness`, async (t) => {
     const recipe = resolveRecipe({ solver: 'emd', qk: 'separate', samples: 64 });
     const r = await fuseLoaded({
-      models: [original, permuted], recipe, calib,
+      models: [original, permuted],
+      recipe,
+      calib,
       tamper: (_k, name, map) => (name === target ? swapColumns(map, 0, 5) : map),
     });
     const err = maxAbsDiff(await logitsOf(original, calib, BATCH), await logitsOf(r.fused, calib, BATCH));
@@ -81,7 +85,10 @@ test('the wider fixture (vit72) fused with its permuted copy is exact too (acts 
   const { model: wperm } = permutedCopy(wide, 11, { hidden: 72, heads: 4, mlp: 288, layers: 3 });
   const want = await logitsOf(wide, calib, BATCH);
   assert.ok(maxAbsDiff(want, await logitsOf(wperm, calib, BATCH)) < 1e-4);
-  for (const [alignBy, qk] of [['acts', 'eq_t_map'], ['wts', 'separate']] as const) {
+  for (const [alignBy, qk] of [
+    ['acts', 'eq_t_map'],
+    ['wts', 'separate'],
+  ] as const) {
     const r = await fuseLoaded({ models: [wide, wperm], recipe: resolveRecipe({ solver: 'emd', alignBy, qk, samples: 64 }), calib });
     const err = maxAbsDiff(want, await logitsOf(r.fused, calib, BATCH));
     t.diagnostic(`vit72 ${alignBy}/${qk}: max abs logit error ${err}`);
@@ -101,7 +108,9 @@ test('head-aware EMD (preset exact): exact on the permuted copy, and heads match
   const r = await fuseLoaded({ models: [s11, original], recipe: resolveRecipe({ preset: 'exact', samples: 64 }), calib });
   for (let b = 0; b < 3; b++) {
     const get = (n: string) => r.maps[1].find((m) => m.name === `blocks.${b}.attn.${n}`)!.map;
-    const heads = get('heads'), qk = get('qk'), v = get('v');
+    const heads = get('heads'),
+      qk = get('qk'),
+      v = get('v');
     assert.deepEqual([heads.n, heads.m], [4, 4]);
     const headOf = (row: number, map: TMap) => {
       let best = 0;
@@ -110,7 +119,10 @@ test('head-aware EMD (preset exact): exact on the permuted copy, and heads match
     };
     for (let h = 0; h < 4; h++) {
       const target = new Set<number>();
-      for (let i = h * 12; i < (h + 1) * 12; i++) { target.add(headOf(i, qk)); target.add(headOf(i, v)); }
+      for (let i = h * 12; i < (h + 1) * 12; i++) {
+        target.add(headOf(i, qk));
+        target.add(headOf(i, v));
+      }
       assert.equal(target.size, 1, `block ${b} head ${h} is split across anchor heads`);
     }
   }

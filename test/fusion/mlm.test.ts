@@ -40,12 +40,18 @@ function permutedMlmCopy(m0: OnnxModel, seed: number, cfg = { hidden: 48, heads:
   const resid = randomPerm(cfg.hidden, rand);
   for (const t of ['word', 'position', 'token_type']) P(`bert.embeddings.${t}_embeddings.weight`, 1, resid);
   for (const x of ['weight', 'bias']) P(`bert.embeddings.LayerNorm.${x}`, 0, resid);
-  const lin = (prefix: string, pin: number[], pout: number[]) => { P(`${prefix}.weight`, 1, pin); P(`${prefix}.weight`, 0, pout); P(`${prefix}.bias`, 0, pout); };
+  const lin = (prefix: string, pin: number[], pout: number[]) => {
+    P(`${prefix}.weight`, 1, pin);
+    P(`${prefix}.weight`, 0, pout);
+    P(`${prefix}.bias`, 0, pout);
+  };
   const hd = cfg.hidden / cfg.heads;
   for (let l = 0; l < cfg.layers; l++) {
     const p = `bert.encoder.layer.${l}`;
     const hp = randomPerm(cfg.heads, rand);
-    const qk = headPerm(hp, hd, rand), vo = headPerm(hp, hd, rand), mlp = randomPerm(cfg.mlp, rand);
+    const qk = headPerm(hp, hd, rand),
+      vo = headPerm(hp, hd, rand),
+      mlp = randomPerm(cfg.mlp, rand);
     lin(`${p}.attention.self.query`, resid, qk);
     lin(`${p}.attention.self.key`, resid, qk);
     lin(`${p}.attention.self.value`, resid, vo);
@@ -95,7 +101,10 @@ test('MLM: EMD fusion with a permuted copy reproduces the logits and keeps one t
   const want = await logitsOf(original, data, 64);
   assert.ok(maxAbsDiff(want, await logitsOf(permuted, data, 64)) < 1e-4, 'the permuted copy is functionally identical');
   assert.ok(maxAbsDiff(original.getInitializer(TABLE).data, permuted.getInitializer(TABLE).data) > 0.01, 'the copy is really permuted');
-  for (const [alignBy, qk] of [['acts', 'eq_t_map'], ['wts', 'separate']] as const) {
+  for (const [alignBy, qk] of [
+    ['acts', 'eq_t_map'],
+    ['wts', 'separate'],
+  ] as const) {
     const r = await fuseLoaded({ models: [original, permuted], recipe: resolveRecipe({ solver: 'emd', alignBy, qk, samples: 64, refit: 'none' }), calib });
     const err = maxAbsDiff(want, await logitsOf(r.fused, data, 64));
     t.diagnostic(`${alignBy}/${qk}: max abs logit error ${err}`);
@@ -104,13 +113,19 @@ test('MLM: EMD fusion with a permuted copy reproduces the logits and keeps one t
   }
 });
 
-test('MLM: the fused pair\'s masked-LM loss is well below vanilla averaging\'s; the tie is kept', async (t) => {
+test("MLM: the fused pair's masked-LM loss is well below vanilla averaging's; the tie is kept", async (t) => {
   const data = openDataset(path.join(MLM, 'eval.npz'));
   const calib = openDataset(path.join(MLM, 'calib.npz'));
-  const a = model('mlm-s0'), b = model('mlm-s1');
+  const a = model('mlm-s0'),
+    b = model('mlm-s1');
   const r = await fuseLoaded({ models: [a, b], recipe: resolveRecipe({}), calib });
   const rows: Record<string, { loss: number; accuracy: number }> = {};
-  for (const [name, m] of [['parent s0', a], ['parent s1', b], ['vanilla', r.vanilla!], ['OT fused', r.fused]] as const) {
+  for (const [name, m] of [
+    ['parent s0', a],
+    ['parent s1', b],
+    ['vanilla', r.vanilla!],
+    ['OT fused', r.fused],
+  ] as const) {
     const e = await evaluateModel(m, data);
     rows[name] = { loss: e.loss, accuracy: e.accuracy };
     t.diagnostic(`${name}: masked-LM loss ${e.loss.toFixed(4)}, accuracy ${(100 * e.accuracy).toFixed(2)} % over ${e.maskedTokens} masked tokens`);
@@ -124,12 +139,16 @@ test('MLM: the fused pair\'s masked-LM loss is well below vanilla averaging\'s; 
 
 test('MLM: finetune trains on masked-LM data (loss over the labelled positions) and keeps the tie', async (t) => {
   const dir = tempDir();
-  const calib = path.join(MLM, 'calib.npz'), evalData = path.join(MLM, 'eval.npz');
+  const calib = path.join(MLM, 'calib.npz'),
+    evalData = path.join(MLM, 'eval.npz');
   const r = await fuseLoaded({ models: [model('mlm-s0'), model('mlm-s1')], recipe: resolveRecipe({}), calib: openDataset(calib) });
   const start = path.join(dir, 'vanilla.onnx');
   r.vanilla!.save(start);
   // One step at lr 0 over the whole calibration set: the training loss is the masked-token mean eval reports.
-  const probe = await finetuneModel({ model: start, data: calib, output: path.join(dir, 'probe.onnx'), maxSteps: 1, batchSize: 200, lr: 0, weightDecay: 0, threads: 1 }, {});
+  const probe = await finetuneModel(
+    { model: start, data: calib, output: path.join(dir, 'probe.onnx'), maxSteps: 1, batchSize: 200, lr: 0, weightDecay: 0, threads: 1 },
+    {},
+  );
   const before = await evaluateModel(loadModel(start), openDataset(calib));
   t.diagnostic(`step-0 training loss ${probe.train![0].loss} vs evaluated ${before.loss}`);
   assert.ok(Math.abs(probe.train![0].loss - before.loss) < 1e-3, `${probe.train![0].loss} vs ${before.loss}`);
@@ -138,7 +157,8 @@ test('MLM: finetune trains on masked-LM data (loss over the labelled positions) 
   const out = path.join(dir, 'tuned.onnx');
   await finetuneModel({ model: start, data: calib, output: out, maxSteps: 40, batchSize: 32, lr: 1e-3, weightDecay: 0, threads: 1 }, {});
   const tuned = loadModel(out);
-  const e0 = await evaluateModel(loadModel(start), openDataset(evalData)), e1 = await evaluateModel(tuned, openDataset(evalData));
+  const e0 = await evaluateModel(loadModel(start), openDataset(evalData)),
+    e1 = await evaluateModel(tuned, openDataset(evalData));
   t.diagnostic(`vanilla masked-LM loss on eval.npz ${e0.loss.toFixed(4)} → ${e1.loss.toFixed(4)} after 40 steps`);
   assert.ok(e1.loss < e0.loss - 0.1, `${e0.loss} → ${e1.loss}`);
   assert.deepEqual(vocabMatrices(tuned, 512), [TABLE]);

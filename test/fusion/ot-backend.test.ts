@@ -22,7 +22,8 @@ test('Sinkhorn through ONNX Runtime inside fusion equals the JS solver', async (
   assert.ok(js.maps[1].every((m) => m.diagnostics.onnxRuntime === undefined));
   assert.equal(fc1.diagnostics.iterations, js.maps[1].find((m) => m.name === 'blocks.0.mlp.fc1')!.diagnostics.iterations);
   for (const name of models[0].initializerNames()) {
-    const a = js.fused.getInitializer(name).data, b = ort.fused.getInitializer(name).data;
+    const a = js.fused.getInitializer(name).data,
+      b = ort.fused.getInitializer(name).data;
     assert.ok(maxAbsDiff(a, b) < 1e-5, `${name} differs by ${maxAbsDiff(a, b)}`);
   }
 });

@@ -20,15 +20,21 @@ async function predict(model: OnnxModel): Promise<{ accuracy: number; logits: Fl
   const r = await evaluateModel(model, evalSet, { batchSize: 500, onLogits: (l) => parts.push(new Float32Array(l)) });
   const logits = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;
-  for (const p of parts) { logits.set(p, o); o += p.length; }
+  for (const p of parts) {
+    logits.set(p, o);
+    o += p.length;
+  }
   return { accuracy: r.accuracy, logits };
 }
 
 function compare(a: Float32Array, b: Float32Array, classes = 10): { agreement: number; maxAbs: number; meanAbs: number } {
   const n = a.length / classes;
-  let agree = 0, maxAbs = 0, sum = 0;
+  let agree = 0,
+    maxAbs = 0,
+    sum = 0;
   for (let i = 0; i < n; i++) {
-    let ia = 0, ib = 0;
+    let ia = 0,
+      ib = 0;
     for (let c = 0; c < classes; c++) {
       const k = i * classes + c;
       if (a[k] > a[i * classes + ia]) ia = c;
@@ -56,7 +62,9 @@ for (const c of cases) {
     const ours = await predict(r.fused);
     const ref = await predict(loadModel(path.join(VIT, c.ref)));
     const cmp = compare(ours.logits, ref.logits);
-    t.diagnostic(`${evalSet.size} images: ours ${ours.accuracy}, reference ${ref.accuracy}, argmax agreement ${cmp.agreement}, logits max |Δ| ${cmp.maxAbs.toExponential(2)}, mean |Δ| ${cmp.meanAbs.toExponential(2)}`);
+    t.diagnostic(
+      `${evalSet.size} images: ours ${ours.accuracy}, reference ${ref.accuracy}, argmax agreement ${cmp.agreement}, logits max |Δ| ${cmp.maxAbs.toExponential(2)}, mean |Δ| ${cmp.meanAbs.toExponential(2)}`,
+    );
     assert.ok(cmp.agreement >= 0.99, `argmax agreement ${cmp.agreement} < 0.99`);
     assert.ok(Math.abs(ours.accuracy - ref.accuracy) <= 0.003, `accuracy ${ours.accuracy} vs reference ${ref.accuracy}`);
     // Sinkhorn is smooth in the cost, so the logits match closely; EMD may break a near-tie the other way.

@@ -17,7 +17,11 @@ const calib = openDataset(path.join(VIT, 'calib200.npz'));
 const acc = async (m: ReturnType<typeof loadModel>) => (await evaluateModel(m, evalSet, { batchSize: 500 })).accuracy;
 
 test('default OT fusion of the homogeneous pair beats vanilla by ≥ 10 pt and matches the reference', async (t) => {
-  const r = await fuseLoaded({ models: [loadModel(path.join(VIT, 'vit48_s11.onnx')), loadModel(path.join(VIT, 'vit48_s10.onnx'))], recipe: resolveRecipe({}), calib });
+  const r = await fuseLoaded({
+    models: [loadModel(path.join(VIT, 'vit48_s11.onnx')), loadModel(path.join(VIT, 'vit48_s10.onnx'))],
+    recipe: resolveRecipe({}),
+    calib,
+  });
   const ot = await acc(r.fused);
   const vanilla = await acc(r.vanilla!);
   const refOt = ref.fusion.vit48_sinkhorn.accuracy.otfusion;
@@ -28,7 +32,11 @@ test('default OT fusion of the homogeneous pair beats vanilla by ≥ 10 pt and m
 });
 
 test('EMD default beats the reference EMD − 1 pt', async (t) => {
-  const r = await fuseLoaded({ models: [loadModel(path.join(VIT, 'vit48_s11.onnx')), loadModel(path.join(VIT, 'vit48_s10.onnx'))], recipe: resolveRecipe({ solver: 'emd' }), calib });
+  const r = await fuseLoaded({
+    models: [loadModel(path.join(VIT, 'vit48_s11.onnx')), loadModel(path.join(VIT, 'vit48_s10.onnx'))],
+    recipe: resolveRecipe({ solver: 'emd' }),
+    calib,
+  });
   const ot = await acc(r.fused);
   t.diagnostic(`EMD OT ${ot}, reference ${ref.fusion.vit48_emd.accuracy.otfusion}`);
   assert.ok(ot >= ref.fusion.vit48_emd.accuracy.otfusion - 0.01);

@@ -15,7 +15,10 @@ import { OtfuseError } from '../../worker/errors';
 /** Deterministic pseudo-random numbers in [-1, 1). */
 function rng(seed: number): () => number {
   let s = seed >>> 0;
-  return () => { s = (s * 1664525 + 1013904223) >>> 0; return s / 2 ** 31 - 1; };
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 31 - 1;
+  };
 }
 
 /** G = AᵀA/rows for a random rows×n A plus a rank-one bias-like term: SPD, condition number in the hundreds. */
@@ -24,17 +27,26 @@ function randomSpd(n: number, rows: number, seed: number): Float64Array {
   const A = Float64Array.from({ length: rows * n }, r);
   for (let i = 0; i < rows; i++) A[i * n + n - 1] = 1; // a ones column, as in the refit's augmented inputs
   const G = new Float64Array(n * n);
-  for (let p = 0; p < rows; p++) for (let i = 0; i < n; i++) { const a = A[p * n + i] / rows; for (let j = 0; j < n; j++) G[i * n + j] += a * A[p * n + j]; }
+  for (let p = 0; p < rows; p++)
+    for (let i = 0; i < n; i++) {
+      const a = A[p * n + i] / rows;
+      for (let j = 0; j < n; j++) G[i * n + j] += a * A[p * n + j];
+    }
   return G;
 }
 
 function relErr(X: Float64Array, Y: Float64Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < X.length; i++) { num += (X[i] - Y[i]) ** 2; den += Y[i] ** 2; }
+  let num = 0,
+    den = 0;
+  for (let i = 0; i < X.length; i++) {
+    num += (X[i] - Y[i]) ** 2;
+    den += Y[i] ** 2;
+  }
   return Math.sqrt(num / den);
 }
 
-const n = 300, c = 70;
+const n = 300,
+  c = 70;
 const G = randomSpd(n, 420, 1);
 const B = Float64Array.from({ length: n * c }, rng(2));
 const lambda = 1e-3;
@@ -42,7 +54,12 @@ const ref = solveSpdDirect(G, n, B, c, lambda)!;
 
 test('the unblocked reference solves (G + λI) X = B', () => {
   let worst = 0;
-  for (const [i, j] of [[0, 0], [150, 33], [299, 69], [77, 5]]) {
+  for (const [i, j] of [
+    [0, 0],
+    [150, 33],
+    [299, 69],
+    [77, 5],
+  ]) {
     let s = lambda * ref[i * c + j];
     for (let k = 0; k < n; k++) s += G[i * n + k] * ref[k * c + j];
     worst = Math.max(worst, Math.abs(s - B[i * c + j]));
@@ -82,7 +99,13 @@ test('blocked Cholesky solve equals the unblocked one with the products in ONNX 
 test('the blocked factor reproduces G + λI', () => {
   const f = choleskyBlocked(G, n, lambda, 64)!;
   let worst = 0;
-  for (const [i, j] of [[0, 0], [299, 0], [200, 130], [299, 299], [64, 63]]) {
+  for (const [i, j] of [
+    [0, 0],
+    [299, 0],
+    [200, 130],
+    [299, 299],
+    [64, 63],
+  ]) {
     let s = 0;
     for (let k = 0; k <= Math.min(i, j); k++) s += f.L[i * n + k] * f.L[j * n + k];
     worst = Math.max(worst, Math.abs(s - G[i * n + j] - (i === j ? lambda : 0)));
@@ -94,7 +117,10 @@ test('the blocked factor reproduces G + λI', () => {
 test('an indefinite matrix is a NUMERIC error, a singular one is solved with jitter', () => {
   const bad = Float64Array.from(G);
   for (let i = 0; i < n; i++) bad[i * n + i] -= 10; // far below the smallest eigenvalue
-  assert.throws(() => solveSpd(bad, n, B, c, 0), (e: unknown) => e instanceof OtfuseError && e.code === 'NUMERIC');
+  assert.throws(
+    () => solveSpd(bad, n, B, c, 0),
+    (e: unknown) => e instanceof OtfuseError && e.code === 'NUMERIC',
+  );
   const singular = randomSpd(n, 120, 3); // rank 120 < n
   assert.equal(choleskyBlocked(singular, n, 0, 64), null);
   const X = solveSpd(singular, n, B, c, 0);
@@ -109,7 +135,8 @@ test('a whole refit with the blocked solver (block 40 on widths 48/192) gives th
   const previous = setDenseBlock(40);
   try {
     const blocked = await fuseLoaded({ models, recipe, calib });
-    let worst = 0, changed = 0;
+    let worst = 0,
+      changed = 0;
     for (const l of plain.refit!) {
       const b = blocked.refit!.find((x) => x.name === l.name)!;
       worst = Math.max(worst, Math.abs(b.errorRefit - l.errorRefit) / l.errorRefit);

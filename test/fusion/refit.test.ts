@@ -24,13 +24,26 @@ test('solveSpd solves (G + λI) X = B', () => {
 });
 
 test('large float64 products (ONNX Runtime) equal the JS products', async () => {
-  const n = 300, rand = (i: number) => Math.sin(i * 12.9898) * 43758.5453 % 1;
-  const A = Float64Array.from({ length: n * n }, (_, i) => rand(i)), B = Float64Array.from({ length: n * n }, (_, i) => rand(i + 7));
-  const C = await mm(A, B, n, n, n), Ct = await mmT(A, B, n, n, n);
-  let e = 0, et = 0;
-  for (const [i, j] of [[0, 0], [17, 250], [299, 3], [150, 150]]) {
-    let s = 0, st = 0;
-    for (let k = 0; k < n; k++) { s += A[i * n + k] * B[k * n + j]; st += A[k * n + i] * B[k * n + j]; }
+  const n = 300,
+    rand = (i: number) => (Math.sin(i * 12.9898) * 43758.5453) % 1;
+  const A = Float64Array.from({ length: n * n }, (_, i) => rand(i)),
+    B = Float64Array.from({ length: n * n }, (_, i) => rand(i + 7));
+  const C = await mm(A, B, n, n, n),
+    Ct = await mmT(A, B, n, n, n);
+  let e = 0,
+    et = 0;
+  for (const [i, j] of [
+    [0, 0],
+    [17, 250],
+    [299, 3],
+    [150, 150],
+  ]) {
+    let s = 0,
+      st = 0;
+    for (let k = 0; k < n; k++) {
+      s += A[i * n + k] * B[k * n + j];
+      st += A[k * n + i] * B[k * n + j];
+    }
     e = Math.max(e, Math.abs(s - C[i * n + j]));
     et = Math.max(et, Math.abs(st - Ct[i * n + j]));
   }
@@ -40,7 +53,11 @@ test('large float64 products (ONNX Runtime) equal the JS products', async () => 
 
 for (const refit of ['regmean', 'regmean++'] as const) {
   test(`refit ${refit} on a permuted copy is still exact`, async () => {
-    const r = await fuseLoaded({ models: [s10, permutedCopy(s10, 7).model], recipe: resolveRecipe({ solver: 'emd', qk: 'eq_t_map', samples: 64, refit, refitRidge: 0 }), calib });
+    const r = await fuseLoaded({
+      models: [s10, permutedCopy(s10, 7).model],
+      recipe: resolveRecipe({ solver: 'emd', qk: 'eq_t_map', samples: 64, refit, refitRidge: 0 }),
+      calib,
+    });
     const err = maxAbsDiff(await logitsOf(s10, calib, BATCH), await logitsOf(r.fused, calib, BATCH));
     assert.ok(err < 1e-3, `max abs logit error ${err}`);
     assert.equal(r.refit!.length, 3 * 6 + 1);
@@ -50,7 +67,8 @@ for (const refit of ['regmean', 'regmean++'] as const) {
   test(`refit ${refit} never makes a layer's reconstruction error worse than plain averaging (real pair)`, async () => {
     for (const refitRidge of [0, 0.01, 1]) {
       const r = await fuseLoaded({ models: [s11, s10], recipe: resolveRecipe({ samples: 64, refit, refitRidge }), calib });
-      let before = 0, after = 0;
+      let before = 0,
+        after = 0;
       for (const l of r.refit!) {
         assert.ok(l.errorRefit <= l.errorAverage + 1e-12, `${refit} ridge ${refitRidge} ${l.name}: ${l.errorRefit} > ${l.errorAverage}`);
         before += l.errorAverage;

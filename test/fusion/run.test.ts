@@ -40,7 +40,10 @@ test('a default run writes fused.onnx, run.json and maps.safetensors, and evalua
   assert.equal(record.recipe.solver, 'sinkhorn');
   assert.equal(record.recipe.reg, 0.08);
   assert.equal(record.recipe.residualPolicy, 'mean');
-  assert.deepEqual(record.metrics.map((m) => m.label), ['vit48_s11.onnx (anchor)', 'vit48_s10.onnx', 'vanilla', 'ot']);
+  assert.deepEqual(
+    record.metrics.map((m) => m.label),
+    ['vit48_s11.onnx (anchor)', 'vit48_s10.onnx', 'vanilla', 'ot'],
+  );
   for (const m of record.metrics) assert.ok(m.accuracy! > 0 && m.accuracy! <= 1 && Number.isFinite(m.loss));
   const acc = Object.fromEntries(record.metrics.map((m) => [m.label, m.accuracy!]));
   assert.ok(acc.ot > acc.vanilla + 0.1, `OT ${acc.ot} vs vanilla ${acc.vanilla}`);
@@ -80,7 +83,10 @@ test('a default run writes fused.onnx, run.json and maps.safetensors, and evalua
 test('three models (heterogeneous partner included) fuse and report every parent', async () => {
   const runsDir = tempDir();
   const { record } = await fuseModels({ models: [S11, S10, W72], data: CALIB, evalData: EVAL, evalLimit: 500, runsDir, recipe: { samples: 50 } }, {});
-  assert.deepEqual(record.metrics.map((m) => m.label), ['vit48_s11.onnx (anchor)', 'vit48_s10.onnx', 'vit72_s12.onnx', 'ot']); // no vanilla: widths differ
+  assert.deepEqual(
+    record.metrics.map((m) => m.label),
+    ['vit48_s11.onnx (anchor)', 'vit48_s10.onnx', 'vit72_s12.onnx', 'ot'],
+  ); // no vanilla: widths differ
   assert.ok(record.layers.some((l) => l.model === 1) && record.layers.some((l) => l.model === 2 && l.rows === 72 && l.cols === 48));
   const fused = loadModel(path.join(record.fusedModel));
   assert.equal(fused.summary().parameterCount, loadModel(S11).summary().parameterCount);
@@ -110,48 +116,100 @@ test('cancellation during alignment leaves no run folder and no output', async (
   const runsDir = path.join(tempDir(), 'runs');
   const output = path.join(tempDir(), 'never.onnx');
   const ac = new AbortController();
-  await expectFailure(() => fuseModels({ models: [S10, S11], data: CALIB, runsDir, output, skipEval: true }, {
-    signal: ac.signal, onProgress: (e) => { if (e.stage === 'align') ac.abort(); },
-  }), 'CANCELLED', /cancelled/, runsDir);
+  await expectFailure(
+    () =>
+      fuseModels(
+        { models: [S10, S11], data: CALIB, runsDir, output, skipEval: true },
+        {
+          signal: ac.signal,
+          onProgress: (e) => {
+            if (e.stage === 'align') ac.abort();
+          },
+        },
+      ),
+    'CANCELLED',
+    /cancelled/,
+    runsDir,
+  );
   assert.ok(!fs.existsSync(output));
   // ...and cancellation during evaluation (inside the folder build) removes the half-built folder.
   const ac2 = new AbortController();
-  await expectFailure(() => fuseModels({ models: [S10, S11], data: CALIB, evalData: EVAL, runsDir, output }, {
-    signal: ac2.signal, onProgress: (e) => { if (e.stage === 'evaluate') ac2.abort(); },
-  }), 'CANCELLED', /cancelled/, runsDir);
+  await expectFailure(
+    () =>
+      fuseModels(
+        { models: [S10, S11], data: CALIB, evalData: EVAL, runsDir, output },
+        {
+          signal: ac2.signal,
+          onProgress: (e) => {
+            if (e.stage === 'evaluate') ac2.abort();
+          },
+        },
+      ),
+    'CANCELLED',
+    /cancelled/,
+    runsDir,
+  );
   assert.ok(!fs.existsSync(output));
 });
 
 test('bad inputs: clear errors naming file and node, and nothing written', async () => {
   const dir = tempDir();
   const runsDir = path.join(dir, 'runs');
-  const save = (name: string, m: ReturnType<typeof loadModel>) => { const f = path.join(dir, name); m.save(f); return f; };
+  const save = (name: string, m: ReturnType<typeof loadModel>) => {
+    const f = path.join(dir, name);
+    m.save(f);
+    return f;
+  };
   const s10 = loadModel(S10);
   const shallow = save('shallow.onnx', dropLastBlock(s10));
-  await expectFailure(() => fuseModels({ models: [S11, shallow], data: CALIB, runsDir }, {}), 'MISMATCH', /2 transformer blocks but the anchor .* has 3/, runsDir);
+  await expectFailure(
+    () => fuseModels({ models: [S11, shallow], data: CALIB, runsDir }, {}),
+    'MISMATCH',
+    /2 transformer blocks but the anchor .* has 3/,
+    runsDir,
+  );
   const six = save('six.onnx', sixHeads(s10));
   await expectFailure(() => fuseModels({ models: [S11, six], data: CALIB, runsDir }, {}), 'MISMATCH', /6 attention heads but the anchor .* has 4/, runsDir);
   const mlp = path.join(dir, 'mlp.onnx');
   mlpModel(mlp).save(mlp);
   await expectFailure(() => fuseModels({ models: [S11, mlp], data: CALIB, runsDir }, {}), 'BAD_MODEL', /mlp\.onnx.*not a transformer/, runsDir, 'flatten');
   const odd = save('odd.onnx', replaceOp(s10, '/vit/encoder/layer.1/intermediate/intermediate_act_fn/Erf', 'Hardmax'));
-  await expectFailure(() => fuseModels({ models: [S11, odd], data: CALIB, runsDir }, {}), 'UNSUPPORTED', /odd\.onnx.*Hardmax/, runsDir, '/vit/encoder/layer.1/intermediate/intermediate_act_fn/Erf');
+  await expectFailure(
+    () => fuseModels({ models: [S11, odd], data: CALIB, runsDir }, {}),
+    'UNSUPPORTED',
+    /odd\.onnx.*Hardmax/,
+    runsDir,
+    '/vit/encoder/layer.1/intermediate/intermediate_act_fn/Erf',
+  );
   // Data that does not fit the model (14×14 images).
   const npz = path.join(dir, 'small.npz');
   fs.writeFileSync(npz, encodeNpz({ x: { data: new Float32Array(8 * 196), shape: [8, 1, 14, 14] }, y: { data: new BigInt64Array(8), shape: [8] } }));
   await expectFailure(() => fuseModels({ models: [S11, S10], data: npz, runsDir }, {}), 'BAD_DATA', /small\.npz.*\[1, ?14, ?14\]/, runsDir);
   // A bad recipe names the field.
-  await expectFailure(() => fuseModels({ models: [S11, S10], data: CALIB, runsDir, recipe: { solver: 'simplex' as never } }, {}), 'BAD_USAGE', /'solver'/, runsDir);
+  await expectFailure(
+    () => fuseModels({ models: [S11, S10], data: CALIB, runsDir, recipe: { solver: 'simplex' as never } }, {}),
+    'BAD_USAGE',
+    /'solver'/,
+    runsDir,
+  );
   // A missing model file.
   await expectFailure(() => fuseModels({ models: [S11, path.join(dir, 'nope.onnx')], data: CALIB, runsDir }, {}), 'BAD_MODEL', /nope\.onnx/, runsDir);
 });
 
 test('a run with a finetune stage keeps the finetuned model in the folder and reports ot+finetune', async () => {
   const runsDir = tempDir();
-  const { runDir, record } = await fuseModels({
-    models: [S11, S10], data: CALIB, evalData: EVAL, evalLimit: 300, runsDir, recipe: { samples: 50 },
-    finetune: { data: path.join(EXAMPLES, 'data', 'fmnist-train-5k.json'), maxSteps: 3, batchSize: 32 },
-  }, {});
+  const { runDir, record } = await fuseModels(
+    {
+      models: [S11, S10],
+      data: CALIB,
+      evalData: EVAL,
+      evalLimit: 300,
+      runsDir,
+      recipe: { samples: 50 },
+      finetune: { data: path.join(EXAMPLES, 'data', 'fmnist-train-5k.json'), maxSteps: 3, batchSize: 32 },
+    },
+    {},
+  );
   assert.deepEqual(fs.readdirSync(runDir).sort(), ['finetuned.onnx', 'fused.onnx', 'maps.safetensors', 'run.json']);
   assert.equal(record.metrics[record.metrics.length - 1].label, 'ot+finetune');
   assert.equal(record.finetune?.output, path.join(runDir, 'finetuned.onnx'));
@@ -162,7 +220,10 @@ test('a run with a finetune stage keeps the finetuned model in the folder and re
 test('per-layer progress counts up to the number of solved maps', async () => {
   for (const recipe of [{}, { preset: 'exact' as const }, { qk: 'joint' as const }]) {
     const events: ProgressEvent[] = [];
-    await fuseModels({ models: [S11, S10], data: CALIB, runsDir: tempDir(), skipEval: true, recipe: { ...recipe, samples: 20 } }, { onProgress: (e) => events.push(e) });
+    await fuseModels(
+      { models: [S11, S10], data: CALIB, runsDir: tempDir(), skipEval: true, recipe: { ...recipe, samples: 20 } },
+      { onProgress: (e) => events.push(e) },
+    );
     const align = events.filter((e) => e.stage === 'align');
     assert.ok(align.length > 0);
     assert.ok(align.every((e) => e.total === align[0].total));

@@ -14,7 +14,14 @@ import { VIT } from '../helpers';
 
 const BERT = path.join(process.cwd(), 'test', 'fixtures', 'bert');
 
-const options = (over: Partial<CaptureOptions> = {}): CaptureOptions => ({ samples: 40, batchSize: 16, tokenFilter: 'all', standardize: true, hasCls: true, ...over });
+const options = (over: Partial<CaptureOptions> = {}): CaptureOptions => ({
+  samples: 40,
+  batchSize: 16,
+  tokenFilter: 'all',
+  standardize: true,
+  hasCls: true,
+  ...over,
+});
 
 for (const [label, file, data] of [
   ['ViT', path.join(VIT, 'vit48_s10.onnx'), path.join(VIT, 'calib200.npz')],
@@ -32,13 +39,15 @@ for (const [label, file, data] of [
     for (let g = 0; g < groups.length; g++) {
       await staged.prepare(g);
       for (const spec of groups[g]) {
-        const a = all.get(spec.tensor), b = staged.get(spec.tensor);
+        const a = all.get(spec.tensor),
+          b = staged.get(spec.tensor);
         assert.equal(b.samples, a.samples, spec.tensor);
         assert.equal(b.neurons, a.neurons, spec.tensor);
         let worst = 0;
         for (let i = 0; i < a.X.length; i++) worst = Math.max(worst, Math.abs(a.X[i] - b.X[i]));
         assert.ok(worst < 1e-4, `${spec.tensor}: max diff ${worst}`);
-        const ma = all.absMean(spec.tensor), mb = staged.absMean(spec.tensor);
+        const ma = all.absMean(spec.tensor),
+          mb = staged.absMean(spec.tensor);
         for (let d = 0; d < ma.length; d++) assert.ok(Math.abs(ma[d] - mb[d]) < 1e-5 * (1 + ma[d]), `${spec.tensor} absMean`);
         compared++;
       }
@@ -52,13 +61,16 @@ for (const [label, file, data] of [
 }
 
 test('token budget: a seeded subset of exactly budget (sample, token) pairs, the same for every model, padding never drawn', async () => {
-  const a = loadModel(path.join(BERT, 'bertD_s20.onnx')), b = loadModel(path.join(BERT, 'bertD_s21.onnx'));
+  const a = loadModel(path.join(BERT, 'bertD_s20.onnx')),
+    b = loadModel(path.join(BERT, 'bertD_s21.onnx'));
   const ds = openDataset(path.join(BERT, 'calib.npz'));
   const full = await captureActivations(a, analyzeModel(a), ds, options({ tokenBudget: 0, standardize: false }));
   const cutA = await captureActivations(a, analyzeModel(a), ds, options({ tokenBudget: 300, standardize: false }));
   const cutB = await captureActivations(b, analyzeModel(b), ds, options({ tokenBudget: 300, standardize: false }));
   const tensor = analyzeModel(a).blocks[1].fc1.out;
-  const f = full.get(tensor), x = cutA.get(tensor), y = cutB.get(tensor);
+  const f = full.get(tensor),
+    x = cutA.get(tensor),
+    y = cutB.get(tensor);
   assert.ok(f.samples > 600, `40 sentences have more than 600 real tokens (${f.samples})`);
   assert.equal(x.samples, 300);
   assert.equal(y.samples, 300);
@@ -78,9 +90,18 @@ test('token budget: a seeded subset of exactly budget (sample, token) pairs, the
 test('weight alignment products on ONNX Runtime match the float64 loops (f64 to 1e-12, f32 to 1e-5)', () => {
   const rand = seededRandom(3);
   const [r, k, c] = [96, 200, 150];
-  const A = Float64Array.from({ length: r * k }, () => rand() - 0.5), B = Float64Array.from({ length: k * c }, () => rand() - 0.5);
+  const A = Float64Array.from({ length: r * k }, () => rand() - 0.5),
+    B = Float64Array.from({ length: k * c }, () => rand() - 0.5);
   const ref = matmulJs(A, B, r, k, c);
-  const relErr = (C: Float64Array) => { let e = 0, s = 0; for (let i = 0; i < C.length; i++) { e = Math.max(e, Math.abs(C[i] - ref[i])); s = Math.max(s, Math.abs(ref[i])); } return e / s; };
+  const relErr = (C: Float64Array) => {
+    let e = 0,
+      s = 0;
+    for (let i = 0; i < C.length; i++) {
+      e = Math.max(e, Math.abs(C[i] - ref[i]));
+      s = Math.max(s, Math.abs(ref[i]));
+    }
+    return e / s;
+  };
   const prev = configureLinalg({ engine: 'ort', minMacs: 0, precision: 'f64' });
   try {
     const calls = linalgStats.ortCalls;
@@ -124,7 +145,10 @@ test('models can be written with external data next to them and read back bit-id
     compared++;
   }
   assert.ok(compared > 30);
-  assert.ok(src.graph.initializer!.every((t) => (t.externalData ?? []).length === 0), 'the source model is unchanged');
+  assert.ok(
+    src.graph.initializer!.every((t) => (t.externalData ?? []).length === 0),
+    'the source model is unchanged',
+  );
   // Small models stay inline.
   assert.deepEqual(saveModelAuto(src, path.join(dir, 'inline.onnx')), [path.join(dir, 'inline.onnx')]);
 });
@@ -167,14 +191,19 @@ test('map store: large maps are spooled and streamed into maps.safetensors; F16 
   assert.ok(sizes.F16 < 0.6 * sizes.F32, `F16 ${sizes.F16} vs F32 ${sizes.F32} bytes`);
 });
 
-test('Sinkhorn on ONNX Runtime through the synchronous call: POT\'s plans on the fixtures to 1e-14, JS fallback for the rest', async () => {
+test("Sinkhorn on ONNX Runtime through the synchronous call: POT's plans on the fixtures to 1e-14, JS fallback for the rest", async () => {
   const { sinkhorn, configureSinkhornEngine } = await import('../../worker/ot/sinkhorn');
   const { potCases, f64 } = await import('../ot/helpers');
   const { runSync } = await import('../../worker/runtime/syncrun');
   let answered = 0;
   const prev = configureSinkhornEngine({
-    kind: 'ort', minEntries: 0,
-    runner: (key, model, feeds, options) => { const out = runSync(key, model, feeds, options); if (out) answered++; return out; },
+    kind: 'ort',
+    minEntries: 0,
+    runner: (key, model, feeds, options) => {
+      const out = runSync(key, model, feeds, options);
+      if (out) answered++;
+      return out;
+    },
   });
   try {
     for (const c of potCases()) {
@@ -184,8 +213,12 @@ test('Sinkhorn on ONNX Runtime through the synchronous call: POT\'s plans on the
         configureSinkhornEngine({ kind: 'js' });
         const viaJs = sinkhorn(c.a, c.b, c.M, Number(reg));
         configureSinkhornEngine({ kind: 'ort' });
-        let dPot = 0, dJs = 0;
-        for (let k = 0; k < ref.length; k++) { dPot = Math.max(dPot, Math.abs(viaOrt.plan[k] - ref[k])); dJs = Math.max(dJs, Math.abs(viaOrt.plan[k] - viaJs.plan[k])); }
+        let dPot = 0,
+          dJs = 0;
+        for (let k = 0; k < ref.length; k++) {
+          dPot = Math.max(dPot, Math.abs(viaOrt.plan[k] - ref[k]));
+          dJs = Math.max(dJs, Math.abs(viaOrt.plan[k] - viaJs.plan[k]));
+        }
         assert.ok(dPot < 1e-14, `${c.name} reg ${reg}: ${dPot} from POT`);
         assert.ok(dJs < 1e-14, `${c.name} reg ${reg}: ${dJs} from JS`);
         assert.equal(viaOrt.iterations, viaJs.iterations, `${c.name} reg ${reg} iterations`);

@@ -38,7 +38,8 @@ function packQKV(src: OnnxModel, layout: Layout): { model: OnnxModel; plan: Mode
     const mm = g.node!.find((n) => n.name === parts[0].node)!;
     const x = mm.input![0];
     // Packed values: canonical rows [q; k; v] ([total, d]), stored as asked.
-    const rows = new Float32Array(total * d), bias = new Float32Array(total);
+    const rows = new Float32Array(total * d),
+      bias = new Float32Array(total);
     let off = 0;
     for (const l of parts) {
       const W = readWeight(src.getInitializer(l.weight), l);
@@ -46,21 +47,53 @@ function packQKV(src: OnnxModel, layout: Layout): { model: OnnxModel; plan: Mode
       bias.set(src.getInitializer(l.bias!).data, off);
       off += l.outDim;
     }
-    const stored = layout === 'outIn' ? rows : (() => { const t = new Float32Array(rows.length); for (let o = 0; o < total; o++) for (let i = 0; i < d; i++) t[i * total + o] = rows[o * d + i]; return t; })();
+    const stored =
+      layout === 'outIn'
+        ? rows
+        : (() => {
+            const t = new Float32Array(rows.length);
+            for (let o = 0; o < total; o++) for (let i = 0; i < d; i++) t[i * total + o] = rows[o * d + i];
+            return t;
+          })();
     const p = `blocks.${b.index}.qkv`;
     const F = onnx.TensorProto.DataType.FLOAT;
-    g.initializer!.push(onnx.TensorProto.create({ name: `${p}.weight`, dims: layout === 'outIn' ? [total, d] : [d, total], dataType: F, rawData: new Uint8Array(stored.buffer) }));
+    g.initializer!.push(
+      onnx.TensorProto.create({ name: `${p}.weight`, dims: layout === 'outIn' ? [total, d] : [d, total], dataType: F, rawData: new Uint8Array(stored.buffer) }),
+    );
     g.initializer!.push(onnx.TensorProto.create({ name: `${p}.bias`, dims: [total], dataType: F, rawData: new Uint8Array(bias.buffer) }));
-    g.initializer!.push(onnx.TensorProto.create({ name: `${p}.split`, dims: [3], dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(new BigInt64Array(outs.map(BigInt)).buffer) }));
+    g.initializer!.push(
+      onnx.TensorProto.create({
+        name: `${p}.split`,
+        dims: [3],
+        dataType: onnx.TensorProto.DataType.INT64,
+        rawData: new Uint8Array(new BigInt64Array(outs.map(BigInt)).buffer),
+      }),
+    );
     const nodes: onnx.INodeProto[] = [];
     let w = `${p}.weight`;
     if (layout === 'outIn') {
-      nodes.push(onnx.NodeProto.create({ opType: 'Transpose', name: `${p}/Transpose`, input: [w], output: [`${p}.wT`], attribute: [onnx.AttributeProto.create({ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 0] })] }));
+      nodes.push(
+        onnx.NodeProto.create({
+          opType: 'Transpose',
+          name: `${p}/Transpose`,
+          input: [w],
+          output: [`${p}.wT`],
+          attribute: [onnx.AttributeProto.create({ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 0] })],
+        }),
+      );
       w = `${p}.wT`;
     }
     nodes.push(onnx.NodeProto.create({ opType: 'MatMul', name: `${p}/MatMul`, input: [x, w], output: [`${p}.mm`] }));
     nodes.push(onnx.NodeProto.create({ opType: 'Add', name: `${p}/Add`, input: [`${p}.mm`, `${p}.bias`], output: [`${p}.out`] }));
-    nodes.push(onnx.NodeProto.create({ opType: 'Split', name: `${p}/Split`, input: [`${p}.out`, `${p}.split`], output: parts.map((l) => l.out), attribute: [onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: -1 })] }));
+    nodes.push(
+      onnx.NodeProto.create({
+        opType: 'Split',
+        name: `${p}/Split`,
+        input: [`${p}.out`, `${p}.split`],
+        output: parts.map((l) => l.out),
+        attribute: [onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: -1 })],
+      }),
+    );
     // Drop the three MatMul + Add pairs and their initializers; the packed nodes go where the first one was.
     const drop = new Set<onnx.INodeProto>();
     for (const l of parts) {
@@ -78,7 +111,14 @@ function packQKV(src: OnnxModel, layout: Layout): { model: OnnxModel; plan: Mode
     plan.placed.add(`${p}.bias`);
     let offset = 0;
     const sliced = parts.map((l): LinearRef => {
-      const r: LinearRef = { ...l, node: `${p}/MatMul`, weight: `${p}.weight`, bias: `${p}.bias`, outIn: layout === 'outIn', slice: { offset, size: l.outDim } };
+      const r: LinearRef = {
+        ...l,
+        node: `${p}/MatMul`,
+        weight: `${p}.weight`,
+        bias: `${p}.bias`,
+        outIn: layout === 'outIn',
+        slice: { offset, size: l.outDim },
+      };
       offset += l.outDim;
       return r;
     });
@@ -113,41 +153,49 @@ test('slices: exact EMD fusion of a packed model with a packed, permuted copy re
   }
 });
 
-for (const refit of ['none', 'regmean', 'regmean++'] as const) test(`slices: fusing packed models gives the same model as fusing the unpacked ones (refit ${refit})`, async () => {
-  const recipe = resolveRecipe({ samples: 64, refit }); // Sinkhorn: soft maps, so every slice's values really mix
-  const plain = await fuseLoaded({ models: [s10, s11], recipe, calib });
-  const a = packQKV(s10, 'outIn'), b = packQKV(s11, 'inOut');
-  const packed = await fuseLoaded({ models: [a.model, b.model], plans: [a.plan, b.plan], recipe, calib });
-  const planPlain = analyzeModel(s10);
-  for (const [which, result] of [['fused', [plain.fused, packed.fused]], ['vanilla', [plain.vanilla!, packed.vanilla!]]] as const) {
-    const [u, p] = result;
-    for (const blk of planPlain.blocks) {
-      const packedW = p.getInitializer(`blocks.${blk.index}.qkv.weight`);
-      const packedB = p.getInitializer(`blocks.${blk.index}.qkv.bias`).data;
-      for (const [k, l] of [blk.attn.q, blk.attn.k, blk.attn.v].entries()) {
-        const sl = { ...a.plan.blocks[blk.index].attn[(['q', 'k', 'v'] as const)[k]] };
-        const got = readWeight(packedW, sl);
-        const want = readWeight(u.getInitializer(l.weight), l);
-        assert.ok(maxAbsDiff(got, want) < (refit === 'none' ? 1e-6 : 1e-4), `${which} block ${blk.index} ${k}: weight differs by ${maxAbsDiff(got, want)}`);
-        const gb = packedB.subarray(sl.slice!.offset, sl.slice!.offset + sl.slice!.size);
-        assert.ok(maxAbsDiff(gb, u.getInitializer(l.bias!).data) < (refit === 'none' ? 1e-6 : 1e-4), `${which} block ${blk.index} ${k}: bias`);
+for (const refit of ['none', 'regmean', 'regmean++'] as const)
+  test(`slices: fusing packed models gives the same model as fusing the unpacked ones (refit ${refit})`, async () => {
+    const recipe = resolveRecipe({ samples: 64, refit }); // Sinkhorn: soft maps, so every slice's values really mix
+    const plain = await fuseLoaded({ models: [s10, s11], recipe, calib });
+    const a = packQKV(s10, 'outIn'),
+      b = packQKV(s11, 'inOut');
+    const packed = await fuseLoaded({ models: [a.model, b.model], plans: [a.plan, b.plan], recipe, calib });
+    const planPlain = analyzeModel(s10);
+    for (const [which, result] of [
+      ['fused', [plain.fused, packed.fused]],
+      ['vanilla', [plain.vanilla!, packed.vanilla!]],
+    ] as const) {
+      const [u, p] = result;
+      for (const blk of planPlain.blocks) {
+        const packedW = p.getInitializer(`blocks.${blk.index}.qkv.weight`);
+        const packedB = p.getInitializer(`blocks.${blk.index}.qkv.bias`).data;
+        for (const [k, l] of [blk.attn.q, blk.attn.k, blk.attn.v].entries()) {
+          const sl = { ...a.plan.blocks[blk.index].attn[(['q', 'k', 'v'] as const)[k]] };
+          const got = readWeight(packedW, sl);
+          const want = readWeight(u.getInitializer(l.weight), l);
+          assert.ok(maxAbsDiff(got, want) < (refit === 'none' ? 1e-6 : 1e-4), `${which} block ${blk.index} ${k}: weight differs by ${maxAbsDiff(got, want)}`);
+          const gb = packedB.subarray(sl.slice!.offset, sl.slice!.offset + sl.slice!.size);
+          assert.ok(maxAbsDiff(gb, u.getInitializer(l.bias!).data) < (refit === 'none' ? 1e-6 : 1e-4), `${which} block ${blk.index} ${k}: bias`);
+        }
       }
+      for (const name of u.initializerNames().filter((n) => !n.includes('attention.attention'))) {
+        if (!p.initializerNames().includes(name)) continue;
+        assert.ok(maxAbsDiff(u.getInitializer(name).data, p.getInitializer(name).data) < (refit === 'none' ? 1e-6 : 1e-4), `${which}: ${name}`);
+      }
+      const err = maxAbsDiff(await logitsOf(u, calib, BATCH), await logitsOf(p, calib, BATCH));
+      assert.ok(err < (refit === 'none' ? 1e-4 : 1e-3), `${which}: logits differ by ${err}`);
     }
-    for (const name of u.initializerNames().filter((n) => !n.includes('attention.attention'))) {
-      if (!p.initializerNames().includes(name)) continue;
-      assert.ok(maxAbsDiff(u.getInitializer(name).data, p.getInitializer(name).data) < (refit === 'none' ? 1e-6 : 1e-4), `${which}: ${name}`);
-    }
-    const err = maxAbsDiff(await logitsOf(u, calib, BATCH), await logitsOf(p, calib, BATCH));
-    assert.ok(err < (refit === 'none' ? 1e-4 : 1e-3), `${which}: logits differ by ${err}`);
-  }
-  if (refit !== 'none') assert.equal(packed.refit!.length, plain.refit!.length);
-});
+    if (refit !== 'none') assert.equal(packed.refit!.length, plain.refit!.length);
+  });
 
 test('slices: a packed initializer with elements in no slice, or a slice that does not fit, is an error', () => {
   const l: LinearRef = { node: 'n', weight: 'w', outIn: true, inDim: 2, outDim: 2, out: 'o', slice: { offset: 0, size: 2 } };
   const sink = new ParamSink(() => 8, 'm.onnx');
   sink.put('w', [1, 2, 3, 4], weightRegion(l, [4, 2]));
-  assert.throws(() => sink.finish(), (e: unknown) => e instanceof OtfuseError && /element 4 of 8 is in no layer's slice/.test(e.message));
+  assert.throws(
+    () => sink.finish(),
+    (e: unknown) => e instanceof OtfuseError && /element 4 of 8 is in no layer's slice/.test(e.message),
+  );
   sink.put('w', [5, 6, 7, 8], weightRegion({ ...l, slice: { offset: 2, size: 2 } }, [4, 2]));
   assert.deepEqual(Array.from(sink.finish().get('w')!), [1, 2, 3, 4, 5, 6, 7, 8]);
   assert.throws(() => weightRegion({ ...l, slice: { offset: 3, size: 2 } }, [4, 2]), /does not fit/);

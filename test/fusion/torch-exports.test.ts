@@ -35,7 +35,8 @@ test('every pattern has a permuted copy at opset 14 and at opset 17 (the headlin
 
 for (const { variant, opset } of exactCases) {
   test(`${variant} opset ${opset}: EMD fusion with its permuted copy reproduces the model bit for bit`, async (t) => {
-    const original = tiny(variant, opset), permuted = tiny(variant, opset, true);
+    const original = tiny(variant, opset),
+      permuted = tiny(variant, opset, true);
     const want = await logitsOf(original, calib, N);
     const perm = await logitsOf(permuted, calib, N);
     // The copy computes the same function (to float32 rounding of the reordered sums) with other parameters.
@@ -43,7 +44,13 @@ for (const { variant, opset } of exactCases) {
     assert.ok(sameParams(original, permuted) > 1e-3);
     const headline = ['tv', 'timm', 'enc_post_relu_sf', 'enc_pre_gelu_bf'].includes(variant);
     const recipes = headline
-      ? [{ alignBy: 'acts', qk: 'eq_t_map' }, { alignBy: 'wts', qk: 'eq_t_map' }, { alignBy: 'acts', qk: 'joint' }, { alignBy: 'acts', qk: 'separate' }, { alignBy: 'acts', headAware: true }]
+      ? [
+          { alignBy: 'acts', qk: 'eq_t_map' },
+          { alignBy: 'wts', qk: 'eq_t_map' },
+          { alignBy: 'acts', qk: 'joint' },
+          { alignBy: 'acts', qk: 'separate' },
+          { alignBy: 'acts', headAware: true },
+        ]
       : [{ alignBy: 'acts', qk: 'eq_t_map' }];
     for (const opts of recipes) {
       const r = await fuseLoaded({ models: [original, permuted], recipe: resolveRecipe({ solver: 'emd', samples: N, ...opts } as never), calib });
@@ -66,7 +73,8 @@ for (const { variant, opset } of exactCases) {
 
 test('exports without constant folding (weights behind Transpose nodes, all shapes computed at run time) fuse bit for bit', async (t) => {
   for (const v of ['tv', 'timm']) {
-    const original = loadGz(fixturePath(TINY, `${v}_tiny_nofold_op14`)), permuted = loadGz(fixturePath(TINY, `${v}_tiny_nofold_perm_op14`));
+    const original = loadGz(fixturePath(TINY, `${v}_tiny_nofold_op14`)),
+      permuted = loadGz(fixturePath(TINY, `${v}_tiny_nofold_perm_op14`));
     const plan = analyzeModel(original);
     assert.equal(plan.blocks[0].attn.q.outIn, true, 'the packed weight is read through its Transpose ([out, in] storage)');
     assert.deepEqual(plan.blocks[1].attn.v.slice, { offset: 48, size: 24 });
@@ -91,7 +99,8 @@ const PAIRS: { name: string; margin: number }[] = [
 
 for (const { name, margin } of PAIRS) {
   test(`${name} trained pair (opset 17): both parents ≥ 80 %, OT fusion (default, and the paper's recipe without refit) beats vanilla by ≥ ${margin * 100} pt`, async (t) => {
-    const a = loadGz(fixturePath(TRAINED, `${name}_s1_op17`)), b = loadGz(fixturePath(TRAINED, `${name}_s2_op17`));
+    const a = loadGz(fixturePath(TRAINED, `${name}_s1_op17`)),
+      b = loadGz(fixturePath(TRAINED, `${name}_s2_op17`));
     const acc = async (m: OnnxModel) => (await evaluateModel(m, evalSet, { batchSize: 500 })).accuracy;
     const full = openDataset(path.join(VIT, 'calib200.npz'));
     const r = await fuseLoaded({ models: [a, b], recipe: resolveRecipe({}), calib: full });
@@ -110,17 +119,29 @@ for (const { name, margin } of PAIRS) {
 test('finetune runs on fused packed-attention models (every pattern) and keeps their structure', async (t) => {
   const dir = tempDir();
   for (const name of ['tv', 'timm', 'enc_post_relu_sf', 'enc_pre_gelu_bf']) {
-    const a = loadGz(fixturePath(TRAINED, `${name}_s1_op17`)), b = loadGz(fixturePath(TRAINED, `${name}_s2_op17`));
+    const a = loadGz(fixturePath(TRAINED, `${name}_s1_op17`)),
+      b = loadGz(fixturePath(TRAINED, `${name}_s2_op17`));
     // The paper's recipe (no refit) so that finetuning has something to recover.
     const r = await fuseLoaded({ models: [a, b], recipe: resolveRecipe({ preset: 'paper' }), calib });
     const fusedPath = path.join(dir, `${name}_fused.onnx`);
     r.fused.save(fusedPath);
     const output = path.join(dir, `${name}_ft.onnx`);
-    const res = await finetuneModel({
-      model: fusedPath, data: { path: path.join(EXAMPLES, 'data', 'fmnist-train-5k.json'), limit: 1280 }, evalData: { path: path.join(EXAMPLES, 'data', 'fmnist-test-2k.json'), limit: 1000 },
-      output, epochs: 1, batchSize: 64, lr: 1e-3, seed: 1, evalBefore: true,
-    }, {});
-    const before = res.initial!.accuracy, after = res.evals[res.evals.length - 1].accuracy;
+    const res = await finetuneModel(
+      {
+        model: fusedPath,
+        data: { path: path.join(EXAMPLES, 'data', 'fmnist-train-5k.json'), limit: 1280 },
+        evalData: { path: path.join(EXAMPLES, 'data', 'fmnist-test-2k.json'), limit: 1000 },
+        output,
+        epochs: 1,
+        batchSize: 64,
+        lr: 1e-3,
+        seed: 1,
+        evalBefore: true,
+      },
+      {},
+    );
+    const before = res.initial!.accuracy,
+      after = res.evals[res.evals.length - 1].accuracy;
     t.diagnostic(`${name}: ${res.steps} steps, accuracy ${before} → ${after}`);
     assert.equal(res.steps, 20);
     assert.ok(res.history.every((h) => Number.isFinite(h.loss)));

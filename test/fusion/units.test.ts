@@ -49,7 +49,12 @@ test('recipe validation names the bad field', () => {
     [[], /must be a JSON object/],
     [null, /must be a JSON object/],
   ];
-  for (const [obj, re] of bad) assert.throws(() => validateRecipe(obj), (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_USAGE' && re.test(e.message), String(re));
+  for (const [obj, re] of bad)
+    assert.throws(
+      () => validateRecipe(obj),
+      (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_USAGE' && re.test(e.message),
+      String(re),
+    );
   assert.deepEqual(validateRecipe({ solver: 'emd', reg: 0.1, $schema: './x.json' }), { solver: 'emd', reg: 0.1, $schema: './x.json' });
   assert.deepEqual(validateRecipe({ solver: undefined, refit: 'regmean++' }), { solver: undefined, refit: 'regmean++' });
   assert.equal(({} as Record<string, unknown>).solver, undefined, 'no prototype pollution');
@@ -57,8 +62,14 @@ test('recipe validation names the bad field', () => {
 
 test('recipe defaults are the reference best settings; presets sit under explicit fields', () => {
   const d = resolveRecipe({});
-  assert.deepEqual([d.alignBy, d.solver, d.reg, d.groundMetric, d.costNorm, d.residualPolicy, d.samples], ['acts', 'sinkhorn', 0.08, 'euclidean', 'max', 'mean', 200]);
-  assert.deepEqual([d.outNorm, d.batchSize, d.float32Cost, d.costEngine, d.capture, d.headAware, d.standardize, d.tokenFilter], ['rows', 50, false, 'ort', 'auto', false, true, 'all']);
+  assert.deepEqual(
+    [d.alignBy, d.solver, d.reg, d.groundMetric, d.costNorm, d.residualPolicy, d.samples],
+    ['acts', 'sinkhorn', 0.08, 'euclidean', 'max', 'mean', 200],
+  );
+  assert.deepEqual(
+    [d.outNorm, d.batchSize, d.float32Cost, d.costEngine, d.capture, d.headAware, d.standardize, d.tokenFilter],
+    ['rows', 50, false, 'ort', 'auto', false, true, 'all'],
+  );
   const r = resolveRecipe({ preset: 'reference', solver: 'emd' });
   assert.equal(r.solver, 'emd');
   assert.equal(r.batchSize, 1);
@@ -122,7 +133,10 @@ test('map algebra: permutation maps move rows/columns; identity is a no-op; resi
 });
 
 test('token filters and standardisation', () => {
-  assert.deepEqual(keptTokens(17, 'all', true), Array.from({ length: 17 }, (_, i) => i));
+  assert.deepEqual(
+    keptTokens(17, 'all', true),
+    Array.from({ length: 17 }, (_, i) => i),
+  );
   assert.deepEqual(keptTokens(17, 'cls', true), [0]);
   assert.deepEqual(keptTokens(17, 'window', true, [4, 4]), [0, 6, 7, 10, 11]);
   assert.deepEqual(keptTokens(16, 'window', false, [4, 4]), [5, 6, 9, 10]);

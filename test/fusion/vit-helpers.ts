@@ -41,7 +41,8 @@ export function permuteAxis(data: Float32Array, dims: number[], axis: number, p:
   const outer = data.length / (inner * n);
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < n; j++) {
-      const src = (o * n + p[j]) * inner, dst = (o * n + j) * inner;
+      const src = (o * n + p[j]) * inner,
+        dst = (o * n + j) * inner;
       out.set(data.subarray(src, src + inner), dst);
     }
   }
@@ -68,8 +69,18 @@ type PermuteFn = (name: string, axis: number, p: number[]) => void;
  * Q/K/V take the residual permutation on their input side and the head permutation on their output side, O the
  * reverse, fc1/fc2 the residual and MLP permutations. ViT and BERT differ only in the Q/K/V node prefix.
  */
-function permuteBlockLinears(m: OnnxModel, P: PermuteFn, qkvPrefix: string, pre: string, p: { resid: number[]; qk: number[]; vo: number[]; mlp: number[] }): void {
-  for (const [proj, perm] of [['query', p.qk], ['key', p.qk], ['value', p.vo]] as const) {
+function permuteBlockLinears(
+  m: OnnxModel,
+  P: PermuteFn,
+  qkvPrefix: string,
+  pre: string,
+  p: { resid: number[]; qk: number[]; vo: number[]; mlp: number[] },
+): void {
+  for (const [proj, perm] of [
+    ['query', p.qk],
+    ['key', p.qk],
+    ['value', p.vo],
+  ] as const) {
     const mm = `${qkvPrefix}/${proj}/MatMul`;
     P(weightOf(m, mm), 0, p.resid);
     P(weightOf(m, mm), 1, perm);
@@ -79,7 +90,8 @@ function permuteBlockLinears(m: OnnxModel, P: PermuteFn, qkvPrefix: string, pre:
   P(weightOf(m, o), 0, p.vo);
   P(weightOf(m, o), 1, p.resid);
   P(biasAfter(m, o), 0, p.resid);
-  const fc1 = `${pre}/intermediate/dense/MatMul`, fc2 = `${pre}/output/dense/MatMul`;
+  const fc1 = `${pre}/intermediate/dense/MatMul`,
+    fc2 = `${pre}/output/dense/MatMul`;
   P(weightOf(m, fc1), 0, p.resid);
   P(weightOf(m, fc1), 1, p.mlp);
   P(biasAfter(m, fc1), 0, p.mlp);
@@ -142,8 +154,18 @@ export async function logitsOf(model: OnnxModel, data: Dataset, count: number): 
 
 /** A Constant node holding an int64 vector (for graph surgery). */
 export function int64Constant(name: string, values: number[]): onnx.NodeProto {
-  const t = onnx.TensorProto.create({ dims: [values.length], dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(new BigInt64Array(values.map(BigInt)).buffer), name: `${name}_value` });
-  return onnx.NodeProto.create({ opType: 'Constant', name, output: [`${name}_out`], attribute: [onnx.AttributeProto.create({ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t })] });
+  const t = onnx.TensorProto.create({
+    dims: [values.length],
+    dataType: onnx.TensorProto.DataType.INT64,
+    rawData: new Uint8Array(new BigInt64Array(values.map(BigInt)).buffer),
+    name: `${name}_value`,
+  });
+  return onnx.NodeProto.create({
+    opType: 'Constant',
+    name,
+    output: [`${name}_out`],
+    attribute: [onnx.AttributeProto.create({ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t })],
+  });
 }
 
 /**
@@ -165,7 +187,9 @@ export function permutedBertCopy(model: OnnxModel, seed: number, cfg = { hidden:
   for (let l = 0; l < cfg.layers; l++) {
     const pre = `/bert/encoder/layer.${l}`;
     const hp = randomPerm(cfg.heads, rand);
-    const qk = headPerm(hp, hd, rand), vo = headPerm(hp, hd, rand), mlp = randomPerm(cfg.mlp, rand);
+    const qk = headPerm(hp, hd, rand),
+      vo = headPerm(hp, hd, rand),
+      mlp = randomPerm(cfg.mlp, rand);
     permuteBlockLinears(m, P, `${pre}/attention/self`, pre, { resid, qk, vo, mlp });
     for (const ln of ['attention.output.LayerNorm', 'output.LayerNorm']) {
       P(`bert.encoder.layer.${l}.${ln}.weight`, 0, resid);

@@ -26,9 +26,27 @@ function weightOfNode(model: OnnxModel, name: string): string {
 /** Structure only (which initializers play which role), for comparing export variants. */
 function shape(plan: ModelPlan): unknown {
   return {
-    hidden: plan.hidden, layers: plan.layers, heads: plan.heads, headDim: plan.headDim, mlp: plan.mlp, tokens: plan.tokens,
-    embed: plan.embedding.kind === 'patch' ? [plan.embedding.patch.weight, plan.embedding.cls?.name, plan.embedding.pos?.name] : plan.embedding.tables.map((t) => t.name),
-    blocks: plan.blocks.map((b) => [b.norm, b.ln1?.scale, b.ln2?.bias, b.attn.q.weight, b.attn.k.weight, b.attn.v.weight, b.attn.o.weight, b.fc1.weight, b.fc2.weight]),
+    hidden: plan.hidden,
+    layers: plan.layers,
+    heads: plan.heads,
+    headDim: plan.headDim,
+    mlp: plan.mlp,
+    tokens: plan.tokens,
+    embed:
+      plan.embedding.kind === 'patch'
+        ? [plan.embedding.patch.weight, plan.embedding.cls?.name, plan.embedding.pos?.name]
+        : plan.embedding.tables.map((t) => t.name),
+    blocks: plan.blocks.map((b) => [
+      b.norm,
+      b.ln1?.scale,
+      b.ln2?.bias,
+      b.attn.q.weight,
+      b.attn.k.weight,
+      b.attn.v.weight,
+      b.attn.o.weight,
+      b.fc1.weight,
+      b.fc2.weight,
+    ]),
     head: [plan.head.finalNorm?.scale, plan.head.classifier.weight, plan.head.classifier.outIn],
   };
 }
@@ -113,7 +131,12 @@ test('a graph that is not a transformer is refused', () => {
 
 test('an op it cannot place is named with its node', () => {
   const name = '/vit/encoder/layer.1/intermediate/intermediate_act_fn/Erf';
-  expectError(() => analyzeModel(replaceOp(s10, name, 'Hardmax')), 'UNSUPPORTED', /Hardmax node '\/vit\/encoder\/layer\.1\/intermediate\/intermediate_act_fn\/Erf'/, name);
+  expectError(
+    () => analyzeModel(replaceOp(s10, name, 'Hardmax')),
+    'UNSUPPORTED',
+    /Hardmax node '\/vit\/encoder\/layer\.1\/intermediate\/intermediate_act_fn\/Erf'/,
+    name,
+  );
   const sm = '/vit/encoder/layer.0/attention/attention/Softmax';
   expectError(() => analyzeModel(replaceOp(s10, sm, 'LogSoftmax')), 'UNSUPPORTED', /LogSoftmax/);
 });

@@ -12,11 +12,28 @@ test('two exports of the same torchvision ViT at different opsets are compatible
   assert.equal(r.ok, true, JSON.stringify(r.problems));
   assert.deepEqual(r.problems, []);
   assert.equal(r.heterogeneous, false);
-  assert.deepEqual(r.models[0].structure, { layers: 2, hidden: 24, heads: 4, mlp: 48, tokens: 17, classes: 10, norm: 'pre', embedding: 'patch', packedQkv: true, seqFirst: false });
+  assert.deepEqual(r.models[0].structure, {
+    layers: 2,
+    hidden: 24,
+    heads: 4,
+    mlp: 48,
+    tokens: 17,
+    classes: 10,
+    norm: 'pre',
+    embedding: 'patch',
+    packedQkv: true,
+    seqFirst: false,
+  });
 });
 
 test('post-LN against pre-LN is named as the mismatch; different widths are heterogeneous, not an error', async () => {
-  const r = await engine.check({ models: [unpacked(fixturePath(TINY, 'enc_post_relu_sf_tiny_op17')), unpacked(fixturePath(TINY, 'enc_pre_relu_sf_tiny_op17')), path.join(VIT, 'vit48_s10.onnx')] });
+  const r = await engine.check({
+    models: [
+      unpacked(fixturePath(TINY, 'enc_post_relu_sf_tiny_op17')),
+      unpacked(fixturePath(TINY, 'enc_pre_relu_sf_tiny_op17')),
+      path.join(VIT, 'vit48_s10.onnx'),
+    ],
+  });
   assert.equal(r.ok, false);
   assert.equal(r.models[0].structure!.seqFirst, true);
   // The pre-LN encoder: LayerNorm placement; the bundled ViT: 3 blocks and pre-LN (heads, tokens, classes agree).

@@ -11,7 +11,14 @@ test('nn.MultiheadAttention (torch 1.13, batch_first=False): slice bounds and th
   const slices = g.model.nodes.filter((n) => n.opType === 'Slice' && (n.name ?? '').startsWith('/encoder/layers.0/self_attn/'));
   assert.equal(slices.length, 3);
   // starts/ends come from Shape → Gather(−1) → Add 2 → Div 3 → Mul k (integer division of 72 + 2 by 3 = 24).
-  assert.deepEqual(slices.map((s) => [g.shapes.value(s.input![1]), g.shapes.value(s.input![2])]), [[[0], [24]], [[24], [48]], [[48], [72]]]);
+  assert.deepEqual(
+    slices.map((s) => [g.shapes.value(s.input![1]), g.shapes.value(s.input![2])]),
+    [
+      [[0], [24]],
+      [[24], [48]],
+      [[48], [72]],
+    ],
+  );
   for (const s of slices) assert.deepEqual(g.shapes.shape(s.output![0]), [17, null, 24]);
   // The head split: Reshape to [T, B·H, d] with B unknown.
   const reshape = g.model.nodes.find((n) => n.name === '/encoder/layers.0/self_attn/Reshape')!;
@@ -26,7 +33,14 @@ test('timm packed qkv: the 5-D reshape and the Split along the "3" axis', () => 
   const g = new GraphIndex(tiny('timm', 17));
   const split = g.model.nodes.find((n) => n.opType === 'Split' && (n.name ?? '').includes('blocks.1'))!;
   assert.deepEqual(g.shapes.shape(split.input![0]), [3, null, 4, 17, 6]);
-  assert.deepEqual(split.output!.map((o) => g.shapes.shape(o)), [[1, null, 4, 17, 6], [1, null, 4, 17, 6], [1, null, 4, 17, 6]]);
+  assert.deepEqual(
+    split.output!.map((o) => g.shapes.shape(o)),
+    [
+      [1, null, 4, 17, 6],
+      [1, null, 4, 17, 6],
+      [1, null, 4, 17, 6],
+    ],
+  );
 });
 
 test('sliceRange clamps like ONNX Slice and refuses what it cannot size', () => {

@@ -7,12 +7,21 @@ import { OnnxModel } from '../../worker/onnx/model';
 type Node = onnx.INodeProto;
 
 function scalarInit(model: OnnxModel, name: string, value: number): string {
-  model.graph.initializer!.push(onnx.TensorProto.create({ name, dims: [], dataType: onnx.TensorProto.DataType.FLOAT, rawData: new Uint8Array(new Float32Array([value]).buffer) }));
+  model.graph.initializer!.push(
+    onnx.TensorProto.create({ name, dims: [], dataType: onnx.TensorProto.DataType.FLOAT, rawData: new Uint8Array(new Float32Array([value]).buffer) }),
+  );
   return name;
 }
 
 function int64Init(model: OnnxModel, name: string, values: number[]): string {
-  model.graph.initializer!.push(onnx.TensorProto.create({ name, dims: [values.length], dataType: onnx.TensorProto.DataType.INT64, rawData: new Uint8Array(new BigInt64Array(values.map(BigInt)).buffer) }));
+  model.graph.initializer!.push(
+    onnx.TensorProto.create({
+      name,
+      dims: [values.length],
+      dataType: onnx.TensorProto.DataType.INT64,
+      rawData: new Uint8Array(new BigInt64Array(values.map(BigInt)).buffer),
+    }),
+  );
   return name;
 }
 
@@ -60,8 +69,11 @@ export function decomposeLayerNorms(src: OnnxModel): OnnxModel {
 export function tanhGelu(src: OnnxModel): OnnxModel {
   const model = src.clone();
   const erfs = model.nodes.filter((n) => n.opType === 'Erf');
-  const c = scalarInit(model, 'surgery_c', 0.044715), s = scalarInit(model, 'surgery_s', Math.sqrt(2 / Math.PI));
-  const one = scalarInit(model, 'surgery_one', 1), half = scalarInit(model, 'surgery_half', 0.5), three = scalarInit(model, 'surgery_three', 3);
+  const c = scalarInit(model, 'surgery_c', 0.044715),
+    s = scalarInit(model, 'surgery_s', Math.sqrt(2 / Math.PI));
+  const one = scalarInit(model, 'surgery_one', 1),
+    half = scalarInit(model, 'surgery_half', 0.5),
+    three = scalarInit(model, 'surgery_three', 3);
   erfs.forEach((erf, k) => {
     const div = model.nodes.find((n) => n.output![0] === erf.input![0])!;
     const x = div.input![0];
@@ -109,7 +121,13 @@ export function geluOp(src: OnnxModel): OnnxModel {
     const nodes = model.graph.node!;
     const at = nodes.indexOf(div as onnx.NodeProto);
     for (const n of chain) nodes.splice(nodes.indexOf(n as onnx.NodeProto), 1);
-    const g = onnx.NodeProto.create({ opType: 'Gelu', domain: 'com.microsoft', name: `/surgery/Gelu_${k}`, input: [div.input![0]], output: [chain[chain.length - 1].output![0]] });
+    const g = onnx.NodeProto.create({
+      opType: 'Gelu',
+      domain: 'com.microsoft',
+      name: `/surgery/Gelu_${k}`,
+      input: [div.input![0]],
+      output: [chain[chain.length - 1].output![0]],
+    });
     nodes.splice(at, 0, g);
   });
   model.proto.opsetImport!.push(onnx.OperatorSetIdProto.create({ domain: 'com.microsoft', version: 1 }));
@@ -145,7 +163,9 @@ export function dropLastBlock(src: OnnxModel, layers = 3): OnnxModel {
 /** Rewrites the head-split shapes [b, s, 4, 12] → [b, s, 6, 8] (a model with another head count). */
 export function sixHeads(src: OnnxModel): OnnxModel {
   const model = src.clone();
-  for (const r of model.nodes.filter((n) => n.opType === 'Reshape' && (n.name ?? '').includes('/attention/attention/Reshape') && !(n.name ?? '').endsWith('Reshape_3'))) {
+  for (const r of model.nodes.filter(
+    (n) => n.opType === 'Reshape' && (n.name ?? '').includes('/attention/attention/Reshape') && !(n.name ?? '').endsWith('Reshape_3'),
+  )) {
     const concat = model.nodes.find((n) => n.output![0] === r.input![1])!;
     const k = model.nodes.indexOf(r);
     const heads = int64Init(model, `surgery_heads_${k}`, [6]);
@@ -168,10 +188,15 @@ export function replaceOp(src: OnnxModel, nodeName: string, op: string): OnnxMod
 /** A small MLP classifier on the same input: valid ONNX, not a transformer. */
 export function mlpModel(file: string): OnnxModel {
   const rand = (n: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 0.05);
-  const f = (name: string, dims: number[]) => onnx.TensorProto.create({ name, dims, dataType: onnx.TensorProto.DataType.FLOAT, rawData: new Uint8Array(rand(dims.reduce((a, b) => a * b, 1)).buffer) });
-  const vi = (name: string, dims: (number | string)[]) => onnx.ValueInfoProto.create({
-    name, type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } } },
-  });
+  const f = (name: string, dims: number[]) =>
+    onnx.TensorProto.create({ name, dims, dataType: onnx.TensorProto.DataType.FLOAT, rawData: new Uint8Array(rand(dims.reduce((a, b) => a * b, 1)).buffer) });
+  const vi = (name: string, dims: (number | string)[]) =>
+    onnx.ValueInfoProto.create({
+      name,
+      type: {
+        tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) } },
+      },
+    });
   const graph = onnx.GraphProto.create({
     name: 'mlp',
     node: [
@@ -202,8 +227,16 @@ export function unfoldedLinears(src: OnnxModel): OnnxModel {
     const t = new Float32Array(w.data.length);
     for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = w.data[i * cols + j];
     const name = `${n.input![1]}_outin`;
-    model.graph.initializer!.push(onnx.TensorProto.create({ name, dims: [cols, rows], dataType: onnx.TensorProto.DataType.FLOAT, rawData: new Uint8Array(t.buffer) }));
-    const tr = node('Transpose', `${n.name}/WeightTranspose`, [name], [`${name}_T`], [onnx.AttributeProto.create({ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 0] })]);
+    model.graph.initializer!.push(
+      onnx.TensorProto.create({ name, dims: [cols, rows], dataType: onnx.TensorProto.DataType.FLOAT, rawData: new Uint8Array(t.buffer) }),
+    );
+    const tr = node(
+      'Transpose',
+      `${n.name}/WeightTranspose`,
+      [name],
+      [`${name}_T`],
+      [onnx.AttributeProto.create({ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 0] })],
+    );
     const nodes = model.graph.node!;
     nodes.splice(nodes.indexOf(n as onnx.NodeProto), 0, tr as onnx.NodeProto);
     const old = n.input![1];

@@ -12,10 +12,13 @@ import { maxAbsDiff, runCli } from '../helpers';
 import { logitsOf } from '../fusion/vit-helpers';
 import { ALL_VARIANTS, OPSETS, TINY, fixturePath, hasTiny, loadGz, referenceInputs, tiny, tinyReference, unpacked } from './torch-fixtures';
 
-const HIDDEN = 24, MLP = 48, HEADS = 4;
+const HIDDEN = 24,
+  MLP = 48,
+  HEADS = 4;
 
 test('every variant is there at opset 14 and 17 (the timm export variants at one opset each)', () => {
-  for (const v of ALL_VARIANTS) for (const op of OPSETS) assert.equal(hasTiny(v, op), !(v === 'timm_index' && op === 17) && !(v === 'timm_split' && op === 14), `${v} op${op}`);
+  for (const v of ALL_VARIANTS)
+    for (const op of OPSETS) assert.equal(hasTiny(v, op), !(v === 'timm_index' && op === 17) && !(v === 'timm_split' && op === 14), `${v} op${op}`);
 });
 
 for (const variant of ALL_VARIANTS) {
@@ -43,7 +46,14 @@ for (const variant of ALL_VARIANTS) {
         assert.equal(q.weight, k.weight);
         assert.equal(k.weight, v.weight);
         assert.equal(q.bias, v.bias);
-        assert.deepEqual([q.slice, k.slice, v.slice], [{ offset: 0, size: HIDDEN }, { offset: HIDDEN, size: HIDDEN }, { offset: 2 * HIDDEN, size: HIDDEN }]);
+        assert.deepEqual(
+          [q.slice, k.slice, v.slice],
+          [
+            { offset: 0, size: HIDDEN },
+            { offset: HIDDEN, size: HIDDEN },
+            { offset: 2 * HIDDEN, size: HIDDEN },
+          ],
+        );
         for (const l of [q, k, v]) assert.equal(l.outDim, HIDDEN);
         assert.equal(o.slice, undefined);
         assert.equal(o.outDim, HIDDEN);
@@ -93,7 +103,9 @@ test('summary text names the layout and the packing', () => {
 
 test('normalizeLayout: sequence-first batches become batch-first; views take their range of the last axis', () => {
   // [T=2, B=3, D=4]: value = 100·t + 10·b + d
-  const T = 2, B = 3, D = 4;
+  const T = 2,
+    B = 3,
+    D = 4;
   const x = new Float32Array(T * B * D);
   for (let t = 0; t < T; t++) for (let b = 0; b < B; b++) for (let d = 0; d < D; d++) x[(t * B + b) * D + d] = 100 * t + 10 * b + d;
   const r = normalizeLayout(x, [T, B, D], { seqFirst: true, view: { tensor: 'p', offset: 1, size: 2 } });
@@ -106,15 +118,28 @@ test('normalizeLayout: sequence-first batches become batch-first; views take the
 
 /** Activations of a plan's stream/attention tensors, with the CLS filter (token 0 of each sample). */
 async function clsActs(variant: string, plan: ModelPlan, tensors: string[]): Promise<Float32Array[]> {
-  const store = await captureActivations(tiny(variant, 17), plan, referenceInputs(), { samples: 4, batchSize: 3, tokenFilter: 'cls', standardize: false, hasCls: true, grid: [4, 4] },
-    tensors.map((tensor) => ({ tensor, layout: 'tokens' as const, seqFirst: plan.seqFirst.includes(tensor) || undefined, view: plan.views[tensor] })));
+  const store = await captureActivations(
+    tiny(variant, 17),
+    plan,
+    referenceInputs(),
+    { samples: 4, batchSize: 3, tokenFilter: 'cls', standardize: false, hasCls: true, grid: [4, 4] },
+    tensors.map((tensor) => ({ tensor, layout: 'tokens' as const, seqFirst: plan.seqFirst.includes(tensor) || undefined, view: plan.views[tensor] })),
+  );
   return tensors.map((t) => store.get(t).X);
 }
 
 test('capture honours the layout: batch_first=False and True twins (same weights) give the same CLS activations', async () => {
   for (const ln of ['post', 'pre']) {
-    const sf = analyzeModel(tiny(`enc_${ln}_relu_sf`, 17)), bf = analyzeModel(tiny(`enc_${ln}_relu_bf`, 17));
-    const pick = (p: ModelPlan) => [p.blocks[0].input, p.blocks[0].attn.q.out, p.blocks[0].attn.v.out, p.blocks[0].attn.o.out, p.blocks[1].fc1.out, p.blocks[1].attnAdd];
+    const sf = analyzeModel(tiny(`enc_${ln}_relu_sf`, 17)),
+      bf = analyzeModel(tiny(`enc_${ln}_relu_bf`, 17));
+    const pick = (p: ModelPlan) => [
+      p.blocks[0].input,
+      p.blocks[0].attn.q.out,
+      p.blocks[0].attn.v.out,
+      p.blocks[0].attn.o.out,
+      p.blocks[1].fc1.out,
+      p.blocks[1].attnAdd,
+    ];
     const a = await clsActs(`enc_${ln}_relu_sf`, sf, pick(sf));
     const b = await clsActs(`enc_${ln}_relu_bf`, bf, pick(bf));
     a.forEach((x, i) => {
@@ -122,7 +147,13 @@ test('capture honours the layout: batch_first=False and True twins (same weights
       assert.ok(maxAbsDiff(x, b[i]) < 1e-5, `${ln} tensor ${i}: ${maxAbsDiff(x, b[i])}`);
     });
     // ...and a wrong layout would not: reading the sequence-first stream as batch-first picks other tokens.
-    const wrong = await captureActivations(tiny(`enc_${ln}_relu_sf`, 17), sf, referenceInputs(), { samples: 4, batchSize: 3, tokenFilter: 'cls', standardize: false, hasCls: true }, [{ tensor: sf.blocks[0].input, layout: 'tokens' }]);
+    const wrong = await captureActivations(
+      tiny(`enc_${ln}_relu_sf`, 17),
+      sf,
+      referenceInputs(),
+      { samples: 4, batchSize: 3, tokenFilter: 'cls', standardize: false, hasCls: true },
+      [{ tensor: sf.blocks[0].input, layout: 'tokens' }],
+    );
     assert.ok(maxAbsDiff(wrong.get(sf.blocks[0].input).X.subarray(0, a[0].length), a[0]) > 1e-3);
   }
 });
@@ -130,8 +161,15 @@ test('capture honours the layout: batch_first=False and True twins (same weights
 test('a packed-qkv view captures exactly its slice of the packed output', async () => {
   const plan = analyzeModel(tiny('timm', 14));
   const [q, k, v] = [plan.blocks[1].attn.q, plan.blocks[1].attn.k, plan.blocks[1].attn.v];
-  const store = await captureActivations(tiny('timm', 14), plan, referenceInputs(), { samples: 4, batchSize: 4, tokenFilter: 'all', standardize: false, hasCls: true },
-    [q.out, k.out, v.out].map((tensor) => ({ tensor, layout: 'tokens' as const, view: plan.views[tensor] })).concat([{ tensor: plan.views[q.out].tensor, layout: 'tokens' as const, view: undefined as never }]));
+  const store = await captureActivations(
+    tiny('timm', 14),
+    plan,
+    referenceInputs(),
+    { samples: 4, batchSize: 4, tokenFilter: 'all', standardize: false, hasCls: true },
+    [q.out, k.out, v.out]
+      .map((tensor) => ({ tensor, layout: 'tokens' as const, view: plan.views[tensor] }))
+      .concat([{ tensor: plan.views[q.out].tensor, layout: 'tokens' as const, view: undefined as never }]),
+  );
   const whole = store.get(plan.views[q.out].tensor); // 72 neurons × samples
   assert.equal(whole.neurons, 3 * HIDDEN);
   const parts = [q, k, v].map((l) => store.get(l.out));
@@ -149,13 +187,16 @@ test('refusals name the node and the pattern expected: a packed range computed a
   const c = model.nodes.find((n) => n.output![0] === mul.input![1])!;
   const t = c.attribute![0].t!;
   t.rawData = new Uint8Array(new BigInt64Array([0n]).buffer);
-  assert.throws(() => analyzeModel(model), (e: unknown) => {
-    assert.ok(e instanceof OtfuseError);
-    assert.equal(e.code, 'UNSUPPORTED');
-    assert.equal(e.node, '/encoder/layers.1/self_attn/Slice');
-    assert.match(e.message, /packed projection '\/encoder\/layers\.1\/self_attn\/MatMul' has bounds that are not a step-1 range of its 72 outputs/);
-    return true;
-  });
+  assert.throws(
+    () => analyzeModel(model),
+    (e: unknown) => {
+      assert.ok(e instanceof OtfuseError);
+      assert.equal(e.code, 'UNSUPPORTED');
+      assert.equal(e.node, '/encoder/layers.1/self_attn/Slice');
+      assert.match(e.message, /packed projection '\/encoder\/layers\.1\/self_attn\/MatMul' has bounds that are not a step-1 range of its 72 outputs/);
+      return true;
+    },
+  );
 });
 
 test('refusals: an initializer shared by two layers (tied across blocks) is named once', () => {
@@ -172,17 +213,23 @@ test('refusals: a LayerNorm parameter merged across blocks (as exporters do for 
   const plan = analyzeModel(model);
   const [a, b] = [plan.blocks[0].ln2!, plan.blocks[1].ln2!];
   for (const n of model.nodes) n.input = n.input!.map((i) => (i === b.scale ? a.scale! : i));
-  assert.throws(() => analyzeModel(model), (e: unknown) => e instanceof OtfuseError && /parameter '.*norm2.*' is shared by layers/.test(e.message));
+  assert.throws(
+    () => analyzeModel(model),
+    (e: unknown) => e instanceof OtfuseError && /parameter '.*norm2.*' is shared by layers/.test(e.message),
+  );
 });
 
 test('a BERT masked-LM export is refused with the reason: per-token head, decoder a transposed copy of the word embedding', () => {
   const model = loadGz(fixturePath(TINY, 'bert_mlm_tiny_op17'));
-  assert.throws(() => analyzeModel(model), (e: unknown) => {
-    assert.ok(e instanceof OtfuseError);
-    assert.equal(e.code, 'UNSUPPORTED');
-    assert.equal(e.node, '/transform/MatMul');
-    assert.match(e.message, /per-token head/);
-    assert.match(e.message, /decoder '\/decoder\/MatMul' uses '.*', a transposed copy of the embedding table 'word\.weight'/);
-    return true;
-  });
+  assert.throws(
+    () => analyzeModel(model),
+    (e: unknown) => {
+      assert.ok(e instanceof OtfuseError);
+      assert.equal(e.code, 'UNSUPPORTED');
+      assert.equal(e.node, '/transform/MatMul');
+      assert.match(e.message, /per-token head/);
+      assert.match(e.message, /decoder '\/decoder\/MatMul' uses '.*', a transposed copy of the embedding table 'word\.weight'/);
+      return true;
+    },
+  );
 });

@@ -45,7 +45,10 @@ export function unpacked(file: string): string {
   return out;
 }
 
-interface Reference { inputs: number[]; logits: Record<string, { logits: number[][] }> }
+interface Reference {
+  inputs: number[];
+  logits: Record<string, { logits: number[][] }>;
+}
 let ref: Reference | undefined;
 export function tinyReference(): Reference {
   ref ??= JSON.parse(fs.readFileSync(path.join(TINY, 'tiny-reference.json'), 'utf8')) as Reference;
@@ -66,7 +69,11 @@ export function referenceInputs(): Dataset {
       const idx = Array.from(indices);
       const data = new Float32Array(idx.length * 784);
       idx.forEach((i, k) => data.set(x.subarray(i * 784, (i + 1) * 784), k * 784));
-      return { feeds: { pixel_values: { type: 'float32', data, dims: [idx.length, 1, 28, 28] } }, labels: new Int32Array(idx.length), indices: Int32Array.from(idx) };
+      return {
+        feeds: { pixel_values: { type: 'float32', data, dims: [idx.length, 1, 28, 28] } },
+        labels: new Int32Array(idx.length),
+        indices: Int32Array.from(idx),
+      };
     },
   };
 }

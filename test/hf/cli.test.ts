@@ -29,7 +29,20 @@ test('otfuse import writes an .onnx that evaluates like the folder itself', () =
 
 test('fuse two HF ViT folders, export the fused model as an HF folder, and it scores what the run measured', () => {
   const tmp = tempDir();
-  const run = json(runCli(['fuse', hfDir('vit-fmnist-s11'), hfDir('vit-fmnist-s10-f16'), '--data', path.join(VIT, 'calib200.npz'), '--eval-data', EVAL, '--runs-dir', path.join(tmp, 'runs'), '--json']));
+  const run = json(
+    runCli([
+      'fuse',
+      hfDir('vit-fmnist-s11'),
+      hfDir('vit-fmnist-s10-f16'),
+      '--data',
+      path.join(VIT, 'calib200.npz'),
+      '--eval-data',
+      EVAL,
+      '--runs-dir',
+      path.join(tmp, 'runs'),
+      '--json',
+    ]),
+  );
   const metric = (label: string) => run.record.metrics.find((m: { label: string }) => m.label === label);
   const ot = metric('ot');
   assert.ok(ot.accuracy > metric('vanilla').accuracy + 0.05, `ot ${ot.accuracy} vs vanilla ${metric('vanilla').accuracy}`);
@@ -56,7 +69,8 @@ test('fuse two HF BERT folders on a .jsonl (tokenizer from the folder) and expor
   assert.ok(ot && Number.isFinite(ot.loss));
   const out = path.join(tmp, 'fused-bert');
   json(runCli(['export', run.record.fusedModel, '--like', hfDir('bert-tiny-cls-a'), '-o', out, '--json']));
-  for (const f of ['tokenizer.json', 'vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json', 'config.json', 'model.safetensors', 'README.md']) assert.ok(fs.existsSync(path.join(out, f)), f);
+  for (const f of ['tokenizer.json', 'vocab.txt', 'tokenizer_config.json', 'special_tokens_map.json', 'config.json', 'model.safetensors', 'README.md'])
+    assert.ok(fs.existsSync(path.join(out, f)), f);
   const back = json(runCli(['eval', out, '--data', data, '--json']));
   assert.equal(back.accuracy, ot.accuracy);
   assert.ok(Math.abs(back.loss - ot.loss) < 1e-6);

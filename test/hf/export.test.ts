@@ -16,7 +16,15 @@ import { OtfuseError } from '../../worker/errors';
 import { VIT, maxAbsDiff, tempDir } from '../helpers';
 import { hfDir, reference, runFeeds } from './helpers';
 
-const ALL = ['vit-fmnist-s11', 'vit-fmnist-s10-f16', 'vit-tiny-rgb-bf16-sharded', 'bert-tiny-cls-a', 'bert-tiny-cls-f16-sharded', 'bert-tiny-mlm', 'bert-tiny-mlm-bf16'];
+const ALL = [
+  'vit-fmnist-s11',
+  'vit-fmnist-s10-f16',
+  'vit-tiny-rgb-bf16-sharded',
+  'bert-tiny-cls-a',
+  'bert-tiny-cls-f16-sharded',
+  'bert-tiny-mlm',
+  'bert-tiny-mlm-bf16',
+];
 
 for (const name of ALL) {
   test(`export(import(${name})) is byte-identical in every tensor and file`, async () => {
@@ -46,7 +54,13 @@ for (const name of ALL) {
 test('a fused BERT exports to a folder that imports back with the fused logits (F32 exact, F16 within rounding)', async () => {
   const tmp = tempDir();
   const fused = path.join(tmp, 'fused.onnx');
-  await engine.fuse({ models: [hfDir('bert-tiny-cls-a'), hfDir('bert-tiny-cls-b')], recipe: { alignBy: 'wts', refit: 'none' }, output: fused, runsDir: path.join(tmp, 'runs'), skipEval: true });
+  await engine.fuse({
+    models: [hfDir('bert-tiny-cls-a'), hfDir('bert-tiny-cls-b')],
+    recipe: { alignBy: 'wts', refit: 'none' },
+    output: fused,
+    runsDir: path.join(tmp, 'runs'),
+    skipEval: true,
+  });
   const ref = reference('bert-tiny-cls-a');
   const want = await runFeeds(loadModel(fused), ref.feeds);
   const parentA = await runFeeds(importHf(hfDir('bert-tiny-cls-a')), ref.feeds);
@@ -82,13 +96,19 @@ test('export refuses an existing output without --force, a mismatched template, 
   const tmp = tempDir();
   const out = path.join(tmp, 'out');
   await exportHf({ model: hfDir('bert-tiny-cls-a'), like: hfDir('bert-tiny-cls-a'), output: out });
-  await assert.rejects(exportHf({ model: hfDir('bert-tiny-cls-b'), like: hfDir('bert-tiny-cls-a'), output: out }), (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_USAGE');
+  await assert.rejects(
+    exportHf({ model: hfDir('bert-tiny-cls-b'), like: hfDir('bert-tiny-cls-a'), output: out }),
+    (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_USAGE',
+  );
   await exportHf({ model: hfDir('bert-tiny-cls-b'), like: hfDir('bert-tiny-cls-a'), output: out, force: true });
   const b = readCheckpoint(hfDir('bert-tiny-cls-b'));
   const replaced = readCheckpoint(out);
   assert.ok(Buffer.from(replaced.tensors.get('classifier.weight')!.bytes).equals(Buffer.from(b.tensors.get('classifier.weight')!.bytes)));
   const bad = path.join(tmp, 'bad');
-  await assert.rejects(exportHf({ model: hfDir('bert-tiny-cls-a'), like: hfDir('vit-fmnist-s11'), output: bad }), (e: unknown) => e instanceof OtfuseError && e.code === 'MISMATCH');
+  await assert.rejects(
+    exportHf({ model: hfDir('bert-tiny-cls-a'), like: hfDir('vit-fmnist-s11'), output: bad }),
+    (e: unknown) => e instanceof OtfuseError && e.code === 'MISMATCH',
+  );
   assert.deepEqual(fs.readdirSync(tmp).sort(), ['out']);
 });
 
@@ -111,7 +131,15 @@ test('heterogeneous: a 72-wide HF folder fused into the 48-wide anchor exports i
   const wide = path.join(tmp, 'vit72-hf');
   await exportHf({ model: path.join(VIT, 'vit72_s12.onnx'), like: hfDir('vit-fmnist-s11'), output: wide });
   const fused = path.join(tmp, 'fused.onnx');
-  await engine.fuse({ models: [hfDir('vit-fmnist-s11'), wide], anchor: hfDir('vit-fmnist-s11'), data: path.join(VIT, 'calib200.npz'), output: fused, runsDir: path.join(tmp, 'runs'), skipEval: true, recipe: { samples: 50 } });
+  await engine.fuse({
+    models: [hfDir('vit-fmnist-s11'), wide],
+    anchor: hfDir('vit-fmnist-s11'),
+    data: path.join(VIT, 'calib200.npz'),
+    output: fused,
+    runsDir: path.join(tmp, 'runs'),
+    skipEval: true,
+    recipe: { samples: 50 },
+  });
   const out = path.join(tmp, 'fused-hf');
   const r = await exportHf({ model: fused, like: wide, output: out });
   assert.deepEqual(r.configChanges, { hidden_size: [72, 48], intermediate_size: [288, 192] });
@@ -126,9 +154,20 @@ test('a pre-training checkpoint loaded as BertForMaskedLM (pooler, next-sentence
   fs.cpSync(hfDir('bert-tiny-mlm'), dir, { recursive: true });
   const f = path.join(dir, 'model.safetensors');
   const st = parseSafetensors(fs.readFileSync(f), f);
-  const extra = (key: string, shape: number[]) => ({ key, dtype: 'F32' as const, shape, bytes: new Uint8Array(new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5).buffer) });
+  const extra = (key: string, shape: number[]) => ({
+    key,
+    dtype: 'F32' as const,
+    shape,
+    bytes: new Uint8Array(new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5).buffer),
+  });
   const renamed = st.entries.map((e) => ({ ...e, key: e.key.replace(/LayerNorm\.weight$/, 'LayerNorm.gamma').replace(/LayerNorm\.bias$/, 'LayerNorm.beta') }));
-  const entries = [...renamed, extra('bert.pooler.dense.weight', [32, 32]), extra('bert.pooler.dense.bias', [32]), extra('cls.seq_relationship.weight', [2, 32]), extra('cls.seq_relationship.bias', [2])];
+  const entries = [
+    ...renamed,
+    extra('bert.pooler.dense.weight', [32, 32]),
+    extra('bert.pooler.dense.bias', [32]),
+    extra('cls.seq_relationship.weight', [2, 32]),
+    extra('cls.seq_relationship.bias', [2]),
+  ];
   fs.writeFileSync(f, encodeSafetensorsRaw(entries, st.metadata));
   const ref = reference('bert-tiny-mlm');
   const model = importHf(dir);

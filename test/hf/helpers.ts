@@ -8,7 +8,10 @@ import { ROOT } from '../helpers';
 export const HF = path.join(ROOT, 'test', 'fixtures', 'hf');
 export const hfDir = (name: string) => path.join(HF, name);
 
-export interface Reference { feeds: Record<string, NpyArray>; logits: NpyArray }
+export interface Reference {
+  feeds: Record<string, NpyArray>;
+  logits: NpyArray;
+}
 
 export function reference(name: string): Reference {
   const arrays = readNpz(path.join(HF, 'reference', `${name}.npz`));
@@ -21,7 +24,10 @@ export async function runFeeds(model: OnnxModel, feeds: Record<string, NpyArray>
   try {
     const inputs: Record<string, ort.Tensor> = {};
     for (const [name, a] of Object.entries(feeds)) {
-      inputs[name] = a.dtype === 'i8' ? new ort.Tensor('int64', a.data as BigInt64Array, a.shape) : new ort.Tensor('float32', Float32Array.from(a.data as Float32Array), a.shape);
+      inputs[name] =
+        a.dtype === 'i8'
+          ? new ort.Tensor('int64', a.data as BigInt64Array, a.shape)
+          : new ort.Tensor('float32', Float32Array.from(a.data as Float32Array), a.shape);
     }
     const out = await session.run(inputs);
     return out[session.outputNames[0]].data as Float32Array;

@@ -47,7 +47,14 @@ test('an HF ViT on an image folder of PNGs scores exactly as on the same images 
     const png = new PNG({ width: 28, height: 28, colorType: 0, inputColorType: 0, inputHasAlpha: false });
     const dir = path.join(root, String(lab[8 + i]));
     fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, `${String(i).padStart(3, '0')}.png`), PNG.sync.write(Object.assign(png, { data: Buffer.from(idx.subarray(16 + i * 784, 16 + (i + 1) * 784)) }), { colorType: 0, inputColorType: 0, inputHasAlpha: false }));
+    fs.writeFileSync(
+      path.join(dir, `${String(i).padStart(3, '0')}.png`),
+      PNG.sync.write(Object.assign(png, { data: Buffer.from(idx.subarray(16 + i * 784, 16 + (i + 1) * 784)) }), {
+        colorType: 0,
+        inputColorType: 0,
+        inputHasAlpha: false,
+      }),
+    );
   }
   const folder = await engine.evaluate({ model: hfDir('vit-fmnist-s11'), data: root }); // preprocessing from the model folder
   const viaIdx = await engine.evaluate({ model: hfDir('vit-fmnist-s11'), data: { path: path.join(EXAMPLES, 'data', 'fmnist-test-2k.json'), limit: n } });
@@ -59,10 +66,19 @@ test('an HF ViT on an image folder of PNGs scores exactly as on the same images 
 
 test('image folder problems are named', () => {
   const root = tempDir();
-  assert.throws(() => openDataset({ path: root, preprocessor: hfDir('vit-fmnist-s11') } as never), (e: unknown) => e instanceof OtfuseError && /one sub-folder per class/.test(e.message));
+  assert.throws(
+    () => openDataset({ path: root, preprocessor: hfDir('vit-fmnist-s11') } as never),
+    (e: unknown) => e instanceof OtfuseError && /one sub-folder per class/.test(e.message),
+  );
   fs.mkdirSync(path.join(root, 'x'));
   fs.writeFileSync(path.join(root, 'x', 'broken.png'), 'not a png');
-  assert.throws(() => openDataset({ path: root } as never), (e: unknown) => e instanceof OtfuseError && /needs its preprocessing/.test(e.message));
+  assert.throws(
+    () => openDataset({ path: root } as never),
+    (e: unknown) => e instanceof OtfuseError && /needs its preprocessing/.test(e.message),
+  );
   const ds = openDataset({ path: root, preprocessor: hfDir('vit-fmnist-s11') } as never);
-  assert.throws(() => ds.take([0]), (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_DATA' && e.message.includes('broken.png'));
+  assert.throws(
+    () => ds.take([0]),
+    (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_DATA' && e.message.includes('broken.png'),
+  );
 });

@@ -50,7 +50,10 @@ test('a folder, its model.safetensors and its shard index all load through loadM
   const b = loadModel(path.join(hfDir('bert-tiny-cls-a'), 'model.safetensors'));
   const c = loadModel(path.join(hfDir('vit-tiny-rgb-bf16-sharded'), 'model.safetensors.index.json'));
   assert.equal(a.summary().parameterCount, b.summary().parameterCount);
-  assert.deepEqual(a.summary().inputs.map((i) => i.name), ['input_ids', 'attention_mask', 'token_type_ids']);
+  assert.deepEqual(
+    a.summary().inputs.map((i) => i.name),
+    ['input_ids', 'attention_mask', 'token_type_ids'],
+  );
   assert.equal(c.summary().inputs[0].name, 'pixel_values');
 });
 
@@ -84,42 +87,109 @@ function variant(name: string, edit: (dir: string, config: Record<string, unknow
 }
 
 function refuses(dir: string, code: string, pattern: RegExp): void {
-  assert.throws(() => importHf(dir), (err: unknown) => {
-    assert.ok(err instanceof OtfuseError, String(err));
-    assert.equal(err.code, code);
-    assert.match(err.message, pattern);
-    return true;
-  });
+  assert.throws(
+    () => importHf(dir),
+    (err: unknown) => {
+      assert.ok(err instanceof OtfuseError, String(err));
+      assert.equal(err.code, code);
+      assert.match(err.message, pattern);
+      return true;
+    },
+  );
 }
 
 test('refuses unsupported architectures, activations and position embeddings, naming config.json and the field', () => {
-  refuses(variant('bert-tiny-cls-a', (_, c) => { c.architectures = ['BertForQuestionAnswering']; }), 'UNSUPPORTED', /config\.json.*'architectures'.*BertForQuestionAnswering/);
-  refuses(variant('bert-tiny-cls-a', (_, c) => { c.hidden_act = 'silu'; }), 'UNSUPPORTED', /config\.json.*'hidden_act'.*silu/);
-  refuses(variant('bert-tiny-cls-a', (_, c) => { c.position_embedding_type = 'relative_key'; }), 'UNSUPPORTED', /config\.json.*'position_embedding_type'.*relative_key/);
-  refuses(variant('vit-fmnist-s11', (_, c) => { c.model_type = 'deit'; }), 'UNSUPPORTED', /'model_type'/);
-  refuses(variant('bert-tiny-cls-a', (_, c) => { c.is_decoder = true; }), 'UNSUPPORTED', /'is_decoder'/);
+  refuses(
+    variant('bert-tiny-cls-a', (_, c) => {
+      c.architectures = ['BertForQuestionAnswering'];
+    }),
+    'UNSUPPORTED',
+    /config\.json.*'architectures'.*BertForQuestionAnswering/,
+  );
+  refuses(
+    variant('bert-tiny-cls-a', (_, c) => {
+      c.hidden_act = 'silu';
+    }),
+    'UNSUPPORTED',
+    /config\.json.*'hidden_act'.*silu/,
+  );
+  refuses(
+    variant('bert-tiny-cls-a', (_, c) => {
+      c.position_embedding_type = 'relative_key';
+    }),
+    'UNSUPPORTED',
+    /config\.json.*'position_embedding_type'.*relative_key/,
+  );
+  refuses(
+    variant('vit-fmnist-s11', (_, c) => {
+      c.model_type = 'deit';
+    }),
+    'UNSUPPORTED',
+    /'model_type'/,
+  );
+  refuses(
+    variant('bert-tiny-cls-a', (_, c) => {
+      c.is_decoder = true;
+    }),
+    'UNSUPPORTED',
+    /'is_decoder'/,
+  );
 });
 
 test('refuses weights that do not match config.json, or a damaged safetensors file', () => {
-  refuses(variant('bert-tiny-cls-a', (_, c) => { c.hidden_size = 64; }), 'BAD_MODEL', /shape \[.*\], config\.json implies/);
-  refuses(variant('bert-tiny-cls-a', (_, c) => { c.num_hidden_layers = 3; }), 'BAD_MODEL', /no tensor 'bert\.encoder\.layer\.2\./);
-  refuses(variant('bert-tiny-cls-a', (_, c) => { c.num_hidden_layers = 1; }), 'BAD_MODEL', /'bert\.encoder\.layer\.1\..*' is not part of/);
-  refuses(variant('bert-tiny-cls-a', (d) => {
-    const f = path.join(d, 'model.safetensors');
-    fs.writeFileSync(f, fs.readFileSync(f).subarray(0, -10));
-  }), 'BAD_MODEL', /truncated|bytes after|ends at byte/);
-  refuses(variant('bert-tiny-cls-a', (d) => {
-    const f = path.join(d, 'model.safetensors');
-    const b = fs.readFileSync(f);
-    b.writeBigUInt64LE(10n ** 12n, 0);
-    fs.writeFileSync(f, b);
-  }), 'BAD_MODEL', /header length/);
-  refuses(variant('bert-tiny-cls-a', (d) => {
-    fs.renameSync(path.join(d, 'model.safetensors'), path.join(d, 'pytorch_model.bin'));
-  }), 'BAD_MODEL', /pytorch_model\.bin.*safetensors only/);
-  refuses(variant('vit-tiny-rgb-bf16-sharded', (d) => {
-    fs.rmSync(path.join(d, 'model-00002-of-00002.safetensors'));
-  }), 'BAD_MODEL', /cannot read safetensors file/);
+  refuses(
+    variant('bert-tiny-cls-a', (_, c) => {
+      c.hidden_size = 64;
+    }),
+    'BAD_MODEL',
+    /shape \[.*\], config\.json implies/,
+  );
+  refuses(
+    variant('bert-tiny-cls-a', (_, c) => {
+      c.num_hidden_layers = 3;
+    }),
+    'BAD_MODEL',
+    /no tensor 'bert\.encoder\.layer\.2\./,
+  );
+  refuses(
+    variant('bert-tiny-cls-a', (_, c) => {
+      c.num_hidden_layers = 1;
+    }),
+    'BAD_MODEL',
+    /'bert\.encoder\.layer\.1\..*' is not part of/,
+  );
+  refuses(
+    variant('bert-tiny-cls-a', (d) => {
+      const f = path.join(d, 'model.safetensors');
+      fs.writeFileSync(f, fs.readFileSync(f).subarray(0, -10));
+    }),
+    'BAD_MODEL',
+    /truncated|bytes after|ends at byte/,
+  );
+  refuses(
+    variant('bert-tiny-cls-a', (d) => {
+      const f = path.join(d, 'model.safetensors');
+      const b = fs.readFileSync(f);
+      b.writeBigUInt64LE(10n ** 12n, 0);
+      fs.writeFileSync(f, b);
+    }),
+    'BAD_MODEL',
+    /header length/,
+  );
+  refuses(
+    variant('bert-tiny-cls-a', (d) => {
+      fs.renameSync(path.join(d, 'model.safetensors'), path.join(d, 'pytorch_model.bin'));
+    }),
+    'BAD_MODEL',
+    /pytorch_model\.bin.*safetensors only/,
+  );
+  refuses(
+    variant('vit-tiny-rgb-bf16-sharded', (d) => {
+      fs.rmSync(path.join(d, 'model-00002-of-00002.safetensors'));
+    }),
+    'BAD_MODEL',
+    /cannot read safetensors file/,
+  );
 });
 
 test('qkv_bias: false builds Q/K/V without bias Adds; a one-label (regression) head is refused', () => {
@@ -127,12 +197,25 @@ test('qkv_bias: false builds Q/K/V without bias Adds; a one-label (regression) h
     c.qkv_bias = false;
     const f = path.join(d, 'model.safetensors');
     const st = parseSafetensors(fs.readFileSync(f), f);
-    fs.writeFileSync(f, encodeSafetensorsRaw(st.entries.filter((e) => !/attention\.attention\.(query|key|value)\.bias$/.test(e.key)), st.metadata));
+    fs.writeFileSync(
+      f,
+      encodeSafetensorsRaw(
+        st.entries.filter((e) => !/attention\.attention\.(query|key|value)\.bias$/.test(e.key)),
+        st.metadata,
+      ),
+    );
   });
   const plan = analyzeModel(importHf(dir));
   assert.equal(plan.blocks[0].attn.q.bias, undefined);
   assert.equal(plan.blocks[0].attn.o.bias, 'vit.encoder.layer.0.attention.output.dense.bias');
-  refuses(variant('bert-tiny-cls-a', (_, c) => { c.id2label = { 0: 'score' }; delete c.label2id; }), 'UNSUPPORTED', /'num_labels'.*regression/);
+  refuses(
+    variant('bert-tiny-cls-a', (_, c) => {
+      c.id2label = { 0: 'score' };
+      delete c.label2id;
+    }),
+    'UNSUPPORTED',
+    /'num_labels'.*regression/,
+  );
 });
 
 test('a JSON data spec names the tokenizer relative to the data file', async () => {

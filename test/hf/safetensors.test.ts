@@ -14,12 +14,24 @@ function file(header: object, dataBytes: number): Uint8Array {
 }
 
 function refused(bytes: Uint8Array, pattern: RegExp): void {
-  assert.throws(() => parseSafetensors(bytes, 'x.safetensors'), (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_MODEL' && pattern.test(e.message) && e.message.includes('x.safetensors'));
+  assert.throws(
+    () => parseSafetensors(bytes, 'x.safetensors'),
+    (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_MODEL' && pattern.test(e.message) && e.message.includes('x.safetensors'),
+  );
 }
 
 test('valid files parse; tensors come back in offset order', () => {
-  const st = parseSafetensors(file({ b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] }, a: { dtype: 'F16', shape: [2, 2], data_offsets: [0, 8] }, __metadata__: { format: 'pt' } }, 16), 'x');
-  assert.deepEqual(st.entries.map((e) => e.key), ['a', 'b']);
+  const st = parseSafetensors(
+    file(
+      { b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] }, a: { dtype: 'F16', shape: [2, 2], data_offsets: [0, 8] }, __metadata__: { format: 'pt' } },
+      16,
+    ),
+    'x',
+  );
+  assert.deepEqual(
+    st.entries.map((e) => e.key),
+    ['a', 'b'],
+  );
   assert.deepEqual(st.metadata, { format: 'pt' });
 });
 
@@ -49,6 +61,6 @@ test('F16 and BF16 round-trip exactly through float32; integer weights are refus
   assert.equal(toFloat32({ key: 'w', dtype: 'BF16', shape: [1], bytes: new Uint8Array(new Uint16Array([0x4049]).buffer) }, 'f')[0], 3.140625);
   assert.throws(() => toFloat32({ key: 'q', dtype: 'I8', shape: [1], bytes: new Uint8Array(1) }, 'f'), /tensor 'q' has dtype I8/);
   const enc = encodeSafetensorsRaw([{ key: 'w', dtype: 'F32', shape: [1], bytes: new Uint8Array(4) }], { format: 'pt' });
-  assert.equal((enc.length - 8 - Number(new DataView(enc.buffer).getBigUint64(0, true))), 4);
+  assert.equal(enc.length - 8 - Number(new DataView(enc.buffer).getBigUint64(0, true)), 4);
   assert.equal((8 + Number(new DataView(enc.buffer).getBigUint64(0, true))) % 8, 0, 'data starts 8-aligned');
 });

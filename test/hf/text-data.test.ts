@@ -34,16 +34,29 @@ test('a .jsonl becomes input_ids / attention_mask / token_type_ids through the t
   const enc = SAMPLES.map((s) => tok.encode(s.text, s.text_pair));
   const L = Math.max(...enc.map((e) => e.ids.length));
   assert.equal(ds.size, SAMPLES.length);
-  assert.deepEqual(ds.arrays.map((a) => [a.name, a.type, a.sampleShape]), [['input_ids', 'int64', [L]], ['attention_mask', 'int64', [L]], ['token_type_ids', 'int64', [L]]]);
+  assert.deepEqual(
+    ds.arrays.map((a) => [a.name, a.type, a.sampleShape]),
+    [
+      ['input_ids', 'int64', [L]],
+      ['attention_mask', 'int64', [L]],
+      ['token_type_ids', 'int64', [L]],
+    ],
+  );
   // Labels: indices as given, names through config.json's label2id (negative 0, neutral 1, positive 2).
   assert.deepEqual(Array.from(ds.labels), [0, 2, 0, 1, 1]);
   const b = ds.take([3, 0]);
   const ids = Array.from(b.feeds.input_ids.data as BigInt64Array, Number);
   assert.deepEqual(ids.slice(0, enc[3].ids.length), enc[3].ids);
   assert.deepEqual(ids.slice(L, L + enc[0].ids.length), enc[0].ids);
-  assert.ok(ids.slice(L + enc[0].ids.length, 2 * L).every((v) => v === 0), 'padding with [PAD]');
+  assert.ok(
+    ids.slice(L + enc[0].ids.length, 2 * L).every((v) => v === 0),
+    'padding with [PAD]',
+  );
   const mask = Array.from(b.feeds.attention_mask.data as BigInt64Array, Number);
-  assert.equal(mask.slice(L, 2 * L).reduce((s, v) => s + v, 0), enc[0].ids.length);
+  assert.equal(
+    mask.slice(L, 2 * L).reduce((s, v) => s + v, 0),
+    enc[0].ids.length,
+  );
   const types = Array.from(b.feeds.token_type_ids.data as BigInt64Array, Number);
   assert.deepEqual(types.slice(0, enc[3].typeIds.length), enc[3].typeIds);
   assert.ok(types.includes(1));
@@ -59,10 +72,13 @@ test('a .csv with quoted fields gives the same tensors as the .jsonl', () => {
   const all = SAMPLES.map((_, i) => i);
   assert.deepEqual(Array.from(a.take(all).feeds.input_ids.data as BigInt64Array), Array.from(b.take(all).feeds.input_ids.data as BigInt64Array));
   assert.deepEqual(Array.from(a.labels), Array.from(b.labels));
-  assert.deepEqual(parseCsv('a,b\n"x, ""y""\nz",2\n').rows, [['a', 'b'], ['x, "y"\nz', '2']]);
+  assert.deepEqual(parseCsv('a,b\n"x, ""y""\nz",2\n').rows, [
+    ['a', 'b'],
+    ['x, "y"\nz', '2'],
+  ]);
 });
 
-test('evaluating an HF BERT on a .jsonl takes the folder\'s tokenizer and the model\'s logits on those ids', async () => {
+test("evaluating an HF BERT on a .jsonl takes the folder's tokenizer and the model's logits on those ids", async () => {
   const file = writeJsonl(tempDir());
   const r = await engine.evaluate({ model: hfDir('bert-tiny-cls-a'), data: file });
   assert.equal(r.samples, SAMPLES.length);
@@ -85,7 +101,10 @@ test('text data problems are named with the file and line', () => {
   const bad = (name: string, content: string, pattern: RegExp, spec: object = { tokenizer: hfDir('bert-tiny-cls-a') }) => {
     const f = path.join(dir, name);
     fs.writeFileSync(f, content);
-    assert.throws(() => openDataset({ path: f, ...spec } as never), (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_DATA' && pattern.test(e.message) && e.message.includes(f));
+    assert.throws(
+      () => openDataset({ path: f, ...spec } as never),
+      (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_DATA' && pattern.test(e.message) && e.message.includes(f),
+    );
   };
   bad('a.jsonl', '{"text": "hi", "label": 0}\n{"text": "x", "label": "happy"}\n', /line 2: label 'happy'/);
   bad('b.jsonl', '{"text": "hi", "label": 0}\nnot json\n', /line 2 is not JSON/);
@@ -95,7 +114,7 @@ test('text data problems are named with the file and line', () => {
   bad('f.jsonl', '{"text": "hi", "label": 0}\n', /needs a tokenizer/, {});
 });
 
-test('a JSON spec pointing at a .jsonl gets the model folder\'s tokenizer too', async () => {
+test("a JSON spec pointing at a .jsonl gets the model folder's tokenizer too", async () => {
   const dir = tempDir();
   writeJsonl(dir);
   fs.writeFileSync(path.join(dir, 'spec.json'), JSON.stringify({ path: 'reviews.jsonl', limit: 3 }));

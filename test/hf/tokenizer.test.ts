@@ -9,10 +9,19 @@ import path from 'node:path';
 import { loadTokenizer, wordPieceTokenizerJson } from '../../worker/data/tokenizer';
 import { HF, hfDir } from './helpers';
 
-interface Case { text: string; text_pair?: string; max_length?: number; ids: number[]; token_type_ids: number[] }
+interface Case {
+  text: string;
+  text_pair?: string;
+  max_length?: number;
+  ids: number[];
+  token_type_ids: number[];
+}
 const ref = JSON.parse(fs.readFileSync(path.join(HF, 'tokenizer-reference.json'), 'utf8')) as { cases: Case[] };
 
-for (const [label, where] of [['tokenizer.json', hfDir('bert-tiny-cls-a')], ['vocab.txt only', hfDir('vocab-only')]] as const) {
+for (const [label, where] of [
+  ['tokenizer.json', hfDir('bert-tiny-cls-a')],
+  ['vocab.txt only', hfDir('vocab-only')],
+] as const) {
   test(`${label}: ids and token types equal the Python reference on ${ref.cases.length} cases`, () => {
     const tok = loadTokenizer(where);
     for (const c of ref.cases) {

@@ -5,13 +5,23 @@ import { potCases } from './helpers';
 
 const perm = [2, 0, 3, 1];
 const P = new Float64Array(16);
-perm.forEach((j, i) => { P[i * 4 + j] = 0.25; });
+perm.forEach((j, i) => {
+  P[i * 4 + j] = 0.25;
+});
 const U = new Float64Array(16).fill(1 / 16);
 
 test('entropy: log n for a permutation, log(nm) for the independent plan', () => {
   assert.ok(Math.abs(planEntropy(P, 4, 4) - Math.log(4)) < 1e-12);
   assert.ok(Math.abs(planEntropy(U, 4, 4) - Math.log(16)) < 1e-12);
-  assert.ok(Math.abs(planEntropy(P.map((x) => x * 3), 4, 4) - Math.log(4)) < 1e-12); // scale-free
+  assert.ok(
+    Math.abs(
+      planEntropy(
+        P.map((x) => x * 3),
+        4,
+        4,
+      ) - Math.log(4),
+    ) < 1e-12,
+  ); // scale-free
 });
 
 test('mean best-match mass: 1 for a hard map, 1/m for uniform', () => {
@@ -43,19 +53,24 @@ test('permutation distance: 0 on a permutation, 1 − 1/n on uniform, finds the 
 test('preview: block means, at most maxSize per side, identity when small', () => {
   const small = planPreview(P, 4, 4);
   assert.deepEqual(Array.from(small.data), Array.from(P));
-  const n = 10, m = 6;
+  const n = 10,
+    m = 6;
   const X = Float64Array.from({ length: n * m }, (_, k) => k);
   const pv = planPreview(X, n, m, 3);
-  assert.equal(pv.rows, 3); assert.equal(pv.cols, 3);
+  assert.equal(pv.rows, 3);
+  assert.equal(pv.cols, 3);
   // row bins: floor(i*3/10) → {0..3},{4..6},{7..9}; column bins: {0,1},{2,3},{4,5}
   const mean = (rows: number[], cols: number[]): number => {
-    let s = 0; for (const i of rows) for (const j of cols) s += X[i * m + j]; return s / (rows.length * cols.length);
+    let s = 0;
+    for (const i of rows) for (const j of cols) s += X[i * m + j];
+    return s / (rows.length * cols.length);
   };
   assert.equal(pv.data[0], mean([0, 1, 2, 3], [0, 1]));
   assert.equal(pv.data[4], mean([4, 5, 6], [2, 3]));
   assert.equal(pv.data[8], mean([7, 8, 9], [4, 5]));
   const big = planPreview(new Float64Array(300 * 700).fill(2), 300, 700);
-  assert.equal(big.rows, 256); assert.equal(big.cols, 256);
+  assert.equal(big.rows, 256);
+  assert.equal(big.cols, 256);
   assert.ok(big.data.every((v) => v === 2));
 });
 

@@ -48,7 +48,10 @@ function bruteForceAssignment(C: Float64Array, n: number): number {
   let best = Infinity;
   const rec = (k: number, acc: number): void => {
     if (acc >= best) return;
-    if (k === n) { best = acc; return; }
+    if (k === n) {
+      best = acc;
+      return;
+    }
     for (let t = k; t < n; t++) {
       [perm[k], perm[t]] = [perm[t], perm[k]];
       rec(k + 1, acc + C[k * n + perm[k]]);
@@ -78,20 +81,28 @@ test('linear assignment equals brute force on small random and tied integer cost
 });
 
 test('cost built from a known permutation recovers it exactly (assignment and simplex)', () => {
-  const n = 80, d = 8;
+  const n = 80,
+    d = 8;
   const r = rng(11);
   const X = Array.from({ length: n * d }, r);
   const sigma = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) { const k = Math.floor(r() * (i + 1)); [sigma[i], sigma[k]] = [sigma[k], sigma[i]]; }
+  for (let i = n - 1; i > 0; i--) {
+    const k = Math.floor(r() * (i + 1));
+    [sigma[i], sigma[k]] = [sigma[k], sigma[i]];
+  }
   // Y[sigma[i]] = X[i] (+ tiny noise): the optimal map sends row i to column sigma[i]
   const Y = new Array<number>(n * d);
   for (let i = 0; i < n; i++) for (let k = 0; k < d; k++) Y[sigma[i] * d + k] = X[i * d + k] + 1e-4 * (r() - 0.5);
   const M = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let k = 0; k < d; k++) { const t = X[i * d + k] - Y[j * d + k]; s += t * t; }
-    M[i * n + j] = Math.sqrt(s);
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let k = 0; k < d; k++) {
+        const t = X[i * d + k] - Y[j * d + k];
+        s += t * t;
+      }
+      M[i * n + j] = Math.sqrt(s);
+    }
   const fast = emd(uniform(n), uniform(n), M);
   assert.deepEqual(Array.from(fast.permutation!), sigma);
   const ns = emd(uniform(n), uniform(n), M, { assignment: false });
@@ -100,8 +111,13 @@ test('cost built from a known permutation recovers it exactly (assignment and si
 
 test('EMD cost is at most the cost of random feasible plans', () => {
   const r = rng(5);
-  for (const [n, m] of [[30, 20], [25, 40], [32, 32]]) {
-    const a = randomSimplex(n, r), b = randomSimplex(m, r);
+  for (const [n, m] of [
+    [30, 20],
+    [25, 40],
+    [32, 32],
+  ]) {
+    const a = randomSimplex(n, r),
+      b = randomSimplex(m, r);
     const M = randomCost(n, m, n * 100 + m);
     const res = emd(a, b, M);
     assertMarginals(res.plan, a, b, 1e-12);
@@ -109,13 +125,18 @@ test('EMD cost is at most the cost of random feasible plans', () => {
       // north-west corner rule on a random row/column order: a feasible vertex
       const ro = Array.from({ length: n }, (_, i) => i).sort(() => r() - 0.5);
       const co = Array.from({ length: m }, (_, j) => j).sort(() => r() - 0.5);
-      const ra = Float64Array.from(a), rb = Float64Array.from(b);
+      const ra = Float64Array.from(a),
+        rb = Float64Array.from(b);
       const P = new Float64Array(n * m);
-      let i = 0, j = 0;
+      let i = 0,
+        j = 0;
       while (i < n && j < m) {
         const q = Math.min(ra[ro[i]], rb[co[j]]);
-        P[ro[i] * m + co[j]] += q; ra[ro[i]] -= q; rb[co[j]] -= q;
-        if (ra[ro[i]] <= rb[co[j]]) i++; else j++;
+        P[ro[i] * m + co[j]] += q;
+        ra[ro[i]] -= q;
+        rb[co[j]] -= q;
+        if (ra[ro[i]] <= rb[co[j]]) i++;
+        else j++;
       }
       assert.ok(res.cost <= transportCost(P, M, n, m) + 1e-12);
     }
@@ -127,12 +148,21 @@ test('EMD cost is at most the cost of random feasible plans', () => {
 });
 
 test('rectangular uniform EMD equals the replicated square assignment', () => {
-  for (const [n, m, seed] of [[6, 4, 1], [9, 6, 2], [8, 12, 3]]) {
+  for (const [n, m, seed] of [
+    [6, 4, 1],
+    [9, 6, 2],
+    [8, 12, 3],
+  ]) {
     const M = randomCost(n, m, seed);
     const res = emd(uniform(n), uniform(m), M);
     // lcm replication: row i → m/g copies, column j → n/g copies
-    const g = ((x: number, y: number): number => { while (y) [x, y] = [y, x % y]; return x; })(n, m);
-    const L = (n * m) / g, rr = L / n, cr = L / m;
+    const g = ((x: number, y: number): number => {
+      while (y) [x, y] = [y, x % y];
+      return x;
+    })(n, m);
+    const L = (n * m) / g,
+      rr = L / n,
+      cr = L / m;
     const C = new Float64Array(L * L);
     for (let I = 0; I < L; I++) for (let J = 0; J < L; J++) C[I * L + J] = M[Math.floor(I / rr) * m + Math.floor(J / cr)];
     const lap = linearAssignment(C, L);
@@ -155,7 +185,8 @@ test('degenerate costs and marginals finish with valid plans', () => {
     }
   }
   // zero rows in the cost and zero-mass entries in the marginals
-  const n = 10, m = 7;
+  const n = 10,
+    m = 7;
   const M = randomCost(n, m, 9);
   for (let j = 0; j < m; j++) M[3 * m + j] = 0;
   const a = uniform(n).map((v, i) => (i % 4 === 0 ? 0 : v));
@@ -172,12 +203,18 @@ test('degenerate costs and marginals finish with valid plans', () => {
 });
 
 test('non-normalised masses and negative costs', () => {
-  const n = 12, m = 9;
+  const n = 12,
+    m = 9;
   const r = rng(3);
-  const a = randomSimplex(n, r).map((v) => v * 5), b = randomSimplex(m, r).map((v) => v * 5);
+  const a = randomSimplex(n, r).map((v) => v * 5),
+    b = randomSimplex(m, r).map((v) => v * 5);
   const M = randomCost(n, m, 8).map((v) => v - 0.5);
   const res = emd(a, b, M);
   assertMarginals(res.plan, a, b, 1e-12);
-  const ref = emd(a.map((v) => v / 5), b.map((v) => v / 5), M);
+  const ref = emd(
+    a.map((v) => v / 5),
+    b.map((v) => v / 5),
+    M,
+  );
   assert.ok(Math.abs(res.cost - 5 * ref.cost) < 1e-12);
 });

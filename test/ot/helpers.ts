@@ -49,23 +49,34 @@ export function maxAbsDiff(x: ArrayLike<number>, y: ArrayLike<number>): number {
 }
 
 export function marginals(plan: ArrayLike<number>, n: number, m: number): { rows: Float64Array; cols: Float64Array } {
-  const rows = new Float64Array(n), cols = new Float64Array(m);
-  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) { const p = plan[i * m + j]; rows[i] += p; cols[j] += p; }
+  const rows = new Float64Array(n),
+    cols = new Float64Array(m);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < m; j++) {
+      const p = plan[i * m + j];
+      rows[i] += p;
+      cols[j] += p;
+    }
   return { rows, cols };
 }
 
 /** Random costs: Euclidean distances between random d-dim points, divided by the max (like the fixtures). */
 export function randomCost(n: number, m: number, seed: number, d = 16): Float64Array {
   const r = rng(seed);
-  const X = Array.from({ length: n * d }, r), Y = Array.from({ length: m * d }, r);
+  const X = Array.from({ length: n * d }, r),
+    Y = Array.from({ length: m * d }, r);
   const M = new Float64Array(n * m);
   let mx = 0;
-  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) {
-    let s = 0;
-    for (let k = 0; k < d; k++) { const t = X[i * d + k] - Y[j * d + k]; s += t * t; }
-    M[i * m + j] = Math.sqrt(s);
-    mx = Math.max(mx, M[i * m + j]);
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < m; j++) {
+      let s = 0;
+      for (let k = 0; k < d; k++) {
+        const t = X[i * d + k] - Y[j * d + k];
+        s += t * t;
+      }
+      M[i * m + j] = Math.sqrt(s);
+      mx = Math.max(mx, M[i * m + j]);
+    }
   for (let k = 0; k < M.length; k++) M[k] /= mx;
   return M;
 }

@@ -5,20 +5,33 @@ import { rng } from './helpers';
 
 function naive(X: ArrayLike<number>, Y: ArrayLike<number>, n: number, m: number, d: number, kind: string): Float64Array {
   const C = new Float64Array(n * m);
-  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) {
-    let s = 0, xx = 0, yy = 0, xy = 0;
-    for (let k = 0; k < d; k++) {
-      const x = X[i * d + k], y = Y[j * d + k];
-      s += (x - y) * (x - y); xx += x * x; yy += y * y; xy += x * y;
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < m; j++) {
+      let s = 0,
+        xx = 0,
+        yy = 0,
+        xy = 0;
+      for (let k = 0; k < d; k++) {
+        const x = X[i * d + k],
+          y = Y[j * d + k];
+        s += (x - y) * (x - y);
+        xx += x * x;
+        yy += y * y;
+        xy += x * y;
+      }
+      C[i * m + j] = kind === 'euclidean' ? Math.sqrt(s) : kind === 'sqeuclidean' ? s : xx > 0 && yy > 0 ? 1 - xy / Math.sqrt(xx * yy) : 1;
     }
-    C[i * m + j] = kind === 'euclidean' ? Math.sqrt(s) : kind === 'sqeuclidean' ? s : xx > 0 && yy > 0 ? 1 - xy / Math.sqrt(xx * yy) : 1;
-  }
   return C;
 }
 
 test('ground metrics equal the naive definitions (odd sizes, long vectors cross the k-blocking)', () => {
   const r = rng(1);
-  for (const [n, m, d] of [[1, 1, 1], [7, 5, 3], [33, 17, 300], [5, 70, 600]]) {
+  for (const [n, m, d] of [
+    [1, 1, 1],
+    [7, 5, 3],
+    [33, 17, 300],
+    [5, 70, 600],
+  ]) {
     const X = Float32Array.from({ length: n * d }, () => r() * 2 - 1);
     const Y = Float32Array.from({ length: m * d }, () => r() * 2 - 1);
     for (const metric of ['euclidean', 'sqeuclidean', 'cosine'] as const) {
@@ -34,8 +47,11 @@ test('ground metrics equal the naive definitions (odd sizes, long vectors cross 
 
 test('normalisations divide by max / mean / median', () => {
   const r = rng(2);
-  const n = 9, m = 6, d = 4;
-  const X = Float64Array.from({ length: n * d }, r), Y = Float64Array.from({ length: m * d }, r);
+  const n = 9,
+    m = 6,
+    d = 4;
+  const X = Float64Array.from({ length: n * d }, r),
+    Y = Float64Array.from({ length: m * d }, r);
   const raw = naive(X, Y, n, m, d, 'euclidean');
   const sorted = Array.from(raw).sort((x, y) => x - y);
   const want = {

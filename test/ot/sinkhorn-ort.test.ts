@@ -56,7 +56,8 @@ test('ORT: reg 0.01 on sq64 hits the 1000-iteration cap like POT; a longer run c
 });
 
 test('ORT: stopThr, numItermax and Float32 costs behave like the JS solver', async () => {
-  const n = 70, m = 50;
+  const n = 70,
+    m = 50;
   const M = randomCost(n, m, 5);
   for (const opts of [{ stopThr: 1e-13 }, { numItermax: 7 }, { numItermax: 1 }, { stopThr: 0, numItermax: 35 }, { method: 'knopp' as const }]) {
     const r = await sinkhornAsync(uniform(n), uniform(m), M, 0.05, { ...opts, backend: 'ort' });
@@ -77,7 +78,12 @@ test('ORT: stopThr, numItermax and Float32 costs behave like the JS solver', asy
 });
 
 test('ORT: the same cached session serves different shapes, one after another and concurrently', async () => {
-  const shapes: [number, number][] = [[30, 40], [100, 20], [8, 8], [64, 96]];
+  const shapes: [number, number][] = [
+    [30, 40],
+    [100, 20],
+    [8, 8],
+    [64, 96],
+  ];
   const results = await Promise.all(shapes.map(([n, m], k) => sinkhornAsync(uniform(n), uniform(m), randomCost(n, m, 40 + k), 0.1, { backend: 'ort' })));
   shapes.forEach(([n, m], k) => {
     const j = sinkhorn(uniform(n), uniform(m), randomCost(n, m, 40 + k), 0.1);
@@ -87,7 +93,8 @@ test('ORT: the same cached session serves different shapes, one after another an
 });
 
 test('ORT: hard cases go to the JS solver and come back exactly as sinkhorn() gives them', async () => {
-  const n = 40, m = 30;
+  const n = 40,
+    m = 30;
   const M = randomCost(n, m, 21);
   // 'auto' method: exp(−M/reg) underflows → stabilised solver (JS)
   const shifted = M.map((x) => x + 1);
@@ -113,14 +120,34 @@ test('ORT: hard cases go to the JS solver and come back exactly as sinkhorn() gi
 });
 
 test('ORT: the underflow test of method auto agrees with sinkhorn() row by row and column by column', async () => {
-  const n = 40, m = 30, reg = 1e-3;
+  const n = 40,
+    m = 30,
+    reg = 1e-3;
   const base = (): Float64Array => randomCost(n, m, 33).map((x) => 0.05 * x); // min/reg ≤ 50 everywhere
   const cases: [string, (M: Float64Array) => void, 'ort' | 'js'][] = [
     ['no underflow', () => undefined, 'ort'],
-    ['one column far (min/reg = 300)', (M) => { for (let i = 0; i < n; i++) M[i * m + 4] = 0.3 + 0.01 * (i % 3); }, 'js'],
-    ['one row far (min/reg = 300)', (M) => { for (let j = 0; j < m; j++) M[7 * m + j] = 0.3 + 0.01 * (j % 3); }, 'js'],
+    [
+      'one column far (min/reg = 300)',
+      (M) => {
+        for (let i = 0; i < n; i++) M[i * m + 4] = 0.3 + 0.01 * (i % 3);
+      },
+      'js',
+    ],
+    [
+      'one row far (min/reg = 300)',
+      (M) => {
+        for (let j = 0; j < m; j++) M[7 * m + j] = 0.3 + 0.01 * (j % 3);
+      },
+      'js',
+    ],
     // column minimum/reg = 199 (Knopp in sinkhorn()), but its column sum alone cannot tell: exact decision in JS
-    ['one column at 199 (ambiguous for the sum bound)', (M) => { for (let i = 0; i < n; i++) M[i * m + 9] = i === 0 ? 0.199 : 0.5; }, 'js'],
+    [
+      'one column at 199 (ambiguous for the sum bound)',
+      (M) => {
+        for (let i = 0; i < n; i++) M[i * m + 9] = i === 0 ? 0.199 : 0.5;
+      },
+      'js',
+    ],
   ];
   for (const [label, edit, backend] of cases) {
     const M = base();
@@ -135,11 +162,16 @@ test('ORT: the underflow test of method auto agrees with sinkhorn() row by row a
 });
 
 test('ORT: bad input raises the same errors as the JS solver', async () => {
-  const n = 12, m = 10;
+  const n = 12,
+    m = 10;
   const M = randomCost(n, m, 3);
   const expectSame = async (a: Float64Array, b: Float64Array, cost: Float64Array, reg: number, opts = {}): Promise<void> => {
     let jsErr: unknown;
-    try { sinkhorn(a, b, cost, reg, opts); } catch (e) { jsErr = e; }
+    try {
+      sinkhorn(a, b, cost, reg, opts);
+    } catch (e) {
+      jsErr = e;
+    }
     assert.ok(jsErr instanceof OtfuseError, 'JS solver should throw');
     await assert.rejects(sinkhornAsync(a, b, cost, reg, { ...opts, backend: 'ort' }), (e: unknown) => {
       assert.ok(e instanceof OtfuseError);
@@ -149,12 +181,19 @@ test('ORT: bad input raises the same errors as the JS solver', async () => {
     });
   };
   for (const bad of [NaN, Infinity, -Infinity]) {
-    const Mb = M.slice(); Mb[17] = bad;
+    const Mb = M.slice();
+    Mb[17] = bad;
     await expectSame(uniform(n), uniform(m), Mb, 0.1);
   }
   await expectSame(uniform(n), uniform(m + 1), M, 0.1); // size mismatch
-  await expectSame(uniform(n).map((x) => 2 * x), uniform(m), M, 0.1); // unequal mass
-  const neg = uniform(n); neg[0] = -neg[0];
+  await expectSame(
+    uniform(n).map((x) => 2 * x),
+    uniform(m),
+    M,
+    0.1,
+  ); // unequal mass
+  const neg = uniform(n);
+  neg[0] = -neg[0];
   await expectSame(neg, uniform(m), M, 0.1);
   await expectSame(uniform(n), uniform(m), M, 0);
   await expectSame(uniform(n), uniform(m), M, 0.1, { numItermax: 0 });

@@ -23,7 +23,7 @@ for (const c of potCases()) {
   }
 }
 
-test('reg 0.01 on sq64 hits POT\'s 1000-iteration cap; a longer run converges', () => {
+test("reg 0.01 on sq64 hits POT's 1000-iteration cap; a longer run converges", () => {
   const c = potCases().find((x) => x.name === 'sq64')!;
   const capped = sinkhorn(c.a, c.b, c.M, 0.01);
   assert.equal(capped.iterations, 1000);
@@ -51,7 +51,8 @@ test('stabilized matches knopp where both work', () => {
 });
 
 test('auto switches to the stabilized solver when exp(−M/reg) underflows; knopp alone fails there', () => {
-  const n = 40, m = 30;
+  const n = 40,
+    m = 30;
   const M = randomCost(n, m, 21);
   const reg = 1e-3;
   const r = sinkhorn(uniform(n), uniform(m), M, reg, { numItermax: 20000 });
@@ -66,19 +67,33 @@ test('auto switches to the stabilized solver when exp(−M/reg) underflows; knop
   const exact = emd(uniform(n), uniform(m), M);
   assert.ok(r.cost >= exact.cost - 1e-9 && r.cost - exact.cost < 5e-3, `gap ${r.cost - exact.cost}`);
   // plain Knopp: far costs underflow to 0; it stops on numerical errors (POT's behaviour) instead of converging
-  const k = sinkhorn(uniform(n), uniform(m), M.map((x) => x + 1), reg, { method: 'knopp' });
+  const k = sinkhorn(
+    uniform(n),
+    uniform(m),
+    M.map((x) => x + 1),
+    reg,
+    { method: 'knopp' },
+  );
   assert.equal(k.numericalError, true);
   assert.equal(k.converged, false);
   // and auto handles the shifted problem too
-  const a2 = sinkhorn(uniform(n), uniform(m), M.map((x) => x + 1), reg, { numItermax: 20000 });
+  const a2 = sinkhorn(
+    uniform(n),
+    uniform(m),
+    M.map((x) => x + 1),
+    reg,
+    { numItermax: 20000 },
+  );
   assert.equal(a2.method, 'stabilized');
   assert.ok(Math.abs(a2.cost - 1 - r.cost) < 1e-8);
 });
 
 test('sinkhorn cost approaches the EMD cost monotonically as reg → 0', () => {
-  const n = 48, m = 40;
+  const n = 48,
+    m = 40;
   const r0 = rng(99);
-  const a = randomSimplex(n, r0), b = randomSimplex(m, r0);
+  const a = randomSimplex(n, r0),
+    b = randomSimplex(m, r0);
   const M = randomCost(n, m, 77);
   const exact = emd(a, b, M).cost;
   const ladder = [1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002];
@@ -96,9 +111,11 @@ test('sinkhorn cost approaches the EMD cost monotonically as reg → 0', () => {
 
 test('degenerate costs finish: all-equal and zero costs give the independent plan', () => {
   for (const fill of [0, 1, 3.5]) {
-    const n = 16, m = 12;
+    const n = 16,
+      m = 12;
     const r = rng(4);
-    const a = randomSimplex(n, r), b = randomSimplex(m, r);
+    const a = randomSimplex(n, r),
+      b = randomSimplex(m, r);
     for (const method of ['knopp', 'stabilized', 'auto'] as const) {
       const s = sinkhorn(a, b, new Float64Array(n * m).fill(fill), 0.05, { method });
       assert.equal(s.converged, true);

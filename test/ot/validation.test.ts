@@ -13,7 +13,8 @@ function throwsCode(fn: () => unknown, code: string, pattern: RegExp): void {
 }
 
 const M = new Float64Array(6).fill(0.5);
-const a = uniform(2), b = uniform(3);
+const a = uniform(2),
+  b = uniform(3);
 const solvers: [string, (a: ArrayLike<number>, b: ArrayLike<number>, M: Float64Array) => unknown][] = [
   ['emd', (x, y, c) => emd(x as Float64Array, y as Float64Array, c)],
   ['sinkhorn', (x, y, c) => sinkhorn(x as Float64Array, y as Float64Array, c, 0.1)],
@@ -52,7 +53,8 @@ test('sinkhorn: bad reg and options → BAD_DATA', () => {
 });
 
 test('ground metric: shape mismatches, non-finite inputs, unknown options', () => {
-  const X = new Float32Array(6), Y = new Float32Array(9);
+  const X = new Float32Array(6),
+    Y = new Float32Array(9);
   throwsCode(() => groundMetric(X, Y, 2, 3, 4), 'BAD_DATA', /X has 6 values, expected n×d = 2×4/);
   throwsCode(() => groundMetric(X, new Float32Array(8), 2, 3, 3), 'BAD_DATA', /Y has 8 values/);
   throwsCode(() => groundMetric(X, Y, 0, 3, 3), 'BAD_DATA', /n must be a positive integer/);

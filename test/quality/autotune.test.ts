@@ -45,7 +45,13 @@ test('autotune: scores each candidate on the held-out calibration tail and keeps
 
 test('autotune: the budget cuts the tail of the sweep but always scores the first candidate', async () => {
   const models = [loadModel(S11), loadModel(S10)];
-  const r = await autotuneRecipe(models, openDataset(CALIB), { budgetSeconds: 0.001, candidates: [{ label: 'a', recipe: { solver: 'emd' } }, { label: 'b', recipe: { preset: 'weights' } }] });
+  const r = await autotuneRecipe(models, openDataset(CALIB), {
+    budgetSeconds: 0.001,
+    candidates: [
+      { label: 'a', recipe: { solver: 'emd' } },
+      { label: 'b', recipe: { preset: 'weights' } },
+    ],
+  });
   assert.equal(r.chosenLabel, 'a');
   assert.match(r.trials[1].skipped ?? '', /budget/);
 });

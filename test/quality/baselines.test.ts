@@ -11,13 +11,25 @@ const S11 = path.join(EXAMPLES, 'vit48_s11.onnx');
 
 test('baselines: ensemble row, same-finetune rows per start with per-seed accuracies, consistent with the run', async () => {
   const runsDir = tempDir();
-  const { record } = await fuseModels({
-    models: [S11, S10], data: path.join(EXAMPLES, 'calib200.npz'), evalData: path.join(EXAMPLES, 'data/fmnist-test-2k.json'), evalLimit: 300, runsDir,
-    recipe: { preset: 'paper' }, baselines: { seeds: 2 },
-    finetune: { data: path.join(EXAMPLES, 'data/fmnist-train-5k.json'), maxSteps: 6, batchSize: 64, keep: 'last', teachers: [S11, S10] },
-  }, {});
+  const { record } = await fuseModels(
+    {
+      models: [S11, S10],
+      data: path.join(EXAMPLES, 'calib200.npz'),
+      evalData: path.join(EXAMPLES, 'data/fmnist-test-2k.json'),
+      evalLimit: 300,
+      runsDir,
+      recipe: { preset: 'paper' },
+      baselines: { seeds: 2 },
+      finetune: { data: path.join(EXAMPLES, 'data/fmnist-train-5k.json'), maxSteps: 6, batchSize: 64, keep: 'last', teachers: [S11, S10] },
+    },
+    {},
+  );
   const labels = record.metrics.map((m) => m.label);
-  assert.deepEqual(labels.slice(-5), ['ensemble (mean logits)', 'ot+finetune (2 seeds)', 'vit48_s11.onnx+finetune (2 seeds)', 'vit48_s10.onnx+finetune (2 seeds)', 'vanilla+finetune (2 seeds)'], labels.join(' | '));
+  assert.deepEqual(
+    labels.slice(-5),
+    ['ensemble (mean logits)', 'ot+finetune (2 seeds)', 'vit48_s11.onnx+finetune (2 seeds)', 'vit48_s10.onnx+finetune (2 seeds)', 'vanilla+finetune (2 seeds)'],
+    labels.join(' | '),
+  );
   const by = (l: string) => record.metrics.find((m) => m.label === l)!;
   const ens = by('ensemble (mean logits)');
   assert.ok(ens.accuracy! > 0.8, `ensemble ${ens.accuracy}`);

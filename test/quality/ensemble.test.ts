@@ -17,7 +17,8 @@ test('ensemble = mean of the logits; one model (or weight 1, 0) = that model', a
   const n = 600;
   const logits = [new Float32Array(n * 10), new Float32Array(n * 10)];
   const single = [];
-  for (const [k, f] of [S10, S11].entries()) single.push(await evaluateModel(loadModel(f), data, { limit: n, onLogits: (l, start) => logits[k].set(l, start * 10) }));
+  for (const [k, f] of [S10, S11].entries())
+    single.push(await evaluateModel(loadModel(f), data, { limit: n, onLogits: (l, start) => logits[k].set(l, start * 10) }));
   const mean = logits[0].map((v, i) => (v + logits[1][i]) / 2);
   const ref = scoreLogits(mean, data.labels.subarray(0, n));
   const ens = await evaluateEnsemble([S10, S11], data, { limit: n, batchSize: 128 });

@@ -26,7 +26,21 @@ const usageCases: [string, string[]][] = [
   ['overflowing weights', ['fuse', MODEL, path.join(VIT, 'vit48_s11.onnx'), '--data', CALIB, '--weights', '1e308,1e308']],
   ['zero epochs', ['finetune', MODEL, '--data', CALIB, '-o', '/tmp/never.onnx', '--epochs', '0']],
   ['NaN lr', ['finetune', MODEL, '--data', CALIB, '-o', '/tmp/never.onnx', '--lr', 'NaN']],
-  ['zero std', ['eval', MODEL, '--data', path.join(EXAMPLES, 'data', 'fmnist-test-2k-images-idx3-ubyte.gz'), '--labels', path.join(EXAMPLES, 'data', 'fmnist-test-2k-labels-idx1-ubyte.gz'), '--mean', '0.3', '--std', '0']],
+  [
+    'zero std',
+    [
+      'eval',
+      MODEL,
+      '--data',
+      path.join(EXAMPLES, 'data', 'fmnist-test-2k-images-idx3-ubyte.gz'),
+      '--labels',
+      path.join(EXAMPLES, 'data', 'fmnist-test-2k-labels-idx1-ubyte.gz'),
+      '--mean',
+      '0.3',
+      '--std',
+      '0',
+    ],
+  ],
 ];
 
 for (const [name, args] of usageCases) {
@@ -54,7 +68,10 @@ test('an empty dataset is a data error (exit 1), not a 0.00 % metric', () => {
 test('the engine API checks numbers too (the extension path has no CLI parser)', async () => {
   await assert.rejects(engine.evaluate({ model: MODEL, data: CALIB, batchSize: 2.5 }), (e: OtfuseError) => e.code === 'BAD_USAGE');
   await assert.rejects(engine.evaluate({ model: MODEL, data: { path: CALIB, offset: -1 } }), (e: OtfuseError) => e.code === 'BAD_USAGE');
-  await assert.rejects(engine.fuse({ models: [MODEL, path.join(VIT, 'vit48_s11.onnx')], data: CALIB, recipe: { weights: [1e308, 1e308] } }), (e: OtfuseError) => e.code === 'BAD_USAGE' && /finite, positive sum/.test(e.message));
+  await assert.rejects(
+    engine.fuse({ models: [MODEL, path.join(VIT, 'vit48_s11.onnx')], data: CALIB, recipe: { weights: [1e308, 1e308] } }),
+    (e: OtfuseError) => e.code === 'BAD_USAGE' && /finite, positive sum/.test(e.message),
+  );
   await assert.rejects(engine.finetune({ model: MODEL, data: CALIB, output: '/tmp/x.onnx', epochs: 0 }), (e: OtfuseError) => e.code === 'BAD_USAGE');
 });
 

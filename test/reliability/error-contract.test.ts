@@ -13,7 +13,14 @@ import { isRunFolder } from '../../worker/onnx/files';
 import { VIT, runCli, tempDir } from '../helpers';
 
 test('Node error codes become documented codes that name the file', () => {
-  const cases: [string, string][] = [['ENOSPC', 'IO'], ['EROFS', 'IO'], ['ENOTEMPTY', 'IO'], ['Z_DATA_ERROR', 'BAD_DATA'], ['ERR_BUFFER_TOO_LARGE', 'BAD_DATA'], ['EWHATEVER', 'INTERNAL']];
+  const cases: [string, string][] = [
+    ['ENOSPC', 'IO'],
+    ['EROFS', 'IO'],
+    ['ENOTEMPTY', 'IO'],
+    ['Z_DATA_ERROR', 'BAD_DATA'],
+    ['ERR_BUFFER_TOO_LARGE', 'BAD_DATA'],
+    ['EWHATEVER', 'INTERNAL'],
+  ];
   for (const [code, expected] of cases) {
     const err = Object.assign(new Error(`${code}: something, write`), { code, path: '/x/run/fused.onnx' });
     const info = toErrorInfo(err);
@@ -26,9 +33,15 @@ test('Node error codes become documented codes that name the file', () => {
 });
 
 test("ORT messages: the node name, never the word after 'Node input'", () => {
-  assert.equal(nodeInMessage(new Error("Non-zero status code returned while running MatMul node. Name:'/blocks.0/attn/MatMul' Status Message: bad")), '/blocks.0/attn/MatMul');
-  assert.equal(nodeInMessage(new Error("Node (fc1) Op (Gemm) [ShapeInferenceError] Incompatible dimensions")), 'fc1');
-  assert.equal(nodeInMessage(new Error("This is an invalid model. Node input 'x_missing' is not a graph input, initializer, or output of a previous node.")), undefined);
+  assert.equal(
+    nodeInMessage(new Error("Non-zero status code returned while running MatMul node. Name:'/blocks.0/attn/MatMul' Status Message: bad")),
+    '/blocks.0/attn/MatMul',
+  );
+  assert.equal(nodeInMessage(new Error('Node (fc1) Op (Gemm) [ShapeInferenceError] Incompatible dimensions')), 'fc1');
+  assert.equal(
+    nodeInMessage(new Error("This is an invalid model. Node input 'x_missing' is not a graph input, initializer, or output of a previous node.")),
+    undefined,
+  );
 });
 
 test('a killed run leaves a hidden .tmp folder; the next cleanup removes it (live and fresh ones stay)', () => {
@@ -38,7 +51,10 @@ test('a killed run leaves a hidden .tmp folder; the next cleanup removes it (liv
   const stale = path.join(dir, `.20260101-000000-x.${gone}.abc123.tmp`);
   const live = path.join(dir, `.20260101-000000-y.${process.ppid}.abc124.tmp`);
   const fresh = path.join(dir, `.20260101-000000-z.${gone}.abc125.tmp`);
-  for (const d of [stale, live, fresh]) { fs.mkdirSync(d); fs.writeFileSync(path.join(d, 'fused.onnx'), 'x'); }
+  for (const d of [stale, live, fresh]) {
+    fs.mkdirSync(d);
+    fs.writeFileSync(path.join(d, 'fused.onnx'), 'x');
+  }
   const old = new Date(Date.now() - 3600_000);
   fs.utimesSync(stale, old, old);
   fs.utimesSync(live, old, old);
@@ -50,7 +66,21 @@ test('a killed run leaves a hidden .tmp folder; the next cleanup removes it (liv
 test('isRunFolder accepts a real run and refuses look-alikes', async () => {
   const dir = tempDir();
   const runs = path.join(dir, 'runs');
-  const r = runCli(['fuse', path.join(VIT, 'vit48_s10.onnx'), path.join(VIT, 'vit48_s11.onnx'), '--data', path.join(VIT, 'calib200.npz'), '--samples', '20', '--no-eval', '--runs-dir', runs, '--provider', 'cpu', '--json']);
+  const r = runCli([
+    'fuse',
+    path.join(VIT, 'vit48_s10.onnx'),
+    path.join(VIT, 'vit48_s11.onnx'),
+    '--data',
+    path.join(VIT, 'calib200.npz'),
+    '--samples',
+    '20',
+    '--no-eval',
+    '--runs-dir',
+    runs,
+    '--provider',
+    'cpu',
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const runDir = JSON.parse(r.stdout).runDir as string;
   assert.equal(isRunFolder(runDir, runs), true);
@@ -79,11 +109,19 @@ test('a write the file system refuses is an IO error naming the target, with no 
   const dir = tempDir();
   fs.writeFileSync(path.join(dir, 'file'), 'x');
   const target = path.join(dir, 'file', 'fused.onnx'); // parent is a file: ENOTDIR/EEXIST
-  assert.throws(() => writeFileAtomic(target, 'data'), (e: OtfuseError) => e.code === 'IO' && e.message.includes(target));
+  assert.throws(
+    () => writeFileAtomic(target, 'data'),
+    (e: OtfuseError) => e.code === 'IO' && e.message.includes(target),
+  );
   // A run folder whose final name is taken by a non-empty folder: ENOTEMPTY/EEXIST on rename, as IO naming it.
   const taken = path.join(dir, 'run');
   fs.mkdirSync(taken);
   fs.writeFileSync(path.join(taken, 'keep'), 'x');
-  await assert.rejects(writeDirAtomic(taken, async (tmp) => { fs.writeFileSync(path.join(tmp, 'run.json'), '{}'); }), (e: OtfuseError) => e.code === 'IO' && e.message.includes(taken));
+  await assert.rejects(
+    writeDirAtomic(taken, async (tmp) => {
+      fs.writeFileSync(path.join(tmp, 'run.json'), '{}');
+    }),
+    (e: OtfuseError) => e.code === 'IO' && e.message.includes(taken),
+  );
   assert.deepEqual(fs.readdirSync(dir).sort(), ['file', 'run']);
 });

@@ -28,7 +28,26 @@ test('a diverging finetune (lr 1000, no clipping) never leaves exploded paramete
   const out = path.join(dir, 'out.onnx');
   const sentinel = Buffer.from('previous checkpoint');
   fs.writeFileSync(out, sentinel);
-  const r = runCli(['finetune', A, '--data', CALIB, '-o', out, '--lr', '1000', '--clip-norm', '0', '--warmup-steps', '0', '--max-steps', '12', '--batch-size', '16', '--provider', 'cpu']);
+  const r = runCli([
+    'finetune',
+    A,
+    '--data',
+    CALIB,
+    '-o',
+    out,
+    '--lr',
+    '1000',
+    '--clip-norm',
+    '0',
+    '--warmup-steps',
+    '0',
+    '--max-steps',
+    '12',
+    '--batch-size',
+    '16',
+    '--provider',
+    'cpu',
+  ]);
   assert.ok(r.code === 0 || r.code === 1, r.stderr);
   assert.equal(hasStackTrace(r.stderr), false);
   const start = maxAbsParam(A);

@@ -13,7 +13,6 @@ import { VIT, tempDir } from '../helpers';
 import { seededRandom as mulberry32 } from '../../worker/random';
 import { hasStackTrace, runCliWatched } from './helpers';
 
-
 /** A mutated copy: 1–16 random byte flips, or a truncation, or flips inside the first 256 bytes (headers). */
 function mutate(src: Buffer, rand: () => number): { bytes: Buffer; what: string } {
   const kind = rand();
@@ -110,7 +109,11 @@ test('fuzz: finetune on mutated data leaves nothing half-written', async () => {
     checkOutcome(o, `finetune case ${i} (${what})`);
     // No temp files anywhere; the output is either absent or a complete, loadable model.
     const left = fs.existsSync(path.dirname(out)) ? fs.readdirSync(path.dirname(out)) : [];
-    assert.deepEqual(left.filter((n) => n.endsWith('.tmp')), [], `case ${i}`);
+    assert.deepEqual(
+      left.filter((n) => n.endsWith('.tmp')),
+      [],
+      `case ${i}`,
+    );
     if (fs.existsSync(out)) assert.ok(loadModel(out).initializerNames().length > 0);
     else assert.notEqual(o.exit, 0);
     fs.rmSync(dir, { recursive: true, force: true });

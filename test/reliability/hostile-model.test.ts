@@ -18,7 +18,10 @@ test('a symlink inside the model folder that points outside it is refused (no se
   // A "secret" outside the folder, exactly as long as the tensor so a plain read would succeed.
   fs.writeFileSync(path.join(outside, 'secret'), Buffer.alloc(bytes, 0x41));
   fs.symlinkSync(path.join(outside, 'secret'), path.join(dir, 'w.bin'));
-  assert.throws(() => loadModel(path.join(dir, 'ext.onnx')), (err: OtfuseError) => err.code === 'BAD_MODEL' && /symbolic link that escapes/.test(err.message) && err.message.includes('ext.onnx'));
+  assert.throws(
+    () => loadModel(path.join(dir, 'ext.onnx')),
+    (err: OtfuseError) => err.code === 'BAD_MODEL' && /symbolic link that escapes/.test(err.message) && err.message.includes('ext.onnx'),
+  );
   // A symlink to a folder outside, reached through a relative path, is refused the same way.
   fs.rmSync(path.join(dir, 'w.bin'));
   fs.symlinkSync(outside, path.join(dir, 'sub'));
@@ -37,11 +40,17 @@ test('external data that is /dev/zero (via a link inside the folder) or a FIFO i
   // and the FIFO covers the "not a regular file" case without relying on containment.
   modelWithExternal(dir, 'zero.bin', 'zero.onnx');
   fs.symlinkSync('/dev/zero', path.join(dir, 'zero.bin'));
-  assert.throws(() => loadModel(path.join(dir, 'zero.onnx')), (err: OtfuseError) => err.code === 'BAD_MODEL');
+  assert.throws(
+    () => loadModel(path.join(dir, 'zero.onnx')),
+    (err: OtfuseError) => err.code === 'BAD_MODEL',
+  );
   const fifo = modelWithExternal(dir, 'pipe.bin', 'fifo.onnx');
   execFileSync('mkfifo', [path.join(dir, 'pipe.bin')]);
   const t0 = Date.now();
-  assert.throws(() => loadModel(fifo.file), (err: OtfuseError) => err.code === 'BAD_MODEL' && /FIFO/.test(err.message));
+  assert.throws(
+    () => loadModel(fifo.file),
+    (err: OtfuseError) => err.code === 'BAD_MODEL' && /FIFO/.test(err.message),
+  );
   assert.ok(Date.now() - t0 < 5000);
   // Through the CLI: exits 1 with a message naming the model, no hang, no stack trace.
   const r = runCliWatched(['inspect', fifo.file, '--provider', 'cpu'], { timeoutMs: 30_000 });
@@ -54,9 +63,15 @@ test('external data that is /dev/zero (via a link inside the folder) or a FIFO i
 test('a model file that is itself a FIFO or a device is refused without reading it', () => {
   const dir = tempDir();
   execFileSync('mkfifo', [path.join(dir, 'model.onnx')]);
-  assert.throws(() => loadModel(path.join(dir, 'model.onnx')), (err: OtfuseError) => err.code === 'BAD_MODEL' && /FIFO/.test(err.message));
+  assert.throws(
+    () => loadModel(path.join(dir, 'model.onnx')),
+    (err: OtfuseError) => err.code === 'BAD_MODEL' && /FIFO/.test(err.message),
+  );
   fs.symlinkSync('/dev/zero', path.join(dir, 'zero.onnx'));
-  assert.throws(() => loadModel(path.join(dir, 'zero.onnx')), (err: OtfuseError) => err.code === 'BAD_MODEL' && /device/.test(err.message));
+  assert.throws(
+    () => loadModel(path.join(dir, 'zero.onnx')),
+    (err: OtfuseError) => err.code === 'BAD_MODEL' && /device/.test(err.message),
+  );
 });
 
 test('external data length must match the declared dims; offset + length must fit the file', () => {
@@ -66,7 +81,10 @@ test('external data length must match the declared dims; offset + length must fi
   assert.throws(() => loadModel(m.file), /do not fit the file|truncated/);
   const proto = onnx.ModelProto.decode(fs.readFileSync(m.file));
   const t = proto.graph!.initializer!.find((x) => x.name === m.tensor)!;
-  t.externalData = [{ key: 'location', value: 'w.bin' }, { key: 'length', value: String(8 * 2 ** 30) }];
+  t.externalData = [
+    { key: 'location', value: 'w.bin' },
+    { key: 'length', value: String(8 * 2 ** 30) },
+  ];
   fs.writeFileSync(m.file, onnx.ModelProto.encode(proto).finish());
   assert.throws(() => loadModel(m.file), /does not match its dims/);
 });
@@ -80,7 +98,10 @@ test('a tensor declaring [30000, 30000] with no data fails at load without alloc
   const file = path.join(dir, 'huge.onnx');
   fs.writeFileSync(file, onnx.ModelProto.encode(proto).finish());
   const before = process.memoryUsage().rss;
-  assert.throws(() => loadModel(file), (err: OtfuseError) => err.code === 'BAD_MODEL' && /declares dims \[30000,30000\]/.test(err.message));
+  assert.throws(
+    () => loadModel(file),
+    (err: OtfuseError) => err.code === 'BAD_MODEL' && /declares dims \[30000,30000\]/.test(err.message),
+  );
   assert.ok(process.memoryUsage().rss - before < 512 * 2 ** 20);
   const r = runCliWatched(['inspect', file, '--provider', 'cpu']);
   assert.equal(r.code, 1, r.stderr);

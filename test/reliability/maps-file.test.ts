@@ -36,7 +36,12 @@ test('bad shapes, offsets and byte counts are refused naming the tensor', () => 
     [{ t: { dtype: 'F32', shape: [2, 2, 2], data_offsets: [0, 32] } }, /invalid shape/],
     [{ t: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 1e300] } }, /invalid data_offsets/],
   ];
-  for (const [header, expected] of cases) assert.throws(() => MapsFile.open(stFile(header, 64)), (e: Error) => expected.test(e.message) && /tensor 't'/.test(e.message), JSON.stringify(header));
+  for (const [header, expected] of cases)
+    assert.throws(
+      () => MapsFile.open(stFile(header, 64)),
+      (e: Error) => expected.test(e.message) && /tensor 't'/.test(e.message),
+      JSON.stringify(header),
+    );
 });
 
 test('down-sampling runs on a worker thread with the same result; the main thread keeps ticking', async () => {
@@ -49,7 +54,12 @@ test('down-sampling runs on a worker thread with the same result; the main threa
   let ticks = 0;
   let maxGap = 0;
   let last = performance.now();
-  const timer = setInterval(() => { const now = performance.now(); maxGap = Math.max(maxGap, now - last); last = now; ticks++; }, 5);
+  const timer = setInterval(() => {
+    const now = performance.now();
+    maxGap = Math.max(maxGap, now - last);
+    last = now;
+    ticks++;
+  }, 5);
   const t0 = performance.now();
   const off = await maps.downsampledAsync('m1/p', 384);
   const elapsed = performance.now() - t0;

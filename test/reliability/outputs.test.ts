@@ -29,7 +29,9 @@ test('fuse -o onto an input model (same path, a symlink, a hard link) is refused
   fs.symlinkSync(a, path.join(dir, 'link.onnx'));
   fs.linkSync(a, path.join(dir, 'hard.onnx'));
   for (const out of [a, path.join(dir, 'link.onnx'), path.join(dir, 'hard.onnx'), path.join(dir, '.', 'A.onnx')]) {
-    const r = runCli(['fuse', a, b, '--data', CALIB, '--samples', '20', '--no-eval', '-o', out, '--runs-dir', path.join(dir, 'runs'), '--provider', 'cpu'], { cwd: dir });
+    const r = runCli(['fuse', a, b, '--data', CALIB, '--samples', '20', '--no-eval', '-o', out, '--runs-dir', path.join(dir, 'runs'), '--provider', 'cpu'], {
+      cwd: dir,
+    });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /would replace the source model/);
     assert.equal(hasStackTrace(r.stderr), false);
@@ -54,18 +56,48 @@ test('an unwritable runs folder or -o, and bad eval labels, fail before fusion s
   fs.chmodSync(ro, 0o555);
   const events: string[] = [];
   const onProgress = (e: { stage: string }) => events.push(e.stage);
-  const writable = (() => { try { fs.writeFileSync(path.join(ro, 'x'), ''); fs.rmSync(path.join(ro, 'x')); return true; } catch { return false; } })();
+  const writable = (() => {
+    try {
+      fs.writeFileSync(path.join(ro, 'x'), '');
+      fs.rmSync(path.join(ro, 'x'));
+      return true;
+    } catch {
+      return false;
+    }
+  })();
   if (!writable) {
-    await assert.rejects(engine.fuse({ models: [a, b], data: CALIB, runsDir: path.join(ro, 'runs'), recipe: { samples: 20 }, skipEval: true }, { onProgress }), (e: OtfuseError) => e.code === 'BAD_USAGE' && /cannot write the runs folder/.test(e.message));
-    await assert.rejects(engine.fuse({ models: [a, b], data: CALIB, output: path.join(ro, 'f.onnx'), runsDir: path.join(dir, 'runs'), recipe: { samples: 20 }, skipEval: true }, { onProgress }), (e: OtfuseError) => /cannot write the output model/.test(e.message));
+    await assert.rejects(
+      engine.fuse({ models: [a, b], data: CALIB, runsDir: path.join(ro, 'runs'), recipe: { samples: 20 }, skipEval: true }, { onProgress }),
+      (e: OtfuseError) => e.code === 'BAD_USAGE' && /cannot write the runs folder/.test(e.message),
+    );
+    await assert.rejects(
+      engine.fuse(
+        { models: [a, b], data: CALIB, output: path.join(ro, 'f.onnx'), runsDir: path.join(dir, 'runs'), recipe: { samples: 20 }, skipEval: true },
+        { onProgress },
+      ),
+      (e: OtfuseError) => /cannot write the output model/.test(e.message),
+    );
   }
   // -o naming a folder.
-  await assert.rejects(engine.fuse({ models: [a, b], data: CALIB, output: dir, runsDir: path.join(dir, 'runs'), recipe: { samples: 20 }, skipEval: true }, { onProgress }), /output model is a folder/);
+  await assert.rejects(
+    engine.fuse({ models: [a, b], data: CALIB, output: dir, runsDir: path.join(dir, 'runs'), recipe: { samples: 20 }, skipEval: true }, { onProgress }),
+    /output model is a folder/,
+  );
   // Evaluation labels outside the model's 10 classes.
   const badEval = path.join(dir, 'bad-eval.npz');
-  fs.writeFileSync(badEval, encodeNpz({ x: { data: new Float32Array(4 * 784), shape: [4, 1, 28, 28] }, y: { data: BigInt64Array.from([0n, 1n, 12n, 3n]), shape: [4] } }));
-  await assert.rejects(engine.fuse({ models: [a, b], data: CALIB, evalData: badEval, runsDir: path.join(dir, 'runs'), recipe: { samples: 20 } }, { onProgress }), (e: OtfuseError) => e.code === 'BAD_DATA' && /label 12 of sample 2/.test(e.message));
-  assert.deepEqual(events.filter((s) => s === 'activations' || s === 'align'), [], 'no fusion work was done');
+  fs.writeFileSync(
+    badEval,
+    encodeNpz({ x: { data: new Float32Array(4 * 784), shape: [4, 1, 28, 28] }, y: { data: BigInt64Array.from([0n, 1n, 12n, 3n]), shape: [4] } }),
+  );
+  await assert.rejects(
+    engine.fuse({ models: [a, b], data: CALIB, evalData: badEval, runsDir: path.join(dir, 'runs'), recipe: { samples: 20 } }, { onProgress }),
+    (e: OtfuseError) => e.code === 'BAD_DATA' && /label 12 of sample 2/.test(e.message),
+  );
+  assert.deepEqual(
+    events.filter((s) => s === 'activations' || s === 'align'),
+    [],
+    'no fusion work was done',
+  );
   fs.chmodSync(ro, 0o755);
 });
 
@@ -73,8 +105,19 @@ test('a finetune stage that fails keeps the fusion run, with a warning in run.js
   const { dir, a, b } = copies();
   // Training data whose inputs are NaN: an input error in the finetune stage, after the fusion is done.
   const nanTrain = path.join(dir, 'nan-train.npz');
-  fs.writeFileSync(nanTrain, encodeNpz({ x: { data: new Float32Array(8 * 784).fill(NaN), shape: [8, 1, 28, 28] }, y: { data: new BigInt64Array(8), shape: [8] } }));
-  const r = await engine.fuse({ models: [a, b], data: CALIB, runsDir: path.join(dir, 'runs'), recipe: { samples: 20 }, skipEval: true, provider: 'cpu', finetune: { data: nanTrain, maxSteps: 2 } });
+  fs.writeFileSync(
+    nanTrain,
+    encodeNpz({ x: { data: new Float32Array(8 * 784).fill(NaN), shape: [8, 1, 28, 28] }, y: { data: new BigInt64Array(8), shape: [8] } }),
+  );
+  const r = await engine.fuse({
+    models: [a, b],
+    data: CALIB,
+    runsDir: path.join(dir, 'runs'),
+    recipe: { samples: 20 },
+    skipEval: true,
+    provider: 'cpu',
+    finetune: { data: nanTrain, maxSteps: 2 },
+  });
   assert.ok(fs.existsSync(path.join(r.runDir, 'fused.onnx')));
   assert.equal(fs.existsSync(path.join(r.runDir, 'finetuned.onnx')), false);
   const rec = JSON.parse(fs.readFileSync(path.join(r.runDir, 'run.json'), 'utf8'));
@@ -83,11 +126,17 @@ test('a finetune stage that fails keeps the fusion run, with a warning in run.js
 
 test('Sinkhorn that stops at its iteration cap is a warning in the CLI output and run.json', () => {
   const dir = tempDir();
-  const r = runCli(['fuse', A, B, '--data', CALIB, '--samples', '20', '--no-eval', '--reg', '1e-300', '--runs-dir', path.join(dir, 'runs'), '--provider', 'cpu', '--json'], { cwd: dir });
+  const r = runCli(
+    ['fuse', A, B, '--data', CALIB, '--samples', '20', '--no-eval', '--reg', '1e-300', '--runs-dir', path.join(dir, 'runs'), '--provider', 'cpu', '--json'],
+    { cwd: dir },
+  );
   if (r.code === 0) {
     const out = JSON.parse(r.stdout);
     assert.match((out.record.warnings ?? []).join('\n'), /without converging/);
-    const human = runCli(['fuse', A, B, '--data', CALIB, '--samples', '20', '--no-eval', '--reg', '1e-300', '--runs-dir', path.join(dir, 'runs'), '--provider', 'cpu'], { cwd: dir });
+    const human = runCli(
+      ['fuse', A, B, '--data', CALIB, '--samples', '20', '--no-eval', '--reg', '1e-300', '--runs-dir', path.join(dir, 'runs'), '--provider', 'cpu'],
+      { cwd: dir },
+    );
     assert.match(human.stdout, /warning: the OT solver stopped at its iteration cap/);
   } else {
     // A solver that reports a numerical failure instead must say so (exit 1, no stack trace).

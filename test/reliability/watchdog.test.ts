@@ -17,7 +17,10 @@ test('a worker that stops beating is killed; the call fails with the reason; the
   try {
     const first = await client.ping();
     const t0 = Date.now();
-    await assert.rejects(client.hookForTest({ kind: 'block', ms: 30_000 }), (e: OtfuseError) => e.code === 'WORKER_CRASHED' && /stopped answering for \d/.test(e.message));
+    await assert.rejects(
+      client.hookForTest({ kind: 'block', ms: 30_000 }),
+      (e: OtfuseError) => e.code === 'WORKER_CRASHED' && /stopped answering for \d/.test(e.message),
+    );
     assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`);
     assert.equal(crashes.length, 1);
     const second = await client.ping();

@@ -19,10 +19,42 @@ test('fuse without --eval-data labels the numbers as calibration-data numbers', 
   assert.equal(j.code, 0, j.stderr);
   assert.equal(JSON.parse(j.stdout).record.evalIsCalibration, true);
   // The calibration file given again as --eval-data is still calibration data; a separate file is not.
-  const same = runCli(['fuse', S11, S10, '--data', CALIB, '--eval-data', CALIB, '--preset', 'weights', '--eval-limit', '100', '--runs-dir', runs, '--provider', 'cpu']);
+  const same = runCli([
+    'fuse',
+    S11,
+    S10,
+    '--data',
+    CALIB,
+    '--eval-data',
+    CALIB,
+    '--preset',
+    'weights',
+    '--eval-limit',
+    '100',
+    '--runs-dir',
+    runs,
+    '--provider',
+    'cpu',
+  ]);
   assert.equal(same.code, 0, same.stderr);
   assert.match(same.stdout, /CALIBRATION/);
-  const held = runCli(['fuse', S11, S10, '--data', CALIB, '--eval-data', EVAL, '--preset', 'weights', '--eval-limit', '100', '--runs-dir', runs, '--provider', 'cpu']);
+  const held = runCli([
+    'fuse',
+    S11,
+    S10,
+    '--data',
+    CALIB,
+    '--eval-data',
+    EVAL,
+    '--preset',
+    'weights',
+    '--eval-limit',
+    '100',
+    '--runs-dir',
+    runs,
+    '--provider',
+    'cpu',
+  ]);
   assert.equal(held.code, 0, held.stderr);
   assert.doesNotMatch(held.stdout, /CALIBRATION/);
 });

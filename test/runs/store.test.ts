@@ -32,13 +32,20 @@ if (process.env.OTFUSE_CLAIM_CHILD) {
 
 test('claims with the same time stamp get distinct ids, across 12 processes at once', async () => {
   const runsDir = tempDir();
-  const ids = await Promise.all(Array.from({ length: 12 }, () => new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, [__filename], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OTFUSE_CLAIM_CHILD: runsDir } });
-    let out = '', err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(err))));
-  })));
+  const ids = await Promise.all(
+    Array.from(
+      { length: 12 },
+      () =>
+        new Promise<string>((resolve, reject) => {
+          const child = spawn(process.execPath, [__filename], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OTFUSE_CLAIM_CHILD: runsDir } });
+          let out = '',
+            err = '';
+          child.stdout.on('data', (d) => (out += d));
+          child.stderr.on('data', (d) => (err += d));
+          child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(err))));
+        }),
+    ),
+  );
   assert.equal(new Set(ids).size, 12, `ids: ${ids}`);
   for (const id of ids) assert.match(id, /^20260102-030405-same(-\d+)?$/);
   assert.deepEqual(fs.readdirSync(runsDir).sort(), [...ids].sort(), 'every run committed, no temp folder left');
@@ -47,7 +54,9 @@ test('claims with the same time stamp get distinct ids, across 12 processes at o
 
 test('12 concurrent fusions into one runs folder all succeed, each in its own folder', async () => {
   const runsDir = tempDir();
-  const results = await Promise.all(Array.from({ length: 12 }, () => fuseModels({ models: [S11, S10], runsDir, skipEval: true, recipe: { preset: 'weights', name: 'many' } }, {})));
+  const results = await Promise.all(
+    Array.from({ length: 12 }, () => fuseModels({ models: [S11, S10], runsDir, skipEval: true, recipe: { preset: 'weights', name: 'many' } }, {})),
+  );
   const dirs = results.map((r) => r.runDir);
   assert.equal(new Set(dirs).size, 12);
   assert.deepEqual(fs.readdirSync(runsDir).sort(), dirs.map((d) => path.basename(d)).sort(), 'no temp or empty claim folders left');
@@ -58,7 +67,10 @@ test('12 concurrent fusions into one runs folder all succeed, each in its own fo
 test('a runs folder that cannot be created fails before any work, naming it', () => {
   const file = path.join(tempDir(), 'plain-file');
   fs.writeFileSync(file, 'x');
-  assert.throws(() => claimRun(path.join(file, 'runs'), 'x'), (err: unknown) => err instanceof OtfuseError && err.code === 'BAD_USAGE' && err.message.includes('plain-file'));
+  assert.throws(
+    () => claimRun(path.join(file, 'runs'), 'x'),
+    (err: unknown) => err instanceof OtfuseError && err.code === 'BAD_USAGE' && err.message.includes('plain-file'),
+  );
 });
 
 test('stale hidden temp folders of dead processes are cleaned; a live one is kept', () => {
@@ -89,7 +101,20 @@ test('deleteRun removes only real otfuse run folders', () => {
   assert.ok(fs.existsSync(path.join(fake, 'thesis.tex')));
   // A real record with a stranger file in the folder: refused too.
   const c = claimRun(root, 'real');
-  const record = { id: c.id, name: 'real', status: 'done', createdAt: new Date().toISOString(), recipe: {}, models: [], anchor: '', fusedModel: 'fused.onnx', versions: { otfuse: '0.1.0' }, timings: {}, metrics: [], layers: [] } as RunRecord;
+  const record = {
+    id: c.id,
+    name: 'real',
+    status: 'done',
+    createdAt: new Date().toISOString(),
+    recipe: {},
+    models: [],
+    anchor: '',
+    fusedModel: 'fused.onnx',
+    versions: { otfuse: '0.1.0' },
+    timings: {},
+    metrics: [],
+    layers: [],
+  } as RunRecord;
   writeRecord(c.tmp, record);
   commitRun(c);
   fs.mkdirSync(path.join(c.dir, 'subfolder'));
@@ -106,13 +131,34 @@ test('deleteRun removes only real otfuse run folders', () => {
 test('patchRun rewrites run.json atomically and keeps the other fields', () => {
   const root = tempDir();
   const c = claimRun(root, 'p');
-  writeRecord(c.tmp, { id: c.id, name: 'p', status: 'done', createdAt: 'now', recipe: {}, models: ['a'], anchor: 'a', fusedModel: 'fused.onnx', versions: { otfuse: '0.1.0' }, timings: {}, metrics: [{ label: 'ot', accuracy: 0.5 }], layers: [] });
+  writeRecord(c.tmp, {
+    id: c.id,
+    name: 'p',
+    status: 'done',
+    createdAt: 'now',
+    recipe: {},
+    models: ['a'],
+    anchor: 'a',
+    fusedModel: 'fused.onnx',
+    versions: { otfuse: '0.1.0' },
+    timings: {},
+    metrics: [{ label: 'ot', accuracy: 0.5 }],
+    layers: [],
+  });
   commitRun(c);
-  const next = patchRun(c.dir, (r) => { r.metrics.push({ label: 'x', accuracy: 0.25 }); });
-  assert.deepEqual(next.metrics.map((m) => m.label), ['ot', 'x']);
+  const next = patchRun(c.dir, (r) => {
+    r.metrics.push({ label: 'x', accuracy: 0.25 });
+  });
+  assert.deepEqual(
+    next.metrics.map((m) => m.label),
+    ['ot', 'x'],
+  );
   assert.deepEqual(readRun(c.dir).record!.metrics, next.metrics);
   assert.deepEqual(fs.readdirSync(c.dir), ['run.json'], 'no temp file left');
-  assert.throws(() => patchRun(path.join(root, 'missing'), () => undefined), (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_DATA');
+  assert.throws(
+    () => patchRun(path.join(root, 'missing'), () => undefined),
+    (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_DATA',
+  );
 });
 
 test('fused.onnx carries its lineage; evaluation on the calibration data is labelled as such', async () => {
@@ -124,7 +170,10 @@ test('fused.onnx carries its lineage; evaluation on the calibration data is labe
   const lineage = readLineage(summary.metadata)!;
   assert.ok(lineage, `metadata: ${JSON.stringify(summary.metadata)}`);
   assert.equal(lineage.kind, 'fused');
-  assert.deepEqual(lineage.parents, [{ file: S11, sha256: sha256File(S11) }, { file: S10, sha256: sha256File(S10) }]);
+  assert.deepEqual(lineage.parents, [
+    { file: S11, sha256: sha256File(S11) },
+    { file: S10, sha256: sha256File(S10) },
+  ]);
   assert.equal(lineage.anchor, S11);
   assert.equal(lineage.recipe?.solver, 'sinkhorn');
   assert.equal(lineage.accuracies?.ot, record.metrics.find((m) => m.label === 'ot')!.accuracy);

@@ -23,7 +23,18 @@ const S11 = path.join(EXAMPLES, 'vit48_s11.onnx');
 
 /** Tiny classifier: logits = x·Wᵀ + b, 5 samples × 4 features → 3 classes, W and b graph inputs. */
 function tiny(dataType: number) {
-  return buildTiny({ inputs: [{ name: 'x', dims: [5, 4] }, { name: 'w', dims: [3, 4] }, { name: 'b', dims: [3] }], nodes: [{ op: 'Gemm', inputs: ['x', 'w', 'b'], outputs: ['logits'], attrs: { transB: A.i(1) } }], output: 'logits' }, dataType);
+  return buildTiny(
+    {
+      inputs: [
+        { name: 'x', dims: [5, 4] },
+        { name: 'w', dims: [3, 4] },
+        { name: 'b', dims: [3] },
+      ],
+      nodes: [{ op: 'Gemm', inputs: ['x', 'w', 'b'], outputs: ['logits'], attrs: { transB: A.i(1) } }],
+      output: 'logits',
+    },
+    dataType,
+  );
 }
 
 function softmaxRows(z: number[][], T: number): number[][] {
@@ -44,8 +55,20 @@ test('distillation loss and its gradient: JS reference and central differences',
   const labels = [0, 2, 1, 1, 0];
   // Teacher probabilities: the mean of two softened random teachers (one row has an exact 0 entry).
   const p = new Float32Array(15);
-  addSoftened(p, Float32Array.from({ length: 15 }, () => rand() * 6 - 3), 3, T, 0.5);
-  addSoftened(p, Float32Array.from({ length: 15 }, () => rand() * 6 - 3), 3, T, 0.5);
+  addSoftened(
+    p,
+    Float32Array.from({ length: 15 }, () => rand() * 6 - 3),
+    3,
+    T,
+    0.5,
+  );
+  addSoftened(
+    p,
+    Float32Array.from({ length: 15 }, () => rand() * 6 - 3),
+    3,
+    T,
+    0.5,
+  );
   const rows = Array.from({ length: 5 }, (_, i) => Array.from(p.subarray(i * 3, i * 3 + 3)));
   rows[4] = [0, 0.25, 0.75];
   rows.forEach((r, i) => r.forEach((v, c) => (p[i * 3 + c] = v)));
@@ -134,7 +157,22 @@ test('distilling s10 from a different teacher moves it towards the teacher', asy
   const dir = tempDir();
   const teacher = await logitsOf(S11);
   const before = await logitsOf(S10);
-  await finetuneModel({ model: S10, data: TRAIN, output: path.join(dir, 'kd.onnx'), maxSteps: 120, batchSize: 64, lr: 5e-4, weightDecay: 0, teachers: [S11], kdTemp: 1, kdAlpha: 1, threads: 1 }, {});
+  await finetuneModel(
+    {
+      model: S10,
+      data: TRAIN,
+      output: path.join(dir, 'kd.onnx'),
+      maxSteps: 120,
+      batchSize: 64,
+      lr: 5e-4,
+      weightDecay: 0,
+      teachers: [S11],
+      kdTemp: 1,
+      kdAlpha: 1,
+      threads: 1,
+    },
+    {},
+  );
   const after = await logitsOf(path.join(dir, 'kd.onnx'));
   // Mean KL(teacher ‖ student) on held-out test images: distillation must shrink it.
   const kl = (student: Float32Array) => {
@@ -155,7 +193,25 @@ test('distilling s10 from a different teacher moves it towards the teacher', asy
 test('CLI: finetune --teacher (repeatable) distills; --kd-alpha without a teacher or out of range is a usage error', () => {
   const dir = tempDir();
   const out = path.join(dir, 'kd.onnx');
-  const r = runCli(['finetune', S10, '--data', TRAIN, '-o', out, '--max-steps', '5', '--teacher', S10, '--teacher', S11, '--kd-temp', '3', '--kd-alpha', '0.25', '--json']);
+  const r = runCli([
+    'finetune',
+    S10,
+    '--data',
+    TRAIN,
+    '-o',
+    out,
+    '--max-steps',
+    '5',
+    '--teacher',
+    S10,
+    '--teacher',
+    S11,
+    '--kd-temp',
+    '3',
+    '--kd-alpha',
+    '0.25',
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const result = JSON.parse(r.stdout);
   assert.deepEqual(result.distill, { teachers: [S10, S11], temperature: 3, alpha: 0.25 });
@@ -166,6 +222,17 @@ test('CLI: finetune --teacher (repeatable) distills; --kd-alpha without a teache
   const range = runCli(['finetune', S10, '--data', TRAIN, '-o', out, '--max-steps', '5', '--teacher', S11, '--kd-alpha', '1.5']);
   assert.equal(range.code, 2, range.stderr);
   assert.match(range.stderr, /kd-alpha/);
-  const het = runCli(['finetune', S10, '--data', TRAIN, '-o', out, '--max-steps', '5', '--teacher', path.join(process.cwd(), 'test/fixtures/bert/bertD_s20.onnx')]);
+  const het = runCli([
+    'finetune',
+    S10,
+    '--data',
+    TRAIN,
+    '-o',
+    out,
+    '--max-steps',
+    '5',
+    '--teacher',
+    path.join(process.cwd(), 'test/fixtures/bert/bertD_s20.onnx'),
+  ]);
   assert.equal(het.code, 1, het.stderr);
 });

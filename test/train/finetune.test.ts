@@ -35,7 +35,14 @@ test('learning-rate schedule: linear warmup, cosine decay to 0', () => {
 
 test('training step graph: clipping + AdamW (bias correction, decoupled decay) match a JS reference', async () => {
   // A linear classifier with trainable weight and bias, as initializers.
-  const model = buildTiny({ inputs: [{ name: 'x', dims: [6, 4] }], nodes: [{ op: 'Gemm', inputs: ['x', 'w', 'b'], outputs: ['logits'], attrs: { transB: A.i(1) } }], output: 'logits' }, DT.FLOAT);
+  const model = buildTiny(
+    {
+      inputs: [{ name: 'x', dims: [6, 4] }],
+      nodes: [{ op: 'Gemm', inputs: ['x', 'w', 'b'], outputs: ['logits'], attrs: { transB: A.i(1) } }],
+      output: 'logits',
+    },
+    DT.FLOAT,
+  );
   model.graph.initializer!.push(
     { name: 'w', dataType: DT.FLOAT, dims: [3, 4], rawData: new Uint8Array(Float32Array.from({ length: 12 }, () => rand() - 0.5).buffer) },
     { name: 'b', dataType: DT.FLOAT, dims: [3], rawData: new Uint8Array(Float32Array.from({ length: 3 }, () => rand() - 0.5).buffer) },
@@ -48,15 +55,33 @@ test('training step graph: clipping + AdamW (bias correction, decoupled decay) m
   const stepSession = await ort.InferenceSession.create(tg.model.toBytes(), { logSeverityLevel: 3 });
   const gradSession = await ort.InferenceSession.create(gg.model.toBytes(), { logSeverityLevel: 3 });
   const layout = tg.layout;
-  assert.deepEqual(layout.slots.map((s) => [s.name, s.decay]), [['w', true], ['b', false]]);
+  assert.deepEqual(
+    layout.slots.map((s) => [s.name, s.decay]),
+    [
+      ['w', true],
+      ['b', false],
+    ],
+  );
   let p = flattenParams(reloaded, layout);
   let m = new Float32Array(layout.total);
   let v = new Float32Array(layout.total);
   for (let step = 1; step <= 3; step++) {
-    const x = new ort.Tensor('float32', Float32Array.from({ length: 24 }, () => rand() * 2 - 1), [6, 4]);
+    const x = new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: 24 }, () => rand() * 2 - 1),
+      [6, 4],
+    );
     const labels = new ort.Tensor('int64', BigInt64Array.from([0n, 1n, 2n, 1n, 0n, 2n]), [6]);
     const lr = 0.01 * step;
-    const out = await stepSession.run({ x, labels, params: new ort.Tensor('float32', p, [layout.total]), adam_m: new ort.Tensor('float32', m, [layout.total]), adam_v: new ort.Tensor('float32', v, [layout.total]), lr: new ort.Tensor('float32', Float32Array.of(lr), []), step: new ort.Tensor('float32', Float32Array.of(step), []) });
+    const out = await stepSession.run({
+      x,
+      labels,
+      params: new ort.Tensor('float32', p, [layout.total]),
+      adam_m: new ort.Tensor('float32', m, [layout.total]),
+      adam_v: new ort.Tensor('float32', v, [layout.total]),
+      lr: new ort.Tensor('float32', Float32Array.of(lr), []),
+      step: new ort.Tensor('float32', Float32Array.of(step), []),
+    });
     // Reference: gradients from the gradient graph, then the textbook update in float64.
     const feeds: Record<string, ort.Tensor> = { x, labels };
     for (const s of layout.slots) feeds[s.name] = new ort.Tensor('float32', p.slice(s.offset, s.offset + s.size), s.dims);
@@ -86,7 +111,9 @@ test('training step graph: clipping + AdamW (bias correction, decoupled decay) m
     close(out.params_out.data as Float32Array, nextP, 'params');
     close(out.adam_m_out.data as Float32Array, nextM, 'm');
     close(out.adam_v_out.data as Float32Array, nextV, 'v');
-    p = nextP; m = nextM; v = nextV;
+    p = nextP;
+    m = nextM;
+    v = nextV;
   }
   await stepSession.release();
   await gradSession.release();
@@ -127,7 +154,10 @@ test('finetuning a fixture parent lowers its training loss (5k subset, one epoch
 test('training a re-initialised fixture ViT from scratch learns (5k subset, 5 epochs ≥ 70 % on the 2k test subset)', async () => {
   const dir = tmpDir();
   const output = path.join(dir, 'scratch.onnx');
-  const result = await finetuneModel({ model: VIT, data: TRAIN, evalData: TEST, output, epochs: 5, batchSize: 64, lr: 2e-3, reinitialize: true, seed: 3, evalBefore: true }, {});
+  const result = await finetuneModel(
+    { model: VIT, data: TRAIN, evalData: TEST, output, epochs: 5, batchSize: 64, lr: 2e-3, reinitialize: true, seed: 3, evalBefore: true },
+    {},
+  );
   assert.ok(result.initial!.accuracy < 0.2, `a fresh model guesses (${result.initial!.accuracy})`);
   const final = result.evals[result.evals.length - 1].accuracy;
   assert.ok(final >= 0.7, `from-scratch accuracy ${final}`);
@@ -140,10 +170,15 @@ test('cancel mid-epoch: the error is CANCELLED and only the last complete checkp
   const output = path.join(dir, 'cancel.onnx');
   const controller = new AbortController();
   const spec = { path: TRAIN, limit: 1000 };
-  const run = finetuneModel({ model: VIT, data: spec, output, epochs: 3, batchSize: 50, keep: 'last' }, {
-    signal: controller.signal,
-    onProgress: (e) => { if ((e.done ?? 0) >= 30) controller.abort(); },
-  });
+  const run = finetuneModel(
+    { model: VIT, data: spec, output, epochs: 3, batchSize: 50, keep: 'last' },
+    {
+      signal: controller.signal,
+      onProgress: (e) => {
+        if ((e.done ?? 0) >= 30) controller.abort();
+      },
+    },
+  );
   await assert.rejects(run, (err: unknown) => err instanceof OtfuseError && err.code === 'CANCELLED');
   assert.deepEqual(fs.readdirSync(dir), ['cancel.onnx'], 'no temporary or partial files');
   const kept = loadModel(output);
@@ -154,10 +189,18 @@ test('cancel mid-epoch: the error is CANCELLED and only the last complete checkp
   // Cancelled before any checkpoint: nothing is written at all.
   const dir2 = tmpDir();
   const c2 = new AbortController();
-  await assert.rejects(finetuneModel({ model: VIT, data: spec, output: path.join(dir2, 'x.onnx'), epochs: 1, batchSize: 50 }, {
-    signal: c2.signal,
-    onProgress: (e) => { if ((e.done ?? 0) >= 10) c2.abort(); },
-  }), (err: unknown) => err instanceof OtfuseError && err.code === 'CANCELLED');
+  await assert.rejects(
+    finetuneModel(
+      { model: VIT, data: spec, output: path.join(dir2, 'x.onnx'), epochs: 1, batchSize: 50 },
+      {
+        signal: c2.signal,
+        onProgress: (e) => {
+          if ((e.done ?? 0) >= 10) c2.abort();
+        },
+      },
+    ),
+    (err: unknown) => err instanceof OtfuseError && err.code === 'CANCELLED',
+  );
   assert.deepEqual(fs.readdirSync(dir2), []);
 });
 
@@ -181,15 +224,18 @@ test('a NaN loss stops the run with a clear message and keeps the last good para
 });
 
 test('training graph: float initializers that only feed shapes are not parameters', async () => {
-  const model = buildTiny({
-    inputs: [{ name: 'x', dims: [4, 3] }],
-    nodes: [
-      { op: 'MatMul', inputs: ['x', 'w'], outputs: ['t'] },
-      { op: 'Shape', inputs: ['like'], outputs: ['s'] },
-      { op: 'Reshape', inputs: ['t', 's'], outputs: ['logits'] },
-    ],
-    output: 'logits',
-  }, DT.FLOAT);
+  const model = buildTiny(
+    {
+      inputs: [{ name: 'x', dims: [4, 3] }],
+      nodes: [
+        { op: 'MatMul', inputs: ['x', 'w'], outputs: ['t'] },
+        { op: 'Shape', inputs: ['like'], outputs: ['s'] },
+        { op: 'Reshape', inputs: ['t', 's'], outputs: ['logits'] },
+      ],
+      output: 'logits',
+    },
+    DT.FLOAT,
+  );
   model.graph.initializer!.push(
     { name: 'w', dataType: DT.FLOAT, dims: [3, 2], rawData: new Uint8Array(Float32Array.from({ length: 6 }, () => rand() - 0.5).buffer) },
     { name: 'like', dataType: DT.FLOAT, dims: [4, 2], rawData: new Uint8Array(new Float32Array(8).buffer) },
@@ -197,11 +243,22 @@ test('training graph: float initializers that only feed shapes are not parameter
   const reloaded = loadModelFromProto(model);
   assert.deepEqual(trainableParameters(reloaded), ['w', 'like']);
   const tg = await buildTrainingGraph(reloaded, {});
-  assert.deepEqual(tg.layout.slots.map((s) => s.name), ['w']);
+  assert.deepEqual(
+    tg.layout.slots.map((s) => s.name),
+    ['w'],
+  );
   // The step graph still runs: 'like' stays an initializer of the step graph.
   const s = await ort.InferenceSession.create(tg.model.toBytes(), { logSeverityLevel: 3 });
   const T = tg.layout.total;
-  const out = await s.run({ x: new ort.Tensor('float32', new Float32Array(12).fill(0.5), [4, 3]), labels: new ort.Tensor('int64', BigInt64Array.from([0n, 1n, 0n, 1n]), [4]), params: new ort.Tensor('float32', flattenParams(reloaded, tg.layout), [T]), adam_m: new ort.Tensor('float32', new Float32Array(T), [T]), adam_v: new ort.Tensor('float32', new Float32Array(T), [T]), lr: new ort.Tensor('float32', Float32Array.of(0.1), []), step: new ort.Tensor('float32', Float32Array.of(1), []) });
+  const out = await s.run({
+    x: new ort.Tensor('float32', new Float32Array(12).fill(0.5), [4, 3]),
+    labels: new ort.Tensor('int64', BigInt64Array.from([0n, 1n, 0n, 1n]), [4]),
+    params: new ort.Tensor('float32', flattenParams(reloaded, tg.layout), [T]),
+    adam_m: new ort.Tensor('float32', new Float32Array(T), [T]),
+    adam_v: new ort.Tensor('float32', new Float32Array(T), [T]),
+    lr: new ort.Tensor('float32', Float32Array.of(0.1), []),
+    step: new ort.Tensor('float32', Float32Array.of(1), []),
+  });
   assert.ok(Number.isFinite((out.loss.data as Float32Array)[0]));
   await s.release();
 });

@@ -7,7 +7,6 @@ import { OnnxModel } from '../../worker/onnx/model';
 import { Attr, DT, makeTensor, toAttribute } from '../../worker/train/builder';
 import { gradientCheck, GradCheckEntry } from '../../worker/train/gradcheck';
 
-
 export interface NodeSpec {
   op: string;
   inputs: string[];
@@ -31,16 +30,24 @@ export function rand(): number {
   return seed / 2 ** 32;
 }
 
-
 /** Builds the graph with float tensors of element type `dataType`; all float inputs are graph inputs. */
 export function buildTiny(g: TinyGraph, dataType: number): OnnxModel {
-  const vi = (name: string, dims: number[], dt: number) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: dt, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } });
+  const vi = (name: string, dims: number[], dt: number) =>
+    onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: dt, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } });
   const graph = onnx.GraphProto.create({
     name: 'tiny',
     input: g.inputs.map((i) => vi(i.name, i.dims, dataType)),
     output: [onnx.ValueInfoProto.create({ name: g.output })],
     initializer: (g.consts ?? []).map((c) => makeTensor(c.name, c.dataType === DT.FLOAT ? dataType : c.dataType, c.dims, c.values)),
-    node: g.nodes.map((n, k) => onnx.NodeProto.create({ opType: n.op, name: `${n.op}_${k}`, input: n.inputs, output: n.outputs, attribute: Object.entries(n.attrs ?? {}).map(([name, a]) => toAttribute(name, a)) })),
+    node: g.nodes.map((n, k) =>
+      onnx.NodeProto.create({
+        opType: n.op,
+        name: `${n.op}_${k}`,
+        input: n.inputs,
+        output: n.outputs,
+        attribute: Object.entries(n.attrs ?? {}).map(([name, a]) => toAttribute(name, a)),
+      }),
+    ),
   });
   const proto = onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: g.opset ?? 17 }], graph, producerName: 'otfuse-test' });
   return new OnnxModel(proto, 'tiny.onnx');
@@ -80,7 +87,10 @@ export async function checkTinyGradients(g: TinyGraph): Promise<{ dataType: 'flo
     }
     const tol = f64 ? 1e-6 : 2e-2;
     for (const e of entries) {
-      assert.ok(e.maxRelErr <= tol, `${e.name}: gradient off by ${e.maxRelErr.toExponential(2)} (relative, ${f64 ? 'float64' : 'float32'}); points ${JSON.stringify(e.points)}`);
+      assert.ok(
+        e.maxRelErr <= tol,
+        `${e.name}: gradient off by ${e.maxRelErr.toExponential(2)} (relative, ${f64 ? 'float64' : 'float32'}); points ${JSON.stringify(e.points)}`,
+      );
       assert.ok(e.scale > 0, `${e.name}: gradient is all zeros`);
     }
     return { dataType: f64 ? 'float64' : 'float32', entries };

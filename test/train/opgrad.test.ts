@@ -12,22 +12,38 @@ const fconst = (name: string, values: number[], dims: number[] = []) => ({ name,
 
 const cases: Record<string, TinyGraph> = {
   'Add (broadcast [4] and [3,1])': {
-    inputs: [{ name: 'x', dims: [2, 3, 4] }, { name: 'b', dims: [4] }, { name: 'c', dims: [3, 1] }],
-    nodes: [{ op: 'Add', inputs: ['x', 'b'], outputs: ['t'] }, { op: 'Add', inputs: ['c', 't'], outputs: ['y'] }],
+    inputs: [
+      { name: 'x', dims: [2, 3, 4] },
+      { name: 'b', dims: [4] },
+      { name: 'c', dims: [3, 1] },
+    ],
+    nodes: [
+      { op: 'Add', inputs: ['x', 'b'], outputs: ['t'] },
+      { op: 'Add', inputs: ['c', 't'], outputs: ['y'] },
+    ],
     output: 'y',
   },
   'Sub (broadcast)': {
-    inputs: [{ name: 'x', dims: [2, 3] }, { name: 'z', dims: [1, 3] }],
+    inputs: [
+      { name: 'x', dims: [2, 3] },
+      { name: 'z', dims: [1, 3] },
+    ],
     nodes: [{ op: 'Sub', inputs: ['x', 'z'], outputs: ['y'] }],
     output: 'y',
   },
   'Mul (broadcast both ways)': {
-    inputs: [{ name: 'x', dims: [2, 1, 4] }, { name: 'z', dims: [3, 1] }],
+    inputs: [
+      { name: 'x', dims: [2, 1, 4] },
+      { name: 'z', dims: [3, 1] },
+    ],
     nodes: [{ op: 'Mul', inputs: ['x', 'z'], outputs: ['y'] }],
     output: 'y',
   },
   'Div (broadcast)': {
-    inputs: [{ name: 'x', dims: [2, 3] }, { name: 'z', dims: [3], positive: true }],
+    inputs: [
+      { name: 'x', dims: [2, 3] },
+      { name: 'z', dims: [3], positive: true },
+    ],
     nodes: [{ op: 'Div', inputs: ['x', 'z'], outputs: ['y'] }],
     output: 'y',
   },
@@ -61,12 +77,20 @@ const cases: Record<string, TinyGraph> = {
     output: 'y',
   },
   LayerNormalization: {
-    inputs: [{ name: 'x', dims: [2, 3, 5] }, { name: 'g', dims: [5] }, { name: 'b', dims: [5] }],
+    inputs: [
+      { name: 'x', dims: [2, 3, 5] },
+      { name: 'g', dims: [5] },
+      { name: 'b', dims: [5] },
+    ],
     nodes: [{ op: 'LayerNormalization', inputs: ['x', 'g', 'b'], outputs: ['y'], attrs: { axis: A.i(-1), epsilon: A.f(1e-5) } }],
     output: 'y',
   },
   'LayerNormalization (two normalised axes)': {
-    inputs: [{ name: 'x', dims: [2, 3, 4] }, { name: 'g', dims: [3, 4] }, { name: 'b', dims: [3, 4] }],
+    inputs: [
+      { name: 'x', dims: [2, 3, 4] },
+      { name: 'g', dims: [3, 4] },
+      { name: 'b', dims: [3, 4] },
+    ],
     nodes: [{ op: 'LayerNormalization', inputs: ['x', 'g', 'b'], outputs: ['y'], attrs: { axis: A.i(1) } }],
     output: 'y',
   },
@@ -135,11 +159,14 @@ const cases: Record<string, TinyGraph> = {
     output: 'y',
   },
   Concat: {
-    inputs: [{ name: 'x', dims: [2, 3] }, { name: 'z', dims: [2, 2] }],
+    inputs: [
+      { name: 'x', dims: [2, 3] },
+      { name: 'z', dims: [2, 2] },
+    ],
     nodes: [{ op: 'Concat', inputs: ['x', 'z', 'x'], outputs: ['y'], attrs: { axis: A.i(-1) } }],
     output: 'y',
   },
-  'Split (unequal parts, one part unused: timm\'s packed qkv)': {
+  "Split (unequal parts, one part unused: timm's packed qkv)": {
     inputs: [{ name: 'x', dims: [2, 7] }],
     consts: [i64('sizes', [2, 4, 1])],
     nodes: [
@@ -181,7 +208,10 @@ const cases: Record<string, TinyGraph> = {
     output: 'y',
   },
   Where: {
-    inputs: [{ name: 'x', dims: [2, 3] }, { name: 'z', dims: [3] }],
+    inputs: [
+      { name: 'x', dims: [2, 3] },
+      { name: 'z', dims: [3] },
+    ],
     consts: [{ name: 'c', dataType: DT.BOOL, dims: [2, 3], values: [1, 0, 1, 0, 0, 1] }],
     nodes: [{ op: 'Where', inputs: ['c', 'x', 'z'], outputs: ['y'] }],
     output: 'y',
@@ -196,35 +226,64 @@ const cases: Record<string, TinyGraph> = {
     output: 'y',
   },
   'MatMul (activations × weight)': {
-    inputs: [{ name: 'a', dims: [2, 3, 4] }, { name: 'w', dims: [4, 5] }],
+    inputs: [
+      { name: 'a', dims: [2, 3, 4] },
+      { name: 'w', dims: [4, 5] },
+    ],
     nodes: [{ op: 'MatMul', inputs: ['a', 'w'], outputs: ['y'] }],
     output: 'y',
   },
   'MatMul (batched, broadcast batch dims)': {
-    inputs: [{ name: 'a', dims: [2, 1, 3, 4] }, { name: 'b', dims: [3, 4, 2] }],
+    inputs: [
+      { name: 'a', dims: [2, 1, 3, 4] },
+      { name: 'b', dims: [3, 4, 2] },
+    ],
     nodes: [{ op: 'MatMul', inputs: ['a', 'b'], outputs: ['y'] }],
     output: 'y',
   },
   'MatMul (rank-1 operands)': {
-    inputs: [{ name: 'v', dims: [4] }, { name: 'w', dims: [2, 4, 3] }, { name: 'u', dims: [3] }],
-    nodes: [{ op: 'MatMul', inputs: ['v', 'w'], outputs: ['t'] }, { op: 'MatMul', inputs: ['t', 'u'], outputs: ['y'] }],
+    inputs: [
+      { name: 'v', dims: [4] },
+      { name: 'w', dims: [2, 4, 3] },
+      { name: 'u', dims: [3] },
+    ],
+    nodes: [
+      { op: 'MatMul', inputs: ['v', 'w'], outputs: ['t'] },
+      { op: 'MatMul', inputs: ['t', 'u'], outputs: ['y'] },
+    ],
     output: 'y',
   },
   'Conv (stride = kernel, patch embedding)': {
-    inputs: [{ name: 'x', dims: [2, 2, 6, 6] }, { name: 'w', dims: [3, 2, 3, 3] }, { name: 'b', dims: [3] }],
+    inputs: [
+      { name: 'x', dims: [2, 2, 6, 6] },
+      { name: 'w', dims: [3, 2, 3, 3] },
+      { name: 'b', dims: [3] },
+    ],
     nodes: [{ op: 'Conv', inputs: ['x', 'w', 'b'], outputs: ['y'], attrs: { kernel_shape: A.is([3, 3]), strides: A.is([3, 3]) } }],
     output: 'y',
   },
   'Conv (stride = kernel, cropped border)': {
-    inputs: [{ name: 'x', dims: [1, 1, 7, 8] }, { name: 'w', dims: [2, 1, 3, 3] }],
+    inputs: [
+      { name: 'x', dims: [1, 1, 7, 8] },
+      { name: 'w', dims: [2, 1, 3, 3] },
+    ],
     nodes: [{ op: 'Conv', inputs: ['x', 'w'], outputs: ['y'], attrs: { strides: A.is([3, 3]) } }],
     output: 'y',
   },
 };
 
-for (const [ta, tb] of [[0, 0], [0, 1], [1, 0], [1, 1]]) {
+for (const [ta, tb] of [
+  [0, 0],
+  [0, 1],
+  [1, 0],
+  [1, 1],
+]) {
   cases[`Gemm (transA=${ta}, transB=${tb}, alpha, beta, broadcast C)`] = {
-    inputs: [{ name: 'a', dims: ta ? [4, 3] : [3, 4] }, { name: 'b', dims: tb ? [5, 4] : [4, 5] }, { name: 'c', dims: [5] }],
+    inputs: [
+      { name: 'a', dims: ta ? [4, 3] : [3, 4] },
+      { name: 'b', dims: tb ? [5, 4] : [4, 5] },
+      { name: 'c', dims: [5] },
+    ],
     nodes: [{ op: 'Gemm', inputs: ['a', 'b', 'c'], outputs: ['y'], attrs: { alpha: A.f(0.75), beta: A.f(1.5), transA: A.i(ta), transB: A.i(tb) } }],
     output: 'y',
   };
@@ -241,11 +300,17 @@ for (const [name, graph] of Object.entries(cases)) {
 }
 
 test('an op without a gradient rule on the gradient path is reported by name', async () => {
-  const model = buildTiny({
-    inputs: [{ name: 'x', dims: [2, 3] }],
-    nodes: [{ op: 'Sin', inputs: ['x'], outputs: ['s'] }, { op: 'Relu', inputs: ['s'], outputs: ['y'] }],
-    output: 'y',
-  }, DT.FLOAT);
+  const model = buildTiny(
+    {
+      inputs: [{ name: 'x', dims: [2, 3] }],
+      nodes: [
+        { op: 'Sin', inputs: ['x'], outputs: ['s'] },
+        { op: 'Relu', inputs: ['s'], outputs: ['y'] },
+      ],
+      output: 'y',
+    },
+    DT.FLOAT,
+  );
   await assert.rejects(buildGradientGraph(model, { wrt: ['x'], loss: 'weighted-sum' }), (err: unknown) => {
     assert.ok(err instanceof OtfuseError);
     assert.equal(err.code, 'UNSUPPORTED');
@@ -256,11 +321,20 @@ test('an op without a gradient rule on the gradient path is reported by name', a
 });
 
 test('an unsupported op off the gradient path is fine', async () => {
-  const model = buildTiny({
-    inputs: [{ name: 'x', dims: [2, 3] }, { name: 'z', dims: [2, 3] }],
-    nodes: [{ op: 'Sin', inputs: ['z'], outputs: ['s'] }, { op: 'Mul', inputs: ['x', 's'], outputs: ['y'] }],
-    output: 'y',
-  }, DT.FLOAT);
+  const model = buildTiny(
+    {
+      inputs: [
+        { name: 'x', dims: [2, 3] },
+        { name: 'z', dims: [2, 3] },
+      ],
+      nodes: [
+        { op: 'Sin', inputs: ['z'], outputs: ['s'] },
+        { op: 'Mul', inputs: ['x', 's'], outputs: ['y'] },
+      ],
+      output: 'y',
+    },
+    DT.FLOAT,
+  );
   const gg = await buildGradientGraph(model, { wrt: ['x'], loss: 'weighted-sum' });
   assert.deepEqual(gg.gradOutputs, ['grad:x']);
 });

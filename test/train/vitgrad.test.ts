@@ -19,19 +19,29 @@ test('ViT fixture: gradients of every parameter tensor match finite differences'
   const x = batch.feeds[data.arrays[0].name];
   const feeds = {
     pixel_values: new ort.Tensor('float32', x.data as Float32Array, x.dims),
-    labels: new ort.Tensor('int64', BigInt64Array.from(batch.labels, (v) => BigInt(v)), [batch.labels.length]),
+    labels: new ort.Tensor(
+      'int64',
+      BigInt64Array.from(batch.labels, (v) => BigInt(v)),
+      [batch.labels.length],
+    ),
   };
   const params = trainableParameters(model);
   assert.equal(params.length, 56);
   const entries = await gradientCheck(model, { feeds, labelSmoothing: 0.1, eps: 1e-2, samplesPerTensor: 4 });
   assert.equal(entries.length, params.length);
   const bad = entries.filter((e) => e.points.some((p) => Math.abs(p.analytic - p.numeric) > 2e-3 + 5e-2 * Math.max(Math.abs(p.analytic), Math.abs(p.numeric))));
-  assert.deepEqual(bad.map((e) => `${e.name}: ${JSON.stringify(e.points)}`), []);
+  assert.deepEqual(
+    bad.map((e) => `${e.name}: ${JSON.stringify(e.points)}`),
+    [],
+  );
   // The check must be meaningful: real gradients, not zeros compared with zeros. Key biases are the
   // exception: q·(k + b) shifts every score of a query row equally, which softmax ignores, so their
   // true gradient is 0 (and both sides must agree on that).
   const flat = entries.filter((e) => e.scale <= 1e-4).map((e) => e.name);
-  assert.deepEqual(flat, params.filter((p) => /attention\.key\.bias$/.test(p)));
+  assert.deepEqual(
+    flat,
+    params.filter((p) => /attention\.key\.bias$/.test(p)),
+  );
 });
 
 const BERT = path.join(process.cwd(), 'test', 'fixtures', 'bert');
@@ -42,11 +52,24 @@ test('BERT fixture (Gather embeddings, int64 inputs, Tanh pooler): gradients mat
   const batch = data.take([0, 1, 2, 3]);
   const feeds: Record<string, ort.Tensor> = {};
   for (const [name, f] of Object.entries(batch.feeds)) feeds[name] = new ort.Tensor(f.type, f.data, f.dims);
-  feeds.labels = new ort.Tensor('int64', BigInt64Array.from(batch.labels, (v) => BigInt(v)), [batch.labels.length]);
+  feeds.labels = new ort.Tensor(
+    'int64',
+    BigInt64Array.from(batch.labels, (v) => BigInt(v)),
+    [batch.labels.length],
+  );
   const entries = await gradientCheck(model, { feeds, eps: 1e-2, samplesPerTensor: 3 });
   const bad = entries.filter((e) => e.points.some((p) => Math.abs(p.analytic - p.numeric) > 2e-3 + 5e-2 * Math.max(Math.abs(p.analytic), Math.abs(p.numeric))));
-  assert.deepEqual(bad.map((e) => `${e.name}: ${JSON.stringify(e.points)}`), []);
+  assert.deepEqual(
+    bad.map((e) => `${e.name}: ${JSON.stringify(e.points)}`),
+    [],
+  );
   const flat = entries.filter((e) => e.scale <= 1e-4).map((e) => e.name);
-  assert.deepEqual(flat, entries.map((e) => e.name).filter((p) => /attention\.self\.key\.bias$/.test(p)));
-  assert.ok(entries.some((e) => /word_embeddings/.test(e.name) && e.scale > 1e-4), 'embedding rows get gradients through Gather');
+  assert.deepEqual(
+    flat,
+    entries.map((e) => e.name).filter((p) => /attention\.self\.key\.bias$/.test(p)),
+  );
+  assert.ok(
+    entries.some((e) => /word_embeddings/.test(e.name) && e.scale > 1e-4),
+    'embedding rows get gradients through Gather',
+  );
 });

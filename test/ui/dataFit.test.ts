@@ -13,8 +13,16 @@ const bert: ModelSummary['inputs'] = [
   { name: 'token_type_ids', type: 'INT64', shape: ['batch', 32] },
 ];
 const images: DataDescription = { path: '/ws/examples/calib200.npz', size: 200, arrays: [{ name: 'x', type: 'float32', sampleShape: [1, 28, 28] }] };
-const testImages: DataDescription = { path: '/ws/examples/data/fmnist-test-2k.json', size: 2000, arrays: [{ name: 'x', type: 'float32', sampleShape: [1, 28, 28] }] };
-const tokens: DataDescription = { path: '/ws/bert/calib.npz', size: 256, arrays: ['input_ids', 'attention_mask', 'token_type_ids'].map((name) => ({ name, type: 'int64', sampleShape: [32] })) };
+const testImages: DataDescription = {
+  path: '/ws/examples/data/fmnist-test-2k.json',
+  size: 2000,
+  arrays: [{ name: 'x', type: 'float32', sampleShape: [1, 28, 28] }],
+};
+const tokens: DataDescription = {
+  path: '/ws/bert/calib.npz',
+  size: 256,
+  arrays: ['input_ids', 'attention_mask', 'token_type_ids'].map((name) => ({ name, type: 'int64', sampleShape: [32] })),
+};
 const small: DataDescription = { path: '/ws/small.npz', size: 8, arrays: [{ name: 'x', type: 'float32', sampleShape: [1, 14, 14] }] };
 
 test('fitOf: names and per-sample shapes decide; reasons say what is wrong', () => {

@@ -7,7 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 function sources(dir: string): string {
-  return fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('\n');
+  return fs
+    .readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => fs.readFileSync(path.join(dir, f), 'utf8'))
+    .join('\n');
 }
 
 test('every request has a host handler and a webview caller; every event a sender and a listener', () => {
@@ -28,6 +32,8 @@ test('every request has a host handler and a webview caller; every event a sende
     assert.match(webview, new RegExp(`on\\('${e}'`), `event '${e}' has no webview listener`);
   }
   // Every RunAction the webview can send is handled somewhere on the host.
-  const actions = [...protocol.slice(protocol.indexOf('export type RunAction'), protocol.indexOf('export type RequestName')).matchAll(/'(\w+)'/g)].map((m) => m[1]);
+  const actions = [...protocol.slice(protocol.indexOf('export type RunAction'), protocol.indexOf('export type RequestName')).matchAll(/'(\w+)'/g)].map(
+    (m) => m[1],
+  );
   for (const a of actions) assert.match(host, new RegExp(`\\b${a}\\b`), `action '${a}' is not handled by the host`);
 });

@@ -19,49 +19,104 @@ export function defaultLayer(layers: LayerMapInfo[]): LayerMapInfo {
 export function layersSection(r: RunRecord, runDir: string): HTMLElement {
   const layers = r.layers;
   if (!layers.length) return section('Aligned layers', 'layers', h('p', { class: 'muted' }, 'No transport maps in this run.'));
-  if (!S.persisted.selected || !layers.some((l) => l.tensor === S.persisted.selected)) { S.persisted.selected = defaultLayer(layers).tensor; save(); }
+  if (!S.persisted.selected || !layers.some((l) => l.tensor === S.persisted.selected)) {
+    S.persisted.selected = defaultLayer(layers).tensor;
+    save();
+  }
   const overview = h('div', { id: 'overview', class: 'chart' });
   const solved = layers.filter((l) => l.kind !== 'residual');
   requestAnimationFrame(() => {
     const plot = overviewChart(overview, solved, Math.max(160, width() - 24), (i) => select(solved[i].tensor, false, true));
-    if (plot) { overview.dataset.drawn = '1'; (overview as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas = plot.ctx.canvas; }
+    if (plot) {
+      overview.dataset.drawn = '1';
+      (overview as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas = plot.ctx.canvas;
+    }
   });
-  const overviewPng = button('PNG', () => {
-    const c = (overview as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas;
-    if (c) void canvasPng(c).then((bytes) => request('saveFile', { suggestedName: `${r.name}-overview.png`, bytes, filter: 'png' }));
-  }, 'secondary', 'btn-export-overview', 'Export the overview chart as PNG');
-  const list = h('div', { class: 'thumbs', role: 'listbox', 'aria-label': 'aligned layers', id: 'layer-list' },
-    ...layers.map((l, k) => h('div', {
-      class: 'thumb-card', role: 'option', tabindex: l.tensor === S.persisted.selected ? '0' : '-1', 'aria-selected': String(l.tensor === S.persisted.selected),
-      'data-tensor': l.tensor, title: `${l.name} (${l.kind}) ${l.rows}×${l.cols}${r.models.length > 2 ? ` · model ${l.model}` : ''}`,
-      onclick: () => select(l.tensor),
-      onkeydown: (e: KeyboardEvent) => {
-        if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); select(l.tensor); }
-        const next = e.key === 'ArrowRight' || e.key === 'ArrowDown' ? k + 1 : e.key === 'ArrowLeft' || e.key === 'ArrowUp' ? k - 1 : -1;
-        if (next >= 0 && next < layers.length) { e.preventDefault(); select(layers[next].tensor, true); }
-      },
+  const overviewPng = button(
+    'PNG',
+    () => {
+      const c = (overview as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas;
+      if (c) void canvasPng(c).then((bytes) => request('saveFile', { suggestedName: `${r.name}-overview.png`, bytes, filter: 'png' }));
     },
-    h('canvas', { class: 'thumb', 'data-tensor': l.tensor, role: 'img', 'aria-label': `transport map of ${l.name}` }),
-    h('div', { class: 'thumb-name' }, l.name),
-    h('div', { class: 'muted small' }, `${l.kind} · ${l.rows}×${l.cols}${r.models.length > 2 ? ` · m${l.model}` : ''}`))));
+    'secondary',
+    'btn-export-overview',
+    'Export the overview chart as PNG',
+  );
+  const list = h(
+    'div',
+    { class: 'thumbs', role: 'listbox', 'aria-label': 'aligned layers', id: 'layer-list' },
+    ...layers.map((l, k) =>
+      h(
+        'div',
+        {
+          class: 'thumb-card',
+          role: 'option',
+          tabindex: l.tensor === S.persisted.selected ? '0' : '-1',
+          'aria-selected': String(l.tensor === S.persisted.selected),
+          'data-tensor': l.tensor,
+          title: `${l.name} (${l.kind}) ${l.rows}×${l.cols}${r.models.length > 2 ? ` · model ${l.model}` : ''}`,
+          onclick: () => select(l.tensor),
+          onkeydown: (e: KeyboardEvent) => {
+            if (e.key === 'Enter' || e.key === ' ') {
+              e.preventDefault();
+              select(l.tensor);
+            }
+            const next = e.key === 'ArrowRight' || e.key === 'ArrowDown' ? k + 1 : e.key === 'ArrowLeft' || e.key === 'ArrowUp' ? k - 1 : -1;
+            if (next >= 0 && next < layers.length) {
+              e.preventDefault();
+              select(layers[next].tensor, true);
+            }
+          },
+        },
+        h('canvas', { class: 'thumb', 'data-tensor': l.tensor, role: 'img', 'aria-label': `transport map of ${l.name}` }),
+        h('div', { class: 'thumb-name' }, l.name),
+        h('div', { class: 'muted small' }, `${l.kind} · ${l.rows}×${l.cols}${r.models.length > 2 ? ` · m${l.model}` : ''}`),
+      ),
+    ),
+  );
   const act = (action: 'openLarge' | 'exportMapCsv' | 'exportMapNpy') => () => void request('action', { action, runDir, tensor: S.persisted.selected });
-  return section(`Aligned layers (${layers.length})`, 'layers',
-    solved.length > 1 ? h('div', {}, h('h3', {}, 'Across depth'), h('div', { class: 'muted small' }, 'Per aligned map, input to output: how close each is to a permutation (hard alignment) and its OT cost. Click a point to select the layer.'), overview, h('div', { class: 'actions small-actions' }, overviewPng)) : null,
-    h('div', { id: 'detail' },
+  return section(
+    `Aligned layers (${layers.length})`,
+    'layers',
+    solved.length > 1
+      ? h(
+          'div',
+          {},
+          h('h3', {}, 'Across depth'),
+          h(
+            'div',
+            { class: 'muted small' },
+            'Per aligned map, input to output: how close each is to a permutation (hard alignment) and its OT cost. Click a point to select the layer.',
+          ),
+          overview,
+          h('div', { class: 'actions small-actions' }, overviewPng),
+        )
+      : null,
+    h(
+      'div',
+      { id: 'detail' },
       h('h3', { id: 'detail-name' }),
       h('div', { id: 'hover', class: 'muted small', 'aria-live': 'polite' }, HOVER_HINT),
-      h('div', { class: 'heatmap-wrap' },
+      h(
+        'div',
+        { class: 'heatmap-wrap' },
         h('canvas', { id: 'heatmap', tabindex: '0', role: 'img' }),
-        h('canvas', { id: 'colourbar', role: 'img', 'aria-label': 'colour scale' })),
+        h('canvas', { id: 'colourbar', role: 'img', 'aria-label': 'colour scale' }),
+      ),
       h('div', { id: 'scale', class: 'muted small' }),
-      h('div', { class: 'actions small-actions' },
+      h(
+        'div',
+        { class: 'actions small-actions' },
         button('Open large', act('openLarge'), 'secondary', 'btn-open-large', 'Open this map in an editor tab (zoom)'),
         button('PNG', () => void exportPng(r.name), 'secondary', 'btn-export-png', 'Export the heatmap with its colour bar as PNG'),
         button('CSV', act('exportMapCsv'), 'secondary', 'btn-export-csv', 'Export the full map as CSV'),
-        button('NPY', act('exportMapNpy'), 'secondary', 'btn-export-npy', 'Export the full map as a NumPy .npy file')),
-      h('div', { id: 'diagnostics-slot' })),
+        button('NPY', act('exportMapNpy'), 'secondary', 'btn-export-npy', 'Export the full map as a NumPy .npy file'),
+      ),
+      h('div', { id: 'diagnostics-slot' }),
+    ),
     h('h3', {}, 'All layers'),
-    list);
+    list,
+  );
 }
 
 async function exportPng(runName: string): Promise<void> {
@@ -74,13 +129,32 @@ async function exportPng(runName: string): Promise<void> {
 
 function diagnostics(l: LayerMapInfo): HTMLElement {
   const entries = Object.entries(l.diagnostics ?? {}).filter(([, v]) => typeof v === 'number');
-  if (!entries.length) return h('p', { class: 'muted small', id: 'diagnostics' }, l.kind === 'residual' ? 'Residual maps are combined from the layers around them, not solved by OT: no diagnostics.' : 'No diagnostics recorded for this map.');
-  return h('table', { id: 'diagnostics', class: 'grid' },
+  if (!entries.length)
+    return h(
+      'p',
+      { class: 'muted small', id: 'diagnostics' },
+      l.kind === 'residual'
+        ? 'Residual maps are combined from the layers around them, not solved by OT: no diagnostics.'
+        : 'No diagnostics recorded for this map.',
+    );
+  return h(
+    'table',
+    { id: 'diagnostics', class: 'grid' },
     h('caption', {}, `Diagnostics of ${l.name}`),
-    h('tbody', {}, ...entries.map(([k, v]) => {
-      const d = diagnosticLabel(k);
-      return h('tr', { title: d.help, 'data-key': k }, h('th', { scope: 'row' }, h('span', { class: 'help', 'aria-description': d.help }, d.label)), h('td', { class: 'num' }, d.format(v, l.cols)));
-    })));
+    h(
+      'tbody',
+      {},
+      ...entries.map(([k, v]) => {
+        const d = diagnosticLabel(k);
+        return h(
+          'tr',
+          { title: d.help, 'data-key': k },
+          h('th', { scope: 'row' }, h('span', { class: 'help', 'aria-description': d.help }, d.label)),
+          h('td', { class: 'num' }, d.format(v, l.cols)),
+        );
+      }),
+    ),
+  );
 }
 
 /** Selects a layer: updates the cards, the detail and the diagnostics in place, and asks for the full map. */
@@ -105,7 +179,10 @@ export function select(tensor: string, focus = false, scroll = true): void {
   drawDetail();
   const runDir = run.runDir;
   void request('getMap', { runDir, tensor, maxSide: DETAIL_SIDE }).then((map) => {
-    if (map && S.run?.runDir === runDir && S.persisted.selected === tensor) { S.detail = map; drawDetail(); }
+    if (map && S.run?.runDir === runDir && S.persisted.selected === tensor) {
+      S.detail = map;
+      drawDetail();
+    }
   });
 }
 
@@ -117,12 +194,17 @@ function currentMap(): MapPayload | undefined {
 export function drawThumbs(): void {
   document.querySelectorAll<HTMLCanvasElement>('canvas.thumb').forEach((c) => {
     const m = S.thumbs.get(c.dataset.tensor!);
-    if (m && c.dataset.drawn !== '1') { drawMap(c, m, 72); c.dataset.drawn = '1'; }
+    if (m && c.dataset.drawn !== '1') {
+      drawMap(c, m, 72);
+      c.dataset.drawn = '1';
+    }
   });
 }
 
 export function redrawThumbs(): void {
-  document.querySelectorAll<HTMLCanvasElement>('canvas.thumb').forEach((c) => { c.dataset.drawn = ''; });
+  document.querySelectorAll<HTMLCanvasElement>('canvas.thumb').forEach((c) => {
+    c.dataset.drawn = '';
+  });
   drawThumbs();
 }
 
@@ -141,6 +223,10 @@ export function drawDetail(): void {
   const hover = document.getElementById('hover')!;
   const scale = document.getElementById('scale')!;
   scale.textContent = `${map.rows}×${map.cols}${map.outRows < map.rows || map.outCols < map.cols ? ` shown as ${map.outRows}×${map.outCols} block means` : ''} · colour: row-normalised mass n·P from ${formatValue(map.min)} to ${formatValue(map.max)} (rows sum to 1)`;
-  canvas.onmousemove = (e) => { hover.textContent = describeCell(cellAt(canvas.getBoundingClientRect(), map, e.clientX, e.clientY)); };
-  canvas.onmouseleave = () => { hover.textContent = HOVER_HINT; };
+  canvas.onmousemove = (e) => {
+    hover.textContent = describeCell(cellAt(canvas.getBoundingClientRect(), map, e.clientX, e.clientY));
+  };
+  canvas.onmouseleave = () => {
+    hover.textContent = HOVER_HINT;
+  };
 }

@@ -5,7 +5,18 @@ import { request } from '../rpc';
 import { drawLine } from '../heatmap';
 import { S, save, app, width } from './state';
 
-interface Parts { jobId: number; root: HTMLElement; stage: HTMLElement; progress: HTMLProgressElement; layers: HTMLElement; loss: HTMLCanvasElement; error: HTMLElement; status: HTMLElement; cancel: HTMLElement; dismiss: HTMLElement }
+interface Parts {
+  jobId: number;
+  root: HTMLElement;
+  stage: HTMLElement;
+  progress: HTMLProgressElement;
+  layers: HTMLElement;
+  loss: HTMLCanvasElement;
+  error: HTMLElement;
+  status: HTMLElement;
+  cancel: HTMLElement;
+  dismiss: HTMLElement;
+}
 let parts: Parts | null = null;
 const stagesSeen = new Set<string>();
 
@@ -17,27 +28,48 @@ function build(jobId: number): Parts {
   const error = h('p', { class: 'error', role: 'alert', hidden: true });
   const status = h('span', { class: 'live-status' });
   const cancel = button('Cancel', () => void request('action', { action: 'cancel' }), 'secondary', 'btn-cancel');
-  const dismiss = button('Dismiss', () => {
-    S.persisted.dismissed = [...(S.persisted.dismissed ?? []).slice(-20), jobId];
-    save();
-    void request('dismissLive', { jobId });
-    render();
-  }, 'secondary', 'btn-dismiss');
-  const root = h('section', { id: 'live', 'aria-label': 'job progress' },
+  const dismiss = button(
+    'Dismiss',
+    () => {
+      S.persisted.dismissed = [...(S.persisted.dismissed ?? []).slice(-20), jobId];
+      save();
+      void request('dismissLive', { jobId });
+      render();
+    },
+    'secondary',
+    'btn-dismiss',
+  );
+  const root = h(
+    'section',
+    { id: 'live', 'aria-label': 'job progress' },
     h('div', { class: 'live-row' }, status, h('div', { class: 'live-text' }, h('div', { id: 'live-title' }), stage), cancel, dismiss),
-    progress, layers, loss, error);
+    progress,
+    layers,
+    loss,
+    error,
+  );
   return { jobId, root, stage, progress, layers, loss, error, status, cancel, dismiss };
 }
 
 /** Shows (or hides) the live section for S.live; creates its elements only when the job changes. */
 export function render(): void {
   const live = S.live;
-  const hidden = !live || (live.state === 'done') || (S.persisted.dismissed ?? []).includes(live.jobId);
+  const hidden = !live || live.state === 'done' || (S.persisted.dismissed ?? []).includes(live.jobId);
   const host = document.getElementById('live-slot');
   if (!host) return;
-  if (hidden) { host.replaceChildren(); parts = null; return; }
-  if (live.state === 'running') { stagesSeen.add(live.stage); document.body.dataset.liveStages = [...stagesSeen].join(' '); }
-  if (!parts || parts.jobId !== live.jobId) { parts = build(live.jobId); host.replaceChildren(parts.root); }
+  if (hidden) {
+    host.replaceChildren();
+    parts = null;
+    return;
+  }
+  if (live.state === 'running') {
+    stagesSeen.add(live.stage);
+    document.body.dataset.liveStages = [...stagesSeen].join(' ');
+  }
+  if (!parts || parts.jobId !== live.jobId) {
+    parts = build(live.jobId);
+    host.replaceChildren(parts.root);
+  }
   const p = parts;
   p.root.className = `live-${live.state}`;
   (p.root.querySelector('#live-title') as HTMLElement).textContent = live.title;
@@ -46,9 +78,18 @@ export function render(): void {
   const ratio = live.total ? (live.done ?? 0) / live.total : undefined;
   p.progress.hidden = live.state !== 'running' || ratio === undefined;
   if (ratio !== undefined) p.progress.value = ratio;
-  p.layers.textContent = live.state === 'running' && live.layersDone.length ? `aligned ${live.layersDone.length} layer group(s) — last ${live.layersDone[live.layersDone.length - 1]}` : '';
+  p.layers.textContent =
+    live.state === 'running' && live.layersDone.length
+      ? `aligned ${live.layersDone.length} layer group(s) — last ${live.layersDone[live.layersDone.length - 1]}`
+      : '';
   p.loss.hidden = !(live.state === 'running' && live.loss.length > 1);
-  if (!p.loss.hidden) drawLine(p.loss, live.loss.map((x) => ({ x: x.step, y: x.loss })), Math.max(160, width() - 24), 80);
+  if (!p.loss.hidden)
+    drawLine(
+      p.loss,
+      live.loss.map((x) => ({ x: x.step, y: x.loss })),
+      Math.max(160, width() - 24),
+      80,
+    );
   p.error.hidden = !live.error;
   // One or two lines; the whole message is in the tooltip and the otfuse log.
   const short = (live.error ?? '').split('\n')[0];

@@ -6,67 +6,155 @@ import { request } from '../rpc';
 import { lossChart } from '../chart';
 import { S, width } from './state';
 
-const dataName = (d?: DataArg) => { const p = typeof d === 'string' ? d : d?.path; return typeof p === 'string' && p ? basename(p) : undefined; };
+const dataName = (d?: DataArg) => {
+  const p = typeof d === 'string' ? d : d?.path;
+  return typeof p === 'string' && p ? basename(p) : undefined;
+};
 
 export function header(r: RunRecord, runDir: string): HTMLElement {
   const busy = S.busyRuns.includes(runDir);
   const act = (action: Parameters<typeof request<'action'>>[1]['action']) => () => void request('action', { action, runDir });
   const done = r.status === 'done';
-  const finetune = button('Finetune', act('finetuneRun'), 'primary', 'btn-finetune', busy ? 'A job is running on this run' : 'Finetune the fused model (and the anchor the same way, as a baseline)');
+  const finetune = button(
+    'Finetune',
+    act('finetuneRun'),
+    'primary',
+    'btn-finetune',
+    busy ? 'A job is running on this run' : 'Finetune the fused model (and the anchor the same way, as a baseline)',
+  );
   const reevaluate = button('Re-evaluate', act('reevaluateRun'), 'secondary', 'btn-reevaluate');
-  for (const b of [finetune, reevaluate]) { if (busy) b.setAttribute('disabled', ''); b.classList.add('needs-idle'); }
-  return h('header', { class: 'run-header' },
+  for (const b of [finetune, reevaluate]) {
+    if (busy) b.setAttribute('disabled', '');
+    b.classList.add('needs-idle');
+  }
+  return h(
+    'header',
+    { class: 'run-header' },
     h('div', { class: 'title-row' }, h('h1', { id: 'run-name' }, r.name), statusTag(r.status, 'run-status')),
     h('div', { class: 'muted small' }, `${r.models.map(basename).join(' + ')} · anchor ${basename(r.anchor)}${r.provider ? ` · ${r.provider.used}` : ''}`),
     dataLine(r),
-    h('div', { class: 'actions' },
-      done ? finetune : null, done ? reevaluate : null,
+    h(
+      'div',
+      { class: 'actions' },
+      done ? finetune : null,
+      done ? reevaluate : null,
       done ? button('Reveal model', act('reveal'), 'secondary', 'btn-reveal') : null,
       button('Compare…', act('compare'), 'secondary', 'btn-compare', 'Compare this run with another, side by side'),
       button('Re-run with edits…', act('rerun'), 'secondary', 'btn-rerun', 'Edit the recipe and fuse the same models again'),
-    ));
+    ),
+  );
 }
 
 function dataLine(r: RunRecord): HTMLElement | null {
-  const calib = dataName(r.data), evaluated = dataName(r.evalData);
+  const calib = dataName(r.data),
+    evaluated = dataName(r.evalData);
   if (!calib && !evaluated) return null;
-  const text = r.evalIsCalibration ? `calibration data ${calib} · evaluated on the same data`
-    : evaluated && evaluated !== calib ? `calibration data ${calib ?? '—'} · evaluated on ${evaluated}` : `data ${calib ?? evaluated}`;
+  const text = r.evalIsCalibration
+    ? `calibration data ${calib} · evaluated on the same data`
+    : evaluated && evaluated !== calib
+      ? `calibration data ${calib ?? '—'} · evaluated on ${evaluated}`
+      : `data ${calib ?? evaluated}`;
   return h('div', { class: 'muted small', id: 'run-data' }, text);
 }
 
 function kindOf(label: string): string {
-  return /anchor\+finetune/i.test(label) ? 'bar-baseline' : /finetune/i.test(label) ? 'bar-ft' : /^ot\b/i.test(label) ? 'bar-ot' : /vanilla|^vf\b|ensemble/i.test(label) ? 'bar-vf' : 'bar-parent';
+  return /anchor\+finetune/i.test(label)
+    ? 'bar-baseline'
+    : /finetune/i.test(label)
+      ? 'bar-ft'
+      : /^ot\b/i.test(label)
+        ? 'bar-ot'
+        : /vanilla|^vf\b|ensemble/i.test(label)
+          ? 'bar-vf'
+          : 'bar-parent';
 }
 
 export function accuracy(r: RunRecord, runDir: string): HTMLElement {
   const metrics = r.metrics;
   const parents = metrics.filter((m) => m.file && r.models.includes(m.file) && m.accuracy !== undefined);
   const best = parents.length ? Math.max(...parents.map((m) => m.accuracy!)) : undefined;
-  const delta = (m: ModelMetrics) => (best === undefined || m.accuracy === undefined || parents.includes(m) ? '' : `${m.accuracy >= best ? '+' : ''}${(100 * (m.accuracy - best)).toFixed(2)}`);
+  const delta = (m: ModelMetrics) =>
+    best === undefined || m.accuracy === undefined || parents.includes(m) ? '' : `${m.accuracy >= best ? '+' : ''}${(100 * (m.accuracy - best)).toFixed(2)}`;
   const on = dataName(r.evalData ?? r.data);
   const caption = r.evalIsCalibration
-    ? h('caption', { class: 'warning', id: 'accuracy-caption' }, `Measured on the calibration data (${on}) — not a held-out result. Fuse with separate evaluation data for numbers you can report.`)
-    : on ? h('caption', { id: 'accuracy-caption' }, `Measured on ${on}${r.metrics.some((m) => /finetune/.test(m.label)) ? ' · finetune rows: same data, same settings' : ''}`) : null;
-  const table = h('table', { id: 'accuracy', class: 'grid' }, caption,
-    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Model'), h('th', { scope: 'col', class: 'num' }, 'Accuracy'), h('th', { scope: 'col', class: 'num delta', title: 'percentage points vs the best parent' }, 'Δ best parent'), h('th', { scope: 'col', class: 'num loss' }, 'Loss'))),
-    h('tbody', {}, ...metrics.map((m) => h('tr', { 'data-label': m.label, class: `row-${kindOf(m.label).slice(4)}` },
-      h('th', { scope: 'row', title: `${m.label}${m.file ? ` — ${m.file}` : ''}${m.loss !== undefined ? ` · loss ${m.loss.toFixed(4)}` : ''}` }, m.label),
-      h('td', { class: 'num acc', 'data-accuracy': m.accuracy ?? '' }, pct(m.accuracy)),
-      h('td', { class: 'num delta' }, delta(m)),
-      h('td', { class: 'num loss', 'data-loss': m.loss ?? '' }, m.loss === undefined ? '—' : m.loss.toFixed(4)),
-    ))));
+    ? h(
+        'caption',
+        { class: 'warning', id: 'accuracy-caption' },
+        `Measured on the calibration data (${on}) — not a held-out result. Fuse with separate evaluation data for numbers you can report.`,
+      )
+    : on
+      ? h(
+          'caption',
+          { id: 'accuracy-caption' },
+          `Measured on ${on}${r.metrics.some((m) => /finetune/.test(m.label)) ? ' · finetune rows: same data, same settings' : ''}`,
+        )
+      : null;
+  const table = h(
+    'table',
+    { id: 'accuracy', class: 'grid' },
+    caption,
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        h('th', { scope: 'col' }, 'Model'),
+        h('th', { scope: 'col', class: 'num' }, 'Accuracy'),
+        h('th', { scope: 'col', class: 'num delta', title: 'percentage points vs the best parent' }, 'Δ best parent'),
+        h('th', { scope: 'col', class: 'num loss' }, 'Loss'),
+      ),
+    ),
+    h(
+      'tbody',
+      {},
+      ...metrics.map((m) =>
+        h(
+          'tr',
+          { 'data-label': m.label, class: `row-${kindOf(m.label).slice(4)}` },
+          h('th', { scope: 'row', title: `${m.label}${m.file ? ` — ${m.file}` : ''}${m.loss !== undefined ? ` · loss ${m.loss.toFixed(4)}` : ''}` }, m.label),
+          h('td', { class: 'num acc', 'data-accuracy': m.accuracy ?? '' }, pct(m.accuracy)),
+          h('td', { class: 'num delta' }, delta(m)),
+          h('td', { class: 'num loss', 'data-loss': m.loss ?? '' }, m.loss === undefined ? '—' : m.loss.toFixed(4)),
+        ),
+      ),
+    ),
+  );
   const max = Math.max(1e-9, ...metrics.map((m) => m.accuracy ?? 0));
-  const chart = h('div', { class: 'bars', role: 'img', 'aria-label': 'accuracy chart: ' + metrics.map((m) => `${m.label} ${pct(m.accuracy)}`).join(', ') },
+  const chart = h(
+    'div',
+    { class: 'bars', role: 'img', 'aria-label': 'accuracy chart: ' + metrics.map((m) => `${m.label} ${pct(m.accuracy)}`).join(', ') },
     ...metrics.map((m) => {
       const fill = h('span', { class: `bar ${kindOf(m.label)}` });
       fill.style.width = `${(100 * (m.accuracy ?? 0)) / max}%`; // CSSOM, not a style attribute: allowed by the CSP
-      return h('div', { class: 'bar-row' }, h('span', { class: 'bar-label', title: m.label }, m.label), h('span', { class: 'bar-track' }, fill), h('span', { class: 'bar-value' }, pct(m.accuracy)));
-    }));
-  const exports = h('div', { class: 'actions small-actions' },
+      return h(
+        'div',
+        { class: 'bar-row' },
+        h('span', { class: 'bar-label', title: m.label }, m.label),
+        h('span', { class: 'bar-track' }, fill),
+        h('span', { class: 'bar-value' }, pct(m.accuracy)),
+      );
+    }),
+  );
+  const exports = h(
+    'div',
+    { class: 'actions small-actions' },
     button('CSV', () => void request('action', { action: 'exportAccuracyCsv', runDir }), 'secondary', 'btn-export-acc-csv', 'Export the accuracy table as CSV'),
-    button('Markdown', () => void request('action', { action: 'exportAccuracyMarkdown', runDir }), 'secondary', 'btn-export-acc-md', 'Export the accuracy table as Markdown'));
-  return section('Accuracy', 'accuracy-section', metrics.length ? table : h('p', { class: 'muted' }, 'Not evaluated. Re-evaluate the run on held-out data to fill this table.'), metrics.length ? chart : null, metrics.length ? exports : null);
+    button(
+      'Markdown',
+      () => void request('action', { action: 'exportAccuracyMarkdown', runDir }),
+      'secondary',
+      'btn-export-acc-md',
+      'Export the accuracy table as Markdown',
+    ),
+  );
+  return section(
+    'Accuracy',
+    'accuracy-section',
+    metrics.length ? table : h('p', { class: 'muted' }, 'Not evaluated. Re-evaluate the run on held-out data to fill this table.'),
+    metrics.length ? chart : null,
+    metrics.length ? exports : null,
+  );
 }
 
 export function finetune(r: RunRecord): HTMLElement | null {
@@ -75,19 +163,60 @@ export function finetune(r: RunRecord): HTMLElement | null {
   const holder = h('div', { id: 'loss-curve', class: 'chart' });
   const base = r.baselineFinetune;
   requestAnimationFrame(() => {
-    const plot = lossChart(holder, ft.history.map((p) => ({ step: p.step, loss: p.loss })), Math.max(160, width() - 24), base ? { label: 'anchor, same finetune', points: base.history.map((p) => ({ step: p.step, loss: p.loss })) } : undefined);
+    const plot = lossChart(
+      holder,
+      ft.history.map((p) => ({ step: p.step, loss: p.loss })),
+      Math.max(160, width() - 24),
+      base ? { label: 'anchor, same finetune', points: base.history.map((p) => ({ step: p.step, loss: p.loss })) } : undefined,
+    );
     holder.dataset.drawn = '1';
     (holder as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas = plot.ctx.canvas;
   });
-  const png = button('PNG', () => {
-    const c = (holder as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas;
-    if (c) void canvasPng(c).then((bytes) => request('saveFile', { suggestedName: `${r.name}-loss.png`, bytes, filter: 'png' }));
-  }, 'secondary', 'btn-export-loss', 'Export the loss curve as PNG');
-  return section('Finetune', 'finetune',
+  const png = button(
+    'PNG',
+    () => {
+      const c = (holder as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas;
+      if (c) void canvasPng(c).then((bytes) => request('saveFile', { suggestedName: `${r.name}-loss.png`, bytes, filter: 'png' }));
+    },
+    'secondary',
+    'btn-export-loss',
+    'Export the loss curve as PNG',
+  );
+  return section(
+    'Finetune',
+    'finetune',
     h('div', { class: 'muted small' }, `${ft.steps} steps · ${ft.epochs} epoch(s) · ${ft.seconds.toFixed(1)} s · ${ft.samplesPerSecond.toFixed(0)} samples/s`),
-    holder, h('div', { class: 'actions small-actions' }, png),
-    ft.evals.length ? h('table', { class: 'grid', id: 'finetune-evals' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'Epoch'), h('th', { class: 'num' }, 'Fused + finetune'), h('th', { class: 'num' }, base ? 'Anchor + same finetune' : 'Loss'))),
-      h('tbody', {}, ...ft.evals.map((e, k) => h('tr', {}, h('td', {}, String(e.epoch)), h('td', { class: 'num' }, pct(e.accuracy)),
-        h('td', { class: 'num' }, base ? pct(base.evals[k]?.accuracy) : e.loss.toFixed(4)))))) : null);
+    holder,
+    h('div', { class: 'actions small-actions' }, png),
+    ft.evals.length
+      ? h(
+          'table',
+          { class: 'grid', id: 'finetune-evals' },
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              h('th', {}, 'Epoch'),
+              h('th', { class: 'num' }, 'Fused + finetune'),
+              h('th', { class: 'num' }, base ? 'Anchor + same finetune' : 'Loss'),
+            ),
+          ),
+          h(
+            'tbody',
+            {},
+            ...ft.evals.map((e, k) =>
+              h(
+                'tr',
+                {},
+                h('td', {}, String(e.epoch)),
+                h('td', { class: 'num' }, pct(e.accuracy)),
+                h('td', { class: 'num' }, base ? pct(base.evals[k]?.accuracy) : e.loss.toFixed(4)),
+              ),
+            ),
+          ),
+        )
+      : null,
+  );
 }

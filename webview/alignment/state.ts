@@ -2,7 +2,11 @@
 import type { LiveState, MapPayload, RunView } from '../../contracts/protocol';
 import { vscodeApi } from '../rpc';
 
-export interface Persisted { runDir?: string; selected?: string; dismissed?: number[] }
+export interface Persisted {
+  runDir?: string;
+  selected?: string;
+  dismissed?: number[];
+}
 
 export const S = {
   run: null as RunView | null,
@@ -13,7 +17,9 @@ export const S = {
   persisted: ((vscodeApi.getState() as Persisted | undefined) ?? {}) as Persisted,
 };
 
-export function save(): void { vscodeApi.setState(S.persisted); }
+export function save(): void {
+  vscodeApi.setState(S.persisted);
+}
 
 export const app = () => document.getElementById('app')!;
 export const width = () => Math.max(160, app().clientWidth);

@@ -11,7 +11,13 @@ function renderRun(): void {
   const slot = document.getElementById('run-slot')!;
   const run = S.run;
   if (!run) {
-    slot.replaceChildren(h('p', { class: 'muted', id: 'empty' }, 'No run selected. Fuse models (select two or more .onnx files in the Explorer → right-click → Fuse Models) or pick a run in the Runs list.'));
+    slot.replaceChildren(
+      h(
+        'p',
+        { class: 'muted', id: 'empty' },
+        'No run selected. Fuse models (select two or more .onnx files in the Explorer → right-click → Fuse Models) or pick a run in the Runs list.',
+      ),
+    );
     return;
   }
   const r = run.record;
@@ -29,7 +35,10 @@ function renderRun(): void {
 function applyBusy(): void {
   const busy = !!S.run && S.busyRuns.includes(S.run.runDir);
   for (const b of document.querySelectorAll<HTMLElement>('.needs-idle')) {
-    if (busy) { b.setAttribute('disabled', ''); b.title = 'A job is running on this run'; } else b.removeAttribute('disabled');
+    if (busy) {
+      b.setAttribute('disabled', '');
+      b.title = 'A job is running on this run';
+    } else b.removeAttribute('disabled');
   }
 }
 
@@ -37,9 +46,15 @@ export function startAlignment(): void {
   app().replaceChildren(h('div', { id: 'live-slot' }), h('div', { id: 'run-slot' }));
   renderRun();
   on('run', (m) => {
-    if (m.run?.runDir !== S.run?.runDir) { S.thumbs.clear(); S.detail = null; }
+    if (m.run?.runDir !== S.run?.runDir) {
+      S.thumbs.clear();
+      S.detail = null;
+    }
     S.run = m.run;
-    if (S.run && S.persisted.runDir !== S.run.runDir) { S.persisted = { runDir: S.run.runDir, dismissed: S.persisted.dismissed }; save(); }
+    if (S.run && S.persisted.runDir !== S.run.runDir) {
+      S.persisted = { runDir: S.run.runDir, dismissed: S.persisted.dismissed };
+      save();
+    }
     if (S.run) document.body.dataset.run = S.run.runDir;
     renderRun();
   });
@@ -50,8 +65,14 @@ export function startAlignment(): void {
     drawDetail();
     document.body.dataset.thumbs = String(S.thumbs.size);
   });
-  on('live', (m) => { S.live = m.live; live.render(); });
-  on('busyRuns', (m) => { S.busyRuns = m.runDirs; applyBusy(); });
+  on('live', (m) => {
+    S.live = m.live;
+    live.render();
+  });
+  on('busyRuns', (m) => {
+    S.busyRuns = m.runDirs;
+    applyBusy();
+  });
   let resizeTimer: number | undefined;
   let lastWidth = app().clientWidth;
   window.addEventListener('resize', () => {

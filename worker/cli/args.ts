@@ -18,15 +18,30 @@ export function parseArgs(argv: string[], booleans: ReadonlySet<string>, aliases
   const all = new Map<string, string[]>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === '--') { positional.push(...argv.slice(i + 1)); break; }
-    if (!arg.startsWith('-') || arg === '-') { positional.push(arg); continue; }
+    if (arg === '--') {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      positional.push(arg);
+      continue;
+    }
     let name = arg.replace(/^--?/, '');
     let value: string | boolean | undefined;
     const eq = name.indexOf('=');
-    if (eq >= 0) { value = name.slice(eq + 1); name = name.slice(0, eq); }
+    if (eq >= 0) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
     name = aliases[name] ?? name;
-    if (booleans.has(name)) { flags.set(name, value === undefined ? true : value !== 'false'); continue; }
-    if (name.startsWith('no-') && booleans.has(name.slice(3))) { flags.set(name.slice(3), false); continue; }
+    if (booleans.has(name)) {
+      flags.set(name, value === undefined ? true : value !== 'false');
+      continue;
+    }
+    if (name.startsWith('no-') && booleans.has(name.slice(3))) {
+      flags.set(name.slice(3), false);
+      continue;
+    }
     if (value === undefined) {
       if (i + 1 >= argv.length) throw new OtfuseError('BAD_USAGE', `--${name} needs a value`);
       value = argv[++i];
@@ -60,7 +75,8 @@ export function numList(args: ParsedArgs, name: string): number[] | undefined {
   if (v === undefined) return undefined;
   const parts = v.split(',').map((s) => s.trim());
   const list = parts.map(Number);
-  if (parts.some((s) => !NUMBER_TEXT.test(s)) || list.some((n) => !Number.isFinite(n))) throw new OtfuseError('BAD_USAGE', `--${name} must be a comma-separated list of numbers, got '${v}'`);
+  if (parts.some((s) => !NUMBER_TEXT.test(s)) || list.some((n) => !Number.isFinite(n)))
+    throw new OtfuseError('BAD_USAGE', `--${name} must be a comma-separated list of numbers, got '${v}'`);
   for (const n of list) checkNumber(name, n);
   if (name === 'weights') checkWeights(list);
   return list;

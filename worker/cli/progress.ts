@@ -25,7 +25,12 @@ export class ProgressBar {
     }
     if (event.layer) line += ` ${event.layer}`;
     if (event.message) line += ` ${event.message}`;
-    if (event.metrics) line += ' ' + Object.entries(event.metrics).map(([k, v]) => `${k}=${formatNumber(v)}`).join(' ');
+    if (event.metrics)
+      line +=
+        ' ' +
+        Object.entries(event.metrics)
+          .map(([k, v]) => `${k}=${formatNumber(v)}`)
+          .join(' ');
     // A pseudo-terminal without a size reports 0 columns.
     const columns = this.stream.columns && this.stream.columns > 20 ? this.stream.columns : 100;
     line = line.slice(0, columns - 1);

@@ -78,15 +78,28 @@ export function openDataset(specArg: string | DatasetSpec): Dataset {
   let spec = specFromArg(specArg);
   if (spec.path.endsWith('.json')) spec = { ...readJsonSpec(spec.path), ...withoutPath(spec) };
   const offset = spec.offset ?? 0;
-  if (!Number.isSafeInteger(offset) || offset < 0) throw new OtfuseError('BAD_USAGE', `the dataset offset must be a non-negative integer (got ${offset})`, { file: spec.path });
-  if (spec.limit !== undefined && (!Number.isSafeInteger(spec.limit) || spec.limit < 1)) throw new OtfuseError('BAD_USAGE', `the dataset limit must be a positive integer (got ${spec.limit})`, { file: spec.path });
+  if (!Number.isSafeInteger(offset) || offset < 0)
+    throw new OtfuseError('BAD_USAGE', `the dataset offset must be a non-negative integer (got ${offset})`, { file: spec.path });
+  if (spec.limit !== undefined && (!Number.isSafeInteger(spec.limit) || spec.limit < 1))
+    throw new OtfuseError('BAD_USAGE', `the dataset limit must be a positive integer (got ${spec.limit})`, { file: spec.path });
   const format = datasetFormats.find((f) => f.accepts(spec));
   if (!format && !fs.existsSync(spec.path)) throw new OtfuseError('BAD_DATA', 'dataset file not found', { file: spec.path });
   const base = format ? format.open(spec) : isIdx(spec.path) ? openIdx(spec) : openNpz(spec);
-  if (base.size === 0) { base.close(); throw new OtfuseError('BAD_DATA', 'the dataset has no samples', { file: spec.path }); }
-  if (offset >= base.size) { base.close(); throw new OtfuseError('BAD_USAGE', `offset ${offset} is past the end of the dataset (${base.size} samples)`, { file: spec.path }); }
+  if (base.size === 0) {
+    base.close();
+    throw new OtfuseError('BAD_DATA', 'the dataset has no samples', { file: spec.path });
+  }
+  if (offset >= base.size) {
+    base.close();
+    throw new OtfuseError('BAD_USAGE', `offset ${offset} is past the end of the dataset (${base.size} samples)`, { file: spec.path });
+  }
   let closed = false;
-  const closeOnce = () => { if (!closed) { closed = true; base.close(); } };
+  const closeOnce = () => {
+    if (!closed) {
+      closed = true;
+      base.close();
+    }
+  };
   const ds = { ...window(base, offset, spec.limit), close: closeOnce };
   closer.register(ds, closeOnce);
   return ds;
@@ -97,7 +110,10 @@ function toLabels(values: ArrayLike<number | bigint>, file: string, array: strin
   const out = new Int32Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const v = Number(values[i]);
-    if (ignore && v === IGNORE_LABEL) { out[i] = v; continue; }
+    if (ignore && v === IGNORE_LABEL) {
+      out[i] = v;
+      continue;
+    }
     if (!Number.isInteger(v) || v < 0 || v > 2 ** 31 - 1) {
       throw new OtfuseError('BAD_DATA', `label ${values[i]} of sample ${i} (array '${array}') is not a class index (a non-negative integer)`, { file });
     }
@@ -148,19 +164,24 @@ function isIdx(file: string): boolean {
 function openIdx(spec: DatasetSpec): Dataset {
   if (!spec.labels) throw new OtfuseError('BAD_DATA', 'IDX images need a labels file (--labels or "labels" in the spec)', { file: spec.path });
   if (spec.mean === undefined || spec.std === undefined) {
-    throw new OtfuseError('BAD_DATA', 'IDX images need their preprocessing: --mean and --std (and --scale, default 255), or a JSON dataset spec', { file: spec.path });
+    throw new OtfuseError('BAD_DATA', 'IDX images need their preprocessing: --mean and --std (and --scale, default 255), or a JSON dataset spec', {
+      file: spec.path,
+    });
   }
   const scale = spec.scale ?? 255;
   const mean = spec.mean[0];
   const std = spec.std[0];
   if (!Number.isFinite(scale) || scale <= 0 || !Number.isFinite(mean) || !Number.isFinite(std) || std <= 0) {
-    throw new OtfuseError('BAD_USAGE', `preprocessing needs a finite scale > 0, mean and std > 0 (got scale ${scale}, mean ${mean}, std ${std})`, { file: spec.path });
+    throw new OtfuseError('BAD_USAGE', `preprocessing needs a finite scale > 0, mean and std > 0 (got scale ${scale}, mean ${mean}, std ${std})`, {
+      file: spec.path,
+    });
   }
   const labelsIdx = openIdxFile(spec.labels);
   let labels: Int32Array;
   try {
     if (labelsIdx.shape.length !== 1) throw new OtfuseError('BAD_DATA', `expected IDX labels of rank 1, got [${labelsIdx.shape}]`, { file: spec.labels });
-    if (labelsIdx.count > MAX_LABEL_BYTES) throw new OtfuseError('BAD_DATA', `${labelsIdx.count} labels are more than this reader accepts`, { file: spec.labels });
+    if (labelsIdx.count > MAX_LABEL_BYTES)
+      throw new OtfuseError('BAD_DATA', `${labelsIdx.count} labels are more than this reader accepts`, { file: spec.labels });
     labels = Int32Array.from(labelsIdx.elements(0, labelsIdx.count));
   } finally {
     labelsIdx.close();
@@ -198,7 +219,9 @@ function openIdx(spec: DatasetSpec): Dataset {
 
 function openNpz(spec: DatasetSpec): Dataset {
   if (!spec.path.endsWith('.npz')) {
-    throw new OtfuseError('BAD_DATA', 'unknown dataset format: use a .npz (x + y, or arrays named after the model inputs + y), IDX files, or a .json spec', { file: spec.path });
+    throw new OtfuseError('BAD_DATA', 'unknown dataset format: use a .npz (x + y, or arrays named after the model inputs + y), IDX files, or a .json spec', {
+      file: spec.path,
+    });
   }
   const npz = openNpzFile(spec.path);
   try {
@@ -208,18 +231,27 @@ function openNpz(spec: DatasetSpec): Dataset {
     const y = arrays[yName];
     // Masked-LM data: 'labels' [N, T] (token ids, −100 where no token is predicted).
     const perSample = yName === 'labels' && y.shape.length === 2 ? y.shape[1] : undefined;
-    if (y.shape.length !== 1 && !perSample) throw new OtfuseError('BAD_DATA', `label array '${yName}' must be one-dimensional (or 'labels' [samples, tokens] for masked-LM data), got shape [${y.shape}]`, { file: spec.path });
-    if (y.header.byteLength > MAX_LABEL_BYTES) throw new OtfuseError('BAD_DATA', `label array '${yName}' has ${y.header.count} entries, more than this reader accepts`, { file: spec.path });
-    if (!['i8', 'i4', 'u1', 'i1', 'u2', 'i2', 'f4', 'f8', 'b1'].includes(y.dtype)) throw new OtfuseError('BAD_DATA', `label array '${yName}' has unsupported dtype ${y.dtype}`, { file: spec.path });
+    if (y.shape.length !== 1 && !perSample)
+      throw new OtfuseError(
+        'BAD_DATA',
+        `label array '${yName}' must be one-dimensional (or 'labels' [samples, tokens] for masked-LM data), got shape [${y.shape}]`,
+        { file: spec.path },
+      );
+    if (y.header.byteLength > MAX_LABEL_BYTES)
+      throw new OtfuseError('BAD_DATA', `label array '${yName}' has ${y.header.count} entries, more than this reader accepts`, { file: spec.path });
+    if (!['i8', 'i4', 'u1', 'i1', 'u2', 'i2', 'f4', 'f8', 'b1'].includes(y.dtype))
+      throw new OtfuseError('BAD_DATA', `label array '${yName}' has unsupported dtype ${y.dtype}`, { file: spec.path });
     const n = y.shape[0];
     const L = perSample ?? 1;
     const labels = toLabels(y.elements(0, n * L) as ArrayLike<number | bigint>, spec.path, yName, !!perSample);
     const inputs: { info: ArrayInfo; array: LazyNpy }[] = [];
     for (const [name, array] of Object.entries(arrays)) {
       if (array === y) continue;
-      if (array.shape.length < 1 || array.shape[0] !== n) throw new OtfuseError('BAD_DATA', `array '${name}' has ${array.shape[0] ?? 'no'} samples but ${yName} has ${n}`, { file: spec.path });
+      if (array.shape.length < 1 || array.shape[0] !== n)
+        throw new OtfuseError('BAD_DATA', `array '${name}' has ${array.shape[0] ?? 'no'} samples but ${yName} has ${n}`, { file: spec.path });
       const type = floatOrInt(array, name, spec);
-      if (array.shape.slice(1).some((d) => d === 0)) throw new OtfuseError('BAD_DATA', `array '${name}' has empty samples (shape [${array.shape}])`, { file: spec.path });
+      if (array.shape.slice(1).some((d) => d === 0))
+        throw new OtfuseError('BAD_DATA', `array '${name}' has empty samples (shape [${array.shape}])`, { file: spec.path });
       inputs.push({ info: { name, type, sampleShape: array.shape.slice(1) }, array });
     }
     if (inputs.length === 0) throw new OtfuseError('BAD_DATA', 'no input arrays besides the labels', { file: spec.path });
@@ -247,7 +279,11 @@ function floatOrInt(array: LazyNpy, name: string, spec: DatasetSpec): FeedType {
   if (array.dtype === 'f4' || array.dtype === 'f8') return 'float32';
   if (array.dtype === 'i8' || array.dtype === 'i4') return 'int64';
   if (array.dtype === 'u1' && spec.mean !== undefined) return 'float32';
-  throw new OtfuseError('BAD_DATA', `array '${name}' has dtype ${array.dtype}; inputs must be float32 (preprocessed) or int64 token ids (uint8 images need --mean/--std)`, { file: spec.path });
+  throw new OtfuseError(
+    'BAD_DATA',
+    `array '${name}' has dtype ${array.dtype}; inputs must be float32 (preprocessed) or int64 token ids (uint8 images need --mean/--std)`,
+    { file: spec.path },
+  );
 }
 
 function gatherRows(array: LazyNpy, info: ArrayInfo, indices: ArrayLike<number>, spec: DatasetSpec): FeedTensor {

@@ -53,26 +53,36 @@ function preprocessing(spec: ImageFolderSpec): Preprocessing {
     const cfg = path.join(path.dirname(file), 'config.json');
     if (fs.existsSync(cfg)) config = readJson(cfg);
   } else if (spec.mean === undefined || spec.std === undefined) {
-    throw new OtfuseError('BAD_DATA', 'an image folder needs its preprocessing: --preprocessor MODEL_DIR (preprocessor_config.json), --mean/--std, or a Hugging Face model folder among the models', { file: spec.path });
+    throw new OtfuseError(
+      'BAD_DATA',
+      'an image folder needs its preprocessing: --preprocessor MODEL_DIR (preprocessor_config.json), --mean/--std, or a Hugging Face model folder among the models',
+      { file: spec.path },
+    );
   }
-  const field = (name: string) => new OtfuseError('UNSUPPORTED', `field '${name}' of preprocessor_config.json: ${JSON.stringify(pre[name])} is not supported`, { file });
+  const field = (name: string) =>
+    new OtfuseError('UNSUPPORTED', `field '${name}' of preprocessor_config.json: ${JSON.stringify(pre[name])} is not supported`, { file });
   let height: number | undefined;
   let width: number | undefined;
   if (pre.do_resize !== false && pre.size !== undefined) {
     const size = pre.size as Record<string, unknown> | number;
-    if (typeof size === 'number') { height = size; width = size; }
-    else if (typeof size?.height === 'number' && typeof size?.width === 'number') { height = size.height; width = size.width; }
-    else throw field('size');
+    if (typeof size === 'number') {
+      height = size;
+      width = size;
+    } else if (typeof size?.height === 'number' && typeof size?.width === 'number') {
+      height = size.height;
+      width = size.width;
+    } else throw field('size');
     const resample = pre.resample ?? 2;
     if (resample !== 2) throw field('resample');
   }
   for (const f of ['do_center_crop', 'do_pad']) if (pre[f] === true) throw field(f);
   const rescale = pre.do_rescale === false ? 1 : typeof pre.rescale_factor === 'number' ? pre.rescale_factor : 1 / 255;
   const normalize = pre.do_normalize !== false && Array.isArray(pre.image_mean);
-  const channels = typeof config.num_channels === 'number' ? config.num_channels : spec.mean?.length ?? (normalize ? (pre.image_mean as number[]).length : 3);
+  const channels = typeof config.num_channels === 'number' ? config.num_channels : (spec.mean?.length ?? (normalize ? (pre.image_mean as number[]).length : 3));
   const perChannel = (v: number[] | undefined, fallback: number) => Array.from({ length: channels }, (_, c) => v?.[Math.min(c, v.length - 1)] ?? fallback);
   return {
-    height, width,
+    height,
+    width,
     scale: spec.scale !== undefined ? 1 / spec.scale : rescale,
     mean: perChannel(spec.mean ?? (normalize ? (pre.image_mean as number[]) : undefined), 0),
     std: perChannel(spec.std ?? (normalize ? (pre.image_std as number[]) : undefined), 1),
@@ -83,7 +93,11 @@ function preprocessing(spec: ImageFolderSpec): Preprocessing {
 
 export function openImageFolder(spec: ImageFolderSpec): Dataset {
   const root = spec.path;
-  const classes = fs.readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort();
+  const classes = fs
+    .readdirSync(root, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => e.name)
+    .sort();
   if (classes.length === 0) throw new OtfuseError('BAD_DATA', 'an image folder needs one sub-folder per class (ImageFolder layout)', { file: root });
   const pre = preprocessing(spec);
   // Class indices: the model's label2id when it names every folder, else sorted folder order (as torchvision does).
@@ -91,7 +105,10 @@ export function openImageFolder(spec: ImageFolderSpec): Dataset {
   const files: string[] = [];
   const labels: number[] = [];
   classes.forEach((c, i) => {
-    for (const f of fs.readdirSync(path.join(root, c)).filter((n) => IMAGE.test(n)).sort()) {
+    for (const f of fs
+      .readdirSync(path.join(root, c))
+      .filter((n) => IMAGE.test(n))
+      .sort()) {
       files.push(path.join(root, c, f));
       labels.push(byName ? byName[c] : i);
     }
@@ -118,7 +135,8 @@ export function openImageFolder(spec: ImageFolderSpec): Dataset {
         const file = files[indices[b]];
         let img = decode(file);
         if (img.width !== W || img.height !== H) {
-          if (pre.height === undefined) throw new OtfuseError('BAD_DATA', `image is ${img.width}×${img.height}, the first image ${W}×${H}, and no resize is configured`, { file });
+          if (pre.height === undefined)
+            throw new OtfuseError('BAD_DATA', `image is ${img.width}×${img.height}, the first image ${W}×${H}, and no resize is configured`, { file });
           img = resizeBilinear(img, W, H);
         }
         const plane = H * W;
@@ -129,7 +147,11 @@ export function openImageFolder(spec: ImageFolderSpec): Dataset {
           }
         }
       }
-      return { feeds: { pixel_values: { type: 'float32', data: out, dims: [indices.length, C, H, W] } }, labels: Int32Array.from(indices, (i) => labels[i]), indices: Int32Array.from(indices) };
+      return {
+        feeds: { pixel_values: { type: 'float32', data: out, dims: [indices.length, C, H, W] } },
+        labels: Int32Array.from(indices, (i) => labels[i]),
+        indices: Int32Array.from(indices),
+      };
     },
   };
 
@@ -146,7 +168,11 @@ export function openImageFolder(spec: ImageFolderSpec): Dataset {
   }
 }
 
-interface Rgba { width: number; height: number; data: Uint8Array }
+interface Rgba {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
 
 export function decodeImage(file: string): Rgba {
   let bytes: Buffer;
@@ -217,7 +243,7 @@ function resample1d(src: Uint8Array, w: number, h: number, out: number, horizont
         let acc = FIXED / 2;
         for (let i = 0; i < k.length; i++) {
           const s = start[o] + i;
-          acc += k[i] * src[((horizontal ? y * w + s : s * w + x) * 4) + c];
+          acc += k[i] * src[(horizontal ? y * w + s : s * w + x) * 4 + c];
         }
         dst[(y * ow + x) * 4 + c] = Math.min(255, Math.max(0, Math.floor(acc / FIXED)));
       }

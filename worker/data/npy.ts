@@ -14,8 +14,16 @@ export interface NpyArray {
 }
 
 const CTORS: Record<NpyDtype, { new (buf: ArrayBuffer, offset: number, length: number): NpyData; BYTES_PER_ELEMENT: number }> = {
-  f4: Float32Array, f8: Float64Array, i8: BigInt64Array, i4: Int32Array, u1: Uint8Array, i1: Int8Array, b1: Uint8Array,
-  u2: Uint16Array, i2: Int16Array, f2: Uint16Array,
+  f4: Float32Array,
+  f8: Float64Array,
+  i8: BigInt64Array,
+  i4: Int32Array,
+  u1: Uint8Array,
+  i1: Int8Array,
+  b1: Uint8Array,
+  u2: Uint16Array,
+  i2: Int16Array,
+  f2: Uint16Array,
 };
 
 export interface NpyHeader {
@@ -48,20 +56,32 @@ export function parseNpyHeader(read: (position: number, length: number) => Uint8
   const descr = /'descr':\s*'([<>|=])(\w\d?)'/.exec(header);
   const fortran = /'fortran_order':\s*(True|False)/.exec(header);
   const shapeMatch = /'shape':\s*\(([^)]*)\)/.exec(header);
-  if (!descr || !fortran || !shapeMatch) throw new OtfuseError('BAD_DATA', `${labelName(label, file)}unreadable .npy header: ${header.trim().slice(0, 200)}`, { file });
+  if (!descr || !fortran || !shapeMatch)
+    throw new OtfuseError('BAD_DATA', `${labelName(label, file)}unreadable .npy header: ${header.trim().slice(0, 200)}`, { file });
   if (descr[1] === '>') throw new OtfuseError('BAD_DATA', `${labelName(label, file)}big-endian arrays are not supported`, { file });
-  if (fortran[1] === 'True') throw new OtfuseError('BAD_DATA', `${labelName(label, file)}Fortran-ordered arrays are not supported; save with np.ascontiguousarray`, { file });
+  if (fortran[1] === 'True')
+    throw new OtfuseError('BAD_DATA', `${labelName(label, file)}Fortran-ordered arrays are not supported; save with np.ascontiguousarray`, { file });
   const dtype = descr[2] as NpyDtype;
   const ctor = CTORS[dtype];
-  if (!Object.prototype.hasOwnProperty.call(CTORS, dtype) || !ctor) throw new OtfuseError('BAD_DATA', `${labelName(label, file)}unsupported dtype '${descr[1]}${descr[2]}'`, { file });
-  const shape = shapeMatch[1].split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
-  if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new OtfuseError('BAD_DATA', `${labelName(label, file)}bad shape (${shapeMatch[1]})`, { file });
+  if (!Object.prototype.hasOwnProperty.call(CTORS, dtype) || !ctor)
+    throw new OtfuseError('BAD_DATA', `${labelName(label, file)}unsupported dtype '${descr[1]}${descr[2]}'`, { file });
+  const shape = shapeMatch[1]
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+    .map(Number);
+  if (shape.some((d) => !Number.isSafeInteger(d) || d < 0))
+    throw new OtfuseError('BAD_DATA', `${labelName(label, file)}bad shape (${shapeMatch[1]})`, { file });
   const count = shape.reduce((a, b) => a * b, 1);
   const byteLength = count * ctor.BYTES_PER_ELEMENT;
   const dataStart = headerStart + headerLen;
   // Checked against what the container holds before anything of that size is allocated.
   if (!Number.isSafeInteger(byteLength) || size - dataStart < byteLength) {
-    throw new OtfuseError('BAD_DATA', `${labelName(label, file)}truncated: header says ${count} elements of ${dtype} [${shape}] but only ${Math.max(0, size - dataStart)} bytes follow`, { file });
+    throw new OtfuseError(
+      'BAD_DATA',
+      `${labelName(label, file)}truncated: header says ${count} elements of ${dtype} [${shape}] but only ${Math.max(0, size - dataStart)} bytes follow`,
+      { file },
+    );
   }
   return { dtype, shape, count, dataStart, byteLength };
 }
@@ -81,17 +101,30 @@ export function parseNpy(bytes: Uint8Array, label: string): NpyArray {
 
 /** One array of a .npz, read on demand: elements are fetched from the member's byte source. */
 export class LazyNpy {
-  constructor(readonly name: string, readonly header: NpyHeader, private readonly source: ByteSource, readonly label: string) {}
-  get dtype(): NpyDtype { return this.header.dtype; }
-  get shape(): number[] { return this.header.shape; }
-  get bytesPerElement(): number { return CTORS[this.header.dtype].BYTES_PER_ELEMENT; }
+  constructor(
+    readonly name: string,
+    readonly header: NpyHeader,
+    private readonly source: ByteSource,
+    readonly label: string,
+  ) {}
+  get dtype(): NpyDtype {
+    return this.header.dtype;
+  }
+  get shape(): number[] {
+    return this.header.shape;
+  }
+  get bytesPerElement(): number {
+    return CTORS[this.header.dtype].BYTES_PER_ELEMENT;
+  }
   /** `count` elements starting at element `start`. */
   elements(start: number, count: number): NpyData {
     const w = this.bytesPerElement;
     const bytes = this.source.read(this.header.dataStart + start * w, count * w);
     return new CTORS[this.header.dtype](bytes.buffer, bytes.byteOffset, count);
   }
-  close(): void { this.source.close(); }
+  close(): void {
+    this.source.close();
+  }
 }
 
 export function readNpy(file: string): NpyArray {
@@ -122,7 +155,13 @@ export function openNpz(file: string): NpzFile {
     closeQuietly(opened);
     throw err;
   }
-  return { arrays: out, close: () => { for (const a of Object.values(out)) a.close(); closeQuietly(opened); } };
+  return {
+    arrays: out,
+    close: () => {
+      for (const a of Object.values(out)) a.close();
+      closeQuietly(opened);
+    },
+  };
 }
 
 /** Reads every array of a .npz whole (for small files: fixtures, tests); at most `maxBytes` in total. */
@@ -142,7 +181,10 @@ export function readNpz(file: string, maxBytes = 2 ** 30): Record<string, NpyArr
   }
 }
 
-interface ZipEntry { name: string; open(): ByteSource }
+interface ZipEntry {
+  name: string;
+  open(): ByteSource;
+}
 
 const MAX_ZIP_ENTRIES = 10_000;
 
@@ -154,7 +196,10 @@ function listZip(opened: OpenedFile, file: string): ZipEntry[] {
   // End of central directory: scan backwards for its signature.
   let eocd = -1;
   for (let i = tail.byteLength - 22; i >= 0; i--) {
-    if (tview.getUint32(i, true) === 0x06054b50) { eocd = i; break; }
+    if (tview.getUint32(i, true) === 0x06054b50) {
+      eocd = i;
+      break;
+    }
   }
   if (eocd < 0) throw new OtfuseError('BAD_DATA', 'not a .npz (zip) file or truncated', { file });
   let count = tview.getUint16(eocd + 10, true);
@@ -199,7 +244,12 @@ function listZip(opened: OpenedFile, file: string): ZipEntry[] {
       const fieldSize = view.getUint16(e + 2, true);
       if (id === 0x0001) {
         let q = e + 4;
-        const take = () => { if (q + 8 > extraEnd) throw corrupt(); const v = Number(view.getBigUint64(q, true)); q += 8; return v; };
+        const take = () => {
+          if (q + 8 > extraEnd) throw corrupt();
+          const v = Number(view.getBigUint64(q, true));
+          q += 8;
+          return v;
+        };
         if (uncompSize === 0xffffffff) uncompSize = take();
         if (compSize === 0xffffffff) compSize = take();
         if (localOffset === 0xffffffff) localOffset = take();
@@ -226,7 +276,16 @@ function listZip(opened: OpenedFile, file: string): ZipEntry[] {
   return entries;
 }
 
-const DESCR: Partial<Record<string, string>> = { Float32Array: '<f4', Float64Array: '<f8', BigInt64Array: '<i8', Int32Array: '<i4', Uint8Array: '|u1', Int8Array: '|i1', Uint16Array: '<u2', Int16Array: '<i2' };
+const DESCR: Partial<Record<string, string>> = {
+  Float32Array: '<f4',
+  Float64Array: '<f8',
+  BigInt64Array: '<i8',
+  Int32Array: '<i4',
+  Uint8Array: '|u1',
+  Int8Array: '|i1',
+  Uint16Array: '<u2',
+  Int16Array: '<i2',
+};
 
 /** Serialises an array as .npy (version 1). */
 export function encodeNpy(data: NpyData, shape: number[]): Uint8Array {

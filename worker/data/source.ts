@@ -25,8 +25,15 @@ const COMPRESSED_STEP = 16 * 1024;
 
 /** A byte range of a regular file. */
 export class FileSlice implements ByteSource {
-  constructor(private readonly file: OpenedFile, private readonly start: number, readonly size: number, private readonly label: string, private readonly owned = false) {
-    if (start < 0 || start + size > file.size) throw new OtfuseError('BAD_DATA', `${label}: ${size} bytes at offset ${start} do not fit the file (${file.size} bytes; truncated?)`, { file: file.file });
+  constructor(
+    private readonly file: OpenedFile,
+    private readonly start: number,
+    readonly size: number,
+    private readonly label: string,
+    private readonly owned = false,
+  ) {
+    if (start < 0 || start + size > file.size)
+      throw new OtfuseError('BAD_DATA', `${label}: ${size} bytes at offset ${start} do not fit the file (${file.size} bytes; truncated?)`, { file: file.file });
   }
 
   static open(file: string, what: string): FileSlice {
@@ -36,7 +43,9 @@ export class FileSlice implements ByteSource {
 
   read(position: number, length: number): Uint8Array {
     if (position < 0 || length < 0 || position + length > this.size) {
-      throw new OtfuseError('BAD_DATA', `${this.label}: ${length} bytes at ${position} are past its end (${this.size} bytes; truncated?)`, { file: this.file.file });
+      throw new OtfuseError('BAD_DATA', `${this.label}: ${length} bytes at ${position} are past its end (${this.size} bytes; truncated?)`, {
+        file: this.file.file,
+      });
     }
     return readExactly(this.file, length, this.start + position, 'BAD_DATA', this.label);
   }
@@ -60,7 +69,13 @@ export class InflatedSource implements ByteSource {
   private spilled?: ByteSource;
 
   /** `size` is what the container declares; reads past what the stream really holds fail as truncated. */
-  constructor(private readonly compressed: ByteSource, readonly format: 'deflate' | 'gzip', public size: number, private readonly label: string, private readonly file: string) {
+  constructor(
+    private readonly compressed: ByteSource,
+    readonly format: 'deflate' | 'gzip',
+    public size: number,
+    private readonly label: string,
+    private readonly file: string,
+  ) {
     this.restart();
   }
 
@@ -71,7 +86,10 @@ export class InflatedSource implements ByteSource {
     this.consumed = 0;
     this.finished = false;
     const onData = (chunk: Uint8Array, final: boolean) => {
-      if (chunk.length) { this.chunks.push(chunk); this.produced += chunk.length; }
+      if (chunk.length) {
+        this.chunks.push(chunk);
+        this.produced += chunk.length;
+      }
       if (final) this.finished = true;
     };
     this.inflater = this.format === 'gzip' ? new Gunzip(onData) : new Inflate(onData);
@@ -107,7 +125,12 @@ export class InflatedSource implements ByteSource {
       this.chunks.shift();
     }
     while (this.produced < position + length) {
-      if (!this.pump()) throw new OtfuseError('BAD_DATA', `${this.label}: the compressed stream ends after ${this.produced} bytes, but ${this.size} are declared (truncated?)`, { file: this.file });
+      if (!this.pump())
+        throw new OtfuseError(
+          'BAD_DATA',
+          `${this.label}: the compressed stream ends after ${this.produced} bytes, but ${this.size} are declared (truncated?)`,
+          { file: this.file },
+        );
       while (this.chunks.length > 1 && this.chunkStart + this.chunks[0].length <= position) {
         this.chunkStart += this.chunks[0].length;
         this.chunks.shift();
@@ -139,7 +162,10 @@ export class InflatedSource implements ByteSource {
         whole.set(c.subarray(0, n), at);
         at += n;
       }
-      if (at < this.size) throw new OtfuseError('BAD_DATA', `${this.label}: the compressed stream ends after ${at} bytes, but ${this.size} are declared (truncated?)`, { file: this.file });
+      if (at < this.size)
+        throw new OtfuseError('BAD_DATA', `${this.label}: the compressed stream ends after ${at} bytes, but ${this.size} are declared (truncated?)`, {
+          file: this.file,
+        });
       this.spilled = new MemorySource(whole);
     } else {
       this.spilled = spillToTempFile(this, this.size, this.label, this.file);
@@ -162,11 +188,15 @@ export class InflatedSource implements ByteSource {
 
 class MemorySource implements ByteSource {
   constructor(private readonly bytes: Uint8Array) {}
-  get size(): number { return this.bytes.length; }
+  get size(): number {
+    return this.bytes.length;
+  }
   read(position: number, length: number): Uint8Array {
     return this.bytes.slice(position, position + length);
   }
-  close(): void { /* garbage-collected */ }
+  close(): void {
+    /* garbage-collected */
+  }
 }
 
 function spillToTempFile(stream: InflatedSource, size: number, label: string, file: string): ByteSource {
@@ -189,7 +219,9 @@ function spillToTempFile(stream: InflatedSource, size: number, label: string, fi
   } catch (err) {
     fs.closeSync(fd);
     if (err instanceof OtfuseError) throw err;
-    throw new OtfuseError('BAD_DATA', `${label}: cannot spill the decompressed data to a temporary file in ${os.tmpdir()}: ${(err as Error).message}`, { file });
+    throw new OtfuseError('BAD_DATA', `${label}: cannot spill the decompressed data to a temporary file in ${os.tmpdir()}: ${(err as Error).message}`, {
+      file,
+    });
   }
   if (at < size) {
     fs.closeSync(fd);

@@ -15,20 +15,29 @@ export interface TextSpec extends DatasetSpec {
   maxLength?: number;
 }
 
-interface TextRecord { text: string; pair?: string; label: unknown; line: number }
+interface TextRecord {
+  text: string;
+  pair?: string;
+  label: unknown;
+  line: number;
+}
 
 export const isTextFile = (file: string) => /\.(jsonl|csv)$/i.test(file);
 
 export function openTextDataset(spec: TextSpec): Dataset {
   const file = spec.path;
   if (!spec.tokenizer) {
-    throw new OtfuseError('BAD_DATA', 'a text dataset needs a tokenizer: give --tokenizer MODEL_DIR, put "tokenizer" in a JSON data spec, or fuse/evaluate a Hugging Face model folder that has one', { file });
+    throw new OtfuseError(
+      'BAD_DATA',
+      'a text dataset needs a tokenizer: give --tokenizer MODEL_DIR, put "tokenizer" in a JSON data spec, or fuse/evaluate a Hugging Face model folder that has one',
+      { file },
+    );
   }
   const tok = loadTokenizer(path.resolve(path.dirname(file), spec.tokenizer));
   const records = file.toLowerCase().endsWith('.csv') ? readCsv(file) : readJsonl(file);
   if (records.length === 0) throw new OtfuseError('BAD_DATA', 'no samples', { file });
   const maxPos = tok.modelConfig?.max_position_embeddings;
-  const cap = spec.maxLength ?? Math.min(512, typeof maxPos === 'number' ? maxPos : tok.modelMaxLength ?? 512);
+  const cap = spec.maxLength ?? Math.min(512, typeof maxPos === 'number' ? maxPos : (tok.modelMaxLength ?? 512));
   const encoded = records.map((r) => tok.encode(r.text, r.pair, cap));
   const L = Math.max(...encoded.map((e) => e.ids.length));
   const n = records.length;
@@ -76,7 +85,8 @@ function record(obj: Record<string, unknown>, line: number, file: string): TextR
   const text = obj.text;
   if (typeof text !== 'string') throw new OtfuseError('BAD_DATA', `line ${line}: no string field 'text'`, { file });
   const pair = obj.text_pair;
-  if (pair !== undefined && pair !== null && pair !== '' && typeof pair !== 'string') throw new OtfuseError('BAD_DATA', `line ${line}: 'text_pair' must be a string`, { file });
+  if (pair !== undefined && pair !== null && pair !== '' && typeof pair !== 'string')
+    throw new OtfuseError('BAD_DATA', `line ${line}: 'text_pair' must be a string`, { file });
   if (obj.label === undefined || obj.label === null || obj.label === '') throw new OtfuseError('BAD_DATA', `line ${line}: no 'label'`, { file });
   return { text, pair: typeof pair === 'string' && pair !== '' ? pair : undefined, label: obj.label, line };
 }
@@ -91,17 +101,19 @@ function readText(file: string): string {
 
 function readJsonl(file: string): TextRecord[] {
   const out: TextRecord[] = [];
-  readText(file).split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let obj: unknown;
-    try {
-      obj = JSON.parse(line);
-    } catch (err) {
-      throw new OtfuseError('BAD_DATA', `line ${i + 1} is not JSON: ${(err as Error).message}`, { file });
-    }
-    if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new OtfuseError('BAD_DATA', `line ${i + 1} is not a JSON object`, { file });
-    out.push(record(obj as Record<string, unknown>, i + 1, file));
-  });
+  readText(file)
+    .split('\n')
+    .forEach((line, i) => {
+      if (!line.trim()) return;
+      let obj: unknown;
+      try {
+        obj = JSON.parse(line);
+      } catch (err) {
+        throw new OtfuseError('BAD_DATA', `line ${i + 1} is not JSON: ${(err as Error).message}`, { file });
+      }
+      if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new OtfuseError('BAD_DATA', `line ${i + 1} is not a JSON object`, { file });
+      out.push(record(obj as Record<string, unknown>, i + 1, file));
+    });
   return out;
 }
 
@@ -117,19 +129,36 @@ export function parseCsv(text: string): { rows: string[][]; lines: number[] } {
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
     if (quoted) {
-      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
-      else if (c === '"') quoted = false;
-      else { if (c === '\n') line++; field += c; }
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else {
+        if (c === '\n') line++;
+        field += c;
+      }
     } else if (c === '"' && field === '') quoted = true;
-    else if (c === ',') { row.push(field); field = ''; }
-    else if (c === '\n' || c === '\r') {
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\n' || c === '\r') {
       if (c === '\r' && text[i + 1] === '\n') i++;
       row.push(field);
-      if (row.length > 1 || row[0] !== '') { rows.push(row); lines.push(rowLine); }
-      row = []; field = ''; line++; rowLine = line;
+      if (row.length > 1 || row[0] !== '') {
+        rows.push(row);
+        lines.push(rowLine);
+      }
+      row = [];
+      field = '';
+      line++;
+      rowLine = line;
     } else field += c;
   }
-  if (field !== '' || row.length) { row.push(field); rows.push(row); lines.push(rowLine); }
+  if (field !== '' || row.length) {
+    row.push(field);
+    rows.push(row);
+    lines.push(rowLine);
+  }
   return { rows, lines };
 }
 
@@ -137,7 +166,8 @@ function readCsv(file: string): TextRecord[] {
   const { rows, lines } = parseCsv(readText(file));
   if (rows.length === 0) return [];
   const header = rows[0].map((h) => h.trim());
-  for (const col of ['text', 'label']) if (!header.includes(col)) throw new OtfuseError('BAD_DATA', `the header has no '${col}' column (columns: ${header.join(', ')})`, { file });
+  for (const col of ['text', 'label'])
+    if (!header.includes(col)) throw new OtfuseError('BAD_DATA', `the header has no '${col}' column (columns: ${header.join(', ')})`, { file });
   return rows.slice(1).map((r, i) => {
     if (r.length !== header.length) throw new OtfuseError('BAD_DATA', `line ${lines[i + 1]}: ${r.length} fields, the header has ${header.length}`, { file });
     return record(Object.fromEntries(header.map((h, k) => [h, r[k]])), lines[i + 1], file);

@@ -28,17 +28,21 @@ function readJson(file: string): Record<string, unknown> {
 /** tokenizer.json for a vocab.txt (one token per line, line number = id), as BertTokenizerFast would build it. */
 export function wordPieceTokenizerJson(vocabFile: string, lowercase = true): Record<string, unknown> {
   const vocab: Record<string, number> = {};
-  fs.readFileSync(vocabFile, 'utf8').split('\n').forEach((line, i, all) => {
-    const token = line.replace(/\r$/, '');
-    if (i === all.length - 1 && token === '') return;
-    if (!(token in vocab)) vocab[token] = i;
-  });
+  fs.readFileSync(vocabFile, 'utf8')
+    .split('\n')
+    .forEach((line, i, all) => {
+      const token = line.replace(/\r$/, '');
+      if (i === all.length - 1 && token === '') return;
+      if (!(token in vocab)) vocab[token] = i;
+    });
   for (const t of ['[UNK]', '[CLS]', '[SEP]']) {
     if (!(t in vocab)) throw new OtfuseError('BAD_DATA', `vocab.txt has no '${t}' token`, { file: vocabFile });
   }
   const special = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'].filter((t) => t in vocab);
   return {
-    version: '1.0', truncation: null, padding: null,
+    version: '1.0',
+    truncation: null,
+    padding: null,
     added_tokens: special.map((t) => ({ id: vocab[t], content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
     normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase },
     pre_tokenizer: { type: 'BertPreTokenizer' },
@@ -99,7 +103,10 @@ export function loadTokenizer(where: string): BertTokenizer {
         if (excess > 0) {
           let la = a.length;
           let lb = b?.length ?? 0;
-          for (let k = 0; k < excess; k++) { if (!b || la > lb) la--; else lb--; }
+          for (let k = 0; k < excess; k++) {
+            if (!b || la > lb) la--;
+            else lb--;
+          }
           a = a.slice(0, la);
           if (b) b = b.slice(0, lb);
         }

@@ -49,7 +49,9 @@ export interface ActivationStore {
 /** Every tensor whose activations the fusion of this plan can use. */
 export function captureSpecs(plan: ModelPlan): CaptureSpec[] {
   const seen = new Set<string>();
-  return captureGroups(plan).flat().filter((s) => (seen.has(s.tensor) ? false : (seen.add(s.tensor), true)));
+  return captureGroups(plan)
+    .flat()
+    .filter((s) => (seen.has(s.tensor) ? false : (seen.add(s.tensor), true)));
 }
 
 /** The tensors each stage of the alignment reads: [embedding, block 0, …, block L−1, head]. */
@@ -66,11 +68,24 @@ function withLayout(plan: ModelPlan, s: CaptureSpec): CaptureSpec {
 
 function rawCaptureGroups(plan: ModelPlan): CaptureSpec[][] {
   const e = plan.embedding;
-  const groups: CaptureSpec[][] = [e.kind === 'patch'
-    ? [{ tensor: e.patch.out, layout: 'nchw' }, { tensor: e.out, layout: 'tokens' }]
-    : [{ tensor: e.sum, layout: 'tokens' }, { tensor: e.out, layout: 'tokens' }]];
+  const groups: CaptureSpec[][] = [
+    e.kind === 'patch'
+      ? [
+          { tensor: e.patch.out, layout: 'nchw' },
+          { tensor: e.out, layout: 'tokens' },
+        ]
+      : [
+          { tensor: e.sum, layout: 'tokens' },
+          { tensor: e.out, layout: 'tokens' },
+        ],
+  ];
   for (const b of plan.blocks) {
-    groups.push([b.input, b.attn.q.out, b.attn.k.out, b.attn.v.out, b.attn.o.out, b.attnAdd, b.fc1.out, b.fc2.out].map((tensor) => ({ tensor, layout: 'tokens' as const })));
+    groups.push(
+      [b.input, b.attn.q.out, b.attn.k.out, b.attn.v.out, b.attn.o.out, b.attnAdd, b.fc1.out, b.fc2.out].map((tensor) => ({
+        tensor,
+        layout: 'tokens' as const,
+      })),
+    );
   }
   groups.push(plan.head.pooler ? [{ tensor: plan.head.pooler.out, layout: 'vector' }] : []);
   return groups;
@@ -87,7 +102,6 @@ export function estimateActivationBytes(plan: ModelPlan, samples: number, tokenB
   }
   return neurons * Math.min(tokens * samples, tokenBudget > 0 ? tokenBudget : Infinity) * 4;
 }
-
 
 /**
  * Tokens per capture batch: ONNX Runtime's outputs for one batch (every captured tensor, an MLP one 4× wide) and
@@ -174,7 +188,13 @@ export class StagedActivations implements ActivationStore {
 const sourceOf = (s: CaptureSpec): string => s.view?.tensor ?? s.tensor;
 
 /** Every tensor of the plan (or `only`) in one forward pass; the store holds them all. */
-export async function captureActivations(model: OnnxModel, plan: ModelPlan | undefined, dataset: Dataset, options: CaptureOptions, only?: CaptureSpec[]): Promise<ActivationStore & { stats: CaptureStats }> {
+export async function captureActivations(
+  model: OnnxModel,
+  plan: ModelPlan | undefined,
+  dataset: Dataset,
+  options: CaptureOptions,
+  only?: CaptureSpec[],
+): Promise<ActivationStore & { stats: CaptureStats }> {
   const specs = only ?? captureSpecs(plan!);
   const engine = new CaptureEngine(model, [specs], dataset, options, false, plan?.tokens);
   const store = await engine.advanceTo(0);
@@ -229,7 +249,14 @@ class CaptureEngine {
   private readonly batch: number;
   readonly stats: CaptureStats = { seconds: 0, cpuSeconds: 0, passes: 0, peakBytes: 0, peakCacheBytes: 0, tokens: [] };
 
-  constructor(private readonly model: OnnxModel, private readonly groups: CaptureSpec[][], private readonly dataset: Dataset, private readonly options: CaptureOptions, chain: boolean, tokens?: number) {
+  constructor(
+    private readonly model: OnnxModel,
+    private readonly groups: CaptureSpec[][],
+    private readonly dataset: Dataset,
+    private readonly options: CaptureOptions,
+    chain: boolean,
+    tokens?: number,
+  ) {
     const targets = groups.map((g, s) => {
       const t = [...new Set(g.map(sourceOf))];
       // The next block's input is computed here too, so only the residual stream (not the block's last
@@ -241,7 +268,8 @@ class CaptureEngine {
     this.plan = planStages(model, targets);
     this.total = Math.min(options.samples, dataset.size);
     this.batch = Math.max(1, Math.min(options.batchSize, Math.floor(TOKENS_PER_BATCH / Math.max(1, tokens ?? 1))));
-    if (this.total < options.samples && this.total < 2) throw new OtfuseError('BAD_DATA', `need at least 2 calibration samples, the dataset has ${dataset.size}`, { file: dataset.source });
+    if (this.total < options.samples && this.total < 2)
+      throw new OtfuseError('BAD_DATA', `need at least 2 calibration samples, the dataset has ${dataset.size}`, { file: dataset.source });
   }
 
   recycle(done: Collected): void {
@@ -257,8 +285,12 @@ class CaptureEngine {
 
   /** Runs stages up to `stage` and returns that stage's activations. */
   async advanceTo(stage: number): Promise<Collected> {
-    if (stage <= this.stage) { this.cache.clear(); this.stage = -1; }
-    const t0 = performance.now(), c0 = process.cpuUsage();
+    if (stage <= this.stage) {
+      this.cache.clear();
+      this.stage = -1;
+    }
+    const t0 = performance.now(),
+      c0 = process.cpuUsage();
     try {
       let out = new Collected();
       while (this.stage < stage) {
@@ -284,14 +316,19 @@ class CaptureEngine {
     // A probe model with the graph's inputs only (Identity to outputs) lets the session layer check and bind them.
     const g = this.model.graph;
     const inputs = (g.input ?? []).filter((v) => this.plan.inputs.includes(v.name ?? ''));
-    const probe = new OnnxModel(onnx.ModelProto.create({
-      irVersion: this.model.proto.irVersion, opsetImport: this.model.proto.opsetImport,
-      graph: onnx.GraphProto.create({
-        name: 'inputs', input: inputs,
-        node: inputs.map((v, i) => onnx.NodeProto.create({ opType: 'Identity', input: [v.name!], output: [`probe_${i}`] })),
-        output: inputs.map((_, i) => onnx.ValueInfoProto.create({ name: `probe_${i}` })),
+    const probe = new OnnxModel(
+      onnx.ModelProto.create({
+        irVersion: this.model.proto.irVersion,
+        opsetImport: this.model.proto.opsetImport,
+        graph: onnx.GraphProto.create({
+          name: 'inputs',
+          input: inputs,
+          node: inputs.map((v, i) => onnx.NodeProto.create({ opType: 'Identity', input: [v.name!], output: [`probe_${i}`] })),
+          output: inputs.map((_, i) => onnx.ValueInfoProto.create({ name: `probe_${i}` })),
+        }),
       }),
-    }), this.model.file);
+      this.model.file,
+    );
     const runner = await ModelRunner.create(probe, { provider: 'cpu' });
     try {
       this.binding = runner.bind(this.dataset, { checkLabels: false });
@@ -308,7 +345,8 @@ class CaptureEngine {
     const name = binding.attention_mask;
     this.masks = null;
     if (!name) return null;
-    let data: Uint8Array | undefined, tokens = 0;
+    let data: Uint8Array | undefined,
+      tokens = 0;
     for (let start = 0; start < this.total; start += this.options.batchSize) {
       const idx = Array.from({ length: Math.min(this.options.batchSize, this.total - start) }, (_, i) => start + i);
       const feed = this.dataset.take(idx).feeds[name];
@@ -327,8 +365,12 @@ class CaptureEngine {
     const cached = this.picksByGeometry.get(key);
     if (cached) return cached;
     const o = this.options;
-    const kept = spec.layout === 'tokens' ? keptTokens(tokens, o.tokenFilter, o.hasCls, o.grid)
-      : spec.layout === 'vector' ? [0] : keptTokens(tokens, o.tokenFilter === 'window' ? 'window' : 'all', false, o.grid);
+    const kept =
+      spec.layout === 'tokens'
+        ? keptTokens(tokens, o.tokenFilter, o.hasCls, o.grid)
+        : spec.layout === 'vector'
+          ? [0]
+          : keptTokens(tokens, o.tokenFilter === 'window' ? 'window' : 'all', false, o.grid);
     const mask = spec.layout === 'tokens' ? await this.maskOf() : null;
     const useMask = mask && mask.tokens === tokens ? mask.data : undefined;
     const all: number[] = [];
@@ -340,7 +382,9 @@ class CaptureEngine {
       const rand = seededRandom(o.tokenSeed ?? DEFAULT_TOKEN_SEED);
       for (let i = 0; i < budget; i++) {
         const j = i + Math.floor(rand() * (all.length - i));
-        const tmp = all[i]; all[i] = all[j]; all[j] = tmp;
+        const tmp = all[i];
+        all[i] = all[j];
+        all[j] = tmp;
       }
       picks = Int32Array.from(all.slice(0, budget)).sort();
     }
@@ -382,7 +426,13 @@ class CaptureEngine {
           try {
             result = await runner.run(feeds, part.outputs);
           } catch (err) {
-            throw new OtfuseError('INTERNAL', `ONNX Runtime failed in capture stage ${s}: ${String(err instanceof Error ? err.message : err).split('\n')[0].slice(0, 300)}`, { file: this.model.file });
+            throw new OtfuseError(
+              'INTERNAL',
+              `ONNX Runtime failed in capture stage ${s}: ${String(err instanceof Error ? err.message : err)
+                .split('\n')[0]
+                .slice(0, 300)}`,
+              { file: this.model.file },
+            );
           }
         }
         for (const t of keep) produced.get(t)!.push(result[t]);
@@ -391,7 +441,10 @@ class CaptureEngine {
           const raw = result[sourceOf(spec)] ?? feeds[sourceOf(spec)];
           if (!raw) throw new OtfuseError('INTERNAL', `capture stage ${s} did not produce '${sourceOf(spec)}'`, { file: this.model.file });
           // Sequence-first tensors and views into packed tensors are brought to [batch, tokens, …] first.
-          const tensor = spec.view || spec.seqFirst ? normalizeLayout(raw.data as Float32Array, raw.dims.map(Number), spec) : { data: raw.data as Float32Array, dims: raw.dims.map(Number) };
+          const tensor =
+            spec.view || spec.seqFirst
+              ? normalizeLayout(raw.data as Float32Array, raw.dims.map(Number), spec)
+              : { data: raw.data as Float32Array, dims: raw.dims.map(Number) };
           let sink = sinks.get(spec.tensor);
           if (!sink) {
             const dims = tensor.dims;
@@ -430,9 +483,20 @@ class CaptureEngine {
 async function stageSession(model: OnnxModel, provider: ProviderChoice | undefined): Promise<ort.InferenceSession> {
   const used = (await resolveProvider(provider ?? 'auto')).used;
   try {
-    return await ort.InferenceSession.create(model.toBytes(), { executionProviders: [used], logSeverityLevel: 3, graphOptimizationLevel: 'all', enableCpuMemArena: false });
+    return await ort.InferenceSession.create(model.toBytes(), {
+      executionProviders: [used],
+      logSeverityLevel: 3,
+      graphOptimizationLevel: 'all',
+      enableCpuMemArena: false,
+    });
   } catch (err) {
-    throw new OtfuseError('BAD_MODEL', `ONNX Runtime cannot load capture stage: ${String(err instanceof Error ? err.message : err).split('\n')[0].slice(0, 300)}`, { file: model.file });
+    throw new OtfuseError(
+      'BAD_MODEL',
+      `ONNX Runtime cannot load capture stage: ${String(err instanceof Error ? err.message : err)
+        .split('\n')[0]
+        .slice(0, 300)}`,
+      { file: model.file },
+    );
   }
 }
 
@@ -451,15 +515,17 @@ function sinkBytes(m: Map<string, Sink>): number {
 /** Writes one batch of a tensor into its sink: kept pairs into X (neuron-major), every value into |mean|. */
 function absorb(sink: Sink, c: Float32Array, start: number, count: number): void {
   const { neurons: D, tokens: T, picks, spec } = sink;
-  const X = sink.X!, S = picks.length;
+  const X = sink.X!,
+    S = picks.length;
   // Mean |activation| per neuron over every sample and token (padding included, as before).
   if (spec.layout === 'nchw') {
-    for (let b = 0; b < count; b++) for (let d = 0; d < D; d++) {
-      const o = (b * D + d) * T;
-      let a = 0;
-      for (let t = 0; t < T; t++) a += Math.abs(c[o + t]);
-      sink.abs[d] += a;
-    }
+    for (let b = 0; b < count; b++)
+      for (let d = 0; d < D; d++) {
+        const o = (b * D + d) * T;
+        let a = 0;
+        for (let t = 0; t < T; t++) a += Math.abs(c[o + t]);
+        sink.abs[d] += a;
+      }
   } else {
     const abs = sink.abs;
     for (let p = 0; p < c.length; p += D) for (let d = 0; d < D; d++) abs[d] += Math.abs(c[p + d]);
@@ -476,7 +542,8 @@ function absorb(sink: Sink, c: Float32Array, start: number, count: number): void
     for (let s = first; s < last; s++) {
       const bt = picks[s] - start * T;
       if (spec.layout === 'nchw') {
-        const b = Math.floor(bt / T), t = bt % T;
+        const b = Math.floor(bt / T),
+          t = bt % T;
         for (let d = d0; d < d1; d++) X[d * S + s] = c[(b * D + d) * T + t];
       } else {
         const base = bt * D;
@@ -492,9 +559,11 @@ function absorb(sink: Sink, c: Float32Array, start: number, count: number): void
  * transposed), and only a view's range of the last axis. Always returns a fresh copy.
  */
 export function normalizeLayout(data: Float32Array, dims: number[], spec: Pick<CaptureSpec, 'seqFirst' | 'view'>): { data: Float32Array; dims: number[] } {
-  let out = data, d = dims.slice();
+  let out = data,
+    d = dims.slice();
   if (spec.view) {
-    const D = d[d.length - 1], { offset, size } = spec.view;
+    const D = d[d.length - 1],
+      { offset, size } = spec.view;
     const rows = out.length / D;
     const cut = new Float32Array(rows * size);
     for (let r = 0; r < rows; r++) cut.set(out.subarray(r * D + offset, r * D + offset + size), r * size);
@@ -502,7 +571,8 @@ export function normalizeLayout(data: Float32Array, dims: number[], spec: Pick<C
     d[d.length - 1] = size;
   }
   if (spec.seqFirst && d.length >= 3) {
-    const [T, B] = d, inner = out.length / (T * B);
+    const [T, B] = d,
+      inner = out.length / (T * B);
     const tr = new Float32Array(out.length);
     for (let t = 0; t < T; t++) for (let b = 0; b < B; b++) tr.set(out.subarray((t * B + b) * inner, (t * B + b + 1) * inner), (b * T + t) * inner);
     out = tr;
@@ -518,7 +588,10 @@ export function keptTokens(tokens: number, filter: CaptureOptions['tokenFilter']
   const offset = hasCls ? 1 : 0;
   if (filter === 'cls') return hasCls ? [0] : all;
   // window: the central (g−2)×(g−2) patches (+ CLS), like the reference's window_6 on an 8×8 grid.
-  const [gh, gw] = grid && grid.length === 2 && grid[0] * grid[1] === tokens - offset ? grid : [Math.round(Math.sqrt(tokens - offset)), Math.round(Math.sqrt(tokens - offset))];
+  const [gh, gw] =
+    grid && grid.length === 2 && grid[0] * grid[1] === tokens - offset
+      ? grid
+      : [Math.round(Math.sqrt(tokens - offset)), Math.round(Math.sqrt(tokens - offset))];
   if (gh * gw !== tokens - offset || gh < 3 || gw < 3) return all;
   const kept = hasCls ? [0] : [];
   for (let y = 1; y < gh - 1; y++) for (let x = 1; x < gw - 1; x++) kept.push(offset + y * gw + x);
@@ -533,10 +606,12 @@ export function standardizeRows(X: Float32Array, rows: number, cols: number): vo
     for (let s = 0; s < cols; s++) mean += X[o + s];
     mean /= cols;
     let v = 0;
-    for (let s = 0; s < cols; s++) { const z = X[o + s] - mean; v += z * z; }
+    for (let s = 0; s < cols; s++) {
+      const z = X[o + s] - mean;
+      v += z * z;
+    }
     const std = Math.sqrt(v / Math.max(1, cols - 1));
     const inv = 1 / (std + 1e-9);
     for (let s = 0; s < cols; s++) X[o + s] = (X[o + s] - mean) * inv;
   }
 }
-

@@ -70,7 +70,12 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
     const map = ctx.tamper ? ctx.tamper(name, solved) : solved;
     const d = diagnose(map.plan, map.n, map.m, M, 1);
     const diagnostics: Record<string, number> = {
-      cost: d.cost ?? NaN, entropy: d.entropy, meanBestMatch: d.meanBestMatch, hardness: d.hardness, ms: performance.now() - t0, ...extra,
+      cost: d.cost ?? NaN,
+      entropy: d.entropy,
+      meanBestMatch: d.meanBestMatch,
+      hardness: d.hardness,
+      ms: performance.now() - t0,
+      ...extra,
     };
     if (Number.isFinite(d.frobeniusToPermutation)) diagnostics.frobeniusToPermutation = d.frobeniusToPermutation;
     ctx.onMap?.({ name, kind, map, diagnostics });
@@ -80,7 +85,12 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
     const t0 = performance.now();
     const gm = await costOf(f);
     const res = await transport(gm.cost, f.n, f.m);
-    return record(name, kind, { plan: res.plan, n: f.n, m: f.m }, gm.cost, t0, { iterations: res.iterations, converged: res.converged ? 1 : 0, costScale: gm.scale, ...(res.ort ? { onnxRuntime: 1 } : {}) });
+    return record(name, kind, { plan: res.plan, n: f.n, m: f.m }, gm.cost, t0, {
+      iterations: res.iterations,
+      converged: res.converged ? 1 : 0,
+      costScale: gm.scale,
+      ...(res.ort ? { onnxRuntime: 1 } : {}),
+    });
   };
 
   /**
@@ -90,9 +100,11 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
    */
   const headMaps = async (p: string, heads: number, fqk: Features, fv: Features): Promise<{ qk: TMap; v: TMap }> => {
     const t0 = performance.now();
-    const Cqk = (await costOf(fqk)).cost, Cv = (await costOf(fv)).cost;
+    const Cqk = (await costOf(fqk)).cost,
+      Cv = (await costOf(fv)).cost;
     const inner = async (C: Float64Array, n: number, m: number, ho: number, ha: number) => {
-      const dO = n / heads, dA = m / heads;
+      const dO = n / heads,
+        dA = m / heads;
       const sub = new Float64Array(dO * dA);
       for (let i = 0; i < dO; i++) for (let j = 0; j < dA; j++) sub[i * dA + j] = C[(ho * dO + i) * m + ha * dA + j];
       const r = await transport(sub, dO, dA);
@@ -100,12 +112,15 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
       for (let k = 0; k < sub.length; k++) cost += r.plan[k] * sub[k];
       return { plan: r.plan, cost, dO, dA };
     };
-    const innerQK: Awaited<ReturnType<typeof inner>>[] = [], innerV: Awaited<ReturnType<typeof inner>>[] = [];
+    const innerQK: Awaited<ReturnType<typeof inner>>[] = [],
+      innerV: Awaited<ReturnType<typeof inner>>[] = [];
     const Ch = new Float64Array(heads * heads);
     for (let ho = 0; ho < heads; ho++) {
       for (let ha = 0; ha < heads; ha++) {
-        const a = await inner(Cqk, fqk.n, fqk.m, ho, ha), b = await inner(Cv, fv.n, fv.m, ho, ha);
-        innerQK.push(a); innerV.push(b);
+        const a = await inner(Cqk, fqk.n, fqk.m, ho, ha),
+          b = await inner(Cv, fv.n, fv.m, ho, ha);
+        innerQK.push(a);
+        innerV.push(b);
         Ch[ho * heads + ha] = a.cost + b.cost;
       }
     }
@@ -143,8 +158,12 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
     return side.acts.get(tensor);
   };
   const actFeatures = (tensorB: string, tensorA: string): Features => {
-    const x = actsOf(B, tensorB), y = actsOf(A, tensorA);
-    if (x.samples !== y.samples) throw new OtfuseError('MISMATCH', `activation sample counts differ (${x.samples} vs ${y.samples}): the models do not see the same tokens`, { file: B.plan.file });
+    const x = actsOf(B, tensorB),
+      y = actsOf(A, tensorA);
+    if (x.samples !== y.samples)
+      throw new OtfuseError('MISMATCH', `activation sample counts differ (${x.samples} vs ${y.samples}): the models do not see the same tokens`, {
+        file: B.plan.file,
+      });
     return { X: x.X, Y: y.X, n: x.neurons, m: y.neurons, d: x.samples };
   };
   const absOf = (tensor: string) => () => {
@@ -166,11 +185,18 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
     ctx.onLinear?.(la, mapIn);
     const W = weightOf(B, lb);
     const r = alignInput(W, lb.outDim, mapIn, lb.inDim);
-    if (r.inDim !== la.inDim) throw new OtfuseError('MISMATCH', `layer '${lb.node}' takes ${r.inDim} inputs after alignment, the anchor's '${la.node}' takes ${la.inDim}`, { file: B.plan.file });
+    if (r.inDim !== la.inDim)
+      throw new OtfuseError('MISMATCH', `layer '${lb.node}' takes ${r.inDim} inputs after alignment, the anchor's '${la.node}' takes ${la.inDim}`, {
+        file: B.plan.file,
+      });
     return r.W;
   };
   const wtsFeatures = (Wb: Float64Array, nb: number, Wa: Float64Array, na: number, d: number): Features => ({
-    X: rowNormalized(Wb, nb, d), Y: rowNormalized(Wa, na, d), n: nb, m: na, d,
+    X: rowNormalized(Wb, nb, d),
+    Y: rowNormalized(Wa, na, d),
+    n: nb,
+    m: na,
+    d,
   });
 
   /** One aligned layer: input side, map, output side. Returns the layer's map. */
@@ -187,7 +213,8 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
     if (!na) return;
     if (!nb) throw new OtfuseError('MISMATCH', `the anchor has a LayerNorm '${na.node}' that ${B.plan.file} lacks`, { file: B.plan.file });
     for (const key of ['scale', 'bias'] as const) {
-      const pa = na[key], pb = nb[key];
+      const pa = na[key],
+        pb = nb[key];
       if (!pa) continue;
       if (!pb) throw new OtfuseError('MISMATCH', `LayerNorm '${nb.node}' has no ${key}`, { file: B.plan.file });
       put(pa, alignVector(toF64(B.params.get(pb).data), map, recipe.outNorm));
@@ -197,14 +224,17 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
   // ---- step handlers (one per schedule step kind; schedule.ts) ----
   /** Embedding: CLS, positions and patches (ViT) or the summed lookup tables (BERT); returns the stream map. */
   const embedding = async (): Promise<TMap> => {
-    const ea = A.plan.embedding, eb = B.plan.embedding;
+    const ea = A.plan.embedding,
+      eb = B.plan.embedding;
     if (ea.kind !== eb.kind) throw new OtfuseError('MISMATCH', `${eb.kind} embedding vs the anchor's ${ea.kind} embedding`, { file: B.plan.file });
     let stream: TMap;
     if (ea.kind === 'patch' && eb.kind === 'patch') {
-      if (!!ea.cls !== !!eb.cls || !!ea.pos !== !!eb.pos) throw new OtfuseError('MISMATCH', 'the models differ in CLS token / position embedding', { file: B.plan.file });
+      if (!!ea.cls !== !!eb.cls || !!ea.pos !== !!eb.pos)
+        throw new OtfuseError('MISMATCH', 'the models differ in CLS token / position embedding', { file: B.plan.file });
       if (ea.cls && eb.cls) {
         // CLS: one learned vector; its map comes from its own values (scalar per hidden neuron).
-        const ca = A.params.get(ea.cls.name).data, cb = B.params.get(eb.cls.name).data;
+        const ca = A.params.get(ea.cls.name).data,
+          cb = B.params.get(eb.cls.name).data;
         const map = await solve('embed.cls', 'cls-token', { X: cb, Y: ca, n: cb.length, m: ca.length, d: 1 });
         put(ea.cls.name, alignVector(toF64(cb), map, recipe.outNorm));
       }
@@ -214,7 +244,8 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
         const T = ea.pos.dims[ea.pos.dims.length - 2];
         const Tb = eb.pos.dims[eb.pos.dims.length - 2];
         if (T !== Tb) throw new OtfuseError('MISMATCH', `position embeddings cover ${Tb} tokens, the anchor's ${T}`, { file: B.plan.file });
-        const Da = A.plan.hidden, Db = B.plan.hidden;
+        const Da = A.plan.hidden,
+          Db = B.plan.hidden;
         const Pa = transpose(A.params.get(ea.pos.name).data, T, Da); // channels × tokens
         const Pb = transpose(B.params.get(eb.pos.name).data, T, Db);
         posMap = await solve('embed.pos', 'position', { X: Pb, Y: Pa, n: Db, m: Da, d: T });
@@ -222,12 +253,18 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
         put(ea.pos.name, transpose(aligned, Da, T));
       }
       // Patch embedding: a Conv with stride = kernel is a linear layer on flattened patches.
-      const pa = ea.patch, pb = eb.patch;
-      if (pa.kernel.join() !== pb.kernel.join()) throw new OtfuseError('MISMATCH', `patch kernels differ ([${pb.kernel}] vs the anchor's [${pa.kernel}])`, { file: B.plan.file });
+      const pa = ea.patch,
+        pb = eb.patch;
+      if (pa.kernel.join() !== pb.kernel.join())
+        throw new OtfuseError('MISMATCH', `patch kernels differ ([${pb.kernel}] vs the anchor's [${pa.kernel}])`, { file: B.plan.file });
       const kin = pa.kernel.reduce((x, y) => x * y, 1);
       const Wpb = toF64(B.params.get(pb.weight).data);
       const Wpa = toF64(A.params.get(pa.weight).data);
-      const patchMap = await solve('embed.patch', 'patch-conv', recipe.alignBy === 'acts' ? actFeatures(pb.out, pa.out) : wtsFeatures(Wpb, pb.channels, Wpa, pa.channels, kin));
+      const patchMap = await solve(
+        'embed.patch',
+        'patch-conv',
+        recipe.alignBy === 'acts' ? actFeatures(pb.out, pa.out) : wtsFeatures(Wpb, pb.channels, Wpa, pa.channels, kin),
+      );
       put(pa.weight, alignOutput(Wpb, kin, patchMap, recipe.outNorm));
       if (pa.bias) {
         if (!pb.bias) throw new OtfuseError('MISMATCH', 'patch embedding bias missing', { file: B.plan.file });
@@ -238,7 +275,9 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
         // The stream into block 0 = patch tokens + positions: combined like a residual (skip = positions).
         const posName = ea.pos!.name;
         const posAbs = () => {
-          const P = A.params.get(posName).data, D = A.plan.hidden, v = new Float64Array(D);
+          const P = A.params.get(posName).data,
+            D = A.plan.hidden,
+            v = new Float64Array(D);
           for (let k = 0; k < P.length; k++) v[k % D] += Math.abs(P[k]) / (P.length / D);
           return v;
         };
@@ -250,11 +289,16 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
       const pairs = ea.tables.map((ta) => {
         const tb = eb.tables.find((x) => x.by === ta.by);
         if (!tb) throw new OtfuseError('MISMATCH', `the anchor's embedding table '${ta.name}' (indexed by ${ta.by}) has no counterpart`, { file: B.plan.file });
-        if (tb.dims[0] !== ta.dims[0]) throw new OtfuseError('MISMATCH', `embedding table '${tb.name}' has ${tb.dims[0]} rows, the anchor's '${ta.name}' ${ta.dims[0]}`, { file: B.plan.file });
+        if (tb.dims[0] !== ta.dims[0])
+          throw new OtfuseError('MISMATCH', `embedding table '${tb.name}' has ${tb.dims[0]} rows, the anchor's '${ta.name}' ${ta.dims[0]}`, {
+            file: B.plan.file,
+          });
         return { ta, tb };
       });
-      if (eb.tables.length !== ea.tables.length) throw new OtfuseError('MISMATCH', `${eb.tables.length} embedding tables vs the anchor's ${ea.tables.length}`, { file: B.plan.file });
-      const Da = A.plan.hidden, Db = B.plan.hidden;
+      if (eb.tables.length !== ea.tables.length)
+        throw new OtfuseError('MISMATCH', `${eb.tables.length} embedding tables vs the anchor's ${ea.tables.length}`, { file: B.plan.file });
+      const Da = A.plan.hidden,
+        Db = B.plan.hidden;
       const colsOf = (side: typeof A, list: string[], D: number) => {
         const parts = list.map((n) => side.params.get(n).data);
         const rows = parts.reduce((s, p) => s + p.length / D, 0);
@@ -263,7 +307,16 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
       let f: Features;
       if (recipe.alignBy === 'acts') f = actFeatures(eb.sum, ea.sum);
       else {
-        const cb = colsOf(B, pairs.map((p) => p.tb.name), Db), ca = colsOf(A, pairs.map((p) => p.ta.name), Da);
+        const cb = colsOf(
+            B,
+            pairs.map((p) => p.tb.name),
+            Db,
+          ),
+          ca = colsOf(
+            A,
+            pairs.map((p) => p.ta.name),
+            Da,
+          );
         f = wtsFeatures(cb.T, Db, ca.T, Da, ca.rows);
       }
       stream = await solve('embed.tokens', 'embedding', f);
@@ -281,17 +334,29 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
 
   /** Q, K and V of one block by the Q/K mode (or head-aware); returns the V map (W_O's input side). */
   const attention = async (p: string, aa: AttentionRef, ab: AttentionRef, stream: TMap): Promise<TMap> => {
-    const qa = aa.q, ka = aa.k, qb = ab.q, kb = ab.k;
+    const qa = aa.q,
+      ka = aa.k,
+      qb = ab.q,
+      kb = ab.k;
     let vMap: TMap;
     if (recipe.headAware) {
-      const Wq = inAligned(qb, qa, stream), Wk = inAligned(kb, ka, stream);
-      const va = aa.v, vb = ab.v;
+      const Wq = inAligned(qb, qa, stream),
+        Wk = inAligned(kb, ka, stream);
+      const va = aa.v,
+        vb = ab.v;
       const Wv = inAligned(vb, va, stream);
       const d = qa.inDim;
       let fqk: Features, fv: Features;
       if (recipe.alignBy === 'acts') {
-        const fq = actFeatures(qb.out, qa.out), fk = actFeatures(kb.out, ka.out);
-        fqk = { X: concatCols(fq.X, fk.X, qb.outDim, fq.d, fk.d), Y: concatCols(fq.Y, fk.Y, qa.outDim, fq.d, fk.d), n: qb.outDim, m: qa.outDim, d: fq.d + fk.d };
+        const fq = actFeatures(qb.out, qa.out),
+          fk = actFeatures(kb.out, ka.out);
+        fqk = {
+          X: concatCols(fq.X, fk.X, qb.outDim, fq.d, fk.d),
+          Y: concatCols(fq.Y, fk.Y, qa.outDim, fq.d, fk.d),
+          n: qb.outDim,
+          m: qa.outDim,
+          d: fq.d + fk.d,
+        };
         fv = actFeatures(vb.out, va.out);
       } else {
         fqk = wtsFeatures(concatCols(Wq, Wk, qb.outDim, d, d), qb.outDim, concatCols(weightOf(A, qa), weightOf(A, ka), qa.outDim, d, d), qa.outDim, 2 * d);
@@ -307,12 +372,16 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
         await linear(`${p}.attn.q`, 'attn-q', qb, qa, stream);
         await linear(`${p}.attn.k`, 'attn-k', kb, ka, stream);
       } else {
-        const Wq = inAligned(qb, qa, stream), Wk = inAligned(kb, ka, stream);
-        const nb = qb.outDim, na = qa.outDim, d = qa.inDim;
+        const Wq = inAligned(qb, qa, stream),
+          Wk = inAligned(kb, ka, stream);
+        const nb = qb.outDim,
+          na = qa.outDim,
+          d = qa.inDim;
         if (recipe.qk === 'eq_t_map') {
           let f: Features;
           if (recipe.alignBy === 'acts') {
-            const fq = actFeatures(qb.out, qa.out), fk = actFeatures(kb.out, ka.out);
+            const fq = actFeatures(qb.out, qa.out),
+              fk = actFeatures(kb.out, ka.out);
             f = { X: concatCols(fq.X, fk.X, nb, fq.d, fk.d), Y: concatCols(fq.Y, fk.Y, na, fq.d, fk.d), n: nb, m: na, d: fq.d + fk.d };
           } else {
             f = wtsFeatures(concatCols(Wq, Wk, nb, d, d), nb, concatCols(weightOf(A, qa), weightOf(A, ka), na, d, d), na, 2 * d);
@@ -324,14 +393,16 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
           // joint: one OT over the Q|K neurons stacked (2n × 2m).
           let f: Features;
           if (recipe.alignBy === 'acts') {
-            const fq = actFeatures(qb.out, qa.out), fk = actFeatures(kb.out, ka.out);
+            const fq = actFeatures(qb.out, qa.out),
+              fk = actFeatures(kb.out, ka.out);
             f = { X: concatRows(fq.X, fk.X), Y: concatRows(fq.Y, fk.Y), n: 2 * nb, m: 2 * na, d: fq.d };
           } else {
             f = wtsFeatures(concatRows(Wq, Wk), 2 * nb, concatRows(weightOf(A, qa), weightOf(A, ka)), 2 * na, d);
           }
           const map = await solve(`${p}.attn.qk`, 'attn-qk-joint', f);
           const Wj = alignOutput(concatRows(Wq, Wk), d, map, recipe.outNorm);
-          const bq = biasOf(B, qb), bk = biasOf(B, kb);
+          const bq = biasOf(B, qb),
+            bk = biasOf(B, kb);
           const bj = bq && bk ? alignVector(concatRows(bq, bk), map, recipe.outNorm) : undefined;
           putLinear(qa, Wj.slice(0, na * d), bj?.slice(0, na));
           putLinear(ka, Wj.slice(na * d), bj?.slice(na));
@@ -343,7 +414,8 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
   };
 
   // ---- the schedule ----
-  if (A.plan.blocks.length !== B.plan.blocks.length) throw new OtfuseError('MISMATCH', `${B.plan.blocks.length} blocks vs the anchor's ${A.plan.blocks.length}`, { file: B.plan.file });
+  if (A.plan.blocks.length !== B.plan.blocks.length)
+    throw new OtfuseError('MISMATCH', `${B.plan.blocks.length} blocks vs the anchor's ${A.plan.blocks.length}`, { file: B.plan.file });
   const slots = new Map<Slot, TMap | null>();
   const slot = (name: Slot): TMap | null => {
     const v = slots.get(name);
@@ -360,19 +432,34 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
       case 'stage': {
         await ctx.prepare?.(step.stage);
         if (step.block === undefined) break;
-        const i = step.block, ba = A.plan.blocks[i], bb = B.plan.blocks[i];
+        const i = step.block,
+          ba = A.plan.blocks[i],
+          bb = B.plan.blocks[i];
         if (ba.norm !== bb.norm) throw new OtfuseError('MISMATCH', `block ${i} is ${bb.norm}-LN, the anchor's is ${ba.norm}-LN`, { file: B.plan.file });
-        if (ba.attn.heads !== bb.attn.heads) throw new OtfuseError('MISMATCH', `block ${i} has ${bb.attn.heads} heads, the anchor ${ba.attn.heads}`, { file: B.plan.file });
+        if (ba.attn.heads !== bb.attn.heads)
+          throw new OtfuseError('MISMATCH', `block ${i} has ${bb.attn.heads} heads, the anchor ${ba.attn.heads}`, { file: B.plan.file });
         break;
       }
-      case 'embedding': slots.set(step.out, await embedding()); break;
-      case 'save': slots.set(step.to, slot(step.from)); break;
-      case 'norm': norm(step.ref(B.plan), step.ref(A.plan), slot(step.slot)); break;
-      case 'attention': slots.set(step.out, await attention(`blocks.${step.block}`, step.ref(A.plan), step.ref(B.plan), mapOf(step.in))); break;
+      case 'embedding':
+        slots.set(step.out, await embedding());
+        break;
+      case 'save':
+        slots.set(step.to, slot(step.from));
+        break;
+      case 'norm':
+        norm(step.ref(B.plan), step.ref(A.plan), slot(step.slot));
+        break;
+      case 'attention':
+        slots.set(step.out, await attention(`blocks.${step.block}`, step.ref(A.plan), step.ref(B.plan), mapOf(step.in)));
+        break;
       case 'linear': {
-        const la = step.ref(A.plan), lb = step.ref(B.plan);
+        const la = step.ref(A.plan),
+          lb = step.ref(B.plan);
         if (!la) break;
-        if (!lb) throw new OtfuseError('MISMATCH', `the anchor has a ${step.mapKind === 'pooler' ? 'pooler' : `layer '${step.name}'`}, the other model not`, { file: B.plan.file });
+        if (!lb)
+          throw new OtfuseError('MISMATCH', `the anchor has a ${step.mapKind === 'pooler' ? 'pooler' : `layer '${step.name}'`}, the other model not`, {
+            file: B.plan.file,
+          });
         if (step.fixedOut) {
           // No OT: the outputs take a given map (the masked-LM transform takes the embedding map).
           const map = mapOf(step.fixedOut);
@@ -385,13 +472,16 @@ export async function alignModel(ctx: AlignContext): Promise<Aligned> {
         slots.set(step.out, residual(step.name, mapOf(step.skip), mapOf(step.branch), absOf(step.skipTensor(A.plan)), absOf(step.branchTensor(A.plan))));
         break;
       case 'classifier': {
-        const ha = A.plan.head, hb = B.plan.head;
+        const ha = A.plan.head,
+          hb = B.plan.head;
         if (ha.classes !== hb.classes) throw new OtfuseError('MISMATCH', `${hb.classes} classes vs the anchor's ${ha.classes}`, { file: B.plan.file });
         // Input side only; its outputs are the classes and are never permuted.
-        const la = step.ref(A.plan), lb = step.ref(B.plan);
+        const la = step.ref(A.plan),
+          lb = step.ref(B.plan);
         if (step.tied) {
           // The weight is the embedding table, aligned once by the embedding with this very map: write the bias only.
-          if (la.weight !== A.plan.head.mlm?.table || lb.weight !== B.plan.head.mlm?.table) throw new OtfuseError('MISMATCH', `decoder '${lb.node}' is not tied to the word embedding in both models`, { file: B.plan.file, node: lb.node });
+          if (la.weight !== A.plan.head.mlm?.table || lb.weight !== B.plan.head.mlm?.table)
+            throw new OtfuseError('MISMATCH', `decoder '${lb.node}' is not tied to the word embedding in both models`, { file: B.plan.file, node: lb.node });
           ctx.onLinear?.(la, slot(step.in));
           const b = biasOf(B, lb);
           if (la.bias && b) put(la.bias, b, biasRegion(la, A.params.get(la.bias).data.length));
@@ -431,6 +521,9 @@ function concatCols(A: ArrayLike<number>, B: ArrayLike<number>, rows: number, ca
 function concatRows(...parts: ArrayLike<number>[]): Float64Array {
   const out = new Float64Array(parts.reduce((s, p) => s + p.length, 0));
   let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }

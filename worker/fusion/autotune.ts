@@ -76,7 +76,12 @@ export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, option
   const wanted = Math.min(calib.size, samples);
   const heldOut = spare >= 100 ? Math.min(500, spare) : Math.max(32, Math.round(wanted * (options.heldOutFraction ?? 0.25)));
   const fitSamples = spare >= 100 ? samples : wanted - heldOut;
-  if (fitSamples < 16) throw new OtfuseError('BAD_DATA', `auto-tuning needs at least ${heldOut + 16} calibration samples (the data has ${calib.size}); give a recipe (e.g. --preset exact) or more data`, { file: calib.source });
+  if (fitSamples < 16)
+    throw new OtfuseError(
+      'BAD_DATA',
+      `auto-tuning needs at least ${heldOut + 16} calibration samples (the data has ${calib.size}); give a recipe (e.g. --preset exact) or more data`,
+      { file: calib.source },
+    );
   const fit = sliceDataset(calib, 0, fitSamples);
   const score = sliceDataset(calib, fitSamples, heldOut);
   const candidates = options.candidates ?? AUTOTUNE_CANDIDATES;
@@ -89,7 +94,10 @@ export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, option
     const elapsed = (performance.now() - t0) / 1000;
     // Every candidate after the first must fit in what is left of the budget (estimated by the slowest so far).
     const slowest = Math.max(0, ...trials.map((t) => t.seconds));
-    if (best && elapsed + slowest > budget) { trials.push({ label: c.label, recipe: c.recipe, seconds: 0, skipped: `over the ${budget} s budget` }); continue; }
+    if (best && elapsed + slowest > budget) {
+      trials.push({ label: c.label, recipe: c.recipe, seconds: 0, skipped: `over the ${budget} s budget` });
+      continue;
+    }
     options.onProgress?.({ stage: 'autotune', message: c.label, done: i, total: candidates.length });
     const t = performance.now();
     try {
@@ -98,7 +106,13 @@ export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, option
       const trial: AutotuneTrial = { label: c.label, recipe: c.recipe, accuracy: r.accuracy, loss: r.loss, seconds: (performance.now() - t) / 1000 };
       trials.push(trial);
       if (!best || trial.loss! < best.loss!) best = trial;
-      options.onProgress?.({ stage: 'autotune', message: `${c.label}: ${(r.accuracy * 100).toFixed(1)} % on ${score.size} held-out samples`, done: i + 1, total: candidates.length, metrics: { accuracy: r.accuracy, loss: r.loss } });
+      options.onProgress?.({
+        stage: 'autotune',
+        message: `${c.label}: ${(r.accuracy * 100).toFixed(1)} % on ${score.size} held-out samples`,
+        done: i + 1,
+        total: candidates.length,
+        metrics: { accuracy: r.accuracy, loss: r.loss },
+      });
     } catch (err) {
       if (err instanceof OtfuseError && (err.code === 'UNSUPPORTED' || err.code === 'BAD_USAGE')) {
         trials.push({ label: c.label, recipe: c.recipe, seconds: (performance.now() - t) / 1000, skipped: err.message.split('\n')[0] });
@@ -107,9 +121,19 @@ export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, option
       throw err;
     }
   }
-  if (!best) throw new OtfuseError('UNSUPPORTED', `no auto-tune candidate could fuse ${models.map((m) => path.basename(m.file)).join(' + ')}: ${trials.map((t) => `${t.label}: ${t.skipped}`).join('; ')}`);
+  if (!best)
+    throw new OtfuseError(
+      'UNSUPPORTED',
+      `no auto-tune candidate could fuse ${models.map((m) => path.basename(m.file)).join(' + ')}: ${trials.map((t) => `${t.label}: ${t.skipped}`).join('; ')}`,
+    );
   return {
-    chosen: { ...best.recipe, ...base }, chosenLabel: best.label, trials, fitSamples, heldOutSamples: score.size,
-    score: 'held-out cross-entropy', budgetSeconds: budget, seconds: (performance.now() - t0) / 1000,
+    chosen: { ...best.recipe, ...base },
+    chosenLabel: best.label,
+    trials,
+    fitSamples,
+    heldOutSamples: score.size,
+    score: 'held-out cross-entropy',
+    budgetSeconds: budget,
+    seconds: (performance.now() - t0) / 1000,
   };
 }

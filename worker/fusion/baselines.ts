@@ -22,14 +22,21 @@ export function meanSd(values: number[]): { mean: number; sd: number } {
   return { mean, sd };
 }
 
-export async function baselineMetrics(fused: OnnxModel, models: OnnxModel[], vanilla: OnnxModel | undefined, evalSet: Dataset, request: FuseRequest, context: JobContext): Promise<ModelMetrics[]> {
+export async function baselineMetrics(
+  fused: OnnxModel,
+  models: OnnxModel[],
+  vanilla: OnnxModel | undefined,
+  evalSet: Dataset,
+  request: FuseRequest,
+  context: JobContext,
+): Promise<ModelMetrics[]> {
   const out: ModelMetrics[] = [];
   const evalOpts = { limit: request.evalLimit, provider: request.provider, signal: context.signal, batchSize: 256 };
-  context.onProgress?.({ stage: 'evaluate', message: 'parents\' logit ensemble' });
+  context.onProgress?.({ stage: 'evaluate', message: "parents' logit ensemble" });
   const ens = await evaluateEnsemble(models, evalSet, evalOpts);
   out.push({ label: ENSEMBLE_LABEL, accuracy: ens.accuracy, loss: ens.loss });
   if (!request.finetune) return out;
-  const seeds = Math.max(1, Math.floor(typeof request.baselines === 'object' ? request.baselines.seeds ?? 1 : 1));
+  const seeds = Math.max(1, Math.floor(typeof request.baselines === 'object' ? (request.baselines.seeds ?? 1) : 1));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'otfuse-baselines-'));
   try {
     const { data, evalData: _selection, ...options } = request.finetune;
@@ -48,13 +55,22 @@ export async function baselineMetrics(fused: OnnxModel, models: OnnxModel[], van
       for (let k = 0; k < seeds; k++) {
         const tuned = path.join(dir, `tuned${i}-${k}.onnx`);
         context.onProgress?.({ stage: 'baselines', message: `${s.label}, seed ${(options.seed ?? 0) + k}`, done: i * seeds + k, total });
-        await finetuneModel({ ...options, seed: (options.seed ?? 0) + k, provider: options.provider ?? request.provider, model: file, data, output: tuned, keep: 'last' }, { signal: context.signal });
+        await finetuneModel(
+          { ...options, seed: (options.seed ?? 0) + k, provider: options.provider ?? request.provider, model: file, data, output: tuned, keep: 'last' },
+          { signal: context.signal },
+        );
         const r = await evaluateModel(loadModel(tuned), evalSet, evalOpts);
         accs.push(r.accuracy);
         losses.push(r.loss);
       }
       const a = meanSd(accs);
-      out.push({ label: seeds > 1 ? `${s.label} (${seeds} seeds)` : `${s.label} (baseline run)`, accuracy: a.mean, loss: meanSd(losses).mean, seeds: accs, sd: a.sd });
+      out.push({
+        label: seeds > 1 ? `${s.label} (${seeds} seeds)` : `${s.label} (baseline run)`,
+        accuracy: a.mean,
+        loss: meanSd(losses).mean,
+        seeds: accs,
+        sd: a.sd,
+      });
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -19,10 +19,19 @@ const ORT_THRESHOLD = 2_000_000;
 
 function gemmModel(): Uint8Array {
   const F = onnx.TensorProto.DataType.FLOAT;
-  const vi = (name: string, dims: string[]) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: F, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
+  const vi = (name: string, dims: string[]) =>
+    onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: F, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
   const graph = onnx.GraphProto.create({
     name: 'gram',
-    node: [onnx.NodeProto.create({ opType: 'Gemm', name: 'gram', input: ['X', 'Y'], output: ['G'], attribute: [onnx.AttributeProto.create({ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 })] })],
+    node: [
+      onnx.NodeProto.create({
+        opType: 'Gemm',
+        name: 'gram',
+        input: ['X', 'Y'],
+        output: ['G'],
+        attribute: [onnx.AttributeProto.create({ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 })],
+      }),
+    ],
     input: [vi('X', ['n', 'd']), vi('Y', ['m', 'd'])],
     output: [vi('G', ['n', 'm'])],
   });
@@ -50,22 +59,35 @@ export class CostEngine {
     return new CostEngine(undefined); // the JS path is always available
   }
 
-  async cost(X: Float32Array | Float64Array, Y: Float32Array | Float64Array, n: number, m: number, d: number, options: CostOptions): Promise<{ cost: Float64Array; scale: number }> {
+  async cost(
+    X: Float32Array | Float64Array,
+    Y: Float32Array | Float64Array,
+    n: number,
+    m: number,
+    d: number,
+    options: CostOptions,
+  ): Promise<{ cost: Float64Array; scale: number }> {
     if (!this.session || n * m * d < ORT_THRESHOLD) {
       const r = groundMetric(X, Y, n, m, d, { metric: options.metric, normalize: options.normalize });
       return { cost: r.cost, scale: r.scale };
     }
     const x32 = X instanceof Float32Array ? X : Float32Array.from(X);
     const y32 = Y instanceof Float32Array ? Y : Float32Array.from(Y);
-    for (const [name, A] of [['X', x32], ['Y', y32]] as const) {
-      for (let k = 0; k < A.length; k++) if (!Number.isFinite(A[k])) throw new OtfuseError('NUMERIC', `cost: ${name} has a non-finite value at row ${Math.floor(k / d)}`);
+    for (const [name, A] of [
+      ['X', x32],
+      ['Y', y32],
+    ] as const) {
+      for (let k = 0; k < A.length; k++)
+        if (!Number.isFinite(A[k])) throw new OtfuseError('NUMERIC', `cost: ${name} has a non-finite value at row ${Math.floor(k / d)}`);
     }
     const out = await this.session.run({ X: new ort.Tensor('float32', x32, [n, d]), Y: new ort.Tensor('float32', y32, [m, d]) });
     const G = out.G.data as Float32Array;
-    const nx = sqNorms(x32, n, d), ny = sqNorms(y32, m, d);
+    const nx = sqNorms(x32, n, d),
+      ny = sqNorms(y32, m, d);
     const C = new Float64Array(n * m);
     for (let i = 0; i < n; i++) {
-      const o = i * m, xi = nx[i];
+      const o = i * m,
+        xi = nx[i];
       if (options.metric === 'cosine') {
         const rx = xi > 0 ? 1 / Math.sqrt(xi) : 0;
         for (let j = 0; j < m; j++) {
@@ -83,8 +105,10 @@ export class CostEngine {
     if (options.normalize !== 'none') {
       let s = 0;
       if (options.normalize === 'max') for (let k = 0; k < C.length; k++) s = C[k] > s ? C[k] : s;
-      else if (options.normalize === 'mean') { for (let k = 0; k < C.length; k++) s += C[k]; s /= C.length; }
-      else s = median(C);
+      else if (options.normalize === 'mean') {
+        for (let k = 0; k < C.length; k++) s += C[k];
+        s /= C.length;
+      } else s = median(C);
       if (s > 0 && Number.isFinite(s)) {
         scale = s;
         for (let k = 0; k < C.length; k++) C[k] /= s;
@@ -102,7 +126,10 @@ function sqNorms(A: Float32Array, rows: number, cols: number): Float64Array {
   const out = new Float64Array(rows);
   for (let r = 0; r < rows; r++) {
     let s = 0;
-    for (let c = 0; c < cols; c++) { const v = A[r * cols + c]; s += v * v; }
+    for (let c = 0; c < cols; c++) {
+      const v = A[r * cols + c];
+      s += v * v;
+    }
     out[r] = s;
   }
   return out;

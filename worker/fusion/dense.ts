@@ -108,7 +108,8 @@ export function choleskyBlocked(G: Float64Array, n: number, shift: number, nb = 
 export function solveFactor(f: Factor, B: Float64Array, c: number): Float64Array {
   const { n, L, blocks } = f;
   const Y = Float64Array.from(B);
-  for (const { k, b, inv } of blocks) { // L Y = B
+  for (const { k, b, inv } of blocks) {
+    // L Y = B
     const Yk = matmul(inv, block(Y, c, k, 0, b, c), b, b, c);
     putBlock(Y, c, k, 0, Yk, b, c);
     const m = n - k - b;
@@ -116,7 +117,8 @@ export function solveFactor(f: Factor, B: Float64Array, c: number): Float64Array
     const U = matmul(block(L, n, k + b, k, m, b), Yk, m, b, c);
     for (let i = 0; i < m * c; i++) Y[(k + b) * c + i] -= U[i];
   }
-  for (let bi = blocks.length - 1; bi >= 0; bi--) { // Lᵀ X = Y
+  for (let bi = blocks.length - 1; bi >= 0; bi--) {
+    // Lᵀ X = Y
     const { k, b, inv } = blocks[bi];
     const Xk = matmul(transpose(inv, b, b), block(Y, c, k, 0, b, c), b, b, c);
     putBlock(Y, c, k, 0, Xk, b, c);
@@ -170,7 +172,7 @@ export function solveSpd(G: Float64Array, n: number, B: Float64Array, c: number,
   for (let attempt = 0; attempt < 6; attempt++) {
     const X = engine === 'direct' || n <= settings.block ? solveSpdDirect(G, n, B, c, lambda + jitter) : solveSpdBlocked(G, n, B, c, lambda + jitter);
     if (X) return X;
-    jitter = Math.max(jitter * 100, ((md / n) || 1) * 1e-10);
+    jitter = Math.max(jitter * 100, (md / n || 1) * 1e-10);
   }
   throw new OtfuseError('NUMERIC', 'refit: the input Gram matrix is not positive definite (give refitRidge > 0)');
 }

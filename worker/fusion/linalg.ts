@@ -10,10 +10,13 @@ import { runSync } from '../runtime/syncrun';
 const DataType = onnx.TensorProto.DataType;
 
 function matmulModel(elemType: number): Uint8Array {
-  const vi = (name: string, dims: string[]) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
+  const vi = (name: string, dims: string[]) =>
+    onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
   const graph = onnx.GraphProto.create({
-    name: 'mm', node: [onnx.NodeProto.create({ opType: 'MatMul', input: ['A', 'B'], output: ['C'] })],
-    input: [vi('A', ['r', 'k']), vi('B', ['k', 'c'])], output: [vi('C', ['r', 'c'])],
+    name: 'mm',
+    node: [onnx.NodeProto.create({ opType: 'MatMul', input: ['A', 'B'], output: ['C'] })],
+    input: [vi('A', ['r', 'k']), vi('B', ['k', 'c'])],
+    output: [vi('C', ['r', 'c'])],
   });
   return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph, producerName: 'otfuse' })).finish();
 }
@@ -57,10 +60,15 @@ function ortMatmul(A: ArrayLike<number>, B: ArrayLike<number>, r: number, k: num
   const f64 = options.precision === 'f64' && onCpu; // no float64 kernels on WebGPU
   const type = f64 ? 'float64' : 'float32';
   const Arr = f64 ? Float64Array : Float32Array;
-  const out = runSync(`matmul-${type}-${options.provider}`, f64 ? models.float64 : models.float32, {
-    A: { type, data: Arr.from(A), dims: [r, k] },
-    B: { type, data: Arr.from(B), dims: [k, c] },
-  }, { providers: onCpu ? ['cpu'] : [options.provider, 'cpu'], transferFeeds: true }); // the copies above move, not copied again
+  const out = runSync(
+    `matmul-${type}-${options.provider}`,
+    f64 ? models.float64 : models.float32,
+    {
+      A: { type, data: Arr.from(A), dims: [r, k] },
+      B: { type, data: Arr.from(B), dims: [k, c] },
+    },
+    { providers: onCpu ? ['cpu'] : [options.provider, 'cpu'], transferFeeds: true },
+  ); // the copies above move, not copied again
   if (!out) return undefined;
   const C = out.C.data as Float64Array | Float32Array;
   return C instanceof Float64Array ? C : Float64Array.from(C);
@@ -72,7 +80,10 @@ export function matmul(A: Float64Array, B: Float64Array, r: number, k: number, c
   try {
     if (options.engine === 'ort' && r * k * c >= options.minMacs) {
       const C = ortMatmul(A, B, r, k, c);
-      if (C) { linalgStats.ortCalls++; return C; }
+      if (C) {
+        linalgStats.ortCalls++;
+        return C;
+      }
     }
     linalgStats.jsCalls++;
     return matmulJs(A, B, r, k, c);

@@ -30,7 +30,10 @@ export class MapStore {
   private readonly entries: Entry[] = [];
   private spool?: { file: string; fd: number; size: number };
 
-  constructor(readonly dtype: MapDtype = 'F32', private readonly spoolAbove = SPOOL_ABOVE_ENTRIES) {}
+  constructor(
+    readonly dtype: MapDtype = 'F32',
+    private readonly spoolAbove = SPOOL_ABOVE_ENTRIES,
+  ) {}
 
   /** Stores record `r` of model `k` under `m<k>/<name>`; returns the record to keep (plan dropped if spooled). */
   add(k: number, r: MapRecord): MapRecord {
@@ -46,7 +49,11 @@ export class MapStore {
       this.spool = { file, fd: fs.openSync(file, 'w+'), size: 0 };
       // Unlinked at once where the OS allows (the descriptor keeps it readable): nothing is left behind even when
       // the process is killed or a caller never calls release().
-      try { fs.unlinkSync(file); } catch { /* Windows: removed by release() */ }
+      try {
+        fs.unlinkSync(file);
+      } catch {
+        /* Windows: removed by release() */
+      }
     }
     let w = 0;
     while (w < bytes.length) w += fs.writeSync(this.spool.fd, bytes, w, bytes.length - w, this.spool.size + w);
@@ -83,7 +90,10 @@ export class MapStore {
       fs.writeSync(fd, head);
       const chunk = Buffer.alloc(8 << 20);
       for (const e of this.entries) {
-        if (e.bytes) { fs.writeSync(fd, e.bytes); continue; }
+        if (e.bytes) {
+          fs.writeSync(fd, e.bytes);
+          continue;
+        }
         for (let done = 0; done < e.length;) {
           const want = Math.min(chunk.length, e.length - done);
           const got = fs.readSync(this.spool!.fd, chunk, 0, want, e.offset! + done);
@@ -95,7 +105,11 @@ export class MapStore {
       fs.closeSync(fd);
       fs.renameSync(tmp, target);
     } catch (err) {
-      try { fs.closeSync(fd); } catch { /* already closed */ }
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* already closed */
+      }
       fs.rmSync(tmp, { force: true });
       throw err;
     }
@@ -103,7 +117,11 @@ export class MapStore {
 
   release(): void {
     if (!this.spool) return;
-    try { fs.closeSync(this.spool.fd); } catch { /* already closed */ }
+    try {
+      fs.closeSync(this.spool.fd);
+    } catch {
+      /* already closed */
+    }
     fs.rmSync(this.spool.file, { force: true });
     this.spool = undefined;
   }
@@ -124,7 +142,8 @@ function encode(plan: Float64Array, n: number, dtype: MapDtype): Uint8Array {
 function littleEndianBytes(a: Float32Array | Uint16Array): Uint8Array {
   const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   if (new Uint8Array(new Uint16Array([1]).buffer)[0] === 1) return bytes;
-  const swapped = new Uint8Array(bytes.length), w = a.BYTES_PER_ELEMENT;
+  const swapped = new Uint8Array(bytes.length),
+    w = a.BYTES_PER_ELEMENT;
   for (let i = 0; i < bytes.length; i += w) for (let b = 0; b < w; b++) swapped[i + b] = bytes[i + w - 1 - b];
   return swapped;
 }

@@ -18,7 +18,11 @@ export function paramView(model: OnnxModel, cacheEntries = 16): Params {
   return {
     get(name) {
       const hit = lru.get(name);
-      if (hit) { lru.delete(name); lru.set(name, hit); return hit; }
+      if (hit) {
+        lru.delete(name);
+        lru.set(name, hit);
+        return hit;
+      }
       const t = byName.get(name);
       const raw = t?.rawData;
       if (t && raw && LITTLE_ENDIAN && t.dataType === onnx.TensorProto.DataType.FLOAT && raw.byteOffset % 4 === 0 && raw.length > 0) {
@@ -42,7 +46,11 @@ export function paramView(model: OnnxModel, cacheEntries = 16): Params {
 export function cloneForWeights(model: OnnxModel): OnnxModel {
   const g = model.graph;
   const graph = onnx.GraphProto.create({
-    ...g, node: [...(g.node ?? [])], input: [...(g.input ?? [])], output: [...(g.output ?? [])], valueInfo: [...(g.valueInfo ?? [])],
+    ...g,
+    node: [...(g.node ?? [])],
+    input: [...(g.input ?? [])],
+    output: [...(g.output ?? [])],
+    valueInfo: [...(g.valueInfo ?? [])],
     initializer: (g.initializer ?? []).map((t) => onnx.TensorProto.create({ ...t })),
   });
   return new OnnxModel(onnx.ModelProto.create({ ...model.proto, graph }), model.file);

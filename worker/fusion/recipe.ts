@@ -7,8 +7,24 @@ import { OtfuseError } from '../errors';
 import type { FuseRecipe } from '../types';
 import type { OutNorm } from './maps';
 import {
-  ALIGN_BY, COST_NORMS, FORBIDDEN_KEYS, GROUND_METRICS, QK_MODES, REFITS, RESIDUAL_POLICIES, SOLVERS, TOKEN_FILTERS, namesOf,
-  type AlignBy, type MetricKind, type Normalisation, type OtSolverName, type QkMode, type RefitMode, type ResidualPolicy, type TokenFilter,
+  ALIGN_BY,
+  COST_NORMS,
+  FORBIDDEN_KEYS,
+  GROUND_METRICS,
+  QK_MODES,
+  REFITS,
+  RESIDUAL_POLICIES,
+  SOLVERS,
+  TOKEN_FILTERS,
+  namesOf,
+  type AlignBy,
+  type MetricKind,
+  type Normalisation,
+  type OtSolverName,
+  type QkMode,
+  type RefitMode,
+  type ResidualPolicy,
+  type TokenFilter,
 } from './registry';
 import { solverParams } from '../ot/solvers';
 
@@ -66,7 +82,11 @@ export type RecipeField =
   | { type: 'numberArray'; minItems: number; itemMinimum: number; description: string; flag?: string; example: string };
 
 const enumOf = (table: Record<string, { description: string }>, def: string, description: string, flag: string): RecipeField => ({
-  type: 'enum', values: namesOf(table), default: def, description, flag,
+  type: 'enum',
+  values: namesOf(table),
+  default: def,
+  description,
+  flag,
   valueDescriptions: Object.fromEntries(Object.entries(table).map(([k, v]) => [k, v.description])),
 });
 const described = (table: Record<string, string>) => Object.fromEntries(Object.entries(table).map(([k, v]) => [k, { description: v }]));
@@ -77,21 +97,47 @@ export const PRESETS = {
   // graldij/transformer-fusion as run for the fixtures: acts, Sinkhorn 0.08, separate Q/K, n·P scaling on both
   // sides, all tokens, per-neuron standardisation, samples one at a time.
   reference: {
-    description: 'graldij/transformer-fusion\'s exact behaviour',
-    values: { alignBy: 'acts', solver: 'sinkhorn', reg: 0.08, qk: 'separate', residualPolicy: 'mean', outNorm: 'rows', batchSize: 1, float32Cost: true, tokenFilter: 'all', tokenBudget: 0, standardize: true, refit: 'none' },
+    description: "graldij/transformer-fusion's exact behaviour",
+    values: {
+      alignBy: 'acts',
+      solver: 'sinkhorn',
+      reg: 0.08,
+      qk: 'separate',
+      residualPolicy: 'mean',
+      outNorm: 'rows',
+      batchSize: 1,
+      float32Cost: true,
+      tokenFilter: 'all',
+      tokenBudget: 0,
+      standardize: true,
+      refit: 'none',
+    },
   },
   // Hard alignment: exact OT, heads matched as units with one map shared by Q and K inside each head.
   exact: { description: 'EMD with heads matched as units and one Q/K map per head', values: { solver: 'emd', qk: 'eq_t_map', headAware: true } },
   // The paper's method as published: OT alignment + plain averaging, no refit.
-  paper: { description: 'the paper\'s method: OT alignment and plain averaging, no refit', values: { refit: 'none' } },
+  paper: { description: "the paper's method: OT alignment and plain averaging, no refit", values: { refit: 'none' } },
   // Weight-based alignment (no activations needed), Sinkhorn 0.06 as the paper uses for weights.
-  weights: { description: 'weight-based Sinkhorn 0.06, no refit (no calibration data needed)', values: { alignBy: 'wts', solver: 'sinkhorn', reg: 0.06, refit: 'none' } },
+  weights: {
+    description: 'weight-based Sinkhorn 0.06, no refit (no calibration data needed)',
+    values: { alignBy: 'wts', solver: 'sinkhorn', reg: 0.06, refit: 'none' },
+  },
 } as const satisfies Record<string, { description: string; values: Partial<ResolvedRecipe> }>;
 export type PresetName = keyof typeof PRESETS;
 
-const SOLVER_PARAM_FIELDS: Record<string, RecipeField> = Object.fromEntries(Object.entries(solverParams()).map(([k, p]) => [k, {
-  type: 'number', exclusiveMinimum: p.exclusiveMinimum, minimum: p.minimum, default: p.default, description: p.description, flag: k,
-} satisfies RecipeField]));
+const SOLVER_PARAM_FIELDS: Record<string, RecipeField> = Object.fromEntries(
+  Object.entries(solverParams()).map(([k, p]) => [
+    k,
+    {
+      type: 'number',
+      exclusiveMinimum: p.exclusiveMinimum,
+      minimum: p.minimum,
+      default: p.default,
+      description: p.description,
+      flag: k,
+    } satisfies RecipeField,
+  ]),
+);
 
 /** Every recipe field, in the order the schema, the usage text and the docs list them. */
 export const RECIPE_FIELDS: Record<string, RecipeField> = {
@@ -106,20 +152,86 @@ export const RECIPE_FIELDS: Record<string, RecipeField> = {
   qk: enumOf(QK_MODES, 'separate', 'Q/K maps: one OT each, one OT on Q|K neurons together, or one map from Q and K together used for both.', 'qk'),
   samples: { type: 'number', integer: true, minimum: 1, default: 200, description: 'Calibration samples for activations.', flag: 'samples' },
   tokenFilter: enumOf(TOKEN_FILTERS, 'all', 'Which tokens count as activation samples.', 'token-filter'),
-  tokenBudget: { type: 'number', integer: true, minimum: 0, default: DEFAULT_TOKEN_BUDGET, description: 'Cap on activation samples × tokens per tensor (a seeded random subset beyond it; 0 = no cap).', flag: 'token-budget' },
+  tokenBudget: {
+    type: 'number',
+    integer: true,
+    minimum: 0,
+    default: DEFAULT_TOKEN_BUDGET,
+    description: 'Cap on activation samples × tokens per tensor (a seeded random subset beyond it; 0 = no cap).',
+    flag: 'token-budget',
+  },
   tokenSeed: { type: 'number', integer: true, minimum: 0, default: 0, description: 'Seed of the token subsample.', flag: 'token-seed' },
-  mapsDtype: { type: 'enum', values: ['F32', 'F16'], default: 'F32', description: 'Element type of maps.safetensors: F32, or F16 (half the size; at most 4.9e-4 relative error per entry).', flag: 'maps-dtype' },
+  mapsDtype: {
+    type: 'enum',
+    values: ['F32', 'F16'],
+    default: 'F32',
+    description: 'Element type of maps.safetensors: F32, or F16 (half the size; at most 4.9e-4 relative error per entry).',
+    flag: 'maps-dtype',
+  },
   standardize: { type: 'boolean', default: true, description: 'Per-neuron standardisation of activations.', flag: 'standardize' },
-  headAware: { type: 'boolean', default: false, description: 'Head-aware attention maps: heads matched as units (one assignment for Q, K and V), one map shared by Q and K inside each head (QKᵀ preserved exactly with EMD).', flag: 'head-aware' },
-  weights: { type: 'numberArray', minItems: 2, itemMinimum: 0, description: 'Weights α per model, anchor first (default uniform).', flag: 'weights', example: '0.5,0.5' },
-  refit: enumOf(REFITS, 'regmean', 'After alignment, refit every aligned linear layer in closed form from calibration activations (beyond the paper; default regmean: 32.8 % → 82.2 % one-shot on the bundled ViT pair, see BENCHMARKS.md). none = the paper\'s plain average.', 'refit'),
-  refitRidge: { type: 'number', minimum: 0, default: 0.01, description: 'Ridge of the refit towards plain averaging, relative to the mean diagonal of the input Gram matrix (λ = refitRidge · mean diag; large values give plain averaging). 0.01 was best on validation data for the bundled pair.', flag: 'refit-ridge' },
-  preset: enumOf(Object.fromEntries(Object.entries(PRESETS).map(([k, v]) => [k, { description: v.description }])), 'default', 'A named partial recipe under the explicit fields.', 'preset'),
+  headAware: {
+    type: 'boolean',
+    default: false,
+    description:
+      'Head-aware attention maps: heads matched as units (one assignment for Q, K and V), one map shared by Q and K inside each head (QKᵀ preserved exactly with EMD).',
+    flag: 'head-aware',
+  },
+  weights: {
+    type: 'numberArray',
+    minItems: 2,
+    itemMinimum: 0,
+    description: 'Weights α per model, anchor first (default uniform).',
+    flag: 'weights',
+    example: '0.5,0.5',
+  },
+  refit: enumOf(
+    REFITS,
+    'regmean',
+    "After alignment, refit every aligned linear layer in closed form from calibration activations (beyond the paper; default regmean: 32.8 % → 82.2 % one-shot on the bundled ViT pair, see BENCHMARKS.md). none = the paper's plain average.",
+    'refit',
+  ),
+  refitRidge: {
+    type: 'number',
+    minimum: 0,
+    default: 0.01,
+    description:
+      'Ridge of the refit towards plain averaging, relative to the mean diagonal of the input Gram matrix (λ = refitRidge · mean diag; large values give plain averaging). 0.01 was best on validation data for the bundled pair.',
+    flag: 'refit-ridge',
+  },
+  preset: enumOf(
+    Object.fromEntries(Object.entries(PRESETS).map(([k, v]) => [k, { description: v.description }])),
+    'default',
+    'A named partial recipe under the explicit fields.',
+    'preset',
+  ),
 };
 
 // Compile-time check: FuseRecipe (worker/types.ts) and RECIPE_FIELDS name the same fields.
-type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : { missing: Exclude<keyof A, keyof B>; extra: Exclude<keyof B, keyof A> };
-const _FIELD_NAMES = ['$schema', 'name', 'alignBy', 'solver', 'reg', 'groundMetric', 'costNorm', 'residualPolicy', 'qk', 'samples', 'tokenFilter', 'tokenBudget', 'tokenSeed', 'mapsDtype', 'standardize', 'headAware', 'weights', 'refit', 'refitRidge', 'preset'] as const;
+type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never]
+  ? true
+  : { missing: Exclude<keyof A, keyof B>; extra: Exclude<keyof B, keyof A> };
+const _FIELD_NAMES = [
+  '$schema',
+  'name',
+  'alignBy',
+  'solver',
+  'reg',
+  'groundMetric',
+  'costNorm',
+  'residualPolicy',
+  'qk',
+  'samples',
+  'tokenFilter',
+  'tokenBudget',
+  'tokenSeed',
+  'mapsDtype',
+  'standardize',
+  'headAware',
+  'weights',
+  'refit',
+  'refitRidge',
+  'preset',
+] as const;
 const _fieldsMatch: SameKeys<Required<FuseRecipe>, Record<(typeof _FIELD_NAMES)[number], unknown>> = true;
 void _fieldsMatch;
 
@@ -146,19 +258,35 @@ export function recipeSchema(): Record<string, unknown> {
   for (const [k, f] of Object.entries(RECIPE_FIELDS)) {
     const p: Record<string, unknown> = {};
     switch (f.type) {
-      case 'enum': p.enum = [...f.values]; break;
+      case 'enum':
+        p.enum = [...f.values];
+        break;
       case 'number':
         p.type = f.integer ? 'integer' : 'number';
         if (f.minimum !== undefined) p.minimum = f.minimum;
         if (f.exclusiveMinimum !== undefined) p.exclusiveMinimum = f.exclusiveMinimum;
         break;
-      case 'boolean': p.type = 'boolean'; break;
-      case 'string': p.type = 'string'; break;
-      case 'numberArray': p.type = 'array'; p.items = { type: 'number', minimum: f.itemMinimum }; p.minItems = f.minItems; break;
+      case 'boolean':
+        p.type = 'boolean';
+        break;
+      case 'string':
+        p.type = 'string';
+        break;
+      case 'numberArray':
+        p.type = 'array';
+        p.items = { type: 'number', minimum: f.itemMinimum };
+        p.minItems = f.minItems;
+        break;
     }
     if ('default' in f && f.default !== undefined && k !== 'name') p.default = f.default;
     let description = f.description;
-    if (f.type === 'enum' && f.valueDescriptions) description += ' ' + Object.entries(f.valueDescriptions).map(([v, d]) => `${v}: ${d}`).join('; ') + '.';
+    if (f.type === 'enum' && f.valueDescriptions)
+      description +=
+        ' ' +
+        Object.entries(f.valueDescriptions)
+          .map(([v, d]) => `${v}: ${d}`)
+          .join('; ') +
+        '.';
     p.description = description;
     properties[k] = p;
   }
@@ -166,7 +294,8 @@ export function recipeSchema(): Record<string, unknown> {
     $schema: 'http://json-schema.org/draft-07/schema#',
     $id: 'https://otfuse.dev/schemas/recipe.schema.json',
     title: 'otfuse fusion recipe',
-    description: 'Everything an OT fusion run needs besides the models and data. Command-line flags override these fields. Generated from worker/fusion/recipe.ts (node scripts/gen-recipe-schema.mjs).',
+    description:
+      'Everything an OT fusion run needs besides the models and data. Command-line flags override these fields. Generated from worker/fusion/recipe.ts (node scripts/gen-recipe-schema.mjs).',
     type: 'object',
     additionalProperties: false,
     properties,
@@ -182,14 +311,23 @@ function schemaValidator() {
 function describeError(e: ErrorObject): string {
   // '/weights/1' → 'weights[1]'
   const parts = e.instancePath.split('/').slice(1);
-  const field = parts.length ? parts[0] + parts.slice(1).map((p) => `[${p}]`).join('') : '';
+  const field = parts.length
+    ? parts[0] +
+      parts
+        .slice(1)
+        .map((p) => `[${p}]`)
+        .join('')
+    : '';
   const f = RECIPE_FIELDS[parts[0] ?? ''];
   switch (e.keyword) {
     case 'additionalProperties': {
       const key = (e.params as { additionalProperty: string }).additionalProperty;
-      return `unknown field '${key}' (allowed: ${Object.keys(RECIPE_FIELDS).filter((k) => k !== '$schema').join(', ')})`;
+      return `unknown field '${key}' (allowed: ${Object.keys(RECIPE_FIELDS)
+        .filter((k) => k !== '$schema')
+        .join(', ')})`;
     }
-    case 'enum': return `field '${field}' must be one of ${(e.params as { allowedValues: string[] }).allowedValues.join(', ')}`;
+    case 'enum':
+      return `field '${field}' must be one of ${(e.params as { allowedValues: string[] }).allowedValues.join(', ')}`;
     case 'type': {
       const t = (e.params as { type: string }).type;
       if (!field) return 'must be a JSON object';
@@ -198,16 +336,22 @@ function describeError(e: ErrorObject): string {
       if (t === 'array' && f?.type === 'numberArray') return `field '${field}' must be an array of at least ${f.minItems} numbers`;
       return `field '${field}' must be a ${t}`;
     }
-    case 'minItems': return `field '${field}' must be an array of at least ${(e.params as { limit: number }).limit} numbers`;
-    case 'minimum': return `field '${field}' must be ≥ ${(e.params as { limit: number }).limit}`;
-    case 'exclusiveMinimum': return `field '${field}' must be > ${(e.params as { limit: number }).limit}`;
-    default: return `field '${field}' ${e.message ?? 'is invalid'}`;
+    case 'minItems':
+      return `field '${field}' must be an array of at least ${(e.params as { limit: number }).limit} numbers`;
+    case 'minimum':
+      return `field '${field}' must be ≥ ${(e.params as { limit: number }).limit}`;
+    case 'exclusiveMinimum':
+      return `field '${field}' must be > ${(e.params as { limit: number }).limit}`;
+    default:
+      return `field '${field}' ${e.message ?? 'is invalid'}`;
   }
 }
 
 /** Throws BAD_USAGE naming the first bad field; returns the recipe typed when it is valid. */
 export function validateRecipe(obj: unknown, file?: string): FuseRecipe {
-  const fail = (msg: string): never => { throw new OtfuseError('BAD_USAGE', `recipe: ${msg}`, { file }); };
+  const fail = (msg: string): never => {
+    throw new OtfuseError('BAD_USAGE', `recipe: ${msg}`, { file });
+  };
   if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) fail('must be a JSON object');
   const rec = obj as Record<string, unknown>;
   for (const key of Object.keys(rec)) if (FORBIDDEN_KEYS.has(key)) fail(`forbidden field '${key}'`);
@@ -223,7 +367,10 @@ export function validateRecipe(obj: unknown, file?: string): FuseRecipe {
   }
   for (const [k, v] of Object.entries(defined)) {
     if (typeof v === 'number' && !Number.isFinite(v)) fail(`field '${k}' must be a number`);
-    if (Array.isArray(v)) v.forEach((x, i) => { if (typeof x === 'number' && !Number.isFinite(x)) fail(`field '${k}[${i}]' must be a number`); });
+    if (Array.isArray(v))
+      v.forEach((x, i) => {
+        if (typeof x === 'number' && !Number.isFinite(x)) fail(`field '${k}[${i}]' must be a number`);
+      });
   }
   if (Array.isArray(defined.weights) && (defined.weights as number[]).reduce((a, b) => a + b, 0) <= 0) fail(`field 'weights' must not sum to 0`);
   return obj as FuseRecipe;
@@ -231,18 +378,25 @@ export function validateRecipe(obj: unknown, file?: string): FuseRecipe {
 
 /** The `otfuse fuse` recipe flags: flag → field, derived from RECIPE_FIELDS. */
 export function recipeFlags(): { flag: string; field: string; spec: RecipeField }[] {
-  return Object.entries(RECIPE_FIELDS).filter(([, f]) => f.flag).map(([field, spec]) => ({ flag: spec.flag!, field, spec }));
+  return Object.entries(RECIPE_FIELDS)
+    .filter(([, f]) => f.flag)
+    .map(([field, spec]) => ({ flag: spec.flag!, field, spec }));
 }
 
 /** One usage token per recipe flag, e.g. `[--solver emd|sinkhorn]`. */
 export function recipeUsage(): string[] {
   return recipeFlags().map(({ flag, spec }) => {
     switch (spec.type) {
-      case 'enum': return `[--${flag} ${spec.values.join('|')}]`;
-      case 'boolean': return `[--${spec.default ? 'no-' : ''}${flag}]`;
-      case 'number': return `[--${flag} ${spec.default ?? 'N'}]`;
-      case 'numberArray': return `[--${flag} ${spec.example}]`;
-      case 'string': return `[--${flag} ${flag.toUpperCase()}]`;
+      case 'enum':
+        return `[--${flag} ${spec.values.join('|')}]`;
+      case 'boolean':
+        return `[--${spec.default ? 'no-' : ''}${flag}]`;
+      case 'number':
+        return `[--${flag} ${spec.default ?? 'N'}]`;
+      case 'numberArray':
+        return `[--${flag} ${spec.example}]`;
+      case 'string':
+        return `[--${flag} ${flag.toUpperCase()}]`;
     }
   });
 }
@@ -253,5 +407,6 @@ export function recipeSchemaText(): string {
 }
 
 // The import-free mirror of the preset names in worker/types.ts must equal PRESETS' keys.
-const _presetMirror: [PresetName] extends [import('../types').PresetName] ? ([import('../types').PresetName] extends [PresetName] ? true : false) : false = true;
+const _presetMirror: [PresetName] extends [import('../types').PresetName] ? ([import('../types').PresetName] extends [PresetName] ? true : false) : false =
+  true;
 void _presetMirror;

@@ -106,10 +106,19 @@ const ORT_PRODUCT_THRESHOLD = 1_000_000;
 
 function gemmTransAModel(): Uint8Array {
   const F = onnx.TensorProto.DataType.FLOAT;
-  const vi = (name: string, dims: string[]) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: F, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
+  const vi = (name: string, dims: string[]) =>
+    onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: F, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
   const graph = onnx.GraphProto.create({
     name: 'cross',
-    node: [onnx.NodeProto.create({ opType: 'Gemm', name: 'cross', input: ['A', 'B'], output: ['C'], attribute: [onnx.AttributeProto.create({ name: 'transA', type: onnx.AttributeProto.AttributeType.INT, i: 1 })] })],
+    node: [
+      onnx.NodeProto.create({
+        opType: 'Gemm',
+        name: 'cross',
+        input: ['A', 'B'],
+        output: ['C'],
+        attribute: [onnx.AttributeProto.create({ name: 'transA', type: onnx.AttributeProto.AttributeType.INT, i: 1 })],
+      }),
+    ],
     input: [vi('A', ['r', 'a']), vi('B', ['r', 'b'])],
     output: [vi('C', ['a', 'b'])],
   });
@@ -136,7 +145,8 @@ class CrossProducts {
       return;
     }
     for (let r = 0; r < rows; r++) {
-      const ao = r * a, bo = r * b;
+      const ao = r * a,
+        bo = r * b;
       for (let i = 0; i < a; i++) {
         const x = A[ao + i];
         if (x === 0) continue;
@@ -158,7 +168,9 @@ function augmentedT(map: TMap | null, d: number): { T: Float64Array; n: number; 
     for (let i = 0; i <= d; i++) T[i * (d + 1) + i] = 1;
     return { T, n: d + 1, m: d + 1 };
   }
-  const t = inputT(map), n = map.n + 1, m = map.m + 1;
+  const t = inputT(map),
+    n = map.n + 1,
+    m = map.m + 1;
   const T = new Float64Array(n * m);
   for (let i = 0; i < map.n; i++) for (let j = 0; j < map.m; j++) T[i * m + j] = t[i * map.m + j];
   T[n * m - 1] = 1;
@@ -173,14 +185,25 @@ function f64Models(): Promise<{ mm: ort.InferenceSession; mmT: ort.InferenceSess
   f64Sessions ??= (async () => {
     try {
       const D = onnx.TensorProto.DataType.DOUBLE;
-      const vi = (name: string, dims: string[]) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: D, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
+      const vi = (name: string, dims: string[]) =>
+        onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: D, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
       const build = (transA: boolean) => {
         const nodes = transA
-          ? [onnx.NodeProto.create({ opType: 'Transpose', name: 't', input: ['A'], output: ['At'], attribute: [onnx.AttributeProto.create({ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 0] })] }),
-            onnx.NodeProto.create({ opType: 'MatMul', name: 'mm', input: ['At', 'B'], output: ['C'] })]
+          ? [
+              onnx.NodeProto.create({
+                opType: 'Transpose',
+                name: 't',
+                input: ['A'],
+                output: ['At'],
+                attribute: [onnx.AttributeProto.create({ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 0] })],
+              }),
+              onnx.NodeProto.create({ opType: 'MatMul', name: 'mm', input: ['At', 'B'], output: ['C'] }),
+            ]
           : [onnx.NodeProto.create({ opType: 'MatMul', name: 'mm', input: ['A', 'B'], output: ['C'] })];
         const graph = onnx.GraphProto.create({ name: 'mm64', node: nodes, input: [vi('A', ['p', 'q']), vi('B', ['k', 'c'])], output: [vi('C', ['r', 'c'])] });
-        return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph, producerName: 'otfuse' })).finish();
+        return onnx.ModelProto.encode(
+          onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph, producerName: 'otfuse' }),
+        ).finish();
       };
       const opts = { executionProviders: ['cpu'], logSeverityLevel: 3 as const };
       return { mm: await ort.InferenceSession.create(build(false), opts), mmT: await ort.InferenceSession.create(build(true), opts) };
@@ -195,14 +218,18 @@ function f64Models(): Promise<{ mm: ort.InferenceSession; mmT: ort.InferenceSess
 export async function releaseRefitSessions(): Promise<void> {
   const s = await f64Sessions;
   f64Sessions = undefined;
-  if (s) { await s.mm.release(); await s.mmT.release(); }
+  if (s) {
+    await s.mm.release();
+    await s.mmT.release();
+  }
 }
 
 /** C[r×c] = A[r×k]·B[k×c] (float64; large products in ONNX Runtime). */
 export async function mm(A: Float64Array, B: Float64Array, r: number, k: number, c: number): Promise<Float64Array> {
   if (r * k * c >= ORT_F64_THRESHOLD) {
     const s = await f64Models();
-    if (s) return Float64Array.from((await s.mm.run({ A: new ort.Tensor('float64', A, [r, k]), B: new ort.Tensor('float64', B, [k, c]) })).C.data as Float64Array);
+    if (s)
+      return Float64Array.from((await s.mm.run({ A: new ort.Tensor('float64', A, [r, k]), B: new ort.Tensor('float64', B, [k, c]) })).C.data as Float64Array);
   }
   return matmul(A, B, r, k, c);
 }
@@ -211,7 +238,8 @@ export async function mm(A: Float64Array, B: Float64Array, r: number, k: number,
 export async function mmT(A: Float64Array, B: Float64Array, k: number, r: number, c: number): Promise<Float64Array> {
   if (r * k * c >= ORT_F64_THRESHOLD) {
     const s = await f64Models();
-    if (s) return Float64Array.from((await s.mmT.run({ A: new ort.Tensor('float64', A, [k, r]), B: new ort.Tensor('float64', B, [k, c]) })).C.data as Float64Array);
+    if (s)
+      return Float64Array.from((await s.mmT.run({ A: new ort.Tensor('float64', A, [k, r]), B: new ort.Tensor('float64', B, [k, c]) })).C.data as Float64Array);
   }
   return matTmul(A, B, k, r, c);
 }
@@ -272,7 +300,7 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
   for (const l of layers) {
     const tensors = l.refs.map((r, k) => inputTensor(models[k], r));
     if (entries.some((e) => e.key === tensors[0])) continue;
-    const maps = l.refs.map((_, k) => (k === 0 ? null : input.inputMaps[k].get(l.refs[0]) ?? null));
+    const maps = l.refs.map((_, k) => (k === 0 ? null : (input.inputMaps[k].get(l.refs[0]) ?? null)));
     entries.push({ key: tensors[0], tensors, maps, da: l.refs[0].inDim, db: l.refs.map((r) => r.inDim) });
   }
   const sources = [...models.map((m, k) => ({ model: m, k })), ...(withFused ? [{ model: input.fused, k: -1 }] : [])];
@@ -309,7 +337,15 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
       checkFinite(batch, calib.source);
       const maskName = bindings[0].attention_mask;
       const mask = maskName ? Array.from(batch.feeds[maskName].data as ArrayLike<number | bigint>, (v) => Number(v) !== 0) : undefined;
-      const results = await Promise.all(runners.map((r, i) => r.run(batch, bindings[i], entries.map((e) => (sources[i].k < 0 ? e.key : e.tensors[sources[i].k])))));
+      const results = await Promise.all(
+        runners.map((r, i) =>
+          r.run(
+            batch,
+            bindings[i],
+            entries.map((e) => (sources[i].k < 0 ? e.key : e.tensors[sources[i].k])),
+          ),
+        ),
+      );
       if (start === 0) floatsPerSample = results.reduce((s, res) => s + Object.values(res).reduce((t, v) => t + v.data.length, 0), 0);
       for (let ei = 0; ei < entries.length; ei++) {
         const e = entries[ei];
@@ -323,7 +359,10 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
         if (xs.some((x) => x.n !== n)) throw new OtfuseError('MISMATCH', `refit: the models see different numbers of tokens at '${e.key}'`);
         // Padding tokens (text models) are not samples.
         let rows: number[] | null = null;
-        if (mask && xs[0].tokens > 1 && mask.length === n) { rows = []; for (let r = 0; r < n; r++) if (mask[r]) rows.push(r); }
+        if (mask && xs[0].tokens > 1 && mask.length === n) {
+          rows = [];
+          for (let r = 0; r < n; r++) if (mask[r]) rows.push(r);
+        }
         const aug = xs.map((x) => augmentRows(x.data, x.d, rows, n));
         const r = raw[ei];
         const count = aug[0].rows;
@@ -347,13 +386,15 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
     const cfk: Float64Array[] = [];
     for (let k = 0; k < K; k++) {
       const db = e.db[k];
-      if (!e.maps[k] && db === e.da) { // no map (the anchor): T̂ = I, skip two (d+1)³ products
+      if (!e.maps[k] && db === e.da) {
+        // no map (the anchor): T̂ = I, skip two (d+1)³ products
         gkk.push(r.kk[k]);
         if (withFused) cfk.push(r.fk![k]);
         continue;
       }
       const T = augmentedT(e.maps[k], db);
-      if (T.n !== db + 1 || T.m !== e.da + 1) throw new OtfuseError('INTERNAL', `refit: the input map of '${e.key}' is ${T.n - 1}×${T.m - 1}, the layers take ${db} → ${e.da}`);
+      if (T.n !== db + 1 || T.m !== e.da + 1)
+        throw new OtfuseError('INTERNAL', `refit: the input map of '${e.key}' is ${T.n - 1}×${T.m - 1}, the layers take ${db} → ${e.da}`);
       gkk.push(await mmT(T.T, await mm(r.kk[k], T.T, db + 1, db + 1, e.da + 1), db + 1, e.da + 1, e.da + 1)); // T̂ᵀ G T̂
       if (withFused) cfk.push(await mm(r.fk![k], T.T, e.da + 1, db + 1, e.da + 1)); // (X̂ᵀX̂_k) T̂
     }
@@ -364,7 +405,8 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
 
 /** Top-left (n−1)×(n−1) block (drops the bias row/column) of an n×n matrix. */
 function dropLast(G: Float64Array, n: number): Float64Array {
-  const m = n - 1, out = new Float64Array(m * m);
+  const m = n - 1,
+    out = new Float64Array(m * m);
   for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) out[i * m + j] = G[i * n + j];
   return out;
 }
@@ -380,7 +422,10 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
   const pending = new Map<string, Float64Array>();
   const current = (name: string): Float64Array => {
     let v = pending.get(name);
-    if (!v) { v = Float64Array.from(fused.getInitializer(name).data); pending.set(name, v); }
+    if (!v) {
+      v = Float64Array.from(fused.getInitializer(name).data);
+      pending.set(name, v);
+    }
     return v;
   };
   // regmean: the parents' inputs do not depend on the refit, so one pass collects every level's Grams.
@@ -395,101 +440,111 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
     }
   }
   try {
-  for (const level of levels) {
-    const products = once ?? await gramProducts(input, level, true, parents);
-    for (const layer of level) {
-      const la = layer.refs[0];
-      const key = inputTensor(input.models[0], la);
-      const pr = products.get(key)!;
-      const d = la.inDim, o = la.outDim, hasBias = !!la.bias;
-      const n = hasBias ? d + 1 : d;
-      // Ŵ_k = [W_kᵀ; b_kᵀ] (n × o) of every model, in the anchor's basis.
-      const stacked = (k: number): Float64Array => {
-        const dims = anchorParam(la.weight).dims;
-        const W = k === 0 ? readWeight(anchorParam(la.weight), la) : readWeight({ dims, data: input.aligned[k].get(la.weight)! }, la); // [o, d]
-        const b = !hasBias ? undefined : k === 0 ? readBias(anchorParam(la.bias!), la) : readBias({ dims: [0], data: input.aligned[k].get(la.bias!)! }, la);
-        const out = new Float64Array(n * o);
-        for (let r = 0; r < o; r++) {
-          for (let c = 0; c < d; c++) out[c * o + r] = W[r * d + c];
-          if (b) out[d * o + r] = b[r];
-        }
-        return out;
-      };
-      const Ws = Array.from({ length: K }, (_, k) => stacked(k));
-      const Wbar = new Float64Array(n * o);
-      for (let k = 0; k < K; k++) for (let i = 0; i < Wbar.length; i++) Wbar[i] += alpha[k] * Ws[k][i];
-      const sub = (G: Float64Array, size: number) => (hasBias ? G : dropLast(G, size));
-      const gkk = pr.gkk.map((G) => sub(G, d + 1));
-      let lhs: Float64Array, rhs: Float64Array;
-      // G_kŴ_k (regmean) or C_kŴ_k (regmean++) per model: the right-hand side and, reused, the error traces.
-      const mw: Float64Array[] = [];
-      if (input.mode === 'regmean') {
-        lhs = new Float64Array(n * n);
-        rhs = new Float64Array(n * o);
-        for (let k = 0; k < K; k++) {
-          for (let i = 0; i < lhs.length; i++) lhs[i] += alpha[k] * gkk[k][i];
-          const GW = await mm(gkk[k], Ws[k], n, n, o);
-          mw.push(GW);
-          for (let i = 0; i < rhs.length; i++) rhs[i] += alpha[k] * GW[i];
-        }
-      } else {
-        lhs = sub(pr.gff!, d + 1);
-        rhs = new Float64Array(n * o);
-        for (let k = 0; k < K; k++) {
-          const C = hasBias ? pr.cfk![k] : dropLast(pr.cfk![k], d + 1);
-          const CW = await mm(C, Ws[k], n, n, o);
-          mw.push(CW);
-          for (let i = 0; i < rhs.length; i++) rhs[i] += alpha[k] * CW[i];
-        }
-      }
-      let diag = 0;
-      for (let i = 0; i < n; i++) diag += lhs[i * n + i];
-      const lambda = input.ridge * (diag / n);
-      const b = Float64Array.from(rhs);
-      for (let i = 0; i < b.length; i++) b[i] += lambda * Wbar[i];
-      let W = solveSpd(lhs, n, b, o, lambda);
-      // Reconstruction error (relative) of a candidate W.
-      const dot = (A: Float64Array, B: Float64Array): number => { let t = 0; for (let i = 0; i < A.length; i++) t += A[i] * B[i]; return t; };
-      // tr(Ŵ_kᵀ G_k Ŵ_k) per model (regmean: from the right-hand side's products).
-      const wgw: number[] = [];
-      for (let k = 0; k < K; k++) wgw.push(input.mode === 'regmean' ? dot(Ws[k], mw[k]) : await traceForm(Ws[k], gkk[k], Ws[k], n, o));
-      let denom = 0;
-      for (let k = 0; k < K; k++) denom += alpha[k] * wgw[k];
-      denom ||= 1;
-      const errorOf = async (X: Float64Array): Promise<number> => {
-        let s = 0;
+    for (const level of levels) {
+      const products = once ?? (await gramProducts(input, level, true, parents));
+      for (const layer of level) {
+        const la = layer.refs[0];
+        const key = inputTensor(input.models[0], la);
+        const pr = products.get(key)!;
+        const d = la.inDim,
+          o = la.outDim,
+          hasBias = !!la.bias;
+        const n = hasBias ? d + 1 : d;
+        // Ŵ_k = [W_kᵀ; b_kᵀ] (n × o) of every model, in the anchor's basis.
+        const stacked = (k: number): Float64Array => {
+          const dims = anchorParam(la.weight).dims;
+          const W = k === 0 ? readWeight(anchorParam(la.weight), la) : readWeight({ dims, data: input.aligned[k].get(la.weight)! }, la); // [o, d]
+          const b = !hasBias ? undefined : k === 0 ? readBias(anchorParam(la.bias!), la) : readBias({ dims: [0], data: input.aligned[k].get(la.bias!)! }, la);
+          const out = new Float64Array(n * o);
+          for (let r = 0; r < o; r++) {
+            for (let c = 0; c < d; c++) out[c * o + r] = W[r * d + c];
+            if (b) out[d * o + r] = b[r];
+          }
+          return out;
+        };
+        const Ws = Array.from({ length: K }, (_, k) => stacked(k));
+        const Wbar = new Float64Array(n * o);
+        for (let k = 0; k < K; k++) for (let i = 0; i < Wbar.length; i++) Wbar[i] += alpha[k] * Ws[k][i];
+        const sub = (G: Float64Array, size: number) => (hasBias ? G : dropLast(G, size));
+        const gkk = pr.gkk.map((G) => sub(G, d + 1));
+        let lhs: Float64Array, rhs: Float64Array;
+        // G_kŴ_k (regmean) or C_kŴ_k (regmean++) per model: the right-hand side and, reused, the error traces.
+        const mw: Float64Array[] = [];
         if (input.mode === 'regmean') {
+          lhs = new Float64Array(n * n);
+          rhs = new Float64Array(n * o);
           for (let k = 0; k < K; k++) {
-            const D = X.map((x, i) => x - Ws[k][i]);
-            s += alpha[k] * await traceForm(D, gkk[k], D, n, o);
+            for (let i = 0; i < lhs.length; i++) lhs[i] += alpha[k] * gkk[k][i];
+            const GW = await mm(gkk[k], Ws[k], n, n, o);
+            mw.push(GW);
+            for (let i = 0; i < rhs.length; i++) rhs[i] += alpha[k] * GW[i];
           }
         } else {
-          const xlx = await traceForm(X, lhs, X, n, o); // tr(XᵀX̂ᵀX̂X), the same for every model
-          for (let k = 0; k < K; k++) s += alpha[k] * (xlx - 2 * dot(X, mw[k]) + wgw[k]); // tr(Xᵀ C_k Ŵ_k) = ⟨X, C_kŴ_k⟩
+          lhs = sub(pr.gff!, d + 1);
+          rhs = new Float64Array(n * o);
+          for (let k = 0; k < K; k++) {
+            const C = hasBias ? pr.cfk![k] : dropLast(pr.cfk![k], d + 1);
+            const CW = await mm(C, Ws[k], n, n, o);
+            mw.push(CW);
+            for (let i = 0; i < rhs.length; i++) rhs[i] += alpha[k] * CW[i];
+          }
         }
-        return Math.max(0, s) / denom;
-      };
-      const errorAverage = await errorOf(Wbar);
-      let errorRefit = await errorOf(W);
-      // The ridge towards W̄ makes this impossible in exact arithmetic; guard against round-off all the same.
-      if (!(errorRefit <= errorAverage)) { W = Wbar; errorRefit = errorAverage; }
-      // Write back into the fused model (through the layer's slice), in the anchor's layout.
-      const Wc = new Float64Array(o * d), bc = new Float64Array(o);
-      for (let r = 0; r < o; r++) {
-        for (let c = 0; c < d; c++) Wc[r * d + c] = W[c * o + r];
-        if (hasBias) bc[r] = W[d * o + r];
+        let diag = 0;
+        for (let i = 0; i < n; i++) diag += lhs[i * n + i];
+        const lambda = input.ridge * (diag / n);
+        const b = Float64Array.from(rhs);
+        for (let i = 0; i < b.length; i++) b[i] += lambda * Wbar[i];
+        let W = solveSpd(lhs, n, b, o, lambda);
+        // Reconstruction error (relative) of a candidate W.
+        const dot = (A: Float64Array, B: Float64Array): number => {
+          let t = 0;
+          for (let i = 0; i < A.length; i++) t += A[i] * B[i];
+          return t;
+        };
+        // tr(Ŵ_kᵀ G_k Ŵ_k) per model (regmean: from the right-hand side's products).
+        const wgw: number[] = [];
+        for (let k = 0; k < K; k++) wgw.push(input.mode === 'regmean' ? dot(Ws[k], mw[k]) : await traceForm(Ws[k], gkk[k], Ws[k], n, o));
+        let denom = 0;
+        for (let k = 0; k < K; k++) denom += alpha[k] * wgw[k];
+        denom ||= 1;
+        const errorOf = async (X: Float64Array): Promise<number> => {
+          let s = 0;
+          if (input.mode === 'regmean') {
+            for (let k = 0; k < K; k++) {
+              const D = X.map((x, i) => x - Ws[k][i]);
+              s += alpha[k] * (await traceForm(D, gkk[k], D, n, o));
+            }
+          } else {
+            const xlx = await traceForm(X, lhs, X, n, o); // tr(XᵀX̂ᵀX̂X), the same for every model
+            for (let k = 0; k < K; k++) s += alpha[k] * (xlx - 2 * dot(X, mw[k]) + wgw[k]); // tr(Xᵀ C_k Ŵ_k) = ⟨X, C_kŴ_k⟩
+          }
+          return Math.max(0, s) / denom;
+        };
+        const errorAverage = await errorOf(Wbar);
+        let errorRefit = await errorOf(W);
+        // The ridge towards W̄ makes this impossible in exact arithmetic; guard against round-off all the same.
+        if (!(errorRefit <= errorAverage)) {
+          W = Wbar;
+          errorRefit = errorAverage;
+        }
+        // Write back into the fused model (through the layer's slice), in the anchor's layout.
+        const Wc = new Float64Array(o * d),
+          bc = new Float64Array(o);
+        for (let r = 0; r < o; r++) {
+          for (let c = 0; c < d; c++) Wc[r * d + c] = W[c * o + r];
+          if (hasBias) bc[r] = W[d * o + r];
+        }
+        const wDims = fused.getInitializer(la.weight).dims;
+        writeRegion(current(la.weight), toStorage(Wc, la), weightRegion(la, wDims));
+        if (hasBias) writeRegion(current(la.bias!), bc, biasRegion(la, current(la.bias!).length));
+        const res: RefitLayerResult = { name: layer.name, errorAverage, errorRefit, lambda, rows: pr.rows };
+        results.push(res);
+        input.onLayer?.(res, results.length, total);
       }
-      const wDims = fused.getInitializer(la.weight).dims;
-      writeRegion(current(la.weight), toStorage(Wc, la), weightRegion(la, wDims));
-      if (hasBias) writeRegion(current(la.bias!), bc, biasRegion(la, current(la.bias!).length));
-      const res: RefitLayerResult = { name: layer.name, errorAverage, errorRefit, lambda, rows: pr.rows };
-      results.push(res);
-      input.onLayer?.(res, results.length, total);
+      // The next level reads the refit layers (regmean++ forwards the fused model).
+      for (const [name, v] of pending) fused.setInitializer(name, Float32Array.from(v));
+      pending.clear();
     }
-    // The next level reads the refit layers (regmean++ forwards the fused model).
-    for (const [name, v] of pending) fused.setInitializer(name, Float32Array.from(v));
-    pending.clear();
-  }
   } finally {
     for (const r of parents) await r.release();
     await releaseRefitSessions();

@@ -32,12 +32,17 @@ function meanOf(v: Float64Array): number {
 export const RESIDUAL_POLICIES = {
   no_resid: { description: 'the branch map', needsActivations: false, combine: (x) => x.branch },
   only_resid: { description: 'the skip map', needsActivations: false, combine: (x) => x.skip },
-  mean: { description: 'the average of skip and branch maps (reference default)', needsActivations: false, combine: (x) => combineMaps(x.skip, x.branch, [0.5], [0.5]) },
+  mean: {
+    description: 'the average of skip and branch maps (reference default)',
+    needsActivations: false,
+    combine: (x) => combineMaps(x.skip, x.branch, [0.5], [0.5]),
+  },
   weighted_scalar: {
     description: 'skip and branch weighted by their mean |activation| (one scalar each)',
     needsActivations: true,
     combine: (x) => {
-      const s = meanOf(x.skipAbs()), b = meanOf(x.branchAbs());
+      const s = meanOf(x.skipAbs()),
+        b = meanOf(x.branchAbs());
       return combineMaps(x.skip, x.branch, [s / (s + b)], [b / (s + b)]);
     },
   },
@@ -45,9 +50,15 @@ export const RESIDUAL_POLICIES = {
     description: 'skip and branch weighted per anchor neuron by mean |activation|',
     needsActivations: true,
     combine: (x) => {
-      const s = x.skipAbs(), b = x.branchAbs();
-      const ws = new Float64Array(s.length), wb = new Float64Array(s.length);
-      for (let j = 0; j < s.length; j++) { const t = s[j] + b[j] || 1; ws[j] = s[j] / t; wb[j] = b[j] / t; }
+      const s = x.skipAbs(),
+        b = x.branchAbs();
+      const ws = new Float64Array(s.length),
+        wb = new Float64Array(s.length);
+      for (let j = 0; j < s.length; j++) {
+        const t = s[j] + b[j] || 1;
+        ws[j] = s[j] / t;
+        wb[j] = b[j] / t;
+      }
       return combineMaps(x.skip, x.branch, ws, wb);
     },
   },
@@ -81,8 +92,11 @@ export type TokenFilter = keyof typeof TOKEN_FILTERS;
 
 export const REFITS = {
   none: { description: 'plain weighted average of the aligned layers (the paper)', needsActivations: false },
-  regmean: { description: 'closed-form least-squares refit of every aligned linear layer from the parents\' input Gram matrices (RegMean)', needsActivations: true },
-  'regmean++': { description: 'as regmean, the inputs taken layer by layer from the fused model\'s own forward pass (RegMean++)', needsActivations: true },
+  regmean: {
+    description: "closed-form least-squares refit of every aligned linear layer from the parents' input Gram matrices (RegMean)",
+    needsActivations: true,
+  },
+  'regmean++': { description: "as regmean, the inputs taken layer by layer from the fused model's own forward pass (RegMean++)", needsActivations: true },
 } as const satisfies Record<string, OptionSpec>;
 export type RefitMode = keyof typeof REFITS;
 
@@ -103,8 +117,13 @@ export function isEntry<T extends object>(table: T, name: unknown): name is keyo
 // equal the registries' keys. Adding an option here without updating the mirror fails the build.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const _mirrors: [
-  Same<ResidualPolicy, Contract.ResidualPolicy>, Same<AlignBy, Contract.AlignBy>, Same<QkMode, Contract.QkMode>,
-  Same<TokenFilter, Contract.TokenFilter>, Same<RefitMode, Contract.RefitMode>, Same<import('../ot/metric').MetricKind, Contract.MetricKind>,
-  Same<import('../ot/metric').Normalisation, Contract.Normalisation>, Same<import('../ot/solvers').OtSolverName, Contract.OtSolver>,
+  Same<ResidualPolicy, Contract.ResidualPolicy>,
+  Same<AlignBy, Contract.AlignBy>,
+  Same<QkMode, Contract.QkMode>,
+  Same<TokenFilter, Contract.TokenFilter>,
+  Same<RefitMode, Contract.RefitMode>,
+  Same<import('../ot/metric').MetricKind, Contract.MetricKind>,
+  Same<import('../ot/metric').Normalisation, Contract.Normalisation>,
+  Same<import('../ot/solvers').OtSolverName, Contract.OtSolver>,
 ] = [true, true, true, true, true, true, true, true];
 void _mirrors;

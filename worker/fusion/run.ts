@@ -96,11 +96,25 @@ function roleShape(params: Params, r: ParamRole): string {
 function checkCompatible(plans: ModelPlan[]): void {
   const a = plans[0];
   for (const p of plans.slice(1)) {
-    if (p.layers !== a.layers) throw new OtfuseError('MISMATCH', `${p.layers} transformer blocks but the anchor ${a.file} has ${a.layers}: depths must match`, { file: p.file, node: p.blocks[Math.min(p.layers, a.layers) - 1]?.mlpAddNode });
-    if (p.heads !== a.heads) throw new OtfuseError('MISMATCH', `${p.heads} attention heads but the anchor ${a.file} has ${a.heads}: head counts must match`, { file: p.file, node: p.blocks[0].attn.scoresNode });
-    if ((p.tokens ?? -1) !== (a.tokens ?? -1)) throw new OtfuseError('MISMATCH', `${p.tokens} tokens but the anchor has ${a.tokens}`, { file: p.file, node: p.embedding.kind === 'patch' ? p.embedding.pos?.node : undefined });
-    if (p.head.classes !== a.head.classes) throw new OtfuseError('MISMATCH', `${p.head.classes} classes but the anchor has ${a.head.classes}`, { file: p.file, node: p.head.classifier.node });
-    if (p.blocks[0].norm !== a.blocks[0].norm) throw new OtfuseError('MISMATCH', `${p.blocks[0].norm}-LN blocks but the anchor has ${a.blocks[0].norm}-LN`, { file: p.file });
+    if (p.layers !== a.layers)
+      throw new OtfuseError('MISMATCH', `${p.layers} transformer blocks but the anchor ${a.file} has ${a.layers}: depths must match`, {
+        file: p.file,
+        node: p.blocks[Math.min(p.layers, a.layers) - 1]?.mlpAddNode,
+      });
+    if (p.heads !== a.heads)
+      throw new OtfuseError('MISMATCH', `${p.heads} attention heads but the anchor ${a.file} has ${a.heads}: head counts must match`, {
+        file: p.file,
+        node: p.blocks[0].attn.scoresNode,
+      });
+    if ((p.tokens ?? -1) !== (a.tokens ?? -1))
+      throw new OtfuseError('MISMATCH', `${p.tokens} tokens but the anchor has ${a.tokens}`, {
+        file: p.file,
+        node: p.embedding.kind === 'patch' ? p.embedding.pos?.node : undefined,
+      });
+    if (p.head.classes !== a.head.classes)
+      throw new OtfuseError('MISMATCH', `${p.head.classes} classes but the anchor has ${a.head.classes}`, { file: p.file, node: p.head.classifier.node });
+    if (p.blocks[0].norm !== a.blocks[0].norm)
+      throw new OtfuseError('MISMATCH', `${p.blocks[0].norm}-LN blocks but the anchor has ${a.blocks[0].norm}-LN`, { file: p.file });
   }
 }
 
@@ -132,21 +146,38 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   const captureOptions = (k: number): CaptureOptions => {
     const e = plans[k].embedding;
     return {
-      samples: recipe.samples, batchSize: recipe.batchSize, tokenFilter: recipe.tokenFilter, standardize: recipe.standardize,
-      tokenBudget: recipe.tokenBudget, tokenSeed: recipe.tokenSeed,
-      provider: input.provider, signal: input.signal, grid: e.kind === 'patch' ? e.patch.grid : undefined, hasCls: e.kind === 'patch' ? !!e.cls : true,
+      samples: recipe.samples,
+      batchSize: recipe.batchSize,
+      tokenFilter: recipe.tokenFilter,
+      standardize: recipe.standardize,
+      tokenBudget: recipe.tokenBudget,
+      tokenSeed: recipe.tokenSeed,
+      provider: input.provider,
+      signal: input.signal,
+      grid: e.kind === 'patch' ? e.patch.grid : undefined,
+      hasCls: e.kind === 'patch' ? !!e.cls : true,
     };
   };
   // Staged capture (one block's activations at a time) when all at once would be large.
-  const staged = needActs && (recipe.capture === 'staged' || (recipe.capture === 'auto' && plans.some((p) => estimateActivationBytes(p, recipe.samples, recipe.tokenBudget) > STAGED_ABOVE_BYTES)));
+  const staged =
+    needActs &&
+    (recipe.capture === 'staged' ||
+      (recipe.capture === 'auto' && plans.some((p) => estimateActivationBytes(p, recipe.samples, recipe.tokenBudget) > STAGED_ABOVE_BYTES)));
   if (needActs) {
     if (!input.calib) {
-      const why = ALIGN_BY[recipe.alignBy].needsActivations ? 'alignment by activations' : RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations ? `residual policy '${recipe.residualPolicy}'` : `refit '${recipe.refit}'`;
+      const why = ALIGN_BY[recipe.alignBy].needsActivations
+        ? 'alignment by activations'
+        : RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations
+          ? `residual policy '${recipe.residualPolicy}'`
+          : `refit '${recipe.refit}'`;
       throw new OtfuseError('BAD_USAGE', `${why} needs calibration data (--data)`);
     }
     for (let k = 0; k < models.length; k++) {
       throwIfCancelled(input.signal);
-      if (staged) { acts[k] = new StagedActivations(models[k], plans[k], input.calib, captureOptions(k)); continue; }
+      if (staged) {
+        acts[k] = new StagedActivations(models[k], plans[k], input.calib, captureOptions(k));
+        continue;
+      }
       emit({ stage: 'activations', message: path.basename(models[k].file), done: k, total: models.length });
       acts[k] = await captureActivations(models[k], plans[k], input.calib, captureOptions(k));
       activationBytes += acts[k]!.bytes;
@@ -173,24 +204,36 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
       const linearMaps = new Map<LinearRef, TMap | null>();
       inputMaps.push(linearMaps);
       let done = 0;
-      aligned.push(await alignModel({
-        anchor: { plan: plans[0], params: params[0], acts: acts[0] },
-        other: { plan: plans[k], params: params[k], acts: acts[k] },
-        recipe,
-        costs,
-        onMap: (r) => {
-          records.push(mapStore.add(k, r));
-          if (r.kind !== 'residual') emit({ stage: 'align', layer: r.name, message: `model ${k}`, done: ++done, total: layerCount, metrics: { cost: r.diagnostics.cost, entropy: r.diagnostics.entropy } });
-        },
-        tamper: input.tamper ? (name, map) => input.tamper!(k, name, map) : undefined,
-        onLinear: (la, mapIn) => linearMaps.set(la, mapIn),
-        otProvider,
-        prepare: staged ? async (stage) => {
-          throwIfCancelled(input.signal);
-          emit({ stage: 'activations', message: `stage ${stage} (model ${k})` });
-          for (const i of [0, k]) await (acts[i] as StagedActivations).prepare(stage);
-        } : undefined,
-      }));
+      aligned.push(
+        await alignModel({
+          anchor: { plan: plans[0], params: params[0], acts: acts[0] },
+          other: { plan: plans[k], params: params[k], acts: acts[k] },
+          recipe,
+          costs,
+          onMap: (r) => {
+            records.push(mapStore.add(k, r));
+            if (r.kind !== 'residual')
+              emit({
+                stage: 'align',
+                layer: r.name,
+                message: `model ${k}`,
+                done: ++done,
+                total: layerCount,
+                metrics: { cost: r.diagnostics.cost, entropy: r.diagnostics.entropy },
+              });
+          },
+          tamper: input.tamper ? (name, map) => input.tamper!(k, name, map) : undefined,
+          onLinear: (la, mapIn) => linearMaps.set(la, mapIn),
+          otProvider,
+          prepare: staged
+            ? async (stage) => {
+                throwIfCancelled(input.signal);
+                emit({ stage: 'activations', message: `stage ${stage} (model ${k})` });
+                for (const i of [0, k]) await (acts[i] as StagedActivations).prepare(stage);
+              }
+            : undefined,
+        }),
+      );
       maps.push(records);
     }
   } finally {
@@ -204,10 +247,20 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   if (stats.length) {
     const seconds = stats.reduce((s, x) => s + x.seconds, 0);
     // Staged capture runs inside the alignment loop: book its time under activations, not align.
-    if (staged) { timings.activations = seconds; timings.align = Math.max(0, timings.align - seconds); }
+    if (staged) {
+      timings.activations = seconds;
+      timings.align = Math.max(0, timings.align - seconds);
+    }
     capture = {
-      mode: staged ? 'staged' : 'all', passes: stats.reduce((s, x) => s + x.passes, 0), seconds, cpuSeconds: stats.reduce((s, x) => s + x.cpuSeconds, 0), tokenBudget: recipe.tokenBudget, tokenSeed: recipe.tokenSeed,
-      tokens: stats[0].tokens, peakActivationBytes: Math.max(...stats.map((x) => x.peakBytes)), peakCacheBytes: Math.max(...stats.map((x) => x.peakCacheBytes)),
+      mode: staged ? 'staged' : 'all',
+      passes: stats.reduce((s, x) => s + x.passes, 0),
+      seconds,
+      cpuSeconds: stats.reduce((s, x) => s + x.cpuSeconds, 0),
+      tokenBudget: recipe.tokenBudget,
+      tokenSeed: recipe.tokenSeed,
+      tokens: stats[0].tokens,
+      peakActivationBytes: Math.max(...stats.map((x) => x.peakBytes)),
+      peakCacheBytes: Math.max(...stats.map((x) => x.peakCacheBytes)),
     };
   }
 
@@ -238,8 +291,19 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   if (recipe.refit !== 'none') {
     t = performance.now();
     refit = await refitModel({
-      mode: recipe.refit, ridge: recipe.refitRidge, models, plans, fused, aligned, alpha: alpha.map((a) => a / asum), inputMaps,
-      calib: input.calib!, samples: recipe.samples, batchSize: recipe.batchSize, provider: input.provider, signal: input.signal,
+      mode: recipe.refit,
+      ridge: recipe.refitRidge,
+      models,
+      plans,
+      fused,
+      aligned,
+      alpha: alpha.map((a) => a / asum),
+      inputMaps,
+      calib: input.calib!,
+      samples: recipe.samples,
+      batchSize: recipe.batchSize,
+      provider: input.provider,
+      signal: input.signal,
       onLayer: (r, done, total) => emit({ stage: 'refit', layer: r.name, done, total, metrics: { errorAverage: r.errorAverage, errorRefit: r.errorRefit } }),
     });
     // Per-layer diagnostics go with the layer's maps (the run's layer table); layers without a map of their own
@@ -283,7 +347,8 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     files = [a, ...files.filter((f) => f !== a)];
   }
   if (new Set(files).size < 2) throw new OtfuseError('BAD_USAGE', 'fusion needs at least two different models');
-  if (recipe.weights && recipe.weights.length !== files.length) throw new OtfuseError('BAD_USAGE', `recipe.weights has ${recipe.weights.length} entries for ${files.length} models`);
+  if (recipe.weights && recipe.weights.length !== files.length)
+    throw new OtfuseError('BAD_USAGE', `recipe.weights has ${recipe.weights.length} entries for ${files.length} models`);
 
   const timings: Record<string, number> = {};
   const t = performance.now();
@@ -307,12 +372,29 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   let record: RunRecord;
   try {
     // Auto-tune: pick the recipe on a held-out slice of the calibration data (never the evaluation data).
-    const autotune = request.autotune && calib ? await autotuneRecipe(models, calib, {
-      base: request.recipe, provider: request.provider, signal: context.signal, onProgress: context.onProgress,
-      budgetSeconds: typeof request.autotune === 'object' ? request.autotune.budgetSeconds ?? AUTOTUNE_DEFAULT_BUDGET_S : AUTOTUNE_DEFAULT_BUDGET_S,
-    }) : undefined;
-    if (autotune) { recipe = resolveRecipe(autotune.chosen); timings.autotune = autotune.seconds; }
-    const result = await fuseLoaded({ models, recipe, calib, provider: request.provider, signal: context.signal, onProgress: context.onProgress, vanilla: !!evalSet });
+    const autotune =
+      request.autotune && calib
+        ? await autotuneRecipe(models, calib, {
+            base: request.recipe,
+            provider: request.provider,
+            signal: context.signal,
+            onProgress: context.onProgress,
+            budgetSeconds: typeof request.autotune === 'object' ? (request.autotune.budgetSeconds ?? AUTOTUNE_DEFAULT_BUDGET_S) : AUTOTUNE_DEFAULT_BUDGET_S,
+          })
+        : undefined;
+    if (autotune) {
+      recipe = resolveRecipe(autotune.chosen);
+      timings.autotune = autotune.seconds;
+    }
+    const result = await fuseLoaded({
+      models,
+      recipe,
+      calib,
+      provider: request.provider,
+      signal: context.signal,
+      onProgress: context.onProgress,
+      vanilla: !!evalSet,
+    });
     Object.assign(timings, result.timings);
     throwIfCancelled(context.signal);
     record = await writeRunFolder({ request, context, claim, files, models, recipe, result, evalSet, timings, t0, autotune });

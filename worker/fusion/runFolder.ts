@@ -53,7 +53,8 @@ export async function writeRunFolder(input: RunFolderInput): Promise<RunRecord> 
   const fusedPath = path.join(tmp, 'fused.onnx');
   const layers: LayerMapInfo[] = [];
   for (let k = 1; k < result.maps.length; k++) {
-    for (const r of result.maps[k]) layers.push({ name: r.name, kind: r.kind, rows: r.map.n, cols: r.map.m, model: k, tensor: `m${k}/${r.name}`, diagnostics: r.diagnostics });
+    for (const r of result.maps[k])
+      layers.push({ name: r.name, kind: r.kind, rows: r.map.n, cols: r.map.m, model: k, tensor: `m${k}/${r.name}`, diagnostics: r.diagnostics });
   }
   // Streamed from the map store (float32, or float16 with recipe.mapsDtype 'F16'), never built in memory.
   try {
@@ -76,7 +77,12 @@ export async function writeRunFolder(input: RunFolderInput): Promise<RunRecord> 
     for (let i = 0; i < targets.length; i++) {
       throwIfCancelled(context.signal);
       emit({ stage: 'evaluate', message: targets[i].label, done: i, total: targets.length });
-      const r = await evaluateModel(targets[i].model, evalSet, { limit: request.evalLimit, provider: request.provider, signal: context.signal, batchSize: 256 });
+      const r = await evaluateModel(targets[i].model, evalSet, {
+        limit: request.evalLimit,
+        provider: request.provider,
+        signal: context.signal,
+        batchSize: 256,
+      });
       provider = r.provider;
       metrics.push({ label: targets[i].label, file: targets[i].file, accuracy: r.accuracy, loss: r.loss });
       emit({ stage: 'evaluate', message: targets[i].label, done: i + 1, total: targets.length, metrics: { accuracy: r.accuracy, loss: r.loss } });
@@ -87,29 +93,52 @@ export async function writeRunFolder(input: RunFolderInput): Promise<RunRecord> 
   // The fused model says what it is (parents + sha256, anchor, recipe, version, accuracies); written after the
   // evaluation so that the accuracies are in it.
   // No separate evaluation data, or the calibration data again: the numbers are not a held-out result.
-  const evalIsCalibration = evalSet !== undefined && (request.evalData === undefined
-    || (request.data !== undefined && JSON.stringify(absoluteData(request.evalData)) === JSON.stringify(absoluteData(request.data))));
+  const evalIsCalibration =
+    evalSet !== undefined &&
+    (request.evalData === undefined ||
+      (request.data !== undefined && JSON.stringify(absoluteData(request.evalData)) === JSON.stringify(absoluteData(request.data))));
   const parents = files.map((file) => ({ file, sha256: sha256File(file) }));
   const evalLabel = dataLabel(evalSet && (request.evalData ?? request.data));
   stampLineage(result.fused, {
-    version: OTFUSE_VERSION, kind: 'fused', parents, anchor: files[0], recipe: publicRecipe(recipe), run: id,
-    accuracies: accuraciesOf(metrics), evalData: evalLabel && `${evalLabel}${evalIsCalibration ? ' (calibration data)' : ''}`,
+    version: OTFUSE_VERSION,
+    kind: 'fused',
+    parents,
+    anchor: files[0],
+    recipe: publicRecipe(recipe),
+    run: id,
+    accuracies: accuraciesOf(metrics),
+    evalData: evalLabel && `${evalLabel}${evalIsCalibration ? ' (calibration data)' : ''}`,
   });
   saveModelAuto(result.fused, fusedPath); // over 2 GB: weights in fused.onnx.data next to it
 
   // Optional finetune of the fused model, as one more stage of the same run (its checkpoint lives in the folder).
   let finetune: FinetuneResult | undefined;
   const warnings: string[] = [];
-  const unconverged = result.maps.flat().filter((r) => r.diagnostics.converged === 0).map((r) => r.name);
+  const unconverged = result.maps
+    .flat()
+    .filter((r) => r.diagnostics.converged === 0)
+    .map((r) => r.name);
   if (unconverged.length) {
-    warnings.push(`the OT solver stopped at its iteration cap without converging for ${unconverged.length} map(s) (${unconverged.slice(0, 3).join(', ')}${unconverged.length > 3 ? ', …' : ''}); the maps are approximate: raise --reg or use --solver emd`);
+    warnings.push(
+      `the OT solver stopped at its iteration cap without converging for ${unconverged.length} map(s) (${unconverged.slice(0, 3).join(', ')}${unconverged.length > 3 ? ', …' : ''}); the maps are approximate: raise --reg or use --solver emd`,
+    );
   }
   if (request.finetune) {
     t = performance.now();
     const tuned = path.join(tmp, 'finetuned.onnx');
     const { data: trainData, evalData: ftEval, ...options } = request.finetune;
     try {
-      finetune = await finetuneModel({ ...options, provider: options.provider ?? request.provider, model: fusedPath, data: trainData, evalData: ftEval ?? request.evalData ?? request.data, output: tuned }, context);
+      finetune = await finetuneModel(
+        {
+          ...options,
+          provider: options.provider ?? request.provider,
+          model: fusedPath,
+          data: trainData,
+          evalData: ftEval ?? request.evalData ?? request.data,
+          output: tuned,
+        },
+        context,
+      );
       finetune = { ...finetune, output: path.join(runDir, 'finetuned.onnx') };
     } catch (err) {
       // A failed finetune stage does not lose the fusion: the run keeps the fused model and says why.
@@ -121,16 +150,32 @@ export async function writeRunFolder(input: RunFolderInput): Promise<RunRecord> 
     }
     timings.finetune = (performance.now() - t) / 1000;
     if (evalSet && finetune) {
-      const r = await evaluateModel(loadModel(tuned), evalSet, { limit: request.evalLimit, provider: request.provider, signal: context.signal, batchSize: 256 });
+      const r = await evaluateModel(loadModel(tuned), evalSet, {
+        limit: request.evalLimit,
+        provider: request.provider,
+        signal: context.signal,
+        batchSize: 256,
+      });
       metrics.push({ label: 'ot+finetune', file: finetune.output, accuracy: r.accuracy, loss: r.loss });
     }
   }
-  if (request.baselines && evalSet) metrics.push(...await baselineMetrics(result.fused, models, result.vanilla, evalSet, request, context));
+  if (request.baselines && evalSet) metrics.push(...(await baselineMetrics(result.fused, models, result.vanilla, evalSet, request, context)));
   timings.total = (performance.now() - input.t0) / 1000;
   const record: RunRecord = {
-    id, name: claim.name, status: 'done', createdAt: new Date().toISOString(), recipe: { ...request.recipe, ...publicRecipe(recipe) },
-    models: files, anchor: files[0], fusedModel: fusedFinal,
-    versions: versions(), provider, timings, metrics, layers, mapsFile: MAPS_FILE,
+    id,
+    name: claim.name,
+    status: 'done',
+    createdAt: new Date().toISOString(),
+    recipe: { ...request.recipe, ...publicRecipe(recipe) },
+    models: files,
+    anchor: files[0],
+    fusedModel: fusedFinal,
+    versions: versions(),
+    provider,
+    timings,
+    metrics,
+    layers,
+    mapsFile: MAPS_FILE,
     parents: parents.map((p) => ({ file: p.file, sha256: p.sha256 })),
     ...(finetune ? { finetune } : {}),
     ...(result.refit ? { refit: result.refit } : {}),
@@ -153,7 +198,8 @@ export async function writeRunFolder(input: RunFolderInput): Promise<RunRecord> 
 /** The recipe as run.json records it: every public field (RECIPE_FIELDS), resolved. */
 export function publicRecipe(r: ResolvedRecipe): RunRecord['recipe'] {
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(RECIPE_FIELDS)) if (k !== '$schema' && (r as unknown as Record<string, unknown>)[k] !== undefined) out[k] = (r as unknown as Record<string, unknown>)[k];
+  for (const k of Object.keys(RECIPE_FIELDS))
+    if (k !== '$schema' && (r as unknown as Record<string, unknown>)[k] !== undefined) out[k] = (r as unknown as Record<string, unknown>)[k];
   return out as RunRecord['recipe'];
 }
 

@@ -57,15 +57,27 @@ export function decodeSafetensors(bytes: Uint8Array, file = ''): { tensors: Reco
   const tensors: Record<string, StTensor> = {};
   let metadata: Record<string, string> | undefined;
   for (const [name, info] of Object.entries(header)) {
-    if (name === '__metadata__') { metadata = info as Record<string, string>; continue; }
-    const { dtype, shape, data_offsets: [s, e] } = info as { dtype: string; shape: number[]; data_offsets: [number, number] };
+    if (name === '__metadata__') {
+      metadata = info as Record<string, string>;
+      continue;
+    }
+    const {
+      dtype,
+      shape,
+      data_offsets: [s, e],
+    } = info as { dtype: string; shape: number[]; data_offsets: [number, number] };
     const count = shape.reduce((a, b) => a * b, 1);
     const width = dtype === 'F32' ? 4 : dtype === 'F64' ? 8 : dtype === 'F16' ? 2 : 0;
     if (!width) throw new OtfuseError('UNSUPPORTED', `safetensors: tensor '${name}' has dtype ${dtype} (only F16/F32/F64 are read)`, { file });
     if (e - s !== count * width || base + e > bytes.length) throw new OtfuseError('BAD_DATA', `safetensors: tensor '${name}' has a bad data range`, { file });
     const data = new Float32Array(count);
     for (let i = 0; i < count; i++) {
-      data[i] = width === 4 ? view.getFloat32(base + s + i * 4, true) : width === 8 ? view.getFloat64(base + s + i * 8, true) : halfToFloat(view.getUint16(base + s + i * 2, true));
+      data[i] =
+        width === 4
+          ? view.getFloat32(base + s + i * 4, true)
+          : width === 8
+            ? view.getFloat64(base + s + i * 8, true)
+            : halfToFloat(view.getUint16(base + s + i * 2, true));
     }
     tensors[name] = { shape, data };
   }

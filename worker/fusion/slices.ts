@@ -25,7 +25,10 @@ function checkSlice(l: LinearRef, dims: number[]): number {
   const total = l.outIn ? dims[0] : dims[1];
   const inner = l.outIn ? dims[1] : dims[0];
   if (!Number.isInteger(s.offset) || !Number.isInteger(s.size) || s.offset < 0 || s.size !== l.outDim || s.offset + s.size > total || inner !== l.inDim) {
-    throw new OtfuseError('INTERNAL', `slice [${s.offset}, ${s.offset + s.size}) of '${l.node}' does not fit its packed weight '${l.weight}' [${dims}] (${l.outIn ? 'out, in' : 'in, out'}; layer ${l.outDim}×${l.inDim})`);
+    throw new OtfuseError(
+      'INTERNAL',
+      `slice [${s.offset}, ${s.offset + s.size}) of '${l.node}' does not fit its packed weight '${l.weight}' [${dims}] (${l.outIn ? 'out, in' : 'in, out'}; layer ${l.outDim}×${l.inDim})`,
+    );
   }
   return total;
 }
@@ -42,7 +45,11 @@ export function weightRegion(l: LinearRef, dims: number[]): Region | undefined {
 /** Where the layer's bias lives inside its (packed) bias initializer. */
 export function biasRegion(l: LinearRef, length: number): Region | undefined {
   if (!l.slice) return undefined;
-  if (l.slice.offset + l.slice.size > length) throw new OtfuseError('INTERNAL', `slice [${l.slice.offset}, ${l.slice.offset + l.slice.size}) of '${l.node}' does not fit its packed bias '${l.bias}' (${length})`);
+  if (l.slice.offset + l.slice.size > length)
+    throw new OtfuseError(
+      'INTERNAL',
+      `slice [${l.slice.offset}, ${l.slice.offset + l.slice.size}) of '${l.node}' does not fit its packed bias '${l.bias}' (${length})`,
+    );
   return { outer: 1, stride: 0, offset: l.slice.offset, width: l.slice.size };
 }
 
@@ -61,10 +68,17 @@ export function readRegion(data: ArrayLike<number>, r?: Region): Float64Array {
 }
 
 export function writeRegion(target: Float64Array, values: ArrayLike<number>, r?: Region, written?: Uint8Array): void {
-  if (!r) { target.set(values); written?.fill(1); return; }
+  if (!r) {
+    target.set(values);
+    written?.fill(1);
+    return;
+  }
   for (let o = 0; o < r.outer; o++) {
     const dst = o * r.stride + r.offset;
-    for (let c = 0; c < r.width; c++) { target[dst + c] = values[o * r.width + c]; if (written) written[dst + c] = 1; }
+    for (let c = 0; c < r.width; c++) {
+      target[dst + c] = values[o * r.width + c];
+      if (written) written[dst + c] = 1;
+    }
   }
 }
 
@@ -92,7 +106,10 @@ export class ParamSink {
   private readonly values = new Map<string, Float64Array>();
   private readonly written = new Map<string, Uint8Array>();
 
-  constructor(private readonly sizeOf: (name: string) => number, private readonly file?: string) {}
+  constructor(
+    private readonly sizeOf: (name: string) => number,
+    private readonly file?: string,
+  ) {}
 
   put(name: string, v: ArrayLike<number>, region?: Region): void {
     const size = this.sizeOf(name);
@@ -107,7 +124,8 @@ export class ParamSink {
       this.written.set(name, mask);
     } else {
       // A shared (tied) initializer must come out the same from every role that uses it.
-      const before = readRegion(target, region), had = readRegion(mask, region);
+      const before = readRegion(target, region),
+        had = readRegion(mask, region);
       for (let i = 0; i < before.length; i++) {
         if (had[i] && Math.abs(before[i] - v[i]) > 1e-6 * (1 + Math.abs(before[i]))) {
           throw new OtfuseError('UNSUPPORTED', `parameter '${name}' is shared by layers whose alignments disagree`, { file: this.file });
@@ -125,7 +143,8 @@ export class ParamSink {
   finish(): Map<string, Float64Array> {
     for (const [name, mask] of this.written) {
       const missing = mask.indexOf(0);
-      if (missing >= 0) throw new OtfuseError('INTERNAL', `packed parameter '${name}': element ${missing} of ${mask.length} is in no layer's slice`, { file: this.file });
+      if (missing >= 0)
+        throw new OtfuseError('INTERNAL', `packed parameter '${name}': element ${missing} of ${mask.length} is in no layer's slice`, { file: this.file });
     }
     return this.values;
   }

@@ -37,7 +37,11 @@ export function planStages(model: OnnxModel, targets: string[][]): StagePlan {
   const producer = new Map<string, number>();
   nodes.forEach((n, i) => {
     for (const a of n.attribute ?? []) {
-      if (a.g || (a.graphs && a.graphs.length)) throw new OtfuseError('UNSUPPORTED', `node '${n.name}' (${n.opType}) has a subgraph; staged capture cannot split it`, { file: model.file, node: n.name ?? undefined });
+      if (a.g || (a.graphs && a.graphs.length))
+        throw new OtfuseError('UNSUPPORTED', `node '${n.name}' (${n.opType}) has a subgraph; staged capture cannot split it`, {
+          file: model.file,
+          node: n.name ?? undefined,
+        });
     }
     for (const o of n.output ?? []) if (o) producer.set(o, i);
   });
@@ -57,11 +61,14 @@ export function planStages(model: OnnxModel, targets: string[][]): StagePlan {
     }
   }
   const parts: StagePart[] = targets.map((_, s) => ({ index: s, nodes: [], graphInputs: [], liveIns: [], outputs: [], release: [] }));
-  nodes.forEach((_, i) => { if (stageOf[i] >= 0) parts[stageOf[i]].nodes.push(i); });
+  nodes.forEach((_, i) => {
+    if (stageOf[i] >= 0) parts[stageOf[i]].nodes.push(i);
+  });
   const lastUse = new Map<string, number>();
   for (const part of parts) {
     const s = part.index;
-    const graphIns = new Set<string>(), live = new Set<string>();
+    const graphIns = new Set<string>(),
+      live = new Set<string>();
     const read = (t: string) => {
       if (!t || inits.has(t)) return;
       if (inputSet.has(t)) graphIns.add(t);
@@ -84,9 +91,14 @@ export function planStages(model: OnnxModel, targets: string[][]): StagePlan {
 }
 
 const ORT_TO_ONNX: Record<string, number> = {
-  float32: onnx.TensorProto.DataType.FLOAT, float16: onnx.TensorProto.DataType.FLOAT16, float64: onnx.TensorProto.DataType.DOUBLE,
-  int64: onnx.TensorProto.DataType.INT64, int32: onnx.TensorProto.DataType.INT32, int8: onnx.TensorProto.DataType.INT8,
-  uint8: onnx.TensorProto.DataType.UINT8, bool: onnx.TensorProto.DataType.BOOL,
+  float32: onnx.TensorProto.DataType.FLOAT,
+  float16: onnx.TensorProto.DataType.FLOAT16,
+  float64: onnx.TensorProto.DataType.DOUBLE,
+  int64: onnx.TensorProto.DataType.INT64,
+  int32: onnx.TensorProto.DataType.INT32,
+  int8: onnx.TensorProto.DataType.INT8,
+  uint8: onnx.TensorProto.DataType.UINT8,
+  bool: onnx.TensorProto.DataType.BOOL,
 };
 
 /** The stage as a model of its own: its nodes and only the initializers they read (shared, not copied). */
@@ -102,11 +114,17 @@ export function stageModel(model: OnnxModel, part: StagePart, liveInTypes: Map<s
     const sample = liveInTypes.get(t);
     if (!sample) throw new OtfuseError('INTERNAL', `stage ${part.index}: no cached value for '${t}'`, { file: model.file });
     const elemType = ORT_TO_ONNX[sample.type];
-    if (elemType === undefined) throw new OtfuseError('UNSUPPORTED', `stage ${part.index}: tensor '${t}' has element type ${sample.type}`, { file: model.file });
-    input.push(onnx.ValueInfoProto.create({ name: t, type: { tensorType: { elemType, shape: { dim: sample.dims.map((_, k) => ({ dimParam: `${t}_d${k}` })) } } } }));
+    if (elemType === undefined)
+      throw new OtfuseError('UNSUPPORTED', `stage ${part.index}: tensor '${t}' has element type ${sample.type}`, { file: model.file });
+    input.push(
+      onnx.ValueInfoProto.create({ name: t, type: { tensorType: { elemType, shape: { dim: sample.dims.map((_, k) => ({ dimParam: `${t}_d${k}` })) } } } }),
+    );
   }
   const graph = onnx.GraphProto.create({
-    name: `${g.name ?? 'graph'}_stage${part.index}`, node: nodes, initializer, input,
+    name: `${g.name ?? 'graph'}_stage${part.index}`,
+    node: nodes,
+    initializer,
+    input,
     output: part.outputs.map((name) => onnx.ValueInfoProto.create({ name })),
   });
   const proto = onnx.ModelProto.create({ irVersion: model.proto.irVersion, opsetImport: model.proto.opsetImport, producerName: 'otfuse-stage', graph });

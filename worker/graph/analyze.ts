@@ -16,7 +16,27 @@ import { matchHead } from './patterns/head';
 
 export type * from './plan';
 
-const ELEMENTWISE_ACT = new Set(['Div', 'Mul', 'Add', 'Sub', 'Erf', 'Tanh', 'Pow', 'Sigmoid', 'Relu', 'Gelu', 'FastGelu', 'Sqrt', 'Neg', 'Softplus', 'Identity', 'Cast', 'Exp', 'HardSigmoid', 'Dropout']);
+const ELEMENTWISE_ACT = new Set([
+  'Div',
+  'Mul',
+  'Add',
+  'Sub',
+  'Erf',
+  'Tanh',
+  'Pow',
+  'Sigmoid',
+  'Relu',
+  'Gelu',
+  'FastGelu',
+  'Sqrt',
+  'Neg',
+  'Softplus',
+  'Identity',
+  'Cast',
+  'Exp',
+  'HardSigmoid',
+  'Dropout',
+]);
 
 /** Bookkeeping while walking one model: placed parameters, sequence-first tensors, views. */
 interface Walk {
@@ -33,7 +53,11 @@ export function analyzeModel(model: OnnxModel): ModelPlan {
   // nn.TransformerEncoder with batch_first=False: the stream turns sequence-first before the first block.
   let sf = false;
   const swapped = layoutSwap(g, embedding.out);
-  if (swapped) { embedding.out = swapped; sf = true; w.seqFirst.add(swapped); }
+  if (swapped) {
+    embedding.out = swapped;
+    sf = true;
+    w.seqFirst.add(swapped);
+  }
   const blocks: BlockRef[] = [];
   let stream = embedding.out;
   for (;;) {
@@ -44,7 +68,11 @@ export function analyzeModel(model: OnnxModel): ModelPlan {
   }
   if (blocks.length === 0) {
     const next = g.dataConsumers(stream)[0];
-    throw new OtfuseError('BAD_MODEL', `not a transformer: no attention block follows the embedding (next op: ${next ? `${next.opType} '${next.name}'` : 'none'}; expected Q/K/V projections — separate MatMul/Gemm, or one packed projection split by Slice/Split/Gather — directly or after a LayerNorm)`, { file: g.file, node: next?.name ?? undefined });
+    throw new OtfuseError(
+      'BAD_MODEL',
+      `not a transformer: no attention block follows the embedding (next op: ${next ? `${next.opType} '${next.name}'` : 'none'}; expected Q/K/V projections — separate MatMul/Gemm, or one packed projection split by Slice/Split/Gather — directly or after a LayerNorm)`,
+      { file: g.file, node: next?.name ?? undefined },
+    );
   }
   const head = matchHead(g, stream, w.placed, sf, embedding);
   if (sf && head.finalNorm) w.seqFirst.add(head.finalNorm.out);
@@ -57,8 +85,19 @@ export function analyzeModel(model: OnnxModel): ModelPlan {
   checkShared(g, embedding, blocks, head);
   checkAllPlaced(g, w.placed);
   return {
-    file: g.file, hidden, layers: blocks.length, heads: a0.heads, headDim: a0.headDim, mlp: blocks[0].fc1.outDim,
-    tokens: embedding.tokens, embedding, blocks, head, placed: w.placed, seqFirst: [...w.seqFirst], views: w.views,
+    file: g.file,
+    hidden,
+    layers: blocks.length,
+    heads: a0.heads,
+    headDim: a0.headDim,
+    mlp: blocks[0].fc1.outDim,
+    tokens: embedding.tokens,
+    embedding,
+    blocks,
+    head,
+    placed: w.placed,
+    seqFirst: [...w.seqFirst],
+    views: w.views,
   };
 }
 
@@ -83,7 +122,11 @@ function checkShared(g: GraphIndex, embedding: ModelPlan['embedding'], blocks: B
     for (const p of o.params) {
       if (!p) continue;
       const prev = owner.get(p);
-      if (prev !== undefined && prev !== o.node) throw g.unsupported(g.model.nodes.find((n) => n.name === o.node), `parameter '${p}' is shared by layers '${prev}' and '${o.node}' (tied weights between layers cannot take two alignments; exporters also merge parameters that are merely equal, e.g. untrained LayerNorms)`);
+      if (prev !== undefined && prev !== o.node)
+        throw g.unsupported(
+          g.model.nodes.find((n) => n.name === o.node),
+          `parameter '${p}' is shared by layers '${prev}' and '${o.node}' (tied weights between layers cannot take two alignments; exporters also merge parameters that are merely equal, e.g. untrained LayerNorms)`,
+        );
       owner.set(p, o.node);
     }
   }
@@ -100,7 +143,11 @@ function layoutSwap(g: GraphIndex, t: string): string | undefined {
  * The attention projections reading `t`: linear layers consuming it directly, or after a Transpose [1, 0, 2]
  * (nn.MultiheadAttention with batch_first=True turns its input sequence-first before the projection).
  */
-interface Projections { parts: ProjPart[]; swap: boolean; views: Record<string, TensorView> }
+interface Projections {
+  parts: ProjPart[];
+  swap: boolean;
+  views: Record<string, TensorView>;
+}
 
 function attentionProjections(w: Walk, t: string): Projections | undefined {
   const views: Record<string, TensorView> = {};
@@ -116,7 +163,8 @@ function attentionProjections(w: Walk, t: string): Projections | undefined {
 function tokenView(g: GraphIndex, l: LinearRef): LinearRef {
   const cons = g.dataConsumers(l.out);
   if (cons.length !== 1 || cons[0].opType !== 'Reshape') return l;
-  const before = g.shapes.shape(l.out), after = g.shapes.shape(cons[0].output![0]);
+  const before = g.shapes.shape(l.out),
+    after = g.shapes.shape(cons[0].output![0]);
   if (before?.length !== 2 || after?.length !== 3 || after[2] !== l.outDim) return l;
   return { ...l, out: cons[0].output![0] };
 }
@@ -146,9 +194,13 @@ function matchBlock(w: Walk, x: string, index: number, sf: boolean): BlockRef | 
   const fromX = attentionProjections(w, x);
   let proj: Projections;
   let norm: 'pre' | 'post';
-  if (fromNorm && fromNorm.parts.length >= 3) { proj = fromNorm; norm = 'pre'; }
-  else if (fromX && fromX.parts.length >= 3) { proj = fromX; norm = 'post'; }
-  else return undefined;
+  if (fromNorm && fromNorm.parts.length >= 3) {
+    proj = fromNorm;
+    norm = 'pre';
+  } else if (fromX && fromX.parts.length >= 3) {
+    proj = fromX;
+    norm = 'post';
+  } else return undefined;
   const attn = matchAttention(g, proj.parts, index);
   for (const l of [attn.q, attn.k, attn.v]) {
     placed.add(l.weight);
@@ -168,7 +220,10 @@ function matchBlock(w: Walk, x: string, index: number, sf: boolean): BlockRef | 
   // Residual Add after attention.
   const add1 = residualAdd(g, o.out, x);
   let ln1: NormRef | undefined = norm === 'pre' ? preNorm : undefined;
-  if (preNorm && norm === 'pre') { if (preNorm.scale) placed.add(preNorm.scale); if (preNorm.bias) placed.add(preNorm.bias); }
+  if (preNorm && norm === 'pre') {
+    if (preNorm.scale) placed.add(preNorm.scale);
+    if (preNorm.bias) placed.add(preNorm.bias);
+  }
   let stream = add1.output![0];
   let ln2: NormRef | undefined;
   let mlpIn: string;
@@ -195,8 +250,20 @@ function matchBlock(w: Walk, x: string, index: number, sf: boolean): BlockRef | 
   }
   if (sf) for (const t of [x, add1.output![0], fc1.out, fc2.out, add2.output![0], output]) w.seqFirst.add(t);
   return {
-    index, norm, input: x, ln1, attn, attnAdd: add1.output![0], attnAddNode: add1.name ?? '', ln2, fc1, activation: ops, fc2,
-    mlpAdd: add2.output![0], mlpAddNode: add2.name ?? '', output,
+    index,
+    norm,
+    input: x,
+    ln1,
+    attn,
+    attnAdd: add1.output![0],
+    attnAddNode: add1.name ?? '',
+    ln2,
+    fc1,
+    activation: ops,
+    fc2,
+    mlpAdd: add2.output![0],
+    mlpAddNode: add2.name ?? '',
+    output,
   };
 }
 
@@ -234,7 +301,10 @@ function matchActivation(g: GraphIndex, fc1: LinearRef, placed: Set<string>): { 
       }
       ops.push(n.opType ?? '');
       const o = n.output![0];
-      if (!seen.has(o)) { seen.add(o); queue.push(o); }
+      if (!seen.has(o)) {
+        seen.add(o);
+        queue.push(o);
+      }
     }
   }
   if (!fc2) throw g.unsupported(g.producer.get(fc1.out), 'MLP without an output projection');
@@ -242,4 +312,3 @@ function matchActivation(g: GraphIndex, fc1: LinearRef, placed: Set<string>): { 
   if (fc2.bias) placed.add(fc2.bias);
   return { fc2, ops };
 }
-

@@ -10,7 +10,18 @@ export interface ModelCheck {
   file: string;
   ok: boolean;
   /** What the analysis found (when ok). */
-  structure?: { layers: number; hidden: number; heads: number; mlp: number; tokens?: number; classes: number; norm: 'pre' | 'post'; embedding: string; packedQkv: boolean; seqFirst: boolean };
+  structure?: {
+    layers: number;
+    hidden: number;
+    heads: number;
+    mlp: number;
+    tokens?: number;
+    classes: number;
+    norm: 'pre' | 'post';
+    embedding: string;
+    packedQkv: boolean;
+    seqFirst: boolean;
+  };
   /** Why the model cannot be fused (when not ok): the engine error, with the graph node it concerns. */
   error?: { code: string; message: string; node?: string };
 }
@@ -27,8 +38,16 @@ export interface CompatibilityReport {
 
 function structureOf(p: ModelPlan): NonNullable<ModelCheck['structure']> {
   return {
-    layers: p.layers, hidden: p.hidden, heads: p.heads, mlp: p.mlp, tokens: p.tokens, classes: p.head.classes, norm: p.blocks[0].norm,
-    embedding: p.embedding.kind, packedQkv: !!p.blocks[0].attn.q.slice, seqFirst: p.seqFirst.includes(p.blocks[0].input),
+    layers: p.layers,
+    hidden: p.hidden,
+    heads: p.heads,
+    mlp: p.mlp,
+    tokens: p.tokens,
+    classes: p.head.classes,
+    norm: p.blocks[0].norm,
+    embedding: p.embedding.kind,
+    packedQkv: !!p.blocks[0].attn.q.slice,
+    seqFirst: p.seqFirst.includes(p.blocks[0].input),
   };
 }
 
@@ -54,7 +73,9 @@ export function checkCompatibility(files: string[]): CompatibilityReport {
     for (const m of models.slice(1)) {
       const s = m.structure;
       if (!s) continue;
-      const differ = (what: string, x: unknown, y: unknown) => { if (x !== y) problems.push(`${m.file}: ${what} ${String(y)}, the anchor ${String(x)}`); };
+      const differ = (what: string, x: unknown, y: unknown) => {
+        if (x !== y) problems.push(`${m.file}: ${what} ${String(y)}, the anchor ${String(x)}`);
+      };
       differ('embedding', anchor.embedding, s.embedding);
       differ('blocks', anchor.layers, s.layers);
       differ('heads', anchor.heads, s.heads);

@@ -86,7 +86,11 @@ export class GraphIndex {
         if (ints) return ints.name === 'value_ints' ? (ints.ints ?? []).map(Number) : (ints.floats ?? []).map(Number);
         return undefined;
       }
-      case 'Identity': case 'Cast': case 'Unsqueeze': case 'Squeeze': case 'Reshape':
+      case 'Identity':
+      case 'Cast':
+      case 'Unsqueeze':
+      case 'Squeeze':
+      case 'Reshape':
         return this.constValues(p.input![0], depth + 1);
       case 'Concat': {
         const parts = (p.input ?? []).map((i) => this.constValues(i, depth + 1));

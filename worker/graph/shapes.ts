@@ -11,8 +11,27 @@ import type { GraphIndex } from './ir';
 export type Dim = number | null;
 
 const UNARY = new Set([
-  'Relu', 'Gelu', 'FastGelu', 'Erf', 'Sqrt', 'Tanh', 'Sigmoid', 'Softmax', 'LogSoftmax', 'Cast', 'Identity', 'Dropout',
-  'LayerNormalization', 'SimplifiedLayerNormalization', 'Neg', 'Exp', 'Log', 'Abs', 'Softplus', 'HardSigmoid', 'Not',
+  'Relu',
+  'Gelu',
+  'FastGelu',
+  'Erf',
+  'Sqrt',
+  'Tanh',
+  'Sigmoid',
+  'Softmax',
+  'LogSoftmax',
+  'Cast',
+  'Identity',
+  'Dropout',
+  'LayerNormalization',
+  'SimplifiedLayerNormalization',
+  'Neg',
+  'Exp',
+  'Log',
+  'Abs',
+  'Softplus',
+  'HardSigmoid',
+  'Not',
 ]);
 const BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Equal', 'Greater', 'Less', 'And', 'Or', 'Max', 'Min']);
 const MAX_VALUE = 64;
@@ -21,8 +40,10 @@ function bcast(a: Dim[], b: Dim[]): Dim[] {
   const r = Math.max(a.length, b.length);
   const out: Dim[] = [];
   for (let i = 0; i < r; i++) {
-    const ia = a.length - r + i, ib = b.length - r + i;
-    const x = ia >= 0 ? a[ia] : 1, y = ib >= 0 ? b[ib] : 1; // missing leading dims are 1; null (unknown) stays null
+    const ia = a.length - r + i,
+      ib = b.length - r + i;
+    const x = ia >= 0 ? a[ia] : 1,
+      y = ib >= 0 ? b[ib] : 1; // missing leading dims are 1; null (unknown) stays null
     if (x === 1) out.push(y);
     else if (y === 1) out.push(x);
     else if (x === null) out.push(y);
@@ -32,8 +53,12 @@ function bcast(a: Dim[], b: Dim[]): Dim[] {
 }
 
 function prodKnown(d: Dim[]): { p: number; unknown: number } {
-  let p = 1, unknown = 0;
-  for (const x of d) { if (x === null) unknown++; else p *= x; }
+  let p = 1,
+    unknown = 0;
+  for (const x of d) {
+    if (x === null) unknown++;
+    else p *= x;
+  }
   return { p, unknown };
 }
 
@@ -50,7 +75,11 @@ export class ShapeInfer {
     if (this.busy.has(t)) return undefined;
     this.busy.add(t);
     let s: Dim[] | undefined;
-    try { s = this.inferShape(t); } catch { s = undefined; }
+    try {
+      s = this.inferShape(t);
+    } catch {
+      s = undefined;
+    }
     this.busy.delete(t);
     this.shapes.set(t, s);
     return s;
@@ -62,7 +91,11 @@ export class ShapeInfer {
     if (this.busy.has('v:' + t)) return undefined;
     this.busy.add('v:' + t);
     let v: Dim[] | undefined;
-    try { v = this.inferValue(t); } catch { v = undefined; }
+    try {
+      v = this.inferValue(t);
+    } catch {
+      v = undefined;
+    }
     this.busy.delete('v:' + t);
     if (v && v.length > MAX_VALUE) v = undefined;
     this.values.set(t, v);
@@ -107,12 +140,15 @@ export class ShapeInfer {
     }
     if (UNARY.has(op)) return sh(0);
     if (BINARY.has(op)) {
-      const a = sh(0), b = sh(1);
+      const a = sh(0),
+        b = sh(1);
       return a && b ? bcast(a, b) : undefined;
     }
     switch (op) {
       case 'Where': {
-        const a = sh(0), b = sh(1), c = sh(2);
+        const a = sh(0),
+          b = sh(1),
+          c = sh(2);
         return a && b && c ? bcast(bcast(a, b), c) : undefined;
       }
       case 'Shape': {
@@ -130,18 +166,22 @@ export class ShapeInfer {
         return [s0 !== undefined && l !== undefined && d ? Math.max(0, Math.ceil((l - s0) / d)) : null];
       }
       case 'MatMul': {
-        const a = sh(0), b = sh(1);
+        const a = sh(0),
+          b = sh(1);
         if (!a || !b || a.length < 2 || b.length < 2) return undefined;
         return [...bcast(a.slice(0, -2), b.slice(0, -2)), a[a.length - 2], b[b.length - 1]];
       }
       case 'Gemm': {
-        const a = sh(0), b = sh(1);
+        const a = sh(0),
+          b = sh(1);
         if (!a || !b) return undefined;
-        const ta = g.attrInt(n, 'transA') === 1, tb = g.attrInt(n, 'transB') === 1;
+        const ta = g.attrInt(n, 'transA') === 1,
+          tb = g.attrInt(n, 'transB') === 1;
         return [ta ? a[1] : a[0], tb ? b[0] : b[1]];
       }
       case 'Conv': {
-        const x = sh(0), w = sh(1);
+        const x = sh(0),
+          w = sh(1);
         if (!x || !w) return undefined;
         const k = g.attrInts(n, 'kernel_shape') ?? (w.slice(2) as number[]);
         const s = g.attrInts(n, 'strides') ?? k.map(() => 1);
@@ -156,15 +196,17 @@ export class ShapeInfer {
         return perm.map((p) => x[p]);
       }
       case 'Reshape': {
-        const x = sh(0), target = this.value(ins[1]);
+        const x = sh(0),
+          target = this.value(ins[1]);
         if (!target) return undefined;
         const allowzero = g.attrInt(n, 'allowzero') === 1;
-        const out: Dim[] = target.map((d, i) => (d === 0 && !allowzero ? (x ? x[i] ?? null : null) : d));
+        const out: Dim[] = target.map((d, i) => (d === 0 && !allowzero ? (x ? (x[i] ?? null) : null) : d));
         const neg = out.indexOf(-1);
         if (neg >= 0) {
           out[neg] = null;
           if (x) {
-            const a = prodKnown(x), b = prodKnown(out.filter((_, i) => i !== neg));
+            const a = prodKnown(x),
+              b = prodKnown(out.filter((_, i) => i !== neg));
             // One unknown (the batch) on each side is taken to be the same dimension.
             if (a.unknown === b.unknown && a.unknown <= 1 && b.p > 0 && a.p % b.p === 0) out[neg] = a.p / b.p;
           }
@@ -180,7 +222,8 @@ export class ShapeInfer {
         return [p(x.slice(0, axis)), p(x.slice(axis))];
       }
       case 'Unsqueeze': {
-        const x = sh(0), axes = this.axesOf(n, 1);
+        const x = sh(0),
+          axes = this.axesOf(n, 1);
         if (!x || !axes) return undefined;
         const r = x.length + axes.length;
         const norm = axes.map((a) => (a < 0 ? a + r : a));
@@ -204,11 +247,12 @@ export class ShapeInfer {
         const r = parts[0]!.length;
         if (axis < 0) axis += r;
         let out = parts[0]!.slice();
-        for (const p of parts.slice(1)) out = out.map((d, i) => (i === axis ? (d === null || p![i] === null ? null : d + (p![i] as number)) : d ?? p![i]));
+        for (const p of parts.slice(1)) out = out.map((d, i) => (i === axis ? (d === null || p![i] === null ? null : d + (p![i] as number)) : (d ?? p![i])));
         return out;
       }
       case 'Gather': {
-        const x = sh(0), idx = sh(1);
+        const x = sh(0),
+          idx = sh(1);
         if (!x || !idx) return undefined;
         let axis = g.attrInt(n, 'axis') ?? 0;
         if (axis < 0) axis += x.length;
@@ -217,13 +261,17 @@ export class ShapeInfer {
       case 'Slice': {
         const x = sh(0);
         if (!x) return undefined;
-        const starts = this.value(ins[1]), ends = this.value(ins[2]);
+        const starts = this.value(ins[1]),
+          ends = this.value(ins[2]);
         const axes = ins[3] ? this.value(ins[3]) : starts?.map((_, i) => i);
         const steps = ins[4] ? this.value(ins[4]) : starts?.map(() => 1);
         if (!starts || !ends || !axes || !steps) return undefined;
         const out = x.slice();
         axes.forEach((a, i) => {
-          if (a === null) { out.fill(null); return; }
+          if (a === null) {
+            out.fill(null);
+            return;
+          }
           const ax = a < 0 ? a + x.length : a;
           const range = sliceRange(x[ax], starts[i], ends[i], steps[i]);
           out[ax] = range ? range.size : null;
@@ -241,7 +289,9 @@ export class ShapeInfer {
         out[axis] = sizes ? sizes[k] : null;
         return out;
       }
-      case 'ReduceMean': case 'ReduceSum': case 'ReduceMax': {
+      case 'ReduceMean':
+      case 'ReduceSum':
+      case 'ReduceMax': {
         const x = sh(0);
         if (!x) return undefined;
         const axes = this.axesOf(n, 1);
@@ -251,7 +301,8 @@ export class ShapeInfer {
         return keep ? x.map((d, i) => (norm.includes(i) ? 1 : d)) : x.filter((_, i) => !norm.includes(i));
       }
       case 'Expand': {
-        const x = sh(0), target = this.value(ins[1]);
+        const x = sh(0),
+          target = this.value(ins[1]);
         if (!x || !target) return undefined;
         return bcast(x, target);
       }
@@ -297,57 +348,88 @@ export class ShapeInfer {
       case 'Shape': {
         const x = this.shape(ins[0]);
         if (!x) return undefined;
-        let start = g.attrInt(n, 'start') ?? 0, end = g.attrInt(n, 'end') ?? x.length;
+        let start = g.attrInt(n, 'start') ?? 0,
+          end = g.attrInt(n, 'end') ?? x.length;
         if (start < 0) start += x.length;
         if (end < 0) end += x.length;
         return x.slice(start, end);
       }
-      case 'Identity': case 'Cast': case 'Unsqueeze': case 'Squeeze': case 'Reshape': case 'Flatten':
+      case 'Identity':
+      case 'Cast':
+      case 'Unsqueeze':
+      case 'Squeeze':
+      case 'Reshape':
+      case 'Flatten':
         return v(0);
       case 'Concat': {
         const parts = ins.map((i) => this.value(i));
         return parts.some((p) => !p) ? undefined : (parts as Dim[][]).flat();
       }
       case 'Gather': {
-        const data = v(0), idx = v(1);
+        const data = v(0),
+          idx = v(1);
         if (!data || !idx) return undefined;
-        return idx.map((i) => (i === null ? null : data[i < 0 ? i + data.length : i] ?? null));
+        return idx.map((i) => (i === null ? null : (data[i < 0 ? i + data.length : i] ?? null)));
       }
       case 'Slice': {
-        const data = v(0), s = v(1), e = v(2);
+        const data = v(0),
+          s = v(1),
+          e = v(2);
         if (!data || !s || !e || s.length !== 1) return undefined;
         const steps = ins[4] ? v(4) : [1];
         const r = sliceRange(data.length, s[0], e[0], steps?.[0] ?? null);
         if (!r || r.step !== 1) return undefined;
         return data.slice(r.start, r.start + r.size);
       }
-      case 'Add': case 'Sub': case 'Mul': case 'Div': case 'Equal': {
-        const a = v(0), b = v(1);
+      case 'Add':
+      case 'Sub':
+      case 'Mul':
+      case 'Div':
+      case 'Equal': {
+        const a = v(0),
+          b = v(1);
         if (!a || !b) return undefined;
         const len = Math.max(a.length, b.length);
         if (a.length !== len && a.length !== 1) return undefined;
         if (b.length !== len && b.length !== 1) return undefined;
         const out: Dim[] = [];
         for (let i = 0; i < len; i++) {
-          const x = a[a.length === 1 ? 0 : i], y = b[b.length === 1 ? 0 : i];
-          if (x === null || y === null) { out.push(null); continue; }
+          const x = a[a.length === 1 ? 0 : i],
+            y = b[b.length === 1 ? 0 : i];
+          if (x === null || y === null) {
+            out.push(null);
+            continue;
+          }
           switch (op) {
-            case 'Add': out.push(x + y); break;
-            case 'Sub': out.push(x - y); break;
-            case 'Mul': out.push(x * y); break;
-            case 'Div': out.push(Number.isInteger(x) && Number.isInteger(y) ? Math.trunc(x / y) : x / y); break;
-            default: out.push(x === y ? 1 : 0);
+            case 'Add':
+              out.push(x + y);
+              break;
+            case 'Sub':
+              out.push(x - y);
+              break;
+            case 'Mul':
+              out.push(x * y);
+              break;
+            case 'Div':
+              out.push(Number.isInteger(x) && Number.isInteger(y) ? Math.trunc(x / y) : x / y);
+              break;
+            default:
+              out.push(x === y ? 1 : 0);
           }
         }
         return out;
       }
       case 'Where': {
-        const c = v(0), a = v(1), b = v(2);
+        const c = v(0),
+          a = v(1),
+          b = v(2);
         if (!c || !a || !b) return undefined;
         const len = Math.max(c.length, a.length, b.length);
         const at = (arr: Dim[], i: number) => arr[arr.length === 1 ? 0 : i];
         return Array.from({ length: len }, (_, i) => {
-          const cond = at(c, i), x = at(a, i), y = at(b, i);
+          const cond = at(c, i),
+            x = at(a, i),
+            y = at(b, i);
           if (cond === null) return x === y ? x : null;
           return cond ? x : y;
         });
@@ -378,6 +460,7 @@ export function sliceRange(dim: Dim, start: Dim, end: Dim, step: Dim): { start: 
     return { start, size: Math.max(0, end - start), step };
   }
   const clamp = (x: number) => Math.min(Math.max(x < 0 ? x + dim : x, 0), dim);
-  const s = clamp(start), e = clamp(end);
+  const s = clamp(start),
+    e = clamp(end);
   return { start: s, size: Math.max(0, e - s), step };
 }

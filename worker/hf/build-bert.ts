@@ -18,7 +18,11 @@ export function buildBert(g: HfGraph, c: BertConfig): void {
   const word = g.op(`${e}/word_embeddings`, 'Gather', [g.param('bert.embeddings.word_embeddings.weight', [c.vocab, H]), ids]);
   const type = g.op(`${e}/token_type_embeddings`, 'Gather', [g.param('bert.embeddings.token_type_embeddings.weight', [c.typeVocab, H]), types]);
   // position_ids[:seq] (absolute positions), looked up in the position table.
-  const positions = g.constant(DT.INT64, [c.maxPositions], Array.from({ length: c.maxPositions }, (_, i) => i));
+  const positions = g.constant(
+    DT.INT64,
+    [c.maxPositions],
+    Array.from({ length: c.maxPositions }, (_, i) => i),
+  );
   const seq = g.op(e, 'Slice', [g.op(e, 'Shape', [ids]), g.i64([1]), g.i64([2]), g.i64([0])]);
   const posIds = g.op(e, 'Slice', [positions, g.i64([0]), seq, g.i64([0])]);
   const pos = g.op(`${e}/position_embeddings`, 'Gather', [g.param('bert.embeddings.position_embeddings.weight', [c.maxPositions, H]), posIds]);
@@ -50,7 +54,8 @@ export function buildBert(g: HfGraph, c: BertConfig): void {
   const tr = g.activation(`${t}/transform_act_fn`, g.linear(`${t}/dense`, h, 'cls.predictions.transform.dense', H, H), c.act);
   const ln = g.layerNorm(`${t}/LayerNorm`, tr, 'cls.predictions.transform.LayerNorm', H, c.eps);
   const decoderKey = c.tied ? 'bert.embeddings.word_embeddings.weight' : TIED_DECODER;
-  if (!c.tied && !g.has(TIED_DECODER)) throw new OtfuseError('BAD_MODEL', `config.json sets tie_word_embeddings: false but there is no tensor '${TIED_DECODER}'`, { file: g.ckpt.dir });
+  if (!c.tied && !g.has(TIED_DECODER))
+    throw new OtfuseError('BAD_MODEL', `config.json sets tie_word_embeddings: false but there is no tensor '${TIED_DECODER}'`, { file: g.ckpt.dir });
   const w = g.param(decoderKey, [c.vocab, H]);
   const dec = g.op('/cls/predictions/decoder', 'MatMul', [ln, g.op('/cls/predictions/decoder', 'Transpose', [w], { perm: A.is([1, 0]) })]);
   g.op('/cls/predictions', 'Add', [dec, g.param('cls.predictions.bias', [c.vocab])], {}, 'logits');
@@ -67,7 +72,11 @@ function sameBytes(g: HfGraph, a: string, b: string): boolean {
   const x = g.ckpt.tensors.get(a)!;
   const y = g.ckpt.tensors.get(b);
   if (!y || x.dtype !== y.dtype || Buffer.compare(Buffer.from(x.bytes), Buffer.from(y.bytes)) !== 0) {
-    throw new OtfuseError('BAD_MODEL', `'${a}' is tied to '${b}' but holds different values (set tie_word_embeddings: false in config.json if they are meant to differ)`, { file: x.file });
+    throw new OtfuseError(
+      'BAD_MODEL',
+      `'${a}' is tied to '${b}' but holds different values (set tie_word_embeddings: false in config.json if they are meant to differ)`,
+      { file: x.file },
+    );
   }
   return true;
 }

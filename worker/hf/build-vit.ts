@@ -9,8 +9,12 @@ export function buildVit(g: HfGraph, c: VitConfig): void {
   const tokens = (S / P) ** 2 + 1;
   const x = g.input('pixel_values', DT.FLOAT, ['batch', C, S, S]);
   const e = '/vit/embeddings';
-  const conv = g.op(`${e}/patch_embeddings/projection`, 'Conv', [x, g.param('vit.embeddings.patch_embeddings.projection.weight', [H, C, P, P]), g.param('vit.embeddings.patch_embeddings.projection.bias', [H])],
-    { kernel_shape: A.is([P, P]), strides: A.is([P, P]) });
+  const conv = g.op(
+    `${e}/patch_embeddings/projection`,
+    'Conv',
+    [x, g.param('vit.embeddings.patch_embeddings.projection.weight', [H, C, P, P]), g.param('vit.embeddings.patch_embeddings.projection.bias', [H])],
+    { kernel_shape: A.is([P, P]), strides: A.is([P, P]) },
+  );
   const patches = g.op(`${e}/patch_embeddings`, 'Transpose', [g.op(`${e}/patch_embeddings`, 'Reshape', [conv, g.i64([0, 0, -1])])], { perm: A.is([0, 2, 1]) });
   // cls_token [1, 1, H] broadcast to [batch, 1, H].
   const batch = g.op(e, 'Slice', [g.op(e, 'Shape', [x]), g.i64([0]), g.i64([1]), g.i64([0])]);
@@ -23,7 +27,11 @@ export function buildVit(g: HfGraph, c: VitConfig): void {
     const ctx = g.attention(`${s}/attention/attention`, ln1, `${p}.attention.attention`, H, c.heads, c.qkvBias);
     h = g.op(s, 'Add', [g.linear(`${s}/attention/output/dense`, ctx, `${p}.attention.output.dense`, H, H), h]);
     const ln2 = g.layerNorm(`${s}/layernorm_after`, h, `${p}.layernorm_after`, H, c.eps);
-    const act = g.activation(`${s}/intermediate/intermediate_act_fn`, g.linear(`${s}/intermediate/dense`, ln2, `${p}.intermediate.dense`, H, c.intermediate), c.act);
+    const act = g.activation(
+      `${s}/intermediate/intermediate_act_fn`,
+      g.linear(`${s}/intermediate/dense`, ln2, `${p}.intermediate.dense`, H, c.intermediate),
+      c.act,
+    );
     h = g.op(`${s}/output`, 'Add', [g.linear(`${s}/output/dense`, act, `${p}.output.dense`, c.intermediate, H), h]);
   }
   const final = g.layerNorm('/vit/layernorm', h, 'vit.layernorm', H, c.eps);

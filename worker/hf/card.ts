@@ -36,15 +36,28 @@ export function modelCard(f: CardFacts): string {
   ];
   if (f.parents?.length) {
     lines.push('## Parents', '');
-    for (const p of f.parents) lines.push(`- \`${p}\`${f.anchor && path.resolve(p) === path.resolve(f.anchor) ? ' (anchor: its widths and graph define the result)' : ''}`);
+    for (const p of f.parents)
+      lines.push(`- \`${p}\`${f.anchor && path.resolve(p) === path.resolve(f.anchor) ? ' (anchor: its widths and graph define the result)' : ''}`);
     lines.push('');
   }
   if (f.recipe && Object.keys(f.recipe).length) {
-    lines.push('## Recipe', '', 'Transformer fusion with optimal transport (Imfeld et al., ICLR 2024), as run by otfuse:', '', '```json', JSON.stringify(f.recipe, null, 2), '```', '');
+    lines.push(
+      '## Recipe',
+      '',
+      'Transformer fusion with optimal transport (Imfeld et al., ICLR 2024), as run by otfuse:',
+      '',
+      '```json',
+      JSON.stringify(f.recipe, null, 2),
+      '```',
+      '',
+    );
   }
   if (f.metrics?.length) {
     lines.push('## Measured in the run', '', '| model | accuracy | loss |', '| --- | ---: | ---: |');
-    for (const m of f.metrics) lines.push(`| ${m.label} | ${m.accuracy === undefined ? '—' : `${(m.accuracy * 100).toFixed(2)} %`} | ${m.loss === undefined ? '—' : m.loss.toFixed(4)} |`);
+    for (const m of f.metrics)
+      lines.push(
+        `| ${m.label} | ${m.accuracy === undefined ? '—' : `${(m.accuracy * 100).toFixed(2)} %`} | ${m.loss === undefined ? '—' : m.loss.toFixed(4)} |`,
+      );
     lines.push('');
   }
   const changed = Object.entries(f.changes);

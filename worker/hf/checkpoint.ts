@@ -51,7 +51,11 @@ export function readCheckpoint(dirArg: string): HfCheckpoint {
       const target = path.resolve(dir, shard);
       if (path.dirname(target) !== dir) throw new OtfuseError('BAD_MODEL', `shard '${shard}' is not a file in the model folder`, { file: indexPath });
       const st = readSafetensorsFile(target);
-      const listed = new Set(Object.entries(index.weight_map).filter(([, f]) => f === shard).map(([k]) => k));
+      const listed = new Set(
+        Object.entries(index.weight_map)
+          .filter(([, f]) => f === shard)
+          .map(([k]) => k),
+      );
       for (const e of st.entries) {
         if (!listed.has(e.key)) throw new OtfuseError('BAD_MODEL', `tensor '${e.key}' is in ${shard} but the index maps it elsewhere`, { file: indexPath });
         listed.delete(e.key);
@@ -61,9 +65,13 @@ export function readCheckpoint(dirArg: string): HfCheckpoint {
     }
   } else {
     const other = ['pytorch_model.bin', 'tf_model.h5', 'flax_model.msgpack'].find((f) => fs.existsSync(path.join(dir, f)));
-    throw new OtfuseError('BAD_MODEL', other
-      ? `the weights are in ${other}; otfuse reads safetensors only (convert with save_pretrained(..., safe_serialization=True))`
-      : `no ${SINGLE_FILE} or ${INDEX_FILE} in the model folder`, { file: dir });
+    throw new OtfuseError(
+      'BAD_MODEL',
+      other
+        ? `the weights are in ${other}; otfuse reads safetensors only (convert with save_pretrained(..., safe_serialization=True))`
+        : `no ${SINGLE_FILE} or ${INDEX_FILE} in the model folder`,
+      { file: dir },
+    );
   }
   for (const st of files) {
     for (const e of st.entries) {

@@ -16,11 +16,13 @@ export async function cmdImport(args: ParsedArgs, print: Print): Promise<number>
   const output = str(args, 'output');
   if (!output) throw new OtfuseError('BAD_USAGE', 'import needs -o OUTPUT.onnx');
   const result = await engine.importHf({ model: args.positional[0], output });
-  print(args, result, () => [
-    `output        ${result.output}`,
-    `architecture  ${result.architecture}`,
-    `parameters    ${result.parameters.toLocaleString('en-US')} (source dtype ${result.dtypes}, float32 in the graph)`,
-  ].join('\n'));
+  print(args, result, () =>
+    [
+      `output        ${result.output}`,
+      `architecture  ${result.architecture}`,
+      `parameters    ${result.parameters.toLocaleString('en-US')} (source dtype ${result.dtypes}, float32 in the graph)`,
+    ].join('\n'),
+  );
   return 0;
 }
 
@@ -29,11 +31,14 @@ export async function cmdExport(args: ParsedArgs, print: Print): Promise<number>
   if (args.positional.length !== 1) throw new OtfuseError('BAD_USAGE', `export needs one model, got ${args.positional.length}`);
   const like = str(args, 'like');
   const output = str(args, 'output');
-  if (!like) throw new OtfuseError('BAD_USAGE', 'export needs --like HF_DIR (the folder whose layout, config and tokenizer to use; for a fused model, the anchor)');
+  if (!like)
+    throw new OtfuseError('BAD_USAGE', 'export needs --like HF_DIR (the folder whose layout, config and tokenizer to use; for a fused model, the anchor)');
   if (!output) throw new OtfuseError('BAD_USAGE', 'export needs -o OUTPUT_DIR');
   const result = await engine.exportHf({ model: args.positional[0], like, output, force: bool(args, 'force') });
   print(args, result, () => {
-    const changes = Object.entries(result.configChanges).map(([k, [a, b]]) => `${k} ${String(a)} → ${String(b)}`).join(', ');
+    const changes = Object.entries(result.configChanges)
+      .map(([k, [a, b]]) => `${k} ${String(a)} → ${String(b)}`)
+      .join(', ');
     return [
       `output    ${result.output}`,
       `tensors   ${result.tensors}`,

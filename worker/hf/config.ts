@@ -53,7 +53,11 @@ export function readConfigJson(dir: string): Record<string, unknown> {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new OtfuseError('BAD_MODEL', `not a Hugging Face model folder: cannot read config.json (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { file });
+    throw new OtfuseError(
+      'BAD_MODEL',
+      `not a Hugging Face model folder: cannot read config.json (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      { file },
+    );
   }
   try {
     const parsed = JSON.parse(text);
@@ -68,7 +72,8 @@ export function parseConfig(raw: Record<string, unknown>, file: string): HfConfi
   const refuse = (field: string, why: string) => new OtfuseError('UNSUPPORTED', `field '${field}': ${why}`, { file });
   const int = (field: string, fallback?: number): number => {
     const v = raw[field] ?? fallback;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new OtfuseError('BAD_MODEL', `field '${field}' must be a positive integer, got ${JSON.stringify(raw[field])}`, { file });
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
+      throw new OtfuseError('BAD_MODEL', `field '${field}' must be a positive integer, got ${JSON.stringify(raw[field])}`, { file });
     return v;
   };
   const archs = raw.architectures;
@@ -76,19 +81,26 @@ export function parseConfig(raw: Record<string, unknown>, file: string): HfConfi
     throw refuse('architectures', `expected one architecture (${SUPPORTED_ARCHITECTURES.join(', ')}), got ${JSON.stringify(archs)}`);
   }
   const architecture = archs[0] as HfArchitecture;
-  if (!SUPPORTED_ARCHITECTURES.includes(architecture)) throw refuse('architectures', `'${architecture}' is not supported (supported: ${SUPPORTED_ARCHITECTURES.join(', ')})`);
+  if (!SUPPORTED_ARCHITECTURES.includes(architecture))
+    throw refuse('architectures', `'${architecture}' is not supported (supported: ${SUPPORTED_ARCHITECTURES.join(', ')})`);
   const modelType = raw.model_type;
   const family = architecture.startsWith('ViT') ? 'vit' : 'bert';
   if (modelType !== family) throw refuse('model_type', `'${String(modelType)}' does not match the architecture ${architecture} (expected '${family}')`);
   const act = raw.hidden_act ?? 'gelu';
-  if (typeof act !== 'string' || !(act in ACTIVATIONS)) throw refuse('hidden_act', `'${String(act)}' is not supported (supported: ${Object.keys(ACTIVATIONS).join(', ')})`);
+  if (typeof act !== 'string' || !(act in ACTIVATIONS))
+    throw refuse('hidden_act', `'${String(act)}' is not supported (supported: ${Object.keys(ACTIVATIONS).join(', ')})`);
   const eps = raw.layer_norm_eps ?? 1e-12;
   if (typeof eps !== 'number' || !(eps > 0)) throw new OtfuseError('BAD_MODEL', `field 'layer_norm_eps' must be a positive number`, { file });
   const hidden = int('hidden_size');
   const heads = int('num_attention_heads');
   if (hidden % heads !== 0) throw new OtfuseError('BAD_MODEL', `field 'hidden_size' (${hidden}) is not a multiple of num_attention_heads (${heads})`, { file });
   const common = {
-    hidden, heads, layers: int('num_hidden_layers'), intermediate: int('intermediate_size'), act: act as HfActivation, eps,
+    hidden,
+    heads,
+    layers: int('num_hidden_layers'),
+    intermediate: int('intermediate_size'),
+    act: act as HfActivation,
+    eps,
     torchDtype: typeof raw.torch_dtype === 'string' ? raw.torch_dtype : undefined,
   };
   for (const flag of ['is_decoder', 'add_cross_attention', 'is_encoder_decoder']) {
@@ -102,17 +114,32 @@ export function parseConfig(raw: Record<string, unknown>, file: string): HfConfi
     if (imageSize % patchSize !== 0) throw refuse('patch_size', `${patchSize} does not divide image_size ${imageSize}`);
     if (raw.qkv_bias !== undefined && typeof raw.qkv_bias !== 'boolean') throw new OtfuseError('BAD_MODEL', `field 'qkv_bias' must be true or false`, { file });
     if (labels === undefined) throw new OtfuseError('BAD_MODEL', `field 'id2label' (or 'num_labels') is missing: cannot size the classifier`, { file });
-    return { family: 'vit', architecture: 'ViTForImageClassification', ...common, imageSize, patchSize, channels: int('num_channels', 3), qkvBias: raw.qkv_bias !== false, labels };
+    return {
+      family: 'vit',
+      architecture: 'ViTForImageClassification',
+      ...common,
+      imageSize,
+      patchSize,
+      channels: int('num_channels', 3),
+      qkvBias: raw.qkv_bias !== false,
+      labels,
+    };
   }
   const posType = raw.position_embedding_type ?? 'absolute';
   if (posType !== 'absolute') throw refuse('position_embedding_type', `'${String(posType)}' is not supported (only 'absolute')`);
   if (architecture === 'BertForSequenceClassification') {
     if (labels === undefined) throw new OtfuseError('BAD_MODEL', `field 'id2label' (or 'num_labels') is missing: cannot size the classifier`, { file });
     const problem = raw.problem_type;
-    if (problem !== undefined && problem !== null && problem !== 'single_label_classification') throw refuse('problem_type', `'${String(problem)}' is not supported (only single_label_classification)`);
+    if (problem !== undefined && problem !== null && problem !== 'single_label_classification')
+      throw refuse('problem_type', `'${String(problem)}' is not supported (only single_label_classification)`);
   }
   return {
-    family: 'bert', architecture: architecture as BertConfig['architecture'], ...common, vocab: int('vocab_size'), maxPositions: int('max_position_embeddings', 512), typeVocab: int('type_vocab_size', 2),
+    family: 'bert',
+    architecture: architecture as BertConfig['architecture'],
+    ...common,
+    vocab: int('vocab_size'),
+    maxPositions: int('max_position_embeddings', 512),
+    typeVocab: int('type_vocab_size', 2),
     labels: architecture === 'BertForSequenceClassification' ? labels : undefined,
     tied: raw.tie_word_embeddings !== false,
   };
@@ -122,7 +149,8 @@ function labelCount(raw: Record<string, unknown>, file: string): number | undefi
   const id2label = raw.id2label;
   if (id2label && typeof id2label === 'object') {
     const n = Object.keys(id2label).length;
-    if (raw.num_labels !== undefined && raw.num_labels !== n) throw new OtfuseError('BAD_MODEL', `field 'num_labels' (${String(raw.num_labels)}) disagrees with id2label (${n} labels)`, { file });
+    if (raw.num_labels !== undefined && raw.num_labels !== n)
+      throw new OtfuseError('BAD_MODEL', `field 'num_labels' (${String(raw.num_labels)}) disagrees with id2label (${n} labels)`, { file });
     return n;
   }
   return typeof raw.num_labels === 'number' ? raw.num_labels : undefined;

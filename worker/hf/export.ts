@@ -16,7 +16,8 @@ import { fromFloat32, writeSafetensorsFile, type StDtype } from './safetensors';
 import { modelCard, type CardInfo } from './card';
 
 /** Files of a model folder that travel with the weights (tokenizer, image processor). */
-const COPIED = /^(tokenizer(_config)?\.json|vocab\.(txt|json)|merges\.txt|special_tokens_map\.json|added_tokens\.json|preprocessor_config\.json|image_processor[\w-]*\.json|sentencepiece\.bpe\.model|spiece\.model|generation_config\.json)$/;
+const COPIED =
+  /^(tokenizer(_config)?\.json|vocab\.(txt|json)|merges\.txt|special_tokens_map\.json|added_tokens\.json|preprocessor_config\.json|image_processor[\w-]*\.json|sentencepiece\.bpe\.model|spiece\.model|generation_config\.json)$/;
 
 export interface HfExportRequest {
   /** The model to write: an .onnx file (e.g. a run's fused.onnx) or an HF folder. */
@@ -38,7 +39,12 @@ export interface HfExportResult {
   configChanges: Record<string, [unknown, unknown]>;
 }
 
-interface OutTensor { key: string; dtype: StDtype; shape: number[]; bytes: Uint8Array }
+interface OutTensor {
+  key: string;
+  dtype: StDtype;
+  shape: number[];
+  bytes: Uint8Array;
+}
 
 export async function exportHf(request: HfExportRequest): Promise<HfExportResult> {
   const like = readCheckpoint(request.like);
@@ -58,20 +64,33 @@ export async function exportHf(request: HfExportRequest): Promise<HfExportResult
     const byKey = new Map(tensors.map((t) => [t.key, t]));
     for (const st of like.files) {
       const name = path.basename(st.file);
-      writeSafetensorsFile(path.join(tmp, name), st.entries.map((e) => byKey.get(e.key)!), st.metadata);
+      writeSafetensorsFile(
+        path.join(tmp, name),
+        st.entries.map((e) => byKey.get(e.key)!),
+        st.metadata,
+      );
       written.push(name);
     }
     if (like.index) {
       const total = tensors.reduce((s, t) => s + t.bytes.length, 0);
-      writeFileAtomic(path.join(tmp, INDEX_FILE), JSON.stringify({ ...like.index, metadata: { ...(like.index.metadata ?? {}), total_size: total } }, null, 2) + '\n');
+      writeFileAtomic(
+        path.join(tmp, INDEX_FILE),
+        JSON.stringify({ ...like.index, metadata: { ...(like.index.metadata ?? {}), total_size: total } }, null, 2) + '\n',
+      );
       written.push(INDEX_FILE);
     }
     writeFileAtomic(path.join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
     written.push('config.json');
     for (const f of fs.readdirSync(like.dir)) {
-      if (COPIED.test(f) && fs.statSync(path.join(like.dir, f)).isFile()) { fs.copyFileSync(path.join(like.dir, f), path.join(tmp, f)); written.push(f); }
+      if (COPIED.test(f) && fs.statSync(path.join(like.dir, f)).isFile()) {
+        fs.copyFileSync(path.join(like.dir, f), path.join(tmp, f));
+        written.push(f);
+      }
     }
-    writeFileAtomic(path.join(tmp, 'README.md'), modelCard({ ...card, like: like.dir, model: path.resolve(request.model), architecture: like.config.architecture, changes }));
+    writeFileAtomic(
+      path.join(tmp, 'README.md'),
+      modelCard({ ...card, like: like.dir, model: path.resolve(request.model), architecture: like.config.architecture, changes }),
+    );
     written.push('README.md');
     // The folder must load back as the model it came from.
     buildFromCheckpoint(readCheckpoint(tmp), { dry: true });
@@ -108,9 +127,13 @@ function tensorsFor(like: HfCheckpoint, model: OnnxModel): OutTensor[] {
       data = t;
       dims = [c, r];
     }
-    if (dims.length !== e.shape.length) throw new OtfuseError('MISMATCH', `initializer '${src.name}' has rank ${dims.length}, checkpoint tensor '${key}' rank ${e.shape.length}`, { file: model.file });
+    if (dims.length !== e.shape.length)
+      throw new OtfuseError('MISMATCH', `initializer '${src.name}' has rank ${dims.length}, checkpoint tensor '${key}' rank ${e.shape.length}`, {
+        file: model.file,
+      });
     for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) throw new OtfuseError('NUMERIC', `initializer '${src.name}' holds ${data[i]}; refusing to export it`, { file: model.file });
+      if (!Number.isFinite(data[i]))
+        throw new OtfuseError('NUMERIC', `initializer '${src.name}' holds ${data[i]}; refusing to export it`, { file: model.file });
     }
     out.set(key, { key, dtype: e.dtype, shape: dims, bytes: fromFloat32(data, e.dtype, key) });
   }
@@ -118,8 +141,14 @@ function tensorsFor(like: HfCheckpoint, model: OnnxModel): OutTensor[] {
   for (const [key, e] of like.tensors) {
     if (out.has(key)) continue;
     const tiedTo = key === TIED_DECODER ? 'bert.embeddings.word_embeddings.weight' : key === TIED_DECODER_BIAS ? 'cls.predictions.bias' : undefined;
-    if (tiedTo && out.has(tiedTo)) { out.set(key, { ...out.get(tiedTo)!, key }); continue; }
-    if (BUFFER_KEYS.some((r) => r.test(key))) { out.set(key, { key, dtype: e.dtype, shape: e.shape, bytes: e.bytes }); continue; }
+    if (tiedTo && out.has(tiedTo)) {
+      out.set(key, { ...out.get(tiedTo)!, key });
+      continue;
+    }
+    if (BUFFER_KEYS.some((r) => r.test(key))) {
+      out.set(key, { key, dtype: e.dtype, shape: e.shape, bytes: e.bytes });
+      continue;
+    }
     throw new OtfuseError('INTERNAL', `checkpoint tensor '${key}' has no source`, { file: e.file });
   }
   return [...like.tensors.keys()].map((k) => out.get(k)!);
@@ -173,5 +202,10 @@ export async function importHfToFile(request: HfImportRequest): Promise<HfImport
   const output = path.resolve(request.output);
   model.save(output);
   const meta = new Map((model.proto.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
-  return { output, architecture: meta.get('otfuse.hf.architecture') ?? '?', parameters: model.summary().parameterCount, dtypes: meta.get('otfuse.hf.dtypes') ?? '' };
+  return {
+    output,
+    architecture: meta.get('otfuse.hf.architecture') ?? '?',
+    parameters: model.summary().parameterCount,
+    dtypes: meta.get('otfuse.hf.dtypes') ?? '',
+  };
 }

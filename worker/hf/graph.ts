@@ -37,7 +37,10 @@ export class HfGraph {
 
   /** `dry`: initializers get zero-filled (untouched, so not resident) data of the right size — for the structure
    * and key names only (export templates, checks of written folders). */
-  constructor(readonly ckpt: HfCheckpoint, readonly dry = false) {}
+  constructor(
+    readonly ckpt: HfCheckpoint,
+    readonly dry = false,
+  ) {}
 
   private unique(base: string): string {
     const n = this.names.get(base) ?? 0;
@@ -49,7 +52,9 @@ export class HfGraph {
   op(scope: string, opType: string, inputs: string[], attrs: Record<string, Attr> = {}, out?: string): string {
     const name = this.unique(`${scope}/${opType}`);
     const output = out ?? `${name}_output_0`;
-    this.nodes.push(onnx.NodeProto.create({ name, opType, input: inputs, output: [output], attribute: Object.entries(attrs).map(([k, v]) => toAttribute(k, v)) }));
+    this.nodes.push(
+      onnx.NodeProto.create({ name, opType, input: inputs, output: [output], attribute: Object.entries(attrs).map(([k, v]) => toAttribute(k, v)) }),
+    );
     return output;
   }
 
@@ -80,11 +85,15 @@ export class HfGraph {
     if (this.used.has(key)) return key;
     const e = this.ckpt.tensors.get(key);
     const where = this.ckpt.index ? 'the shards' : 'model.safetensors';
-    if (!e) throw new OtfuseError('BAD_MODEL', `config.json describes a ${this.ckpt.config.architecture} but ${where} has no tensor '${key}'`, { file: this.ckpt.dir });
+    if (!e)
+      throw new OtfuseError('BAD_MODEL', `config.json describes a ${this.ckpt.config.architecture} but ${where} has no tensor '${key}'`, {
+        file: this.ckpt.dir,
+      });
     if (e.shape.join(',') !== dims.join(',')) {
       throw new OtfuseError('BAD_MODEL', `tensor '${key}' has shape [${e.shape}], config.json implies [${dims}]`, { file: e.file });
     }
-    if (!WEIGHT_DTYPES.includes(e.dtype)) throw new OtfuseError('UNSUPPORTED', `tensor '${key}' has dtype ${e.dtype}; model weights must be F32, F16 or BF16`, { file: e.file });
+    if (!WEIGHT_DTYPES.includes(e.dtype))
+      throw new OtfuseError('UNSUPPORTED', `tensor '${key}' has dtype ${e.dtype}; model weights must be F32, F16 or BF16`, { file: e.file });
     let rawData: Uint8Array;
     if (this.dry) rawData = new Uint8Array(dims.reduce((a, b) => a * b, 1) * 4);
     else {
@@ -120,7 +129,10 @@ export class HfGraph {
   }
 
   layerNorm(scope: string, x: string, prefix: string, dim: number, eps: number): string {
-    return this.op(scope, 'LayerNormalization', [x, this.param(`${prefix}.weight`, [dim]), this.param(`${prefix}.bias`, [dim])], { axis: A.i(-1), epsilon: A.f(eps) });
+    return this.op(scope, 'LayerNormalization', [x, this.param(`${prefix}.weight`, [dim]), this.param(`${prefix}.bias`, [dim])], {
+      axis: A.i(-1),
+      epsilon: A.f(eps),
+    });
   }
 
   activation(scope: string, x: string, act: HfActivation): string {

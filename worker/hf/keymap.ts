@@ -28,14 +28,21 @@ export function mapKeys(template: OnnxModel, model: OnnxModel, keys: string[]): 
     tPlan = analyzeModel(template);
     mPlan = analyzeModel(model);
   } catch (err) {
-    throw new OtfuseError('MISMATCH', `the model has no initializer '${missing[0]}' and its structure cannot be paired with the checkpoint's: ${(err as Error).message}`, { file: model.file });
+    throw new OtfuseError(
+      'MISMATCH',
+      `the model has no initializer '${missing[0]}' and its structure cannot be paired with the checkpoint's: ${(err as Error).message}`,
+      { file: model.file },
+    );
   }
   const tRoles = new Map(planParams(tPlan).map((r) => [r.role, r.name] as const));
   const mRoles = new Map(planParams(mPlan).map((r) => [r.role, r.name] as const));
   const tLinear = linearsByWeight(tPlan);
   const mLinear = linearsByWeight(mPlan);
   for (const k of keys) {
-    if (model.hasInitializer(k) && !missing.includes(k)) { out.set(k, { name: k, transposed: false }); continue; }
+    if (model.hasInitializer(k) && !missing.includes(k)) {
+      out.set(k, { name: k, transposed: false });
+      continue;
+    }
     const role = [...tRoles].find(([, name]) => name === k)?.[0];
     const name = role ? mRoles.get(role) : undefined;
     if (!role || !name) throw new OtfuseError('MISMATCH', `no parameter of the model takes the place of checkpoint tensor '${k}'`, { file: model.file });
@@ -48,7 +55,9 @@ export function mapKeys(template: OnnxModel, model: OnnxModel, keys: string[]): 
 
 function linearsByWeight(plan: ModelPlan): Map<string, LinearRef> {
   const m = new Map<string, LinearRef>();
-  const add = (l?: LinearRef) => { if (l) m.set(l.weight, l); };
+  const add = (l?: LinearRef) => {
+    if (l) m.set(l.weight, l);
+  };
   for (const b of plan.blocks) [b.attn.q, b.attn.k, b.attn.v, b.attn.o, b.fc1, b.fc2].forEach(add);
   add(plan.head.pooler);
   add(plan.head.classifier);

@@ -9,7 +9,21 @@ import { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat } from '../onnx/mode
 export type StDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL' | 'U16' | 'U32' | 'U64' | 'F8_E4M3' | 'F8_E5M2';
 
 const WIDTH: Record<StDtype, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, U16: 2, U32: 4, U64: 8, F8_E4M3: 1, F8_E5M2: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+  U16: 2,
+  U32: 4,
+  U64: 8,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
 };
 
 /** The float dtypes a model's weights may come in (converted to float32 for the graph). */
@@ -48,7 +62,8 @@ export function parseSafetensors(bytes: Uint8Array, file: string): StFile {
   if (bytes.length < 8) throw bad(`${bytes.length} bytes, shorter than the 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n64 = view.getBigUint64(0, true);
-  if (n64 > BigInt(Math.min(MAX_HEADER, bytes.length - 8))) throw bad(`header length ${n64} runs past the end of the file (${bytes.length} bytes) or exceeds ${MAX_HEADER}`);
+  if (n64 > BigInt(Math.min(MAX_HEADER, bytes.length - 8)))
+    throw bad(`header length ${n64} runs past the end of the file (${bytes.length} bytes) or exceeds ${MAX_HEADER}`);
   const n = Number(n64);
   let header: unknown;
   try {
@@ -63,7 +78,8 @@ export function parseSafetensors(bytes: Uint8Array, file: string): StFile {
   let metadata: Record<string, string> | undefined;
   for (const [key, raw] of Object.entries(header as Record<string, unknown>)) {
     if (key === '__metadata__') {
-      if (!raw || typeof raw !== 'object' || Array.isArray(raw) || Object.values(raw).some((v) => typeof v !== 'string')) throw bad('__metadata__ must map strings to strings');
+      if (!raw || typeof raw !== 'object' || Array.isArray(raw) || Object.values(raw).some((v) => typeof v !== 'string'))
+        throw bad('__metadata__ must map strings to strings');
       metadata = raw as Record<string, string>;
       continue;
     }
@@ -79,12 +95,15 @@ export function parseSafetensors(bytes: Uint8Array, file: string): StFile {
     }
     const [begin, end] = off as [number, number];
     const expected = (shape as number[]).reduce((a, b) => a * b, 1) * WIDTH[dtype];
-    if (end - begin !== expected) throw bad(`tensor '${key}' (${dtype} [${shape}]) needs ${expected} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+    if (end - begin !== expected)
+      throw bad(`tensor '${key}' (${dtype} [${shape}]) needs ${expected} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
     if (end > bufferLength) throw bad(`tensor '${key}' ends at byte ${end} of a ${bufferLength}-byte buffer (truncated file?)`);
     entries.push({ key, dtype, shape: shape as number[], bytes: bytes.subarray(base + begin, base + end) });
   }
   // The tensors must tile the buffer: sorted by offset, each starts where the previous ended.
-  const order = entries.map((e) => ({ e, begin: e.bytes.byteOffset - bytes.byteOffset - base })).sort((a, b) => a.begin - b.begin || a.e.bytes.length - b.e.bytes.length);
+  const order = entries
+    .map((e) => ({ e, begin: e.bytes.byteOffset - bytes.byteOffset - base }))
+    .sort((a, b) => a.begin - b.begin || a.e.bytes.length - b.e.bytes.length);
   let at = 0;
   for (const { e, begin } of order) {
     if (begin !== at) throw bad(begin < at ? `tensor '${e.key}' overlaps the previous tensor` : `a gap of ${begin - at} bytes before tensor '${e.key}'`);
@@ -100,11 +119,20 @@ export function toFloat32(e: StEntry, file: string): Float32Array {
   const view = new DataView(e.bytes.buffer, e.bytes.byteOffset, e.bytes.byteLength);
   const out = new Float32Array(count);
   switch (e.dtype) {
-    case 'F32': for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true); break;
-    case 'F16': for (let i = 0; i < count; i++) out[i] = halfToFloat(view.getUint16(i * 2, true)); break;
-    case 'BF16': for (let i = 0; i < count; i++) out[i] = bf16ToFloat(view.getUint16(i * 2, true)); break;
-    case 'F64': for (let i = 0; i < count; i++) out[i] = view.getFloat64(i * 8, true); break;
-    default: throw new OtfuseError('UNSUPPORTED', `tensor '${e.key}' has dtype ${e.dtype}; model weights must be F32, F16 or BF16`, { file });
+    case 'F32':
+      for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
+      break;
+    case 'F16':
+      for (let i = 0; i < count; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
+      break;
+    case 'BF16':
+      for (let i = 0; i < count; i++) out[i] = bf16ToFloat(view.getUint16(i * 2, true));
+      break;
+    case 'F64':
+      for (let i = 0; i < count; i++) out[i] = view.getFloat64(i * 8, true);
+      break;
+    default:
+      throw new OtfuseError('UNSUPPORTED', `tensor '${e.key}' has dtype ${e.dtype}; model weights must be F32, F16 or BF16`, { file });
   }
   return out;
 }
@@ -114,11 +142,20 @@ export function fromFloat32(data: Float32Array, dtype: StDtype, key: string): Ui
   const out = new Uint8Array(data.length * WIDTH[dtype]);
   const view = new DataView(out.buffer);
   switch (dtype) {
-    case 'F32': for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i], true); break;
-    case 'F16': for (let i = 0; i < data.length; i++) view.setUint16(i * 2, floatToHalf(data[i]), true); break;
-    case 'BF16': for (let i = 0; i < data.length; i++) view.setUint16(i * 2, floatToBf16(data[i]), true); break;
-    case 'F64': for (let i = 0; i < data.length; i++) view.setFloat64(i * 8, data[i], true); break;
-    default: throw new OtfuseError('INTERNAL', `cannot write tensor '${key}' as ${dtype}`);
+    case 'F32':
+      for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i], true);
+      break;
+    case 'F16':
+      for (let i = 0; i < data.length; i++) view.setUint16(i * 2, floatToHalf(data[i]), true);
+      break;
+    case 'BF16':
+      for (let i = 0; i < data.length; i++) view.setUint16(i * 2, floatToBf16(data[i]), true);
+      break;
+    case 'F64':
+      for (let i = 0; i < data.length; i++) view.setFloat64(i * 8, data[i], true);
+      break;
+    default:
+      throw new OtfuseError('INTERNAL', `cannot write tensor '${key}' as ${dtype}`);
   }
   return out;
 }
@@ -151,7 +188,10 @@ export function encodeSafetensorsRaw(entries: RawEntry[], metadata?: Record<stri
   const out = new Uint8Array(header.length + entries.reduce((n, e) => n + e.bytes.length, 0));
   out.set(header, 0);
   let p = header.length;
-  for (const e of entries) { out.set(e.bytes, p); p += e.bytes.length; }
+  for (const e of entries) {
+    out.set(e.bytes, p);
+    p += e.bytes.length;
+  }
   return out;
 }
 
@@ -159,7 +199,9 @@ export function encodeSafetensorsRaw(entries: RawEntry[], metadata?: Record<stri
 export function writeSafetensorsFile(file: string, entries: RawEntry[], metadata?: Record<string, string>): void {
   const fd = fs.openSync(file, 'w');
   try {
-    const writeAll = (b: Uint8Array) => { for (let off = 0; off < b.length;) off += fs.writeSync(fd, b, off, b.length - off); };
+    const writeAll = (b: Uint8Array) => {
+      for (let off = 0; off < b.length;) off += fs.writeSync(fd, b, off, b.length - off);
+    };
     writeAll(safetensorsHeader(entries, metadata));
     for (const e of entries) writeAll(e.bytes);
   } finally {

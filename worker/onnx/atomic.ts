@@ -29,7 +29,11 @@ export function writeFileAtomic(target: string, bytes: Uint8Array | string): voi
 
 /** Best-effort cleanup that never replaces the error being reported. */
 function removeQuietly(p: string): void {
-  try { fs.rmSync(p, { recursive: true, force: true }); } catch { /* the parent is gone or not a folder */ }
+  try {
+    fs.rmSync(p, { recursive: true, force: true });
+  } catch {
+    /* the parent is gone or not a folder */
+  }
 }
 
 /** Builds a folder under a temporary name and renames it into place only when `fill` succeeds. */
@@ -61,7 +65,11 @@ const TEMP_NAME = /^\..+\.(\d+)\.[0-9a-z]+\.tmp$/;
  * that made them is gone and they are older than `minAgeMs`. Returns the names removed. */
 export function cleanStaleTemps(dir: string, minAgeMs = 60_000): string[] {
   let names: string[];
-  try { names = fs.readdirSync(dir); } catch { return []; }
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
   const removed: string[] = [];
   for (const name of names) {
     const m = TEMP_NAME.exec(name);
@@ -74,7 +82,9 @@ export function cleanStaleTemps(dir: string, minAgeMs = 60_000): string[] {
       if (Date.now() - st.mtimeMs < minAgeMs) continue;
       fs.rmSync(full, { recursive: true, force: true });
       removed.push(name);
-    } catch { /* raced with another cleaner */ }
+    } catch {
+      /* raced with another cleaner */
+    }
   }
   return removed;
 }

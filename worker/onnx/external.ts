@@ -35,7 +35,8 @@ export function saveWithExternalData(model: OnnxModel, target: string, options: 
   if (path.isAbsolute(location) || location.includes('..')) throw new Error(`external data location '${location}' must be a plain file name`);
   const dataPath = path.join(path.dirname(target), location);
   fs.mkdirSync(path.dirname(target), { recursive: true });
-  const tmpData = tempPathFor(dataPath), tmpModel = tempPathFor(target);
+  const tmpData = tempPathFor(dataPath),
+    tmpModel = tempPathFor(target);
   const g = model.graph;
   try {
     const fd = fs.openSync(tmpData, 'w');
@@ -44,10 +45,16 @@ export function saveWithExternalData(model: OnnxModel, target: string, options: 
     try {
       for (const t of g.initializer ?? []) {
         const raw = t.rawData;
-        if (!raw || raw.length < minBytes) { initializer.push(t); continue; }
+        if (!raw || raw.length < minBytes) {
+          initializer.push(t);
+          continue;
+        }
         // 64-byte alignment of each tensor, so readers may map it directly.
         const pad = (64 - (offset % 64)) % 64;
-        if (pad) { fs.writeSync(fd, new Uint8Array(pad)); offset += pad; }
+        if (pad) {
+          fs.writeSync(fd, new Uint8Array(pad));
+          offset += pad;
+        }
         let written = 0;
         while (written < raw.length) written += fs.writeSync(fd, raw, written, raw.length - written);
         const copy = onnx.TensorProto.create({ ...t, rawData: new Uint8Array(0) });

@@ -71,7 +71,11 @@ export function readExactly(opened: OpenedFile, length: number, position: number
 export function closeQuietly(opened: OpenedFile | undefined): void {
   if (!opened || opened.closed) return;
   opened.closed = true;
-  try { fs.closeSync(opened.fd); } catch { /* already closed */ }
+  try {
+    fs.closeSync(opened.fd);
+  } catch {
+    /* already closed */
+  }
 }
 
 /** Reads a whole regular file of at most `maxBytes` (checked before allocating). */
@@ -102,7 +106,9 @@ export function realPathInside(dir: string, target: string): string | undefined 
 export function sameFile(a: string, b: string): boolean {
   try {
     if (fs.realpathSync(a) === fs.realpathSync(b)) return true;
-  } catch { /* one of them does not exist */ }
+  } catch {
+    /* one of them does not exist */
+  }
   try {
     const sa = fs.statSync(a);
     const sb = fs.statSync(b);
@@ -117,7 +123,11 @@ export function refuseOverwritingInput(output: string | undefined, inputs: strin
   if (!output) return;
   for (const input of inputs) {
     if (sameFile(output, input)) {
-      throw new OtfuseError('BAD_USAGE', `${flag} ${output} is the input model ${input}; writing it would replace the source model. Choose another output path`, { file: output });
+      throw new OtfuseError(
+        'BAD_USAGE',
+        `${flag} ${output} is the input model ${input}; writing it would replace the source model. Choose another output path`,
+        { file: output },
+      );
     }
   }
 }
@@ -132,20 +142,39 @@ export function fileError(err: unknown, code: ErrorCode, doing: string, file: st
 
 export function describeErrno(e: NodeJS.ErrnoException): string {
   switch (e?.code) {
-    case 'ENOENT': return 'no such file or folder';
-    case 'EACCES': case 'EPERM': return 'permission denied';
-    case 'EISDIR': return 'is a folder';
-    case 'ENOTDIR': return 'a part of the path is not a folder';
-    case 'ENOSPC': return 'no space left on the device';
-    case 'EROFS': return 'the file system is read-only';
-    case 'EDQUOT': return 'disk quota exceeded';
-    case 'ENOTEMPTY': case 'EEXIST': return 'the target already exists';
-    case 'ELOOP': return 'too many levels of symbolic links';
-    case 'ENAMETOOLONG': return 'the path is too long';
-    case 'EMFILE': case 'ENFILE': return 'too many open files';
-    case 'ERR_BUFFER_TOO_LARGE': case 'ERR_FS_FILE_TOO_LARGE': return 'the file is too large to read';
-    case 'Z_DATA_ERROR': case 'Z_BUF_ERROR': return 'corrupt compressed data';
-    default: return (e?.message ?? String(e)).split('\n')[0];
+    case 'ENOENT':
+      return 'no such file or folder';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'is a folder';
+    case 'ENOTDIR':
+      return 'a part of the path is not a folder';
+    case 'ENOSPC':
+      return 'no space left on the device';
+    case 'EROFS':
+      return 'the file system is read-only';
+    case 'EDQUOT':
+      return 'disk quota exceeded';
+    case 'ENOTEMPTY':
+    case 'EEXIST':
+      return 'the target already exists';
+    case 'ELOOP':
+      return 'too many levels of symbolic links';
+    case 'ENAMETOOLONG':
+      return 'the path is too long';
+    case 'EMFILE':
+    case 'ENFILE':
+      return 'too many open files';
+    case 'ERR_BUFFER_TOO_LARGE':
+    case 'ERR_FS_FILE_TOO_LARGE':
+      return 'the file is too large to read';
+    case 'Z_DATA_ERROR':
+    case 'Z_BUF_ERROR':
+      return 'corrupt compressed data';
+    default:
+      return (e?.message ?? String(e)).split('\n')[0];
   }
 }
 
@@ -157,10 +186,14 @@ export function checkWritable(target: string, what: string, isDir = false): void
     const st = fs.statSync(abs);
     if (!isDir && st.isDirectory()) throw new OtfuseError('BAD_USAGE', `the ${what} is a folder`, { file: abs });
     if (isDir && !st.isDirectory()) throw new OtfuseError('BAD_USAGE', `the ${what} is not a folder`, { file: abs });
-    if (isDir) { fs.accessSync(abs, fs.constants.W_OK); return; }
+    if (isDir) {
+      fs.accessSync(abs, fs.constants.W_OK);
+      return;
+    }
   } catch (err) {
     if (err instanceof OtfuseError) throw err;
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new OtfuseError('BAD_USAGE', `cannot write the ${what}: ${describeErrno(err as NodeJS.ErrnoException)}`, { file: abs });
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new OtfuseError('BAD_USAGE', `cannot write the ${what}: ${describeErrno(err as NodeJS.ErrnoException)}`, { file: abs });
   }
   let dir = isDir ? abs : path.dirname(abs);
   while (!fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
@@ -184,8 +217,12 @@ export function isRunFolder(dir: string, runsDir: string): boolean {
   try {
     const real = fs.realpathSync(dir);
     if (fs.lstatSync(dir).isSymbolicLink() || path.dirname(real) !== fs.realpathSync(runsDir)) return false;
-    const record = JSON.parse(Buffer.from(readRegularFile(path.join(real, 'run.json'), 'BAD_DATA', 'run record', 16 << 20)).toString('utf8')) as Record<string, unknown>;
-    if (!record || typeof record !== 'object' || record.id !== path.basename(real) || !Array.isArray(record.models) || typeof record.createdAt !== 'string') return false;
+    const record = JSON.parse(Buffer.from(readRegularFile(path.join(real, 'run.json'), 'BAD_DATA', 'run record', 16 << 20)).toString('utf8')) as Record<
+      string,
+      unknown
+    >;
+    if (!record || typeof record !== 'object' || record.id !== path.basename(real) || !Array.isArray(record.models) || typeof record.createdAt !== 'string')
+      return false;
     // Only the kinds of files runs hold (records, models, maps, logs, temp files): a folder with anything else in
     // it (a user's notes, sources, sub-folders) is not deleted wholesale.
     const allowed = /\.(json|jsonl|onnx|data|safetensors|log|tmp)$/;

@@ -180,14 +180,26 @@ function checkTensorSize(t: onnx.ITensorProto, file: string): void {
   if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' has invalid dims [${dims}]`, { file });
   const count = dims.reduce((a, b) => a * b, 1);
   const width = bytesPerElement(t.dataType ?? 0);
-  if (!Number.isSafeInteger(count * Math.max(1, width))) throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' declares an impossible size [${dims}]`, { file });
+  if (!Number.isSafeInteger(count * Math.max(1, width)))
+    throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' declares an impossible size [${dims}]`, { file });
   if (t.rawData && t.rawData.length > 0) {
     if (width > 0 && t.rawData.length !== count * width) {
-      throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' has ${t.rawData.length} bytes, expected ${count * width} for dims [${dims}] (truncated file?)`, { file });
+      throw new OtfuseError(
+        'BAD_MODEL',
+        `initializer '${t.name}' has ${t.rawData.length} bytes, expected ${count * width} for dims [${dims}] (truncated file?)`,
+        { file },
+      );
     }
     return;
   }
-  const typed = Math.max(t.floatData?.length ?? 0, t.doubleData?.length ?? 0, t.int32Data?.length ?? 0, t.int64Data?.length ?? 0, t.uint64Data?.length ?? 0, t.stringData?.length ?? 0);
+  const typed = Math.max(
+    t.floatData?.length ?? 0,
+    t.doubleData?.length ?? 0,
+    t.int32Data?.length ?? 0,
+    t.int64Data?.length ?? 0,
+    t.uint64Data?.length ?? 0,
+    t.stringData?.length ?? 0,
+  );
   if (count > 0 && typed !== count) {
     throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' declares dims [${dims}] (${count} values) but holds ${typed}`, { file });
   }
@@ -209,7 +221,8 @@ function loadExternal(t: onnx.ITensorProto, file: string): void {
   const offset = Number(info.get('offset') ?? 0);
   const count = dimsOf(t).reduce((a, b) => a * b, 1);
   const width = bytesPerElement(t.dataType ?? 0);
-  if (width === 0) throw new OtfuseError('UNSUPPORTED', `${what} has external data of unsupported element type ${DataType[t.dataType ?? 0] ?? t.dataType}`, { file });
+  if (width === 0)
+    throw new OtfuseError('UNSUPPORTED', `${what} has external data of unsupported element type ${DataType[t.dataType ?? 0] ?? t.dataType}`, { file });
   // The length is bounded by the tensor's declared size (never trusted on its own).
   const declared = count * width;
   const length = info.has('length') ? Number(info.get('length')) : declared;
@@ -234,11 +247,25 @@ function loadExternal(t: onnx.ITensorProto, file: string): void {
 
 function bytesPerElement(dataType: number): number {
   switch (dataType) {
-    case DataType.FLOAT: case DataType.INT32: case DataType.UINT32: return 4;
-    case DataType.DOUBLE: case DataType.INT64: case DataType.UINT64: return 8;
-    case DataType.FLOAT16: case DataType.BFLOAT16: case DataType.INT16: case DataType.UINT16: return 2;
-    case DataType.INT8: case DataType.UINT8: case DataType.BOOL: return 1;
-    default: return 0;
+    case DataType.FLOAT:
+    case DataType.INT32:
+    case DataType.UINT32:
+      return 4;
+    case DataType.DOUBLE:
+    case DataType.INT64:
+    case DataType.UINT64:
+      return 8;
+    case DataType.FLOAT16:
+    case DataType.BFLOAT16:
+    case DataType.INT16:
+    case DataType.UINT16:
+      return 2;
+    case DataType.INT8:
+    case DataType.UINT8:
+    case DataType.BOOL:
+      return 1;
+    default:
+      return 0;
   }
 }
 
@@ -251,25 +278,46 @@ export function tensorToFloat32(t: onnx.ITensorProto, file = ''): Float32Array {
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     for (let i = 0; i < count; i++) {
       switch (dt) {
-        case DataType.FLOAT: out[i] = view.getFloat32(i * 4, true); break;
-        case DataType.DOUBLE: out[i] = view.getFloat64(i * 8, true); break;
-        case DataType.FLOAT16: out[i] = halfToFloat(view.getUint16(i * 2, true)); break;
-        case DataType.BFLOAT16: out[i] = bf16ToFloat(view.getUint16(i * 2, true)); break;
-        case DataType.INT64: out[i] = Number(view.getBigInt64(i * 8, true)); break;
-        case DataType.INT32: out[i] = view.getInt32(i * 4, true); break;
-        case DataType.INT8: out[i] = view.getInt8(i); break;
-        case DataType.UINT8: case DataType.BOOL: out[i] = view.getUint8(i); break;
-        default: throw new OtfuseError('UNSUPPORTED', `initializer '${t.name}' has unsupported element type ${DataType[dt] ?? dt}`, { file });
+        case DataType.FLOAT:
+          out[i] = view.getFloat32(i * 4, true);
+          break;
+        case DataType.DOUBLE:
+          out[i] = view.getFloat64(i * 8, true);
+          break;
+        case DataType.FLOAT16:
+          out[i] = halfToFloat(view.getUint16(i * 2, true));
+          break;
+        case DataType.BFLOAT16:
+          out[i] = bf16ToFloat(view.getUint16(i * 2, true));
+          break;
+        case DataType.INT64:
+          out[i] = Number(view.getBigInt64(i * 8, true));
+          break;
+        case DataType.INT32:
+          out[i] = view.getInt32(i * 4, true);
+          break;
+        case DataType.INT8:
+          out[i] = view.getInt8(i);
+          break;
+        case DataType.UINT8:
+        case DataType.BOOL:
+          out[i] = view.getUint8(i);
+          break;
+        default:
+          throw new OtfuseError('UNSUPPORTED', `initializer '${t.name}' has unsupported element type ${DataType[dt] ?? dt}`, { file });
       }
     }
     return out;
   }
   // Typed fields: fp16/bf16 values live in int32Data as bit patterns.
   const source: ArrayLike<number | { toNumber(): number }> =
-    dt === DataType.FLOAT ? t.floatData ?? [] :
-    dt === DataType.DOUBLE ? t.doubleData ?? [] :
-    dt === DataType.INT64 ? (t.int64Data as ArrayLike<number>) ?? [] :
-    t.int32Data ?? [];
+    dt === DataType.FLOAT
+      ? (t.floatData ?? [])
+      : dt === DataType.DOUBLE
+        ? (t.doubleData ?? [])
+        : dt === DataType.INT64
+          ? ((t.int64Data as ArrayLike<number>) ?? [])
+          : (t.int32Data ?? []);
   if (source.length !== count && count > 0) {
     throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' has ${source.length} values for dims [${dimsOf(t)}]`, { file });
   }
@@ -283,11 +331,24 @@ export function tensorToFloat32(t: onnx.ITensorProto, file = ''): Float32Array {
 
 function float32ToRaw(data: Float32Array, dt: number, name: string, file: string): Uint8Array {
   switch (dt) {
-    case DataType.FLOAT: return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
-    case DataType.DOUBLE: { const d = Float64Array.from(data); return new Uint8Array(d.buffer); }
-    case DataType.FLOAT16: { const h = new Uint16Array(data.length); for (let i = 0; i < data.length; i++) h[i] = floatToHalf(data[i]); return new Uint8Array(h.buffer); }
-    case DataType.BFLOAT16: { const h = new Uint16Array(data.length); for (let i = 0; i < data.length; i++) h[i] = floatToBf16(data[i]); return new Uint8Array(h.buffer); }
-    default: throw new OtfuseError('UNSUPPORTED', `cannot write initializer '${name}' of element type ${DataType[dt] ?? dt}`, { file });
+    case DataType.FLOAT:
+      return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+    case DataType.DOUBLE: {
+      const d = Float64Array.from(data);
+      return new Uint8Array(d.buffer);
+    }
+    case DataType.FLOAT16: {
+      const h = new Uint16Array(data.length);
+      for (let i = 0; i < data.length; i++) h[i] = floatToHalf(data[i]);
+      return new Uint8Array(h.buffer);
+    }
+    case DataType.BFLOAT16: {
+      const h = new Uint16Array(data.length);
+      for (let i = 0; i < data.length; i++) h[i] = floatToBf16(data[i]);
+      return new Uint8Array(h.buffer);
+    }
+    default:
+      throw new OtfuseError('UNSUPPORTED', `cannot write initializer '${name}' of element type ${DataType[dt] ?? dt}`, { file });
   }
 }
 
@@ -319,12 +380,12 @@ export function floatToHalf(v: number): number {
     let half = mant >> shift;
     const rem = mant & ((1 << shift) - 1);
     const mid = 1 << (shift - 1);
-    if (rem > mid || (rem === mid && (half & 1))) half++;
+    if (rem > mid || (rem === mid && half & 1)) half++;
     return sign | half;
   }
   let half = (e << 10) | (mant >> 13);
   const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++;
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
   return sign | half;
 }
 

@@ -41,11 +41,20 @@ export function planEntropy(plan: ArrayLike<number>, n: number, m: number): numb
 /** Mean over rows (with mass) of the largest entry of the row-normalised plan: 1 for a hard map, 1/m for uniform. */
 export function meanBestMatchMass(plan: ArrayLike<number>, n: number, m: number): number {
   checkPlan(plan, n, m);
-  let acc = 0, rows = 0;
+  let acc = 0,
+    rows = 0;
   for (let i = 0; i < n; i++) {
-    let rs = 0, mx = 0;
-    for (let j = 0; j < m; j++) { const p = plan[i * m + j]; rs += p; if (p > mx) mx = p; }
-    if (rs > 0) { acc += mx / rs; rows++; }
+    let rs = 0,
+      mx = 0;
+    for (let j = 0; j < m; j++) {
+      const p = plan[i * m + j];
+      rs += p;
+      if (p > mx) mx = p;
+    }
+    if (rs > 0) {
+      acc += mx / rs;
+      rows++;
+    }
   }
   return rows ? acc / rows : 0;
 }
@@ -77,13 +86,23 @@ export function permutationDistance(plan: ArrayLike<number>, n: number, m: numbe
     for (let i = 0; i < n; i++) onMatch += plan[i * m + match[i]];
     // ‖nP/s − Π‖² = Σ (nP/s)² − 2 Σ_i nP_iσ(i)/s + n
     let sq = 0;
-    for (let k = 0; k < plan.length; k++) { const q = (n * plan[k]) / s; sq += q * q; }
+    for (let k = 0; k < plan.length; k++) {
+      const q = (n * plan[k]) / s;
+      sq += q * q;
+    }
     const f2 = Math.max(0, sq - (2 * n * onMatch) / s + n);
     return { hardness: 1 - onMatch / s, match, frobenius: Math.sqrt(f2 / (2 * n)) };
   }
   for (let i = 0; i < n; i++) {
-    let best = 0, mx = -Infinity;
-    for (let j = 0; j < m; j++) { const p = plan[i * m + j]; if (p > mx) { mx = p; best = j; } }
+    let best = 0,
+      mx = -Infinity;
+    for (let j = 0; j < m; j++) {
+      const p = plan[i * m + j];
+      if (p > mx) {
+        mx = p;
+        best = j;
+      }
+    }
     match[i] = best;
     onMatch += mx;
   }
@@ -100,7 +119,8 @@ export interface Preview {
 export function planPreview(plan: ArrayLike<number>, n: number, m: number, maxSize = 256): Preview {
   checkPlan(plan, n, m);
   if (!Number.isInteger(maxSize) || maxSize <= 0) throw new OtfuseError('BAD_DATA', `preview size must be a positive integer, got ${maxSize}`);
-  const rows = Math.min(n, maxSize), cols = Math.min(m, maxSize);
+  const rows = Math.min(n, maxSize),
+    cols = Math.min(m, maxSize);
   const data = new Float64Array(rows * cols);
   const count = new Float64Array(rows * cols);
   const colBin = new Int32Array(m);
@@ -108,7 +128,10 @@ export function planPreview(plan: ArrayLike<number>, n: number, m: number, maxSi
   for (let i = 0; i < n; i++) {
     const r = Math.floor((i * rows) / n);
     const o = r * cols;
-    for (let j = 0; j < m; j++) { data[o + colBin[j]] += plan[i * m + j]; count[o + colBin[j]]++; }
+    for (let j = 0; j < m; j++) {
+      data[o + colBin[j]] += plan[i * m + j];
+      count[o + colBin[j]]++;
+    }
   }
   for (let k = 0; k < data.length; k++) data[k] /= count[k];
   return { data, rows, cols };

@@ -50,15 +50,20 @@ export function emd(aIn: Weights, bIn: Weights, MIn: Float64Array | Float32Array
 /** Transportation problem by network simplex. a, b > 0 entries are solved; zero entries get zero rows/cols. */
 export function networkSimplex(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: number, maxIter?: number): EmdResult {
   // Drop zero-mass rows and columns.
-  const rows: number[] = [], cols: number[] = [];
+  const rows: number[] = [],
+    cols: number[] = [];
   for (let i = 0; i < n; i++) if (a[i] > 0) rows.push(i);
   for (let j = 0; j < m; j++) if (b[j] > 0) cols.push(j);
-  const nr = rows.length, nc = cols.length;
+  const nr = rows.length,
+    nc = cols.length;
   let C: Float64Array;
   if (nr === n && nc === m) C = M;
   else {
     C = new Float64Array(nr * nc);
-    for (let r = 0; r < nr; r++) { const o = rows[r] * m; for (let c = 0; c < nc; c++) C[r * nc + c] = M[o + cols[c]]; }
+    for (let r = 0; r < nr; r++) {
+      const o = rows[r] * m;
+      for (let c = 0; c < nc; c++) C[r * nc + c] = M[o + cols[c]];
+    }
   }
   const supply = new Float64Array(nr + nc + 1);
   for (let r = 0; r < nr; r++) supply[r] = a[rows[r]];
@@ -72,13 +77,20 @@ export function networkSimplex(a: Float64Array, b: Float64Array, M: Float64Array
     const o = rows[r] * m;
     for (let c = 0; c < nc; c++) {
       const f = sub.flow[r * nc + c];
-      if (f !== 0) { plan[o + cols[c]] = f; cost += f * C[r * nc + c]; }
+      if (f !== 0) {
+        plan[o + cols[c]] = f;
+        cost += f * C[r * nc + c];
+      }
     }
   }
   return { plan, n, m, cost, method: 'network-simplex', iterations: sub.iterations, converged: sub.converged };
 }
 
-interface TransportSolution { flow: Float64Array; iterations: number; converged: boolean }
+interface TransportSolution {
+  flow: Float64Array;
+  iterations: number;
+  converged: boolean;
+}
 
 /**
  * Network simplex on nodes 0..n-1 (supplies), n..n+m-1 (demands), root n+m. Real arcs i→n+j (id i*m+j, cost
@@ -90,7 +102,10 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
   const root = N - 1;
   const nm = n * m;
   let maxC = 0;
-  for (let e = 0; e < nm; e++) { const c = Math.abs(C[e]); if (c > maxC) maxC = c; }
+  for (let e = 0; e < nm; e++) {
+    const c = Math.abs(C[e]);
+    if (c > maxC) maxC = c;
+  }
   const ART = (maxC + 1) * N;
   const tol = 1e-14 * ART;
 
@@ -106,23 +121,37 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
 
   const attach = (u: number, p: number): void => {
     const f = firstChild[p];
-    nextSib[u] = f; prevSib[u] = -1;
+    nextSib[u] = f;
+    prevSib[u] = -1;
     if (f >= 0) prevSib[f] = u;
     firstChild[p] = u;
   };
   const detach = (u: number, p: number): void => {
-    const nx = nextSib[u], pv = prevSib[u];
-    if (pv >= 0) nextSib[pv] = nx; else firstChild[p] = nx;
+    const nx = nextSib[u],
+      pv = prevSib[u];
+    if (pv >= 0) nextSib[pv] = nx;
+    else firstChild[p] = nx;
     if (nx >= 0) prevSib[nx] = pv;
     nextSib[u] = prevSib[u] = -1;
   };
   const arcCost = (e: number): number => (e < nm ? C[e] : ART);
 
-  parent[root] = -1; depth[root] = 0; pi[root] = 0;
+  parent[root] = -1;
+  depth[root] = 0;
+  pi[root] = 0;
   for (let u = 0; u < root; u++) {
-    parent[u] = root; predArc[u] = nm + u; depth[u] = 1;
-    if (u < n) { predUp[u] = 1; flow[u] = supply[u]; pi[u] = -ART; }
-    else { predUp[u] = 0; flow[u] = -supply[u]; pi[u] = ART; }
+    parent[u] = root;
+    predArc[u] = nm + u;
+    depth[u] = 1;
+    if (u < n) {
+      predUp[u] = 1;
+      flow[u] = supply[u];
+      pi[u] = -ART;
+    } else {
+      predUp[u] = 0;
+      flow[u] = -supply[u];
+      pi[u] = ART;
+    }
     attach(u, root);
   }
 
@@ -142,45 +171,77 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
   };
 
   const blockSize = Math.max(10, Math.ceil(Math.sqrt(nm)));
-  let nextI = 0, nextJ = 0;
+  let nextI = 0,
+    nextJ = 0;
   let iterations = 0;
   let converged = false;
 
   for (;;) {
     // --- pricing: block search over real arcs, cyclically from where the last search stopped
-    let best = -1, bestRc = -tol;
+    let best = -1,
+      bestRc = -tol;
     {
-      let i = nextI, j = nextJ, cnt = blockSize;
+      let i = nextI,
+        j = nextJ,
+        cnt = blockSize;
       let piI = pi[i];
       for (let k = 0; k < nm; k++) {
         const rc = C[i * m + j] + piI - pi[n + j];
-        if (rc < bestRc) { bestRc = rc; best = i * m + j; }
-        if (++j === m) { j = 0; if (++i === n) i = 0; piI = pi[i]; }
-        if (--cnt === 0) { if (best >= 0) break; cnt = blockSize; }
+        if (rc < bestRc) {
+          bestRc = rc;
+          best = i * m + j;
+        }
+        if (++j === m) {
+          j = 0;
+          if (++i === n) i = 0;
+          piI = pi[i];
+        }
+        if (--cnt === 0) {
+          if (best >= 0) break;
+          cnt = blockSize;
+        }
       }
-      nextI = i; nextJ = j;
+      nextI = i;
+      nextJ = j;
     }
-    if (best < 0) { converged = true; break; }
+    if (best < 0) {
+      converged = true;
+      break;
+    }
     if (iterations >= maxIter) break;
     iterations++;
 
     const first = (best / m) | 0; // source row node
     const second = n + (best - first * m); // target column node
     // --- join node (lowest common ancestor)
-    let x = first, y = second;
+    let x = first,
+      y = second;
     while (x !== y) {
       if (depth[x] > depth[y]) x = parent[x];
       else if (depth[y] > depth[x]) y = parent[y];
-      else { x = parent[x]; y = parent[y]; }
+      else {
+        x = parent[x];
+        y = parent[y];
+      }
     }
     const join = x;
     // --- leaving arc: last blocking arc met when going round the cycle from the join in the flow direction
-    let delta = Infinity, uOut = -1, side = 0;
+    let delta = Infinity,
+      uOut = -1,
+      side = 0;
     for (let u = first; u !== join; u = parent[u]) {
-      if (predUp[u] && flow[u] < delta) { delta = flow[u]; uOut = u; side = 1; }
+      if (predUp[u] && flow[u] < delta) {
+        delta = flow[u];
+        uOut = u;
+        side = 1;
+      }
     }
     for (let u = second; u !== join; u = parent[u]) {
-      if (!predUp[u] && flow[u] <= delta) { delta = flow[u]; uOut = u; side = 2; }
+      if (!predUp[u] && flow[u] <= delta) {
+        delta = flow[u];
+        uOut = u;
+        side = 2;
+      }
     }
     if (uOut < 0) throw new OtfuseError('INTERNAL', 'network simplex: unbounded cycle (should not happen)');
     // --- push delta round the cycle
@@ -196,12 +257,21 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
     let newFlow = delta;
     let u = uIn;
     for (;;) {
-      const oldParent = parent[u], oldArc = predArc[u], oldUp = predUp[u], oldFlow = flow[u];
+      const oldParent = parent[u],
+        oldArc = predArc[u],
+        oldUp = predUp[u],
+        oldFlow = flow[u];
       detach(u, oldParent);
-      parent[u] = newParent; predArc[u] = newArc; predUp[u] = newUp; flow[u] = newFlow;
+      parent[u] = newParent;
+      predArc[u] = newArc;
+      predUp[u] = newUp;
+      flow[u] = newFlow;
       attach(u, newParent);
       if (u === uOut) break;
-      newParent = u; newArc = oldArc; newUp = oldUp ? 0 : 1; newFlow = oldFlow;
+      newParent = u;
+      newArc = oldArc;
+      newUp = oldUp ? 0 : 1;
+      newFlow = oldFlow;
       u = oldParent;
     }
     refreshSubtree(uIn);
@@ -220,7 +290,8 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
     excess[parent[u]] += excess[u];
   }
   const out = new Float64Array(nm);
-  let artificial = 0, total = 0;
+  let artificial = 0,
+    total = 0;
   for (let u = 0; u < root; u++) {
     const e = predArc[u];
     if (e < nm) out[e] = flow[u];

@@ -8,24 +8,61 @@ import type { Weights } from './validate';
 export { emd, networkSimplex, type EmdOptions, type EmdResult } from './emd';
 export { sinkhorn, type SinkhornOptions, type SinkhornResult, type SinkhornMethod } from './sinkhorn';
 export {
-  sinkhornAsync, releaseSinkhornSessions, ORT_AUTO_MIN_ENTRIES,
-  type SinkhornAsyncOptions, type SinkhornAsyncResult, type SinkhornBackend, type SinkhornProvider,
+  sinkhornAsync,
+  releaseSinkhornSessions,
+  ORT_AUTO_MIN_ENTRIES,
+  type SinkhornAsyncOptions,
+  type SinkhornAsyncResult,
+  type SinkhornBackend,
+  type SinkhornProvider,
 } from './sinkhorn-ort';
 export { linearAssignment, type AssignmentResult } from './lap';
-export { groundMetric, gram, median, GROUND_METRICS, COST_NORMS, type GroundMetricOptions, type GroundMetricResult, type MetricKind, type Normalisation } from './metric';
+export {
+  groundMetric,
+  gram,
+  median,
+  GROUND_METRICS,
+  COST_NORMS,
+  type GroundMetricOptions,
+  type GroundMetricResult,
+  type MetricKind,
+  type Normalisation,
+} from './metric';
 export { uniform, checkProblem, type PlanResult, type Weights } from './validate';
 export {
-  transportCost, planEntropy, meanBestMatchMass, permutationDistance, planPreview, diagnose,
-  type PermutationDistance, type Preview, type PlanDiagnostics,
+  transportCost,
+  planEntropy,
+  meanBestMatchMass,
+  permutationDistance,
+  planPreview,
+  diagnose,
+  type PermutationDistance,
+  type Preview,
+  type PlanDiagnostics,
 } from './diagnostics';
 
-export { SOLVERS, SOLVER_NAMES, solveOT, solveOTAsync, type OrtProvider, solverParams, pickSolverParams, type OTResult, type OtSolverName, type SolverSpec, type SolverParam, type SolveOptions } from './solvers';
+export {
+  SOLVERS,
+  SOLVER_NAMES,
+  solveOT,
+  solveOTAsync,
+  type OrtProvider,
+  solverParams,
+  pickSolverParams,
+  type OTResult,
+  type OtSolverName,
+  type SolverSpec,
+  type SolverParam,
+  type SolveOptions,
+} from './solvers';
 import type { OTResult } from './solvers';
 
 export type OTSolver<O> = (a: Weights, b: Weights, M: Float64Array | Float32Array, options: O) => OTResult;
 
 export type EmdSolverOptions = EmdOptions;
-export interface SinkhornSolverOptions extends SinkhornOptions { reg: number }
+export interface SinkhornSolverOptions extends SinkhornOptions {
+  reg: number;
+}
 
 /** Exact OT with the uniform signature. */
 export const emdSolver: OTSolver<EmdSolverOptions> = (a, b, M, options = {}) => emd(a, b, M, options);

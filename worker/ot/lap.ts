@@ -19,18 +19,36 @@ export function linearAssignment(C: Float64Array, n: number): AssignmentResult {
   const colsol = new Int32Array(n).fill(-1);
   const v = new Float64Array(n);
   if (n === 0) return { rowToCol: rowsol, colToRow: colsol, cost: 0, v };
-  if (n === 1) { rowsol[0] = 0; colsol[0] = 0; v[0] = C[0]; return { rowToCol: rowsol, colToRow: colsol, cost: C[0], v }; }
+  if (n === 1) {
+    rowsol[0] = 0;
+    colsol[0] = 0;
+    v[0] = C[0];
+    return { rowToCol: rowsol, colToRow: colsol, cost: C[0], v };
+  }
   const free = new Int32Array(n);
   const matches = new Int32Array(n);
 
   // 1. Column reduction: each column goes to its cheapest row, last columns first.
   for (let j = n - 1; j >= 0; j--) {
-    let min = C[j], imin = 0;
-    for (let i = 1, p = n + j; i < n; i++, p += n) { const c = C[p]; if (c < min) { min = c; imin = i; } }
+    let min = C[j],
+      imin = 0;
+    for (let i = 1, p = n + j; i < n; i++, p += n) {
+      const c = C[p];
+      if (c < min) {
+        min = c;
+        imin = i;
+      }
+    }
     v[j] = min;
-    if (++matches[imin] === 1) { rowsol[imin] = j; colsol[j] = imin; }
-    else if (v[j] < v[rowsol[imin]]) { const j1 = rowsol[imin]; rowsol[imin] = j; colsol[j] = imin; colsol[j1] = -1; }
-    else colsol[j] = -1;
+    if (++matches[imin] === 1) {
+      rowsol[imin] = j;
+      colsol[j] = imin;
+    } else if (v[j] < v[rowsol[imin]]) {
+      const j1 = rowsol[imin];
+      rowsol[imin] = j;
+      colsol[j] = imin;
+      colsol[j1] = -1;
+    } else colsol[j] = -1;
   }
 
   // 2. Reduction transfer from rows holding exactly one column.
@@ -41,7 +59,11 @@ export function linearAssignment(C: Float64Array, n: number): AssignmentResult {
       const j1 = rowsol[i];
       let min = Infinity;
       const o = i * n;
-      for (let j = 0; j < n; j++) if (j !== j1) { const h = C[o + j] - v[j]; if (h < min) min = h; }
+      for (let j = 0; j < n; j++)
+        if (j !== j1) {
+          const h = C[o + j] - v[j];
+          if (h < min) min = h;
+        }
       v[j1] -= min;
     }
   }
@@ -56,19 +78,33 @@ export function linearAssignment(C: Float64Array, n: number): AssignmentResult {
     while (k < prvnumfree) {
       const i = free[k++];
       const o = i * n;
-      let umin = C[o] - v[0], j1 = 0, usubmin = Infinity, j2 = -1;
+      let umin = C[o] - v[0],
+        j1 = 0,
+        usubmin = Infinity,
+        j2 = -1;
       for (let j = 1; j < n; j++) {
         const h = C[o + j] - v[j];
         if (h < usubmin) {
-          if (h >= umin) { usubmin = h; j2 = j; }
-          else { usubmin = umin; umin = h; j2 = j1; j1 = j; }
+          if (h >= umin) {
+            usubmin = h;
+            j2 = j;
+          } else {
+            usubmin = umin;
+            umin = h;
+            j2 = j1;
+            j1 = j;
+          }
         }
       }
       let i0 = colsol[j1];
       const strict = umin < usubmin;
       if (strict) v[j1] -= usubmin - umin;
-      else if (i0 > -1) { j1 = j2; i0 = colsol[j2]; }
-      rowsol[i] = j1; colsol[j1] = i;
+      else if (i0 > -1) {
+        j1 = j2;
+        i0 = colsol[j2];
+      }
+      rowsol[i] = j1;
+      colsol[j1] = i;
       if (i0 > -1) {
         if (i0 === i) continue; // cannot happen with a consistent assignment; guard anyway
         rowsol[i0] = -1;
@@ -85,8 +121,16 @@ export function linearAssignment(C: Float64Array, n: number): AssignmentResult {
   for (let f = 0; f < numfree; f++) {
     const freerow = free[f];
     const fo = freerow * n;
-    for (let j = 0; j < n; j++) { d[j] = C[fo + j] - v[j]; pred[j] = freerow; collist[j] = j; }
-    let low = 0, up = 0, last = 0, min = 0, endofpath = -1;
+    for (let j = 0; j < n; j++) {
+      d[j] = C[fo + j] - v[j];
+      pred[j] = freerow;
+      collist[j] = j;
+    }
+    let low = 0,
+      up = 0,
+      last = 0,
+      min = 0,
+      endofpath = -1;
     let found = false;
     while (!found) {
       if (up === low) {
@@ -97,13 +141,20 @@ export function linearAssignment(C: Float64Array, n: number): AssignmentResult {
           const j = collist[k];
           const h = d[j];
           if (h <= min) {
-            if (h < min) { up = low; min = h; }
+            if (h < min) {
+              up = low;
+              min = h;
+            }
             collist[k] = collist[up];
             collist[up++] = j;
           }
         }
         for (let k = low; k < up; k++) {
-          if (colsol[collist[k]] < 0) { endofpath = collist[k]; found = true; break; }
+          if (colsol[collist[k]] < 0) {
+            endofpath = collist[k];
+            found = true;
+            break;
+          }
         }
       }
       if (!found) {
@@ -118,7 +169,11 @@ export function linearAssignment(C: Float64Array, n: number): AssignmentResult {
           if (v2 < d[j]) {
             pred[j] = i;
             if (v2 === min) {
-              if (colsol[j] < 0) { endofpath = j; found = true; break; }
+              if (colsol[j] < 0) {
+                endofpath = j;
+                found = true;
+                break;
+              }
               collist[k] = collist[up];
               collist[up++] = j;
             }
@@ -128,7 +183,10 @@ export function linearAssignment(C: Float64Array, n: number): AssignmentResult {
       }
     }
     // update prices of the columns finished in this search
-    for (let k = 0; k <= last; k++) { const j1 = collist[k]; v[j1] += d[j1] - min; }
+    for (let k = 0; k <= last; k++) {
+      const j1 = collist[k];
+      v[j1] += d[j1] - min;
+    }
     // flip the alternating path
     for (;;) {
       const i = pred[endofpath];

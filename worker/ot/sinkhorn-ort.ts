@@ -65,8 +65,12 @@ const PHASE1_ITERS = 31;
 const AUTO_LIMIT = 200;
 
 // onnx.TensorProto.DataType and onnx.AttributeProto.AttributeType values
-const F64 = 11, I64 = 7, BOOL = 9;
-const ATTR_INT = 2, ATTR_GRAPH = 5, ATTR_INTS = 7;
+const F64 = 11,
+  I64 = 7,
+  BOOL = 9;
+const ATTR_INT = 2,
+  ATTR_GRAPH = 5,
+  ATTR_INTS = 7;
 
 let ortModule: typeof Ort | undefined;
 function ortLib(): typeof Ort {
@@ -106,8 +110,8 @@ function tensorF64(name: string, values: number[], dims: number[]): onnx.ITensor
  */
 export function buildSinkhornModel(): Uint8Array {
   const loopStates = (pre: string): string[] => ['u', 'v', 'ktu', 'kv', 'err', 'bad', 'stop', 'it'].map((x) => `${pre}${x}`);
-  const stateInfo = (names: string[]): onnx.IValueInfoProto[] => names.map((x, k) =>
-    valueInfo(x, k === 4 ? F64 : k === 5 || k === 6 ? BOOL : k === 7 ? I64 : F64, k >= 4 ? [] : undefined));
+  const stateInfo = (names: string[]): onnx.IValueInfoProto[] =>
+    names.map((x, k) => valueInfo(x, k === 4 ? F64 : k === 5 || k === 6 ? BOOL : k === 7 ? I64 : F64, k >= 4 ? [] : undefined));
   /** One Sinkhorn iteration; Kᵀu with Gemm(transA) on K, or MatMul on KT. Names carry the prefix p. */
   const body = (p: string, useKT: boolean): onnx.IGraphProto => {
     const [u, v, ktu, kv, err, bad, stop, it] = loopStates(`${p}out_`);
@@ -146,7 +150,10 @@ export function buildSinkhornModel(): Uint8Array {
       ],
     };
   };
-  const s0 = loopStates('s0_'), s1 = loopStates('s1_'), sF = loopStates('sF_'), s2 = loopStates('s2_');
+  const s0 = loopStates('s0_'),
+    s1 = loopStates('s1_'),
+    sF = loopStates('sF_'),
+    s2 = loopStates('s2_');
   const phase2: onnx.IGraphProto = {
     name: 'phase2',
     input: [],
@@ -165,12 +172,29 @@ export function buildSinkhornModel(): Uint8Array {
   };
   const graph: onnx.IGraphProto = {
     name: 'sinkhorn_knopp',
-    input: [valueInfo('M', F64, ['n', 'm']), valueInfo('a', F64, ['n', 1]), valueInfo('b', F64, ['m', 1]),
-      valueInfo('u0', F64, ['n', 1]), valueInfo('v0', F64, ['m', 1]), valueInfo('negInvReg', F64, []),
-      valueInfo('negLimit', F64, []), valueInfo('colLimit', F64, []), valueInfo('stopThr', F64, []), valueInfo('maxIter', I64, []),
-      valueInfo('phase1Iters', I64, [])],
-    output: [valueInfo('plan', F64, ['n', 'm']), valueInfo('cost', F64, []), valueInfo('err', F64, []), valueInfo('iters', I64, []),
-      valueInfo('bad', BOOL, []), valueInfo('started', BOOL, []), valueInfo('rowErr', F64, []), valueInfo('colErr', F64, [])],
+    input: [
+      valueInfo('M', F64, ['n', 'm']),
+      valueInfo('a', F64, ['n', 1]),
+      valueInfo('b', F64, ['m', 1]),
+      valueInfo('u0', F64, ['n', 1]),
+      valueInfo('v0', F64, ['m', 1]),
+      valueInfo('negInvReg', F64, []),
+      valueInfo('negLimit', F64, []),
+      valueInfo('colLimit', F64, []),
+      valueInfo('stopThr', F64, []),
+      valueInfo('maxIter', I64, []),
+      valueInfo('phase1Iters', I64, []),
+    ],
+    output: [
+      valueInfo('plan', F64, ['n', 'm']),
+      valueInfo('cost', F64, []),
+      valueInfo('err', F64, []),
+      valueInfo('iters', I64, []),
+      valueInfo('bad', BOOL, []),
+      valueInfo('started', BOOL, []),
+      valueInfo('rowErr', F64, []),
+      valueInfo('colErr', F64, []),
+    ],
     initializer: [tensorF64(s0[4], [Infinity], []), tensorI64(s0[7], [0], []), tensorI64('row_shape', [1, -1], [2])],
     node: [
       // underflow test of sinkhorn()'s 'auto' (max over rows and columns of min(M)/reg < AUTO_LIMIT). Rows: exact,
@@ -201,7 +225,10 @@ export function buildSinkhornModel(): Uint8Array {
       node('Not', ['done1'], ['going']),
       node('Less', [s1[7], 'maxIter'], ['left']),
       node('And', ['going', 'left'], ['more']),
-      node('If', ['more'], sF, [{ name: 'then_branch', type: ATTR_GRAPH, g: phase2 }, { name: 'else_branch', type: ATTR_GRAPH, g: skip2 }]),
+      node('If', ['more'], sF, [
+        { name: 'then_branch', type: ATTR_GRAPH, g: phase2 },
+        { name: 'else_branch', type: ATTR_GRAPH, g: skip2 },
+      ]),
       node('And', [sF[5], 'started'], ['bad']),
       node('Identity', [sF[4]], ['err']),
       node('Identity', [sF[7]], ['iters']),
@@ -243,9 +270,14 @@ function getSession(provider: SinkhornProvider, threads: number | undefined): Pr
     if (threads) options.intraOpNumThreads = threads;
     // no busy-waiting pool threads between the many small nodes of the loop (the machine is shared with the JS side)
     options.extra = { session: { intra_op: { allow_spinning: '0' } } };
-    s = ortLib().InferenceSession.create(buildSinkhornModel(), options).catch((err: Error) => {
-      throw new OtfuseError('PROVIDER', `Sinkhorn: ONNX Runtime could not start a session on provider '${provider}': ${String(err.message).split('\n')[0].slice(0, 240)}`);
-    });
+    s = ortLib()
+      .InferenceSession.create(buildSinkhornModel(), options)
+      .catch((err: Error) => {
+        throw new OtfuseError(
+          'PROVIDER',
+          `Sinkhorn: ONNX Runtime could not start a session on provider '${provider}': ${String(err.message).split('\n')[0].slice(0, 240)}`,
+        );
+      });
     sessions.set(key, s);
     s.catch(() => sessions.delete(key));
   }
@@ -257,23 +289,36 @@ export async function releaseSinkhornSessions(): Promise<void> {
   const all = [...sessions.values()];
   sessions.clear();
   for (const s of all) {
-    try { await (await s).release(); } catch { /* already gone */ }
+    try {
+      await (await s).release();
+    } catch {
+      /* already gone */
+    }
   }
 }
 
 /** Cheap checks of everything but M's entries (those are checked inside the graph); false → let the JS solver raise. */
 function inputsLookValid(a: Float64Array, b: Float64Array, M: ArrayLike<number> | undefined, reg: number, options: SinkhornOptions): boolean {
-  try { checkReg(reg); } catch { return false; }
+  try {
+    checkReg(reg);
+  } catch {
+    return false;
+  }
   const numItermax = options.numItermax ?? 1000;
   const stopThr = options.stopThr ?? 1e-9;
   if (!Number.isInteger(numItermax) || numItermax < 1 || !(stopThr >= 0)) return false;
   if (!['auto', 'knopp', 'stabilized', undefined].includes(options.method)) return false;
   const weights = (x: Float64Array): number => {
     let s = 0;
-    for (let i = 0; i < x.length; i++) { const w = x[i]; if (!(w >= 0 && w < Infinity)) return NaN; s += w; }
+    for (let i = 0; i < x.length; i++) {
+      const w = x[i];
+      if (!(w >= 0 && w < Infinity)) return NaN;
+      s += w;
+    }
     return s;
   };
-  const sa = weights(a), sb = weights(b);
+  const sa = weights(a),
+    sb = weights(b);
   if (!(a.length > 0 && b.length > 0 && sa > 0 && sb > 0)) return false;
   if (Math.abs(sa - sb) > MARGINAL_SUM_RTOL * Math.max(sa, sb)) return false;
   return !!M && M.length === a.length * b.length;
@@ -289,20 +334,29 @@ function viaJs(a: Weights, b: Weights, M: Float64Array | Float32Array, reg: numb
  * ORT_AUTO_MIN_ENTRIES run the Knopp iteration in ONNX Runtime (float64); method 'stabilized', invalid input and
  * numerically hard cases go to the JS solver, so errors and fallbacks are the same as sinkhorn()'s.
  */
-export async function sinkhornAsync(aIn: Weights, bIn: Weights, MIn: Float64Array | Float32Array, reg: number,
-  options: SinkhornAsyncOptions = {}): Promise<SinkhornAsyncResult> {
+export async function sinkhornAsync(
+  aIn: Weights,
+  bIn: Weights,
+  MIn: Float64Array | Float32Array,
+  reg: number,
+  options: SinkhornAsyncOptions = {},
+): Promise<SinkhornAsyncResult> {
   const backend = options.backend ?? 'auto';
   if (!['js', 'ort', 'auto'].includes(backend)) throw new OtfuseError('BAD_DATA', `unknown Sinkhorn backend '${backend}' (expected js, ort or auto)`);
   const provider = options.provider ?? 'cpu';
-  if (!['cpu', 'cuda', 'webgpu'].includes(provider)) throw new OtfuseError('BAD_DATA', `unknown Sinkhorn provider '${provider}' (expected cpu, cuda or webgpu)`);
+  if (!['cpu', 'cuda', 'webgpu'].includes(provider))
+    throw new OtfuseError('BAD_DATA', `unknown Sinkhorn provider '${provider}' (expected cpu, cuda or webgpu)`);
   if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 0)) {
     throw new OtfuseError('BAD_DATA', `Sinkhorn threads must be an integer ≥ 0, got ${options.threads}`);
   }
   const phase1 = options.phase1Iters;
-  if (phase1 !== undefined && !(Number.isInteger(phase1) && phase1 >= 0)) throw new OtfuseError('BAD_DATA', `Sinkhorn phase1Iters must be an integer ≥ 0, got ${phase1}`);
+  if (phase1 !== undefined && !(Number.isInteger(phase1) && phase1 >= 0))
+    throw new OtfuseError('BAD_DATA', `Sinkhorn phase1Iters must be an integer ≥ 0, got ${phase1}`);
   if (!aIn || !bIn) return viaJs(aIn, bIn, MIn, reg, options);
-  const a = toFloat64(aIn), b = toFloat64(bIn);
-  const n = a.length, m = b.length;
+  const a = toFloat64(aIn),
+    b = toFloat64(bIn);
+  const n = a.length,
+    m = b.length;
   const method = options.method ?? 'auto';
   const useOrt = backend === 'ort' || (backend === 'auto' && n * m >= ORT_AUTO_MIN_ENTRIES);
   if (!useOrt || method === 'stabilized' || !inputsLookValid(a, b, MIn, reg, options)) return viaJs(a, b, MIn, reg, options);
@@ -335,7 +389,8 @@ export async function sinkhornAsync(aIn: Weights, bIn: Weights, MIn: Float64Arra
   const err = scalar('err');
   return {
     plan: out.plan.data as Float64Array,
-    n, m,
+    n,
+    m,
     cost,
     method: 'knopp',
     reg,

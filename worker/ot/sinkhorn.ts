@@ -22,7 +22,12 @@ import { buildSinkhornModel } from './sinkhorn-ort';
  */
 type SyncTensor = { type: 'float64' | 'int64'; data: Float64Array | BigInt64Array; dims: number[] };
 /** A synchronous ONNX Runtime call (runtime/syncrun.ts's runSync), injected so that ot/ stays below runtime/. */
-export type SyncRunner = (key: string, model: Uint8Array, feeds: Record<string, SyncTensor>, options: { threads?: number }) => Record<string, { data: ArrayLike<unknown> }> | undefined;
+export type SyncRunner = (
+  key: string,
+  model: Uint8Array,
+  feeds: Record<string, SyncTensor>,
+  options: { threads?: number },
+) => Record<string, { data: ArrayLike<unknown> }> | undefined;
 const engine: { kind: 'js' | 'ort'; minEntries: number; runner?: SyncRunner } = { kind: 'js', minEntries: 256 * 256 };
 
 export function configureSinkhornEngine(change: Partial<typeof engine>): typeof engine {
@@ -34,20 +39,39 @@ export function configureSinkhornEngine(change: Partial<typeof engine>): typeof 
 let sinkhornModel: Uint8Array | undefined;
 
 /** The Knopp solve on ONNX Runtime, synchronously; undefined when it cannot answer (the caller runs JS). */
-function knoppOrtSync(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: number, reg: number, numItermax: number, stopThr: number, auto: boolean): SinkhornResult | undefined {
+function knoppOrtSync(
+  a: Float64Array,
+  b: Float64Array,
+  M: Float64Array,
+  n: number,
+  m: number,
+  reg: number,
+  numItermax: number,
+  stopThr: number,
+  auto: boolean,
+): SinkhornResult | undefined {
   if (!engine.runner) return undefined;
   sinkhornModel ??= buildSinkhornModel();
   const f64 = (data: Float64Array, dims: number[]) => ({ type: 'float64' as const, data, dims });
   const i64 = (v: number) => ({ type: 'int64' as const, data: BigInt64Array.from([BigInt(v)]), dims: [] });
-  const out = engine.runner('sinkhorn-knopp', sinkhornModel, {
-    M: f64(M, [n, m]), a: f64(a, [n, 1]), b: f64(b, [m, 1]),
-    u0: f64(new Float64Array(n).fill(1 / n), [n, 1]), v0: f64(new Float64Array(m).fill(1 / m), [m, 1]),
-    negInvReg: f64(new Float64Array([-1 / reg]), []),
-    negLimit: f64(new Float64Array([auto ? -AUTO_LIMIT : -Infinity]), []),
-    colLimit: f64(new Float64Array([auto ? Math.exp(-AUTO_LIMIT) * (1 + 1e-9) : -Infinity]), []),
-    stopThr: f64(new Float64Array([stopThr]), []),
-    maxIter: i64(numItermax), phase1Iters: i64(31),
-  }, { threads: os.cpus().length <= 2 ? 1 : 0 });
+  const out = engine.runner(
+    'sinkhorn-knopp',
+    sinkhornModel,
+    {
+      M: f64(M, [n, m]),
+      a: f64(a, [n, 1]),
+      b: f64(b, [m, 1]),
+      u0: f64(new Float64Array(n).fill(1 / n), [n, 1]),
+      v0: f64(new Float64Array(m).fill(1 / m), [m, 1]),
+      negInvReg: f64(new Float64Array([-1 / reg]), []),
+      negLimit: f64(new Float64Array([auto ? -AUTO_LIMIT : -Infinity]), []),
+      colLimit: f64(new Float64Array([auto ? Math.exp(-AUTO_LIMIT) * (1 + 1e-9) : -Infinity]), []),
+      stopThr: f64(new Float64Array([stopThr]), []),
+      maxIter: i64(numItermax),
+      phase1Iters: i64(31),
+    },
+    { threads: os.cpus().length <= 2 ? 1 : 0 },
+  );
   if (!out) return undefined;
   const scalar = (name: string) => Number((out[name].data as Float64Array | BigInt64Array)[0]);
   const flag = (name: string) => Boolean((out[name].data as Uint8Array)[0]);
@@ -55,8 +79,18 @@ function knoppOrtSync(a: Float64Array, b: Float64Array, M: Float64Array, n: numb
   if (!flag('started') || flag('bad') || !Number.isFinite(cost)) return undefined;
   const err = scalar('err');
   return {
-    plan: out.plan.data as Float64Array, n, m, cost, method: 'knopp', reg, iterations: scalar('iters'), converged: err < stopThr,
-    marginalError: err, rowError: scalar('rowErr'), colError: scalar('colErr'), numericalError: false,
+    plan: out.plan.data as Float64Array,
+    n,
+    m,
+    cost,
+    method: 'knopp',
+    reg,
+    iterations: scalar('iters'),
+    converged: err < stopThr,
+    marginalError: err,
+    rowError: scalar('rowErr'),
+    colError: scalar('colErr'),
+    numericalError: false,
   };
 }
 
@@ -122,7 +156,11 @@ function rowColMin(M: Float64Array, n: number, m: number): { rowMin: Float64Arra
   for (let i = 0; i < n; i++) {
     const o = i * m;
     let r = Infinity;
-    for (let j = 0; j < m; j++) { const c = M[o + j]; if (c < r) r = c; if (c < colMin[j]) colMin[j] = c; }
+    for (let j = 0; j < m; j++) {
+      const c = M[o + j];
+      if (c < r) r = c;
+      if (c < colMin[j]) colMin[j] = c;
+    }
     rowMin[i] = r;
   }
   return { rowMin, colMin };
@@ -137,15 +175,24 @@ function sweep(K: Float64Array, n: number, m: number, a: Float64Array, v: Float6
   let ok = true;
   for (let i = 0; i < n; i++) {
     const o = i * m;
-    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    let s0 = 0,
+      s1 = 0,
+      s2 = 0,
+      s3 = 0;
     let j = 0;
     for (; j + 3 < m; j += 4) {
-      s0 += K[o + j] * v[j]; s1 += K[o + j + 1] * v[j + 1]; s2 += K[o + j + 2] * v[j + 2]; s3 += K[o + j + 3] * v[j + 3];
+      s0 += K[o + j] * v[j];
+      s1 += K[o + j + 1] * v[j + 1];
+      s2 += K[o + j + 2] * v[j + 2];
+      s3 += K[o + j + 3] * v[j + 3];
     }
     for (; j < m; j++) s0 += K[o + j] * v[j];
     const ui = a[i] / (s0 + s1 + s2 + s3);
     u[i] = ui;
-    if (!Number.isFinite(ui)) { ok = false; continue; }
+    if (!Number.isFinite(ui)) {
+      ok = false;
+      continue;
+    }
     if (ui === 0) continue;
     for (j = 0; j < m; j++) ktu[j] += K[o + j] * ui;
   }
@@ -154,7 +201,10 @@ function sweep(K: Float64Array, n: number, m: number, a: Float64Array, v: Float6
 
 function colError2(v: Float64Array, ktu: Float64Array, b: Float64Array): number {
   let e = 0;
-  for (let j = 0; j < b.length; j++) { const d = v[j] * ktu[j] - b[j]; e += d * d; }
+  for (let j = 0; j < b.length; j++) {
+    const d = v[j] * ktu[j] - b[j];
+    e += d * d;
+  }
   return Math.sqrt(e);
 }
 
@@ -162,14 +212,18 @@ function finish(K: Float64Array, M: Float64Array, u: Float64Array, v: Float64Arr
   // plan = diag(u) K diag(v), computed in place over K
   const plan = K;
   const colSum = new Float64Array(m);
-  let cost = 0, rowError = 0;
+  let cost = 0,
+    rowError = 0;
   for (let i = 0; i < n; i++) {
-    const o = i * m, ui = u[i];
+    const o = i * m,
+      ui = u[i];
     let rs = 0;
     for (let j = 0; j < m; j++) {
       const p = ui * K[o + j] * v[j];
       plan[o + j] = p;
-      rs += p; colSum[j] += p; cost += p * M[o + j];
+      rs += p;
+      colSum[j] += p;
+      cost += p * M[o + j];
     }
     rowError = Math.max(rowError, Math.abs(rs - a[i]));
   }
@@ -178,28 +232,36 @@ function finish(K: Float64Array, M: Float64Array, u: Float64Array, v: Float64Arr
   return { plan, cost, rowError, colError };
 }
 
-function knopp(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: number, reg: number,
-  numItermax: number, stopThr: number): SinkhornResult {
+function knopp(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: number, reg: number, numItermax: number, stopThr: number): SinkhornResult {
   const nm = n * m;
   const K = new Float64Array(nm);
   let u = new Float64Array(n).fill(1 / n);
   let v = new Float64Array(m).fill(1 / m);
-  let uPrev = new Float64Array(n), vPrev = new Float64Array(m);
+  let uPrev = new Float64Array(n),
+    vPrev = new Float64Array(m);
   const ktu = new Float64Array(m);
   // K = exp(−M/reg), fused with ktu = Kᵀ u0
-  const u0 = 1 / n, negInv = -1 / reg;
+  const u0 = 1 / n,
+    negInv = -1 / reg;
   for (let k = 0; k < nm; k++) K[k] = Math.exp(M[k] * negInv);
   for (let i = 0; i < n; i++) {
     const o = i * m;
     for (let j = 0; j < m; j++) ktu[j] += K[o + j] * u0;
   }
   let err = Infinity;
-  let iterations = 0, converged = false, numericalError = false;
+  let iterations = 0,
+    converged = false,
+    numericalError = false;
   for (let ii = 0; ii < numItermax; ii++) {
     // keep the previous iterate to fall back to
-    let t = uPrev; uPrev = u; u = t;
-    t = vPrev; vPrev = v; v = t;
-    let zero = false, bad = false;
+    let t = uPrev;
+    uPrev = u;
+    u = t;
+    t = vPrev;
+    vPrev = v;
+    v = t;
+    let zero = false,
+      bad = false;
     for (let j = 0; j < m; j++) {
       const k = ktu[j];
       if (k === 0) zero = true;
@@ -209,29 +271,47 @@ function knopp(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: 
     }
     const ok = sweep(K, n, m, a, v, u, ktu);
     if (zero || bad || !ok) {
-      u = uPrev; v = vPrev; numericalError = true;
+      u = uPrev;
+      v = vPrev;
+      numericalError = true;
       iterations = ii;
       break;
     }
     iterations = ii + 1;
     if (ii % 10 === 0) {
       err = colError2(v, ktu, b);
-      if (err < stopThr) { converged = true; break; }
+      if (err < stopThr) {
+        converged = true;
+        break;
+      }
     }
   }
   const f = finish(K, M, u, v, a, b, n, m);
   return { ...f, n, m, method: 'knopp', reg, iterations, converged, marginalError: err, numericalError };
 }
 
-function stabilized(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: number, reg: number,
-  numItermax: number, stopThr: number, tau: number): SinkhornResult {
+function stabilized(
+  a: Float64Array,
+  b: Float64Array,
+  M: Float64Array,
+  n: number,
+  m: number,
+  reg: number,
+  numItermax: number,
+  stopThr: number,
+  tau: number,
+): SinkhornResult {
   const nm = n * m;
   const { rowMin } = rowColMin(M, n, m);
   const alpha = rowMin; // α_i = min_j M_ij
   const beta = new Float64Array(m).fill(Infinity); // β_j = min_i (M_ij − α_i)
   for (let i = 0; i < n; i++) {
-    const o = i * m, ai = alpha[i];
-    for (let j = 0; j < m; j++) { const c = M[o + j] - ai; if (c < beta[j]) beta[j] = c; }
+    const o = i * m,
+      ai = alpha[i];
+    for (let j = 0; j < m; j++) {
+      const c = M[o + j] - ai;
+      if (c < beta[j]) beta[j] = c;
+    }
   }
   const K = new Float64Array(nm);
   const u = new Float64Array(n).fill(1);
@@ -242,13 +322,21 @@ function stabilized(a: Float64Array, b: Float64Array, M: Float64Array, n: number
   const rebuild = (): void => {
     ktu.fill(0);
     for (let i = 0; i < n; i++) {
-      const o = i * m, ai = alpha[i], ui = u[i];
-      for (let j = 0; j < m; j++) { const k = Math.exp((M[o + j] - ai - beta[j]) * inv); K[o + j] = k; ktu[j] += k * ui; }
+      const o = i * m,
+        ai = alpha[i],
+        ui = u[i];
+      for (let j = 0; j < m; j++) {
+        const k = Math.exp((M[o + j] - ai - beta[j]) * inv);
+        K[o + j] = k;
+        ktu[j] += k * ui;
+      }
     }
   };
   rebuild();
   const lo = 1 / tau;
-  let err = Infinity, iterations = 0, converged = false;
+  let err = Infinity,
+    iterations = 0,
+    converged = false;
   const numericalError = false;
   for (let ii = 0; ii < numItermax; ii++) {
     for (let j = 0; j < m; j++) v[j] = b[j] / ktu[j];
@@ -264,13 +352,24 @@ function stabilized(a: Float64Array, b: Float64Array, M: Float64Array, n: number
     for (let i = 0; i < n && !absorb; i++) if (u[i] > tau || (u[i] < lo && u[i] > 0)) absorb = true;
     for (let j = 0; j < m && !absorb; j++) if (v[j] > tau || (v[j] < lo && v[j] > 0)) absorb = true;
     if (absorb) {
-      for (let i = 0; i < n; i++) if (u[i] > 0) { alpha[i] += reg * Math.log(u[i]); u[i] = 1; }
-      for (let j = 0; j < m; j++) if (v[j] > 0) { beta[j] += reg * Math.log(v[j]); v[j] = 1; }
+      for (let i = 0; i < n; i++)
+        if (u[i] > 0) {
+          alpha[i] += reg * Math.log(u[i]);
+          u[i] = 1;
+        }
+      for (let j = 0; j < m; j++)
+        if (v[j] > 0) {
+          beta[j] += reg * Math.log(v[j]);
+          v[j] = 1;
+        }
       rebuild();
     }
     if (ii % 10 === 0) {
       err = colError2(v, ktu, b);
-      if (err < stopThr) { converged = true; break; }
+      if (err < stopThr) {
+        converged = true;
+        break;
+      }
     }
   }
   const f = finish(K, M, u, v, a, b, n, m);

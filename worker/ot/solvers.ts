@@ -24,7 +24,14 @@ export interface SolverSpec {
   /** Solve with marginals a, b and cost M (n×m row-major); `params` holds the declared parameters, `extra` solver-specific options. */
   solve(a: Weights, b: Weights, M: Float64Array | Float32Array, params: Record<string, number>, extra: Record<string, unknown>): OTResult;
   /** Optional: the same solve through ONNX Runtime on an execution provider (GPU), with the same result contract. */
-  solveOrt?(a: Weights, b: Weights, M: Float64Array | Float32Array, params: Record<string, number>, extra: Record<string, unknown>, provider: OrtProvider): Promise<OTResult>;
+  solveOrt?(
+    a: Weights,
+    b: Weights,
+    M: Float64Array | Float32Array,
+    params: Record<string, number>,
+    extra: Record<string, unknown>,
+    provider: OrtProvider,
+  ): Promise<OTResult>;
 }
 
 /** Execution providers a solver's ONNX Runtime path can run on. */
@@ -91,8 +98,16 @@ function split(solver: string, rest: Record<string, unknown>): { spec: SolverSpe
   for (const [k, p] of Object.entries(spec.params)) {
     const v = params[k];
     if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isFinite(v) || (p.exclusiveMinimum !== undefined && v <= p.exclusiveMinimum) || (p.minimum !== undefined && v < p.minimum)) {
-      throw new OtfuseError('BAD_DATA', `${solver}: parameter '${k}' must be a finite number${p.exclusiveMinimum !== undefined ? ` > ${p.exclusiveMinimum}` : ''} (got ${v})`);
+    if (
+      typeof v !== 'number' ||
+      !Number.isFinite(v) ||
+      (p.exclusiveMinimum !== undefined && v <= p.exclusiveMinimum) ||
+      (p.minimum !== undefined && v < p.minimum)
+    ) {
+      throw new OtfuseError(
+        'BAD_DATA',
+        `${solver}: parameter '${k}' must be a finite number${p.exclusiveMinimum !== undefined ? ` > ${p.exclusiveMinimum}` : ''} (got ${v})`,
+      );
     }
   }
   return { spec, params, extra };

@@ -9,7 +9,15 @@ import { openDataset } from '../data/dataset';
 import { evaluateModel } from '../runtime/evaluate';
 import { finetuneModel } from '../train/finetune';
 import type {
-  FinetuneRequest, FinetuneResult, FinetuneRunRequest, FinetuneRunResult, JobContext, ModelMetrics, ReevaluateRunRequest, ReevaluateRunResult, RunRecord,
+  FinetuneRequest,
+  FinetuneResult,
+  FinetuneRunRequest,
+  FinetuneRunResult,
+  JobContext,
+  ModelMetrics,
+  ReevaluateRunRequest,
+  ReevaluateRunResult,
+  RunRecord,
 } from '../types';
 import { patchRun, readRun, runPath } from './store';
 import { accuraciesOf, sha256File, stampLineage } from './lineage';
@@ -35,19 +43,24 @@ export async function finetuneRun(request: FinetuneRunRequest, context: JobConte
   const runDir = path.resolve(request.runDir);
   const record = openRun(runDir);
   const model = runPath(runDir, record.fusedModel);
-  if (!model || !fs.existsSync(model)) throw new OtfuseError('BAD_MODEL', 'the run\'s fused model is missing', { file: model ?? runDir });
+  if (!model || !fs.existsSync(model)) throw new OtfuseError('BAD_MODEL', "the run's fused model is missing", { file: model ?? runDir });
   const evalData = request.evalData ?? record.evalData ?? record.data;
   const { runDir: _r, data, evalData: _e, baseline, teachers, ...options } = request;
   // Inputs are checked before the work: the data opens, the run folder is writable.
   openDataset(data);
   if (evalData !== undefined) openDataset(evalData);
-  try { fs.accessSync(runDir, fs.constants.W_OK); } catch { throw new OtfuseError('BAD_USAGE', 'the run folder is not writable', { file: runDir }); }
+  try {
+    fs.accessSync(runDir, fs.constants.W_OK);
+  } catch {
+    throw new OtfuseError('BAD_USAGE', 'the run folder is not writable', { file: runDir });
+  }
   const base: Omit<FinetuneRequest, 'model' | 'output'> = { ...options, data, evalData, epochs: options.epochs ?? 1 };
   if (teachers?.length) (base as Record<string, unknown>).teachers = teachers; // used by engines that support distillation
   const output = path.join(runDir, FINETUNED_FILE);
   const finetune = await finetuneModel({ ...base, model, output }, context);
   throwIfCancelled(context.signal);
-  const last = finetune.best && options.keep !== 'last' ? finetune.evals.find((e) => e.epoch === finetune.best!.epoch) : finetune.evals[finetune.evals.length - 1];
+  const last =
+    finetune.best && options.keep !== 'last' ? finetune.evals.find((e) => e.epoch === finetune.best!.epoch) : finetune.evals[finetune.evals.length - 1];
   const rows: ModelMetrics[] = [{ label: FT_LABEL, file: output, accuracy: last?.accuracy, loss: last?.loss }];
 
   let baselineResult: FinetuneResult | undefined;
@@ -56,7 +69,10 @@ export async function finetuneRun(request: FinetuneRunRequest, context: JobConte
     const baselineOut = path.join(runDir, BASELINE_FILE);
     baselineResult = await finetuneModel({ ...base, model: record.anchor, output: baselineOut }, context);
     throwIfCancelled(context.signal);
-    const b = baselineResult.best && options.keep !== 'last' ? baselineResult.evals.find((e) => e.epoch === baselineResult!.best!.epoch) : baselineResult.evals[baselineResult.evals.length - 1];
+    const b =
+      baselineResult.best && options.keep !== 'last'
+        ? baselineResult.evals.find((e) => e.epoch === baselineResult!.best!.epoch)
+        : baselineResult.evals[baselineResult.evals.length - 1];
     rows.push({ label: BASELINE_LABEL, file: baselineOut, accuracy: b?.accuracy, loss: b?.loss });
   }
 
@@ -64,11 +80,18 @@ export async function finetuneRun(request: FinetuneRunRequest, context: JobConte
   try {
     const tuned = loadModel(output);
     stampLineage(tuned, {
-      version: record.versions.otfuse ?? '', kind: 'finetuned', parents: [{ file: model, sha256: sha256File(model) }], anchor: record.anchor,
-      recipe: record.recipe, run: record.id, accuracies: accuraciesOf(rows),
+      version: record.versions.otfuse ?? '',
+      kind: 'finetuned',
+      parents: [{ file: model, sha256: sha256File(model) }],
+      anchor: record.anchor,
+      recipe: record.recipe,
+      run: record.id,
+      accuracies: accuraciesOf(rows),
     });
     tuned.save(output);
-  } catch { /* a model the loader cannot re-read keeps no lineage; the run record still has it */ }
+  } catch {
+    /* a model the loader cannot re-read keeps no lineage; the run record still has it */
+  }
 
   const sameEval = JSON.stringify(evalData) === JSON.stringify(record.evalData ?? record.data);
   const next = patchRun(runDir, (r) => {
@@ -91,23 +114,32 @@ export async function reevaluateRun(request: ReevaluateRunRequest, context: JobC
   if (data === undefined) throw new OtfuseError('BAD_USAGE', 'the run has no evaluation data recorded: give data to evaluate on', { file: runDir });
   const dataset = openDataset(data);
   // The rows backed by a model file of this run (ot, ot+finetune, anchor+finetune), or the fused model.
-  const targets = record.metrics.filter((m) => m.file && /^(ot|anchor)/i.test(m.label) && fs.existsSync(runPath(runDir, m.file)!))
+  const targets = record.metrics
+    .filter((m) => m.file && /^(ot|anchor)/i.test(m.label) && fs.existsSync(runPath(runDir, m.file)!))
     .map((m) => ({ label: m.label, file: runPath(runDir, m.file)! }));
   if (!targets.length) targets.push({ label: 'ot', file: runPath(runDir, record.fusedModel)! });
   const results: ReevaluateRunResult['results'] = [];
   for (let i = 0; i < targets.length; i++) {
     throwIfCancelled(context.signal);
     context.onProgress?.({ stage: 'evaluate', message: targets[i].label, done: i, total: targets.length });
-    const r = await evaluateModel(loadModel(targets[i].file), dataset, { provider: request.provider, limit: request.limit, signal: context.signal, batchSize: 256 });
+    const r = await evaluateModel(loadModel(targets[i].file), dataset, {
+      provider: request.provider,
+      limit: request.limit,
+      signal: context.signal,
+      batchSize: 256,
+    });
     results.push({ model: targets[i].file, label: targets[i].label, ...r });
   }
   const updated = JSON.stringify(data) === JSON.stringify(runData);
-  const next = updated ? patchRun(runDir, (r) => {
-    r.metrics = r.metrics.map((m) => {
-      const k = results.findIndex((x) => x.label === m.label);
-      return k >= 0 ? { ...m, accuracy: results[k].accuracy, loss: results[k].loss } : m;
-    });
-    if (!r.metrics.some((m) => m.label === 'ot') && targets[0].label === 'ot') r.metrics.push({ label: 'ot', file: targets[0].file, accuracy: results[0].accuracy, loss: results[0].loss });
-  }) : record;
+  const next = updated
+    ? patchRun(runDir, (r) => {
+        r.metrics = r.metrics.map((m) => {
+          const k = results.findIndex((x) => x.label === m.label);
+          return k >= 0 ? { ...m, accuracy: results[k].accuracy, loss: results[k].loss } : m;
+        });
+        if (!r.metrics.some((m) => m.label === 'ot') && targets[0].label === 'ot')
+          r.metrics.push({ label: 'ot', file: targets[0].file, accuracy: results[0].accuracy, loss: results[0].loss });
+      })
+    : record;
   return { runDir, record: next, results, updated };
 }

@@ -26,8 +26,14 @@ export interface Lineage {
  * name order (`name sha256` lines), so the same checkpoint always gets the same id. */
 export function sha256File(file: string): string {
   if (fs.statSync(file).isDirectory()) {
-    const names = fs.readdirSync(file).filter((n) => /\.(json|safetensors)$/.test(n) && fs.statSync(path.join(file, n)).isFile()).sort();
-    return crypto.createHash('sha256').update(names.map((n) => `${n} ${sha256File(path.join(file, n))}\n`).join('')).digest('hex');
+    const names = fs
+      .readdirSync(file)
+      .filter((n) => /\.(json|safetensors)$/.test(n) && fs.statSync(path.join(file, n)).isFile())
+      .sort();
+    return crypto
+      .createHash('sha256')
+      .update(names.map((n) => `${n} ${sha256File(path.join(file, n))}\n`).join(''))
+      .digest('hex');
   }
   const hash = crypto.createHash('sha256');
   const fd = fs.openSync(file, 'r');
@@ -68,7 +74,13 @@ export function stampLineage(model: OnnxModel, lineage: Lineage): void {
 /** The lineage stored in a model's metadata (undefined when otfuse did not write it). */
 export function readLineage(metadata: Record<string, string> | undefined): Lineage | undefined {
   if (!metadata?.[`${LINEAGE_PREFIX}version`]) return undefined;
-  const json = <T>(k: string): T | undefined => { try { return metadata[`${LINEAGE_PREFIX}${k}`] ? JSON.parse(metadata[`${LINEAGE_PREFIX}${k}`]) as T : undefined; } catch { return undefined; } };
+  const json = <T>(k: string): T | undefined => {
+    try {
+      return metadata[`${LINEAGE_PREFIX}${k}`] ? (JSON.parse(metadata[`${LINEAGE_PREFIX}${k}`]) as T) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
   return {
     version: metadata[`${LINEAGE_PREFIX}version`],
     kind: metadata[`${LINEAGE_PREFIX}kind`] === 'finetuned' ? 'finetuned' : 'fused',

@@ -39,7 +39,12 @@ function stamp(d = new Date()): string {
 
 /** A file-name-safe run name. */
 export function safeRunName(name: string): string {
-  return name.replace(/[^\w.-]+/g, '_').replace(/^\.+/, '_').slice(0, 120) || 'run';
+  return (
+    name
+      .replace(/[^\w.-]+/g, '_')
+      .replace(/^\.+/, '_')
+      .slice(0, 120) || 'run'
+  );
 }
 
 /** Claims a fresh run folder: `mkdir` without `recursive` fails when the name exists, so two processes that pick
@@ -89,7 +94,11 @@ export function commitRun(claim: RunClaim): void {
 /** Gives a claim back: removes the temporary folder and the empty claimed folder. */
 export function abandonRun(claim: RunClaim): void {
   fs.rmSync(claim.tmp, { recursive: true, force: true });
-  try { fs.rmdirSync(claim.dir); } catch { /* already gone, or not empty (then not ours to remove) */ }
+  try {
+    fs.rmdirSync(claim.dir);
+  } catch {
+    /* already gone, or not empty (then not ours to remove) */
+  }
 }
 
 /** Claims, fills the temporary folder with `fill`, commits; on any error nothing is left behind. */
@@ -106,7 +115,12 @@ export async function createRun<T>(runsDir: string, name: string, fill: (claim: 
 }
 
 function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Removes hidden `.…tmp` folders of runs whose process is gone (a killed run), and empty claimed folders left by
@@ -114,19 +128,28 @@ function alive(pid: number): boolean {
 export function cleanStaleTemps(runsDir: string, maxEmptyAgeMs = 24 * 3600 * 1000): string[] {
   const removed: string[] = [];
   let entries: fs.Dirent[];
-  try { entries = fs.readdirSync(runsDir, { withFileTypes: true }); } catch { return removed; }
+  try {
+    entries = fs.readdirSync(runsDir, { withFileTypes: true });
+  } catch {
+    return removed;
+  }
   for (const e of entries) {
     if (!e.isDirectory()) continue;
     const p = path.join(runsDir, e.name);
     const tmp = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/.exec(e.name) ?? /^\..+\.(\d+)\.[0-9a-z]+\.tmp$/.exec(e.name);
     try {
       if (tmp) {
-        if (Number(tmp[1]) !== process.pid && !alive(Number(tmp[1]))) { fs.rmSync(p, { recursive: true, force: true }); removed.push(p); }
+        if (Number(tmp[1]) !== process.pid && !alive(Number(tmp[1]))) {
+          fs.rmSync(p, { recursive: true, force: true });
+          removed.push(p);
+        }
       } else if (!e.name.startsWith('.') && fs.readdirSync(p).length === 0 && Date.now() - fs.statSync(p).mtimeMs > maxEmptyAgeMs) {
         fs.rmdirSync(p);
         removed.push(p);
       }
-    } catch { /* raced with another process: leave it */ }
+    } catch {
+      /* raced with another process: leave it */
+    }
   }
   return removed;
 }
@@ -139,11 +162,19 @@ export function readRun(dir: string): RunEntry {
     const raw = JSON.parse(Buffer.from(readRegularFile(file, 'BAD_DATA', 'run record', 64 << 20)).toString('utf8')) as Partial<RunRecord>;
     if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('run.json is not an object');
     const record = {
-      ...raw, id: raw.id ?? path.basename(dir), name: raw.name ?? path.basename(dir), status: raw.status ?? 'failed',
+      ...raw,
+      id: raw.id ?? path.basename(dir),
+      name: raw.name ?? path.basename(dir),
+      status: raw.status ?? 'failed',
       createdAt: raw.createdAt ?? fs.statSync(file).mtime.toISOString(),
-      models: Array.isArray(raw.models) ? raw.models : [], anchor: raw.anchor ?? raw.models?.[0] ?? '', fusedModel: raw.fusedModel ?? 'fused.onnx',
-      metrics: Array.isArray(raw.metrics) ? raw.metrics : [], layers: Array.isArray(raw.layers) ? raw.layers : [],
-      recipe: raw.recipe ?? {}, versions: raw.versions ?? {}, timings: raw.timings ?? {},
+      models: Array.isArray(raw.models) ? raw.models : [],
+      anchor: raw.anchor ?? raw.models?.[0] ?? '',
+      fusedModel: raw.fusedModel ?? 'fused.onnx',
+      metrics: Array.isArray(raw.metrics) ? raw.metrics : [],
+      layers: Array.isArray(raw.layers) ? raw.layers : [],
+      recipe: raw.recipe ?? {},
+      versions: raw.versions ?? {},
+      timings: raw.timings ?? {},
     } as RunRecord;
     return { dir, record };
   } catch (err) {
@@ -154,7 +185,8 @@ export function readRun(dir: string): RunEntry {
 /** Every run (folder with a run.json) in a runs folder, newest first. */
 export function listRuns(runsDir: string): RunEntry[] {
   if (!fs.existsSync(runsDir)) return [];
-  return fs.readdirSync(runsDir, { withFileTypes: true })
+  return fs
+    .readdirSync(runsDir, { withFileTypes: true })
     .filter((d) => d.isDirectory() && !d.name.startsWith('.') && fs.existsSync(path.join(runsDir, d.name, RUN_FILE)))
     .map((d) => readRun(path.join(runsDir, d.name)))
     .sort((a, b) => (b.record?.createdAt ?? path.basename(b.dir)).localeCompare(a.record?.createdAt ?? path.basename(a.dir)));
@@ -189,7 +221,11 @@ export function mapsPath(entry: RunEntry): string | undefined {
 /** Why `dir` is not an otfuse run folder that deleteRun may remove, or undefined when it is one. */
 export function notARunFolder(dir: string): string | undefined {
   let st: fs.Stats;
-  try { st = fs.lstatSync(dir); } catch { return 'it does not exist'; }
+  try {
+    st = fs.lstatSync(dir);
+  } catch {
+    return 'it does not exist';
+  }
   if (st.isSymbolicLink()) return 'it is a symbolic link';
   if (!st.isDirectory()) return 'it is not a folder';
   const entry = readRun(dir);

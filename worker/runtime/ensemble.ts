@@ -55,7 +55,12 @@ export async function evaluateEnsemble(models: (string | OnnxModel)[], dataset: 
         const logits = (await runner.run(batch, binding, [output]))[output].data as Float32Array;
         const c = logits.length / batch.labels.length;
         if (!classes) classes = c;
-        if (c !== classes) throw new OtfuseError('MISMATCH', `${path.basename(runner.file)} has ${c} outputs per sample but ${path.basename(runners[0].runner.file)} has ${classes}`, { file: runner.file });
+        if (c !== classes)
+          throw new OtfuseError(
+            'MISMATCH',
+            `${path.basename(runner.file)} has ${c} outputs per sample but ${path.basename(runners[0].runner.file)} has ${classes}`,
+            { file: runner.file },
+          );
         mean ??= new Float32Array(logits.length);
         const w = weights[k] / wsum;
         for (let i = 0; i < logits.length; i++) mean[i] += w * logits[i];
@@ -67,8 +72,12 @@ export async function evaluateEnsemble(models: (string | OnnxModel)[], dataset: 
       done += dataset.labelsPerSample ? batch.labels.length / dataset.labelsPerSample : batch.labels.length;
     }
     return {
-      models: runners.map((r) => r.runner.file), accuracy: scored ? correct / scored : 0, loss: scored ? lossSum / scored : 0,
-      samples: done, seconds: (performance.now() - t0) / 1000, provider: runners[0].runner.provider,
+      models: runners.map((r) => r.runner.file),
+      accuracy: scored ? correct / scored : 0,
+      loss: scored ? lossSum / scored : 0,
+      samples: done,
+      seconds: (performance.now() - t0) / 1000,
+      provider: runners[0].runner.provider,
     };
   } finally {
     for (const r of runners) await r.runner.release();

@@ -63,7 +63,15 @@ export async function evaluateWithRunner(runner: ModelRunner, dataset: Dataset, 
     options.onProgress?.(done, total);
   }
   const seconds = (performance.now() - t0) / 1000;
-  if (perSample) return { accuracy: scored ? correct / scored : 0, loss: scored ? lossSum / scored : 0, samples: done, maskedTokens: scored, seconds, provider: runner.provider };
+  if (perSample)
+    return {
+      accuracy: scored ? correct / scored : 0,
+      loss: scored ? lossSum / scored : 0,
+      samples: done,
+      maskedTokens: scored,
+      seconds,
+      provider: runner.provider,
+    };
   return { accuracy: done ? correct / done : 0, loss: done ? lossSum / done : 0, samples: done, seconds, provider: runner.provider };
 }
 
@@ -82,7 +90,11 @@ export function scoreLogits(logits: Float32Array, labels: Int32Array): { correct
     const row = logits.subarray(i * classes, (i + 1) * classes);
     let best = 0;
     let max = -Infinity;
-    for (let c = 0; c < classes; c++) if (row[c] > max) { max = row[c]; best = c; }
+    for (let c = 0; c < classes; c++)
+      if (row[c] > max) {
+        max = row[c];
+        best = c;
+      }
     let sum = 0;
     for (let c = 0; c < classes; c++) sum += Math.exp(row[c] - max);
     lossSum += Math.log(sum) + max - row[labels[i]];
@@ -94,16 +106,25 @@ export function scoreLogits(logits: Float32Array, labels: Int32Array): { correct
 /** The first output must be [batch, classes] logits and every label a valid class (dynamic class dims included). */
 function checkLogits(dims: readonly number[], classes: number, labels: Int32Array, model: string, data: string, tokens = false): void {
   if (!Number.isInteger(classes) || classes < 1 || (!tokens && Number(dims[0]) !== labels.length)) {
-    throw new OtfuseError('BAD_MODEL', `the first output has shape [${dims.join(', ')}] for a batch of ${labels.length}; a classifier's logits are [batch, classes]`, { file: model });
+    throw new OtfuseError(
+      'BAD_MODEL',
+      `the first output has shape [${dims.join(', ')}] for a batch of ${labels.length}; a classifier's logits are [batch, classes]`,
+      { file: model },
+    );
   }
   for (let i = 0; i < labels.length; i++) {
-    if (labels[i] >= classes || (labels[i] < 0 && !(tokens && labels[i] === IGNORE_LABEL))) throw new OtfuseError('BAD_DATA', `label ${labels[i]} is out of range: the model gives ${classes} class scores`, { file: data });
+    if (labels[i] >= classes || (labels[i] < 0 && !(tokens && labels[i] === IGNORE_LABEL)))
+      throw new OtfuseError('BAD_DATA', `label ${labels[i]} is out of range: the model gives ${classes} class scores`, { file: data });
   }
 }
 
 /** Masked-LM data needs per-token logits [batch, tokens, vocab] for the [batch, tokens] labels. */
 function checkTokenLogits(dims: readonly number[], rows: number, tokens: number, model: string): void {
   if (dims.length !== 3 || Number(dims[0]) !== rows || Number(dims[1]) !== tokens) {
-    throw new OtfuseError('BAD_MODEL', `the first output has shape [${dims.join(', ')}] but the data has masked-LM labels [${rows}, ${tokens}]: expected per-token logits [batch, tokens, vocabulary]`, { file: model });
+    throw new OtfuseError(
+      'BAD_MODEL',
+      `the first output has shape [${dims.join(', ')}] but the data has masked-LM labels [${rows}, ${tokens}]: expected per-token logits [batch, tokens, vocabulary]`,
+      { file: model },
+    );
   }
 }

@@ -3,7 +3,11 @@ import { OnnxModel } from '../onnx/model';
 import { Dataset, batches } from '../data/dataset';
 import { ModelRunner, SessionOptions } from './session';
 
-export async function computeLogits(model: OnnxModel, dataset: Dataset, options: SessionOptions & { limit?: number; batchSize?: number } = {}): Promise<{ logits: Float32Array; classes: number }> {
+export async function computeLogits(
+  model: OnnxModel,
+  dataset: Dataset,
+  options: SessionOptions & { limit?: number; batchSize?: number } = {},
+): Promise<{ logits: Float32Array; classes: number }> {
   const runner = await ModelRunner.create(model, options);
   try {
     const binding = runner.bind(dataset, { checkLabels: false });
@@ -16,7 +20,10 @@ export async function computeLogits(model: OnnxModel, dataset: Dataset, options:
     }
     const logits = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
     let offset = 0;
-    for (const p of parts) { logits.set(p, offset); offset += p.length; }
+    for (const p of parts) {
+      logits.set(p, offset);
+      offset += p.length;
+    }
     return { logits, classes: total ? logits.length / total : 0 };
   } finally {
     await runner.release();

@@ -21,8 +21,15 @@ function cudaLibraryPresent(): boolean {
 
 function vulkanLoaderPresent(): boolean {
   if (process.platform !== 'linux') return true; // Dawn uses D3D12/Metal elsewhere.
-  const dirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/usr/local/lib',
-    ...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean)];
+  const dirs = [
+    '/usr/lib/x86_64-linux-gnu',
+    '/usr/lib/aarch64-linux-gnu',
+    '/usr/lib64',
+    '/usr/lib',
+    '/lib/x86_64-linux-gnu',
+    '/usr/local/lib',
+    ...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),
+  ];
   return dirs.some((d) => fs.existsSync(path.join(d, 'libvulkan.so.1')));
 }
 
@@ -32,10 +39,11 @@ function probeModel(): Uint8Array {
   // Built with onnx-proto at first use to keep it readable.
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded lazily on first use
   const { onnx } = require('onnx-proto') as typeof import('onnx-proto');
-  const vi = (name: string) => onnx.ValueInfoProto.create({
-    name,
-    type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }] } } },
-  });
+  const vi = (name: string) =>
+    onnx.ValueInfoProto.create({
+      name,
+      type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }] } } },
+    });
   const model = onnx.ModelProto.create({
     irVersion: 8,
     opsetImport: [{ domain: '', version: 17 }],
@@ -55,7 +63,10 @@ function tryProviderIsolated(name: ProviderName): string | undefined {
       process.stdout.write('OK');
     })().catch((e) => { process.stdout.write('FAIL ' + String(e && e.message || e).split('\\n')[0]); });`;
   const r = spawnSync(process.execPath, ['-e', script, Buffer.from(probeModel()).toString('base64'), name], {
-    encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+    encoding: 'utf8',
+    timeout: 60_000,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
   });
   if (r.stdout === 'OK') return undefined;
   if (r.stdout?.startsWith('FAIL ')) return r.stdout.slice(5, 245);
@@ -117,7 +128,7 @@ async function checkProvider(name: ProviderName, quiet: boolean): Promise<string
     return 'no Vulkan loader (libvulkan.so.1) found, so WebGPU has no GPU adapter';
   }
   // In auto mode a GPU provider is first probed out of process (quietly); only one that works is started here.
-  const failure = quiet ? tryProviderIsolated(name) ?? (await tryProvider(name)) : await tryProvider(name);
+  const failure = quiet ? (tryProviderIsolated(name) ?? (await tryProvider(name))) : await tryProvider(name);
   if (failure === undefined) return undefined;
   if (name === 'cuda') return `CUDA provider failed to start: ${failure}`;
   return `WebGPU has no usable GPU adapter: ${failure}`;

@@ -51,7 +51,9 @@ export class ModelRunner {
   bind(dataset: Dataset, options: { checkLabels?: boolean } = {}): InputBinding {
     const binding: InputBinding = {};
     if (this.summary.inputs.length === 0) {
-      throw new OtfuseError('BAD_MODEL', 'the model has no inputs, so its output does not depend on the data; there is nothing to evaluate', { file: this.file });
+      throw new OtfuseError('BAD_MODEL', 'the model has no inputs, so its output does not depend on the data; there is nothing to evaluate', {
+        file: this.file,
+      });
     }
     const byName = new Map(dataset.arrays.map((a) => [a.name, a]));
     for (const input of this.summary.inputs) {
@@ -59,12 +61,20 @@ export class ModelRunner {
       if (!array && this.summary.inputs.length === 1 && dataset.arrays.length === 1) array = dataset.arrays[0];
       if (!array && this.summary.inputs.length === 1) array = byName.get('x');
       if (!array) {
-        throw new OtfuseError('BAD_DATA', `no array for model input '${input.name}' (dataset arrays: ${dataset.arrays.map((a) => a.name).join(', ')}; model ${this.file})`, { file: dataset.source });
+        throw new OtfuseError(
+          'BAD_DATA',
+          `no array for model input '${input.name}' (dataset arrays: ${dataset.arrays.map((a) => a.name).join(', ')}; model ${this.file})`,
+          { file: dataset.source },
+        );
       }
       const wanted = input.shape.slice(1);
       const mismatch = wanted.length !== array.sampleShape.length || wanted.some((d, i) => typeof d === 'number' && d > 0 && d !== array!.sampleShape[i]);
       if (mismatch) {
-        throw new OtfuseError('BAD_DATA', `array '${array.name}' has samples of shape [${array.sampleShape}] but model input '${input.name}' of ${this.file} expects [${input.shape.join(', ')}]`, { file: dataset.source });
+        throw new OtfuseError(
+          'BAD_DATA',
+          `array '${array.name}' has samples of shape [${array.sampleShape}] but model input '${input.name}' of ${this.file} expects [${input.shape.join(', ')}]`,
+          { file: dataset.source },
+        );
       }
       const wantsInt = input.type === 'INT64' || input.type === 'INT32';
       if (wantsInt !== (array.type === 'int64')) {
@@ -135,7 +145,10 @@ function firstLine(err: unknown): string {
  * (…)", "node name: x". "Node input 'x' is not a graph input" names a tensor, not a node: undefined then. */
 export function nodeInMessage(err: unknown): string | undefined {
   const text = err instanceof Error ? err.message : String(err);
-  const m = /Name:\s*'([^']+)'/.exec(text) ?? /[Nn]ode \(([^)]+)\)/.exec(text) ?? /[Nn]ode name[:\s]+'?([^'\s,]+)'?/.exec(text)
-    ?? /(?:^|\s)[Nn]ode:\s*'?([^'\s,]+)'?/.exec(text);
+  const m =
+    /Name:\s*'([^']+)'/.exec(text) ??
+    /[Nn]ode \(([^)]+)\)/.exec(text) ??
+    /[Nn]ode name[:\s]+'?([^'\s,]+)'?/.exec(text) ??
+    /(?:^|\s)[Nn]ode:\s*'?([^'\s,]+)'?/.exec(text);
   return m?.[1] || undefined;
 }

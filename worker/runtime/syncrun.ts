@@ -51,7 +51,10 @@ function start(): boolean {
   try {
     worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath: require.resolve('onnxruntime-node') } });
     worker.unref();
-    worker.on('error', () => { broken = true; worker = undefined; });
+    worker.on('error', () => {
+      broken = true;
+      worker = undefined;
+    });
     const channel = new MessageChannel();
     port = channel.port1;
     port.unref();
@@ -69,7 +72,12 @@ export let lastSyncError: string | undefined;
 /**
  * Runs model `model` (cached per `key`) on `feeds` and returns every output, synchronously; undefined on any failure.
  */
-export function runSync(key: string, model: Uint8Array, feeds: Record<string, SyncTensor>, options: { providers?: string[]; threads?: number; timeoutMs?: number; transferFeeds?: boolean } = {}): Record<string, SyncTensor> | undefined {
+export function runSync(
+  key: string,
+  model: Uint8Array,
+  feeds: Record<string, SyncTensor>,
+  options: { providers?: string[]; threads?: number; timeoutMs?: number; transferFeeds?: boolean } = {},
+): Record<string, SyncTensor> | undefined {
   if (!start()) return undefined;
   const ctl = new SharedArrayBuffer(4);
   // transferFeeds: the feeds' buffers move to the worker instead of being copied (the caller must not reuse them).
@@ -84,6 +92,9 @@ export function runSync(key: string, model: Uint8Array, feeds: Record<string, Sy
     worker = undefined;
     return undefined;
   }
-  if (!msg.ok) { lastSyncError = msg.error; return undefined; }
+  if (!msg.ok) {
+    lastSyncError = msg.error;
+    return undefined;
+  }
   return msg.out;
 }

@@ -11,10 +11,36 @@ import { GRADIENTS, differentiableInputs } from './gradients';
 
 /** Ops whose outputs never carry a gradient (shape arithmetic, comparisons, index computations). */
 const NON_DIFFERENTIABLE = new Set([
-  'Constant', 'Shape', 'Size', 'ConstantOfShape', 'Range', 'NonZero', 'OneHot', 'EyeLike',
-  'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'Not', 'And', 'Or', 'Xor',
-  'ArgMax', 'ArgMin', 'IsNaN', 'IsInf', 'Sign', 'Floor', 'Ceil', 'Round', 'RandomNormal', 'RandomUniform',
-  'RandomNormalLike', 'RandomUniformLike', 'Bernoulli',
+  'Constant',
+  'Shape',
+  'Size',
+  'ConstantOfShape',
+  'Range',
+  'NonZero',
+  'OneHot',
+  'EyeLike',
+  'Equal',
+  'Less',
+  'LessOrEqual',
+  'Greater',
+  'GreaterOrEqual',
+  'Not',
+  'And',
+  'Or',
+  'Xor',
+  'ArgMax',
+  'ArgMin',
+  'IsNaN',
+  'IsInf',
+  'Sign',
+  'Floor',
+  'Ceil',
+  'Round',
+  'RandomNormal',
+  'RandomUniform',
+  'RandomNormalLike',
+  'RandomUniformLike',
+  'Bernoulli',
 ]);
 
 export function supportedOps(): string[] {
@@ -68,7 +94,8 @@ export function emitBackward(opts: BackwardOptions): Map<string, string> {
   const addGrad = (name: string, g: string | undefined) => {
     if (!g || !active.has(name)) return;
     const list = grads.get(name);
-    if (list) list.push(g); else grads.set(name, [g]);
+    if (list) list.push(g);
+    else grads.set(name, [g]);
   };
   for (const [out, g] of opts.seeds) addGrad(out, g);
 
@@ -79,7 +106,10 @@ export function emitBackward(opts: BackwardOptions): Map<string, string> {
     if (!outs.some((o) => grads.has(o))) continue;
     const op = n.opType ?? '';
     if (!Object.prototype.hasOwnProperty.call(GRADIENTS, op)) {
-      throw new OtfuseError('UNSUPPORTED', `cannot differentiate op '${op}' on the gradient path (supported: ${supportedOps().join(', ')})`, { file, node: n.name || outs[0] });
+      throw new OtfuseError('UNSUPPORTED', `cannot differentiate op '${op}' on the gradient path (supported: ${supportedOps().join(', ')})`, {
+        file,
+        node: n.name || outs[0],
+      });
     }
     if (GRADIENTS[op].multiOutput) {
       // Several outputs (Split): the rule gets each output's gradient (undefined where none flows).
@@ -87,8 +117,15 @@ export function emitBackward(opts: BackwardOptions): Map<string, string> {
       for (const o of outs) grads.delete(o);
       const ins = n.input ?? [];
       const want = ins.map((name) => !!name && active.has(name));
-      const inGrads = ctx.rule(n, gys.find((g) => g !== undefined)!, want, gys);
-      ins.forEach((name, i) => { if (want[i]) addGrad(name, inGrads[i]); });
+      const inGrads = ctx.rule(
+        n,
+        gys.find((g) => g !== undefined)!,
+        want,
+        gys,
+      );
+      ins.forEach((name, i) => {
+        if (want[i]) addGrad(name, inGrads[i]);
+      });
       continue;
     }
     for (let i = 1; i < outs.length; i++) {
@@ -105,7 +142,9 @@ export function emitBackward(opts: BackwardOptions): Map<string, string> {
     const ins = n.input ?? [];
     const want = ins.map((name) => !!name && active.has(name));
     const inGrads = ctx.rule(n, gy, want);
-    ins.forEach((name, i) => { if (want[i]) addGrad(name, inGrads[i]); });
+    ins.forEach((name, i) => {
+      if (want[i]) addGrad(name, inGrads[i]);
+    });
   }
 
   const result = new Map<string, string>();
@@ -129,8 +168,16 @@ interface GeluMatch {
  * Recognises y = (x · (1 + erf(x / √2))) · 0.5 ending at `n` (PyTorch's exact GELU export), with every
  * intermediate used only inside the pattern (so skipping their individual gradients loses nothing).
  */
-function matchGelu(n: onnx.INodeProto, producer: Map<string, onnx.INodeProto>, consumers: Map<string, number>, consts: Map<string, number[]>): GeluMatch | undefined {
-  const scalar = (t: string) => { const v = consts.get(t); return v && v.length === 1 ? v[0] : undefined; };
+function matchGelu(
+  n: onnx.INodeProto,
+  producer: Map<string, onnx.INodeProto>,
+  consumers: Map<string, number>,
+  consts: Map<string, number[]>,
+): GeluMatch | undefined {
+  const scalar = (t: string) => {
+    const v = consts.get(t);
+    return v && v.length === 1 ? v[0] : undefined;
+  };
   const only = (t: string) => consumers.get(t) === 1;
   const [a, b] = n.input ?? [];
   const half = scalar(b);
@@ -213,7 +260,9 @@ export function attrInts(n: onnx.INodeProto, name: string): number[] | undefined
 
 export function inversePerm(perm: number[]): number[] {
   const inv = new Array<number>(perm.length);
-  perm.forEach((p, i) => { inv[p] = i; });
+  perm.forEach((p, i) => {
+    inv[p] = i;
+  });
   return inv;
 }
 
@@ -274,12 +323,14 @@ export class RuleContext {
     return r.grad(this, { n, gy, gys, want, b: this.b, ins, y, ydims: this.dims(y), x0: ins[0], x1: ins[1], op });
   }
 
-
   /** d/dx [h · x · (1 + erf(x/√2))] = h · (1 + erf(x/√2)) + h · x · √(2/π) · exp(−x²/2). */
   geluGrad(x: string, onePlusErf: string, gy: string, half: number): string {
     const b = this.b;
     const gauss = b.op('Exp', [b.op('Mul', [b.op('Mul', [x, x]), this.scalarLike(-0.5, x)])]);
-    const slope = b.op('Add', [b.op('Mul', [onePlusErf, this.scalarLike(half, x)]), b.op('Mul', [b.op('Mul', [x, gauss]), this.scalarLike(half * Math.sqrt(2 / Math.PI), x)])]);
+    const slope = b.op('Add', [
+      b.op('Mul', [onePlusErf, this.scalarLike(half, x)]),
+      b.op('Mul', [b.op('Mul', [x, gauss]), this.scalarLike(half * Math.sqrt(2 / Math.PI), x)]),
+    ]);
     return b.op('Mul', [gy, slope]);
   }
 
@@ -319,8 +370,16 @@ export class RuleContext {
     let A2 = a;
     let B2 = bm;
     let g = gy;
-    if (bdims.length === 1) { B2 = b.unsqueeze(bm, [1]); bdims = [bdims[0], 1]; g = b.unsqueeze(g, [-1]); }
-    if (adims.length === 1) { A2 = b.unsqueeze(a, [0]); adims = [1, adims[0]]; g = b.unsqueeze(g, [-2]); }
+    if (bdims.length === 1) {
+      B2 = b.unsqueeze(bm, [1]);
+      bdims = [bdims[0], 1];
+      g = b.unsqueeze(g, [-1]);
+    }
+    if (adims.length === 1) {
+      A2 = b.unsqueeze(a, [0]);
+      adims = [1, adims[0]];
+      g = b.unsqueeze(g, [-2]);
+    }
     const batch = broadcastDims(adims.slice(0, -2), bdims.slice(0, -2));
     const m = adims[adims.length - 2];
     const k = adims[adims.length - 1];
@@ -437,7 +496,10 @@ export class RuleContext {
     const x = ins[0];
     const dims = this.dims(x);
     const rank = dims.length;
-    let starts: string; let ends: string; let axes: number[]; let steps: string | undefined;
+    let starts: string;
+    let ends: string;
+    let axes: number[];
+    let steps: string | undefined;
     if (this.b.opset < 10) {
       const st = attrInts(n, 'starts') ?? [];
       starts = b.i64(st);
@@ -461,11 +523,9 @@ export class RuleContext {
       if (steps) sliceIns.push(pick(steps));
       const idx = b.op('Slice', sliceIns);
       stages.push({ shape, idx, axis });
-      shape = b.op('Concat', [
-        b.op('Slice', [shape, b.i64([0]), b.i64([axis])]),
-        b.shape(idx),
-        b.op('Slice', [shape, b.i64([axis + 1]), b.i64([rank])]),
-      ], { axis: A.i(0) });
+      shape = b.op('Concat', [b.op('Slice', [shape, b.i64([0]), b.i64([axis])]), b.shape(idx), b.op('Slice', [shape, b.i64([axis + 1]), b.i64([rank])])], {
+        axis: A.i(0),
+      });
     });
     let g = gy;
     for (let j = stages.length - 1; j >= 0; j--) g = this.gatherGrad(g, stages[j].shape, stages[j].idx, stages[j].axis, rank, 1, this.dtype(x));
@@ -484,8 +544,15 @@ export class RuleContext {
     const strides = attrInts(n, 'strides') ?? [1, 1];
     const pads = attrInts(n, 'pads') ?? [0, 0, 0, 0];
     const dil = attrInts(n, 'dilations') ?? [1, 1];
-    const autoPad = (attr(n, 'auto_pad')?.s ? new TextDecoder().decode(attr(n, 'auto_pad')!.s!) : 'NOTSET');
-    if (attrInt(n, 'group', 1) !== 1 || strides[0] !== kh || strides[1] !== kw || pads.some((p) => p !== 0) || dil.some((d) => d !== 1) || (autoPad !== 'NOTSET' && autoPad !== 'VALID')) {
+    const autoPad = attr(n, 'auto_pad')?.s ? new TextDecoder().decode(attr(n, 'auto_pad')!.s!) : 'NOTSET';
+    if (
+      attrInt(n, 'group', 1) !== 1 ||
+      strides[0] !== kh ||
+      strides[1] !== kw ||
+      pads.some((p) => p !== 0) ||
+      dil.some((d) => d !== 1) ||
+      (autoPad !== 'NOTSET' && autoPad !== 'VALID')
+    ) {
       this.unsupported(n, 'only Conv with stride = kernel, no padding, no dilation and one group is supported');
     }
     const [H, W] = [xd[2], xd[3]];

@@ -7,11 +7,7 @@ const AT = onnx.AttributeProto.AttributeType;
 
 /** An attribute value with its ONNX type made explicit (a JS number alone cannot say INT or FLOAT). */
 export type Attr =
-  | { kind: 'i'; v: number }
-  | { kind: 'f'; v: number }
-  | { kind: 'is'; v: number[] }
-  | { kind: 's'; v: string }
-  | { kind: 't'; v: onnx.ITensorProto };
+  { kind: 'i'; v: number } | { kind: 'f'; v: number } | { kind: 'is'; v: number[] } | { kind: 's'; v: string } | { kind: 't'; v: onnx.ITensorProto };
 
 export const A = {
   i: (v: number): Attr => ({ kind: 'i', v }),
@@ -23,11 +19,16 @@ export const A = {
 
 export function toAttribute(name: string, a: Attr): onnx.IAttributeProto {
   switch (a.kind) {
-    case 'i': return { name, type: AT.INT, i: a.v };
-    case 'f': return { name, type: AT.FLOAT, f: a.v };
-    case 'is': return { name, type: AT.INTS, ints: a.v };
-    case 's': return { name, type: AT.STRING, s: new TextEncoder().encode(a.v) };
-    case 't': return { name, type: AT.TENSOR, t: a.v };
+    case 'i':
+      return { name, type: AT.INT, i: a.v };
+    case 'f':
+      return { name, type: AT.FLOAT, f: a.v };
+    case 'is':
+      return { name, type: AT.INTS, ints: a.v };
+    case 's':
+      return { name, type: AT.STRING, s: new TextEncoder().encode(a.v) };
+    case 't':
+      return { name, type: AT.TENSOR, t: a.v };
   }
 }
 
@@ -35,12 +36,23 @@ export function toAttribute(name: string, a: Attr): onnx.IAttributeProto {
 export function makeTensor(name: string, dataType: number, dims: number[], values: ArrayLike<number>): onnx.ITensorProto {
   let raw: Uint8Array;
   switch (dataType) {
-    case DT.FLOAT: raw = new Uint8Array(Float32Array.from(values).buffer); break;
-    case DT.DOUBLE: raw = new Uint8Array(Float64Array.from(values).buffer); break;
-    case DT.INT64: raw = new Uint8Array(BigInt64Array.from(Array.from(values, (v) => BigInt(Math.trunc(v)))).buffer); break;
-    case DT.INT32: raw = new Uint8Array(Int32Array.from(values).buffer); break;
-    case DT.BOOL: raw = Uint8Array.from(values); break;
-    default: throw new Error(`makeTensor: element type ${dataType} not supported`);
+    case DT.FLOAT:
+      raw = new Uint8Array(Float32Array.from(values).buffer);
+      break;
+    case DT.DOUBLE:
+      raw = new Uint8Array(Float64Array.from(values).buffer);
+      break;
+    case DT.INT64:
+      raw = new Uint8Array(BigInt64Array.from(Array.from(values, (v) => BigInt(Math.trunc(v)))).buffer);
+      break;
+    case DT.INT32:
+      raw = new Uint8Array(Int32Array.from(values).buffer);
+      break;
+    case DT.BOOL:
+      raw = Uint8Array.from(values);
+      break;
+    default:
+      throw new Error(`makeTensor: element type ${dataType} not supported`);
   }
   return onnx.TensorProto.create({ name, dataType, dims, rawData: raw });
 }
@@ -51,7 +63,10 @@ export class GraphBuilder {
   private counter = 0;
   private readonly constCache = new Map<string, string>();
 
-  constructor(readonly prefix: string, readonly opset: number) {}
+  constructor(
+    readonly prefix: string,
+    readonly opset: number,
+  ) {}
 
   fresh(hint: string): string {
     return `${this.prefix}/${hint}_${this.counter++}`;
@@ -60,13 +75,15 @@ export class GraphBuilder {
   /** Emits one node; returns its outputs (named fresh unless `outputs` is given). */
   node(opType: string, inputs: string[], attrs: Record<string, Attr> = {}, outputs: number | string[] = 1): string[] {
     const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, () => this.fresh(opType)) : outputs;
-    this.nodes.push(onnx.NodeProto.create({
-      opType,
-      name: this.fresh(`${opType}_node`),
-      input: inputs,
-      output: outs,
-      attribute: Object.entries(attrs).map(([k, v]) => toAttribute(k, v)),
-    }));
+    this.nodes.push(
+      onnx.NodeProto.create({
+        opType,
+        name: this.fresh(`${opType}_node`),
+        input: inputs,
+        output: outs,
+        attribute: Object.entries(attrs).map(([k, v]) => toAttribute(k, v)),
+      }),
+    );
     return outs;
   }
 
@@ -127,15 +144,24 @@ export class GraphBuilder {
 /** Element type of a tensor named by ORT's type string. */
 export function dataTypeOf(ortType: string): number {
   switch (ortType) {
-    case 'float32': return DT.FLOAT;
-    case 'float64': return DT.DOUBLE;
-    case 'float16': return DT.FLOAT16;
-    case 'int64': return DT.INT64;
-    case 'int32': return DT.INT32;
-    case 'int8': return DT.INT8;
-    case 'uint8': return DT.UINT8;
-    case 'bool': return DT.BOOL;
-    default: return DT.UNDEFINED;
+    case 'float32':
+      return DT.FLOAT;
+    case 'float64':
+      return DT.DOUBLE;
+    case 'float16':
+      return DT.FLOAT16;
+    case 'int64':
+      return DT.INT64;
+    case 'int32':
+      return DT.INT32;
+    case 'int8':
+      return DT.INT8;
+    case 'uint8':
+      return DT.UINT8;
+    case 'bool':
+      return DT.BOOL;
+    default:
+      return DT.UNDEFINED;
   }
 }
 

@@ -29,7 +29,9 @@ export function shuffled(count: number, rand: () => number): Int32Array {
   for (let i = 0; i < count; i++) order[i] = i;
   for (let i = count - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
-    const t = order[i]; order[i] = order[j]; order[j] = t;
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
   }
   return order;
 }
@@ -46,7 +48,9 @@ async function createSession(model: OnnxModel, provider: ProviderReport, threads
   // Training graphs of small models are many small ops: past a few threads ONNX Runtime's scheduling
   // costs more than it gains (measured on a 16-core machine: 4 threads beat 16), so the default is capped.
   const options: ort.InferenceSession.SessionOptions = {
-    executionProviders: [provider.used], graphOptimizationLevel: 'all', logSeverityLevel: 3,
+    executionProviders: [provider.used],
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
     intraOpNumThreads: threads || Math.min(4, os.availableParallelism()),
   };
   try {
@@ -64,7 +68,10 @@ function bindInputs(inputs: string[], dataset: Dataset, file: string): Record<st
     if (names.has(input)) binding[input] = input;
     else if (inputs.length === 1 && dataset.arrays.length === 1) binding[input] = dataset.arrays[0].name;
     else if (inputs.length === 1 && names.has('x')) binding[input] = 'x';
-    else throw new OtfuseError('BAD_DATA', `no array for model input '${input}' (dataset arrays: ${[...names].join(', ')}; model ${file})`, { file: dataset.source });
+    else
+      throw new OtfuseError('BAD_DATA', `no array for model input '${input}' (dataset arrays: ${[...names].join(', ')}; model ${file})`, {
+        file: dataset.source,
+      });
   }
   return binding;
 }
@@ -95,7 +102,15 @@ function checkLabels(dataset: Dataset, classes: number | undefined): void {
 }
 
 /** Accuracy and mean cross-entropy of the current flat parameters on a dataset. */
-async function evaluateParams(session: ort.InferenceSession, params: ort.Tensor, dataset: Dataset, binding: Record<string, string>, limit: number, batchSize: number, signal?: AbortSignal): Promise<{ accuracy: number; loss: number }> {
+async function evaluateParams(
+  session: ort.InferenceSession,
+  params: ort.Tensor,
+  dataset: Dataset,
+  binding: Record<string, string>,
+  limit: number,
+  batchSize: number,
+  signal?: AbortSignal,
+): Promise<{ accuracy: number; loss: number }> {
   let correct = 0;
   let lossSum = 0;
   let done = 0;
@@ -113,7 +128,8 @@ async function evaluateParams(session: ort.InferenceSession, params: ort.Tensor,
 
 function positive(name: string, v: number | undefined, fallback: number, integer = false): number {
   if (v === undefined) return fallback;
-  if (!Number.isFinite(v) || v < 0 || (integer && !Number.isInteger(v))) throw new OtfuseError('BAD_USAGE', `--${name} must be a ${integer ? 'non-negative integer' : 'non-negative number'} (got ${v})`);
+  if (!Number.isFinite(v) || v < 0 || (integer && !Number.isInteger(v)))
+    throw new OtfuseError('BAD_USAGE', `--${name} must be a ${integer ? 'non-negative integer' : 'non-negative number'} (got ${v})`);
   return v;
 }
 
@@ -154,10 +170,21 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   const inputs = model.summary().inputs.map((i) => i.name);
   const binding = bindInputs(inputs, train, model.file);
   const teacherFiles = request.teachers ?? [];
-  const distill = teacherFiles.length ? { temperature: positive('kd-temp', request.kdTemp, FINETUNE_DEFAULTS.kdTemp), alpha: positive('kd-alpha', request.kdAlpha, FINETUNE_DEFAULTS.kdAlpha) } : undefined;
+  const distill = teacherFiles.length
+    ? { temperature: positive('kd-temp', request.kdTemp, FINETUNE_DEFAULTS.kdTemp), alpha: positive('kd-alpha', request.kdAlpha, FINETUNE_DEFAULTS.kdAlpha) }
+    : undefined;
   const maskedLabels = !!train.labelsPerSample;
-  if (evalSet && !!evalSet.labelsPerSample !== maskedLabels) throw new OtfuseError('BAD_DATA', `the evaluation set has ${evalSet.labelsPerSample ? 'masked-LM token labels' : 'one label per sample'} but the training set ${maskedLabels ? 'masked-LM token labels' : 'one label per sample'}`, { file: evalSet.source });
-  const graph: TrainingGraph = await buildTrainingGraph(model, { weightDecay, clipNorm, labelSmoothing, distill, maskedLabels }, { probeFeeds: dataFeeds(probe, binding) });
+  if (evalSet && !!evalSet.labelsPerSample !== maskedLabels)
+    throw new OtfuseError(
+      'BAD_DATA',
+      `the evaluation set has ${evalSet.labelsPerSample ? 'masked-LM token labels' : 'one label per sample'} but the training set ${maskedLabels ? 'masked-LM token labels' : 'one label per sample'}`,
+      { file: evalSet.source },
+    );
+  const graph: TrainingGraph = await buildTrainingGraph(
+    model,
+    { weightDecay, clipNorm, labelSmoothing, distill, maskedLabels },
+    { probeFeeds: dataFeeds(probe, binding) },
+  );
   const layout: ParamLayout = graph.layout;
   const evalBinding = evalSet ? bindInputs(inputs, evalSet, model.file) : undefined;
   const provider = await resolveProvider(request.provider ?? 'auto');
@@ -173,7 +200,11 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   if (distill) {
     progress({ stage: 'finetune', message: `loading ${teacherFiles.length} teacher model${teacherFiles.length > 1 ? 's' : ''}` });
     try {
-      teachers = await Teachers.open(teacherFiles, train, classes, distill.temperature, { provider: request.provider, threads: request.threads, student: request.model });
+      teachers = await Teachers.open(teacherFiles, train, classes, distill.temperature, {
+        provider: request.provider,
+        threads: request.threads,
+        student: request.model,
+      });
     } catch (err) {
       await stepSession.release();
       await evaluate?.release();
@@ -189,7 +220,10 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   // moments through two.
   const vector = (data?: Float32Array) => new ort.Tensor('float32', data ?? new Float32Array(layout.total), [layout.total]);
   const paramRing = [vector(flattenParams(model, layout)), vector(), vector()];
-  const moments = [[vector(), vector()], [vector(), vector()]];
+  const moments = [
+    [vector(), vector()],
+    [vector(), vector()],
+  ];
   let ring = 0;
   let params: ort.Tensor = paramRing[0];
   const keep = request.keep ?? (evalSet ? 'best' : 'last');
@@ -198,7 +232,9 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   let peakRss = process.memoryUsage().rss;
   let written: { step: number; epoch: number } | undefined;
   const diverged = (why: string, at: number): OtfuseError => {
-    const kept = written ? `the checkpoint from epoch ${written.epoch} (step ${written.step}) at ${request.output} is kept` : `nothing was written to ${request.output}`;
+    const kept = written
+      ? `the checkpoint from epoch ${written.epoch} (step ${written.step}) at ${request.output} is kept`
+      : `nothing was written to ${request.output}`;
     return new OtfuseError('NUMERIC', `training diverged: ${why} (step ${at}); stopped, ${kept}. Try a lower --lr or a --clip-norm.`, { file: request.model });
   };
   // "Good" parameters: all finite and not exploded (max |w| within 1000× the starting scale, at least 1e4).
@@ -213,7 +249,11 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   try {
     if (evalSet && request.evalBefore) {
       result.initial = await evaluateParams(sessions.evaluate!, params, evalSet, evalBinding!, evalLimit, 256, signal);
-      progress({ stage: 'finetune', message: `before: accuracy ${(result.initial.accuracy * 100).toFixed(2)} %`, metrics: { accuracy: result.initial.accuracy, evalLoss: result.initial.loss } });
+      progress({
+        stage: 'finetune',
+        message: `before: accuracy ${(result.initial.accuracy * 100).toFixed(2)} %`,
+        metrics: { accuracy: result.initial.accuracy, evalLoss: result.initial.loss },
+      });
     }
     const rand = seededRandom(seed + 1);
     let step = 0;
@@ -243,14 +283,23 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
         const [mOut, vOut] = moments[(step + 1) % 2];
         const paramsOut = paramRing[(ring + 1) % 3];
         const fetches = { loss: null, correct: null, grad_norm: null, params_out: paramsOut, adam_m_out: mOut, adam_v_out: vOut };
-        const out = await sessions.step.run({
-          ...dataFeeds(batch, binding),
-          labels: new ort.Tensor('int64', BigInt64Array.from(batch.labels, (y) => BigInt(y)), [n]),
-          ...(teachers ? { teacher_probs: await teachers.probs(batch) } : {}),
-          params, adam_m: m, adam_v: v,
-          lr: new ort.Tensor('float32', Float32Array.of(lr), []),
-          step: new ort.Tensor('float32', Float32Array.of(step), []),
-        }, fetches as unknown as ort.InferenceSession.FetchesType);
+        const out = await sessions.step.run(
+          {
+            ...dataFeeds(batch, binding),
+            labels: new ort.Tensor(
+              'int64',
+              BigInt64Array.from(batch.labels, (y) => BigInt(y)),
+              [n],
+            ),
+            ...(teachers ? { teacher_probs: await teachers.probs(batch) } : {}),
+            params,
+            adam_m: m,
+            adam_v: v,
+            lr: new ort.Tensor('float32', Float32Array.of(lr), []),
+            step: new ort.Tensor('float32', Float32Array.of(step), []),
+          },
+          fetches as unknown as ort.InferenceSession.FetchesType,
+        );
         trainSeconds += (performance.now() - t0) / 1000;
         const loss = (out.loss.data as Float32Array)[0];
         firstLoss ??= loss;
@@ -258,10 +307,16 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
           // The loss of this step was computed with `params`: the parameters before them are the last good ones.
           let kept: string;
           if (written) kept = `the checkpoint from epoch ${written.epoch} (step ${written.step}) at ${request.output} is kept`;
-          else if (step > 1 && healthy(lastGood)) { save(lastGood, step - 2, epoch); kept = `the last good parameters (after step ${step - 2}) were written to ${request.output}`; }
-          else if (step > 1) kept = 'no checkpoint was written (the last parameters before it had already exploded)';
+          else if (step > 1 && healthy(lastGood)) {
+            save(lastGood, step - 2, epoch);
+            kept = `the last good parameters (after step ${step - 2}) were written to ${request.output}`;
+          } else if (step > 1) kept = 'no checkpoint was written (the last parameters before it had already exploded)';
           else kept = 'no checkpoint was written (the loss is not finite at the very first step: check the data and the model)';
-          throw new OtfuseError('NUMERIC', `training diverged: the loss became ${loss} at step ${step} (epoch ${epoch}, lr ${lr.toPrecision(3)}); stopped, ${kept}. Try a lower --lr or a --clip-norm.`, { file: request.model });
+          throw new OtfuseError(
+            'NUMERIC',
+            `training diverged: the loss became ${loss} at step ${step} (epoch ${epoch}, lr ${lr.toPrecision(3)}); stopped, ${kept}. Try a lower --lr or a --clip-norm.`,
+            { file: request.model },
+          );
         }
         lastGood = params;
         ring = (ring + 1) % 3;
@@ -279,8 +334,16 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
           const meanLoss = logLoss / logCount;
           result.history.push({ step, loss: meanLoss, lr });
           peakRss = Math.max(peakRss, process.memoryUsage().rss);
-          progress({ stage: 'finetune', done: step, total: totalSteps, message: `epoch ${epoch}, step ${step}/${totalSteps}`, metrics: { loss: meanLoss, lr, samplesPerSecond: samples / trainSeconds, epoch, gradNorm: (out.grad_norm.data as Float32Array)[0] } });
-          logLoss = 0; logCount = 0; lastLog = now;
+          progress({
+            stage: 'finetune',
+            done: step,
+            total: totalSteps,
+            message: `epoch ${epoch}, step ${step}/${totalSteps}`,
+            metrics: { loss: meanLoss, lr, samplesPerSecond: samples / trainSeconds, epoch, gradNorm: (out.grad_norm.data as Float32Array)[0] },
+          });
+          logLoss = 0;
+          logCount = 0;
+          lastLog = now;
         }
       }
       result.train!.push({ epoch, accuracy: epochCorrect / Math.max(1, epochSamples), loss: epochLoss / Math.max(1, epochSamples) });
@@ -290,7 +353,13 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
         progress({ stage: 'finetune', message: `epoch ${epoch}: evaluating` });
         const e = await evaluateParams(sessions.evaluate!, params, evalSet, evalBinding!, evalLimit, 256, signal);
         result.evals.push({ epoch, ...e });
-        progress({ stage: 'finetune', done: step, total: totalSteps, message: `epoch ${epoch}: accuracy ${(e.accuracy * 100).toFixed(2)} %`, metrics: { accuracy: e.accuracy, evalLoss: e.loss, epoch } });
+        progress({
+          stage: 'finetune',
+          done: step,
+          total: totalSteps,
+          message: `epoch ${epoch}: accuracy ${(e.accuracy * 100).toFixed(2)} %`,
+          metrics: { accuracy: e.accuracy, evalLoss: e.loss, epoch },
+        });
         if (e.accuracy > bestAccuracy) {
           bestAccuracy = e.accuracy;
           result.best = { epoch, accuracy: e.accuracy };

@@ -48,7 +48,8 @@ export async function gradientCheck(model: OnnxModel, options: GradCheckOptions)
       if (!initNames.has(w)) throw new Error(`gradientCheck: no value for '${w}'`);
       const t = model.graph.initializer!.find((x) => x.name === w)!;
       const init = model.getInitializer(w);
-      feeds[w] = t.dataType === 11 ? new ort.Tensor('float64', Float64Array.from(init.data), init.dims) : new ort.Tensor('float32', init.data.slice(), init.dims);
+      feeds[w] =
+        t.dataType === 11 ? new ort.Tensor('float64', Float64Array.from(init.data), init.dims) : new ort.Tensor('float32', init.data.slice(), init.dims);
     }
     const base = await session.run(feeds);
     const eps = options.eps ?? 1e-3;

@@ -77,10 +77,7 @@ export const GRADIENTS: Record<string, GradientRule> = {
     return ins.map((x, i) => (want[i] ? ctx.reduceTo(gy, ydims, x) : undefined));
   }),
   ...rule('Mul', ALL, (ctx, { gy, want, b, ydims, x0, x1 }) => {
-    return [
-      want[0] ? ctx.reduceTo(b.op('Mul', [gy, x1]), ydims, x0) : undefined,
-      want[1] ? ctx.reduceTo(b.op('Mul', [gy, x0]), ydims, x1) : undefined,
-    ];
+    return [want[0] ? ctx.reduceTo(b.op('Mul', [gy, x1]), ydims, x0) : undefined, want[1] ? ctx.reduceTo(b.op('Mul', [gy, x0]), ydims, x1) : undefined];
   }),
   ...rule('Div', ALL, (ctx, { gy, want, b, y, ydims, x0, x1 }) => {
     return [

@@ -31,9 +31,7 @@ export interface ParamLayout {
 
 /** Float initializers with more than one element: weights, biases, norms, embeddings. */
 export function trainableParameters(model: OnnxModel): string[] {
-  return (model.graph.initializer ?? [])
-    .filter((t) => isFloatTensor(t) && dimsOf(t).reduce((a, b) => a * b, 1) > 1)
-    .map((t) => t.name ?? '');
+  return (model.graph.initializer ?? []).filter((t) => isFloatTensor(t) && dimsOf(t).reduce((a, b) => a * b, 1) > 1).map((t) => t.name ?? '');
 }
 
 export function paramLayout(model: OnnxModel, names = trainableParameters(model)): ParamLayout {
@@ -43,7 +41,11 @@ export function paramLayout(model: OnnxModel, names = trainableParameters(model)
   });
   const ordered = [...entries.filter((e) => e.decay), ...entries.filter((e) => !e.decay)];
   let offset = 0;
-  const slots = ordered.map((e) => { const s = { ...e, offset }; offset += e.size; return s; });
+  const slots = ordered.map((e) => {
+    const s = { ...e, offset };
+    offset += e.size;
+    return s;
+  });
   return { slots, total: offset, decayed: slots.filter((s) => s.decay).reduce((a, s) => a + s.size, 0) };
 }
 
@@ -72,7 +74,8 @@ function opsetOf(model: OnnxModel): number {
  */
 function workingCopy(model: OnnxModel): { proto: onnx.ModelProto; opset: number } {
   const opset = opsetOf(model);
-  if (opset < 13) throw new OtfuseError('UNSUPPORTED', `training needs opset ≥ 13 (the model uses ${opset}); re-export it with a newer opset`, { file: model.file });
+  if (opset < 13)
+    throw new OtfuseError('UNSUPPORTED', `training needs opset ≥ 13 (the model uses ${opset}); re-export it with a newer opset`, { file: model.file });
   const proto = onnx.ModelProto.decode(model.toBytes());
   const target = Math.max(opset, 16);
   for (const o of proto.opsetImport ?? []) if (!o.domain || o.domain === 'ai.onnx') o.version = target;
@@ -121,7 +124,16 @@ export const TEACHER_INPUT = 'teacher_probs';
  * Adds the distillation term to a cross-entropy loss: returns the mixed loss and its gradient w.r.t. the logits.
  * d/dz [T²·KL(p_t ‖ softmax(z/T))] = T·(softmax(z/T) − p_t), averaged over the batch like the cross-entropy.
  */
-function emitDistill(b: GraphBuilder, l2: string, count: string, ce: LossParts, logitsShape: string, dt: number, classes: number, d: DistillSettings): LossParts {
+function emitDistill(
+  b: GraphBuilder,
+  l2: string,
+  count: string,
+  ce: LossParts,
+  logitsShape: string,
+  dt: number,
+  classes: number,
+  d: DistillSettings,
+): LossParts {
   const f = (v: number) => b.scalar(v, dt);
   const T = d.temperature;
   const pt = TEACHER_INPUT;
@@ -151,8 +163,23 @@ function emitLoss(b: GraphBuilder, logits: string, info: TensorInfo, kind: LossK
   const dt = info.dataType;
   if (kind === 'weighted-sum') {
     const w = 'loss_weights';
-    const loss = b.reduce('ReduceSum', b.op('Mul', [logits, w]), info.dims.map((_, i) => i), false);
-    return { loss, seed: w, extraInputs: [valueInfo(w, dt, info.dims.map((d, i) => (i === 0 ? 'batch' : d)))] };
+    const loss = b.reduce(
+      'ReduceSum',
+      b.op('Mul', [logits, w]),
+      info.dims.map((_, i) => i),
+      false,
+    );
+    return {
+      loss,
+      seed: w,
+      extraInputs: [
+        valueInfo(
+          w,
+          dt,
+          info.dims.map((d, i) => (i === 0 ? 'batch' : d)),
+        ),
+      ],
+    };
   }
   const classes = info.dims[info.dims.length - 1];
   if (masked) return emitMaskedLoss(b, logits, dt, classes, smoothing);
@@ -235,7 +262,9 @@ export async function buildGradientGraph(model: OnnxModel, options: GradientGrap
   graph.initializer = [...(graph.initializer ?? []), ...b.initializers];
   const gradOutputs = wrt.map((w) => `grad:${w}`);
   graph.node.push(onnx.NodeProto.create({ opType: 'Identity', name: 'grad/loss_out', input: [lossParts.loss], output: ['loss'] }));
-  wrt.forEach((w, i) => graph.node!.push(onnx.NodeProto.create({ opType: 'Identity', name: `grad/out_${i}`, input: [grads.get(w)!], output: [gradOutputs[i]] })));
+  wrt.forEach((w, i) =>
+    graph.node!.push(onnx.NodeProto.create({ opType: 'Identity', name: `grad/out_${i}`, input: [grads.get(w)!], output: [gradOutputs[i]] })),
+  );
   graph.output = [onnx.ValueInfoProto.create({ name: 'loss' }), ...gradOutputs.map((name) => onnx.ValueInfoProto.create({ name }))];
   return { model: new OnnxModel(proto, model.file), wrt, gradOutputs };
 }
@@ -267,7 +296,13 @@ export const STEP_OUTPUTS = ['loss', 'params_out', 'adam_m_out', 'adam_v_out', '
 function emitParamSplit(b: GraphBuilder, layout: ParamLayout): void {
   const names = layout.slots.map((s) => `${s.name}::flat`);
   if (layout.slots.length === 1) b.node('Identity', ['params'], {}, names);
-  else emitChunkedSplit(b, 'params', layout.slots.map((s) => s.size), names);
+  else
+    emitChunkedSplit(
+      b,
+      'params',
+      layout.slots.map((s) => s.size),
+      names,
+    );
   layout.slots.forEach((s, i) => b.node('Reshape', [names[i], b.i64(s.dims)], {}, [s.name]));
 }
 
@@ -284,13 +319,22 @@ function chunks<T>(items: T[]): T[][] {
 }
 
 function emitChunkedSplit(b: GraphBuilder, input: string, sizes: number[], outputs: string[]): void {
-  if (sizes.length <= CHUNK) { b.node('Split', [input, b.i64(sizes)], { axis: A.i(0) }, outputs); return; }
+  if (sizes.length <= CHUNK) {
+    b.node('Split', [input, b.i64(sizes)], { axis: A.i(0) }, outputs);
+    return;
+  }
   const groups = chunks(sizes.map((size, i) => ({ size, name: outputs[i] })));
   const groupSizes = groups.map((g) => g.reduce((sum, x) => sum + x.size, 0));
   const groupNames = b.node('Split', [input, b.i64(groupSizes)], { axis: A.i(0) }, groups.length);
   groups.forEach((g, k) => {
     if (g.length === 1) b.node('Identity', [groupNames[k]], {}, [g[0].name]);
-    else b.node('Split', [groupNames[k], b.i64(g.map((x) => x.size))], { axis: A.i(0) }, g.map((x) => x.name));
+    else
+      b.node(
+        'Split',
+        [groupNames[k], b.i64(g.map((x) => x.size))],
+        { axis: A.i(0) },
+        g.map((x) => x.name),
+      );
   });
 }
 
@@ -305,7 +349,11 @@ function dataInputsOf(model: OnnxModel): onnx.IValueInfoProto[] {
   return (model.graph.input ?? []).filter((i) => !initNames.has(i.name ?? ''));
 }
 
-export async function buildTrainingGraph(model: OnnxModel, settings: OptimizerSettings = {}, options: { params?: string[]; probeFeeds?: ProbeFeeds } = {}): Promise<TrainingGraph> {
+export async function buildTrainingGraph(
+  model: OnnxModel,
+  settings: OptimizerSettings = {},
+  options: { params?: string[]; probeFeeds?: ProbeFeeds } = {},
+): Promise<TrainingGraph> {
   const info = await probeShapes(model, options.probeFeeds ?? defaultProbeFeeds(model));
   const names = options.params ?? parametersOnGradientPath(model, info, trainableParameters(model), model.graph.output![0].name!);
   if (names.length === 0) throw new OtfuseError('UNSUPPORTED', 'the model has no trainable parameters on the path to its first output', { file: model.file });
@@ -323,9 +371,19 @@ export async function buildTrainingGraph(model: OnnxModel, settings: OptimizerSe
   checkDistill(settings.distill);
   if (settings.maskedLabels && settings.distill) throw new OtfuseError('BAD_USAGE', 'distillation (--teacher) is not supported on masked-LM data');
   const lossParts = emitLoss(b, logits, info.get(logits)!, 'cross-entropy', settings.labelSmoothing ?? 0, settings.distill, settings.maskedLabels);
-  const grads = emitBackward({ model, info, builder: b, wrt: layout.slots.map((s) => s.name), seeds: new Map([[logits, lossParts.seed]]), nodes: forwardNodes });
+  const grads = emitBackward({
+    model,
+    info,
+    builder: b,
+    wrt: layout.slots.map((s) => s.name),
+    seeds: new Map([[logits, lossParts.seed]]),
+    nodes: forwardNodes,
+  });
   const f = (v: number) => b.scalar(v, DT.FLOAT);
-  const flatGrad = emitChunkedConcat(b, layout.slots.map((s) => b.reshape(grads.get(s.name)!, b.i64([-1]))));
+  const flatGrad = emitChunkedConcat(
+    b,
+    layout.slots.map((s) => b.reshape(grads.get(s.name)!, b.i64([-1]))),
+  );
   const gradNorm = b.op('Sqrt', [b.op('ReduceSumSquare', [flatGrad], { keepdims: A.i(0) })]);
   let g = flatGrad;
   const clip = settings.clipNorm ?? 1;
@@ -348,11 +406,20 @@ export async function buildTrainingGraph(model: OnnxModel, settings: OptimizerSe
     const factor = b.op('Sub', [f(1), b.op('Mul', ['lr', f(wd)])]);
     const parts = [b.op('ConstantOfShape', [b.i64([layout.decayed])], { value: A.t(makeTensor('', DT.FLOAT, [1], [1])) })];
     const ones = layout.total - layout.decayed;
-    const scaleVec = b.op('Concat', [b.op('Mul', [parts[0], factor]), ...(ones > 0 ? [b.op('ConstantOfShape', [b.i64([ones])], { value: A.t(makeTensor('', DT.FLOAT, [1], [1])) })] : [])], { axis: A.i(0) });
+    const scaleVec = b.op(
+      'Concat',
+      [b.op('Mul', [parts[0], factor]), ...(ones > 0 ? [b.op('ConstantOfShape', [b.i64([ones])], { value: A.t(makeTensor('', DT.FLOAT, [1], [1])) })] : [])],
+      { axis: A.i(0) },
+    );
     decayed = b.op('Mul', ['params', scaleVec]);
   }
   const outs: Record<(typeof STEP_OUTPUTS)[number], string> = {
-    loss: lossParts.loss, params_out: b.op('Sub', [decayed, update]), adam_m_out: m, adam_v_out: v, grad_norm: gradNorm, correct: lossParts.correct!,
+    loss: lossParts.loss,
+    params_out: b.op('Sub', [decayed, update]),
+    adam_m_out: m,
+    adam_v_out: v,
+    grad_norm: gradNorm,
+    correct: lossParts.correct!,
   };
   for (const name of STEP_OUTPUTS) b.node('Identity', [outs[name]], {}, [name]);
   dropInitializers(graph, new Set(layout.slots.map((s) => s.name)));

@@ -28,15 +28,26 @@ export function defaultProbeFeeds(model: OnnxModel, seed = 1): ProbeFeeds {
     const name = input.name ?? '';
     if (initNames.has(name)) continue;
     const tt = input.type?.tensorType;
-    const dims = (tt?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined && d.dimValue !== null && Number(d.dimValue) > 0 ? Number(d.dimValue) : PROBE_BATCH));
+    const dims = (tt?.shape?.dim ?? []).map((d) =>
+      d.dimValue !== undefined && d.dimValue !== null && Number(d.dimValue) > 0 ? Number(d.dimValue) : PROBE_BATCH,
+    );
     const count = dims.reduce((a, b) => a * b, 1);
     switch (tt?.elemType) {
-      case DT.FLOAT: feeds[name] = new ort.Tensor('float32', Float32Array.from({ length: count }, rand), dims); break;
-      case DT.DOUBLE: feeds[name] = new ort.Tensor('float64', Float64Array.from({ length: count }, rand), dims); break;
+      case DT.FLOAT:
+        feeds[name] = new ort.Tensor('float32', Float32Array.from({ length: count }, rand), dims);
+        break;
+      case DT.DOUBLE:
+        feeds[name] = new ort.Tensor('float64', Float64Array.from({ length: count }, rand), dims);
+        break;
       // Token ids, masks, type ids: zeros are valid for all of them.
-      case DT.INT64: feeds[name] = new ort.Tensor('int64', new BigInt64Array(count), dims); break;
-      case DT.INT32: feeds[name] = new ort.Tensor('int32', new Int32Array(count), dims); break;
-      default: throw new OtfuseError('UNSUPPORTED', `input '${name}' has an element type the trainer cannot probe`, { file: model.file });
+      case DT.INT64:
+        feeds[name] = new ort.Tensor('int64', new BigInt64Array(count), dims);
+        break;
+      case DT.INT32:
+        feeds[name] = new ort.Tensor('int32', new Int32Array(count), dims);
+        break;
+      default:
+        throw new OtfuseError('UNSUPPORTED', `input '${name}' has an element type the trainer cannot probe`, { file: model.file });
     }
   }
   return feeds;

@@ -23,9 +23,20 @@ export function addSoftened(out: Float32Array, logits: Float32Array, classes: nu
 }
 
 export class Teachers {
-  private constructor(private readonly runners: { runner: ModelRunner; binding: InputBinding; output: string }[], readonly classes: number, readonly temperature: number, readonly files: string[]) {}
+  private constructor(
+    private readonly runners: { runner: ModelRunner; binding: InputBinding; output: string }[],
+    readonly classes: number,
+    readonly temperature: number,
+    readonly files: string[],
+  ) {}
 
-  static async open(files: string[], dataset: Dataset, classes: number | undefined, temperature: number, options: { provider?: ProviderChoice; threads?: number; student: string }): Promise<Teachers> {
+  static async open(
+    files: string[],
+    dataset: Dataset,
+    classes: number | undefined,
+    temperature: number,
+    options: { provider?: ProviderChoice; threads?: number; student: string },
+  ): Promise<Teachers> {
     if (files.length === 0) throw new OtfuseError('BAD_USAGE', 'distillation needs at least one --teacher');
     const runners: { runner: ModelRunner; binding: InputBinding; output: string }[] = [];
     try {
@@ -34,7 +45,11 @@ export class Teachers {
         const shape = model.summary().outputs[0]?.shape ?? [];
         const c = shape[shape.length - 1];
         if (classes !== undefined && typeof c === 'number' && c !== classes) {
-          throw new OtfuseError('MISMATCH', `teacher ${path.basename(file)} has ${c} classes but the model being finetuned (${path.basename(options.student)}) has ${classes}`, { file });
+          throw new OtfuseError(
+            'MISMATCH',
+            `teacher ${path.basename(file)} has ${c} classes but the model being finetuned (${path.basename(options.student)}) has ${classes}`,
+            { file },
+          );
         }
         // One thread each by default: teachers run between training steps, and idle-spinning thread pools of extra
         // sessions would compete with the training session's (measured: 3× slower steps on a 2-core machine).
@@ -57,7 +72,8 @@ export class Teachers {
       const result = await t.runner.run(batch, t.binding, [t.output]);
       const logits = result[t.output].data as Float32Array;
       if (!classes) classes = logits.length / n;
-      if (logits.length !== n * classes) throw new OtfuseError('MISMATCH', `teacher output has ${logits.length / n} values per sample, expected ${classes}`, { file: t.runner.file });
+      if (logits.length !== n * classes)
+        throw new OtfuseError('MISMATCH', `teacher output has ${logits.length / n} values per sample, expected ${classes}`, { file: t.runner.file });
       out ??= new Float32Array(n * classes);
       addSoftened(out, logits, classes, this.temperature, 1 / this.runners.length);
     }

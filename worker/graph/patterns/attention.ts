@@ -51,14 +51,19 @@ function splitPacked(g: GraphIndex, lin: LinearRef, views: Record<string, Tensor
     const parts: ProjPart[] = [];
     for (const n of cons) {
       const ins = n.input ?? [];
-      const starts = g.shapes.value(ins[1]), ends = g.shapes.value(ins[2]);
+      const starts = g.shapes.value(ins[1]),
+        ends = g.shapes.value(ins[2]);
       const axes = ins[3] ? g.shapes.value(ins[3]) : rank !== undefined ? [0] : undefined;
       const steps = ins[4] ? g.shapes.value(ins[4]) : [1];
-      if (!starts || !ends || !axes || !steps || starts.length !== 1 || !lastAxis(axes[0]) && !(rank === 1 && axes[0] === 0)) {
-        throw g.unsupported(n, `cannot evaluate which part of the packed projection '${lin.node}' this Slice takes (expected constant shape arithmetic on the last axis)`);
+      if (!starts || !ends || !axes || !steps || starts.length !== 1 || (!lastAxis(axes[0]) && !(rank === 1 && axes[0] === 0))) {
+        throw g.unsupported(
+          n,
+          `cannot evaluate which part of the packed projection '${lin.node}' this Slice takes (expected constant shape arithmetic on the last axis)`,
+        );
       }
       const r = sliceRange(width, starts[0], ends[0], steps[0]);
-      if (!r || r.size === 0) throw g.unsupported(n, `Slice of the packed projection '${lin.node}' has bounds that are not a step-1 range of its ${width} outputs`);
+      if (!r || r.size === 0)
+        throw g.unsupported(n, `Slice of the packed projection '${lin.node}' has bounds that are not a step-1 range of its ${width} outputs`);
       parts.push({ lin: sub(lin, r.start, r.size, n.output![0]), from: n.output![0], pre: [n] });
     }
     return checkCover(g, lin, parts);
@@ -111,11 +116,15 @@ function splitPacked(g: GraphIndex, lin: LinearRef, views: Record<string, Tensor
     const sizes = g.shapes.splitSizes(next[0], k);
     if (!sizes) throw g.unsupported(next[0], `cannot evaluate the split sizes of the packed projection '${lin.node}'`);
     let off = 0;
-    (next[0].output ?? []).forEach((o, i) => { add(off * inner, sizes[i] * inner, o, [...pre, next[0]]); off += sizes[i]; });
+    (next[0].output ?? []).forEach((o, i) => {
+      add(off * inner, sizes[i] * inner, o, [...pre, next[0]]);
+      off += sizes[i];
+    });
   } else if (next.length >= 2 && next.every((c) => c.opType === 'Gather' && norm(g.attrInt(c, 'axis') ?? 0) === axis)) {
     for (const c of next) {
       const idx = g.shapes.value(c.input![1]);
-      if (!idx || idx.length !== 1 || idx[0] === null) throw g.unsupported(c, `cannot evaluate which part of the packed projection '${lin.node}' this Gather takes`);
+      if (!idx || idx.length !== 1 || idx[0] === null)
+        throw g.unsupported(c, `cannot evaluate which part of the packed projection '${lin.node}' this Gather takes`);
       const i = idx[0] < 0 ? idx[0] + k : idx[0];
       add(i * inner, inner, c.output![0], [...pre, c]);
     }
@@ -129,7 +138,11 @@ function splitPacked(g: GraphIndex, lin: LinearRef, views: Record<string, Tensor
 function checkCover(g: GraphIndex, lin: LinearRef, parts: ProjPart[]): ProjPart[] {
   const seen = new Uint8Array(lin.outDim);
   for (const p of parts) for (let i = p.lin.slice!.offset; i < p.lin.slice!.offset + p.lin.slice!.size; i++) seen[i]++;
-  if (seen.some((c) => c !== 1)) throw g.unsupported(g.producer.get(lin.out), `the parts taken from the packed projection '${lin.node}' do not cover its ${lin.outDim} outputs exactly once`);
+  if (seen.some((c) => c !== 1))
+    throw g.unsupported(
+      g.producer.get(lin.out),
+      `the parts taken from the packed projection '${lin.node}' do not cover its ${lin.outDim} outputs exactly once`,
+    );
   return parts.sort((a, b) => a.lin.slice!.offset - b.lin.slice!.offset);
 }
 
@@ -149,7 +162,11 @@ function sinkOf(g: GraphIndex, tensor: string): { node: NodeProto; slot: number;
     const cons = g.dataConsumers(t);
     if (cons.length !== 1) return undefined;
     const n = cons[0];
-    if (SHAPE_OPS.has(n.opType ?? '') || isScalarScale(g, n, t)) { via.push(n); t = n.output![0]; continue; }
+    if (SHAPE_OPS.has(n.opType ?? '') || isScalarScale(g, n, t)) {
+      via.push(n);
+      t = n.output![0];
+      continue;
+    }
     return { node: n, slot: (n.input ?? []).indexOf(t), via };
   }
   return undefined;
@@ -157,10 +174,18 @@ function sinkOf(g: GraphIndex, tensor: string): { node: NodeProto; slot: number;
 
 export function matchAttention(g: GraphIndex, parts: ProjPart[], blockIndex: number): AttentionRef {
   const first = g.producer.get(parts[0].lin.out) ?? g.model.nodes.find((n) => n.name === parts[0].lin.node);
-  if (parts.length !== 3) throw g.unsupported(first, `expected 3 projections (Q, K, V) from the normalised input, found ${parts.length}${parts.some((p) => p.lin.slice) ? ' (counting the parts of packed projections)' : ''}`);
+  if (parts.length !== 3)
+    throw g.unsupported(
+      first,
+      `expected 3 projections (Q, K, V) from the normalised input, found ${parts.length}${parts.some((p) => p.lin.slice) ? ' (counting the parts of packed projections)' : ''}`,
+    );
   const sinks = parts.map((p) => ({ p, s: sinkOf(g, p.from) }));
   for (const { p, s } of sinks) {
-    if (!s || s.node.opType !== 'MatMul') throw g.unsupported(s?.node ?? g.producer.get(p.from), `projection '${p.lin.node}'${p.lin.slice ? ` (outputs ${p.lin.slice.offset}…${p.lin.slice.offset + p.lin.slice.size - 1})` : ''} does not feed an attention MatMul (after the head split)`);
+    if (!s || s.node.opType !== 'MatMul')
+      throw g.unsupported(
+        s?.node ?? g.producer.get(p.from),
+        `projection '${p.lin.node}'${p.lin.slice ? ` (outputs ${p.lin.slice.offset}…${p.lin.slice.offset + p.lin.slice.size - 1})` : ''} does not feed an attention MatMul (after the head split)`,
+      );
   }
   const byNode = new Map<string, { p: ProjPart; slot: number; via: NodeProto[] }[]>();
   for (const { p, s } of sinks) {
@@ -190,7 +215,8 @@ export function matchAttention(g: GraphIndex, parts: ProjPart[], blockIndex: num
   let t = context.input![0];
   for (let guard = 0; guard < 12 && t !== scores.output![0]; guard++) {
     const p = g.producer.get(t);
-    if (!p || !SCORE_OPS.has(p.opType ?? '')) throw g.unsupported(p ?? context, 'attention probabilities must come from the scores through scale/mask/Softmax only');
+    if (!p || !SCORE_OPS.has(p.opType ?? ''))
+      throw g.unsupported(p ?? context, 'attention probabilities must come from the scores through scale/mask/Softmax only');
     ops.add(p.opType ?? '');
     // Follow the operand that comes from the scores (a mask may be added from another input).
     const ins = (p.input ?? []).filter((i) => i && !g.isConstant(i));
@@ -202,8 +228,15 @@ export function matchAttention(g: GraphIndex, parts: ProjPart[], blockIndex: num
   if (heads !== vHeads) throw g.unsupported(g.producer.get(v.from), `Q is split into ${heads} heads but V into ${vHeads}`);
   if (k.lin.outDim !== q.lin.outDim) throw g.unsupported(g.producer.get(k.from), `Q has ${q.lin.outDim} outputs, K ${k.lin.outDim}`);
   return {
-    q: q.lin, k: k.lin, v: v.lin, o: undefined as unknown as LinearRef, heads, headDim: q.lin.outDim / heads, vHeadDim: v.lin.outDim / heads,
-    scoresNode: scores.name ?? '', contextNode: context.name ?? '',
+    q: q.lin,
+    k: k.lin,
+    v: v.lin,
+    o: undefined as unknown as LinearRef,
+    heads,
+    headDim: q.lin.outDim / heads,
+    vHeadDim: v.lin.outDim / heads,
+    scoresNode: scores.name ?? '',
+    contextNode: context.name ?? '',
   };
 }
 
@@ -217,12 +250,14 @@ function headsFrom(g: GraphIndex, via: NodeProto[], width: number): number {
   if (!reshape) throw g.unsupported(via[0], 'no Reshape splitting the projection into heads');
   const target = g.shapes.value(reshape.input![1]) ?? g.shapeVector(reshape.input![1]);
   const out = g.shapes.shape(reshape.output![0]);
-  if (!target || target.length < 3) throw g.unsupported(reshape, 'cannot read the head-split shape (expected [batch, tokens, heads, headDim] or [tokens, batch·heads, headDim])');
+  if (!target || target.length < 3)
+    throw g.unsupported(reshape, 'cannot read the head-split shape (expected [batch, tokens, heads, headDim] or [tokens, batch·heads, headDim])');
   let d = out?.[out.length - 1] ?? target[target.length - 1];
   if ((d === -1 || d === null) && target.length >= 4) {
     const h = target[target.length - 2];
     if (h !== null && h > 0 && width % h === 0) d = width / h;
   }
-  if (d === null || d <= 0 || width % d !== 0) throw g.unsupported(reshape, `head split [${target.map((x) => (x === null ? '?' : x))}] does not match width ${width}`);
+  if (d === null || d <= 0 || width % d !== 0)
+    throw g.unsupported(reshape, `head split [${target.map((x) => (x === null ? '?' : x))}] does not match width ${width}`);
   return width / d;
 }

@@ -51,7 +51,10 @@ export function matchLinearAt(g: GraphIndex, n: NodeProto, x: string, placed?: S
     if (next.length === 1 && next[0].opType === 'Add') {
       const other = next[0].input![0] === out ? next[0].input![1] : next[0].input![0];
       const b = g.paramName(other);
-      if (b && numel(g.paramDims(b)) === d[1]) { bias = b; out = next[0].output![0]; }
+      if (b && numel(g.paramDims(b)) === d[1]) {
+        bias = b;
+        out = next[0].output![0];
+      }
     }
     placed?.add(weight);
     if (bias) placed?.add(bias);
@@ -115,7 +118,10 @@ export function matchNorm(g: GraphIndex, x: string, placed?: Set<string>): NormR
   if (add && scale) {
     const other = add.input![0] === out ? add.input![1] : add.input![0];
     const b = g.paramName(other);
-    if (b && numel(g.paramDims(b)) === numel(g.paramDims(scale))) { bias = b; out = add.output![0]; }
+    if (b && numel(g.paramDims(b)) === numel(g.paramDims(scale))) {
+      bias = b;
+      out = add.output![0];
+    }
   }
   if (scale) placed?.add(scale);
   if (bias) placed?.add(bias);

@@ -48,7 +48,8 @@ function matchTokenEmbedding(g: GraphIndex, first: NodeProto, placed: Set<string
   }
   const hidden = tables[0].dims[1];
   for (const tb of tables) {
-    if (tb.dims[tb.dims.length - 1] !== hidden) throw g.unsupported(undefined, `embedding table '${tb.name}' [${tb.dims}] does not end in the hidden width ${hidden}`);
+    if (tb.dims[tb.dims.length - 1] !== hidden)
+      throw g.unsupported(undefined, `embedding table '${tb.name}' [${tb.dims}] does not end in the hidden width ${hidden}`);
   }
   const byKeys = tables.map((x) => x.by);
   if (new Set(byKeys).size !== byKeys.length) throw g.unsupported(undefined, `two embedding tables are indexed the same way (${byKeys.join(', ')})`);
@@ -67,7 +68,11 @@ export function matchEmbedding(g: GraphIndex, placed: Set<string>): EmbeddingRef
     const n = first[0];
     const lookup = g.inputs.map((i) => g.dataConsumers(i).find((c) => c.opType === 'Gather' && c.input![1] === i && g.paramName(c.input![0]))).find(Boolean);
     if (lookup) return matchTokenEmbedding(g, lookup, placed);
-    throw new OtfuseError('BAD_MODEL', `not a transformer: the input '${input}' feeds ${n ? `${n.opType} '${n.name}'` : 'nothing'}, not a patch-embedding Conv or token-embedding Gather`, { file: g.file, node: n?.name ?? undefined });
+    throw new OtfuseError(
+      'BAD_MODEL',
+      `not a transformer: the input '${input}' feeds ${n ? `${n.opType} '${n.name}'` : 'nothing'}, not a patch-embedding Conv or token-embedding Gather`,
+      { file: g.file, node: n?.name ?? undefined },
+    );
   }
   const weight = g.paramName(conv.input![1]);
   if (!weight) throw g.unsupported(conv, 'patch-embedding weight is not an initializer');

@@ -17,10 +17,15 @@ export function matchHead(g: GraphIndex, x: string, placed: Set<string>, seqFirs
     const lin = matchLinearAt(g, sel, t);
     const mlm = lin ? matchMlmHead(g, lin, placed, embedding) : undefined;
     if (mlm) return { ...mlm, finalNorm };
-    if (lin) throw g.unsupported(sel, `a per-token head follows the encoder (no CLS selection or pooling${tokenHeadNote(g, lin, embedding)}); only sequence-classification heads (CLS token or mean pooling → [pooler] → classifier) are supported so far`);
+    if (lin)
+      throw g.unsupported(
+        sel,
+        `a per-token head follows the encoder (no CLS selection or pooling${tokenHeadNote(g, lin, embedding)}); only sequence-classification heads (CLS token or mean pooling → [pooler] → classifier) are supported so far`,
+      );
     throw g.unsupported(sel, 'expected token selection (Gather/Slice of the CLS token, or mean pooling) before the classifier');
   }
-  if (sel.opType === 'Gather' && (g.attrInt(sel, 'axis') ?? 0) !== tokenAxis) throw g.unsupported(sel, `Gather must select along the token axis (${tokenAxis} in this ${seqFirst ? 'sequence-first' : 'batch-first'} stream)`);
+  if (sel.opType === 'Gather' && (g.attrInt(sel, 'axis') ?? 0) !== tokenAxis)
+    throw g.unsupported(sel, `Gather must select along the token axis (${tokenAxis} in this ${seqFirst ? 'sequence-first' : 'batch-first'} stream)`);
   t = followShapes(g, sel.output![0]);
   let lins = linearsOf(g, t);
   if (lins.length !== 1) throw g.unsupported(firstConsumer(g, t), 'expected a classifier (MatMul/Gemm) after the token selection');
@@ -43,7 +48,27 @@ export function matchHead(g: GraphIndex, x: string, placed: Set<string>, seqFirs
 }
 
 /** Elementwise ops a head transform's activation may use (GELU in any form, ReLU, tanh, ...). */
-const ACTIVATION_OPS = new Set(['Div', 'Mul', 'Add', 'Sub', 'Erf', 'Tanh', 'Pow', 'Sigmoid', 'Relu', 'Gelu', 'FastGelu', 'Sqrt', 'Neg', 'Softplus', 'Identity', 'Cast', 'Exp', 'HardSigmoid', 'Dropout']);
+const ACTIVATION_OPS = new Set([
+  'Div',
+  'Mul',
+  'Add',
+  'Sub',
+  'Erf',
+  'Tanh',
+  'Pow',
+  'Sigmoid',
+  'Relu',
+  'Gelu',
+  'FastGelu',
+  'Sqrt',
+  'Neg',
+  'Softplus',
+  'Identity',
+  'Cast',
+  'Exp',
+  'HardSigmoid',
+  'Dropout',
+]);
 
 /**
  * A masked-LM head: transform dense (`first`) → elementwise activation → LayerNorm → decoder MatMul/Gemm whose
@@ -63,7 +88,11 @@ function matchMlmHead(g: GraphIndex, first: LinearRef, placed: Set<string>, embe
     for (const n of g.dataConsumers(t)) {
       if (!ACTIVATION_OPS.has(n.opType ?? '')) return undefined;
       ops.push(n.opType ?? '');
-      for (const o of n.output ?? []) if (o && !seen.has(o)) { seen.add(o); queue.push(o); }
+      for (const o of n.output ?? [])
+        if (o && !seen.has(o)) {
+          seen.add(o);
+          queue.push(o);
+        }
     }
   }
   if (!norm) return undefined;
@@ -74,8 +103,12 @@ function matchMlmHead(g: GraphIndex, first: LinearRef, placed: Set<string>, embe
   if (!table || first.outDim !== first.inDim || decoder.inDim !== first.outDim || decoder.outDim !== table.dims[0]) return undefined;
   for (const p of [first.weight, first.bias, norm.scale, norm.bias, decoder.bias]) if (p) placed.add(p);
   return {
-    kind: 'mlm', mlm: { transform: first, activation: ops, norm, decoder, table: table.name },
-    tokenSelect: '', tokenAxis: 1, classifier: decoder, classes: decoder.outDim,
+    kind: 'mlm',
+    mlm: { transform: first, activation: ops, norm, decoder, table: table.name },
+    tokenSelect: '',
+    tokenAxis: 1,
+    classifier: decoder,
+    classes: decoder.outDim,
   };
 }
 
@@ -93,18 +126,29 @@ function tokenHeadNote(g: GraphIndex, first: LinearRef, embedding?: EmbeddingRef
     for (const n of g.dataConsumers(t)) {
       const lin = matchLinearAt(g, n, t);
       if (!lin) {
-        for (const o of n.output ?? []) if (o && !seen.has(o)) { seen.add(o); queue.push(o); }
+        for (const o of n.output ?? [])
+          if (o && !seen.has(o)) {
+            seen.add(o);
+            queue.push(o);
+          }
         continue;
       }
       for (const table of embedding.tables) {
         if (lin.weight === table.name) return `; its decoder '${lin.node}' is tied to the embedding table '${table.name}'`;
         const w = g.paramDims(lin.weight);
         if (!lin.outIn && w[0] === table.dims[1] && w[1] === table.dims[0]) {
-          const a = g.model.getInitializer(lin.weight).data, b = g.model.getInitializer(table.name).data;
+          const a = g.model.getInitializer(lin.weight).data,
+            b = g.model.getInitializer(table.name).data;
           const [rows, cols] = table.dims;
           let same = true;
-          for (let r = 0; r < rows && same; r++) for (let c = 0; c < cols; c++) if (a[c * rows + r] !== b[r * cols + c]) { same = false; break; }
-          if (same) return `; its decoder '${lin.node}' uses '${lin.weight}', a transposed copy of the embedding table '${table.name}' (a tie the exporter's constant folding undid)`;
+          for (let r = 0; r < rows && same; r++)
+            for (let c = 0; c < cols; c++)
+              if (a[c * rows + r] !== b[r * cols + c]) {
+                same = false;
+                break;
+              }
+          if (same)
+            return `; its decoder '${lin.node}' uses '${lin.weight}', a transposed copy of the embedding table '${table.name}' (a tie the exporter's constant folding undid)`;
         }
       }
       return `; its next projection is '${lin.node}'`;
