@@ -13,30 +13,9 @@ import { firstConsumer, followShapes, isDownstreamOf, linearsOf, matchLinearAt, 
 import { matchEmbedding } from './patterns/embedding';
 import { matchAttention, projectionParts, type ProjPart } from './patterns/attention';
 import { matchHead } from './patterns/head';
+import { ELEMENTWISE_ACT } from './patterns/common';
 
 export type * from './plan';
-
-const ELEMENTWISE_ACT = new Set([
-  'Div',
-  'Mul',
-  'Add',
-  'Sub',
-  'Erf',
-  'Tanh',
-  'Pow',
-  'Sigmoid',
-  'Relu',
-  'Gelu',
-  'FastGelu',
-  'Sqrt',
-  'Neg',
-  'Softplus',
-  'Identity',
-  'Cast',
-  'Exp',
-  'HardSigmoid',
-  'Dropout',
-]);
 
 /** Bookkeeping while walking one model: placed parameters, sequence-first tensors, views. */
 interface Walk {

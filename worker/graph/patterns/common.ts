@@ -4,6 +4,29 @@ import type { NodeProto } from '../../onnx/model';
 import { GraphIndex, SHAPE_OPS, numel } from '../ir';
 import type { LinearRef, NormRef } from '../plan';
 
+/** Elementwise ops an activation may use between two projections (GELU in any form, ReLU, tanh, ...). */
+export const ELEMENTWISE_ACT = new Set([
+  'Div',
+  'Mul',
+  'Add',
+  'Sub',
+  'Erf',
+  'Tanh',
+  'Pow',
+  'Sigmoid',
+  'Relu',
+  'Gelu',
+  'FastGelu',
+  'Sqrt',
+  'Neg',
+  'Softplus',
+  'Identity',
+  'Cast',
+  'Exp',
+  'HardSigmoid',
+  'Dropout',
+]);
+
 /** A learned tensor broadcast to the batch (Expand/Tile), as exporters write the CLS token. */
 export function paramThroughBroadcast(g: GraphIndex, tensor: string): string | undefined {
   let t = tensor;

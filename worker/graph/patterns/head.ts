@@ -1,7 +1,7 @@
 // The classifier head after the last block: [final LayerNorm] → token selection → [pooler + Tanh] → classifier.
 import { GraphIndex } from '../ir';
 import type { EmbeddingRef, HeadRef, LinearRef, NormRef } from '../plan';
-import { firstConsumer, followShapes, linearsOf, matchLinearAt, matchNorm } from './common';
+import { firstConsumer, followShapes, linearsOf, matchLinearAt, matchNorm, ELEMENTWISE_ACT } from './common';
 
 /** `seqFirst`: the stream is [tokens, batch, hidden], so tokens are selected on axis 0. */
 export function matchHead(g: GraphIndex, x: string, placed: Set<string>, seqFirst = false, embedding?: EmbeddingRef): HeadRef {
@@ -47,29 +47,6 @@ export function matchHead(g: GraphIndex, x: string, placed: Set<string>, seqFirs
   return { finalNorm, tokenSelect: sel.name ?? '', tokenAxis, pooler, classifier, classes: classifier.outDim };
 }
 
-/** Elementwise ops a head transform's activation may use (GELU in any form, ReLU, tanh, ...). */
-const ACTIVATION_OPS = new Set([
-  'Div',
-  'Mul',
-  'Add',
-  'Sub',
-  'Erf',
-  'Tanh',
-  'Pow',
-  'Sigmoid',
-  'Relu',
-  'Gelu',
-  'FastGelu',
-  'Sqrt',
-  'Neg',
-  'Softplus',
-  'Identity',
-  'Cast',
-  'Exp',
-  'HardSigmoid',
-  'Dropout',
-]);
-
 /**
  * A masked-LM head: transform dense (`first`) → elementwise activation → LayerNorm → decoder MatMul/Gemm whose
  * weight IS the word-embedding table (one initializer, also read by the embedding Gather) [+ vocabulary bias].
@@ -86,7 +63,7 @@ function matchMlmHead(g: GraphIndex, first: LinearRef, placed: Set<string>, embe
     if (t !== first.out) norm = matchNorm(g, t);
     if (norm) break;
     for (const n of g.dataConsumers(t)) {
-      if (!ACTIVATION_OPS.has(n.opType ?? '')) return undefined;
+      if (!ELEMENTWISE_ACT.has(n.opType ?? '')) return undefined;
       ops.push(n.opType ?? '');
       for (const o of n.output ?? [])
         if (o && !seen.has(o)) {
