@@ -83,3 +83,20 @@ for (const refit of ['regmean', 'regmean++'] as const) {
     }
   });
 }
+
+test('the refit honours the token budget: a seeded share of the input rows, the same for every model', async () => {
+  // 64 images × 17 tokens = 1,088 candidate rows per token-level input; a budget of 300 keeps ~28 % of them.
+  const full = await fuseLoaded({ models: [s11, s10], recipe: resolveRecipe({ samples: 64, tokenBudget: 0 }), calib });
+  const capped = await fuseLoaded({ models: [s11, s10], recipe: resolveRecipe({ samples: 64, tokenBudget: 300 }), calib });
+  const again = await fuseLoaded({ models: [s11, s10], recipe: resolveRecipe({ samples: 64, tokenBudget: 300 }), calib });
+  const fc1 = (r: typeof full) => r.refit!.find((l) => l.name === 'blocks.0.mlp.fc1')!;
+  assert.equal(fc1(full).rows, 64 * 17);
+  assert.ok(Math.abs(fc1(capped).rows - 300) < 80, `kept ${fc1(capped).rows} rows for a budget of 300`);
+  // The classifier sees one row per image (64 < 300): untouched.
+  const head = (r: typeof full) => r.refit!.find((l) => l.name.startsWith('head'))!;
+  assert.equal(head(capped).rows, 64);
+  // Seeded: the same rows again, so the same fused model.
+  assert.equal(maxAbsDiff(await logitsOf(capped.fused, calib, BATCH), await logitsOf(again.fused, calib, BATCH)), 0);
+  // A subsample changes the fit, but the refit still beats plain averaging on every layer's (kept) rows.
+  for (const l of capped.refit!) assert.ok(l.errorRefit <= l.errorAverage + 1e-12, `${l.name}`);
+});

@@ -21,6 +21,7 @@ import type { Dataset } from '../data/dataset';
 import type { LinearRef, ModelPlan } from '../graph/analyze';
 import type { ProviderChoice } from '../runtime/providers';
 import { ModelRunner, checkFinite } from '../runtime/session';
+import { seededRandom } from '../random';
 import type { RefitMode } from './registry';
 import { compileSchedule, linearLevels } from './schedule';
 import { inputT, type TMap } from './maps';
@@ -59,6 +60,10 @@ export interface RefitInput {
   calib: Dataset;
   samples: number;
   batchSize: number;
+  /** Cap on input rows (samples × real tokens) per input tensor, as the capture's token budget: beyond it each row
+   * is kept with probability budget / candidates (seeded, the same rows for every model). 0 or absent: every row. */
+  tokenBudget?: number;
+  tokenSeed?: number;
   provider?: ProviderChoice;
   signal?: AbortSignal;
   onLayer?: (r: RefitLayerResult, done: number, total: number) => void;
@@ -326,6 +331,11 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
     let floatsPerSample = 0;
     const batchFor = (max: number) => Math.max(1, Math.min(max, Math.floor(ACTIVATION_BUDGET / Math.max(1, floatsPerSample))));
     const total = Math.min(input.samples, calib.size);
+    // Token budget: how many candidate rows each entry has (real tokens only for text), and the share to keep.
+    const maskInput = bindings[0].attention_mask;
+    const realTokens = maskInput && (input.tokenBudget ?? 0) > 0 ? countRealTokens(calib, maskInput, total) : undefined;
+    const keepShare: (number | undefined)[] = entries.map(() => undefined);
+    const pick = entries.map((_, ei) => seededRandom((input.tokenSeed ?? 0) * 1000003 + ei + 1));
     // Bounded memory: one sample first, then as many per batch as keep the captured activations of all sources
     // under ACTIVATION_BUDGET floats (at most batchSize).
     let step = 1;
@@ -359,9 +369,20 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
         if (xs.some((x) => x.n !== n)) throw new OtfuseError('MISMATCH', `refit: the models see different numbers of tokens at '${e.key}'`);
         // Padding tokens (text models) are not samples.
         let rows: number[] | null = null;
-        if (mask && xs[0].tokens > 1 && mask.length === n) {
+        const masked = !!mask && xs[0].tokens > 1 && mask.length === n;
+        if (masked) {
           rows = [];
-          for (let r = 0; r < n; r++) if (mask[r]) rows.push(r);
+          for (let r = 0; r < n; r++) if (mask![r]) rows.push(r);
+        }
+        // Above the token budget, a seeded random share of the rows (the same for every model: one draw per row).
+        if (keepShare[ei] === undefined) {
+          const candidates = masked && realTokens !== undefined ? realTokens : total * xs[0].tokens;
+          const budget = input.tokenBudget ?? 0;
+          keepShare[ei] = budget > 0 && candidates > budget ? budget / candidates : 1;
+        }
+        if (keepShare[ei]! < 1) {
+          const share = keepShare[ei]!;
+          rows = (rows ?? Array.from({ length: n }, (_, i) => i)).filter(() => pick[ei]() < share);
         }
         const aug = xs.map((x) => augmentRows(x.data, x.d, rows, n));
         const r = raw[ei];
@@ -404,6 +425,17 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
 }
 
 /** Top-left (n−1)×(n−1) block (drops the bias row/column) of an n×n matrix. */
+/** Real (unmasked) tokens over the first `total` samples of a text dataset. */
+function countRealTokens(calib: Dataset, maskInput: string, total: number): number {
+  let count = 0;
+  for (let start = 0; start < total; start += 256) {
+    const idx = Array.from({ length: Math.min(256, total - start) }, (_, i) => start + i);
+    const m = calib.take(idx).feeds[maskInput].data as ArrayLike<number | bigint>;
+    for (let i = 0; i < m.length; i++) if (Number(m[i]) !== 0) count++;
+  }
+  return count;
+}
+
 function dropLast(G: Float64Array, n: number): Float64Array {
   const m = n - 1,
     out = new Float64Array(m * m);

@@ -302,6 +302,8 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
       calib: input.calib!,
       samples: recipe.samples,
       batchSize: recipe.batchSize,
+      tokenBudget: recipe.tokenBudget,
+      tokenSeed: recipe.tokenSeed,
       provider: input.provider,
       signal: input.signal,
       onLayer: (r, done, total) => emit({ stage: 'refit', layer: r.name, done, total, metrics: { errorAverage: r.errorAverage, errorRefit: r.errorRefit } }),
