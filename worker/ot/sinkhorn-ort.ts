@@ -329,6 +329,63 @@ function viaJs(a: Weights, b: Weights, M: Float64Array | Float32Array, reg: numb
   return { ...sinkhorn(a, b, M, reg, rest), backend: 'js' };
 }
 
+/** A plain input of the Knopp graph (turned into an ort.Tensor by the async path, sent as-is by the sync one). */
+export type SinkhornFeed = { type: 'float64'; data: Float64Array; dims: number[] } | { type: 'int64'; data: BigInt64Array; dims: number[] };
+
+/** The Knopp graph's inputs for one problem (POT's start u = 1/n, v = 1/m; the 'auto' underflow limits). */
+export function sinkhornFeeds(
+  a: Float64Array,
+  b: Float64Array,
+  M: Float64Array,
+  reg: number,
+  options: { auto: boolean; stopThr: number; numItermax: number; phase1Iters?: number },
+): Record<string, SinkhornFeed> {
+  const n = a.length,
+    m = b.length;
+  const f64 = (data: Float64Array, dims: number[]): SinkhornFeed => ({ type: 'float64', data, dims });
+  const i64 = (v: number): SinkhornFeed => ({ type: 'int64', data: BigInt64Array.from([BigInt(v)]), dims: [] });
+  return {
+    M: f64(M, [n, m]),
+    a: f64(a, [n, 1]),
+    b: f64(b, [m, 1]),
+    u0: f64(new Float64Array(n).fill(1 / n), [n, 1]),
+    v0: f64(new Float64Array(m).fill(1 / m), [m, 1]),
+    negInvReg: f64(new Float64Array([-1 / reg]), []),
+    negLimit: f64(new Float64Array([options.auto ? -AUTO_LIMIT : -Infinity]), []),
+    colLimit: f64(new Float64Array([options.auto ? Math.exp(-AUTO_LIMIT) * (1 + 1e-9) : -Infinity]), []),
+    stopThr: f64(new Float64Array([options.stopThr]), []),
+    maxIter: i64(options.numItermax),
+    phase1Iters: i64(options.phase1Iters ?? PHASE1_ITERS),
+  };
+}
+
+/**
+ * The Knopp graph's outputs as sinkhorn()'s result, or undefined when the JS solver must answer instead: non-finite
+ * M (JS raises the error), underflow under 'auto' (JS picks the stabilised solver), or numerical trouble in the
+ * iterate (JS reverts to the previous iterate or switches solver, exactly like sinkhorn()).
+ */
+export function readSinkhornOutputs(out: Record<string, { data: unknown }>, n: number, m: number, reg: number, stopThr: number): SinkhornResult | undefined {
+  const scalar = (name: string): number => Number((out[name].data as Float64Array | BigInt64Array)[0]);
+  const flag = (name: string): boolean => Boolean((out[name].data as Uint8Array)[0]);
+  const cost = scalar('cost');
+  if (!flag('started') || flag('bad') || !Number.isFinite(cost)) return undefined;
+  const err = scalar('err');
+  return {
+    plan: out.plan.data as Float64Array,
+    n,
+    m,
+    cost,
+    method: 'knopp',
+    reg,
+    iterations: scalar('iters'),
+    converged: err < stopThr,
+    marginalError: err,
+    rowError: scalar('rowErr'),
+    colError: scalar('colErr'),
+    numericalError: false,
+  };
+}
+
 /**
  * Sinkhorn with a choice of backend; same result as sinkhorn() (plus `backend`). 'ort' and 'auto' above
  * ORT_AUTO_MIN_ENTRIES run the Knopp iteration in ONNX Runtime (float64); method 'stabilized', invalid input and
@@ -366,40 +423,8 @@ export async function sinkhornAsync(
   const stopThr = options.stopThr ?? 1e-9;
   const session = await getSession(provider, options.threads ?? (os.cpus().length <= 2 ? 1 : 0));
   const ort = ortLib();
-  const t64 = (data: Float64Array, dims: number[]): Ort.Tensor => new ort.Tensor('float64', data, dims);
-  const out = await session.run({
-    M: t64(M, [n, m]),
-    a: t64(a, [n, 1]),
-    b: t64(b, [m, 1]),
-    u0: t64(new Float64Array(n).fill(1 / n), [n, 1]),
-    v0: t64(new Float64Array(m).fill(1 / m), [m, 1]),
-    negInvReg: t64(new Float64Array([-1 / reg]), []),
-    negLimit: t64(new Float64Array([method === 'auto' ? -AUTO_LIMIT : -Infinity]), []),
-    colLimit: t64(new Float64Array([method === 'auto' ? Math.exp(-AUTO_LIMIT) * (1 + 1e-9) : -Infinity]), []),
-    stopThr: t64(new Float64Array([stopThr]), []),
-    maxIter: new ort.Tensor('int64', BigInt64Array.from([BigInt(numItermax)]), []),
-    phase1Iters: new ort.Tensor('int64', BigInt64Array.from([BigInt(options.phase1Iters ?? PHASE1_ITERS)]), []),
-  });
-  const scalar = (name: string): number => Number((out[name].data as Float64Array | BigInt64Array)[0]);
-  const flag = (name: string): boolean => Boolean((out[name].data as Uint8Array)[0]);
-  // non-finite M (JS raises the error), underflow under 'auto' (JS picks the stabilised solver), or numerical
-  // trouble in the iterate (JS reverts to the previous iterate or switches solver, exactly like sinkhorn())
-  const cost = scalar('cost');
-  if (!flag('started') || flag('bad') || !Number.isFinite(cost)) return viaJs(a, b, M, reg, options);
-  const err = scalar('err');
-  return {
-    plan: out.plan.data as Float64Array,
-    n,
-    m,
-    cost,
-    method: 'knopp',
-    reg,
-    iterations: scalar('iters'),
-    converged: err < stopThr,
-    marginalError: err,
-    rowError: scalar('rowErr'),
-    colError: scalar('colErr'),
-    numericalError: false,
-    backend: 'ort',
-  };
+  const feeds = sinkhornFeeds(a, b, M, reg, { auto: method === 'auto', stopThr, numItermax, phase1Iters: options.phase1Iters });
+  const out = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, f]) => [k, new ort.Tensor(f.type, f.data, f.dims)])));
+  const result = readSinkhornOutputs(out, n, m, reg, stopThr);
+  return result ? { ...result, backend: 'ort' } : viaJs(a, b, M, reg, options);
 }

@@ -10,7 +10,7 @@
 import os from 'node:os';
 import { OtfuseError } from '../errors';
 import { checkProblem, checkReg, type PlanResult, type Weights } from './validate';
-import { buildSinkhornModel } from './sinkhorn-ort';
+import { buildSinkhornModel, readSinkhornOutputs, sinkhornFeeds, type SinkhornFeed } from './sinkhorn-ort';
 
 /**
  * Where sinkhorn() runs the Knopp loop for large problems. 'js' (default): this file's loops. 'ort': ONNX
@@ -20,12 +20,11 @@ import { buildSinkhornModel } from './sinkhorn-ort';
  * machine it is no faster than the JS loops (1024²: 53 vs 48 ms; 3072²: 461 vs 382 ms; POT 10 / 257 ms), see
  * BENCHMARKS.md "Scale". Kept as the hook for a GPU provider.
  */
-type SyncTensor = { type: 'float64' | 'int64'; data: Float64Array | BigInt64Array; dims: number[] };
 /** A synchronous ONNX Runtime call (runtime/syncrun.ts's runSync), injected so that ot/ stays below runtime/. */
 export type SyncRunner = (
   key: string,
   model: Uint8Array,
-  feeds: Record<string, SyncTensor>,
+  feeds: Record<string, SinkhornFeed>,
   options: { threads?: number },
 ) => Record<string, { data: ArrayLike<unknown> }> | undefined;
 const engine: { kind: 'js' | 'ort'; minEntries: number; runner?: SyncRunner } = { kind: 'js', minEntries: 256 * 256 };
@@ -52,46 +51,10 @@ function knoppOrtSync(
 ): SinkhornResult | undefined {
   if (!engine.runner) return undefined;
   sinkhornModel ??= buildSinkhornModel();
-  const f64 = (data: Float64Array, dims: number[]) => ({ type: 'float64' as const, data, dims });
-  const i64 = (v: number) => ({ type: 'int64' as const, data: BigInt64Array.from([BigInt(v)]), dims: [] });
-  const out = engine.runner(
-    'sinkhorn-knopp',
-    sinkhornModel,
-    {
-      M: f64(M, [n, m]),
-      a: f64(a, [n, 1]),
-      b: f64(b, [m, 1]),
-      u0: f64(new Float64Array(n).fill(1 / n), [n, 1]),
-      v0: f64(new Float64Array(m).fill(1 / m), [m, 1]),
-      negInvReg: f64(new Float64Array([-1 / reg]), []),
-      negLimit: f64(new Float64Array([auto ? -AUTO_LIMIT : -Infinity]), []),
-      colLimit: f64(new Float64Array([auto ? Math.exp(-AUTO_LIMIT) * (1 + 1e-9) : -Infinity]), []),
-      stopThr: f64(new Float64Array([stopThr]), []),
-      maxIter: i64(numItermax),
-      phase1Iters: i64(31),
-    },
-    { threads: os.cpus().length <= 2 ? 1 : 0 },
-  );
-  if (!out) return undefined;
-  const scalar = (name: string) => Number((out[name].data as Float64Array | BigInt64Array)[0]);
-  const flag = (name: string) => Boolean((out[name].data as Uint8Array)[0]);
-  const cost = scalar('cost');
-  if (!flag('started') || flag('bad') || !Number.isFinite(cost)) return undefined;
-  const err = scalar('err');
-  return {
-    plan: out.plan.data as Float64Array,
-    n,
-    m,
-    cost,
-    method: 'knopp',
-    reg,
-    iterations: scalar('iters'),
-    converged: err < stopThr,
-    marginalError: err,
-    rowError: scalar('rowErr'),
-    colError: scalar('colErr'),
-    numericalError: false,
-  };
+  const out = engine.runner('sinkhorn-knopp', sinkhornModel, sinkhornFeeds(a, b, M, reg, { auto, stopThr, numItermax }), {
+    threads: os.cpus().length <= 2 ? 1 : 0,
+  });
+  return out ? readSinkhornOutputs(out, n, m, reg, stopThr) : undefined;
 }
 
 export type SinkhornMethod = 'auto' | 'knopp' | 'stabilized';
