@@ -100,3 +100,31 @@ test('the refit honours the token budget: a seeded share of the input rows, the 
   // A subsample changes the fit, but the refit still beats plain averaging on every layer's (kept) rows.
   for (const l of capped.refit!) assert.ok(l.errorRefit <= l.errorAverage + 1e-12, `${l.name}`);
 });
+
+test('regmean takes its Grams from the capture (staged or all at once) and matches a pass of its own', async () => {
+  const recipe = resolveRecipe({ samples: 64, tokenBudget: 600 });
+  const own = await fuseLoaded({ models: [s11, s10], recipe: { ...recipe, capture: 'all' }, calib, refitOwnPass: true });
+  for (const capture of ['all', 'staged'] as const) {
+    const tapped = await fuseLoaded({ models: [s11, s10], recipe: { ...recipe, capture }, calib });
+    assert.equal(tapped.refit!.length, own.refit!.length);
+    for (let i = 0; i < own.refit!.length; i++) {
+      const a = own.refit![i],
+        b = tapped.refit![i];
+      assert.equal(b.name, a.name);
+      // The same rows (the budget's seeded share), summed over other batch splits: float32 partials differ slightly.
+      assert.equal(b.rows, a.rows, `${capture} ${a.name}`);
+      assert.ok(Math.abs(b.errorRefit - a.errorRefit) <= 1e-4 * a.errorAverage + 1e-9, `${capture} ${a.name}: ${b.errorRefit} vs ${a.errorRefit}`);
+    }
+    let worst = 0;
+    for (const name of s11.initializerNames()) {
+      const x = own.fused.getInitializer(name).data,
+        y = tapped.fused.getInitializer(name).data;
+      let scale = 0;
+      for (let i = 0; i < x.length; i++) scale = Math.max(scale, Math.abs(x[i]));
+      for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]) / (scale || 1));
+    }
+    assert.ok(worst < 1e-3, `${capture}: largest weight difference ${worst} (relative to the tensor's largest)`);
+    // And the refit really ran (differs from the plain OT average).
+    assert.ok(tapped.refit!.some((l) => l.errorRefit < 0.5 * l.errorAverage));
+  }
+});

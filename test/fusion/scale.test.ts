@@ -10,6 +10,8 @@ import { captureActivations, captureGroups, StagedActivations, type CaptureOptio
 import { configureLinalg, linalgStats, matmulJs, matmul } from '../../worker/fusion/linalg';
 import { alignInput, alignOutput, type TMap } from '../../worker/fusion/maps';
 import { seededRandom } from '../../worker/random';
+import { refitLevels } from '../../worker/fusion/refit';
+import { gramEntries } from '../../worker/fusion/refitgrams';
 import { VIT } from '../helpers';
 
 const BERT = path.join(process.cwd(), 'test', 'fixtures', 'bert');
@@ -59,6 +61,52 @@ for (const [label, file, data] of [
     assert.equal(staged.stats.passes, 2);
   });
 }
+
+test('capture taps: each tapped tensor once per sample, from the stage that computes it, never again on a re-run', async () => {
+  const model = loadModel(path.join(BERT, 'bertD_s20.onnx'));
+  const plan = analyzeModel(model);
+  const ds = openDataset(path.join(BERT, 'calib.npz'));
+  // The refit's layer inputs plus a graph input, which no stage computes.
+  const inputs = gramEntries([model], refitLevels([plan]).flat()).map((e) => e.key);
+  const graphInput = model.graph.input![0].name!;
+  const seen = new Map<string, number>();
+  const done: string[] = [];
+  let untapped: string[] = [];
+  let masked = 0;
+  const tap = {
+    tensors: [...inputs, graphInput],
+    batch: async (t: string, data: Float32Array, dims: number[], _start: number, count: number, mask: Uint8Array | undefined, real: number | undefined) => {
+      assert.equal(dims[0], count, t);
+      assert.equal(
+        data.length,
+        dims.reduce((a, b) => a * b, 1),
+      );
+      if (mask) {
+        assert.equal(mask.length, count * dims[1]);
+        assert.ok(real! > 0 && real! < 40 * dims[1]);
+        masked++;
+      }
+      seen.set(t, (seen.get(t) ?? 0) + count);
+    },
+    stageDone: async (ts: string[]) => {
+      done.push(...ts);
+    },
+    untapped: (ts: string[]) => {
+      untapped = ts;
+    },
+  };
+  const staged = new StagedActivations(model, plan, ds, options({ tap }));
+  await staged.prepare(1);
+  await staged.finishTaps();
+  await staged.prepare(0); // a second pass (the anchor again): no tap fires twice
+  await staged.finishTaps();
+  assert.deepEqual(untapped, [graphInput]);
+  assert.ok(inputs.length > 4, String(inputs.length));
+  for (const t of inputs) assert.equal(seen.get(t), 40, t);
+  assert.deepEqual([...done].sort(), [...inputs].sort());
+  assert.ok(masked > 0, 'the attention mask goes with each batch');
+  assert.equal(staged.stats.passes, 2);
+});
 
 test('token budget: a seeded subset of exactly budget (sample, token) pairs, the same for every model, padding never drawn', async () => {
   const a = loadModel(path.join(BERT, 'bertD_s20.onnx')),

@@ -123,6 +123,30 @@ export interface CaptureOptions {
   tokenBudget?: number;
   /** Seed of the random token subsample (default DEFAULT_TOKEN_SEED). */
   tokenSeed?: number;
+  /** Other tensors handed out batch by batch as their stage first computes them (the refit's layer inputs). */
+  tap?: CaptureTap;
+}
+
+/**
+ * A consumer of graph tensors during capture: each tensor is handed out once per batch, the first time its stage
+ * runs (a stage re-run for another model pair is not tapped again), and `stageDone` follows each stage's last batch.
+ */
+export interface CaptureTap {
+  tensors: readonly string[];
+  /** `mask`: token validity [count × tokens] of this batch (text models), when the graph has an attention mask;
+   * `realTokens`: the valid tokens over all capture samples. */
+  batch(
+    tensor: string,
+    data: Float32Array,
+    dims: number[],
+    start: number,
+    count: number,
+    mask: Uint8Array | undefined,
+    realTokens: number | undefined,
+  ): Promise<void>;
+  stageDone(tensors: string[]): Promise<void>;
+  /** Taps that no stage computes (graph inputs, initializers): the consumer must get them another way. */
+  untapped?(tensors: string[]): void;
 }
 
 /** What a capture did, for run.json. */
@@ -167,6 +191,13 @@ export class StagedActivations implements ActivationStore {
 
   get stats(): CaptureStats {
     return this.engine.stats;
+  }
+
+  /** Runs the stages alignment did not need, so that every tap has seen the data. */
+  async finishTaps(): Promise<void> {
+    if (this.current) this.engine.recycle(this.current);
+    this.current = undefined;
+    await this.engine.finishTaps();
   }
 
   get bytes(): number {
@@ -244,6 +275,9 @@ class CaptureEngine {
   private readonly picksByGeometry = new Map<string, Int32Array>();
   /** Matrices of a finished stage, handed back for reuse. */
   private pool: Float32Array[] = [];
+  /** Stages whose taps have been handed out. */
+  private readonly tapped = new Set<number>();
+  private realTokens?: number;
   private readonly total: number;
   /** Samples per batch: the recipe's, capped so one batch holds about TOKENS_PER_BATCH tokens. */
   private readonly batch: number;
@@ -265,11 +299,19 @@ class CaptureEngine {
       if (next && s + 1 < groups.length - 1) t.push(sourceOf(next));
       return t;
     });
-    this.plan = planStages(model, targets);
+    this.plan = planStages(model, targets, options.tap?.tensors);
+    if (this.plan.untapped.length) options.tap?.untapped?.(this.plan.untapped);
     this.total = Math.min(options.samples, dataset.size);
     this.batch = Math.max(1, Math.min(options.batchSize, Math.floor(TOKENS_PER_BATCH / Math.max(1, tokens ?? 1))));
     if (this.total < options.samples && this.total < 2)
       throw new OtfuseError('BAD_DATA', `need at least 2 calibration samples, the dataset has ${dataset.size}`, { file: dataset.source });
+  }
+
+  /** Runs up to the last stage that has untapped taps (their matrices are not kept). */
+  async finishTaps(): Promise<void> {
+    if (!this.options.tap) return;
+    const last = this.plan.parts.reduce((m, p) => (p.taps.length && !this.tapped.has(p.index) ? p.index : m), -1);
+    if (last > this.stage) this.recycle(await this.advanceTo(last));
   }
 
   recycle(done: Collected): void {
@@ -406,6 +448,8 @@ class CaptureEngine {
     // Only what later stages read is kept across batches; captured tensors go straight into their sinks.
     const keep = part.outputs.filter((t) => this.plan.parts.some((p) => p.index > s && p.liveIns.includes(t)));
     const produced = new Map<string, ort.Tensor[]>(keep.map((t) => [t, []]));
+    // Taps go out on the first run of a stage only.
+    const taps = this.options.tap && !this.tapped.has(s) ? part.taps : [];
     try {
       let batchNo = 0;
       for (let start = 0; start < this.total; start += this.batch, batchNo++) {
@@ -437,6 +481,17 @@ class CaptureEngine {
         }
         for (const t of keep) produced.get(t)!.push(result[t]);
         for (const t of dropAfter) (this.cache.get(t) as (ort.Tensor | undefined)[])[batchNo] = undefined;
+        if (taps.length) {
+          const mask = await this.maskOf();
+          for (const t of taps) {
+            const v = result[t];
+            if (!v || v.type !== 'float32')
+              throw new OtfuseError('INTERNAL', `capture stage ${s} did not produce float tensor '${t}'`, { file: this.model.file });
+            const m = mask ? mask.data.subarray(start * mask.tokens, (start + count) * mask.tokens) : undefined;
+            if (mask && this.realTokens === undefined) this.realTokens = mask.data.reduce((a, b) => a + b, 0);
+            await this.options.tap!.batch(t, v.data as Float32Array, v.dims.map(Number), start, count, m, this.realTokens);
+          }
+        }
         for (const spec of specs) {
           const raw = result[sourceOf(spec)] ?? feeds[sourceOf(spec)];
           if (!raw) throw new OtfuseError('INTERNAL', `capture stage ${s} did not produce '${sourceOf(spec)}'`, { file: this.model.file });
@@ -461,6 +516,10 @@ class CaptureEngine {
       }
     } finally {
       await runner?.release();
+    }
+    if (taps.length) {
+      this.tapped.add(s);
+      await this.options.tap!.stageDone(taps);
     }
     for (const t of part.release) this.cache.delete(t);
     this.pool = []; // what this stage did not reuse goes

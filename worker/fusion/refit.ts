@@ -21,18 +21,14 @@ import type { Dataset } from '../data/dataset';
 import type { LinearRef, ModelPlan } from '../graph/analyze';
 import type { ProviderChoice } from '../runtime/providers';
 import { ModelRunner, checkFinite } from '../runtime/session';
-import { seededRandom } from '../random';
 import type { RefitMode } from './registry';
 import { compileSchedule, linearLevels } from './schedule';
 import { inputT, type TMap } from './maps';
 import { solveSpd } from './dense';
 import { readBias, readWeight, toStorage, weightRegion, biasRegion, writeRegion, type StoredParam } from './slices';
+import { CrossProducts, RowPicker, augmentRows, blockOf, gramEntries, inputTensor, type CaptureGrams, type GramEntry, type RefitLayer } from './refitgrams';
 
-/** One linear layer of the schedule, the same position in every model (anchor first). */
-export interface RefitLayer {
-  name: string;
-  refs: LinearRef[];
-}
+export type { RefitLayer } from './refitgrams';
 
 export interface RefitLayerResult {
   name: string;
@@ -67,6 +63,8 @@ export interface RefitInput {
   provider?: ProviderChoice;
   signal?: AbortSignal;
   onLayer?: (r: RefitLayerResult, done: number, total: number) => void;
+  /** regmean: the parents' Grams as collected during activation capture (no pass of its own); ready ones only. */
+  grams?: CaptureGrams;
 }
 
 /** The linear layers in dependency order (from the alignment schedule), grouped in levels whose inputs do not depend on each other. */
@@ -83,88 +81,8 @@ export function refitLevels(plans: ModelPlan[]): RefitLayer[][] {
   return levels;
 }
 
-/** The tensor a linear layer reads (its MatMul/Gemm node's first input). */
-function inputTensor(model: OnnxModel, l: LinearRef): string {
-  const node = model.nodes.find((n) => n.name === l.node);
-  const x = node?.input?.[0];
-  if (!x) throw new OtfuseError('INTERNAL', `refit: cannot find the input of layer '${l.node}'`, { file: model.file, node: l.node });
-  return x;
-}
-
-/** Rows of a [rows × d] activation block (optionally a subset), with a ones column appended: [rows × (d+1)] float32. */
-function augmentRows(A: Float32Array, d: number, rows: readonly number[] | null, nRows: number): { X: Float32Array; rows: number } {
-  const count = rows ? rows.length : nRows;
-  const X = new Float32Array(count * (d + 1));
-  for (let r = 0; r < count; r++) {
-    const src = (rows ? rows[r] : r) * d;
-    X.set(A.subarray(src, src + d), r * (d + 1));
-    X[r * (d + 1) + d] = 1;
-  }
-  return { X, rows: count };
-}
-
 /** The most activation floats (all sources, all captured tensors) one calibration batch of the refit may hold: 256 MB. */
 const ACTIVATION_BUDGET = 64 * 2 ** 20;
-
-/** Below this many multiply-adds a product stays in float64 JS; above, one float32 Gemm in ONNX Runtime. */
-const ORT_PRODUCT_THRESHOLD = 1_000_000;
-
-function gemmTransAModel(): Uint8Array {
-  const F = onnx.TensorProto.DataType.FLOAT;
-  const vi = (name: string, dims: string[]) =>
-    onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: F, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
-  const graph = onnx.GraphProto.create({
-    name: 'cross',
-    node: [
-      onnx.NodeProto.create({
-        opType: 'Gemm',
-        name: 'cross',
-        input: ['A', 'B'],
-        output: ['C'],
-        attribute: [onnx.AttributeProto.create({ name: 'transA', type: onnx.AttributeProto.AttributeType.INT, i: 1 })],
-      }),
-    ],
-    input: [vi('A', ['r', 'a']), vi('B', ['r', 'b'])],
-    output: [vi('C', ['a', 'b'])],
-  });
-  return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph, producerName: 'otfuse' })).finish();
-}
-
-/** Accumulates AᵀB of augmented row blocks into float64 C: per batch in float32 ONNX Runtime (large) or float64 JS (small). */
-class CrossProducts {
-  private constructor(private readonly session: ort.InferenceSession | undefined) {}
-
-  static async create(): Promise<CrossProducts> {
-    try {
-      return new CrossProducts(await ort.InferenceSession.create(gemmTransAModel(), { executionProviders: ['cpu'], logSeverityLevel: 3 }));
-    } catch {
-      return new CrossProducts(undefined);
-    }
-  }
-
-  async add(C: Float64Array, A: Float32Array, a: number, B: Float32Array, b: number, rows: number): Promise<void> {
-    if (this.session && rows * a * b >= ORT_PRODUCT_THRESHOLD) {
-      const out = await this.session.run({ A: new ort.Tensor('float32', A, [rows, a]), B: new ort.Tensor('float32', B, [rows, b]) });
-      const P = out.C.data as Float32Array;
-      for (let i = 0; i < P.length; i++) C[i] += P[i];
-      return;
-    }
-    for (let r = 0; r < rows; r++) {
-      const ao = r * a,
-        bo = r * b;
-      for (let i = 0; i < a; i++) {
-        const x = A[ao + i];
-        if (x === 0) continue;
-        const ci = i * b;
-        for (let j = 0; j < b; j++) C[ci + j] += x * B[bo + j];
-      }
-    }
-  }
-
-  async release(): Promise<void> {
-    await this.session?.release();
-  }
-}
 
 /** T̂ = blockdiag(T, 1) for an input map T (n×m, input-side scaling), or identity of size d+1. */
 function augmentedT(map: TMap | null, d: number): { T: Float64Array; n: number; m: number } {
@@ -300,20 +218,12 @@ interface Products {
 async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: boolean, parentRunners?: ModelRunner[]): Promise<Map<string, Products>> {
   const { models, calib } = input;
   const K = models.length;
-  // Unique input tensors of this level (keyed by the anchor's tensor); the maps must agree for layers sharing one.
-  const entries: { key: string; tensors: string[]; maps: (TMap | null)[]; da: number; db: number[] }[] = [];
-  for (const l of layers) {
-    const tensors = l.refs.map((r, k) => inputTensor(models[k], r));
-    if (entries.some((e) => e.key === tensors[0])) continue;
-    const maps = l.refs.map((_, k) => (k === 0 ? null : (input.inputMaps[k].get(l.refs[0]) ?? null)));
-    entries.push({ key: tensors[0], tensors, maps, da: l.refs[0].inDim, db: l.refs.map((r) => r.inDim) });
-  }
+  const entries = gramEntries(models, layers);
   const sources = [...models.map((m, k) => ({ model: m, k })), ...(withFused ? [{ model: input.fused, k: -1 }] : [])];
   const runners: ModelRunner[] = [...(parentRunners ?? [])];
   const owned: ModelRunner[] = [];
   const products = await CrossProducts.create();
-  const out = new Map<string, Products>();
-  const raw = entries.map((e) => ({
+  const raw: RawProducts[] = entries.map((e) => ({
     kk: e.db.map((d) => new Float64Array((d + 1) * (d + 1))),
     ff: withFused ? new Float64Array((e.da + 1) * (e.da + 1)) : undefined,
     fk: withFused ? e.db.map((d) => new Float64Array((e.da + 1) * (d + 1))) : undefined,
@@ -334,8 +244,9 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
     // Token budget: how many candidate rows each entry has (real tokens only for text), and the share to keep.
     const maskInput = bindings[0].attention_mask;
     const realTokens = maskInput && (input.tokenBudget ?? 0) > 0 ? countRealTokens(calib, maskInput, total) : undefined;
-    const keepShare: (number | undefined)[] = entries.map(() => undefined);
-    const pick = entries.map((_, ei) => seededRandom((input.tokenSeed ?? 0) * 1000003 + ei + 1));
+    const picker = new RowPicker(entries.length, input.tokenBudget ?? 0, input.tokenSeed ?? 0, (masked, tokens) =>
+      masked && realTokens !== undefined ? realTokens : total * tokens,
+    );
     // Bounded memory: one sample first, then as many per batch as keep the captured activations of all sources
     // under ACTIVATION_BUDGET floats (at most batchSize).
     let step = 1;
@@ -361,29 +272,12 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
         const e = entries[ei];
         const get = (i: number) => {
           const t = results[i][sources[i].k < 0 ? e.key : e.tensors[sources[i].k]];
-          const dims = t.dims.map(Number);
-          return { data: t.data as Float32Array, d: dims[dims.length - 1], n: t.data.length / dims[dims.length - 1], tokens: dims.length === 3 ? dims[1] : 1 };
+          return { data: t.data as Float32Array, ...blockOf(t.dims.map(Number), t.data.length) };
         };
         const xs = sources.map((_, i) => get(i));
         const n = xs[0].n;
         if (xs.some((x) => x.n !== n)) throw new OtfuseError('MISMATCH', `refit: the models see different numbers of tokens at '${e.key}'`);
-        // Padding tokens (text models) are not samples.
-        let rows: number[] | null = null;
-        const masked = !!mask && xs[0].tokens > 1 && mask.length === n;
-        if (masked) {
-          rows = [];
-          for (let r = 0; r < n; r++) if (mask![r]) rows.push(r);
-        }
-        // Above the token budget, a seeded random share of the rows (the same for every model: one draw per row).
-        if (keepShare[ei] === undefined) {
-          const candidates = masked && realTokens !== undefined ? realTokens : total * xs[0].tokens;
-          const budget = input.tokenBudget ?? 0;
-          keepShare[ei] = budget > 0 && candidates > budget ? budget / candidates : 1;
-        }
-        if (keepShare[ei]! < 1) {
-          const share = keepShare[ei]!;
-          rows = (rows ?? Array.from({ length: n }, (_, i) => i)).filter(() => pick[ei]() < share);
-        }
+        const rows = picker.rows(ei, n, xs[0].tokens, mask);
         const aug = xs.map((x) => augmentRows(x.data, x.d, rows, n));
         const r = raw[ei];
         const count = aug[0].rows;
@@ -400,26 +294,54 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
     for (const r of owned) await r.release();
     await products.release();
   }
-  for (let ei = 0; ei < entries.length; ei++) {
-    const e = entries[ei];
-    const r = raw[ei];
-    const gkk: Float64Array[] = [];
-    const cfk: Float64Array[] = [];
-    for (let k = 0; k < K; k++) {
-      const db = e.db[k];
-      if (!e.maps[k] && db === e.da) {
-        // no map (the anchor): T̂ = I, skip two (d+1)³ products
-        gkk.push(r.kk[k]);
-        if (withFused) cfk.push(r.fk![k]);
-        continue;
-      }
-      const T = augmentedT(e.maps[k], db);
-      if (T.n !== db + 1 || T.m !== e.da + 1)
-        throw new OtfuseError('INTERNAL', `refit: the input map of '${e.key}' is ${T.n - 1}×${T.m - 1}, the layers take ${db} → ${e.da}`);
-      gkk.push(await mmT(T.T, await mm(r.kk[k], T.T, db + 1, db + 1, e.da + 1), db + 1, e.da + 1, e.da + 1)); // T̂ᵀ G T̂
-      if (withFused) cfk.push(await mm(r.fk![k], T.T, e.da + 1, db + 1, e.da + 1)); // (X̂ᵀX̂_k) T̂
+  const out = new Map<string, Products>();
+  for (let ei = 0; ei < entries.length; ei++) out.set(entries[ei].key, await moveProducts(input, layers, entries[ei], raw[ei]));
+  return out;
+}
+
+/** One entry's Grams as accumulated, each model in its own basis. */
+interface RawProducts {
+  kk: Float64Array[];
+  ff?: Float64Array;
+  fk?: Float64Array[];
+  rows: number;
+}
+
+/** Moves model k's Grams into the anchor's basis with the layer's input map: T̂ᵀ G T̂ (and (X̂ᵀX̂_k) T̂ for regmean++). */
+async function moveProducts(input: RefitInput, layers: RefitLayer[], e: GramEntry, r: RawProducts): Promise<Products> {
+  const l = layers.find((x) => inputTensor(input.models[0], x.refs[0]) === e.key)!;
+  const gkk: Float64Array[] = [];
+  const cfk: Float64Array[] = [];
+  for (let k = 0; k < input.models.length; k++) {
+    const db = e.db[k];
+    const map = k === 0 ? null : (input.inputMaps[k].get(l.refs[0]) ?? null);
+    if (!map && db === e.da) {
+      // no map (the anchor): T̂ = I, skip two (d+1)³ products
+      gkk.push(r.kk[k]);
+      if (r.fk) cfk.push(r.fk[k]);
+      continue;
     }
-    out.set(e.key, { gkk, gff: r.ff, cfk: withFused ? cfk : undefined, rows: r.rows });
+    const T = augmentedT(map, db);
+    if (T.n !== db + 1 || T.m !== e.da + 1)
+      throw new OtfuseError('INTERNAL', `refit: the input map of '${e.key}' is ${T.n - 1}×${T.m - 1}, the layers take ${db} → ${e.da}`);
+    gkk.push(await mmT(T.T, await mm(r.kk[k], T.T, db + 1, db + 1, e.da + 1), db + 1, e.da + 1, e.da + 1)); // T̂ᵀ G T̂
+    r.kk[k] = new Float64Array(0); // the raw Gram is not needed past this point
+    if (r.fk) cfk.push(await mm(r.fk[k], T.T, e.da + 1, db + 1, e.da + 1)); // (X̂ᵀX̂_k) T̂
+  }
+  return { gkk, gff: r.ff, cfk: r.fk ? cfk : undefined, rows: r.rows };
+}
+
+/** regmean from the Grams the capture collected: this level's entries read back from the spool and moved. */
+async function storedProducts(input: RefitInput, layers: RefitLayer[]): Promise<Map<string, Products>> {
+  const out = new Map<string, Products>();
+  for (const e of gramEntries(input.models, layers)) {
+    let rows = 0;
+    const kk = input.models.map((_, k) => {
+      const g = input.grams!.read(k, e.key);
+      rows = g.rows;
+      return g.G;
+    });
+    out.set(e.key, await moveProducts(input, layers, e, { kk, rows }));
   }
   return out;
 }
@@ -460,11 +382,13 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
     }
     return v;
   };
-  // regmean: the parents' inputs do not depend on the refit, so one pass collects every level's Grams.
-  const once = input.mode === 'regmean' ? await gramProducts(input, levels.flat(), false) : undefined;
+  // regmean: the parents' inputs do not depend on the refit: their Grams come from the capture (read back level by
+  // level), or one pass of the refit's own collects every level's.
+  const stored = input.mode === 'regmean' && !!input.grams;
+  const once = input.mode === 'regmean' && !stored ? await gramProducts(input, levels.flat(), false) : undefined;
   // regmean++: the parents' sessions serve every level (only the fused model changes between levels).
   const parents: ModelRunner[] = [];
-  if (!once) {
+  if (input.mode === 'regmean++') {
     for (let k = 0; k < K; k++) {
       const probe = input.models[k].clone();
       probe.setOutputs([...new Set(levels.flat().map((l) => inputTensor(input.models[k], l.refs[k])))]);
@@ -473,7 +397,7 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
   }
   try {
     for (const level of levels) {
-      const products = once ?? (await gramProducts(input, level, true, parents));
+      const products = once ?? (stored ? await storedProducts(input, level) : await gramProducts(input, level, true, parents));
       for (const layer of level) {
         const la = layer.refs[0];
         const key = inputTensor(input.models[0], la);

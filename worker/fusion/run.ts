@@ -24,7 +24,8 @@ import { configureLinalg } from './linalg';
 import { cloneForWeights, paramView } from './params';
 import { MapStore } from './mapstore';
 import type { TMap } from './maps';
-import { refitModel, type RefitLayerResult } from './refit';
+import { refitModel, refitLevels, type RefitLayerResult } from './refit';
+import { CaptureGrams } from './refitgrams';
 
 export { OTFUSE_VERSION } from './runFolder';
 
@@ -45,6 +46,8 @@ export interface LoadedFusionInput {
   vanilla?: boolean;
   /** For tests: alter a solved map (model index, map name). */
   tamper?: (model: number, name: string, map: TMap) => TMap;
+  /** For tests and benchmarks: regmean collects its Grams with a forward pass of its own, not from the capture. */
+  refitOwnPass?: boolean;
 }
 
 export interface LoadedFusionResult {
@@ -142,199 +145,222 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   if (REFITS[recipe.refit].needsActivations && !input.calib) throw new OtfuseError('BAD_USAGE', `refit '${recipe.refit}' needs calibration data (--data)`);
   const acts: (ActivationStore | undefined)[] = models.map(() => undefined);
   let activationBytes = 0;
-  t = performance.now();
-  const captureOptions = (k: number): CaptureOptions => {
-    const e = plans[k].embedding;
-    return {
-      samples: recipe.samples,
-      batchSize: recipe.batchSize,
-      tokenFilter: recipe.tokenFilter,
-      standardize: recipe.standardize,
-      tokenBudget: recipe.tokenBudget,
-      tokenSeed: recipe.tokenSeed,
-      provider: input.provider,
-      signal: input.signal,
-      grid: e.kind === 'patch' ? e.patch.grid : undefined,
-      hasCls: e.kind === 'patch' ? !!e.cls : true,
-    };
-  };
-  // Staged capture (one block's activations at a time) when all at once would be large.
-  const staged =
-    needActs &&
-    (recipe.capture === 'staged' ||
-      (recipe.capture === 'auto' && plans.some((p) => estimateActivationBytes(p, recipe.samples, recipe.tokenBudget) > STAGED_ABOVE_BYTES)));
-  if (needActs) {
-    if (!input.calib) {
-      const why = ALIGN_BY[recipe.alignBy].needsActivations
-        ? 'alignment by activations'
-        : RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations
-          ? `residual policy '${recipe.residualPolicy}'`
-          : `refit '${recipe.refit}'`;
-      throw new OtfuseError('BAD_USAGE', `${why} needs calibration data (--data)`);
-    }
-    for (let k = 0; k < models.length; k++) {
-      throwIfCancelled(input.signal);
-      if (staged) {
-        acts[k] = new StagedActivations(models[k], plans[k], input.calib, captureOptions(k));
-        continue;
-      }
-      emit({ stage: 'activations', message: path.basename(models[k].file), done: k, total: models.length });
-      acts[k] = await captureActivations(models[k], plans[k], input.calib, captureOptions(k));
-      activationBytes += acts[k]!.bytes;
-    }
-    if (!staged) emit({ stage: 'activations', done: models.length, total: models.length });
-  }
-  timings.activations = (performance.now() - t) / 1000;
-
-  // Align every other model onto the anchor.
-  t = performance.now();
-  const maps: MapRecord[][] = [[]];
-  const mapStore = new MapStore(recipe.mapsDtype);
-  const aligned: Map<string, Float64Array>[] = [new Map()];
-  const inputMaps: Map<LinearRef, TMap | null>[] = [new Map()];
-  const layerCount = solvedMapCount(compileSchedule(plans[0]), plans[0], recipe);
-  const costs = await CostEngine.create(recipe.costEngine === 'ort', input.provider);
-  configureLinalg({ provider: input.provider ?? 'cpu' });
-  // OT solvers follow the execution provider: a GPU provider runs those with an ONNX Runtime path there.
-  const otProvider = input.provider === 'cuda' || input.provider === 'webgpu' ? input.provider : recipe.otBackend === 'ort' ? 'cpu' : undefined;
+  // regmean's Grams come out of the capture's own forward pass (taps), not a second pass of the refit.
+  const grams =
+    needActs && recipe.refit === 'regmean' && input.calib && !input.refitOwnPass
+      ? new CaptureGrams(models, refitLevels(plans).flat(), {
+          samples: recipe.samples,
+          datasetSize: input.calib.size,
+          tokenBudget: recipe.tokenBudget,
+          tokenSeed: recipe.tokenSeed,
+        })
+      : undefined;
   try {
-    for (let k = 1; k < models.length; k++) {
-      throwIfCancelled(input.signal);
-      const records: MapRecord[] = [];
-      const linearMaps = new Map<LinearRef, TMap | null>();
-      inputMaps.push(linearMaps);
-      let done = 0;
-      aligned.push(
-        await alignModel({
-          anchor: { plan: plans[0], params: params[0], acts: acts[0] },
-          other: { plan: plans[k], params: params[k], acts: acts[k] },
-          recipe,
-          costs,
-          onMap: (r) => {
-            records.push(mapStore.add(k, r));
-            if (r.kind !== 'residual')
-              emit({
-                stage: 'align',
-                layer: r.name,
-                message: `model ${k}`,
-                done: ++done,
-                total: layerCount,
-                metrics: { cost: r.diagnostics.cost, entropy: r.diagnostics.entropy },
-              });
-          },
-          tamper: input.tamper ? (name, map) => input.tamper!(k, name, map) : undefined,
-          onLinear: (la, mapIn) => linearMaps.set(la, mapIn),
-          otProvider,
-          prepare: staged
-            ? async (stage) => {
-                throwIfCancelled(input.signal);
-                emit({ stage: 'activations', message: `stage ${stage} (model ${k})` });
-                for (const i of [0, k]) await (acts[i] as StagedActivations).prepare(stage);
-              }
-            : undefined,
-        }),
-      );
-      maps.push(records);
-    }
-  } finally {
-    await costs.release();
-    if (otProvider) await releaseSinkhornSessions();
-  }
-  timings.align = (performance.now() - t) / 1000;
-  if (staged) activationBytes = acts.reduce((s, a) => s + ((a as StagedActivations | undefined)?.peakBytes ?? 0), 0);
-  const stats = acts.map((a) => (a as { stats?: CaptureStats } | undefined)?.stats).filter((s): s is CaptureStats => !!s);
-  let capture: RunRecord['capture'];
-  if (stats.length) {
-    const seconds = stats.reduce((s, x) => s + x.seconds, 0);
-    // Staged capture runs inside the alignment loop: book its time under activations, not align.
-    if (staged) {
-      timings.activations = seconds;
-      timings.align = Math.max(0, timings.align - seconds);
-    }
-    capture = {
-      mode: staged ? 'staged' : 'all',
-      passes: stats.reduce((s, x) => s + x.passes, 0),
-      seconds,
-      cpuSeconds: stats.reduce((s, x) => s + x.cpuSeconds, 0),
-      tokenBudget: recipe.tokenBudget,
-      tokenSeed: recipe.tokenSeed,
-      tokens: stats[0].tokens,
-      peakActivationBytes: Math.max(...stats.map((x) => x.peakBytes)),
-      peakCacheBytes: Math.max(...stats.map((x) => x.peakCacheBytes)),
-    };
-  }
-
-  // Weighted average into a clone of the anchor.
-  t = performance.now();
-  const alpha = recipe.weights ?? models.map(() => 1 / models.length);
-  if (alpha.length !== models.length) throw new OtfuseError('BAD_USAGE', `recipe.weights has ${alpha.length} entries for ${models.length} models`);
-  const asum = alpha.reduce((a, b) => a + b, 0);
-  const fused = cloneForWeights(models[0]);
-  // Every initializer the plan places, once (a packed one is shared by the roles of its slices).
-  const names = [...new Set([...roles[0].values()].map((r) => r.name))];
-  for (const name of names) {
-    const base = params[0].get(name).data;
-    const acc = new Float64Array(base.length);
-    for (let i = 0; i < base.length; i++) acc[i] = (alpha[0] / asum) * base[i];
-    for (let k = 1; k < models.length; k++) {
-      const v = aligned[k].get(name);
-      if (!v) throw new OtfuseError('INTERNAL', `no aligned value for '${name}' from model ${k}`);
-      const w = alpha[k] / asum;
-      for (let i = 0; i < acc.length; i++) acc[i] += w * v[i];
-    }
-    fused.setInitializer(name, Float32Array.from(acc));
-  }
-  timings.average = (performance.now() - t) / 1000;
-
-  // Optional closed-form refit of every aligned linear layer from calibration activations (refit.ts).
-  let refit: RefitLayerResult[] | undefined;
-  if (recipe.refit !== 'none') {
     t = performance.now();
-    refit = await refitModel({
-      mode: recipe.refit,
-      ridge: recipe.refitRidge,
-      models,
-      plans,
-      fused,
-      aligned,
-      alpha: alpha.map((a) => a / asum),
-      inputMaps,
-      calib: input.calib!,
-      samples: recipe.samples,
-      batchSize: recipe.batchSize,
-      tokenBudget: recipe.tokenBudget,
-      tokenSeed: recipe.tokenSeed,
-      provider: input.provider,
-      signal: input.signal,
-      onLayer: (r, done, total) => emit({ stage: 'refit', layer: r.name, done, total, metrics: { errorAverage: r.errorAverage, errorRefit: r.errorRefit } }),
-    });
-    // Per-layer diagnostics go with the layer's maps (the run's layer table); layers without a map of their own
-    // (the classifier, Q/K under a shared map) are listed in `refit`.
-    for (const r of refit) {
-      for (const rec of maps.slice(1).flat()) {
-        if (rec.name === r.name) Object.assign(rec.diagnostics, { refitErrorAverage: r.errorAverage, refitError: r.errorRefit, refitLambda: r.lambda });
+    const captureOptions = (k: number): CaptureOptions => {
+      const e = plans[k].embedding;
+      return {
+        samples: recipe.samples,
+        batchSize: recipe.batchSize,
+        tokenFilter: recipe.tokenFilter,
+        standardize: recipe.standardize,
+        tokenBudget: recipe.tokenBudget,
+        tokenSeed: recipe.tokenSeed,
+        provider: input.provider,
+        signal: input.signal,
+        grid: e.kind === 'patch' ? e.patch.grid : undefined,
+        hasCls: e.kind === 'patch' ? !!e.cls : true,
+        tap: grams?.tap(k),
+      };
+    };
+    // Staged capture (one block's activations at a time) when all at once would be large.
+    const staged =
+      needActs &&
+      (recipe.capture === 'staged' ||
+        (recipe.capture === 'auto' && plans.some((p) => estimateActivationBytes(p, recipe.samples, recipe.tokenBudget) > STAGED_ABOVE_BYTES)));
+    if (needActs) {
+      if (!input.calib) {
+        const why = ALIGN_BY[recipe.alignBy].needsActivations
+          ? 'alignment by activations'
+          : RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations
+            ? `residual policy '${recipe.residualPolicy}'`
+            : `refit '${recipe.refit}'`;
+        throw new OtfuseError('BAD_USAGE', `${why} needs calibration data (--data)`);
       }
-    }
-    timings.refit = (performance.now() - t) / 1000;
-  }
-
-  let vanilla: OnnxModel | undefined;
-  if (!heterogeneous && input.vanilla !== false) {
-    // Plain average role by role (canonical values, so differently packed or laid-out exports still pair up).
-    const sink = new ParamSink((name) => params[0].get(name).data.length, plans[0].file);
-    for (const [role, ra] of roles[0]) {
-      let acc: Float64Array | undefined;
       for (let k = 0; k < models.length; k++) {
-        const v = readRole(params[k], roles[k].get(role)!);
-        acc ??= new Float64Array(v.length);
-        for (let i = 0; i < acc.length; i++) acc[i] += (alpha[k] / asum) * v[i];
+        throwIfCancelled(input.signal);
+        if (staged) {
+          acts[k] = new StagedActivations(models[k], plans[k], input.calib, captureOptions(k));
+          continue;
+        }
+        emit({ stage: 'activations', message: path.basename(models[k].file), done: k, total: models.length });
+        acts[k] = await captureActivations(models[k], plans[k], input.calib, captureOptions(k));
+        activationBytes += acts[k]!.bytes;
       }
-      writeRole(sink, params[0], ra, acc!);
+      if (!staged) emit({ stage: 'activations', done: models.length, total: models.length });
     }
-    vanilla = cloneForWeights(models[0]);
-    for (const [name, v] of sink.finish()) vanilla.setInitializer(name, Float32Array.from(v));
+    timings.activations = (performance.now() - t) / 1000;
+
+    // Align every other model onto the anchor.
+    t = performance.now();
+    const maps: MapRecord[][] = [[]];
+    const mapStore = new MapStore(recipe.mapsDtype);
+    const aligned: Map<string, Float64Array>[] = [new Map()];
+    const inputMaps: Map<LinearRef, TMap | null>[] = [new Map()];
+    const layerCount = solvedMapCount(compileSchedule(plans[0]), plans[0], recipe);
+    const costs = await CostEngine.create(recipe.costEngine === 'ort', input.provider);
+    configureLinalg({ provider: input.provider ?? 'cpu' });
+    // OT solvers follow the execution provider: a GPU provider runs those with an ONNX Runtime path there.
+    const otProvider = input.provider === 'cuda' || input.provider === 'webgpu' ? input.provider : recipe.otBackend === 'ort' ? 'cpu' : undefined;
+    try {
+      for (let k = 1; k < models.length; k++) {
+        throwIfCancelled(input.signal);
+        const records: MapRecord[] = [];
+        const linearMaps = new Map<LinearRef, TMap | null>();
+        inputMaps.push(linearMaps);
+        let done = 0;
+        aligned.push(
+          await alignModel({
+            anchor: { plan: plans[0], params: params[0], acts: acts[0] },
+            other: { plan: plans[k], params: params[k], acts: acts[k] },
+            recipe,
+            costs,
+            onMap: (r) => {
+              records.push(mapStore.add(k, r));
+              if (r.kind !== 'residual')
+                emit({
+                  stage: 'align',
+                  layer: r.name,
+                  message: `model ${k}`,
+                  done: ++done,
+                  total: layerCount,
+                  metrics: { cost: r.diagnostics.cost, entropy: r.diagnostics.entropy },
+                });
+            },
+            tamper: input.tamper ? (name, map) => input.tamper!(k, name, map) : undefined,
+            onLinear: (la, mapIn) => linearMaps.set(la, mapIn),
+            otProvider,
+            prepare: staged
+              ? async (stage) => {
+                  throwIfCancelled(input.signal);
+                  emit({ stage: 'activations', message: `stage ${stage} (model ${k})` });
+                  for (const i of [0, k]) await (acts[i] as StagedActivations).prepare(stage);
+                }
+              : undefined,
+          }),
+        );
+        maps.push(records);
+      }
+    } finally {
+      await costs.release();
+      if (otProvider) await releaseSinkhornSessions();
+    }
+    // Stages the alignment did not need still feed the refit's Grams.
+    if (grams && staged) for (const a of acts) await (a as StagedActivations).finishTaps();
+    timings.align = (performance.now() - t) / 1000;
+    if (staged) activationBytes = acts.reduce((s, a) => s + ((a as StagedActivations | undefined)?.peakBytes ?? 0), 0);
+    const stats = acts.map((a) => (a as { stats?: CaptureStats } | undefined)?.stats).filter((s): s is CaptureStats => !!s);
+    let capture: RunRecord['capture'];
+    if (stats.length) {
+      const seconds = stats.reduce((s, x) => s + x.seconds, 0);
+      // Staged capture runs inside the alignment loop: book its time under activations, not align.
+      if (staged) {
+        timings.activations = seconds;
+        timings.align = Math.max(0, timings.align - seconds);
+      }
+      capture = {
+        mode: staged ? 'staged' : 'all',
+        passes: stats.reduce((s, x) => s + x.passes, 0),
+        seconds,
+        cpuSeconds: stats.reduce((s, x) => s + x.cpuSeconds, 0),
+        tokenBudget: recipe.tokenBudget,
+        tokenSeed: recipe.tokenSeed,
+        tokens: stats[0].tokens,
+        peakActivationBytes: Math.max(...stats.map((x) => x.peakBytes)),
+        peakCacheBytes: Math.max(...stats.map((x) => x.peakCacheBytes)),
+      };
+    }
+
+    // Weighted average into a clone of the anchor.
+    t = performance.now();
+    const alpha = recipe.weights ?? models.map(() => 1 / models.length);
+    if (alpha.length !== models.length) throw new OtfuseError('BAD_USAGE', `recipe.weights has ${alpha.length} entries for ${models.length} models`);
+    const asum = alpha.reduce((a, b) => a + b, 0);
+    const fused = cloneForWeights(models[0]);
+    // Every initializer the plan places, once (a packed one is shared by the roles of its slices).
+    const names = [...new Set([...roles[0].values()].map((r) => r.name))];
+    for (const name of names) {
+      const base = params[0].get(name).data;
+      const acc = new Float64Array(base.length);
+      for (let i = 0; i < base.length; i++) acc[i] = (alpha[0] / asum) * base[i];
+      for (let k = 1; k < models.length; k++) {
+        const v = aligned[k].get(name);
+        if (!v) throw new OtfuseError('INTERNAL', `no aligned value for '${name}' from model ${k}`);
+        const w = alpha[k] / asum;
+        for (let i = 0; i < acc.length; i++) acc[i] += w * v[i];
+      }
+      fused.setInitializer(name, Float32Array.from(acc));
+    }
+    timings.average = (performance.now() - t) / 1000;
+
+    // Optional closed-form refit of every aligned linear layer from calibration activations (refit.ts).
+    let refit: RefitLayerResult[] | undefined;
+    if (recipe.refit !== 'none') {
+      t = performance.now();
+      refit = await refitModel({
+        grams: grams?.ready ? grams : undefined,
+        mode: recipe.refit,
+        ridge: recipe.refitRidge,
+        models,
+        plans,
+        fused,
+        aligned,
+        alpha: alpha.map((a) => a / asum),
+        inputMaps,
+        calib: input.calib!,
+        samples: recipe.samples,
+        batchSize: recipe.batchSize,
+        tokenBudget: recipe.tokenBudget,
+        tokenSeed: recipe.tokenSeed,
+        provider: input.provider,
+        signal: input.signal,
+        onLayer: (r, done, total) => emit({ stage: 'refit', layer: r.name, done, total, metrics: { errorAverage: r.errorAverage, errorRefit: r.errorRefit } }),
+      });
+      // Per-layer diagnostics go with the layer's maps (the run's layer table); layers without a map of their own
+      // (the classifier, Q/K under a shared map) are listed in `refit`.
+      for (const r of refit) {
+        for (const rec of maps.slice(1).flat()) {
+          if (rec.name === r.name) Object.assign(rec.diagnostics, { refitErrorAverage: r.errorAverage, refitError: r.errorRefit, refitLambda: r.lambda });
+        }
+      }
+      timings.refit = (performance.now() - t) / 1000;
+      // The Gram products ran inside the capture: book them under the refit.
+      if (grams?.ready) {
+        timings.refit += grams.seconds;
+        timings.activations = Math.max(0, timings.activations - grams.seconds);
+      }
+    }
+
+    let vanilla: OnnxModel | undefined;
+    if (!heterogeneous && input.vanilla !== false) {
+      // Plain average role by role (canonical values, so differently packed or laid-out exports still pair up).
+      const sink = new ParamSink((name) => params[0].get(name).data.length, plans[0].file);
+      for (const [role, ra] of roles[0]) {
+        let acc: Float64Array | undefined;
+        for (let k = 0; k < models.length; k++) {
+          const v = readRole(params[k], roles[k].get(role)!);
+          acc ??= new Float64Array(v.length);
+          for (let i = 0; i < acc.length; i++) acc[i] += (alpha[k] / asum) * v[i];
+        }
+        writeRole(sink, params[0], ra, acc!);
+      }
+      vanilla = cloneForWeights(models[0]);
+      for (const [name, v] of sink.finish()) vanilla.setInitializer(name, Float32Array.from(v));
+    }
+    return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, refit, capture, mapStore };
+  } finally {
+    await grams?.release();
   }
-  return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, refit, capture, mapStore };
 }
 
 export async function fuseModels(request: FuseRequest, context: JobContext = {}): Promise<FuseResult> {

@@ -19,16 +19,24 @@ export interface StagePart {
   outputs: string[];
   /** Cached tensors whose last reader is this stage (dropped after it). */
   release: string[];
+  /** Tapped tensors this stage computes (also in `outputs`). */
+  taps: string[];
 }
 
 export interface StagePlan {
   parts: StagePart[];
   /** The graph's inputs (not initializers). */
   inputs: string[];
+  /** Taps no stage computes (graph inputs, initializers). */
+  untapped: string[];
 }
 
-/** targets[g]: the tensors stage g must make available (computed there or cached from before). */
-export function planStages(model: OnnxModel, targets: string[][]): StagePlan {
+/**
+ * targets[g]: the tensors stage g must make available (computed there or cached from before). `taps`: tensors to
+ * hand out where they are computed (an output of the stage that computes them, never cached); a tap no target
+ * needs is computed in the last stage. Graph inputs and initializers cannot be tapped (`untapped` lists them).
+ */
+export function planStages(model: OnnxModel, targets: string[][], taps: readonly string[] = []): StagePlan {
   const g = model.graph;
   const nodes = model.nodes;
   const inits = new Set((g.initializer ?? []).map((t) => t.name ?? ''));
@@ -47,20 +55,22 @@ export function planStages(model: OnnxModel, targets: string[][]): StagePlan {
   });
   const stageOf = new Int32Array(nodes.length).fill(-1);
   const producedIn = new Map<string, number>();
-  for (let s = 0; s < targets.length; s++) {
-    const stack = [...targets[s]];
+  for (let s = 0; s <= targets.length; s++) {
+    // The pass after the last group assigns what only the taps need to the last stage.
+    const stack = s < targets.length ? [...targets[s]] : [...taps];
+    const into = Math.min(s, targets.length - 1);
     while (stack.length) {
       const t = stack.pop()!;
       if (!t || inits.has(t) || inputSet.has(t) || producedIn.has(t)) continue;
       const p = producer.get(t);
       if (p === undefined) throw new OtfuseError('BAD_MODEL', `tensor '${t}' is produced by no node`, { file: model.file });
       if (stageOf[p] >= 0) continue;
-      stageOf[p] = s;
-      for (const o of nodes[p].output ?? []) if (o) producedIn.set(o, s);
+      stageOf[p] = into;
+      for (const o of nodes[p].output ?? []) if (o) producedIn.set(o, into);
       for (const i of nodes[p].input ?? []) if (i) stack.push(i);
     }
   }
-  const parts: StagePart[] = targets.map((_, s) => ({ index: s, nodes: [], graphInputs: [], liveIns: [], outputs: [], release: [] }));
+  const parts: StagePart[] = targets.map((_, s) => ({ index: s, nodes: [], graphInputs: [], liveIns: [], outputs: [], release: [], taps: [] }));
   nodes.forEach((_, i) => {
     if (stageOf[i] >= 0) parts[stageOf[i]].nodes.push(i);
   });
@@ -84,10 +94,12 @@ export function planStages(model: OnnxModel, targets: string[][]): StagePlan {
     const outs = new Set<string>();
     for (const t of targets[part.index]) if (producedIn.get(t) === part.index) outs.add(t);
     for (const [t, last] of lastUse) if (producedIn.get(t) === part.index && last > part.index) outs.add(t);
+    part.taps = taps.filter((t) => producedIn.get(t) === part.index);
+    for (const t of part.taps) outs.add(t);
     part.outputs = [...outs];
   }
   for (const [t, last] of lastUse) parts[last].release.push(t);
-  return { parts, inputs };
+  return { parts, inputs, untapped: taps.filter((t) => !producedIn.has(t)) };
 }
 
 const ORT_TO_ONNX: Record<string, number> = {

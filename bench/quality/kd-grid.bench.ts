@@ -1,0 +1,79 @@
+// Choosing the distillation finetune on validation data: one start model (the converged pair fused with the engine
+// default, or a parent), ≤ 1 epoch on train54k, a grid of (lr, temperature, α), seed 0, scored on val5k only.
+// The test set is never read here; the chosen setting is then run for every start by quality.bench.ts.
+//
+//   node dist-bench/quality/kd-grid.bench.js [--start fused|a|b] [--grid lr:T:alpha[:batch],…] [--epochs 1] [--threads 1]
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadModel } from '../../worker/onnx/model';
+import { openDataset } from '../../worker/data/dataset';
+import { evaluateModel } from '../../worker/runtime/evaluate';
+import { fuseLoaded } from '../../worker/fusion/run';
+import { resolveRecipe } from '../../worker/fusion/recipe';
+import { finetuneModel } from '../../worker/train/finetune';
+import { machine } from '../common';
+import { prepareSplits } from './splits';
+
+const argv = process.argv.slice(2);
+const arg = (name: string, fallback: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : fallback;
+};
+const A = path.resolve(arg('a', 'examples/vit48c_s20.onnx'));
+const B = path.resolve(arg('b', 'examples/vit48c_s21.onnx'));
+const START = arg('start', 'fused');
+const GRID = arg('grid', '2e-4:4:0.9,5e-4:4:0.9,1e-3:4:0.9')
+  .split(',')
+  .map((g) => g.split(':').map(Number));
+const EPOCHS = Number(arg('epochs', '1'));
+const THREADS = Number(arg('threads', '1'));
+const SEED = Number(arg('seed', '0'));
+const OUT = path.resolve(arg('out', `.cache/quality/kd-grid-${START}.json`));
+
+async function main(): Promise<void> {
+  const splits = prepareSplits();
+  const val = openDataset(splits.val);
+  const work = path.join(path.dirname(OUT), 'models');
+  fs.mkdirSync(work, { recursive: true });
+  let start = START === 'a' ? A : START === 'b' ? B : path.join(work, 'fused-default.onnx');
+  if (START === 'fused') {
+    const calib = openDataset({ path: splits.calib, limit: 200 });
+    const r = await fuseLoaded({ models: [loadModel(A), loadModel(B)], recipe: resolveRecipe({}), calib });
+    r.fused.save(start);
+  }
+  start = path.resolve(start);
+  const v0 = (await evaluateModel(loadModel(start), val, { batchSize: 500 })).accuracy;
+  const rows: { lr: number; temp: number; alpha: number; batch: number; val: number; seconds: number; imgPerSec: number }[] = [];
+  console.log(`start ${START} (${path.basename(start)}): val5k ${(v0 * 100).toFixed(2)} %`);
+  console.log('| lr | T | α | batch | val5k % | s | img/s |\n| --- | --- | --- | --- | --- | --- | --- |');
+  for (const [lr, temp, alpha, batch = 128] of GRID) {
+    const out = path.join(work, `kd-${START}-${lr}-${temp}-${alpha}-${batch}-s${SEED}.onnx`);
+    const r = await finetuneModel(
+      {
+        model: start,
+        data: splits.train,
+        output: out,
+        epochs: EPOCHS,
+        lr,
+        batchSize: batch,
+        seed: SEED,
+        keep: 'last',
+        threads: THREADS,
+        ...(alpha > 0 ? { teachers: [A, B], kdTemp: temp, kdAlpha: alpha } : {}),
+      },
+      {},
+    );
+    const v = (await evaluateModel(loadModel(out), val, { batchSize: 500 })).accuracy;
+    rows.push({ lr, temp, alpha, batch, val: v, seconds: r.seconds, imgPerSec: r.samplesPerSecond });
+    console.log(`| ${lr} | ${temp} | ${alpha} | ${batch} | ${(v * 100).toFixed(2)} | ${r.seconds.toFixed(0)} | ${Math.round(r.samplesPerSecond)} |`);
+    fs.writeFileSync(
+      OUT,
+      JSON.stringify({ machine: machine(), date: new Date().toISOString(), start: START, startVal: v0, epochs: EPOCHS, seed: SEED, rows }, null, 1),
+    );
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

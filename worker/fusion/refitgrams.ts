@@ -1,0 +1,280 @@
+// The refit's input Gram matrices: which tensors each layer reads, which rows count (padding dropped, the token
+// budget's seeded share), the float32-GEMM accumulation into float64, and — for the default path — collection
+// during activation capture (a CaptureTap: the parents are run once, by the capture, not again by the refit),
+// with finished Grams spooled to a temp file so that only one stage's worth is ever in memory.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { onnx } from 'onnx-proto';
+import { OtfuseError } from '../errors';
+import type { OnnxModel } from '../onnx/model';
+import type { LinearRef } from '../graph/analyze';
+import { tempPathFor } from '../onnx/atomic';
+import { seededRandom } from '../random';
+import type { CaptureTap } from './activations';
+
+/** One linear layer of the schedule, the same position in every model (anchor first). */
+export interface RefitLayer {
+  name: string;
+  refs: LinearRef[];
+}
+
+/** A distinct input tensor of some refit layers: its name in each model (anchor first) and widths. */
+export interface GramEntry {
+  /** The anchor's tensor name (the key everything is stored under). */
+  key: string;
+  tensors: string[];
+  da: number;
+  db: number[];
+}
+
+/** The tensor a linear layer reads (its MatMul/Gemm node's first input). */
+export function inputTensor(model: OnnxModel, l: LinearRef): string {
+  const node = model.nodes.find((n) => n.name === l.node);
+  const x = node?.input?.[0];
+  if (!x) throw new OtfuseError('INTERNAL', `refit: cannot find the input of layer '${l.node}'`, { file: model.file, node: l.node });
+  return x;
+}
+
+/** The distinct input tensors of `layers`, in order of first use. */
+export function gramEntries(models: OnnxModel[], layers: RefitLayer[]): GramEntry[] {
+  const entries: GramEntry[] = [];
+  for (const l of layers) {
+    const tensors = l.refs.map((r, k) => inputTensor(models[k], r));
+    if (entries.some((e) => e.key === tensors[0])) continue;
+    entries.push({ key: tensors[0], tensors, da: l.refs[0].inDim, db: l.refs.map((r) => r.inDim) });
+  }
+  return entries;
+}
+
+/** Rows of a [rows × d] activation block (optionally a subset), with a ones column appended: [rows × (d+1)] float32. */
+export function augmentRows(A: Float32Array, d: number, rows: readonly number[] | null, nRows: number): { X: Float32Array; rows: number } {
+  const count = rows ? rows.length : nRows;
+  const X = new Float32Array(count * (d + 1));
+  for (let r = 0; r < count; r++) {
+    const src = (rows ? rows[r] : r) * d;
+    X.set(A.subarray(src, src + d), r * (d + 1));
+    X[r * (d + 1) + d] = 1;
+  }
+  return { X, rows: count };
+}
+
+/** Below this many multiply-adds a product stays in float64 JS; above, one float32 Gemm in ONNX Runtime. */
+const ORT_PRODUCT_THRESHOLD = 1_000_000;
+
+function gemmTransAModel(): Uint8Array {
+  const F = onnx.TensorProto.DataType.FLOAT;
+  const vi = (name: string, dims: string[]) =>
+    onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: F, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
+  const graph = onnx.GraphProto.create({
+    name: 'cross',
+    node: [
+      onnx.NodeProto.create({
+        opType: 'Gemm',
+        name: 'cross',
+        input: ['A', 'B'],
+        output: ['C'],
+        attribute: [onnx.AttributeProto.create({ name: 'transA', type: onnx.AttributeProto.AttributeType.INT, i: 1 })],
+      }),
+    ],
+    input: [vi('A', ['r', 'a']), vi('B', ['r', 'b'])],
+    output: [vi('C', ['a', 'b'])],
+  });
+  return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph, producerName: 'otfuse' })).finish();
+}
+
+/** Accumulates AᵀB of augmented row blocks into float64 C: per batch in float32 ONNX Runtime (large) or float64 JS (small). */
+export class CrossProducts {
+  private constructor(private readonly session: ort.InferenceSession | undefined) {}
+
+  static async create(): Promise<CrossProducts> {
+    try {
+      return new CrossProducts(await ort.InferenceSession.create(gemmTransAModel(), { executionProviders: ['cpu'], logSeverityLevel: 3 }));
+    } catch {
+      return new CrossProducts(undefined);
+    }
+  }
+
+  async add(C: Float64Array, A: Float32Array, a: number, B: Float32Array, b: number, rows: number): Promise<void> {
+    if (this.session && rows * a * b >= ORT_PRODUCT_THRESHOLD) {
+      const out = await this.session.run({ A: new ort.Tensor('float32', A, [rows, a]), B: new ort.Tensor('float32', B, [rows, b]) });
+      const P = out.C.data as Float32Array;
+      for (let i = 0; i < P.length; i++) C[i] += P[i];
+      return;
+    }
+    for (let r = 0; r < rows; r++) {
+      const ao = r * a,
+        bo = r * b;
+      for (let i = 0; i < a; i++) {
+        const x = A[ao + i];
+        if (x === 0) continue;
+        const ci = i * b;
+        for (let j = 0; j < b; j++) C[ci + j] += x * B[bo + j];
+      }
+    }
+  }
+
+  async release(): Promise<void> {
+    await this.session?.release();
+  }
+}
+
+/**
+ * Which rows of a captured block enter the Grams: padding tokens (text models) never; above the token budget a
+ * seeded share budget / candidates of the rest, one draw per row in data order (so every model, fed the same
+ * samples in the same order, keeps the same rows whatever its batch size).
+ */
+export class RowPicker {
+  private readonly share: (number | undefined)[];
+  private readonly pick: (() => number)[];
+
+  constructor(
+    entries: number,
+    private readonly budget: number,
+    seed: number,
+    /** Candidate rows of an entry: real tokens when masked, else samples × tokens. */
+    private readonly candidates: (masked: boolean, tokens: number) => number,
+  ) {
+    this.share = Array.from({ length: entries }, () => undefined);
+    this.pick = Array.from({ length: entries }, (_, ei) => seededRandom(seed * 1000003 + ei + 1));
+  }
+
+  /** Rows (null: all n) of a block of n rows with `tokens` tokens per sample and the batch's token mask. */
+  rows(ei: number, n: number, tokens: number, mask: ArrayLike<boolean | number> | undefined): number[] | null {
+    let rows: number[] | null = null;
+    const masked = !!mask && tokens > 1 && mask.length === n;
+    if (masked) {
+      rows = [];
+      for (let r = 0; r < n; r++) if (mask![r]) rows.push(r);
+    }
+    if (this.share[ei] === undefined) {
+      const c = this.candidates(masked, tokens);
+      this.share[ei] = this.budget > 0 && c > this.budget ? this.budget / c : 1;
+    }
+    const share = this.share[ei]!;
+    if (share < 1) rows = (rows ?? Array.from({ length: n }, (_, i) => i)).filter(() => this.pick[ei]() < share);
+    return rows;
+  }
+}
+
+/** The geometry of a captured float tensor: feature width, rows, tokens per sample (1 for 2-D). */
+export function blockOf(dims: number[], length: number): { d: number; n: number; tokens: number } {
+  const d = dims[dims.length - 1];
+  return { d, n: length / d, tokens: dims.length === 3 ? dims[1] : 1 };
+}
+
+/**
+ * Grams [X,1]ᵀ[X,1] of each model's refit inputs, collected from the activation capture through one CaptureTap per
+ * model; a finished tensor's Gram goes to a float32 spool file (the partial products are float32 GEMMs already),
+ * so memory holds only the Grams of the stage being captured. `read` gives them back as float64.
+ */
+export class CaptureGrams {
+  readonly entries: GramEntry[];
+  /** Seconds spent in the taps (row selection + Gram products), part of the capture's time. */
+  seconds = 0;
+  /** False when some input tensor could not be tapped: the refit must run its own pass. */
+  complete = true;
+  private products?: CrossProducts;
+  private spool?: { file: string; fd: number; size: number };
+  private readonly index = new Map<string, { offset: number; length: number; rows: number }>();
+  private readonly done: Set<string>[];
+
+  constructor(
+    private readonly models: OnnxModel[],
+    layers: RefitLayer[],
+    private readonly options: { samples: number; datasetSize: number; tokenBudget: number; tokenSeed: number },
+  ) {
+    this.entries = gramEntries(models, layers);
+    this.done = models.map(() => new Set());
+  }
+
+  /** The tap for model k (anchor: 0). */
+  tap(k: number): CaptureTap {
+    const entries = this.entries;
+    const byTensor = new Map(entries.map((e, ei) => [e.tensors[k], ei]));
+    const total = Math.min(this.options.samples, this.options.datasetSize);
+    let realTokens: number | undefined;
+    const picker = new RowPicker(entries.length, this.options.tokenBudget, this.options.tokenSeed, (masked, tokens) =>
+      masked && realTokens !== undefined ? realTokens : total * tokens,
+    );
+    const acc = new Map<number, { G: Float64Array; rows: number }>();
+    return {
+      tensors: [...byTensor.keys()],
+      untapped: () => {
+        this.complete = false;
+      },
+      batch: async (tensor, data, dims, _start, _count, mask, real) => {
+        const t0 = performance.now();
+        realTokens ??= real;
+        const ei = byTensor.get(tensor)!;
+        const { d, n, tokens } = blockOf(dims, data.length);
+        if (d !== entries[ei].db[k]) throw new OtfuseError('MISMATCH', `refit: '${tensor}' has width ${d}, the layer takes ${entries[ei].db[k]}`);
+        const aug = augmentRows(data, d, picker.rows(ei, n, tokens, mask), n);
+        let a = acc.get(ei);
+        if (!a) acc.set(ei, (a = { G: new Float64Array((d + 1) * (d + 1)), rows: 0 }));
+        a.rows += aug.rows;
+        this.products ??= await CrossProducts.create();
+        await this.products.add(a.G, aug.X, d + 1, aug.X, d + 1, aug.rows);
+        this.seconds += (performance.now() - t0) / 1000;
+      },
+      stageDone: async (tensors) => {
+        for (const t of tensors) {
+          const ei = byTensor.get(t)!;
+          const a = acc.get(ei);
+          if (!a) continue;
+          this.put(k, entries[ei].key, a.G, a.rows);
+          acc.delete(ei);
+        }
+      },
+    };
+  }
+
+  private put(k: number, key: string, G: Float64Array, rows: number): void {
+    if (!this.spool) {
+      const file = tempPathFor(path.join(os.tmpdir(), 'otfuse-grams.spool'));
+      this.spool = { file, fd: fs.openSync(file, 'w+'), size: 0 };
+    }
+    const f = Float32Array.from(G);
+    const bytes = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+    let w = 0;
+    while (w < bytes.length) w += fs.writeSync(this.spool.fd, bytes, w, bytes.length - w, this.spool.size + w);
+    this.index.set(`${k}/${key}`, { offset: this.spool.size, length: f.length, rows });
+    this.spool.size += bytes.length;
+    this.done[k].add(key);
+  }
+
+  /** Whether every model's Gram of every entry was collected. */
+  get ready(): boolean {
+    return this.complete && this.done.every((s) => this.entries.every((e) => s.has(e.key)));
+  }
+
+  /** Model k's Gram of the entry keyed `key` (its own basis, (d+1)², float64) and the rows it summed. */
+  read(k: number, key: string): { G: Float64Array; rows: number } {
+    const at = this.index.get(`${k}/${key}`);
+    if (!at || !this.spool) throw new OtfuseError('INTERNAL', `refit: no Gram for '${key}' of model ${k}`, { file: this.models[k].file });
+    const f = new Float32Array(at.length);
+    const bytes = new Uint8Array(f.buffer);
+    let r = 0;
+    while (r < bytes.length) {
+      const got = fs.readSync(this.spool.fd, bytes, r, bytes.length - r, at.offset + r);
+      if (got <= 0) throw new OtfuseError('INTERNAL', `refit: the Gram spool ended early at '${key}'`);
+      r += got;
+    }
+    return { G: Float64Array.from(f), rows: at.rows };
+  }
+
+  async release(): Promise<void> {
+    await this.products?.release();
+    this.products = undefined;
+    if (this.spool) {
+      try {
+        fs.closeSync(this.spool.fd);
+      } catch {
+        // already closed
+      }
+      fs.rmSync(this.spool.file, { force: true });
+      this.spool = undefined;
+    }
+  }
+}
