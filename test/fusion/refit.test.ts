@@ -10,6 +10,7 @@ import { resolveRecipe } from '../../worker/fusion/recipe';
 import { solveSpd, mm, mmT, releaseRefitSessions } from '../../worker/fusion/refit';
 import { VIT, maxAbsDiff } from '../helpers';
 import { permutedCopy, logitsOf } from './vit-helpers';
+import { CaptureGrams } from '../../worker/fusion/refitgrams';
 
 const calib = openDataset({ path: path.join(VIT, 'calib200.npz'), limit: 64 });
 const s10 = loadModel(path.join(VIT, 'vit48_s10.onnx'));
@@ -126,5 +127,26 @@ test('regmean takes its Grams from the capture (staged or all at once) and match
     assert.ok(worst < 1e-3, `${capture}: largest weight difference ${worst} (relative to the tensor's largest)`);
     // And the refit really ran (differs from the plain OT average).
     assert.ok(tapped.refit!.some((l) => l.errorRefit < 0.5 * l.errorAverage));
+  }
+});
+
+test('large input maps wait in the Gram spool during alignment and come back as float32', async () => {
+  const grams = new CaptureGrams([s10], [], { samples: 1, datasetSize: 1, tokenBudget: 0, tokenSeed: 0 });
+  try {
+    const n = 600;
+    const big = { n, m: n, plan: Float64Array.from({ length: n * n }, (_, i) => Math.sin(i) / (n * n)) };
+    const small = { n: 4, m: 4, plan: new Float64Array(16).fill(1 / 16) };
+    const stub = grams.holdMap(big);
+    assert.equal(stub.plan.length, 0, 'nothing of the plan stays in memory');
+    assert.equal(grams.holdMap(big), stub, 'a map shared by several layers is set aside once');
+    assert.equal(grams.holdMap(small), small);
+    const back = grams.resolveMap(stub);
+    assert.equal(back.n, n);
+    let worst = 0;
+    for (let i = 0; i < big.plan.length; i++) worst = Math.max(worst, Math.abs(back.plan[i] - big.plan[i]) / (Math.abs(big.plan[i]) || 1));
+    assert.ok(worst < 1e-7, `relative error ${worst}`);
+    assert.equal(grams.resolveMap(small), small);
+  } finally {
+    await grams.release();
   }
 });

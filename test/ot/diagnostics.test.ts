@@ -2,6 +2,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { planEntropy, meanBestMatchMass, permutationDistance, planPreview, transportCost, diagnose, uniform, emd, sinkhorn } from '../../worker/ot';
 import { potCases } from './helpers';
+import { seededRandom } from '../../worker/random';
 
 const perm = [2, 0, 3, 1];
 const P = new Float64Array(16);
@@ -87,4 +88,26 @@ test('diagnose on solver output: EMD is hard, Sinkhorn is soft', () => {
   assert.ok(Math.abs(de.entropy - Math.log(64)) < 1e-9);
   assert.ok(ds.hardness > 0.3 && ds.meanBestMatch < 0.7 && ds.entropy > de.entropy);
   assert.equal(diagnose(uniform(4), 2, 2).cost, undefined);
+});
+
+test('permutation distance: distinct row maxima are the best permutation; large colliding plans fall back to row maxima', () => {
+  // A noisy permutation: every row's largest entry is on a distinct column, so no assignment problem is needed.
+  const n = 1500;
+  const rand = seededRandom(3);
+  const perm = Array.from({ length: n }, (_, i) => (i * 7) % n);
+  const P = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) P[i * n + j] = (j === perm[i] ? 0.5 : 0) + 0.1 * rand();
+  const d = permutationDistance(P, n, n);
+  assert.deepEqual(Array.from(d.match), perm);
+  assert.ok(Number.isFinite(d.frobenius));
+  // Two rows share their best column: above EXACT_ASSIGNMENT_MAX the row maxima stand in (hardness a lower bound).
+  P[1 * n + perm[0]] = 2;
+  const c = permutationDistance(P, n, n);
+  assert.equal(c.match[1], perm[0]);
+  assert.ok(Number.isNaN(c.frobenius));
+  // A small plan with the same collision still gets the exact permutation.
+  const m = 4;
+  const Q = Float64Array.from([0.4, 0.3, 0, 0, 0.35, 0.1, 0, 0, 0, 0, 0.2, 0.1, 0, 0, 0.1, 0.2]);
+  const e = permutationDistance(Q, m, m);
+  assert.deepEqual(Array.from(e.match), [1, 0, 2, 3]);
 });

@@ -65,6 +65,8 @@ export interface RefitInput {
   onLayer?: (r: RefitLayerResult, done: number, total: number) => void;
   /** regmean: the parents' Grams as collected during activation capture (no pass of its own); ready ones only. */
   grams?: CaptureGrams;
+  /** Loads an input map that was set aside (CaptureGrams.holdMap) while the alignment ran. */
+  resolveMap?: (map: TMap) => TMap;
 }
 
 /** The linear layers in dependency order (from the alignment schedule), grouped in levels whose inputs do not depend on each other. */
@@ -314,7 +316,8 @@ async function moveProducts(input: RefitInput, layers: RefitLayer[], e: GramEntr
   const cfk: Float64Array[] = [];
   for (let k = 0; k < input.models.length; k++) {
     const db = e.db[k];
-    const map = k === 0 ? null : (input.inputMaps[k].get(l.refs[0]) ?? null);
+    const held = k === 0 ? null : (input.inputMaps[k].get(l.refs[0]) ?? null);
+    const map = held && input.resolveMap ? input.resolveMap(held) : held;
     if (!map && db === e.da) {
       // no map (the anchor): T̂ = I, skip two (d+1)³ products
       gkk.push(r.kk[k]);

@@ -13,6 +13,10 @@ import type { LinearRef } from '../graph/analyze';
 import { tempPathFor } from '../onnx/atomic';
 import { seededRandom } from '../random';
 import type { CaptureTap } from './activations';
+import type { TMap } from './maps';
+
+/** Input maps with more entries than this wait in the spool (as float32) until the refit reads them. */
+const HOLD_ABOVE_ENTRIES = 1 << 18;
 
 /** One linear layer of the schedule, the same position in every model (anchor first). */
 export interface RefitLayer {
@@ -179,6 +183,9 @@ export class CaptureGrams {
   private spool?: { file: string; fd: number; size: number };
   private readonly index = new Map<string, { offset: number; length: number; rows: number }>();
   private readonly done: Set<string>[];
+  /** Maps set aside: original → stub (dedup), stub → where its float32 plan lies in the spool. */
+  private readonly held = new WeakMap<TMap, TMap>();
+  private readonly heldAt = new WeakMap<TMap, { offset: number; length: number }>();
 
   constructor(
     private readonly models: OnnxModel[],
@@ -231,17 +238,59 @@ export class CaptureGrams {
   }
 
   private put(k: number, key: string, G: Float64Array, rows: number): void {
+    this.index.set(`${k}/${key}`, { ...this.append(G), rows });
+    this.done[k].add(key);
+  }
+
+  /** Appends values as float32 to the spool (created on first use, unlinked at once where the OS allows). */
+  private append(v: Float64Array): { offset: number; length: number } {
     if (!this.spool) {
       const file = tempPathFor(path.join(os.tmpdir(), 'otfuse-grams.spool'));
       this.spool = { file, fd: fs.openSync(file, 'w+'), size: 0 };
+      try {
+        fs.unlinkSync(file); // the descriptor keeps it readable; nothing is left behind if the process dies
+      } catch {
+        /* Windows: removed by release() */
+      }
     }
-    const f = Float32Array.from(G);
+    const f = Float32Array.from(v);
     const bytes = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
     let w = 0;
     while (w < bytes.length) w += fs.writeSync(this.spool.fd, bytes, w, bytes.length - w, this.spool.size + w);
-    this.index.set(`${k}/${key}`, { offset: this.spool.size, length: f.length, rows });
+    const at = { offset: this.spool.size, length: f.length };
     this.spool.size += bytes.length;
-    this.done[k].add(key);
+    return at;
+  }
+
+  private load(at: { offset: number; length: number }, what: string): Float64Array {
+    if (!this.spool) throw new OtfuseError('INTERNAL', `refit: nothing spooled for ${what}`);
+    const f = new Float32Array(at.length);
+    const bytes = new Uint8Array(f.buffer);
+    let r = 0;
+    while (r < bytes.length) {
+      const got = fs.readSync(this.spool.fd, bytes, r, bytes.length - r, at.offset + r);
+      if (got <= 0) throw new OtfuseError('INTERNAL', `refit: the spool ended early at ${what}`);
+      r += got;
+    }
+    return Float64Array.from(f);
+  }
+
+  /** Sets a large map aside until the refit reads it (float32, like maps.safetensors); returns what to keep. */
+  holdMap(map: TMap): TMap {
+    if (map.plan.length <= HOLD_ABOVE_ENTRIES) return map;
+    let stub = this.held.get(map);
+    if (!stub) {
+      stub = { n: map.n, m: map.m, plan: new Float64Array(0) };
+      this.heldAt.set(stub, this.append(map.plan));
+      this.held.set(map, stub);
+    }
+    return stub;
+  }
+
+  /** The full map behind a stub of holdMap (others unchanged). */
+  resolveMap(map: TMap): TMap {
+    const at = this.heldAt.get(map);
+    return at ? { n: map.n, m: map.m, plan: this.load(at, `an input map (${map.n}×${map.m})`) } : map;
   }
 
   /** Whether every model's Gram of every entry was collected. */
@@ -252,16 +301,8 @@ export class CaptureGrams {
   /** Model k's Gram of the entry keyed `key` (its own basis, (d+1)², float64) and the rows it summed. */
   read(k: number, key: string): { G: Float64Array; rows: number } {
     const at = this.index.get(`${k}/${key}`);
-    if (!at || !this.spool) throw new OtfuseError('INTERNAL', `refit: no Gram for '${key}' of model ${k}`, { file: this.models[k].file });
-    const f = new Float32Array(at.length);
-    const bytes = new Uint8Array(f.buffer);
-    let r = 0;
-    while (r < bytes.length) {
-      const got = fs.readSync(this.spool.fd, bytes, r, bytes.length - r, at.offset + r);
-      if (got <= 0) throw new OtfuseError('INTERNAL', `refit: the Gram spool ended early at '${key}'`);
-      r += got;
-    }
-    return { G: Float64Array.from(f), rows: at.rows };
+    if (!at) throw new OtfuseError('INTERNAL', `refit: no Gram for '${key}' of model ${k}`, { file: this.models[k].file });
+    return { G: this.load(at, `'${key}'`), rows: at.rows };
   }
 
   async release(): Promise<void> {

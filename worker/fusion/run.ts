@@ -171,6 +171,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
         grid: e.kind === 'patch' ? e.patch.grid : undefined,
         hasCls: e.kind === 'patch' ? !!e.cls : true,
         tap: grams?.tap(k),
+        absMeans: RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations,
       };
     };
     // Staged capture (one block's activations at a time) when all at once would be large.
@@ -238,7 +239,8 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
                 });
             },
             tamper: input.tamper ? (name, map) => input.tamper!(k, name, map) : undefined,
-            onLinear: (la, mapIn) => linearMaps.set(la, mapIn),
+            // The refit reads the input maps at the end: large ones wait in the Gram spool, not in memory.
+            onLinear: (la, mapIn) => linearMaps.set(la, mapIn && grams ? grams.holdMap(mapIn) : mapIn),
             otProvider,
             prepare: staged
               ? async (stage) => {
@@ -309,6 +311,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
       t = performance.now();
       refit = await refitModel({
         grams: grams?.ready ? grams : undefined,
+        resolveMap: grams ? (m) => grams.resolveMap(m) : undefined,
         mode: recipe.refit,
         ridge: recipe.refitRidge,
         models,

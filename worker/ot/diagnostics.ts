@@ -68,9 +68,15 @@ export interface PermutationDistance {
   frobenius: number;
 }
 
+/** Above this many units a square plan whose rows' best columns collide is not solved exactly (see below). */
+export const EXACT_ASSIGNMENT_MAX = 1024;
+
 /**
- * Distance of the plan to its nearest (hard) assignment. Square plans: the permutation maximising carried mass
- * (an assignment problem on −plan); rectangular plans: each row's best column.
+ * Distance of the plan to its nearest (hard) assignment. Square plans: the permutation maximising carried mass —
+ * each row's best column when those are all different (then no permutation carries more), else an assignment
+ * problem on −plan up to EXACT_ASSIGNMENT_MAX units (a 3072-unit soft map took ~1.4 s, more than its OT solve);
+ * rectangular plans and larger square ones with collisions: each row's best column (for the latter, hardness is
+ * then a lower bound and frobenius NaN).
  */
 export function permutationDistance(plan: ArrayLike<number>, n: number, m: number): PermutationDistance {
   checkPlan(plan, n, m);
@@ -78,11 +84,14 @@ export function permutationDistance(plan: ArrayLike<number>, n: number, m: numbe
   if (!(s > 0)) throw new OtfuseError('NUMERIC', 'plan has no mass');
   const match = new Int32Array(n);
   let onMatch = 0;
-  if (n === m) {
-    const neg = new Float64Array(n * m);
-    for (let k = 0; k < neg.length; k++) neg[k] = -plan[k] / s;
-    const res = linearAssignment(neg, n);
-    match.set(res.rowToCol);
+  const argmax = n === m ? rowArgmax(plan, n, m) : undefined;
+  if (argmax && (argmax.distinct || n <= EXACT_ASSIGNMENT_MAX)) {
+    if (argmax.distinct) match.set(argmax.match);
+    else {
+      const neg = new Float64Array(n * m);
+      for (let k = 0; k < neg.length; k++) neg[k] = -plan[k] / s;
+      match.set(linearAssignment(neg, n).rowToCol);
+    }
     for (let i = 0; i < n; i++) onMatch += plan[i * m + match[i]];
     // ‖nP/s − Π‖² = Σ (nP/s)² − 2 Σ_i nP_iσ(i)/s + n
     let sq = 0;
@@ -92,6 +101,11 @@ export function permutationDistance(plan: ArrayLike<number>, n: number, m: numbe
     }
     const f2 = Math.max(0, sq - (2 * n * onMatch) / s + n);
     return { hardness: 1 - onMatch / s, match, frobenius: Math.sqrt(f2 / (2 * n)) };
+  }
+  if (argmax) {
+    match.set(argmax.match);
+    for (let i = 0; i < n; i++) onMatch += plan[i * m + match[i]];
+    return { hardness: 1 - onMatch / s, match, frobenius: NaN };
   }
   for (let i = 0; i < n; i++) {
     let best = 0,
@@ -147,6 +161,28 @@ export interface PlanDiagnostics {
 }
 
 /** All diagnostics at once (cost only when M is given). */
+/** Each row's best column, and whether no two rows share one. */
+function rowArgmax(plan: ArrayLike<number>, n: number, m: number): { match: Int32Array; distinct: boolean } {
+  const match = new Int32Array(n);
+  const taken = new Uint8Array(m);
+  let distinct = true;
+  for (let i = 0; i < n; i++) {
+    let best = 0,
+      mx = -Infinity;
+    for (let j = 0; j < m; j++) {
+      const p = plan[i * m + j];
+      if (p > mx) {
+        mx = p;
+        best = j;
+      }
+    }
+    match[i] = best;
+    if (taken[best]) distinct = false;
+    taken[best] = 1;
+  }
+  return { match, distinct };
+}
+
 export function diagnose(plan: ArrayLike<number>, n: number, m: number, M?: ArrayLike<number>, previewSize = 256): PlanDiagnostics {
   const pd = permutationDistance(plan, n, m);
   return {
