@@ -43,7 +43,7 @@ export interface AlignContext {
 
 /** Aligned values of the other model, keyed by anchor parameter name (anchor layout, float64: the refit reads
  * them). */
-export type Aligned = Map<string, Float64Array>;
+export type Aligned = Map<string, Float32Array>;
 
 interface Features {
   X: Float64Array | Float32Array;

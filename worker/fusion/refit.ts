@@ -48,7 +48,7 @@ export interface RefitInput {
   /** The averaged fused model; refit weights are written into it in place. */
   fused: OnnxModel;
   /** Aligned values of model k (k ≥ 1) by anchor initializer name, in the anchor's layout; index 0 unused. */
-  aligned: Map<string, Float64Array>[];
+  aligned: Map<string, Float32Array>[];
   /** Normalised model weights (sum 1), anchor first. */
   alpha: number[];
   /** The incoming map of each anchor linear for model k (k ≥ 1; null: none), from the alignment. */
@@ -465,22 +465,24 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
         for (let k = 0; k < K; k++) wgw.push(input.mode === 'regmean' ? dot(Ws[k], mw[k]) : await traceForm(Ws[k], gkk[k], Ws[k], n, o));
         let denom = 0;
         for (let k = 0; k < K; k++) denom += alpha[k] * wgw[k];
+        const wsum = denom;
         denom ||= 1;
-        const errorOf = async (X: Float64Array): Promise<number> => {
+        // regmean: Σ_k α_k‖Ẑ_k(X − Ŵ_k)‖² = tr(XᵀLX) − 2⟨X, R⟩ + Σ_k α_k tr(Ŵ_kᵀG_kŴ_k) with L = Σα_kG_k (lhs) and
+        // R = Σα_kG_kŴ_k (rhs): one product L·W̄ for plain averaging, none for the solution, where (L + λI)W = R + λW̄
+        // gives LW = R + λ(W̄ − W). regmean++: tr(XᵀX̂ᵀX̂X) is the same for every model.
+        const errorOf = async (X: Float64Array, LX?: Float64Array): Promise<number> => {
           let s = 0;
           if (input.mode === 'regmean') {
-            for (let k = 0; k < K; k++) {
-              const D = X.map((x, i) => x - Ws[k][i]);
-              s += alpha[k] * (await traceForm(D, gkk[k], D, n, o));
-            }
+            LX ??= await mm(lhs, X, n, n, o);
+            s = dot(X, LX) - 2 * dot(X, rhs) + wsum;
           } else {
-            const xlx = await traceForm(X, lhs, X, n, o); // tr(XᵀX̂ᵀX̂X), the same for every model
+            const xlx = await traceForm(X, lhs, X, n, o);
             for (let k = 0; k < K; k++) s += alpha[k] * (xlx - 2 * dot(X, mw[k]) + wgw[k]); // tr(Xᵀ C_k Ŵ_k) = ⟨X, C_kŴ_k⟩
           }
           return Math.max(0, s) / denom;
         };
         const errorAverage = await errorOf(Wbar);
-        let errorRefit = await errorOf(W);
+        let errorRefit = await errorOf(W, input.mode === 'regmean' ? rhs.map((r, i) => r + lambda * (Wbar[i] - W[i])) : undefined);
         // The ridge towards W̄ makes this impossible in exact arithmetic; guard against round-off all the same.
         if (!(errorRefit <= errorAverage)) {
           W = Wbar;

@@ -206,7 +206,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     t = performance.now();
     const maps: MapRecord[][] = [[]];
     const mapStore = new MapStore(recipe.mapsDtype);
-    const aligned: Map<string, Float64Array>[] = [new Map()];
+    const aligned: Map<string, Float32Array>[] = [new Map()];
     const inputMaps: Map<LinearRef, TMap | null>[] = [new Map()];
     const layerCount = solvedMapCount(compileSchedule(plans[0]), plans[0], recipe);
     const costs = await CostEngine.create(recipe.costEngine === 'ort', input.provider);
@@ -340,6 +340,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
       // The Gram products ran inside the capture: book them under the refit.
       if (grams?.ready) {
         timings.refit += grams.seconds;
+        if (process.env.OTFUSE_DEBUG) console.error(`refit grams ${grams.seconds.toFixed(1)} s`);
         timings.activations = Math.max(0, timings.activations - grams.seconds);
       }
     }

@@ -67,7 +67,7 @@ export function readRegion(data: ArrayLike<number>, r?: Region): Float64Array {
   return out;
 }
 
-export function writeRegion(target: Float64Array, values: ArrayLike<number>, r?: Region, written?: Uint8Array): void {
+export function writeRegion(target: Float64Array | Float32Array, values: ArrayLike<number>, r?: Region, written?: Uint8Array): void {
   if (!r) {
     target.set(values);
     written?.fill(1);
@@ -100,10 +100,11 @@ export function toStorage(W: Float64Array, l: LinearRef): Float64Array {
 /**
  * Collects aligned values per initializer: whole tensors or regions of packed ones. Writing the same elements
  * twice must give the same values (a tied or shared parameter aligned consistently), and `finish` checks every
- * element of every initializer was written.
+ * element of every initializer was written. Values are kept in float32, the precision the model stores (the
+ * products that make them run in float64): a ViT-B's aligned copy is 343 MB instead of 686 MB.
  */
 export class ParamSink {
-  private readonly values = new Map<string, Float64Array>();
+  private readonly values = new Map<string, Float32Array>();
   private readonly written = new Map<string, Uint8Array>();
 
   constructor(
@@ -118,7 +119,7 @@ export class ParamSink {
     let target = this.values.get(name);
     let mask = this.written.get(name);
     if (!target || !mask) {
-      target = new Float64Array(size);
+      target = new Float32Array(size);
       mask = new Uint8Array(size);
       this.values.set(name, target);
       this.written.set(name, mask);
@@ -140,7 +141,7 @@ export class ParamSink {
   }
 
   /** Whole initializers; throws when a packed one has elements no slice wrote. */
-  finish(): Map<string, Float64Array> {
+  finish(): Map<string, Float32Array> {
     for (const [name, mask] of this.written) {
       const missing = mask.indexOf(0);
       if (missing >= 0)
