@@ -144,7 +144,7 @@ const sections: Record<string, () => Promise<unknown>> = {
     const model = loadModel(VIT('vit48_s10'));
     const gg = await buildGradientGraph(model);
     fs.writeFileSync(path.join(dir, 'grad.onnx'), gg.model.toBytes());
-    const tg = await buildTrainingGraph(model, { weightDecay: 0.01, clipNorm: 1 });
+    const tg = await buildTrainingGraph(model);
     fs.writeFileSync(path.join(dir, 'step.onnx'), tg.model.toBytes());
     const flat = flattenParams(model, tg.layout);
     fs.writeFileSync(path.join(dir, 'params.f32'), new Uint8Array(flat.buffer));

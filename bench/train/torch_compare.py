@@ -111,14 +111,18 @@ def ort_steps(threads, steps=40, batch=128, parallel=False):
         so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
     s = ort.InferenceSession(f'{src}/step.onnx', so, providers=['CPUExecutionProvider'])
     flat = np.fromfile(f'{src}/params.f32', dtype=np.float32)
-    st = {'params': flat, 'adam_m': np.zeros_like(flat), 'adam_v': np.zeros_like(flat)}
+    m, v = np.zeros_like(flat), np.zeros_like(flat)
     xb = np.random.randn(batch, 1, 28, 28).astype(np.float32)
     yb = np.random.randint(0, 10, batch).astype(np.int64)
     for i in range(steps + 5):
         if i == 5:
             t0 = time.perf_counter()
-        o = s.run(['params_out', 'adam_m_out', 'adam_v_out'], {'pixel_values': xb, 'labels': yb, **st, 'lr': np.array(1e-4, dtype=np.float32), 'step': np.array(i + 1, dtype=np.float32)})
-        st = {'params': o[0], 'adam_m': o[1], 'adam_v': o[2]}
+        # The step graph returns the gradient and its norm; AdamW (clip 1, wd 0.01 on all, lr 1e-4) on the host, as otfuse does.
+        g, norm = s.run(['grad', 'grad_norm'], {'pixel_values': xb, 'labels': yb, 'params': flat})
+        g = g * min(1.0, 1.0 / (float(norm) + 1e-6))
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        flat = flat * (1 - 1e-4 * 0.01) - 1e-4 / (1 - 0.9 ** (i + 1)) * m / (np.sqrt(v / (1 - 0.999 ** (i + 1))) + 1e-8)
     return batch * steps / (time.perf_counter() - t0)
 
 

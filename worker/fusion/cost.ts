@@ -50,7 +50,7 @@ export class CostEngine {
     const eps = provider === 'cuda' || provider === 'webgpu' ? [provider, 'cpu'] : ['cpu'];
     for (const executionProviders of [eps, ['cpu']]) {
       try {
-        const session = await ort.InferenceSession.create(gemmModel(), { executionProviders, logSeverityLevel: 3 });
+        const session = await ort.InferenceSession.create(gemmModel(), { executionProviders, logSeverityLevel: 3, enableCpuMemArena: false });
         return new CostEngine(session);
       } catch {
         // next choice

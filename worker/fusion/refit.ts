@@ -130,7 +130,7 @@ function f64Models(): Promise<{ mm: ort.InferenceSession; mmT: ort.InferenceSess
           onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph, producerName: 'otfuse' }),
         ).finish();
       };
-      const opts = { executionProviders: ['cpu'], logSeverityLevel: 3 as const };
+      const opts = { executionProviders: ['cpu'], logSeverityLevel: 3 as const, enableCpuMemArena: false };
       return { mm: await ort.InferenceSession.create(build(false), opts), mmT: await ort.InferenceSession.create(build(true), opts) };
     } catch {
       return undefined; // plain JS is always there

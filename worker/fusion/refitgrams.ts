@@ -97,7 +97,9 @@ export class CrossProducts {
 
   static async create(): Promise<CrossProducts> {
     try {
-      return new CrossProducts(await ort.InferenceSession.create(gemmTransAModel(), { executionProviders: ['cpu'], logSeverityLevel: 3 }));
+      return new CrossProducts(
+        await ort.InferenceSession.create(gemmTransAModel(), { executionProviders: ['cpu'], logSeverityLevel: 3, enableCpuMemArena: false }),
+      );
     } catch {
       return new CrossProducts(undefined);
     }

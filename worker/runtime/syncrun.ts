@@ -21,7 +21,12 @@ parentPort.on('message', async (job) => {
   try {
     let s = sessions.get(job.key);
     if (!s) {
-      s = await ort.InferenceSession.create(job.model, { executionProviders: job.providers, logSeverityLevel: 3, intraOpNumThreads: job.threads || 0 });
+      s = await ort.InferenceSession.create(job.model, {
+        executionProviders: job.providers,
+        logSeverityLevel: 3,
+        intraOpNumThreads: job.threads || 0,
+        enableCpuMemArena: false, // a few large products: an arena would keep their high-water mark
+      });
       sessions.set(job.key, s);
     }
     const feeds = {};

@@ -1,12 +1,13 @@
 // Training-related graphs derived from an inference graph:
 // - the gradient graph (loss + gradients as outputs, parameters as inputs) used by gradient checks,
-// - the training-step graph (forward + loss + backward + clipping + AdamW in one ONNX graph) whose
-//   parameters and optimizer state are flat vectors fed in and returned every step,
+// - the training-step graph (forward + loss + backward in one ONNX graph) reading the flat parameter vector and
+//   returning the flat gradient and its norm (AdamW runs on the host, in place: adamw.ts),
 // - the evaluation graph (forward with the flat parameter vector as an input).
 import { onnx } from 'onnx-proto';
 import { OtfuseError } from '../errors';
+import { cloneForWeights } from '../fusion/params';
 import { OnnxModel, dimsOf, isFloatTensor } from '../onnx/model';
-import { A, DT, GraphBuilder, makeTensor } from './builder';
+import { A, DT, GraphBuilder } from './builder';
 import { IGNORE_LABEL } from '../data/dataset';
 import { emitBackward, parametersOnGradientPath } from './autodiff';
 import { ProbeFeeds, TensorInfo, defaultProbeFeeds, probeShapes } from './probe';
@@ -58,8 +59,10 @@ export function flattenParams(model: OnnxModel, layout: ParamLayout): Float32Arr
 
 /** A copy of the inference model with the flat parameter vector written back into its initializers. */
 export function modelWithParams(model: OnnxModel, layout: ParamLayout, flat: Float32Array): OnnxModel {
-  const out = model.clone();
-  for (const s of layout.slots) out.setInitializer(s.name, flat.slice(s.offset, s.offset + s.size));
+  // A clone sharing the graph (not a re-encoded copy) and views of the flat vector: a checkpoint of ViT-B costs one
+  // copy of its weights before serialisation instead of three.
+  const out = cloneForWeights(model);
+  for (const s of layout.slots) out.setInitializer(s.name, flat.subarray(s.offset, s.offset + s.size));
   return out;
 }
 
@@ -269,13 +272,7 @@ export async function buildGradientGraph(model: OnnxModel, options: GradientGrap
   return { model: new OnnxModel(proto, model.file), wrt, gradOutputs };
 }
 
-export interface OptimizerSettings {
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  weightDecay?: number;
-  /** Clip gradients to this global L2 norm (0 = no clipping). */
-  clipNorm?: number;
+export interface StepSettings {
   labelSmoothing?: number;
   /** Distillation from teachers' softened probabilities (adds the `teacher_probs` input). */
   distill?: DistillSettings;
@@ -284,13 +281,13 @@ export interface OptimizerSettings {
 }
 
 export interface TrainingGraph {
-  /** Inputs: model inputs, labels, params, adam_m, adam_v, lr, step. Outputs: see STEP_OUTPUTS. */
+  /** Inputs: model inputs, labels (and teacher_probs), params. Outputs: see STEP_OUTPUTS. */
   model: OnnxModel;
   layout: ParamLayout;
   dataInputs: string[];
 }
 
-export const STEP_OUTPUTS = ['loss', 'params_out', 'adam_m_out', 'adam_v_out', 'grad_norm', 'correct'] as const;
+export const STEP_OUTPUTS = ['loss', 'grad', 'grad_norm', 'correct'] as const;
 
 /** Splits the flat `params` input into the named parameter tensors the forward nodes read. */
 function emitParamSplit(b: GraphBuilder, layout: ParamLayout): void {
@@ -351,7 +348,7 @@ function dataInputsOf(model: OnnxModel): onnx.IValueInfoProto[] {
 
 export async function buildTrainingGraph(
   model: OnnxModel,
-  settings: OptimizerSettings = {},
+  settings: StepSettings = {},
   options: { params?: string[]; probeFeeds?: ProbeFeeds } = {},
 ): Promise<TrainingGraph> {
   const info = await probeShapes(model, options.probeFeeds ?? defaultProbeFeeds(model));
@@ -379,61 +376,23 @@ export async function buildTrainingGraph(
     seeds: new Map([[logits, lossParts.seed]]),
     nodes: forwardNodes,
   });
-  const f = (v: number) => b.scalar(v, DT.FLOAT);
   const flatGrad = emitChunkedConcat(
     b,
     layout.slots.map((s) => b.reshape(grads.get(s.name)!, b.i64([-1]))),
   );
   const gradNorm = b.op('Sqrt', [b.op('ReduceSumSquare', [flatGrad], { keepdims: A.i(0) })]);
-  let g = flatGrad;
-  const clip = settings.clipNorm ?? 1;
-  if (clip > 0) g = b.op('Mul', [flatGrad, b.op('Min', [f(1), b.op('Div', [f(clip), b.op('Add', [gradNorm, f(1e-6)])])])]);
-  const beta1 = settings.beta1 ?? 0.9;
-  const beta2 = settings.beta2 ?? 0.999;
-  const eps = settings.eps ?? 1e-8;
-  const wd = settings.weightDecay ?? 0.01;
-  const m = b.op('Add', [b.op('Mul', ['adam_m', f(beta1)]), b.op('Mul', [g, f(1 - beta1)])]);
-  const v = b.op('Add', [b.op('Mul', ['adam_v', f(beta2)]), b.op('Mul', [b.op('Mul', [g, g]), f(1 - beta2)])]);
-  // Bias corrections: m̂ = m/(1−β1^t), v̂ = v/(1−β2^t); folded into one step size and one denominator scale.
-  const bc1 = b.op('Sub', [f(1), b.op('Pow', [f(beta1), 'step'])]);
-  const bc2 = b.op('Sub', [f(1), b.op('Pow', [f(beta2), 'step'])]);
-  const stepSize = b.op('Div', ['lr', bc1]);
-  const denom = b.op('Add', [b.op('Div', [b.op('Sqrt', [v]), b.op('Sqrt', [bc2])]), f(eps)]);
-  const update = b.op('Mul', [b.op('Div', [m, denom]), stepSize]);
-  let decayed = 'params';
-  if (wd > 0 && layout.decayed > 0) {
-    // Decoupled weight decay p ← p·(1 − lr·wd) on the leading `decayed` entries only (layout puts them first).
-    const factor = b.op('Sub', [f(1), b.op('Mul', ['lr', f(wd)])]);
-    const parts = [b.op('ConstantOfShape', [b.i64([layout.decayed])], { value: A.t(makeTensor('', DT.FLOAT, [1], [1])) })];
-    const ones = layout.total - layout.decayed;
-    const scaleVec = b.op(
-      'Concat',
-      [b.op('Mul', [parts[0], factor]), ...(ones > 0 ? [b.op('ConstantOfShape', [b.i64([ones])], { value: A.t(makeTensor('', DT.FLOAT, [1], [1])) })] : [])],
-      { axis: A.i(0) },
-    );
-    decayed = b.op('Mul', ['params', scaleVec]);
-  }
+  // Clipping and AdamW run on the host, in place (adamw.ts): the graph hands out the raw gradient and its norm.
   const outs: Record<(typeof STEP_OUTPUTS)[number], string> = {
     loss: lossParts.loss,
-    params_out: b.op('Sub', [decayed, update]),
-    adam_m_out: m,
-    adam_v_out: v,
+    grad: flatGrad,
     grad_norm: gradNorm,
     correct: lossParts.correct!,
   };
   for (const name of STEP_OUTPUTS) b.node('Identity', [outs[name]], {}, [name]);
   dropInitializers(graph, new Set(layout.slots.map((s) => s.name)));
   const dataInputs = dataInputsOf(model).map((i) => i.name ?? '');
-  graph.input = [
-    ...dataInputsOf(model),
-    ...lossParts.extraInputs,
-    valueInfo('params', DT.FLOAT, [layout.total]),
-    valueInfo('adam_m', DT.FLOAT, [layout.total]),
-    valueInfo('adam_v', DT.FLOAT, [layout.total]),
-    valueInfo('lr', DT.FLOAT, []),
-    valueInfo('step', DT.FLOAT, []),
-  ];
-  // Param split first (forward nodes read the params), then the original forward, then loss/backward/Adam.
+  graph.input = [...dataInputsOf(model), ...lossParts.extraInputs, valueInfo('params', DT.FLOAT, [layout.total])];
+  // Param split first (forward nodes read the params), then the original forward, then loss/backward.
   const splitCount = layout.slots.length + 1;
   graph.node = [...b.nodes.slice(0, splitCount), ...forwardNodes, ...b.nodes.slice(splitCount)];
   graph.initializer = [...(graph.initializer ?? []), ...b.initializers];
