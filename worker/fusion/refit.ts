@@ -153,8 +153,7 @@ export async function releaseRefitSessions(): Promise<void> {
 export async function mm(A: Float64Array, B: Float64Array, r: number, k: number, c: number): Promise<Float64Array> {
   if (r * k * c >= ORT_F64_THRESHOLD) {
     const s = await f64Models();
-    if (s)
-      return Float64Array.from((await s.mm.run({ A: new ort.Tensor('float64', A, [r, k]), B: new ort.Tensor('float64', B, [k, c]) })).C.data as Float64Array);
+    if (s) return (await s.mm.run({ A: new ort.Tensor('float64', A, [r, k]), B: new ort.Tensor('float64', B, [k, c]) })).C.data as Float64Array; // a fresh array per run
   }
   return matmul(A, B, r, k, c);
 }
@@ -163,8 +162,7 @@ export async function mm(A: Float64Array, B: Float64Array, r: number, k: number,
 export async function mmT(A: Float64Array, B: Float64Array, k: number, r: number, c: number): Promise<Float64Array> {
   if (r * k * c >= ORT_F64_THRESHOLD) {
     const s = await f64Models();
-    if (s)
-      return Float64Array.from((await s.mmT.run({ A: new ort.Tensor('float64', A, [k, r]), B: new ort.Tensor('float64', B, [k, c]) })).C.data as Float64Array);
+    if (s) return (await s.mmT.run({ A: new ort.Tensor('float64', A, [k, r]), B: new ort.Tensor('float64', B, [k, c]) })).C.data as Float64Array;
   }
   return matTmul(A, B, k, r, c);
 }

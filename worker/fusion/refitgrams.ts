@@ -187,6 +187,8 @@ export class CaptureGrams {
   private products?: CrossProducts;
   private spool?: { file: string; fd: number; size: number };
   private readonly index = new Map<string, { offset: number; length: number; rows: number }>();
+  /** Free row buffers of the taps. */
+  private pool: Float32Array[] = [];
   private readonly done: Set<string>[];
   /** Maps set aside: original → stub (dedup), stub → where its float32 plan lies in the spool. */
   private readonly held = new WeakMap<TMap, TMap>();
@@ -210,22 +212,14 @@ export class CaptureGrams {
     const picker = new RowPicker(entries.length, this.options.tokenBudget, this.options.tokenSeed, (masked, tokens) =>
       masked && realTokens !== undefined ? realTokens : total * tokens,
     );
-    // Kept rows wait until a few thousand are there: fewer, larger GEMMs, and fewer float64 additions of the
-    // (d+1)² partial product (for a 3072-wide input those additions cost as much as a small GEMM).
-    const acc = new Map<number, { G: Float64Array; rows: number; chunks: Float32Array[]; pending: number; width: number }>();
-    const flush = async (a: { G: Float64Array; chunks: Float32Array[]; pending: number; width: number }) => {
+    // Kept rows wait in a buffer of FLUSH_ROWS until it is full: fewer, larger GEMMs, fewer float64 additions of
+    // the (d+1)² partial product, and no per-batch allocation (buffers are pooled by width across stages and models).
+    const acc = new Map<number, { G: Float64Array; rows: number; buf: Float32Array; pending: number; width: number }>();
+    const flush = async (a: { G: Float64Array; buf: Float32Array; pending: number; width: number }) => {
       if (!a.pending) return;
-      const X = a.chunks.length === 1 ? a.chunks[0] : new Float32Array(a.pending * a.width);
-      if (a.chunks.length > 1) {
-        let o = 0;
-        for (const c of a.chunks) {
-          X.set(c, o);
-          o += c.length;
-        }
-      }
+      const X = a.pending === FLUSH_ROWS ? a.buf : a.buf.slice(0, a.pending * a.width);
       this.products ??= await CrossProducts.create();
       await this.products.add(a.G, X, a.width, X, a.width, a.pending);
-      a.chunks = [];
       a.pending = 0;
     };
     return {
@@ -239,13 +233,19 @@ export class CaptureGrams {
         const ei = byTensor.get(tensor)!;
         const { d, n, tokens } = blockOf(dims, data.length);
         if (d !== entries[ei].db[k]) throw new OtfuseError('MISMATCH', `refit: '${tensor}' has width ${d}, the layer takes ${entries[ei].db[k]}`);
-        const aug = augmentRows(data, d, picker.rows(ei, n, tokens, mask), n);
+        const rows = picker.rows(ei, n, tokens, mask);
+        const width = d + 1;
         let a = acc.get(ei);
-        if (!a) acc.set(ei, (a = { G: new Float64Array((d + 1) * (d + 1)), rows: 0, chunks: [], pending: 0, width: d + 1 }));
-        a.rows += aug.rows;
-        a.chunks.push(aug.X);
-        a.pending += aug.rows;
-        if (a.pending >= FLUSH_ROWS) await flush(a);
+        if (!a) acc.set(ei, (a = { G: new Float64Array(width * width), rows: 0, buf: this.borrow(width), pending: 0, width }));
+        const count = rows ? rows.length : n;
+        a.rows += count;
+        for (let r = 0; r < count; r++) {
+          const src = (rows ? rows[r] : r) * d;
+          const at = a.pending * width;
+          a.buf.set(data.subarray(src, src + d), at);
+          a.buf[at + d] = 1;
+          if (++a.pending === FLUSH_ROWS) await flush(a);
+        }
         this.seconds += (performance.now() - t0) / 1000;
       },
       stageDone: async (tensors) => {
@@ -256,11 +256,18 @@ export class CaptureGrams {
           if (!a) continue;
           await flush(a);
           this.put(k, entries[ei].key, a.G, a.rows);
+          this.pool.push(a.buf);
           acc.delete(ei);
         }
         this.seconds += (performance.now() - t0) / 1000;
       },
     };
+  }
+
+  /** A row buffer of FLUSH_ROWS × width floats, from the pool when one of that width is free. */
+  private borrow(width: number): Float32Array {
+    const i = this.pool.findIndex((b) => b.length === FLUSH_ROWS * width);
+    return i >= 0 ? this.pool.splice(i, 1)[0] : new Float32Array(FLUSH_ROWS * width);
   }
 
   private put(k: number, key: string, G: Float64Array, rows: number): void {
@@ -334,6 +341,7 @@ export class CaptureGrams {
   async release(): Promise<void> {
     await this.products?.release();
     this.products = undefined;
+    this.pool = [];
     if (this.spool) {
       try {
         fs.closeSync(this.spool.fd);
