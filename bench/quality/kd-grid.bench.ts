@@ -2,7 +2,7 @@
 // default, or a parent), ≤ 1 epoch on train54k, a grid of (lr, temperature, α), seed 0, scored on val5k only.
 // The test set is never read here; the chosen setting is then run for every start by quality.bench.ts.
 //
-//   node dist-bench/quality/kd-grid.bench.js [--start fused|a|b] [--grid lr:T:alpha[:batch],…] [--epochs 1] [--threads 1]
+//   node dist-bench/quality/kd-grid.bench.js [--start fused|a|b] [--weights 0.7,0.3] [--grid lr:T:alpha[:batch],…] [--epochs 1] [--threads 1]
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadModel } from '../../worker/onnx/model';
@@ -29,22 +29,24 @@ const EPOCHS = Number(arg('epochs', '1'));
 const THREADS = Number(arg('threads', '1'));
 const SEED = Number(arg('seed', '0'));
 const OUT = path.resolve(arg('out', `.cache/quality/kd-grid-${START}.json`));
+/** Fusion weights of the fused start (anchor first), e.g. 0.7,0.3; default: equal. */
+const WEIGHTS = arg('weights', '') ? arg('weights', '').split(',').map(Number) : undefined;
 
 async function main(): Promise<void> {
   const splits = prepareSplits();
   const val = openDataset(splits.val);
   const work = path.join(path.dirname(OUT), 'models');
   fs.mkdirSync(work, { recursive: true });
-  let start = START === 'a' ? A : START === 'b' ? B : path.join(work, 'fused-default.onnx');
+  let start = START === 'a' ? A : START === 'b' ? B : path.join(work, `fused-default${WEIGHTS ? `-w${WEIGHTS.join('_')}` : ''}.onnx`);
   if (START === 'fused') {
     const calib = openDataset({ path: splits.calib, limit: 200 });
-    const r = await fuseLoaded({ models: [loadModel(A), loadModel(B)], recipe: resolveRecipe({}), calib });
+    const r = await fuseLoaded({ models: [loadModel(A), loadModel(B)], recipe: resolveRecipe(WEIGHTS ? { weights: WEIGHTS } : {}), calib });
     r.fused.save(start);
   }
   start = path.resolve(start);
   const v0 = (await evaluateModel(loadModel(start), val, { batchSize: 500 })).accuracy;
   const rows: { lr: number; temp: number; alpha: number; batch: number; val: number; seconds: number; imgPerSec: number }[] = [];
-  console.log(`start ${START} (${path.basename(start)}): val5k ${(v0 * 100).toFixed(2)} %`);
+  console.log(`start ${START}${WEIGHTS ? ` weights ${WEIGHTS.join('/')}` : ''} (${path.basename(start)}): val5k ${(v0 * 100).toFixed(2)} %`);
   console.log('| lr | T | α | batch | val5k % | s | img/s |\n| --- | --- | --- | --- | --- | --- | --- |');
   for (const [lr, temp, alpha, batch = 128] of GRID) {
     const out = path.join(work, `kd-${START}-${lr}-${temp}-${alpha}-${batch}-s${SEED}.onnx`);
