@@ -102,24 +102,8 @@ export function permutationDistance(plan: ArrayLike<number>, n: number, m: numbe
     const f2 = Math.max(0, sq - (2 * n * onMatch) / s + n);
     return { hardness: 1 - onMatch / s, match, frobenius: Math.sqrt(f2 / (2 * n)) };
   }
-  if (argmax) {
-    match.set(argmax.match);
-    for (let i = 0; i < n; i++) onMatch += plan[i * m + match[i]];
-    return { hardness: 1 - onMatch / s, match, frobenius: NaN };
-  }
-  for (let i = 0; i < n; i++) {
-    let best = 0,
-      mx = -Infinity;
-    for (let j = 0; j < m; j++) {
-      const p = plan[i * m + j];
-      if (p > mx) {
-        mx = p;
-        best = j;
-      }
-    }
-    match[i] = best;
-    onMatch += mx;
-  }
+  match.set((argmax ?? rowArgmax(plan, n, m)).match);
+  for (let i = 0; i < n; i++) onMatch += plan[i * m + match[i]];
   return { hardness: 1 - onMatch / s, match, frobenius: NaN };
 }
 
@@ -160,7 +144,6 @@ export interface PlanDiagnostics {
   preview: Preview;
 }
 
-/** All diagnostics at once (cost only when M is given). */
 /** Each row's best column, and whether no two rows share one. */
 function rowArgmax(plan: ArrayLike<number>, n: number, m: number): { match: Int32Array; distinct: boolean } {
   const match = new Int32Array(n);
@@ -183,6 +166,7 @@ function rowArgmax(plan: ArrayLike<number>, n: number, m: number): { match: Int3
   return { match, distinct };
 }
 
+/** All diagnostics at once (cost only when M is given). */
 export function diagnose(plan: ArrayLike<number>, n: number, m: number, M?: ArrayLike<number>, previewSize = 256): PlanDiagnostics {
   const pd = permutationDistance(plan, n, m);
   return {
