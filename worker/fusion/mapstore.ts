@@ -6,10 +6,9 @@
 // float16 precision: relative error ≤ 2⁻¹¹ ≈ 4.9e-4 per entry for values ≥ 6.1e-5 (normal range); smaller
 // entries are subnormal (absolute error ≤ 3e-8) and entries below 3e-8 become 0 — of n·P, whose rows sum to 1.
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { floatToHalf } from '../onnx/model';
 import { tempPathFor } from '../onnx/atomic';
+import { Spool } from '../onnx/spool';
 import type { MapRecord } from './align';
 
 export type MapDtype = 'F32' | 'F16';
@@ -28,7 +27,7 @@ interface Entry {
 
 export class MapStore {
   private readonly entries: Entry[] = [];
-  private spool?: { file: string; fd: number; size: number };
+  private readonly spool = new Spool('otfuse-maps.spool');
 
   constructor(
     readonly dtype: MapDtype = 'F32',
@@ -44,21 +43,7 @@ export class MapStore {
       this.entries.push({ key, shape: [n, m], bytes, length: bytes.length });
       return r;
     }
-    if (!this.spool) {
-      const file = tempPathFor(path.join(os.tmpdir(), 'otfuse-maps.spool'));
-      this.spool = { file, fd: fs.openSync(file, 'w+'), size: 0 };
-      // Unlinked at once where the OS allows (the descriptor keeps it readable): nothing is left behind even when
-      // the process is killed or a caller never calls release().
-      try {
-        fs.unlinkSync(file);
-      } catch {
-        /* Windows: removed by release() */
-      }
-    }
-    let w = 0;
-    while (w < bytes.length) w += fs.writeSync(this.spool.fd, bytes, w, bytes.length - w, this.spool.size + w);
-    this.entries.push({ key, shape: [n, m], offset: this.spool.size, length: bytes.length });
-    this.spool.size += bytes.length;
+    this.entries.push({ key, shape: [n, m], offset: this.spool.append(bytes), length: bytes.length });
     return { ...r, map: { n, m, plan: new Float64Array(0) } };
   }
 
@@ -96,10 +81,9 @@ export class MapStore {
         }
         for (let done = 0; done < e.length;) {
           const want = Math.min(chunk.length, e.length - done);
-          const got = fs.readSync(this.spool!.fd, chunk, 0, want, e.offset! + done);
-          if (got <= 0) throw new Error(`map spool ended early at ${e.key}`);
-          fs.writeSync(fd, chunk, 0, got);
-          done += got;
+          this.spool.readInto(chunk.subarray(0, want), e.offset! + done, e.key);
+          fs.writeSync(fd, chunk, 0, want);
+          done += want;
         }
       }
       fs.closeSync(fd);
@@ -116,14 +100,7 @@ export class MapStore {
   }
 
   release(): void {
-    if (!this.spool) return;
-    try {
-      fs.closeSync(this.spool.fd);
-    } catch {
-      /* already closed */
-    }
-    fs.rmSync(this.spool.file, { force: true });
-    this.spool = undefined;
+    this.spool.release();
   }
 }
 

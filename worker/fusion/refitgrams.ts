@@ -2,15 +2,12 @@
 // budget's seeded share), the float32-GEMM accumulation into float64, and — for the default path — collection
 // during activation capture (a CaptureTap: the parents are run once, by the capture, not again by the refit),
 // with finished Grams spooled to a temp file so that only one stage's worth is ever in memory.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
 import { OtfuseError } from '../errors';
 import type { OnnxModel } from '../onnx/model';
 import type { LinearRef } from '../graph/analyze';
-import { tempPathFor } from '../onnx/atomic';
+import { Spool } from '../onnx/spool';
 import { seededRandom } from '../random';
 import type { CaptureTap } from './activations';
 import type { TMap } from './maps';
@@ -185,11 +182,10 @@ export class CaptureGrams {
   /** False when some input tensor could not be tapped: the refit must run its own pass. */
   complete = true;
   private products?: CrossProducts;
-  private spool?: { file: string; fd: number; size: number };
+  private readonly spool = new Spool('otfuse-grams.spool');
   private readonly index = new Map<string, { offset: number; length: number; rows: number }>();
   /** Free row buffers of the taps. */
   private pool: Float32Array[] = [];
-  private readonly done: Set<string>[];
   /** Maps set aside: original → stub (dedup), stub → where its float32 plan lies in the spool. */
   private readonly held = new WeakMap<TMap, TMap>();
   private readonly heldAt = new WeakMap<TMap, { offset: number; length: number }>();
@@ -200,7 +196,6 @@ export class CaptureGrams {
     private readonly options: { samples: number; datasetSize: number; tokenBudget: number; tokenSeed: number },
   ) {
     this.entries = gramEntries(models, layers);
-    this.done = models.map(() => new Set());
   }
 
   /** The tap for model k (anchor: 0). */
@@ -272,39 +267,17 @@ export class CaptureGrams {
 
   private put(k: number, key: string, G: Float64Array, rows: number): void {
     this.index.set(`${k}/${key}`, { ...this.append(G), rows });
-    this.done[k].add(key);
   }
 
-  /** Appends values as float32 to the spool (created on first use, unlinked at once where the OS allows). */
+  /** Appends values to the spool as float32. */
   private append(v: Float64Array): { offset: number; length: number } {
-    if (!this.spool) {
-      const file = tempPathFor(path.join(os.tmpdir(), 'otfuse-grams.spool'));
-      this.spool = { file, fd: fs.openSync(file, 'w+'), size: 0 };
-      try {
-        fs.unlinkSync(file); // the descriptor keeps it readable; nothing is left behind if the process dies
-      } catch {
-        /* Windows: removed by release() */
-      }
-    }
     const f = Float32Array.from(v);
-    const bytes = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
-    let w = 0;
-    while (w < bytes.length) w += fs.writeSync(this.spool.fd, bytes, w, bytes.length - w, this.spool.size + w);
-    const at = { offset: this.spool.size, length: f.length };
-    this.spool.size += bytes.length;
-    return at;
+    return { offset: this.spool.append(new Uint8Array(f.buffer, f.byteOffset, f.byteLength)), length: f.length };
   }
 
   private load(at: { offset: number; length: number }, what: string): Float64Array {
-    if (!this.spool) throw new OtfuseError('INTERNAL', `refit: nothing spooled for ${what}`);
     const f = new Float32Array(at.length);
-    const bytes = new Uint8Array(f.buffer);
-    let r = 0;
-    while (r < bytes.length) {
-      const got = fs.readSync(this.spool.fd, bytes, r, bytes.length - r, at.offset + r);
-      if (got <= 0) throw new OtfuseError('INTERNAL', `refit: the spool ended early at ${what}`);
-      r += got;
-    }
+    this.spool.readInto(new Uint8Array(f.buffer), at.offset, what);
     return Float64Array.from(f);
   }
 
@@ -328,7 +301,7 @@ export class CaptureGrams {
 
   /** Whether every model's Gram of every entry was collected. */
   get ready(): boolean {
-    return this.complete && this.done.every((s) => this.entries.every((e) => s.has(e.key)));
+    return this.complete && this.models.every((_, k) => this.entries.every((e) => this.index.has(`${k}/${e.key}`)));
   }
 
   /** Model k's Gram of the entry keyed `key` (its own basis, (d+1)², float64) and the rows it summed. */
@@ -342,14 +315,6 @@ export class CaptureGrams {
     await this.products?.release();
     this.products = undefined;
     this.pool = [];
-    if (this.spool) {
-      try {
-        fs.closeSync(this.spool.fd);
-      } catch {
-        // already closed
-      }
-      fs.rmSync(this.spool.file, { force: true });
-      this.spool = undefined;
-    }
+    this.spool.release();
   }
 }

@@ -1,0 +1,55 @@
+// An append-only temp file for large intermediate values kept out of memory (transport maps, the refit's Gram
+// matrices): created in the temp folder on first use and unlinked at once where the OS allows — the descriptor
+// keeps it readable and nothing is left behind even when the process is killed; release() closes (and, where the
+// unlink was refused, removes) it.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { OtfuseError } from '../errors';
+import { tempPathFor } from './atomic';
+
+export class Spool {
+  private file?: { path: string; fd: number; size: number };
+
+  /** `name`: the temp file's base name, e.g. 'otfuse-maps.spool'. */
+  constructor(private readonly name: string) {}
+
+  /** Appends the bytes; returns their offset. */
+  append(bytes: Uint8Array): number {
+    if (!this.file) {
+      const file = tempPathFor(path.join(os.tmpdir(), this.name));
+      this.file = { path: file, fd: fs.openSync(file, 'w+'), size: 0 };
+      try {
+        fs.unlinkSync(file);
+      } catch {
+        /* Windows: removed by release() */
+      }
+    }
+    const at = this.file.size;
+    let w = 0;
+    while (w < bytes.length) w += fs.writeSync(this.file.fd, bytes, w, bytes.length - w, at + w);
+    this.file.size += bytes.length;
+    return at;
+  }
+
+  /** Fills `into` with the bytes at `offset`; `what` names them in the error if the file ends early. */
+  readInto(into: Uint8Array, offset: number, what: string): void {
+    let r = 0;
+    while (r < into.length) {
+      const got = this.file ? fs.readSync(this.file.fd, into, r, into.length - r, offset + r) : 0;
+      if (got <= 0) throw new OtfuseError('INTERNAL', `the ${this.name} file ended early at ${what}`);
+      r += got;
+    }
+  }
+
+  release(): void {
+    if (!this.file) return;
+    try {
+      fs.closeSync(this.file.fd);
+    } catch {
+      /* already closed */
+    }
+    fs.rmSync(this.file.path, { force: true });
+    this.file = undefined;
+  }
+}
