@@ -4,10 +4,10 @@
 // run in plain JS, so large products go to ONNX Runtime (one float32 Gemm, SIMD + threads) and only the O(n·m)
 // finishing work stays here. Small problems use the float64 reference implementation directly.
 import * as ort from 'onnxruntime-node';
-import { onnx } from 'onnx-proto';
 import { OtfuseError } from '../errors';
 import { groundMetric, median } from '../ot/index';
 import type { ProviderChoice } from '../runtime/providers';
+import { intAttr, productModel } from '../runtime/opmodel';
 
 export interface CostOptions {
   metric: 'euclidean' | 'sqeuclidean' | 'cosine';
@@ -18,24 +18,8 @@ export interface CostOptions {
 const ORT_THRESHOLD = 2_000_000;
 
 function gemmModel(): Uint8Array {
-  const F = onnx.TensorProto.DataType.FLOAT;
-  const vi = (name: string, dims: string[]) =>
-    onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: F, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
-  const graph = onnx.GraphProto.create({
-    name: 'gram',
-    node: [
-      onnx.NodeProto.create({
-        opType: 'Gemm',
-        name: 'gram',
-        input: ['X', 'Y'],
-        output: ['G'],
-        attribute: [onnx.AttributeProto.create({ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 })],
-      }),
-    ],
-    input: [vi('X', ['n', 'd']), vi('Y', ['m', 'd'])],
-    output: [vi('G', ['n', 'm'])],
-  });
-  return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph, producerName: 'otfuse' })).finish();
+  const gram = { opType: 'Gemm', name: 'gram', input: ['X', 'Y'], output: ['G'], attribute: [intAttr('transB', 1)] };
+  return productModel('gram', [gram], { X: ['n', 'd'], Y: ['m', 'd'] }, { G: ['n', 'm'] });
 }
 
 export class CostEngine {

@@ -5,20 +5,13 @@
 // failure to start the worker, use the JS loops.
 import { onnx } from 'onnx-proto';
 import type { ProviderChoice } from '../runtime/providers';
+import { productModel } from '../runtime/opmodel';
 import { runSync } from '../runtime/syncrun';
 
 const DataType = onnx.TensorProto.DataType;
 
 function matmulModel(elemType: number): Uint8Array {
-  const vi = (name: string, dims: string[]) =>
-    onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
-  const graph = onnx.GraphProto.create({
-    name: 'mm',
-    node: [onnx.NodeProto.create({ opType: 'MatMul', input: ['A', 'B'], output: ['C'] })],
-    input: [vi('A', ['r', 'k']), vi('B', ['k', 'c'])],
-    output: [vi('C', ['r', 'c'])],
-  });
-  return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph, producerName: 'otfuse' })).finish();
+  return productModel('mm', [{ opType: 'MatMul', input: ['A', 'B'], output: ['C'] }], { A: ['r', 'k'], B: ['k', 'c'] }, { C: ['r', 'c'] }, elemType);
 }
 
 export interface LinalgOptions {

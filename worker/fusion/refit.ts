@@ -21,6 +21,7 @@ import type { Dataset } from '../data/dataset';
 import type { LinearRef, ModelPlan } from '../graph/analyze';
 import type { ProviderChoice } from '../runtime/providers';
 import { ModelRunner, checkFinite } from '../runtime/session';
+import { productModel } from '../runtime/opmodel';
 import type { RefitMode } from './registry';
 import { compileSchedule, linearLevels } from './schedule';
 import { inputT, type TMap } from './maps';
@@ -109,26 +110,16 @@ let f64Sessions: Promise<{ mm: ort.InferenceSession; mmT: ort.InferenceSession }
 function f64Models(): Promise<{ mm: ort.InferenceSession; mmT: ort.InferenceSession } | undefined> {
   f64Sessions ??= (async () => {
     try {
-      const D = onnx.TensorProto.DataType.DOUBLE;
-      const vi = (name: string, dims: string[]) =>
-        onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: D, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
       const build = (transA: boolean) => {
-        const nodes = transA
-          ? [
-              onnx.NodeProto.create({
-                opType: 'Transpose',
-                name: 't',
-                input: ['A'],
-                output: ['At'],
-                attribute: [onnx.AttributeProto.create({ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 0] })],
-              }),
-              onnx.NodeProto.create({ opType: 'MatMul', name: 'mm', input: ['At', 'B'], output: ['C'] }),
-            ]
-          : [onnx.NodeProto.create({ opType: 'MatMul', name: 'mm', input: ['A', 'B'], output: ['C'] })];
-        const graph = onnx.GraphProto.create({ name: 'mm64', node: nodes, input: [vi('A', ['p', 'q']), vi('B', ['k', 'c'])], output: [vi('C', ['r', 'c'])] });
-        return onnx.ModelProto.encode(
-          onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph, producerName: 'otfuse' }),
-        ).finish();
+        const mm = { opType: 'MatMul', name: 'mm', input: [transA ? 'At' : 'A', 'B'], output: ['C'] };
+        const t = {
+          opType: 'Transpose',
+          name: 't',
+          input: ['A'],
+          output: ['At'],
+          attribute: [onnx.AttributeProto.create({ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 0] })],
+        };
+        return productModel('mm64', transA ? [t, mm] : [mm], { A: ['p', 'q'], B: ['k', 'c'] }, { C: ['r', 'c'] }, onnx.TensorProto.DataType.DOUBLE);
       };
       const opts = { executionProviders: ['cpu'], logSeverityLevel: 3 as const, enableCpuMemArena: false };
       return { mm: await ort.InferenceSession.create(build(false), opts), mmT: await ort.InferenceSession.create(build(true), opts) };

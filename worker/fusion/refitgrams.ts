@@ -3,11 +3,11 @@
 // during activation capture (a CaptureTap: the parents are run once, by the capture, not again by the refit),
 // with finished Grams spooled to a temp file so that only one stage's worth is ever in memory.
 import * as ort from 'onnxruntime-node';
-import { onnx } from 'onnx-proto';
 import { OtfuseError } from '../errors';
 import type { OnnxModel } from '../onnx/model';
 import type { LinearRef } from '../graph/analyze';
 import { Spool } from '../onnx/spool';
+import { intAttr, productModel } from '../runtime/opmodel';
 import { seededRandom } from '../random';
 import type { CaptureTap } from './activations';
 import type { TMap } from './maps';
@@ -68,24 +68,8 @@ export function augmentRows(A: Float32Array, d: number, rows: readonly number[] 
 const ORT_PRODUCT_THRESHOLD = 1_000_000;
 
 function gemmTransAModel(): Uint8Array {
-  const F = onnx.TensorProto.DataType.FLOAT;
-  const vi = (name: string, dims: string[]) =>
-    onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: F, shape: { dim: dims.map((d) => ({ dimParam: d })) } } } });
-  const graph = onnx.GraphProto.create({
-    name: 'cross',
-    node: [
-      onnx.NodeProto.create({
-        opType: 'Gemm',
-        name: 'cross',
-        input: ['A', 'B'],
-        output: ['C'],
-        attribute: [onnx.AttributeProto.create({ name: 'transA', type: onnx.AttributeProto.AttributeType.INT, i: 1 })],
-      }),
-    ],
-    input: [vi('A', ['r', 'a']), vi('B', ['r', 'b'])],
-    output: [vi('C', ['a', 'b'])],
-  });
-  return onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 17 }], graph, producerName: 'otfuse' })).finish();
+  const cross = { opType: 'Gemm', name: 'cross', input: ['A', 'B'], output: ['C'], attribute: [intAttr('transA', 1)] };
+  return productModel('cross', [cross], { A: ['r', 'a'], B: ['r', 'b'] }, { C: ['a', 'b'] });
 }
 
 /** Accumulates AᵀB of augmented row blocks into float64 C: per batch in float32 ONNX Runtime (large) or float64 JS (small). */
