@@ -36,3 +36,16 @@ export function runWithPeakRss(script: string, args: string[]): { seconds: numbe
 export function markdownTable(header: string[], rows: (string | number)[][]): string {
   return [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
+
+/** The value after `--name` on the command line, else `fallback`. */
+export function cliArg(name: string, fallback: string): string;
+export function cliArg(name: string, fallback?: string): string | undefined;
+export function cliArg(name: string, fallback?: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`, 2);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+/** Whether `--name` is on the command line. */
+export function cliFlag(name: string): boolean {
+  return process.argv.includes(`--${name}`, 2);
+}

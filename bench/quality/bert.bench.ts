@@ -13,18 +13,13 @@ import { fuseLoaded } from '../../worker/fusion/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { autotuneRecipe } from '../../worker/fusion/autotune';
 import { finetuneModel, FINETUNE_DEFAULTS } from '../../worker/train/finetune';
-import { machine } from '../common';
+import { machine, cliArg } from '../common';
 
-const argv = process.argv.slice(2);
-const arg = (name: string, fallback?: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : fallback;
-};
 const DIR = path.resolve('test/fixtures/bert');
-const SEEDS = Number(arg('seeds', '3'));
-const LR = Number(arg('lr', '1e-3'));
-const MODES = (arg('modes', 'ce,kd') ?? '').split(',');
-const OUT = path.resolve(arg('out', '.cache/quality/bert.json')!);
+const SEEDS = Number(cliArg('seeds', '3'));
+const LR = Number(cliArg('lr', '1e-3'));
+const MODES = (cliArg('modes', 'ce,kd') ?? '').split(',');
+const OUT = path.resolve(cliArg('out', '.cache/quality/bert.json')!);
 const WORK = path.join(path.dirname(OUT), 'bert-models');
 
 const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;

@@ -9,19 +9,15 @@ import { openDataset } from '../../worker/data/dataset';
 import { evaluateModel } from '../../worker/runtime/evaluate';
 import { fuseLoaded } from '../../worker/fusion/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
+import { cliArg } from '../common';
 import { prepareSplits } from './splits';
 
-const argv = process.argv.slice(2);
-const arg = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : fallback;
-};
-const A = path.resolve(arg('a', 'examples/vit48c_s20.onnx'));
-const B = path.resolve(arg('b', 'examples/vit48c_s21.onnx'));
-const SIZES = arg('sizes', '200,1000,4000').split(',').map(Number);
-const RIDGES = arg('ridges', '0.01').split(',').map(Number);
-const REFITS = arg('refits', 'regmean').split(',');
-const TOKENS_PER_IMAGE = Number(arg('budget-per-image', '17'));
+const A = path.resolve(cliArg('a', 'examples/vit48c_s20.onnx'));
+const B = path.resolve(cliArg('b', 'examples/vit48c_s21.onnx'));
+const SIZES = cliArg('sizes', '200,1000,4000').split(',').map(Number);
+const RIDGES = cliArg('ridges', '0.01').split(',').map(Number);
+const REFITS = cliArg('refits', 'regmean').split(',');
+const TOKENS_PER_IMAGE = Number(cliArg('budget-per-image', '17'));
 
 async function main(): Promise<void> {
   const splits = prepareSplits();

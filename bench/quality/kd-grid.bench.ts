@@ -11,26 +11,21 @@ import { evaluateModel } from '../../worker/runtime/evaluate';
 import { fuseLoaded } from '../../worker/fusion/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { finetuneModel } from '../../worker/train/finetune';
-import { machine } from '../common';
+import { machine, cliArg } from '../common';
 import { prepareSplits } from './splits';
 
-const argv = process.argv.slice(2);
-const arg = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : fallback;
-};
-const A = path.resolve(arg('a', 'examples/vit48c_s20.onnx'));
-const B = path.resolve(arg('b', 'examples/vit48c_s21.onnx'));
-const START = arg('start', 'fused');
-const GRID = arg('grid', '2e-4:4:0.9,5e-4:4:0.9,1e-3:4:0.9')
+const A = path.resolve(cliArg('a', 'examples/vit48c_s20.onnx'));
+const B = path.resolve(cliArg('b', 'examples/vit48c_s21.onnx'));
+const START = cliArg('start', 'fused');
+const GRID = cliArg('grid', '2e-4:4:0.9,5e-4:4:0.9,1e-3:4:0.9')
   .split(',')
   .map((g) => g.split(':').map(Number));
-const EPOCHS = Number(arg('epochs', '1'));
-const THREADS = Number(arg('threads', '1'));
-const SEED = Number(arg('seed', '0'));
-const OUT = path.resolve(arg('out', `.cache/quality/kd-grid-${START}.json`));
+const EPOCHS = Number(cliArg('epochs', '1'));
+const THREADS = Number(cliArg('threads', '1'));
+const SEED = Number(cliArg('seed', '0'));
+const OUT = path.resolve(cliArg('out', `.cache/quality/kd-grid-${START}.json`));
 /** Fusion weights of the fused start (anchor first), e.g. 0.7,0.3; default: equal. */
-const WEIGHTS = arg('weights', '') ? arg('weights', '').split(',').map(Number) : undefined;
+const WEIGHTS = cliArg('weights', '') ? cliArg('weights', '').split(',').map(Number) : undefined;
 
 async function main(): Promise<void> {
   const splits = prepareSplits();

@@ -19,25 +19,18 @@ import { finetuneModel, FINETUNE_DEFAULTS } from '../../worker/train/finetune';
 
 import { OtfuseError } from '../../worker/errors';
 import type { FuseRecipe } from '../../worker/types';
-import { machine } from '../common';
+import { machine, cliArg, cliFlag } from '../common';
 import { prepareSplits } from './splits';
 
-const argv = process.argv.slice(2);
-const arg = (name: string, fallback?: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : fallback;
-};
-const flag = (name: string) => argv.includes(`--${name}`);
-
-const A = path.resolve(arg('a', 'examples/vit48c_s20.onnx')!);
-const B = path.resolve(arg('b', 'examples/vit48c_s21.onnx')!);
-const SEEDS = Number(arg('seeds', '3'));
-const EPOCHS = Number(arg('epochs', '1'));
-const TRAIN_LIMIT = arg('train-limit') ? Number(arg('train-limit')) : undefined;
-const LR_GRID = (arg('lr', '2e-4,5e-4,1e-3') ?? '').split(',').map(Number);
-const KD_TEMP = Number(arg('kd-temp', String(FINETUNE_DEFAULTS.kdTemp)));
-const KD_ALPHA = Number(arg('kd-alpha', String(FINETUNE_DEFAULTS.kdAlpha)));
-const OUT = path.resolve(arg('out', '.cache/quality/results.json')!);
+const A = path.resolve(cliArg('a', 'examples/vit48c_s20.onnx')!);
+const B = path.resolve(cliArg('b', 'examples/vit48c_s21.onnx')!);
+const SEEDS = Number(cliArg('seeds', '3'));
+const EPOCHS = Number(cliArg('epochs', '1'));
+const TRAIN_LIMIT = cliArg('train-limit') ? Number(cliArg('train-limit')) : undefined;
+const LR_GRID = (cliArg('lr', '2e-4,5e-4,1e-3') ?? '').split(',').map(Number);
+const KD_TEMP = Number(cliArg('kd-temp', String(FINETUNE_DEFAULTS.kdTemp)));
+const KD_ALPHA = Number(cliArg('kd-alpha', String(FINETUNE_DEFAULTS.kdAlpha)));
+const OUT = path.resolve(cliArg('out', '.cache/quality/results.json')!);
 const WORK = path.join(path.dirname(OUT), 'models');
 
 interface Row {
@@ -149,7 +142,7 @@ async function main(): Promise<void> {
   // gets that same finetune.
   let LR = LR_GRID[0];
   const lrTrials: { lr: number; val: number }[] = [];
-  if (!flag('skip-finetune') && LR_GRID.length > 1) {
+  if (!cliFlag('skip-finetune') && LR_GRID.length > 1) {
     for (const lr of LR_GRID) {
       const out = path.join(WORK, `lr-${lr}.onnx`);
       await finetuneModel(
@@ -163,7 +156,7 @@ async function main(): Promise<void> {
   }
 
   // Finetune matrix: the same ≤ 1 epoch for the fused model, the better parent and vanilla; plain and distilled.
-  if (!flag('skip-finetune')) {
+  if (!cliFlag('skip-finetune')) {
     const starts = [
       { label: 'fused (auto-tuned)', file: fusedFile },
       { label: `better parent (${path.basename(better)})`, file: better },

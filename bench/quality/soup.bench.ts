@@ -11,20 +11,16 @@ import { evaluateModel } from '../../worker/runtime/evaluate';
 import { fuseLoaded } from '../../worker/fusion/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { finetuneModel } from '../../worker/train/finetune';
+import { cliArg } from '../common';
 import { prepareSplits } from './splits';
 
-const argv = process.argv.slice(2);
-const arg = (name: string, fallback: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : fallback;
-};
-const A = path.resolve(arg('a', 'examples/vit48c_s20.onnx'));
-const B = path.resolve(arg('b', 'examples/vit48c_s21.onnx'));
-const START = arg('start', 'fused');
-const PARTS = Number(arg('parts', '3'));
-const LR = Number(arg('lr', '5e-4'));
-const T = Number(arg('kd-temp', '2'));
-const ALPHA = Number(arg('kd-alpha', '0.5'));
+const A = path.resolve(cliArg('a', 'examples/vit48c_s20.onnx'));
+const B = path.resolve(cliArg('b', 'examples/vit48c_s21.onnx'));
+const START = cliArg('start', 'fused');
+const PARTS = Number(cliArg('parts', '3'));
+const LR = Number(cliArg('lr', '5e-4'));
+const T = Number(cliArg('kd-temp', '2'));
+const ALPHA = Number(cliArg('kd-alpha', '0.5'));
 const TRAIN = 54000;
 
 /** Uniform average of models with the same graph. */
