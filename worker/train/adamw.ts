@@ -7,12 +7,13 @@ export interface AdamWSettings {
   beta1?: number;
   beta2?: number;
   eps?: number;
-  weightDecay?: number;
-  /** Clip gradients to this global L2 norm (0 = no clipping). */
-  clipNorm?: number;
+  /** Decoupled weight decay (the finetune's --weight-decay; its default lives in FINETUNE_DEFAULTS). */
+  weightDecay: number;
+  /** Clip gradients to this global L2 norm (0 = no clipping; --clip-norm). */
+  clipNorm: number;
 }
 
-export const ADAMW_DEFAULTS = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, clipNorm: 1 };
+const MOMENT_DEFAULTS = { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
 
 /**
  * One decoupled-weight-decay Adam step (Loshchilov & Hutter), in place on `params`, `m` and `v`:
@@ -29,11 +30,11 @@ export function adamwStep(
   gradNorm: number,
   o: AdamWSettings & { lr: number; step: number; decayed: number },
 ): void {
-  const beta1 = o.beta1 ?? ADAMW_DEFAULTS.beta1;
-  const beta2 = o.beta2 ?? ADAMW_DEFAULTS.beta2;
-  const eps = o.eps ?? ADAMW_DEFAULTS.eps;
-  const wd = o.weightDecay ?? ADAMW_DEFAULTS.weightDecay;
-  const clip = o.clipNorm ?? ADAMW_DEFAULTS.clipNorm;
+  const beta1 = o.beta1 ?? MOMENT_DEFAULTS.beta1;
+  const beta2 = o.beta2 ?? MOMENT_DEFAULTS.beta2;
+  const eps = o.eps ?? MOMENT_DEFAULTS.eps;
+  const wd = o.weightDecay;
+  const clip = o.clipNorm;
   const scale = clip > 0 ? Math.min(1, clip / (gradNorm + 1e-6)) : 1;
   const stepSize = o.lr / (1 - beta1 ** o.step);
   const vScale = 1 / Math.sqrt(1 - beta2 ** o.step);
