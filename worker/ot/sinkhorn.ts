@@ -11,6 +11,7 @@ import os from 'node:os';
 import { OtfuseError } from '../errors';
 import { checkProblem, checkReg, type PlanResult, type Weights } from './validate';
 import { buildSinkhornModel, readSinkhornOutputs, sinkhornFeeds, type SinkhornFeed } from './sinkhorn-ort';
+import { knoppWasm } from './sinkhorn-wasm';
 
 /**
  * Where sinkhorn() runs the Knopp loop for large problems. 'js' (default): this file's loops. 'ort': ONNX
@@ -27,7 +28,16 @@ export type SyncRunner = (
   feeds: Record<string, SinkhornFeed>,
   options: { threads?: number },
 ) => Record<string, { data: ArrayLike<unknown> }> | undefined;
-const engine: { kind: 'js' | 'ort'; minEntries: number; runner?: SyncRunner } = { kind: 'js', minEntries: 256 * 256 };
+/**
+ * `wasm` (default on): the 'js' engine's Knopp loop runs its O(n·m) passes in WebAssembly SIMD (sinkhorn-wasm.ts)
+ * from `wasmMinEntries` cost entries up; off, or where WebAssembly SIMD is missing, the scalar loops below run.
+ */
+const engine: { kind: 'js' | 'ort'; minEntries: number; runner?: SyncRunner; wasm: boolean; wasmMinEntries: number } = {
+  kind: 'js',
+  minEntries: 256 * 256,
+  wasm: true,
+  wasmMinEntries: 32 * 32,
+};
 
 export function configureSinkhornEngine(change: Partial<typeof engine>): typeof engine {
   const prev = { ...engine };
@@ -86,13 +96,28 @@ const AUTO_LIMIT = 200;
 
 export function sinkhorn(aIn: Weights, bIn: Weights, MIn: Float64Array | Float32Array, reg: number, options: SinkhornOptions = {}): SinkhornResult {
   checkReg(reg);
-  const { a, b, M, n, m } = checkProblem(aIn, bIn, MIn, 'Sinkhorn');
   const numItermax = options.numItermax ?? 1000;
   const stopThr = options.stopThr ?? 1e-9;
   if (!Number.isInteger(numItermax) || numItermax < 1) throw new OtfuseError('BAD_DATA', `Sinkhorn numItermax must be a positive integer, got ${numItermax}`);
   if (!(stopThr >= 0)) throw new OtfuseError('BAD_DATA', `Sinkhorn stopThr must be ≥ 0, got ${stopThr}`);
   const method = options.method ?? 'auto';
   if (!['auto', 'knopp', 'stabilized'].includes(method)) throw new OtfuseError('BAD_DATA', `unknown Sinkhorn method '${method}'`);
+  const tau = options.tau ?? 1e3;
+
+  // The WebAssembly kernels check M's entries and make the 'auto' decision in the pass that builds K.
+  const kernels = engine.kind === 'js' && engine.wasm && method !== 'stabilized';
+  const { a, b, M, n, m } = checkProblem(aIn, bIn, MIn, 'Sinkhorn', { scanCost: !kernels });
+  if (kernels && n * m >= engine.wasmMinEntries) {
+    const r = knoppWasm(a, b, M, n, m, reg, numItermax, stopThr, method === 'auto' ? AUTO_LIMIT : Infinity);
+    if (r === 'non-finite')
+      checkProblem(aIn, bIn, MIn, 'Sinkhorn'); // throws, naming the entry
+    else if (r === 'stabilize') return stabilized(a, b, M, n, m, reg, numItermax, stopThr, tau);
+    else if (r) {
+      if (r.numericalError && method === 'auto') return stabilized(a, b, M, n, m, reg, numItermax, stopThr, tau);
+      return { ...r, n, m, method: 'knopp', reg };
+    }
+  }
+  if (kernels) checkProblem(aIn, bIn, MIn, 'Sinkhorn'); // the scalar loops below need M checked
 
   if (engine.kind === 'ort' && method !== 'stabilized' && n * m >= engine.minEntries) {
     const r = knoppOrtSync(a, b, M, n, m, reg, numItermax, stopThr, method === 'auto');
@@ -110,7 +135,7 @@ export function sinkhorn(aIn: Weights, bIn: Weights, MIn: Float64Array | Float32
     const r = knopp(a, b, M, n, m, reg, numItermax, stopThr);
     if (!(r.numericalError && method === 'auto')) return r;
   }
-  return stabilized(a, b, M, n, m, reg, numItermax, stopThr, options.tau ?? 1e3);
+  return stabilized(a, b, M, n, m, reg, numItermax, stopThr, tau);
 }
 
 function rowColMin(M: Float64Array, n: number, m: number): { rowMin: Float64Array; colMin: Float64Array } {

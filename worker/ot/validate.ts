@@ -60,7 +60,7 @@ export interface CheckedProblem {
  * Validates (a, b, M): non-empty, finite, non-negative marginals with equal sums (relative tolerance 1e-6),
  * M of length n*m (row-major, n = a.length rows) and finite. Throws OtfuseError ('BAD_DATA' or 'NUMERIC').
  */
-export function checkProblem(aIn: Weights, bIn: Weights, M: Float64Array | Float32Array, label = 'OT'): CheckedProblem {
+export function checkProblem(aIn: Weights, bIn: Weights, M: Float64Array | Float32Array, label = 'OT', options: { scanCost?: boolean } = {}): CheckedProblem {
   if (!aIn || !bIn) throw new OtfuseError('BAD_DATA', `${label}: marginals a and b are required`);
   const a = toFloat64(aIn);
   const b = toFloat64(bIn);
@@ -74,7 +74,8 @@ export function checkProblem(aIn: Weights, bIn: Weights, M: Float64Array | Float
   if (!M || M.length !== n * m) {
     throw new OtfuseError('BAD_DATA', `${label}: cost matrix has ${M ? M.length : 0} entries but a (${n}) × b (${m}) needs ${n * m}`);
   }
-  for (let k = 0; k < M.length; k++) {
+  // scanCost false: the caller checks M's entries in its own pass (and calls again with the scan to report one)
+  for (let k = 0; options.scanCost !== false && k < M.length; k++) {
     const v = M[k];
     if (!Number.isFinite(v)) {
       throw new OtfuseError('NUMERIC', `${label}: cost matrix has a non-finite entry (${v}) at row ${Math.floor(k / m)}, column ${k % m}`);

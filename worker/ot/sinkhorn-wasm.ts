@@ -1,0 +1,243 @@
+// The Sinkhorn–Knopp loop of sinkhorn.ts with its three O(n·m) passes — K = exp(−M/reg), the fused sweep
+// (K v, then Kᵀ u) and the final plan — in WebAssembly SIMD (kernels/sinkhorn.wat, float64 in two lanes).
+// Same iterate, stopping rule and fall-backs as the scalar loop; only the order of floating-point additions
+// differs (plans agree to ~1e-16 relative). The kernels work in one linear memory that is kept between solves
+// (fresh memory costs a page fault per 4 KiB, ~30 ms for a 3072² kernel on this machine kind) and dropped after
+// ARENA_IDLE_MS without a solve; the cost matrix comes in, and the plan goes out, through cache-sized staging
+// blocks, so each solve reads M twice and writes the plan once outside the arena.
+import kernels from './kernels/sinkhorn.wat';
+
+interface Kernels {
+  init(): void;
+  expRows(C: number, K: number, ktu: number, rmax: number, cmax: number, rows: number, m: number, negInv: number, u0: number): number;
+  sweep(K: number, a: number, v: number, u: number, ktu: number, n: number, m: number, tmp: number): number;
+  finishRows(K: number, C: number, P: number, u: number, v: number, rs: number, col: number, i0: number, i1: number, m: number): number;
+}
+
+export interface KnoppOutcome {
+  plan: Float64Array;
+  cost: number;
+  rowError: number;
+  colError: number;
+  iterations: number;
+  converged: boolean;
+  marginalError: number;
+  numericalError: boolean;
+}
+
+const PAGE = 65536;
+/** Linear memory is addressed with 32-bit offsets: problems needing more run the scalar loop. */
+const MAX_BYTES = 2 ** 32 - PAGE;
+/** Rows of the cost matrix (in) and of the plan (out) are staged in blocks of about this many floats (256 KiB). */
+const STAGE_FLOATS = 1 << 15;
+/** The arena is dropped (for the garbage collector) this long after the last solve. */
+const ARENA_IDLE_MS = 2000;
+
+/** Float64 slots before K: the exp kernel's table of 2^(j/32) (32 (hi, lo) pairs at address 0) and its constants. */
+const TABLE_SLOTS = 128;
+const K_OFF = TABLE_SLOTS * 8;
+
+/**
+ * 2^(j/32) for j = 0…31 as pairs (hi, lo) with hi + lo within 2^-106 of the exact value: from the integer 32nd root
+ * of 2^(j + 32·120), i.e. 2^(j/32) to 120 binary places, by Newton's method in BigInt.
+ */
+function exp2Table(): Float64Array {
+  const P = 120n,
+    N = 32n;
+  const out = new Float64Array(64);
+  for (let j = 0; j < 32; j++) {
+    const A = 1n << (BigInt(j) + P * N);
+    let x = BigInt(Math.round(2 ** (j / 32) * 2 ** 52)) << (P - 52n); // within 2^-52 relative: Newton from above
+    x += x >> 40n;
+    for (;;) {
+      const next = ((N - 1n) * x + A / x ** (N - 1n)) / N;
+      if (next >= x) break;
+      x = next;
+    }
+    const hi = Number(x) / 2 ** 120; // Number(bigint) rounds to nearest
+    out[2 * j] = hi;
+    out[2 * j + 1] = Number(x - BigInt(hi * 2 ** 120)) / 2 ** 120;
+  }
+  return out;
+}
+
+let compiled: WebAssembly.Module | null | undefined;
+let arena: { memory: WebAssembly.Memory; kernels: Kernels } | undefined;
+let idle: ReturnType<typeof setTimeout> | undefined;
+
+/** The kernels on a linear memory of at least `bytes` (the kept one, grown if needed); undefined if refused. */
+function arenaOf(mod: WebAssembly.Module, bytes: number): { heap: Float64Array; k: Kernels } | undefined {
+  const pages = Math.ceil(bytes / PAGE);
+  try {
+    if (!arena) {
+      const memory = new WebAssembly.Memory({ initial: pages });
+      const kernels = new WebAssembly.Instance(mod, { env: { mem: memory } }).exports as unknown as Kernels;
+      new Float64Array(memory.buffer).set(exp2Table());
+      kernels.init();
+      arena = { memory, kernels };
+    } else {
+      const have = arena.memory.buffer.byteLength / PAGE;
+      if (have < pages) arena.memory.grow(pages - have);
+    }
+  } catch {
+    arena = undefined;
+    return undefined; // address space refused: the scalar loop allocates as before
+  }
+  if (idle) clearTimeout(idle);
+  idle = setTimeout(() => (arena = undefined), ARENA_IDLE_MS);
+  idle.unref();
+  return { heap: new Float64Array(arena.memory.buffer), k: arena.kernels };
+}
+
+/** The compiled kernels, or null where this runtime has no WebAssembly SIMD (the scalar loop then runs). */
+export function wasmKernels(): WebAssembly.Module | null {
+  if (compiled === undefined) {
+    try {
+      compiled = new WebAssembly.Module(kernels);
+    } catch {
+      compiled = null;
+    }
+  }
+  return compiled;
+}
+
+/** exp(x) elementwise by the kernels' vectorised exp (for tests and benchmarks of the kernel itself). */
+export function expKernel(x: Float64Array): Float64Array {
+  const mod = wasmKernels();
+  if (!mod) throw new Error('WebAssembly SIMD is unavailable');
+  const m = x.length;
+  const { heap, k } = arenaOf(mod, K_OFF + 40 * m + 8)!;
+  const at = TABLE_SLOTS;
+  heap.set(x, at);
+  heap.fill(0, at + 2 * m, at + 4 * m);
+  k.expRows(K_OFF, K_OFF + m * 8, K_OFF + 16 * m, K_OFF + 32 * m, K_OFF + 24 * m, 1, m, 1, 0);
+  return heap.slice(at + m, at + 2 * m);
+}
+
+/**
+ * Sinkhorn–Knopp (POT 0.8.2's loop, as sinkhorn.ts's knopp) on the WebAssembly kernels. M's finiteness is checked
+ * here, in the pass that computes K (the caller may skip its own scan): 'non-finite' if an entry is not. With
+ * `autoLimit` (sinkhorn's 'auto' method): 'stabilize' if some row or column of M has its minimum at or above
+ * autoLimit·reg, i.e. its largest K entry is at most exp(−autoLimit). undefined when the kernels are unavailable or
+ * the problem does not fit one linear memory (the caller runs the scalar loop).
+ */
+export function knoppWasm(
+  a: Float64Array,
+  b: Float64Array,
+  M: Float64Array,
+  n: number,
+  m: number,
+  reg: number,
+  numItermax: number,
+  stopThr: number,
+  autoLimit = Infinity,
+): KnoppOutcome | 'non-finite' | 'stabilize' | undefined {
+  const mod = wasmKernels();
+  if (!mod) return undefined;
+  const nm = n * m;
+  const stageRows = Math.max(1, Math.floor(STAGE_FLOATS / m));
+  // layout (float64 slots): exp table | K | a | u | uPrev | rs | v | vPrev | ktu | col | staged cost rows | staged plan rows | scratch
+  const slots = TABLE_SLOTS + nm + 4 * n + 4 * m + 2 * stageRows * m + 6;
+  const bytes = slots * 8;
+  if (bytes > MAX_BYTES) return undefined;
+  const got = arenaOf(mod, bytes);
+  if (!got) return undefined;
+  const { heap, k } = got;
+  let at = TABLE_SLOTS + nm;
+  const region = (len: number): { off: number; view: Float64Array } => {
+    const r = { off: at * 8, view: heap.subarray(at, at + len) };
+    at += len;
+    return r;
+  };
+  const aR = region(n);
+  let uR = region(n);
+  let uPrevR = region(n);
+  const rsR = region(n);
+  let vR = region(m);
+  let vPrevR = region(m);
+  const ktuR = region(m);
+  const colR = region(m);
+  const stageC = region(stageRows * m);
+  const stageP = region(stageRows * m);
+  const tmpR = region(6);
+
+  aR.view.set(a);
+  uR.view.fill(1 / n);
+  vR.view.fill(1 / m);
+  const ktu = ktuR.view;
+  ktu.fill(0);
+  colR.view.fill(0);
+  // K = exp(−M/reg) and ktu = Kᵀ u0, the cost matrix staged block by block; row maxima of K into rs, column
+  // maxima into col
+  for (let i0 = 0; i0 < n; i0 += stageRows) {
+    const i1 = Math.min(n, i0 + stageRows);
+    stageC.view.set(M.subarray(i0 * m, i1 * m));
+    if (!k.expRows(stageC.off, K_OFF + i0 * m * 8, ktuR.off, rsR.off + i0 * 8, colR.off, i1 - i0, m, -1 / reg, 1 / n)) return 'non-finite';
+  }
+  if (autoLimit < Infinity) {
+    const floor = Math.exp(-autoLimit);
+    for (let i = 0; i < n; i++) if (!(rsR.view[i] > floor)) return 'stabilize';
+    for (let j = 0; j < m; j++) if (!(colR.view[j] > floor)) return 'stabilize';
+  }
+
+  let err = Infinity;
+  let iterations = 0,
+    converged = false,
+    numericalError = false;
+  for (let ii = 0; ii < numItermax; ii++) {
+    // keep the previous iterate to fall back to
+    let t = uPrevR;
+    uPrevR = uR;
+    uR = t;
+    t = vPrevR;
+    vPrevR = vR;
+    vR = t;
+    const v = vR.view;
+    let zero = false,
+      bad = false;
+    for (let j = 0; j < m; j++) {
+      const kj = ktu[j];
+      if (kj === 0) zero = true;
+      const vj = b[j] / kj;
+      if (!Number.isFinite(vj)) bad = true;
+      v[j] = vj;
+    }
+    const ok = k.sweep(K_OFF, aR.off, vR.off, uR.off, ktuR.off, n, m, tmpR.off) === 1;
+    if (zero || bad || !ok) {
+      uR = uPrevR;
+      vR = vPrevR;
+      numericalError = true;
+      iterations = ii;
+      break;
+    }
+    iterations = ii + 1;
+    if (ii % 10 === 0) {
+      let e = 0;
+      for (let j = 0; j < m; j++) {
+        const d = v[j] * ktu[j] - b[j];
+        e += d * d;
+      }
+      err = Math.sqrt(e);
+      if (err < stopThr) {
+        converged = true;
+        break;
+      }
+    }
+  }
+
+  // plan = diag(u) K diag(v), staged out block by block; the cost matrix's rows staged in beside it
+  const plan = new Float64Array(nm);
+  colR.view.fill(0);
+  let cost = 0;
+  for (let i0 = 0; i0 < n; i0 += stageRows) {
+    const i1 = Math.min(n, i0 + stageRows);
+    stageC.view.set(M.subarray(i0 * m, i1 * m));
+    cost += k.finishRows(K_OFF, stageC.off, stageP.off, uR.off, vR.off, rsR.off, colR.off, i0, i1, m);
+    plan.set(stageP.view.subarray(0, (i1 - i0) * m), i0 * m);
+  }
+  let rowError = 0,
+    colError = 0;
+  for (let i = 0; i < n; i++) rowError = Math.max(rowError, Math.abs(rsR.view[i] - a[i]));
+  for (let j = 0; j < m; j++) colError = Math.max(colError, Math.abs(colR.view[j] - b[j]));
+  return { plan, cost, rowError, colError, iterations, converged, marginalError: err, numericalError };
+}
