@@ -1,7 +1,8 @@
 // OT core benchmark: EMD and Sinkhorn (reg 0.08) on random uniform-marginal costs (Euclidean distances between
 // random 16-d points, divided by the max), median of 3, with POT 0.8.2 side by side when /usr/bin/python3 has
 // `ot` (Debian python3-pot). Each size runs in its own child process so peak RSS is per size.
-// Sinkhorn runs three ways: the synchronous JS solver, sinkhornAsync on ONNX Runtime (CPU, float64), and POT.
+// Sinkhorn runs three ways: sinkhorn() (synchronous: the Knopp loop's O(n·m) passes in WebAssembly SIMD,
+// ot/sinkhorn-wasm.ts), sinkhornAsync on ONNX Runtime (CPU, float64), and POT.
 // Usage: node dist-bench/ot/ot.bench.js [--sizes 64,256,1024,3072,96x64] [--no-pot] [--no-emd] [--ort-threads N]
 //          [--thp] [--reps N] [--out bench/ot/RESULTS.md]
 //   --thp: run the size children with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (glibc ≥ 2.35), so large malloc'd buffers
@@ -177,8 +178,10 @@ async function main(): Promise<void> {
   const cpu = os.cpus()[0]?.model ?? 'unknown';
   lines.push('# OT core benchmark (bench/ot/ot.bench.ts)', '');
   lines.push(`Machine: ${os.cpus().length} cores, ${cpu}; Node ${process.version}; ${os.platform()} ${os.release()}.`);
-  lines.push(`Date: 2026-11-27. Costs: Euclidean between random 16-d points / max, uniform marginals; median of ${REPS} runs;`);
-  lines.push(`Sinkhorn reg ${REG} (Knopp, POT's stopping rule). "JS" is the synchronous single-threaded solver (float64), timed after`);
+  lines.push(`Date: ${new Date().toISOString().slice(0, 10)}. Costs: Euclidean between random 16-d points / max, uniform marginals; median of ${REPS} runs;`);
+  lines.push(
+    `Sinkhorn reg ${REG} (Knopp, POT's stopping rule). "JS" is sinkhorn(), single-threaded float64 (its O(n·m) passes in WebAssembly SIMD), timed after`,
+  );
   lines.push('a JIT warm-up (untimed runs on small problems, and one untimed run at the size itself up to 1024²) as in a fusion');
   lines.push('run, where the solvers are called once per layer. "ORT" is sinkhornAsync({ backend: \'ort\' }): the whole solve as one');
   lines.push(

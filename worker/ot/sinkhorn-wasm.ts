@@ -5,6 +5,7 @@
 // (fresh memory costs a page fault per 4 KiB, ~30 ms for a 3072² kernel on this machine kind) and dropped after
 // ARENA_IDLE_MS without a solve; the cost matrix comes in, and the plan goes out, through cache-sized staging
 // blocks, so each solve reads M twice and writes the plan once outside the arena.
+import v8 from 'node:v8';
 import kernels from './kernels/sinkhorn.wat';
 
 interface Kernels {
@@ -92,10 +93,15 @@ function arenaOf(mod: WebAssembly.Module, bytes: number): { heap: Float64Array; 
 /** The compiled kernels, or null where this runtime has no WebAssembly SIMD (the scalar loop then runs). */
 export function wasmKernels(): WebAssembly.Module | null {
   if (compiled === undefined) {
+    // Straight to the optimising compiler: V8 would start the kernels in its baseline tier (3–4× slower here) and
+    // swap in optimised code only for later calls, so the first solves of a process would run slow.
+    v8.setFlagsFromString('--no-liftoff');
     try {
       compiled = new WebAssembly.Module(kernels);
     } catch {
       compiled = null;
+    } finally {
+      v8.setFlagsFromString('--liftoff');
     }
   }
   return compiled;
