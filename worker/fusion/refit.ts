@@ -273,10 +273,10 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
         const r = raw[ei];
         const count = aug[0].rows;
         r.rows += count;
-        for (let k = 0; k < K; k++) await products.add(r.kk[k], aug[k].X, xs[k].d + 1, aug[k].X, xs[k].d + 1, count);
+        for (let k = 0; k < K; k++) await products.addGram(r.kk[k], aug[k].X, xs[k].d + 1, count);
         if (withFused) {
           const f = aug[K];
-          await products.add(r.ff!, f.X, xs[K].d + 1, f.X, xs[K].d + 1, count);
+          await products.addGram(r.ff!, f.X, xs[K].d + 1, count);
           for (let k = 0; k < K; k++) await products.add(r.fk![k], f.X, xs[K].d + 1, aug[k].X, xs[k].d + 1, count);
         }
       }
@@ -285,6 +285,10 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
     for (const r of owned) await r.release();
     await products.release();
   }
+  entries.forEach((e, ei) => {
+    raw[ei].kk.forEach((G, k) => CrossProducts.symmetrize(G, e.db[k] + 1));
+    if (raw[ei].ff) CrossProducts.symmetrize(raw[ei].ff!, e.da + 1);
+  });
   const out = new Map<string, Products>();
   for (let ei = 0; ei < entries.length; ei++) out.set(entries[ei].key, await moveProducts(input, layers, entries[ei], raw[ei]));
   return out;

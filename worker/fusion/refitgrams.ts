@@ -72,8 +72,17 @@ function gemmTransAModel(): Uint8Array {
   return productModel('cross', [cross], { A: ['r', 'a'], B: ['r', 'b'] }, { C: ['a', 'b'] });
 }
 
+/**
+ * From this many columns a Gram XᵀX is computed by column blocks, the blocks on and above the diagonal only (it is
+ * symmetric): 2 blocks (¾ of the multiply-adds) from GRAM_BLOCK_MIN columns, 4 (⅝) from 4·GRAM_BLOCK_MIN.
+ */
+const GRAM_BLOCK_MIN = 512;
+
 /** Accumulates AᵀB of augmented row blocks into float64 C: per batch in float32 ONNX Runtime (large) or float64 JS (small). */
 export class CrossProducts {
+  /** Contiguous copies of X's column blocks (grown as needed, reused). */
+  private scratch = new Float32Array(0);
+
   private constructor(private readonly session: ort.InferenceSession | undefined) {}
 
   static async create(): Promise<CrossProducts> {
@@ -103,6 +112,44 @@ export class CrossProducts {
         for (let j = 0; j < b; j++) C[ci + j] += x * B[bo + j];
       }
     }
+  }
+
+  /**
+   * G += XᵀX for X of `rows` rows × `width` columns. Large ones by column blocks, only the blocks on and above the
+   * diagonal: G's blocks below it are then stale until symmetrize(G) (call it once G is complete).
+   */
+  async addGram(G: Float64Array, X: Float32Array, width: number, rows: number): Promise<void> {
+    if (!this.session || width < GRAM_BLOCK_MIN || rows * width * width < ORT_PRODUCT_THRESHOLD) return this.add(G, X, width, X, width, rows);
+    const nb = width >= 4 * GRAM_BLOCK_MIN ? 4 : 2;
+    const cut = Array.from({ length: nb + 1 }, (_, b) => Math.round((b * width) / nb));
+    if (this.scratch.length < rows * width) this.scratch = new Float32Array(rows * width);
+    const blocks = Array.from({ length: nb }, (_, b) => {
+      const w = cut[b + 1] - cut[b];
+      const B = this.scratch.subarray(rows * cut[b], rows * cut[b + 1]);
+      for (let r = 0; r < rows; r++) B.set(X.subarray(r * width + cut[b], r * width + cut[b + 1]), r * w);
+      return { B, w, c0: cut[b] };
+    });
+    for (let i = 0; i < nb; i++) {
+      for (let j = i; j < nb; j++) {
+        const a = blocks[i],
+          b = blocks[j];
+        const out = await this.session.run({ A: new ort.Tensor('float32', a.B, [rows, a.w]), B: new ort.Tensor('float32', b.B, [rows, b.w]) });
+        const P = out.C.data as Float32Array;
+        for (let r = 0; r < a.w; r++) {
+          const g = (a.c0 + r) * width + b.c0,
+            p = r * b.w;
+          for (let c = 0; c < b.w; c++) G[g + c] += P[p + c];
+        }
+      }
+    }
+  }
+
+  /** Makes G (width × width) exactly symmetric from its upper triangle (after addGram). */
+  static symmetrize(G: Float64Array, width: number): void {
+    const T = 64;
+    for (let i0 = 0; i0 < width; i0 += T)
+      for (let j0 = 0; j0 <= i0; j0 += T)
+        for (let i = i0; i < Math.min(width, i0 + T); i++) for (let j = j0; j < Math.min(i, j0 + T); j++) G[i * width + j] = G[j * width + i];
   }
 
   async release(): Promise<void> {
@@ -198,7 +245,7 @@ export class CaptureGrams {
       if (!a.pending) return;
       const X = a.pending === FLUSH_ROWS ? a.buf : a.buf.slice(0, a.pending * a.width);
       this.products ??= await CrossProducts.create();
-      await this.products.add(a.G, X, a.width, X, a.width, a.pending);
+      await this.products.addGram(a.G, X, a.width, a.pending);
       a.pending = 0;
     };
     return {
@@ -234,6 +281,7 @@ export class CaptureGrams {
           const a = acc.get(ei);
           if (!a) continue;
           await flush(a);
+          CrossProducts.symmetrize(a.G, a.width);
           this.put(k, entries[ei].key, a.G, a.rows);
           this.pool.push(a.buf);
           acc.delete(ei);
