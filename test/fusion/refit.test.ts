@@ -10,7 +10,7 @@ import { resolveRecipe } from '../../worker/fusion/recipe';
 import { solveSpd, mm, mmT, releaseRefitSessions } from '../../worker/fusion/refit';
 import { VIT, maxAbsDiff } from '../helpers';
 import { permutedCopy, logitsOf } from './vit-helpers';
-import { CaptureGrams } from '../../worker/fusion/refitgrams';
+import { CaptureGrams, configureGramBlocks } from '../../worker/fusion/refitgrams';
 
 const calib = openDataset({ path: path.join(VIT, 'calib200.npz'), limit: 64 });
 const s10 = loadModel(path.join(VIT, 'vit48_s10.onnx'));
@@ -127,6 +127,40 @@ test('regmean takes its Grams from the capture (staged or all at once) and match
     assert.ok(worst < 1e-3, `${capture}: largest weight difference ${worst} (relative to the tensor's largest)`);
     // And the refit really ran (differs from the plain OT average).
     assert.ok(tapped.refit!.some((l) => l.errorRefit < 0.5 * l.errorAverage));
+  }
+});
+
+test('Grams by column blocks (2 and 4 blocks, upper triangle, rows scattered by block) give the refit of full products', async () => {
+  const recipe = resolveRecipe({ samples: 64, tokenBudget: 600 });
+  const previous = configureGramBlocks(Infinity);
+  let full: Awaited<ReturnType<typeof fuseLoaded>>;
+  try {
+    full = await fuseLoaded({ models: [s11, s10], recipe: { ...recipe, capture: 'staged' }, calib });
+  } finally {
+    configureGramBlocks(previous);
+  }
+  configureGramBlocks(16); // widths 49 → 2 blocks, 193 → 4 blocks
+  try {
+    for (const refitOwnPass of [false, true]) {
+      const blocked = await fuseLoaded({ models: [s11, s10], recipe: { ...recipe, capture: 'staged' }, calib, refitOwnPass });
+      for (let i = 0; i < full.refit!.length; i++) {
+        const a = full.refit![i],
+          b = blocked.refit![i];
+        assert.equal(b.rows, a.rows);
+        assert.ok(Math.abs(b.errorRefit - a.errorRefit) <= 1e-4 * a.errorAverage + 1e-9, `${a.name} (own pass ${refitOwnPass}): ${b.errorRefit} vs ${a.errorRefit}`);
+      }
+      let worst = 0;
+      for (const name of s11.initializerNames()) {
+        const x = full.fused.getInitializer(name).data,
+          y = blocked.fused.getInitializer(name).data;
+        let scale = 0;
+        for (let i = 0; i < x.length; i++) scale = Math.max(scale, Math.abs(x[i]));
+        for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]) / (scale || 1));
+      }
+      assert.ok(worst < 1e-3, `own pass ${refitOwnPass}: largest weight difference ${worst}`);
+    }
+  } finally {
+    configureGramBlocks(previous);
   }
 });
 

@@ -74,9 +74,22 @@ function gemmTransAModel(): Uint8Array {
 
 /**
  * From this many columns a Gram XᵀX is computed by column blocks, the blocks on and above the diagonal only (it is
- * symmetric): 2 blocks (¾ of the multiply-adds) from GRAM_BLOCK_MIN columns, 4 (⅝) from 4·GRAM_BLOCK_MIN.
+ * symmetric): 2 blocks (¾ of the multiply-adds) from gramBlockMin columns, 4 (⅝) from 4·gramBlockMin.
  */
-const GRAM_BLOCK_MIN = 512;
+let gramBlockMin = 512;
+
+/** Sets the width from which Grams go by column blocks (tests use small ones); returns the previous. */
+export function configureGramBlocks(minWidth: number): number {
+  const previous = gramBlockMin;
+  gramBlockMin = minWidth;
+  return previous;
+}
+
+/** Column cuts of a Gram's blocks: [0, width] (one block), or 2 or 4 near-equal blocks. */
+export function gramCuts(width: number): number[] {
+  const nb = width >= 4 * gramBlockMin ? 4 : width >= gramBlockMin ? 2 : 1;
+  return Array.from({ length: nb + 1 }, (_, b) => Math.round((b * width) / nb));
+}
 
 /** Accumulates AᵀB of augmented row blocks into float64 C: per batch in float32 ONNX Runtime (large) or float64 JS (small). */
 export class CrossProducts {
@@ -115,22 +128,49 @@ export class CrossProducts {
   }
 
   /**
-   * G += XᵀX for X of `rows` rows × `width` columns. Large ones by column blocks, only the blocks on and above the
-   * diagonal: G's blocks below it are then stale until symmetrize(G) (call it once G is complete).
+   * G += XᵀX for X of `rows` rows × `width` columns (row-major). Large ones by column blocks (gramCuts), only the
+   * blocks on and above the diagonal: G's blocks below it are then stale until symmetrize(G) (call it once G is
+   * complete).
    */
   async addGram(G: Float64Array, X: Float32Array, width: number, rows: number): Promise<void> {
-    if (!this.session || width < GRAM_BLOCK_MIN || rows * width * width < ORT_PRODUCT_THRESHOLD) return this.add(G, X, width, X, width, rows);
-    const nb = width >= 4 * GRAM_BLOCK_MIN ? 4 : 2;
-    const cut = Array.from({ length: nb + 1 }, (_, b) => Math.round((b * width) / nb));
+    const cut = gramCuts(width);
+    if (!this.session || cut.length === 2 || rows * width * width < ORT_PRODUCT_THRESHOLD) return this.add(G, X, width, X, width, rows);
     if (this.scratch.length < rows * width) this.scratch = new Float32Array(rows * width);
-    const blocks = Array.from({ length: nb }, (_, b) => {
+    for (let b = 0; b + 1 < cut.length; b++) {
       const w = cut[b + 1] - cut[b];
       const B = this.scratch.subarray(rows * cut[b], rows * cut[b + 1]);
       for (let r = 0; r < rows; r++) B.set(X.subarray(r * width + cut[b], r * width + cut[b + 1]), r * w);
-      return { B, w, c0: cut[b] };
+    }
+    await this.addGramBlocks(G, this.scratch, rows, width, rows);
+  }
+
+  /**
+   * addGram for X stored by column blocks: block b (columns gramCuts(width)[b] to [b+1], w_b wide) is a row-major
+   * rows × w_b matrix at offset capacity·cut[b] of `blocked` (capacity ≥ rows: a buffer filled up to `rows`).
+   */
+  async addGramBlocks(G: Float64Array, blocked: Float32Array, capacity: number, width: number, rows: number): Promise<void> {
+    const cut = gramCuts(width);
+    const blocks = Array.from({ length: cut.length - 1 }, (_, b) => {
+      const w = cut[b + 1] - cut[b];
+      return { B: blocked.subarray(capacity * cut[b], capacity * cut[b] + rows * w), w, c0: cut[b] };
     });
-    for (let i = 0; i < nb; i++) {
-      for (let j = i; j < nb; j++) {
+    if (!this.session || rows * width * width < ORT_PRODUCT_THRESHOLD) {
+      // small: float64 JS over the upper blocks
+      for (const a of blocks)
+        for (const b of blocks) {
+          if (b.c0 < a.c0) continue;
+          for (let r = 0; r < rows; r++)
+            for (let i = 0; i < a.w; i++) {
+              const x = a.B[r * a.w + i];
+              if (x === 0) continue;
+              const g = (a.c0 + i) * width + b.c0;
+              for (let j = 0; j < b.w; j++) G[g + j] += x * b.B[r * b.w + j];
+            }
+        }
+      return;
+    }
+    for (let i = 0; i < blocks.length; i++) {
+      for (let j = i; j < blocks.length; j++) {
         const a = blocks[i],
           b = blocks[j];
         const out = await this.session.run({ A: new ort.Tensor('float32', a.B, [rows, a.w]), B: new ort.Tensor('float32', b.B, [rows, b.w]) });
@@ -243,9 +283,8 @@ export class CaptureGrams {
     const acc = new Map<number, { G: Float64Array; rows: number; buf: Float32Array; pending: number; width: number }>();
     const flush = async (a: { G: Float64Array; buf: Float32Array; pending: number; width: number }) => {
       if (!a.pending) return;
-      const X = a.pending === FLUSH_ROWS ? a.buf : a.buf.slice(0, a.pending * a.width);
       this.products ??= await CrossProducts.create();
-      await this.products.addGram(a.G, X, a.width, a.pending);
+      await this.products.addGramBlocks(a.G, a.buf, FLUSH_ROWS, a.width, a.pending);
       a.pending = 0;
     };
     return {
@@ -265,11 +304,17 @@ export class CaptureGrams {
         if (!a) acc.set(ei, (a = { G: new Float64Array(width * width), rows: 0, buf: this.borrow(width), pending: 0, width }));
         const count = rows ? rows.length : n;
         a.rows += count;
+        // the buffer holds the augmented rows [x, 1] by column blocks (addGramBlocks): block b's rows are
+        // cut[b+1] − cut[b] wide, at FLUSH_ROWS·cut[b]
+        const cut = gramCuts(width);
         for (let r = 0; r < count; r++) {
           const src = (rows ? rows[r] : r) * d;
-          const at = a.pending * width;
-          a.buf.set(data.subarray(src, src + d), at);
-          a.buf[at + d] = 1;
+          for (let b = 0; b + 1 < cut.length; b++) {
+            const w = cut[b + 1] - cut[b],
+              at = FLUSH_ROWS * cut[b] + a.pending * w;
+            a.buf.set(data.subarray(src + cut[b], src + Math.min(cut[b + 1], d)), at);
+            if (cut[b + 1] === width) a.buf[at + w - 1] = 1;
+          }
           if (++a.pending === FLUSH_ROWS) await flush(a);
         }
         this.seconds += (performance.now() - t0) / 1000;
