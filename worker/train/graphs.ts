@@ -79,7 +79,7 @@ function workingCopy(model: OnnxModel): { proto: onnx.ModelProto; opset: number 
   const opset = opsetOf(model);
   if (opset < 13)
     throw new OtfuseError('UNSUPPORTED', `training needs opset ≥ 13 (the model uses ${opset}); re-export it with a newer opset`, { file: model.file });
-  const proto = onnx.ModelProto.decode(model.toBytes());
+  const proto = model.protoWithSharedInitializers();
   const target = Math.max(opset, 16);
   for (const o of proto.opsetImport ?? []) if (!o.domain || o.domain === 'ai.onnx') o.version = target;
   if (Number(proto.irVersion) < 8) proto.irVersion = 8;
@@ -402,7 +402,7 @@ export async function buildTrainingGraph(
 
 /** Forward graph reading its parameters from the flat `params` input; output: the model's first output. */
 export function buildEvalGraph(model: OnnxModel, layout: ParamLayout): OnnxModel {
-  const proto = onnx.ModelProto.decode(model.toBytes());
+  const proto = model.protoWithSharedInitializers();
   const graph = proto.graph!;
   const b = new GraphBuilder('eval', Math.max(13, opsetOf(model)));
   emitParamSplit(b, layout);
