@@ -73,6 +73,36 @@ export class OnnxModel {
     t.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
   }
 
+  /**
+   * Points a float initializer at `data` without copying (its bytes become a view of data's buffer, which must
+   * stay unchanged while the model is used); other element types get converted values as setInitializer does.
+   */
+  viewInitializer(name: string, data: Float32Array): void {
+    const t = this.byName.get(name);
+    if (!t || (t.dataType ?? DataType.FLOAT) !== DataType.FLOAT || dimsOf(t).reduce((a, b) => a * b, 1) !== data.length) return this.setInitializer(name, data);
+    t.rawData = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    t.floatData = [];
+    t.externalData = [];
+    t.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
+  }
+
+  /**
+   * Gives every tensor (initializers, node attributes) whose bytes are a view into a larger buffer — the file the
+   * model was read from — bytes of its own, so that buffer is freed once nothing else holds it.
+   */
+  ownBytes(): void {
+    const own = (t: onnx.ITensorProto | null | undefined) => {
+      const raw = t?.rawData;
+      if (t && raw && raw.buffer.byteLength > 2 * raw.byteLength + 4096) t.rawData = raw.slice();
+    };
+    for (const t of this.graph.initializer ?? []) own(t);
+    for (const n of this.nodes)
+      for (const a of n.attribute ?? []) {
+        own(a.t);
+        for (const t of a.tensors ?? []) own(t);
+      }
+  }
+
   /** Exposes intermediate tensors as extra graph outputs (for activation capture). */
   addOutputs(names: string[]): void {
     const existing = new Set((this.graph.output ?? []).map((o) => o.name));

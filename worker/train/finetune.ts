@@ -11,7 +11,7 @@ import { resolveProvider, ProviderReport } from '../runtime/providers';
 import { scoreLogits } from '../runtime/evaluate';
 import { checkFinite } from '../runtime/session';
 import type { FinetuneRequest, FinetuneResult, JobContext } from '../types';
-import { ParamLayout, TrainingGraph, buildEvalGraph, buildTrainingGraph, flattenParams, modelWithParams } from './graphs';
+import { ParamLayout, TrainingGraph, buildEvalGraph, buildTrainingGraph, detachWeights, flattenParams, modelWithParams } from './graphs';
 import { adamwStep } from './adamw';
 import { reinitializeParameters, seededRandom } from './init';
 import { preflight } from '../preflight';
@@ -230,6 +230,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   // gradient into one preallocated tensor.
   const vector = (data?: Float32Array) => new ort.Tensor('float32', data ?? new Float32Array(layout.total), [layout.total]);
   const params: ort.Tensor = vector(flattenParams(model, layout));
+  detachWeights(model, layout, params.data as Float32Array);
   const previous = new Float32Array(layout.total);
   const adamM = new Float32Array(layout.total);
   const adamV = new Float32Array(layout.total);

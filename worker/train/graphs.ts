@@ -57,6 +57,16 @@ export function flattenParams(model: OnnxModel, layout: ParamLayout): Float32Arr
   return flat;
 }
 
+/**
+ * After flattenParams, for the rest of a run: the model's parameters become views of the flat vector and its other
+ * tensors get bytes of their own, so the buffer the model was read from (all its weights: 343 MB for a ViT-B) is
+ * released. Checkpoints (modelWithParams) write the parameters from the flat vector anyway.
+ */
+export function detachWeights(model: OnnxModel, layout: ParamLayout, flat: Float32Array): void {
+  for (const s of layout.slots) model.viewInitializer(s.name, flat.subarray(s.offset, s.offset + s.size));
+  model.ownBytes();
+}
+
 /** A copy of the inference model with the flat parameter vector written back into its initializers. */
 export function modelWithParams(model: OnnxModel, layout: ParamLayout, flat: Float32Array): OnnxModel {
   // A clone sharing the graph (not a re-encoded copy) and views of the flat vector: a checkpoint of ViT-B costs one
