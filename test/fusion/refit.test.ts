@@ -147,7 +147,10 @@ test('Grams by column blocks (2 and 4 blocks, upper triangle, rows scattered by 
         const a = full.refit![i],
           b = blocked.refit![i];
         assert.equal(b.rows, a.rows);
-        assert.ok(Math.abs(b.errorRefit - a.errorRefit) <= 1e-4 * a.errorAverage + 1e-9, `${a.name} (own pass ${refitOwnPass}): ${b.errorRefit} vs ${a.errorRefit}`);
+        assert.ok(
+          Math.abs(b.errorRefit - a.errorRefit) <= 1e-4 * a.errorAverage + 1e-9,
+          `${a.name} (own pass ${refitOwnPass}): ${b.errorRefit} vs ${a.errorRefit}`,
+        );
       }
       let worst = 0;
       for (const name of s11.initializerNames()) {
