@@ -2,28 +2,12 @@
 import * as esbuild from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
+import { watPlugin } from './scripts/esbuild-wat.mjs';
 
 const watch = process.argv.includes('--watch');
 const external = ['vscode', 'onnxruntime-node'];
 
-// `import bytes from './x.wat'`: the WebAssembly text is assembled by wabt at build time and embedded as a
-// Uint8Array (esbuild's binary loader), so the bundles carry no .wasm files and no assembler at run time.
-const wat = {
-  name: 'wat',
-  setup(build) {
-    build.onLoad({ filter: /\.wat$/ }, async (args) => {
-      const wabt = await (await import('wabt')).default();
-      const parsed = wabt.parseWat(args.path, await fs.promises.readFile(args.path, 'utf8'));
-      try {
-        parsed.validate();
-        return { contents: parsed.toBinary({}).buffer, loader: 'binary' };
-      } finally {
-        parsed.destroy();
-      }
-    });
-  },
-};
-const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: 'linked', external, logLevel: 'warning', plugins: [wat] };
+const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: 'linked', external, logLevel: 'warning', plugins: [watPlugin] };
 
 function findEntries(dir, suffix) {
   if (!fs.existsSync(dir)) return [];

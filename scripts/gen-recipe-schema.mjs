@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { watPlugin } from './esbuild-wat.mjs';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'otfuse-schema-'));
@@ -18,6 +19,7 @@ await esbuild.build({
   external: ['onnxruntime-node'],
   logLevel: 'warning',
   absWorkingDir: root,
+  plugins: [watPlugin],
 });
 const { recipeSchemaText } = createRequire(import.meta.url)(out);
 fs.rmSync(tmp, { recursive: true, force: true });
