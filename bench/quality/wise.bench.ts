@@ -4,7 +4,7 @@
 // same way and interpolated with itself. λ is chosen per pipeline on val5k (mean over seeds); test10k is reported
 // for the chosen λ and for λ = 1 (no interpolation).
 //
-//   node dist-bench/quality/wise.bench.js [--seeds 0,1,2] [--lambdas 0.5,0.6,0.7,0.8,0.9,1] [--lr 5e-4] [--kd-temp 2]
+//   node dist-bench/quality/wise.bench.js [--more examples/vit48c_s22.onnx] [--seeds 0,1,2] [--lambdas 0.5,0.6,0.7,0.8,0.9,1] [--lr 5e-4] [--kd-temp 2]
 //        [--kd-alpha 0.5] [--out bench/quality/wise.json]
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,6 +19,12 @@ import { prepareSplits } from './splits';
 
 const A = path.resolve(cliArg('a', 'examples/vit48c_s20.onnx'));
 const B = path.resolve(cliArg('b', 'examples/vit48c_s21.onnx'));
+/** Further parents (comma-separated): fused too, and teachers of every finetune. */
+const MORE = (cliArg('more', '') || '')
+  .split(',')
+  .filter(Boolean)
+  .map((f) => path.resolve(f));
+const PARENTS = [A, B, ...MORE];
 const SEEDS = cliArg('seeds', '0,1,2').split(',').map(Number);
 const LAMBDAS = cliArg('lambdas', '0.5,0.6,0.7,0.8,0.9,1').split(',').map(Number);
 const LR = Number(cliArg('lr', '5e-4'));
@@ -50,17 +56,18 @@ async function main(): Promise<void> {
   const test = openDataset(splits.test);
   const work = path.resolve('.cache/quality/models');
   fs.mkdirSync(work, { recursive: true });
-  const fusedPath = path.join(work, 'fused-default.onnx');
+  const tag = PARENTS.length > 2 ? `${PARENTS.length}m-` : '';
+  const fusedPath = path.join(work, `fused-default${tag ? '-' + tag.slice(0, -1) : ''}.onnx`);
   if (!fs.existsSync(fusedPath)) {
-    const r = await fuseLoaded({ models: [loadModel(A), loadModel(B)], recipe: resolveRecipe({}), calib: openDataset({ path: splits.calib, limit: 200 }) });
+    const r = await fuseLoaded({ models: PARENTS.map((f) => loadModel(f)), recipe: resolveRecipe({}), calib: openDataset({ path: splits.calib, limit: 200 }) });
     r.fused.save(fusedPath);
   }
   const fused = loadModel(fusedPath);
   const anchor = loadModel(A);
   const spec = JSON.parse(fs.readFileSync(splits.train, 'utf8'));
   const dir = path.dirname(splits.train);
-  const finetuned = async (start: string, tag: string, seed: number): Promise<OnnxModel> => {
-    const out = path.join(work, `wise-${tag}-${LR}-${T}-${ALPHA}-s${seed}.onnx`);
+  const finetuned = async (start: string, what: string, seed: number): Promise<OnnxModel> => {
+    const out = path.join(work, `wise-${tag}${what}-${LR}-${T}-${ALPHA}-s${seed}.onnx`);
     if (!fs.existsSync(out))
       await finetuneModel(
         {
@@ -71,7 +78,7 @@ async function main(): Promise<void> {
           lr: LR,
           seed,
           keep: 'last',
-          ...(ALPHA > 0 ? { teachers: [A, B], kdTemp: T, kdAlpha: ALPHA } : {}),
+          ...(ALPHA > 0 ? { teachers: PARENTS, kdTemp: T, kdAlpha: ALPHA } : {}),
         },
         {},
       );
@@ -94,7 +101,15 @@ async function main(): Promise<void> {
     }
     console.error(`seed ${seed} done`);
   }
-  const report: Record<string, unknown> = { a: A, b: B, seeds: SEEDS, lambdas: LAMBDAS, lr: LR, kdTemp: T, kdAlpha: ALPHA, pipelines: {} };
+  const report: Record<string, unknown> = {
+    parents: PARENTS.map((f) => path.basename(f)),
+    seeds: SEEDS,
+    lambdas: LAMBDAS,
+    lr: LR,
+    kdTemp: T,
+    kdAlpha: ALPHA,
+    pipelines: {},
+  };
   for (const p of pipelines) {
     const means = val_[p].map(mean);
     const best = means.indexOf(Math.max(...means));

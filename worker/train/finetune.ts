@@ -226,15 +226,15 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   const evalLimit = request.evalLimit ?? Infinity;
 
   // State: the parameters, both Adam moments and the previous step's parameters (the "last good" ones if the loss
-  // turns NaN) as flat float32 vectors updated in place on the host (adamw.ts); ONNX Runtime writes each step's
-  // gradient into one preallocated tensor.
+  // turns NaN) as flat float32 vectors updated in place on the host (adamw.ts). The gradient is the step's output as
+  // returned: onnxruntime-node hands back a fresh copy of an output even when a preallocated tensor is given for it
+  // (it fills both), so preallocating would only keep one more parameter-sized buffer alive.
   const vector = (data?: Float32Array) => new ort.Tensor('float32', data ?? new Float32Array(layout.total), [layout.total]);
   const params: ort.Tensor = vector(flattenParams(model, layout));
   detachWeights(model, layout, params.data as Float32Array);
   const previous = new Float32Array(layout.total);
   const adamM = new Float32Array(layout.total);
   const adamV = new Float32Array(layout.total);
-  const gradOut = vector();
   const keep = request.keep ?? (evalSet ? 'best' : 'last');
   const result: FinetuneResult = { output: request.output, steps: 0, epochs: 0, seconds: 0, samplesPerSecond: 0, history: [], evals: [], train: [] };
   if (distill) result.distill = { teachers: teacherFiles, ...distill };
@@ -288,7 +288,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
         step++;
         const lr = learningRate(step, totalSteps, baseLr, warmupSteps);
         const t0 = performance.now();
-        const fetches = { loss: null, correct: null, grad_norm: null, grad: gradOut };
+        const fetches = { loss: null, correct: null, grad_norm: null, grad: null };
         const out = await sessions.step.run(
           {
             ...dataFeeds(batch, binding),
@@ -323,7 +323,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
         }
         // The parameters this loss was computed with become the last good ones; then the update, in place.
         previous.set(params.data as Float32Array);
-        adamwStep(params.data as Float32Array, adamM, adamV, gradOut.data as Float32Array, (out.grad_norm.data as Float32Array)[0], {
+        adamwStep(params.data as Float32Array, adamM, adamV, out.grad.data as Float32Array, (out.grad_norm.data as Float32Array)[0], {
           lr,
           step,
           decayed: layout.decayed,
