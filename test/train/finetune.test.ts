@@ -14,7 +14,7 @@ import { OtfuseError } from '../../worker/errors';
 import { A, DT } from '../../worker/train/builder';
 import { buildGradientGraph, buildTrainingGraph, flattenParams, trainableParameters } from '../../worker/train/graphs';
 import { adamwStep } from '../../worker/train/adamw';
-import { finetuneModel, learningRate } from '../../worker/train/finetune';
+import { finetuneModel, learningRate, paramFeeds } from '../../worker/train/finetune';
 import type { ProgressEvent } from '../../worker/types';
 import { buildTiny, rand } from './helpers';
 
@@ -74,7 +74,7 @@ test("training step: the graph's gradient and norm, then host AdamW (clipping, b
     );
     const labels = new ort.Tensor('int64', BigInt64Array.from([0n, 1n, 2n, 1n, 0n, 2n]), [6]);
     const lr = 0.01 * step;
-    const out = await stepSession.run({ x, labels, params: new ort.Tensor('float32', p, [layout.total]) });
+    const out = await stepSession.run({ x, labels, ...paramFeeds(layout, p) });
     // Reference: gradients from the gradient graph, then the textbook update in float64.
     const feeds: Record<string, ort.Tensor> = { x, labels };
     for (const s of layout.slots) feeds[s.name] = new ort.Tensor('float32', p.slice(s.offset, s.offset + s.size), s.dims);
@@ -248,11 +248,10 @@ test('training graph: float initializers that only feed shapes are not parameter
   );
   // The step graph still runs: 'like' stays an initializer of the step graph.
   const s = await ort.InferenceSession.create(tg.model.toBytes(), { logSeverityLevel: 3 });
-  const T = tg.layout.total;
   const out = await s.run({
     x: new ort.Tensor('float32', new Float32Array(12).fill(0.5), [4, 3]),
     labels: new ort.Tensor('int64', BigInt64Array.from([0n, 1n, 0n, 1n]), [4]),
-    params: new ort.Tensor('float32', flattenParams(reloaded, tg.layout), [T]),
+    ...paramFeeds(tg.layout, flattenParams(reloaded, tg.layout)),
   });
   assert.ok(Number.isFinite((out.loss.data as Float32Array)[0]));
   await s.release();

@@ -117,9 +117,14 @@ function checkLabels(dataset: Dataset, classes: number | undefined): void {
 }
 
 /** Accuracy and mean cross-entropy of the current flat parameters on a dataset. */
+/** The step and evaluation graphs' parameter inputs: views of the flat vector (updated in place, fed without a copy). */
+export function paramFeeds(layout: ParamLayout, flat: Float32Array): Record<string, ort.Tensor> {
+  return Object.fromEntries(layout.slots.map((s) => [s.name, new ort.Tensor('float32', flat.subarray(s.offset, s.offset + s.size), s.dims)]));
+}
+
 async function evaluateParams(
   session: ort.InferenceSession,
-  params: ort.Tensor,
+  params: Record<string, ort.Tensor>,
   dataset: Dataset,
   binding: Record<string, string>,
   limit: number,
@@ -132,7 +137,7 @@ async function evaluateParams(
   const output = session.outputNames[0];
   for (const batch of batches(dataset, batchSize, Math.min(limit, dataset.size))) {
     throwIfCancelled(signal);
-    const result = await session.run({ ...dataFeeds(batch, binding), params }, [output]);
+    const result = await session.run({ ...dataFeeds(batch, binding), ...params }, [output]);
     const score = scoreLogits(result[output].data as Float32Array, batch.labels);
     correct += score.correct;
     lossSum += score.lossSum;
@@ -232,6 +237,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   const vector = (data?: Float32Array) => new ort.Tensor('float32', data ?? new Float32Array(layout.total), [layout.total]);
   const params: ort.Tensor = vector(flattenParams(model, layout));
   detachWeights(model, layout, params.data as Float32Array);
+  const paramIn = paramFeeds(layout, params.data as Float32Array);
   const previous = new Float32Array(layout.total);
   const adamM = new Float32Array(layout.total);
   const adamV = new Float32Array(layout.total);
@@ -257,7 +263,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
 
   try {
     if (evalSet && request.evalBefore) {
-      result.initial = await evaluateParams(sessions.evaluate!, params, evalSet, evalBinding!, evalLimit, 256, signal);
+      result.initial = await evaluateParams(sessions.evaluate!, paramIn, evalSet, evalBinding!, evalLimit, 256, signal);
       progress({
         stage: 'finetune',
         message: `before: accuracy ${(result.initial.accuracy * 100).toFixed(2)} %`,
@@ -298,7 +304,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
               [n],
             ),
             ...(teachers ? { teacher_probs: await teachers.probs(batch) } : {}),
-            params,
+            ...paramIn,
           },
           fetches as unknown as ort.InferenceSession.FetchesType,
         );
@@ -361,7 +367,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
       result.epochs = Math.round((step / stepsPerEpoch) * 1000) / 1000;
       if (evalSet) {
         progress({ stage: 'finetune', message: `epoch ${epoch}: evaluating` });
-        const e = await evaluateParams(sessions.evaluate!, params, evalSet, evalBinding!, evalLimit, 256, signal);
+        const e = await evaluateParams(sessions.evaluate!, paramIn, evalSet, evalBinding!, evalLimit, 256, signal);
         result.evals.push({ epoch, ...e });
         progress({
           stage: 'finetune',

@@ -291,7 +291,7 @@ export interface StepSettings {
 }
 
 export interface TrainingGraph {
-  /** Inputs: model inputs, labels (and teacher_probs), params. Outputs: see STEP_OUTPUTS. */
+  /** Inputs: model inputs, labels (and teacher_probs), one per parameter tensor. Outputs: see STEP_OUTPUTS. */
   model: OnnxModel;
   layout: ParamLayout;
   dataInputs: string[];
@@ -299,23 +299,17 @@ export interface TrainingGraph {
 
 export const STEP_OUTPUTS = ['loss', 'grad', 'grad_norm', 'correct'] as const;
 
-/** Splits the flat `params` input into the named parameter tensors the forward nodes read. */
-function emitParamSplit(b: GraphBuilder, layout: ParamLayout): void {
-  const names = layout.slots.map((s) => `${s.name}::flat`);
-  if (layout.slots.length === 1) b.node('Identity', ['params'], {}, names);
-  else
-    emitChunkedSplit(
-      b,
-      'params',
-      layout.slots.map((s) => s.size),
-      names,
-    );
-  layout.slots.forEach((s, i) => b.node('Reshape', [names[i], b.i64(s.dims)], {}, [s.name]));
+/**
+ * The parameters as graph inputs, one per tensor under its initializer's name: the caller feeds views of the flat
+ * vector (paramFeeds in finetune.ts), so no Split copies the parameters inside every run.
+ */
+function paramInputs(layout: ParamLayout): onnx.ValueInfoProto[] {
+  return layout.slots.map((s) => valueInfo(s.name, DT.FLOAT, s.dims));
 }
 
 /**
- * WebGPU kernels bind every input and output as a storage buffer and allow at most 16 per shader, so a Split or
- * Concat over all ~60 parameters fails there. Both are emitted as a two-level tree of at most CHUNK pieces each.
+ * WebGPU kernels bind every input and output as a storage buffer and allow at most 16 per shader, so a Concat over
+ * all ~60 parameter gradients fails there. It is emitted as a two-level tree of at most CHUNK pieces each.
  */
 const CHUNK = 8;
 
@@ -323,26 +317,6 @@ function chunks<T>(items: T[]): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
   return out;
-}
-
-function emitChunkedSplit(b: GraphBuilder, input: string, sizes: number[], outputs: string[]): void {
-  if (sizes.length <= CHUNK) {
-    b.node('Split', [input, b.i64(sizes)], { axis: A.i(0) }, outputs);
-    return;
-  }
-  const groups = chunks(sizes.map((size, i) => ({ size, name: outputs[i] })));
-  const groupSizes = groups.map((g) => g.reduce((sum, x) => sum + x.size, 0));
-  const groupNames = b.node('Split', [input, b.i64(groupSizes)], { axis: A.i(0) }, groups.length);
-  groups.forEach((g, k) => {
-    if (g.length === 1) b.node('Identity', [groupNames[k]], {}, [g[0].name]);
-    else
-      b.node(
-        'Split',
-        [groupNames[k], b.i64(g.map((x) => x.size))],
-        { axis: A.i(0) },
-        g.map((x) => x.name),
-      );
-  });
 }
 
 function emitChunkedConcat(b: GraphBuilder, inputs: string[]): string {
@@ -372,7 +346,6 @@ export async function buildTrainingGraph(
   const { proto, opset } = workingCopy(model);
   const graph = proto.graph!;
   const b = new GraphBuilder('train', opset);
-  emitParamSplit(b, layout);
   const forwardNodes = graph.node ?? [];
   const logits = graph.output![0].name!;
   checkDistill(settings.distill);
@@ -401,7 +374,7 @@ export async function buildTrainingGraph(
   for (const name of STEP_OUTPUTS) b.node('Identity', [outs[name]], {}, [name]);
   dropInitializers(graph, new Set(layout.slots.map((s) => s.name)));
   const dataInputs = dataInputsOf(model).map((i) => i.name ?? '');
-  graph.input = [...dataInputsOf(model), ...lossParts.extraInputs, valueInfo('params', DT.FLOAT, [layout.total])];
+  graph.input = [...dataInputsOf(model), ...lossParts.extraInputs, ...paramInputs(layout)];
   // Param split first (forward nodes read the params), then the original forward, then loss/backward.
   const splitCount = layout.slots.length + 1;
   graph.node = [...b.nodes.slice(0, splitCount), ...forwardNodes, ...b.nodes.slice(splitCount)];
@@ -410,16 +383,12 @@ export async function buildTrainingGraph(
   return { model: new OnnxModel(proto, model.file), layout, dataInputs };
 }
 
-/** Forward graph reading its parameters from the flat `params` input; output: the model's first output. */
+/** Forward graph reading its parameters as inputs (paramInputs); output: the model's first output. */
 export function buildEvalGraph(model: OnnxModel, layout: ParamLayout): OnnxModel {
   const proto = model.protoWithSharedInitializers();
   const graph = proto.graph!;
-  const b = new GraphBuilder('eval', Math.max(13, opsetOf(model)));
-  emitParamSplit(b, layout);
   dropInitializers(graph, new Set(layout.slots.map((s) => s.name)));
-  graph.input = [...dataInputsOf(model), valueInfo('params', DT.FLOAT, [layout.total])];
-  graph.node = [...b.nodes, ...(graph.node ?? [])];
-  graph.initializer = [...(graph.initializer ?? []), ...b.initializers];
+  graph.input = [...dataInputsOf(model), ...paramInputs(layout)];
   graph.output = [graph.output![0]];
   return new OnnxModel(proto, model.file);
 }
