@@ -375,9 +375,8 @@ export async function buildTrainingGraph(
   dropInitializers(graph, new Set(layout.slots.map((s) => s.name)));
   const dataInputs = dataInputsOf(model).map((i) => i.name ?? '');
   graph.input = [...dataInputsOf(model), ...lossParts.extraInputs, ...paramInputs(layout)];
-  // Param split first (forward nodes read the params), then the original forward, then loss/backward.
-  const splitCount = layout.slots.length + 1;
-  graph.node = [...b.nodes.slice(0, splitCount), ...forwardNodes, ...b.nodes.slice(splitCount)];
+  // The original forward (it reads the parameter inputs), then loss and backward.
+  graph.node = [...forwardNodes, ...b.nodes];
   graph.initializer = [...(graph.initializer ?? []), ...b.initializers];
   graph.output = STEP_OUTPUTS.map((name) => onnx.ValueInfoProto.create({ name }));
   return { model: new OnnxModel(proto, model.file), layout, dataInputs };
