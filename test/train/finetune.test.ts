@@ -56,6 +56,16 @@ test("training step: the graph's gradient and norm, then host AdamW (clipping, b
   const stepSession = await ort.InferenceSession.create(tg.model.toBytes(), { logSeverityLevel: 3 });
   const gradSession = await ort.InferenceSession.create(gg.model.toBytes(), { logSeverityLevel: 3 });
   const layout = tg.layout;
+  // The step graph is topologically sorted (ONNX requires it; the parameters are graph inputs, read as views).
+  const known = new Set([...(tg.model.graph.input ?? []).map((i) => i.name), ...tg.model.initializerNames(), '']);
+  for (const n of tg.model.nodes) {
+    for (const i of n.input ?? []) assert.ok(known.has(i), `node ${n.name} reads '${i}' before it is produced`);
+    for (const o of n.output ?? []) known.add(o);
+  }
+  assert.deepEqual(
+    layout.slots.map((s) => s.name),
+    (tg.model.graph.input ?? []).map((i) => i.name).filter((n) => n === 'w' || n === 'b'),
+  );
   assert.deepEqual(
     layout.slots.map((s) => [s.name, s.decay]),
     [
