@@ -11,7 +11,17 @@ import { resolveProvider, ProviderReport } from '../runtime/providers';
 import { scoreLogits } from '../runtime/evaluate';
 import { checkFinite } from '../runtime/session';
 import type { FinetuneRequest, FinetuneResult, JobContext } from '../types';
-import { ParamLayout, TrainingGraph, buildEvalGraph, buildTrainingGraph, detachWeights, flattenParams, modelWithParams } from './graphs';
+import {
+  ParamLayout,
+  STEP_OUTPUTS,
+  TrainingGraph,
+  buildEvalGraph,
+  buildTrainingGraph,
+  detachWeights,
+  flattenParams,
+  gradOutput,
+  modelWithParams,
+} from './graphs';
 import { adamwStep } from './adamw';
 import { reinitializeParameters, seededRandom } from './init';
 import { preflight } from '../preflight';
@@ -294,7 +304,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
         step++;
         const lr = learningRate(step, totalSteps, baseLr, warmupSteps);
         const t0 = performance.now();
-        const fetches = { loss: null, correct: null, grad_norm: null, grad: null };
+        const fetches = [...STEP_OUTPUTS, ...layout.slots.map((s) => gradOutput(s.name))];
         const out = await sessions.step.run(
           {
             ...dataFeeds(batch, binding),
@@ -306,7 +316,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
             ...(teachers ? { teacher_probs: await teachers.probs(batch) } : {}),
             ...paramIn,
           },
-          fetches as unknown as ort.InferenceSession.FetchesType,
+          fetches,
         );
         trainSeconds += (performance.now() - t0) / 1000;
         const tUpdate = performance.now();
@@ -329,13 +339,18 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
         }
         // The parameters this loss was computed with become the last good ones; then the update, in place.
         previous.set(params.data as Float32Array);
-        adamwStep(params.data as Float32Array, adamM, adamV, out.grad.data as Float32Array, (out.grad_norm.data as Float32Array)[0], {
-          lr,
-          step,
-          decayed: layout.decayed,
-          weightDecay,
-          clipNorm,
-        });
+        // each parameter's slice from its own gradient output; clipping by the global norm
+        const gradNorm = (out.grad_norm.data as Float32Array)[0];
+        for (const s of layout.slots) {
+          const slice = (x: Float32Array) => x.subarray(s.offset, s.offset + s.size);
+          adamwStep(slice(params.data as Float32Array), slice(adamM), slice(adamV), out[gradOutput(s.name)].data as Float32Array, gradNorm, {
+            lr,
+            step,
+            decayed: s.decay ? s.size : 0,
+            weightDecay,
+            clipNorm,
+          });
+        }
         trainSeconds += (performance.now() - tUpdate) / 1000;
         samples += n;
         // Masked-LM data: loss and accuracy are means over the labelled positions.

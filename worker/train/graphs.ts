@@ -297,7 +297,10 @@ export interface TrainingGraph {
   dataInputs: string[];
 }
 
-export const STEP_OUTPUTS = ['loss', 'grad', 'grad_norm', 'correct'] as const;
+export const STEP_OUTPUTS = ['loss', 'grad_norm', 'correct'] as const;
+
+/** The step graph's output holding one parameter's gradient (besides STEP_OUTPUTS). */
+export const gradOutput = (name: string): string => `grad:${name}`;
 
 /**
  * The parameters as graph inputs, one per tensor under its initializer's name: the caller feeds views of the flat
@@ -308,8 +311,8 @@ function paramInputs(layout: ParamLayout): onnx.ValueInfoProto[] {
 }
 
 /**
- * WebGPU kernels bind every input and output as a storage buffer and allow at most 16 per shader, so a Concat over
- * all ~60 parameter gradients fails there. It is emitted as a two-level tree of at most CHUNK pieces each.
+ * WebGPU kernels bind every input and output as a storage buffer and allow at most 16 per shader, so one Sum over
+ * all ~60 parameters' squared gradient norms fails there. It is emitted as a tree of at most CHUNK inputs per node.
  */
 const CHUNK = 8;
 
@@ -319,10 +322,13 @@ function chunks<T>(items: T[]): T[][] {
   return out;
 }
 
-function emitChunkedConcat(b: GraphBuilder, inputs: string[]): string {
-  if (inputs.length <= CHUNK) return b.op('Concat', inputs, { axis: A.i(0) });
-  const parts = chunks(inputs).map((g) => (g.length === 1 ? g[0] : b.op('Concat', g, { axis: A.i(0) })));
-  return emitChunkedConcat(b, parts);
+function emitChunkedSum(b: GraphBuilder, inputs: string[]): string {
+  if (inputs.length === 1) return inputs[0];
+  if (inputs.length <= CHUNK) return b.op('Sum', inputs);
+  return emitChunkedSum(
+    b,
+    chunks(inputs).map((g) => (g.length === 1 ? g[0] : b.op('Sum', g))),
+  );
 }
 
 function dataInputsOf(model: OnnxModel): onnx.IValueInfoProto[] {
@@ -359,26 +365,29 @@ export async function buildTrainingGraph(
     seeds: new Map([[logits, lossParts.seed]]),
     nodes: forwardNodes,
   });
-  const flatGrad = emitChunkedConcat(
-    b,
-    layout.slots.map((s) => b.reshape(grads.get(s.name)!, b.i64([-1]))),
-  );
-  const gradNorm = b.op('Sqrt', [b.op('ReduceSumSquare', [flatGrad], { keepdims: A.i(0) })]);
-  // Clipping and AdamW run on the host, in place (adamw.ts): the graph hands out the raw gradient and its norm.
+  // One output per parameter gradient (no Concat into a flat copy: ONNX Runtime would hold both, and the host
+  // updates each parameter's slice of the flat vectors from its own gradient), and the global norm for clipping.
+  const gradNorm = b.op('Sqrt', [
+    emitChunkedSum(
+      b,
+      layout.slots.map((s) => b.op('ReduceSumSquare', [grads.get(s.name)!], { keepdims: A.i(0) })),
+    ),
+  ]);
+  // Clipping and AdamW run on the host, in place (adamw.ts): the graph hands out the raw gradients and their norm.
   const outs: Record<(typeof STEP_OUTPUTS)[number], string> = {
     loss: lossParts.loss,
-    grad: flatGrad,
     grad_norm: gradNorm,
     correct: lossParts.correct!,
   };
   for (const name of STEP_OUTPUTS) b.node('Identity', [outs[name]], {}, [name]);
+  for (const s of layout.slots) b.node('Identity', [grads.get(s.name)!], {}, [gradOutput(s.name)]);
   dropInitializers(graph, new Set(layout.slots.map((s) => s.name)));
   const dataInputs = dataInputsOf(model).map((i) => i.name ?? '');
   graph.input = [...dataInputsOf(model), ...lossParts.extraInputs, ...paramInputs(layout)];
   // The original forward (it reads the parameter inputs), then loss and backward.
   graph.node = [...forwardNodes, ...b.nodes];
   graph.initializer = [...(graph.initializer ?? []), ...b.initializers];
-  graph.output = STEP_OUTPUTS.map((name) => onnx.ValueInfoProto.create({ name }));
+  graph.output = [...STEP_OUTPUTS, ...layout.slots.map((s) => gradOutput(s.name))].map((name) => onnx.ValueInfoProto.create({ name }));
   return { model: new OnnxModel(proto, model.file), layout, dataInputs };
 }
 
