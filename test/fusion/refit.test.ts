@@ -3,7 +3,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { loadModel } from '../../worker/onnx/model';
+import { loadModel, type OnnxModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
 import { fuseLoaded } from '../../worker/fusion/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
@@ -102,6 +102,19 @@ test('the refit honours the token budget: a seeded share of the input rows, the 
   for (const l of capped.refit!) assert.ok(l.errorRefit <= l.errorAverage + 1e-12, `${l.name}`);
 });
 
+/** Largest |x − y| over every initializer of two models with the same graph, relative to the tensor's largest |x|. */
+function largestWeightDifference(a: OnnxModel, b: OnnxModel): number {
+  let worst = 0;
+  for (const name of a.initializerNames()) {
+    const x = a.getInitializer(name).data,
+      y = b.getInitializer(name).data;
+    let scale = 0;
+    for (let i = 0; i < x.length; i++) scale = Math.max(scale, Math.abs(x[i]));
+    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]) / (scale || 1));
+  }
+  return worst;
+}
+
 test('regmean takes its Grams from the capture (staged or all at once) and matches a pass of its own', async () => {
   const recipe = resolveRecipe({ samples: 64, tokenBudget: 600 });
   const own = await fuseLoaded({ models: [s11, s10], recipe: { ...recipe, capture: 'all' }, calib, refitOwnPass: true });
@@ -116,14 +129,7 @@ test('regmean takes its Grams from the capture (staged or all at once) and match
       assert.equal(b.rows, a.rows, `${capture} ${a.name}`);
       assert.ok(Math.abs(b.errorRefit - a.errorRefit) <= 1e-4 * a.errorAverage + 1e-9, `${capture} ${a.name}: ${b.errorRefit} vs ${a.errorRefit}`);
     }
-    let worst = 0;
-    for (const name of s11.initializerNames()) {
-      const x = own.fused.getInitializer(name).data,
-        y = tapped.fused.getInitializer(name).data;
-      let scale = 0;
-      for (let i = 0; i < x.length; i++) scale = Math.max(scale, Math.abs(x[i]));
-      for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]) / (scale || 1));
-    }
+    const worst = largestWeightDifference(own.fused, tapped.fused);
     assert.ok(worst < 1e-3, `${capture}: largest weight difference ${worst} (relative to the tensor's largest)`);
     // And the refit really ran (differs from the plain OT average).
     assert.ok(tapped.refit!.some((l) => l.errorRefit < 0.5 * l.errorAverage));
@@ -152,14 +158,7 @@ test('Grams by column blocks (2 and 4 blocks, upper triangle, rows scattered by 
           `${a.name} (own pass ${refitOwnPass}): ${b.errorRefit} vs ${a.errorRefit}`,
         );
       }
-      let worst = 0;
-      for (const name of s11.initializerNames()) {
-        const x = full.fused.getInitializer(name).data,
-          y = blocked.fused.getInitializer(name).data;
-        let scale = 0;
-        for (let i = 0; i < x.length; i++) scale = Math.max(scale, Math.abs(x[i]));
-        for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]) / (scale || 1));
-      }
+      const worst = largestWeightDifference(full.fused, blocked.fused);
       assert.ok(worst < 1e-3, `own pass ${refitOwnPass}: largest weight difference ${worst}`);
     }
   } finally {

@@ -7,6 +7,7 @@
 // blocks, so each solve reads M twice and writes the plan once outside the arena.
 import v8 from 'node:v8';
 import kernels from './kernels/sinkhorn.wat';
+import { knoppIterate } from './knopp';
 
 interface Kernels {
   init(): void;
@@ -156,11 +157,11 @@ export function knoppWasm(
     return r;
   };
   const aR = region(n);
-  let uR = region(n);
-  let uPrevR = region(n);
+  const uR = region(n);
+  const uPrevR = region(n);
   const rsR = region(n);
-  let vR = region(m);
-  let vPrevR = region(m);
+  const vR = region(m);
+  const vPrevR = region(m);
   const ktuR = region(m);
   const colR = region(m);
   const stageC = region(stageRows * m);
@@ -186,50 +187,9 @@ export function knoppWasm(
     for (let j = 0; j < m; j++) if (!(colR.view[j] > floor)) return 'stabilize';
   }
 
-  let err = Infinity;
-  let iterations = 0,
-    converged = false,
-    numericalError = false;
-  for (let ii = 0; ii < numItermax; ii++) {
-    // keep the previous iterate to fall back to
-    let t = uPrevR;
-    uPrevR = uR;
-    uR = t;
-    t = vPrevR;
-    vPrevR = vR;
-    vR = t;
-    const v = vR.view;
-    let zero = false,
-      bad = false;
-    for (let j = 0; j < m; j++) {
-      const kj = ktu[j];
-      if (kj === 0) zero = true;
-      const vj = b[j] / kj;
-      if (!Number.isFinite(vj)) bad = true;
-      v[j] = vj;
-    }
-    const ok = k.sweep(K_OFF, aR.off, vR.off, uR.off, ktuR.off, n, m, tmpR.off) === 1;
-    if (zero || bad || !ok) {
-      uR = uPrevR;
-      vR = vPrevR;
-      numericalError = true;
-      iterations = ii;
-      break;
-    }
-    iterations = ii + 1;
-    if (ii % 10 === 0) {
-      let e = 0;
-      for (let j = 0; j < m; j++) {
-        const d = v[j] * ktu[j] - b[j];
-        e += d * d;
-      }
-      err = Math.sqrt(e);
-      if (err < stopThr) {
-        converged = true;
-        break;
-      }
-    }
-  }
+  const r = knoppIterate({ u: uR, v: vR, uPrev: uPrevR, vPrev: vPrevR }, ktu, b, numItermax, stopThr, (v, u) => {
+    return k.sweep(K_OFF, aR.off, v.off, u.off, ktuR.off, n, m, tmpR.off) === 1;
+  });
 
   // plan = diag(u) K diag(v), staged out block by block; the cost matrix's rows staged in beside it
   const plan = new Float64Array(nm);
@@ -238,12 +198,12 @@ export function knoppWasm(
   for (let i0 = 0; i0 < n; i0 += stageRows) {
     const i1 = Math.min(n, i0 + stageRows);
     stageC.view.set(M.subarray(i0 * m, i1 * m));
-    cost += k.finishRows(K_OFF, stageC.off, stageP.off, uR.off, vR.off, rsR.off, colR.off, i0, i1, m);
+    cost += k.finishRows(K_OFF, stageC.off, stageP.off, r.u.off, r.v.off, rsR.off, colR.off, i0, i1, m);
     plan.set(stageP.view.subarray(0, (i1 - i0) * m), i0 * m);
   }
   let rowError = 0,
     colError = 0;
   for (let i = 0; i < n; i++) rowError = Math.max(rowError, Math.abs(rsR.view[i] - a[i]));
   for (let j = 0; j < m; j++) colError = Math.max(colError, Math.abs(colR.view[j] - b[j]));
-  return { plan, cost, rowError, colError, iterations, converged, marginalError: err, numericalError };
+  return { plan, cost, rowError, colError, iterations: r.iterations, converged: r.converged, marginalError: r.marginalError, numericalError: r.numericalError };
 }

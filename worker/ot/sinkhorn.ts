@@ -11,6 +11,7 @@ import os from 'node:os';
 import { OtfuseError } from '../errors';
 import { checkProblem, checkReg, type PlanResult, type Weights } from './validate';
 import { buildSinkhornModel, readSinkhornOutputs, sinkhornFeeds, type SinkhornFeed } from './sinkhorn-ort';
+import { colError2, knoppIterate } from './knopp';
 import { knoppWasm } from './sinkhorn-wasm';
 
 /**
@@ -187,15 +188,6 @@ function sweep(K: Float64Array, n: number, m: number, a: Float64Array, v: Float6
   return ok;
 }
 
-function colError2(v: Float64Array, ktu: Float64Array, b: Float64Array): number {
-  let e = 0;
-  for (let j = 0; j < b.length; j++) {
-    const d = v[j] * ktu[j] - b[j];
-    e += d * d;
-  }
-  return Math.sqrt(e);
-}
-
 function finish(K: Float64Array, M: Float64Array, u: Float64Array, v: Float64Array, a: Float64Array, b: Float64Array, n: number, m: number) {
   // plan = diag(u) K diag(v), computed in place over K
   const plan = K;
@@ -223,10 +215,7 @@ function finish(K: Float64Array, M: Float64Array, u: Float64Array, v: Float64Arr
 function knopp(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: number, reg: number, numItermax: number, stopThr: number): SinkhornResult {
   const nm = n * m;
   const K = new Float64Array(nm);
-  let u = new Float64Array(n).fill(1 / n);
-  let v = new Float64Array(m).fill(1 / m);
-  let uPrev = new Float64Array(n),
-    vPrev = new Float64Array(m);
+  const vec = (len: number, fill = 0) => ({ view: new Float64Array(len).fill(fill) });
   const ktu = new Float64Array(m);
   // K = exp(−M/reg), fused with ktu = Kᵀ u0
   const u0 = 1 / n,
@@ -236,46 +225,21 @@ function knopp(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: 
     const o = i * m;
     for (let j = 0; j < m; j++) ktu[j] += K[o + j] * u0;
   }
-  let err = Infinity;
-  let iterations = 0,
-    converged = false,
-    numericalError = false;
-  for (let ii = 0; ii < numItermax; ii++) {
-    // keep the previous iterate to fall back to
-    let t = uPrev;
-    uPrev = u;
-    u = t;
-    t = vPrev;
-    vPrev = v;
-    v = t;
-    let zero = false,
-      bad = false;
-    for (let j = 0; j < m; j++) {
-      const k = ktu[j];
-      if (k === 0) zero = true;
-      const vj = b[j] / k;
-      if (!Number.isFinite(vj)) bad = true;
-      v[j] = vj;
-    }
-    const ok = sweep(K, n, m, a, v, u, ktu);
-    if (zero || bad || !ok) {
-      u = uPrev;
-      v = vPrev;
-      numericalError = true;
-      iterations = ii;
-      break;
-    }
-    iterations = ii + 1;
-    if (ii % 10 === 0) {
-      err = colError2(v, ktu, b);
-      if (err < stopThr) {
-        converged = true;
-        break;
-      }
-    }
-  }
-  const f = finish(K, M, u, v, a, b, n, m);
-  return { ...f, n, m, method: 'knopp', reg, iterations, converged, marginalError: err, numericalError };
+  const r = knoppIterate({ u: vec(n, 1 / n), v: vec(m, 1 / m), uPrev: vec(n), vPrev: vec(m) }, ktu, b, numItermax, stopThr, (v, u) =>
+    sweep(K, n, m, a, v.view, u.view, ktu),
+  );
+  const f = finish(K, M, r.u.view, r.v.view, a, b, n, m);
+  return {
+    ...f,
+    n,
+    m,
+    method: 'knopp',
+    reg,
+    iterations: r.iterations,
+    converged: r.converged,
+    marginalError: r.marginalError,
+    numericalError: r.numericalError,
+  };
 }
 
 function stabilized(
