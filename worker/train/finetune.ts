@@ -126,12 +126,12 @@ function checkLabels(dataset: Dataset, classes: number | undefined): void {
   }
 }
 
-/** Accuracy and mean cross-entropy of the current flat parameters on a dataset. */
 /** The step and evaluation graphs' parameter inputs: views of the flat vector (updated in place, fed without a copy). */
 export function paramFeeds(layout: ParamLayout, flat: Float32Array): Record<string, ort.Tensor> {
   return Object.fromEntries(layout.slots.map((s) => [s.name, new ort.Tensor('float32', flat.subarray(s.offset, s.offset + s.size), s.dims)]));
 }
 
+/** Accuracy and mean cross-entropy of the current flat parameters on a dataset. */
 async function evaluateParams(
   session: ort.InferenceSession,
   params: Record<string, ort.Tensor>,
@@ -244,10 +244,10 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   // turns NaN) as flat float32 vectors updated in place on the host (adamw.ts). The gradient is the step's output as
   // returned: onnxruntime-node hands back a fresh copy of an output even when a preallocated tensor is given for it
   // (it fills both), so preallocating would only keep one more parameter-sized buffer alive.
-  const vector = (data?: Float32Array) => new ort.Tensor('float32', data ?? new Float32Array(layout.total), [layout.total]);
-  const params: ort.Tensor = vector(flattenParams(model, layout));
-  detachWeights(model, layout, params.data as Float32Array);
-  const paramIn = paramFeeds(layout, params.data as Float32Array);
+  const params = flattenParams(model, layout);
+  detachWeights(model, layout, params);
+  const paramIn = paramFeeds(layout, params);
+  const fetches = [...STEP_OUTPUTS, ...layout.slots.map((s) => gradOutput(s.name))];
   const previous = new Float32Array(layout.total);
   const adamM = new Float32Array(layout.total);
   const adamV = new Float32Array(layout.total);
@@ -263,11 +263,11 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
     return new OtfuseError('NUMERIC', `training diverged: ${why} (step ${at}); stopped, ${kept}. Try a lower --lr or a --clip-norm.`, { file: request.model });
   };
   // "Good" parameters: all finite and not exploded (max |w| within 1000× the starting scale, at least 1e4).
-  const paramLimit = Math.max(1e4, 1e3 * maxAbs(params.data as Float32Array));
-  const healthy = (flat: ort.Tensor) => maxAbs(flat.data as Float32Array) <= paramLimit;
-  const save = (flat: ort.Tensor, step: number, epoch: number) => {
-    if (!healthy(flat)) throw diverged(`the parameters exploded (max |w| ${maxAbs(flat.data as Float32Array).toPrecision(3)}) by step ${step}`, step);
-    modelWithParams(model, layout, flat.data as Float32Array).save(request.output);
+  const paramLimit = Math.max(1e4, 1e3 * maxAbs(params));
+  const healthy = (flat: Float32Array) => maxAbs(flat) <= paramLimit;
+  const save = (flat: Float32Array, step: number, epoch: number) => {
+    if (!healthy(flat)) throw diverged(`the parameters exploded (max |w| ${maxAbs(flat).toPrecision(3)}) by step ${step}`, step);
+    modelWithParams(model, layout, flat).save(request.output);
     written = { step, epoch };
   };
 
@@ -284,7 +284,6 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
     let step = 0;
     let trainSeconds = 0;
     let samples = 0;
-    const lastGood = new ort.Tensor('float32', previous, [layout.total]);
     let firstLoss: number | undefined;
     let logLoss = 0;
     let logCount = 0;
@@ -304,7 +303,6 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
         step++;
         const lr = learningRate(step, totalSteps, baseLr, warmupSteps);
         const t0 = performance.now();
-        const fetches = [...STEP_OUTPUTS, ...layout.slots.map((s) => gradOutput(s.name))];
         const out = await sessions.step.run(
           {
             ...dataFeeds(batch, binding),
@@ -326,8 +324,8 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
           // The loss of this step was computed with `params`: the parameters before them are the last good ones.
           let kept: string;
           if (written) kept = `the checkpoint from epoch ${written.epoch} (step ${written.step}) at ${request.output} is kept`;
-          else if (step > 1 && healthy(lastGood)) {
-            save(lastGood, step - 2, epoch);
+          else if (step > 1 && healthy(previous)) {
+            save(previous, step - 2, epoch);
             kept = `the last good parameters (after step ${step - 2}) were written to ${request.output}`;
           } else if (step > 1) kept = 'no checkpoint was written (the last parameters before it had already exploded)';
           else kept = 'no checkpoint was written (the loss is not finite at the very first step: check the data and the model)';
@@ -338,12 +336,12 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
           );
         }
         // The parameters this loss was computed with become the last good ones; then the update, in place.
-        previous.set(params.data as Float32Array);
+        previous.set(params);
         // each parameter's slice from its own gradient output; clipping by the global norm
         const gradNorm = (out.grad_norm.data as Float32Array)[0];
         for (const s of layout.slots) {
           const slice = (x: Float32Array) => x.subarray(s.offset, s.offset + s.size);
-          adamwStep(slice(params.data as Float32Array), slice(adamM), slice(adamV), out[gradOutput(s.name)].data as Float32Array, gradNorm, {
+          adamwStep(slice(params), slice(adamM), slice(adamV), out[gradOutput(s.name)].data as Float32Array, gradNorm, {
             lr,
             step,
             decayed: s.decay ? s.size : 0,

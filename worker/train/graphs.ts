@@ -254,6 +254,9 @@ export interface GradientGraph {
   gradOutputs: string[];
 }
 
+/** The output holding one parameter's gradient, in the gradient graph and the training step (besides STEP_OUTPUTS). */
+export const gradOutput = (name: string): string => `grad:${name}`;
+
 /**
  * The gradient graph: inputs = the model's inputs, the wrt tensors, and `labels` (cross-entropy) or
  * `loss_weights` (weighted sum); outputs = `loss` and `grad:<name>` per wrt tensor.
@@ -273,7 +276,7 @@ export async function buildGradientGraph(model: OnnxModel, options: GradientGrap
   graph.input = [...(graph.input ?? []), ...lifted.map((w) => valueInfo(w, info.get(w)!.dataType, info.get(w)!.dims)), ...lossParts.extraInputs];
   graph.node = [...(graph.node ?? []), ...b.nodes];
   graph.initializer = [...(graph.initializer ?? []), ...b.initializers];
-  const gradOutputs = wrt.map((w) => `grad:${w}`);
+  const gradOutputs = wrt.map(gradOutput);
   graph.node.push(onnx.NodeProto.create({ opType: 'Identity', name: 'grad/loss_out', input: [lossParts.loss], output: ['loss'] }));
   wrt.forEach((w, i) =>
     graph.node!.push(onnx.NodeProto.create({ opType: 'Identity', name: `grad/out_${i}`, input: [grads.get(w)!], output: [gradOutputs[i]] })),
@@ -298,9 +301,6 @@ export interface TrainingGraph {
 }
 
 export const STEP_OUTPUTS = ['loss', 'grad_norm', 'correct'] as const;
-
-/** The step graph's output holding one parameter's gradient (besides STEP_OUTPUTS). */
-export const gradOutput = (name: string): string => `grad:${name}`;
 
 /**
  * The parameters as graph inputs, one per tensor under its initializer's name: the caller feeds views of the flat
