@@ -9,7 +9,7 @@
 //          trouble), then 'stabilized'.
 import os from 'node:os';
 import { OtfuseError } from '../errors';
-import { checkProblem, checkReg, type PlanResult, type Weights } from './validate';
+import { checkCostFinite, checkProblem, checkReg, type PlanResult, type Weights } from './validate';
 import { buildSinkhornModel, readSinkhornOutputs, sinkhornFeeds, type SinkhornFeed } from './sinkhorn-ort';
 import { colError2, knoppIterate } from './knopp';
 import { knoppWasm } from './sinkhorn-wasm';
@@ -106,19 +106,18 @@ export function sinkhorn(aIn: Weights, bIn: Weights, MIn: Float64Array | Float32
   const tau = options.tau ?? 1e3;
 
   // The WebAssembly kernels check M's entries and make the 'auto' decision in the pass that builds K.
-  const kernels = engine.kind === 'js' && engine.wasm && method !== 'stabilized';
+  const kernels = engine.kind === 'js' && engine.wasm && method !== 'stabilized' && (aIn?.length ?? 0) * (bIn?.length ?? 0) >= engine.wasmMinEntries;
   const { a, b, M, n, m } = checkProblem(aIn, bIn, MIn, 'Sinkhorn', { scanCost: !kernels });
-  if (kernels && n * m >= engine.wasmMinEntries) {
+  if (kernels) {
     const r = knoppWasm(a, b, M, n, m, reg, numItermax, stopThr, method === 'auto' ? AUTO_LIMIT : Infinity);
-    if (r === 'non-finite')
-      checkProblem(aIn, bIn, MIn, 'Sinkhorn'); // throws, naming the entry
-    else if (r === 'stabilize') return stabilized(a, b, M, n, m, reg, numItermax, stopThr, tau);
-    else if (r) {
+    if (r === 'stabilize') return stabilized(a, b, M, n, m, reg, numItermax, stopThr, tau);
+    if (r && r !== 'non-finite') {
       if (r.numericalError && method === 'auto') return stabilized(a, b, M, n, m, reg, numItermax, stopThr, tau);
       return { ...r, n, m, method: 'knopp', reg };
     }
+    // a non-finite entry (this throws, naming it), or no kernels here: the scalar loops below need M checked
+    checkCostFinite(M, m, 'Sinkhorn');
   }
-  if (kernels) checkProblem(aIn, bIn, MIn, 'Sinkhorn'); // the scalar loops below need M checked
 
   if (engine.kind === 'ort' && method !== 'stabilized' && n * m >= engine.minEntries) {
     const r = knoppOrtSync(a, b, M, n, m, reg, numItermax, stopThr, method === 'auto');

@@ -74,15 +74,20 @@ export function checkProblem(aIn: Weights, bIn: Weights, M: Float64Array | Float
   if (!M || M.length !== n * m) {
     throw new OtfuseError('BAD_DATA', `${label}: cost matrix has ${M ? M.length : 0} entries but a (${n}) × b (${m}) needs ${n * m}`);
   }
-  // scanCost false: the caller checks M's entries in its own pass (and calls again with the scan to report one)
-  for (let k = 0; options.scanCost !== false && k < M.length; k++) {
+  // scanCost false: the caller checks M's entries in its own pass (and calls checkCostFinite to report one)
+  if (options.scanCost !== false) checkCostFinite(M, m, label);
+  const M64 = M instanceof Float64Array ? M : Float64Array.from(M);
+  return { a, b, M: M64, n, m, sumA, sumB };
+}
+
+/** Throws ('NUMERIC', naming row and column) at the first non-finite entry of a row-major cost matrix with m columns. */
+export function checkCostFinite(M: Float64Array | Float32Array, m: number, label = 'OT'): void {
+  for (let k = 0; k < M.length; k++) {
     const v = M[k];
     if (!Number.isFinite(v)) {
       throw new OtfuseError('NUMERIC', `${label}: cost matrix has a non-finite entry (${v}) at row ${Math.floor(k / m)}, column ${k % m}`);
     }
   }
-  const M64 = M instanceof Float64Array ? M : Float64Array.from(M);
-  return { a, b, M: M64, n, m, sumA, sumB };
 }
 
 export function checkReg(reg: number): void {
