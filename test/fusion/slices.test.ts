@@ -15,6 +15,7 @@ import { fuseLoaded } from '../../worker/fusion/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { ParamSink, readWeight, weightRegion } from '../../worker/fusion/slices';
 import { OtfuseError } from '../../worker/errors';
+import { Spool } from '../../worker/onnx/spool';
 import { VIT, maxAbsDiff } from '../helpers';
 import { permutedCopy, logitsOf } from './vit-helpers';
 import { rebuild } from '../graph/surgery';
@@ -206,4 +207,24 @@ test('slices: a packed initializer with elements in no slice, or a slice that do
   const s2 = new ParamSink(() => 4);
   s2.put('t', [1, 2, 3, 4]);
   assert.throws(() => s2.put('t', [1, 2, 3, 5]), /shared by layers whose alignments disagree/);
+});
+
+test('slices: a spooling sink gives back what was written, checks tied values after spooling, and frees its file', () => {
+  const spool = new Spool('otfuse-test-aligned.spool');
+  const sink = new ParamSink((name) => (name === 'w' ? 8 : 4), 'm.onnx', spool);
+  const l: LinearRef = { node: 'n', weight: 'w', outIn: true, inDim: 2, outDim: 2, out: 'o', slice: { offset: 0, size: 2 } };
+  sink.put('a', [1, 2, 3, 4]);
+  sink.put('w', [1, 2, 3, 4], weightRegion(l, [4, 2]));
+  assert.ok(sink.has('w') && sink.has('a'));
+  sink.put('w', [5, 6, 7, 8], weightRegion({ ...l, slice: { offset: 2, size: 2 } }, [4, 2]));
+  // 'a' was complete and left for the spool: writing it again is checked against the spooled values.
+  sink.put('a', [1, 2, 3, 4]);
+  assert.throws(() => sink.put('a', [1, 2, 3, 9]), /shared by layers whose alignments disagree/);
+  const values = sink.finish();
+  assert.deepEqual(Array.from(values.get('w')!), [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(Array.from(values.get('a')!), [1, 2, 3, 4]);
+  assert.equal(values.get('missing'), undefined);
+  assert.throws(() => sink.finishInMemory(), /spooling/);
+  values.release!();
+  assert.throws(() => values.get('a'), /ended early/);
 });

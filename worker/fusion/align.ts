@@ -11,7 +11,8 @@ import type { AttentionRef, ModelPlan, LinearRef, NormRef } from '../graph/analy
 import { compileSchedule, type Slot } from './schedule';
 import type { ActivationStore } from './activations';
 import type { ResolvedRecipe } from './recipe';
-import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion, type Region } from './slices';
+import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion, type ParamValues, type Region } from './slices';
+import { Spool } from '../onnx/spool';
 import { TMap, alignInput, alignOutput, alignVector, transpose, toF64 } from './maps';
 
 export interface Params {
@@ -41,9 +42,9 @@ export interface AlignContext {
   tamper?: (name: string, map: TMap) => TMap;
 }
 
-/** Aligned values of the other model, keyed by anchor parameter name (anchor layout, float64: the refit reads
- * them). */
-export type Aligned = Map<string, Float32Array>;
+/** Aligned values of the other model, keyed by anchor parameter name (anchor layout, float32), spooled to a temp
+ * file: the caller releases them. */
+export type Aligned = ParamValues;
 
 interface Features {
   X: Float64Array | Float32Array;
@@ -54,8 +55,19 @@ interface Features {
 }
 
 export async function alignModel(ctx: AlignContext): Promise<Aligned> {
+  // Whole aligned initializers wait in a temp file (read back by the average and the refit), not in memory.
+  const spool = new Spool('otfuse-aligned.spool');
+  try {
+    return await alignInto(ctx, spool);
+  } catch (err) {
+    spool.release();
+    throw err;
+  }
+}
+
+async function alignInto(ctx: AlignContext, spool: Spool): Promise<Aligned> {
   const { anchor: A, other: B, recipe } = ctx;
-  const sink = new ParamSink((name) => A.params.get(name).data.length, A.plan.file);
+  const sink = new ParamSink((name) => A.params.get(name).data.length, A.plan.file, spool);
   const put = (name: string, v: Float64Array, region?: Region) => sink.put(name, v, region);
 
   const costOf = (f: Features) => ctx.costs.cost(f.X, f.Y, f.n, f.m, f.d, { metric: recipe.groundMetric, normalize: recipe.costNorm });

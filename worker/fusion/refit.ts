@@ -26,7 +26,7 @@ import type { RefitMode } from './registry';
 import { compileSchedule, linearLevels } from './schedule';
 import { inputT, type TMap } from './maps';
 import { solveSpd } from './dense';
-import { readBias, readWeight, toStorage, weightRegion, biasRegion, writeRegion, type StoredParam } from './slices';
+import { readBias, readWeight, toStorage, weightRegion, biasRegion, writeRegion, type ParamValues, type StoredParam } from './slices';
 import { CrossProducts, RowPicker, augmentRows, blockOf, gramEntries, inputTensor, type CaptureGrams, type GramEntry, type RefitLayer } from './refitgrams';
 
 export type { RefitLayer } from './refitgrams';
@@ -49,7 +49,7 @@ export interface RefitInput {
   /** The averaged fused model; refit weights are written into it in place. */
   fused: OnnxModel;
   /** Aligned values of model k (k ≥ 1) by anchor initializer name, in the anchor's layout; index 0 unused. */
-  aligned: Map<string, Float32Array>[];
+  aligned: ParamValues[];
   /** Normalised model weights (sum 1), anchor first. */
   alpha: number[];
   /** The incoming map of each anchor linear for model k (k ≥ 1; null: none), from the alignment. */

@@ -9,7 +9,7 @@ import { autotuneRecipe, AUTOTUNE_DEFAULT_BUDGET_S } from './autotune';
 import type { ProviderChoice } from '../runtime/providers';
 import { analyzeModel, type LinearRef, type ModelPlan } from '../graph/analyze';
 export type { ParamRole } from './schedule';
-import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion } from './slices';
+import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion, type ParamValues } from './slices';
 import { compileSchedule, scheduleParams, solvedMapCount, type ParamRole } from './schedule';
 import type { FuseRequest, FuseResult, JobContext, RunRecord, ProgressEvent } from '../types';
 import { abandonRun, claimRun, commitRun } from '../runs/store';
@@ -155,6 +155,8 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
           tokenSeed: recipe.tokenSeed,
         })
       : undefined;
+  // Aligned values of each model (spooled to temp files by the alignment; released below).
+  const aligned: ParamValues[] = [new Map()];
   try {
     t = performance.now();
     const captureOptions = (k: number): CaptureOptions => {
@@ -206,7 +208,6 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     t = performance.now();
     const maps: MapRecord[][] = [[]];
     const mapStore = new MapStore(recipe.mapsDtype);
-    const aligned: Map<string, Float32Array>[] = [new Map()];
     const inputMaps: Map<LinearRef, TMap | null>[] = [new Map()];
     const layerCount = solvedMapCount(compileSchedule(plans[0]), plans[0], recipe);
     const costs = await CostEngine.create(recipe.costEngine === 'ort', input.provider);
@@ -359,10 +360,11 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
         writeRole(sink, params[0], ra, acc!);
       }
       vanilla = cloneForWeights(models[0]);
-      for (const [name, v] of sink.finish()) vanilla.setInitializer(name, Float32Array.from(v));
+      for (const [name, v] of sink.finishInMemory()) vanilla.setInitializer(name, Float32Array.from(v));
     }
     return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, refit, capture, mapStore };
   } finally {
+    for (const a of aligned) a.release?.();
     await grams?.release();
   }
 }
@@ -385,7 +387,8 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   const timings: Record<string, number> = {};
   const t = performance.now();
   emit({ stage: 'load', total: files.length });
-  const models = files.map((f) => loadModel(f));
+  // Weights are read back from the files block by block instead of holding both parents' bytes (issue 16).
+  const models = files.map((f) => loadModel(f, { lazyWeights: true }));
   timings.load = (performance.now() - t) / 1000;
   throwIfCancelled(context.signal);
 

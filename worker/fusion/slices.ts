@@ -5,6 +5,7 @@
 import { OtfuseError } from '../errors';
 import type { LinearRef } from '../graph/analyze';
 import { transpose } from './maps';
+import { Spool } from '../onnx/spool';
 
 /** Elements of a row-major tensor: `outer` runs of `width` values, run r starting at r·stride + offset. */
 export interface Region {
@@ -97,19 +98,30 @@ export function toStorage(W: Float64Array, l: LinearRef): Float64Array {
   return l.outIn ? W : transpose(W, l.outDim, l.inDim);
 }
 
+/** Whole initializers by name, as a ParamSink hands them over (a Map, or values spooled to a temp file). */
+export interface ParamValues {
+  get(name: string): Float32Array | undefined;
+  /** Frees what the values hold (a spool's file); no-op for a Map. */
+  release?(): void;
+}
+
 /**
  * Collects aligned values per initializer: whole tensors or regions of packed ones. Writing the same elements
  * twice must give the same values (a tied or shared parameter aligned consistently), and `finish` checks every
  * element of every initializer was written. Values are kept in float32, the precision the model stores (the
- * products that make them run in float64): a ViT-B's aligned copy is 343 MB instead of 686 MB.
+ * products that make them run in float64). With a `spool`, each initializer leaves memory for the spool's temp
+ * file as soon as all its elements are written (a ViT-B's aligned copy, 343 MB, is read back tensor by tensor by
+ * the average and the refit instead of being held through the alignment).
  */
 export class ParamSink {
   private readonly values = new Map<string, Float32Array>();
   private readonly written = new Map<string, Uint8Array>();
+  private readonly spooled = new Map<string, { offset: number; length: number }>();
 
   constructor(
     private readonly sizeOf: (name: string) => number,
     private readonly file?: string,
+    private readonly spool?: Spool,
   ) {}
 
   put(name: string, v: ArrayLike<number>, region?: Region): void {
@@ -118,6 +130,15 @@ export class ParamSink {
     if (v.length !== expect) throw new OtfuseError('INTERNAL', `aligned '${name}' has ${v.length} values, the anchor needs ${expect}`);
     let target = this.values.get(name);
     let mask = this.written.get(name);
+    const back = this.spooled.get(name);
+    if (back && !target) {
+      // Written in full before (a tied parameter): back into memory for the consistency check below.
+      target = readSpooled(this.spool!, back, name);
+      mask = new Uint8Array(size).fill(1);
+      this.values.set(name, target);
+      this.written.set(name, mask);
+      this.spooled.delete(name);
+    }
     if (!target || !mask) {
       target = new Float32Array(size);
       mask = new Uint8Array(size);
@@ -134,19 +155,48 @@ export class ParamSink {
       }
     }
     writeRegion(target, v, region, mask);
+    if (this.spool && mask.indexOf(0) < 0) this.toSpool(name, target);
+  }
+
+  private toSpool(name: string, target: Float32Array): void {
+    this.spooled.set(name, { offset: this.spool!.append(new Uint8Array(target.buffer, target.byteOffset, target.byteLength)), length: target.length });
+    this.values.delete(name);
+    this.written.delete(name);
   }
 
   has(name: string): boolean {
-    return this.values.has(name);
+    return this.values.has(name) || this.spooled.has(name);
   }
 
   /** Whole initializers; throws when a packed one has elements no slice wrote. */
-  finish(): Map<string, Float32Array> {
+  finish(): ParamValues {
+    this.checkComplete();
+    if (!this.spool) return this.values;
+    // Complete values still in memory (read back for a consistency check that then failed) go to the spool too.
+    for (const [name, target] of [...this.values]) this.toSpool(name, target);
+    const spool = this.spool;
+    const index = this.spooled;
+    return { get: (name) => (index.has(name) ? readSpooled(spool, index.get(name)!, name) : undefined), release: () => spool.release() };
+  }
+
+  /** Whole initializers in memory (a sink without a spool). */
+  finishInMemory(): Map<string, Float32Array> {
+    if (this.spool) throw new OtfuseError('INTERNAL', 'finishInMemory on a spooling ParamSink');
+    this.checkComplete();
+    return this.values;
+  }
+
+  private checkComplete(): void {
     for (const [name, mask] of this.written) {
       const missing = mask.indexOf(0);
       if (missing >= 0)
         throw new OtfuseError('INTERNAL', `packed parameter '${name}': element ${missing} of ${mask.length} is in no layer's slice`, { file: this.file });
     }
-    return this.values;
   }
+}
+
+function readSpooled(spool: Spool, at: { offset: number; length: number }, name: string): Float32Array {
+  const out = new Float32Array(at.length);
+  spool.readInto(new Uint8Array(out.buffer), at.offset, `aligned values of '${name}'`);
+  return out;
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { OtfuseError } from '../errors';
 import { writeFileAtomic } from './atomic';
-import { closeQuietly, openRegular, readExactly, readRegularFile, realPathInside } from './files';
+import { closeQuietly, MAX_WHOLE_FILE_BYTES, openRegular, readExactly, readRegularFile, realPathInside } from './files';
 
 export const DataType = onnx.TensorProto.DataType;
 export type ModelProto = onnx.ModelProto;
@@ -92,6 +92,7 @@ export class OnnxModel {
    */
   ownBytes(): void {
     const own = (t: onnx.ITensorProto | null | undefined) => {
+      if (t && deferred.has(t)) return; // read back from the file on use: holds no buffer
       const raw = t?.rawData;
       if (t && raw && raw.buffer.byteLength > 2 * raw.byteLength + 4096) t.rawData = raw.slice();
     };
@@ -117,8 +118,11 @@ export class OnnxModel {
     this.graph.output = names.map((name) => onnx.ValueInfoProto.create({ name }));
   }
 
+  /** A copy whose graph and initializer objects are its own; weight bytes are shared (never modified in place) or stay deferred. */
   clone(): OnnxModel {
-    return new OnnxModel(onnx.ModelProto.decode(this.toBytes()), this.file);
+    const proto = this.protoWithSharedInitializers();
+    proto.graph!.initializer = (proto.graph!.initializer ?? []).map(copyTensor);
+    return new OnnxModel(proto, this.file);
   }
 
   /**
@@ -197,9 +201,114 @@ export function registerModelSource(source: ModelSource): void {
 }
 
 /** Reads and validates an ONNX file; external data is loaded (and kept inside the model's folder). */
-export function loadModel(file: string): OnnxModel {
+export interface LoadOptions {
+  /**
+   * Keep only the graph in memory: initializers of at least `LAZY_MIN_BYTES` stored inside the file are read back
+   * from it whenever their bytes are used (fusion reads each weight a few times, block by block, so holding both
+   * parents' files — 2 × 343 MB for ViT-B/16 — is not needed). The file must not change while the model is used;
+   * a changed file (size, modification time or inode) is an error naming it.
+   */
+  lazyWeights?: boolean;
+}
+
+export function loadModel(file: string, options: LoadOptions = {}): OnnxModel {
   for (const source of modelSources) if (source.accepts(file)) return source.load(file);
-  return parseModel(readRegularFile(file, 'BAD_MODEL', 'model'), file);
+  if (!options.lazyWeights) return parseModel(readRegularFile(file, 'BAD_MODEL', 'model'), file);
+  const opened = openRegular(file, 'BAD_MODEL', 'model');
+  let bytes: Uint8Array;
+  let identity: FileIdentity;
+  try {
+    if (opened.size > MAX_WHOLE_FILE_BYTES)
+      throw new OtfuseError('BAD_MODEL', `the model is ${opened.size} bytes, more than the ${MAX_WHOLE_FILE_BYTES} this reader accepts`, { file });
+    identity = fileIdentity(fs.fstatSync(opened.fd));
+    bytes = readExactly(opened, opened.size, 0, 'BAD_MODEL', 'model');
+  } finally {
+    closeQuietly(opened);
+  }
+  const model = parseModel(bytes, file);
+  for (const t of model.graph.initializer ?? []) {
+    const raw = t.rawData;
+    // Only bytes that are a view of the file itself (not external data, which was read into buffers of its own).
+    if (raw && raw.length >= LAZY_MIN_BYTES && raw.buffer === bytes.buffer)
+      deferBytes(t, { file, identity, offset: raw.byteOffset - bytes.byteOffset, length: raw.length });
+  }
+  model.ownBytes(); // the small tensors left get bytes of their own, so the file's buffer is freed
+  return model;
+}
+
+/** Initializers smaller than this stay in memory under `lazyWeights` (biases, norms: not worth a read each). */
+export const LAZY_MIN_BYTES = 16 * 1024;
+
+interface FileIdentity {
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+function fileIdentity(st: fs.Stats): FileIdentity {
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+}
+
+interface DeferredBytes {
+  file: string;
+  identity: FileIdentity;
+  offset: number;
+  length: number;
+}
+
+const deferred = new WeakMap<onnx.ITensorProto, DeferredBytes>();
+/** The last bytes read back (weakly held): an encoder reads `rawData` twice in a row (a presence test, then the value). */
+let lastRead: { tensor: WeakRef<onnx.ITensorProto>; bytes: WeakRef<Uint8Array> } | undefined;
+
+/** Whether the tensor's bytes are read back from its model file on use (loadModel's `lazyWeights`). */
+export function isDeferred(t: onnx.ITensorProto): boolean {
+  return deferred.has(t);
+}
+
+function readDeferred(t: onnx.ITensorProto, d: DeferredBytes): Uint8Array {
+  if (lastRead?.tensor.deref() === t) {
+    const hit = lastRead.bytes.deref();
+    if (hit) return hit;
+  }
+  const opened = openRegular(d.file, 'BAD_MODEL', 'model');
+  try {
+    const now = fileIdentity(fs.fstatSync(opened.fd));
+    if (now.dev !== d.identity.dev || now.ino !== d.identity.ino || now.size !== d.identity.size || now.mtimeMs !== d.identity.mtimeMs)
+      throw new OtfuseError('BAD_MODEL', `the model file changed on disk while in use (initializer '${t.name}' could not be read back); run again`, {
+        file: d.file,
+      });
+    const bytes = readExactly(opened, d.length, d.offset, 'BAD_MODEL', 'model');
+    lastRead = { tensor: new WeakRef(t), bytes: new WeakRef(bytes) };
+    return bytes;
+  } finally {
+    closeQuietly(opened);
+  }
+}
+
+/** Replaces `t.rawData` by a property that reads the bytes back from the file; assigning rawData makes it plain again. */
+function deferBytes(t: onnx.ITensorProto, d: DeferredBytes): void {
+  deferred.set(t, d);
+  Object.defineProperty(t, 'rawData', {
+    configurable: true,
+    enumerable: true,
+    get: () => readDeferred(t, d),
+    set: (v: Uint8Array) => {
+      deferred.delete(t);
+      Object.defineProperty(t, 'rawData', { configurable: true, enumerable: true, writable: true, value: v });
+    },
+  });
+}
+
+/** A new TensorProto with the same fields; deferred bytes stay deferred (not read into the copy). */
+export function copyTensor(t: onnx.ITensorProto): onnx.TensorProto {
+  const d = deferred.get(t);
+  if (!d) return onnx.TensorProto.create({ ...t });
+  const { rawData: _, ...rest } = Object.getOwnPropertyDescriptors(t);
+  const copy = onnx.TensorProto.create({});
+  Object.defineProperties(copy, rest);
+  deferBytes(copy, d);
+  return copy;
 }
 
 export function parseModel(bytes: Uint8Array, file: string): OnnxModel {
