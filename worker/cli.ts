@@ -1,4 +1,5 @@
 // `otfuse`: a thin shell over the engine API (in-process). Exit codes: 0 ok, 1 failed, 2 bad usage.
+import { mallocTunables, rerunWithTunables, watchRerunParent } from './runtime/malloc';
 import fs from 'node:fs';
 import path from 'node:path';
 import { engine } from './api';
@@ -82,6 +83,11 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  // A job that wants other malloc settings than this process started with runs in a child started with them.
+  if (command === 'finetune' && process.env.GLIBC_TUNABLES === undefined) {
+    const tunables = mallocTunables('finetune');
+    if (tunables) return await rerunWithTunables(tunables);
+  }
   const controller = new AbortController();
   let interrupts = 0;
   process.on('SIGINT', () => {
@@ -89,6 +95,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write('\notfuse: cancelling (Ctrl-C again to quit at once)…\n');
     controller.abort();
   });
+  watchRerunParent(() => controller.abort());
   const context: JobContext = { signal: controller.signal, onProgress: (e) => bar.update(e) };
   try {
     switch (command) {

@@ -10,6 +10,7 @@ import { OtfuseError, fromErrorInfo } from './errors';
 import type { EngineApi } from './api';
 import { Envelope, EngineMethod, HEARTBEAT_ENV, HostApi, Outcome, TestHook, processEndpoint } from './ipc';
 import type { JobContext, ProgressEvent } from './types';
+import { mallocTunables } from './runtime/malloc';
 
 export interface EngineClientOptions {
   /** Path of the bundled worker entry (dist/host.js). */
@@ -44,6 +45,10 @@ interface Worker {
   rss: number;
   /** Why the client itself killed this worker (so calls in flight get that reason, not "killed by SIGKILL"). */
   killedBecause?: { code: 'WORKER_CRASHED' | 'CANCELLED'; message: string };
+  /** The GLIBC_TUNABLES it was started with ('' = glibc's defaults; runtime/malloc.ts). */
+  tunables: string;
+  /** Calls in flight. */
+  calls: number;
 }
 
 let jobCounter = 0;
@@ -149,7 +154,8 @@ export class EngineClient implements EngineApi {
     via?: (remote: Comlink.Remote<HostApi>, jobId: string) => Promise<Outcome<unknown>>,
   ): Promise<unknown> {
     if (context.signal?.aborted) throw new OtfuseError('CANCELLED', 'cancelled by the user');
-    const worker = this.start();
+    const worker = await this.workerFor(method);
+    worker.calls++;
     const jobId = `${process.pid}-${++jobCounter}`;
     if (context.onProgress) worker.progress.set(jobId, context.onProgress);
     let grace: NodeJS.Timeout | undefined;
@@ -173,6 +179,7 @@ export class EngineClient implements EngineApi {
         }),
       ]);
     } finally {
+      worker.calls--;
       if (grace) clearTimeout(grace);
       worker.progress.delete(jobId);
       context.signal?.removeEventListener('abort', onAbort);
@@ -207,17 +214,32 @@ export class EngineClient implements EngineApi {
     worker.child.kill('SIGKILL');
   }
 
-  private start(): Worker {
+  /**
+   * The worker for a call of `method`: malloc settings are fixed when a process starts, so an idle worker started
+   * with other settings than the call wants (runtime/malloc.ts: finetuning's) is replaced first; a busy one serves
+   * the call as it is (the settings change memory and speed, never results).
+   */
+  private async workerFor(method: EngineMethod): Promise<Worker> {
+    const tunables = mallocTunables(method, { ...process.env, ...this.options.env });
+    const current = this.worker;
+    if (current && current.tunables !== tunables && current.calls === 0) {
+      this.worker = undefined;
+      current.child.kill();
+      await current.exited;
+    }
+    return this.start(tunables);
+  }
+
+  private start(tunables = ''): Worker {
     if (this.disposed) throw new OtfuseError('INTERNAL', 'the engine client was disposed');
     if (this.worker) return this.worker;
     const script = this.options.hostScript ?? path.join(__dirname, 'host.js');
     const child = fork(script, [], {
       execPath: this.options.execPath ?? process.execPath,
-      // Transparent huge pages for malloc: large OT buffers (75 MB at 3072²) page-fault ~2× faster with them.
       env: {
-        GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1',
         ...process.env,
         ...this.options.env,
+        ...(tunables ? { GLIBC_TUNABLES: tunables } : {}),
         ELECTRON_RUN_AS_NODE: '1',
         [HEARTBEAT_ENV]: String(this.settings.heartbeatMs),
       },
@@ -242,7 +264,7 @@ export class EngineClient implements EngineApi {
       child.once('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exited with code ${code}`));
       child.once('error', (err) => resolve(`failed to start: ${err.message}`));
     });
-    const worker: Worker = { child, remote: Comlink.wrap<HostApi>(processEndpoint(child)), exited, progress, lastBeat: Date.now(), rss: 0 };
+    const worker: Worker = { child, remote: Comlink.wrap<HostApi>(processEndpoint(child)), exited, progress, lastBeat: Date.now(), rss: 0, tunables, calls: 0 };
     this.worker = worker;
     // The watchdog: no heartbeat for deadlineMs means the worker is stuck; it is killed, its calls fail with why.
     const { deadlineMs, heartbeatMs } = this.settings;
