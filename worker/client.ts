@@ -110,8 +110,9 @@ export class EngineClient implements EngineApi {
     return this.invoke('reevaluateRun', request, context) as ReturnType<EngineApi['reevaluateRun']>;
   }
 
+  /** The worker's pid and memory; answered by the worker a next plain call would use (not a finetune's). */
   async ping(): Promise<{ pid: number; memory: number }> {
-    const worker = this.start();
+    const worker = await this.workerFor('providers');
     return Promise.race([
       worker.remote.ping(),
       worker.exited.then((reason) => {
@@ -122,7 +123,7 @@ export class EngineClient implements EngineApi {
 
   /** Test hook: asks the worker to die (needs OTFUSE_TEST_HOOKS=1 in its env). */
   async crashForTest(): Promise<void> {
-    const worker = this.start();
+    const worker = await this.workerFor('providers');
     await worker.remote.crashForTest();
     await worker.exited;
   }
