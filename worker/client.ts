@@ -155,8 +155,12 @@ export class EngineClient implements EngineApi {
     via?: (remote: Comlink.Remote<HostApi>, jobId: string) => Promise<Outcome<unknown>>,
   ): Promise<unknown> {
     if (context.signal?.aborted) throw new OtfuseError('CANCELLED', 'cancelled by the user');
-    const worker = await this.workerFor(method);
-    worker.calls++;
+    const worker = await this.workerFor(method, true);
+    // Cancelled while an idle worker was being replaced (before the abort listener below exists).
+    if (context.signal?.aborted) {
+      worker.calls--;
+      throw new OtfuseError('CANCELLED', 'cancelled by the user');
+    }
     const jobId = `${process.pid}-${++jobCounter}`;
     if (context.onProgress) worker.progress.set(jobId, context.onProgress);
     let grace: NodeJS.Timeout | undefined;
@@ -220,7 +224,7 @@ export class EngineClient implements EngineApi {
    * with other settings than the call wants (runtime/malloc.ts: finetuning's) is replaced first; a busy one serves
    * the call as it is (the settings change memory and speed, never results).
    */
-  private async workerFor(method: EngineMethod): Promise<Worker> {
+  private async workerFor(method: EngineMethod, reserve = false): Promise<Worker> {
     const tunables = mallocTunables(method, { ...process.env, ...this.options.env });
     const current = this.worker;
     if (current && current.tunables !== tunables && current.calls === 0) {
@@ -228,7 +232,10 @@ export class EngineClient implements EngineApi {
       current.child.kill();
       await current.exited;
     }
-    return this.start(tunables);
+    const worker = this.start(tunables);
+    // Counted in the same synchronous step as it is chosen: a concurrent call never replaces a worker about to serve.
+    if (reserve) worker.calls++;
+    return worker;
   }
 
   private start(tunables = ''): Worker {

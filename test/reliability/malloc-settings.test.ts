@@ -45,8 +45,6 @@ test(
   'engine client: a finetune call runs in a worker started with the finetune settings; the next call of another kind in one with the defaults',
   { skip: process.platform !== 'linux' && 'reads /proc' },
   async () => {
-    const env = { ...process.env };
-    delete env.GLIBC_TUNABLES;
     const saved = process.env.GLIBC_TUNABLES;
     delete process.env.GLIBC_TUNABLES;
     const client = new EngineClient({ hostScript: path.join(ROOT, 'dist', 'host.js') });
@@ -74,6 +72,23 @@ test(
       // Same kind again: the same worker.
       await client.inspect({ model: path.join(VIT, 'vit48_s11.onnx') });
       assert.equal(client.pid, third);
+      // Calls of both kinds at once: the worker chosen for one is never replaced under it (no crash, both answered).
+      const calib = { path: path.join(VIT, 'calib200.npz') };
+      const [inspected, failed] = await Promise.allSettled([
+        client.inspect({ model: path.join(VIT, 'vit48_s10.onnx') }),
+        client.finetune({ model: path.join(VIT, 'missing.onnx'), data: calib, output: path.join(tempDir(), 'y.onnx'), maxSteps: 1 }),
+      ]);
+      assert.equal(inspected.status, 'fulfilled');
+      assert.ok(failed.status === 'rejected' && /missing\.onnx/.test(String(failed.reason)), String((failed as PromiseRejectedResult).reason));
+      // Cancelled while the idle worker is being replaced: the call ends as cancelled, nothing runs on.
+      await client.inspect({ model: path.join(VIT, 'vit48_s10.onnx') });
+      const controller = new AbortController();
+      const cancelled = client.finetune(
+        { model: path.join(VIT, 'vit48_s10.onnx'), data: calib, output: path.join(tempDir(), 'z.onnx'), epochs: 1000 },
+        { signal: controller.signal },
+      );
+      controller.abort();
+      await assert.rejects(cancelled, (e: unknown) => e instanceof OtfuseError && e.code === 'CANCELLED');
     } finally {
       client.dispose();
       if (saved !== undefined) process.env.GLIBC_TUNABLES = saved;
