@@ -5,6 +5,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { onnx } from 'onnx-proto';
 import { isDeferred, LAZY_MIN_BYTES, loadModel } from '../../worker/onnx/model';
 import { cloneForWeights, paramView } from '../../worker/fusion/params';
 import { OtfuseError } from '../../worker/errors';
@@ -80,4 +81,29 @@ test('lazy weights: a model file changed on disk while in use is an error naming
   fs.copyFileSync(path.join(VIT, 'vit48_s11.onnx'), otherFile + '.new');
   fs.renameSync(otherFile + '.new', otherFile);
   assert.throws(() => other.toBytes(), /changed on disk/);
+});
+
+test('save writes the model piece by piece: the file decodes to the same message as toBytes (eager and lazy models)', () => {
+  const file = copyFixture();
+  const eager = loadModel(file);
+  const lazy = loadModel(file, { lazyWeights: true });
+  const dir = tempDir();
+  for (const [which, model] of [
+    ['eager', eager],
+    ['lazy', lazy],
+  ] as const) {
+    const out = path.join(dir, `${which}.onnx`);
+    model.save(out);
+    const decoded = onnx.ModelProto.decode(fs.readFileSync(out));
+    assert.deepEqual(Buffer.from(onnx.ModelProto.encode(decoded).finish()), Buffer.from(eager.toBytes()), which);
+  }
+  // A tensor stored without raw_data (typed values) and a model without initializers encode the same way too.
+  const typed = loadModel(file);
+  typed.graph.initializer!.push(onnx.TensorProto.create({ name: 'typed', dataType: 1, dims: [2], floatData: [1.5, -2] }));
+  typed.save(path.join(dir, 'typed.onnx'));
+  assert.deepEqual(
+    Buffer.from(onnx.ModelProto.encode(onnx.ModelProto.decode(fs.readFileSync(path.join(dir, 'typed.onnx')))).finish()),
+    Buffer.from(typed.toBytes()),
+  );
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['eager.onnx', 'lazy.onnx', 'typed.onnx']);
 });

@@ -203,6 +203,12 @@ export class StagedActivations implements ActivationStore {
     await this.engine.finishTaps();
   }
 
+  /** Frees the captured matrices and cached streams once alignment and taps are done (before the average and refit). */
+  release(): void {
+    this.current = undefined;
+    this.engine.release();
+  }
+
   get bytes(): number {
     return this.current?.bytes ?? 0;
   }
@@ -316,6 +322,13 @@ class CaptureEngine {
     if (!this.options.tap) return;
     const last = this.plan.parts.reduce((m, p) => (p.taps.length && !this.tapped.has(p.index) ? p.index : m), -1);
     if (last > this.stage) this.recycle(await this.advanceTo(last));
+  }
+
+  /** Drops every buffer held for later stages (the pool of matrices, the cached residual streams). */
+  release(): void {
+    this.pool = [];
+    this.cache.clear();
+    this.stage = -1;
   }
 
   recycle(done: Collected): void {

@@ -27,6 +27,24 @@ export function writeFileAtomic(target: string, bytes: Uint8Array | string): voi
   }
 }
 
+/** Like writeFileAtomic, for content written piece by piece: `write` gets the temp file's descriptor. */
+export function writeFileAtomicWith(target: string, write: (fd: number) => void): void {
+  const tmp = tempPathFor(target);
+  try {
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      write(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, target);
+  } catch (err) {
+    removeQuietly(tmp);
+    throw writeError(err, target);
+  }
+}
+
 /** Best-effort cleanup that never replaces the error being reported. */
 function removeQuietly(p: string): void {
   try {

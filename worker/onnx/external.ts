@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { tempPathFor } from './atomic';
-import type { OnnxModel } from './model';
+import { rawByteLength, type OnnxModel } from './model';
 
 /** Protobuf's hard limit, less a margin for the graph itself. */
 export const INLINE_LIMIT_BYTES = 2 ** 31 - 64 * 2 ** 20;
@@ -21,7 +21,7 @@ export interface ExternalSaveOptions {
 /** Bytes of initializer data stored inline (what decides whether a model fits in one protobuf). */
 export function inlineDataBytes(model: OnnxModel): number {
   let total = 0;
-  for (const t of model.graph.initializer ?? []) total += t.rawData?.length ?? 0;
+  for (const t of model.graph.initializer ?? []) total += rawByteLength(t); // deferred bytes are not read for this
   return total;
 }
 

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { OtfuseError } from '../errors';
-import { writeFileAtomic } from './atomic';
+import { writeFileAtomicWith } from './atomic';
 import { closeQuietly, MAX_WHOLE_FILE_BYTES, openRegular, readExactly, readRegularFile, realPathInside } from './files';
 
 export const DataType = onnx.TensorProto.DataType;
@@ -148,8 +148,9 @@ export class OnnxModel {
     return onnx.ModelProto.encode(this.proto).finish();
   }
 
+  /** Writes the model atomically, one initializer at a time (see writeModel): no second copy of the weights. */
   save(target: string): void {
-    writeFileAtomic(target, this.toBytes());
+    writeFileAtomicWith(target, (fd) => writeModel(fd, this.proto));
   }
 
   summary(): ModelSummary {
@@ -297,6 +298,70 @@ function deferBytes(t: onnx.ITensorProto, d: DeferredBytes): void {
       deferred.delete(t);
       Object.defineProperty(t, 'rawData', { configurable: true, enumerable: true, writable: true, value: v });
     },
+  });
+}
+
+/** Bytes of a tensor's raw data, without reading deferred bytes back. */
+export function rawByteLength(t: onnx.ITensorProto): number {
+  return deferred.get(t)?.length ?? t.rawData?.length ?? 0;
+}
+
+/** A TensorProto with every field of `t` but raw_data (deferred bytes are not read). */
+function withoutRawData(t: onnx.ITensorProto): onnx.TensorProto {
+  const { rawData: _, ...rest } = Object.getOwnPropertyDescriptors(t);
+  const copy = onnx.TensorProto.create({});
+  Object.defineProperties(copy, rest);
+  return copy;
+}
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+  out.push(n);
+  return out;
+}
+
+/** A length-delimited protobuf field's header: the tag (field number, wire type 2) and the length. */
+function fieldHeader(field: number, length: number): Uint8Array {
+  return Uint8Array.from([(field << 3) | 2, ...varint(length)]);
+}
+
+/**
+ * Encodes the model into `fd` piece by piece: the graph's initializers one at a time, each tensor's raw data
+ * written as it is read (deferred bytes come back from their file here), so saving a 440 MB model never builds a
+ * 440 MB buffer. The message is ModelProto's with, inside the graph, the initializers after its other fields and,
+ * inside each tensor, raw_data after its other fields (protobuf readers accept fields in any order; decoding the
+ * file gives the same message as decoding `toBytes()`).
+ */
+function writeModel(fd: number, proto: onnx.IModelProto): void {
+  const put = (bytes: Uint8Array) => {
+    let done = 0;
+    while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
+  };
+  const graph = proto.graph ?? onnx.GraphProto.create();
+  const inits = graph.initializer ?? [];
+  const heads = inits.map((t) => onnx.TensorProto.encode(withoutRawData(t)).finish());
+  const tensorLength = inits.map((t, i) => {
+    const raw = rawByteLength(t);
+    return heads[i].length + (raw ? fieldHeader(9, raw).length + raw : 0);
+  });
+  const graphHead = onnx.GraphProto.encode(onnx.GraphProto.create({ ...graph, initializer: [] })).finish();
+  const graphLength = graphHead.length + tensorLength.reduce((s, n) => s + fieldHeader(5, n).length + n, 0);
+  const modelHead = onnx.ModelProto.encode(onnx.ModelProto.create({ ...proto, graph: undefined })).finish();
+  put(modelHead);
+  put(fieldHeader(7, graphLength));
+  put(graphHead);
+  inits.forEach((t, i) => {
+    put(fieldHeader(5, tensorLength[i]));
+    put(heads[i]);
+    if (rawByteLength(t)) {
+      const raw = t.rawData!;
+      put(fieldHeader(9, raw.length));
+      put(raw);
+    }
   });
 }
 
