@@ -227,5 +227,5 @@ function spillToTempFile(stream: InflatedSource, size: number, label: string, fi
     fs.closeSync(fd);
     throw new OtfuseError('BAD_DATA', `${label}: the compressed stream ends after ${at} bytes, but ${size} are declared (truncated?)`, { file });
   }
-  return new FileSlice({ fd, size, file }, 0, size, label, true);
+  return new FileSlice({ fd, size, file, stat: fs.fstatSync(fd) }, 0, size, label, true);
 }

@@ -44,6 +44,8 @@ export interface ActivationStore {
   /** Mean |activation| per neuron over every sample and token (for weighted residual policies). */
   absMean(tensor: string): Float64Array;
   bytes: number;
+  /** Frees what later stages would have read (staged capture); the store is not used after. */
+  release?(): void;
 }
 
 /** Every tensor whose activations the fusion of this plan can use. */

@@ -287,7 +287,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     // Activations are no longer needed (the refit reads its Grams from the spool or runs its own passes): their
     // buffers go before the fused model is built (ViT-B: ~0.8 GB of captured matrices and cached streams).
     for (let k = 0; k < acts.length; k++) {
-      (acts[k] as StagedActivations | undefined)?.release?.();
+      acts[k]?.release?.();
       acts[k] = undefined;
     }
 

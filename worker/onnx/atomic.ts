@@ -16,15 +16,7 @@ export function tempPathFor(target: string): string {
 }
 
 export function writeFileAtomic(target: string, bytes: Uint8Array | string): void {
-  const tmp = tempPathFor(target);
-  try {
-    fs.mkdirSync(path.dirname(target), { recursive: true });
-    fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, target);
-  } catch (err) {
-    removeQuietly(tmp);
-    throw writeError(err, target);
-  }
+  writeFileAtomicWith(target, (fd) => fs.writeFileSync(fd, bytes));
 }
 
 /** Like writeFileAtomic, for content written piece by piece: `write` gets the temp file's descriptor. */

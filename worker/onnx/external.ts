@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { tempPathFor } from './atomic';
-import { rawByteLength, type OnnxModel } from './model';
+import { rawByteLength, withoutRawData, type OnnxModel } from './model';
 
 /** Protobuf's hard limit, less a margin for the graph itself. */
 export const INLINE_LIMIT_BYTES = 2 ** 31 - 64 * 2 ** 20;
@@ -57,7 +57,7 @@ export function saveWithExternalData(model: OnnxModel, target: string, options: 
         }
         let written = 0;
         while (written < raw.length) written += fs.writeSync(fd, raw, written, raw.length - written);
-        const copy = onnx.TensorProto.create({ ...t, rawData: new Uint8Array(0) });
+        const copy = withoutRawData(t); // (a spread would read deferred bytes back once more)
         copy.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
         copy.externalData = [
           { key: 'location', value: location },

@@ -12,6 +12,8 @@ export interface OpenedFile {
   fd: number;
   size: number;
   file: string;
+  /** What fstat said when it was opened (identity checks: device, inode, modification time). */
+  stat: fs.Stats;
   /** Set once closed: a descriptor number is reused by the next open, so it must never be closed twice. */
   closed?: boolean;
 }
@@ -44,7 +46,7 @@ export function openRegular(file: string, code: ErrorCode, what = 'file'): Opene
     fs.closeSync(fd);
     throw new OtfuseError(code, `the ${what} is ${kindOf(st)}; only regular files are read`, { file });
   }
-  return { fd, size: st.size, file };
+  return { fd, size: st.size, file, stat: st };
 }
 
 /** Reads exactly `length` bytes at `position`, or fails naming the file (a short read means a truncated file). */
@@ -80,10 +82,15 @@ export function closeQuietly(opened: OpenedFile | undefined): void {
 
 /** Reads a whole regular file of at most `maxBytes` (checked before allocating). */
 export function readRegularFile(file: string, code: ErrorCode, what = 'file', maxBytes = MAX_WHOLE_FILE_BYTES): Uint8Array {
+  return readRegularFileAndStat(file, code, what, maxBytes).bytes;
+}
+
+/** readRegularFile, with what fstat said of the file it read (the same descriptor: no race between the two). */
+export function readRegularFileAndStat(file: string, code: ErrorCode, what = 'file', maxBytes = MAX_WHOLE_FILE_BYTES): { bytes: Uint8Array; stat: fs.Stats } {
   const opened = openRegular(file, code, what);
   try {
     if (opened.size > maxBytes) throw new OtfuseError(code, `the ${what} is ${opened.size} bytes, more than the ${maxBytes} this reader accepts`, { file });
-    return readExactly(opened, opened.size, 0, code, what);
+    return { bytes: readExactly(opened, opened.size, 0, code, what), stat: opened.stat };
   } finally {
     closeQuietly(opened);
   }

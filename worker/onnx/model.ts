@@ -4,7 +4,7 @@ import path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { OtfuseError } from '../errors';
 import { writeFileAtomicWith } from './atomic';
-import { closeQuietly, MAX_WHOLE_FILE_BYTES, openRegular, readExactly, readRegularFile, realPathInside } from './files';
+import { closeQuietly, openRegular, readExactly, readRegularFile, readRegularFileAndStat, realPathInside } from './files';
 
 export const DataType = onnx.TensorProto.DataType;
 export type ModelProto = onnx.ModelProto;
@@ -215,17 +215,8 @@ export interface LoadOptions {
 export function loadModel(file: string, options: LoadOptions = {}): OnnxModel {
   for (const source of modelSources) if (source.accepts(file)) return source.load(file);
   if (!options.lazyWeights) return parseModel(readRegularFile(file, 'BAD_MODEL', 'model'), file);
-  const opened = openRegular(file, 'BAD_MODEL', 'model');
-  let bytes: Uint8Array;
-  let identity: FileIdentity;
-  try {
-    if (opened.size > MAX_WHOLE_FILE_BYTES)
-      throw new OtfuseError('BAD_MODEL', `the model is ${opened.size} bytes, more than the ${MAX_WHOLE_FILE_BYTES} this reader accepts`, { file });
-    identity = fileIdentity(fs.fstatSync(opened.fd));
-    bytes = readExactly(opened, opened.size, 0, 'BAD_MODEL', 'model');
-  } finally {
-    closeQuietly(opened);
-  }
+  const { bytes, stat } = readRegularFileAndStat(file, 'BAD_MODEL', 'model');
+  const identity = fileIdentity(stat);
   const model = parseModel(bytes, file);
   for (const t of model.graph.initializer ?? []) {
     const raw = t.rawData;
@@ -274,7 +265,7 @@ function readDeferred(t: onnx.ITensorProto, d: DeferredBytes): Uint8Array {
   }
   const opened = openRegular(d.file, 'BAD_MODEL', 'model');
   try {
-    const now = fileIdentity(fs.fstatSync(opened.fd));
+    const now = fileIdentity(opened.stat);
     if (now.dev !== d.identity.dev || now.ino !== d.identity.ino || now.size !== d.identity.size || now.mtimeMs !== d.identity.mtimeMs)
       throw new OtfuseError('BAD_MODEL', `the model file changed on disk while in use (initializer '${t.name}' could not be read back); run again`, {
         file: d.file,
@@ -307,7 +298,7 @@ export function rawByteLength(t: onnx.ITensorProto): number {
 }
 
 /** A TensorProto with every field of `t` but raw_data (deferred bytes are not read). */
-function withoutRawData(t: onnx.ITensorProto): onnx.TensorProto {
+export function withoutRawData(t: onnx.ITensorProto): onnx.TensorProto {
   const { rawData: _, ...rest } = Object.getOwnPropertyDescriptors(t);
   const copy = onnx.TensorProto.create({});
   Object.defineProperties(copy, rest);
@@ -337,10 +328,7 @@ function fieldHeader(field: number, length: number): Uint8Array {
  * file gives the same message as decoding `toBytes()`).
  */
 function writeModel(fd: number, proto: onnx.IModelProto): void {
-  const put = (bytes: Uint8Array) => {
-    let done = 0;
-    while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
-  };
+  const put = (bytes: Uint8Array) => fs.writeFileSync(fd, bytes); // at the descriptor's position, every byte
   const graph = proto.graph ?? onnx.GraphProto.create();
   const inits = graph.initializer ?? [];
   const heads = inits.map((t) => onnx.TensorProto.encode(withoutRawData(t)).finish());
@@ -369,9 +357,7 @@ function writeModel(fd: number, proto: onnx.IModelProto): void {
 export function copyTensor(t: onnx.ITensorProto): onnx.TensorProto {
   const d = deferred.get(t);
   if (!d) return onnx.TensorProto.create({ ...t });
-  const { rawData: _, ...rest } = Object.getOwnPropertyDescriptors(t);
-  const copy = onnx.TensorProto.create({});
-  Object.defineProperties(copy, rest);
+  const copy = withoutRawData(t);
   deferBytes(copy, d);
   return copy;
 }
