@@ -3,6 +3,7 @@
 // The test set is never read here; the chosen setting is then run for every start by quality.bench.ts.
 //
 //   node dist-bench/quality/kd-grid.bench.js [--start fused|a|b] [--weights 0.7,0.3] [--grid lr:T:alpha[:batch],…] [--epochs 1] [--threads 1]
+//     [--train FILE]   (another training set of train54k's images, e.g. augment.bench.ts's; default train54k)
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadModel } from '../../worker/onnx/model';
@@ -24,6 +25,7 @@ const EPOCHS = Number(cliArg('epochs', '1'));
 const THREADS = Number(cliArg('threads', '1'));
 const SEED = Number(cliArg('seed', '0'));
 const OUT = path.resolve(cliArg('out', `.cache/quality/kd-grid-${START}.json`));
+const TRAIN = cliArg('train');
 /** Fusion weights of the fused start (anchor first), e.g. 0.7,0.3; default: equal. */
 const WEIGHTS = cliArg('weights', '') ? cliArg('weights', '').split(',').map(Number) : undefined;
 
@@ -44,11 +46,11 @@ async function main(): Promise<void> {
   console.log(`start ${START}${WEIGHTS ? ` weights ${WEIGHTS.join('/')}` : ''} (${path.basename(start)}): val5k ${(v0 * 100).toFixed(2)} %`);
   console.log('| lr | T | α | batch | val5k % | s | img/s |\n| --- | --- | --- | --- | --- | --- | --- |');
   for (const [lr, temp, alpha, batch = 128] of GRID) {
-    const out = path.join(work, `kd-${START}-${lr}-${temp}-${alpha}-${batch}-s${SEED}.onnx`);
+    const out = path.join(work, `kd-${START}-${lr}-${temp}-${alpha}-${batch}-s${SEED}${TRAIN ? `-${path.basename(TRAIN, '.npz')}` : ''}.onnx`);
     const r = await finetuneModel(
       {
         model: start,
-        data: splits.train,
+        data: TRAIN ? path.resolve(TRAIN) : splits.train,
         output: out,
         epochs: EPOCHS,
         lr,
@@ -65,7 +67,11 @@ async function main(): Promise<void> {
     console.log(`| ${lr} | ${temp} | ${alpha} | ${batch} | ${(v * 100).toFixed(2)} | ${r.seconds.toFixed(0)} | ${Math.round(r.samplesPerSecond)} |`);
     fs.writeFileSync(
       OUT,
-      JSON.stringify({ machine: machine(), date: new Date().toISOString(), start: START, startVal: v0, epochs: EPOCHS, seed: SEED, rows }, null, 1),
+      JSON.stringify(
+        { machine: machine(), date: new Date().toISOString(), start: START, startVal: v0, epochs: EPOCHS, seed: SEED, train: TRAIN, rows },
+        null,
+        1,
+      ),
     );
   }
 }

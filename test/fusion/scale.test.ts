@@ -13,6 +13,8 @@ import { seededRandom } from '../../worker/random';
 import { refitLevels } from '../../worker/fusion/refit';
 import { gramEntries } from '../../worker/fusion/refitgrams';
 import { VIT } from '../helpers';
+import * as ort from 'onnxruntime-node';
+import { StreamStore } from '../../worker/fusion/streams';
 
 const BERT = path.join(process.cwd(), 'test', 'fixtures', 'bert');
 
@@ -61,6 +63,71 @@ for (const [label, file, data] of [
     assert.equal(staged.stats.passes, 2);
   });
 }
+
+test('cached stage streams spooled to a temp file: the same matrices bit for bit, nothing of them held in memory', async () => {
+  for (const [file, data] of [
+    [path.join(VIT, 'vit48_s10.onnx'), path.join(VIT, 'calib200.npz')],
+    [path.join(BERT, 'bertD_s20.onnx'), path.join(BERT, 'calib.npz')],
+  ]) {
+    const model = loadModel(file);
+    const plan = analyzeModel(model);
+    const ds = openDataset(data);
+    const inMemory = new StagedActivations(model, plan, ds, options({ streamMemoryBytes: 1 << 30 }));
+    const spooled = new StagedActivations(model, plan, ds, options({ streamMemoryBytes: 0 }));
+    // A budget of about two batches: some batches in memory, the rest spooled.
+    const mixed = new StagedActivations(model, plan, ds, options({ streamMemoryBytes: 2 * 16 * (plan.tokens ?? 1) * plan.hidden * 4 + 1 }));
+    const groups = captureGroups(plan);
+    for (let g = 0; g < groups.length; g++) {
+      await inMemory.prepare(g);
+      await spooled.prepare(g);
+      await mixed.prepare(g);
+      for (const spec of groups[g]) {
+        const a = inMemory.get(spec.tensor).X;
+        assert.deepEqual(spooled.get(spec.tensor).X, a, `${file}: ${spec.tensor}`);
+        assert.deepEqual(mixed.get(spec.tensor).X, a, `${file}: ${spec.tensor}`);
+      }
+    }
+    assert.ok(inMemory.stats.peakCacheBytes > 0);
+    assert.equal(spooled.stats.peakCacheBytes, 0, 'every cached batch went to the temp file');
+    assert.ok(mixed.stats.peakCacheBytes > 0 && mixed.stats.peakCacheBytes < inMemory.stats.peakCacheBytes);
+    assert.equal(spooled.stats.passes, 1);
+    for (const s of [inMemory, spooled, mixed]) s.release();
+  }
+});
+
+test('stream store: batches in memory up to the shared budget, spooled beyond it, every element type back bit for bit', () => {
+  const budget = { limit: 100, used: 0 };
+  const store = new StreamStore(budget);
+  const f = new ort.Tensor(
+    'float32',
+    Float32Array.from([1.5, -2, Number.MIN_VALUE, 3e38, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22]),
+    [2, 10],
+  );
+  const i64 = new ort.Tensor('int64', BigInt64Array.from([1n, -(2n ** 62n), 3n]), [3]);
+  const b = new ort.Tensor('bool', Uint8Array.from([1, 0, 1]), [1, 3]);
+  store.put('x', f); // 80 bytes: in memory
+  store.put('x', f); // over the budget: spooled
+  store.put('ids', i64); // spooled
+  store.put('ids', b); // 3 bytes: fits the budget
+  assert.equal(budget.used, 83);
+  assert.equal(store.bytes, 83);
+  assert.equal(store.get('x', 0), f, 'in memory: the same tensor');
+  const back = store.get('x', 1);
+  assert.notEqual(back, f);
+  assert.deepEqual([back.type, back.dims, Array.from(back.data as Float32Array)], ['float32', [2, 10], Array.from(f.data as Float32Array)]);
+  assert.deepEqual(Array.from(store.get('ids', 0).data as BigInt64Array), [1n, -(2n ** 62n), 3n]);
+  assert.deepEqual(store.info('x'), f);
+  assert.deepEqual(store.info('ids'), { type: 'int64', dims: [3] });
+  store.drop('x', 0);
+  assert.equal(budget.used, 3);
+  assert.throws(() => store.get('x', 0), /no cached batch 0 of 'x'/);
+  store.delete('x');
+  assert.equal(store.has('x'), false);
+  assert.deepEqual(Array.from(store.get('ids', 1).data as Uint8Array), [1, 0, 1], 'the file stays while another tensor uses it');
+  store.delete('ids');
+  assert.equal(budget.used, 0);
+  assert.equal(store.info('ids'), undefined);
+});
 
 test('capture taps: each tapped tensor once per sample, from the stage that computes it, never again on a re-run', async () => {
   const model = loadModel(path.join(BERT, 'bertD_s20.onnx'));

@@ -16,6 +16,7 @@ import type { ModelPlan, TensorView } from '../graph/analyze';
 import { seededRandom } from '../random';
 import { planStages, stageModel, type StagePlan } from './stages';
 import { DEFAULT_TOKEN_BUDGET, DEFAULT_TOKEN_SEED } from './recipe';
+import { STREAM_MEMORY_BYTES, StreamStore, type StreamBudget, type StreamInfo } from './streams';
 
 export { DEFAULT_TOKEN_BUDGET, DEFAULT_TOKEN_SEED };
 
@@ -109,7 +110,7 @@ export function estimateActivationBytes(plan: ModelPlan, samples: number, tokenB
  * Tokens per capture batch: ONNX Runtime's outputs for one batch (every captured tensor, an MLP one 4× wide) and
  * its working memory scale with it; 4,096 keeps a ViT-B batch (20 images) around 100 MB of outputs.
  */
-const TOKENS_PER_BATCH = 4096;
+const TOKENS_PER_BATCH = 2048;
 
 export interface CaptureOptions {
   samples: number;
@@ -130,6 +131,8 @@ export interface CaptureOptions {
   absMeans?: boolean;
   /** Other tensors handed out batch by batch as their stage first computes them (the refit's layer inputs). */
   tap?: CaptureTap;
+  /** Bytes of cached stage outputs kept in memory, the rest spooled to a temp file (default STREAM_MEMORY_BYTES). */
+  streamMemoryBytes?: number;
 }
 
 /**
@@ -164,7 +167,7 @@ export interface CaptureStats {
   passes: number;
   /** Largest bytes of captured (neuron-major) matrices held at once. */
   peakBytes: number;
-  /** Largest bytes of cached stage outputs (the residual stream between stages) held at once. */
+  /** Largest bytes of cached stage outputs (the residual stream between stages) held in memory at once. */
   peakCacheBytes: number;
   /** Per tensor geometry: candidate tokens and kept tokens after the budget. */
   tokens: { candidates: number; kept: number }[];
@@ -280,8 +283,9 @@ interface Sink {
 class CaptureEngine {
   private readonly plan: StagePlan;
   private stage = -1;
-  /** Cached stage outputs, one tensor per batch. */
-  private cache = new Map<string, ort.Tensor[]>();
+  /** Cached stage outputs (tensor → the store of the stage that produced it), one entry per batch. */
+  private cache = new Map<string, StreamStore>();
+  private readonly streamBudget: StreamBudget;
   private binding?: InputBinding;
   private masks?: { data: Uint8Array; tokens: number } | null;
   private readonly picksByGeometry = new Map<string, Int32Array>();
@@ -311,6 +315,7 @@ class CaptureEngine {
       if (next && s + 1 < groups.length - 1) t.push(sourceOf(next));
       return t;
     });
+    this.streamBudget = { limit: options.streamMemoryBytes ?? STREAM_MEMORY_BYTES, used: 0 };
     this.plan = planStages(model, targets, options.tap?.tensors);
     if (this.plan.untapped.length) options.tap?.untapped?.(this.plan.untapped);
     this.total = Math.min(options.samples, dataset.size);
@@ -329,8 +334,13 @@ class CaptureEngine {
   /** Drops every buffer held for later stages (the pool of matrices, the cached residual streams). */
   release(): void {
     this.pool = [];
-    this.cache.clear();
+    this.clearCache();
     this.stage = -1;
+  }
+
+  private clearCache(): void {
+    for (const store of new Set(this.cache.values())) store.release();
+    this.cache.clear();
   }
 
   recycle(done: Collected): void {
@@ -347,7 +357,7 @@ class CaptureEngine {
   /** Runs stages up to `stage` and returns that stage's activations. */
   async advanceTo(stage: number): Promise<Collected> {
     if (stage <= this.stage) {
-      this.cache.clear();
+      this.clearCache();
       this.stage = -1;
     }
     const t0 = performance.now(),
@@ -364,12 +374,6 @@ class CaptureEngine {
       const c = process.cpuUsage(c0);
       this.stats.cpuSeconds += (c.user + c.system) / 1e6;
     }
-  }
-
-  private cacheBytes(): number {
-    let b = 0;
-    for (const list of this.cache.values()) for (const t of list) if (t) b += (t.data as ArrayLike<number> & { byteLength: number }).byteLength;
-    return b;
   }
 
   private async bindInputs(): Promise<InputBinding> {
@@ -460,13 +464,16 @@ class CaptureEngine {
     const specs = collect ? this.groups[s] : [];
     const out = new Collected();
     const sinks = new Map<string, Sink>();
-    const liveTypes = new Map<string, ort.Tensor>();
-    for (const t of part.liveIns) liveTypes.set(t, this.cache.get(t)![0]);
+    const liveTypes = new Map<string, StreamInfo>();
+    for (const t of part.liveIns) {
+      const info = this.cache.get(t)?.info(t);
+      if (info) liveTypes.set(t, info);
+    }
     const runner = part.nodes.length ? await stageSession(stageModel(this.model, part, liveTypes), this.options.provider) : undefined;
     const binding = part.graphInputs.length ? await this.bindInputs() : {};
     // Only what later stages read is kept across batches; captured tensors go straight into their sinks.
     const keep = part.outputs.filter((t) => this.plan.parts.some((p) => p.index > s && p.liveIns.includes(t)));
-    const produced = new Map<string, ort.Tensor[]>(keep.map((t) => [t, []]));
+    const produced = new StreamStore(this.streamBudget);
     // Taps go out on the first run of a stage only.
     const taps = this.options.tap && !this.tapped.has(s) ? part.taps : [];
     try {
@@ -480,7 +487,7 @@ class CaptureEngine {
           checkFinite(batch, this.dataset.source);
           for (const name of part.graphInputs) feeds[name] = toOrtTensor(batch.feeds[binding[name]]);
         }
-        for (const t of part.liveIns) feeds[t] = this.cache.get(t)![batchNo];
+        for (const t of part.liveIns) feeds[t] = this.cache.get(t)!.get(t, batchNo);
         // A cached batch whose last reader is this stage goes as soon as it has been fed (the next stage's
         // stream is being produced meanwhile: without this both would be held in full).
         const dropAfter = part.release.filter((t) => !specs.some((x) => x.tensor === t));
@@ -498,8 +505,8 @@ class CaptureEngine {
             );
           }
         }
-        for (const t of keep) produced.get(t)!.push(result[t]);
-        for (const t of dropAfter) (this.cache.get(t) as (ort.Tensor | undefined)[])[batchNo] = undefined;
+        for (const t of keep) produced.put(t, result[t]);
+        for (const t of dropAfter) this.cache.get(t)?.drop(t, batchNo);
         if (taps.length) {
           const mask = await this.maskOf();
           for (const t of taps) {
@@ -539,9 +546,12 @@ class CaptureEngine {
           }
           absorb(sink, tensor.data as Float32Array, start, count);
         }
-        this.stats.peakCacheBytes = Math.max(this.stats.peakCacheBytes, this.cacheBytes() + bytesOfProduced(produced));
+        this.stats.peakCacheBytes = Math.max(this.stats.peakCacheBytes, this.streamBudget.used);
         this.stats.peakBytes = Math.max(this.stats.peakBytes, sinkBytes(sinks));
       }
+    } catch (err) {
+      produced.release();
+      throw err;
     } finally {
       await runner?.release();
     }
@@ -549,9 +559,12 @@ class CaptureEngine {
       this.tapped.add(s);
       await this.options.tap!.stageDone(taps);
     }
-    for (const t of part.release) this.cache.delete(t);
+    for (const t of part.release) {
+      this.cache.get(t)?.delete(t);
+      this.cache.delete(t);
+    }
     this.pool = []; // what this stage did not reuse goes
-    for (const [t, list] of produced) this.cache.set(t, list);
+    for (const t of keep) this.cache.set(t, produced);
     for (const [tensor, sink] of sinks) {
       const S = sink.picks.length;
       if (this.options.standardize) standardizeRows(sink.X!, sink.neurons, S);
@@ -585,12 +598,6 @@ async function stageSession(model: OnnxModel, provider: ProviderChoice | undefin
       { file: model.file },
     );
   }
-}
-
-function bytesOfProduced(m: Map<string, ort.Tensor[]>): number {
-  let b = 0;
-  for (const list of m.values()) for (const t of list) if (t) b += (t.data as unknown as { byteLength: number }).byteLength;
-  return b;
 }
 
 function sinkBytes(m: Map<string, Sink>): number {

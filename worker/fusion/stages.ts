@@ -3,9 +3,9 @@
 // cached outputs of earlier stages (its live-ins), so the whole model is computed once per capture, not once per
 // stage, and every session holds only its own stage's weights.
 import { onnx } from 'onnx-proto';
-import type * as ort from 'onnxruntime-node';
 import { OtfuseError } from '../errors';
 import { OnnxModel } from '../onnx/model';
+import type { StreamInfo } from './streams';
 
 export interface StagePart {
   index: number;
@@ -114,7 +114,7 @@ const ORT_TO_ONNX: Record<string, number> = {
 };
 
 /** The stage as a model of its own: its nodes and only the initializers they read (shared, not copied). */
-export function stageModel(model: OnnxModel, part: StagePart, liveInTypes: Map<string, ort.Tensor>): OnnxModel {
+export function stageModel(model: OnnxModel, part: StagePart, liveInTypes: Map<string, StreamInfo>): OnnxModel {
   const g = model.graph;
   const nodes = part.nodes.map((i) => model.nodes[i]);
   const used = new Set<string>();
