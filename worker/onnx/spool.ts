@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { OtfuseError } from '../errors';
 import { tempPathFor } from './atomic';
+import { describeErrno } from './files';
 
 export class Spool {
   private file?: { path: string; fd: number; size: number };
@@ -14,22 +15,32 @@ export class Spool {
   /** `name`: the temp file's base name, e.g. 'otfuse-maps.spool'. */
   constructor(private readonly name: string) {}
 
-  /** Appends the bytes; returns their offset. */
+  /** Appends the bytes; returns their offset. A full or unwritable temp folder is an IO error that names it. */
   append(bytes: Uint8Array): number {
-    if (!this.file) {
-      const file = tempPathFor(path.join(os.tmpdir(), this.name));
-      this.file = { path: file, fd: fs.openSync(file, 'w+'), size: 0 };
-      try {
-        fs.unlinkSync(file);
-      } catch {
-        /* Windows: removed by release() */
+    const target = this.file?.path ?? tempPathFor(path.join(os.tmpdir(), this.name));
+    try {
+      if (!this.file) {
+        this.file = { path: target, fd: fs.openSync(target, 'w+'), size: 0 };
+        try {
+          fs.unlinkSync(target);
+        } catch {
+          /* Windows: removed by release() */
+        }
       }
+      const at = this.file.size;
+      let w = 0;
+      while (w < bytes.length) w += fs.writeSync(this.file.fd, bytes, w, bytes.length - w, at + w);
+      this.file.size += bytes.length;
+      return at;
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (!e?.code) throw err;
+      throw new OtfuseError(
+        'IO',
+        `cannot write the temp file ${target} (${(bytes.length / 2 ** 20).toFixed(1)} MiB more after ${((this.file?.size ?? 0) / 2 ** 20).toFixed(1)} MiB): ${describeErrno(e)} (${e.code}); free space in ${path.dirname(target)} or set TMPDIR to a folder with room`,
+        { file: target },
+      );
     }
-    const at = this.file.size;
-    let w = 0;
-    while (w < bytes.length) w += fs.writeSync(this.file.fd, bytes, w, bytes.length - w, at + w);
-    this.file.size += bytes.length;
-    return at;
   }
 
   /** Fills `into` with the bytes at `offset`; `what` names them in the error if the file ends early. */
