@@ -108,7 +108,8 @@ export function estimateActivationBytes(plan: ModelPlan, samples: number, tokenB
 
 /**
  * Tokens per capture batch: ONNX Runtime's outputs for one batch (every captured tensor, an MLP one 4× wide) and
- * its working memory scale with it; 4,096 keeps a ViT-B batch (20 images) around 100 MB of outputs.
+ * its working memory scale with it; 2,048 keeps a ViT-B batch (10 images) around 50 MB of outputs, and its capture
+ * measured faster than with 4,096 (BENCHMARKS.md, "Scale", fourth and fifth pass; the results do not depend on it).
  */
 const TOKENS_PER_BATCH = 2048;
 

@@ -27,7 +27,7 @@ export interface StreamInfo {
   dims: readonly number[];
 }
 
-type Entry = { tensor: ort.Tensor } | { at: number; bytes: number; type: ort.Tensor.Type; dims: readonly number[] };
+type Entry = { tensor: ort.Tensor } | { at: number; length: number; bytes: number; type: ort.Tensor.Type; dims: readonly number[] };
 
 /** The memory budget one engine's stores share. */
 export interface StreamBudget {
@@ -62,7 +62,7 @@ export class StreamStore {
     }
     this.spool ??= new Spool('otfuse-streams.spool');
     const at = this.spool.append(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    list.push({ at, bytes: data.byteLength, type: tensor.type, dims: tensor.dims.slice() });
+    list.push({ at, length: data.length, bytes: data.byteLength, type: tensor.type, dims: tensor.dims.slice() });
   }
 
   /** Type and shape of the tensor's first batch. */
@@ -76,8 +76,7 @@ export class StreamStore {
     const e = this.lists.get(name)?.[batch];
     if (!e) throw new OtfuseError('INTERNAL', `no cached batch ${batch} of '${name}'`);
     if ('tensor' in e) return e.tensor;
-    const Ctor = ARRAYS[e.type];
-    const data = new Ctor(e.bytes / new Ctor(0).BYTES_PER_ELEMENT);
+    const data = new ARRAYS[e.type](e.length);
     this.spool!.readInto(new Uint8Array(data.buffer, 0, e.bytes), e.at, `'${name}' batch ${batch}`);
     return new ort.Tensor(e.type, data as never, e.dims);
   }
@@ -108,12 +107,7 @@ export class StreamStore {
   }
 
   release(): void {
-    for (const list of this.lists.values())
-      for (let b = 0; b < list.length; b++) {
-        const e = list[b];
-        if (e && 'tensor' in e) this.budget.used -= (e.tensor.data as Typed).byteLength;
-        list[b] = undefined;
-      }
+    for (const [name, list] of this.lists) for (let b = 0; b < list.length; b++) this.drop(name, b);
     this.lists.clear();
     this.spool?.release();
     this.spool = undefined;
