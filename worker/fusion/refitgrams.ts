@@ -348,14 +348,11 @@ export class CaptureGrams {
 
   /** Appends values to the spool as float32. */
   private append(v: Float64Array): { offset: number; length: number } {
-    const f = Float32Array.from(v);
-    return { offset: this.spool.append(new Uint8Array(f.buffer, f.byteOffset, f.byteLength)), length: f.length };
+    return { offset: this.spool.appendArray(Float32Array.from(v)), length: v.length };
   }
 
   private load(at: { offset: number; length: number }, what: string): Float64Array {
-    const f = new Float32Array(at.length);
-    this.spool.readInto(new Uint8Array(f.buffer), at.offset, what);
-    return Float64Array.from(f);
+    return Float64Array.from(this.spool.readArray(Float32Array, at.length, at.offset, what));
   }
 
   /** Sets a large map aside until the refit reads it (float32, like maps.safetensors); returns what to keep. */

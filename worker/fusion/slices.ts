@@ -159,7 +159,7 @@ export class ParamSink {
   }
 
   private toSpool(name: string, target: Float32Array): void {
-    this.spooled.set(name, { offset: this.spool!.append(new Uint8Array(target.buffer, target.byteOffset, target.byteLength)), length: target.length });
+    this.spooled.set(name, { offset: this.spool!.appendArray(target), length: target.length });
     this.values.delete(name);
     this.written.delete(name);
   }
@@ -196,7 +196,5 @@ export class ParamSink {
 }
 
 function readSpooled(spool: Spool, at: { offset: number; length: number }, name: string): Float32Array {
-  const out = new Float32Array(at.length);
-  spool.readInto(new Uint8Array(out.buffer), at.offset, `aligned values of '${name}'`);
-  return out;
+  return spool.readArray(Float32Array, at.length, at.offset, `aligned values of '${name}'`);
 }

@@ -27,7 +27,7 @@ export interface StreamInfo {
   dims: readonly number[];
 }
 
-type Entry = { tensor: ort.Tensor } | { at: number; length: number; bytes: number; type: ort.Tensor.Type; dims: readonly number[] };
+type Entry = { tensor: ort.Tensor } | { at: number; length: number; type: ort.Tensor.Type; dims: readonly number[] };
 
 /** The memory budget one engine's stores share. */
 export interface StreamBudget {
@@ -61,8 +61,7 @@ export class StreamStore {
       return;
     }
     this.spool ??= new Spool('otfuse-streams.spool');
-    const at = this.spool.append(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    list.push({ at, length: data.length, bytes: data.byteLength, type: tensor.type, dims: tensor.dims.slice() });
+    list.push({ at: this.spool.appendArray(data), length: data.length, type: tensor.type, dims: tensor.dims.slice() });
   }
 
   /** Type and shape of the tensor's first batch. */
@@ -76,8 +75,7 @@ export class StreamStore {
     const e = this.lists.get(name)?.[batch];
     if (!e) throw new OtfuseError('INTERNAL', `no cached batch ${batch} of '${name}'`);
     if ('tensor' in e) return e.tensor;
-    const data = new ARRAYS[e.type](e.length);
-    this.spool!.readInto(new Uint8Array(data.buffer, 0, e.bytes), e.at, `'${name}' batch ${batch}`);
+    const data = this.spool!.readArray(ARRAYS[e.type], e.length, e.at, `'${name}' batch ${batch}`);
     return new ort.Tensor(e.type, data as never, e.dims);
   }
 

@@ -1,5 +1,5 @@
 // An append-only temp file for large intermediate values kept out of memory (transport maps, the refit's Gram
-// matrices): created in the temp folder on first use and unlinked at once where the OS allows — the descriptor
+// matrices, aligned weights, the capture's cached streams): created in the temp folder on first use and unlinked at once where the OS allows — the descriptor
 // keeps it readable and nothing is left behind even when the process is killed; release() closes (and, where the
 // unlink was refused, removes) it.
 import fs from 'node:fs';
@@ -41,6 +41,18 @@ export class Spool {
         { file: target },
       );
     }
+  }
+
+  /** Appends a typed array's bytes (read back with readArray); returns their offset. */
+  appendArray(values: ArrayBufferView): number {
+    return this.append(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  }
+
+  /** A fresh array of `length` elements from the bytes appendArray put at `offset`. */
+  readArray<T extends ArrayBufferView>(make: new (length: number) => T, length: number, offset: number, what: string): T {
+    const out = new make(length);
+    this.readInto(new Uint8Array(out.buffer, out.byteOffset, out.byteLength), offset, what);
+    return out;
   }
 
   /** Fills `into` with the bytes at `offset`; `what` names them in the error if the file ends early. */
