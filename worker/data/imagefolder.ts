@@ -5,7 +5,7 @@ import path from 'node:path';
 import { PNG } from 'pngjs';
 import * as jpeg from 'jpeg-js';
 import { OtfuseError } from '../errors';
-import { excerpt, exists, isDirectory, isInside, listFolder, READ_LIMITS, readBytes, readJsonObject } from '../io/read';
+import { excerpt, exists, isDirectory, listFolder, modelFolderRoot, pathKind, READ_LIMITS, readBytes, readJsonObject, requireInside } from '../io/read';
 import { registerDatasetFormat, type Dataset, type DatasetSpec } from './dataset';
 
 export interface ImageFolderSpec extends DatasetSpec {
@@ -27,7 +27,7 @@ interface Preprocessing {
 }
 
 function readJson(file: string): Record<string, unknown> {
-  return readJsonObject(file, { code: 'BAD_DATA', what: path.basename(file), maxBytes: READ_LIMITS.json, within: path.dirname(file) });
+  return readJsonObject(file, { code: 'BAD_DATA', what: path.basename(file), maxBytes: READ_LIMITS.json, within: modelFolderRoot(path.dirname(file)) });
 }
 
 function preprocessing(spec: ImageFolderSpec): Preprocessing {
@@ -86,7 +86,8 @@ function checkPreprocessing(p: Preprocessing, file: string): void {
   const bad = (field: string, why: string) => new OtfuseError('BAD_DATA', `field '${field}': ${why}`, { file });
   for (const v of [p.height, p.width])
     if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1 && v <= 8192)) throw bad('size', `must be whole pixels from 1 to 8192, got ${excerpt(v)}`);
-  if (!(Number.isSafeInteger(p.channels) && p.channels >= 1 && p.channels <= 64)) throw bad('num_channels', `must be an integer from 1 to 64, got ${excerpt(p.channels)}`);
+  if (!(Number.isSafeInteger(p.channels) && p.channels >= 1 && p.channels <= 64))
+    throw bad('num_channels', `must be an integer from 1 to 64, got ${excerpt(p.channels)}`);
   if (!(typeof p.scale === 'number' && Number.isFinite(p.scale) && p.scale > 0)) throw bad('rescale_factor', `must be a finite positive number`);
   if (!p.mean.every((m) => typeof m === 'number' && Number.isFinite(m))) throw bad('image_mean', 'must be finite numbers');
   if (!p.std.every((d) => typeof d === 'number' && Number.isFinite(d) && d > 0)) throw bad('image_std', 'must be finite positive numbers');
@@ -94,10 +95,11 @@ function checkPreprocessing(p: Preprocessing, file: string): void {
 
 export function openImageFolder(spec: ImageFolderSpec): Dataset {
   const root = spec.path;
-  // Class folders and images must lie inside the image folder (real paths): a link out of it is skipped, not read.
+  // Class folders and images must lie inside the image folder (real paths): a link out of it is refused, never read.
   const classes = listFolder(root, 'BAD_DATA', 'image folder')
-    .filter((e) => e.kind === 'dir' && !e.name.startsWith('.') && isInside(root, path.join(root, e.name)))
+    .filter((e) => e.kind === 'dir' && !e.name.startsWith('.'))
     .map((e) => e.name);
+  for (const c of classes) requireInside(root, path.join(root, c), 'BAD_DATA', 'class folder');
   if (classes.length === 0) throw new OtfuseError('BAD_DATA', 'an image folder needs one sub-folder per class (ImageFolder layout)', { file: root });
   const pre = preprocessing(spec);
   // Class indices: the model's label2id when it names every folder, else sorted folder order (as torchvision does).
@@ -106,8 +108,11 @@ export function openImageFolder(spec: ImageFolderSpec): Dataset {
   const labels: number[] = [];
   classes.forEach((c, i) => {
     for (const f of listFolder(path.join(root, c), 'BAD_DATA', 'class folder')
-      .filter((e) => IMAGE.test(e.name) && e.kind === 'file' && isInside(root, path.join(root, c, e.name)))
+      .filter((e) => IMAGE.test(e.name))
       .map((e) => e.name)) {
+      // Checked while listing (not at the first batch): a FIFO, device or link out of the folder is refused by name.
+      requireInside(root, path.join(root, c, f), 'BAD_DATA', 'image');
+      if (pathKind(path.join(root, c, f)) !== 'file') throw new OtfuseError('BAD_DATA', 'the image is not a regular file', { file: path.join(root, c, f) });
       files.push(path.join(root, c, f));
       labels.push(byName ? byName[c] : i);
     }
@@ -179,9 +184,13 @@ export function decodeImage(file: string, within?: string): Rgba {
     if (/\.png$/i.test(file)) {
       // The declared size (IHDR) is checked before pngjs allocates width × height × 4 bytes.
       if (bytes.length >= 24 && bytes.readUInt32BE(16) * bytes.readUInt32BE(20) > READ_LIMITS.imagePixels)
-        throw new OtfuseError('BAD_DATA', `image declares ${bytes.readUInt32BE(16)}×${bytes.readUInt32BE(20)} pixels, more than the ${READ_LIMITS.imagePixels} accepted`, {
-          file,
-        });
+        throw new OtfuseError(
+          'BAD_DATA',
+          `image declares ${bytes.readUInt32BE(16)}×${bytes.readUInt32BE(20)} pixels, more than the ${READ_LIMITS.imagePixels} accepted`,
+          {
+            file,
+          },
+        );
       const png = PNG.sync.read(bytes);
       return { width: png.width, height: png.height, data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength) };
     }

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { OtfuseError } from '../errors';
-import { excerpt, exists, pathKind, READ_LIMITS, readJsonObject, readText } from '../io/read';
+import { excerpt, exists, modelFolderRoot, pathKind, READ_LIMITS, readJsonObject, readText } from '../io/read';
 import { compileTokenizerPatterns, linearizeTokenizer } from './linearRegex';
 
 export interface BertTokenizer {
@@ -20,13 +20,13 @@ export interface BertTokenizer {
 
 /** A JSON file of the tokenizer folder: regular, bounded, inside the folder. */
 function readJson(file: string, dir: string, maxBytes: number = READ_LIMITS.json): Record<string, unknown> {
-  return readJsonObject(file, { code: 'BAD_DATA', what: path.basename(file), maxBytes, within: dir });
+  return readJsonObject(file, { code: 'BAD_DATA', what: path.basename(file), maxBytes, within: modelFolderRoot(dir) });
 }
 
 /** tokenizer.json for a vocab.txt (one token per line, line number = id), as BertTokenizerFast would build it. */
 export function wordPieceTokenizerJson(vocabFile: string, lowercase = true): Record<string, unknown> {
   const vocab: Record<string, number> = Object.create(null);
-  readText(vocabFile, { code: 'BAD_DATA', what: 'vocab.txt', maxBytes: READ_LIMITS.vocab, within: path.dirname(vocabFile) })
+  readText(vocabFile, { code: 'BAD_DATA', what: 'vocab.txt', maxBytes: READ_LIMITS.vocab, within: modelFolderRoot(path.dirname(vocabFile)) })
     .split('\n')
     .forEach((line, i, all) => {
       const token = line.replace(/\r$/, '');

@@ -2,7 +2,7 @@
 // model.safetensors.index.json). Also answers "is this path an HF checkpoint?" for the model resolver.
 import path from 'node:path';
 import { OtfuseError } from '../errors';
-import { excerpt, exists, pathKind, READ_LIMITS, readJsonObject } from '../io/read';
+import { excerpt, exists, modelFolderRoot, pathKind, READ_LIMITS, readJsonObject } from '../io/read';
 import { parseConfig, readConfigJson, type HfConfig } from './config';
 import { readSafetensorsFile, type StEntry, type StFile } from './safetensors';
 
@@ -33,30 +33,36 @@ export function hfFolderOf(p: string): string | undefined {
 export function readCheckpoint(dirArg: string): HfCheckpoint {
   const dir = path.resolve(dirArg);
   const rawConfig = readConfigJson(dir);
+  // Every file read must resolve inside the folder (or its Hugging Face cache repository): no link out of it.
+  const root = modelFolderRoot(dir);
   const config = parseConfig(rawConfig, path.join(dir, 'config.json'));
   const tensors = new Map<string, StEntry & { file: string }>();
   const files: StFile[] = [];
   let index: HfCheckpoint['index'];
   const indexPath = path.join(dir, INDEX_FILE);
   if (exists(path.join(dir, SINGLE_FILE))) {
-    files.push(readSafetensorsFile(path.join(dir, SINGLE_FILE), dir));
+    files.push(readSafetensorsFile(path.join(dir, SINGLE_FILE), root));
   } else if (exists(indexPath)) {
-    index = readIndex(indexPath, dir);
+    index = readIndex(indexPath, root);
     const shards = [...new Set(Object.values(index.weight_map))];
     for (const shard of shards) {
       const target = path.resolve(dir, shard);
       if (path.dirname(target) !== dir) throw new OtfuseError('BAD_MODEL', `shard '${excerpt(shard)}' is not a file in the model folder`, { file: indexPath });
-      const st = readSafetensorsFile(target, dir);
+      const st = readSafetensorsFile(target, root);
       const listed = new Set(
         Object.entries(index.weight_map)
           .filter(([, f]) => f === shard)
           .map(([k]) => k),
       );
       for (const e of st.entries) {
-        if (!listed.has(e.key)) throw new OtfuseError('BAD_MODEL', `tensor '${excerpt(e.key, 120)}' is in ${excerpt(shard)} but the index maps it elsewhere`, { file: indexPath });
+        if (!listed.has(e.key))
+          throw new OtfuseError('BAD_MODEL', `tensor '${excerpt(e.key, 120)}' is in ${excerpt(shard)} but the index maps it elsewhere`, { file: indexPath });
         listed.delete(e.key);
       }
-      if (listed.size) throw new OtfuseError('BAD_MODEL', `the index maps '${excerpt([...listed][0], 120)}' to ${excerpt(shard)}, which does not contain it`, { file: indexPath });
+      if (listed.size)
+        throw new OtfuseError('BAD_MODEL', `the index maps '${excerpt([...listed][0], 120)}' to ${excerpt(shard)}, which does not contain it`, {
+          file: indexPath,
+        });
       files.push(st);
     }
   } else {
@@ -78,8 +84,8 @@ export function readCheckpoint(dirArg: string): HfCheckpoint {
   return { dir, rawConfig, config, tensors, files, index };
 }
 
-function readIndex(file: string, dir: string): NonNullable<HfCheckpoint['index']> {
-  const parsed = readJsonObject(file, { code: 'BAD_MODEL', what: 'the shard index', maxBytes: READ_LIMITS.json, within: dir });
+function readIndex(file: string, root: string): NonNullable<HfCheckpoint['index']> {
+  const parsed = readJsonObject(file, { code: 'BAD_MODEL', what: 'the shard index', maxBytes: READ_LIMITS.json, within: root });
   const wm = parsed.weight_map;
   if (!wm || typeof wm !== 'object' || Array.isArray(wm) || Object.values(wm).some((v) => typeof v !== 'string')) {
     throw new OtfuseError('BAD_MODEL', "field 'weight_map' must map tensor names to shard file names", { file });

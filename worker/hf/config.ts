@@ -2,7 +2,7 @@
 // Anything outside what the builders reproduce exactly is refused, naming config.json and the field.
 import path from 'node:path';
 import { OtfuseError } from '../errors';
-import { excerpt, exists, READ_LIMITS, readJsonObject } from '../io/read';
+import { excerpt, exists, modelFolderRoot, READ_LIMITS, readJsonObject } from '../io/read';
 
 export const SUPPORTED_ARCHITECTURES = ['ViTForImageClassification', 'BertForSequenceClassification', 'BertForMaskedLM'] as const;
 export type HfArchitecture = (typeof SUPPORTED_ARCHITECTURES)[number];
@@ -50,7 +50,7 @@ export type HfConfig = VitConfig | BertConfig;
 export function readConfigJson(dir: string): Record<string, unknown> {
   const file = path.join(dir, 'config.json');
   if (!exists(file)) throw new OtfuseError('BAD_MODEL', 'not a Hugging Face model folder: no config.json', { file });
-  return readJsonObject(file, { code: 'BAD_MODEL', what: 'config.json', maxBytes: READ_LIMITS.json, within: dir });
+  return readJsonObject(file, { code: 'BAD_MODEL', what: 'config.json', maxBytes: READ_LIMITS.json, within: modelFolderRoot(dir) });
 }
 
 /** The range of every number otfuse reads from config.json (inclusive). Documented in README.md. */
@@ -97,7 +97,9 @@ export function parseConfig(raw: Record<string, unknown>, file: string): HfConfi
   const eps = own(raw, 'layer_norm_eps') ?? 1e-12;
   const [epsLo, epsHi] = CONFIG_RANGES.layer_norm_eps;
   if (typeof eps !== 'number' || !(eps >= epsLo && eps <= epsHi))
-    throw new OtfuseError('BAD_MODEL', `field 'layer_norm_eps' must be a number from ${epsLo} to ${epsHi}, got ${excerpt(own(raw, 'layer_norm_eps'))}`, { file });
+    throw new OtfuseError('BAD_MODEL', `field 'layer_norm_eps' must be a number from ${epsLo} to ${epsHi}, got ${excerpt(own(raw, 'layer_norm_eps'))}`, {
+      file,
+    });
   const hidden = int('hidden_size');
   const heads = int('num_attention_heads');
   if (hidden % heads !== 0) throw new OtfuseError('BAD_MODEL', `field 'hidden_size' (${hidden}) is not a multiple of num_attention_heads (${heads})`, { file });
@@ -119,7 +121,8 @@ export function parseConfig(raw: Record<string, unknown>, file: string): HfConfi
     const imageSize = int('image_size');
     const patchSize = int('patch_size');
     if (imageSize % patchSize !== 0) throw refuse('patch_size', `${patchSize} does not divide image_size ${imageSize}`);
-    if (own(raw, 'qkv_bias') !== undefined && typeof own(raw, 'qkv_bias') !== 'boolean') throw new OtfuseError('BAD_MODEL', `field 'qkv_bias' must be true or false`, { file });
+    if (own(raw, 'qkv_bias') !== undefined && typeof own(raw, 'qkv_bias') !== 'boolean')
+      throw new OtfuseError('BAD_MODEL', `field 'qkv_bias' must be true or false`, { file });
     if (labels === undefined) throw new OtfuseError('BAD_MODEL', `field 'id2label' (or 'num_labels') is missing: cannot size the classifier`, { file });
     return {
       family: 'vit',

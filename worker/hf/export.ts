@@ -15,7 +15,7 @@ import { mapKeys } from './keymap';
 import { fromFloat32, writeSafetensorsFile, type StDtype } from './safetensors';
 import { modelCard, type CardInfo } from './card';
 import { analyzeModel } from '../graph/analyze';
-import { exists, isInside, listFolder, readBytes, readJsonObject, READ_LIMITS } from '../io/read';
+import { exists, isInside, listFolder, modelFolderRoot, readBytes, readJsonObject, READ_LIMITS } from '../io/read';
 
 /** Files of a model folder that travel with the weights (tokenizer, image processor). */
 const COPIED =
@@ -158,6 +158,7 @@ function tensorsFor(like: HfCheckpoint, model: OnnxModel): OutTensor[] {
  * (a link that leaves it, e.g. tokenizer.json → ~/.ssh/id_rsa, is skipped and reported, never read). */
 function copyLikeFiles(dir: string, tmp: string, skipped: { name: string; why: string }[]): string[] {
   const copied: string[] = [];
+  const root = modelFolderRoot(dir);
   for (const { name, kind } of listFolder(dir, 'BAD_MODEL', '--like folder')) {
     if (!COPIED.test(name)) continue;
     const file = path.join(dir, name);
@@ -165,12 +166,12 @@ function copyLikeFiles(dir: string, tmp: string, skipped: { name: string; why: s
       skipped.push({ name, why: kind === 'missing' ? 'a broken link' : 'not a regular file' });
       continue;
     }
-    if (!isInside(dir, file)) {
+    if (!isInside(root, file)) {
       skipped.push({ name, why: 'a link to a file outside the --like folder' });
       continue;
     }
     const limit = name === 'tokenizer.json' ? READ_LIMITS.tokenizerJson : name.endsWith('.json') ? READ_LIMITS.json : READ_LIMITS.vocab;
-    writeFileAtomic(path.join(tmp, name), readBytes(file, { code: 'BAD_MODEL', what: name, maxBytes: limit, within: dir }));
+    writeFileAtomic(path.join(tmp, name), readBytes(file, { code: 'BAD_MODEL', what: name, maxBytes: limit, within: root }));
     copied.push(name);
   }
   return copied;

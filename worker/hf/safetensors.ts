@@ -59,9 +59,13 @@ export function readSafetensorsFile(file: string, within?: string): StFile {
     const head = f.read(8, 0);
     const n64 = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
     if (n64 > BigInt(Math.min(MAX_HEADER, size - 8)))
-      throw new OtfuseError('BAD_MODEL', `not a valid safetensors file: header length ${n64} runs past the end of the file (${size} bytes) or exceeds ${MAX_HEADER}`, {
-        file,
-      });
+      throw new OtfuseError(
+        'BAD_MODEL',
+        `not a valid safetensors file: header length ${n64} runs past the end of the file (${size} bytes) or exceeds ${MAX_HEADER}`,
+        {
+          file,
+        },
+      );
     return parseSafetensors(f.read(size, 0), file);
   } finally {
     f.close();
@@ -105,9 +109,11 @@ export function parseSafetensors(bytes: Uint8Array, file: string): StFile {
     const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (!info || typeof info !== 'object') throw bad(`tensor '${excerpt(key, 120)}' has no description`);
     const dtype = info.dtype as StDtype;
-    if (typeof dtype !== 'string' || !(dtype in WIDTH)) throw bad(`tensor '${excerpt(key, 120)}' has unknown dtype ${excerpt(JSON.stringify(info.dtype) ?? 'undefined')}`);
+    if (typeof dtype !== 'string' || !(dtype in WIDTH))
+      throw bad(`tensor '${excerpt(key, 120)}' has unknown dtype ${excerpt(JSON.stringify(info.dtype) ?? 'undefined')}`);
     const shape = info.shape;
-    if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw bad(`tensor '${excerpt(key, 120)}' has a bad shape ${excerpt(shape)}`);
+    if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0))
+      throw bad(`tensor '${excerpt(key, 120)}' has a bad shape ${excerpt(shape)}`);
     const off = info.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || off.some((o) => !Number.isSafeInteger(o) || o < 0) || off[1] < off[0]) {
       throw bad(`tensor '${excerpt(key, 120)}' has bad data_offsets ${excerpt(off)}`);
@@ -125,7 +131,10 @@ export function parseSafetensors(bytes: Uint8Array, file: string): StFile {
     .sort((a, b) => a.begin - b.begin || a.e.bytes.length - b.e.bytes.length);
   let at = 0;
   for (const { e, begin } of order) {
-    if (begin !== at) throw bad(begin < at ? `tensor '${excerpt(e.key, 120)}' overlaps the previous tensor` : `a gap of ${begin - at} bytes before tensor '${excerpt(e.key, 120)}'`);
+    if (begin !== at)
+      throw bad(
+        begin < at ? `tensor '${excerpt(e.key, 120)}' overlaps the previous tensor` : `a gap of ${begin - at} bytes before tensor '${excerpt(e.key, 120)}'`,
+      );
     at = begin + e.bytes.length;
   }
   if (at !== bufferLength) throw bad(`${bufferLength - at} bytes after the last tensor`);

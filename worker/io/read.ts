@@ -47,6 +47,23 @@ export interface ReadOptions {
   within?: string;
 }
 
+/**
+ * The folder whose inside a model folder's files may link to: the folder itself, or — for a snapshot of the
+ * Hugging Face cache (`…/models--org--name/snapshots/<revision>/`, whose files are links to `../../blobs/<sha>`) —
+ * that repository's cache folder, which holds only that repository's files.
+ */
+export function modelFolderRoot(dir: string): string {
+  let real: string;
+  try {
+    real = fs.realpathSync(dir);
+  } catch {
+    return dir;
+  }
+  const snapshots = path.dirname(real);
+  const repo = path.dirname(snapshots);
+  return path.basename(snapshots) === 'snapshots' && /^models--[^/\\]+$/.test(path.basename(repo)) ? repo : real;
+}
+
 /** Refuses `file` unless its real path lies inside the real path of `dir` (a symlink out of the folder is refused). */
 export function requireInside(dir: string, file: string, code: ErrorCode, what: string): string {
   let realDir: string;
@@ -128,7 +145,6 @@ export function excerpt(value: unknown, max = 40): string {
   } catch {
     s = String(value);
   }
-  // eslint-disable-next-line no-control-regex
   const clean = s.replace(/[^\x20-\x7e]/g, '?');
   return clean.length > max ? `${clean.slice(0, max)}…` : clean;
 }
