@@ -112,8 +112,9 @@ export function linearizeTokenizer(tokenizer: object, compiled: Map<string, RE2J
   const replaced = new Set<string>();
   const seen = new Set<object>();
   const visit = (o: unknown, depth: number) => {
-    if (!o || typeof o !== 'object' || seen.has(o) || depth > 32) return;
-    seen.add(o);
+    // The library's steps are callables (functions with the step's fields), so functions are walked too.
+    if (!o || (typeof o !== 'object' && typeof o !== 'function') || seen.has(o as object) || depth > 32) return;
+    seen.add(o as object);
     if (o instanceof Map || ArrayBuffer.isView(o)) return;
     const step = o as { config?: { pattern?: { Regex?: unknown } }; pattern?: unknown };
     const source = step.config?.pattern?.Regex;

@@ -153,12 +153,19 @@ export function parseCsv(text: string): { rows: string[][]; lines: number[] } {
   return { rows, lines };
 }
 
+/** The header's column names when they look like names; otherwise only their count (never a file's raw bytes). */
+function describeColumns(header: string[]): string {
+  return header.every((h) => /^[\w .-]{0,32}$/.test(h))
+    ? `columns: ${excerpt(header.join(', '), 120)}`
+    : `${header.length} columns, none of them named like one`;
+}
+
 function readCsv(file: string): TextRecord[] {
   const { rows, lines } = parseCsv(readText(file));
   if (rows.length === 0) return [];
   const header = rows[0].map((h) => h.trim());
   for (const col of ['text', 'label'])
-    if (!header.includes(col)) throw new OtfuseError('BAD_DATA', `the header has no '${col}' column (columns: ${excerpt(header.join(', '), 80)})`, { file });
+    if (!header.includes(col)) throw new OtfuseError('BAD_DATA', `the header has no '${col}' column (${describeColumns(header)})`, { file });
   return rows.slice(1).map((r, i) => {
     if (r.length !== header.length) throw new OtfuseError('BAD_DATA', `line ${lines[i + 1]}: ${r.length} fields, the header has ${header.length}`, { file });
     return record(Object.fromEntries(header.map((h, k) => [h, r[k]])), lines[i + 1], file);

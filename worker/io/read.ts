@@ -137,7 +137,9 @@ export function readJsonObject(file: string, o: ReadOptions): Record<string, unk
   return parsed as Record<string, unknown>;
 }
 
-/** At most `max` characters of a value that came from a file, for an error message: printable ASCII only. */
+/** A value that came from a file, for an error message: shown only when it looks like a name, number or list of
+ * them (letters, digits, `_ . , - + [ ] "` and spaces; at most `max` characters), else described, never quoted —
+ * so a file that is really /etc/passwd or a key never has its bytes repeated in an error. */
 export function excerpt(value: unknown, max = 40): string {
   let s: string;
   try {
@@ -145,8 +147,8 @@ export function excerpt(value: unknown, max = 40): string {
   } catch {
     s = String(value);
   }
-  const clean = s.replace(/[^\x20-\x7e]/g, '?');
-  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
+  if (!/^[\w .,+\-[\]"]*$/.test(s)) return `(a ${Array.isArray(value) ? 'list' : typeof value} with other characters, not shown)`;
+  return s.length > max ? `${s.slice(0, max)}…` : s;
 }
 
 /** What a path is, following links: 'file', 'dir', 'other' (FIFO, device, socket) or 'missing'. */
