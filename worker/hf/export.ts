@@ -163,7 +163,7 @@ function copyLikeFiles(dir: string, tmp: string, skipped: { name: string; why: s
     if (!COPIED.test(name)) continue;
     const file = path.join(dir, name);
     if (kind !== 'file') {
-      skipped.push({ name, why: kind === 'missing' ? 'a broken link' : 'not a regular file' });
+      skipped.push({ name, why: 'not a regular file (a folder, FIFO, device, or a broken or looping link)' });
       continue;
     }
     if (!isInside(root, file)) {
