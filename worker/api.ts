@@ -19,6 +19,8 @@ import type {
   ReevaluateRunRequest,
   ReevaluateRunResult,
   DataDescription,
+  MergeRequest,
+  MergeResult,
 } from './types';
 import fs from 'node:fs';
 import { analyzeAlignment } from './graph/summary';
@@ -30,10 +32,13 @@ import './hf'; // Hugging Face folders load wherever an .onnx model does
 import { attachModelFolder } from './hf/data';
 import { exportHf, importHfToFile, type HfExportRequest, type HfExportResult, type HfImportRequest, type HfImportResult } from './hf/export';
 import { finetuneRun, reevaluateRun } from './runs/actions';
+import { mergeModels } from './merge/run';
+import { describeMergeMethods, type MergeMethodDescription } from './merge/registry';
 
 export * from './types';
 export type { CompatibilityReport, ModelCheck } from './graph/compat';
 export type { HfExportRequest, HfExportResult, HfImportRequest, HfImportResult } from './hf/export';
+export type { MergeMethodDescription } from './merge/registry';
 
 export interface EngineApi {
   providers(choice?: ProviderChoice): Promise<ProviderReport>;
@@ -53,6 +58,10 @@ export interface EngineApi {
   finetuneRun(request: FinetuneRunRequest, context?: JobContext): Promise<FinetuneRunResult>;
   /** Evaluates a run's models again (run.json updated when measured on the run's own evaluation data). */
   reevaluateRun(request: ReevaluateRunRequest, context?: JobContext): Promise<ReevaluateRunResult>;
+  /** Same-base merge of fine-tunes (task arithmetic, TIES, DARE, SLERP, linear) into a run folder. */
+  merge(request: MergeRequest, context?: JobContext): Promise<MergeResult>;
+  /** The merge methods with their parameters, domains and defaults (for forms). */
+  mergeMethods(): Promise<MergeMethodDescription[]>;
 }
 
 /** describeData reads at most this much per file (pickers must stay quick). */
@@ -133,4 +142,9 @@ export const engine: EngineApi = {
   },
   finetuneRun: (request, context = {}) => finetuneRun(request, context),
   reevaluateRun: (request, context = {}) => reevaluateRun(request, context),
+  merge: (request, context = {}) => {
+    checkRequestNumbers(request);
+    return mergeModels(request, context);
+  },
+  mergeMethods: async () => describeMergeMethods(),
 };

@@ -11,6 +11,7 @@ import { ProgressBar } from './cli/progress';
 import { recipeFlags, recipeUsage, validateRecipe } from './fusion/recipe';
 import { readRegularFile } from './onnx/files';
 import { addHfDataFlags, cmdExport, cmdImport, HF_DATA_FLAGS, HF_USAGE } from './hf/cli';
+import { cmdMerge, MERGE_BOOLEANS, MERGE_USAGE } from './merge/cli';
 
 const VERSION = '0.1.0';
 const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
@@ -56,6 +57,7 @@ ${wrapUsage([...recipeUsage(), '[--eval-data DATA]', '[--eval-limit N]', '[--no-
          [--batch-size 64] [--weight-decay 0.01] [--warmup-steps N] [--label-smoothing 0] [--clip-norm 1] [--seed 0]
          [--teacher A.onnx --teacher B.onnx [--kd-temp 2] [--kd-alpha 0.5]]   (distillation from teachers)
 ${HF_USAGE}
+${MERGE_USAGE}
   otfuse demo [--seeds 3]   fuse the bundled ViT pair (auto-tuned), give it, both parents and vanilla the same short
                        distillation finetune, and print them next to the parents' ensemble
   otfuse providers     which execution provider runs, and why the others do not
@@ -78,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(VERSION);
     return 0;
   }
-  const args = parseArgs(rest, command === 'fuse' ? FUSE_BOOLEANS : BOOLEANS, ALIASES);
+  const args = parseArgs(rest, command === 'fuse' ? FUSE_BOOLEANS : command === 'merge' ? new Set([...BOOLEANS, ...MERGE_BOOLEANS]) : BOOLEANS, ALIASES);
   if (bool(args, 'help')) {
     console.log(USAGE);
     return 0;
@@ -115,6 +117,8 @@ async function main(argv: string[]): Promise<number> {
         return await cmdImport(args, print);
       case 'export':
         return await cmdExport(args, print);
+      case 'merge':
+        return await cmdMerge(args, print, formatTable, { known, provider: provider(args) }, context);
       default:
         throw new OtfuseError('BAD_USAGE', `unknown command '${command}' (try otfuse --help)`);
     }

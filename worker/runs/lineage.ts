@@ -11,7 +11,7 @@ export const LINEAGE_PREFIX = 'otfuse.';
 
 export interface Lineage {
   version: string;
-  kind: 'fused' | 'finetuned';
+  kind: 'fused' | 'finetuned' | 'merged';
   parents: { file: string; sha256: string }[];
   anchor?: string;
   recipe?: FuseRecipe;
@@ -83,7 +83,7 @@ export function readLineage(metadata: Record<string, string> | undefined): Linea
   };
   return {
     version: metadata[`${LINEAGE_PREFIX}version`],
-    kind: metadata[`${LINEAGE_PREFIX}kind`] === 'finetuned' ? 'finetuned' : 'fused',
+    kind: metadata[`${LINEAGE_PREFIX}kind`] === 'finetuned' ? 'finetuned' : metadata[`${LINEAGE_PREFIX}kind`] === 'merged' ? 'merged' : 'fused',
     parents: (json<{ path?: string; file: string; sha256: string }[]>('parents') ?? []).map((p) => ({ file: p.path ?? p.file, sha256: p.sha256 })),
     anchor: metadata[`${LINEAGE_PREFIX}anchor`],
     recipe: json<FuseRecipe>('recipe'),
