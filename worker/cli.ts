@@ -336,6 +336,11 @@ export function formatRun(result: FuseResult): string {
     .join('\n');
   const memory = r.peakRssBytes ? [`  ${'peak RSS'.padEnd(14)} ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GB`] : [];
   const warnings = (r.warnings ?? []).map((w) => `warning: ${w}`);
+  // Same-base parents (worker/merge/sharedBase.ts): alignment is the identity; `otfuse merge` is the tool.
+  if (r.sharedBase?.shared)
+    warnings.push(
+      `${r.sharedBase.message}${r.sharedBase.base ? ` (base: ${r.sharedBase.base})` : r.sharedBase.baseName ? ` (the config names '${r.sharedBase.baseName}' as the base; not found here: give it to `otfuse merge --base`)` : ' (give the base to `otfuse merge --base`)'}`,
+    );
   const tuned = r.autotune
     ? [
         '',

@@ -491,7 +491,9 @@ export interface SharedBaseReport {
   /** Median ratio over the tensors. */
   medianRatio: number;
   tensors: number;
+  /** Shared when maxRatio ≤ threshold and medianRatio ≤ medianThreshold. */
   threshold: number;
+  medianThreshold: number;
   /** The base model a parent's config names (`_name_or_path`), when found in the workspace. */
   base?: string;
   /** What a parent's config names as its base, found or not. */

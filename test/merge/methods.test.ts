@@ -57,7 +57,7 @@ test('task_arithmetic equals θ_base + λ Σ w_i (θ_i − θ_base) to float32 p
       const want = x[j] + lambda * (w[0] * (y[j] - x[j]) + w[1] * (z[j] - x[j]));
       worst = Math.max(worst, Math.abs(got[j] - want) / Math.max(1e-3, Math.abs(want)));
       // The normalised variant (÷ Σ w = 1.5) is a different model: the default must not divide.
-      if (Math.abs(got[j] - (x[j] + (lambda * (w[0] * (y[j] - x[j]) + w[1] * (z[j] - x[j])) / 1.5))) > 1e-6) moved++;
+      if (Math.abs(got[j] - (x[j] + (lambda * (w[0] * (y[j] - x[j]) + w[1] * (z[j] - x[j]))) / 1.5)) > 1e-6) moved++;
     }
   }
   assert.ok(worst <= 2 ** -23, `worst relative error ${worst}`);
@@ -101,7 +101,13 @@ test('ties and dare_* (fixed seed) match the NumPy reference on every tensor', (
       close(Math.sqrt(l2), want.l2, 'L2');
       close(dot, want.probe, 'probe');
       for (const [j, v] of Object.entries(want.samples)) close(got[Number(j)], v, `entry ${j}`);
-      if (crypto.createHash('sha256').update(Buffer.from(got.buffer, got.byteOffset, got.byteLength)).digest('hex') === want.sha256) exact++;
+      if (
+        crypto
+          .createHash('sha256')
+          .update(Buffer.from(got.buffer, got.byteOffset, got.byteLength))
+          .digest('hex') === want.sha256
+      )
+        exact++;
     }
     // Same float64 operations in the same order: bit-identical float32 tensors.
     assert.equal(exact, names.length, `${c.method}: ${exact} of ${names.length} tensors bit-identical to NumPy`);
@@ -205,7 +211,8 @@ test('parents with a different shape or a missing parameter → MISMATCH naming 
   const wide = loadModel(path.join(VIT, 'vit72_s12.onnx'));
   assert.throws(
     () => merge('task_arithmetic', {}, [a, wide]),
-    (e: unknown) => e instanceof OtfuseError && e.code === 'MISMATCH' && e.file === wide.file && e.node === 'vit.embeddings.cls_token' && /\[1, 1, 72\]/.test(e.message),
+    (e: unknown) =>
+      e instanceof OtfuseError && e.code === 'MISMATCH' && e.file === wide.file && e.node === 'vit.embeddings.cls_token' && /\[1, 1, 72\]/.test(e.message),
   );
   const missing = loadModel(FT_B);
   missing.graph.initializer = missing.graph.initializer!.filter((t) => t.name !== 'classifier.bias');

@@ -144,7 +144,8 @@ export async function mergeModels(request: MergeRequest, context: JobContext = {
         like: template.file,
         output,
         force: request.force,
-        card: { parents: files, anchor: template.file, recipe: { merge: method.name, ...mergeRecord.params }, metrics: metrics.rows, run: claim.dir },
+        // No `parents`: the card would title it an OT fusion; the recipe line says it is a merge.
+        card: { recipe: { merge: method.name, ...mergeRecord.params, base: baseFile }, metrics: metrics.rows, run: claim.dir },
       });
     timings.write = (performance.now() - t) / 1000;
     emit({ stage: 'done', message: claim.dir });
