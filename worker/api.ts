@@ -21,6 +21,7 @@ import type {
   DataDescription,
   MergeRequest,
   MergeResult,
+  SharedBaseReport,
 } from './types';
 import fs from 'node:fs';
 import { analyzeAlignment } from './graph/summary';
@@ -34,6 +35,7 @@ import { exportHf, importHfToFile, type HfExportRequest, type HfExportResult, ty
 import { finetuneRun, reevaluateRun } from './runs/actions';
 import { mergeModels } from './merge/run';
 import { describeMergeMethods, type MergeMethodDescription } from './merge/registry';
+import { detectSharedBase } from './merge/sharedBase';
 
 export * from './types';
 export type { CompatibilityReport, ModelCheck } from './graph/compat';
@@ -62,6 +64,8 @@ export interface EngineApi {
   merge(request: MergeRequest, context?: JobContext): Promise<MergeResult>;
   /** The merge methods with their parameters, domains and defaults (for forms). */
   mergeMethods(): Promise<MergeMethodDescription[]>;
+  /** Do these models share a base (fine-tunes of one checkpoint)? One pass over the weights, no session. */
+  sharedBase(request: { models: string[] }): Promise<SharedBaseReport>;
 }
 
 /** describeData reads at most this much per file (pickers must stay quick). */
@@ -147,4 +151,5 @@ export const engine: EngineApi = {
     return mergeModels(request, context);
   },
   mergeMethods: async () => describeMergeMethods(),
+  sharedBase: async (request) => detectSharedBase(request.models.map((m) => loadModel(m, { lazyWeights: true }))),
 };

@@ -115,6 +115,9 @@ export class EngineClient implements EngineApi {
   mergeMethods() {
     return this.invoke('mergeMethods', undefined) as ReturnType<EngineApi['mergeMethods']>;
   }
+  sharedBase(request: Parameters<EngineApi['sharedBase']>[0]) {
+    return this.invoke('sharedBase', request) as ReturnType<EngineApi['sharedBase']>;
+  }
 
   /** The worker's pid and memory; answered by the worker a next plain call would use (not a finetune's). */
   async ping(): Promise<{ pid: number; memory: number }> {

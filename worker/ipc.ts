@@ -44,7 +44,8 @@ export type EngineMethod =
   | 'reevaluateRun'
   | 'describeData'
   | 'merge'
-  | 'mergeMethods';
+  | 'mergeMethods'
+  | 'sharedBase';
 
 /** What the worker process exposes over comlink. */
 export interface HostApi {
