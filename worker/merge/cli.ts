@@ -17,11 +17,18 @@ export const MERGE_BOOLEANS = [
     .map((s) => s.flag),
 ];
 
-export const MERGE_USAGE = `  otfuse merge A B [C …] --method ${mergeMethodNames().join('|')} [--base BASE] [-o merged.onnx|OUT_DIR]
-         ${mergeParamSpecs()
-           .map((s) => (s.type === 'boolean' ? `[--${s.flag}|--no-${s.flag}]` : `[--${s.flag} ${s.type === 'numberList' ? 'W1,W2' : s.flag.toUpperCase()}]`))
-           .join(' ')} [--eval-data DATA] [--eval-limit N] [--runs-dir DIR]
-                       same-base merge of fine-tunes (no alignment); methods and formulas: README "Merging fine-tunes of one base"`;
+/** The usage line and the flag tokens (worker/cli.ts wraps them like fuse's). */
+export const MERGE_USAGE_HEAD = '  otfuse merge A B [C …] --method M [--base BASE] [-o merged.onnx|OUT_DIR]';
+export const MERGE_USAGE_TOKENS = [
+  `M: ${mergeMethodNames().join('|')}`,
+  ...mergeParamSpecs().map((s) =>
+    s.type === 'boolean' ? `[--${s.flag}|--no-${s.flag}]` : `[--${s.flag} ${s.type === 'numberList' ? 'W1,W2' : s.flag.toUpperCase()}]`,
+  ),
+  '[--eval-data DATA]',
+  '[--eval-limit N]',
+  '[--runs-dir DIR]',
+  '(same-base merge of fine-tunes, no alignment; formulas: README "Merging fine-tunes of one base")',
+];
 
 const FLAGS = ['method', 'base', 'output', 'runs-dir', 'eval-data', 'eval-limit', 'force', ...mergeParamSpecs().map((s) => s.flag)];
 
