@@ -4,6 +4,7 @@
 // measured with 3 seeds (mean ± sd). OT fusion: the default recipe on 200 calibration images of calib1k.
 //
 //   npm run build --silent && node dist-bench/quality/merge.bench.js [--out bench/quality/merge-results.json]
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadModel, type OnnxModel } from '../../worker/onnx/model';
@@ -52,6 +53,15 @@ interface Row {
   test: number;
   sd?: number;
   seeds?: number[];
+  /** Test accuracy on classes 0–4 (A's half) and 5–9 (B's half). */
+  halves?: [number, number];
+}
+
+/** The 10k test split into the fine-tunes' class halves (scripts/fixtures/merge_subsets.py writes them). */
+function testHalves(): [Dataset, Dataset] {
+  const dir = path.resolve('.cache/merge/data');
+  if (!fs.existsSync(path.join(dir, 'test-b.json'))) execFileSync('/usr/bin/python3', ['scripts/fixtures/merge_subsets.py', dir], { stdio: 'inherit' });
+  return [openDataset(path.join(dir, 'test-a.json')), openDataset(path.join(dir, 'test-b.json'))];
 }
 
 async function main(): Promise<void> {
@@ -60,13 +70,15 @@ async function main(): Promise<void> {
   const val = openDataset(splits.val);
   const test = openDataset(splits.test);
   const [base, a, b] = [BASE, A, B].map((f) => loadModel(f));
+  const halves = testHalves();
+  const halvesOf = async (m: OnnxModel): Promise<[number, number]> => [await acc(m, halves[0]), await acc(m, halves[1])];
   const rows: Row[] = [];
   for (const [name, m] of [
     ['base vit48_s10', base],
     ['fine-tune A (classes 0–4)', a],
     ['fine-tune B (classes 5–9)', b],
   ] as const)
-    rows.push({ model: name, setting: '—', val: await acc(m, val), test: await acc(m, test) });
+    rows.push({ model: name, setting: '—', val: await acc(m, val), test: await acc(m, test), halves: await halvesOf(m) });
   const grid: { method: string; params: MergeParams; val: number }[] = [];
   for (const method of Object.keys(GRID) as MergeMethodName[]) {
     let best: { params: MergeParams; val: number } | undefined;
@@ -82,10 +94,21 @@ async function main(): Promise<void> {
       for (const seed of [0, 1, 2]) seeds.push(await acc(merged(method, { ...best!.params, seed }, base, [a, b]), test));
       const mean = seeds.reduce((s, x) => s + x, 0) / seeds.length;
       const sd = Math.sqrt(seeds.reduce((s, x) => s + (x - mean) ** 2, 0) / (seeds.length - 1));
-      rows.push({ model: `merge: ${method}`, setting: `${setting.replace(/, seed 0/, '')}, seeds 0–2`, val: best!.val, test: mean, sd, seeds });
-    } else rows.push({ model: `merge: ${method}`, setting, val: best!.val, test: await acc(merged(method, best!.params, base, [a, b]), test) });
+      rows.push({
+        model: `merge: ${method}`,
+        setting: `${setting.replace(/, seed 0/, '')}, seeds 0–2`,
+        val: best!.val,
+        test: mean,
+        sd,
+        seeds,
+        halves: await halvesOf(merged(method, best!.params, base, [a, b])),
+      });
+    } else {
+      const m = merged(method, best!.params, base, [a, b]);
+      rows.push({ model: `merge: ${method}`, setting, val: best!.val, test: await acc(m, test), halves: await halvesOf(m) });
+    }
   }
-  // OT fusion of the two fine-tunes (B aligned onto A), the default recipe, and its plain average.
+  // OT fusion of the two fine-tunes (B aligned onto A), the default recipe.
   const calib = openDataset({ path: splits.calib, limit: 200 });
   const fused = await fuseLoaded({ models: [a, b], recipe: resolveRecipe({}), calib });
   rows.push({
@@ -93,11 +116,16 @@ async function main(): Promise<void> {
     setting: '200 calibration images',
     val: await acc(fused.fused, val),
     test: await acc(fused.fused, test),
+    halves: await halvesOf(fused.fused),
   });
   fused.mapStore.release();
   const ens = await evaluateEnsemble([a, b], test, { batchSize: 500 });
   const ensVal = await evaluateEnsemble([a, b], val, { batchSize: 500 });
-  rows.push({ model: 'ensemble A+B (mean logits)', setting: 'two models at inference', val: ensVal.accuracy, test: ens.accuracy });
+  const ensHalves: [number, number] = [
+    (await evaluateEnsemble([a, b], halves[0], { batchSize: 500 })).accuracy,
+    (await evaluateEnsemble([a, b], halves[1], { batchSize: 500 })).accuracy,
+  ];
+  rows.push({ model: 'ensemble A+B (mean logits)', setting: 'two models at inference', val: ensVal.accuracy, test: ens.accuracy, halves: ensHalves });
   const shared = detectSharedBase([a, b]);
   const doc = {
     machine: machine(),
@@ -110,12 +138,14 @@ async function main(): Promise<void> {
   fs.writeFileSync(OUT, JSON.stringify(doc, null, 1) + '\n');
   console.log(
     markdownTable(
-      ['model', 'setting (chosen on val5k)', 'val5k', 'test10k'],
+      ['model', 'setting (chosen on val5k)', 'val5k', 'test10k', 'test, classes 0–4', 'test, classes 5–9'],
       rows.map((r) => [
         r.model,
         r.setting,
         r.val === undefined ? '—' : pct(r.val),
         `${pct(r.test)}${r.sd !== undefined ? ` ± ${(100 * r.sd).toFixed(2)}` : ''}`,
+        r.halves ? pct(r.halves[0]) : '—',
+        r.halves ? pct(r.halves[1]) : '—',
       ]),
     ),
   );
