@@ -37,7 +37,8 @@ export function modelCard(f: CardFacts): string {
   if (f.parents?.length) {
     lines.push('## Parents', '');
     for (const p of f.parents)
-      lines.push(`- \`${p}\`${f.anchor && path.resolve(p) === path.resolve(f.anchor) ? ' (anchor: its widths and graph define the result)' : ''}`);
+      // File names only: a card is shared, and absolute paths would publish the user's home folder and layout.
+      lines.push(`- \`${name(p)}\`${f.anchor && path.resolve(p) === path.resolve(f.anchor) ? ' (anchor: its widths and graph define the result)' : ''}`);
     lines.push('');
   }
   if (f.recipe && Object.keys(f.recipe).length) {
@@ -64,6 +65,6 @@ export function modelCard(f: CardFacts): string {
   if (changed.length) {
     lines.push('## Config changes', '', ...changed.map(([k, [a, b]]) => `- \`${k}\`: ${String(a)} → ${String(b)}`), '');
   }
-  if (f.run) lines.push(`Run folder: \`${f.run}\``, '');
+  if (f.run) lines.push(`Run: \`${name(f.run)}\``, '');
   return lines.join('\n');
 }

@@ -57,13 +57,15 @@ export function stampLineage(model: OnnxModel, lineage: Lineage): void {
   const props: Record<string, string> = {
     [`${LINEAGE_PREFIX}version`]: lineage.version,
     [`${LINEAGE_PREFIX}kind`]: lineage.kind,
-    [`${LINEAGE_PREFIX}parents`]: JSON.stringify(lineage.parents.map((p) => ({ file: path.basename(p.file), path: p.file, sha256: p.sha256 }))),
+    // File names and sha256 only: a model is shared, and absolute paths would publish the user's home folder and
+    // layout (the run folder's run.json, which stays local, keeps the paths).
+    [`${LINEAGE_PREFIX}parents`]: JSON.stringify(lineage.parents.map((p) => ({ file: path.basename(p.file), sha256: p.sha256 }))),
   };
-  if (lineage.anchor) props[`${LINEAGE_PREFIX}anchor`] = lineage.anchor;
+  if (lineage.anchor) props[`${LINEAGE_PREFIX}anchor`] = path.basename(lineage.anchor);
   if (lineage.recipe) props[`${LINEAGE_PREFIX}recipe`] = JSON.stringify(lineage.recipe);
   if (lineage.accuracies && Object.keys(lineage.accuracies).length) props[`${LINEAGE_PREFIX}accuracies`] = JSON.stringify(lineage.accuracies);
-  if (lineage.evalData) props[`${LINEAGE_PREFIX}evalData`] = lineage.evalData;
-  if (lineage.run) props[`${LINEAGE_PREFIX}run`] = lineage.run;
+  if (lineage.evalData) props[`${LINEAGE_PREFIX}evalData`] = path.basename(lineage.evalData);
+  if (lineage.run) props[`${LINEAGE_PREFIX}run`] = path.basename(lineage.run);
   const proto = model.proto;
   proto.producerName = 'otfuse';
   proto.producerVersion = lineage.version;
