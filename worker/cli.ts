@@ -10,6 +10,7 @@ import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str, s
 import { ProgressBar } from './cli/progress';
 import { recipeFlags, recipeUsage, validateRecipe } from './fusion/recipe';
 import { readRegularFile } from './onnx/files';
+import { refuseOutputOverInputs } from './io/outputs';
 import { addHfDataFlags, cmdExport, cmdImport, HF_DATA_FLAGS, HF_USAGE } from './hf/cli';
 
 const VERSION = '0.1.0';
@@ -312,6 +313,9 @@ async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
       ...(teachers.length ? { teachers, kdTemp: num(args, 'kd-temp'), kdAlpha: num(args, 'kd-alpha') } : {}),
     };
   }
+  // The recipe file is read here, not by the engine: -o must not be it either (the engine checks the other inputs).
+  const recipeFile = str(args, 'recipe');
+  if (recipeFile && request.output) refuseOutputOverInputs([{ path: request.output }], [{ path: recipeFile, what: 'recipe' }]);
   const result = await engine.fuse(request, context);
   print(args, result, () => formatRun(result));
   return 0;

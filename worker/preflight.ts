@@ -2,7 +2,7 @@
 // dataset's labels inside the model's classes. A late failure (after fusion or training) loses the work.
 import { IGNORE_LABEL, type Dataset } from './data/dataset';
 import { OtfuseError } from './errors';
-import { checkWritable, refuseOverwritingInput } from './onnx/files';
+import { checkOutputWritable, refuseOutputOverInputs, type InputRef } from './io/outputs';
 import type { OnnxModel } from './onnx/model';
 
 /** The class count of a classifier: the last static dimension of its first output. */
@@ -24,7 +24,8 @@ export function checkLabelRange(dataset: Dataset, classes: number | undefined): 
 }
 
 export interface PreflightInput {
-  inputs: string[];
+  /** Every file and folder the command reads (models, HF folders, teachers, datasets, tokenizers, …). */
+  inputs: InputRef[];
   output?: string;
   runsDir?: string;
   /** The model whose classes the datasets' labels must fit. */
@@ -33,9 +34,12 @@ export interface PreflightInput {
 }
 
 export function preflight(input: PreflightInput): void {
-  refuseOverwritingInput(input.output, input.inputs);
-  if (input.output) checkWritable(input.output, 'output model');
-  if (input.runsDir) checkWritable(input.runsDir, 'runs folder', true);
+  if (input.output) {
+    // A model may be saved with its weights in `<output>.data` beside it: that path must be no input either.
+    refuseOutputOverInputs([{ path: input.output }, { path: `${input.output}.data` }], input.inputs);
+    checkOutputWritable(input.output, 'output model');
+  }
+  if (input.runsDir) checkOutputWritable(input.runsDir, 'runs folder', true);
   if (input.model) {
     const classes = classCountOf(input.model);
     for (const d of input.labelled ?? []) if (d) checkLabelRange(d, classes);
