@@ -11,6 +11,7 @@ import { ProgressBar } from './cli/progress';
 import { recipeFlags, recipeUsage, validateRecipe } from './fusion/recipe';
 import { readRegularFile } from './onnx/files';
 import { refuseOutputOverInputs } from './io/outputs';
+import { numberRanges } from './numbers';
 import { addHfDataFlags, cmdExport, cmdImport, HF_DATA_FLAGS, HF_USAGE } from './hf/cli';
 
 const VERSION = '0.1.0';
@@ -67,6 +68,8 @@ or IDX images with --labels FILE --mean M --std S [--scale 255], a .jsonl/.csv w
 [--max-length N], or an image folder (one sub-folder per class) [--preprocessor HF_DIR]; by default text and images
 take the tokenizer / preprocessor_config.json of a Hugging Face model folder among the models.
 Common options: --provider auto|cpu|cuda|webgpu (default auto), --json (machine-readable output on stdout).
+Ranges of the numeric options (outside them: exit 2 before any work; ℤ = integer):
+${wrapUsage(numberRanges(), 2, 118)}
 Exit codes: 0 ok, 1 failed, 2 bad usage.`;
 
 async function main(argv: string[]): Promise<number> {

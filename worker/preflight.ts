@@ -3,7 +3,7 @@
 import { IGNORE_LABEL, type Dataset } from './data/dataset';
 import { OtfuseError } from './errors';
 import { checkOutputWritable, refuseOutputOverInputs, type InputRef } from './io/outputs';
-import type { OnnxModel } from './onnx/model';
+import { isFloatTensor, type OnnxModel } from './onnx/model';
 
 /** The class count of a classifier: the last static dimension of its first output. */
 export function classCountOf(model: OnnxModel): number | undefined {
@@ -23,6 +23,23 @@ export function checkLabelRange(dataset: Dataset, classes: number | undefined): 
   }
 }
 
+/** Refuses a model with a NaN or ±Inf weight, naming the file and the initializer: fusing or training it would
+ * write NaN into every output (and autotune would score garbage). Reads each float initializer once. */
+export function refuseNonFiniteWeights(model: OnnxModel): void {
+  for (const t of model.graph.initializer ?? []) {
+    if (!isFloatTensor(t) || !t.name) continue;
+    const data = model.getInitializer(t.name).data;
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i];
+      if (v - v !== 0) {
+        throw new OtfuseError('BAD_MODEL', `initializer '${t.name}' holds ${v} at element ${i}: the weights must be finite; nothing was written`, {
+          file: model.file,
+        });
+      }
+    }
+  }
+}
+
 export interface PreflightInput {
   /** Every file and folder the command reads (models, HF folders, teachers, datasets, tokenizers, …). */
   inputs: InputRef[];
@@ -30,6 +47,8 @@ export interface PreflightInput {
   runsDir?: string;
   /** The model whose classes the datasets' labels must fit. */
   model?: OnnxModel;
+  /** Models whose weights must all be finite (the parents of a fusion). */
+  finite?: OnnxModel[];
   labelled?: (Dataset | undefined)[];
 }
 
@@ -40,6 +59,7 @@ export function preflight(input: PreflightInput): void {
     checkOutputWritable(input.output, 'output model');
   }
   if (input.runsDir) checkOutputWritable(input.runsDir, 'runs folder', true);
+  for (const m of input.finite ?? []) refuseNonFiniteWeights(m);
   if (input.model) {
     const classes = classCountOf(input.model);
     for (const d of input.labelled ?? []) if (d) checkLabelRange(d, classes);

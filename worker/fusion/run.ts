@@ -416,7 +416,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     ...dataInputs(ft?.evalData, 'finetune evaluation data'),
     ...(ft?.teachers ?? []).flatMap((t) => modelInputs(t, 'teacher')),
   ];
-  preflight({ inputs, output: request.output, runsDir, model: models[0], labelled: [evalSet, trainSet] });
+  preflight({ inputs, output: request.output, runsDir, model: models[0], labelled: [evalSet, trainSet], finite: models });
   trainSet?.close();
   // The run folder is claimed (a unique id, a writable folder) before the work, and built under a hidden name.
   const claim = claimRun(runsDir, name);

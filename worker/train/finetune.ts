@@ -24,7 +24,7 @@ import {
 } from './graphs';
 import { adamwStep } from './adamw';
 import { reinitializeParameters, seededRandom } from './init';
-import { preflight } from '../preflight';
+import { preflight, refuseNonFiniteWeights } from '../preflight';
 import { dataInputs, modelInputs } from '../io/outputs';
 import { Teachers } from './teachers';
 
@@ -191,6 +191,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   });
   progress({ stage: 'finetune', message: 'loading model and data' });
   let model = loadModel(request.model);
+  refuseNonFiniteWeights(model);
   if (request.reinitialize) model = reinitializeParameters(model, seed);
   const train = openDataset(specFromArg(request.data));
   const evalSet = request.evalData ? openDataset(specFromArg(request.evalData)) : undefined;
