@@ -17,8 +17,8 @@ export interface NumberRule {
   what: string;
 }
 
-/** Keyed by CLI flag name. The recipe's numeric fields (samples, reg, token budget, …) come from their registry
- * (RECIPE_FIELDS, worker/fusion/recipe.ts) and are added below: each range is written in one place. */
+/** Keyed by CLI flag name. The recipe's numeric fields (samples, reg, token budget, …) have their ranges in their
+ * registry (RECIPE_FIELDS, worker/fusion/recipe.ts; checked by validateRecipe): each range is written in one place. */
 export const NUMBER_RULES: Record<string, NumberRule> = {
   'batch-size': { integer: true, min: 1, max: 1 << 20, what: 'samples per batch' },
   limit: { integer: true, min: 1, max: 2 ** 31 - 1, what: 'number of samples' },
@@ -41,10 +41,9 @@ export const NUMBER_RULES: Record<string, NumberRule> = {
   'kd-alpha': { min: 0, max: 1, what: 'weight of the distillation loss' },
   'max-length': { integer: true, min: 3, max: 65_536, what: 'tokens per text sample' },
   seeds: { integer: true, min: 1, max: 100, what: 'seeds per baseline' },
-  ...recipeNumberRules(),
 };
 
-/** One rule per numeric recipe field with a CLI flag, from the recipe registry. */
+/** One rule per numeric recipe field with a CLI flag, from the recipe registry (for the ranges in the usage text). */
 function recipeNumberRules(): Record<string, NumberRule> {
   const out: Record<string, NumberRule> = {};
   for (const { flag, spec } of recipeFlags()) {
@@ -139,7 +138,7 @@ export function checkRequestNumbers(request: object): void {
   for (const key of ['data', 'evalData']) checkDataArg(r[key]);
   const recipe = r.recipe as Record<string, unknown> | undefined;
   if (recipe && typeof recipe === 'object') {
-    for (const { flag, field, spec } of recipeFlags()) if (spec.type === 'number') checkOptional(flag, recipe[field] as number | undefined);
+    // The other fields are checked against the recipe registry by validateRecipe (resolveRecipe on entry).
     checkWeights(recipe.weights as number[] | undefined);
   }
   const autotune = r.autotune as { budgetSeconds?: number } | undefined;
@@ -151,7 +150,7 @@ export function checkRequestNumbers(request: object): void {
 
 /** The documented ranges in interval notation, one token per flag (the usage text prints them). */
 export function numberRanges(): string[] {
-  return Object.entries(NUMBER_RULES).map(([flag, r]) => {
+  return Object.entries({ ...NUMBER_RULES, ...recipeNumberRules() }).map(([flag, r]) => {
     const lo = r.min !== undefined ? `[${r.min}` : r.above !== undefined ? `(${r.above}` : '(-∞';
     const hi = r.max !== undefined ? `${r.max}]` : r.below !== undefined ? `${r.below})` : '∞)';
     return `--${flag} ${r.zeroAllowed ? '0|' : ''}${lo},${hi}${r.integer ? 'ℤ' : ''}`;
