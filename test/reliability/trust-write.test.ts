@@ -137,3 +137,34 @@ test('the lock heartbeat keeps a temp folder fresh while the main thread is bloc
   }
   assert.deepEqual(fs.readdirSync(dir), []);
 });
+
+test('leftovers: a fusion with baselines leaves nothing of otfuse in TMPDIR; a killed baselines temp folder goes at the next run', () => {
+  const dir = tempDir();
+  const tmp = path.join(dir, 'tmp');
+  fs.mkdirSync(tmp);
+  // What a killed baselines stage left: a marked temp folder whose lock is no longer refreshed.
+  const killed = makeTempDir(path.join(tmp, 'otfuse-baselines'));
+  killed.lock.release();
+  fs.writeFileSync(path.join(killed.dir, LOCK_FILE), '{}');
+  const past = new Date(Date.now() - 3600_000);
+  fs.utimesSync(path.join(killed.dir, LOCK_FILE), past, past);
+  const runs = path.join(dir, 'runs');
+  const r = runCli(
+    ['fuse', A, B, '--data', CALIB, '--samples', '40', '--baselines', '--finetune', '--train-data', CALIB, '--max-steps', '2', '--eval-limit', '50'].concat([
+      '--runs-dir',
+      runs,
+      '--provider',
+      'cpu',
+    ]),
+    { cwd: dir, env: { TMPDIR: tmp } },
+  );
+  assert.equal(r.code, 0, r.stderr);
+  // ONNX Runtime's own telemetry files (.ses, mat-debug-*.log) are the runtime's, silenced elsewhere (issue 25.12).
+  const ours = fs.readdirSync(tmp).filter((n) => !/^(\.ses|mat-debug-\d+\.log)$/.test(n));
+  assert.deepEqual(ours, [], 'nothing of otfuse left in TMPDIR (the killed baselines folder was cleaned too)');
+  // The runs folder holds the one run (no temp folder, no empty claim), marked as otfuse's.
+  const entries = fs.readdirSync(runs);
+  assert.equal(entries.length, 1, entries.join(', '));
+  assert.ok(fs.existsSync(path.join(runs, entries[0], OWNER_FILE)));
+  assert.equal(fs.existsSync(path.join(runs, entries[0], LOCK_FILE)), false);
+});
