@@ -10,6 +10,8 @@ import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str, s
 import { ProgressBar } from './cli/progress';
 import { recipeFlags, recipeUsage, validateRecipe } from './fusion/recipe';
 import { readRegularFile } from './onnx/files';
+import { refuseOutputOverInputs } from './io/outputs';
+import { numberRanges } from './numbers';
 import { addHfDataFlags, cmdExport, cmdImport, HF_DATA_FLAGS, HF_USAGE } from './hf/cli';
 import { cmdMerge, MERGE_BOOLEANS, MERGE_USAGE_HEAD, MERGE_USAGE_TOKENS } from './merge/cli';
 
@@ -69,6 +71,8 @@ or IDX images with --labels FILE --mean M --std S [--scale 255], a .jsonl/.csv w
 [--max-length N], or an image folder (one sub-folder per class) [--preprocessor HF_DIR]; by default text and images
 take the tokenizer / preprocessor_config.json of a Hugging Face model folder among the models.
 Common options: --provider auto|cpu|cuda|webgpu (default auto), --json (machine-readable output on stdout).
+Ranges of the numeric options (outside them: exit 2 before any work; ℤ = integer):
+${wrapUsage(numberRanges(), 2, 118)}
 Exit codes: 0 ok, 1 failed, 2 bad usage.`;
 
 async function main(argv: string[]): Promise<number> {
@@ -317,6 +321,9 @@ async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
       ...(teachers.length ? { teachers, kdTemp: num(args, 'kd-temp'), kdAlpha: num(args, 'kd-alpha') } : {}),
     };
   }
+  // The recipe file is read here, not by the engine: -o must not be it either (the engine checks the other inputs).
+  const recipeFile = str(args, 'recipe');
+  if (recipeFile && request.output) refuseOutputOverInputs([{ path: request.output }], [{ path: recipeFile, what: 'recipe' }]);
   const result = await engine.fuse(request, context);
   print(args, result, () => formatRun(result));
   return 0;

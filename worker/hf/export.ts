@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { OtfuseError } from '../errors';
 import { loadModel, type OnnxModel } from '../onnx/model';
-import { writeDirAtomic, writeFileAtomic } from '../onnx/atomic';
+import { writeFileAtomic } from '../onnx/atomic';
+import { checkOutputWritable, checkReplaceableDir, modelInputs, refuseOutputOverInputs, writeOwnedDir } from '../io/outputs';
 import { INDEX_FILE, readCheckpoint, type HfCheckpoint } from './checkpoint';
 import { buildFromCheckpoint } from './import';
 import { BUFFER_KEYS } from './graph';
@@ -51,20 +52,18 @@ interface OutTensor {
 }
 
 export async function exportHf(request: HfExportRequest): Promise<HfExportResult> {
+  const output = path.resolve(request.output);
+  // Before any work: the output folder is no input and holds none, and it is replaced only with --force and only
+  // when otfuse wrote it (worker/io/outputs.ts).
+  refuseOutputOverInputs([{ path: output, folder: true }], [...modelInputs(request.model), { path: request.like, what: '--like folder' }]);
+  checkReplaceableDir(output, request.force, 'hf-export');
   const like = readCheckpoint(request.like);
   const model = loadModel(request.model);
   checkLayerCount(like, model);
   const tensors = tensorsFor(like, model);
   const { config, changes, skipped } = updatedConfig(like, tensors);
-  const output = path.resolve(request.output);
-  if (fs.existsSync(output)) {
-    if (!request.force) throw new OtfuseError('BAD_USAGE', 'the output folder exists (remove it or pass --force)', { file: output });
-    if (!fs.statSync(output).isDirectory()) throw new OtfuseError('BAD_USAGE', 'the output exists and is not a folder', { file: output });
-  }
   const card = request.card ?? cardFromRun(request.model);
-  const staging = `${output}.partial`;
-  fs.rmSync(staging, { recursive: true, force: true });
-  const files = await writeDirAtomic(staging, async (tmp) => {
+  const files = await writeOwnedDir(output, { force: request.force, kind: 'hf-export' }, async (tmp) => {
     const written: string[] = [];
     const byKey = new Map(tensors.map((t) => [t.key, t]));
     for (const st of like.files) {
@@ -96,15 +95,6 @@ export async function exportHf(request: HfExportRequest): Promise<HfExportResult
     buildFromCheckpoint(readCheckpoint(tmp), { dry: true });
     return written;
   });
-  // Swap into place: the old folder (with --force) is removed only once the new one is complete.
-  if (fs.existsSync(output)) {
-    const old = `${output}.old-${process.pid}`;
-    fs.renameSync(output, old);
-    fs.renameSync(staging, output);
-    fs.rmSync(old, { recursive: true, force: true });
-  } else {
-    fs.renameSync(staging, output);
-  }
   return { output, tensors: tensors.length, files, configChanges: changes, skipped };
 }
 
@@ -256,8 +246,11 @@ export interface HfImportResult {
 }
 
 export async function importHfToFile(request: HfImportRequest): Promise<HfImportResult> {
-  const model = loadModel(request.model);
   const output = path.resolve(request.output);
+  // Before any work: the output is not the folder read nor inside it, and it can be written.
+  refuseOutputOverInputs([{ path: output }, { path: `${output}.data` }], modelInputs(request.model, 'Hugging Face model'));
+  checkOutputWritable(output, 'output model');
+  const model = loadModel(request.model);
   model.save(output);
   const meta = new Map((model.proto.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
   return {
