@@ -30,6 +30,7 @@ import './hf'; // Hugging Face folders load wherever an .onnx model does
 import { attachModelFolder } from './hf/data';
 import { exportHf, importHfToFile, type HfExportRequest, type HfExportResult, type HfImportRequest, type HfImportResult } from './hf/export';
 import { finetuneRun, reevaluateRun } from './runs/actions';
+import { refuseTrainingOnEvaluation } from './runs/provenance';
 
 export * from './types';
 export type { CompatibilityReport, ModelCheck } from './graph/compat';
@@ -97,6 +98,15 @@ export const engine: EngineApi = {
     // Text/image data takes the tokenizer/preprocessor of a Hugging Face model folder among the models.
     const models = request.anchor ? [request.anchor, ...request.models] : request.models;
     const attach = <T extends FuseRequest['data']>(d: T) => attachModelFolder(d, models);
+    // Never train on what the run measures on: its evaluation data, or the calibration data when that is what it
+    // is evaluated on (no separate evaluation data).
+    if (request.finetune) {
+      refuseTrainingOnEvaluation(request.finetune.data, [
+        { data: request.evalData, what: 'evaluation data' },
+        { data: request.finetune.evalData, what: "finetune's evaluation data" },
+        { data: request.evalData === undefined ? request.data : undefined, what: 'calibration data (also the evaluation data: no separate evaluation data)' },
+      ]);
+    }
     return fuseModels(
       {
         ...request,
@@ -109,6 +119,7 @@ export const engine: EngineApi = {
   },
   finetune: async (request, context = {}) => {
     checkRequestNumbers(request);
+    refuseTrainingOnEvaluation(request.data, [{ data: request.evalData, what: 'evaluation data' }]);
     return finetuneModel(
       {
         ...request,

@@ -64,7 +64,10 @@ MODEL may also be a Hugging Face folder (config.json + model.safetensors) or its
 DATA is a .npz (x float32 + y int labels, or arrays named after the model inputs + y), a JSON dataset spec,
 or IDX images with --labels FILE --mean M --std S [--scale 255], a .jsonl/.csv with text,label [--tokenizer HF_DIR]
 [--max-length N], or an image folder (one sub-folder per class) [--preprocessor HF_DIR]; by default text and images
-take the tokenizer / preprocessor_config.json of a Hugging Face model folder among the models.
+take the tokenizer / preprocessor_config.json of a Hugging Face model folder among the models. --tokenizer,
+--max-length and --preprocessor apply to every data set of the command; text is cut at the tokenizer's
+model_max_length unless --max-length says otherwise (as transformers does).
+Training data that is the evaluation data (same file or same content) is refused (exit 2).
 Common options: --provider auto|cpu|cuda|webgpu (default auto), --json (machine-readable output on stdout).
 Exit codes: 0 ok, 1 failed, 2 bad usage.`;
 
@@ -135,7 +138,9 @@ function dataArg(args: ParsedArgs, flag = 'data'): DataArg | undefined {
   const file = str(args, flag);
   if (!file) return undefined;
   const spec: DatasetSpec = { path: file };
-  // Preprocessing and windowing flags apply to the main --data only.
+  // Preprocessing and windowing flags apply to the main --data only; the tokenizer, --max-length and the
+  // preprocessor describe the model's inputs, so they apply to every data set of the command (calibration,
+  // evaluation, training).
   if (flag === 'data') {
     const labels = str(args, 'labels');
     if (labels) spec.labels = labels;
@@ -149,8 +154,8 @@ function dataArg(args: ParsedArgs, flag = 'data'): DataArg | undefined {
     if (limit !== undefined) spec.limit = limit;
     const offset = num(args, 'offset');
     if (offset !== undefined) spec.offset = offset;
-    addHfDataFlags(args, spec);
   }
+  addHfDataFlags(args, spec);
   return Object.keys(spec).length === 1 ? file : spec;
 }
 
@@ -393,7 +398,7 @@ async function cmdFinetune(args: ParsedArgs, context: JobContext): Promise<numbe
       model,
       data,
       output,
-      evalData: str(args, 'eval') ?? str(args, 'eval-data'),
+      evalData: dataArg(args, 'eval') ?? dataArg(args, 'eval-data'),
       epochs: num(args, 'epochs'),
       maxSteps: num(args, 'max-steps'),
       lr: num(args, 'lr'),
@@ -463,10 +468,10 @@ async function cmdDemo(args: ParsedArgs, context: JobContext): Promise<number> {
 /** One honest paragraph: fused + finetune against the better parent given the same finetune and the ensemble. */
 export function demoVerdict(r: RunRecord): string {
   const pct = (v: number) => `${(v * 100).toFixed(2)} %`;
-  const fused = r.metrics.find((m) => m.label.startsWith('ot+finetune (') && m.seeds);
-  const parentsTuned = r.metrics.filter((m) => m.seeds && m.label.includes('.onnx+finetune'));
-  const parents = r.metrics.filter((m) => r.models.includes(m.file ?? ''));
-  const ens = r.metrics.find((m) => m.label.startsWith('ensemble'));
+  const fused = r.metrics.find((m) => m.role === 'finetuned' && m.seeds);
+  const parentsTuned = r.metrics.filter((m) => m.role === 'baseline' && m.seeds && (m.start === 'anchor' || m.start === 'parent'));
+  const parents = r.metrics.filter((m) => m.role === 'parent' || m.role === 'anchor');
+  const ens = r.metrics.find((m) => m.role === 'ensemble');
   if (!fused || !parentsTuned.length || fused.accuracy === undefined) return '';
   const bestTuned = parentsTuned.reduce((a, b) => ((b.accuracy ?? 0) > (a.accuracy ?? 0) ? b : a));
   const bestParent = Math.max(...parents.map((p) => p.accuracy ?? 0));

@@ -13,7 +13,9 @@ import { BUFFER_KEYS } from './graph';
 import { TIED_DECODER, TIED_DECODER_BIAS } from './build-bert';
 import { mapKeys } from './keymap';
 import { fromFloat32, writeSafetensorsFile, type StDtype } from './safetensors';
-import { modelCard, type CardInfo } from './card';
+import { modelCard, type CardInfo, type CardMetric } from './card';
+import { readLineage } from '../runs/lineage';
+import { readRun } from '../runs/store';
 
 /** Files of a model folder that travel with the weights (tokenizer, image processor). */
 const COPIED =
@@ -56,7 +58,7 @@ export async function exportHf(request: HfExportRequest): Promise<HfExportResult
     if (!request.force) throw new OtfuseError('BAD_USAGE', 'the output folder exists (remove it or pass --force)', { file: output });
     if (!fs.statSync(output).isDirectory()) throw new OtfuseError('BAD_USAGE', 'the output exists and is not a folder', { file: output });
   }
-  const card = request.card ?? cardFromRun(request.model);
+  const card = request.card ?? cardFor(request.model, model.summary().metadata);
   const staging = `${output}.partial`;
   fs.rmSync(staging, { recursive: true, force: true });
   const files = await writeDirAtomic(staging, async (tmp) => {
@@ -172,16 +174,27 @@ function updatedConfig(like: HfCheckpoint, tensors: OutTensor[]): { config: Reco
   return { config, changes };
 }
 
-/** Parents, recipe and accuracies from run.json next to a run's fused.onnx / finetuned.onnx. */
-function cardFromRun(model: string): CardInfo {
-  const runJson = path.join(path.dirname(path.resolve(model)), 'run.json');
-  if (!fs.existsSync(runJson)) return {};
-  try {
-    const r = JSON.parse(fs.readFileSync(runJson, 'utf8'));
-    return { parents: r.models, anchor: r.anchor, recipe: r.recipe, metrics: r.metrics, run: path.dirname(runJson) };
-  } catch {
-    return {};
-  }
+/** Parents, recipe and measurements for the card, from the model's own lineage (its metadata: it travels with
+ * the file, e.g. a `-o` copy of a run's fused model), completed from its run's run.json when the model still lies
+ * in that run folder (same run id). */
+function cardFor(model: string, metadata: Record<string, string> | undefined): CardInfo {
+  const lineage = readLineage(metadata);
+  const entry = readRun(path.dirname(path.resolve(model)));
+  const r = entry.record && (!lineage || lineage.run === entry.record.id) ? entry.record : undefined;
+  if (!lineage && !r) return {};
+  const parents = lineage?.parents ?? r!.parents ?? r!.models.map((file) => ({ file, sha256: undefined as string | undefined }));
+  const metrics: CardMetric[] | undefined = r
+    ? r.metrics.map((m) => ({ ...m, data: m.data && { name: path.basename(m.data.path), n: m.data.n, sha256: m.data.sha256 } }))
+    : (lineage?.metricRows ?? Object.entries(lineage?.accuracies ?? {}).map(([label, accuracy]) => ({ label, accuracy })));
+  return {
+    parents: parents.map((p) => p.file),
+    parentHashes: parents.map((p) => p.sha256),
+    anchor: lineage?.anchor ?? r?.anchor,
+    recipe: (lineage?.recipe ?? r?.recipe) as Record<string, unknown> | undefined,
+    metrics,
+    evalIsCalibration: r ? r.evalIsCalibration : /\(calibration data\)$/.test(lineage?.evalData ?? ''),
+    ...(r ? { run: entry.dir } : {}),
+  };
 }
 
 export interface HfImportRequest {
