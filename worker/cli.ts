@@ -8,6 +8,7 @@ import type { DataArg, DatasetSpec, FuseRecipe, FuseRequest, FuseResult, JobCont
 import { describeProvider, ProviderChoice } from './runtime/providers';
 import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str, strList } from './cli/args';
 import { ProgressBar } from './cli/progress';
+import { demoVerdict } from './cli/verdict';
 import { recipeFlags, recipeUsage, validateRecipe } from './fusion/recipe';
 import { readRegularFile } from './onnx/files';
 import { addHfDataFlags, cmdExport, cmdImport, HF_DATA_FLAGS, HF_USAGE } from './hf/cli';
@@ -463,25 +464,6 @@ async function cmdDemo(args: ParsedArgs, context: JobContext): Promise<number> {
   const result = await engine.fuse(request, context);
   print(args, result, () => `${formatRun(result)}\n\n${demoVerdict(result.record)}`);
   return 0;
-}
-
-/** One honest paragraph: fused + finetune against the better parent given the same finetune and the ensemble. */
-export function demoVerdict(r: RunRecord): string {
-  const pct = (v: number) => `${(v * 100).toFixed(2)} %`;
-  const fused = r.metrics.find((m) => m.role === 'finetuned' && m.seeds);
-  const parentsTuned = r.metrics.filter((m) => m.role === 'baseline' && m.seeds && (m.start === 'anchor' || m.start === 'parent'));
-  const parents = r.metrics.filter((m) => m.role === 'parent' || m.role === 'anchor');
-  const ens = r.metrics.find((m) => m.role === 'ensemble');
-  if (!fused || !parentsTuned.length || fused.accuracy === undefined) return '';
-  const bestTuned = parentsTuned.reduce((a, b) => ((b.accuracy ?? 0) > (a.accuracy ?? 0) ? b : a));
-  const bestParent = Math.max(...parents.map((p) => p.accuracy ?? 0));
-  const beatsParents = fused.accuracy > bestParent;
-  const vsTuned = fused.accuracy - (bestTuned.accuracy ?? 0);
-  return [
-    `verdict     fused + finetune ${pct(fused.accuracy)} ± ${((fused.sd ?? 0) * 100).toFixed(2)} vs the parents ${parents.map((p) => pct(p.accuracy ?? 0)).join(' / ')}: ${beatsParents ? 'better than both' : 'NOT better than the better parent'};`,
-    `            vs the better parent given the same finetune ${pct(bestTuned.accuracy ?? 0)}: ${vsTuned >= 0 ? `+${(vsTuned * 100).toFixed(2)}` : (vsTuned * 100).toFixed(2)} points${vsTuned < 0 ? ' (fusion loses here)' : ''};`,
-    `            ensemble ceiling ${ens?.accuracy !== undefined ? pct(ens.accuracy) : '—'} (needs both models at inference). Full 10k-test numbers: BENCHMARKS.md (fusion quality).`,
-  ].join('\n');
 }
 
 function findExamples(): string {
