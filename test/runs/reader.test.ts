@@ -98,7 +98,7 @@ test('a 60 MB run.json is refused by its size, without being opened; a FIFO does
   }) as typeof fs.promises.open;
   try {
     const entry = await readRunFileAsync(big);
-    assert.match(entry.error!, /run\.json is 60\.0 MiB, over the 8\.0 MiB limit: not read/);
+    assert.match(entry.error!, /run\.json is 60\.0 MiB, over the 4\.0 MiB limit: not read/);
     assert.deepEqual(opened, [], 'never opened');
   } finally {
     fs.promises.open = open;
