@@ -16,6 +16,8 @@ import { fromFloat32, writeSafetensorsFile, type StDtype } from './safetensors';
 import { modelCard, type CardInfo, type CardMetric } from './card';
 import { readLineage } from '../runs/lineage';
 import { readRun } from '../runs/store';
+import { readRegularFile } from '../onnx/files';
+import { isDeepStrictEqual } from 'node:util';
 
 /** Files of a model folder that travel with the weights (tokenizer, image processor). */
 const COPIED =
@@ -81,7 +83,7 @@ export async function exportHf(request: HfExportRequest): Promise<HfExportResult
       );
       written.push(INDEX_FILE);
     }
-    writeFileAtomic(path.join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+    writeFileAtomic(path.join(tmp, 'config.json'), configText(like.dir, config, changes));
     written.push('config.json');
     for (const f of fs.readdirSync(like.dir)) {
       if (COPIED.test(f) && fs.statSync(path.join(like.dir, f)).isFile()) {
@@ -172,6 +174,28 @@ function updatedConfig(like: HfCheckpoint, tensors: OutTensor[]): { config: Reco
   set('hidden_size', hidden);
   set('intermediate_size', inter);
   return { config, changes };
+}
+
+/** config.json as written: the template's own text with only the changed numbers replaced, so number forms
+ * (`0.0`), key order and spacing stay as they were; re-serialised only when that edit would not give `config`. */
+function configText(likeDir: string, config: Record<string, unknown>, changes: Record<string, [unknown, unknown]>): string {
+  const fallback = JSON.stringify(config, null, 2) + '\n';
+  let text: string;
+  try {
+    text = Buffer.from(readRegularFile(path.join(likeDir, 'config.json'), 'BAD_MODEL', 'config.json', 16 << 20)).toString('utf8');
+  } catch {
+    return fallback;
+  }
+  for (const [key, [, value]] of Object.entries(changes)) {
+    const at = new RegExp(`("${key.replace(/[^\w]/g, '')}"\\s*:\\s*)-?\\d[\\d.eE+-]*`, 'g');
+    if ((text.match(at) ?? []).length !== 1) return fallback;
+    text = text.replace(at, (_m, head: string) => `${head}${String(value)}`);
+  }
+  try {
+    return isDeepStrictEqual(JSON.parse(text), config) ? text : fallback;
+  } catch {
+    return fallback;
+  }
 }
 
 /** Parents, recipe and measurements for the card, from the model's own lineage (its metadata: it travels with
