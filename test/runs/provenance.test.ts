@@ -12,6 +12,8 @@ import { finetuneRun } from '../../worker/runs/actions';
 import { readRun } from '../../worker/runs/store';
 import { OtfuseError } from '../../worker/errors';
 import { engine } from '../../worker/api';
+import { readLineage } from '../../worker/runs/lineage';
+import { loadModel } from '../../worker/onnx/model';
 
 const S10 = path.join(VIT, 'vit48_s10.onnx');
 const S11 = path.join(VIT, 'vit48_s11.onnx');
@@ -106,6 +108,14 @@ test('a fuse --finetune run records each row with its role and data, and the fin
   assert.ok(ft.epochs > 0);
   assert.deepEqual(onDisk.finetunes, [ft]);
   assert.equal(onDisk.schemaVersion, 2);
+  // fused.onnx says the same in its metadata: each row's role and data by name, sha256 and N (no local path).
+  const lineage = readLineage(loadModel(path.join(runDir, 'fused.onnx')).summary().metadata)!;
+  assert.deepEqual(
+    lineage.metricRows!.map((m) => [m.role, m.label, m.accuracy, m.data]),
+    record.metrics
+      .filter((m: { role: string }) => m.role !== 'finetuned')
+      .map((m: { role: string; label: string; accuracy: number }) => [m.role, m.label, m.accuracy, { name: 'fmnist-test-2k.json', sha256: evalSha, n: 100 }]),
+  );
 });
 
 test('finetuneRun: a second finetune appends to the history; training on the run evaluation data is refused', async () => {

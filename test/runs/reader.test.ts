@@ -11,6 +11,7 @@ import { listRuns, readRun, writeRecord } from '../../worker/runs/store';
 import { listRunFilesAsync, readRunFileAsync, RUN_FILE_MAX_BYTES } from '../../worker/runs/reader';
 import { migrateRunRecord } from '../../worker/runs/migrate';
 import { demoVerdict } from '../../worker/cli/verdict';
+import { runSchemaText } from '../../worker/runs/schema';
 
 const OLD = path.join(ROOT, 'test', 'fixtures', 'runs', 'v1-run');
 
@@ -114,4 +115,8 @@ test('a 60 MB run.json is refused by its size, without being opened; a FIFO does
   assert.equal(all.length, 3);
   assert.equal(all.find((e) => e.dir === ok)!.record!.metrics.length, 11);
   assert.equal(all.filter((e) => e.error).length, 2);
+});
+
+test('run.schema.json is generated from worker/runs/schema.ts (node scripts/gen-run-schema.mjs)', () => {
+  assert.equal(fs.readFileSync(path.join(ROOT, 'worker', 'runs', 'run.schema.json'), 'utf8'), runSchemaText());
 });

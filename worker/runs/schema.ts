@@ -1,6 +1,6 @@
 // run.json's JSON Schema (the RunRecord in worker/types.ts): the types of every field a view or command reads.
 // Unknown fields are allowed (a newer engine may add some); a known field of the wrong type makes the run unreadable,
-// with ajv's message as the reason. `node scripts/gen-recipe-schema.mjs` also writes it to worker/runs/run.schema.json.
+// with ajv's message as the reason. `node scripts/gen-run-schema.mjs` writes it to worker/runs/run.schema.json.
 import Ajv, { type ErrorObject } from 'ajv';
 import type { RunRecord } from '../types';
 import { METRIC_ROLES } from './roles';
