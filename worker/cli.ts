@@ -333,6 +333,9 @@ export function formatRun(result: FuseResult): string {
   let table = rows.length ? formatTable(['model', 'accuracy', 'loss'], rows) : '(evaluation skipped)';
   // Without --eval-data the numbers were measured on the calibration data itself: say so, they are no result.
   if (rows.length && r.evalIsCalibration) table = `measured on the CALIBRATION data (no separate --eval-data): not a held-out result\n${table}`;
+  // Which data the rows were measured on, by name, N and content hash (run.json has each row's own).
+  const on = r.metrics.find((m) => m.data)?.data;
+  if (on) table = `${table}\nmeasured on ${path.basename(on.path)}: N = ${on.n}, sha256 ${on.sha256.slice(0, 12)}…`;
   const timings = Object.entries(r.timings)
     .map(([stage, s]) => `  ${stage.padEnd(14)} ${s.toFixed(2)} s`)
     .join('\n');
