@@ -76,7 +76,7 @@ function kindOf(m: ModelMetrics): string {
 
 export function accuracy(r: RunRecord, runDir: string): HTMLElement {
   const metrics = r.metrics;
-  const parents = metrics.filter((m) => m.file && r.models.includes(m.file) && m.accuracy !== undefined);
+  const parents = metrics.filter((m) => (m.role === 'parent' || m.role === 'anchor') && m.accuracy !== undefined);
   const best = parents.length ? Math.max(...parents.map((m) => m.accuracy!)) : undefined;
   const delta = (m: ModelMetrics) =>
     best === undefined || m.accuracy === undefined || parents.includes(m) ? '' : `${m.accuracy >= best ? '+' : ''}${(100 * (m.accuracy - best)).toFixed(2)}`;

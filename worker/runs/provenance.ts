@@ -49,14 +49,35 @@ function folderSha256(dir: string): string {
   return crypto.createHash('sha256').update(lines.join('')).digest('hex');
 }
 
-/** The identity of a data argument. Files that do not exist are left to the dataset reader to report. */
-export function dataIdentity(arg: DataArg): DataIdentity {
+/** The content files of a data argument (a JSON spec followed to them), real paths, and its sample window. */
+function dataFiles(arg: DataArg): Omit<DataIdentity, 'sha256'> {
   const given = specFromArg(arg);
   const spec = given.path.endsWith('.json') ? { ...readJsonSpec(given.path), ...withoutPath(given) } : given;
   const files = [spec.path, ...(spec.labels ? [spec.labels] : [])].map((f) => fs.realpathSync(path.resolve(f)));
-  const hashes = files.map(contentSha256);
+  return { path: path.resolve(given.path), files, offset: spec.offset ?? 0, limit: spec.limit };
+}
+
+/** The identity of a data argument. Files that do not exist are left to the dataset reader to report. */
+export function dataIdentity(arg: DataArg): DataIdentity {
+  const id = dataFiles(arg);
+  const hashes = id.files.map(contentSha256);
   const sha256 = hashes.length === 1 ? hashes[0] : crypto.createHash('sha256').update(hashes.join('\n')).digest('hex');
-  return { path: path.resolve(given.path), files, sha256, offset: spec.offset ?? 0, limit: spec.limit };
+  return { ...id, sha256 };
+}
+
+/** Byte sizes of the content files (a folder: its regular files' sizes in name order): content that differs in
+ * size is not hashed to be told apart. */
+function sizes(files: string[]): string {
+  const one = (f: string): string => {
+    const st = fs.statSync(f);
+    if (!st.isDirectory()) return String(st.size);
+    return fs
+      .readdirSync(f, { withFileTypes: true })
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      .map((e) => (e.isDirectory() || e.isFile() ? `${e.name}:${one(path.join(f, e.name))}` : ''))
+      .join(',');
+  };
+  return files.map(one).join('|');
 }
 
 function withoutPath(spec: Exclude<DataArg, string>): Omit<Exclude<DataArg, string>, 'path'> {
@@ -77,25 +98,25 @@ export function dataRef(arg: DataArg, n: number, base: string): DataRef {
   return { path: relativeTo(base, id.path), sha256: id.sha256, n };
 }
 
-function overlaps(a: DataIdentity, b: DataIdentity): boolean {
-  const end = (d: DataIdentity) => (d.limit === undefined ? Infinity : d.offset + d.limit);
+function overlaps(a: Omit<DataIdentity, 'sha256'>, b: Omit<DataIdentity, 'sha256'>): boolean {
+  const end = (d: Omit<DataIdentity, 'sha256'>) => (d.limit === undefined ? Infinity : d.offset + d.limit);
   return a.offset < end(b) && b.offset < end(a);
 }
 
 /** How two data arguments are the same data (same real file, or same content), or undefined. Disjoint sample
  * windows of one file (offset/limit) are different data. */
 export function sameData(a: DataArg, b: DataArg): string | undefined {
-  let x: DataIdentity, y: DataIdentity;
   try {
-    x = dataIdentity(a);
-    y = dataIdentity(b);
+    const x = dataFiles(a);
+    const y = dataFiles(b);
+    if (!overlaps(x, y)) return undefined;
+    if (x.files.length === y.files.length && x.files.every((f, i) => f === y.files[i])) return 'the same file';
+    if (sizes(x.files) !== sizes(y.files)) return undefined;
+    const sx = dataIdentity(a).sha256;
+    return sx === dataIdentity(b).sha256 ? `the same content (sha256 ${sx.slice(0, 12)}…)` : undefined;
   } catch {
     return undefined; // unreadable: the dataset reader names the file when the job opens it
   }
-  if (!overlaps(x, y)) return undefined;
-  if (x.files.length === y.files.length && x.files.every((f, i) => f === y.files[i])) return 'the same file';
-  if (x.sha256 === y.sha256) return `the same content (sha256 ${x.sha256.slice(0, 12)}…)`;
-  return undefined;
 }
 
 /** Refuses to train on data the job evaluates on: BAD_USAGE (CLI exit 2) naming both files. `evaluation` lists
