@@ -12,6 +12,7 @@ import { listRunFilesAsync, readRunFileAsync, RUN_FILE_MAX_BYTES } from '../../w
 import { migrateRunRecord } from '../../worker/runs/migrate';
 import { demoVerdict } from '../../worker/cli/verdict';
 import { runSchemaText } from '../../worker/runs/schema';
+import type { TextSpec } from '../../worker/data/text';
 
 const OLD = path.join(ROOT, 'test', 'fixtures', 'runs', 'v1-run');
 
@@ -119,4 +120,38 @@ test('a 60 MB run.json is refused by its size, without being opened; a FIFO does
 
 test('run.schema.json is generated from worker/runs/schema.ts (node scripts/gen-run-schema.mjs)', () => {
   assert.equal(fs.readFileSync(path.join(ROOT, 'worker', 'runs', 'run.schema.json'), 'utf8'), runSchemaText());
+});
+
+test('what the engine writes fits the schema: an auto-tuned BERT run on text with baselines and a finetune, then a second finetune', async () => {
+  const { engine } = await import('../../worker/api');
+  const { finetuneRun } = await import('../../worker/runs/actions');
+  const tmp = tempDir();
+  const hf = (n: string) => path.join(ROOT, 'test', 'fixtures', 'hf', n);
+  const words = ['the cat sat on the mat', 'i love this movie', 'a very bad dog', 'hello world', 'new york is big', 'that was not good'];
+  const texts = (n: number, k: number) =>
+    Array.from({ length: n }, (_, i) => JSON.stringify({ text: `${words[(i + k) % 6]} ${words[(i * 5 + k) % 6]}`, label: (i + k) % 3 })).join('\n');
+  const [calib, evalData, train] = ['calib', 'eval', 'train'].map((n, k) => {
+    const f = path.join(tmp, `${n}.jsonl`);
+    fs.writeFileSync(f, texts(80 + 10 * k, k));
+    return f;
+  });
+  const { runDir, record } = await engine.fuse({
+    models: [hf('bert-tiny-cls-a'), hf('bert-tiny-cls-b')],
+    data: calib,
+    evalData,
+    runsDir: path.join(tmp, 'runs'),
+    autotune: { budgetSeconds: 3 },
+    baselines: true,
+    finetune: { data: train, maxSteps: 2 },
+  });
+  const entry = readRun(runDir);
+  assert.equal(entry.error, undefined);
+  assert.deepEqual(entry.record, JSON.parse(JSON.stringify(record)));
+  assert.ok(record.autotune && record.finetune && record.metrics.some((m) => m.role === 'ensemble'));
+  assert.equal(record.maxLength, 32, "the tokenizer's model_max_length");
+  const trainSpec: TextSpec = { path: train, tokenizer: hf('bert-tiny-cls-a') };
+  await finetuneRun({ runDir, data: trainSpec, maxSteps: 1, baseline: true }, {});
+  const again = readRun(runDir);
+  assert.equal(again.error, undefined);
+  assert.equal(again.record!.finetunes!.length, 2);
 });
