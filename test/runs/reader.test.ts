@@ -83,6 +83,9 @@ test('run.json with wrong types is an unreadable run with the reason, never an e
     assert.match(entry.error!, reason, `case ${k}: ${entry.error}`);
   });
   runWith('{"id": ', root, 'broken');
+  // A parse error names the position, never the file's bytes.
+  const secret = runWith('-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n', tempDir());
+  assert.equal(readRun(secret).error, 'run.json is not JSON (syntax error at byte 1)');
   const listed = listRuns(root);
   assert.equal(listed.length, cases.length + 1);
   assert.ok(listed.every((e) => e.error && !e.record));

@@ -29,7 +29,9 @@ export function parseRunRecord(text: string, dir: string, mtime: Date): RunEntry
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    return { dir, error: `run.json is not JSON (${(err as Error).message})` };
+    // Only the position: V8's message quotes the file's bytes, which must not reach the view (a link to a secret).
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    return { dir, error: `run.json is not JSON${at ? ` (syntax error at byte ${at})` : ' (truncated or not JSON)'}` };
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { dir, error: 'run.json is not an object' };
   const record = migrateRunRecord(raw as Record<string, unknown>, dir, mtime);
