@@ -121,7 +121,9 @@ export function runSchemaError(record: unknown): string | undefined {
   if (compiled(record)) return undefined;
   const e = compiled.errors?.[0] as ErrorObject | undefined;
   if (!e) return 'does not fit the run.json schema';
-  const where = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : 'the record';
+  // The place is built from the file's own keys: bounded, so a hostile key cannot flood the view.
+  const place = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : 'the record';
+  const where = place.length > 120 ? `${place.slice(0, 117)}…` : place;
   return `${where} ${e.message ?? 'is invalid'}${e.keyword === 'enum' ? ` (${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')})` : ''}`;
 }
 
