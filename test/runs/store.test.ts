@@ -157,12 +157,12 @@ test('patchRun rewrites run.json atomically and keeps the other fields', () => {
     fusedModel: 'fused.onnx',
     versions: { otfuse: '0.1.0' },
     timings: {},
-    metrics: [{ label: 'ot', accuracy: 0.5 }],
+    metrics: [{ label: 'ot', role: 'fused', accuracy: 0.5 }],
     layers: [],
   });
   commitRun(c);
   const next = patchRun(c.dir, (r) => {
-    r.metrics.push({ label: 'x', accuracy: 0.25 });
+    r.metrics.push({ label: 'x', role: 'baseline', accuracy: 0.25 });
   });
   assert.deepEqual(
     next.metrics.map((m) => m.label),

@@ -2,7 +2,6 @@
 // shards) with exactly the template's keys, order, dtypes and metadata, shapes from the model (heterogeneous
 // fusion keeps the anchor's widths), config.json with the widths updated, tokenizer/preprocessor files copied,
 // and a model card. Written into a temporary folder and renamed into place.
-import fs from 'node:fs';
 import path from 'node:path';
 import { OtfuseError } from '../errors';
 import { loadModel, type OnnxModel } from '../onnx/model';
@@ -14,9 +13,12 @@ import { BUFFER_KEYS } from './graph';
 import { TIED_DECODER, TIED_DECODER_BIAS } from './build-bert';
 import { mapKeys } from './keymap';
 import { fromFloat32, writeSafetensorsFile, type StDtype } from './safetensors';
-import { modelCard, type CardInfo } from './card';
+import { modelCard, type CardInfo, type CardMetric } from './card';
 import { analyzeModel } from '../graph/analyze';
-import { exists, isInside, listFolder, modelFolderRoot, readBytes, readJsonObject, READ_LIMITS } from '../io/read';
+import { isInside, listFolder, modelFolderRoot, readBytes, readText, READ_LIMITS } from '../io/read';
+import { readLineage } from '../runs/lineage';
+import { readRun } from '../runs/store';
+import { isDeepStrictEqual } from 'node:util';
 
 /** Files of a model folder that travel with the weights (tokenizer, image processor). */
 const COPIED =
@@ -62,7 +64,7 @@ export async function exportHf(request: HfExportRequest): Promise<HfExportResult
   checkLayerCount(like, model);
   const tensors = tensorsFor(like, model);
   const { config, changes, skipped } = updatedConfig(like, tensors);
-  const card = request.card ?? cardFromRun(request.model);
+  const card = request.card ?? cardFor(request.model, model.summary().metadata);
   const files = await writeOwnedDir(output, { force: request.force, kind: 'hf-export' }, async (tmp) => {
     const written: string[] = [];
     const byKey = new Map(tensors.map((t) => [t.key, t]));
@@ -83,7 +85,7 @@ export async function exportHf(request: HfExportRequest): Promise<HfExportResult
       );
       written.push(INDEX_FILE);
     }
-    writeFileAtomic(path.join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+    writeFileAtomic(path.join(tmp, 'config.json'), configText(like.dir, config, changes));
     written.push('config.json');
     for (const f of copyLikeFiles(like.dir, tmp, skipped)) written.push(f);
     writeFileAtomic(
@@ -220,16 +222,49 @@ function updatedConfig(
   return { config, changes, skipped };
 }
 
-/** Parents, recipe and accuracies from run.json next to a run's fused.onnx / finetuned.onnx. */
-function cardFromRun(model: string): CardInfo {
-  const runJson = path.join(path.dirname(path.resolve(model)), 'run.json');
-  if (!exists(runJson)) return {};
+/** config.json as written: the template's own text with only the changed numbers replaced, so number forms
+ * (`0.0`), key order and spacing stay as they were; re-serialised only when that edit would not give `config`. */
+function configText(likeDir: string, config: Record<string, unknown>, changes: Record<string, [unknown, unknown]>): string {
+  const fallback = JSON.stringify(config, null, 2) + '\n';
+  let text: string;
   try {
-    const r = readJsonObject(runJson, { code: 'BAD_DATA', what: 'run.json', maxBytes: READ_LIMITS.runJson }) as Record<string, never>;
-    return { parents: r.models, anchor: r.anchor, recipe: r.recipe, metrics: r.metrics, run: path.basename(path.dirname(runJson)) };
+    text = readText(path.join(likeDir, 'config.json'), { code: 'BAD_MODEL', what: 'config.json', maxBytes: READ_LIMITS.json });
   } catch {
-    return {};
+    return fallback;
   }
+  for (const [key, [, value]] of Object.entries(changes)) {
+    const at = new RegExp(`("${key.replace(/[^\w]/g, '')}"\\s*:\\s*)-?\\d[\\d.eE+-]*`, 'g');
+    if ((text.match(at) ?? []).length !== 1) return fallback;
+    text = text.replace(at, (_m, head: string) => `${head}${String(value)}`);
+  }
+  try {
+    return isDeepStrictEqual(JSON.parse(text), config) ? text : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+/** Parents, recipe and measurements for the card, from the model's own lineage (its metadata: it travels with
+ * the file, e.g. a `-o` copy of a run's fused model), completed from its run's run.json when the model still lies
+ * in that run folder (same run id). */
+function cardFor(model: string, metadata: Record<string, string> | undefined): CardInfo {
+  const lineage = readLineage(metadata);
+  const entry = readRun(path.dirname(path.resolve(model)));
+  const r = entry.record && (!lineage || lineage.run === entry.record.id) ? entry.record : undefined;
+  if (!lineage && !r) return {};
+  const parents = lineage?.parents ?? r!.parents ?? r!.models.map((file) => ({ file, sha256: undefined as string | undefined }));
+  const metrics: CardMetric[] | undefined = r
+    ? r.metrics.map((m) => ({ ...m, data: m.data && { name: path.basename(m.data.path), n: m.data.n, sha256: m.data.sha256 } }))
+    : (lineage?.metricRows ?? Object.entries(lineage?.accuracies ?? {}).map(([label, accuracy]) => ({ label, accuracy })));
+  return {
+    parents: parents.map((p) => p.file),
+    parentHashes: parents.map((p) => p.sha256),
+    anchor: lineage?.anchor ?? r?.anchor,
+    recipe: (lineage?.recipe ?? r?.recipe) as Record<string, unknown> | undefined,
+    metrics,
+    evalIsCalibration: r ? r.evalIsCalibration : /\(calibration data\)$/.test(lineage?.evalData ?? ''),
+    ...(r ? { run: entry.dir } : {}),
+  };
 }
 
 export interface HfImportRequest {
