@@ -42,6 +42,8 @@ export interface Dataset {
    * class label per sample.
    */
   labelsPerSample?: number;
+  /** Text data: the sequence length it was tokenized at (truncation). */
+  maxLength?: number;
   /** Builds a batch of the given sample indices; inputs are materialised only for those samples (read from the
    * file on demand: sequential batches stream, a shuffled order spills a compressed member once). */
   take(indices: ArrayLike<number>): Batch;
@@ -144,7 +146,7 @@ function withoutPath(spec: DatasetSpec): Partial<DatasetSpec> {
   return rest;
 }
 
-function readJsonSpec(file: string): DatasetSpec {
+export function readJsonSpec(file: string): DatasetSpec {
   const parsed = readJsonObject(file, { code: 'BAD_DATA', what: 'dataset spec', maxBytes: 1 << 20 }) as unknown as DatasetSpec;
   if (typeof parsed.path !== 'string') throw new OtfuseError('BAD_DATA', "dataset spec needs a 'path'", { file });
   const dir = path.dirname(file);
@@ -315,6 +317,7 @@ function window(base: Dataset, offset: number, limit?: number): Dataset {
     arrays: base.arrays,
     labels: base.labels.subarray(offset * (base.labelsPerSample ?? 1), (offset + size) * (base.labelsPerSample ?? 1)),
     ...(base.labelsPerSample ? { labelsPerSample: base.labelsPerSample } : {}),
+    ...(base.maxLength !== undefined ? { maxLength: base.maxLength } : {}),
     close: () => base.close(),
     take: (indices) => {
       checkIndices(indices, size, base.source);

@@ -11,7 +11,7 @@ import { loadTokenizer } from './tokenizer';
 export interface TextSpec extends DatasetSpec {
   /** A model folder (tokenizer.json or vocab.txt, config.json for label names), or a tokenizer.json / vocab.txt. */
   tokenizer?: string;
-  /** Longest sequence in tokens, specials included (default: the model's max_position_embeddings, at most 512). */
+  /** Longest sequence in tokens, specials included (default: defaultMaxLength). */
   maxLength?: number;
 }
 
@@ -37,7 +37,7 @@ export function openTextDataset(spec: TextSpec): Dataset {
   const records = file.toLowerCase().endsWith('.csv') ? readCsv(file) : readJsonl(file);
   if (records.length === 0) throw new OtfuseError('BAD_DATA', 'no samples', { file });
   const maxPos = tok.modelConfig?.max_position_embeddings;
-  const cap = spec.maxLength ?? Math.min(512, typeof maxPos === 'number' ? maxPos : (tok.modelMaxLength ?? 512));
+  const cap = spec.maxLength ?? defaultMaxLength(tok.modelMaxLength, maxPos);
   const encoded = records.map((r) => tok.encode(r.text, r.pair, cap));
   const L = Math.max(...encoded.map((e) => e.ids.length));
   const n = records.length;
@@ -56,6 +56,7 @@ export function openTextDataset(spec: TextSpec): Dataset {
     size: n,
     arrays: Object.keys(arrays).map((name) => ({ name, type: 'int64' as const, sampleShape: [L] })),
     labels,
+    maxLength: cap,
     close() {},
     take(indices) {
       const feeds: Record<string, FeedTensor> = {};
@@ -173,3 +174,12 @@ function readCsv(file: string): TextRecord[] {
 }
 
 registerDatasetFormat({ accepts: (spec) => isTextFile(spec.path), open: (spec) => openTextDataset(spec as TextSpec) });
+
+/** The sequence length text is truncated to when none is given, as transformers does (`truncation=True`): the
+ * tokenizer's model_max_length; without one (or beyond the model's positions), max_position_embeddings, at most
+ * 512. */
+export function defaultMaxLength(modelMaxLength: number | undefined, maxPositions: unknown): number {
+  const positions = typeof maxPositions === 'number' && maxPositions > 0 ? maxPositions : undefined;
+  if (modelMaxLength !== undefined && (positions === undefined || modelMaxLength <= positions)) return modelMaxLength;
+  return Math.min(512, positions ?? 512);
+}

@@ -2,20 +2,23 @@
 // shards) with exactly the template's keys, order, dtypes and metadata, shapes from the model (heterogeneous
 // fusion keeps the anchor's widths), config.json with the widths updated, tokenizer/preprocessor files copied,
 // and a model card. Written into a temporary folder and renamed into place.
-import fs from 'node:fs';
 import path from 'node:path';
 import { OtfuseError } from '../errors';
 import { loadModel, type OnnxModel } from '../onnx/model';
-import { writeDirAtomic, writeFileAtomic } from '../onnx/atomic';
+import { writeFileAtomic } from '../onnx/atomic';
+import { checkOutputWritable, checkReplaceableDir, modelInputs, refuseOutputOverInputs, writeOwnedDir } from '../io/outputs';
 import { INDEX_FILE, readCheckpoint, type HfCheckpoint } from './checkpoint';
 import { buildFromCheckpoint } from './import';
 import { BUFFER_KEYS } from './graph';
 import { TIED_DECODER, TIED_DECODER_BIAS } from './build-bert';
 import { mapKeys } from './keymap';
 import { fromFloat32, writeSafetensorsFile, type StDtype } from './safetensors';
-import { modelCard, type CardInfo } from './card';
+import { modelCard, type CardInfo, type CardMetric } from './card';
 import { analyzeModel } from '../graph/analyze';
-import { exists, isInside, listFolder, modelFolderRoot, readBytes, readJsonObject, READ_LIMITS } from '../io/read';
+import { isInside, listFolder, modelFolderRoot, readBytes, readText, READ_LIMITS } from '../io/read';
+import { readLineage } from '../runs/lineage';
+import { readRun } from '../runs/store';
+import { isDeepStrictEqual } from 'node:util';
 
 /** Files of a model folder that travel with the weights (tokenizer, image processor). */
 const COPIED =
@@ -51,20 +54,18 @@ interface OutTensor {
 }
 
 export async function exportHf(request: HfExportRequest): Promise<HfExportResult> {
+  const output = path.resolve(request.output);
+  // Before any work: the output folder is no input and holds none, and it is replaced only with --force and only
+  // when otfuse wrote it (worker/io/outputs.ts).
+  refuseOutputOverInputs([{ path: output, folder: true }], [...modelInputs(request.model), { path: request.like, what: '--like folder' }]);
+  checkReplaceableDir(output, request.force, 'hf-export');
   const like = readCheckpoint(request.like);
   const model = loadModel(request.model);
   checkLayerCount(like, model);
   const tensors = tensorsFor(like, model);
   const { config, changes, skipped } = updatedConfig(like, tensors);
-  const output = path.resolve(request.output);
-  if (fs.existsSync(output)) {
-    if (!request.force) throw new OtfuseError('BAD_USAGE', 'the output folder exists (remove it or pass --force)', { file: output });
-    if (!fs.statSync(output).isDirectory()) throw new OtfuseError('BAD_USAGE', 'the output exists and is not a folder', { file: output });
-  }
-  const card = request.card ?? cardFromRun(request.model);
-  const staging = `${output}.partial`;
-  fs.rmSync(staging, { recursive: true, force: true });
-  const files = await writeDirAtomic(staging, async (tmp) => {
+  const card = request.card ?? cardFor(request.model, model.summary().metadata);
+  const files = await writeOwnedDir(output, { force: request.force, kind: 'hf-export' }, async (tmp) => {
     const written: string[] = [];
     const byKey = new Map(tensors.map((t) => [t.key, t]));
     for (const st of like.files) {
@@ -84,7 +85,7 @@ export async function exportHf(request: HfExportRequest): Promise<HfExportResult
       );
       written.push(INDEX_FILE);
     }
-    writeFileAtomic(path.join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+    writeFileAtomic(path.join(tmp, 'config.json'), configText(like.dir, config, changes));
     written.push('config.json');
     for (const f of copyLikeFiles(like.dir, tmp, skipped)) written.push(f);
     writeFileAtomic(
@@ -96,15 +97,6 @@ export async function exportHf(request: HfExportRequest): Promise<HfExportResult
     buildFromCheckpoint(readCheckpoint(tmp), { dry: true });
     return written;
   });
-  // Swap into place: the old folder (with --force) is removed only once the new one is complete.
-  if (fs.existsSync(output)) {
-    const old = `${output}.old-${process.pid}`;
-    fs.renameSync(output, old);
-    fs.renameSync(staging, output);
-    fs.rmSync(old, { recursive: true, force: true });
-  } else {
-    fs.renameSync(staging, output);
-  }
   return { output, tensors: tensors.length, files, configChanges: changes, skipped };
 }
 
@@ -230,16 +222,49 @@ function updatedConfig(
   return { config, changes, skipped };
 }
 
-/** Parents, recipe and accuracies from run.json next to a run's fused.onnx / finetuned.onnx. */
-function cardFromRun(model: string): CardInfo {
-  const runJson = path.join(path.dirname(path.resolve(model)), 'run.json');
-  if (!exists(runJson)) return {};
+/** config.json as written: the template's own text with only the changed numbers replaced, so number forms
+ * (`0.0`), key order and spacing stay as they were; re-serialised only when that edit would not give `config`. */
+function configText(likeDir: string, config: Record<string, unknown>, changes: Record<string, [unknown, unknown]>): string {
+  const fallback = JSON.stringify(config, null, 2) + '\n';
+  let text: string;
   try {
-    const r = readJsonObject(runJson, { code: 'BAD_DATA', what: 'run.json', maxBytes: READ_LIMITS.runJson }) as Record<string, never>;
-    return { parents: r.models, anchor: r.anchor, recipe: r.recipe, metrics: r.metrics, run: path.basename(path.dirname(runJson)) };
+    text = readText(path.join(likeDir, 'config.json'), { code: 'BAD_MODEL', what: 'config.json', maxBytes: READ_LIMITS.json });
   } catch {
-    return {};
+    return fallback;
   }
+  for (const [key, [, value]] of Object.entries(changes)) {
+    const at = new RegExp(`("${key.replace(/[^\w]/g, '')}"\\s*:\\s*)-?\\d[\\d.eE+-]*`, 'g');
+    if ((text.match(at) ?? []).length !== 1) return fallback;
+    text = text.replace(at, (_m, head: string) => `${head}${String(value)}`);
+  }
+  try {
+    return isDeepStrictEqual(JSON.parse(text), config) ? text : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+/** Parents, recipe and measurements for the card, from the model's own lineage (its metadata: it travels with
+ * the file, e.g. a `-o` copy of a run's fused model), completed from its run's run.json when the model still lies
+ * in that run folder (same run id). */
+function cardFor(model: string, metadata: Record<string, string> | undefined): CardInfo {
+  const lineage = readLineage(metadata);
+  const entry = readRun(path.dirname(path.resolve(model)));
+  const r = entry.record && (!lineage || lineage.run === entry.record.id) ? entry.record : undefined;
+  if (!lineage && !r) return {};
+  const parents = lineage?.parents ?? r!.parents ?? r!.models.map((file) => ({ file, sha256: undefined as string | undefined }));
+  const metrics: CardMetric[] | undefined = r
+    ? r.metrics.map((m) => ({ ...m, data: m.data && { name: path.basename(m.data.path), n: m.data.n, sha256: m.data.sha256 } }))
+    : (lineage?.metricRows ?? Object.entries(lineage?.accuracies ?? {}).map(([label, accuracy]) => ({ label, accuracy })));
+  return {
+    parents: parents.map((p) => p.file),
+    parentHashes: parents.map((p) => p.sha256),
+    anchor: lineage?.anchor ?? r?.anchor,
+    recipe: (lineage?.recipe ?? r?.recipe) as Record<string, unknown> | undefined,
+    metrics,
+    evalIsCalibration: r ? r.evalIsCalibration : /\(calibration data\)$/.test(lineage?.evalData ?? ''),
+    ...(r ? { run: entry.dir } : {}),
+  };
 }
 
 export interface HfImportRequest {
@@ -256,8 +281,11 @@ export interface HfImportResult {
 }
 
 export async function importHfToFile(request: HfImportRequest): Promise<HfImportResult> {
-  const model = loadModel(request.model);
   const output = path.resolve(request.output);
+  // Before any work: the output is not the folder read nor inside it, and it can be written.
+  refuseOutputOverInputs([{ path: output }, { path: `${output}.data` }], modelInputs(request.model, 'Hugging Face model'));
+  checkOutputWritable(output, 'output model');
+  const model = loadModel(request.model);
   model.save(output);
   const meta = new Map((model.proto.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
   return {
