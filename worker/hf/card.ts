@@ -1,6 +1,7 @@
 // The model card (README.md) of an exported folder: where the weights came from, how they were fused, and the
 // accuracies measured in the run — only numbers that were measured, nothing invented.
 import path from 'node:path';
+import { shortNames } from '../runs/lineage';
 
 /** A measured row as the card shows it: what it measured (role) and on which data (file name, N, sha256). */
 export interface CardMetric {
@@ -42,7 +43,7 @@ export function modelCard(f: CardFacts): string {
     '- optimal-transport',
     '---',
     '',
-    `# ${f.parents?.length ? `OT fusion of ${f.parents.map(name).join(' + ')}` : name(f.model)}`,
+    `# ${f.parents?.length ? `OT fusion of ${shortNames(f.parents).join(' + ')}` : name(f.model)}`,
     '',
     `A \`${f.architecture}\` checkpoint written by otfuse from \`${name(f.model)}\`, in the layout, dtype and`,
     `tokenizer/preprocessor of \`${name(f.like)}\`.`,
@@ -50,11 +51,13 @@ export function modelCard(f: CardFacts): string {
   ];
   if (f.parents?.length) {
     lines.push('## Parents', '');
+    const shown = shortNames(f.parents);
     f.parents.forEach((p, k) => {
       const sha = f.parentHashes?.[k];
-      // File names only: a card is shared, and absolute paths would publish the user's home folder and layout.
+      // File names only (their folder when two share a name): a card is shared, and absolute paths would publish
+      // the user's home folder and layout.
       lines.push(
-        `- \`${name(p)}\`${f.anchor && path.resolve(p) === path.resolve(f.anchor) ? ' (anchor: its widths and graph define the result)' : ''}${sha ? ` — sha256 \`${sha}\`` : ''}`,
+        `- \`${shown[k]}\`${f.anchor && path.resolve(p) === path.resolve(f.anchor) ? ' (anchor: its widths and graph define the result)' : ''}${sha ? ` — sha256 \`${sha}\`` : ''}`,
       );
     });
     lines.push('');

@@ -228,7 +228,12 @@ function configText(likeDir: string, config: Record<string, unknown>, changes: R
   const fallback = JSON.stringify(config, null, 2) + '\n';
   let text: string;
   try {
-    text = readText(path.join(likeDir, 'config.json'), { code: 'BAD_MODEL', what: 'config.json', maxBytes: READ_LIMITS.json });
+    text = readText(path.join(likeDir, 'config.json'), {
+      code: 'BAD_MODEL',
+      what: 'config.json',
+      maxBytes: READ_LIMITS.json,
+      within: modelFolderRoot(likeDir),
+    });
   } catch {
     return fallback;
   }
