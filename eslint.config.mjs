@@ -30,10 +30,7 @@ export default tseslint.config(
       'worker/fusion/mapstore.ts',
       'worker/fusion/runFolder.ts',
       'worker/runs/*.ts',
-      'worker/runtime/providers.ts',
       'worker/hf/safetensors.ts',
-      'worker/api.ts',
-      'worker/cli.ts',
     ],
     rules: {
       'no-restricted-imports': [

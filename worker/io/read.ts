@@ -169,6 +169,14 @@ export function pathKind(p: string): 'file' | 'dir' | 'other' | 'missing' {
 }
 
 export const isDirectory = (p: string): boolean => pathKind(p) === 'dir';
+/** The size in bytes of what `p` names (links followed), or undefined when it cannot be stat'ed. */
+export function sizeOf(p: string): number | undefined {
+  try {
+    return fs.statSync(p).size;
+  } catch {
+    return undefined;
+  }
+}
 export const exists = (p: string): boolean => pathKind(p) !== 'missing';
 /** True for a symlink itself (not followed). */
 export function isLink(p: string): boolean {
