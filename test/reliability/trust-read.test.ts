@@ -193,6 +193,8 @@ test('a tokenizer pattern that needs backtracking (lookahead, backreference) is 
       refusedWith('UNSUPPORTED', /tokenizer\.json: the pattern at pre_tokenizer\.pretokenizers\[0\]\.pattern .* linear time only/),
     );
   }
+  // A pattern RE2 could run but whose compilation alone would take long (a 1 MB pattern: seconds) is refused by size.
+  assert.throws(() => loadTokenizer(tokenizerWithSplit('x'.repeat(5000))), refusedWith('UNSUPPORTED', /5000 characters, more than the 4096 accepted/));
 });
 
 // Item 5 — config values: own properties, ranges, errors naming file and field.
