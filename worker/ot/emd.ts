@@ -134,7 +134,6 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
     if (nx >= 0) prevSib[nx] = pv;
     nextSib[u] = prevSib[u] = -1;
   };
-  const arcCost = (e: number): number => (e < nm ? C[e] : ART);
 
   parent[root] = -1;
   depth[root] = 0;
@@ -156,53 +155,56 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
   }
 
   const stack = new Int32Array(N);
-  /** Recomputes depth and potentials in the subtree below s (s itself included). */
-  const refreshSubtree = (s: number): void => {
+  /** Recomputes depth in the subtree below s (s itself included) and shifts its potentials by sigma: the arcs
+   * inside a re-hung subtree are unchanged, so all its potentials move together. */
+  const refreshSubtree = (s: number, sigma: number): void => {
     let top = 0;
     stack[top++] = s;
     while (top > 0) {
       const u = stack[--top];
-      const p = parent[u];
-      depth[u] = depth[p] + 1;
-      const c = arcCost(predArc[u]);
-      pi[u] = predUp[u] ? pi[p] - c : pi[p] + c;
+      depth[u] = depth[parent[u]] + 1;
+      pi[u] += sigma;
       for (let ch = firstChild[u]; ch >= 0; ch = nextSib[ch]) stack[top++] = ch;
     }
   };
 
   const blockSize = Math.max(10, Math.ceil(Math.sqrt(nm)));
-  let nextI = 0,
-    nextJ = 0;
+  let nextE = 0;
+  const piCol = pi.subarray(n, n + m);
   let iterations = 0;
   let converged = false;
 
   for (;;) {
-    // --- pricing: block search over real arcs, cyclically from where the last search stopped
+    // --- pricing: block search over real arcs, cyclically from where the last search stopped, row segment by row
+    //     segment (the search is most of a pivot's time)
     let best = -1,
       bestRc = -tol;
     {
-      let i = nextI,
-        j = nextJ,
-        cnt = blockSize;
-      let piI = pi[i];
-      for (let k = 0; k < nm; k++) {
-        const rc = C[i * m + j] + piI - pi[n + j];
-        if (rc < bestRc) {
-          bestRc = rc;
-          best = i * m + j;
+      let e = nextE,
+        remaining = nm;
+      while (remaining > 0) {
+        let blockLeft = Math.min(blockSize, remaining);
+        remaining -= blockLeft;
+        while (blockLeft > 0) {
+          const i = (e / m) | 0;
+          const o = i * m;
+          const j0 = e - o;
+          const j1 = Math.min(m, j0 + blockLeft);
+          const piI = pi[i];
+          for (let j = j0; j < j1; j++) {
+            const rc = C[o + j] + piI - piCol[j];
+            if (rc < bestRc) {
+              bestRc = rc;
+              best = o + j;
+            }
+          }
+          blockLeft -= j1 - j0;
+          e = o + j1;
+          if (e === nm) e = 0;
         }
-        if (++j === m) {
-          j = 0;
-          if (++i === n) i = 0;
-          piI = pi[i];
-        }
-        if (--cnt === 0) {
-          if (best >= 0) break;
-          cnt = blockSize;
-        }
+        if (best >= 0) break;
       }
-      nextI = i;
-      nextJ = j;
+      nextE = e;
     }
     if (best < 0) {
       converged = true;
@@ -274,7 +276,8 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
       newFlow = oldFlow;
       u = oldParent;
     }
-    refreshSubtree(uIn);
+    // the entering arc (row first → column second) gets reduced cost 0: C + pi[first] − pi[second] = 0
+    refreshSubtree(uIn, side === 1 ? pi[second] - C[best] - pi[first] : C[best] + pi[first] - pi[second]);
   }
 
   // Recompute tree flows from the supplies (leaves first) so the marginals hold to rounding.
