@@ -4,6 +4,11 @@
 //   (big-M start), block-search pricing and a strongly feasible spanning tree (no cycling on degenerate pivots).
 import { OtfuseError } from '../errors';
 import { linearAssignment } from './lap';
+import { pricingFor } from './pricing-wasm';
+
+/** Arcs from which the network simplex prices in WebAssembly SIMD (below, plain JS: the kernel's set-up costs more;
+ * tests set it to Infinity to compare both). */
+export const emdEngine = { wasmPricingMin: 8192 };
 import { checkProblem, type PlanResult, type Weights } from './validate';
 
 export interface EmdOptions {
@@ -114,7 +119,9 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
   const predUp = new Uint8Array(N); // 1: arc goes node → parent
   const flow = new Float64Array(N); // flow on the arc to the parent
   const depth = new Int32Array(N);
-  const pi = new Float64Array(N);
+  // pricing in WebAssembly SIMD from emdEngine.wasmPricingMin arcs up (the potentials then live in the kernel's memory)
+  const pricing = nm >= emdEngine.wasmPricingMin ? pricingFor(C, N) : undefined;
+  const pi = pricing ? pricing.pi : new Float64Array(N);
   const firstChild = new Int32Array(N).fill(-1);
   const nextSib = new Int32Array(N).fill(-1);
   const prevSib = new Int32Array(N).fill(-1);
@@ -191,11 +198,20 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
           const j0 = e - o;
           const j1 = Math.min(m, j0 + blockLeft);
           const piI = pi[i];
-          for (let j = j0; j < j1; j++) {
-            const rc = C[o + j] + piI - piCol[j];
-            if (rc < bestRc) {
-              bestRc = rc;
-              best = o + j;
+          if (pricing) {
+            // the segment's minimum of C − π_col in SIMD; its first position looked up only when it improves
+            const low = pricing.segMin((o + j0) * 8, pricing.piOff + (n + j0) * 8, j1 - j0);
+            if (low + piI < bestRc) {
+              bestRc = low + piI;
+              best = o + j0 + pricing.segFind((o + j0) * 8, pricing.piOff + (n + j0) * 8, j1 - j0, low);
+            }
+          } else {
+            for (let j = j0; j < j1; j++) {
+              const rc = C[o + j] + piI - piCol[j];
+              if (rc < bestRc) {
+                bestRc = rc;
+                best = o + j;
+              }
             }
           }
           blockLeft -= j1 - j0;
