@@ -246,7 +246,7 @@ test('rectangular uniform EMD (issue 31 shapes): cost within 1e-9 of POT, margin
     const viaJs = emd(uniform(n), uniform(m), M);
     assert.ok(Math.abs(viaJs.cost - viaWasm.cost) <= 1e-12, `${viaJs.cost} vs ${viaWasm.cost}`);
   } finally {
-    emdEngine.wasmPricingMin = 8192;
+    emdEngine.wasmPricingMin = 1024;
   }
   assertMarginals(viaWasm.plan, uniform(n), uniform(m), 1e-12);
 });

@@ -8,7 +8,7 @@ import { pricingFor } from './pricing-wasm';
 
 /** Arcs from which the network simplex prices in WebAssembly SIMD (below, plain JS: the kernel's set-up costs more;
  * tests set it to Infinity to compare both). */
-export const emdEngine = { wasmPricingMin: 8192 };
+export const emdEngine = { wasmPricingMin: 1024 };
 import { checkProblem, type PlanResult, type Weights } from './validate';
 
 export interface EmdOptions {
