@@ -166,7 +166,7 @@ function table(results: ShapeResult[], meta: { date: string; machine: string; lo
   }
   L.push('');
   L.push(
-    'Wall time of the same calls (one thread each side), ms: ' +
+    'Wall time of the same calls (one thread each side; on a loaded machine mostly the wait for a core): ' +
       results
         .map(
           (r) =>
