@@ -3,7 +3,8 @@
 import type { LayerMapInfo, MapPayload, RunRecord } from '../../contracts/protocol';
 import { h, button, section, canvasPng } from '../dom';
 import { request } from '../rpc';
-import { cellAt, composeHeatmapImage, describeCell, drawColourBar, drawMap, formatValue } from '../heatmap';
+import { cellAt, composeHeatmapImage, drawColourBar, drawMap, formatValue } from '../heatmap';
+import { detailScale, describeHover, scaleText, topTable, viewOptions, TOP_K } from './matches';
 import { diagnosticLabel, informativeness } from '../labels';
 import { overviewChart } from '../chart';
 import { S, save, width } from './state';
@@ -55,7 +56,7 @@ export function layersSection(r: RunRecord, runDir: string): HTMLElement {
           'aria-selected': String(l.tensor === S.persisted.selected),
           'data-tensor': l.tensor,
           title: `${l.name} (${l.kind}) ${l.rows}×${l.cols}${r.models.length > 2 ? ` · model ${l.model}` : ''}`,
-          onclick: () => select(l.tensor),
+          onclick: () => select(l.tensor, false, false, true),
           onkeydown: (e: KeyboardEvent) => {
             if (e.key === 'Enter' || e.key === ' ') {
               e.preventDefault();
@@ -96,6 +97,7 @@ export function layersSection(r: RunRecord, runDir: string): HTMLElement {
       'div',
       { id: 'detail' },
       h('h3', { id: 'detail-name' }),
+      viewOptions((refetch) => (refetch && S.persisted.selected ? select(S.persisted.selected, false, false) : drawDetail())),
       h('div', { id: 'hover', class: 'muted small', 'aria-live': 'polite' }, HOVER_HINT),
       h(
         'div',
@@ -112,6 +114,7 @@ export function layersSection(r: RunRecord, runDir: string): HTMLElement {
         button('CSV', act('exportMapCsv'), 'secondary', 'btn-export-csv', 'Export the full map as CSV'),
         button('NPY', act('exportMapNpy'), 'secondary', 'btn-export-npy', 'Export the full map as a NumPy .npy file'),
       ),
+      h('div', { id: 'top-slot' }),
       h('div', { id: 'diagnostics-slot' }),
     ),
     h('h3', {}, 'All layers'),
@@ -123,7 +126,10 @@ async function exportPng(runName: string): Promise<void> {
   const map = currentMap();
   const l = S.run?.record.layers.find((x) => x.tensor === S.persisted.selected);
   if (!map || !l) return;
-  const bytes = await canvasPng(composeHeatmapImage(map, `${runName} · ${l.name} (${l.kind}) ${l.rows}×${l.cols}`));
+  const scale = detailScale(map);
+  const bytes = await canvasPng(
+    composeHeatmapImage(map, `${runName} · ${l.name} (${l.kind}) ${l.rows}×${l.cols}`, 512, scale, scaleText(map, scale, formatValue)),
+  );
   await request('saveFile', { suggestedName: `${runName}-${l.name}.png`, bytes, filter: 'png' });
 }
 
@@ -158,7 +164,7 @@ function diagnostics(l: LayerMapInfo): HTMLElement {
 }
 
 /** Selects a layer: updates the cards, the detail and the diagnostics in place, and asks for the full map. */
-export function select(tensor: string, focus = false, scroll = true): void {
+export function select(tensor: string, focus = false, scroll = true, showMap = false): void {
   const run = S.run;
   if (!run) return;
   S.persisted.selected = tensor;
@@ -176,9 +182,13 @@ export function select(tensor: string, focus = false, scroll = true): void {
   const name = document.getElementById('detail-name');
   if (name) name.textContent = `${l.name} — ${l.kind} · ${l.rows}×${l.cols}`;
   document.getElementById('diagnostics-slot')?.replaceChildren(diagnostics(l));
+  document.getElementById('top-slot')?.replaceChildren();
   drawDetail();
+  // Picked from the list (below the map): bring the map into view.
+  if (showMap) document.getElementById('detail')?.scrollIntoView({ block: 'nearest' });
   const runDir = run.runDir;
-  void request('getMap', { runDir, tensor, maxSide: DETAIL_SIDE }).then((map) => {
+  const sort = !!S.persisted.sortByMatch;
+  void request('getMap', { runDir, tensor, maxSide: DETAIL_SIDE, sort, top: TOP_K }).then((map) => {
     if (map && S.run?.runDir === runDir && S.persisted.selected === tensor) {
       S.detail = map;
       drawDetail();
@@ -216,15 +226,29 @@ export function drawDetail(): void {
   const l = S.run?.record.layers.find((x) => x.tensor === map.tensor);
   const barWidth = 58;
   const size = Math.max(100, Math.min(480, width() - 24 - barWidth - 6));
-  drawMap(canvas, map, size);
-  drawColourBar(bar, map.min, map.max, parseFloat(canvas.style.height), barWidth);
+  const s = detailScale(map);
+  drawMap(canvas, map, size, s);
+  drawColourBar(bar, map.min, map.max, parseFloat(canvas.style.height), barWidth, s);
   canvas.dataset.drawn = '1';
+  canvas.dataset.sorted = map.rowOrder ? '1' : '';
+  canvas.dataset.scale = s.log ? 'log' : 'linear';
+  const slot = document.getElementById('top-slot');
+  if (slot && map.top && !slot.querySelector('#top-matches')) {
+    const table = topTable(map);
+    if (table) {
+      table.addEventListener('toggle', () => {
+        S.persisted.topOpen = (table as HTMLDetailsElement).open;
+        save();
+      });
+      slot.replaceChildren(table);
+    }
+  }
   canvas.setAttribute('aria-label', `transport map of ${l?.name ?? map.tensor}, ${map.rows} by ${map.cols}`);
   const hover = document.getElementById('hover')!;
   const scale = document.getElementById('scale')!;
-  scale.textContent = `${map.rows}×${map.cols}${map.outRows < map.rows || map.outCols < map.cols ? ` shown as ${map.outRows}×${map.outCols} block means` : ''} · colour: row-normalised mass n·P from ${formatValue(map.min)} to ${formatValue(map.max)} (rows sum to 1)`;
+  scale.textContent = scaleText(map, s, formatValue);
   canvas.onmousemove = (e) => {
-    hover.textContent = describeCell(cellAt(canvas.getBoundingClientRect(), map, e.clientX, e.clientY));
+    hover.textContent = describeHover(map, cellAt(canvas.getBoundingClientRect(), map, e.clientX, e.clientY));
   };
   canvas.onmouseleave = () => {
     hover.textContent = HOVER_HINT;
