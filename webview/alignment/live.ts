@@ -91,9 +91,10 @@ export function render(): void {
       80,
     );
   p.error.hidden = !live.error;
-  // One or two lines; the whole message is in the tooltip and the otfuse log.
+  // The first line, whole up to a few lines (a refusal names two files: both must show); the rest is in the
+  // tooltip and the otfuse log.
   const short = (live.error ?? '').split('\n')[0];
-  p.error.textContent = short.length > 140 ? `${short.slice(0, 137)}…` : short;
+  p.error.textContent = short.length > 480 ? `${short.slice(0, 477)}…` : short;
   p.error.title = live.error ?? '';
   p.stage.hidden = live.state !== 'running';
   p.cancel.hidden = live.state !== 'running';

@@ -76,7 +76,10 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
   const delta = (m: ModelMetrics) =>
     best === undefined || m.accuracy === undefined || parents.includes(m) ? '' : `${m.accuracy >= best ? '+' : ''}${(100 * (m.accuracy - best)).toFixed(2)}`;
   const on = dataName(r.evalData ?? r.data);
-  const caption = r.evalIsCalibration
+  // No evaluation data recorded (fused with "Skip evaluation") but rows exist: a later finetune measured them on
+  // the calibration data. Labelled like a calibration-data evaluation, never as a plain "Measured on".
+  const onCalibration = r.evalIsCalibration || (r.evalData === undefined && r.data !== undefined);
+  const caption = onCalibration
     ? h(
         'caption',
         { class: 'warning', id: 'accuracy-caption' },
