@@ -44,6 +44,11 @@ export interface LiveState {
   loss: { step: number; loss: number }[];
   state: 'running' | 'done' | 'failed' | 'cancelled';
   error?: string;
+  /** Times (ms since the epoch) the job and its current stage started, and how long the job took last time (s):
+   * the view shows elapsed time and the time left (contracts/progress.ts). */
+  startedAt?: number;
+  stageStartedAt?: number;
+  expectedSeconds?: number;
 }
 
 export interface RunView {

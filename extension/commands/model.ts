@@ -147,7 +147,8 @@ export function modelCommands(d: Deps, pickers: Pickers) {
             ctx,
           );
         },
-        { runDir },
+        // Last time's finetune of this run (twice: the anchor is finetuned the same way as the baseline).
+        { runDir, expectedSeconds: record.finetune ? record.finetune.seconds * (baseline ? 2 : 1) : undefined },
       );
       const distilled = (result.finetune as { distill?: unknown }).distill !== undefined;
       if (teachers && !distilled) d.log.warn('otfuse.finetuneTeachers is on, but this engine has no distillation finetune: trained on the labels only');

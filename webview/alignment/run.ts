@@ -30,7 +30,7 @@ export function header(r: RunRecord, runDir: string): HTMLElement {
   return h(
     'header',
     { class: 'run-header' },
-    h('div', { class: 'title-row' }, h('h1', { id: 'run-name' }, r.name), statusTag(r.status, 'run-status')),
+    h('div', { class: 'title-row' }, h('h1', { id: 'run-name' }, r.name), runStatus(r, busy)),
     h('div', { class: 'muted small' }, `${r.models.map(basename).join(' + ')} · anchor ${basename(r.anchor)}${r.provider ? ` · ${r.provider.used}` : ''}`),
     dataLine(r),
     h(
@@ -43,6 +43,15 @@ export function header(r: RunRecord, runDir: string): HTMLElement {
       button('Re-run with edits…', act('rerun'), 'secondary', 'btn-rerun', 'Edit the recipe and fuse the same models again'),
     ),
   );
+}
+
+/** The run's status tag: never "DONE" while a job (a finetune, a re-evaluation) still works on the run. */
+export function runStatus(r: RunRecord, busy: boolean): HTMLElement {
+  if (!busy) return statusTag(r.status, 'run-status');
+  const tag = statusTag('running', 'run-status');
+  const title = S.live?.runDir && S.live.state === 'running' ? S.live.title : '';
+  tag.textContent = /^Finetuning/.test(title) ? 'FINETUNING' : /^Re-evaluating/.test(title) ? 'EVALUATING' : 'BUSY';
+  return tag;
 }
 
 function dataLine(r: RunRecord): HTMLElement | null {
