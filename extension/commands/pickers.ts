@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DataArg, DataDescription, FuseRecipe, ModelSummary } from '../../worker/types';
 import { fitOf, looksTraining, rankData, type DataFit } from '../dataFit';
+import { findHfFolders } from '../hf';
 import type { Deps } from './deps';
 
 export type PresetId = 'recommended' | 'exact' | 'weight-based';
@@ -61,12 +62,22 @@ export class Pickers {
 
   async pickModels(selected: string[], title = 'Fuse Models: choose two or more models'): Promise<string[] | undefined> {
     const found = await vscode.workspace.findFiles('**/*.onnx', EXCLUDE, 200);
-    const items: (vscode.QuickPickItem & { file?: string })[] = found.map((u) => ({
-      label: path.basename(u.fsPath),
-      description: vscode.workspace.asRelativePath(u),
-      file: u.fsPath,
-      picked: selected.includes(u.fsPath),
-    }));
+    // Hugging Face folders are models too (named by the folder, not "model.safetensors").
+    const folders = await findHfFolders();
+    const items: (vscode.QuickPickItem & { file?: string })[] = [
+      ...found.map((u) => ({
+        label: path.basename(u.fsPath),
+        description: vscode.workspace.asRelativePath(u),
+        file: u.fsPath,
+        picked: selected.includes(u.fsPath),
+      })),
+      ...folders.map((f) => ({
+        label: `$(folder) ${path.basename(f)}`,
+        description: `${vscode.workspace.asRelativePath(f)} · Hugging Face folder`,
+        file: f,
+        picked: selected.includes(f),
+      })),
+    ];
     items.push({ label: '$(folder-opened) Browse…', alwaysShow: true });
     const single = selected.length === 1;
     const picked = await vscode.window.showQuickPick(items, {
@@ -74,7 +85,9 @@ export class Pickers {
       title: single
         ? `Fuse Models: ${path.basename(selected[0])} needs at least one partner — fusion averages two or more models of the same architecture after aligning their neurons`
         : title,
-      placeHolder: single ? 'Tick one or more other checkpoints of the same architecture (same depth, heads and classes)' : 'The models to fuse (.onnx)',
+      placeHolder: single
+        ? 'Tick one or more other checkpoints of the same architecture (same depth, heads and classes)'
+        : 'The models to fuse (.onnx files or Hugging Face folders)',
     });
     if (!picked) return undefined;
     let files = picked.filter((p) => p.file).map((p) => p.file!);

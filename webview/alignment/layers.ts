@@ -185,7 +185,7 @@ export function select(tensor: string, focus = false, scroll = true, showMap = f
   document.getElementById('top-slot')?.replaceChildren();
   drawDetail();
   // Picked from the list (below the map): bring the map into view.
-  if (showMap) document.getElementById('detail')?.scrollIntoView({ block: 'nearest' });
+  if (showMap) document.getElementById('detail-name')?.scrollIntoView({ block: 'start' });
   const runDir = run.runDir;
   const sort = !!S.persisted.sortByMatch;
   void request('getMap', { runDir, tensor, maxSide: DETAIL_SIDE, sort, top: TOP_K }).then((map) => {
@@ -231,6 +231,9 @@ export function drawDetail(): void {
   drawColourBar(bar, map.min, map.max, parseFloat(canvas.style.height), barWidth, s);
   canvas.dataset.drawn = '1';
   canvas.dataset.sorted = map.rowOrder ? '1' : '';
+  canvas.dataset.tensor = map.tensor;
+  canvas.dataset.rows = String(map.outRows);
+  canvas.dataset.cols = String(map.outCols);
   canvas.dataset.scale = s.log ? 'log' : 'linear';
   const slot = document.getElementById('top-slot');
   if (slot && map.top && !slot.querySelector('#top-matches')) {
