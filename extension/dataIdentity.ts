@@ -49,7 +49,7 @@ export async function refuseTrainingOnEval(train: DataArg, evalData: DataArg | u
   const how = real(t) === real(e) ? 'the same file' : 'a byte-identical copy';
   throw new OtfuseError(
     'BAD_USAGE',
-    `refusing to train on the ${what}: training data ${path.basename(t)} is ${how} of the ${what} ${path.basename(e)} (${t} / ${e}); the accuracies would be measured on the data the model was trained on. Choose another training set.`,
+    `refusing to train on the ${what}: training data ${path.basename(t)} is ${how} of the ${what} ${path.basename(e)} (in ${path.dirname(e)}); the accuracies would be measured on the data the model was trained on. Choose another training set.`,
     { file: t },
   );
 }

@@ -57,6 +57,27 @@ async function expand(folder, child) {
   await row(child).waitFor({ timeout: 30000 });
 }
 
+/** The title of the picker Fuse Models opens after the Explorer's menu: the anchor prompt (both models arrived) or
+ * the partner prompt (one model arrived); closes it. */
+async function fusePromptTitle() {
+  const title = quick().locator('.quick-input-title', { hasText: /anchor|needs at least one partner/ });
+  await title.waitFor({ state: 'visible', timeout: 60000 });
+  const text = await title.textContent();
+  await page().keyboard.press('Escape');
+  await title.waitFor({ state: 'hidden', timeout: 10000 });
+  return text;
+}
+
+/** Closes every editor (the command is not offered when none is open). */
+async function closeEditors() {
+  if (!(await page().locator('.part.editor .tabs-container .tab').count())) return;
+  await palette('View: Close All Editors').catch(async (err) => {
+    await shot('debug-close-all.png');
+    throw err;
+  });
+  await page().locator('.part.editor .tabs-container .tab').first().waitFor({ state: 'detached', timeout: 10000 });
+}
+
 async function collapse(folder) {
   const f = page().locator(`.explorer-folders-view .monaco-list-row[aria-label^="${folder}"][aria-expanded="true"]`).first();
   if (await f.count()) await f.click();
@@ -116,27 +137,24 @@ try {
     // Diagnostic: the old multi-select (ctrl-click right after the plain click that opens the first model).
     let lost = 0;
     for (let i = 0; i < repro; i++) {
-      await palette('View: Close All Editors');
+      await closeEditors();
       await explorerMenu([row('bertD_s20.onnx'), row('bertD_s21.onnx')], 'Fuse Models', undefined, { settle: false });
-      const title = await quick().locator('.quick-input-title').textContent({ timeout: 60000 });
-      if (/needs at least one partner/.test(title)) lost++;
-      await page().keyboard.press('Escape');
+      if (/needs at least one partner/.test(await fusePromptTitle())) lost++;
     }
     log(`old multi-select: the second model was lost in ${lost} of ${repro} tries`);
   }
 
   await check('[flaky] ctrl-click multi-select of the BERT models registers both, 6 times in a row (model view opened fresh each time)', async () => {
     for (let i = 0; i < 6; i++) {
-      await palette('View: Close All Editors');
+      await closeEditors();
       await explorerMenu([row('bertD_s20.onnx'), row('bertD_s21.onnx')], 'Fuse Models');
-      const title = await quick().locator('.quick-input-title').textContent({ timeout: 60000 });
+      const title = await fusePromptTitle();
       if (!/anchor/.test(title)) {
         await shot(`flaky-${i}.png`);
         throw new Error(`try ${i + 1}: the picker asks '${title}'`);
       }
-      await page().keyboard.press('Escape');
     }
-    await palette('View: Close All Editors');
+    await closeEditors();
     await collapse('bert');
   });
 
@@ -271,9 +289,11 @@ try {
     await widget.locator('.quick-input-box input').fill('vit-fmnist-s10-f16');
     const partner = widget.locator('.monaco-list-row', { hasText: 'vit-fmnist-s10-f16' }).first();
     await partner.waitFor({ timeout: 10000 });
-    await partner.locator('.quick-input-list-checkbox, input[type="checkbox"]').first().click();
+    // (The folder the menu was opened on is ticked already: "1 Selected"; a click on a row ticks it too.)
+    await partner.locator('.label-name').first().click();
+    await widget.locator('.quick-input-count', { hasText: '2 Selected' }).waitFor({ timeout: 10000 });
     await shot('06-hf-partner.png');
-    await page().keyboard.press('Enter');
+    await widget.locator('.quick-input-action .monaco-button, .monaco-button', { hasText: 'OK' }).first().click();
     await pickQuick('anchor', 'vit-fmnist-s11', 'vit-fmnist-s11');
     await pickQuickExact('calibration data', 'calib200', 'calib200.npz');
     await pickQuickExact('evaluation data', 'fmnist-test', 'fmnist-test-2k.json');
@@ -296,7 +316,7 @@ try {
     const model = await modelFrame('vit-fmnist-s11', 60000);
     await model.waitForSelector('#model-summary', { timeout: 30000 });
     await shot('07-safetensors-model-view.png');
-    await palette('View: Close All Editors');
+    await closeEditors();
   });
 
   await check('[5] log colour scale on a soft (Sinkhorn) map: the scale says so, more of the map becomes visible', async () => {
