@@ -102,6 +102,13 @@ const diagonalPixels = (frame) =>
     return { n, m, diagHigh, offLow };
   });
 
+/** A screenshot with the selected layer's map in view (the top of the Alignment view is the run's header). */
+async function mapShot(frame, name) {
+  await frame.evaluate(() => document.getElementById('detail-name').scrollIntoView({ block: 'start' }));
+  await page().waitForTimeout(400);
+  await shot(name);
+}
+
 async function selectLayer(frame, name) {
   const card = frame.locator('.thumb-card', { has: frame.locator('.thumb-name', { hasText: new RegExp(`^${name.replace(/\./g, '\\.')}$`) }) }).first();
   await card.click();
@@ -181,23 +188,16 @@ try {
     let scattered = 0;
     for (const [k, l] of layers.entries()) {
       await selectLayer(frame, l.name);
-      await frame.waitForFunction(
-        (t) => document.getElementById('heatmap').dataset.tensor === t && document.getElementById('heatmap').dataset.sorted === '',
-        l.tensor,
-        {
-          timeout: 10000,
-        },
-      );
+      // The full (unsorted) map and its top-k table have arrived.
+      await frame.waitForFunction((t) => document.getElementById('top-slot').dataset.key === `${t}|raw`, l.tensor, { timeout: 10000 });
       const raw = await diagonalPixels(frame);
       if (raw.diagHigh < raw.n) scattered++;
-      if (k === 0) await screenshot(frame, '01-unsorted.png');
+      if (k === 0) await mapShot(frame, '01-unsorted.png');
       await frame.locator('#opt-sort').check();
       await frame.waitForFunction(
-        (t) => document.getElementById('heatmap').dataset.tensor === t && document.getElementById('heatmap').dataset.sorted === '1',
+        (t) => document.getElementById('heatmap').dataset.sorted === '1' && document.getElementById('top-slot').dataset.key === `${t}|sorted`,
         l.tensor,
-        {
-          timeout: 10000,
-        },
+        { timeout: 10000 },
       );
       const sorted = await diagonalPixels(frame);
       if (sorted.diagHigh !== sorted.n || sorted.offLow !== sorted.n) throw new Error(`${l.name} sorted: ${JSON.stringify(sorted)}`);
@@ -209,7 +209,7 @@ try {
       if (!new RegExp(`${l.rows} of ${l.rows} neurons put ≥ 90 %`).test(table.summary)) throw new Error(`${l.name}: ${table.summary}`);
       if (k === 0) {
         await frame.locator('#top-matches summary').click();
-        await screenshot(frame, '02-sorted-by-match.png');
+        await mapShot(frame, '02-sorted-by-match.png');
         await frame.locator('#top-matches summary').click();
       }
       await frame.locator('#opt-sort').uncheck();
@@ -304,12 +304,6 @@ try {
   });
 
   await check('[8] model.safetensors opens in the model view, named by its folder', async () => {
-    await row('vit-fmnist-s11').click();
-    await row('vit-fmnist-s11')
-      .locator('xpath=following-sibling::*')
-      .first()
-      .waitFor({ timeout: 5000 })
-      .catch(() => {});
     await palette('Go to File...');
     await quick().locator('.quick-input-box input').fill('hf/vit-fmnist-s11/model.safetensors');
     await quick().locator('.monaco-list-row', { hasText: 'model.safetensors' }).first().click();
@@ -341,20 +335,20 @@ try {
     const scale = await frame.locator('#scale').textContent();
     if (!/log colour scale from \S+ to \S+/.test(scale)) throw new Error(`scale: ${scale}`);
     if (!(logged > linear)) throw new Error(`log scale shows ${logged} of the map vs ${linear} linear`);
-    await screenshot(frame, '08-log-scale.png');
+    await mapShot(frame, '08-log-scale.png');
     log(`${l.name}: visible share ${linear.toFixed(3)} linear → ${logged.toFixed(3)} log; ${scale}`);
     await frame.locator('#opt-log').uncheck();
   });
 
   await check('[3][5] Open Run / Compare pickers show the fused accuracy and say so; Compare draws both maps on one scale', async () => {
+    // From the palette with the HF run shown: "Compare <it> with…" lists the other runs.
     await palette('otfuse: Compare Runs');
-    const rows = await quickRows('Compare Runs');
+    const rows = await quickRows('Compare');
     const perm = rows.find((r) => r.label === permRecord.name || r.label.startsWith(`${permRecord.name} (`));
     const fused = permRecord.metrics.find((m) => m.label === 'ot').accuracy;
     if (!perm || !perm.text.includes(`fused ${(100 * fused).toFixed(2)}% on fmnist-test-2k.json`)) throw new Error(`picker row: ${perm?.text}`);
     await shot('09-compare-picker.png');
-    await pickQuick('Compare Runs', permRecord.name, permRecord.name);
-    await pickQuick('Compare', hfRecord.name, hfRecord.name);
+    await pickQuick('Compare', permRecord.name, permRecord.name);
     const cmp = await webviewFrame('compare', 30000, '#compare-recipe');
     const common = permRecord.layers.map((l) => l.name).find((n) => n !== permRecord.layers[0].name && hfRecord.layers.some((l) => l.name === n));
     if (!common) throw new Error('no layer in both runs');

@@ -163,6 +163,8 @@ function diagnostics(l: LayerMapInfo): HTMLElement {
   );
 }
 
+let detailRequests = 0;
+
 /** Selects a layer: updates the cards, the detail and the diagnostics in place, and asks for the full map. */
 export function select(tensor: string, focus = false, scroll = true, showMap = false): void {
   const run = S.run;
@@ -182,14 +184,18 @@ export function select(tensor: string, focus = false, scroll = true, showMap = f
   const name = document.getElementById('detail-name');
   if (name) name.textContent = `${l.name} — ${l.kind} · ${l.rows}×${l.cols}`;
   document.getElementById('diagnostics-slot')?.replaceChildren(diagnostics(l));
-  document.getElementById('top-slot')?.replaceChildren();
+  const slot = document.getElementById('top-slot');
+  slot?.replaceChildren();
+  if (slot) slot.dataset.key = '';
   drawDetail();
   // Picked from the list (below the map): bring the map into view.
   if (showMap) document.getElementById('detail-name')?.scrollIntoView({ block: 'start' });
   const runDir = run.runDir;
   const sort = !!S.persisted.sortByMatch;
+  const asked = ++detailRequests;
   void request('getMap', { runDir, tensor, maxSide: DETAIL_SIDE, sort, top: TOP_K }).then((map) => {
-    if (map && S.run?.runDir === runDir && S.persisted.selected === tensor) {
+    // Only the latest request's map (a slower earlier answer, e.g. unsorted, must not replace a newer one).
+    if (map && asked === detailRequests && S.run?.runDir === runDir && S.persisted.selected === tensor) {
       S.detail = map;
       drawDetail();
     }
@@ -236,7 +242,9 @@ export function drawDetail(): void {
   canvas.dataset.cols = String(map.outCols);
   canvas.dataset.scale = s.log ? 'log' : 'linear';
   const slot = document.getElementById('top-slot');
-  if (slot && map.top && !slot.querySelector('#top-matches')) {
+  const key = `${map.tensor}|${map.rowOrder ? 'sorted' : 'raw'}`;
+  if (slot && map.top && slot.dataset.key !== key) {
+    slot.dataset.key = key;
     const table = topTable(map);
     if (table) {
       table.addEventListener('toggle', () => {
