@@ -80,3 +80,12 @@ export function uniqueNames<T extends { dir: string; record?: RunRecord }>(entri
   }
   return out;
 }
+
+/** A provider failure in the user's words: ONNX Runtime's C++ source paths and line numbers (a WebGPU adapter
+ * that cannot start reports one) become "the <provider> execution provider could not start here". */
+export function providerReason(reason: string, provider: string): string {
+  const internal = /[\w/\\.-]+\.(cc|cpp|h|hpp)(:\d+)?|onnxruntime[\\/]core|\bstd::|0x[0-9a-f]{6,}/i;
+  if (!internal.test(reason)) return reason.slice(0, 140);
+  const what = /adapter|gpu|device/i.test(reason) ? 'found no usable GPU adapter' : 'could not start';
+  return `the ${provider} execution provider ${what} on this machine (details in the otfuse log)`;
+}

@@ -281,16 +281,19 @@ export class Pickers {
 
   async pickRecipe(): Promise<FuseRecipe | undefined> {
     const configured = vscode.workspace.getConfiguration('otfuse').get<string>('defaultRecipe', 'recommended');
-    const last = this.state.get<string>('otfuse.preset') ?? configured;
+    const used = this.state.get<string>('otfuse.preset');
+    const last = used ?? configured;
+    // "last used" only after a fusion chose it; on a first fuse the configured default says "default".
+    const mark = used ? 'last used' : 'default';
     type Item = vscode.QuickPickItem & { id: string };
     const items: Item[] = (Object.keys(PRESETS) as PresetId[]).map((id) => ({
       id,
       label: PRESETS[id].label,
       detail: PRESETS[id].detail,
-      description: id === last ? 'last used' : undefined,
+      description: id === last ? mark : undefined,
     }));
     if (last && !(last in PRESETS) && fs.existsSync(resolveWs(last)))
-      items.push({ id: last, label: path.basename(last), detail: 'recipe file', description: 'last used' });
+      items.push({ id: last, label: path.basename(last), detail: 'recipe file', description: mark });
     items.push({ id: 'open', label: '$(json) Open recipe JSON…', detail: 'a FuseRecipe file (*.otfuse.json)' });
     items.push({ id: 'form', label: '$(edit) New recipe…', detail: 'a form: solver, regularisation, residual policy, Q/K mode, weights → *.otfuse.json' });
     items.sort((a, b) => (a.id === last ? -1 : b.id === last ? 1 : 0));

@@ -76,8 +76,11 @@ export function layersSection(r: RunRecord, runDir: string): HTMLElement {
     ),
   );
   const act = (action: 'openLarge' | 'exportMapCsv' | 'exportMapNpy') => () => void request('action', { action, runDir, tensor: S.persisted.selected });
+  const residual = layers.length - solved.length;
   return section(
-    `Aligned layers (${layers.length})`,
+    // Counts that add up: maps in this run = solved by OT + residual (the model view counts aligned groups,
+    // which include groups that pass a neighbour's map through without a map of their own).
+    `Aligned layers (${layers.length} maps: ${solved.length} solved by OT${residual ? `, ${residual} residual` : ''})`,
     'layers',
     solved.length > 1
       ? h(
@@ -87,7 +90,7 @@ export function layersSection(r: RunRecord, runDir: string): HTMLElement {
           h(
             'div',
             { class: 'muted small' },
-            'Per aligned map, input to output: how close each is to a permutation (hard alignment) and its OT cost. Click a point to select the layer.',
+            `The ${solved.length} maps solved by OT, input to output (points 0–${solved.length - 1}): how close each is to a permutation (hard alignment) and its OT cost. Click a point to select the layer.`,
           ),
           overview,
           h('div', { class: 'actions small-actions' }, overviewPng),
@@ -146,7 +149,7 @@ function diagnostics(l: LayerMapInfo): HTMLElement {
   return h(
     'table',
     { id: 'diagnostics', class: 'grid' },
-    h('caption', {}, `Diagnostics of ${l.name}`),
+    h('caption', {}, `Diagnostics of ${l.name} · N = ${l.rows} × ${l.cols} neurons${samplesText()}`),
     h(
       'tbody',
       {},
@@ -156,7 +159,7 @@ function diagnostics(l: LayerMapInfo): HTMLElement {
           'tr',
           { title: d.help, 'data-key': k },
           h('th', { scope: 'row' }, h('span', { class: 'help', 'aria-description': d.help }, d.label)),
-          h('td', { class: 'num' }, d.format(v, l.cols)),
+          h('td', { class: 'num' }, d.format(v, l.cols, l.rows)),
         );
       }),
     ),
@@ -164,6 +167,13 @@ function diagnostics(l: LayerMapInfo): HTMLElement {
 }
 
 let detailRequests = 0;
+
+/** ", 200 calibration samples" (the samples the maps were computed from), when run.json says. */
+function samplesText(): string {
+  const r = S.run?.record;
+  const n = (r?.recipe as { samples?: number } | undefined)?.samples;
+  return typeof n === 'number' ? `, ${n} calibration samples` : '';
+}
 
 /** Selects a layer: updates the cards, the detail and the diagnostics in place, and asks for the full map. */
 export function select(tensor: string, focus = false, scroll = true, showMap = false): void {
@@ -183,6 +193,7 @@ export function select(tensor: string, focus = false, scroll = true, showMap = f
   if (!l) return;
   const name = document.getElementById('detail-name');
   if (name) name.textContent = `${l.name} — ${l.kind} · ${l.rows}×${l.cols}`;
+  name?.setAttribute('title', `N: ${l.rows} neurons of the other model × ${l.cols} of the anchor${samplesText()}`);
   document.getElementById('diagnostics-slot')?.replaceChildren(diagnostics(l));
   const slot = document.getElementById('top-slot');
   slot?.replaceChildren();
