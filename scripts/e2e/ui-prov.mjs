@@ -29,6 +29,7 @@ import {
   quickRows,
   readRecord,
   screenshot,
+  sideBarWidth,
   waitForRun,
   webviewFrame,
 } from './ui-lib.mjs';
@@ -376,6 +377,29 @@ try {
     await screenshot(null, '10-compare-shared-scale.png');
     log(`compare ${common}: ${s.note}`);
     await palette('View: Close Editor');
+  });
+
+  await check('[9] at 230 px the accuracy table keeps its Δ and Loss columns (wrapped), with no horizontal overflow', async () => {
+    await focusAlignment();
+    await frame.evaluate(() => window.scrollTo(0, 0));
+    const w = await sideBarWidth(230);
+    await page().waitForTimeout(800);
+    const m = await frame.evaluate(() => {
+      const cells = (sel) => [...document.querySelectorAll(sel)].map((e) => e.getBoundingClientRect());
+      const visible = (rs) => rs.length > 0 && rs.every((r) => r.width > 10 && r.right <= window.innerWidth + 1);
+      return {
+        overflow: document.documentElement.scrollWidth - window.innerWidth,
+        delta: visible(cells('#accuracy .delta')),
+        loss: visible(cells('#accuracy .loss')),
+        width: window.innerWidth,
+      };
+    });
+    await palette('Notifications: Clear All Notifications');
+    const sb = await page().locator('.part.sidebar').boundingBox();
+    await page().screenshot({ path: path.join(T.shots, '11-narrow-230.png'), clip: { x: sb.x, y: sb.y, width: sb.width, height: Math.min(sb.height, 980) } });
+    await sideBarWidth(560);
+    if (m.overflow > 1) throw new Error(`${m.overflow}px horizontal overflow at ${m.width}px`);
+    if (!m.delta || !m.loss) throw new Error(`Δ/Loss columns at ${m.width}px (side bar ${w}px): ${JSON.stringify(m)}`);
   });
 } catch (err) {
   if (!T.results.some((r) => !r.ok)) T.results.push({ name: 'harness', ok: false, error: String(err?.stack ?? err) });

@@ -66,6 +66,11 @@ function dataLine(r: RunRecord): HTMLElement | null {
   return h('div', { class: 'muted small', id: 'run-data' }, text);
 }
 
+/** A column header with a short form for narrow side bars (CSS shows one; words never break mid-word). */
+function headerText(wide: string, narrow: string): HTMLElement[] {
+  return [h('span', { class: 'wide-text' }, wide), h('span', { class: 'narrow-text', 'aria-hidden': 'true' }, narrow)];
+}
+
 function kindOf(label: string): string {
   return /anchor\+finetune/i.test(label)
     ? 'bar-baseline'
@@ -112,8 +117,8 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
         'tr',
         {},
         h('th', { scope: 'col' }, 'Model'),
-        h('th', { scope: 'col', class: 'num' }, 'Accuracy'),
-        h('th', { scope: 'col', class: 'num delta', title: 'percentage points vs the best parent' }, 'Δ best parent'),
+        h('th', { scope: 'col', class: 'num', title: 'Accuracy' }, ...headerText('Accuracy', 'Acc.')),
+        h('th', { scope: 'col', class: 'num delta', title: 'percentage points vs the best parent' }, ...headerText('Δ best parent', 'Δ pt')),
         h('th', { scope: 'col', class: 'num loss' }, 'Loss'),
       ),
     ),
