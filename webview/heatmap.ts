@@ -128,6 +128,7 @@ export function composeHeatmapImage(
   size = 512,
   scale: ColourScale = colourScale(map.min, map.max),
   legend = '',
+  footer = '',
 ): HTMLCanvasElement {
   const heat = document.createElement('canvas');
   drawMap(heat, map, size, scale);
@@ -137,7 +138,7 @@ export function composeHeatmapImage(
   const pad = 8,
     top = 24,
     left = 20,
-    bottom = 40;
+    bottom = footer ? 56 : 40;
   const out = document.createElement('canvas');
   out.width = left + size + bar.width / (window.devicePixelRatio || 1) + 3 * pad;
   out.height = h + top + bottom;
@@ -159,5 +160,6 @@ export function composeHeatmapImage(
   ctx.fillText(`rows i: other model's neurons${map.rowOrder ? ' (sorted by match)' : ''}`, 0, 0);
   ctx.restore();
   ctx.fillText(legend || `colour: ${scale.log ? 'log scale' : 'linear scale'} of n·P`, left + pad, top + h + 30);
+  if (footer) ctx.fillText(footer, left + pad, top + h + 46);
   return out;
 }

@@ -7,6 +7,8 @@ import { cellAt, composeHeatmapImage, drawColourBar, drawMap, formatValue } from
 import { detailScale, describeHover, scaleText, topTable, viewOptions, TOP_K } from './matches';
 import { diagnosticLabel, informativeness } from '../labels';
 import { overviewChart } from '../chart';
+import { composeChart, provenanceLine } from '../exportImage';
+import type uPlot from 'uplot';
 import { S, save, width } from './state';
 
 const HOVER_HINT = 'Hover the map: row i (other model), column j (anchor), value.';
@@ -30,13 +32,14 @@ export function layersSection(r: RunRecord, runDir: string): HTMLElement {
     const plot = overviewChart(overview, solved, Math.max(160, width() - 24), (i) => select(solved[i].tensor, false, true));
     if (plot) {
       overview.dataset.drawn = '1';
-      (overview as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas = plot.ctx.canvas;
+      (overview as HTMLElement & { plot?: uPlot }).plot = plot;
     }
   });
   const overviewPng = button(
     'PNG',
     () => {
-      const c = (overview as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas;
+      const plot = (overview as HTMLElement & { plot?: uPlot }).plot;
+      const c = plot && composeChart(plot, `${r.name} · the ${solved.length} maps solved by OT, input to output`, provenanceLine(r));
       if (c) void canvasPng(c).then((bytes) => request('saveFile', { suggestedName: `${r.name}-overview.png`, bytes, filter: 'png' }));
     },
     'secondary',
@@ -131,7 +134,14 @@ async function exportPng(runName: string): Promise<void> {
   if (!map || !l) return;
   const scale = detailScale(map);
   const bytes = await canvasPng(
-    composeHeatmapImage(map, `${runName} · ${l.name} (${l.kind}) ${l.rows}×${l.cols}`, 512, scale, scaleText(map, scale, formatValue)),
+    composeHeatmapImage(
+      map,
+      `${runName} · ${l.name} (${l.kind}) ${l.rows}×${l.cols}`,
+      512,
+      scale,
+      scaleText(map, scale, formatValue),
+      S.run ? provenanceLine(S.run.record) : '',
+    ),
   );
   await request('saveFile', { suggestedName: `${runName}-${l.name}.png`, bytes, filter: 'png' });
 }

@@ -4,6 +4,8 @@ import type { DataArg, ModelMetrics, RunRecord } from '../../contracts/protocol'
 import { h, button, pct, basename, section, statusTag, canvasPng } from '../dom';
 import { request } from '../rpc';
 import { lossChart } from '../chart';
+import { composeChart, provenanceLine } from '../exportImage';
+import type uPlot from 'uplot';
 import { S, width } from './state';
 
 const dataName = (d?: DataArg) => {
@@ -187,12 +189,15 @@ export function finetune(r: RunRecord): HTMLElement | null {
       base ? { label: 'anchor, same finetune', points: base.history.map((p) => ({ step: p.step, loss: p.loss })) } : undefined,
     );
     holder.dataset.drawn = '1';
-    (holder as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas = plot.ctx.canvas;
+    (holder as HTMLElement & { plot?: uPlot }).plot = plot;
   });
   const png = button(
     'PNG',
     () => {
-      const c = (holder as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas;
+      const plot = (holder as HTMLElement & { plot?: uPlot }).plot;
+      const train = (ft as { trainData?: { path: string; n?: number } }).trainData;
+      const trained = train ? `trained on ${basename(train.path)}${train.n !== undefined ? ` (N ${train.n})` : ''}` : '';
+      const c = plot && composeChart(plot, `${r.name} · training loss per step (${ft.steps} steps, ${ft.epochs} epoch(s))`, provenanceLine(r, trained));
       if (c) void canvasPng(c).then((bytes) => request('saveFile', { suggestedName: `${r.name}-loss.png`, bytes, filter: 'png' }));
     },
     'secondary',
