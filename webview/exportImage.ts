@@ -25,14 +25,18 @@ export function composeChart(plot: uPlot, title: string, footer: string): HTMLCa
   const dpr = window.devicePixelRatio || 1;
   const w = src.width / dpr,
     h = src.height / dpr;
-  const series = plot.series.slice(1).filter((s) => s.show !== false && typeof s.label === 'string');
+  const series = plot.series.map((s, i) => ({ s, i })).filter(({ s, i }) => i > 0 && s.show !== false && typeof s.label === 'string');
   const pad = 8,
-    top = 22,
     row = 16;
+  const measure = document.createElement('canvas').getContext('2d')!;
+  measure.font = '12px sans-serif';
+  const titleLines = lines(measure, title, w);
+  measure.font = '11px sans-serif';
+  const footerLines = lines(measure, footer, w);
+  const top = 8 + titleLines.length * row;
   const out = document.createElement('canvas');
-  const legendRows = Math.max(1, series.length);
   out.width = Math.round((w + 2 * pad) * dpr);
-  out.height = Math.round((top + h + pad + legendRows * row + 4 * row) * dpr);
+  out.height = Math.round((top + h + pad + (series.length + footerLines.length) * row + pad) * dpr);
   const ctx = out.getContext('2d')!;
   ctx.scale(dpr, dpr);
   ctx.fillStyle = themeColour('--vscode-editor-background', '#fff');
@@ -40,12 +44,14 @@ export function composeChart(plot: uPlot, title: string, footer: string): HTMLCa
   const fg = themeColour('--vscode-foreground', '#000');
   ctx.fillStyle = fg;
   ctx.font = '12px sans-serif';
-  ctx.fillText(title, pad, 15);
+  titleLines.forEach((t, k) => ctx.fillText(t, pad, 4 + (k + 1) * row - 4));
   ctx.drawImage(src, pad, top, w, h);
   ctx.font = '11px sans-serif';
   let y = top + h + pad + 10;
-  for (const s of series) {
-    const colour = typeof s.stroke === 'function' ? fg : String(s.stroke ?? fg);
+  for (const { s, i } of series) {
+    // uPlot keeps a series' stroke as a function of (plot, index) once the plot is built.
+    const stroke = s.stroke as unknown;
+    const colour = typeof stroke === 'function' ? String((stroke as (u: uPlot, i: number) => unknown)(plot, i)) : String(stroke ?? fg);
     ctx.strokeStyle = colour;
     ctx.lineWidth = 2;
     ctx.setLineDash(Array.isArray(s.dash) ? s.dash : []);
@@ -59,19 +65,21 @@ export function composeChart(plot: uPlot, title: string, footer: string): HTMLCa
     y += row;
   }
   ctx.fillStyle = themeColour('--vscode-descriptionForeground', fg);
-  wrapText(ctx, footer, pad, y + 2, w, row);
+  footerLines.forEach((t, k) => ctx.fillText(t, pad, y + 2 + k * row));
   return out;
 }
 
-function wrapText(ctx: CanvasRenderingContext2D, text: string, x: number, y: number, width: number, line: number): void {
+/** `text` in lines no wider than `width` (broken between words). */
+function lines(ctx: CanvasRenderingContext2D, text: string, width: number): string[] {
+  const out: string[] = [];
   let cur = '';
   for (const word of text.split(' ')) {
     const next = cur ? `${cur} ${word}` : word;
     if (ctx.measureText(next).width > width && cur) {
-      ctx.fillText(cur, x, y);
-      y += line;
+      out.push(cur);
       cur = word;
     } else cur = next;
   }
-  if (cur) ctx.fillText(cur, x, y);
+  if (cur) out.push(cur);
+  return out;
 }

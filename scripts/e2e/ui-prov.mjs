@@ -15,8 +15,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { checkTools, finish, tidy, launchBrowser, log, makeWorkspace, REPO, scratchRoot, startCodeServer } from './lib.mjs';
 import { permutedCopy } from './fixtures.mjs';
+import { PNG } from 'pngjs';
 import {
   T,
+  acceptSave,
   check,
   checkHeatmaps,
   explorerMenu,
@@ -264,6 +266,19 @@ try {
         await page().waitForTimeout(500);
       }
       await frame.waitForFunction(() => document.getElementById('run-status')?.textContent === 'DONE', null, { timeout: 60000 });
+      // The exported loss chart has room for its legend and data line below the plot, and something drawn there.
+      await frame.waitForSelector('#loss-curve[data-drawn="1"] canvas', { timeout: 10000 });
+      const plotH = await frame.evaluate(() => document.querySelector('#loss-curve canvas').getBoundingClientRect().height);
+      await frame.locator('#btn-export-loss').click();
+      const file = await acceptSave(`${permRecord.name}-loss.png`.replace(/[^\w.-]+/g, '_'));
+      const png = PNG.sync.read(fs.readFileSync(file));
+      const below = Math.round(plotH + 22 + 8); // title + plot (device pixel ratio 1 in headless chromium)
+      const px = (x, y) => png.data.subarray(4 * (y * png.width + x), 4 * (y * png.width + x) + 3).join();
+      const bg = px(0, 0);
+      let ink = 0;
+      for (let y = below; y < png.height; y++) for (let x = 0; x < png.width; x++) if (px(x, y) !== bg) ink++;
+      if (png.height < below + 3 * 16 || ink < 200) throw new Error(`loss PNG ${png.width}×${png.height}: ${ink} drawn pixels below the plot`);
+      log(`loss PNG ${png.width}×${png.height}: ${ink} pixels of legend and data line below the plot`);
     },
   );
 
