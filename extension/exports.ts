@@ -3,8 +3,8 @@
 import * as vscode from 'vscode';
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeNpy } from '../worker/data/npy';
-import { mapsPath, readRun } from '../worker/runs/store';
+import { encodeNpy } from '../worker/client';
+import { mapsPath, readRun } from '../worker/client';
 import type { RunRecord } from '../worker/types';
 import { MapsFile } from './safetensors';
 import { measuredOn } from './format';

@@ -4,7 +4,7 @@
 // the CLI and other windows.
 import * as vscode from 'vscode';
 import path from 'node:path';
-import { deleteRun, listRuns, readRun, type RunEntry } from '../worker/runs/store';
+import { deleteRun, listRuns, readRun, type RunEntry } from '../worker/client';
 
 export type { RunEntry };
 

@@ -10,7 +10,7 @@ import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str, s
 import { ProgressBar } from './cli/progress';
 import { recipeFlags, recipeUsage, validateRecipe } from './fusion/recipe';
 import { readRegularFile } from './onnx/files';
-import { addHfDataFlags, cmdExport, cmdImport, HF_DATA_FLAGS, HF_USAGE } from './hf/cli';
+import { addHfDataFlags, cmdExport, cmdImport, HF_DATA_FLAGS, HF_USAGE } from './cli/hf';
 
 const VERSION = '0.1.0';
 const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const;

@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DataArg, EvaluateResult, FinetuneResult } from '../../worker/types';
-import { runPath } from '../../worker/runs/store';
+import { runPath } from '../../worker/client';
 import { measuredOn, pct } from '../format';
 import type { Deps } from './deps';
 import { showError, trusted } from './notify';

@@ -4,7 +4,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { analyzeModel, type ModelPlan } from '../../worker/graph/analyze';
-import { analyzeAlignment } from '../../worker/graph/summary';
+import { analyzeAlignment } from '../../worker/fusion/summary';
 import { OtfuseError } from '../../worker/errors';
 import { captureActivations } from '../../worker/fusion/activations';
 import { normalizeLayout } from '../../worker/fusion/activations';

@@ -25,7 +25,7 @@ test('autotune: scores each candidate on the held-out calibration tail and keeps
     { label: 'not implemented', recipe: { refit: 'regmean++' as const, qk: 'separate' as const } },
     { label: 'exact', recipe: { preset: 'exact' as const } },
   ];
-  const r = await autotuneRecipe(models, calib, { candidates, budgetSeconds: 600 });
+  const r = await autotuneRecipe(models, calib, { fuse: fuseLoaded, candidates, budgetSeconds: 600 });
   assert.equal(r.fitSamples, 150);
   assert.equal(r.heldOutSamples, 50);
   const scored = r.trials.filter((t) => !t.skipped);
@@ -46,6 +46,7 @@ test('autotune: scores each candidate on the held-out calibration tail and keeps
 test('autotune: the budget cuts the tail of the sweep but always scores the first candidate', async () => {
   const models = [loadModel(S11), loadModel(S10)];
   const r = await autotuneRecipe(models, openDataset(CALIB), {
+    fuse: fuseLoaded,
     budgetSeconds: 0.001,
     candidates: [
       { label: 'a', recipe: { solver: 'emd' } },

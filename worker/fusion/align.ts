@@ -15,9 +15,8 @@ import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion, t
 import { Spool } from '../onnx/spool';
 import { TMap, alignInput, alignOutput, alignVector, transpose, toF64 } from './maps';
 
-export interface Params {
-  get(name: string): { dims: number[]; data: Float32Array };
-}
+import type { Params } from '../onnx/params';
+export type { Params };
 
 export interface MapRecord {
   name: string;

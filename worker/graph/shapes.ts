@@ -4,9 +4,8 @@
 // these tensors are evaluated here from what is known statically: initializer and Constant values, the
 // declared input shapes, and the shapes that follow from them. Unknown dimensions (the batch) are null and
 // propagate; anything this module cannot evaluate is `undefined`, never a guess.
-import type { NodeProto } from '../onnx/model';
+import type { NodeProto, OnnxModel } from '../onnx/model';
 import { tensorToFloat32 } from '../onnx/model';
-import type { GraphIndex } from './ir';
 
 export type Dim = number | null;
 
@@ -62,12 +61,23 @@ function prodKnown(d: Dim[]): { p: number; unknown: number } {
   return { p, unknown };
 }
 
+/** What shape inference reads of a graph (ir.ts's GraphIndex provides it). */
+export interface ShapeGraph {
+  readonly model: OnnxModel;
+  readonly file: string;
+  readonly inits: Set<string>;
+  readonly producer: Map<string, NodeProto>;
+  paramDims(name: string): number[];
+  attrInt(node: NodeProto, name: string): number | undefined;
+  attrInts(node: NodeProto, name: string): number[] | undefined;
+}
+
 export class ShapeInfer {
   private readonly shapes = new Map<string, Dim[] | undefined>();
   private readonly values = new Map<string, Dim[] | undefined>();
   private readonly busy = new Set<string>();
 
-  constructor(private readonly g: GraphIndex) {}
+  constructor(private readonly g: ShapeGraph) {}
 
   /** The tensor's shape, with null for dimensions not known statically; undefined when even the rank is not. */
   shape(t: string): Dim[] | undefined {
