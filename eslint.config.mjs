@@ -115,8 +115,18 @@ export default tseslint.config(
   },
   {
     files: ['worker/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'the engine never imports vscode' }] }] },
+    rules: {
+      'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'the engine never imports vscode' }] }],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "MemberExpression[object.property.name='InferenceSession'][property.name='create']",
+          message: 'ONNX Runtime sessions are created in worker/runtime/session.ts only (createOrtSession)',
+        },
+      ],
+    },
   },
+  { files: ['worker/runtime/session.ts'], rules: { 'no-restricted-syntax': 'off' } },
   ...(MAX_LINES_OVERRIDES.length ? [{ files: MAX_LINES_OVERRIDES, rules: { 'max-lines': 'off' } }] : []),
   ...(MAX_FUNCTION_OVERRIDES.length ? [{ files: MAX_FUNCTION_OVERRIDES, rules: { 'max-lines-per-function': 'off' } }] : []),
   {

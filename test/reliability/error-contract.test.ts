@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ERROR_CODES, OtfuseError, toErrorInfo } from '../../worker/errors';
-import { nodeInMessage } from '../../worker/runtime/session';
+import { nodeInMessage } from '../../worker/runtime/runner';
 import { cleanStaleTemps } from '../../worker/onnx/atomic';
 import { isRunFolder } from '../../worker/onnx/files';
 import { VIT, runCli, tempDir } from '../helpers';

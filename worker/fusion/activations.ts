@@ -10,7 +10,8 @@ import { onnx } from 'onnx-proto';
 import { throwIfCancelled, OtfuseError } from '../errors';
 import { OnnxModel } from '../onnx/model';
 import type { Dataset, Batch } from '../data/dataset';
-import { ModelRunner, checkFinite, toOrtTensor, type InputBinding } from '../runtime/session';
+import { ModelRunner, checkFinite, toOrtTensor, type InputBinding } from '../runtime/runner';
+import { createOrtSession } from '../runtime/session';
 import { resolveProvider, type ProviderChoice } from '../runtime/providers';
 import type { ModelPlan, TensorView } from '../graph/analyze';
 import { seededRandom } from '../random';
@@ -584,12 +585,7 @@ class CaptureEngine {
 async function stageSession(model: OnnxModel, provider: ProviderChoice | undefined): Promise<ort.InferenceSession> {
   const used = (await resolveProvider(provider ?? 'auto')).used;
   try {
-    return await ort.InferenceSession.create(model.toBytes(), {
-      executionProviders: [used],
-      logSeverityLevel: 3,
-      graphOptimizationLevel: 'all',
-      enableCpuMemArena: false,
-    });
+    return await createOrtSession(model.toBytes(), { providers: [used], memArena: false });
   } catch (err) {
     throw new OtfuseError(
       'BAD_MODEL',

@@ -21,6 +21,7 @@
 import os from 'node:os';
 import type * as Ort from 'onnxruntime-node';
 import { OtfuseError } from '../errors';
+import { createOrtSession, ortTensor } from '../runtime/session';
 import { sinkhorn } from './sinkhorn';
 import { buildSinkhornModel, readSinkhornOutputs, sinkhornFeeds } from './sinkhorn-graph';
 import { checkReg, MARGINAL_SUM_RTOL, toFloat64, type SinkhornOptions, type SinkhornResult, type Weights } from './validate';
@@ -55,12 +56,6 @@ export interface SinkhornAsyncResult extends SinkhornResult {
  */
 export const ORT_AUTO_MIN_ENTRIES = 128 * 128;
 
-let ortModule: typeof Ort | undefined;
-function ortLib(): typeof Ort {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded lazily on first use
-  return (ortModule ??= require('onnxruntime-node') as typeof Ort);
-}
-
 const sessions = new Map<string, Promise<Ort.InferenceSession>>();
 
 /** One session per (provider, threads): the graph has symbolic dims, so every problem size reuses it. */
@@ -68,22 +63,14 @@ function getSession(provider: SinkhornProvider, threads: number | undefined): Pr
   const key = `${provider}/${threads ?? 0}`;
   let s = sessions.get(key);
   if (!s) {
-    const options: Ort.InferenceSession.SessionOptions = {
-      executionProviders: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'],
-      graphOptimizationLevel: 'all',
-      logSeverityLevel: 3,
-    };
-    if (threads) options.intraOpNumThreads = threads;
     // no busy-waiting pool threads between the many small nodes of the loop (the machine is shared with the JS side)
-    options.extra = { session: { intra_op: { allow_spinning: '0' } } };
-    s = ortLib()
-      .InferenceSession.create(buildSinkhornModel(), options)
-      .catch((err: Error) => {
-        throw new OtfuseError(
-          'PROVIDER',
-          `Sinkhorn: ONNX Runtime could not start a session on provider '${provider}': ${String(err.message).split('\n')[0].slice(0, 240)}`,
-        );
-      });
+    const settings = { providers: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'], threads, spinning: false };
+    s = createOrtSession(buildSinkhornModel(), settings).catch((err: Error) => {
+      throw new OtfuseError(
+        'PROVIDER',
+        `Sinkhorn: ONNX Runtime could not start a session on provider '${provider}': ${String(err.message).split('\n')[0].slice(0, 240)}`,
+      );
+    });
     sessions.set(key, s);
     s.catch(() => sessions.delete(key));
   }
@@ -171,9 +158,8 @@ export async function sinkhornAsync(
   const numItermax = options.numItermax ?? 1000;
   const stopThr = options.stopThr ?? 1e-9;
   const session = await getSession(provider, options.threads ?? (os.cpus().length <= 2 ? 1 : 0));
-  const ort = ortLib();
   const feeds = sinkhornFeeds(a, b, M, reg, { auto: method === 'auto', stopThr, numItermax, phase1Iters: options.phase1Iters });
-  const out = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, f]) => [k, new ort.Tensor(f.type, f.data, f.dims)])));
+  const out = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, f]) => [k, ortTensor(f.type, f.data as never, f.dims)])));
   const result = readSinkhornOutputs(out, n, m, reg, stopThr);
   return result ? { ...result, backend: 'ort' } : viaJs(a, b, M, reg, options);
 }
