@@ -61,6 +61,21 @@ function prodKnown(d: Dim[]): { p: number; unknown: number } {
   return { p, unknown };
 }
 
+const LAYOUT_OPS = new Set([
+  'Reshape',
+  'Flatten',
+  'Unsqueeze',
+  'Squeeze',
+  'Concat',
+  'Gather',
+  'Slice',
+  'Split',
+  'ReduceMean',
+  'ReduceSum',
+  'ReduceMax',
+  'Expand',
+]);
+
 /** What shape inference reads of a graph (ir.ts's GraphIndex provides it). */
 export interface ShapeGraph {
   readonly model: OnnxModel;
@@ -154,7 +169,15 @@ export class ShapeInfer {
         b = sh(1);
       return a && b ? bcast(a, b) : undefined;
     }
-    switch (op) {
+    return LAYOUT_OPS.has(op) ? this.layoutShape(n, t) : this.arithmeticShape(n, t);
+  }
+
+  /** Element-wise selection, shape arithmetic, products and convolutions. */
+  private arithmeticShape(n: NodeProto, t: string): Dim[] | undefined {
+    const g = this.g;
+    const ins = n.input ?? [];
+    const sh = (i: number) => (ins[i] ? this.shape(ins[i]) : undefined);
+    switch (n.opType ?? '') {
       case 'Where': {
         const a = sh(0),
           b = sh(1),
@@ -205,6 +228,17 @@ export class ShapeInfer {
         const perm = g.attrInts(n, 'perm') ?? x.map((_, i) => x.length - 1 - i);
         return perm.map((p) => x[p]);
       }
+      default:
+        return undefined;
+    }
+  }
+
+  /** Ops that move, cut, join or reduce axes. */
+  private layoutShape(n: NodeProto, t: string): Dim[] | undefined {
+    const g = this.g;
+    const ins = n.input ?? [];
+    const sh = (i: number) => (ins[i] ? this.shape(ins[i]) : undefined);
+    switch (n.opType ?? '') {
       case 'Reshape': {
         const x = sh(0),
           target = this.value(ins[1]);
