@@ -23,7 +23,7 @@ import type {
   MergeResult,
   SharedBaseReport,
 } from './types';
-import { analyzeAlignment } from './graph/summary';
+import { analyzeAlignment } from './fusion/summary';
 import { checkCompatibility, type CompatibilityReport } from './graph/compat';
 import { fuseModels } from './fusion/run';
 import { finetuneModel } from './train/finetune';

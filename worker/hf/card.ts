@@ -1,7 +1,7 @@
 // The model card (README.md) of an exported folder: where the weights came from, how they were fused, and the
 // accuracies measured in the run — only numbers that were measured, nothing invented.
 import path from 'node:path';
-import { shortNames } from '../runs/lineage';
+import { shareableName } from '../io/names';
 
 /** A measured row as the card shows it: what it measured (role) and on which data (file name, N, sha256). */
 export interface CardMetric {
@@ -33,7 +33,7 @@ export interface CardFacts extends CardInfo {
 }
 
 export function modelCard(f: CardFacts): string {
-  const name = (p: string) => path.basename(p);
+  const name = (p: string) => (path.isAbsolute(p) ? shareableName(p) : p);
   const lines = [
     '---',
     'library_name: transformers',
@@ -43,7 +43,7 @@ export function modelCard(f: CardFacts): string {
     '- optimal-transport',
     '---',
     '',
-    `# ${f.parents?.length ? `OT fusion of ${shortNames(f.parents).join(' + ')}` : name(f.model)}`,
+    `# ${f.parents?.length ? `OT fusion of ${f.parents.map(name).join(' + ')}` : name(f.model)}`,
     '',
     `A \`${f.architecture}\` checkpoint written by otfuse from \`${name(f.model)}\`, in the layout, dtype and`,
     `tokenizer/preprocessor of \`${name(f.like)}\`.`,
@@ -51,13 +51,11 @@ export function modelCard(f: CardFacts): string {
   ];
   if (f.parents?.length) {
     lines.push('## Parents', '');
-    const shown = shortNames(f.parents);
     f.parents.forEach((p, k) => {
       const sha = f.parentHashes?.[k];
-      // File names only (their folder when two share a name): a card is shared, and absolute paths would publish
-      // the user's home folder and layout.
+      // File names only: a card is shared, and absolute paths would publish the user's home folder and layout.
       lines.push(
-        `- \`${shown[k]}\`${f.anchor && path.resolve(p) === path.resolve(f.anchor) ? ' (anchor: its widths and graph define the result)' : ''}${sha ? ` — sha256 \`${sha}\`` : ''}`,
+        `- \`${name(p)}\`${f.anchor && path.resolve(p) === path.resolve(f.anchor) ? ' (anchor: its widths and graph define the result)' : ''}${sha ? ` — sha256 \`${sha}\`` : ''}`,
       );
     });
     lines.push('');

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { OnnxModel } from '../onnx/model';
 import type { FuseRecipe, ModelMetrics } from '../types';
+import { shareableName } from '../io/names';
 
 export const LINEAGE_PREFIX = 'otfuse.';
 
@@ -81,33 +82,16 @@ export function sharedRow(m: ModelMetrics): LineageMetric {
   };
 }
 
-/** The shortest trailing part of each path that tells the paths apart (`model.onnx`, or `a/model.onnx` and
- * `b/model.onnx` for two parents of the same name): never the absolute path. */
-export function shortNames(files: string[]): string[] {
-  const parts = files.map((f) => path.resolve(f).split(path.sep).filter(Boolean));
-  const tail = (k: number, n: number) => parts[k].slice(-n).join('/');
-  return files.map((f, k) => {
-    const same = parts.map((_, j) => j).filter((j) => j !== k && path.resolve(files[j]) !== path.resolve(f));
-    let n = 1;
-    while (n < parts[k].length - 1 && same.some((j) => tail(j, n) === tail(k, n))) n++;
-    return tail(k, n);
-  });
-}
-
 /** Stamps `model` (in memory) with its lineage; save it afterwards. */
 export function stampLineage(model: OnnxModel, lineage: Lineage): void {
-  const names = shortNames(lineage.parents.map((p) => p.file));
   const props: Record<string, string> = {
     [`${LINEAGE_PREFIX}version`]: lineage.version,
     [`${LINEAGE_PREFIX}kind`]: lineage.kind,
     // File names and sha256 only: a model is shared, and absolute paths would publish the user's home folder and
     // layout (the run folder's run.json, which stays local, keeps the paths).
-    [`${LINEAGE_PREFIX}parents`]: JSON.stringify(lineage.parents.map((p, k) => ({ file: names[k], sha256: p.sha256 }))),
+    [`${LINEAGE_PREFIX}parents`]: JSON.stringify(lineage.parents.map((p) => ({ file: shareableName(p.file), sha256: p.sha256 }))),
   };
-  if (lineage.anchor) {
-    const k = lineage.parents.findIndex((p) => path.resolve(p.file) === path.resolve(lineage.anchor!));
-    props[`${LINEAGE_PREFIX}anchor`] = k >= 0 ? names[k] : path.basename(lineage.anchor);
-  }
+  if (lineage.anchor) props[`${LINEAGE_PREFIX}anchor`] = shareableName(lineage.anchor);
   if (lineage.recipe) props[`${LINEAGE_PREFIX}recipe`] = JSON.stringify(lineage.recipe);
   const accuracies = lineage.accuracies ?? (lineage.metrics ? accuraciesOf(lineage.metrics) : undefined);
   if (accuracies && Object.keys(accuracies).length) props[`${LINEAGE_PREFIX}accuracies`] = JSON.stringify(accuracies);
