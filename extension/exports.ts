@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import fs from 'node:fs';
 import path from 'node:path';
 import { encodeNpy } from '../worker/data/npy';
+import { csvTable } from '../worker/io/csv';
 import { mapsPath, readRun } from '../worker/runs/store';
 import type { RunRecord } from '../worker/types';
 import { MapsFile } from './safetensors';
@@ -75,19 +76,20 @@ export function accuracyTable(record: RunRecord, format: 'csv' | 'markdown'): st
     m.accuracy === undefined ? '' : (100 * m.accuracy).toFixed(2),
     m.loss === undefined ? '' : m.loss.toFixed(4),
     m.file ?? '',
+    m.role,
+    m.data ? path.basename(m.data.path) : '',
+    m.data ? String(m.data.n) : '',
+    m.data?.sha256 ?? '',
   ]);
-  if (format === 'csv') {
-    const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-    return ['model,accuracy_percent,loss,file', ...rows.map((r) => r.map(q).join(','))].join('\n') + '\n';
-  }
+  if (format === 'csv') return csvTable(['model', 'accuracy_percent', 'loss', 'file', 'role', 'data', 'n', 'data_sha256'], rows); // formula cells neutralised
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   return (
     [
       `Accuracy of run **${esc(record.name)}** ${on ? `(measured ${esc(on)})` : ''}`.trim(),
       '',
-      '| model | accuracy | loss |',
-      '| --- | ---: | ---: |',
-      ...rows.map((r) => `| ${esc(r[0])} | ${r[1] ? `${r[1]} %` : '—'} | ${r[2] || '—'} |`),
+      '| model | role | accuracy | loss | data |',
+      '| --- | --- | ---: | ---: | --- |',
+      ...rows.map((r) => `| ${esc(r[0])} | ${r[4]} | ${r[1] ? `${r[1]} %` : '—'} | ${r[2] || '—'} | ${r[5] ? `${esc(r[5])}, N = ${r[6]}` : '—'} |`),
     ].join('\n') + '\n'
   );
 }

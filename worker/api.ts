@@ -36,6 +36,7 @@ import { finetuneRun, reevaluateRun } from './runs/actions';
 import { mergeModels } from './merge/run';
 import { describeMergeMethods, type MergeMethodDescription } from './merge/registry';
 import { detectSharedBase } from './merge/sharedBase';
+import { refuseTrainingOnEvaluation } from './runs/provenance';
 
 export * from './types';
 export type { CompatibilityReport, ModelCheck } from './graph/compat';
@@ -110,6 +111,15 @@ export const engine: EngineApi = {
     // Text/image data takes the tokenizer/preprocessor of a Hugging Face model folder among the models.
     const models = request.anchor ? [request.anchor, ...request.models] : request.models;
     const attach = <T extends FuseRequest['data']>(d: T) => attachModelFolder(d, models);
+    // Never train on what the run measures on: its evaluation data, or the calibration data when that is what it
+    // is evaluated on (no separate evaluation data).
+    if (request.finetune) {
+      refuseTrainingOnEvaluation(request.finetune.data, [
+        { data: request.evalData, what: 'evaluation data' },
+        { data: request.finetune.evalData, what: "finetune's evaluation data" },
+        { data: request.evalData === undefined ? request.data : undefined, what: 'calibration data (also the evaluation data: no separate evaluation data)' },
+      ]);
+    }
     return fuseModels(
       {
         ...request,
@@ -122,6 +132,7 @@ export const engine: EngineApi = {
   },
   finetune: async (request, context = {}) => {
     checkRequestNumbers(request);
+    refuseTrainingOnEvaluation(request.data, [{ data: request.evalData, what: 'evaluation data' }]);
     return finetuneModel(
       {
         ...request,

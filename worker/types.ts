@@ -246,8 +246,32 @@ export interface LayerMapInfo {
   diagnostics: Record<string, number>;
 }
 
+/** What a metric row measured (code keys off this, never off the display label):
+ * parent / anchor: a parent model as given (the anchor is the parent whose graph the fused model keeps);
+ * vanilla: the plain average without alignment; fused: the OT-fused model; finetuned: the fused model after a
+ * finetune; ensemble: the parents' logit ensemble; baseline: another model given the same finetune as the fused
+ * one (`start` says which), the comparison the finetuned row is read against. */
+/** `base` and `merged` are the rows of a same-base merge (otfuse merge): the shared base and the merged model. */
+export type MetricRole = 'parent' | 'anchor' | 'vanilla' | 'fused' | 'finetuned' | 'ensemble' | 'baseline' | 'base' | 'merged';
+
+/** A data set as run.json records it: its path (relative to the run folder where possible), the sha256 of its
+ * content (worker/runs/provenance.ts dataSha256) and how many samples were used. */
+export interface DataRef {
+  path: string;
+  sha256: string;
+  n: number;
+}
+
 export interface ModelMetrics {
+  /** Display text only: never matched on (use role, start, model). */
   label: string;
+  role: MetricRole;
+  /** finetuned / baseline rows: the model the finetune started from. */
+  start?: 'fused' | 'anchor' | 'parent' | 'vanilla';
+  /** parent / anchor rows and baselines of a parent: index into RunRecord.models. */
+  model?: number;
+  /** The data this row was measured on. */
+  data?: DataRef;
   file?: string;
   /** With `seeds`: the mean over the finetune seeds. */
   accuracy?: number;
@@ -275,6 +299,13 @@ export interface RunRecord {
   layers: LayerMapInfo[];
   mapsFile?: string;
   finetune?: FinetuneResult;
+  /** Every finetune of the run's fused model, oldest first (the last one is `finetune`); a second finetune
+   * appends here instead of overwriting. */
+  finetunes?: FinetuneResult[];
+  /** run.json's format version (worker/runs/schema.ts RUN_SCHEMA_VERSION); older records are migrated on read. */
+  schemaVersion?: number;
+  /** Token sequence length text data was evaluated at (the tokenizer's model_max_length unless --max-length). */
+  maxLength?: number;
   /** Things the user must know about a run that still finished (a failed finetune stage, an OT solver that
    * stopped at its iteration cap). */
   warnings?: string[];
@@ -395,8 +426,8 @@ export interface ReevaluateRunRequest {
 export interface ReevaluateRunResult {
   runDir: string;
   record: RunRecord;
-  /** One per evaluated row (label of run.json's metrics). */
-  results: (EvaluateResult & { label: string })[];
+  /** One per evaluated row (label and role of run.json's metrics). */
+  results: (EvaluateResult & { label: string; role: MetricRole })[];
   /** Whether run.json was updated (the data was the run's own evaluation data). */
   updated: boolean;
 }
@@ -418,6 +449,16 @@ export interface FinetuneResult {
   peakRssMiB?: number;
   /** The distillation setting used (when teachers were given). */
   distill?: { teachers: string[]; temperature: number; alpha: number };
+  /** Provenance (run.json): the data trained on and measured on, and the settings (filled in by the run that
+   * records the finetune). Teachers are file names. */
+  trainData?: DataRef;
+  evalData?: DataRef;
+  lr?: number;
+  seed?: number;
+  teachers?: string[];
+  /** When it was recorded, and the metric rows it produced (history entries). */
+  at?: string;
+  rows?: ModelMetrics[];
 }
 
 // Same-base merging (`otfuse merge`, worker/merge/). The registry (worker/merge/registry.ts) is the source of truth;

@@ -78,21 +78,26 @@ function dataLine(r: RunRecord): HTMLElement | null {
   return h('div', { class: 'muted small', id: 'run-data' }, text);
 }
 
-function kindOf(label: string): string {
-  return /anchor\+finetune/i.test(label)
-    ? 'bar-baseline'
-    : /finetune/i.test(label)
-      ? 'bar-ft'
-      : /^ot\b/i.test(label)
-        ? 'bar-ot'
-        : /vanilla|^vf\b|ensemble/i.test(label)
-          ? 'bar-vf'
-          : 'bar-parent';
+/** The bar/row style of a metric row, by its role (never its label). */
+function kindOf(m: ModelMetrics): string {
+  switch (m.role) {
+    case 'baseline':
+      return m.start === 'anchor' && !m.seeds ? 'bar-baseline' : 'bar-ft';
+    case 'finetuned':
+      return 'bar-ft';
+    case 'fused':
+      return 'bar-ot';
+    case 'vanilla':
+    case 'ensemble':
+      return 'bar-vf';
+    default:
+      return 'bar-parent';
+  }
 }
 
 export function accuracy(r: RunRecord, runDir: string): HTMLElement {
   const metrics = r.metrics;
-  const parents = metrics.filter((m) => m.file && r.models.includes(m.file) && m.accuracy !== undefined);
+  const parents = metrics.filter((m) => (m.role === 'parent' || m.role === 'anchor') && m.accuracy !== undefined);
   const best = parents.length ? Math.max(...parents.map((m) => m.accuracy!)) : undefined;
   const delta = (m: ModelMetrics) =>
     best === undefined || m.accuracy === undefined || parents.includes(m) ? '' : `${m.accuracy >= best ? '+' : ''}${(100 * (m.accuracy - best)).toFixed(2)}`;
@@ -107,7 +112,7 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
       ? h(
           'caption',
           { id: 'accuracy-caption' },
-          `Measured on ${on}${r.metrics.some((m) => /finetune/.test(m.label)) ? ' · finetune rows: same data, same settings' : ''}`,
+          `Measured on ${on}${r.metrics.some((m) => m.role === 'finetuned' || m.role === 'baseline') ? ' · finetune rows: same data, same settings' : ''}`,
         )
       : null;
   const table = h(
@@ -132,7 +137,7 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
       ...metrics.map((m) =>
         h(
           'tr',
-          { 'data-label': m.label, class: `row-${kindOf(m.label).slice(4)}` },
+          { 'data-label': m.label, 'data-role': m.role, class: `row-${kindOf(m).slice(4)}` },
           h('th', { scope: 'row', title: `${m.label}${m.file ? ` — ${m.file}` : ''}${m.loss !== undefined ? ` · loss ${m.loss.toFixed(4)}` : ''}` }, m.label),
           h('td', { class: 'num acc', 'data-accuracy': m.accuracy ?? '' }, pct(m.accuracy)),
           h('td', { class: 'num delta' }, delta(m)),
@@ -146,7 +151,7 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
     'div',
     { class: 'bars', role: 'img', 'aria-label': 'accuracy chart: ' + metrics.map((m) => `${m.label} ${pct(m.accuracy)}`).join(', ') },
     ...metrics.map((m) => {
-      const fill = h('span', { class: `bar ${kindOf(m.label)}` });
+      const fill = h('span', { class: `bar ${kindOf(m)}` });
       fill.style.width = `${(100 * (m.accuracy ?? 0)) / max}%`; // CSSOM, not a style attribute: allowed by the CSP
       return h(
         'div',

@@ -27,6 +27,7 @@ import type { TMap } from './maps';
 import { refitModel, refitLevels, type RefitLayerResult } from './refit';
 import { CaptureGrams } from './refitgrams';
 import { detectSharedBase, identityMaps } from '../merge/sharedBase';
+import { dataInputs, modelInputs } from '../io/outputs';
 
 export { OTFUSE_VERSION } from './runFolder';
 
@@ -410,7 +411,16 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   const runsDir = path.resolve(request.runsDir ?? path.join('.otfuse', 'runs'));
   // Before any work: outputs writable and not an input model, evaluation and training labels inside the classes.
   const trainSet = request.finetune ? openDataset(request.finetune.data) : undefined;
-  preflight({ inputs: files, output: request.output, runsDir, model: models[0], labelled: [evalSet, trainSet] });
+  const ft = request.finetune;
+  const inputs = [
+    ...files.flatMap((f) => modelInputs(f)),
+    ...dataInputs(request.data, 'calibration data'),
+    ...dataInputs(request.evalData, 'evaluation data'),
+    ...dataInputs(ft?.data, 'training data'),
+    ...dataInputs(ft?.evalData, 'finetune evaluation data'),
+    ...(ft?.teachers ?? []).flatMap((t) => modelInputs(t, 'teacher')),
+  ];
+  preflight({ inputs, output: request.output, runsDir, model: models[0], labelled: [evalSet, trainSet], finite: models });
   trainSet?.close();
   // The run folder is claimed (a unique id, a writable folder) before the work, and built under a hidden name.
   const claim = claimRun(runsDir, name);

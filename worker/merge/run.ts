@@ -1,7 +1,6 @@
 // `otfuse merge`: same-base merging of fine-tunes (task arithmetic, TIES, DARE, SLERP, linear) into a run folder
 // like `fuse` writes (merged.onnx with its lineage, run.json) and, when asked, evaluation rows for every fine-tune,
 // the base, the merged model and the fine-tunes' logit ensemble. Everything refusable is refused before any work.
-import fs from 'node:fs';
 import path from 'node:path';
 import { OtfuseError, throwIfCancelled } from '../errors';
 import { loadModel, type OnnxModel } from '../onnx/model';
@@ -12,13 +11,13 @@ import { evaluateModel } from '../runtime/evaluate';
 import { evaluateEnsemble } from '../runtime/ensemble';
 import { createRun, writeRecord } from '../runs/store';
 import { accuraciesOf, LINEAGE_PREFIX, sha256File, stampLineage } from '../runs/lineage';
-import { absoluteData, OTFUSE_VERSION, versions } from '../fusion/runFolder';
+import { absoluteData, measuredOnFor, OTFUSE_VERSION, versions } from '../fusion/runFolder';
 import { ENSEMBLE_LABEL } from '../fusion/baselines';
 import { hfModelSource } from '../hf';
 import { exportHf } from '../hf/export';
 import { attachModelFolder } from '../hf/data';
-import { checkWritable } from '../onnx/files';
-import type { JobContext, MergeRecord, MergeRequest, MergeResult, ModelMetrics, ProviderReport, RunRecord } from '../types';
+import { checkReplaceableDir, dataInputs, modelInputs, refuseOutputOverInputs, type InputRef } from '../io/outputs';
+import type { DataRef, JobContext, MergeRecord, MergeRequest, MergeResult, ModelMetrics, ProviderReport, RunRecord } from '../types';
 import { getMergeMethod } from './registry';
 import { recordedParams, resolveMergeParams } from './params';
 import { mergeLoaded } from './merge';
@@ -72,8 +71,13 @@ export async function mergeModels(request: MergeRequest, context: JobContext = {
   const evalSet = request.evalData !== undefined ? openDataset(attachModelFolder(request.evalData, inputs)) : undefined;
   const output = request.output ? path.resolve(request.output) : undefined;
   const runsDir = path.resolve(request.runsDir ?? path.join('.otfuse', 'runs'));
-  preflight({ inputs, output: hfOut ? undefined : output, runsDir, model: template, labelled: [evalSet] });
-  if (hfOut && output) checkHfOutput(output, inputs, !!request.force);
+  const inputRefs: InputRef[] = [
+    ...files.flatMap((f) => modelInputs(f, 'fine-tuned model')),
+    ...(baseFile ? modelInputs(baseFile, 'base model') : []),
+    ...dataInputs(request.evalData, 'evaluation data'),
+  ];
+  preflight({ inputs: inputRefs, output: hfOut ? undefined : output, runsDir, model: template, labelled: [evalSet] });
+  if (hfOut && output) checkHfOutput(output, inputRefs, !!request.force);
 
   // The merge itself (in memory): a name or shape mismatch is refused here, before a run folder exists.
   t = performance.now();
@@ -84,7 +88,10 @@ export async function mergeModels(request: MergeRequest, context: JobContext = {
   const name = `${method.name}-${path.basename(files[0]).replace(/\.onnx$/, '')}${baseFile ? `-on-${path.basename(baseFile).replace(/\.onnx$/, '')}` : ''}`;
   return createRun(runsDir, name, async (claim) => {
     t = performance.now();
-    const metrics = evalSet ? await evaluateRows(models, base, result.merged, method.name, evalSet, request, context) : { rows: [], provider: undefined };
+    const measuredOn = measuredOnFor(evalSet ? request.evalData : undefined, claim.dir);
+    const metrics = evalSet
+      ? await evaluateRows(models, base, result.merged, method.name, evalSet, request, context, measuredOn)
+      : { rows: [], provider: undefined };
     timings.evaluate = (performance.now() - t) / 1000;
     const mergeRecord: MergeRecord = {
       method: method.name,
@@ -145,7 +152,11 @@ export async function mergeModels(request: MergeRequest, context: JobContext = {
         output,
         force: request.force,
         // No `parents`: the card would title it an OT fusion; the recipe line says it is a merge.
-        card: { recipe: { merge: method.name, ...mergeRecord.params, base: baseFile }, metrics: metrics.rows, run: claim.dir },
+        card: {
+          recipe: { merge: method.name, ...mergeRecord.params, base: baseFile },
+          metrics: metrics.rows.map((m) => ({ ...m, data: m.data && { name: path.basename(m.data.path), n: m.data.n, sha256: m.data.sha256 } })),
+          run: claim.dir,
+        },
       });
     timings.write = (performance.now() - t) / 1000;
     emit({ stage: 'done', message: claim.dir });
@@ -153,10 +164,9 @@ export async function mergeModels(request: MergeRequest, context: JobContext = {
   });
 }
 
-function checkHfOutput(output: string, inputs: string[], force: boolean): void {
-  if (inputs.some((f) => path.resolve(f) === output)) throw new OtfuseError('BAD_USAGE', `-o ${output} is an input model folder`, { file: output });
-  checkWritable(path.dirname(output), 'output folder parent', true);
-  if (!force && fs.existsSync(output)) throw new OtfuseError('BAD_USAGE', 'the output folder exists (remove it or pass --force)', { file: output });
+function checkHfOutput(output: string, inputs: InputRef[], force: boolean): void {
+  refuseOutputOverInputs([{ path: output, folder: true }], inputs);
+  checkReplaceableDir(output, force, 'hf-export');
 }
 
 /** Each fine-tune, the base, the merged model and the fine-tunes' logit ensemble, on the same data. */
@@ -168,12 +178,13 @@ async function evaluateRows(
   evalSet: Dataset,
   request: MergeRequest,
   context: JobContext,
+  measuredOn: (n: number) => DataRef | undefined,
 ): Promise<{ rows: ModelMetrics[]; provider?: ProviderReport }> {
   const opts = { limit: request.evalLimit, provider: request.provider, signal: context.signal, batchSize: 256 };
-  const targets: { label: string; file?: string; model: OnnxModel }[] = [
-    ...models.map((m) => ({ label: path.basename(m.file), file: m.file, model: m })),
-    ...(base ? [{ label: `${path.basename(base.file)} (base)`, file: base.file, model: base }] : []),
-    { label: `merged (${methodName})`, model: merged },
+  const targets: { label: string; role: ModelMetrics['role']; index?: number; file?: string; model: OnnxModel }[] = [
+    ...models.map((m, k) => ({ label: path.basename(m.file), role: 'parent' as const, index: k, file: m.file, model: m })),
+    ...(base ? [{ label: `${path.basename(base.file)} (base)`, role: 'base' as const, file: base.file, model: base }] : []),
+    { label: `merged (${methodName})`, role: 'merged', model: merged },
   ];
   const rows: ModelMetrics[] = [];
   let provider: ProviderReport | undefined;
@@ -183,10 +194,19 @@ async function evaluateRows(
     context.onProgress?.({ stage: 'evaluate', message: targets[i].label, done: i, total });
     const r = await evaluateModel(targets[i].model, evalSet, opts);
     provider = r.provider;
-    rows.push({ label: targets[i].label, ...(targets[i].file ? { file: targets[i].file } : {}), accuracy: r.accuracy, loss: r.loss });
+    const { label, role, index, file } = targets[i];
+    rows.push({
+      label,
+      role,
+      ...(index !== undefined ? { model: index } : {}),
+      ...(file ? { file } : {}),
+      data: measuredOn(r.samples),
+      accuracy: r.accuracy,
+      loss: r.loss,
+    });
   }
   context.onProgress?.({ stage: 'evaluate', message: ENSEMBLE_LABEL, done: targets.length, total });
   const ens = await evaluateEnsemble(models, evalSet, opts);
-  rows.push({ label: ENSEMBLE_LABEL, accuracy: ens.accuracy, loss: ens.loss });
+  rows.push({ label: ENSEMBLE_LABEL, role: 'ensemble', data: measuredOn(ens.samples), accuracy: ens.accuracy, loss: ens.loss });
   return { rows, provider };
 }

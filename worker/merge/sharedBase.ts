@@ -10,11 +10,10 @@
 // ratio ≤ 0.75), the typical one much closer (median ≤ 0.25), and most float tensors could be compared (same names
 // and shapes). One pass over the weights. (Measured: two fine-tunes of vit48_s10, median 0.10 / max 0.38; two
 // independently trained ViTs, median 1.00 / max 1.09.)
-import fs from 'node:fs';
 import path from 'node:path';
 import { isFloatTensor, type OnnxModel } from '../onnx/model';
 import { hfFolderOf } from '../hf/checkpoint';
-import { readRegularFile } from '../onnx/files';
+import { exists, readJsonObject, READ_LIMITS } from '../io/read';
 import type { SharedBaseReport } from '../types';
 
 export const SHARED_BASE_THRESHOLD = 0.75;
@@ -102,9 +101,7 @@ export function findBase(parents: string[]): { base?: string; baseName?: string 
     if (!dir) continue;
     let name: unknown;
     try {
-      name = (
-        JSON.parse(Buffer.from(readRegularFile(path.join(dir, 'config.json'), 'BAD_MODEL', 'config', 1 << 20)).toString('utf8')) as Record<string, unknown>
-      )._name_or_path;
+      name = readJsonObject(path.join(dir, 'config.json'), { code: 'BAD_MODEL', what: 'config', maxBytes: READ_LIMITS.json })._name_or_path;
     } catch {
       continue;
     }
@@ -112,7 +109,7 @@ export function findBase(parents: string[]): { base?: string; baseName?: string 
     const leaf = path.basename(name);
     const candidates = [path.resolve(name), path.resolve(path.dirname(dir), name), path.resolve(path.dirname(dir), leaf), path.resolve(dir, '..', '..', leaf)];
     const parentsAbs = new Set(parents.map((x) => path.resolve(x)));
-    const found = candidates.find((c) => !parentsAbs.has(c) && fs.existsSync(path.join(c, 'config.json')));
+    const found = candidates.find((c) => !parentsAbs.has(c) && exists(path.join(c, 'config.json')));
     return found ? { base: found, baseName: name } : { baseName: name };
   }
   return {};
