@@ -93,6 +93,10 @@ test('Hugging Face folders in, a Hugging Face folder out (linear merge = the ave
   assert.equal(r.code, 0, r.stderr);
   assert.ok(fs.existsSync(path.join(out, 'config.json')) && fs.existsSync(path.join(out, 'model.safetensors')));
   assert.equal(onlyRun(path.join(dir, 'runs')).record.merge?.hfOutput, out);
+  // The model card says what it is: a merge, not an OT fusion.
+  const card = fs.readFileSync(path.join(out, 'README.md'), 'utf8');
+  assert.match(card, /Same-base merge \(`linear`/);
+  assert.doesNotMatch(card, /OT fusion of|Imfeld/);
   const [ma, mb, mo] = [A, B, out].map((f) => loadModel(f));
   let checked = 0;
   for (const n of ma.initializerNames()) {
