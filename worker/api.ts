@@ -155,7 +155,10 @@ export const engine: EngineApi = {
       }
     });
   },
-  finetuneRun: (request, context = {}) => finetuneRun(request, context),
+  finetuneRun: async (request, context = {}) => {
+    checkRequestNumbers(request);
+    return finetuneRun(request, context);
+  },
   reevaluateRun: (request, context = {}) => reevaluateRun(request, context),
   merge: (request, context = {}) => {
     checkRequestNumbers(request);

@@ -6,13 +6,14 @@ import { OtfuseError, toErrorInfo } from './errors';
 import { exists } from './io/read';
 import type { DataArg, DatasetSpec, FuseRecipe, FuseRequest, FuseResult, JobContext, RunRecord } from './types';
 import { describeProvider, ProviderChoice } from './runtime/providers';
-import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str, strList } from './cli/args';
+import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str } from './cli/args';
 import { ProgressBar } from './cli/progress';
 import { demoVerdict } from './cli/verdict';
 import { recipeFlags, recipeUsage, validateRecipe } from './fusion/recipe';
 import { readRegularFile } from './onnx/files';
 import { refuseOutputOverInputs } from './io/outputs';
 import { numberRanges } from './numbers';
+import { finetuneFlags, finetuneOptionsFrom, finetuneUsage } from './cli/finetune';
 import { addHfDataFlags, cmdExport, cmdImport, HF_DATA_FLAGS, HF_USAGE } from './cli/hf';
 import { cmdMerge, MERGE_BOOLEANS, MERGE_USAGE_HEAD, MERGE_USAGE_TOKENS } from './merge/cli';
 
@@ -54,11 +55,11 @@ Usage:
   otfuse eval MODEL --data DATA [--limit N] [--batch-size N]
   otfuse inspect MODEL [--alignment]
   otfuse fuse A.onnx B.onnx [C.onnx …] --data DATA [--anchor B.onnx] [-o fused.onnx] [--recipe r.json]
-${wrapUsage([...recipeUsage(), '[--eval-data DATA]', '[--eval-limit N]', '[--no-eval]', '[--runs-dir DIR]', '[--finetune --train-data DATA --epochs 1 --lr 1e-4 [--teacher A.onnx …]]', '[--baselines]', '[--no-autotune]', '[--autotune-budget 30]'], 9, 118)}
+${wrapUsage([...recipeUsage(), '[--eval-data DATA]', '[--eval-limit N]', '[--no-eval]', '[--runs-dir DIR]', '[--finetune --train-data DATA', ...finetuneUsage('fuse', false), '[--teacher A.onnx …', ...finetuneUsage('fuse', true).map((t, i, all) => (i === all.length - 1 ? `${t}]]` : t)), '[--baselines]', '[--no-autotune]', '[--autotune-budget 30]'], 9, 118)}
          With no recipe flag, fuse auto-tunes the recipe: a budgeted sweep scored on a held-out slice of --data.
-  otfuse finetune MODEL --data TRAIN [--eval EVAL] -o out.onnx [--epochs 1] [--max-steps N] [--lr 1e-4]
-         [--batch-size 64] [--weight-decay 0.01] [--warmup-steps N] [--label-smoothing 0] [--clip-norm 1] [--seed 0]
-         [--teacher A.onnx --teacher B.onnx [--kd-temp 2] [--kd-alpha 0.5]]   (distillation from teachers)
+  otfuse finetune MODEL --data TRAIN [--eval EVAL] -o out.onnx
+${wrapUsage(finetuneUsage('finetune', false), 9, 118)}
+         [--teacher A.onnx --teacher B.onnx ${finetuneUsage('finetune', true).join(' ')}]   (distillation from teachers)
 ${HF_USAGE}
 ${MERGE_USAGE_HEAD}
 ${wrapUsage(MERGE_USAGE_TOKENS, 9, 118)}
@@ -279,15 +280,11 @@ const FUSE_FLAGS = [
   'runs-dir',
   'finetune',
   'train-data',
-  'epochs',
-  'max-steps',
-  'lr',
+  ...finetuneFlags('fuse'),
   'autotune',
   'autotune-budget',
   'baselines',
   'teacher',
-  'kd-temp',
-  'kd-alpha',
 ];
 
 async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
@@ -316,16 +313,7 @@ async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
   if (bool(args, 'finetune')) {
     const train = dataArg(args, 'train-data');
     if (!train) throw new OtfuseError('BAD_USAGE', '--finetune needs --train-data');
-    const teachers = strList(args, 'teacher');
-    request.finetune = {
-      data: train,
-      evalData: request.evalData ?? request.data,
-      epochs: num(args, 'epochs'),
-      maxSteps: num(args, 'max-steps'),
-      lr: num(args, 'lr'),
-      batchSize: num(args, 'batch-size'),
-      ...(teachers.length ? { teachers, kdTemp: num(args, 'kd-temp'), kdAlpha: num(args, 'kd-alpha') } : {}),
-    };
+    request.finetune = { data: train, evalData: request.evalData ?? request.data, ...finetuneOptionsFrom(args, 'fuse') };
   }
   // The recipe file is read here, not by the engine: -o must not be it either (the engine checks the other inputs).
   const recipeFile = str(args, 'recipe');
@@ -386,29 +374,8 @@ export function formatTable(header: string[], rows: string[][]): string {
 }
 
 async function cmdFinetune(args: ParsedArgs, context: JobContext): Promise<number> {
-  rejectUnknown(
-    args,
-    known(
-      ...DATA_FLAGS,
-      'eval',
-      'eval-data',
-      'output',
-      'epochs',
-      'max-steps',
-      'lr',
-      'weight-decay',
-      'warmup-steps',
-      'label-smoothing',
-      'clip-norm',
-      'seed',
-      'teacher',
-      'kd-temp',
-      'kd-alpha',
-    ),
-  );
-  const teachers = strList(args, 'teacher');
-  if (!teachers.length && (num(args, 'kd-temp') !== undefined || num(args, 'kd-alpha') !== undefined))
-    throw new OtfuseError('BAD_USAGE', '--kd-temp and --kd-alpha need at least one --teacher');
+  rejectUnknown(args, known(...DATA_FLAGS, 'eval', 'eval-data', 'output', 'teacher', ...finetuneFlags('finetune')));
+  const options = finetuneOptionsFrom(args, 'finetune');
   const model = requireOne(args, 'model');
   const data = dataArg(args);
   const output = str(args, 'output');
@@ -420,17 +387,8 @@ async function cmdFinetune(args: ParsedArgs, context: JobContext): Promise<numbe
       data,
       output,
       evalData: dataArg(args, 'eval') ?? dataArg(args, 'eval-data'),
-      epochs: num(args, 'epochs'),
-      maxSteps: num(args, 'max-steps'),
-      lr: num(args, 'lr'),
-      batchSize: num(args, 'batch-size'),
-      weightDecay: num(args, 'weight-decay'),
-      warmupSteps: num(args, 'warmup-steps'),
-      labelSmoothing: num(args, 'label-smoothing'),
-      clipNorm: num(args, 'clip-norm'),
-      seed: num(args, 'seed'),
+      ...options,
       provider: provider(args),
-      ...(teachers.length ? { teachers, kdTemp: num(args, 'kd-temp'), kdAlpha: num(args, 'kd-alpha') } : {}),
     },
     context,
   );

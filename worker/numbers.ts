@@ -3,6 +3,7 @@
 // value outside its domain is a usage error (exit 2) before any work starts — never a silent wrong result.
 import { OtfuseError } from './errors';
 import { recipeFlags } from './fusion/recipe';
+import { finetuneOptions } from './train/options';
 
 export interface NumberRule {
   integer?: boolean;
@@ -18,27 +19,18 @@ export interface NumberRule {
 }
 
 /** Keyed by CLI flag name. The recipe's numeric fields (samples, reg, token budget, …) have their ranges in their
- * registry (RECIPE_FIELDS, worker/fusion/recipe.ts; checked by validateRecipe): each range is written in one place. */
+ * registry (RECIPE_FIELDS, worker/fusion/recipe.ts; checked by validateRecipe), the finetune's (epochs, lr,
+ * batch size, …) in theirs (FINETUNE_OPTIONS, worker/train/options.ts): each range is written in one place. */
 export const NUMBER_RULES: Record<string, NumberRule> = {
-  'batch-size': { integer: true, min: 1, max: 1 << 20, what: 'samples per batch' },
+  ...Object.fromEntries(finetuneOptions().map(({ option }) => [option.flag, option])),
   limit: { integer: true, min: 1, max: 2 ** 31 - 1, what: 'number of samples' },
   offset: { integer: true, min: 0, max: 2 ** 31 - 1, what: 'index of the first sample' },
   'eval-limit': { integer: true, min: 1, max: 2 ** 31 - 1, what: 'number of evaluation samples' },
-  epochs: { above: 0, max: 1e6, what: 'epochs (fractions allowed)' },
-  'max-steps': { integer: true, min: 1, max: 1e9, what: 'training steps' },
-  'warmup-steps': { integer: true, min: 0, max: 1e9, what: 'warmup steps' },
-  seed: { integer: true, min: 0, max: 2 ** 31 - 1, what: 'random seed' },
-  lr: { above: 0, max: 1e3, what: 'learning rate' },
-  'weight-decay': { min: 0, max: 1e3, what: 'weight decay' },
-  'label-smoothing': { min: 0, below: 1, what: 'label smoothing' },
-  'clip-norm': { min: 0, max: 1e6, what: 'gradient clipping norm (0 = off)' },
   scale: { above: 0, max: 1e6, what: 'pixel scale' },
   mean: { min: -1e6, max: 1e6, what: 'per-channel mean' },
   std: { above: 0, max: 1e6, what: 'per-channel standard deviation' },
   weights: { min: 0, what: 'model weight (the sum must be finite and positive)' },
   'autotune-budget': { min: 0, max: 86_400, what: 'seconds for the recipe search (0: the first candidate only)' },
-  'kd-temp': { min: 0.05, max: 100, what: 'distillation temperature' },
-  'kd-alpha': { min: 0, max: 1, what: 'weight of the distillation loss' },
   'max-length': { integer: true, min: 3, max: 65_536, what: 'tokens per text sample' },
   seeds: { integer: true, min: 1, max: 100, what: 'seeds per baseline' },
 };
@@ -113,19 +105,9 @@ export function checkDataArg(arg: unknown): void {
 
 /** Field name in engine requests → CLI flag. */
 const FIELDS: Record<string, string> = {
-  batchSize: 'batch-size',
   limit: 'limit',
   evalLimit: 'eval-limit',
-  epochs: 'epochs',
-  maxSteps: 'max-steps',
-  warmupSteps: 'warmup-steps',
-  seed: 'seed',
-  kdTemp: 'kd-temp',
-  kdAlpha: 'kd-alpha',
-  lr: 'lr',
-  weightDecay: 'weight-decay',
-  labelSmoothing: 'label-smoothing',
-  clipNorm: 'clip-norm',
+  ...Object.fromEntries(finetuneOptions().map(({ field, option }) => [field, option.flag])),
 };
 
 /** Checks the numeric fields of an engine request (evaluate, fuse, finetune, or a fuse request's finetune stage). */

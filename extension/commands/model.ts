@@ -84,7 +84,7 @@ export function modelCommands(d: Deps, pickers: Pickers) {
     try {
       const result = await d.jobs.run(`Finetuning ${path.basename(model)}`, async (ctx) => {
         await refuseTrainingOnEval(data, evalData);
-        return d.engines.engine.finetune({ model, data, evalData, output, epochs: options.epochs ?? 1, provider: d.engines.provider() }, ctx);
+        return d.engines.engine.finetune({ model, data, evalData, output, epochs: options.epochs, provider: d.engines.provider() }, ctx);
       });
       const last = result.evals[result.evals.length - 1];
       const text = `finetuned ${path.basename(model)} → ${path.basename(output)}: ${result.steps} steps${last ? `, accuracy ${pct(last.accuracy)}` : ''}`;
@@ -139,7 +139,7 @@ export function modelCommands(d: Deps, pickers: Pickers) {
               runDir,
               data,
               evalData,
-              epochs: options.epochs ?? 1,
+              epochs: options.epochs,
               baseline,
               provider: d.engines.provider(),
               ...(teachers ? { teachers } : {}),

@@ -144,7 +144,10 @@ export type PresetName = keyof typeof PRESETS;
  * regularisation only gives the uniform plan). */
 const SOLVER_PARAM_MAXIMUM: Record<string, number> = { reg: 100 };
 
-const SOLVER_PARAM_FIELDS: Record<string, RecipeField> = Object.fromEntries(
+/** The solver parameters' names, from the solver registry's type (one recipe field each). */
+type SolverParamName = { [K in OtSolverName]: keyof (typeof SOLVERS)[K]['params'] }[OtSolverName];
+
+const SOLVER_PARAM_FIELDS = Object.fromEntries(
   Object.entries(solverParams()).map(([k, p]) => [
     k,
     {
@@ -157,10 +160,10 @@ const SOLVER_PARAM_FIELDS: Record<string, RecipeField> = Object.fromEntries(
       flag: k,
     } satisfies RecipeField,
   ]),
-);
+) as Record<SolverParamName, RecipeField>;
 
 /** Every recipe field, in the order the schema, the usage text and the docs list them. */
-export const RECIPE_FIELDS: Record<string, RecipeField> = {
+const RECIPE_FIELD_TABLE = {
   $schema: { type: 'string', description: 'Path or URL of this schema (editor support).' },
   name: { type: 'string', default: 'fusion', description: 'Run name (part of the run folder name).', flag: 'name' },
   alignBy: enumOf(ALIGN_BY, 'acts', 'Cost from activations on calibration data, or from (input-aligned, L2-normalised) weights.', 'align-by'),
@@ -170,6 +173,8 @@ export const RECIPE_FIELDS: Record<string, RecipeField> = {
   costNorm: enumOf(described(COST_NORMS), 'max', 'Cost normalisation before OT.', 'cost-norm'),
   residualPolicy: enumOf(RESIDUAL_POLICIES, 'mean', 'How the map after a residual Add combines the skip and branch maps.', 'residual'),
   qk: enumOf(QK_MODES, 'separate', 'Q/K maps: one OT each, one OT on Q|K neurons together, or one map from Q and K together used for both.', 'qk'),
+  // ≥ 2, the one domain (schema, CLI, editor form, and activations.ts's refusal of a data set with fewer): one
+  // sample has no spread, so per-neuron standardisation and an activation cost are undefined.
   samples: {
     type: 'number',
     integer: true,
@@ -235,35 +240,14 @@ export const RECIPE_FIELDS: Record<string, RecipeField> = {
     'A named partial recipe under the explicit fields.',
     'preset',
   ),
-};
+} satisfies Record<string, RecipeField>;
+export const RECIPE_FIELDS: Record<string, RecipeField> = RECIPE_FIELD_TABLE;
 
 // Compile-time check: FuseRecipe (worker/types.ts) and RECIPE_FIELDS name the same fields.
 type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never]
   ? true
   : { missing: Exclude<keyof A, keyof B>; extra: Exclude<keyof B, keyof A> };
-const _FIELD_NAMES = [
-  '$schema',
-  'name',
-  'alignBy',
-  'solver',
-  'reg',
-  'groundMetric',
-  'costNorm',
-  'residualPolicy',
-  'qk',
-  'samples',
-  'tokenFilter',
-  'tokenBudget',
-  'tokenSeed',
-  'mapsDtype',
-  'standardize',
-  'headAware',
-  'weights',
-  'refit',
-  'refitRidge',
-  'preset',
-] as const;
-const _fieldsMatch: SameKeys<Required<FuseRecipe>, Record<(typeof _FIELD_NAMES)[number], unknown>> = true;
+const _fieldsMatch: SameKeys<Required<FuseRecipe>, typeof RECIPE_FIELD_TABLE> = true;
 void _fieldsMatch;
 
 const INTERNAL_DEFAULTS = { outNorm: 'rows', batchSize: 50, float32Cost: false, costEngine: 'ort', capture: 'auto', otBackend: 'js' } as const;

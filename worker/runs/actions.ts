@@ -8,6 +8,7 @@ import { loadModel } from '../onnx/model';
 import { openDataset } from '../data/dataset';
 import { evaluateModel } from '../runtime/evaluate';
 import { finetuneModel } from '../train/finetune';
+import { FINETUNE_DEFAULTS } from '../train/options';
 import type {
   FinetuneRequest,
   FinetuneResult,
@@ -58,7 +59,7 @@ export async function finetuneRun(request: FinetuneRunRequest, context: JobConte
   } catch {
     throw new OtfuseError('BAD_USAGE', 'the run folder is not writable', { file: runDir });
   }
-  const base: Omit<FinetuneRequest, 'model' | 'output'> = { ...options, data, evalData, epochs: options.epochs ?? 1 };
+  const base: Omit<FinetuneRequest, 'model' | 'output'> = { ...options, data, evalData, epochs: options.epochs ?? FINETUNE_DEFAULTS.epochs };
   if (teachers?.length) (base as Record<string, unknown>).teachers = teachers; // used by engines that support distillation
   const output = path.join(runDir, FINETUNED_FILE);
   const finetune = await finetuneModel({ ...base, model, output }, context);

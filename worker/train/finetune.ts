@@ -49,7 +49,10 @@ export function shuffled(count: number, rand: () => number): Int32Array {
   return order;
 }
 
-export const FINETUNE_DEFAULTS = { batchSize: 128, lr: 2e-4, weightDecay: 0.01, clipNorm: 1, labelSmoothing: 0, seed: 0, kdTemp: 2, kdAlpha: 0.5 };
+// The defaults come from the option registry (worker/train/options.ts), which also holds the domains: requests are
+// checked against them on entry to the engine (worker/numbers.ts checkRequestNumbers), not here.
+import { FINETUNE_DEFAULTS } from './options';
+export { FINETUNE_DEFAULTS };
 
 interface Sessions {
   step: ort.InferenceSession;
@@ -152,27 +155,18 @@ async function evaluateParams(
   return { accuracy: done ? correct / done : 0, loss: done ? lossSum / done : 0 };
 }
 
-function positive(name: string, v: number | undefined, fallback: number, integer = false): number {
-  if (v === undefined) return fallback;
-  if (!Number.isFinite(v) || v < 0 || (integer && !Number.isInteger(v)))
-    throw new OtfuseError('BAD_USAGE', `--${name} must be a ${integer ? 'non-negative integer' : 'non-negative number'} (got ${v})`);
-  return v;
-}
-
 export async function finetuneModel(request: FinetuneRequest, context: JobContext): Promise<FinetuneResult> {
   const started = performance.now();
   const progress = context.onProgress ?? (() => undefined);
   const signal = context.signal;
-  const batchSize = positive('batch-size', request.batchSize, FINETUNE_DEFAULTS.batchSize, true);
-  const baseLr = positive('lr', request.lr, FINETUNE_DEFAULTS.lr);
-  const weightDecay = positive('weight-decay', request.weightDecay, FINETUNE_DEFAULTS.weightDecay);
-  const clipNorm = positive('clip-norm', request.clipNorm, FINETUNE_DEFAULTS.clipNorm);
-  const labelSmoothing = positive('label-smoothing', request.labelSmoothing, FINETUNE_DEFAULTS.labelSmoothing);
-  const seed = positive('seed', request.seed, FINETUNE_DEFAULTS.seed, true);
-  const maxSteps = request.maxSteps === undefined ? undefined : positive('max-steps', request.maxSteps, 0, true);
-  const epochs = positive('epochs', request.epochs, maxSteps !== undefined ? Infinity : 1);
-  if (batchSize < 1) throw new OtfuseError('BAD_USAGE', '--batch-size must be at least 1');
-  if (labelSmoothing >= 1) throw new OtfuseError('BAD_USAGE', '--label-smoothing must be below 1');
+  const batchSize = request.batchSize ?? FINETUNE_DEFAULTS.batchSize;
+  const baseLr = request.lr ?? FINETUNE_DEFAULTS.lr;
+  const weightDecay = request.weightDecay ?? FINETUNE_DEFAULTS.weightDecay;
+  const clipNorm = request.clipNorm ?? FINETUNE_DEFAULTS.clipNorm;
+  const labelSmoothing = request.labelSmoothing ?? FINETUNE_DEFAULTS.labelSmoothing;
+  const seed = request.seed ?? FINETUNE_DEFAULTS.seed;
+  const maxSteps = request.maxSteps;
+  const epochs = request.epochs ?? (maxSteps !== undefined ? Infinity : FINETUNE_DEFAULTS.epochs);
 
   // Before any work: the output is writable and is not the model being trained.
   preflight({
@@ -198,7 +192,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   const stepsPerEpoch = Math.ceil(train.size / batchSize);
   const totalSteps = Math.min(maxSteps ?? Infinity, Number.isFinite(epochs) ? Math.ceil(epochs * stepsPerEpoch) : Infinity);
   if (!Number.isFinite(totalSteps)) throw new OtfuseError('BAD_USAGE', 'give --epochs or --max-steps');
-  const warmupSteps = request.warmupSteps !== undefined ? positive('warmup-steps', request.warmupSteps, 0, true) : Math.min(100, Math.floor(totalSteps * 0.05));
+  const warmupSteps = request.warmupSteps ?? Math.min(100, Math.floor(totalSteps * 0.05));
 
   progress({ stage: 'finetune', message: 'building the training graph' });
   const probe = train.take([0, 1, 2].map((i) => i % train.size));
@@ -206,7 +200,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   const binding = bindInputs(inputs, train, model.file);
   const teacherFiles = request.teachers ?? [];
   const distill = teacherFiles.length
-    ? { temperature: positive('kd-temp', request.kdTemp, FINETUNE_DEFAULTS.kdTemp), alpha: positive('kd-alpha', request.kdAlpha, FINETUNE_DEFAULTS.kdAlpha) }
+    ? { temperature: request.kdTemp ?? FINETUNE_DEFAULTS.kdTemp, alpha: request.kdAlpha ?? FINETUNE_DEFAULTS.kdAlpha }
     : undefined;
   const maskedLabels = !!train.labelsPerSample;
   if (evalSet && !!evalSet.labelsPerSample !== maskedLabels)
