@@ -104,7 +104,6 @@ const MAX_FUNCTION_OVERRIDES = [
   'worker/fusion/run.ts', // fuseLoaded
   'worker/ot/emd.ts', // solveTransport
   'worker/ot/lap.ts', // linearAssignment
-  'worker/train/finetune.ts', // finetuneModel
 ];
 
 export default tseslint.config(

@@ -11,7 +11,7 @@ import { resolveProvider, ProviderReport } from '../runtime/providers';
 import { scoreLogits } from '../runtime/evaluate';
 import { checkFinite } from '../runtime/runner';
 import { createOrtSession } from '../runtime/session';
-import type { FinetuneRequest, FinetuneResult, JobContext } from '../types';
+import type { FinetuneRequest, FinetuneResult, JobContext, ProgressEvent } from '../types';
 import {
   ParamLayout,
   STEP_OUTPUTS,
@@ -155,19 +155,44 @@ async function evaluateParams(
   return { accuracy: done ? correct / done : 0, loss: done ? lossSum / done : 0 };
 }
 
-export async function finetuneModel(request: FinetuneRequest, context: JobContext): Promise<FinetuneResult> {
-  const started = performance.now();
-  const progress = context.onProgress ?? (() => undefined);
-  const signal = context.signal;
-  const batchSize = request.batchSize ?? FINETUNE_DEFAULTS.batchSize;
-  const baseLr = request.lr ?? FINETUNE_DEFAULTS.lr;
-  const weightDecay = request.weightDecay ?? FINETUNE_DEFAULTS.weightDecay;
-  const clipNorm = request.clipNorm ?? FINETUNE_DEFAULTS.clipNorm;
-  const labelSmoothing = request.labelSmoothing ?? FINETUNE_DEFAULTS.labelSmoothing;
-  const seed = request.seed ?? FINETUNE_DEFAULTS.seed;
-  const maxSteps = request.maxSteps;
-  const epochs = request.epochs ?? (maxSteps !== undefined ? Infinity : FINETUNE_DEFAULTS.epochs);
+/** The finetune's hyperparameters: the request's values, else the registry's defaults (FINETUNE_OPTIONS). */
+interface Settings {
+  batchSize: number;
+  baseLr: number;
+  weightDecay: number;
+  clipNorm: number;
+  labelSmoothing: number;
+  seed: number;
+  maxSteps?: number;
+  epochs: number;
+}
 
+function settingsOf(request: FinetuneRequest): Settings {
+  const maxSteps = request.maxSteps;
+  return {
+    batchSize: request.batchSize ?? FINETUNE_DEFAULTS.batchSize,
+    baseLr: request.lr ?? FINETUNE_DEFAULTS.lr,
+    weightDecay: request.weightDecay ?? FINETUNE_DEFAULTS.weightDecay,
+    clipNorm: request.clipNorm ?? FINETUNE_DEFAULTS.clipNorm,
+    labelSmoothing: request.labelSmoothing ?? FINETUNE_DEFAULTS.labelSmoothing,
+    seed: request.seed ?? FINETUNE_DEFAULTS.seed,
+    maxSteps,
+    epochs: request.epochs ?? (maxSteps !== undefined ? Infinity : FINETUNE_DEFAULTS.epochs),
+  };
+}
+
+/** The model and data, checked, and the step schedule. */
+interface Prepared {
+  model: OnnxModel;
+  train: Dataset;
+  evalSet?: Dataset;
+  classes?: number;
+  stepsPerEpoch: number;
+  totalSteps: number;
+  warmupSteps: number;
+}
+
+function prepare(request: FinetuneRequest, s: Settings, progress: (e: ProgressEvent) => void): Prepared {
   // Before any work: the output is writable and is not the model being trained.
   preflight({
     inputs: [
@@ -181,7 +206,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   progress({ stage: 'finetune', message: 'loading model and data' });
   let model = loadModel(request.model);
   refuseNonFiniteWeights(model);
-  if (request.reinitialize) model = reinitializeParameters(model, seed);
+  if (request.reinitialize) model = reinitializeParameters(model, s.seed);
   const train = openDataset(specFromArg(request.data));
   const evalSet = request.evalData ? openDataset(specFromArg(request.evalData)) : undefined;
   if (train.size === 0) throw new OtfuseError('BAD_DATA', 'the training set is empty', { file: train.source });
@@ -189,11 +214,26 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   checkLabels(train, classes);
   if (evalSet) checkLabels(evalSet, classes);
 
-  const stepsPerEpoch = Math.ceil(train.size / batchSize);
-  const totalSteps = Math.min(maxSteps ?? Infinity, Number.isFinite(epochs) ? Math.ceil(epochs * stepsPerEpoch) : Infinity);
+  const stepsPerEpoch = Math.ceil(train.size / s.batchSize);
+  const totalSteps = Math.min(s.maxSteps ?? Infinity, Number.isFinite(s.epochs) ? Math.ceil(s.epochs * stepsPerEpoch) : Infinity);
   if (!Number.isFinite(totalSteps)) throw new OtfuseError('BAD_USAGE', 'give --epochs or --max-steps');
   const warmupSteps = request.warmupSteps ?? Math.min(100, Math.floor(totalSteps * 0.05));
+  return { model, train, evalSet, classes, stepsPerEpoch, totalSteps, warmupSteps };
+}
 
+/** The training-step graph's sessions, the input bindings and the teachers. */
+interface Opened {
+  layout: ParamLayout;
+  sessions: Sessions;
+  teachers?: Teachers;
+  binding: Record<string, string>;
+  evalBinding?: Record<string, string>;
+  distill?: { temperature: number; alpha: number };
+  maskedLabels: boolean;
+}
+
+async function openTraining(request: FinetuneRequest, s: Settings, p: Prepared, progress: (e: ProgressEvent) => void): Promise<Opened> {
+  const { model, train, evalSet } = p;
   progress({ stage: 'finetune', message: 'building the training graph' });
   const probe = train.take([0, 1, 2].map((i) => i % train.size));
   const inputs = model.summary().inputs.map((i) => i.name);
@@ -209,7 +249,11 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
       `the evaluation set has ${evalSet.labelsPerSample ? 'masked-LM token labels' : 'one label per sample'} but the training set ${maskedLabels ? 'masked-LM token labels' : 'one label per sample'}`,
       { file: evalSet.source },
     );
-  const graph: TrainingGraph = await buildTrainingGraph(model, { labelSmoothing, distill, maskedLabels }, { probeFeeds: dataFeeds(probe, binding) });
+  const graph: TrainingGraph = await buildTrainingGraph(
+    model,
+    { labelSmoothing: s.labelSmoothing, distill, maskedLabels },
+    { probeFeeds: dataFeeds(probe, binding) },
+  );
   const layout: ParamLayout = graph.layout;
   const evalBinding = evalSet ? bindInputs(inputs, evalSet, model.file) : undefined;
   const provider = await resolveProvider(request.provider ?? 'auto');
@@ -225,7 +269,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   if (distill) {
     progress({ stage: 'finetune', message: `loading ${teacherFiles.length} teacher model${teacherFiles.length > 1 ? 's' : ''}` });
     try {
-      teachers = await Teachers.open(teacherFiles, train, classes, distill.temperature, {
+      teachers = await Teachers.open(teacherFiles, train, p.classes, distill.temperature, {
         provider: request.provider,
         threads: request.threads,
         student: request.model,
@@ -236,176 +280,253 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
       throw err;
     }
   }
-  const sessions: Sessions = { step: stepSession, evaluate, provider };
-  const evalLimit = request.evalLimit ?? Infinity;
+  return { layout, sessions: { step: stepSession, evaluate, provider }, teachers, binding, evalBinding, distill, maskedLabels };
+}
 
-  // State: the parameters, both Adam moments and the previous step's parameters (the "last good" ones if the loss
-  // turns NaN) as flat float32 vectors updated in place on the host (adamw.ts). The gradient is the step's output as
-  // returned: onnxruntime-node hands back a fresh copy of an output even when a preallocated tensor is given for it
-  // (it fills both), so preallocating would only keep one more parameter-sized buffer alive.
-  const params = flattenParams(model, layout);
-  detachWeights(model, layout, params);
-  const paramIn = paramFeeds(layout, params);
-  const fetches = [...STEP_OUTPUTS, ...layout.slots.map((s) => gradOutput(s.name))];
-  const previous = new Float32Array(layout.total);
-  const adamM = new Float32Array(layout.total);
-  const adamV = new Float32Array(layout.total);
-  const keep = request.keep ?? (evalSet ? 'best' : 'last');
-  const result: FinetuneResult = { output: request.output, steps: 0, epochs: 0, seconds: 0, samplesPerSecond: 0, history: [], evals: [], train: [] };
-  if (distill) result.distill = { teachers: teacherFiles, ...distill };
-  let peakRss = process.memoryUsage().rss;
-  let written: { step: number; epoch: number } | undefined;
-  const diverged = (why: string, at: number): OtfuseError => {
-    const kept = written
-      ? `the checkpoint from epoch ${written.epoch} (step ${written.step}) at ${request.output} is kept`
-      : `nothing was written to ${request.output}`;
-    return new OtfuseError('NUMERIC', `training diverged: ${why} (step ${at}); stopped, ${kept}. Try a lower --lr or a --clip-norm.`, { file: request.model });
-  };
-  // "Good" parameters: all finite and not exploded (max |w| within 1000× the starting scale, at least 1e4).
-  const paramLimit = Math.max(1e4, 1e3 * maxAbs(params));
-  const healthy = (flat: Float32Array) => maxAbs(flat) <= paramLimit;
-  const save = (flat: Float32Array, step: number, epoch: number) => {
-    if (!healthy(flat)) throw diverged(`the parameters exploded (max |w| ${maxAbs(flat).toPrecision(3)}) by step ${step}`, step);
-    modelWithParams(model, layout, flat).save(request.output);
-    written = { step, epoch };
-  };
+/**
+ * The training state and its loop. The parameters, both Adam moments and the previous step's parameters (the "last
+ * good" ones if the loss turns NaN) are flat float32 vectors updated in place on the host (adamw.ts). The gradient
+ * is the step's output as returned: onnxruntime-node hands back a fresh copy of an output even when a preallocated
+ * tensor is given for it (it fills both), so preallocating would only keep one more parameter-sized buffer alive.
+ */
+class Trainer {
+  readonly params: Float32Array;
+  readonly paramIn: Record<string, ort.Tensor>;
+  private readonly fetches: string[];
+  private readonly previous: Float32Array;
+  private readonly adamM: Float32Array;
+  private readonly adamV: Float32Array;
+  private readonly keep: 'best' | 'last';
+  private readonly paramLimit: number;
+  readonly result: FinetuneResult;
+  peakRss = process.memoryUsage().rss;
+  private written: { step: number; epoch: number } | undefined;
+  step = 0;
+  trainSeconds = 0;
+  samples = 0;
+  private firstLoss: number | undefined;
+  private logLoss = 0;
+  private logCount = 0;
+  private lastLog = performance.now();
+  private bestAccuracy = -Infinity;
+  // The current epoch's sums.
+  private epochLoss = 0;
+  private epochCorrect = 0;
+  private epochSamples = 0;
 
-  try {
-    if (evalSet && request.evalBefore) {
-      result.initial = await evaluateParams(sessions.evaluate!, paramIn, evalSet, evalBinding!, evalLimit, 256, signal);
-      progress({
-        stage: 'finetune',
-        message: `before: accuracy ${(result.initial.accuracy * 100).toFixed(2)} %`,
-        metrics: { accuracy: result.initial.accuracy, evalLoss: result.initial.loss },
+  constructor(
+    private readonly request: FinetuneRequest,
+    private readonly s: Settings,
+    private readonly p: Prepared,
+    private readonly o: Opened,
+    private readonly progress: (e: ProgressEvent) => void,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    const { model } = p;
+    const { layout } = o;
+    this.params = flattenParams(model, layout);
+    detachWeights(model, layout, this.params);
+    this.paramIn = paramFeeds(layout, this.params);
+    this.fetches = [...STEP_OUTPUTS, ...layout.slots.map((sl) => gradOutput(sl.name))];
+    this.previous = new Float32Array(layout.total);
+    this.adamM = new Float32Array(layout.total);
+    this.adamV = new Float32Array(layout.total);
+    this.keep = request.keep ?? (p.evalSet ? 'best' : 'last');
+    this.result = { output: request.output, steps: 0, epochs: 0, seconds: 0, samplesPerSecond: 0, history: [], evals: [], train: [] };
+    if (o.distill) this.result.distill = { teachers: request.teachers ?? [], ...o.distill };
+    // "Good" parameters: all finite and not exploded (max |w| within 1000× the starting scale, at least 1e4).
+    this.paramLimit = Math.max(1e4, 1e3 * maxAbs(this.params));
+  }
+
+  private healthy(flat: Float32Array): boolean {
+    return maxAbs(flat) <= this.paramLimit;
+  }
+
+  private kept(): string | undefined {
+    const w = this.written;
+    return w ? `the checkpoint from epoch ${w.epoch} (step ${w.step}) at ${this.request.output} is kept` : undefined;
+  }
+
+  private diverged(why: string, at: number): OtfuseError {
+    const kept = this.kept() ?? `nothing was written to ${this.request.output}`;
+    return new OtfuseError('NUMERIC', `training diverged: ${why} (step ${at}); stopped, ${kept}. Try a lower --lr or a --clip-norm.`, {
+      file: this.request.model,
+    });
+  }
+
+  private save(flat: Float32Array, step: number, epoch: number): void {
+    if (!this.healthy(flat)) throw this.diverged(`the parameters exploded (max |w| ${maxAbs(flat).toPrecision(3)}) by step ${step}`, step);
+    modelWithParams(this.p.model, this.o.layout, flat).save(this.request.output);
+    this.written = { step, epoch };
+  }
+
+  private async evaluate(): Promise<{ accuracy: number; loss: number }> {
+    const evalLimit = this.request.evalLimit ?? Infinity;
+    return evaluateParams(this.o.sessions.evaluate!, this.paramIn, this.p.evalSet!, this.o.evalBinding!, evalLimit, 256, this.signal);
+  }
+
+  /** Evaluates before the first step (request.evalBefore). */
+  async evaluateBefore(): Promise<void> {
+    const initial = await this.evaluate();
+    this.result.initial = initial;
+    this.progress({
+      stage: 'finetune',
+      message: `before: accuracy ${(initial.accuracy * 100).toFixed(2)} %`,
+      metrics: { accuracy: initial.accuracy, evalLoss: initial.loss },
+    });
+  }
+
+  /** Every epoch until the step budget is spent. */
+  async run(): Promise<void> {
+    const { train } = this.p;
+    const rand = seededRandom(this.s.seed + 1);
+    for (let epoch = 1; this.step < this.p.totalSteps; epoch++) {
+      const order = shuffled(train.size, rand);
+      this.epochLoss = 0;
+      this.epochCorrect = 0;
+      this.epochSamples = 0;
+      for (let start = 0; start < train.size && this.step < this.p.totalSteps; start += this.s.batchSize) {
+        throwIfCancelled(this.signal);
+        const batch = train.take(order.subarray(start, Math.min(start + this.s.batchSize, train.size)));
+        await this.trainStep(batch, epoch, start);
+      }
+      await this.endEpoch(epoch);
+    }
+  }
+
+  /** One optimiser step on `batch`: the step graph, the divergence check, the AdamW update, the progress log. */
+  private async trainStep(batch: Batch, epoch: number, start: number): Promise<void> {
+    const { train, totalSteps } = this.p;
+    const { layout, teachers } = this.o;
+    // NaN/Inf in the training inputs is an input error, not a divergence.
+    checkFinite(batch, train.source);
+    const n = batch.labels.length;
+    const step = ++this.step;
+    const lr = learningRate(step, totalSteps, this.s.baseLr, this.p.warmupSteps);
+    const t0 = performance.now();
+    const out = await this.o.sessions.step.run(
+      {
+        ...dataFeeds(batch, this.o.binding),
+        labels: new ort.Tensor(
+          'int64',
+          BigInt64Array.from(batch.labels, (y) => BigInt(y)),
+          [n],
+        ),
+        ...(teachers ? { teacher_probs: await teachers.probs(batch) } : {}),
+        ...this.paramIn,
+      },
+      this.fetches,
+    );
+    this.trainSeconds += (performance.now() - t0) / 1000;
+    const tUpdate = performance.now();
+    const loss = (out.loss.data as Float32Array)[0];
+    this.firstLoss ??= loss;
+    if (!Number.isFinite(loss) || loss > Math.max(1e3, 100 * (this.firstLoss ?? loss))) this.lossDiverged(loss, step, epoch, lr);
+    // The parameters this loss was computed with become the last good ones; then the update, in place.
+    this.previous.set(this.params);
+    // each parameter's slice from its own gradient output; clipping by the global norm
+    const gradNorm = (out.grad_norm.data as Float32Array)[0];
+    for (const s of layout.slots) {
+      const slice = (x: Float32Array) => x.subarray(s.offset, s.offset + s.size);
+      adamwStep(slice(this.params), slice(this.adamM), slice(this.adamV), out[gradOutput(s.name)].data as Float32Array, gradNorm, {
+        lr,
+        step,
+        decayed: s.decay ? s.size : 0,
+        weightDecay: this.s.weightDecay,
+        clipNorm: this.s.clipNorm,
       });
     }
-    const rand = seededRandom(seed + 1);
-    let step = 0;
-    let trainSeconds = 0;
-    let samples = 0;
-    let firstLoss: number | undefined;
-    let logLoss = 0;
-    let logCount = 0;
-    let lastLog = performance.now();
-    let bestAccuracy = -Infinity;
-    for (let epoch = 1; step < totalSteps; epoch++) {
-      const order = shuffled(train.size, rand);
-      let epochLoss = 0;
-      let epochCorrect = 0;
-      let epochSamples = 0;
-      for (let start = 0; start < train.size && step < totalSteps; start += batchSize) {
-        throwIfCancelled(signal);
-        const batch = train.take(order.subarray(start, Math.min(start + batchSize, train.size)));
-        // NaN/Inf in the training inputs is an input error, not a divergence.
-        checkFinite(batch, train.source);
-        const n = batch.labels.length;
-        step++;
-        const lr = learningRate(step, totalSteps, baseLr, warmupSteps);
-        const t0 = performance.now();
-        const out = await sessions.step.run(
-          {
-            ...dataFeeds(batch, binding),
-            labels: new ort.Tensor(
-              'int64',
-              BigInt64Array.from(batch.labels, (y) => BigInt(y)),
-              [n],
-            ),
-            ...(teachers ? { teacher_probs: await teachers.probs(batch) } : {}),
-            ...paramIn,
-          },
-          fetches,
-        );
-        trainSeconds += (performance.now() - t0) / 1000;
-        const tUpdate = performance.now();
-        const loss = (out.loss.data as Float32Array)[0];
-        firstLoss ??= loss;
-        if (!Number.isFinite(loss) || loss > Math.max(1e3, 100 * (firstLoss ?? loss))) {
-          // The loss of this step was computed with `params`: the parameters before them are the last good ones.
-          let kept: string;
-          if (written) kept = `the checkpoint from epoch ${written.epoch} (step ${written.step}) at ${request.output} is kept`;
-          else if (step > 1 && healthy(previous)) {
-            save(previous, step - 2, epoch);
-            kept = `the last good parameters (after step ${step - 2}) were written to ${request.output}`;
-          } else if (step > 1) kept = 'no checkpoint was written (the last parameters before it had already exploded)';
-          else kept = 'no checkpoint was written (the loss is not finite at the very first step: check the data and the model)';
-          throw new OtfuseError(
-            'NUMERIC',
-            `training diverged: the loss became ${loss} at step ${step} (epoch ${epoch}, lr ${lr.toPrecision(3)}); stopped, ${kept}. Try a lower --lr or a --clip-norm.`,
-            { file: request.model },
-          );
-        }
-        // The parameters this loss was computed with become the last good ones; then the update, in place.
-        previous.set(params);
-        // each parameter's slice from its own gradient output; clipping by the global norm
-        const gradNorm = (out.grad_norm.data as Float32Array)[0];
-        for (const s of layout.slots) {
-          const slice = (x: Float32Array) => x.subarray(s.offset, s.offset + s.size);
-          adamwStep(slice(params), slice(adamM), slice(adamV), out[gradOutput(s.name)].data as Float32Array, gradNorm, {
-            lr,
-            step,
-            decayed: s.decay ? s.size : 0,
-            weightDecay,
-            clipNorm,
-          });
-        }
-        trainSeconds += (performance.now() - tUpdate) / 1000;
-        samples += n;
-        // Masked-LM data: loss and accuracy are means over the labelled positions.
-        const scored = maskedLabels ? batch.labels.reduce((c, y) => c + (y === IGNORE_LABEL ? 0 : 1), 0) : n;
-        epochSamples += scored;
-        epochLoss += loss * scored;
-        epochCorrect += (out.correct.data as Float32Array)[0];
-        logLoss += loss;
-        logCount++;
-        const now = performance.now();
-        if (step % 10 === 0 || now - lastLog > 500 || step === totalSteps || start + batchSize >= train.size) {
-          const meanLoss = logLoss / logCount;
-          result.history.push({ step, loss: meanLoss, lr });
-          peakRss = Math.max(peakRss, process.memoryUsage().rss);
-          progress({
-            stage: 'finetune',
-            done: step,
-            total: totalSteps,
-            message: `epoch ${epoch}, step ${step}/${totalSteps}`,
-            metrics: { loss: meanLoss, lr, samplesPerSecond: samples / trainSeconds, epoch, gradNorm: (out.grad_norm.data as Float32Array)[0] },
-          });
-          logLoss = 0;
-          logCount = 0;
-          lastLog = now;
-        }
-      }
-      result.train!.push({ epoch, accuracy: epochCorrect / Math.max(1, epochSamples), loss: epochLoss / Math.max(1, epochSamples) });
-      result.steps = step;
-      result.epochs = Math.round((step / stepsPerEpoch) * 1000) / 1000;
-      if (evalSet) {
-        progress({ stage: 'finetune', message: `epoch ${epoch}: evaluating` });
-        const e = await evaluateParams(sessions.evaluate!, paramIn, evalSet, evalBinding!, evalLimit, 256, signal);
-        result.evals.push({ epoch, ...e });
-        progress({
-          stage: 'finetune',
-          done: step,
-          total: totalSteps,
-          message: `epoch ${epoch}: accuracy ${(e.accuracy * 100).toFixed(2)} %`,
-          metrics: { accuracy: e.accuracy, evalLoss: e.loss, epoch },
-        });
-        if (e.accuracy > bestAccuracy) {
-          bestAccuracy = e.accuracy;
-          result.best = { epoch, accuracy: e.accuracy };
-          if (keep === 'best') save(params, step, epoch);
-        }
-      }
-      if (keep === 'last') save(params, step, epoch);
-      peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    this.trainSeconds += (performance.now() - tUpdate) / 1000;
+    this.samples += n;
+    // Masked-LM data: loss and accuracy are means over the labelled positions.
+    const scored = this.o.maskedLabels ? batch.labels.reduce((c, y) => c + (y === IGNORE_LABEL ? 0 : 1), 0) : n;
+    this.epochSamples += scored;
+    this.epochLoss += loss * scored;
+    this.epochCorrect += (out.correct.data as Float32Array)[0];
+    this.logLoss += loss;
+    this.logCount++;
+    const now = performance.now();
+    if (step % 10 === 0 || now - this.lastLog > 500 || step === totalSteps || start + this.s.batchSize >= train.size) {
+      const meanLoss = this.logLoss / this.logCount;
+      this.result.history.push({ step, loss: meanLoss, lr });
+      this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss);
+      this.progress({
+        stage: 'finetune',
+        done: step,
+        total: totalSteps,
+        message: `epoch ${epoch}, step ${step}/${totalSteps}`,
+        metrics: { loss: meanLoss, lr, samplesPerSecond: this.samples / this.trainSeconds, epoch, gradNorm: (out.grad_norm.data as Float32Array)[0] },
+      });
+      this.logLoss = 0;
+      this.logCount = 0;
+      this.lastLog = now;
     }
+  }
+
+  /** The loss turned non-finite or exploded: keep the last good parameters where possible, and stop. */
+  private lossDiverged(loss: number, step: number, epoch: number, lr: number): never {
+    // The loss of this step was computed with `params`: the parameters before them are the last good ones.
+    let kept = this.kept();
+    if (kept === undefined && step > 1 && this.healthy(this.previous)) {
+      this.save(this.previous, step - 2, epoch);
+      kept = `the last good parameters (after step ${step - 2}) were written to ${this.request.output}`;
+    } else if (kept === undefined && step > 1) kept = 'no checkpoint was written (the last parameters before it had already exploded)';
+    else kept ??= 'no checkpoint was written (the loss is not finite at the very first step: check the data and the model)';
+    throw new OtfuseError(
+      'NUMERIC',
+      `training diverged: the loss became ${loss} at step ${step} (epoch ${epoch}, lr ${lr.toPrecision(3)}); stopped, ${kept}. Try a lower --lr or a --clip-norm.`,
+      { file: this.request.model },
+    );
+  }
+
+  /** The epoch's training numbers, its evaluation and the checkpoint it keeps. */
+  private async endEpoch(epoch: number): Promise<void> {
+    const { result } = this;
+    result.train!.push({ epoch, accuracy: this.epochCorrect / Math.max(1, this.epochSamples), loss: this.epochLoss / Math.max(1, this.epochSamples) });
+    result.steps = this.step;
+    result.epochs = Math.round((this.step / this.p.stepsPerEpoch) * 1000) / 1000;
+    if (this.p.evalSet) {
+      this.progress({ stage: 'finetune', message: `epoch ${epoch}: evaluating` });
+      const e = await this.evaluate();
+      result.evals.push({ epoch, ...e });
+      this.progress({
+        stage: 'finetune',
+        done: this.step,
+        total: this.p.totalSteps,
+        message: `epoch ${epoch}: accuracy ${(e.accuracy * 100).toFixed(2)} %`,
+        metrics: { accuracy: e.accuracy, evalLoss: e.loss, epoch },
+      });
+      if (e.accuracy > this.bestAccuracy) {
+        this.bestAccuracy = e.accuracy;
+        result.best = { epoch, accuracy: e.accuracy };
+        if (this.keep === 'best') this.save(this.params, this.step, epoch);
+      }
+    }
+    if (this.keep === 'last') this.save(this.params, this.step, epoch);
+    this.peakRss = Math.max(this.peakRss, process.memoryUsage().rss);
+  }
+}
+
+export async function finetuneModel(request: FinetuneRequest, context: JobContext): Promise<FinetuneResult> {
+  const started = performance.now();
+  const progress = context.onProgress ?? (() => undefined);
+  const s = settingsOf(request);
+  const p = prepare(request, s, progress);
+  const o = await openTraining(request, s, p, progress);
+  try {
+    const trainer = new Trainer(request, s, p, o, progress, context.signal);
+    if (p.evalSet && request.evalBefore) await trainer.evaluateBefore();
+    await trainer.run();
+    const { result } = trainer;
     result.seconds = (performance.now() - started) / 1000;
-    result.samplesPerSecond = trainSeconds > 0 ? samples / trainSeconds : 0;
-    result.peakRssMiB = Math.round(peakRss / 2 ** 20);
-    progress({ stage: 'finetune', done: result.steps, total: totalSteps, message: `done: ${result.steps} steps, checkpoint ${request.output}` });
+    result.samplesPerSecond = trainer.trainSeconds > 0 ? trainer.samples / trainer.trainSeconds : 0;
+    result.peakRssMiB = Math.round(trainer.peakRss / 2 ** 20);
+    progress({ stage: 'finetune', done: result.steps, total: p.totalSteps, message: `done: ${result.steps} steps, checkpoint ${request.output}` });
     return result;
   } finally {
-    await sessions.step.release();
-    await sessions.evaluate?.release();
-    await teachers?.release();
+    await o.sessions.step.release();
+    await o.sessions.evaluate?.release();
+    await o.teachers?.release();
   }
 }
 
