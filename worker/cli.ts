@@ -10,6 +10,7 @@ import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str } 
 import { ProgressBar } from './cli/progress';
 import { demoVerdict } from './cli/verdict';
 import { recipeFlags, recipeUsage, validateRecipe } from './fusion/recipe';
+import { autotunes } from './fusion/presets';
 import { readRegularFile } from './onnx/files';
 import { refuseOutputOverInputs } from './io/outputs';
 import { numberRanges } from './numbers';
@@ -304,9 +305,8 @@ async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
     baselines: bool(args, 'baselines'),
   };
   // No recipe flag and no --recipe file: the recipe is auto-tuned (--no-autotune keeps the plain defaults).
-  const explicit = Object.keys(request.recipe ?? {}).filter((k) => k !== 'name' && k !== '$schema');
   const budget = num(args, 'autotune-budget');
-  if (bool(args, 'autotune') !== false && (explicit.length === 0 || bool(args, 'autotune') === true) && request.data !== undefined) {
+  if (bool(args, 'autotune') !== false && (autotunes(request.recipe) || bool(args, 'autotune') === true) && request.data !== undefined) {
     request.autotune = budget !== undefined ? { budgetSeconds: budget } : true;
   } else if (budget !== undefined)
     throw new OtfuseError('BAD_USAGE', '--autotune-budget applies only when the recipe is auto-tuned (no recipe flags, or --autotune)');

@@ -321,3 +321,4 @@ export { listRunFilesAsync } from './runs/reader';
 export { csvTable } from './io/csv';
 export { encodeNpy } from './data/npy';
 export { readRegularFile } from './onnx/files';
+export { autotunes, fuseChoices, type FuseChoice, type FuseChoiceId } from './fusion/presets';

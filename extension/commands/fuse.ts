@@ -1,5 +1,6 @@
 // Fuse Models: models (a single selection explains why two are needed), a compatibility check before any prompt,
 // anchor, calibration data, evaluation data (held out, or labelled calibration data), preset or recipe.
+import { autotunes } from '../../worker/client';
 import { hfModelFolder } from '../hf';
 import * as vscode from 'vscode';
 import path from 'node:path';
@@ -121,6 +122,8 @@ export function fuseCommands(d: Deps, pickers: Pickers, offerMerge?: (models: st
               evalLimit: options.evalLimit ?? pickers.evalLimit(),
               // The parents' logit ensemble next to them: the ceiling a single fused model tries to reach.
               baselines: true,
+              // "Recommended" (an empty recipe) is the engine's auto-tune, by the CLI's rule.
+              ...(autotunes(recipe) ? { autotune: true } : {}),
             },
             ctx,
           ),

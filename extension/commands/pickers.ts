@@ -1,6 +1,6 @@
 // The prompts: models, anchor, data (ranked and filtered by the model's inputs, with N and shapes), evaluation
 // data (held-out first; calibration data only as a labelled choice), preset or recipe.
-import { readRegularFile } from '../../worker/client';
+import { fuseChoices, readRegularFile, type FuseChoice, type FuseChoiceId } from '../../worker/client';
 import * as vscode from 'vscode';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,17 +9,10 @@ import { fitOf, looksTraining, rankData, type DataFit } from '../dataFit';
 import { findHfFolders } from '../hf';
 import type { Deps } from './deps';
 
-export type PresetId = 'recommended' | 'exact' | 'weight-based';
-export const PRESETS: Record<PresetId, { label: string; detail: string; recipe: FuseRecipe }> = {
-  // The engine default: what measured best on held-out data (the auto-tune's choice on the examples; BENCHMARKS.md).
-  recommended: {
-    label: 'Recommended',
-    detail: 'soft alignment (Sinkhorn) + closed-form refit of every layer — measured best on held-out data',
-    recipe: { preset: 'default' },
-  },
-  exact: { label: 'Exact', detail: 'hard alignment (EMD), heads matched as units — reproduces a permuted copy exactly', recipe: { preset: 'exact' } },
-  'weight-based': { label: 'Weight-based', detail: 'no data needed for alignment: cost from the weights themselves', recipe: { preset: 'weights' } },
-};
+// The presets and the "Recommended" choice (the engine's auto-tune) come from the engine's preset registry
+// (worker/fusion/presets.ts, through worker/client).
+export type PresetId = FuseChoiceId;
+export const PRESETS = Object.fromEntries(fuseChoices().map((c) => [c.id, c])) as Record<PresetId, FuseChoice>;
 
 export const EXCLUDE = '**/{node_modules,.git,.otfuse,.e2e,dist,dist-test,out}/**';
 

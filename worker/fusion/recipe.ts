@@ -6,6 +6,7 @@ import Ajv, { type ErrorObject } from 'ajv';
 import { OtfuseError } from '../errors';
 import type { FuseRecipe } from '../types';
 import type { OutNorm } from './maps';
+import { PRESETS, type PresetName } from './presets';
 import {
   ALIGN_BY,
   COST_NORMS,
@@ -106,39 +107,10 @@ const enumOf = (table: Record<string, { description: string }>, def: string, des
 });
 const described = (table: Record<string, string>) => Object.fromEntries(Object.entries(table).map(([k, v]) => [k, { description: v }]));
 
-/** Presets: named partial recipes (their values sit under the user's explicit fields). */
-export const PRESETS = {
-  default: { description: 'the defaults below', values: {} },
-  // graldij/transformer-fusion as run for the fixtures: acts, Sinkhorn 0.08, separate Q/K, n·P scaling on both
-  // sides, all tokens, per-neuron standardisation, samples one at a time.
-  reference: {
-    description: "graldij/transformer-fusion's exact behaviour",
-    values: {
-      alignBy: 'acts',
-      solver: 'sinkhorn',
-      reg: 0.08,
-      qk: 'separate',
-      residualPolicy: 'mean',
-      outNorm: 'rows',
-      batchSize: 1,
-      float32Cost: true,
-      tokenFilter: 'all',
-      tokenBudget: 0,
-      standardize: true,
-      refit: 'none',
-    },
-  },
-  // Hard alignment: exact OT, heads matched as units with one map shared by Q and K inside each head.
-  exact: { description: 'EMD with heads matched as units and one Q/K map per head', values: { solver: 'emd', qk: 'eq_t_map', headAware: true } },
-  // The paper's method as published: OT alignment + plain averaging, no refit.
-  paper: { description: "the paper's method: OT alignment and plain averaging, no refit", values: { refit: 'none' } },
-  // Weight-based alignment (no activations needed), Sinkhorn 0.06 as the paper uses for weights.
-  weights: {
-    description: 'weight-based Sinkhorn 0.06, no refit (no calibration data needed)',
-    values: { alignBy: 'wts', solver: 'sinkhorn', reg: 0.06, refit: 'none' },
-  },
-} as const satisfies Record<string, { description: string; values: Partial<ResolvedRecipe> }>;
-export type PresetName = keyof typeof PRESETS;
+// Presets (named partial recipes under the user's explicit fields) live in the import-free presets.ts, with the
+// choices the editor offers; their values must be recipe fields.
+export { PRESETS, type PresetName };
+void (PRESETS satisfies Record<string, { description: string; values: Partial<ResolvedRecipe> }>);
 
 /** Upper bounds of the solver parameters as recipe fields (reg: the cost is normalised to ≤ 1, so a larger
  * regularisation only gives the uniform plan). */
