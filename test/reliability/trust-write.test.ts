@@ -43,11 +43,13 @@ test('finetune/fuse -o onto the training data, a teacher (hard link), the evalua
   fs.copyFileSync(CALIB, evalData);
   fs.copyFileSync(B, teacher);
   fs.writeFileSync(recipe, JSON.stringify({ samples: 20 }));
+  fs.writeFileSync(path.join(dir, 'spec.json'), JSON.stringify({ path: 'data.npz' }));
   fs.linkSync(teacher, path.join(dir, 'teacher-hard.onnx'));
   fs.symlinkSync(evalData, path.join(dir, 'eval-link.npz'));
   const before = hashes(dir);
   const cases: string[][] = [
     ['finetune', A, '--data', data, '-o', data, '--max-steps', '1'],
+    ['finetune', A, '--data', path.join(dir, 'spec.json'), '-o', data, '--max-steps', '1'],
     ['finetune', A, '--data', CALIB, '--teacher', teacher, '-o', path.join(dir, 'teacher-hard.onnx'), '--max-steps', '1'],
     ['fuse', A, B, '--data', CALIB, '--eval-data', evalData, '--samples', '20', '-o', path.join(dir, 'eval-link.npz')],
     ['fuse', A, B, '--data', CALIB, '--recipe', recipe, '--no-eval', '-o', recipe],

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { OtfuseError } from '../errors';
-import { describeErrno } from '../onnx/files';
+import { describeErrno, readRegularFile } from '../onnx/files';
 import { holdLock, lockIsFresh, LOCK_FILE, type HeldLock } from './lock';
 
 export { LOCK_FILE };
@@ -106,12 +106,9 @@ export function dataInputs(arg: unknown, what = 'dataset'): InputRef[] {
     // A dataset spec names its data and labels relative to itself (the reader checks the rest; a bad spec is
     // refused there, not here).
     try {
-      const st = fs.statSync(file);
-      if (st.isFile() && st.size <= 1 << 20) {
-        const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-        for (const key of ['path', 'labels']) {
-          if (typeof parsed?.[key] === 'string') out.push({ path: path.resolve(path.dirname(file), parsed[key]), what: `${what} ${key}` });
-        }
+      const parsed = JSON.parse(Buffer.from(readRegularFile(file, 'BAD_DATA', 'dataset spec', 1 << 20)).toString('utf8')) as Record<string, unknown>;
+      for (const key of ['path', 'labels']) {
+        if (typeof parsed?.[key] === 'string') out.push({ path: path.resolve(path.dirname(file), parsed[key]), what: `${what} ${key}` });
       }
     } catch {
       /* not readable here: the dataset reader reports it */
@@ -158,9 +155,8 @@ export function ownedKind(dir: string): OwnedKind | undefined {
     const st = fs.lstatSync(dir);
     if (!st.isDirectory()) return undefined; // a symlink is never followed into
     const marker = path.join(dir, OWNER_FILE);
-    const mst = fs.lstatSync(marker);
-    if (!mst.isFile() || mst.size > 4096) return undefined;
-    const parsed = JSON.parse(fs.readFileSync(marker, 'utf8')) as { otfuse?: unknown; kind?: unknown };
+    if (!fs.lstatSync(marker).isFile()) return undefined; // not a link to some other file
+    const parsed = JSON.parse(Buffer.from(readRegularFile(marker, 'BAD_DATA', 'owner marker', 4096)).toString('utf8')) as { otfuse?: unknown; kind?: unknown };
     return typeof parsed?.otfuse === 'string' && typeof parsed.kind === 'string' ? (parsed.kind as OwnedKind) : undefined;
   } catch {
     return undefined;
@@ -209,18 +205,50 @@ export function tempNameFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
 }
 
-/** Creates a marked, locked temp folder next to `target` (or at `dir` when given). */
-export function makeTempDir(target: string, kind: 'temp' | 'run-temp' = 'temp', dir = tempNameFor(target)): TempDir {
+/** Temp folders in use, removed when the process exits without giving them back (a second Ctrl-C, process.exit). */
+const atExit = new Map<string, () => void>();
+let exitHookInstalled = false;
+
+function removeAtExit(dir: string, also?: () => void): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const fn of atExit.values()) {
+        try {
+          fn();
+        } catch {
+          /* best effort: the stale lock lets the next run clean it */
+        }
+      }
+    });
+  }
+  atExit.set(dir, () => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    also?.();
+  });
+}
+
+/** Creates a marked, locked temp folder next to `target` (or at `dir` when given); `alsoAtExit` runs after the
+ * folder is removed at an exit that did not give it back (e.g. to free a run's claim). */
+export function makeTempDir(target: string, kind: 'temp' | 'run-temp' = 'temp', dir = tempNameFor(target), alsoAtExit?: () => void): TempDir {
   fs.mkdirSync(dir);
-  let lock: HeldLock;
+  let held: HeldLock;
   try {
     // Lock first, then the marker: a marked folder is never seen without its fresh lock.
-    lock = holdLock(dir);
+    held = holdLock(dir);
     markOwned(dir, kind);
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+  removeAtExit(dir, alsoAtExit);
+  const lock: HeldLock = {
+    file: held.file,
+    release(movedTo?: string) {
+      atExit.delete(dir);
+      held.release(movedTo);
+    },
+  };
   return {
     dir,
     lock,
