@@ -55,6 +55,11 @@ test('a model with an Inf weight: finetune refuses it (BAD_MODEL naming the init
     engine.finetune({ model: file, data: CALIB, output: out, maxSteps: 1, provider: 'cpu' }),
     (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_MODEL' && e.file === file && e.message.includes(`'${tensor}'`),
   );
+  // The same model as a distillation teacher.
+  await assert.rejects(
+    engine.finetune({ model: A, data: CALIB, output: out, maxSteps: 1, provider: 'cpu', teachers: [file] }),
+    (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_MODEL' && e.file === file && e.message.includes(`'${tensor}'`),
+  );
   assert.deepEqual(fs.readdirSync(dir), ['inf.onnx']);
 });
 
