@@ -76,16 +76,20 @@ export function accuracyTable(record: RunRecord, format: 'csv' | 'markdown'): st
     m.accuracy === undefined ? '' : (100 * m.accuracy).toFixed(2),
     m.loss === undefined ? '' : m.loss.toFixed(4),
     m.file ?? '',
+    m.role,
+    m.data ? path.basename(m.data.path) : '',
+    m.data ? String(m.data.n) : '',
+    m.data?.sha256 ?? '',
   ]);
-  if (format === 'csv') return csvTable(['model', 'accuracy_percent', 'loss', 'file'], rows); // formula cells neutralised
+  if (format === 'csv') return csvTable(['model', 'accuracy_percent', 'loss', 'file', 'role', 'data', 'n', 'data_sha256'], rows); // formula cells neutralised
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   return (
     [
       `Accuracy of run **${esc(record.name)}** ${on ? `(measured ${esc(on)})` : ''}`.trim(),
       '',
-      '| model | accuracy | loss |',
-      '| --- | ---: | ---: |',
-      ...rows.map((r) => `| ${esc(r[0])} | ${r[1] ? `${r[1]} %` : '—'} | ${r[2] || '—'} |`),
+      '| model | role | accuracy | loss | data |',
+      '| --- | --- | ---: | ---: | --- |',
+      ...rows.map((r) => `| ${esc(r[0])} | ${r[4]} | ${r[1] ? `${r[1]} %` : '—'} | ${r[2] || '—'} | ${r[5] ? `${esc(r[5])}, N = ${r[6]}` : '—'} |`),
     ].join('\n') + '\n'
   );
 }

@@ -11,8 +11,7 @@ import type { Pickers } from './pickers';
 
 export function runCommands(d: Deps, pickers: Pickers) {
   async function pickRun(title: string, exclude?: string): Promise<string | undefined> {
-    const items = d.store
-      .list()
+    const items = (await d.store.listAsync())
       .filter((e) => e.dir !== exclude && e.record)
       .map((e) => ({
         label: e.record!.name,

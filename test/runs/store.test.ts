@@ -170,12 +170,12 @@ test('patchRun rewrites run.json atomically and keeps the other fields', () => {
     fusedModel: 'fused.onnx',
     versions: { otfuse: '0.1.0' },
     timings: {},
-    metrics: [{ label: 'ot', accuracy: 0.5 }],
+    metrics: [{ label: 'ot', role: 'fused', accuracy: 0.5 }],
     layers: [],
   });
   commitRun(c);
   const next = patchRun(c.dir, (r) => {
-    r.metrics.push({ label: 'x', accuracy: 0.25 });
+    r.metrics.push({ label: 'x', role: 'baseline', accuracy: 0.25 });
   });
   assert.deepEqual(
     next.metrics.map((m) => m.label),
@@ -198,11 +198,13 @@ test('fused.onnx carries its lineage; evaluation on the calibration data is labe
   const lineage = readLineage(summary.metadata)!;
   assert.ok(lineage, `metadata: ${JSON.stringify(summary.metadata)}`);
   assert.equal(lineage.kind, 'fused');
+  // File names and sha256 only (issue 25.6): the model is shared, its folder layout is not.
   assert.deepEqual(lineage.parents, [
-    { file: S11, sha256: sha256File(S11) },
-    { file: S10, sha256: sha256File(S10) },
+    { file: path.basename(S11), sha256: sha256File(S11) },
+    { file: path.basename(S10), sha256: sha256File(S10) },
   ]);
-  assert.equal(lineage.anchor, S11);
+  assert.equal(lineage.anchor, path.basename(S11));
+  for (const [k, v] of Object.entries(summary.metadata ?? {})) assert.ok(!v.includes(path.dirname(S11)) && !v.includes(runsDir), `${k}: ${v}`);
   assert.equal(lineage.recipe?.solver, 'sinkhorn');
   assert.equal(lineage.accuracies?.ot, record.metrics.find((m) => m.label === 'ot')!.accuracy);
   assert.match(lineage.evalData!, /calib200\.npz \(calibration data\)/);

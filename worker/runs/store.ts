@@ -9,21 +9,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { OtfuseError } from '../errors';
 import { writeFileAtomic } from '../onnx/atomic';
-import { readRegularFile } from '../onnx/files';
 import type { RunRecord } from '../types';
 import { cleanStaleTempDirs, makeTempDir, markOwned, type TempDir } from '../io/outputs';
 import type { HeldLock } from '../io/lock';
+import { listRunFiles, readRunFile, RUN_FILE, type RunEntry } from './reader';
 
-export const RUN_FILE = 'run.json';
+export { RUN_FILE, type RunEntry };
 export const MAPS_FILE = 'maps.safetensors';
 /** The files an otfuse run folder may hold; deleteRun refuses a folder with anything else in it. */
 const RUN_FOLDER_FILES = /^(run\.json|fused\.onnx|finetuned\.onnx|maps\.safetensors|[\w.-]+\.onnx|[\w.-]+\.json|[\w.-]+\.safetensors|\.[\w.-]+\.tmp)$/;
-
-export interface RunEntry {
-  dir: string;
-  record?: RunRecord;
-  error?: string;
-}
 
 export interface RunClaim {
   id: string;
@@ -145,42 +139,14 @@ export function cleanStaleTemps(runsDir: string): string[] {
   return [...removed, ...gone];
 }
 
-/** Reads run.json, tolerating records from older or newer engines (the views rely on these fields). */
+/** Reads run.json: bounded, migrated from older formats, validated (worker/runs/reader.ts). */
 export function readRun(dir: string): RunEntry {
-  try {
-    const file = path.join(dir, RUN_FILE);
-    // A regular file of bounded size (a FIFO or a huge run.json in an untrusted workspace must not hang the host).
-    const raw = JSON.parse(Buffer.from(readRegularFile(file, 'BAD_DATA', 'run record', 64 << 20)).toString('utf8')) as Partial<RunRecord>;
-    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('run.json is not an object');
-    const record = {
-      ...raw,
-      id: raw.id ?? path.basename(dir),
-      name: raw.name ?? path.basename(dir),
-      status: raw.status ?? 'failed',
-      createdAt: raw.createdAt ?? fs.statSync(file).mtime.toISOString(),
-      models: Array.isArray(raw.models) ? raw.models : [],
-      anchor: raw.anchor ?? raw.models?.[0] ?? '',
-      fusedModel: raw.fusedModel ?? 'fused.onnx',
-      metrics: Array.isArray(raw.metrics) ? raw.metrics : [],
-      layers: Array.isArray(raw.layers) ? raw.layers : [],
-      recipe: raw.recipe ?? {},
-      versions: raw.versions ?? {},
-      timings: raw.timings ?? {},
-    } as RunRecord;
-    return { dir, record };
-  } catch (err) {
-    return { dir, error: err instanceof Error ? err.message : String(err) };
-  }
+  return readRunFile(dir);
 }
 
 /** Every run (folder with a run.json) in a runs folder, newest first. */
 export function listRuns(runsDir: string): RunEntry[] {
-  if (!fs.existsSync(runsDir)) return [];
-  return fs
-    .readdirSync(runsDir, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && !d.name.startsWith('.') && fs.existsSync(path.join(runsDir, d.name, RUN_FILE)))
-    .map((d) => readRun(path.join(runsDir, d.name)))
-    .sort((a, b) => (b.record?.createdAt ?? path.basename(b.dir)).localeCompare(a.record?.createdAt ?? path.basename(a.dir)));
+  return listRunFiles(runsDir);
 }
 
 /** Writes run.json into a folder (temp file + rename: a reader never sees half a record). */
