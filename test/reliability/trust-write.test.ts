@@ -11,7 +11,7 @@ import { OtfuseError } from '../../worker/errors';
 import { exportHf } from '../../worker/hf/export';
 import { LOCK_FILE, OWNER_FILE, makeTempDir } from '../../worker/io/outputs';
 import { HEARTBEAT_MS } from '../../worker/io/lock';
-import { VIT, runCli, tempDir } from '../helpers';
+import { EXAMPLES, VIT, runCli, tempDir } from '../helpers';
 import { hfDir } from '../hf/helpers';
 import { hasStackTrace } from './helpers';
 
@@ -152,12 +152,23 @@ test('leftovers: a fusion with baselines leaves nothing of otfuse in TMPDIR; a k
   fs.utimesSync(path.join(killed.dir, LOCK_FILE), past, past);
   const runs = path.join(dir, 'runs');
   const r = runCli(
-    ['fuse', A, B, '--data', CALIB, '--samples', '40', '--baselines', '--finetune', '--train-data', CALIB, '--max-steps', '2', '--eval-limit', '50'].concat([
-      '--runs-dir',
-      runs,
-      '--provider',
-      'cpu',
-    ]),
+    [
+      'fuse',
+      A,
+      B,
+      '--data',
+      CALIB,
+      '--samples',
+      '40',
+      '--baselines',
+      '--finetune',
+      '--train-data',
+      path.join(EXAMPLES, 'data', 'fmnist-train-5k.json'),
+      '--max-steps',
+      '2',
+      '--eval-limit',
+      '50',
+    ].concat(['--runs-dir', runs, '--provider', 'cpu']),
     { cwd: dir, env: { TMPDIR: tmp } },
   );
   assert.equal(r.code, 0, r.stderr);
