@@ -90,6 +90,7 @@ test('export --force replaces only a folder otfuse exported: not a user folder, 
   const dir = tempDir();
   const like = hfDir('bert-tiny-cls-a');
   const model = hfDir('bert-tiny-cls-b');
+  const inputsBefore = [hashes(like), hashes(model)];
   // A user's own folder at the output path.
   const mine = path.join(dir, 'mine');
   fs.mkdirSync(mine);
@@ -117,6 +118,7 @@ test('export --force replaces only a folder otfuse exported: not a user folder, 
   assert.ok(fs.existsSync(path.join(out, 'model.safetensors')));
   // Nothing else was left next to the outputs (no temp or .old folders).
   assert.deepEqual(fs.readdirSync(dir).sort(), ['mine', 'out', 'out.partial']);
+  assert.deepEqual([hashes(like), hashes(model)], inputsBefore, 'no input file changed');
 });
 
 test('the lock heartbeat keeps a temp folder fresh while the main thread is blocked (long synchronous work)', () => {
