@@ -30,7 +30,7 @@ export interface InputRef {
 
 /** The real path of `p`: symlinks resolved; for a path that does not exist yet, the nearest existing folder above
  * it resolved and the rest appended. */
-export function realTarget(p: string): string {
+function realTarget(p: string): string {
   const abs = path.resolve(p);
   try {
     return fs.realpathSync(abs);
@@ -150,7 +150,7 @@ export function markOwned(dir: string, kind: OwnedKind, replace = false): void {
 }
 
 /** The kind the owner marker of `dir` names, or undefined when `dir` is not a real folder that otfuse marked. */
-export function ownedKind(dir: string): OwnedKind | undefined {
+function ownedKind(dir: string): OwnedKind | undefined {
   try {
     const st = fs.lstatSync(dir);
     if (!st.isDirectory()) return undefined; // a symlink is never followed into
@@ -165,7 +165,7 @@ export function ownedKind(dir: string): OwnedKind | undefined {
 
 /** Why otfuse must not delete `dir` (undefined when it may): not marked as `kinds`, the current folder or a folder
  * above it, the home folder or the file-system root. */
-export function whyNotDeletable(dir: string, kinds: readonly OwnedKind[]): string | undefined {
+function whyNotDeletable(dir: string, kinds: readonly OwnedKind[]): string | undefined {
   const abs = path.resolve(dir);
   let real: string;
   try {
@@ -183,13 +183,6 @@ export function whyNotDeletable(dir: string, kinds: readonly OwnedKind[]): strin
   return undefined;
 }
 
-/** Deletes a folder only when whyNotDeletable allows it; otherwise BAD_USAGE naming the reason. */
-export function removeOwnedDir(dir: string, kinds: readonly OwnedKind[]): void {
-  const why = whyNotDeletable(dir, kinds);
-  if (why) throw new OtfuseError('BAD_USAGE', `refusing to delete: ${why}`, { file: dir });
-  fs.rmSync(dir, { recursive: true, force: true });
-}
-
 const TEMP_DIR = /^\..+\.tmp$/;
 
 /** A temp folder otfuse works in: marked, locked (heartbeat) until released. */
@@ -201,7 +194,7 @@ export interface TempDir {
 }
 
 /** The hidden temp name for a file or folder built next to `target`: `.<name>.<pid>.<random>.tmp`. */
-export function tempNameFor(target: string): string {
+function tempNameFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
 }
 
@@ -261,7 +254,7 @@ export function makeTempDir(target: string, kind: 'temp' | 'run-temp' = 'temp', 
 
 /** True when `dir` is a marked otfuse temp folder whose lock is missing or stale (its process is gone, wherever it
  * ran). */
-export function isStaleTemp(dir: string, kinds: readonly OwnedKind[] = ['temp', 'run-temp']): boolean {
+function isStaleTemp(dir: string, kinds: readonly OwnedKind[] = ['temp', 'run-temp']): boolean {
   const kind = ownedKind(dir);
   return kind !== undefined && kinds.includes(kind) && !lockIsFresh(dir);
 }
