@@ -105,6 +105,11 @@ test('export --force replaces only a folder otfuse exported: not a user folder, 
   assert.equal(fs.readFileSync(path.join(`${out}.partial`, 'keep.txt'), 'utf8'), 'mine');
   assert.ok(fs.existsSync(path.join(out, OWNER_FILE)), 'the export is marked as otfuse output');
   assert.equal(fs.existsSync(path.join(out, LOCK_FILE)), false, 'no lock left in a finished export');
+  // An export the user has since added a file to is not replaced wholesale.
+  fs.writeFileSync(path.join(out, 'notes.txt'), 'mine');
+  await assert.rejects(exportHf({ model, like, output: out, force: true }), isUsage(/holds 'notes\.txt', which otfuse did not write/));
+  assert.equal(fs.readFileSync(path.join(out, 'notes.txt'), 'utf8'), 'mine');
+  fs.rmSync(path.join(out, 'notes.txt'));
   // Its own export is replaced with --force; the current folder is not, even when otfuse wrote it.
   await exportHf({ model: like, like, output: out, force: true });
   const cwd = process.cwd();

@@ -142,25 +142,39 @@ export function checkOutputWritable(target: string, what: string, isDir = false)
   }
 }
 
-/** Writes the owner marker into a folder otfuse just created (`replace`: change the kind of one it marked). */
-export function markOwned(dir: string, kind: OwnedKind, replace = false): void {
-  fs.writeFileSync(path.join(dir, OWNER_FILE), JSON.stringify({ otfuse: VERSION, kind, createdAt: new Date().toISOString() }) + '\n', {
-    flag: replace ? 'w' : 'wx',
-  });
+/** Writes the owner marker into a folder otfuse just created (`replace`: change the kind of one it marked);
+ * `files`: the names otfuse wrote in it (a folder holding anything else is not replaced wholesale). */
+export function markOwned(dir: string, kind: OwnedKind, replace = false, files?: string[]): void {
+  const marker = { otfuse: VERSION, kind, createdAt: new Date().toISOString(), ...(files ? { files } : {}) };
+  fs.writeFileSync(path.join(dir, OWNER_FILE), JSON.stringify(marker) + '\n', { flag: replace ? 'w' : 'wx' });
 }
 
-/** The kind the owner marker of `dir` names, or undefined when `dir` is not a real folder that otfuse marked. */
-function ownedKind(dir: string): OwnedKind | undefined {
+/** The owner marker of `dir`, or undefined when `dir` is not a real folder that otfuse marked. */
+function readMarker(dir: string): { kind: OwnedKind; files?: string[] } | undefined {
   try {
     const st = fs.lstatSync(dir);
     if (!st.isDirectory()) return undefined; // a symlink is never followed into
     const marker = path.join(dir, OWNER_FILE);
     if (!fs.lstatSync(marker).isFile()) return undefined; // not a link to some other file
-    const parsed = JSON.parse(Buffer.from(readRegularFile(marker, 'BAD_DATA', 'owner marker', 4096)).toString('utf8')) as { otfuse?: unknown; kind?: unknown };
-    return typeof parsed?.otfuse === 'string' && typeof parsed.kind === 'string' ? (parsed.kind as OwnedKind) : undefined;
+    const parsed = JSON.parse(Buffer.from(readRegularFile(marker, 'BAD_DATA', 'owner marker', 1 << 16)).toString('utf8')) as Record<string, unknown>;
+    if (typeof parsed?.otfuse !== 'string' || typeof parsed.kind !== 'string') return undefined;
+    const files = Array.isArray(parsed.files) ? parsed.files.filter((f): f is string => typeof f === 'string') : undefined;
+    return { kind: parsed.kind as OwnedKind, ...(files ? { files } : {}) };
   } catch {
     return undefined;
   }
+}
+
+function ownedKind(dir: string): OwnedKind | undefined {
+  return readMarker(dir)?.kind;
+}
+
+/** The names in a folder otfuse is about to mark as written by it (its own marker and lock left out). */
+function writtenNames(dir: string): string[] {
+  return fs
+    .readdirSync(dir)
+    .filter((n) => n !== OWNER_FILE && n !== LOCK_FILE)
+    .sort();
 }
 
 /** Why otfuse must not delete `dir` (undefined when it may): not marked as `kinds`, the current folder or a folder
@@ -177,9 +191,13 @@ function whyNotDeletable(dir: string, kinds: readonly OwnedKind[]): string | und
   const cwd = realTarget(process.cwd());
   if (real === cwd || inside(cwd, real)) return 'it is the current folder or holds it';
   if (real === realTarget(os.homedir()) || path.dirname(real) === real) return 'it is the home folder or the root';
-  const kind = ownedKind(abs);
-  if (!kind) return `it was not written by otfuse (no ${OWNER_FILE} in it)`;
-  if (!kinds.includes(kind)) return `otfuse wrote it as a ${kind} folder, not as ${kinds.join(' or ')}`;
+  const marker = readMarker(abs);
+  if (!marker) return `it was not written by otfuse (no ${OWNER_FILE} in it)`;
+  if (!kinds.includes(marker.kind)) return `otfuse wrote it as a ${marker.kind} folder, not as ${kinds.join(' or ')}`;
+  if (marker.files) {
+    const extra = writtenNames(abs).find((n) => !marker.files!.includes(n));
+    if (extra !== undefined) return `it holds '${extra}', which otfuse did not write there`;
+  }
   return undefined;
 }
 
@@ -311,9 +329,10 @@ export async function writeOwnedDir<T>(target: string, options: { force?: boolea
   }
   try {
     const result = await fill(temp.dir);
-    markOwned(temp.dir, options.kind, true);
+    markOwned(temp.dir, options.kind, true, writtenNames(temp.dir));
     if (fs.existsSync(output)) {
       checkReplaceableDir(output, options.force, options.kind);
+      const previous = readMarker(output);
       const old = tempNameFor(output);
       markOwned(output, 'temp', true); // under its temp name it is a stale temp folder if this process dies
       fs.renameSync(output, old);
@@ -321,7 +340,7 @@ export async function writeOwnedDir<T>(target: string, options: { force?: boolea
         fs.renameSync(temp.dir, output);
       } catch (err) {
         fs.renameSync(old, output);
-        markOwned(output, options.kind, true);
+        markOwned(output, options.kind, true, previous?.files);
         throw err;
       }
       fs.rmSync(old, { recursive: true, force: true });
