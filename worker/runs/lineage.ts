@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { OnnxModel } from '../onnx/model';
 import type { FuseRecipe, ModelMetrics } from '../types';
+import { shareableName } from '../io/names';
 
 export const LINEAGE_PREFIX = 'otfuse.';
 
@@ -88,9 +89,9 @@ export function stampLineage(model: OnnxModel, lineage: Lineage): void {
     [`${LINEAGE_PREFIX}kind`]: lineage.kind,
     // File names and sha256 only: a model is shared, and absolute paths would publish the user's home folder and
     // layout (the run folder's run.json, which stays local, keeps the paths).
-    [`${LINEAGE_PREFIX}parents`]: JSON.stringify(lineage.parents.map((p) => ({ file: path.basename(p.file), sha256: p.sha256 }))),
+    [`${LINEAGE_PREFIX}parents`]: JSON.stringify(lineage.parents.map((p) => ({ file: shareableName(p.file), sha256: p.sha256 }))),
   };
-  if (lineage.anchor) props[`${LINEAGE_PREFIX}anchor`] = path.basename(lineage.anchor);
+  if (lineage.anchor) props[`${LINEAGE_PREFIX}anchor`] = shareableName(lineage.anchor);
   if (lineage.recipe) props[`${LINEAGE_PREFIX}recipe`] = JSON.stringify(lineage.recipe);
   const accuracies = lineage.accuracies ?? (lineage.metrics ? accuraciesOf(lineage.metrics) : undefined);
   if (accuracies && Object.keys(accuracies).length) props[`${LINEAGE_PREFIX}accuracies`] = JSON.stringify(accuracies);
