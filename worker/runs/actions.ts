@@ -21,7 +21,7 @@ import type {
 } from '../types';
 import { patchRun, readRun, runPath } from './store';
 import { sha256File, stampLineage } from './lineage';
-import { dataRef, finetuneProvenance, refuseTrainingOnEvaluation } from './provenance';
+import { dataRef, datasetSize, finetuneProvenance, refuseTrainingOnEvaluation } from './provenance';
 import { rowKey, upsertRow } from './roles';
 
 export const FINETUNED_FILE = 'finetuned.onnx';
@@ -47,8 +47,8 @@ export async function finetuneRun(request: FinetuneRunRequest, context: JobConte
   const { runDir: _r, data, evalData: _e, baseline, teachers, ...options } = request;
   // Inputs are checked before the work: the data opens, it is not what the run is measured on, the run folder is
   // writable.
-  const trainN = openDataset(data).size;
-  const evalN = evalData !== undefined ? openDataset(evalData).size : 0;
+  datasetSize(data);
+  const evalN = evalData !== undefined ? datasetSize(evalData) : 0;
   refuseTrainingOnEvaluation(data, [
     { data: evalData, what: onCalibration ? 'calibration data the finetune is evaluated on' : 'evaluation data' },
     { data: record.evalData, what: "run's evaluation data" },
@@ -114,7 +114,6 @@ export async function finetuneRun(request: FinetuneRunRequest, context: JobConte
   const recorded: FinetuneResult = {
     ...finetune,
     ...finetuneProvenance({ ...base, teachers, evalData }, runDir),
-    trainData: dataRef(data, trainN, runDir),
     rows,
   };
   const next = patchRun(runDir, (r) => {
