@@ -12,7 +12,6 @@ import { listRunFilesAsync, readRunFileAsync, RUN_FILE_MAX_BYTES } from '../../w
 import { migrateRunRecord } from '../../worker/runs/migrate';
 import { demoVerdict } from '../../worker/cli/verdict';
 import { runSchemaText } from '../../worker/runs/schema';
-import type { TextSpec } from '../../worker/data/text';
 
 const OLD = path.join(ROOT, 'test', 'fixtures', 'runs', 'v1-run');
 
@@ -152,8 +151,8 @@ test('what the engine writes fits the schema: an auto-tuned BERT run on text wit
   assert.deepEqual(entry.record, JSON.parse(JSON.stringify(record)));
   assert.ok(record.autotune && record.finetune && record.metrics.some((m) => m.role === 'ensemble'));
   assert.equal(record.maxLength, 32, "the tokenizer's model_max_length");
-  const trainSpec: TextSpec = { path: train, tokenizer: hf('bert-tiny-cls-a') };
-  await finetuneRun({ runDir, data: trainSpec, maxSteps: 1, baseline: true }, {});
+  // A plain .jsonl: the tokenizer comes from the run's Hugging Face folders, as for the fuse.
+  await finetuneRun({ runDir, data: train, maxSteps: 1, baseline: true }, {});
   const again = readRun(runDir);
   assert.equal(again.error, undefined);
   assert.equal(again.record!.finetunes!.length, 2);

@@ -23,6 +23,7 @@ import { patchRun, readRun, runPath } from './store';
 import { sha256File, stampLineage } from './lineage';
 import { dataRef, datasetSize, finetuneProvenance, refuseTrainingOnEvaluation } from './provenance';
 import { rowKey, upsertRow } from './roles';
+import { attachModelFolder } from '../hf/data';
 
 export const FINETUNED_FILE = 'finetuned.onnx';
 export const BASELINE_FILE = 'anchor-finetuned.onnx';
@@ -44,7 +45,9 @@ export async function finetuneRun(request: FinetuneRunRequest, context: JobConte
   // A run fused without evaluation has no evaluation data: the finetune is then measured on the calibration data,
   // and the record says so (evalIsCalibration) instead of showing those numbers as a result.
   const onCalibration = request.evalData === undefined && record.evalData === undefined && record.data !== undefined;
-  const { runDir: _r, data, evalData: _e, baseline, teachers, ...options } = request;
+  const { runDir: _r, data: _d, evalData: _e, baseline, teachers, ...options } = request;
+  // Text or image data takes the tokenizer / preprocessor of a Hugging Face folder among the run's models.
+  const data = attachModelFolder(request.data, record.models);
   // Inputs are checked before the work: the data opens, it is not what the run is measured on, the run folder is
   // writable.
   datasetSize(data);
