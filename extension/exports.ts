@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import fs from 'node:fs';
 import path from 'node:path';
 import { encodeNpy } from '../worker/data/npy';
+import { csvTable } from '../worker/io/csv';
 import { mapsPath, readRun } from '../worker/runs/store';
 import type { RunRecord } from '../worker/types';
 import { MapsFile } from './safetensors';
@@ -80,10 +81,7 @@ export function accuracyTable(record: RunRecord, format: 'csv' | 'markdown'): st
     m.data ? String(m.data.n) : '',
     m.data?.sha256 ?? '',
   ]);
-  if (format === 'csv') {
-    const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-    return ['model,accuracy_percent,loss,file,role,data,n,data_sha256', ...rows.map((r) => r.map(q).join(','))].join('\n') + '\n';
-  }
+  if (format === 'csv') return csvTable(['model', 'accuracy_percent', 'loss', 'file', 'role', 'data', 'n', 'data_sha256'], rows); // formula cells neutralised
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   return (
     [

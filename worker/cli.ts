@@ -11,7 +11,10 @@ import { ProgressBar } from './cli/progress';
 import { demoVerdict } from './cli/verdict';
 import { recipeFlags, recipeUsage, validateRecipe } from './fusion/recipe';
 import { readRegularFile } from './onnx/files';
+import { refuseOutputOverInputs } from './io/outputs';
+import { numberRanges } from './numbers';
 import { addHfDataFlags, cmdExport, cmdImport, HF_DATA_FLAGS, HF_USAGE } from './hf/cli';
+import { cmdMerge, MERGE_BOOLEANS, MERGE_USAGE_HEAD, MERGE_USAGE_TOKENS } from './merge/cli';
 
 const VERSION = '0.1.0';
 const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
@@ -57,6 +60,8 @@ ${wrapUsage([...recipeUsage(), '[--eval-data DATA]', '[--eval-limit N]', '[--no-
          [--batch-size 64] [--weight-decay 0.01] [--warmup-steps N] [--label-smoothing 0] [--clip-norm 1] [--seed 0]
          [--teacher A.onnx --teacher B.onnx [--kd-temp 2] [--kd-alpha 0.5]]   (distillation from teachers)
 ${HF_USAGE}
+${MERGE_USAGE_HEAD}
+${wrapUsage(MERGE_USAGE_TOKENS, 9, 118)}
   otfuse demo [--seeds 3]   fuse the bundled ViT pair (auto-tuned), give it, both parents and vanilla the same short
                        distillation finetune, and print them next to the parents' ensemble
   otfuse providers     which execution provider runs, and why the others do not
@@ -70,6 +75,8 @@ take the tokenizer / preprocessor_config.json of a Hugging Face model folder amo
 model_max_length unless --max-length says otherwise (as transformers does).
 Training data that is the evaluation data (same file or same content) is refused (exit 2).
 Common options: --provider auto|cpu|cuda|webgpu (default auto), --json (machine-readable output on stdout).
+Ranges of the numeric options (outside them: exit 2 before any work; ℤ = integer):
+${wrapUsage(numberRanges(), 2, 118)}
 Exit codes: 0 ok, 1 failed, 2 bad usage.`;
 
 async function main(argv: string[]): Promise<number> {
@@ -82,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(VERSION);
     return 0;
   }
-  const args = parseArgs(rest, command === 'fuse' ? FUSE_BOOLEANS : BOOLEANS, ALIASES);
+  const args = parseArgs(rest, command === 'fuse' ? FUSE_BOOLEANS : command === 'merge' ? new Set([...BOOLEANS, ...MERGE_BOOLEANS]) : BOOLEANS, ALIASES);
   if (bool(args, 'help')) {
     console.log(USAGE);
     return 0;
@@ -119,6 +126,8 @@ async function main(argv: string[]): Promise<number> {
         return await cmdImport(args, print);
       case 'export':
         return await cmdExport(args, print);
+      case 'merge':
+        return await cmdMerge(args, print, formatTable, { known, provider: provider(args) }, context);
       default:
         throw new OtfuseError('BAD_USAGE', `unknown command '${command}' (try otfuse --help)`);
     }
@@ -318,6 +327,9 @@ async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
       ...(teachers.length ? { teachers, kdTemp: num(args, 'kd-temp'), kdAlpha: num(args, 'kd-alpha') } : {}),
     };
   }
+  // The recipe file is read here, not by the engine: -o must not be it either (the engine checks the other inputs).
+  const recipeFile = str(args, 'recipe');
+  if (recipeFile && request.output) refuseOutputOverInputs([{ path: request.output }], [{ path: recipeFile, what: 'recipe' }]);
   const result = await engine.fuse(request, context);
   print(args, result, () => formatRun(result));
   return 0;
@@ -341,6 +353,11 @@ export function formatRun(result: FuseResult): string {
     .join('\n');
   const memory = r.peakRssBytes ? [`  ${'peak RSS'.padEnd(14)} ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GB`] : [];
   const warnings = (r.warnings ?? []).map((w) => `warning: ${w}`);
+  // Same-base parents (worker/merge/sharedBase.ts): alignment is the identity; `otfuse merge` is the tool.
+  if (r.sharedBase?.shared)
+    warnings.push(
+      `${r.sharedBase.message}${r.sharedBase.base ? ` (base: ${r.sharedBase.base})` : r.sharedBase.baseName ? ` (the config names '${r.sharedBase.baseName}' as the base; not found here: give it to 'otfuse merge --base')` : " (give the base to 'otfuse merge --base')"}`,
+    );
   const tuned = r.autotune
     ? [
         '',

@@ -33,6 +33,7 @@ export function header(r: RunRecord, runDir: string): HTMLElement {
     h('div', { class: 'title-row' }, h('h1', { id: 'run-name' }, r.name), statusTag(r.status, 'run-status')),
     h('div', { class: 'muted small' }, `${r.models.map(basename).join(' + ')} · anchor ${basename(r.anchor)}${r.provider ? ` · ${r.provider.used}` : ''}`),
     dataLine(r),
+    mergeLine(r),
     h(
       'div',
       { class: 'actions' },
@@ -42,6 +43,26 @@ export function header(r: RunRecord, runDir: string): HTMLElement {
       button('Compare…', act('compare'), 'secondary', 'btn-compare', 'Compare this run with another, side by side'),
       button('Re-run with edits…', act('rerun'), 'secondary', 'btn-rerun', 'Edit the recipe and fuse the same models again'),
     ),
+  );
+}
+
+/** Same-base runs (issue 30): the merge's method and parameters, or fuse's notice that the parents share a base. */
+function mergeLine(r: RunRecord): HTMLElement | null {
+  if (r.merge) {
+    const params = Object.entries(r.merge.params)
+      .map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : String(v)}`)
+      .join(', ');
+    return h(
+      'div',
+      { class: 'muted small', id: 'run-merge' },
+      `merge ${r.merge.method}${params ? ` (${params})` : ''}${r.merge.base ? ` · base ${basename(r.merge.base)}` : ''}`,
+    );
+  }
+  if (!r.sharedBase?.shared) return null;
+  return h(
+    'div',
+    { class: 'warning small', id: 'run-shared-base' },
+    `${r.sharedBase.message}${r.sharedBase.base ? ` (base: ${basename(r.sharedBase.base)})` : ''} — otfuse: Merge Models (shared base)`,
   );
 }
 

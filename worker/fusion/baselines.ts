@@ -3,7 +3,7 @@
 // and the vanilla average given the SAME finetune (same data, steps, learning rate, teachers), repeated over
 // finetune seeds (mean ± sd). Baseline checkpoints go to a temporary folder and are removed; only their metrics go
 // into run.json. No checkpoint is selected on the evaluation data (the last one is kept).
-import fs from 'node:fs';
+import { cleanStaleTempDirs, makeTempDir } from '../io/outputs';
 import os from 'node:os';
 import path from 'node:path';
 import type { OnnxModel } from '../onnx/model';
@@ -39,7 +39,10 @@ export async function baselineMetrics(
   out.push({ label: ENSEMBLE_LABEL, role: 'ensemble', data: measuredOn(ens.samples), accuracy: ens.accuracy, loss: ens.loss });
   if (!request.finetune) return out;
   const seeds = Math.max(1, Math.floor(typeof request.baselines === 'object' ? (request.baselines.seeds ?? 1) : 1));
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'otfuse-baselines-'));
+  // A marked, locked temp folder (worker/io/outputs.ts): one a killed run left is removed by the next run.
+  cleanStaleTempDirs(os.tmpdir());
+  const temp = makeTempDir(path.join(os.tmpdir(), 'otfuse-baselines'));
+  const dir = temp.dir;
   try {
     const { data, evalData: _selection, ...options } = request.finetune;
     // The fused model's seeded row is the finetuned result itself; the others are its baselines.
@@ -88,7 +91,7 @@ export async function baselineMetrics(
       });
     }
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    temp.discard();
   }
   return out;
 }

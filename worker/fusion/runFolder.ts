@@ -178,7 +178,7 @@ function dataLabel(arg: DataArg | undefined): string | undefined {
 }
 
 /** The DataRef of the evaluation data for a row measured on `n` samples (hashed once per N). */
-function measuredOnFor(evalArg: DataArg | undefined, runDir: string): (n: number) => DataRef | undefined {
+export function measuredOnFor(evalArg: DataArg | undefined, runDir: string): (n: number) => DataRef | undefined {
   let ref: DataRef | undefined;
   return (n) => {
     if (!evalArg) return undefined;

@@ -52,8 +52,9 @@ export function modelCard(f: CardFacts): string {
     lines.push('## Parents', '');
     f.parents.forEach((p, k) => {
       const sha = f.parentHashes?.[k];
+      // File names only: a card is shared, and absolute paths would publish the user's home folder and layout.
       lines.push(
-        `- \`${p}\`${f.anchor && path.resolve(p) === path.resolve(f.anchor) ? ' (anchor: its widths and graph define the result)' : ''}${sha ? ` — sha256 \`${sha}\`` : ''}`,
+        `- \`${name(p)}\`${f.anchor && path.resolve(p) === path.resolve(f.anchor) ? ' (anchor: its widths and graph define the result)' : ''}${sha ? ` — sha256 \`${sha}\`` : ''}`,
       );
     });
     lines.push('');
@@ -75,7 +76,7 @@ export function modelCard(f: CardFacts): string {
   if (changed.length) {
     lines.push('## Config changes', '', ...changed.map(([k, [a, b]]) => `- \`${k}\`: ${String(a)} → ${String(b)}`), '');
   }
-  if (f.run) lines.push(`Run folder: \`${f.run}\``, '');
+  if (f.run) lines.push(`Run: \`${name(f.run)}\``, '');
   return lines.join('\n');
 }
 

@@ -22,7 +22,7 @@ export interface LineageMetric {
 
 export interface Lineage {
   version: string;
-  kind: 'fused' | 'finetuned';
+  kind: 'fused' | 'finetuned' | 'merged';
   parents: { file: string; sha256: string }[];
   anchor?: string;
   recipe?: FuseRecipe;
@@ -86,15 +86,18 @@ export function stampLineage(model: OnnxModel, lineage: Lineage): void {
   const props: Record<string, string> = {
     [`${LINEAGE_PREFIX}version`]: lineage.version,
     [`${LINEAGE_PREFIX}kind`]: lineage.kind,
-    [`${LINEAGE_PREFIX}parents`]: JSON.stringify(lineage.parents.map((p) => ({ file: path.basename(p.file), path: p.file, sha256: p.sha256 }))),
+    // File names and sha256 only: a model is shared, and absolute paths would publish the user's home folder and
+    // layout (the run folder's run.json, which stays local, keeps the paths).
+    [`${LINEAGE_PREFIX}parents`]: JSON.stringify(lineage.parents.map((p) => ({ file: path.basename(p.file), sha256: p.sha256 }))),
   };
-  if (lineage.anchor) props[`${LINEAGE_PREFIX}anchor`] = lineage.anchor;
+  if (lineage.anchor) props[`${LINEAGE_PREFIX}anchor`] = path.basename(lineage.anchor);
   if (lineage.recipe) props[`${LINEAGE_PREFIX}recipe`] = JSON.stringify(lineage.recipe);
   const accuracies = lineage.accuracies ?? (lineage.metrics ? accuraciesOf(lineage.metrics) : undefined);
   if (accuracies && Object.keys(accuracies).length) props[`${LINEAGE_PREFIX}accuracies`] = JSON.stringify(accuracies);
   if (lineage.metrics?.length) props[`${LINEAGE_PREFIX}metrics`] = JSON.stringify(lineage.metrics.map(sharedRow));
-  if (lineage.evalData) props[`${LINEAGE_PREFIX}evalData`] = lineage.evalData;
-  if (lineage.run) props[`${LINEAGE_PREFIX}run`] = lineage.run;
+  // File names only (see parents above).
+  if (lineage.evalData) props[`${LINEAGE_PREFIX}evalData`] = path.basename(lineage.evalData);
+  if (lineage.run) props[`${LINEAGE_PREFIX}run`] = path.basename(lineage.run);
   const proto = model.proto;
   proto.producerName = 'otfuse';
   proto.producerVersion = lineage.version;
@@ -114,7 +117,7 @@ export function readLineage(metadata: Record<string, string> | undefined): Linea
   };
   return {
     version: metadata[`${LINEAGE_PREFIX}version`],
-    kind: metadata[`${LINEAGE_PREFIX}kind`] === 'finetuned' ? 'finetuned' : 'fused',
+    kind: metadata[`${LINEAGE_PREFIX}kind`] === 'finetuned' ? 'finetuned' : metadata[`${LINEAGE_PREFIX}kind`] === 'merged' ? 'merged' : 'fused',
     parents: (json<{ path?: string; file: string; sha256: string }[]>('parents') ?? []).map((p) => ({ file: p.path ?? p.file, sha256: p.sha256 })),
     anchor: metadata[`${LINEAGE_PREFIX}anchor`],
     recipe: json<FuseRecipe>('recipe'),
