@@ -86,6 +86,7 @@ function kindOf(m: ModelMetrics): string {
     case 'finetuned':
       return 'bar-ft';
     case 'fused':
+    case 'merged':
       return 'bar-ot';
     case 'vanilla':
     case 'ensemble':

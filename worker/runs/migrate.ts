@@ -3,7 +3,7 @@
 // were written with (the only place that reads a label), and a single finetune becomes the start of the history.
 // Never throws: a value of the wrong type is left as it is, for the schema to report.
 import path from 'node:path';
-import type { MetricRole, ModelMetrics } from '../types';
+import type { ModelMetrics } from '../types';
 import { RUN_SCHEMA_VERSION } from './schema';
 
 type Json = Record<string, unknown>;
@@ -67,6 +67,3 @@ export function migrateRunRecord(raw: Json, dir: string, mtime: Date): Json {
   }
   return out;
 }
-
-/** Every role a migrated record's rows may carry (for tests and views). */
-export type { MetricRole };
