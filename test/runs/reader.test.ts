@@ -9,7 +9,7 @@ import path from 'node:path';
 import { ROOT, tempDir } from '../helpers';
 import { listRuns, readRun, writeRecord } from '../../worker/runs/store';
 import { listRunFilesAsync, readRunFileAsync, RUN_FILE_MAX_BYTES } from '../../worker/runs/reader';
-import { migrateRunRecord } from '../../worker/runs/migrate';
+import { migrateRunRecord, roleFromLabel } from '../../worker/runs/migrate';
 import { demoVerdict } from '../../worker/cli/verdict';
 import { runSchemaText } from '../../worker/runs/schema';
 
@@ -156,4 +156,27 @@ test('what the engine writes fits the schema: an auto-tuned BERT run on text wit
   const again = readRun(runDir);
   assert.equal(again.error, undefined);
   assert.equal(again.record!.finetunes!.length, 2);
+});
+
+test('the labels of every row kind the engine wrote before roles map to their role', () => {
+  const models = ['/p/a.onnx', '/p/b.onnx'];
+  const cases: [string, string | undefined, string][] = [
+    ['a.onnx (anchor)', '/p/a.onnx', 'anchor|0|'],
+    ['b.onnx', '/p/b.onnx', 'parent|1|'],
+    ['vanilla', undefined, 'vanilla||'],
+    ['ot', '/r/fused.onnx', 'fused||'],
+    ['ot+finetune', '/r/finetuned.onnx', 'finetuned||fused'],
+    ['ensemble (mean logits)', undefined, 'ensemble||'],
+    ['ot+finetune (3 seeds)', undefined, 'finetuned||fused'],
+    ['a.onnx+finetune (3 seeds)', undefined, 'baseline|0|anchor'],
+    ['b.onnx+finetune (baseline run)', undefined, 'baseline|1|parent'],
+    ['vanilla+finetune (3 seeds)', undefined, 'baseline||vanilla'],
+    ['anchor+finetune', '/r/anchor-finetuned.onnx', 'baseline|0|anchor'],
+    ['merged (ties)', undefined, 'merged||'],
+    ['base.onnx (base)', '/p/base.onnx', 'base||'],
+  ];
+  for (const [label, file, want] of cases) {
+    const r = roleFromLabel(label, file, models);
+    assert.equal(`${r.role}|${r.model ?? ''}|${r.start ?? ''}`, want, label);
+  }
 });

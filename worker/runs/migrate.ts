@@ -15,6 +15,8 @@ export function roleFromLabel(label: string, file: unknown, models: string[]): P
   const modelIndex = (name: string) => models.findIndex((m) => m === name || base(m) === name);
   const parent = (k: number): Pick<ModelMetrics, 'role' | 'model'> => ({ role: k === 0 ? 'anchor' : 'parent', model: k });
   if (/^ot$/i.test(label)) return { role: 'fused' };
+  if (/^merged \(/.test(label)) return { role: 'merged' };
+  if (/ \(base\)$/.test(label)) return { role: 'base' };
   if (/^vanilla$/i.test(label)) return { role: 'vanilla' };
   if (/^ensemble/i.test(label)) return { role: 'ensemble' };
   if (/^ot\+finetune\b/i.test(label)) return { role: 'finetuned', start: 'fused' };
