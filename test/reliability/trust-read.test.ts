@@ -241,7 +241,7 @@ test('fused.onnx metadata and the exported model card hold file names and sha256
   for (const [k, v] of Object.entries(loadModel(fused).summary().metadata ?? {})) {
     assert.ok(!v.includes(home) && !v.includes(path.dirname(hfDir('x'))), `metadata ${k} = ${v}`);
   }
-  assert.match(meta['otfuse.parents'], /"file":"model\.onnx","sha256":"a{64}"/);
+  assert.match(meta['otfuse.parents'], /"file":"a\/model\.onnx","sha256":"a{64}"/);
   // The card of an export from a run folder.
   fs.writeFileSync(
     path.join(tmp, 'run.json'),
@@ -251,7 +251,8 @@ test('fused.onnx metadata and the exported model card hold file names and sha256
   await exportHf({ model: fused, like: hfDir('bert-tiny-cls-a'), output: out });
   const card = fs.readFileSync(path.join(out, 'README.md'), 'utf8');
   assert.ok(!card.includes(home) && !card.includes(tmp) && !card.includes(hfDir('')), card);
-  assert.match(card, /- `a` \(anchor/);
+  assert.match(card, /- `a\/model\.onnx` \(anchor/);
+  assert.doesNotMatch(card, /- `b\/model\.onnx` \(anchor/);
 });
 
 // Item 9 — a layer-count mismatch in export --like.

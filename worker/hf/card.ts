@@ -1,6 +1,7 @@
 // The model card (README.md) of an exported folder: where the weights came from, how they were fused, and the
 // accuracies measured in the run — only numbers that were measured, nothing invented.
 import path from 'node:path';
+import { shareableName } from '../runs/lineage';
 
 /** A measured row as the card shows it: what it measured (role) and on which data (file name, N, sha256). */
 export interface CardMetric {
@@ -32,7 +33,7 @@ export interface CardFacts extends CardInfo {
 }
 
 export function modelCard(f: CardFacts): string {
-  const name = (p: string) => path.basename(p);
+  const name = (p: string) => (path.isAbsolute(p) ? shareableName(p) : p);
   const lines = [
     '---',
     'library_name: transformers',

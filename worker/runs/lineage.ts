@@ -9,6 +9,16 @@ import type { FuseRecipe, ModelMetrics } from '../types';
 
 export const LINEAGE_PREFIX = 'otfuse.';
 
+/** A file's name as shared artefacts (model metadata, model cards) show it: its base name, with its folder's name
+ * in front when the base name is a generic one a Hugging Face folder uses (`a/model.onnx`, not two `model.onnx`);
+ * never an absolute path. */
+export function shareableName(file: string): string {
+  const base = path.basename(file);
+  return /^(model|pytorch_model|fused|finetuned)(\.|-\d|$)/.test(base) && path.basename(path.dirname(file))
+    ? `${path.basename(path.dirname(file))}/${base}`
+    : base;
+}
+
 /** A metric row in a model's metadata or model card. */
 export interface LineageMetric {
   role: ModelMetrics['role'];
@@ -88,9 +98,9 @@ export function stampLineage(model: OnnxModel, lineage: Lineage): void {
     [`${LINEAGE_PREFIX}kind`]: lineage.kind,
     // File names and sha256 only: a model is shared, and absolute paths would publish the user's home folder and
     // layout (the run folder's run.json, which stays local, keeps the paths).
-    [`${LINEAGE_PREFIX}parents`]: JSON.stringify(lineage.parents.map((p) => ({ file: path.basename(p.file), sha256: p.sha256 }))),
+    [`${LINEAGE_PREFIX}parents`]: JSON.stringify(lineage.parents.map((p) => ({ file: shareableName(p.file), sha256: p.sha256 }))),
   };
-  if (lineage.anchor) props[`${LINEAGE_PREFIX}anchor`] = path.basename(lineage.anchor);
+  if (lineage.anchor) props[`${LINEAGE_PREFIX}anchor`] = shareableName(lineage.anchor);
   if (lineage.recipe) props[`${LINEAGE_PREFIX}recipe`] = JSON.stringify(lineage.recipe);
   const accuracies = lineage.accuracies ?? (lineage.metrics ? accuraciesOf(lineage.metrics) : undefined);
   if (accuracies && Object.keys(accuracies).length) props[`${LINEAGE_PREFIX}accuracies`] = JSON.stringify(accuracies);
