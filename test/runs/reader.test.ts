@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, tempDir } from '../helpers';
+import { ROOT, runCli, tempDir } from '../helpers';
 import { listRuns, readRun, writeRecord } from '../../worker/runs/store';
 import { listRunFilesAsync, readRunFileAsync, RUN_FILE_MAX_BYTES } from '../../worker/runs/reader';
 import { migrateRunRecord, roleFromLabel } from '../../worker/runs/migrate';
@@ -71,6 +71,7 @@ test('run.json with wrong types is an unreadable run with the reason, never an e
     [{ ...good, models: { 0: 'a' } }, /models must be array/],
     [{ ...good, versions: { otfuse: 1 } }, /versions\.otfuse must be string/],
     [{ ...good, finetune: { ...good.finetune, history: 'long' } }, /finetune\.history must be array/],
+    [{ ...good, merge: { method: 'ties', params: null } }, /merge\.params must be object/],
     [[], /not an object/],
     [null, /not an object/],
     ['text', /not an object/],
@@ -179,4 +180,20 @@ test('the labels of every row kind the engine wrote before roles map to their ro
     const r = roleFromLabel(label, file, models);
     assert.equal(`${r.role}|${r.model ?? ''}|${r.start ?? ''}`, want, label);
   }
+});
+
+test('what the engine writes fits the schema: a merge run (roles base and merged)', () => {
+  const dir = tempDir();
+  const MERGE = path.join(ROOT, 'test', 'fixtures', 'merge');
+  const models = ['vit48_s10_ft_a.onnx', 'vit48_s10_ft_b.onnx'].map((f) => path.join(MERGE, f));
+  const base = path.join(ROOT, 'test', 'fixtures', 'vit', 'vit48_s10.onnx');
+  const evalData = path.join(ROOT, 'examples', 'data', 'fmnist-test-2k.json');
+  const r = runCli(['merge', ...models, '--base', base, '--method', 'ties', '--runs-dir', dir, '--eval-data', evalData, '--eval-limit', '100']);
+  assert.equal(r.code, 0, r.stderr);
+  const [run] = listRuns(dir);
+  assert.equal(run.error, undefined);
+  assert.deepEqual(
+    run.record!.metrics.map((m) => `${m.role}${m.model ?? ''}`),
+    ['parent0', 'parent1', 'base', 'merged', 'ensemble'],
+  );
 });

@@ -102,6 +102,10 @@ export function runSchema(): Record<string, unknown> {
         evalIsCalibration: { type: 'boolean' },
         parents: { type: 'array', items: obj({ file: str, sha256: str }, ['file', 'sha256']) },
         maxLength: int,
+        merge: obj({ method: str, params: { type: 'object' }, base: str, formula: str, tensors: int, constants: int, colinear: int, hfOutput: str }, [
+          'method',
+          'params',
+        ]),
       },
       ['id', 'name', 'status', 'createdAt', 'recipe', 'models', 'anchor', 'fusedModel', 'versions', 'timings', 'metrics', 'layers'],
     ),
