@@ -24,7 +24,7 @@ import type {
   SharedBaseReport,
 } from './types';
 import fs from 'node:fs';
-import { analyzeAlignment } from './graph/summary';
+import { analyzeAlignment } from './fusion/summary';
 import { checkCompatibility, type CompatibilityReport } from './graph/compat';
 import { fuseModels } from './fusion/run';
 import { finetuneModel } from './train/finetune';

@@ -36,7 +36,12 @@ export function registerCommands(d: Deps): vscode.Disposable[] {
     reg('otfuse.exportMapNpy', runs.exportMapNpy),
     reg('otfuse.exportAccuracyCsv', runs.exportAccuracyCsv),
     reg('otfuse.exportAccuracyMarkdown', runs.exportAccuracyMarkdown),
-    reg('otfuse.cancelRun', () => {
+    reg('otfuse.cancelRun', async (arg?: { confirm?: boolean }) => {
+      if (arg?.confirm && d.jobs.busy) {
+        const titles = d.jobs.titles().join(', ');
+        const ok = await vscode.window.showWarningMessage(`Cancel ${titles}?`, { modal: true, detail: 'The work done so far is discarded.' }, 'Cancel Run');
+        if (ok !== 'Cancel Run') return 0;
+      }
       const n = d.jobs.cancelAll();
       if (!n) void vscode.window.showInformationMessage('otfuse: nothing is running.');
       return n;

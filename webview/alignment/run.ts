@@ -4,6 +4,8 @@ import type { DataArg, ModelMetrics, RunRecord } from '../../contracts/protocol'
 import { h, button, pct, basename, section, statusTag, canvasPng } from '../dom';
 import { request } from '../rpc';
 import { lossChart } from '../chart';
+import { composeChart, provenanceLine } from '../exportImage';
+import type uPlot from 'uplot';
 import { S, width } from './state';
 
 const dataName = (d?: DataArg) => {
@@ -30,7 +32,7 @@ export function header(r: RunRecord, runDir: string): HTMLElement {
   return h(
     'header',
     { class: 'run-header' },
-    h('div', { class: 'title-row' }, h('h1', { id: 'run-name' }, r.name), statusTag(r.status, 'run-status')),
+    h('div', { class: 'title-row' }, h('h1', { id: 'run-name' }, r.name), runStatus(r, busy)),
     h('div', { class: 'muted small' }, `${r.models.map(basename).join(' + ')} · anchor ${basename(r.anchor)}${r.provider ? ` · ${r.provider.used}` : ''}`),
     dataLine(r),
     mergeLine(r),
@@ -66,6 +68,15 @@ function mergeLine(r: RunRecord): HTMLElement | null {
   );
 }
 
+/** The run's status tag: never "DONE" while a job (a finetune, a re-evaluation) still works on the run. */
+export function runStatus(r: RunRecord, busy: boolean): HTMLElement {
+  if (!busy) return statusTag(r.status, 'run-status');
+  const tag = statusTag('running', 'run-status');
+  const title = S.live?.runDir && S.live.state === 'running' ? S.live.title : '';
+  tag.textContent = /^Finetuning/.test(title) ? 'FINETUNING' : /^Re-evaluating/.test(title) ? 'EVALUATING' : 'BUSY';
+  return tag;
+}
+
 function dataLine(r: RunRecord): HTMLElement | null {
   const calib = dataName(r.data),
     evaluated = dataName(r.evalData);
@@ -76,6 +87,11 @@ function dataLine(r: RunRecord): HTMLElement | null {
       ? `calibration data ${calib ?? '—'} · evaluated on ${evaluated}`
       : `data ${calib ?? evaluated}`;
   return h('div', { class: 'muted small', id: 'run-data' }, text);
+}
+
+/** A column header with a short form for narrow side bars (CSS shows one; words never break mid-word). */
+function headerText(wide: string, narrow: string): HTMLElement[] {
+  return [h('span', { class: 'wide-text' }, wide), h('span', { class: 'narrow-text', 'aria-hidden': 'true' }, narrow)];
 }
 
 /** The bar/row style of a metric row, by its role (never its label). */
@@ -103,7 +119,10 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
   const delta = (m: ModelMetrics) =>
     best === undefined || m.accuracy === undefined || parents.includes(m) ? '' : `${m.accuracy >= best ? '+' : ''}${(100 * (m.accuracy - best)).toFixed(2)}`;
   const on = dataName(r.evalData ?? r.data);
-  const caption = r.evalIsCalibration
+  // No evaluation data recorded (fused with "Skip evaluation") but rows exist: a later finetune measured them on
+  // the calibration data. Labelled like a calibration-data evaluation, never as a plain "Measured on".
+  const onCalibration = r.evalIsCalibration || (r.evalData === undefined && r.data !== undefined);
+  const caption = onCalibration
     ? h(
         'caption',
         { class: 'warning', id: 'accuracy-caption' },
@@ -127,8 +146,8 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
         'tr',
         {},
         h('th', { scope: 'col' }, 'Model'),
-        h('th', { scope: 'col', class: 'num' }, 'Accuracy'),
-        h('th', { scope: 'col', class: 'num delta', title: 'percentage points vs the best parent' }, 'Δ best parent'),
+        h('th', { scope: 'col', class: 'num', title: 'Accuracy' }, ...headerText('Accuracy', 'Acc.')),
+        h('th', { scope: 'col', class: 'num delta', title: 'percentage points vs the best parent' }, ...headerText('Δ best parent', 'Δ pt')),
         h('th', { scope: 'col', class: 'num loss' }, 'Loss'),
       ),
     ),
@@ -197,12 +216,15 @@ export function finetune(r: RunRecord): HTMLElement | null {
       base ? { label: 'anchor, same finetune', points: base.history.map((p) => ({ step: p.step, loss: p.loss })) } : undefined,
     );
     holder.dataset.drawn = '1';
-    (holder as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas = plot.ctx.canvas;
+    (holder as HTMLElement & { plot?: uPlot }).plot = plot;
   });
   const png = button(
     'PNG',
     () => {
-      const c = (holder as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas;
+      const plot = (holder as HTMLElement & { plot?: uPlot }).plot;
+      const train = (ft as { trainData?: { path: string; n?: number } }).trainData;
+      const trained = train ? `trained on ${basename(train.path)}${train.n !== undefined ? ` (N ${train.n})` : ''}` : '';
+      const c = plot && composeChart(plot, `${r.name} · training loss per step (${ft.steps} steps, ${ft.epochs} epoch(s))`, provenanceLine(r, trained));
       if (c) void canvasPng(c).then((bytes) => request('saveFile', { suggestedName: `${r.name}-loss.png`, bytes, filter: 'png' }));
     },
     'secondary',

@@ -1,7 +1,7 @@
 // The model card (README.md) of an exported folder: where the weights came from, how they were fused, and the
 // accuracies measured in the run — only numbers that were measured, nothing invented.
 import path from 'node:path';
-import { shareableName } from '../runs/lineage';
+import { shareableName } from '../io/names';
 
 /** A measured row as the card shows it: what it measured (role) and on which data (file name, N, sha256). */
 export interface CardMetric {
