@@ -72,6 +72,7 @@ test('run.json with wrong types is an unreadable run with the reason, never an e
     [{ ...good, versions: { otfuse: 1 } }, /versions\.otfuse must be string/],
     [{ ...good, finetune: { ...good.finetune, history: 'long' } }, /finetune\.history must be array/],
     [{ ...good, merge: { method: 'ties', params: null } }, /merge\.params must be object/],
+    [{ ...good, sharedBase: { shared: true, message: 'x', base: 7 } }, /sharedBase\.base must be string/],
     [[], /not an object/],
     [null, /not an object/],
     ['text', /not an object/],
@@ -196,4 +197,20 @@ test('what the engine writes fits the schema: a merge run (roles base and merged
     run.record!.metrics.map((m) => `${m.role}${m.model ?? ''}`),
     ['parent0', 'parent1', 'base', 'merged', 'ensemble'],
   );
+  // A fuse of the same fine-tunes records its shared-base report, typed by the schema too.
+  const fused = runCli([
+    'fuse',
+    ...models,
+    '--data',
+    path.join(ROOT, 'test', 'fixtures', 'vit', 'calib200.npz'),
+    '--preset',
+    'weights',
+    '--no-eval',
+    '--runs-dir',
+    path.join(dir, 'f'),
+  ]);
+  assert.equal(fused.code, 0, fused.stderr);
+  const [f] = listRuns(path.join(dir, 'f'));
+  assert.equal(f.error, undefined);
+  assert.equal(f.record!.sharedBase?.shared, true);
 });
