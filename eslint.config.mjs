@@ -103,7 +103,6 @@ const MAX_FUNCTION_OVERRIDES = [
   'extension/commands/model.ts', // modelCommands
   'worker/fusion/run.ts', // fuseLoaded
   'worker/ot/emd.ts', // solveTransport
-  'worker/ot/lap.ts', // linearAssignment
 ];
 
 export default tseslint.config(

@@ -13,6 +13,20 @@ export interface AssignmentResult {
   v: Float64Array;
 }
 
+/** The solver's state: the cost matrix, the assignment both ways, the column prices and the free rows. */
+interface Lap {
+  C: Float64Array;
+  n: number;
+  rowsol: Int32Array;
+  colsol: Int32Array;
+  v: Float64Array;
+  free: Int32Array;
+  /** The augmentation's scratch: distances, predecessors and the column list of one shortest-path search. */
+  d: Float64Array;
+  pred: Int32Array;
+  collist: Int32Array;
+}
+
 /** Minimum-cost perfect matching for a dense n×n cost matrix C (row-major, finite). */
 export function linearAssignment(C: Float64Array, n: number): AssignmentResult {
   const rowsol = new Int32Array(n).fill(-1);
@@ -25,10 +39,20 @@ export function linearAssignment(C: Float64Array, n: number): AssignmentResult {
     v[0] = C[0];
     return { rowToCol: rowsol, colToRow: colsol, cost: C[0], v };
   }
-  const free = new Int32Array(n);
+  const lap: Lap = { C, n, rowsol, colsol, v, free: new Int32Array(n), d: new Float64Array(n), pred: new Int32Array(n), collist: new Int32Array(n) };
   const matches = new Int32Array(n);
+  columnReduction(lap, matches);
+  let numfree = reductionTransfer(lap, matches);
+  numfree = augmentingRowReduction(lap, numfree);
+  for (let f = 0; f < numfree; f++) augment(lap, lap.free[f]);
 
-  // 1. Column reduction: each column goes to its cheapest row, last columns first.
+  let cost = 0;
+  for (let i = 0; i < n; i++) cost += C[i * n + rowsol[i]];
+  return { rowToCol: rowsol, colToRow: colsol, cost, v };
+}
+
+/** 1. Column reduction: each column goes to its cheapest row, last columns first. */
+function columnReduction({ C, n, rowsol, colsol, v }: Lap, matches: Int32Array): void {
   for (let j = n - 1; j >= 0; j--) {
     let min = C[j],
       imin = 0;
@@ -50,8 +74,10 @@ export function linearAssignment(C: Float64Array, n: number): AssignmentResult {
       colsol[j1] = -1;
     } else colsol[j] = -1;
   }
+}
 
-  // 2. Reduction transfer from rows holding exactly one column.
+/** 2. Reduction transfer from rows holding exactly one column; returns the number of free rows (listed in `free`). */
+function reductionTransfer({ C, n, rowsol, v, free }: Lap, matches: Int32Array): number {
   let numfree = 0;
   for (let i = 0; i < n; i++) {
     if (matches[i] === 0) free[numfree++] = i;
@@ -67,9 +93,12 @@ export function linearAssignment(C: Float64Array, n: number): AssignmentResult {
       v[j1] -= min;
     }
   }
+  return numfree;
+}
 
-  // 3. Augmenting row reduction (two passes). Re-queueing a displaced row at once is capped so that
-  //    ties or rounding can never make this phase spin; rows left over go to the augmentation phase.
+/** 3. Augmenting row reduction (two passes). Re-queueing a displaced row at once is capped so that ties or rounding
+ * can never make this phase spin; rows left over go to the augmentation phase. Returns the number still free. */
+function augmentingRowReduction({ C, n, rowsol, colsol, v, free }: Lap, numfree: number): number {
   let budget = 8 * n + 64;
   for (let pass = 0; pass < 2 && numfree > 0; pass++) {
     let k = 0;
@@ -113,92 +142,86 @@ export function linearAssignment(C: Float64Array, n: number): AssignmentResult {
       }
     }
   }
+  return numfree;
+}
 
-  // 4. Augment each remaining free row along a shortest alternating path.
-  const d = new Float64Array(n);
-  const pred = new Int32Array(n);
-  const collist = new Int32Array(n);
-  for (let f = 0; f < numfree; f++) {
-    const freerow = free[f];
-    const fo = freerow * n;
-    for (let j = 0; j < n; j++) {
-      d[j] = C[fo + j] - v[j];
-      pred[j] = freerow;
-      collist[j] = j;
+/** 4. Augments one free row along a shortest alternating path (Dijkstra on reduced costs), then updates the prices of
+ * the columns finished in the search and flips the path. */
+function augment({ C, n, rowsol, colsol, v, d, pred, collist }: Lap, freerow: number): void {
+  const fo = freerow * n;
+  for (let j = 0; j < n; j++) {
+    d[j] = C[fo + j] - v[j];
+    pred[j] = freerow;
+    collist[j] = j;
+  }
+  let low = 0,
+    up = 0,
+    last = 0,
+    min = 0,
+    endofpath = -1;
+  let found = false;
+  while (!found) {
+    if (up === low) {
+      // next set of columns at the minimum distance
+      last = low - 1;
+      min = d[collist[up++]];
+      for (let k = up; k < n; k++) {
+        const j = collist[k];
+        const h = d[j];
+        if (h <= min) {
+          if (h < min) {
+            up = low;
+            min = h;
+          }
+          collist[k] = collist[up];
+          collist[up++] = j;
+        }
+      }
+      for (let k = low; k < up; k++) {
+        if (colsol[collist[k]] < 0) {
+          endofpath = collist[k];
+          found = true;
+          break;
+        }
+      }
     }
-    let low = 0,
-      up = 0,
-      last = 0,
-      min = 0,
-      endofpath = -1;
-    let found = false;
-    while (!found) {
-      if (up === low) {
-        // next set of columns at the minimum distance
-        last = low - 1;
-        min = d[collist[up++]];
-        for (let k = up; k < n; k++) {
-          const j = collist[k];
-          const h = d[j];
-          if (h <= min) {
-            if (h < min) {
-              up = low;
-              min = h;
+    if (!found) {
+      // scan one row reached at distance min
+      const j1 = collist[low++];
+      const i = colsol[j1];
+      const o = i * n;
+      const h = C[o + j1] - v[j1] - min;
+      for (let k = up; k < n; k++) {
+        const j = collist[k];
+        const v2 = C[o + j] - v[j] - h;
+        if (v2 < d[j]) {
+          pred[j] = i;
+          if (v2 === min) {
+            if (colsol[j] < 0) {
+              endofpath = j;
+              found = true;
+              break;
             }
             collist[k] = collist[up];
             collist[up++] = j;
           }
-        }
-        for (let k = low; k < up; k++) {
-          if (colsol[collist[k]] < 0) {
-            endofpath = collist[k];
-            found = true;
-            break;
-          }
+          d[j] = v2;
         }
       }
-      if (!found) {
-        // scan one row reached at distance min
-        const j1 = collist[low++];
-        const i = colsol[j1];
-        const o = i * n;
-        const h = C[o + j1] - v[j1] - min;
-        for (let k = up; k < n; k++) {
-          const j = collist[k];
-          const v2 = C[o + j] - v[j] - h;
-          if (v2 < d[j]) {
-            pred[j] = i;
-            if (v2 === min) {
-              if (colsol[j] < 0) {
-                endofpath = j;
-                found = true;
-                break;
-              }
-              collist[k] = collist[up];
-              collist[up++] = j;
-            }
-            d[j] = v2;
-          }
-        }
-      }
-    }
-    // update prices of the columns finished in this search
-    for (let k = 0; k <= last; k++) {
-      const j1 = collist[k];
-      v[j1] += d[j1] - min;
-    }
-    // flip the alternating path
-    for (;;) {
-      const i = pred[endofpath];
-      colsol[endofpath] = i;
-      const j1 = endofpath;
-      endofpath = rowsol[i];
-      rowsol[i] = j1;
-      if (i === freerow) break;
     }
   }
-
-  let cost = 0;
-  for (let i = 0; i < n; i++) cost += C[i * n + rowsol[i]];
-  return { rowToCol: rowsol, colToRow: colsol, cost, v };
+  // update prices of the columns finished in this search
+  for (let k = 0; k <= last; k++) {
+    const j1 = collist[k];
+    v[j1] += d[j1] - min;
+  }
+  // flip the alternating path
+  for (;;) {
+    const i = pred[endofpath];
+    colsol[endofpath] = i;
+    const j1 = endofpath;
+    endofpath = rowsol[i];
+    rowsol[i] = j1;
+    if (i === freerow) break;
+  }
 }
