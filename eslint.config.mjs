@@ -102,7 +102,6 @@ const MAX_LINES_OVERRIDES = [];
 const MAX_FUNCTION_OVERRIDES = [
   'extension/commands/model.ts', // modelCommands
   'worker/fusion/run.ts', // fuseLoaded
-  'worker/ot/emd.ts', // solveTransport
 ];
 
 export default tseslint.config(

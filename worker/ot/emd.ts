@@ -97,12 +97,61 @@ interface TransportSolution {
   converged: boolean;
 }
 
+import type { Pricing } from './pricing-wasm';
+
 /**
- * Network simplex on nodes 0..n-1 (supplies), n..n+m-1 (demands), root n+m. Real arcs i→n+j (id i*m+j, cost
- * C[i*m+j]); artificial arcs: row→root and root→column (cost ART). Only tree arcs carry flow, stored per node
- * on the arc to its parent.
+ * The network simplex's spanning tree on nodes 0..n-1 (supplies), n..n+m-1 (demands), root n+m. Real arcs i→n+j
+ * (id i*m+j, cost C[i*m+j]); artificial arcs: row→root and root→column (cost ART). Only tree arcs carry flow,
+ * stored per node on the arc to its parent; children are kept as doubly linked sibling lists.
  */
-function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: number, maxIter: number): TransportSolution {
+interface Tree {
+  C: Float64Array;
+  n: number;
+  m: number;
+  nm: number;
+  root: number;
+  tol: number;
+  parent: Int32Array;
+  /** Arc id: < nm real; nm + node for that node's artificial arc. */
+  predArc: Int32Array;
+  /** 1: the arc goes node → parent. */
+  predUp: Uint8Array;
+  /** Flow on the arc to the parent. */
+  flow: Float64Array;
+  depth: Int32Array;
+  /** Node potentials (in the pricing kernel's memory when it runs). */
+  pi: Float64Array;
+  /** The demand nodes' potentials (a view of pi). */
+  piCol: Float64Array;
+  pricing?: Pricing;
+  firstChild: Int32Array;
+  nextSib: Int32Array;
+  prevSib: Int32Array;
+  stack: Int32Array;
+  /** Where the next pricing search starts (cyclically) and how many arcs a block has. */
+  nextE: number;
+  blockSize: number;
+}
+
+function attach(t: Tree, u: number, p: number): void {
+  const f = t.firstChild[p];
+  t.nextSib[u] = f;
+  t.prevSib[u] = -1;
+  if (f >= 0) t.prevSib[f] = u;
+  t.firstChild[p] = u;
+}
+
+function detach(t: Tree, u: number, p: number): void {
+  const nx = t.nextSib[u],
+    pv = t.prevSib[u];
+  if (pv >= 0) t.nextSib[pv] = nx;
+  else t.firstChild[p] = nx;
+  if (nx >= 0) t.prevSib[nx] = pv;
+  t.nextSib[u] = t.prevSib[u] = -1;
+}
+
+/** The big-M start: every node hangs under the root on its artificial arc, carrying its supply. */
+function initialTree(C: Float64Array, supply: Float64Array, n: number, m: number): Tree {
   const N = n + m + 1;
   const root = N - 1;
   const nm = n * m;
@@ -112,36 +161,32 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
     if (c > maxC) maxC = c;
   }
   const ART = (maxC + 1) * N;
-  const tol = 1e-14 * ART;
-
-  const parent = new Int32Array(N);
-  const predArc = new Int32Array(N); // arc id: < nm real; nm + node for that node's artificial arc
-  const predUp = new Uint8Array(N); // 1: arc goes node → parent
-  const flow = new Float64Array(N); // flow on the arc to the parent
-  const depth = new Int32Array(N);
   // pricing in WebAssembly SIMD from emdEngine.wasmPricingMin arcs up (the potentials then live in the kernel's memory)
   const pricing = nm >= emdEngine.wasmPricingMin ? pricingFor(C, N) : undefined;
   const pi = pricing ? pricing.pi : new Float64Array(N);
-  const firstChild = new Int32Array(N).fill(-1);
-  const nextSib = new Int32Array(N).fill(-1);
-  const prevSib = new Int32Array(N).fill(-1);
-
-  const attach = (u: number, p: number): void => {
-    const f = firstChild[p];
-    nextSib[u] = f;
-    prevSib[u] = -1;
-    if (f >= 0) prevSib[f] = u;
-    firstChild[p] = u;
+  const t: Tree = {
+    C,
+    n,
+    m,
+    nm,
+    root,
+    tol: 1e-14 * ART,
+    parent: new Int32Array(N),
+    predArc: new Int32Array(N),
+    predUp: new Uint8Array(N),
+    flow: new Float64Array(N),
+    depth: new Int32Array(N),
+    pi,
+    piCol: pi.subarray(n, n + m),
+    pricing,
+    firstChild: new Int32Array(N).fill(-1),
+    nextSib: new Int32Array(N).fill(-1),
+    prevSib: new Int32Array(N).fill(-1),
+    stack: new Int32Array(N),
+    nextE: 0,
+    blockSize: Math.max(10, Math.ceil(Math.sqrt(nm))),
   };
-  const detach = (u: number, p: number): void => {
-    const nx = nextSib[u],
-      pv = prevSib[u];
-    if (pv >= 0) nextSib[pv] = nx;
-    else firstChild[p] = nx;
-    if (nx >= 0) prevSib[nx] = pv;
-    nextSib[u] = prevSib[u] = -1;
-  };
-
+  const { parent, predArc, predUp, flow, depth } = t;
   parent[root] = -1;
   depth[root] = 0;
   pi[root] = 0;
@@ -158,146 +203,144 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
       flow[u] = -supply[u];
       pi[u] = ART;
     }
-    attach(u, root);
+    attach(t, u, root);
   }
+  return t;
+}
 
-  const stack = new Int32Array(N);
-  /** Recomputes depth in the subtree below s (s itself included) and shifts its potentials by sigma: the arcs
-   * inside a re-hung subtree are unchanged, so all its potentials move together. */
-  const refreshSubtree = (s: number, sigma: number): void => {
-    let top = 0;
-    stack[top++] = s;
-    while (top > 0) {
-      const u = stack[--top];
-      depth[u] = depth[parent[u]] + 1;
-      pi[u] += sigma;
-      for (let ch = firstChild[u]; ch >= 0; ch = nextSib[ch]) stack[top++] = ch;
-    }
-  };
+/** Recomputes depth in the subtree below s (s itself included) and shifts its potentials by sigma: the arcs inside a
+ * re-hung subtree are unchanged, so all its potentials move together. */
+function refreshSubtree(t: Tree, s: number, sigma: number): void {
+  const { stack, depth, parent, pi, firstChild, nextSib } = t;
+  let top = 0;
+  stack[top++] = s;
+  while (top > 0) {
+    const u = stack[--top];
+    depth[u] = depth[parent[u]] + 1;
+    pi[u] += sigma;
+    for (let ch = firstChild[u]; ch >= 0; ch = nextSib[ch]) stack[top++] = ch;
+  }
+}
 
-  const blockSize = Math.max(10, Math.ceil(Math.sqrt(nm)));
-  let nextE = 0;
-  const piCol = pi.subarray(n, n + m);
-  let iterations = 0;
-  let converged = false;
-
-  for (;;) {
-    // --- pricing: block search over real arcs, cyclically from where the last search stopped, row segment by row
-    //     segment (the search is most of a pivot's time)
-    let best = -1,
-      bestRc = -tol;
-    {
-      let e = nextE,
-        remaining = nm;
-      while (remaining > 0) {
-        let blockLeft = Math.min(blockSize, remaining);
-        remaining -= blockLeft;
-        while (blockLeft > 0) {
-          const i = (e / m) | 0;
-          const o = i * m;
-          const j0 = e - o;
-          const j1 = Math.min(m, j0 + blockLeft);
-          const piI = pi[i];
-          if (pricing) {
-            // the segment's minimum of C − π_col in SIMD; its first position looked up only when it improves
-            const low = pricing.segMin((o + j0) * 8, pricing.piOff + (n + j0) * 8, j1 - j0);
-            if (low + piI < bestRc) {
-              bestRc = low + piI;
-              best = o + j0 + pricing.segFind((o + j0) * 8, pricing.piOff + (n + j0) * 8, j1 - j0, low);
-            }
-          } else {
-            for (let j = j0; j < j1; j++) {
-              const rc = C[o + j] + piI - piCol[j];
-              if (rc < bestRc) {
-                bestRc = rc;
-                best = o + j;
-              }
-            }
-          }
-          blockLeft -= j1 - j0;
-          e = o + j1;
-          if (e === nm) e = 0;
+/** Pricing: block search over real arcs, cyclically from where the last search stopped, row segment by row segment
+ * (the search is most of a pivot's time). Returns the entering arc, or -1 when none has a negative reduced cost. */
+function price(t: Tree): number {
+  const { C, n, m, nm, pi, piCol, pricing, blockSize } = t;
+  let best = -1,
+    bestRc = -t.tol;
+  let e = t.nextE,
+    remaining = nm;
+  while (remaining > 0) {
+    let blockLeft = Math.min(blockSize, remaining);
+    remaining -= blockLeft;
+    while (blockLeft > 0) {
+      const i = (e / m) | 0;
+      const o = i * m;
+      const j0 = e - o;
+      const j1 = Math.min(m, j0 + blockLeft);
+      const piI = pi[i];
+      if (pricing) {
+        // the segment's minimum of C − π_col in SIMD; its first position looked up only when it improves
+        const low = pricing.segMin((o + j0) * 8, pricing.piOff + (n + j0) * 8, j1 - j0);
+        if (low + piI < bestRc) {
+          bestRc = low + piI;
+          best = o + j0 + pricing.segFind((o + j0) * 8, pricing.piOff + (n + j0) * 8, j1 - j0, low);
         }
-        if (best >= 0) break;
+      } else {
+        for (let j = j0; j < j1; j++) {
+          const rc = C[o + j] + piI - piCol[j];
+          if (rc < bestRc) {
+            bestRc = rc;
+            best = o + j;
+          }
+        }
       }
-      nextE = e;
+      blockLeft -= j1 - j0;
+      e = o + j1;
+      if (e === nm) e = 0;
     }
-    if (best < 0) {
-      converged = true;
-      break;
-    }
-    if (iterations >= maxIter) break;
-    iterations++;
-
-    const first = (best / m) | 0; // source row node
-    const second = n + (best - first * m); // target column node
-    // --- join node (lowest common ancestor)
-    let x = first,
-      y = second;
-    while (x !== y) {
-      if (depth[x] > depth[y]) x = parent[x];
-      else if (depth[y] > depth[x]) y = parent[y];
-      else {
-        x = parent[x];
-        y = parent[y];
-      }
-    }
-    const join = x;
-    // --- leaving arc: last blocking arc met when going round the cycle from the join in the flow direction
-    let delta = Infinity,
-      uOut = -1,
-      side = 0;
-    for (let u = first; u !== join; u = parent[u]) {
-      if (predUp[u] && flow[u] < delta) {
-        delta = flow[u];
-        uOut = u;
-        side = 1;
-      }
-    }
-    for (let u = second; u !== join; u = parent[u]) {
-      if (!predUp[u] && flow[u] <= delta) {
-        delta = flow[u];
-        uOut = u;
-        side = 2;
-      }
-    }
-    if (uOut < 0) throw new OtfuseError('INTERNAL', 'network simplex: unbounded cycle (should not happen)');
-    // --- push delta round the cycle
-    if (delta > 0) {
-      for (let u = first; u !== join; u = parent[u]) flow[u] += predUp[u] ? -delta : delta;
-      for (let u = second; u !== join; u = parent[u]) flow[u] += predUp[u] ? delta : -delta;
-    }
-    // --- tree update: cut the arc above uOut, hang the cut part under the other end of the entering arc
-    const uIn = side === 1 ? first : second;
-    let newParent = side === 1 ? second : first;
-    let newArc = best;
-    let newUp = side === 1 ? 1 : 0; // first→second is a row→column arc
-    let newFlow = delta;
-    let u = uIn;
-    for (;;) {
-      const oldParent = parent[u],
-        oldArc = predArc[u],
-        oldUp = predUp[u],
-        oldFlow = flow[u];
-      detach(u, oldParent);
-      parent[u] = newParent;
-      predArc[u] = newArc;
-      predUp[u] = newUp;
-      flow[u] = newFlow;
-      attach(u, newParent);
-      if (u === uOut) break;
-      newParent = u;
-      newArc = oldArc;
-      newUp = oldUp ? 0 : 1;
-      newFlow = oldFlow;
-      u = oldParent;
-    }
-    // the entering arc (row first → column second) gets reduced cost 0: C + pi[first] − pi[second] = 0
-    refreshSubtree(uIn, side === 1 ? pi[second] - C[best] - pi[first] : C[best] + pi[first] - pi[second]);
+    if (best >= 0) break;
   }
+  t.nextE = e;
+  return best;
+}
 
-  // Recompute tree flows from the supplies (leaves first) so the marginals hold to rounding.
-  const order = new Int32Array(N);
+/** One pivot on the entering arc `best`: the cycle it closes, the leaving arc, the flow pushed round the cycle, and the
+ * tree re-hung (with the re-hung part's depths and potentials). */
+function pivot(t: Tree, best: number): void {
+  const { C, n, m, parent, predArc, predUp, flow, depth, pi } = t;
+  const first = (best / m) | 0; // source row node
+  const second = n + (best - first * m); // target column node
+  // --- join node (lowest common ancestor)
+  let x = first,
+    y = second;
+  while (x !== y) {
+    if (depth[x] > depth[y]) x = parent[x];
+    else if (depth[y] > depth[x]) y = parent[y];
+    else {
+      x = parent[x];
+      y = parent[y];
+    }
+  }
+  const join = x;
+  // --- leaving arc: last blocking arc met when going round the cycle from the join in the flow direction
+  let delta = Infinity,
+    uOut = -1,
+    side = 0;
+  for (let u = first; u !== join; u = parent[u]) {
+    if (predUp[u] && flow[u] < delta) {
+      delta = flow[u];
+      uOut = u;
+      side = 1;
+    }
+  }
+  for (let u = second; u !== join; u = parent[u]) {
+    if (!predUp[u] && flow[u] <= delta) {
+      delta = flow[u];
+      uOut = u;
+      side = 2;
+    }
+  }
+  if (uOut < 0) throw new OtfuseError('INTERNAL', 'network simplex: unbounded cycle (should not happen)');
+  // --- push delta round the cycle
+  if (delta > 0) {
+    for (let u = first; u !== join; u = parent[u]) flow[u] += predUp[u] ? -delta : delta;
+    for (let u = second; u !== join; u = parent[u]) flow[u] += predUp[u] ? delta : -delta;
+  }
+  // --- tree update: cut the arc above uOut, hang the cut part under the other end of the entering arc
+  const uIn = side === 1 ? first : second;
+  let newParent = side === 1 ? second : first;
+  let newArc = best;
+  let newUp = side === 1 ? 1 : 0; // first→second is a row→column arc
+  let newFlow = delta;
+  let u = uIn;
+  for (;;) {
+    const oldParent = parent[u],
+      oldArc = predArc[u],
+      oldUp = predUp[u],
+      oldFlow = flow[u];
+    detach(t, u, oldParent);
+    parent[u] = newParent;
+    predArc[u] = newArc;
+    predUp[u] = newUp;
+    flow[u] = newFlow;
+    attach(t, u, newParent);
+    if (u === uOut) break;
+    newParent = u;
+    newArc = oldArc;
+    newUp = oldUp ? 0 : 1;
+    newFlow = oldFlow;
+    u = oldParent;
+  }
+  // the entering arc (row first → column second) gets reduced cost 0: C + pi[first] − pi[second] = 0
+  refreshSubtree(t, uIn, side === 1 ? pi[second] - C[best] - pi[first] : C[best] + pi[first] - pi[second]);
+}
+
+/** The real arcs' flows, recomputed from the supplies (leaves first) so the marginals hold to rounding; mass left on
+ * artificial arcs after convergence means the problem was infeasible or ill-conditioned. */
+function treeFlows(t: Tree, supply: Float64Array, converged: boolean): Float64Array {
+  const { n, nm, root, parent, predArc, predUp, flow, firstChild, nextSib } = t;
+  const order = new Int32Array(root + 1);
   let len = 0;
   order[len++] = root;
   for (let k = 0; k < len; k++) for (let ch = firstChild[order[k]]; ch >= 0; ch = nextSib[ch]) order[len++] = ch;
@@ -320,5 +363,23 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
   if (converged && artificial > 1e-9 * total) {
     throw new OtfuseError('NUMERIC', `EMD: ${artificial} of ${total} mass left on artificial arcs (problem infeasible or ill-conditioned)`);
   }
-  return { flow: out, iterations, converged };
+  return out;
+}
+
+/** Transportation problem by network simplex: pivots until no arc prices negative (or maxIter). */
+function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: number, maxIter: number): TransportSolution {
+  const t = initialTree(C, supply, n, m);
+  let iterations = 0;
+  let converged = false;
+  for (;;) {
+    const best = price(t);
+    if (best < 0) {
+      converged = true;
+      break;
+    }
+    if (iterations >= maxIter) break;
+    iterations++;
+    pivot(t, best);
+  }
+  return { flow: treeFlows(t, supply, converged), iterations, converged };
 }
