@@ -192,7 +192,8 @@ async function cmdEval(args: ParsedArgs, context: JobContext): Promise<number> {
     [
       `model     ${model}`,
       `samples   ${result.samples}`,
-      `accuracy  ${(result.accuracy * 100).toFixed(2)} %`,
+      ...(result.perplexity !== undefined ? [`perplexity ${result.perplexity.toFixed(3)} (lower is better)`] : []),
+      `accuracy  ${(result.accuracy * 100).toFixed(2)} %${result.perplexity !== undefined ? ' (next token)' : ''}`,
       `loss      ${result.loss.toFixed(4)}`,
       `time      ${result.seconds.toFixed(2)} s (${Math.round(result.samples / Math.max(result.seconds, 1e-9))} samples/s)`,
       describeProvider(result.provider),

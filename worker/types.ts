@@ -127,6 +127,9 @@ export interface EvaluateResult {
   model: string;
   accuracy: number;
   loss: number;
+  /** Causal-LM text: perplexity = e^loss over the predicted next tokens (lower is better); accuracy is then
+   * next-token accuracy. */
+  perplexity?: number;
   samples: number;
   seconds: number;
   provider: ProviderReport;
