@@ -6,27 +6,10 @@ import path from 'node:path';
 import test from 'node:test';
 import { engine } from '../../worker/api';
 import { causalBlocks, nextTokenLabels } from '../../worker/data/causal';
-import { readNpz } from '../../worker/data/npy';
 import { importHf } from '../../worker/hf';
 import { runFeeds } from '../hf/helpers';
-import { ROOT } from '../helpers';
 
-export const DEC = path.join(ROOT, 'test', 'fixtures', 'decoders');
-export const FIXTURES = ['gpt2-s0', 'gpt2-s1', 'llama-s0', 'llama-s1'];
-
-export function decReference(name: string) {
-  const r = readNpz(path.join(DEC, 'reference', `${name}.npz`));
-  const ids = r.input_ids;
-  const [n, t] = ids.shape;
-  return {
-    blocks: Int32Array.from(ids.data as Int32Array),
-    n,
-    t,
-    logits0: r.logits0.data as Float32Array,
-    perplexity: Number((r.perplexity.data as Float64Array)[0]),
-    accuracy: Number((r.accuracy.data as Float64Array)[0]),
-  };
-}
+import { DEC, decReference, FIXTURES } from './helpers';
 
 for (const name of FIXTURES) {
   test(`import ${name}: logits of a held-out block equal PyTorch's within 1e-4`, async () => {

@@ -1,0 +1,155 @@
+// OT fusion of two decoder LMs (GPT-2 or Llama family, Hugging Face folders of the same shape and tokenizer),
+// respecting their symmetries (symmetry.ts): activations captured on calibration text give one residual-stream
+// map for the whole model, one whole-head map per attention layer (GQA: KV heads matched as groups, query heads
+// matched inside the matched groups) and one neuron map per MLP; exact OT between uniform measures of equal size
+// is an assignment (solved exactly with worker/ot's linearAssignment). The second model is permuted onto the first
+// and the weights averaged; the result is rebuilt through the HF importer, so it is a checkpoint in the first
+// parent's layout (keys, config).
+import { OtfuseError } from '../../errors';
+import { type DecoderConfig } from '../../hf/config-decoder';
+import type { OnnxModel } from '../../onnx/model';
+import { linearAssignment } from '../../ot';
+import { captureDecoder, type DecoderActs } from './capture';
+import { applyMaps, decoderRules, type DecoderMaps } from './symmetry';
+import { buildDecoder, readDecoder, type DecoderParent } from './parent';
+import { checkSameTokenizer } from './tokenizer-check';
+
+export { buildDecoder, readDecoder, type DecoderParent };
+
+/** Same architecture, sizes and vocabulary; otherwise refused with the reason. */
+export function checkCompatible(a: DecoderParent, b: DecoderParent): void {
+  const fields = ['family', 'hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'tied', 'qkvBias', 'oBias', 'mlpBias'] as const;
+  if (a.config.vocab !== b.config.vocab)
+    throw new OtfuseError(
+      'MISMATCH',
+      `the vocabularies differ (${a.config.vocab} vs ${b.config.vocab} tokens): decoder LMs can be fused only when they share a tokenizer`,
+      { file: b.dir },
+    );
+  for (const f of fields) {
+    if (a.config[f] !== b.config[f])
+      throw new OtfuseError('MISMATCH', `config.json differs from the first model's in ${f} (${String(a.config[f])} vs ${String(b.config[f])})`, {
+        file: b.dir,
+      });
+  }
+  checkSameTokenizer(a.dir, b.dir);
+}
+
+/** Squared distances between the columns of A and B ([samples, n], [samples, m]): C[i, j] = Σ_s (A[s,i] − B[s,j])². */
+export function columnCost(A: Float32Array, B: Float32Array, n: number, samples: number): Float64Array {
+  const C = new Float64Array(n * n);
+  const na = new Float64Array(n);
+  const nb = new Float64Array(n);
+  for (let s = 0; s < samples; s++) {
+    const o = s * n;
+    for (let i = 0; i < n; i++) {
+      const x = A[o + i];
+      na[i] += x * x;
+      const y = B[o + i];
+      nb[i] += y * y;
+      for (let j = 0; j < n; j++) C[i * n + j] -= 2 * x * B[o + j];
+    }
+  }
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) C[i * n + j] = Math.max(0, C[i * n + j] + na[i] + nb[j]);
+  return C;
+}
+
+const assign = (C: Float64Array, n: number): Int32Array => Int32Array.from(linearAssignment(C, n).rowToCol);
+
+/** Whole-head alignment from the per-coordinate cost of the attention context (heads·d wide). GQA: a group cost is
+ * the best matching of its query heads; groups are matched on it, then query heads inside the matched groups. */
+export function alignHeads(C: Float64Array, heads: number, kvHeads: number, hd: number): { headOrder: Int32Array; kvOrder: Int32Array } {
+  const W = heads * hd;
+  const headCost = new Float64Array(heads * heads);
+  for (let i = 0; i < heads; i++)
+    for (let j = 0; j < heads; j++) {
+      let s = 0;
+      for (let k = 0; k < hd; k++) s += C[(i * hd + k) * W + j * hd + k];
+      headCost[i * heads + j] = s;
+    }
+  const rep = heads / kvHeads;
+  const inner = (ga: number, gb: number) => {
+    const sub = new Float64Array(rep * rep);
+    for (let i = 0; i < rep; i++) for (let j = 0; j < rep; j++) sub[i * rep + j] = headCost[(ga * rep + i) * heads + gb * rep + j];
+    const r = linearAssignment(sub, rep);
+    return { cost: r.cost, order: r.rowToCol };
+  };
+  const groupCost = new Float64Array(kvHeads * kvHeads);
+  for (let a = 0; a < kvHeads; a++) for (let b = 0; b < kvHeads; b++) groupCost[a * kvHeads + b] = inner(a, b).cost;
+  const kvOrder = assign(groupCost, kvHeads);
+  const headOrder = new Int32Array(heads);
+  for (let a = 0; a < kvHeads; a++) {
+    const { order } = inner(a, kvOrder[a]);
+    for (let i = 0; i < rep; i++) headOrder[a * rep + i] = kvOrder[a] * rep + order[i];
+  }
+  return { headOrder, kvOrder };
+}
+
+/** The maps that carry B onto A, from their activations on the same calibration tokens. */
+export function decoderMaps(c: DecoderConfig, A: DecoderActs, B: DecoderActs): DecoderMaps {
+  const H = c.hidden;
+  const resid = assign(columnCost(A.resid, B.resid, H, A.residSamples), H);
+  const hd = H / c.heads;
+  const heads = A.heads.map((ctxA, l) => alignHeads(columnCost(ctxA, B.heads[l], H, A.samples), c.heads, c.kvHeads, hd));
+  const mlp = A.mlp.map((x, l) => assign(columnCost(x, B.mlp[l], c.intermediate, A.samples), c.intermediate));
+  return { resid, heads, mlp };
+}
+
+export interface DecoderFusion {
+  model: OnnxModel;
+  maps: DecoderMaps;
+  /** Float32 tensors of the fused checkpoint, by key. */
+  tensors: Map<string, Float32Array>;
+}
+
+/** Averages A with B aligned by `maps` (identity maps: vanilla averaging). `weight` is A's share. */
+export function averageAligned(a: DecoderParent, b: DecoderParent, maps: DecoderMaps, weight = 0.5): Map<string, Float32Array> {
+  const aligned = applyMaps(b.config, b.tensors, maps);
+  const out = new Map<string, Float32Array>();
+  for (const rules of decoderRules(a.config)) {
+    for (const { key } of rules) {
+      const x = a.tensors.get(key)!.data;
+      const y = aligned.get(key)!;
+      out.set(
+        key,
+        Float32Array.from(x, (v, i) => weight * v + (1 - weight) * y[i]),
+      );
+    }
+  }
+  return out;
+}
+
+export function identityMaps(c: DecoderConfig): DecoderMaps {
+  const id = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
+  return {
+    resid: id(c.hidden),
+    heads: Array.from({ length: c.layers }, () => ({ headOrder: id(c.heads), kvOrder: id(c.kvHeads) })),
+    mlp: Array.from({ length: c.layers }, () => id(c.intermediate)),
+  };
+}
+
+export interface DecoderFuseOptions {
+  /** Calibration token blocks [n, T] (int32, row-major). */
+  calibration: Int32Array;
+  blockLength: number;
+  /** 'ot' (aligned) or 'vanilla' (plain average). */
+  method?: 'ot' | 'vanilla';
+  weight?: number;
+}
+
+export async function fuseDecoders(dirA: string, dirB: string, options: DecoderFuseOptions): Promise<DecoderFusion> {
+  const a = readDecoder(dirA);
+  const b = readDecoder(dirB);
+  checkCompatible(a, b);
+  return fuseParents(a, b, options);
+}
+
+export async function fuseParents(a: DecoderParent, b: DecoderParent, options: DecoderFuseOptions): Promise<DecoderFusion> {
+  let maps = identityMaps(a.config);
+  if ((options.method ?? 'ot') === 'ot') {
+    const actsA = await captureDecoder(a, options.calibration, options.blockLength);
+    const actsB = await captureDecoder(b, options.calibration, options.blockLength);
+    maps = decoderMaps(a.config, actsA, actsB);
+  }
+  const tensors = averageAligned(a, b, maps, options.weight);
+  return { model: buildDecoder(a, tensors), maps, tensors };
+}
