@@ -279,6 +279,8 @@ export interface ModelMetrics {
   /** With `seeds`: the mean over the finetune seeds. */
   accuracy?: number;
   loss?: number;
+  /** Causal-LM text: e^loss over the predicted next tokens (lower is better); accuracy is next-token accuracy. */
+  perplexity?: number;
   /** Accuracy per finetune seed (baseline rows of an honest-protocol run) and their sample standard deviation. */
   seeds?: number[];
   sd?: number;
