@@ -2,10 +2,13 @@
 // save_pretrained through scripts/fixtures/make_decoders.py): logits equal PyTorch's, the tokenizer gives the same
 // ids as transformers' (the reference blocks), and unsupported configurations are refused with the reason.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
 import { engine } from '../../worker/api';
 import { causalBlocks, nextTokenLabels } from '../../worker/data/causal';
+import { encodeNpz } from '../../worker/data/npy';
 import { importHf } from '../../worker/hf';
 import { runFeeds } from '../hf/helpers';
 
@@ -52,3 +55,23 @@ for (const name of FIXTURES) {
     assert.ok(Math.abs(Math.log(r.perplexity!) - r.loss) < 1e-9);
   });
 }
+
+test("eval of token .npz data for a causal LM: labels = input_ids (transformers' convention) and input_ids alone are scored as next-token prediction", async () => {
+  const ref = decReference('llama-s0');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'otfuse-decnpz-'));
+  try {
+    const ids = BigInt64Array.from(ref.blocks, (v) => BigInt(v));
+    const both = path.join(tmp, 'both.npz');
+    const only = path.join(tmp, 'ids.npz');
+    fs.writeFileSync(both, encodeNpz({ input_ids: { data: ids, shape: [ref.n, ref.t] }, labels: { data: ids, shape: [ref.n, ref.t] } }));
+    fs.writeFileSync(only, encodeNpz({ input_ids: { data: ids, shape: [ref.n, ref.t] } }));
+    for (const data of [both, only]) {
+      const r = await engine.evaluate({ model: path.join(DEC, 'llama-s0'), data, batchSize: 16 });
+      const rel = Math.abs(r.perplexity! - ref.perplexity) / ref.perplexity;
+      assert.ok(rel < 0.005, `${path.basename(data)}: perplexity ${r.perplexity} vs PyTorch ${ref.perplexity}`);
+      assert.ok(Math.abs(r.accuracy - ref.accuracy) < 1e-3, `${path.basename(data)}: accuracy ${r.accuracy} vs ${ref.accuracy}`);
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});

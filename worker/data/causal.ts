@@ -8,6 +8,7 @@ import path from 'node:path';
 import { OtfuseError } from '../errors';
 import { excerpt, exists, modelFolderRoot, parseJsonText, READ_LIMITS, readJsonObject, readText } from '../io/read';
 import { IGNORE_LABEL, type Dataset, type FeedTensor } from './dataset';
+import { openNpz, readNpz } from './npy';
 import { loadCausalTokenizer } from './tokenizer';
 
 /** model_type values whose folders hold causal LMs (kept in step with worker/hf/config-decoder.ts). */
@@ -112,4 +113,53 @@ export function openCausalText(file: string, tokenizerPath: string, maxLength?: 
   const T = maxLength ?? defaultBlockLength(tokenizerPath);
   const { ids } = causalBlocks(file, tokenizerPath, T);
   return causalDataset(file, ids, T);
+}
+
+/** Architectures (run.json / ONNX metadata 'otfuse.hf.architecture') whose logits predict the next token. */
+export const CAUSAL_ARCHITECTURES = ['GPT2LMHeadModel', 'LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'];
+
+/** Token ids [N, L] of a data set that feeds `input_ids`, as int32 (undefined when it has no such input). */
+function inputIdsOf(ds: Dataset): { ids: Int32Array; T: number } | undefined {
+  const info = ds.arrays.find((a) => a.name === 'input_ids');
+  if (!info || info.sampleShape.length !== 1) return undefined;
+  const T = info.sampleShape[0];
+  const feed = ds.take(Array.from({ length: ds.size }, (_, i) => i)).feeds.input_ids;
+  return { ids: Int32Array.from(feed.data as ArrayLike<number | bigint>, (v) => Number(v)), T };
+}
+
+/**
+ * Token data in transformers' causal-LM convention (`labels` equal to `input_ids`: the model shifts them itself) is
+ * scored as next-token prediction (labels shifted, the first token of each row not predicted) instead of as if every
+ * position predicted its own token. Anything else is returned as it is.
+ */
+export function causalView(ds: Dataset): Dataset {
+  if (ds.causal || !ds.labelsPerSample) return ds;
+  const t = inputIdsOf(ds);
+  if (!t || ds.labelsPerSample !== t.T || ds.labels.some((y, i) => y !== t.ids[i])) return ds;
+  ds.close();
+  return causalDataset(ds.source, t.ids, t.T);
+}
+
+/** Data for a model: `open()`, in the causal-LM view; for a causal LM (`architecture`), an .npz with only
+ * `input_ids` [N, L] too. */
+export function openForModel(open: () => Dataset, file: string, architecture: string | undefined): Dataset {
+  if (architecture && CAUSAL_ARCHITECTURES.includes(architecture) && file.toLowerCase().endsWith('.npz')) {
+    const npz = openNpz(file);
+    const names = Object.keys(npz.arrays);
+    npz.close();
+    if (names.includes('input_ids') && !names.includes('labels') && !names.includes('y')) return openCausalNpz(file);
+  }
+  return causalView(open());
+}
+
+/** An .npz holding only `input_ids` [N, L] (no labels), for a causal LM. */
+export function openCausalNpz(file: string): Dataset {
+  const arrays = readNpz(file);
+  const ids = arrays.input_ids;
+  if (!ids || ids.shape.length !== 2) throw new OtfuseError('BAD_DATA', "a causal-LM .npz needs 'input_ids' [samples, tokens]", { file });
+  return causalDataset(
+    file,
+    Int32Array.from(ids.data as ArrayLike<number | bigint>, (v) => Number(v)),
+    ids.shape[1],
+  );
 }
