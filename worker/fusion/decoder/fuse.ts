@@ -10,7 +10,8 @@ import { type DecoderConfig } from '../../hf/config-decoder';
 import type { OnnxModel } from '../../onnx/model';
 import { linearAssignment } from '../../ot';
 import { captureDecoder, type DecoderActs } from './capture';
-import { applyMaps, decoderRules, type DecoderMaps } from './symmetry';
+import { CostEngine } from '../cost';
+import { applyMaps, decoderRules, type DecoderMaps, type HeadMap } from './symmetry';
 import { buildDecoder, readDecoder, type DecoderParent } from './parent';
 import { checkSameTokenizer } from './tokenizer-check';
 
@@ -34,23 +35,24 @@ export function checkCompatible(a: DecoderParent, b: DecoderParent): void {
   checkSameTokenizer(a.dir, b.dir);
 }
 
-/** Squared distances between the columns of A and B ([samples, n], [samples, m]): C[i, j] = Σ_s (A[s,i] − B[s,j])². */
-export function columnCost(A: Float32Array, B: Float32Array, n: number, samples: number): Float64Array {
-  const C = new Float64Array(n * n);
-  const na = new Float64Array(n);
-  const nb = new Float64Array(n);
-  for (let s = 0; s < samples; s++) {
-    const o = s * n;
-    for (let i = 0; i < n; i++) {
-      const x = A[o + i];
-      na[i] += x * x;
-      const y = B[o + i];
-      nb[i] += y * y;
-      for (let j = 0; j < n; j++) C[i * n + j] -= 2 * x * B[o + j];
-    }
-  }
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) C[i * n + j] = Math.max(0, C[i * n + j] + na[i] + nb[j]);
-  return C;
+/** At most this many calibration tokens feed a cost matrix (evenly spaced when there are more). */
+export const DECODER_TOKEN_BUDGET = 8192;
+
+/** [samples, n] (row-major) → [n, kept samples]: neuron-major, every `stride`-th sample. */
+function neuronMajor(A: Float32Array, n: number, samples: number): { X: Float32Array; d: number } {
+  const stride = Math.max(1, Math.ceil(samples / DECODER_TOKEN_BUDGET));
+  const d = Math.ceil(samples / stride);
+  const X = new Float32Array(n * d);
+  for (let s = 0, k = 0; s < samples; s += stride, k++) for (let i = 0; i < n; i++) X[i * d + k] = A[s * n + i];
+  return { X, d };
+}
+
+/** Squared distances between the columns of A and B ([samples, n] each): C[i, j] = Σ_s (A[s,i] − B[s,j])²; the Gram
+ * product runs in ONNX Runtime when large (worker/fusion/cost.ts). */
+export async function columnCost(costs: CostEngine, A: Float32Array, B: Float32Array, n: number, samples: number): Promise<Float64Array> {
+  const x = neuronMajor(A, n, samples);
+  const y = neuronMajor(B, n, samples);
+  return (await costs.cost(x.X, y.X, n, n, x.d, { metric: 'sqeuclidean', normalize: 'none' })).cost;
 }
 
 const assign = (C: Float64Array, n: number): Int32Array => Int32Array.from(linearAssignment(C, n).rowToCol);
@@ -85,13 +87,22 @@ export function alignHeads(C: Float64Array, heads: number, kvHeads: number, hd: 
 }
 
 /** The maps that carry B onto A, from their activations on the same calibration tokens. */
-export function decoderMaps(c: DecoderConfig, A: DecoderActs, B: DecoderActs): DecoderMaps {
+export async function decoderMaps(c: DecoderConfig, A: DecoderActs, B: DecoderActs): Promise<DecoderMaps> {
   const H = c.hidden;
-  const resid = assign(columnCost(A.resid, B.resid, H, A.residSamples), H);
   const hd = H / c.heads;
-  const heads = A.heads.map((ctxA, l) => alignHeads(columnCost(ctxA, B.heads[l], H, A.samples), c.heads, c.kvHeads, hd));
-  const mlp = A.mlp.map((x, l) => assign(columnCost(x, B.mlp[l], c.intermediate, A.samples), c.intermediate));
-  return { resid, heads, mlp };
+  const costs = await CostEngine.create();
+  try {
+    const resid = assign(await columnCost(costs, A.resid, B.resid, H, A.residSamples), H);
+    const heads: HeadMap[] = [];
+    const mlp: Int32Array[] = [];
+    for (let l = 0; l < c.layers; l++) {
+      heads.push(alignHeads(await columnCost(costs, A.heads[l], B.heads[l], H, A.samples), c.heads, c.kvHeads, hd));
+      mlp.push(assign(await columnCost(costs, A.mlp[l], B.mlp[l], c.intermediate, A.samples), c.intermediate));
+    }
+    return { resid, heads, mlp };
+  } finally {
+    await costs.release();
+  }
 }
 
 export interface DecoderFusion {
@@ -148,7 +159,7 @@ export async function fuseParents(a: DecoderParent, b: DecoderParent, options: D
   if ((options.method ?? 'ot') === 'ot') {
     const actsA = await captureDecoder(a, options.calibration, options.blockLength);
     const actsB = await captureDecoder(b, options.calibration, options.blockLength);
-    maps = decoderMaps(a.config, actsA, actsB);
+    maps = await decoderMaps(a.config, actsA, actsB);
   }
   const tensors = averageAligned(a, b, maps, options.weight);
   return { model: buildDecoder(a, tensors), maps, tensors };

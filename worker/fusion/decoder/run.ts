@@ -60,7 +60,7 @@ export async function fuseDecoderFolders(
   const actsB = await captureDecoder(b, ids, T);
   timings.activations = (performance.now() - t) / 1000;
   t = performance.now();
-  const maps = decoderMaps(a.config, actsA, actsB);
+  const maps = await decoderMaps(a.config, actsA, actsB);
   timings.align = (performance.now() - t) / 1000;
   const weight = options.weights ? options.weights[0] / (options.weights[0] + options.weights[1]) : 0.5;
   const fused = buildDecoder(a, averageAligned(a, b, maps, weight));
