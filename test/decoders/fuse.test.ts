@@ -1,6 +1,6 @@
 // Decoder fusion respects the symmetries: a copy of a fixture permuted consistently (residual channels, whole
-// attention heads — GQA: KV heads with their query-head groups, query heads inside a group —, MLP neurons; GPT-2's
-// c_attn split and repacked) computes the same function, and fusing it with its original recovers the original
+// attention heads — GQA: KV heads with their query-head groups, query heads inside a group —, V/O coordinates inside
+// each KV head, MLP neurons; GPT-2's c_attn split and repacked) computes the same function, and fusing it with its original recovers the original
 // (logits to 1e-5). Refusals: another model_type, differing vocabularies / tokenizers.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -36,11 +36,16 @@ function randomMaps(c: DecoderConfig, seed: number): DecoderMaps {
     heads: Array.from({ length: c.layers }, () => {
       const kvOrder = shuffled(c.kvHeads, rnd);
       const headOrder = new Int32Array(c.heads);
+      const hd = c.hidden / c.heads;
+      const vCoords = new Int32Array(c.kvHeads * hd);
       for (let g = 0; g < c.kvHeads; g++) {
         const inner = shuffled(rep, rnd);
         for (let i = 0; i < rep; i++) headOrder[g * rep + i] = kvOrder[g] * rep + inner[i];
+        // V/O coordinates move freely inside a KV head (the same order for every query head of its group).
+        const within = shuffled(hd, rnd);
+        for (let k = 0; k < hd; k++) vCoords[g * hd + k] = kvOrder[g] * hd + within[k];
       }
-      return { headOrder, kvOrder };
+      return { headOrder, kvOrder, vCoords };
     }),
     mlp: Array.from({ length: c.layers }, () => shuffled(c.intermediate, rnd)),
   };
@@ -69,7 +74,7 @@ for (const name of ['gpt2-s0', 'llama-s1']) {
     const a = readDecoder(dir);
     const b = permutedCopy(a, 7);
     // The copy really differs, and the permutations respect the symmetries (same function).
-    const key = a.config.family === 'gpt2' ? 'transformer.h.0.attn.c_attn.weight' : 'model.layers.0.self_attn.k_proj.weight';
+    const key = a.config.family === 'gpt2' ? 'transformer.h.0.attn.c_attn.weight' : 'model.layers.0.self_attn.v_proj.weight';
     assert.ok(maxDiff(a.tensors.get(key)!.data, b.tensors.get(key)!.data) > 0.1, 'the copy is permuted');
     const ref = await logits(importHf(dir), evalBlocks, 4);
     const bt = new Map([...b.tensors].map(([k, t]) => [k, t.data]));

@@ -57,17 +57,19 @@ export async function columnCost(costs: CostEngine, A: Float32Array, B: Float32A
 
 const assign = (C: Float64Array, n: number): Int32Array => Int32Array.from(linearAssignment(C, n).rowToCol);
 
-/** Whole-head alignment from the per-coordinate cost of the attention context (heads·d wide). GQA: a group cost is
- * the best matching of its query heads; groups are matched on it, then query heads inside the matched groups. */
-export function alignHeads(C: Float64Array, heads: number, kvHeads: number, hd: number): { headOrder: Int32Array; kvOrder: Int32Array } {
+/** Whole-head alignment from the per-coordinate cost of the attention context (heads·d wide). Two heads cost the
+ * best matching of their coordinates (V/O coordinates are free inside a head). GQA: a group cost is the best matching
+ * of its query heads; groups are matched on it, then query heads inside the matched groups. Last, the V coordinates
+ * of each KV head are matched (one order shared by the query heads of its group: they read the same V). */
+export function alignHeads(C: Float64Array, heads: number, kvHeads: number, hd: number): HeadMap {
   const W = heads * hd;
+  const block = (i: number, j: number) => {
+    const sub = new Float64Array(hd * hd);
+    for (let k = 0; k < hd; k++) for (let q = 0; q < hd; q++) sub[k * hd + q] = C[(i * hd + k) * W + j * hd + q];
+    return sub;
+  };
   const headCost = new Float64Array(heads * heads);
-  for (let i = 0; i < heads; i++)
-    for (let j = 0; j < heads; j++) {
-      let s = 0;
-      for (let k = 0; k < hd; k++) s += C[(i * hd + k) * W + j * hd + k];
-      headCost[i * heads + j] = s;
-    }
+  for (let i = 0; i < heads; i++) for (let j = 0; j < heads; j++) headCost[i * heads + j] = linearAssignment(block(i, j), hd).cost;
   const rep = heads / kvHeads;
   const inner = (ga: number, gb: number) => {
     const sub = new Float64Array(rep * rep);
@@ -79,11 +81,19 @@ export function alignHeads(C: Float64Array, heads: number, kvHeads: number, hd: 
   for (let a = 0; a < kvHeads; a++) for (let b = 0; b < kvHeads; b++) groupCost[a * kvHeads + b] = inner(a, b).cost;
   const kvOrder = assign(groupCost, kvHeads);
   const headOrder = new Int32Array(heads);
+  const vCoords = new Int32Array(kvHeads * hd);
   for (let a = 0; a < kvHeads; a++) {
     const { order } = inner(a, kvOrder[a]);
-    for (let i = 0; i < rep; i++) headOrder[a * rep + i] = kvOrder[a] * rep + order[i];
+    const shared = new Float64Array(hd * hd);
+    for (let i = 0; i < rep; i++) {
+      headOrder[a * rep + i] = kvOrder[a] * rep + order[i];
+      const sub = block(a * rep + i, headOrder[a * rep + i]);
+      for (let k = 0; k < shared.length; k++) shared[k] += sub[k];
+    }
+    const within = assign(shared, hd);
+    for (let k = 0; k < hd; k++) vCoords[a * hd + k] = kvOrder[a] * hd + within[k];
   }
-  return { headOrder, kvOrder };
+  return { headOrder, kvOrder, vCoords };
 }
 
 /** The maps that carry B onto A, from their activations on the same calibration tokens. */

@@ -7,7 +7,10 @@
 //   kv    — whole key-value heads (GQA: a KV head moves with its group of query heads; see alignHeads).
 //   mlp   — MLP neurons: SwiGLU's gate_proj and up_proj rows share it, down_proj takes it on its input side;
 //           GPT-2's c_fc output / c_proj input.
-//   qkv   — GPT-2's fused c_attn output axis: [q | k | v], each with the head map (split, permuted, repacked).
+//   v / o — V's output rows (kv space) and O's input columns (query-head space): whole heads as above, plus one
+//           order of the coordinates inside each KV head (shared by the query heads of its group).
+//   qkv   — GPT-2's fused c_attn output axis: [q | k | v], q and k with the head map, v with the v map (split,
+//           permuted, repacked).
 // A map is an index array: aligned[i] = original[map[i]].
 import { OtfuseError } from '../../errors';
 import type { DecoderConfig } from '../../hf/config-decoder';
@@ -15,9 +18,12 @@ import type { DecoderConfig } from '../../hf/config-decoder';
 export interface HeadMap {
   headOrder: Int32Array;
   kvOrder: Int32Array;
+  /** V coordinates (kvHeads·d): aligned coordinate g·d + k takes kvOrder[g]·d + π_g(k); π_g is free inside a head
+   * (V/O only: Q/K coordinates never move inside a head). Absent: π_g = identity. */
+  vCoords?: Int32Array;
 }
 
-export type MapName = 'resid' | 'heads' | 'kv' | 'mlp' | 'qkv';
+export type MapName = 'resid' | 'heads' | 'kv' | 'v' | 'o' | 'mlp' | 'qkv';
 export interface TensorRule {
   key: string;
   /** The map of each axis (null: not permuted), for the tensor's shape as stored. */
@@ -53,7 +59,7 @@ function gpt2Rules(c: DecoderConfig): TensorRule[][] {
       { key: `${p}.ln_1.bias`, axes: ['resid'] },
       { key: `${p}.attn.c_attn.weight`, axes: ['resid', 'qkv'] }, // Conv1D: [in, out]
       { key: `${p}.attn.c_attn.bias`, axes: ['qkv'] },
-      { key: `${p}.attn.c_proj.weight`, axes: ['heads', 'resid'] },
+      { key: `${p}.attn.c_proj.weight`, axes: ['o', 'resid'] },
       { key: `${p}.attn.c_proj.bias`, axes: ['resid'] },
       { key: `${p}.ln_2.weight`, axes: ['resid'] },
       { key: `${p}.ln_2.bias`, axes: ['resid'] },
@@ -81,13 +87,14 @@ function llamaRules(c: DecoderConfig): TensorRule[][] {
       { key: `${p}.post_attention_layernorm.weight`, axes: ['resid'] },
       { key: `${a}.q_proj.weight`, axes: ['heads', 'resid'] },
       { key: `${a}.k_proj.weight`, axes: ['kv', 'resid'] },
-      { key: `${a}.v_proj.weight`, axes: ['kv', 'resid'] },
-      { key: `${a}.o_proj.weight`, axes: ['resid', 'heads'] },
+      { key: `${a}.v_proj.weight`, axes: ['v', 'resid'] },
+      { key: `${a}.o_proj.weight`, axes: ['resid', 'o'] },
       { key: `${m}.gate_proj.weight`, axes: ['mlp', 'resid'] },
       { key: `${m}.up_proj.weight`, axes: ['mlp', 'resid'] },
       { key: `${m}.down_proj.weight`, axes: ['resid', 'mlp'] },
     ];
-    if (c.qkvBias) rules.push(...(['q', 'k', 'v'] as const).map((x) => ({ key: `${a}.${x}_proj.bias`, axes: [x === 'q' ? 'heads' : 'kv'] as MapName[] })));
+    if (c.qkvBias)
+      rules.push(...(['q', 'k', 'v'] as const).map((x) => ({ key: `${a}.${x}_proj.bias`, axes: [x === 'q' ? 'heads' : x === 'k' ? 'kv' : 'v'] as MapName[] })));
     if (c.oBias) rules.push({ key: `${a}.o_proj.bias`, axes: ['resid'] });
     if (c.mlpBias)
       rules.push({ key: `${m}.gate_proj.bias`, axes: ['mlp'] }, { key: `${m}.up_proj.bias`, axes: ['mlp'] }, { key: `${m}.down_proj.bias`, axes: ['resid'] });
@@ -106,12 +113,23 @@ export function expandHeads(order: Int32Array, hd: number): Int32Array {
 /** The coordinate map of every map name for layer `layer` (−1: the embeddings / final norm). */
 export function coordinateMaps(c: DecoderConfig, maps: DecoderMaps, layer: number): Record<MapName, Int32Array | undefined> {
   const hd = c.hidden / c.heads;
-  if (layer < 0) return { resid: maps.resid, heads: undefined, kv: undefined, mlp: undefined, qkv: undefined };
+  if (layer < 0) return { resid: maps.resid, heads: undefined, kv: undefined, v: undefined, o: undefined, mlp: undefined, qkv: undefined };
   const { headOrder, kvOrder } = maps.heads[layer];
   const heads = expandHeads(headOrder, hd);
+  const v = maps.heads[layer].vCoords ?? expandHeads(kvOrder, hd);
+  const rep = c.heads / c.kvHeads;
+  const o = new Int32Array(c.hidden);
+  for (let h = 0; h < c.heads; h++) {
+    const g = Math.floor(h / rep);
+    for (let k = 0; k < hd; k++) o[h * hd + k] = headOrder[h] * hd + (v[g * hd + k] - kvOrder[g] * hd);
+  }
   const qkv = new Int32Array(3 * c.hidden);
-  for (let part = 0; part < 3; part++) for (let i = 0; i < c.hidden; i++) qkv[part * c.hidden + i] = part * c.hidden + heads[i];
-  return { resid: maps.resid, heads, kv: expandHeads(kvOrder, hd), mlp: maps.mlp[layer], qkv };
+  for (let i = 0; i < c.hidden; i++) {
+    qkv[i] = heads[i];
+    qkv[c.hidden + i] = c.hidden + heads[i];
+    qkv[2 * c.hidden + i] = 2 * c.hidden + v[i];
+  }
+  return { resid: maps.resid, heads, kv: expandHeads(kvOrder, hd), v, o, mlp: maps.mlp[layer], qkv };
 }
 
 /** `data` (row-major, `shape`) with each axis reordered by its map: out[i, j] = data[map₀[i], map₁[j]]. */
