@@ -85,7 +85,10 @@ function openTokenizer(where: string): OpenedTokenizer {
   }
   linearizeTokenizer(tokenizer, patterns, tokFile);
   const special = (name: string, fallback: string): number => {
-    const token = typeof tokConfig[name] === 'string' ? (tokConfig[name] as string) : fallback;
+    // A string, or an AddedToken object ({"content": …}) as older tokenizer_config.json files write it.
+    const v = tokConfig[name];
+    const content = v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string' ? (v as { content: string }).content : undefined;
+    const token = typeof v === 'string' ? v : (content ?? fallback);
     const id = tokenizer.token_to_id(token);
     if (id === undefined) throw new OtfuseError('BAD_DATA', `the tokenizer has no '${excerpt(token)}' token (${name})`, { file: tokFile ?? vocabFile });
     return id;
