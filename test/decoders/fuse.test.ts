@@ -147,3 +147,34 @@ test('refuses to fuse decoders whose vocabularies or tokenizers differ: they mus
   const f = await fuseDecoders(path.join(DEC, 'gpt2-s0'), path.join(DEC, 'gpt2-s1'), { calibration: ids.subarray(0, 4 * T), blockLength: T });
   assert.equal(f.maps.mlp.length, 2);
 });
+
+test("mistral with sliding_window null is Llama's computation; an eos_token given as an AddedToken object is read", async () => {
+  const dir = copyFixture('llama-s0', (c) => {
+    c.model_type = 'mistral';
+    c.architectures = ['MistralForCausalLM'];
+    c.sliding_window = null;
+  });
+  try {
+    const ids = causalBlocks(path.join(DEC, 'heldout.txt'), dir, T).ids;
+    const ref = causalBlocks(path.join(DEC, 'heldout.txt'), path.join(DEC, 'llama-s0'), T).ids;
+    assert.deepEqual([...ids], [...ref]);
+    const m = importHf(dir);
+    assert.equal(m.proto.metadataProps?.find((p) => p.key === 'otfuse.hf.architecture')?.value, 'MistralForCausalLM');
+    const d = maxDiff(await logits(m, ids, 2), await logits(importHf(path.join(DEC, 'llama-s0')), ids, 2));
+    assert.equal(d, 0);
+    // eos_token as an object naming another token (id 1): every line now ends with id 1 instead of 0.
+    const tok = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
+    const one = Object.entries(tok.model.vocab as Record<string, number>).find(([, id]) => id === 1)![0];
+    const cfgFile = path.join(dir, 'tokenizer_config.json');
+    const cfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
+    cfg.eos_token = { content: one, lstrip: false, rstrip: false, normalized: false, single_word: false, special: true, __type: 'AddedToken' };
+    fs.writeFileSync(cfgFile, JSON.stringify(cfg));
+    const eos1 = causalBlocks(path.join(DEC, 'heldout.txt'), dir, T).ids;
+    assert.deepEqual(
+      [...eos1],
+      [...ref].map((v) => (v === 0 ? 1 : v)),
+    );
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
