@@ -70,6 +70,7 @@ export async function fuseDecoderFolders(
   maps.heads.forEach((h, l) => {
     records.push({ name: `layer${l}.attn.heads`, kind: 'heads', map: planOf(h.headOrder), diagnostics: {} });
     if (a.config.kvHeads !== a.config.heads) records.push({ name: `layer${l}.attn.kv_heads`, kind: 'kv-heads', map: planOf(h.kvOrder), diagnostics: {} });
+    if (h.vCoords) records.push({ name: `layer${l}.attn.v`, kind: 'v-coordinates', map: planOf(h.vCoords), diagnostics: {} });
     records.push({ name: `layer${l}.mlp`, kind: a.config.family === 'gpt2' ? 'mlp' : 'swiglu', map: planOf(maps.mlp[l]), diagnostics: {} });
   });
   const stored = records.map((r) => store.add(1, r));
