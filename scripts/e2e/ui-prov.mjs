@@ -416,6 +416,13 @@ try {
     if (m.overflow > 1) throw new Error(`${m.overflow}px horizontal overflow at ${m.width}px`);
     if (!m.delta || !m.loss) throw new Error(`Δ/Loss columns at ${m.width}px (side bar ${w}px): ${JSON.stringify(m)}`);
   });
+
+  await check('no style attributes in the Alignment view after all of the above (strict CSP)', async () => {
+    const styled = await frame.evaluate(() =>
+      [...document.body.querySelectorAll('[style]')].filter((e) => !e.matches('canvas, .bar, .uplot, .uplot *')).map((e) => e.outerHTML.slice(0, 80)),
+    );
+    if (styled.length) throw new Error(`style attributes: ${styled.join(', ')}`);
+  });
 } catch (err) {
   if (!T.results.some((r) => !r.ok)) T.results.push({ name: 'harness', ok: false, error: String(err?.stack ?? err) });
 } finally {
