@@ -261,16 +261,21 @@ export class Pickers {
   ): Promise<DataArg | typeof USE_CALIBRATION | typeof SKIP_EVALUATION | undefined> {
     const r = await this.pickData(options.title ?? `Fuse Models: evaluation data (held out, not the calibration data)`, 'otfuse.evalData', model, {
       heldOut: true,
-      near: calibration,
-      exclude: [calibration],
+      near: calibration || undefined,
+      exclude: calibration ? [calibration] : [],
       trainedOn: options.trainedOn ?? trainingSets(await this.candidateFiles()),
       extra: [
-        {
-          label: '$(warning) Use the calibration data',
-          description: path.basename(calibration),
-          detail: 'accuracies will be labelled "measured on calibration data" — not a held-out result',
-          choice: USE_CALIBRATION,
-        },
+        // (No calibration data — a weight-based fusion — no such choice.)
+        ...(calibration
+          ? [
+              {
+                label: '$(warning) Use the calibration data',
+                description: path.basename(calibration),
+                detail: 'accuracies will be labelled "measured on calibration data" — not a held-out result',
+                choice: USE_CALIBRATION,
+              },
+            ]
+          : []),
         ...(options.skip === false
           ? []
           : [{ label: '$(circle-slash) Skip evaluation', detail: 'fuse only; evaluate later with Re-evaluate Run', choice: SKIP_EVALUATION }]),
