@@ -3,8 +3,7 @@
 import * as vscode from 'vscode';
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeNpy } from '../worker/data/npy';
-import { mapsPath, readRun } from '../worker/runs/store';
+import { csvTable, encodeNpy, mapsPath, readRun } from '../worker/client';
 import type { RunRecord } from '../worker/types';
 import { MapsFile } from './safetensors';
 import { measuredOn, onCalibration, roleOf, rowData } from './format';
@@ -82,13 +81,12 @@ export function accuracyTable(record: RunRecord, format: 'csv' | 'markdown'): st
       d?.name ?? '',
       d?.n === undefined ? '' : String(d.n),
       calib ? 'calibration' : d ? 'held-out' : '',
+      m.data?.sha256 ?? '',
       m.file ?? '',
     ];
   });
-  if (format === 'csv') {
-    const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-    return ['model,role,accuracy_percent,loss,data,data_n,data_kind,file', ...rows.map((r) => r.map(q).join(','))].join('\n') + '\n';
-  }
+  // Formula cells (= + - @ …) neutralised by csvTable.
+  if (format === 'csv') return csvTable(['model', 'role', 'accuracy_percent', 'loss', 'data', 'data_n', 'data_kind', 'data_sha256', 'file'], rows);
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   return (
     [

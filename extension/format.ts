@@ -6,9 +6,10 @@ export function pct(x: number | undefined): string {
   return x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(2)}%`;
 }
 
-/** The accuracy a run is summarised by: the last OT row (ot+finetune, else ot). */
+/** The accuracy a run is summarised by: the finetuned fused model, else the fused model (by role, not label). */
 export function mainAccuracy(record: RunRecord): number | undefined {
-  const m = [...record.metrics].reverse().find((x) => /^ot/i.test(x.label) && x.accuracy !== undefined) ?? record.metrics.find((x) => x.accuracy !== undefined);
+  const pick = (role: string) => record.metrics.find((x) => x.role === role && !x.seeds && x.accuracy !== undefined);
+  const m = pick('finetuned') ?? pick('fused') ?? record.metrics.find((x) => x.accuracy !== undefined);
   return m?.accuracy;
 }
 

@@ -1,6 +1,6 @@
 // Runs side by side: recipes diffed, accuracy tables merged (with what each was measured on), and the same
 // layer's maps next to each other.
-import type { DataArg, MapPayload, RunView } from '../contracts/protocol';
+import type { DataArg, MapPayload, ModelMetrics, RunView } from '../contracts/protocol';
 import { h, section, pct, basename } from './dom';
 import { on, request } from './rpc';
 import { drawColourBar, drawMap, formatValue } from './heatmap';
@@ -26,16 +26,21 @@ function render(runs: RunView[]): void {
       ...vals.map((v) => h('td', {}, show(v))),
     );
   });
-  const labels = [...new Set(runs.flatMap((r) => r.record.metrics.map((m) => m.label)))];
+  // Rows are matched across runs by what they measured (role, start, parent index, seeded), not by label.
+  // Parents are told apart by their file (two runs of different parents do not share a parent row).
+  const keyOf = (m: ModelMetrics) => [m.role, m.start ?? '', m.model ?? '', m.seeds ? 'seeds' : '', m.file ? basename(m.file) : ''].join('|');
+  const rowLabel = new Map<string, string>();
+  for (const r of runs) for (const m of r.record.metrics) if (!rowLabel.has(keyOf(m))) rowLabel.set(keyOf(m), m.label);
+  const labels = [...rowLabel.keys()];
   const evalOn = runs.map((r) => `${dataName(r.record.evalData ?? r.record.data)}${r.record.evalIsCalibration ? ' (calibration!)' : ''}`);
   const sameData = new Set(evalOn).size === 1;
-  const accRows = labels.map((label) =>
+  const accRows = labels.map((key) =>
     h(
       'tr',
-      { 'data-label': label },
-      h('th', { scope: 'row' }, label),
+      { 'data-label': rowLabel.get(key)!, 'data-role': key.split('|')[0] },
+      h('th', { scope: 'row' }, rowLabel.get(key)!),
       ...runs.map((r) => {
-        const m = r.record.metrics.find((x) => x.label === label);
+        const m = r.record.metrics.find((x) => keyOf(x) === key);
         return h('td', { class: 'num', 'data-accuracy': m?.accuracy ?? '' }, pct(m?.accuracy));
       }),
     ),

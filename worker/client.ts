@@ -109,6 +109,15 @@ export class EngineClient implements EngineApi {
   reevaluateRun(request: Parameters<EngineApi['reevaluateRun']>[0], context?: JobContext) {
     return this.invoke('reevaluateRun', request, context) as ReturnType<EngineApi['reevaluateRun']>;
   }
+  merge(request: Parameters<EngineApi['merge']>[0], context?: JobContext) {
+    return this.invoke('merge', request, context) as ReturnType<EngineApi['merge']>;
+  }
+  mergeMethods() {
+    return this.invoke('mergeMethods', undefined) as ReturnType<EngineApi['mergeMethods']>;
+  }
+  sharedBase(request: Parameters<EngineApi['sharedBase']>[0]) {
+    return this.invoke('sharedBase', request) as ReturnType<EngineApi['sharedBase']>;
+  }
 
   /** The worker's pid and memory; answered by the worker a next plain call would use (not a finetune's). */
   async ping(): Promise<{ pid: number; memory: number }> {
@@ -302,3 +311,13 @@ export class EngineClient implements EngineApi {
 function crashed(reason: string): OtfuseError {
   return new OtfuseError('WORKER_CRASHED', `the otfuse worker process stopped (${reason}); the next command starts a new one`);
 }
+
+// What the extension host uses of the engine in its own process: the run-folder reader, .npy encoding for exports,
+// the hostile-file-safe reader and the error type. The extension reaches the engine only through this module,
+// worker/api (types), worker/types and contracts/ (lint: import-x/no-restricted-paths in eslint.config.mjs).
+export { OtfuseError } from './errors';
+export { deleteRun, listRuns, mapsPath, readRun, runPath, type RunEntry } from './runs/store';
+export { listRunFilesAsync } from './runs/reader';
+export { csvTable } from './io/csv';
+export { encodeNpy } from './data/npy';
+export { readRegularFile } from './onnx/files';

@@ -64,7 +64,7 @@ export async function incompatibility(d: Deps, models: string[]): Promise<string
   return undefined;
 }
 
-export function fuseCommands(d: Deps, pickers: Pickers) {
+export function fuseCommands(d: Deps, pickers: Pickers, offerMerge?: (models: string[]) => Promise<'fuse' | 'done'>) {
   async function fuse(uri?: vscode.Uri, uris?: vscode.Uri[], options: FuseOptions = {}): Promise<FuseResult | undefined> {
     if (!trusted('Fusing')) return undefined;
     const selected =
@@ -78,6 +78,8 @@ export function fuseCommands(d: Deps, pickers: Pickers) {
       if (options.quiet) throw Object.assign(new Error(problem), { code: 'MISMATCH' });
       return undefined;
     }
+    // Fine-tunes of one base: offer Merge (shared base) instead of alignment (worker/merge, issue 30).
+    if (!options.quiet && offerMerge && (await offerMerge(models)) === 'done') return undefined;
     const anchor = options.anchor ?? (await pickers.pickAnchor(models));
     if (!anchor) return undefined;
     // The preset first: a weight-based one needs no calibration data, so it is not asked for.

@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import path from 'node:path';
 import type { DataArg, EvaluateResult } from '../../worker/types';
-import { runPath } from '../../worker/runs/store';
+import { runPath } from '../../worker/client';
 import { fusedAccuracy, measuredOn, pct, uniqueNames } from '../format';
 import { exportAccuracy, exportMap } from '../exports';
 import { dirOf, type Deps } from './deps';
@@ -11,7 +11,7 @@ import type { Pickers } from './pickers';
 
 export function runCommands(d: Deps, pickers: Pickers) {
   async function pickRun(title: string, exclude?: string): Promise<string | undefined> {
-    const all = d.store.list();
+    const all = await d.store.listAsync();
     const names = uniqueNames(all);
     // The fused model's accuracy, said so (the last row is often the ensemble), and what it was measured on.
     const items = all

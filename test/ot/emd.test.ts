@@ -1,6 +1,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { emd, linearAssignment, uniform, transportCost } from '../../worker/ot';
+import { emdEngine } from '../../worker/ot/emd';
 import { potCases, f64, rng, maxAbsDiff, marginals, randomCost, randomSimplex } from './helpers';
 
 function assertMarginals(plan: Float64Array, a: Float64Array, b: Float64Array, tol: number): void {
@@ -217,4 +218,35 @@ test('non-normalised masses and negative costs', () => {
     M,
   );
   assert.ok(Math.abs(res.cost - 5 * ref.cost) < 1e-12);
+});
+
+test('rectangular uniform EMD (issue 31 shapes): cost within 1e-9 of POT, marginals within 1e-9, WebAssembly and JS pricing agree', () => {
+  for (const c of potCases().filter((c) => c.uniform && c.n !== c.m)) {
+    const wasm = emd(c.a, c.b, c.M);
+    assert.ok(Math.abs(wasm.cost - c.emdCost) <= 1e-9, `${c.name}: cost ${wasm.cost} vs POT ${c.emdCost}`);
+    assertMarginals(wasm.plan, c.a, c.b, 1e-9);
+    const prev = emdEngine.wasmPricingMin;
+    emdEngine.wasmPricingMin = Infinity;
+    try {
+      const js = emd(c.a, c.b, c.M);
+      assert.ok(Math.abs(js.cost - wasm.cost) <= 1e-12, `${c.name}: JS pricing ${js.cost} vs WebAssembly ${wasm.cost}`);
+      assert.ok(maxAbsDiff(js.plan, wasm.plan) < 1e-12);
+    } finally {
+      emdEngine.wasmPricingMin = prev;
+    }
+  }
+  // a larger random rectangle (both pricing paths, several block searches per pivot): same optimum
+  const r = rng(31);
+  const n = 300,
+    m = 200;
+  const M = Float64Array.from({ length: n * m }, r);
+  const viaWasm = emd(uniform(n), uniform(m), M);
+  emdEngine.wasmPricingMin = Infinity;
+  try {
+    const viaJs = emd(uniform(n), uniform(m), M);
+    assert.ok(Math.abs(viaJs.cost - viaWasm.cost) <= 1e-12, `${viaJs.cost} vs ${viaWasm.cost}`);
+  } finally {
+    emdEngine.wasmPricingMin = 1024;
+  }
+  assertMarginals(viaWasm.plan, uniform(n), uniform(m), 1e-12);
 });

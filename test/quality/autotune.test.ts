@@ -11,6 +11,7 @@ import { evaluateModel } from '../../worker/runtime/evaluate';
 import { autotuneRecipe, sliceDataset } from '../../worker/fusion/autotune';
 import { fuseLoaded } from '../../worker/fusion/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
+import { estimateTrialSeconds, linearShapes, NOMINAL_FLOPS } from '../../worker/fusion/trialcost';
 import { EXAMPLES, runCli, tempDir } from '../helpers';
 
 const S10 = path.join(EXAMPLES, 'vit48_s10.onnx');
@@ -25,7 +26,7 @@ test('autotune: scores each candidate on the held-out calibration tail and keeps
     { label: 'not implemented', recipe: { refit: 'regmean++' as const, qk: 'separate' as const } },
     { label: 'exact', recipe: { preset: 'exact' as const } },
   ];
-  const r = await autotuneRecipe(models, calib, { candidates, budgetSeconds: 600 });
+  const r = await autotuneRecipe(models, calib, { fuse: fuseLoaded, candidates, budgetSeconds: 600 });
   assert.equal(r.fitSamples, 150);
   assert.equal(r.heldOutSamples, 50);
   const scored = r.trials.filter((t) => !t.skipped);
@@ -43,17 +44,78 @@ test('autotune: scores each candidate on the held-out calibration tail and keeps
   if (ni.skipped) assert.match(ni.skipped, /refit/);
 });
 
-test('autotune: the budget cuts the tail of the sweep but always scores the first candidate', async () => {
+test('autotune: the budget cuts the tail of the sweep once the first candidate is scored', async () => {
   const models = [loadModel(S11), loadModel(S10)];
+  // the first trial is let in (estimate 0) and not stopped; the second does not fit after it
   const r = await autotuneRecipe(models, openDataset(CALIB), {
+    fuse: fuseLoaded,
     budgetSeconds: 0.001,
+    estimateSeconds: 0,
+    stopAfterSeconds: 600,
     candidates: [
       { label: 'a', recipe: { solver: 'emd' } },
       { label: 'b', recipe: { preset: 'weights' } },
     ],
   });
   assert.equal(r.chosenLabel, 'a');
+  assert.ok(r.trials[0].loss! > 0, JSON.stringify(r.trials[0]));
+  assert.match(r.trials[1].skipped ?? '', /over the 0.001 s budget/);
+});
+
+test('autotune: a model too large for the budget runs no trial and keeps the first candidate (estimate from its size)', async () => {
+  const models = [loadModel(S11), loadModel(S10)];
+  const estimate = estimateTrialSeconds(models, resolveRecipe({ samples: 150 }));
+  assert.ok(estimate > 0 && estimate < 2, `vit48 estimate ${estimate}`);
+  const r = await autotuneRecipe(models, openDataset(CALIB), {
+    fuse: fuseLoaded,
+    budgetSeconds: estimate * 1.9, // not two trials
+    candidates: [
+      { label: 'a', recipe: { solver: 'emd' } },
+      { label: 'b', recipe: { preset: 'weights' } },
+    ],
+  });
+  assert.equal(r.chosenLabel, 'a');
+  assert.deepEqual(r.chosen, { solver: 'emd' });
+  for (const t of r.trials) {
+    assert.equal(t.loss, undefined);
+    assert.match(t.skipped ?? '', /estimated at .* from the model's size/);
+  }
+});
+
+test('autotune: a trial running past its stop time is stopped and the sweep falls back to the first candidate', async () => {
+  const models = [loadModel(S11), loadModel(S10)];
+  const r = await autotuneRecipe(models, openDataset(CALIB), {
+    fuse: fuseLoaded,
+    budgetSeconds: 30,
+    stopAfterSeconds: 0.02,
+    candidates: [
+      { label: 'a', recipe: { solver: 'sinkhorn', reg: 0.08, refit: 'regmean' } },
+      { label: 'b', recipe: { preset: 'exact' } },
+    ],
+  });
+  assert.equal(r.chosenLabel, 'a');
+  assert.match(r.trials[0].skipped ?? '', /stopped: past the 30 s budget/);
   assert.match(r.trials[1].skipped ?? '', /budget/);
+  // the user's cancel is still a cancel, not a fallback
+  const ctl = new AbortController();
+  ctl.abort();
+  await assert.rejects(autotuneRecipe(models, openDataset(CALIB), { fuse: fuseLoaded, signal: ctl.signal }), /cancelled/);
+});
+
+test('trial cost: MatMul/Gemm weights of the bundled ViT as (d_in, d_out); the estimate grows as width³', () => {
+  const vit = loadModel(S11);
+  const shapes = linearShapes(vit);
+  // 3 blocks × (q, k, v, o 48→48, fc1 48→192, fc2 192→48) + the classifier 48→10
+  assert.equal(shapes.filter(([i, o]) => i === 48 && o === 48).length, 12, JSON.stringify(shapes));
+  assert.equal(shapes.filter(([i, o]) => i === 48 && o === 192).length, 3);
+  assert.equal(shapes.filter(([i, o]) => i === 192 && o === 48).length, 3);
+  assert.equal(shapes.length, 19);
+  const recipe = resolveRecipe({ samples: 150 });
+  const T = recipe.tokenBudget;
+  let flops = 0;
+  for (const [i, o] of shapes) flops += 2 * T * o * o + o ** 3 + 2 * T * i * i + i ** 3 / 3 + i * i * o;
+  assert.ok(Math.abs(estimateTrialSeconds([vit, vit], recipe) - flops / NOMINAL_FLOPS) < 1e-12);
+  assert.ok(estimateTrialSeconds([vit, vit], resolveRecipe({ samples: 150, refit: 'none' })) < estimateTrialSeconds([vit, vit], recipe));
 });
 
 test('CLI: fuse without recipe flags auto-tunes and records the sweep; with a recipe flag it does not', () => {

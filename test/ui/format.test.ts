@@ -4,7 +4,9 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { fusedAccuracy, measuredOn, onCalibration, providerReason, roleOf, rowData, uniqueNames } from '../../extension/format';
-import type { RunRecord } from '../../worker/types';
+import type { ModelMetrics, RunRecord } from '../../worker/types';
+
+const legacy = (rows: object[]) => rows as unknown as ModelMetrics[];
 
 const record = (over: Partial<RunRecord> = {}): RunRecord => ({
   id: 'x',
@@ -17,7 +19,8 @@ const record = (over: Partial<RunRecord> = {}): RunRecord => ({
   fusedModel: 'fused.onnx',
   versions: {},
   timings: {},
-  metrics: [
+  // Rows as an older run.json wrote them (no role, no data): what the fallbacks are for.
+  metrics: legacy([
     { label: 'a.onnx (anchor)', file: '/w/a.onnx', accuracy: 0.85 },
     { label: 'b.onnx', file: '/w/b.onnx', accuracy: 0.86 },
     { label: 'vanilla', accuracy: 0.2 },
@@ -25,7 +28,7 @@ const record = (over: Partial<RunRecord> = {}): RunRecord => ({
     { label: 'ot+finetune', accuracy: 0.87 },
     { label: 'anchor+finetune', accuracy: 0.86 },
     { label: 'ensemble (mean logits)', accuracy: 0.88 },
-  ],
+  ]),
   layers: [],
   data: '/w/calib200.npz',
   evalData: '/w/test.npz',
@@ -39,7 +42,7 @@ test('roles from the labels of an older run.json; a typed role wins', () => {
     ['anchor', 'parent', 'vanilla', 'fused', 'finetuned', 'baseline', 'ensemble'],
   );
   // A new run.json says it: the label no longer matters.
-  const typed = { label: 'OT (EMD)', accuracy: 0.8, role: 'fused', data: { path: '/w/test.npz', sha256: 'ab', n: 2000 } };
+  const typed: ModelMetrics = { label: 'OT (EMD)', accuracy: 0.8, role: 'fused', data: { path: '/w/test.npz', sha256: 'ab', n: 2000 } };
   assert.equal(roleOf(typed, r), 'fused');
   assert.deepEqual(rowData(typed, r), { name: 'test.npz', n: 2000, sha256: 'ab' });
   assert.deepEqual(rowData(r.metrics[0], r), { name: 'test.npz' });
@@ -57,7 +60,7 @@ test('rows measured on the calibration data are said so, also after "Skip evalua
   assert.equal(measuredOn(record()), 'on test.npz');
   assert.equal(onCalibration(record({ evalIsCalibration: true })), true);
   // Fused without evaluation (no evalData), then finetuned and measured on the calibration data.
-  const skipped = record({ evalData: undefined, metrics: [{ label: 'ot+finetune', accuracy: 0.9 }] });
+  const skipped = record({ evalData: undefined, metrics: legacy([{ label: 'ot+finetune', accuracy: 0.9 }]) });
   assert.equal(onCalibration(skipped), true);
   assert.equal(measuredOn(skipped), 'on calib200.npz — calibration data, not held out');
   assert.equal(onCalibration(record({ evalData: undefined, metrics: [] })), false);

@@ -35,6 +35,7 @@ export function header(r: RunRecord, runDir: string): HTMLElement {
     h('div', { class: 'title-row' }, h('h1', { id: 'run-name' }, r.name), runStatus(r, busy)),
     h('div', { class: 'muted small' }, `${r.models.map(basename).join(' + ')} · anchor ${basename(r.anchor)}${r.provider ? ` · ${r.provider.used}` : ''}`),
     dataLine(r),
+    mergeLine(r),
     h(
       'div',
       { class: 'actions' },
@@ -44,6 +45,26 @@ export function header(r: RunRecord, runDir: string): HTMLElement {
       button('Compare…', act('compare'), 'secondary', 'btn-compare', 'Compare this run with another, side by side'),
       button('Re-run with edits…', act('rerun'), 'secondary', 'btn-rerun', 'Edit the recipe and fuse the same models again'),
     ),
+  );
+}
+
+/** Same-base runs (issue 30): the merge's method and parameters, or fuse's notice that the parents share a base. */
+function mergeLine(r: RunRecord): HTMLElement | null {
+  if (r.merge) {
+    const params = Object.entries(r.merge.params)
+      .map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : String(v)}`)
+      .join(', ');
+    return h(
+      'div',
+      { class: 'muted small', id: 'run-merge' },
+      `merge ${r.merge.method}${params ? ` (${params})` : ''}${r.merge.base ? ` · base ${basename(r.merge.base)}` : ''}`,
+    );
+  }
+  if (!r.sharedBase?.shared) return null;
+  return h(
+    'div',
+    { class: 'warning small', id: 'run-shared-base' },
+    `${r.sharedBase.message}${r.sharedBase.base ? ` (base: ${basename(r.sharedBase.base)})` : ''} — otfuse: Merge Models (shared base)`,
   );
 }
 
@@ -73,21 +94,27 @@ function headerText(wide: string, narrow: string): HTMLElement[] {
   return [h('span', { class: 'wide-text' }, wide), h('span', { class: 'narrow-text', 'aria-hidden': 'true' }, narrow)];
 }
 
-function kindOf(label: string): string {
-  return /anchor\+finetune/i.test(label)
-    ? 'bar-baseline'
-    : /finetune/i.test(label)
-      ? 'bar-ft'
-      : /^ot\b/i.test(label)
-        ? 'bar-ot'
-        : /vanilla|^vf\b|ensemble/i.test(label)
-          ? 'bar-vf'
-          : 'bar-parent';
+/** The bar/row style of a metric row, by its role (never its label). */
+function kindOf(m: ModelMetrics): string {
+  switch (m.role) {
+    case 'baseline':
+      return m.start === 'anchor' && !m.seeds ? 'bar-baseline' : 'bar-ft';
+    case 'finetuned':
+      return 'bar-ft';
+    case 'fused':
+    case 'merged':
+      return 'bar-ot';
+    case 'vanilla':
+    case 'ensemble':
+      return 'bar-vf';
+    default:
+      return 'bar-parent';
+  }
 }
 
 export function accuracy(r: RunRecord, runDir: string): HTMLElement {
   const metrics = r.metrics;
-  const parents = metrics.filter((m) => m.file && r.models.includes(m.file) && m.accuracy !== undefined);
+  const parents = metrics.filter((m) => (m.role === 'parent' || m.role === 'anchor') && m.accuracy !== undefined);
   const best = parents.length ? Math.max(...parents.map((m) => m.accuracy!)) : undefined;
   const delta = (m: ModelMetrics) =>
     best === undefined || m.accuracy === undefined || parents.includes(m) ? '' : `${m.accuracy >= best ? '+' : ''}${(100 * (m.accuracy - best)).toFixed(2)}`;
@@ -105,7 +132,7 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
       ? h(
           'caption',
           { id: 'accuracy-caption' },
-          `Measured on ${on}${r.metrics.some((m) => /finetune/.test(m.label)) ? ' · finetune rows: same data, same settings' : ''}`,
+          `Measured on ${on}${r.metrics.some((m) => m.role === 'finetuned' || m.role === 'baseline') ? ' · finetune rows: same data, same settings' : ''}`,
         )
       : null;
   const table = h(
@@ -130,7 +157,7 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
       ...metrics.map((m) =>
         h(
           'tr',
-          { 'data-label': m.label, class: `row-${kindOf(m.label).slice(4)}` },
+          { 'data-label': m.label, 'data-role': m.role, class: `row-${kindOf(m).slice(4)}` },
           h('th', { scope: 'row', title: `${m.label}${m.file ? ` — ${m.file}` : ''}${m.loss !== undefined ? ` · loss ${m.loss.toFixed(4)}` : ''}` }, m.label),
           h('td', { class: 'num acc', 'data-accuracy': m.accuracy ?? '' }, pct(m.accuracy)),
           h('td', { class: 'num delta' }, delta(m)),
@@ -144,7 +171,7 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
     'div',
     { class: 'bars', role: 'img', 'aria-label': 'accuracy chart: ' + metrics.map((m) => `${m.label} ${pct(m.accuracy)}`).join(', ') },
     ...metrics.map((m) => {
-      const fill = h('span', { class: `bar ${kindOf(m.label)}` });
+      const fill = h('span', { class: `bar ${kindOf(m)}` });
       fill.style.width = `${(100 * (m.accuracy ?? 0)) / max}%`; // CSSOM, not a style attribute: allowed by the CSP
       return h(
         'div',

@@ -3,6 +3,10 @@
 // fused from the first part of the calibration data and scored on a held-out slice of it (never on the
 // evaluation data). The winner is then used for the real fusion on all calibration samples; the sweep is recorded
 // in run.json.
+// The budget bounds the sweep: before any trial, a trial's cost is estimated from the model's size (the refit's
+// solves and the alignment's cost matrices, estimateTrialSeconds); when not even two trials fit, no trial runs and
+// the first candidate (the engine's default recipe) is used as is. A trial still running well past the budget
+// is stopped (its partial work is dropped).
 import path from 'node:path';
 import { OtfuseError, throwIfCancelled } from '../errors';
 import type { OnnxModel } from '../onnx/model';
@@ -12,8 +16,17 @@ import type { ProviderChoice } from '../runtime/providers';
 import type { AutotuneRecord, AutotuneTrial, FuseRecipe, ProgressEvent } from '../types';
 
 export type { AutotuneRecord, AutotuneTrial };
-import { fuseLoaded } from './run';
-import { resolveRecipe } from './recipe';
+import { resolveRecipe, type ResolvedRecipe } from './recipe';
+import { estimateTrialSeconds } from './trialcost';
+
+/** The fusion each candidate runs (run.ts passes its fuseLoaded): models, recipe and data in, the fused model out. */
+export type AutotuneFuse = (input: {
+  models: OnnxModel[];
+  recipe: ResolvedRecipe;
+  calib: Dataset;
+  provider?: ProviderChoice;
+  signal?: AbortSignal;
+}) => Promise<{ fused: OnnxModel }>;
 
 export interface AutotuneCandidate {
   label: string;
@@ -38,6 +51,8 @@ export const AUTOTUNE_CANDIDATES: AutotuneCandidate[] = [
 ];
 
 export interface AutotuneOptions {
+  /** The fusion to score (passed in, so the sweep does not depend on the job that calls it). */
+  fuse: AutotuneFuse;
   budgetSeconds?: number;
   /** When the calibration data has fewer than `samples` + 100 samples: the fraction of them held out for scoring
    * (default 0.25, at least 32); otherwise the samples after the first `samples` (up to 500) are the held-out slice. */
@@ -45,6 +60,11 @@ export interface AutotuneOptions {
   /** Fields every candidate keeps (e.g. samples, weights, name). */
   base?: FuseRecipe;
   candidates?: AutotuneCandidate[];
+  /** A trial still running this long after the sweep started is stopped (default 1.5 × the budget: a trial that
+   * started within the budget may finish a little past it, none runs on for long). */
+  stopAfterSeconds?: number;
+  /** One trial's estimated seconds (default: estimateTrialSeconds from the model's size). */
+  estimateSeconds?: number;
   provider?: ProviderChoice;
   signal?: AbortSignal;
   onProgress?: (e: ProgressEvent) => void;
@@ -66,7 +86,7 @@ export function sliceDataset(base: Dataset, offset: number, size: number): Datas
   };
 }
 
-export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, options: AutotuneOptions = {}): Promise<AutotuneRecord> {
+export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, options: AutotuneOptions): Promise<AutotuneRecord> {
   const t0 = performance.now();
   const budget = options.budgetSeconds ?? AUTOTUNE_DEFAULT_BUDGET_S;
   const base = options.base ?? {};
@@ -87,39 +107,75 @@ export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, option
   const candidates = options.candidates ?? AUTOTUNE_CANDIDATES;
   const trials: AutotuneTrial[] = [];
   let best: AutotuneTrial | undefined;
-  for (let i = 0; i < candidates.length; i++) {
-    throwIfCancelled(options.signal);
-    const c = candidates[i];
-    const recipe: FuseRecipe = { ...c.recipe, ...base, samples: fitSamples };
-    const elapsed = (performance.now() - t0) / 1000;
-    // Every candidate after the first must fit in what is left of the budget (estimated by the slowest so far).
-    const slowest = Math.max(0, ...trials.map((t) => t.seconds));
-    if (best && elapsed + slowest > budget) {
-      trials.push({ label: c.label, recipe: c.recipe, seconds: 0, skipped: `over the ${budget} s budget` });
-      continue;
-    }
-    options.onProgress?.({ stage: 'autotune', message: c.label, done: i, total: candidates.length });
-    const t = performance.now();
-    try {
-      const fused = await fuseLoaded({ models, recipe: resolveRecipe(recipe), calib: fit, provider: options.provider, signal: options.signal });
-      const r = await evaluateModel(fused.fused, score, { provider: options.provider, signal: options.signal, batchSize: 256 });
-      const trial: AutotuneTrial = { label: c.label, recipe: c.recipe, accuracy: r.accuracy, loss: r.loss, seconds: (performance.now() - t) / 1000 };
-      trials.push(trial);
-      if (!best || trial.loss! < best.loss!) best = trial;
-      options.onProgress?.({
-        stage: 'autotune',
-        message: `${c.label}: ${(r.accuracy * 100).toFixed(1)} % on ${score.size} held-out samples`,
-        done: i + 1,
-        total: candidates.length,
-        metrics: { accuracy: r.accuracy, loss: r.loss },
-      });
-    } catch (err) {
-      if (err instanceof OtfuseError && (err.code === 'UNSUPPORTED' || err.code === 'BAD_USAGE')) {
-        trials.push({ label: c.label, recipe: c.recipe, seconds: (performance.now() - t) / 1000, skipped: err.message.split('\n')[0] });
+  // Before any trial: a trial's estimated cost from the model's size. Not even two trials in the budget → none.
+  const estimate = options.estimateSeconds ?? estimateTrialSeconds(models, resolveRecipe({ ...base, samples: fitSamples }));
+  const tooLarge =
+    estimate * 2 > budget ? `not tried: a trial is estimated at ${estimate.toFixed(1)} s from the model's size, over half the ${budget} s budget` : undefined;
+  // A trial still running at stopAfter is stopped (the user's cancel still cancels).
+  const stop = new AbortController();
+  const onCancel = () => stop.abort();
+  options.signal?.addEventListener('abort', onCancel);
+  if (options.signal?.aborted) stop.abort();
+  const stopAfter = options.stopAfterSeconds ?? budget * 1.5;
+  const timer = setTimeout(() => stop.abort(), Math.max(0, stopAfter * 1000 - (performance.now() - t0)));
+  timer.unref?.();
+  try {
+    for (let i = 0; i < candidates.length; i++) {
+      throwIfCancelled(options.signal);
+      const c = candidates[i];
+      const recipe: FuseRecipe = { ...c.recipe, ...base, samples: fitSamples };
+      const elapsed = (performance.now() - t0) / 1000;
+      // Every candidate after the first must fit in what is left of the budget (estimated by the slowest so far).
+      const slowest = Math.max(0, ...trials.map((t) => t.seconds));
+      if (tooLarge || (best && elapsed + slowest > budget) || stop.signal.aborted) {
+        trials.push({ label: c.label, recipe: c.recipe, seconds: 0, skipped: tooLarge ?? `over the ${budget} s budget` });
         continue;
       }
-      throw err;
+      options.onProgress?.({ stage: 'autotune', message: c.label, done: i, total: candidates.length });
+      const t = performance.now();
+      try {
+        const fused = await options.fuse({ models, recipe: resolveRecipe(recipe), calib: fit, provider: options.provider, signal: stop.signal });
+        const r = await evaluateModel(fused.fused, score, { provider: options.provider, signal: stop.signal, batchSize: 256 });
+        const trial: AutotuneTrial = { label: c.label, recipe: c.recipe, accuracy: r.accuracy, loss: r.loss, seconds: (performance.now() - t) / 1000 };
+        trials.push(trial);
+        if (!best || trial.loss! < best.loss!) best = trial;
+        options.onProgress?.({
+          stage: 'autotune',
+          message: `${c.label}: ${(r.accuracy * 100).toFixed(1)} % on ${score.size} held-out samples`,
+          done: i + 1,
+          total: candidates.length,
+          metrics: { accuracy: r.accuracy, loss: r.loss },
+        });
+      } catch (err) {
+        if (err instanceof OtfuseError && (err.code === 'UNSUPPORTED' || err.code === 'BAD_USAGE')) {
+          trials.push({ label: c.label, recipe: c.recipe, seconds: (performance.now() - t) / 1000, skipped: err.message.split('\n')[0] });
+          continue;
+        }
+        // the budget ran out inside this trial (not the user's cancel): record it and stop the sweep
+        if (err instanceof OtfuseError && err.code === 'CANCELLED' && !options.signal?.aborted) {
+          trials.push({ label: c.label, recipe: c.recipe, seconds: (performance.now() - t) / 1000, skipped: `stopped: past the ${budget} s budget` });
+          continue;
+        }
+        throw err;
+      }
     }
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener('abort', onCancel);
+  }
+  throwIfCancelled(options.signal);
+  // No trial scored because the budget could not hold one: the first candidate (the engine's default), untuned.
+  if (!best && trials.every((t) => t.skipped) && trials.some((t) => /budget/.test(t.skipped!)) && candidates.length) {
+    return {
+      chosen: { ...candidates[0].recipe, ...base },
+      chosenLabel: candidates[0].label,
+      trials,
+      fitSamples,
+      heldOutSamples: score.size,
+      score: 'held-out cross-entropy',
+      budgetSeconds: budget,
+      seconds: (performance.now() - t0) / 1000,
+    };
   }
   if (!best)
     throw new OtfuseError(

@@ -4,6 +4,11 @@
 //   (big-M start), block-search pricing and a strongly feasible spanning tree (no cycling on degenerate pivots).
 import { OtfuseError } from '../errors';
 import { linearAssignment } from './lap';
+import { pricingFor } from './pricing-wasm';
+
+/** Arcs from which the network simplex prices in WebAssembly SIMD (below, plain JS: the kernel's set-up costs more;
+ * tests set it to Infinity to compare both). */
+export const emdEngine = { wasmPricingMin: 1024 };
 import { checkProblem, type PlanResult, type Weights } from './validate';
 
 export interface EmdOptions {
@@ -114,7 +119,9 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
   const predUp = new Uint8Array(N); // 1: arc goes node → parent
   const flow = new Float64Array(N); // flow on the arc to the parent
   const depth = new Int32Array(N);
-  const pi = new Float64Array(N);
+  // pricing in WebAssembly SIMD from emdEngine.wasmPricingMin arcs up (the potentials then live in the kernel's memory)
+  const pricing = nm >= emdEngine.wasmPricingMin ? pricingFor(C, N) : undefined;
+  const pi = pricing ? pricing.pi : new Float64Array(N);
   const firstChild = new Int32Array(N).fill(-1);
   const nextSib = new Int32Array(N).fill(-1);
   const prevSib = new Int32Array(N).fill(-1);
@@ -134,7 +141,6 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
     if (nx >= 0) prevSib[nx] = pv;
     nextSib[u] = prevSib[u] = -1;
   };
-  const arcCost = (e: number): number => (e < nm ? C[e] : ART);
 
   parent[root] = -1;
   depth[root] = 0;
@@ -156,53 +162,65 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
   }
 
   const stack = new Int32Array(N);
-  /** Recomputes depth and potentials in the subtree below s (s itself included). */
-  const refreshSubtree = (s: number): void => {
+  /** Recomputes depth in the subtree below s (s itself included) and shifts its potentials by sigma: the arcs
+   * inside a re-hung subtree are unchanged, so all its potentials move together. */
+  const refreshSubtree = (s: number, sigma: number): void => {
     let top = 0;
     stack[top++] = s;
     while (top > 0) {
       const u = stack[--top];
-      const p = parent[u];
-      depth[u] = depth[p] + 1;
-      const c = arcCost(predArc[u]);
-      pi[u] = predUp[u] ? pi[p] - c : pi[p] + c;
+      depth[u] = depth[parent[u]] + 1;
+      pi[u] += sigma;
       for (let ch = firstChild[u]; ch >= 0; ch = nextSib[ch]) stack[top++] = ch;
     }
   };
 
   const blockSize = Math.max(10, Math.ceil(Math.sqrt(nm)));
-  let nextI = 0,
-    nextJ = 0;
+  let nextE = 0;
+  const piCol = pi.subarray(n, n + m);
   let iterations = 0;
   let converged = false;
 
   for (;;) {
-    // --- pricing: block search over real arcs, cyclically from where the last search stopped
+    // --- pricing: block search over real arcs, cyclically from where the last search stopped, row segment by row
+    //     segment (the search is most of a pivot's time)
     let best = -1,
       bestRc = -tol;
     {
-      let i = nextI,
-        j = nextJ,
-        cnt = blockSize;
-      let piI = pi[i];
-      for (let k = 0; k < nm; k++) {
-        const rc = C[i * m + j] + piI - pi[n + j];
-        if (rc < bestRc) {
-          bestRc = rc;
-          best = i * m + j;
+      let e = nextE,
+        remaining = nm;
+      while (remaining > 0) {
+        let blockLeft = Math.min(blockSize, remaining);
+        remaining -= blockLeft;
+        while (blockLeft > 0) {
+          const i = (e / m) | 0;
+          const o = i * m;
+          const j0 = e - o;
+          const j1 = Math.min(m, j0 + blockLeft);
+          const piI = pi[i];
+          if (pricing) {
+            // the segment's minimum of C − π_col in SIMD; its first position looked up only when it improves
+            const low = pricing.segMin((o + j0) * 8, pricing.piOff + (n + j0) * 8, j1 - j0);
+            if (low + piI < bestRc) {
+              bestRc = low + piI;
+              best = o + j0 + pricing.segFind((o + j0) * 8, pricing.piOff + (n + j0) * 8, j1 - j0, low);
+            }
+          } else {
+            for (let j = j0; j < j1; j++) {
+              const rc = C[o + j] + piI - piCol[j];
+              if (rc < bestRc) {
+                bestRc = rc;
+                best = o + j;
+              }
+            }
+          }
+          blockLeft -= j1 - j0;
+          e = o + j1;
+          if (e === nm) e = 0;
         }
-        if (++j === m) {
-          j = 0;
-          if (++i === n) i = 0;
-          piI = pi[i];
-        }
-        if (--cnt === 0) {
-          if (best >= 0) break;
-          cnt = blockSize;
-        }
+        if (best >= 0) break;
       }
-      nextI = i;
-      nextJ = j;
+      nextE = e;
     }
     if (best < 0) {
       converged = true;
@@ -274,7 +292,8 @@ function solveTransport(C: Float64Array, supply: Float64Array, n: number, m: num
       newFlow = oldFlow;
       u = oldParent;
     }
-    refreshSubtree(uIn);
+    // the entering arc (row first → column second) gets reduced cost 0: C + pi[first] − pi[second] = 0
+    refreshSubtree(uIn, side === 1 ? pi[second] - C[best] - pi[first] : C[best] + pi[first] - pi[second]);
   }
 
   // Recompute tree flows from the supplies (leaves first) so the marginals hold to rounding.

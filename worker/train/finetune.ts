@@ -9,7 +9,8 @@ import { OnnxModel, loadModel } from '../onnx/model';
 import { Batch, Dataset, IGNORE_LABEL, openDataset, specFromArg, batches } from '../data/dataset';
 import { resolveProvider, ProviderReport } from '../runtime/providers';
 import { scoreLogits } from '../runtime/evaluate';
-import { checkFinite } from '../runtime/session';
+import { checkFinite } from '../runtime/runner';
+import { createOrtSession } from '../runtime/session';
 import type { FinetuneRequest, FinetuneResult, JobContext } from '../types';
 import {
   ParamLayout,
@@ -24,7 +25,8 @@ import {
 } from './graphs';
 import { adamwStep } from './adamw';
 import { reinitializeParameters, seededRandom } from './init';
-import { preflight } from '../preflight';
+import { preflight, refuseNonFiniteWeights } from '../preflight';
+import { dataInputs, modelInputs } from '../io/outputs';
 import { Teachers } from './teachers';
 
 /** Warmup (linear from 0) then cosine decay to 0; `step` counts from 1. */
@@ -71,15 +73,9 @@ async function createSession(
 ): Promise<ort.InferenceSession> {
   // Training graphs of small models are many small ops: past a few threads ONNX Runtime's scheduling
   // costs more than it gains (measured on a 16-core machine: 4 threads beat 16), so the default is capped.
-  const options: ort.InferenceSession.SessionOptions = {
-    executionProviders: [provider.used],
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-    intraOpNumThreads: threads || Math.min(4, os.availableParallelism()),
-    enableCpuMemArena: params <= NO_ARENA_ABOVE_PARAMS,
-  };
+  const settings = { providers: [provider.used], threads: threads || Math.min(4, os.availableParallelism()), memArena: params <= NO_ARENA_ABOVE_PARAMS };
   try {
-    return await ort.InferenceSession.create(model.toBytes(), options);
+    return await createOrtSession(model.toBytes(), settings);
   } catch (err) {
     throw new OtfuseError('INTERNAL', `ONNX Runtime cannot load the generated ${what} graph: ${(err as Error).message.split('\n')[0]}`, { file: model.file });
   }
@@ -179,9 +175,18 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   if (labelSmoothing >= 1) throw new OtfuseError('BAD_USAGE', '--label-smoothing must be below 1');
 
   // Before any work: the output is writable and is not the model being trained.
-  preflight({ inputs: [request.model], output: request.output });
+  preflight({
+    inputs: [
+      ...modelInputs(request.model),
+      ...dataInputs(request.data, 'training data'),
+      ...dataInputs(request.evalData, 'evaluation data'),
+      ...(request.teachers ?? []).flatMap((t) => modelInputs(t, 'teacher')),
+    ],
+    output: request.output,
+  });
   progress({ stage: 'finetune', message: 'loading model and data' });
   let model = loadModel(request.model);
+  refuseNonFiniteWeights(model);
   if (request.reinitialize) model = reinitializeParameters(model, seed);
   const train = openDataset(specFromArg(request.data));
   const evalSet = request.evalData ? openDataset(specFromArg(request.evalData)) : undefined;

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { engine } from '../api';
 import { OtfuseError } from '../errors';
-import { bool, num, rejectUnknown, str, type ParsedArgs } from '../cli/args';
+import { bool, num, rejectUnknown, str, type ParsedArgs } from './args';
 
 export const HF_USAGE = `  otfuse import HF_DIR -o model.onnx      Hugging Face folder (config.json + model.safetensors) → ONNX
   otfuse export MODEL --like HF_DIR -o OUT_DIR [--force]
@@ -44,6 +44,7 @@ export async function cmdExport(args: ParsedArgs, print: Print): Promise<number>
       `tensors   ${result.tensors}`,
       `files     ${result.files.map((f) => path.basename(f)).join(', ')}`,
       ...(changes ? [`config    ${changes}`] : []),
+      ...result.skipped.map((k) => `skipped   ${k.name}: ${k.why}`),
     ].join('\n');
   });
   return 0;
