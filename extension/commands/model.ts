@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { DataArg, EvaluateResult, FinetuneResult, RunRecord } from '../../worker/types';
 import { dataPath, refuseTrainingOnEval } from '../dataIdentity';
 import { runPath } from '../../worker/client';
-import { measuredOn, pct } from '../format';
+import { measuredOn, pct, runTrainedOn } from '../format';
 import type { Deps } from './deps';
 import { showError, trusted } from './notify';
 import { SKIP_EVALUATION, trainingSets, USE_CALIBRATION, type Pickers } from './pickers';
@@ -175,7 +175,7 @@ export function modelCommands(d: Deps, pickers: Pickers) {
   async function askEvalData(record: RunRecord, fused: string | undefined, train: DataArg): Promise<DataArg | undefined> {
     const calibration = dataPath(record.data);
     const trainPath = dataPath(train)!;
-    const trained = trainingSets(await pickers.candidateFiles(), [[trainPath, 'the training data of this finetune']]);
+    const trained = trainingSets(await pickers.candidateFiles(), [...runTrainedOn(record), [trainPath, 'the training data of this finetune']]);
     const choice = await pickers.pickEvalData(fused ?? record.anchor, calibration ?? '', {
       title: `Quick Finetune ${record.name}: evaluation data (held out — the run was fused without evaluation)`,
       trainedOn: trained,
