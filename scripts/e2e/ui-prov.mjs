@@ -242,6 +242,24 @@ try {
     log(`sort by match: ${layers.length} permutation maps drawn as the identity; ${scattered} scattered unsorted`);
   });
 
+  await check('[#31] heatmap switch time: click a layer → its full map and top-k table drawn (reported, not asserted)', async () => {
+    const tensors = permRecord.layers.map((l) => l.tensor);
+    const ms = await frame.evaluate(async (ts) => {
+      const out = [];
+      for (const t of ts) {
+        const t0 = performance.now();
+        document.querySelector(`.thumb-card[data-tensor="${CSS.escape(t)}"]`).click();
+        while (document.getElementById('top-slot').dataset.key !== `${t}|raw`) await new Promise((r) => requestAnimationFrame(r));
+        out.push(performance.now() - t0);
+      }
+      return out;
+    }, tensors);
+    const sorted = [...ms].sort((a, b) => a - b);
+    log(
+      `heatmap switch over ${ms.length} layers (shared 2-core machine, headless chromium): median ${sorted[sorted.length >> 1].toFixed(0)} ms, max ${sorted.at(-1).toFixed(0)} ms`,
+    );
+  });
+
   await check('[5] a layer picked in the list (below the map) brings its map into view', async () => {
     await frame.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
     const last = permRecord.layers[permRecord.layers.length - 1];
