@@ -26,7 +26,7 @@ import { MapStore } from './mapstore';
 import type { TMap } from './maps';
 import { refitModel, refitLevels, type RefitLayerResult } from './refit';
 import { CaptureGrams } from './refitgrams';
-import { detectSharedBase } from '../merge/sharedBase';
+import { detectSharedBase, identityMaps } from '../merge/sharedBase';
 import { dataInputs, modelInputs } from '../io/outputs';
 
 export { OTFUSE_VERSION } from './runFolder';
@@ -450,6 +450,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     });
     Object.assign(timings, result.timings);
     throwIfCancelled(context.signal);
+    sharedBase.identityMaps = identityMaps(result.maps);
     record = await writeRunFolder({ request, context, claim, files, models, recipe, result, evalSet, timings, t0, autotune });
     record = { ...record, sharedBase };
     writeRecord(claim.tmp, record);
