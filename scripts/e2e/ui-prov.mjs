@@ -248,8 +248,8 @@ try {
       const out = [];
       for (const t of ts) {
         const t0 = performance.now();
-        document.querySelector(`.thumb-card[data-tensor="${CSS.escape(t)}"]`).click();
-        while (document.getElementById('top-slot').dataset.key !== `${t}|raw`) await new Promise((r) => requestAnimationFrame(r));
+        document.querySelector(`.thumb-card[data-tensor="${window.CSS.escape(t)}"]`).click();
+        while (document.getElementById('top-slot').dataset.key !== `${t}|raw`) await new Promise((r) => window.requestAnimationFrame(r));
         out.push(performance.now() - t0);
       }
       return out;
