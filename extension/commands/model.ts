@@ -72,6 +72,13 @@ export function modelCommands(d: Deps, pickers: Pickers) {
     if (runDir) return finetuneRun(runDir, options);
     const model = p?.endsWith('.onnx') ? p : p ? undefined : await pickers.pickOne('Quick Finetune: choose a model');
     if (!model) return undefined;
+    if (!model.endsWith('.onnx')) {
+      // (The picker also lists Hugging Face folders; a finetuned copy is written next to an .onnx file.)
+      void vscode.window.showWarningMessage(
+        `otfuse: Quick Finetune writes a finetuned copy next to an .onnx model; convert ${path.basename(model)} to ONNX first, or finetune a run.`,
+      );
+      return undefined;
+    }
     const data = options.data ?? (await pickers.pickFile(`Quick Finetune ${path.basename(model)}: training data`, 'otfuse.trainData', model));
     if (!data) return undefined;
     const evalData =
