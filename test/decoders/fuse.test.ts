@@ -142,6 +142,11 @@ test('refuses to fuse decoders whose vocabularies or tokenizers differ: they mus
     () => checkCompatible(a, small),
     (err: Error & { code?: string }) => err.code === 'MISMATCH' && /vocabularies differ.*share a tokenizer/.test(err.message),
   );
+  // Another depth or position table: refused naming the field.
+  assert.throws(
+    () => checkCompatible(a, { ...a, config: { ...a.config, maxPositions: 128 } }),
+    (err: Error & { code?: string }) => err.code === 'MISMATCH' && /maxPositions \(64 vs 128\)/.test(err.message),
+  );
   // Same-shaped parents with the same tokenizer fuse (GPT-2 seeds 0 and 1).
   const { ids } = causalBlocks(path.join(DEC, 'heldout.txt'), path.join(DEC, 'gpt2-s0'), T);
   const f = await fuseDecoders(path.join(DEC, 'gpt2-s0'), path.join(DEC, 'gpt2-s1'), { calibration: ids.subarray(0, 4 * T), blockLength: T });

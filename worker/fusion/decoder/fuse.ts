@@ -19,7 +19,20 @@ export { buildDecoder, readDecoder, type DecoderParent };
 
 /** Same architecture, sizes and vocabulary; otherwise refused with the reason. */
 export function checkCompatible(a: DecoderParent, b: DecoderParent): void {
-  const fields = ['family', 'hidden', 'layers', 'heads', 'kvHeads', 'intermediate', 'tied', 'qkvBias', 'oBias', 'mlpBias'] as const;
+  const fields = [
+    'family',
+    'hidden',
+    'layers',
+    'heads',
+    'kvHeads',
+    'intermediate',
+    'maxPositions',
+    'ropeTheta',
+    'tied',
+    'qkvBias',
+    'oBias',
+    'mlpBias',
+  ] as const;
   if (a.config.vocab !== b.config.vocab)
     throw new OtfuseError(
       'MISMATCH',
