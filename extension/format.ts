@@ -90,3 +90,12 @@ export function providerReason(reason: string, provider: string): string {
   const what = /adapter|gpu|device/i.test(reason) ? 'found no usable GPU adapter' : 'could not start';
   return `the ${provider} execution provider ${what} on this machine (details in the otfuse log)`;
 }
+
+/** The data sets this run's finetunes trained on (run.json `finetunes[].trainData`), as [path, why] pairs for the
+ * evaluation pickers' "Trained on" marks. */
+export function runTrainedOn(record: RunRecord): [string, string][] {
+  const all = [...(record.finetunes ?? []), ...(record.finetune ? [record.finetune] : [])];
+  const out = new Map<string, string>();
+  for (const f of all) if (f.trainData?.path) out.set(f.trainData.path, `this run's finetune trained on it (N ${f.trainData.n})`);
+  return [...out];
+}

@@ -83,23 +83,27 @@ export function fuseCommands(d: Deps, pickers: Pickers, offerMerge?: (models: st
     if (!options.quiet && offerMerge && (await offerMerge(models)) === 'done') return undefined;
     const anchor = options.anchor ?? (await pickers.pickAnchor(models));
     if (!anchor) return undefined;
-    const data =
-      options.data ??
-      (await pickers.pickFile(`Fuse Models: calibration data (activations for the alignment) for ${path.basename(anchor)}`, 'otfuse.data', anchor));
-    if (!data) return undefined;
-    let evalData = options.evalData;
-    let skipEval = options.skipEval ?? false;
-    if (evalData === undefined && options.data === undefined && !skipEval) {
-      const choice = await pickers.pickEvalData(anchor, typeof data === 'string' ? data : data.path);
-      if (choice === undefined) return undefined;
-      if (choice === SKIP_EVALUATION) skipEval = true;
-      else if (choice !== USE_CALIBRATION) evalData = choice as DataArg;
-    }
+    // The preset first: a weight-based one needs no calibration data, so it is not asked for.
     let recipe: FuseRecipe | undefined;
     if (options.recipe) recipe = typeof options.recipe === 'string' ? recipeFor(options.recipe) : options.recipe;
     else if (options.preset) recipe = recipeFor(options.preset);
     else recipe = await pickers.pickRecipe();
     if (!recipe) return undefined;
+    const needsData = needsCalibration(recipe);
+    const data =
+      options.data ??
+      (needsData
+        ? await pickers.pickFile(`Fuse Models: calibration data (activations for the alignment) for ${path.basename(anchor)}`, 'otfuse.data', anchor)
+        : undefined);
+    if (!data && needsData) return undefined;
+    let evalData = options.evalData;
+    let skipEval = options.skipEval ?? false;
+    if (evalData === undefined && options.data === undefined && !skipEval) {
+      const choice = await pickers.pickEvalData(anchor, data === undefined ? '' : typeof data === 'string' ? data : data.path);
+      if (choice === undefined) return undefined;
+      if (choice === SKIP_EVALUATION) skipEval = true;
+      else if (choice !== USE_CALIBRATION) evalData = choice as DataArg;
+    }
     const runsDir = options.runsDir ?? d.store.root;
     const ordered = [anchor, ...models.filter((m) => m !== anchor)];
     const title = `Fusing ${ordered.map((m) => path.basename(m)).join(' + ')}`;
@@ -113,7 +117,7 @@ export function fuseCommands(d: Deps, pickers: Pickers, offerMerge?: (models: st
             {
               models: ordered,
               anchor,
-              data,
+              ...(data !== undefined ? { data } : {}),
               ...(evalData !== undefined ? { evalData } : {}),
               skipEval,
               recipe,
@@ -150,6 +154,15 @@ export function fuseCommands(d: Deps, pickers: Pickers, offerMerge?: (models: st
   }
 
   return { fuse, rerunWithEdits };
+}
+
+/** Whether a recipe aligns on activations (and so needs calibration data): not the weight-based preset, nor a
+ * recipe aligning by weights without a refit (a refit fits on activations). */
+export function needsCalibration(recipe: FuseRecipe): boolean {
+  const r = recipe as { preset?: string; alignBy?: string; refit?: string; autotune?: unknown };
+  if (r.autotune || r.alignBy === 'acts') return true;
+  if (r.preset === 'weights') return r.refit !== undefined && r.refit !== 'none';
+  return r.alignBy === 'wts' ? r.refit !== 'none' : true;
 }
 
 /** How long the last finished fusion of the same models with the same recipe took (the overall ETA). */

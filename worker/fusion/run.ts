@@ -1,5 +1,6 @@
 // `otfuse fuse`: load → analyse graphs → capture activations → align each model onto the anchor → average →
 // write the run folder (fused.onnx, maps.safetensors, run.json) atomically → evaluate parents, vanilla, OT.
+import { fuseDecoderFolders, isDecoderFolder } from './decoder/run';
 import path from 'node:path';
 import { OtfuseError, throwIfCancelled } from '../errors';
 import { loadModel, OnnxModel } from '../onnx/model';
@@ -386,6 +387,8 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     files = [a, ...files.filter((f) => f !== a)];
   }
   if (new Set(files).size < 2) throw new OtfuseError('BAD_USAGE', 'fusion needs at least two different models');
+  // Decoder LMs have their own alignment (no recipe to auto-tune).
+  const decoders = files.every(isDecoderFolder);
   if (recipe.weights && recipe.weights.length !== files.length)
     throw new OtfuseError('BAD_USAGE', `recipe.weights has ${recipe.weights.length} entries for ${files.length} models`);
 
@@ -425,7 +428,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   try {
     // Auto-tune: pick the recipe on a held-out slice of the calibration data (never the evaluation data).
     const autotune =
-      request.autotune && calib
+      request.autotune && calib && !decoders
         ? await autotuneRecipe(models, calib, {
             fuse: fuseLoaded,
             base: request.recipe,
@@ -439,15 +442,18 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
       recipe = resolveRecipe(autotune.chosen);
       timings.autotune = autotune.seconds;
     }
-    const result = await fuseLoaded({
-      models,
-      recipe,
-      calib,
-      provider: request.provider,
-      signal: context.signal,
-      onProgress: context.onProgress,
-      vanilla: !!evalSet,
-    });
+    // Decoder LMs (GPT-2 / Llama-family HF folders): their own symmetry-respecting alignment (worker/fusion/decoder).
+    const result = decoders
+      ? await fuseDecoderFolders(files, calib, { signal: context.signal, onProgress: context.onProgress, weights: recipe.weights })
+      : await fuseLoaded({
+          models,
+          recipe,
+          calib,
+          provider: request.provider,
+          signal: context.signal,
+          onProgress: context.onProgress,
+          vanilla: !!evalSet,
+        });
     Object.assign(timings, result.timings);
     throwIfCancelled(context.signal);
     sharedBase.identityMaps = identityMaps(result.maps);
