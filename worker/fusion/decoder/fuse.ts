@@ -18,7 +18,7 @@ import { checkSameTokenizer } from './tokenizer-check';
 export { buildDecoder, readDecoder, type DecoderParent };
 
 /** Same architecture, sizes and vocabulary; otherwise refused with the reason. */
-export function checkCompatible(a: DecoderParent, b: DecoderParent): void {
+export function checkCompatible(a: Pick<DecoderParent, 'dir' | 'config'>, b: Pick<DecoderParent, 'dir' | 'config'>): void {
   const fields = [
     'family',
     'hidden',
