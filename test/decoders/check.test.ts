@@ -6,6 +6,10 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { engine } from '../../worker/api';
+import { openCausalText } from '../../worker/data/causal';
+import { loadModel } from '../../worker/onnx/model';
+import { evaluateEnsemble } from '../../worker/runtime/ensemble';
+import type { DatasetSpec } from '../../worker/types';
 import { ROOT } from '../helpers';
 
 const fx = (p: string) => path.join(ROOT, 'test', 'fixtures', p);
@@ -32,4 +36,17 @@ test('engine.check: a GPT-2 + Llama pair and a GPT-2 + BERT pair are refused, na
   const three = await engine.check({ models: [fx('decoders/gpt2-s0'), fx('decoders/gpt2-s1'), fx('decoders/gpt2-s1')] });
   assert.equal(three.ok, false);
   assert.match(three.problems[0], /two at a time \(got 3 models\)/);
+});
+
+// The run's "ensemble (mean logits)" row of a decoder fusion carries perplexity like the other rows (the editor's
+// results table shows it). An ensemble of one model with itself is that model: same loss, same perplexity.
+test('evaluateEnsemble on causal text reports perplexity = e^loss, equal to the single model for a self-ensemble', async () => {
+  const dir = fx('decoders/gpt2-s0');
+  const data = openCausalText(fx('decoders/heldout.txt'), dir, 16);
+  const single = await engine.evaluate({ model: dir, data: { path: fx('decoders/heldout.txt'), maxLength: 16 } as DatasetSpec });
+  const ens = await evaluateEnsemble([loadModel(dir), loadModel(dir)], data);
+  assert.ok(single.perplexity !== undefined && single.perplexity > 1, JSON.stringify(single));
+  assert.ok(ens.perplexity !== undefined, JSON.stringify(ens));
+  assert.ok(Math.abs(ens.perplexity - Math.exp(ens.loss)) < 1e-9 * ens.perplexity);
+  assert.ok(Math.abs(ens.perplexity - single.perplexity) < 1e-4 * single.perplexity, `${ens.perplexity} vs ${single.perplexity}`);
 });
