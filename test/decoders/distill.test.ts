@@ -6,6 +6,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { engine } from '../../worker/api';
+import type { TextSpec } from '../../worker/data/text';
 import { tempDir } from '../helpers';
 import { DEC } from './helpers';
 
@@ -14,7 +15,7 @@ const S1 = path.join(DEC, 'gpt2-s1');
 const CALIB = path.join(DEC, 'calib.txt');
 const HELDOUT = path.join(DEC, 'heldout.txt');
 const common = { model: S0, data: CALIB, maxSteps: 6, batchSize: 8, lr: 1e-3, weightDecay: 0, threads: 1 };
-const heldoutLoss = async (model: string) => (await engine.evaluate({ model, data: { path: HELDOUT, tokenizer: S0 } })).loss;
+const heldoutLoss = async (model: string) => (await engine.evaluate({ model, data: { path: HELDOUT, tokenizer: S0 } as TextSpec })).loss;
 
 test('GPT-2 distilled into itself keeps its held-out loss; the same steps on labels move it', async () => {
   const dir = tempDir();
@@ -35,8 +36,17 @@ test('GPT-2 distilled from the other GPT-2 (α = 1): the KL to the teacher falls
   const kd = { teachers: [S1], kdTemp: 1, kdAlpha: 1 };
   // The KL on the first batch, measured by one step with a negligible learning rate (same seed, same batch).
   const klOf = async (model: string, tag: string) =>
-    (await engine.finetune({ ...common, ...kd, model, data: { path: CALIB, tokenizer: S0 }, maxSteps: 1, lr: 1e-12, output: path.join(dir, `${tag}.onnx`) }))
-      .history[0].loss;
+    (
+      await engine.finetune({
+        ...common,
+        ...kd,
+        model,
+        data: { path: CALIB, tokenizer: S0 } as TextSpec,
+        maxSteps: 1,
+        lr: 1e-12,
+        output: path.join(dir, `${tag}.onnx`),
+      })
+    ).history[0].loss;
   const trained = path.join(dir, 'kd.onnx');
   await engine.finetune({ ...common, ...kd, maxSteps: 8, output: trained });
   const before = await klOf(S0, 'probe0');
