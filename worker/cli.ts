@@ -356,7 +356,7 @@ export function formatRun(result: FuseResult): string {
   // Same-base parents (worker/merge/sharedBase.ts): alignment is the identity; `otfuse merge` is the tool.
   if (r.sharedBase?.shared)
     warnings.push(
-      `${r.sharedBase.message}${r.sharedBase.base ? ` (base: ${r.sharedBase.base})` : r.sharedBase.baseName ? ` (the config names '${r.sharedBase.baseName}' as the base; not found here: give it to 'otfuse merge --base')` : " (give the base to 'otfuse merge --base')"}`,
+      `${r.sharedBase.message}${r.sharedBase.identityMaps ? ` (OT found the identity for ${r.sharedBase.identityMaps.identity} of ${r.sharedBase.identityMaps.maps} maps)` : ''}${r.sharedBase.base ? ` (base: ${r.sharedBase.base})` : r.sharedBase.baseName ? ` (the config names '${r.sharedBase.baseName}' as the base; not found here: give it to 'otfuse merge --base')` : " (give the base to 'otfuse merge --base')"}`,
     );
   const tuned = r.autotune
     ? [

@@ -26,7 +26,7 @@ import { MapStore } from './mapstore';
 import type { TMap } from './maps';
 import { refitModel, refitLevels, type RefitLayerResult } from './refit';
 import { CaptureGrams } from './refitgrams';
-import { detectSharedBase } from '../merge/sharedBase';
+import { detectSharedBase, identityMaps } from '../merge/sharedBase';
 import { dataInputs, modelInputs } from '../io/outputs';
 import { checkMergeLayers, partialStage } from './partialRun';
 
@@ -470,6 +470,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     const partial = await partialStage({ ...result, models, recipe, evalSet, evalLimit: request.evalLimit, provider: request.provider }, context);
     if (partial.record) timings.partial = (performance.now() - tp) / 1000;
     result.fused = partial.model;
+    sharedBase.identityMaps = identityMaps(result.maps);
     record = await writeRunFolder({ request, context, claim, files, models, recipe, result, evalSet, timings, t0, autotune });
     record = { ...record, sharedBase, ...(partial.record ? { partial: partial.record } : {}) };
     writeRecord(claim.tmp, record);

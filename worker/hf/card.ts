@@ -64,7 +64,10 @@ export function modelCard(f: CardFacts): string {
     lines.push(
       '## Recipe',
       '',
-      'Transformer fusion with optimal transport (Imfeld et al., ICLR 2024), as run by otfuse:',
+      // A same-base merge (`otfuse merge`) records its method under `merge`: no optimal transport was involved.
+      typeof f.recipe.merge === 'string'
+        ? `Same-base merge (\`${f.recipe.merge}\`, mergekit's semantics; no alignment), as run by otfuse:`
+        : 'Transformer fusion with optimal transport (Imfeld et al., ICLR 2024), as run by otfuse:',
       '',
       '```json',
       JSON.stringify(f.recipe, null, 2),
