@@ -257,7 +257,9 @@ export interface LayerMapInfo {
  * finetune; ensemble: the parents' logit ensemble; baseline: another model given the same finetune as the fused
  * one (`start` says which), the comparison the finetuned row is read against. */
 /** `base` and `merged` are the rows of a same-base merge (otfuse merge): the shared base and the merged model. */
-export type MetricRole = 'parent' | 'anchor' | 'vanilla' | 'fused' | 'finetuned' | 'ensemble' | 'baseline' | 'base' | 'merged';
+/** 'aligned': a non-anchor parent alone after alignment onto the anchor (weights one-hot), a diagnostic of how much
+ * of it reached the fused model (issue 28). */
+export type MetricRole = 'parent' | 'anchor' | 'vanilla' | 'fused' | 'finetuned' | 'ensemble' | 'baseline' | 'base' | 'merged' | 'aligned';
 
 /** A data set as run.json records it: its path (relative to the run folder where possible), the sha256 of its
  * content (worker/runs/provenance.ts dataSha256) and how many samples were used. */

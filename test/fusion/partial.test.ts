@@ -122,3 +122,23 @@ test('--merge-layers past the depth is refused before any work', async () => {
   );
   assert.deepEqual(fs.readdirSync(runs), []);
 });
+
+test("the honest protocol reports each non-anchor parent after alignment (role 'aligned'): a permuted copy keeps its accuracy", async () => {
+  const dir = tempDir();
+  const perm = path.join(dir, 'permuted.onnx');
+  permutedCopy(a, 11).model.save(perm);
+  const out = await fuseModels({
+    models: [path.join(VIT, 'vit48_s10.onnx'), perm],
+    data: { path: CALIB, limit: 64 },
+    evalData: { path: CALIB, offset: 64, limit: 136 },
+    recipe: { samples: 64, solver: 'emd', qk: 'eq_t_map' },
+    baselines: true,
+    runsDir: path.join(dir, 'runs'),
+  });
+  const aligned = out.record.metrics.filter((m) => m.role === 'aligned');
+  assert.equal(aligned.length, 1);
+  assert.equal(aligned[0].model, 1);
+  const parent = out.record.metrics.find((m) => m.role === 'parent' && m.model === 1)!;
+  assert.equal(aligned[0].accuracy, parent.accuracy);
+  assert.ok(Math.abs(aligned[0].loss! - parent.loss!) < 1e-4, `loss ${aligned[0].loss} vs ${parent.loss}`);
+});

@@ -13,7 +13,8 @@ import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion, t
 import { compileSchedule, planParams, solvedMapCount, type ParamRole } from './schedule';
 import type { FuseRequest, FuseResult, JobContext, RunRecord, ProgressEvent } from '../types';
 import { abandonRun, claimRun, commitRun, writeRecord } from '../runs/store';
-import { writeRunFolder } from './runFolder';
+import { measuredOnFor, writeRunFolder } from './runFolder';
+import { alignedRows } from './alignedRows';
 import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions, type CaptureStats } from './activations';
 import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
@@ -473,6 +474,12 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     sharedBase.identityMaps = identityMaps(result.maps);
     record = await writeRunFolder({ request, context, claim, files, models, recipe, result, evalSet, timings, t0, autotune });
     record = { ...record, sharedBase, ...(partial.record ? { partial: partial.record } : {}) };
+    // The honest protocol also says how much of each non-anchor parent survived alignment (role 'aligned').
+    if (request.baselines && evalSet) {
+      const measuredOn = measuredOnFor(request.evalData ?? request.data, runDir);
+      const aligned = await alignedRows({ models, plans: result.plans, recipe, calib, evalSet, request, measuredOn, fuse: fuseLoaded }, context);
+      record = { ...record, metrics: [...record.metrics, ...aligned] };
+    }
     writeRecord(claim.tmp, record);
     commitRun(claim);
   } catch (err) {

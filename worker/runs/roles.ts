@@ -2,7 +2,7 @@
 // replaced by, and the accuracies a model's lineage lists.
 import type { MetricRole, ModelMetrics } from '../types';
 
-export const METRIC_ROLES: readonly MetricRole[] = ['parent', 'anchor', 'vanilla', 'fused', 'finetuned', 'ensemble', 'baseline', 'base', 'merged'];
+export const METRIC_ROLES: readonly MetricRole[] = ['parent', 'anchor', 'vanilla', 'fused', 'finetuned', 'ensemble', 'baseline', 'base', 'merged', 'aligned'];
 
 /** A row's identity within a run: role, start and parent index; seeded protocol rows (FuseRequest.baselines) are
  * distinct from the single finetune of the run. */
