@@ -372,11 +372,27 @@ export function formatRun(result: FuseResult): string {
     ...(warnings.length ? ['', ...warnings] : []),
     '',
     table,
+    ...partialLines(r),
     '',
     'wall time per stage',
     timings,
     ...memory,
   ].join('\n');
+}
+
+/** Partial fusion (--merge-layers, --pareto): the chosen K and the accuracy-vs-size curve. */
+function partialLines(r: RunRecord): string[] {
+  const p = r.partial;
+  if (!p) return [];
+  const head = `partial fusion: ${p.mergeLayers} of ${p.layers} blocks shared, ${p.parameters} parameters (one parent: ${p.parentParameters})`;
+  if (!p.points) return ['', head];
+  const rows = p.points.map((q) => [
+    `${q.mergeLayers}${q.mergeLayers === p.mergeLayers ? ' (chosen)' : ''}`,
+    String(q.parameters),
+    `${(q.parameters / p.parentParameters).toFixed(2)}×`,
+    q.accuracy === undefined ? '—' : `${(q.accuracy * 100).toFixed(2)} %`,
+  ]);
+  return ['', head, formatTable(['K', 'parameters', 'size', 'accuracy'], rows)];
 }
 
 export function formatTable(header: string[], rows: string[][]): string {

@@ -127,7 +127,7 @@ def main():
     save_npz("test_0to4", x_te[lo], y_te[lo])
     save_npz("test_5to9", x_te[~lo], y_te[~lo])
     x_val, y_val = x_all[val], y_all[val]
-    meta_file = os.path.join(OUT, "parents.json")
+    meta_file = os.path.join(OUT, f"parents-{args.which}.json")
     meta = json.load(open(meta_file)) if os.path.exists(meta_file) else {}
     jobs = []
     if args.which in ("pair", "all"):
