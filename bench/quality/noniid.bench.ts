@@ -22,7 +22,7 @@ import { finetuneModel } from '../../worker/train/finetune';
 import type { FuseRecipe } from '../../worker/types';
 import { cliArg, machine, markdownTable } from '../common';
 
-const DIR = path.resolve('.cache/noniid');
+const DIR = path.resolve(cliArg('dir', '.cache/noniid'));
 const OUT = path.resolve(cliArg('out', 'bench/quality/noniid-results.json'));
 const SEEDS = Number(cliArg('seeds', '3'));
 const ALIGNED = cliArg('aligned', '1') !== '0';
