@@ -26,6 +26,7 @@ const DIR = path.resolve(cliArg('dir', '.cache/noniid'));
 const OUT = path.resolve(cliArg('out', 'bench/quality/noniid-results.json'));
 const SEEDS = Number(cliArg('seeds', '3'));
 const ALIGNED = cliArg('aligned', '1') !== '0';
+const VARIANTS = cliArg('variants', '1') !== '0';
 const SCENARIOS: Record<string, string[]> = { pair: ['pair_a', 'pair_b'], quad: ['quad_0', 'quad_1', 'quad_2', 'quad_3'] };
 
 interface Score {
@@ -111,6 +112,15 @@ async function kd(start: string, teachers: string[], tag: string, work: string):
   };
 }
 
+/** Variants of the one-shot fusion: every other parent as the anchor, and the exact preset with regmean++. */
+function ONE_SHOT_VARIANTS(files: string[]): [string, FuseRecipe, string[]][] {
+  const out: [string, FuseRecipe, string[]][] = [];
+  for (let i = 1; i < files.length && VARIANTS; i++)
+    out.push([`defaults, anchor ${path.basename(files[i], '.onnx')}`, {}, [files[i], ...files.filter((_, j) => j !== i)]]);
+  if (VARIANTS) out.push(['exact (head-aware EMD) + regmean++', { preset: 'exact', refit: 'regmean++' }, files]);
+  return out;
+}
+
 async function scenario(name: string): Promise<{ rows: Row[]; curve: Row[]; chosenK: number }> {
   const files0 = SCENARIOS[name].map((n) => path.join(DIR, `${n}.onnx`));
   const rows: Row[] = [];
@@ -140,6 +150,12 @@ async function scenario(name: string): Promise<{ rows: Row[]; curve: Row[]; chos
     ...(await score(r.fused)),
     parameters: single,
   });
+  // One-shot ideas, measured (issue 28 item 2; validation decides): the other anchor(s), and exact head-aware EMD with
+  // regmean++ (the refit level by level on the fused model's own inputs).
+  for (const [label, recipe, order] of ONE_SHOT_VARIANTS(files)) {
+    const v = await fuseLoaded({ models: order.map((f) => loadModel(f)), recipe: resolveRecipe(recipe), calib: data.calib, vanilla: false });
+    rows.push({ model: `OT one-shot, ${label} (variant)`, ...(await score(v.fused)), parameters: single });
+  }
   // Each non-anchor parent alone after alignment (weights one-hot: no averaging, the refit towards it alone).
   for (let k = 1; ALIGNED && k < models.length; k++) {
     const weights: FuseRecipe['weights'] = models.map((_, i) => (i === k ? 1 : 0));
