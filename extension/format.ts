@@ -6,10 +6,10 @@ export function pct(x: number | undefined): string {
   return x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(2)}%`;
 }
 
-/** The accuracy a run is summarised by: the finetuned fused model, else the fused model (by role, not label). */
+/** The accuracy a run is summarised by: the finetuned fused model, else the fused (or merged) model (by role). */
 export function mainAccuracy(record: RunRecord): number | undefined {
   const pick = (role: string) => record.metrics.find((x) => x.role === role && !x.seeds && x.accuracy !== undefined);
-  const m = pick('finetuned') ?? pick('fused') ?? record.metrics.find((x) => x.accuracy !== undefined);
+  const m = pick('finetuned') ?? pick('fused') ?? pick('merged') ?? record.metrics.find((x) => x.accuracy !== undefined);
   return m?.accuracy;
 }
 
@@ -89,4 +89,13 @@ export function providerReason(reason: string, provider: string): string {
   if (!internal.test(reason)) return reason.slice(0, 140);
   const what = /adapter|gpu|device/i.test(reason) ? 'found no usable GPU adapter' : 'could not start';
   return `the ${provider} execution provider ${what} on this machine (details in the otfuse log)`;
+}
+
+/** The data sets this run's finetunes trained on (run.json `finetunes[].trainData`), as [path, why] pairs for the
+ * evaluation pickers' "Trained on" marks. */
+export function runTrainedOn(record: RunRecord): [string, string][] {
+  const all = [...(record.finetunes ?? []), ...(record.finetune ? [record.finetune] : [])];
+  const out = new Map<string, string>();
+  for (const f of all) if (f.trainData?.path) out.set(f.trainData.path, `this run's finetune trained on it (N ${f.trainData.n})`);
+  return [...out];
 }

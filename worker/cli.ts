@@ -1,9 +1,9 @@
 // `otfuse`: a thin shell over the engine API (in-process). Exit codes: 0 ok, 1 failed, 2 bad usage.
 import { mallocTunables, rerunWithTunables, watchRerunParent } from './runtime/malloc';
-import fs from 'node:fs';
 import path from 'node:path';
 import { engine } from './api';
 import { OtfuseError, toErrorInfo } from './errors';
+import { exists } from './io/read';
 import type { DataArg, DatasetSpec, FuseRecipe, FuseRequest, FuseResult, JobContext, RunRecord } from './types';
 import { describeProvider, ProviderChoice } from './runtime/providers';
 import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str, strList } from './cli/args';
@@ -478,7 +478,7 @@ async function cmdDemo(args: ParsedArgs, context: JobContext): Promise<number> {
   rejectUnknown(args, known('runs-dir', 'seeds', 'autotune-budget'));
   const root = findExamples();
   const converged = ['vit48c_s20.onnx', 'vit48c_s21.onnx'].map((f) => path.join(root, f));
-  const pair = converged.every((f) => fs.existsSync(f)) ? converged : [path.join(root, 'vit48_s11.onnx'), path.join(root, 'vit48_s10.onnx')];
+  const pair = converged.every((f) => exists(f)) ? converged : [path.join(root, 'vit48_s11.onnx'), path.join(root, 'vit48_s10.onnx')];
   const seeds = num(args, 'seeds') ?? 3;
   const calib = path.join(root, 'calib200.npz');
   const request: FuseRequest = {
@@ -504,7 +504,7 @@ async function cmdDemo(args: ParsedArgs, context: JobContext): Promise<number> {
 
 function findExamples(): string {
   for (const dir of [path.resolve('examples'), path.resolve(__dirname, '..', 'examples')]) {
-    if (fs.existsSync(path.join(dir, 'vit48_s10.onnx'))) return dir;
+    if (exists(path.join(dir, 'vit48_s10.onnx'))) return dir;
   }
   throw new OtfuseError('BAD_USAGE', 'cannot find the bundled examples/ folder (run from the repository root)');
 }

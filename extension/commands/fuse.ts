@@ -82,23 +82,27 @@ export function fuseCommands(d: Deps, pickers: Pickers, offerMerge?: (models: st
     if (!options.quiet && offerMerge && (await offerMerge(models)) === 'done') return undefined;
     const anchor = options.anchor ?? (await pickers.pickAnchor(models));
     if (!anchor) return undefined;
-    const data =
-      options.data ??
-      (await pickers.pickFile(`Fuse Models: calibration data (activations for the alignment) for ${path.basename(anchor)}`, 'otfuse.data', anchor));
-    if (!data) return undefined;
-    let evalData = options.evalData;
-    let skipEval = options.skipEval ?? false;
-    if (evalData === undefined && options.data === undefined && !skipEval) {
-      const choice = await pickers.pickEvalData(anchor, typeof data === 'string' ? data : data.path);
-      if (choice === undefined) return undefined;
-      if (choice === SKIP_EVALUATION) skipEval = true;
-      else if (choice !== USE_CALIBRATION) evalData = choice as DataArg;
-    }
+    // The preset first: a weight-based one needs no calibration data, so it is not asked for.
     let recipe: FuseRecipe | undefined;
     if (options.recipe) recipe = typeof options.recipe === 'string' ? recipeFor(options.recipe) : options.recipe;
     else if (options.preset) recipe = recipeFor(options.preset);
     else recipe = await pickers.pickRecipe();
     if (!recipe) return undefined;
+    const needsData = needsCalibration(recipe);
+    const data =
+      options.data ??
+      (needsData
+        ? await pickers.pickFile(`Fuse Models: calibration data (activations for the alignment) for ${path.basename(anchor)}`, 'otfuse.data', anchor)
+        : undefined);
+    if (!data && needsData) return undefined;
+    let evalData = options.evalData;
+    let skipEval = options.skipEval ?? false;
+    if (evalData === undefined && options.data === undefined && !skipEval) {
+      const choice = await pickers.pickEvalData(anchor, data === undefined ? '' : typeof data === 'string' ? data : data.path);
+      if (choice === undefined) return undefined;
+      if (choice === SKIP_EVALUATION) skipEval = true;
+      else if (choice !== USE_CALIBRATION) evalData = choice as DataArg;
+    }
     const runsDir = options.runsDir ?? d.store.root;
     const ordered = [anchor, ...models.filter((m) => m !== anchor)];
     const title = `Fusing ${ordered.map((m) => path.basename(m)).join(' + ')}`;
@@ -112,7 +116,7 @@ export function fuseCommands(d: Deps, pickers: Pickers, offerMerge?: (models: st
             {
               models: ordered,
               anchor,
-              data,
+              ...(data !== undefined ? { data } : {}),
               ...(evalData !== undefined ? { evalData } : {}),
               skipEval,
               recipe,
@@ -149,6 +153,15 @@ export function fuseCommands(d: Deps, pickers: Pickers, offerMerge?: (models: st
   return { fuse, rerunWithEdits };
 }
 
+/** Whether a recipe aligns on activations (and so needs calibration data): not the weight-based preset, nor a
+ * recipe aligning by weights without a refit (a refit fits on activations). */
+export function needsCalibration(recipe: FuseRecipe): boolean {
+  const r = recipe as { preset?: string; alignBy?: string; refit?: string; autotune?: unknown };
+  if (r.autotune || r.alignBy === 'acts') return true;
+  if (r.preset === 'weights') return r.refit !== undefined && r.refit !== 'none';
+  return r.alignBy === 'wts' ? r.refit !== 'none' : true;
+}
+
 /** How long the last finished fusion of the same models with the same recipe took (the overall ETA). */
 export function lastFuseSeconds(d: Deps, models: string[], recipe: FuseRecipe): number | undefined {
   const key = JSON.stringify([[...models].sort(), models[0], recipe]);
@@ -164,11 +177,11 @@ export function lastFuseSeconds(d: Deps, models: string[], recipe: FuseRecipe): 
 
 /** "fused: ot 85.10% · vanilla 9.80% · best parent 86.20% on test.npz" with the next steps as buttons. */
 export function notifyFused(runDir: string, record: RunRecord): void {
-  const acc = (label: string) => record.metrics.find((m) => m.label === label)?.accuracy;
-  const parents = record.metrics.filter((m) => m.file && record.models.includes(m.file));
+  const acc = (role: 'fused' | 'vanilla') => record.metrics.find((m) => m.role === role)?.accuracy;
+  const parents = record.metrics.filter((m) => m.role === 'parent' || m.role === 'anchor');
   const best = parents.reduce<number | undefined>((b, m) => (m.accuracy !== undefined && (b === undefined || m.accuracy > b) ? m.accuracy : b), undefined);
   const text = record.metrics.length
-    ? `otfuse: fused ${record.name} — OT ${pct(acc('ot'))}${acc('vanilla') !== undefined ? `, vanilla ${pct(acc('vanilla'))}` : ''}, best parent ${pct(best)} ${measuredOn(record)}.`
+    ? `otfuse: fused ${record.name} — OT ${pct(acc('fused'))}${acc('vanilla') !== undefined ? `, vanilla ${pct(acc('vanilla'))}` : ''}, best parent ${pct(best)} ${measuredOn(record)}.`
     : `otfuse: fused ${record.name} (not evaluated).`;
   void vscode.window.showInformationMessage(text, 'Open Run', 'Finetune', 'Reveal Fused Model').then((c) => {
     if (c === 'Open Run') void vscode.commands.executeCommand('otfuse.openRun', runDir);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { DataArg, EvaluateResult, FinetuneResult, RunRecord } from '../../worker/types';
 import { dataPath, refuseTrainingOnEval } from '../dataIdentity';
 import { runPath } from '../../worker/client';
-import { measuredOn, pct } from '../format';
+import { measuredOn, pct, runTrainedOn } from '../format';
 import type { Deps } from './deps';
 import { showError, trusted } from './notify';
 import { SKIP_EVALUATION, trainingSets, USE_CALIBRATION, type Pickers } from './pickers';
@@ -72,6 +72,13 @@ export function modelCommands(d: Deps, pickers: Pickers) {
     if (runDir) return finetuneRun(runDir, options);
     const model = p?.endsWith('.onnx') ? p : p ? undefined : await pickers.pickOne('Quick Finetune: choose a model');
     if (!model) return undefined;
+    if (!model.endsWith('.onnx')) {
+      // (The picker also lists Hugging Face folders; a finetuned copy is written next to an .onnx file.)
+      void vscode.window.showWarningMessage(
+        `otfuse: Quick Finetune writes a finetuned copy next to an .onnx model; convert ${path.basename(model)} to ONNX first, or finetune a run.`,
+      );
+      return undefined;
+    }
     const data = options.data ?? (await pickers.pickFile(`Quick Finetune ${path.basename(model)}: training data`, 'otfuse.trainData', model));
     if (!data) return undefined;
     const evalData =
@@ -154,8 +161,9 @@ export function modelCommands(d: Deps, pickers: Pickers) {
       if (teachers && !distilled) d.log.warn('otfuse.finetuneTeachers is on, but this engine has no distillation finetune: trained on the labels only');
       d.store.notify(runDir);
       if (d.alignment.currentRun !== runDir) await d.alignment.showRun(runDir, false);
-      const row = (label: string) => result.record.metrics.find((m) => m.label === label)?.accuracy;
-      const text = `${record.name}: ot+finetune ${pct(row('ot+finetune'))}${row('anchor+finetune') !== undefined ? ` vs anchor+finetune ${pct(row('anchor+finetune'))}` : ''} ${measuredOn(result.record)} (${result.finetune.steps} steps${teachers ? (distilled ? ', distilled from the parents' : ', teachers ignored: no distillation in this engine') : ''})`;
+      const row = (role: 'finetuned' | 'baseline') =>
+        result.record.metrics.find((m) => m.role === role && !m.seeds && (role === 'finetuned' || m.start === 'anchor'))?.accuracy;
+      const text = `${record.name}: ot+finetune ${pct(row('finetuned'))}${row('baseline') !== undefined ? ` vs anchor+finetune ${pct(row('baseline'))}` : ''} ${measuredOn(result.record)} (${result.finetune.steps} steps${teachers ? (distilled ? ', distilled from the parents' : ', teachers ignored: no distillation in this engine') : ''})`;
       d.log.info(`finetuned ${text}`);
       if (!options.quiet)
         void vscode.window.showInformationMessage(`otfuse: ${text}`, 'Open Run', 'Export Table').then((c) => {
@@ -175,7 +183,7 @@ export function modelCommands(d: Deps, pickers: Pickers) {
   async function askEvalData(record: RunRecord, fused: string | undefined, train: DataArg): Promise<DataArg | undefined> {
     const calibration = dataPath(record.data);
     const trainPath = dataPath(train)!;
-    const trained = trainingSets(await pickers.candidateFiles(), [[trainPath, 'the training data of this finetune']]);
+    const trained = trainingSets(await pickers.candidateFiles(), [...runTrainedOn(record), [trainPath, 'the training data of this finetune']]);
     const choice = await pickers.pickEvalData(fused ?? record.anchor, calibration ?? '', {
       title: `Quick Finetune ${record.name}: evaluation data (held out — the run was fused without evaluation)`,
       trainedOn: trained,

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DataArg, DataDescription, FuseRecipe, ModelSummary } from '../../worker/types';
 import { fitOf, looksTraining, rankData, type DataFit } from '../dataFit';
-import { findHfFolders } from '../hf';
+import { findHfFolders, hfModelFolder } from '../hf';
 import type { Deps } from './deps';
 
 export type PresetId = 'recommended' | 'exact' | 'weight-based';
@@ -261,16 +261,21 @@ export class Pickers {
   ): Promise<DataArg | typeof USE_CALIBRATION | typeof SKIP_EVALUATION | undefined> {
     const r = await this.pickData(options.title ?? `Fuse Models: evaluation data (held out, not the calibration data)`, 'otfuse.evalData', model, {
       heldOut: true,
-      near: calibration,
-      exclude: [calibration],
+      near: calibration || undefined,
+      exclude: calibration ? [calibration] : [],
       trainedOn: options.trainedOn ?? trainingSets(await this.candidateFiles()),
       extra: [
-        {
-          label: '$(warning) Use the calibration data',
-          description: path.basename(calibration),
-          detail: 'accuracies will be labelled "measured on calibration data" — not a held-out result',
-          choice: USE_CALIBRATION,
-        },
+        // (No calibration data — a weight-based fusion — no such choice.)
+        ...(calibration
+          ? [
+              {
+                label: '$(warning) Use the calibration data',
+                description: path.basename(calibration),
+                detail: 'accuracies will be labelled "measured on calibration data" — not a held-out result',
+                choice: USE_CALIBRATION,
+              },
+            ]
+          : []),
         ...(options.skip === false
           ? []
           : [{ label: '$(circle-slash) Skip evaluation', detail: 'fuse only; evaluate later with Re-evaluate Run', choice: SKIP_EVALUATION }]),
@@ -318,9 +323,21 @@ export class Pickers {
     const tab = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
     const active = tab instanceof vscode.TabInputCustom ? tab.uri.fsPath : vscode.window.activeTextEditor?.document.uri.fsPath;
     if (active?.endsWith('.onnx')) return active;
+    // A model.safetensors open in the model view stands for its Hugging Face folder.
+    const activeHf = active ? hfModelFolder(active) : undefined;
+    if (activeHf) return activeHf;
     const found = await vscode.workspace.findFiles('**/*.onnx', EXCLUDE, 200);
+    const folders = await findHfFolders();
     const pick = await vscode.window.showQuickPick(
-      found.map((u) => ({ label: path.basename(u.fsPath), description: vscode.workspace.asRelativePath(u), file: u.fsPath })),
+      [
+        ...found.map((u) => ({ label: path.basename(u.fsPath), description: vscode.workspace.asRelativePath(u), file: u.fsPath })),
+        // Hugging Face folders from the palette too, named by the folder (not "model.safetensors").
+        ...folders.map((f) => ({
+          label: `$(folder) ${path.basename(f)}`,
+          description: `${vscode.workspace.asRelativePath(f)} · Hugging Face folder`,
+          file: f,
+        })),
+      ],
       { title },
     );
     return pick?.file;

@@ -165,6 +165,26 @@ try {
       }
     }
     await closeEditors();
+  });
+
+  await check('[9] a weight-based preset does not ask for calibration data (the next prompt is the evaluation data)', async () => {
+    await explorerMenu([row('bertD_s20.onnx'), row('bertD_s21.onnx')], 'Fuse Models');
+    await pickQuick('anchor', 'bertD_s20', 'bertD_s20.onnx');
+    const presets = await quickRows('preset');
+    // A first fuse in this workspace: the configured default is marked "default", not "last used".
+    if (presets.some((r) => /last used/.test(r.text)) || !presets.some((r) => r.label === 'Recommended' && /default/.test(r.description)))
+      throw new Error(`preset rows on a first fuse: ${presets.map((r) => `${r.label} ${r.description}`).join(' | ')}`);
+    await pickQuick('preset', 'Weight-based', 'Weight-based');
+    const next = quick().locator('.quick-input-title', { hasText: /calibration data|evaluation data/ });
+    await next.waitFor({ state: 'visible', timeout: 30000 });
+    const title = await next.textContent();
+    if (!/evaluation data/.test(title)) throw new Error(`after Weight-based: '${title}'`);
+    const rows = await quickRows('evaluation data');
+    if (rows.some((r) => /Use the calibration data/.test(r.label))) throw new Error('"Use the calibration data" offered without calibration data');
+    await shot('01b-weight-based-no-calibration.png');
+    await page().keyboard.press('Escape');
+    await next.waitFor({ state: 'hidden', timeout: 10000 });
+    await closeEditors();
     await collapse('bert');
   });
 
@@ -175,9 +195,9 @@ try {
     const before = known();
     await explorerMenu([row('vit48_s10.onnx'), row('vit48_s10_perm.onnx')], 'Fuse Models');
     await pickQuick('anchor', 'vit48_s10.onnx', 'vit48_s10.onnx');
+    await pickQuick('preset', 'Exact', 'Exact');
     await pickQuickExact('calibration data', 'calib200', 'calib200.npz');
     await pickQuickExact('evaluation data', 'fmnist-test', 'fmnist-test-2k.json');
-    await pickQuick('preset', 'Exact', 'Exact');
     ({ runDir: permDir, record: permRecord } = await waitForRun(runsRoot, before));
     const soft = permRecord.layers.filter((l) => l.kind !== 'residual' && l.diagnostics?.meanBestMatch !== undefined && !(l.diagnostics.meanBestMatch > 0.999));
     if (soft.length) throw new Error(`not permutations: ${soft.map((l) => `${l.name} ${l.diagnostics?.meanBestMatch}`).join(', ')}`);
@@ -220,6 +240,24 @@ try {
     // A random permutation leaves (almost) no cell on the diagonal: the unsorted maps must not look like identities.
     if (scattered < layers.length - 1) throw new Error(`only ${scattered} of ${layers.length} unsorted maps are off the diagonal`);
     log(`sort by match: ${layers.length} permutation maps drawn as the identity; ${scattered} scattered unsorted`);
+  });
+
+  await check('[#31] heatmap switch time: click a layer → its full map and top-k table drawn (reported, not asserted)', async () => {
+    const tensors = permRecord.layers.map((l) => l.tensor);
+    const ms = await frame.evaluate(async (ts) => {
+      const out = [];
+      for (const t of ts) {
+        const t0 = performance.now();
+        document.querySelector(`.thumb-card[data-tensor="${window.CSS.escape(t)}"]`).click();
+        while (document.getElementById('top-slot').dataset.key !== `${t}|raw`) await new Promise((r) => window.requestAnimationFrame(r));
+        out.push(performance.now() - t0);
+      }
+      return out;
+    }, tensors);
+    const sorted = [...ms].sort((a, b) => a - b);
+    log(
+      `heatmap switch over ${ms.length} layers (shared 2-core machine, headless chromium): median ${sorted[sorted.length >> 1].toFixed(0)} ms, max ${sorted.at(-1).toFixed(0)} ms`,
+    );
   });
 
   await check('[5] a layer picked in the list (below the map) brings its map into view', async () => {
@@ -311,9 +349,9 @@ try {
     await shot('06-hf-partner.png');
     await widget.locator('.quick-input-action .monaco-button, .monaco-button', { hasText: 'OK' }).first().click();
     await pickQuick('anchor', 'vit-fmnist-s11', 'vit-fmnist-s11');
+    await pickQuick('preset', 'Recommended', 'Recommended');
     await pickQuickExact('calibration data', 'calib200', 'calib200.npz');
     await pickQuickExact('evaluation data', 'fmnist-test', 'fmnist-test-2k.json');
-    await pickQuick('preset', 'Recommended', 'Recommended');
     ({ runDir: hfDir, record: hfRecord } = await waitForRun(runsRoot, before));
     const names = hfRecord.models.map((m) => path.basename(m)).sort();
     if (JSON.stringify(names) !== JSON.stringify(['vit-fmnist-s10-f16', 'vit-fmnist-s11'])) throw new Error(`models ${names}`);
@@ -415,6 +453,13 @@ try {
     await sideBarWidth(560);
     if (m.overflow > 1) throw new Error(`${m.overflow}px horizontal overflow at ${m.width}px`);
     if (!m.delta || !m.loss) throw new Error(`Δ/Loss columns at ${m.width}px (side bar ${w}px): ${JSON.stringify(m)}`);
+  });
+
+  await check('no style attributes in the Alignment view after all of the above (strict CSP)', async () => {
+    const styled = await frame.evaluate(() =>
+      [...document.body.querySelectorAll('[style]')].filter((e) => !e.matches('canvas, .bar, .uplot, .uplot *')).map((e) => e.outerHTML.slice(0, 80)),
+    );
+    if (styled.length) throw new Error(`style attributes: ${styled.join(', ')}`);
   });
 } catch (err) {
   if (!T.results.some((r) => !r.ok)) T.results.push({ name: 'harness', ok: false, error: String(err?.stack ?? err) });

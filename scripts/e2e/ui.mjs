@@ -168,6 +168,7 @@ try {
   await check('[2] two models → right-click → Fuse Models; the data picker ranks by the model inputs with N and shapes', async () => {
     await explorerMenu([rowA, rowB], 'Fuse Models', '02-context-menu.png');
     await pickQuick('anchor', 'vit48_s10', 'vit48_s10.onnx');
+    await pickQuick('preset', 'Recommended', 'Recommended');
     const rows = await quickRows('calibration data');
     log(`data picker: ${rows.map((r) => `${r.separator ? `[${r.separator}] ` : ''}${r.label}`).join(' | ')}`);
     const firstBert = rows.findIndex((r) => /bert\//.test(r.text));
@@ -189,7 +190,6 @@ try {
     if (!calibChoice || !/measured on calibration data/.test(calibChoice.text)) throw new Error('no labelled "Use the calibration data" choice');
     await page.screenshot({ path: path.join(T.shots, '04-eval-picker.png') });
     await pickQuickExact('evaluation data', 'fmnist-test', 'fmnist-test-2k.json');
-    await pickQuick('preset', 'Recommended', 'Recommended');
   });
 
   const runsRoot = path.join(ws, '.otfuse', 'runs');
@@ -500,13 +500,13 @@ try {
     const known = vitRuns();
     await explorerMenu([bertRowA, bertRowB], 'Fuse Models');
     await pickQuick('anchor', 'bertD_s20', 'bertD_s20.onnx');
+    await pickQuick('preset', 'Recommended', 'Recommended');
     const rows = await quickRows('calibration data');
     if (!/bert\//.test(rows[0].text)) throw new Error(`first candidate for a BERT: ${rows[0].text}`);
     await pickQuickExact('calibration data', 'calib.npz', 'calib.npz');
     const evalRows = await quickRows('evaluation data');
     if (evalRows[0].label !== 'test.npz') throw new Error(`first evaluation candidate: ${evalRows[0].label}`);
     await pickQuickExact('evaluation data', 'test.npz', 'test.npz');
-    await pickQuick('preset', 'Recommended', 'Recommended');
     ({ runDir: bertDir, record: bertRecord } = await waitForRun(runsRoot, known));
     const names = bertRecord.layers.map((l) => l.name);
     for (const n of ['embed.tokens', 'blocks.0.attn.q', 'blocks.1.mlp.fc1', 'head.pooler'])
@@ -549,9 +549,9 @@ try {
     await palette('View: Show Explorer');
     await explorerMenu([bertRowA, bertRowB], 'Fuse Models');
     await pickQuick('anchor', 'bertD_s20', 'bertD_s20.onnx');
+    await pickQuick('preset', 'Recommended', 'Recommended');
     await pickQuickExact('calibration data', 'calib.npz', 'calib.npz');
     await pickQuick('evaluation data', 'Use the calibration', 'Use the calibration data');
-    await pickQuick('preset', 'Weight-based', 'Weight-based');
     const { runDir: dir, record: r } = await waitForRun(runsRoot, known);
     if (r.evalIsCalibration !== true) throw new Error('run.json does not flag calibration-data evaluation');
     await focusAlignment();
@@ -585,6 +585,7 @@ try {
       const known = vitRuns();
       await explorerMenu([tvRowA, tvRowB], 'Fuse Models');
       await pickQuick('anchor', 'tv_s1', 'tv_s1.onnx');
+      await pickQuick('preset', 'Recommended', 'Recommended');
       const rows = await quickRows('calibration data');
       const sep = rows.findIndex((r) => /Do not fit/.test(r.separator));
       const calib = rows.findIndex((r) => r.label === 'calib200.npz');
@@ -594,7 +595,6 @@ try {
       const evalRows = await quickRows('evaluation data');
       if (evalRows[0].label !== 'fmnist-test-2k.json') throw new Error(`first evaluation candidate: ${evalRows[0].label}`);
       await pickQuickExact('evaluation data', 'fmnist-test', 'fmnist-test-2k.json');
-      await pickQuick('preset', 'Recommended', 'Recommended');
       ({ runDir: tvDir, record: tvRecord } = await waitForRun(runsRoot, known));
       if (path.basename(tvRecord.anchor) !== 'tv_s1.onnx' || path.basename(tvRecord.evalData) !== 'fmnist-test-2k.json')
         throw new Error(`anchor ${tvRecord.anchor}, eval ${tvRecord.evalData}`);

@@ -3,7 +3,7 @@
 // unique run names, and provider errors in words.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { fusedAccuracy, measuredOn, onCalibration, providerReason, roleOf, rowData, uniqueNames } from '../../extension/format';
+import { fusedAccuracy, measuredOn, onCalibration, providerReason, roleOf, rowData, runTrainedOn, uniqueNames } from '../../extension/format';
 import type { ModelMetrics, RunRecord } from '../../worker/types';
 
 const legacy = (rows: object[]) => rows as unknown as ModelMetrics[];
@@ -85,4 +85,14 @@ test('a provider failure speaks of the provider, not of a C++ source path', () =
   assert.equal(said, 'the webgpu execution provider found no usable GPU adapter on this machine (details in the otfuse log)');
   assert.ok(!/\.cc|onnxruntime/.test(said));
   assert.equal(providerReason('CUDA is not available in this build', 'cuda'), 'CUDA is not available in this build');
+});
+
+test("the sets this run's finetunes trained on (run.json finetunes[].trainData), for the pickers' marks", () => {
+  const ft = (p: string, n: number) => ({ trainData: { path: p, sha256: 'x', n } }) as unknown as NonNullable<RunRecord['finetune']>;
+  const r = record({ finetunes: [ft('/w/train-a.npz', 500), ft('/w/train-b.npz', 800)], finetune: ft('/w/train-b.npz', 800) });
+  assert.deepEqual(runTrainedOn(r), [
+    ['/w/train-a.npz', "this run's finetune trained on it (N 500)"],
+    ['/w/train-b.npz', "this run's finetune trained on it (N 800)"],
+  ]);
+  assert.deepEqual(runTrainedOn(record()), []);
 });

@@ -278,7 +278,7 @@ export function drawDetail(): void {
   canvas.setAttribute('aria-label', `transport map of ${l?.name ?? map.tensor}, ${map.rows} by ${map.cols}`);
   const hover = document.getElementById('hover')!;
   const scale = document.getElementById('scale')!;
-  scale.textContent = scaleText(map, s, formatValue);
+  scale.textContent = `${scaleText(map, s, formatValue)}${samplesText() ? ` · N: ${map.rows}×${map.cols} neurons${samplesText()}` : ''}`;
   canvas.onmousemove = (e) => {
     hover.textContent = describeHover(map, cellAt(canvas.getBoundingClientRect(), map, e.clientX, e.clientY));
   };

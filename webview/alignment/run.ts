@@ -235,6 +235,13 @@ export function finetune(r: RunRecord): HTMLElement | null {
     'Finetune',
     'finetune',
     h('div', { class: 'muted small' }, `${ft.steps} steps · ${ft.epochs} epoch(s) · ${ft.seconds.toFixed(1)} s · ${ft.samplesPerSecond.toFixed(0)} samples/s`),
+    ft.trainData
+      ? h(
+          'div',
+          { class: 'muted small', id: 'finetune-data' },
+          `trained on ${basename(ft.trainData.path)} (N ${ft.trainData.n})${ft.evalData ? ` · evaluated on ${basename(ft.evalData.path)} (N ${ft.evalData.n})` : ''}`,
+        )
+      : null,
     holder,
     h('div', { class: 'actions small-actions' }, png),
     ft.evals.length

@@ -1,8 +1,8 @@
 // Execution provider choice: auto tries CUDA, then WebGPU, then CPU, and says why each one was or was not used.
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { OtfuseError } from '../errors';
+import { exists } from '../io/read';
 import { createOrtSession, ORT_PROCESS_ENV, ortSessionOptions, ortTensor } from './session';
 
 import type { ProviderChoice, ProviderName, ProviderReport } from '../types';
@@ -13,7 +13,7 @@ const ortBinDir = (): string => path.join(path.dirname(require.resolve('onnxrunt
 
 function cudaLibraryPresent(): boolean {
   try {
-    return fs.existsSync(path.join(ortBinDir(), 'libonnxruntime_providers_cuda.so'));
+    return exists(path.join(ortBinDir(), 'libonnxruntime_providers_cuda.so'));
   } catch {
     return false;
   }
@@ -30,7 +30,7 @@ function vulkanLoaderPresent(): boolean {
     '/usr/local/lib',
     ...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),
   ];
-  return dirs.some((d) => fs.existsSync(path.join(d, 'libvulkan.so.1')));
+  return dirs.some((d) => exists(path.join(d, 'libvulkan.so.1')));
 }
 
 /** A one-node model (Identity) used to check that a provider can start a session. */
