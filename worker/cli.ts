@@ -307,7 +307,9 @@ async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
     baselines: bool(args, 'baselines'),
   };
   // No recipe flag and no --recipe file: the recipe is auto-tuned (--no-autotune keeps the plain defaults).
-  const explicit = Object.keys(request.recipe ?? {}).filter((k) => k !== 'name' && k !== '$schema');
+  // --merge-layers / --pareto choose the model's shape around the fusion, not the fusion recipe: they keep it.
+  const shapeOnly = new Set(['name', '$schema', 'mergeLayers', 'pareto']);
+  const explicit = Object.keys(request.recipe ?? {}).filter((k) => !shapeOnly.has(k));
   const budget = num(args, 'autotune-budget');
   if (bool(args, 'autotune') !== false && (explicit.length === 0 || bool(args, 'autotune') === true) && request.data !== undefined) {
     request.autotune = budget !== undefined ? { budgetSeconds: budget } : true;
