@@ -7,7 +7,7 @@
 // distillation on the shared 2k set vs the better parent + the same (several seeds). All on the 10k test set and its
 // class halves; every choice on the validation set.
 //
-//   /usr/bin/python3 bench/quality/make_noniid.py
+//   /usr/bin/python3 bench/quality/make_noniid.py --which pair && /usr/bin/python3 bench/quality/make_noniid.py --which quad
 //   npm run build --silent && node dist-bench/quality/noniid.bench.js [--scenario pair|quad|all] [--seeds 3]
 //     [--out bench/quality/noniid-results.json]
 import fs from 'node:fs';
