@@ -21,6 +21,10 @@ export interface MapPayload {
   data: Float32Array;
   min: number;
   max: number;
+  /** Sorted by match (getMap's `sort`): rowOrder[k] is the original row shown at position k (full map rows). */
+  rowOrder?: number[];
+  /** Each full-map row's best `k` anchor columns (original indices, −1 = none) and their share of its mass. */
+  top?: { k: number; cols: number[]; mass: number[] };
 }
 
 export interface LiveState {
@@ -40,6 +44,11 @@ export interface LiveState {
   loss: { step: number; loss: number }[];
   state: 'running' | 'done' | 'failed' | 'cancelled';
   error?: string;
+  /** Times (ms since the epoch) the job and its current stage started, and how long the job took last time (s):
+   * the view shows elapsed time and the time left (contracts/progress.ts). */
+  startedAt?: number;
+  stageStartedAt?: number;
+  expectedSeconds?: number;
 }
 
 export interface RunView {
@@ -52,7 +61,7 @@ export interface RequestMap {
   /** The webview is loaded; the host answers with the view's initial content as events. */
   ready: { params: Record<string, never>; result: void };
   /** A map of the shown run, down-sampled to at most maxSide per side. */
-  getMap: { params: { runDir: string; tensor: string; maxSide: number }; result: MapPayload | null };
+  getMap: { params: { runDir: string; tensor: string; maxSide: number; sort?: boolean; top?: number }; result: MapPayload | null };
   /** A command on the shown run or model (see RunAction). */
   action: { params: { action: RunAction; runDir?: string; tensor?: string }; result: boolean };
   /** Saves bytes the webview made (a PNG of a heatmap or chart) where the user chooses. */

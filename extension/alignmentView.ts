@@ -7,6 +7,7 @@ import { mapsPath, type RunEntry } from '../worker/runs/store';
 import type { RunStore } from './runStore';
 import type { JobRunner } from './jobs';
 import { MapsFile } from './safetensors';
+import { orderedMap } from './mapOrder';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 import { send, serve } from './webviewRpc';
 import { saveWebviewFile } from './exports';
@@ -64,7 +65,7 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
             this.post({ type: 'busyRuns', runDirs: this.jobs.busyRuns() });
             this.pushRun();
           },
-          getMap: (p) => (this.current?.dir === p.runDir ? readMap(this.current, p.tensor, p.maxSide, this.log) : null),
+          getMap: (p) => (this.current?.dir === p.runDir ? readMap(this.current, p.tensor, p.maxSide, this.log, p) : null),
           action: (p) => this.action(p.action, p.runDir ?? this.current?.dir, p.tensor),
           saveFile: (p) => saveWebviewFile(p.suggestedName, p.bytes),
           dismissLive: (p) => this.jobs.dismiss(p.jobId),
@@ -157,14 +158,23 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
 }
 
 /** One map of a run, down-sampled to at most maxSide per side (null when the run has no such map). */
-export async function readMap(entry: RunEntry, tensor: string, maxSide: number, log?: vscode.LogOutputChannel): Promise<MapPayload | null> {
+export async function readMap(
+  entry: RunEntry,
+  tensor: string,
+  maxSide: number,
+  log?: vscode.LogOutputChannel,
+  options: { sort?: boolean; top?: number } = {},
+): Promise<MapPayload | null> {
   const file = mapsPath(entry);
   if (!file) return null;
   try {
     const maps = MapsFile.open(file);
     if (!maps.header[tensor]) return null;
+    const side = Math.max(8, Math.min(2048, maxSide));
     // Read and down-sampled on a worker thread: a large (or hostile) maps file never blocks the extension host.
-    return await maps.downsampledAsync(tensor, Math.max(8, Math.min(2048, maxSide)));
+    if (!options.sort && !options.top) return await maps.downsampledAsync(tensor, side);
+    // Sorting and top-k need the full map: read without blocking, order the rows, then down-sample.
+    return orderedMap(tensor, await maps.readAsync(tensor), side, options);
   } catch (err) {
     log?.error(`reading map '${tensor}' from ${file}: ${err instanceof Error ? err.message : err}`);
     return null;

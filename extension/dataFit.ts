@@ -25,7 +25,9 @@ function shapeFits(input: readonly (number | string)[], sample: readonly number[
 }
 
 export function fitOf(inputs: ModelSummary['inputs'] | undefined, d: DataDescription): DataFit {
-  if (d.error || !d.arrays) return { score: 1, reason: d.error ?? 'not inspected' };
+  // A file the engine cannot read does not fit anything (listed under "Do not fit" with the reason).
+  if (d.error) return { score: 0, reason: `cannot be read: ${d.error}` };
+  if (!d.arrays) return { score: 1, reason: 'not inspected' };
   if (!inputs?.length) return { score: 1, reason: describeArrays(d) };
   const byName = new Map(d.arrays.map((a) => [a.name, a]));
   for (const input of inputs) {
@@ -43,6 +45,11 @@ export function fitOf(inputs: ModelSummary['inputs'] | undefined, d: DataDescrip
 /** A name that suggests held-out data (for the evaluation prompt's default). */
 export function looksHeldOut(file: string): boolean {
   return /(^|[\\/_.-])(test|eval|val|valid|validation|heldout|held-out|holdout)([\\/_.\d-]|$)/i.test(file.split(/[\\/]/).pop() ?? file);
+}
+
+/** A name that suggests a training split. */
+export function looksTraining(file: string): boolean {
+  return /(^|[\\/_.-])(train|training)([\\/_.\d-]|$)/i.test(file.split(/[\\/]/).pop() ?? file);
 }
 
 /** Orders candidates: fitting first; then (for evaluation) held-out names next to `near` first; then by name. */

@@ -4,10 +4,11 @@ import * as vscode from 'vscode';
 import fs from 'node:fs';
 import path from 'node:path';
 import { encodeNpy } from '../worker/data/npy';
+import { csvTable } from '../worker/io/csv';
 import { mapsPath, readRun } from '../worker/runs/store';
 import type { RunRecord } from '../worker/types';
 import { MapsFile } from './safetensors';
-import { measuredOn } from './format';
+import { measuredOn, onCalibration, roleOf, rowData } from './format';
 
 /** Test hook: when set, saves go to this folder without a dialog. */
 let saveFolderForTests: string | undefined;
@@ -68,26 +69,34 @@ export async function exportMap(runDir: string, tensor: string, format: 'csv' | 
   return save(path.join(defaultDir(), name), format === 'csv' ? { CSV: ['csv'] } : { 'NumPy array': ['npy'] }, bytes);
 }
 
+/** The accuracy table with each row's role and the data it was measured on (name and N where run.json has it). */
 export function accuracyTable(record: RunRecord, format: 'csv' | 'markdown'): string {
   const on = measuredOn(record);
-  const rows = record.metrics.map((m) => [
-    m.label,
-    m.accuracy === undefined ? '' : (100 * m.accuracy).toFixed(2),
-    m.loss === undefined ? '' : m.loss.toFixed(4),
-    m.file ?? '',
-  ]);
-  if (format === 'csv') {
-    const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-    return ['model,accuracy_percent,loss,file', ...rows.map((r) => r.map(q).join(','))].join('\n') + '\n';
-  }
+  const calib = onCalibration(record);
+  const rows = record.metrics.map((m) => {
+    const d = rowData(m, record);
+    return [
+      m.label,
+      roleOf(m, record),
+      m.accuracy === undefined ? '' : (100 * m.accuracy).toFixed(2),
+      m.loss === undefined ? '' : m.loss.toFixed(4),
+      d?.name ?? '',
+      d?.n === undefined ? '' : String(d.n),
+      calib ? 'calibration' : d ? 'held-out' : '',
+      m.data?.sha256 ?? '',
+      m.file ?? '',
+    ];
+  });
+  // Formula cells (= + - @ …) neutralised by csvTable.
+  if (format === 'csv') return csvTable(['model', 'role', 'accuracy_percent', 'loss', 'data', 'data_n', 'data_kind', 'data_sha256', 'file'], rows);
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   return (
     [
       `Accuracy of run **${esc(record.name)}** ${on ? `(measured ${esc(on)})` : ''}`.trim(),
       '',
-      '| model | accuracy | loss |',
-      '| --- | ---: | ---: |',
-      ...rows.map((r) => `| ${esc(r[0])} | ${r[1] ? `${r[1]} %` : '—'} | ${r[2] || '—'} |`),
+      '| model | role | accuracy | loss | data (N) |',
+      '| --- | --- | ---: | ---: | --- |',
+      ...rows.map((r) => `| ${esc(r[0])} | ${r[1]} | ${r[2] ? `${r[2]} %` : '—'} | ${r[3] || '—'} | ${esc(r[4]) || '—'}${r[5] ? ` (${r[5]})` : ''} |`),
     ].join('\n') + '\n'
   );
 }

@@ -26,6 +26,31 @@ export function hfModelFolder(p: string): string | undefined {
   return fs.existsSync(path.join(dir, 'model.safetensors')) || fs.existsSync(path.join(dir, 'model.safetensors.index.json')) ? dir : undefined;
 }
 
+const EXCLUDE_DIRS = '**/{node_modules,.git,.otfuse,.e2e,dist,dist-test,out}/**';
+
+/** The workspace's Hugging Face model folders (config.json + model.safetensors or its shard index). */
+export async function findHfFolders(): Promise<string[]> {
+  const found = await vscode.workspace.findFiles('**/{model.safetensors,model.safetensors.index.json}', EXCLUDE_DIRS, 200);
+  return [...new Set(found.map((u) => hfModelFolder(u.fsPath)).filter((f): f is string => !!f))].sort();
+}
+
+/** Keeps the context key `otfuse.hfFolders` (the HF model folders' paths) current, so that the Explorer offers
+ * Fuse Models on such a folder, and only there. */
+function trackHfFolders(): vscode.Disposable[] {
+  let timer: NodeJS.Timeout | undefined;
+  const update = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      void findHfFolders().then((folders) =>
+        vscode.commands.executeCommand('setContext', 'otfuse.hfFolders', [...folders, ...folders.map((f) => vscode.Uri.file(f).path)]),
+      );
+    }, 300);
+  };
+  update();
+  const watcher = vscode.workspace.createFileSystemWatcher('**/{model.safetensors,model.safetensors.index.json,config.json}');
+  return [watcher, watcher.onDidCreate(update), watcher.onDidDelete(update), { dispose: () => clearTimeout(timer) }];
+}
+
 export function registerHfCommands(d: Deps): vscode.Disposable[] {
   const fail = (what: string, err: unknown) => {
     const e = err as { code?: string; message?: string };
@@ -142,6 +167,7 @@ export function registerHfCommands(d: Deps): vscode.Disposable[] {
   }
 
   return [
+    ...trackHfFolders(),
     vscode.commands.registerCommand('otfuse.fuseHfModels', fuseHf),
     vscode.commands.registerCommand('otfuse.convertHfToOnnx', convertToOnnx),
     vscode.commands.registerCommand('otfuse.saveRunAsHf', saveRunAsHf),

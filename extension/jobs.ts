@@ -5,6 +5,7 @@ import * as vscode from 'vscode';
 import { OtfuseError } from '../worker/errors';
 import type { ProgressEvent } from '../worker/types';
 import type { LiveState } from '../contracts/protocol';
+import { progressLine, stageName, timeText } from '../contracts/progress';
 
 export interface Job {
   id: number;
@@ -16,6 +17,8 @@ export interface Job {
 export interface JobOptions {
   /** The run folder the job works on: a second job on the same run is refused while this one runs. */
   runDir?: string;
+  /** How long the same job took last time (seconds): the overall ETA. */
+  expectedSeconds?: number;
 }
 
 export class JobRunner implements vscode.Disposable {
@@ -32,7 +35,8 @@ export class JobRunner implements vscode.Disposable {
   constructor(private readonly log: vscode.LogOutputChannel) {
     this.status = vscode.window.createStatusBarItem('otfuse.job', vscode.StatusBarAlignment.Left, 50);
     this.status.name = 'otfuse job';
-    this.status.command = 'otfuse.cancelRun';
+    // From the status bar a click cancels only after a confirmation (a stray click must not lose a long job).
+    this.status.command = { command: 'otfuse.cancelRun', title: 'Cancel', arguments: [{ confirm: true }] };
   }
 
   get busy(): boolean {
@@ -61,7 +65,18 @@ export class JobRunner implements vscode.Disposable {
       id,
       title,
       controller: new AbortController(),
-      live: { jobId: id, title, runDir: options.runDir, stage: 'start', layersDone: [], loss: [], state: 'running' },
+      live: {
+        jobId: id,
+        title,
+        runDir: options.runDir,
+        stage: 'start',
+        layersDone: [],
+        loss: [],
+        state: 'running',
+        startedAt: Date.now(),
+        stageStartedAt: Date.now(),
+        ...(options.expectedSeconds ? { expectedSeconds: options.expectedSeconds } : {}),
+      },
     };
     this.jobs.set(job.id, job);
     this.update(job);
@@ -75,6 +90,8 @@ export class JobRunner implements vscode.Disposable {
           let lastPct = 0;
           const onProgress = (e: ProgressEvent) => {
             const live = job.live;
+            // A new stage (or the baseline phase of a finetune) restarts the stage clock and its percentage.
+            if (stageName(e.stage, e.message ?? live.message) !== stageName(live.stage, live.message)) live.stageStartedAt = Date.now();
             live.stage = e.stage;
             live.message = e.message ?? live.message;
             live.done = e.done;
@@ -86,7 +103,7 @@ export class JobRunner implements vscode.Disposable {
             if (e.stage === 'finetune' && e.metrics?.loss !== undefined)
               live.loss.push({ step: e.metrics.step ?? e.done ?? live.loss.length, loss: e.metrics.loss });
             const pct = e.total ? Math.round((100 * (e.done ?? 0)) / e.total) : undefined;
-            const text = [e.stage, e.layer, e.message, pct !== undefined ? `${pct}%` : ''].filter(Boolean).join(' · ');
+            const text = [stageName(e.stage, live.message), e.layer, e.message, pct !== undefined ? `${pct}%` : ''].filter(Boolean).join(' · ');
             progress.report({ message: text, increment: pct !== undefined && pct >= lastPct ? pct - lastPct : undefined });
             if (pct !== undefined) lastPct = pct;
             if (e.message || e.layer) this.log.info(`${title}: ${text}`);
@@ -113,6 +130,11 @@ export class JobRunner implements vscode.Disposable {
     }
   }
 
+  /** What is running (for the cancel confirmation). */
+  titles(): string[] {
+    return [...this.jobs.values()].map((j) => j.title);
+  }
+
   /** Aborts every running job; returns how many. */
   cancelAll(): number {
     const n = this.jobs.size;
@@ -134,9 +156,11 @@ export class JobRunner implements vscode.Disposable {
     void vscode.commands.executeCommand('setContext', 'otfuse.busy', running.length > 0);
     if (running.length) {
       const j = running[running.length - 1];
-      const pct = j.live.total ? ` ${Math.round((100 * (j.live.done ?? 0)) / j.live.total)}%` : '';
-      this.status.text = `$(sync~spin) otfuse: ${j.live.stage}${pct}`;
-      this.status.tooltip = `${j.title}${j.live.layer ? ` — ${j.live.layer}` : ''}\nClick to cancel`;
+      const l = j.live;
+      const pct = l.total ? ` ${Math.round((100 * (l.done ?? 0)) / l.total)}%` : '';
+      const time = timeText(Date.now(), { startedAt: l.startedAt!, stageStartedAt: l.stageStartedAt!, expectedSeconds: l.expectedSeconds }, l.done, l.total);
+      this.status.text = `$(sync~spin) otfuse: ${stageName(l.stage, l.message)}${pct}${time.left ? ` · ${time.left} left` : ''}`;
+      this.status.tooltip = `${j.title}${l.layer ? ` — ${l.layer}` : ''}\n${progressLine(Date.now(), { startedAt: l.startedAt!, stageStartedAt: l.stageStartedAt!, expectedSeconds: l.expectedSeconds }, l.stage, l.message, l.done, l.total)}\nClick to cancel (asks first)`;
       this.status.show();
     } else {
       this.status.hide();

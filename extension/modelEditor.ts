@@ -7,6 +7,8 @@ import type { RunAction } from '../contracts/protocol';
 import type { EngineHost } from './engineHost';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 import { send, serve } from './webviewRpc';
+import { hfModelFolder } from './hf';
+import path from 'node:path';
 
 const COMMANDS: Partial<Record<RunAction, string>> = {
   evaluate: 'otfuse.evaluateModel',
@@ -43,8 +45,10 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
           }
           const command = COMMANDS[p.action];
           if (!command) return false;
-          // Fuse with…: this model is one of the models (the picker explains that a second one is needed).
-          const result = await vscode.commands.executeCommand<EvaluateResult | undefined>(command, uri, [uri]);
+          // Fuse with…: this model is one of the models (the picker explains that a second one is needed). A
+          // model.safetensors stands for its Hugging Face folder.
+          const target = vscode.Uri.file(hfModelFolder(uri.fsPath) ?? uri.fsPath);
+          const result = await vscode.commands.executeCommand<EvaluateResult | undefined>(command, target, [target]);
           if (p.action === 'evaluate' && result) {
             const data = this.context.workspaceState.get<string>('otfuse.evalData') ?? '';
             void send(panel.webview, { type: 'evaluation', result, data });
@@ -59,16 +63,19 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
 
   private async load(uri: vscode.Uri, panel: vscode.WebviewPanel): Promise<void> {
     const post = (m: Parameters<typeof send>[1]) => void send(panel.webview, m);
+    // A Hugging Face model.safetensors is shown as its folder (the model; named by the folder).
+    const model = hfModelFolder(uri.fsPath) ?? uri.fsPath;
+    if (model !== uri.fsPath) panel.title = `${path.basename(model)} (Hugging Face)`;
     try {
-      const inspect = await this.engines.engine.inspect({ model: uri.fsPath, alignment: true, noSession: true });
-      post({ type: 'model', file: uri.fsPath, inspect });
+      const inspect = await this.engines.engine.inspect({ model, alignment: true, noSession: true });
+      post({ type: 'model', file: model, inspect });
     } catch (first) {
       // Alignment analysis may fail for a structure the engine cannot place: still show the model itself.
       try {
-        const inspect = await this.engines.engine.inspect({ model: uri.fsPath, noSession: true });
-        post({ type: 'model', file: uri.fsPath, inspect, alignmentError: (first as Error).message });
+        const inspect = await this.engines.engine.inspect({ model, noSession: true });
+        post({ type: 'model', file: model, inspect, alignmentError: (first as Error).message });
       } catch (err) {
-        post({ type: 'model', file: uri.fsPath, error: (err as Error).message, errorActions: ['retry'] });
+        post({ type: 'model', file: model, error: (err as Error).message, errorActions: ['retry'] });
       }
     }
   }

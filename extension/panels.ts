@@ -71,7 +71,7 @@ export class Panels implements vscode.Disposable {
       {
         getMap: (p) => {
           const e = entries.find((x) => x.dir === p.runDir);
-          return e ? readMap(e, p.tensor, p.maxSide, this.log) : null;
+          return e ? readMap(e, p.tensor, p.maxSide, this.log, p) : null;
         },
       },
     );

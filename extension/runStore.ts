@@ -1,10 +1,12 @@
-// The extension's run store: the runs folder read through the engine's run-folder module (worker/runs/store),
-// cached, and one change event that the Runs tree and the Alignment view subscribe to (like a custom editor's
+// The extension's run store: the runs folder read through the engine's run.json reader (worker/runs/reader:
+// size-limited, migrated, validated against the run schema), off the host thread (stat before read, reads in
+// libuv's pool, one run parsed per event-loop turn), cached, and one change event that the Runs tree and the Alignment view subscribe to (like a custom editor's
 // onDidChangeContent). Commands that change a run (through the engine) call notify(dir); the file watcher covers
 // the CLI and other windows.
 import * as vscode from 'vscode';
 import path from 'node:path';
-import { deleteRun, listRuns, readRun, type RunEntry } from '../worker/runs/store';
+import { deleteRun, readRun, type RunEntry } from '../worker/runs/store';
+import { listRunFilesAsync } from '../worker/runs/reader';
 
 export type { RunEntry };
 
@@ -25,6 +27,10 @@ export class RunStore implements vscode.Disposable {
   readonly onDidChange = this.emitter.event;
   private watcher?: vscode.FileSystemWatcher;
   private cache?: RunEntry[];
+  /** The last list read (shown while a fresh one loads). */
+  private last: RunEntry[] = [];
+  private loading?: Promise<RunEntry[]>;
+  private stale = false;
   private pending = new Set<string | undefined>();
   private timer?: NodeJS.Timeout;
   private readonly subs: vscode.Disposable[] = [];
@@ -45,16 +51,33 @@ export class RunStore implements vscode.Disposable {
     return runsFolder();
   }
 
-  /** Every run, newest first (cached until something changes). */
+  /** Every run, newest first (cached until something changes). While the folder is being read (asynchronously)
+   * this is the previous list; a change event follows when the fresh one is there. */
   list(): RunEntry[] {
-    if (!this.cache) {
-      const root = this.root;
-      this.cache = root ? listRuns(root) : [];
-    }
-    return this.cache;
+    if (!this.cache) void this.listAsync();
+    return this.cache ?? this.last;
   }
 
-  /** One run, read fresh from disk. */
+  /** Every run, newest first, once read (never blocks the extension host on a large or hostile run.json). */
+  listAsync(): Promise<RunEntry[]> {
+    if (this.cache) return Promise.resolve(this.cache);
+    if (this.loading) return this.loading;
+    const root = this.root;
+    this.loading = (root ? listRunFilesAsync(root) : Promise.resolve([])).then((entries) => {
+      this.loading = undefined;
+      this.last = entries;
+      if (this.stale) {
+        this.stale = false;
+        return this.listAsync();
+      }
+      this.cache = entries;
+      this.emitter.fire({});
+      return entries;
+    });
+    return this.loading;
+  }
+
+  /** One run, read fresh from disk (bounded: a run.json over the reader's size limit is refused by its size). */
   get(dir: string): RunEntry {
     return readRun(dir);
   }
@@ -62,6 +85,7 @@ export class RunStore implements vscode.Disposable {
   /** Tells every subscriber that a run (or the list) changed. */
   notify(dir?: string): void {
     this.cache = undefined;
+    if (this.loading) this.stale = true; // changed while being read: read again afterwards
     this.emitter.fire({ dir });
   }
 
@@ -83,6 +107,7 @@ export class RunStore implements vscode.Disposable {
         const dirs = [...this.pending];
         this.pending.clear();
         this.cache = undefined;
+        if (this.loading) this.stale = true;
         for (const dir of dirs) this.emitter.fire({ dir });
       }, 300);
     };

@@ -73,8 +73,31 @@ export function overviewChart(target: HTMLElement, layers: LayerMapInfo[], width
         font: '10px sans-serif',
         labelFont: '10px sans-serif',
       },
-      { ...ax, scale: 'share', size: 40, values: (_u, vals) => vals.map((v) => `${Math.round(100 * v)}%`), font: '10px sans-serif' },
-      ...(series.some((s) => s.scale === 'cost') ? [{ ...ax, scale: 'cost', side: 1 as const, size: 40, grid: { show: false }, font: '10px sans-serif' }] : []),
+      {
+        ...ax,
+        scale: 'share',
+        size: 40,
+        values: (_u, vals) => vals.map((v) => `${Math.round(100 * v)}%`),
+        font: '10px sans-serif',
+        label: 'share (%)',
+        labelSize: 12,
+        labelFont: '10px sans-serif',
+      },
+      ...(series.some((s) => s.scale === 'cost')
+        ? [
+            {
+              ...ax,
+              scale: 'cost',
+              side: 1 as const,
+              size: 40,
+              grid: { show: false },
+              font: '10px sans-serif',
+              label: 'OT cost',
+              labelSize: 12,
+              labelFont: '10px sans-serif',
+            },
+          ]
+        : []),
     ],
     hooks: {
       ready: [

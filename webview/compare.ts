@@ -1,9 +1,10 @@
 // Runs side by side: recipes diffed, accuracy tables merged (with what each was measured on), and the same
 // layer's maps next to each other.
-import type { DataArg, RunView } from '../contracts/protocol';
+import type { DataArg, MapPayload, ModelMetrics, RunView } from '../contracts/protocol';
 import { h, section, pct, basename } from './dom';
 import { on, request } from './rpc';
-import { drawColourBar, drawMap } from './heatmap';
+import { drawColourBar, drawMap, formatValue } from './heatmap';
+import { sharedScale } from './mapMath';
 import { defaultLayer } from './alignment/layers';
 
 const dataName = (d?: DataArg) => {
@@ -25,16 +26,21 @@ function render(runs: RunView[]): void {
       ...vals.map((v) => h('td', {}, show(v))),
     );
   });
-  const labels = [...new Set(runs.flatMap((r) => r.record.metrics.map((m) => m.label)))];
+  // Rows are matched across runs by what they measured (role, start, parent index, seeded), not by label.
+  // Parents are told apart by their file (two runs of different parents do not share a parent row).
+  const keyOf = (m: ModelMetrics) => [m.role, m.start ?? '', m.model ?? '', m.seeds ? 'seeds' : '', m.file ? basename(m.file) : ''].join('|');
+  const rowLabel = new Map<string, string>();
+  for (const r of runs) for (const m of r.record.metrics) if (!rowLabel.has(keyOf(m))) rowLabel.set(keyOf(m), m.label);
+  const labels = [...rowLabel.keys()];
   const evalOn = runs.map((r) => `${dataName(r.record.evalData ?? r.record.data)}${r.record.evalIsCalibration ? ' (calibration!)' : ''}`);
   const sameData = new Set(evalOn).size === 1;
-  const accRows = labels.map((label) =>
+  const accRows = labels.map((key) =>
     h(
       'tr',
-      { 'data-label': label },
-      h('th', { scope: 'row' }, label),
+      { 'data-label': rowLabel.get(key)!, 'data-role': key.split('|')[0] },
+      h('th', { scope: 'row' }, rowLabel.get(key)!),
       ...runs.map((r) => {
-        const m = r.record.metrics.find((x) => x.label === label);
+        const m = r.record.metrics.find((x) => keyOf(x) === key);
         return h('td', { class: 'num', 'data-accuracy': m?.accuracy ?? '' }, pct(m?.accuracy));
       }),
     ),
@@ -73,34 +79,48 @@ function render(runs: RunView[]): void {
 }
 
 async function drawLayer(runs: RunView[], name: string, target: HTMLElement): Promise<void> {
-  const cells = await Promise.all(
+  // Every map first, then one colour scale over all of them: the same colour means the same mass in each run.
+  const loaded = await Promise.all(
     runs.map(async (r) => {
       const layer = r.record.layers.find((l) => l.name === name);
-      const cell = h(
-        'figure',
-        { class: 'compare-cell', 'data-run': r.runDir },
-        h('figcaption', {}, `${r.record.name}${layer ? ` · ${layer.rows}×${layer.cols}` : ''}`),
-      );
-      if (!layer) {
-        cell.append(h('p', { class: 'muted' }, 'no such layer in this run'));
-        return cell;
-      }
-      const map = await request('getMap', { runDir: r.runDir, tensor: layer.tensor, maxSide: 256 });
-      if (!map) {
-        cell.append(h('p', { class: 'muted' }, 'map not readable'));
-        return cell;
-      }
-      const c = h('canvas', { class: 'compare-map', role: 'img', 'aria-label': `${name} in ${r.record.name}` }) as HTMLCanvasElement;
-      const bar = h('canvas', { role: 'img', 'aria-label': 'colour scale' }) as HTMLCanvasElement;
-      const side = Math.max(120, Math.min(360, Math.floor((document.getElementById('app')!.clientWidth - 40) / runs.length) - 70));
-      drawMap(c, map, side);
-      drawColourBar(bar, map.min, map.max, parseFloat(c.style.height));
-      c.dataset.drawn = '1';
-      cell.append(h('div', { class: 'heatmap-wrap' }, c, bar));
-      return cell;
+      const map = layer ? await request('getMap', { runDir: r.runDir, tensor: layer.tensor, maxSide: 256 }) : null;
+      return { r, layer, map };
     }),
   );
-  target.replaceChildren(...cells);
+  const maps = loaded.map((x) => x.map).filter((m): m is MapPayload => !!m);
+  const scale = maps.length ? sharedScale(maps) : undefined;
+  const side = Math.max(120, Math.min(360, Math.floor((document.getElementById('app')!.clientWidth - 40) / runs.length) - 70));
+  const cells = loaded.map(({ r, layer, map }) => {
+    const cell = h(
+      'figure',
+      { class: 'compare-cell', 'data-run': r.runDir },
+      h('figcaption', {}, `${r.record.name}${layer ? ` · ${layer.rows}×${layer.cols} neurons` : ''}`),
+    );
+    if (!layer || !map || !scale) {
+      cell.append(h('p', { class: 'muted' }, layer ? 'map not readable' : 'no such layer in this run'));
+      return cell;
+    }
+    const c = h('canvas', { class: 'compare-map', role: 'img', 'aria-label': `${name} in ${r.record.name}` }) as HTMLCanvasElement;
+    const bar = h('canvas', { class: 'compare-bar', role: 'img', 'aria-label': 'colour scale (shared by every map here)' }) as HTMLCanvasElement;
+    drawMap(c, map, side, scale);
+    drawColourBar(bar, scale.min, scale.max, parseFloat(c.style.height), 58, scale);
+    c.dataset.drawn = '1';
+    c.dataset.scaleMin = String(scale.min);
+    c.dataset.scaleMax = String(scale.max);
+    cell.append(h('div', { class: 'heatmap-wrap' }, c, bar));
+    return cell;
+  });
+  const note = scale
+    ? h(
+        'p',
+        { class: 'muted small', id: 'compare-scale' },
+        `One colour scale for every map here: n·P from ${formatValue(scale.min)} to ${formatValue(scale.max)} (each map's own range: ${loaded
+          .filter((x) => x.map)
+          .map((x) => `${x.r.record.name} ${formatValue(x.map!.min)}–${formatValue(x.map!.max)}`)
+          .join(', ')})`,
+      )
+    : null;
+  target.replaceChildren(...cells, ...(note ? [note] : []));
   document.body.dataset.compared = name;
 }
 

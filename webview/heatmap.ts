@@ -1,10 +1,11 @@
 // Canvas heatmaps of transport maps (already down-sampled by the extension), with hover read-out.
 import type { MapPayload } from '../contracts/protocol';
-import { colour, formatValue } from './mapMath';
+import { colour, colourScale, formatValue, scaleT, scaleValue, type ColourScale } from './mapMath';
 
 export { cellAt, colour, describeCell, formatValue } from './mapMath';
 
-export function drawMap(canvas: HTMLCanvasElement, map: MapPayload, cssSize: number): void {
+/** Draws the map with `scale` (its own linear min–max unless given: Compare passes one shared scale). */
+export function drawMap(canvas: HTMLCanvasElement, map: MapPayload, cssSize: number, scale: ColourScale = colourScale(map.min, map.max)): void {
   const aspect = map.outRows / Math.max(1, map.outCols);
   const w = cssSize;
   const h = Math.max(8, Math.round(cssSize * Math.min(aspect, 2)));
@@ -14,9 +15,8 @@ export function drawMap(canvas: HTMLCanvasElement, map: MapPayload, cssSize: num
   canvas.style.width = `${w}px`;
   canvas.style.height = `${h}px`;
   const img = new ImageData(map.outCols, map.outRows);
-  const span = map.max - map.min || 1;
   for (let k = 0; k < map.data.length; k++) {
-    const [r, g, b] = colour((map.data[k] - map.min) / span);
+    const [r, g, b] = colour(scaleT(map.data[k], scale));
     img.data[4 * k] = r;
     img.data[4 * k + 1] = g;
     img.data[4 * k + 2] = b;
@@ -79,8 +79,15 @@ export function drawLine(
   ctx.stroke();
 }
 
-/** A vertical colour bar for [min, max] with three tick labels (max, middle, min), themed text. */
-export function drawColourBar(canvas: HTMLCanvasElement, min: number, max: number, cssHeight: number, cssWidth = 58): void {
+/** A vertical colour bar for [min, max] (or `scale`: log, shared) with three tick labels (top, middle, bottom). */
+export function drawColourBar(
+  canvas: HTMLCanvasElement,
+  min: number,
+  max: number,
+  cssHeight: number,
+  cssWidth = 58,
+  scale: ColourScale = colourScale(min, max),
+): void {
   const dpr = window.devicePixelRatio || 1;
   canvas.width = Math.round(cssWidth * dpr);
   canvas.height = Math.round(cssHeight * dpr);
@@ -101,9 +108,9 @@ export function drawColourBar(canvas: HTMLCanvasElement, min: number, max: numbe
   ctx.font = '10px sans-serif';
   ctx.textBaseline = 'middle';
   const ticks: [number, number][] = [
-    [max, 5],
-    [(min + max) / 2, cssHeight / 2],
-    [min, cssHeight - 5],
+    [scaleValue(1, scale), 5],
+    [scaleValue(0.5, scale), cssHeight / 2],
+    [scaleValue(0, scale), cssHeight - 5],
   ];
   for (const [v, y] of ticks) {
     ctx.beginPath();
@@ -114,18 +121,27 @@ export function drawColourBar(canvas: HTMLCanvasElement, min: number, max: numbe
   }
 }
 
-/** One image of a map with its colour bar and a title (for "Export PNG"). */
-export function composeHeatmapImage(map: MapPayload, title: string, size = 512): HTMLCanvasElement {
+/** One image of a map with its colour bar, a title, axis labels and a legend line (for "Export PNG"). */
+export function composeHeatmapImage(
+  map: MapPayload,
+  title: string,
+  size = 512,
+  scale: ColourScale = colourScale(map.min, map.max),
+  legend = '',
+  footer = '',
+): HTMLCanvasElement {
   const heat = document.createElement('canvas');
-  drawMap(heat, map, size);
+  drawMap(heat, map, size, scale);
   const bar = document.createElement('canvas');
   const h = parseFloat(heat.style.height);
-  drawColourBar(bar, map.min, map.max, h);
+  drawColourBar(bar, map.min, map.max, h, 58, scale);
   const pad = 8,
-    top = 24;
+    top = 24,
+    left = 20,
+    bottom = footer ? 56 : 40;
   const out = document.createElement('canvas');
-  out.width = size + bar.width / (window.devicePixelRatio || 1) + 3 * pad;
-  out.height = h + top + pad;
+  out.width = left + size + bar.width / (window.devicePixelRatio || 1) + 3 * pad;
+  out.height = h + top + bottom;
   const ctx = out.getContext('2d')!;
   ctx.fillStyle = getComputedStyle(document.body).getPropertyValue('--vscode-editor-background').trim() || '#fff';
   ctx.fillRect(0, 0, out.width, out.height);
@@ -133,7 +149,17 @@ export function composeHeatmapImage(map: MapPayload, title: string, size = 512):
   ctx.font = '12px sans-serif';
   ctx.fillText(title, pad, 16);
   ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(heat, pad, top, size, h);
-  ctx.drawImage(bar, size + 2 * pad, top, bar.width / (window.devicePixelRatio || 1), h);
+  ctx.drawImage(heat, left + pad, top, size, h);
+  ctx.drawImage(bar, left + size + 2 * pad, top, bar.width / (window.devicePixelRatio || 1), h);
+  // Axis labels: columns are the anchor's neurons, rows the other model's (sorted by match when so drawn).
+  ctx.font = '11px sans-serif';
+  ctx.fillText(`columns j: anchor neurons 0–${map.cols - 1}`, left + pad, top + h + 14);
+  ctx.save();
+  ctx.translate(12, top + h);
+  ctx.rotate(-Math.PI / 2);
+  ctx.fillText(`rows i: other model's neurons${map.rowOrder ? ' (sorted by match)' : ''}`, 0, 0);
+  ctx.restore();
+  ctx.fillText(legend || `colour: ${scale.log ? 'log scale' : 'linear scale'} of n·P`, left + pad, top + h + 30);
+  if (footer) ctx.fillText(footer, left + pad, top + h + 46);
   return out;
 }

@@ -1,8 +1,8 @@
 // Human labels, units and explanations for the per-map diagnostics the engine records (run.json layers[].diagnostics).
 export interface DiagnosticLabel {
   label: string;
-  /** How to show the value. */
-  format: (v: number, cols: number) => string;
+  /** How to show the value (cols: the anchor's neurons, rows: the other model's). */
+  format: (v: number, cols: number, rows?: number) => string;
   help: string;
 }
 
@@ -17,8 +17,9 @@ export const DIAGNOSTICS: Record<string, DiagnosticLabel> = {
   },
   entropy: {
     label: 'Plan entropy',
-    format: (v) => `${num(v)} nats`,
-    help: 'Entropy of the transport plan: 0 for a hard one-to-one map, log(n·m) for a uniform one. Soft (entropic) alignment keeps some.',
+    format: (v, cols, rows = cols) =>
+      `${num(v)} nats (permutation ln ${Math.min(rows, cols)} = ${num(Math.log(Math.min(rows, cols)))}, uniform ln(${rows}·${cols}) = ${num(Math.log(rows * cols))})`,
+    help: 'Entropy of the transport plan (total mass 1): ln n for a hard one-to-one map of n neurons (ln 48 ≈ 3.87 for 48), ln(n·m) for a uniform plan. Soft (entropic) alignment lies between.',
   },
   meanBestMatch: {
     label: 'Row confidence',
@@ -39,6 +40,21 @@ export const DIAGNOSTICS: Record<string, DiagnosticLabel> = {
     label: 'Solve time',
     format: (v) => (v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(1)} ms`),
     help: 'Wall time to build the cost and solve this map.',
+  },
+  converged: {
+    label: 'Solver converged',
+    format: (v) => (v ? 'yes' : 'no — stopped at its iteration cap'),
+    help: 'Whether the OT solver met its tolerance (1) or stopped at its iteration limit (0): then the map is approximate.',
+  },
+  costScale: {
+    label: 'Cost normalisation',
+    format: num,
+    help: 'The factor the cost matrix was divided by before solving (recipe costNorm), so that the regularisation means the same for every layer.',
+  },
+  onnxRuntime: {
+    label: 'Solved on ONNX Runtime',
+    format: (v) => (v ? 'yes' : 'no'),
+    help: 'The Sinkhorn iterations ran as an ONNX Runtime graph (on the chosen execution provider) instead of in JavaScript.',
   },
   iterations: {
     label: 'Solver iterations',

@@ -40,3 +40,53 @@ export function formatValue(v: number): string {
   if (v === 0) return '0';
   return Math.abs(v) >= 0.01 && Math.abs(v) < 1000 ? v.toFixed(4) : v.toExponential(3);
 }
+
+/** How values become colours: linear from min to max, or logarithmic (soft maps: most mass sits on a few cells,
+ * the rest spans decades) from `lo` (the smallest positive value shown, at most `LOG_DECADES` below max) to max. */
+export interface ColourScale {
+  min: number;
+  max: number;
+  log: boolean;
+  /** Lower end of a log scale (values at or below it get the first colour). */
+  lo: number;
+}
+export const LOG_DECADES = 4;
+
+export function colourScale(min: number, max: number, log = false, smallestPositive?: number): ColourScale {
+  const floor = max > 0 ? max * 10 ** -LOG_DECADES : 0;
+  const pos = smallestPositive !== undefined && smallestPositive > 0 ? smallestPositive : min > 0 ? min : floor;
+  const lo = max > 0 ? Math.min(max, Math.max(floor, pos)) : 0;
+  // A log scale needs a positive maximum; otherwise it falls back to linear.
+  return { min, max, log: log && max > 0 && lo > 0 && lo < max, lo };
+}
+
+/** The position of `v` on the scale, in [0, 1]. */
+export function scaleT(v: number, s: ColourScale): number {
+  if (!Number.isFinite(v)) return 0;
+  if (s.log) return v <= s.lo ? 0 : Math.min(1, Math.log(v / s.lo) / Math.log(s.max / s.lo));
+  const span = s.max - s.min || 1;
+  return Math.min(1, Math.max(0, (v - s.min) / span));
+}
+
+/** The value at position t of the scale (the colour bar's ticks). */
+export function scaleValue(t: number, s: ColourScale): number {
+  return s.log ? s.lo * (s.max / s.lo) ** t : s.min + t * (s.max - s.min);
+}
+
+/** The smallest positive finite value of `data` (undefined when none). */
+export function smallestPositive(data: ArrayLike<number>): number | undefined {
+  let m = Infinity;
+  for (let k = 0; k < data.length; k++) {
+    const v = data[k];
+    if (v > 0 && v < m) m = v;
+  }
+  return Number.isFinite(m) ? m : undefined;
+}
+
+/** One scale for several maps (Compare): min and max over all, smallest positive over all. */
+export function sharedScale(maps: { min: number; max: number; data: ArrayLike<number> }[], log = false): ColourScale {
+  const min = Math.min(...maps.map((m) => m.min));
+  const max = Math.max(...maps.map((m) => m.max));
+  const pos = maps.map((m) => smallestPositive(m.data)).filter((v): v is number => v !== undefined);
+  return colourScale(min, max, log, pos.length ? Math.min(...pos) : undefined);
+}

@@ -19,6 +19,9 @@ import type {
   ReevaluateRunRequest,
   ReevaluateRunResult,
   DataDescription,
+  MergeRequest,
+  MergeResult,
+  SharedBaseReport,
 } from './types';
 import fs from 'node:fs';
 import { analyzeAlignment } from './graph/summary';
@@ -30,10 +33,15 @@ import './hf'; // Hugging Face folders load wherever an .onnx model does
 import { attachModelFolder } from './hf/data';
 import { exportHf, importHfToFile, type HfExportRequest, type HfExportResult, type HfImportRequest, type HfImportResult } from './hf/export';
 import { finetuneRun, reevaluateRun } from './runs/actions';
+import { mergeModels } from './merge/run';
+import { describeMergeMethods, type MergeMethodDescription } from './merge/registry';
+import { detectSharedBase } from './merge/sharedBase';
+import { refuseTrainingOnEvaluation } from './runs/provenance';
 
 export * from './types';
 export type { CompatibilityReport, ModelCheck } from './graph/compat';
 export type { HfExportRequest, HfExportResult, HfImportRequest, HfImportResult } from './hf/export';
+export type { MergeMethodDescription } from './merge/registry';
 
 export interface EngineApi {
   providers(choice?: ProviderChoice): Promise<ProviderReport>;
@@ -53,6 +61,12 @@ export interface EngineApi {
   finetuneRun(request: FinetuneRunRequest, context?: JobContext): Promise<FinetuneRunResult>;
   /** Evaluates a run's models again (run.json updated when measured on the run's own evaluation data). */
   reevaluateRun(request: ReevaluateRunRequest, context?: JobContext): Promise<ReevaluateRunResult>;
+  /** Same-base merge of fine-tunes (task arithmetic, TIES, DARE, SLERP, linear) into a run folder. */
+  merge(request: MergeRequest, context?: JobContext): Promise<MergeResult>;
+  /** The merge methods with their parameters, domains and defaults (for forms). */
+  mergeMethods(): Promise<MergeMethodDescription[]>;
+  /** Do these models share a base (fine-tunes of one checkpoint)? One pass over the weights, no session. */
+  sharedBase(request: { models: string[] }): Promise<SharedBaseReport>;
 }
 
 /** describeData reads at most this much per file (pickers must stay quick). */
@@ -97,6 +111,15 @@ export const engine: EngineApi = {
     // Text/image data takes the tokenizer/preprocessor of a Hugging Face model folder among the models.
     const models = request.anchor ? [request.anchor, ...request.models] : request.models;
     const attach = <T extends FuseRequest['data']>(d: T) => attachModelFolder(d, models);
+    // Never train on what the run measures on: its evaluation data, or the calibration data when that is what it
+    // is evaluated on (no separate evaluation data).
+    if (request.finetune) {
+      refuseTrainingOnEvaluation(request.finetune.data, [
+        { data: request.evalData, what: 'evaluation data' },
+        { data: request.finetune.evalData, what: "finetune's evaluation data" },
+        { data: request.evalData === undefined ? request.data : undefined, what: 'calibration data (also the evaluation data: no separate evaluation data)' },
+      ]);
+    }
     return fuseModels(
       {
         ...request,
@@ -109,6 +132,7 @@ export const engine: EngineApi = {
   },
   finetune: async (request, context = {}) => {
     checkRequestNumbers(request);
+    refuseTrainingOnEvaluation(request.data, [{ data: request.evalData, what: 'evaluation data' }]);
     return finetuneModel(
       {
         ...request,
@@ -133,4 +157,10 @@ export const engine: EngineApi = {
   },
   finetuneRun: (request, context = {}) => finetuneRun(request, context),
   reevaluateRun: (request, context = {}) => reevaluateRun(request, context),
+  merge: (request, context = {}) => {
+    checkRequestNumbers(request);
+    return mergeModels(request, context);
+  },
+  mergeMethods: async () => describeMergeMethods(),
+  sharedBase: async (request) => detectSharedBase(request.models.map((m) => loadModel(m, { lazyWeights: true }))),
 };

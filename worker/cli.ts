@@ -8,9 +8,13 @@ import type { DataArg, DatasetSpec, FuseRecipe, FuseRequest, FuseResult, JobCont
 import { describeProvider, ProviderChoice } from './runtime/providers';
 import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str, strList } from './cli/args';
 import { ProgressBar } from './cli/progress';
+import { demoVerdict } from './cli/verdict';
 import { recipeFlags, recipeUsage, validateRecipe } from './fusion/recipe';
 import { readRegularFile } from './onnx/files';
+import { refuseOutputOverInputs } from './io/outputs';
+import { numberRanges } from './numbers';
 import { addHfDataFlags, cmdExport, cmdImport, HF_DATA_FLAGS, HF_USAGE } from './hf/cli';
+import { cmdMerge, MERGE_BOOLEANS, MERGE_USAGE_HEAD, MERGE_USAGE_TOKENS } from './merge/cli';
 
 const VERSION = '0.1.0';
 const PROVIDERS = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
@@ -56,6 +60,8 @@ ${wrapUsage([...recipeUsage(), '[--eval-data DATA]', '[--eval-limit N]', '[--no-
          [--batch-size 64] [--weight-decay 0.01] [--warmup-steps N] [--label-smoothing 0] [--clip-norm 1] [--seed 0]
          [--teacher A.onnx --teacher B.onnx [--kd-temp 2] [--kd-alpha 0.5]]   (distillation from teachers)
 ${HF_USAGE}
+${MERGE_USAGE_HEAD}
+${wrapUsage(MERGE_USAGE_TOKENS, 9, 118)}
   otfuse demo [--seeds 3]   fuse the bundled ViT pair (auto-tuned), give it, both parents and vanilla the same short
                        distillation finetune, and print them next to the parents' ensemble
   otfuse providers     which execution provider runs, and why the others do not
@@ -64,8 +70,13 @@ MODEL may also be a Hugging Face folder (config.json + model.safetensors) or its
 DATA is a .npz (x float32 + y int labels, or arrays named after the model inputs + y), a JSON dataset spec,
 or IDX images with --labels FILE --mean M --std S [--scale 255], a .jsonl/.csv with text,label [--tokenizer HF_DIR]
 [--max-length N], or an image folder (one sub-folder per class) [--preprocessor HF_DIR]; by default text and images
-take the tokenizer / preprocessor_config.json of a Hugging Face model folder among the models.
+take the tokenizer / preprocessor_config.json of a Hugging Face model folder among the models. --tokenizer,
+--max-length and --preprocessor apply to every data set of the command; text is cut at the tokenizer's
+model_max_length unless --max-length says otherwise (as transformers does).
+Training data that is the evaluation data (same file or same content) is refused (exit 2).
 Common options: --provider auto|cpu|cuda|webgpu (default auto), --json (machine-readable output on stdout).
+Ranges of the numeric options (outside them: exit 2 before any work; ℤ = integer):
+${wrapUsage(numberRanges(), 2, 118)}
 Exit codes: 0 ok, 1 failed, 2 bad usage.`;
 
 async function main(argv: string[]): Promise<number> {
@@ -78,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(VERSION);
     return 0;
   }
-  const args = parseArgs(rest, command === 'fuse' ? FUSE_BOOLEANS : BOOLEANS, ALIASES);
+  const args = parseArgs(rest, command === 'fuse' ? FUSE_BOOLEANS : command === 'merge' ? new Set([...BOOLEANS, ...MERGE_BOOLEANS]) : BOOLEANS, ALIASES);
   if (bool(args, 'help')) {
     console.log(USAGE);
     return 0;
@@ -115,6 +126,8 @@ async function main(argv: string[]): Promise<number> {
         return await cmdImport(args, print);
       case 'export':
         return await cmdExport(args, print);
+      case 'merge':
+        return await cmdMerge(args, print, formatTable, { known, provider: provider(args) }, context);
       default:
         throw new OtfuseError('BAD_USAGE', `unknown command '${command}' (try otfuse --help)`);
     }
@@ -135,7 +148,9 @@ function dataArg(args: ParsedArgs, flag = 'data'): DataArg | undefined {
   const file = str(args, flag);
   if (!file) return undefined;
   const spec: DatasetSpec = { path: file };
-  // Preprocessing and windowing flags apply to the main --data only.
+  // Preprocessing and windowing flags apply to the main --data only; the tokenizer, --max-length and the
+  // preprocessor describe the model's inputs, so they apply to every data set of the command (calibration,
+  // evaluation, training).
   if (flag === 'data') {
     const labels = str(args, 'labels');
     if (labels) spec.labels = labels;
@@ -149,8 +164,8 @@ function dataArg(args: ParsedArgs, flag = 'data'): DataArg | undefined {
     if (limit !== undefined) spec.limit = limit;
     const offset = num(args, 'offset');
     if (offset !== undefined) spec.offset = offset;
-    addHfDataFlags(args, spec);
   }
+  addHfDataFlags(args, spec);
   return Object.keys(spec).length === 1 ? file : spec;
 }
 
@@ -312,6 +327,9 @@ async function cmdFuse(args: ParsedArgs, context: JobContext): Promise<number> {
       ...(teachers.length ? { teachers, kdTemp: num(args, 'kd-temp'), kdAlpha: num(args, 'kd-alpha') } : {}),
     };
   }
+  // The recipe file is read here, not by the engine: -o must not be it either (the engine checks the other inputs).
+  const recipeFile = str(args, 'recipe');
+  if (recipeFile && request.output) refuseOutputOverInputs([{ path: request.output }], [{ path: recipeFile, what: 'recipe' }]);
   const result = await engine.fuse(request, context);
   print(args, result, () => formatRun(result));
   return 0;
@@ -327,11 +345,19 @@ export function formatRun(result: FuseResult): string {
   let table = rows.length ? formatTable(['model', 'accuracy', 'loss'], rows) : '(evaluation skipped)';
   // Without --eval-data the numbers were measured on the calibration data itself: say so, they are no result.
   if (rows.length && r.evalIsCalibration) table = `measured on the CALIBRATION data (no separate --eval-data): not a held-out result\n${table}`;
+  // Which data the rows were measured on, by name, N and content hash (run.json has each row's own).
+  const on = r.metrics.find((m) => m.data)?.data;
+  if (on) table = `${table}\nmeasured on ${path.basename(on.path)}: N = ${on.n}, sha256 ${on.sha256.slice(0, 12)}…`;
   const timings = Object.entries(r.timings)
     .map(([stage, s]) => `  ${stage.padEnd(14)} ${s.toFixed(2)} s`)
     .join('\n');
   const memory = r.peakRssBytes ? [`  ${'peak RSS'.padEnd(14)} ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GB`] : [];
   const warnings = (r.warnings ?? []).map((w) => `warning: ${w}`);
+  // Same-base parents (worker/merge/sharedBase.ts): alignment is the identity; `otfuse merge` is the tool.
+  if (r.sharedBase?.shared)
+    warnings.push(
+      `${r.sharedBase.message}${r.sharedBase.base ? ` (base: ${r.sharedBase.base})` : r.sharedBase.baseName ? ` (the config names '${r.sharedBase.baseName}' as the base; not found here: give it to 'otfuse merge --base')` : " (give the base to 'otfuse merge --base')"}`,
+    );
   const tuned = r.autotune
     ? [
         '',
@@ -395,7 +421,7 @@ async function cmdFinetune(args: ParsedArgs, context: JobContext): Promise<numbe
       model,
       data,
       output,
-      evalData: str(args, 'eval') ?? str(args, 'eval-data'),
+      evalData: dataArg(args, 'eval') ?? dataArg(args, 'eval-data'),
       epochs: num(args, 'epochs'),
       maxSteps: num(args, 'max-steps'),
       lr: num(args, 'lr'),
@@ -460,25 +486,6 @@ async function cmdDemo(args: ParsedArgs, context: JobContext): Promise<number> {
   const result = await engine.fuse(request, context);
   print(args, result, () => `${formatRun(result)}\n\n${demoVerdict(result.record)}`);
   return 0;
-}
-
-/** One honest paragraph: fused + finetune against the better parent given the same finetune and the ensemble. */
-export function demoVerdict(r: RunRecord): string {
-  const pct = (v: number) => `${(v * 100).toFixed(2)} %`;
-  const fused = r.metrics.find((m) => m.label.startsWith('ot+finetune (') && m.seeds);
-  const parentsTuned = r.metrics.filter((m) => m.seeds && m.label.includes('.onnx+finetune'));
-  const parents = r.metrics.filter((m) => r.models.includes(m.file ?? ''));
-  const ens = r.metrics.find((m) => m.label.startsWith('ensemble'));
-  if (!fused || !parentsTuned.length || fused.accuracy === undefined) return '';
-  const bestTuned = parentsTuned.reduce((a, b) => ((b.accuracy ?? 0) > (a.accuracy ?? 0) ? b : a));
-  const bestParent = Math.max(...parents.map((p) => p.accuracy ?? 0));
-  const beatsParents = fused.accuracy > bestParent;
-  const vsTuned = fused.accuracy - (bestTuned.accuracy ?? 0);
-  return [
-    `verdict     fused + finetune ${pct(fused.accuracy)} ± ${((fused.sd ?? 0) * 100).toFixed(2)} vs the parents ${parents.map((p) => pct(p.accuracy ?? 0)).join(' / ')}: ${beatsParents ? 'better than both' : 'NOT better than the better parent'};`,
-    `            vs the better parent given the same finetune ${pct(bestTuned.accuracy ?? 0)}: ${vsTuned >= 0 ? `+${(vsTuned * 100).toFixed(2)}` : (vsTuned * 100).toFixed(2)} points${vsTuned < 0 ? ' (fusion loses here)' : ''};`,
-    `            ensemble ceiling ${ens?.accuracy !== undefined ? pct(ens.accuracy) : '—'} (needs both models at inference). Full 10k-test numbers: BENCHMARKS.md (fusion quality).`,
-  ].join('\n');
 }
 
 function findExamples(): string {

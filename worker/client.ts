@@ -109,6 +109,15 @@ export class EngineClient implements EngineApi {
   reevaluateRun(request: Parameters<EngineApi['reevaluateRun']>[0], context?: JobContext) {
     return this.invoke('reevaluateRun', request, context) as ReturnType<EngineApi['reevaluateRun']>;
   }
+  merge(request: Parameters<EngineApi['merge']>[0], context?: JobContext) {
+    return this.invoke('merge', request, context) as ReturnType<EngineApi['merge']>;
+  }
+  mergeMethods() {
+    return this.invoke('mergeMethods', undefined) as ReturnType<EngineApi['mergeMethods']>;
+  }
+  sharedBase(request: Parameters<EngineApi['sharedBase']>[0]) {
+    return this.invoke('sharedBase', request) as ReturnType<EngineApi['sharedBase']>;
+  }
 
   /** The worker's pid and memory; answered by the worker a next plain call would use (not a finetune's). */
   async ping(): Promise<{ pid: number; memory: number }> {

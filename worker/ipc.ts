@@ -32,7 +32,20 @@ export type TestHook = { kind: 'block'; ms: number } | { kind: 'leak'; mb: numbe
 export type Outcome<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo };
 
 export type EngineMethod =
-  'providers' | 'inspect' | 'check' | 'evaluate' | 'fuse' | 'finetune' | 'importHf' | 'exportHf' | 'finetuneRun' | 'reevaluateRun' | 'describeData';
+  | 'providers'
+  | 'inspect'
+  | 'check'
+  | 'evaluate'
+  | 'fuse'
+  | 'finetune'
+  | 'importHf'
+  | 'exportHf'
+  | 'finetuneRun'
+  | 'reevaluateRun'
+  | 'describeData'
+  | 'merge'
+  | 'mergeMethods'
+  | 'sharedBase';
 
 /** What the worker process exposes over comlink. */
 export interface HostApi {

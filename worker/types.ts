@@ -246,8 +246,32 @@ export interface LayerMapInfo {
   diagnostics: Record<string, number>;
 }
 
+/** What a metric row measured (code keys off this, never off the display label):
+ * parent / anchor: a parent model as given (the anchor is the parent whose graph the fused model keeps);
+ * vanilla: the plain average without alignment; fused: the OT-fused model; finetuned: the fused model after a
+ * finetune; ensemble: the parents' logit ensemble; baseline: another model given the same finetune as the fused
+ * one (`start` says which), the comparison the finetuned row is read against. */
+/** `base` and `merged` are the rows of a same-base merge (otfuse merge): the shared base and the merged model. */
+export type MetricRole = 'parent' | 'anchor' | 'vanilla' | 'fused' | 'finetuned' | 'ensemble' | 'baseline' | 'base' | 'merged';
+
+/** A data set as run.json records it: its path (relative to the run folder where possible), the sha256 of its
+ * content (worker/runs/provenance.ts dataSha256) and how many samples were used. */
+export interface DataRef {
+  path: string;
+  sha256: string;
+  n: number;
+}
+
 export interface ModelMetrics {
+  /** Display text only: never matched on (use role, start, model). */
   label: string;
+  role: MetricRole;
+  /** finetuned / baseline rows: the model the finetune started from. */
+  start?: 'fused' | 'anchor' | 'parent' | 'vanilla';
+  /** parent / anchor rows and baselines of a parent: index into RunRecord.models. */
+  model?: number;
+  /** The data this row was measured on. */
+  data?: DataRef;
   file?: string;
   /** With `seeds`: the mean over the finetune seeds. */
   accuracy?: number;
@@ -275,6 +299,13 @@ export interface RunRecord {
   layers: LayerMapInfo[];
   mapsFile?: string;
   finetune?: FinetuneResult;
+  /** Every finetune of the run's fused model, oldest first (the last one is `finetune`); a second finetune
+   * appends here instead of overwriting. */
+  finetunes?: FinetuneResult[];
+  /** run.json's format version (worker/runs/schema.ts RUN_SCHEMA_VERSION); older records are migrated on read. */
+  schemaVersion?: number;
+  /** Token sequence length text data was evaluated at (the tokenizer's model_max_length unless --max-length). */
+  maxLength?: number;
   /** Things the user must know about a run that still finished (a failed finetune stage, an OT solver that
    * stopped at its iteration cap). */
   warnings?: string[];
@@ -309,6 +340,10 @@ export interface RunRecord {
   evalIsCalibration?: boolean;
   /** The parent model files with their sha256 (also in fused.onnx's metadata_props). */
   parents?: { file: string; sha256: string }[];
+  /** A same-base merge run (`otfuse merge`): method, resolved parameters, base, seed (issue 30). */
+  merge?: MergeRecord;
+  /** Fuse only: the parents look like fine-tunes of one base (alignment is the identity; `merge` applies). */
+  sharedBase?: SharedBaseReport;
 }
 
 export interface FuseResult {
@@ -391,8 +426,8 @@ export interface ReevaluateRunRequest {
 export interface ReevaluateRunResult {
   runDir: string;
   record: RunRecord;
-  /** One per evaluated row (label of run.json's metrics). */
-  results: (EvaluateResult & { label: string })[];
+  /** One per evaluated row (label and role of run.json's metrics). */
+  results: (EvaluateResult & { label: string; role: MetricRole })[];
   /** Whether run.json was updated (the data was the run's own evaluation data). */
   updated: boolean;
 }
@@ -414,4 +449,95 @@ export interface FinetuneResult {
   peakRssMiB?: number;
   /** The distillation setting used (when teachers were given). */
   distill?: { teachers: string[]; temperature: number; alpha: number };
+  /** Provenance (run.json): the data trained on and measured on, and the settings (filled in by the run that
+   * records the finetune). Teachers are file names. */
+  trainData?: DataRef;
+  evalData?: DataRef;
+  lr?: number;
+  seed?: number;
+  teachers?: string[];
+  /** When it was recorded, and the metric rows it produced (history entries). */
+  at?: string;
+  rows?: ModelMetrics[];
+}
+
+// Same-base merging (`otfuse merge`, worker/merge/). The registry (worker/merge/registry.ts) is the source of truth;
+// this mirror keeps the file import-free, and a compile-time check there fails the build when they differ.
+export type MergeMethodName = 'linear' | 'task_arithmetic' | 'ties' | 'dare_linear' | 'dare_ties' | 'slerp';
+
+/** A merge method's parameters (which apply, their domains and defaults: MERGE_PARAMS / MERGE_METHODS). */
+export interface MergeParams {
+  /** One weight per merged model (not the base), each ≥ 0; default 1 each. */
+  weights?: number[];
+  /** Scale λ of the merged task vector. */
+  lambda?: number;
+  /** Fraction of each task vector's entries kept, in (0, 1]. */
+  density?: number;
+  /** SLERP position: 0 = the first model, 1 = the second. */
+  t?: number;
+  /** Seed of DARE's random drop mask. */
+  seed?: number;
+  /** Divide the mixed task vector by the summed weights (of the entries kept). */
+  normalize?: boolean;
+}
+
+export interface MergeRequest {
+  /** The models to merge (fine-tunes of `base`), two or more. */
+  models: string[];
+  /** The common base (pre-trained) model; required by the task-vector methods. */
+  base?: string;
+  method: MergeMethodName;
+  params?: MergeParams;
+  /** Output model: an .onnx file, or a Hugging Face folder when the inputs are HF folders (default: in the run folder). */
+  output?: string;
+  /** Replace an existing output folder (HF output). */
+  force?: boolean;
+  runsDir?: string;
+  /** Evaluate every fine-tune, the base, the merged model and the ensemble on this data. */
+  evalData?: DataArg;
+  evalLimit?: number;
+  provider?: ProviderChoice;
+}
+
+/** run.json's record of a merge. */
+export interface MergeRecord {
+  method: MergeMethodName;
+  /** Every parameter of the method, resolved (defaults filled in). */
+  params: MergeParams;
+  base?: string;
+  formula: string;
+  /** Float initializers merged; other initializers (integer constants) are the template's. */
+  tensors: number;
+  constants: number;
+  /** Tensors SLERP interpolated linearly because they were near-colinear (|cos| > 0.9995). */
+  colinear?: number;
+  /** The HF folder written (when the output is one). */
+  hfOutput?: string;
+}
+
+export interface MergeResult {
+  runDir: string;
+  record: RunRecord;
+  /** The merged model file (the run folder's merged.onnx, or the requested output). */
+  output: string;
+}
+
+/** Shared-base detection (worker/merge/sharedBase.ts): per tensor, the relative distance between the parents
+ * against the distance a random pairing of their entries gives. */
+export interface SharedBaseReport {
+  shared: boolean;
+  /** The largest (worst) ratio ‖θ_A − θ_B‖ / E‖θ_A − π(θ_B)‖ over the tensors compared, and its tensor. */
+  maxRatio: number;
+  worstTensor: string;
+  /** Median ratio over the tensors. */
+  medianRatio: number;
+  tensors: number;
+  /** Shared when maxRatio ≤ threshold and medianRatio ≤ medianThreshold. */
+  threshold: number;
+  medianThreshold: number;
+  /** The base model a parent's config names (`_name_or_path`), when found in the workspace. */
+  base?: string;
+  /** What a parent's config names as its base, found or not. */
+  baseName?: string;
+  message: string;
 }

@@ -64,7 +64,7 @@ export async function incompatibility(d: Deps, models: string[]): Promise<string
   return undefined;
 }
 
-export function fuseCommands(d: Deps, pickers: Pickers) {
+export function fuseCommands(d: Deps, pickers: Pickers, offerMerge?: (models: string[]) => Promise<'fuse' | 'done'>) {
   async function fuse(uri?: vscode.Uri, uris?: vscode.Uri[], options: FuseOptions = {}): Promise<FuseResult | undefined> {
     if (!trusted('Fusing')) return undefined;
     const selected =
@@ -78,6 +78,8 @@ export function fuseCommands(d: Deps, pickers: Pickers) {
       if (options.quiet) throw Object.assign(new Error(problem), { code: 'MISMATCH' });
       return undefined;
     }
+    // Fine-tunes of one base: offer Merge (shared base) instead of alignment (worker/merge, issue 30).
+    if (!options.quiet && offerMerge && (await offerMerge(models)) === 'done') return undefined;
     const anchor = options.anchor ?? (await pickers.pickAnchor(models));
     if (!anchor) return undefined;
     const data =
@@ -103,23 +105,26 @@ export function fuseCommands(d: Deps, pickers: Pickers) {
     void vscode.commands.executeCommand('otfuse.alignment.focus');
     const again = () => fuse(undefined, undefined, { ...options, models, anchor, data, evalData, skipEval, recipe });
     try {
-      const result = await d.jobs.run(title, (ctx) =>
-        d.engines.engine.fuse(
-          {
-            models: ordered,
-            anchor,
-            data,
-            ...(evalData !== undefined ? { evalData } : {}),
-            skipEval,
-            recipe,
-            runsDir,
-            provider: d.engines.provider(),
-            evalLimit: options.evalLimit ?? pickers.evalLimit(),
-            // The parents' logit ensemble next to them: the ceiling a single fused model tries to reach.
-            baselines: true,
-          },
-          ctx,
-        ),
+      const result = await d.jobs.run(
+        title,
+        (ctx) =>
+          d.engines.engine.fuse(
+            {
+              models: ordered,
+              anchor,
+              data,
+              ...(evalData !== undefined ? { evalData } : {}),
+              skipEval,
+              recipe,
+              runsDir,
+              provider: d.engines.provider(),
+              evalLimit: options.evalLimit ?? pickers.evalLimit(),
+              // The parents' logit ensemble next to them: the ceiling a single fused model tries to reach.
+              baselines: true,
+            },
+            ctx,
+          ),
+        { expectedSeconds: lastFuseSeconds(d, ordered, recipe) },
       );
       d.log.info(`run written to ${result.runDir}: ${result.record.metrics.map((m) => `${m.label} ${pct(m.accuracy)}`).join(', ')}`);
       d.store.notify(result.runDir);
@@ -142,6 +147,19 @@ export function fuseCommands(d: Deps, pickers: Pickers) {
   }
 
   return { fuse, rerunWithEdits };
+}
+
+/** How long the last finished fusion of the same models with the same recipe took (the overall ETA). */
+export function lastFuseSeconds(d: Deps, models: string[], recipe: FuseRecipe): number | undefined {
+  const key = JSON.stringify([[...models].sort(), models[0], recipe]);
+  const same = d.store
+    .list()
+    .map((e) => e.record)
+    .filter((r): r is RunRecord => !!r && r.status === 'done' && JSON.stringify([[...r.models].sort(), r.anchor, r.recipe]) === key)
+    .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  const t = same[0]?.timings;
+  // The record's stages without its finetune (a fusion started here does not finetune).
+  return t ? (t.total ?? Object.values(t).reduce((s, v) => s + v, 0)) - (t.finetune ?? 0) : undefined;
 }
 
 /** "fused: ot 85.10% · vanilla 9.80% · best parent 86.20% on test.npz" with the next steps as buttons. */

@@ -3,16 +3,19 @@
 import * as vscode from 'vscode';
 import type { Deps } from './deps';
 import { fuseCommands } from './fuse';
+import { mergeCommands } from './merge';
 import { modelCommands } from './model';
 import { runCommands } from './runs';
 import { Pickers } from './pickers';
 
 export type { Deps } from './deps';
 export type { FuseOptions } from './fuse';
+export type { MergeOptions } from './merge';
 
 export function registerCommands(d: Deps): vscode.Disposable[] {
   const pickers = new Pickers(d);
-  const fusion = fuseCommands(d, pickers);
+  const merging = mergeCommands(d, pickers);
+  const fusion = fuseCommands(d, pickers, merging.offerMerge);
   const models = modelCommands(d, pickers);
   const runs = runCommands(d, pickers);
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- command handlers take whatever VS Code passes
@@ -20,6 +23,7 @@ export function registerCommands(d: Deps): vscode.Disposable[] {
   return [
     models.alignmentProvider,
     reg('otfuse.fuseModels', fusion.fuse),
+    reg('otfuse.mergeModels', merging.merge),
     reg('otfuse.rerunWithEdits', fusion.rerunWithEdits),
     reg('otfuse.newRecipe', () => d.panels.openRecipeForm({})),
     reg('otfuse.evaluateModel', models.evaluate),
@@ -32,7 +36,12 @@ export function registerCommands(d: Deps): vscode.Disposable[] {
     reg('otfuse.exportMapNpy', runs.exportMapNpy),
     reg('otfuse.exportAccuracyCsv', runs.exportAccuracyCsv),
     reg('otfuse.exportAccuracyMarkdown', runs.exportAccuracyMarkdown),
-    reg('otfuse.cancelRun', () => {
+    reg('otfuse.cancelRun', async (arg?: { confirm?: boolean }) => {
+      if (arg?.confirm && d.jobs.busy) {
+        const titles = d.jobs.titles().join(', ');
+        const ok = await vscode.window.showWarningMessage(`Cancel ${titles}?`, { modal: true, detail: 'The work done so far is discarded.' }, 'Cancel Run');
+        if (ok !== 'Cancel Run') return 0;
+      }
       const n = d.jobs.cancelAll();
       if (!n) void vscode.window.showInformationMessage('otfuse: nothing is running.');
       return n;

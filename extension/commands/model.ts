@@ -2,12 +2,13 @@
 import * as vscode from 'vscode';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DataArg, EvaluateResult, FinetuneResult } from '../../worker/types';
+import type { DataArg, EvaluateResult, FinetuneResult, RunRecord } from '../../worker/types';
+import { dataPath, refuseTrainingOnEval } from '../dataIdentity';
 import { runPath } from '../../worker/runs/store';
 import { measuredOn, pct } from '../format';
 import type { Deps } from './deps';
 import { showError, trusted } from './notify';
-import type { Pickers } from './pickers';
+import { SKIP_EVALUATION, trainingSets, USE_CALIBRATION, type Pickers } from './pickers';
 
 export function modelCommands(d: Deps, pickers: Pickers) {
   async function evaluate(uri?: vscode.Uri, _uris?: unknown, options: { data?: DataArg; quiet?: boolean } = {}): Promise<EvaluateResult | undefined> {
@@ -74,13 +75,17 @@ export function modelCommands(d: Deps, pickers: Pickers) {
     const data = options.data ?? (await pickers.pickFile(`Quick Finetune ${path.basename(model)}: training data`, 'otfuse.trainData', model));
     if (!data) return undefined;
     const evalData =
-      options.evalData ?? (await pickers.pickFile(`Quick Finetune ${path.basename(model)}: evaluation data (held out)`, 'otfuse.evalData', model));
+      options.evalData ??
+      (await pickers.pickFile(`Quick Finetune ${path.basename(model)}: evaluation data (held out, not the training data)`, 'otfuse.evalData', model, [
+        dataPath(data),
+      ]));
     if (!evalData) return undefined;
     const output = model.replace(/\.onnx$/, '.finetuned.onnx');
     try {
-      const result = await d.jobs.run(`Finetuning ${path.basename(model)}`, (ctx) =>
-        d.engines.engine.finetune({ model, data, evalData, output, epochs: options.epochs ?? 1, provider: d.engines.provider() }, ctx),
-      );
+      const result = await d.jobs.run(`Finetuning ${path.basename(model)}`, async (ctx) => {
+        await refuseTrainingOnEval(data, evalData);
+        return d.engines.engine.finetune({ model, data, evalData, output, epochs: options.epochs ?? 1, provider: d.engines.provider() }, ctx);
+      });
       const last = result.evals[result.evals.length - 1];
       const text = `finetuned ${path.basename(model)} → ${path.basename(output)}: ${result.steps} steps${last ? `, accuracy ${pct(last.accuracy)}` : ''}`;
       d.log.info(text);
@@ -109,13 +114,15 @@ export function modelCommands(d: Deps, pickers: Pickers) {
       return undefined;
     }
     const fused = runPath(runDir, record.fusedModel);
-    const data = options.data ?? (await pickers.pickFile(`Quick Finetune ${record.name}: training data`, 'otfuse.trainData', fused));
+    // Never offered for training: the data the run's numbers are measured on, and its calibration data.
+    const data =
+      options.data ??
+      (await pickers.pickFile(`Quick Finetune ${record.name}: training data (not the run's evaluation data)`, 'otfuse.trainData', fused, [
+        dataPath(record.evalData),
+        dataPath(record.data),
+      ]));
     if (!data) return undefined;
-    const evalData =
-      options.evalData ??
-      record.evalData ??
-      record.data ??
-      (await pickers.pickFile(`Quick Finetune ${record.name}: evaluation data (held out)`, 'otfuse.evalData', fused));
+    const evalData = options.evalData ?? record.evalData ?? (await askEvalData(record, fused, data));
     if (!evalData) return undefined;
     const baseline = options.baseline ?? vscode.workspace.getConfiguration('otfuse').get<boolean>('finetuneBaseline', true);
     // The run's parents as distillation teachers (setting otfuse.finetuneTeachers; the engine's distillation
@@ -124,8 +131,10 @@ export function modelCommands(d: Deps, pickers: Pickers) {
     try {
       const result = await d.jobs.run(
         `Finetuning ${record.name}`,
-        (ctx) =>
-          d.engines.engine.finetuneRun(
+        async (ctx) => {
+          // The same real file or a byte-identical copy: refused before any work, both files named in the panel.
+          await refuseTrainingOnEval(data, evalData);
+          return d.engines.engine.finetuneRun(
             {
               runDir,
               data,
@@ -136,8 +145,10 @@ export function modelCommands(d: Deps, pickers: Pickers) {
               ...(teachers ? { teachers } : {}),
             },
             ctx,
-          ),
-        { runDir },
+          );
+        },
+        // Last time's finetune of this run (twice: the anchor is finetuned the same way as the baseline).
+        { runDir, expectedSeconds: record.finetune ? record.finetune.seconds * (baseline ? 2 : 1) : undefined },
       );
       const distilled = (result.finetune as { distill?: unknown }).distill !== undefined;
       if (teachers && !distilled) d.log.warn('otfuse.finetuneTeachers is on, but this engine has no distillation finetune: trained on the labels only');
@@ -157,6 +168,21 @@ export function modelCommands(d: Deps, pickers: Pickers) {
       if (options.quiet) throw err;
       return undefined;
     }
+  }
+
+  /** The run was fused with "Skip evaluation": ask what to measure the finetune on (held out first; the calibration
+   * data only as a labelled choice, never silently). */
+  async function askEvalData(record: RunRecord, fused: string | undefined, train: DataArg): Promise<DataArg | undefined> {
+    const calibration = dataPath(record.data);
+    const trainPath = dataPath(train)!;
+    const trained = trainingSets(await pickers.candidateFiles(), [[trainPath, 'the training data of this finetune']]);
+    const choice = await pickers.pickEvalData(fused ?? record.anchor, calibration ?? '', {
+      title: `Quick Finetune ${record.name}: evaluation data (held out — the run was fused without evaluation)`,
+      trainedOn: trained,
+      skip: false,
+    });
+    if (choice === undefined || choice === SKIP_EVALUATION) return undefined;
+    return choice === USE_CALIBRATION ? record.data : choice;
   }
 
   return { evaluate, inspectAlignment, finetune, alignmentProvider };

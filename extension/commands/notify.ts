@@ -2,6 +2,7 @@
 // "Open Settings" and "Retry", trust problems offer "Manage Workspace Trust".
 import * as vscode from 'vscode';
 import type { Deps } from './deps';
+import { providerReason } from '../format';
 
 export function showError(d: Deps, what: string, err: unknown, retry?: () => unknown): void {
   const e = err as { code?: string; message?: string };
@@ -17,7 +18,7 @@ export function showError(d: Deps, what: string, err: unknown, retry?: () => unk
       .replace(/^.*?is not available:\s*/, '')
       .replace(/^\w+: not used \(/, '')
       .replace(/\)?\.?\s*$/, '');
-    const text = `otfuse: ${what} failed — the execution provider '${provider}' cannot run here (${reason.slice(0, 140)}). Choose another one, or 'auto', which falls back to the CPU.`;
+    const text = `otfuse: ${what} failed — the execution provider '${provider}' cannot run here (${providerReason(reason, provider)}). Choose another one, or 'auto', which falls back to the CPU.`;
     void vscode.window.showErrorMessage(text, 'Open Settings', 'Retry', 'Show Log').then((c) => {
       if (c === 'Open Settings') {
         // The notification closes with the click: offer Retry again once the settings are open.

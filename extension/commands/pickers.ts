@@ -5,7 +5,8 @@ import * as vscode from 'vscode';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DataArg, DataDescription, FuseRecipe, ModelSummary } from '../../worker/types';
-import { fitOf, rankData, type DataFit } from '../dataFit';
+import { fitOf, looksTraining, rankData, type DataFit } from '../dataFit';
+import { findHfFolders } from '../hf';
 import type { Deps } from './deps';
 
 export type PresetId = 'recommended' | 'exact' | 'weight-based';
@@ -61,12 +62,22 @@ export class Pickers {
 
   async pickModels(selected: string[], title = 'Fuse Models: choose two or more models'): Promise<string[] | undefined> {
     const found = await vscode.workspace.findFiles('**/*.onnx', EXCLUDE, 200);
-    const items: (vscode.QuickPickItem & { file?: string })[] = found.map((u) => ({
-      label: path.basename(u.fsPath),
-      description: vscode.workspace.asRelativePath(u),
-      file: u.fsPath,
-      picked: selected.includes(u.fsPath),
-    }));
+    // Hugging Face folders are models too (named by the folder, not "model.safetensors").
+    const folders = await findHfFolders();
+    const items: (vscode.QuickPickItem & { file?: string })[] = [
+      ...found.map((u) => ({
+        label: path.basename(u.fsPath),
+        description: vscode.workspace.asRelativePath(u),
+        file: u.fsPath,
+        picked: selected.includes(u.fsPath),
+      })),
+      ...folders.map((f) => ({
+        label: `$(folder) ${path.basename(f)}`,
+        description: `${vscode.workspace.asRelativePath(f)} · Hugging Face folder`,
+        file: f,
+        picked: selected.includes(f),
+      })),
+    ];
     items.push({ label: '$(folder-opened) Browse…', alwaysShow: true });
     const single = selected.length === 1;
     const picked = await vscode.window.showQuickPick(items, {
@@ -74,7 +85,9 @@ export class Pickers {
       title: single
         ? `Fuse Models: ${path.basename(selected[0])} needs at least one partner — fusion averages two or more models of the same architecture after aligning their neurons`
         : title,
-      placeHolder: single ? 'Tick one or more other checkpoints of the same architecture (same depth, heads and classes)' : 'The models to fuse (.onnx)',
+      placeHolder: single
+        ? 'Tick one or more other checkpoints of the same architecture (same depth, heads and classes)'
+        : 'The models to fuse (.onnx files or Hugging Face folders)',
     });
     if (!picked) return undefined;
     let files = picked.filter((p) => p.file).map((p) => p.file!);
@@ -154,9 +167,13 @@ export class Pickers {
     return out;
   }
 
-  async candidates(model: string | undefined): Promise<{ file: string; fit: DataFit }[]> {
+  async candidateFiles(): Promise<string[]> {
     const found = await vscode.workspace.findFiles('**/*.{npz,json,jsonl,csv}', EXCLUDE, 300);
-    const files = found.map((u) => u.fsPath).filter((f) => f.endsWith('.npz') || /\.(jsonl|csv)$/.test(f) || isDatasetSpec(f));
+    return found.map((u) => u.fsPath).filter((f) => f.endsWith('.npz') || /\.(jsonl|csv)$/.test(f) || isDatasetSpec(f));
+  }
+
+  async candidates(model: string | undefined): Promise<{ file: string; fit: DataFit }[]> {
+    const files = await this.candidateFiles();
     const [inputs, described] = await Promise.all([model ? this.modelInputs(model) : Promise.resolve(undefined), this.describe(files)]);
     return files.map((file) => ({ file, fit: fitOf(inputs, described.get(file) ?? { path: file, error: 'not inspected' }) }));
   }
@@ -166,11 +183,21 @@ export class Pickers {
     title: string,
     key: string,
     model: string | undefined,
-    options: { heldOut?: boolean; near?: string; exclude?: string; extra?: (vscode.QuickPickItem & { choice: symbol })[] } = {},
+    options: {
+      heldOut?: boolean;
+      near?: string;
+      /** Files never offered here (the run's evaluation and calibration data in a training prompt). */
+      exclude?: string[];
+      /** Files a parent or this run trained on (path → why): listed apart, marked, never first. */
+      trainedOn?: Map<string, string>;
+      extra?: (vscode.QuickPickItem & { choice: symbol })[];
+    } = {},
   ): Promise<string | symbol | undefined> {
     const last = this.state.get<string>(key);
+    const excluded = new Set((options.exclude ?? []).map((f) => path.resolve(f)));
+    const trained = options.trainedOn ?? new Map<string, string>();
     const ranked = rankData(
-      (await this.candidates(model)).filter((c) => c.file !== options.exclude),
+      (await this.candidates(model)).filter((c) => !excluded.has(path.resolve(c.file))),
       { last, near: options.near, heldOut: options.heldOut },
     );
     type Item = vscode.QuickPickItem & { file?: string; choice?: symbol };
@@ -180,11 +207,20 @@ export class Pickers {
       detail: c.fit.score === 0 ? `does not fit ${model ? path.basename(model) : 'the model'}: ${c.fit.reason}` : c.fit.reason,
       file: c.file,
     });
-    const fits = ranked.filter((c) => c.fit.score > 0);
+    const fits = ranked.filter((c) => c.fit.score > 0 && !trained.has(c.file));
+    const usedForTraining = ranked.filter((c) => c.fit.score > 0 && trained.has(c.file));
     const misfits = ranked.filter((c) => c.fit.score === 0);
+    const trainedItem = (c: { file: string; fit: DataFit }): Item => ({
+      ...item(c),
+      label: `$(alert) ${path.basename(c.file)}`,
+      detail: `trained on: ${trained.get(c.file)} — not a held-out result · ${c.fit.reason}`,
+    });
     const items: Item[] = [
       ...fits.map(item),
       ...(options.extra ?? []),
+      ...(usedForTraining.length
+        ? [{ label: 'Trained on (not held out)', kind: vscode.QuickPickItemKind.Separator } as Item, ...usedForTraining.map(trainedItem)]
+        : []),
       ...(misfits.length
         ? [{ label: `Do not fit ${model ? path.basename(model) : 'the model'}`, kind: vscode.QuickPickItemKind.Separator } as Item, ...misfits.map(item)]
         : []),
@@ -210,18 +246,24 @@ export class Pickers {
     return file;
   }
 
-  /** Calibration data (activations) for fusing `model`. */
-  async pickFile(title: string, key: string, model: string | undefined): Promise<string | undefined> {
-    const r = await this.pickData(title, key, model);
+  /** Calibration data (activations) for fusing `model`, or training data (`exclude`: the sets it must not be). */
+  async pickFile(title: string, key: string, model: string | undefined, exclude: (string | undefined)[] = []): Promise<string | undefined> {
+    const r = await this.pickData(title, key, model, { exclude: exclude.filter((f): f is string => !!f) });
     return typeof r === 'string' ? r : undefined;
   }
 
-  /** Evaluation data, separate from the calibration data: a held-out set next to it first. */
-  async pickEvalData(model: string, calibration: string): Promise<DataArg | typeof USE_CALIBRATION | typeof SKIP_EVALUATION | undefined> {
-    const r = await this.pickData(`Fuse Models: evaluation data (held out, not the calibration data)`, 'otfuse.evalData', model, {
+  /** Evaluation data, separate from the calibration data: a held-out set next to it first; sets a parent or the
+   * run trained on are marked and listed apart. */
+  async pickEvalData(
+    model: string,
+    calibration: string,
+    options: { title?: string; trainedOn?: Map<string, string>; skip?: boolean } = {},
+  ): Promise<DataArg | typeof USE_CALIBRATION | typeof SKIP_EVALUATION | undefined> {
+    const r = await this.pickData(options.title ?? `Fuse Models: evaluation data (held out, not the calibration data)`, 'otfuse.evalData', model, {
       heldOut: true,
       near: calibration,
-      exclude: calibration,
+      exclude: [calibration],
+      trainedOn: options.trainedOn ?? trainingSets(await this.candidateFiles()),
       extra: [
         {
           label: '$(warning) Use the calibration data',
@@ -229,7 +271,9 @@ export class Pickers {
           detail: 'accuracies will be labelled "measured on calibration data" — not a held-out result',
           choice: USE_CALIBRATION,
         },
-        { label: '$(circle-slash) Skip evaluation', detail: 'fuse only; evaluate later with Re-evaluate Run', choice: SKIP_EVALUATION },
+        ...(options.skip === false
+          ? []
+          : [{ label: '$(circle-slash) Skip evaluation', detail: 'fuse only; evaluate later with Re-evaluate Run', choice: SKIP_EVALUATION }]),
       ],
     });
     return r as DataArg | typeof USE_CALIBRATION | typeof SKIP_EVALUATION | undefined;
@@ -237,16 +281,19 @@ export class Pickers {
 
   async pickRecipe(): Promise<FuseRecipe | undefined> {
     const configured = vscode.workspace.getConfiguration('otfuse').get<string>('defaultRecipe', 'recommended');
-    const last = this.state.get<string>('otfuse.preset') ?? configured;
+    const used = this.state.get<string>('otfuse.preset');
+    const last = used ?? configured;
+    // "last used" only after a fusion chose it; on a first fuse the configured default says "default".
+    const mark = used ? 'last used' : 'default';
     type Item = vscode.QuickPickItem & { id: string };
     const items: Item[] = (Object.keys(PRESETS) as PresetId[]).map((id) => ({
       id,
       label: PRESETS[id].label,
       detail: PRESETS[id].detail,
-      description: id === last ? 'last used' : undefined,
+      description: id === last ? mark : undefined,
     }));
     if (last && !(last in PRESETS) && fs.existsSync(resolveWs(last)))
-      items.push({ id: last, label: path.basename(last), detail: 'recipe file', description: 'last used' });
+      items.push({ id: last, label: path.basename(last), detail: 'recipe file', description: mark });
     items.push({ id: 'open', label: '$(json) Open recipe JSON…', detail: 'a FuseRecipe file (*.otfuse.json)' });
     items.push({ id: 'form', label: '$(edit) New recipe…', detail: 'a form: solver, regularisation, residual policy, Q/K mode, weights → *.otfuse.json' });
     items.sort((a, b) => (a.id === last ? -1 : b.id === last ? 1 : 0));
@@ -285,4 +332,13 @@ export function recipeFor(id: string): FuseRecipe {
   const raw = JSON.parse(Buffer.from(readRegularFile(resolveWs(id), 'BAD_USAGE', 'recipe', 1 << 20)).toString('utf8')) as Record<string, unknown>;
   // Editor hints such as "$schema" are not recipe options.
   return Object.fromEntries(Object.entries(raw).filter(([k]) => !k.startsWith('$'))) as FuseRecipe;
+}
+
+/** Sets named as training splits (e.g. fmnist-train-5k.json): the parents' training data, so not held out. Merged
+ * with what the run itself recorded (its finetune's training data) by the callers that know the run. */
+export function trainingSets(files: string[], known: [string, string][] = []): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const f of files) if (looksTraining(f)) out.set(f, 'a training split (by its name), the kind of data the parents learned from');
+  for (const [f, why] of known) out.set(f, why);
+  return out;
 }

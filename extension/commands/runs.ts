@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import path from 'node:path';
 import type { DataArg, EvaluateResult } from '../../worker/types';
 import { runPath } from '../../worker/runs/store';
-import { measuredOn, pct } from '../format';
+import { fusedAccuracy, measuredOn, pct, uniqueNames } from '../format';
 import { exportAccuracy, exportMap } from '../exports';
 import { dirOf, type Deps } from './deps';
 import { showError, trusted } from './notify';
@@ -11,14 +11,21 @@ import type { Pickers } from './pickers';
 
 export function runCommands(d: Deps, pickers: Pickers) {
   async function pickRun(title: string, exclude?: string): Promise<string | undefined> {
-    const items = d.store
-      .list()
+    const all = await d.store.listAsync();
+    const names = uniqueNames(all);
+    // The fused model's accuracy, said so (the last row is often the ensemble), and what it was measured on.
+    const items = all
       .filter((e) => e.dir !== exclude && e.record)
-      .map((e) => ({
-        label: e.record!.name,
-        description: `${e.record!.status} · ${pct(e.record!.metrics.at(-1)?.accuracy)} · ${new Date(e.record!.createdAt).toLocaleString()}`,
-        dir: e.dir,
-      }));
+      .map((e) => {
+        const r = e.record!;
+        const fused = fusedAccuracy(r);
+        return {
+          label: names.get(e.dir) ?? r.name,
+          description: `${r.status} · ${fused === undefined ? 'not evaluated' : `fused ${pct(fused)} ${measuredOn(r)}`}`,
+          detail: `${r.models.map((m) => path.basename(m)).join(' + ')} · ${new Date(r.createdAt).toLocaleString()}`,
+          dir: e.dir,
+        };
+      });
     if (!items.length) {
       void vscode.window.showInformationMessage('otfuse: no other run to choose.');
       return undefined;

@@ -283,11 +283,14 @@ try {
       .trim()
       .split('\n');
     if (acc.length !== record.metrics.length + 1) throw new Error(`accuracy CSV has ${acc.length} lines`);
-    const ot = acc.find((l) => l.startsWith('ot,'));
-    if (!ot || ot.split(',')[1] !== (100 * record.metrics.find((m) => m.label === 'ot').accuracy).toFixed(2)) throw new Error(`ot row ${ot}`);
+    // Each row carries its role and the data it was measured on (issue 27 item 3).
+    if (!acc[0].startsWith('model,role,accuracy_percent,loss,data,data_n,data_kind')) throw new Error(`accuracy CSV header ${acc[0]}`);
+    const ot = acc.find((l) => l.startsWith('ot,'))?.split(',');
+    if (!ot || ot[1] !== 'fused' || ot[2] !== (100 * record.metrics.find((m) => m.label === 'ot').accuracy).toFixed(2) || ot[4] !== 'fmnist-test-2k.json')
+      throw new Error(`ot row ${ot}`);
     await frame.locator('#btn-export-acc-md').click();
     const md = fs.readFileSync(await acceptSave(`${fileSafe(record.name)}-accuracy.md`), 'utf8');
-    if (!/\| ot \| \d+\.\d\d % \|/.test(md) || !/measured on fmnist-test-2k\.json/.test(md)) throw new Error(`markdown:\n${md}`);
+    if (!/\| ot \| fused \| \d+\.\d\d % \|/.test(md) || !/measured on fmnist-test-2k\.json/.test(md)) throw new Error(`markdown:\n${md}`);
     log(`exported ${path.basename(png)}, CSV ${layer.rows}×${layer.cols}, NPY, accuracy CSV + Markdown`);
   });
 

@@ -38,6 +38,7 @@ suite('otfuse extension: Fuse Models', () => {
   test('the new run shows in the Runs tree and opens in the Alignment view', async function () {
     assert.ok(result, 'needs the run made by the fuse test above, which failed');
     const otfuse = await api();
+    await otfuse.store.listAsync(); // the store reads the runs folder off the host thread
     const children = otfuse.runs.getChildren() as { entry?: { dir: string } }[];
     assert.ok(
       children.some((c) => c.entry?.dir === result!.runDir),

@@ -188,7 +188,7 @@ test('refuses weights that do not match config.json, or a damaged safetensors fi
       fs.rmSync(path.join(d, 'model-00002-of-00002.safetensors'));
     }),
     'BAD_MODEL',
-    /cannot read safetensors file/,
+    /cannot open safetensors file: no such file/,
   );
 });
 

@@ -107,7 +107,7 @@ test('text data problems are named with the file and line', () => {
     );
   };
   bad('a.jsonl', '{"text": "hi", "label": 0}\n{"text": "x", "label": "happy"}\n', /line 2: label 'happy'/);
-  bad('b.jsonl', '{"text": "hi", "label": 0}\nnot json\n', /line 2 is not JSON/);
+  bad('b.jsonl', '{"text": "hi", "label": 0}\nnot json\n', /line 2 is not valid JSON/);
   bad('c.jsonl', '{"label": 0}\n', /line 1: no string field 'text'/);
   bad('d.csv', 'text,lbl\nhi,0\n', /no 'label' column/);
   bad('e.csv', 'text,label\nhi,0,3\n', /line 2: 3 fields/);

@@ -30,6 +30,17 @@ test('baselines: ensemble row, same-finetune rows per start with per-seed accura
     ['ensemble (mean logits)', 'ot+finetune (2 seeds)', 'vit48_s11.onnx+finetune (2 seeds)', 'vit48_s10.onnx+finetune (2 seeds)', 'vanilla+finetune (2 seeds)'],
     labels.join(' | '),
   );
+  // Each row's typed role: what the views and the CLI key off (never the label above).
+  assert.deepEqual(
+    record.metrics.slice(-5).map((m) => [m.role, m.start ?? '', m.model ?? '', m.data?.n]),
+    [
+      ['ensemble', '', '', 300],
+      ['finetuned', 'fused', '', 300],
+      ['baseline', 'anchor', 0, 300],
+      ['baseline', 'parent', 1, 300],
+      ['baseline', 'vanilla', '', 300],
+    ],
+  );
   const by = (l: string) => record.metrics.find((m) => m.label === l)!;
   const ens = by('ensemble (mean logits)');
   assert.ok(ens.accuracy! > 0.8, `ensemble ${ens.accuracy}`);

@@ -3,12 +3,10 @@
 // provider-probe noise.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ERROR_CODES, OtfuseError, toErrorInfo } from '../../worker/errors';
 import { nodeInMessage } from '../../worker/runtime/session';
-import { cleanStaleTemps } from '../../worker/onnx/atomic';
 import { isRunFolder } from '../../worker/onnx/files';
 import { VIT, runCli, tempDir } from '../helpers';
 
@@ -42,25 +40,6 @@ test("ORT messages: the node name, never the word after 'Node input'", () => {
     nodeInMessage(new Error("This is an invalid model. Node input 'x_missing' is not a graph input, initializer, or output of a previous node.")),
     undefined,
   );
-});
-
-test('a killed run leaves a hidden .tmp folder; the next cleanup removes it (live and fresh ones stay)', () => {
-  const dir = tempDir();
-  // A process that exits at once gives a pid that is certainly gone.
-  const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
-  const stale = path.join(dir, `.20260101-000000-x.${gone}.abc123.tmp`);
-  const live = path.join(dir, `.20260101-000000-y.${process.ppid}.abc124.tmp`);
-  const fresh = path.join(dir, `.20260101-000000-z.${gone}.abc125.tmp`);
-  for (const d of [stale, live, fresh]) {
-    fs.mkdirSync(d);
-    fs.writeFileSync(path.join(d, 'fused.onnx'), 'x');
-  }
-  const old = new Date(Date.now() - 3600_000);
-  fs.utimesSync(stale, old, old);
-  fs.utimesSync(live, old, old);
-  assert.deepEqual(cleanStaleTemps(dir), [path.basename(stale)]);
-  assert.equal(fs.existsSync(stale), false);
-  assert.ok(fs.existsSync(live) && fs.existsSync(fresh));
 });
 
 test('isRunFolder accepts a real run and refuses look-alikes', async () => {

@@ -33,7 +33,7 @@ test('fuse -o onto an input model (same path, a symlink, a hard link) is refused
       cwd: dir,
     });
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /would replace the source model/);
+    assert.match(r.stderr, /would replace or change an input/);
     assert.equal(hasStackTrace(r.stderr), false);
   }
   assert.ok(fs.readFileSync(a).equals(before));
@@ -45,7 +45,7 @@ test('finetune A -o A is refused', () => {
   const before = fs.readFileSync(a);
   const r = runCli(['finetune', a, '--data', CALIB, '-o', a, '--max-steps', '1', '--provider', 'cpu'], { cwd: dir });
   assert.equal(r.code, 2, r.stderr);
-  assert.match(r.stderr, /would replace the source model/);
+  assert.match(r.stderr, /would replace or change an input/);
   assert.ok(fs.readFileSync(a).equals(before));
 });
 

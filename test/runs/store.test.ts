@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { LOCK_FILE, OWNER_FILE } from '../../worker/io/outputs';
 import { claimRun, cleanStaleTemps, commitRun, deleteRun, listRuns, notARunFolder, patchRun, readRun, writeRecord } from '../../worker/runs/store';
 import { readLineage, sha256File } from '../../worker/runs/lineage';
 import { finetuneRun, reevaluateRun } from '../../worker/runs/actions';
@@ -73,20 +74,34 @@ test('a runs folder that cannot be created fails before any work, naming it', ()
   );
 });
 
-test('stale hidden temp folders of dead processes are cleaned; a live one is kept', () => {
+test('stale run temp folders are cleaned by their lock, not by PID: a live one (any PID) and unmarked folders stay', () => {
   const runsDir = tempDir();
-  const dead = path.join(runsDir, '.20260101-000000-x.999999999.abcd.tmp');
-  const mine = path.join(runsDir, `.20260101-000000-y.${process.pid}.abcd.tmp`);
+  // A run killed long ago: marked, lock not refreshed for an hour; its empty claim goes with it.
+  const dead = claimRun(runsDir, 'dead');
+  fs.writeFileSync(path.join(dead.tmp, 'fused.onnx'), 'partial');
+  dead.lock!.release();
+  fs.writeFileSync(path.join(dead.tmp, LOCK_FILE), '{}');
+  const past = new Date(Date.now() - 3600_000);
+  fs.utimesSync(path.join(dead.tmp, LOCK_FILE), past, past);
+  // A live run in another PID namespace (container, remote host): its PID means nothing here, its lock is fresh.
+  const foreign = path.join(runsDir, '.20260101-000000-y.999999999.abcd.tmp');
+  fs.mkdirSync(foreign);
+  fs.writeFileSync(path.join(foreign, LOCK_FILE), '{}');
+  fs.writeFileSync(path.join(foreign, OWNER_FILE), JSON.stringify({ otfuse: '0.1.0', kind: 'run-temp' }));
+  fs.mkdirSync(path.join(runsDir, '20260101-000000-y'));
+  // A user's folders that look like temp folders or empty claims: not marked, never removed.
+  const userTmp = path.join(runsDir, '.notes.999999999.abcd.tmp');
   const oldEmpty = path.join(runsDir, '20250101-000000-old');
-  const run = path.join(runsDir, '20250101-000000-real');
-  for (const d of [dead, mine, oldEmpty, run]) fs.mkdirSync(d);
-  fs.writeFileSync(path.join(dead, 'fused.onnx'), 'partial');
-  fs.writeFileSync(path.join(run, 'run.json'), '{}');
-  const past = new Date(Date.now() - 3 * 24 * 3600 * 1000);
-  fs.utimesSync(oldEmpty, past, past);
+  for (const d of [userTmp, oldEmpty]) fs.mkdirSync(d);
+  fs.writeFileSync(path.join(userTmp, 'mine.txt'), 'precious');
+  const ancient = new Date(Date.now() - 3 * 24 * 3600 * 1000);
+  fs.utimesSync(oldEmpty, ancient, ancient);
+  fs.utimesSync(userTmp, ancient, ancient);
   const removed = cleanStaleTemps(runsDir);
-  assert.deepEqual(removed.sort(), [dead, oldEmpty].sort());
-  assert.ok(fs.existsSync(mine) && fs.existsSync(run));
+  assert.deepEqual(removed.sort(), [dead.dir, dead.tmp].sort());
+  assert.ok(fs.existsSync(foreign) && fs.existsSync(path.join(runsDir, '20260101-000000-y')));
+  assert.equal(fs.readFileSync(path.join(userTmp, 'mine.txt'), 'utf8'), 'precious');
+  assert.ok(fs.existsSync(oldEmpty));
 });
 
 test('deleteRun removes only real otfuse run folders', () => {
@@ -142,19 +157,19 @@ test('patchRun rewrites run.json atomically and keeps the other fields', () => {
     fusedModel: 'fused.onnx',
     versions: { otfuse: '0.1.0' },
     timings: {},
-    metrics: [{ label: 'ot', accuracy: 0.5 }],
+    metrics: [{ label: 'ot', role: 'fused', accuracy: 0.5 }],
     layers: [],
   });
   commitRun(c);
   const next = patchRun(c.dir, (r) => {
-    r.metrics.push({ label: 'x', accuracy: 0.25 });
+    r.metrics.push({ label: 'x', role: 'baseline', accuracy: 0.25 });
   });
   assert.deepEqual(
     next.metrics.map((m) => m.label),
     ['ot', 'x'],
   );
   assert.deepEqual(readRun(c.dir).record!.metrics, next.metrics);
-  assert.deepEqual(fs.readdirSync(c.dir), ['run.json'], 'no temp file left');
+  assert.deepEqual(fs.readdirSync(c.dir).sort(), [OWNER_FILE, 'run.json'], 'no temp or lock file left; the owner marker stays');
   assert.throws(
     () => patchRun(path.join(root, 'missing'), () => undefined),
     (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_DATA',
@@ -170,11 +185,13 @@ test('fused.onnx carries its lineage; evaluation on the calibration data is labe
   const lineage = readLineage(summary.metadata)!;
   assert.ok(lineage, `metadata: ${JSON.stringify(summary.metadata)}`);
   assert.equal(lineage.kind, 'fused');
+  // File names and sha256 only (issue 25.6): the model is shared, its folder layout is not.
   assert.deepEqual(lineage.parents, [
-    { file: S11, sha256: sha256File(S11) },
-    { file: S10, sha256: sha256File(S10) },
+    { file: path.basename(S11), sha256: sha256File(S11) },
+    { file: path.basename(S10), sha256: sha256File(S10) },
   ]);
-  assert.equal(lineage.anchor, S11);
+  assert.equal(lineage.anchor, path.basename(S11));
+  for (const [k, v] of Object.entries(summary.metadata ?? {})) assert.ok(!v.includes(path.dirname(S11)) && !v.includes(runsDir), `${k}: ${v}`);
   assert.equal(lineage.recipe?.solver, 'sinkhorn');
   assert.equal(lineage.accuracies?.ot, record.metrics.find((m) => m.label === 'ot')!.accuracy);
   assert.match(lineage.evalData!, /calib200\.npz \(calibration data\)/);

@@ -3,7 +3,7 @@
 // come first for evaluation.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { describeArrays, fitOf, looksHeldOut, rankData } from '../../extension/dataFit';
+import { describeArrays, fitOf, looksHeldOut, looksTraining, rankData } from '../../extension/dataFit';
 import type { DataDescription, ModelSummary } from '../../worker/types';
 
 const vit: ModelSummary['inputs'] = [{ name: 'pixel_values', type: 'FLOAT', shape: ['batch', 1, 28, 28] }];
@@ -36,7 +36,10 @@ test('fitOf: names and per-sample shapes decide; reasons say what is wrong', () 
   const shape = fitOf(vit, small);
   assert.equal(shape.score, 0);
   assert.match(shape.reason, /\[1, 14, 14\] per sample.*needs \[1, 28, 28\]/);
-  assert.equal(fitOf(vit, { path: '/x.npz', error: 'bad zip' }).score, 1, 'unknown files are not hidden');
+  // A file the engine cannot parse is not "fitting" (issue 27 item 4): listed under "Do not fit" with the reason.
+  const broken = fitOf(vit, { path: '/x.csv', error: 'row 3 has 2 columns, the header 5' });
+  assert.equal(broken.score, 0);
+  assert.match(broken.reason, /^cannot be read: row 3 has 2 columns/);
   assert.equal(describeArrays(tokens), 'N 256 · input_ids [32] · attention_mask [32] · token_type_ids [32]');
 });
 
@@ -54,4 +57,9 @@ test('rankData: fitting first (a ViT never gets the BERT file first, despite "be
 test('looksHeldOut recognises test/eval/validation names only', () => {
   for (const f of ['test.npz', 'fmnist-test-2k.json', 'val.npz', 'eval_set.npz', 'heldout.npz', 'validation-1k.npz']) assert.ok(looksHeldOut(f), f);
   for (const f of ['calib.npz', 'train.npz', 'latest.npz', 'contest.npz']) assert.ok(!looksHeldOut(f), f);
+});
+
+test('training splits are recognised by name (marked in the evaluation picker, never offered first)', () => {
+  for (const f of ['/d/fmnist-train-5k.json', '/d/train.npz', '/d/x_training.csv', 'C:\\d\\train-1.npz']) assert.ok(looksTraining(f), f);
+  for (const f of ['/d/fmnist-test-2k.json', '/d/calib200.npz', '/train/test.npz', '/d/trainee.npz', '/d/constrained.npz']) assert.ok(!looksTraining(f), f);
 });

@@ -3,9 +3,12 @@
 import type { LayerMapInfo, MapPayload, RunRecord } from '../../contracts/protocol';
 import { h, button, section, canvasPng } from '../dom';
 import { request } from '../rpc';
-import { cellAt, composeHeatmapImage, describeCell, drawColourBar, drawMap, formatValue } from '../heatmap';
+import { cellAt, composeHeatmapImage, drawColourBar, drawMap, formatValue } from '../heatmap';
+import { detailScale, describeHover, scaleText, topTable, viewOptions, TOP_K } from './matches';
 import { diagnosticLabel, informativeness } from '../labels';
 import { overviewChart } from '../chart';
+import { composeChart, provenanceLine } from '../exportImage';
+import type uPlot from 'uplot';
 import { S, save, width } from './state';
 
 const HOVER_HINT = 'Hover the map: row i (other model), column j (anchor), value.';
@@ -29,13 +32,14 @@ export function layersSection(r: RunRecord, runDir: string): HTMLElement {
     const plot = overviewChart(overview, solved, Math.max(160, width() - 24), (i) => select(solved[i].tensor, false, true));
     if (plot) {
       overview.dataset.drawn = '1';
-      (overview as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas = plot.ctx.canvas;
+      (overview as HTMLElement & { plot?: uPlot }).plot = plot;
     }
   });
   const overviewPng = button(
     'PNG',
     () => {
-      const c = (overview as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas;
+      const plot = (overview as HTMLElement & { plot?: uPlot }).plot;
+      const c = plot && composeChart(plot, `${r.name} · the ${solved.length} maps solved by OT, input to output`, provenanceLine(r));
       if (c) void canvasPng(c).then((bytes) => request('saveFile', { suggestedName: `${r.name}-overview.png`, bytes, filter: 'png' }));
     },
     'secondary',
@@ -55,7 +59,7 @@ export function layersSection(r: RunRecord, runDir: string): HTMLElement {
           'aria-selected': String(l.tensor === S.persisted.selected),
           'data-tensor': l.tensor,
           title: `${l.name} (${l.kind}) ${l.rows}×${l.cols}${r.models.length > 2 ? ` · model ${l.model}` : ''}`,
-          onclick: () => select(l.tensor),
+          onclick: () => select(l.tensor, false, false, true),
           onkeydown: (e: KeyboardEvent) => {
             if (e.key === 'Enter' || e.key === ' ') {
               e.preventDefault();
@@ -75,8 +79,11 @@ export function layersSection(r: RunRecord, runDir: string): HTMLElement {
     ),
   );
   const act = (action: 'openLarge' | 'exportMapCsv' | 'exportMapNpy') => () => void request('action', { action, runDir, tensor: S.persisted.selected });
+  const residual = layers.length - solved.length;
   return section(
-    `Aligned layers (${layers.length})`,
+    // Counts that add up: maps in this run = solved by OT + residual (the model view counts aligned groups,
+    // which include groups that pass a neighbour's map through without a map of their own).
+    `Aligned layers (${layers.length} maps: ${solved.length} solved by OT${residual ? `, ${residual} residual` : ''})`,
     'layers',
     solved.length > 1
       ? h(
@@ -86,7 +93,7 @@ export function layersSection(r: RunRecord, runDir: string): HTMLElement {
           h(
             'div',
             { class: 'muted small' },
-            'Per aligned map, input to output: how close each is to a permutation (hard alignment) and its OT cost. Click a point to select the layer.',
+            `The ${solved.length} maps solved by OT, input to output (points 0–${solved.length - 1}): how close each is to a permutation (hard alignment) and its OT cost. Click a point to select the layer.`,
           ),
           overview,
           h('div', { class: 'actions small-actions' }, overviewPng),
@@ -96,6 +103,7 @@ export function layersSection(r: RunRecord, runDir: string): HTMLElement {
       'div',
       { id: 'detail' },
       h('h3', { id: 'detail-name' }),
+      viewOptions((refetch) => (refetch && S.persisted.selected ? select(S.persisted.selected, false, false) : drawDetail())),
       h('div', { id: 'hover', class: 'muted small', 'aria-live': 'polite' }, HOVER_HINT),
       h(
         'div',
@@ -112,6 +120,7 @@ export function layersSection(r: RunRecord, runDir: string): HTMLElement {
         button('CSV', act('exportMapCsv'), 'secondary', 'btn-export-csv', 'Export the full map as CSV'),
         button('NPY', act('exportMapNpy'), 'secondary', 'btn-export-npy', 'Export the full map as a NumPy .npy file'),
       ),
+      h('div', { id: 'top-slot' }),
       h('div', { id: 'diagnostics-slot' }),
     ),
     h('h3', {}, 'All layers'),
@@ -123,7 +132,17 @@ async function exportPng(runName: string): Promise<void> {
   const map = currentMap();
   const l = S.run?.record.layers.find((x) => x.tensor === S.persisted.selected);
   if (!map || !l) return;
-  const bytes = await canvasPng(composeHeatmapImage(map, `${runName} · ${l.name} (${l.kind}) ${l.rows}×${l.cols}`));
+  const scale = detailScale(map);
+  const bytes = await canvasPng(
+    composeHeatmapImage(
+      map,
+      `${runName} · ${l.name} (${l.kind}) ${l.rows}×${l.cols}`,
+      512,
+      scale,
+      scaleText(map, scale, formatValue),
+      S.run ? provenanceLine(S.run.record) : '',
+    ),
+  );
   await request('saveFile', { suggestedName: `${runName}-${l.name}.png`, bytes, filter: 'png' });
 }
 
@@ -140,7 +159,7 @@ function diagnostics(l: LayerMapInfo): HTMLElement {
   return h(
     'table',
     { id: 'diagnostics', class: 'grid' },
-    h('caption', {}, `Diagnostics of ${l.name}`),
+    h('caption', {}, `Diagnostics of ${l.name} · N = ${l.rows} × ${l.cols} neurons${samplesText()}`),
     h(
       'tbody',
       {},
@@ -150,15 +169,24 @@ function diagnostics(l: LayerMapInfo): HTMLElement {
           'tr',
           { title: d.help, 'data-key': k },
           h('th', { scope: 'row' }, h('span', { class: 'help', 'aria-description': d.help }, d.label)),
-          h('td', { class: 'num' }, d.format(v, l.cols)),
+          h('td', { class: 'num' }, d.format(v, l.cols, l.rows)),
         );
       }),
     ),
   );
 }
 
+let detailRequests = 0;
+
+/** ", 200 calibration samples" (the samples the maps were computed from), when run.json says. */
+function samplesText(): string {
+  const r = S.run?.record;
+  const n = (r?.recipe as { samples?: number } | undefined)?.samples;
+  return typeof n === 'number' ? `, ${n} calibration samples` : '';
+}
+
 /** Selects a layer: updates the cards, the detail and the diagnostics in place, and asks for the full map. */
-export function select(tensor: string, focus = false, scroll = true): void {
+export function select(tensor: string, focus = false, scroll = true, showMap = false): void {
   const run = S.run;
   if (!run) return;
   S.persisted.selected = tensor;
@@ -175,11 +203,20 @@ export function select(tensor: string, focus = false, scroll = true): void {
   if (!l) return;
   const name = document.getElementById('detail-name');
   if (name) name.textContent = `${l.name} — ${l.kind} · ${l.rows}×${l.cols}`;
+  name?.setAttribute('title', `N: ${l.rows} neurons of the other model × ${l.cols} of the anchor${samplesText()}`);
   document.getElementById('diagnostics-slot')?.replaceChildren(diagnostics(l));
+  const slot = document.getElementById('top-slot');
+  slot?.replaceChildren();
+  if (slot) slot.dataset.key = '';
   drawDetail();
+  // Picked from the list (below the map): bring the map into view.
+  if (showMap) document.getElementById('detail-name')?.scrollIntoView({ block: 'start' });
   const runDir = run.runDir;
-  void request('getMap', { runDir, tensor, maxSide: DETAIL_SIDE }).then((map) => {
-    if (map && S.run?.runDir === runDir && S.persisted.selected === tensor) {
+  const sort = !!S.persisted.sortByMatch;
+  const asked = ++detailRequests;
+  void request('getMap', { runDir, tensor, maxSide: DETAIL_SIDE, sort, top: TOP_K }).then((map) => {
+    // Only the latest request's map (a slower earlier answer, e.g. unsorted, must not replace a newer one).
+    if (map && asked === detailRequests && S.run?.runDir === runDir && S.persisted.selected === tensor) {
       S.detail = map;
       drawDetail();
     }
@@ -216,15 +253,34 @@ export function drawDetail(): void {
   const l = S.run?.record.layers.find((x) => x.tensor === map.tensor);
   const barWidth = 58;
   const size = Math.max(100, Math.min(480, width() - 24 - barWidth - 6));
-  drawMap(canvas, map, size);
-  drawColourBar(bar, map.min, map.max, parseFloat(canvas.style.height), barWidth);
+  const s = detailScale(map);
+  drawMap(canvas, map, size, s);
+  drawColourBar(bar, map.min, map.max, parseFloat(canvas.style.height), barWidth, s);
   canvas.dataset.drawn = '1';
+  canvas.dataset.sorted = map.rowOrder ? '1' : '';
+  canvas.dataset.tensor = map.tensor;
+  canvas.dataset.rows = String(map.outRows);
+  canvas.dataset.cols = String(map.outCols);
+  canvas.dataset.scale = s.log ? 'log' : 'linear';
+  const slot = document.getElementById('top-slot');
+  const key = `${map.tensor}|${map.rowOrder ? 'sorted' : 'raw'}`;
+  if (slot && map.top && slot.dataset.key !== key) {
+    slot.dataset.key = key;
+    const table = topTable(map);
+    if (table) {
+      table.addEventListener('toggle', () => {
+        S.persisted.topOpen = (table as HTMLDetailsElement).open;
+        save();
+      });
+      slot.replaceChildren(table);
+    }
+  }
   canvas.setAttribute('aria-label', `transport map of ${l?.name ?? map.tensor}, ${map.rows} by ${map.cols}`);
   const hover = document.getElementById('hover')!;
   const scale = document.getElementById('scale')!;
-  scale.textContent = `${map.rows}×${map.cols}${map.outRows < map.rows || map.outCols < map.cols ? ` shown as ${map.outRows}×${map.outCols} block means` : ''} · colour: row-normalised mass n·P from ${formatValue(map.min)} to ${formatValue(map.max)} (rows sum to 1)`;
+  scale.textContent = scaleText(map, s, formatValue);
   canvas.onmousemove = (e) => {
-    hover.textContent = describeCell(cellAt(canvas.getBoundingClientRect(), map, e.clientX, e.clientY));
+    hover.textContent = describeHover(map, cellAt(canvas.getBoundingClientRect(), map, e.clientX, e.clientY));
   };
   canvas.onmouseleave = () => {
     hover.textContent = HOVER_HINT;

@@ -4,6 +4,8 @@ import type { DataArg, ModelMetrics, RunRecord } from '../../contracts/protocol'
 import { h, button, pct, basename, section, statusTag, canvasPng } from '../dom';
 import { request } from '../rpc';
 import { lossChart } from '../chart';
+import { composeChart, provenanceLine } from '../exportImage';
+import type uPlot from 'uplot';
 import { S, width } from './state';
 
 const dataName = (d?: DataArg) => {
@@ -30,9 +32,10 @@ export function header(r: RunRecord, runDir: string): HTMLElement {
   return h(
     'header',
     { class: 'run-header' },
-    h('div', { class: 'title-row' }, h('h1', { id: 'run-name' }, r.name), statusTag(r.status, 'run-status')),
+    h('div', { class: 'title-row' }, h('h1', { id: 'run-name' }, r.name), runStatus(r, busy)),
     h('div', { class: 'muted small' }, `${r.models.map(basename).join(' + ')} · anchor ${basename(r.anchor)}${r.provider ? ` · ${r.provider.used}` : ''}`),
     dataLine(r),
+    mergeLine(r),
     h(
       'div',
       { class: 'actions' },
@@ -43,6 +46,35 @@ export function header(r: RunRecord, runDir: string): HTMLElement {
       button('Re-run with edits…', act('rerun'), 'secondary', 'btn-rerun', 'Edit the recipe and fuse the same models again'),
     ),
   );
+}
+
+/** Same-base runs (issue 30): the merge's method and parameters, or fuse's notice that the parents share a base. */
+function mergeLine(r: RunRecord): HTMLElement | null {
+  if (r.merge) {
+    const params = Object.entries(r.merge.params)
+      .map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : String(v)}`)
+      .join(', ');
+    return h(
+      'div',
+      { class: 'muted small', id: 'run-merge' },
+      `merge ${r.merge.method}${params ? ` (${params})` : ''}${r.merge.base ? ` · base ${basename(r.merge.base)}` : ''}`,
+    );
+  }
+  if (!r.sharedBase?.shared) return null;
+  return h(
+    'div',
+    { class: 'warning small', id: 'run-shared-base' },
+    `${r.sharedBase.message}${r.sharedBase.base ? ` (base: ${basename(r.sharedBase.base)})` : ''} — otfuse: Merge Models (shared base)`,
+  );
+}
+
+/** The run's status tag: never "DONE" while a job (a finetune, a re-evaluation) still works on the run. */
+export function runStatus(r: RunRecord, busy: boolean): HTMLElement {
+  if (!busy) return statusTag(r.status, 'run-status');
+  const tag = statusTag('running', 'run-status');
+  const title = S.live?.runDir && S.live.state === 'running' ? S.live.title : '';
+  tag.textContent = /^Finetuning/.test(title) ? 'FINETUNING' : /^Re-evaluating/.test(title) ? 'EVALUATING' : 'BUSY';
+  return tag;
 }
 
 function dataLine(r: RunRecord): HTMLElement | null {
@@ -57,26 +89,40 @@ function dataLine(r: RunRecord): HTMLElement | null {
   return h('div', { class: 'muted small', id: 'run-data' }, text);
 }
 
-function kindOf(label: string): string {
-  return /anchor\+finetune/i.test(label)
-    ? 'bar-baseline'
-    : /finetune/i.test(label)
-      ? 'bar-ft'
-      : /^ot\b/i.test(label)
-        ? 'bar-ot'
-        : /vanilla|^vf\b|ensemble/i.test(label)
-          ? 'bar-vf'
-          : 'bar-parent';
+/** A column header with a short form for narrow side bars (CSS shows one; words never break mid-word). */
+function headerText(wide: string, narrow: string): HTMLElement[] {
+  return [h('span', { class: 'wide-text' }, wide), h('span', { class: 'narrow-text', 'aria-hidden': 'true' }, narrow)];
+}
+
+/** The bar/row style of a metric row, by its role (never its label). */
+function kindOf(m: ModelMetrics): string {
+  switch (m.role) {
+    case 'baseline':
+      return m.start === 'anchor' && !m.seeds ? 'bar-baseline' : 'bar-ft';
+    case 'finetuned':
+      return 'bar-ft';
+    case 'fused':
+    case 'merged':
+      return 'bar-ot';
+    case 'vanilla':
+    case 'ensemble':
+      return 'bar-vf';
+    default:
+      return 'bar-parent';
+  }
 }
 
 export function accuracy(r: RunRecord, runDir: string): HTMLElement {
   const metrics = r.metrics;
-  const parents = metrics.filter((m) => m.file && r.models.includes(m.file) && m.accuracy !== undefined);
+  const parents = metrics.filter((m) => (m.role === 'parent' || m.role === 'anchor') && m.accuracy !== undefined);
   const best = parents.length ? Math.max(...parents.map((m) => m.accuracy!)) : undefined;
   const delta = (m: ModelMetrics) =>
     best === undefined || m.accuracy === undefined || parents.includes(m) ? '' : `${m.accuracy >= best ? '+' : ''}${(100 * (m.accuracy - best)).toFixed(2)}`;
   const on = dataName(r.evalData ?? r.data);
-  const caption = r.evalIsCalibration
+  // No evaluation data recorded (fused with "Skip evaluation") but rows exist: a later finetune measured them on
+  // the calibration data. Labelled like a calibration-data evaluation, never as a plain "Measured on".
+  const onCalibration = r.evalIsCalibration || (r.evalData === undefined && r.data !== undefined);
+  const caption = onCalibration
     ? h(
         'caption',
         { class: 'warning', id: 'accuracy-caption' },
@@ -86,7 +132,7 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
       ? h(
           'caption',
           { id: 'accuracy-caption' },
-          `Measured on ${on}${r.metrics.some((m) => /finetune/.test(m.label)) ? ' · finetune rows: same data, same settings' : ''}`,
+          `Measured on ${on}${r.metrics.some((m) => m.role === 'finetuned' || m.role === 'baseline') ? ' · finetune rows: same data, same settings' : ''}`,
         )
       : null;
   const table = h(
@@ -100,8 +146,8 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
         'tr',
         {},
         h('th', { scope: 'col' }, 'Model'),
-        h('th', { scope: 'col', class: 'num' }, 'Accuracy'),
-        h('th', { scope: 'col', class: 'num delta', title: 'percentage points vs the best parent' }, 'Δ best parent'),
+        h('th', { scope: 'col', class: 'num', title: 'Accuracy' }, ...headerText('Accuracy', 'Acc.')),
+        h('th', { scope: 'col', class: 'num delta', title: 'percentage points vs the best parent' }, ...headerText('Δ best parent', 'Δ pt')),
         h('th', { scope: 'col', class: 'num loss' }, 'Loss'),
       ),
     ),
@@ -111,7 +157,7 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
       ...metrics.map((m) =>
         h(
           'tr',
-          { 'data-label': m.label, class: `row-${kindOf(m.label).slice(4)}` },
+          { 'data-label': m.label, 'data-role': m.role, class: `row-${kindOf(m).slice(4)}` },
           h('th', { scope: 'row', title: `${m.label}${m.file ? ` — ${m.file}` : ''}${m.loss !== undefined ? ` · loss ${m.loss.toFixed(4)}` : ''}` }, m.label),
           h('td', { class: 'num acc', 'data-accuracy': m.accuracy ?? '' }, pct(m.accuracy)),
           h('td', { class: 'num delta' }, delta(m)),
@@ -125,7 +171,7 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
     'div',
     { class: 'bars', role: 'img', 'aria-label': 'accuracy chart: ' + metrics.map((m) => `${m.label} ${pct(m.accuracy)}`).join(', ') },
     ...metrics.map((m) => {
-      const fill = h('span', { class: `bar ${kindOf(m.label)}` });
+      const fill = h('span', { class: `bar ${kindOf(m)}` });
       fill.style.width = `${(100 * (m.accuracy ?? 0)) / max}%`; // CSSOM, not a style attribute: allowed by the CSP
       return h(
         'div',
@@ -170,12 +216,15 @@ export function finetune(r: RunRecord): HTMLElement | null {
       base ? { label: 'anchor, same finetune', points: base.history.map((p) => ({ step: p.step, loss: p.loss })) } : undefined,
     );
     holder.dataset.drawn = '1';
-    (holder as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas = plot.ctx.canvas;
+    (holder as HTMLElement & { plot?: uPlot }).plot = plot;
   });
   const png = button(
     'PNG',
     () => {
-      const c = (holder as HTMLElement & { plotCanvas?: HTMLCanvasElement }).plotCanvas;
+      const plot = (holder as HTMLElement & { plot?: uPlot }).plot;
+      const train = (ft as { trainData?: { path: string; n?: number } }).trainData;
+      const trained = train ? `trained on ${basename(train.path)}${train.n !== undefined ? ` (N ${train.n})` : ''}` : '';
+      const c = plot && composeChart(plot, `${r.name} · training loss per step (${ft.steps} steps, ${ft.epochs} epoch(s))`, provenanceLine(r, trained));
       if (c) void canvasPng(c).then((bytes) => request('saveFile', { suggestedName: `${r.name}-loss.png`, bytes, filter: 'png' }));
     },
     'secondary',

@@ -6,6 +6,10 @@ export interface Persisted {
   runDir?: string;
   selected?: string;
   dismissed?: number[];
+  /** Detail map options: rows sorted by match, log colour scale, the top-k table open. */
+  sortByMatch?: boolean;
+  logScale?: boolean;
+  topOpen?: boolean;
 }
 
 export const S = {

@@ -3,7 +3,7 @@
 import { h } from '../dom';
 import { on, request } from '../rpc';
 import * as live from './live';
-import { accuracy, finetune, header } from './run';
+import { accuracy, finetune, header, runStatus } from './run';
 import { drawDetail, drawThumbs, layersSection, redrawThumbs, select } from './layers';
 import { S, save, app } from './state';
 
@@ -34,6 +34,7 @@ function renderRun(): void {
 
 function applyBusy(): void {
   const busy = !!S.run && S.busyRuns.includes(S.run.runDir);
+  if (S.run) document.getElementById('run-status')?.replaceWith(runStatus(S.run.record, busy));
   for (const b of document.querySelectorAll<HTMLElement>('.needs-idle')) {
     if (busy) {
       b.setAttribute('disabled', '');
@@ -68,6 +69,7 @@ export function startAlignment(): void {
   on('live', (m) => {
     S.live = m.live;
     live.render();
+    applyBusy(); // the run's status tag names the job working on it
   });
   on('busyRuns', (m) => {
     S.busyRuns = m.runDirs;

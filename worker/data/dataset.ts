@@ -1,10 +1,9 @@
 // Datasets: .npz (x/y or arrays named after model inputs), IDX with a preprocessing spec, and JSON specs.
-import fs from 'node:fs';
 import path from 'node:path';
 import { OtfuseError } from '../errors';
 import { openNpz as openNpzFile, LazyNpy, NpyData } from './npy';
 import { openIdx as openIdxFile } from './idx';
-import { readRegularFile } from '../onnx/files';
+import { exists, readJsonObject } from '../io/read';
 
 export type FeedType = 'float32' | 'int64';
 
@@ -43,6 +42,8 @@ export interface Dataset {
    * class label per sample.
    */
   labelsPerSample?: number;
+  /** Text data: the sequence length it was tokenized at (truncation). */
+  maxLength?: number;
   /** Builds a batch of the given sample indices; inputs are materialised only for those samples (read from the
    * file on demand: sequential batches stream, a shuffled order spills a compressed member once). */
   take(indices: ArrayLike<number>): Batch;
@@ -83,7 +84,7 @@ export function openDataset(specArg: string | DatasetSpec): Dataset {
   if (spec.limit !== undefined && (!Number.isSafeInteger(spec.limit) || spec.limit < 1))
     throw new OtfuseError('BAD_USAGE', `the dataset limit must be a positive integer (got ${spec.limit})`, { file: spec.path });
   const format = datasetFormats.find((f) => f.accepts(spec));
-  if (!format && !fs.existsSync(spec.path)) throw new OtfuseError('BAD_DATA', 'dataset file not found', { file: spec.path });
+  if (!format && !exists(spec.path)) throw new OtfuseError('BAD_DATA', 'dataset file not found', { file: spec.path });
   const base = format ? format.open(spec) : isIdx(spec.path) ? openIdx(spec) : openNpz(spec);
   if (base.size === 0) {
     base.close();
@@ -145,13 +146,8 @@ function withoutPath(spec: DatasetSpec): Partial<DatasetSpec> {
   return rest;
 }
 
-function readJsonSpec(file: string): DatasetSpec {
-  let parsed: DatasetSpec;
-  try {
-    parsed = JSON.parse(Buffer.from(readRegularFile(file, 'BAD_DATA', 'dataset spec', 1 << 20)).toString('utf8')) as DatasetSpec;
-  } catch (err) {
-    throw new OtfuseError('BAD_DATA', `cannot read dataset spec: ${(err as Error).message}`, { file });
-  }
+export function readJsonSpec(file: string): DatasetSpec {
+  const parsed = readJsonObject(file, { code: 'BAD_DATA', what: 'dataset spec', maxBytes: 1 << 20 }) as unknown as DatasetSpec;
   if (typeof parsed.path !== 'string') throw new OtfuseError('BAD_DATA', "dataset spec needs a 'path'", { file });
   const dir = path.dirname(file);
   return { ...parsed, path: path.resolve(dir, parsed.path), labels: parsed.labels ? path.resolve(dir, parsed.labels) : undefined };
@@ -321,6 +317,7 @@ function window(base: Dataset, offset: number, limit?: number): Dataset {
     arrays: base.arrays,
     labels: base.labels.subarray(offset * (base.labelsPerSample ?? 1), (offset + size) * (base.labelsPerSample ?? 1)),
     ...(base.labelsPerSample ? { labelsPerSample: base.labelsPerSample } : {}),
+    ...(base.maxLength !== undefined ? { maxLength: base.maxLength } : {}),
     close: () => base.close(),
     take: (indices) => {
       checkIndices(indices, size, base.source);

@@ -1,11 +1,11 @@
 // Image datasets from the workspace: a folder with one sub-folder of PNG/JPEG files per class (torchvision's
 // ImageFolder layout), preprocessed as a model folder's preprocessor_config.json says (ViTImageProcessor: resize,
 // rescale, normalize) and decoded by pngjs / jpeg-js. Images are decoded batch by batch, never all at once.
-import fs from 'node:fs';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import * as jpeg from 'jpeg-js';
 import { OtfuseError } from '../errors';
+import { excerpt, exists, isDirectory, listFolder, modelFolderRoot, pathKind, READ_LIMITS, readBytes, readJsonObject, requireInside } from '../io/read';
 import { registerDatasetFormat, type Dataset, type DatasetSpec } from './dataset';
 
 export interface ImageFolderSpec extends DatasetSpec {
@@ -26,20 +26,8 @@ interface Preprocessing {
   label2id?: Record<string, number>;
 }
 
-function isDirectory(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 function readJson(file: string): Record<string, unknown> {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (err) {
-    throw new OtfuseError('BAD_DATA', `cannot read ${path.basename(file)}: ${(err as Error).message}`, { file });
-  }
+  return readJsonObject(file, { code: 'BAD_DATA', what: path.basename(file), maxBytes: READ_LIMITS.json, within: modelFolderRoot(path.dirname(file)) });
 }
 
 function preprocessing(spec: ImageFolderSpec): Preprocessing {
@@ -51,7 +39,7 @@ function preprocessing(spec: ImageFolderSpec): Preprocessing {
     file = isDirectory(where) ? path.join(where, 'preprocessor_config.json') : where;
     pre = readJson(file);
     const cfg = path.join(path.dirname(file), 'config.json');
-    if (fs.existsSync(cfg)) config = readJson(cfg);
+    if (exists(cfg)) config = readJson(cfg);
   } else if (spec.mean === undefined || spec.std === undefined) {
     throw new OtfuseError(
       'BAD_DATA',
@@ -60,7 +48,7 @@ function preprocessing(spec: ImageFolderSpec): Preprocessing {
     );
   }
   const field = (name: string) =>
-    new OtfuseError('UNSUPPORTED', `field '${name}' of preprocessor_config.json: ${JSON.stringify(pre[name])} is not supported`, { file });
+    new OtfuseError('UNSUPPORTED', `field '${name}' of preprocessor_config.json: ${excerpt(pre[name])} is not supported`, { file });
   let height: number | undefined;
   let width: number | undefined;
   if (pre.do_resize !== false && pre.size !== undefined) {
@@ -80,35 +68,51 @@ function preprocessing(spec: ImageFolderSpec): Preprocessing {
   const normalize = pre.do_normalize !== false && Array.isArray(pre.image_mean);
   const channels = typeof config.num_channels === 'number' ? config.num_channels : (spec.mean?.length ?? (normalize ? (pre.image_mean as number[]).length : 3));
   const perChannel = (v: number[] | undefined, fallback: number) => Array.from({ length: channels }, (_, c) => v?.[Math.min(c, v.length - 1)] ?? fallback);
-  return {
+  const out = {
     height,
     width,
     scale: spec.scale !== undefined ? 1 / spec.scale : rescale,
     mean: perChannel(spec.mean ?? (normalize ? (pre.image_mean as number[]) : undefined), 0),
     std: perChannel(spec.std ?? (normalize ? (pre.image_std as number[]) : undefined), 1),
     channels,
-    label2id: config.label2id as Record<string, number> | undefined,
+    label2id: config.label2id && typeof config.label2id === 'object' ? (config.label2id as Record<string, number>) : undefined,
   };
+  checkPreprocessing(out, file || spec.path);
+  return out;
+}
+
+/** Every preprocessing number in its range (README: "Limits on what otfuse reads"), naming the field. */
+function checkPreprocessing(p: Preprocessing, file: string): void {
+  const bad = (field: string, why: string) => new OtfuseError('BAD_DATA', `field '${field}': ${why}`, { file });
+  for (const v of [p.height, p.width])
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1 && v <= 8192)) throw bad('size', `must be whole pixels from 1 to 8192, got ${excerpt(v)}`);
+  if (!(Number.isSafeInteger(p.channels) && p.channels >= 1 && p.channels <= 64))
+    throw bad('num_channels', `must be an integer from 1 to 64, got ${excerpt(p.channels)}`);
+  if (!(typeof p.scale === 'number' && Number.isFinite(p.scale) && p.scale > 0)) throw bad('rescale_factor', `must be a finite positive number`);
+  if (!p.mean.every((m) => typeof m === 'number' && Number.isFinite(m))) throw bad('image_mean', 'must be finite numbers');
+  if (!p.std.every((d) => typeof d === 'number' && Number.isFinite(d) && d > 0)) throw bad('image_std', 'must be finite positive numbers');
 }
 
 export function openImageFolder(spec: ImageFolderSpec): Dataset {
   const root = spec.path;
-  const classes = fs
-    .readdirSync(root, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
-    .map((e) => e.name)
-    .sort();
+  // Class folders and images must lie inside the image folder (real paths): a link out of it is refused, never read.
+  const classes = listFolder(root, 'BAD_DATA', 'image folder')
+    .filter((e) => e.kind === 'dir' && !e.name.startsWith('.'))
+    .map((e) => e.name);
+  for (const c of classes) requireInside(root, path.join(root, c), 'BAD_DATA', 'class folder');
   if (classes.length === 0) throw new OtfuseError('BAD_DATA', 'an image folder needs one sub-folder per class (ImageFolder layout)', { file: root });
   const pre = preprocessing(spec);
   // Class indices: the model's label2id when it names every folder, else sorted folder order (as torchvision does).
-  const byName = pre.label2id && classes.every((c) => typeof pre.label2id![c] === 'number') ? pre.label2id : undefined;
+  const byName = pre.label2id && classes.every((c) => Object.hasOwn(pre.label2id!, c) && typeof pre.label2id![c] === 'number') ? pre.label2id : undefined;
   const files: string[] = [];
   const labels: number[] = [];
   classes.forEach((c, i) => {
-    for (const f of fs
-      .readdirSync(path.join(root, c))
-      .filter((n) => IMAGE.test(n))
-      .sort()) {
+    for (const f of listFolder(path.join(root, c), 'BAD_DATA', 'class folder')
+      .filter((e) => IMAGE.test(e.name))
+      .map((e) => e.name)) {
+      // Checked while listing (not at the first batch): a FIFO, device or link out of the folder is refused by name.
+      requireInside(root, path.join(root, c, f), 'BAD_DATA', 'image');
+      if (pathKind(path.join(root, c, f)) !== 'file') throw new OtfuseError('BAD_DATA', 'the image is not a regular file', { file: path.join(root, c, f) });
       files.push(path.join(root, c, f));
       labels.push(byName ? byName[c] : i);
     }
@@ -156,7 +160,7 @@ export function openImageFolder(spec: ImageFolderSpec): Dataset {
   };
 
   function decode(file: string): Rgba {
-    const img = decodeImage(file);
+    const img = decodeImage(file, root);
     if (C === 1) {
       // PIL's convert('L'): L = R·299/1000 + G·587/1000 + B·114/1000, rounded.
       for (let p = 0; p < img.width * img.height; p++) {
@@ -174,22 +178,27 @@ interface Rgba {
   data: Uint8Array;
 }
 
-export function decodeImage(file: string): Rgba {
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (err) {
-    throw new OtfuseError('BAD_DATA', `cannot read image: ${(err as Error).message}`, { file });
-  }
+export function decodeImage(file: string, within?: string): Rgba {
+  const bytes = Buffer.from(readBytes(file, { code: 'BAD_DATA', what: 'image', maxBytes: READ_LIMITS.image, within }).buffer);
   try {
     if (/\.png$/i.test(file)) {
+      // The declared size (IHDR) is checked before pngjs allocates width × height × 4 bytes.
+      if (bytes.length >= 24 && bytes.readUInt32BE(16) * bytes.readUInt32BE(20) > READ_LIMITS.imagePixels)
+        throw new OtfuseError(
+          'BAD_DATA',
+          `image declares ${bytes.readUInt32BE(16)}×${bytes.readUInt32BE(20)} pixels, more than the ${READ_LIMITS.imagePixels} accepted`,
+          {
+            file,
+          },
+        );
       const png = PNG.sync.read(bytes);
       return { width: png.width, height: png.height, data: new Uint8Array(png.data.buffer, png.data.byteOffset, png.data.byteLength) };
     }
-    const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024 });
+    const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024, maxResolutionInMP: READ_LIMITS.imagePixels / 2 ** 20 });
     return { width: img.width, height: img.height, data: img.data };
   } catch (err) {
-    throw new OtfuseError('BAD_DATA', `cannot decode image: ${(err as Error).message}`, { file });
+    if (err instanceof OtfuseError) throw err;
+    throw new OtfuseError('BAD_DATA', `cannot decode image: ${excerpt((err as Error).message, 120)}`, { file });
   }
 }
 

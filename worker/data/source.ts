@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Gunzip, Inflate } from 'fflate';
 import { OtfuseError } from '../errors';
-import { OpenedFile, closeQuietly, openRegular, readExactly } from '../onnx/files';
+import { OpenedFile, closeQuietly, describeErrno, openRegular, readExactly } from '../onnx/files';
 
 export interface ByteSource {
   /** Bytes available (for a compressed stream: the size its container declares). */
@@ -219,9 +219,13 @@ function spillToTempFile(stream: InflatedSource, size: number, label: string, fi
   } catch (err) {
     fs.closeSync(fd);
     if (err instanceof OtfuseError) throw err;
-    throw new OtfuseError('BAD_DATA', `${label}: cannot spill the decompressed data to a temporary file in ${os.tmpdir()}: ${(err as Error).message}`, {
-      file,
-    });
+    // A full or unwritable temp folder is an IO error naming the temp file (the dataset is fine).
+    const e = err as NodeJS.ErrnoException;
+    throw new OtfuseError(
+      'IO',
+      `cannot write the temp file ${tmp} (${label} of ${file}: ${(size / 2 ** 20).toFixed(1)} MiB decompressed, ${(at / 2 ** 20).toFixed(1)} MiB written): ${describeErrno(e)}${e?.code ? ` (${e.code})` : ''}; free space in ${os.tmpdir()} or set TMPDIR to a folder with room`,
+      { file: tmp },
+    );
   }
   if (at < size) {
     fs.closeSync(fd);

@@ -2,16 +2,16 @@
 // header row naming `text`, `label` [, `text_pair`] becomes input_ids / attention_mask / token_type_ids through the
 // tokenizer of a model folder (tokenizer.json, or a vocab.txt-only folder). Labels are class indices or names
 // (mapped with the model's config.json label2id).
-import fs from 'node:fs';
 import path from 'node:path';
 import { OtfuseError } from '../errors';
+import { excerpt, parseJsonText, READ_LIMITS, readText as readTextFile } from '../io/read';
 import { registerDatasetFormat, type Dataset, type DatasetSpec, type FeedTensor } from './dataset';
 import { loadTokenizer } from './tokenizer';
 
 export interface TextSpec extends DatasetSpec {
   /** A model folder (tokenizer.json or vocab.txt, config.json for label names), or a tokenizer.json / vocab.txt. */
   tokenizer?: string;
-  /** Longest sequence in tokens, specials included (default: the model's max_position_embeddings, at most 512). */
+  /** Longest sequence in tokens, specials included (default: defaultMaxLength). */
   maxLength?: number;
 }
 
@@ -37,7 +37,7 @@ export function openTextDataset(spec: TextSpec): Dataset {
   const records = file.toLowerCase().endsWith('.csv') ? readCsv(file) : readJsonl(file);
   if (records.length === 0) throw new OtfuseError('BAD_DATA', 'no samples', { file });
   const maxPos = tok.modelConfig?.max_position_embeddings;
-  const cap = spec.maxLength ?? Math.min(512, typeof maxPos === 'number' ? maxPos : (tok.modelMaxLength ?? 512));
+  const cap = spec.maxLength ?? defaultMaxLength(tok.modelMaxLength, maxPos);
   const encoded = records.map((r) => tok.encode(r.text, r.pair, cap));
   const L = Math.max(...encoded.map((e) => e.ids.length));
   const n = records.length;
@@ -56,6 +56,7 @@ export function openTextDataset(spec: TextSpec): Dataset {
     size: n,
     arrays: Object.keys(arrays).map((name) => ({ name, type: 'int64' as const, sampleShape: [L] })),
     labels,
+    maxLength: cap,
     close() {},
     take(indices) {
       const feeds: Record<string, FeedTensor> = {};
@@ -75,10 +76,10 @@ function labelIndex(r: TextRecord, config: Record<string, unknown> | undefined, 
   if (typeof r.label === 'string') {
     if (/^\d+$/.test(r.label)) return Number(r.label);
     const map = config?.label2id as Record<string, number> | undefined;
-    if (map && typeof map[r.label] === 'number') return map[r.label];
-    throw new OtfuseError('BAD_DATA', `${at}: label '${r.label}' is neither a class index nor a name in the model's config.json label2id`, { file });
+    if (map && typeof map === 'object' && Object.hasOwn(map, r.label) && typeof map[r.label] === 'number') return map[r.label];
+    throw new OtfuseError('BAD_DATA', `${at}: label '${excerpt(r.label)}' is neither a class index nor a name in the model's config.json label2id`, { file });
   }
-  throw new OtfuseError('BAD_DATA', `${at}: 'label' must be a class index or name, got ${JSON.stringify(r.label)}`, { file });
+  throw new OtfuseError('BAD_DATA', `${at}: 'label' must be a class index or name, got ${excerpt(r.label)}`, { file });
 }
 
 function record(obj: Record<string, unknown>, line: number, file: string): TextRecord {
@@ -92,11 +93,7 @@ function record(obj: Record<string, unknown>, line: number, file: string): TextR
 }
 
 function readText(file: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
-  } catch (err) {
-    throw new OtfuseError('BAD_DATA', `cannot read text dataset: ${(err as Error).message}`, { file });
-  }
+  return readTextFile(file, { code: 'BAD_DATA', what: 'text dataset', maxBytes: READ_LIMITS.text });
 }
 
 function readJsonl(file: string): TextRecord[] {
@@ -105,12 +102,7 @@ function readJsonl(file: string): TextRecord[] {
     .split('\n')
     .forEach((line, i) => {
       if (!line.trim()) return;
-      let obj: unknown;
-      try {
-        obj = JSON.parse(line);
-      } catch (err) {
-        throw new OtfuseError('BAD_DATA', `line ${i + 1} is not JSON: ${(err as Error).message}`, { file });
-      }
+      const obj = parseJsonText(line, 'BAD_DATA', `line ${i + 1}`, file);
       if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new OtfuseError('BAD_DATA', `line ${i + 1} is not a JSON object`, { file });
       out.push(record(obj as Record<string, unknown>, i + 1, file));
     });
@@ -162,12 +154,19 @@ export function parseCsv(text: string): { rows: string[][]; lines: number[] } {
   return { rows, lines };
 }
 
+/** The header's column names when they look like names; otherwise only their count (never a file's raw bytes). */
+function describeColumns(header: string[]): string {
+  return header.every((h) => /^[\w .-]{0,32}$/.test(h))
+    ? `columns: ${excerpt(header.join(', '), 120)}`
+    : `${header.length} columns, none of them named like one`;
+}
+
 function readCsv(file: string): TextRecord[] {
   const { rows, lines } = parseCsv(readText(file));
   if (rows.length === 0) return [];
   const header = rows[0].map((h) => h.trim());
   for (const col of ['text', 'label'])
-    if (!header.includes(col)) throw new OtfuseError('BAD_DATA', `the header has no '${col}' column (columns: ${header.join(', ')})`, { file });
+    if (!header.includes(col)) throw new OtfuseError('BAD_DATA', `the header has no '${col}' column (${describeColumns(header)})`, { file });
   return rows.slice(1).map((r, i) => {
     if (r.length !== header.length) throw new OtfuseError('BAD_DATA', `line ${lines[i + 1]}: ${r.length} fields, the header has ${header.length}`, { file });
     return record(Object.fromEntries(header.map((h, k) => [h, r[k]])), lines[i + 1], file);
@@ -175,3 +174,12 @@ function readCsv(file: string): TextRecord[] {
 }
 
 registerDatasetFormat({ accepts: (spec) => isTextFile(spec.path), open: (spec) => openTextDataset(spec as TextSpec) });
+
+/** The sequence length text is truncated to when none is given, as transformers does (`truncation=True`): the
+ * tokenizer's model_max_length; without one (or beyond the model's positions), max_position_embeddings, at most
+ * 512. */
+export function defaultMaxLength(modelMaxLength: number | undefined, maxPositions: unknown): number {
+  const positions = typeof maxPositions === 'number' && maxPositions > 0 ? maxPositions : undefined;
+  if (modelMaxLength !== undefined && (positions === undefined || modelMaxLength <= positions)) return modelMaxLength;
+  return Math.min(512, positions ?? 512);
+}

@@ -1,10 +1,11 @@
 // BERT-style tokenization through Hugging Face's own pure-JS tokenizers (@huggingface/tokenizers): a model
 // folder's tokenizer.json, or one built from a vocab.txt-only folder (BERT normalizer + pre-tokenizer +
 // WordPiece). Truncation (longest_first) and [CLS]/[SEP] assembly are done here: tokenizers.js has no truncation.
-import fs from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { OtfuseError } from '../errors';
+import { excerpt, exists, modelFolderRoot, pathKind, READ_LIMITS, readJsonObject, readText } from '../io/read';
+import { compileTokenizerPatterns, linearizeTokenizer } from './linearRegex';
 
 export interface BertTokenizer {
   /** The folder (or tokenizer.json) it came from. */
@@ -17,28 +18,25 @@ export interface BertTokenizer {
   modelMaxLength?: number;
 }
 
-function readJson(file: string): Record<string, unknown> {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (err) {
-    throw new OtfuseError('BAD_DATA', `cannot read ${path.basename(file)}: ${(err as Error).message}`, { file });
-  }
+/** A JSON file of the tokenizer folder: regular, bounded, inside the folder. */
+function readJson(file: string, dir: string, maxBytes: number = READ_LIMITS.json): Record<string, unknown> {
+  return readJsonObject(file, { code: 'BAD_DATA', what: path.basename(file), maxBytes, within: modelFolderRoot(dir) });
 }
 
 /** tokenizer.json for a vocab.txt (one token per line, line number = id), as BertTokenizerFast would build it. */
 export function wordPieceTokenizerJson(vocabFile: string, lowercase = true): Record<string, unknown> {
-  const vocab: Record<string, number> = {};
-  fs.readFileSync(vocabFile, 'utf8')
+  const vocab: Record<string, number> = Object.create(null);
+  readText(vocabFile, { code: 'BAD_DATA', what: 'vocab.txt', maxBytes: READ_LIMITS.vocab, within: modelFolderRoot(path.dirname(vocabFile)) })
     .split('\n')
     .forEach((line, i, all) => {
       const token = line.replace(/\r$/, '');
       if (i === all.length - 1 && token === '') return;
-      if (!(token in vocab)) vocab[token] = i;
+      if (!Object.hasOwn(vocab, token)) vocab[token] = i;
     });
   for (const t of ['[UNK]', '[CLS]', '[SEP]']) {
-    if (!(t in vocab)) throw new OtfuseError('BAD_DATA', `vocab.txt has no '${t}' token`, { file: vocabFile });
+    if (!Object.hasOwn(vocab, t)) throw new OtfuseError('BAD_DATA', `vocab.txt has no '${t}' token`, { file: vocabFile });
   }
-  const special = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'].filter((t) => t in vocab);
+  const special = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'].filter((t) => Object.hasOwn(vocab, t));
   return {
     version: '1.0',
     truncation: null,
@@ -57,35 +55,38 @@ export function loadTokenizer(where: string): BertTokenizer {
   let dir = where;
   let tokFile: string | undefined;
   let vocabFile: string | undefined;
-  if (fs.existsSync(where) && fs.statSync(where).isFile()) {
+  if (pathKind(where) === 'file') {
     dir = path.dirname(where);
     if (where.endsWith('.txt')) vocabFile = where;
     else tokFile = where;
   } else {
-    if (fs.existsSync(path.join(dir, 'tokenizer.json'))) tokFile = path.join(dir, 'tokenizer.json');
-    else if (fs.existsSync(path.join(dir, 'vocab.txt'))) vocabFile = path.join(dir, 'vocab.txt');
+    if (exists(path.join(dir, 'tokenizer.json'))) tokFile = path.join(dir, 'tokenizer.json');
+    else if (exists(path.join(dir, 'vocab.txt'))) vocabFile = path.join(dir, 'vocab.txt');
     else throw new OtfuseError('BAD_DATA', 'no tokenizer.json or vocab.txt in the tokenizer folder', { file: where });
   }
   const configFile = path.join(dir, 'tokenizer_config.json');
-  const tokConfig = fs.existsSync(configFile) ? readJson(configFile) : {};
-  const json = tokFile ? readJson(tokFile) : wordPieceTokenizerJson(vocabFile!, tokConfig.do_lower_case !== false);
+  const tokConfig = exists(configFile) ? readJson(configFile, dir) : {};
+  const json = tokFile ? readJson(tokFile, dir, READ_LIMITS.tokenizerJson) : wordPieceTokenizerJson(vocabFile!, tokConfig.do_lower_case !== false);
+  // Patterns checked (RE2 syntax) before the library compiles them, then run by RE2JS (linear time, no ReDoS).
+  const patterns = compileTokenizerPatterns(json, tokFile);
   let tokenizer: Tokenizer;
   try {
     tokenizer = new Tokenizer(json, tokConfig);
   } catch (err) {
-    throw new OtfuseError('BAD_DATA', `unsupported tokenizer: ${(err as Error).message}`, { file: tokFile ?? vocabFile });
+    throw new OtfuseError('BAD_DATA', `unsupported tokenizer: ${excerpt((err as Error).message, 120)}`, { file: tokFile ?? vocabFile });
   }
+  linearizeTokenizer(tokenizer, patterns, tokFile);
   const special = (name: string, fallback: string): number => {
     const token = typeof tokConfig[name] === 'string' ? (tokConfig[name] as string) : fallback;
     const id = tokenizer.token_to_id(token);
-    if (id === undefined) throw new OtfuseError('BAD_DATA', `the tokenizer has no '${token}' token (${name})`, { file: tokFile ?? vocabFile });
+    if (id === undefined) throw new OtfuseError('BAD_DATA', `the tokenizer has no '${excerpt(token)}' token (${name})`, { file: tokFile ?? vocabFile });
     return id;
   };
   const cls = special('cls_token', '[CLS]');
   const sep = special('sep_token', '[SEP]');
   const padId = special('pad_token', '[PAD]');
   const modelConfigFile = path.join(dir, 'config.json');
-  const modelConfig = fs.existsSync(modelConfigFile) ? readJson(modelConfigFile) : undefined;
+  const modelConfig = exists(modelConfigFile) ? readJson(modelConfigFile, dir) : undefined;
   const mml = tokConfig.model_max_length;
   return {
     source: where,

@@ -34,6 +34,9 @@ import { solverParams } from '../ot/solvers';
  * are subsampled to it.
  */
 export const DEFAULT_TOKEN_BUDGET = 8192;
+/** The smallest non-zero token budget: fewer activation rows than this leave the OT cost and the refit's Gram
+ * matrices of any real layer (≥ 64 neurons) undetermined (`--token-budget 1` gave a 10 % model). */
+export const MIN_TOKEN_BUDGET = 256;
 /** Default seed of the token subsample. */
 export const DEFAULT_TOKEN_SEED = 0;
 
@@ -76,7 +79,19 @@ export interface ResolvedRecipe {
 /** A recipe field: its JSON-schema type, default, description and (optionally) its `otfuse fuse` flag. */
 export type RecipeField =
   | { type: 'enum'; values: readonly string[]; default: string; description: string; flag?: string; valueDescriptions?: Record<string, string> }
-  | { type: 'number'; integer?: boolean; minimum?: number; exclusiveMinimum?: number; default?: number; description: string; flag?: string }
+  | {
+      type: 'number';
+      integer?: boolean;
+      minimum?: number;
+      exclusiveMinimum?: number;
+      /** Every numeric field has an upper bound (a value past it is a usage error before any work). */
+      maximum?: number;
+      /** 0 is allowed besides [minimum, maximum] (e.g. tokenBudget 0 = no cap). */
+      zeroAllowed?: boolean;
+      default?: number;
+      description: string;
+      flag?: string;
+    }
   | { type: 'boolean'; default: boolean; description: string; flag?: string }
   | { type: 'string'; default?: string; description: string; flag?: string }
   | { type: 'numberArray'; minItems: number; itemMinimum: number; description: string; flag?: string; example: string };
@@ -125,6 +140,10 @@ export const PRESETS = {
 } as const satisfies Record<string, { description: string; values: Partial<ResolvedRecipe> }>;
 export type PresetName = keyof typeof PRESETS;
 
+/** Upper bounds of the solver parameters as recipe fields (reg: the cost is normalised to ≤ 1, so a larger
+ * regularisation only gives the uniform plan). */
+const SOLVER_PARAM_MAXIMUM: Record<string, number> = { reg: 100 };
+
 const SOLVER_PARAM_FIELDS: Record<string, RecipeField> = Object.fromEntries(
   Object.entries(solverParams()).map(([k, p]) => [
     k,
@@ -132,6 +151,7 @@ const SOLVER_PARAM_FIELDS: Record<string, RecipeField> = Object.fromEntries(
       type: 'number',
       exclusiveMinimum: p.exclusiveMinimum,
       minimum: p.minimum,
+      maximum: SOLVER_PARAM_MAXIMUM[k],
       default: p.default,
       description: p.description,
       flag: k,
@@ -150,17 +170,27 @@ export const RECIPE_FIELDS: Record<string, RecipeField> = {
   costNorm: enumOf(described(COST_NORMS), 'max', 'Cost normalisation before OT.', 'cost-norm'),
   residualPolicy: enumOf(RESIDUAL_POLICIES, 'mean', 'How the map after a residual Add combines the skip and branch maps.', 'residual'),
   qk: enumOf(QK_MODES, 'separate', 'Q/K maps: one OT each, one OT on Q|K neurons together, or one map from Q and K together used for both.', 'qk'),
-  samples: { type: 'number', integer: true, minimum: 1, default: 200, description: 'Calibration samples for activations.', flag: 'samples' },
+  samples: {
+    type: 'number',
+    integer: true,
+    minimum: 2,
+    maximum: 1_000_000,
+    default: 200,
+    description: 'Calibration samples for activations.',
+    flag: 'samples',
+  },
   tokenFilter: enumOf(TOKEN_FILTERS, 'all', 'Which tokens count as activation samples.', 'token-filter'),
   tokenBudget: {
     type: 'number',
     integer: true,
-    minimum: 0,
+    minimum: MIN_TOKEN_BUDGET,
+    maximum: 2 ** 31 - 1,
+    zeroAllowed: true,
     default: DEFAULT_TOKEN_BUDGET,
-    description: 'Cap on activation samples × tokens per tensor (a seeded random subset beyond it; 0 = no cap).',
+    description: `Cap on activation samples × tokens per tensor (a seeded random subset beyond it; 0 = no cap, otherwise at least ${MIN_TOKEN_BUDGET}).`,
     flag: 'token-budget',
   },
-  tokenSeed: { type: 'number', integer: true, minimum: 0, default: 0, description: 'Seed of the token subsample.', flag: 'token-seed' },
+  tokenSeed: { type: 'number', integer: true, minimum: 0, maximum: 2 ** 31 - 1, default: 0, description: 'Seed of the token subsample.', flag: 'token-seed' },
   mapsDtype: {
     type: 'enum',
     values: ['F32', 'F16'],
@@ -193,6 +223,7 @@ export const RECIPE_FIELDS: Record<string, RecipeField> = {
   refitRidge: {
     type: 'number',
     minimum: 0,
+    maximum: 1e6,
     default: 0.01,
     description:
       'Ridge of the refit towards plain averaging, relative to the mean diagonal of the input Gram matrix (λ = refitRidge · mean diag; large values give plain averaging). 0.01 was best on validation data for the bundled pair.',
@@ -265,6 +296,14 @@ export function recipeSchema(): Record<string, unknown> {
         p.type = f.integer ? 'integer' : 'number';
         if (f.minimum !== undefined) p.minimum = f.minimum;
         if (f.exclusiveMinimum !== undefined) p.exclusiveMinimum = f.exclusiveMinimum;
+        if (f.maximum !== undefined) p.maximum = f.maximum;
+        if (f.zeroAllowed) {
+          // 0 or [minimum, maximum]
+          const range = { minimum: p.minimum, maximum: p.maximum };
+          delete p.minimum;
+          delete p.maximum;
+          p.anyOf = [{ const: 0 }, range];
+        }
         break;
       case 'boolean':
         p.type = 'boolean';
@@ -342,6 +381,12 @@ function describeError(e: ErrorObject): string {
       return `field '${field}' must be ≥ ${(e.params as { limit: number }).limit}`;
     case 'exclusiveMinimum':
       return `field '${field}' must be > ${(e.params as { limit: number }).limit}`;
+    case 'maximum':
+      return `field '${field}' must be ≤ ${(e.params as { limit: number }).limit}`;
+    case 'anyOf':
+    case 'const':
+      if (f?.type === 'number' && f.zeroAllowed) return `field '${field}' must be 0 or in [${f.minimum}, ${f.maximum}]`;
+      return `field '${field}' ${e.message ?? 'is invalid'}`;
     default:
       return `field '${field}' ${e.message ?? 'is invalid'}`;
   }

@@ -12,7 +12,7 @@ export type { ParamRole } from './schedule';
 import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion, type ParamValues } from './slices';
 import { compileSchedule, scheduleParams, solvedMapCount, type ParamRole } from './schedule';
 import type { FuseRequest, FuseResult, JobContext, RunRecord, ProgressEvent } from '../types';
-import { abandonRun, claimRun, commitRun } from '../runs/store';
+import { abandonRun, claimRun, commitRun, writeRecord } from '../runs/store';
 import { writeRunFolder } from './runFolder';
 import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions, type CaptureStats } from './activations';
 import { alignModel, type MapRecord, type Params } from './align';
@@ -26,6 +26,8 @@ import { MapStore } from './mapstore';
 import type { TMap } from './maps';
 import { refitModel, refitLevels, type RefitLayerResult } from './refit';
 import { CaptureGrams } from './refitgrams';
+import { detectSharedBase } from '../merge/sharedBase';
+import { dataInputs, modelInputs } from '../io/outputs';
 
 export { OTFUSE_VERSION } from './runFolder';
 
@@ -398,6 +400,9 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   const models = files.map((f) => loadModel(f, { lazyWeights: true }));
   timings.load = (performance.now() - t) / 1000;
   throwIfCancelled(context.signal);
+  // Fine-tunes of one base need no alignment: say so (CLI, panel, run.json) and point at `merge` (issue 30).
+  const sharedBase = detectSharedBase(models);
+  if (sharedBase.shared) emit({ stage: 'sharedBase', message: sharedBase.message });
 
   const calib = request.data !== undefined ? openDataset(request.data) : undefined;
   const evalSet = request.skipEval ? undefined : request.evalData !== undefined ? openDataset(request.evalData) : calib;
@@ -406,7 +411,16 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   const runsDir = path.resolve(request.runsDir ?? path.join('.otfuse', 'runs'));
   // Before any work: outputs writable and not an input model, evaluation and training labels inside the classes.
   const trainSet = request.finetune ? openDataset(request.finetune.data) : undefined;
-  preflight({ inputs: files, output: request.output, runsDir, model: models[0], labelled: [evalSet, trainSet] });
+  const ft = request.finetune;
+  const inputs = [
+    ...files.flatMap((f) => modelInputs(f)),
+    ...dataInputs(request.data, 'calibration data'),
+    ...dataInputs(request.evalData, 'evaluation data'),
+    ...dataInputs(ft?.data, 'training data'),
+    ...dataInputs(ft?.evalData, 'finetune evaluation data'),
+    ...(ft?.teachers ?? []).flatMap((t) => modelInputs(t, 'teacher')),
+  ];
+  preflight({ inputs, output: request.output, runsDir, model: models[0], labelled: [evalSet, trainSet], finite: models });
   trainSet?.close();
   // The run folder is claimed (a unique id, a writable folder) before the work, and built under a hidden name.
   const claim = claimRun(runsDir, name);
@@ -440,6 +454,8 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     Object.assign(timings, result.timings);
     throwIfCancelled(context.signal);
     record = await writeRunFolder({ request, context, claim, files, models, recipe, result, evalSet, timings, t0, autotune });
+    record = { ...record, sharedBase };
+    writeRecord(claim.tmp, record);
     commitRun(claim);
   } catch (err) {
     abandonRun(claim);

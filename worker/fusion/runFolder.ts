@@ -10,9 +10,23 @@ import type { Dataset } from '../data/dataset';
 import { evaluateModel } from '../runtime/evaluate';
 import { finetuneModel } from '../train/finetune';
 import type { ProviderReport } from '../runtime/providers';
-import type { AutotuneRecord, DataArg, FinetuneResult, FuseRequest, JobContext, LayerMapInfo, ModelMetrics, ProgressEvent, RunRecord } from '../types';
+import type {
+  AutotuneRecord,
+  DataArg,
+  DataRef,
+  FinetuneResult,
+  FuseRequest,
+  JobContext,
+  LayerMapInfo,
+  MetricRole,
+  ModelMetrics,
+  ProgressEvent,
+  RunRecord,
+} from '../types';
 import { MAPS_FILE, writeRecord, type RunClaim } from '../runs/store';
-import { accuraciesOf, sha256File, stampLineage } from '../runs/lineage';
+import { sha256File, stampLineage } from '../runs/lineage';
+import { dataRef, finetuneProvenance, sameData } from '../runs/provenance';
+import { RUN_SCHEMA_VERSION } from '../runs/schema';
 import type { MapRecord } from './align';
 import { RECIPE_FIELDS, type ResolvedRecipe } from './recipe';
 import { baselineMetrics } from './baselines';
@@ -64,39 +78,18 @@ export async function writeRunFolder(input: RunFolderInput): Promise<RunRecord> 
   }
   timings.write = (performance.now() - t) / 1000;
 
-  const metrics: ModelMetrics[] = [];
-  let provider: ProviderReport | undefined;
   t = performance.now();
   const fusedFinal = request.output ? path.resolve(request.output) : path.join(runDir, 'fused.onnx');
-  if (evalSet) {
-    const targets: { label: string; file?: string; model: OnnxModel }[] = [
-      ...models.map((m, k) => ({ label: `${path.basename(m.file)}${k === 0 ? ' (anchor)' : ''}`, file: m.file, model: m })),
-      ...(result.vanilla ? [{ label: 'vanilla', model: result.vanilla }] : []),
-      { label: 'ot', file: fusedFinal, model: result.fused },
-    ];
-    for (let i = 0; i < targets.length; i++) {
-      throwIfCancelled(context.signal);
-      emit({ stage: 'evaluate', message: targets[i].label, done: i, total: targets.length });
-      const r = await evaluateModel(targets[i].model, evalSet, {
-        limit: request.evalLimit,
-        provider: request.provider,
-        signal: context.signal,
-        batchSize: 256,
-      });
-      provider = r.provider;
-      metrics.push({ label: targets[i].label, file: targets[i].file, accuracy: r.accuracy, loss: r.loss });
-      emit({ stage: 'evaluate', message: targets[i].label, done: i + 1, total: targets.length, metrics: { accuracy: r.accuracy, loss: r.loss } });
-    }
-  }
+  const measuredOn = measuredOnFor(evalSet ? (request.evalData ?? request.data) : undefined, runDir);
+  const { metrics, provider } = await evaluateRows(input, fusedFinal, measuredOn);
   timings.evaluate = (performance.now() - t) / 1000;
 
   // The fused model says what it is (parents + sha256, anchor, recipe, version, accuracies); written after the
   // evaluation so that the accuracies are in it.
   // No separate evaluation data, or the calibration data again: the numbers are not a held-out result.
+  // The same file or the same content counts as the calibration data.
   const evalIsCalibration =
-    evalSet !== undefined &&
-    (request.evalData === undefined ||
-      (request.data !== undefined && JSON.stringify(absoluteData(request.evalData)) === JSON.stringify(absoluteData(request.data))));
+    evalSet !== undefined && (request.evalData === undefined || (request.data !== undefined && sameData(request.evalData, request.data) !== undefined));
   const parents = files.map((file) => ({ file, sha256: sha256File(file) }));
   const evalLabel = dataLabel(evalSet && (request.evalData ?? request.data));
   stampLineage(result.fused, {
@@ -106,7 +99,7 @@ export async function writeRunFolder(input: RunFolderInput): Promise<RunRecord> 
     anchor: files[0],
     recipe: publicRecipe(recipe),
     run: id,
-    accuracies: accuraciesOf(metrics),
+    metrics,
     evalData: evalLabel && `${evalLabel}${evalIsCalibration ? ' (calibration data)' : ''}`,
   });
   saveModelAuto(result.fused, fusedPath); // over 2 GB: weights in fused.onnx.data next to it
@@ -125,41 +118,10 @@ export async function writeRunFolder(input: RunFolderInput): Promise<RunRecord> 
   }
   if (request.finetune) {
     t = performance.now();
-    const tuned = path.join(tmp, 'finetuned.onnx');
-    const { data: trainData, evalData: ftEval, ...options } = request.finetune;
-    try {
-      finetune = await finetuneModel(
-        {
-          ...options,
-          provider: options.provider ?? request.provider,
-          model: fusedPath,
-          data: trainData,
-          evalData: ftEval ?? request.evalData ?? request.data,
-          output: tuned,
-        },
-        context,
-      );
-      finetune = { ...finetune, output: path.join(runDir, 'finetuned.onnx') };
-    } catch (err) {
-      // A failed finetune stage does not lose the fusion: the run keeps the fused model and says why.
-      const info = toErrorInfo(err);
-      if (info.code === 'CANCELLED') throw err;
-      warnings.push(`finetune stage failed (${info.code}): ${info.message}`);
-      emit({ stage: 'finetune', message: `failed: ${info.message}` });
-      fs.rmSync(tuned, { force: true });
-    }
+    finetune = await finetuneStage(input, fusedPath, metrics, warnings, measuredOn);
     timings.finetune = (performance.now() - t) / 1000;
-    if (evalSet && finetune) {
-      const r = await evaluateModel(loadModel(tuned), evalSet, {
-        limit: request.evalLimit,
-        provider: request.provider,
-        signal: context.signal,
-        batchSize: 256,
-      });
-      metrics.push({ label: 'ot+finetune', file: finetune.output, accuracy: r.accuracy, loss: r.loss });
-    }
   }
-  if (request.baselines && evalSet) metrics.push(...(await baselineMetrics(result.fused, models, result.vanilla, evalSet, request, context)));
+  if (request.baselines && evalSet) metrics.push(...(await baselineMetrics(result.fused, models, result.vanilla, evalSet, request, context, measuredOn)));
   timings.total = (performance.now() - input.t0) / 1000;
   const record: RunRecord = {
     id,
@@ -177,7 +139,9 @@ export async function writeRunFolder(input: RunFolderInput): Promise<RunRecord> 
     layers,
     mapsFile: MAPS_FILE,
     parents: parents.map((p) => ({ file: p.file, sha256: p.sha256 })),
-    ...(finetune ? { finetune } : {}),
+    ...(finetune ? { finetune, finetunes: [finetune] } : {}),
+    schemaVersion: RUN_SCHEMA_VERSION,
+    ...(evalSet?.maxLength !== undefined ? { maxLength: evalSet.maxLength } : {}),
     ...(result.refit ? { refit: result.refit } : {}),
     ...(result.capture ? { capture: result.capture } : {}),
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
@@ -211,4 +175,118 @@ export function absoluteData(arg: DataArg): DataArg {
 function dataLabel(arg: DataArg | undefined): string | undefined {
   if (arg === undefined) return undefined;
   return path.basename(typeof arg === 'string' ? arg : arg.path);
+}
+
+/** The DataRef of the evaluation data for a row measured on `n` samples (hashed once per N). */
+export function measuredOnFor(evalArg: DataArg | undefined, runDir: string): (n: number) => DataRef | undefined {
+  let ref: DataRef | undefined;
+  return (n) => {
+    if (!evalArg) return undefined;
+    ref = ref?.n === n ? ref : dataRef(evalArg, n, runDir);
+    return ref;
+  };
+}
+
+/** Evaluates every parent, vanilla and the fused model; each row says what it measured (role) and on which data. */
+async function evaluateRows(
+  input: RunFolderInput,
+  fusedFinal: string,
+  measuredOn: (n: number) => DataRef | undefined,
+): Promise<{ metrics: ModelMetrics[]; provider?: ProviderReport }> {
+  const { request, context, models, result, evalSet } = input;
+  const metrics: ModelMetrics[] = [];
+  let provider: ProviderReport | undefined;
+  if (!evalSet) return { metrics };
+  const targets: { label: string; role: MetricRole; model?: number; file?: string; onnx: OnnxModel }[] = [
+    ...models.map((m, k) => ({
+      label: `${path.basename(m.file)}${k === 0 ? ' (anchor)' : ''}`,
+      role: (k === 0 ? 'anchor' : 'parent') as MetricRole,
+      model: k,
+      file: m.file,
+      onnx: m,
+    })),
+    ...(result.vanilla ? [{ label: 'vanilla', role: 'vanilla' as MetricRole, onnx: result.vanilla }] : []),
+    { label: 'ot', role: 'fused', file: fusedFinal, onnx: result.fused },
+  ];
+  for (let i = 0; i < targets.length; i++) {
+    throwIfCancelled(context.signal);
+    context.onProgress?.({ stage: 'evaluate', message: targets[i].label, done: i, total: targets.length });
+    const r = await evaluateModel(targets[i].onnx, evalSet, {
+      limit: request.evalLimit,
+      provider: request.provider,
+      signal: context.signal,
+      batchSize: 256,
+    });
+    provider = r.provider;
+    const { label, role, model, file } = targets[i];
+    metrics.push({ label, role, ...(model !== undefined ? { model } : {}), data: measuredOn(r.samples), file, accuracy: r.accuracy, loss: r.loss });
+    context.onProgress?.({ stage: 'evaluate', message: label, done: i + 1, total: targets.length, metrics: { accuracy: r.accuracy, loss: r.loss } });
+  }
+  return { metrics, provider };
+}
+
+/** The optional finetune of the fused model, as one more stage of the run (its checkpoint lives in the folder):
+ * appends its row to `metrics` and its failure or calibration-data evaluation to `warnings`. */
+async function finetuneStage(
+  input: RunFolderInput,
+  fusedPath: string,
+  metrics: ModelMetrics[],
+  warnings: string[],
+  measuredOn: (n: number) => DataRef | undefined,
+): Promise<FinetuneResult | undefined> {
+  const { request, context, claim, evalSet } = input;
+  if (!request.finetune) return undefined;
+  const runDir = claim.dir;
+  let finetune: FinetuneResult | undefined;
+  const tuned = path.join(claim.tmp, 'finetuned.onnx');
+  const { data: trainData, evalData: ftEval, ...options } = request.finetune;
+  try {
+    finetune = await finetuneModel(
+      {
+        ...options,
+        provider: options.provider ?? request.provider,
+        model: fusedPath,
+        data: trainData,
+        evalData: ftEval ?? request.evalData ?? request.data,
+        output: tuned,
+      },
+      context,
+    );
+    finetune = { ...finetune, output: path.join(runDir, 'finetuned.onnx') };
+  } catch (err) {
+    // A failed finetune stage does not lose the fusion: the run keeps the fused model and says why.
+    const info = toErrorInfo(err);
+    if (info.code === 'CANCELLED') throw err;
+    warnings.push(`finetune stage failed (${info.code}): ${info.message}`);
+    context.onProgress?.({ stage: 'finetune', message: `failed: ${info.message}` });
+    fs.rmSync(tuned, { force: true });
+  }
+  if (evalSet && finetune) {
+    const r = await evaluateModel(loadModel(tuned), evalSet, {
+      limit: request.evalLimit,
+      provider: request.provider,
+      signal: context.signal,
+      batchSize: 256,
+    });
+    metrics.push({
+      label: 'ot+finetune',
+      role: 'finetuned',
+      start: 'fused',
+      data: measuredOn(r.samples),
+      file: finetune.output,
+      accuracy: r.accuracy,
+      loss: r.loss,
+    });
+  }
+  const ftMeasuredOn = ftEval ?? request.evalData ?? request.data;
+  if (finetune && request.evalData === undefined && request.data !== undefined && ftMeasuredOn !== undefined && sameData(ftMeasuredOn, request.data))
+    warnings.push('the finetune was evaluated on the calibration data (no evaluation data was given): its accuracies are not a held-out result');
+  if (finetune) {
+    finetune = {
+      ...finetune,
+      ...finetuneProvenance({ ...request.finetune, evalData: request.finetune.evalData ?? request.evalData ?? request.data }, runDir),
+    };
+    finetune.rows = metrics.filter((m) => m.role === 'finetuned');
+  }
+  return finetune;
 }

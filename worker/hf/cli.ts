@@ -44,6 +44,7 @@ export async function cmdExport(args: ParsedArgs, print: Print): Promise<number>
       `tensors   ${result.tensors}`,
       `files     ${result.files.map((f) => path.basename(f)).join(', ')}`,
       ...(changes ? [`config    ${changes}`] : []),
+      ...result.skipped.map((k) => `skipped   ${k.name}: ${k.why}`),
     ].join('\n');
   });
   return 0;

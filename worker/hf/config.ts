@@ -1,8 +1,8 @@
 // config.json of a Hugging Face checkpoint: which architectures otfuse builds, and every field it reads, checked.
 // Anything outside what the builders reproduce exactly is refused, naming config.json and the field.
-import fs from 'node:fs';
 import path from 'node:path';
 import { OtfuseError } from '../errors';
+import { excerpt, exists, modelFolderRoot, READ_LIMITS, readJsonObject } from '../io/read';
 
 export const SUPPORTED_ARCHITECTURES = ['ViTForImageClassification', 'BertForSequenceClassification', 'BertForMaskedLM'] as const;
 export type HfArchitecture = (typeof SUPPORTED_ARCHITECTURES)[number];
@@ -49,48 +49,57 @@ export type HfConfig = VitConfig | BertConfig;
 
 export function readConfigJson(dir: string): Record<string, unknown> {
   const file = path.join(dir, 'config.json');
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new OtfuseError(
-      'BAD_MODEL',
-      `not a Hugging Face model folder: cannot read config.json (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-      { file },
-    );
-  }
-  try {
-    const parsed = JSON.parse(text);
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a JSON object');
-    return parsed as Record<string, unknown>;
-  } catch (err) {
-    throw new OtfuseError('BAD_MODEL', `config.json is not valid JSON: ${(err as Error).message}`, { file });
-  }
+  if (!exists(file)) throw new OtfuseError('BAD_MODEL', 'not a Hugging Face model folder: no config.json', { file });
+  return readJsonObject(file, { code: 'BAD_MODEL', what: 'config.json', maxBytes: READ_LIMITS.json, within: modelFolderRoot(dir) });
 }
+
+/** The range of every number otfuse reads from config.json (inclusive). Documented in README.md. */
+export const CONFIG_RANGES = {
+  hidden_size: [1, 65_536],
+  num_hidden_layers: [1, 1_024],
+  num_attention_heads: [1, 4_096],
+  intermediate_size: [1, 262_144],
+  vocab_size: [1, 1_048_576],
+  max_position_embeddings: [1, 131_072],
+  type_vocab_size: [1, 1_024],
+  image_size: [1, 8_192],
+  patch_size: [1, 8_192],
+  num_channels: [1, 64],
+  num_labels: [2, 100_000],
+  layer_norm_eps: [1e-30, 0.1],
+} as const satisfies Record<string, readonly [number, number]>;
+
+/** `raw[field]` only when it is the object's own property (never a prototype's: `constructor`, `toString`). */
+const own = (raw: Record<string, unknown>, field: string): unknown => (Object.hasOwn(raw, field) ? raw[field] : undefined);
 
 export function parseConfig(raw: Record<string, unknown>, file: string): HfConfig {
   const refuse = (field: string, why: string) => new OtfuseError('UNSUPPORTED', `field '${field}': ${why}`, { file });
-  const int = (field: string, fallback?: number): number => {
-    const v = raw[field] ?? fallback;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0)
-      throw new OtfuseError('BAD_MODEL', `field '${field}' must be a positive integer, got ${JSON.stringify(raw[field])}`, { file });
+  const int = (field: keyof typeof CONFIG_RANGES, fallback?: number): number => {
+    const v = own(raw, field) ?? fallback;
+    const [lo, hi] = CONFIG_RANGES[field];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < lo || v > hi)
+      throw new OtfuseError('BAD_MODEL', `field '${field}' must be an integer from ${lo} to ${hi}, got ${excerpt(own(raw, field))}`, { file });
     return v;
   };
-  const archs = raw.architectures;
+  const archs = own(raw, 'architectures');
   if (!Array.isArray(archs) || archs.length !== 1 || typeof archs[0] !== 'string') {
-    throw refuse('architectures', `expected one architecture (${SUPPORTED_ARCHITECTURES.join(', ')}), got ${JSON.stringify(archs)}`);
+    throw refuse('architectures', `expected one architecture (${SUPPORTED_ARCHITECTURES.join(', ')}), got ${excerpt(archs)}`);
   }
   const architecture = archs[0] as HfArchitecture;
   if (!SUPPORTED_ARCHITECTURES.includes(architecture))
-    throw refuse('architectures', `'${architecture}' is not supported (supported: ${SUPPORTED_ARCHITECTURES.join(', ')})`);
-  const modelType = raw.model_type;
+    throw refuse('architectures', `'${excerpt(architecture)}' is not supported (supported: ${SUPPORTED_ARCHITECTURES.join(', ')})`);
+  const modelType = own(raw, 'model_type');
   const family = architecture.startsWith('ViT') ? 'vit' : 'bert';
-  if (modelType !== family) throw refuse('model_type', `'${String(modelType)}' does not match the architecture ${architecture} (expected '${family}')`);
-  const act = raw.hidden_act ?? 'gelu';
-  if (typeof act !== 'string' || !(act in ACTIVATIONS))
-    throw refuse('hidden_act', `'${String(act)}' is not supported (supported: ${Object.keys(ACTIVATIONS).join(', ')})`);
-  const eps = raw.layer_norm_eps ?? 1e-12;
-  if (typeof eps !== 'number' || !(eps > 0)) throw new OtfuseError('BAD_MODEL', `field 'layer_norm_eps' must be a positive number`, { file });
+  if (modelType !== family) throw refuse('model_type', `'${excerpt(modelType)}' does not match the architecture ${architecture} (expected '${family}')`);
+  const act = own(raw, 'hidden_act') ?? 'gelu';
+  if (typeof act !== 'string' || !Object.hasOwn(ACTIVATIONS, act))
+    throw refuse('hidden_act', `'${excerpt(act)}' is not supported (supported: ${Object.keys(ACTIVATIONS).join(', ')})`);
+  const eps = own(raw, 'layer_norm_eps') ?? 1e-12;
+  const [epsLo, epsHi] = CONFIG_RANGES.layer_norm_eps;
+  if (typeof eps !== 'number' || !(eps >= epsLo && eps <= epsHi))
+    throw new OtfuseError('BAD_MODEL', `field 'layer_norm_eps' must be a number from ${epsLo} to ${epsHi}, got ${excerpt(own(raw, 'layer_norm_eps'))}`, {
+      file,
+    });
   const hidden = int('hidden_size');
   const heads = int('num_attention_heads');
   if (hidden % heads !== 0) throw new OtfuseError('BAD_MODEL', `field 'hidden_size' (${hidden}) is not a multiple of num_attention_heads (${heads})`, { file });
@@ -101,10 +110,10 @@ export function parseConfig(raw: Record<string, unknown>, file: string): HfConfi
     intermediate: int('intermediate_size'),
     act: act as HfActivation,
     eps,
-    torchDtype: typeof raw.torch_dtype === 'string' ? raw.torch_dtype : undefined,
+    torchDtype: typeof own(raw, 'torch_dtype') === 'string' ? excerpt(own(raw, 'torch_dtype'), 16) : undefined,
   };
   for (const flag of ['is_decoder', 'add_cross_attention', 'is_encoder_decoder']) {
-    if (raw[flag] === true) throw refuse(flag, 'decoder / cross-attention models are not supported');
+    if (own(raw, flag) === true) throw refuse(flag, 'decoder / cross-attention models are not supported');
   }
   const labels = labelCount(raw, file);
   if (labels === 1) throw refuse('num_labels', 'one label means regression in Hugging Face (MSE loss); otfuse fuses classifiers');
@@ -112,7 +121,8 @@ export function parseConfig(raw: Record<string, unknown>, file: string): HfConfi
     const imageSize = int('image_size');
     const patchSize = int('patch_size');
     if (imageSize % patchSize !== 0) throw refuse('patch_size', `${patchSize} does not divide image_size ${imageSize}`);
-    if (raw.qkv_bias !== undefined && typeof raw.qkv_bias !== 'boolean') throw new OtfuseError('BAD_MODEL', `field 'qkv_bias' must be true or false`, { file });
+    if (own(raw, 'qkv_bias') !== undefined && typeof own(raw, 'qkv_bias') !== 'boolean')
+      throw new OtfuseError('BAD_MODEL', `field 'qkv_bias' must be true or false`, { file });
     if (labels === undefined) throw new OtfuseError('BAD_MODEL', `field 'id2label' (or 'num_labels') is missing: cannot size the classifier`, { file });
     return {
       family: 'vit',
@@ -121,17 +131,17 @@ export function parseConfig(raw: Record<string, unknown>, file: string): HfConfi
       imageSize,
       patchSize,
       channels: int('num_channels', 3),
-      qkvBias: raw.qkv_bias !== false,
+      qkvBias: own(raw, 'qkv_bias') !== false,
       labels,
     };
   }
-  const posType = raw.position_embedding_type ?? 'absolute';
-  if (posType !== 'absolute') throw refuse('position_embedding_type', `'${String(posType)}' is not supported (only 'absolute')`);
+  const posType = own(raw, 'position_embedding_type') ?? 'absolute';
+  if (posType !== 'absolute') throw refuse('position_embedding_type', `'${excerpt(posType)}' is not supported (only 'absolute')`);
   if (architecture === 'BertForSequenceClassification') {
     if (labels === undefined) throw new OtfuseError('BAD_MODEL', `field 'id2label' (or 'num_labels') is missing: cannot size the classifier`, { file });
-    const problem = raw.problem_type;
+    const problem = own(raw, 'problem_type');
     if (problem !== undefined && problem !== null && problem !== 'single_label_classification')
-      throw refuse('problem_type', `'${String(problem)}' is not supported (only single_label_classification)`);
+      throw refuse('problem_type', `'${excerpt(problem)}' is not supported (only single_label_classification)`);
   }
   return {
     family: 'bert',
@@ -141,17 +151,30 @@ export function parseConfig(raw: Record<string, unknown>, file: string): HfConfi
     maxPositions: int('max_position_embeddings', 512),
     typeVocab: int('type_vocab_size', 2),
     labels: architecture === 'BertForSequenceClassification' ? labels : undefined,
-    tied: raw.tie_word_embeddings !== false,
+    tied: own(raw, 'tie_word_embeddings') !== false,
   };
 }
 
 function labelCount(raw: Record<string, unknown>, file: string): number | undefined {
-  const id2label = raw.id2label;
-  if (id2label && typeof id2label === 'object') {
-    const n = Object.keys(id2label).length;
-    if (raw.num_labels !== undefined && raw.num_labels !== n)
-      throw new OtfuseError('BAD_MODEL', `field 'num_labels' (${String(raw.num_labels)}) disagrees with id2label (${n} labels)`, { file });
-    return n;
+  const id2label = own(raw, 'id2label');
+  const numLabels = own(raw, 'num_labels');
+  const [lo, hi] = CONFIG_RANGES.num_labels;
+  let n: number | undefined;
+  if (id2label && typeof id2label === 'object' && !Array.isArray(id2label)) {
+    const keys = Object.keys(id2label);
+    n = keys.length;
+    if (keys.some((k) => !/^\d{1,6}$/.test(k) || Number(k) >= keys.length))
+      throw new OtfuseError('BAD_MODEL', `field 'id2label' must map the class indices 0…${n - 1} to names`, { file });
+    if (numLabels !== undefined && numLabels !== n)
+      throw new OtfuseError('BAD_MODEL', `field 'num_labels' (${excerpt(numLabels)}) disagrees with id2label (${n} labels)`, { file });
+  } else if (id2label !== undefined && id2label !== null) {
+    throw new OtfuseError('BAD_MODEL', `field 'id2label' must be an object mapping class indices to names`, { file });
+  } else if (numLabels !== undefined) {
+    if (typeof numLabels !== 'number' || !Number.isSafeInteger(numLabels))
+      throw new OtfuseError('BAD_MODEL', `field 'num_labels' must be an integer, got ${excerpt(numLabels)}`, { file });
+    n = numLabels;
   }
-  return typeof raw.num_labels === 'number' ? raw.num_labels : undefined;
+  if (n !== undefined && n !== 1 && (n < lo || n > hi))
+    throw new OtfuseError('BAD_MODEL', `field 'id2label' / 'num_labels' must give ${lo} to ${hi} labels, got ${n}`, { file });
+  return n;
 }

@@ -2,18 +2,23 @@
 // shards) with exactly the template's keys, order, dtypes and metadata, shapes from the model (heterogeneous
 // fusion keeps the anchor's widths), config.json with the widths updated, tokenizer/preprocessor files copied,
 // and a model card. Written into a temporary folder and renamed into place.
-import fs from 'node:fs';
 import path from 'node:path';
 import { OtfuseError } from '../errors';
 import { loadModel, type OnnxModel } from '../onnx/model';
-import { writeDirAtomic, writeFileAtomic } from '../onnx/atomic';
+import { writeFileAtomic } from '../onnx/atomic';
+import { checkOutputWritable, checkReplaceableDir, modelInputs, refuseOutputOverInputs, writeOwnedDir } from '../io/outputs';
 import { INDEX_FILE, readCheckpoint, type HfCheckpoint } from './checkpoint';
 import { buildFromCheckpoint } from './import';
 import { BUFFER_KEYS } from './graph';
 import { TIED_DECODER, TIED_DECODER_BIAS } from './build-bert';
 import { mapKeys } from './keymap';
 import { fromFloat32, writeSafetensorsFile, type StDtype } from './safetensors';
-import { modelCard, type CardInfo } from './card';
+import { modelCard, type CardInfo, type CardMetric } from './card';
+import { analyzeModel } from '../graph/analyze';
+import { isInside, listFolder, modelFolderRoot, readBytes, readText, READ_LIMITS } from '../io/read';
+import { readLineage } from '../runs/lineage';
+import { readRun } from '../runs/store';
+import { isDeepStrictEqual } from 'node:util';
 
 /** Files of a model folder that travel with the weights (tokenizer, image processor). */
 const COPIED =
@@ -37,6 +42,8 @@ export interface HfExportResult {
   files: string[];
   /** Config fields whose values changed (heterogeneous fusion). */
   configChanges: Record<string, [unknown, unknown]>;
+  /** What was not carried over from the --like folder, and why (links out of it, non-regular files, remote code). */
+  skipped: { name: string; why: string }[];
 }
 
 interface OutTensor {
@@ -47,19 +54,18 @@ interface OutTensor {
 }
 
 export async function exportHf(request: HfExportRequest): Promise<HfExportResult> {
+  const output = path.resolve(request.output);
+  // Before any work: the output folder is no input and holds none, and it is replaced only with --force and only
+  // when otfuse wrote it (worker/io/outputs.ts).
+  refuseOutputOverInputs([{ path: output, folder: true }], [...modelInputs(request.model), { path: request.like, what: '--like folder' }]);
+  checkReplaceableDir(output, request.force, 'hf-export');
   const like = readCheckpoint(request.like);
   const model = loadModel(request.model);
+  checkLayerCount(like, model);
   const tensors = tensorsFor(like, model);
-  const { config, changes } = updatedConfig(like, tensors);
-  const output = path.resolve(request.output);
-  if (fs.existsSync(output)) {
-    if (!request.force) throw new OtfuseError('BAD_USAGE', 'the output folder exists (remove it or pass --force)', { file: output });
-    if (!fs.statSync(output).isDirectory()) throw new OtfuseError('BAD_USAGE', 'the output exists and is not a folder', { file: output });
-  }
-  const card = request.card ?? cardFromRun(request.model);
-  const staging = `${output}.partial`;
-  fs.rmSync(staging, { recursive: true, force: true });
-  const files = await writeDirAtomic(staging, async (tmp) => {
+  const { config, changes, skipped } = updatedConfig(like, tensors);
+  const card = request.card ?? cardFor(request.model, model.summary().metadata);
+  const files = await writeOwnedDir(output, { force: request.force, kind: 'hf-export' }, async (tmp) => {
     const written: string[] = [];
     const byKey = new Map(tensors.map((t) => [t.key, t]));
     for (const st of like.files) {
@@ -79,33 +85,19 @@ export async function exportHf(request: HfExportRequest): Promise<HfExportResult
       );
       written.push(INDEX_FILE);
     }
-    writeFileAtomic(path.join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+    writeFileAtomic(path.join(tmp, 'config.json'), configText(like.dir, config, changes));
     written.push('config.json');
-    for (const f of fs.readdirSync(like.dir)) {
-      if (COPIED.test(f) && fs.statSync(path.join(like.dir, f)).isFile()) {
-        fs.copyFileSync(path.join(like.dir, f), path.join(tmp, f));
-        written.push(f);
-      }
-    }
+    for (const f of copyLikeFiles(like.dir, tmp, skipped)) written.push(f);
     writeFileAtomic(
       path.join(tmp, 'README.md'),
-      modelCard({ ...card, like: like.dir, model: path.resolve(request.model), architecture: like.config.architecture, changes }),
+      modelCard({ ...card, like: path.basename(like.dir), model: path.basename(path.resolve(request.model)), architecture: like.config.architecture, changes }),
     );
     written.push('README.md');
     // The folder must load back as the model it came from.
     buildFromCheckpoint(readCheckpoint(tmp), { dry: true });
     return written;
   });
-  // Swap into place: the old folder (with --force) is removed only once the new one is complete.
-  if (fs.existsSync(output)) {
-    const old = `${output}.old-${process.pid}`;
-    fs.renameSync(output, old);
-    fs.renameSync(staging, output);
-    fs.rmSync(old, { recursive: true, force: true });
-  } else {
-    fs.renameSync(staging, output);
-  }
-  return { output, tensors: tensors.length, files, configChanges: changes };
+  return { output, tensors: tensors.length, files, configChanges: changes, skipped };
 }
 
 /** Every tensor of the template, in its dtype, with the model's values and shapes. */
@@ -154,14 +146,72 @@ function tensorsFor(like: HfCheckpoint, model: OnnxModel): OutTensor[] {
   return [...like.tensors.keys()].map((k) => out.get(k)!);
 }
 
-/** config.json with the widths the new tensors imply (hidden_size, intermediate_size). */
-function updatedConfig(like: HfCheckpoint, tensors: OutTensor[]): { config: Record<string, unknown>; changes: Record<string, [unknown, unknown]> } {
+/** The tokenizer / preprocessor files of the --like folder, copied into `tmp`: regular files inside the folder only
+ * (a link that leaves it, e.g. tokenizer.json → ~/.ssh/id_rsa, is skipped and reported, never read). */
+function copyLikeFiles(dir: string, tmp: string, skipped: { name: string; why: string }[]): string[] {
+  const copied: string[] = [];
+  const root = modelFolderRoot(dir);
+  for (const { name, kind } of listFolder(dir, 'BAD_MODEL', '--like folder')) {
+    if (!COPIED.test(name)) continue;
+    const file = path.join(dir, name);
+    if (kind !== 'file') {
+      skipped.push({ name, why: kind === 'missing' ? 'a broken link' : 'not a regular file' });
+      continue;
+    }
+    if (!isInside(root, file)) {
+      skipped.push({ name, why: 'a link to a file outside the --like folder' });
+      continue;
+    }
+    const limit = name === 'tokenizer.json' ? READ_LIMITS.tokenizerJson : name.endsWith('.json') ? READ_LIMITS.json : READ_LIMITS.vocab;
+    writeFileAtomic(path.join(tmp, name), readBytes(file, { code: 'BAD_MODEL', what: name, maxBytes: limit, within: root }));
+    copied.push(name);
+  }
+  return copied;
+}
+
+/** A model with more or fewer encoder layers than the --like config would lose layers or leave some unset. */
+function checkLayerCount(like: HfCheckpoint, model: OnnxModel): void {
+  const layers = new Set<number>();
+  for (const name of model.initializerNames()) {
+    const m = /(?:^|[./])(?:encoder\.)?layers?[._](\d+)[._]/.exec(name);
+    if (m) layers.add(Number(m[1]));
+  }
+  let count = layers.size ? Math.max(...layers) + 1 : undefined;
+  if (count === undefined) {
+    try {
+      count = analyzeModel(model).blocks.length;
+    } catch {
+      return; // mapKeys reports a structure it cannot pair
+    }
+  }
+  if (count !== like.config.layers)
+    throw new OtfuseError(
+      'MISMATCH',
+      `the model has ${count} encoder layers but the --like folder's config.json has num_hidden_layers ${like.config.layers}; export it --like a folder with the same depth`,
+      { file: model.file },
+    );
+}
+
+/** config.json fields never carried into an export: remote code a `trust_remote_code` load would run. */
+const DROPPED_CONFIG_FIELDS = ['auto_map'];
+
+/** config.json with the widths the new tensors imply (hidden_size, intermediate_size), remote-code fields dropped. */
+function updatedConfig(
+  like: HfCheckpoint,
+  tensors: OutTensor[],
+): { config: Record<string, unknown>; changes: Record<string, [unknown, unknown]>; skipped: { name: string; why: string }[] } {
   const shape = (k: string) => tensors.find((t) => t.key === k)?.shape;
   const fam = like.config.family;
   const hidden = shape(fam === 'vit' ? 'vit.layernorm.weight' : 'bert.embeddings.LayerNorm.weight')?.[0];
   const inter = shape(`${fam}.encoder.layer.0.intermediate.dense.weight`)?.[0];
   const config = { ...like.rawConfig };
   const changes: Record<string, [unknown, unknown]> = {};
+  const skipped: { name: string; why: string }[] = [];
+  for (const field of DROPPED_CONFIG_FIELDS) {
+    if (!Object.hasOwn(config, field)) continue;
+    delete config[field];
+    skipped.push({ name: `config.json field '${field}'`, why: 'remote code (trust_remote_code) is not carried into exports' });
+  }
   const set = (field: string, value: number | undefined) => {
     if (value === undefined || config[field] === value) return;
     changes[field] = [config[field], value];
@@ -169,19 +219,52 @@ function updatedConfig(like: HfCheckpoint, tensors: OutTensor[]): { config: Reco
   };
   set('hidden_size', hidden);
   set('intermediate_size', inter);
-  return { config, changes };
+  return { config, changes, skipped };
 }
 
-/** Parents, recipe and accuracies from run.json next to a run's fused.onnx / finetuned.onnx. */
-function cardFromRun(model: string): CardInfo {
-  const runJson = path.join(path.dirname(path.resolve(model)), 'run.json');
-  if (!fs.existsSync(runJson)) return {};
+/** config.json as written: the template's own text with only the changed numbers replaced, so number forms
+ * (`0.0`), key order and spacing stay as they were; re-serialised only when that edit would not give `config`. */
+function configText(likeDir: string, config: Record<string, unknown>, changes: Record<string, [unknown, unknown]>): string {
+  const fallback = JSON.stringify(config, null, 2) + '\n';
+  let text: string;
   try {
-    const r = JSON.parse(fs.readFileSync(runJson, 'utf8'));
-    return { parents: r.models, anchor: r.anchor, recipe: r.recipe, metrics: r.metrics, run: path.dirname(runJson) };
+    text = readText(path.join(likeDir, 'config.json'), { code: 'BAD_MODEL', what: 'config.json', maxBytes: READ_LIMITS.json });
   } catch {
-    return {};
+    return fallback;
   }
+  for (const [key, [, value]] of Object.entries(changes)) {
+    const at = new RegExp(`("${key.replace(/[^\w]/g, '')}"\\s*:\\s*)-?\\d[\\d.eE+-]*`, 'g');
+    if ((text.match(at) ?? []).length !== 1) return fallback;
+    text = text.replace(at, (_m, head: string) => `${head}${String(value)}`);
+  }
+  try {
+    return isDeepStrictEqual(JSON.parse(text), config) ? text : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+/** Parents, recipe and measurements for the card, from the model's own lineage (its metadata: it travels with
+ * the file, e.g. a `-o` copy of a run's fused model), completed from its run's run.json when the model still lies
+ * in that run folder (same run id). */
+function cardFor(model: string, metadata: Record<string, string> | undefined): CardInfo {
+  const lineage = readLineage(metadata);
+  const entry = readRun(path.dirname(path.resolve(model)));
+  const r = entry.record && (!lineage || lineage.run === entry.record.id) ? entry.record : undefined;
+  if (!lineage && !r) return {};
+  const parents = lineage?.parents ?? r!.parents ?? r!.models.map((file) => ({ file, sha256: undefined as string | undefined }));
+  const metrics: CardMetric[] | undefined = r
+    ? r.metrics.map((m) => ({ ...m, data: m.data && { name: path.basename(m.data.path), n: m.data.n, sha256: m.data.sha256 } }))
+    : (lineage?.metricRows ?? Object.entries(lineage?.accuracies ?? {}).map(([label, accuracy]) => ({ label, accuracy })));
+  return {
+    parents: parents.map((p) => p.file),
+    parentHashes: parents.map((p) => p.sha256),
+    anchor: lineage?.anchor ?? r?.anchor,
+    recipe: (lineage?.recipe ?? r?.recipe) as Record<string, unknown> | undefined,
+    metrics,
+    evalIsCalibration: r ? r.evalIsCalibration : /\(calibration data\)$/.test(lineage?.evalData ?? ''),
+    ...(r ? { run: entry.dir } : {}),
+  };
 }
 
 export interface HfImportRequest {
@@ -198,8 +281,11 @@ export interface HfImportResult {
 }
 
 export async function importHfToFile(request: HfImportRequest): Promise<HfImportResult> {
-  const model = loadModel(request.model);
   const output = path.resolve(request.output);
+  // Before any work: the output is not the folder read nor inside it, and it can be written.
+  refuseOutputOverInputs([{ path: output }, { path: `${output}.data` }], modelInputs(request.model, 'Hugging Face model'));
+  checkOutputWritable(output, 'output model');
+  const model = loadModel(request.model);
   model.save(output);
   const meta = new Map((model.proto.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
   return {

@@ -17,7 +17,7 @@ export function buildFromCheckpoint(ckpt: HfCheckpoint, options: { dry?: boolean
   else buildBert(g, c);
   const dtypes = [...new Set([...ckpt.tensors.values()].filter((e) => g.used.has(e.key)).map((e) => e.dtype))];
   return g.model(path.basename(ckpt.dir), {
-    [META.source]: ckpt.dir,
+    [META.source]: path.basename(ckpt.dir), // the folder's name only: metadata travels with shared models
     [META.architecture]: c.architecture,
     [META.dtypes]: dtypes.join(','),
   });

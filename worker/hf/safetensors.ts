@@ -4,6 +4,8 @@
 // it exactly (no gaps, no overlap, nothing after the last one), every value is little-endian.
 import fs from 'node:fs';
 import { OtfuseError } from '../errors';
+import { excerpt, jsonErrorWhere, openForReads, READ_LIMITS } from '../io/read';
+import { MAX_WHOLE_FILE_BYTES } from '../onnx/files';
 import { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat } from '../onnx/model';
 
 export type StDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL' | 'U16' | 'U32' | 'U64' | 'F8_E4M3' | 'F8_E5M2';
@@ -29,8 +31,8 @@ const WIDTH: Record<StDtype, number> = {
 /** The float dtypes a model's weights may come in (converted to float32 for the graph). */
 export const WEIGHT_DTYPES: readonly StDtype[] = ['F32', 'F16', 'BF16'];
 
-/** Largest header the reader accepts (the reference implementation's limit is 100 MB). */
-const MAX_HEADER = 100_000_000;
+/** Largest header the reader accepts (the reference implementation allows 100 MB; a large LLM's is under 1 MB). */
+const MAX_HEADER = READ_LIMITS.safetensorsHeader;
 
 export interface StEntry {
   key: string;
@@ -47,14 +49,27 @@ export interface StFile {
   metadata?: Record<string, string>;
 }
 
-export function readSafetensorsFile(file: string): StFile {
-  let bytes: Uint8Array;
+/** Reads a safetensors file: a regular file (inside `within` when given), its declared header length checked
+ * against the limit and the file size before anything else is read or parsed. */
+export function readSafetensorsFile(file: string, within?: string): StFile {
+  const f = openForReads(file, { code: 'BAD_MODEL', what: 'safetensors file', maxBytes: MAX_WHOLE_FILE_BYTES, within });
   try {
-    bytes = fs.readFileSync(file);
-  } catch (err) {
-    throw new OtfuseError('BAD_MODEL', `cannot read safetensors file: ${(err as Error).message}`, { file });
+    const size = f.opened.size;
+    if (size < 8) throw new OtfuseError('BAD_MODEL', `not a valid safetensors file: ${size} bytes, shorter than the 8-byte header length`, { file });
+    const head = f.read(8, 0);
+    const n64 = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+    if (n64 > BigInt(Math.min(MAX_HEADER, size - 8)))
+      throw new OtfuseError(
+        'BAD_MODEL',
+        `not a valid safetensors file: header length ${n64} runs past the end of the file (${size} bytes) or exceeds ${MAX_HEADER}`,
+        {
+          file,
+        },
+      );
+    return parseSafetensors(f.read(size, 0), file);
+  } finally {
+    f.close();
   }
-  return parseSafetensors(bytes, file);
 }
 
 export function parseSafetensors(bytes: Uint8Array, file: string): StFile {
@@ -65,13 +80,21 @@ export function parseSafetensors(bytes: Uint8Array, file: string): StFile {
   if (n64 > BigInt(Math.min(MAX_HEADER, bytes.length - 8)))
     throw bad(`header length ${n64} runs past the end of the file (${bytes.length} bytes) or exceeds ${MAX_HEADER}`);
   const n = Number(n64);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
+  } catch {
+    throw bad('the header is not UTF-8 JSON (invalid UTF-8)');
+  }
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+    header = JSON.parse(text);
   } catch (err) {
-    throw bad(`the header is not UTF-8 JSON (${(err as Error).message})`);
+    throw bad(`the header is not UTF-8 JSON${jsonErrorWhere(err, text)}`); // where, never what: no bytes of the file
   }
   if (!header || typeof header !== 'object' || Array.isArray(header)) throw bad('the header is not a JSON object');
+  const count = Object.keys(header).length;
+  if (count > READ_LIMITS.safetensorsTensors) throw bad(`the header describes ${count} tensors, more than the ${READ_LIMITS.safetensorsTensors} accepted`);
   const base = 8 + n;
   const bufferLength = bytes.length - base;
   const entries: StEntry[] = [];
@@ -84,20 +107,22 @@ export function parseSafetensors(bytes: Uint8Array, file: string): StFile {
       continue;
     }
     const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (!info || typeof info !== 'object') throw bad(`tensor '${key}' has no description`);
+    if (!info || typeof info !== 'object') throw bad(`tensor '${excerpt(key, 120)}' has no description`);
     const dtype = info.dtype as StDtype;
-    if (typeof dtype !== 'string' || !(dtype in WIDTH)) throw bad(`tensor '${key}' has unknown dtype ${JSON.stringify(info.dtype)}`);
+    if (typeof dtype !== 'string' || !(dtype in WIDTH))
+      throw bad(`tensor '${excerpt(key, 120)}' has unknown dtype ${excerpt(JSON.stringify(info.dtype) ?? 'undefined')}`);
     const shape = info.shape;
-    if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw bad(`tensor '${key}' has a bad shape ${JSON.stringify(shape)}`);
+    if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0))
+      throw bad(`tensor '${excerpt(key, 120)}' has a bad shape ${excerpt(shape)}`);
     const off = info.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || off.some((o) => !Number.isSafeInteger(o) || o < 0) || off[1] < off[0]) {
-      throw bad(`tensor '${key}' has bad data_offsets ${JSON.stringify(off)}`);
+      throw bad(`tensor '${excerpt(key, 120)}' has bad data_offsets ${excerpt(off)}`);
     }
     const [begin, end] = off as [number, number];
     const expected = (shape as number[]).reduce((a, b) => a * b, 1) * WIDTH[dtype];
     if (end - begin !== expected)
-      throw bad(`tensor '${key}' (${dtype} [${shape}]) needs ${expected} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
-    if (end > bufferLength) throw bad(`tensor '${key}' ends at byte ${end} of a ${bufferLength}-byte buffer (truncated file?)`);
+      throw bad(`tensor '${excerpt(key, 120)}' (${dtype} ${excerpt(shape)}) needs ${expected} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+    if (end > bufferLength) throw bad(`tensor '${excerpt(key, 120)}' ends at byte ${end} of a ${bufferLength}-byte buffer (truncated file?)`);
     entries.push({ key, dtype, shape: shape as number[], bytes: bytes.subarray(base + begin, base + end) });
   }
   // The tensors must tile the buffer: sorted by offset, each starts where the previous ended.
@@ -106,7 +131,10 @@ export function parseSafetensors(bytes: Uint8Array, file: string): StFile {
     .sort((a, b) => a.begin - b.begin || a.e.bytes.length - b.e.bytes.length);
   let at = 0;
   for (const { e, begin } of order) {
-    if (begin !== at) throw bad(begin < at ? `tensor '${e.key}' overlaps the previous tensor` : `a gap of ${begin - at} bytes before tensor '${e.key}'`);
+    if (begin !== at)
+      throw bad(
+        begin < at ? `tensor '${excerpt(e.key, 120)}' overlaps the previous tensor` : `a gap of ${begin - at} bytes before tensor '${excerpt(e.key, 120)}'`,
+      );
     at = begin + e.bytes.length;
   }
   if (at !== bufferLength) throw bad(`${bufferLength - at} bytes after the last tensor`);

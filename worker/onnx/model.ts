@@ -173,7 +173,10 @@ export class OnnxModel {
       outputs: (this.graph.output ?? []).map(io),
       nodeCount: this.nodes.length,
       initializerCount: this.byName.size,
-      parameterCount: [...this.byName.values()].filter(isFloatTensor).reduce((s, t) => s + dimsOf(t).reduce((a, b) => a * b, 1), 0),
+      // Trainable parameters as transformers counts them: float tensors, not the graph's scalar constants (rank 0).
+      parameterCount: [...this.byName.values()]
+        .filter((t) => isFloatTensor(t) && dimsOf(t).length > 0)
+        .reduce((s, t) => s + dimsOf(t).reduce((a, b) => a * b, 1), 0),
       opHistogram,
       ...(this.proto.metadataProps?.length ? { metadata: Object.fromEntries(this.proto.metadataProps.map((p) => [p.key ?? '', p.value ?? ''])) } : {}),
     };

@@ -20,7 +20,9 @@ import type {
   RunRecord,
 } from '../types';
 import { patchRun, readRun, runPath } from './store';
-import { accuraciesOf, sha256File, stampLineage } from './lineage';
+import { sha256File, stampLineage } from './lineage';
+import { dataRef, finetuneProvenance, refuseTrainingOnEvaluation } from './provenance';
+import { rowKey, upsertRow } from './roles';
 
 export const FINETUNED_FILE = 'finetuned.onnx';
 export const BASELINE_FILE = 'anchor-finetuned.onnx';
@@ -33,22 +35,24 @@ function openRun(runDir: string): RunRecord {
   return entry.record;
 }
 
-function upsert(metrics: ModelMetrics[], row: ModelMetrics): ModelMetrics[] {
-  const out = metrics.filter((m) => m.label !== row.label);
-  out.push(row);
-  return out;
-}
-
 export async function finetuneRun(request: FinetuneRunRequest, context: JobContext = {}): Promise<FinetuneRunResult> {
   const runDir = path.resolve(request.runDir);
   const record = openRun(runDir);
   const model = runPath(runDir, record.fusedModel);
   if (!model || !fs.existsSync(model)) throw new OtfuseError('BAD_MODEL', "the run's fused model is missing", { file: model ?? runDir });
   const evalData = request.evalData ?? record.evalData ?? record.data;
+  // A run fused without evaluation has no evaluation data: the finetune is then measured on the calibration data,
+  // and the record says so (evalIsCalibration) instead of showing those numbers as a result.
+  const onCalibration = request.evalData === undefined && record.evalData === undefined && record.data !== undefined;
   const { runDir: _r, data, evalData: _e, baseline, teachers, ...options } = request;
-  // Inputs are checked before the work: the data opens, the run folder is writable.
-  openDataset(data);
-  if (evalData !== undefined) openDataset(evalData);
+  // Inputs are checked before the work: the data opens, it is not what the run is measured on, the run folder is
+  // writable.
+  const trainN = openDataset(data).size;
+  const evalN = evalData !== undefined ? openDataset(evalData).size : 0;
+  refuseTrainingOnEvaluation(data, [
+    { data: evalData, what: onCalibration ? 'calibration data the finetune is evaluated on' : 'evaluation data' },
+    { data: record.evalData, what: "run's evaluation data" },
+  ]);
   try {
     fs.accessSync(runDir, fs.constants.W_OK);
   } catch {
@@ -61,7 +65,10 @@ export async function finetuneRun(request: FinetuneRunRequest, context: JobConte
   throwIfCancelled(context.signal);
   const last =
     finetune.best && options.keep !== 'last' ? finetune.evals.find((e) => e.epoch === finetune.best!.epoch) : finetune.evals[finetune.evals.length - 1];
-  const rows: ModelMetrics[] = [{ label: FT_LABEL, file: output, accuracy: last?.accuracy, loss: last?.loss }];
+  const measured = evalData !== undefined ? dataRef(evalData, Math.min(options.evalLimit ?? Infinity, evalN), runDir) : undefined;
+  const rows: ModelMetrics[] = [
+    { label: FT_LABEL, role: 'finetuned', start: 'fused', ...(measured ? { data: measured } : {}), file: output, accuracy: last?.accuracy, loss: last?.loss },
+  ];
 
   let baselineResult: FinetuneResult | undefined;
   if (baseline && fs.existsSync(record.anchor)) {
@@ -73,7 +80,16 @@ export async function finetuneRun(request: FinetuneRunRequest, context: JobConte
       baselineResult.best && options.keep !== 'last'
         ? baselineResult.evals.find((e) => e.epoch === baselineResult!.best!.epoch)
         : baselineResult.evals[baselineResult.evals.length - 1];
-    rows.push({ label: BASELINE_LABEL, file: baselineOut, accuracy: b?.accuracy, loss: b?.loss });
+    rows.push({
+      label: BASELINE_LABEL,
+      role: 'baseline',
+      start: 'anchor',
+      model: 0,
+      ...(measured ? { data: measured } : {}),
+      file: baselineOut,
+      accuracy: b?.accuracy,
+      loss: b?.loss,
+    });
   }
 
   // Lineage of the finetuned checkpoint: the fused model it started from.
@@ -86,7 +102,8 @@ export async function finetuneRun(request: FinetuneRunRequest, context: JobConte
       anchor: record.anchor,
       recipe: record.recipe,
       run: record.id,
-      accuracies: accuraciesOf(rows),
+      metrics: rows,
+      ...(measured ? { evalData: `${path.basename(measured.path)}${onCalibration ? ' (calibration data)' : ''}` } : {}),
     });
     tuned.save(output);
   } catch {
@@ -94,16 +111,29 @@ export async function finetuneRun(request: FinetuneRunRequest, context: JobConte
   }
 
   const sameEval = JSON.stringify(evalData) === JSON.stringify(record.evalData ?? record.data);
+  const recorded: FinetuneResult = {
+    ...finetune,
+    ...finetuneProvenance({ ...base, teachers, evalData }, runDir),
+    trainData: dataRef(data, trainN, runDir),
+    rows,
+  };
   const next = patchRun(runDir, (r) => {
-    r.finetune = finetune;
+    // A second finetune appends to the history; `finetune` is the latest (its checkpoint is finetuned.onnx).
+    r.finetunes = [...(r.finetunes ?? (r.finetune ? [r.finetune] : [])), recorded];
+    r.finetune = recorded;
     if (baselineResult) r.baselineFinetune = baselineResult;
     else delete r.baselineFinetune;
-    let metrics = r.metrics.filter((m) => m.label !== BASELINE_LABEL);
+    // The single-run anchor baseline is replaced (or dropped when this finetune has none); seeded protocol rows stay.
+    let metrics = r.metrics.filter((m) => !(m.role === 'baseline' && m.start === 'anchor' && !m.seeds));
     // Rows are comparable only on the run's own evaluation data; elsewhere the finetune keeps its own evals.
-    if (sameEval) for (const row of rows) metrics = upsert(metrics, row);
+    if (sameEval) for (const row of rows) metrics = upsertRow(metrics, row);
     r.metrics = metrics;
+    if (onCalibration && sameEval) {
+      r.evalData = record.data;
+      r.evalIsCalibration = true;
+    }
   });
-  return { runDir, record: next, finetune, ...(baselineResult ? { baseline: baselineResult } : {}) };
+  return { runDir, record: next, finetune: recorded, ...(baselineResult ? { baseline: baselineResult } : {}) };
 }
 
 export async function reevaluateRun(request: ReevaluateRunRequest, context: JobContext = {}): Promise<ReevaluateRunResult> {
@@ -113,32 +143,34 @@ export async function reevaluateRun(request: ReevaluateRunRequest, context: JobC
   const data = request.data ?? runData;
   if (data === undefined) throw new OtfuseError('BAD_USAGE', 'the run has no evaluation data recorded: give data to evaluate on', { file: runDir });
   const dataset = openDataset(data);
-  // The rows backed by a model file of this run (ot, ot+finetune, anchor+finetune), or the fused model.
-  const targets = record.metrics
-    .filter((m) => m.file && /^(ot|anchor)/i.test(m.label) && fs.existsSync(runPath(runDir, m.file)!))
-    .map((m) => ({ label: m.label, file: runPath(runDir, m.file)! }));
-  if (!targets.length) targets.push({ label: 'ot', file: runPath(runDir, record.fusedModel)! });
+  // The rows backed by a model file of this run (fused, finetuned, the anchor's finetune baseline), or the fused model.
+  const ownModel = (m: ModelMetrics) => m.role === 'fused' || m.role === 'finetuned' || (m.role === 'baseline' && m.start === 'anchor');
+  const targets: { row: ModelMetrics; file: string }[] = record.metrics
+    .filter((m) => m.file && !m.seeds && ownModel(m) && fs.existsSync(runPath(runDir, m.file)!))
+    .map((m) => ({ row: m, file: runPath(runDir, m.file)! }));
+  if (!targets.length) targets.push({ row: { label: 'ot', role: 'fused', file: record.fusedModel }, file: runPath(runDir, record.fusedModel)! });
   const results: ReevaluateRunResult['results'] = [];
   for (let i = 0; i < targets.length; i++) {
     throwIfCancelled(context.signal);
-    context.onProgress?.({ stage: 'evaluate', message: targets[i].label, done: i, total: targets.length });
+    context.onProgress?.({ stage: 'evaluate', message: targets[i].row.label, done: i, total: targets.length });
     const r = await evaluateModel(loadModel(targets[i].file), dataset, {
       provider: request.provider,
       limit: request.limit,
       signal: context.signal,
       batchSize: 256,
     });
-    results.push({ model: targets[i].file, label: targets[i].label, ...r });
+    results.push({ model: targets[i].file, label: targets[i].row.label, role: targets[i].row.role, ...r });
   }
   const updated = JSON.stringify(data) === JSON.stringify(runData);
   const next = updated
     ? patchRun(runDir, (r) => {
+        const measured = dataRef(data, results[0]?.samples ?? 0, runDir);
         r.metrics = r.metrics.map((m) => {
-          const k = results.findIndex((x) => x.label === m.label);
-          return k >= 0 ? { ...m, accuracy: results[k].accuracy, loss: results[k].loss } : m;
+          const k = targets.findIndex((t) => rowKey(t.row) === rowKey(m));
+          return k >= 0 ? { ...m, data: measured, accuracy: results[k].accuracy, loss: results[k].loss } : m;
         });
-        if (!r.metrics.some((m) => m.label === 'ot') && targets[0].label === 'ot')
-          r.metrics.push({ label: 'ot', file: targets[0].file, accuracy: results[0].accuracy, loss: results[0].loss });
+        if (!r.metrics.some((m) => m.role === 'fused') && targets[0].row.role === 'fused')
+          r.metrics.push({ ...targets[0].row, data: measured, accuracy: results[0].accuracy, loss: results[0].loss });
       })
     : record;
   return { runDir, record: next, results, updated };

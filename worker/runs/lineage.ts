@@ -9,16 +9,42 @@ import type { FuseRecipe, ModelMetrics } from '../types';
 
 export const LINEAGE_PREFIX = 'otfuse.';
 
+/** A file's name as shared artefacts (model metadata, model cards) show it: its base name, with its folder's name
+ * in front when the base name is a generic one a Hugging Face folder uses (`a/model.onnx`, not two `model.onnx`);
+ * never an absolute path. */
+export function shareableName(file: string): string {
+  const base = path.basename(file);
+  return /^(model|pytorch_model|fused|finetuned)(\.|-\d|$)/.test(base) && path.basename(path.dirname(file))
+    ? `${path.basename(path.dirname(file))}/${base}`
+    : base;
+}
+
+/** A metric row in a model's metadata or model card. */
+export interface LineageMetric {
+  role: ModelMetrics['role'];
+  label: string;
+  start?: ModelMetrics['start'];
+  accuracy?: number;
+  loss?: number;
+  sd?: number;
+  data?: { name: string; sha256: string; n: number };
+}
+
 export interface Lineage {
   version: string;
-  kind: 'fused' | 'finetuned';
+  kind: 'fused' | 'finetuned' | 'merged';
   parents: { file: string; sha256: string }[];
   anchor?: string;
   recipe?: FuseRecipe;
   /** Accuracies measured when the model was written (label → accuracy), and on which data. */
   accuracies?: Record<string, number>;
+  /** The metric rows measured when the model was written: role, label, accuracy, loss and the data (file name,
+   * sha256, N; no local path). Stamped as `otfuse.metrics`; `otfuse.accuracies` is derived from it. */
+  metrics?: ModelMetrics[];
   evalData?: string;
   run?: string;
+  /** Read back from `otfuse.metrics` (readLineage). */
+  metricRows?: LineageMetric[];
 }
 
 /** sha256 of a file, streamed in 4 MiB chunks (bounded memory for multi-GB models). */
@@ -52,18 +78,36 @@ export function accuraciesOf(metrics: ModelMetrics[]): Record<string, number> {
   return out;
 }
 
+/** A metric row as a shared artefact carries it: no local paths (the data by file name, sha256 and N). */
+export function sharedRow(m: ModelMetrics): LineageMetric {
+  return {
+    role: m.role,
+    label: m.label,
+    ...(m.start ? { start: m.start } : {}),
+    ...(m.accuracy !== undefined ? { accuracy: m.accuracy } : {}),
+    ...(m.loss !== undefined ? { loss: m.loss } : {}),
+    ...(m.sd !== undefined ? { sd: m.sd } : {}),
+    ...(m.data ? { data: { name: path.basename(m.data.path), sha256: m.data.sha256, n: m.data.n } } : {}),
+  };
+}
+
 /** Stamps `model` (in memory) with its lineage; save it afterwards. */
 export function stampLineage(model: OnnxModel, lineage: Lineage): void {
   const props: Record<string, string> = {
     [`${LINEAGE_PREFIX}version`]: lineage.version,
     [`${LINEAGE_PREFIX}kind`]: lineage.kind,
-    [`${LINEAGE_PREFIX}parents`]: JSON.stringify(lineage.parents.map((p) => ({ file: path.basename(p.file), path: p.file, sha256: p.sha256 }))),
+    // File names and sha256 only: a model is shared, and absolute paths would publish the user's home folder and
+    // layout (the run folder's run.json, which stays local, keeps the paths).
+    [`${LINEAGE_PREFIX}parents`]: JSON.stringify(lineage.parents.map((p) => ({ file: shareableName(p.file), sha256: p.sha256 }))),
   };
-  if (lineage.anchor) props[`${LINEAGE_PREFIX}anchor`] = lineage.anchor;
+  if (lineage.anchor) props[`${LINEAGE_PREFIX}anchor`] = shareableName(lineage.anchor);
   if (lineage.recipe) props[`${LINEAGE_PREFIX}recipe`] = JSON.stringify(lineage.recipe);
-  if (lineage.accuracies && Object.keys(lineage.accuracies).length) props[`${LINEAGE_PREFIX}accuracies`] = JSON.stringify(lineage.accuracies);
-  if (lineage.evalData) props[`${LINEAGE_PREFIX}evalData`] = lineage.evalData;
-  if (lineage.run) props[`${LINEAGE_PREFIX}run`] = lineage.run;
+  const accuracies = lineage.accuracies ?? (lineage.metrics ? accuraciesOf(lineage.metrics) : undefined);
+  if (accuracies && Object.keys(accuracies).length) props[`${LINEAGE_PREFIX}accuracies`] = JSON.stringify(accuracies);
+  if (lineage.metrics?.length) props[`${LINEAGE_PREFIX}metrics`] = JSON.stringify(lineage.metrics.map(sharedRow));
+  // File names only (see parents above).
+  if (lineage.evalData) props[`${LINEAGE_PREFIX}evalData`] = path.basename(lineage.evalData);
+  if (lineage.run) props[`${LINEAGE_PREFIX}run`] = path.basename(lineage.run);
   const proto = model.proto;
   proto.producerName = 'otfuse';
   proto.producerVersion = lineage.version;
@@ -83,11 +127,12 @@ export function readLineage(metadata: Record<string, string> | undefined): Linea
   };
   return {
     version: metadata[`${LINEAGE_PREFIX}version`],
-    kind: metadata[`${LINEAGE_PREFIX}kind`] === 'finetuned' ? 'finetuned' : 'fused',
+    kind: metadata[`${LINEAGE_PREFIX}kind`] === 'finetuned' ? 'finetuned' : metadata[`${LINEAGE_PREFIX}kind`] === 'merged' ? 'merged' : 'fused',
     parents: (json<{ path?: string; file: string; sha256: string }[]>('parents') ?? []).map((p) => ({ file: p.path ?? p.file, sha256: p.sha256 })),
     anchor: metadata[`${LINEAGE_PREFIX}anchor`],
     recipe: json<FuseRecipe>('recipe'),
     accuracies: json<Record<string, number>>('accuracies'),
+    metricRows: json<LineageMetric[]>('metrics'),
     evalData: metadata[`${LINEAGE_PREFIX}evalData`],
     run: metadata[`${LINEAGE_PREFIX}run`],
   };

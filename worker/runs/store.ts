@@ -3,25 +3,21 @@
 // runs, deletes only real otfuse run folders and cleans what killed runs left behind.
 //
 // Layout: <runsDir>/<id>/{run.json, fused.onnx, maps.safetensors, finetuned.onnx …}. While a run is being made,
-// <runsDir>/<id>/ exists and is empty (the claim) and <runsDir>/.<id>.<pid>.<rand>.tmp/ holds the files.
-import crypto from 'node:crypto';
+// <runsDir>/<id>/ exists and is empty (the claim) and <runsDir>/.<id>.<pid>.<rand>.tmp/ holds the files, an owner
+// marker and a lock (worker/io/outputs.ts); a run folder keeps its owner marker.
 import fs from 'node:fs';
 import path from 'node:path';
 import { OtfuseError } from '../errors';
 import { writeFileAtomic } from '../onnx/atomic';
-import { readRegularFile } from '../onnx/files';
 import type { RunRecord } from '../types';
+import { cleanStaleTempDirs, makeTempDir, markOwned, type TempDir } from '../io/outputs';
+import type { HeldLock } from '../io/lock';
+import { listRunFiles, readRunFile, RUN_FILE, type RunEntry } from './reader';
 
-export const RUN_FILE = 'run.json';
+export { RUN_FILE, type RunEntry };
 export const MAPS_FILE = 'maps.safetensors';
 /** The files an otfuse run folder may hold; deleteRun refuses a folder with anything else in it. */
 const RUN_FOLDER_FILES = /^(run\.json|fused\.onnx|finetuned\.onnx|maps\.safetensors|[\w.-]+\.onnx|[\w.-]+\.json|[\w.-]+\.safetensors|\.[\w.-]+\.tmp)$/;
-
-export interface RunEntry {
-  dir: string;
-  record?: RunRecord;
-  error?: string;
-}
 
 export interface RunClaim {
   id: string;
@@ -30,6 +26,8 @@ export interface RunClaim {
   dir: string;
   /** The hidden folder the run is built in (moved onto `dir` by commit()). */
   tmp: string;
+  /** The temp folder's lock (kept fresh while the run lives). */
+  lock?: HeldLock;
 }
 
 function stamp(d = new Date()): string {
@@ -48,10 +46,13 @@ export function safeRunName(name: string): string {
 }
 
 /** Claims a fresh run folder: `mkdir` without `recursive` fails when the name exists, so two processes that pick
- * the same time stamp get different ids (`…-2`, `…-3`). Also checks that the runs folder is writable, before any
- * work. */
+ * the same time stamp get different ids (`…-2`, `…-3`). The temp folder (marked, locked: see worker/io/outputs.ts)
+ * is made before the claim, so a claim is never seen without its live temp folder. Also checks that the runs folder
+ * is writable, before any work. */
 export function claimRun(runsDir: string, name: string, now = new Date()): RunClaim {
   const root = path.resolve(runsDir);
+  const cannot = (err: unknown): OtfuseError =>
+    new OtfuseError('BAD_USAGE', `cannot write in the runs folder (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { file: root });
   try {
     fs.mkdirSync(root, { recursive: true });
   } catch (err) {
@@ -62,40 +63,48 @@ export function claimRun(runsDir: string, name: string, now = new Date()): RunCl
   for (let i = 1; i < 10000; i++) {
     const id = i === 1 ? base : `${base}-${i}`;
     const dir = path.join(root, id);
+    if (fs.existsSync(dir)) continue;
+    let temp: TempDir;
+    try {
+      temp = makeTempDir(dir, 'run-temp');
+    } catch (err) {
+      throw cannot(err);
+    }
     try {
       fs.mkdirSync(dir);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') continue;
-      throw new OtfuseError('BAD_USAGE', `cannot write in the runs folder (${code ?? (err as Error).message})`, { file: root });
+      temp.discard();
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw cannot(err);
     }
-    const tmp = path.join(root, `.${id}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
-    try {
-      fs.mkdirSync(tmp);
-    } catch (err) {
-      fs.rmSync(dir, { recursive: true, force: true });
-      throw new OtfuseError('BAD_USAGE', `cannot write in the runs folder (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { file: root });
-    }
-    return { id, name: safeRunName(name), dir, tmp };
+    return { id, name: safeRunName(name), dir, tmp: temp.dir, lock: temp.lock };
   }
   throw new OtfuseError('BAD_USAGE', `too many runs named '${base}'`, { file: root });
 }
 
-/** Moves the finished temporary folder onto the claimed (empty) one. */
+/** Moves the finished temporary folder onto the claimed (empty) one; the folder keeps its owner marker. */
 export function commitRun(claim: RunClaim): void {
+  markOwned(claim.tmp, 'run', true);
   try {
     fs.renameSync(claim.tmp, claim.dir); // POSIX: replaces the empty claimed folder atomically
   } catch {
     fs.rmdirSync(claim.dir); // elsewhere: free the (still empty) claim first
     fs.renameSync(claim.tmp, claim.dir);
   }
+  claim.lock?.release(claim.dir);
 }
 
 /** Gives a claim back: removes the temporary folder and the empty claimed folder. */
 export function abandonRun(claim: RunClaim): void {
+  claim.lock?.release();
   fs.rmSync(claim.tmp, { recursive: true, force: true });
+  freeClaim(claim.dir);
+}
+
+/** Removes an empty claimed folder (rmdir: never one with anything in it). */
+function freeClaim(dir: string): void {
   try {
-    fs.rmdirSync(claim.dir);
+    fs.rmdirSync(dir);
   } catch {
     /* already gone, or not empty (then not ours to remove) */
   }
@@ -114,82 +123,30 @@ export async function createRun<T>(runsDir: string, name: string, fill: (claim: 
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Removes hidden `.…tmp` folders of runs whose process is gone (a killed run), and empty claimed folders left by
- * them (older than a day: a claim is empty only while its run is being made). Returns what it removed. */
-export function cleanStaleTemps(runsDir: string, maxEmptyAgeMs = 24 * 3600 * 1000): string[] {
+/** Removes the temp folders of runs whose process is gone (a marked `run-temp` folder whose lock is stale: see
+ * worker/io/lock.ts; no PID is trusted) and the empty claimed folder each one held. Unmarked folders are never
+ * touched. Returns what it removed. */
+export function cleanStaleTemps(runsDir: string): string[] {
   const removed: string[] = [];
-  let entries: fs.Dirent[];
-  try {
-    entries = fs.readdirSync(runsDir, { withFileTypes: true });
-  } catch {
-    return removed;
-  }
-  for (const e of entries) {
-    if (!e.isDirectory()) continue;
-    const p = path.join(runsDir, e.name);
-    const tmp = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/.exec(e.name) ?? /^\..+\.(\d+)\.[0-9a-z]+\.tmp$/.exec(e.name);
-    try {
-      if (tmp) {
-        if (Number(tmp[1]) !== process.pid && !alive(Number(tmp[1]))) {
-          fs.rmSync(p, { recursive: true, force: true });
-          removed.push(p);
-        }
-      } else if (!e.name.startsWith('.') && fs.readdirSync(p).length === 0 && Date.now() - fs.statSync(p).mtimeMs > maxEmptyAgeMs) {
-        fs.rmdirSync(p);
-        removed.push(p);
-      }
-    } catch {
-      /* raced with another process: leave it */
+  const gone = cleanStaleTempDirs(runsDir, ['run-temp'], (tmp) => {
+    const id = /^\.(.+)\.\d+\.[0-9a-f]+\.tmp$/.exec(path.basename(tmp))?.[1];
+    const claim = id ? path.join(runsDir, id) : undefined;
+    if (claim && fs.existsSync(claim) && fs.readdirSync(claim).length === 0) {
+      freeClaim(claim);
+      removed.push(claim);
     }
-  }
-  return removed;
+  });
+  return [...removed, ...gone];
 }
 
-/** Reads run.json, tolerating records from older or newer engines (the views rely on these fields). */
+/** Reads run.json: bounded, migrated from older formats, validated (worker/runs/reader.ts). */
 export function readRun(dir: string): RunEntry {
-  try {
-    const file = path.join(dir, RUN_FILE);
-    // A regular file of bounded size (a FIFO or a huge run.json in an untrusted workspace must not hang the host).
-    const raw = JSON.parse(Buffer.from(readRegularFile(file, 'BAD_DATA', 'run record', 64 << 20)).toString('utf8')) as Partial<RunRecord>;
-    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('run.json is not an object');
-    const record = {
-      ...raw,
-      id: raw.id ?? path.basename(dir),
-      name: raw.name ?? path.basename(dir),
-      status: raw.status ?? 'failed',
-      createdAt: raw.createdAt ?? fs.statSync(file).mtime.toISOString(),
-      models: Array.isArray(raw.models) ? raw.models : [],
-      anchor: raw.anchor ?? raw.models?.[0] ?? '',
-      fusedModel: raw.fusedModel ?? 'fused.onnx',
-      metrics: Array.isArray(raw.metrics) ? raw.metrics : [],
-      layers: Array.isArray(raw.layers) ? raw.layers : [],
-      recipe: raw.recipe ?? {},
-      versions: raw.versions ?? {},
-      timings: raw.timings ?? {},
-    } as RunRecord;
-    return { dir, record };
-  } catch (err) {
-    return { dir, error: err instanceof Error ? err.message : String(err) };
-  }
+  return readRunFile(dir);
 }
 
 /** Every run (folder with a run.json) in a runs folder, newest first. */
 export function listRuns(runsDir: string): RunEntry[] {
-  if (!fs.existsSync(runsDir)) return [];
-  return fs
-    .readdirSync(runsDir, { withFileTypes: true })
-    .filter((d) => d.isDirectory() && !d.name.startsWith('.') && fs.existsSync(path.join(runsDir, d.name, RUN_FILE)))
-    .map((d) => readRun(path.join(runsDir, d.name)))
-    .sort((a, b) => (b.record?.createdAt ?? path.basename(b.dir)).localeCompare(a.record?.createdAt ?? path.basename(a.dir)));
+  return listRunFiles(runsDir);
 }
 
 /** Writes run.json into a folder (temp file + rename: a reader never sees half a record). */

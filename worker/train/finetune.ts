@@ -24,7 +24,8 @@ import {
 } from './graphs';
 import { adamwStep } from './adamw';
 import { reinitializeParameters, seededRandom } from './init';
-import { preflight } from '../preflight';
+import { preflight, refuseNonFiniteWeights } from '../preflight';
+import { dataInputs, modelInputs } from '../io/outputs';
 import { Teachers } from './teachers';
 
 /** Warmup (linear from 0) then cosine decay to 0; `step` counts from 1. */
@@ -179,9 +180,18 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   if (labelSmoothing >= 1) throw new OtfuseError('BAD_USAGE', '--label-smoothing must be below 1');
 
   // Before any work: the output is writable and is not the model being trained.
-  preflight({ inputs: [request.model], output: request.output });
+  preflight({
+    inputs: [
+      ...modelInputs(request.model),
+      ...dataInputs(request.data, 'training data'),
+      ...dataInputs(request.evalData, 'evaluation data'),
+      ...(request.teachers ?? []).flatMap((t) => modelInputs(t, 'teacher')),
+    ],
+    output: request.output,
+  });
   progress({ stage: 'finetune', message: 'loading model and data' });
   let model = loadModel(request.model);
+  refuseNonFiniteWeights(model);
   if (request.reinitialize) model = reinitializeParameters(model, seed);
   const train = openDataset(specFromArg(request.data));
   const evalSet = request.evalData ? openDataset(specFromArg(request.evalData)) : undefined;
