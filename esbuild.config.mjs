@@ -39,7 +39,7 @@ const builds = [
   { ...common, entryPoints: findEntries('test/exthost', '.ts'), outdir: 'dist-test/exthost', outbase: 'test/exthost', skip: !fs.existsSync('test/exthost') },
 ].filter((b) => !b.skip && (!Array.isArray(b.entryPoints) || b.entryPoints.length > 0));
 
-for (const { skip, ...options } of builds) {
+for (const { skip: _skip, ...options } of builds) {
   if (watch) await (await esbuild.context(options)).watch();
   else await esbuild.build(options);
 }

@@ -3,7 +3,7 @@
 // re-sends it) and to the job runner; the webview asks for maps and actions through the request/reply contract.
 import * as vscode from 'vscode';
 import type { MapPayload, RunAction } from '../contracts/protocol';
-import { mapsPath, type RunEntry } from '../worker/runs/store';
+import { mapsPath, type RunEntry } from '../worker/client';
 import type { RunStore } from './runStore';
 import type { JobRunner } from './jobs';
 import { MapsFile } from './safetensors';

@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DataArg } from '../worker/types';
-import { OtfuseError } from '../worker/errors';
+import { OtfuseError } from '../worker/client';
 
 export const dataPath = (d: DataArg | undefined): string | undefined => (d === undefined ? undefined : typeof d === 'string' ? d : d.path);
 

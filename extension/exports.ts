@@ -3,9 +3,7 @@
 import * as vscode from 'vscode';
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeNpy } from '../worker/data/npy';
-import { csvTable } from '../worker/io/csv';
-import { mapsPath, readRun } from '../worker/runs/store';
+import { csvTable, encodeNpy, mapsPath, readRun } from '../worker/client';
 import type { RunRecord } from '../worker/types';
 import { MapsFile } from './safetensors';
 import { measuredOn, onCalibration, roleOf, rowData } from './format';

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { EngineHost } from './engineHost';
 import type { JobRunner } from './jobs';
-import { readRun, runPath } from '../worker/runs/store';
+import { readRun, runPath } from '../worker/client';
 
 interface Deps {
   engines: EngineHost;

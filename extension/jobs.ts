@@ -2,7 +2,7 @@
 // log lines in the output channel, and live state for the Alignment view. One job per run at a time; `Cancel Run`
 // aborts what is running.
 import * as vscode from 'vscode';
-import { OtfuseError } from '../worker/errors';
+import { OtfuseError } from '../worker/client';
 import type { ProgressEvent } from '../worker/types';
 import type { LiveState } from '../contracts/protocol';
 import { progressLine, stageName, timeText } from '../contracts/progress';

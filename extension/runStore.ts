@@ -5,8 +5,7 @@
 // the CLI and other windows.
 import * as vscode from 'vscode';
 import path from 'node:path';
-import { deleteRun, readRun, type RunEntry } from '../worker/runs/store';
-import { listRunFilesAsync } from '../worker/runs/reader';
+import { deleteRun, listRunFilesAsync, readRun, type RunEntry } from '../worker/client';
 
 export type { RunEntry };
 

@@ -2,7 +2,7 @@
 // map count and fused model. Subscribes to the run store; shows which runs have a job in progress.
 import * as vscode from 'vscode';
 import path from 'node:path';
-import { runPath } from '../worker/runs/store';
+import { runPath } from '../worker/client';
 import type { RunEntry, RunStore } from './runStore';
 import type { JobRunner } from './jobs';
 import { mainAccuracy, measuredOn, pct } from './format';

@@ -23,12 +23,12 @@ import type {
   MergeResult,
   SharedBaseReport,
 } from './types';
-import fs from 'node:fs';
-import { analyzeAlignment } from './graph/summary';
+import { analyzeAlignment } from './fusion/summary';
 import { checkCompatibility, type CompatibilityReport } from './graph/compat';
 import { fuseModels } from './fusion/run';
 import { finetuneModel } from './train/finetune';
 import { checkRequestNumbers } from './numbers';
+import { sizeOf } from './io/read';
 import './hf'; // Hugging Face folders load wherever an .onnx model does
 import { attachModelFolder } from './hf/data';
 import { exportHf, importHfToFile, type HfExportRequest, type HfExportResult, type HfImportRequest, type HfImportResult } from './hf/export';
@@ -147,7 +147,7 @@ export const engine: EngineApi = {
   async describeData(files) {
     return files.map((file): DataDescription => {
       try {
-        if (!file.endsWith('.json') && fs.statSync(file).size > DESCRIBE_MAX_BYTES) return { path: file, error: 'larger than 256 MiB: not inspected' };
+        if (!file.endsWith('.json') && (sizeOf(file) ?? 0) > DESCRIBE_MAX_BYTES) return { path: file, error: 'larger than 256 MiB: not inspected' };
         const d = openDataset(file);
         return { path: file, size: d.size, arrays: d.arrays.map((a) => ({ name: a.name, type: a.type, sampleShape: a.sampleShape })) };
       } catch (err) {

@@ -1,9 +1,9 @@
 // `otfuse`: a thin shell over the engine API (in-process). Exit codes: 0 ok, 1 failed, 2 bad usage.
 import { mallocTunables, rerunWithTunables, watchRerunParent } from './runtime/malloc';
-import fs from 'node:fs';
 import path from 'node:path';
 import { engine } from './api';
 import { OtfuseError, toErrorInfo } from './errors';
+import { exists } from './io/read';
 import type { DataArg, DatasetSpec, FuseRecipe, FuseRequest, FuseResult, JobContext, RunRecord } from './types';
 import { describeProvider, ProviderChoice } from './runtime/providers';
 import { ParsedArgs, bool, num, numList, oneOf, parseArgs, rejectUnknown, str, strList } from './cli/args';
@@ -13,7 +13,7 @@ import { recipeFlags, recipeUsage, validateRecipe } from './fusion/recipe';
 import { readRegularFile } from './onnx/files';
 import { refuseOutputOverInputs } from './io/outputs';
 import { numberRanges } from './numbers';
-import { addHfDataFlags, cmdExport, cmdImport, HF_DATA_FLAGS, HF_USAGE } from './hf/cli';
+import { addHfDataFlags, cmdExport, cmdImport, HF_DATA_FLAGS, HF_USAGE } from './cli/hf';
 import { cmdMerge, MERGE_BOOLEANS, MERGE_USAGE_HEAD, MERGE_USAGE_TOKENS } from './merge/cli';
 
 const VERSION = '0.1.0';
@@ -356,7 +356,7 @@ export function formatRun(result: FuseResult): string {
   // Same-base parents (worker/merge/sharedBase.ts): alignment is the identity; `otfuse merge` is the tool.
   if (r.sharedBase?.shared)
     warnings.push(
-      `${r.sharedBase.message}${r.sharedBase.base ? ` (base: ${r.sharedBase.base})` : r.sharedBase.baseName ? ` (the config names '${r.sharedBase.baseName}' as the base; not found here: give it to 'otfuse merge --base')` : " (give the base to 'otfuse merge --base')"}`,
+      `${r.sharedBase.message}${r.sharedBase.identityMaps ? ` (OT found the identity for ${r.sharedBase.identityMaps.identity} of ${r.sharedBase.identityMaps.maps} maps)` : ''}${r.sharedBase.base ? ` (base: ${r.sharedBase.base})` : r.sharedBase.baseName ? ` (the config names '${r.sharedBase.baseName}' as the base; not found here: give it to 'otfuse merge --base')` : " (give the base to 'otfuse merge --base')"}`,
     );
   const tuned = r.autotune
     ? [
@@ -464,7 +464,7 @@ async function cmdDemo(args: ParsedArgs, context: JobContext): Promise<number> {
   rejectUnknown(args, known('runs-dir', 'seeds', 'autotune-budget'));
   const root = findExamples();
   const converged = ['vit48c_s20.onnx', 'vit48c_s21.onnx'].map((f) => path.join(root, f));
-  const pair = converged.every((f) => fs.existsSync(f)) ? converged : [path.join(root, 'vit48_s11.onnx'), path.join(root, 'vit48_s10.onnx')];
+  const pair = converged.every((f) => exists(f)) ? converged : [path.join(root, 'vit48_s11.onnx'), path.join(root, 'vit48_s10.onnx')];
   const seeds = num(args, 'seeds') ?? 3;
   const calib = path.join(root, 'calib200.npz');
   const request: FuseRequest = {
@@ -490,7 +490,7 @@ async function cmdDemo(args: ParsedArgs, context: JobContext): Promise<number> {
 
 function findExamples(): string {
   for (const dir of [path.resolve('examples'), path.resolve(__dirname, '..', 'examples')]) {
-    if (fs.existsSync(path.join(dir, 'vit48_s10.onnx'))) return dir;
+    if (exists(path.join(dir, 'vit48_s10.onnx'))) return dir;
   }
   throw new OtfuseError('BAD_USAGE', 'cannot find the bundled examples/ folder (run from the repository root)');
 }

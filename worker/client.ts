@@ -311,3 +311,13 @@ export class EngineClient implements EngineApi {
 function crashed(reason: string): OtfuseError {
   return new OtfuseError('WORKER_CRASHED', `the otfuse worker process stopped (${reason}); the next command starts a new one`);
 }
+
+// What the extension host uses of the engine in its own process: the run-folder reader, .npy encoding for exports,
+// the hostile-file-safe reader and the error type. The extension reaches the engine only through this module,
+// worker/api (types), worker/types and contracts/ (lint: import-x/no-restricted-paths in eslint.config.mjs).
+export { OtfuseError } from './errors';
+export { deleteRun, listRuns, mapsPath, readRun, runPath, type RunEntry } from './runs/store';
+export { listRunFilesAsync } from './runs/reader';
+export { csvTable } from './io/csv';
+export { encodeNpy } from './data/npy';
+export { readRegularFile } from './onnx/files';

@@ -535,6 +535,9 @@ export interface SharedBaseReport {
   /** Shared when maxRatio ≤ threshold and medianRatio ≤ medianThreshold. */
   threshold: number;
   medianThreshold: number;
+  /** Fuse: of the square transport maps, how many are the identity assignment (each row's largest entry on its
+   * own index). Fine-tunes of one base should give (nearly) all. */
+  identityMaps?: { maps: number; identity: number };
   /** The base model a parent's config names (`_name_or_path`), when found in the workspace. */
   base?: string;
   /** What a parent's config names as its base, found or not. */

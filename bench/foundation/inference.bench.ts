@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { loadModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
-import { ModelRunner } from '../../worker/runtime/session';
+import { ModelRunner } from '../../worker/runtime/runner';
 import { machine, markdownTable, runWithPeakRss } from '../common';
 
 async function throughput(batchSize: number, samples: number): Promise<number> {

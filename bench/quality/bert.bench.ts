@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   const better = parents[pv[0] >= pv[1] ? 0 : 1];
   const models = [loadModel(better), loadModel(parents.find((p) => p !== better)!)];
   const calib = openDataset(path.join(DIR, 'calib.npz'));
-  const at = await autotuneRecipe(models, calib, {});
+  const at = await autotuneRecipe(models, calib, { fuse: fuseLoaded });
   log(`auto-tune: ${at.chosenLabel} in ${at.seconds.toFixed(1)} s`);
   const r = await fuseLoaded({ models, recipe: resolveRecipe(at.chosen), calib });
   const fusedFile = path.join(WORK, 'fused.onnx');

@@ -122,7 +122,7 @@ async function main(): Promise<void> {
   rows.unshift({ group: 'one-shot', label: 'vanilla average', val: await acc(vanilla!, val), test: await acc(vanilla!, test) });
 
   // The auto-tuned default (calib1k: fused from the first 200, scored on the next 500).
-  const at = await autotuneRecipe(models, calib, {});
+  const at = await autotuneRecipe(models, calib, { fuse: fuseLoaded });
   const fusedAt = (await fuseLoaded({ models, recipe: resolveRecipe(at.chosen), calib: fit })).fused;
   rows.push({
     group: 'one-shot',

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DataArg, EvaluateResult, FinetuneResult, RunRecord } from '../../worker/types';
 import { dataPath, refuseTrainingOnEval } from '../dataIdentity';
-import { runPath } from '../../worker/runs/store';
+import { runPath } from '../../worker/client';
 import { measuredOn, pct } from '../format';
 import type { Deps } from './deps';
 import { showError, trusted } from './notify';

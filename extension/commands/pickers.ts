@@ -1,6 +1,6 @@
 // The prompts: models, anchor, data (ranked and filtered by the model's inputs, with N and shapes), evaluation
 // data (held-out first; calibration data only as a labelled choice), preset or recipe.
-import { readRegularFile } from '../../worker/onnx/files';
+import { readRegularFile } from '../../worker/client';
 import * as vscode from 'vscode';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import path from 'node:path';
 import type { DataArg, EvaluateResult } from '../../worker/types';
-import { runPath } from '../../worker/runs/store';
+import { runPath } from '../../worker/client';
 import { fusedAccuracy, measuredOn, pct, uniqueNames } from '../format';
 import { exportAccuracy, exportMap } from '../exports';
 import { dirOf, type Deps } from './deps';

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { isDeferred, LAZY_MIN_BYTES, loadModel } from '../../worker/onnx/model';
-import { cloneForWeights, paramView } from '../../worker/fusion/params';
+import { cloneForWeights, paramView } from '../../worker/onnx/params';
 import { OtfuseError } from '../../worker/errors';
 import { VIT, tempDir } from '../helpers';
 

@@ -10,7 +10,7 @@ import type { OnnxModel } from '../../worker/onnx/model';
 import { importHf } from '../../worker/hf';
 import { openDataset } from '../../worker/data/dataset';
 import { analyzeModel } from '../../worker/graph/analyze';
-import { summarizePlan } from '../../worker/graph/summary';
+import { summarizePlan } from '../../worker/fusion/summary';
 import { fuseLoaded } from '../../worker/fusion/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { evaluateModel } from '../../worker/runtime/evaluate';

@@ -8,7 +8,7 @@ import { validateRecipe, resolveRecipe, recipeSchemaText, recipeUsage, RECIPE_FI
 import { RESIDUAL_POLICIES, namesOf } from '../../worker/fusion/registry';
 import { SOLVER_NAMES, solveOT } from '../../worker/ot/solvers';
 import { alignInput, alignOutput, combineMaps, identityMap, type TMap } from '../../worker/fusion/maps';
-import { keptTokens, standardizeRows } from '../../worker/fusion/activations';
+import { keptTokens, standardizeRows } from '../../worker/fusion/samples';
 import { OtfuseError } from '../../worker/errors';
 
 test('safetensors: byte layout and round trip', () => {

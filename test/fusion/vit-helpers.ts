@@ -3,7 +3,7 @@
 // a fixed batch, and graph surgery for bad-input cases.
 import { onnx } from 'onnx-proto';
 import { OnnxModel } from '../../worker/onnx/model';
-import { ModelRunner } from '../../worker/runtime/session';
+import { ModelRunner } from '../../worker/runtime/runner';
 import type { Dataset } from '../../worker/data/dataset';
 import { seededRandom as rng } from '../../worker/random';
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { loadModel, OnnxModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
 import { analyzeModel, type ModelPlan } from '../../worker/graph/analyze';
-import { analyzeAlignment } from '../../worker/graph/summary';
+import { analyzeAlignment } from '../../worker/fusion/summary';
 import { OtfuseError } from '../../worker/errors';
 import { VIT, maxAbsDiff } from '../helpers';
 import { logitsOf } from '../fusion/vit-helpers';

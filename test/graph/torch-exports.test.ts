@@ -4,10 +4,10 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { analyzeModel, type ModelPlan } from '../../worker/graph/analyze';
-import { analyzeAlignment } from '../../worker/graph/summary';
+import { analyzeAlignment } from '../../worker/fusion/summary';
 import { OtfuseError } from '../../worker/errors';
 import { captureActivations } from '../../worker/fusion/activations';
-import { normalizeLayout } from '../../worker/fusion/activations';
+import { normalizeLayout } from '../../worker/fusion/samples';
 import { maxAbsDiff, runCli } from '../helpers';
 import { logitsOf } from '../fusion/vit-helpers';
 import { ALL_VARIANTS, OPSETS, TINY, fixturePath, hasTiny, loadGz, referenceInputs, tiny, tinyReference, unpacked } from './torch-fixtures';

@@ -93,6 +93,10 @@ test('Hugging Face folders in, a Hugging Face folder out (linear merge = the ave
   assert.equal(r.code, 0, r.stderr);
   assert.ok(fs.existsSync(path.join(out, 'config.json')) && fs.existsSync(path.join(out, 'model.safetensors')));
   assert.equal(onlyRun(path.join(dir, 'runs')).record.merge?.hfOutput, out);
+  // The model card says what it is: a merge, not an OT fusion.
+  const card = fs.readFileSync(path.join(out, 'README.md'), 'utf8');
+  assert.match(card, /Same-base merge \(`linear`/);
+  assert.doesNotMatch(card, /OT fusion of|Imfeld/);
   const [ma, mb, mo] = [A, B, out].map((f) => loadModel(f));
   let checked = 0;
   for (const n of ma.initializerNames()) {
@@ -141,9 +145,14 @@ test('fuse of the two fine-tunes says that they share a base (CLI and run.json);
   const r = fuse(FT_A, FT_B, path.join(dir, 'a'));
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /these models share a base; alignment is the identity; consider `merge`/);
-  assert.equal(onlyRun(path.join(dir, 'a')).record.sharedBase?.shared, true);
+  const shared = onlyRun(path.join(dir, 'a')).record.sharedBase!;
+  assert.equal(shared.shared, true);
+  // OT itself finds (mostly) the identity for fine-tunes of one base; for independent models almost never.
+  assert.ok(shared.identityMaps!.maps >= 20 && shared.identityMaps!.identity >= shared.identityMaps!.maps / 2, JSON.stringify(shared.identityMaps));
   const s = fuse(BASE, path.join(VIT, 'vit48_s11.onnx'), path.join(dir, 'b'));
   assert.equal(s.code, 0, s.stderr);
   assert.doesNotMatch(s.stdout, /share a base/);
-  assert.equal(onlyRun(path.join(dir, 'b')).record.sharedBase?.shared, false);
+  const independent = onlyRun(path.join(dir, 'b')).record.sharedBase!;
+  assert.equal(independent.shared, false);
+  assert.ok(independent.identityMaps!.identity <= 3, JSON.stringify(independent.identityMaps));
 });

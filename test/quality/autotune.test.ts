@@ -26,7 +26,7 @@ test('autotune: scores each candidate on the held-out calibration tail and keeps
     { label: 'not implemented', recipe: { refit: 'regmean++' as const, qk: 'separate' as const } },
     { label: 'exact', recipe: { preset: 'exact' as const } },
   ];
-  const r = await autotuneRecipe(models, calib, { candidates, budgetSeconds: 600 });
+  const r = await autotuneRecipe(models, calib, { fuse: fuseLoaded, candidates, budgetSeconds: 600 });
   assert.equal(r.fitSamples, 150);
   assert.equal(r.heldOutSamples, 50);
   const scored = r.trials.filter((t) => !t.skipped);
@@ -48,6 +48,7 @@ test('autotune: the budget cuts the tail of the sweep once the first candidate i
   const models = [loadModel(S11), loadModel(S10)];
   // the first trial is let in (estimate 0) and not stopped; the second does not fit after it
   const r = await autotuneRecipe(models, openDataset(CALIB), {
+    fuse: fuseLoaded,
     budgetSeconds: 0.001,
     estimateSeconds: 0,
     stopAfterSeconds: 600,
@@ -66,6 +67,7 @@ test('autotune: a model too large for the budget runs no trial and keeps the fir
   const estimate = estimateTrialSeconds(models, resolveRecipe({ samples: 150 }));
   assert.ok(estimate > 0 && estimate < 2, `vit48 estimate ${estimate}`);
   const r = await autotuneRecipe(models, openDataset(CALIB), {
+    fuse: fuseLoaded,
     budgetSeconds: estimate * 1.9, // not two trials
     candidates: [
       { label: 'a', recipe: { solver: 'emd' } },
@@ -83,6 +85,7 @@ test('autotune: a model too large for the budget runs no trial and keeps the fir
 test('autotune: a trial running past its stop time is stopped and the sweep falls back to the first candidate', async () => {
   const models = [loadModel(S11), loadModel(S10)];
   const r = await autotuneRecipe(models, openDataset(CALIB), {
+    fuse: fuseLoaded,
     budgetSeconds: 30,
     stopAfterSeconds: 0.02,
     candidates: [
@@ -96,7 +99,7 @@ test('autotune: a trial running past its stop time is stopped and the sweep fall
   // the user's cancel is still a cancel, not a fallback
   const ctl = new AbortController();
   ctl.abort();
-  await assert.rejects(autotuneRecipe(models, openDataset(CALIB), { signal: ctl.signal }), /cancelled/);
+  await assert.rejects(autotuneRecipe(models, openDataset(CALIB), { fuse: fuseLoaded, signal: ctl.signal }), /cancelled/);
 });
 
 test('trial cost: MatMul/Gemm weights of the bundled ViT as (d_in, d_out); the estimate grows as width³', () => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ERROR_CODES, OtfuseError, toErrorInfo } from '../../worker/errors';
-import { nodeInMessage } from '../../worker/runtime/session';
+import { nodeInMessage } from '../../worker/runtime/runner';
 import { isRunFolder } from '../../worker/onnx/files';
 import { VIT, runCli, tempDir } from '../helpers';
 

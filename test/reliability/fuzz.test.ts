@@ -1,4 +1,5 @@
-// Seeded fuzzing (issue 15 acceptance): byte flips and truncations of a fixture model and of a fixture .npz.
+// Seeded fuzzing (issue 15 acceptance): byte flips and truncations of a fixture model and of a fixture .npz (Hugging Face
+// folders, their data and special files: fuzz-hf.test.ts).
 // Every case must end with a documented error code (CLI exit 1 or 2) or succeed (exit 0), print no stack trace,
 // keep memory bounded, and leave nothing half-written. Most cases run in-process through the engine API (the
 // code path the CLI wraps); a sample runs through the real CLI to check exit codes and stderr.

@@ -84,11 +84,26 @@ export function tokenizerPatterns(json: unknown): { where: string; pattern: stri
   return out;
 }
 
+/** Limits on tokenizer.json patterns (README, "Threat model, reads"): real ones are a few hundred characters, a
+ * handful per tokenizer; compiling is linear in the pattern, but a 60 MB pattern would still take minutes. */
+export const PATTERN_LIMITS = { chars: 4096, count: 64 } as const;
+
 /** RE2JS compilations of a tokenizer.json's patterns, keyed by pattern; a pattern RE2 cannot run is refused. */
 export function compileTokenizerPatterns(json: unknown, file: string | undefined): Map<string, RE2JS> {
   const compiled = new Map<string, RE2JS>();
-  for (const { where, pattern } of tokenizerPatterns(json)) {
+  const patterns = tokenizerPatterns(json);
+  if (patterns.length > PATTERN_LIMITS.count)
+    throw new OtfuseError('UNSUPPORTED', `${patterns.length} patterns, more than the ${PATTERN_LIMITS.count} a tokenizer may hold`, { file });
+  for (const { where, pattern } of patterns) {
     if (compiled.has(pattern)) continue;
+    if (pattern.length > PATTERN_LIMITS.chars)
+      throw new OtfuseError(
+        'UNSUPPORTED',
+        `the pattern at ${where || 'the top level'} has ${pattern.length} characters, more than the ${PATTERN_LIMITS.chars} accepted`,
+        {
+          file,
+        },
+      );
     try {
       compiled.set(pattern, RE2JS.compile(pattern));
     } catch {

@@ -16,9 +16,17 @@ import type { ProviderChoice } from '../runtime/providers';
 import type { AutotuneRecord, AutotuneTrial, FuseRecipe, ProgressEvent } from '../types';
 
 export type { AutotuneRecord, AutotuneTrial };
-import { fuseLoaded } from './run';
-import { resolveRecipe } from './recipe';
+import { resolveRecipe, type ResolvedRecipe } from './recipe';
 import { estimateTrialSeconds } from './trialcost';
+
+/** The fusion each candidate runs (run.ts passes its fuseLoaded): models, recipe and data in, the fused model out. */
+export type AutotuneFuse = (input: {
+  models: OnnxModel[];
+  recipe: ResolvedRecipe;
+  calib: Dataset;
+  provider?: ProviderChoice;
+  signal?: AbortSignal;
+}) => Promise<{ fused: OnnxModel }>;
 
 export interface AutotuneCandidate {
   label: string;
@@ -43,6 +51,8 @@ export const AUTOTUNE_CANDIDATES: AutotuneCandidate[] = [
 ];
 
 export interface AutotuneOptions {
+  /** The fusion to score (passed in, so the sweep does not depend on the job that calls it). */
+  fuse: AutotuneFuse;
   budgetSeconds?: number;
   /** When the calibration data has fewer than `samples` + 100 samples: the fraction of them held out for scoring
    * (default 0.25, at least 32); otherwise the samples after the first `samples` (up to 500) are the held-out slice. */
@@ -76,7 +86,7 @@ export function sliceDataset(base: Dataset, offset: number, size: number): Datas
   };
 }
 
-export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, options: AutotuneOptions = {}): Promise<AutotuneRecord> {
+export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, options: AutotuneOptions): Promise<AutotuneRecord> {
   const t0 = performance.now();
   const budget = options.budgetSeconds ?? AUTOTUNE_DEFAULT_BUDGET_S;
   const base = options.base ?? {};
@@ -124,7 +134,7 @@ export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, option
       options.onProgress?.({ stage: 'autotune', message: c.label, done: i, total: candidates.length });
       const t = performance.now();
       try {
-        const fused = await fuseLoaded({ models, recipe: resolveRecipe(recipe), calib: fit, provider: options.provider, signal: stop.signal });
+        const fused = await options.fuse({ models, recipe: resolveRecipe(recipe), calib: fit, provider: options.provider, signal: stop.signal });
         const r = await evaluateModel(fused.fused, score, { provider: options.provider, signal: stop.signal, batchSize: 256 });
         const trial: AutotuneTrial = { label: c.label, recipe: c.recipe, accuracy: r.accuracy, loss: r.loss, seconds: (performance.now() - t) / 1000 };
         trials.push(trial);

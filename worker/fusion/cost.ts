@@ -4,6 +4,7 @@
 // run in plain JS, so large products go to ONNX Runtime (one float32 Gemm, SIMD + threads) and only the O(n·m)
 // finishing work stays here. Small problems use the float64 reference implementation directly.
 import * as ort from 'onnxruntime-node';
+import { createOrtSession } from '../runtime/session';
 import { OtfuseError } from '../errors';
 import { groundMetric, median } from '../ot/index';
 import type { ProviderChoice } from '../runtime/providers';
@@ -34,7 +35,7 @@ export class CostEngine {
     const eps = provider === 'cuda' || provider === 'webgpu' ? [provider, 'cpu'] : ['cpu'];
     for (const executionProviders of [eps, ['cpu']]) {
       try {
-        const session = await ort.InferenceSession.create(gemmModel(), { executionProviders, logSeverityLevel: 3, enableCpuMemArena: false });
+        const session = await createOrtSession(gemmModel(), { providers: executionProviders, memArena: false });
         return new CostEngine(session);
       } catch {
         // next choice

@@ -20,7 +20,8 @@ import type { OnnxModel } from '../onnx/model';
 import type { Dataset } from '../data/dataset';
 import type { LinearRef, ModelPlan } from '../graph/analyze';
 import type { ProviderChoice } from '../runtime/providers';
-import { ModelRunner, checkFinite } from '../runtime/session';
+import { ModelRunner, checkFinite } from '../runtime/runner';
+import { createOrtSession } from '../runtime/session';
 import { productModel } from '../runtime/opmodel';
 import type { RefitMode } from './registry';
 import { compileSchedule, linearLevels } from './schedule';
@@ -121,8 +122,7 @@ function f64Models(): Promise<{ mm: ort.InferenceSession; mmT: ort.InferenceSess
         };
         return productModel('mm64', transA ? [t, mm] : [mm], { A: ['p', 'q'], B: ['k', 'c'] }, { C: ['r', 'c'] }, onnx.TensorProto.DataType.DOUBLE);
       };
-      const opts = { executionProviders: ['cpu'], logSeverityLevel: 3 as const, enableCpuMemArena: false };
-      return { mm: await ort.InferenceSession.create(build(false), opts), mmT: await ort.InferenceSession.create(build(true), opts) };
+      return { mm: await createOrtSession(build(false), { memArena: false }), mmT: await createOrtSession(build(true), { memArena: false }) };
     } catch {
       return undefined; // plain JS is always there
     }

@@ -3,6 +3,7 @@
 // during activation capture (a CaptureTap: the parents are run once, by the capture, not again by the refit),
 // with finished Grams spooled to a temp file so that only one stage's worth is ever in memory.
 import * as ort from 'onnxruntime-node';
+import { createOrtSession } from '../runtime/session';
 import { OtfuseError } from '../errors';
 import type { OnnxModel } from '../onnx/model';
 import type { LinearRef } from '../graph/analyze';
@@ -100,9 +101,7 @@ export class CrossProducts {
 
   static async create(): Promise<CrossProducts> {
     try {
-      return new CrossProducts(
-        await ort.InferenceSession.create(gemmTransAModel(), { executionProviders: ['cpu'], logSeverityLevel: 3, enableCpuMemArena: false }),
-      );
+      return new CrossProducts(await createOrtSession(gemmTransAModel(), { memArena: false }));
     } catch {
       return new CrossProducts(undefined);
     }

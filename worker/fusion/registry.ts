@@ -108,11 +108,6 @@ export function namesOf<T extends object>(table: T): (keyof T & string)[] {
   return Object.keys(table) as (keyof T & string)[];
 }
 
-/** Whether `name` is an own entry of `table` (never an inherited property such as 'constructor'). */
-export function isEntry<T extends object>(table: T, name: unknown): name is keyof T {
-  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(table, name);
-}
-
 // Compile-time check: the import-free mirrors of these names in worker/types.ts (which the webview type-checks)
 // equal the registries' keys. Adding an option here without updating the mirror fails the build.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

@@ -10,7 +10,7 @@ import type { ProviderChoice } from '../runtime/providers';
 import { analyzeModel, type LinearRef, type ModelPlan } from '../graph/analyze';
 export type { ParamRole } from './schedule';
 import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion, type ParamValues } from './slices';
-import { compileSchedule, scheduleParams, solvedMapCount, type ParamRole } from './schedule';
+import { compileSchedule, planParams, solvedMapCount, type ParamRole } from './schedule';
 import type { FuseRequest, FuseResult, JobContext, RunRecord, ProgressEvent } from '../types';
 import { abandonRun, claimRun, commitRun, writeRecord } from '../runs/store';
 import { writeRunFolder } from './runFolder';
@@ -21,12 +21,12 @@ import { releaseSinkhornSessions } from '../ot/sinkhorn-ort';
 import { resolveRecipe, type ResolvedRecipe } from './recipe';
 import { ALIGN_BY, REFITS, RESIDUAL_POLICIES } from './registry';
 import { configureLinalg } from './linalg';
-import { cloneForWeights, paramView } from './params';
+import { cloneForWeights, paramView } from '../onnx/params';
 import { MapStore } from './mapstore';
 import type { TMap } from './maps';
 import { refitModel, refitLevels, type RefitLayerResult } from './refit';
 import { CaptureGrams } from './refitgrams';
-import { detectSharedBase } from '../merge/sharedBase';
+import { detectSharedBase, identityMaps } from '../merge/sharedBase';
 import { dataInputs, modelInputs } from '../io/outputs';
 
 export { OTFUSE_VERSION } from './runFolder';
@@ -74,10 +74,6 @@ function paramsOf(model: OnnxModel): Params {
 }
 
 /** Parameters by role (position in the alignment schedule), so models exported with different names or packings pair up. */
-export function planParams(plan: ModelPlan): ParamRole[] {
-  return scheduleParams(compileSchedule(plan), plan);
-}
-
 /** A role's values: linear parameters in canonical form through their slice, anything else as stored. */
 function readRole(params: Params, r: ParamRole): Float64Array {
   const p = params.get(r.name);
@@ -431,6 +427,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     const autotune =
       request.autotune && calib
         ? await autotuneRecipe(models, calib, {
+            fuse: fuseLoaded,
             base: request.recipe,
             provider: request.provider,
             signal: context.signal,
@@ -453,6 +450,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     });
     Object.assign(timings, result.timings);
     throwIfCancelled(context.signal);
+    sharedBase.identityMaps = identityMaps(result.maps);
     record = await writeRunFolder({ request, context, claim, files, models, recipe, result, evalSet, timings, t0, autotune });
     record = { ...record, sharedBase };
     writeRecord(claim.tmp, record);

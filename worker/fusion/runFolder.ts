@@ -1,7 +1,7 @@
 // Writes a fusion's run folder (inside the hidden folder claimed by worker/runs/store): the maps, the evaluation
 // of every parent, vanilla and OT, the fused model with its lineage, an optional finetune stage, and run.json.
 import path from 'node:path';
-import * as ort from 'onnxruntime-node';
+import { ortVersions as ortVersionNumbers } from '../runtime/session';
 import { throwIfCancelled, toErrorInfo } from '../errors';
 import { loadModel, type OnnxModel } from '../onnx/model';
 import { saveModelAuto } from '../onnx/external';
@@ -53,7 +53,7 @@ export interface RunFolderInput {
 
 export function versions(): Record<string, string> {
   const v: Record<string, string> = { otfuse: OTFUSE_VERSION, node: process.version };
-  const ortVersions = (ort.env as unknown as { versions?: Record<string, string> }).versions;
+  const ortVersions = ortVersionNumbers();
   if (ortVersions?.common) v.onnxruntime = ortVersions.common;
   return v;
 }

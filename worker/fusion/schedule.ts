@@ -1,6 +1,6 @@
 // The alignment schedule: a ModelPlan compiled once into the ordered steps every consumer reads — the alignment
 // (align.ts runs one handler per step), parameter roles (run.ts planParams: averaging, vanilla), the map count
-// of the progress bar, the refit's layer levels and `otfuse inspect --alignment` (graph/summary.ts).
+// of the progress bar, the refit's layer levels and `otfuse inspect --alignment` (fusion/summary.ts).
 // Steps are positions in a plan: their accessors pick the same layer from any model's plan, so the anchor's
 // schedule pairs the other model's layers with the anchor's. Maps flow between steps through named slots.
 import type { AttentionRef, EmbeddingRef, LinearRef, ModelPlan, NormRef } from '../graph/analyze';
@@ -199,6 +199,11 @@ export interface PlainParam {
 export type ParamRole = LinearParam | PlainParam;
 
 /** Every parameter the schedule places, by role (the same role names in every model's schedule). */
+/** A plan's parameters with their roles (the schedule's, compiled here). */
+export function planParams(plan: ModelPlan): ParamRole[] {
+  return scheduleParams(compileSchedule(plan), plan);
+}
+
 export function scheduleParams(steps: Step[], plan: ModelPlan): ParamRole[] {
   const out: ParamRole[] = [];
   const add = (role: string, name?: string) => {

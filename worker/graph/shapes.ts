@@ -4,9 +4,8 @@
 // these tensors are evaluated here from what is known statically: initializer and Constant values, the
 // declared input shapes, and the shapes that follow from them. Unknown dimensions (the batch) are null and
 // propagate; anything this module cannot evaluate is `undefined`, never a guess.
-import type { NodeProto } from '../onnx/model';
+import type { NodeProto, OnnxModel } from '../onnx/model';
 import { tensorToFloat32 } from '../onnx/model';
-import type { GraphIndex } from './ir';
 
 export type Dim = number | null;
 
@@ -62,12 +61,38 @@ function prodKnown(d: Dim[]): { p: number; unknown: number } {
   return { p, unknown };
 }
 
+const LAYOUT_OPS = new Set([
+  'Reshape',
+  'Flatten',
+  'Unsqueeze',
+  'Squeeze',
+  'Concat',
+  'Gather',
+  'Slice',
+  'Split',
+  'ReduceMean',
+  'ReduceSum',
+  'ReduceMax',
+  'Expand',
+]);
+
+/** What shape inference reads of a graph (ir.ts's GraphIndex provides it). */
+export interface ShapeGraph {
+  readonly model: OnnxModel;
+  readonly file: string;
+  readonly inits: Set<string>;
+  readonly producer: Map<string, NodeProto>;
+  paramDims(name: string): number[];
+  attrInt(node: NodeProto, name: string): number | undefined;
+  attrInts(node: NodeProto, name: string): number[] | undefined;
+}
+
 export class ShapeInfer {
   private readonly shapes = new Map<string, Dim[] | undefined>();
   private readonly values = new Map<string, Dim[] | undefined>();
   private readonly busy = new Set<string>();
 
-  constructor(private readonly g: GraphIndex) {}
+  constructor(private readonly g: ShapeGraph) {}
 
   /** The tensor's shape, with null for dimensions not known statically; undefined when even the rank is not. */
   shape(t: string): Dim[] | undefined {
@@ -144,7 +169,15 @@ export class ShapeInfer {
         b = sh(1);
       return a && b ? bcast(a, b) : undefined;
     }
-    switch (op) {
+    return LAYOUT_OPS.has(op) ? this.layoutShape(n, t) : this.arithmeticShape(n, t);
+  }
+
+  /** Element-wise selection, shape arithmetic, products and convolutions. */
+  private arithmeticShape(n: NodeProto, t: string): Dim[] | undefined {
+    const g = this.g;
+    const ins = n.input ?? [];
+    const sh = (i: number) => (ins[i] ? this.shape(ins[i]) : undefined);
+    switch (n.opType ?? '') {
       case 'Where': {
         const a = sh(0),
           b = sh(1),
@@ -195,6 +228,17 @@ export class ShapeInfer {
         const perm = g.attrInts(n, 'perm') ?? x.map((_, i) => x.length - 1 - i);
         return perm.map((p) => x[p]);
       }
+      default:
+        return undefined;
+    }
+  }
+
+  /** Ops that move, cut, join or reduce axes. */
+  private layoutShape(n: NodeProto, t: string): Dim[] | undefined {
+    const g = this.g;
+    const ins = n.input ?? [];
+    const sh = (i: number) => (ins[i] ? this.shape(ins[i]) : undefined);
+    switch (n.opType ?? '') {
       case 'Reshape': {
         const x = sh(0),
           target = this.value(ins[1]);

@@ -1,7 +1,7 @@
 // The model card (README.md) of an exported folder: where the weights came from, how they were fused, and the
 // accuracies measured in the run — only numbers that were measured, nothing invented.
 import path from 'node:path';
-import { shareableName } from '../runs/lineage';
+import { shareableName } from '../io/names';
 
 /** A measured row as the card shows it: what it measured (role) and on which data (file name, N, sha256). */
 export interface CardMetric {
@@ -64,7 +64,10 @@ export function modelCard(f: CardFacts): string {
     lines.push(
       '## Recipe',
       '',
-      'Transformer fusion with optimal transport (Imfeld et al., ICLR 2024), as run by otfuse:',
+      // A same-base merge (`otfuse merge`) records its method under `merge`: no optimal transport was involved.
+      typeof f.recipe.merge === 'string'
+        ? `Same-base merge (\`${f.recipe.merge}\`, mergekit's semantics; no alignment), as run by otfuse:`
+        : 'Transformer fusion with optimal transport (Imfeld et al., ICLR 2024), as run by otfuse:',
       '',
       '```json',
       JSON.stringify(f.recipe, null, 2),

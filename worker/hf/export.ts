@@ -155,7 +155,7 @@ function copyLikeFiles(dir: string, tmp: string, skipped: { name: string; why: s
     if (!COPIED.test(name)) continue;
     const file = path.join(dir, name);
     if (kind !== 'file') {
-      skipped.push({ name, why: kind === 'missing' ? 'a broken link' : 'not a regular file' });
+      skipped.push({ name, why: 'not a regular file (a folder, FIFO, device, or a broken or looping link)' });
       continue;
     }
     if (!isInside(root, file)) {
@@ -228,7 +228,12 @@ function configText(likeDir: string, config: Record<string, unknown>, changes: R
   const fallback = JSON.stringify(config, null, 2) + '\n';
   let text: string;
   try {
-    text = readText(path.join(likeDir, 'config.json'), { code: 'BAD_MODEL', what: 'config.json', maxBytes: READ_LIMITS.json });
+    text = readText(path.join(likeDir, 'config.json'), {
+      code: 'BAD_MODEL',
+      what: 'config.json',
+      maxBytes: READ_LIMITS.json,
+      within: modelFolderRoot(likeDir),
+    });
   } catch {
     return fallback;
   }

@@ -3,7 +3,7 @@
 // export, whose MatMul weights are transposed and renamed) is paired by role in the graph analysis.
 import { OtfuseError } from '../errors';
 import { analyzeModel, type LinearRef, type ModelPlan } from '../graph/analyze';
-import { planParams } from '../fusion/run';
+import { planParams } from '../fusion/schedule';
 import type { OnnxModel } from '../onnx/model';
 
 export interface KeySource {

@@ -151,17 +151,32 @@ export function excerpt(value: unknown, max = 40): string {
   return s.length > max ? `${s.slice(0, max)}…` : s;
 }
 
-/** What a path is, following links: 'file', 'dir', 'other' (FIFO, device, socket) or 'missing'. */
+/** What a path is, following links: 'file', 'dir', 'other' (FIFO, device, socket, a dangling or looping link — a
+ * name that is there but cannot be read, so a reader refuses it rather than acting as if it were absent) or
+ * 'missing'. */
 export function pathKind(p: string): 'file' | 'dir' | 'other' | 'missing' {
   try {
     const st = fs.statSync(p);
     return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other';
   } catch {
-    return 'missing';
+    try {
+      fs.lstatSync(p);
+      return 'other';
+    } catch {
+      return 'missing';
+    }
   }
 }
 
 export const isDirectory = (p: string): boolean => pathKind(p) === 'dir';
+/** The size in bytes of what `p` names (links followed), or undefined when it cannot be stat'ed. */
+export function sizeOf(p: string): number | undefined {
+  try {
+    return fs.statSync(p).size;
+  } catch {
+    return undefined;
+  }
+}
 export const exists = (p: string): boolean => pathKind(p) !== 'missing';
 /** True for a symlink itself (not followed). */
 export function isLink(p: string): boolean {

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { OtfuseError, throwIfCancelled } from '../errors';
 import { isFloatTensor, type OnnxModel } from '../onnx/model';
-import { cloneForWeights } from '../fusion/params';
+import { cloneForWeights } from '../onnx/params';
 import type { ProgressEvent } from '../types';
 import type { MergeMethod } from './method';
 import type { ResolvedMergeParams } from './params';

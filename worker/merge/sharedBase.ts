@@ -114,3 +114,28 @@ export function findBase(parents: string[]): { base?: string; baseName?: string 
   }
   return {};
 }
+
+/**
+ * How many of fusion's square maps are the identity assignment (every row's largest entry on its own index), of
+ * those whose plan is in memory: for fine-tunes of one base, OT should find the identity.
+ */
+export function identityMaps(maps: { map: { plan: ArrayLike<number>; n: number; m: number } }[][]): { maps: number; identity: number } {
+  let count = 0;
+  let identity = 0;
+  for (const r of maps.flat()) {
+    const { plan, n, m } = r.map;
+    if (n !== m || plan.length !== n * m) continue;
+    count++;
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) {
+      const row = i * m;
+      for (let j = 0; j < m; j++)
+        if (plan[row + j] > plan[row + i]) {
+          ok = false;
+          break;
+        }
+    }
+    if (ok) identity++;
+  }
+  return { maps: count, identity };
+}

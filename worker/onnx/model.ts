@@ -5,7 +5,9 @@ import { onnx } from 'onnx-proto';
 import { OtfuseError } from '../errors';
 import { writeFileAtomicWith } from './atomic';
 import { closeQuietly, openRegular, readExactly, readRegularFile, readRegularFileAndStat, realPathInside } from './files';
+import { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat } from './halfs';
 
+export { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat };
 export const DataType = onnx.TensorProto.DataType;
 export type ModelProto = onnx.ModelProto;
 export type NodeProto = onnx.INodeProto;
@@ -562,54 +564,4 @@ function float32ToRaw(data: Float32Array, dt: number, name: string, file: string
     default:
       throw new OtfuseError('UNSUPPORTED', `cannot write initializer '${name}' of element type ${DataType[dt] ?? dt}`, { file });
   }
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-export function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
-}
-
-export function floatToHalf(v: number): number {
-  f32[0] = v;
-  const x = u32[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    if (rem > mid || (rem === mid && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-  return sign | half;
-}
-
-export function bf16ToFloat(b: number): number {
-  u32[0] = b << 16;
-  return f32[0];
-}
-
-export function floatToBf16(v: number): number {
-  f32[0] = v;
-  const x = u32[0];
-  if (Number.isNaN(v)) return 0x7fc0;
-  const rounding = 0x7fff + ((x >>> 16) & 1);
-  return ((x + rounding) >>> 16) & 0xffff;
 }

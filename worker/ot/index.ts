@@ -1,7 +1,6 @@
 // Optimal-transport core: ground metrics, exact (EMD) and entropic (Sinkhorn) solvers, plan diagnostics.
 // Every solver has the same shape: (a, b, M, options) → { plan, n, m, cost, ... } with M n×m row-major float64.
 import { OtfuseError } from '../errors';
-import { emd, type EmdOptions } from './emd';
 import { sinkhorn, type SinkhornOptions } from './sinkhorn';
 import type { Weights } from './validate';
 
@@ -59,13 +58,10 @@ import type { OTResult } from './solvers';
 
 export type OTSolver<O> = (a: Weights, b: Weights, M: Float64Array | Float32Array, options: O) => OTResult;
 
-export type EmdSolverOptions = EmdOptions;
 export interface SinkhornSolverOptions extends SinkhornOptions {
   reg: number;
 }
 
-/** Exact OT with the uniform signature. */
-export const emdSolver: OTSolver<EmdSolverOptions> = (a, b, M, options = {}) => emd(a, b, M, options);
 /** Sinkhorn with the uniform signature (reg inside the options). */
 export const sinkhornSolver: OTSolver<SinkhornSolverOptions> = (a, b, M, options) => {
   if (!options || options.reg === undefined) throw new OtfuseError('BAD_DATA', 'Sinkhorn needs options.reg');

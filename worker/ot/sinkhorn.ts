@@ -9,8 +9,8 @@
 //          trouble), then 'stabilized'.
 import os from 'node:os';
 import { OtfuseError } from '../errors';
-import { checkCostFinite, checkProblem, checkReg, type PlanResult, type Weights } from './validate';
-import { buildSinkhornModel, readSinkhornOutputs, sinkhornFeeds, type SinkhornFeed } from './sinkhorn-ort';
+import { checkCostFinite, checkProblem, checkReg, type SinkhornOptions, type SinkhornResult, type Weights } from './validate';
+import { buildSinkhornModel, readSinkhornOutputs, sinkhornFeeds, type SinkhornFeed } from './sinkhorn-graph';
 import { colError2, knoppIterate } from './knopp';
 import { knoppWasm } from './sinkhorn-wasm';
 
@@ -68,29 +68,7 @@ function knoppOrtSync(
   return out ? readSinkhornOutputs(out, n, m, reg, stopThr) : undefined;
 }
 
-export type SinkhornMethod = 'auto' | 'knopp' | 'stabilized';
-
-export interface SinkhornOptions {
-  method?: SinkhornMethod;
-  numItermax?: number; // default 1000
-  stopThr?: number; // default 1e-9
-  /** Absorption threshold for 'stabilized' (default 1e3). */
-  tau?: number;
-}
-
-export interface SinkhornResult extends PlanResult {
-  method: 'knopp' | 'stabilized';
-  reg: number;
-  /** Iterations run (POT's ii + 1); `converged`: the stopping rule was met before numItermax. */
-  iterations: number;
-  /** Last checked error: ‖colsum(plan) − b‖₂ (POT's rule). */
-  marginalError: number;
-  /** Of the returned plan: max |rowsum − a| and max |colsum − b|. */
-  rowError: number;
-  colError: number;
-  /** Knopp stopped on NaN/Inf/zero (POT's "numerical errors" warning) and fell back or returned the previous iterate. */
-  numericalError: boolean;
-}
+export type { SinkhornMethod, SinkhornOptions, SinkhornResult } from './validate';
 
 /** Largest exponent (−M/reg, after the row/column minimum) for which plain Knopp is used in 'auto'. */
 const AUTO_LIMIT = 200;

@@ -95,3 +95,27 @@ export function checkReg(reg: number): void {
     throw new OtfuseError('BAD_DATA', `Sinkhorn regularisation must be a finite positive number, got ${reg}`);
   }
 }
+
+export type SinkhornMethod = 'auto' | 'knopp' | 'stabilized';
+
+export interface SinkhornOptions {
+  method?: SinkhornMethod;
+  numItermax?: number; // default 1000
+  stopThr?: number; // default 1e-9
+  /** Absorption threshold for 'stabilized' (default 1e3). */
+  tau?: number;
+}
+
+export interface SinkhornResult extends PlanResult {
+  method: 'knopp' | 'stabilized';
+  reg: number;
+  /** Iterations run (POT's ii + 1); `converged`: the stopping rule was met before numItermax. */
+  iterations: number;
+  /** Last checked error: ‖colsum(plan) − b‖₂ (POT's rule). */
+  marginalError: number;
+  /** Of the returned plan: max |rowsum − a| and max |colsum − b|. */
+  rowError: number;
+  colError: number;
+  /** Knopp stopped on NaN/Inf/zero (POT's "numerical errors" warning) and fell back or returned the previous iterate. */
+  numericalError: boolean;
+}

@@ -6,18 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { OnnxModel } from '../onnx/model';
 import type { FuseRecipe, ModelMetrics } from '../types';
+import { shareableName } from '../io/names';
 
 export const LINEAGE_PREFIX = 'otfuse.';
-
-/** A file's name as shared artefacts (model metadata, model cards) show it: its base name, with its folder's name
- * in front when the base name is a generic one a Hugging Face folder uses (`a/model.onnx`, not two `model.onnx`);
- * never an absolute path. */
-export function shareableName(file: string): string {
-  const base = path.basename(file);
-  return /^(model|pytorch_model|fused|finetuned)(\.|-\d|$)/.test(base) && path.basename(path.dirname(file))
-    ? `${path.basename(path.dirname(file))}/${base}`
-    : base;
-}
 
 /** A metric row in a model's metadata or model card. */
 export interface LineageMetric {

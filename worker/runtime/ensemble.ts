@@ -4,7 +4,7 @@ import path from 'node:path';
 import { OtfuseError, throwIfCancelled } from '../errors';
 import { OnnxModel, loadModel } from '../onnx/model';
 import { Dataset, batches } from '../data/dataset';
-import { InputBinding, ModelRunner, SessionOptions, checkFinite } from './session';
+import { InputBinding, ModelRunner, SessionOptions, checkFinite } from './runner';
 import { scoreLogits } from './evaluate';
 import type { ProviderReport } from './providers';
 

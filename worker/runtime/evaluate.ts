@@ -4,7 +4,7 @@
 import { OtfuseError, throwIfCancelled } from '../errors';
 import { OnnxModel } from '../onnx/model';
 import { Dataset, IGNORE_LABEL, batches } from '../data/dataset';
-import { ModelRunner, SessionOptions, checkFinite } from './session';
+import { ModelRunner, SessionOptions, checkFinite } from './runner';
 import { ProviderReport } from './providers';
 
 export interface EvalResult {

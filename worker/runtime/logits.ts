@@ -1,7 +1,7 @@
 // All logits of a model over (a prefix of) a dataset, for comparing models sample by sample.
 import { OnnxModel } from '../onnx/model';
 import { Dataset, batches } from '../data/dataset';
-import { ModelRunner, SessionOptions } from './session';
+import { ModelRunner, SessionOptions } from './runner';
 
 export async function computeLogits(
   model: OnnxModel,

@@ -1,9 +1,9 @@
 // Execution provider choice: auto tries CUDA, then WebGPU, then CPU, and says why each one was or was not used.
 import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { OtfuseError } from '../errors';
+import { exists } from '../io/read';
+import { createOrtSession, ORT_PROCESS_ENV, ortSessionOptions, ortTensor } from './session';
 
 import type { ProviderChoice, ProviderName, ProviderReport } from '../types';
 
@@ -13,7 +13,7 @@ const ortBinDir = (): string => path.join(path.dirname(require.resolve('onnxrunt
 
 function cudaLibraryPresent(): boolean {
   try {
-    return fs.existsSync(path.join(ortBinDir(), 'libonnxruntime_providers_cuda.so'));
+    return exists(path.join(ortBinDir(), 'libonnxruntime_providers_cuda.so'));
   } catch {
     return false;
   }
@@ -30,7 +30,7 @@ function vulkanLoaderPresent(): boolean {
     '/usr/local/lib',
     ...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),
   ];
-  return dirs.some((d) => fs.existsSync(path.join(d, 'libvulkan.so.1')));
+  return dirs.some((d) => exists(path.join(d, 'libvulkan.so.1')));
 }
 
 /** A one-node model (Identity) used to check that a provider can start a session. */
@@ -57,16 +57,17 @@ function probeModel(): Uint8Array {
 function tryProviderIsolated(name: ProviderName): string | undefined {
   const script = `const ort = require(${JSON.stringify(require.resolve('onnxruntime-node'))});
     (async () => {
-      const s = await ort.InferenceSession.create(Buffer.from(process.argv[1], 'base64'), { executionProviders: [process.argv[2]], logSeverityLevel: 4 });
+      const s = await ort.InferenceSession.create(Buffer.from(process.argv[1], 'base64'), JSON.parse(process.argv[2]));
       await s.run({ x: new ort.Tensor('float32', new Float32Array([1]), [1]) });
       await s.release();
       process.stdout.write('OK');
     })().catch((e) => { process.stdout.write('FAIL ' + String(e && e.message || e).split('\\n')[0]); });`;
-  const r = spawnSync(process.execPath, ['-e', script, Buffer.from(probeModel()).toString('base64'), name], {
+  const options = JSON.stringify(ortSessionOptions({ providers: [name], log: 'fatal' }));
+  const r = spawnSync(process.execPath, ['-e', script, Buffer.from(probeModel()).toString('base64'), options], {
     encoding: 'utf8',
     timeout: 60_000,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+    env: { ...process.env, ...ORT_PROCESS_ENV, ELECTRON_RUN_AS_NODE: '1' },
   });
   if (r.stdout === 'OK') return undefined;
   if (r.stdout?.startsWith('FAIL ')) return r.stdout.slice(5, 245);
@@ -75,8 +76,8 @@ function tryProviderIsolated(name: ProviderName): string | undefined {
 
 async function tryProvider(name: ProviderName): Promise<string | undefined> {
   try {
-    const session = await ort.InferenceSession.create(probeModel(), { executionProviders: [name], logSeverityLevel: 4 });
-    await session.run({ x: new ort.Tensor('float32', new Float32Array([1]), [1]) });
+    const session = await createOrtSession(probeModel(), { providers: [name], log: 'fatal' });
+    await session.run({ x: ortTensor('float32', new Float32Array([1]), [1]) });
     await session.release();
     return undefined;
   } catch (err) {

@@ -1,154 +1,72 @@
-// The one owner of ONNX Runtime sessions: creation with the chosen provider, input binding, batched runs.
-import * as ort from 'onnxruntime-node';
-import { OtfuseError } from '../errors';
-import { OnnxModel, ModelSummary } from '../onnx/model';
-import { Batch, Dataset, FeedTensor, IGNORE_LABEL } from '../data/dataset';
-import { ProviderChoice, ProviderReport, resolveProvider } from './providers';
+// The one owner of ONNX Runtime sessions: the process's ORT setup (no telemetry, no log output) and session
+// options from settings passed as values. Every engine module gets its sessions here (lint forbids
+// `InferenceSession.create` elsewhere; runner.ts binds datasets to a model's session and runs batches); code that
+// runs ORT in another thread or process (syncrun.ts, the provider probe) takes its options and environment here.
+// onnxruntime-node (native) loads on the first session, so importing this module stays cheap.
+import type * as Ort from 'onnxruntime-node';
 
-export interface SessionOptions {
-  provider?: ProviderChoice;
-  /** Intra-op threads (0 = ONNX Runtime's default). */
+/**
+ * Environment for every process or thread that loads ONNX Runtime. The Linux build of onnxruntime-node 1.30 links
+ * Microsoft's 1DS telemetry SDK, which creates an empty `mat-debug-<pid>.log` in the temp folder in every process
+ * that creates a session (about 150 per test run), unless ORT_DISABLE_TELEMETRY is set when the ORT environment
+ * starts. otfuse sends nothing anywhere, so it is always set.
+ */
+export const ORT_PROCESS_ENV: Readonly<Record<string, string>> = { ORT_DISABLE_TELEMETRY: '1' };
+
+let ortModule: typeof Ort | undefined;
+
+/** onnxruntime-node, loaded on first use with the process set up: telemetry off, ORT's own log at 'error'. */
+export function ortRuntime(): typeof Ort {
+  if (!ortModule) {
+    Object.assign(process.env, ORT_PROCESS_ENV);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded lazily on first use
+    const ort = require('onnxruntime-node') as typeof Ort;
+    ort.env.logLevel = 'error';
+    ortModule = ort;
+  }
+  return ortModule;
+}
+
+/** How one ORT session runs. Every field has a default, so callers name only what differs. */
+export interface OrtSessionSettings {
+  /** Execution providers in order of preference (default ['cpu']). */
+  providers?: string[];
+  /** Intra-op threads; 0 or undefined: ONNX Runtime's choice (one per physical core). */
   threads?: number;
+  /** Graph optimisation (default 'all'; gradient checks and probes want the graph run as written: 'disabled'). */
+  optimization?: 'all' | 'disabled';
+  /** CPU memory arena (default on). Off for a few large products, where the arena would keep their high-water mark. */
+  memArena?: boolean;
+  /** Intra-op pool threads busy-wait between nodes (ORT's default: on). Off for graphs of many small nodes. */
+  spinning?: boolean;
+  /** Log severity of the session: 'error' (default) or 'fatal' (probes whose failures are expected). */
+  log?: 'error' | 'fatal';
 }
 
-/** Which dataset array feeds which model input. */
-export type InputBinding = Record<string, string>;
-
-export class ModelRunner {
-  private constructor(
-    readonly session: ort.InferenceSession,
-    readonly summary: ModelSummary,
-    readonly provider: ProviderReport,
-    readonly file: string,
-  ) {}
-
-  static async create(model: OnnxModel, options: SessionOptions = {}): Promise<ModelRunner> {
-    const provider = await resolveProvider(options.provider ?? 'auto');
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      executionProviders: [provider.used],
-      logSeverityLevel: 3,
-      graphOptimizationLevel: 'all',
-    };
-    if (options.threads) sessionOptions.intraOpNumThreads = options.threads;
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(model.toBytes(), sessionOptions);
-    } catch (err) {
-      throw new OtfuseError('BAD_MODEL', `ONNX Runtime cannot load the model: ${firstLine(err)}`, { file: model.file, node: nodeInMessage(err) });
-    }
-    return new ModelRunner(session, model.summary(), provider, model.file);
-  }
-
-  get inputNames(): readonly string[] {
-    return this.session.inputNames;
-  }
-
-  get outputNames(): readonly string[] {
-    return this.session.outputNames;
-  }
-
-  /** Maps the model's inputs to the dataset's arrays and checks shapes, element types and label range. */
-  bind(dataset: Dataset, options: { checkLabels?: boolean } = {}): InputBinding {
-    const binding: InputBinding = {};
-    if (this.summary.inputs.length === 0) {
-      throw new OtfuseError('BAD_MODEL', 'the model has no inputs, so its output does not depend on the data; there is nothing to evaluate', {
-        file: this.file,
-      });
-    }
-    const byName = new Map(dataset.arrays.map((a) => [a.name, a]));
-    for (const input of this.summary.inputs) {
-      let array = byName.get(input.name);
-      if (!array && this.summary.inputs.length === 1 && dataset.arrays.length === 1) array = dataset.arrays[0];
-      if (!array && this.summary.inputs.length === 1) array = byName.get('x');
-      if (!array) {
-        throw new OtfuseError(
-          'BAD_DATA',
-          `no array for model input '${input.name}' (dataset arrays: ${dataset.arrays.map((a) => a.name).join(', ')}; model ${this.file})`,
-          { file: dataset.source },
-        );
-      }
-      const wanted = input.shape.slice(1);
-      const mismatch = wanted.length !== array.sampleShape.length || wanted.some((d, i) => typeof d === 'number' && d > 0 && d !== array!.sampleShape[i]);
-      if (mismatch) {
-        throw new OtfuseError(
-          'BAD_DATA',
-          `array '${array.name}' has samples of shape [${array.sampleShape}] but model input '${input.name}' of ${this.file} expects [${input.shape.join(', ')}]`,
-          { file: dataset.source },
-        );
-      }
-      const wantsInt = input.type === 'INT64' || input.type === 'INT32';
-      if (wantsInt !== (array.type === 'int64')) {
-        throw new OtfuseError('BAD_DATA', `array '${array.name}' is ${array.type} but model input '${input.name}' is ${input.type}`, { file: dataset.source });
-      }
-      binding[input.name] = array.name;
-    }
-    if (options.checkLabels !== false) checkLabels(dataset, this.classCount());
-    return binding;
-  }
-
-  /** Number of classes: the last static dimension of the first output, if known. */
-  classCount(): number | undefined {
-    const shape = this.summary.outputs[0]?.shape ?? [];
-    const last = shape[shape.length - 1];
-    return typeof last === 'number' && last > 0 ? last : undefined;
-  }
-
-  async run(batch: Batch, binding: InputBinding, fetches?: string[]): Promise<Record<string, ort.Tensor>> {
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [input, arrayName] of Object.entries(binding)) feeds[input] = toOrtTensor(batch.feeds[arrayName]);
-    try {
-      return fetches ? await this.session.run(feeds, fetches) : await this.session.run(feeds);
-    } catch (err) {
-      throw new OtfuseError('INTERNAL', `ONNX Runtime failed: ${firstLine(err)}`, { file: this.file, node: nodeInMessage(err) });
-    }
-  }
-
-  async release(): Promise<void> {
-    await this.session.release();
-  }
+/** ORT's session options for `settings` (plain data: also sent to the sync-run worker thread and the probe child). */
+export function ortSessionOptions(settings: OrtSessionSettings = {}): Ort.InferenceSession.SessionOptions {
+  const options: Ort.InferenceSession.SessionOptions = {
+    executionProviders: settings.providers ?? ['cpu'],
+    graphOptimizationLevel: settings.optimization ?? 'all',
+    logSeverityLevel: settings.log === 'fatal' ? 4 : 3,
+  };
+  if (settings.threads) options.intraOpNumThreads = settings.threads;
+  if (settings.memArena === false) options.enableCpuMemArena = false;
+  if (settings.spinning === false) options.extra = { session: { intra_op: { allow_spinning: '0' } } };
+  return options;
 }
 
-export function toOrtTensor(feed: FeedTensor): ort.Tensor {
-  return new ort.Tensor(feed.type, feed.data, feed.dims);
+/** A new ORT session for a serialized model. Errors are ORT's (callers say what the model was). */
+export async function createOrtSession(model: Uint8Array, settings: OrtSessionSettings = {}): Promise<Ort.InferenceSession> {
+  return ortRuntime().InferenceSession.create(model, ortSessionOptions(settings));
 }
 
-function checkLabels(dataset: Dataset, classes: number | undefined): void {
-  for (let i = 0; i < dataset.labels.length; i++) {
-    const y = dataset.labels[i];
-    if (dataset.labelsPerSample && y === IGNORE_LABEL) continue;
-    if (y < 0 || (classes !== undefined && y >= classes)) {
-      throw new OtfuseError('BAD_DATA', `label ${y} of sample ${i} is out of range (model has ${classes ?? '?'} classes)`, { file: dataset.source });
-    }
-  }
+/** An ORT tensor (the module loaded as above). */
+export function ortTensor<T extends Ort.Tensor.Type>(type: T, data: Ort.Tensor.DataTypeMap[T], dims: readonly number[]): Ort.TypedTensor<T> {
+  return new (ortRuntime().Tensor)(type, data, dims) as Ort.TypedTensor<T>;
 }
 
-/** Rejects NaN/Inf in float inputs, naming the sample. */
-export function checkFinite(batch: Batch, source: string): void {
-  for (const [name, feed] of Object.entries(batch.feeds)) {
-    if (feed.type !== 'float32') continue;
-    const data = feed.data as Float32Array;
-    const row = data.length / Math.max(1, feed.dims[0]);
-    for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) {
-        const sample = batch.indices[Math.floor(i / row)];
-        throw new OtfuseError('BAD_DATA', `array '${name}' has a non-finite value (${data[i]}) in sample ${sample}`, { file: source });
-      }
-    }
-  }
-}
-
-function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n').filter(Boolean).slice(0, 2).join(' ').slice(0, 400);
-}
-
-/** The graph node an ONNX Runtime message is about: "… MatMul node. Name:'/blocks.0/MatMul' …", "Node (name) Op
- * (…)", "node name: x". "Node input 'x' is not a graph input" names a tensor, not a node: undefined then. */
-export function nodeInMessage(err: unknown): string | undefined {
-  const text = err instanceof Error ? err.message : String(err);
-  const m =
-    /Name:\s*'([^']+)'/.exec(text) ??
-    /[Nn]ode \(([^)]+)\)/.exec(text) ??
-    /[Nn]ode name[:\s]+'?([^'\s,]+)'?/.exec(text) ??
-    /(?:^|\s)[Nn]ode:\s*'?([^'\s,]+)'?/.exec(text);
-  return m?.[1] || undefined;
+/** ONNX Runtime's version numbers, for run.json. */
+export function ortVersions(): Record<string, string> | undefined {
+  return (ortRuntime().env as unknown as { versions?: Record<string, string> }).versions;
 }

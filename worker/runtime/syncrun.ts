@@ -3,6 +3,7 @@
 // worker signals, and takes the reply with receiveMessageOnPort — no event-loop turn needed. Any failure (no
 // worker, a session error, a timeout) returns undefined and the caller uses its JS path.
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { ORT_PROCESS_ENV, ortSessionOptions } from './session';
 
 export interface SyncTensor {
   type: 'float64' | 'float32' | 'int64' | 'bool';
@@ -21,12 +22,7 @@ parentPort.on('message', async (job) => {
   try {
     let s = sessions.get(job.key);
     if (!s) {
-      s = await ort.InferenceSession.create(job.model, {
-        executionProviders: job.providers,
-        logSeverityLevel: 3,
-        intraOpNumThreads: job.threads || 0,
-        enableCpuMemArena: false, // a few large products: an arena would keep their high-water mark
-      });
+      s = await ort.InferenceSession.create(job.model, job.options);
       sessions.set(job.key, s);
     }
     const feeds = {};
@@ -54,7 +50,12 @@ function start(): boolean {
   if (broken) return false;
   if (worker) return true;
   try {
-    worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { ortPath: require.resolve('onnxruntime-node') } });
+    Object.assign(process.env, ORT_PROCESS_ENV); // before the thread loads ORT (the native library reads the process environment)
+    worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      env: { ...process.env, ...ORT_PROCESS_ENV },
+      workerData: { ortPath: require.resolve('onnxruntime-node') },
+    });
     worker.unref();
     worker.on('error', () => {
       broken = true;
@@ -87,7 +88,9 @@ export function runSync(
   const ctl = new SharedArrayBuffer(4);
   // transferFeeds: the feeds' buffers move to the worker instead of being copied (the caller must not reuse them).
   const transfer = options.transferFeeds ? [...new Set(Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer))] : [];
-  worker!.postMessage({ key, model, feeds, ctl, providers: options.providers ?? ['cpu'], threads: options.threads ?? 0 }, transfer);
+  // a few large products: a memory arena would keep their high-water mark
+  const sessionOptions = ortSessionOptions({ providers: options.providers, threads: options.threads, memArena: false });
+  worker!.postMessage({ key, model, feeds, ctl, options: sessionOptions }, transfer);
   const res = Atomics.wait(new Int32Array(ctl), 0, 0, options.timeoutMs ?? 300_000);
   const msg = receiveMessageOnPort(port!)?.message as { ok: boolean; out?: Record<string, SyncTensor>; error?: string } | undefined;
   if (res === 'timed-out' || !msg) {

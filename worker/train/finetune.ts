@@ -9,7 +9,8 @@ import { OnnxModel, loadModel } from '../onnx/model';
 import { Batch, Dataset, IGNORE_LABEL, openDataset, specFromArg, batches } from '../data/dataset';
 import { resolveProvider, ProviderReport } from '../runtime/providers';
 import { scoreLogits } from '../runtime/evaluate';
-import { checkFinite } from '../runtime/session';
+import { checkFinite } from '../runtime/runner';
+import { createOrtSession } from '../runtime/session';
 import type { FinetuneRequest, FinetuneResult, JobContext } from '../types';
 import {
   ParamLayout,
@@ -72,15 +73,9 @@ async function createSession(
 ): Promise<ort.InferenceSession> {
   // Training graphs of small models are many small ops: past a few threads ONNX Runtime's scheduling
   // costs more than it gains (measured on a 16-core machine: 4 threads beat 16), so the default is capped.
-  const options: ort.InferenceSession.SessionOptions = {
-    executionProviders: [provider.used],
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-    intraOpNumThreads: threads || Math.min(4, os.availableParallelism()),
-    enableCpuMemArena: params <= NO_ARENA_ABOVE_PARAMS,
-  };
+  const settings = { providers: [provider.used], threads: threads || Math.min(4, os.availableParallelism()), memArena: params <= NO_ARENA_ABOVE_PARAMS };
   try {
-    return await ort.InferenceSession.create(model.toBytes(), options);
+    return await createOrtSession(model.toBytes(), settings);
   } catch (err) {
     throw new OtfuseError('INTERNAL', `ONNX Runtime cannot load the generated ${what} graph: ${(err as Error).message.split('\n')[0]}`, { file: model.file });
   }

@@ -1,6 +1,7 @@
 // Gradient checking: analytic gradients from the gradient graph against central finite differences of the
 // loss the same graph computes. Works on float32 and float64 graphs (tensors keep their element type).
 import * as ort from 'onnxruntime-node';
+import { createOrtSession } from '../runtime/session';
 import { OnnxModel } from '../onnx/model';
 import { GradientGraphOptions, buildGradientGraph } from './graphs';
 
@@ -39,7 +40,7 @@ type FloatArray = Float32Array | Float64Array;
 export async function gradientCheck(model: OnnxModel, options: GradCheckOptions): Promise<GradCheckEntry[]> {
   const gg = await buildGradientGraph(model, options);
   // Unoptimised: finite differences need the exact same arithmetic as the analytic run, no fused kernels.
-  const session = await ort.InferenceSession.create(gg.model.toBytes(), { graphOptimizationLevel: 'disabled', logSeverityLevel: 3, intraOpNumThreads: 1 });
+  const session = await createOrtSession(gg.model.toBytes(), { optimization: 'disabled', threads: 1 });
   try {
     const feeds: Record<string, ort.Tensor> = { ...options.feeds };
     const initNames = new Set(model.initializerNames());

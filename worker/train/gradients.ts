@@ -3,7 +3,7 @@
 // Adding an op gradient = one entry here (+ a case in test/train/opgrad.test.ts); supportedOps() lists the keys.
 import type { onnx } from 'onnx-proto';
 import { A, makeTensor, type GraphBuilder } from './builder';
-import { attrInt, attrInts, inversePerm, type RuleContext } from './autodiff';
+import { attrInt, attrInts, inversePerm, type RuleContext } from './rules';
 
 /** What a gradient rule sees of one forward node. */
 export interface RuleArgs {

@@ -5,7 +5,7 @@
 // - the evaluation graph (forward with the flat parameter vector as an input).
 import { onnx } from 'onnx-proto';
 import { OtfuseError } from '../errors';
-import { cloneForWeights } from '../fusion/params';
+import { cloneForWeights } from '../onnx/params';
 import { OnnxModel, dimsOf, isFloatTensor } from '../onnx/model';
 import { A, DT, GraphBuilder } from './builder';
 import { IGNORE_LABEL } from '../data/dataset';

@@ -4,6 +4,7 @@
 // type); dims that depend on the batch are never baked into the emitted graph, only used to spot
 // broadcast (size-1) axes, so the probe batch size is chosen to be neither 1 nor a model width.
 import * as ort from 'onnxruntime-node';
+import { createOrtSession } from '../runtime/session';
 import { onnx } from 'onnx-proto';
 import { OtfuseError } from '../errors';
 import { OnnxModel, dimsOf } from '../onnx/model';
@@ -66,7 +67,7 @@ export async function probeShapes(model: OnnxModel, feeds: ProbeFeeds): Promise<
   let session: ort.InferenceSession;
   try {
     // No graph optimisation: every exposed tensor must keep the value the unoptimised graph gives it.
-    session = await ort.InferenceSession.create(probe.toBytes(), { graphOptimizationLevel: 'disabled', logSeverityLevel: 3 });
+    session = await createOrtSession(probe.toBytes(), { optimization: 'disabled' });
   } catch (err) {
     throw new OtfuseError('BAD_MODEL', `ONNX Runtime cannot load the model for shape probing: ${(err as Error).message.split('\n')[0]}`, { file: model.file });
   }

@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { OtfuseError } from '../errors';
 import { loadModel } from '../onnx/model';
 import type { Batch, Dataset } from '../data/dataset';
-import { InputBinding, ModelRunner } from '../runtime/session';
+import { InputBinding, ModelRunner } from '../runtime/runner';
 import type { ProviderChoice } from '../runtime/providers';
 
 /** Mean over models of softmax(logits/T), row by row; `rows` × `classes`, row-major; accumulates into `out`. */

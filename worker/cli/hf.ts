@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { engine } from '../api';
 import { OtfuseError } from '../errors';
-import { bool, num, rejectUnknown, str, type ParsedArgs } from '../cli/args';
+import { bool, num, rejectUnknown, str, type ParsedArgs } from './args';
 
 export const HF_USAGE = `  otfuse import HF_DIR -o model.onnx      Hugging Face folder (config.json + model.safetensors) → ONNX
   otfuse export MODEL --like HF_DIR -o OUT_DIR [--force]

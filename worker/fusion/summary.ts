@@ -1,8 +1,8 @@
 // `otfuse inspect --alignment`: the alignment structure derived from the graph, as data and as readable text.
 import type { OnnxModel } from '../onnx/model';
 import type { AlignmentSummary } from '../types';
-import { analyzeModel, type LinearRef, type ModelPlan } from './analyze';
-import { compileSchedule, type Slot } from '../fusion/schedule';
+import { analyzeModel, type LinearRef, type ModelPlan } from '../graph/analyze';
+import { compileSchedule, type Slot } from './schedule';
 
 export function analyzeAlignment(model: OnnxModel): AlignmentSummary {
   return summarizePlan(analyzeModel(model));

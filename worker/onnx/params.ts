@@ -3,8 +3,12 @@
 // copies and of weights read back from the model file (loadModel's lazyWeights) otherwise, and clones that share
 // the graph instead of re-encoding the whole model.
 import { onnx } from 'onnx-proto';
-import { copyTensor, isDeferred, OnnxModel } from '../onnx/model';
-import type { Params } from './align';
+import { copyTensor, isDeferred, OnnxModel } from './model';
+
+/** Read access to a model's parameters by initializer name (float32 values and dims). */
+export interface Params {
+  get(name: string): { dims: number[]; data: Float32Array };
+}
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 

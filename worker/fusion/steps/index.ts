@@ -1,0 +1,30 @@
+// The alignment's step handlers, one per schedule step kind (schedule.ts), walked in schedule order. A new kind
+// of step (e.g. a gated MLP whose gate and up projections share one map) = a step in the schedule and its
+// handler here; the compiler asks for the handler.
+import type { Step } from '../schedule';
+import type { Aligner } from './aligner';
+import { attentionStep } from './attention';
+import { classifierStep } from './classifier';
+import { embeddingStep } from './embedding';
+import { linearStep } from './linear';
+import { normStep } from './norm';
+import { residualStep } from './residual';
+import { saveStep, stageStep } from './stage';
+
+type Handler<S extends Step> = (al: Aligner, step: S) => void | Promise<void>;
+
+export const STEP_HANDLERS: { [K in Step['kind']]: Handler<Extract<Step, { kind: K }>> } = {
+  stage: stageStep,
+  embedding: embeddingStep,
+  save: saveStep,
+  norm: normStep,
+  attention: attentionStep,
+  linear: linearStep,
+  residual: residualStep,
+  classifier: classifierStep,
+};
+
+/** Runs every step of the schedule, in order. */
+export async function runSchedule(al: Aligner, steps: Step[]): Promise<void> {
+  for (const step of steps) await (STEP_HANDLERS[step.kind] as Handler<Step>)(al, step);
+}
