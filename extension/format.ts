@@ -6,10 +6,10 @@ export function pct(x: number | undefined): string {
   return x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(2)}%`;
 }
 
-/** The accuracy a run is summarised by: the finetuned fused model, else the fused model (by role, not label). */
+/** The accuracy a run is summarised by: the finetuned fused model, else the fused (or merged) model (by role). */
 export function mainAccuracy(record: RunRecord): number | undefined {
   const pick = (role: string) => record.metrics.find((x) => x.role === role && !x.seeds && x.accuracy !== undefined);
-  const m = pick('finetuned') ?? pick('fused') ?? record.metrics.find((x) => x.accuracy !== undefined);
+  const m = pick('finetuned') ?? pick('fused') ?? pick('merged') ?? record.metrics.find((x) => x.accuracy !== undefined);
   return m?.accuracy;
 }
 

@@ -164,11 +164,11 @@ export function lastFuseSeconds(d: Deps, models: string[], recipe: FuseRecipe): 
 
 /** "fused: ot 85.10% · vanilla 9.80% · best parent 86.20% on test.npz" with the next steps as buttons. */
 export function notifyFused(runDir: string, record: RunRecord): void {
-  const acc = (label: string) => record.metrics.find((m) => m.label === label)?.accuracy;
-  const parents = record.metrics.filter((m) => m.file && record.models.includes(m.file));
+  const acc = (role: 'fused' | 'vanilla') => record.metrics.find((m) => m.role === role)?.accuracy;
+  const parents = record.metrics.filter((m) => m.role === 'parent' || m.role === 'anchor');
   const best = parents.reduce<number | undefined>((b, m) => (m.accuracy !== undefined && (b === undefined || m.accuracy > b) ? m.accuracy : b), undefined);
   const text = record.metrics.length
-    ? `otfuse: fused ${record.name} — OT ${pct(acc('ot'))}${acc('vanilla') !== undefined ? `, vanilla ${pct(acc('vanilla'))}` : ''}, best parent ${pct(best)} ${measuredOn(record)}.`
+    ? `otfuse: fused ${record.name} — OT ${pct(acc('fused'))}${acc('vanilla') !== undefined ? `, vanilla ${pct(acc('vanilla'))}` : ''}, best parent ${pct(best)} ${measuredOn(record)}.`
     : `otfuse: fused ${record.name} (not evaluated).`;
   void vscode.window.showInformationMessage(text, 'Open Run', 'Finetune', 'Reveal Fused Model').then((c) => {
     if (c === 'Open Run') void vscode.commands.executeCommand('otfuse.openRun', runDir);

@@ -118,7 +118,7 @@ export function mergeCommands(d: Deps, pickers: Pickers) {
       d.log.info(`merge written to ${result.runDir}: ${result.record.metrics.map((m) => `${m.label} ${pct(m.accuracy)}`).join(', ')}`);
       d.store.notify(result.runDir);
       if (!options.quiet) {
-        const merged = result.record.metrics.find((m) => m.label.startsWith('merged'));
+        const merged = result.record.metrics.find((m) => m.role === 'merged');
         void vscode.window
           .showInformationMessage(`otfuse: merged with ${method.name}${merged ? ` — ${pct(merged.accuracy)}` : ''}.`, 'Open Run', 'Reveal Merged Model')
           .then((c) => {

@@ -154,8 +154,9 @@ export function modelCommands(d: Deps, pickers: Pickers) {
       if (teachers && !distilled) d.log.warn('otfuse.finetuneTeachers is on, but this engine has no distillation finetune: trained on the labels only');
       d.store.notify(runDir);
       if (d.alignment.currentRun !== runDir) await d.alignment.showRun(runDir, false);
-      const row = (label: string) => result.record.metrics.find((m) => m.label === label)?.accuracy;
-      const text = `${record.name}: ot+finetune ${pct(row('ot+finetune'))}${row('anchor+finetune') !== undefined ? ` vs anchor+finetune ${pct(row('anchor+finetune'))}` : ''} ${measuredOn(result.record)} (${result.finetune.steps} steps${teachers ? (distilled ? ', distilled from the parents' : ', teachers ignored: no distillation in this engine') : ''})`;
+      const row = (role: 'finetuned' | 'baseline') =>
+        result.record.metrics.find((m) => m.role === role && !m.seeds && (role === 'finetuned' || m.start === 'anchor'))?.accuracy;
+      const text = `${record.name}: ot+finetune ${pct(row('finetuned'))}${row('baseline') !== undefined ? ` vs anchor+finetune ${pct(row('baseline'))}` : ''} ${measuredOn(result.record)} (${result.finetune.steps} steps${teachers ? (distilled ? ', distilled from the parents' : ', teachers ignored: no distillation in this engine') : ''})`;
       d.log.info(`finetuned ${text}`);
       if (!options.quiet)
         void vscode.window.showInformationMessage(`otfuse: ${text}`, 'Open Run', 'Export Table').then((c) => {

@@ -29,7 +29,7 @@ test('a default run writes fused.onnx, run.json and maps.safetensors, and evalua
   );
   assert.equal(path.dirname(runDir), runsDir);
   assert.match(path.basename(runDir), /^\d{8}-\d{6}-unit$/);
-  assert.deepEqual(fs.readdirSync(runDir).sort(), ['fused.onnx', 'maps.safetensors', 'run.json']);
+  assert.deepEqual(fs.readdirSync(runDir).sort(), ['.otfuse-owner.json', 'fused.onnx', 'maps.safetensors', 'run.json']);
   assert.deepEqual(fs.readdirSync(runsDir), [path.basename(runDir)], 'no temp folders left');
   assert.ok(fs.existsSync(output));
   const onDisk = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as RunRecord;
@@ -210,7 +210,7 @@ test('a run with a finetune stage keeps the finetuned model in the folder and re
     },
     {},
   );
-  assert.deepEqual(fs.readdirSync(runDir).sort(), ['finetuned.onnx', 'fused.onnx', 'maps.safetensors', 'run.json']);
+  assert.deepEqual(fs.readdirSync(runDir).sort(), ['.otfuse-owner.json', 'finetuned.onnx', 'fused.onnx', 'maps.safetensors', 'run.json']);
   assert.equal(record.metrics[record.metrics.length - 1].label, 'ot+finetune');
   assert.equal(record.finetune?.output, path.join(runDir, 'finetuned.onnx'));
   assert.equal(record.finetune?.steps, 3);

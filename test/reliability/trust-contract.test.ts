@@ -14,7 +14,7 @@ import { openRegular } from '../../worker/onnx/files';
 import { FileSlice, InflatedSource, SPILL_IN_MEMORY_BYTES } from '../../worker/data/source';
 import { validateRecipe } from '../../worker/fusion/recipe';
 import { csvTable } from '../../worker/io/csv';
-import { VIT, runCli, tempDir } from '../helpers';
+import { ROOT, VIT, runCli, tempDir } from '../helpers';
 import { hfDir } from '../hf/helpers';
 import { hasStackTrace } from './helpers';
 
@@ -47,12 +47,33 @@ test('a parent with a NaN weight: fuse refuses before any work, naming the file 
   assert.equal(fs.existsSync(path.join(dir, 'runs')) && fs.readdirSync(path.join(dir, 'runs')).length > 0, false, 'no run folder');
 });
 
+test('a fine-tune with a NaN weight: merge refuses it before any work, naming the initializer; nothing written', async () => {
+  const dir = tempDir();
+  const { file, tensor } = poisoned(dir, path.join(ROOT, 'test', 'fixtures', 'merge', 'vit48_s10_ft_b.onnx'), NaN, 'ft-nan.onnx');
+  const out = path.join(dir, 'merged.onnx');
+  await assert.rejects(
+    engine.merge({
+      models: [path.join(ROOT, 'test', 'fixtures', 'merge', 'vit48_s10_ft_a.onnx'), file],
+      method: 'linear',
+      output: out,
+      runsDir: path.join(dir, 'runs'),
+    }),
+    (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_MODEL' && e.file === file && e.message.includes(`'${tensor}'`),
+  );
+  assert.deepEqual(fs.readdirSync(dir), ['ft-nan.onnx']);
+});
+
 test('a model with an Inf weight: finetune refuses it (BAD_MODEL naming the initializer) and writes nothing', async () => {
   const dir = tempDir();
   const { file, tensor } = poisoned(dir, A, -Infinity, 'inf.onnx');
   const out = path.join(dir, 'out.onnx');
   await assert.rejects(
     engine.finetune({ model: file, data: CALIB, output: out, maxSteps: 1, provider: 'cpu' }),
+    (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_MODEL' && e.file === file && e.message.includes(`'${tensor}'`),
+  );
+  // The same model as a distillation teacher.
+  await assert.rejects(
+    engine.finetune({ model: A, data: CALIB, output: out, maxSteps: 1, provider: 'cpu', teachers: [file] }),
     (e: unknown) => e instanceof OtfuseError && e.code === 'BAD_MODEL' && e.file === file && e.message.includes(`'${tensor}'`),
   );
   assert.deepEqual(fs.readdirSync(dir), ['inf.onnx']);

@@ -152,4 +152,8 @@ test('Quick Finetune on a run fused without evaluation says its numbers are cali
   const row = ft.record.metrics.find((m) => m.role === 'finetuned')!;
   assert.equal(path.resolve(runDir, row.data!.path), CALIB);
   assert.equal(row.data!.sha256, sha(CALIB));
+  // The extension passes the run's calibration data as the evaluation data explicitly: labelled the same way.
+  const other = await fuseModels({ models: [S11, S10], data: CALIB, skipEval: true, runsDir, recipe: { preset: 'weights' } }, {});
+  const explicit = await finetuneRun({ runDir: other.runDir, data: TRAIN, evalData: CALIB, maxSteps: 2 }, {});
+  assert.equal(explicit.record.evalIsCalibration, true);
 });

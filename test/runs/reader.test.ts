@@ -6,13 +6,12 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, tempDir } from '../helpers';
+import { ROOT, runCli, tempDir } from '../helpers';
 import { listRuns, readRun, writeRecord } from '../../worker/runs/store';
 import { listRunFilesAsync, readRunFileAsync, RUN_FILE_MAX_BYTES } from '../../worker/runs/reader';
-import { migrateRunRecord } from '../../worker/runs/migrate';
+import { migrateRunRecord, roleFromLabel } from '../../worker/runs/migrate';
 import { demoVerdict } from '../../worker/cli/verdict';
 import { runSchemaText } from '../../worker/runs/schema';
-import type { TextSpec } from '../../worker/data/text';
 
 const OLD = path.join(ROOT, 'test', 'fixtures', 'runs', 'v1-run');
 
@@ -72,6 +71,8 @@ test('run.json with wrong types is an unreadable run with the reason, never an e
     [{ ...good, models: { 0: 'a' } }, /models must be array/],
     [{ ...good, versions: { otfuse: 1 } }, /versions\.otfuse must be string/],
     [{ ...good, finetune: { ...good.finetune, history: 'long' } }, /finetune\.history must be array/],
+    [{ ...good, merge: { method: 'ties', params: null } }, /merge\.params must be object/],
+    [{ ...good, sharedBase: { shared: true, message: 'x', base: 7 } }, /sharedBase\.base must be string/],
     [[], /not an object/],
     [null, /not an object/],
     ['text', /not an object/],
@@ -152,9 +153,64 @@ test('what the engine writes fits the schema: an auto-tuned BERT run on text wit
   assert.deepEqual(entry.record, JSON.parse(JSON.stringify(record)));
   assert.ok(record.autotune && record.finetune && record.metrics.some((m) => m.role === 'ensemble'));
   assert.equal(record.maxLength, 32, "the tokenizer's model_max_length");
-  const trainSpec: TextSpec = { path: train, tokenizer: hf('bert-tiny-cls-a') };
-  await finetuneRun({ runDir, data: trainSpec, maxSteps: 1, baseline: true }, {});
+  // A plain .jsonl: the tokenizer comes from the run's Hugging Face folders, as for the fuse.
+  await finetuneRun({ runDir, data: train, maxSteps: 1, baseline: true }, {});
   const again = readRun(runDir);
   assert.equal(again.error, undefined);
   assert.equal(again.record!.finetunes!.length, 2);
+});
+
+test('the labels of every row kind the engine wrote before roles map to their role', () => {
+  const models = ['/p/a.onnx', '/p/b.onnx'];
+  const cases: [string, string | undefined, string][] = [
+    ['a.onnx (anchor)', '/p/a.onnx', 'anchor|0|'],
+    ['b.onnx', '/p/b.onnx', 'parent|1|'],
+    ['vanilla', undefined, 'vanilla||'],
+    ['ot', '/r/fused.onnx', 'fused||'],
+    ['ot+finetune', '/r/finetuned.onnx', 'finetuned||fused'],
+    ['ensemble (mean logits)', undefined, 'ensemble||'],
+    ['ot+finetune (3 seeds)', undefined, 'finetuned||fused'],
+    ['a.onnx+finetune (3 seeds)', undefined, 'baseline|0|anchor'],
+    ['b.onnx+finetune (baseline run)', undefined, 'baseline|1|parent'],
+    ['vanilla+finetune (3 seeds)', undefined, 'baseline||vanilla'],
+    ['anchor+finetune', '/r/anchor-finetuned.onnx', 'baseline|0|anchor'],
+    ['merged (ties)', undefined, 'merged||'],
+    ['base.onnx (base)', '/p/base.onnx', 'base||'],
+  ];
+  for (const [label, file, want] of cases) {
+    const r = roleFromLabel(label, file, models);
+    assert.equal(`${r.role}|${r.model ?? ''}|${r.start ?? ''}`, want, label);
+  }
+});
+
+test('what the engine writes fits the schema: a merge run (roles base and merged)', () => {
+  const dir = tempDir();
+  const MERGE = path.join(ROOT, 'test', 'fixtures', 'merge');
+  const models = ['vit48_s10_ft_a.onnx', 'vit48_s10_ft_b.onnx'].map((f) => path.join(MERGE, f));
+  const base = path.join(ROOT, 'test', 'fixtures', 'vit', 'vit48_s10.onnx');
+  const evalData = path.join(ROOT, 'examples', 'data', 'fmnist-test-2k.json');
+  const r = runCli(['merge', ...models, '--base', base, '--method', 'ties', '--runs-dir', dir, '--eval-data', evalData, '--eval-limit', '100']);
+  assert.equal(r.code, 0, r.stderr);
+  const [run] = listRuns(dir);
+  assert.equal(run.error, undefined);
+  assert.deepEqual(
+    run.record!.metrics.map((m) => `${m.role}${m.model ?? ''}`),
+    ['parent0', 'parent1', 'base', 'merged', 'ensemble'],
+  );
+  // A fuse of the same fine-tunes records its shared-base report, typed by the schema too.
+  const fused = runCli([
+    'fuse',
+    ...models,
+    '--data',
+    path.join(ROOT, 'test', 'fixtures', 'vit', 'calib200.npz'),
+    '--preset',
+    'weights',
+    '--no-eval',
+    '--runs-dir',
+    path.join(dir, 'f'),
+  ]);
+  assert.equal(fused.code, 0, fused.stderr);
+  const [f] = listRuns(path.join(dir, 'f'));
+  assert.equal(f.error, undefined);
+  assert.equal(f.record!.sharedBase?.shared, true);
 });

@@ -3,7 +3,7 @@
 // fused.onnx, calibration-only evaluation labelled, finetune/re-evaluate into a run.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { LOCK_FILE, OWNER_FILE } from '../../worker/io/outputs';
@@ -23,6 +23,12 @@ const EVAL = path.join(EXAMPLES, 'data', 'fmnist-test-2k.json');
 const TRAIN = path.join(EXAMPLES, 'data', 'fmnist-train-5k.json');
 
 // Child mode (the concurrency test starts this file 12 times): claim with a fixed clock, write, commit, print the id.
+if (process.env.OTFUSE_EXIT_CHILD) {
+  // A run that claims its folder and then quits at once (a second Ctrl-C calls process.exit(130)).
+  claimRun(process.env.OTFUSE_EXIT_CHILD, 'quit');
+  process.exit(130);
+}
+
 if (process.env.OTFUSE_CLAIM_CHILD) {
   const c = claimRun(process.env.OTFUSE_CLAIM_CHILD, 'same', new Date(2026, 0, 2, 3, 4, 5));
   fs.writeFileSync(path.join(c.tmp, 'run.json'), JSON.stringify({ id: c.id }));
@@ -102,6 +108,13 @@ test('stale run temp folders are cleaned by their lock, not by PID: a live one (
   assert.ok(fs.existsSync(foreign) && fs.existsSync(path.join(runsDir, '20260101-000000-y')));
   assert.equal(fs.readFileSync(path.join(userTmp, 'mine.txt'), 'utf8'), 'precious');
   assert.ok(fs.existsSync(oldEmpty));
+});
+
+test('a run that exits without giving its claim back (process.exit) leaves no temp folder and no empty claim', () => {
+  const runsDir = tempDir();
+  const r = spawnSync(process.execPath, [__filename], { env: { ...process.env, OTFUSE_EXIT_CHILD: runsDir }, encoding: 'utf8' });
+  assert.equal(r.status, 130, r.stderr);
+  assert.deepEqual(fs.readdirSync(runsDir), []);
 });
 
 test('deleteRun removes only real otfuse run folders', () => {

@@ -1,12 +1,13 @@
 // The demo's closing paragraph (otfuse demo), from a run record's typed metric rows (never their labels).
 import type { RunRecord } from '../types';
+import { parentRows } from '../runs/roles';
 
 /** One honest paragraph: fused + finetune against the better parent given the same finetune and the ensemble. */
 export function demoVerdict(r: RunRecord): string {
   const pct = (v: number) => `${(v * 100).toFixed(2)} %`;
   const fused = r.metrics.find((m) => m.role === 'finetuned' && m.seeds);
   const parentsTuned = r.metrics.filter((m) => m.role === 'baseline' && m.seeds && (m.start === 'anchor' || m.start === 'parent'));
-  const parents = r.metrics.filter((m) => m.role === 'parent' || m.role === 'anchor');
+  const parents = parentRows(r.metrics);
   const ens = r.metrics.find((m) => m.role === 'ensemble');
   if (!fused || !parentsTuned.length || fused.accuracy === undefined) return '';
   const bestTuned = parentsTuned.reduce((a, b) => ((b.accuracy ?? 0) > (a.accuracy ?? 0) ? b : a));

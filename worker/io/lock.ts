@@ -27,17 +27,36 @@ setInterval(() => {
 `;
 
 let heartbeat: Worker | undefined;
+let fallback: NodeJS.Timeout | undefined;
 const held = new Set<string>();
 
-function beat(message: { add?: string; remove?: string }): void {
-  if (!heartbeat) {
-    heartbeat = new Worker(HEARTBEAT_SOURCE, { eval: true, workerData: { intervalMs: HEARTBEAT_MS } });
-    heartbeat.unref(); // never keeps the process alive
-    heartbeat.on('error', () => {
-      heartbeat = undefined;
-    });
+function touchAll(): void {
+  const now = new Date();
+  for (const f of held) {
+    try {
+      fs.utimesSync(f, now, now);
+    } catch {
+      /* the folder was moved or removed */
+    }
   }
-  heartbeat.postMessage(message);
+}
+
+function beat(message: { add?: string; remove?: string }): void {
+  if (!heartbeat && !fallback) {
+    try {
+      heartbeat = new Worker(HEARTBEAT_SOURCE, { eval: true, workerData: { intervalMs: HEARTBEAT_MS } });
+      heartbeat.unref(); // never keeps the process alive
+      heartbeat.on('error', () => {
+        heartbeat = undefined; // the next lock starts a new one, with every held lock
+      });
+      for (const f of held) heartbeat.postMessage({ add: f });
+    } catch {
+      // No worker threads here: refresh from this thread (stale only when it is blocked for STALE_MS).
+      fallback = setInterval(touchAll, HEARTBEAT_MS);
+      fallback.unref();
+    }
+  }
+  heartbeat?.postMessage(message);
 }
 
 export interface HeldLock {

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { OtfuseError } from '../errors';
-import { describeErrno } from '../onnx/files';
+import { describeErrno, readRegularFile } from '../onnx/files';
 import { holdLock, lockIsFresh, LOCK_FILE, type HeldLock } from './lock';
 
 export { LOCK_FILE };
@@ -30,7 +30,7 @@ export interface InputRef {
 
 /** The real path of `p`: symlinks resolved; for a path that does not exist yet, the nearest existing folder above
  * it resolved and the rest appended. */
-export function realTarget(p: string): string {
+function realTarget(p: string): string {
   const abs = path.resolve(p);
   try {
     return fs.realpathSync(abs);
@@ -106,12 +106,9 @@ export function dataInputs(arg: unknown, what = 'dataset'): InputRef[] {
     // A dataset spec names its data and labels relative to itself (the reader checks the rest; a bad spec is
     // refused there, not here).
     try {
-      const st = fs.statSync(file);
-      if (st.isFile() && st.size <= 1 << 20) {
-        const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-        for (const key of ['path', 'labels']) {
-          if (typeof parsed?.[key] === 'string') out.push({ path: path.resolve(path.dirname(file), parsed[key]), what: `${what} ${key}` });
-        }
+      const parsed = JSON.parse(Buffer.from(readRegularFile(file, 'BAD_DATA', 'dataset spec', 1 << 20)).toString('utf8')) as Record<string, unknown>;
+      for (const key of ['path', 'labels']) {
+        if (typeof parsed?.[key] === 'string') out.push({ path: path.resolve(path.dirname(file), parsed[key]), what: `${what} ${key}` });
       }
     } catch {
       /* not readable here: the dataset reader reports it */
@@ -145,31 +142,44 @@ export function checkOutputWritable(target: string, what: string, isDir = false)
   }
 }
 
-/** Writes the owner marker into a folder otfuse just created (`replace`: change the kind of one it marked). */
-export function markOwned(dir: string, kind: OwnedKind, replace = false): void {
-  fs.writeFileSync(path.join(dir, OWNER_FILE), JSON.stringify({ otfuse: VERSION, kind, createdAt: new Date().toISOString() }) + '\n', {
-    flag: replace ? 'w' : 'wx',
-  });
+/** Writes the owner marker into a folder otfuse just created (`replace`: change the kind of one it marked);
+ * `files`: the names otfuse wrote in it (a folder holding anything else is not replaced wholesale). */
+export function markOwned(dir: string, kind: OwnedKind, replace = false, files?: string[]): void {
+  const marker = { otfuse: VERSION, kind, createdAt: new Date().toISOString(), ...(files ? { files } : {}) };
+  fs.writeFileSync(path.join(dir, OWNER_FILE), JSON.stringify(marker) + '\n', { flag: replace ? 'w' : 'wx' });
 }
 
-/** The kind the owner marker of `dir` names, or undefined when `dir` is not a real folder that otfuse marked. */
-export function ownedKind(dir: string): OwnedKind | undefined {
+/** The owner marker of `dir`, or undefined when `dir` is not a real folder that otfuse marked. */
+function readMarker(dir: string): { kind: OwnedKind; files?: string[] } | undefined {
   try {
     const st = fs.lstatSync(dir);
     if (!st.isDirectory()) return undefined; // a symlink is never followed into
     const marker = path.join(dir, OWNER_FILE);
-    const mst = fs.lstatSync(marker);
-    if (!mst.isFile() || mst.size > 4096) return undefined;
-    const parsed = JSON.parse(fs.readFileSync(marker, 'utf8')) as { otfuse?: unknown; kind?: unknown };
-    return typeof parsed?.otfuse === 'string' && typeof parsed.kind === 'string' ? (parsed.kind as OwnedKind) : undefined;
+    if (!fs.lstatSync(marker).isFile()) return undefined; // not a link to some other file
+    const parsed = JSON.parse(Buffer.from(readRegularFile(marker, 'BAD_DATA', 'owner marker', 1 << 16)).toString('utf8')) as Record<string, unknown>;
+    if (typeof parsed?.otfuse !== 'string' || typeof parsed.kind !== 'string') return undefined;
+    const files = Array.isArray(parsed.files) ? parsed.files.filter((f): f is string => typeof f === 'string') : undefined;
+    return { kind: parsed.kind as OwnedKind, ...(files ? { files } : {}) };
   } catch {
     return undefined;
   }
 }
 
+function ownedKind(dir: string): OwnedKind | undefined {
+  return readMarker(dir)?.kind;
+}
+
+/** The names in a folder otfuse is about to mark as written by it (its own marker and lock left out). */
+function writtenNames(dir: string): string[] {
+  return fs
+    .readdirSync(dir)
+    .filter((n) => n !== OWNER_FILE && n !== LOCK_FILE)
+    .sort();
+}
+
 /** Why otfuse must not delete `dir` (undefined when it may): not marked as `kinds`, the current folder or a folder
  * above it, the home folder or the file-system root. */
-export function whyNotDeletable(dir: string, kinds: readonly OwnedKind[]): string | undefined {
+function whyNotDeletable(dir: string, kinds: readonly OwnedKind[]): string | undefined {
   const abs = path.resolve(dir);
   let real: string;
   try {
@@ -181,17 +191,14 @@ export function whyNotDeletable(dir: string, kinds: readonly OwnedKind[]): strin
   const cwd = realTarget(process.cwd());
   if (real === cwd || inside(cwd, real)) return 'it is the current folder or holds it';
   if (real === realTarget(os.homedir()) || path.dirname(real) === real) return 'it is the home folder or the root';
-  const kind = ownedKind(abs);
-  if (!kind) return `it was not written by otfuse (no ${OWNER_FILE} in it)`;
-  if (!kinds.includes(kind)) return `otfuse wrote it as a ${kind} folder, not as ${kinds.join(' or ')}`;
+  const marker = readMarker(abs);
+  if (!marker) return `it was not written by otfuse (no ${OWNER_FILE} in it)`;
+  if (!kinds.includes(marker.kind)) return `otfuse wrote it as a ${marker.kind} folder, not as ${kinds.join(' or ')}`;
+  if (marker.files) {
+    const extra = writtenNames(abs).find((n) => !marker.files!.includes(n));
+    if (extra !== undefined) return `it holds '${extra}', which otfuse did not write there`;
+  }
   return undefined;
-}
-
-/** Deletes a folder only when whyNotDeletable allows it; otherwise BAD_USAGE naming the reason. */
-export function removeOwnedDir(dir: string, kinds: readonly OwnedKind[]): void {
-  const why = whyNotDeletable(dir, kinds);
-  if (why) throw new OtfuseError('BAD_USAGE', `refusing to delete: ${why}`, { file: dir });
-  fs.rmSync(dir, { recursive: true, force: true });
 }
 
 const TEMP_DIR = /^\..+\.tmp$/;
@@ -205,22 +212,54 @@ export interface TempDir {
 }
 
 /** The hidden temp name for a file or folder built next to `target`: `.<name>.<pid>.<random>.tmp`. */
-export function tempNameFor(target: string): string {
+function tempNameFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
 }
 
-/** Creates a marked, locked temp folder next to `target` (or at `dir` when given). */
-export function makeTempDir(target: string, kind: 'temp' | 'run-temp' = 'temp', dir = tempNameFor(target)): TempDir {
+/** Temp folders in use, removed when the process exits without giving them back (a second Ctrl-C, process.exit). */
+const atExit = new Map<string, () => void>();
+let exitHookInstalled = false;
+
+function removeAtExit(dir: string, also?: () => void): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const fn of atExit.values()) {
+        try {
+          fn();
+        } catch {
+          /* best effort: the stale lock lets the next run clean it */
+        }
+      }
+    });
+  }
+  atExit.set(dir, () => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    also?.();
+  });
+}
+
+/** Creates a marked, locked temp folder next to `target` (or at `dir` when given); `alsoAtExit` runs after the
+ * folder is removed at an exit that did not give it back (e.g. to free a run's claim). */
+export function makeTempDir(target: string, kind: 'temp' | 'run-temp' = 'temp', dir = tempNameFor(target), alsoAtExit?: () => void): TempDir {
   fs.mkdirSync(dir);
-  let lock: HeldLock;
+  let held: HeldLock;
   try {
     // Lock first, then the marker: a marked folder is never seen without its fresh lock.
-    lock = holdLock(dir);
+    held = holdLock(dir);
     markOwned(dir, kind);
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+  removeAtExit(dir, alsoAtExit);
+  const lock: HeldLock = {
+    file: held.file,
+    release(movedTo?: string) {
+      atExit.delete(dir);
+      held.release(movedTo);
+    },
+  };
   return {
     dir,
     lock,
@@ -233,7 +272,7 @@ export function makeTempDir(target: string, kind: 'temp' | 'run-temp' = 'temp', 
 
 /** True when `dir` is a marked otfuse temp folder whose lock is missing or stale (its process is gone, wherever it
  * ran). */
-export function isStaleTemp(dir: string, kinds: readonly OwnedKind[] = ['temp', 'run-temp']): boolean {
+function isStaleTemp(dir: string, kinds: readonly OwnedKind[] = ['temp', 'run-temp']): boolean {
   const kind = ownedKind(dir);
   return kind !== undefined && kinds.includes(kind) && !lockIsFresh(dir);
 }
@@ -290,9 +329,10 @@ export async function writeOwnedDir<T>(target: string, options: { force?: boolea
   }
   try {
     const result = await fill(temp.dir);
-    markOwned(temp.dir, options.kind, true);
+    markOwned(temp.dir, options.kind, true, writtenNames(temp.dir));
     if (fs.existsSync(output)) {
       checkReplaceableDir(output, options.force, options.kind);
+      const previous = readMarker(output);
       const old = tempNameFor(output);
       markOwned(output, 'temp', true); // under its temp name it is a stale temp folder if this process dies
       fs.renameSync(output, old);
@@ -300,7 +340,7 @@ export async function writeOwnedDir<T>(target: string, options: { force?: boolea
         fs.renameSync(temp.dir, output);
       } catch (err) {
         fs.renameSync(old, output);
-        markOwned(output, options.kind, true);
+        markOwned(output, options.kind, true, previous?.files);
         throw err;
       }
       fs.rmSync(old, { recursive: true, force: true });

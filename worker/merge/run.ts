@@ -76,7 +76,8 @@ export async function mergeModels(request: MergeRequest, context: JobContext = {
     ...(baseFile ? modelInputs(baseFile, 'base model') : []),
     ...dataInputs(request.evalData, 'evaluation data'),
   ];
-  preflight({ inputs: inputRefs, output: hfOut ? undefined : output, runsDir, model: template, labelled: [evalSet] });
+  const finite = [...models, ...(base ? [base] : [])]; // a NaN/Inf weight in a fine-tune or the base is refused now
+  preflight({ inputs: inputRefs, output: hfOut ? undefined : output, runsDir, model: template, labelled: [evalSet], finite });
   if (hfOut && output) checkHfOutput(output, inputRefs, !!request.force);
 
   // The merge itself (in memory): a name or shape mismatch is refused here, before a run folder exists.

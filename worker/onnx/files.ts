@@ -125,20 +125,6 @@ export function sameFile(a: string, b: string): boolean {
   }
 }
 
-/** Refuses an output path that is one of the inputs (it would replace the user's source model). */
-export function refuseOverwritingInput(output: string | undefined, inputs: string[], flag = '-o'): void {
-  if (!output) return;
-  for (const input of inputs) {
-    if (sameFile(output, input)) {
-      throw new OtfuseError(
-        'BAD_USAGE',
-        `${flag} ${output} is the input model ${input}; writing it would replace the source model. Choose another output path`,
-        { file: output },
-      );
-    }
-  }
-}
-
 /** Node error codes in the documented OtfuseError vocabulary, with the file named. */
 export function fileError(err: unknown, code: ErrorCode, doing: string, file: string): OtfuseError {
   if (err instanceof OtfuseError) return err;
@@ -182,38 +168,6 @@ export function describeErrno(e: NodeJS.ErrnoException): string {
       return 'corrupt compressed data';
     default:
       return (e?.message ?? String(e)).split('\n')[0];
-  }
-}
-
-/** Fails now (not after an hour of work) when `target` cannot be written: a folder in its place, or no write
- * permission on the nearest existing folder above it (read-only file system, permissions). */
-export function checkWritable(target: string, what: string, isDir = false): void {
-  const abs = path.resolve(target);
-  try {
-    const st = fs.statSync(abs);
-    if (!isDir && st.isDirectory()) throw new OtfuseError('BAD_USAGE', `the ${what} is a folder`, { file: abs });
-    if (isDir && !st.isDirectory()) throw new OtfuseError('BAD_USAGE', `the ${what} is not a folder`, { file: abs });
-    if (isDir) {
-      fs.accessSync(abs, fs.constants.W_OK);
-      return;
-    }
-  } catch (err) {
-    if (err instanceof OtfuseError) throw err;
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
-      throw new OtfuseError('BAD_USAGE', `cannot write the ${what}: ${describeErrno(err as NodeJS.ErrnoException)}`, { file: abs });
-  }
-  let dir = isDir ? abs : path.dirname(abs);
-  while (!fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  try {
-    if (!fs.statSync(dir).isDirectory()) throw new OtfuseError('BAD_USAGE', `cannot write the ${what}: ${dir} is not a folder`, { file: abs });
-    fs.accessSync(dir, fs.constants.W_OK);
-    // access() ignores read-only mounts for root: probe with a real (hidden, removed at once) file.
-    const probe = path.join(dir, `.otfuse-probe-${process.pid}-${Date.now().toString(36)}`);
-    fs.writeFileSync(probe, '');
-    fs.rmSync(probe, { force: true });
-  } catch (err) {
-    if (err instanceof OtfuseError) throw err;
-    throw new OtfuseError('BAD_USAGE', `cannot write the ${what}: ${describeErrno(err as NodeJS.ErrnoException)} (${dir})`, { file: abs });
   }
 }
 

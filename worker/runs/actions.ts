@@ -21,8 +21,9 @@ import type {
 } from '../types';
 import { patchRun, readRun, runPath } from './store';
 import { sha256File, stampLineage } from './lineage';
-import { dataRef, finetuneProvenance, refuseTrainingOnEvaluation } from './provenance';
+import { dataRef, datasetSize, finetuneProvenance, refuseTrainingOnEvaluation, sameData } from './provenance';
 import { rowKey, upsertRow } from './roles';
+import { attachModelFolder } from '../hf/data';
 
 export const FINETUNED_FILE = 'finetuned.onnx';
 export const BASELINE_FILE = 'anchor-finetuned.onnx';
@@ -41,14 +42,16 @@ export async function finetuneRun(request: FinetuneRunRequest, context: JobConte
   const model = runPath(runDir, record.fusedModel);
   if (!model || !fs.existsSync(model)) throw new OtfuseError('BAD_MODEL', "the run's fused model is missing", { file: model ?? runDir });
   const evalData = request.evalData ?? record.evalData ?? record.data;
-  // A run fused without evaluation has no evaluation data: the finetune is then measured on the calibration data,
-  // and the record says so (evalIsCalibration) instead of showing those numbers as a result.
-  const onCalibration = request.evalData === undefined && record.evalData === undefined && record.data !== undefined;
-  const { runDir: _r, data, evalData: _e, baseline, teachers, ...options } = request;
+  // A run fused without evaluation has no evaluation data: a finetune measured on the calibration data (by default,
+  // or given as such: the same file or content) says so (evalIsCalibration) instead of showing it as a result.
+  const onCalibration = evalData !== undefined && record.data !== undefined && sameData(evalData, record.data) !== undefined;
+  const { runDir: _r, data: _d, evalData: _e, baseline, teachers, ...options } = request;
+  // Text or image data takes the tokenizer / preprocessor of a Hugging Face folder among the run's models.
+  const data = attachModelFolder(request.data, record.models);
   // Inputs are checked before the work: the data opens, it is not what the run is measured on, the run folder is
   // writable.
-  const trainN = openDataset(data).size;
-  const evalN = evalData !== undefined ? openDataset(evalData).size : 0;
+  datasetSize(data);
+  const evalN = evalData !== undefined ? datasetSize(evalData) : 0;
   refuseTrainingOnEvaluation(data, [
     { data: evalData, what: onCalibration ? 'calibration data the finetune is evaluated on' : 'evaluation data' },
     { data: record.evalData, what: "run's evaluation data" },
@@ -114,7 +117,6 @@ export async function finetuneRun(request: FinetuneRunRequest, context: JobConte
   const recorded: FinetuneResult = {
     ...finetune,
     ...finetuneProvenance({ ...base, teachers, evalData }, runDir),
-    trainData: dataRef(data, trainN, runDir),
     rows,
   };
   const next = patchRun(runDir, (r) => {

@@ -3,7 +3,7 @@
 // were written with (the only place that reads a label), and a single finetune becomes the start of the history.
 // Never throws: a value of the wrong type is left as it is, for the schema to report.
 import path from 'node:path';
-import type { MetricRole, ModelMetrics } from '../types';
+import type { ModelMetrics } from '../types';
 import { RUN_SCHEMA_VERSION } from './schema';
 
 type Json = Record<string, unknown>;
@@ -15,6 +15,8 @@ export function roleFromLabel(label: string, file: unknown, models: string[]): P
   const modelIndex = (name: string) => models.findIndex((m) => m === name || base(m) === name);
   const parent = (k: number): Pick<ModelMetrics, 'role' | 'model'> => ({ role: k === 0 ? 'anchor' : 'parent', model: k });
   if (/^ot$/i.test(label)) return { role: 'fused' };
+  if (/^merged \(/.test(label)) return { role: 'merged' };
+  if (/ \(base\)$/.test(label)) return { role: 'base' };
   if (/^vanilla$/i.test(label)) return { role: 'vanilla' };
   if (/^ensemble/i.test(label)) return { role: 'ensemble' };
   if (/^ot\+finetune\b/i.test(label)) return { role: 'finetuned', start: 'fused' };
@@ -67,6 +69,3 @@ export function migrateRunRecord(raw: Json, dir: string, mtime: Date): Json {
   }
   return out;
 }
-
-/** Every role a migrated record's rows may carry (for tests and views). */
-export type { MetricRole };

@@ -2,7 +2,6 @@
 // Unknown fields are allowed (a newer engine may add some); a known field of the wrong type makes the run unreadable,
 // with ajv's message as the reason. `node scripts/gen-run-schema.mjs` writes it to worker/runs/run.schema.json.
 import Ajv, { type ErrorObject } from 'ajv';
-import type { RunRecord } from '../types';
 import { METRIC_ROLES } from './roles';
 
 /** The format version this engine writes; records without one (or older) are migrated on read (migrate.ts). */
@@ -103,6 +102,26 @@ export function runSchema(): Record<string, unknown> {
         evalIsCalibration: { type: 'boolean' },
         parents: { type: 'array', items: obj({ file: str, sha256: str }, ['file', 'sha256']) },
         maxLength: int,
+        merge: obj({ method: str, params: { type: 'object' }, base: str, formula: str, tensors: int, constants: int, colinear: int, hfOutput: str }, [
+          'method',
+          'params',
+        ]),
+        sharedBase: obj(
+          {
+            shared: { type: 'boolean' },
+            message: str,
+            base: str,
+            baseName: str,
+            maxRatio: numOrNull,
+            medianRatio: numOrNull,
+            worstTensor: str,
+            tensors: int,
+            threshold: num,
+            medianThreshold: num,
+            identityMaps: obj({ maps: int, identity: int }),
+          },
+          ['shared', 'message'],
+        ),
       },
       ['id', 'name', 'status', 'createdAt', 'recipe', 'models', 'anchor', 'fusedModel', 'versions', 'timings', 'metrics', 'layers'],
     ),
@@ -125,9 +144,4 @@ export function runSchemaError(record: unknown): string | undefined {
   const place = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : 'the record';
   const where = place.length > 120 ? `${place.slice(0, 117)}…` : place;
   return `${where} ${e.message ?? 'is invalid'}${e.keyword === 'enum' ? ` (${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')})` : ''}`;
-}
-
-/** Type guard over runSchemaError. */
-export function isRunRecord(record: unknown): record is RunRecord {
-  return runSchemaError(record) === undefined;
 }

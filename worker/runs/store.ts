@@ -66,7 +66,7 @@ export function claimRun(runsDir: string, name: string, now = new Date()): RunCl
     if (fs.existsSync(dir)) continue;
     let temp: TempDir;
     try {
-      temp = makeTempDir(dir, 'run-temp');
+      temp = makeTempDir(dir, 'run-temp', undefined, () => freeClaim(dir));
     } catch (err) {
       throw cannot(err);
     }

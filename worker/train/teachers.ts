@@ -5,6 +5,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { OtfuseError } from '../errors';
 import { loadModel } from '../onnx/model';
+import { refuseNonFiniteWeights } from '../preflight';
 import type { Batch, Dataset } from '../data/dataset';
 import { InputBinding, ModelRunner } from '../runtime/runner';
 import type { ProviderChoice } from '../runtime/providers';
@@ -42,6 +43,7 @@ export class Teachers {
     try {
       for (const file of files) {
         const model = loadModel(file);
+        refuseNonFiniteWeights(model); // a NaN teacher would turn every distillation target into NaN
         const shape = model.summary().outputs[0]?.shape ?? [];
         const c = shape[shape.length - 1];
         if (classes !== undefined && typeof c === 'number' && c !== classes) {
