@@ -366,7 +366,9 @@ export function formatRun(result: FuseResult): string {
   const tuned = r.autotune
     ? [
         '',
-        `recipe      auto-tuned in ${r.autotune.seconds.toFixed(1)} s: ${r.autotune.chosenLabel} (held-out ${r.autotune.heldOutSamples} calibration samples; ${r.autotune.trials.filter((t) => !t.skipped).length} of ${r.autotune.trials.length} recipes tried)`,
+        r.autotune.trials.some((t) => !t.skipped)
+          ? `recipe      auto-tuned in ${r.autotune.seconds.toFixed(1)} s: ${r.autotune.chosenLabel} (held-out ${r.autotune.heldOutSamples} calibration samples; ${r.autotune.trials.filter((t) => !t.skipped).length} of ${r.autotune.trials.length} recipes tried)`
+          : `recipe      ${r.autotune.chosenLabel}, not auto-tuned (${r.autotune.trials[0]?.skipped ?? 'no trial fitted the budget'})`,
       ]
     : [];
   return [
