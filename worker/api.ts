@@ -3,6 +3,7 @@ import path from 'node:path';
 import { loadModel } from './onnx/model';
 import { openDataset } from './data/dataset';
 import { evaluateModel } from './runtime/evaluate';
+import { openForModel } from './data/causal';
 import { resolveProvider, ProviderChoice, ProviderReport } from './runtime/providers';
 import type {
   EvaluateRequest,
@@ -88,7 +89,10 @@ export const engine: EngineApi = {
   async evaluate(request, context = {}) {
     checkRequestNumbers(request);
     const model = loadModel(request.model);
-    const dataset = openDataset(attachModelFolder(request.data, [request.model]));
+    const spec = attachModelFolder(request.data, [request.model]);
+    const architecture = model.proto.metadataProps?.find((p) => p.key === 'otfuse.hf.architecture')?.value ?? undefined;
+    // Causal LMs: next-token scoring (labels = input_ids shifted; an .npz of input_ids alone), worker/data/causal.ts.
+    const dataset = openForModel(() => openDataset(spec), typeof spec === 'string' ? spec : spec.path, architecture);
     context.onProgress?.({
       stage: 'evaluate',
       message: `evaluating ${path.basename(request.model)}`,

@@ -192,7 +192,8 @@ async function cmdEval(args: ParsedArgs, context: JobContext): Promise<number> {
     [
       `model     ${model}`,
       `samples   ${result.samples}`,
-      `accuracy  ${(result.accuracy * 100).toFixed(2)} %`,
+      ...(result.perplexity !== undefined ? [`perplexity ${result.perplexity.toFixed(3)} (lower is better)`] : []),
+      `accuracy  ${(result.accuracy * 100).toFixed(2)} %${result.perplexity !== undefined ? ' (next token)' : ''}`,
       `loss      ${result.loss.toFixed(4)}`,
       `time      ${result.seconds.toFixed(2)} s (${Math.round(result.samples / Math.max(result.seconds, 1e-9))} samples/s)`,
       describeProvider(result.provider),
@@ -344,7 +345,11 @@ export function formatRun(result: FuseResult): string {
     m.accuracy === undefined ? '—' : `${(m.accuracy * 100).toFixed(2)} %${m.sd !== undefined ? ` ± ${(m.sd * 100).toFixed(2)}` : ''}`,
     m.loss === undefined ? '—' : m.loss.toFixed(4),
   ]);
-  let table = rows.length ? formatTable(['model', 'accuracy', 'loss'], rows) : '(evaluation skipped)';
+  // Causal LMs: perplexity first (lower is better), accuracy is next-token accuracy.
+  const lm = r.metrics.some((m) => m.perplexity !== undefined);
+  if (lm) rows.forEach((row, i) => row.splice(1, 0, r.metrics[i].perplexity === undefined ? '—' : r.metrics[i].perplexity!.toFixed(3)));
+  const header = lm ? ['model', 'perplexity (lower is better)', 'next-token accuracy', 'loss'] : ['model', 'accuracy', 'loss'];
+  let table = rows.length ? formatTable(header, rows) : '(evaluation skipped)';
   // Without --eval-data the numbers were measured on the calibration data itself: say so, they are no result.
   if (rows.length && r.evalIsCalibration) table = `measured on the CALIBRATION data (no separate --eval-data): not a held-out result\n${table}`;
   // Which data the rows were measured on, by name, N and content hash (run.json has each row's own).
@@ -363,7 +368,9 @@ export function formatRun(result: FuseResult): string {
   const tuned = r.autotune
     ? [
         '',
-        `recipe      auto-tuned in ${r.autotune.seconds.toFixed(1)} s: ${r.autotune.chosenLabel} (held-out ${r.autotune.heldOutSamples} calibration samples; ${r.autotune.trials.filter((t) => !t.skipped).length} of ${r.autotune.trials.length} recipes tried)`,
+        r.autotune.trials.some((t) => !t.skipped)
+          ? `recipe      auto-tuned in ${r.autotune.seconds.toFixed(1)} s: ${r.autotune.chosenLabel} (held-out ${r.autotune.heldOutSamples} calibration samples; ${r.autotune.trials.filter((t) => !t.skipped).length} of ${r.autotune.trials.length} recipes tried)`
+          : `recipe      ${r.autotune.chosenLabel}, not auto-tuned (${r.autotune.trials[0]?.skipped ?? 'no trial fitted the budget'})`,
       ]
     : [];
   return [

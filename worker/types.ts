@@ -127,6 +127,9 @@ export interface EvaluateResult {
   model: string;
   accuracy: number;
   loss: number;
+  /** Causal-LM text: perplexity = e^loss over the predicted next tokens (lower is better); accuracy is then
+   * next-token accuracy. */
+  perplexity?: number;
   samples: number;
   seconds: number;
   provider: ProviderReport;
@@ -283,6 +286,8 @@ export interface ModelMetrics {
   /** With `seeds`: the mean over the finetune seeds. */
   accuracy?: number;
   loss?: number;
+  /** Causal-LM text: e^loss over the predicted next tokens (lower is better); accuracy is next-token accuracy. */
+  perplexity?: number;
   /** Accuracy per finetune seed (baseline rows of an honest-protocol run) and their sample standard deviation. */
   seeds?: number[];
   sd?: number;

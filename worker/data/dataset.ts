@@ -42,6 +42,8 @@ export interface Dataset {
    * class label per sample.
    */
   labelsPerSample?: number;
+  /** Causal-LM data (worker/data/causal.ts): token labels are the next tokens; the loss gives perplexity. */
+  causal?: boolean;
   /** Text data: the sequence length it was tokenized at (truncation). */
   maxLength?: number;
   /** Builds a batch of the given sample indices; inputs are materialised only for those samples (read from the

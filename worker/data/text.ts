@@ -7,6 +7,7 @@ import { OtfuseError } from '../errors';
 import { excerpt, parseJsonText, READ_LIMITS, readText as readTextFile } from '../io/read';
 import { registerDatasetFormat, type Dataset, type DatasetSpec, type FeedTensor } from './dataset';
 import { loadTokenizer } from './tokenizer';
+import { isCausalLmFolder, isCausalTextFile, openCausalText } from './causal';
 
 export interface TextSpec extends DatasetSpec {
   /** A model folder (tokenizer.json or vocab.txt, config.json for label names), or a tokenizer.json / vocab.txt. */
@@ -22,7 +23,7 @@ interface TextRecord {
   line: number;
 }
 
-export const isTextFile = (file: string) => /\.(jsonl|csv)$/i.test(file);
+export const isTextFile = (file: string) => /\.(jsonl|csv|txt)$/i.test(file);
 
 export function openTextDataset(spec: TextSpec): Dataset {
   const file = spec.path;
@@ -33,7 +34,11 @@ export function openTextDataset(spec: TextSpec): Dataset {
       { file },
     );
   }
-  const tok = loadTokenizer(path.resolve(path.dirname(file), spec.tokenizer));
+  const tokPath = path.resolve(path.dirname(file), spec.tokenizer);
+  if (isCausalTextFile(file) && isCausalLmFolder(tokPath)) return openCausalText(file, tokPath, spec.maxLength);
+  if (file.toLowerCase().endsWith('.txt'))
+    throw new OtfuseError('BAD_DATA', 'a .txt dataset is text for a causal language model; this tokenizer is not a GPT-2 / Llama model folder', { file });
+  const tok = loadTokenizer(tokPath);
   const records = file.toLowerCase().endsWith('.csv') ? readCsv(file) : readJsonl(file);
   if (records.length === 0) throw new OtfuseError('BAD_DATA', 'no samples', { file });
   const maxPos = tok.modelConfig?.max_position_embeddings;

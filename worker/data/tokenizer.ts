@@ -50,8 +50,16 @@ export function wordPieceTokenizerJson(vocabFile: string, lowercase = true): Rec
   };
 }
 
-/** The tokenizer of a model folder (tokenizer.json, else vocab.txt), or of a tokenizer.json / vocab.txt file. */
-export function loadTokenizer(where: string): BertTokenizer {
+interface OpenedTokenizer {
+  tokenizer: Tokenizer;
+  tokConfig: Record<string, unknown>;
+  dir: string;
+  file: string | undefined;
+  special(name: string, fallback: string): number;
+}
+
+/** tokenizer.json (else vocab.txt) of a folder, or the file itself, through @huggingface/tokenizers. */
+function openTokenizer(where: string): OpenedTokenizer {
   let dir = where;
   let tokFile: string | undefined;
   let vocabFile: string | undefined;
@@ -77,11 +85,39 @@ export function loadTokenizer(where: string): BertTokenizer {
   }
   linearizeTokenizer(tokenizer, patterns, tokFile);
   const special = (name: string, fallback: string): number => {
-    const token = typeof tokConfig[name] === 'string' ? (tokConfig[name] as string) : fallback;
+    // A string, or an AddedToken object ({"content": …}) as older tokenizer_config.json files write it.
+    const v = tokConfig[name];
+    const content = v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string' ? (v as { content: string }).content : undefined;
+    const token = typeof v === 'string' ? v : (content ?? fallback);
     const id = tokenizer.token_to_id(token);
     if (id === undefined) throw new OtfuseError('BAD_DATA', `the tokenizer has no '${excerpt(token)}' token (${name})`, { file: tokFile ?? vocabFile });
     return id;
   };
+  return { tokenizer, tokConfig, dir, file: tokFile ?? vocabFile, special };
+}
+
+/** A causal LM's tokenizer (byte-level BPE, tokenizer.json): plain ids (no specials added) and the EOS id. */
+export interface CausalTokenizer {
+  source: string;
+  encode(text: string): number[];
+  eosId: number;
+  vocabSize: number;
+}
+
+export function loadCausalTokenizer(where: string): CausalTokenizer {
+  const { tokenizer, special } = openTokenizer(where);
+  const eosId = special('eos_token', '<|endoftext|>');
+  return {
+    source: where,
+    eosId,
+    vocabSize: tokenizer.get_vocab(true).size,
+    encode: (text) => tokenizer.encode(text, { add_special_tokens: false }).ids,
+  };
+}
+
+/** The tokenizer of a model folder (tokenizer.json, else vocab.txt), or of a tokenizer.json / vocab.txt file. */
+export function loadTokenizer(where: string): BertTokenizer {
+  const { tokenizer, tokConfig, dir, special } = openTokenizer(where);
   const cls = special('cls_token', '[CLS]');
   const sep = special('sep_token', '[SEP]');
   const padId = special('pad_token', '[PAD]');

@@ -1,5 +1,6 @@
 // `otfuse fuse`: load → analyse graphs → capture activations → align each model onto the anchor → average →
 // write the run folder (fused.onnx, maps.safetensors, run.json) atomically → evaluate parents, vanilla, OT.
+import { fuseDecoderFolders, isDecoderFolder } from './decoder/run';
 import path from 'node:path';
 import { OtfuseError, throwIfCancelled } from '../errors';
 import { loadModel, OnnxModel } from '../onnx/model';
@@ -399,6 +400,8 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     files = [a, ...files.filter((f) => f !== a)];
   }
   if (new Set(files).size < 2) throw new OtfuseError('BAD_USAGE', 'fusion needs at least two different models');
+  // Decoder LMs have their own alignment (no recipe to auto-tune).
+  const decoders = files.every(isDecoderFolder);
   if (recipe.weights && recipe.weights.length !== files.length)
     throw new OtfuseError('BAD_USAGE', `recipe.weights has ${recipe.weights.length} entries for ${files.length} models`);
 
@@ -431,7 +434,9 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   ];
   preflight({ inputs, output: request.output, runsDir, model: models[0], labelled: [evalSet, trainSet], finite: models });
   trainSet?.close();
-  // Partial fusion: a K past the models' depth is a usage error before any work.
+  // Partial fusion: a K past the models' depth is a usage error before any work (decoder LMs: not built).
+  if (decoders && (recipe.mergeLayers !== undefined || recipe.pareto))
+    throw new OtfuseError('BAD_USAGE', 'partial fusion (--merge-layers, --pareto) is not built for decoder LMs', { file: files[0] });
   const plans = recipe.mergeLayers !== undefined || recipe.pareto ? models.map((m) => analyzeModel(m)) : undefined;
   if (plans) checkMergeLayers(recipe, plans[0]);
   // The run folder is claimed (a unique id, a writable folder) before the work, and built under a hidden name.
@@ -441,7 +446,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   try {
     // Auto-tune: pick the recipe on a held-out slice of the calibration data (never the evaluation data).
     const autotune =
-      request.autotune && calib
+      request.autotune && calib && !decoders
         ? await autotuneRecipe(models, calib, {
             fuse: fuseLoaded,
             base: request.recipe,
@@ -455,16 +460,19 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
       recipe = resolveRecipe(autotune.chosen);
       timings.autotune = autotune.seconds;
     }
-    const result = await fuseLoaded({
-      models,
-      recipe,
-      calib,
-      provider: request.provider,
-      signal: context.signal,
-      onProgress: context.onProgress,
-      vanilla: !!evalSet,
-      plans,
-    });
+    // Decoder LMs (GPT-2 / Llama-family HF folders): their own symmetry-respecting alignment (worker/fusion/decoder).
+    const result = decoders
+      ? await fuseDecoderFolders(files, calib, { signal: context.signal, onProgress: context.onProgress, weights: recipe.weights })
+      : await fuseLoaded({
+          models,
+          recipe,
+          calib,
+          provider: request.provider,
+          signal: context.signal,
+          onProgress: context.onProgress,
+          vanilla: !!evalSet,
+          plans,
+        });
     Object.assign(timings, result.timings);
     throwIfCancelled(context.signal);
     const tp = performance.now();
@@ -475,7 +483,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     record = await writeRunFolder({ request, context, claim, files, models, recipe, result, evalSet, timings, t0, autotune });
     record = { ...record, sharedBase, ...(partial.record ? { partial: partial.record } : {}) };
     // The honest protocol also says how much of each non-anchor parent survived alignment (role 'aligned').
-    if (request.baselines && evalSet) {
+    if (request.baselines && evalSet && !decoders) {
       const measuredOn = measuredOnFor(request.evalData ?? request.data, runDir);
       const aligned = await alignedRows({ models, plans: result.plans, recipe, calib, evalSet, request, measuredOn, fuse: fuseLoaded }, context);
       record = { ...record, metrics: [...record.metrics, ...aligned] };

@@ -219,7 +219,16 @@ async function evaluateRows(
     });
     provider = r.provider;
     const { label, role, model, file } = targets[i];
-    metrics.push({ label, role, ...(model !== undefined ? { model } : {}), data: measuredOn(r.samples), file, accuracy: r.accuracy, loss: r.loss });
+    metrics.push({
+      label,
+      role,
+      ...(model !== undefined ? { model } : {}),
+      data: measuredOn(r.samples),
+      file,
+      accuracy: r.accuracy,
+      loss: r.loss,
+      ...(r.perplexity !== undefined ? { perplexity: r.perplexity } : {}),
+    });
     context.onProgress?.({ stage: 'evaluate', message: label, done: i + 1, total: targets.length, metrics: { accuracy: r.accuracy, loss: r.loss } });
   }
   return { metrics, provider };

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { OtfuseError } from '../errors';
 import { excerpt, exists, modelFolderRoot, READ_LIMITS, readJsonObject } from '../io/read';
+import { DECODER_TYPES, isDecoderType, parseDecoderConfig, type DecoderConfig } from './config-decoder';
 
 export const SUPPORTED_ARCHITECTURES = ['ViTForImageClassification', 'BertForSequenceClassification', 'BertForMaskedLM'] as const;
 export type HfArchitecture = (typeof SUPPORTED_ARCHITECTURES)[number];
@@ -45,7 +46,7 @@ export interface BertConfig extends Common {
   tied: boolean;
 }
 
-export type HfConfig = VitConfig | BertConfig;
+export type HfConfig = VitConfig | BertConfig | DecoderConfig;
 
 export function readConfigJson(dir: string): Record<string, unknown> {
   const file = path.join(dir, 'config.json');
@@ -81,6 +82,10 @@ export function parseConfig(raw: Record<string, unknown>, file: string): HfConfi
       throw new OtfuseError('BAD_MODEL', `field '${field}' must be an integer from ${lo} to ${hi}, got ${excerpt(own(raw, field))}`, { file });
     return v;
   };
+  const modelType = own(raw, 'model_type');
+  if (isDecoderType(modelType)) return parseDecoderConfig(raw, file, modelType);
+  if (typeof modelType === 'string' && !['bert', 'vit'].includes(modelType))
+    throw refuse('model_type', `'${excerpt(modelType)}' is not supported (supported: bert, vit, ${Object.keys(DECODER_TYPES).join(', ')})`);
   const archs = own(raw, 'architectures');
   if (!Array.isArray(archs) || archs.length !== 1 || typeof archs[0] !== 'string') {
     throw refuse('architectures', `expected one architecture (${SUPPORTED_ARCHITECTURES.join(', ')}), got ${excerpt(archs)}`);
@@ -88,7 +93,6 @@ export function parseConfig(raw: Record<string, unknown>, file: string): HfConfi
   const architecture = archs[0] as HfArchitecture;
   if (!SUPPORTED_ARCHITECTURES.includes(architecture))
     throw refuse('architectures', `'${excerpt(architecture)}' is not supported (supported: ${SUPPORTED_ARCHITECTURES.join(', ')})`);
-  const modelType = own(raw, 'model_type');
   const family = architecture.startsWith('ViT') ? 'vit' : 'bert';
   if (modelType !== family) throw refuse('model_type', `'${excerpt(modelType)}' does not match the architecture ${architecture} (expected '${family}')`);
   const act = own(raw, 'hidden_act') ?? 'gelu';

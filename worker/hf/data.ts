@@ -5,7 +5,7 @@ import { exists, isDirectory as isDir, pathKind, parseJsonText, readText } from 
 import type { DataArg, DatasetSpec } from '../types';
 import { hfFolderOf } from './checkpoint';
 
-const TEXT = /\.(jsonl|csv)$/i;
+const TEXT = /\.(jsonl|csv|txt)$/i;
 
 /** The data argument with `tokenizer` / `preprocessor` filled in from the models when they are missing. */
 export function attachModelFolder<T extends DataArg | undefined>(data: T, models: string[]): T {

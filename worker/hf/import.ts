@@ -4,6 +4,7 @@ import path from 'node:path';
 import { OtfuseError } from '../errors';
 import type { OnnxModel } from '../onnx/model';
 import { buildBert } from './build-bert';
+import { buildGpt2, buildLlama } from './build-decoder';
 import { buildVit } from './build-vit';
 import { hfFolderOf, readCheckpoint, type HfCheckpoint } from './checkpoint';
 import { HfGraph } from './graph';
@@ -14,7 +15,9 @@ export function buildFromCheckpoint(ckpt: HfCheckpoint, options: { dry?: boolean
   const g = new HfGraph(ckpt, options.dry);
   const c = ckpt.config;
   if (c.family === 'vit') buildVit(g, c);
-  else buildBert(g, c);
+  else if (c.family === 'bert') buildBert(g, c);
+  else if (c.family === 'gpt2') buildGpt2(g, c);
+  else buildLlama(g, c);
   const dtypes = [...new Set([...ckpt.tensors.values()].filter((e) => g.used.has(e.key)).map((e) => e.dtype))];
   return g.model(path.basename(ckpt.dir), {
     [META.source]: path.basename(ckpt.dir), // the folder's name only: metadata travels with shared models

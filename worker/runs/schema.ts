@@ -29,6 +29,7 @@ const metricRow = obj(
     file: str,
     accuracy: numOrNull,
     loss: numOrNull,
+    perplexity: numOrNull,
     seeds: { type: 'array', items: numOrNull },
     sd: numOrNull,
   },

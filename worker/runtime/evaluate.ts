@@ -13,6 +13,8 @@ export interface EvalResult {
   samples: number;
   /** Masked-LM data: the number of labelled (predicted) token positions accuracy and loss are averaged over. */
   maskedTokens?: number;
+  /** Causal-LM data: e^loss, the perplexity of the predicted next tokens (lower is better). */
+  perplexity?: number;
   seconds: number;
   provider: ProviderReport;
 }
@@ -69,6 +71,7 @@ export async function evaluateWithRunner(runner: ModelRunner, dataset: Dataset, 
       loss: scored ? lossSum / scored : 0,
       samples: done,
       maskedTokens: scored,
+      ...(dataset.causal ? { perplexity: Math.exp(scored ? lossSum / scored : 0) } : {}),
       seconds,
       provider: runner.provider,
     };
