@@ -13,7 +13,7 @@ import { buildPartial, isPartialModel } from '../../worker/fusion/partial';
 import { identityMap } from '../../worker/fusion/maps';
 import { exportHf } from '../../worker/hf/export';
 import { OtfuseError } from '../../worker/errors';
-import { VIT, maxAbsDiff, tempDir } from '../helpers';
+import { VIT, maxAbsDiff, runCli, tempDir } from '../helpers';
 import { hfDir } from '../hf/helpers';
 import { permutedCopy, logitsOf } from './vit-helpers';
 import '../../worker/hf';
@@ -141,4 +141,13 @@ test("the honest protocol reports each non-anchor parent after alignment (role '
   const parent = out.record.metrics.find((m) => m.role === 'parent' && m.model === 1)!;
   assert.equal(aligned[0].accuracy, parent.accuracy);
   assert.ok(Math.abs(aligned[0].loss! - parent.loss!) < 1e-4, `loss ${aligned[0].loss} vs ${parent.loss}`);
+});
+
+test('otfuse fuse --merge-layers past the depth: exit 2, the depth named, no stack trace, no run folder', () => {
+  const runs = tempDir();
+  const r = runCli(['fuse', path.join(VIT, 'vit48_s10.onnx'), path.join(VIT, 'vit48_s11.onnx'), '--data', CALIB, '--merge-layers', '7', '--runs-dir', runs]);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /--merge-layers 7: the models have 3 blocks/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+  assert.deepEqual(fs.readdirSync(runs), []);
 });
