@@ -4,6 +4,7 @@ import * as assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
+import { accuracyTable } from '../../extension/exports';
 import type { FuseResult } from '../../worker/types';
 import { api, example, EXTENSION_ID, workspaceDir } from './helpers';
 
@@ -63,5 +64,11 @@ suite('otfuse extension: Hugging Face folders', () => {
       assert.ok(m.perplexity !== undefined && Number.isFinite(m.perplexity) && m.perplexity > 1, `${m.label}: perplexity ${m.perplexity}`);
       assert.ok(Math.abs(m.perplexity - Math.exp(m.loss)) < 1e-6 * m.perplexity, `${m.label}: ${m.perplexity} vs e^${m.loss}`);
     }
+    // The exported results table carries the perplexity too (CSV: a last column; Markdown: "lower is better").
+    const csv = accuracyTable(result.record, 'csv').trim().split('\n');
+    assert.ok(csv[0].endsWith(',perplexity'), csv[0]);
+    const ot = rows.find((m) => m.label === 'ot')!;
+    assert.ok(csv.find((l) => l.startsWith('ot,'))!.endsWith(`,${ot.perplexity!.toFixed(4)}`), csv.join('\n'));
+    assert.match(accuracyTable(result.record, 'markdown'), /\| next-token accuracy \| loss \| perplexity \(lower is better\) \|/);
   });
 });
