@@ -8,7 +8,9 @@ import path from 'node:path';
 import { ERROR_CODES, OtfuseError, toErrorInfo } from '../../worker/errors';
 import { nodeInMessage } from '../../worker/runtime/runner';
 import { isRunFolder } from '../../worker/onnx/files';
+import { loadModel } from '../../worker/onnx/model';
 import { VIT, runCli, tempDir } from '../helpers';
+import { hasStackTrace } from './helpers';
 
 test('Node error codes become documented codes that name the file', () => {
   const cases: [string, string][] = [
@@ -103,4 +105,44 @@ test('a write the file system refuses is an IO error naming the target, with no 
     (e: OtfuseError) => e.code === 'IO' && e.message.includes(taken),
   );
   assert.deepEqual(fs.readdirSync(dir).sort(), ['file', 'run']);
+});
+
+// Item 13 of #25: errors from code that knows no file (the cost, the OT solver, the refit's linear algebra) reach
+// the user naming the model file and the layer's node, as the caller that knows them re-throws them.
+
+/** A copy of vit48_s11 with every entry of one (finite) initializer set to `value`: activations overflow later. */
+function overflowing(dir: string, tensor: string, value: number): string {
+  const m = loadModel(path.join(VIT, 'vit48_s11.onnx'));
+  m.setInitializer(tensor, new Float32Array(m.getInitializer(tensor).data.length).fill(value));
+  const file = path.join(dir, 'overflow.onnx');
+  m.save(file);
+  return file;
+}
+
+function fuseOnto(dir: string, other: string) {
+  const args = ['fuse', path.join(VIT, 'vit48_s10.onnx'), other, '--data', path.join(VIT, 'calib200.npz'), '--samples', '20', '--no-eval'];
+  return runCli([...args, '--runs-dir', path.join(dir, 'runs'), '--provider', 'cpu'], { cwd: dir });
+}
+
+test('a cost with non-finite activations names the aligned model, its node and the step (exit 1, no stack)', () => {
+  const dir = tempDir();
+  // LayerNorm scale 3e38: its output overflows to ±Inf, so fc1's activations are not finite.
+  const file = overflowing(dir, 'vit.encoder.layer.0.layernorm_after.weight', 3e38);
+  const r = fuseOnto(dir, file);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /NUMERIC|non-finite/);
+  assert.ok(r.stderr.includes(`${file}, node '/vit/encoder/layer.0/intermediate/dense/MatMul'`), r.stderr);
+  assert.ok(r.stderr.includes("step 'blocks.0.mlp.fc1'") && r.stderr.includes('non-finite value'), r.stderr);
+  assert.equal(hasStackTrace(r.stderr), false, r.stderr);
+});
+
+test('a refit whose Gram is not positive definite names the parent, the layer node and the data (exit 1, no stack)', () => {
+  const dir = tempDir();
+  // fc1 bias 3e38: GELU passes it, fc2's input Gram overflows in that parent only.
+  const file = overflowing(dir, 'vit.encoder.layer.0.intermediate.dense.bias', 3e38);
+  const r = fuseOnto(dir, file);
+  assert.equal(r.code, 1, r.stderr);
+  assert.ok(r.stderr.includes(`${file}, node '/vit/encoder/layer.0/output/dense/MatMul'`), r.stderr);
+  assert.ok(r.stderr.includes('calib200.npz') && r.stderr.includes('not positive definite'), r.stderr);
+  assert.equal(hasStackTrace(r.stderr), false, r.stderr);
 });
