@@ -522,6 +522,9 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
       for (const [name, v] of pending) fused.setInitializer(name, Float32Array.from(v));
       pending.clear();
     }
+  } catch (err) {
+    // What no layer named (e.g. the models disagree on token counts): the anchor, whose layers the refit writes.
+    throw withContext(err, { file: input.models[0].file }, `refit on the calibration data ${input.calib.source}`);
   } finally {
     for (const r of parents) await r.release();
     await releaseRefitSessions();
