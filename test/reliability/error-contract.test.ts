@@ -1,13 +1,12 @@
-// Issue 15.10: Node error codes map to the documented codes with the file named; ORT messages give the right
-// node; stale temp run folders of killed processes are cleaned; only real runs count as runs; `auto` prints no
-// provider-probe noise.
+// Issue 15.10 / 25.13: Node error codes map to the documented codes with the file named; ORT messages give the
+// right node; `auto` prints no provider-probe noise; errors from code that knows no file (cost, OT, refit) reach the
+// user naming the model file and node. (Which folders count as runs: test/runs/store.test.ts.)
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ERROR_CODES, OtfuseError, toErrorInfo } from '../../worker/errors';
 import { nodeInMessage } from '../../worker/runtime/runner';
-import { isRunFolder } from '../../worker/onnx/files';
 import { loadModel } from '../../worker/onnx/model';
 import { VIT, runCli, tempDir } from '../helpers';
 import { hasStackTrace } from './helpers';
@@ -44,41 +43,6 @@ test("ORT messages: the node name, never the word after 'Node input'", () => {
   );
 });
 
-test('isRunFolder accepts a real run and refuses look-alikes', async () => {
-  const dir = tempDir();
-  const runs = path.join(dir, 'runs');
-  const r = runCli([
-    'fuse',
-    path.join(VIT, 'vit48_s10.onnx'),
-    path.join(VIT, 'vit48_s11.onnx'),
-    '--data',
-    path.join(VIT, 'calib200.npz'),
-    '--samples',
-    '20',
-    '--no-eval',
-    '--runs-dir',
-    runs,
-    '--provider',
-    'cpu',
-    '--json',
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  const runDir = JSON.parse(r.stdout).runDir as string;
-  assert.equal(isRunFolder(runDir, runs), true);
-  // A folder with any run.json (e.g. the user's project) is not a run.
-  const fake = path.join(runs, 'project');
-  fs.mkdirSync(fake);
-  fs.writeFileSync(path.join(fake, 'run.json'), '{}');
-  fs.writeFileSync(path.join(fake, 'thesis.tex'), 'precious');
-  assert.equal(isRunFolder(fake, runs), false);
-  // A symlink to a real run is not deleted through the link.
-  fs.symlinkSync(runDir, path.join(runs, 'link'));
-  assert.equal(isRunFolder(path.join(runs, 'link'), runs), false);
-  // A run folder with extra user files is not deleted wholesale.
-  fs.writeFileSync(path.join(runDir, 'notes.txt'), 'mine');
-  assert.equal(isRunFolder(runDir, runs), false);
-});
-
 test('default provider auto prints no Vulkan/XDG probe noise on stderr', () => {
   const r = runCli(['eval', path.join(VIT, 'vit48_s10.onnx'), '--data', path.join(VIT, 'calib200.npz'), '--limit', '8']);
   assert.equal(r.code, 0, r.stderr);
@@ -86,7 +50,7 @@ test('default provider auto prints no Vulkan/XDG probe noise on stderr', () => {
 });
 
 test('a write the file system refuses is an IO error naming the target, with no temp file left', async () => {
-  const { writeFileAtomic, writeDirAtomic } = await import('../../worker/onnx/atomic');
+  const { writeFileAtomic } = await import('../../worker/onnx/atomic');
   const dir = tempDir();
   fs.writeFileSync(path.join(dir, 'file'), 'x');
   const target = path.join(dir, 'file', 'fused.onnx'); // parent is a file: ENOTDIR/EEXIST
@@ -94,17 +58,7 @@ test('a write the file system refuses is an IO error naming the target, with no 
     () => writeFileAtomic(target, 'data'),
     (e: OtfuseError) => e.code === 'IO' && e.message.includes(target),
   );
-  // A run folder whose final name is taken by a non-empty folder: ENOTEMPTY/EEXIST on rename, as IO naming it.
-  const taken = path.join(dir, 'run');
-  fs.mkdirSync(taken);
-  fs.writeFileSync(path.join(taken, 'keep'), 'x');
-  await assert.rejects(
-    writeDirAtomic(taken, async (tmp) => {
-      fs.writeFileSync(path.join(tmp, 'run.json'), '{}');
-    }),
-    (e: OtfuseError) => e.code === 'IO' && e.message.includes(taken),
-  );
-  assert.deepEqual(fs.readdirSync(dir).sort(), ['file', 'run']);
+  assert.deepEqual(fs.readdirSync(dir), ['file']);
 });
 
 // Item 13 of #25: errors from code that knows no file (the cost, the OT solver, the refit's linear algebra) reach
