@@ -10,6 +10,9 @@ import { nodeInMessage } from '../../worker/runtime/runner';
 import { loadModel } from '../../worker/onnx/model';
 import { VIT, runCli, tempDir } from '../helpers';
 import { hasStackTrace } from './helpers';
+import { causalBlocks } from '../../worker/data/causal';
+import { fuseParents, readDecoder } from '../../worker/fusion/decoder/fuse';
+import { DEC } from '../decoders/helpers';
 
 test('Node error codes become documented codes that name the file', () => {
   const cases: [string, string][] = [
@@ -99,4 +102,21 @@ test('a refit whose Gram is not positive definite names the parent, the layer no
   assert.ok(r.stderr.includes(`${file}, node '/vit/encoder/layer.0/output/dense/MatMul'`), r.stderr);
   assert.ok(r.stderr.includes('calib200.npz') && r.stderr.includes('not positive definite'), r.stderr);
   assert.equal(hasStackTrace(r.stderr), false, r.stderr);
+});
+
+test('decoder fusion: non-finite activations in one parent name that folder and the anchor (NUMERIC)', async () => {
+  const dir = path.join(DEC, 'gpt2-s0');
+  const calibration = causalBlocks(path.join(DEC, 'heldout.txt'), dir, 64).ids.subarray(0, 4 * 64);
+  const a = readDecoder(dir);
+  // The same checkpoint under another name, its first MLP's LayerNorm scale 3e38: that MLP's activations overflow.
+  const tensors = new Map(a.tensors);
+  const ln = tensors.get('transformer.h.0.ln_2.weight')!;
+  tensors.set('transformer.h.0.ln_2.weight', { shape: ln.shape, data: new Float32Array(ln.data.length).fill(3e38) });
+  const b = { ...a, dir: path.join(tempDir(), 'overflow'), tensors };
+  await assert.rejects(fuseParents(a, b, { calibration, blockLength: 64 }), (e: OtfuseError) => {
+    assert.equal(e.code, 'NUMERIC', e.message);
+    assert.equal(e.file, b.dir);
+    assert.ok(e.message.startsWith(`${b.dir}: aligning onto ${dir}: `) && /non-finite/.test(e.message), e.message);
+    return true;
+  });
 });
