@@ -404,7 +404,14 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
   // regmean: the parents' inputs do not depend on the refit: their Grams come from the capture (read back level by
   // level), or one pass of the refit's own collects every level's.
   const stored = input.mode === 'regmean' && !!input.grams;
-  const once = input.mode === 'regmean' && !stored ? await gramProducts(input, levels.flat(), false) : undefined;
+  // What no layer named (e.g. the models disagree on token counts) leaves naming the anchor, whose layers the refit writes.
+  const inRefit = (err: unknown) => withContext(err, { file: input.models[0].file }, `refit on the calibration data ${input.calib.source}`);
+  const once =
+    input.mode === 'regmean' && !stored
+      ? await gramProducts(input, levels.flat(), false).catch((err: unknown) => {
+          throw inRefit(err);
+        })
+      : undefined;
   // regmean++: the parents' sessions serve every level (only the fused model changes between levels).
   const parents: ModelRunner[] = [];
   if (input.mode === 'regmean++') {
@@ -523,8 +530,7 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
       pending.clear();
     }
   } catch (err) {
-    // What no layer named (e.g. the models disagree on token counts): the anchor, whose layers the refit writes.
-    throw withContext(err, { file: input.models[0].file }, `refit on the calibration data ${input.calib.source}`);
+    throw inRefit(err);
   } finally {
     for (const r of parents) await r.release();
     await releaseRefitSessions();
