@@ -8,14 +8,7 @@ import type { RunRecord } from '../worker/types';
 import { MapsFile } from './safetensors';
 import { measuredOn, onCalibration, roleOf, rowData } from './format';
 
-/** Test hook: when set, saves go to this folder without a dialog. */
-let saveFolderForTests: string | undefined;
-export function setExportFolderForTests(dir: string | undefined): void {
-  saveFolderForTests = dir;
-}
-
 async function target(suggested: string, filters: Record<string, string[]>): Promise<string | undefined> {
-  if (saveFolderForTests) return path.join(saveFolderForTests, path.basename(suggested));
   const uri = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(suggested), filters });
   return uri?.fsPath;
 }
