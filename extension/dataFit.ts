@@ -24,7 +24,27 @@ function shapeFits(input: readonly (number | string)[], sample: readonly number[
   return rest.every((d, k) => typeof d !== 'number' || d <= 0 || d === sample[k]);
 }
 
-export function fitOf(inputs: ModelSummary['inputs'] | undefined, d: DataDescription): DataFit {
+/** An HF architecture class whose logits predict the next token (GPT2LMHeadModel, LlamaForCausalLM, …). */
+export const isCausalLmArchitecture = (architecture: string | undefined) => !!architecture && /(ForCausalLM|LMHeadModel)$/.test(architecture);
+
+/** Text a causal language model reads (kept in step with worker/data/causal.ts isCausalTextFile). */
+export const isCausalTextFile = (file: string) => /\.(txt|jsonl)$/i.test(file);
+
+/** Text for a causal LM: the engine tokenizes it with the model folder's tokenizer, so describeData (which has no
+ * tokenizer) cannot say more than its size; a plain .txt fits no other model. */
+function textFit(d: DataDescription, causalLm: boolean): DataFit | undefined {
+  if (!isCausalTextFile(d.path)) return undefined;
+  if (causalLm) {
+    if (d.error?.startsWith('larger than')) return { score: 0, reason: `cannot be read: ${d.error}` };
+    return { score: 2, reason: 'text for next-token prediction: tokenized by the model folder, cut into blocks; scored by perplexity (lower is better)' };
+  }
+  if (/\.txt$/i.test(d.path)) return { score: 0, reason: 'plain text: only a causal language model (a GPT-2 or Llama folder) reads it' };
+  return undefined;
+}
+
+export function fitOf(inputs: ModelSummary['inputs'] | undefined, d: DataDescription, options: { causalLm?: boolean } = {}): DataFit {
+  const text = textFit(d, options.causalLm === true);
+  if (text) return text;
   // A file the engine cannot read does not fit anything (listed under "Do not fit" with the reason).
   if (d.error) return { score: 0, reason: `cannot be read: ${d.error}` };
   if (!d.arrays) return { score: 1, reason: 'not inspected' };

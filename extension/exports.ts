@@ -8,14 +8,7 @@ import type { RunRecord } from '../worker/types';
 import { MapsFile } from './safetensors';
 import { measuredOn, onCalibration, roleOf, rowData } from './format';
 
-/** Test hook: when set, saves go to this folder without a dialog. */
-let saveFolderForTests: string | undefined;
-export function setExportFolderForTests(dir: string | undefined): void {
-  saveFolderForTests = dir;
-}
-
 async function target(suggested: string, filters: Record<string, string[]>): Promise<string | undefined> {
-  if (saveFolderForTests) return path.join(saveFolderForTests, path.basename(suggested));
   const uri = await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(suggested), filters });
   return uri?.fsPath;
 }
@@ -83,18 +76,25 @@ export function accuracyTable(record: RunRecord, format: 'csv' | 'markdown'): st
       calib ? 'calibration' : d ? 'held-out' : '',
       m.data?.sha256 ?? '',
       m.file ?? '',
+      // Causal LMs: e^loss over the predicted next tokens (lower is better); last, so existing columns keep their place.
+      m.perplexity === undefined ? '' : m.perplexity.toFixed(4),
     ];
   });
+  const lm = record.metrics.some((m) => m.perplexity !== undefined);
   // Formula cells (= + - @ …) neutralised by csvTable.
-  if (format === 'csv') return csvTable(['model', 'role', 'accuracy_percent', 'loss', 'data', 'data_n', 'data_kind', 'data_sha256', 'file'], rows);
+  if (format === 'csv')
+    return csvTable(['model', 'role', 'accuracy_percent', 'loss', 'data', 'data_n', 'data_kind', 'data_sha256', 'file', 'perplexity'], rows);
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   return (
     [
       `Accuracy of run **${esc(record.name)}** ${on ? `(measured ${esc(on)})` : ''}`.trim(),
       '',
-      '| model | role | accuracy | loss | data (N) |',
-      '| --- | --- | ---: | ---: | --- |',
-      ...rows.map((r) => `| ${esc(r[0])} | ${r[1]} | ${r[2] ? `${r[2]} %` : '—'} | ${r[3] || '—'} | ${esc(r[4]) || '—'}${r[5] ? ` (${r[5]})` : ''} |`),
+      `| model | role | ${lm ? 'next-token accuracy' : 'accuracy'} | loss |${lm ? ' perplexity (lower is better) |' : ''} data (N) |`,
+      `| --- | --- | ---: | ---: |${lm ? ' ---: |' : ''} --- |`,
+      ...rows.map(
+        (r) =>
+          `| ${esc(r[0])} | ${r[1]} | ${r[2] ? `${r[2]} %` : '—'} | ${r[3] || '—'} |${lm ? ` ${r[9] || '—'} |` : ''} ${esc(r[4]) || '—'}${r[5] ? ` (${r[5]})` : ''} |`,
+      ),
     ].join('\n') + '\n'
   );
 }

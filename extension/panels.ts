@@ -29,12 +29,6 @@ export function recipeFields(extensionPath: string): RecipeField[] {
     }));
 }
 
-/** Test hook: recipes are saved here without a dialog. */
-let recipeFolderForTests: string | undefined;
-export function setRecipeFolderForTests(dir: string | undefined): void {
-  recipeFolderForTests = dir;
-}
-
 export class Panels implements vscode.Disposable {
   private readonly open = new Set<vscode.WebviewPanel>();
 
@@ -101,12 +95,9 @@ export class Panels implements vscode.Disposable {
         saveRecipe: async (p) => {
           const ws = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? process.cwd();
           const name = `${p.suggestedName.replace(/[^\w.-]+/g, '_') || 'recipe'}.otfuse.json`;
-          let file: string | undefined;
-          if (recipeFolderForTests) file = path.join(recipeFolderForTests, name);
-          else
-            file = (
-              await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(path.join(ws, name)), filters: { 'otfuse recipe': ['otfuse.json', 'json'] } })
-            )?.fsPath;
+          const file = (
+            await vscode.window.showSaveDialog({ defaultUri: vscode.Uri.file(path.join(ws, name)), filters: { 'otfuse recipe': ['otfuse.json', 'json'] } })
+          )?.fsPath;
           if (!file) return null;
           // (*.otfuse.json files are validated against the schema by the extension's jsonValidation: no $schema needed)
           fs.writeFileSync(file, JSON.stringify(p.recipe, null, 2) + '\n');

@@ -26,6 +26,8 @@ import type {
 } from './types';
 import { analyzeAlignment } from './fusion/summary';
 import { checkCompatibility, type CompatibilityReport } from './graph/compat';
+import { checkDecoderCompatibility } from './fusion/decoder/compat';
+import { isDecoderFolder } from './fusion/decoder/run';
 import { fuseModels } from './fusion/run';
 import { finetuneModel } from './train/finetune';
 import { checkRequestNumbers } from './numbers';
@@ -84,7 +86,8 @@ export const engine: EngineApi = {
     return result;
   },
 
-  check: async (request) => checkCompatibility(request.models),
+  // Decoder LM folders are fused by worker/fusion/decoder (not the ONNX graph analysis): their own check.
+  check: async (request) => (isDecoderFolder(request.models[0] ?? '') ? checkDecoderCompatibility(request.models) : checkCompatibility(request.models)),
 
   async evaluate(request, context = {}) {
     checkRequestNumbers(request);

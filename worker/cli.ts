@@ -354,7 +354,9 @@ export function formatRun(result: FuseResult): string {
   const tuned = r.autotune
     ? [
         '',
-        `recipe      auto-tuned in ${r.autotune.seconds.toFixed(1)} s: ${r.autotune.chosenLabel} (held-out ${r.autotune.heldOutSamples} calibration samples; ${r.autotune.trials.filter((t) => !t.skipped).length} of ${r.autotune.trials.length} recipes tried)`,
+        r.autotune.trials.some((t) => !t.skipped)
+          ? `recipe      auto-tuned in ${r.autotune.seconds.toFixed(1)} s: ${r.autotune.chosenLabel} (held-out ${r.autotune.heldOutSamples} calibration samples; ${r.autotune.trials.filter((t) => !t.skipped).length} of ${r.autotune.trials.length} recipes tried)`
+          : `recipe      ${r.autotune.chosenLabel}, not auto-tuned (${r.autotune.trials[0]?.skipped ?? 'no trial fitted the budget'})`,
       ]
     : [];
   return [
@@ -365,11 +367,27 @@ export function formatRun(result: FuseResult): string {
     ...(warnings.length ? ['', ...warnings] : []),
     '',
     table,
+    ...partialLines(r),
     '',
     'wall time per stage',
     timings,
     ...memory,
   ].join('\n');
+}
+
+/** Partial fusion (--merge-layers, --pareto): the chosen K and the accuracy-vs-size curve. */
+function partialLines(r: RunRecord): string[] {
+  const p = r.partial;
+  if (!p) return [];
+  const head = `partial fusion: ${p.mergeLayers} of ${p.layers} blocks shared, ${p.parameters} parameters (one parent: ${p.parentParameters})`;
+  if (!p.points) return ['', head];
+  const rows = p.points.map((q) => [
+    `${q.mergeLayers}${q.mergeLayers === p.mergeLayers ? ' (chosen)' : ''}`,
+    String(q.parameters),
+    `${(q.parameters / p.parentParameters).toFixed(2)}×`,
+    q.accuracy === undefined ? '—' : `${(q.accuracy * 100).toFixed(2)} %`,
+  ]);
+  return ['', head, formatTable(['K', 'parameters', 'size', 'accuracy'], rows)];
 }
 
 export function formatTable(header: string[], rows: string[][]): string {

@@ -94,3 +94,17 @@ export function fromErrorInfo(info: ErrorInfo): OtfuseError {
 export function throwIfCancelled(signal?: AbortSignal): void {
   if (signal?.aborted) throw new OtfuseError('CANCELLED', 'cancelled by the user');
 }
+
+/**
+ * An error thrown by code that knows no file (OT solvers, cost and linear-algebra kernels) re-thrown by the caller
+ * that does: the same code and message, prefixed with what was being done, naming the file (and graph node). An
+ * OtfuseError that already names a file, and anything that is not an OtfuseError (reported by toErrorInfo as it
+ * is), passes through unchanged; so does CANCELLED.
+ */
+export function withContext(err: unknown, where: { file: string; node?: string }, doing?: string): unknown {
+  if (!(err instanceof OtfuseError) || err.file || err.code === 'CANCELLED') return err;
+  const node = err.node ?? where.node;
+  const wrapped = new OtfuseError(err.code, doing ? `${doing}: ${err.message}` : err.message, node ? { file: where.file, node } : { file: where.file });
+  wrapped.stack = err.stack;
+  return wrapped;
+}

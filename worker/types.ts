@@ -182,6 +182,11 @@ export interface FuseRecipe {
   refit?: RefitMode;
   /** Ridge of the refit, relative to the mean diagonal of the summed input Gram matrix. */
   refitRidge?: number;
+  /** Partial fusion (issue 28): share the fused embedding and first K blocks; each parent's other blocks and head
+   * run as branches on that trunk, logits averaged. Absent: all blocks (plain fusion); 0: the parents' ensemble. */
+  mergeLayers?: number;
+  /** Also build and evaluate the partial model for every K (run.json `partial.points`). */
+  pareto?: boolean;
 }
 
 export interface FuseRequest {
@@ -255,7 +260,9 @@ export interface LayerMapInfo {
  * finetune; ensemble: the parents' logit ensemble; baseline: another model given the same finetune as the fused
  * one (`start` says which), the comparison the finetuned row is read against. */
 /** `base` and `merged` are the rows of a same-base merge (otfuse merge): the shared base and the merged model. */
-export type MetricRole = 'parent' | 'anchor' | 'vanilla' | 'fused' | 'finetuned' | 'ensemble' | 'baseline' | 'base' | 'merged';
+/** 'aligned': a non-anchor parent alone after alignment onto the anchor (weights one-hot), a diagnostic of how much
+ * of it reached the fused model (issue 28). */
+export type MetricRole = 'parent' | 'anchor' | 'vanilla' | 'fused' | 'finetuned' | 'ensemble' | 'baseline' | 'base' | 'merged' | 'aligned';
 
 /** A data set as run.json records it: its path (relative to the run folder where possible), the sha256 of its
  * content (worker/runs/provenance.ts dataSha256) and how many samples were used. */
@@ -287,6 +294,25 @@ export interface ModelMetrics {
 }
 
 /** run.json */
+/** One point of the partial-fusion curve: K shared blocks, the graph's parameter count, its evaluation. */
+export interface PartialPoint {
+  mergeLayers: number;
+  parameters: number;
+  accuracy?: number;
+  loss?: number;
+}
+
+export interface PartialRecord {
+  /** K of fused.onnx (= layers for plain fusion). */
+  mergeLayers: number;
+  layers: number;
+  /** Parameters of fused.onnx and of one parent (the anchor), for the size axis. */
+  parameters: number;
+  parentParameters: number;
+  /** Every K, 0 … layers (with pareto); the chosen one is `mergeLayers`. Measured on the evaluation data. */
+  points?: PartialPoint[];
+}
+
 export interface RunRecord {
   id: string;
   name: string;
@@ -319,6 +345,8 @@ export interface RunRecord {
   error?: ErrorInfo;
   /** The auto-tune sweep that chose the recipe (when the run was auto-tuned). */
   autotune?: AutotuneRecord;
+  /** Partial fusion (recipe.mergeLayers / pareto): the chosen K and, with pareto, every K's point. */
+  partial?: PartialRecord;
   /** The calibration data and the evaluation data the metrics were measured on (so a later finetune or
    * re-evaluation can measure on the same set). Optional: the VS Code extension fills them in when missing. */
   data?: DataArg;

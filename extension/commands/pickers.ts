@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { DataArg, DataDescription, FuseRecipe, ModelSummary } from '../../worker/types';
-import { fitOf, looksTraining, rankData, type DataFit } from '../dataFit';
+import { fitOf, isCausalLmArchitecture, looksTraining, rankData, type DataFit } from '../dataFit';
 import { findHfFolders, hfModelFolder } from '../hf';
 import type { Deps } from './deps';
 
@@ -40,7 +40,7 @@ export function isDatasetSpec(file: string): boolean {
 
 export class Pickers {
   private readonly described = new Map<string, { mtime: number; d: DataDescription }>();
-  private readonly inputs = new Map<string, { mtime: number; inputs: ModelSummary['inputs'] }>();
+  private readonly inputs = new Map<string, { mtime: number; inputs: ModelSummary['inputs']; causalLm: boolean }>();
 
   constructor(private readonly d: Deps) {}
 
@@ -113,13 +113,20 @@ export class Pickers {
 
   /** The model's inputs (names, shapes), read without an ONNX Runtime session; cached per file version. */
   async modelInputs(model: string): Promise<ModelSummary['inputs'] | undefined> {
+    return (await this.modelInfo(model))?.inputs;
+  }
+
+  /** Inputs, and whether the model is a causal LM (a GPT-2 / Llama HF folder, or an ONNX file imported from one:
+   * its 'otfuse.hf.architecture' metadata names a …ForCausalLM / …LMHeadModel class). */
+  private async modelInfo(model: string): Promise<{ inputs: ModelSummary['inputs']; causalLm: boolean } | undefined> {
     try {
       const mtime = fs.statSync(model).mtimeMs;
       const hit = this.inputs.get(model);
-      if (hit && hit.mtime === mtime) return hit.inputs;
+      if (hit && hit.mtime === mtime) return hit;
       const r = await this.d.engines.engine.inspect({ model, noSession: true });
-      this.inputs.set(model, { mtime, inputs: r.summary.inputs });
-      return r.summary.inputs;
+      const info = { mtime, inputs: r.summary.inputs, causalLm: isCausalLmArchitecture(r.summary.metadata?.['otfuse.hf.architecture']) };
+      this.inputs.set(model, info);
+      return info;
     } catch {
       return undefined;
     }
@@ -161,14 +168,18 @@ export class Pickers {
   }
 
   async candidateFiles(): Promise<string[]> {
-    const found = await vscode.workspace.findFiles('**/*.{npz,json,jsonl,csv}', EXCLUDE, 300);
-    return found.map((u) => u.fsPath).filter((f) => f.endsWith('.npz') || /\.(jsonl|csv)$/.test(f) || isDatasetSpec(f));
+    const found = await vscode.workspace.findFiles('**/*.{npz,json,jsonl,csv,txt}', EXCLUDE, 300);
+    return found.map((u) => u.fsPath).filter((f) => f.endsWith('.npz') || /\.(jsonl|csv|txt)$/.test(f) || isDatasetSpec(f));
   }
 
   async candidates(model: string | undefined): Promise<{ file: string; fit: DataFit }[]> {
-    const files = await this.candidateFiles();
-    const [inputs, described] = await Promise.all([model ? this.modelInputs(model) : Promise.resolve(undefined), this.describe(files)]);
-    return files.map((file) => ({ file, fit: fitOf(inputs, described.get(file) ?? { path: file, error: 'not inspected' }) }));
+    const info = model ? await this.modelInfo(model) : undefined;
+    const causalLm = info?.causalLm === true;
+    // Plain .txt files (READMEs, requirements) are offered only for a causal LM, and never described: the engine
+    // reads them only through the model folder's tokenizer, which describeData does not have.
+    const files = (await this.candidateFiles()).filter((f) => causalLm || !/\.txt$/i.test(f));
+    const described = await this.describe(files.filter((f) => !/\.txt$/i.test(f)));
+    return files.map((file) => ({ file, fit: fitOf(info?.inputs, described.get(file) ?? { path: file, error: 'not inspected' }, { causalLm }) }));
   }
 
   /** A data file for `model`: candidates that fit its inputs first (N and shapes shown), the others below. */
@@ -222,7 +233,7 @@ export class Pickers {
     const pick = await vscode.window.showQuickPick(items, {
       title,
       matchOnDescription: true,
-      placeHolder: 'A data set: .npz (x, or arrays named after the model inputs, + y), a .json data spec or IDX images',
+      placeHolder: 'A data set: .npz (x, or arrays named after the model inputs, + y), a .json data spec, IDX images, or .txt / .jsonl text for a causal LM',
     });
     if (!pick) return undefined;
     if (pick.choice) return pick.choice;
@@ -231,7 +242,7 @@ export class Pickers {
       const chosen = await vscode.window.showOpenDialog({
         canSelectMany: false,
         title,
-        filters: { 'Data sets': ['npz', 'json', 'jsonl', 'csv', 'gz', 'idx3-ubyte'] },
+        filters: { 'Data sets': ['npz', 'json', 'jsonl', 'csv', 'txt', 'gz', 'idx3-ubyte'] },
       });
       file = chosen?.[0]?.fsPath;
     }

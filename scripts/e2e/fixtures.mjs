@@ -8,6 +8,8 @@ import { watPlugin } from '../esbuild-wat.mjs';
 
 /** Writes `output`: `input` with its neurons permuted (seeded), through the engine's own model code. */
 export async function permutedCopy(input, output, seed = 7) {
+  // .cache/ is git-ignored: a fresh clone has none yet.
+  fs.mkdirSync(path.join(REPO, '.cache'), { recursive: true });
   const dir = fs.mkdtempSync(path.join(REPO, '.cache', 'e2e-fixture-'));
   const outfile = path.join(dir, 'permuted-copy.js');
   try {

@@ -4,6 +4,7 @@ import * as assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
+import { accuracyTable } from '../../extension/exports';
 import type { FuseResult } from '../../worker/types';
 import { api, example, EXTENSION_ID, workspaceDir } from './helpers';
 
@@ -33,5 +34,41 @@ suite('otfuse extension: Hugging Face folders', () => {
     for (const f of ['model.safetensors', 'config.json', 'preprocessor_config.json', 'README.md']) assert.ok(fs.existsSync(path.join(out, f)), f);
     const back = await otfuse.engines.engine.evaluate({ model: out, data });
     assert.ok(Math.abs(back.accuracy - ot!.accuracy!) < 1e-9, `saved folder ${back.accuracy} vs run ${ot!.accuracy}`);
+  });
+
+  // Causal LMs (issue 29 item 6): two GPT-2 folders, .txt text as calibration and evaluation data; every row of the
+  // run carries a perplexity equal to e^loss (the results table's "Perplexity ↓" column reads it).
+  test('Fuse Models on two GPT-2 folders with .txt text: rows carry perplexity', async function () {
+    const src = path.join(vscode.extensions.getExtension(EXTENSION_ID)!.extensionPath, 'test', 'fixtures', 'decoders');
+    const ws = path.join(workspaceDir(), 'lm');
+    for (const name of ['gpt2-s0', 'gpt2-s1', 'calib.txt', 'heldout.txt']) fs.cpSync(path.join(src, name), path.join(ws, name), { recursive: true });
+    const a = vscode.Uri.file(path.join(ws, 'gpt2-s0'));
+    const b = vscode.Uri.file(path.join(ws, 'gpt2-s1'));
+    const result = await vscode.commands.executeCommand<FuseResult>('otfuse.fuseHfModels', a, [a, b], {
+      anchor: a.fsPath,
+      data: path.join(ws, 'calib.txt'),
+      evalData: path.join(ws, 'heldout.txt'),
+      preset: 'recommended',
+      quiet: true,
+    });
+    assert.ok(result, 'Fuse Models returns the FuseResult');
+    const rows = result.record.metrics;
+    for (const label of ['ot', 'vanilla'])
+      assert.ok(
+        rows.some((m) => m.label === label),
+        `${label} row in ${JSON.stringify(rows.map((m) => m.label))}`,
+      );
+    assert.ok(rows.filter((m) => m.role === 'parent' || m.role === 'anchor').length === 2, JSON.stringify(rows));
+    for (const m of rows) {
+      if (m.loss === undefined) continue;
+      assert.ok(m.perplexity !== undefined && Number.isFinite(m.perplexity) && m.perplexity > 1, `${m.label}: perplexity ${m.perplexity}`);
+      assert.ok(Math.abs(m.perplexity - Math.exp(m.loss)) < 1e-6 * m.perplexity, `${m.label}: ${m.perplexity} vs e^${m.loss}`);
+    }
+    // The exported results table carries the perplexity too (CSV: a last column; Markdown: "lower is better").
+    const csv = accuracyTable(result.record, 'csv').trim().split('\n');
+    assert.ok(csv[0].endsWith(',perplexity'), csv[0]);
+    const ot = rows.find((m) => m.label === 'ot')!;
+    assert.ok(csv.find((l) => l.startsWith('ot,'))!.endsWith(`,${ot.perplexity!.toFixed(4)}`), csv.join('\n'));
+    assert.match(accuracyTable(result.record, 'markdown'), /\| next-token accuracy \| loss \| perplexity \(lower is better\) \|/);
   });
 });

@@ -33,6 +33,7 @@ test('Fuse Models offers the auto-tune first, then the presets with an `offer`, 
 test('the auto-tune rule (CLI and editor): a recipe with no field besides its name is auto-tuned', () => {
   assert.equal(autotunes(undefined), true);
   assert.equal(autotunes({ name: 'x', $schema: 'recipe.schema.json' } as never), true);
+  assert.equal(autotunes({ mergeLayers: 2, pareto: true }), true, 'the fused model’s shape keeps the auto-tune');
   assert.equal(autotunes({ solver: 'emd' }), false);
   assert.equal(autotunes({ preset: 'default' }), false);
 });

@@ -134,4 +134,8 @@ test('CLI: fuse without recipe flags auto-tunes and records the sweep; with a re
   assert.equal(JSON.parse(b.stdout).record.autotune, undefined);
   const c = runCli(['fuse', S11, S10, '--data', CALIB, '--no-eval', '--solver', 'emd', '--autotune-budget', '5', '--runs-dir', runs]);
   assert.equal(c.code, 2, c.stderr);
+  // a budget below two estimated trials: no trial, the default recipe, and the reason printed
+  const d = runCli(['fuse', S11, S10, '--data', CALIB, '--no-eval', '--autotune-budget', '0.2', '--runs-dir', runs]);
+  assert.equal(d.code, 0, d.stderr);
+  assert.match(d.stdout, /recipe {6}Sinkhorn 0\.08 \+ regmean refit, not auto-tuned \(not tried: a trial is estimated at 0\.\d s from the model's size/);
 });

@@ -236,3 +236,64 @@ test('CLI: finetune --teacher (repeatable) distills; --kd-alpha without a teache
   ]);
   assert.equal(het.code, 1, het.stderr);
 });
+
+// Token data (issue 29: a causal LM distilled from the mean of its teachers' next-token distributions): the KL term
+// covers the scored positions only (IGNORE_LABEL rows add nothing to loss or gradient), averaged like the CE.
+test('token distillation (masked labels): loss against a JS reference, gradient against central differences', async () => {
+  const T = 2;
+  const alpha = 0.6;
+  const x = Array.from({ length: 20 }, () => rand() * 2 - 1);
+  const w = Array.from({ length: 12 }, () => rand() * 2 - 1);
+  const b = Array.from({ length: 3 }, () => rand() - 0.5);
+  const labels = [0, -100, 1, 2, -100];
+  const p = new Float32Array(15);
+  addSoftened(
+    p,
+    Float32Array.from({ length: 15 }, () => rand() * 6 - 3),
+    3,
+    T,
+    1,
+  );
+  const rows = Array.from({ length: 5 }, (_, i) => Array.from(p.subarray(i * 3, i * 3 + 3)));
+  const z = Array.from({ length: 5 }, (_, i) => Array.from({ length: 3 }, (_, c) => b[c] + [0, 1, 2, 3].reduce((s, k) => s + x[i * 4 + k] * w[c * 4 + k], 0)));
+  const q1 = softmaxRows(z, 1);
+  const qT = softmaxRows(z, T);
+  let ce = 0;
+  let kl = 0;
+  let n = 0;
+  for (let i = 0; i < 5; i++) {
+    if (labels[i] === -100) continue;
+    n++;
+    ce -= Math.log(q1[i][labels[i]]);
+    for (let c = 0; c < 3; c++) kl += rows[i][c] * (Math.log(rows[i][c]) - Math.log(qT[i][c]));
+  }
+  const expected = ((1 - alpha) * ce + alpha * T * T * kl) / n;
+  const model = tiny(DT.FLOAT);
+  const feeds: Record<string, ort.Tensor> = {
+    x: new ort.Tensor('float32', Float32Array.from(x), [5, 4]),
+    w: new ort.Tensor('float32', Float32Array.from(w), [3, 4]),
+    b: new ort.Tensor('float32', Float32Array.from(b), [3]),
+    labels: new ort.Tensor('int64', BigInt64Array.from(labels.map(BigInt)), [5]),
+    teacher_probs: new ort.Tensor('float32', p, [5, 3]),
+  };
+  const options = { wrt: ['w', 'b'], distill: { temperature: T, alpha }, maskedLabels: true };
+  const gg = await buildGradientGraph(model, options);
+  const s = await ort.InferenceSession.create(gg.model.toBytes(), { logSeverityLevel: 3 });
+  const out = await s.run(feeds);
+  await s.release();
+  const loss = Number(out.loss.data[0]);
+  assert.ok(Math.abs(loss - expected) < 1e-5 * Math.max(1, expected), `loss ${loss} vs reference ${expected}`);
+  // The ignored rows' teacher probabilities do not matter: changing them leaves loss and gradient unchanged.
+  const moved = Float32Array.from(p);
+  for (const i of [1, 4]) moved.set([1, 0, 0], i * 3);
+  const s2 = await ort.InferenceSession.create(gg.model.toBytes(), { logSeverityLevel: 3 });
+  const out2 = await s2.run({ ...feeds, teacher_probs: new ort.Tensor('float32', moved, [5, 3]) });
+  await s2.release();
+  assert.equal(Number(out2.loss.data[0]), loss);
+  assert.deepEqual(Array.from(out2['grad:w'].data as Float32Array), Array.from(out['grad:w'].data as Float32Array));
+  const entries = await gradientCheck(model, { feeds, ...options, eps: 1e-2, samplesPerTensor: 8 });
+  for (const e of entries) {
+    assert.ok(e.scale > 0, `${e.name}: zero gradient`);
+    assert.ok(e.maxRelErr <= 2e-2, `${e.name}: token KD gradient off by ${e.maxRelErr}; ${JSON.stringify(e.points)}`);
+  }
+});

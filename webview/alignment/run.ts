@@ -119,6 +119,8 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
   const delta = (m: ModelMetrics) =>
     best === undefined || m.accuracy === undefined || parents.includes(m) ? '' : `${m.accuracy >= best ? '+' : ''}${(100 * (m.accuracy - best)).toFixed(2)}`;
   const on = dataName(r.evalData ?? r.data);
+  // Causal LMs: perplexity (e^loss over the predicted next tokens; lower is better) next to next-token accuracy.
+  const lm = metrics.some((m) => m.perplexity !== undefined);
   // No evaluation data recorded (fused with "Skip evaluation") but rows exist: a later finetune measured them on
   // the calibration data. Labelled like a calibration-data evaluation, never as a plain "Measured on".
   const onCalibration = r.evalIsCalibration || (r.evalData === undefined && r.data !== undefined);
@@ -132,7 +134,7 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
       ? h(
           'caption',
           { id: 'accuracy-caption' },
-          `Measured on ${on}${r.metrics.some((m) => m.role === 'finetuned' || m.role === 'baseline') ? ' · finetune rows: same data, same settings' : ''}`,
+          `Measured on ${on}${r.metrics.some((m) => m.role === 'finetuned' || m.role === 'baseline') ? ' · finetune rows: same data, same settings' : ''}${lm ? ' · perplexity: lower is better' : ''}`,
         )
       : null;
   const table = h(
@@ -146,9 +148,12 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
         'tr',
         {},
         h('th', { scope: 'col' }, 'Model'),
-        h('th', { scope: 'col', class: 'num', title: 'Accuracy' }, ...headerText('Accuracy', 'Acc.')),
+        lm
+          ? h('th', { scope: 'col', class: 'num', title: 'Next-token accuracy' }, ...headerText('Next-token acc.', 'Acc.'))
+          : h('th', { scope: 'col', class: 'num', title: 'Accuracy' }, ...headerText('Accuracy', 'Acc.')),
         h('th', { scope: 'col', class: 'num delta', title: 'percentage points vs the best parent' }, ...headerText('Δ best parent', 'Δ pt')),
         h('th', { scope: 'col', class: 'num loss' }, 'Loss'),
+        lm ? h('th', { scope: 'col', class: 'num ppl', title: 'Perplexity: e^loss over the predicted next tokens — lower is better' }, 'Perplexity ↓') : null,
       ),
     ),
     h(
@@ -162,6 +167,7 @@ export function accuracy(r: RunRecord, runDir: string): HTMLElement {
           h('td', { class: 'num acc', 'data-accuracy': m.accuracy ?? '' }, pct(m.accuracy)),
           h('td', { class: 'num delta' }, delta(m)),
           h('td', { class: 'num loss', 'data-loss': m.loss ?? '' }, m.loss === undefined ? '—' : m.loss.toFixed(4)),
+          lm ? h('td', { class: 'num ppl', 'data-perplexity': m.perplexity ?? '' }, m.perplexity === undefined ? '—' : m.perplexity.toFixed(2)) : null,
         ),
       ),
     ),

@@ -36,7 +36,14 @@ export async function baselineMetrics(
   const evalOpts = { limit: request.evalLimit, provider: request.provider, signal: context.signal, batchSize: 256 };
   context.onProgress?.({ stage: 'evaluate', message: "parents' logit ensemble" });
   const ens = await evaluateEnsemble(models, evalSet, evalOpts);
-  out.push({ label: ENSEMBLE_LABEL, role: 'ensemble', data: measuredOn(ens.samples), accuracy: ens.accuracy, loss: ens.loss });
+  out.push({
+    label: ENSEMBLE_LABEL,
+    role: 'ensemble',
+    data: measuredOn(ens.samples),
+    accuracy: ens.accuracy,
+    loss: ens.loss,
+    ...(ens.perplexity !== undefined ? { perplexity: ens.perplexity } : {}),
+  });
   if (!request.finetune) return out;
   const seeds = Math.max(1, Math.floor(typeof request.baselines === 'object' ? (request.baselines.seeds ?? 1) : 1));
   // A marked, locked temp folder (worker/io/outputs.ts): one a killed run left is removed by the next run.

@@ -65,8 +65,12 @@ export function fuseChoices(): FuseChoice[] {
   return [{ ...AUTOTUNE_CHOICE, recipe: {} }, ...offered];
 }
 
-/** Whether a fusion with this recipe is auto-tuned: no field set besides its name (the CLI adds --autotune /
- * --no-autotune and needs calibration data). */
+/** Fields that name or shape the run around the fusion, not the fusion recipe: they keep the auto-tune
+ * (--merge-layers / --pareto choose the fused model's shape). */
+const NOT_RECIPE_CHOICES = new Set(['name', '$schema', 'mergeLayers', 'pareto']);
+
+/** Whether a fusion with this recipe is auto-tuned: no recipe choice set (the CLI adds --autotune / --no-autotune
+ * and needs calibration data). */
 export function autotunes(recipe: FuseRecipe | undefined): boolean {
-  return Object.keys(recipe ?? {}).filter((k) => k !== 'name' && k !== '$schema').length === 0;
+  return Object.keys(recipe ?? {}).filter((k) => !NOT_RECIPE_CHOICES.has(k)).length === 0;
 }

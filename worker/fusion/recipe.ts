@@ -77,6 +77,8 @@ export interface ResolvedRecipe {
   /** Where OT solvers with an ONNX Runtime path run: 'js' (default; bit-exact POT parity) or 'ort' (ONNX Runtime on
    * the CPU). A GPU provider (--provider cuda|webgpu) always sends them to ONNX Runtime on that provider. */
   otBackend: 'js' | 'ort';
+  mergeLayers?: number;
+  pareto: boolean;
 }
 
 /** A recipe field: its JSON-schema type, default, description and (optionally) its `otfuse fuse` flag. */
@@ -207,6 +209,22 @@ const RECIPE_FIELD_TABLE = {
     description:
       'Ridge of the refit towards plain averaging, relative to the mean diagonal of the input Gram matrix (λ = refitRidge · mean diag; large values give plain averaging). 0.01 was best on validation data for the bundled pair.',
     flag: 'refit-ridge',
+  },
+  mergeLayers: {
+    type: 'number',
+    integer: true,
+    minimum: 0,
+    maximum: 10_000,
+    description:
+      "Partial fusion: fuse the embeddings and the first K blocks only; each parent's remaining blocks and head run as parallel branches on that shared trunk (a non-anchor parent's branch starts with its transport map at the cut, transposed), logits averaged, in one ONNX graph. Absent or K = number of blocks: plain fusion; 0: nothing shared (the parents' logit ensemble). Not exportable to Hugging Face.",
+    flag: 'merge-layers',
+  },
+  pareto: {
+    type: 'boolean',
+    default: false,
+    description:
+      'Build and evaluate the partial model for every K (0 … blocks) on the evaluation data: accuracy and parameter count per K in run.json (partial.points).',
+    flag: 'pareto',
   },
   preset: enumOf(
     Object.fromEntries(Object.entries(PRESETS).map(([k, v]) => [k, { description: v.description }])),

@@ -15,7 +15,7 @@
 // parent is taken in its own basis and moved by the map afterwards (T̂ᵀ G T̂), which is cheaper than moving X.
 import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
-import { OtfuseError, throwIfCancelled } from '../errors';
+import { OtfuseError, throwIfCancelled, withContext } from '../errors';
 import type { OnnxModel } from '../onnx/model';
 import type { Dataset } from '../data/dataset';
 import type { LinearRef, ModelPlan } from '../graph/analyze';
@@ -361,6 +361,29 @@ function dropLast(G: Float64Array, n: number): Float64Array {
   return out;
 }
 
+/** solveSpd for one layer. A failure names the parent whose input Gram is not finite (else the anchor), that
+ * model's node of the layer, and the calibration data the Grams come from. */
+function solveLayer(
+  G: Float64Array,
+  n: number,
+  B: Float64Array,
+  c: number,
+  lambda: number,
+  input: RefitInput,
+  layer: RefitLayer,
+  gkk: Float64Array[],
+): Float64Array {
+  try {
+    return solveSpd(G, n, B, c, lambda);
+  } catch (err) {
+    const k = Math.max(
+      0,
+      gkk.findIndex((g) => g.some((v) => !Number.isFinite(v))),
+    );
+    throw withContext(err, { file: input.models[k].file, node: layer.refs[k].node }, `refit on the calibration data ${input.calib.source}`);
+  }
+}
+
 /** Runs the refit over every level; writes the refit weights into input.fused; returns per-layer diagnostics. */
 export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]> {
   const { fused, alpha } = input;
@@ -381,7 +404,14 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
   // regmean: the parents' inputs do not depend on the refit: their Grams come from the capture (read back level by
   // level), or one pass of the refit's own collects every level's.
   const stored = input.mode === 'regmean' && !!input.grams;
-  const once = input.mode === 'regmean' && !stored ? await gramProducts(input, levels.flat(), false) : undefined;
+  // What no layer named (e.g. the models disagree on token counts) leaves naming the anchor, whose layers the refit writes.
+  const inRefit = (err: unknown) => withContext(err, { file: input.models[0].file }, `refit on the calibration data ${input.calib.source}`);
+  const once =
+    input.mode === 'regmean' && !stored
+      ? await gramProducts(input, levels.flat(), false).catch((err: unknown) => {
+          throw inRefit(err);
+        })
+      : undefined;
   // regmean++: the parents' sessions serve every level (only the fused model changes between levels).
   const parents: ModelRunner[] = [];
   if (input.mode === 'regmean++') {
@@ -446,7 +476,7 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
         const lambda = input.ridge * (diag / n);
         const b = Float64Array.from(rhs);
         for (let i = 0; i < b.length; i++) b[i] += lambda * Wbar[i];
-        let W = solveSpd(lhs, n, b, o, lambda);
+        let W = solveLayer(lhs, n, b, o, lambda, input, layer, gkk);
         // Reconstruction error (relative) of a candidate W.
         const dot = (A: Float64Array, B: Float64Array): number => {
           let t = 0;
@@ -499,6 +529,8 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
       for (const [name, v] of pending) fused.setInitializer(name, Float32Array.from(v));
       pending.clear();
     }
+  } catch (err) {
+    throw inRefit(err);
   } finally {
     for (const r of parents) await r.release();
     await releaseRefitSessions();

@@ -14,7 +14,8 @@ import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion, t
 import { compileSchedule, planParams, solvedMapCount, type ParamRole } from './schedule';
 import type { FuseRequest, FuseResult, JobContext, RunRecord, ProgressEvent } from '../types';
 import { abandonRun, claimRun, commitRun, writeRecord } from '../runs/store';
-import { writeRunFolder } from './runFolder';
+import { measuredOnFor, writeRunFolder } from './runFolder';
+import { alignedRows } from './alignedRows';
 import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions, type CaptureStats } from './activations';
 import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
@@ -29,6 +30,7 @@ import { refitModel, refitLevels, type RefitLayerResult } from './refit';
 import { CaptureGrams } from './refitgrams';
 import { detectSharedBase, identityMaps } from '../merge/sharedBase';
 import { dataInputs, modelInputs } from '../io/outputs';
+import { checkMergeLayers, partialStage } from './partialRun';
 
 export { OTFUSE_VERSION } from './runFolder';
 
@@ -68,6 +70,9 @@ export interface LoadedFusionResult {
   capture?: RunRecord['capture'];
   /** The maps in their stored form (large ones spooled to a temp file; maps[k][i].map.plan is then empty). */
   mapStore: MapStore;
+  /** cutMaps[k][b]: model k's input map at block b (partial fusion's unmerge maps; kept when the recipe asks for
+   * partial fusion or its curve). */
+  cutMaps?: (TMap | null)[][];
 }
 
 function paramsOf(model: OnnxModel): Params {
@@ -208,6 +213,10 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     const maps: MapRecord[][] = [[]];
     const mapStore = new MapStore(recipe.mapsDtype);
     const inputMaps: Map<LinearRef, TMap | null>[] = [new Map()];
+    // Partial fusion reads each model's input map of every block's Q (the stream map at the cut).
+    const keepCuts = recipe.pareto || (recipe.mergeLayers !== undefined && recipe.mergeLayers < plans[0].layers);
+    const cutBlock = new Map(plans[0].blocks.map((b, i) => [b.attn.q, i]));
+    const cutMaps: (TMap | null)[][] = models.map(() => []);
     const layerCount = solvedMapCount(compileSchedule(plans[0]), plans[0], recipe);
     const costs = await CostEngine.create(recipe.costEngine === 'ort', input.provider);
     configureLinalg({ provider: input.provider ?? 'cpu' });
@@ -240,7 +249,11 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
             },
             tamper: input.tamper ? (name, map) => input.tamper!(k, name, map) : undefined,
             // The refit reads the input maps at the end: large ones wait in the Gram spool, not in memory.
-            onLinear: (la, mapIn) => linearMaps.set(la, mapIn && grams ? grams.holdMap(mapIn) : mapIn),
+            onLinear: (la, mapIn) => {
+              const b = keepCuts ? cutBlock.get(la) : undefined;
+              if (b !== undefined) cutMaps[k][b] = mapIn && { ...mapIn, plan: Float64Array.from(mapIn.plan) };
+              linearMaps.set(la, mapIn && grams ? grams.holdMap(mapIn) : mapIn);
+            },
             otProvider,
             prepare: staged
               ? async (stage) => {
@@ -368,7 +381,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
       vanilla = cloneForWeights(models[0]);
       for (const [name, v] of sink.finishInMemory()) vanilla.setInitializer(name, Float32Array.from(v));
     }
-    return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, refit, capture, mapStore };
+    return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, refit, capture, mapStore, ...(keepCuts ? { cutMaps } : {}) };
   } finally {
     for (const a of aligned) a.release?.();
     await grams?.release();
@@ -421,6 +434,11 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   ];
   preflight({ inputs, output: request.output, runsDir, model: models[0], labelled: [evalSet, trainSet], finite: models });
   trainSet?.close();
+  // Partial fusion: a K past the models' depth is a usage error before any work (decoder LMs: not built).
+  if (decoders && (recipe.mergeLayers !== undefined || recipe.pareto))
+    throw new OtfuseError('BAD_USAGE', 'partial fusion (--merge-layers, --pareto) is not built for decoder LMs', { file: files[0] });
+  const plans = recipe.mergeLayers !== undefined || recipe.pareto ? models.map((m) => analyzeModel(m)) : undefined;
+  if (plans) checkMergeLayers(recipe, plans[0]);
   // The run folder is claimed (a unique id, a writable folder) before the work, and built under a hidden name.
   const claim = claimRun(runsDir, name);
   const runDir = claim.dir;
@@ -453,12 +471,26 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
           signal: context.signal,
           onProgress: context.onProgress,
           vanilla: !!evalSet,
+          plans,
         });
     Object.assign(timings, result.timings);
     throwIfCancelled(context.signal);
+    const tp = performance.now();
+    // Decoder LMs have no graph plans and no partial fusion (refused above): fused.onnx is the fused model.
+    const partial: Awaited<ReturnType<typeof partialStage>> = decoders
+      ? { model: result.fused }
+      : await partialStage({ ...result, models, recipe, evalSet, evalLimit: request.evalLimit, provider: request.provider }, context);
+    if (partial.record) timings.partial = (performance.now() - tp) / 1000;
+    result.fused = partial.model;
     sharedBase.identityMaps = identityMaps(result.maps);
     record = await writeRunFolder({ request, context, claim, files, models, recipe, result, evalSet, timings, t0, autotune });
-    record = { ...record, sharedBase };
+    record = { ...record, sharedBase, ...(partial.record ? { partial: partial.record } : {}) };
+    // The honest protocol also says how much of each non-anchor parent survived alignment (role 'aligned').
+    if (request.baselines && evalSet && !decoders) {
+      const measuredOn = measuredOnFor(request.evalData ?? request.data, runDir);
+      const aligned = await alignedRows({ models, plans: result.plans, recipe, calib, evalSet, request, measuredOn, fuse: fuseLoaded }, context);
+      record = { ...record, metrics: [...record.metrics, ...aligned] };
+    }
     writeRecord(claim.tmp, record);
     commitRun(claim);
   } catch (err) {

@@ -15,6 +15,7 @@ import { mapKeys } from './keymap';
 import { fromFloat32, writeSafetensorsFile, type StDtype } from './safetensors';
 import { modelCard, type CardInfo, type CardMetric } from './card';
 import { analyzeModel } from '../graph/analyze';
+import { isPartialModel } from '../fusion/partial';
 import { isInside, listFolder, modelFolderRoot, readBytes, readText, READ_LIMITS } from '../io/read';
 import { readLineage } from '../runs/lineage';
 import { readRun } from '../runs/store';
@@ -53,6 +54,16 @@ interface OutTensor {
   bytes: Uint8Array;
 }
 
+/** A partial fusion (--merge-layers) holds several parents' upper blocks on one trunk: no HF class computes that. */
+function refusePartial(model: OnnxModel): void {
+  if (isPartialModel(model))
+    throw new OtfuseError(
+      'UNSUPPORTED',
+      'this is a partial fusion (--merge-layers): each parent keeps its own upper blocks and head as parallel branches on a shared trunk, which no Hugging Face model class computes; use the ONNX file, or fuse all blocks to export',
+      { file: model.file },
+    );
+}
+
 export async function exportHf(request: HfExportRequest): Promise<HfExportResult> {
   const output = path.resolve(request.output);
   // Before any work: the output folder is no input and holds none, and it is replaced only with --force and only
@@ -61,6 +72,7 @@ export async function exportHf(request: HfExportRequest): Promise<HfExportResult
   checkReplaceableDir(output, request.force, 'hf-export');
   const like = readCheckpoint(request.like);
   const model = loadModel(request.model);
+  refusePartial(model);
   checkLayerCount(like, model);
   const tensors = tensorsFor(like, model);
   const { config, changes, skipped } = updatedConfig(like, tensors);

@@ -178,14 +178,6 @@ export function sizeOf(p: string): number | undefined {
   }
 }
 export const exists = (p: string): boolean => pathKind(p) !== 'missing';
-/** True for a symlink itself (not followed). */
-export function isLink(p: string): boolean {
-  try {
-    return fs.lstatSync(p).isSymbolicLink();
-  } catch {
-    return false;
-  }
-}
 
 /** Names in a folder with what each is (links followed); unreadable folders are refused with `code`. */
 export function listFolder(dir: string, code: ErrorCode, what = 'folder'): { name: string; kind: ReturnType<typeof pathKind> }[] {

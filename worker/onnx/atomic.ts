@@ -45,26 +45,3 @@ function removeQuietly(p: string): void {
     /* the parent is gone or not a folder */
   }
 }
-
-/** Builds a folder under a temporary name and renames it into place only when `fill` succeeds. */
-export async function writeDirAtomic<T>(target: string, fill: (tmpDir: string) => Promise<T>): Promise<T> {
-  const tmp = tempPathFor(target);
-  try {
-    fs.mkdirSync(path.dirname(target), { recursive: true });
-    fs.mkdirSync(tmp);
-  } catch (err) {
-    throw writeError(err, target);
-  }
-  try {
-    const result = await fill(tmp);
-    try {
-      fs.renameSync(tmp, target);
-    } catch (err) {
-      throw writeError(err, target);
-    }
-    return result;
-  } catch (err) {
-    removeQuietly(tmp);
-    throw err;
-  }
-}

@@ -170,25 +170,3 @@ export function describeErrno(e: NodeJS.ErrnoException): string {
       return (e?.message ?? String(e)).split('\n')[0];
   }
 }
-
-/** True only for a real otfuse run folder directly inside `runsDir`: not a symlink, a run.json that parses as a
- * run record whose id is the folder's name, and only files of the kinds a run writes. Callers that delete runs
- * use this so a stray folder with a run.json (or a link to $HOME) is never removed. */
-export function isRunFolder(dir: string, runsDir: string): boolean {
-  try {
-    const real = fs.realpathSync(dir);
-    if (fs.lstatSync(dir).isSymbolicLink() || path.dirname(real) !== fs.realpathSync(runsDir)) return false;
-    const record = JSON.parse(Buffer.from(readRegularFile(path.join(real, 'run.json'), 'BAD_DATA', 'run record', 16 << 20)).toString('utf8')) as Record<
-      string,
-      unknown
-    >;
-    if (!record || typeof record !== 'object' || record.id !== path.basename(real) || !Array.isArray(record.models) || typeof record.createdAt !== 'string')
-      return false;
-    // Only the kinds of files runs hold (records, models, maps, logs, temp files): a folder with anything else in
-    // it (a user's notes, sources, sub-folders) is not deleted wholesale.
-    const allowed = /\.(json|jsonl|onnx|data|safetensors|log|tmp)$/;
-    return fs.readdirSync(real, { withFileTypes: true }).every((e) => e.isFile() && allowed.test(e.name));
-  } catch {
-    return false;
-  }
-}

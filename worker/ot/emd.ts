@@ -1,15 +1,16 @@
 // Exact optimal transport (earth mover's distance) between discrete measures.
 // - square problem with uniform marginals: linear assignment (Jonker–Volgenant), plan = permutation · mass;
 // - anything else: a primal network simplex on the bipartite transportation network with an artificial root
-//   (big-M start), block-search pricing and a strongly feasible spanning tree (no cycling on degenerate pivots).
+//   (big-M start), block-search pricing (in WebAssembly SIMD from 1,024 arcs, pricing-wasm.ts) and a strongly
+//   feasible spanning tree (no cycling on degenerate pivots).
 import { OtfuseError } from '../errors';
 import { linearAssignment } from './lap';
 import { pricingFor } from './pricing-wasm';
+import { checkProblem, type PlanResult, type Weights } from './validate';
 
 /** Arcs from which the network simplex prices in WebAssembly SIMD (below, plain JS: the kernel's set-up costs more;
  * tests set it to Infinity to compare both). */
 export const emdEngine = { wasmPricingMin: 1024 };
-import { checkProblem, type PlanResult, type Weights } from './validate';
 
 export interface EmdOptions {
   /** Use the assignment fast path for square uniform problems (default true). */

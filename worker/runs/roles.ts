@@ -13,6 +13,7 @@ const ROLES: Record<MetricRole, true> = {
   baseline: true,
   base: true,
   merged: true,
+  aligned: true,
 };
 export const METRIC_ROLES = Object.keys(ROLES) as readonly MetricRole[];
 

@@ -103,6 +103,16 @@ export function runSchema(): Record<string, unknown> {
         evalIsCalibration: { type: 'boolean' },
         parents: { type: 'array', items: obj({ file: str, sha256: str }, ['file', 'sha256']) },
         maxLength: int,
+        partial: obj(
+          {
+            mergeLayers: int,
+            layers: int,
+            parameters: int,
+            parentParameters: int,
+            points: { type: 'array', items: obj({ mergeLayers: int, parameters: int, accuracy: num, loss: num }, ['mergeLayers', 'parameters']) },
+          },
+          ['mergeLayers', 'layers', 'parameters', 'parentParameters'],
+        ),
         merge: obj({ method: str, params: { type: 'object' }, base: str, formula: str, tensors: int, constants: int, colinear: int, hfOutput: str }, [
           'method',
           'params',

@@ -20,6 +20,8 @@ export interface EnsembleResult {
   models: string[];
   accuracy: number;
   loss: number;
+  /** Causal-LM data: e^loss over the predicted next tokens of the mean logits (lower is better). */
+  perplexity?: number;
   samples: number;
   seconds: number;
   provider: ProviderReport;
@@ -75,6 +77,7 @@ export async function evaluateEnsemble(models: (string | OnnxModel)[], dataset: 
       models: runners.map((r) => r.runner.file),
       accuracy: scored ? correct / scored : 0,
       loss: scored ? lossSum / scored : 0,
+      ...(dataset.causal ? { perplexity: Math.exp(scored ? lossSum / scored : 0) } : {}),
       samples: done,
       seconds: (performance.now() - t0) / 1000,
       provider: runners[0].runner.provider,

@@ -119,6 +119,9 @@ interface LossParts {
 /**
  * Knowledge distillation: the loss becomes (1−α)·CE(labels) + α·T²·KL(p_t ‖ softmax(z/T)), where p_t is the
  * `teacher_probs` input ([batch, classes]: the teachers' mean softened probabilities, computed outside the graph).
+ * Token data (masked or causal LM: labels per token) distills every scored position: p_t is [batch·tokens, vocab],
+ * the KL term is the mean over the positions the cross-entropy scores (the teachers' mean next-token distribution
+ * for a causal LM).
  */
 export interface DistillSettings {
   /** Softmax temperature T (> 0). */
@@ -146,6 +149,8 @@ function emitDistill(
   dt: number,
   classes: number,
   d: DistillSettings,
+  /** Token data: [rows, 1], 1 at scored positions, 0 at IGNORE_LABEL ones (which then add nothing). */
+  validCol?: string,
 ): LossParts {
   const f = (v: number) => b.scalar(v, dt);
   const T = d.temperature;
@@ -153,16 +158,18 @@ function emitDistill(
   const logq = b.op('LogSoftmax', [b.op('Div', [l2, f(T)])], { axis: A.i(1) });
   // Σ p·(log p − log q); p·log p taken with log(max(p, 1e-30)) so that p = 0 contributes 0.
   const logp = b.op('Log', [b.op('Max', [pt, f(1e-30)])]);
-  const kl = b.op('Div', [b.reduce('ReduceSum', b.op('Mul', [pt, b.op('Sub', [logp, logq])]), [0, 1], false), count]);
+  const terms = b.op('Mul', [pt, b.op('Sub', [logp, logq])]);
+  const kl = b.op('Div', [b.reduce('ReduceSum', validCol ? b.op('Mul', [terms, validCol]) : terms, [0, 1], false), count]);
   const loss = b.op('Add', [b.op('Mul', [ce.loss, f(1 - d.alpha)]), b.op('Mul', [kl, f(d.alpha * T * T)])]);
   // Probability differences below KD_DEADZONE are float32 rounding between the teachers' inference sessions and
   // this graph's forward (a model distilled into itself differs from itself by ~1e-7): they are treated as 0, so
   // that Adam's normalisation (m/√v) does not turn rounding noise into full-size parameter steps.
   const diff = b.op('Sub', [b.op('Exp', [logq]), pt]);
-  const kept = b.op('Where', [b.op('Less', [b.op('Abs', [diff]), f(KD_DEADZONE)]), f(0), diff]);
+  const keptAll = b.op('Where', [b.op('Less', [b.op('Abs', [diff]), f(KD_DEADZONE)]), f(0), diff]);
+  const kept = validCol ? b.op('Mul', [keptAll, validCol]) : keptAll;
   const dkd = b.op('Div', [b.op('Mul', [kept, f(d.alpha * T)]), count]);
   const seed = b.op('Add', [b.op('Mul', [ce.seed, f(1 - d.alpha)]), b.reshape(dkd, logitsShape)]);
-  return { ...ce, loss, seed, extraInputs: [...ce.extraInputs, valueInfo(pt, dt, ['batch', classes])] };
+  return { ...ce, loss, seed, extraInputs: [...ce.extraInputs, valueInfo(pt, dt, [validCol ? 'batch_tokens' : 'batch', classes])] };
 }
 
 export function checkDistill(d: DistillSettings | undefined): void {
@@ -195,7 +202,7 @@ function emitLoss(b: GraphBuilder, logits: string, info: TensorInfo, kind: LossK
     };
   }
   const classes = info.dims[info.dims.length - 1];
-  if (masked) return emitMaskedLoss(b, logits, dt, classes, smoothing);
+  if (masked) return emitMaskedLoss(b, logits, dt, classes, smoothing, distill);
   const l2 = b.reshape(logits, b.i64([-1, classes]));
   const labels = b.reshape('labels', b.i64([-1]));
   const logp = b.op('LogSoftmax', [l2], { axis: A.i(1) });
@@ -217,7 +224,7 @@ function emitLoss(b: GraphBuilder, logits: string, info: TensorInfo, kind: LossK
  * positions labelled IGNORE_LABEL (−100) add nothing; the loss is the mean over the labelled positions (at least
  * one), `correct` counts labelled positions predicted right.
  */
-function emitMaskedLoss(b: GraphBuilder, logits: string, dt: number, classes: number, smoothing: number): LossParts {
+function emitMaskedLoss(b: GraphBuilder, logits: string, dt: number, classes: number, smoothing: number, distill?: DistillSettings): LossParts {
   const l2 = b.reshape(logits, b.i64([-1, classes]));
   const labels = b.reshape('labels', b.i64([-1]));
   const ignored = b.op('Equal', [labels, b.i64([IGNORE_LABEL], true)]);
@@ -234,7 +241,9 @@ function emitMaskedLoss(b: GraphBuilder, logits: string, dt: number, classes: nu
   const seed = b.reshape(d2, b.shape(logits));
   const hits = b.op('Mul', [b.op('Cast', [b.op('Equal', [b.op('ArgMax', [l2], { axis: A.i(1), keepdims: A.i(0) }), labels])], { to: A.i(dt) }), valid]);
   const correct = b.reduce('ReduceSum', hits, [0], false);
-  return { loss, seed, correct, extraInputs: [valueInfo('labels', DT.INT64, ['batch_tokens'])] };
+  const ce: LossParts = { loss, seed, correct, extraInputs: [valueInfo('labels', DT.INT64, ['batch_tokens'])] };
+  // Token distillation (a causal LM's next-token distributions): the KL term over the scored positions only.
+  return distill ? emitDistill(b, l2, count, ce, b.shape(logits), dt, classes, distill, validCol) : ce;
 }
 
 export interface GradientGraphOptions {
@@ -245,6 +254,8 @@ export interface GradientGraphOptions {
   probeFeeds?: ProbeFeeds;
   /** Cross-entropy mixed with distillation (adds the `teacher_probs` input). */
   distill?: DistillSettings;
+  /** Token labels [batch·tokens] with IGNORE_LABEL at unscored positions (as StepSettings.maskedLabels). */
+  maskedLabels?: boolean;
 }
 
 export interface GradientGraph {
@@ -268,7 +279,7 @@ export async function buildGradientGraph(model: OnnxModel, options: GradientGrap
   const graph = proto.graph!;
   const b = new GraphBuilder('grad', opset);
   const logits = graph.output![0].name!;
-  const lossParts = emitLoss(b, logits, info.get(logits)!, options.loss ?? 'cross-entropy', options.labelSmoothing ?? 0, options.distill);
+  const lossParts = emitLoss(b, logits, info.get(logits)!, options.loss ?? 'cross-entropy', options.labelSmoothing ?? 0, options.distill, options.maskedLabels);
   const grads = emitBackward({ model, info, builder: b, wrt, seeds: new Map([[logits, lossParts.seed]]), nodes: graph.node ?? [] });
   const initNames = new Set(model.initializerNames());
   const lifted = wrt.filter((w) => initNames.has(w));
@@ -355,7 +366,6 @@ export async function buildTrainingGraph(
   const forwardNodes = graph.node ?? [];
   const logits = graph.output![0].name!;
   checkDistill(settings.distill);
-  if (settings.maskedLabels && settings.distill) throw new OtfuseError('BAD_USAGE', 'distillation (--teacher) is not supported on masked-LM data');
   const lossParts = emitLoss(b, logits, info.get(logits)!, 'cross-entropy', settings.labelSmoothing ?? 0, settings.distill, settings.maskedLabels);
   const grads = emitBackward({
     model,

@@ -5,7 +5,7 @@
 // is an assignment (solved exactly with worker/ot's linearAssignment). The second model is permuted onto the first
 // and the weights averaged; the result is rebuilt through the HF importer, so it is a checkpoint in the first
 // parent's layout (keys, config).
-import { OtfuseError } from '../../errors';
+import { OtfuseError, withContext } from '../../errors';
 import { type DecoderConfig } from '../../hf/config-decoder';
 import type { OnnxModel } from '../../onnx/model';
 import { linearAssignment } from '../../ot';
@@ -18,7 +18,7 @@ import { checkSameTokenizer } from './tokenizer-check';
 export { buildDecoder, readDecoder, type DecoderParent };
 
 /** Same architecture, sizes and vocabulary; otherwise refused with the reason. */
-export function checkCompatible(a: DecoderParent, b: DecoderParent): void {
+export function checkCompatible(a: Pick<DecoderParent, 'dir' | 'config'>, b: Pick<DecoderParent, 'dir' | 'config'>): void {
   const fields = [
     'family',
     'hidden',
@@ -182,7 +182,10 @@ export async function fuseParents(a: DecoderParent, b: DecoderParent, options: D
   if ((options.method ?? 'ot') === 'ot') {
     const actsA = await captureDecoder(a, options.calibration, options.blockLength);
     const actsB = await captureDecoder(b, options.calibration, options.blockLength);
-    maps = await decoderMaps(a.config, actsA, actsB);
+    // The cost knows no file: a failure (e.g. non-finite activations) leaves naming the folder being aligned.
+    maps = await decoderMaps(a.config, actsA, actsB).catch((err: unknown) => {
+      throw withContext(err, { file: b.dir }, `aligning onto ${a.dir}`);
+    });
   }
   const tensors = averageAligned(a, b, maps, options.weight);
   return { model: buildDecoder(a, tensors), maps, tensors };

@@ -1,0 +1,223 @@
+// Fusion where it is meant to pay (issue 28): ViT parents (hidden 64, 4 blocks) trained on class-skewed shards of
+// Fashion-MNIST (bench/quality/make_noniid.py writes them into .cache/noniid/). For the pair (A: 95 % classes 0–4,
+// B the reverse) and the four parents (85 % home classes): every parent, the logit ensemble, vanilla averaging,
+// OT one-shot with otfuse's defaults (the anchor: the better parent on validation), each aligned non-anchor parent
+// alone (`weights` one-hot: how much of it reached the anchor's basis), the partial-fusion curve over K with
+// parameter counts (K chosen on validation under ≤ 1.5× one parent's parameters), and fused + 1 epoch of
+// distillation on the shared 2k set vs the better parent + the same (several seeds). All on the 10k test set and its
+// class halves; every choice on the validation set.
+//
+//   /usr/bin/python3 bench/quality/make_noniid.py --which pair && /usr/bin/python3 bench/quality/make_noniid.py --which quad
+//   npm run build --silent && node dist-bench/quality/noniid.bench.js [--scenario pair|quad|all] [--seeds 3]
+//     [--out bench/quality/noniid-results.json]
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadModel, type OnnxModel } from '../../worker/onnx/model';
+import { openDataset, type Dataset } from '../../worker/data/dataset';
+import { ModelRunner } from '../../worker/runtime/runner';
+import { fuseLoaded } from '../../worker/fusion/run';
+import { resolveRecipe } from '../../worker/fusion/recipe';
+import { buildPartial } from '../../worker/fusion/partial';
+import { finetuneModel } from '../../worker/train/finetune';
+import type { FuseRecipe } from '../../worker/types';
+import { cliArg, machine, markdownTable } from '../common';
+
+const DIR = path.resolve(cliArg('dir', '.cache/noniid'));
+const OUT = path.resolve(cliArg('out', 'bench/quality/noniid-results.json'));
+const SEEDS = Number(cliArg('seeds', '3'));
+const ALIGNED = cliArg('aligned', '1') !== '0';
+const VARIANTS = cliArg('variants', '1') !== '0';
+const SCENARIOS: Record<string, string[]> = { pair: ['pair_a', 'pair_b'], quad: ['quad_0', 'quad_1', 'quad_2', 'quad_3'] };
+
+interface Score {
+  val: number;
+  test: number;
+  lo: number;
+  hi: number;
+}
+interface Row extends Score {
+  model: string;
+  parameters?: number;
+  sd?: number;
+  seeds?: number[];
+}
+
+const data = {
+  val: openDataset(path.join(DIR, 'val.npz')),
+  test: openDataset(path.join(DIR, 'test.npz')),
+  calib: openDataset(path.join(DIR, 'calib200.npz')),
+};
+const SHARED = path.join(DIR, 'shared2k.npz');
+
+/** Logits of a model on a whole dataset, one pass (batches of 500). */
+async function logits(model: OnnxModel, d: Dataset): Promise<Float32Array> {
+  const runner = await ModelRunner.create(model, { provider: 'cpu' });
+  try {
+    const binding = runner.bind(d);
+    const out = new Float32Array(d.size * 10);
+    for (let i = 0; i < d.size; i += 500) {
+      const idx = Array.from({ length: Math.min(500, d.size - i) }, (_, j) => i + j);
+      const r = await runner.run(d.take(idx), binding, [runner.outputNames[0]]);
+      out.set(r[runner.outputNames[0]].data as Float32Array, i * 10);
+    }
+    return out;
+  } finally {
+    await runner.release();
+  }
+}
+
+/** Accuracy overall and on the class halves 0–4 / 5–9. */
+function accuracies(l: Float32Array, labels: Int32Array): { all: number; lo: number; hi: number } {
+  const hit = [0, 0],
+    n = [0, 0];
+  for (let i = 0; i < labels.length; i++) {
+    let arg = 0;
+    for (let c = 1; c < 10; c++) if (l[i * 10 + c] > l[i * 10 + arg]) arg = c;
+    const g = labels[i] < 5 ? 0 : 1;
+    n[g]++;
+    if (arg === labels[i]) hit[g]++;
+  }
+  return { all: (hit[0] + hit[1]) / labels.length, lo: hit[0] / n[0], hi: hit[1] / n[1] };
+}
+
+function scoreOf(val: Float32Array, test: Float32Array): Score {
+  const t = accuracies(test, data.test.labels);
+  return { val: accuracies(val, data.val.labels).all, test: t.all, lo: t.lo, hi: t.hi };
+}
+
+async function score(model: OnnxModel): Promise<Score> {
+  return scoreOf(await logits(model, data.val), await logits(model, data.test));
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const sd = (xs: number[]) => (xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)) : 0);
+
+/** `start` + 1 epoch of distillation from the parents on the shared 2k set, per seed (otfuse's finetune defaults). */
+async function kd(start: string, teachers: string[], tag: string, work: string): Promise<Row> {
+  const runs: Score[] = [];
+  for (let seed = 0; seed < SEEDS; seed++) {
+    const out = path.join(work, `kd-${tag}-s${seed}.onnx`);
+    await finetuneModel({ model: start, data: SHARED, output: out, epochs: 1, seed, keep: 'last', threads: 1, teachers }, {});
+    runs.push(await score(loadModel(out)));
+  }
+  const tests = runs.map((r) => r.test);
+  return {
+    model: `${tag} + 1 epoch KD (shared 2k)`,
+    val: mean(runs.map((r) => r.val)),
+    test: mean(tests),
+    lo: mean(runs.map((r) => r.lo)),
+    hi: mean(runs.map((r) => r.hi)),
+    sd: sd(tests),
+    seeds: tests,
+  };
+}
+
+/** Variants of the one-shot fusion: every other parent as the anchor, and the exact preset with regmean++. */
+function ONE_SHOT_VARIANTS(files: string[]): [string, FuseRecipe, string[]][] {
+  const out: [string, FuseRecipe, string[]][] = [];
+  for (let i = 1; i < files.length && VARIANTS; i++)
+    out.push([`defaults, anchor ${path.basename(files[i], '.onnx')}`, {}, [files[i], ...files.filter((_, j) => j !== i)]]);
+  if (VARIANTS) out.push(['exact (head-aware EMD) + regmean++', { preset: 'exact', refit: 'regmean++' }, files]);
+  return out;
+}
+
+async function scenario(name: string): Promise<{ rows: Row[]; curve: Row[]; chosenK: number }> {
+  const files0 = SCENARIOS[name].map((n) => path.join(DIR, `${n}.onnx`));
+  const rows: Row[] = [];
+  const parentScores: Score[] = [];
+  const ensVal = new Float32Array(data.val.size * 10),
+    ensTest = new Float32Array(data.test.size * 10);
+  for (const f of files0) {
+    const [lv, lt] = [await logits(loadModel(f), data.val), await logits(loadModel(f), data.test)];
+    lv.forEach((x, i) => (ensVal[i] += x / files0.length));
+    lt.forEach((x, i) => (ensTest[i] += x / files0.length));
+    const s = scoreOf(lv, lt);
+    parentScores.push(s);
+    rows.push({ model: `parent ${path.basename(f, '.onnx')}`, ...s });
+  }
+  // Anchor: the better parent on validation.
+  const best = parentScores.reduce((b, s, i) => (s.val > parentScores[b].val ? i : b), 0);
+  const files = [files0[best], ...files0.filter((_, i) => i !== best)];
+  const models = files.map((f) => loadModel(f));
+  const single = models[0].summary().parameterCount;
+  rows.push({ model: 'logit ensemble', ...scoreOf(ensVal, ensTest), parameters: single * files.length });
+  const t0 = performance.now();
+  const r = await fuseLoaded({ models, recipe: resolveRecipe({ pareto: true }), calib: data.calib });
+  const fuseSeconds = (performance.now() - t0) / 1000;
+  rows.push({ model: 'vanilla average', ...(await score(r.vanilla!)), parameters: single });
+  rows.push({
+    model: `OT one-shot, defaults (anchor ${path.basename(files[0], '.onnx')}; ${fuseSeconds.toFixed(0)} s)`,
+    ...(await score(r.fused)),
+    parameters: single,
+  });
+  // One-shot ideas, measured (issue 28 item 2; validation decides): the other anchor(s), and exact head-aware EMD with
+  // regmean++ (the refit level by level on the fused model's own inputs).
+  for (const [label, recipe, order] of ONE_SHOT_VARIANTS(files)) {
+    const v = await fuseLoaded({ models: order.map((f) => loadModel(f)), recipe: resolveRecipe(recipe), calib: data.calib, vanilla: false });
+    rows.push({ model: `OT one-shot, ${label} (variant)`, ...(await score(v.fused)), parameters: single });
+  }
+  // Each non-anchor parent alone after alignment (weights one-hot: no averaging, the refit towards it alone).
+  for (let k = 1; ALIGNED && k < models.length; k++) {
+    const weights: FuseRecipe['weights'] = models.map((_, i) => (i === k ? 1 : 0));
+    const a = await fuseLoaded({ models, recipe: resolveRecipe({ weights }), calib: data.calib, vanilla: false });
+    rows.push({ model: `aligned ${path.basename(files[k], '.onnx')} alone (diagnostic)`, ...(await score(a.fused)) });
+  }
+  // The partial-fusion curve.
+  const curve: Row[] = [];
+  for (let k = 0; k <= r.plans[0].layers; k++) {
+    const p = buildPartial({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, k });
+    curve.push({ model: `K = ${k}`, parameters: p.summary().parameterCount, ...(await score(p)) });
+  }
+  const eligible = curve.filter((c) => c.parameters! <= 1.5 * single);
+  const chosen = eligible.reduce((b, c) => (c.val > b.val ? c : b), eligible[0]);
+  const chosenK = curve.indexOf(chosen);
+  rows.push({ ...chosen, model: `partial fusion, K = ${chosenK} (chosen on val, ≤ 1.5× one parent)` });
+  if (SEEDS > 0) {
+    const work = path.join(DIR, 'work');
+    fs.mkdirSync(work, { recursive: true });
+    const fusedFile = path.join(work, `${name}-fused.onnx`);
+    r.fused.save(fusedFile);
+    rows.push(await kd(fusedFile, files, `${name} fused`, work));
+    rows.push(await kd(files[0], files, `${name} better parent`, work));
+  }
+  return { rows, curve, chosenK };
+}
+
+const pct = (x: number) => (100 * x).toFixed(1);
+
+async function main(): Promise<void> {
+  const which = cliArg('scenario', 'all');
+  const names = which === 'all' ? Object.keys(SCENARIOS) : [which];
+  const results: Record<string, unknown> = {};
+  for (const name of names) {
+    const res = await scenario(name);
+    results[name] = res;
+    console.log(`\n### ${name}\n`);
+    console.log(
+      markdownTable(
+        ['model', 'val %', '10k test %', 'classes 0–4 %', 'classes 5–9 %', 'parameters'],
+        res.rows.map((r) => [
+          r.model,
+          pct(r.val),
+          r.sd !== undefined ? `${pct(r.test)} ± ${pct(r.sd)}` : pct(r.test),
+          pct(r.lo),
+          pct(r.hi),
+          r.parameters ?? '',
+        ]),
+      ),
+    );
+    console.log(`\npartial fusion curve (${name}):\n`);
+    console.log(
+      markdownTable(
+        ['K', 'parameters', 'val %', '10k test %', 'classes 0–4 %', 'classes 5–9 %'],
+        res.curve.map((c, k) => [k, c.parameters!, pct(c.val), pct(c.test), pct(c.lo), pct(c.hi)]),
+      ),
+    );
+    fs.writeFileSync(OUT, JSON.stringify({ machine: machine(), date: new Date().toISOString(), seeds: SEEDS, results }, null, 1) + '\n');
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

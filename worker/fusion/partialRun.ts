@@ -1,0 +1,66 @@
+// The partial-fusion stage of `otfuse fuse` (recipe.mergeLayers / recipe.pareto, issue 28): builds the model for the
+// chosen K and, when asked, every K's model with its parameter count and accuracy on the evaluation data (the
+// accuracy-vs-size curve run.json records).
+import { OtfuseError, throwIfCancelled } from '../errors';
+import type { OnnxModel } from '../onnx/model';
+import type { Dataset } from '../data/dataset';
+import type { ModelPlan } from '../graph/analyze';
+import { evaluateModel } from '../runtime/evaluate';
+import type { JobContext, PartialPoint, PartialRecord } from '../types';
+import type { ProviderChoice } from '../runtime/providers';
+import type { ResolvedRecipe } from './recipe';
+import type { TMap } from './maps';
+import { buildPartial } from './partial';
+
+export interface PartialStageInput {
+  models: OnnxModel[];
+  plans: ModelPlan[];
+  fused: OnnxModel;
+  cutMaps?: (TMap | null)[][];
+  recipe: ResolvedRecipe;
+  evalSet?: Dataset;
+  evalLimit?: number;
+  provider?: ProviderChoice;
+}
+
+/** Refuses a K past the models' depth before any work (usage error). */
+export function checkMergeLayers(recipe: ResolvedRecipe, plan: ModelPlan): void {
+  if (recipe.mergeLayers !== undefined && recipe.mergeLayers > plan.layers)
+    throw new OtfuseError('BAD_USAGE', `--merge-layers ${recipe.mergeLayers}: the models have ${plan.layers} blocks (0 … ${plan.layers})`, {
+      file: plan.file,
+    });
+}
+
+/** The model fused.onnx holds and the run's `partial` record (undefined when the recipe asks for neither). */
+export async function partialStage(input: PartialStageInput, context: JobContext = {}): Promise<{ model: OnnxModel; record?: PartialRecord }> {
+  const { models, plans, fused, recipe } = input;
+  const layers = plans[0].layers;
+  const chosen = recipe.mergeLayers ?? layers;
+  if (chosen === layers && !recipe.pareto) return { model: fused };
+  if (!input.cutMaps) throw new OtfuseError('INTERNAL', 'partial fusion without the maps at the cuts');
+  const build = (k: number) => buildPartial({ models, plans, fused, cutMaps: input.cutMaps!, k });
+  const model = build(chosen);
+  const record: PartialRecord = {
+    mergeLayers: chosen,
+    layers,
+    parameters: model.summary().parameterCount,
+    parentParameters: models[0].summary().parameterCount,
+  };
+  if (recipe.pareto) {
+    const points: PartialPoint[] = [];
+    for (let k = 0; k <= layers; k++) {
+      throwIfCancelled(context.signal);
+      context.onProgress?.({ stage: 'evaluate', message: `partial fusion, ${k} of ${layers} blocks shared`, done: k, total: layers + 1 });
+      const m = k === chosen ? model : build(k);
+      const point: PartialPoint = { mergeLayers: k, parameters: m.summary().parameterCount };
+      if (input.evalSet) {
+        const r = await evaluateModel(m, input.evalSet, { limit: input.evalLimit, provider: input.provider, signal: context.signal, batchSize: 256 });
+        point.accuracy = r.accuracy;
+        point.loss = r.loss;
+      }
+      points.push(point);
+    }
+    record.points = points;
+  }
+  return { model, record };
+}
