@@ -37,7 +37,7 @@ const FORBIDDEN_DIRECTIONS = [
       './worker/train/**',
       './worker/hf/!(export).ts',
     ],
-    from: ['./worker/fusion/{run,runFolder,baselines,autotune}.ts', './worker/runs/**', './worker/{cli,host,api}.ts', './worker/cli/**'],
+    from: ['./worker/jobs/**', './worker/runs/**', './worker/{cli,host,api}.ts', './worker/cli/**'],
     message: 'infrastructure imports no job, run store, CLI, host or API',
   },
   {
@@ -91,7 +91,7 @@ const RAW_FS_ALLOWED = [
   'worker/onnx/spool.ts',
   'worker/data/source.ts',
   'worker/fusion/mapstore.ts',
-  'worker/fusion/runFolder.ts',
+  'worker/jobs/runFolder.ts',
   'worker/runs/*.ts',
   'worker/hf/safetensors.ts',
 ];
@@ -101,7 +101,7 @@ const RAW_FS_ALLOWED = [
 const MAX_LINES_OVERRIDES = [];
 const MAX_FUNCTION_OVERRIDES = [
   'extension/commands/model.ts', // modelCommands
-  'worker/fusion/run.ts', // fuseLoaded
+  'worker/jobs/run.ts', // fuseLoaded
 ];
 
 export default tseslint.config(

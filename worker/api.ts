@@ -28,7 +28,7 @@ import { analyzeAlignment } from './fusion/summary';
 import { checkCompatibility, type CompatibilityReport } from './graph/compat';
 import { checkDecoderCompatibility } from './fusion/decoder/compat';
 import { isDecoderFolder } from './fusion/decoder/run';
-import { fuseModels } from './fusion/run';
+import { fuseModels } from './jobs/run';
 import { finetuneModel } from './train/finetune';
 import { checkRequestNumbers } from './numbers';
 import { sizeOf } from './io/read';

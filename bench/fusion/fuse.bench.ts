@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fuseModels } from '../../worker/fusion/run';
+import { fuseModels } from '../../worker/jobs/run';
 import type { FuseRecipe } from '../../worker/types';
 import { machine, markdownTable, runWithPeakRss } from '../common';
 

@@ -5,7 +5,7 @@ import os from 'node:os';
 import fs from 'node:fs';
 import { loadModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
-import { fuseLoaded, fuseModels } from '../../worker/fusion/run';
+import { fuseLoaded, fuseModels } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { evaluateModel } from '../../worker/runtime/evaluate';
 import type { ProviderChoice } from '../../worker/runtime/providers';

@@ -9,9 +9,9 @@ import { loadModel, OnnxModel } from '../../worker/onnx/model';
 import { openDataset, Dataset } from '../../worker/data/dataset';
 import { evaluateModel } from '../../worker/runtime/evaluate';
 import { evaluateEnsemble } from '../../worker/runtime/ensemble';
-import { fuseLoaded } from '../../worker/fusion/run';
+import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
-import { autotuneRecipe } from '../../worker/fusion/autotune';
+import { autotuneRecipe } from '../../worker/jobs/autotune';
 import { finetuneModel, FINETUNE_DEFAULTS } from '../../worker/train/finetune';
 import { machine, cliArg } from '../common';
 

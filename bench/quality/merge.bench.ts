@@ -11,7 +11,7 @@ import { loadModel, type OnnxModel } from '../../worker/onnx/model';
 import { openDataset, type Dataset } from '../../worker/data/dataset';
 import { evaluateModel } from '../../worker/runtime/evaluate';
 import { evaluateEnsemble } from '../../worker/runtime/ensemble';
-import { fuseLoaded } from '../../worker/fusion/run';
+import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { mergeLoaded } from '../../worker/merge/merge';
 import { getMergeMethod } from '../../worker/merge/registry';

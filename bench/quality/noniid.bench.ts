@@ -15,7 +15,7 @@ import path from 'node:path';
 import { loadModel, type OnnxModel } from '../../worker/onnx/model';
 import { openDataset, type Dataset } from '../../worker/data/dataset';
 import { ModelRunner } from '../../worker/runtime/runner';
-import { fuseLoaded } from '../../worker/fusion/run';
+import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { buildPartial } from '../../worker/fusion/partial';
 import { finetuneModel } from '../../worker/train/finetune';

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
-import { fuseLoaded } from '../../worker/fusion/run';
+import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { evaluateModel } from '../../worker/runtime/evaluate';
 import { machine } from '../common';

@@ -3,7 +3,7 @@
 // Usage: node dist-bench/train/paper-ours.bench.js [preset=exact|emd-wm|default] [seeds=0,1,2] [lr=5e-4] [batch=32]
 import fs from 'node:fs';
 import path from 'node:path';
-import { fuseModels } from '../../worker/fusion/run';
+import { fuseModels } from '../../worker/jobs/run';
 import { finetuneModel } from '../../worker/train/finetune';
 import type { DatasetSpec, FuseRecipe } from '../../worker/types';
 

@@ -11,7 +11,7 @@ import { importHf } from '../../worker/hf';
 import { openDataset } from '../../worker/data/dataset';
 import { analyzeModel } from '../../worker/graph/analyze';
 import { summarizePlan } from '../../worker/fusion/summary';
-import { fuseLoaded } from '../../worker/fusion/run';
+import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { evaluateModel } from '../../worker/runtime/evaluate';
 import { finetuneModel } from '../../worker/train/finetune';

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
-import { fuseLoaded, fuseModels } from '../../worker/fusion/run';
+import { fuseLoaded, fuseModels } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { buildPartial, isPartialModel } from '../../worker/fusion/partial';
 import { identityMap } from '../../worker/fusion/maps';

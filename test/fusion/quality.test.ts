@@ -7,7 +7,7 @@ import path from 'node:path';
 import { loadModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
 import { evaluateModel } from '../../worker/runtime/evaluate';
-import { fuseLoaded } from '../../worker/fusion/run';
+import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { VIT, FMNIST_TEST, hasFullFmnist } from '../helpers';
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { choleskyBlocked, setDenseBlock, solveSpd, solveSpdBlocked, solveSpdDirect } from '../../worker/fusion/dense';
 import { loadModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
-import { fuseLoaded } from '../../worker/fusion/run';
+import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { VIT, maxAbsDiff } from '../helpers';
 import { configureLinalg, linalgStats } from '../../worker/fusion/linalg';

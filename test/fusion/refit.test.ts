@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { loadModel, type OnnxModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
-import { fuseLoaded } from '../../worker/fusion/run';
+import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { solveSpd, mm, mmT, releaseRefitSessions } from '../../worker/fusion/refit';
 import { VIT, maxAbsDiff } from '../helpers';

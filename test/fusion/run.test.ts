@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadModel } from '../../worker/onnx/model';
 import { encodeNpz } from '../../worker/data/npy';
-import { fuseModels } from '../../worker/fusion/run';
+import { fuseModels } from '../../worker/jobs/run';
 import { decodeSafetensors } from '../../worker/fusion/safetensors';
 import { OtfuseError } from '../../worker/errors';
 import type { ProgressEvent, RunRecord } from '../../worker/types';
@@ -232,7 +232,7 @@ test('per-layer progress counts up to the number of solved maps', async () => {
 });
 
 test('staged activation capture (one block at a time) gives the same fused model with a smaller peak', async () => {
-  const { fuseLoaded } = await import('../../worker/fusion/run');
+  const { fuseLoaded } = await import('../../worker/jobs/run');
   const { resolveRecipe } = await import('../../worker/fusion/recipe');
   const { openDataset } = await import('../../worker/data/dataset');
   const calib = openDataset({ path: CALIB, limit: 40 });

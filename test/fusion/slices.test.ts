@@ -11,7 +11,7 @@ import { onnx } from 'onnx-proto';
 import { loadModel, OnnxModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
 import { analyzeModel, type LinearRef, type ModelPlan } from '../../worker/graph/analyze';
-import { fuseLoaded } from '../../worker/fusion/run';
+import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { ParamSink, readWeight, weightRegion } from '../../worker/fusion/slices';
 import { OtfuseError } from '../../worker/errors';

@@ -9,7 +9,7 @@ import '../../worker/hf'; // Hugging Face folders load like .onnx models
 import { openDataset } from '../../worker/data/dataset';
 import { analyzeModel } from '../../worker/graph/analyze';
 import { compileSchedule } from '../../worker/fusion/schedule';
-import { fuseLoaded } from '../../worker/fusion/run';
+import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { QK_MODES } from '../../worker/fusion/registry';
 import { attentionPattern, QK_STRATEGIES } from '../../worker/fusion/steps/attention';

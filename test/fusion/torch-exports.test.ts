@@ -6,7 +6,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { openDataset } from '../../worker/data/dataset';
-import { fuseLoaded } from '../../worker/fusion/run';
+import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { evaluateModel } from '../../worker/runtime/evaluate';
 import { finetuneModel } from '../../worker/train/finetune';

@@ -12,7 +12,7 @@ import { OtfuseError } from '../../worker/errors';
 import { VIT, maxAbsDiff } from '../helpers';
 import { logitsOf } from '../fusion/vit-helpers';
 import { decomposeLayerNorms, tanhGelu, geluOp, constantsToInitializers, dropLastBlock, sixHeads, replaceOp, mlpModel, unfoldedLinears } from './surgery';
-import { fuseLoaded } from '../../worker/fusion/run';
+import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { permutedCopy } from '../fusion/vit-helpers';
 

@@ -8,10 +8,10 @@ import path from 'node:path';
 import { loadModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
 import { evaluateModel } from '../../worker/runtime/evaluate';
-import { autotuneRecipe, sliceDataset } from '../../worker/fusion/autotune';
-import { fuseLoaded } from '../../worker/fusion/run';
+import { autotuneRecipe, sliceDataset } from '../../worker/jobs/autotune';
+import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
-import { estimateTrialSeconds, linearShapes, NOMINAL_FLOPS } from '../../worker/fusion/trialcost';
+import { estimateTrialSeconds, linearShapes, NOMINAL_FLOPS } from '../../worker/jobs/trialcost';
 import { EXAMPLES, runCli, tempDir } from '../helpers';
 
 const S10 = path.join(EXAMPLES, 'vit48_s10.onnx');

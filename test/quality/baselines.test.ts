@@ -3,7 +3,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { fuseModels } from '../../worker/fusion/run';
+import { fuseModels } from '../../worker/jobs/run';
 import { EXAMPLES, tempDir } from '../helpers';
 
 const S10 = path.join(EXAMPLES, 'vit48_s10.onnx');

@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { EXAMPLES, runCli, tempDir, VIT } from '../helpers';
-import { fuseModels } from '../../worker/fusion/run';
+import { fuseModels } from '../../worker/jobs/run';
 import { finetuneRun } from '../../worker/runs/actions';
 import { readRun } from '../../worker/runs/store';
 import { OtfuseError } from '../../worker/errors';

@@ -10,7 +10,7 @@ import { LOCK_FILE, OWNER_FILE } from '../../worker/io/outputs';
 import { claimRun, cleanStaleTemps, commitRun, deleteRun, listRuns, notARunFolder, patchRun, readRun, writeRecord } from '../../worker/runs/store';
 import { readLineage, sha256File } from '../../worker/runs/lineage';
 import { finetuneRun, reevaluateRun } from '../../worker/runs/actions';
-import { fuseModels } from '../../worker/fusion/run';
+import { fuseModels } from '../../worker/jobs/run';
 import { loadModel } from '../../worker/onnx/model';
 import { OtfuseError } from '../../worker/errors';
 import type { RunRecord } from '../../worker/types';

@@ -7,7 +7,7 @@
 // benchmark machine vs 5.4·10¹² estimated flops: ~2.5·10¹⁰ flop/s). The forward passes are not in it (their
 // cost needs the token count per sample); the auto-tune stops a trial that overruns its budget instead.
 import type { OnnxModel } from '../onnx/model';
-import type { ResolvedRecipe } from './recipe';
+import type { ResolvedRecipe } from '../fusion/recipe';
 
 /** Nominal sustained rate of the fusion's linear algebra (flop/s), see above. */
 export const NOMINAL_FLOPS = 2.5e10;

@@ -9,7 +9,7 @@ import type { Dataset } from '../data/dataset';
 import type { ModelPlan } from '../graph/analyze';
 import { evaluateModel } from '../runtime/evaluate';
 import type { DataRef, FuseRequest, JobContext, ModelMetrics } from '../types';
-import type { ResolvedRecipe } from './recipe';
+import type { ResolvedRecipe } from '../fusion/recipe';
 import type { LoadedFusionInput, LoadedFusionResult } from './run';
 
 export interface AlignedRowsInput {

@@ -8,9 +8,9 @@ import type { ModelPlan } from '../graph/analyze';
 import { evaluateModel } from '../runtime/evaluate';
 import type { JobContext, PartialPoint, PartialRecord } from '../types';
 import type { ProviderChoice } from '../runtime/providers';
-import type { ResolvedRecipe } from './recipe';
-import type { TMap } from './maps';
-import { buildPartial } from './partial';
+import type { ResolvedRecipe } from '../fusion/recipe';
+import type { TMap } from '../fusion/maps';
+import { buildPartial } from '../fusion/partial';
 
 export interface PartialStageInput {
   models: OnnxModel[];

@@ -1,6 +1,6 @@
 // `otfuse fuse`: load → analyse graphs → capture activations → align each model onto the anchor → average →
 // write the run folder (fused.onnx, maps.safetensors, run.json) atomically → evaluate parents, vanilla, OT.
-import { fuseDecoderFolders, isDecoderFolder } from './decoder/run';
+import { fuseDecoderFolders, isDecoderFolder } from '../fusion/decoder/run';
 import path from 'node:path';
 import { OtfuseError, throwIfCancelled } from '../errors';
 import { loadModel, OnnxModel } from '../onnx/model';
@@ -9,25 +9,32 @@ import { preflight } from '../preflight';
 import { autotuneRecipe, AUTOTUNE_DEFAULT_BUDGET_S } from './autotune';
 import type { ProviderChoice } from '../runtime/providers';
 import { analyzeModel, type LinearRef, type ModelPlan } from '../graph/analyze';
-export type { ParamRole } from './schedule';
-import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion, type ParamValues } from './slices';
-import { compileSchedule, planParams, solvedMapCount, type ParamRole } from './schedule';
+export type { ParamRole } from '../fusion/schedule';
+import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion, type ParamValues } from '../fusion/slices';
+import { compileSchedule, planParams, solvedMapCount, type ParamRole } from '../fusion/schedule';
 import type { FuseRequest, FuseResult, JobContext, RunRecord, ProgressEvent } from '../types';
 import { abandonRun, claimRun, commitRun, writeRecord } from '../runs/store';
 import { measuredOnFor, writeRunFolder } from './runFolder';
 import { alignedRows } from './alignedRows';
-import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions, type CaptureStats } from './activations';
-import { alignModel, type MapRecord, type Params } from './align';
-import { CostEngine } from './cost';
+import {
+  captureActivations,
+  estimateActivationBytes,
+  StagedActivations,
+  type ActivationStore,
+  type CaptureOptions,
+  type CaptureStats,
+} from '../fusion/activations';
+import { alignModel, type MapRecord, type Params } from '../fusion/align';
+import { CostEngine } from '../fusion/cost';
 import { releaseSinkhornSessions } from '../ot/sinkhorn-ort';
-import { resolveRecipe, type ResolvedRecipe } from './recipe';
-import { ALIGN_BY, REFITS, RESIDUAL_POLICIES } from './registry';
-import { configureLinalg } from './linalg';
+import { resolveRecipe, type ResolvedRecipe } from '../fusion/recipe';
+import { ALIGN_BY, REFITS, RESIDUAL_POLICIES } from '../fusion/registry';
+import { configureLinalg } from '../fusion/linalg';
 import { cloneForWeights, paramView } from '../onnx/params';
-import { MapStore } from './mapstore';
-import type { TMap } from './maps';
-import { refitModel, refitLevels, type RefitLayerResult } from './refit';
-import { CaptureGrams } from './refitgrams';
+import { MapStore } from '../fusion/mapstore';
+import type { TMap } from '../fusion/maps';
+import { refitModel, refitLevels, type RefitLayerResult } from '../fusion/refit';
+import { CaptureGrams } from '../fusion/refitgrams';
 import { detectSharedBase, identityMaps } from '../merge/sharedBase';
 import { dataInputs, modelInputs } from '../io/outputs';
 import { checkMergeLayers, partialStage } from './partialRun';

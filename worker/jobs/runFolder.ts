@@ -27,11 +27,11 @@ import { MAPS_FILE, writeRecord, type RunClaim } from '../runs/store';
 import { sha256File, stampLineage } from '../runs/lineage';
 import { dataRef, finetuneProvenance, sameData } from '../runs/provenance';
 import { RUN_SCHEMA_VERSION } from '../runs/schema';
-import type { MapRecord } from './align';
-import { RECIPE_FIELDS, type ResolvedRecipe } from './recipe';
+import type { MapRecord } from '../fusion/align';
+import { RECIPE_FIELDS, type ResolvedRecipe } from '../fusion/recipe';
 import { baselineMetrics } from './baselines';
-import type { RefitLayerResult } from './refit';
-import type { MapStore } from './mapstore';
+import type { RefitLayerResult } from '../fusion/refit';
+import type { MapStore } from '../fusion/mapstore';
 
 export const OTFUSE_VERSION = '0.1.0';
 

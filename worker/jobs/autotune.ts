@@ -16,7 +16,7 @@ import type { ProviderChoice } from '../runtime/providers';
 import type { AutotuneRecord, AutotuneTrial, FuseRecipe, ProgressEvent } from '../types';
 
 export type { AutotuneRecord, AutotuneTrial };
-import { resolveRecipe, type ResolvedRecipe } from './recipe';
+import { resolveRecipe, type ResolvedRecipe } from '../fusion/recipe';
 import { estimateTrialSeconds } from './trialcost';
 
 /** The fusion each candidate runs (run.ts passes its fuseLoaded): models, recipe and data in, the fused model out. */
