@@ -101,7 +101,6 @@ const RAW_FS_ALLOWED = [
 const MAX_LINES_OVERRIDES = [];
 const MAX_FUNCTION_OVERRIDES = [
   'extension/commands/model.ts', // modelCommands
-  'worker/jobs/run.ts', // fuseLoaded
 ];
 
 export default tseslint.config(

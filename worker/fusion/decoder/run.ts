@@ -7,7 +7,7 @@ import { hfFolderOf } from '../../hf/checkpoint';
 import { readConfigJson } from '../../hf/config';
 import { isDecoderType } from '../../hf/config-decoder';
 import type { ProgressEvent } from '../../types';
-import type { LoadedFusionResult } from '../../jobs/run';
+import type { LoadedFusionResult } from '../fuse';
 import { MapStore } from '../mapstore';
 import type { MapRecord } from '../steps/aligner';
 import { averageAligned, checkCompatible, decoderMaps, identityMaps } from './fuse';
