@@ -24,7 +24,14 @@ test('baselines: ensemble row, same-finetune rows per start with per-seed accura
     },
     {},
   );
-  const labels = record.metrics.map((m) => m.label);
+  // With --baselines the run also measures each non-anchor parent aligned onto the anchor (a diagnostic row).
+  const aligned = record.metrics.filter((m) => m.role === 'aligned');
+  assert.deepEqual(
+    aligned.map((m) => [m.model, m.data?.n]),
+    [[1, 300]],
+  );
+  const rows = record.metrics.filter((m) => m.role !== 'aligned');
+  const labels = rows.map((m) => m.label);
   assert.deepEqual(
     labels.slice(-5),
     ['ensemble (mean logits)', 'ot+finetune (2 seeds)', 'vit48_s11.onnx+finetune (2 seeds)', 'vit48_s10.onnx+finetune (2 seeds)', 'vanilla+finetune (2 seeds)'],
@@ -32,7 +39,7 @@ test('baselines: ensemble row, same-finetune rows per start with per-seed accura
   );
   // Each row's typed role: what the views and the CLI key off (never the label above).
   assert.deepEqual(
-    record.metrics.slice(-5).map((m) => [m.role, m.start ?? '', m.model ?? '', m.data?.n]),
+    rows.slice(-5).map((m) => [m.role, m.start ?? '', m.model ?? '', m.data?.n]),
     [
       ['ensemble', '', '', 300],
       ['finetuned', 'fused', '', 300],
