@@ -42,6 +42,10 @@ import {
   webviewFrame,
 } from './ui-lib.mjs';
 
+// "Recommended" is the engine's auto-tune: the Q/K maps are those of the recipe it chose (separate Q and K maps, or
+// head-aware: one map for Q and K together).
+const qMap = (names) => (names.includes('blocks.0.attn.qk') ? 'blocks.0.attn.qk' : 'blocks.0.attn.q');
+
 const root = scratchRoot('ui');
 T.shots = path.join(root, 'shots');
 T.root = root;
@@ -509,7 +513,7 @@ try {
     await pickQuickExact('evaluation data', 'test.npz', 'test.npz');
     ({ runDir: bertDir, record: bertRecord } = await waitForRun(runsRoot, known));
     const names = bertRecord.layers.map((l) => l.name);
-    for (const n of ['embed.tokens', 'blocks.0.attn.q', 'blocks.1.mlp.fc1', 'head.pooler'])
+    for (const n of ['embed.tokens', qMap(names), 'blocks.1.mlp.fc1', 'head.pooler'])
       if (!names.includes(n)) throw new Error(`no ${n} map in ${names.join(', ')}`);
     const acc = (label) => bertRecord.metrics.find((m) => m.label === label)?.accuracy;
     if (!(acc('ot') > acc('vanilla') + 0.1)) throw new Error(`ot ${acc('ot')} vs vanilla ${acc('vanilla')}`);
@@ -609,7 +613,7 @@ try {
       if (!(acc('ot') >= acc('vanilla') + 0.1)) throw new Error(`ot ${acc('ot')} vs vanilla ${acc('vanilla')}`);
       if (!(anchorAcc > 0.8 && acc('ot') >= anchorAcc - 0.15)) throw new Error(`ot ${acc('ot')} vs anchor ${anchorAcc}`);
       const names = tvRecord.layers.map((l) => l.name);
-      for (const n of ['embed.patch', 'blocks.0.attn.q', 'blocks.0.mlp.fc1', 'blocks.1.attn.o', 'blocks.1.mlp.fc2'])
+      for (const n of ['embed.patch', qMap(names), 'blocks.0.mlp.fc1', 'blocks.1.attn.o', 'blocks.1.mlp.fc2'])
         if (!names.includes(n)) throw new Error(`no ${n} map in ${names.join(', ')}`);
       await focusAlignment();
       const tvFrame = await webviewFrame('alignment');

@@ -66,9 +66,13 @@ suite('otfuse extension: BERT encoders and token data', () => {
     assert.equal(otfuse.alignment.currentRun, result.runDir, 'the Alignment view shows the new run');
 
     // Every aligned layer group has its map, of the recorded size.
+    // "Recommended" is the engine's auto-tune: the sweep is recorded, and the attention maps are those of the recipe
+    // it chose (separate Q and K maps, or head-aware: heads matched as units, one Q/K map).
+    assert.ok(onDisk.autotune, 'the recommended preset auto-tunes the recipe (run.json records the sweep)');
     const names = onDisk.layers.map((l) => l.name);
-    for (const n of ['embed.tokens', 'blocks.0.attn.q', 'blocks.0.attn.k', 'blocks.0.mlp.fc1', 'blocks.1.resid2', 'head.pooler'])
-      assert.ok(names.includes(n), `${n} in ${names.join(', ')}`);
+    for (const n of ['embed.tokens', 'blocks.0.mlp.fc1', 'blocks.1.resid2', 'head.pooler']) assert.ok(names.includes(n), `${n} in ${names.join(', ')}`);
+    const qk = names.includes('blocks.0.attn.qk') ? ['blocks.0.attn.heads', 'blocks.0.attn.qk'] : ['blocks.0.attn.q', 'blocks.0.attn.k'];
+    for (const n of qk) assert.ok(names.includes(n), `${n} in ${names.join(', ')}`);
     const maps = MapsFile.open(path.join(result.runDir, onDisk.mapsFile ?? 'maps.safetensors'));
     for (const l of onDisk.layers) assert.deepEqual(maps.header[l.tensor]?.shape, [l.rows, l.cols], `map ${l.tensor}`);
 
