@@ -1,27 +1,10 @@
 // Checks that can fail a run must run before the run's work: outputs writable and not an input model, every
 // dataset's labels inside the model's classes. A late failure (after fusion or training) loses the work.
-import { IGNORE_LABEL, type Dataset } from './data/dataset';
+import { type Dataset } from './data/dataset';
+import { checkLabelRange, classCountOf } from './data/labels';
 import { OtfuseError } from './errors';
 import { checkOutputWritable, refuseOutputOverInputs, type InputRef } from './io/outputs';
 import { isFloatTensor, type OnnxModel } from './onnx/model';
-
-/** The class count of a classifier: the last static dimension of its first output. */
-export function classCountOf(model: OnnxModel): number | undefined {
-  const shape = model.summary().outputs[0]?.shape ?? [];
-  const last = shape[shape.length - 1];
-  return typeof last === 'number' && last > 0 ? last : undefined;
-}
-
-/** Labels inside [0, classes). */
-export function checkLabelRange(dataset: Dataset, classes: number | undefined): void {
-  for (let i = 0; i < dataset.labels.length; i++) {
-    const y = dataset.labels[i];
-    if (dataset.labelsPerSample && y === IGNORE_LABEL) continue;
-    if (y < 0 || (classes !== undefined && y >= classes)) {
-      throw new OtfuseError('BAD_DATA', `label ${y} of sample ${i} is out of range (model has ${classes ?? '?'} classes)`, { file: dataset.source });
-    }
-  }
-}
 
 /** Refuses a model with a NaN or ±Inf weight, naming the file and the initializer: fusing or training it would
  * write NaN into every output (and autotune would score garbage). Reads each float initializer once. */

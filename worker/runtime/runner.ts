@@ -3,9 +3,10 @@
 import type * as Ort from 'onnxruntime-node';
 import { OtfuseError } from '../errors';
 import { OnnxModel, ModelSummary } from '../onnx/model';
-import { Batch, Dataset, FeedTensor, IGNORE_LABEL } from '../data/dataset';
+import { Batch, Dataset, FeedTensor } from '../data/dataset';
 import { ProviderChoice, ProviderReport, resolveProvider } from './providers';
 import { createOrtSession, ortRuntime } from './session';
+import { checkLabelRange } from '../data/labels';
 
 export interface SessionOptions {
   provider?: ProviderChoice;
@@ -78,7 +79,7 @@ export class ModelRunner {
       }
       binding[input.name] = array.name;
     }
-    if (options.checkLabels !== false) checkLabels(dataset, this.classCount());
+    if (options.checkLabels !== false) checkLabelRange(dataset, this.classCount());
     return binding;
   }
 
@@ -106,16 +107,6 @@ export class ModelRunner {
 
 export function toOrtTensor(feed: FeedTensor): Ort.Tensor {
   return new (ortRuntime().Tensor)(feed.type, feed.data, feed.dims);
-}
-
-function checkLabels(dataset: Dataset, classes: number | undefined): void {
-  for (let i = 0; i < dataset.labels.length; i++) {
-    const y = dataset.labels[i];
-    if (dataset.labelsPerSample && y === IGNORE_LABEL) continue;
-    if (y < 0 || (classes !== undefined && y >= classes)) {
-      throw new OtfuseError('BAD_DATA', `label ${y} of sample ${i} is out of range (model has ${classes ?? '?'} classes)`, { file: dataset.source });
-    }
-  }
 }
 
 /** Rejects NaN/Inf in float inputs, naming the sample. */

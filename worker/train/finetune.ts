@@ -52,6 +52,7 @@ export function shuffled(count: number, rand: () => number): Int32Array {
 // The defaults come from the option registry (worker/train/options.ts), which also holds the domains: requests are
 // checked against them on entry to the engine (worker/numbers.ts checkRequestNumbers), not here.
 import { FINETUNE_DEFAULTS } from './options';
+import { checkLabelRange, classCountOf } from '../data/labels';
 export { FINETUNE_DEFAULTS };
 
 interface Sessions {
@@ -107,22 +108,6 @@ function dataFeeds(batch: Batch, binding: Record<string, string>): Record<string
     feeds[input] = new ort.Tensor(f.type, f.data, f.dims);
   }
   return feeds;
-}
-
-function classCount(model: OnnxModel): number | undefined {
-  const shape = model.summary().outputs[0]?.shape ?? [];
-  const last = shape[shape.length - 1];
-  return typeof last === 'number' && last > 0 ? last : undefined;
-}
-
-function checkLabels(dataset: Dataset, classes: number | undefined): void {
-  for (let i = 0; i < dataset.labels.length; i++) {
-    const y = dataset.labels[i];
-    if (dataset.labelsPerSample && y === IGNORE_LABEL) continue;
-    if (y < 0 || (classes !== undefined && y >= classes)) {
-      throw new OtfuseError('BAD_DATA', `label ${y} of sample ${i} is out of range (model has ${classes ?? '?'} classes)`, { file: dataset.source });
-    }
-  }
 }
 
 /** The step and evaluation graphs' parameter inputs: views of the flat vector (updated in place, fed without a copy). */
@@ -210,9 +195,9 @@ function prepare(request: FinetuneRequest, s: Settings, progress: (e: ProgressEv
   const train = openDataset(specFromArg(request.data));
   const evalSet = request.evalData ? openDataset(specFromArg(request.evalData)) : undefined;
   if (train.size === 0) throw new OtfuseError('BAD_DATA', 'the training set is empty', { file: train.source });
-  const classes = classCount(model);
-  checkLabels(train, classes);
-  if (evalSet) checkLabels(evalSet, classes);
+  const classes = classCountOf(model);
+  checkLabelRange(train, classes);
+  if (evalSet) checkLabelRange(evalSet, classes);
 
   const stepsPerEpoch = Math.ceil(train.size / s.batchSize);
   const totalSteps = Math.min(s.maxSteps ?? Infinity, Number.isFinite(s.epochs) ? Math.ceil(s.epochs * stepsPerEpoch) : Infinity);
