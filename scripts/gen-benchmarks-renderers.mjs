@@ -138,10 +138,79 @@ function noniid(docs) {
   return blocks;
 }
 
+const mean = (xs) => xs.reduce((s, x) => s + x, 0) / xs.length;
+/** Sample standard deviation (n − 1), as the bench scripts report it. */
+const sd = (xs) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
+/** Seeds' accuracies (fractions) as "mean ± sd (each seed)" in percent. */
+const seedCell = (xs) => `${pct(mean(xs))} ± ${pct(sd(xs))} (${xs.map((x) => pct(x)).join(', ')})`;
+
+/** bench/quality/quality.bench.ts: parents, ensemble, one-shot fusions, finetunes over seeds (val5k, test10k). */
+function qualityVit(docs) {
+  const doc = only(docs, 'quality-vit');
+  let last = '';
+  const rows = doc.rows.map((r) => {
+    const group = r.group === last ? '' : r.group;
+    last = r.group;
+    const test = r.seeds ? seedCell(r.seeds) : pct(r.test);
+    return [group, r.label + (r.note ? ` (${r.note})` : ''), r.val === undefined ? '' : pct(r.val), test];
+  });
+  const setup =
+    `${doc.seeds} finetune seeds, ${doc.epochs} epoch(s) on ${doc.trainLimit.toLocaleString('en-US')} training images, lr ${doc.lr}` +
+    (doc.lrTrials?.length ? ` (chosen on val5k from ${doc.lrTrials.map((t) => `${t.lr}: ${pct(t.val)} %`).join(', ')})` : '') +
+    `; distillation T ${doc.kd.temperature}, α ${doc.kd.alpha}; auto-tune chose ${doc.autotune.chosenLabel}.`;
+  return `${setup}\n\n${mdTable(['', 'model', 'val5k %', 'test10k % (mean ± sd, seeds)'], rows)}`;
+}
+
+/** bench/quality/kd-grid.bench.ts: one row per (lr, T, α, batch) with the fused start's val5k after the finetune. */
+function kdGrid(docs) {
+  const rows = docs.flatMap((doc) =>
+    doc.rows.map((r) => [
+      r.lr,
+      r.alpha > 0 ? r.temp : '—',
+      r.alpha,
+      r.batch ?? 128,
+      pct(r.val),
+      `${Math.round(r.imgPerSec).toLocaleString('en-US')}`,
+      doc.file,
+    ]),
+  );
+  return mdTable(['lr', 'T', 'α', 'batch', 'val5k % (fused + 1 epoch)', 'img/s', 'results'], rows);
+}
+
+/** bench/quality/wise.bench.ts: λ·finetuned + (1 − λ)·start, λ chosen on val5k; one row per results file. */
+function wise(docs) {
+  const cell = (p) => (p ? `${p.testMean.toFixed(2)} ± ${p.testSd.toFixed(2)} (λ ${p.lambda}; λ = 1: ${p.testNoInterp.toFixed(2)})` : '');
+  const rows = docs.map((doc) => {
+    const p = doc.pipelines;
+    const parents = (doc.parents ?? [doc.a, doc.b]).map((f) =>
+      f
+        .split('/')
+        .pop()
+        .replace(/\.onnx$/, ''),
+    );
+    return [parents.join(' + '), cell(p['fused ⊕ anchor']), cell(p['fused ⊕ fused start']), cell(p['parent ⊕ parent start'])];
+  });
+  return mdTable(['parents fused', 'fused + FT ⊕ anchor', 'fused + FT ⊕ fused start', 'better parent + same FT ⊕ itself'], rows);
+}
+
+/** A results file that carries its own markdown (`table`), as written by the bench script that measured it. */
+function markdown(docs) {
+  return docs
+    .map((doc) => {
+      if (typeof doc.table !== 'string') throw new Error(`${doc.file}: the "markdown" renderer needs a "table" string`);
+      return doc.table;
+    })
+    .join('\n\n');
+}
+
 /** Renderer name (as written in bench/sections.json) → function. */
 export const RENDERERS = {
   table,
   'ot-side-by-side': otSideBySide,
   merge,
   noniid,
+  'quality-vit': qualityVit,
+  'kd-grid': kdGrid,
+  wise,
+  markdown,
 };

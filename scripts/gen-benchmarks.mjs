@@ -69,22 +69,37 @@ function splice(narrative, blocks, rel) {
   return out.join('\n');
 }
 
+/** A section's parts: `parts: [{ name, renderer, results }]`, or one part from its own `renderer` + `results`. */
+function partsOf(section, where) {
+  const parts = section.parts ?? [{ name: 'main', renderer: section.renderer, results: section.results }];
+  for (const p of parts) {
+    if (typeof p.renderer !== 'string' || !Array.isArray(p.results)) throw new BenchError(`${where}: each part needs "renderer" and "results" (a list)`);
+    if (!RENDERERS[p.renderer]) throw new BenchError(`${where}: unknown renderer "${p.renderer}" (known: ${Object.keys(RENDERERS).join(', ')})`);
+  }
+  return parts;
+}
+
 function renderSection(section, i) {
   const where = `${REGISTRY} entry ${i} (${section.id ?? '?'})`;
-  for (const key of ['id', 'title', 'renderer', 'results', 'narrative']) if (!(key in section)) throw new BenchError(`${where}: missing "${key}"`);
-  const renderer = RENDERERS[section.renderer];
-  if (!renderer) throw new BenchError(`${where}: unknown renderer "${section.renderer}" (known: ${Object.keys(RENDERERS).join(', ')})`);
-  const docs = section.results.map(loadResults);
-  let blocks;
-  try {
-    blocks = renderer(docs, section);
-  } catch (e) {
-    throw new BenchError(`${where}: renderer "${section.renderer}" failed on ${section.results.join(', ')}: ${e.message}`);
+  for (const key of ['id', 'title', 'narrative']) if (!(key in section)) throw new BenchError(`${where}: missing "${key}"`);
+  const blocks = {};
+  const docs = [];
+  for (const part of partsOf(section, where)) {
+    const partDocs = part.results.map(loadResults);
+    docs.push(...partDocs);
+    let out;
+    try {
+      out = RENDERERS[part.renderer](partDocs, section);
+    } catch (e) {
+      throw new BenchError(`${where}: renderer "${part.renderer}" failed on ${part.results.join(', ')}: ${e.message}`);
+    }
+    if (typeof out === 'string') blocks[part.name ?? 'main'] = out;
+    else Object.assign(blocks, out);
   }
-  if (typeof blocks === 'string') blocks = { main: blocks };
   const body = splice(readText(section.narrative), blocks, section.narrative);
-  const source = `<!-- generated from ${section.narrative} + ${section.results.join(', ')} by scripts/gen-benchmarks.mjs; edit those, not this -->`;
-  return [`## ${section.title}`, '', source, '', docs.map(provenance).join('\n'), '', body].join('\n');
+  const files = docs.map((d) => d.file).join(', ');
+  const source = `<!-- generated from ${section.narrative} + ${files} by scripts/gen-benchmarks.mjs; edit those, not this -->`;
+  return [`## ${section.title}`, '', source, '', docs.map(provenance).join('\n\n'), '', body].join('\n');
 }
 
 const anchor = (title) =>
