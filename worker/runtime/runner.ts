@@ -33,9 +33,13 @@ export function bindDataset(summary: ModelSummary, dataset: Dataset, file: strin
     if (!array && summary.inputs.length === 1 && dataset.arrays.length === 1) array = dataset.arrays[0];
     if (!array && summary.inputs.length === 1) array = byName.get('x');
     if (!array) {
-      throw new OtfuseError('BAD_DATA', `no array for model input '${input.name}' (dataset arrays: ${dataset.arrays.map((a) => a.name).join(', ')}; model ${file})`, {
-        file: dataset.source,
-      });
+      throw new OtfuseError(
+        'BAD_DATA',
+        `no array for model input '${input.name}' (dataset arrays: ${dataset.arrays.map((a) => a.name).join(', ')}; model ${file})`,
+        {
+          file: dataset.source,
+        },
+      );
     }
     const wanted = input.shape.slice(1);
     const mismatch = wanted.length !== array.sampleShape.length || wanted.some((d, i) => typeof d === 'number' && d > 0 && d !== array!.sampleShape[i]);
