@@ -8,7 +8,8 @@ import type { DataArg, FuseRecipe, FuseResult, RunRecord } from '../../worker/ty
 import { measuredOn, pct } from '../format';
 import type { Deps } from './deps';
 import { showError, trusted } from './notify';
-import { Pickers, recipeFor, SKIP_EVALUATION, USE_CALIBRATION, type PresetId } from './pickers';
+import { Pickers, recipeFor, SKIP_EVALUATION, USE_CALIBRATION, type PartialChoice, type PresetId } from './pickers';
+import { anchorDepth, pickFusedShape, shapeFields, shapeText } from './partialPick';
 
 /** Options for running Fuse Models without prompts (tests, other extensions, Re-run with edits). */
 export interface FuseOptions {
@@ -22,6 +23,9 @@ export interface FuseOptions {
   skipEval?: boolean;
   preset?: PresetId;
   recipe?: FuseRecipe | string;
+  /** Partial fusion: K blocks shared (recipe.mergeLayers), and whether to measure every K (recipe.pareto). */
+  mergeLayers?: number;
+  pareto?: boolean;
   runsDir?: string;
   evalLimit?: number;
   /** Do not show the result notification. */
@@ -87,8 +91,10 @@ export function fuseCommands(d: Deps, pickers: Pickers, offerMerge?: (models: st
     let recipe: FuseRecipe | undefined;
     if (options.recipe) recipe = typeof options.recipe === 'string' ? recipeFor(options.recipe) : options.recipe;
     else if (options.preset) recipe = recipeFor(options.preset);
-    else recipe = await pickers.pickRecipe();
+    else recipe = await pickers.pickRecipe(partialChoice(d, anchor));
     if (!recipe) return undefined;
+    if (options.mergeLayers !== undefined) recipe = { ...recipe, mergeLayers: options.mergeLayers };
+    if (options.pareto !== undefined) recipe = { ...recipe, pareto: options.pareto };
     const needsData = needsCalibration(recipe);
     const data =
       options.data ??
@@ -154,6 +160,23 @@ export function fuseCommands(d: Deps, pickers: Pickers, offerMerge?: (models: st
   }
 
   return { fuse, rerunWithEdits };
+}
+
+/** The preset prompt's partial-fusion entry for this anchor (none when the engine's registry has no such fields). */
+function partialChoice(d: Deps, anchor: string): PartialChoice | undefined {
+  const fields = shapeFields(d.context.extensionPath);
+  if (!fields) return undefined;
+  return async () => {
+    const layers = await anchorDepth(d, anchor);
+    if (layers === undefined) {
+      void vscode.window.showWarningMessage(
+        `otfuse: partial fusion needs an encoder whose transformer blocks otfuse finds; ${path.basename(anchor)} has none (or is a causal LM). Fuse all blocks instead.`,
+      );
+      return undefined;
+    }
+    const shape = await pickFusedShape(anchor, layers, fields);
+    return shape && { shape, text: shapeText(shape, layers) };
+  };
 }
 
 /** Whether a recipe aligns on activations (and so needs calibration data): not the weight-based preset, nor a
