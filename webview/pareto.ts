@@ -4,7 +4,7 @@
 import uPlot from 'uplot';
 import type { RunRecord } from '../contracts/protocol';
 import { h, basename, section, themeColour } from './dom';
-import { formatRatio, formatValue, paretoData, paretoFront, type ParetoData, type ParetoPoint } from './paretoData';
+import { formatRatio, formatValue, paretoData, paretoFront, pointDescription, type ParetoData, type ParetoPoint } from './paretoData';
 
 const compact = (n: number) =>
   n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
@@ -42,7 +42,7 @@ export function partialSection(r: RunRecord, width: number): HTMLElement | null 
     'partial',
     summary,
     measured ? holder : h('p', { class: 'muted' }, 'The curve was not evaluated (no evaluation data): sizes only.'),
-    paretoTable(r, d),
+    h('div', { class: 'table-scroll' }, paretoTable(r, d)),
     hf,
   );
 }
@@ -59,6 +59,12 @@ function caption(r: RunRecord, d: ParetoData): HTMLElement {
     : h('caption', {}, `${what}${on ? `, measured on ${on}` : ''}${lower}`);
 }
 
+/** A column header with a short form for narrow side bars (CSS shows one). */
+const headerText = (wide: string, narrow: string) => [
+  h('span', { class: 'wide-text' }, wide),
+  h('span', { class: 'narrow-text', 'aria-hidden': 'true' }, narrow),
+];
+
 function paretoTable(r: RunRecord, d: ParetoData): HTMLElement {
   const front = paretoFront(d);
   const row = (q: ParetoPoint) =>
@@ -73,8 +79,12 @@ function paretoTable(r: RunRecord, d: ParetoData): HTMLElement {
         class: q.chosen ? 'pareto-chosen' : undefined,
         'aria-current': q.chosen ? 'true' : undefined,
       },
-      h('td', { class: 'num' }, q.k === undefined ? '—' : String(q.k)),
-      h('th', { scope: 'row' }, q.label, q.chosen ? h('span', { class: 'chosen-tag' }, ' chosen') : null),
+      h(
+        'th',
+        { scope: 'row', title: q.k === undefined ? `${q.label}: a parent (size: the anchor's)` : pointDescription(q.k, d.layers) },
+        q.label,
+        q.chosen ? h('span', { class: 'chosen-tag' }, ' · chosen') : null,
+      ),
       h('td', { class: 'num' }, q.parameters.toLocaleString('en-US')),
       h('td', { class: 'num' }, formatRatio(q.ratio)),
       h(
@@ -94,11 +104,14 @@ function paretoTable(r: RunRecord, d: ParetoData): HTMLElement {
       h(
         'tr',
         {},
-        h('th', { scope: 'col', class: 'num', title: 'blocks shared (merge layers K)' }, 'K'),
-        h('th', { scope: 'col' }, 'Model'),
-        h('th', { scope: 'col', class: 'num' }, 'Parameters'),
-        h('th', { scope: 'col', class: 'num', title: "parameters / one parent's (the anchor's)" }, '× parent'),
-        h('th', { scope: 'col', class: 'num', title: '◆ on the Pareto front' }, metricName(d)),
+        h('th', { scope: 'col', title: 'K: blocks shared (merge layers)' }, 'Model'),
+        h('th', { scope: 'col', class: 'num', title: 'parameters of the ONNX graph' }, ...headerText('Parameters', 'Params')),
+        h('th', { scope: 'col', class: 'num', title: "parameters / one parent's (the anchor's)" }, ...headerText('× parent', '×')),
+        h(
+          'th',
+          { scope: 'col', class: 'num', title: `${metricName(d)}; ◆ on the Pareto front` },
+          ...headerText(metricName(d), d.metric === 'accuracy' ? 'Acc.' : 'PPL ↓'),
+        ),
       ),
     ),
     h('tbody', {}, ...d.points.map(row), ...d.parents.map(row)),
@@ -183,13 +196,15 @@ function labelPoints(u: uPlot, d: ParetoData, colour: string): void {
   ctx.save();
   ctx.fillStyle = colour;
   ctx.font = `${10 * dpr}px sans-serif`;
-  ctx.textAlign = 'left';
+  const middle = u.bbox.left + u.bbox.width / 2;
   for (const q of d.points) {
     if (q.value === undefined) continue;
     const x = u.valToPos(q.parameters, 'x', true);
     const y = u.valToPos(q.value, 'y', true);
     const name = q.kind === 'ensemble' ? 'K=0 ensemble' : q.kind === 'full' ? `K=${q.k} full` : `K=${q.k}`;
-    ctx.fillText(`${name}${q.chosen ? ' ★' : ''}`, x + 7 * dpr, y - 5 * dpr);
+    // Right of the point in the left half, left of it in the right half: labels stay inside the canvas.
+    ctx.textAlign = x < middle ? 'left' : 'right';
+    ctx.fillText(`${name}${q.chosen ? ' ★' : ''}`, x < middle ? x + 7 * dpr : x - 7 * dpr, y - 5 * dpr);
   }
   ctx.restore();
 }

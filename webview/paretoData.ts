@@ -31,11 +31,18 @@ export interface ParetoData {
   parents: ParetoPoint[];
 }
 
-/** "2 of 4 blocks shared", "ensemble (K = 0)", "full fusion (K = 4)". */
+/** "K = 0 · ensemble", "K = 2", "K = 4 · full fusion" (short: the table fits a narrow side bar). */
 export function pointLabel(k: number, layers: number): string {
-  if (k === 0) return 'ensemble (K = 0)';
-  if (k === layers) return `full fusion (K = ${layers})`;
-  return `K = ${k} of ${layers} blocks shared`;
+  if (k === 0) return 'K = 0 · ensemble';
+  if (k === layers) return `K = ${layers} · full fusion`;
+  return `K = ${k}`;
+}
+
+/** "2 of 4 blocks shared; each parent keeps blocks 3–4 and its head" (the row's tooltip). */
+export function pointDescription(k: number, layers: number): string {
+  if (k === 0) return "nothing shared: the parents' logit ensemble";
+  if (k === layers) return `all ${layers} blocks fused: one model`;
+  return `embeddings and ${k} of ${layers} blocks shared; each parent keeps blocks ${k + 1}–${layers} and its head as a branch`;
 }
 
 const perplexityOf = (loss?: number) => (loss === undefined || !Number.isFinite(loss) ? undefined : Math.exp(loss));

@@ -6,7 +6,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import type { RunRecord } from '../../worker/types';
-import { formatValue, paretoData, paretoFront, pointLabel } from '../../webview/paretoData';
+import { formatValue, paretoData, paretoFront, pointDescription, pointLabel } from '../../webview/paretoData';
 
 const record = (over: Partial<RunRecord> = {}): RunRecord =>
   ({
@@ -60,7 +60,7 @@ test('one point per recorded K, in K order, with its size, ratio, accuracy and k
   assert.equal(d.points[0].ratio, 2);
   assert.deepEqual(
     d.points.map((q) => q.label),
-    ['ensemble (K = 0)', 'K = 1 of 3 blocks shared', 'K = 2 of 3 blocks shared', 'full fusion (K = 3)'],
+    ['K = 0 · ensemble', 'K = 1', 'K = 2', 'K = 3 · full fusion'],
   );
   // The parents, at the anchor's size, with their own accuracies (not the fused rows).
   assert.deepEqual(
@@ -78,7 +78,7 @@ test('the Pareto front: the smallest model and every larger one that is strictly
   const front = [...paretoFront(d)].map((q) => q.label).sort();
   // Anchor (88,666, 86.4 %) dominates full fusion (same size, 84.4 %), the other parent and K = 1, 2; the ensemble
   // (177,332, 87.0 %) is larger but better.
-  assert.deepEqual(front, ['ensemble (K = 0)', 'vit48_s10.onnx (anchor)']);
+  assert.deepEqual(front, ['K = 0 · ensemble', 'vit48_s10.onnx (anchor)']);
 });
 
 test('a causal LM: perplexity = e^loss, lower is better, and the front follows it', () => {
@@ -123,5 +123,6 @@ test('no curve recorded (no --pareto, or no partial fusion): no chart data; an u
     ],
   );
   assert.equal(paretoFront(d).size, 0);
-  assert.equal(pointLabel(0, 12), 'ensemble (K = 0)');
+  assert.equal(pointLabel(0, 12), 'K = 0 · ensemble');
+  assert.equal(pointDescription(5, 12), 'embeddings and 5 of 12 blocks shared; each parent keeps blocks 6–12 and its head as a branch');
 });
