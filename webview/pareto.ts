@@ -85,8 +85,8 @@ function paretoTable(r: RunRecord, d: ParetoData): HTMLElement {
         q.label,
         q.chosen ? h('span', { class: 'chosen-tag' }, ' · chosen') : null,
       ),
-      h('td', { class: 'num' }, q.parameters.toLocaleString('en-US')),
-      h('td', { class: 'num' }, formatRatio(q.ratio)),
+      h('td', { class: 'num', title: `${formatRatio(q.ratio)} one parent` }, q.parameters.toLocaleString('en-US')),
+      h('td', { class: 'num ratio' }, formatRatio(q.ratio)),
       h(
         'td',
         { class: 'num', title: front.has(q) ? 'on the Pareto front: no other model is as small and at least as good' : '' },
@@ -106,7 +106,7 @@ function paretoTable(r: RunRecord, d: ParetoData): HTMLElement {
         {},
         h('th', { scope: 'col', title: 'K: blocks shared (merge layers)' }, 'Model'),
         h('th', { scope: 'col', class: 'num', title: 'parameters of the ONNX graph' }, ...headerText('Parameters', 'Params')),
-        h('th', { scope: 'col', class: 'num', title: "parameters / one parent's (the anchor's)" }, ...headerText('× parent', '×')),
+        h('th', { scope: 'col', class: 'num ratio', title: "parameters / one parent's (the anchor's)" }, '× parent'),
         h(
           'th',
           { scope: 'col', class: 'num', title: `${metricName(d)}; ◆ on the Pareto front` },

@@ -201,13 +201,19 @@ export function lastFuseSeconds(d: Deps, models: string[], recipe: FuseRecipe): 
   return t ? (t.total ?? Object.values(t).reduce((s, v) => s + v, 0)) - (t.finetune ?? 0) : undefined;
 }
 
+/** " (partial fusion: K = 2 of 3 blocks shared)" for a partial run, else "". */
+function partialNote(record: RunRecord): string {
+  const p = record.partial;
+  return p && p.mergeLayers < p.layers ? ` (partial fusion: K = ${p.mergeLayers} of ${p.layers} blocks shared)` : '';
+}
+
 /** "fused: ot 85.10% · vanilla 9.80% · best parent 86.20% on test.npz" with the next steps as buttons. */
 export function notifyFused(runDir: string, record: RunRecord): void {
   const acc = (role: 'fused' | 'vanilla') => record.metrics.find((m) => m.role === role)?.accuracy;
   const parents = record.metrics.filter((m) => m.role === 'parent' || m.role === 'anchor');
   const best = parents.reduce<number | undefined>((b, m) => (m.accuracy !== undefined && (b === undefined || m.accuracy > b) ? m.accuracy : b), undefined);
   const text = record.metrics.length
-    ? `otfuse: fused ${record.name} — OT ${pct(acc('fused'))}${acc('vanilla') !== undefined ? `, vanilla ${pct(acc('vanilla'))}` : ''}, best parent ${pct(best)} ${measuredOn(record)}.`
+    ? `otfuse: fused ${record.name}${partialNote(record)} — OT ${pct(acc('fused'))}${acc('vanilla') !== undefined ? `, vanilla ${pct(acc('vanilla'))}` : ''}, best parent ${pct(best)} ${measuredOn(record)}.`
     : `otfuse: fused ${record.name} (not evaluated).`;
   void vscode.window.showInformationMessage(text, 'Open Run', 'Finetune', 'Reveal Fused Model').then((c) => {
     if (c === 'Open Run') void vscode.commands.executeCommand('otfuse.openRun', runDir);

@@ -156,6 +156,15 @@ try {
     const item = page().locator('.monaco-menu .action-label', { hasText: 'Save as Hugging Face Folder' }).first();
     await item.waitFor({ timeout: 10000 });
     await item.click();
+    // A click can land while the menu re-renders (as in explorerMenu): click again while it is still open.
+    for (let i = 0; i < 3; i++) {
+      try {
+        await page().locator('.monaco-menu').first().waitFor({ state: 'hidden', timeout: 2000 });
+        break;
+      } catch {
+        await item.click().catch(() => {});
+      }
+    }
     const toast = page().locator('.notifications-toasts .notification-toast', { hasText: 'partial fusion' }).first();
     await toast.waitFor({ timeout: 30000 });
     const text = await toast.textContent();
