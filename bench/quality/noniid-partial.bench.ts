@@ -5,6 +5,7 @@
 //
 //   npm run build --silent && node dist-bench/quality/noniid-partial.bench.js [--dir .cache/noniid] [--scenario pair]
 //     [--preset default|exact] [--test 0] [--out bench/quality/noniid-partial.json]
+//   other models / data: --models a.onnx,b.onnx --val val.json --calib calib.npz (e.g. the bundled converged pair)
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadModel, type OnnxModel } from '../../worker/onnx/model';
@@ -24,9 +25,9 @@ const PRESET = cliArg('preset', 'default');
 const ROUNDS = Number(cliArg('rounds', '3'));
 const SCENARIOS: Record<string, string[]> = { pair: ['pair_a', 'pair_b'], quad: ['quad_0', 'quad_1', 'quad_2', 'quad_3'] };
 
-const val = openDataset(path.join(DIR, 'val.npz'));
+const val = openDataset(cliArg('val', path.join(DIR, 'val.npz')));
 const test = TEST ? openDataset(path.join(DIR, 'test.npz')) : undefined;
-const calib = openDataset(path.join(DIR, 'calib200.npz'));
+const calib = openDataset(cliArg('calib', path.join(DIR, 'calib200.npz')));
 
 async function logits(model: OnnxModel, d: Dataset): Promise<Float32Array> {
   const runner = await ModelRunner.create(model, { provider: 'cpu' });
@@ -78,7 +79,7 @@ async function point(model: OnnxModel, k: number, unmerge: string): Promise<Poin
 
 async function main(): Promise<void> {
   const name = cliArg('scenario', 'pair');
-  const files0 = SCENARIOS[name].map((n) => path.join(DIR, `${n}.onnx`));
+  const files0 = cliArg('models')?.split(',') ?? SCENARIOS[name].map((n) => path.join(DIR, `${n}.onnx`));
   const vals = [];
   for (const f of files0) vals.push(acc(await logits(loadModel(f), val), val.labels).all);
   const best = vals.indexOf(Math.max(...vals));
