@@ -9,8 +9,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadModel, type OnnxModel } from '../../worker/onnx/model';
-import { openDataset, type Dataset } from '../../worker/data/dataset';
-import { ModelRunner } from '../../worker/runtime/runner';
+import { openDataset } from '../../worker/data/dataset';
+import { logitsOn as logits, halves as acc } from './noniid-common';
 import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { buildPartial } from '../../worker/fusion/partial';
@@ -28,35 +28,6 @@ const SCENARIOS: Record<string, string[]> = { pair: ['pair_a', 'pair_b'], quad: 
 const val = openDataset(cliArg('val', path.join(DIR, 'val.npz')));
 const test = TEST ? openDataset(path.join(DIR, 'test.npz')) : undefined;
 const calib = openDataset(cliArg('calib', path.join(DIR, 'calib200.npz')));
-
-async function logits(model: OnnxModel, d: Dataset): Promise<Float32Array> {
-  const runner = await ModelRunner.create(model, { provider: 'cpu' });
-  try {
-    const binding = runner.bind(d);
-    const out = new Float32Array(d.size * 10);
-    for (let i = 0; i < d.size; i += 500) {
-      const idx = Array.from({ length: Math.min(500, d.size - i) }, (_, j) => i + j);
-      const r = await runner.run(d.take(idx), binding, [runner.outputNames[0]]);
-      out.set(r[runner.outputNames[0]].data as Float32Array, i * 10);
-    }
-    return out;
-  } finally {
-    await runner.release();
-  }
-}
-
-function acc(l: Float32Array, labels: Int32Array): { all: number; lo: number; hi: number } {
-  const hit = [0, 0],
-    n = [0, 0];
-  for (let i = 0; i < labels.length; i++) {
-    let arg = 0;
-    for (let c = 1; c < 10; c++) if (l[i * 10 + c] > l[i * 10 + arg]) arg = c;
-    const g = labels[i] < 5 ? 0 : 1;
-    n[g]++;
-    if (arg === labels[i]) hit[g]++;
-  }
-  return { all: (hit[0] + hit[1]) / labels.length, lo: hit[0] / n[0], hi: hit[1] / n[1] };
-}
 
 interface Point {
   k: number;
@@ -88,24 +59,40 @@ async function main(): Promise<void> {
   const recipe = resolveRecipe(PRESET === 'exact' ? { preset: 'exact', refit: 'regmean++', pareto: true } : { pareto: true });
   const r = await fuseLoaded({ models, recipe, calib, vanilla: false });
   const t0 = performance.now();
-  const fitted = await fitUnmerges({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, calib, samples: calib.size });
+  const base = { models, plans: r.plans, cutMaps: r.cutMaps!, calib, samples: calib.size };
+  const fitted = await fitUnmerges({ ...base, fused: r.fused });
   const fitSeconds = (performance.now() - t0) / 1000;
+  // The anchor's own trunk instead of the fused one (its branch's fitted map is the identity).
+  const anchorFitted = await fitUnmerges({ ...base, fused: models[0] });
   const points: Point[] = [];
+  const cuts: { k: number; trunk: string; model: number; errorMap: number; errorFit: number }[] = [];
   const layers = r.plans[0].layers;
   for (let k = 0; k <= layers; k++) {
-    points.push(await point(buildPartial({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, k }), k, 'map'));
+    points.push(await point(buildPartial({ ...base, fused: r.fused, k }), k, 'map'));
     if (k > 0 && k < layers) {
-      points.push(await point(buildPartial({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, k, fitted: fitted[k] }), k, 'fit'));
+      points.push(await point(buildPartial({ ...base, fused: r.fused, k, fitted: fitted[k] }), k, 'fit'));
+      points.push(await point(buildPartial({ ...base, fused: models[0], k, fitted: anchorFitted[k] }), k, 'fit, anchor trunk'));
+      for (const [trunk, fits] of [
+        ['fused', fitted[k]],
+        ['anchor', anchorFitted[k]],
+      ] as const)
+        fits.forEach((f, m) => cuts.push({ k, trunk, model: m, errorMap: f.errorMap, errorFit: f.errorFit }));
       const errs = fitted[k].map((f, m) => `model ${m}: ${f.errorMap.toFixed(3)} → ${f.errorFit.toFixed(3)}`).join(', ');
-      console.log(`K = ${k}: relative residual at the cut (map → fit) ${errs}`);
-      const tf = await fitPartialTrunk({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, calib, samples: calib.size, k, rounds: ROUNDS });
-      console.log(`K = ${k}: trunk fit, stacked residual by round ${tf.residuals.map((x) => x.toFixed(3)).join(' → ')}`);
-      points.push(await point(buildPartial({ models, plans: r.plans, fused: tf.trunk, cutMaps: r.cutMaps!, k, fitted: tf.fitted }), k, 'fit + trunk'));
+      console.log(
+        `K = ${k}: relative residual of each parent's stream from the fused trunk's (map → fit) ${errs}; from the anchor's: ${anchorFitted[k].map((f) => f.errorFit.toFixed(3)).join(', ')}`,
+      );
+      if (ROUNDS > 0) {
+        const tf = await fitPartialTrunk({ ...base, fused: r.fused, k, rounds: ROUNDS });
+        console.log(`K = ${k}: trunk fit, stacked residual by round ${tf.residuals.map((x) => x.toFixed(3)).join(' → ')}`);
+        points.push(await point(buildPartial({ ...base, fused: tf.trunk, k, fitted: tf.fitted }), k, 'fit + trunk'));
+      }
     }
   }
   const single = models[0].summary().parameterCount;
   const pct = (x?: number) => (x === undefined ? '' : (100 * x).toFixed(1));
-  console.log(`\n${name}, ${PRESET} recipe, anchor ${path.basename(files[0])}; unmerge fit ${fitSeconds.toFixed(1)} s\n`);
+  console.log(
+    `\n${name}, ${PRESET} recipe, anchor ${path.basename(files[0])}; parents on val ${vals.map(pct).join(' / ')} %; unmerge fit ${fitSeconds.toFixed(1)} s\n`,
+  );
   console.log(
     markdownTable(
       ['K', 'unmerge', 'parameters', '× one parent', 'val %', '10k test %', 'classes 0–4 %', 'classes 5–9 %'],
@@ -113,7 +100,14 @@ async function main(): Promise<void> {
     ),
   );
   if (OUT)
-    fs.writeFileSync(OUT, JSON.stringify({ machine: machine(), date: new Date().toISOString(), scenario: name, preset: PRESET, points }, null, 1) + '\n');
+    fs.writeFileSync(
+      OUT,
+      JSON.stringify(
+        { machine: machine(), date: new Date().toISOString(), scenario: name, preset: PRESET, anchor: path.basename(files[0]), parentsVal: vals, points, cuts },
+        null,
+        1,
+      ) + '\n',
+    );
 }
 
 main().catch((err) => {
