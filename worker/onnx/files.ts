@@ -109,22 +109,6 @@ export function realPathInside(dir: string, target: string): string | undefined 
   return real !== realDir && real.startsWith(realDir.endsWith(path.sep) ? realDir : realDir + path.sep) ? real : undefined;
 }
 
-/** True when `a` and `b` are the same file: same real path, or the same inode on the same device (hard links). */
-export function sameFile(a: string, b: string): boolean {
-  try {
-    if (fs.realpathSync(a) === fs.realpathSync(b)) return true;
-  } catch {
-    /* one of them does not exist */
-  }
-  try {
-    const sa = fs.statSync(a);
-    const sb = fs.statSync(b);
-    return sa.ino === sb.ino && sa.dev === sb.dev;
-  } catch {
-    return false;
-  }
-}
-
 /** Node error codes in the documented OtfuseError vocabulary, with the file named. */
 export function fileError(err: unknown, code: ErrorCode, doing: string, file: string): OtfuseError {
   if (err instanceof OtfuseError) return err;
