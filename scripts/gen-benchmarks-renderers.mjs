@@ -203,6 +203,52 @@ function markdown(docs) {
     .join('\n\n');
 }
 
+/** Perplexity (lower is better) to two decimals; `xs` an array of seeds gives "mean ± sd". */
+const ppl = (x) => (Array.isArray(x) ? `${mean(x).toFixed(2)} ± ${sd(x).toFixed(2)}` : x === undefined ? '—' : x.toFixed(2));
+
+/**
+ * bench/decoders/quality.bench.ts (`quality`: test perplexity of parents, ensemble, vanilla, OT and, with --kd, the
+ * three finetuned arms over seeds) and bench/decoders/finetune_scale.py (`finetune`: otfuse vs PyTorch per step).
+ */
+function decoders(docs) {
+  const blocks = {};
+  for (const doc of docs) {
+    if (Array.isArray(doc.results)) {
+      blocks.quality = mdTable(
+        ['family', 'parents (test)', 'ensemble', 'vanilla', 'OT one-shot', 'OT / vanilla', 'fused + KD', 'better parent + KD', 'vanilla + KD'],
+        doc.results.map((r) => {
+          const arms = r.kd?.arms ?? {};
+          return [
+            r.family,
+            Object.entries(r.parents)
+              .map(([name, p]) => `${name} ${ppl(p.test)}`)
+              .join(' · '),
+            ppl(r.ensemble.test),
+            ppl(r.vanilla.test),
+            ppl(r.ot.test),
+            (r.ot.test / r.vanilla.test).toFixed(3),
+            ppl(arms.fused?.test),
+            ppl(arms.parent?.test),
+            ppl(arms.vanilla?.test),
+          ];
+        }),
+      );
+    } else if (doc.sides) {
+      const o = doc.sides.otfuse,
+        t = doc.sides.torch;
+      blocks.finetune = mdTable(
+        ['', 'CPU s / step (user + sys)', `peak RSS, ${doc.steps[1]} steps`],
+        [
+          ['otfuse finetune', o.cpu_per_step.toFixed(1), `${Math.round(o.peak_rss_mib).toLocaleString('en-US')} MiB`],
+          ['PyTorch', t.cpu_per_step.toFixed(1), `${Math.round(t.peak_rss_mib).toLocaleString('en-US')} MiB`],
+          ['otfuse / PyTorch', `${(o.cpu_per_step / t.cpu_per_step).toFixed(2)}×`, `${(o.peak_rss_mib / t.peak_rss_mib).toFixed(2)}×`],
+        ],
+      );
+    } else throw new Error(`${doc.file}: the "decoders" renderer takes quality.bench.ts or finetune_scale.py results`);
+  }
+  return blocks;
+}
+
 /** Renderer name (as written in bench/sections.json) → function. */
 export const RENDERERS = {
   table,
@@ -213,4 +259,5 @@ export const RENDERERS = {
   'kd-grid': kdGrid,
   wise,
   markdown,
+  decoders,
 };

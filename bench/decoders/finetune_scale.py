@@ -106,7 +106,10 @@ def main():
         sides[side] = dict(runs={str(k): v for k, v in runs.items()},
                            cpu_per_step=(l['cpu'] - s['cpu']) / (a.steps_long - a.steps_short),
                            peak_rss_mib=l['peak_rss_mib'])
-    report = dict(date=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), machine=f'{os.cpu_count()} cores, {platform.processor() or platform.machine()}',
+    # The otfuse-bench/1 envelope (scripts/gen-benchmarks.mjs renders it into BENCHMARKS.md).
+    report = dict(format='otfuse-bench/1', command=' '.join(['python3', os.path.relpath(__file__, ROOT), *sys.argv[1:]]),
+                  machine=f'{os.cpu_count()} cores, {platform.processor() or platform.machine()}',
+                  date=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), load=round(load0[0], 2),
                   load_avg_start=load0, load_avg_end=os.getloadavg(), model=os.path.relpath(a.model, ROOT), batch=a.batch,
                   length=a.length, steps=[a.steps_short, a.steps_long], sides=sides)
     if 'otfuse' in sides and 'torch' in sides:
@@ -114,9 +117,11 @@ def main():
         report['peak_rss_ratio_otfuse_over_torch'] = sides['otfuse']['peak_rss_mib'] / sides['torch']['peak_rss_mib']
     print(json.dumps({k: v for k, v in report.items() if k != 'sides'}, indent=1))
     if a.out:
-        with open(a.out, 'w') as fh:
+        tmp = f'{a.out}.tmp-{os.getpid()}'
+        with open(tmp, 'w') as fh:
             json.dump(report, fh, indent=1)
             fh.write('\n')
+        os.replace(tmp, a.out)
 
 
 if __name__ == '__main__':

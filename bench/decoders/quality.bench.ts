@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { engine } from '../../worker/api';
+import { writeBenchResults } from '../common';
 import { causalBlocks } from '../../worker/data/causal';
 import type { TextSpec } from '../../worker/data/text';
 import { fuseDecoders } from '../../worker/fusion/decoder/fuse';
@@ -210,12 +211,11 @@ async function main(): Promise<void> {
     const families = (process.env.DEC_KD_FAMILIES ?? 'gpt2,llama').split(',');
     const results: FamilyResult[] = [];
     for (const fam of families) results.push(await family(fam, texts, work, kd));
-    const load = os
+    const loadAvgEnd = os
       .loadavg()
       .map((x) => x.toFixed(2))
       .join(' ');
-    const report = { date: new Date().toISOString(), machine: `${os.cpus().length} × ${os.cpus()[0]?.model}`, loadAvgEnd: load, block: T, results };
-    if (outAt >= 0) fs.writeFileSync(args[outAt + 1], JSON.stringify(report, null, 1) + '\n');
+    if (outAt >= 0) writeBenchResults(args[outAt + 1], { loadAvgEnd, block: T, results });
     console.log('Test perplexity (second half of heldout.txt; lower is better)');
     console.log(
       '| family | parent s0 | parent s1 | ensemble | vanilla | OT one-shot | OT / vanilla |' + (kd ? ' fused+KD | better parent+KD | vanilla+KD |' : ''),
