@@ -4,8 +4,10 @@
 // OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1; otfuse runs the synchronous solvers fusion calls
 // (emd(), sinkhorn()) in a child process per shape. Both sides time `inner` calls in a row (so sub-millisecond
 // solves are measurable) and take the median over `reps`; user CPU from getrusage on each side (process.cpuUsage in
-// Node). Parity: EMD cost and marginals vs POT's exact plan, Sinkhorn max |plan − POT's plan|.
-// Usage: node dist-bench/ot/side-by-side.js [--shapes 64x48,384x256,1024,2048x1536,3072] [--reps 5] [--no-write]
+// Node). Parity: EMD cost and marginals vs POT's exact plan; Sinkhorn max absolute and relative |plan − POT's plan|,
+// both plans' marginal errors and both iteration counts.
+// Usage: node dist-bench/ot/side-by-side.js [--shapes 64x48,384x256,1024,2048x1536,3072] [--reps 5] [--no-write] [--no-emd]
+//   (--no-emd: Sinkhorn only, for quick runs; implies --no-write)
 //   writes bench/ot/side-by-side.json and the generated section of BENCHMARKS.md (between the ot-side-by-side markers).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,9 +31,26 @@ interface ShapeResult {
   m: number;
   inner: number;
   emd: Timed & { method: string; cost: number; iterations: number; marginal_err: number };
-  sinkhorn: Timed & { iterations: number };
-  pot: { emd_user_s: number; emd_wall_s: number; emd_cost: number; sinkhorn_user_s: number; sinkhorn_wall_s: number; maxrss_mb: number; pot: string };
-  parity: { emd_cost_diff: number; emd_plan_diff: number; sinkhorn_plan_diff: number };
+  sinkhorn: Timed & { iterations: number; marginal_err: number; kernel: string };
+  pot: {
+    emd_user_s: number;
+    emd_wall_s: number;
+    emd_cost: number;
+    sinkhorn_user_s: number;
+    sinkhorn_wall_s: number;
+    sinkhorn_iterations: number;
+    maxrss_mb: number;
+    pot: string;
+  };
+  parity: {
+    emd_cost_diff: number;
+    emd_plan_diff: number;
+    /** max |plan − POT's plan| (absolute) and max |plan − POT's| / POT's over the entries where POT's is > 0 (relative). */
+    sinkhorn_plan_diff: number;
+    sinkhorn_plan_rel: number;
+    /** max |row/column sum − marginal| of POT's Sinkhorn plan (otfuse's is sinkhorn.marginal_err). */
+    pot_sinkhorn_marginal_err: number;
+  };
   maxrss_mb: number;
 }
 
@@ -80,7 +99,14 @@ function maxAbsDiff(x: ArrayLike<number>, y: ArrayLike<number>): number {
   return d;
 }
 
-function runShape(n: number, m: number, reps: number): ShapeResult {
+/** max |x − ref| / |ref| over the entries where ref ≠ 0 */
+function maxRelDiff(x: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let d = 0;
+  for (let k = 0; k < x.length; k++) if (ref[k] !== 0) d = Math.max(d, Math.abs(x[k] - ref[k]) / Math.abs(ref[k]));
+  return d;
+}
+
+function runShape(n: number, m: number, reps: number, withEmd: boolean): ShapeResult {
   const M = costMatrix(n, m);
   const a = uniform(n),
     b = uniform(m);
@@ -93,13 +119,16 @@ function runShape(n: number, m: number, reps: number): ShapeResult {
   ]) {
     const W = costMatrix(wn, wm);
     for (let k = 0; k < 20; k++) {
-      emd(uniform(wn), uniform(wm), W);
+      if (withEmd) emd(uniform(wn), uniform(wm), W);
       sinkhorn(uniform(wn), uniform(wm), W, REG);
     }
   }
-  emd(a, b, M);
+  if (withEmd) emd(a, b, M);
   sinkhorn(a, b, M, REG);
-  const e = measure(reps, inner, () => emd(a, b, M));
+  // --no-emd (quick Sinkhorn-only runs): the EMD fields are NaN and the table is not written
+  const e = withEmd
+    ? measure(reps, inner, () => emd(a, b, M))
+    : { user_ms: NaN, wall_ms: NaN, out: { method: 'skipped', cost: NaN, iterations: 0, plan: new Float64Array(n * m) } };
   const s = measure(reps, inner, () => sinkhorn(a, b, M, REG));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `otfuse-side-${n}x${m}-`));
   try {
@@ -107,10 +136,11 @@ function runShape(n: number, m: number, reps: number): ShapeResult {
     fs.writeFileSync(file, encodeNpy(M, [n, m]));
     const env = { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
     const script = path.join(process.cwd(), 'bench/ot/pot_side.py');
-    const py = spawnSync('/usr/bin/python3', [script, file, String(REG), String(reps), String(inner), dir], { encoding: 'utf8', env });
+    const pyArgs = [script, file, String(REG), String(reps), String(inner), dir, withEmd ? 'emd' : 'no-emd'];
+    const py = spawnSync('/usr/bin/python3', pyArgs, { encoding: 'utf8', env });
     if (py.status !== 0) throw new Error(`POT run failed for ${n}×${m}: ${py.stderr.slice(-800)}`);
     const pot = JSON.parse(py.stdout.trim().split('\n').pop()!) as ShapeResult['pot'];
-    const potEmd = readNpy(path.join(dir, 'pot_emd.npy')).data as Float64Array;
+    const potEmd = withEmd ? (readNpy(path.join(dir, 'pot_emd.npy')).data as Float64Array) : new Float64Array(n * m);
     const potSk = readNpy(path.join(dir, 'pot_sinkhorn.npy')).data as Float64Array;
     return {
       n,
@@ -124,12 +154,20 @@ function runShape(n: number, m: number, reps: number): ShapeResult {
         iterations: e.out.iterations,
         marginal_err: marginalError(e.out.plan, n, m),
       },
-      sinkhorn: { user_ms: s.user_ms, wall_ms: s.wall_ms, iterations: s.out.iterations },
+      sinkhorn: {
+        user_ms: s.user_ms,
+        wall_ms: s.wall_ms,
+        iterations: s.out.iterations,
+        marginal_err: marginalError(s.out.plan, n, m),
+        kernel: s.out.kernel ?? s.out.method,
+      },
       pot,
       parity: {
         emd_cost_diff: Math.abs(e.out.cost - pot.emd_cost),
         emd_plan_diff: maxAbsDiff(e.out.plan, potEmd),
         sinkhorn_plan_diff: maxAbsDiff(s.out.plan, potSk),
+        sinkhorn_plan_rel: maxRelDiff(s.out.plan, potSk),
+        pot_sinkhorn_marginal_err: marginalError(potSk, n, m),
       },
       maxrss_mb: process.resourceUsage().maxRSS / 1024,
     };
@@ -138,13 +176,14 @@ function runShape(n: number, m: number, reps: number): ShapeResult {
   }
 }
 
-const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : ms >= 10 ? `${ms.toFixed(1)} ms` : `${ms.toFixed(3)} ms`);
+const fmt = (ms: number | null): string =>
+  ms === null || !Number.isFinite(ms) ? '—' : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : ms >= 10 ? `${ms.toFixed(1)} ms` : `${ms.toFixed(3)} ms`;
 const ratio = (x: number, y: number): string => `${(x / y).toFixed(2)}×`;
 
-function table(results: ShapeResult[], meta: { date: string; machine: string; load: string; reps: number }): string {
+function table(results: ShapeResult[], meta: { date: string; machine: string; load: string; load_end: string; reps: number }): string {
   const L: string[] = [START, ''];
   L.push(
-    `Generated ${meta.date} by \`node dist-bench/ot/side-by-side.js\` on ${meta.machine}; 1-minute load average ${meta.load} at the start ` +
+    `Generated ${meta.date} by \`node dist-bench/ot/side-by-side.js\` on ${meta.machine}; 1-minute load average ${meta.load} at the start and ${meta.load_end} at the end ` +
       `(a shared machine: other sessions' jobs ran beside it, so compare the ratios, which are measured in the same run on the same cost ` +
       `matrices, not the absolute times). Costs: Euclidean distances between random 16-d points / max; uniform marginals; Sinkhorn reg ` +
       `${REG} (Sinkhorn–Knopp, POT's stopping rule). otfuse: \`emd()\` and \`sinkhorn()\` (what fusion calls), one thread. POT ` +
@@ -153,15 +192,28 @@ function table(results: ShapeResult[], meta: { date: string; machine: string; lo
       `process.cpuUsage), median of ${meta.reps} rounds of \`inner\` calls. Ratio = otfuse / POT (≤ 1 = otfuse at or under POT).`,
   );
   L.push('');
-  L.push(
-    '| shape | EMD otfuse (path) | EMD POT | **EMD ratio** | Sinkhorn otfuse (iters) | Sinkhorn POT | **Sinkhorn ratio** | EMD \\|cost − POT\\| | EMD marginal err | Sinkhorn max \\|plan − POT\\| |',
-  );
-  L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  L.push('| shape | EMD otfuse (path) | EMD POT | **EMD ratio** | Sinkhorn otfuse (iters, kernel) | Sinkhorn POT (iters) | **Sinkhorn ratio** |');
+  L.push('| --- | --- | --- | --- | --- | --- | --- |');
   for (const r of results) {
     L.push(
       `| ${r.n}×${r.m} | ${fmt(r.emd.user_ms)} (${r.emd.method}) | ${fmt(r.pot.emd_user_s * 1000)} | **${ratio(r.emd.user_ms, r.pot.emd_user_s * 1000)}** | ` +
-        `${fmt(r.sinkhorn.user_ms)} (${r.sinkhorn.iterations}) | ${fmt(r.pot.sinkhorn_user_s * 1000)} | **${ratio(r.sinkhorn.user_ms, r.pot.sinkhorn_user_s * 1000)}** | ` +
-        `${r.parity.emd_cost_diff.toExponential(1)} | ${r.emd.marginal_err.toExponential(1)} | ${r.parity.sinkhorn_plan_diff.toExponential(1)} |`,
+        `${fmt(r.sinkhorn.user_ms)} (${r.sinkhorn.iterations}, ${r.sinkhorn.kernel}) | ${fmt(r.pot.sinkhorn_user_s * 1000)} (${r.pot.sinkhorn_iterations}) | ` +
+        `**${ratio(r.sinkhorn.user_ms, r.pot.sinkhorn_user_s * 1000)}** |`,
+    );
+  }
+  L.push('');
+  L.push(
+    "Parity. EMD: |cost − POT's cost| and the plan's max marginal error. Sinkhorn: max |plan − POT's plan| (absolute), max |plan − POT's| / " +
+      "POT's over POT's nonzero entries (relative), and each plan's max |row or column sum − marginal|.",
+  );
+  L.push('');
+  L.push('| shape | EMD \\|cost − POT\\| | EMD marginal err | Sinkhorn max abs diff | Sinkhorn max rel diff | Sinkhorn marginal err otfuse / POT |');
+  L.push('| --- | --- | --- | --- | --- | --- |');
+  const e1 = (x: number | null): string => (x === null || !Number.isFinite(x) ? '—' : x.toExponential(1));
+  for (const r of results) {
+    L.push(
+      `| ${r.n}×${r.m} | ${e1(r.parity.emd_cost_diff)} | ${e1(r.emd.marginal_err)} | ${e1(r.parity.sinkhorn_plan_diff)} | ` +
+        `${e1(r.parity.sinkhorn_plan_rel)} | ${e1(r.sinkhorn.marginal_err)} / ${e1(r.parity.pot_sinkhorn_marginal_err)} |`,
     );
   }
   L.push('');
@@ -188,14 +240,15 @@ function main(): void {
   const reps = Number(opt('--reps') ?? 5);
   if (args[0] === '--child') {
     const [n, m] = args[1].split('x').map(Number);
-    console.log(JSON.stringify(runShape(n, m, reps)));
+    console.log(JSON.stringify(runShape(n, m, reps, !args.includes('--no-emd'))));
     return;
   }
   const shapes = (opt('--shapes') ?? DEFAULT_SHAPES).split(',').map((s) => (s.includes('x') ? s : `${s}x${s}`));
   const load = os.loadavg()[0].toFixed(2);
   const results: ShapeResult[] = [];
   for (const shape of shapes) {
-    const child = spawnSync(process.execPath, [__filename, '--child', shape, '--reps', String(reps)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const childArgs = [__filename, '--child', shape, '--reps', String(reps), ...(args.includes('--no-emd') ? ['--no-emd'] : [])];
+    const child = spawnSync(process.execPath, childArgs, { encoding: 'utf8', maxBuffer: 1 << 24 });
     if (child.status !== 0) {
       console.error(child.stderr);
       process.exit(1);
@@ -212,11 +265,12 @@ function main(): void {
     date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
     machine: `${os.cpus().length} × ${cpu}, Node ${process.version}`,
     load,
+    load_end: os.loadavg()[0].toFixed(2),
     reps,
   };
   const md = table(results, meta);
   console.log(md);
-  if (args.includes('--no-write')) return;
+  if (args.includes('--no-write') || args.includes('--no-emd')) return;
   fs.writeFileSync('bench/ot/side-by-side.json', JSON.stringify({ ...meta, reg: REG, results }, null, 1) + '\n');
   const doc = fs.readFileSync('BENCHMARKS.md', 'utf8');
   const s = doc.indexOf(START.slice(0, 30)),
