@@ -8,7 +8,8 @@ export const watPlugin = {
   setup(build) {
     build.onLoad({ filter: /\.wat$/ }, async (args) => {
       const wabt = await (await import('wabt')).default();
-      const parsed = wabt.parseWat(args.path, await fs.promises.readFile(args.path, 'utf8'));
+      // relaxed SIMD (f64x2.relaxed_madd) is accepted; the module that uses it enables it in V8 before compiling
+      const parsed = wabt.parseWat(args.path, await fs.promises.readFile(args.path, 'utf8'), { relaxed_simd: true });
       try {
         parsed.validate();
         return { contents: parsed.toBinary({}).buffer, loader: 'binary' };

@@ -45,37 +45,48 @@ function table(docs) {
 const ms = (x) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : x >= 10 ? `${x.toFixed(1)} ms` : `${x.toFixed(3)} ms`);
 const ratio = (x, y) => `${(x / y).toFixed(2)}×`;
 
-/** bench/ot/side-by-side.ts: otfuse vs POT per shape, user CPU per call, ratio, parity; wall times in a line. */
+/**
+ * bench/ot/side-by-side.ts: otfuse vs POT per shape, user CPU per call and ratio; parity (EMD cost and marginals;
+ * Sinkhorn absolute and relative plan differences, both marginal errors and iteration counts); wall times in a line.
+ * Fields added later (POT's iterations, the kernel, relative differences) show as "—" in older results files.
+ */
 function otSideBySide(docs) {
   const doc = only(docs, 'ot-side-by-side');
+  const e1 = (x) => (typeof x === 'number' && Number.isFinite(x) ? x.toExponential(1) : '—');
   const rows = doc.results.map((r) => [
     `${r.n}×${r.m}`,
     `${ms(r.emd.user_ms)} (${r.emd.method})`,
     ms(r.pot.emd_user_s * 1000),
     `**${ratio(r.emd.user_ms, r.pot.emd_user_s * 1000)}**`,
-    `${ms(r.sinkhorn.user_ms)} (${r.sinkhorn.iterations})`,
-    ms(r.pot.sinkhorn_user_s * 1000),
+    `${ms(r.sinkhorn.user_ms)} (${r.sinkhorn.iterations}${r.sinkhorn.kernel ? `, ${r.sinkhorn.kernel}` : ''})`,
+    `${ms(r.pot.sinkhorn_user_s * 1000)} (${r.pot.sinkhorn_iterations ?? '—'})`,
     `**${ratio(r.sinkhorn.user_ms, r.pot.sinkhorn_user_s * 1000)}**`,
-    r.parity.emd_cost_diff.toExponential(1),
-    r.emd.marginal_err.toExponential(1),
-    r.parity.sinkhorn_plan_diff.toExponential(1),
   ]);
-  const header = [
+  const header = ['shape', 'EMD otfuse (path)', 'EMD POT', '**EMD ratio**', 'Sinkhorn otfuse (iters, kernel)', 'Sinkhorn POT (iters)', '**Sinkhorn ratio**'];
+  const parity = doc.results.map((r) => [
+    `${r.n}×${r.m}`,
+    e1(r.parity.emd_cost_diff),
+    e1(r.emd.marginal_err),
+    e1(r.parity.sinkhorn_plan_diff),
+    e1(r.parity.sinkhorn_plan_rel),
+    `${e1(r.sinkhorn.marginal_err)} / ${e1(r.parity.pot_sinkhorn_marginal_err)}`,
+  ]);
+  const parityHeader = [
     'shape',
-    'EMD otfuse (path)',
-    'EMD POT',
-    '**EMD ratio**',
-    'Sinkhorn otfuse (iters)',
-    'Sinkhorn POT',
-    '**Sinkhorn ratio**',
     'EMD |cost − POT|',
     'EMD marginal err',
-    'Sinkhorn max |plan − POT|',
+    'Sinkhorn max abs diff',
+    'Sinkhorn max rel diff',
+    'Sinkhorn marginal err otfuse / POT',
   ];
   const pot = doc.results[0]?.pot.pot ?? '?';
+  const inner = doc.results.some((r) => r.inner_sinkhorn) ? ' (EMD) / `inner_sinkhorn` calls (Sinkhorn), the same counts on both sides,' : '';
   const setup =
-    `Sinkhorn reg ${doc.reg}; POT ${pot}; median of ${doc.reps} rounds of \`inner\` calls per shape. ` +
+    `Sinkhorn reg ${doc.reg}; POT ${pot}; median of ${doc.reps} rounds of \`inner\` calls${inner} per shape. ` +
     'Ratio = otfuse / POT in user CPU time per call (≤ 1 = otfuse at or under POT).';
+  const parityText =
+    "Parity. EMD: |cost − POT's cost| and the plan's max marginal error. Sinkhorn: max |plan − POT's plan| (absolute), max " +
+    "|plan − POT's| / POT's over POT's nonzero entries (relative), and each plan's max |row or column sum − marginal|.";
   const wall =
     'Wall time of the same calls (one thread each side; on a loaded machine mostly the wait for a core): ' +
     doc.results
@@ -85,7 +96,7 @@ function otSideBySide(docs) {
       )
       .join('; ') +
     '.';
-  return [setup, mdTable(header, rows), wall].join('\n\n');
+  return [setup, mdTable(header, rows), parityText, mdTable(parityHeader, parity), wall].join('\n\n');
 }
 
 /** bench/quality/merge.bench.ts: every method's chosen setting on val5k, test10k (± sd over DARE seeds), halves. */

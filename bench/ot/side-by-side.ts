@@ -4,10 +4,11 @@
 // OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1; otfuse runs the synchronous solvers fusion calls
 // (emd(), sinkhorn()) in a child process per shape. Both sides time `inner` calls in a row (so sub-millisecond
 // solves are measurable) and take the median over `reps`; user CPU from getrusage on each side (process.cpuUsage in
-// Node). Parity: EMD cost and marginals vs POT's exact plan, Sinkhorn max |plan − POT's plan|.
-// Usage: node dist-bench/ot/side-by-side.js [--shapes 64x48,384x256,1024,2048x1536,3072] [--reps 5] [--out FILE] [--no-write]
+// Node). Parity: EMD cost and marginals vs POT's exact plan; Sinkhorn max absolute and relative |plan − POT's plan|,
+// both plans' marginal errors and both iteration counts.
+// Usage: node dist-bench/ot/side-by-side.js [--shapes 64x48,384x256,1024,2048x1536,3072] [--reps 5] [--out FILE] [--no-write] [--no-emd]
 //   writes bench/ot/side-by-side.json (or FILE; otfuse-bench/1, rendered into BENCHMARKS.md by
-//   `node scripts/gen-benchmarks.mjs`, renderer "ot-side-by-side").
+//   `node scripts/gen-benchmarks.mjs`, renderer "ot-side-by-side"). --no-emd: Sinkhorn only, for quick runs (writes nothing).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -28,10 +29,28 @@ interface ShapeResult {
   n: number;
   m: number;
   inner: number;
+  inner_sinkhorn: number;
   emd: Timed & { method: string; cost: number; iterations: number; marginal_err: number };
-  sinkhorn: Timed & { iterations: number };
-  pot: { emd_user_s: number; emd_wall_s: number; emd_cost: number; sinkhorn_user_s: number; sinkhorn_wall_s: number; maxrss_mb: number; pot: string };
-  parity: { emd_cost_diff: number; emd_plan_diff: number; sinkhorn_plan_diff: number };
+  sinkhorn: Timed & { iterations: number; marginal_err: number; kernel: string };
+  pot: {
+    emd_user_s: number;
+    emd_wall_s: number;
+    emd_cost: number;
+    sinkhorn_user_s: number;
+    sinkhorn_wall_s: number;
+    sinkhorn_iterations: number;
+    maxrss_mb: number;
+    pot: string;
+  };
+  parity: {
+    emd_cost_diff: number;
+    emd_plan_diff: number;
+    /** max |plan − POT's plan| (absolute) and max |plan − POT's| / POT's over the entries where POT's is > 0 (relative). */
+    sinkhorn_plan_diff: number;
+    sinkhorn_plan_rel: number;
+    /** max |row/column sum − marginal| of POT's Sinkhorn plan (otfuse's is sinkhorn.marginal_err). */
+    pot_sinkhorn_marginal_err: number;
+  };
   maxrss_mb: number;
 }
 
@@ -80,11 +99,21 @@ function maxAbsDiff(x: ArrayLike<number>, y: ArrayLike<number>): number {
   return d;
 }
 
-function runShape(n: number, m: number, reps: number): ShapeResult {
+/** max |x − ref| / |ref| over the entries where ref ≠ 0 */
+function maxRelDiff(x: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let d = 0;
+  for (let k = 0; k < x.length; k++) if (ref[k] !== 0) d = Math.max(d, Math.abs(x[k] - ref[k]) / Math.abs(ref[k]));
+  return d;
+}
+
+function runShape(n: number, m: number, reps: number, withEmd: boolean): ShapeResult {
   const M = costMatrix(n, m);
   const a = uniform(n),
     b = uniform(m);
+  // calls per timed round: ≥ ~2·10⁶ cost entries for EMD and ≥ ~2·10⁷ for Sinkhorn (≥ ~0.2 s of CPU per round, so the
+  // kernel's CPU-time accounting, which advances in scheduler ticks of a few ms, is a small part of each reading)
   const inner = Math.max(1, Math.min(500, Math.round(2e6 / (n * m))));
+  const innerSinkhorn = Math.max(1, Math.min(500, Math.round(2e7 / (n * m))));
   // JIT warm-up (untimed): small problems through both solvers, then one solve at the shape itself
   for (const [wn, wm] of [
     [64, 48],
@@ -93,29 +122,34 @@ function runShape(n: number, m: number, reps: number): ShapeResult {
   ]) {
     const W = costMatrix(wn, wm);
     for (let k = 0; k < 20; k++) {
-      emd(uniform(wn), uniform(wm), W);
+      if (withEmd) emd(uniform(wn), uniform(wm), W);
       sinkhorn(uniform(wn), uniform(wm), W, REG);
     }
   }
-  emd(a, b, M);
+  if (withEmd) emd(a, b, M);
   sinkhorn(a, b, M, REG);
-  const e = measure(reps, inner, () => emd(a, b, M));
-  const s = measure(reps, inner, () => sinkhorn(a, b, M, REG));
+  // --no-emd (quick Sinkhorn-only runs): the EMD fields are NaN and the table is not written
+  const e = withEmd
+    ? measure(reps, inner, () => emd(a, b, M))
+    : { user_ms: NaN, wall_ms: NaN, out: { method: 'skipped', cost: NaN, iterations: 0, plan: new Float64Array(n * m) } };
+  const s = measure(reps, innerSinkhorn, () => sinkhorn(a, b, M, REG));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `otfuse-side-${n}x${m}-`));
   try {
     const file = path.join(dir, 'M.npy');
     fs.writeFileSync(file, encodeNpy(M, [n, m]));
     const env = { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
     const script = path.join(process.cwd(), 'bench/ot/pot_side.py');
-    const py = spawnSync('/usr/bin/python3', [script, file, String(REG), String(reps), String(inner), dir], { encoding: 'utf8', env });
+    const pyArgs = [script, file, String(REG), String(reps), String(inner), dir, withEmd ? 'emd' : 'no-emd', String(innerSinkhorn)];
+    const py = spawnSync('/usr/bin/python3', pyArgs, { encoding: 'utf8', env });
     if (py.status !== 0) throw new Error(`POT run failed for ${n}×${m}: ${py.stderr.slice(-800)}`);
     const pot = JSON.parse(py.stdout.trim().split('\n').pop()!) as ShapeResult['pot'];
-    const potEmd = readNpy(path.join(dir, 'pot_emd.npy')).data as Float64Array;
+    const potEmd = withEmd ? (readNpy(path.join(dir, 'pot_emd.npy')).data as Float64Array) : new Float64Array(n * m);
     const potSk = readNpy(path.join(dir, 'pot_sinkhorn.npy')).data as Float64Array;
     return {
       n,
       m,
       inner,
+      inner_sinkhorn: innerSinkhorn,
       emd: {
         user_ms: e.user_ms,
         wall_ms: e.wall_ms,
@@ -124,12 +158,20 @@ function runShape(n: number, m: number, reps: number): ShapeResult {
         iterations: e.out.iterations,
         marginal_err: marginalError(e.out.plan, n, m),
       },
-      sinkhorn: { user_ms: s.user_ms, wall_ms: s.wall_ms, iterations: s.out.iterations },
+      sinkhorn: {
+        user_ms: s.user_ms,
+        wall_ms: s.wall_ms,
+        iterations: s.out.iterations,
+        marginal_err: marginalError(s.out.plan, n, m),
+        kernel: s.out.kernel ?? s.out.method,
+      },
       pot,
       parity: {
         emd_cost_diff: Math.abs(e.out.cost - pot.emd_cost),
         emd_plan_diff: maxAbsDiff(e.out.plan, potEmd),
         sinkhorn_plan_diff: maxAbsDiff(s.out.plan, potSk),
+        sinkhorn_plan_rel: maxRelDiff(s.out.plan, potSk),
+        pot_sinkhorn_marginal_err: marginalError(potSk, n, m),
       },
       maxrss_mb: process.resourceUsage().maxRSS / 1024,
     };
@@ -138,7 +180,8 @@ function runShape(n: number, m: number, reps: number): ShapeResult {
   }
 }
 
-const fmt = (ms: number): string => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : ms >= 10 ? `${ms.toFixed(1)} ms` : `${ms.toFixed(3)} ms`);
+const fmt = (ms: number | null): string =>
+  ms === null || !Number.isFinite(ms) ? '—' : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : ms >= 10 ? `${ms.toFixed(1)} ms` : `${ms.toFixed(3)} ms`;
 const ratio = (x: number, y: number): string => `${(x / y).toFixed(2)}×`;
 
 function main(): void {
@@ -150,13 +193,14 @@ function main(): void {
   const reps = Number(opt('--reps') ?? 5);
   if (args[0] === '--child') {
     const [n, m] = args[1].split('x').map(Number);
-    console.log(JSON.stringify(runShape(n, m, reps)));
+    console.log(JSON.stringify(runShape(n, m, reps, !args.includes('--no-emd'))));
     return;
   }
   const shapes = (opt('--shapes') ?? DEFAULT_SHAPES).split(',').map((s) => (s.includes('x') ? s : `${s}x${s}`));
   const results: ShapeResult[] = [];
   for (const shape of shapes) {
-    const child = spawnSync(process.execPath, [__filename, '--child', shape, '--reps', String(reps)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    const childArgs = [__filename, '--child', shape, '--reps', String(reps), ...(args.includes('--no-emd') ? ['--no-emd'] : [])];
+    const child = spawnSync(process.execPath, childArgs, { encoding: 'utf8', maxBuffer: 1 << 24 });
     if (child.status !== 0) {
       console.error(child.stderr);
       process.exit(1);
@@ -168,9 +212,9 @@ function main(): void {
         `Sinkhorn ${fmt(r.sinkhorn.user_ms)} vs ${fmt(r.pot.sinkhorn_user_s * 1000)} (${ratio(r.sinkhorn.user_ms, r.pot.sinkhorn_user_s * 1000)}); parity ${JSON.stringify(r.parity)}`,
     );
   }
-  if (args.includes('--no-write')) return;
+  if (args.includes('--no-write') || args.includes('--no-emd')) return;
   const out = opt('--out') ?? 'bench/ot/side-by-side.json';
-  writeBenchResults(out, { reps, reg: REG, results });
+  writeBenchResults(out, { load_end: Number(os.loadavg()[0].toFixed(2)), reps, reg: REG, results });
   console.error(`wrote ${out}; run \`node scripts/gen-benchmarks.mjs\` to regenerate BENCHMARKS.md`);
 }
 

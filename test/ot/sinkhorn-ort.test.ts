@@ -2,6 +2,7 @@ import test, { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { sinkhorn, sinkhornAsync, releaseSinkhornSessions, uniform, transportCost, ORT_AUTO_MIN_ENTRIES } from '../../worker/ot';
 import { OtfuseError } from '../../worker/errors';
+import { configureSinkhornEngine } from '../../worker/ot/sinkhorn';
 import { potCases, f64, maxAbsDiff, marginals, randomCost } from './helpers';
 
 after(() => releaseSinkhornSessions());
@@ -19,7 +20,13 @@ for (const c of potCases()) {
       assert.ok(dPot < 1e-12, `max |plan − POT| = ${dPot}`); // in practice: same iterate as POT
       assert.ok(Math.abs(r.cost - c.sinkhornCost[reg]) <= 1e-9 * c.sinkhornCost[reg], `cost ${r.cost} vs POT ${c.sinkhornCost[reg]}`);
       assert.ok(Math.abs(transportCost(r.plan, c.M, c.n, c.m) - r.cost) < 1e-12);
-      const js = sinkhorn(c.a, c.b, c.M, Number(reg));
+      const prev = configureSinkhornEngine({ k32: false }); // the float64 kernels: the graph is float64 too
+      let js;
+      try {
+        js = sinkhorn(c.a, c.b, c.M, Number(reg));
+      } finally {
+        configureSinkhornEngine(prev);
+      }
       const dJs = maxAbsDiff(r.plan, js.plan);
       assert.ok(dJs < 1e-12, `max |plan − JS| = ${dJs}`);
       assert.equal(r.iterations, js.iterations);
@@ -210,12 +217,18 @@ test('backend auto: JS below ORT_AUTO_MIN_ENTRIES, ORT from there; backend js is
   const Mbig = randomCost(side, side, 9, 4);
   const rb = await sinkhornAsync(uniform(side), uniform(side), Mbig, 0.08);
   assert.equal(rb.backend, 'ort');
-  const jb = sinkhorn(uniform(side), uniform(side), Mbig, 0.08);
+  const prev = configureSinkhornEngine({ k32: false }); // the float64 kernels: the graph is float64 too
+  let jb;
+  try {
+    jb = sinkhorn(uniform(side), uniform(side), Mbig, 0.08);
+  } finally {
+    configureSinkhornEngine(prev);
+  }
   assert.equal(rb.iterations, jb.iterations);
   assert.ok(maxAbsDiff(rb.plan, jb.plan) < 1e-12);
   const rj = await sinkhornAsync(uniform(side), uniform(side), Mbig, 0.08, { backend: 'js' });
   assert.equal(rj.backend, 'js');
-  assert.deepEqual(rj.plan, jb.plan);
+  assert.deepEqual(rj.plan, sinkhorn(uniform(side), uniform(side), Mbig, 0.08).plan); // sinkhorn() as it is by default
 });
 
 test('ORT: switching Kᵀu from Gemm(transA) to MatMul on Kᵀ at any iteration leaves the iterate unchanged', async () => {

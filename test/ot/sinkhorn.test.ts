@@ -1,25 +1,55 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { sinkhorn, emd, uniform, transportCost } from '../../worker/ot';
+import { configureSinkhornEngine } from '../../worker/ot/sinkhorn';
 import { potCases, f64, maxAbsDiff, marginals, randomCost, rng, randomSimplex } from './helpers';
 
-for (const c of potCases()) {
-  for (const reg of ['0.08', '0.01']) {
-    test(`sinkhorn reg ${reg} matches POT 0.8.2 on ${c.name} (${c.n}×${c.m})`, () => {
-      const r = sinkhorn(c.a, c.b, c.M, Number(reg));
-      assert.equal(r.method, 'knopp');
-      const pot = f64(`${c.name}_sinkhorn${reg}_plan.npy`);
-      const d = maxAbsDiff(r.plan, pot);
-      assert.ok(d < 1e-5, `max |plan − POT| = ${d}`);
-      // much tighter in practice: same iteration count as POT
-      assert.ok(d < 1e-12, `max |plan − POT| = ${d}`);
-      assert.ok(Math.abs(r.cost - c.sinkhornCost[reg]) <= 1e-9 * c.sinkhornCost[reg], `cost ${r.cost} vs ${c.sinkhornCost[reg]}`);
-      assert.ok(Math.abs(transportCost(r.plan, c.M, c.n, c.m) - r.cost) < 1e-12);
-      if (reg === '0.08') {
-        assert.equal(r.converged, true);
-        assert.ok(r.marginalError < 1e-9);
-      }
-    });
+/** Max |x − ref| / ref over ref's nonzero entries. */
+function maxRel(x: Float64Array, ref: Float64Array): number {
+  let d = 0;
+  for (let k = 0; k < x.length; k++) if (ref[k] !== 0) d = Math.max(d, Math.abs(x[k] - ref[k]) / Math.abs(ref[k]));
+  return d;
+}
+
+for (const k32 of [true, false]) {
+  for (const c of potCases()) {
+    for (const reg of ['0.08', '0.01']) {
+      test(`sinkhorn reg ${reg} matches POT 0.8.2 on ${c.name} (${c.n}×${c.m}), float32 K ${k32 ? 'allowed (default)' : 'off'}`, () => {
+        const prev = configureSinkhornEngine({ k32 });
+        let r;
+        try {
+          r = sinkhorn(c.a, c.b, c.M, Number(reg));
+        } finally {
+          configureSinkhornEngine(prev);
+        }
+        checkPot(c, reg, r);
+        // the default takes float32 K from 128² entries up where −M/reg ≥ −87: sq256 at reg 0.08 (exponents ≥ −12.5)
+        const want = k32 && c.n * c.m >= 128 * 128 && reg === '0.08' ? 'wasm-f32' : 'wasm-f64';
+        assert.equal(r.kernel, want);
+      });
+    }
+  }
+}
+
+function checkPot(c: ReturnType<typeof potCases>[number], reg: string, r: ReturnType<typeof sinkhorn>): void {
+  assert.equal(r.method, 'knopp');
+  const pot = f64(`${c.name}_sinkhorn${reg}_plan.npy`);
+  const d = maxAbsDiff(r.plan, pot);
+  assert.ok(d < 1e-8, `max |plan − POT| = ${d}`);
+  if (r.kernel === 'wasm-f32') {
+    // K rounded to float32 (relative 6e-8): the plan is POT's to ~1e-7 relative, far inside 1e-8 absolute
+    assert.ok(maxRel(r.plan, pot) < 2e-7, `max relative |plan − POT| = ${maxRel(r.plan, pot)}`);
+    assert.ok(d < 1e-10, `max |plan − POT| = ${d}`);
+  } else {
+    // float64 throughout: same iterate as POT up to the order of additions
+    assert.ok(d < 1e-12, `max |plan − POT| = ${d}`);
+    assert.ok(maxRel(r.plan, pot) < 1e-9, `max relative |plan − POT| = ${maxRel(r.plan, pot)}`);
+  }
+  assert.ok(Math.abs(r.cost - c.sinkhornCost[reg]) <= 1e-9 * c.sinkhornCost[reg], `cost ${r.cost} vs ${c.sinkhornCost[reg]}`);
+  assert.ok(Math.abs(transportCost(r.plan, c.M, c.n, c.m) - r.cost) < 1e-12);
+  if (reg === '0.08') {
+    assert.equal(r.converged, true);
+    assert.ok(r.marginalError < 1e-9);
   }
 }
 

@@ -7,6 +7,7 @@
 // blocks, so each solve reads M twice and writes the plan once outside the arena.
 import v8 from 'node:v8';
 import kernels from './kernels/sinkhorn.wat';
+import kernels32 from './kernels/sinkhorn32.wat';
 import { knoppIterate } from './knopp';
 
 interface Kernels {
@@ -14,6 +15,15 @@ interface Kernels {
   expRows(C: number, K: number, ktu: number, rmax: number, cmax: number, rows: number, m: number, negInv: number, u0: number): number;
   sweep(K: number, a: number, v: number, u: number, ktu: number, n: number, m: number, tmp: number): number;
   finishRows(K: number, C: number, P: number, u: number, v: number, rs: number, col: number, i0: number, i1: number, m: number): number;
+}
+
+/** kernels/sinkhorn32.wat: the same passes with K stored in float32. */
+interface Kernels32 {
+  init32(): void;
+  expRows32(C: number, K: number, col: number, range: number, rows: number, m: number, negInv: number): void;
+  exp32(x: number, out: number, len: number): void;
+  sweep32(K: number, a: number, v: number, u: number, ktu: number, n: number, m: number, tmp: number): number;
+  finishRows32(K: number, C: number, P: number, u: number, v: number, rs: number, col: number, i0: number, i1: number, m: number): number;
 }
 
 export interface KnoppOutcome {
@@ -27,17 +37,17 @@ export interface KnoppOutcome {
   numericalError: boolean;
 }
 
-const PAGE = 65536;
+export const PAGE = 65536;
 /** Linear memory is addressed with 32-bit offsets: problems needing more run the scalar loop. */
-const MAX_BYTES = 2 ** 32 - PAGE;
+export const MAX_BYTES = 2 ** 32 - PAGE;
 /** Rows of the cost matrix (in) and of the plan (out) are staged in blocks of about this many floats (256 KiB). */
-const STAGE_FLOATS = 1 << 15;
+export const STAGE_FLOATS = 1 << 15;
 /** The arena is dropped (for the garbage collector) this long after the last solve. */
 const ARENA_IDLE_MS = 2000;
 
 /** Float64 slots before K: the exp kernel's table of 2^(j/32) (32 (hi, lo) pairs at address 0) and its constants. */
-const TABLE_SLOTS = 128;
-const K_OFF = TABLE_SLOTS * 8;
+export const TABLE_SLOTS = 128;
+export const K_OFF = TABLE_SLOTS * 8;
 
 /**
  * 2^(j/32) for j = 0…31 as pairs (hi, lo) with hi + lo within 2^-106 of the exact value: from the integer 32nd root
@@ -63,20 +73,24 @@ function exp2Table(): Float64Array {
   return out;
 }
 
-let compiled: WebAssembly.Module | null | undefined;
-let arena: { memory: WebAssembly.Memory; kernels: Kernels } | undefined;
+/** f32: the float32-K kernels, null where relaxed SIMD (their fused multiply–add) cannot be enabled. */
+type Compiled = { f64: WebAssembly.Module; f32: WebAssembly.Module | null };
+let compiled: Compiled | null | undefined;
+let arena: { memory: WebAssembly.Memory; kernels: Kernels; kernels32: Kernels32 | undefined } | undefined;
 let idle: ReturnType<typeof setTimeout> | undefined;
 
 /** The kernels on a linear memory of at least `bytes` (the kept one, grown if needed); undefined if refused. */
-function arenaOf(mod: WebAssembly.Module, bytes: number): { heap: Float64Array; k: Kernels } | undefined {
+export function arenaOf(mod: Compiled, bytes: number): { heap: Float64Array; k: Kernels; k32: Kernels32 | undefined } | undefined {
   const pages = Math.ceil(bytes / PAGE);
   try {
     if (!arena) {
       const memory = new WebAssembly.Memory({ initial: pages });
-      const kernels = new WebAssembly.Instance(mod, { env: { mem: memory } }).exports as unknown as Kernels;
+      const kernels = new WebAssembly.Instance(mod.f64, { env: { mem: memory } }).exports as unknown as Kernels;
+      const kernels32 = mod.f32 ? (new WebAssembly.Instance(mod.f32, { env: { mem: memory } }).exports as unknown as Kernels32) : undefined;
       new Float64Array(memory.buffer).set(exp2Table());
       kernels.init();
-      arena = { memory, kernels };
+      kernels32?.init32();
+      arena = { memory, kernels, kernels32 };
     } else {
       const have = arena.memory.buffer.byteLength / PAGE;
       if (have < pages) arena.memory.grow(pages - have);
@@ -88,19 +102,23 @@ function arenaOf(mod: WebAssembly.Module, bytes: number): { heap: Float64Array; 
   if (idle) clearTimeout(idle);
   idle = setTimeout(() => (arena = undefined), ARENA_IDLE_MS);
   idle.unref();
-  return { heap: new Float64Array(arena.memory.buffer), k: arena.kernels };
+  return { heap: new Float64Array(arena.memory.buffer), k: arena.kernels, k32: arena.kernels32 };
 }
 
 /** The compiled kernels, or null where this runtime has no WebAssembly SIMD (the scalar loop then runs). */
-export function wasmKernels(): WebAssembly.Module | null {
+export function wasmKernels(): Compiled | null {
   if (compiled === undefined) {
     // Straight to the optimising compiler: V8 would start the kernels in its baseline tier (3–4× slower here) and
     // swap in optimised code only for later calls, so the first solves of a process would run slow.
+    // The float32-K kernels use relaxed SIMD's f64x2.relaxed_madd (one FMA instruction on x86 with FMA, a multiply
+    // and an add elsewhere): shipped from Node 22 (V8 11.4), behind this flag in Node 20; enabling it is harmless.
     v8.setFlagsFromString('--no-liftoff');
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
     try {
-      compiled = new WebAssembly.Module(kernels);
+      compiled = { f64: new WebAssembly.Module(kernels), f32: null };
+      compiled.f32 = new WebAssembly.Module(kernels32);
     } catch {
-      compiled = null;
+      compiled ??= null;
     } finally {
       v8.setFlagsFromString('--liftoff');
     }

@@ -13,6 +13,7 @@ import { checkCostFinite, checkProblem, checkReg, type SinkhornOptions, type Sin
 import { buildSinkhornModel, readSinkhornOutputs, sinkhornFeeds, type SinkhornFeed } from './sinkhorn-graph';
 import { colError2, knoppIterate } from './knopp';
 import { knoppWasm } from './sinkhorn-wasm';
+import { knoppWasm32 } from './sinkhorn-wasm32';
 
 /**
  * Where sinkhorn() runs the Knopp loop for large problems. 'js' (default): this file's loops. 'ort': ONNX
@@ -32,12 +33,24 @@ export type SyncRunner = (
 /**
  * `wasm` (default on): the 'js' engine's Knopp loop runs its O(n·m) passes in WebAssembly SIMD (sinkhorn-wasm.ts)
  * from `wasmMinEntries` cost entries up; off, or where WebAssembly SIMD is missing, the scalar loops below run.
+ * `k32` (default on): from `k32MinEntries` entries up, and where every exponent −M/reg is in [−87, 88], the kernels
+ * keep K in float32 (sinkhorn-wasm32.ts; plans within ~1e-7 relative of the float64 kernels'); elsewhere float64.
  */
-const engine: { kind: 'js' | 'ort'; minEntries: number; runner?: SyncRunner; wasm: boolean; wasmMinEntries: number } = {
+const engine: {
+  kind: 'js' | 'ort';
+  minEntries: number;
+  runner?: SyncRunner;
+  wasm: boolean;
+  wasmMinEntries: number;
+  k32: boolean;
+  k32MinEntries: number;
+} = {
   kind: 'js',
   minEntries: 256 * 256,
   wasm: true,
   wasmMinEntries: 32 * 32,
+  k32: true,
+  k32MinEntries: 128 * 128,
 };
 
 export function configureSinkhornEngine(change: Partial<typeof engine>): typeof engine {
@@ -87,11 +100,13 @@ export function sinkhorn(aIn: Weights, bIn: Weights, MIn: Float64Array | Float32
   const kernels = engine.kind === 'js' && engine.wasm && method !== 'stabilized' && (aIn?.length ?? 0) * (bIn?.length ?? 0) >= engine.wasmMinEntries;
   const { a, b, M, n, m } = checkProblem(aIn, bIn, MIn, 'Sinkhorn', { scanCost: !kernels });
   if (kernels) {
-    const r = knoppWasm(a, b, M, n, m, reg, numItermax, stopThr, method === 'auto' ? AUTO_LIMIT : Infinity);
+    const limit = method === 'auto' ? AUTO_LIMIT : Infinity;
+    const r32 = engine.k32 && n * m >= engine.k32MinEntries ? knoppWasm32(a, b, M, n, m, reg, numItermax, stopThr, limit) : undefined;
+    const r = r32 && r32 !== 'range' ? r32 : knoppWasm(a, b, M, n, m, reg, numItermax, stopThr, limit);
     if (r === 'stabilize') return stabilized(a, b, M, n, m, reg, numItermax, stopThr, tau);
     if (r && r !== 'non-finite') {
       if (r.numericalError && method === 'auto') return stabilized(a, b, M, n, m, reg, numItermax, stopThr, tau);
-      return { ...r, n, m, method: 'knopp', reg };
+      return { ...r, n, m, method: 'knopp', reg, kernel: r === r32 ? 'wasm-f32' : 'wasm-f64' };
     }
     // a non-finite entry (this throws, naming it), or no kernels here: the scalar loops below need M checked
     checkCostFinite(M, m, 'Sinkhorn');
@@ -216,6 +231,7 @@ function knopp(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: 
     converged: r.converged,
     marginalError: r.marginalError,
     numericalError: r.numericalError,
+    kernel: 'scalar',
   };
 }
 
@@ -302,5 +318,5 @@ function stabilized(
     }
   }
   const f = finish(K, M, u, v, a, b, n, m);
-  return { ...f, n, m, method: 'stabilized', reg, iterations, converged, marginalError: err, numericalError };
+  return { ...f, n, m, method: 'stabilized', reg, iterations, converged, marginalError: err, numericalError, kernel: 'scalar' };
 }

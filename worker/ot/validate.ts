@@ -118,4 +118,6 @@ export interface SinkhornResult extends PlanResult {
   colError: number;
   /** Knopp stopped on NaN/Inf/zero (POT's "numerical errors" warning) and fell back or returned the previous iterate. */
   numericalError: boolean;
+  /** Where the Knopp loop ran: WebAssembly kernels with K in float32 or float64, or the scalar loops (unset: ONNX Runtime). */
+  kernel?: 'wasm-f32' | 'wasm-f64' | 'scalar';
 }
