@@ -87,10 +87,8 @@ function rawCaptureGroups(plan: ModelPlan): CaptureSpec[][] {
 }
 
 /** Bytes one model's activations take for every tensor at once (neuron-major float32). */
-export function estimateActivationBytes(plan: ModelPlan, samples: number, tokenBudget = DEFAULT_TOKEN_BUDGET, tokensPerSample?: number): number {
-  // a text model's plan has no fixed token count: the data's sequence length (without it, BERT-base's ~5 GB of
-  // captured matrices were estimated at 1/128 of that and captured all at once, issue 31)
-  const tokens = plan.tokens ?? tokensPerSample ?? 1;
+export function estimateActivationBytes(plan: ModelPlan, samples: number, tokenBudget = DEFAULT_TOKEN_BUDGET): number {
+  const tokens = plan.tokens ?? 1;
   let neurons = 0;
   for (const s of captureSpecs(plan)) {
     if (s.layout === 'vector') neurons += plan.hidden / tokens;

@@ -163,12 +163,10 @@ async function captureAll(
     };
   };
   // Staged capture (one block's activations at a time) when all at once would be large.
-  const seq = input.calib?.arrays[0]?.sampleShape;
-  const textTokens = input.calib?.maxLength ?? (seq?.length === 1 ? seq[0] : undefined);
   const staged =
     needActs &&
     (recipe.capture === 'staged' ||
-      (recipe.capture === 'auto' && plans.some((p) => estimateActivationBytes(p, recipe.samples, recipe.tokenBudget, textTokens) > STAGED_ABOVE_BYTES)));
+      (recipe.capture === 'auto' && plans.some((p) => estimateActivationBytes(p, recipe.samples, recipe.tokenBudget) > STAGED_ABOVE_BYTES)));
   if (needActs) {
     if (!input.calib) {
       const why = ALIGN_BY[recipe.alignBy].needsActivations
