@@ -30,7 +30,7 @@ interface Case {
 
 const DEC = '.cache/decoders-scale';
 function cases(): Case[] {
-  const [ga, gb, gd] = arg('gpt2', `${DEC}/gpt2-124m-s0,${DEC}/gpt2-124m-s1,${DEC}/text-calib.jsonl`).split(',');
+  const [ga, gb, gd] = arg('gpt2', `${DEC}/gpt2-124m-s0,${DEC}/gpt2-124m-s1,${DEC}/calib.txt`).split(',');
   return [
     { name: 'vitB', models: ['.cache/scale/vitB_s1.onnx', '.cache/scale/vitB_s2.onnx'], data: '.cache/scale/calib_vit224_200.npz' },
     { name: 'gpt2', models: [ga, gb], data: gd },

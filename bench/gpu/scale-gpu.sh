@@ -13,7 +13,7 @@ if [ -f .gpu/enter.sh ]; then source .gpu/enter.sh; fi
 export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
 [ -f .cache/scale/vitB_s1.onnx ] || python3 scripts/fixtures/make_scale.py --only vitB
 if [ ! -d .cache/decoders-scale/gpt2-124m-s0 ] && [ -f bench/decoders/make_scale.py ]; then
-  python3 bench/decoders/make_scale.py || echo "GPT-2 fixtures could not be made: the gpt2 rows say so"
+  { [ -x /work/wt/venv-hf/bin/python ] && /work/wt/venv-hf/bin/python bench/decoders/make_scale.py --only gpt2 || python3 bench/decoders/make_scale.py --only gpt2; } || echo "GPT-2 fixtures could not be made: the gpt2 rows say so"
 fi
 node dist-bench/gpu/scale-check.js --providers "${PROVIDERS:-cpu,cuda,webgpu}" --cases "${CASES:-vitB,gpt2}" \
   --samples "${SAMPLES:-200}" --steps "${STEPS:-50}" --out "$OUT"
