@@ -57,7 +57,8 @@ Usage:
   otfuse inspect MODEL [--alignment]
   otfuse fuse A.onnx B.onnx [C.onnx …] --data DATA [--anchor B.onnx] [-o fused.onnx] [--recipe r.json]
 ${wrapUsage([...recipeUsage(), '[--eval-data DATA]', '[--eval-limit N]', '[--no-eval]', '[--runs-dir DIR]', '[--finetune --train-data DATA', ...finetuneUsage('fuse', false), '[--teacher A.onnx …', ...finetuneUsage('fuse', true).map((t, i, all) => (i === all.length - 1 ? `${t}]]` : t)), '[--baselines]', '[--no-autotune]', '[--autotune-budget 30]'], 9, 118)}
-         With no recipe flag, fuse auto-tunes the recipe: a budgeted sweep scored on a held-out slice of --data.
+         With no recipe flag, fuse auto-tunes the recipe: a budgeted sweep scored on a held-out slice of --data
+         (the budget is in seconds estimated from the model's size, so the same inputs give the same recipe anywhere).
   otfuse finetune MODEL --data TRAIN [--eval EVAL] -o out.onnx
 ${wrapUsage(finetuneUsage('finetune', false), 9, 118)}
          [--teacher A.onnx --teacher B.onnx ${finetuneUsage('finetune', true).join(' ')}]   (distillation from teachers)
@@ -357,6 +358,7 @@ export function formatRun(result: FuseResult): string {
         r.autotune.trials.some((t) => !t.skipped)
           ? `recipe      auto-tuned in ${r.autotune.seconds.toFixed(1)} s: ${r.autotune.chosenLabel} (held-out ${r.autotune.heldOutSamples} calibration samples; ${r.autotune.trials.filter((t) => !t.skipped).length} of ${r.autotune.trials.length} recipes tried)`
           : `recipe      ${r.autotune.chosenLabel}, not auto-tuned (${r.autotune.trials[0]?.skipped ?? 'no trial fitted the budget'})`,
+        ...(r.autotune.guard ? [`warning     auto-tune: ${r.autotune.guard}`] : []),
       ]
     : [];
   return [

@@ -223,6 +223,9 @@ export interface AutotuneTrial {
   accuracy?: number;
   loss?: number;
   seconds: number;
+  /** User + system CPU seconds of the trial (this process), and its estimated cost before it ran (the budget's unit). */
+  cpuSeconds?: number;
+  estimate?: number;
   /** Why the candidate was not scored (not implemented, not applicable, over budget). */
   skipped?: string;
 }
@@ -236,7 +239,11 @@ export interface AutotuneRecord {
   fitSamples: number;
   heldOutSamples: number;
   score: 'held-out cross-entropy';
+  /** The budget, in estimated seconds (worker/jobs/trialcost.ts), and the estimates of the trials that ran. */
   budgetSeconds: number;
+  estimatedSeconds?: number;
+  /** Set when the wall-time guard (a safety stop) cut the sweep: what it did. */
+  guard?: string;
   seconds: number;
 }
 

@@ -11,7 +11,15 @@ import { evaluateModel } from '../../worker/runtime/evaluate';
 import { autotuneRecipe, sliceDataset } from '../../worker/jobs/autotune';
 import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
-import { estimateTrialSeconds, linearShapes, NOMINAL_FLOPS } from '../../worker/jobs/trialcost';
+import {
+  estimateTrialCost,
+  estimateTrialSeconds,
+  FORWARD_FLOPS,
+  linearShapes,
+  NOMINAL_FLOPS,
+  PASS_OVERHEAD_S,
+  TRIAL_OVERHEAD_S,
+} from '../../worker/jobs/trialcost';
 import { EXAMPLES, runCli, tempDir } from '../helpers';
 
 const S10 = path.join(EXAMPLES, 'vit48_s10.onnx');
@@ -44,28 +52,66 @@ test('autotune: scores each candidate on the held-out calibration tail and keeps
   if (ni.skipped) assert.match(ni.skipped, /refit/);
 });
 
-test('autotune: the budget cuts the tail of the sweep once the first candidate is scored', async () => {
+test('autotune: the budget counts estimated seconds: a candidate runs when its estimate fits in what is left', async () => {
   const models = [loadModel(S11), loadModel(S10)];
-  // the first trial is let in (estimate 0) and not stopped; the second does not fit after it
+  // estimates 1, 2, 0.5 against a budget of 2: a runs (1 left), b does not fit, c does (0.5 left)
+  const est = (r: { solver: string; alignBy: string }) => (r.alignBy === 'wts' ? 0.5 : r.solver === 'emd' ? 1 : 2);
   const r = await autotuneRecipe(models, openDataset(CALIB), {
     fuse: fuseLoaded,
-    budgetSeconds: 0.001,
-    estimateSeconds: 0,
-    stopAfterSeconds: 600,
+    budgetSeconds: 2,
+    estimateSeconds: est,
     candidates: [
       { label: 'a', recipe: { solver: 'emd' } },
-      { label: 'b', recipe: { preset: 'weights' } },
+      { label: 'b', recipe: { solver: 'sinkhorn', reg: 0.08 } },
+      { label: 'c', recipe: { preset: 'weights' } },
     ],
   });
-  assert.equal(r.chosenLabel, 'a');
   assert.ok(r.trials[0].loss! > 0, JSON.stringify(r.trials[0]));
-  assert.match(r.trials[1].skipped ?? '', /over the 0.001 s budget/);
+  assert.match(r.trials[1].skipped ?? '', /over the 2 s budget \(estimated 2\.0 s, 1\.0 s left\)/);
+  assert.ok(r.trials[2].loss! > 0, JSON.stringify(r.trials[2]));
+  assert.deepEqual(
+    r.trials.map((t) => t.estimate),
+    [1, 2, 0.5],
+  );
+  assert.equal(r.estimatedSeconds, 1.5);
+  assert.equal(r.guard, undefined);
+  assert.equal(r.chosenLabel, r.trials[0].loss! < r.trials[2].loss! ? 'a' : 'c');
+});
+
+test('autotune: the same inputs give the same sweep however slow the machine is (no wall-time cut)', async () => {
+  const models = [loadModel(S11), loadModel(S10)];
+  const candidates = [
+    { label: 'a', recipe: { solver: 'emd' as const, refit: 'none' as const } },
+    { label: 'b', recipe: { preset: 'weights' as const } },
+    { label: 'c', recipe: { solver: 'sinkhorn' as const, reg: 0.08, refit: 'none' as const } },
+  ];
+  const sweep = async (delayMs: number) =>
+    autotuneRecipe(models, openDataset(CALIB), {
+      // a loaded machine: every trial takes far longer than its estimate (and than the whole budget)
+      fuse: async (input) => {
+        await new Promise((ok) => setTimeout(ok, delayMs));
+        return fuseLoaded(input);
+      },
+      budgetSeconds: 0.3,
+      estimateSeconds: (r) => (r.alignBy === 'wts' ? 0.25 : 0.1),
+      candidates,
+    });
+  const quiet = await sweep(0);
+  const loaded = await sweep(700);
+  const view = (r: Awaited<ReturnType<typeof sweep>>) => r.trials.map((t) => [t.label, t.loss, t.skipped]);
+  assert.deepEqual(view(loaded), view(quiet));
+  assert.equal(loaded.chosenLabel, quiet.chosenLabel);
+  assert.deepEqual(
+    quiet.trials.map((t) => !t.skipped),
+    [true, false, true],
+  );
+  assert.ok(loaded.seconds > 1.4, `${loaded.seconds}`);
 });
 
 test('autotune: a model too large for the budget runs no trial and keeps the first candidate (estimate from its size)', async () => {
   const models = [loadModel(S11), loadModel(S10)];
-  const estimate = estimateTrialSeconds(models, resolveRecipe({ samples: 150 }));
-  assert.ok(estimate > 0 && estimate < 2, `vit48 estimate ${estimate}`);
+  const estimate = estimateTrialCost(models, resolveRecipe({ solver: 'emd', samples: 150 }), { samples: 150, heldOut: 50, tokensPerSample: 50 });
+  assert.ok(estimate > 0.5 && estimate < 3, `vit48 estimate ${estimate}`);
   const r = await autotuneRecipe(models, openDataset(CALIB), {
     fuse: fuseLoaded,
     budgetSeconds: estimate * 1.9, // not two trials
@@ -82,7 +128,7 @@ test('autotune: a model too large for the budget runs no trial and keeps the fir
   }
 });
 
-test('autotune: a trial running past its stop time is stopped and the sweep falls back to the first candidate', async () => {
+test('autotune: the wall-time guard (a safety stop) stops a trial, skips the rest, falls back to the first candidate and says so', async () => {
   const models = [loadModel(S11), loadModel(S10)];
   const r = await autotuneRecipe(models, openDataset(CALIB), {
     fuse: fuseLoaded,
@@ -94,8 +140,9 @@ test('autotune: a trial running past its stop time is stopped and the sweep fall
     ],
   });
   assert.equal(r.chosenLabel, 'a');
-  assert.match(r.trials[0].skipped ?? '', /stopped: past the 30 s budget/);
-  assert.match(r.trials[1].skipped ?? '', /budget/);
+  assert.match(r.trials[0].skipped ?? '', /stopped: the wall-time guard stopped the sweep after 0\.02 s/);
+  assert.match(r.trials[1].skipped ?? '', /the wall-time guard had fired/);
+  assert.match(r.guard ?? '', /wall-time guard stopped the sweep after 0\.02 s/);
   // the user's cancel is still a cancel, not a fallback
   const ctl = new AbortController();
   ctl.abort();
@@ -116,6 +163,17 @@ test('trial cost: MatMul/Gemm weights of the bundled ViT as (d_in, d_out); the e
   for (const [i, o] of shapes) flops += 2 * T * o * o + o ** 3 + 2 * T * i * i + i ** 3 / 3 + i * i * o;
   assert.ok(Math.abs(estimateTrialSeconds([vit, vit], recipe) - flops / NOMINAL_FLOPS) < 1e-12);
   assert.ok(estimateTrialSeconds([vit, vit], resolveRecipe({ samples: 150, refit: 'none' })) < estimateTrialSeconds([vit, vit], recipe));
+  // the whole trial: overheads + forward passes (2 flops per weight per token) + the linear algebra
+  const shape = { samples: 150, heldOut: 50, tokensPerSample: 50, refitLevels: 7 };
+  const weights = shapes.reduce((s, [i, o]) => s + i * o, 0);
+  const pass = (n: number) => PASS_OVERHEAD_S + (2 * weights * 50 * n) / FORWARD_FLOPS;
+  const whole = TRIAL_OVERHEAD_S + 2 * pass(150) + pass(50) + estimateTrialSeconds([vit, vit], recipe);
+  assert.ok(Math.abs(estimateTrialCost([vit, vit], recipe, shape) - whole) < 1e-12);
+  const pp = estimateTrialCost([vit, vit], resolveRecipe({ samples: 150, refit: 'regmean++' }), shape);
+  assert.ok(Math.abs(pp - whole - 2 * 7 * pass(150)) < 1e-12, `${pp} vs ${whole}`);
+  const none = estimateTrialCost([vit, vit], resolveRecipe({ samples: 150, refit: 'none' }), shape);
+  const wts = estimateTrialCost([vit, vit], resolveRecipe({ samples: 150, preset: 'weights' }), shape);
+  assert.ok(wts < none && none < whole, `${wts} ${none} ${whole}`);
 });
 
 test('CLI: fuse without recipe flags auto-tunes and records the sweep; with a recipe flag it does not', () => {
@@ -137,5 +195,5 @@ test('CLI: fuse without recipe flags auto-tunes and records the sweep; with a re
   // a budget below two estimated trials: no trial, the default recipe, and the reason printed
   const d = runCli(['fuse', S11, S10, '--data', CALIB, '--no-eval', '--autotune-budget', '0.2', '--runs-dir', runs]);
   assert.equal(d.code, 0, d.stderr);
-  assert.match(d.stdout, /recipe {6}Sinkhorn 0\.08 \+ regmean refit, not auto-tuned \(not tried: a trial is estimated at 0\.\d s from the model's size/);
+  assert.match(d.stdout, /recipe {6}Sinkhorn 0\.08 \+ regmean refit, not auto-tuned \(not tried: a trial is estimated at \d+\.\d s from the model's size/);
 });

@@ -22,6 +22,7 @@ import { MapStore } from './mapstore';
 import type { TMap } from './maps';
 import { refitModel, refitLevels, type RefitLayerResult } from './refit';
 import { CaptureGrams } from './refitgrams';
+import { CaptureShare } from './share';
 
 export type { ParamRole } from './schedule';
 
@@ -44,6 +45,8 @@ export interface LoadedFusionInput {
   tamper?: (model: number, name: string, map: TMap) => TMap;
   /** For tests and benchmarks: regmean collects its Grams with a forward pass of its own, not from the capture. */
   refitOwnPass?: boolean;
+  /** Captures and tapped Grams shared with other fusions of the same models and samples (share.ts). */
+  share?: CaptureShare;
 }
 
 export interface LoadedFusionResult {
@@ -330,6 +333,7 @@ async function refitStage(
   inputMaps: Map<LinearRef, TMap | null>[],
   maps: MapRecord[][],
   grams: CaptureGrams | undefined,
+  fresh: boolean,
   timings: Record<string, number>,
   emit: (e: ProgressEvent) => void,
 ): Promise<RefitLayerResult[]> {
@@ -363,8 +367,8 @@ async function refitStage(
     }
   }
   timings.refit = (performance.now() - t) / 1000;
-  // The Gram products ran inside the capture: book them under the refit.
-  if (grams?.ready) {
+  // The Gram products ran inside the capture: book them under the refit (not again when shared).
+  if (grams?.ready && fresh) {
     timings.refit += grams.seconds;
     if (process.env.OTFUSE_DEBUG) console.error(`refit grams ${grams.seconds.toFixed(1)} s`);
     timings.activations = Math.max(0, timings.activations - grams.seconds);
@@ -404,22 +408,32 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   const needActs = ALIGN_BY[recipe.alignBy].needsActivations || RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations;
   if (REFITS[recipe.refit].needsActivations && !input.calib) throw new OtfuseError('BAD_USAGE', `refit '${recipe.refit}' needs calibration data (--data)`);
   // regmean's Grams come out of the capture's own forward pass (taps), not a second pass of the refit.
-  const grams =
-    needActs && recipe.refit === 'regmean' && input.calib && !input.refitOwnPass
+  const wantGrams = needActs && recipe.refit === 'regmean' && !!input.calib && !input.refitOwnPass;
+  // A capture (and its Grams) another fusion of the same models and samples made: reused, read only.
+  const shareKey = input.share && needActs && input.calib ? CaptureShare.key(models, input.calib, captureKey(input)) : undefined;
+  const shared = shareKey ? input.share!.get(shareKey, wantGrams) : undefined;
+  if (shareKey && !shared) await input.share!.clear();
+  const grams = shared
+    ? wantGrams
+      ? shared.grams
+      : undefined
+    : wantGrams
       ? new CaptureGrams(models, refitLevels(plans).flat(), {
           samples: recipe.samples,
-          datasetSize: input.calib.size,
+          datasetSize: input.calib!.size,
           tokenBudget: recipe.tokenBudget,
           tokenSeed: recipe.tokenSeed,
         })
       : undefined;
+  let owned = !shared; // whether this fusion releases the captures and Grams (not when a share holds them)
   // Aligned values of each model (spooled to temp files by the alignment; released below).
   const aligned: ParamValues[] = [new Map()];
   try {
     t = performance.now();
-    const captured = await captureAll(input, plans, grams, emit);
+    const captured = shared ? { acts: [...shared.acts], staged: false, activationBytes: shared.activationBytes } : await captureAll(input, plans, grams, emit);
     const { acts, staged } = captured;
     let activationBytes = captured.activationBytes;
+    if (shareKey && !shared && !staged) owned = !input.share!.offer(shareKey, { acts: [...acts], activationBytes, grams });
     timings.activations = (performance.now() - t) / 1000;
 
     // Align every other model onto the anchor.
@@ -434,7 +448,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     // Activations are no longer needed (the refit reads its Grams from the spool or runs its own passes): their
     // buffers go before the fused model is built (ViT-B: ~0.8 GB of captured matrices and cached streams).
     for (let k = 0; k < acts.length; k++) {
-      acts[k]?.release?.();
+      if (owned) acts[k]?.release?.();
       acts[k] = undefined;
     }
 
@@ -449,11 +463,28 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     // Optional closed-form refit of every aligned linear layer from calibration activations (refit.ts).
     const weights = alpha.map((a) => a / asum);
     const refit =
-      recipe.refit !== 'none' ? await refitStage(recipe.refit, input, plans, fused, aligned, weights, inputMaps, maps, grams, timings, emit) : undefined;
+      recipe.refit !== 'none'
+        ? await refitStage(recipe.refit, input, plans, fused, aligned, weights, inputMaps, maps, grams, !shared, timings, emit)
+        : undefined;
     const vanilla = !heterogeneous && input.vanilla !== false ? plainAverage(models, params, roles, plans, alpha, asum) : undefined;
     return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, refit, capture, mapStore, ...(cutMaps ? { cutMaps } : {}) };
   } finally {
     for (const a of aligned) a.release?.();
-    await grams?.release();
+    if (owned) await grams?.release();
   }
+}
+
+/** What determines a capture besides the models and the data file (share.ts's key). */
+function captureKey(input: LoadedFusionInput): Record<string, unknown> {
+  const { recipe } = input;
+  return {
+    samples: Math.min(recipe.samples, input.calib!.size),
+    batchSize: recipe.batchSize,
+    tokenFilter: recipe.tokenFilter,
+    standardize: recipe.standardize,
+    tokenBudget: recipe.tokenBudget,
+    tokenSeed: recipe.tokenSeed,
+    provider: input.provider ?? 'default',
+    absMeans: RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations,
+  };
 }

@@ -371,6 +371,7 @@ export class ShapeInfer {
   private inferValue(t: string): Dim[] | undefined {
     const g = this.g;
     if (g.inits.has(t)) {
+      if (g.paramDims(t).reduce((a, b) => a * b, 1) > MAX_VALUE) return undefined; // no read of a large weight
       const init = g.model.getInitializer(t);
       return init.data.length <= MAX_VALUE ? Array.from(init.data) : undefined;
     }

@@ -3,10 +3,13 @@
 // fused from the first part of the calibration data and scored on a held-out slice of it (never on the
 // evaluation data). The winner is then used for the real fusion on all calibration samples; the sweep is recorded
 // in run.json.
-// The budget bounds the sweep: before any trial, a trial's cost is estimated from the model's size (the refit's
-// solves and the alignment's cost matrices, estimateTrialSeconds); when not even two trials fit, no trial runs and
-// the first candidate (the engine's default recipe) is used as is. A trial still running well past the budget
-// is stopped (its partial work is dropped).
+// The budget bounds the sweep in estimated seconds, not wall time (issue 31): before any trial, each candidate's
+// cost is estimated from the model's size, the samples and the recipe (trialcost.ts estimateTrialCost), and a
+// candidate runs only when its estimate fits in what the trials before it left of the budget — so the same inputs
+// give the same sweep and the same chosen recipe on a quiet or a loaded machine. When not even two trials of the
+// first candidate fit, no trial runs and the first candidate (the engine's default recipe) is used as is. A
+// wall-time guard (default 20 × the budget, at least 10 min) is only a safety stop: when it fires, the running trial
+// is stopped, the rest are skipped, and the record (run.json, the CLI) says so.
 import path from 'node:path';
 import { OtfuseError, throwIfCancelled } from '../errors';
 import type { OnnxModel } from '../onnx/model';
@@ -17,7 +20,9 @@ import type { AutotuneRecord, AutotuneTrial, FuseRecipe, ProgressEvent } from '.
 
 export type { AutotuneRecord, AutotuneTrial };
 import { resolveRecipe, type ResolvedRecipe } from '../fusion/recipe';
-import { estimateTrialSeconds } from './trialcost';
+import { estimateTrialCost } from './trialcost';
+import { analyzeModel } from '../graph/analyze';
+import { refitLevels } from '../fusion/refit';
 
 /** The fusion each candidate runs (run.ts passes its fuseLoaded): models, recipe and data in, the fused model out. */
 export type AutotuneFuse = (input: {
@@ -60,17 +65,28 @@ export interface AutotuneOptions {
   /** Fields every candidate keeps (e.g. samples, weights, name). */
   base?: FuseRecipe;
   candidates?: AutotuneCandidate[];
-  /** A trial still running this long after the sweep started is stopped (default 1.5 × the budget: a trial that
-   * started within the budget may finish a little past it, none runs on for long). */
+  /** The wall-time guard: a trial still running this long after the sweep started is stopped and the rest are
+   * skipped (default: GUARD_FACTOR × the budget, at least GUARD_MIN_S); a safety stop, reported when it fires. */
   stopAfterSeconds?: number;
-  /** One trial's estimated seconds (default: estimateTrialSeconds from the model's size). */
-  estimateSeconds?: number;
+  /** A candidate's estimated seconds (default: estimateTrialCost from the model's size, samples and recipe). */
+  estimateSeconds?: number | ((recipe: ResolvedRecipe) => number);
   provider?: ProviderChoice;
   signal?: AbortSignal;
   onProgress?: (e: ProgressEvent) => void;
 }
 
 export const AUTOTUNE_DEFAULT_BUDGET_S = 30;
+/** The wall-time guard: GUARD_FACTOR × the budget, at least GUARD_MIN_S seconds. */
+export const GUARD_FACTOR = 20;
+export const GUARD_MIN_S = 600;
+
+/** Tokens per sample of a model's input: a ViT's patches (+ CLS), a text model's sequence length. */
+function tokensPerSample(models: OnnxModel[], calib: Dataset): number {
+  const tokens = analyzeModel(models[0]).tokens;
+  if (tokens) return tokens;
+  const shape = calib.arrays[0]?.sampleShape ?? [];
+  return calib.maxLength ?? (shape.length === 1 ? shape[0] : 64);
+}
 
 /** A view of samples [offset, offset + size) of a dataset. */
 export function sliceDataset(base: Dataset, offset: number, size: number): Dataset {
@@ -107,36 +123,65 @@ export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, option
   const candidates = options.candidates ?? AUTOTUNE_CANDIDATES;
   const trials: AutotuneTrial[] = [];
   let best: AutotuneTrial | undefined;
-  // Before any trial: a trial's estimated cost from the model's size. Not even two trials in the budget → none.
-  const estimate = options.estimateSeconds ?? estimateTrialSeconds(models, resolveRecipe({ ...base, samples: fitSamples }));
+  // Before any trial: each candidate's estimated cost from the model's size, the samples and its recipe.
+  const recipes = candidates.map((c) => resolveRecipe({ ...c.recipe, ...base, samples: fitSamples }));
+  const shape = {
+    samples: fitSamples,
+    heldOut,
+    tokensPerSample: tokensPerSample(models, calib),
+    refitLevels: refitLevels(models.map((m) => analyzeModel(m))).length,
+  };
+  const estimates = recipes.map((r) =>
+    typeof options.estimateSeconds === 'function' ? options.estimateSeconds(r) : (options.estimateSeconds ?? estimateTrialCost(models, r, shape)),
+  );
   const tooLarge =
-    estimate * 2 > budget ? `not tried: a trial is estimated at ${estimate.toFixed(1)} s from the model's size, over half the ${budget} s budget` : undefined;
-  // A trial still running at stopAfter is stopped (the user's cancel still cancels).
+    candidates.length && estimates[0] * 2 > budget
+      ? `not tried: a trial is estimated at ${estimates[0].toFixed(1)} s from the model's size, over half the ${budget} s budget`
+      : undefined;
+  // The wall-time guard (a safety stop; the user's cancel still cancels).
   const stop = new AbortController();
   const onCancel = () => stop.abort();
   options.signal?.addEventListener('abort', onCancel);
   if (options.signal?.aborted) stop.abort();
-  const stopAfter = options.stopAfterSeconds ?? budget * 1.5;
-  const timer = setTimeout(() => stop.abort(), Math.max(0, stopAfter * 1000 - (performance.now() - t0)));
+  const stopAfter = options.stopAfterSeconds ?? Math.max(GUARD_MIN_S, GUARD_FACTOR * budget);
+  let guard: string | undefined;
+  const timer = setTimeout(
+    () => {
+      guard = `the wall-time guard stopped the sweep after ${stopAfter} s (a safety stop: the trials took far longer than estimated on this machine)`;
+      stop.abort();
+    },
+    Math.max(0, stopAfter * 1000 - (performance.now() - t0)),
+  );
   timer.unref?.();
+  let spent = 0; // estimated seconds of the trials run so far
   try {
     for (let i = 0; i < candidates.length; i++) {
       throwIfCancelled(options.signal);
       const c = candidates[i];
-      const recipe: FuseRecipe = { ...c.recipe, ...base, samples: fitSamples };
-      const elapsed = (performance.now() - t0) / 1000;
-      // Every candidate after the first must fit in what is left of the budget (estimated by the slowest so far).
-      const slowest = Math.max(0, ...trials.map((t) => t.seconds));
-      if (tooLarge || (best && elapsed + slowest > budget) || stop.signal.aborted) {
-        trials.push({ label: c.label, recipe: c.recipe, seconds: 0, skipped: tooLarge ?? `over the ${budget} s budget` });
+      const estimate = estimates[i];
+      // A candidate runs when its estimate fits in what the trials before it left of the budget.
+      const skip =
+        tooLarge ??
+        (guard ? 'not tried: the wall-time guard had fired' : undefined) ??
+        (spent + estimate > budget
+          ? `over the ${budget} s budget (estimated ${estimate.toFixed(1)} s, ${Math.max(0, budget - spent).toFixed(1)} s left)`
+          : undefined);
+      if (skip) {
+        trials.push({ label: c.label, recipe: c.recipe, seconds: 0, estimate, skipped: skip });
         continue;
       }
+      spent += estimate;
       options.onProgress?.({ stage: 'autotune', message: c.label, done: i, total: candidates.length });
       const t = performance.now();
+      const cpu = process.cpuUsage();
+      const used = () => {
+        const u = process.cpuUsage(cpu);
+        return { seconds: (performance.now() - t) / 1000, cpuSeconds: (u.user + u.system) / 1e6, estimate };
+      };
       try {
-        const fused = await options.fuse({ models, recipe: resolveRecipe(recipe), calib: fit, provider: options.provider, signal: stop.signal });
+        const fused = await options.fuse({ models, recipe: recipes[i], calib: fit, provider: options.provider, signal: stop.signal });
         const r = await evaluateModel(fused.fused, score, { provider: options.provider, signal: stop.signal, batchSize: 256 });
-        const trial: AutotuneTrial = { label: c.label, recipe: c.recipe, accuracy: r.accuracy, loss: r.loss, seconds: (performance.now() - t) / 1000 };
+        const trial: AutotuneTrial = { label: c.label, recipe: c.recipe, accuracy: r.accuracy, loss: r.loss, ...used() };
         trials.push(trial);
         if (!best || trial.loss! < best.loss!) best = trial;
         options.onProgress?.({
@@ -148,12 +193,12 @@ export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, option
         });
       } catch (err) {
         if (err instanceof OtfuseError && (err.code === 'UNSUPPORTED' || err.code === 'BAD_USAGE')) {
-          trials.push({ label: c.label, recipe: c.recipe, seconds: (performance.now() - t) / 1000, skipped: err.message.split('\n')[0] });
+          trials.push({ label: c.label, recipe: c.recipe, ...used(), skipped: err.message.split('\n')[0] });
           continue;
         }
-        // the budget ran out inside this trial (not the user's cancel): record it and stop the sweep
+        // the guard fired inside this trial (not the user's cancel): record it and skip the rest
         if (err instanceof OtfuseError && err.code === 'CANCELLED' && !options.signal?.aborted) {
-          trials.push({ label: c.label, recipe: c.recipe, seconds: (performance.now() - t) / 1000, skipped: `stopped: past the ${budget} s budget` });
+          trials.push({ label: c.label, recipe: c.recipe, ...used(), skipped: `stopped: ${guard ?? 'the wall-time guard fired'}` });
           continue;
         }
         throw err;
@@ -165,7 +210,7 @@ export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, option
   }
   throwIfCancelled(options.signal);
   // No trial scored because the budget could not hold one: the first candidate (the engine's default), untuned.
-  if (!best && trials.every((t) => t.skipped) && trials.some((t) => /budget/.test(t.skipped!)) && candidates.length) {
+  if (!best && trials.every((t) => t.skipped) && trials.some((t) => /budget|guard/.test(t.skipped!)) && candidates.length) {
     return {
       chosen: { ...candidates[0].recipe, ...base },
       chosenLabel: candidates[0].label,
@@ -174,6 +219,8 @@ export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, option
       heldOutSamples: score.size,
       score: 'held-out cross-entropy',
       budgetSeconds: budget,
+      estimatedSeconds: spent,
+      ...(guard ? { guard } : {}),
       seconds: (performance.now() - t0) / 1000,
     };
   }
@@ -190,6 +237,8 @@ export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, option
     heldOutSamples: score.size,
     score: 'held-out cross-entropy',
     budgetSeconds: budget,
+    estimatedSeconds: spent,
+    ...(guard ? { guard } : {}),
     seconds: (performance.now() - t0) / 1000,
   };
 }

@@ -20,6 +20,7 @@ import { checkMergeLayers, partialStage } from './partialRun';
 
 export { fuseLoaded, type LoadedFusionInput, type LoadedFusionResult } from '../fusion/fuse';
 import { fuseLoaded } from '../fusion/fuse';
+import { CaptureShare } from '../fusion/share';
 export { OTFUSE_VERSION } from './runFolder';
 
 export async function fuseModels(request: FuseRequest, context: JobContext = {}): Promise<FuseResult> {
@@ -77,12 +78,14 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   const claim = claimRun(runsDir, name);
   const runDir = claim.dir;
   let record: RunRecord;
+  // Captures and Grams the auto-tune's trials share with each other and with the final fusion (same samples).
+  const share = new CaptureShare();
   try {
     // Auto-tune: pick the recipe on a held-out slice of the calibration data (never the evaluation data).
     const autotune =
       request.autotune && calib && !decoders
         ? await autotuneRecipe(models, calib, {
-            fuse: fuseLoaded,
+            fuse: (input) => fuseLoaded({ ...input, share }),
             base: request.recipe,
             provider: request.provider,
             signal: context.signal,
@@ -94,6 +97,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
       recipe = resolveRecipe(autotune.chosen);
       timings.autotune = autotune.seconds;
     }
+    share.seal(); // the final fusion reads what the trials hold and holds nothing more
     // Decoder LMs (GPT-2 / Llama-family HF folders): their own symmetry-respecting alignment (worker/fusion/decoder).
     const result = decoders
       ? await fuseDecoderFolders(files, calib, { signal: context.signal, onProgress: context.onProgress, weights: recipe.weights })
@@ -106,7 +110,9 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
           onProgress: context.onProgress,
           vanilla: !!evalSet,
           plans,
+          share,
         });
+    await share.clear();
     Object.assign(timings, result.timings);
     throwIfCancelled(context.signal);
     const tp = performance.now();
@@ -130,6 +136,8 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   } catch (err) {
     abandonRun(claim);
     throw err;
+  } finally {
+    await share.clear();
   }
   emit({ stage: 'done', message: runDir });
   return { runDir, record };
