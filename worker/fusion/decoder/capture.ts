@@ -1,22 +1,90 @@
 // Activations of a decoder LM on calibration token blocks, for its alignment: the residual stream where every
 // norm reads it (one map for the whole stream), each attention layer's context (the input of o_proj / c_proj:
 // heads·head_dim coordinates) and each MLP's hidden neurons (the input of down_proj / c_proj). The tensors are found
-// by the node names the HF importer gives (worker/hf/build-decoder.ts) and added as graph outputs.
+// by the node names the HF importer gives (worker/hf/build-decoder.ts) and made the graph's only outputs (the LM
+// head is not computed).
+//
+// Bounded memory: a cost matrix reads at most DECODER_TOKEN_BUDGET tokens of a group (evenly spaced), so only those
+// rows are kept, and they go to a temp-file spool batch by batch (a 124M GPT-2's MLP neurons alone are 100 MB per
+// layer at 8192 tokens); a group's features are read back, neuron-major, when its map is solved. The batch holds as
+// many blocks as fit CAPTURE_BATCH_BYTES of outputs.
 import { OtfuseError } from '../../errors';
 import type { OnnxModel } from '../../onnx/model';
+import { Spool } from '../../onnx/spool';
 import { createOrtSession, ortTensor } from '../../runtime/session';
 import { parentModel, type DecoderParent } from './parent';
 
-export interface DecoderActs {
-  /** [residSamples, hidden], row-major: every residual read point stacked. */
-  resid: Float32Array;
-  residSamples: number;
-  /** Per layer: [samples, hidden] attention context. */
-  heads: Float32Array[];
-  /** Per layer: [samples, intermediate] MLP neurons. */
-  mlp: Float32Array[];
-  /** Calibration tokens (blocks × block length). */
-  samples: number;
+/** At most this many calibration tokens feed a cost matrix (evenly spaced when there are more). */
+export const DECODER_TOKEN_BUDGET = 8192;
+/** The outputs of one capture batch stay under this many bytes (at least one block per batch). */
+export const CAPTURE_BATCH_BYTES = 64 * 2 ** 20;
+
+/** A group of activations one map is solved from: 'resid' (every residual read point stacked), 'heads.l', 'mlp.l'. */
+export type ActGroup = 'resid' | `heads.${number}` | `mlp.${number}`;
+
+interface Chunk {
+  at: number;
+  /** First neuron-major column (kept sample index) and number of kept rows. */
+  col: number;
+  rows: number;
+}
+
+interface GroupState {
+  /** Neurons (columns of each captured tensor). */
+  n: number;
+  /** Kept samples (columns of the neuron-major features) and the spacing of the kept rows. */
+  d: number;
+  stride: number;
+  chunks: Chunk[];
+}
+
+/** One model's spooled activations on the calibration tokens. */
+export class DecoderActs {
+  private readonly spool = new Spool('otfuse-decoder-acts.spool');
+  private readonly groups = new Map<ActGroup, GroupState>();
+  /** Bytes written to the spool (kept rows only). */
+  spooledBytes = 0;
+
+  constructor(
+    /** Calibration tokens (blocks × block length). */
+    readonly samples: number,
+  ) {}
+
+  declare(group: ActGroup, n: number, total: number): void {
+    const stride = Math.max(1, Math.ceil(total / DECODER_TOKEN_BUDGET));
+    this.groups.set(group, { n, d: Math.ceil(total / stride), stride, chunks: [] });
+  }
+
+  /** Rows `first`… (global sample index within the group) of a [rows, n] output; keeps every stride-th. */
+  add(group: ActGroup, data: Float32Array, first: number): void {
+    const g = this.groups.get(group)!;
+    const rows = data.length / g.n;
+    const col = Math.ceil(first / g.stride);
+    const kept: number[] = [];
+    for (let s = col * g.stride; s < first + rows; s += g.stride) kept.push(s - first);
+    if (!kept.length) return;
+    const out = new Float32Array(kept.length * g.n);
+    kept.forEach((r, k) => out.set(data.subarray(r * g.n, (r + 1) * g.n), k * g.n));
+    g.chunks.push({ at: this.spool.appendArray(out), col, rows: kept.length });
+    this.spooledBytes += out.byteLength;
+  }
+
+  /** The group's features, neuron-major [n, d] (row i: neuron i over the kept samples). */
+  features(group: ActGroup): { X: Float32Array; n: number; d: number } {
+    const g = this.groups.get(group);
+    if (!g) throw new OtfuseError('INTERNAL', `no decoder activations '${group}'`);
+    const { n, d } = g;
+    const X = new Float32Array(n * d);
+    for (const c of g.chunks) {
+      const part = this.spool.readArray(Float32Array, c.rows * n, c.at, group);
+      for (let r = 0; r < c.rows; r++) for (let i = 0; i < n; i++) X[i * d + c.col + r] = part[r * n + i];
+    }
+    return { X, n, d };
+  }
+
+  release(): void {
+    this.spool.release();
+  }
 }
 
 /** The node names whose first input is read, per role. */
@@ -45,40 +113,55 @@ function inputOf(model: OnnxModel, node: string): string {
   return n.input[0];
 }
 
-export async function captureDecoder(p: DecoderParent, blocks: Int32Array, T: number, batch = 8): Promise<DecoderActs> {
+/** Each captured tensor: its name in the graph, its group, its neurons and its index within the group. */
+interface Point {
+  tensor: string;
+  group: ActGroup;
+  n: number;
+  index: number;
+}
+
+/** The capture session's graph (only the read points as outputs) as bytes; the built model is dropped at once. */
+function captureGraph(p: DecoderParent): { bytes: Uint8Array; points: Point[] } {
   const model = parentModel(p);
-  const points = readPoints(p);
-  const names = {
-    resid: points.resid.map((n) => inputOf(model, n)),
-    heads: points.heads.map((n) => inputOf(model, n)),
-    mlp: points.mlp.map((n) => inputOf(model, n)),
-  };
-  const all = [...names.resid, ...names.heads, ...names.mlp];
-  model.addOutputs(all);
+  const read = readPoints(p);
+  const H = p.config.hidden;
+  const points: Point[] = [
+    ...read.resid.map((node, index) => ({ tensor: inputOf(model, node), group: 'resid' as ActGroup, n: H, index })),
+    ...read.heads.map((node, l) => ({ tensor: inputOf(model, node), group: `heads.${l}` as ActGroup, n: H, index: 0 })),
+    ...read.mlp.map((node, l) => ({ tensor: inputOf(model, node), group: `mlp.${l}` as ActGroup, n: p.config.intermediate, index: 0 })),
+  ];
+  model.setOutputs(points.map((x) => x.tensor));
+  return { bytes: model.toBytes(), points };
+}
+
+export async function captureDecoder(p: DecoderParent, blocks: Int32Array, T: number, maxBatch = 8): Promise<DecoderActs> {
   const n = blocks.length / T;
   if (!Number.isInteger(n) || n < 1) throw new OtfuseError('BAD_DATA', `calibration tokens (${blocks.length}) are not whole blocks of ${T}`);
   const samples = n * T;
-  const H = p.config.hidden;
-  const I = p.config.intermediate;
-  const resid = names.resid.map(() => new Float32Array(samples * H));
-  const heads = names.heads.map(() => new Float32Array(samples * H));
-  const mlp = names.mlp.map(() => new Float32Array(samples * I));
-  const session = await createOrtSession(model.toBytes(), { threads: 1 });
+  const graph: { bytes?: Uint8Array; points: Point[] } = captureGraph(p);
+  const { points } = graph;
+  const acts = new DecoderActs(samples);
+  for (const pt of points) if (pt.index === 0) acts.declare(pt.group, pt.n, samples * points.filter((q) => q.group === pt.group).length);
+  const perBlock = T * 4 * points.reduce((s, pt) => s + pt.n, 0);
+  const batch = Math.max(1, Math.min(maxBatch, Math.floor(CAPTURE_BATCH_BYTES / perBlock)));
+  const session = await createOrtSession(graph.bytes!, { threads: 1 });
+  graph.bytes = undefined; // ONNX Runtime holds its own copy of the weights
   try {
     for (let start = 0; start < n; start += batch) {
       const rows = Math.min(batch, n - start);
       const ids = BigInt64Array.from(blocks.subarray(start * T, (start + rows) * T), (v) => BigInt(v));
-      const out = await session.run({ input_ids: ortTensor('int64', ids, [rows, T]) }, all);
-      const put = (targets: Float32Array[], tensorNames: string[]) =>
-        tensorNames.forEach((name, i) => targets[i].set(out[name].data as Float32Array, start * T * (targets[i].length / samples)));
-      put(resid, names.resid);
-      put(heads, names.heads);
-      put(mlp, names.mlp);
+      const out = await session.run(
+        { input_ids: ortTensor('int64', ids, [rows, T]) },
+        points.map((pt) => pt.tensor),
+      );
+      for (const pt of points) acts.add(pt.group, out[pt.tensor].data as Float32Array, pt.index * samples + start * T);
     }
+  } catch (err) {
+    acts.release();
+    throw err;
   } finally {
     await session.release();
   }
-  const stacked = new Float32Array(resid.length * samples * H);
-  resid.forEach((r, i) => stacked.set(r, i * samples * H));
-  return { resid: stacked, residSamples: resid.length * samples, heads, mlp, samples };
+  return acts;
 }

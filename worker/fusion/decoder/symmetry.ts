@@ -152,15 +152,19 @@ export function permuteTensor(data: Float32Array, shape: number[], axes: (Int32A
   return out;
 }
 
-/** Every tensor of a checkpoint (float32, by key) with the maps applied. */
-export function applyMaps(c: DecoderConfig, tensors: Map<string, { shape: number[]; data: Float32Array }>, maps: DecoderMaps): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
+/** Every tensor of a checkpoint (float32, by key) with the maps applied, handed to `visit` one at a time. */
+export function forEachAligned(
+  c: DecoderConfig,
+  tensors: Map<string, { shape: number[]; data: Float32Array }>,
+  maps: DecoderMaps,
+  visit: (key: string, aligned: Float32Array) => void,
+): void {
   decoderRules(c).forEach((rules, i) => {
     const coords = coordinateMaps(c, maps, i - 1);
     for (const rule of rules) {
       const t = tensors.get(rule.key);
       if (!t) throw new OtfuseError('BAD_MODEL', `no tensor '${rule.key}'`);
-      out.set(
+      visit(
         rule.key,
         permuteTensor(
           t.data,
@@ -171,5 +175,11 @@ export function applyMaps(c: DecoderConfig, tensors: Map<string, { shape: number
       );
     }
   });
+}
+
+/** Every tensor of a checkpoint (float32, by key) with the maps applied. */
+export function applyMaps(c: DecoderConfig, tensors: Map<string, { shape: number[]; data: Float32Array }>, maps: DecoderMaps): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  forEachAligned(c, tensors, maps, (key, aligned) => out.set(key, aligned));
   return out;
 }
