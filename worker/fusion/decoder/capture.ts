@@ -1,17 +1,18 @@
 // Activations of a decoder LM on calibration token blocks, for its alignment: the residual stream where every
 // norm reads it (one map for the whole stream), each attention layer's context (the input of o_proj / c_proj:
 // heads·head_dim coordinates) and each MLP's hidden neurons (the input of down_proj / c_proj). The tensors are found
-// by the node names the HF importer gives (worker/hf/build-decoder.ts) and made the graph's only outputs (the LM
-// head is not computed).
+// by the node names the HF importer gives (worker/hf/build-decoder.ts); the LM head is not computed.
 //
 // Bounded memory: a cost matrix reads at most DECODER_TOKEN_BUDGET tokens of a group (evenly spaced), so only those
 // rows are kept, and they go to a temp-file spool batch by batch (a 124M GPT-2's MLP neurons alone are 100 MB per
-// layer at 8192 tokens); a group's features are read back, neuron-major, when its map is solved. The batch holds as
-// many blocks as fit CAPTURE_BATCH_BYTES of outputs.
+// layer at 8192 tokens); a group's features are read back, neuron-major, when its map is solved. A batch holds as
+// many blocks as keep one stage's outputs under CAPTURE_BATCH_BYTES.
+import type * as Ort from 'onnxruntime-node';
 import { OtfuseError } from '../../errors';
 import type { OnnxModel } from '../../onnx/model';
 import { Spool } from '../../onnx/spool';
 import { createOrtSession, ortTensor } from '../../runtime/session';
+import { planStages, stageModel } from '../stages';
 import { parentModel, type DecoderParent } from './parent';
 
 /** At most this many calibration tokens feed a cost matrix (evenly spaced when there are more). */
@@ -121,47 +122,71 @@ interface Point {
   index: number;
 }
 
-/** The capture session's graph (only the read points as outputs) as bytes; the built model is dropped at once. */
-function captureGraph(p: DecoderParent): { bytes: Uint8Array; points: Point[] } {
-  const model = parentModel(p);
+/** The read points, and per block the tensors its stage must hand out (the last stage also the final norm's input). */
+function capturePoints(p: DecoderParent, model: OnnxModel): { points: Point[]; targets: string[][] } {
   const read = readPoints(p);
   const H = p.config.hidden;
-  const points: Point[] = [
-    ...read.resid.map((node, index) => ({ tensor: inputOf(model, node), group: 'resid' as ActGroup, n: H, index })),
-    ...read.heads.map((node, l) => ({ tensor: inputOf(model, node), group: `heads.${l}` as ActGroup, n: H, index: 0 })),
-    ...read.mlp.map((node, l) => ({ tensor: inputOf(model, node), group: `mlp.${l}` as ActGroup, n: p.config.intermediate, index: 0 })),
-  ];
-  model.setOutputs(points.map((x) => x.tensor));
-  return { bytes: model.toBytes(), points };
+  const L = p.config.layers;
+  const resid = read.resid.map((node, index) => ({ tensor: inputOf(model, node), group: 'resid' as ActGroup, n: H, index }));
+  const heads = read.heads.map((node, l) => ({ tensor: inputOf(model, node), group: `heads.${l}` as ActGroup, n: H, index: 0 }));
+  const mlp = read.mlp.map((node, l) => ({ tensor: inputOf(model, node), group: `mlp.${l}` as ActGroup, n: p.config.intermediate, index: 0 }));
+  const targets = Array.from({ length: L }, (_, l) =>
+    [resid[2 * l], resid[2 * l + 1], heads[l], mlp[l], ...(l === L - 1 ? [resid[2 * L]] : [])].map((x) => x.tensor),
+  );
+  return { points: [...resid, ...heads, ...mlp], targets };
 }
 
+/**
+ * Staged: the graph is cut into one subgraph per block (worker/fusion/stages.ts; the embedding goes with the first,
+ * the LM head with none), each run as its own session over every batch and released before the next, fed the
+ * residual stream (and the mask / positions) the earlier stages handed on. ONNX Runtime so holds one block's weights
+ * at a time, and the kept rows of each read point go to the spool as they come.
+ */
 export async function captureDecoder(p: DecoderParent, blocks: Int32Array, T: number, maxBatch = 8): Promise<DecoderActs> {
   const n = blocks.length / T;
   if (!Number.isInteger(n) || n < 1) throw new OtfuseError('BAD_DATA', `calibration tokens (${blocks.length}) are not whole blocks of ${T}`);
   const samples = n * T;
-  const graph: { bytes?: Uint8Array; points: Point[] } = captureGraph(p);
-  const { points } = graph;
+  const model = parentModel(p);
+  const { points, targets } = capturePoints(p, model);
+  const byTensor = new Map(points.map((pt) => [pt.tensor, pt]));
   const acts = new DecoderActs(samples);
   for (const pt of points) if (pt.index === 0) acts.declare(pt.group, pt.n, samples * points.filter((q) => q.group === pt.group).length);
-  const perBlock = T * 4 * points.reduce((s, pt) => s + pt.n, 0);
+  const plan = planStages(model, targets);
+  const perBlock = T * 4 * Math.max(...targets.map((ts) => ts.reduce((s, t) => s + byTensor.get(t)!.n, 0) + 2 * p.config.hidden));
   const batch = Math.max(1, Math.min(maxBatch, Math.floor(CAPTURE_BATCH_BYTES / perBlock)));
-  const session = await createOrtSession(graph.bytes!, { threads: 1 });
-  graph.bytes = undefined; // ONNX Runtime holds its own copy of the weights
+  const later = new Set(plan.parts.flatMap((part) => part.liveIns));
+  /** Tensors later stages read, one per batch. */
+  const cache = new Map<string, Ort.Tensor[]>();
   try {
-    for (let start = 0; start < n; start += batch) {
-      const rows = Math.min(batch, n - start);
-      const ids = BigInt64Array.from(blocks.subarray(start * T, (start + rows) * T), (v) => BigInt(v));
-      const out = await session.run(
-        { input_ids: ortTensor('int64', ids, [rows, T]) },
-        points.map((pt) => pt.tensor),
-      );
-      for (const pt of points) acts.add(pt.group, out[pt.tensor].data as Float32Array, pt.index * samples + start * T);
+    for (const part of plan.parts) {
+      const types = new Map([...part.liveIns].map((t) => [t, { type: cache.get(t)![0].type, dims: cache.get(t)![0].dims }]));
+      const session = await createOrtSession(stageModel(model, part, types).toBytes(), { threads: 1 });
+      try {
+        for (let start = 0, b = 0; start < n; start += batch, b++) {
+          const rows = Math.min(batch, n - start);
+          const feeds: Record<string, Ort.Tensor> = {};
+          for (const t of part.graphInputs)
+            feeds[t] = ortTensor(
+              'int64',
+              BigInt64Array.from(blocks.subarray(start * T, (start + rows) * T), (v) => BigInt(v)),
+              [rows, T],
+            );
+          for (const t of part.liveIns) feeds[t] = cache.get(t)![b];
+          const out = await session.run(feeds, part.outputs);
+          for (const t of part.outputs) if (later.has(t)) (cache.get(t) ?? cache.set(t, []).get(t)!).push(out[t]);
+          for (const t of targets[part.index]) {
+            const pt = byTensor.get(t)!;
+            acts.add(pt.group, (out[t] ?? feeds[t]).data as Float32Array, pt.index * samples + start * T);
+          }
+        }
+      } finally {
+        await session.release();
+      }
+      for (const t of part.release) cache.delete(t);
     }
   } catch (err) {
     acts.release();
     throw err;
-  } finally {
-    await session.release();
   }
   return acts;
 }
