@@ -8,10 +8,10 @@
 import { OtfuseError, withContext } from '../../errors';
 import { type DecoderConfig } from '../../hf/config-decoder';
 import type { OnnxModel } from '../../onnx/model';
-import { linearAssignment } from '../../ot';
 import { captureDecoder, type ActGroup, type DecoderActs } from './capture';
 import { CostEngine } from '../cost';
-import { forEachAligned, type DecoderMaps, type HeadMap } from './symmetry';
+import { forEachAligned, type DecoderMaps } from './symmetry';
+import { alignHeads, solveDecoderSchedule } from '../steps/decoder';
 import { buildDecoder, readDecoder, type DecoderParent } from './parent';
 import { checkSameTokenizer } from './tokenizer-check';
 
@@ -59,61 +59,17 @@ export async function groupCost(costs: CostEngine, A: DecoderActs, B: DecoderAct
   return { C: (await costs.cost(x.X, y.X, x.n, y.n, x.d, { metric: 'sqeuclidean', normalize: 'none' })).cost, n: x.n };
 }
 
-const assign = (C: Float64Array, n: number): Int32Array => Int32Array.from(linearAssignment(C, n).rowToCol);
-
-/** Whole-head alignment from the per-coordinate cost of the attention context (heads·d wide). Two heads cost the
- * best matching of their coordinates (V/O coordinates are free inside a head). GQA: a group cost is the best matching
- * of its query heads; groups are matched on it, then query heads inside the matched groups. Last, the V coordinates
- * of each KV head are matched (one order shared by the query heads of its group: they read the same V). */
-export function alignHeads(C: Float64Array, heads: number, kvHeads: number, hd: number): HeadMap {
-  const W = heads * hd;
-  const block = (i: number, j: number) => {
-    const sub = new Float64Array(hd * hd);
-    for (let k = 0; k < hd; k++) for (let q = 0; q < hd; q++) sub[k * hd + q] = C[(i * hd + k) * W + j * hd + q];
-    return sub;
-  };
-  const headCost = new Float64Array(heads * heads);
-  for (let i = 0; i < heads; i++) for (let j = 0; j < heads; j++) headCost[i * heads + j] = linearAssignment(block(i, j), hd).cost;
-  const rep = heads / kvHeads;
-  const inner = (ga: number, gb: number) => {
-    const sub = new Float64Array(rep * rep);
-    for (let i = 0; i < rep; i++) for (let j = 0; j < rep; j++) sub[i * rep + j] = headCost[(ga * rep + i) * heads + gb * rep + j];
-    const r = linearAssignment(sub, rep);
-    return { cost: r.cost, order: r.rowToCol };
-  };
-  const groupCost = new Float64Array(kvHeads * kvHeads);
-  for (let a = 0; a < kvHeads; a++) for (let b = 0; b < kvHeads; b++) groupCost[a * kvHeads + b] = inner(a, b).cost;
-  const kvOrder = assign(groupCost, kvHeads);
-  const headOrder = new Int32Array(heads);
-  const vCoords = new Int32Array(kvHeads * hd);
-  for (let a = 0; a < kvHeads; a++) {
-    const { order } = inner(a, kvOrder[a]);
-    const shared = new Float64Array(hd * hd);
-    for (let i = 0; i < rep; i++) {
-      headOrder[a * rep + i] = kvOrder[a] * rep + order[i];
-      const sub = block(a * rep + i, headOrder[a * rep + i]);
-      for (let k = 0; k < shared.length; k++) shared[k] += sub[k];
-    }
-    const within = assign(shared, hd);
-    for (let k = 0; k < hd; k++) vCoords[a * hd + k] = kvOrder[a] * hd + within[k];
-  }
-  return { headOrder, kvOrder, vCoords };
-}
+export { alignHeads };
 
 /** The maps that carry B onto A, from their activations on the same calibration tokens. */
 export async function decoderMaps(c: DecoderConfig, A: DecoderActs, B: DecoderActs): Promise<DecoderMaps> {
-  const H = c.hidden;
-  const hd = H / c.heads;
   const costs = await CostEngine.create();
   try {
-    const resid = assign((await groupCost(costs, A, B, 'resid')).C, H);
-    const heads: HeadMap[] = [];
-    const mlp: Int32Array[] = [];
-    for (let l = 0; l < c.layers; l++) {
-      heads.push(alignHeads((await groupCost(costs, A, B, `heads.${l}`)).C, c.heads, c.kvHeads, hd));
-      mlp.push(assign((await groupCost(costs, A, B, `mlp.${l}`)).C, c.intermediate));
-    }
-    return { resid, heads, mlp };
+    return await solveDecoderSchedule({
+      config: c,
+      cost: async (group: ActGroup) => (await groupCost(costs, A, B, group)).C,
+      maps: { heads: [], mlp: [] },
+    });
   } finally {
     await costs.release();
   }
