@@ -49,3 +49,32 @@ export function cliArg(name: string, fallback?: string): string | undefined {
 export function cliFlag(name: string): boolean {
   return process.argv.includes(`--${name}`, 2);
 }
+
+/** The results format scripts/gen-benchmarks.mjs reads (ARCHITECTURE.md, "How to add a benchmark section"). */
+export const BENCH_FORMAT = 'otfuse-bench/1';
+/** 1-minute load average when this bench process started (read at import, before the bench's own work). */
+const LOAD_AT_START = os.loadavg()[0];
+
+/** The envelope every results file carries: format, command line, machine, date, load at the start. */
+export function benchEnvelope(): { format: string; command: string; machine: string; date: string; load: number } {
+  const script = path.relative(process.cwd(), process.argv[1] ?? '?');
+  const quote = (a: string): string => (/^[\w./=,:@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  return {
+    format: BENCH_FORMAT,
+    command: ['node', script, ...process.argv.slice(2)].map(quote).join(' '),
+    machine: machine(),
+    date: new Date().toISOString(),
+    load: Number(LOAD_AT_START.toFixed(2)),
+  };
+}
+
+/**
+ * Writes a results file for BENCHMARKS.md: the envelope, then `data` (the fields its renderer reads), through a
+ * temp file + rename so an interrupted bench leaves the previous results whole. Then run
+ * `node scripts/gen-benchmarks.mjs` to regenerate BENCHMARKS.md.
+ */
+export function writeBenchResults(file: string, data: Record<string, unknown>): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, JSON.stringify({ ...benchEnvelope(), ...data }, null, 1) + '\n');
+  fs.renameSync(tmp, file);
+}

@@ -14,6 +14,7 @@ npm run lint --silent || { echo "lint failed (eslint + prettier --check; 'npm ru
 npm run build --silent || exit 1
 npm run typecheck --silent || exit 1
 node scripts/gen-recipe-schema.mjs --check || exit 1
+node scripts/gen-benchmarks.mjs --check || exit 1
 
 run_suite() { # name, command...
   local name=$1; shift

@@ -35,6 +35,7 @@ import { sizeOf } from './io/read';
 import './hf'; // Hugging Face folders load wherever an .onnx model does
 import { attachModelFolder } from './hf/data';
 import { exportHf, importHfToFile, type HfExportRequest, type HfExportResult, type HfImportRequest, type HfImportResult } from './hf/export';
+import { cardFromRun } from './jobs/card';
 import { finetuneRun, reevaluateRun } from './runs/actions';
 import { mergeModels } from './merge/run';
 import { describeMergeMethods, type MergeMethodDescription } from './merge/registry';
@@ -150,7 +151,7 @@ export const engine: EngineApi = {
     );
   },
   importHf: (request) => importHfToFile(request),
-  exportHf: (request) => exportHf(request),
+  exportHf: (request) => exportHf(request, cardFromRun),
   async describeData(files) {
     return files.map((file): DataDescription => {
       try {

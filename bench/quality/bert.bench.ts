@@ -13,7 +13,7 @@ import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { autotuneRecipe } from '../../worker/jobs/autotune';
 import { finetuneModel, FINETUNE_DEFAULTS } from '../../worker/train/finetune';
-import { machine, cliArg } from '../common';
+import { cliArg, writeBenchResults } from '../common';
 
 const DIR = path.resolve('test/fixtures/bert');
 const SEEDS = Number(cliArg('seeds', '3'));
@@ -95,10 +95,7 @@ async function main(): Promise<void> {
     '',
     `One epoch on train.npz (5,292 samples), batch 32, AdamW lr ${LR}, wd ${FINETUNE_DEFAULTS.weightDecay}, warm-up + cosine, last checkpoint; distillation from both parents with T ${FINETUNE_DEFAULTS.kdTemp}, α ${FINETUNE_DEFAULTS.kdAlpha}; test.npz = 662 samples (one sample = 0.15 points).`,
   );
-  fs.writeFileSync(
-    OUT,
-    JSON.stringify({ machine: machine(), date: new Date().toISOString(), autotune: at, ensemble: ens.accuracy, results, table: lines.join('\n') }, null, 1),
-  );
+  writeBenchResults(OUT, { autotune: at, ensemble: ens.accuracy, results, table: lines.join('\n') });
   console.log(lines.join('\n'));
 }
 

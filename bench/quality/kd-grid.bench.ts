@@ -12,7 +12,7 @@ import { evaluateModel } from '../../worker/runtime/evaluate';
 import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { finetuneModel } from '../../worker/train/finetune';
-import { machine, cliArg } from '../common';
+import { cliArg, writeBenchResults } from '../common';
 import { prepareSplits } from './splits';
 
 const A = path.resolve(cliArg('a', 'examples/vit48c_s20.onnx'));
@@ -65,14 +65,7 @@ async function main(): Promise<void> {
     const v = (await evaluateModel(loadModel(out), val, { batchSize: 500 })).accuracy;
     rows.push({ lr, temp, alpha, batch, val: v, seconds: r.seconds, imgPerSec: r.samplesPerSecond });
     console.log(`| ${lr} | ${temp} | ${alpha} | ${batch} | ${(v * 100).toFixed(2)} | ${r.seconds.toFixed(0)} | ${Math.round(r.samplesPerSecond)} |`);
-    fs.writeFileSync(
-      OUT,
-      JSON.stringify(
-        { machine: machine(), date: new Date().toISOString(), start: START, startVal: v0, epochs: EPOCHS, seed: SEED, train: TRAIN, rows },
-        null,
-        1,
-      ),
-    );
+    writeBenchResults(OUT, { start: START, startVal: v0, epochs: EPOCHS, seed: SEED, train: TRAIN, rows });
   }
 }
 

@@ -18,7 +18,7 @@ import { getMergeMethod } from '../../worker/merge/registry';
 import { resolveMergeParams } from '../../worker/merge/params';
 import { detectSharedBase } from '../../worker/merge/sharedBase';
 import type { MergeMethodName, MergeParams } from '../../worker/types';
-import { cliArg, machine, markdownTable } from '../common';
+import { cliArg, markdownTable, writeBenchResults } from '../common';
 import { prepareSplits } from './splits';
 
 const BASE = path.resolve('test/fixtures/vit/vit48_s10.onnx');
@@ -127,15 +127,14 @@ async function main(): Promise<void> {
   ];
   rows.push({ model: 'ensemble A+B (mean logits)', setting: 'two models at inference', val: ensVal.accuracy, test: ens.accuracy, halves: ensHalves });
   const shared = detectSharedBase([a, b]);
-  const doc = {
-    machine: machine(),
+  const seconds = (performance.now() - t0) / 1000;
+  writeBenchResults(OUT, {
     note: 'shared 2-core machine; choices on val5k only, test10k measured once per chosen setting',
     sharedBase: shared,
-    seconds: (performance.now() - t0) / 1000,
+    seconds,
     rows,
     grid,
-  };
-  fs.writeFileSync(OUT, JSON.stringify(doc, null, 1) + '\n');
+  });
   console.log(
     markdownTable(
       ['model', 'setting (chosen on val5k)', 'val5k', 'test10k', 'test, classes 0–4', 'test, classes 5–9'],
@@ -150,7 +149,7 @@ async function main(): Promise<void> {
     ),
   );
   console.log(
-    `\nshared-base statistic: median ${shared.medianRatio.toFixed(3)}, max ${shared.maxRatio.toFixed(3)} (${shared.worstTensor}); ${doc.seconds.toFixed(0)} s`,
+    `\nshared-base statistic: median ${shared.medianRatio.toFixed(3)}, max ${shared.maxRatio.toFixed(3)} (${shared.worstTensor}); ${seconds.toFixed(0)} s`,
   );
 }
 

@@ -20,7 +20,7 @@ import { resolveRecipe } from '../../worker/fusion/recipe';
 import { buildPartial } from '../../worker/fusion/partial';
 import { finetuneModel } from '../../worker/train/finetune';
 import type { FuseRecipe } from '../../worker/types';
-import { cliArg, machine, markdownTable } from '../common';
+import { cliArg, markdownTable, writeBenchResults } from '../common';
 
 const DIR = path.resolve(cliArg('dir', '.cache/noniid'));
 const OUT = path.resolve(cliArg('out', 'bench/quality/noniid-results.json'));
@@ -213,7 +213,7 @@ async function main(): Promise<void> {
         res.curve.map((c, k) => [k, c.parameters!, pct(c.val), pct(c.test), pct(c.lo), pct(c.hi)]),
       ),
     );
-    fs.writeFileSync(OUT, JSON.stringify({ machine: machine(), date: new Date().toISOString(), seeds: SEEDS, results }, null, 1) + '\n');
+    writeBenchResults(OUT, { seeds: SEEDS, results });
   }
 }
 

@@ -19,7 +19,7 @@ import { finetuneModel, FINETUNE_DEFAULTS } from '../../worker/train/finetune';
 
 import { OtfuseError } from '../../worker/errors';
 import type { FuseRecipe } from '../../worker/types';
-import { machine, cliArg, cliFlag } from '../common';
+import { cliArg, cliFlag, writeBenchResults } from '../common';
 import { prepareSplits } from './splits';
 
 const A = path.resolve(cliArg('a', 'examples/vit48c_s20.onnx')!);
@@ -192,8 +192,6 @@ async function main(): Promise<void> {
     }
   }
   const result = {
-    machine: machine(),
-    date: new Date().toISOString(),
     parents,
     anchor: better,
     seeds: SEEDS,
@@ -206,7 +204,7 @@ async function main(): Promise<void> {
     rows,
     seconds: (performance.now() - t0) / 1000,
   };
-  fs.writeFileSync(OUT, JSON.stringify(result, null, 1));
+  writeBenchResults(OUT, result);
   console.log(markdown(result));
 }
 

@@ -14,7 +14,7 @@ import { evaluateModel } from '../../worker/runtime/evaluate';
 import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { finetuneModel } from '../../worker/train/finetune';
-import { cliArg } from '../common';
+import { cliArg, writeBenchResults } from '../common';
 import { prepareSplits } from './splits';
 
 const A = path.resolve(cliArg('a', 'examples/vit48c_s20.onnx'));
@@ -137,7 +137,7 @@ async function main(): Promise<void> {
       `${p}: val by λ ${LAMBDAS.map((l, i) => `${l}:${means[i].toFixed(2)}`).join(' ')} → λ ${lambda}: test ${mean(tChosen).toFixed(2)} ± ${sd(tChosen).toFixed(2)} (λ=1: ${mean(tOne).toFixed(2)})`,
     );
   }
-  if (OUT) fs.writeFileSync(OUT, JSON.stringify(report, null, 1) + '\n');
+  if (OUT) writeBenchResults(OUT, report);
 }
 
 main().catch((err) => {

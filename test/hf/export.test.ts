@@ -65,7 +65,8 @@ test('a fused BERT exports to a folder that imports back with the fused logits (
   const want = await runFeeds(loadModel(fused), ref.feeds);
   const parentA = await runFeeds(importHf(hfDir('bert-tiny-cls-a')), ref.feeds);
   assert.ok(maxAbsDiff(want, parentA) > 1e-4, 'the fused model should differ from its anchor');
-  await exportHf({ model: fused, like: hfDir('bert-tiny-cls-a'), output: path.join(tmp, 'f32') });
+  // Through the API: it gives the export the model card's lineage and run facts (worker/jobs/card.ts).
+  await engine.exportHf({ model: fused, like: hfDir('bert-tiny-cls-a'), output: path.join(tmp, 'f32') });
   assert.ok(maxAbsDiff(await runFeeds(importHf(path.join(tmp, 'f32')), ref.feeds), want) <= 1e-6);
   // The same fused weights in the layout and dtype of a 3-shard F16 checkpoint of the same architecture.
   await exportHf({ model: fused, like: hfDir('bert-tiny-cls-f16-sharded'), output: path.join(tmp, 'f16') });

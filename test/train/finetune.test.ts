@@ -9,6 +9,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
+import { encodeNpz } from '../../worker/data/npy';
 import { evaluateModel } from '../../worker/runtime/evaluate';
 import { OtfuseError } from '../../worker/errors';
 import { A, DT } from '../../worker/train/builder';
@@ -267,4 +268,26 @@ test('training graph: float initializers that only feed shapes are not parameter
   });
   assert.ok(Number.isFinite((out.loss.data as Float32Array)[0]));
   await s.release();
+});
+
+test('finetune on data of the wrong shape names the data file and both shapes, before building anything', async () => {
+  const dir = tmpDir();
+  // One float array 'x' of 20×20 images for a model that takes 1×28×28: bound by name, refused on its shape.
+  const data = path.join(dir, 'small-images.npz');
+  const n = 8;
+  fs.writeFileSync(
+    data,
+    encodeNpz({
+      x: { data: new Float32Array(n * 400), shape: [n, 1, 20, 20] },
+      y: { data: BigInt64Array.from({ length: n }, (_, i) => BigInt(i % 10)), shape: [n] },
+    }),
+  );
+  await assert.rejects(finetuneModel({ model: VIT, data, output: path.join(dir, 'out', 'ft.onnx'), epochs: 1, seed: 1 }, {}), (err: unknown) => {
+    assert.ok(err instanceof OtfuseError, String(err));
+    assert.equal(err.code, 'BAD_DATA');
+    assert.equal(err.file, data);
+    assert.match(err.message, /samples of shape \[1,20,20\].*expects/);
+    return true;
+  });
+  assert.deepEqual(fs.readdirSync(dir), ['small-images.npz']);
 });

@@ -3,10 +3,12 @@ import path from 'node:path';
 import { engine } from '../api';
 import { OtfuseError } from '../errors';
 import { bool, num, rejectUnknown, str, type ParsedArgs } from './args';
+import { MODEL_TYPE_LIST } from '../hf/model-types';
 
 export const HF_USAGE = `  otfuse import HF_DIR -o model.onnx      Hugging Face folder (config.json + model.safetensors) → ONNX
   otfuse export MODEL --like HF_DIR -o OUT_DIR [--force]
-                       an ONNX model (e.g. a run's fused.onnx) → Hugging Face folder shaped like HF_DIR`;
+                       an ONNX model (e.g. a run's fused.onnx) → Hugging Face folder shaped like HF_DIR
+                       (model_type ${MODEL_TYPE_LIST})`;
 
 type Print = (args: ParsedArgs, json: unknown, human: () => string) => void;
 

@@ -3,10 +3,10 @@
 import path from 'node:path';
 import { OtfuseError } from '../errors';
 import { excerpt, exists, modelFolderRoot, READ_LIMITS, readJsonObject } from '../io/read';
-import { DECODER_TYPES, isDecoderType, parseDecoderConfig, type DecoderConfig } from './config-decoder';
+import { isDecoderType, parseDecoderConfig, type DecoderConfig } from './config-decoder';
+import { ENCODER_ARCHITECTURES, encoderTypeOf, isEncoderType, MODEL_TYPE_LIST, type EncoderArchitecture } from './model-types';
 
-export const SUPPORTED_ARCHITECTURES = ['ViTForImageClassification', 'BertForSequenceClassification', 'BertForMaskedLM'] as const;
-export type HfArchitecture = (typeof SUPPORTED_ARCHITECTURES)[number];
+export type HfArchitecture = EncoderArchitecture;
 
 /** hidden_act values and the ONNX activation each one becomes. */
 export const ACTIVATIONS = { gelu: 'erf', relu: 'relu' } as const;
@@ -84,16 +84,15 @@ export function parseConfig(raw: Record<string, unknown>, file: string): HfConfi
   };
   const modelType = own(raw, 'model_type');
   if (isDecoderType(modelType)) return parseDecoderConfig(raw, file, modelType);
-  if (typeof modelType === 'string' && !['bert', 'vit'].includes(modelType))
-    throw refuse('model_type', `'${excerpt(modelType)}' is not supported (supported: bert, vit, ${Object.keys(DECODER_TYPES).join(', ')})`);
+  if (typeof modelType === 'string' && !isEncoderType(modelType))
+    throw refuse('model_type', `'${excerpt(modelType)}' is not supported (supported: ${MODEL_TYPE_LIST})`);
   const archs = own(raw, 'architectures');
   if (!Array.isArray(archs) || archs.length !== 1 || typeof archs[0] !== 'string') {
-    throw refuse('architectures', `expected one architecture (${SUPPORTED_ARCHITECTURES.join(', ')}), got ${excerpt(archs)}`);
+    throw refuse('architectures', `expected one architecture (${ENCODER_ARCHITECTURES.join(', ')}), got ${excerpt(archs)}`);
   }
   const architecture = archs[0] as HfArchitecture;
-  if (!SUPPORTED_ARCHITECTURES.includes(architecture))
-    throw refuse('architectures', `'${excerpt(architecture)}' is not supported (supported: ${SUPPORTED_ARCHITECTURES.join(', ')})`);
-  const family = architecture.startsWith('ViT') ? 'vit' : 'bert';
+  const family = encoderTypeOf(architecture);
+  if (!family) throw refuse('architectures', `'${excerpt(architecture)}' is not supported (supported: ${ENCODER_ARCHITECTURES.join(', ')})`);
   if (modelType !== family) throw refuse('model_type', `'${excerpt(modelType)}' does not match the architecture ${architecture} (expected '${family}')`);
   const act = own(raw, 'hidden_act') ?? 'gelu';
   if (typeof act !== 'string' || !Object.hasOwn(ACTIVATIONS, act))

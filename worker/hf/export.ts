@@ -13,12 +13,11 @@ import { BUFFER_KEYS } from './graph';
 import { TIED_DECODER, TIED_DECODER_BIAS } from './build-bert';
 import { mapKeys } from './keymap';
 import { fromFloat32, writeSafetensorsFile, type StDtype } from './safetensors';
-import { modelCard, type CardInfo, type CardMetric } from './card';
+import { modelCard, type CardInfo } from './card';
+import { HF_MODEL_TYPES } from './model-types';
 import { analyzeModel } from '../graph/analyze';
 import { isPartialModel } from '../fusion/partial';
 import { isInside, listFolder, modelFolderRoot, readBytes, readText, READ_LIMITS } from '../io/read';
-import { readLineage } from '../runs/lineage';
-import { readRun } from '../runs/store';
 import { isDeepStrictEqual } from 'node:util';
 
 /** Files of a model folder that travel with the weights (tokenizer, image processor). */
@@ -33,9 +32,12 @@ export interface HfExportRequest {
   output: string;
   /** Replace an existing output folder. */
   force?: boolean;
-  /** Model-card facts; read from the run's run.json when the model lies in a run folder. */
+  /** Model-card facts; else `cardOf`'s (the API reads them from the model's lineage and its run's run.json). */
   card?: CardInfo;
 }
+
+/** Model-card facts for a model file from what travels with it (its metadata) and where it lies. */
+export type CardSource = (model: string, metadata: Record<string, string> | undefined) => CardInfo;
 
 export interface HfExportResult {
   output: string;
@@ -64,7 +66,7 @@ function refusePartial(model: OnnxModel): void {
     );
 }
 
-export async function exportHf(request: HfExportRequest): Promise<HfExportResult> {
+export async function exportHf(request: HfExportRequest, cardOf?: CardSource): Promise<HfExportResult> {
   const output = path.resolve(request.output);
   // Before any work: the output folder is no input and holds none, and it is replaced only with --force and only
   // when otfuse wrote it (worker/io/outputs.ts).
@@ -76,7 +78,7 @@ export async function exportHf(request: HfExportRequest): Promise<HfExportResult
   checkLayerCount(like, model);
   const tensors = tensorsFor(like, model);
   const { config, changes, skipped } = updatedConfig(like, tensors);
-  const card = request.card ?? cardFor(request.model, model.summary().metadata);
+  const card = request.card ?? cardOf?.(request.model, model.summary().metadata) ?? {};
   const files = await writeOwnedDir(output, { force: request.force, kind: 'hf-export' }, async (tmp) => {
     const written: string[] = [];
     const byKey = new Map(tensors.map((t) => [t.key, t]));
@@ -213,9 +215,7 @@ function updatedConfig(
   tensors: OutTensor[],
 ): { config: Record<string, unknown>; changes: Record<string, [unknown, unknown]>; skipped: { name: string; why: string }[] } {
   const shape = (k: string) => tensors.find((t) => t.key === k)?.shape;
-  const fam = like.config.family;
-  const hidden = shape(fam === 'vit' ? 'vit.layernorm.weight' : 'bert.embeddings.LayerNorm.weight')?.[0];
-  const inter = shape(`${fam}.encoder.layer.0.intermediate.dense.weight`)?.[0];
+  const widths = HF_MODEL_TYPES['modelType' in like.config ? like.config.modelType : like.config.family].widths ?? {};
   const config = { ...like.rawConfig };
   const changes: Record<string, [unknown, unknown]> = {};
   const skipped: { name: string; why: string }[] = [];
@@ -229,8 +229,7 @@ function updatedConfig(
     changes[field] = [config[field], value];
     config[field] = value;
   };
-  set('hidden_size', hidden);
-  set('intermediate_size', inter);
+  for (const [field, key] of Object.entries(widths) as [string, string][]) set(field, shape(key)?.[0]);
   return { config, changes, skipped };
 }
 
@@ -259,29 +258,6 @@ function configText(likeDir: string, config: Record<string, unknown>, changes: R
   } catch {
     return fallback;
   }
-}
-
-/** Parents, recipe and measurements for the card, from the model's own lineage (its metadata: it travels with
- * the file, e.g. a `-o` copy of a run's fused model), completed from its run's run.json when the model still lies
- * in that run folder (same run id). */
-function cardFor(model: string, metadata: Record<string, string> | undefined): CardInfo {
-  const lineage = readLineage(metadata);
-  const entry = readRun(path.dirname(path.resolve(model)));
-  const r = entry.record && (!lineage || lineage.run === entry.record.id) ? entry.record : undefined;
-  if (!lineage && !r) return {};
-  const parents = lineage?.parents ?? r!.parents ?? r!.models.map((file) => ({ file, sha256: undefined as string | undefined }));
-  const metrics: CardMetric[] | undefined = r
-    ? r.metrics.map((m) => ({ ...m, data: m.data && { name: path.basename(m.data.path), n: m.data.n, sha256: m.data.sha256 } }))
-    : (lineage?.metricRows ?? Object.entries(lineage?.accuracies ?? {}).map(([label, accuracy]) => ({ label, accuracy })));
-  return {
-    parents: parents.map((p) => p.file),
-    parentHashes: parents.map((p) => p.sha256),
-    anchor: lineage?.anchor ?? r?.anchor,
-    recipe: (lineage?.recipe ?? r?.recipe) as Record<string, unknown> | undefined,
-    metrics,
-    evalIsCalibration: r ? r.evalIsCalibration : /\(calibration data\)$/.test(lineage?.evalData ?? ''),
-    ...(r ? { run: entry.dir } : {}),
-  };
 }
 
 export interface HfImportRequest {

@@ -17,6 +17,48 @@ export interface SessionOptions {
 /** Which dataset array feeds which model input. */
 export type InputBinding = Record<string, string>;
 
+/**
+ * Which dataset array feeds each model input (by name; else the only array for a one-input model; else 'x'), with the
+ * samples' shapes and element types checked against the model's inputs. Evaluation, teachers and the finetune all bind
+ * through here, so a wrongly shaped dataset is named (not the model) whichever command meets it.
+ */
+export function bindDataset(summary: ModelSummary, dataset: Dataset, file: string): InputBinding {
+  const binding: InputBinding = {};
+  if (summary.inputs.length === 0) {
+    throw new OtfuseError('BAD_MODEL', 'the model has no inputs, so its output does not depend on the data; there is nothing to evaluate', { file });
+  }
+  const byName = new Map(dataset.arrays.map((a) => [a.name, a]));
+  for (const input of summary.inputs) {
+    let array = byName.get(input.name);
+    if (!array && summary.inputs.length === 1 && dataset.arrays.length === 1) array = dataset.arrays[0];
+    if (!array && summary.inputs.length === 1) array = byName.get('x');
+    if (!array) {
+      throw new OtfuseError(
+        'BAD_DATA',
+        `no array for model input '${input.name}' (dataset arrays: ${dataset.arrays.map((a) => a.name).join(', ')}; model ${file})`,
+        {
+          file: dataset.source,
+        },
+      );
+    }
+    const wanted = input.shape.slice(1);
+    const mismatch = wanted.length !== array.sampleShape.length || wanted.some((d, i) => typeof d === 'number' && d > 0 && d !== array!.sampleShape[i]);
+    if (mismatch) {
+      throw new OtfuseError(
+        'BAD_DATA',
+        `array '${array.name}' has samples of shape [${array.sampleShape}] but model input '${input.name}' of ${file} expects [${input.shape.join(', ')}]`,
+        { file: dataset.source },
+      );
+    }
+    const wantsInt = input.type === 'INT64' || input.type === 'INT32';
+    if (wantsInt !== (array.type === 'int64')) {
+      throw new OtfuseError('BAD_DATA', `array '${array.name}' is ${array.type} but model input '${input.name}' is ${input.type}`, { file: dataset.source });
+    }
+    binding[input.name] = array.name;
+  }
+  return binding;
+}
+
 export class ModelRunner {
   private constructor(
     readonly session: Ort.InferenceSession,
@@ -46,39 +88,7 @@ export class ModelRunner {
 
   /** Maps the model's inputs to the dataset's arrays and checks shapes, element types and label range. */
   bind(dataset: Dataset, options: { checkLabels?: boolean } = {}): InputBinding {
-    const binding: InputBinding = {};
-    if (this.summary.inputs.length === 0) {
-      throw new OtfuseError('BAD_MODEL', 'the model has no inputs, so its output does not depend on the data; there is nothing to evaluate', {
-        file: this.file,
-      });
-    }
-    const byName = new Map(dataset.arrays.map((a) => [a.name, a]));
-    for (const input of this.summary.inputs) {
-      let array = byName.get(input.name);
-      if (!array && this.summary.inputs.length === 1 && dataset.arrays.length === 1) array = dataset.arrays[0];
-      if (!array && this.summary.inputs.length === 1) array = byName.get('x');
-      if (!array) {
-        throw new OtfuseError(
-          'BAD_DATA',
-          `no array for model input '${input.name}' (dataset arrays: ${dataset.arrays.map((a) => a.name).join(', ')}; model ${this.file})`,
-          { file: dataset.source },
-        );
-      }
-      const wanted = input.shape.slice(1);
-      const mismatch = wanted.length !== array.sampleShape.length || wanted.some((d, i) => typeof d === 'number' && d > 0 && d !== array!.sampleShape[i]);
-      if (mismatch) {
-        throw new OtfuseError(
-          'BAD_DATA',
-          `array '${array.name}' has samples of shape [${array.sampleShape}] but model input '${input.name}' of ${this.file} expects [${input.shape.join(', ')}]`,
-          { file: dataset.source },
-        );
-      }
-      const wantsInt = input.type === 'INT64' || input.type === 'INT32';
-      if (wantsInt !== (array.type === 'int64')) {
-        throw new OtfuseError('BAD_DATA', `array '${array.name}' is ${array.type} but model input '${input.name}' is ${input.type}`, { file: dataset.source });
-      }
-      binding[input.name] = array.name;
-    }
+    const binding = bindDataset(this.summary, dataset, this.file);
     if (options.checkLabels !== false) checkLabelRange(dataset, this.classCount());
     return binding;
   }

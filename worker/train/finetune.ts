@@ -9,7 +9,7 @@ import { OnnxModel, loadModel } from '../onnx/model';
 import { Batch, Dataset, IGNORE_LABEL, openDataset, specFromArg, batches } from '../data/dataset';
 import { resolveProvider, ProviderReport } from '../runtime/providers';
 import { scoreLogits } from '../runtime/evaluate';
-import { checkFinite } from '../runtime/runner';
+import { bindDataset, checkFinite } from '../runtime/runner';
 import { createOrtSession } from '../runtime/session';
 import type { FinetuneRequest, FinetuneResult, JobContext, ProgressEvent } from '../types';
 import {
@@ -83,22 +83,6 @@ async function createSession(
   } catch (err) {
     throw new OtfuseError('INTERNAL', `ONNX Runtime cannot load the generated ${what} graph: ${(err as Error).message.split('\n')[0]}`, { file: model.file });
   }
-}
-
-/** Which dataset array feeds each model input (same rule as evaluation: by name, else the only one, else 'x'). */
-function bindInputs(inputs: string[], dataset: Dataset, file: string): Record<string, string> {
-  const names = new Set(dataset.arrays.map((a) => a.name));
-  const binding: Record<string, string> = {};
-  for (const input of inputs) {
-    if (names.has(input)) binding[input] = input;
-    else if (inputs.length === 1 && dataset.arrays.length === 1) binding[input] = dataset.arrays[0].name;
-    else if (inputs.length === 1 && names.has('x')) binding[input] = 'x';
-    else
-      throw new OtfuseError('BAD_DATA', `no array for model input '${input}' (dataset arrays: ${[...names].join(', ')}; model ${file})`, {
-        file: dataset.source,
-      });
-  }
-  return binding;
 }
 
 function dataFeeds(batch: Batch, binding: Record<string, string>): Record<string, ort.Tensor> {
@@ -221,8 +205,8 @@ async function openTraining(request: FinetuneRequest, s: Settings, p: Prepared, 
   const { model, train, evalSet } = p;
   progress({ stage: 'finetune', message: 'building the training graph' });
   const probe = train.take([0, 1, 2].map((i) => i % train.size));
-  const inputs = model.summary().inputs.map((i) => i.name);
-  const binding = bindInputs(inputs, train, model.file);
+  const summary = model.summary();
+  const binding = bindDataset(summary, train, model.file);
   const teacherFiles = request.teachers ?? [];
   const distill = teacherFiles.length
     ? { temperature: request.kdTemp ?? FINETUNE_DEFAULTS.kdTemp, alpha: request.kdAlpha ?? FINETUNE_DEFAULTS.kdAlpha }
@@ -240,7 +224,7 @@ async function openTraining(request: FinetuneRequest, s: Settings, p: Prepared, 
     { probeFeeds: dataFeeds(probe, binding) },
   );
   const layout: ParamLayout = graph.layout;
-  const evalBinding = evalSet ? bindInputs(inputs, evalSet, model.file) : undefined;
+  const evalBinding = evalSet ? bindDataset(summary, evalSet, model.file) : undefined;
   const provider = await resolveProvider(request.provider ?? 'auto');
   const stepSession = await createSession(graph.model, provider, request.threads, 'training-step', layout.total);
   let evaluate: ort.InferenceSession | undefined;

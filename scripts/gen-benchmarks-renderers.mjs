@@ -1,0 +1,216 @@
+// The renderer registry of scripts/gen-benchmarks.mjs: name → (results docs, section entry) → markdown, either one
+// string (put at the narrative's `<!-- results -->` line, else after it) or named blocks ({ name: markdown }, put at
+// `<!-- results:name -->`). A new section whose results are a plain table needs no renderer: use "table" (columns +
+// rows in the JSON). Add a renderer here only when the table is derived (ratios, means, curves).
+
+/** A markdown table; `|` inside cells is escaped. */
+export function mdTable(header, rows) {
+  const cell = (c) => String(c ?? '').replace(/\|/g, '\\|');
+  return [`| ${header.map(cell).join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`)].join('\n');
+}
+
+/** A fraction as a percentage with `digits` decimals. */
+export const pct = (x, digits = 2) => (x === undefined || x === null ? '—' : (100 * x).toFixed(digits));
+
+function only(docs, name) {
+  if (docs.length !== 1) throw new Error(`renderer "${name}" takes one results file, got ${docs.length}`);
+  return docs[0];
+}
+
+const CELL = {
+  text: (v) => (v === undefined || v === null ? '' : String(v)),
+  int: (v) => (typeof v === 'number' ? v.toLocaleString('en-US') : CELL.text(v)),
+  pct: (v, c) => pct(v, c.digits ?? 2),
+  fixed: (v, c) => (typeof v === 'number' ? v.toFixed(c.digits ?? 2) : CELL.text(v)),
+};
+
+/**
+ * Generic: `columns: [{ key, label, format?: text|int|pct|fixed, digits? }]`, `rows: [{ key: value }]`; several
+ * results files give one table each (with their `caption` above when present).
+ */
+function table(docs) {
+  return docs
+    .map((doc) => {
+      if (!Array.isArray(doc.columns) || !Array.isArray(doc.rows)) throw new Error(`${doc.file}: the "table" renderer needs "columns" and "rows"`);
+      for (const c of doc.columns) if (c.format && !CELL[c.format]) throw new Error(`${doc.file}: column ${c.key}: unknown format "${c.format}"`);
+      const md = mdTable(
+        doc.columns.map((c) => c.label ?? c.key),
+        doc.rows.map((r) => doc.columns.map((c) => CELL[c.format ?? 'text'](r[c.key], c))),
+      );
+      return doc.caption ? `${doc.caption}\n\n${md}` : md;
+    })
+    .join('\n\n');
+}
+
+const ms = (x) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : x >= 10 ? `${x.toFixed(1)} ms` : `${x.toFixed(3)} ms`);
+const ratio = (x, y) => `${(x / y).toFixed(2)}×`;
+
+/** bench/ot/side-by-side.ts: otfuse vs POT per shape, user CPU per call, ratio, parity; wall times in a line. */
+function otSideBySide(docs) {
+  const doc = only(docs, 'ot-side-by-side');
+  const rows = doc.results.map((r) => [
+    `${r.n}×${r.m}`,
+    `${ms(r.emd.user_ms)} (${r.emd.method})`,
+    ms(r.pot.emd_user_s * 1000),
+    `**${ratio(r.emd.user_ms, r.pot.emd_user_s * 1000)}**`,
+    `${ms(r.sinkhorn.user_ms)} (${r.sinkhorn.iterations})`,
+    ms(r.pot.sinkhorn_user_s * 1000),
+    `**${ratio(r.sinkhorn.user_ms, r.pot.sinkhorn_user_s * 1000)}**`,
+    r.parity.emd_cost_diff.toExponential(1),
+    r.emd.marginal_err.toExponential(1),
+    r.parity.sinkhorn_plan_diff.toExponential(1),
+  ]);
+  const header = [
+    'shape',
+    'EMD otfuse (path)',
+    'EMD POT',
+    '**EMD ratio**',
+    'Sinkhorn otfuse (iters)',
+    'Sinkhorn POT',
+    '**Sinkhorn ratio**',
+    'EMD |cost − POT|',
+    'EMD marginal err',
+    'Sinkhorn max |plan − POT|',
+  ];
+  const pot = doc.results[0]?.pot.pot ?? '?';
+  const setup =
+    `Sinkhorn reg ${doc.reg}; POT ${pot}; median of ${doc.reps} rounds of \`inner\` calls per shape. ` +
+    'Ratio = otfuse / POT in user CPU time per call (≤ 1 = otfuse at or under POT).';
+  const wall =
+    'Wall time of the same calls (one thread each side; on a loaded machine mostly the wait for a core): ' +
+    doc.results
+      .map(
+        (r) =>
+          `${r.n}×${r.m} EMD ${ms(r.emd.wall_ms)} vs ${ms(r.pot.emd_wall_s * 1000)}, Sinkhorn ${ms(r.sinkhorn.wall_ms)} vs ${ms(r.pot.sinkhorn_wall_s * 1000)}`,
+      )
+      .join('; ') +
+    '.';
+  return [setup, mdTable(header, rows), wall].join('\n\n');
+}
+
+/** bench/quality/merge.bench.ts: every method's chosen setting on val5k, test10k (± sd over DARE seeds), halves. */
+function merge(docs) {
+  const doc = only(docs, 'merge');
+  return mdTable(
+    ['model', 'setting (chosen on val5k)', 'val5k', 'test10k', 'test, classes 0–4', 'test, classes 5–9'],
+    doc.rows.map((r) => [
+      r.model,
+      r.setting,
+      r.val === undefined ? '—' : `${pct(r.val)} %`,
+      `${pct(r.test)} %${r.sd !== undefined ? ` ± ${pct(r.sd)}` : ''}`,
+      r.halves ? `${pct(r.halves[0])} %` : '—',
+      r.halves ? `${pct(r.halves[1])} %` : '—',
+    ]),
+  );
+}
+
+/** bench/quality/noniid.bench.ts: per scenario the rows and the partial-fusion curve (blocks `<name>` and `<name>-curve`). */
+function noniid(docs) {
+  const blocks = {};
+  for (const doc of docs) {
+    for (const [name, res] of Object.entries(doc.results)) {
+      blocks[name] = mdTable(
+        ['model', 'val %', '10k test %', 'classes 0–4 %', 'classes 5–9 %', 'parameters'],
+        res.rows.map((r) => [
+          r.model,
+          pct(r.val, 1),
+          r.sd !== undefined ? `${pct(r.test, 1)} ± ${pct(r.sd, 1)} (${r.seeds.length} seeds)` : pct(r.test, 1),
+          pct(r.lo, 1),
+          pct(r.hi, 1),
+          r.parameters === undefined ? '' : r.parameters.toLocaleString('en-US'),
+        ]),
+      );
+      const one = res.curve[res.curve.length - 1].parameters;
+      blocks[`${name}-curve`] = mdTable(
+        ['K', 'parameters', '× one parent', 'val %', '10k test %', 'classes 0–4 %', 'classes 5–9 %'],
+        res.curve.map((c, k) => [
+          k,
+          c.parameters.toLocaleString('en-US'),
+          (c.parameters / one).toFixed(2),
+          pct(c.val, 1),
+          pct(c.test, 1),
+          pct(c.lo, 1),
+          pct(c.hi, 1),
+        ]),
+      );
+    }
+  }
+  return blocks;
+}
+
+const mean = (xs) => xs.reduce((s, x) => s + x, 0) / xs.length;
+/** Sample standard deviation (n − 1), as the bench scripts report it. */
+const sd = (xs) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
+/** Seeds' accuracies (fractions) as "mean ± sd (each seed)" in percent. */
+const seedCell = (xs) => `${pct(mean(xs))} ± ${pct(sd(xs))} (${xs.map((x) => pct(x)).join(', ')})`;
+
+/** bench/quality/quality.bench.ts: parents, ensemble, one-shot fusions, finetunes over seeds (val5k, test10k). */
+function qualityVit(docs) {
+  const doc = only(docs, 'quality-vit');
+  let last = '';
+  const rows = doc.rows.map((r) => {
+    const group = r.group === last ? '' : r.group;
+    last = r.group;
+    const test = r.seeds ? seedCell(r.seeds) : pct(r.test);
+    return [group, r.label + (r.note ? ` (${r.note})` : ''), r.val === undefined ? '' : pct(r.val), test];
+  });
+  const setup =
+    `${doc.seeds} finetune seeds, ${doc.epochs} epoch(s) on ${doc.trainLimit.toLocaleString('en-US')} training images, lr ${doc.lr}` +
+    (doc.lrTrials?.length ? ` (chosen on val5k from ${doc.lrTrials.map((t) => `${t.lr}: ${pct(t.val)} %`).join(', ')})` : '') +
+    `; distillation T ${doc.kd.temperature}, α ${doc.kd.alpha}; auto-tune chose ${doc.autotune.chosenLabel}.`;
+  return `${setup}\n\n${mdTable(['', 'model', 'val5k %', 'test10k % (mean ± sd, seeds)'], rows)}`;
+}
+
+/** bench/quality/kd-grid.bench.ts: one row per (lr, T, α, batch) with the fused start's val5k after the finetune. */
+function kdGrid(docs) {
+  const rows = docs.flatMap((doc) =>
+    doc.rows.map((r) => [
+      r.lr,
+      r.alpha > 0 ? r.temp : '—',
+      r.alpha,
+      r.batch ?? 128,
+      pct(r.val),
+      `${Math.round(r.imgPerSec).toLocaleString('en-US')}`,
+      doc.file,
+    ]),
+  );
+  return mdTable(['lr', 'T', 'α', 'batch', 'val5k % (fused + 1 epoch)', 'img/s', 'results'], rows);
+}
+
+/** bench/quality/wise.bench.ts: λ·finetuned + (1 − λ)·start, λ chosen on val5k; one row per results file. */
+function wise(docs) {
+  const cell = (p) => (p ? `${p.testMean.toFixed(2)} ± ${p.testSd.toFixed(2)} (λ ${p.lambda}; λ = 1: ${p.testNoInterp.toFixed(2)})` : '');
+  const rows = docs.map((doc) => {
+    const p = doc.pipelines;
+    const parents = (doc.parents ?? [doc.a, doc.b]).map((f) =>
+      f
+        .split('/')
+        .pop()
+        .replace(/\.onnx$/, ''),
+    );
+    return [parents.join(' + '), cell(p['fused ⊕ anchor']), cell(p['fused ⊕ fused start']), cell(p['parent ⊕ parent start'])];
+  });
+  return mdTable(['parents fused', 'fused + FT ⊕ anchor', 'fused + FT ⊕ fused start', 'better parent + same FT ⊕ itself'], rows);
+}
+
+/** A results file that carries its own markdown (`table`), as written by the bench script that measured it. */
+function markdown(docs) {
+  return docs
+    .map((doc) => {
+      if (typeof doc.table !== 'string') throw new Error(`${doc.file}: the "markdown" renderer needs a "table" string`);
+      return doc.table;
+    })
+    .join('\n\n');
+}
+
+/** Renderer name (as written in bench/sections.json) → function. */
+export const RENDERERS = {
+  table,
+  'ot-side-by-side': otSideBySide,
+  merge,
+  noniid,
+  'quality-vit': qualityVit,
+  'kd-grid': kdGrid,
+  wise,
+  markdown,
+};
