@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { machine } from '../common';
+import { writeBenchResults } from '../common';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -75,7 +75,18 @@ function main(): void {
     rows.push(row);
     console.log(JSON.stringify(row));
   }
-  fs.writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), machine: machine(), calibration: `${dir}/calib.txt`, rows }, null, 1)}\n`);
+  writeBenchResults(out, {
+    calibration: `${dir}/calib.txt, ${maxLength}-token blocks`,
+    target: 'each pair ≤ 180 s wall and ≤ 2.5 GB peak RSS on the 2-core machine',
+    columns: [
+      { key: 'case', label: 'pair', format: 'text' },
+      { key: 'params', label: 'parameters', format: 'int' },
+      { key: 'wall_s', label: 'wall s', format: 'fixed', digits: 0 },
+      { key: 'user_s', label: 'user CPU s', format: 'fixed', digits: 0 },
+      { key: 'peak_rss_mb', label: 'peak RSS MB', format: 'fixed', digits: 0 },
+    ],
+    rows,
+  });
 }
 
 main();
