@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { EngineHost } from './engineHost';
 import type { JobRunner } from './jobs';
 import { readRun, runPath } from '../worker/client';
+import { refusePartialHf } from './partialExport';
 
 interface Deps {
   engines: EngineHost;
@@ -120,6 +121,8 @@ export function registerHfCommands(d: Deps): vscode.Disposable[] {
     const fused = runPath(dir, record.fusedModel)!;
     const finetuned = record.finetune?.output && fs.existsSync(runPath(dir, record.finetune.output)!) ? runPath(dir, record.finetune.output)! : undefined;
     let model = options.model === 'finetuned' && finetuned ? finetuned : fused;
+    // A partial fusion has no Hugging Face form: the reason and the ONNX model, before any prompt.
+    if (refusePartialHf(dir, record, model, options.output !== undefined)) return undefined;
     if (!options.model && finetuned) {
       const pick = await vscode.window.showQuickPick(
         [

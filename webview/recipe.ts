@@ -19,6 +19,8 @@ const LABELS: Record<string, string> = {
   headAware: 'Heads matched as units',
   weights: 'Model weights α (anchor first)',
   preset: 'Preset (base settings)',
+  mergeLayers: 'Merge layers K (partial fusion; all = full fusion, 0 = ensemble)',
+  pareto: 'Measure the curve over every K (Pareto)',
 };
 
 function field(f: RecipeField, value: unknown, models?: string[]): HTMLElement {

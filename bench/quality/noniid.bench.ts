@@ -3,9 +3,10 @@
 // B the reverse) and the four parents (85 % home classes): every parent, the logit ensemble, vanilla averaging,
 // OT one-shot with otfuse's defaults (the anchor: the better parent on validation), each aligned non-anchor parent
 // alone (`weights` one-hot: how much of it reached the anchor's basis), the partial-fusion curve over K with
-// parameter counts (K chosen on validation under ≤ 1.5× one parent's parameters), and fused + 1 epoch of
-// distillation on the shared 2k set vs the better parent + the same (several seeds). All on the 10k test set and its
-// class halves; every choice on the validation set.
+// parameter counts (fitted unmerge maps, as `fuse --pareto` builds them; K chosen on validation under ≤ 1.5× one
+// parent's parameters), and fused + 1 epoch of distillation on the shared 2k set vs the better parent + the same
+// and vanilla + the same (several seeds). All on the 10k test set and its class halves; every choice on the
+// validation set.
 //
 //   /usr/bin/python3 bench/quality/make_noniid.py --which pair && /usr/bin/python3 bench/quality/make_noniid.py --which quad
 //   npm run build --silent && node dist-bench/quality/noniid.bench.js [--scenario pair|quad|all] [--seeds 3]
@@ -18,6 +19,7 @@ import { ModelRunner } from '../../worker/runtime/runner';
 import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { buildPartial } from '../../worker/fusion/partial';
+import { fitUnmerges } from '../../worker/fusion/unmerge';
 import { finetuneModel } from '../../worker/train/finetune';
 import type { FuseRecipe } from '../../worker/types';
 import { cliArg, markdownTable, writeBenchResults } from '../common';
@@ -162,10 +164,11 @@ async function scenario(name: string): Promise<{ rows: Row[]; curve: Row[]; chos
     const a = await fuseLoaded({ models, recipe: resolveRecipe({ weights }), calib: data.calib, vanilla: false });
     rows.push({ model: `aligned ${path.basename(files[k], '.onnx')} alone (diagnostic)`, ...(await score(a.fused)) });
   }
-  // The partial-fusion curve.
+  // The partial-fusion curve, as `fuse --pareto` builds it: fitted unmerge maps at the cut.
+  const fitted = await fitUnmerges({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, calib: data.calib, samples: data.calib.size });
   const curve: Row[] = [];
   for (let k = 0; k <= r.plans[0].layers; k++) {
-    const p = buildPartial({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, k });
+    const p = buildPartial({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, k, fitted: fitted[k] });
     curve.push({ model: `K = ${k}`, parameters: p.summary().parameterCount, ...(await score(p)) });
   }
   const eligible = curve.filter((c) => c.parameters! <= 1.5 * single);
@@ -179,6 +182,9 @@ async function scenario(name: string): Promise<{ rows: Row[]; curve: Row[]; chos
     r.fused.save(fusedFile);
     rows.push(await kd(fusedFile, files, `${name} fused`, work));
     rows.push(await kd(files[0], files, `${name} better parent`, work));
+    const vanillaFile = path.join(work, `${name}-vanilla.onnx`);
+    r.vanilla!.save(vanillaFile);
+    rows.push(await kd(vanillaFile, files, `${name} vanilla`, work));
   }
   return { rows, curve, chosenK };
 }

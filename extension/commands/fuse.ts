@@ -8,7 +8,8 @@ import type { DataArg, FuseRecipe, FuseResult, RunRecord } from '../../worker/ty
 import { measuredOn, pct } from '../format';
 import type { Deps } from './deps';
 import { showError, trusted } from './notify';
-import { Pickers, recipeFor, SKIP_EVALUATION, USE_CALIBRATION, type PresetId } from './pickers';
+import { Pickers, recipeFor, SKIP_EVALUATION, USE_CALIBRATION, type PartialChoice, type PresetId } from './pickers';
+import { anchorDepth, pickFusedShape, shapeFields, shapeText } from './partialPick';
 
 /** Options for running Fuse Models without prompts (tests, other extensions, Re-run with edits). */
 export interface FuseOptions {
@@ -22,6 +23,9 @@ export interface FuseOptions {
   skipEval?: boolean;
   preset?: PresetId;
   recipe?: FuseRecipe | string;
+  /** Partial fusion: K blocks shared (recipe.mergeLayers), and whether to measure every K (recipe.pareto). */
+  mergeLayers?: number;
+  pareto?: boolean;
   runsDir?: string;
   evalLimit?: number;
   /** Do not show the result notification. */
@@ -87,8 +91,10 @@ export function fuseCommands(d: Deps, pickers: Pickers, offerMerge?: (models: st
     let recipe: FuseRecipe | undefined;
     if (options.recipe) recipe = typeof options.recipe === 'string' ? recipeFor(options.recipe) : options.recipe;
     else if (options.preset) recipe = recipeFor(options.preset);
-    else recipe = await pickers.pickRecipe();
+    else recipe = await pickers.pickRecipe(partialChoice(d, anchor));
     if (!recipe) return undefined;
+    if (options.mergeLayers !== undefined) recipe = { ...recipe, mergeLayers: options.mergeLayers };
+    if (options.pareto !== undefined) recipe = { ...recipe, pareto: options.pareto };
     const needsData = needsCalibration(recipe);
     const data =
       options.data ??
@@ -156,6 +162,23 @@ export function fuseCommands(d: Deps, pickers: Pickers, offerMerge?: (models: st
   return { fuse, rerunWithEdits };
 }
 
+/** The preset prompt's partial-fusion entry for this anchor (none when the engine's registry has no such fields). */
+function partialChoice(d: Deps, anchor: string): PartialChoice | undefined {
+  const fields = shapeFields(d.context.extensionPath);
+  if (!fields) return undefined;
+  return async () => {
+    const layers = await anchorDepth(d, anchor);
+    if (layers === undefined) {
+      void vscode.window.showWarningMessage(
+        `otfuse: partial fusion needs an encoder whose transformer blocks otfuse finds; ${path.basename(anchor)} has none (or is a causal LM). Fuse all blocks instead.`,
+      );
+      return undefined;
+    }
+    const shape = await pickFusedShape(anchor, layers, fields);
+    return shape && { shape, text: shapeText(shape, layers) };
+  };
+}
+
 /** Whether a recipe aligns on activations (and so needs calibration data): not the weight-based preset, nor a
  * recipe aligning by weights without a refit (a refit fits on activations). */
 export function needsCalibration(recipe: FuseRecipe): boolean {
@@ -178,13 +201,19 @@ export function lastFuseSeconds(d: Deps, models: string[], recipe: FuseRecipe): 
   return t ? (t.total ?? Object.values(t).reduce((s, v) => s + v, 0)) - (t.finetune ?? 0) : undefined;
 }
 
+/** " (partial fusion: K = 2 of 3 blocks shared)" for a partial run, else "". */
+function partialNote(record: RunRecord): string {
+  const p = record.partial;
+  return p && p.mergeLayers < p.layers ? ` (partial fusion: K = ${p.mergeLayers} of ${p.layers} blocks shared)` : '';
+}
+
 /** "fused: ot 85.10% · vanilla 9.80% · best parent 86.20% on test.npz" with the next steps as buttons. */
 export function notifyFused(runDir: string, record: RunRecord): void {
   const acc = (role: 'fused' | 'vanilla') => record.metrics.find((m) => m.role === role)?.accuracy;
   const parents = record.metrics.filter((m) => m.role === 'parent' || m.role === 'anchor');
   const best = parents.reduce<number | undefined>((b, m) => (m.accuracy !== undefined && (b === undefined || m.accuracy > b) ? m.accuracy : b), undefined);
   const text = record.metrics.length
-    ? `otfuse: fused ${record.name} — OT ${pct(acc('fused'))}${acc('vanilla') !== undefined ? `, vanilla ${pct(acc('vanilla'))}` : ''}, best parent ${pct(best)} ${measuredOn(record)}.`
+    ? `otfuse: fused ${record.name}${partialNote(record)} — OT ${pct(acc('fused'))}${acc('vanilla') !== undefined ? `, vanilla ${pct(acc('vanilla'))}` : ''}, best parent ${pct(best)} ${measuredOn(record)}.`
     : `otfuse: fused ${record.name} (not evaluated).`;
   void vscode.window.showInformationMessage(text, 'Open Run', 'Finetune', 'Reveal Fused Model').then((c) => {
     if (c === 'Open Run') void vscode.commands.executeCommand('otfuse.openRun', runDir);

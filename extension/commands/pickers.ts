@@ -16,6 +16,10 @@ export const PRESETS = Object.fromEntries(fuseChoices().map((c) => [c.id, c])) a
 
 export const EXCLUDE = '**/{node_modules,.git,.otfuse,.e2e,dist,dist-test,out}/**';
 
+/** The preset prompt's partial-fusion entry: asks for K (and the curve); the shape and its words, or undefined. */
+export type PartialChoice = () => Promise<{ shape: FuseRecipe; text: string } | undefined>;
+const PARTIAL_ID = 'partial-fusion';
+
 /** Evaluation choice that is not a file. */
 export const USE_CALIBRATION = Symbol('use calibration data');
 export const SKIP_EVALUATION = Symbol('skip evaluation');
@@ -288,7 +292,9 @@ export class Pickers {
     return r as DataArg | typeof USE_CALIBRATION | typeof SKIP_EVALUATION | undefined;
   }
 
-  async pickRecipe(): Promise<FuseRecipe | undefined> {
+  /** A preset or recipe file. With `partial`, the list also offers partial fusion (extension/commands/partialPick.ts):
+   * its choice is asked for, then the preset again, and the recipe carries both. */
+  async pickRecipe(partial?: PartialChoice, shaped?: { shape: FuseRecipe; text: string }): Promise<FuseRecipe | undefined> {
     const configured = vscode.workspace.getConfiguration('otfuse').get<string>('defaultRecipe', 'recommended');
     const used = this.state.get<string>('otfuse.preset');
     const last = used ?? configured;
@@ -303,12 +309,26 @@ export class Pickers {
     }));
     if (last && !(last in PRESETS) && fs.existsSync(resolveWs(last)))
       items.push({ id: last, label: path.basename(last), detail: 'recipe file', description: mark });
+    if (partial && !shaped)
+      items.push({
+        id: PARTIAL_ID,
+        label: '$(type-hierarchy) Partial fusion (merge layers K) or the Pareto curve…',
+        detail:
+          "share only the first K blocks, each parent keeping the rest as a branch (K = 0: the parents' ensemble); or measure accuracy vs size for every K",
+      });
     items.push({ id: 'open', label: '$(json) Open recipe JSON…', detail: 'a FuseRecipe file (*.otfuse.json)' });
     items.push({ id: 'form', label: '$(edit) New recipe…', detail: 'a form: solver, regularisation, residual policy, Q/K mode, weights → *.otfuse.json' });
     items.sort((a, b) => (a.id === last ? -1 : b.id === last ? 1 : 0));
-    const pick = await vscode.window.showQuickPick(items, { title: 'Fuse Models: preset', placeHolder: 'How to align the models' });
+    const pick = await vscode.window.showQuickPick(items, {
+      title: shaped ? `Fuse Models: preset (${shaped.text})` : 'Fuse Models: preset',
+      placeHolder: 'How to align the models',
+    });
     if (!pick) return undefined;
     let id = pick.id;
+    if (id === PARTIAL_ID && partial) {
+      const chosen = await partial();
+      return chosen ? this.pickRecipe(undefined, chosen) : undefined;
+    }
     if (id === 'form') {
       void vscode.commands.executeCommand('otfuse.newRecipe');
       return undefined;
@@ -320,7 +340,7 @@ export class Pickers {
     }
     const recipe = recipeFor(id);
     await this.state.update('otfuse.preset', id);
-    return recipe;
+    return shaped ? { ...recipe, ...shaped.shape } : recipe;
   }
 
   async pickOne(title: string): Promise<string | undefined> {

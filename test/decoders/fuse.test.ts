@@ -65,7 +65,7 @@ async function logits(model: OnnxModel, blocks: Int32Array, rows: number): Promi
 
 const maxDiff = (x: Float32Array, y: Float32Array) => x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
 
-for (const name of ['gpt2-s0', 'llama-s1']) {
+for (const name of ['gpt2-s0', 'llama-s1', 'qwen2-s0']) {
   test(`${name}: a permuted copy computes the same logits; fused with its original it reproduces the original (1e-5)`, async () => {
     const dir = path.join(DEC, name);
     const { ids } = causalBlocks(path.join(DEC, 'heldout.txt'), dir, T);

@@ -4,7 +4,7 @@ import { readNpz } from '../../worker/data/npy';
 import { ROOT } from '../helpers';
 
 export const DEC = path.join(ROOT, 'test', 'fixtures', 'decoders');
-export const FIXTURES = ['gpt2-s0', 'gpt2-s1', 'llama-s0', 'llama-s1', 'llama-s1-bf16-sharded'];
+export const FIXTURES = ['gpt2-s0', 'gpt2-s1', 'llama-s0', 'llama-s1', 'llama-s1-bf16-sharded', 'qwen2-s0'];
 
 export function decReference(name: string) {
   const r = readNpz(path.join(DEC, 'reference', `${name}.npz`));

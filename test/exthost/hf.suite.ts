@@ -4,6 +4,7 @@ import * as assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
+import { readMap } from '../../extension/alignmentView';
 import { accuracyTable } from '../../extension/exports';
 import type { FuseResult } from '../../worker/types';
 import { api, example, EXTENSION_ID, workspaceDir } from './helpers';
@@ -70,5 +71,23 @@ suite('otfuse extension: Hugging Face folders', () => {
     const ot = rows.find((m) => m.label === 'ot')!;
     assert.ok(csv.find((l) => l.startsWith('ot,'))!.endsWith(`,${ot.perplexity!.toFixed(4)}`), csv.join('\n'));
     assert.match(accuracyTable(result.record, 'markdown'), /\| next-token accuracy \| loss \| perplexity \(lower is better\) \|/);
+    // The Alignment view's maps (issue 29 item 6): per layer a heads×heads attention map (4 heads) and an MLP
+    // neuron map (128), read by the view's own reader; a head map is an assignment (one 1 per row: n·P).
+    for (const l of [0, 1]) {
+      const heads = result.record.layers.find((m) => m.name === `layer${l}.attn.heads`);
+      const mlp = result.record.layers.find((m) => m.name === `layer${l}.mlp`);
+      assert.ok(heads && heads.kind === 'heads' && heads.rows === 4 && heads.cols === 4, JSON.stringify(heads));
+      assert.ok(mlp && mlp.kind === 'mlp' && mlp.rows === 128 && mlp.cols === 128, JSON.stringify(mlp));
+      const map = await readMap({ dir: result.runDir, record: result.record }, heads.tensor, 384);
+      assert.ok(map && map.outRows === 4 && map.outCols === 4, `head map payload ${map?.outRows}×${map?.outCols}`);
+      for (let i = 0; i < 4; i++) {
+        const row: number[] = Array.from(map!.data.subarray(i * 4, i * 4 + 4));
+        assert.deepEqual(
+          row.map((v) => Math.round(v)),
+          row.map((v) => (v === Math.max(...row) ? 1 : 0)),
+          `head map row ${i}: ${row}`,
+        );
+      }
+    }
   });
 });

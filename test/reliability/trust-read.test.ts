@@ -251,7 +251,8 @@ test('fused.onnx metadata and the exported model card hold file names and sha256
     JSON.stringify({ models: [`${home}/a`, `${home}/b`], anchor: `${home}/a`, recipe: { solver: 'sinkhorn' }, metrics: [] }),
   );
   const out = path.join(tmp, 'export');
-  await exportHf({ model: fused, like: hfDir('bert-tiny-cls-a'), output: out });
+  // Through the API: it gives the export the run's facts for the card (worker/jobs/card.ts).
+  await engine.exportHf({ model: fused, like: hfDir('bert-tiny-cls-a'), output: out });
   const card = fs.readFileSync(path.join(out, 'README.md'), 'utf8');
   assert.ok(!card.includes(home) && !card.includes(tmp) && !card.includes(hfDir('')), card);
   // Two parents of the same file name are told apart by their folder, never by their absolute path.

@@ -10,13 +10,16 @@ import { overviewChart } from '../chart';
 import { composeChart, provenanceLine } from '../exportImage';
 import type uPlot from 'uplot';
 import { S, save, width } from './state';
+import { mapAxes, mapCaption } from './units';
 
 const HOVER_HINT = 'Hover the map: row i (other model), column j (anchor), value.';
 const DETAIL_SIDE = 384;
 
-/** The layer shown first: the most informative one (highest row confidence above uniform), not a near-uniform map. */
+/** The layer shown first: the most informative one (highest row confidence above uniform), not a near-uniform map;
+ * on ties (e.g. no diagnostics) a map solved by OT rather than a residual one (a decoder run opens on a head map). */
 export function defaultLayer(layers: LayerMapInfo[]): LayerMapInfo {
-  return layers.reduce((best, l) => (informativeness(l.diagnostics, l.cols) > informativeness(best.diagnostics, best.cols) ? l : best), layers[0]);
+  const first = layers.find((l) => l.kind !== 'residual') ?? layers[0];
+  return layers.reduce((best, l) => (informativeness(l.diagnostics, l.cols) > informativeness(best.diagnostics, best.cols) ? l : best), first);
 }
 
 export function layersSection(r: RunRecord, runDir: string): HTMLElement {
@@ -202,8 +205,8 @@ export function select(tensor: string, focus = false, scroll = true, showMap = f
   const l = run.record.layers.find((x) => x.tensor === tensor);
   if (!l) return;
   const name = document.getElementById('detail-name');
-  if (name) name.textContent = `${l.name} — ${l.kind} · ${l.rows}×${l.cols}`;
-  name?.setAttribute('title', `N: ${l.rows} neurons of the other model × ${l.cols} of the anchor${samplesText()}`);
+  if (name) name.textContent = mapCaption(l);
+  name?.setAttribute('title', `${mapAxes(l)}${samplesText()}`);
   document.getElementById('diagnostics-slot')?.replaceChildren(diagnostics(l));
   const slot = document.getElementById('top-slot');
   slot?.replaceChildren();

@@ -5,7 +5,8 @@ import { on, request } from '../rpc';
 import * as live from './live';
 import { accuracy, finetune, header, runStatus } from './run';
 import { drawDetail, drawThumbs, layersSection, redrawThumbs, select } from './layers';
-import { S, save, app } from './state';
+import { S, save, app, width } from './state';
+import { partialSection } from '../pareto';
 
 function renderRun(): void {
   const slot = document.getElementById('run-slot')!;
@@ -25,6 +26,7 @@ function renderRun(): void {
     header(r, run.runDir),
     r.error ? h('p', { class: 'error', role: 'alert' }, `${r.error.code}: ${r.error.message}`) : '',
     accuracy(r, run.runDir),
+    partialSection(r, width()) ?? '',
     layersSection(r, run.runDir),
     finetune(r) ?? '',
   );

@@ -9,6 +9,10 @@
 // runs with the parent's own, unaligned weights: only the one map at the cut can lose information (none when it is
 // a permutation), where using the aligned upper blocks would carry every later map's loss as well.
 //
+// With `fitted` (unmerge.ts), every branch — the anchor's too — starts instead with a map fitted by least squares
+// from the fused trunk's stream to that parent's own stream at the cut (x = h·W + b), which serves each parent's
+// upper blocks the features they expect as closely as a linear map can.
+//
 // K = L (all blocks) is today's fusion: the fused model itself. K = 0 shares nothing, not even the embeddings:
 // every branch is a whole original parent and the graph computes the parents' logit ensemble (uniform mean).
 import { onnx } from 'onnx-proto';
@@ -16,6 +20,7 @@ import { OtfuseError } from '../errors';
 import { OnnxModel, copyTensor } from '../onnx/model';
 import type { ModelPlan } from '../graph/analyze';
 import type { TMap } from './maps';
+import type { FittedUnmerge } from './unmerge';
 
 /** Metadata key that marks a partial model (HF export refuses it). */
 export const PARTIAL_METADATA_KEY = 'otfuse_partial'; // not under lineage's 'otfuse.' prefix, which stampLineage rewrites
@@ -30,6 +35,8 @@ export interface PartialInput {
   cutMaps: (TMap | null)[][];
   /** Shared blocks: 0 … layers. */
   k: number;
+  /** Fitted unmerge maps at the cut after block K, one per model (anchor first); absent: the transport maps. */
+  fitted?: FittedUnmerge[];
 }
 
 /** The logits tensor: the graph's only output. */
@@ -117,6 +124,23 @@ function unmergeWeight(map: TMap, name: string): onnx.TensorProto {
   });
 }
 
+function floatTensor(name: string, dims: number[], data: Float32Array): onnx.TensorProto {
+  const w = Float32Array.from(data);
+  return onnx.TensorProto.create({ name, dataType: onnx.TensorProto.DataType.FLOAT, dims, rawData: new Uint8Array(w.buffer, w.byteOffset, w.byteLength) });
+}
+
+/** Nodes of a fitted unmerge: unmerged = h·W + b. */
+function fittedNodes(f: FittedUnmerge, trunkOut: string, prefix: string, parts: GraphParts): string {
+  const w = floatTensor(`${prefix}unmerge.weight`, [f.m, f.n], f.weight);
+  const b = floatTensor(`${prefix}unmerge.bias`, [f.n], f.bias);
+  parts.initializers.push(w, b);
+  parts.nodes.push(
+    onnx.NodeProto.create({ name: `${prefix}unmerge`, opType: 'MatMul', input: [trunkOut, w.name], output: [`${prefix}unmerged_w`] }),
+    onnx.NodeProto.create({ name: `${prefix}unmerge_bias`, opType: 'Add', input: [`${prefix}unmerged_w`, b.name], output: [`${prefix}unmerged`] }),
+  );
+  return `${prefix}unmerged`;
+}
+
 function checkPartial(input: PartialInput): void {
   const { models, plans, k } = input;
   const layers = plans[0].layers;
@@ -155,7 +179,12 @@ export function buildPartial(input: PartialInput): OnnxModel {
     const out = outputOf(model).name ?? '';
     const cut = k > 0 ? plan.blocks[k - 1].output : undefined;
     const rename = new Map<string, string>();
-    if (cut && trunkOut) {
+    const fit = input.fitted?.[m];
+    if (cut && trunkOut && fit) {
+      if (fit.m !== plans[0].hidden || fit.n !== plan.hidden)
+        throw new OtfuseError('INTERNAL', `the fitted unmerge at block ${k} is ${fit.m}×${fit.n}, the models are ${plans[0].hidden} and ${plan.hidden} wide`);
+      rename.set(cut, fittedNodes(fit, trunkOut, prefix, parts));
+    } else if (cut && trunkOut) {
       const map = m === 0 ? null : cutMaps[m]?.[k];
       if (map === undefined) throw new OtfuseError('INTERNAL', `no map at block ${k} for model ${m}`, { file: model.file });
       if (map) {

@@ -1,6 +1,8 @@
 // The partial-fusion stage of `otfuse fuse` (recipe.mergeLayers / recipe.pareto, issue 28): builds the model for the
 // chosen K and, when asked, every K's model with its parameter count and accuracy on the evaluation data (the
-// accuracy-vs-size curve run.json records).
+// accuracy-vs-size curve run.json records). With calibration data, every branch's unmerge map at the cut is fitted
+// (least squares from the fused trunk's stream to the parent's own, worker/fusion/unmerge.ts) instead of the
+// transport map's transpose.
 import { OtfuseError, throwIfCancelled } from '../errors';
 import type { OnnxModel } from '../onnx/model';
 import type { Dataset } from '../data/dataset';
@@ -11,6 +13,7 @@ import type { ProviderChoice } from '../runtime/providers';
 import type { ResolvedRecipe } from '../fusion/recipe';
 import type { TMap } from '../fusion/maps';
 import { buildPartial } from '../fusion/partial';
+import { fitUnmerges } from '../fusion/unmerge';
 
 export interface PartialStageInput {
   models: OnnxModel[];
@@ -18,6 +21,8 @@ export interface PartialStageInput {
   fused: OnnxModel;
   cutMaps?: (TMap | null)[][];
   recipe: ResolvedRecipe;
+  /** The calibration data the unmerge maps are fitted on (absent: the transport maps). */
+  calib?: Dataset;
   evalSet?: Dataset;
   evalLimit?: number;
   provider?: ProviderChoice;
@@ -38,7 +43,20 @@ export async function partialStage(input: PartialStageInput, context: JobContext
   const chosen = recipe.mergeLayers ?? layers;
   if (chosen === layers && !recipe.pareto) return { model: fused };
   if (!input.cutMaps) throw new OtfuseError('INTERNAL', 'partial fusion without the maps at the cuts');
-  const build = (k: number) => buildPartial({ models, plans, fused, cutMaps: input.cutMaps!, k });
+  const fitted =
+    input.calib && layers > 1
+      ? await fitUnmerges({
+          models,
+          plans,
+          fused,
+          cutMaps: input.cutMaps,
+          calib: input.calib,
+          samples: recipe.samples,
+          provider: input.provider,
+          signal: context.signal,
+        })
+      : undefined;
+  const build = (k: number) => buildPartial({ models, plans, fused, cutMaps: input.cutMaps!, k, fitted: fitted?.[k] });
   const model = build(chosen);
   const record: PartialRecord = {
     mergeLayers: chosen,

@@ -113,7 +113,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     // Decoder LMs have no graph plans and no partial fusion (refused above): fused.onnx is the fused model.
     const partial: Awaited<ReturnType<typeof partialStage>> = decoders
       ? { model: result.fused }
-      : await partialStage({ ...result, models, recipe, evalSet, evalLimit: request.evalLimit, provider: request.provider }, context);
+      : await partialStage({ ...result, models, recipe, calib, evalSet, evalLimit: request.evalLimit, provider: request.provider }, context);
     if (partial.record) timings.partial = (performance.now() - tp) / 1000;
     result.fused = partial.model;
     sharedBase.identityMaps = identityMaps(result.maps);

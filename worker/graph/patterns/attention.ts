@@ -39,52 +39,70 @@ function viewName(tensor: string, offset: number, size: number): string {
   return `${tensor}[${offset}:${offset + size}]`;
 }
 
-/** Ranges of a packed projection, or undefined when its output is not split. */
-function splitPacked(g: GraphIndex, lin: LinearRef, views: Record<string, TensorView>): ProjPart[] | undefined {
-  const width = lin.outDim;
-  const shape = g.shapes.shape(lin.out);
+/** What a packed-projection form sees: the projection, its output's shape and consumers. */
+interface PackedContext {
+  g: GraphIndex;
+  lin: LinearRef;
+  views: Record<string, TensorView>;
+  width: number;
+  shape: (number | null)[] | undefined;
+  cons: NodeProto[];
+  lastAxis: (a: number | null | undefined) => boolean;
+}
+
+/** One way a packed Q/K/V projection is split in the graph: its parts, or undefined when the form does not apply. */
+export interface PackedProjectionForm {
+  name: string;
+  split: (c: PackedContext) => ProjPart[] | undefined;
+}
+
+/** (1) Slices of the last axis (nn.MultiheadAttention's in_proj), bounds from shape arithmetic. */
+function splitBySlices({ g, lin, width, shape, cons, lastAxis }: PackedContext): ProjPart[] | undefined {
+  if (!(cons.length >= 2 && cons.every((n) => n.opType === 'Slice'))) return undefined;
   const rank = shape?.length;
-  const cons = g.dataConsumers(lin.out);
-  const lastAxis = (a: number | null | undefined) => a === -1 || (rank !== undefined && a === rank - 1);
-  // (1) Slices of the last axis (nn.MultiheadAttention's in_proj), bounds from shape arithmetic.
-  if (cons.length >= 2 && cons.every((n) => n.opType === 'Slice')) {
-    const parts: ProjPart[] = [];
-    for (const n of cons) {
-      const ins = n.input ?? [];
-      const starts = g.shapes.value(ins[1]),
-        ends = g.shapes.value(ins[2]);
-      const axes = ins[3] ? g.shapes.value(ins[3]) : rank !== undefined ? [0] : undefined;
-      const steps = ins[4] ? g.shapes.value(ins[4]) : [1];
-      if (!starts || !ends || !axes || !steps || starts.length !== 1 || (!lastAxis(axes[0]) && !(rank === 1 && axes[0] === 0))) {
-        throw g.unsupported(
-          n,
-          `cannot evaluate which part of the packed projection '${lin.node}' this Slice takes (expected constant shape arithmetic on the last axis)`,
-        );
-      }
-      const r = sliceRange(width, starts[0], ends[0], steps[0]);
-      if (!r || r.size === 0)
-        throw g.unsupported(n, `Slice of the packed projection '${lin.node}' has bounds that are not a step-1 range of its ${width} outputs`);
-      parts.push({ lin: sub(lin, r.start, r.size, n.output![0]), from: n.output![0], pre: [n] });
+  const parts: ProjPart[] = [];
+  for (const n of cons) {
+    const ins = n.input ?? [];
+    const starts = g.shapes.value(ins[1]),
+      ends = g.shapes.value(ins[2]);
+    const axes = ins[3] ? g.shapes.value(ins[3]) : rank !== undefined ? [0] : undefined;
+    const steps = ins[4] ? g.shapes.value(ins[4]) : [1];
+    if (!starts || !ends || !axes || !steps || starts.length !== 1 || (!lastAxis(axes[0]) && !(rank === 1 && axes[0] === 0))) {
+      throw g.unsupported(
+        n,
+        `cannot evaluate which part of the packed projection '${lin.node}' this Slice takes (expected constant shape arithmetic on the last axis)`,
+      );
     }
-    return checkCover(g, lin, parts);
+    const r = sliceRange(width, starts[0], ends[0], steps[0]);
+    if (!r || r.size === 0)
+      throw g.unsupported(n, `Slice of the packed projection '${lin.node}' has bounds that are not a step-1 range of its ${width} outputs`);
+    parts.push({ lin: sub(lin, r.start, r.size, n.output![0]), from: n.output![0], pre: [n] });
   }
+  return checkCover(g, lin, parts);
+}
+
+/** (2) Split of the last axis (GPT-2's c_attn.split(E, dim=2)). */
+function splitBySplit({ g, lin, width, cons, lastAxis }: PackedContext): ProjPart[] | undefined {
   if (cons.length !== 1) return undefined;
   const n = cons[0];
-  // (2) Split of the last axis (GPT-2's c_attn.split(E, dim=2)).
-  if (n.opType === 'Split') {
-    if (!lastAxis(g.attrInt(n, 'axis') ?? 0)) return undefined;
-    const sizes = g.shapes.splitSizes(n, width);
-    if (!sizes) throw g.unsupported(n, `cannot evaluate the split sizes of the packed projection '${lin.node}'`);
-    let off = 0;
-    const parts = (n.output ?? []).map((o, i) => {
-      const p = { lin: sub(lin, off, sizes[i], o), from: o, pre: [n] };
-      off += sizes[i];
-      return p;
-    });
-    return checkCover(g, lin, parts);
-  }
-  // (3) Reshape splitting the last axis into [k, …] (k = 3 for qkv), optional Transpose, then Split / Gather
-  //     along the k axis: each index is a contiguous range of width / k outputs.
+  if (n.opType !== 'Split') return undefined;
+  if (!lastAxis(g.attrInt(n, 'axis') ?? 0)) return undefined;
+  const sizes = g.shapes.splitSizes(n, width);
+  if (!sizes) throw g.unsupported(n, `cannot evaluate the split sizes of the packed projection '${lin.node}'`);
+  let off = 0;
+  const parts = (n.output ?? []).map((o, i) => {
+    const p = { lin: sub(lin, off, sizes[i], o), from: o, pre: [n] };
+    off += sizes[i];
+    return p;
+  });
+  return checkCover(g, lin, parts);
+}
+
+/** (3) Reshape splitting the last axis into [k, …] (k = 3 for qkv), optional Transpose, then Split / Gather along
+ * the k axis: each index is a contiguous range of width / k outputs. */
+function splitByReshape({ g, lin, views, width, shape, cons }: PackedContext): ProjPart[] | undefined {
+  if (cons.length !== 1) return undefined;
+  const n = cons[0];
   if (n.opType !== 'Reshape' || !shape) return undefined;
   const target = g.shapes.shape(n.output![0]);
   if (!target || target.length <= shape.length) return undefined;
@@ -132,6 +150,26 @@ function splitPacked(g: GraphIndex, lin: LinearRef, views: Record<string, Tensor
     return undefined;
   }
   return checkCover(g, lin, parts);
+}
+
+/** The packed-projection forms, tried in order (the first that applies splits the projection). */
+export const PACKED_PROJECTION_FORMS: readonly PackedProjectionForm[] = [
+  { name: 'slices (nn.MultiheadAttention in_proj)', split: splitBySlices },
+  { name: 'split of the last axis (GPT-2 c_attn)', split: splitBySplit },
+  { name: 'reshape [k, …] + Split/Gather (timm qkv)', split: splitByReshape },
+];
+
+/** Ranges of a packed projection, or undefined when its output is not split. */
+function splitPacked(g: GraphIndex, lin: LinearRef, views: Record<string, TensorView>): ProjPart[] | undefined {
+  const shape = g.shapes.shape(lin.out);
+  const rank = shape?.length;
+  const lastAxis = (a: number | null | undefined) => a === -1 || (rank !== undefined && a === rank - 1);
+  const c: PackedContext = { g, lin, views, width: lin.outDim, shape, cons: g.dataConsumers(lin.out), lastAxis };
+  for (const form of PACKED_PROJECTION_FORMS) {
+    const parts = form.split(c);
+    if (parts) return parts;
+  }
+  return undefined;
 }
 
 /** The parts of a packed projection must cover each output exactly once. */

@@ -58,22 +58,47 @@ function matchTokenEmbedding(g: GraphIndex, first: NodeProto, placed: Set<string
   return { kind: 'tokens', tables, sum: t, ln, out: ln ? ln.out : t, tokens: pos ? pos.dims[pos.dims.length - 2] : undefined };
 }
 
+/** One embedding form: its ref when the graph's inputs feed it, else undefined. */
+export interface EmbeddingForm {
+  name: string;
+  match: (g: GraphIndex, input: string, placed: Set<string>) => EmbeddingRef | undefined;
+}
+
+/** The embedding forms, tried in order (the first that applies is the model's embedding). */
+export const EMBEDDING_FORMS: readonly EmbeddingForm[] = [
+  {
+    name: 'patch-embedding Conv (vision)',
+    match: (g, input, placed) => {
+      const conv = g.dataConsumers(input).find((n) => n.opType === 'Conv');
+      return conv && matchPatchEmbedding(g, input, conv, placed);
+    },
+  },
+  {
+    name: 'token-embedding Gather (text)',
+    match: (g, _input, placed) => {
+      const lookup = g.inputs.map((i) => g.dataConsumers(i).find((c) => c.opType === 'Gather' && c.input![1] === i && g.paramName(c.input![0]))).find(Boolean);
+      return lookup && matchTokenEmbedding(g, lookup, placed);
+    },
+  },
+];
+
 export function matchEmbedding(g: GraphIndex, placed: Set<string>): EmbeddingRef {
   const floatInputs = g.inputs;
   if (floatInputs.length === 0) throw new OtfuseError('BAD_MODEL', 'the graph has no inputs', { file: g.file });
   const input = floatInputs[0];
-  const first = g.dataConsumers(input);
-  const conv = first.find((n) => n.opType === 'Conv');
-  if (!conv) {
-    const n = first[0];
-    const lookup = g.inputs.map((i) => g.dataConsumers(i).find((c) => c.opType === 'Gather' && c.input![1] === i && g.paramName(c.input![0]))).find(Boolean);
-    if (lookup) return matchTokenEmbedding(g, lookup, placed);
-    throw new OtfuseError(
-      'BAD_MODEL',
-      `not a transformer: the input '${input}' feeds ${n ? `${n.opType} '${n.name}'` : 'nothing'}, not a patch-embedding Conv or token-embedding Gather`,
-      { file: g.file, node: n?.name ?? undefined },
-    );
+  for (const form of EMBEDDING_FORMS) {
+    const ref = form.match(g, input, placed);
+    if (ref) return ref;
   }
+  const n = g.dataConsumers(input)[0];
+  throw new OtfuseError(
+    'BAD_MODEL',
+    `not a transformer: the input '${input}' feeds ${n ? `${n.opType} '${n.name}'` : 'nothing'}, not a patch-embedding Conv or token-embedding Gather`,
+    { file: g.file, node: n?.name ?? undefined },
+  );
+}
+
+function matchPatchEmbedding(g: GraphIndex, input: string, conv: NodeProto, placed: Set<string>): EmbeddingRef {
   const weight = g.paramName(conv.input![1]);
   if (!weight) throw g.unsupported(conv, 'patch-embedding weight is not an initializer');
   const wd = g.paramDims(weight);

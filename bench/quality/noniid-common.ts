@@ -1,0 +1,36 @@
+// Shared by the non-IID benches (noniid-partial, noniid-oneshot): logits of a model on a data set and accuracy
+// overall and on the class halves 0–4 / 5–9.
+import type { OnnxModel } from '../../worker/onnx/model';
+import type { Dataset } from '../../worker/data/dataset';
+import { ModelRunner } from '../../worker/runtime/runner';
+
+/** Logits [samples, 10] in one pass (batches of 500). */
+export async function logitsOn(model: OnnxModel, d: Dataset): Promise<Float32Array> {
+  const runner = await ModelRunner.create(model, { provider: 'cpu' });
+  try {
+    const binding = runner.bind(d);
+    const out = new Float32Array(d.size * 10);
+    for (let i = 0; i < d.size; i += 500) {
+      const idx = Array.from({ length: Math.min(500, d.size - i) }, (_, j) => i + j);
+      const r = await runner.run(d.take(idx), binding, [runner.outputNames[0]]);
+      out.set(r[runner.outputNames[0]].data as Float32Array, i * 10);
+    }
+    return out;
+  } finally {
+    await runner.release();
+  }
+}
+
+/** Accuracy overall and on classes 0–4 (lo) and 5–9 (hi). */
+export function halves(l: Float32Array, labels: Int32Array): { all: number; lo: number; hi: number } {
+  const hit = [0, 0],
+    n = [0, 0];
+  for (let i = 0; i < labels.length; i++) {
+    let arg = 0;
+    for (let c = 1; c < 10; c++) if (l[i * 10 + c] > l[i * 10 + arg]) arg = c;
+    const g = labels[i] < 5 ? 0 : 1;
+    n[g]++;
+    if (arg === labels[i]) hit[g]++;
+  }
+  return { all: (hit[0] + hit[1]) / labels.length, lo: hit[0] / n[0], hi: hit[1] / n[1] };
+}
