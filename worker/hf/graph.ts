@@ -1,6 +1,7 @@
 // Shared pieces of the ONNX graphs built from HF checkpoints, shaped like a PyTorch export (opset 17): nn.Linear
 // as MatMul(x, Transpose(W)) + Add(b) (W stays in HF's [out, in] layout under its HF key, so export maps
 // initializers back by name), LayerNormalization, erf-GELU, multi-head attention with Reshape/Transpose head split.
+import os from 'node:os';
 import { onnx } from 'onnx-proto';
 import { OtfuseError } from '../errors';
 import { OnnxModel } from '../onnx/model';
@@ -10,6 +11,7 @@ import type { HfActivation } from './config';
 import { toFloat32, WEIGHT_DTYPES } from './safetensors';
 
 export const OPSET = 17;
+const LITTLE_ENDIAN = os.endianness() === 'LE';
 /** HF's additive attention mask value: torch.finfo(torch.float32).min. */
 export const MASK_MIN = -3.4028234663852886e38;
 
@@ -96,6 +98,8 @@ export class HfGraph {
       throw new OtfuseError('UNSUPPORTED', `tensor '${key}' has dtype ${e.dtype}; model weights must be F32, F16 or BF16`, { file: e.file });
     let rawData: Uint8Array;
     if (this.dry) rawData = new Uint8Array(dims.reduce((a, b) => a * b, 1) * 4);
+    else if (e.dtype === 'F32' && LITTLE_ENDIAN)
+      rawData = e.bytes; // already float32 little-endian: no copy of the weights
     else {
       const data = toFloat32(e, e.file);
       rawData = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);

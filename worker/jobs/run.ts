@@ -100,7 +100,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     share.seal(); // the final fusion reads what the trials hold and holds nothing more
     // Decoder LMs (GPT-2 / Llama-family HF folders): their own symmetry-respecting alignment (worker/fusion/decoder).
     const result = decoders
-      ? await fuseDecoderFolders(files, calib, { signal: context.signal, onProgress: context.onProgress, weights: recipe.weights })
+      ? await fuseDecoderFolders(files, calib, { signal: context.signal, onProgress: context.onProgress, weights: recipe.weights, models, vanilla: !!evalSet })
       : await fuseLoaded({
           models,
           recipe,

@@ -8,14 +8,15 @@
 import { OtfuseError, withContext } from '../../errors';
 import { type DecoderConfig } from '../../hf/config-decoder';
 import type { OnnxModel } from '../../onnx/model';
-import { linearAssignment } from '../../ot';
-import { captureDecoder, type DecoderActs } from './capture';
+import { captureDecoder, type ActGroup, type DecoderActs } from './capture';
 import { CostEngine } from '../cost';
-import { applyMaps, decoderRules, type DecoderMaps, type HeadMap } from './symmetry';
+import { forEachAligned, type DecoderMaps } from './symmetry';
+import { alignHeads, solveDecoderSchedule } from '../steps/decoder';
 import { buildDecoder, readDecoder, type DecoderParent } from './parent';
 import { checkSameTokenizer } from './tokenizer-check';
 
 export { buildDecoder, readDecoder, type DecoderParent };
+export { DECODER_TOKEN_BUDGET } from './capture';
 
 /** Same architecture, sizes and vocabulary; otherwise refused with the reason. */
 export function checkCompatible(a: Pick<DecoderParent, 'dir' | 'config'>, b: Pick<DecoderParent, 'dir' | 'config'>): void {
@@ -48,81 +49,27 @@ export function checkCompatible(a: Pick<DecoderParent, 'dir' | 'config'>, b: Pic
   checkSameTokenizer(a.dir, b.dir);
 }
 
-/** At most this many calibration tokens feed a cost matrix (evenly spaced when there are more). */
-export const DECODER_TOKEN_BUDGET = 8192;
-
-/** [samples, n] (row-major) → [n, kept samples]: neuron-major, every `stride`-th sample. */
-function neuronMajor(A: Float32Array, n: number, samples: number): { X: Float32Array; d: number } {
-  const stride = Math.max(1, Math.ceil(samples / DECODER_TOKEN_BUDGET));
-  const d = Math.ceil(samples / stride);
-  const X = new Float32Array(n * d);
-  for (let s = 0, k = 0; s < samples; s += stride, k++) for (let i = 0; i < n; i++) X[i * d + k] = A[s * n + i];
-  return { X, d };
+/** Squared distances between the neurons of two groups of activations (same calibration tokens): C[i, j] =
+ * Σ_s (A[i, s] − B[j, s])² over the kept samples; the Gram product runs in ONNX Runtime when large
+ * (worker/fusion/cost.ts). Each group is read back from its spool when its map is solved. */
+export async function groupCost(costs: CostEngine, A: DecoderActs, B: DecoderActs, group: ActGroup): Promise<{ C: Float64Array; n: number }> {
+  const x = A.features(group);
+  const y = B.features(group);
+  if (x.n !== y.n || x.d !== y.d) throw new OtfuseError('MISMATCH', `decoder activations '${group}' differ in shape (${x.n}×${x.d} vs ${y.n}×${y.d})`);
+  return { C: (await costs.cost(x.X, y.X, x.n, y.n, x.d, { metric: 'sqeuclidean', normalize: 'none' })).cost, n: x.n };
 }
 
-/** Squared distances between the columns of A and B ([samples, n] each): C[i, j] = Σ_s (A[s,i] − B[s,j])²; the Gram
- * product runs in ONNX Runtime when large (worker/fusion/cost.ts). */
-export async function columnCost(costs: CostEngine, A: Float32Array, B: Float32Array, n: number, samples: number): Promise<Float64Array> {
-  const x = neuronMajor(A, n, samples);
-  const y = neuronMajor(B, n, samples);
-  return (await costs.cost(x.X, y.X, n, n, x.d, { metric: 'sqeuclidean', normalize: 'none' })).cost;
-}
-
-const assign = (C: Float64Array, n: number): Int32Array => Int32Array.from(linearAssignment(C, n).rowToCol);
-
-/** Whole-head alignment from the per-coordinate cost of the attention context (heads·d wide). Two heads cost the
- * best matching of their coordinates (V/O coordinates are free inside a head). GQA: a group cost is the best matching
- * of its query heads; groups are matched on it, then query heads inside the matched groups. Last, the V coordinates
- * of each KV head are matched (one order shared by the query heads of its group: they read the same V). */
-export function alignHeads(C: Float64Array, heads: number, kvHeads: number, hd: number): HeadMap {
-  const W = heads * hd;
-  const block = (i: number, j: number) => {
-    const sub = new Float64Array(hd * hd);
-    for (let k = 0; k < hd; k++) for (let q = 0; q < hd; q++) sub[k * hd + q] = C[(i * hd + k) * W + j * hd + q];
-    return sub;
-  };
-  const headCost = new Float64Array(heads * heads);
-  for (let i = 0; i < heads; i++) for (let j = 0; j < heads; j++) headCost[i * heads + j] = linearAssignment(block(i, j), hd).cost;
-  const rep = heads / kvHeads;
-  const inner = (ga: number, gb: number) => {
-    const sub = new Float64Array(rep * rep);
-    for (let i = 0; i < rep; i++) for (let j = 0; j < rep; j++) sub[i * rep + j] = headCost[(ga * rep + i) * heads + gb * rep + j];
-    const r = linearAssignment(sub, rep);
-    return { cost: r.cost, order: r.rowToCol };
-  };
-  const groupCost = new Float64Array(kvHeads * kvHeads);
-  for (let a = 0; a < kvHeads; a++) for (let b = 0; b < kvHeads; b++) groupCost[a * kvHeads + b] = inner(a, b).cost;
-  const kvOrder = assign(groupCost, kvHeads);
-  const headOrder = new Int32Array(heads);
-  const vCoords = new Int32Array(kvHeads * hd);
-  for (let a = 0; a < kvHeads; a++) {
-    const { order } = inner(a, kvOrder[a]);
-    const shared = new Float64Array(hd * hd);
-    for (let i = 0; i < rep; i++) {
-      headOrder[a * rep + i] = kvOrder[a] * rep + order[i];
-      const sub = block(a * rep + i, headOrder[a * rep + i]);
-      for (let k = 0; k < shared.length; k++) shared[k] += sub[k];
-    }
-    const within = assign(shared, hd);
-    for (let k = 0; k < hd; k++) vCoords[a * hd + k] = kvOrder[a] * hd + within[k];
-  }
-  return { headOrder, kvOrder, vCoords };
-}
+export { alignHeads };
 
 /** The maps that carry B onto A, from their activations on the same calibration tokens. */
 export async function decoderMaps(c: DecoderConfig, A: DecoderActs, B: DecoderActs): Promise<DecoderMaps> {
-  const H = c.hidden;
-  const hd = H / c.heads;
   const costs = await CostEngine.create();
   try {
-    const resid = assign(await columnCost(costs, A.resid, B.resid, H, A.residSamples), H);
-    const heads: HeadMap[] = [];
-    const mlp: Int32Array[] = [];
-    for (let l = 0; l < c.layers; l++) {
-      heads.push(alignHeads(await columnCost(costs, A.heads[l], B.heads[l], H, A.samples), c.heads, c.kvHeads, hd));
-      mlp.push(assign(await columnCost(costs, A.mlp[l], B.mlp[l], c.intermediate, A.samples), c.intermediate));
-    }
-    return { resid, heads, mlp };
+    return await solveDecoderSchedule({
+      config: c,
+      cost: async (group: ActGroup) => (await groupCost(costs, A, B, group)).C,
+      maps: { heads: [], mlp: [] },
+    });
   } finally {
     await costs.release();
   }
@@ -135,20 +82,16 @@ export interface DecoderFusion {
   tensors: Map<string, Float32Array>;
 }
 
-/** Averages A with B aligned by `maps` (identity maps: vanilla averaging). `weight` is A's share. */
+/** Averages A with B aligned by `maps` (identity maps: vanilla averaging). `weight` is A's share. One tensor at a
+ * time: B's aligned copy is never held whole. */
 export function averageAligned(a: DecoderParent, b: DecoderParent, maps: DecoderMaps, weight = 0.5): Map<string, Float32Array> {
-  const aligned = applyMaps(b.config, b.tensors, maps);
   const out = new Map<string, Float32Array>();
-  for (const rules of decoderRules(a.config)) {
-    for (const { key } of rules) {
-      const x = a.tensors.get(key)!.data;
-      const y = aligned.get(key)!;
-      out.set(
-        key,
-        Float32Array.from(x, (v, i) => weight * v + (1 - weight) * y[i]),
-      );
-    }
-  }
+  forEachAligned(b.config, b.tensors, maps, (key, y) => {
+    const x = a.tensors.get(key)!.data;
+    const z = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) z[i] = weight * x[i] + (1 - weight) * y[i];
+    out.set(key, z);
+  });
   return out;
 }
 
@@ -181,11 +124,19 @@ export async function fuseParents(a: DecoderParent, b: DecoderParent, options: D
   let maps = identityMaps(a.config);
   if ((options.method ?? 'ot') === 'ot') {
     const actsA = await captureDecoder(a, options.calibration, options.blockLength);
-    const actsB = await captureDecoder(b, options.calibration, options.blockLength);
-    // The cost knows no file: a failure (e.g. non-finite activations) leaves naming the folder being aligned.
-    maps = await decoderMaps(a.config, actsA, actsB).catch((err: unknown) => {
-      throw withContext(err, { file: b.dir }, `aligning onto ${a.dir}`);
-    });
+    try {
+      const actsB = await captureDecoder(b, options.calibration, options.blockLength);
+      try {
+        // The cost knows no file: a failure (e.g. non-finite activations) leaves naming the folder being aligned.
+        maps = await decoderMaps(a.config, actsA, actsB).catch((err: unknown) => {
+          throw withContext(err, { file: b.dir }, `aligning onto ${a.dir}`);
+        });
+      } finally {
+        actsB.release();
+      }
+    } finally {
+      actsA.release();
+    }
   }
   const tensors = averageAligned(a, b, maps, options.weight);
   return { model: buildDecoder(a, tensors), maps, tensors };

@@ -5,14 +5,16 @@ import { OtfuseError, throwIfCancelled } from '../../errors';
 import type { Dataset } from '../../data/dataset';
 import { hfFolderOf } from '../../hf/checkpoint';
 import { readConfigJson } from '../../hf/config';
-import { isDecoderType } from '../../hf/config-decoder';
+import { isDecoderType, type DecoderConfig } from '../../hf/config-decoder';
+import type { OnnxModel } from '../../onnx/model';
 import type { ProgressEvent } from '../../types';
 import type { LoadedFusionResult } from '../fuse';
 import { MapStore } from '../mapstore';
 import type { MapRecord } from '../steps/aligner';
 import { averageAligned, checkCompatible, decoderMaps, identityMaps } from './fuse';
 import { captureDecoder } from './capture';
-import { buildDecoder, readDecoder } from './parent';
+import { buildDecoder, decoderFromModel, readDecoder } from './parent';
+import type { DecoderMaps } from './symmetry';
 
 /** Is `file` a Hugging Face folder (or its weights file) of a decoder LM? */
 export function isDecoderFolder(file: string): boolean {
@@ -43,45 +45,63 @@ function calibrationBlocks(calib: Dataset | undefined): { ids: Int32Array; T: nu
   return { ids, T };
 }
 
-export async function fuseDecoderFolders(
-  files: string[],
-  calib: Dataset | undefined,
-  options: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void; weights?: number[] },
-): Promise<LoadedFusionResult> {
+export interface DecoderFolderOptions {
+  signal?: AbortSignal;
+  onProgress?: (e: ProgressEvent) => void;
+  weights?: number[];
+  /** The folders as the job loaded them (HF importer): their weights are used, not read again. */
+  models?: OnnxModel[];
+  /** Build the vanilla average too (it is evaluated; default true). */
+  vanilla?: boolean;
+}
+
+export async function fuseDecoderFolders(files: string[], calib: Dataset | undefined, options: DecoderFolderOptions): Promise<LoadedFusionResult> {
   if (files.length !== 2) throw new OtfuseError('BAD_USAGE', `decoder LMs are fused two at a time (got ${files.length} models)`);
   const timings: Record<string, number> = {};
   let t = performance.now();
-  const [a, b] = files.map((f) => readDecoder(hfFolderOf(f)!));
+  const [a, b] = files.map((f, k) => (options.models?.[k] ? decoderFromModel(hfFolderOf(f)!, options.models[k]) : readDecoder(hfFolderOf(f)!)));
   checkCompatible(a, b);
   const { ids, T } = calibrationBlocks(calib);
   options.onProgress?.({ stage: 'activations', message: 'decoder activations', done: 0, total: 2 });
   const actsA = await captureDecoder(a, ids, T);
-  throwIfCancelled(options.signal);
-  const actsB = await captureDecoder(b, ids, T);
-  timings.activations = (performance.now() - t) / 1000;
+  let maps: DecoderMaps;
+  let spooled = actsA.spooledBytes;
+  try {
+    throwIfCancelled(options.signal);
+    const actsB = await captureDecoder(b, ids, T);
+    spooled += actsB.spooledBytes;
+    try {
+      timings.activations = (performance.now() - t) / 1000;
+      t = performance.now();
+      throwIfCancelled(options.signal);
+      options.onProgress?.({ stage: 'align', message: 'decoder maps' });
+      maps = await decoderMaps(a.config, actsA, actsB);
+      timings.align = (performance.now() - t) / 1000;
+    } finally {
+      actsB.release();
+    }
+  } finally {
+    actsA.release();
+  }
   t = performance.now();
-  const maps = await decoderMaps(a.config, actsA, actsB);
-  timings.align = (performance.now() - t) / 1000;
   const weight = options.weights ? options.weights[0] / (options.weights[0] + options.weights[1]) : 0.5;
   const fused = buildDecoder(a, averageAligned(a, b, maps, weight));
-  const vanilla = buildDecoder(a, averageAligned(a, b, identityMaps(a.config), weight));
+  const vanilla = options.vanilla === false ? undefined : buildDecoder(a, averageAligned(a, b, identityMaps(a.config), weight));
+  timings.average = (performance.now() - t) / 1000;
+  return { fused, vanilla, plans: [], heterogeneous: false, ...storeMaps(a.config, maps), timings, activationBytes: spooled };
+}
+
+/** The maps as transport plans in a MapStore, one at a time (an MLP's dense plan is 3072² float64 at GPT-2 size). */
+function storeMaps(c: DecoderConfig, maps: DecoderMaps): Pick<LoadedFusionResult, 'maps' | 'mapStore'> {
   const store = new MapStore();
-  const records: MapRecord[] = [{ name: 'residual', kind: 'residual', map: planOf(maps.resid), diagnostics: {} }];
+  const stored: MapRecord[] = [];
+  const add = (name: string, kind: string, map: Int32Array) => stored.push(store.add(1, { name, kind, map: planOf(map), diagnostics: {} }));
+  add('residual', 'residual', maps.resid);
   maps.heads.forEach((h, l) => {
-    records.push({ name: `layer${l}.attn.heads`, kind: 'heads', map: planOf(h.headOrder), diagnostics: {} });
-    if (a.config.kvHeads !== a.config.heads) records.push({ name: `layer${l}.attn.kv_heads`, kind: 'kv-heads', map: planOf(h.kvOrder), diagnostics: {} });
-    if (h.vCoords) records.push({ name: `layer${l}.attn.v`, kind: 'v-coordinates', map: planOf(h.vCoords), diagnostics: {} });
-    records.push({ name: `layer${l}.mlp`, kind: a.config.family === 'gpt2' ? 'mlp' : 'swiglu', map: planOf(maps.mlp[l]), diagnostics: {} });
+    add(`layer${l}.attn.heads`, 'heads', h.headOrder);
+    if (c.kvHeads !== c.heads) add(`layer${l}.attn.kv_heads`, 'kv-heads', h.kvOrder);
+    if (h.vCoords) add(`layer${l}.attn.v`, 'v-coordinates', h.vCoords);
+    add(`layer${l}.mlp`, c.family === 'gpt2' ? 'mlp' : 'swiglu', maps.mlp[l]);
   });
-  const stored = records.map((r) => store.add(1, r));
-  return {
-    fused,
-    vanilla,
-    plans: [],
-    heterogeneous: false,
-    maps: [[], stored],
-    timings,
-    activationBytes: (actsA.resid.byteLength + actsB.resid.byteLength) * 2,
-    mapStore: store,
-  };
+  return { maps: [[], stored], mapStore: store };
 }
