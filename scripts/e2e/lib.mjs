@@ -167,6 +167,26 @@ export function tidy(root, ok) {
   for (const d of ['workspace', 'udd', 'home', 'extensions']) fs.rmSync(path.join(root, d), { recursive: true, force: true });
 }
 
+/**
+ * The end of a real-editor scenario, pass or fail: a harness error becomes a failed result (unless a check already
+ * failed), results.json and each failure are written out, the browser and code-server stopped, the scratch folder
+ * tidied after a clean pass, and the summary line printed.
+ */
+export async function endScenario(T, root, { browser, server, err }) {
+  if (err !== undefined && !T.results.some((r) => !r.ok)) T.results.push({ name: 'harness', ok: false, error: String(err?.stack ?? err) });
+  try {
+    fs.writeFileSync(path.join(root, 'results.json'), JSON.stringify(T.results, null, 2));
+  } catch {}
+  for (const r of T.results.filter((x) => !x.ok)) console.error(`FAILED: ${r.name}\n${r.error}\n`);
+  try {
+    await browser?.close();
+  } catch {}
+  server?.stop();
+  tidy(root, T.results.length > 0 && T.results.every((r) => r.ok));
+  log(`done; screenshots in ${T.shots}`);
+  finish(T.results.filter((r) => r.ok).length, T.results.filter((r) => !r.ok).length);
+}
+
 /** Prints the summary line CI reads and sets the exit code. */
 export function finish(passed, failed) {
   console.log(`${passed} passed, ${failed} failed`);

@@ -10,7 +10,7 @@
 // Run: npm run build --silent && node scripts/e2e/ui-pareto.mjs. Final line: `N passed, N failed`.
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkTools, finish, tidy, launchBrowser, log, makeWorkspace, REPO, scratchRoot, startCodeServer } from './lib.mjs';
+import { checkTools, endScenario, launchBrowser, log, makeWorkspace, REPO, scratchRoot, startCodeServer } from './lib.mjs';
 import {
   T,
   canvasColours,
@@ -30,7 +30,7 @@ const root = scratchRoot('ui-pareto');
 T.shots = path.join(root, 'shots');
 T.root = root;
 fs.mkdirSync(T.shots, { recursive: true });
-let server, browser;
+let server, browser, harnessError;
 const page = () => T.page;
 const shot = (name) => page().screenshot({ path: path.join(T.shots, name) });
 const row = (name) => page().locator(`.explorer-folders-view .monaco-list-row[aria-label^="${name}"]`).first();
@@ -175,19 +175,9 @@ try {
     if (fs.readdirSync(ws).some((f) => f.endsWith('-hf'))) throw new Error('an HF folder was written');
   });
 } catch (err) {
-  if (!T.results.some((r) => !r.ok)) T.results.push({ name: 'harness', ok: false, error: String(err?.stack ?? err) });
+  harnessError = err ?? new Error('harness error');
 } finally {
-  try {
-    fs.writeFileSync(path.join(root, 'results.json'), JSON.stringify(T.results, null, 2));
-  } catch {}
-  for (const r of T.results.filter((x) => !x.ok)) console.error(`FAILED: ${r.name}\n${r.error}\n`);
-  try {
-    await browser?.close();
-  } catch {}
-  server?.stop();
-  tidy(root, T.results.length > 0 && T.results.every((r) => r.ok));
-  log(`done; screenshots in ${T.shots}`);
-  finish(T.results.filter((r) => r.ok).length, T.results.filter((r) => !r.ok).length);
+  await endScenario(T, root, { browser, server, err: harnessError });
 }
 
 /** Waits for the open quick pick's title to match. */

@@ -19,7 +19,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { bertFixtures, checkTools, finish, tidy, launchBrowser, log, makeWorkspace, REPO, scratchRoot, startCodeServer } from './lib.mjs';
+import { bertFixtures, checkTools, endScenario, launchBrowser, log, makeWorkspace, REPO, scratchRoot, startCodeServer } from './lib.mjs';
 import {
   T,
   acceptSave,
@@ -50,7 +50,7 @@ const root = scratchRoot('ui');
 T.shots = path.join(root, 'shots');
 T.root = root;
 fs.mkdirSync(T.shots, { recursive: true });
-let server, browser;
+let server, browser, harnessError;
 const fileSafe = (s) => s.replace(/[^\w.-]+/g, '_');
 const informativeness = (l) => (Number.isFinite(l.diagnostics?.meanBestMatch) ? (l.diagnostics.meanBestMatch - 1 / l.cols) / (1 - 1 / l.cols) : -1);
 const sha256 = (f) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
@@ -642,17 +642,7 @@ try {
     }
   });
 } catch (err) {
-  if (!T.results.some((r) => !r.ok)) T.results.push({ name: 'harness', ok: false, error: String(err?.stack ?? err) });
+  harnessError = err ?? new Error('harness error');
 } finally {
-  try {
-    fs.writeFileSync(path.join(root, 'results.json'), JSON.stringify(T.results, null, 2));
-  } catch {}
-  for (const r of T.results.filter((x) => !x.ok)) console.error(`FAILED: ${r.name}\n${r.error}\n`);
-  try {
-    await browser?.close();
-  } catch {}
-  server?.stop();
-  tidy(root, T.results.length > 0 && T.results.every((r) => r.ok));
-  log(`done; screenshots in ${T.shots}`);
-  finish(T.results.filter((r) => r.ok).length, T.results.filter((r) => !r.ok).length);
+  await endScenario(T, root, { browser, server, err: harnessError });
 }
