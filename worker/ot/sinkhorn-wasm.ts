@@ -209,19 +209,51 @@ export function knoppWasm(
     return k.sweep(K_OFF, aR.off, v.off, u.off, ktuR.off, n, m, tmpR.off) === 1;
   });
 
-  // plan = diag(u) K diag(v), staged out block by block; the cost matrix's rows staged in beside it
-  const plan = new Float64Array(nm);
-  colR.view.fill(0);
+  const out = stagePlanOut({ M, a, b, n, m, stageRows, stageC, stageP, rowSums: rsR, colSums: colR }, (i0, i1) =>
+    k.finishRows(K_OFF, stageC.off, stageP.off, r.u.off, r.v.off, rsR.off, colR.off, i0, i1, m),
+  );
+  return { ...out, iterations: r.iterations, converged: r.converged, marginalError: r.marginalError, numericalError: r.numericalError };
+}
+
+/** A region of the kernels' memory: its byte offset and a float64 view of it. */
+export interface Region {
+  off: number;
+  view: Float64Array;
+}
+
+/**
+ * plan = diag(u) K diag(v), staged out block by block with the cost matrix's rows staged in beside it (`finish`
+ * writes rows [i0, i1) of the plan into `stageP`, adds their row and column sums and returns their cost); then both
+ * marginal errors. Shared by the float64 and the float32-K kernels.
+ */
+export function stagePlanOut(
+  io: {
+    M: Float64Array;
+    a: Float64Array;
+    b: Float64Array;
+    n: number;
+    m: number;
+    stageRows: number;
+    stageC: Region;
+    stageP: Region;
+    rowSums: Region;
+    colSums: Region;
+  },
+  finish: (i0: number, i1: number) => number,
+): { plan: Float64Array; cost: number; rowError: number; colError: number } {
+  const { M, a, b, n, m, stageRows, stageC, stageP, rowSums, colSums } = io;
+  const plan = new Float64Array(n * m);
+  colSums.view.fill(0);
   let cost = 0;
   for (let i0 = 0; i0 < n; i0 += stageRows) {
     const i1 = Math.min(n, i0 + stageRows);
     stageC.view.set(M.subarray(i0 * m, i1 * m));
-    cost += k.finishRows(K_OFF, stageC.off, stageP.off, r.u.off, r.v.off, rsR.off, colR.off, i0, i1, m);
+    cost += finish(i0, i1);
     plan.set(stageP.view.subarray(0, (i1 - i0) * m), i0 * m);
   }
   let rowError = 0,
     colError = 0;
-  for (let i = 0; i < n; i++) rowError = Math.max(rowError, Math.abs(rsR.view[i] - a[i]));
-  for (let j = 0; j < m; j++) colError = Math.max(colError, Math.abs(colR.view[j] - b[j]));
-  return { plan, cost, rowError, colError, iterations: r.iterations, converged: r.converged, marginalError: r.marginalError, numericalError: r.numericalError };
+  for (let i = 0; i < n; i++) rowError = Math.max(rowError, Math.abs(rowSums.view[i] - a[i]));
+  for (let j = 0; j < m; j++) colError = Math.max(colError, Math.abs(colSums.view[j] - b[j]));
+  return { plan, cost, rowError, colError };
 }

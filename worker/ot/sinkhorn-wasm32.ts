@@ -7,7 +7,7 @@
 // 'range' and the caller runs the float64 kernels. Needs WebAssembly relaxed SIMD (fused multiply–add): where it
 // cannot be enabled, undefined and the caller runs the float64 kernels.
 import { knoppIterate } from './knopp';
-import { arenaOf, K_OFF, MAX_BYTES, STAGE_FLOATS, TABLE_SLOTS, wasmKernels, type KnoppOutcome } from './sinkhorn-wasm';
+import { arenaOf, K_OFF, MAX_BYTES, STAGE_FLOATS, stagePlanOut, TABLE_SLOTS, wasmKernels, type KnoppOutcome } from './sinkhorn-wasm';
 
 /** Exponents −M/reg allowed on this path: every K entry a normal float32 (> 2^-126 ≈ e^-87.3, < 2^128 ≈ e^88.7). */
 export const K32_RANGE = { lo: -87, hi: 88 } as const;
@@ -99,19 +99,9 @@ export function knoppWasm32(
     return k32.sweep32(K_OFF, aR.off, v.off, u.off, ktuR.off, nPad, m, tmpR.off) === 1;
   });
 
-  // plan = diag(u) K diag(v) in float64, staged out block by block; the cost matrix's rows staged in beside it
-  const plan = new Float64Array(n * m);
-  colR.view.fill(0);
-  let cost = 0;
-  for (let i0 = 0; i0 < n; i0 += stageRows) {
-    const i1 = Math.min(n, i0 + stageRows);
-    stageC.view.set(M.subarray(i0 * m, i1 * m));
-    cost += k32.finishRows32(K_OFF, stageC.off, stageP.off, r.u.off, r.v.off, rsR.off, colR.off, i0, i1, m);
-    plan.set(stageP.view.subarray(0, (i1 - i0) * m), i0 * m);
-  }
-  let rowError = 0,
-    colError = 0;
-  for (let i = 0; i < n; i++) rowError = Math.max(rowError, Math.abs(rsR.view[i] - a[i]));
-  for (let j = 0; j < m; j++) colError = Math.max(colError, Math.abs(colR.view[j] - b[j]));
-  return { plan, cost, rowError, colError, iterations: r.iterations, converged: r.converged, marginalError: r.marginalError, numericalError: r.numericalError };
+  // plan = diag(u) K diag(v) in float64
+  const out = stagePlanOut({ M, a, b, n, m, stageRows, stageC, stageP, rowSums: rsR, colSums: colR }, (i0, i1) =>
+    k32.finishRows32(K_OFF, stageC.off, stageP.off, r.u.off, r.v.off, rsR.off, colR.off, i0, i1, m),
+  );
+  return { ...out, iterations: r.iterations, converged: r.converged, marginalError: r.marginalError, numericalError: r.numericalError };
 }
