@@ -47,6 +47,8 @@ if [ "${OTFUSE_SKIP_E2E:-0}" != 1 ]; then
     count "$logs/ui.log"
     run_suite ui-prov node scripts/e2e/ui-prov.mjs
     count "$logs/ui-prov.log"
+    run_suite ui-pareto node scripts/e2e/ui-pareto.mjs
+    count "$logs/ui-pareto.log"
     # The .vsix builds offline, carries the ONNX Runtime linux-x64 binaries and installs.
     run_suite package bash -c 'node scripts/e2e/package.mjs && node scripts/e2e/check-vsix.mjs'
     count "$logs/package.log"
