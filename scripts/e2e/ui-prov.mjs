@@ -305,8 +305,12 @@ try {
       }
       await frame.waitForFunction(() => document.getElementById('run-status')?.textContent === 'DONE', null, { timeout: 60000 });
       // The exported loss chart has room for its legend and data line below the plot, and something drawn there.
-      await frame.waitForSelector('#loss-curve[data-drawn="1"] canvas', { timeout: 10000 });
-      const plotH = await frame.evaluate(() => document.querySelector('#loss-curve canvas').getBoundingClientRect().height);
+      // Waited for and measured in one step: the panel may redraw the chart (a new canvas) between two separate calls.
+      const plotH = await (
+        await frame.waitForFunction(() => document.querySelector('#loss-curve[data-drawn="1"] canvas')?.getBoundingClientRect().height || 0, null, {
+          timeout: 10000,
+        })
+      ).jsonValue();
       await frame.locator('#btn-export-loss').click();
       const file = await acceptSave(`${permRecord.name}-loss.png`.replace(/[^\w.-]+/g, '_'));
       const png = PNG.sync.read(fs.readFileSync(file));

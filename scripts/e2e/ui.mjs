@@ -318,7 +318,13 @@ try {
     await checkAccuracyTable(frame, record);
     await frame.waitForSelector('#btn-finetune:not([disabled])', { timeout: 30000 });
     await frame.waitForSelector('#loss-curve[data-drawn="1"] canvas', { timeout: 10000 });
-    if ((await canvasColours(frame, '#loss-curve canvas')) < 3) throw new Error('loss curve blank');
+    // The panel may redraw the chart (a new canvas) while it is read: look again for up to 10 s before calling it blank.
+    let colours = 0;
+    for (const until = Date.now() + 10000; colours < 3 && Date.now() < until;) {
+      colours = await canvasColours(frame, '#loss-curve[data-drawn="1"] canvas').catch(() => 0);
+      if (colours < 3) await frame.waitForTimeout(250);
+    }
+    if (colours < 3) throw new Error('loss curve blank');
     const stages = await frame.evaluate(() => document.body.dataset.liveStages ?? '');
     if (!/\bfinetune\b/.test(stages)) throw new Error(`the webview saw no live finetune progress (stages: '${stages}')`);
     await toast('ot+finetune');
