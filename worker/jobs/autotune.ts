@@ -210,28 +210,16 @@ export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, option
   }
   throwIfCancelled(options.signal);
   // No trial scored because the budget could not hold one: the first candidate (the engine's default), untuned.
-  if (!best && trials.every((t) => t.skipped) && trials.some((t) => /budget|guard/.test(t.skipped!)) && candidates.length) {
-    return {
-      chosen: { ...candidates[0].recipe, ...base },
-      chosenLabel: candidates[0].label,
-      trials,
-      fitSamples,
-      heldOutSamples: score.size,
-      score: 'held-out cross-entropy',
-      budgetSeconds: budget,
-      estimatedSeconds: spent,
-      ...(guard ? { guard } : {}),
-      seconds: (performance.now() - t0) / 1000,
-    };
-  }
-  if (!best)
+  const untuned = !best && trials.every((t) => t.skipped) && trials.some((t) => /budget|guard/.test(t.skipped!)) && candidates.length > 0;
+  const winner = best ?? (untuned ? candidates[0] : undefined);
+  if (!winner)
     throw new OtfuseError(
       'UNSUPPORTED',
       `no auto-tune candidate could fuse ${models.map((m) => path.basename(m.file)).join(' + ')}: ${trials.map((t) => `${t.label}: ${t.skipped}`).join('; ')}`,
     );
   return {
-    chosen: { ...best.recipe, ...base },
-    chosenLabel: best.label,
+    chosen: { ...winner.recipe, ...base },
+    chosenLabel: winner.label,
     trials,
     fitSamples,
     heldOutSamples: score.size,
