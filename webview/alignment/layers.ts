@@ -11,6 +11,7 @@ import { composeChart, provenanceLine } from '../exportImage';
 import type uPlot from 'uplot';
 import { S, save, width } from './state';
 import { mapAxes, mapCaption } from './units';
+import * as perf from '../perf';
 
 const HOVER_HINT = 'Hover the map: row i (other model), column j (anchor), value.';
 const DETAIL_SIDE = 384;
@@ -62,16 +63,16 @@ export function layersSection(r: RunRecord, runDir: string): HTMLElement {
           'aria-selected': String(l.tensor === S.persisted.selected),
           'data-tensor': l.tensor,
           title: `${l.name} (${l.kind}) ${l.rows}×${l.cols}${r.models.length > 2 ? ` · model ${l.model}` : ''}`,
-          onclick: () => select(l.tensor, false, false, true),
+          onclick: (e: MouseEvent) => select(l.tensor, false, false, true, e.timeStamp),
           onkeydown: (e: KeyboardEvent) => {
             if (e.key === 'Enter' || e.key === ' ') {
               e.preventDefault();
-              select(l.tensor);
+              select(l.tensor, false, true, false, e.timeStamp);
             }
             const next = e.key === 'ArrowRight' || e.key === 'ArrowDown' ? k + 1 : e.key === 'ArrowLeft' || e.key === 'ArrowUp' ? k - 1 : -1;
             if (next >= 0 && next < layers.length) {
               e.preventDefault();
-              select(layers[next].tensor, true);
+              select(layers[next].tensor, true, true, false, e.timeStamp);
             }
           },
         },
@@ -188,10 +189,12 @@ function samplesText(): string {
   return typeof n === 'number' ? `, ${n} calibration samples` : '';
 }
 
-/** Selects a layer: updates the cards, the detail and the diagnostics in place, and asks for the full map. */
-export function select(tensor: string, focus = false, scroll = true, showMap = false): void {
+/** Selects a layer: updates the cards, the detail and the diagnostics in place, and asks for the full map.
+ * `timeStamp`: the user's event that asked for it (the switch is timed from there: webview/perf.ts). */
+export function select(tensor: string, focus = false, scroll = true, showMap = false, timeStamp?: number): void {
   const run = S.run;
   if (!run) return;
+  if (timeStamp !== undefined) perf.switchStarted(tensor, timeStamp);
   S.persisted.selected = tensor;
   save();
   S.detail = null; // the thumbnail shows until the detailed map arrives
@@ -232,13 +235,17 @@ function currentMap(): MapPayload | undefined {
 }
 
 export function drawThumbs(): void {
-  document.querySelectorAll<HTMLCanvasElement>('canvas.thumb').forEach((c) => {
+  const all = document.querySelectorAll<HTMLCanvasElement>('canvas.thumb');
+  let drawn = 0;
+  all.forEach((c) => {
     const m = S.thumbs.get(c.dataset.tensor!);
     if (m && c.dataset.drawn !== '1') {
       drawMap(c, m, 72);
       c.dataset.drawn = '1';
     }
+    if (c.dataset.drawn === '1') drawn++;
   });
+  if (all.length) perf.thumbsDrawn(drawn, all.length);
 }
 
 export function redrawThumbs(): void {
@@ -288,4 +295,5 @@ export function drawDetail(): void {
   canvas.onmouseleave = () => {
     hover.textContent = HOVER_HINT;
   };
+  perf.detailDrawn(map.tensor, map === S.detail);
 }
