@@ -7,7 +7,7 @@ import { mapsPath, type RunEntry } from '../worker/client';
 import type { RunStore } from './runStore';
 import type { JobRunner } from './jobs';
 import { MapsFile } from './safetensors';
-import { orderedMap } from './mapOrder';
+import { preparedMap } from './mapThread';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 import { send, serve } from './webviewRpc';
 import { saveWebviewFile } from './exports';
@@ -19,6 +19,9 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
   private view?: vscode.WebviewView;
   private ready = false;
   private current?: RunEntry;
+  /** The run last sent to this webview (a second request to show it, e.g. the Runs tree's selection and its
+   * command for one click, sends nothing again). */
+  private pushed?: string;
   private generation = 0;
   private readonly disposables: vscode.Disposable[] = [];
   private readonly viewSubs: vscode.Disposable[] = [];
@@ -81,13 +84,15 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
 
   /** Shows a run (the user picked it). */
   async showRun(dir: string, reveal = true): Promise<void> {
-    this.current = this.store.get(dir);
+    const again = this.ready && this.pushed === dir && this.current?.dir === dir;
+    if (!again) this.current = this.store.get(dir);
     if (reveal) {
       if (this.view)
         this.view.show(true); // keep the focus where it is (e.g. the Runs tree)
       else await vscode.commands.executeCommand(`${AlignmentView.id}.focus`);
     }
-    this.pushRun();
+    if (again) this.shownEmitter.fire(dir);
+    else this.pushRun();
   }
 
   private async action(action: RunAction, runDir: string | undefined, tensor?: string): Promise<boolean> {
@@ -116,6 +121,7 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
   private pushRun(): void {
     if (!this.ready) return;
     const entry = this.current;
+    this.pushed = entry?.record ? entry.dir : undefined;
     if (!entry?.record) {
       this.post({ type: 'run', run: null });
       return;
@@ -135,7 +141,9 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
       for (const layer of entry.record.layers) {
         if (token !== this.generation) return; // another run was selected meanwhile
         if (!maps.header[layer.tensor]) continue;
-        batch.push(await maps.downsampledAsync(layer.tensor, THUMB));
+        const { rows, cols, position } = maps.target(layer.tensor);
+        // On the background thread: the selected layer's map (the 'now' thread) never waits behind these.
+        batch.push(await preparedMap({ file, position, rows, cols, tensor: layer.tensor, maxSide: THUMB }, 'background'));
         if (batch.length >= 8) {
           this.post({ type: 'thumbnails', runDir: entry.dir, maps: batch });
           batch = [];
@@ -157,13 +165,15 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
   }
 }
 
-/** One map of a run, down-sampled to at most maxSide per side (null when the run has no such map). */
+/** One map of a run, down-sampled to at most maxSide per side (null when the run has no such map). Read, sorted,
+ * top-k'd and down-sampled on a worker thread (extension/mapThread.ts): a large (or hostile) maps file never blocks
+ * the extension host, and only the drawn size crosses over. `prefetch`: a neighbour fetched ahead (background). */
 export async function readMap(
   entry: RunEntry,
   tensor: string,
   maxSide: number,
   log?: vscode.LogOutputChannel,
-  options: { sort?: boolean; top?: number } = {},
+  options: { sort?: boolean; top?: number; prefetch?: boolean } = {},
 ): Promise<MapPayload | null> {
   const file = mapsPath(entry);
   if (!file) return null;
@@ -171,10 +181,9 @@ export async function readMap(
     const maps = MapsFile.open(file);
     if (!maps.header[tensor]) return null;
     const side = Math.max(8, Math.min(2048, maxSide));
-    // Read and down-sampled on a worker thread: a large (or hostile) maps file never blocks the extension host.
-    if (!options.sort && !options.top) return await maps.downsampledAsync(tensor, side);
-    // Sorting and top-k need the full map: read without blocking, order the rows, then down-sample.
-    return orderedMap(tensor, await maps.readAsync(tensor), side, options);
+    const { rows, cols, position } = maps.target(tensor);
+    const job = { file, position, rows, cols, tensor, maxSide: side, sort: !!options.sort, top: options.top || undefined };
+    return await preparedMap(job, options.prefetch ? 'background' : 'now');
   } catch (err) {
     log?.error(`reading map '${tensor}' from ${file}: ${err instanceof Error ? err.message : err}`);
     return null;

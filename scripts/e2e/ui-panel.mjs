@@ -53,11 +53,17 @@ try {
 
   await check('workbench ready; the Alignment view and the Runs list show', async () => {
     await page().locator('.monaco-workbench').waitFor({ timeout: 120000 });
+    // The command appears once the extension has activated (seconds after the workbench): try again until then.
     for (let i = 0; ; i++) {
-      await focusAlignment();
-      if (await runRow(runA.record.name).count()) break;
-      if (i > 40) throw new Error('the Runs list never showed the generated runs');
-      await page().waitForTimeout(1000);
+      try {
+        await focusAlignment();
+        await runRow(runA.record.name).waitFor({ timeout: 5000 });
+        break;
+      } catch (err) {
+        if (i > 30) throw new Error(`the Runs list never showed the generated runs: ${err.message}`, { cause: err });
+        await page().keyboard.press('Escape');
+        await page().waitForTimeout(1000);
+      }
     }
     frame = await webviewFrame('alignment', 60000);
     await sideBarWidth(560);

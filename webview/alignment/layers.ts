@@ -12,6 +12,7 @@ import type uPlot from 'uplot';
 import { S, save, width } from './state';
 import { mapAxes, mapCaption } from './units';
 import * as perf from '../perf';
+import { cachedMap, fetchMap, type MapAsk } from './mapCache';
 
 const HOVER_HINT = 'Hover the map: row i (other model), column j (anchor), value.';
 const DETAIL_SIDE = 384;
@@ -182,6 +183,24 @@ function diagnostics(l: LayerMapInfo): HTMLElement {
 
 let detailRequests = 0;
 
+/** Each map's top-k table, built once (a switch back reuses it). */
+const topTables = new WeakMap<MapPayload, HTMLElement | null>();
+function topTableOf(map: MapPayload): HTMLElement | null {
+  let table = topTables.get(map);
+  if (table === undefined) {
+    table = topTable(map);
+    const details = table as HTMLDetailsElement | null;
+    details?.addEventListener('toggle', () => {
+      if (S.persisted.topOpen === details.open) return;
+      S.persisted.topOpen = details.open;
+      save();
+    });
+    topTables.set(map, table);
+  }
+  if (table) (table as HTMLDetailsElement).open = !!S.persisted.topOpen;
+  return table;
+}
+
 /** ", 200 calibration samples" (the samples the maps were computed from), when run.json says. */
 function samplesText(): string {
   const r = S.run?.record;
@@ -197,7 +216,10 @@ export function select(tensor: string, focus = false, scroll = true, showMap = f
   if (timeStamp !== undefined) perf.switchStarted(tensor, timeStamp);
   S.persisted.selected = tensor;
   save();
-  S.detail = null; // the thumbnail shows until the detailed map arrives
+  const runDir = run.runDir;
+  const ask: MapAsk = { runDir, tensor, maxSide: DETAIL_SIDE, sort: !!S.persisted.sortByMatch, top: TOP_K };
+  const cached = cachedMap(ask);
+  S.detail = cached ?? null; // else the thumbnail shows until the detailed map arrives
   for (const card of document.querySelectorAll<HTMLElement>('.thumb-card')) {
     const on = card.dataset.tensor === tensor;
     card.setAttribute('aria-selected', String(on));
@@ -214,19 +236,29 @@ export function select(tensor: string, focus = false, scroll = true, showMap = f
   const slot = document.getElementById('top-slot');
   slot?.replaceChildren();
   if (slot) slot.dataset.key = '';
-  drawDetail();
+  drawDetail(!!cached);
   // Picked from the list (below the map): bring the map into view.
   if (showMap) document.getElementById('detail-name')?.scrollIntoView({ block: 'start' });
-  const runDir = run.runDir;
-  const sort = !!S.persisted.sortByMatch;
   const asked = ++detailRequests;
-  void request('getMap', { runDir, tensor, maxSide: DETAIL_SIDE, sort, top: TOP_K }).then((map) => {
+  if (cached) {
+    prefetchNeighbours(ask);
+    return;
+  }
+  void fetchMap(ask).then((map) => {
     // Only the latest request's map (a slower earlier answer, e.g. unsorted, must not replace a newer one).
     if (map && asked === detailRequests && S.run?.runDir === runDir && S.persisted.selected === tensor) {
       S.detail = map;
       drawDetail();
+      prefetchNeighbours(ask);
     }
   });
+}
+
+/** Fetches the layers before and after the selected one ahead (the arrow keys' next stops), once it is drawn. */
+function prefetchNeighbours(ask: MapAsk): void {
+  const layers = S.run?.record.layers ?? [];
+  const k = layers.findIndex((l) => l.tensor === ask.tensor);
+  for (const n of [k + 1, k - 1]) if (k >= 0 && n >= 0 && n < layers.length) void fetchMap({ ...ask, tensor: layers[n].tensor }, true);
 }
 
 function currentMap(): MapPayload | undefined {
@@ -255,7 +287,8 @@ export function redrawThumbs(): void {
   drawThumbs();
 }
 
-export function drawDetail(): void {
+/** Draws the selected layer's map (`cached`: from the view's cache, for the timing record). */
+export function drawDetail(cached = false): void {
   const canvas = document.getElementById('heatmap') as HTMLCanvasElement | null;
   const bar = document.getElementById('colourbar') as HTMLCanvasElement | null;
   const map = currentMap();
@@ -276,14 +309,8 @@ export function drawDetail(): void {
   const key = `${map.tensor}|${map.rowOrder ? 'sorted' : 'raw'}`;
   if (slot && map.top && slot.dataset.key !== key) {
     slot.dataset.key = key;
-    const table = topTable(map);
-    if (table) {
-      table.addEventListener('toggle', () => {
-        S.persisted.topOpen = (table as HTMLDetailsElement).open;
-        save();
-      });
-      slot.replaceChildren(table);
-    }
+    const table = topTableOf(map);
+    if (table) slot.replaceChildren(table);
   }
   canvas.setAttribute('aria-label', `transport map of ${l?.name ?? map.tensor}, ${map.rows} by ${map.cols}`);
   const hover = document.getElementById('hover')!;
@@ -295,5 +322,5 @@ export function drawDetail(): void {
   canvas.onmouseleave = () => {
     hover.textContent = HOVER_HINT;
   };
-  perf.detailDrawn(map.tensor, map === S.detail);
+  perf.detailDrawn(map.tensor, map === S.detail, cached);
 }

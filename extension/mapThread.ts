@@ -1,0 +1,189 @@
+// The panels' maps, prepared off the extension host's thread (issue 31, "the panel never waits"): a map is read
+// once on a worker thread, sorted by match and its rows' top-k matches found there when asked, and down-sampled to
+// the size it is drawn at before anything crosses to the host; the arrays come back as typed arrays moved
+// (transferred), not copied. Two threads: one for what the user waits on (the selected layer's map), one for
+// background work (thumbnails of a run being opened, neighbours fetched ahead), so a click never queues behind a
+// run's 52 thumbnails. Finished payloads stay in a byte-bounded cache keyed by the file's identity (path, size,
+// mtime), so a run opened again (or a layer shown again) costs no read.
+import fs from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import type { MapPayload } from '../contracts/protocol';
+import { downsample } from './safetensors';
+import { matchOrder, permuteRows, topMatches } from './mapOrder';
+
+export interface MapJob {
+  file: string;
+  /** Where the map's float32 data starts in the file, and its shape (validated by MapsFile). */
+  position: number;
+  rows: number;
+  cols: number;
+  tensor: string;
+  maxSide: number;
+  sort?: boolean;
+  top?: number;
+}
+
+export type Lane = 'now' | 'background';
+
+/** The worker's whole program: the same functions the host would run (their source), a reader, typed results. */
+function source(): string {
+  return `const { parentPort } = require('node:worker_threads');
+const fs = require('node:fs');
+const downsample = ${downsample.toString()};
+const matchOrder = ${matchOrder.toString()};
+const permuteRows = ${permuteRows.toString()};
+const topMatches = ${topMatches.toString()};
+parentPort.on('message', ({ id, job }) => {
+  try {
+    const data = new Float32Array(job.rows * job.cols);
+    const fd = fs.openSync(job.file, 'r');
+    try {
+      const n = fs.readSync(fd, new Uint8Array(data.buffer), 0, data.byteLength, job.position);
+      if (n !== data.byteLength) throw new Error(job.file + ": tensor '" + job.tensor + "' is truncated");
+    } finally { fs.closeSync(fd); }
+    const order = job.sort ? matchOrder(job.rows, job.cols, data) : undefined;
+    const shown = order ? permuteRows(job.rows, job.cols, data, order) : data;
+    const payload = downsample(job.tensor, job.rows, job.cols, shown, job.maxSide);
+    const transfer = [payload.data.buffer];
+    if (order) {
+      payload.rowOrder = Int32Array.from(order);
+      transfer.push(payload.rowOrder.buffer);
+    }
+    if (job.top) {
+      const t = topMatches(job.rows, job.cols, data, job.top);
+      payload.top = { k: t.k, cols: Int32Array.from(t.cols), mass: Float64Array.from(t.mass) };
+      transfer.push(payload.top.cols.buffer, payload.top.mass.buffer);
+    }
+    parentPort.postMessage({ id, payload }, transfer);
+  } catch (err) {
+    parentPort.postMessage({ id, error: String((err && err.message) || err) });
+  }
+});`;
+}
+
+type Pending = { resolve: (p: MapPayload) => void; reject: (e: Error) => void };
+
+/** One worker thread; jobs run in arrival order. */
+class Thread {
+  private worker?: Worker;
+  private next = 0;
+  private readonly pending = new Map<number, Pending>();
+
+  run(job: MapJob): Promise<MapPayload> {
+    const worker = this.start();
+    return new Promise((resolve, reject) => {
+      const id = ++this.next;
+      this.pending.set(id, { resolve, reject });
+      worker.ref(); // kept alive while a job is pending
+      worker.postMessage({ id, job });
+    });
+  }
+
+  private start(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(source(), { eval: true });
+    worker.unref();
+    worker.on('message', (m: { id: number; payload?: MapPayload; error?: string }) => {
+      const p = this.pending.get(m.id);
+      this.pending.delete(m.id);
+      if (!this.pending.size) worker.unref();
+      if (m.error !== undefined) p?.reject(new Error(m.error));
+      else p?.resolve(m.payload!);
+    });
+    const fail = (err: Error) => {
+      for (const p of [...this.pending.values()]) p.reject(err);
+      this.pending.clear();
+      if (this.worker === worker) this.worker = undefined;
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the maps reader thread exited (${code})`)));
+    this.worker = worker;
+    return worker;
+  }
+
+  dispose(): void {
+    void this.worker?.terminate();
+    this.worker = undefined;
+  }
+}
+
+/** Bytes a payload holds (what the cache counts). */
+function payloadBytes(p: MapPayload): number {
+  const arr = (a: unknown) => (ArrayBuffer.isView(a) ? a.byteLength : Array.isArray(a) ? 8 * a.length : 0);
+  return p.data.byteLength + arr(p.rowOrder) + (p.top ? arr(p.top.cols) + arr(p.top.mass) : 0) + 256;
+}
+
+/** Byte-bounded LRU of finished (or in-flight) payloads. */
+export class PayloadCache {
+  private readonly entries = new Map<string, { value: Promise<MapPayload>; bytes: number; lane?: Lane }>();
+  private total = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  /** The cached payload, and whether it is still being computed (on which lane). */
+  get(key: string): { value: Promise<MapPayload>; inFlight?: Lane } | undefined {
+    const e = this.entries.get(key);
+    if (!e) return undefined;
+    this.entries.delete(key); // most recently used last
+    this.entries.set(key, e);
+    return { value: e.value, inFlight: e.bytes ? undefined : e.lane };
+  }
+
+  /** Caches `value` under `key` once it resolves (a failed read is not kept). */
+  add(key: string, value: Promise<MapPayload>, lane?: Lane): Promise<MapPayload> {
+    const entry = { value, bytes: 0, lane };
+    this.entries.set(key, entry);
+    value.then(
+      (p) => {
+        if (this.entries.get(key) !== entry) return;
+        entry.bytes = payloadBytes(p);
+        this.total += entry.bytes;
+        this.evict();
+      },
+      () => {
+        if (this.entries.get(key) === entry) this.entries.delete(key);
+      },
+    );
+    return value;
+  }
+
+  private evict(): void {
+    for (const [key, e] of this.entries) {
+      if (this.total <= this.maxBytes) break;
+      if (!e.bytes) continue; // still in flight
+      this.entries.delete(key);
+      this.total -= e.bytes;
+    }
+  }
+
+  get bytes(): number {
+    return this.total;
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.total = 0;
+  }
+}
+
+const threads: Record<Lane, Thread> = { now: new Thread(), background: new Thread() };
+/** 96 MiB: a ViT-B run's 100 thumbnails are 3.7 MB, a 384² detail map with its top-3 0.7 MB. */
+export const cache = new PayloadCache(96 * 2 ** 20);
+
+/** The prepared map of `job`, from the cache or computed on the lane's thread. */
+export function preparedMap(job: MapJob, lane: Lane): Promise<MapPayload> {
+  let id = '';
+  try {
+    const st = fs.statSync(job.file);
+    id = `${job.file}|${st.size}|${st.mtimeMs}`;
+  } catch {
+    /* not cached: the thread reports the error */
+  }
+  const key = `${id}|${job.position}|${job.rows}×${job.cols}|${job.tensor}|${job.maxSide}|${job.sort ? 's' : ''}|${job.top ?? 0}`;
+  const hit = id ? cache.get(key) : undefined;
+  // Asked for now while a background thread has it queued (a neighbour fetched ahead): whichever comes first.
+  if (hit?.inFlight === 'background' && lane === 'now') return cache.add(key, Promise.race([hit.value, threads.now.run(job)]), lane);
+  if (hit) return hit.value;
+  const value = threads[lane].run(job);
+  return id ? cache.add(key, value, lane) : value;
+}
