@@ -9,7 +9,8 @@ import path from 'node:path';
 import { encodeSafetensors } from '../../worker/fusion/safetensors';
 import { MapsFile } from '../../extension/safetensors';
 import { orderedMap } from '../../extension/mapOrder';
-import { PayloadCache, cache, preparedMap, type MapJob } from '../../extension/mapThread';
+import { PayloadCache, blockMeans, cache, preparedMap, type MapJob } from '../../extension/mapThread';
+import { downsample } from '../../extension/safetensors';
 import type { MapPayload } from '../../contracts/protocol';
 
 /** A soft map with a shuffled diagonal (rows sum to 1), n × m. */
@@ -27,6 +28,36 @@ function softMap(n: number, m: number, seed: number): Float32Array {
   }
   return data;
 }
+
+function closeTo(a: ArrayLike<number>, b: ArrayLike<number>, rel: number, what: string): void {
+  assert.equal(a.length, b.length, what);
+  for (let k = 0; k < a.length; k++) assert.ok(Math.abs(a[k] - b[k]) <= rel * Math.abs(b[k]) + 1e-30, `${what}[${k}]: ${a[k]} vs ${b[k]}`);
+}
+
+test('blockMeans = downsample to float32 rounding, on sizes that divide and that do not; an exact copy when it fits', () => {
+  for (const [n, m, side] of [
+    [3072, 3072, 96],
+    [768, 768, 384],
+    [300, 200, 64],
+    [97, 61, 10],
+    [10, 10, 16],
+    [1, 7, 3],
+  ]) {
+    const data = softMap(n, m, n + m);
+    const got = blockMeans('t', n, m, data, side);
+    const want = downsample('t', n, m, data, side);
+    assert.deepEqual([got.outRows, got.outCols], [want.outRows, want.outCols]);
+    closeTo(got.data, want.data, 1e-5, `${n}×${m}→${side}`);
+    assert.ok(Math.abs(got.max - want.max) <= 1e-5 * want.max && Math.abs(got.min - want.min) <= 1e-5 * Math.abs(want.min));
+    if (n <= side && m <= side) assert.deepEqual([...got.data], [...data]);
+  }
+  // A permutation map keeps its mass on the diagonal blocks (3072 → 96: 32×32 blocks).
+  const n = 3072;
+  const perm = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) perm[i * n + i] = 1;
+  const big = blockMeans('p', n, n, perm, 96);
+  for (let i = 0; i < 96; i++) for (let j = 0; j < 96; j++) assert.equal(big.data[i * 96 + j], i === j ? 1 / 32 : 0);
+});
 
 function mapsFile(maps: Record<string, { shape: [number, number]; data: Float32Array }>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'otfuse-mapthread-'));
@@ -48,9 +79,9 @@ test('the thread sends what the host-side arithmetic gives: block means, sorted 
     const want = orderedMap('m1/a', { rows: 300, cols: 200, data: a }, 64, options);
     assert.equal(got.outRows, 64);
     assert.equal(got.outCols, 64);
-    assert.deepEqual([...got.data], [...want.data], JSON.stringify(options));
-    assert.equal(got.min, want.min);
-    assert.equal(got.max, want.max);
+    // Block means summed in float64 (blockMeans) vs one float32 addition per entry (downsample): rounding apart.
+    closeTo(got.data, want.data, 1e-5, JSON.stringify(options));
+    closeTo([got.min, got.max], [want.min, want.max], 1e-5, 'min, max');
     assert.ok(got.data instanceof Float32Array);
     if ('sort' in options) {
       assert.ok(got.rowOrder instanceof Int32Array);
@@ -104,4 +135,19 @@ test('the cache keeps the most recently used payloads under its byte bound', asy
   assert.ok(c.bytes <= 3 * 1100, `${c.bytes}`);
   await assert.rejects(c.add('bad', Promise.reject(new Error('no'))));
   assert.equal(c.get('bad'), undefined);
+});
+
+test('background reads wait while the user waits: a map asked for now is answered before queued thumbnails', async () => {
+  const file = mapsFile({ 'm1/d': { shape: [512, 512], data: softMap(512, 512, 5) } });
+  const order: string[] = [];
+  const track = (name: string, p: Promise<MapPayload>) => p.then(() => order.push(name));
+  const jobs = [8, 9, 10, 11].map((side) => track(`background ${side}`, preparedMap(job(file, 'm1/d', side), 'background')));
+  const now = track('now', preparedMap(job(file, 'm1/d', 64, { top: 3 }), 'now'));
+  await Promise.all([...jobs, now]);
+  // The first background read may already run; the ones queued behind it start only after the one asked for now.
+  assert.ok(order.indexOf('now') <= 1, order.join(', '));
+  assert.deepEqual(
+    order.filter((o) => o !== 'now'),
+    ['background 8', 'background 9', 'background 10', 'background 11'],
+  );
 });

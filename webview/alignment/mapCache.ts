@@ -1,11 +1,12 @@
 // The Alignment view's detail maps, kept for a switch back and fetched ahead for the layers next to the selected one
 // (issue 31, "the panel never waits"): a layer found here is drawn in the same frame as the click, with no request.
-// At most MAX_MAPS maps (a 384² map with its top-3 is about 0.7 MB); requests in flight are shared, so a click on a
+// At most MAX_MAPS maps (a 384² map with its top-3 is about 0.7 MB: ≤ 45 MB; each shown map brings its two
+// neighbours, so 64 keep the last ~20 layers looked at); requests in flight are shared, so a click on a
 // layer being fetched ahead waits for that answer instead of asking again.
 import type { MapPayload } from '../../contracts/protocol';
 import { request } from '../rpc';
 
-const MAX_MAPS = 32;
+const MAX_MAPS = 64;
 const done = new Map<string, MapPayload>();
 const inFlight = new Map<string, Promise<MapPayload | null>>();
 
