@@ -11,7 +11,7 @@ import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { buildPartial } from '../../worker/fusion/partial';
 import { fitPartialTrunk } from '../../worker/fusion/trunkfit';
-import { chooseTrunks, heldOutSplit, klAndAccuracy } from '../../worker/jobs/partialChoice';
+import { chooseTrunks, heldOutSplit, klAndAccuracy, type TrunkChoice } from '../../worker/jobs/partialChoice';
 import { sliceDataset } from '../../worker/jobs/autotune';
 import { VIT, maxAbsDiff } from '../helpers';
 import { permutedCopy, logitsOf } from './vit-helpers';
@@ -51,7 +51,7 @@ test('two different parents: every K records fused, anchor and fitted candidates
   const held = sliceDataset(calib, SAMPLES, 136);
   const ens = await logitsOf(buildPartial({ models: [a, b], plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, k: 0 }), held, 136);
   for (const k of [1, 2]) {
-    const c = out.choices.get(k)!;
+    const c: TrunkChoice = out.choices.get(k)!;
     assert.deepEqual(
       c.candidates.map((x) => x.trunk),
       ['fused', 'anchor', 'fitted'],
@@ -82,7 +82,7 @@ test('a permuted copy: every candidate trunk reproduces the original, the chosen
   const out = await chooseTrunks({ models: [a, permuted], plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, calib, samples: SAMPLES, ks: [1, 2] });
   const want = await logitsOf(a, calib, SAMPLES);
   for (const k of [1, 2]) {
-    const c = out!.choices.get(k)!;
+    const c: TrunkChoice = out!.choices.get(k)!;
     for (const x of c.candidates) assert.ok(x.heldOutKl < 1e-8, `K = ${k}, ${x.trunk}: KL ${x.heldOutKl}`);
     const p = buildPartial({ models: [a, permuted], plans: r.plans, fused: c.trunk, cutMaps: r.cutMaps!, k, fitted: c.fitted });
     const err = maxAbsDiff(want, await logitsOf(p, calib, SAMPLES));
