@@ -8,6 +8,13 @@ import { formatRatio, formatValue, paretoData, paretoFront, pointDescription, ty
 
 const compact = (n: number) =>
   n >= 1e9 ? `${(n / 1e9).toFixed(2)}G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
+/** "; trunk: fitted (refit for every parent)", chosen per K on held-out calibration rows (run.json partial.trunk). */
+const TRUNKS: Record<string, string> = {
+  fused: "the fused model's blocks",
+  anchor: "the anchor's own blocks",
+  fitted: "residual-stream layers refit for every parent's upper blocks",
+};
+const trunkText = (t?: string) => (t ? `; trunk: ${t} (${TRUNKS[t] ?? t}), chosen` : '');
 const metricName = (d: ParetoData) => (d.metric === 'accuracy' ? 'Accuracy' : 'Perplexity ↓');
 
 /** The section, or null when the run is no partial fusion and measured no curve. */
@@ -17,7 +24,8 @@ export function partialSection(r: RunRecord, width: number): HTMLElement | null 
   const summary = h(
     'div',
     { class: 'muted small', id: 'partial-summary' },
-    `fused model: ${p.mergeLayers} of ${p.layers} blocks shared, ${p.parameters.toLocaleString('en-US')} parameters (${formatRatio(p.parameters / p.parentParameters)} one parent)`,
+    `fused model: ${p.mergeLayers} of ${p.layers} blocks shared, ${p.parameters.toLocaleString('en-US')} parameters (${formatRatio(p.parameters / p.parentParameters)} one parent)` +
+      (p.trunk ? `${trunkText(p.trunk)}${p.heldOut ? ` on ${p.heldOut.heldOut} held-out calibration samples` : ''}` : ''),
   );
   const hf =
     p.mergeLayers < p.layers
@@ -76,12 +84,13 @@ function paretoTable(r: RunRecord, d: ParetoData): HTMLElement {
         'data-parameters': q.parameters,
         'data-value': q.value ?? '',
         'data-chosen': q.chosen ? 'true' : 'false',
+        'data-trunk': q.trunk ?? '',
         class: q.chosen ? 'pareto-chosen' : undefined,
         'aria-current': q.chosen ? 'true' : undefined,
       },
       h(
         'th',
-        { scope: 'row', title: q.k === undefined ? `${q.label}: a parent (size: the anchor's)` : pointDescription(q.k, d.layers) },
+        { scope: 'row', title: q.k === undefined ? `${q.label}: a parent (its own size)` : pointDescription(q.k, d.layers) + trunkText(q.trunk) },
         q.label,
         q.chosen ? h('span', { class: 'chosen-tag' }, ' · chosen') : null,
       ),

@@ -1,5 +1,5 @@
 // The partial-fusion curve as the run panel draws it (no DOM: unit-tested in test/ui/pareto.test.ts): one point per
-// measured K from run.json `partial.points`, the parents next to them, the ensemble (K = 0) and full fusion
+// measured K from run.json `partial.points`, the parents next to them (each at its own size), the ensemble (K = 0) and full fusion
 // (K = all blocks) named, the chosen K marked. The quality axis is accuracy (higher is better), or perplexity
 // (e^loss, lower is better) when the run's evaluation is a causal LM's.
 import type { ModelMetrics, RunRecord } from '../contracts/protocol';
@@ -14,6 +14,8 @@ export interface ParetoPoint {
   parameters: number;
   /** Parameters / one parent's (the anchor's). */
   ratio: number;
+  /** Partial models (0 < K < layers): the trunk chosen on held-out calibration rows ('fused', 'anchor', 'fitted'). */
+  trunk?: string;
   /** Accuracy (0…1) or perplexity; undefined when not measured. */
   value?: number;
   chosen: boolean;
@@ -27,7 +29,8 @@ export interface ParetoData {
   parentParameters: number;
   /** The partial models, K = 0 … layers (as recorded). */
   points: ParetoPoint[];
-  /** The parents as evaluated in the run (their size: the anchor's parameter count). */
+  /** The parents as evaluated in the run, each at its own parameter count (run.json partial.modelParameters; the
+   * anchor's count for runs that did not record it). */
   parents: ParetoPoint[];
 }
 
@@ -65,13 +68,15 @@ export function paretoData(r: RunRecord): ParetoData | undefined {
       ratio: ratio(q.parameters),
       value: of(q),
       chosen: q.mergeLayers === p.mergeLayers,
+      ...(q.trunk ? { trunk: q.trunk } : {}),
     }));
   const parentRows = r.metrics.filter((m: ModelMetrics) => m.role === 'parent' || m.role === 'anchor');
+  const own = (m: ModelMetrics) => (m.model !== undefined ? p.modelParameters?.[m.model] : undefined) ?? p.parentParameters;
   const parents: ParetoPoint[] = parentRows.map((m) => ({
     kind: 'parent',
     label: m.label,
-    parameters: p.parentParameters,
-    ratio: 1,
+    parameters: own(m),
+    ratio: ratio(own(m)),
     value: of(m),
     chosen: false,
   }));

@@ -307,6 +307,26 @@ export interface PartialPoint {
   parameters: number;
   accuracy?: number;
   loss?: number;
+  /** 0 < K < layers, with calibration data: the trunk this point's model uses, chosen on held-out calibration rows. */
+  trunk?: PartialTrunk;
+  /** Every trunk tried at this K and its held-out score (the chosen one: `trunk`). */
+  candidates?: PartialTrunkCandidate[];
+}
+
+/** The shared trunk of a partial model: the fused model's first K blocks, the anchor's own, or a trunk whose
+ * residual-stream writers were refit so that every parent's upper blocks see the features they expect. */
+export type PartialTrunk = 'fused' | 'anchor' | 'fitted';
+
+export interface PartialTrunkCandidate {
+  trunk: PartialTrunk;
+  /** 'fitted': the trunk it started from. */
+  from?: 'fused' | 'anchor';
+  /** Mean KL(ensemble ‖ model) over the held-out calibration rows (the choice: lowest). */
+  heldOutKl: number;
+  /** Accuracy on the held-out calibration rows (labelled data only; not used for the choice). */
+  heldOutAccuracy?: number;
+  /** Stacked relative residual of the parents' streams at the cut, on the fitting rows. */
+  residual: number;
 }
 
 export interface PartialRecord {
@@ -318,6 +338,14 @@ export interface PartialRecord {
   parentParameters: number;
   /** Every K, 0 … layers (with pareto); the chosen one is `mergeLayers`. Measured on the evaluation data. */
   points?: PartialPoint[];
+  /** Each parent's own parameter count (index into RunRecord.models), for the parents' places on the size axis. */
+  modelParameters?: number[];
+  /** The trunk of fused.onnx (0 < K < layers with calibration data) and how it was chosen. */
+  trunk?: PartialTrunk;
+  candidates?: PartialTrunkCandidate[];
+  /** The calibration rows the trunks were fitted on and scored on (the chosen trunk is refit on all `fit` + `heldOut`
+   * rows when the held-out rows were the tail of the fusion's own samples). */
+  heldOut?: { fit: number; heldOut: number; refitOnAll: boolean };
 }
 
 export interface RunRecord {

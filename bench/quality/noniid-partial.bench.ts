@@ -1,12 +1,19 @@
-// Partial fusion on the non-IID pair (issue 28, item 3): the curve over K with the transport map's unmerge (today)
-// against fitted unmerge maps (worker/fusion/unmerge.ts: least squares from the fused trunk's stream to each
-// parent's own, on the calibration data). Validation by default; `--test 1` adds the 10k test set and its class
-// halves (for the final table only). The target at ≤ 1.5× one parent's parameters: parent + 0.75 × (ensemble − parent).
+// Partial fusion on the non-IID scenario (issue 28): the curve over K for every trunk, and the trunk the product
+// chooses per K on held-out calibration rows (worker/jobs/partialChoice.ts, as `fuse --pareto` runs it). Trunks,
+// each with every branch's unmerge map fitted on all calibration samples:
+//   map            the fused trunk with the transport maps' unmerge (no fit; the first version)
+//   fused          the fused model's first K blocks + fitted maps
+//   anchor         the anchor's own first K blocks + fitted maps
+//   fitted/last    fc2 of block K − 1 refit with the maps (the previous trunk fit), from the fused trunk
+//   fitted/fused, fitted/anchor   every shared block's attn.o and fc2 refit in order (trunkfit.ts), from either
+// and the finer cuts K½ (after block K + 1's attention, before its MLP; `--attention 0` leaves them out).
+// Validation by default; `--test 1` adds the 10k test set and its class halves (the final table only). Every
+// choice is the product's (held-out calibration KL) or is read on validation. Target at ≤ 1.5× one parent's
+// parameters: better parent + 0.75 × (ensemble − better parent).
 //
-//   npm run build --silent && node dist-bench/quality/noniid-partial.bench.js [--dir .cache/noniid] [--scenario pair]
-//     [--preset default|exact] [--test 0] [--out bench/quality/noniid-partial.json]
-//   other models / data: --models a.onnx,b.onnx --val val.json --calib calib.npz (e.g. the bundled converged pair)
-import fs from 'node:fs';
+//   npm run build --silent && node dist-bench/quality/noniid-partial.bench.js [--dir .cache/noniid] [--scenario pair|quad]
+//     [--preset default|exact] [--test 0] [--attention 1] [--out bench/quality/noniid-partial-pair.json]
+//   other models / data: --models a.onnx,b.onnx --val val.npz --calib calib.npz (e.g. the bundled converged pair)
 import path from 'node:path';
 import { loadModel, type OnnxModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
@@ -16,31 +23,39 @@ import { resolveRecipe } from '../../worker/fusion/recipe';
 import { buildPartial } from '../../worker/fusion/partial';
 import { fitUnmerges } from '../../worker/fusion/unmerge';
 import { fitPartialTrunk } from '../../worker/fusion/trunkfit';
-import { cliArg, machine, markdownTable } from '../common';
+import { chooseTrunks } from '../../worker/jobs/partialChoice';
+import { cliArg, markdownTable, writeBenchResults } from '../common';
 
 const DIR = path.resolve(cliArg('dir', '.cache/noniid'));
 const OUT = cliArg('out');
 const TEST = cliArg('test', '0') === '1';
 const PRESET = cliArg('preset', 'default');
-const ROUNDS = Number(cliArg('rounds', '3'));
+const ATTENTION = cliArg('attention', '1') === '1';
 const SCENARIOS: Record<string, string[]> = { pair: ['pair_a', 'pair_b'], quad: ['quad_0', 'quad_1', 'quad_2', 'quad_3'] };
 
 const val = openDataset(cliArg('val', path.join(DIR, 'val.npz')));
 const test = TEST ? openDataset(path.join(DIR, 'test.npz')) : undefined;
 const calib = openDataset(cliArg('calib', path.join(DIR, 'calib200.npz')));
 
-interface Point {
-  k: number;
-  unmerge: string;
+interface Scores {
   parameters: number;
   val: number;
   test?: number;
   lo?: number;
   hi?: number;
 }
+interface Point extends Scores {
+  k: number;
+  /** The cut after block K + 1's attention (its MLP and above in the branches). */
+  attention?: boolean;
+  trunk: string;
+  /** Stacked relative residual of the parents' streams at the cut (calibration rows). */
+  residual?: number;
+  kept?: string[];
+}
 
-async function point(model: OnnxModel, k: number, unmerge: string): Promise<Point> {
-  const p: Point = { k, unmerge, parameters: model.summary().parameterCount, val: acc(await logits(model, val), val.labels).all };
+async function scores(model: OnnxModel): Promise<Scores> {
+  const p: Scores = { parameters: model.summary().parameterCount, val: acc(await logits(model, val), val.labels).all };
   if (test) {
     const t = acc(await logits(model, test), test.labels);
     Object.assign(p, { test: t.all, lo: t.lo, hi: t.hi });
@@ -48,66 +63,109 @@ async function point(model: OnnxModel, k: number, unmerge: string): Promise<Poin
   return p;
 }
 
+const stacked = (fits: { errorFit: number }[]) => fits.reduce((s, f) => s + f.errorFit, 0) / fits.length;
+
 async function main(): Promise<void> {
   const name = cliArg('scenario', 'pair');
   const files0 = cliArg('models')?.split(',') ?? SCENARIOS[name].map((n) => path.join(DIR, `${n}.onnx`));
-  const vals = [];
-  for (const f of files0) vals.push(acc(await logits(loadModel(f), val), val.labels).all);
+  const parents: (Scores & { file: string })[] = [];
+  for (const f of files0) parents.push({ file: path.basename(f), ...(await scores(loadModel(f))) });
+  const vals = parents.map((p) => p.val);
   const best = vals.indexOf(Math.max(...vals));
   const files = [files0[best], ...files0.filter((_, i) => i !== best)];
   const models = files.map((f) => loadModel(f));
   const recipe = resolveRecipe(PRESET === 'exact' ? { preset: 'exact', refit: 'regmean++', pareto: true } : { pareto: true });
   const r = await fuseLoaded({ models, recipe, calib, vanilla: false });
-  const t0 = performance.now();
-  const base = { models, plans: r.plans, cutMaps: r.cutMaps!, calib, samples: calib.size };
-  const fitted = await fitUnmerges({ ...base, fused: r.fused });
-  const fitSeconds = (performance.now() - t0) / 1000;
-  // The anchor's own trunk instead of the fused one (its branch's fitted map is the identity).
-  const anchorFitted = await fitUnmerges({ ...base, fused: models[0] });
-  const points: Point[] = [];
-  const cuts: { k: number; trunk: string; model: number; errorMap: number; errorFit: number }[] = [];
+  const base = { models, plans: r.plans, cutMaps: r.cutMaps!, calib, samples: Math.min(calib.size, recipe.samples) };
   const layers = r.plans[0].layers;
+  const fitted = await fitUnmerges({ ...base, fused: r.fused });
+  const anchorFitted = await fitUnmerges({ ...base, fused: models[0] });
+  const inner = Array.from({ length: layers - 1 }, (_, i) => i + 1);
+  const t0 = process.cpuUsage();
+  const choice = await chooseTrunks({ ...base, fused: r.fused, ks: inner });
+  const choiceCpu = (process.cpuUsage(t0).user + process.cpuUsage(t0).system) / 1e6;
+  const points: Point[] = [];
+  const product: (Scores & { k: number; trunk: string; candidates?: unknown })[] = [];
   for (let k = 0; k <= layers; k++) {
-    points.push(await point(buildPartial({ ...base, fused: r.fused, k }), k, 'map'));
-    if (k > 0 && k < layers) {
-      points.push(await point(buildPartial({ ...base, fused: r.fused, k, fitted: fitted[k] }), k, 'fit'));
-      points.push(await point(buildPartial({ ...base, fused: models[0], k, fitted: anchorFitted[k] }), k, 'fit, anchor trunk'));
-      for (const [trunk, fits] of [
-        ['fused', fitted[k]],
-        ['anchor', anchorFitted[k]],
-      ] as const)
-        fits.forEach((f, m) => cuts.push({ k, trunk, model: m, errorMap: f.errorMap, errorFit: f.errorFit }));
-      const errs = fitted[k].map((f, m) => `model ${m}: ${f.errorMap.toFixed(3)} → ${f.errorFit.toFixed(3)}`).join(', ');
-      console.log(
-        `K = ${k}: relative residual of each parent's stream from the fused trunk's (map → fit) ${errs}; from the anchor's: ${anchorFitted[k].map((f) => f.errorFit.toFixed(3)).join(', ')}`,
-      );
-      if (ROUNDS > 0) {
-        const tf = await fitPartialTrunk({ ...base, fused: r.fused, k, rounds: ROUNDS });
-        console.log(`K = ${k}: trunk fit, stacked residual by round ${tf.residuals.map((x) => x.toFixed(3)).join(' → ')}`);
-        points.push(await point(buildPartial({ ...base, fused: tf.trunk, k, fitted: tf.fitted }), k, 'fit + trunk'));
-      }
+    const mid = k > 0 && k < layers;
+    points.push({ k, trunk: mid ? 'map' : k === 0 ? 'ensemble' : 'full fusion', ...(await scores(buildPartial({ ...base, fused: r.fused, k }))) });
+    if (!mid) continue;
+    points.push({ k, trunk: 'fused', residual: stacked(fitted[k]), ...(await scores(buildPartial({ ...base, fused: r.fused, k, fitted: fitted[k] }))) });
+    points.push({
+      k,
+      trunk: 'anchor',
+      residual: stacked(anchorFitted[k]),
+      ...(await scores(buildPartial({ ...base, fused: models[0], k, fitted: anchorFitted[k] }))),
+    });
+    for (const [trunk, start, layersArg] of [
+      ['fitted/last', r.fused, 'last'],
+      ['fitted/fused', r.fused, 'all'],
+      ['fitted/anchor', models[0], 'all'],
+    ] as const) {
+      const tf = await fitPartialTrunk({ ...base, fused: start, k, layers: layersArg });
+      console.log(`K = ${k}, ${trunk}: stacked residual ${tf.residuals.map((x) => x.toFixed(3)).join(' → ')} (kept: ${tf.kept.join(', ') || 'none'})`);
+      const s = await scores(buildPartial({ ...base, fused: tf.trunk, k, fitted: tf.fitted }));
+      points.push({ k, trunk, residual: tf.residuals[tf.residuals.length - 1], kept: tf.kept, ...s });
     }
+    const c = choice?.choices.get(k);
+    if (c) product.push({ k, trunk: c.kind, candidates: c.candidates, ...(await scores(buildPartial({ ...base, fused: c.trunk, k, fitted: c.fitted }))) });
   }
+  // Finer cuts: after block K + 1's attention (K = 0 … layers − 1), every trunk with fitted maps.
+  for (let k = 0; ATTENTION && k < layers; k++)
+    for (const [trunk, start, rounds] of [
+      ['fused', r.fused, 0],
+      ['anchor', models[0], 0],
+      ['fitted/fused', r.fused, 2],
+      ['fitted/anchor', models[0], 2],
+    ] as const) {
+      const tf = await fitPartialTrunk({ ...base, fused: start, k, attention: true, rounds });
+      const s = await scores(buildPartial({ ...base, fused: tf.trunk, k, attention: true, fitted: tf.fitted }));
+      console.log(`K = ${k}½, ${trunk}: stacked residual ${tf.residuals.map((x) => x.toFixed(3)).join(' → ')}, ${(100 * s.val).toFixed(1)} % val`);
+      points.push({ k, attention: true, trunk, residual: tf.residuals[tf.residuals.length - 1], kept: tf.kept, ...s });
+    }
   const single = models[0].summary().parameterCount;
   const pct = (x?: number) => (x === undefined ? '' : (100 * x).toFixed(1));
+  const ens = points.find((p) => p.k === 0)!;
+  const bestParent = parents[best];
+  const target = {
+    maxRatio: 1.5,
+    val: bestParent.val + 0.75 * (ens.val - bestParent.val),
+    ...(test ? { test: bestParent.test! + 0.75 * (ens.test! - bestParent.test!) } : {}),
+  };
   console.log(
-    `\n${name}, ${PRESET} recipe, anchor ${path.basename(files[0])}; parents on val ${vals.map(pct).join(' / ')} %; unmerge fit ${fitSeconds.toFixed(1)} s\n`,
+    `\n${name}, ${PRESET} recipe, anchor ${path.basename(files[0])}; parents on val ${vals.map(pct).join(' / ')} %; trunk choice ${choiceCpu.toFixed(1)} CPU s`,
   );
-  console.log(
-    markdownTable(
-      ['K', 'unmerge', 'parameters', '× one parent', 'val %', '10k test %', 'classes 0–4 %', 'classes 5–9 %'],
-      points.map((p) => [p.k, p.unmerge, p.parameters, (p.parameters / single).toFixed(2), pct(p.val), pct(p.test), pct(p.lo), pct(p.hi)]),
-    ),
-  );
+  console.log(`target at ≤ 1.5×: val ${pct(target.val)} %${test ? `, test ${pct(target.test)} %` : ''}\n`);
+  const row = (p: Point | (Scores & { k: number; trunk: string })) => [
+    'attention' in p && p.attention ? `${p.k}½` : p.k,
+    p.trunk,
+    p.parameters,
+    (p.parameters / single).toFixed(2),
+    'residual' in p && p.residual !== undefined ? p.residual.toFixed(3) : '',
+    pct(p.val),
+    pct(p.test),
+    pct(p.lo),
+    pct(p.hi),
+  ];
+  const header = ['K', 'trunk', 'parameters', '× one parent', 'residual', 'val %', '10k test %', 'classes 0–4 %', 'classes 5–9 %'];
+  console.log(markdownTable(header, points.map(row)));
+  console.log('\nthe product (trunk chosen per K on held-out calibration rows):\n');
+  console.log(markdownTable(header, product.map(row)));
+  for (const p of product) console.log(`K = ${p.k}: ${JSON.stringify(p.candidates)}`);
   if (OUT)
-    fs.writeFileSync(
-      OUT,
-      JSON.stringify(
-        { machine: machine(), date: new Date().toISOString(), scenario: name, preset: PRESET, anchor: path.basename(files[0]), parentsVal: vals, points, cuts },
-        null,
-        1,
-      ) + '\n',
-    );
+    writeBenchResults(OUT, {
+      kind: 'noniid-partial',
+      scenario: name,
+      preset: PRESET,
+      anchor: path.basename(files[0]),
+      parents,
+      parameters: single,
+      target,
+      heldOut: choice?.split,
+      choiceCpuSeconds: choiceCpu,
+      points,
+      product,
+    });
 }
 
 main().catch((err) => {

@@ -4,7 +4,8 @@
 //  - run.json records the recipe's K and one curve point per K (0 … 3);
 //  - the run panel's Partial fusion section: the chart is drawn (non-blank canvas) with one point per K on the
 //    curve and exactly one chosen point (K = 2, at its size and accuracy); the table's K, parameters and accuracy
-//    equal run.json's, the chosen row is marked, the parents are listed;
+//    equal run.json's, the chosen row is marked, the parents are listed at their own sizes; the chosen K's trunk
+//    (chosen on held-out calibration rows) is in run.json with every candidate's score, and in its table row;
 //  - at 230 px the section fits (no horizontal overflow);
 //  - Save as Hugging Face Folder on that run is refused with the reason, and offers the ONNX model.
 // Run: npm run build --silent && node scripts/e2e/ui-pareto.mjs. Final line: `N passed, N failed`.
@@ -114,6 +115,7 @@ try {
         parameters: tr.dataset.parameters,
         value: tr.dataset.value,
         chosen: tr.dataset.chosen,
+        trunk: tr.dataset.trunk,
         text: tr.textContent,
       })),
     );
@@ -132,6 +134,14 @@ try {
     if (curveRows[0].kind !== 'ensemble' || curveRows.at(-1).kind !== 'full') throw new Error(`kinds ${curveRows.map((r) => r.kind)}`);
     const parentRows = rows.filter((r) => r.kind === 'parent');
     if (parentRows.map((r) => r.value).join() !== parents.map((m) => String(m.accuracy)).join()) throw new Error(`parent rows ${JSON.stringify(parentRows)}`);
+    // Each parent at its own parameter count (run.json partial.modelParameters), not the anchor's.
+    const own = parents.map((m) => String(record.partial.modelParameters?.[m.model]));
+    if (parentRows.map((r) => r.parameters).join() !== own.join()) throw new Error(`parent sizes ${parentRows.map((r) => r.parameters)} vs run.json ${own}`);
+    // The chosen K's trunk was chosen on held-out calibration rows: recorded with every candidate's score, shown in the row.
+    const p = record.partial;
+    if (!p.trunk || !(p.candidates?.length >= 2) || p.candidates.some((c) => !Number.isFinite(c.heldOutKl)) || !p.candidates.some((c) => c.trunk === p.trunk))
+      throw new Error(`trunk choice ${JSON.stringify({ trunk: p.trunk, candidates: p.candidates, heldOut: p.heldOut })}`);
+    if (curveRows.find((r) => r.k === String(CHOSEN_K))?.trunk !== p.trunk) throw new Error(`chosen row's trunk ${JSON.stringify(curveRows)}`);
     const caption = await frame.evaluate(() => document.querySelector('#pareto-table caption').textContent);
     if (!/measured on fmnist-test-2k\.json/.test(caption)) throw new Error(`caption '${caption}'`);
     await palette('Notifications: Clear All Notifications');

@@ -92,6 +92,20 @@ test('fuse --merge-layers writes the partial model and the curve; HF export refu
     [0, 1, 2, 3],
   );
   for (const p of partial.points!) assert.ok(p.accuracy! > 0.3 && p.accuracy! <= 1, `K = ${p.mergeLayers}: ${p.accuracy}`);
+  // Each parent's own size; the trunk of every inner K chosen on held-out calibration rows (64 samples, all used by
+  // the fusion: the last 32 held out, the chosen trunk refit on all 64), the lowest held-out KL, recorded.
+  assert.deepEqual(partial.modelParameters, [88666, 88666]);
+  assert.deepEqual(partial.heldOut, { fit: 32, heldOut: 32, refitOnAll: true });
+  assert.deepEqual(
+    partial.points!.map((p) => p.trunk !== undefined),
+    [false, true, true, false],
+  );
+  for (const p of partial.points!.slice(1, 3)) {
+    const lowest = p.candidates!.reduce((x, y) => (y.heldOutKl < x.heldOutKl ? y : x));
+    assert.equal(p.trunk, lowest.trunk, `K = ${p.mergeLayers}: ${JSON.stringify(p.candidates)}`);
+    assert.ok(p.candidates!.length >= 2 && p.candidates!.every((c) => c.heldOutKl >= 0 && c.heldOutAccuracy! >= 0));
+  }
+  assert.equal(partial.trunk, partial.points![1].trunk);
   const fusedFile = path.join(out.runDir, 'fused.onnx');
   const saved = loadModel(fusedFile);
   assert.ok(isPartialModel(saved));

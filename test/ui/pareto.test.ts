@@ -1,5 +1,5 @@
 // The run panel's partial-fusion curve (webview/paretoData.ts), without a browser: one point per recorded K in K
-// order, the ensemble and full fusion named, the chosen K marked, the parents at one parent's size, perplexity
+// order, the ensemble and full fusion named, the chosen K marked, each parent at its own size (the anchor's for older records), perplexity
 // (e^loss, lower is better) for a causal LM, and the Pareto front. The numbers are those of a real run
 // (`otfuse fuse examples/vit48_s10.onnx examples/vit48_s11.onnx --merge-layers 2 --pareto --no-autotune
 // --eval-data examples/data/fmnist-test-2k.json --eval-limit 500`); the browser check is scripts/e2e/ui-pareto.mjs.
@@ -62,7 +62,7 @@ test('one point per recorded K, in K order, with its size, ratio, accuracy and k
     d.points.map((q) => q.label),
     ['K = 0 · ensemble', 'K = 1', 'K = 2', 'K = 3 · full fusion'],
   );
-  // The parents, at the anchor's size, with their own accuracies (not the fused rows).
+  // A record without modelParameters: the parents at the anchor's size, with their own accuracies (not the fused rows).
   assert.deepEqual(
     d.parents.map((q) => [q.label, q.parameters, q.value, q.kind]),
     [
@@ -71,6 +71,38 @@ test('one point per recorded K, in K order, with its size, ratio, accuracy and k
     ],
   );
   assert.equal(formatValue(d, d.points[2].value), '66.60%');
+});
+
+test('each parent at its own parameter count (run.json partial.modelParameters): a wider parent sits right of the anchor', () => {
+  // vit48_s10 (88,666 parameters) and the 72-wide vit72_s12 (195,202): the same recorded curve, parents of two sizes.
+  const base = record();
+  const d = paretoData(
+    record({
+      metrics: [
+        { label: 'vit48_s10.onnx (anchor)', role: 'anchor', model: 0, accuracy: 0.864, loss: 0.41 },
+        { label: 'vit72_s12.onnx', role: 'parent', model: 1, accuracy: 0.871, loss: 0.4 },
+      ],
+      partial: {
+        ...base.partial!,
+        modelParameters: [88666, 195202],
+        points: base.partial!.points!.map((q) => ({ ...q, ...(q.mergeLayers === 2 ? { trunk: 'fitted' as const } : {}) })),
+      },
+    }),
+  )!;
+  assert.deepEqual(
+    d.parents.map((q) => [q.label, q.parameters, q.ratio.toFixed(4)]),
+    [
+      ['vit48_s10.onnx (anchor)', 88666, '1.0000'],
+      ['vit72_s12.onnx', 195202, (195202 / 88666).toFixed(4)],
+    ],
+  );
+  // The curve keeps its sizes; the chosen point's trunk is carried for the table's tooltip.
+  assert.deepEqual(
+    d.points.map((q) => q.trunk),
+    [undefined, undefined, 'fitted', undefined],
+  );
+  // The 72-wide parent (195,202, 87.1 %) is larger than the ensemble (177,332, 87.0 %) but better: on the front.
+  assert.deepEqual([...paretoFront(d)].map((q) => q.label).sort(), ['K = 0 · ensemble', 'vit48_s10.onnx (anchor)', 'vit72_s12.onnx']);
 });
 
 test('the Pareto front: the smallest model and every larger one that is strictly better', () => {

@@ -35,6 +35,8 @@ export interface PartialInput {
   cutMaps: (TMap | null)[][];
   /** Shared blocks: 0 … layers. */
   k: number;
+  /** Also share block K + 1's attention (the cut after its attention residual, before its MLP): K < layers. */
+  attention?: boolean;
   /** Fitted unmerge maps at the cut after block K, one per model (anchor first); absent: the transport maps. */
   fitted?: FittedUnmerge[];
 }
@@ -141,18 +143,28 @@ function fittedNodes(f: FittedUnmerge, trunkOut: string, prefix: string, parts: 
   return `${prefix}unmerged`;
 }
 
+/**
+ * The stream tensor at the cut: the output of block K (1-based; none at K = 0), or with `attention` the stream after
+ * block K + 1's attention residual (its MLP, and everything above, runs in the branches).
+ */
+export function cutTensor(plan: ModelPlan, k: number, attention = false): string | undefined {
+  return attention ? plan.blocks[k].attnAdd : k > 0 ? plan.blocks[k - 1].output : undefined;
+}
+
 function checkPartial(input: PartialInput): void {
   const { models, plans, k } = input;
   const layers = plans[0].layers;
-  if (!Number.isInteger(k) || k < 0 || k > layers)
-    throw new OtfuseError('BAD_USAGE', `--merge-layers ${k}: the models have ${layers} blocks (0 … ${layers})`, { file: plans[0].file });
+  if (!Number.isInteger(k) || k < 0 || k > layers || (input.attention && k >= layers))
+    throw new OtfuseError('BAD_USAGE', `--merge-layers ${k}${input.attention ? ' (+ attention)' : ''}: the models have ${layers} blocks (0 … ${layers})`, {
+      file: plans[0].file,
+    });
   const anchorInputs = graphInputNames(models[0]);
   for (let m = 1; m < models.length; m++) {
     for (const name of graphInputNames(models[m]))
       if (!anchorInputs.has(name))
         throw new OtfuseError('UNSUPPORTED', `partial fusion: input '${name}' is not an input of the anchor ${plans[0].file}`, { file: models[m].file });
-    if (k > 0 && k < layers) {
-      const sf = (p: ModelPlan) => p.seqFirst.includes(p.blocks[k - 1].output);
+    if (cutTensor(plans[0], k, input.attention) && k < layers) {
+      const sf = (p: ModelPlan) => p.seqFirst.includes(cutTensor(p, k, input.attention)!);
       if (sf(plans[m]) !== sf(plans[0]))
         throw new OtfuseError('UNSUPPORTED', 'partial fusion: the stream at the cut is sequence-first in one model and batch-first in the other', {
           file: models[m].file,
@@ -168,8 +180,8 @@ export function buildPartial(input: PartialInput): OnnxModel {
   const layers = plans[0].layers;
   if (k === layers) return fused;
   const parts: GraphParts = { nodes: [], initializers: [] };
-  // The trunk: the fused model's nodes up to the output of block K − 1 (nothing at K = 0).
-  const trunkOut = k > 0 ? plans[0].blocks[k - 1].output : undefined;
+  // The trunk: the fused model's nodes up to the cut (nothing at K = 0).
+  const trunkOut = cutTensor(plans[0], k, input.attention);
   if (trunkOut) copyNodes(fused, nodesFor(fused, [trunkOut], new Set()), '', new Map([[trunkOut, trunkOut]]), parts);
   // Nodes' copies above keep their names; their initializers are renamed with '' (i.e. kept).
   const branchOuts: string[] = [];
@@ -177,14 +189,16 @@ export function buildPartial(input: PartialInput): OnnxModel {
     const prefix = `p${m}/`;
     const plan = plans[m];
     const out = outputOf(model).name ?? '';
-    const cut = k > 0 ? plan.blocks[k - 1].output : undefined;
+    const cut = cutTensor(plan, k, input.attention);
     const rename = new Map<string, string>();
     const fit = input.fitted?.[m];
     if (cut && trunkOut && fit) {
       if (fit.m !== plans[0].hidden || fit.n !== plan.hidden)
-        throw new OtfuseError('INTERNAL', `the fitted unmerge at block ${k} is ${fit.m}×${fit.n}, the models are ${plans[0].hidden} and ${plan.hidden} wide`);
+        throw new OtfuseError('INTERNAL', `the fitted unmerge at cut ${k} is ${fit.m}×${fit.n}, the models are ${plans[0].hidden} and ${plan.hidden} wide`);
       rename.set(cut, fittedNodes(fit, trunkOut, prefix, parts));
     } else if (cut && trunkOut) {
+      // The transport map into block K + 1 reads block K's output; after block K + 1's attention the stream is in
+      // the basis of that block's MLP input (the same residual-stream map under the default policies).
       const map = m === 0 ? null : cutMaps[m]?.[k];
       if (map === undefined) throw new OtfuseError('INTERNAL', `no map at block ${k} for model ${m}`, { file: model.file });
       if (map) {
@@ -204,7 +218,7 @@ export function buildPartial(input: PartialInput): OnnxModel {
   const src = models[0].graph;
   const inits = new Set(models[0].initializerNames());
   const graph = onnx.GraphProto.create({
-    name: `${src.name ?? 'graph'}_partial${k}`,
+    name: `${src.name ?? 'graph'}_partial${k}${input.attention ? 'a' : ''}`,
     node: parts.nodes,
     initializer: parts.initializers,
     input: (src.input ?? []).filter((v) => !inits.has(v.name ?? '')),
@@ -215,7 +229,7 @@ export function buildPartial(input: PartialInput): OnnxModel {
     graph,
     metadataProps: [
       ...(fused.proto.metadataProps ?? []),
-      { key: PARTIAL_METADATA_KEY, value: JSON.stringify({ mergeLayers: k, layers, models: models.length }) },
+      { key: PARTIAL_METADATA_KEY, value: JSON.stringify({ mergeLayers: k, ...(input.attention ? { attention: true } : {}), layers, models: models.length }) },
     ],
   });
   return new OnnxModel(proto, fused.file);

@@ -1,32 +1,59 @@
-// A trunk fitted for partial fusion (issue 28): the fused trunk's last write into the residual stream — block
-// K − 1's MLP output layer (fc2) — refit jointly with the branches' fitted unmerge maps so that every parent's own
-// upper blocks see the features they expect. For a pre-norm block the stream at the cut is h = r + ĝ·Ŵ (r: the
-// stream after the attention residual, ĝ = [g, 1]: fc2's input with a ones column, Ŵ = [W; b]); branch m reads
-// x̃_m = h·U_m + c_m. Block-coordinate least squares on the calibration data, all parents' targets stacked:
+// A trunk fitted for partial fusion (issue 28): the layers that write into the trunk's residual stream — every
+// shared block's attention output projection (O) and MLP output layer (fc2), in order — refit jointly with the
+// branches' fitted unmerge maps, so that every parent's own upper blocks see the features they expect. Targets:
+// each parent's own stream at the cut, through its fitted unmerge map (x̃_m = h·U_m + c_m).
+//
+// For a pre-norm block a writer adds ĝ·Ŵ to the stream (ĝ = [g, 1]: the layer's input with a ones column,
+// Ŵ = [W; b]), and the stream at the cut is h = ρ + ĝ·Ŵ with ρ = h − ĝ·Ŵ_old (exact for the last writer, fc2 of
+// block K − 1; for earlier writers a linearisation: the later layers see the change through their nonlinearities).
+// Block-coordinate least squares on the calibration data, all parents' targets stacked:
 //
 //   1. U_m, c_m ← ridge LS from h to parent m's own stream x_m (unmerge.ts' fitLinear)
-//   2. Ŵ ← argmin Σ_m ‖(r + ĝŴ)·U_m + c_m − x_m‖²  =  (ĝᵀĝ + λI)⁻¹ (R·S⁻¹ + λŴ_old),
-//        R = Σ_m ĝᵀ(x_m − c_m − r·U_m)·U_mᵀ,  S = Σ_m U_m·U_mᵀ   (exact for λ → 0)
+//   2. Ŵ ← argmin Σ_m ‖(ρ + ĝŴ)·U_m + c_m − x_m‖²  =  (ĝᵀĝ + λI)⁻¹ (R·S⁻¹ + λŴ_old),
+//        R = Σ_m ĝᵀ(x_m − c_m − ρ·U_m)·U_mᵀ,  S = Σ_m U_m·U_mᵀ   (exact for λ → 0)
 //
-// repeated `rounds` times, then the maps are refit on the final h. A round is kept only if the stacked residual
-// on the calibration rows goes down. Post-norm blocks (LN after the residual) are not linear in Ŵ: only the maps.
+// `rounds` alternations per writer; then the trunk is run again (its own inputs, exact h) and the maps refit. A
+// writer's new weights are kept only if that measured stacked residual at the cut goes down. Layers are visited in
+// graph order (block 0's O first), each on the inputs the already-refit layers before it give. Post-norm blocks
+// (LN after the residual) are not linear in Ŵ: only the maps. Writers whose solve would cost more than
+// TRUNK_FIT_MAX_FLOPS (rows × (in + 1)², e.g. BERT-base's 3,072-wide fc2) are skipped and counted.
 import { OtfuseError } from '../errors';
 import type { OnnxModel } from '../onnx/model';
 import type { ModelPlan } from '../graph/analyze';
+import type { LinearRef } from '../graph/plan';
 import { solveSpd } from './dense';
+import { cutTensor } from './partial';
 import { inputTensor } from './refitgrams';
 import { captureTensors, fitLinear, priorOf, UNMERGE_RIDGE, type FittedUnmerge, type UnmergeFitInput } from './unmerge';
 
 export interface TrunkFit {
-  /** A copy of the fused model with block K − 1's fc2 refit (the fused model itself when nothing was refit). */
+  /** A copy of the starting trunk with its writers refit (the starting model itself when nothing was kept). */
   trunk: OnnxModel;
   fitted: FittedUnmerge[];
-  /** Stacked relative residual Σ_m ‖x̃_m − x_m‖² / Σ_m ‖x_m − mean‖² after the maps alone, then after each kept round. */
+  /** Stacked relative residual Σ_m ‖x̃_m − x_m‖² / Σ_m ‖x_m − mean‖² after the maps alone, then after each kept writer. */
   residuals: number[];
+  /** The writers whose refit was kept ("block 0 attn.o", "block 2 fc2"), and those skipped for their cost. */
+  kept: string[];
+  skipped: string[];
 }
 
-/** Ridge of the fc2 solve, relative to the mean diagonal of ĝᵀĝ: small, towards the fused weights. */
+/** Ridge of a writer's solve, relative to the mean diagonal of ĝᵀĝ: small, towards the current weights. */
 export const TRUNK_RIDGE = 1e-3;
+/** A writer's solve is skipped above this many multiply-adds for its Gram (rows × (in + 1)²). */
+export const TRUNK_FIT_MAX_FLOPS = 2e10;
+
+export interface TrunkFitInput extends UnmergeFitInput {
+  /** Shared blocks (0 < K < layers). `fused` is the starting trunk (the fused model, or the anchor itself). */
+  k: number;
+  /** The cut after block K + 1's attention (partial.ts cutTensor; 0 ≤ K < layers): its O is the last writer. */
+  attention?: boolean;
+  /** Solve ↔ maps alternations per writer (default 2; 0: the maps only). */
+  rounds?: number;
+  /** 'all' (default): every shared block's O and fc2, in order; 'last': fc2 of block K − 1 only. */
+  layers?: 'all' | 'last';
+  /** Parents' own streams at the cut (captured here when absent). */
+  own?: Float32Array[];
+}
 
 const gram = (A: Float64Array, rows: number, a: number): Float64Array => {
   const G = new Float64Array(a * a);
@@ -50,19 +77,24 @@ function tmul(A: ArrayLike<number>, B: ArrayLike<number>, rows: number, a: numbe
   return C;
 }
 
-/** h = r + ĝ·Ŵ (float32, as the graph computes it). */
-function streamOf(r: Float32Array, G: Float64Array, W: Float64Array, rows: number, a: number, d: number): Float32Array {
-  const h = Float32Array.from(r);
+/** base + sign · ĝ·Ŵ (float32, as the graph computes it). */
+function addProduct(base: Float32Array, G: Float64Array, W: Float64Array, rows: number, a: number, d: number, sign: number): Float32Array {
+  const h = Float32Array.from(base);
   for (let row = 0; row < rows; row++)
     for (let i = 0; i < a; i++) {
-      const v = G[row * a + i];
+      const v = sign * G[row * a + i];
       if (v !== 0) for (let j = 0; j < d; j++) h[row * d + j] += v * W[i * d + j];
     }
   return h;
 }
 
 /** Fits every branch's map from h; returns the maps and the stacked relative residual. */
-function fitMaps(h: Float32Array, xs: Float32Array[], input: UnmergeFitInput, k: number): { fitted: FittedUnmerge[]; residual: number } {
+export function fitMaps(
+  h: Float32Array,
+  xs: Float32Array[],
+  input: Pick<UnmergeFitInput, 'plans' | 'cutMaps' | 'ridge'>,
+  k: number,
+): { fitted: FittedUnmerge[]; residual: number } {
   const m = input.plans[0].hidden;
   let num = 0,
     den = 0;
@@ -84,36 +116,32 @@ function fitMaps(h: Float32Array, xs: Float32Array[], input: UnmergeFitInput, k:
   return { fitted, residual: num / (den || 1) };
 }
 
-/** Fc2's [W; b] as [in + 1, out] float64. */
-function readFc2(model: OnnxModel, plan: ModelPlan, k: number): Float64Array {
-  const fc2 = plan.blocks[k - 1].fc2;
-  if (!fc2.bias || fc2.slice)
-    throw new OtfuseError('UNSUPPORTED', `partial trunk fit: block ${k - 1}'s MLP output has no bias of its own`, { file: model.file });
-  const w = model.getInitializer(fc2.weight).data;
-  const b = model.getInitializer(fc2.bias).data;
-  const p = fc2.inDim,
-    d = fc2.outDim;
+/** A linear layer's [W; b] as [in + 1, out] float64. */
+function readLinear(model: OnnxModel, l: LinearRef): Float64Array {
+  const w = model.getInitializer(l.weight).data;
+  const b = model.getInitializer(l.bias!).data;
+  const p = l.inDim,
+    d = l.outDim;
   const W = new Float64Array((p + 1) * d);
-  for (let i = 0; i < p; i++) for (let j = 0; j < d; j++) W[i * d + j] = fc2.outIn ? w[j * p + i] : w[i * d + j];
+  for (let i = 0; i < p; i++) for (let j = 0; j < d; j++) W[i * d + j] = l.outIn ? w[j * p + i] : w[i * d + j];
   for (let j = 0; j < d; j++) W[p * d + j] = b[j];
   return W;
 }
 
-function writeFc2(model: OnnxModel, plan: ModelPlan, k: number, W: Float64Array): void {
-  const fc2 = plan.blocks[k - 1].fc2;
-  const p = fc2.inDim,
-    d = fc2.outDim;
+function writeLinear(model: OnnxModel, l: LinearRef, W: Float64Array): void {
+  const p = l.inDim,
+    d = l.outDim;
   const w = new Float32Array(p * d);
-  for (let i = 0; i < p; i++) for (let j = 0; j < d; j++) w[fc2.outIn ? j * p + i : i * d + j] = W[i * d + j];
-  model.setInitializer(fc2.weight, w);
-  model.setInitializer(fc2.bias!, Float32Array.from(W.subarray(p * d)));
+  for (let i = 0; i < p; i++) for (let j = 0; j < d; j++) w[l.outIn ? j * p + i : i * d + j] = W[i * d + j];
+  model.setInitializer(l.weight, w);
+  model.setInitializer(l.bias!, Float32Array.from(W.subarray(p * d)));
 }
 
-/** One fc2 solve for fixed maps (step 2 above). */
-function solveFc2(
+/** One writer solve for fixed maps (step 2 above): ρ the rest of the stream, ĝ the layer's input (ones column). */
+function solveWriter(
   G: Float64Array,
   gg: Float64Array,
-  r: Float32Array,
+  rho: Float32Array,
   xs: Float32Array[],
   fitted: FittedUnmerge[],
   W: Float64Array,
@@ -129,7 +157,7 @@ function solveFc2(
     for (let row = 0; row < rows; row++)
       for (let j = 0; j < n; j++) {
         let y = xs[i][row * n + j] - f.bias[j];
-        for (let q = 0; q < d; q++) y -= r[row * d + q] * f.weight[q * n + j];
+        for (let q = 0; q < d; q++) y -= rho[row * d + q] * f.weight[q * n + j];
         T[row * n + j] = y;
       }
     const GT = tmul(G, T, rows, a, n); // a×n
@@ -150,35 +178,58 @@ function solveFc2(
   return solveSpd(gg, a, B, d, lambda);
 }
 
-/** The trunk and the branches' maps for K shared blocks (0 < K < layers). */
-export async function fitPartialTrunk(input: UnmergeFitInput & { k: number; rounds?: number }): Promise<TrunkFit> {
-  const { models, plans, fused, k } = input;
-  const block = plans[0].blocks[k - 1];
-  const own: Float32Array[] = [];
-  for (let i = 0; i < models.length; i++) own.push((await captureTensors(models[i], [plans[i].blocks[k - 1].output], input))[0]);
-  const [h0, g, r] = await captureTensors(fused, block.norm === 'pre' ? [block.output, inputTensor(fused, block.fc2), block.attnAdd] : [block.output], input);
-  const first = fitMaps(h0, own, input, k);
-  const out: TrunkFit = { trunk: fused, fitted: first.fitted, residuals: [first.residual] };
-  if (block.norm !== 'pre' || !block.fc2.bias || block.fc2.slice || !(input.rounds ?? 2)) return out;
-  const p = block.fc2.inDim,
-    d = block.fc2.outDim,
-    a = p + 1;
-  const rows = g.length / p;
-  const G = new Float64Array(rows * a);
-  for (let row = 0; row < rows; row++) {
-    for (let i = 0; i < p; i++) G[row * a + i] = g[row * p + i];
-    G[row * a + p] = 1;
+/** The writers of the shared blocks, in graph order (pre-norm blocks with their own biases only). */
+function writers(plan: ModelPlan, k: number, which: 'all' | 'last', attention: boolean): { name: string; layer: LinearRef }[] {
+  const out: { name: string; layer: LinearRef }[] = [];
+  for (let b = 0; b < k; b++) {
+    const block = plan.blocks[b];
+    if (block.norm !== 'pre') continue;
+    out.push({ name: `block ${b} attn.o`, layer: block.attn.o }, { name: `block ${b} fc2`, layer: block.fc2 });
   }
-  const gg = gram(G, rows, a);
-  let W = readFc2(fused, plans[0], k);
-  let best = out;
-  for (let round = 0; round < (input.rounds ?? 2); round++) {
-    W = solveFc2(G, gg, r, own, best.fitted, W, rows, a, d);
-    const next = fitMaps(streamOf(r, G, W, rows, a, d), own, input, k);
-    if (!(next.residual < best.residuals[best.residuals.length - 1])) break;
-    const trunk = fused.clone();
-    writeFc2(trunk, plans[0], k, W);
-    best = { trunk, fitted: next.fitted, residuals: [...best.residuals, next.residual] };
+  if (attention && plan.blocks[k].norm === 'pre') out.push({ name: `block ${k} attn.o`, layer: plan.blocks[k].attn.o });
+  return (which === 'last' ? out.slice(-1) : out).filter((w) => w.layer.bias && !w.layer.slice);
+}
+
+/** The trunk and the branches' maps for K shared blocks (0 < K < layers). */
+export async function fitPartialTrunk(input: TrunkFitInput): Promise<TrunkFit> {
+  const { models, plans, fused: start, k } = input;
+  const attention = input.attention ?? false;
+  const cut = k < plans[0].layers ? cutTensor(plans[0], k, attention) : undefined;
+  if (!cut) throw new OtfuseError('INTERNAL', `trunk fit at K = ${k} (the models have ${plans[0].layers} blocks)`);
+  const own = input.own ?? [];
+  if (!input.own) for (let i = 0; i < models.length; i++) own.push((await captureTensors(models[i], [cutTensor(plans[i], k, attention)!], input))[0]);
+  const first = fitMaps((await captureTensors(start, [cut], input))[0], own, input, k);
+  let best: TrunkFit = { trunk: start, fitted: first.fitted, residuals: [first.residual], kept: [], skipped: [] };
+  const rounds = input.rounds ?? 2;
+  if (!rounds) return best;
+  const d = plans[0].hidden;
+  for (const { name, layer } of writers(plans[0], k, input.layers ?? 'all', attention)) {
+    const p = layer.inDim,
+      a = p + 1;
+    const [h, g] = await captureTensors(best.trunk, [cut, inputTensor(best.trunk, layer)], input);
+    const rows = g.length / p;
+    if (rows * a * a > TRUNK_FIT_MAX_FLOPS) {
+      best.skipped.push(name);
+      continue;
+    }
+    const G = new Float64Array(rows * a);
+    for (let row = 0; row < rows; row++) {
+      for (let i = 0; i < p; i++) G[row * a + i] = g[row * p + i];
+      G[row * a + p] = 1;
+    }
+    const gg = gram(G, rows, a);
+    let W = readLinear(best.trunk, layer);
+    const rho = addProduct(h, G, W, rows, a, d, -1);
+    let fitted = best.fitted;
+    for (let round = 0; round < rounds; round++) {
+      W = solveWriter(G, gg, rho, own, fitted, W, rows, a, d);
+      if (round < rounds - 1) fitted = fitMaps(addProduct(rho, G, W, rows, a, d, 1), own, input, k).fitted;
+    }
+    const trunk = best.trunk.clone(); // the writers kept so far, and this one
+    writeLinear(trunk, layer, W);
+    const next = fitMaps((await captureTensors(trunk, [cut], input))[0], own, input, k);
+    if (next.residual < best.residuals[best.residuals.length - 1])
+      best = { trunk, fitted: next.fitted, residuals: [...best.residuals, next.residual], kept: [...best.kept, name], skipped: best.skipped };
   }
   return best;
 }

@@ -17,6 +17,8 @@ const obj = (properties: Record<string, unknown>, required: string[] = []) => ({
 
 const dataRef = obj({ path: str, sha256: str, n: int }, ['path', 'sha256', 'n']);
 const dataArg = { anyOf: [str, obj({ path: str, labels: str, limit: int, offset: int }, ['path'])] };
+/** A partial model's trunk candidate at one K (run.json partial.candidates). */
+const candidate = obj({ trunk: str, from: str, heldOutKl: num, heldOutAccuracy: num, residual: num }, ['trunk', 'heldOutKl']);
 const accuracyLoss = obj({ epoch: num, accuracy: numOrNull, loss: numOrNull });
 
 const metricRow = obj(
@@ -109,7 +111,17 @@ export function runSchema(): Record<string, unknown> {
             layers: int,
             parameters: int,
             parentParameters: int,
-            points: { type: 'array', items: obj({ mergeLayers: int, parameters: int, accuracy: num, loss: num }, ['mergeLayers', 'parameters']) },
+            points: {
+              type: 'array',
+              items: obj({ mergeLayers: int, parameters: int, accuracy: num, loss: num, trunk: str, candidates: { type: 'array', items: candidate } }, [
+                'mergeLayers',
+                'parameters',
+              ]),
+            },
+            modelParameters: { type: 'array', items: int },
+            trunk: str,
+            candidates: { type: 'array', items: candidate },
+            heldOut: obj({ fit: int, heldOut: int, refitOnAll: { type: 'boolean' } }, ['fit', 'heldOut']),
           },
           ['mergeLayers', 'layers', 'parameters', 'parentParameters'],
         ),
