@@ -22,6 +22,7 @@ import { MapStore } from './mapstore';
 import type { TMap } from './maps';
 import { refitModel, refitLevels, type RefitLayerResult } from './refit';
 import { CaptureGrams } from './refitgrams';
+import { refitSampleWeights } from './refitmix';
 import { CaptureShare } from './share';
 
 export type { ParamRole } from './schedule';
@@ -339,7 +340,10 @@ async function refitStage(
 ): Promise<RefitLayerResult[]> {
   const { models, recipe } = input;
   const t = performance.now();
+  const mixOf = { mix: recipe.refitMix, models, alpha: weights, calib: input.calib!, samples: recipe.samples, provider: input.provider, signal: input.signal };
+  const sampleWeights = await refitSampleWeights(mixOf);
   const refit = await refitModel({
+    sampleWeights,
     grams: grams?.ready ? grams : undefined,
     resolveMap: grams ? (m) => grams.resolveMap(m) : undefined,
     mode,
@@ -408,7 +412,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   const needActs = ALIGN_BY[recipe.alignBy].needsActivations || RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations;
   if (REFITS[recipe.refit].needsActivations && !input.calib) throw new OtfuseError('BAD_USAGE', `refit '${recipe.refit}' needs calibration data (--data)`);
   // regmean's Grams come out of the capture's own forward pass (taps), not a second pass of the refit.
-  const wantGrams = needActs && recipe.refit === 'regmean' && !!input.calib && !input.refitOwnPass;
+  const wantGrams = needActs && recipe.refit === 'regmean' && recipe.refitMix === 'uniform' && !!input.calib && !input.refitOwnPass;
   // A capture (and its Grams) another fusion of the same models and samples made: reused, read only.
   const shareKey = input.share && needActs && input.calib ? CaptureShare.key(models, input.calib, captureKey(input)) : undefined;
   const shared = shareKey ? input.share!.get(shareKey, wantGrams) : undefined;
