@@ -56,7 +56,10 @@ test('a NaN loss writes the same last good checkpoint whether the copy is spoole
     trainMemory.spoolPreviousBytes = spoolFrom;
     try {
       await assert.rejects(
-        finetuneModel({ model: VIT, data: { path: TRAIN, limit: 640 }, output, maxSteps: 5, batchSize: 64, lr: 1e30, warmupSteps: 0, clipNorm: 0, seed: 2 }, {}),
+        finetuneModel(
+          { model: VIT, data: { path: TRAIN, limit: 640 }, output, maxSteps: 5, batchSize: 64, lr: 1e30, warmupSteps: 0, clipNorm: 0, seed: 2 },
+          {},
+        ),
         (err: unknown) => err instanceof OtfuseError && /last good parameters \(after step \d+\) were written/.test(err.message),
       );
     } finally {
