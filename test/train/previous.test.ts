@@ -40,7 +40,7 @@ for (const spool of [false, true]) {
       p.drop();
       assert.equal(p.read(), undefined);
       p.keep(a); // no-op after drop
-      assert.equal(p.spooled, spooled, "still large after drop");
+      assert.equal(p.spooled, spooled, 'still large after drop');
       assert.equal(p.read(), undefined);
       collectGarbage(); // callable, and twice
       collectGarbage();
@@ -58,7 +58,10 @@ test('a NaN loss writes the same last good checkpoint whether the copy is spoole
     trainMemory.spoolPreviousBytes = spoolFrom;
     try {
       await assert.rejects(
-        finetuneModel({ model: VIT, data: { path: TRAIN, limit: 640 }, output, maxSteps: 5, batchSize: 64, lr: 1e30, warmupSteps: 0, clipNorm: 0, seed: 2 }, {}),
+        finetuneModel(
+          { model: VIT, data: { path: TRAIN, limit: 640 }, output, maxSteps: 5, batchSize: 64, lr: 1e30, warmupSteps: 0, clipNorm: 0, seed: 2 },
+          {},
+        ),
         (err: unknown) => err instanceof OtfuseError && /last good parameters \(after step \d+\) were written/.test(err.message),
       );
     } finally {
