@@ -28,6 +28,7 @@ for (const spool of [false, true]) {
     const p = withSpoolFrom(spool ? 0 : Infinity, () => new PreviousParams(n));
     try {
       assert.equal(p.spooled, spool);
+      const spooled = p.spooled;
       assert.equal(p.read(), undefined, 'nothing kept yet');
       const a = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 1e3);
       const b = Float32Array.from({ length: n }, (_, i) => (i % 7 === 0 ? NaN : Math.cos(i)));
@@ -39,6 +40,7 @@ for (const spool of [false, true]) {
       p.drop();
       assert.equal(p.read(), undefined);
       p.keep(a); // no-op after drop
+      assert.equal(p.spooled, spooled, 'still large after drop');
       assert.equal(p.read(), undefined);
       collectGarbage(); // callable, and twice
       collectGarbage();

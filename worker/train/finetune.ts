@@ -327,6 +327,7 @@ class Trainer {
 
   private save(flat: Float32Array, step: number, epoch: number): void {
     if (!this.healthy(flat)) throw this.diverged(`the parameters exploded (max |w| ${maxAbs(flat).toPrecision(3)}) by step ${step}`, step);
+    if (this.previous.spooled) collectGarbage(); // the last step's outputs, before the checkpoint's bytes
     modelWithParams(this.p.model, this.o.layout, flat).save(this.request.output);
     this.written = { step, epoch };
     this.previous.drop(); // the checkpoint now stands for the last good parameters

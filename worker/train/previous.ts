@@ -24,14 +24,14 @@ export class PreviousParams {
   private kept = false;
   private dropped = false;
 
-  constructor(private readonly length: number) {
-    if (length * 4 >= trainMemory.spoolPreviousBytes) this.spool = new Spool('otfuse-last-good.spool');
-    else this.copy = new Float32Array(length);
-  }
+  /** Large parameters (from trainMemory.spoolPreviousBytes): the copy is spooled, and the trainer collects garbage
+   * after each step. */
+  readonly spooled: boolean;
 
-  /** Is the copy spooled (large models)? */
-  get spooled(): boolean {
-    return this.spool !== undefined;
+  constructor(private readonly length: number) {
+    this.spooled = length * 4 >= trainMemory.spoolPreviousBytes;
+    if (this.spooled) this.spool = new Spool('otfuse-last-good.spool');
+    else this.copy = new Float32Array(length);
   }
 
   /** Keeps `params` as the last good parameters (replacing the previous ones). */
