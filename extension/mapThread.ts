@@ -25,6 +25,9 @@ export interface MapJob {
 
 export type Lane = 'now' | 'background';
 
+/** The prefix of the thumbnails fuse stores in maps.safetensors (worker/fusion/mapthumbs.ts THUMB_PREFIX). */
+export const THUMB_PREFIX = 'thumb/';
+
 /** `downsample` (extension/safetensors.ts) summed block by block: each cell's block of one row is added up in float64
  * before it joins the cell (instead of one float32 addition per entry through an index table), 3–5× faster on a
  * 3072² map; the means agree with downsample's to float32 rounding (within 1e-5 relative on 3072² → 96²: downsample's float32 sums of 1,024 entries are the less exact) and are exact copies when the
