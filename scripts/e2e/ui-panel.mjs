@@ -115,7 +115,8 @@ try {
     if (s.tensor !== tensor) throw new Error(`timed a switch to ${s.tensor}, asked for ${tensor}`);
     await checkPainted(frame, runA.record, tensor);
     const l = layers[idx(tensor)];
-    timings.switches.push({ phase, tensor, size: `${l.rows}×${l.cols}`, ms: Number(s.ms.toFixed(1)), cached: s.cached });
+    const reply = s.reply === undefined ? undefined : Number(s.reply.toFixed(1));
+    timings.switches.push({ phase, tensor, size: `${l.rows}×${l.cols}`, ms: Number(s.ms.toFixed(1)), cached: s.cached, reply });
     await page().waitForTimeout(400); // a user's pause between two looks
   };
   const click = (tensor, phase) => switchTo(tensor, phase, () => frame.locator(`.thumb-card[data-tensor="${tensor}"]`).click());
@@ -224,7 +225,8 @@ function writeTimings() {
   const rows = phases.map((phase) => {
     const ms = timings.switches.filter((s) => s.phase === phase).map((s) => s.ms);
     const st = stats(ms);
-    return { what: `switch: ${phase}`, n: st.n, median: st.median, max: st.max };
+    const replies = stats(timings.switches.filter((s) => s.phase === phase && s.reply !== undefined).map((s) => s.reply));
+    return { what: `switch: ${phase}`, n: st.n, median: st.median, max: st.max, reply: replies.median };
   });
   const all = stats(timings.switches.map((s) => s.ms));
   if (all.n) rows.push({ what: 'switch: all', n: all.n, median: all.median, max: all.max });
@@ -254,6 +256,7 @@ function writeTimings() {
       { key: 'n', label: 'n', format: 'int' },
       { key: 'median', label: 'median ms', format: 'fixed', digits: 0 },
       { key: 'max', label: 'max ms', format: 'fixed', digits: 0 },
+      { key: 'reply', label: "median ms to the extension's answer", format: 'fixed', digits: 0 },
     ],
     rows,
     switches: timings.switches,
