@@ -7,7 +7,7 @@ import { mapsPath, type RunEntry } from '../worker/client';
 import type { RunStore } from './runStore';
 import type { JobRunner } from './jobs';
 import { MapsFile } from './safetensors';
-import { preparedMap, THUMB_PREFIX } from './mapThread';
+import { preparedMap, THUMB_PREFIX, warmMapThreads } from './mapThread';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 import { send, serve } from './webviewRpc';
 import { saveWebviewFile } from './exports';
@@ -64,6 +64,7 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
         {
           ready: () => {
             this.ready = true;
+
             this.post({ type: 'live', live: this.jobs.lastLive });
             this.post({ type: 'busyRuns', runDirs: this.jobs.busyRuns() });
             this.pushRun();
@@ -127,6 +128,7 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
       return;
     }
     this.post({ type: 'run', run: { runDir: entry.dir, record: entry.record } });
+    warmMapThreads(); // starts while the view renders the run, not when its first map is asked for
     void this.sendThumbnails(entry).finally(() => this.shownEmitter.fire(entry.dir));
   }
 

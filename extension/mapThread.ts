@@ -131,6 +131,11 @@ class Thread {
     });
   }
 
+  /** Starts the thread ahead of its first job (a thread takes tens of ms to start: not on the first click). */
+  warm(): void {
+    this.start();
+  }
+
   /** Starts the next job when none is running (and `mayStart` allows). */
   pump(): void {
     if (this.running || !this.queue.length || !this.mayStart()) return;
@@ -233,6 +238,12 @@ export class PayloadCache {
 
 const now: Thread = new Thread();
 const threads: Record<Lane, Thread> = { now, background: new Thread(() => !now.busy) };
+/** Starts both threads (when a panel that shows maps opens). */
+export function warmMapThreads(): void {
+  now.warm();
+  threads.background.warm();
+}
+
 /** A job finished: the background thread may go on once nothing waits on the other. */
 function onIdle(): void {
   threads.background.pump();
