@@ -7,7 +7,7 @@ import { mapsPath, type RunEntry } from '../worker/client';
 import type { RunStore } from './runStore';
 import type { JobRunner } from './jobs';
 import { MapsFile } from './safetensors';
-import { preparedMap } from './mapThread';
+import { preparedMap, THUMB_PREFIX, warmMapThreads } from './mapThread';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 import { send, serve } from './webviewRpc';
 import { saveWebviewFile } from './exports';
@@ -64,6 +64,7 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
         {
           ready: () => {
             this.ready = true;
+
             this.post({ type: 'live', live: this.jobs.lastLive });
             this.post({ type: 'busyRuns', runDirs: this.jobs.busyRuns() });
             this.pushRun();
@@ -127,6 +128,7 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
       return;
     }
     this.post({ type: 'run', run: { runDir: entry.dir, record: entry.record } });
+    warmMapThreads(); // starts while the view renders the run, not when its first map is asked for
     void this.sendThumbnails(entry).finally(() => this.shownEmitter.fire(entry.dir));
   }
 
@@ -141,9 +143,7 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
       for (const layer of entry.record.layers) {
         if (token !== this.generation) return; // another run was selected meanwhile
         if (!maps.header[layer.tensor]) continue;
-        const { rows, cols, position } = maps.target(layer.tensor);
-        // On the background thread: the selected layer's map (the 'now' thread) never waits behind these.
-        batch.push(await preparedMap({ file, position, rows, cols, tensor: layer.tensor, maxSide: THUMB }, 'background'));
+        batch.push(await thumbnail(maps, file, layer.tensor));
         if (batch.length >= 8) {
           this.post({ type: 'thumbnails', runDir: entry.dir, maps: batch });
           batch = [];
@@ -163,6 +163,27 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
     for (const d of [...this.disposables, ...this.viewSubs]) d.dispose();
     this.shownEmitter.dispose();
   }
+}
+
+/** A map's thumbnail: the one fuse stored next to it (worker/fusion/mapthumbs.ts; 37 KB read) when the file has it,
+ * else made from the map on the background thread (the selected layer's map, on the other, never waits behind it). */
+async function thumbnail(maps: MapsFile, file: string, tensor: string): Promise<MapPayload> {
+  const { rows, cols, position } = maps.target(tensor);
+  const key = THUMB_PREFIX + tensor;
+  const stored = maps.header[key]?.shape;
+  // (A stored thumbnail of another size, e.g. from a future engine, is not used: the map is read instead.)
+  if (stored?.[0] === Math.min(rows, THUMB) && stored[1] === Math.min(cols, THUMB)) {
+    const t = await maps.readAsync(key);
+    let min = Infinity;
+    let max = -Infinity;
+    for (const v of t.data) {
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    if (!Number.isFinite(min)) min = max = 0;
+    return { tensor, rows, cols, outRows: t.rows, outCols: t.cols, data: t.data, min, max };
+  }
+  return preparedMap({ file, position, rows, cols, tensor, maxSide: THUMB }, 'background');
 }
 
 /** One map of a run, down-sampled to at most maxSide per side (null when the run has no such map). Read, sorted,

@@ -25,6 +25,9 @@ export interface MapJob {
 
 export type Lane = 'now' | 'background';
 
+/** The prefix of the thumbnails fuse stores in maps.safetensors (worker/fusion/mapthumbs.ts THUMB_PREFIX). */
+export const THUMB_PREFIX = 'thumb/';
+
 /** `downsample` (extension/safetensors.ts) summed block by block: each cell's block of one row is added up in float64
  * before it joins the cell (instead of one float32 addition per entry through an index table), 3–5× faster on a
  * 3072² map; the means agree with downsample's to float32 rounding (within 1e-5 relative on 3072² → 96²: downsample's float32 sums of 1,024 entries are the less exact) and are exact copies when the
@@ -126,6 +129,11 @@ class Thread {
       this.queue.push({ id: ++this.next, job, p: { resolve, reject } });
       this.pump();
     });
+  }
+
+  /** Starts the thread ahead of its first job (a thread takes tens of ms to start: not on the first click). */
+  warm(): void {
+    this.start();
   }
 
   /** Starts the next job when none is running (and `mayStart` allows). */
@@ -230,6 +238,12 @@ export class PayloadCache {
 
 const now: Thread = new Thread();
 const threads: Record<Lane, Thread> = { now, background: new Thread(() => !now.busy) };
+/** Starts both threads (when a panel that shows maps opens). */
+export function warmMapThreads(): void {
+  now.warm();
+  threads.background.warm();
+}
+
 /** A job finished: the background thread may go on once nothing waits on the other. */
 function onIdle(): void {
   threads.background.pump();

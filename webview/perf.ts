@@ -9,6 +9,8 @@ export interface SwitchTiming {
   ms: number;
   /** The detail map came from the webview's cache (no request to the extension). */
   cached: boolean;
+  /** ms from the event until the extension's answer arrived (requests only): the rest of `ms` is drawing. */
+  reply?: number;
 }
 
 export interface OpenMarks {
@@ -28,11 +30,16 @@ interface PerfWindow {
 }
 
 const perf = ((window as unknown as PerfWindow).otfusePanelPerf ??= { switches: [], opens: [] });
-let pending: { tensor: string; t0: number } | undefined;
+let pending: { tensor: string; t0: number; reply?: number } | undefined;
 
 /** A switch to `tensor` started at `timeStamp` (an event's, same origin as performance.now()). */
 export function switchStarted(tensor: string, timeStamp = performance.now()): void {
   pending = { tensor, t0: timeStamp };
+}
+
+/** The extension's answer for the switch to `tensor` arrived. */
+export function replyArrived(tensor: string): void {
+  if (pending?.tensor === tensor) pending.reply = performance.now() - pending.t0;
 }
 
 /** The detail canvas now shows `tensor` (`full`: the detail map, not the thumbnail standing in for it). */
@@ -43,7 +50,7 @@ export function detailDrawn(tensor: string, full: boolean, cached = false): void
   if (!p || !full || p.tensor !== tensor) return;
   pending = undefined;
   requestAnimationFrame(() => {
-    perf.switches.push({ tensor, ms: performance.now() - p.t0, cached });
+    perf.switches.push({ tensor, ms: performance.now() - p.t0, cached, ...(p.reply !== undefined ? { reply: p.reply } : {}) });
     document.body.dataset.switches = String(perf.switches.length);
   });
 }

@@ -78,8 +78,31 @@ function mapData(k, n, seed) {
   return { data, sharp };
 }
 
-/** Writes `<dir>` = run.json + maps.safetensors; returns { dir, record, bytes }. */
-export function writePanelRun(dir, { blocks = 6, seed = 1, name = `vitb${blocks}-panel-s${seed}`, template } = {}) {
+const THUMB_SIDE = 96;
+
+/** The thumbnail fuse stores with a map (worker/fusion/mapthumbs.ts BlockMeans: each row's column block summed, then
+ * added to its cell, divided by the cell's count; float32). */
+function thumbnail(data, n, m) {
+  const oR = Math.min(n, THUMB_SIDE);
+  const oC = Math.min(m, THUMB_SIDE);
+  const start = Int32Array.from({ length: oC + 1 }, (_, c) => (c === oC ? m : Math.ceil((c * m) / oC)));
+  const acc = new Float64Array(oR * oC);
+  const rowCount = new Uint32Array(oR);
+  for (let i = 0; i < n; i++) {
+    const r = Math.floor((i * oR) / n);
+    rowCount[r]++;
+    for (let c = 0; c < oC; c++) {
+      let s = 0;
+      for (let k = i * m + start[c]; k < i * m + start[c + 1]; k++) s += data[k];
+      acc[r * oC + c] += s;
+    }
+  }
+  return Float32Array.from(acc, (v, k) => v / (rowCount[Math.floor(k / oC)] * (start[(k % oC) + 1] - start[k % oC])));
+}
+
+/** Writes `<dir>` = run.json + maps.safetensors; returns { dir, record, bytes }. `thumbs`: with the thumbnails a
+ * fuse of this version stores (a run made before it has none). */
+export function writePanelRun(dir, { blocks = 6, seed = 1, name = `vitb${blocks}-panel-s${seed}`, template, thumbs = false } = {}) {
   fs.mkdirSync(dir, { recursive: true });
   const layers = vitbLayers(blocks);
   const header = { __metadata__: { dtype: 'F32', generator: 'scripts/e2e/panel-fixture.mjs' } };
@@ -88,6 +111,12 @@ export function writePanelRun(dir, { blocks = 6, seed = 1, name = `vitb${blocks}
     const bytes = l.rows * l.cols * 4;
     header[l.tensor] = { dtype: 'F32', shape: [l.rows, l.cols], data_offsets: [offset, offset + bytes] };
     offset += bytes;
+  }
+  const thumbed = thumbs ? layers.filter((l) => l.rows > THUMB_SIDE || l.cols > THUMB_SIDE) : [];
+  for (const l of thumbed) {
+    const shape = [Math.min(l.rows, THUMB_SIDE), Math.min(l.cols, THUMB_SIDE)];
+    header[`thumb/${l.tensor}`] = { dtype: 'F32', shape, data_offsets: [offset, offset + 4 * shape[0] * shape[1]] };
+    offset += 4 * shape[0] * shape[1];
   }
   let json = JSON.stringify(header);
   while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' ';
@@ -100,11 +129,14 @@ export function writePanelRun(dir, { blocks = 6, seed = 1, name = `vitb${blocks}
   const info = [];
   try {
     fs.writeSync(fd, head);
+    const small = [];
     for (const l of layers) {
       const { data, sharp } = mapData(l.index, l.rows, seed);
       fs.writeSync(fd, new Uint8Array(data.buffer));
       info.push({ ...l, sharp });
+      if (thumbed.includes(l)) small.push(thumbnail(data, l.rows, l.cols));
     }
+    for (const t of small) fs.writeSync(fd, new Uint8Array(t.buffer));
   } finally {
     fs.closeSync(fd);
   }

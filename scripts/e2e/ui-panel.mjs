@@ -8,7 +8,9 @@
 //    the full detail map is drawn;
 //  - after every switch the painted canvas is read back: it is the requested layer's full detail map (its size), and
 //    its bright diagonal lies where that layer's map puts it (each layer's offset differs: a stale or wrong map fails);
-//  - opening run B (another run, cold), then run A again.
+//  - opening run B (another run, cold; made without stored thumbnails, as runs before this version), then A again.
+// Run A carries the thumbnails this version's fuse stores with the maps (worker/fusion/mapthumbs.ts); a thumbnail
+// that differs from the map's own block means would show as a wrong layer in the thumbnail check below.
 // The timings are reported (results JSON in the scratch folder; OTFUSE_PANEL_RESULTS=<file> also writes them in the
 // otfuse-bench/1 format for BENCHMARKS.md, with OTFUSE_PANEL_LABEL as its caption); nothing asserts on time.
 // Run: npm run build --silent && node scripts/e2e/ui-panel.mjs. Final line: `N passed, N failed`.
@@ -38,7 +40,8 @@ try {
   const runsRoot = path.join(ws, '.otfuse', 'runs');
   const template = path.join(REPO, 'test/fixtures/runs/v1-run/run.json');
   const t0 = Date.now();
-  const runA = writePanelRun(path.join(runsRoot, '20261207-000001-vitb-panel-a'), { seed: 1, name: 'vitb6-panel-a', template });
+  // A as this version's fuse writes it (thumbnails stored with the maps), B as a run made before (none).
+  const runA = writePanelRun(path.join(runsRoot, '20261207-000001-vitb-panel-a'), { seed: 1, name: 'vitb6-panel-a', template, thumbs: true });
   const runB = writePanelRun(path.join(runsRoot, '20261207-000002-vitb-panel-b'), { seed: 2, name: 'vitb6-panel-b', template });
   fs.writeFileSync(path.join(ws, 'README.txt'), 'otfuse panel e2e workspace\n');
   log(`2 runs of ${runA.record.layers.length} maps (${(runA.bytes / 2 ** 20).toFixed(0)} MiB each) written in ${Date.now() - t0} ms`);
@@ -91,9 +94,14 @@ try {
   };
 
   await check('open a 52-map run (A) from the Runs list: the layer list, the first heatmap and every thumbnail painted', async () => {
-    await openRun(runA, 'first open (run A)');
+    await openRun(runA, 'first open (run A, thumbnails stored by fuse)');
     const drawn = await frame.evaluate(() => document.querySelectorAll('canvas.thumb[data-drawn="1"]').length);
     if (drawn !== runA.record.layers.length) throw new Error(`${drawn} thumbnails for ${runA.record.layers.length} maps`);
+    // Every thumbnail (stored by fuse for A) shows its own layer's diagonal.
+    for (const [k, l] of runA.record.layers.entries()) {
+      const got = await peaks(frame, `canvas.thumb[data-tensor="${l.tensor}"]`, 4);
+      checkDiagonal(l, k, got.peaks, 0.022, `thumbnail of ${l.tensor}`);
+    }
     await page().screenshot({ path: path.join(T.shots, '01-open.png') });
   });
 
@@ -107,7 +115,8 @@ try {
     if (s.tensor !== tensor) throw new Error(`timed a switch to ${s.tensor}, asked for ${tensor}`);
     await checkPainted(frame, runA.record, tensor);
     const l = layers[idx(tensor)];
-    timings.switches.push({ phase, tensor, size: `${l.rows}×${l.cols}`, ms: Number(s.ms.toFixed(1)), cached: s.cached });
+    const reply = s.reply === undefined ? undefined : Number(s.reply.toFixed(1));
+    timings.switches.push({ phase, tensor, size: `${l.rows}×${l.cols}`, ms: Number(s.ms.toFixed(1)), cached: s.cached, reply });
     await page().waitForTimeout(400); // a user's pause between two looks
   };
   const click = (tensor, phase) => switchTo(tensor, phase, () => frame.locator(`.thumb-card[data-tensor="${tensor}"]`).click());
@@ -142,7 +151,7 @@ try {
   });
 
   await check('open another 52-map run (B), then A again: the first heatmap and every thumbnail painted', async () => {
-    await openRun(runB, 'another run (B)');
+    await openRun(runB, 'another run (B, made before: no stored thumbnails)');
     await openRun(runA, 'run A again');
   });
 } catch (err) {
@@ -161,36 +170,48 @@ async function checkPainted(frame, record, tensor) {
   const k = record.layers.findIndex((l) => l.tensor === tensor);
   const l = record.layers[k];
   if (k < 0) throw new Error(`no layer ${tensor}`);
-  const got = await frame.evaluate(() => {
-    const c = document.getElementById('heatmap');
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    const rows = [];
-    // 8 canvas rows: the column where viridis is brightest (r + g grows along the ramp).
-    for (let s = 0; s < 8; s++) {
-      const y = Math.floor(((s + 0.5) * c.height) / 8);
-      let best = -1;
-      let bx = 0;
-      for (let x = 0; x < c.width; x++) {
-        const p = 4 * (y * c.width + x);
-        if (d[p] + d[p + 1] > best) {
-          best = d[p] + d[p + 1];
-          bx = x;
-        }
-      }
-      rows.push({ y: (y + 0.5) / c.height, x: (bx + 0.5) / c.width });
-    }
-    return { tensor: c.dataset.tensor, rows: Number(c.dataset.rows), cols: Number(c.dataset.cols), sorted: c.dataset.sorted, peaks: rows };
-  });
+  const got = await peaks(frame, '#heatmap', 8);
   if (got.tensor !== tensor) throw new Error(`the heatmap shows ${got.tensor}, asked for ${tensor}`);
   const side = Math.min(l.rows, DETAIL_SIDE);
   if (got.rows !== side || got.cols !== Math.min(l.cols, DETAIL_SIDE)) throw new Error(`${tensor}: drawn ${got.rows}×${got.cols}, its detail map is ${side}²`);
+  checkDiagonal(l, k, got.peaks, 0.01, tensor);
+}
+
+/** The layer's bright diagonal is where its map puts it (column (i + shift) mod n) at each sampled row. */
+function checkDiagonal(l, k, peaksAt, tolerance, what) {
   const shift = expectedShift(k, l.cols);
-  for (const p of got.peaks) {
+  for (const p of peaksAt) {
     const want = ((Math.floor(p.y * l.rows) + shift) % l.cols) / l.cols;
     const off = Math.abs(p.x - want);
-    if (Math.min(off, 1 - off) > 0.01)
-      throw new Error(`${tensor}: the diagonal at row ${p.y.toFixed(3)} is at column ${p.x.toFixed(3)}, the layer's map has it at ${want.toFixed(3)}`);
+    if (Math.min(off, 1 - off) > tolerance)
+      throw new Error(`${what}: the diagonal at row ${p.y.toFixed(3)} is at column ${p.x.toFixed(3)}, the layer's map has it at ${want.toFixed(3)}`);
   }
+}
+
+/** For `count` rows of the canvas: the column where viridis is brightest (r + g grows along the ramp). */
+function peaks(frame, selector, count) {
+  return frame.evaluate(
+    ([sel, count]) => {
+      const c = document.querySelector(sel);
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      const rows = [];
+      for (let s = 0; s < count; s++) {
+        const y = Math.floor(((s + 0.5) * c.height) / count);
+        let best = -1;
+        let bx = 0;
+        for (let x = 0; x < c.width; x++) {
+          const p = 4 * (y * c.width + x);
+          if (d[p] + d[p + 1] > best) {
+            best = d[p] + d[p + 1];
+            bx = x;
+          }
+        }
+        rows.push({ y: (y + 0.5) / c.height, x: (bx + 0.5) / c.width });
+      }
+      return { tensor: c.dataset.tensor, rows: Number(c.dataset.rows), cols: Number(c.dataset.cols), peaks: rows };
+    },
+    [selector, count],
+  );
 }
 
 /** Median and max of a list of ms. */
@@ -204,7 +225,8 @@ function writeTimings() {
   const rows = phases.map((phase) => {
     const ms = timings.switches.filter((s) => s.phase === phase).map((s) => s.ms);
     const st = stats(ms);
-    return { what: `switch: ${phase}`, n: st.n, median: st.median, max: st.max };
+    const replies = stats(timings.switches.filter((s) => s.phase === phase && s.reply !== undefined).map((s) => s.reply));
+    return { what: `switch: ${phase}`, n: st.n, median: st.median, max: st.max, reply: replies.median };
   });
   const all = stats(timings.switches.map((s) => s.ms));
   if (all.n) rows.push({ what: 'switch: all', n: all.n, median: all.median, max: all.max });
@@ -234,6 +256,7 @@ function writeTimings() {
       { key: 'n', label: 'n', format: 'int' },
       { key: 'median', label: 'median ms', format: 'fixed', digits: 0 },
       { key: 'max', label: 'max ms', format: 'fixed', digits: 0 },
+      { key: 'reply', label: "median ms to the extension's answer", format: 'fixed', digits: 0 },
     ],
     rows,
     switches: timings.switches,

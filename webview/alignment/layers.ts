@@ -245,6 +245,7 @@ export function select(tensor: string, focus = false, scroll = true, showMap = f
     return;
   }
   void fetchMap(ask).then((map) => {
+    perf.replyArrived(tensor);
     // Only the latest request's map (a slower earlier answer, e.g. unsorted, must not replace a newer one).
     if (map && asked === detailRequests && S.run?.runDir === runDir && S.persisted.selected === tensor) {
       S.detail = map;
