@@ -4,7 +4,9 @@
 // the ratio fuse / 400 passes is computed here from those numbers (CPU and wall). Earlier measurements kept in the
 // file (memory probes, the demo sweep) are carried over unchanged under their own keys.
 // Usage: nice -n 5 bash bench/scale/default-path.sh vitB bertB | tee /tmp/defpath.log
-//        node dist-bench/scale/defpath-record.js --log /tmp/defpath.log [--log more.log] [--out bench/scale/defpath-results.json]
+//        node dist-bench/scale/defpath-record.js --log /tmp/defpath.log [--log more.log] [--extra more.json]
+//          [--out bench/scale/defpath-results.json]
+// --extra: a JSON object of further measurements (e.g. an A/B of the demo's sweep), merged in under its keys.
 import fs from 'node:fs';
 import { writeBenchResults } from '../common';
 
@@ -92,6 +94,7 @@ function main(): void {
     if (!['format', 'command', 'machine', 'date', 'load', 'caption', 'columns', 'rows'].includes(k)) carried[k] = v;
   // the earlier file's table (BERT-base memory before/after the graph-analysis fix) stays as data
   if (previous.rows && !carried.bertB_memory_table) carried.bertB_memory_table = { caption: previous.caption, rows: previous.rows };
+  for (const f of argsOf('extra')) Object.assign(carried, JSON.parse(fs.readFileSync(f, 'utf8')) as Record<string, unknown>);
   writeBenchResults(out, {
     caption:
       'The default path (`otfuse fuse A B --data CALIB --no-eval`, auto-tune at its default budget) next to 400 plain forward passes of the same model in the same run (`bench/scale/default-path.sh`); CPU = user + sys of every thread (`/usr/bin/time -v`)',
