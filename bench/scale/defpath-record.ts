@@ -103,7 +103,7 @@ function main(): void {
       { key: 'autotune', label: 'auto-tune' },
       { key: 'fuse_cpu_s', label: 'fuse CPU s', format: 'fixed', digits: 1 },
       { key: 'fuse_wall_s', label: 'fuse wall s', format: 'fixed', digits: 0 },
-      { key: 'peak_rss_mb', label: 'peak RSS MB', format: 'int' },
+      { key: 'peak_rss_mb', label: 'peak RSS MiB', format: 'int' },
       { key: 'passes400_cpu_s', label: '400 passes CPU s', format: 'fixed', digits: 1 },
       { key: 'ratio_cpu', label: 'fuse / 400 passes (CPU)' },
       { key: 'ratio_wall', label: '(wall)' },
