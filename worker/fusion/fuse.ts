@@ -23,7 +23,7 @@ import type { TMap } from './maps';
 import { refitModel, refitLevels, type RefitLayerResult } from './refit';
 import { CaptureGrams } from './refitgrams';
 import { refitSampleWeights } from './refitmix';
-import { CaptureShare } from './share';
+import { CaptureShare, type CostCache } from './share';
 
 export type { ParamRole } from './schedule';
 
@@ -196,6 +196,8 @@ interface Captured {
   acts: (ActivationStore | undefined)[];
   staged: boolean;
   grams?: CaptureGrams;
+  /** Costs already computed from these activations by another fusion (a shared capture's, share.ts). */
+  costs?: CostCache;
 }
 
 /** Aligns every other model onto the anchor: their maps (records and stored form), each linear layer's input map
@@ -204,7 +206,7 @@ async function alignAll(
   input: LoadedFusionInput,
   plans: ModelPlan[],
   params: Params[],
-  { acts, staged, grams }: Captured,
+  { acts, staged, grams, costs: costCache }: Captured,
   aligned: ParamValues[],
   emit: (e: ProgressEvent) => void,
 ): Promise<{ maps: MapRecord[][]; mapStore: MapStore; inputMaps: Map<LinearRef, TMap | null>[]; cutMaps?: (TMap | null)[][] }> {
@@ -217,7 +219,7 @@ async function alignAll(
   const cutBlock = new Map(plans[0].blocks.map((b, i) => [b.attn.q, i]));
   const cutMaps: (TMap | null)[][] = models.map(() => []);
   const layerCount = solvedMapCount(compileSchedule(plans[0]), plans[0], recipe);
-  const costs = await CostEngine.create(recipe.costEngine === 'ort', input.provider);
+  const costs = (await CostEngine.create(recipe.costEngine === 'ort', input.provider)).useCache(costCache);
   configureLinalg({ provider: input.provider ?? 'cpu' });
   // OT solvers follow the execution provider: a GPU provider runs those with an ONNX Runtime path there.
   const otProvider = input.provider === 'cuda' || input.provider === 'webgpu' ? input.provider : recipe.otBackend === 'ort' ? 'cpu' : undefined;
@@ -439,10 +441,12 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     let activationBytes = captured.activationBytes;
     if (shareKey && !shared && !staged) owned = !input.share!.offer(shareKey, { acts: [...acts], activationBytes, grams });
     timings.activations = (performance.now() - t) / 1000;
+    // The share's activations come with the costs other fusions computed from them (and keep this one's).
+    const costs = shareKey && !owned ? input.share!.costsFor(shareKey) : undefined;
 
     // Align every other model onto the anchor.
     t = performance.now();
-    const { maps, mapStore, inputMaps, cutMaps } = await alignAll(input, plans, params, { acts, staged, grams }, aligned, emit);
+    const { maps, mapStore, inputMaps, cutMaps } = await alignAll(input, plans, params, { acts, staged, grams, costs }, aligned, emit);
     // Stages the alignment did not need still feed the refit's Grams.
     if (grams && staged) for (const a of acts) await (a as StagedActivations).finishTaps();
     timings.align = (performance.now() - t) / 1000;
