@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { engine } from '../../worker/api';
-import type { ProviderChoice } from '../../worker/types';
+import type { DatasetSpec, ProviderChoice } from '../../worker/types';
 import { decodeSafetensors } from '../../worker/fusion/safetensors';
 import { loadModel } from '../../worker/onnx/model';
 import { machine } from '../common';
@@ -91,9 +91,11 @@ async function runCase(c: Case, provider: ProviderChoice, samples: number, steps
       const m = loadModel(fusedPath);
       for (const n of m.initializerNames()) weights.set(n, Float32Array.from(m.getInitializer(n).data));
     }
+    // A decoder's fused model is an .onnx file: its text data takes the parents' tokenizer explicitly.
+    const text = /\.(txt|jsonl)$/.test(c.data);
     const tuned = await engine.finetune({
       model: fusedPath,
-      data: c.data,
+      data: text ? ({ path: c.data, tokenizer: path.resolve(c.models[0]) } as DatasetSpec) : c.data,
       output: path.join(work, `${c.name}-${provider}-ft${fusedPath.endsWith('.onnx') ? '.onnx' : ''}`),
       maxSteps: steps,
       batchSize: 4,
