@@ -7,7 +7,8 @@
 //   fitted/last    fc2 of block K − 1 refit with the maps (the previous trunk fit), from the fused trunk
 //   fitted/fused, fitted/anchor   every shared block's attn.o and fc2 refit in order (trunkfit.ts), from either
 // and the finer cuts K½ (after block K + 1's attention, before its MLP; `--attention 0` leaves them out).
-// Validation by default; `--test 1` adds the 10k test set and its class halves (the final table only). Every
+// Validation by default; `--test 1` adds the 10k test set and its class halves for the parents, the ends, the
+// product's choice and each cut's best trunk on validation (the final table only). Every
 // choice is the product's (held-out calibration KL) or is read on validation. Target at ≤ 1.5× one parent's
 // parameters: better parent + 0.75 × (ensemble − better parent).
 //
@@ -54,13 +55,18 @@ interface Point extends Scores {
   kept?: string[];
 }
 
+/** Each row's model, for the 10k test scores measured at the end (only the rows the tables read: see main). A
+ * symbol key: copied by object spread, left out of the JSON. */
+const MODEL = Symbol('model');
+
 async function scores(model: OnnxModel): Promise<Scores> {
-  const p: Scores = { parameters: model.summary().parameterCount, val: acc(await logits(model, val), val.labels).all };
-  if (test) {
-    const t = acc(await logits(model, test), test.labels);
-    Object.assign(p, { test: t.all, lo: t.lo, hi: t.hi });
-  }
-  return p;
+  return { parameters: model.summary().parameterCount, val: acc(await logits(model, val), val.labels).all, [MODEL]: model } as Scores;
+}
+
+async function withTest(p: Scores): Promise<void> {
+  if (!test || p.test !== undefined) return;
+  const t = acc(await logits((p as Scores & { [MODEL]: OnnxModel })[MODEL], test), test.labels);
+  Object.assign(p, { test: t.all, lo: t.lo, hi: t.hi });
 }
 
 const stacked = (fits: { errorFit: number }[]) => fits.reduce((s, f) => s + f.errorFit, 0) / fits.length;
@@ -123,6 +129,14 @@ async function main(): Promise<void> {
       console.log(`K = ${k}½, ${trunk}: stacked residual ${tf.residuals.map((x) => x.toFixed(3)).join(' → ')}, ${(100 * s.val).toFixed(1)} % val`);
       points.push({ k, attention: true, trunk, residual: tf.residuals[tf.residuals.length - 1], kept: tf.kept, ...s });
     }
+  // 10k test (the final tables only): the parents, both ends, the product's choice per K, and per cut the best
+  // trunk on validation; every other row has validation only.
+  if (test) {
+    for (const p of [...parents, ...product, ...points.filter((q) => q.trunk === 'ensemble' || q.trunk === 'full fusion')]) await withTest(p);
+    const cutsOf = new Map<string, Point[]>();
+    for (const p of points) cutsOf.set(`${p.k}${p.attention ? 'a' : ''}`, [...(cutsOf.get(`${p.k}${p.attention ? 'a' : ''}`) ?? []), p]);
+    for (const ps of cutsOf.values()) await withTest(ps.reduce((x, y) => (y.val > x.val ? y : x)));
+  }
   const single = models[0].summary().parameterCount;
   const pct = (x?: number) => (x === undefined ? '' : (100 * x).toFixed(1));
   const ens = points.find((p) => p.k === 0)!;
