@@ -119,12 +119,13 @@ const PARTIAL_TRUNKS = ['map', 'fused', 'anchor', 'fitted/last', 'fitted/fused',
 
 /**
  * bench/quality/noniid-partial.bench.ts (`kind: 'noniid-partial'`): blocks `partial-<scenario>` (10k test % — val %
- * in brackets — per cut and trunk; K½ = after block K + 1's attention) and `partial-<scenario>-product` (the trunk the
+ * in brackets, alone where test was not measured — per cut and trunk; K½ = after block K + 1's attention) and `partial-<scenario>-product` (the trunk the
  * product chose per K on held-out calibration rows, per class half, with every candidate's held-out KL).
  */
 function noniidPartial(doc, blocks) {
   const one = doc.parameters;
-  const cell = (p) => (p ? `${pct(p.test ?? p.val, 1)}${p.test !== undefined ? ` (${pct(p.val, 1)})` : ''}` : '');
+  // "test (val)", or "(val)" where the row's test was not measured.
+  const cell = (p) => (p ? (p.test !== undefined ? `${pct(p.test, 1)} (${pct(p.val, 1)})` : `(${pct(p.val, 1)})`) : '');
   const cuts = [];
   for (const p of doc.points) {
     const key = `${p.k}${p.attention ? '½' : ''}`;

@@ -13,7 +13,7 @@
 // parameters: better parent + 0.75 × (ensemble − better parent).
 //
 //   npm run build --silent && node dist-bench/quality/noniid-partial.bench.js [--dir .cache/noniid] [--scenario pair|quad]
-//     [--preset default|exact] [--test 0] [--attention 1] [--out bench/quality/noniid-partial-pair.json]
+//     [--preset default|exact] [--test 0] [--attention 1] [--samples 200] [--ks 1,2,3] [--out bench/quality/noniid-partial-pair.json]
 //   other models / data: --models a.onnx,b.onnx --val val.npz --calib calib.npz (e.g. the bundled converged pair)
 import path from 'node:path';
 import { loadModel, type OnnxModel } from '../../worker/onnx/model';
@@ -32,6 +32,8 @@ const OUT = cliArg('out');
 const TEST = cliArg('test', '0') === '1';
 const PRESET = cliArg('preset', 'default');
 const ATTENTION = cliArg('attention', '1') === '1';
+const SAMPLES = cliArg('samples'); // the recipe's calibration samples (default 200)
+const KS = cliArg('ks'); // only these inner K (comma-separated; default every one)
 const SCENARIOS: Record<string, string[]> = { pair: ['pair_a', 'pair_b'], quad: ['quad_0', 'quad_1', 'quad_2', 'quad_3'] };
 
 const val = openDataset(cliArg('val', path.join(DIR, 'val.npz')));
@@ -50,8 +52,10 @@ interface Point extends Scores {
   /** The cut after block K + 1's attention (its MLP and above in the branches). */
   attention?: boolean;
   trunk: string;
-  /** Stacked relative residual of the parents' streams at the cut (calibration rows). */
+  /** Relative residual of the parents' streams at the cut (calibration rows), mean over the parents, and each
+   * parent's (anchor first): ‖h·U_m + c_m − x_m‖² / ‖x_m − mean‖². */
   residual?: number;
+  perParent?: number[];
   kept?: string[];
 }
 
@@ -69,7 +73,10 @@ async function withTest(p: Scores): Promise<void> {
   Object.assign(p, { test: t.all, lo: t.lo, hi: t.hi });
 }
 
-const stacked = (fits: { errorFit: number }[]) => fits.reduce((s, f) => s + f.errorFit, 0) / fits.length;
+const res = (fits: { errorFit: number }[]) => ({
+  residual: fits.reduce((s, f) => s + f.errorFit, 0) / fits.length,
+  perParent: fits.map((f) => f.errorFit),
+});
 
 async function main(): Promise<void> {
   const name = cliArg('scenario', 'pair');
@@ -80,13 +87,17 @@ async function main(): Promise<void> {
   const best = vals.indexOf(Math.max(...vals));
   const files = [files0[best], ...files0.filter((_, i) => i !== best)];
   const models = files.map((f) => loadModel(f));
-  const recipe = resolveRecipe(PRESET === 'exact' ? { preset: 'exact', refit: 'regmean++', pareto: true } : { pareto: true });
+  const recipe = resolveRecipe({
+    ...(PRESET === 'exact' ? { preset: 'exact', refit: 'regmean++' } : {}),
+    pareto: true,
+    ...(SAMPLES ? { samples: Number(SAMPLES) } : {}),
+  });
   const r = await fuseLoaded({ models, recipe, calib, vanilla: false });
   const base = { models, plans: r.plans, cutMaps: r.cutMaps!, calib, samples: Math.min(calib.size, recipe.samples) };
   const layers = r.plans[0].layers;
   const fitted = await fitUnmerges({ ...base, fused: r.fused });
   const anchorFitted = await fitUnmerges({ ...base, fused: models[0] });
-  const inner = Array.from({ length: layers - 1 }, (_, i) => i + 1);
+  const inner = KS ? KS.split(',').map(Number) : Array.from({ length: layers - 1 }, (_, i) => i + 1);
   const t0 = process.cpuUsage();
   const choice = await chooseTrunks({ ...base, fused: r.fused, ks: inner });
   const choiceCpu = (process.cpuUsage(t0).user + process.cpuUsage(t0).system) / 1e6;
@@ -94,13 +105,14 @@ async function main(): Promise<void> {
   const product: (Scores & { k: number; trunk: string; candidates?: unknown })[] = [];
   for (let k = 0; k <= layers; k++) {
     const mid = k > 0 && k < layers;
+    if (mid && !inner.includes(k)) continue;
     points.push({ k, trunk: mid ? 'map' : k === 0 ? 'ensemble' : 'full fusion', ...(await scores(buildPartial({ ...base, fused: r.fused, k }))) });
     if (!mid) continue;
-    points.push({ k, trunk: 'fused', residual: stacked(fitted[k]), ...(await scores(buildPartial({ ...base, fused: r.fused, k, fitted: fitted[k] }))) });
+    points.push({ k, trunk: 'fused', ...res(fitted[k]), ...(await scores(buildPartial({ ...base, fused: r.fused, k, fitted: fitted[k] }))) });
     points.push({
       k,
       trunk: 'anchor',
-      residual: stacked(anchorFitted[k]),
+      ...res(anchorFitted[k]),
       ...(await scores(buildPartial({ ...base, fused: models[0], k, fitted: anchorFitted[k] }))),
     });
     for (const [trunk, start, layersArg] of [
@@ -111,7 +123,7 @@ async function main(): Promise<void> {
       const tf = await fitPartialTrunk({ ...base, fused: start, k, layers: layersArg });
       console.log(`K = ${k}, ${trunk}: stacked residual ${tf.residuals.map((x) => x.toFixed(3)).join(' → ')} (kept: ${tf.kept.join(', ') || 'none'})`);
       const s = await scores(buildPartial({ ...base, fused: tf.trunk, k, fitted: tf.fitted }));
-      points.push({ k, trunk, residual: tf.residuals[tf.residuals.length - 1], kept: tf.kept, ...s });
+      points.push({ k, trunk, ...res(tf.fitted), kept: tf.kept, ...s });
     }
     const c = choice?.choices.get(k);
     if (c) product.push({ k, trunk: c.kind, candidates: c.candidates, ...(await scores(buildPartial({ ...base, fused: c.trunk, k, fitted: c.fitted }))) });
@@ -127,7 +139,7 @@ async function main(): Promise<void> {
       const tf = await fitPartialTrunk({ ...base, fused: start, k, attention: true, rounds });
       const s = await scores(buildPartial({ ...base, fused: tf.trunk, k, attention: true, fitted: tf.fitted }));
       console.log(`K = ${k}½, ${trunk}: stacked residual ${tf.residuals.map((x) => x.toFixed(3)).join(' → ')}, ${(100 * s.val).toFixed(1)} % val`);
-      points.push({ k, attention: true, trunk, residual: tf.residuals[tf.residuals.length - 1], kept: tf.kept, ...s });
+      points.push({ k, attention: true, trunk, ...res(tf.fitted), kept: tf.kept, ...s });
     }
   // 10k test (the final tables only): the parents, both ends, the product's choice per K, and per cut the best
   // trunk on validation; every other row has validation only.
@@ -171,6 +183,8 @@ async function main(): Promise<void> {
       kind: 'noniid-partial',
       scenario: name,
       preset: PRESET,
+      samples: base.samples,
+      calib: path.basename(calib.source),
       anchor: path.basename(files[0]),
       parents,
       parameters: single,
