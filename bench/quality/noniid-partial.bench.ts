@@ -13,7 +13,7 @@
 // parameters: better parent + 0.75 × (ensemble − better parent).
 //
 //   npm run build --silent && node dist-bench/quality/noniid-partial.bench.js [--dir .cache/noniid] [--scenario pair|quad]
-//     [--preset default|exact] [--test 0] [--attention 1] [--samples 200] [--ks 1,2,3] [--out bench/quality/noniid-partial-pair.json]
+//     [--preset default|exact] [--test 0] [--attention 1] [--samples 200] [--ks 1,2,3] [--passes 1] [--out bench/quality/noniid-partial-pair.json]
 //   other models / data: --models a.onnx,b.onnx --val val.npz --calib calib.npz (e.g. the bundled converged pair)
 import path from 'node:path';
 import { loadModel, type OnnxModel } from '../../worker/onnx/model';
@@ -34,6 +34,7 @@ const PRESET = cliArg('preset', 'default');
 const ATTENTION = cliArg('attention', '1') === '1';
 const SAMPLES = cliArg('samples'); // the recipe's calibration samples (default 200)
 const KS = cliArg('ks'); // only these inner K (comma-separated; default every one)
+const PASSES = Number(cliArg('passes', '1')); // the bench's fitted trunks: passes over the writers (the product: 1)
 const SCENARIOS: Record<string, string[]> = { pair: ['pair_a', 'pair_b'], quad: ['quad_0', 'quad_1', 'quad_2', 'quad_3'] };
 
 const val = openDataset(cliArg('val', path.join(DIR, 'val.npz')));
@@ -120,7 +121,7 @@ async function main(): Promise<void> {
       ['fitted/fused', r.fused, 'all'],
       ['fitted/anchor', models[0], 'all'],
     ] as const) {
-      const tf = await fitPartialTrunk({ ...base, fused: start, k, layers: layersArg });
+      const tf = await fitPartialTrunk({ ...base, fused: start, k, layers: layersArg, passes: PASSES });
       console.log(`K = ${k}, ${trunk}: stacked residual ${tf.residuals.map((x) => x.toFixed(3)).join(' → ')} (kept: ${tf.kept.join(', ') || 'none'})`);
       const s = await scores(buildPartial({ ...base, fused: tf.trunk, k, fitted: tf.fitted }));
       points.push({ k, trunk, ...res(tf.fitted), kept: tf.kept, ...s });
