@@ -22,9 +22,10 @@ export interface MapPayload {
   min: number;
   max: number;
   /** Sorted by match (getMap's `sort`): rowOrder[k] is the original row shown at position k (full map rows). */
-  rowOrder?: number[];
-  /** Each full-map row's best `k` anchor columns (original indices, −1 = none) and their share of its mass. */
-  top?: { k: number; cols: number[]; mass: number[] };
+  rowOrder?: ArrayLike<number>;
+  /** Each full-map row's best `k` anchor columns (original indices, −1 = none) and their share of its mass (typed
+   * arrays from the maps thread: extension/mapThread.ts). */
+  top?: { k: number; cols: ArrayLike<number>; mass: ArrayLike<number> };
 }
 
 export interface LiveState {
@@ -61,7 +62,8 @@ export interface RequestMap {
   /** The webview is loaded; the host answers with the view's initial content as events. */
   ready: { params: Record<string, never>; result: void };
   /** A map of the shown run, down-sampled to at most maxSide per side. */
-  getMap: { params: { runDir: string; tensor: string; maxSide: number; sort?: boolean; top?: number }; result: MapPayload | null };
+  /** `prefetch`: a map the view fetches ahead (a neighbour of the selected one): read on the background thread. */
+  getMap: { params: { runDir: string; tensor: string; maxSide: number; sort?: boolean; top?: number; prefetch?: boolean }; result: MapPayload | null };
   /** A command on the shown run or model (see RunAction). */
   action: { params: { action: RunAction; runDir?: string; tensor?: string }; result: boolean };
   /** Saves bytes the webview made (a PNG of a heatmap or chart) where the user chooses. */

@@ -7,7 +7,7 @@ import { mapsPath, type RunEntry } from '../worker/client';
 import type { RunStore } from './runStore';
 import type { JobRunner } from './jobs';
 import { MapsFile } from './safetensors';
-import { orderedMap } from './mapOrder';
+import { preparedMap, THUMB_PREFIX, warmMapThreads } from './mapThread';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 import { send, serve } from './webviewRpc';
 import { saveWebviewFile } from './exports';
@@ -19,6 +19,9 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
   private view?: vscode.WebviewView;
   private ready = false;
   private current?: RunEntry;
+  /** The run last sent to this webview (a second request to show it, e.g. the Runs tree's selection and its
+   * command for one click, sends nothing again). */
+  private pushed?: string;
   private generation = 0;
   private readonly disposables: vscode.Disposable[] = [];
   private readonly viewSubs: vscode.Disposable[] = [];
@@ -61,6 +64,7 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
         {
           ready: () => {
             this.ready = true;
+
             this.post({ type: 'live', live: this.jobs.lastLive });
             this.post({ type: 'busyRuns', runDirs: this.jobs.busyRuns() });
             this.pushRun();
@@ -81,13 +85,15 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
 
   /** Shows a run (the user picked it). */
   async showRun(dir: string, reveal = true): Promise<void> {
-    this.current = this.store.get(dir);
+    const again = this.ready && this.pushed === dir && this.current?.dir === dir;
+    if (!again) this.current = this.store.get(dir);
     if (reveal) {
       if (this.view)
         this.view.show(true); // keep the focus where it is (e.g. the Runs tree)
       else await vscode.commands.executeCommand(`${AlignmentView.id}.focus`);
     }
-    this.pushRun();
+    if (again) this.shownEmitter.fire(dir);
+    else this.pushRun();
   }
 
   private async action(action: RunAction, runDir: string | undefined, tensor?: string): Promise<boolean> {
@@ -116,11 +122,13 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
   private pushRun(): void {
     if (!this.ready) return;
     const entry = this.current;
+    this.pushed = entry?.record ? entry.dir : undefined;
     if (!entry?.record) {
       this.post({ type: 'run', run: null });
       return;
     }
     this.post({ type: 'run', run: { runDir: entry.dir, record: entry.record } });
+    warmMapThreads(); // starts while the view renders the run, not when its first map is asked for
     void this.sendThumbnails(entry).finally(() => this.shownEmitter.fire(entry.dir));
   }
 
@@ -135,7 +143,7 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
       for (const layer of entry.record.layers) {
         if (token !== this.generation) return; // another run was selected meanwhile
         if (!maps.header[layer.tensor]) continue;
-        batch.push(await maps.downsampledAsync(layer.tensor, THUMB));
+        batch.push(await thumbnail(maps, file, layer.tensor));
         if (batch.length >= 8) {
           this.post({ type: 'thumbnails', runDir: entry.dir, maps: batch });
           batch = [];
@@ -157,13 +165,36 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
   }
 }
 
-/** One map of a run, down-sampled to at most maxSide per side (null when the run has no such map). */
+/** A map's thumbnail: the one fuse stored next to it (worker/fusion/mapthumbs.ts; 37 KB read) when the file has it,
+ * else made from the map on the background thread (the selected layer's map, on the other, never waits behind it). */
+async function thumbnail(maps: MapsFile, file: string, tensor: string): Promise<MapPayload> {
+  const { rows, cols, position } = maps.target(tensor);
+  const key = THUMB_PREFIX + tensor;
+  const stored = maps.header[key]?.shape;
+  // (A stored thumbnail of another size, e.g. from a future engine, is not used: the map is read instead.)
+  if (stored?.[0] === Math.min(rows, THUMB) && stored[1] === Math.min(cols, THUMB)) {
+    const t = await maps.readAsync(key);
+    let min = Infinity;
+    let max = -Infinity;
+    for (const v of t.data) {
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    if (!Number.isFinite(min)) min = max = 0;
+    return { tensor, rows, cols, outRows: t.rows, outCols: t.cols, data: t.data, min, max };
+  }
+  return preparedMap({ file, position, rows, cols, tensor, maxSide: THUMB }, 'background');
+}
+
+/** One map of a run, down-sampled to at most maxSide per side (null when the run has no such map). Read, sorted,
+ * top-k'd and down-sampled on a worker thread (extension/mapThread.ts): a large (or hostile) maps file never blocks
+ * the extension host, and only the drawn size crosses over. `prefetch`: a neighbour fetched ahead (background). */
 export async function readMap(
   entry: RunEntry,
   tensor: string,
   maxSide: number,
   log?: vscode.LogOutputChannel,
-  options: { sort?: boolean; top?: number } = {},
+  options: { sort?: boolean; top?: number; prefetch?: boolean } = {},
 ): Promise<MapPayload | null> {
   const file = mapsPath(entry);
   if (!file) return null;
@@ -171,10 +202,9 @@ export async function readMap(
     const maps = MapsFile.open(file);
     if (!maps.header[tensor]) return null;
     const side = Math.max(8, Math.min(2048, maxSide));
-    // Read and down-sampled on a worker thread: a large (or hostile) maps file never blocks the extension host.
-    if (!options.sort && !options.top) return await maps.downsampledAsync(tensor, side);
-    // Sorting and top-k need the full map: read without blocking, order the rows, then down-sample.
-    return orderedMap(tensor, await maps.readAsync(tensor), side, options);
+    const { rows, cols, position } = maps.target(tensor);
+    const job = { file, position, rows, cols, tensor, maxSide: side, sort: !!options.sort, top: options.top || undefined };
+    return await preparedMap(job, options.prefetch ? 'background' : 'now');
   } catch (err) {
     log?.error(`reading map '${tensor}' from ${file}: ${err instanceof Error ? err.message : err}`);
     return null;

@@ -83,7 +83,8 @@ export class MapsFile {
     return { rows, cols, position: this.dataStart + start, bytes: end - start };
   }
 
-  private target(key: string) {
+  /** Where float32 map `key` lies in the file, validated (for a reader on another thread: extension/mapThread.ts). */
+  target(key: string): { rows: number; cols: number; position: number } {
     const { rows, cols, position } = this.check(key);
     const entry = this.header[key];
     if (entry.dtype !== 'F32') throw new Error(`${this.file}: tensor '${key}' is ${entry.dtype}, expected F32`);

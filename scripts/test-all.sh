@@ -49,6 +49,9 @@ if [ "${OTFUSE_SKIP_E2E:-0}" != 1 ]; then
     count "$logs/ui-prov.log"
     run_suite ui-pareto node scripts/e2e/ui-pareto.mjs
     count "$logs/ui-pareto.log"
+    # The panel's timings (issue 31): switches and run openings in the real editor, checked, timed, never asserted on.
+    run_suite ui-panel node scripts/e2e/ui-panel.mjs
+    count "$logs/ui-panel.log"
     # The .vsix builds offline, carries the ONNX Runtime linux-x64 binaries and installs.
     run_suite package bash -c 'node scripts/e2e/package.mjs && node scripts/e2e/check-vsix.mjs'
     count "$logs/package.log"

@@ -17,6 +17,7 @@ const SERIES: { key: string; label: string; colourVar: string; fallback: string;
     scale: 'share',
     transform: (v, l) => v / Math.log(Math.max(2, l.rows * l.cols)),
   },
+  { key: 'moved', label: 'units moved', colourVar: '--vscode-charts-red', fallback: '#f14c4c', scale: 'share' },
   { key: 'cost', label: 'OT cost', colourVar: '--vscode-charts-blue', fallback: '#3794ff', scale: 'cost' },
 ];
 

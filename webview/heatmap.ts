@@ -4,31 +4,60 @@ import { colour, colourScale, formatValue, scaleT, scaleValue, type ColourScale 
 
 export { cellAt, colour, describeCell, formatValue } from './mapMath';
 
+/** The colour ramp sampled at RAMP_STEPS points (rgb bytes): a map's cells are looked up, not computed one by one.
+ * Steps of 1/4095 of the scale: at most one unit of one channel away from colour(t) itself. */
+const RAMP_STEPS = 4096;
+let rampTable: Uint8ClampedArray | undefined;
+function ramp(): Uint8ClampedArray {
+  if (rampTable) return rampTable;
+  rampTable = new Uint8ClampedArray(3 * RAMP_STEPS);
+  for (let q = 0; q < RAMP_STEPS; q++) rampTable.set(colour(q / (RAMP_STEPS - 1)), 3 * q);
+  return rampTable;
+}
+
+/** Each map's cells coloured once per scale, at the map's own size (the canvas is drawn from it: a redraw, a zoom,
+ * a switch back to a layer shown before cost one drawImage). */
+const coloured = new WeakMap<MapPayload, { key: string; canvas: HTMLCanvasElement }>();
+
+function colouredCells(map: MapPayload, scale: ColourScale): HTMLCanvasElement {
+  const key = `${scale.min}|${scale.max}|${scale.log}|${scale.lo}`;
+  const hit = coloured.get(map);
+  if (hit?.key === key) return hit.canvas;
+  const img = new ImageData(map.outCols, map.outRows);
+  const lut = ramp();
+  const px = img.data;
+  for (let k = 0; k < map.data.length; k++) {
+    const q = 3 * Math.round(scaleT(map.data[k], scale) * (RAMP_STEPS - 1));
+    px[4 * k] = lut[q];
+    px[4 * k + 1] = lut[q + 1];
+    px[4 * k + 2] = lut[q + 2];
+    px[4 * k + 3] = 255;
+  }
+  const off = document.createElement('canvas');
+  off.width = map.outCols;
+  off.height = map.outRows;
+  off.getContext('2d')!.putImageData(img, 0, 0);
+  coloured.set(map, { key, canvas: off });
+  return off;
+}
+
 /** Draws the map with `scale` (its own linear min–max unless given: Compare passes one shared scale). */
 export function drawMap(canvas: HTMLCanvasElement, map: MapPayload, cssSize: number, scale: ColourScale = colourScale(map.min, map.max)): void {
   const aspect = map.outRows / Math.max(1, map.outCols);
   const w = cssSize;
   const h = Math.max(8, Math.round(cssSize * Math.min(aspect, 2)));
   const dpr = window.devicePixelRatio || 1;
-  canvas.width = Math.round(w * dpr);
-  canvas.height = Math.round(h * dpr);
+  const cw = Math.round(w * dpr);
+  const ch = Math.round(h * dpr);
+  // Setting a canvas's size clears it (and reallocates it): only when the size changes.
+  if (canvas.width !== cw) canvas.width = cw;
+  if (canvas.height !== ch) canvas.height = ch;
   canvas.style.width = `${w}px`;
   canvas.style.height = `${h}px`;
-  const img = new ImageData(map.outCols, map.outRows);
-  for (let k = 0; k < map.data.length; k++) {
-    const [r, g, b] = colour(scaleT(map.data[k], scale));
-    img.data[4 * k] = r;
-    img.data[4 * k + 1] = g;
-    img.data[4 * k + 2] = b;
-    img.data[4 * k + 3] = 255;
-  }
-  const off = document.createElement('canvas');
-  off.width = map.outCols;
-  off.height = map.outRows;
-  off.getContext('2d')!.putImageData(img, 0, 0);
   const ctx = canvas.getContext('2d')!;
   ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
+  ctx.clearRect(0, 0, cw, ch);
+  ctx.drawImage(colouredCells(map, scale), 0, 0, cw, ch);
 }
 
 /** Draws a simple line chart (loss curve). */

@@ -56,6 +56,11 @@ export const DIAGNOSTICS: Record<string, DiagnosticLabel> = {
     format: (v) => (v ? 'yes' : 'no'),
     help: 'The Sinkhorn iterations ran as an ONNX Runtime graph (on the chosen execution provider) instead of in JavaScript.',
   },
+  moved: {
+    label: 'Units moved',
+    format: share,
+    help: "Share of the other model's units this map sends to a different index: 0 % where the two models' units already line up (the identity). Decoder maps are hard assignments, so their distance to a permutation is 0 by construction; this is what varies across depth.",
+  },
   iterations: {
     label: 'Solver iterations',
     format: (v) => String(Math.round(v)),

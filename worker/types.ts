@@ -144,6 +144,7 @@ export type ResidualPolicy = 'no_resid' | 'only_resid' | 'mean' | 'weighted_scal
 export type QkMode = 'separate' | 'joint' | 'eq_t_map';
 export type TokenFilter = 'all' | 'cls' | 'window';
 export type RefitMode = 'none' | 'regmean' | 'regmean++';
+export type RefitMix = 'uniform' | 'confidence' | 'label';
 export type MetricKind = 'euclidean' | 'sqeuclidean' | 'cosine';
 export type Normalisation = 'max' | 'median' | 'mean' | 'none';
 export type PresetName = 'default' | 'reference' | 'exact' | 'paper' | 'weights';
@@ -182,6 +183,8 @@ export interface FuseRecipe {
   refit?: RefitMode;
   /** Ridge of the refit, relative to the mean diagonal of the summed input Gram matrix. */
   refitRidge?: number;
+  /** Per calibration sample, how much each parent's output counts in the refit (default uniform: α everywhere). */
+  refitMix?: RefitMix;
   /** Partial fusion (issue 28): share the fused embedding and first K blocks; each parent's other blocks and head
    * run as branches on that trunk, logits averaged. Absent: all blocks (plain fusion); 0: the parents' ensemble. */
   mergeLayers?: number;

@@ -34,3 +34,35 @@ export function halves(l: Float32Array, labels: Int32Array): { all: number; lo: 
   }
   return { all: (hit[0] + hit[1]) / labels.length, lo: hit[0] / n[0], hi: hit[1] / n[1] };
 }
+
+/** Class groups per scenario: the pair's halves (A's home classes 0–4, B's 5–9), the four parents' home classes. */
+export const SCENARIO_GROUPS: Record<string, number[][]> = {
+  pair: [
+    [0, 1, 2, 3, 4],
+    [5, 6, 7, 8, 9],
+  ],
+  quad: [
+    [0, 1, 2],
+    [3, 4, 5],
+    [6, 7],
+    [8, 9],
+  ],
+};
+
+/** Accuracy overall and on each class group. */
+export function groupAccuracy(l: Float32Array, labels: Int32Array, groups: number[][]): { all: number; groups: number[] } {
+  const hit = groups.map(() => 0),
+    n = groups.map(() => 0);
+  let total = 0;
+  for (let i = 0; i < labels.length; i++) {
+    let arg = 0;
+    for (let c = 1; c < 10; c++) if (l[i * 10 + c] > l[i * 10 + arg]) arg = c;
+    const g = groups.findIndex((x) => x.includes(labels[i]));
+    n[g]++;
+    if (arg === labels[i]) {
+      hit[g]++;
+      total++;
+    }
+  }
+  return { all: total / labels.length, groups: hit.map((h, g) => h / Math.max(1, n[g])) };
+}

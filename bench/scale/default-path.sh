@@ -29,6 +29,9 @@ for name in "${@:-vitB bertB}"; do
       *) echo "unknown case $n" >&2; exit 2 ;;
     esac
     measure "$n fuse (default path)" node dist/cli.js fuse "$a" "$b" --data "$calib" --no-eval --runs-dir "$runs" --json
+    # run.json's stage seconds, capture record and the auto-tune's decision (where the fuse's time went)
+    node -e 'const fs=require("fs"),p=require("path");const d=process.argv[1];for(const r of fs.readdirSync(d)){const f=p.join(d,r,"run.json");if(!fs.existsSync(f))continue;const j=JSON.parse(fs.readFileSync(f,"utf8"));console.log(JSON.stringify({run:r,timings:j.timings,capture:j.capture,autotune:j.autotune&&{chosenLabel:j.autotune.chosenLabel,trials:j.autotune.trials.map(t=>({label:t.label,estimate:t.estimate,cpuSeconds:t.cpuSeconds,skipped:t.skipped}))}}))}' "$runs"
+    rm -rf "${runs:?}"/*
     measure "$n eval 200 (forward passes 1-200)" node dist/cli.js eval "$a" --data "$calib"
     measure "$n eval 200 (forward passes 201-400)" node dist/cli.js eval "$a" --data "$calib"
   done

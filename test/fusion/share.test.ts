@@ -8,7 +8,7 @@ import { loadModel, type OnnxModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
 import { fuseLoaded, type LoadedFusionResult } from '../../worker/fusion/fuse';
 import { resolveRecipe } from '../../worker/fusion/recipe';
-import { CaptureShare } from '../../worker/fusion/share';
+import { CaptureShare, CostCache } from '../../worker/fusion/share';
 import { sliceDataset } from '../../worker/jobs/autotune';
 import { EXAMPLES } from '../helpers';
 
@@ -61,4 +61,55 @@ test('share: trials with other recipes before it, the chosen recipe fuses to the
   assert.equal(share.misses, 2);
   sameBytes(again, await fuseLoaded({ models, recipe: other, calib }), models, 'a miss');
   await share.clear();
+});
+
+test('share: cost matrices computed from the shared capture are reused by later trials, same bytes as computed afresh', async () => {
+  const models = [loadModel(S11), loadModel(S10)];
+  const calib = openDataset(CALIB);
+  const fit = sliceDataset(calib, 0, 150);
+  // three solvers / refits on one capture: the activation costs of every layer are the same three times
+  const trials = [
+    resolveRecipe({ solver: 'sinkhorn', reg: 0.08, refit: 'regmean', samples: 150 }),
+    resolveRecipe({ solver: 'emd', refit: 'none', samples: 150 }),
+    resolveRecipe({ solver: 'sinkhorn', reg: 0.08, refit: 'regmean', refitRidge: 0.1, samples: 150 }),
+    resolveRecipe({ preset: 'exact', refit: 'regmean', samples: 150 }),
+  ];
+  const share = new CaptureShare();
+  const results: LoadedFusionResult[] = [];
+  const stats: { hits: number; misses: number; bytes: number }[] = [];
+  for (const recipe of trials) {
+    results.push(await fuseLoaded({ models, recipe, calib: fit, share }));
+    stats.push(share.costStats()!);
+  }
+  assert.equal(share.misses, 1);
+  // the first trial computes every activation cost (misses only), the next two read all of them
+  assert.equal(stats[0].hits, 0);
+  assert.ok(stats[0].misses >= 12, `first trial: ${stats[0].misses} costs computed`);
+  assert.ok(stats[0].bytes > 0);
+  assert.equal(stats[1].misses, stats[0].misses, 'the EMD trial computes no activation cost again');
+  assert.equal(stats[1].hits, stats[0].misses);
+  assert.equal(stats[2].hits, 2 * stats[0].misses);
+  for (let i = 0; i < trials.length; i++)
+    sameBytes(results[i], await fuseLoaded({ models, recipe: trials[i], calib: fit }), models, `trial ${i} with shared costs`);
+  await share.clear();
+  assert.equal(share.costStats(), undefined);
+});
+
+test('share: the cost cache hands out copies, only for matrices of the held stores, within its byte bound', () => {
+  const X = new Float32Array(4),
+    Y = new Float32Array(4),
+    other = new Float32Array(4);
+  const store = { holds: (m: object) => m === X || m === Y, get: () => assert.fail(), absMean: () => assert.fail(), bytes: 32 };
+  const cache = new CostCache([store], 16 + 8);
+  assert.equal(cache.covers(X, Y), true);
+  assert.equal(cache.covers(X, other), false, 'a matrix the stores do not hold is never cached');
+  cache.put(X, Y, 'k', { cost: Float64Array.of(1, 2), scale: 3 });
+  const got = cache.get(X, Y, 'k')!;
+  got.cost[0] = 99;
+  assert.deepEqual([...cache.get(X, Y, 'k')!.cost], [1, 2], 'the caller wrote into its copy only');
+  assert.equal(cache.get(Y, X, 'k'), undefined);
+  assert.equal(cache.get(X, Y, 'other settings'), undefined);
+  cache.put(Y, X, 'k', { cost: Float64Array.of(1, 2), scale: 1 }); // 16 + 16 bytes > 24: not kept
+  assert.equal(cache.get(Y, X, 'k'), undefined);
+  assert.equal(cache.bytes, 16);
 });

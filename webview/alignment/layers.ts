@@ -11,6 +11,8 @@ import { composeChart, provenanceLine } from '../exportImage';
 import type uPlot from 'uplot';
 import { S, save, width } from './state';
 import { mapAxes, mapCaption } from './units';
+import * as perf from '../perf';
+import { cachedMap, fetchMap, type MapAsk } from './mapCache';
 
 const HOVER_HINT = 'Hover the map: row i (other model), column j (anchor), value.';
 const DETAIL_SIDE = 384;
@@ -62,16 +64,16 @@ export function layersSection(r: RunRecord, runDir: string): HTMLElement {
           'aria-selected': String(l.tensor === S.persisted.selected),
           'data-tensor': l.tensor,
           title: `${l.name} (${l.kind}) ${l.rows}×${l.cols}${r.models.length > 2 ? ` · model ${l.model}` : ''}`,
-          onclick: () => select(l.tensor, false, false, true),
+          onclick: (e: MouseEvent) => select(l.tensor, false, false, true, e.timeStamp),
           onkeydown: (e: KeyboardEvent) => {
             if (e.key === 'Enter' || e.key === ' ') {
               e.preventDefault();
-              select(l.tensor);
+              select(l.tensor, false, true, false, e.timeStamp);
             }
             const next = e.key === 'ArrowRight' || e.key === 'ArrowDown' ? k + 1 : e.key === 'ArrowLeft' || e.key === 'ArrowUp' ? k - 1 : -1;
             if (next >= 0 && next < layers.length) {
               e.preventDefault();
-              select(layers[next].tensor, true);
+              select(layers[next].tensor, true, true, false, e.timeStamp);
             }
           },
         },
@@ -181,6 +183,24 @@ function diagnostics(l: LayerMapInfo): HTMLElement {
 
 let detailRequests = 0;
 
+/** Each map's top-k table, built once (a switch back reuses it). */
+const topTables = new WeakMap<MapPayload, HTMLElement | null>();
+function topTableOf(map: MapPayload): HTMLElement | null {
+  let table = topTables.get(map);
+  if (table === undefined) {
+    table = topTable(map);
+    const details = table as HTMLDetailsElement | null;
+    details?.addEventListener('toggle', () => {
+      if (S.persisted.topOpen === details.open) return;
+      S.persisted.topOpen = details.open;
+      save();
+    });
+    topTables.set(map, table);
+  }
+  if (table) (table as HTMLDetailsElement).open = !!S.persisted.topOpen;
+  return table;
+}
+
 /** ", 200 calibration samples" (the samples the maps were computed from), when run.json says. */
 function samplesText(): string {
   const r = S.run?.record;
@@ -188,13 +208,18 @@ function samplesText(): string {
   return typeof n === 'number' ? `, ${n} calibration samples` : '';
 }
 
-/** Selects a layer: updates the cards, the detail and the diagnostics in place, and asks for the full map. */
-export function select(tensor: string, focus = false, scroll = true, showMap = false): void {
+/** Selects a layer: updates the cards, the detail and the diagnostics in place, and asks for the full map.
+ * `timeStamp`: the user's event that asked for it (the switch is timed from there: webview/perf.ts). */
+export function select(tensor: string, focus = false, scroll = true, showMap = false, timeStamp?: number): void {
   const run = S.run;
   if (!run) return;
+  if (timeStamp !== undefined) perf.switchStarted(tensor, timeStamp);
   S.persisted.selected = tensor;
   save();
-  S.detail = null; // the thumbnail shows until the detailed map arrives
+  const runDir = run.runDir;
+  const ask: MapAsk = { runDir, tensor, maxSide: DETAIL_SIDE, sort: !!S.persisted.sortByMatch, top: TOP_K };
+  const cached = cachedMap(ask);
+  S.detail = cached ?? null; // else the thumbnail shows until the detailed map arrives
   for (const card of document.querySelectorAll<HTMLElement>('.thumb-card')) {
     const on = card.dataset.tensor === tensor;
     card.setAttribute('aria-selected', String(on));
@@ -211,19 +236,30 @@ export function select(tensor: string, focus = false, scroll = true, showMap = f
   const slot = document.getElementById('top-slot');
   slot?.replaceChildren();
   if (slot) slot.dataset.key = '';
-  drawDetail();
+  drawDetail(!!cached);
   // Picked from the list (below the map): bring the map into view.
   if (showMap) document.getElementById('detail-name')?.scrollIntoView({ block: 'start' });
-  const runDir = run.runDir;
-  const sort = !!S.persisted.sortByMatch;
   const asked = ++detailRequests;
-  void request('getMap', { runDir, tensor, maxSide: DETAIL_SIDE, sort, top: TOP_K }).then((map) => {
+  if (cached) {
+    prefetchNeighbours(ask);
+    return;
+  }
+  void fetchMap(ask).then((map) => {
+    perf.replyArrived(tensor);
     // Only the latest request's map (a slower earlier answer, e.g. unsorted, must not replace a newer one).
     if (map && asked === detailRequests && S.run?.runDir === runDir && S.persisted.selected === tensor) {
       S.detail = map;
       drawDetail();
+      prefetchNeighbours(ask);
     }
   });
+}
+
+/** Fetches the layers before and after the selected one ahead (the arrow keys' next stops), once it is drawn. */
+function prefetchNeighbours(ask: MapAsk): void {
+  const layers = S.run?.record.layers ?? [];
+  const k = layers.findIndex((l) => l.tensor === ask.tensor);
+  for (const n of [k + 1, k - 1]) if (k >= 0 && n >= 0 && n < layers.length) void fetchMap({ ...ask, tensor: layers[n].tensor }, true);
 }
 
 function currentMap(): MapPayload | undefined {
@@ -232,13 +268,17 @@ function currentMap(): MapPayload | undefined {
 }
 
 export function drawThumbs(): void {
-  document.querySelectorAll<HTMLCanvasElement>('canvas.thumb').forEach((c) => {
+  const all = document.querySelectorAll<HTMLCanvasElement>('canvas.thumb');
+  let drawn = 0;
+  all.forEach((c) => {
     const m = S.thumbs.get(c.dataset.tensor!);
     if (m && c.dataset.drawn !== '1') {
       drawMap(c, m, 72);
       c.dataset.drawn = '1';
     }
+    if (c.dataset.drawn === '1') drawn++;
   });
+  if (all.length) perf.thumbsDrawn(drawn, all.length);
 }
 
 export function redrawThumbs(): void {
@@ -248,7 +288,8 @@ export function redrawThumbs(): void {
   drawThumbs();
 }
 
-export function drawDetail(): void {
+/** Draws the selected layer's map (`cached`: from the view's cache, for the timing record). */
+export function drawDetail(cached = false): void {
   const canvas = document.getElementById('heatmap') as HTMLCanvasElement | null;
   const bar = document.getElementById('colourbar') as HTMLCanvasElement | null;
   const map = currentMap();
@@ -269,14 +310,8 @@ export function drawDetail(): void {
   const key = `${map.tensor}|${map.rowOrder ? 'sorted' : 'raw'}`;
   if (slot && map.top && slot.dataset.key !== key) {
     slot.dataset.key = key;
-    const table = topTable(map);
-    if (table) {
-      table.addEventListener('toggle', () => {
-        S.persisted.topOpen = (table as HTMLDetailsElement).open;
-        save();
-      });
-      slot.replaceChildren(table);
-    }
+    const table = topTableOf(map);
+    if (table) slot.replaceChildren(table);
   }
   canvas.setAttribute('aria-label', `transport map of ${l?.name ?? map.tensor}, ${map.rows} by ${map.cols}`);
   const hover = document.getElementById('hover')!;
@@ -288,4 +323,5 @@ export function drawDetail(): void {
   canvas.onmouseleave = () => {
     hover.textContent = HOVER_HINT;
   };
+  perf.detailDrawn(map.tensor, map === S.detail, cached);
 }

@@ -7,6 +7,7 @@ import { accuracy, finetune, header, runStatus } from './run';
 import { drawDetail, drawThumbs, layersSection, redrawThumbs, select } from './layers';
 import { S, save, app, width } from './state';
 import { partialSection } from '../pareto';
+import * as perf from '../perf';
 
 function renderRun(): void {
   const slot = document.getElementById('run-slot')!;
@@ -30,6 +31,7 @@ function renderRun(): void {
     layersSection(r, run.runDir),
     finetune(r) ?? '',
   );
+  perf.listBuilt();
   drawThumbs();
   if (S.persisted.selected) select(S.persisted.selected, false, false);
 }
@@ -49,6 +51,7 @@ export function startAlignment(): void {
   app().replaceChildren(h('div', { id: 'live-slot' }), h('div', { id: 'run-slot' }));
   renderRun();
   on('run', (m) => {
+    if (m.run) perf.runArrived(m.run.runDir);
     if (m.run?.runDir !== S.run?.runDir) {
       S.thumbs.clear();
       S.detail = null;

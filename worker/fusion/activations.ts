@@ -39,6 +39,8 @@ export interface ActivationStore {
   bytes: number;
   /** Frees what later stages would have read (staged capture); the store is not used after. */
   release?(): void;
+  /** Whether `X` is one of the matrices this store holds for good (a whole capture's; share.ts caches costs of those). */
+  holds?(X: object): boolean;
 }
 
 /** Every tensor whose activations the fusion of this plan can use. */
@@ -242,6 +244,10 @@ export async function captureActivations(
 class Collected implements ActivationStore {
   readonly acts = new Map<string, NeuronActs>();
   readonly absMeans = new Map<string, Float64Array>();
+  holds(X: object): boolean {
+    for (const v of this.acts.values()) if (v.X === X) return true;
+    return false;
+  }
   get bytes(): number {
     let b = 0;
     for (const v of this.acts.values()) b += v.X.byteLength;

@@ -9,6 +9,7 @@ import { OtfuseError } from '../errors';
 import { groundMetric, median } from '../ot/index';
 import type { ProviderChoice } from '../runtime/providers';
 import { intAttr, productModel } from '../runtime/opmodel';
+import type { CostCache } from './share';
 
 export interface CostOptions {
   metric: 'euclidean' | 'sqeuclidean' | 'cosine';
@@ -24,7 +25,16 @@ function gemmModel(): Uint8Array {
 }
 
 export class CostEngine {
+  /** Costs of features that stay unchanged while the cache lives (a shared capture's, share.ts), reused. */
+  private cache?: CostCache;
+
   private constructor(private readonly session: ort.InferenceSession | undefined) {}
+
+  /** Reads and fills `cache` from now on (only for features the cache's owner keeps unchanged). */
+  useCache(cache: CostCache | undefined): this {
+    this.cache = cache;
+    return this;
+  }
 
   /**
    * useOrt=false keeps every product in float64 JS (bit-for-bit worker/ot groundMetric). `provider` 'cuda' or
@@ -45,6 +55,24 @@ export class CostEngine {
   }
 
   async cost(
+    X: Float32Array | Float64Array,
+    Y: Float32Array | Float64Array,
+    n: number,
+    m: number,
+    d: number,
+    options: CostOptions,
+  ): Promise<{ cost: Float64Array; scale: number }> {
+    if (!this.cache?.covers(X, Y)) return this.compute(X, Y, n, m, d, options);
+    // The same two matrices, settings and engine path give the same bytes: computed once per cache.
+    const key = `${n}x${m}x${d}/${options.metric}/${options.normalize}/${this.session && n * m * d >= ORT_THRESHOLD ? 'ort' : 'js'}`;
+    const hit = this.cache.get(X, Y, key);
+    if (hit) return hit;
+    const value = await this.compute(X, Y, n, m, d, options);
+    this.cache.put(X, Y, key, value);
+    return value;
+  }
+
+  private async compute(
     X: Float32Array | Float64Array,
     Y: Float32Array | Float64Array,
     n: number,

@@ -22,7 +22,8 @@ import { MapStore } from './mapstore';
 import type { TMap } from './maps';
 import { refitModel, refitLevels, type RefitLayerResult } from './refit';
 import { CaptureGrams } from './refitgrams';
-import { CaptureShare } from './share';
+import { refitSampleWeights } from './refitmix';
+import { CaptureShare, type CostCache } from './share';
 
 export type { ParamRole } from './schedule';
 
@@ -195,6 +196,8 @@ interface Captured {
   acts: (ActivationStore | undefined)[];
   staged: boolean;
   grams?: CaptureGrams;
+  /** Costs already computed from these activations by another fusion (a shared capture's, share.ts). */
+  costs?: CostCache;
 }
 
 /** Aligns every other model onto the anchor: their maps (records and stored form), each linear layer's input map
@@ -203,7 +206,7 @@ async function alignAll(
   input: LoadedFusionInput,
   plans: ModelPlan[],
   params: Params[],
-  { acts, staged, grams }: Captured,
+  { acts, staged, grams, costs: costCache }: Captured,
   aligned: ParamValues[],
   emit: (e: ProgressEvent) => void,
 ): Promise<{ maps: MapRecord[][]; mapStore: MapStore; inputMaps: Map<LinearRef, TMap | null>[]; cutMaps?: (TMap | null)[][] }> {
@@ -216,7 +219,7 @@ async function alignAll(
   const cutBlock = new Map(plans[0].blocks.map((b, i) => [b.attn.q, i]));
   const cutMaps: (TMap | null)[][] = models.map(() => []);
   const layerCount = solvedMapCount(compileSchedule(plans[0]), plans[0], recipe);
-  const costs = await CostEngine.create(recipe.costEngine === 'ort', input.provider);
+  const costs = (await CostEngine.create(recipe.costEngine === 'ort', input.provider)).useCache(costCache);
   configureLinalg({ provider: input.provider ?? 'cpu' });
   // OT solvers follow the execution provider: a GPU provider runs those with an ONNX Runtime path there.
   const otProvider = input.provider === 'cuda' || input.provider === 'webgpu' ? input.provider : recipe.otBackend === 'ort' ? 'cpu' : undefined;
@@ -339,7 +342,10 @@ async function refitStage(
 ): Promise<RefitLayerResult[]> {
   const { models, recipe } = input;
   const t = performance.now();
+  const mixOf = { mix: recipe.refitMix, models, alpha: weights, calib: input.calib!, samples: recipe.samples, provider: input.provider, signal: input.signal };
+  const sampleWeights = await refitSampleWeights(mixOf);
   const refit = await refitModel({
+    sampleWeights,
     grams: grams?.ready ? grams : undefined,
     resolveMap: grams ? (m) => grams.resolveMap(m) : undefined,
     mode,
@@ -408,7 +414,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
   const needActs = ALIGN_BY[recipe.alignBy].needsActivations || RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations;
   if (REFITS[recipe.refit].needsActivations && !input.calib) throw new OtfuseError('BAD_USAGE', `refit '${recipe.refit}' needs calibration data (--data)`);
   // regmean's Grams come out of the capture's own forward pass (taps), not a second pass of the refit.
-  const wantGrams = needActs && recipe.refit === 'regmean' && !!input.calib && !input.refitOwnPass;
+  const wantGrams = needActs && recipe.refit === 'regmean' && recipe.refitMix === 'uniform' && !!input.calib && !input.refitOwnPass;
   // A capture (and its Grams) another fusion of the same models and samples made: reused, read only.
   const shareKey = input.share && needActs && input.calib ? CaptureShare.key(models, input.calib, captureKey(input)) : undefined;
   const shared = shareKey ? input.share!.get(shareKey, wantGrams) : undefined;
@@ -435,10 +441,12 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     let activationBytes = captured.activationBytes;
     if (shareKey && !shared && !staged) owned = !input.share!.offer(shareKey, { acts: [...acts], activationBytes, grams });
     timings.activations = (performance.now() - t) / 1000;
+    // The share's activations come with the costs other fusions computed from them (and keep this one's).
+    const costs = shareKey && !owned ? input.share!.costsFor(shareKey) : undefined;
 
     // Align every other model onto the anchor.
     t = performance.now();
-    const { maps, mapStore, inputMaps, cutMaps } = await alignAll(input, plans, params, { acts, staged, grams }, aligned, emit);
+    const { maps, mapStore, inputMaps, cutMaps } = await alignAll(input, plans, params, { acts, staged, grams, costs }, aligned, emit);
     // Stages the alignment did not need still feed the refit's Grams.
     if (grams && staged) for (const a of acts) await (a as StagedActivations).finishTaps();
     timings.align = (performance.now() - t) / 1000;

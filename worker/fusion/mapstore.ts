@@ -10,6 +10,7 @@ import { floatToHalf } from '../onnx/model';
 import { tempPathFor } from '../onnx/atomic';
 import { Spool } from '../onnx/spool';
 import type { MapRecord } from './align';
+import { BlockMeans, THUMB_PREFIX, THUMB_SIDE } from './mapthumbs';
 
 export type MapDtype = 'F32' | 'F16';
 
@@ -56,7 +57,9 @@ export class MapStore {
     return this.entries.reduce((s, e) => s + e.length, 0);
   }
 
-  /** Writes a safetensors file (header, then every map in order) streaming from the spool; atomic. */
+  /** Writes a safetensors file (header, then every map in order, then the thumbnails: mapthumbs.ts) streaming
+   * from the spool; atomic. A float32 map larger than THUMB_SIDE on a side gets `thumb/<key>`, its block means, made
+   * while it streams past, so that the panel opens a run without reading its maps. */
   write(target: string, metadata: Record<string, string>): void {
     const header: Record<string, unknown> = { __metadata__: { ...metadata, dtype: this.dtype } };
     let offset = 0;
@@ -64,6 +67,18 @@ export class MapStore {
       header[e.key] = { dtype: this.dtype, shape: e.shape, data_offsets: [offset, offset + e.length] };
       offset += e.length;
     }
+    const thumbs = new Map<Entry, BlockMeans>();
+    const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+    for (const e of this.entries) {
+      const [n, m] = e.shape;
+      if (this.dtype !== 'F32' || !littleEndian || (n <= THUMB_SIDE && m <= THUMB_SIDE)) continue;
+      const t = new BlockMeans(n, m);
+      thumbs.set(e, t);
+      const bytes = 4 * t.outRows * t.outCols;
+      header[THUMB_PREFIX + e.key] = { dtype: 'F32', shape: [t.outRows, t.outCols], data_offsets: [offset, offset + bytes] };
+      offset += bytes;
+    }
+    const f32 = (b: Uint8Array) => new Float32Array(b.buffer, b.byteOffset, b.length >> 2);
     let json = JSON.stringify(header);
     while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' ';
     const head = Buffer.alloc(8 + Buffer.byteLength(json));
@@ -75,17 +90,21 @@ export class MapStore {
       fs.writeSync(fd, head);
       const chunk = Buffer.alloc(8 << 20);
       for (const e of this.entries) {
+        const thumb = thumbs.get(e);
         if (e.bytes) {
           fs.writeSync(fd, e.bytes);
+          thumb?.add(f32(e.bytes.byteOffset % 4 ? e.bytes.slice() : e.bytes));
           continue;
         }
         for (let done = 0; done < e.length;) {
           const want = Math.min(chunk.length, e.length - done);
           this.spool.readInto(chunk.subarray(0, want), e.offset! + done, e.key);
           fs.writeSync(fd, chunk, 0, want);
+          thumb?.add(f32(chunk.subarray(0, want)));
           done += want;
         }
       }
+      for (const t of thumbs.values()) fs.writeSync(fd, new Uint8Array(t.result().buffer));
       fs.closeSync(fd);
       fs.renameSync(tmp, target);
     } catch (err) {

@@ -14,6 +14,7 @@ import {
   GROUND_METRICS,
   QK_MODES,
   REFITS,
+  REFIT_MIXES,
   RESIDUAL_POLICIES,
   SOLVERS,
   TOKEN_FILTERS,
@@ -24,6 +25,7 @@ import {
   type OtSolverName,
   type QkMode,
   type RefitMode,
+  type RefitMix,
   type ResidualPolicy,
   type TokenFilter,
 } from './registry';
@@ -63,6 +65,7 @@ export interface ResolvedRecipe {
   preset: PresetName;
   refit: RefitMode;
   refitRidge: number;
+  refitMix: RefitMix;
   /** How output-side values are averaged onto anchor neurons (see maps.ts). */
   outNorm: OutNorm;
   /** Samples per activation batch (the reference feeds one at a time). */
@@ -210,6 +213,12 @@ const RECIPE_FIELD_TABLE = {
       'Ridge of the refit towards plain averaging, relative to the mean diagonal of the input Gram matrix (λ = refitRidge · mean diag; large values give plain averaging). 0.01 was best on validation data for the bundled pair.',
     flag: 'refit-ridge',
   },
+  refitMix: enumOf(
+    REFIT_MIXES,
+    'uniform',
+    "Per calibration sample, how much each parent's output counts in the refit's targets (regmean: also in its input Gram). Non-IID parents (bench/quality/noniid.md): the parent that knows an input best can lead the fit there.",
+    'refit-mix',
+  ),
   mergeLayers: {
     type: 'number',
     integer: true,

@@ -28,6 +28,7 @@ import { compileSchedule, linearLevels } from './schedule';
 import { inputT, type TMap } from './maps';
 import { solveSpd } from './dense';
 import { readBias, readWeight, toStorage, weightRegion, biasRegion, writeRegion, type ParamValues, type StoredParam } from './slices';
+import { weighRows } from './refitmix';
 import { CrossProducts, RowPicker, augmentRows, blockOf, gramEntries, inputTensor, type CaptureGrams, type GramEntry, type RefitLayer } from './refitgrams';
 
 export type { RefitLayer } from './refitgrams';
@@ -65,6 +66,9 @@ export interface RefitInput {
   provider?: ProviderChoice;
   signal?: AbortSignal;
   onLayer?: (r: RefitLayerResult, done: number, total: number) => void;
+  /** Per-sample weight w_k(x) of each model's rows (recipe.refitMix, refitmix.ts); absent: uniform. With it, regmean
+   * runs a pass of its own (the capture's Grams are unweighted). */
+  sampleWeights?: Float64Array[];
   /** regmean: the parents' Grams as collected during activation capture (no pass of its own); ready ones only. */
   grams?: CaptureGrams;
   /** Loads an input map that was set aside (CaptureGrams.holdMap) while the alignment ran. */
@@ -206,7 +210,13 @@ interface Products {
  * Streams the calibration data through the parents (and, for regmean++, the current fused model) and returns
  * the Gram products of the given input tensors, per tensor. Memory: the products only.
  */
-async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: boolean, parentRunners?: ModelRunner[]): Promise<Map<string, Products>> {
+async function gramProducts(
+  input: RefitInput,
+  layers: RefitLayer[],
+  withFused: boolean,
+  parentRunners?: ModelRunner[],
+  weights?: Float64Array[],
+): Promise<Map<string, Products>> {
   const { models, calib } = input;
   const K = models.length;
   const entries = gramEntries(models, layers);
@@ -273,11 +283,13 @@ async function gramProducts(input: RefitInput, layers: RefitLayer[], withFused: 
         const r = raw[ei];
         const count = aug[0].rows;
         r.rows += count;
-        for (let k = 0; k < K; k++) await products.addGram(r.kk[k], aug[k].X, xs[k].d + 1, count);
+        // recipe.refitMix: model k's rows weighted per sample (refitmix.ts), √w in its Gram, w in the cross product
+        const weigh = (k: number, power: 1 | 0.5) => (weights ? weighRows(aug[k].X, xs[k].d + 1, rows, xs[k].tokens, start, weights[k], power) : aug[k].X);
+        for (let k = 0; k < K; k++) await products.addGram(r.kk[k], weigh(k, 0.5), xs[k].d + 1, count);
         if (withFused) {
           const f = aug[K];
           await products.addGram(r.ff!, f.X, xs[K].d + 1, count);
-          for (let k = 0; k < K; k++) await products.add(r.fk![k], f.X, xs[K].d + 1, aug[k].X, xs[k].d + 1, count);
+          for (let k = 0; k < K; k++) await products.add(r.fk![k], f.X, xs[K].d + 1, weigh(k, 1), xs[k].d + 1, count);
         }
       }
     }
@@ -403,12 +415,12 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
   };
   // regmean: the parents' inputs do not depend on the refit: their Grams come from the capture (read back level by
   // level), or one pass of the refit's own collects every level's.
-  const stored = input.mode === 'regmean' && !!input.grams;
+  const stored = input.mode === 'regmean' && !!input.grams && !input.sampleWeights;
   // What no layer named (e.g. the models disagree on token counts) leaves naming the anchor, whose layers the refit writes.
   const inRefit = (err: unknown) => withContext(err, { file: input.models[0].file }, `refit on the calibration data ${input.calib.source}`);
   const once =
     input.mode === 'regmean' && !stored
-      ? await gramProducts(input, levels.flat(), false).catch((err: unknown) => {
+      ? await gramProducts(input, levels.flat(), false, undefined, input.sampleWeights).catch((err: unknown) => {
           throw inRefit(err);
         })
       : undefined;
@@ -423,7 +435,7 @@ export async function refitModel(input: RefitInput): Promise<RefitLayerResult[]>
   }
   try {
     for (const level of levels) {
-      const products = once ?? (stored ? await storedProducts(input, level) : await gramProducts(input, level, true, parents));
+      const products = once ?? (stored ? await storedProducts(input, level) : await gramProducts(input, level, true, parents, input.sampleWeights));
       for (const layer of level) {
         const la = layer.refs[0];
         const key = inputTensor(input.models[0], la);

@@ -100,6 +100,19 @@ export const REFITS = {
 } as const satisfies Record<string, OptionSpec>;
 export type RefitMode = keyof typeof REFITS;
 
+/** Per calibration sample, how much each parent's output counts in the refit's targets (and, for regmean, its Gram). */
+export const REFIT_MIXES = {
+  uniform: { description: 'every parent weighted by its α on every sample' },
+  confidence: {
+    description:
+      'per sample, each parent weighted by α × its confidence (the largest softmax probability of its output), normalised over the parents: the parent that knows an input best leads its targets',
+  },
+  label: {
+    description: "per sample, each parent weighted by α × its probability of the sample's label, normalised over the parents (needs labelled calibration data)",
+  },
+} as const satisfies Record<string, OptionSpec>;
+export type RefitMix = keyof typeof REFIT_MIXES;
+
 /** Keys that must never appear in a recipe (prototype pollution). */
 export const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
@@ -117,8 +130,9 @@ const _mirrors: [
   Same<QkMode, Contract.QkMode>,
   Same<TokenFilter, Contract.TokenFilter>,
   Same<RefitMode, Contract.RefitMode>,
+  Same<RefitMix, Contract.RefitMix>,
   Same<import('../ot/metric').MetricKind, Contract.MetricKind>,
   Same<import('../ot/metric').Normalisation, Contract.Normalisation>,
   Same<import('../ot/solvers').OtSolverName, Contract.OtSolver>,
-] = [true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true];
 void _mirrors;

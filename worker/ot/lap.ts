@@ -1,6 +1,8 @@
 // Dense linear assignment (square), Jonker–Volgenant style: column reduction, reduction transfer,
 // augmenting row reduction, then shortest augmenting paths (Dijkstra on reduced costs). O(n³) worst case.
-// Written from the 1987 paper's outline; no third-party code.
+// Written from the 1987 paper's outline; no third-party code. The shortest-path search is dense (every step scans the
+// whole row of the closest column's row, contiguous), in WebAssembly SIMD from lapEngine.wasmMin columns (lap-wasm.ts).
+import { lapKernelFor, type LapKernel } from './lap-wasm';
 
 export interface AssignmentResult {
   /** rowToCol[i] = column assigned to row i */
@@ -21,11 +23,15 @@ interface Lap {
   colsol: Int32Array;
   v: Float64Array;
   free: Int32Array;
-  /** The augmentation's scratch: distances, predecessors and the column list of one shortest-path search. */
-  d: Float64Array;
-  pred: Int32Array;
-  collist: Int32Array;
+  /** The augmentation's column operations (WebAssembly or JS) and its list of scanned columns with their distances. */
+  search: Search;
+  scanned: Int32Array;
+  scannedD: Float64Array;
 }
+
+/** From this size up the search runs in WebAssembly SIMD (lap-wasm.ts; below, plain JS: same arithmetic, same
+ * assignment). Tests set it to Infinity to compare both. */
+export const lapEngine = { wasmMin: 32 };
 
 /** Minimum-cost perfect matching for a dense n×n cost matrix C (row-major, finite). */
 export function linearAssignment(C: Float64Array, n: number): AssignmentResult {
@@ -39,16 +45,27 @@ export function linearAssignment(C: Float64Array, n: number): AssignmentResult {
     v[0] = C[0];
     return { rowToCol: rowsol, colToRow: colsol, cost: C[0], v };
   }
-  const lap: Lap = { C, n, rowsol, colsol, v, free: new Int32Array(n), d: new Float64Array(n), pred: new Int32Array(n), collist: new Int32Array(n) };
+  // the kernel works on its own copy of C and keeps the prices in its memory (copied out at the end)
+  const kernel = n >= lapEngine.wasmMin && allFinite(C, n) ? lapKernelFor(C, n) : undefined;
+  const Cs = kernel ? kernel.C : C;
+  const vs = kernel ? kernel.v : v;
+  const search = kernel ? wasmSearch(kernel) : jsSearch(C, n, v);
+  const lap: Lap = { C: Cs, n, rowsol, colsol, v: vs, free: new Int32Array(n), search, scanned: new Int32Array(n), scannedD: new Float64Array(n) };
   const matches = new Int32Array(n);
   columnReduction(lap, matches);
   let numfree = reductionTransfer(lap, matches);
   numfree = augmentingRowReduction(lap, numfree);
   for (let f = 0; f < numfree; f++) augment(lap, lap.free[f]);
+  if (kernel) v.set(vs.subarray(0, n));
 
   let cost = 0;
   for (let i = 0; i < n; i++) cost += C[i * n + rowsol[i]];
   return { rowToCol: rowsol, colToRow: colsol, cost, v };
+}
+
+function allFinite(C: Float64Array, n: number): boolean {
+  for (let k = 0, nn = n * n; k < nn; k++) if (!Number.isFinite(C[k])) return false;
+  return true;
 }
 
 /** 1. Column reduction: each column goes to its cheapest row, last columns first. */
@@ -145,79 +162,97 @@ function augmentingRowReduction({ C, n, rowsol, colsol, v, free }: Lap, numfree:
   return numfree;
 }
 
-/** 4. Augments one free row along a shortest alternating path (Dijkstra on reduced costs), then updates the prices of
- * the columns finished in the search and flips the path. */
-function augment({ C, n, rowsol, colsol, v, d, pred, collist }: Lap, freerow: number): void {
+/** The search's column operations: scan row i with offset h (lower every unscanned column's distance to
+ * (C[i, j] − v[j]) − h where that is smaller, recording i as its predecessor) and return the first closest unscanned
+ * column; argmin alone. Scanned columns have distance NaN. lap-wasm.ts does the same in WebAssembly SIMD. */
+interface Search {
+  d: Float64Array;
+  scan(i: number, h: number): number;
+  argmin(): number;
+  pred(j: number): number;
+  setPred(j: number, i: number): void;
+}
+
+function jsSearch(C: Float64Array, n: number, v: Float64Array): Search {
+  const d = new Float64Array(n).fill(NaN);
+  const pred = new Int32Array(n);
+  const argmin = (): number => {
+    let best = Infinity,
+      jb = -1;
+    for (let j = 0; j < n; j++)
+      if (d[j] < best) {
+        best = d[j];
+        jb = j;
+      }
+    return jb;
+  };
+  return {
+    d,
+    scan(i, h) {
+      const o = i * n;
+      let best = Infinity,
+        jb = -1;
+      for (let j = 0; j < n; j++) {
+        const r = C[o + j] - v[j] - h;
+        if (r < d[j]) {
+          d[j] = r;
+          pred[j] = i;
+        }
+        if (d[j] < best) {
+          best = d[j];
+          jb = j;
+        }
+      }
+      return jb;
+    },
+    argmin,
+    pred: (j) => pred[j],
+    setPred: (j, i) => (pred[j] = i),
+  };
+}
+
+function wasmSearch(k: LapKernel): Search {
+  const p = k.pred32;
+  return {
+    d: k.d,
+    scan: k.scan,
+    argmin: k.argmin,
+    pred: (j) => p[2 * j],
+    setPred: (j, i) => {
+      p[2 * j] = i;
+      p[2 * j + 1] = 0;
+    },
+  };
+}
+
+/** 4. Augments one free row along a shortest alternating path (Dijkstra on reduced costs, dense: each step scans the
+ * row matched to the closest unscanned column), then updates the prices of the scanned columns and flips the path. */
+function augment({ C, n, rowsol, colsol, v, search, scanned, scannedD }: Lap, freerow: number): void {
+  const { d } = search;
   const fo = freerow * n;
   for (let j = 0; j < n; j++) {
     d[j] = C[fo + j] - v[j];
-    pred[j] = freerow;
-    collist[j] = j;
+    search.setPred(j, freerow);
   }
-  let low = 0,
-    up = 0,
-    last = 0,
-    min = 0,
-    endofpath = -1;
-  let found = false;
-  while (!found) {
-    if (up === low) {
-      // next set of columns at the minimum distance
-      last = low - 1;
-      min = d[collist[up++]];
-      for (let k = up; k < n; k++) {
-        const j = collist[k];
-        const h = d[j];
-        if (h <= min) {
-          if (h < min) {
-            up = low;
-            min = h;
-          }
-          collist[k] = collist[up];
-          collist[up++] = j;
-        }
-      }
-      for (let k = low; k < up; k++) {
-        if (colsol[collist[k]] < 0) {
-          endofpath = collist[k];
-          found = true;
-          break;
-        }
-      }
-    }
-    if (!found) {
-      // scan one row reached at distance min
-      const j1 = collist[low++];
-      const i = colsol[j1];
-      const o = i * n;
-      const h = C[o + j1] - v[j1] - min;
-      for (let k = up; k < n; k++) {
-        const j = collist[k];
-        const v2 = C[o + j] - v[j] - h;
-        if (v2 < d[j]) {
-          pred[j] = i;
-          if (v2 === min) {
-            if (colsol[j] < 0) {
-              endofpath = j;
-              found = true;
-              break;
-            }
-            collist[k] = collist[up];
-            collist[up++] = j;
-          }
-          d[j] = v2;
-        }
-      }
-    }
+  let count = 0;
+  let j = search.argmin();
+  let min = d[j];
+  while (colsol[j] >= 0) {
+    scanned[count] = j;
+    scannedD[count++] = min;
+    d[j] = NaN;
+    const i = colsol[j];
+    const h = C[i * n + j] - v[j] - min;
+    j = search.scan(i, h);
+    if (j < 0) throw new Error('linearAssignment: no free column reached (non-finite costs?)');
+    min = d[j];
   }
-  // update prices of the columns finished in this search
-  for (let k = 0; k <= last; k++) {
-    const j1 = collist[k];
-    v[j1] += d[j1] - min;
-  }
+  // update the prices of the scanned columns
+  for (let k = 0; k < count; k++) v[scanned[k]] += scannedD[k] - min;
   // flip the alternating path
+  let endofpath = j;
   for (;;) {
-    const i = pred[endofpath];
+    const i = search.pred(endofpath);
     colsol[endofpath] = i;
     const j1 = endofpath;
     endofpath = rowsol[i];

@@ -28,6 +28,7 @@ import { reinitializeParameters, seededRandom } from './init';
 import { preflight, refuseNonFiniteWeights } from '../preflight';
 import { dataInputs, modelInputs } from '../io/outputs';
 import { Teachers } from './teachers';
+import { collectGarbage, PreviousParams } from './previous';
 
 /** Warmup (linear from 0) then cosine decay to 0; `step` counts from 1. */
 export function learningRate(step: number, totalSteps: number, baseLr: number, warmupSteps: number): number {
@@ -253,8 +254,9 @@ async function openTraining(request: FinetuneRequest, s: Settings, p: Prepared, 
 }
 
 /**
- * The training state and its loop. The parameters, both Adam moments and the previous step's parameters (the "last
- * good" ones if the loss turns NaN) are flat float32 vectors updated in place on the host (adamw.ts). The gradient
+ * The training state and its loop. The parameters and both Adam moments are flat float32 vectors updated in place on
+ * the host (adamw.ts); the previous step's parameters (the "last good" ones if the loss turns NaN) are a copy, spooled
+ * to a temp file for large models (previous.ts). The gradient
  * is the step's output as returned: onnxruntime-node hands back a fresh copy of an output even when a preallocated
  * tensor is given for it (it fills both), so preallocating would only keep one more parameter-sized buffer alive.
  */
@@ -262,7 +264,7 @@ class Trainer {
   readonly params: Float32Array;
   readonly paramIn: Record<string, ort.Tensor>;
   private readonly fetches: string[];
-  private readonly previous: Float32Array;
+  private readonly previous: PreviousParams;
   private readonly adamM: Float32Array;
   private readonly adamV: Float32Array;
   private readonly keep: 'best' | 'last';
@@ -297,7 +299,7 @@ class Trainer {
     detachWeights(model, layout, this.params);
     this.paramIn = paramFeeds(layout, this.params);
     this.fetches = [...STEP_OUTPUTS, ...layout.slots.map((sl) => gradOutput(sl.name))];
-    this.previous = new Float32Array(layout.total);
+    this.previous = new PreviousParams(layout.total);
     this.adamM = new Float32Array(layout.total);
     this.adamV = new Float32Array(layout.total);
     this.keep = request.keep ?? (p.evalSet ? 'best' : 'last');
@@ -325,8 +327,14 @@ class Trainer {
 
   private save(flat: Float32Array, step: number, epoch: number): void {
     if (!this.healthy(flat)) throw this.diverged(`the parameters exploded (max |w| ${maxAbs(flat).toPrecision(3)}) by step ${step}`, step);
+    if (this.previous.spooled) collectGarbage(); // the last step's outputs, before the checkpoint's bytes
     modelWithParams(this.p.model, this.o.layout, flat).save(this.request.output);
     this.written = { step, epoch };
+    this.previous.drop(); // the checkpoint now stands for the last good parameters
+  }
+
+  release(): void {
+    this.previous.release();
   }
 
   private async evaluate(): Promise<{ accuracy: number; loss: number }> {
@@ -370,6 +378,8 @@ class Trainer {
     // NaN/Inf in the training inputs is an input error, not a divergence.
     checkFinite(batch, train.source);
     const n = batch.labels.length;
+    // large models: the last step's outputs (a parameter-sized gradient) are freed before this step allocates its own
+    if (this.previous.spooled) collectGarbage();
     const step = ++this.step;
     const lr = learningRate(step, totalSteps, this.s.baseLr, this.p.warmupSteps);
     const t0 = performance.now();
@@ -392,7 +402,7 @@ class Trainer {
     this.firstLoss ??= loss;
     if (!Number.isFinite(loss) || loss > Math.max(1e3, 100 * (this.firstLoss ?? loss))) this.lossDiverged(loss, step, epoch, lr);
     // The parameters this loss was computed with become the last good ones; then the update, in place.
-    this.previous.set(this.params);
+    this.previous.keep(this.params);
     // each parameter's slice from its own gradient output; clipping by the global norm
     const gradNorm = (out.grad_norm.data as Float32Array)[0];
     for (const s of layout.slots) {
@@ -436,8 +446,9 @@ class Trainer {
   private lossDiverged(loss: number, step: number, epoch: number, lr: number): never {
     // The loss of this step was computed with `params`: the parameters before them are the last good ones.
     let kept = this.kept();
-    if (kept === undefined && step > 1 && this.healthy(this.previous)) {
-      this.save(this.previous, step - 2, epoch);
+    const previous = kept === undefined && step > 1 ? this.previous.read() : undefined;
+    if (kept === undefined && step > 1 && previous && this.healthy(previous)) {
+      this.save(previous, step - 2, epoch);
       kept = `the last good parameters (after step ${step - 2}) were written to ${this.request.output}`;
     } else if (kept === undefined && step > 1) kept = 'no checkpoint was written (the last parameters before it had already exploded)';
     else kept ??= 'no checkpoint was written (the loss is not finite at the very first step: check the data and the model)';
@@ -482,8 +493,9 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   const s = settingsOf(request);
   const p = prepare(request, s, progress);
   const o = await openTraining(request, s, p, progress);
+  let trainer: Trainer | undefined;
   try {
-    const trainer = new Trainer(request, s, p, o, progress, context.signal);
+    trainer = new Trainer(request, s, p, o, progress, context.signal);
     if (p.evalSet && request.evalBefore) await trainer.evaluateBefore();
     await trainer.run();
     const { result } = trainer;
@@ -493,6 +505,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
     progress({ stage: 'finetune', done: result.steps, total: p.totalSteps, message: `done: ${result.steps} steps, checkpoint ${request.output}` });
     return result;
   } finally {
+    trainer?.release();
     await o.sessions.step.release();
     await o.sessions.evaluate?.release();
     await o.teachers?.release();

@@ -15,6 +15,7 @@ import { averageAligned, checkCompatible, decoderMaps, identityMaps } from './fu
 import { captureDecoder } from './capture';
 import { buildDecoder, decoderFromModel, readDecoder } from './parent';
 import type { DecoderMaps } from './symmetry';
+import { decoderMapDiagnostics } from './mapDiagnostics';
 
 /** Is `file` a Hugging Face folder (or its weights file) of a decoder LM? */
 export function isDecoderFolder(file: string): boolean {
@@ -95,7 +96,8 @@ export async function fuseDecoderFolders(files: string[], calib: Dataset | undef
 function storeMaps(c: DecoderConfig, maps: DecoderMaps): Pick<LoadedFusionResult, 'maps' | 'mapStore'> {
   const store = new MapStore();
   const stored: MapRecord[] = [];
-  const add = (name: string, kind: string, map: Int32Array) => stored.push(store.add(1, { name, kind, map: planOf(map), diagnostics: {} }));
+  const add = (name: string, kind: string, map: Int32Array) =>
+    stored.push(store.add(1, { name, kind, map: planOf(map), diagnostics: decoderMapDiagnostics(map) }));
   add('residual', 'residual', maps.resid);
   maps.heads.forEach((h, l) => {
     add(`layer${l}.attn.heads`, 'heads', h.headOrder);
