@@ -115,10 +115,56 @@ function merge(docs) {
   );
 }
 
+const PARTIAL_TRUNKS = ['map', 'fused', 'anchor', 'fitted/last', 'fitted/fused', 'fitted/anchor'];
+
+/**
+ * bench/quality/noniid-partial.bench.ts (`kind: 'noniid-partial'`): blocks `partial-<scenario>` (10k test % — val %
+ * in brackets, alone where test was not measured — per cut and trunk; K½ = after block K + 1's attention) and `partial-<scenario>-product` (the trunk the
+ * product chose per K on held-out calibration rows, per class half, with every candidate's held-out KL).
+ */
+function noniidPartial(doc, blocks) {
+  const one = doc.parameters;
+  // "test (val)", or "(val)" where the row's test was not measured.
+  const cell = (p) => (p ? (p.test !== undefined ? `${pct(p.test, 1)} (${pct(p.val, 1)})` : `(${pct(p.val, 1)})`) : '');
+  const cuts = [];
+  for (const p of doc.points) {
+    const key = `${p.k}${p.attention ? '½' : ''}`;
+    if (!cuts.some((c) => c.key === key)) cuts.push({ key, k: p.k + (p.attention ? 0.5 : 0), points: [] });
+    cuts.find((c) => c.key === key).points.push(p);
+  }
+  cuts.sort((a, b) => a.k - b.k);
+  const trunks = PARTIAL_TRUNKS.filter((t) => doc.points.some((p) => p.trunk === t));
+  const ratio = (c) => Math.max(...c.points.map((p) => p.parameters)) / one;
+  blocks[`partial-${doc.scenario}`] = mdTable(
+    ['K', '× one parent', 'ends (ensemble / full fusion)', ...trunks],
+    cuts.map((c) => {
+      const end = c.points.find((p) => p.trunk === 'ensemble' || p.trunk === 'full fusion');
+      return [c.key, ratio(c).toFixed(2), end ? `${end.trunk}: ${cell(end)}` : '', ...trunks.map((t) => cell(c.points.find((p) => p.trunk === t)))];
+    }),
+  );
+  blocks[`partial-${doc.scenario}-product`] = mdTable(
+    ['K', '× one parent', 'trunk chosen', 'held-out KL to the ensemble (fused / anchor / fitted)', 'val %', '10k test %', 'classes 0–4 %', 'classes 5–9 %'],
+    doc.product.map((p) => [
+      p.k,
+      (p.parameters / one).toFixed(2),
+      p.trunk === 'fitted' ? `fitted (from ${p.candidates.find((c) => c.trunk === 'fitted')?.from})` : p.trunk,
+      ['fused', 'anchor', 'fitted'].map((t) => p.candidates.find((c) => c.trunk === t)?.heldOutKl?.toFixed(3) ?? '—').join(' / '),
+      pct(p.val, 1),
+      pct(p.test, 1),
+      pct(p.lo, 1),
+      pct(p.hi, 1),
+    ]),
+  );
+}
+
 /** bench/quality/noniid.bench.ts: per scenario the rows and the partial-fusion curve (blocks `<name>` and `<name>-curve`). */
 function noniid(docs) {
   const blocks = {};
   for (const doc of docs) {
+    if (doc.kind === 'noniid-partial') {
+      noniidPartial(doc, blocks);
+      continue;
+    }
     for (const [name, res] of Object.entries(doc.results)) {
       blocks[name] = mdTable(
         ['model', 'val %', '10k test %', 'classes 0–4 %', 'classes 5–9 %', 'parameters'],

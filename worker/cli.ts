@@ -381,15 +381,17 @@ export function formatRun(result: FuseResult): string {
 function partialLines(r: RunRecord): string[] {
   const p = r.partial;
   if (!p) return [];
-  const head = `partial fusion: ${p.mergeLayers} of ${p.layers} blocks shared, ${p.parameters} parameters (one parent: ${p.parentParameters})`;
+  const trunk = p.trunk ? `; trunk: ${p.trunk} (chosen on ${p.heldOut?.heldOut ?? '?'} held-out calibration samples)` : '';
+  const head = `partial fusion: ${p.mergeLayers} of ${p.layers} blocks shared, ${p.parameters} parameters (one parent: ${p.parentParameters})${trunk}`;
   if (!p.points) return ['', head];
   const rows = p.points.map((q) => [
     `${q.mergeLayers}${q.mergeLayers === p.mergeLayers ? ' (chosen)' : ''}`,
     String(q.parameters),
     `${(q.parameters / p.parentParameters).toFixed(2)}×`,
     q.accuracy === undefined ? '—' : `${(q.accuracy * 100).toFixed(2)} %`,
+    q.trunk ?? '',
   ]);
-  return ['', head, formatTable(['K', 'parameters', 'size', 'accuracy'], rows)];
+  return ['', head, formatTable(['K', 'parameters', 'size', 'accuracy', 'trunk'], rows)];
 }
 
 export function formatTable(header: string[], rows: string[][]): string {

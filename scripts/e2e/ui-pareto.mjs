@@ -90,7 +90,13 @@ try {
     await frame.waitForFunction((dir) => document.body.dataset.run === dir, runDir, { timeout: 60000 });
     await frame.waitForFunction(() => document.getElementById('pareto-chart')?.dataset.drawn === '1', null, { timeout: 30000 });
     await frame.evaluate(() => document.getElementById('partial').scrollIntoView({ block: 'start' }));
-    if ((await canvasColours(frame, '#pareto-chart canvas')) < 3) throw new Error('the Pareto chart canvas is blank');
+    // The panel may redraw the section (a new canvas) while it is read: look again for up to 10 s before calling it blank.
+    let colours = 0;
+    for (const until = Date.now() + 10000; colours < 3 && Date.now() < until;) {
+      colours = await canvasColours(frame, '#pareto-chart[data-drawn="1"] canvas').catch(() => 0);
+      if (colours < 3) await frame.waitForTimeout(250);
+    }
+    if (colours < 3) throw new Error('the Pareto chart canvas is blank');
     const points = record.partial.points;
     const chosen = points.find((q) => q.mergeLayers === CHOSEN_K);
     // The plotted data (uPlot's aligned arrays): x = parameters; the curve has one value per K, the chosen series one.

@@ -225,7 +225,7 @@ const RECIPE_FIELD_TABLE = {
     minimum: 0,
     maximum: 10_000,
     description:
-      "Partial fusion: fuse the embeddings and the first K blocks only; each parent's remaining blocks and head run as parallel branches on that shared trunk (a non-anchor parent's branch starts with its transport map at the cut, transposed), logits averaged, in one ONNX graph. Absent or K = number of blocks: plain fusion; 0: nothing shared (the parents' logit ensemble). Not exportable to Hugging Face.",
+      "Partial fusion: fuse the embeddings and the first K blocks only; each parent's remaining blocks and head run as parallel branches on that shared trunk, logits averaged, in one ONNX graph. With calibration data each branch starts with a linear map fitted from the trunk's stream to that parent's own, and the trunk (the fused blocks, the anchor's own, or one refit for every parent) is chosen on held-out calibration samples; without, a non-anchor branch starts with its transport map at the cut, transposed. Absent or K = number of blocks: plain fusion; 0: nothing shared (the parents' logit ensemble). Not exportable to Hugging Face.",
     flag: 'merge-layers',
   },
   pareto: {

@@ -53,6 +53,8 @@ export interface TrunkFitInput extends UnmergeFitInput {
   layers?: 'all' | 'last';
   /** Parents' own streams at the cut (captured here when absent). */
   own?: Float32Array[];
+  /** Passes over the writers (default 1). */
+  passes?: number;
 }
 
 const gram = (A: Float64Array, rows: number, a: number): Float64Array => {
@@ -203,7 +205,8 @@ export async function fitPartialTrunk(input: TrunkFitInput): Promise<TrunkFit> {
   const rounds = input.rounds ?? 2;
   if (!rounds) return best;
   const d = plans[0].hidden;
-  for (const { name, layer } of writers(plans[0], k, input.layers ?? 'all', attention)) {
+  const list = writers(plans[0], k, input.layers ?? 'all', attention);
+  for (const { name, layer } of Array.from({ length: input.passes ?? 1 }, () => list).flat()) {
     const p = layer.inDim,
       a = p + 1;
     const [h, g] = await captureTensors(best.trunk, [cut, inputTensor(best.trunk, layer)], input);
