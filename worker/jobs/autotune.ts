@@ -49,8 +49,8 @@ export const AUTOTUNE_CANDIDATES: AutotuneCandidate[] = [
   // Non-IID parents (bench/quality/noniid.md): the residual stream keeps the skip path's map (one map per stream,
   // as the parents computed it) and a light ridge; best on validation for the non-IID pair and four parents.
   {
-    label: 'exact + regmean++ refit, skip-path stream maps, ridge 1e-4',
-    recipe: { preset: 'exact', refit: 'regmean++', residualPolicy: 'only_resid', refitRidge: 1e-4 },
+    label: 'exact + regmean++ refit, skip-path stream maps, ridge 1e-3',
+    recipe: { preset: 'exact', refit: 'regmean++', residualPolicy: 'only_resid', refitRidge: 1e-3 },
   },
   { label: 'EMD + regmean refit', recipe: { solver: 'emd', refit: 'regmean' } },
   { label: 'exact + regmean++ refit', recipe: { preset: 'exact', refit: 'regmean++' } },
