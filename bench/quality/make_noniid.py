@@ -19,11 +19,12 @@ Training: AdamW lr 2e-3, wd 0.05, batch 128, linear warm-up over the first epoch
 quad, plus 1000 × --seed; --seed also changes which samples each shard draws; the splits never change).
 Everything goes to .cache/noniid/ (not committed).
 
-The committed results come from `--which pair --epochs 5 --procs 2` and `--which quad --procs 4` (defaults
-otherwise). Larger shards and more epochs (16–20k images, 10–15 epochs) were the plan for parents near the issue's
-81 / 74 %, but at a load average of 20–35 on the shared 2-core machine one parent got ≈ 5 % of a core (≈ 6 min per
-epoch of 12k images); they did not fit the session. The parents are therefore as under-trained as the first
-version's (6,000 / 3,000 images, 8 epochs: pair 69 / 60 %).
+The committed results (bench/quality/noniid*.json, 2026-12-07) come from `--which pair --pair-size 16000 --epochs 10
+--procs 2` and `--which quad --quad-size 8000 --epochs 10 --procs 2` (≈ 165 / 85 CPU-s per parent on a quiet
+machine). Their parents (10k test, home classes / the others): pair A 79.5 % (89.5 / 69.5), B 70.3 % (94.8 /
+45.7); quad 71.3 / 73.2 / 54.9 / 64.1 % (validation 71.8 / 74.3 / 55.8 / 64.1). parents-<which>.json in .cache/noniid
+records each parent's counts, seed, CPU seconds and accuracies. (The earlier results used 8,000 / 4,000 images and
+5 / 8 epochs: pair 68.6 / 57.1 %.)
 
 Usage: /usr/bin/python3 bench/quality/make_noniid.py [--which pair|quad|all] [--epochs 8] [--seed 0] [--procs 2]
 Run pair and quad separately (each run draws its shards from the whole pool; `all` draws the quad shards after the

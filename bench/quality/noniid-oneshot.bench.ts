@@ -7,7 +7,7 @@
 // choice is made on validation).
 //
 //   npm run build --silent && node dist-bench/quality/noniid-oneshot.bench.js [--scenario pair|quad] [--dir .cache/noniid]
-//     [--test 0] [--only name,name] [--aligned 1] [--out bench/quality/noniid-oneshot.json]
+//     [--test 0] [--only 'name;name'] [--aligned 1] [--out bench/quality/noniid-oneshot.json]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,12 +26,15 @@ const DIR = path.resolve(cliArg('dir', '.cache/noniid'));
 const OUT = cliArg('out');
 const TEST = cliArg('test', '0') === '1';
 const ALIGNED = cliArg('aligned', '1') === '1';
-const ONLY = cliArg('only')?.split(',');
+const ONLY = cliArg('only')?.split(';');
 const PARENTS: Record<string, string[]> = { pair: ['pair_a', 'pair_b'], quad: ['quad_0', 'quad_1', 'quad_2', 'quad_3'] };
 const GROUPS = SCENARIO_GROUPS[SCENARIO];
 const val = openDataset(path.join(DIR, 'val.npz'));
 const test = TEST ? openDataset(path.join(DIR, 'test.npz')) : undefined;
-const calib = openDataset(path.join(DIR, 'calib200.npz'));
+// --calib shared2k: the shared 2k set (its labels unused) as calibration data, all of it (a variant; the issue's
+// setting is calib200).
+const CALIB = cliArg('calib', 'calib200');
+const calib = openDataset(path.join(DIR, `${CALIB}.npz`));
 
 interface Variant {
   name: string;
@@ -61,6 +64,16 @@ const VARIANTS: Variant[] = [
   { name: 'exact + regmean++, barycentre ×1', recipe: EXACT_PP, barycentre: 1 },
   { name: 'exact + regmean++, barycentre ×2', recipe: EXACT_PP, barycentre: 2 },
   { name: 'exact + regmean++, mix confidence, barycentre ×1', recipe: { ...EXACT_PP, refitMix: 'confidence' }, barycentre: 1 },
+  { name: 'exact + regmean++, weights 0.6 / 0.4', recipe: { ...EXACT_PP, weights: [0.6, 0.4] } },
+  { name: 'exact + regmean++, weights 0.7 / 0.3', recipe: { ...EXACT_PP, weights: [0.7, 0.3] } },
+  { name: 'defaults + regmean++, weights 0.6 / 0.4', recipe: { refit: 'regmean++', weights: [0.6, 0.4] } },
+  { name: 'exact + regmean++, ridge 0.001', recipe: { ...EXACT_PP, refitRidge: 0.001 } },
+  { name: 'exact + regmean++, ridge 0.0001', recipe: { ...EXACT_PP, refitRidge: 0.0001 } },
+  { name: 'exact + regmean++, ridge 0.001, weights 0.7 / 0.3', recipe: { ...EXACT_PP, refitRidge: 0.001, weights: [0.7, 0.3] } },
+  { name: 'defaults + regmean++, ridge 0.001', recipe: { refit: 'regmean++', refitRidge: 0.001 } },
+  { name: 'exact + regmean++, ridge 0.1', recipe: { ...EXACT_PP, refitRidge: 0.1 } },
+  { name: 'defaults + regmean++, ridge 0.1', recipe: { refit: 'regmean++', refitRidge: 0.1 } },
+  { name: 'defaults + regmean++, ridge 1', recipe: { refit: 'regmean++', refitRidge: 1 } },
 ];
 
 interface Scores {
@@ -94,11 +107,11 @@ const cpu = () => {
 /** The variant's fused model (and the recipe it ran): auto-tuned, plain, or re-aligned onto its own barycentre. */
 async function fuseVariant(v: Variant, files: string[], work: string): Promise<{ fused: OnnxModel; recipe: FuseRecipe; autotune?: AutotuneRecord }> {
   const models = files.map((f) => loadModel(f));
-  let recipe = v.recipe;
+  let recipe: FuseRecipe = { ...v.recipe, ...(CALIB !== 'calib200' ? { samples: calib.size } : {}) };
   let autotune: AutotuneRecord | undefined;
   if (v.autotune) {
     const share = new CaptureShare();
-    autotune = await autotuneRecipe(models, calib, { fuse: (input) => fuseLoaded({ ...input, share }), base: v.recipe });
+    autotune = await autotuneRecipe(models, calib, { fuse: (input) => fuseLoaded({ ...input, share }), base: recipe });
     share.seal();
     recipe = autotune.chosen;
     const r = await fuseLoaded({ models, recipe: resolveRecipe(recipe), calib, vanilla: false, share });
@@ -127,8 +140,10 @@ async function main(): Promise<void> {
   const ordered = [files0[best], ...files0.filter((_, i) => i !== best)];
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'otfuse-oneshot-'));
   const rows: Row[] = [...parents];
-  for (const v of VARIANTS) {
-    if (ONLY && !ONLY.includes(v.name)) continue;
+  // --extra '[{"name": …, "recipe": {…}, "aligned": true}]': variants beyond the list (exploration).
+  const extra = JSON.parse(cliArg('extra', '[]')) as Variant[];
+  for (const v of [...VARIANTS, ...extra]) {
+    if (ONLY && !ONLY.includes(v.name) && !extra.includes(v)) continue;
     const r = v.rotate ?? 0;
     const files = [...ordered.slice(r), ...ordered.slice(0, r)];
     const c0 = cpu();
@@ -173,7 +188,7 @@ async function main(): Promise<void> {
       ]),
     ),
   );
-  if (OUT) writeBenchResults(OUT, { scenario: SCENARIO, groups: GROUPS, anchor: path.basename(ordered[0]), rows });
+  if (OUT) writeBenchResults(OUT, { scenario: SCENARIO, calib: CALIB, groups: GROUPS, anchor: path.basename(ordered[0]), rows });
 }
 
 main().catch((err) => {

@@ -17,6 +17,8 @@ import { loadModel, type OnnxModel } from '../../worker/onnx/model';
 import { openDataset, type Dataset } from '../../worker/data/dataset';
 import { ModelRunner } from '../../worker/runtime/runner';
 import { fuseLoaded } from '../../worker/jobs/run';
+import { autotuneRecipe } from '../../worker/jobs/autotune';
+import { CaptureShare } from '../../worker/fusion/share';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { buildPartial } from '../../worker/fusion/partial';
 import { fitUnmerges } from '../../worker/fusion/unmerge';
@@ -123,7 +125,7 @@ function ONE_SHOT_VARIANTS(files: string[]): [string, FuseRecipe, string[]][] {
   return out;
 }
 
-async function scenario(name: string): Promise<{ rows: Row[]; curve: Row[]; chosenK: number }> {
+async function scenario(name: string): Promise<{ rows: Row[]; curve: Row[]; chosenK: number; recipe: FuseRecipe; autotune?: unknown }> {
   const files0 = SCENARIOS[name].map((n) => path.join(DIR, `${n}.onnx`));
   const rows: Row[] = [];
   const parentScores: Score[] = [];
@@ -144,11 +146,20 @@ async function scenario(name: string): Promise<{ rows: Row[]; curve: Row[]; chos
   const single = models[0].summary().parameterCount;
   rows.push({ model: 'logit ensemble', ...scoreOf(ensVal, ensTest), parameters: single * files.length });
   const t0 = performance.now();
-  const r = await fuseLoaded({ models, recipe: resolveRecipe({ pareto: true }), calib: data.calib });
+  // The product's default path: the auto-tune picks the recipe on a held-out slice of the calibration data (as
+  // `otfuse fuse A B --data calib200.npz` does), then the fusion with it (pareto: the partial curve's cut maps too).
+  // --recipe '{…}' fixes a recipe instead (no auto-tune).
+  const fixed = cliArg('recipe');
+  const share = new CaptureShare();
+  const tuned = fixed ? undefined : await autotuneRecipe(models, data.calib, { fuse: (input) => fuseLoaded({ ...input, share }) });
+  share.seal();
+  const recipe: FuseRecipe = fixed ? (JSON.parse(fixed) as FuseRecipe) : tuned!.chosen;
+  const r = await fuseLoaded({ models, recipe: resolveRecipe({ ...recipe, pareto: true }), calib: data.calib, share });
+  await share.clear();
   const fuseSeconds = (performance.now() - t0) / 1000;
   rows.push({ model: 'vanilla average', ...(await score(r.vanilla!)), parameters: single });
   rows.push({
-    model: `OT one-shot, defaults (anchor ${path.basename(files[0], '.onnx')}; ${fuseSeconds.toFixed(0)} s)`,
+    model: `OT one-shot, ${fixed ? `recipe ${fixed}` : `default path (auto-tuned: ${tuned!.chosenLabel})`} (anchor ${path.basename(files[0], '.onnx')}; ${fuseSeconds.toFixed(0)} s)`,
     ...(await score(r.fused)),
     parameters: single,
   });
@@ -161,7 +172,7 @@ async function scenario(name: string): Promise<{ rows: Row[]; curve: Row[]; chos
   // Each non-anchor parent alone after alignment (weights one-hot: no averaging, the refit towards it alone).
   for (let k = 1; ALIGNED && k < models.length; k++) {
     const weights: FuseRecipe['weights'] = models.map((_, i) => (i === k ? 1 : 0));
-    const a = await fuseLoaded({ models, recipe: resolveRecipe({ weights }), calib: data.calib, vanilla: false });
+    const a = await fuseLoaded({ models, recipe: resolveRecipe({ ...recipe, weights }), calib: data.calib, vanilla: false });
     rows.push({ model: `aligned ${path.basename(files[k], '.onnx')} alone (diagnostic)`, ...(await score(a.fused)) });
   }
   // The partial-fusion curve, as `fuse --pareto` builds it: fitted unmerge maps at the cut.
@@ -186,7 +197,7 @@ async function scenario(name: string): Promise<{ rows: Row[]; curve: Row[]; chos
     r.vanilla!.save(vanillaFile);
     rows.push(await kd(vanillaFile, files, `${name} vanilla`, work));
   }
-  return { rows, curve, chosenK };
+  return { rows, curve, chosenK, recipe, autotune: tuned && { chosenLabel: tuned.chosenLabel, trials: tuned.trials } };
 }
 
 const pct = (x: number) => (100 * x).toFixed(1);

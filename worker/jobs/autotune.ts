@@ -46,7 +46,12 @@ export interface AutotuneCandidate {
 export const AUTOTUNE_CANDIDATES: AutotuneCandidate[] = [
   { label: 'Sinkhorn 0.08 + regmean refit', recipe: { solver: 'sinkhorn', reg: 0.08, refit: 'regmean' } },
   { label: 'exact (EMD, heads as units) + regmean refit', recipe: { preset: 'exact', refit: 'regmean' } },
-  { label: 'Sinkhorn 0.08 + regmean++ refit', recipe: { solver: 'sinkhorn', reg: 0.08, refit: 'regmean++' } },
+  // Non-IID parents (bench/quality/noniid.md): the residual stream keeps the skip path's map (one map per stream,
+  // as the parents computed it) and a light ridge; best on validation for the non-IID pair and four parents.
+  {
+    label: 'exact + regmean++ refit, skip-path stream maps, ridge 1e-3',
+    recipe: { preset: 'exact', refit: 'regmean++', residualPolicy: 'only_resid', refitRidge: 1e-3 },
+  },
   { label: 'EMD + regmean refit', recipe: { solver: 'emd', refit: 'regmean' } },
   { label: 'exact + regmean++ refit', recipe: { preset: 'exact', refit: 'regmean++' } },
   { label: 'Sinkhorn 0.08 + regmean refit, ridge 0.1', recipe: { solver: 'sinkhorn', reg: 0.08, refit: 'regmean', refitRidge: 0.1 } },
