@@ -179,9 +179,10 @@ function noniid(docs) {
       );
       const one = res.curve[res.curve.length - 1].parameters;
       blocks[`${name}-curve`] = mdTable(
-        ['K', 'parameters', '× one parent', 'val %', '10k test %', 'classes 0–4 %', 'classes 5–9 %'],
+        ['K', 'trunk', 'parameters', '× one parent', 'val %', '10k test %', 'classes 0–4 %', 'classes 5–9 %'],
         res.curve.map((c, k) => [
           k,
+          c.trunk ?? (k === 0 ? '(ensemble)' : k === res.curve.length - 1 ? '(fused model)' : 'fused'),
           c.parameters.toLocaleString('en-US'),
           (c.parameters / one).toFixed(2),
           pct(c.val, 1),

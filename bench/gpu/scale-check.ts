@@ -29,6 +29,9 @@ interface Case {
 }
 
 const DEC = '.cache/decoders-scale';
+/** Blocks of 128 tokens, as bench/decoders/scale.bench.ts and finetune_scale.py (GPT-2's own 1024 does not fit a
+ * 24 GiB machine's finetune at batch 4). */
+const TEXT_MAX_LENGTH = 128;
 function cases(): Case[] {
   const [ga, gb, gd] = arg('gpt2', `${DEC}/gpt2-124m-s0,${DEC}/gpt2-124m-s1,${DEC}/calib.txt`).split(',');
   return [
@@ -67,9 +70,10 @@ async function runCase(c: Case, provider: ProviderChoice, samples: number, steps
   if (missing.length) return { ...row, error: `missing fixtures: ${missing.join(', ')}` };
   try {
     const t0 = performance.now();
+    const text = /\.(txt|jsonl)$/.test(c.data);
     const fused = await engine.fuse({
       models: c.models,
-      data: c.data,
+      data: text ? ({ path: c.data, maxLength: TEXT_MAX_LENGTH } as DatasetSpec) : c.data,
       skipEval: true,
       provider,
       runsDir: path.join(work, `${c.name}-${provider}`),
@@ -92,10 +96,9 @@ async function runCase(c: Case, provider: ProviderChoice, samples: number, steps
       for (const n of m.initializerNames()) weights.set(n, Float32Array.from(m.getInitializer(n).data));
     }
     // A decoder's fused model is an .onnx file: its text data takes the parents' tokenizer explicitly.
-    const text = /\.(txt|jsonl)$/.test(c.data);
     const tuned = await engine.finetune({
       model: fusedPath,
-      data: text ? ({ path: c.data, tokenizer: path.resolve(c.models[0]) } as DatasetSpec) : c.data,
+      data: text ? ({ path: c.data, tokenizer: path.resolve(c.models[0]), maxLength: TEXT_MAX_LENGTH } as DatasetSpec) : c.data,
       output: path.join(work, `${c.name}-${provider}-ft${fusedPath.endsWith('.onnx') ? '.onnx' : ''}`),
       maxSteps: steps,
       batchSize: 4,

@@ -22,6 +22,7 @@ import { CaptureShare } from '../../worker/fusion/share';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { buildPartial } from '../../worker/fusion/partial';
 import { fitUnmerges } from '../../worker/fusion/unmerge';
+import { chooseTrunks } from '../../worker/jobs/partialChoice';
 import { finetuneModel } from '../../worker/train/finetune';
 import type { FuseRecipe } from '../../worker/types';
 import { cliArg, markdownTable, writeBenchResults } from '../common';
@@ -42,6 +43,8 @@ interface Score {
 interface Row extends Score {
   model: string;
   parameters?: number;
+  /** The partial model's trunk (curve rows, 0 < K < layers). */
+  trunk?: string;
   sd?: number;
   seeds?: number[];
 }
@@ -175,12 +178,17 @@ async function scenario(name: string): Promise<{ rows: Row[]; curve: Row[]; chos
     const a = await fuseLoaded({ models, recipe: resolveRecipe({ ...recipe, weights }), calib: data.calib, vanilla: false });
     rows.push({ model: `aligned ${path.basename(files[k], '.onnx')} alone (diagnostic)`, ...(await score(a.fused)) });
   }
-  // The partial-fusion curve, as `fuse --pareto` builds it: fitted unmerge maps at the cut.
+  // The partial-fusion curve, as `fuse --pareto` builds it: the trunk chosen per K on held-out calibration rows
+  // (worker/jobs/partialChoice.ts: fused / the anchor's own / fitted), fitted unmerge maps at the cut.
   const fitted = await fitUnmerges({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, calib: data.calib, samples: data.calib.size });
+  const layers = r.plans[0].layers;
+  const ks = Array.from({ length: layers - 1 }, (_, i) => i + 1);
+  const chosenTrunks = await chooseTrunks({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, calib: data.calib, samples: data.calib.size, ks });
   const curve: Row[] = [];
-  for (let k = 0; k <= r.plans[0].layers; k++) {
-    const p = buildPartial({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, k, fitted: fitted[k] });
-    curve.push({ model: `K = ${k}`, parameters: p.summary().parameterCount, ...(await score(p)) });
+  for (let k = 0; k <= layers; k++) {
+    const c = chosenTrunks?.choices.get(k);
+    const p = buildPartial({ models, plans: r.plans, fused: c?.trunk ?? r.fused, cutMaps: r.cutMaps!, k, fitted: c?.fitted ?? fitted[k] });
+    curve.push({ model: `K = ${k}`, trunk: c?.kind, parameters: p.summary().parameterCount, ...(await score(p)) });
   }
   const eligible = curve.filter((c) => c.parameters! <= 1.5 * single);
   const chosen = eligible.reduce((b, c) => (c.val > b.val ? c : b), eligible[0]);
