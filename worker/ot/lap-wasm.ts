@@ -3,14 +3,10 @@
 // the same arithmetic and the same choice of column as lap.ts's scalar loops (so both give the same assignment).
 // The cost matrix is copied into the kernel's linear memory once per solve; the column prices, distances and
 // predecessors live there too (lap.ts works on views). The memory is kept between solves (fresh memory costs a page
-// fault per 4 KiB) and dropped after IDLE_MS without a solve. undefined where WebAssembly SIMD is missing or the
+// fault per 4 KiB) and dropped after 2 s without a solve (wasm-arena.ts). undefined where WebAssembly SIMD is missing or the
 // problem does not fit: lap.ts then searches in plain JS.
-import v8 from 'node:v8';
 import kernel from './kernels/lap.wat';
-
-const PAGE = 65536;
-const MAX_BYTES = 2 ** 32 - PAGE;
-const IDLE_MS = 2000;
+import { KernelArena } from './wasm-arena';
 
 interface Exports {
   scan(c: number, v: number, d: number, pred: number, len: number, h: number, i: number): number;
@@ -33,51 +29,16 @@ export interface LapKernel {
   argmin(): number;
 }
 
-let compiled: WebAssembly.Module | null | undefined;
-let arena: { memory: WebAssembly.Memory; exports: Exports } | undefined;
-let idle: ReturnType<typeof setTimeout> | undefined;
-
-function compile(): WebAssembly.Module | null {
-  if (compiled === undefined) {
-    // straight to the optimising compiler (as pricing-wasm.ts: the baseline tier is several times slower)
-    v8.setFlagsFromString('--no-liftoff');
-    try {
-      compiled = new WebAssembly.Module(kernel);
-    } catch {
-      compiled = null;
-    } finally {
-      v8.setFlagsFromString('--liftoff');
-    }
-  }
-  return compiled;
-}
+const arena = new KernelArena<Exports>(kernel);
 
 /** The kernel over a memory holding a copy of the n×n matrix C, zero prices and NaN distances; undefined when
  * WebAssembly SIMD is unavailable or the problem does not fit one memory. */
 export function lapKernelFor(C: Float64Array, n: number): LapKernel | undefined {
-  const mod = compile();
-  if (!mod) return undefined;
   const len = n + (n & 1);
   const cBytes = Math.ceil((n * n * 8) / 16) * 16;
-  const bytes = cBytes + len * 24;
-  if (bytes > MAX_BYTES) return undefined;
-  const pages = Math.ceil(bytes / PAGE);
-  try {
-    if (!arena) {
-      const memory = new WebAssembly.Memory({ initial: pages });
-      arena = { memory, exports: new WebAssembly.Instance(mod, { env: { mem: memory } }).exports as unknown as Exports };
-    } else {
-      const have = arena.memory.buffer.byteLength / PAGE;
-      if (have < pages) arena.memory.grow(pages - have);
-    }
-  } catch {
-    arena = undefined;
-    return undefined;
-  }
-  if (idle) clearTimeout(idle);
-  idle = setTimeout(() => (arena = undefined), IDLE_MS);
-  idle.unref();
-  const { memory, exports } = arena;
+  const held = arena.get(cBytes + len * 24);
+  if (!held) return undefined;
+  const { memory, exports } = held;
   const buffer = memory.buffer;
   const heapC = new Float64Array(buffer, 0, cBytes / 8);
   heapC.set(C);
