@@ -13,11 +13,9 @@ import { throwIfCancelled } from '../errors';
 import type { OnnxModel } from '../onnx/model';
 import type { Dataset } from '../data/dataset';
 import type { ModelPlan } from '../graph/analyze';
-import type { TMap } from '../fusion/maps';
-import type { ProviderChoice } from '../runtime/providers';
 import type { PartialTrunk, PartialTrunkCandidate, ProgressEvent } from '../types';
 import { buildPartial } from '../fusion/partial';
-import { captureTensors, type FittedUnmerge } from '../fusion/unmerge';
+import { captureTensors, type FittedUnmerge, type UnmergeFitInput } from '../fusion/unmerge';
 import { fitMaps, fitPartialTrunk } from '../fusion/trunkfit';
 import { sliceDataset } from './autotune';
 
@@ -28,18 +26,10 @@ export interface TrunkChoice {
   candidates: PartialTrunkCandidate[];
 }
 
-export interface ChoiceInput {
-  models: OnnxModel[];
-  plans: ModelPlan[];
-  fused: OnnxModel;
-  cutMaps: (TMap | null)[][];
-  calib: Dataset;
-  /** The fusion's calibration samples. */
-  samples: number;
+/** The unmerge fit's inputs (`samples`: the fusion's calibration samples) and the cuts to choose a trunk for. */
+export interface ChoiceInput extends Pick<UnmergeFitInput, 'models' | 'plans' | 'fused' | 'cutMaps' | 'calib' | 'samples' | 'provider' | 'signal'> {
   /** The cuts to choose a trunk for (0 < K < layers). */
   ks: number[];
-  provider?: ProviderChoice;
-  signal?: AbortSignal;
   onProgress?: (e: ProgressEvent) => void;
 }
 
