@@ -1,9 +1,9 @@
 // Reads transport maps from maps.safetensors (8-byte little-endian header length N, N bytes of JSON header,
 // then raw little-endian data) and down-samples them for the canvas. Pure functions plus one file reader.
 // A maps file comes from a workspace that may be untrusted: every header entry is checked against the file size
-// before anything is allocated, and reading + down-sampling run on a worker thread, never on the extension host's.
+// before anything is allocated; the panels read and down-sample maps on worker threads (extension/mapThread.ts), never on
+// the extension host's.
 import fs from 'node:fs';
-import { Worker } from 'node:worker_threads';
 import type { MapPayload } from '../contracts/protocol';
 
 /** The largest map read (elements): 8192² (256 MiB of float32); real maps are at most a few thousand per side. */
@@ -97,12 +97,6 @@ export class MapsFile {
     return { rows, cols, position, data: new Float32Array(rows * cols) };
   }
 
-  /** Reads one map and down-samples it on a worker thread (the extension host's thread stays free). */
-  async downsampledAsync(key: string, maxSide: number): Promise<MapPayload> {
-    const { rows, cols, position } = this.target(key);
-    return offThread({ file: this.file, position, rows, cols, tensor: key, maxSide });
-  }
-
   read(key: string): { rows: number; cols: number; data: Float32Array } {
     const { rows, cols, position, data } = this.locate(key);
     const bytes = new Uint8Array(data.buffer); // little-endian host (x64, arm64), as the file
@@ -160,63 +154,4 @@ export function downsample(tensor: string, rows: number, cols: number, data: Flo
     max = 0;
   }
   return { tensor, rows, cols, outRows, outCols, data: out, min, max };
-}
-
-interface MapJob {
-  file: string;
-  position: number;
-  rows: number;
-  cols: number;
-  tensor: string;
-  maxSide: number;
-}
-
-let thread: { worker: Worker; next: number; pending: Map<number, { resolve: (p: MapPayload) => void; reject: (e: Error) => void }> } | undefined;
-
-/** One lazily started worker thread reads and down-samples maps; its code is `downsample` itself plus a reader. */
-function offThread(job: MapJob): Promise<MapPayload> {
-  if (!thread) {
-    const source = `const { parentPort } = require('node:worker_threads');
-      const fs = require('node:fs');
-      const downsample = ${downsample.toString()};
-      parentPort.on('message', ({ id, job }) => {
-        try {
-          const data = new Float32Array(job.rows * job.cols);
-          const fd = fs.openSync(job.file, 'r');
-          try {
-            const n = fs.readSync(fd, new Uint8Array(data.buffer), 0, data.byteLength, job.position);
-            if (n !== data.byteLength) throw new Error(job.file + ": tensor '" + job.tensor + "' is truncated");
-          } finally { fs.closeSync(fd); }
-          const payload = downsample(job.tensor, job.rows, job.cols, data, job.maxSide);
-          parentPort.postMessage({ id, payload }, [payload.data.buffer]);
-        } catch (err) {
-          parentPort.postMessage({ id, error: String(err && err.message || err) });
-        }
-      });`;
-    const worker = new Worker(source, { eval: true });
-    worker.unref();
-    const state = { worker, next: 0, pending: new Map<number, { resolve: (p: MapPayload) => void; reject: (e: Error) => void }>() };
-    worker.on('message', (m: { id: number; payload?: MapPayload; error?: string }) => {
-      const p = state.pending.get(m.id);
-      state.pending.delete(m.id);
-      if (!state.pending.size) worker.unref();
-      if (m.error !== undefined) p?.reject(new Error(m.error));
-      else p?.resolve(m.payload!);
-    });
-    const fail = (err: Error) => {
-      for (const p of [...state.pending.values()]) p.reject(err);
-      state.pending.clear();
-      if (thread === state) thread = undefined;
-    };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`the maps reader thread exited (${code})`)));
-    thread = state;
-  }
-  const state = thread;
-  return new Promise((resolve, reject) => {
-    const id = ++state.next;
-    state.pending.set(id, { resolve, reject });
-    state.worker.ref(); // kept alive while a job is pending
-    state.worker.postMessage({ id, job });
-  });
 }

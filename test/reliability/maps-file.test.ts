@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { encodeSafetensors } from '../../worker/fusion/safetensors';
-import { MapsFile, downsample } from '../../extension/safetensors';
+import { MapsFile } from '../../extension/safetensors';
+import { blockMeans, preparedMap } from '../../extension/mapThread';
 import { tempDir } from '../helpers';
 
 function stFile(header: object, dataBytes = 0): string {
@@ -61,10 +62,11 @@ test('down-sampling runs on a worker thread with the same result; the main threa
     ticks++;
   }, 5);
   const t0 = performance.now();
-  const off = await maps.downsampledAsync('m1/p', 384);
+  const { rows, cols, position } = maps.target('m1/p');
+  const off = await preparedMap({ file, position, rows, cols, tensor: 'm1/p', maxSide: 384 }, 'now');
   const elapsed = performance.now() - t0;
   clearInterval(timer);
-  const on = downsample('m1/p', n, n, data, 384);
+  const on = blockMeans('m1/p', n, n, data, 384);
   assert.equal(off.outRows, 384);
   assert.deepEqual(Array.from(off.data), Array.from(on.data));
   assert.equal(off.max, on.max);
