@@ -14,8 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadModel, type OnnxModel } from '../../worker/onnx/model';
-import { openDataset, type Dataset } from '../../worker/data/dataset';
-import { ModelRunner } from '../../worker/runtime/runner';
+import { openDataset } from '../../worker/data/dataset';
 import { fuseLoaded } from '../../worker/jobs/run';
 import { autotuneRecipe } from '../../worker/jobs/autotune';
 import { CaptureShare } from '../../worker/fusion/share';
@@ -26,6 +25,7 @@ import { chooseTrunks } from '../../worker/jobs/partialChoice';
 import { finetuneModel } from '../../worker/train/finetune';
 import type { FuseRecipe } from '../../worker/types';
 import { cliArg, markdownTable, writeBenchResults } from '../common';
+import { halves, logitsOn } from './noniid-common';
 
 const DIR = path.resolve(cliArg('dir', '.cache/noniid'));
 const OUT = path.resolve(cliArg('out', 'bench/quality/noniid-results.json'));
@@ -56,44 +56,13 @@ const data = {
 };
 const SHARED = path.join(DIR, 'shared2k.npz');
 
-/** Logits of a model on a whole dataset, one pass (batches of 500). */
-async function logits(model: OnnxModel, d: Dataset): Promise<Float32Array> {
-  const runner = await ModelRunner.create(model, { provider: 'cpu' });
-  try {
-    const binding = runner.bind(d);
-    const out = new Float32Array(d.size * 10);
-    for (let i = 0; i < d.size; i += 500) {
-      const idx = Array.from({ length: Math.min(500, d.size - i) }, (_, j) => i + j);
-      const r = await runner.run(d.take(idx), binding, [runner.outputNames[0]]);
-      out.set(r[runner.outputNames[0]].data as Float32Array, i * 10);
-    }
-    return out;
-  } finally {
-    await runner.release();
-  }
-}
-
-/** Accuracy overall and on the class halves 0–4 / 5–9. */
-function accuracies(l: Float32Array, labels: Int32Array): { all: number; lo: number; hi: number } {
-  const hit = [0, 0],
-    n = [0, 0];
-  for (let i = 0; i < labels.length; i++) {
-    let arg = 0;
-    for (let c = 1; c < 10; c++) if (l[i * 10 + c] > l[i * 10 + arg]) arg = c;
-    const g = labels[i] < 5 ? 0 : 1;
-    n[g]++;
-    if (arg === labels[i]) hit[g]++;
-  }
-  return { all: (hit[0] + hit[1]) / labels.length, lo: hit[0] / n[0], hi: hit[1] / n[1] };
-}
-
 function scoreOf(val: Float32Array, test: Float32Array): Score {
-  const t = accuracies(test, data.test.labels);
-  return { val: accuracies(val, data.val.labels).all, test: t.all, lo: t.lo, hi: t.hi };
+  const t = halves(test, data.test.labels);
+  return { val: halves(val, data.val.labels).all, test: t.all, lo: t.lo, hi: t.hi };
 }
 
 async function score(model: OnnxModel): Promise<Score> {
-  return scoreOf(await logits(model, data.val), await logits(model, data.test));
+  return scoreOf(await logitsOn(model, data.val), await logitsOn(model, data.test));
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -135,7 +104,7 @@ async function scenario(name: string): Promise<{ rows: Row[]; curve: Row[]; chos
   const ensVal = new Float32Array(data.val.size * 10),
     ensTest = new Float32Array(data.test.size * 10);
   for (const f of files0) {
-    const [lv, lt] = [await logits(loadModel(f), data.val), await logits(loadModel(f), data.test)];
+    const [lv, lt] = [await logitsOn(loadModel(f), data.val), await logitsOn(loadModel(f), data.test)];
     lv.forEach((x, i) => (ensVal[i] += x / files0.length));
     lt.forEach((x, i) => (ensTest[i] += x / files0.length));
     const s = scoreOf(lv, lt);
