@@ -33,6 +33,36 @@ export function runWithPeakRss(script: string, args: string[]): { seconds: numbe
   return { seconds, peakMiB: m ? Number(m[1]) / 1024 : NaN, code: r.status, stdout: r.stdout };
 }
 
+/** Runs `node args` under GNU time (`/usr/bin/time -v`): its stdout and exit status, and what time measured (wall,
+ * user and system seconds, peak RSS in MiB). */
+export function runTimed(args: string[]): {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  wall_s: number;
+  user_s: number;
+  sys_s: number;
+  peak_rss_mb: number;
+} {
+  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const field = (label: string) =>
+    Number(
+      new RegExp(`${label}: ([\\d.:]+)`)
+        .exec(r.stderr)?.[1]
+        .split(':')
+        .reduce((s, x) => s * 60 + Number(x), 0),
+    );
+  return {
+    status: r.status,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    wall_s: field('Elapsed \\(wall clock\\) time \\(h:mm:ss or m:ss\\)'),
+    user_s: field('User time \\(seconds\\)'),
+    sys_s: field('System time \\(seconds\\)'),
+    peak_rss_mb: field('Maximum resident set size \\(kbytes\\)') / 1024,
+  };
+}
+
 export function markdownTable(header: string[], rows: (string | number)[][]): string {
   return [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }

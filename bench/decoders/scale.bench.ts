@@ -5,11 +5,10 @@
 // ≤ 2.5 GB per pair on the 2-core machine. Compare user CPU seconds, not wall time, when the machine is shared.
 // Usage: node $(node scripts/test-one.mjs bench/decoders/scale.bench.ts) [--cases gpt2,llama] [--max-length 128]
 //          [--json bench/decoders/scale-results.json]   (after `npm run build`: it runs dist/cli.js)
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { writeBenchResults } from '../common';
+import { runTimed, writeBenchResults } from '../common';
 
 const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -39,26 +38,19 @@ function runCase(name: string, maxLength: number): Row {
   const runs = fs.mkdtempSync(path.join(os.tmpdir(), 'otfuse-decscale-'));
   const load_avg_before = os.loadavg();
   const cli = ['dist/cli.js', 'fuse', ...pair.map((m) => path.join(dir, m)), '--data', path.join(dir, 'calib.txt'), '--max-length', String(maxLength)];
-  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, ...cli, '--no-eval', '--runs-dir', runs, '--json'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = runTimed([...cli, '--no-eval', '--runs-dir', runs, '--json']);
   const load_avg_after = os.loadavg();
   fs.rmSync(runs, { recursive: true, force: true });
   if (r.status !== 0) throw new Error(`${name} failed: ${r.stderr.slice(-2000)}`);
-  const field = (label: string) =>
-    Number(
-      new RegExp(`${label}: ([\\d.:]+)`)
-        .exec(r.stderr)?.[1]
-        .split(':')
-        .reduce((s, x) => s * 60 + Number(x), 0),
-    );
   const rec = (JSON.parse(r.stdout) as { record: { timings: Record<string, number> } }).record;
   return {
     case: name,
     params: summary.models[pair[0]].parameters,
     max_length: maxLength,
-    wall_s: field('Elapsed \\(wall clock\\) time \\(h:mm:ss or m:ss\\)'),
-    user_s: field('User time \\(seconds\\)'),
-    sys_s: field('System time \\(seconds\\)'),
-    peak_rss_mb: field('Maximum resident set size \\(kbytes\\)') / 1024,
+    wall_s: r.wall_s,
+    user_s: r.user_s,
+    sys_s: r.sys_s,
+    peak_rss_mb: r.peak_rss_mb,
     timings: rec.timings,
     load_avg_before,
     load_avg_after,

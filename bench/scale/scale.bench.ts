@@ -5,11 +5,10 @@
 // are the comparable number when the machine is shared.
 // Usage: node dist-bench/scale/scale.bench.js [--cases vitS@64,vitS@200,vitB@200,bertB@200] [--repeats 1]
 //          [--out bench/scale/RESULTS.md] [--json .cache/scale/scale-results.json] [-- extra fuse flags]
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { machine, markdownTable } from '../common';
+import { machine, markdownTable, runTimed } from '../common';
 
 const args = process.argv.slice(2);
 const dashes = args.indexOf('--');
@@ -64,16 +63,9 @@ function runCase(c: string): Row {
     '--json',
     ...extra,
   ];
-  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, ...cli], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = runTimed(cli);
   fs.rmSync(runs, { recursive: true, force: true });
   if (r.status !== 0) throw new Error(`${c} failed: ${r.stderr.slice(-2000)}`);
-  const field = (label: string) =>
-    Number(
-      new RegExp(`${label}: ([\\d.:]+)`)
-        .exec(r.stderr)?.[1]
-        .split(':')
-        .reduce((s, x) => s * 60 + Number(x), 0),
-    );
   const rec = (JSON.parse(r.stdout) as { record: { timings: Record<string, number>; capture?: Record<string, unknown>; peakRssBytes?: number } }).record;
   return {
     case: c,
@@ -81,9 +73,9 @@ function runCase(c: string): Row {
     params: m.models[0].params,
     width: m.config.hidden,
     samples,
-    wall_s: field('Elapsed \\(wall clock\\) time \\(h:mm:ss or m:ss\\)'),
-    cpu_s: field('User time \\(seconds\\)') + field('System time \\(seconds\\)'),
-    peak_rss_mb: field('Maximum resident set size \\(kbytes\\)') / 1024,
+    wall_s: r.wall_s,
+    cpu_s: r.user_s + r.sys_s,
+    peak_rss_mb: r.peak_rss_mb,
     timings: rec.timings,
     capture: rec.capture,
     peak_rss_run_json_mb: rec.peakRssBytes ? rec.peakRssBytes / 2 ** 20 : undefined,
