@@ -448,6 +448,8 @@ export interface FinetuneOptions {
   kdTemp?: number;
   /** Weight α of the distillation term: loss = (1−α)·CE + α·T²·KL (default 0.5). */
   kdAlpha?: number;
+  /** GiB a training step may need (default: the machine's memory); a larger estimated floor is refused up front. */
+  memoryLimit?: number;
 }
 
 export interface FinetuneRequest extends FinetuneOptions {

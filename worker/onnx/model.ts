@@ -459,7 +459,7 @@ function loadExternal(t: onnx.ITensorProto, file: string): void {
   t.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
 }
 
-function bytesPerElement(dataType: number): number {
+export function bytesPerElement(dataType: number): number {
   switch (dataType) {
     case DataType.FLOAT:
     case DataType.INT32:

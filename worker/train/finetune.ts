@@ -28,6 +28,7 @@ import { reinitializeParameters, seededRandom } from './init';
 import { preflight, refuseNonFiniteWeights } from '../preflight';
 import { dataInputs, modelInputs } from '../io/outputs';
 import { Teachers } from './teachers';
+import { checkStepMemory, sequenceProbeBytes } from './memory';
 import { collectGarbage, PreviousParams } from './previous';
 
 /** Warmup (linear from 0) then cosine decay to 0; `step` counts from 1. */
@@ -84,6 +85,12 @@ async function createSession(
   } catch (err) {
     throw new OtfuseError('INTERNAL', `ONNX Runtime cannot load the generated ${what} graph: ${(err as Error).message.split('\n')[0]}`, { file: model.file });
   }
+}
+
+/** Tokens per sample when the data are token ids ([batch, tokens] integers), for messages. */
+function sequenceLengthOf(feeds: Record<string, ort.Tensor>): number | undefined {
+  const ids = Object.values(feeds).find((t) => (t.type === 'int64' || t.type === 'int32') && t.dims.length === 2);
+  return ids ? ids.dims[1] : undefined;
 }
 
 function dataFeeds(batch: Batch, binding: Record<string, string>): Record<string, ort.Tensor> {
@@ -219,12 +226,21 @@ async function openTraining(request: FinetuneRequest, s: Settings, p: Prepared, 
       `the evaluation set has ${evalSet.labelsPerSample ? 'masked-LM token labels' : 'one label per sample'} but the training set ${maskedLabels ? 'masked-LM token labels' : 'one label per sample'}`,
       { file: evalSet.source },
     );
-  const graph: TrainingGraph = await buildTrainingGraph(
-    model,
-    { labelSmoothing: s.labelSmoothing, distill, maskedLabels },
-    { probeFeeds: dataFeeds(probe, binding) },
-  );
+  const probeFeeds = dataFeeds(probe, binding);
+  const sequenceLength = sequenceLengthOf(probeFeeds);
+  const memory = {
+    probeRows: probe.indices.length,
+    batch: Math.min(s.batchSize, train.size),
+    sequenceLength,
+    limitBytes: request.memoryLimit !== undefined ? request.memoryLimit * 1024 ** 3 : undefined,
+    file: model.file,
+  };
+  // Long sequences are judged from three short probes first: the full probe holds every intermediate of its rows.
+  const early = sequenceLength !== undefined ? await sequenceProbeBytes(model, probeFeeds, sequenceLength) : undefined;
+  if (early !== undefined) checkStepMemory({ ...memory, probeBytes: early, params: summary.parameterCount });
+  const graph: TrainingGraph = await buildTrainingGraph(model, { labelSmoothing: s.labelSmoothing, distill, maskedLabels }, { probeFeeds });
   const layout: ParamLayout = graph.layout;
+  checkStepMemory({ ...memory, probeBytes: graph.probeBytes, params: layout.total });
   const evalBinding = evalSet ? bindDataset(summary, evalSet, model.file) : undefined;
   const provider = await resolveProvider(request.provider ?? 'auto');
   const stepSession = await createSession(graph.model, provider, request.threads, 'training-step', layout.total);

@@ -11,6 +11,7 @@ import { A, DT, GraphBuilder } from './builder';
 import { IGNORE_LABEL } from '../data/dataset';
 import { emitBackward, parametersOnGradientPath } from './autodiff';
 import { ProbeFeeds, TensorInfo, defaultProbeFeeds, probeShapes } from './probe';
+import { probeActivationBytes } from './memory';
 
 export type LossKind = 'cross-entropy' | 'weighted-sum';
 
@@ -309,6 +310,8 @@ export interface TrainingGraph {
   model: OnnxModel;
   layout: ParamLayout;
   dataInputs: string[];
+  /** Bytes of the forward pass's intermediates in the probe run (memory.ts scales them to the batch). */
+  probeBytes: number;
 }
 
 export const STEP_OUTPUTS = ['loss', 'grad_norm', 'correct'] as const;
@@ -398,7 +401,7 @@ export async function buildTrainingGraph(
   graph.node = [...forwardNodes, ...b.nodes];
   graph.initializer = [...(graph.initializer ?? []), ...b.initializers];
   graph.output = [...STEP_OUTPUTS, ...layout.slots.map((s) => gradOutput(s.name))].map((name) => onnx.ValueInfoProto.create({ name }));
-  return { model: new OnnxModel(proto, model.file), layout, dataInputs };
+  return { model: new OnnxModel(proto, model.file), layout, dataInputs, probeBytes: probeActivationBytes(model, info) };
 }
 
 /** Forward graph reading its parameters as inputs (paramInputs); output: the model's first output. */

@@ -37,6 +37,13 @@ export const FINETUNE_OPTIONS = {
   clipNorm: { flag: 'clip-norm', min: 0, max: 1e6, default: 1, what: 'gradient clipping norm (0 = off)' },
   seed: { flag: 'seed', integer: true, min: 0, max: 2 ** 31 - 1, default: 0, what: 'random seed' },
   kdTemp: { flag: 'kd-temp', min: 0.05, max: 100, default: 2, what: 'distillation temperature', fuse: true, distill: true },
+  memoryLimit: {
+    flag: 'memory-limit',
+    above: 0,
+    max: 1 << 20,
+    what: "GiB a training step may need (default: the machine's memory); a step whose estimated floor is over it is refused before training",
+    fuse: true,
+  },
   kdAlpha: { flag: 'kd-alpha', min: 0, max: 1, default: 0.5, what: 'weight of the distillation loss', fuse: true, distill: true },
 } as const satisfies { [K in keyof FinetuneOptions]?: FinetuneOption };
 

@@ -56,13 +56,18 @@ export function defaultProbeFeeds(model: OnnxModel, seed = 1): ProbeFeeds {
 
 /** Runs the model once and returns dims/type of every tensor (inputs, initializers, node outputs). */
 export async function probeShapes(model: OnnxModel, feeds: ProbeFeeds): Promise<Map<string, TensorInfo>> {
-  const info = new Map<string, TensorInfo>();
-  for (const t of model.graph.initializer ?? []) info.set(t.name ?? '', { dims: dimsOf(t), dataType: t.dataType ?? 0 });
-  for (const [name, t] of Object.entries(feeds)) info.set(name, { dims: [...t.dims], dataType: dataTypeOf(t.type) });
+  return (await probeShapesEach(model, [feeds]))[0];
+}
+
+/** probeShapes for several feed sets (e.g. several sequence lengths) through one session. */
+export async function probeShapesEach(model: OnnxModel, feedSets: ProbeFeeds[]): Promise<Map<string, TensorInfo>[]> {
+  const base = new Map<string, TensorInfo>();
+  for (const t of model.graph.initializer ?? []) base.set(t.name ?? '', { dims: dimsOf(t), dataType: t.dataType ?? 0 });
   const probe = model.clone();
   const names: string[] = [];
+  const inputs = new Set(Object.keys(feedSets[0] ?? {}));
   const seen = new Set<string>((probe.graph.output ?? []).map((o) => o.name ?? ''));
-  for (const n of probe.nodes) for (const o of n.output ?? []) if (o && !info.has(o)) names.push(o);
+  for (const n of probe.nodes) for (const o of n.output ?? []) if (o && !base.has(o) && !inputs.has(o)) names.push(o);
   probe.graph.output = [...(probe.graph.output ?? []), ...names.filter((n) => !seen.has(n)).map((name) => onnx.ValueInfoProto.create({ name }))];
   let session: ort.InferenceSession;
   try {
@@ -72,12 +77,18 @@ export async function probeShapes(model: OnnxModel, feeds: ProbeFeeds): Promise<
     throw new OtfuseError('BAD_MODEL', `ONNX Runtime cannot load the model for shape probing: ${(err as Error).message.split('\n')[0]}`, { file: model.file });
   }
   try {
-    const out = await session.run(feeds);
-    for (const [name, t] of Object.entries(out)) info.set(name, { dims: [...t.dims], dataType: dataTypeOf(t.type) });
+    const infos: Map<string, TensorInfo>[] = [];
+    for (const feeds of feedSets) {
+      const info = new Map(base);
+      for (const [name, t] of Object.entries(feeds)) info.set(name, { dims: [...t.dims], dataType: dataTypeOf(t.type) });
+      const out = await session.run(feeds);
+      for (const [name, t] of Object.entries(out)) info.set(name, { dims: [...t.dims], dataType: dataTypeOf(t.type) });
+      infos.push(info);
+    }
+    return infos;
   } catch (err) {
     throw new OtfuseError('BAD_MODEL', `probe run failed: ${(err as Error).message.split('\n')[0]}`, { file: model.file });
   } finally {
     await session.release();
   }
-  return info;
 }
