@@ -50,8 +50,8 @@ for (const n of sizes) {
     const y = new Float64Array(x.length);
     for (let k = 0; k < x.length; k++) y[k] = Math.exp(x[k]);
   });
-  row.one_iter_wasm_ms = time(() => void knoppWasm(a, b, M, n, n, 0.08, 1, 0));
-  row.two_iter_wasm_ms = time(() => void knoppWasm(a, b, M, n, n, 0.08, 2, 0));
+  row.one_iter_wasm_ms = time(() => void knoppWasm({ a, b, M, n, m: n, reg: 0.08, numItermax: 1, stopThr: 0 }));
+  row.two_iter_wasm_ms = time(() => void knoppWasm({ a, b, M, n, m: n, reg: 0.08, numItermax: 2, stopThr: 0 }));
   row.solve_wasm_ms = time(() => void sinkhorn(a, b, M, 0.08));
   const prev = configureSinkhornEngine({ wasm: false });
   row.solve_scalar_ms = time(() => void sinkhorn(a, b, M, 0.08));

@@ -3,6 +3,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import { readNpy } from '../../worker/data/npy';
 import { seededRandom as rng } from '../../worker/random';
+import type { KnoppProblem } from '../../worker/ot/validate';
 
 export const FIXTURES = path.join(process.cwd(), 'test/fixtures/pot');
 
@@ -86,4 +87,9 @@ export function randomSimplex(n: number, r: () => number): Float64Array {
   let s = 0;
   for (const v of x) s += v;
   return x.map((v) => v / s);
+}
+
+/** A Knopp kernel's problem from positional values (the kernels take one KnoppProblem). */
+export function kp(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: number, reg: number, numItermax: number, stopThr: number): KnoppProblem {
+  return { a, b, M, n, m, reg, numItermax, stopThr };
 }

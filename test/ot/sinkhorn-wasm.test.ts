@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { sinkhorn, uniform, transportCost } from '../../worker/ot';
 import { configureSinkhornEngine } from '../../worker/ot/sinkhorn';
 import { expKernel, knoppWasm, wasmKernels, type KnoppOutcome } from '../../worker/ot/sinkhorn-wasm';
-import { potCases, f64, maxAbsDiff, marginals, randomCost, rng, randomSimplex } from './helpers';
+import { potCases, f64, kp, maxAbsDiff, marginals, randomCost, rng, randomSimplex } from './helpers';
 
 /** Runs fn with the scalar loops only (the reference the kernels must reproduce). */
 function scalar<T>(fn: () => T): T {
@@ -17,8 +17,8 @@ function scalar<T>(fn: () => T): T {
 }
 
 /** knoppWasm with plain Knopp (no 'auto' limit); fails the test unless it returns a solve. */
-function wasm(...args: [Float64Array, Float64Array, Float64Array, number, number, number, number, number]): KnoppOutcome {
-  const r = knoppWasm(...args);
+function wasm(...args: Parameters<typeof kp>): KnoppOutcome {
+  const r = knoppWasm(kp(...args));
   assert.ok(r && typeof r === 'object', `knoppWasm returned ${String(r)}`);
   return r;
 }
@@ -148,8 +148,8 @@ test("'auto' makes the scalar loop's decision in the kernels' pass (Knopp, or th
   // and the limit itself: exponent 200.5 > 200 is never Knopp in 'auto'
   const M = new Float64Array(36).fill(0.1);
   for (let j = 0; j < 6; j++) M[2 * 6 + j] = 2.005;
-  assert.equal(knoppWasm(uniform(6), uniform(6), M, 6, 6, 0.01, 100, 1e-9, 200), 'stabilize');
-  assert.notEqual(knoppWasm(uniform(6), uniform(6), M, 6, 6, 0.01, 100, 1e-9, 201), 'stabilize');
+  assert.equal(knoppWasm(kp(uniform(6), uniform(6), M, 6, 6, 0.01, 100, 1e-9), 200), 'stabilize');
+  assert.notEqual(knoppWasm(kp(uniform(6), uniform(6), M, 6, 6, 0.01, 100, 1e-9), 201), 'stabilize');
 });
 
 test('a non-finite cost entry is reported by sinkhorn() exactly as the scalar check reports it', () => {
@@ -171,6 +171,6 @@ test('a non-finite cost entry is reported by sinkhorn() exactly as the scalar ch
       () => sinkhorn(uniform(n), uniform(m), M, 0.05),
       (e: Error) => e.message === scalarError,
     );
-    assert.equal(knoppWasm(uniform(n), uniform(m), M, n, m, 0.05, 10, 1e-9), 'non-finite');
+    assert.equal(knoppWasm(kp(uniform(n), uniform(m), M, n, m, 0.05, 10, 1e-9)), 'non-finite');
   }
 });

@@ -6,7 +6,7 @@ import { sinkhorn, uniform } from '../../worker/ot';
 import { configureSinkhornEngine } from '../../worker/ot/sinkhorn';
 import { knoppWasm, type KnoppOutcome } from '../../worker/ot/sinkhorn-wasm';
 import { expKernel32, knoppWasm32, K32_RANGE } from '../../worker/ot/sinkhorn-wasm32';
-import { potCases, f64, maxAbsDiff, marginals, randomCost, rng, randomSimplex } from './helpers';
+import { potCases, f64, kp, maxAbsDiff, marginals, randomCost, rng, randomSimplex } from './helpers';
 
 /** Max |x − ref| / |ref| over ref's nonzero entries. */
 function maxRel(x: ArrayLike<number>, ref: ArrayLike<number>): number {
@@ -15,14 +15,14 @@ function maxRel(x: ArrayLike<number>, ref: ArrayLike<number>): number {
   return d;
 }
 
-function solve32(...args: Parameters<typeof knoppWasm32>): KnoppOutcome {
-  const r = knoppWasm32(...args);
+function solve32(...args: Parameters<typeof kp>): KnoppOutcome {
+  const r = knoppWasm32(kp(...args));
   assert.ok(r && typeof r === 'object', `knoppWasm32 returned ${String(r)}`);
   return r;
 }
 
-function solve64(...args: Parameters<typeof knoppWasm>): KnoppOutcome {
-  const r = knoppWasm(...args);
+function solve64(...args: Parameters<typeof kp>): KnoppOutcome {
+  const r = knoppWasm(kp(...args));
   assert.ok(r && typeof r === 'object', `knoppWasm returned ${String(r)}`);
   return r;
 }
@@ -121,12 +121,12 @@ test("exponents outside [−87, 88] (or at 'auto''s limit) give 'range', and sin
   const n = 160,
     m = 120;
   const M = randomCost(n, m, 12); // max 1
-  assert.notEqual(knoppWasm32(uniform(n), uniform(m), M, n, m, 1 / 86.9, 10, 1e-9), 'range');
-  assert.equal(knoppWasm32(uniform(n), uniform(m), M, n, m, 1 / 87.1, 10, 1e-9), 'range');
-  assert.equal(knoppWasm32(uniform(n), uniform(m), M, n, m, 0.08, 10, 1e-9, 12), 'range'); // 'auto' limit 12 < 12.5
+  assert.notEqual(knoppWasm32(kp(uniform(n), uniform(m), M, n, m, 1 / 86.9, 10, 1e-9)), 'range');
+  assert.equal(knoppWasm32(kp(uniform(n), uniform(m), M, n, m, 1 / 87.1, 10, 1e-9)), 'range');
+  assert.equal(knoppWasm32(kp(uniform(n), uniform(m), M, n, m, 0.08, 10, 1e-9), 12), 'range'); // 'auto' limit 12 < 12.5
   const neg = M.map((x) => -x); // exponents up to +1/reg
-  assert.notEqual(knoppWasm32(uniform(n), uniform(m), neg, n, m, 1 / 87.9, 10, 1e-9), 'range');
-  assert.equal(knoppWasm32(uniform(n), uniform(m), neg, n, m, 1 / 88.1, 10, 1e-9), 'range');
+  assert.notEqual(knoppWasm32(kp(uniform(n), uniform(m), neg, n, m, 1 / 87.9, 10, 1e-9)), 'range');
+  assert.equal(knoppWasm32(kp(uniform(n), uniform(m), neg, n, m, 1 / 88.1, 10, 1e-9)), 'range');
   const r = sinkhorn(uniform(n), uniform(m), M, 0.01);
   assert.equal(r.kernel, 'wasm-f64');
   const prev = configureSinkhornEngine({ k32: false });
@@ -144,7 +144,7 @@ test('a non-finite cost entry: the float32 kernels hand over, and sinkhorn() rep
   for (const bad of [NaN, Infinity, -Infinity]) {
     const M = randomCost(n, m, 4);
     M[77 * m + 101] = bad;
-    assert.equal(knoppWasm32(uniform(n), uniform(m), M, n, m, 0.05, 10, 1e-9), 'range');
+    assert.equal(knoppWasm32(kp(uniform(n), uniform(m), M, n, m, 0.05, 10, 1e-9)), 'range');
     assert.throws(() => sinkhorn(uniform(n), uniform(m), M, 0.05), /row 77, column 101/);
   }
 });

@@ -9,6 +9,7 @@ import v8 from 'node:v8';
 import kernels from './kernels/sinkhorn.wat';
 import kernels32 from './kernels/sinkhorn32.wat';
 import { knoppIterate } from './knopp';
+import type { KnoppProblem } from './validate';
 
 interface Kernels {
   init(): void;
@@ -146,17 +147,8 @@ export function expKernel(x: Float64Array): Float64Array {
  * autoLimit·reg, i.e. its largest K entry is at most exp(−autoLimit). undefined when the kernels are unavailable or
  * the problem does not fit one linear memory (the caller runs the scalar loop).
  */
-export function knoppWasm(
-  a: Float64Array,
-  b: Float64Array,
-  M: Float64Array,
-  n: number,
-  m: number,
-  reg: number,
-  numItermax: number,
-  stopThr: number,
-  autoLimit = Infinity,
-): KnoppOutcome | 'non-finite' | 'stabilize' | undefined {
+export function knoppWasm(p: KnoppProblem, autoLimit = Infinity): KnoppOutcome | 'non-finite' | 'stabilize' | undefined {
+  const { a, b, M, n, m, reg, numItermax, stopThr } = p;
   const mod = wasmKernels();
   if (!mod) return undefined;
   const nm = n * m;

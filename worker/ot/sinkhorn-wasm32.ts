@@ -8,6 +8,7 @@
 // cannot be enabled, undefined and the caller runs the float64 kernels.
 import { knoppIterate } from './knopp';
 import { arenaOf, K_OFF, MAX_BYTES, STAGE_FLOATS, stagePlanOut, TABLE_SLOTS, wasmKernels, type KnoppOutcome } from './sinkhorn-wasm';
+import type { KnoppProblem } from './validate';
 
 /** Exponents −M/reg allowed on this path: every K entry a normal float32 (> 2^-126 ≈ e^-87.3, < 2^128 ≈ e^88.7). */
 export const K32_RANGE = { lo: -87, hi: 88 } as const;
@@ -30,17 +31,8 @@ export function expKernel32(x: Float64Array): Float32Array {
  * outside K32_RANGE, is not finite, or reaches −autoLimit ('auto''s limit; the float64 kernels then decide),
  * undefined when the kernels are unavailable or the problem does not fit one linear memory.
  */
-export function knoppWasm32(
-  a: Float64Array,
-  b: Float64Array,
-  M: Float64Array,
-  n: number,
-  m: number,
-  reg: number,
-  numItermax: number,
-  stopThr: number,
-  autoLimit = Infinity,
-): KnoppOutcome | 'range' | undefined {
+export function knoppWasm32(p: KnoppProblem, autoLimit = Infinity): KnoppOutcome | 'range' | undefined {
+  const { a, b, M, n, m, reg, numItermax, stopThr } = p;
   const mod = wasmKernels();
   if (!mod?.f32) return undefined;
   const nPad = (n + 3) & ~3; // the sweep takes rows four at a time: up to 3 padding rows (K = 1, a = 0, so u = 0)

@@ -9,7 +9,7 @@
 //          trouble), then 'stabilized'.
 import os from 'node:os';
 import { OtfuseError } from '../errors';
-import { checkCostFinite, checkProblem, checkReg, type SinkhornOptions, type SinkhornResult, type Weights } from './validate';
+import { checkCostFinite, checkProblem, checkReg, type KnoppProblem, type SinkhornOptions, type SinkhornResult, type Weights } from './validate';
 import { buildSinkhornModel, readSinkhornOutputs, sinkhornFeeds, type SinkhornFeed } from './sinkhorn-graph';
 import { colError2, knoppIterate } from './knopp';
 import { knoppWasm } from './sinkhorn-wasm';
@@ -62,17 +62,8 @@ export function configureSinkhornEngine(change: Partial<typeof engine>): typeof 
 let sinkhornModel: Uint8Array | undefined;
 
 /** The Knopp solve on ONNX Runtime, synchronously; undefined when it cannot answer (the caller runs JS). */
-function knoppOrtSync(
-  a: Float64Array,
-  b: Float64Array,
-  M: Float64Array,
-  n: number,
-  m: number,
-  reg: number,
-  numItermax: number,
-  stopThr: number,
-  auto: boolean,
-): SinkhornResult | undefined {
+function knoppOrtSync(p: KnoppProblem, auto: boolean): SinkhornResult | undefined {
+  const { a, b, M, n, m, reg, numItermax, stopThr } = p;
   if (!engine.runner) return undefined;
   sinkhornModel ??= buildSinkhornModel();
   const out = engine.runner('sinkhorn-knopp', sinkhornModel, sinkhornFeeds(a, b, M, reg, { auto, stopThr, numItermax }), {
@@ -99,13 +90,14 @@ export function sinkhorn(aIn: Weights, bIn: Weights, MIn: Float64Array | Float32
   // The WebAssembly kernels check M's entries and make the 'auto' decision in the pass that builds K.
   const kernels = engine.kind === 'js' && engine.wasm && method !== 'stabilized' && (aIn?.length ?? 0) * (bIn?.length ?? 0) >= engine.wasmMinEntries;
   const { a, b, M, n, m } = checkProblem(aIn, bIn, MIn, 'Sinkhorn', { scanCost: !kernels });
+  const p: KnoppProblem = { a, b, M, n, m, reg, numItermax, stopThr };
   if (kernels) {
     const limit = method === 'auto' ? AUTO_LIMIT : Infinity;
-    const r32 = engine.k32 && n * m >= engine.k32MinEntries ? knoppWasm32(a, b, M, n, m, reg, numItermax, stopThr, limit) : undefined;
-    const r = r32 && r32 !== 'range' ? r32 : knoppWasm(a, b, M, n, m, reg, numItermax, stopThr, limit);
-    if (r === 'stabilize') return stabilized(a, b, M, n, m, reg, numItermax, stopThr, tau);
+    const r32 = engine.k32 && n * m >= engine.k32MinEntries ? knoppWasm32(p, limit) : undefined;
+    const r = r32 && r32 !== 'range' ? r32 : knoppWasm(p, limit);
+    if (r === 'stabilize') return stabilized(p, tau);
     if (r && r !== 'non-finite') {
-      if (r.numericalError && method === 'auto') return stabilized(a, b, M, n, m, reg, numItermax, stopThr, tau);
+      if (r.numericalError && method === 'auto') return stabilized(p, tau);
       return { ...r, n, m, method: 'knopp', reg, kernel: r === r32 ? 'wasm-f32' : 'wasm-f64' };
     }
     // a non-finite entry (this throws, naming it), or no kernels here: the scalar loops below need M checked
@@ -113,7 +105,7 @@ export function sinkhorn(aIn: Weights, bIn: Weights, MIn: Float64Array | Float32
   }
 
   if (engine.kind === 'ort' && method !== 'stabilized' && n * m >= engine.minEntries) {
-    const r = knoppOrtSync(a, b, M, n, m, reg, numItermax, stopThr, method === 'auto');
+    const r = knoppOrtSync(p, method === 'auto');
     if (r) return r;
   }
   let useKnopp = method === 'knopp';
@@ -125,10 +117,10 @@ export function sinkhorn(aIn: Weights, bIn: Weights, MIn: Float64Array | Float32
     useKnopp = worst < AUTO_LIMIT;
   }
   if (useKnopp) {
-    const r = knopp(a, b, M, n, m, reg, numItermax, stopThr);
+    const r = knopp(p);
     if (!(r.numericalError && method === 'auto')) return r;
   }
-  return stabilized(a, b, M, n, m, reg, numItermax, stopThr, tau);
+  return stabilized(p, tau);
 }
 
 function rowColMin(M: Float64Array, n: number, m: number): { rowMin: Float64Array; colMin: Float64Array } {
@@ -204,7 +196,8 @@ function finish(K: Float64Array, M: Float64Array, u: Float64Array, v: Float64Arr
   return { plan, cost, rowError, colError };
 }
 
-function knopp(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: number, reg: number, numItermax: number, stopThr: number): SinkhornResult {
+function knopp(p: KnoppProblem): SinkhornResult {
+  const { a, b, M, n, m, reg, numItermax, stopThr } = p;
   const nm = n * m;
   const K = new Float64Array(nm);
   const vec = (len: number, fill = 0) => ({ view: new Float64Array(len).fill(fill) });
@@ -235,17 +228,8 @@ function knopp(a: Float64Array, b: Float64Array, M: Float64Array, n: number, m: 
   };
 }
 
-function stabilized(
-  a: Float64Array,
-  b: Float64Array,
-  M: Float64Array,
-  n: number,
-  m: number,
-  reg: number,
-  numItermax: number,
-  stopThr: number,
-  tau: number,
-): SinkhornResult {
+function stabilized(p: KnoppProblem, tau: number): SinkhornResult {
+  const { a, b, M, n, m, reg, numItermax, stopThr } = p;
   const nm = n * m;
   const { rowMin } = rowColMin(M, n, m);
   const alpha = rowMin; // α_i = min_j M_ij

@@ -46,6 +46,19 @@ function checkWeights(x: Float64Array, name: string): number {
   return s;
 }
 
+/** A checked Sinkhorn problem with its solve's settings: what every Knopp kernel (JS, WebAssembly float64/float32, ONNX
+ * Runtime) and the stabilised solver take. */
+export interface KnoppProblem {
+  a: Float64Array;
+  b: Float64Array;
+  M: Float64Array;
+  n: number;
+  m: number;
+  reg: number;
+  numItermax: number;
+  stopThr: number;
+}
+
 export interface CheckedProblem {
   a: Float64Array;
   b: Float64Array;
