@@ -174,6 +174,8 @@ export interface FuseRecipe {
   standardize?: boolean;
   /** Weights α per model (anchor first); default uniform. */
   weights?: number[];
+  /** The anchor's weight α₀ when `weights` is not given; the other parents share 1 − α₀ equally (default: uniform). */
+  anchorWeight?: number;
   /** A named partial recipe (worker/fusion/recipe.ts PRESETS). */
   preset?: PresetName;
   /** Head-aware attention maps: heads matched as units (one head assignment for Q, K and V), one map shared by

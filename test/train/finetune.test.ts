@@ -15,7 +15,7 @@ import { OtfuseError } from '../../worker/errors';
 import { A, DT } from '../../worker/train/builder';
 import { buildGradientGraph, buildTrainingGraph, flattenParams, gradOutput, trainableParameters } from '../../worker/train/graphs';
 import { adamwStep } from '../../worker/train/adamw';
-import { finetuneModel, learningRate, paramFeeds } from '../../worker/train/finetune';
+import { defaultWarmupSteps, finetuneModel, learningRate, paramFeeds } from '../../worker/train/finetune';
 import type { ProgressEvent } from '../../worker/types';
 import { buildTiny, rand } from './helpers';
 
@@ -26,6 +26,10 @@ const TEST = path.join(process.cwd(), 'examples/data/fmnist-test-2k.json');
 function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'otfuse-train-'));
 }
+
+test('default warmup: 5 % of the steps, at least min(4, a quarter), at most 100', () => {
+  assert.deepEqual([1, 3, 8, 16, 79, 80, 200, 2000, 5000].map(defaultWarmupSteps), [0, 0, 2, 4, 4, 4, 10, 100, 100]);
+});
 
 test('learning-rate schedule: linear warmup, cosine decay to 0', () => {
   assert.equal(learningRate(1, 100, 1e-3, 10), 1e-4);

@@ -14,7 +14,7 @@ import { captureActivations, estimateActivationBytes, StagedActivations, type Ac
 import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
 import { releaseSinkhornSessions } from '../ot/sinkhorn-ort';
-import type { ResolvedRecipe } from './recipe';
+import { parentWeights, type ResolvedRecipe } from './recipe';
 import { ALIGN_BY, REFITS, RESIDUAL_POLICIES } from './registry';
 import { configureLinalg } from './linalg';
 import { cloneForWeights, paramView } from '../onnx/params';
@@ -462,7 +462,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
 
     // Weighted average into a clone of the anchor.
     t = performance.now();
-    const alpha = recipe.weights ?? models.map(() => 1 / models.length);
+    const alpha = parentWeights(recipe, models.length);
     if (alpha.length !== models.length) throw new OtfuseError('BAD_USAGE', `recipe.weights has ${alpha.length} entries for ${models.length} models`);
     const asum = alpha.reduce((a, b) => a + b, 0);
     const fused = weightedAverage(models, params, roles, aligned, alpha, asum);

@@ -61,6 +61,7 @@ export interface ResolvedRecipe {
   mapsDtype: 'F32' | 'F16';
   standardize: boolean;
   weights?: number[];
+  anchorWeight?: number;
   headAware: boolean;
   preset: PresetName;
   refit: RefitMode;
@@ -197,6 +198,14 @@ const RECIPE_FIELD_TABLE = {
     description: 'Weights α per model, anchor first (default uniform).',
     flag: 'weights',
     example: '0.5,0.5',
+  },
+  anchorWeight: {
+    type: 'number',
+    exclusiveMinimum: 0,
+    maximum: 1,
+    description:
+      "The anchor's weight α₀ when 'weights' is not given; the other parents share 1 − α₀ equally (default: uniform). Non-IID parents (bench/quality/noniid.md): 0.7 keeps the anchor's lead on its own classes while the refit still fits the other parents' outputs.",
+    flag: 'anchor-weight',
   },
   refit: enumOf(
     REFITS,
@@ -404,6 +413,15 @@ export function validateRecipe(obj: unknown, file?: string): FuseRecipe {
   }
   if (Array.isArray(defined.weights) && (defined.weights as number[]).reduce((a, b) => a + b, 0) <= 0) fail(`field 'weights' must not sum to 0`);
   return obj as FuseRecipe;
+}
+
+/** The per-parent weights α of a fusion of `n` models: `weights` when given, else the anchor's `anchorWeight` and the
+ * rest shared equally, else uniform. */
+export function parentWeights(recipe: Pick<ResolvedRecipe, 'weights' | 'anchorWeight'>, n: number): number[] {
+  if (recipe.weights) return recipe.weights;
+  const a = recipe.anchorWeight;
+  if (a === undefined || n < 2) return new Array<number>(n).fill(1 / n);
+  return Array.from({ length: n }, (_, i) => (i === 0 ? a : (1 - a) / (n - 1)));
 }
 
 /** The `otfuse fuse` recipe flags: flag → field, derived from RECIPE_FIELDS. */

@@ -13,7 +13,7 @@ import type { FuseRequest, FuseResult, JobContext, RunRecord, ProgressEvent } fr
 import { abandonRun, claimRun, commitRun, writeRecord } from '../runs/store';
 import { measuredOnFor, writeRunFolder } from './runFolder';
 import { alignedRows } from './alignedRows';
-import { resolveRecipe } from '../fusion/recipe';
+import { parentWeights, resolveRecipe } from '../fusion/recipe';
 import { detectSharedBase, identityMaps } from '../merge/sharedBase';
 import { dataInputs, modelInputs } from '../io/outputs';
 import { checkMergeLayers, partialStage } from './partialRun';
@@ -100,7 +100,13 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     share.seal(); // the final fusion reads what the trials hold and holds nothing more
     // Decoder LMs (GPT-2 / Llama-family HF folders): their own symmetry-respecting alignment (worker/fusion/decoder).
     const result = decoders
-      ? await fuseDecoderFolders(files, calib, { signal: context.signal, onProgress: context.onProgress, weights: recipe.weights, models, vanilla: !!evalSet })
+      ? await fuseDecoderFolders(files, calib, {
+          signal: context.signal,
+          onProgress: context.onProgress,
+          weights: parentWeights(recipe, files.length),
+          models,
+          vanilla: !!evalSet,
+        })
       : await fuseLoaded({
           models,
           recipe,

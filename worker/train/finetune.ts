@@ -32,6 +32,15 @@ import { checkStepMemory, sequenceProbeBytes } from './memory';
 import { collectGarbage, PreviousParams } from './previous';
 
 /** Warmup (linear from 0) then cosine decay to 0; `step` counts from 1. */
+/**
+ * The default warmup: 5 % of the steps, at most 100, but at least min(4, a quarter of the steps). Short finetunes
+ * (one epoch of 2k samples at batch 128 = 16 steps) had none: the first steps at the full learning rate move a fused
+ * model's large, cancelling refit weights far (bench/quality/noniid.md: non-IID pair fused + KD 79.7 → see there).
+ */
+export function defaultWarmupSteps(totalSteps: number): number {
+  return Math.min(100, Math.max(Math.floor(totalSteps * 0.05), Math.min(4, Math.floor(totalSteps / 4))));
+}
+
 export function learningRate(step: number, totalSteps: number, baseLr: number, warmupSteps: number): number {
   if (warmupSteps > 0 && step <= warmupSteps) return (baseLr * step) / warmupSteps;
   const span = Math.max(1, totalSteps - warmupSteps);
@@ -194,7 +203,7 @@ function prepare(request: FinetuneRequest, s: Settings, progress: (e: ProgressEv
   const stepsPerEpoch = Math.ceil(train.size / s.batchSize);
   const totalSteps = Math.min(s.maxSteps ?? Infinity, Number.isFinite(s.epochs) ? Math.ceil(s.epochs * stepsPerEpoch) : Infinity);
   if (!Number.isFinite(totalSteps)) throw new OtfuseError('BAD_USAGE', 'give --epochs or --max-steps');
-  const warmupSteps = request.warmupSteps ?? Math.min(100, Math.floor(totalSteps * 0.05));
+  const warmupSteps = request.warmupSteps ?? defaultWarmupSteps(totalSteps);
   return { model, train, evalSet, classes, stepsPerEpoch, totalSteps, warmupSteps };
 }
 

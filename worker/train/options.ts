@@ -32,7 +32,13 @@ export const FINETUNE_OPTIONS = {
   // --batch-size is also the batch of evaluation and activation capture (eval, fuse): one domain for all of them.
   batchSize: { flag: 'batch-size', integer: true, min: 1, max: 1 << 20, default: 128, what: 'samples per batch', fuse: true },
   weightDecay: { flag: 'weight-decay', min: 0, max: 1e3, default: 0.01, what: 'weight decay' },
-  warmupSteps: { flag: 'warmup-steps', integer: true, min: 0, max: 1e9, what: 'warmup steps (default: 5 % of the steps, at most 100)' },
+  warmupSteps: {
+    flag: 'warmup-steps',
+    integer: true,
+    min: 0,
+    max: 1e9,
+    what: 'warmup steps (default: 5 % of the steps, at least min(4, a quarter of them), at most 100)',
+  },
   labelSmoothing: { flag: 'label-smoothing', min: 0, below: 1, default: 0, what: 'label smoothing' },
   clipNorm: { flag: 'clip-norm', min: 0, max: 1e6, default: 1, what: 'gradient clipping norm (0 = off)' },
   seed: { flag: 'seed', integer: true, min: 0, max: 2 ** 31 - 1, default: 0, what: 'random seed' },
