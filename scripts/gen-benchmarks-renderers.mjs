@@ -157,12 +157,41 @@ function noniidPartial(doc, blocks) {
   );
 }
 
+/** bench/quality/noniid-anchor.bench.ts: block `anchor-<scenario>`, one-shot and KD per anchor weight, per class group. */
+function noniidAnchor(doc, blocks) {
+  const g = doc.groups.map((x) => `${x[0]}–${x[x.length - 1]}`);
+  blocks[`anchor-${doc.scenario}`] = mdTable(
+    [
+      'start',
+      'one-shot val %',
+      'one-shot test %',
+      ...g.map((x) => `test ${x} %`),
+      'KD val %',
+      `KD test % (${doc.seeds} seeds)`,
+      ...g.map((x) => `KD test ${x} %`),
+    ],
+    doc.rows.map((r) => [
+      r.model,
+      pct(r.oneShot.val, 1),
+      pct(r.oneShot.test, 1),
+      ...r.oneShot.testGroups.map((x) => pct(x, 1)),
+      pct(r.kd.val, 1),
+      `${pct(r.kd.test, 1)} ± ${pct(r.kd.testSd, 1)}`,
+      ...r.kd.testGroups.map((x) => pct(x, 1)),
+    ]),
+  );
+}
+
 /** bench/quality/noniid.bench.ts: per scenario the rows and the partial-fusion curve (blocks `<name>` and `<name>-curve`). */
 function noniid(docs) {
   const blocks = {};
   for (const doc of docs) {
     if (doc.kind === 'noniid-partial') {
       noniidPartial(doc, blocks);
+      continue;
+    }
+    if (doc.kind === 'noniid-anchor') {
+      noniidAnchor(doc, blocks);
       continue;
     }
     for (const [name, res] of Object.entries(doc.results)) {

@@ -47,10 +47,12 @@ export const AUTOTUNE_CANDIDATES: AutotuneCandidate[] = [
   { label: 'Sinkhorn 0.08 + regmean refit', recipe: { solver: 'sinkhorn', reg: 0.08, refit: 'regmean' } },
   { label: 'exact (EMD, heads as units) + regmean refit', recipe: { preset: 'exact', refit: 'regmean' } },
   // Non-IID parents (bench/quality/noniid.md): the residual stream keeps the skip path's map (one map per stream,
-  // as the parents computed it) and a light ridge; best on validation for the non-IID pair and four parents.
+  // as the parents computed it), a light ridge, and the anchor weighs 0.7 (the others share 0.3): best on the summed
+  // validation accuracy of the non-IID pair and four parents, one-shot and after 1 epoch of KD
+  // (bench/quality/noniid-anchor-*.json).
   {
-    label: 'exact + regmean++ refit, skip-path stream maps, ridge 1e-3',
-    recipe: { preset: 'exact', refit: 'regmean++', residualPolicy: 'only_resid', refitRidge: 1e-3 },
+    label: 'exact + regmean++ refit, skip-path stream maps, ridge 1e-3, anchor weight 0.7',
+    recipe: { preset: 'exact', refit: 'regmean++', residualPolicy: 'only_resid', refitRidge: 1e-3, anchorWeight: 0.7 },
   },
   { label: 'EMD + regmean refit', recipe: { solver: 'emd', refit: 'regmean' } },
   { label: 'exact + regmean++ refit', recipe: { preset: 'exact', refit: 'regmean++' } },
