@@ -18,6 +18,7 @@ const LABELS: Record<string, string> = {
   standardize: 'Standardise activations',
   headAware: 'Heads matched as units',
   weights: 'Model weights α (anchor first)',
+  anchorWeight: 'Anchor weight α₀ (the other models share the rest)',
   preset: 'Preset (base settings)',
   mergeLayers: 'Merge layers K (partial fusion; all = full fusion, 0 = ensemble)',
   pareto: 'Measure the curve over every K (Pareto)',
