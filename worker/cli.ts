@@ -65,8 +65,10 @@ ${wrapUsage(finetuneUsage('finetune', false), 9, 118)}
 ${HF_USAGE}
 ${MERGE_USAGE_HEAD}
 ${wrapUsage(MERGE_USAGE_TOKENS, 9, 118)}
-  otfuse demo [--seeds 3]   fuse the bundled ViT pair (auto-tuned), give it, both parents and vanilla the same short
-                       distillation finetune, and print them next to the parents' ensemble
+  otfuse demo [--pair noniid|converged] [--seeds 3]
+                       fuse a bundled ViT pair (auto-tuned; default: parents trained on different class-skewed
+                       data), give it, both parents and vanilla the same short distillation finetune, and print
+                       them next to the parents' ensemble
   otfuse providers     which execution provider runs, and why the others do not
 
 MODEL may also be a Hugging Face folder (config.json + model.safetensors) or its model.safetensors.
@@ -438,33 +440,59 @@ async function cmdFinetune(args: ParsedArgs, context: JobContext): Promise<numbe
   return 0;
 }
 
+/** The demo's bundled pairs (paths relative to examples/): the default shows fusion where it is meant to pay. */
+const DEMO_PAIRS = {
+  // Parents trained on class-skewed shards (bench/quality/make_noniid.py; scripts/fixtures/export_noniid_demo.py):
+  // the scenario's own balanced calibration and shared finetune sets, disjoint from both parents' training data.
+  noniid: {
+    models: ['noniid/noniid_pair_a.onnx', 'noniid/noniid_pair_b.onnx'],
+    calib: 'noniid/calib200.json',
+    train: 'noniid/shared-2k.json',
+    what: 'two ViTs trained on different class-skewed shards (A: 95 % classes 0–4, B: 95 % classes 5–9)',
+    trainWhat: '2,000 shared balanced training images',
+  },
+  converged: {
+    models: ['vit48c_s20.onnx', 'vit48c_s21.onnx'],
+    calib: 'calib200.npz',
+    train: 'data/fmnist-train-5k.json',
+    what: 'two converged ViTs trained on the same data from different seeds',
+    trainWhat: '5,000 training images',
+  },
+} as const;
+export type DemoPair = keyof typeof DEMO_PAIRS;
+
 /**
- * The README's main job: fuse the bundled converged ViT pair (auto-tuned recipe), then give the fused model, both
- * parents and the vanilla average the SAME short finetune (distillation from the parents) over several seeds, and
- * print them next to the parents' logit ensemble — including where fusion still loses.
+ * The README's main job: fuse a bundled ViT pair (auto-tuned recipe; by default the non-IID pair, `--pair converged`
+ * for the converged one), then give the fused model, both parents and the vanilla average the SAME short finetune
+ * (distillation from the parents) over several seeds, and print them next to the parents' logit ensemble —
+ * including where fusion still loses.
  */
 async function cmdDemo(args: ParsedArgs, context: JobContext): Promise<number> {
-  rejectUnknown(args, known('runs-dir', 'seeds', 'autotune-budget'));
+  rejectUnknown(args, known('runs-dir', 'seeds', 'autotune-budget', 'pair'));
   const root = findExamples();
-  const converged = ['vit48c_s20.onnx', 'vit48c_s21.onnx'].map((f) => path.join(root, f));
-  const pair = converged.every((f) => exists(f)) ? converged : [path.join(root, 'vit48_s11.onnx'), path.join(root, 'vit48_s10.onnx')];
+  const which = (str(args, 'pair') ?? 'noniid') as DemoPair;
+  if (!(which in DEMO_PAIRS)) throw new OtfuseError('BAD_USAGE', `--pair must be one of ${Object.keys(DEMO_PAIRS).join(', ')} (got '${which}')`);
+  const demo = DEMO_PAIRS[which];
+  const pair = demo.models.map((f) => path.join(root, f));
+  const missing = [...pair, path.join(root, demo.calib), path.join(root, demo.train)].find((f) => !exists(f));
+  if (missing) throw new OtfuseError('IO', `the demo's ${which} pair is incomplete: ${missing} is missing`, { file: missing });
   const seeds = num(args, 'seeds') ?? 3;
-  const calib = path.join(root, 'calib200.npz');
+  const calib = path.join(root, demo.calib);
   const request: FuseRequest = {
     models: pair,
     data: calib,
     evalData: path.join(root, 'data', 'fmnist-test-2k.json'),
-    recipe: { name: 'demo' },
+    recipe: { name: `demo-${which}` },
     autotune: { budgetSeconds: num(args, 'autotune-budget') ?? 20 },
     baselines: { seeds },
     runsDir: str(args, 'runs-dir'),
     provider: provider(args),
-    // One epoch on the bundled 5,000 training images with the parents as teachers; the last checkpoint is kept
-    // (nothing is selected on the test images).
-    finetune: { data: path.join(root, 'data', 'fmnist-train-5k.json'), epochs: 1, teachers: pair, keep: 'last', evalData: calib },
+    // One epoch on the pair's training set with the parents as teachers; the last checkpoint is kept (nothing is
+    // selected on the test images).
+    finetune: { data: path.join(root, demo.train), epochs: 1, teachers: pair, keep: 'last', evalData: calib },
   };
   console.error(
-    `otfuse demo: fusing ${path.basename(pair[1])} onto ${path.basename(pair[0])} (recipe auto-tuned on calib200.npz; evaluation: 2,000 Fashion-MNIST test images), then the same finetune (1 epoch on 5,000 training images, distillation from both parents) for the fused model, each parent and the vanilla average, ${seeds} seed${seeds > 1 ? 's' : ''} each`,
+    `otfuse demo (${which}): ${demo.what}; fusing ${path.basename(pair[1])} onto ${path.basename(pair[0])} (recipe auto-tuned on ${path.basename(demo.calib)}; evaluation: 2,000 Fashion-MNIST test images), then the same finetune (1 epoch on ${demo.trainWhat}, distillation from both parents) for the fused model, each parent and the vanilla average, ${seeds} seed${seeds > 1 ? 's' : ''} each`,
   );
   const result = await engine.fuse(request, context);
   print(args, result, () => `${formatRun(result)}\n\n${demoVerdict(result.record)}`);

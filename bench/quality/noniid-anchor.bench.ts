@@ -66,7 +66,7 @@ async function kd(start: string, teachers: string[], work: string, tag: string):
 
 async function main(): Promise<void> {
   const files0 = PARENTS[SCENARIO].map((n) => path.join(DIR, `${n}.onnx`));
-  const parentScores = [];
+  const parentScores: Scores[] = [];
   for (const f of files0) parentScores.push(await scores(loadModel(f)));
   const best = parentScores.reduce((b, p, i) => (p.val > parentScores[b].val ? i : b), 0);
   const files = [files0[best], ...files0.filter((_, i) => i !== best)];

@@ -90,6 +90,8 @@ const rangeCases: [string, string[], RegExp?][] = [
   ['--kd-alpha 2', ['finetune', A, '--data', CALIB, '-o', 'x.onnx', '--teacher', B, '--kd-alpha', '2']],
   ['--max-length 1e9', ['eval', hfDir('bert-tiny-cls-a'), '--data', CALIB, '--max-length', '1000000000']],
   ['--seeds 0', ['demo', '--seeds', '0']],
+  ['--pair bogus', ['demo', '--pair', 'bogus'], /--pair must be one of noniid, converged \(got 'bogus'\)/],
+  ['--anchor-weight 1.5', ['fuse', A, B, '--data', CALIB, '--anchor-weight', '1.5'], /field 'anchorWeight' must be ≤ 1/],
 ];
 
 for (const [name, args, message] of rangeCases) {
