@@ -8,6 +8,7 @@ import type { RunStore } from './runStore';
 import type { JobRunner } from './jobs';
 import { MapsFile } from './safetensors';
 import { preparedMap, THUMB_PREFIX, warmMapThreads } from './mapThread';
+import { DETAIL_PREFIX, readStoredDetail } from './storedDetail';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 import { send, serve } from './webviewRpc';
 import { saveWebviewFile } from './exports';
@@ -70,6 +71,8 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
             this.pushRun();
           },
           getMap: (p) => (this.current?.dir === p.runDir ? readMap(this.current, p.tensor, p.maxSide, this.log, p) : null),
+          getStoredMaps: (p) =>
+            this.current?.dir === p.runDir ? readStoredMaps(this.current, p.tensors, p.maxSide, p.top, this.log) : p.tensors.map(() => null),
           action: (p) => this.action(p.action, p.runDir ?? this.current?.dir, p.tensor),
           saveFile: (p) => saveWebviewFile(p.suggestedName, p.bytes),
           dismissLive: (p) => this.jobs.dismiss(p.jobId),
@@ -128,7 +131,9 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
       return;
     }
     this.post({ type: 'run', run: { runDir: entry.dir, record: entry.record } });
-    warmMapThreads(); // starts while the view renders the run, not when its first map is asked for
+    // The maps threads start while the view renders the run, not when its first map is asked for; a run with stored
+    // details (extension/storedDetail.ts) needs them only for "sort by match".
+    if (!hasStoredDetails(entry)) warmMapThreads();
     void this.sendThumbnails(entry).finally(() => this.shownEmitter.fire(entry.dir));
   }
 
@@ -138,7 +143,7 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
     if (!file || !entry.record?.layers.length) return;
     const token = ++this.generation;
     try {
-      const maps = MapsFile.open(file);
+      const maps = MapsFile.cached(file);
       let batch: MapPayload[] = [];
       for (const layer of entry.record.layers) {
         if (token !== this.generation) return; // another run was selected meanwhile
@@ -186,9 +191,11 @@ async function thumbnail(maps: MapsFile, file: string, tensor: string): Promise<
   return preparedMap({ file, position, rows, cols, tensor, maxSide: THUMB }, 'background');
 }
 
-/** One map of a run, down-sampled to at most maxSide per side (null when the run has no such map). Read, sorted,
- * top-k'd and down-sampled on a worker thread (extension/mapThread.ts): a large (or hostile) maps file never blocks
- * the extension host, and only the drawn size crosses over. `prefetch`: a neighbour fetched ahead (background). */
+/** One map of a run, down-sampled to at most maxSide per side (null when the run has no such map). The detail fuse
+ * stored for it when the file has one of that size (extension/storedDetail.ts: a positioned read of ~0.7 MB, no
+ * thread), else read, sorted, top-k'd and down-sampled on a worker thread (extension/mapThread.ts): a large (or
+ * hostile) maps file never blocks the extension host, and only the drawn size crosses over. `prefetch`: a neighbour
+ * fetched ahead (background). */
 export async function readMap(
   entry: RunEntry,
   tensor: string,
@@ -199,9 +206,13 @@ export async function readMap(
   const file = mapsPath(entry);
   if (!file) return null;
   try {
-    const maps = MapsFile.open(file);
+    const maps = MapsFile.cached(file);
     if (!maps.header[tensor]) return null;
-    const side = Math.max(8, Math.min(2048, maxSide));
+    const side = clampSide(maxSide);
+    if (!options.sort) {
+      const stored = await readStoredDetail(file, tensor, side, options.top ?? 0);
+      if (stored) return stored;
+    }
     const { rows, cols, position } = maps.target(tensor);
     const job = { file, position, rows, cols, tensor, maxSide: side, sort: !!options.sort, top: options.top || undefined };
     return await preparedMap(job, options.prefetch ? 'background' : 'now');
@@ -209,4 +220,31 @@ export async function readMap(
     log?.error(`reading map '${tensor}' from ${file}: ${err instanceof Error ? err.message : err}`);
     return null;
   }
+}
+
+/** Whether the run's maps file carries the detail maps fuse stores (worker/fusion/mapdetail.ts). */
+function hasStoredDetails(entry: RunEntry): boolean {
+  try {
+    const file = mapsPath(entry);
+    return !!file && Object.keys(MapsFile.cached(file).header).some((k) => k.startsWith(DETAIL_PREFIX));
+  } catch {
+    return false;
+  }
+}
+
+const clampSide = (maxSide: number) => Math.max(8, Math.min(2048, maxSide));
+
+/** The stored detail maps of these layers (null where there is none: nothing is computed for them). */
+async function readStoredMaps(entry: RunEntry, tensors: string[], maxSide: number, top: number, log?: vscode.LogOutputChannel): Promise<(MapPayload | null)[]> {
+  const file = mapsPath(entry);
+  const out: (MapPayload | null)[] = [];
+  for (const tensor of tensors.slice(0, 64)) {
+    try {
+      out.push((file && (await readStoredDetail(file, tensor, clampSide(maxSide), top))) || null);
+    } catch (err) {
+      log?.error(`reading the stored detail of '${tensor}' from ${file}: ${err instanceof Error ? err.message : err}`);
+      out.push(null);
+    }
+  }
+  return out;
 }
