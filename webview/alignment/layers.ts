@@ -12,7 +12,7 @@ import type uPlot from 'uplot';
 import { S, save, width } from './state';
 import { mapAxes, mapCaption } from './units';
 import * as perf from '../perf';
-import { cachedMap, fetchMap, type MapAsk } from './mapCache';
+import { cachedMap, fetchMap, fetchRunAhead, type MapAsk } from './mapCache';
 
 const HOVER_HINT = 'Hover the map: row i (other model), column j (anchor), value.';
 const DETAIL_SIDE = 384;
@@ -255,11 +255,25 @@ export function select(tensor: string, focus = false, scroll = true, showMap = f
   });
 }
 
-/** Fetches the layers before and after the selected one ahead (the arrow keys' next stops), once it is drawn. */
+/** Fetches the layers before and after the selected one ahead (the arrow keys' next stops), once it is drawn; then
+ * the run's stored details (runAhead). */
 function prefetchNeighbours(ask: MapAsk): void {
   const layers = S.run?.record.layers ?? [];
   const k = layers.findIndex((l) => l.tensor === ask.tensor);
   for (const n of [k + 1, k - 1]) if (k >= 0 && n >= 0 && n < layers.length) void fetchMap({ ...ask, tensor: layers[n].tensor }, true);
+  runAhead();
+}
+
+/** Once the run's first detail map and all its thumbnails are drawn (they come first): every layer's stored detail
+ * map, fetched ahead in the background (webview/alignment/mapCache.ts fetchRunAhead), so that a first look at any
+ * layer paints from here. Nothing for a run without stored details. */
+export function runAhead(): void {
+  const run = S.run;
+  const sel = S.persisted.selected;
+  if (!run || !sel || S.detail?.tensor !== sel || S.thumbs.size < run.record.layers.length) return;
+  const runDir = run.runDir;
+  const ask: MapAsk = { runDir, tensor: sel, maxSide: DETAIL_SIDE, sort: !!S.persisted.sortByMatch, top: TOP_K };
+  void fetchRunAhead(ask, run.record.layers, () => S.run?.runDir === runDir);
 }
 
 function currentMap(): MapPayload | undefined {
