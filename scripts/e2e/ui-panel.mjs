@@ -46,7 +46,9 @@ try {
   const runA = writePanelRun(path.join(runsRoot, '20261207-000001-vitb-panel-a'), { seed: 1, name: 'vitb6-panel-a', template, stored: true });
   const runB = writePanelRun(path.join(runsRoot, '20261207-000002-vitb-panel-b'), { seed: 2, name: 'vitb6-panel-b', template });
   fs.writeFileSync(path.join(ws, 'README.txt'), 'otfuse panel e2e workspace\n');
-  log(`2 runs of ${runA.record.layers.length} maps (${(runA.bytes / 2 ** 20).toFixed(0)} MiB each) written in ${Date.now() - t0} ms`);
+  log(
+    `2 runs of ${runA.record.layers.length} maps (${(runA.bytes / 2 ** 20).toFixed(0)} and ${(runB.bytes / 2 ** 20).toFixed(0)} MiB) written in ${Date.now() - t0} ms`,
+  );
   T.ws = ws;
   server = await startCodeServer(root, ws, { settings: { 'workbench.colorTheme': 'Default Dark Modern' } });
   log(`code-server on :${server.port} (scratch ${root})`);
@@ -90,9 +92,14 @@ try {
     const o = (await perfOf(frame)).opens.at(-1);
     const sel = await frame.evaluate(() => document.getElementById('heatmap').dataset.tensor);
     await checkPainted(frame, run.record, sel);
+    const since = (t) => (t === undefined ? undefined : t - down);
     const entry = { label, run: run.record.name, maps: run.record.layers.length, list: o.list - down, detail: o.detail - down, thumbs: o.thumbs - down };
+    // Where the first heatmap's time went: the run's arrival in the webview, its map asked and answered.
+    Object.assign(entry, { arrived: since(o.run), asked: since(o.asked), replied: since(o.replied) });
     timings.opens.push(entry);
-    log(`open ${label}: layer list ${entry.list} ms, first heatmap ${entry.detail} ms, all ${entry.maps} thumbnails ${entry.thumbs} ms`);
+    log(
+      `open ${label}: layer list ${entry.list} ms, first heatmap ${entry.detail} ms, all ${entry.maps} thumbnails ${entry.thumbs} ms (run arrived ${entry.arrived}, map asked ${entry.asked}, answered ${entry.replied})`,
+    );
   };
 
   await check('open a 52-map run (A) from the Runs list: the layer list, the first heatmap and every thumbnail painted', async () => {
@@ -135,6 +142,14 @@ try {
   await check(`${firsts.length} switches by clicking a layer not shown before: the painted map is that layer's`, async () => {
     for (const k of firsts) await click(layers[k].tensor, 'click, first look');
   });
+
+  // The requests that fetched run A's stored details ahead (maps, bytes, ms each): the channel's throughput.
+  timings.ahead = (await perfOf(frame)).ahead ?? [];
+  const aheadBytes = timings.ahead.reduce((s, a) => s + a.bytes, 0);
+  const aheadMs = timings.ahead.reduce((s, a) => s + a.ms, 0);
+  log(
+    `fetched ahead: ${timings.ahead.reduce((s, a) => s + a.maps, 0)} maps, ${(aheadBytes / 2 ** 20).toFixed(1)} MiB in ${timings.ahead.length} requests, ${aheadMs.toFixed(0)} ms waiting in all`,
+  );
 
   await check('6 switches back to layers shown before: the painted map is that layer', async () => {
     for (const k of firsts.slice(0, 6)) await click(layers[k].tensor, 'click, shown before');
@@ -243,7 +258,7 @@ function writeTimings() {
     rows.push({ what: `open ${o.label}: first heatmap`, n: 1, median: o.detail, max: o.detail });
     rows.push({ what: `open ${o.label}: all ${o.maps} thumbnails`, n: 1, median: o.thumbs, max: o.thumbs });
   }
-  const doc = { switches: timings.switches, opens: timings.opens, rows };
+  const doc = { switches: timings.switches, opens: timings.opens, ahead: timings.ahead, rows };
   try {
     fs.writeFileSync(path.join(root, 'panel-timings.json'), JSON.stringify(doc, null, 1) + '\n');
   } catch {}

@@ -244,6 +244,7 @@ export function select(tensor: string, focus = false, scroll = true, showMap = f
     prefetchNeighbours(ask);
     return;
   }
+  perf.detailAsked();
   void fetchMap(ask).then((map) => {
     perf.replyArrived(tensor);
     // Only the latest request's map (a slower earlier answer, e.g. unsorted, must not replace a newer one).

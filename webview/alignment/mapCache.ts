@@ -3,16 +3,17 @@
 // selected one (the arrow keys' next stops; computed from the map when the run has no stored details), and, for a
 // run whose maps file carries the details fuse stores (worker/fusion/mapdetail.ts), every layer's detail in the
 // background once the run's first map and thumbnails are drawn (52 ViT-B layers: 32 MB, read by the host with
-// positioned reads; batches of 4 so that a click's request never waits behind more than ~3 MB).
+// positioned reads; batches of 2 so that a click's request never waits behind more than ~1.4 MB).
 // Byte-bounded: at most MAX_BYTES of maps (a 384² detail with its top-3 is 0.6–0.7 MB: ~120 of them); requests in
 // flight are shared, so a click on a layer being fetched ahead waits for that answer (or the host's, if sooner).
 import type { LayerMapInfo, MapPayload } from '../../contracts/protocol';
 import { request } from '../rpc';
+import * as perf from '../perf';
 
 const MAX_BYTES = 80 * 2 ** 20;
 /** A run's details are all fetched ahead when they come to at most this; else the nearest layers up to it. */
 const RUN_AHEAD_BYTES = 48 * 2 ** 20;
-const BATCH = 4;
+const BATCH = 2;
 const done = new Map<string, { map: MapPayload; bytes: number }>();
 let total = 0;
 const inFlight = new Map<string, Promise<MapPayload | null>>();
@@ -117,6 +118,7 @@ export async function fetchRunAhead(ask: MapAsk, layers: readonly LayerMapInfo[]
     if (!current() || aheadRun !== ask.runDir) return;
     const tensors = want.slice(b, b + BATCH).filter((t) => !done.has(keyOf({ ...ask, tensor: t })) && !inFlight.has(keyOf({ ...ask, tensor: t })));
     if (!tensors.length) continue;
+    const t0 = performance.now();
     const batch = request('getStoredMaps', { runDir: ask.runDir, tensors, maxSide: ask.maxSide, top: ask.top });
     tensors.forEach(
       (t, i) =>
@@ -127,6 +129,7 @@ export async function fetchRunAhead(ask: MapAsk, layers: readonly LayerMapInfo[]
     );
     const maps = await batch.catch(() => [] as (MapPayload | null)[]);
     const got = maps.filter((m) => m).length;
+    perf.aheadAnswered({ maps: got, bytes: maps.reduce((s, m) => s + (m ? mapBytes(m) : 0), 0), ms: performance.now() - t0 });
     answered += got;
     if (!got && !answered) return; // no stored details in this run
   }
