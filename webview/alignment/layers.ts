@@ -24,13 +24,32 @@ export function defaultLayer(layers: LayerMapInfo[]): LayerMapInfo {
   return layers.reduce((best, l) => (informativeness(l.diagnostics, l.cols) > informativeness(best.diagnostics, best.cols) ? l : best), first);
 }
 
+/** The run's selected layer (its default when none, or one the run lacks, was selected). */
+function selectedOf(r: RunRecord): string | undefined {
+  if (!r.layers.length) return undefined;
+  if (!S.persisted.selected || !r.layers.some((l) => l.tensor === S.persisted.selected)) {
+    S.persisted.selected = defaultLayer(r.layers).tensor;
+    save();
+  }
+  return S.persisted.selected;
+}
+
+/** A run arrived: its selected layer's map is asked for at once, while the view builds the run (select() then
+ * shares the request). */
+export function askFirst(r: RunRecord, runDir: string): void {
+  const tensor = selectedOf(r);
+  if (tensor && !cachedMap(askOf(runDir, tensor))) {
+    perf.detailAsked();
+    void fetchMap(askOf(runDir, tensor));
+  }
+}
+
+const askOf = (runDir: string, tensor: string): MapAsk => ({ runDir, tensor, maxSide: DETAIL_SIDE, sort: !!S.persisted.sortByMatch, top: TOP_K });
+
 export function layersSection(r: RunRecord, runDir: string): HTMLElement {
   const layers = r.layers;
   if (!layers.length) return section('Aligned layers', 'layers', h('p', { class: 'muted' }, 'No transport maps in this run.'));
-  if (!S.persisted.selected || !layers.some((l) => l.tensor === S.persisted.selected)) {
-    S.persisted.selected = defaultLayer(layers).tensor;
-    save();
-  }
+  selectedOf(r);
   const overview = h('div', { id: 'overview', class: 'chart' });
   const solved = layers.filter((l) => l.kind !== 'residual');
   requestAnimationFrame(() => {
@@ -217,7 +236,7 @@ export function select(tensor: string, focus = false, scroll = true, showMap = f
   S.persisted.selected = tensor;
   save();
   const runDir = run.runDir;
-  const ask: MapAsk = { runDir, tensor, maxSide: DETAIL_SIDE, sort: !!S.persisted.sortByMatch, top: TOP_K };
+  const ask = askOf(runDir, tensor);
   const cached = cachedMap(ask);
   S.detail = cached ?? null; // else the thumbnail shows until the detailed map arrives
   for (const card of document.querySelectorAll<HTMLElement>('.thumb-card')) {
@@ -273,7 +292,7 @@ export function runAhead(): void {
   const sel = S.persisted.selected;
   if (!run || !sel || S.detail?.tensor !== sel || S.thumbs.size < run.record.layers.length) return;
   const runDir = run.runDir;
-  const ask: MapAsk = { runDir, tensor: sel, maxSide: DETAIL_SIDE, sort: !!S.persisted.sortByMatch, top: TOP_K };
+  const ask = askOf(runDir, sel);
   void fetchRunAhead(ask, run.record.layers, () => S.run?.runDir === runDir);
 }
 

@@ -52,18 +52,22 @@ export function fetchMap(a: MapAsk, prefetch = false): Promise<MapPayload | null
   const e = done.get(key);
   if (e) return Promise.resolve(e.map);
   const pending = inFlight.get(key);
-  if (pending && !prefetch) {
+  if (pending && !prefetch && !waitedOn.has(pending)) {
     // Fetched ahead but now waited on: ask the host too (its 'now' thread takes over a queued background read);
     // an answer of "none stored" from a fetch ahead waits for the host's.
     const now = request('getMap', { runDir: a.runDir, tensor: a.tensor, maxSide: a.maxSide, sort: a.sort, top: a.top });
-    return remember(key, Promise.race([pending.then((m) => m ?? now), now]));
+    return remember(key, Promise.race([pending.then((m) => m ?? now), now]), true);
   }
   if (pending) return pending;
-  return remember(key, request('getMap', { runDir: a.runDir, tensor: a.tensor, maxSide: a.maxSide, sort: a.sort, top: a.top, prefetch }));
+  return remember(key, request('getMap', { runDir: a.runDir, tensor: a.tensor, maxSide: a.maxSide, sort: a.sort, top: a.top, prefetch }), !prefetch);
 }
 
-function remember(key: string, p: Promise<MapPayload | null>): Promise<MapPayload | null> {
+/** Requests asked for now (not ahead): a second ask shares them. */
+const waitedOn = new WeakSet<Promise<MapPayload | null>>();
+
+function remember(key: string, p: Promise<MapPayload | null>, now = false): Promise<MapPayload | null> {
   inFlight.set(key, p);
+  if (now) waitedOn.add(p);
   const settle = (map: MapPayload | null) => {
     if (inFlight.get(key) === p) inFlight.delete(key);
     if (map) keep(key, map);

@@ -4,7 +4,7 @@ import { h } from '../dom';
 import { on, request } from '../rpc';
 import * as live from './live';
 import { accuracy, finetune, header, runStatus } from './run';
-import { drawDetail, drawThumbs, layersSection, redrawThumbs, runAhead, select } from './layers';
+import { askFirst, drawDetail, drawThumbs, layersSection, redrawThumbs, runAhead, select } from './layers';
 import { runShown } from './mapCache';
 import { S, save, app, width } from './state';
 import { partialSection } from '../pareto';
@@ -64,6 +64,7 @@ export function startAlignment(): void {
       save();
     }
     if (S.run) document.body.dataset.run = S.run.runDir;
+    if (S.run) askFirst(S.run.record, S.run.runDir);
     renderRun();
   });
   on('thumbnails', (m) => {
