@@ -2,17 +2,18 @@
 // layer found here is drawn in the same frame as the click, with no request. Two ways ahead: the layers next to the
 // selected one (the arrow keys' next stops; computed from the map when the run has no stored details), and, for a
 // run whose maps file carries the details fuse stores (worker/fusion/mapdetail.ts), every layer's detail in the
-// background once the run's first map and thumbnails are drawn (52 ViT-B layers: 32 MB, read by the host with
+// background once the run's first map and thumbnails are drawn (52 ViT-B layers: 33 MB, read by the host with
 // positioned reads; batches of 2 so that a click's request never waits behind more than ~1.4 MB).
-// Byte-bounded: at most MAX_BYTES of maps (a 384² detail with its top-3 is 0.6–0.7 MB: ~120 of them); requests in
-// flight are shared, so a click on a layer being fetched ahead waits for that answer (or the host's, if sooner).
+// Byte-bounded: at most MAX_BYTES of maps, each counted with the canvas its cells are coloured into (a 384² detail
+// with its top-3 is 0.6–0.7 MB, its canvas 0.6 MB: ~75 of them; a ViT-B run's 52 fetched ahead are 64 MB); requests
+// in flight are shared, so a click on a layer being fetched ahead waits for that answer (or the host's, if sooner).
 import type { LayerMapInfo, MapPayload } from '../../contracts/protocol';
 import { request } from '../rpc';
 import * as perf from '../perf';
 
-const MAX_BYTES = 80 * 2 ** 20;
+const MAX_BYTES = 96 * 2 ** 20;
 /** A run's details are all fetched ahead when they come to at most this; else the nearest layers up to it. */
-const RUN_AHEAD_BYTES = 48 * 2 ** 20;
+const RUN_AHEAD_BYTES = 64 * 2 ** 20;
 const BATCH = 2;
 const done = new Map<string, { map: MapPayload; bytes: number }>();
 let total = 0;
@@ -28,11 +29,14 @@ export interface MapAsk {
 
 const keyOf = (a: MapAsk) => `${a.runDir}\n${a.tensor}\n${a.maxSide}\n${a.sort ? 'sorted' : 'raw'}\n${a.top}`;
 
-/** Bytes a map holds (what the cache counts). */
-export function mapBytes(m: MapPayload): number {
+/** Bytes a map's payload holds (what crossed from the host). */
+export function payloadBytes(m: MapPayload): number {
   const arr = (a: unknown) => (ArrayBuffer.isView(a) ? a.byteLength : Array.isArray(a) ? 8 * a.length : 0);
   return m.data.byteLength + arr(m.rowOrder) + (m.top ? arr(m.top.cols) + arr(m.top.mass) : 0) + 256;
 }
+
+/** What the cache counts for a map: its payload and the canvas of its coloured cells (webview/heatmap.ts). */
+const mapBytes = (m: MapPayload) => payloadBytes(m) + 4 * m.outRows * m.outCols;
 
 /** The map when it is here already (most recently used from now on). */
 export function cachedMap(a: MapAsk): MapPayload | undefined {
@@ -100,8 +104,13 @@ let aheadRun: string | undefined;
 
 /** Fetches the stored details of the run's layers ahead, nearest to the selected one first, in batches; stops when
  * the run has none (a run made before they were stored answers all null: nothing is computed for it), when another
- * run is shown (`current` false), or at RUN_AHEAD_BYTES. */
-export async function fetchRunAhead(ask: MapAsk, layers: readonly LayerMapInfo[], current: () => boolean): Promise<void> {
+ * run is shown (`current` false), or at RUN_AHEAD_BYTES. `arrived`: each map as it comes. */
+export async function fetchRunAhead(
+  ask: MapAsk,
+  layers: readonly LayerMapInfo[],
+  current: () => boolean,
+  arrived: (map: MapPayload) => void = () => {},
+): Promise<void> {
   if (ask.sort || aheadRun === ask.runDir) return;
   aheadRun = ask.runDir;
   const k = Math.max(
@@ -112,7 +121,7 @@ export async function fetchRunAhead(ask: MapAsk, layers: readonly LayerMapInfo[]
   let budget = RUN_AHEAD_BYTES;
   const want: string[] = [];
   for (const { l } of order) {
-    const bytes = 4 * Math.min(l.rows, ask.maxSide) * Math.min(l.cols, ask.maxSide) + 12 * ask.top * l.rows;
+    const bytes = 8 * Math.min(l.rows, ask.maxSide) * Math.min(l.cols, ask.maxSide) + 12 * ask.top * l.rows + 256;
     if (bytes > budget) break;
     budget -= bytes;
     want.push(l.tensor);
@@ -133,7 +142,8 @@ export async function fetchRunAhead(ask: MapAsk, layers: readonly LayerMapInfo[]
     );
     const maps = await batch.catch(() => [] as (MapPayload | null)[]);
     const got = maps.filter((m) => m).length;
-    perf.aheadAnswered({ maps: got, bytes: maps.reduce((s, m) => s + (m ? mapBytes(m) : 0), 0), ms: performance.now() - t0 });
+    for (const m of maps) if (m) arrived(m);
+    perf.aheadAnswered({ maps: got, bytes: maps.reduce((s, m) => s + (m ? payloadBytes(m) : 0), 0), ms: performance.now() - t0 });
     answered += got;
     if (!got && !answered) return; // no stored details in this run
   }
