@@ -64,6 +64,10 @@ export interface RequestMap {
   /** A map of the shown run, down-sampled to at most maxSide per side. */
   /** `prefetch`: a map the view fetches ahead (a neighbour of the selected one): read on the background thread. */
   getMap: { params: { runDir: string; tensor: string; maxSide: number; sort?: boolean; top?: number; prefetch?: boolean }; result: MapPayload | null };
+  /** The detail maps (at most maxSide per side, with the top-`top` table) that fuse stored for these layers of the
+   * shown run, in the order asked; null for a layer without one (the host reads nothing else: a run made before
+   * stored details answers all null). What the view fetches ahead when a run is shown. */
+  getStoredMaps: { params: { runDir: string; tensors: string[]; maxSide: number; top: number }; result: (MapPayload | null)[] };
   /** A command on the shown run or model (see RunAction). */
   action: { params: { action: RunAction; runDir?: string; tensor?: string }; result: boolean };
   /** Saves bytes the webview made (a PNG of a heatmap or chart) where the user chooses. */

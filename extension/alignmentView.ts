@@ -8,11 +8,15 @@ import type { RunStore } from './runStore';
 import type { JobRunner } from './jobs';
 import { MapsFile } from './safetensors';
 import { preparedMap, THUMB_PREFIX, warmMapThreads } from './mapThread';
+import { DETAIL_PREFIX, readStoredDetail } from './storedDetail';
+import { UserFirst } from './userFirst';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 import { send, serve } from './webviewRpc';
 import { saveWebviewFile } from './exports';
 
 const THUMB = 96;
+/** How long a run's thumbnails wait for its first heatmap to be asked for and sent. */
+const FIRST_MAP_WAIT_MS = 1500;
 
 export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposable {
   static readonly id = 'otfuse.alignment';
@@ -23,6 +27,11 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
    * command for one click, sends nothing again). */
   private pushed?: string;
   private generation = 0;
+  /** Maps the user waits on go before thumbnails (one channel to the webview: a reply posted behind 2 MB of
+   * thumbnails arrives after them). */
+  private readonly userFirst = new UserFirst();
+  /** Runs sent to this webview since it was (re)loaded. */
+  private readonly shownBefore = new Set<string>();
   private readonly disposables: vscode.Disposable[] = [];
   private readonly viewSubs: vscode.Disposable[] = [];
   /** Fires when the webview has been sent a run's record and thumbnails (for tests and Open Run). */
@@ -56,6 +65,7 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
     for (const d of this.viewSubs.splice(0)) d.dispose();
     this.view = view;
     this.ready = false;
+    this.shownBefore.clear();
     view.webview.options = webviewOptions(this.extensionUri);
     view.webview.html = webviewHtml(view.webview, this.extensionUri, 'alignment', 'otfuse Alignment');
     this.viewSubs.push(
@@ -69,7 +79,16 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
             this.post({ type: 'busyRuns', runDirs: this.jobs.busyRuns() });
             this.pushRun();
           },
-          getMap: (p) => (this.current?.dir === p.runDir ? readMap(this.current, p.tensor, p.maxSide, this.log, p) : null),
+          getMap: (p) => {
+            if (this.current?.dir !== p.runDir) return null;
+            const map = readMap(this.current, p.tensor, p.maxSide, this.log, p);
+            return p.prefetch ? map : this.userFirst.wait(map);
+          },
+          getStoredMaps: async (p) => {
+            await this.userFirst.idle(); // fetched ahead: after what the user waits on
+            const entry = this.current;
+            return entry?.dir === p.runDir ? readStoredMaps(entry, p.tensors, p.maxSide, p.top, this.log) : p.tensors.map(() => null);
+          },
           action: (p) => this.action(p.action, p.runDir ?? this.current?.dir, p.tensor),
           saveFile: (p) => saveWebviewFile(p.suggestedName, p.bytes),
           dismissLive: (p) => this.jobs.dismiss(p.jobId),
@@ -127,29 +146,40 @@ export class AlignmentView implements vscode.WebviewViewProvider, vscode.Disposa
       this.post({ type: 'run', run: null });
       return;
     }
+    // A run first shown in this view: its thumbnails wait until the view has asked for its first map and got it
+    // (UserFirst; a run shown before likely has that map in the view's cache, and asks for nothing).
+    const waitFirst = !this.shownBefore.has(entry.dir);
+    if (waitFirst) this.userFirst.expectFirst();
+    this.shownBefore.add(entry.dir);
     this.post({ type: 'run', run: { runDir: entry.dir, record: entry.record } });
-    warmMapThreads(); // starts while the view renders the run, not when its first map is asked for
-    void this.sendThumbnails(entry).finally(() => this.shownEmitter.fire(entry.dir));
+    // The maps threads start while the view renders the run, not when its first map is asked for; a run with stored
+    // details (extension/storedDetail.ts) needs them only for "sort by match".
+    if (!hasStoredDetails(entry)) warmMapThreads();
+    void this.sendThumbnails(entry, waitFirst).finally(() => this.shownEmitter.fire(entry.dir));
   }
 
   /** Thumbnails of every map, read asynchronously (a big model has hundreds of MB of maps) and sent in batches. */
-  private async sendThumbnails(entry: RunEntry): Promise<void> {
+  private async sendThumbnails(entry: RunEntry, waitFirst: boolean): Promise<void> {
     const file = mapsPath(entry);
     if (!file || !entry.record?.layers.length) return;
     const token = ++this.generation;
+    // The run's first heatmap (asked for as soon as the view has rendered the run) goes first.
+    if (waitFirst) await this.userFirst.first(FIRST_MAP_WAIT_MS);
     try {
-      const maps = MapsFile.open(file);
+      const maps = MapsFile.cached(file);
       let batch: MapPayload[] = [];
+      const flush = async () => {
+        await this.userFirst.idle();
+        if (token === this.generation && batch.length) this.post({ type: 'thumbnails', runDir: entry.dir, maps: batch });
+        batch = [];
+      };
       for (const layer of entry.record.layers) {
         if (token !== this.generation) return; // another run was selected meanwhile
         if (!maps.header[layer.tensor]) continue;
         batch.push(await thumbnail(maps, file, layer.tensor));
-        if (batch.length >= 8) {
-          this.post({ type: 'thumbnails', runDir: entry.dir, maps: batch });
-          batch = [];
-        }
+        if (batch.length >= 8) await flush();
       }
-      if (batch.length) this.post({ type: 'thumbnails', runDir: entry.dir, maps: batch });
+      await flush();
     } catch (err) {
       this.log.error(`reading ${file}: ${err instanceof Error ? err.message : err}`);
     }
@@ -173,7 +203,7 @@ async function thumbnail(maps: MapsFile, file: string, tensor: string): Promise<
   const stored = maps.header[key]?.shape;
   // (A stored thumbnail of another size, e.g. from a future engine, is not used: the map is read instead.)
   if (stored?.[0] === Math.min(rows, THUMB) && stored[1] === Math.min(cols, THUMB)) {
-    const t = await maps.readAsync(key);
+    const t = maps.read(key); // 37 KB: at once, not a turn on the thread pool
     let min = Infinity;
     let max = -Infinity;
     for (const v of t.data) {
@@ -186,9 +216,11 @@ async function thumbnail(maps: MapsFile, file: string, tensor: string): Promise<
   return preparedMap({ file, position, rows, cols, tensor, maxSide: THUMB }, 'background');
 }
 
-/** One map of a run, down-sampled to at most maxSide per side (null when the run has no such map). Read, sorted,
- * top-k'd and down-sampled on a worker thread (extension/mapThread.ts): a large (or hostile) maps file never blocks
- * the extension host, and only the drawn size crosses over. `prefetch`: a neighbour fetched ahead (background). */
+/** One map of a run, down-sampled to at most maxSide per side (null when the run has no such map). The detail fuse
+ * stored for it when the file has one of that size (extension/storedDetail.ts: a positioned read of ~0.7 MB, no
+ * thread), else read, sorted, top-k'd and down-sampled on a worker thread (extension/mapThread.ts): a large (or
+ * hostile) maps file never blocks the extension host, and only the drawn size crosses over. `prefetch`: a neighbour
+ * fetched ahead (background). */
 export async function readMap(
   entry: RunEntry,
   tensor: string,
@@ -199,9 +231,13 @@ export async function readMap(
   const file = mapsPath(entry);
   if (!file) return null;
   try {
-    const maps = MapsFile.open(file);
+    const maps = MapsFile.cached(file);
     if (!maps.header[tensor]) return null;
-    const side = Math.max(8, Math.min(2048, maxSide));
+    const side = clampSide(maxSide);
+    if (!options.sort) {
+      const stored = await readStoredDetail(file, tensor, side, options.top ?? 0);
+      if (stored) return stored;
+    }
     const { rows, cols, position } = maps.target(tensor);
     const job = { file, position, rows, cols, tensor, maxSide: side, sort: !!options.sort, top: options.top || undefined };
     return await preparedMap(job, options.prefetch ? 'background' : 'now');
@@ -209,4 +245,31 @@ export async function readMap(
     log?.error(`reading map '${tensor}' from ${file}: ${err instanceof Error ? err.message : err}`);
     return null;
   }
+}
+
+/** Whether the run's maps file carries the detail maps fuse stores (worker/fusion/mapdetail.ts). */
+function hasStoredDetails(entry: RunEntry): boolean {
+  try {
+    const file = mapsPath(entry);
+    return !!file && Object.keys(MapsFile.cached(file).header).some((k) => k.startsWith(DETAIL_PREFIX));
+  } catch {
+    return false;
+  }
+}
+
+const clampSide = (maxSide: number) => Math.max(8, Math.min(2048, maxSide));
+
+/** The stored detail maps of these layers (null where there is none: nothing is computed for them). */
+async function readStoredMaps(entry: RunEntry, tensors: string[], maxSide: number, top: number, log?: vscode.LogOutputChannel): Promise<(MapPayload | null)[]> {
+  const file = mapsPath(entry);
+  const out: (MapPayload | null)[] = [];
+  for (const tensor of tensors.slice(0, 64)) {
+    try {
+      out.push((file && (await readStoredDetail(file, tensor, clampSide(maxSide), top))) || null);
+    } catch (err) {
+      log?.error(`reading the stored detail of '${tensor}' from ${file}: ${err instanceof Error ? err.message : err}`);
+      out.push(null);
+    }
+  }
+  return out;
 }

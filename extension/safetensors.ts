@@ -39,6 +39,39 @@ export class MapsFile {
   ) {}
 
   private size = 0;
+  /** The file this header was read from (size, times, inode: a rewrite or a rename over it changes it). */
+  identity = '';
+
+  /** The file's parsed header, from a small cache when the file is unchanged (same path, size, mtime, ctime,
+   * inode): a switch or a run opened again parses no header. */
+  static cached(file: string): MapsFile {
+    const st = fs.statSync(file);
+    const hit = headers.get(file);
+    if (hit && hit.identity === identityOf(st)) {
+      headers.delete(file); // most recently used last
+      headers.set(file, hit);
+      return hit;
+    }
+    if (hit) {
+      headers.delete(file);
+      headerBytes -= hit.headerBytes;
+    }
+    const maps = MapsFile.open(file);
+    headers.set(file, maps);
+    headerBytes += maps.headerBytes;
+    for (const [key, old] of headers) {
+      if (headers.size <= MAX_CACHED_HEADERS && headerBytes <= MAX_CACHED_HEADER_BYTES) break;
+      if (old === maps) continue;
+      headers.delete(key);
+      headerBytes -= old.headerBytes;
+    }
+    return maps;
+  }
+
+  /** Bytes of the header (what the header cache counts). */
+  get headerBytes(): number {
+    return this.dataStart;
+  }
 
   static open(file: string): MapsFile {
     // Non-blocking open + regular-file check: a FIFO or device named maps.safetensors cannot hang the host.
@@ -57,6 +90,7 @@ export class MapsFile {
       const { header, dataStart } = parseHeader(head);
       const maps = new MapsFile(file, header, dataStart);
       maps.size = size;
+      maps.identity = identityOf(st);
       for (const key of Object.keys(header)) maps.check(key);
       return maps;
     } finally {
@@ -78,9 +112,23 @@ export class MapsFile {
     if (this.dataStart + end > this.size) throw bad(`data [${start}, ${end}) lies past the end of the file (${this.size - this.dataStart} data bytes)`);
     const rows = entry.shape[0] ?? 1;
     const cols = entry.shape.length > 1 ? entry.shape[1] : 1;
-    const width = entry.dtype === 'F32' ? 4 : entry.dtype === 'F64' || entry.dtype === 'I64' ? 8 : entry.dtype === 'F16' || entry.dtype === 'BF16' ? 2 : 0;
+    const width =
+      entry.dtype === 'F32' || entry.dtype === 'I32'
+        ? 4
+        : entry.dtype === 'F64' || entry.dtype === 'I64'
+          ? 8
+          : entry.dtype === 'F16' || entry.dtype === 'BF16'
+            ? 2
+            : 0;
     if (width && end - start !== rows * cols * width) throw bad(`has ${end - start} bytes for shape [${entry.shape}] of ${entry.dtype}`);
     return { rows, cols, position: this.dataStart + start, bytes: end - start };
+  }
+
+  /** Where tensor `key` of `dtype` lies in the file (validated), or undefined when the file has no such tensor of
+   * that type. */
+  tensorAt(key: string, dtype: string): { rows: number; cols: number; position: number; bytes: number } | undefined {
+    if (!this.header[key] || this.header[key].dtype !== dtype) return undefined;
+    return this.check(key);
   }
 
   /** Where float32 map `key` lies in the file, validated (for a reader on another thread: extension/mapThread.ts). */
@@ -121,6 +169,23 @@ export class MapsFile {
     }
     return { rows, cols, data };
   }
+}
+
+/** At most this many headers are cached (and at most MAX_CACHED_HEADER_BYTES of them). */
+const MAX_CACHED_HEADERS = 32;
+const MAX_CACHED_HEADER_BYTES = 16 * 2 ** 20;
+const headers = new Map<string, MapsFile>();
+let headerBytes = 0;
+
+/** Forgets the cached headers (tests). */
+export function clearHeaderCache(): void {
+  headers.clear();
+  headerBytes = 0;
+}
+
+/** What the header cache compares (a file rewritten, or renamed over, differs). */
+export function identityOf(st: fs.Stats): string {
+  return `${st.size}|${st.mtimeMs}|${st.ctimeMs}|${st.ino}|${st.dev}`;
 }
 
 /** Block-mean down-sampling of a rows×cols map to at most maxSide×maxSide (exact copy when it already fits). */

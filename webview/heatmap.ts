@@ -41,6 +41,12 @@ function colouredCells(map: MapPayload, scale: ColourScale): HTMLCanvasElement {
   return off;
 }
 
+/** Colours the map's cells ahead of its first draw (a map fetched ahead, in idle time): its first draw is then one
+ * drawImage, as a switch back. */
+export function prepareColours(map: MapPayload, scale: ColourScale): void {
+  colouredCells(map, scale);
+}
+
 /** Draws the map with `scale` (its own linear min–max unless given: Compare passes one shared scale). */
 export function drawMap(canvas: HTMLCanvasElement, map: MapPayload, cssSize: number, scale: ColourScale = colourScale(map.min, map.max)): void {
   const aspect = map.outRows / Math.max(1, map.outCols);

@@ -19,17 +19,32 @@ export interface OpenMarks {
   run?: number;
   /** The layer cards were built. */
   list?: number;
+  /** The first detail map was asked of the extension, and its answer arrived (Date.now()). */
+  asked?: number;
+  replied?: number;
   /** The first full (not thumbnail) detail heatmap was painted. */
   detail?: number;
   /** Every layer's thumbnail was painted. */
   thumbs?: number;
 }
 
+/** One request of the maps fetched ahead (webview/alignment/mapCache.ts): how many, their bytes, ms to the answer. */
+export interface AheadTiming {
+  maps: number;
+  bytes: number;
+  ms: number;
+}
+
 interface PerfWindow {
-  otfusePanelPerf?: { switches: SwitchTiming[]; opens: OpenMarks[] };
+  otfusePanelPerf?: { switches: SwitchTiming[]; opens: OpenMarks[]; ahead?: AheadTiming[] };
 }
 
 const perf = ((window as unknown as PerfWindow).otfusePanelPerf ??= { switches: [], opens: [] });
+
+/** A request of maps fetched ahead was answered. */
+export function aheadAnswered(t: AheadTiming): void {
+  (perf.ahead ??= []).push(t);
+}
 let pending: { tensor: string; t0: number; reply?: number } | undefined;
 
 /** A switch to `tensor` started at `timeStamp` (an event's, same origin as performance.now()). */
@@ -40,6 +55,14 @@ export function switchStarted(tensor: string, timeStamp = performance.now()): vo
 /** The extension's answer for the switch to `tensor` arrived. */
 export function replyArrived(tensor: string): void {
   if (pending?.tensor === tensor) pending.reply = performance.now() - pending.t0;
+  const open = perf.opens.at(-1);
+  if (open && open.asked !== undefined && open.replied === undefined) open.replied = Date.now();
+}
+
+/** A detail map was asked of the extension (the first one of a run's opening is marked). */
+export function detailAsked(): void {
+  const open = perf.opens.at(-1);
+  if (open && open.detail === undefined && open.asked === undefined) open.asked = Date.now();
 }
 
 /** The detail canvas now shows `tensor` (`full`: the detail map, not the thumbnail standing in for it). */

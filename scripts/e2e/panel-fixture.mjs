@@ -79,12 +79,14 @@ function mapData(k, n, seed) {
 }
 
 const THUMB_SIDE = 96;
+const DETAIL_SIDE = 384;
+const TOP_K = 3;
 
-/** The thumbnail fuse stores with a map (worker/fusion/mapthumbs.ts BlockMeans: each row's column block summed, then
- * added to its cell, divided by the cell's count; float32). */
-function thumbnail(data, n, m) {
-  const oR = Math.min(n, THUMB_SIDE);
-  const oC = Math.min(m, THUMB_SIDE);
+/** The block means fuse stores with a map (worker/fusion/mapthumbs.ts BlockMeans: each row's column block summed,
+ * then added to its cell, divided by the cell's count; float32): its thumbnail (96²) and detail (384²). */
+function blockMeans(data, n, m, side) {
+  const oR = Math.min(n, side);
+  const oC = Math.min(m, side);
   const start = Int32Array.from({ length: oC + 1 }, (_, c) => (c === oC ? m : Math.ceil((c * m) / oC)));
   const acc = new Float64Array(oR * oC);
   const rowCount = new Uint32Array(oR);
@@ -100,24 +102,60 @@ function thumbnail(data, n, m) {
   return Float32Array.from(acc, (v, k) => v / (rowCount[Math.floor(k / oC)] * (start[(k % oC) + 1] - start[k % oC])));
 }
 
-/** Writes `<dir>` = run.json + maps.safetensors; returns { dir, record, bytes }. `thumbs`: with the thumbnails a
- * fuse of this version stores (a run made before it has none). */
-export function writePanelRun(dir, { blocks = 6, seed = 1, name = `vitb${blocks}-panel-s${seed}`, template, thumbs = false } = {}) {
+/** Each row's 3 largest columns and their share of the row's positive mass (worker/fusion/mapdetail.ts). */
+function topMatches(data, n, m) {
+  const cols = new Int32Array(n * TOP_K).fill(-1);
+  const mass = new Float64Array(n * TOP_K);
+  for (let i = 0; i < n; i++) {
+    const bj = [-1, -1, -1];
+    const bv = [-Infinity, -Infinity, -Infinity];
+    let sum = 0;
+    for (let j = 0; j < m; j++) {
+      const v = data[i * m + j];
+      if (!Number.isFinite(v) || v <= 0) continue;
+      sum += v;
+      if (v <= bv[TOP_K - 1]) continue;
+      let p = TOP_K - 1;
+      while (p > 0 && v > bv[p - 1]) {
+        bv[p] = bv[p - 1];
+        bj[p] = bj[p - 1];
+        p--;
+      }
+      bv[p] = v;
+      bj[p] = j;
+    }
+    for (let p = 0; p < TOP_K; p++)
+      if (bj[p] >= 0) {
+        cols[i * TOP_K + p] = bj[p];
+        mass[i * TOP_K + p] = sum > 0 ? bv[p] / sum : 0;
+      }
+  }
+  return { cols, mass };
+}
+
+/** Writes `<dir>` = run.json + maps.safetensors; returns { dir, record, bytes }. `stored`: with the thumbnails and
+ * the detail maps + top-3 tables a fuse of this version stores, in its layout (each map's detail/top/topmass right
+ * after it, the thumbnails at the end: worker/fusion/mapstore.ts); a run made before has none. */
+export function writePanelRun(dir, { blocks = 6, seed = 1, name = `vitb${blocks}-panel-s${seed}`, template, stored = false } = {}) {
   fs.mkdirSync(dir, { recursive: true });
   const layers = vitbLayers(blocks);
   const header = { __metadata__: { dtype: 'F32', generator: 'scripts/e2e/panel-fixture.mjs' } };
   let offset = 0;
-  for (const l of layers) {
-    const bytes = l.rows * l.cols * 4;
-    header[l.tensor] = { dtype: 'F32', shape: [l.rows, l.cols], data_offsets: [offset, offset + bytes] };
+  const place = (key, dtype, shape, width) => {
+    const bytes = width * shape[0] * shape[1];
+    header[key] = { dtype, shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
+  };
+  const detailed = (l) => stored && (l.rows > DETAIL_SIDE || l.cols > DETAIL_SIDE);
+  for (const l of layers) {
+    place(l.tensor, 'F32', [l.rows, l.cols], 4);
+    if (!detailed(l)) continue;
+    place(`detail/${l.tensor}`, 'F32', [Math.min(l.rows, DETAIL_SIDE), Math.min(l.cols, DETAIL_SIDE)], 4);
+    place(`top/${l.tensor}`, 'I32', [l.rows, TOP_K], 4);
+    place(`topmass/${l.tensor}`, 'F64', [l.rows, TOP_K], 8);
   }
-  const thumbed = thumbs ? layers.filter((l) => l.rows > THUMB_SIDE || l.cols > THUMB_SIDE) : [];
-  for (const l of thumbed) {
-    const shape = [Math.min(l.rows, THUMB_SIDE), Math.min(l.cols, THUMB_SIDE)];
-    header[`thumb/${l.tensor}`] = { dtype: 'F32', shape, data_offsets: [offset, offset + 4 * shape[0] * shape[1]] };
-    offset += 4 * shape[0] * shape[1];
-  }
+  const thumbed = stored ? layers.filter((l) => l.rows > THUMB_SIDE || l.cols > THUMB_SIDE) : [];
+  for (const l of thumbed) place(`thumb/${l.tensor}`, 'F32', [Math.min(l.rows, THUMB_SIDE), Math.min(l.cols, THUMB_SIDE)], 4);
   let json = JSON.stringify(header);
   while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' ';
   const head = Buffer.alloc(8 + Buffer.byteLength(json));
@@ -127,16 +165,21 @@ export function writePanelRun(dir, { blocks = 6, seed = 1, name = `vitb${blocks}
   const tmp = `${file}.tmp-${process.pid}`;
   const fd = fs.openSync(tmp, 'w');
   const info = [];
+  const bytes = (a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   try {
     fs.writeSync(fd, head);
     const small = [];
     for (const l of layers) {
       const { data, sharp } = mapData(l.index, l.rows, seed);
-      fs.writeSync(fd, new Uint8Array(data.buffer));
+      fs.writeSync(fd, bytes(data));
       info.push({ ...l, sharp });
-      if (thumbed.includes(l)) small.push(thumbnail(data, l.rows, l.cols));
+      if (detailed(l)) {
+        const top = topMatches(data, l.rows, l.cols);
+        for (const a of [blockMeans(data, l.rows, l.cols, DETAIL_SIDE), top.cols, top.mass]) fs.writeSync(fd, bytes(a));
+      }
+      if (thumbed.includes(l)) small.push(blockMeans(data, l.rows, l.cols, THUMB_SIDE));
     }
-    for (const t of small) fs.writeSync(fd, new Uint8Array(t.buffer));
+    for (const t of small) fs.writeSync(fd, bytes(t));
   } finally {
     fs.closeSync(fd);
   }

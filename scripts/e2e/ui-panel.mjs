@@ -8,9 +8,11 @@
 //    the full detail map is drawn;
 //  - after every switch the painted canvas is read back: it is the requested layer's full detail map (its size), and
 //    its bright diagonal lies where that layer's map puts it (each layer's offset differs: a stale or wrong map fails);
-//  - opening run B (another run, cold; made without stored thumbnails, as runs before this version), then A again.
-// Run A carries the thumbnails this version's fuse stores with the maps (worker/fusion/mapthumbs.ts); a thumbnail
-// that differs from the map's own block means would show as a wrong layer in the thumbnail check below.
+//  - opening run B (another run, cold; made without stored thumbnails or details, as runs before this version), 3
+//    first-look clicks on its layers (their maps read and computed by the extension), then A again.
+// Run A carries the thumbnails, detail maps and top-3 tables this version's fuse stores with the maps
+// (worker/fusion/mapthumbs.ts, mapdetail.ts); a stored map that differs from the map's own block means would show as a
+// wrong layer in the canvas checks below.
 // The timings are reported (results JSON in the scratch folder; OTFUSE_PANEL_RESULTS=<file> also writes them in the
 // otfuse-bench/1 format for BENCHMARKS.md, with OTFUSE_PANEL_LABEL as its caption); nothing asserts on time.
 // Run: npm run build --silent && node scripts/e2e/ui-panel.mjs. Final line: `N passed, N failed`.
@@ -40,11 +42,13 @@ try {
   const runsRoot = path.join(ws, '.otfuse', 'runs');
   const template = path.join(REPO, 'test/fixtures/runs/v1-run/run.json');
   const t0 = Date.now();
-  // A as this version's fuse writes it (thumbnails stored with the maps), B as a run made before (none).
-  const runA = writePanelRun(path.join(runsRoot, '20261207-000001-vitb-panel-a'), { seed: 1, name: 'vitb6-panel-a', template, thumbs: true });
+  // A as this version's fuse writes it (thumbnails, details and top-3 stored with the maps), B as a run made before (none).
+  const runA = writePanelRun(path.join(runsRoot, '20261207-000001-vitb-panel-a'), { seed: 1, name: 'vitb6-panel-a', template, stored: true });
   const runB = writePanelRun(path.join(runsRoot, '20261207-000002-vitb-panel-b'), { seed: 2, name: 'vitb6-panel-b', template });
   fs.writeFileSync(path.join(ws, 'README.txt'), 'otfuse panel e2e workspace\n');
-  log(`2 runs of ${runA.record.layers.length} maps (${(runA.bytes / 2 ** 20).toFixed(0)} MiB each) written in ${Date.now() - t0} ms`);
+  log(
+    `2 runs of ${runA.record.layers.length} maps (${(runA.bytes / 2 ** 20).toFixed(0)} and ${(runB.bytes / 2 ** 20).toFixed(0)} MiB) written in ${Date.now() - t0} ms`,
+  );
   T.ws = ws;
   server = await startCodeServer(root, ws, { settings: { 'workbench.colorTheme': 'Default Dark Modern' } });
   log(`code-server on :${server.port} (scratch ${root})`);
@@ -88,13 +92,18 @@ try {
     const o = (await perfOf(frame)).opens.at(-1);
     const sel = await frame.evaluate(() => document.getElementById('heatmap').dataset.tensor);
     await checkPainted(frame, run.record, sel);
+    const since = (t) => (t === undefined ? undefined : t - down);
     const entry = { label, run: run.record.name, maps: run.record.layers.length, list: o.list - down, detail: o.detail - down, thumbs: o.thumbs - down };
+    // Where the first heatmap's time went: the run's arrival in the webview, its map asked and answered.
+    Object.assign(entry, { arrived: since(o.run), asked: since(o.asked), replied: since(o.replied) });
     timings.opens.push(entry);
-    log(`open ${label}: layer list ${entry.list} ms, first heatmap ${entry.detail} ms, all ${entry.maps} thumbnails ${entry.thumbs} ms`);
+    log(
+      `open ${label}: layer list ${entry.list} ms, first heatmap ${entry.detail} ms, all ${entry.maps} thumbnails ${entry.thumbs} ms (run arrived ${entry.arrived}, map asked ${entry.asked}, answered ${entry.replied})`,
+    );
   };
 
   await check('open a 52-map run (A) from the Runs list: the layer list, the first heatmap and every thumbnail painted', async () => {
-    await openRun(runA, 'first open (run A, thumbnails stored by fuse)');
+    await openRun(runA, 'first open (run A, thumbnails and details stored by fuse)');
     const drawn = await frame.evaluate(() => document.querySelectorAll('canvas.thumb[data-drawn="1"]').length);
     if (drawn !== runA.record.layers.length) throw new Error(`${drawn} thumbnails for ${runA.record.layers.length} maps`);
     // Every thumbnail (stored by fuse for A) shows its own layer's diagonal.
@@ -105,7 +114,8 @@ try {
     await page().screenshot({ path: path.join(T.shots, '01-open.png') });
   });
 
-  const layers = runA.record.layers;
+  let layers = runA.record.layers;
+  let shownRun = runA;
   const idx = (t) => layers.findIndex((l) => l.tensor === t);
   const switchTo = async (tensor, phase, how) => {
     const before = (await perfOf(frame)).switches.length;
@@ -113,10 +123,10 @@ try {
     await frame.waitForFunction((n) => (window.otfusePanelPerf?.switches.length ?? 0) > n, before, { timeout: 60000, polling: 50 });
     const s = (await perfOf(frame)).switches.at(-1);
     if (s.tensor !== tensor) throw new Error(`timed a switch to ${s.tensor}, asked for ${tensor}`);
-    await checkPainted(frame, runA.record, tensor);
+    await checkPainted(frame, shownRun.record, tensor);
     const l = layers[idx(tensor)];
     const reply = s.reply === undefined ? undefined : Number(s.reply.toFixed(1));
-    timings.switches.push({ phase, tensor, size: `${l.rows}×${l.cols}`, ms: Number(s.ms.toFixed(1)), cached: s.cached, reply });
+    timings.switches.push({ phase, run: shownRun.record.name, tensor, size: `${l.rows}×${l.cols}`, ms: Number(s.ms.toFixed(1)), cached: s.cached, reply });
     await page().waitForTimeout(400); // a user's pause between two looks
   };
   const click = (tensor, phase) => switchTo(tensor, phase, () => frame.locator(`.thumb-card[data-tensor="${tensor}"]`).click());
@@ -132,6 +142,14 @@ try {
   await check(`${firsts.length} switches by clicking a layer not shown before: the painted map is that layer's`, async () => {
     for (const k of firsts) await click(layers[k].tensor, 'click, first look');
   });
+
+  // The requests that fetched run A's stored details ahead (maps, bytes, ms each): the channel's throughput.
+  timings.ahead = (await perfOf(frame)).ahead ?? [];
+  const aheadBytes = timings.ahead.reduce((s, a) => s + a.bytes, 0);
+  const aheadMs = timings.ahead.reduce((s, a) => s + a.ms, 0);
+  log(
+    `fetched ahead: ${timings.ahead.reduce((s, a) => s + a.maps, 0)} maps, ${(aheadBytes / 2 ** 20).toFixed(1)} MiB in ${timings.ahead.length} requests, ${aheadMs.toFixed(0)} ms waiting in all`,
+  );
 
   await check('6 switches back to layers shown before: the painted map is that layer', async () => {
     for (const k of firsts.slice(0, 6)) await click(layers[k].tensor, 'click, shown before');
@@ -150,8 +168,12 @@ try {
     await page().screenshot({ path: path.join(T.shots, '02-switched.png') });
   });
 
-  await check('open another 52-map run (B), then A again: the first heatmap and every thumbnail painted', async () => {
-    await openRun(runB, 'another run (B, made before: no stored thumbnails)');
+  await check('open another 52-map run (B), 3 first looks there, then A again: the right maps painted', async () => {
+    await openRun(runB, 'another run (B, made before: no stored thumbnails or details)');
+    [shownRun, layers] = [runB, runB.record.layers];
+    const sel = idx(await frame.evaluate(() => document.getElementById('heatmap').dataset.tensor));
+    for (const k of [8, 29, 45].filter((k) => Math.abs(k - sel) > 1)) await click(layers[k].tensor, 'click, first look, run B (made before)');
+    [shownRun, layers] = [runA, runA.record.layers];
     await openRun(runA, 'run A again');
   });
 } catch (err) {
@@ -226,7 +248,8 @@ function writeTimings() {
     const ms = timings.switches.filter((s) => s.phase === phase).map((s) => s.ms);
     const st = stats(ms);
     const replies = stats(timings.switches.filter((s) => s.phase === phase && s.reply !== undefined).map((s) => s.reply));
-    return { what: `switch: ${phase}`, n: st.n, median: st.median, max: st.max, reply: replies.median };
+    const cached = timings.switches.filter((s) => s.phase === phase && s.cached).length;
+    return { what: `switch: ${phase}`, n: st.n, cached, median: st.median, max: st.max, reply: replies.median };
   });
   const all = stats(timings.switches.map((s) => s.ms));
   if (all.n) rows.push({ what: 'switch: all', n: all.n, median: all.median, max: all.max });
@@ -235,7 +258,7 @@ function writeTimings() {
     rows.push({ what: `open ${o.label}: first heatmap`, n: 1, median: o.detail, max: o.detail });
     rows.push({ what: `open ${o.label}: all ${o.maps} thumbnails`, n: 1, median: o.thumbs, max: o.thumbs });
   }
-  const doc = { switches: timings.switches, opens: timings.opens, rows };
+  const doc = { switches: timings.switches, opens: timings.opens, ahead: timings.ahead, rows };
   try {
     fs.writeFileSync(path.join(root, 'panel-timings.json'), JSON.stringify(doc, null, 1) + '\n');
   } catch {}
@@ -254,6 +277,7 @@ function writeTimings() {
     columns: [
       { key: 'what', label: 'what' },
       { key: 'n', label: 'n', format: 'int' },
+      { key: 'cached', label: "from the view's cache", format: 'int' },
       { key: 'median', label: 'median ms', format: 'fixed', digits: 0 },
       { key: 'max', label: 'max ms', format: 'fixed', digits: 0 },
       { key: 'reply', label: "median ms to the extension's answer", format: 'fixed', digits: 0 },

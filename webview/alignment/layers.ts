@@ -3,7 +3,7 @@
 import type { LayerMapInfo, MapPayload, RunRecord } from '../../contracts/protocol';
 import { h, button, section, canvasPng } from '../dom';
 import { request } from '../rpc';
-import { cellAt, composeHeatmapImage, drawColourBar, drawMap, formatValue } from '../heatmap';
+import { cellAt, composeHeatmapImage, drawColourBar, drawMap, formatValue, prepareColours } from '../heatmap';
 import { detailScale, describeHover, scaleText, topTable, viewOptions, TOP_K } from './matches';
 import { diagnosticLabel, informativeness } from '../labels';
 import { overviewChart } from '../chart';
@@ -12,7 +12,7 @@ import type uPlot from 'uplot';
 import { S, save, width } from './state';
 import { mapAxes, mapCaption } from './units';
 import * as perf from '../perf';
-import { cachedMap, fetchMap, type MapAsk } from './mapCache';
+import { cachedMap, fetchMap, fetchRunAhead, type MapAsk } from './mapCache';
 
 const HOVER_HINT = 'Hover the map: row i (other model), column j (anchor), value.';
 const DETAIL_SIDE = 384;
@@ -24,13 +24,32 @@ export function defaultLayer(layers: LayerMapInfo[]): LayerMapInfo {
   return layers.reduce((best, l) => (informativeness(l.diagnostics, l.cols) > informativeness(best.diagnostics, best.cols) ? l : best), first);
 }
 
+/** The run's selected layer (its default when none, or one the run lacks, was selected). */
+function selectedOf(r: RunRecord): string | undefined {
+  if (!r.layers.length) return undefined;
+  if (!S.persisted.selected || !r.layers.some((l) => l.tensor === S.persisted.selected)) {
+    S.persisted.selected = defaultLayer(r.layers).tensor;
+    save();
+  }
+  return S.persisted.selected;
+}
+
+/** A run arrived: its selected layer's map is asked for at once, while the view builds the run (select() then
+ * shares the request). */
+export function askFirst(r: RunRecord, runDir: string): void {
+  const tensor = selectedOf(r);
+  if (tensor && !cachedMap(askOf(runDir, tensor))) {
+    perf.detailAsked();
+    void fetchMap(askOf(runDir, tensor));
+  }
+}
+
+const askOf = (runDir: string, tensor: string): MapAsk => ({ runDir, tensor, maxSide: DETAIL_SIDE, sort: !!S.persisted.sortByMatch, top: TOP_K });
+
 export function layersSection(r: RunRecord, runDir: string): HTMLElement {
   const layers = r.layers;
   if (!layers.length) return section('Aligned layers', 'layers', h('p', { class: 'muted' }, 'No transport maps in this run.'));
-  if (!S.persisted.selected || !layers.some((l) => l.tensor === S.persisted.selected)) {
-    S.persisted.selected = defaultLayer(layers).tensor;
-    save();
-  }
+  selectedOf(r);
   const overview = h('div', { id: 'overview', class: 'chart' });
   const solved = layers.filter((l) => l.kind !== 'residual');
   requestAnimationFrame(() => {
@@ -217,7 +236,7 @@ export function select(tensor: string, focus = false, scroll = true, showMap = f
   S.persisted.selected = tensor;
   save();
   const runDir = run.runDir;
-  const ask: MapAsk = { runDir, tensor, maxSide: DETAIL_SIDE, sort: !!S.persisted.sortByMatch, top: TOP_K };
+  const ask = askOf(runDir, tensor);
   const cached = cachedMap(ask);
   S.detail = cached ?? null; // else the thumbnail shows until the detailed map arrives
   for (const card of document.querySelectorAll<HTMLElement>('.thumb-card')) {
@@ -244,6 +263,7 @@ export function select(tensor: string, focus = false, scroll = true, showMap = f
     prefetchNeighbours(ask);
     return;
   }
+  perf.detailAsked();
   void fetchMap(ask).then((map) => {
     perf.replyArrived(tensor);
     // Only the latest request's map (a slower earlier answer, e.g. unsorted, must not replace a newer one).
@@ -255,11 +275,27 @@ export function select(tensor: string, focus = false, scroll = true, showMap = f
   });
 }
 
-/** Fetches the layers before and after the selected one ahead (the arrow keys' next stops), once it is drawn. */
+/** Fetches the layers before and after the selected one ahead (the arrow keys' next stops), once it is drawn; then
+ * the run's stored details (runAhead). */
 function prefetchNeighbours(ask: MapAsk): void {
   const layers = S.run?.record.layers ?? [];
   const k = layers.findIndex((l) => l.tensor === ask.tensor);
   for (const n of [k + 1, k - 1]) if (k >= 0 && n >= 0 && n < layers.length) void fetchMap({ ...ask, tensor: layers[n].tensor }, true);
+  runAhead();
+}
+
+/** Once the run's first detail map and all its thumbnails are drawn (they come first): every layer's stored detail
+ * map, fetched ahead in the background (webview/alignment/mapCache.ts fetchRunAhead), so that a first look at any
+ * layer paints from here. Nothing for a run without stored details. */
+export function runAhead(): void {
+  const run = S.run;
+  const sel = S.persisted.selected;
+  if (!run || !sel || S.detail?.tensor !== sel || S.thumbs.size < run.record.layers.length) return;
+  const runDir = run.runDir;
+  const ask = askOf(runDir, sel);
+  // Each map's cells are coloured in idle time as it comes (0.6 MB of canvas each, dropped with the map).
+  const colourAhead = (map: MapPayload) => requestIdleCallback(() => prepareColours(map, detailScale(map)), { timeout: 3000 });
+  void fetchRunAhead(ask, run.record.layers, () => S.run?.runDir === runDir, colourAhead);
 }
 
 function currentMap(): MapPayload | undefined {

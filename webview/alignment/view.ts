@@ -4,7 +4,8 @@ import { h } from '../dom';
 import { on, request } from '../rpc';
 import * as live from './live';
 import { accuracy, finetune, header, runStatus } from './run';
-import { drawDetail, drawThumbs, layersSection, redrawThumbs, select } from './layers';
+import { askFirst, drawDetail, drawThumbs, layersSection, redrawThumbs, runAhead, select } from './layers';
+import { runShown } from './mapCache';
 import { S, save, app, width } from './state';
 import { partialSection } from '../pareto';
 import * as perf from '../perf';
@@ -57,11 +58,13 @@ export function startAlignment(): void {
       S.detail = null;
     }
     S.run = m.run;
+    runShown(S.run?.runDir);
     if (S.run && S.persisted.runDir !== S.run.runDir) {
       S.persisted = { runDir: S.run.runDir, dismissed: S.persisted.dismissed };
       save();
     }
     if (S.run) document.body.dataset.run = S.run.runDir;
+    if (S.run) askFirst(S.run.record, S.run.runDir);
     renderRun();
   });
   on('thumbnails', (m) => {
@@ -70,6 +73,7 @@ export function startAlignment(): void {
     drawThumbs();
     drawDetail();
     document.body.dataset.thumbs = String(S.thumbs.size);
+    runAhead();
   });
   on('live', (m) => {
     S.live = m.live;

@@ -11,6 +11,7 @@ import { tempPathFor } from '../onnx/atomic';
 import { Spool } from '../onnx/spool';
 import type { MapRecord } from './align';
 import { BlockMeans, THUMB_PREFIX, THUMB_SIDE } from './mapthumbs';
+import { DETAIL_PREFIX, DETAIL_SIDE, hasDetail, TOP_K, TOP_MASS_PREFIX, TOP_PREFIX, TopMatchesStream } from './mapdetail';
 
 export type MapDtype = 'F32' | 'F16';
 
@@ -57,28 +58,42 @@ export class MapStore {
     return this.entries.reduce((s, e) => s + e.length, 0);
   }
 
-  /** Writes a safetensors file (header, then every map in order, then the thumbnails: mapthumbs.ts) streaming
-   * from the spool; atomic. A float32 map larger than THUMB_SIDE on a side gets `thumb/<key>`, its block means, made
-   * while it streams past, so that the panel opens a run without reading its maps. */
+  /** Writes a safetensors file (header, then every map in order, each large one followed by its detail and top-3
+   * table: mapdetail.ts, then the thumbnails: mapthumbs.ts) streaming from the spool; atomic. A float32 map larger
+   * than THUMB_SIDE on a side gets `thumb/<key>`, its block means, made while it streams past, so that the panel
+   * opens a run without reading its maps; one larger than DETAIL_SIDE also gets the detail map and top-3 table the
+   * panel shows for it (written right after it: one map's accumulators held at a time). */
   write(target: string, metadata: Record<string, string>): void {
     const header: Record<string, unknown> = { __metadata__: { ...metadata, dtype: this.dtype } };
+    const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+    const derived = this.dtype === 'F32' && littleEndian;
+    const details = new Set<Entry>();
     let offset = 0;
+    const place = (key: string, dtype: string, shape: number[], bytes: number) => {
+      header[key] = { dtype, shape, data_offsets: [offset, offset + bytes] };
+      offset += bytes;
+    };
     for (const e of this.entries) {
-      header[e.key] = { dtype: this.dtype, shape: e.shape, data_offsets: [offset, offset + e.length] };
-      offset += e.length;
+      place(e.key, this.dtype, e.shape, e.length);
+      const [n, m] = e.shape;
+      if (!derived || !hasDetail(n, m)) continue;
+      details.add(e);
+      const [dr, dc] = [Math.min(n, DETAIL_SIDE), Math.min(m, DETAIL_SIDE)];
+      const k = Math.min(TOP_K, m);
+      place(DETAIL_PREFIX + e.key, 'F32', [dr, dc], 4 * dr * dc);
+      place(TOP_PREFIX + e.key, 'I32', [n, k], 4 * n * k);
+      place(TOP_MASS_PREFIX + e.key, 'F64', [n, k], 8 * n * k);
     }
     const thumbs = new Map<Entry, BlockMeans>();
-    const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
     for (const e of this.entries) {
       const [n, m] = e.shape;
-      if (this.dtype !== 'F32' || !littleEndian || (n <= THUMB_SIDE && m <= THUMB_SIDE)) continue;
+      if (!derived || (n <= THUMB_SIDE && m <= THUMB_SIDE)) continue;
       const t = new BlockMeans(n, m);
       thumbs.set(e, t);
-      const bytes = 4 * t.outRows * t.outCols;
-      header[THUMB_PREFIX + e.key] = { dtype: 'F32', shape: [t.outRows, t.outCols], data_offsets: [offset, offset + bytes] };
-      offset += bytes;
+      place(THUMB_PREFIX + e.key, 'F32', [t.outRows, t.outCols], 4 * t.outRows * t.outCols);
     }
     const f32 = (b: Uint8Array) => new Float32Array(b.buffer, b.byteOffset, b.length >> 2);
+    const bytesOf = (a: Float32Array | Int32Array | Float64Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
     let json = JSON.stringify(header);
     while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' ';
     const head = Buffer.alloc(8 + Buffer.byteLength(json));
@@ -90,21 +105,33 @@ export class MapStore {
       fs.writeSync(fd, head);
       const chunk = Buffer.alloc(8 << 20);
       for (const e of this.entries) {
+        const [n, m] = e.shape;
         const thumb = thumbs.get(e);
+        const detail = details.has(e) ? new BlockMeans(n, m, DETAIL_SIDE) : undefined;
+        const top = details.has(e) ? new TopMatchesStream(n, m, TOP_K) : undefined;
+        const feed = (values: Float32Array) => {
+          thumb?.add(values);
+          detail?.add(values);
+          top?.add(values);
+        };
         if (e.bytes) {
           fs.writeSync(fd, e.bytes);
-          thumb?.add(f32(e.bytes.byteOffset % 4 ? e.bytes.slice() : e.bytes));
-          continue;
+          if (thumb || detail) feed(f32(e.bytes.byteOffset % 4 ? e.bytes.slice() : e.bytes));
+        } else {
+          for (let done = 0; done < e.length;) {
+            const want = Math.min(chunk.length, e.length - done);
+            this.spool.readInto(chunk.subarray(0, want), e.offset! + done, e.key);
+            fs.writeSync(fd, chunk, 0, want);
+            if (thumb || detail) feed(f32(chunk.subarray(0, want)));
+            done += want;
+          }
         }
-        for (let done = 0; done < e.length;) {
-          const want = Math.min(chunk.length, e.length - done);
-          this.spool.readInto(chunk.subarray(0, want), e.offset! + done, e.key);
-          fs.writeSync(fd, chunk, 0, want);
-          thumb?.add(f32(chunk.subarray(0, want)));
-          done += want;
+        if (detail && top) {
+          const t = top.result();
+          for (const a of [detail.result(), t.cols, t.mass]) fs.writeSync(fd, bytesOf(a));
         }
       }
-      for (const t of thumbs.values()) fs.writeSync(fd, new Uint8Array(t.result().buffer));
+      for (const t of thumbs.values()) fs.writeSync(fd, bytesOf(t.result()));
       fs.closeSync(fd);
       fs.renameSync(tmp, target);
     } catch (err) {

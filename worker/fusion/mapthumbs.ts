@@ -60,7 +60,7 @@ export class BlockMeans {
 
   /** The block means (float32); throws unless exactly rows × cols values were added. */
   result(): Float32Array {
-    if (this.i !== this.rows || this.j !== 0) throw new Error(`thumbnail of a ${this.rows}×${this.cols} map fed ${this.i * this.cols + this.j} values`);
+    if (this.i !== this.rows || this.j !== 0) throw new Error(`block means of a ${this.rows}×${this.cols} map fed ${this.i * this.cols + this.j} values`);
     const out = new Float32Array(this.outRows * this.outCols);
     for (let r = 0; r < this.outRows; r++)
       for (let c = 0; c < this.outCols; c++) {

@@ -1,6 +1,6 @@
 // safetensors: 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}} (plus an
-// optional "__metadata__" of strings), then the raw little-endian tensor bytes. Only F32 is written; F32/F64
-// are read. Python users can load the maps with `safetensors.numpy.load_file`.
+// optional "__metadata__" of strings), then the raw little-endian tensor bytes. Only F32 is written here; F16/F32/F64
+// and I32 (a maps file's top-3 columns) are read, as float32. Python users can load the maps with `safetensors.numpy.load_file`.
 import { OtfuseError } from '../errors';
 import { halfToFloat } from '../onnx/model';
 
@@ -67,14 +67,16 @@ export function decodeSafetensors(bytes: Uint8Array, file = ''): { tensors: Reco
       data_offsets: [s, e],
     } = info as { dtype: string; shape: number[]; data_offsets: [number, number] };
     const count = shape.reduce((a, b) => a * b, 1);
-    const width = dtype === 'F32' ? 4 : dtype === 'F64' ? 8 : dtype === 'F16' ? 2 : 0;
-    if (!width) throw new OtfuseError('UNSUPPORTED', `safetensors: tensor '${name}' has dtype ${dtype} (only F16/F32/F64 are read)`, { file });
+    const width = dtype === 'F32' || dtype === 'I32' ? 4 : dtype === 'F64' ? 8 : dtype === 'F16' ? 2 : 0;
+    if (!width) throw new OtfuseError('UNSUPPORTED', `safetensors: tensor '${name}' has dtype ${dtype} (only F16/F32/F64/I32 are read)`, { file });
     if (e - s !== count * width || base + e > bytes.length) throw new OtfuseError('BAD_DATA', `safetensors: tensor '${name}' has a bad data range`, { file });
     const data = new Float32Array(count);
     for (let i = 0; i < count; i++) {
       data[i] =
         width === 4
-          ? view.getFloat32(base + s + i * 4, true)
+          ? dtype === 'I32'
+            ? view.getInt32(base + s + i * 4, true) // (a map's top-3 columns: exact below 2²⁴)
+            : view.getFloat32(base + s + i * 4, true)
           : width === 8
             ? view.getFloat64(base + s + i * 8, true)
             : halfToFloat(view.getUint16(base + s + i * 2, true));
