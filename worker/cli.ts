@@ -55,7 +55,7 @@ const USAGE = `otfuse ${VERSION} — fuse transformer checkpoints (ONNX) with op
 Usage:
   otfuse eval MODEL --data DATA [--limit N] [--batch-size N]
   otfuse inspect MODEL [--alignment]
-  otfuse fuse A.onnx B.onnx [C.onnx …] --data DATA [--anchor B.onnx] [-o fused.onnx] [--recipe r.json]
+  otfuse fuse A.onnx B.onnx [C.onnx …] --data DATA [--anchor B.onnx|auto] [-o fused.onnx] [--recipe r.json]
 ${wrapUsage([...recipeUsage(), '[--eval-data DATA]', '[--eval-limit N]', '[--no-eval]', '[--runs-dir DIR]', '[--finetune --train-data DATA', ...finetuneUsage('fuse', false), '[--teacher A.onnx …', ...finetuneUsage('fuse', true).map((t, i, all) => (i === all.length - 1 ? `${t}]]` : t)), '[--baselines]', '[--no-autotune]', '[--autotune-budget 30]'], 9, 118)}
          With no recipe flag, fuse auto-tunes the recipe: a budgeted sweep scored on a held-out slice of --data
          (the budget is in seconds estimated from the model's size, so the same inputs give the same recipe anywhere).
@@ -367,6 +367,13 @@ export function formatRun(result: FuseResult): string {
     `run         ${result.runDir}`,
     `fused model ${r.fusedModel}`,
     `anchor      ${r.anchor}`,
+    ...(r.anchorChoice
+      ? [
+          `            chosen automatically: ${r.anchorChoice.rule}: ${r.anchorChoice.parents
+            .map((p) => `${path.basename(p.model)} ${(p.accuracy * 100).toFixed(1)} % / loss ${p.loss.toFixed(3)}`)
+            .join(', ')}`,
+        ]
+      : []),
     ...tuned,
     ...(warnings.length ? ['', ...warnings] : []),
     '',

@@ -195,7 +195,8 @@ export interface FuseRecipe {
 }
 
 export interface FuseRequest {
-  /** Models to fuse; the anchor is `anchor` if given, else the first. */
+  /** Models to fuse; the anchor is `anchor` if given, else the first. 'auto' (AUTO_ANCHOR): the parent with the
+   * lowest loss on the held-out calibration slice (worker/jobs/anchor.ts; recorded in run.json's anchorChoice). */
   models: string[];
   anchor?: string;
   /** Calibration data for activations (and evaluation unless evalData is given). */
@@ -353,6 +354,15 @@ export interface PartialRecord {
   heldOut?: { fit: number; heldOut: number; refitOnAll: boolean };
 }
 
+/** The automatic anchor (worker/jobs/anchor.ts): every parent's loss and accuracy on the held-out calibration
+ * slice, and the one chosen (the lowest loss). */
+export interface AnchorChoice {
+  rule: string;
+  heldOutSamples: number;
+  chosen: string;
+  parents: { model: string; loss: number; accuracy: number }[];
+}
+
 export interface RunRecord {
   id: string;
   name: string;
@@ -385,6 +395,8 @@ export interface RunRecord {
   error?: ErrorInfo;
   /** The auto-tune sweep that chose the recipe (when the run was auto-tuned). */
   autotune?: AutotuneRecord;
+  /** How the anchor was chosen when the request asked for the automatic anchor (anchor 'auto'). */
+  anchorChoice?: AnchorChoice;
   /** Partial fusion (recipe.mergeLayers / pareto): the chosen K and, with pareto, every K's point. */
   partial?: PartialRecord;
   /** The calibration data and the evaluation data the metrics were measured on (so a later finetune or

@@ -109,16 +109,25 @@ export function sliceDataset(base: Dataset, offset: number, size: number): Datas
   };
 }
 
+/**
+ * The calibration data's split for scoring (the auto-tune's trials, the automatic anchor): with at least 100 samples
+ * beyond the `samples` the fusion uses, the first `samples` fit and up to 500 after them are held out; otherwise
+ * the tail (`fraction` of them, default 0.25, at least 32) is held out. Never the evaluation data.
+ */
+export function heldOutSplit(size: number, samples: number, fraction = 0.25): { fitSamples: number; heldOut: number } {
+  const spare = size - samples;
+  const wanted = Math.min(size, samples);
+  const heldOut = spare >= 100 ? Math.min(500, spare) : Math.max(32, Math.round(wanted * fraction));
+  return { fitSamples: spare >= 100 ? samples : wanted - heldOut, heldOut };
+}
+
 export async function autotuneRecipe(models: OnnxModel[], calib: Dataset, options: AutotuneOptions): Promise<AutotuneRecord> {
   const t0 = performance.now();
   const budget = options.budgetSeconds ?? AUTOTUNE_DEFAULT_BUDGET_S;
   const base = options.base ?? {};
   const samples = resolveRecipe(base).samples;
   // Calibration data beyond the samples the fusion uses: score on (up to 500 of) those; otherwise hold out the tail.
-  const spare = calib.size - samples;
-  const wanted = Math.min(calib.size, samples);
-  const heldOut = spare >= 100 ? Math.min(500, spare) : Math.max(32, Math.round(wanted * (options.heldOutFraction ?? 0.25)));
-  const fitSamples = spare >= 100 ? samples : wanted - heldOut;
+  const { fitSamples, heldOut } = heldOutSplit(calib.size, samples, options.heldOutFraction);
   if (fitSamples < 16)
     throw new OtfuseError(
       'BAD_DATA',

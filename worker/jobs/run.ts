@@ -7,9 +7,10 @@ import { loadModel } from '../onnx/model';
 import { openDataset } from '../data/dataset';
 import { preflight } from '../preflight';
 import { autotuneRecipe, AUTOTUNE_DEFAULT_BUDGET_S } from './autotune';
+import { AUTO_ANCHOR, chooseAnchor } from './anchor';
 import { analyzeModel } from '../graph/analyze';
 export type { ParamRole } from '../fusion/schedule';
-import type { FuseRequest, FuseResult, JobContext, RunRecord, ProgressEvent } from '../types';
+import type { AnchorChoice, FuseRequest, FuseResult, JobContext, RunRecord, ProgressEvent } from '../types';
 import { abandonRun, claimRun, commitRun, writeRecord } from '../runs/store';
 import { measuredOnFor, writeRunFolder } from './runFolder';
 import { alignedRows } from './alignedRows';
@@ -30,7 +31,8 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   let recipe = resolveRecipe(request.recipe ?? {});
   // Anchor first; the others keep their order.
   let files = request.models.map((f) => path.resolve(f));
-  if (request.anchor) {
+  const autoAnchor = request.anchor === AUTO_ANCHOR;
+  if (request.anchor && !autoAnchor) {
     const a = path.resolve(request.anchor);
     files = [a, ...files.filter((f) => f !== a)];
   }
@@ -44,7 +46,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   const t = performance.now();
   emit({ stage: 'load', total: files.length });
   // Weights are read back from the files block by block instead of holding both parents' bytes (issue 16).
-  const models = files.map((f) => loadModel(f, { lazyWeights: true }));
+  let models = files.map((f) => loadModel(f, { lazyWeights: true }));
   timings.load = (performance.now() - t) / 1000;
   throwIfCancelled(context.signal);
   // Fine-tunes of one base need no alignment: say so (CLI, panel, run.json) and point at `merge` (issue 30).
@@ -54,7 +56,6 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   const calib = request.data !== undefined ? openDataset(request.data) : undefined;
   const evalSet = request.skipEval ? undefined : request.evalData !== undefined ? openDataset(request.evalData) : calib;
 
-  const name = recipe.name !== 'fusion' ? recipe.name : `${path.basename(files[1], '.onnx')}-into-${path.basename(files[0], '.onnx')}`;
   const runsDir = path.resolve(request.runsDir ?? path.join('.otfuse', 'runs'));
   // Before any work: outputs writable and not an input model, evaluation and training labels inside the classes.
   const trainSet = request.finetune ? openDataset(request.finetune.data) : undefined;
@@ -69,6 +70,17 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
   ];
   preflight({ inputs, output: request.output, runsDir, model: models[0], labelled: [evalSet, trainSet], finite: models });
   trainSet?.close();
+  // The automatic anchor: the parents scored on the held-out calibration slice, the best first (others keep order).
+  let anchorChoice: AnchorChoice | undefined;
+  if (autoAnchor) {
+    if (decoders) throw new OtfuseError('BAD_USAGE', `--anchor ${AUTO_ANCHOR} is not built for decoder LMs (give the anchor's folder)`, { file: files[0] });
+    const chosen = await chooseAnchor(files, models, calib, recipe.samples, { provider: request.provider, signal: context.signal });
+    anchorChoice = chosen.record;
+    const order = [chosen.index, ...files.map((_, i) => i).filter((i) => i !== chosen.index)];
+    files = order.map((i) => files[i]);
+    models = order.map((i) => models[i]);
+  }
+  const name = recipe.name !== 'fusion' ? recipe.name : `${path.basename(files[1], '.onnx')}-into-${path.basename(files[0], '.onnx')}`;
   // Partial fusion: a K past the models' depth is a usage error before any work (decoder LMs: not built).
   if (decoders && (recipe.mergeLayers !== undefined || recipe.pareto))
     throw new OtfuseError('BAD_USAGE', 'partial fusion (--merge-layers, --pareto) is not built for decoder LMs', { file: files[0] });
@@ -130,7 +142,7 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     result.fused = partial.model;
     sharedBase.identityMaps = identityMaps(result.maps);
     record = await writeRunFolder({ request, context, claim, files, models, recipe, result, evalSet, timings, t0, autotune });
-    record = { ...record, sharedBase, ...(partial.record ? { partial: partial.record } : {}) };
+    record = { ...record, sharedBase, ...(partial.record ? { partial: partial.record } : {}), ...(anchorChoice ? { anchorChoice } : {}) };
     // The honest protocol also says how much of each non-anchor parent survived alignment (role 'aligned').
     if (request.baselines && evalSet && !decoders) {
       const measuredOn = measuredOnFor(request.evalData ?? request.data, runDir);

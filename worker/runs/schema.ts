@@ -97,6 +97,15 @@ export function runSchema(): Record<string, unknown> {
         warnings: strings,
         error: obj({ code: str, message: str, file: str, node: str }, ['code', 'message']),
         autotune: { type: 'object' },
+        anchorChoice: obj(
+          {
+            rule: str,
+            heldOutSamples: int,
+            chosen: str,
+            parents: { type: 'array', items: obj({ model: str, loss: num, accuracy: num }, ['model', 'loss', 'accuracy']) },
+          },
+          ['rule', 'heldOutSamples', 'chosen', 'parents'],
+        ),
         data: dataArg,
         evalData: dataArg,
         refit: { type: 'array', items: { type: 'object' } },
