@@ -396,16 +396,19 @@ try {
     const form = await webviewFrame('recipe', 30000, '#recipe-form');
     const fields = await form.evaluate(() => [...document.querySelectorAll('#recipe-form [name]')].map((e) => e.getAttribute('name')));
     for (const f of ['solver', 'reg', 'residualPolicy', 'qk', 'weights']) if (!fields.includes(f)) throw new Error(`form lacks ${f}: ${fields}`);
-    await form.selectOption('#f-solver', 'emd');
-    await form.fill('#f-name', 'vit-emd');
+    // The auto-tuned first run may have chosen either solver (the exact preset is EMD): the re-run takes the other.
+    const firstSolver = record.recipe.solver ?? (record.recipe.preset === 'exact' ? 'emd' : 'sinkhorn');
+    const target = firstSolver === 'emd' ? 'sinkhorn' : 'emd';
+    await form.selectOption('#f-solver', target);
+    await form.fill('#f-name', `vit-${target}`);
     await page.screenshot({ path: path.join(T.shots, '09-recipe-form.png') });
     await form.locator('#btn-save-recipe').click();
-    const file = await acceptSave('vit-emd.otfuse.json');
+    const file = await acceptSave(`vit-${target}.otfuse.json`);
     const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
-    if (saved.solver !== 'emd' || saved.name !== 'vit-emd') throw new Error(`recipe file ${JSON.stringify(saved)}`);
+    if (saved.solver !== target || saved.name !== `vit-${target}`) throw new Error(`recipe file ${JSON.stringify(saved)}`);
     const emd = await waitForRun(runsRoot, new Set([path.basename(runDir)]));
     emdDir = emd.runDir;
-    if (emd.record.recipe.solver !== 'emd' || path.basename(emd.record.evalData) !== 'fmnist-test-2k.json')
+    if (emd.record.recipe.solver !== target || path.basename(emd.record.evalData) !== 'fmnist-test-2k.json')
       throw new Error(`re-run recipe ${JSON.stringify(emd.record.recipe)}, eval ${emd.record.evalData}`);
     await palette('View: Close Editor');
   });

@@ -36,3 +36,11 @@ for (const refit of ['none', 'regmean++'] as const) {
     assert.ok(diff > 1e-2, `the anchor weight changes the fused model (max logit difference ${diff})`);
   });
 }
+
+test('the vanilla baseline stays the plain average: uniform under an anchor weight, the user’s weights when given', async () => {
+  const fuse = (extra: object) => fuseLoaded({ models: [s10, s11], recipe: resolveRecipe({ preset: 'exact', samples: N, refit: 'none', ...extra }), calib });
+  const [a, u, w] = [await fuse({ anchorWeight: 0.7 }), await fuse({}), await fuse({ weights: [0.7, 1 - 0.7] })];
+  const [la, lu, lw] = [await logitsOf(a.vanilla!, calib, N), await logitsOf(u.vanilla!, calib, N), await logitsOf(w.vanilla!, calib, N)];
+  assert.equal(maxAbsDiff(la, lu), 0, 'an anchor weight leaves the vanilla baseline uniform');
+  assert.ok(maxAbsDiff(lw, lu) > 1e-2, 'explicit weights weigh the vanilla baseline too');
+});

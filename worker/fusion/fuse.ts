@@ -474,7 +474,20 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
       recipe.refit !== 'none'
         ? await refitStage(recipe.refit, input, plans, fused, aligned, weights, inputMaps, maps, grams, !shared, timings, emit)
         : undefined;
-    const vanilla = !heterogeneous && input.vanilla !== false ? plainAverage(models, params, roles, plans, alpha, asum) : undefined;
+    // The vanilla baseline is the paper's plain average: at the user's `weights` when given, else uniform (an
+    // anchorWeight, e.g. the auto-tune's, weighs the fusion, not the baseline it is read against).
+    const plain = recipe.weights ?? models.map(() => 1 / models.length);
+    const vanilla =
+      !heterogeneous && input.vanilla !== false
+        ? plainAverage(
+            models,
+            params,
+            roles,
+            plans,
+            plain,
+            plain.reduce((a, b) => a + b, 0),
+          )
+        : undefined;
     return { fused, vanilla, plans, heterogeneous, maps, timings, activationBytes, refit, capture, mapStore, ...(cutMaps ? { cutMaps } : {}) };
   } finally {
     for (const a of aligned) a.release?.();
