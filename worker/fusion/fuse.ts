@@ -476,7 +476,7 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
         : undefined;
     // The vanilla baseline is the paper's plain average: at the user's `weights` when given, else uniform (an
     // anchorWeight, e.g. the auto-tune's, weighs the fusion, not the baseline it is read against).
-    const plain = recipe.weights ?? models.map(() => 1 / models.length);
+    const plain = parentWeights({ weights: recipe.weights }, models.length);
     const vanilla =
       !heterogeneous && input.vanilla !== false
         ? plainAverage(
