@@ -6,7 +6,7 @@ import type { MapPayload, RunAction } from '../contracts/protocol';
 import { mapsPath, type RunEntry } from '../worker/client';
 import type { RunStore } from './runStore';
 import type { JobRunner } from './jobs';
-import { MapsFile } from './safetensors';
+import { MapsFile, valueRange } from './safetensors';
 import { preparedMap, THUMB_PREFIX, warmMapThreads } from './mapThread';
 import { DETAIL_PREFIX, readStoredDetail } from './storedDetail';
 import { UserFirst } from './userFirst';
@@ -204,14 +204,7 @@ async function thumbnail(maps: MapsFile, file: string, tensor: string): Promise<
   // (A stored thumbnail of another size, e.g. from a future engine, is not used: the map is read instead.)
   if (stored?.[0] === Math.min(rows, THUMB) && stored[1] === Math.min(cols, THUMB)) {
     const t = maps.read(key); // 37 KB: at once, not a turn on the thread pool
-    let min = Infinity;
-    let max = -Infinity;
-    for (const v of t.data) {
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
-    if (!Number.isFinite(min)) min = max = 0;
-    return { tensor, rows, cols, outRows: t.rows, outCols: t.cols, data: t.data, min, max };
+    return { tensor, rows, cols, outRows: t.rows, outCols: t.cols, data: t.data, ...valueRange(t.data) };
   }
   return preparedMap({ file, position, rows, cols, tensor, maxSide: THUMB }, 'background');
 }
@@ -235,7 +228,7 @@ export async function readMap(
     if (!maps.header[tensor]) return null;
     const side = clampSide(maxSide);
     if (!options.sort) {
-      const stored = await readStoredDetail(file, tensor, side, options.top ?? 0);
+      const stored = readStoredDetail(file, tensor, side, options.top ?? 0);
       if (stored) return stored;
     }
     const { rows, cols, position } = maps.target(tensor);
@@ -260,12 +253,12 @@ function hasStoredDetails(entry: RunEntry): boolean {
 const clampSide = (maxSide: number) => Math.max(8, Math.min(2048, maxSide));
 
 /** The stored detail maps of these layers (null where there is none: nothing is computed for them). */
-async function readStoredMaps(entry: RunEntry, tensors: string[], maxSide: number, top: number, log?: vscode.LogOutputChannel): Promise<(MapPayload | null)[]> {
+function readStoredMaps(entry: RunEntry, tensors: string[], maxSide: number, top: number, log?: vscode.LogOutputChannel): (MapPayload | null)[] {
   const file = mapsPath(entry);
   const out: (MapPayload | null)[] = [];
   for (const tensor of tensors.slice(0, 64)) {
     try {
-      out.push((file && (await readStoredDetail(file, tensor, clampSide(maxSide), top))) || null);
+      out.push((file && readStoredDetail(file, tensor, clampSide(maxSide), top)) || null);
     } catch (err) {
       log?.error(`reading the stored detail of '${tensor}' from ${file}: ${err instanceof Error ? err.message : err}`);
       out.push(null);

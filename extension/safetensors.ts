@@ -188,6 +188,17 @@ export function identityOf(st: fs.Stats): string {
   return `${st.size}|${st.mtimeMs}|${st.ctimeMs}|${st.ino}|${st.dev}`;
 }
 
+/** The smallest and largest of a map's values (0 / 0 when it has none). */
+export function valueRange(data: Float32Array): { min: number; max: number } {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of data) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  return Number.isFinite(min) ? { min, max } : { min: 0, max: 0 };
+}
+
 /** Block-mean down-sampling of a rows×cols map to at most maxSide×maxSide (exact copy when it already fits). */
 export function downsample(tensor: string, rows: number, cols: number, data: Float32Array, maxSide: number): MapPayload {
   const outRows = Math.min(rows, maxSide);

@@ -4,15 +4,12 @@
 // reading the 36 MB map (synchronous: bounded, and faster than three turns on a loaded thread pool). The arithmetic
 // was done at fuse time the way extension/mapThread.ts does it (tested equal); a run made before has none of these
 // tensors and takes the worker thread's path (alignmentView.ts readMap).
-import fs from 'node:fs';
 import type { MapPayload } from '../contracts/protocol';
-import { identityOf, MapsFile } from './safetensors';
+import { closeQuietly, DETAIL_PREFIX, openRegular, readExactly, TOP_MASS_PREFIX, TOP_PREFIX } from '../worker/client';
+import { identityOf, MapsFile, valueRange } from './safetensors';
 
-/** The names fuse stores them under (worker/fusion/mapdetail.ts; the extension reaches the engine only through its
- * client: test/ui/storedDetail.test.ts checks they agree). */
-export const DETAIL_PREFIX = 'detail/';
-export const TOP_PREFIX = 'top/';
-export const TOP_MASS_PREFIX = 'topmass/';
+/** The names fuse stores them under: the engine's (worker/fusion/mapdetail.ts, through its client). */
+export { DETAIL_PREFIX, TOP_MASS_PREFIX, TOP_PREFIX };
 
 interface Located {
   rows: number;
@@ -38,53 +35,31 @@ export function storedDetailOf(maps: MapsFile, tensor: string, side: number, top
 }
 
 /** `tensor`'s detail map as the panel draws it (block means at most side², with min and max, and the top-`top` table
- * when asked), read from the stored tensors; undefined when the file has none of that size. */
-export async function readStoredDetail(file: string, tensor: string, side: number, top: number): Promise<MapPayload | undefined> {
-  return readStoredDetailNow(file, tensor, side, top);
-}
-
-/** readStoredDetail's reads, synchronous: under a millisecond for the ~0.7 MB (a bounded read, unlike the map's
- * 36 MB), where each awaited read on the thread pool of a loaded 2-core machine waited tens of ms for its turn. */
-function readStoredDetailNow(file: string, tensor: string, side: number, top: number): MapPayload | undefined {
+ * when asked), read from the stored tensors; undefined when the file has none of that size. Synchronous: under a
+ * millisecond for the ~0.7 MB (a bounded read, unlike the map's 36 MB), where each awaited read on the thread pool of
+ * a loaded 2-core machine waited tens of ms for its turn. */
+export function readStoredDetail(file: string, tensor: string, side: number, top: number): MapPayload | undefined {
   let maps = MapsFile.cached(file);
   let where = storedDetailOf(maps, tensor, side, top);
   if (!where) return undefined;
-  // Non-blocking open + regular-file check, as MapsFile.open: a FIFO put in its place cannot hang the host.
-  const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+  // The engine's reader of workspace files (regular files only, a FIFO cannot hang the open, exact reads).
+  const opened = openRegular(file, 'IO', 'maps file');
   try {
-    const st = fs.fstatSync(fd);
-    const id = identityOf(st);
-    if (!st.isFile()) throw new Error(`${file}: not a regular file`);
+    const id = identityOf(opened.stat);
     if (id !== maps.identity) {
       // Replaced since its header was read: the header of the file now open (or the map's own path, when it moves on).
       maps = MapsFile.cached(file);
       where = storedDetailOf(maps, tensor, side, top);
       if (!where || maps.identity !== id) return undefined;
     }
-    const read = (at: Located, buffer: ArrayBuffer) => {
-      if (fs.readSync(fd, new Uint8Array(buffer), 0, at.bytes, at.position) !== at.bytes) throw new Error(`${file}: stored detail of '${tensor}' is truncated`);
-    };
-    // Own buffers (not views of a shared one): each crosses to the webview as it is.
-    const data = new Float32Array(where.detail.rows * where.detail.cols);
-    read(where.detail, data.buffer);
+    // Each read is its own buffer (not a view of a shared one): it crosses to the webview as it is.
+    const read = (at: Located) => readExactly(opened, at.bytes, at.position, 'IO', `stored detail of '${tensor}'`).buffer;
+    const data = new Float32Array(read(where.detail));
     const { rows, cols } = maps.target(tensor);
-    let min = Infinity;
-    let max = -Infinity;
-    for (const v of data) {
-      if (v < min) min = v;
-      if (v > max) max = v;
-    }
-    if (!Number.isFinite(min)) min = max = 0;
-    const payload: MapPayload = { tensor, rows, cols, outRows: where.detail.rows, outCols: where.detail.cols, data, min, max };
-    if (where.cols && where.mass) {
-      const topCols = new Int32Array(where.cols.rows * where.cols.cols);
-      const topMass = new Float64Array(where.mass.rows * where.mass.cols);
-      read(where.cols, topCols.buffer);
-      read(where.mass, topMass.buffer);
-      payload.top = { k: where.cols.cols, cols: topCols, mass: topMass };
-    }
+    const payload: MapPayload = { tensor, rows, cols, outRows: where.detail.rows, outCols: where.detail.cols, data, ...valueRange(data) };
+    if (where.cols && where.mass) payload.top = { k: where.cols.cols, cols: new Int32Array(read(where.cols)), mass: new Float64Array(read(where.mass)) };
     return payload;
   } finally {
-    fs.closeSync(fd);
+    closeQuietly(opened);
   }
 }

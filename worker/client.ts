@@ -320,5 +320,6 @@ export { deleteRun, listRuns, mapsPath, readRun, runPath, type RunEntry } from '
 export { listRunFilesAsync } from './runs/reader';
 export { csvTable } from './io/csv';
 export { encodeNpy } from './data/npy';
-export { readRegularFile } from './onnx/files';
+export { closeQuietly, openRegular, readExactly, readRegularFile } from './onnx/files';
+export { DETAIL_PREFIX, TOP_MASS_PREFIX, TOP_PREFIX } from './fusion/mapdetail';
 export { autotunes, fuseChoices, type FuseChoice, type FuseChoiceId } from './fusion/presets';
