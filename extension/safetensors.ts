@@ -87,7 +87,15 @@ export class MapsFile {
       if (n <= 0 || n > MAX_HEADER_BYTES || 8 + n > size) throw new Error(`${file}: safetensors header length ${n} does not fit the file (${size} bytes)`);
       const head = Buffer.alloc(8 + n);
       if (fs.readSync(fd, head, 0, 8 + n, 0) !== 8 + n) throw new Error(`${file}: short read of the safetensors header`);
-      const { header, dataStart } = parseHeader(head);
+      let parsed: ReturnType<typeof parseHeader>;
+      try {
+        parsed = parseHeader(head);
+      } catch (err) {
+        // JSON.parse's message quotes the header's bytes, not the file: name the file instead.
+        if (err instanceof SyntaxError) throw new Error(`${file}: the safetensors header is not valid JSON`, { cause: err });
+        throw err;
+      }
+      const { header, dataStart } = parsed;
       const maps = new MapsFile(file, header, dataStart);
       maps.size = size;
       maps.identity = identityOf(st);

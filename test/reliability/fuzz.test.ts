@@ -5,6 +5,7 @@
 // code path the CLI wraps); a sample runs through the real CLI to check exit codes and stderr.
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { engine } from '../../worker/api';
@@ -13,6 +14,8 @@ import { loadModel } from '../../worker/onnx/model';
 import { VIT, tempDir } from '../helpers';
 import { seededRandom as mulberry32 } from '../../worker/random';
 import { hasStackTrace, runCliWatched } from './helpers';
+import { MapStore } from '../../worker/fusion/mapstore';
+import { readStoredDetail } from '../../extension/storedDetail';
 
 /** A mutated copy: 1–16 random byte flips, or a truncation, or flips inside the first 256 bytes (headers). */
 function mutate(src: Buffer, rand: () => number): { bytes: Buffer; what: string } {
@@ -141,4 +144,47 @@ test('fuzz through the real CLI: exit codes in {0,1,2}, no stack trace, bounded 
     assert.ok(r.peakRssMiB < 1024, `${label}: peak ${r.peakRssMiB} MiB`);
     if (r.code !== 0) assert.ok(ERROR_CODES.includes(JSON.parse(r.stdout).error.code), label);
   }
+});
+
+test('fuzz: the panel reads stored details of 120 mutated maps files, and a FIFO swapped in, without hanging', () => {
+  // A maps file as fuse writes it: one 500×400 soft map, so it has a stored 384² detail and a top-3 table.
+  const store = new MapStore('F32', Infinity);
+  const plan = new Float64Array(500 * 400).map((_, i) => ((i * 2654435761) % 1000) / 2e8);
+  store.add(1, { name: 'fc1', kind: 'mlp-fc1', map: { n: 500, m: 400, plan }, diagnostics: {} } as never);
+  const dir = tempDir();
+  const file = path.join(dir, 'maps.safetensors');
+  store.write(file, { format: 'otfuse-maps' });
+  store.release();
+  const src = fs.readFileSync(file);
+  const good = readStoredDetail(file, 'm1/fc1', 384, 3)!;
+  assert.equal(good.outRows * good.outCols, 384 * 384, 'the unmutated file has its stored detail');
+  const rand = mulberry32(31);
+  const outcomes = { payload: 0, none: 0, error: 0 };
+  for (let i = 0; i < 120; i++) {
+    const m = mutate(src, rand);
+    fs.writeFileSync(file, m.bytes); // the header cache sees the new size or times
+    const label = `mutant ${i} (${m.what})`;
+    try {
+      const p = readStoredDetail(file, 'm1/fc1', 384, 3);
+      if (!p) outcomes.none++;
+      else {
+        outcomes.payload++;
+        assert.equal(p.data.length, p.outRows * p.outCols, label);
+        assert.ok(p.outRows <= 384 && p.outCols <= 384, label);
+        if (p.top) assert.equal(p.top.cols.length, p.rows * p.top.k, label);
+      }
+    } catch (err) {
+      outcomes.error++;
+      assert.ok(err instanceof Error && err.message.includes(file), `${label}: the error names the file: ${err}`);
+      assert.equal(hasStackTrace(err.message), false, label);
+    }
+    assert.ok(process.memoryUsage().rss < RSS_LIMIT, `${label}: RSS ${process.memoryUsage().rss}`);
+  }
+  assert.ok(outcomes.error > 0 && outcomes.payload > 0, JSON.stringify(outcomes));
+  // A FIFO put where the maps file was (after its header was cached): refused at once, not a hang.
+  fs.writeFileSync(file, src);
+  readStoredDetail(file, 'm1/fc1', 384, 3);
+  fs.rmSync(file);
+  execFileSync('mkfifo', [file]);
+  assert.throws(() => readStoredDetail(file, 'm1/fc1', 384, 3), /regular file/);
 });
