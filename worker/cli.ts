@@ -371,7 +371,7 @@ export function formatRun(result: FuseResult): string {
       ? [
           `            chosen automatically: ${r.anchorChoice.rule}: ${r.anchorChoice.parents
             .map((p) => `${path.basename(p.model)} ${(p.accuracy * 100).toFixed(1)} % / loss ${p.loss.toFixed(3)}`)
-            .join(', ')}`,
+            .join(', ')}${r.anchorChoice.measuredOn ? ` (sha256 ${r.anchorChoice.measuredOn.sha256.slice(0, 12)}…)` : ''}`,
         ]
       : []),
     ...tuned,

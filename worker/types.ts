@@ -361,6 +361,8 @@ export interface AnchorChoice {
   heldOutSamples: number;
   chosen: string;
   parents: { model: string; loss: number; accuracy: number }[];
+  /** The calibration file the scores were measured on (n = the held-out samples; `rule` names which ones). */
+  measuredOn?: DataRef;
 }
 
 export interface RunRecord {

@@ -2,6 +2,7 @@
 // the auto-tune scores on) becomes the anchor whatever the order given; run.json records every parent's score.
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fuseModels } from '../../worker/jobs/run';
@@ -43,6 +44,10 @@ test('--anchor auto: the weaker parent listed first is not the anchor; the choic
   }
   const [weak, good] = [choice.parents.find((p) => p.model === WEAK)!, choice.parents.find((p) => p.model === GOOD)!];
   assert.ok(good.loss < weak.loss, `the chosen parent has the lower loss (${good.loss} vs ${weak.loss})`);
+  // Measured on: the calibration file (path relative to the run, its sha256) and the held-out count.
+  assert.equal(choice.measuredOn?.n, choice.heldOutSamples);
+  assert.equal(path.resolve(runDir, choice.measuredOn!.path), CALIB);
+  assert.equal(choice.measuredOn!.sha256, crypto.createHash('sha256').update(fs.readFileSync(CALIB)).digest('hex'));
   const written = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as RunRecord;
   assert.deepEqual(written.anchorChoice, choice);
 });

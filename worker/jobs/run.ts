@@ -142,7 +142,14 @@ export async function fuseModels(request: FuseRequest, context: JobContext = {})
     result.fused = partial.model;
     sharedBase.identityMaps = identityMaps(result.maps);
     record = await writeRunFolder({ request, context, claim, files, models, recipe, result, evalSet, timings, t0, autotune });
-    record = { ...record, sharedBase, ...(partial.record ? { partial: partial.record } : {}), ...(anchorChoice ? { anchorChoice } : {}) };
+    // The automatic anchor's scores say which data they were measured on, as every metric row does.
+    const anchorOn = anchorChoice && request.data !== undefined ? measuredOnFor(request.data, runDir)(anchorChoice.heldOutSamples) : undefined;
+    record = {
+      ...record,
+      sharedBase,
+      ...(partial.record ? { partial: partial.record } : {}),
+      ...(anchorChoice ? { anchorChoice: { ...anchorChoice, ...(anchorOn ? { measuredOn: anchorOn } : {}) } } : {}),
+    };
     // The honest protocol also says how much of each non-anchor parent survived alignment (role 'aligned').
     if (request.baselines && evalSet && !decoders) {
       const measuredOn = measuredOnFor(request.evalData ?? request.data, runDir);

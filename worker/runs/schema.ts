@@ -103,6 +103,7 @@ export function runSchema(): Record<string, unknown> {
             heldOutSamples: int,
             chosen: str,
             parents: { type: 'array', items: obj({ model: str, loss: num, accuracy: num }, ['model', 'loss', 'accuracy']) },
+            measuredOn: dataRef,
           },
           ['rule', 'heldOutSamples', 'chosen', 'parents'],
         ),
