@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { engine } from '../../worker/api';
-import { writeBenchResults } from '../common';
+import { writeBenchResults, mean, sampleSd as std } from '../common';
 import { causalBlocks } from '../../worker/data/causal';
 import type { TextSpec } from '../../worker/data/text';
 import { fuseDecoders } from '../../worker/fusion/decoder/fuse';
@@ -68,8 +68,6 @@ function ensemble(a: Float32Array, b: Float32Array): Float32Array {
   return Float32Array.from(a, (x, i) => Math.log(0.5 * Math.exp(x) + 0.5 * Math.exp(b[i])));
 }
 
-const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-const std = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
 const f2 = (x: number) => x.toFixed(2);
 const pm = (xs: number[]) => `${f2(mean(xs))} ± ${f2(std(xs))}`;
 

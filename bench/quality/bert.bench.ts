@@ -13,7 +13,7 @@ import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { autotuneRecipe } from '../../worker/jobs/autotune';
 import { finetuneModel, FINETUNE_DEFAULTS } from '../../worker/train/finetune';
-import { cliArg, writeBenchResults } from '../common';
+import { cliArg, writeBenchResults, mean, sampleSd as sd } from '../common';
 
 const DIR = path.resolve('test/fixtures/bert');
 const SEEDS = Number(cliArg('seeds', '3'));
@@ -22,8 +22,6 @@ const MODES = (cliArg('modes', 'ce,kd') ?? '').split(',');
 const OUT = path.resolve(cliArg('out', '.cache/quality/bert.json')!);
 const WORK = path.join(path.dirname(OUT), 'bert-models');
 
-const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-const sd = (v: number[]) => (v.length < 2 ? 0 : Math.sqrt(v.reduce((a, b) => a + (b - mean(v)) ** 2, 0) / (v.length - 1)));
 const pct = (v: number) => (v * 100).toFixed(2);
 const acc = async (m: OnnxModel | string, d: Dataset) => (await evaluateModel(typeof m === 'string' ? loadModel(m) : m, d, { batchSize: 256 })).accuracy;
 const log = (msg: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);

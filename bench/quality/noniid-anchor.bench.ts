@@ -12,10 +12,9 @@ import { loadModel, type OnnxModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
 import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
-import { finetuneModel } from '../../worker/train/finetune';
 import type { FuseRecipe } from '../../worker/types';
-import { cliArg, markdownTable, writeBenchResults } from '../common';
-import { groupAccuracy, logitsOn, SCENARIO_GROUPS } from './noniid-common';
+import { cliArg, markdownTable, writeBenchResults, mean, sampleSd as sd } from '../common';
+import { distilledSeeds, groupAccuracy, logitsOn, SCENARIO_GROUPS } from './noniid-common';
 
 const SCENARIO = cliArg('scenario', 'pair');
 const DIR = path.resolve(cliArg('dir', '.cache/noniid'));
@@ -43,16 +42,8 @@ async function scores(model: OnnxModel): Promise<Scores> {
   return { val: v.all, valGroups: v.groups, test: t.all, testGroups: t.groups };
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const sd = (xs: number[]) => (xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)) : 0);
-
 async function kd(start: string, teachers: string[], work: string, tag: string): Promise<Scores & { testSd: number; seeds: number[] }> {
-  const runs: Scores[] = [];
-  for (let seed = 0; seed < SEEDS; seed++) {
-    const out = path.join(work, `kd-${tag}-s${seed}.onnx`);
-    await finetuneModel({ model: start, data: SHARED, output: out, epochs: 1, seed, keep: 'last', threads: 1, teachers }, {});
-    runs.push(await scores(loadModel(out)));
-  }
+  const runs = await distilledSeeds(start, teachers, SHARED, work, tag, SEEDS, scores);
   const avg = (f: (s: Scores) => number) => mean(runs.map(f));
   return {
     val: avg((s) => s.val),

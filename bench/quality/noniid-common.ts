@@ -1,8 +1,10 @@
-// Shared by the non-IID benches (noniid-partial, noniid-oneshot): logits of a model on a data set and accuracy
-// overall and on the class halves 0–4 / 5–9.
-import type { OnnxModel } from '../../worker/onnx/model';
+// Shared by the non-IID benches (noniid, noniid-partial, noniid-oneshot, noniid-anchor): logits of a model on a data
+// set, accuracy overall, on the class halves 0–4 / 5–9 and per class group, and the "+ 1 epoch KD" runs.
+import path from 'node:path';
+import { loadModel, type OnnxModel } from '../../worker/onnx/model';
 import type { Dataset } from '../../worker/data/dataset';
 import { ModelRunner } from '../../worker/runtime/runner';
+import { finetuneModel } from '../../worker/train/finetune';
 
 /** Logits [samples, 10] in one pass (batches of 500). */
 export async function logitsOn(model: OnnxModel, d: Dataset): Promise<Float32Array> {
@@ -65,4 +67,24 @@ export function groupAccuracy(l: Float32Array, labels: Int32Array, groups: numbe
     }
   }
   return { all: total / labels.length, groups: hit.map((h, g) => h / Math.max(1, n[g])) };
+}
+
+/** The non-IID benches' "+ 1 epoch KD": `start` distilled from `teachers` on the shared set for one epoch (otfuse's
+ * finetune defaults, last checkpoint, one thread), once per seed 0 … seeds − 1; each result scored by `score`. */
+export async function distilledSeeds<S>(
+  start: string,
+  teachers: string[],
+  shared: string,
+  work: string,
+  tag: string,
+  seeds: number,
+  score: (m: OnnxModel) => Promise<S>,
+): Promise<S[]> {
+  const runs: S[] = [];
+  for (let seed = 0; seed < seeds; seed++) {
+    const out = path.join(work, `kd-${tag}-s${seed}.onnx`);
+    await finetuneModel({ model: start, data: shared, output: out, epochs: 1, seed, keep: 'last', threads: 1, teachers }, {});
+    runs.push(await score(loadModel(out)));
+  }
+  return runs;
 }

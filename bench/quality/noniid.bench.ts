@@ -22,10 +22,9 @@ import { resolveRecipe } from '../../worker/fusion/recipe';
 import { buildPartial } from '../../worker/fusion/partial';
 import { fitUnmerges } from '../../worker/fusion/unmerge';
 import { chooseTrunks } from '../../worker/jobs/partialChoice';
-import { finetuneModel } from '../../worker/train/finetune';
 import type { FuseRecipe } from '../../worker/types';
-import { cliArg, markdownTable, writeBenchResults } from '../common';
-import { halves, logitsOn } from './noniid-common';
+import { cliArg, markdownTable, writeBenchResults, mean, sampleSd as sd } from '../common';
+import { distilledSeeds, halves, logitsOn } from './noniid-common';
 
 const DIR = path.resolve(cliArg('dir', '.cache/noniid'));
 const OUT = path.resolve(cliArg('out', 'bench/quality/noniid-results.json'));
@@ -65,17 +64,9 @@ async function score(model: OnnxModel): Promise<Score> {
   return scoreOf(await logitsOn(model, data.val), await logitsOn(model, data.test));
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const sd = (xs: number[]) => (xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)) : 0);
-
 /** `start` + 1 epoch of distillation from the parents on the shared 2k set, per seed (otfuse's finetune defaults). */
 async function kd(start: string, teachers: string[], tag: string, work: string): Promise<Row> {
-  const runs: Score[] = [];
-  for (let seed = 0; seed < SEEDS; seed++) {
-    const out = path.join(work, `kd-${tag}-s${seed}.onnx`);
-    await finetuneModel({ model: start, data: SHARED, output: out, epochs: 1, seed, keep: 'last', threads: 1, teachers }, {});
-    runs.push(await score(loadModel(out)));
-  }
+  const runs = await distilledSeeds(start, teachers, SHARED, work, tag, SEEDS, score);
   const tests = runs.map((r) => r.test);
   return {
     model: `${tag} + 1 epoch KD (shared 2k)`,

@@ -19,7 +19,7 @@ import { finetuneModel, FINETUNE_DEFAULTS } from '../../worker/train/finetune';
 
 import { OtfuseError } from '../../worker/errors';
 import type { FuseRecipe } from '../../worker/types';
-import { cliArg, cliFlag, writeBenchResults } from '../common';
+import { cliArg, cliFlag, writeBenchResults, mean, sampleSd as sd } from '../common';
 import { prepareSplits } from './splits';
 
 const A = path.resolve(cliArg('a', 'examples/vit48c_s20.onnx')!);
@@ -43,9 +43,6 @@ interface Row {
   imgPerSec?: number[];
   note?: string;
 }
-
-const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-const sd = (v: number[]) => (v.length < 2 ? 0 : Math.sqrt(v.reduce((a, b) => a + (b - mean(v)) ** 2, 0) / (v.length - 1)));
 
 async function acc(model: OnnxModel | string, data: Dataset): Promise<number> {
   return (await evaluateModel(typeof model === 'string' ? loadModel(model) : model, data, { batchSize: 500 })).accuracy;

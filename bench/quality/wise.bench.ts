@@ -14,7 +14,7 @@ import { evaluateModel } from '../../worker/runtime/evaluate';
 import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { finetuneModel } from '../../worker/train/finetune';
-import { cliArg, writeBenchResults } from '../common';
+import { cliArg, writeBenchResults, mean, sampleSd as sd } from '../common';
 import { prepareSplits } from './splits';
 
 const A = path.resolve(cliArg('a', 'examples/vit48c_s20.onnx'));
@@ -46,9 +46,6 @@ function interpolate(x: OnnxModel, y: OnnxModel, lambda: number): OnnxModel {
   }
   return out;
 }
-
-const mean = (xs: number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length;
-const sd = (xs: number[]): number => Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / Math.max(1, xs.length - 1));
 
 async function main(): Promise<void> {
   const splits = prepareSplits();
