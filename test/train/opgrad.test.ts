@@ -131,6 +131,15 @@ const cases: Record<string, TinyGraph> = {
     ],
     output: 'y',
   },
+  'Mean (broadcast inputs)': {
+    inputs: [
+      { name: 'a', dims: [2, 3] },
+      { name: 'c', dims: [3] },
+      { name: 'd', dims: [2, 3] },
+    ],
+    nodes: [{ op: 'Mean', inputs: ['a', 'c', 'd'], outputs: ['y'] }],
+    output: 'y',
+  },
   Transpose: {
     inputs: [{ name: 'x', dims: [2, 3, 4] }],
     nodes: [{ op: 'Transpose', inputs: ['x'], outputs: ['y'], attrs: { perm: A.is([2, 0, 1]) } }],

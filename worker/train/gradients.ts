@@ -76,6 +76,11 @@ export const GRADIENTS: Record<string, GradientRule> = {
   ...rule('Sum', ALL, (ctx, { gy, want, ins, ydims }) => {
     return ins.map((x, i) => (want[i] ? ctx.reduceTo(gy, ydims, x) : undefined));
   }),
+  // Mean (partial fusion's averaged branch logits): each input gets the output's gradient / the input count.
+  ...rule('Mean', ALL, (ctx, { gy, want, b, ins, ydims, x0 }) => {
+    const share = b.op('Mul', [gy, b.scalar(1 / ins.length, ctx.dtype(x0))]);
+    return ins.map((x, i) => (want[i] ? ctx.reduceTo(share, ydims, x) : undefined));
+  }),
   ...rule('Mul', ALL, (ctx, { gy, want, b, ydims, x0, x1 }) => {
     return [want[0] ? ctx.reduceTo(b.op('Mul', [gy, x1]), ydims, x0) : undefined, want[1] ? ctx.reduceTo(b.op('Mul', [gy, x0]), ydims, x1) : undefined];
   }),
