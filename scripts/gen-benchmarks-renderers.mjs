@@ -207,8 +207,20 @@ function noniid(docs) {
         ]),
       );
       const one = res.curve[res.curve.length - 1].parameters;
+      // Curves measured with the partial models' own finetune (1 epoch KD, as every other start) add its columns.
+      const kd = res.curve.some((c) => c.kd);
       blocks[`${name}-curve`] = mdTable(
-        ['K', 'trunk', 'parameters', '× one parent', 'val %', '10k test %', 'classes 0–4 %', 'classes 5–9 %'],
+        [
+          'K',
+          'trunk',
+          'parameters',
+          '× one parent',
+          'val %',
+          '10k test %',
+          'classes 0–4 %',
+          'classes 5–9 %',
+          ...(kd ? ['+ 1 epoch KD: val %', '+ 1 epoch KD: 10k test %', '+ KD: classes 0–4 %', '+ KD: classes 5–9 %'] : []),
+        ],
         res.curve.map((c, k) => [
           k,
           c.trunk ?? (k === 0 ? '(ensemble)' : k === res.curve.length - 1 ? '(fused model)' : 'fused'),
@@ -218,6 +230,11 @@ function noniid(docs) {
           pct(c.test, 1),
           pct(c.lo, 1),
           pct(c.hi, 1),
+          ...(!kd
+            ? []
+            : c.kd
+              ? [pct(c.kd.val, 1), `${pct(c.kd.test, 1)} ± ${pct(c.kd.sd, 1)} (${c.kd.seeds.length} seeds)`, pct(c.kd.lo, 1), pct(c.kd.hi, 1)]
+              : ['', '', '', '']),
         ]),
       );
     }

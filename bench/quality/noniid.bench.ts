@@ -4,7 +4,7 @@
 // OT one-shot with otfuse's defaults (the anchor: the better parent on validation), each aligned non-anchor parent
 // alone (`weights` one-hot: how much of it reached the anchor's basis), the partial-fusion curve over K with
 // parameter counts (fitted unmerge maps, as `fuse --pareto` builds them; K chosen on validation under ≤ 1.5× one
-// parent's parameters), and fused + 1 epoch of distillation on the shared 2k set vs the better parent + the same
+// parent's parameters; each inner K also + 1 epoch of distillation), and fused + 1 epoch of distillation on the shared 2k set vs the better parent + the same
 // and vanilla + the same (several seeds). All on the 10k test set and its class halves; every choice on the
 // validation set.
 //
@@ -46,6 +46,8 @@ interface Row extends Score {
   trunk?: string;
   sd?: number;
   seeds?: number[];
+  /** Curve rows (0 < K < layers): the partial model + 1 epoch KD, as the other starts get it. */
+  kd?: Row;
 }
 
 const data = {
@@ -145,18 +147,25 @@ async function scenario(name: string): Promise<{ rows: Row[]; curve: Row[]; chos
   const ks = Array.from({ length: layers - 1 }, (_, i) => i + 1);
   const chosenTrunks = await chooseTrunks({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, calib: data.calib, samples: data.calib.size, ks });
   const curve: Row[] = [];
+  const work = path.join(DIR, 'work');
+  fs.mkdirSync(work, { recursive: true });
   for (let k = 0; k <= layers; k++) {
     const c = chosenTrunks?.choices.get(k);
     const p = buildPartial({ models, plans: r.plans, fused: c?.trunk ?? r.fused, cutMaps: r.cutMaps!, k, fitted: c?.fitted ?? fitted[k] });
-    curve.push({ model: `K = ${k}`, trunk: c?.kind, parameters: p.summary().parameterCount, ...(await score(p)) });
+    const row: Row = { model: `K = ${k}`, trunk: c?.kind, parameters: p.summary().parameterCount, ...(await score(p)) };
+    // Each inner K + the same finetune as every other start (1 epoch KD from the parents on the shared 2k).
+    if (SEEDS > 0 && k > 0 && k < layers) {
+      const file = path.join(work, `${name}-partial-k${k}.onnx`);
+      p.save(file);
+      row.kd = await kd(file, files, `${name} partial K = ${k}`, work);
+    }
+    curve.push(row);
   }
   const eligible = curve.filter((c) => c.parameters! <= 1.5 * single);
   const chosen = eligible.reduce((b, c) => (c.val > b.val ? c : b), eligible[0]);
   const chosenK = curve.indexOf(chosen);
   rows.push({ ...chosen, model: `partial fusion, K = ${chosenK} (chosen on val, ≤ 1.5× one parent)` });
   if (SEEDS > 0) {
-    const work = path.join(DIR, 'work');
-    fs.mkdirSync(work, { recursive: true });
     const fusedFile = path.join(work, `${name}-fused.onnx`);
     r.fused.save(fusedFile);
     rows.push(await kd(fusedFile, files, `${name} fused`, work));
@@ -194,8 +203,17 @@ async function main(): Promise<void> {
     console.log(`\npartial fusion curve (${name}):\n`);
     console.log(
       markdownTable(
-        ['K', 'parameters', 'val %', '10k test %', 'classes 0–4 %', 'classes 5–9 %'],
-        res.curve.map((c, k) => [k, c.parameters!, pct(c.val), pct(c.test), pct(c.lo), pct(c.hi)]),
+        ['K', 'parameters', 'val %', '10k test %', 'classes 0–4 %', 'classes 5–9 %', '+ 1 epoch KD: val %', 'test %'],
+        res.curve.map((c, k) => [
+          k,
+          c.parameters!,
+          pct(c.val),
+          pct(c.test),
+          pct(c.lo),
+          pct(c.hi),
+          c.kd ? pct(c.kd.val) : '',
+          c.kd ? `${pct(c.kd.test)} ± ${pct(c.kd.sd!)}` : '',
+        ]),
       ),
     );
     writeBenchResults(OUT, { seeds: SEEDS, results });

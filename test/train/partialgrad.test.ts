@@ -8,7 +8,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
-import { fuseLoaded } from '../../worker/jobs/run';
+import { fuseLoaded, fuseModels } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
 import { buildPartial, isPartialModel } from '../../worker/fusion/partial';
 import { gradientCheck } from '../../worker/train/gradcheck';
@@ -81,4 +81,26 @@ test('a partial model distils from its parents: one epoch keeps it partial and m
   for (const h of heads) assert.ok(moved(h), `${h} moved`);
   const embed = trainableParameters(after).find((n) => /patch_embeddings.*weight$/.test(n))!;
   assert.ok(moved(embed), `${embed} (shared trunk) moved`);
+});
+
+test('fuse --merge-layers 1 with a finetune stage: the partial model is finetuned, beside the parents given the same', async () => {
+  const runs = tempDir('partial-ft-');
+  const out = await fuseModels({
+    models: [A, B],
+    data: { path: path.join(VIT, 'calib200.npz'), limit: 64 },
+    evalData: { path: path.join(VIT, 'calib200.npz'), offset: 64, limit: 100 },
+    recipe: { samples: 64, mergeLayers: 1 },
+    finetune: { data: { path: path.join(VIT, 'calib200.npz'), limit: 64 }, epochs: 1, batchSize: 32, seed: 0, teachers: [A, B] },
+    baselines: true,
+    runsDir: runs,
+  });
+  const tuned = loadModel(path.join(out.runDir, 'finetuned.onnx'));
+  assert.ok(isPartialModel(tuned), 'finetuned.onnx is the partial model, trained');
+  assert.equal(tuned.summary().parameterCount, out.record.partial!.parameters);
+  const roles = out.record.metrics.map((m) => `${m.role}:${m.start ?? ''}`);
+  assert.ok(roles.includes('finetuned:fused'), roles.join(', '));
+  assert.equal(out.record.metrics.filter((m) => m.role === 'baseline' && (m.start === 'parent' || m.start === 'anchor')).length, 2, roles.join(', '));
+  // Two steps from the partial model and from each parent stay far above chance (the vanilla average's may not).
+  for (const m of out.record.metrics.filter((r) => r.role === 'finetuned' || (r.role === 'baseline' && r.start !== 'vanilla')))
+    assert.ok(m.accuracy! > 0.3, `${m.label}: ${m.accuracy}`);
 });
