@@ -49,6 +49,12 @@ from train_vit_converged import ViTForImageClassification, accuracy, config, loa
 OUT = os.path.join(ROOT, ".cache", "noniid")
 
 
+def set_out(folder):
+    """--out: where everything is written (the module's OUT, read by the writers)."""
+    global OUT
+    OUT = os.path.abspath(folder)
+
+
 def balanced(y, per_class, pool, rng):
     picked = []
     for c in range(10):
@@ -117,7 +123,9 @@ def main():
     ap.add_argument("--quad-size", type=int, default=4000)
     ap.add_argument("--procs", type=int, default=1, help="parents trained in parallel (one thread each)")
     ap.add_argument("--seed", type=int, default=0, help="parents' training seeds and shard draws (splits fixed)")
+    ap.add_argument("--out", default=OUT, help="output folder (default .cache/noniid)")
     args = ap.parse_args()
+    set_out(args.out)
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
     x_all, y_all = load_split("train")
