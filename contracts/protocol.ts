@@ -127,7 +127,12 @@ export interface RecipeField {
 }
 
 export type HostEvent =
-  | { kind: 'event'; type: 'run'; run: RunView | null }
+  /** `first`: the layer (contracts/layers.ts defaultLayer) whose detail map the host sends next, unasked, as
+   * 'firstMap' (a run first shown in this view). */
+  | { kind: 'event'; type: 'run'; run: RunView | null; first?: string }
+  /** The detail map (DETAIL_SIDE, DETAIL_TOP_K, rows unsorted) of the layer a 'run' event named `first`; null when
+   * it could not be read (the view then asks for it). */
+  | { kind: 'event'; type: 'firstMap'; runDir: string; tensor: string; map: MapPayload | null }
   | { kind: 'event'; type: 'thumbnails'; runDir: string; maps: MapPayload[] }
   | { kind: 'event'; type: 'live'; live: LiveState | null }
   /** Runs with a job in progress (their Finetune/Re-evaluate buttons are disabled). */

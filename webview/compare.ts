@@ -5,7 +5,7 @@ import { h, section, pct, basename } from './dom';
 import { on, request } from './rpc';
 import { drawColourBar, drawMap, formatValue } from './heatmap';
 import { sharedScale } from './mapMath';
-import { defaultLayer } from './alignment/layers';
+import { defaultLayer } from '../contracts/layers';
 
 const dataName = (d?: DataArg) => {
   const p = typeof d === 'string' ? d : d?.path;

@@ -71,11 +71,3 @@ export const DIAGNOSTICS: Record<string, DiagnosticLabel> = {
 export function diagnosticLabel(key: string): DiagnosticLabel {
   return DIAGNOSTICS[key] ?? { label: key.replace(/([a-z])([A-Z])/g, '$1 $2').replace(/^./, (c) => c.toUpperCase()), format: num, help: key };
 }
-
-/** How much a map says (0 = uniform, 1 = a permutation), for choosing the default layer. */
-export function informativeness(d: Record<string, number> | undefined, cols: number): number {
-  const mbm = d?.meanBestMatch;
-  if (mbm === undefined || !Number.isFinite(mbm)) return -1;
-  const uniform = 1 / Math.max(1, cols);
-  return (mbm - uniform) / Math.max(1e-9, 1 - uniform);
-}

@@ -24,7 +24,7 @@ import { T, check, focusAlignment, sideBarWidth, webviewFrame } from './ui-lib.m
 import { expectedShift, writePanelRun } from './panel-fixture.mjs';
 
 const LOAD_AT_START = os.loadavg()[0];
-const DETAIL_SIDE = 384; // webview/alignment/layers.ts DETAIL_SIDE
+const DETAIL_SIDE = 384; // contracts/layers.ts DETAIL_SIDE
 const root = scratchRoot('ui-panel');
 T.shots = path.join(root, 'shots');
 T.root = root;

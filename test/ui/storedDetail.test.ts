@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MapStore } from '../../worker/fusion/mapstore';
 import { DETAIL_PREFIX, DETAIL_SIDE, TOP_K, TOP_MASS_PREFIX, TOP_PREFIX, TopMatchesStream } from '../../worker/fusion/mapdetail';
+import * as view from '../../contracts/layers';
 import { decodeSafetensors, encodeSafetensors } from '../../worker/fusion/safetensors';
 import { MapsFile, clearHeaderCache } from '../../extension/safetensors';
 import { preparedMap } from '../../extension/mapThread';
@@ -41,10 +42,9 @@ function writeStore(spoolAbove: number): string {
   return file;
 }
 
-test("the sizes the engine stores are the panel view's (webview/alignment: DETAIL_SIDE, TOP_K)", () => {
-  const constant = (file: string, name: string) => Number(new RegExp(`const ${name} = (\\d+);`).exec(fs.readFileSync(file, 'utf8'))?.[1]);
-  assert.equal(DETAIL_SIDE, constant('webview/alignment/layers.ts', 'DETAIL_SIDE'));
-  assert.equal(TOP_K, constant('webview/alignment/matches.ts', 'TOP_K'));
+test("the sizes the engine stores are the panel view's (contracts/layers.ts: DETAIL_SIDE, DETAIL_TOP_K)", () => {
+  assert.equal(DETAIL_SIDE, view.DETAIL_SIDE);
+  assert.equal(TOP_K, view.DETAIL_TOP_K);
   assert.deepEqual([panel.DETAIL_PREFIX, panel.TOP_PREFIX, panel.TOP_MASS_PREFIX], [DETAIL_PREFIX, TOP_PREFIX, TOP_MASS_PREFIX]);
 });
 

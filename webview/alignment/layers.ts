@@ -4,25 +4,18 @@ import type { LayerMapInfo, MapPayload, RunRecord } from '../../contracts/protoc
 import { h, button, section, canvasPng } from '../dom';
 import { request } from '../rpc';
 import { cellAt, composeHeatmapImage, drawColourBar, drawMap, formatValue, prepareColours } from '../heatmap';
-import { detailScale, describeHover, scaleText, topTable, viewOptions, TOP_K } from './matches';
-import { diagnosticLabel, informativeness } from '../labels';
+import { detailScale, describeHover, scaleText, topTable, viewOptions } from './matches';
+import { diagnosticLabel } from '../labels';
 import { overviewChart } from '../chart';
 import { composeChart, provenanceLine } from '../exportImage';
 import type uPlot from 'uplot';
 import { S, save, width } from './state';
 import { mapAxes, mapCaption } from './units';
 import * as perf from '../perf';
-import { cachedMap, fetchMap, fetchRunAhead, type MapAsk } from './mapCache';
+import { cachedMap, expectPushed, fetchMap, fetchRunAhead, pushedMap, type MapAsk } from './mapCache';
+import { defaultLayer, DETAIL_SIDE, DETAIL_TOP_K } from '../../contracts/layers';
 
 const HOVER_HINT = 'Hover the map: row i (other model), column j (anchor), value.';
-const DETAIL_SIDE = 384;
-
-/** The layer shown first: the most informative one (highest row confidence above uniform), not a near-uniform map;
- * on ties (e.g. no diagnostics) a map solved by OT rather than a residual one (a decoder run opens on a head map). */
-export function defaultLayer(layers: LayerMapInfo[]): LayerMapInfo {
-  const first = layers.find((l) => l.kind !== 'residual') ?? layers[0];
-  return layers.reduce((best, l) => (informativeness(l.diagnostics, l.cols) > informativeness(best.diagnostics, best.cols) ? l : best), first);
-}
 
 /** The run's selected layer (its default when none, or one the run lacks, was selected). */
 function selectedOf(r: RunRecord): string | undefined {
@@ -35,16 +28,22 @@ function selectedOf(r: RunRecord): string | undefined {
 }
 
 /** A run arrived: its selected layer's map is asked for at once, while the view builds the run (select() then
- * shares the request). */
-export function askFirst(r: RunRecord, runDir: string): void {
+ * shares the request), unless the host sends it unasked (`first`: the layer whose map follows the run). */
+export function askFirst(r: RunRecord, runDir: string, first?: string): void {
   const tensor = selectedOf(r);
-  if (tensor && !cachedMap(askOf(runDir, tensor))) {
-    perf.detailAsked();
-    void fetchMap(askOf(runDir, tensor));
-  }
+  const ask = tensor ? askOf(runDir, tensor) : undefined;
+  if (!ask || cachedMap(ask)) return;
+  perf.detailAsked();
+  if (first === tensor && !ask.sort) expectPushed(ask);
+  else void fetchMap(ask);
 }
 
-const askOf = (runDir: string, tensor: string): MapAsk => ({ runDir, tensor, maxSide: DETAIL_SIDE, sort: !!S.persisted.sortByMatch, top: TOP_K });
+/** The detail map the host sent with a run (its 'firstMap' event). */
+export function firstMapArrived(runDir: string, tensor: string, map: MapPayload | null): void {
+  pushedMap({ ...askOf(runDir, tensor), sort: false }, map);
+}
+
+const askOf = (runDir: string, tensor: string): MapAsk => ({ runDir, tensor, maxSide: DETAIL_SIDE, sort: !!S.persisted.sortByMatch, top: DETAIL_TOP_K });
 
 export function layersSection(r: RunRecord, runDir: string): HTMLElement {
   const layers = r.layers;

@@ -66,6 +66,38 @@ export function fetchMap(a: MapAsk, prefetch = false): Promise<MapPayload | null
   return remember(key, request('getMap', { runDir: a.runDir, tensor: a.tensor, maxSide: a.maxSide, sort: a.sort, top: a.top, prefetch }), !prefetch);
 }
 
+/** Maps the host sends unasked (a run's first: its 'run' event names it), and who waits for each. */
+const pushed = new Map<string, (map: MapPayload | null) => void>();
+/** How long a map the host said it sends is waited for before it is asked for. */
+const PUSHED_WAIT_MS = 5000;
+
+/** The host sends this map unasked: a fetch of it shares that answer instead of asking (and asks when the host sends
+ * null or nothing in PUSHED_WAIT_MS). */
+export function expectPushed(a: MapAsk): void {
+  const key = keyOf(a);
+  if (done.has(key) || inFlight.has(key)) return;
+  const arrived = new Promise<MapPayload | null>((resolve) => {
+    pushed.set(key, resolve);
+    setTimeout(() => resolve(null), PUSHED_WAIT_MS);
+  });
+  const ask = () => request('getMap', { runDir: a.runDir, tensor: a.tensor, maxSide: a.maxSide, sort: a.sort, top: a.top });
+  remember(
+    key,
+    arrived.then((map) => {
+      pushed.delete(key);
+      return map ?? ask();
+    }),
+    true,
+  );
+}
+
+/** A map the host sent unasked arrived: to whoever waits for it, else into the cache. */
+export function pushedMap(a: MapAsk, map: MapPayload | null): void {
+  const resolve = pushed.get(keyOf(a));
+  if (resolve) resolve(map);
+  else if (map) keep(keyOf(a), map);
+}
+
 /** Requests asked for now (not ahead): a second ask shares them. */
 const waitedOn = new WeakSet<Promise<MapPayload | null>>();
 

@@ -6,7 +6,6 @@ import { colourScale, describeCell, smallestPositive, type ColourScale } from '.
 import type { cellAt } from '../mapMath';
 import { S, save } from './state';
 
-export const TOP_K = 3;
 /** Rows listed in the top-k table (the full list is in the CSV export). */
 const TOP_ROWS = 256;
 

@@ -4,7 +4,7 @@ import { h } from '../dom';
 import { on, request } from '../rpc';
 import * as live from './live';
 import { accuracy, finetune, header, runStatus } from './run';
-import { askFirst, drawDetail, drawThumbs, layersSection, redrawThumbs, runAhead, select } from './layers';
+import { askFirst, drawDetail, drawThumbs, firstMapArrived, layersSection, redrawThumbs, runAhead, select } from './layers';
 import { runShown } from './mapCache';
 import { S, save, app, width } from './state';
 import { partialSection } from '../pareto';
@@ -64,9 +64,10 @@ export function startAlignment(): void {
       save();
     }
     if (S.run) document.body.dataset.run = S.run.runDir;
-    if (S.run) askFirst(S.run.record, S.run.runDir);
+    if (S.run) askFirst(S.run.record, S.run.runDir, m.first);
     renderRun();
   });
+  on('firstMap', (m) => firstMapArrived(m.runDir, m.tensor, m.map));
   on('thumbnails', (m) => {
     if (S.run?.runDir !== m.runDir) return;
     for (const t of m.maps) S.thumbs.set(t.tensor, t);
