@@ -13,10 +13,11 @@
 // Fed the map's values in row-major order in pieces of any length (the spool is streamed in chunks): the memory is
 // one map's accumulators (384² float64 + n × 3), written and dropped when the map has passed.
 
-/** The detail map's side: the panel's (webview/alignment/layers.ts DETAIL_SIDE). */
-export const DETAIL_SIDE = 384;
-/** Top matches stored per row: the panel's (webview/alignment/matches.ts TOP_K). */
-export const TOP_K = 3;
+import { DETAIL_SIDE, DETAIL_TOP_K as TOP_K } from '../../contracts/layers';
+
+// The detail map's side and the top matches stored per row are the panel's own (contracts/layers.ts, which host and
+// view share), so a stored detail is exactly what the view would ask for.
+export { DETAIL_SIDE, TOP_K };
 export const DETAIL_PREFIX = 'detail/';
 export const TOP_PREFIX = 'top/';
 export const TOP_MASS_PREFIX = 'topmass/';
