@@ -194,7 +194,9 @@ function noniid(docs) {
       noniidAnchor(doc, blocks);
       continue;
     }
-    for (const [name, res] of Object.entries(doc.results)) {
+    for (const [scenario, res] of Object.entries(doc.results)) {
+      // A tagged run (another training of the parents, bench --dir) renders as `<tag>-<scenario>` blocks.
+      const name = doc.tag ? `${doc.tag}-${scenario}` : scenario;
       blocks[name] = mdTable(
         ['model', 'val %', '10k test %', 'classes 0–4 %', 'classes 5–9 %', 'parameters'],
         res.rows.map((r) => [

@@ -23,10 +23,14 @@ The committed results (bench/quality/noniid*.json, 2026-12-07) come from `--whic
 --procs 2` and `--which quad --quad-size 8000 --epochs 10 --procs 2` (≈ 165 / 85 CPU-s per parent on a quiet
 machine). Their parents (10k test, home classes / the others): pair A 79.5 % (89.5 / 69.5), B 70.3 % (94.8 /
 45.7); quad 71.3 / 73.2 / 54.9 / 64.1 % (validation 71.8 / 74.3 / 55.8 / 64.1). parents-<which>.json in .cache/noniid
-records each parent's counts, seed, CPU seconds and accuracies. (The earlier results used 8,000 / 4,000 images and
+records each parent's counts, seed, CPU seconds and accuracies. Training is deterministic on one machine but not
+across CPUs: the same command on another machine (2026-12-07, session 6) gave pair 79.7 / 68.7 % and quad
+71.2 / 72.7 / 55.2 / 65.4 %. The committed pair's parents are bundled in examples/noniid/ (copy them over
+pair_a.onnx / pair_b.onnx to reproduce the committed tables); `--out DIR` writes a second training elsewhere
+(BENCHMARKS "The same protocol on a second training of the parents"). (The earlier results used 8,000 / 4,000 images and
 5 / 8 epochs: pair 68.6 / 57.1 %.)
 
-Usage: /usr/bin/python3 bench/quality/make_noniid.py [--which pair|quad|all] [--epochs 8] [--seed 0] [--procs 2]
+Usage: /usr/bin/python3 bench/quality/make_noniid.py [--which pair|quad|all] [--epochs 8] [--seed 0] [--procs 2] [--out DIR]
 Run pair and quad separately (each run draws its shards from the whole pool; `all` draws the quad shards after the
 pair's, so they differ).
 """

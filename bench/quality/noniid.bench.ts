@@ -31,6 +31,8 @@ const OUT = path.resolve(cliArg('out', 'bench/quality/noniid-results.json'));
 const SEEDS = Number(cliArg('seeds', '3'));
 const ALIGNED = cliArg('aligned', '1') !== '0';
 const VARIANTS = cliArg('variants', '1') !== '0';
+/** Names this run's tables apart from the main ones in BENCHMARKS (e.g. `retrained`: another training of the parents). */
+const TAG = cliArg('tag') ?? (path.basename(DIR) === 'noniid' ? undefined : path.basename(DIR));
 const SCENARIOS: Record<string, string[]> = { pair: ['pair_a', 'pair_b'], quad: ['quad_0', 'quad_1', 'quad_2', 'quad_3'] };
 
 interface Score {
@@ -216,7 +218,7 @@ async function main(): Promise<void> {
         ]),
       ),
     );
-    writeBenchResults(OUT, { seeds: SEEDS, results });
+    writeBenchResults(OUT, { seeds: SEEDS, ...(TAG ? { tag: TAG } : {}), results });
   }
 }
 
