@@ -6,6 +6,7 @@ import { onnx } from 'onnx-proto';
 import { OnnxModel } from '../../worker/onnx/model';
 import { Attr, DT, makeTensor, toAttribute } from '../../worker/train/builder';
 import { gradientCheck, GradCheckEntry } from '../../worker/train/gradcheck';
+import type { Dataset } from '../../worker/data/dataset';
 
 export interface NodeSpec {
   op: string;
@@ -96,4 +97,25 @@ export async function checkTinyGradients(g: TinyGraph): Promise<{ dataType: 'flo
     return { dataType: f64 ? 'float64' : 'float32', entries };
   }
   throw new Error('unreachable');
+}
+
+/** Gradient-check feeds for an image classifier: the rows' pixel_values and their int64 labels. */
+export function imageFeeds(data: Dataset, rows: number[]): Record<string, ort.Tensor> {
+  const batch = data.take(rows);
+  const x = batch.feeds[data.arrays[0].name];
+  return {
+    pixel_values: new ort.Tensor('float32', x.data as Float32Array, x.dims),
+    labels: new ort.Tensor(
+      'int64',
+      BigInt64Array.from(batch.labels, (v) => BigInt(v)),
+      [batch.labels.length],
+    ),
+  };
+}
+
+/** The entries whose analytic and numeric gradients disagree beyond 2e-3 + 5 % of the larger (whole-model checks). */
+export function gradientMismatches(entries: GradCheckEntry[]): string[] {
+  return entries
+    .filter((e) => e.points.some((p) => Math.abs(p.analytic - p.numeric) > 2e-3 + 5e-2 * Math.max(Math.abs(p.analytic), Math.abs(p.numeric))))
+    .map((e) => `${e.name}: ${JSON.stringify(e.points)}`);
 }

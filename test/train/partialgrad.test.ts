@@ -5,7 +5,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
 import { fuseLoaded, fuseModels } from '../../worker/jobs/run';
@@ -15,6 +14,7 @@ import { gradientCheck } from '../../worker/train/gradcheck';
 import { trainableParameters } from '../../worker/train/graphs';
 import { finetuneModel } from '../../worker/train/finetune';
 import { VIT, tempDir } from '../helpers';
+import { gradientMismatches, imageFeeds } from './helpers';
 
 const A = path.join(VIT, 'vit48_s10.onnx');
 const B = path.join(VIT, 'vit48_s11.onnx');
@@ -29,24 +29,11 @@ async function partialK1() {
 test('partial model (K = 1, two branches): every parameter tensor’s gradient matches finite differences', async () => {
   const p = await partialK1();
   assert.ok(isPartialModel(p));
-  const batch = calib.take([0, 1, 2, 3, 4]);
-  const x = batch.feeds[calib.arrays[0].name];
-  const feeds = {
-    pixel_values: new ort.Tensor('float32', x.data as Float32Array, x.dims),
-    labels: new ort.Tensor(
-      'int64',
-      BigInt64Array.from(batch.labels, (v) => BigInt(v)),
-      [batch.labels.length],
-    ),
-  };
+  const feeds = imageFeeds(calib, [0, 1, 2, 3, 4]);
   const params = trainableParameters(p);
   const entries = await gradientCheck(p, { feeds, eps: 3e-3, samplesPerTensor: 3 });
   assert.equal(entries.length, params.length);
-  const bad = entries.filter((e) => e.points.some((q) => Math.abs(q.analytic - q.numeric) > 2e-3 + 5e-2 * Math.max(Math.abs(q.analytic), Math.abs(q.numeric))));
-  assert.deepEqual(
-    bad.map((e) => `${e.name}: ${JSON.stringify(e.points)}`),
-    [],
-  );
+  assert.deepEqual(gradientMismatches(entries), []);
   // Both branches' heads get real gradients (each through Mean's 1/2 share), and the shared trunk's patch embedding too.
   const live = new Set(entries.filter((e) => e.scale > 1e-4).map((e) => e.name));
   const heads = params.filter((n) => /classifier\.weight$/.test(n));
