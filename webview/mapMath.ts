@@ -35,6 +35,13 @@ export function describeCell(c: ReturnType<typeof cellAt>): string {
   return `i ${range(c.i0, c.i1)}, j ${range(c.j0, c.j1)}: ${exact ? '' : 'mean '}${formatValue(c.value)}`;
 }
 
+/** The hover read-out over a thumbnail standing in for a detail map not here yet: its block's mean over the rows and
+ * columns it covers, labelled as a thumbnail's (never shown as an exact cell value). */
+export function describeThumbnailCell(c: ReturnType<typeof cellAt>): string {
+  const range = (a: number, b: number) => (a === b ? `${a}` : `${a}–${b}`);
+  return `i ${range(c.i0, c.i1)}, j ${range(c.j0, c.j1)}: thumbnail block mean ${formatValue(c.value)} (the detail map is loading)`;
+}
+
 export function formatValue(v: number): string {
   if (!Number.isFinite(v)) return String(v);
   if (v === 0) return '0';

@@ -11,6 +11,9 @@ export interface SwitchTiming {
   cached: boolean;
   /** ms from the event until the extension's answer arrived (requests only): the rest of `ms` is drawing. */
   reply?: number;
+  /** ms from the event to the frame after the layer's thumbnail was painted in the detail's place (only when the
+   * detail was not here yet and the thumbnail was): the first paint of the switch; `ms` is the detail's. */
+  placeholder?: number;
 }
 
 export interface OpenMarks {
@@ -45,7 +48,7 @@ const perf = ((window as unknown as PerfWindow).otfusePanelPerf ??= { switches: 
 export function aheadAnswered(t: AheadTiming): void {
   (perf.ahead ??= []).push(t);
 }
-let pending: { tensor: string; t0: number; reply?: number } | undefined;
+let pending: { tensor: string; t0: number; reply?: number; placeholder?: number } | undefined;
 
 /** A switch to `tensor` started at `timeStamp` (an event's, same origin as performance.now()). */
 export function switchStarted(tensor: string, timeStamp = performance.now()): void {
@@ -70,10 +73,16 @@ export function detailDrawn(tensor: string, full: boolean, cached = false): void
   const open = perf.opens.at(-1);
   if (full && open && open.detail === undefined) requestAnimationFrame(() => (open.detail ??= Date.now()));
   const p = pending;
-  if (!p || !full || p.tensor !== tensor) return;
+  if (!p || p.tensor !== tensor) return;
+  if (!full) {
+    // The thumbnail stands in: its frame is the switch's first paint (registered before the detail's frame).
+    if (p.placeholder === undefined) requestAnimationFrame(() => (p.placeholder ??= performance.now() - p.t0));
+    return;
+  }
   pending = undefined;
   requestAnimationFrame(() => {
-    perf.switches.push({ tensor, ms: performance.now() - p.t0, cached, ...(p.reply !== undefined ? { reply: p.reply } : {}) });
+    const extra = { ...(p.reply !== undefined ? { reply: p.reply } : {}), ...(p.placeholder !== undefined ? { placeholder: p.placeholder } : {}) };
+    perf.switches.push({ tensor, ms: performance.now() - p.t0, cached, ...extra });
     document.body.dataset.switches = String(perf.switches.length);
   });
 }

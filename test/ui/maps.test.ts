@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { encodeSafetensors } from '../../worker/fusion/safetensors';
 import { MapsFile, downsample, parseHeader } from '../../extension/safetensors';
-import { cellAt, colour, describeCell } from '../../webview/mapMath';
+import { cellAt, colour, describeCell, describeThumbnailCell } from '../../webview/mapMath';
 
 function tmpFile(bytes: Uint8Array): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'otfuse-maps-'));
@@ -84,6 +84,21 @@ test('hover read-out: canvas position → index ranges of the full map and the v
   assert.equal(describeCell(c), `i 0–3, j 2–3: mean ${c.value.toFixed(4)}`);
   const exact = downsample('t', 2, 2, Float32Array.from([0.5, 0, 0, 0.5]), 8);
   assert.equal(describeCell(cellAt(canvas, exact, 10 + 99, 20 + 199)), 'i 1, j 1: 0.5000');
+});
+
+test('hover over a thumbnail standing in for the detail: the block mean, labelled as a thumbnail, never as exact', () => {
+  // An 8×8 map's 2×2 thumbnail: each cell the mean of a 4×4 block.
+  const full = Float32Array.from({ length: 64 }, (_, k) => k);
+  const thumb = downsample('t', 8, 8, full, 2);
+  const canvas = { left: 0, top: 0, width: 100, height: 100 };
+  const c = cellAt(canvas, thumb, 75, 10);
+  let sum = 0;
+  for (let i = 0; i < 4; i++) for (let j = 4; j < 8; j++) sum += full[i * 8 + j];
+  assert.ok(Math.abs(c.value - sum / 16) < 1e-4);
+  assert.equal(describeThumbnailCell(c), `i 0–3, j 4–7: thumbnail block mean ${(sum / 16).toFixed(4)} (the detail map is loading)`);
+  // Even a 1×1 block (a thumbnail as large as its map) is labelled as the thumbnail's, not as the detail's value.
+  const one = downsample('t', 2, 2, Float32Array.from([0.5, 0, 0, 0.5]), 8);
+  assert.match(describeThumbnailCell(cellAt(canvas, one, 99, 99)), /^i 1, j 1: thumbnail block mean 0\.5000/);
 });
 
 test('colour ramp is monotone in brightness and clamps', () => {

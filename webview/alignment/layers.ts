@@ -4,6 +4,7 @@ import type { LayerMapInfo, MapPayload, RunRecord } from '../../contracts/protoc
 import { h, button, section, canvasPng } from '../dom';
 import { request } from '../rpc';
 import { cellAt, composeHeatmapImage, drawColourBar, drawMap, formatValue, prepareColours } from '../heatmap';
+import { describeThumbnailCell } from '../mapMath';
 import { detailScale, describeHover, scaleText, topTable, viewOptions } from './matches';
 import { diagnosticLabel } from '../labels';
 import { overviewChart } from '../chart';
@@ -351,12 +352,25 @@ export function drawDetail(cached = false): void {
   canvas.setAttribute('aria-label', `transport map of ${l?.name ?? map.tensor}, ${map.rows} by ${map.cols}`);
   const hover = document.getElementById('hover')!;
   const scale = document.getElementById('scale')!;
-  scale.textContent = `${scaleText(map, s, formatValue)}${samplesText() ? ` · N: ${map.rows}×${map.cols} neurons${samplesText()}` : ''}`;
+  // The detail not here yet: the layer's thumbnail stands in (same ramp and kind of scale, over its own block means),
+  // said so, until the detail's answer replaces it (select()).
+  const placeholder = map !== S.detail;
+  canvas.dataset.placeholder = placeholder ? '1' : '';
+  const n = samplesText() ? ` · N: ${map.rows}×${map.cols} neurons${samplesText()}` : '';
+  scale.textContent = placeholder ? placeholderText(map, scaleText(map, s, formatValue)) : `${scaleText(map, s, formatValue)}${n}`;
+  hover.textContent = HOVER_HINT;
   canvas.onmousemove = (e) => {
-    hover.textContent = describeHover(map, cellAt(canvas.getBoundingClientRect(), map, e.clientX, e.clientY));
+    const c = cellAt(canvas.getBoundingClientRect(), map, e.clientX, e.clientY);
+    hover.textContent = placeholder ? describeThumbnailCell(c) : describeHover(map, c);
   };
   canvas.onmouseleave = () => {
     hover.textContent = HOVER_HINT;
   };
-  perf.detailDrawn(map.tensor, map === S.detail, cached);
+  perf.detailDrawn(map.tensor, !placeholder, cached);
+}
+
+/** The scale line under a thumbnail standing in for the detail map. */
+function placeholderText(thumb: MapPayload, scale: string): string {
+  const order = S.persisted.sortByMatch ? ', rows in original order' : '';
+  return `Thumbnail (${thumb.outRows}×${thumb.outCols} block means${order}) shown while the ${DETAIL_SIDE}² detail loads · ${scale}`;
 }

@@ -6,7 +6,9 @@
 // positioned reads; batches of 2 so that a click's request never waits behind more than ~1.4 MB).
 // Byte-bounded: at most MAX_BYTES of maps, each counted with the canvas its cells are coloured into (a 384² detail
 // with its top-3 is 0.6–0.7 MB, its canvas 0.6 MB: ~75 of them; a ViT-B run's 52 fetched ahead are 64 MB); requests
-// in flight are shared, so a click on a layer being fetched ahead waits for that answer (or the host's, if sooner).
+// in flight are shared, so a click on a layer being fetched ahead waits for that answer (or the host's, if sooner);
+// a click's request goes out at once, and no further batch is asked until it is answered (the view paints the
+// layer's thumbnail meanwhile: webview/alignment/layers.ts).
 import type { LayerMapInfo, MapPayload } from '../../contracts/protocol';
 import { request } from '../rpc';
 import * as perf from '../perf';
@@ -101,16 +103,31 @@ export function pushedMap(a: MapAsk, map: MapPayload | null): void {
 /** Requests asked for now (not ahead): a second ask shares them. */
 const waitedOn = new WeakSet<Promise<MapPayload | null>>();
 
+/** Requests waited on now, in flight, and the fetch ahead waiting for them to be answered. */
+let nowPending = 0;
+let nowIdle: (() => void)[] = [];
+/** Resolves when no map waited on is in flight (a click's map is asked before the next batch fetched ahead). */
+const waitedOnAnswered = () => (nowPending ? new Promise<void>((resolve) => nowIdle.push(resolve)) : Promise.resolve());
+
 function remember(key: string, p: Promise<MapPayload | null>, now = false): Promise<MapPayload | null> {
   inFlight.set(key, p);
-  if (now) waitedOn.add(p);
+  if (now) {
+    waitedOn.add(p);
+    nowPending++;
+  }
   const settle = (map: MapPayload | null) => {
     if (inFlight.get(key) === p) inFlight.delete(key);
     if (map) keep(key, map);
   };
+  const done = () => {
+    if (!now || --nowPending) return;
+    const waiting = nowIdle;
+    nowIdle = [];
+    for (const w of waiting) w();
+  };
   p.then(settle, () => {
     if (inFlight.get(key) === p) inFlight.delete(key);
-  });
+  }).finally(done);
   return p;
 }
 
@@ -160,6 +177,7 @@ export async function fetchRunAhead(
   }
   let answered = 0;
   for (let b = 0; b < want.length; b += BATCH) {
+    await waitedOnAnswered(); // a layer clicked meanwhile is asked for (and answered) ahead of the next batch
     if (!current() || aheadRun !== ask.runDir) return;
     const tensors = want.slice(b, b + BATCH).filter((t) => !done.has(keyOf({ ...ask, tensor: t })) && !inFlight.has(keyOf({ ...ask, tensor: t })));
     if (!tensors.length) continue;
