@@ -6,6 +6,9 @@
 //  - heatmap switches by clicking layers never shown before (no neighbour of one shown), by clicking layers shown
 //    before, and by the arrow key (the next layer), each timed inside the webview from the event to the frame after
 //    the full detail map is drawn;
+//  - right after A's opening, 2 clicks on layers far from the first (the fetch ahead, nearest first, has not reached
+//    them): the first paint (the layer's thumbnail standing in, read back: that layer's diagonal at the thumbnail's
+//    size) and the detail's paint timed separately (`placeholder`, `ms` in panel-timings.json);
 //  - after every switch the painted canvas is read back: it is the requested layer's full detail map (its size), and
 //    its bright diagonal lies where that layer's map puts it (each layer's offset differs: a stale or wrong map fails);
 //  - opening run B (another run, cold; made without stored thumbnails or details, as runs before this version), 3
