@@ -134,7 +134,7 @@ try {
    * thumbnail standing in: that layer's diagonal at the thumbnail's size), then the detail as for every switch. */
   const clickAhead = (tensor) =>
     switchTo(tensor, 'click right after the opening, not fetched ahead yet', clickOn(tensor), async () => {
-      const got = await (await frame.waitForFunction(paintedNow, tensor, { timeout: 60000, polling: 'raf' })).jsonValue();
+      const got = await (await frame.waitForFunction(canvasState, ['#heatmap', 4, tensor], { timeout: 60000, polling: 'raf' })).jsonValue();
       if (!got.placeholder) return false; // the detail came first (nothing stood in)
       const l = layers[idx(tensor)];
       if (got.rows >= Math.min(l.rows, DETAIL_SIDE)) throw new Error(`${tensor}: the stand-in is ${got.rows}×${got.cols}, not a thumbnail`);
@@ -239,14 +239,17 @@ function checkDiagonal(l, k, peaksAt, tolerance, what) {
   }
 }
 
-/** In the page: once the detail canvas shows `tensor`, its peaks (as peaks()) and whether a thumbnail stands in. */
-function paintedNow(tensor) {
-  const c = document.getElementById('heatmap');
-  if (c?.dataset.tensor !== tensor) return null;
+/**
+ * In the page: the canvas `sel`'s state — its tensor, size, whether a thumbnail stands in, and for `count` rows the
+ * column where viridis is brightest (r + g grows along the ramp); null while `tensor` is given and not yet shown.
+ */
+function canvasState([sel, count, tensor]) {
+  const c = document.querySelector(sel);
+  if (!c || (tensor !== undefined && c.dataset.tensor !== tensor)) return null;
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  const peaks = [];
-  for (let s = 0; s < 4; s++) {
-    const y = Math.floor(((s + 0.5) * c.height) / 4);
+  const rows = [];
+  for (let s = 0; s < count; s++) {
+    const y = Math.floor(((s + 0.5) * c.height) / count);
     let best = -1;
     let bx = 0;
     for (let x = 0; x < c.width; x++) {
@@ -256,35 +259,14 @@ function paintedNow(tensor) {
         bx = x;
       }
     }
-    peaks.push({ y: (y + 0.5) / c.height, x: (bx + 0.5) / c.width });
+    rows.push({ y: (y + 0.5) / c.height, x: (bx + 0.5) / c.width });
   }
-  return { placeholder: c.dataset.placeholder === '1', rows: Number(c.dataset.rows), cols: Number(c.dataset.cols), peaks };
+  return { tensor: c.dataset.tensor, placeholder: c.dataset.placeholder === '1', rows: Number(c.dataset.rows), cols: Number(c.dataset.cols), peaks: rows };
 }
 
-/** For `count` rows of the canvas: the column where viridis is brightest (r + g grows along the ramp). */
+/** For `count` rows of the canvas `selector`: its state as canvasState gives it. */
 function peaks(frame, selector, count) {
-  return frame.evaluate(
-    ([sel, count]) => {
-      const c = document.querySelector(sel);
-      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-      const rows = [];
-      for (let s = 0; s < count; s++) {
-        const y = Math.floor(((s + 0.5) * c.height) / count);
-        let best = -1;
-        let bx = 0;
-        for (let x = 0; x < c.width; x++) {
-          const p = 4 * (y * c.width + x);
-          if (d[p] + d[p + 1] > best) {
-            best = d[p] + d[p + 1];
-            bx = x;
-          }
-        }
-        rows.push({ y: (y + 0.5) / c.height, x: (bx + 0.5) / c.width });
-      }
-      return { tensor: c.dataset.tensor, rows: Number(c.dataset.rows), cols: Number(c.dataset.cols), peaks: rows };
-    },
-    [selector, count],
-  );
+  return frame.evaluate(canvasState, [selector, count, undefined]);
 }
 
 /** Median and max of a list of ms. */
