@@ -29,17 +29,21 @@ export function cellAt(rect: { left: number; top: number; width: number; height:
   return { i0, i1, j0, j1, value: map.data[oi * map.outCols + oj] };
 }
 
-export function describeCell(c: ReturnType<typeof cellAt>): string {
+/** "i a–b, j c–d": the full-map rows and columns a cell covers. */
+function cellSpan(c: ReturnType<typeof cellAt>): string {
   const range = (a: number, b: number) => (a === b ? `${a}` : `${a}–${b}`);
+  return `i ${range(c.i0, c.i1)}, j ${range(c.j0, c.j1)}`;
+}
+
+export function describeCell(c: ReturnType<typeof cellAt>): string {
   const exact = c.i0 === c.i1 && c.j0 === c.j1;
-  return `i ${range(c.i0, c.i1)}, j ${range(c.j0, c.j1)}: ${exact ? '' : 'mean '}${formatValue(c.value)}`;
+  return `${cellSpan(c)}: ${exact ? '' : 'mean '}${formatValue(c.value)}`;
 }
 
 /** The hover read-out over a thumbnail standing in for a detail map not here yet: its block's mean over the rows and
  * columns it covers, labelled as a thumbnail's (never shown as an exact cell value). */
 export function describeThumbnailCell(c: ReturnType<typeof cellAt>): string {
-  const range = (a: number, b: number) => (a === b ? `${a}` : `${a}–${b}`);
-  return `i ${range(c.i0, c.i1)}, j ${range(c.j0, c.j1)}: thumbnail block mean ${formatValue(c.value)} (the detail map is loading)`;
+  return `${cellSpan(c)}: thumbnail block mean ${formatValue(c.value)} (the detail map is loading)`;
 }
 
 export function formatValue(v: number): string {

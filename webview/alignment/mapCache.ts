@@ -51,6 +51,18 @@ export function cachedMap(a: MapAsk): MapPayload | undefined {
   return e?.map;
 }
 
+/** The host's answer for `a` (`prefetch`: a fetch ahead, read on the host's background thread). */
+function askHost(a: MapAsk, prefetch?: boolean): Promise<MapPayload | null> {
+  return request('getMap', {
+    runDir: a.runDir,
+    tensor: a.tensor,
+    maxSide: a.maxSide,
+    sort: a.sort,
+    top: a.top,
+    ...(prefetch !== undefined ? { prefetch } : {}),
+  });
+}
+
 /** The map from the host (or the request already on its way); `prefetch`: fetched ahead, on the host's background
  * thread. */
 export function fetchMap(a: MapAsk, prefetch = false): Promise<MapPayload | null> {
@@ -61,11 +73,11 @@ export function fetchMap(a: MapAsk, prefetch = false): Promise<MapPayload | null
   if (pending && !prefetch && !waitedOn.has(pending)) {
     // Fetched ahead but now waited on: ask the host too (its 'now' thread takes over a queued background read);
     // an answer of "none stored" from a fetch ahead waits for the host's.
-    const now = request('getMap', { runDir: a.runDir, tensor: a.tensor, maxSide: a.maxSide, sort: a.sort, top: a.top });
+    const now = askHost(a);
     return remember(key, Promise.race([pending.then((m) => m ?? now), now]), true);
   }
   if (pending) return pending;
-  return remember(key, request('getMap', { runDir: a.runDir, tensor: a.tensor, maxSide: a.maxSide, sort: a.sort, top: a.top, prefetch }), !prefetch);
+  return remember(key, askHost(a, prefetch), !prefetch);
 }
 
 /** Maps the host sends unasked (a run's first: its 'run' event names it), and who waits for each. */
@@ -82,12 +94,11 @@ export function expectPushed(a: MapAsk): void {
     pushed.set(key, resolve);
     setTimeout(() => resolve(null), PUSHED_WAIT_MS);
   });
-  const ask = () => request('getMap', { runDir: a.runDir, tensor: a.tensor, maxSide: a.maxSide, sort: a.sort, top: a.top });
   remember(
     key,
     arrived.then((map) => {
       pushed.delete(key);
-      return map ?? ask();
+      return map ?? askHost(a);
     }),
     true,
   );
