@@ -31,7 +31,6 @@ import { Teachers } from './teachers';
 import { checkStepMemory, sequenceProbeBytes } from './memory';
 import { collectGarbage, PreviousParams } from './previous';
 
-/** Warmup (linear from 0) then cosine decay to 0; `step` counts from 1. */
 /**
  * The default warmup: 5 % of the steps, at most 100, but at least min(4, a quarter of the steps). Short finetunes
  * (one epoch of 2k samples at batch 128 = 16 steps) had none: the first steps at the full learning rate move a fused
@@ -41,6 +40,7 @@ export function defaultWarmupSteps(totalSteps: number): number {
   return Math.min(100, Math.max(Math.floor(totalSteps * 0.05), Math.min(4, Math.floor(totalSteps / 4))));
 }
 
+/** Warmup (linear from 0) then cosine decay to 0; `step` counts from 1. */
 export function learningRate(step: number, totalSteps: number, baseLr: number, warmupSteps: number): number {
   if (warmupSteps > 0 && step <= warmupSteps) return (baseLr * step) / warmupSteps;
   const span = Math.max(1, totalSteps - warmupSteps);
