@@ -80,8 +80,21 @@ export async function quickRows(titlePart) {
 
 /** Runs a palette command by its title. */
 export async function palette(title) {
-  await T.page.keyboard.press('F1');
-  await quick().locator('.quick-input-box input').fill(`>${title}`);
+  // F1 pressed while a webview (model view, Alignment view) has the focus can stay in its frame: the palette then never
+  // opens (seen in 2 of 4 runs of ui.mjs step [4] after the lineage step clicked in a webview). Give the workbench the
+  // focus (the focused frame element blurred: the keys go to the workbench's window) and press again, up to three times.
+  const input = quick().locator('.quick-input-box input');
+  for (let attempt = 0; ; attempt++) {
+    await T.page.keyboard.press('F1');
+    try {
+      await input.waitFor({ state: 'visible', timeout: 5000 });
+      break;
+    } catch (err) {
+      if (attempt === 2) throw err;
+      await T.page.evaluate(() => document.activeElement?.blur());
+    }
+  }
+  await input.fill(`>${title}`);
   // Click the row whose label is exactly the title (Enter would run the first fuzzy match, e.g. "Preferences:
   // Browse Color Themes in Marketplace" for "Preferences: Color Theme").
   const exact = new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
