@@ -414,6 +414,9 @@ export interface RunRecord {
     passes: number;
     seconds: number;
     cpuSeconds: number;
+    /** Calibration samples passed through each model: fewer than the recipe's when its token budget keeps less than
+     * 1 in CANDIDATES_PER_KEPT of their (sample, token) pairs (fusion/calibinputs.ts). */
+    samples?: number;
     tokenBudget: number;
     tokenSeed: number;
     tokens: { candidates: number; kept: number }[];

@@ -20,7 +20,7 @@ interface Step {
 interface RunLine {
   run: string;
   timings?: Record<string, number>;
-  capture?: { mode?: string; passes?: number; cpuSeconds?: number; seconds?: number };
+  capture?: { mode?: string; passes?: number; cpuSeconds?: number; seconds?: number; samples?: number };
   autotune?: { chosenLabel?: string; trials?: { label: string; estimate?: number; skipped?: string }[] };
 }
 
@@ -73,6 +73,8 @@ export function rowsFromLines(lines: string[]): Record<string, unknown>[] {
       const s = (k: string) => (typeof t[k] === 'number' ? t[k].toFixed(0) : '–');
       row.stages_wall_s = `analyze ${s('analyze')}, capture ${s('activations')}, align ${s('align')}, refit ${s('refit')}, write ${s('write')}`;
       row.capture_cpu_s = j.capture?.cpuSeconds !== undefined ? Number(j.capture.cpuSeconds.toFixed(1)) : undefined;
+      // calibration samples each capture passed (run.json capture.samples; absent before the token budget capped them: 200)
+      row.capture_samples = j.capture?.samples ?? 200;
       row.timings = t;
       const ran = (j.autotune?.trials ?? []).filter((x) => !x.skipped).length;
       row.autotune = j.autotune
@@ -104,6 +106,7 @@ function main(): void {
       { key: 'fuse_cpu_s', label: 'fuse CPU s', format: 'fixed', digits: 1 },
       { key: 'fuse_wall_s', label: 'fuse wall s', format: 'fixed', digits: 0 },
       { key: 'peak_rss_mb', label: 'peak RSS MiB', format: 'int' },
+      { key: 'capture_samples', label: 'samples passed', format: 'int' },
       { key: 'passes400_cpu_s', label: '400 passes CPU s', format: 'fixed', digits: 1 },
       { key: 'ratio_cpu', label: 'fuse / 400 passes (CPU)' },
       { key: 'ratio_wall', label: '(wall)' },

@@ -93,9 +93,13 @@ test('the refit honours the token budget: a seeded share of the input rows, the 
   const fc1 = (r: typeof full) => r.refit!.find((l) => l.name === 'blocks.0.mlp.fc1')!;
   assert.equal(fc1(full).rows, 64 * 17);
   assert.ok(Math.abs(fc1(capped).rows - 300) < 80, `kept ${fc1(capped).rows} rows for a budget of 300`);
-  // The classifier sees one row per image (64 < 300): untouched.
+  // The capture passes only the images the budget can use, the first ⌈2 × 300 / 16⌉ = 38 (calibinputs.ts; 16 patch
+  // tokens, the fewest of the captured tensors), and the classifier sees one row per image passed (38 < 300).
+  assert.equal(full.capture!.samples, 64);
+  assert.equal(capped.capture!.samples, 38);
   const head = (r: typeof full) => r.refit!.find((l) => l.name.startsWith('head'))!;
-  assert.equal(head(capped).rows, 64);
+  assert.equal(head(full).rows, 64);
+  assert.equal(head(capped).rows, 38);
   // Seeded: the same rows again, so the same fused model.
   assert.equal(maxAbsDiff(await logitsOf(capped.fused, calib, BATCH), await logitsOf(again.fused, calib, BATCH)), 0);
   // A subsample changes the fit, but the refit still beats plain averaging on every layer's (kept) rows.

@@ -6,11 +6,10 @@
 // token budget (a seeded random subset of the (sample, token) pairs, the same for every model) and
 // standardised per neuron.
 import * as ort from 'onnxruntime-node';
-import { onnx } from 'onnx-proto';
 import { throwIfCancelled, OtfuseError } from '../errors';
 import { OnnxModel } from '../onnx/model';
 import type { Dataset, Batch } from '../data/dataset';
-import { ModelRunner, checkFinite, toOrtTensor, type InputBinding } from '../runtime/runner';
+import { checkFinite, toOrtTensor, type InputBinding } from '../runtime/runner';
 import { createOrtSession } from '../runtime/session';
 import { resolveProvider, type ProviderChoice } from '../runtime/providers';
 import type { ModelPlan } from '../graph/analyze';
@@ -19,6 +18,7 @@ import { planStages, stageModel, type StagePlan } from './stages';
 import { DEFAULT_TOKEN_BUDGET, DEFAULT_TOKEN_SEED } from './recipe';
 import { absorb, keptTokens, sinkBytes, standardizeRows, normalizeLayout, type CaptureSpec, type Layout, type Sink } from './samples';
 import { STREAM_MEMORY_BYTES, StreamStore, type StreamBudget, type StreamInfo } from './streams';
+import { bindCalibInputs, readTokenMask, type TokenMask } from './calibinputs';
 
 export { DEFAULT_TOKEN_BUDGET, DEFAULT_TOKEN_SEED };
 
@@ -158,6 +158,8 @@ export interface CaptureStats {
   seconds: number;
   /** Process CPU seconds (every thread) over the same spans: comparable on a busy machine. */
   cpuSeconds: number;
+  /** Calibration samples each pass runs. */
+  samples: number;
   /** Forward passes of the whole model equivalent (1 per capture from stage 0). */
   passes: number;
   /** Largest bytes of captured (neuron-major) matrices held at once. */
@@ -272,7 +274,7 @@ class CaptureEngine {
   private cache = new Map<string, StreamStore>();
   private readonly streamBudget: StreamBudget;
   private binding?: InputBinding;
-  private masks?: { data: Uint8Array; tokens: number } | null;
+  private masks?: TokenMask | null;
   private readonly picksByGeometry = new Map<string, Int32Array>();
   /** Matrices of a finished stage, handed back for reuse. */
   private pool: Float32Array[] = [];
@@ -282,7 +284,7 @@ class CaptureEngine {
   private readonly total: number;
   /** Samples per batch: the recipe's, capped so one batch holds about TOKENS_PER_BATCH tokens. */
   private readonly batch: number;
-  readonly stats: CaptureStats = { seconds: 0, cpuSeconds: 0, passes: 0, peakBytes: 0, peakCacheBytes: 0, tokens: [] };
+  readonly stats: CaptureStats = { seconds: 0, cpuSeconds: 0, samples: 0, passes: 0, peakBytes: 0, peakCacheBytes: 0, tokens: [] };
 
   constructor(
     private readonly model: OnnxModel,
@@ -303,7 +305,7 @@ class CaptureEngine {
     this.streamBudget = { limit: options.streamMemoryBytes ?? STREAM_MEMORY_BYTES, used: 0 };
     this.plan = planStages(model, targets, options.tap?.tensors);
     if (this.plan.untapped.length) options.tap?.untapped?.(this.plan.untapped);
-    this.total = Math.min(options.samples, dataset.size);
+    this.total = this.stats.samples = Math.min(options.samples, dataset.size);
     this.batch = Math.max(1, Math.min(options.batchSize, Math.floor(TOKENS_PER_BATCH / Math.max(1, tokens ?? 1))));
     if (this.total < options.samples && this.total < 2)
       throw new OtfuseError('BAD_DATA', `need at least 2 calibration samples, the dataset has ${dataset.size}`, { file: dataset.source });
@@ -362,50 +364,13 @@ class CaptureEngine {
   }
 
   private async bindInputs(): Promise<InputBinding> {
-    if (this.binding) return this.binding;
-    // A probe model with the graph's inputs only (Identity to outputs) lets the session layer check and bind them.
-    const g = this.model.graph;
-    const inputs = (g.input ?? []).filter((v) => this.plan.inputs.includes(v.name ?? ''));
-    const probe = new OnnxModel(
-      onnx.ModelProto.create({
-        irVersion: this.model.proto.irVersion,
-        opsetImport: this.model.proto.opsetImport,
-        graph: onnx.GraphProto.create({
-          name: 'inputs',
-          input: inputs,
-          node: inputs.map((v, i) => onnx.NodeProto.create({ opType: 'Identity', input: [v.name!], output: [`probe_${i}`] })),
-          output: inputs.map((_, i) => onnx.ValueInfoProto.create({ name: `probe_${i}` })),
-        }),
-      }),
-      this.model.file,
-    );
-    const runner = await ModelRunner.create(probe, { provider: 'cpu' });
-    try {
-      this.binding = runner.bind(this.dataset, { checkLabels: false });
-    } finally {
-      await runner.release();
-    }
+    this.binding ??= await bindCalibInputs(this.model, this.plan.inputs, this.dataset);
     return this.binding;
   }
 
   /** Token validity [samples × T] from the attention mask input, read once (null: no mask). */
-  private async maskOf(): Promise<{ data: Uint8Array; tokens: number } | null> {
-    if (this.masks !== undefined) return this.masks;
-    const binding = await this.bindInputs();
-    const name = binding.attention_mask;
-    this.masks = null;
-    if (!name) return null;
-    let data: Uint8Array | undefined,
-      tokens = 0;
-    for (let start = 0; start < this.total; start += this.options.batchSize) {
-      const idx = Array.from({ length: Math.min(this.options.batchSize, this.total - start) }, (_, i) => start + i);
-      const feed = this.dataset.take(idx).feeds[name];
-      tokens = feed.dims[feed.dims.length - 1];
-      data ??= new Uint8Array(this.total * tokens);
-      const m = feed.data as ArrayLike<number | bigint>;
-      for (let k = 0; k < m.length; k++) data[start * tokens + k] = Number(m[k]) !== 0 ? 1 : 0;
-    }
-    this.masks = data ? { data, tokens } : null;
+  private async maskOf(): Promise<TokenMask | null> {
+    if (this.masks === undefined) this.masks = readTokenMask(this.dataset, await this.bindInputs(), this.total, this.options.batchSize);
     return this.masks;
   }
 

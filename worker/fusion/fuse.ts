@@ -10,6 +10,7 @@ import { analyzeModel, type LinearRef, type ModelPlan } from '../graph/analyze';
 import { ParamSink, biasRegion, readBias, readWeight, toStorage, weightRegion, type ParamValues } from './slices';
 import { compileSchedule, planParams, solvedMapCount, type ParamRole } from './schedule';
 import type { RunRecord, ProgressEvent } from '../types';
+import { captureSampleCount } from './calibinputs';
 import { captureActivations, estimateActivationBytes, StagedActivations, type ActivationStore, type CaptureOptions, type CaptureStats } from './activations';
 import { alignModel, type MapRecord, type Params } from './align';
 import { CostEngine } from './cost';
@@ -289,6 +290,7 @@ function captureRecord(acts: (ActivationStore | undefined)[], staged: boolean, r
     passes: stats.reduce((s, x) => s + x.passes, 0),
     seconds,
     cpuSeconds: stats.reduce((s, x) => s + x.cpuSeconds, 0),
+    samples: stats[0].samples,
     tokenBudget: recipe.tokenBudget,
     tokenSeed: recipe.tokenSeed,
     tokens: stats[0].tokens,
@@ -400,18 +402,21 @@ function plainAverage(models: OnnxModel[], params: Params[], roles: Map<string, 
 }
 
 /** The fusion itself on loaded models (no files written). */
-export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusionResult> {
-  const { models, recipe } = input;
+export async function fuseLoaded(given: LoadedFusionInput): Promise<LoadedFusionResult> {
+  const { models } = given;
   const timings: Record<string, number> = {};
-  const emit = (e: ProgressEvent) => input.onProgress?.(e);
+  const emit = (e: ProgressEvent) => given.onProgress?.(e);
   let t = performance.now();
-  const plans = input.plans ?? models.map((m) => analyzeModel(m));
+  const plans = given.plans ?? models.map((m) => analyzeModel(m));
   checkCompatible(plans);
-  timings.analyze = (performance.now() - t) / 1000;
   const { params, roles, heterogeneous } = pairRoles(models, plans);
 
   // Activations (also needed by weight-based alignment when a weighted residual policy reads them).
-  const needActs = ALIGN_BY[recipe.alignBy].needsActivations || RESIDUAL_POLICIES[recipe.residualPolicy].needsActivations;
+  const needActs = ALIGN_BY[given.recipe.alignBy].needsActivations || RESIDUAL_POLICIES[given.recipe.residualPolicy].needsActivations;
+  // Captures, Grams and the refit's own passes run the samples the token budget can use (the same for every model).
+  const input = needActs && given.calib ? await withPassedSamples(given, plans) : given;
+  const { recipe } = input;
+  timings.analyze = (performance.now() - t) / 1000;
   if (REFITS[recipe.refit].needsActivations && !input.calib) throw new OtfuseError('BAD_USAGE', `refit '${recipe.refit}' needs calibration data (--data)`);
   // regmean's Grams come out of the capture's own forward pass (taps), not a second pass of the refit.
   const wantGrams = needActs && recipe.refit === 'regmean' && recipe.refitMix === 'uniform' && !!input.calib && !input.refitOwnPass;
@@ -493,6 +498,23 @@ export async function fuseLoaded(input: LoadedFusionInput): Promise<LoadedFusion
     for (const a of aligned) a.release?.();
     if (owned) await grams?.release();
   }
+}
+
+/** The input with recipe.samples lowered to what a capture passes (calibinputs.ts): the most any model needs. */
+async function withPassedSamples(input: LoadedFusionInput, plans: ModelPlan[]): Promise<LoadedFusionInput> {
+  const { recipe } = input;
+  const counts = await Promise.all(
+    input.models.map((m, k) =>
+      captureSampleCount(m, plans[k], input.calib!, {
+        samples: recipe.samples,
+        batchSize: recipe.batchSize,
+        tokenFilter: recipe.tokenFilter,
+        tokenBudget: recipe.tokenBudget,
+      }),
+    ),
+  );
+  const samples = Math.max(...counts);
+  return samples < recipe.samples ? { ...input, recipe: { ...recipe, samples } } : input;
 }
 
 /** What determines a capture besides the models and the data file (share.ts's key). */

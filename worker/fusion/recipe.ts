@@ -161,7 +161,8 @@ const RECIPE_FIELD_TABLE = {
     minimum: 2,
     maximum: 1_000_000,
     default: 200,
-    description: 'Calibration samples for activations.',
+    description:
+      'Calibration samples for activations (at most: a capture passes the first n whose (sample, token) pairs reach twice the token budget, when fewer suffice).',
     flag: 'samples',
   },
   tokenFilter: enumOf(TOKEN_FILTERS, 'all', 'Which tokens count as activation samples.', 'token-filter'),

@@ -17,6 +17,7 @@
 // a safety stop and reports when it fires.
 import type { OnnxModel } from '../onnx/model';
 import type { ResolvedRecipe } from '../fusion/recipe';
+import { CANDIDATES_PER_KEPT } from '../fusion/calibinputs';
 
 /** Nominal sustained rate of the fusion's linear algebra (flop/s), see above. */
 export const NOMINAL_FLOPS = 2.5e10;
@@ -81,5 +82,7 @@ export function estimateTrialCost(
   const captures = recipe.alignBy === 'wts' && recipe.refit === 'none' ? 0 : models.length;
   const plusplus = recipe.refit === 'regmean++' ? models.length * (shape.refitLevels ?? 1) : 0;
   const capped = { ...recipe, tokenBudget: recipe.tokenBudget > 0 ? recipe.tokenBudget : shape.samples * tokens };
-  return TRIAL_OVERHEAD_S + (captures + plusplus) * pass(shape.samples) + (shape.heldOut ? pass(shape.heldOut) : 0) + estimateTrialSeconds(models, capped);
+  // A capture passes only the samples its token budget can use (fusion/calibinputs.ts).
+  const passed = recipe.tokenBudget > 0 ? Math.min(shape.samples, Math.ceil((CANDIDATES_PER_KEPT * recipe.tokenBudget) / tokens)) : shape.samples;
+  return TRIAL_OVERHEAD_S + (captures + plusplus) * pass(passed) + (shape.heldOut ? pass(shape.heldOut) : 0) + estimateTrialSeconds(models, capped);
 }
