@@ -434,9 +434,16 @@ async function cmdFinetune(args: ParsedArgs, context: JobContext): Promise<numbe
     const kd = result.distill
       ? `distilled   from ${result.distill.teachers.map((t) => path.basename(t)).join(', ')} (T ${result.distill.temperature}, α ${result.distill.alpha})`
       : '';
+    const t = result.trunkDistill;
+    const trunk = t
+      ? t.skipped
+        ? `trunk       distillation skipped: ${t.skipped}`
+        : `trunk       distilled ${t.epochs} epochs (partial model: mean squared error at the cut ${t.mse[0].toPrecision(3)} → ${t.mse[t.mse.length - 1].toPrecision(3)}, ${t.seconds.toFixed(1)} s)`
+      : '';
     return [
       `output      ${result.output}`,
       kd,
+      trunk,
       `steps       ${result.steps} (${result.epochs} epochs) in ${result.seconds.toFixed(1)} s, ${Math.round(result.samplesPerSecond)} samples/s`,
       `final loss  ${last ? last.loss.toFixed(4) : '—'}`,
       evals,

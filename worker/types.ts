@@ -469,6 +469,8 @@ export interface FinetuneOptions {
   kdAlpha?: number;
   /** GiB a training step may need (default: the machine's memory); a larger estimated floor is refused up front. */
   memoryLimit?: number;
+  /** Partial models: epochs of trunk distillation before the finetune (train/trunkdistill.ts; default 40, 0 = off). */
+  trunkEpochs?: number;
 }
 
 export interface FinetuneRequest extends FinetuneOptions {
@@ -541,6 +543,9 @@ export interface FinetuneResult {
   peakRssMiB?: number;
   /** The distillation setting used (when teachers were given). */
   distill?: { teachers: string[]; temperature: number; alpha: number };
+  /** A partial model's trunk distillation before the steps (train/trunkdistill.ts): mean squared error at the cut per
+   * epoch, or why it was skipped. */
+  trunkDistill?: { epochs: number; mse: number[]; seconds: number; skipped?: string };
   /** Provenance (run.json): the data trained on and measured on, and the settings (filled in by the run that
    * records the finetune). Teachers are file names. */
   trainData?: DataRef;

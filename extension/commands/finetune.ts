@@ -118,7 +118,7 @@ async function finetuneRun(d: Deps, pickers: Pickers, runDir: string, options: F
     if (d.alignment.currentRun !== runDir) await d.alignment.showRun(runDir, false);
     const row = (role: 'finetuned' | 'baseline') =>
       result.record.metrics.find((m) => m.role === role && !m.seeds && (role === 'finetuned' || m.start === 'anchor'))?.accuracy;
-    const text = `${record.name}: ot+finetune ${pct(row('finetuned'))}${row('baseline') !== undefined ? ` vs anchor+finetune ${pct(row('baseline'))}` : ''} ${measuredOn(result.record)} (${result.finetune.steps} steps${teachers ? (distilled ? ', distilled from the parents' : ', teachers ignored: no distillation in this engine') : ''})`;
+    const text = `${record.name}: ot+finetune ${pct(row('finetuned'))}${row('baseline') !== undefined ? ` vs anchor+finetune ${pct(row('baseline'))}` : ''} ${measuredOn(result.record)} (${result.finetune.steps} steps${teachers ? (distilled ? ', distilled from the parents' : ', teachers ignored: no distillation in this engine') : ''}${trunkNote(result.finetune.trunkDistill)})`;
     d.log.info(`finetuned ${text}`);
     if (!options.quiet)
       void vscode.window.showInformationMessage(`otfuse: ${text}`, 'Open Run', 'Export Table').then((c) => {
@@ -146,4 +146,10 @@ async function askEvalData(pickers: Pickers, record: RunRecord, fused: string | 
   });
   if (choice === undefined || choice === SKIP_EVALUATION) return undefined;
   return choice === USE_CALIBRATION ? record.data : choice;
+}
+
+/** A partial run's trunk distillation, as the finetune's message mentions it (nothing for other runs). */
+function trunkNote(t: { epochs: number; skipped?: string } | undefined): string {
+  if (!t) return '';
+  return t.skipped ? `; trunk distillation skipped: ${t.skipped}` : `; the partial model's trunk distilled first (${t.epochs} epochs)`;
 }

@@ -55,7 +55,7 @@ test('fuse --finetune takes the registry options marked `fuse`; the distillation
   ]) {
     const r = runCli(cmd, { cwd: dir });
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /--kd-temp and --kd-alpha need at least one --teacher/);
+    assert.match(r.stderr, /--kd-temp, --kd-alpha and --trunk-epochs need at least one --teacher/);
   }
   assert.deepEqual(fs.readdirSync(dir), []);
 });
@@ -93,6 +93,7 @@ test('the defaults are the registry’s (and every default lies inside its own d
     seed: 0,
     kdTemp: 2,
     kdAlpha: 0.5,
+    trunkEpochs: 40,
   });
   for (const [field, option] of Object.entries(FINETUNE_OPTIONS)) {
     const d = (option as { default?: number }).default;

@@ -28,7 +28,8 @@ export function finetuneOptionsFrom(args: ParsedArgs, command: FinetuneCommand):
       const names = offered(command)
         .filter(({ option: o }) => o.distill)
         .map(({ option: o }) => `--${o.flag}`);
-      throw new OtfuseError('BAD_USAGE', `${names.join(' and ')} need at least one --teacher`);
+      const list = names.length > 1 ? `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}` : names[0];
+      throw new OtfuseError('BAD_USAGE', `${list} need at least one --teacher`);
     }
     out[field] = value;
   }

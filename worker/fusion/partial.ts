@@ -235,6 +235,19 @@ export function buildPartial(input: PartialInput): OnnxModel {
   return new OnnxModel(proto, fused.file);
 }
 
+/** What buildPartial recorded in a partial model's metadata (undefined: not a partial model, or unreadable). */
+export function partialMetadata(model: OnnxModel): { mergeLayers: number; attention?: boolean; layers: number; models: number } | undefined {
+  const entry = (model.proto.metadataProps ?? []).find((p) => p.key === PARTIAL_METADATA_KEY);
+  if (!entry?.value) return undefined;
+  try {
+    const m = JSON.parse(entry.value) as { mergeLayers?: unknown; attention?: unknown; layers?: unknown; models?: unknown };
+    if (![m.mergeLayers, m.layers, m.models].every((v) => Number.isInteger(v))) return undefined;
+    return { mergeLayers: m.mergeLayers as number, attention: m.attention === true, layers: m.layers as number, models: m.models as number };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether a model is a partial fusion (several parents' blocks on one trunk: no single HF class fits it). */
 export function isPartialModel(model: OnnxModel): boolean {
   return (model.proto.metadataProps ?? []).some((p) => p.key === PARTIAL_METADATA_KEY);

@@ -40,29 +40,13 @@ export function defaultWarmupSteps(totalSteps: number): number {
   return Math.min(100, Math.max(Math.floor(totalSteps * 0.05), Math.min(4, Math.floor(totalSteps / 4))));
 }
 
-/** Warmup (linear from 0) then cosine decay to 0; `step` counts from 1. */
-export function learningRate(step: number, totalSteps: number, baseLr: number, warmupSteps: number): number {
-  if (warmupSteps > 0 && step <= warmupSteps) return (baseLr * step) / warmupSteps;
-  const span = Math.max(1, totalSteps - warmupSteps);
-  const progress = Math.min(1, (step - warmupSteps) / span);
-  return baseLr * 0.5 * (1 + Math.cos(Math.PI * progress));
-}
-
-export function shuffled(count: number, rand: () => number): Int32Array {
-  const order = new Int32Array(count);
-  for (let i = 0; i < count; i++) order[i] = i;
-  for (let i = count - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    const t = order[i];
-    order[i] = order[j];
-    order[j] = t;
-  }
-  return order;
-}
+export { learningRate, shuffled } from './schedule';
+import { learningRate, shuffled } from './schedule';
 
 // The defaults come from the option registry (worker/train/options.ts), which also holds the domains: requests are
 // checked against them on entry to the engine (worker/numbers.ts checkRequestNumbers), not here.
 import { FINETUNE_DEFAULTS } from './options';
+import { trunkStage } from './trunkdistill';
 import { checkLabelRange, classCountOf } from '../data/labels';
 export { FINETUNE_DEFAULTS };
 
@@ -517,6 +501,9 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
   const progress = context.onProgress ?? (() => undefined);
   const s = settingsOf(request);
   const p = prepare(request, s, progress);
+  // A partial model's trunk is first trained to serve every branch (trunkdistill.ts), then the steps below.
+  const trunk = await trunkStage(request, p.model, p.train, progress, context.signal);
+  if (trunk) p.model = trunk.model;
   const o = await openTraining(request, s, p, progress);
   let trainer: Trainer | undefined;
   try {
@@ -527,6 +514,7 @@ export async function finetuneModel(request: FinetuneRequest, context: JobContex
     result.seconds = (performance.now() - started) / 1000;
     result.samplesPerSecond = trainer.trainSeconds > 0 ? trainer.samples / trainer.trainSeconds : 0;
     result.peakRssMiB = Math.round(trainer.peakRss / 2 ** 20);
+    if (trunk) result.trunkDistill = trunk.result;
     progress({ stage: 'finetune', done: result.steps, total: p.totalSteps, message: `done: ${result.steps} steps, checkpoint ${request.output}` });
     return result;
   } finally {

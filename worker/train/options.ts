@@ -51,6 +51,16 @@ export const FINETUNE_OPTIONS = {
     fuse: true,
   },
   kdAlpha: { flag: 'kd-alpha', min: 0, max: 1, default: 0.5, what: 'weight of the distillation loss', fuse: true, distill: true },
+  trunkEpochs: {
+    flag: 'trunk-epochs',
+    integer: true,
+    min: 0,
+    max: 10000,
+    default: 40,
+    what: "partial models (fuse --merge-layers): epochs of trunk distillation first, the shared trunk trained on the training images so every branch sees its parent's own stream at the cut (teachers = the parents; 0 = off)",
+    fuse: true,
+    distill: true,
+  },
 } as const satisfies { [K in keyof FinetuneOptions]?: FinetuneOption };
 
 export type FinetuneOptionName = keyof typeof FINETUNE_OPTIONS;

@@ -1,0 +1,100 @@
+// Trunk distillation (train/trunkdistill.ts, issue 28): a partial model's trunk and unmerge maps are trained so that
+// every branch's stream at the cut reproduces its own parent's; the branches' blocks and heads stay the parents'.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { loadModel, type OnnxModel } from '../../worker/onnx/model';
+import { openDataset } from '../../worker/data/dataset';
+import { fuseLoaded } from '../../worker/jobs/run';
+import { resolveRecipe } from '../../worker/fusion/recipe';
+import { analyzeModel } from '../../worker/graph/analyze';
+import { buildPartial, cutTensor, isPartialModel, partialMetadata } from '../../worker/fusion/partial';
+import { captureTensors, fitUnmerges } from '../../worker/fusion/unmerge';
+import { distillTrunk } from '../../worker/train/trunkdistill';
+import { finetuneModel } from '../../worker/train/finetune';
+import { VIT, tempDir } from '../helpers';
+
+const A = path.join(VIT, 'vit48_s10.onnx');
+const B = path.join(VIT, 'vit48_s11.onnx');
+const data = openDataset({ path: path.join(VIT, 'calib200.npz'), limit: 128 });
+const K = 1;
+
+async function partial(): Promise<{ p: OnnxModel; models: OnnxModel[] }> {
+  const models = [loadModel(A), loadModel(B)];
+  const r = await fuseLoaded({ models, recipe: resolveRecipe({ samples: 64, mergeLayers: K }), calib: data, vanilla: false });
+  const fitted = await fitUnmerges({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, calib: data, samples: 64 });
+  return { p: buildPartial({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, k: K, fitted: fitted[K] }), models };
+}
+
+/** Σ over branches ‖branch stream − parent's own stream‖² / Σ ‖parent's stream‖², measured on the data. */
+async function streamError(p: OnnxModel, models: OnnxModel[]): Promise<number> {
+  const opts = { calib: data, samples: data.size };
+  const mapped = await captureTensors(p, ['p0/unmerged', 'p1/unmerged'], opts);
+  let err = 0,
+    norm = 0;
+  for (let m = 0; m < 2; m++) {
+    const own = (await captureTensors(models[m], [cutTensor(analyzeModel(models[m]), K)!], opts))[0];
+    for (let i = 0; i < own.length; i++) {
+      err += (mapped[m][i] - own[i]) ** 2;
+      norm += own[i] ** 2;
+    }
+  }
+  return err / norm;
+}
+
+const initializers = (m: OnnxModel) => new Map(m.initializerNames().map((n) => [n, m.getInitializer(n).data]));
+const same = (a: ArrayLike<number>, b: ArrayLike<number>) => a.length === b.length && Array.prototype.every.call(a, (v: number, i: number) => v === b[i]);
+
+test('trunk distillation: the branches see their parents’ streams better, only the trunk and the maps move', async () => {
+  const { p, models } = await partial();
+  assert.deepEqual(partialMetadata(p), { mergeLayers: 1, attention: false, layers: 3, models: 2 });
+  const before = await streamError(p, models);
+  // Teachers in the other order: matched to the branches by their weights.
+  const { model: d, result } = await distillTrunk({ partial: p, teachers: [B, A], data, epochs: 40, seed: 0 });
+  assert.equal(result.skipped, undefined);
+  assert.equal(result.mse.length, 40);
+  assert.ok(result.mse[39] < 0.7 * result.mse[0], `mse per epoch ${result.mse.map((x) => x.toFixed(4)).join(' ')}`);
+  const after = await streamError(d, models);
+  assert.ok(after < 0.7 * before, `stream error ${before.toFixed(4)} → ${after.toFixed(4)}`);
+  assert.ok(isPartialModel(d));
+  const was = initializers(p),
+    now = initializers(d);
+  assert.deepEqual([...now.keys()].sort(), [...was.keys()].sort());
+  const moved = [...was.keys()].filter((n) => !same(was.get(n)!, now.get(n)!));
+  // Every branch block and head is its parent's, bit for bit; what moved is the trunk and the unmerge maps.
+  for (const n of moved) assert.ok(!/^p\d\//.test(n) || /unmerge/.test(n), `branch tensor ${n} moved`);
+  assert.ok(moved.some((n) => /unmerge/.test(n)));
+  assert.ok(
+    moved.some((n) => !/^p\d\//.test(n) && /patch_embeddings|layer\.0\./.test(n)),
+    `trunk moved: ${moved.join(', ')}`,
+  );
+});
+
+test('trunk distillation is skipped, with the reason, when the teachers are not the parents or for a plain model', async () => {
+  const { p } = await partial();
+  // The reference's plain average of the two: the same architecture and names, other weights.
+  const other = path.join(VIT, 'vit48_vanilla.onnx');
+  const r = await distillTrunk({ partial: p, teachers: [other, A], data, epochs: 2, seed: 0 });
+  assert.match(r.result.skipped ?? '', /not the partial model's parents/);
+  assert.equal(r.model, p);
+  const plain = await distillTrunk({ partial: loadModel(A), teachers: [A, B], data, epochs: 2, seed: 0 });
+  assert.match(plain.result.skipped ?? '', /not a partial model/);
+});
+
+test('finetune of a partial model with its parents as teachers starts with trunk distillation; --trunk-epochs 0 turns it off', async () => {
+  const { p } = await partial();
+  const dir = tempDir('trunk-ft-');
+  const start = path.join(dir, 'partial.onnx');
+  p.save(start);
+  const base = { model: start, data: path.join(VIT, 'calib200.npz'), epochs: 1, batchSize: 64, seed: 0, keep: 'last' as const, threads: 1, teachers: [A, B] };
+  const on = await finetuneModel({ ...base, output: path.join(dir, 'on.onnx'), trunkEpochs: 3 }, {});
+  assert.equal(on.trunkDistill?.epochs, 3);
+  assert.equal(on.trunkDistill?.mse.length, 3);
+  const off = await finetuneModel({ ...base, output: path.join(dir, 'off.onnx'), trunkEpochs: 0 }, {});
+  assert.equal(off.trunkDistill, undefined);
+  // Different starts for the same steps: different checkpoints.
+  const a = loadModel(path.join(dir, 'on.onnx')),
+    b = loadModel(path.join(dir, 'off.onnx'));
+  const name = a.initializerNames().find((n) => /patch_embeddings.*weight$/.test(n))!;
+  assert.ok(!same(a.getInitializer(name).data, b.getInitializer(name).data));
+});
