@@ -69,6 +69,25 @@ async function kd(start: string, seed: number, epochs: number, tag: string): Pro
   return loadModel(out);
 }
 
+/** `otfuse fuse A B --data calib200.npz --merge-layers K -o FILE`: the partial model as the product builds it. */
+function partialFile(k: number, file: string): void {
+  execFileSync('node', [
+    'dist/cli.js',
+    'fuse',
+    A,
+    B,
+    '--data',
+    path.join(DIR, 'calib200.npz'),
+    '--merge-layers',
+    String(k),
+    '-o',
+    file,
+    '--no-eval',
+    '--runs-dir',
+    work,
+  ]);
+}
+
 async function main(): Promise<void> {
   const t0 = performance.now();
   const rows: Record<string, unknown>[] = [];
@@ -78,21 +97,7 @@ async function main(): Promise<void> {
   rows.push(summary('better parent A', [parent], single));
   rows.push(summary('parent B', [await score(loadModel(B))], single));
   const ensFile = path.join(work, 'ensemble.onnx');
-  execFileSync('node', [
-    'dist/cli.js',
-    'fuse',
-    A,
-    B,
-    '--data',
-    path.join(DIR, 'calib200.npz'),
-    '--merge-layers',
-    '0',
-    '-o',
-    ensFile,
-    '--no-eval',
-    '--runs-dir',
-    work,
-  ]);
+  partialFile(0, ensFile);
   const ens = await score(loadModel(ensFile));
   rows.push(summary('logit ensemble (K = 0)', [ens], 2 * single));
   for (const epochs of [1, 41]) {
@@ -102,21 +107,7 @@ async function main(): Promise<void> {
   }
   for (const k of KS) {
     const file = path.join(work, `partial-k${k}.onnx`);
-    execFileSync('node', [
-      'dist/cli.js',
-      'fuse',
-      A,
-      B,
-      '--data',
-      path.join(DIR, 'calib200.npz'),
-      '--merge-layers',
-      String(k),
-      '-o',
-      file,
-      '--no-eval',
-      '--runs-dir',
-      work,
-    ]);
+    partialFile(k, file);
     const p = loadModel(file);
     const size = p.summary().parameterCount;
     rows.push(summary(`partial K = ${k} (${(size / single).toFixed(2)}×), one-shot`, [await score(p)], size));
