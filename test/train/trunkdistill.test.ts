@@ -98,3 +98,15 @@ test('finetune of a partial model with its parents as teachers starts with trunk
   const name = a.initializerNames().find((n) => /patch_embeddings.*weight$/.test(n))!;
   assert.ok(!same(a.getInitializer(name).data, b.getInitializer(name).data));
 });
+
+test('trunk distillation on a BERT partial model: three inputs bound, the error at the cut goes down', async () => {
+  const BERT = path.join(process.cwd(), 'test', 'fixtures', 'bert');
+  const files = [path.join(BERT, 'bertD_s20.onnx'), path.join(BERT, 'bertD_s21.onnx')];
+  const text = openDataset({ path: path.join(BERT, 'calib.npz'), limit: 96 });
+  const models = files.map((f) => loadModel(f));
+  const r = await fuseLoaded({ models, recipe: resolveRecipe({ samples: 64, mergeLayers: 1 }), calib: text, vanilla: false });
+  const p = buildPartial({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, k: 1 });
+  const { result } = await distillTrunk({ partial: p, teachers: files, data: text, epochs: 8, seed: 0 });
+  assert.equal(result.skipped, undefined);
+  assert.ok(result.mse[7] < 0.8 * result.mse[0], `mse per epoch ${result.mse.map((x) => x.toFixed(4)).join(' ')}`);
+});

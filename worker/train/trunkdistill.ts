@@ -134,6 +134,7 @@ export async function distillTrunk(input: TrunkDistillInput): Promise<{ model: O
   const width = plans[0].hidden;
   if (plans.some((p) => p.hidden !== width)) return skip('the parents differ in width at the cut');
   const cuts = plans.map((p) => cutTensor(p, meta.mergeLayers, meta.attention)!);
+  if (plans.some((p, m) => p.seqFirst.includes(cuts[m]))) return skip('the stream at the cut is sequence-first ([tokens, batch, width])');
   const streams = parents.map((_, m) => branchStream(partial, m, cuts[0]));
   const per0 = (await captureTensors(parents[0], [cuts[0]], { calib: data, samples: 1 }))[0].length;
   if (per0 * parents.length * data.size * 4 > TARGET_BYTES_MAX)
