@@ -10,7 +10,9 @@ import { resolveRecipe } from '../../worker/fusion/recipe';
 import { analyzeModel } from '../../worker/graph/analyze';
 import { buildPartial, cutTensor, isPartialModel, partialMetadata } from '../../worker/fusion/partial';
 import { captureTensors, fitUnmerges } from '../../worker/fusion/unmerge';
-import { distillTrunk } from '../../worker/train/trunkdistill';
+import { branchStream, distillTrunk, lossModel } from '../../worker/train/trunkdistill';
+import { ModelRunner } from '../../worker/runtime/runner';
+import * as ort from 'onnxruntime-node';
 import { finetuneModel } from '../../worker/train/finetune';
 import { VIT, tempDir } from '../helpers';
 
@@ -106,6 +108,35 @@ test('trunk distillation on a BERT partial model: three inputs bound, the error 
   const models = files.map((f) => loadModel(f));
   const r = await fuseLoaded({ models, recipe: resolveRecipe({ samples: 64, mergeLayers: 1 }), calib: text, vanilla: false });
   const p = buildPartial({ models, plans: r.plans, fused: r.fused, cutMaps: r.cutMaps!, k: 1 });
+  // The loss counts real tokens only: a target off at padded positions alone leaves it at zero.
+  const cut = cutTensor(r.plans[0], 1)!;
+  const streams = [0, 1].map((m) => branchStream(p, m, cut));
+  const batch = text.take([0, 1, 2, 3]);
+  const f = await captureTensors(p, streams, { calib: openDataset({ path: path.join(BERT, 'calib.npz'), limit: 4 }), samples: 4 });
+  const W = r.plans[0].hidden,
+    T = f[0].length / (4 * W);
+  const target = new Float32Array(4 * T * 2 * W);
+  for (let row = 0; row < 4 * T; row++) for (let m = 0; m < 2; m++) target.set(f[m].subarray(row * W, (row + 1) * W), (row * 2 + m) * W);
+  const mask = batch.feeds.attention_mask.data as BigInt64Array;
+  const padded = Array.from(mask.keys()).filter((i) => mask[i] === 0n);
+  assert.ok(padded.length > 0, 'the first four samples have padding');
+  const runner = await ModelRunner.create(lossModel(p, streams, T, W), { provider: 'cpu' });
+  const errWith = async (t: Float32Array) => {
+    const feeds = {
+      ...Object.fromEntries(Object.entries(batch.feeds).map(([k, v]) => [k, new ort.Tensor(v.type, v.data, v.dims)])),
+      feat_target: new ort.Tensor('float32', t, [4, T, 2 * W]),
+    };
+    const out = await runner.session.run(feeds);
+    return Array.from(out['trunk/err'].data as Float32Array);
+  };
+  const offPadded = Float32Array.from(target);
+  for (const i of padded) for (let c = 0; c < 2 * W; c++) offPadded[i * 2 * W + c] += 5;
+  const offReal = Float32Array.from(target);
+  const real = Array.from(mask.keys()).find((i) => mask[i] !== 0n)!;
+  offReal[real * 2 * W] += 5;
+  for (const e of await errWith(offPadded)) assert.ok(e < 1e-3, `padded-only change: ${e}`);
+  assert.ok((await errWith(offReal))[0] > 20, 'a real token counts');
+  await runner.release();
   const { result } = await distillTrunk({ partial: p, teachers: files, data: text, epochs: 8, seed: 0 });
   assert.equal(result.skipped, undefined);
   assert.ok(result.mse[7] < 0.8 * result.mse[0], `mse per epoch ${result.mse.map((x) => x.toFixed(4)).join(' ')}`);

@@ -6,7 +6,7 @@
 // can only refit the writers linearly on 200 calibration samples; this trains every trunk weight on the training set.
 //
 // The loss is the partial graph cut at the branches' streams, concatenated, minus a `feat_target` input, squared and
-// summed per sample: its gradient graph is built by the trainer's autodiff with a weighted-sum loss (weights
+// summed per sample over the real tokens (text: attention_mask 0 positions count nothing): its gradient graph is built by the trainer's autodiff with a weighted-sum loss (weights
 // 1 / (batch · elements)). The targets are the parents' own streams at the cut, computed once (bounded: above
 // TARGET_BYTES_MAX the stage is skipped with the reason) — the parents are the finetune's teachers, matched to the
 // branches by their weights (a branch's blocks are its parent's, copied unchanged).
@@ -46,7 +46,7 @@ export interface TrunkDistillResult {
 }
 
 /** The tensor branch m reads as its stream at the cut: its unmerge output, else the trunk's own output. */
-function branchStream(partial: OnnxModel, m: number, trunkOut: string): string {
+export function branchStream(partial: OnnxModel, m: number, trunkOut: string): string {
   for (const name of [`p${m}/unmerge_bias`, `p${m}/unmerge`]) {
     const node = partial.nodes.find((n) => n.name === name);
     if (node?.output?.[0]) return node.output[0];
@@ -85,14 +85,31 @@ function prune(model: OnnxModel, outputs: string[]): void {
 
 const INT = onnx.AttributeProto.AttributeType.INT;
 
-/** The partial graph cut at the branches' streams: output `trunk/err` = Σ over tokens and features of (f − target)². */
-function lossModel(partial: OnnxModel, streams: string[], tokens: number, width: number): OnnxModel {
+/** The partial graph cut at the branches' streams: output `trunk/err` = Σ over (real) tokens and features of (f − target)². */
+export function lossModel(partial: OnnxModel, streams: string[], tokens: number, width: number): OnnxModel {
   const m = partial.clone();
-  m.graph.initializer!.push(onnx.TensorProto.create({ name: 'trunk/axes', dataType: onnx.TensorProto.DataType.INT64, dims: [2], int64Data: [1, 2] }));
+  const i64 = (name: string, v: number[]) => onnx.TensorProto.create({ name, dataType: onnx.TensorProto.DataType.INT64, dims: [v.length], int64Data: v });
+  m.graph.initializer!.push(i64('trunk/axes', [1, 2]));
+  // Text: padded positions (attention_mask 0) add nothing; the mask [batch, tokens] scales each token's errors.
+  const masked = (m.graph.input ?? []).some((v) => v.name === 'attention_mask');
+  if (masked) {
+    m.graph.initializer!.push(i64('trunk/last', [2]));
+    m.graph.node!.push(
+      onnx.NodeProto.create({
+        name: 'trunk/mask_f',
+        opType: 'Cast',
+        input: ['attention_mask'],
+        output: ['trunk/mask_f'],
+        attribute: [{ name: 'to', type: INT, i: onnx.TensorProto.DataType.FLOAT }],
+      }),
+      onnx.NodeProto.create({ name: 'trunk/mask3', opType: 'Unsqueeze', input: ['trunk/mask_f', 'trunk/last'], output: ['trunk/mask3'] }),
+    );
+  }
   m.graph.node!.push(
     onnx.NodeProto.create({ name: 'trunk/cat', opType: 'Concat', input: streams, output: ['trunk/f'], attribute: [{ name: 'axis', type: INT, i: -1 }] }),
     onnx.NodeProto.create({ name: 'trunk/sub', opType: 'Sub', input: ['trunk/f', 'feat_target'], output: ['trunk/d'] }),
-    onnx.NodeProto.create({ name: 'trunk/sq', opType: 'Mul', input: ['trunk/d', 'trunk/d'], output: ['trunk/sq'] }),
+    onnx.NodeProto.create({ name: 'trunk/sq', opType: 'Mul', input: ['trunk/d', 'trunk/d'], output: [masked ? 'trunk/sq_all' : 'trunk/sq'] }),
+    ...(masked ? [onnx.NodeProto.create({ name: 'trunk/sq_real', opType: 'Mul', input: ['trunk/sq_all', 'trunk/mask3'], output: ['trunk/sq'] })] : []),
     onnx.NodeProto.create({
       name: 'trunk/sum',
       opType: 'ReduceSum',
