@@ -72,7 +72,7 @@ export interface PassOptions {
 }
 
 /** The graph's inputs (not initializers). */
-function graphInputs(model: OnnxModel): string[] {
+export function graphInputs(model: OnnxModel): string[] {
   const inits = new Set((model.graph.initializer ?? []).map((t) => t.name));
   return (model.graph.input ?? []).map((v) => v.name ?? '').filter((n) => n && !inits.has(n));
 }
@@ -102,8 +102,8 @@ export async function captureSampleCount(model: OnnxModel, plan: ModelPlan, data
   // Token ids: the sequence length from the data, the real tokens from its mask.
   const binding = await bindCalibInputs(model, graphInputs(model), dataset);
   const mask = readTokenMask(dataset, binding, total, o.batchSize);
-  const ids = Object.values(binding).map((name) => dataset.take([0]).feeds[name]);
-  const tokens = mask?.tokens ?? Math.max(...ids.map((f) => f.dims[f.dims.length - 1]));
+  const first = dataset.take([0]).feeds;
+  const tokens = mask?.tokens ?? Math.max(...Object.values(binding).map((name) => first[name].dims[first[name].dims.length - 1]));
   const kept = keptTokens(tokens, o.tokenFilter, true);
   let candidates = 0;
   for (let b = 0; b < total; b++) {

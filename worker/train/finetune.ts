@@ -40,8 +40,8 @@ export function defaultWarmupSteps(totalSteps: number): number {
   return Math.min(100, Math.max(Math.floor(totalSteps * 0.05), Math.min(4, Math.floor(totalSteps / 4))));
 }
 
-export { learningRate, shuffled } from './schedule';
-import { learningRate, shuffled } from './schedule';
+export { learningRate, paramFeeds, shuffled } from './schedule';
+import { learningRate, paramFeeds, shuffled } from './schedule';
 
 // The defaults come from the option registry (worker/train/options.ts), which also holds the domains: requests are
 // checked against them on entry to the engine (worker/numbers.ts checkRequestNumbers), not here.
@@ -93,11 +93,6 @@ function dataFeeds(batch: Batch, binding: Record<string, string>): Record<string
     feeds[input] = new ort.Tensor(f.type, f.data, f.dims);
   }
   return feeds;
-}
-
-/** The step and evaluation graphs' parameter inputs: views of the flat vector (updated in place, fed without a copy). */
-export function paramFeeds(layout: ParamLayout, flat: Float32Array): Record<string, ort.Tensor> {
-  return Object.fromEntries(layout.slots.map((s) => [s.name, new ort.Tensor('float32', flat.subarray(s.offset, s.offset + s.size), s.dims)]));
 }
 
 /** Accuracy and mean cross-entropy of the current flat parameters on a dataset. */

@@ -1,4 +1,7 @@
-// The training loops' learning-rate schedule and sample order (the finetune's and the trunk distillation's).
+// What the training loops share (the finetune's and the trunk distillation's): the learning-rate schedule, the sample
+// order, and the parameters fed as views of one flat vector.
+import * as ort from 'onnxruntime-node';
+import type { ParamLayout } from './graphs';
 
 /** Warmup (linear from 0) then cosine decay to 0; `step` counts from 1. */
 export function learningRate(step: number, totalSteps: number, baseLr: number, warmupSteps: number): number {
@@ -18,4 +21,9 @@ export function shuffled(count: number, rand: () => number): Int32Array {
     order[j] = t;
   }
   return order;
+}
+
+/** The step and evaluation graphs' parameter inputs: views of the flat vector (updated in place, fed without a copy). */
+export function paramFeeds(layout: ParamLayout, flat: Float32Array): Record<string, ort.Tensor> {
+  return Object.fromEntries(layout.slots.map((s) => [s.name, new ort.Tensor('float32', flat.subarray(s.offset, s.offset + s.size), s.dims)]));
 }

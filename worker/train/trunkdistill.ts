@@ -18,14 +18,15 @@ import type { Dataset } from '../data/dataset';
 import { analyzeModel } from '../graph/analyze';
 import { cutTensor, isPartialModel, partialMetadata } from '../fusion/partial';
 import { captureTensors } from '../fusion/unmerge';
-import { ModelRunner, toOrtTensor } from '../runtime/runner';
+import { toOrtTensor } from '../runtime/runner';
+import { bindCalibInputs, graphInputs } from '../fusion/calibinputs';
 import { createOrtSession } from '../runtime/session';
 import { seededRandom } from '../random';
 import type { FinetuneRequest, ProgressEvent } from '../types';
 import { FINETUNE_DEFAULTS } from './options';
 import { buildGradientGraph, flattenParams, gradOutput, modelWithParams, paramLayout, trainableParameters } from './graphs';
 import { adamwStep } from './adamw';
-import { learningRate, shuffled } from './schedule';
+import { learningRate, paramFeeds, shuffled } from './schedule';
 
 /**
  * Learning rate and batch (the epochs: --trunk-epochs, options.ts), chosen on the non-IID pair's validation images (K = 3, the shared 2k as
@@ -172,9 +173,9 @@ export async function distillTrunk(input: TrunkDistillInput): Promise<{ model: O
     vel = new Float32Array(flat.length),
     g = new Float32Array(flat.length);
   const session = await createOrtSession(grad.model.toBytes(), { providers: ['cpu'] });
-  const probe = await ModelRunner.create(partial, { provider: 'cpu' });
-  const binding = probe.bind(data, { checkLabels: false });
-  await probe.release();
+  const binding = await bindCalibInputs(partial, graphInputs(partial), data);
+  // Views of the flat vector, which AdamW updates in place: the same feeds every step.
+  const params = paramFeeds(layout, flat);
   const rand = seededRandom(input.seed);
   const bs = Math.min(TRUNK_DISTILL.batchSize, data.size);
   const perEpoch = Math.ceil(data.size / bs),
@@ -193,10 +194,10 @@ export async function distillTrunk(input: TrunkDistillInput): Promise<{ model: O
         const t = new Float32Array(pick.length * per);
         pick.forEach((r, j) => t.set(target.subarray(r * per, (r + 1) * per), j * per));
         const feeds: Record<string, ort.Tensor> = {
+          ...params,
           feat_target: new ort.Tensor('float32', t, [pick.length, tokens, B * width]),
           loss_weights: new ort.Tensor('float32', new Float32Array(pick.length).fill(1 / (pick.length * per)), [pick.length]),
         };
-        for (const sl of layout.slots) feeds[sl.name] = new ort.Tensor('float32', flat.subarray(sl.offset, sl.offset + sl.size), sl.dims);
         for (const [name, arr] of Object.entries(binding)) feeds[name] = toOrtTensor(batch.feeds[arr]);
         const out = await session.run(feeds);
         let norm = 0;
