@@ -83,18 +83,24 @@ export async function palette(title) {
   // F1 pressed while a webview (model view, Alignment view) has the focus can stay in its frame: the palette then never
   // opens (seen in 2 of 4 runs of ui.mjs step [4] after the lineage step clicked in a webview). Give the workbench the
   // focus (the focused frame element blurred: the keys go to the workbench's window) and press again, up to three times.
+  // A palette that opens late can also close again before the text goes in (seen once in a clean-clone CI run: visible,
+  // then "not visible" for the fill): the fill is part of the attempt, F1 is pressed only while the palette is closed,
+  // and the blur spares the palette's own input (blurring it closes the palette).
   const input = quick().locator('.quick-input-box input');
   for (let attempt = 0; ; attempt++) {
-    await T.page.keyboard.press('F1');
+    if (!(await input.isVisible())) await T.page.keyboard.press('F1');
     try {
       await input.waitFor({ state: 'visible', timeout: 5000 });
+      await input.fill(`>${title}`, { timeout: 5000 });
       break;
     } catch (err) {
       if (attempt === 2) throw err;
-      await T.page.evaluate(() => document.activeElement?.blur());
+      await T.page.evaluate(() => {
+        const a = document.activeElement;
+        if (a && typeof a.blur === 'function' && !a.closest('.quick-input-widget')) a.blur();
+      });
     }
   }
-  await input.fill(`>${title}`);
   // Click the row whose label is exactly the title (Enter would run the first fuzzy match, e.g. "Preferences:
   // Browse Color Themes in Marketplace" for "Preferences: Color Theme").
   const exact = new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
