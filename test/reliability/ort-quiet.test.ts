@@ -11,6 +11,7 @@ import { openDataset } from '../../worker/data/dataset';
 import { evaluateModel } from '../../worker/runtime/evaluate';
 import { fuseLoaded } from '../../worker/jobs/run';
 import { resolveRecipe } from '../../worker/fusion/recipe';
+import { ortSessionOptions } from '../../worker/runtime/session';
 import { EXAMPLES, runCli, tempDir } from '../helpers';
 
 const S10 = path.join(EXAMPLES, 'vit48_s10.onnx');
@@ -49,4 +50,11 @@ test('ort quiet: the CLI fuse with evaluation and the provider probe leaves no m
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('ort sessions: pool threads sleep between calls unless a caller asks them to spin (several sessions share the cores with JavaScript)', () => {
+  const spin = (o: ReturnType<typeof ortSessionOptions>) => (o.extra as { session?: { intra_op?: { allow_spinning?: string } } } | undefined)?.session?.intra_op?.allow_spinning;
+  assert.equal(spin(ortSessionOptions()), '0');
+  assert.equal(spin(ortSessionOptions({ threads: 1, memArena: false })), '0');
+  assert.equal(spin(ortSessionOptions({ spinning: true })), undefined); // ORT's own default (spin)
 });

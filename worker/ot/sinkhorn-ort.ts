@@ -63,8 +63,8 @@ function getSession(provider: SinkhornProvider, threads: number | undefined): Pr
   const key = `${provider}/${threads ?? 0}`;
   let s = sessions.get(key);
   if (!s) {
-    // no busy-waiting pool threads between the many small nodes of the loop (the machine is shared with the JS side)
-    const settings = { providers: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'], threads, spinning: false };
+    // pool threads do not busy-wait between the loop's many small nodes: session.ts's default
+    const settings = { providers: provider === 'cpu' ? ['cpu'] : [provider, 'cpu'], threads };
     s = createOrtSession(buildSinkhornModel(), settings).catch((err: Error) => {
       throw new OtfuseError(
         'PROVIDER',

@@ -37,7 +37,13 @@ export interface OrtSessionSettings {
   optimization?: 'all' | 'disabled';
   /** CPU memory arena (default on). Off for a few large products, where the arena would keep their high-water mark. */
   memArena?: boolean;
-  /** Intra-op pool threads busy-wait between nodes (ORT's default: on). Off for graphs of many small nodes. */
+  /**
+   * Intra-op pool threads busy-wait for the next node instead of sleeping (ORT's own default: on; otfuse's: off).
+   * A process here holds several sessions (a fusion: capture stages, cost and Gram products, float64 products in
+   * runtime/syncrun.ts's thread) and runs JavaScript between their calls; each session's pool spinning after its
+   * call takes a core from the JavaScript and from the next session's threads. BERT-base through the default fuse:
+   * 206 s wall / 357 CPU s spinning, 173 s / 260 s not, the same fused bytes (BENCHMARKS.md, "The default path").
+   */
   spinning?: boolean;
   /** Log severity of the session: 'error' (default) or 'fatal' (probes whose failures are expected). */
   log?: 'error' | 'fatal';
@@ -52,7 +58,7 @@ export function ortSessionOptions(settings: OrtSessionSettings = {}): Ort.Infere
   };
   if (settings.threads) options.intraOpNumThreads = settings.threads;
   if (settings.memArena === false) options.enableCpuMemArena = false;
-  if (settings.spinning === false) options.extra = { session: { intra_op: { allow_spinning: '0' } } };
+  if (!settings.spinning) options.extra = { session: { intra_op: { allow_spinning: '0' } } };
   return options;
 }
 
