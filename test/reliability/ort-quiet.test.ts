@@ -53,7 +53,8 @@ test('ort quiet: the CLI fuse with evaluation and the provider probe leaves no m
 });
 
 test('ort sessions: pool threads sleep between calls unless a caller asks them to spin (several sessions share the cores with JavaScript)', () => {
-  const spin = (o: ReturnType<typeof ortSessionOptions>) => (o.extra as { session?: { intra_op?: { allow_spinning?: string } } } | undefined)?.session?.intra_op?.allow_spinning;
+  const spin = (o: ReturnType<typeof ortSessionOptions>) =>
+    (o.extra as { session?: { intra_op?: { allow_spinning?: string } } } | undefined)?.session?.intra_op?.allow_spinning;
   assert.equal(spin(ortSessionOptions()), '0');
   assert.equal(spin(ortSessionOptions({ threads: 1, memArena: false })), '0');
   assert.equal(spin(ortSessionOptions({ spinning: true })), undefined); // ORT's own default (spin)
