@@ -172,7 +172,8 @@ export async function distillTrunk(input: TrunkDistillInput): Promise<{ model: O
   const mom = new Float32Array(flat.length),
     vel = new Float32Array(flat.length),
     g = new Float32Array(flat.length);
-  const session = await createOrtSession(grad.model.toBytes(), { providers: ['cpu'] });
+  // a training graph run step after step, like the finetune's: it keeps ORT's spinning pool (session.ts)
+  const session = await createOrtSession(grad.model.toBytes(), { providers: ['cpu'], spinning: true });
   const binding = await bindCalibInputs(partial, graphInputs(partial), data);
   // Views of the flat vector, which AdamW updates in place: the same feeds every step.
   const params = paramFeeds(layout, flat);
