@@ -469,7 +469,7 @@ export interface FinetuneOptions {
   kdAlpha?: number;
   /** GiB a training step may need (default: the machine's memory); a larger estimated floor is refused up front. */
   memoryLimit?: number;
-  /** Partial models: epochs of trunk distillation before the finetune (train/trunkdistill.ts; default 40, 0 = off). */
+  /** Partial models: epochs of trunk distillation before the finetune (train/trunkdistill.ts; default 160, 0 = off). */
   trunkEpochs?: number;
 }
 

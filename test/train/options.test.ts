@@ -93,7 +93,7 @@ test('the defaults are the registry’s (and every default lies inside its own d
     seed: 0,
     kdTemp: 2,
     kdAlpha: 0.5,
-    trunkEpochs: 40,
+    trunkEpochs: 160,
   });
   for (const [field, option] of Object.entries(FINETUNE_OPTIONS)) {
     const d = (option as { default?: number }).default;

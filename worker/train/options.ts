@@ -56,7 +56,8 @@ export const FINETUNE_OPTIONS = {
     integer: true,
     min: 0,
     max: 10000,
-    default: 40,
+    // chosen on validation (bench/quality/trunk-epochs.bench.ts): 20 / 40 / 80 / 160 rose on both trainings of the non-IID pair
+    default: 160,
     what: "partial models (fuse --merge-layers): epochs of trunk distillation first, the shared trunk trained on the training images so every branch sees its parent's own stream at the cut (teachers = the parents; 0 = off)",
     fuse: true,
     distill: true,
