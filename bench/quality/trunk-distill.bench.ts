@@ -103,7 +103,7 @@ async function main(): Promise<void> {
   for (const epochs of [1, 41]) {
     const runs: Score[] = [];
     for (let s = 0; s < (epochs > 1 ? LONG_SEEDS : SEEDS); s++) runs.push(await score(await kd(A, s, epochs, `parent-kd${epochs}`)));
-    rows.push(summary(`better parent + ${epochs} epoch${epochs > 1 ? 's' : ''} KD (shared 2k)`, runs, single));
+    if (runs.length) rows.push(summary(`better parent + ${epochs} epoch${epochs > 1 ? 's' : ''} KD (shared 2k)`, runs, single)); // --long-seeds 0: no row
   }
   for (const k of KS) {
     const file = path.join(work, `partial-k${k}.onnx`);

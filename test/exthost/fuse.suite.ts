@@ -50,10 +50,19 @@ suite('otfuse extension: Fuse Models', () => {
     // The view subscribes to the run store: a run.json rewritten outside the extension (e.g. by the CLI) is shown
     // again without any refresh call.
     const shown = waitFor(otfuse.alignment.onShown, (d) => d === result!.runDir, 15_000, 'the Alignment view to re-show the changed run');
-    patchRun(result!.runDir, (r) => {
-      r.name = `${r.name}`;
-    });
-    await shown;
+    const rewrite = () =>
+      patchRun(result!.runDir, (r) => {
+        r.name = `${r.name}`;
+      });
+    rewrite();
+    // VS Code's file watcher dropped this one event once in a clean-clone CI run (the view never re-showed in 15 s;
+    // the suite alone passes in 0.2 s): a second rewrite 5 s on gives it another event; no refresh call either way.
+    const again = setTimeout(rewrite, 5_000);
+    try {
+      await shown;
+    } finally {
+      clearTimeout(again);
+    }
   });
 
   test("Quick Finetune on the run writes finetuned.onnx and an ot+finetune metric measured on the run's data", async function () {
