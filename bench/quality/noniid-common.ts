@@ -1,10 +1,17 @@
 // Shared by the non-IID benches (noniid, noniid-partial, noniid-oneshot, noniid-anchor): logits of a model on a data
-// set, accuracy overall, on the class halves 0–4 / 5–9 and per class group, and the "+ 1 epoch KD" runs.
+// set, accuracy overall, on the class halves 0–4 / 5–9 and per class group, the "+ 1 epoch KD" runs, and a partial
+// model as the CLI builds it.
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { loadModel, type OnnxModel } from '../../worker/onnx/model';
 import type { Dataset } from '../../worker/data/dataset';
 import { ModelRunner } from '../../worker/runtime/runner';
 import { finetuneModel } from '../../worker/train/finetune';
+
+/** `otfuse fuse A B --data CALIB --merge-layers K -o FILE` (run folder under `runsDir`): the partial model as the product builds it. */
+export function partialModelFile(a: string, b: string, calib: string, k: number, file: string, runsDir: string): void {
+  execFileSync('node', ['dist/cli.js', 'fuse', a, b, '--data', calib, '--merge-layers', String(k), '-o', file, '--no-eval', '--runs-dir', runsDir]);
+}
 
 /** Logits [samples, 10] in one pass (batches of 500). */
 export async function logitsOn(model: OnnxModel, d: Dataset): Promise<Float32Array> {

@@ -11,13 +11,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { loadModel, type OnnxModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
 import { distillTrunk } from '../../worker/train/trunkdistill';
 import { finetuneModel } from '../../worker/train/finetune';
 import { FINETUNE_DEFAULTS } from '../../worker/train/options';
-import { logitsOn, halves } from './noniid-common';
+import { logitsOn, halves, partialModelFile } from './noniid-common';
 import { writeBenchResults } from '../common';
 
 const arg = (name: string, def: string): string => {
@@ -69,23 +68,9 @@ async function kd(start: string, seed: number, epochs: number, tag: string): Pro
   return loadModel(out);
 }
 
-/** `otfuse fuse A B --data calib200.npz --merge-layers K -o FILE`: the partial model as the product builds it. */
+/** The partial model at K as the product builds it. */
 function partialFile(k: number, file: string): void {
-  execFileSync('node', [
-    'dist/cli.js',
-    'fuse',
-    A,
-    B,
-    '--data',
-    path.join(DIR, 'calib200.npz'),
-    '--merge-layers',
-    String(k),
-    '-o',
-    file,
-    '--no-eval',
-    '--runs-dir',
-    work,
-  ]);
+  partialModelFile(A, B, path.join(DIR, 'calib200.npz'), k, file, work);
 }
 
 async function main(): Promise<void> {

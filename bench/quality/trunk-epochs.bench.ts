@@ -6,17 +6,12 @@
 //          [--dirs .cache/noniid,.cache/noniid-s1] [--epochs 20,40,80,160] [--seeds 2] [--out FILE]
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import { loadModel } from '../../worker/onnx/model';
 import { openDataset } from '../../worker/data/dataset';
 import { distillTrunk } from '../../worker/train/trunkdistill';
-import { logitsOn, halves } from './noniid-common';
-import { writeBenchResults } from '../common';
-
-const arg = (name: string, def: string): string => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
-};
+import { logitsOn, halves, partialModelFile } from './noniid-common';
+import { cliArg, mean, writeBenchResults } from '../common';
 
 interface EpochRun {
   dir: string;
@@ -33,15 +28,15 @@ function epochRows(runs: EpochRun[]): Record<string, unknown>[] {
   const keys = [...new Set(runs.map((r) => `${r.dir}|${r.epochs}`))];
   return keys.map((k) => {
     const rs = runs.filter((r) => `${r.dir}|${r.epochs}` === k);
-    const mean = (f: (r: EpochRun) => number) => rs.reduce((a, r) => a + f(r), 0) / rs.length;
+    const avg = (f: (r: EpochRun) => number) => mean(rs.map(f));
     return {
       training: rs[0].dir.endsWith('-s1') ? 'second (--seed 1)' : 'first (committed pair)',
       epochs: rs[0].epochs,
-      val: mean((r) => r.val) / 100,
-      test: mean((r) => r.test) / 100,
+      val: avg((r) => r.val) / 100,
+      test: avg((r) => r.test) / 100,
       seeds: rs.map((r) => r.test),
-      mse: mean((r) => r.mse ?? NaN),
-      seconds: mean((r) => Number(r.s)),
+      mse: avg((r) => r.mse ?? NaN),
+      seconds: avg((r) => Number(r.s)),
     };
   });
 }
@@ -57,19 +52,18 @@ const EPOCH_COLUMNS = [
 ];
 
 async function main(): Promise<void> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'otfuse-trunk-epochs-'));
   const runs: EpochRun[] = [];
-  for (const dir of arg('dirs', '.cache/noniid,.cache/noniid-s1').split(',')) {
+  for (const dir of cliArg('dirs', '.cache/noniid,.cache/noniid-s1').split(',')) {
     const A = path.join(dir, 'pair_a.onnx'),
       B = path.join(dir, 'pair_b.onnx');
-    const file = path.join(os.tmpdir(), `otfuse-trunk-epochs-${path.basename(dir)}-${process.pid}.onnx`);
-    execFileSync('node', ['dist/cli.js', 'fuse', A, B, '--data', path.join(dir, 'calib200.npz'), '--merge-layers', '3', '-o', file, '--no-eval'], {
-      stdio: 'ignore',
-    });
+    const file = path.join(work, `partial-k3-${path.basename(dir)}.onnx`);
+    partialModelFile(A, B, path.join(dir, 'calib200.npz'), 3, file, work);
     const p = loadModel(file);
     const val = openDataset(path.join(dir, 'val.npz')),
       test = openDataset(path.join(dir, 'test.npz'));
-    for (const epochs of arg('epochs', '20,40,80,160').split(',').map(Number)) {
-      for (let seed = 0; seed < Number(arg('seeds', '2')); seed++) {
+    for (const epochs of cliArg('epochs', '20,40,80,160').split(',').map(Number)) {
+      for (let seed = 0; seed < Number(cliArg('seeds', '2')); seed++) {
         const d = await distillTrunk({ partial: p, teachers: [A, B], data: openDataset(path.join(dir, 'shared2k.npz')), epochs, seed });
         const v = halves(await logitsOn(d.model, val), val.labels!),
           t = halves(await logitsOn(d.model, test), test.labels!);
@@ -87,11 +81,12 @@ async function main(): Promise<void> {
       }
     }
   }
-  writeBenchResults(arg('out', 'bench/quality/trunk-epochs.json'), {
+  writeBenchResults(cliArg('out', 'bench/quality/trunk-epochs.json'), {
     caption: 'Trunk distillation alone for 20–160 epochs (lr 2e-3), partial K = 3 of the non-IID pair, mean of seeds 0 and 1',
     columns: EPOCH_COLUMNS,
     rows: epochRows(runs),
   });
+  fs.rmSync(work, { recursive: true, force: true });
 }
 
 void main();
